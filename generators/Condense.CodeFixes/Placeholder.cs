@@ -1,0 +1,5 @@
+namespace Condense.CodeFixes;
+
+internal static class Placeholder
+{
+}

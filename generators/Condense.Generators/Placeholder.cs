@@ -1,0 +1,5 @@
+namespace Condense.Generators;
+
+internal static class Placeholder
+{
+}

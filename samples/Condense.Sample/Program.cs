@@ -1,0 +1,1 @@
+Console.WriteLine("Condense sample: not written yet.");

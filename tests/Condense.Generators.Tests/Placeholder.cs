@@ -1,0 +1,5 @@
+namespace Condense.Generators.Tests;
+
+internal static class Placeholder
+{
+}
