@@ -74,9 +74,12 @@ public sealed record LayerPlan(
         return (before, after);
     }
 
-    /// <summary>One canonical line: what a saved file must agree with.</summary>
-    public string Signature => string.Create(CultureInfo.InvariantCulture,
-        $"{Path} {Kind} {string.Join("x", WeightShape)}{(HasBias ? " bias" : "")} {TechniqueText}");
+    /// <summary>The layer's path, kind and shape as one canonical line, e.g. <c>hidden1 Linear 256x784 bias</c>.</summary>
+    public string ShapeSignature => string.Create(CultureInfo.InvariantCulture,
+        $"{Path} {Kind} {string.Join("x", WeightShape)}{(HasBias ? " bias" : "")}");
+
+    /// <summary>One canonical line, shape and technique: what a saved file is compared with.</summary>
+    public string Signature => ShapeSignature + " " + TechniqueText;
 }
 
 /// <summary>A model's resolved compression plan, as emitted by the generator (<c>Model.Plan</c>).</summary>

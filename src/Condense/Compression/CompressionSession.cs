@@ -1,9 +1,10 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
 using Condense.Nn;
 using Condense.Quantization;
 
 namespace Condense.Compression;
-
-// OWNER: integration (lead). Skeleton only: the calls generated Compress() methods make.
 
 /// <summary>Options for <c>Compress</c>.</summary>
 public sealed class CompressionOptions
@@ -21,19 +22,131 @@ public readonly record struct CompressionProgress(int LayerIndex, int LayerCount
 /// </summary>
 public sealed class CompressionSession
 {
-    public CompressionSession(CompressionPlan plan, CompressionOptions? options, IProgress<CompressionProgress>? progress) =>
-        throw new NotImplementedException();
+    private readonly CompressionPlan _plan;
+    private readonly CompressionOptions _options;
+    private readonly IProgress<CompressionProgress>? _progress;
+    private readonly LayerReport?[] _reports;
+    private readonly List<Action> _swaps = [];
+    private bool _completed;
 
-    public void Quantize<TBits>(Linear layer, int layerIndex) where TBits : struct, IBitWidth => throw new NotImplementedException();
+    public CompressionSession(CompressionPlan plan, CompressionOptions? options, IProgress<CompressionProgress>? progress)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        _plan = plan;
+        _options = options ?? new CompressionOptions();
+        _progress = progress;
+        _reports = new LayerReport?[plan.Layers.Count];
+    }
 
-    public void Quantize<TBits>(Conv2d layer, int layerIndex) where TBits : struct, IBitWidth => throw new NotImplementedException();
+    /// <summary>Quantizes a Linear layer's weight group-wise to <typeparamref name="TBits"/> bits.</summary>
+    public void Quantize<TBits>(Linear layer, int layerIndex) where TBits : struct, IBitWidth
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var plan = Begin(layerIndex, LayerKind.Linear, LayerTechnique.Quantize, layer.OutFeatures, layer.InFeatures, 0, layer.Bias is not null, layer.CompressedWeight);
+        var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
+        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
+    }
 
-    public void KeepDense(Layer layer, int layerIndex) => throw new NotImplementedException();
+    /// <summary>Quantizes a Conv2d layer's weight (as the matrix Out x (In*K*K)) to <typeparamref name="TBits"/> bits.</summary>
+    public void Quantize<TBits>(Conv2d layer, int layerIndex) where TBits : struct, IBitWidth
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        int k = layer.KernelSize;
+        var plan = Begin(layerIndex, LayerKind.Conv2d, LayerTechnique.Quantize, layer.OutChannels, layer.InChannels * k * k, k, layer.Bias is not null, layer.CompressedWeight);
+        var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
+        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
+    }
 
-    public CompressionReport Complete() => throw new NotImplementedException();
+    /// <summary>Keeps a layer in float32; its weights are still checked to be finite.</summary>
+    public void KeepDense(Layer layer, int layerIndex)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var plan = layer switch
+        {
+            Linear l => Begin(layerIndex, LayerKind.Linear, LayerTechnique.Dense, l.OutFeatures, l.InFeatures, 0, l.Bias is not null, l.CompressedWeight),
+            Conv2d c => Begin(layerIndex, LayerKind.Conv2d, LayerTechnique.Dense, c.OutChannels, c.InChannels * c.KernelSize * c.KernelSize, c.KernelSize, c.Bias is not null, c.CompressedWeight),
+            _ => throw new ArgumentException($"Layer '{_plan.Layers[layerIndex].Path}' is a {layer.GetType().Name}; the plan expects a Linear or Conv2d.", nameof(layer)),
+        };
+        var weight = layer switch { Linear l => l.Weight.Data, Conv2d c => c.Weight.Data, _ => [] };
+        TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
+        Finish(plan, layerIndex, plan.WeightBytesAfter, 0, TimeSpan.Zero, static () => { });
+    }
+
+    /// <summary>Checks that every planned layer was handled, then swaps in all compressed weights at once.</summary>
+    public CompressionReport Complete()
+    {
+        if (_completed) throw new InvalidOperationException("This compression session has already completed.");
+        var missing = _plan.Layers.Where((l, i) => _reports[i] is null).Select(l => l.Path).ToList();
+        if (missing.Count > 0)
+            throw new InvalidOperationException(
+                $"Compress of {_plan.ModelName} did not handle layer(s) {string.Join(", ", missing)}: the generated code is out of date with the plan; rebuild the project.");
+        foreach (var swap in _swaps) swap();
+        _completed = true;
+        return new CompressionReport(_plan, _reports.Select(r => r!).ToList());
+    }
+
+    private LayerPlan Begin(int layerIndex, LayerKind kind, LayerTechnique technique, int outFeatures, int inFeatures, int kernelSize, bool hasBias, IWeightStorage? current)
+    {
+        if (_completed) throw new InvalidOperationException("This compression session has already completed.");
+        if ((uint)layerIndex >= (uint)_reports.Length)
+            throw new ArgumentOutOfRangeException(nameof(layerIndex), $"The plan of {_plan.ModelName} has {_reports.Length} layers; index {layerIndex} is outside it.");
+        var plan = _plan.Layers[layerIndex];
+        if (_reports[layerIndex] is not null)
+            throw new InvalidOperationException($"Layer '{plan.Path}' was compressed twice in one session.");
+        if (plan.Kind != kind || plan.Technique != technique)
+            throw new InvalidOperationException($"Layer '{plan.Path}' is planned as {plan.Kind} {plan.TechniqueText}, not {kind} {technique}: rebuild the project so the generated code matches the plan.");
+        if (plan.OutFeatures != outFeatures || plan.InFeatures != inFeatures || plan.KernelSize != kernelSize || plan.HasBias != hasBias)
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"Layer '{plan.Path}' has shape {ShapeText(kind, outFeatures, inFeatures, kernelSize, hasBias)} but the compiled plan expects {ShapeText(plan.Kind, plan.OutFeatures, plan.InFeatures, plan.KernelSize, plan.HasBias)}: construct it with the shape its declaration states."));
+        if (current is not null)
+            throw new InvalidOperationException($"Layer '{plan.Path}' is already compressed ({current.Format}); Compress applies the plan to a dense model once.");
+        _progress?.Report(new CompressionProgress(layerIndex, _reports.Length, plan.Path));
+        return plan;
+    }
+
+    private GroupQuantizedWeight QuantizeWeight<TBits>(LayerPlan plan, float[] weight, out double error, out TimeSpan elapsed) where TBits : struct, IBitWidth
+    {
+        if (TBits.Bits != plan.Bits)
+            throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits but the generated code asked for {TBits.Bits}: rebuild the project.");
+        TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
+        var clock = Stopwatch.StartNew();
+        var storage = GroupQuantizedWeight.Quantize<TBits>(weight, plan.OutFeatures, plan.InFeatures, plan.GroupSize, plan.Symmetric);
+        elapsed = clock.Elapsed;
+        error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
+        return storage;
+    }
+
+    private void Finish(LayerPlan plan, int layerIndex, long weightBytes, double error, TimeSpan elapsed, Action swap)
+    {
+        long bytesAfter = weightBytes + plan.BiasBytes;
+        if (bytesAfter != plan.BytesAfter)
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"Layer '{plan.Path}' was planned at {plan.BytesAfter} bytes but its storage takes {bytesAfter}: the generator and runtime disagree; rebuild with matching Condense versions."));
+        _reports[layerIndex] = new LayerReport(plan.Path, plan.TechniqueText, plan.BytesBefore, bytesAfter, error, elapsed);
+        _swaps.Add(swap);
+    }
+
+    private static double RelativeError(IWeightStorage storage, float[] weight)
+    {
+        var restored = new float[weight.Length];
+        storage.Dequantize(restored);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < weight.Length; i++)
+        {
+            double d = weight[i] - restored[i];
+            diff += d * d;
+            norm += (double)weight[i] * weight[i];
+        }
+        return norm == 0 ? (diff == 0 ? 0 : double.PositiveInfinity) : Math.Sqrt(diff / norm);
+    }
+
+    private static string ShapeText(LayerKind kind, int outFeatures, int inFeatures, int kernelSize, bool hasBias) =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"{kind}({(kind == LayerKind.Conv2d ? $"{inFeatures / (kernelSize * kernelSize)} -> {outFeatures}, kernel {kernelSize}" : $"{inFeatures} -> {outFeatures}")}{(hasBias ? "" : ", no bias")})");
 }
 
 /// <summary>What Compress did to one layer.</summary>
+/// <param name="RelativeError">||W - W'|| / ||W|| of the weight (NaN when not measured).</param>
 public sealed record LayerReport(string Path, string Technique, long BytesBefore, long BytesAfter, double RelativeError, TimeSpan Elapsed);
 
 /// <summary>What Compress did to the model.</summary>
@@ -49,4 +162,18 @@ public sealed class CompressionReport
     public IReadOnlyList<LayerReport> Layers { get; }
     public long TotalBytesBefore => Layers.Sum(l => l.BytesBefore);
     public long TotalBytesAfter => Layers.Sum(l => l.BytesAfter);
+    public double CompressionRatio => TotalBytesAfter == 0 ? 1 : (double)TotalBytesBefore / TotalBytesAfter;
+
+    /// <summary>A plain-text table: per layer technique, bytes and relative error; totals.</summary>
+    public override string ToString()
+    {
+        var inv = CultureInfo.InvariantCulture;
+        int w = Math.Max(5, Layers.Count == 0 ? 5 : Layers.Max(l => l.Path.Length));
+        var sb = new StringBuilder();
+        sb.Append(inv, $"{"layer".PadRight(w)}  {"technique",-16} {"bytes before",12} {"bytes after",12} {"rel. error",10}\n");
+        foreach (var l in Layers)
+            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Technique,-16} {l.BytesBefore,12:N0} {l.BytesAfter,12:N0} {l.RelativeError,10:P2}\n");
+        sb.Append(inv, $"{"total".PadRight(w)}  {Plan.BitsPerWeight,10:F2} b/w   {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
+        return sb.ToString();
+    }
 }
