@@ -54,12 +54,24 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         if (!File.Exists(path))
             throw new FileNotFoundException($"Safetensors file '{path}' does not exist.", path);
 
-        var length = new FileInfo(path).Length;
-        if (length < 8)
-            throw new SafeTensorsFormatException(path, null, $"the file is {length} bytes long; expected at least 8 bytes (the little-endian u64 header size).");
-
-        // A zero-length file cannot be mapped, hence the size check above first.
-        var mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, capacity: 0, MemoryMappedFileAccess.Read);
+        // FileShare.Read: nobody may write the file while it is mapped (a rename over it is still fine).
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        long length;
+        MemoryMappedFile mapping;
+        try
+        {
+            length = stream.Length;
+            if (length < 8)
+                throw new SafeTensorsFormatException(path, null, $"the file is {length} bytes long; expected at least 8 bytes (the little-endian u64 header size).");
+            // A zero-length file cannot be mapped, hence the size check above first.
+            mapping = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read,
+                HandleInheritability.None, leaveOpen: false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
         MemoryMappedViewAccessor? view = null;
         byte* pointer = null;
         try

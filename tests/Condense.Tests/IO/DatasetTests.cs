@@ -105,6 +105,20 @@ public sealed class DatasetTests : IDisposable
     }
 
     [Fact]
+    public void FashionMnist_train_split_has_60000_images_when_installed()
+    {
+        if (!Datasets.FashionMnistAvailable())
+        {
+            Console.WriteLine($"Skipped: Fashion-MNIST not installed in {Datasets.FashionMnistDefaultDirectory}.");
+            return;
+        }
+        var train = Datasets.FashionMnist(train: true);
+        Assert.Equal(60_000, train.Count);
+        Assert.Equal(60_000 * 784, train.Features.Length);
+        Assert.Equal(Enumerable.Repeat(6_000, 10), train.Labels.CountBy(l => l).OrderBy(p => p.Key).Select(p => p.Value));
+    }
+
+    [Fact]
     public void FashionMnist_missing_directory_says_how_to_install()
     {
         var missing = _dir.File("no-fashion");
