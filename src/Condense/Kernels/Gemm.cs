@@ -81,6 +81,7 @@ public static class Gemm
                 $"Gemm.{op}: m={m}, k={k}, n={n} needs A >= {(long)m * k}, B >= {(long)k * n}, C >= {(long)m * n} elements; got {aLength}, {bLength}, {cLength}.");
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose(ReadOnlySpan<float> source, Span<float> destination, int rows, int cols)
     {
         // Blocked so both sides stay in cache lines.
@@ -127,6 +128,8 @@ public static class Gemm
             ScalarColumns(a, rsA, csA, b, ldb, c, rowStart, rowEnd, 0, k, n, accumulate);
     }
 
+    // Fully optimized on first call: tier-0 code of this loop nest is ~50x slower and would run for seconds.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
         where TV : struct, IVec<TV>
     {
@@ -213,6 +216,7 @@ public static class Gemm
         TV.Store(c0, c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void ScalarColumns(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int colStart, int k, int n, bool accumulate)
     {
         for (int i = rowStart; i < rowEnd; i++)
