@@ -1,13 +1,34 @@
+using System.Globalization;
+
 namespace Condense;
 
-// OWNER: core (tensor + autograd). Skeleton only: the surface others code against.
 /// <summary>A contiguous, row-major float32 tensor with an optional autograd tape.</summary>
+/// <remarks>
+/// An op whose inputs require gradients (outside <see cref="NoGrad"/>) records its parents and a backward
+/// closure on its output; <see cref="Backward"/> walks that tape in reverse topological order.
+/// </remarks>
 public sealed partial class Tensor
 {
+    [ThreadStatic] private static int t_noGradDepth;
+
+    /// <summary>Wraps <paramref name="data"/> (not copied) as a tensor of <paramref name="shape"/>.</summary>
+    /// <exception cref="ArgumentException">A dimension is negative or the length differs from the shape's product.</exception>
     public Tensor(float[] data, params int[] shape)
     {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(shape);
+        long product = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0)
+                throw new ArgumentException($"Tensor shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
+            product *= d;
+        }
+        if (product != data.Length)
+            throw new ArgumentException(
+                $"Tensor data has {data.Length} elements but shape {FormatShape(shape)} needs {product}.", nameof(data));
         Data = data;
-        Shape = shape;
+        Shape = (int[])shape.Clone();
     }
 
     /// <summary>The values, row-major.</summary>
@@ -19,9 +40,168 @@ public sealed partial class Tensor
     /// <summary>Number of elements.</summary>
     public int Length => Data.Length;
 
+    /// <summary>Number of dimensions.</summary>
+    public int Rank => Shape.Length;
+
     /// <summary>Whether gradients flow to this tensor.</summary>
     public bool RequiresGrad { get; set; }
 
     /// <summary>The gradient accumulated by <c>Backward</c>, same shape as this tensor.</summary>
     public Tensor? Grad { get; set; }
+
+    /// <summary>The tensors this one was computed from (null for a leaf).</summary>
+    internal Tensor[]? Parents { get; private set; }
+
+    /// <summary>Adds this tensor's gradient contribution into its parents' gradients.</summary>
+    internal Action? BackwardFn { get; private set; }
+
+    /// <summary>Whether ops currently record the autograd tape on this thread.</summary>
+    public static bool IsGradEnabled => t_noGradDepth == 0;
+
+    /// <summary>A zero-filled tensor.</summary>
+    public static Tensor Zeros(params int[] shape) => new(new float[ShapeProduct(shape)], shape);
+
+    /// <summary>A tensor over a copy of <paramref name="data"/>.</summary>
+    public static Tensor FromArray(float[] data, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return new((float[])data.Clone(), shape);
+    }
+
+    /// <summary>
+    /// Disables tape recording on this thread until the returned scope is disposed:
+    /// <c>using (Tensor.NoGrad()) { ... }</c>. Scopes nest.
+    /// </summary>
+    public static NoGradScope NoGrad()
+    {
+        t_noGradDepth++;
+        return new NoGradScope(true);
+    }
+
+    /// <summary>Restores tape recording when disposed.</summary>
+    public readonly struct NoGradScope : IDisposable
+    {
+        private readonly bool _active;
+        internal NoGradScope(bool active) => _active = active;
+
+        /// <summary>Leaves the scope.</summary>
+        public void Dispose()
+        {
+            if (_active && t_noGradDepth > 0) t_noGradDepth--;
+        }
+    }
+
+    /// <summary>
+    /// Backpropagates from this scalar: seeds its gradient with 1 and accumulates into <see cref="Grad"/>
+    /// of every leaf that <see cref="RequiresGrad"/>. Intermediate gradients are recomputed each call.
+    /// </summary>
+    public void Backward()
+    {
+        if (Length != 1)
+            throw new InvalidOperationException($"Backward needs a scalar tensor; this one has shape {FormatShape(Shape)}.");
+        if (!RequiresGrad)
+            throw new InvalidOperationException("Backward on a tensor that does not require gradients (no input had RequiresGrad, or it was computed under NoGrad).");
+
+        List<Tensor> order = TopologicalOrder(this);
+        // Non-leaf gradients start fresh; leaf gradients accumulate across calls.
+        foreach (var t in order)
+            if (t.BackwardFn != null) t.Grad = null;
+        GradSpan()[0] += 1f;
+        for (int i = order.Count - 1; i >= 0; i--)
+        {
+            var t = order[i];
+            if (t.BackwardFn != null && t.Grad != null) t.BackwardFn();
+        }
+    }
+
+    /// <summary>Drops this tensor's tape link so it becomes a leaf (its value is kept).</summary>
+    public Tensor Detach() => new(Data, Shape);
+
+    /// <inheritdoc/>
+    public override string ToString()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.Append("Tensor").Append(FormatShape(Shape));
+        if (RequiresGrad) sb.Append(" requires_grad");
+        sb.Append(' ').Append('[');
+        int shown = Math.Min(Length, 8);
+        for (int i = 0; i < shown; i++)
+        {
+            if (i > 0) sb.Append(", ");
+            sb.Append(Data[i].ToString("G6", CultureInfo.InvariantCulture));
+        }
+        if (Length > shown) sb.Append(", ...");
+        sb.Append(']');
+        return sb.ToString();
+    }
+
+    /// <summary>Formats a shape as <c>[2, 3]</c>.</summary>
+    public static string FormatShape(ReadOnlySpan<int> shape)
+    {
+        var parts = new string[shape.Length];
+        for (int i = 0; i < shape.Length; i++) parts[i] = shape[i].ToString(CultureInfo.InvariantCulture);
+        return "[" + string.Join(", ", parts) + "]";
+    }
+
+    internal static int ShapeProduct(int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long product = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"Tensor shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
+            product *= d;
+        }
+        if (product > Array.MaxLength)
+            throw new ArgumentException($"Tensor shape {FormatShape(shape)} has {product} elements, more than an array holds.", nameof(shape));
+        return (int)product;
+    }
+
+    /// <summary>The gradient buffer, allocated (zeroed) on first use.</summary>
+    internal Span<float> GradSpan()
+    {
+        Grad ??= Zeros(Shape);
+        return Grad.Data;
+    }
+
+    /// <summary>Records the tape on <paramref name="output"/> when any parent requires gradients and grad is enabled.</summary>
+    internal static Tensor Record(Tensor output, Action backward, params Tensor?[] parents)
+    {
+        if (!IsGradEnabled) return output;
+        bool any = false;
+        foreach (var p in parents) any |= p is { RequiresGrad: true };
+        if (!any) return output;
+        var list = new List<Tensor>(parents.Length);
+        foreach (var p in parents) if (p is { RequiresGrad: true }) list.Add(p);
+        output.Parents = list.ToArray();
+        output.BackwardFn = backward;
+        output.RequiresGrad = true;
+        return output;
+    }
+
+    private static List<Tensor> TopologicalOrder(Tensor root)
+    {
+        // Iterative post-order DFS: deep graphs must not overflow the stack.
+        var order = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor Node, int Next)>();
+        stack.Push((root, 0));
+        visited.Add(root);
+        while (stack.Count > 0)
+        {
+            var (node, next) = stack.Pop();
+            var parents = node.Parents;
+            if (parents != null && next < parents.Length)
+            {
+                stack.Push((node, next + 1));
+                var parent = parents[next];
+                if (visited.Add(parent)) stack.Push((parent, 0));
+            }
+            else
+            {
+                order.Add(node);
+            }
+        }
+        return order;
+    }
 }

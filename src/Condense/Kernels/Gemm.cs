@@ -1,0 +1,281 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Condense.Kernels;
+
+/// <summary>
+/// Row-major fp32 matrix products for training: C = A B, C = A B^T and C = A^T B.
+/// </summary>
+/// <remarks>
+/// Every output element is one fused multiply-add chain over k in increasing order, starting from 0
+/// (or from the old C when accumulating). The SIMD paths vectorize over output columns only, so each
+/// lane runs exactly that chain: results are bit-identical across Vector512/256/128, the scalar
+/// reference, and any thread count.
+/// </remarks>
+public static class Gemm
+{
+    // Register tile: MR rows x (2 vectors) columns of C stay in registers over the whole k loop.
+    private const int MR = 4;
+
+    // Below this many multiply-adds a product runs on one thread: a parallel dispatch costs more.
+    private const long ParallelThreshold = 1L << 18;
+
+    /// <summary>Upper bound on threads a product uses (default: processor count). Results do not depend on it.</summary>
+    public static int MaxDegreeOfParallelism { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>C[m,n] (+)= A[m,k] B[k,n].</summary>
+    public static unsafe void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    {
+        CheckSizes(nameof(MatMul), a.Length, b.Length, c.Length, m, k, n);
+        fixed (float* pa = a, pb = b, pc = c)
+            Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
+    }
+
+    /// <summary>C[m,n] (+)= A[m,k] B[n,k]^T (a Linear forward: X W^T).</summary>
+    public static unsafe void MatMulTransposedB(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    {
+        CheckSizes(nameof(MatMulTransposedB), a.Length, b.Length, c.Length, m, k, n);
+        if (m == 0 || n == 0) return;
+        // B^T is packed once so the kernel streams contiguous rows of k; the chain order is unchanged.
+        float[] packed = ArrayPool<float>.Shared.Rent(Math.Max(1, k * n));
+        try
+        {
+            Transpose(b, packed, n, k);
+            fixed (float* pa = a, pb = packed, pc = c)
+                Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>C[m,n] (+)= A[k,m]^T B[k,n] (a weight gradient: dY^T X).</summary>
+    public static unsafe void MatMulTransposedA(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
+    {
+        CheckSizes(nameof(MatMulTransposedA), a.Length, b.Length, c.Length, m, k, n);
+        fixed (float* pa = a, pb = b, pc = c)
+            Run(pa, 1, m, pb, n, pc, m, k, n, accumulate);
+    }
+
+    /// <summary>The scalar reference: C[i,j] = fma chain over p of A(i,p) B(p,j), A(i,p) = a[i*rsA + p*csA].</summary>
+    internal static void Reference(ReadOnlySpan<float> a, int rsA, int csA, ReadOnlySpan<float> b, int rsB, int csB, Span<float> c, int m, int k, int n, bool accumulate)
+    {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                float sum = accumulate ? c[i * n + j] : 0f;
+                for (int p = 0; p < k; p++)
+                    sum = MathF.FusedMultiplyAdd(a[i * rsA + p * csA], b[p * rsB + j * csB], sum);
+                c[i * n + j] = sum;
+            }
+    }
+
+    private static void CheckSizes(string op, int aLength, int bLength, int cLength, int m, int k, int n)
+    {
+        if (m < 0 || k < 0 || n < 0)
+            throw new ArgumentException($"Gemm.{op}: sizes must be non-negative, got m={m}, k={k}, n={n}.");
+        if (aLength < (long)m * k || bLength < (long)k * n || cLength < (long)m * n)
+            throw new ArgumentException(
+                $"Gemm.{op}: m={m}, k={k}, n={n} needs A >= {(long)m * k}, B >= {(long)k * n}, C >= {(long)m * n} elements; got {aLength}, {bLength}, {cLength}.");
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose(ReadOnlySpan<float> source, Span<float> destination, int rows, int cols)
+    {
+        // Blocked so both sides stay in cache lines.
+        const int Block = 32;
+        for (int r0 = 0; r0 < rows; r0 += Block)
+            for (int c0 = 0; c0 < cols; c0 += Block)
+            {
+                int r1 = Math.Min(r0 + Block, rows), c1 = Math.Min(c0 + Block, cols);
+                for (int r = r0; r < r1; r++)
+                    for (int col = c0; col < c1; col++)
+                        destination[col * rows + r] = source[r * cols + col];
+            }
+    }
+
+    private static unsafe void Run(float* a, int rsA, int csA, float* b, int ldb, float* c, int m, int k, int n, bool accumulate)
+    {
+        if (m == 0 || n == 0) return;
+        int rowTiles = (m + MR - 1) / MR;
+        int threads = (long)m * k * n >= ParallelThreshold ? Math.Min(Math.Max(1, MaxDegreeOfParallelism), rowTiles) : 1;
+        if (threads <= 1)
+        {
+            RunRows(a, rsA, csA, b, ldb, c, 0, m, k, n, accumulate);
+            return;
+        }
+        nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
+        // Threads own disjoint row bands; each element's chain is the same whichever band it is in.
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            int start = (int)((long)rowTiles * t / threads) * MR;
+            int end = Math.Min(m, (int)((long)rowTiles * (t + 1) / threads) * MR);
+            RunRows((float*)pa, rsA, csA, (float*)pb, ldb, (float*)pc, start, end, k, n, accumulate);
+        });
+    }
+
+    private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
+    {
+        if (Vector512.IsHardwareAccelerated)
+            RunRows<V512>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+        else if (Vector256.IsHardwareAccelerated)
+            RunRows<V256>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+        else if (Vector128.IsHardwareAccelerated)
+            RunRows<V128>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+        else
+            ScalarColumns(a, rsA, csA, b, ldb, c, rowStart, rowEnd, 0, k, n, accumulate);
+    }
+
+    // Fully optimized on first call: tier-0 code of this loop nest is ~50x slower and would run for seconds.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
+        where TV : struct, IVec<TV>
+    {
+        int w = TV.Count;
+        int j = 0;
+        // Column panels of two vectors: the panel of B (k x 2w) is reused by every row tile.
+        for (; j + 2 * w <= n; j += 2 * w)
+        {
+            int i = rowStart;
+            for (; i + MR <= rowEnd; i += MR)
+                Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, b + j, ldb, c + (nint)i * n + j, n, k, accumulate);
+            for (; i < rowEnd; i++)
+                Tile1x2<TV>(a + (nint)i * rsA, csA, b + j, ldb, c + (nint)i * n + j, k, accumulate);
+        }
+        for (; j + w <= n; j += w)
+            for (int i = rowStart; i < rowEnd; i++)
+                Tile1x1<TV>(a + (nint)i * rsA, csA, b + j, ldb, c + (nint)i * n + j, k, accumulate);
+        if (j < n)
+            ScalarColumns(a, rsA, csA, b, ldb, c, rowStart, rowEnd, j, k, n, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile4x2<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IVec<TV>
+    {
+        int w = TV.Count;
+        TV c00, c01, c10, c11, c20, c21, c30, c31;
+        if (accumulate)
+        {
+            c00 = TV.Load(c); c01 = TV.Load(c + w);
+            c10 = TV.Load(c + ldc); c11 = TV.Load(c + ldc + w);
+            c20 = TV.Load(c + 2 * ldc); c21 = TV.Load(c + 2 * ldc + w);
+            c30 = TV.Load(c + 3 * ldc); c31 = TV.Load(c + 3 * ldc + w);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = TV.Zero;
+        }
+        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA;
+        for (int p = 0; p < k; p++)
+        {
+            float* bp = b + (nint)p * ldb;
+            TV b0 = TV.Load(bp), b1 = TV.Load(bp + w);
+            nint ap = (nint)p * csA;
+            TV x = TV.Broadcast(a0[ap]);
+            c00 = TV.Fma(x, b0, c00); c01 = TV.Fma(x, b1, c01);
+            x = TV.Broadcast(a1[ap]);
+            c10 = TV.Fma(x, b0, c10); c11 = TV.Fma(x, b1, c11);
+            x = TV.Broadcast(a2[ap]);
+            c20 = TV.Fma(x, b0, c20); c21 = TV.Fma(x, b1, c21);
+            x = TV.Broadcast(a3[ap]);
+            c30 = TV.Fma(x, b0, c30); c31 = TV.Fma(x, b1, c31);
+        }
+        TV.Store(c00, c); TV.Store(c01, c + w);
+        TV.Store(c10, c + ldc); TV.Store(c11, c + ldc + w);
+        TV.Store(c20, c + 2 * ldc); TV.Store(c21, c + 2 * ldc + w);
+        TV.Store(c30, c + 3 * ldc); TV.Store(c31, c + 3 * ldc + w);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile1x2<TV>(float* a, int csA, float* b, int ldb, float* c, int k, bool accumulate)
+        where TV : struct, IVec<TV>
+    {
+        int w = TV.Count;
+        TV c0 = accumulate ? TV.Load(c) : TV.Zero, c1 = accumulate ? TV.Load(c + w) : TV.Zero;
+        for (int p = 0; p < k; p++)
+        {
+            float* bp = b + (nint)p * ldb;
+            TV x = TV.Broadcast(a[(nint)p * csA]);
+            c0 = TV.Fma(x, TV.Load(bp), c0);
+            c1 = TV.Fma(x, TV.Load(bp + w), c1);
+        }
+        TV.Store(c0, c);
+        TV.Store(c1, c + w);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile1x1<TV>(float* a, int csA, float* b, int ldb, float* c, int k, bool accumulate)
+        where TV : struct, IVec<TV>
+    {
+        TV c0 = accumulate ? TV.Load(c) : TV.Zero;
+        for (int p = 0; p < k; p++)
+            c0 = TV.Fma(TV.Broadcast(a[(nint)p * csA]), TV.Load(b + (nint)p * ldb), c0);
+        TV.Store(c0, c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScalarColumns(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int colStart, int k, int n, bool accumulate)
+    {
+        for (int i = rowStart; i < rowEnd; i++)
+        {
+            float* ai = a + (nint)i * rsA;
+            for (int j = colStart; j < n; j++)
+            {
+                float sum = accumulate ? c[(nint)i * n + j] : 0f;
+                for (int p = 0; p < k; p++)
+                    sum = MathF.FusedMultiplyAdd(ai[(nint)p * csA], b[(nint)p * ldb + j], sum);
+                c[(nint)i * n + j] = sum;
+            }
+        }
+    }
+
+    // Vector width abstraction: generic struct parameters let the JIT specialize one kernel per width.
+    private unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
+    {
+        static abstract int Count { get; }
+        static abstract TSelf Zero { get; }
+        static abstract TSelf Load(float* source);
+        static abstract void Store(TSelf value, float* destination);
+        static abstract TSelf Broadcast(float value);
+        static abstract TSelf Fma(TSelf x, TSelf y, TSelf addend);
+    }
+
+    private readonly unsafe struct V512 : IVec<V512>
+    {
+        private readonly Vector512<float> _v;
+        private V512(Vector512<float> v) => _v = v;
+        public static int Count => Vector512<float>.Count;
+        public static V512 Zero => default;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* source) => new(Vector512.Load(source));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 value, float* destination) => value._v.Store(destination);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Broadcast(float value) => new(Vector512.Create(value));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 x, V512 y, V512 addend) => new(Vector512.FusedMultiplyAdd(x._v, y._v, addend._v));
+    }
+
+    private readonly unsafe struct V256 : IVec<V256>
+    {
+        private readonly Vector256<float> _v;
+        private V256(Vector256<float> v) => _v = v;
+        public static int Count => Vector256<float>.Count;
+        public static V256 Zero => default;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* source) => new(Vector256.Load(source));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 value, float* destination) => value._v.Store(destination);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Broadcast(float value) => new(Vector256.Create(value));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 x, V256 y, V256 addend) => new(Vector256.FusedMultiplyAdd(x._v, y._v, addend._v));
+    }
+
+    private readonly unsafe struct V128 : IVec<V128>
+    {
+        private readonly Vector128<float> _v;
+        private V128(Vector128<float> v) => _v = v;
+        public static int Count => Vector128<float>.Count;
+        public static V128 Zero => default;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Load(float* source) => new(Vector128.Load(source));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 value, float* destination) => value._v.Store(destination);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Broadcast(float value) => new(Vector128.Create(value));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 x, V128 y, V128 addend) => new(Vector128.FusedMultiplyAdd(x._v, y._v, addend._v));
+    }
+}
