@@ -7,7 +7,7 @@ using Condense.Quantization;
 namespace Condense.IO;
 
 /// <summary>A model file that does not agree with the compiled plan; the message lists every problem found.</summary>
-public sealed class ModelFileException : InvalidDataException
+public sealed class ModelFileException : IOException
 {
     public ModelFileException(string path, IReadOnlyList<string> problems)
         : base($"{path} does not fit the compiled plan ({problems.Count} problem{(problems.Count == 1 ? "" : "s")}):\n  - " + string.Join("\n  - ", problems))
