@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Condense.Quantization;
 
@@ -15,41 +16,60 @@ namespace Condense.Quantization;
 internal static class PackedBits
 {
     /// <summary>Packs one row of levels (each already in [0, 2^b - 1]) into <paramref name="destination"/>, zeroing padding bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackRow<TBits>(ReadOnlySpan<int> levels, Span<byte> destination)
         where TBits : struct, IBitWidth
     {
         int b = TBits.Bits;
         int count = levels.Length;
-        int fullChunks = count / 8;
-        int src = 0;
-        int dst = 0;
+        if (destination.Length != (count * b + 7) / 8)
+            throw new ArgumentException("destination must hold exactly one packed row", nameof(destination));
+        ref int src = ref MemoryMarshal.GetReference(levels);
+        ref byte dst = ref MemoryMarshal.GetReference(destination);
         if (b == 8)
         {
             // One byte per value: no bit arithmetic needed.
-            for (int i = 0; i < count; i++) destination[i] = (byte)levels[i];
+            for (int i = 0; i < count; i++) Unsafe.Add(ref dst, i) = (byte)Unsafe.Add(ref src, i);
             return;
         }
 
-        for (int c = 0; c < fullChunks; c++, src += 8, dst += b)
+        int s = 0, d = 0;
+        for (; s + 8 <= count; s += 8, d += b)
         {
-            ulong acc = 0;
-            for (int k = 0; k < 8; k++) acc |= (ulong)(uint)levels[src + k] << (k * b);
-            WriteLowBytes(acc, destination.Slice(dst, b));
+            ulong acc = Chunk(ref Unsafe.Add(ref src, s), b);
+            // A whole 8-byte store when the row has room: its high bytes are zero and later chunks overwrite them.
+            if (d + 8 <= destination.Length && BitConverter.IsLittleEndian)
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, d), acc);
+            else
+                WriteLowBytes(acc, destination.Slice(d, b));
         }
 
-        int rest = count - src;
+        int rest = count - s;
         if (rest > 0)
         {
             ulong acc = 0;
-            for (int k = 0; k < rest; k++) acc |= (ulong)(uint)levels[src + k] << (k * b);
-            WriteLowBytes(acc, destination.Slice(dst, (rest * b + 7) / 8));
+            for (int k = 0; k < rest; k++) acc |= (ulong)(uint)Unsafe.Add(ref src, s + k) << (k * b);
+            WriteLowBytes(acc, destination.Slice(d, (rest * b + 7) / 8));
         }
     }
+
+    /// <summary>Eight b-bit levels as one 8b-bit little-endian integer, value k at bits [k*b, (k+1)*b).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Chunk(ref int levels, int b) =>
+        (uint)levels
+        | (ulong)(uint)Unsafe.Add(ref levels, 1) << b
+        | (ulong)(uint)Unsafe.Add(ref levels, 2) << (2 * b)
+        | (ulong)(uint)Unsafe.Add(ref levels, 3) << (3 * b)
+        | (ulong)(uint)Unsafe.Add(ref levels, 4) << (4 * b)
+        | (ulong)(uint)Unsafe.Add(ref levels, 5) << (5 * b)
+        | (ulong)(uint)Unsafe.Add(ref levels, 6) << (6 * b)
+        | (ulong)(uint)Unsafe.Add(ref levels, 7) << (7 * b);
 
     /// <summary>
     /// Unpacks <paramref name="count"/> values starting at value <paramref name="start"/> (a multiple of 8,
     /// so it begins on a byte boundary) and writes (q - zeroPoint) * scale as float32.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DequantizeRange<TBits>(ReadOnlySpan<byte> row, int start, int count, float scale, int zeroPoint, Span<float> destination)
         where TBits : struct, IBitWidth
     {

@@ -48,9 +48,16 @@ public class GroupQuantizedWeightTests
         return (double)h < exact ? Half.BitIncrement(h) : h;
     }
 
+    private static int ExpectedZeroPoint(ReadOnlySpan<float> group, int bits, float scale)
+    {
+        double lo = 0;
+        foreach (float w in group) lo = Math.Min(lo, w);
+        return scale == 0 ? 0 : (int)Math.Clamp(Math.Round(-lo / scale), 0, (1 << bits) - 1);
+    }
+
     [Theory]
     [MemberData(nameof(AllSchemes))]
-    public void Every_weight_is_within_half_a_stored_scale_and_scales_are_the_documented_ones(int bits, int group, bool sym, int o, int i, bool gaussian)
+    public void Every_weight_is_within_half_a_stored_scale_with_the_documented_scale_zero_and_level(int bits, int group, bool sym, int o, int i, bool gaussian)
     {
         var w = Data(bits, group, sym, o, i, gaussian);
         var q = GroupQuantizedWeight.Quantize(w, o, i, new QuantizationScheme(bits, group, sym));
@@ -59,6 +66,7 @@ public class GroupQuantizedWeightTests
 
         int g = group == 0 ? i : group;
         int groupsPerRow = i / g;
+        int rowBytes = (int)KernelCatalogue.PackedRowBytes(i, bits);
         Assert.Equal(o * groupsPerRow, q.Scales.Length);
         for (int r = 0; r < o; r++)
             for (int k = 0; k < groupsPerRow; k++)
@@ -67,9 +75,15 @@ public class GroupQuantizedWeightTests
                 var span = w.AsSpan(r * i + k * g, g);
                 Assert.Equal(ExpectedScale(span, bits, sym), q.Scales[index]);
                 float s = (float)q.Scales[index];
+                int zero = sym ? 1 << (bits - 1) : ExpectedZeroPoint(span, bits, s);
+                if (!sym) Assert.Equal(zero, q.ZeroPoints![index]);
+                var packedRow = q.Packed.AsSpan(r * rowBytes, rowBytes);
                 for (int c = 0; c < g; c++)
                 {
                     int at = r * i + k * g + c;
+                    // The documented level, computed independently of the vectorized kernel.
+                    int level = s == 0 ? zero : (int)Math.Clamp(MathF.Round(w[at] / s) + zero, 0, (1 << bits) - 1);
+                    Assert.Equal(level, PackedBits.ReadLevel(packedRow, k * g + c, bits));
                     float err = Math.Abs(w[at] - deq[at]);
                     // s/2 exactly, plus float32 rounding of the division and of s * (q - z).
                     float bound = s / 2 + 2e-7f * Math.Abs(w[at]) + 1e-30f;
