@@ -203,6 +203,17 @@ public class GroupQuantizedWeightTests
         Assert.Equal(w, deq);
     }
 
+    /// <summary>The asymmetric worked example of docs/format.md: the float16 scale is rounded up, not to nearest.</summary>
+    [Fact]
+    public void Four_bit_asymmetric_worked_example_from_the_format_doc()
+    {
+        var q = GroupQuantizedWeight.Quantize<Bits4>([-0.5f, 0.25f, 1.0f, 2.5f], 1, 4, 0, false);
+        Assert.Equal((ushort)0x3267, BitConverter.HalfToUInt16Bits(q.Scales[0]));
+        Assert.True((double)q.Scales[0] > 0.2 && (double)BitConverter.UInt16BitsToHalf(0x3266) < 0.2);
+        Assert.Equal([2], q.ZeroPoints!);
+        Assert.Equal([0x30, 0xE7], q.Packed);
+    }
+
     [Fact]
     public void Zero_is_exact_and_an_all_zero_group_has_scale_zero()
     {
