@@ -1,35 +1,320 @@
+using System.Buffers;
+using System.Globalization;
+using System.Numerics.Tensors;
+using System.Runtime.ExceptionServices;
+using Condense.Catalogue;
 using Condense.Nn;
 
 namespace Condense.Quantization;
 
-// OWNER: quantization. Skeleton only.
 /// <summary>Bits, group size (0 = one group per row) and grid of a group-wise quantization.</summary>
-public readonly record struct QuantizationScheme(int Bits, int GroupSize, bool Symmetric);
+/// <param name="Bits">Bits per weight: 2, 3, 4 or 8 (see <see cref="KernelCatalogue.SupportedBits"/>).</param>
+/// <param name="GroupSize">Consecutive weights of a row that share a scale; 0 = the whole row is one group.</param>
+/// <param name="Symmetric">True: levels centered on zero, no zero point. False: min/max grid with a uint8 zero point.</param>
+public readonly record struct QuantizationScheme(int Bits, int GroupSize, bool Symmetric)
+{
+    /// <summary>The short format name, e.g. <c>int4-g64-sym</c> or <c>int8-row-asym</c>.</summary>
+    public string FormatName => string.Create(CultureInfo.InvariantCulture,
+        $"int{Bits}-{(GroupSize == 0 ? "row" : "g" + GroupSize.ToString(CultureInfo.InvariantCulture))}-{(Symmetric ? "sym" : "asym")}");
+}
 
-/// <summary>A weight matrix quantized group-wise to 2, 3, 4 or 8 bits; layout in docs/format.md.</summary>
+/// <summary>
+/// A weight matrix [OutFeatures, InFeatures] quantized group-wise to 2, 3, 4 or 8 bits by round-to-nearest,
+/// stored packed with float16 scales and (asymmetric) uint8 zero points; layout in docs/format.md.
+/// Every weight dequantizes to s * (q - z) with |w - s * (q - z)| &lt;= s / 2 for its group's stored scale s.
+/// </summary>
 public sealed class GroupQuantizedWeight : IWeightStorage
 {
-    private GroupQuantizedWeight() => throw new NotImplementedException();
+    private readonly byte[] _packed;
+    private readonly Half[] _scales;
+    private readonly byte[]? _zeroPoints;
+    private readonly int _rowBytes;
+    private readonly int _groupSize;
+    private readonly int _groupsPerRow;
 
+    private GroupQuantizedWeight(int outFeatures, int inFeatures, QuantizationScheme scheme, byte[] packed, Half[] scales, byte[]? zeroPoints)
+    {
+        OutFeatures = outFeatures;
+        InFeatures = inFeatures;
+        Scheme = scheme;
+        _packed = packed;
+        _scales = scales;
+        _zeroPoints = zeroPoints;
+        _rowBytes = (int)KernelCatalogue.PackedRowBytes(inFeatures, scheme.Bits);
+        _groupSize = scheme.GroupSize == 0 ? inFeatures : scheme.GroupSize;
+        _groupsPerRow = KernelCatalogue.GroupsPerRow(inFeatures, scheme.GroupSize);
+    }
+
+    /// <summary>
+    /// Quantizes a row-major float32 matrix [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>]
+    /// with round-to-nearest at <typeparamref name="TBits"/> bits.
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape or setting the catalogue does not support, a length that does
+    /// not match the shape, a NaN/Inf weight (row and column named), or a group too large for a float16 scale.</exception>
     public static GroupQuantizedWeight Quantize<TBits>(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, int groupSize, bool symmetric)
-        where TBits : struct, IBitWidth => throw new NotImplementedException();
+        where TBits : struct, IBitWidth
+    {
+        var scheme = new QuantizationScheme(TBits.Bits, groupSize, symmetric);
+        ValidateShapeAndScheme(outFeatures, inFeatures, scheme);
+        long expected = (long)outFeatures * inFeatures;
+        if (weight.Length != expected)
+            throw new ArgumentException(Invariant($"weight has {weight.Length} values; expected OutFeatures x InFeatures = {outFeatures} x {inFeatures} = {expected}"), nameof(weight));
 
+        int rowBytes = (int)KernelCatalogue.PackedRowBytes(inFeatures, scheme.Bits);
+        int groupsPerRow = KernelCatalogue.GroupsPerRow(inFeatures, groupSize);
+        int effectiveGroup = groupSize == 0 ? inFeatures : groupSize;
+        var packed = new byte[checked(outFeatures * rowBytes)];
+        var scales = new Half[checked(outFeatures * groupsPerRow)];
+        var zeroPoints = symmetric ? null : new byte[scales.Length];
+
+        int blocks = RowBlocks.BlockCount(outFeatures, inFeatures, out _);
+        var errors = new ArgumentException?[blocks];
+        unsafe
+        {
+            fixed (float* weightPointer = weight)
+            {
+                nint weightAddress = (nint)weightPointer;
+                RowBlocks.Run(outFeatures, inFeatures, (block, firstRow, endRow) =>
+                {
+                    var all = new ReadOnlySpan<float>((void*)weightAddress, (int)expected);
+                    int[] levels = ArrayPool<int>.Shared.Rent(inFeatures);
+                    try
+                    {
+                        for (int r = firstRow; r < endRow; r++)
+                        {
+                            RoundToNearest.QuantizeRow<TBits>(
+                                all.Slice(r * inFeatures, inFeatures), r, effectiveGroup, symmetric,
+                                packed.AsSpan(r * rowBytes, rowBytes),
+                                scales.AsSpan(r * groupsPerRow, groupsPerRow),
+                                zeroPoints is null ? default : zeroPoints.AsSpan(r * groupsPerRow, groupsPerRow),
+                                levels.AsSpan(0, inFeatures));
+                        }
+                    }
+                    catch (ArgumentException e)
+                    {
+                        // Blocks stop at their first bad row; the lowest block's error is reported, whatever the scheduling.
+                        errors[block] = e;
+                    }
+                    finally
+                    {
+                        ArrayPool<int>.Shared.Return(levels);
+                    }
+                });
+            }
+        }
+
+        foreach (var error in errors)
+            if (error is not null) ExceptionDispatchInfo.Throw(error);
+
+        return new GroupQuantizedWeight(outFeatures, inFeatures, scheme, packed, scales, zeroPoints);
+    }
+
+    /// <summary>Quantizes with the bit width, group size and grid of <paramref name="scheme"/>.</summary>
+    /// <inheritdoc cref="Quantize{TBits}(ReadOnlySpan{float}, int, int, int, bool)" path="/exception"/>
     public static GroupQuantizedWeight Quantize(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, QuantizationScheme scheme) =>
-        throw new NotImplementedException();
+        scheme.Bits switch
+        {
+            2 => Quantize<Bits2>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
+            3 => Quantize<Bits3>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
+            4 => Quantize<Bits4>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
+            8 => Quantize<Bits8>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
+            _ => throw new ArgumentException(KernelCatalogue.QuantizationProblem(scheme.Bits, scheme.GroupSize, inFeatures), nameof(scheme)),
+        };
 
-    /// <summary>Rebuilds a weight from its stored parts (e.g. from a file), validating every length.</summary>
-    public static GroupQuantizedWeight FromParts(int outFeatures, int inFeatures, QuantizationScheme scheme, byte[] packed, Half[] scales, byte[]? zeroPoints) =>
-        throw new NotImplementedException();
+    /// <summary>
+    /// Rebuilds a weight from its stored parts (e.g. from a file), validating every length and value range.
+    /// The arrays are taken as they are, not copied.
+    /// </summary>
+    /// <param name="packed">OutFeatures x PackedRowBytes(InFeatures, Bits) bytes, rows byte-aligned, padding bits zero.</param>
+    /// <param name="scales">One finite float16 scale &gt;= 0 per group, row-major.</param>
+    /// <param name="zeroPoints">One zero point in [0, 2^Bits - 1] per group (asymmetric), or null (symmetric).</param>
+    /// <exception cref="ArgumentException">A part with the wrong length or an out-of-range value, named with what was expected.</exception>
+    public static GroupQuantizedWeight FromParts(int outFeatures, int inFeatures, QuantizationScheme scheme, byte[] packed, Half[] scales, byte[]? zeroPoints)
+    {
+        ArgumentNullException.ThrowIfNull(packed);
+        ArgumentNullException.ThrowIfNull(scales);
+        ValidateShapeAndScheme(outFeatures, inFeatures, scheme);
+        string format = scheme.FormatName;
 
+        long rowBytes = KernelCatalogue.PackedRowBytes(inFeatures, scheme.Bits);
+        long expectedPacked = outFeatures * rowBytes;
+        if (packed.LongLength != expectedPacked)
+            throw new ArgumentException(Invariant($"packed has {packed.LongLength} bytes; {format} [{outFeatures}, {inFeatures}] expects OutFeatures x PackedRowBytes = {outFeatures} x {rowBytes} = {expectedPacked}"), nameof(packed));
+
+        int paddingBits = (int)(rowBytes * 8 - (long)inFeatures * scheme.Bits);
+        if (paddingBits > 0)
+        {
+            int usedMask = (1 << (8 - paddingBits)) - 1;
+            for (int r = 0; r < outFeatures; r++)
+            {
+                byte last = packed[(r + 1) * rowBytes - 1];
+                if ((last & ~usedMask) != 0)
+                    throw new ArgumentException(Invariant($"packed row {r} has non-zero padding bits in its last byte (0x{last:X2}); the top {paddingBits} bits must be zero"), nameof(packed));
+            }
+        }
+
+        int groupsPerRow = KernelCatalogue.GroupsPerRow(inFeatures, scheme.GroupSize);
+        long groups = (long)outFeatures * groupsPerRow;
+        if (scales.LongLength != groups)
+            throw new ArgumentException(Invariant($"scales has {scales.LongLength} values; {format} [{outFeatures}, {inFeatures}] expects one per group: {outFeatures} rows x {groupsPerRow} groups = {groups}"), nameof(scales));
+        for (int i = 0; i < scales.Length; i++)
+        {
+            var s = scales[i];
+            if (!Half.IsFinite(s) || s < Half.Zero)
+                throw new ArgumentException(Invariant($"scales[{i}] (row {i / groupsPerRow}, group {i % groupsPerRow}) is {(float)s}; expected a finite scale >= 0"), nameof(scales));
+        }
+
+        if (scheme.Symmetric)
+        {
+            if (zeroPoints is not null)
+                throw new ArgumentException(Invariant($"zeroPoints has {zeroPoints.Length} values; the symmetric format {format} stores no zero points: expected null"), nameof(zeroPoints));
+        }
+        else
+        {
+            if (zeroPoints is null || zeroPoints.LongLength != groups)
+                throw new ArgumentException(Invariant($"zeroPoints has {(zeroPoints is null ? "no array" : zeroPoints.Length + " values")}; {format} expects one per group: {groups}"), nameof(zeroPoints));
+            int maxLevel = (1 << scheme.Bits) - 1;
+            for (int i = 0; i < zeroPoints.Length; i++)
+                if (zeroPoints[i] > maxLevel)
+                    throw new ArgumentException(Invariant($"zeroPoints[{i}] (row {i / groupsPerRow}, group {i % groupsPerRow}) is {zeroPoints[i]}; expected 0..{maxLevel} for {scheme.Bits} bits"), nameof(zeroPoints));
+        }
+
+        return new GroupQuantizedWeight(outFeatures, inFeatures, scheme, packed, scales, zeroPoints);
+    }
+
+    /// <summary>Bits, group size and grid.</summary>
     public QuantizationScheme Scheme { get; }
-    public byte[] Packed => throw new NotImplementedException();
-    public Half[] Scales => throw new NotImplementedException();
-    public byte[]? ZeroPoints => throw new NotImplementedException();
 
+    /// <summary>Packed levels: OutFeatures rows of PackedRowBytes(InFeatures, Bits) bytes (the stored array; do not modify).</summary>
+    public byte[] Packed => _packed;
+
+    /// <summary>Float16 scale per group, row-major: row r, group g at r * groupsPerRow + g (the stored array).</summary>
+    public Half[] Scales => _scales;
+
+    /// <summary>Uint8 zero point per group (same layout as <see cref="Scales"/>) for asymmetric grids; null when symmetric.</summary>
+    public byte[]? ZeroPoints => _zeroPoints;
+
+    /// <inheritdoc/>
     public int OutFeatures { get; }
+
+    /// <inheritdoc/>
     public int InFeatures { get; }
-    public string Format => throw new NotImplementedException();
-    public long ByteCount => throw new NotImplementedException();
-    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch) => throw new NotImplementedException();
-    public void Dequantize(Span<float> destination) => throw new NotImplementedException();
+
+    /// <inheritdoc/>
+    public string Format => Scheme.FormatName;
+
+    /// <inheritdoc/>
+    public long ByteCount => _packed.LongLength + _scales.LongLength * KernelCatalogue.ScaleBytes + (_zeroPoints?.LongLength ?? 0) * KernelCatalogue.ZeroPointBytes;
+
+    /// <inheritdoc/>
+    /// <remarks>Dequantizes one row at a time into a small buffer; the float32 matrix is never materialized.</remarks>
+    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        long expectedX = (long)batch * InFeatures;
+        long expectedY = (long)batch * OutFeatures;
+        if (x.Length != expectedX)
+            throw new ArgumentException(Invariant($"x has {x.Length} values; {Format} [{OutFeatures}, {InFeatures}] with batch {batch} expects batch x InFeatures = {expectedX}"), nameof(x));
+        if (y.Length != expectedY)
+            throw new ArgumentException(Invariant($"y has {y.Length} values; {Format} [{OutFeatures}, {InFeatures}] with batch {batch} expects batch x OutFeatures = {expectedY}"), nameof(y));
+        if (batch == 0) return;
+
+        switch (Scheme.Bits)
+        {
+            case 2: MatMulTransposed<Bits2>(x, y, batch); break;
+            case 3: MatMulTransposed<Bits3>(x, y, batch); break;
+            case 4: MatMulTransposed<Bits4>(x, y, batch); break;
+            default: MatMulTransposed<Bits8>(x, y, batch); break;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dequantize(Span<float> destination)
+    {
+        long expected = (long)OutFeatures * InFeatures;
+        if (destination.Length != expected)
+            throw new ArgumentException(Invariant($"destination has {destination.Length} values; {Format} [{OutFeatures}, {InFeatures}] expects OutFeatures x InFeatures = {expected}"), nameof(destination));
+
+        switch (Scheme.Bits)
+        {
+            case 2: Dequantize<Bits2>(destination); break;
+            case 3: Dequantize<Bits3>(destination); break;
+            case 4: Dequantize<Bits4>(destination); break;
+            default: Dequantize<Bits8>(destination); break;
+        }
+    }
+
+    private unsafe void Dequantize<TBits>(Span<float> destination) where TBits : struct, IBitWidth
+    {
+        int total = destination.Length;
+        fixed (float* destinationPointer = destination)
+        {
+            nint address = (nint)destinationPointer;
+            RowBlocks.Run(OutFeatures, InFeatures, (_, firstRow, endRow) =>
+            {
+                var all = new Span<float>((void*)address, total);
+                for (int r = firstRow; r < endRow; r++)
+                    DequantizeRow<TBits>(r, all.Slice(r * InFeatures, InFeatures));
+            });
+        }
+    }
+
+    private unsafe void MatMulTransposed<TBits>(ReadOnlySpan<float> x, Span<float> y, int batch) where TBits : struct, IBitWidth
+    {
+        int xLength = x.Length, yLength = y.Length;
+        fixed (float* xPointer = x)
+        fixed (float* yPointer = y)
+        {
+            nint xAddress = (nint)xPointer, yAddress = (nint)yPointer;
+            RowBlocks.Run(OutFeatures, (long)InFeatures * (batch + 1), (_, firstRow, endRow) =>
+            {
+                var xs = new ReadOnlySpan<float>((void*)xAddress, xLength);
+                var ys = new Span<float>((void*)yAddress, yLength);
+                float[] rowBuffer = ArrayPool<float>.Shared.Rent(InFeatures);
+                try
+                {
+                    var row = rowBuffer.AsSpan(0, InFeatures);
+                    for (int r = firstRow; r < endRow; r++)
+                    {
+                        DequantizeRow<TBits>(r, row);
+                        for (int b = 0; b < batch; b++)
+                            ys[b * OutFeatures + r] = TensorPrimitives.Dot(xs.Slice(b * InFeatures, InFeatures), row);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(rowBuffer);
+                }
+            });
+        }
+    }
+
+    private void DequantizeRow<TBits>(int row, Span<float> destination) where TBits : struct, IBitWidth
+    {
+        var packedRow = new ReadOnlySpan<byte>(_packed, row * _rowBytes, _rowBytes);
+        int symmetricZero = 1 << (TBits.Bits - 1);
+        int firstGroup = row * _groupsPerRow;
+        for (int g = 0; g < _groupsPerRow; g++)
+        {
+            int zero = _zeroPoints is null ? symmetricZero : _zeroPoints[firstGroup + g];
+            int start = g * _groupSize;
+            PackedBits.DequantizeRange<TBits>(packedRow, start, _groupSize, (float)_scales[firstGroup + g], zero, destination.Slice(start, _groupSize));
+        }
+    }
+
+    private static void ValidateShapeAndScheme(int outFeatures, int inFeatures, QuantizationScheme scheme)
+    {
+        if (outFeatures <= 0)
+            throw new ArgumentException(Invariant($"outFeatures is {outFeatures}; expected a positive number of weight rows"), nameof(outFeatures));
+        if (inFeatures <= 0)
+            throw new ArgumentException(Invariant($"inFeatures is {inFeatures}; expected a positive number of weight columns"), nameof(inFeatures));
+        string? problem = KernelCatalogue.QuantizationProblem(scheme.Bits, scheme.GroupSize, inFeatures);
+        if (problem is not null)
+            throw new ArgumentException(problem, nameof(scheme));
+        if ((long)outFeatures * KernelCatalogue.PackedRowBytes(inFeatures, scheme.Bits) > Array.MaxLength ||
+            (long)outFeatures * inFeatures > int.MaxValue)
+            throw new ArgumentException(Invariant($"a [{outFeatures}, {inFeatures}] weight is too large; expected at most {int.MaxValue} values"), nameof(outFeatures));
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }
