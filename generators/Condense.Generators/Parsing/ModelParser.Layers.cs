@@ -66,10 +66,13 @@ internal static partial class ModelParser
             if (problem is not null)
             {
                 bool bitsProblem = !KernelCatalogue.IsSupportedBits(bits);
-                problems.Add(DiagnosticInfo.Create(
+                var info = DiagnosticInfo.Create(
                     bitsProblem ? DiagnosticDescriptors.UnsupportedBits : DiagnosticDescriptors.UnsupportedGroupSize,
                     bitsProblem ? PositionalArgumentLocation(quantize, cancellationToken) : ArgumentLocation(quantize, "GroupSize", cancellationToken),
-                    member.Name, problem));
+                    member.Name, problem);
+                if (!bitsProblem)
+                    info = info with { SuggestedValue = NearestGroupSize(groupSize, shape.Problem is null ? shape.InFeatures : 0).ToString(CultureInfo.InvariantCulture) };
+                problems.Add(info);
             }
         }
 
@@ -108,6 +111,16 @@ internal static partial class ModelParser
             ? KernelCatalogue.GroupQuantizedBytes(outFeatures, inFeatures, bits, groupSize, symmetric) + bias
             : before;
         return (before, after);
+    }
+
+    /// <summary>The valid group size closest to the requested one (the larger on a tie: fewer scales to store).</summary>
+    internal static int NearestGroupSize(int requested, int inFeatures)
+    {
+        var candidates = inFeatures > 0 ? KernelCatalogue.ValidGroupSizes(inFeatures) : new[] { 0 }.Concat(KernelCatalogue.SupportedGroupSizes).ToArray();
+        return candidates
+            .OrderBy(g => System.Math.Abs((long)g - requested))
+            .ThenByDescending(g => g)
+            .First();
     }
 
     private static Shape ResolveShape(ISymbol member, LayerKind kind, SemanticModelCache models, CancellationToken cancellationToken)
