@@ -46,6 +46,42 @@ public sealed class GeneratorSnapshotTests
     ]);
 
     [Fact]
+    public void GenericModelWithoutLayersInsideARecord() => Snapshot.VerifyGenerator(
+    [
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Generic;
+        public partial record Container<TKey>(TKey Key)
+        {
+            [Compressible(MaxBitsPerWeight = 2.5)]
+            public partial class Empty<T> : Module where T : struct
+            {
+                public T Tag { get; set; }
+            }
+        }
+        """,
+    ]);
+
+    [Fact]
+    public void AbstractModelGetsNoLoad()
+    {
+        Snapshot.VerifyGenerator(
+        [
+            """
+            using Condense;
+            using Condense.Nn;
+            [Compressible]
+            public abstract partial class Backbone : Module
+            {
+                [Quantize(8, GroupSize = 256, Symmetric = false)]
+                protected Linear Trunk { get; } = new(512, 512);
+            }
+            """,
+        ]);
+    }
+
+    [Fact]
     public void MemberNamedLikeAGeneratedOneIsReportedAndNothingIsGenerated()
     {
         var result = Snapshot.VerifyGenerator(

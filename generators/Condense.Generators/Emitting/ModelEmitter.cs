@@ -133,8 +133,14 @@ internal static class ModelEmitter
         writer.WriteLines($$"""
             /// <summary>Every layer of the model with its path, in declaration order (generated: no reflection).</summary>
             {{GeneratedCode}}
-            public override global::System.Collections.Generic.IReadOnlyList<global::Condense.Nn.NamedLayer> Layers => new global::Condense.Nn.NamedLayer[]
             """);
+        const string Signature = "public override global::System.Collections.Generic.IReadOnlyList<global::Condense.Nn.NamedLayer> Layers => ";
+        if (model.Layers.IsEmpty)
+        {
+            writer.WriteLine(Signature + "global::System.Array.Empty<global::Condense.Nn.NamedLayer>();");
+            return;
+        }
+        writer.WriteLine(Signature + "new global::Condense.Nn.NamedLayer[]");
         using (writer.WriteBlock("};"))
         {
             foreach (var layer in model.Layers)
