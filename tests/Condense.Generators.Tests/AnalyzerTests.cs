@@ -211,6 +211,18 @@ public sealed class AnalyzerTests
         }
         """);
 
+    [Fact]
+    public void CatalogueChecksStillRunWhenTheShapeIsUnknown() => Verify("""
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            static readonly int Width = 64;
+
+            [Quantize(4, GroupSize = {|CND0004:24|})]
+            readonly Linear hidden = new({|CND0006:Width|}, 64);
+        }
+        """);
+
     public static TheoryData<string> ValidModels =>
         [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric];
 
