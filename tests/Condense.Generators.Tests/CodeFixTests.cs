@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using Condense.CodeFixes;
 using Condense.Generators.Tests.Infrastructure;
 using Microsoft.CodeAnalysis;
