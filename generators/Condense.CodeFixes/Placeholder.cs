@@ -1,5 +1,0 @@
-namespace Condense.CodeFixes;
-
-internal static class Placeholder
-{
-}

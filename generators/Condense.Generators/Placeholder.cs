@@ -1,5 +1,0 @@
-namespace Condense.Generators;
-
-internal static class Placeholder
-{
-}

@@ -1,0 +1,111 @@
+using Condense.Generators.Tests.Infrastructure;
+
+namespace Condense.Generators.Tests;
+
+/// <summary>Snapshots of the generated code for representative models; each also asserts the output compiles.</summary>
+public sealed class GeneratorSnapshotTests
+{
+    [Fact]
+    public void FashionMlp() => Snapshot.VerifyGenerator([Sources.FashionMlp]);
+
+    [Fact]
+    public void SmallCnn() => Snapshot.VerifyGenerator([Sources.SmallCnn]);
+
+    [Fact]
+    public void ConstShapesAndProperties() => Snapshot.VerifyGenerator([Sources.ConstShapes]);
+
+    [Fact]
+    public void NestedInNamespace() => Snapshot.VerifyGenerator([Sources.Nested]);
+
+    [Fact]
+    public void AsymmetricAndPerRow() => Snapshot.VerifyGenerator([Sources.Asymmetric]);
+
+    [Fact]
+    public void ModelSplitOverTwoFiles() => Snapshot.VerifyGenerator(
+    [
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Split;
+        [Compressible]
+        public partial class SplitModel : Module
+        {
+            [Quantize(8)] readonly Linear first = new(32, 16);
+        }
+        """,
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Split;
+        public partial class SplitModel
+        {
+            [Quantize(4, GroupSize = 16)] readonly Linear second = new(Sizes.Width, 4);
+        }
+        static class Sizes { public const int Width = 16; }
+        """,
+    ]);
+
+    [Fact]
+    public void GenericModelWithoutLayersInsideARecord() => Snapshot.VerifyGenerator(
+    [
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Generic;
+        public partial record Container<TKey>(TKey Key)
+        {
+            [Compressible(MaxBitsPerWeight = 2.5)]
+            public partial class Empty<T> : Module where T : struct
+            {
+                public T Tag { get; set; }
+            }
+        }
+        """,
+    ]);
+
+    [Fact]
+    public void AbstractModelGetsNoLoad()
+    {
+        Snapshot.VerifyGenerator(
+        [
+            """
+            using Condense;
+            using Condense.Nn;
+            [Compressible]
+            public abstract partial class Backbone : Module
+            {
+                [Quantize(8, GroupSize = 256, Symmetric = false)]
+                protected Linear Trunk { get; } = new(512, 512);
+            }
+            """,
+        ]);
+    }
+
+    [Fact]
+    public void MemberNamedLikeAGeneratedOneIsReportedAndNothingIsGenerated()
+    {
+        var result = Snapshot.VerifyGenerator(
+        [
+            """
+            using Condense;
+            using Condense.Nn;
+            [Compressible]
+            public partial class Clash : Module
+            {
+                readonly Linear layer = new(4, 4);
+                public void Save(string path) { }
+            }
+            """,
+        ]);
+        Assert.Empty(result.GeneratedTrees);
+        Assert.Equal("CND0009", Assert.Single(result.Diagnostics).Id);
+    }
+
+    [Fact]
+    public void InvalidPlanGeneratesNothingAndTheGeneratorLeavesTheReportToTheAnalyzer()
+    {
+        var (result, _) = TestCompilation.RunGenerator(TestCompilation.Create(Sources.FashionMlp.Replace("GroupSize = 16", "GroupSize = 64")));
+        Assert.Empty(result.GeneratedTrees);
+        Assert.Empty(result.Diagnostics);
+    }
+}

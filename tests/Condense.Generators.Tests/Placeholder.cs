@@ -1,5 +1,0 @@
-namespace Condense.Generators.Tests;
-
-internal static class Placeholder
-{
-}
