@@ -38,7 +38,10 @@ internal static class ModelEmitter
         }
 
         WritePlanRemarks(writer, model);
-        writer.WriteLine(model.Accessibility + " partial class " + model.TypeName + model.TypeParameters);
+        // With Load available the model implements ICompressibleModel<T>, so code can be generic over models.
+        string self = model.TypeName + model.TypeParameters;
+        writer.WriteLine(model.Accessibility + " partial class " + self +
+                         (model.HasParameterlessConstructor ? " : global::Condense.Compression.ICompressibleModel<" + self + ">" : ""));
         using (writer.WriteBlock())
         {
             WriteConstants(writer, model);

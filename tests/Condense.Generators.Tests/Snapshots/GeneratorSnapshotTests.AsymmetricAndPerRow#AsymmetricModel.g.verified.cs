@@ -11,7 +11,7 @@
 /// <item><term>total</term><description>28,568 -&gt; 2,534, budget 8,000, at most 4.5 bits per weight</description></item>
 /// </list>
 /// </remarks>
-public partial class AsymmetricModel
+public partial class AsymmetricModel : global::Condense.Compression.ICompressibleModel<AsymmetricModel>
 {
     /// <summary>Exact bytes of the planned layers once compressed (packed weights, scales, zero points, biases).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]

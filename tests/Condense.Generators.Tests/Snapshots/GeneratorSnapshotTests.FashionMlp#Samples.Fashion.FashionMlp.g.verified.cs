@@ -16,7 +16,7 @@ namespace Samples.Fashion
     /// <item><term>total</term><description>1,031,464 -&gt; 167,424, budget 196,608</description></item>
     /// </list>
     /// </remarks>
-    public partial class FashionMlp
+    public partial class FashionMlp : global::Condense.Compression.ICompressibleModel<FashionMlp>
     {
         /// <summary>Exact bytes of the planned layers once compressed (packed weights, scales, zero points, biases).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]

@@ -13,7 +13,7 @@ namespace Generic
         /// <item><term>total</term><description>0 -&gt; 0, at most 2.5 bits per weight</description></item>
         /// </list>
         /// </remarks>
-        public partial class Empty<T>
+        public partial class Empty<T> : global::Condense.Compression.ICompressibleModel<Empty<T>>
         {
             /// <summary>Exact bytes of the planned layers once compressed (packed weights, scales, zero points, biases).</summary>
             [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]

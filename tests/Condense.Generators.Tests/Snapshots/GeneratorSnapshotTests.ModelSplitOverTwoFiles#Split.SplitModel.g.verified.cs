@@ -13,7 +13,7 @@ namespace Split
     /// <item><term>total</term><description>2,384 -&gt; 664</description></item>
     /// </list>
     /// </remarks>
-    public partial class SplitModel
+    public partial class SplitModel : global::Condense.Compression.ICompressibleModel<SplitModel>
     {
         /// <summary>Exact bytes of the planned layers once compressed (packed weights, scales, zero points, biases).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]

@@ -17,7 +17,7 @@ namespace Zoo.Models
             /// <item><term>total</term><description>8,584 -&gt; 1,032</description></item>
             /// </list>
             /// </remarks>
-            internal partial class Tiny
+            internal partial class Tiny : global::Condense.Compression.ICompressibleModel<Tiny>
             {
                 /// <summary>Exact bytes of the planned layers once compressed (packed weights, scales, zero points, biases).</summary>
                 [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]

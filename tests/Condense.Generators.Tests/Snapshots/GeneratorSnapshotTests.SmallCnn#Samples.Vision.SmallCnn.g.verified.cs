@@ -14,7 +14,7 @@ namespace Samples.Vision
     /// <item><term>total</term><description>51,200 -&gt; 35,248</description></item>
     /// </list>
     /// </remarks>
-    public partial class SmallCnn
+    public partial class SmallCnn : global::Condense.Compression.ICompressibleModel<SmallCnn>
     {
         /// <summary>Exact bytes of the planned layers once compressed (packed weights, scales, zero points, biases).</summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
