@@ -34,7 +34,7 @@ try
     {
         var train = Datasets.FashionMnist(train: true);
         var test = Datasets.FashionMnist(train: false);
-        return Demo.Run<FashionMlp, FashionMlpInt8>(train, test, options with { Epochs = options.Epochs ?? 6, BatchSize = 128 });
+        return Demo.Run<FashionMlp, FashionMlpInt8>(train, test, options with { Epochs = options.Epochs ?? 10, BatchSize = 128 });
     }
     else
     {
