@@ -99,19 +99,9 @@ internal static partial class ModelParser
             BytesAfter: after);
     }
 
-    /// <summary>
-    /// A layer's exact bytes, composed from the kernel catalogue the same way <c>LayerPlan.ComputeBytes</c> does
-    /// in the runtime (tests compare the two).
-    /// </summary>
-    internal static (long Before, long After) ComputeBytes(LayerTechnique technique, int outFeatures, int inFeatures, bool hasBias, int bits, int groupSize, bool symmetric)
-    {
-        long bias = hasBias ? (long)outFeatures * KernelCatalogue.Float32Bytes : 0;
-        long before = KernelCatalogue.DenseBytes(outFeatures, inFeatures) + bias;
-        long after = technique == LayerTechnique.Quantize
-            ? KernelCatalogue.GroupQuantizedBytes(outFeatures, inFeatures, bits, groupSize, symmetric) + bias
-            : before;
-        return (before, after);
-    }
+    /// <summary>A layer's exact bytes, from the kernel catalogue shared with the runtime (tests compare the two).</summary>
+    internal static (long Before, long After) ComputeBytes(LayerTechnique technique, int outFeatures, int inFeatures, bool hasBias, int bits, int groupSize, bool symmetric) =>
+        KernelCatalogue.LayerBytes(outFeatures, inFeatures, hasBias, technique == LayerTechnique.Quantize, bits, groupSize, symmetric);
 
     /// <summary>The valid group size closest to the requested one (the larger on a tie: fewer scales to store).</summary>
     internal static int NearestGroupSize(int requested, int inFeatures)

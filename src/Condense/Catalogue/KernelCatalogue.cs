@@ -63,6 +63,18 @@ public static class KernelCatalogue
                + (symmetric ? 0 : groups * ZeroPointBytes);
     }
 
+    /// <summary>
+    /// Exact bytes of a layer before and after compression: its weight (dense, or group-quantized when
+    /// <paramref name="quantized"/>) plus a float32 bias. The generator and the runtime both call this.
+    /// </summary>
+    public static (long Before, long After) LayerBytes(int outFeatures, int inFeatures, bool hasBias, bool quantized, int bits, int groupSize, bool symmetric)
+    {
+        long bias = hasBias ? (long)outFeatures * Float32Bytes : 0;
+        long before = DenseBytes(outFeatures, inFeatures) + bias;
+        long after = quantized ? GroupQuantizedBytes(outFeatures, inFeatures, bits, groupSize, symmetric) + bias : before;
+        return (before, after);
+    }
+
     /// <summary>Exact bytes of a dense float32 matrix.</summary>
     public static long DenseBytes(int outFeatures, int inFeatures) => (long)outFeatures * inFeatures * Float32Bytes;
 

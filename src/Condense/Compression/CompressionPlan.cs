@@ -64,15 +64,8 @@ public sealed record LayerPlan(
     };
 
     /// <summary>Computes a layer's exact byte counts from the kernel catalogue.</summary>
-    public static (long Before, long After) ComputeBytes(LayerTechnique technique, int outFeatures, int inFeatures, bool hasBias, int bits, int groupSize, bool symmetric)
-    {
-        long bias = hasBias ? (long)outFeatures * KernelCatalogue.Float32Bytes : 0;
-        long before = KernelCatalogue.DenseBytes(outFeatures, inFeatures) + bias;
-        long after = technique == LayerTechnique.Quantize
-            ? KernelCatalogue.GroupQuantizedBytes(outFeatures, inFeatures, bits, groupSize, symmetric) + bias
-            : before;
-        return (before, after);
-    }
+    public static (long Before, long After) ComputeBytes(LayerTechnique technique, int outFeatures, int inFeatures, bool hasBias, int bits, int groupSize, bool symmetric) =>
+        KernelCatalogue.LayerBytes(outFeatures, inFeatures, hasBias, technique == LayerTechnique.Quantize, bits, groupSize, symmetric);
 
     /// <summary>The layer's path, kind and shape as one canonical line, e.g. <c>hidden1 Linear 256x784 bias</c>.</summary>
     public string ShapeSignature => string.Create(CultureInfo.InvariantCulture,

@@ -39,37 +39,28 @@ public sealed class CompressionSession
     }
 
     /// <summary>Quantizes a Linear layer's weight group-wise to <typeparamref name="TBits"/> bits.</summary>
-    public void Quantize<TBits>(Linear layer, int layerIndex) where TBits : struct, IBitWidth
-    {
-        ArgumentNullException.ThrowIfNull(layer);
-        var plan = Begin(layerIndex, LayerKind.Linear, LayerTechnique.Quantize, layer.OutFeatures, layer.InFeatures, 0, layer.Bias is not null, layer.CompressedWeight);
-        var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
-        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
-    }
+    public void Quantize<TBits>(Linear layer, int layerIndex) where TBits : struct, IBitWidth => QuantizeLayer<TBits>(layer, layerIndex);
 
     /// <summary>Quantizes a Conv2d layer's weight (as the matrix Out x (In*K*K)) to <typeparamref name="TBits"/> bits.</summary>
-    public void Quantize<TBits>(Conv2d layer, int layerIndex) where TBits : struct, IBitWidth
-    {
-        ArgumentNullException.ThrowIfNull(layer);
-        int k = layer.KernelSize;
-        var plan = Begin(layerIndex, LayerKind.Conv2d, LayerTechnique.Quantize, layer.OutChannels, layer.InChannels * k * k, k, layer.Bias is not null, layer.CompressedWeight);
-        var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
-        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
-    }
+    public void Quantize<TBits>(Conv2d layer, int layerIndex) where TBits : struct, IBitWidth => QuantizeLayer<TBits>(layer, layerIndex);
 
     /// <summary>Keeps a layer in float32; its weights are still checked to be finite.</summary>
     public void KeepDense(Layer layer, int layerIndex)
     {
         ArgumentNullException.ThrowIfNull(layer);
-        var plan = layer switch
-        {
-            Linear l => Begin(layerIndex, LayerKind.Linear, LayerTechnique.Dense, l.OutFeatures, l.InFeatures, 0, l.Bias is not null, l.CompressedWeight),
-            Conv2d c => Begin(layerIndex, LayerKind.Conv2d, LayerTechnique.Dense, c.OutChannels, c.InChannels * c.KernelSize * c.KernelSize, c.KernelSize, c.Bias is not null, c.CompressedWeight),
-            _ => throw new ArgumentException($"Layer '{_plan.Layers[layerIndex].Path}' is a {layer.GetType().Name}; the plan expects a Linear or Conv2d.", nameof(layer)),
-        };
-        var weight = layer switch { Linear l => l.Weight.Data, Conv2d c => c.Weight.Data, _ => [] };
-        TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
+        var weighted = layer as WeightedLayer ?? throw new ArgumentException(
+            $"Layer '{_plan.Layers[layerIndex].Path}' is a {layer.GetType().Name}; the plan expects a Linear or Conv2d.", nameof(layer));
+        var plan = Begin(layerIndex, weighted, LayerTechnique.Dense);
+        TensorChecks.ThrowIfNotFinite(weighted.Weight.Data, plan.Path + ".weight", plan.WeightShape);
         Finish(plan, layerIndex, plan.WeightBytesAfter, 0, TimeSpan.Zero, static () => { });
+    }
+
+    private void QuantizeLayer<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var plan = Begin(layerIndex, layer, LayerTechnique.Quantize);
+        var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
+        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
     }
 
     /// <summary>Checks that every planned layer was handled, then swaps in all compressed weights at once.</summary>
@@ -85,8 +76,12 @@ public sealed class CompressionSession
         return new CompressionReport(_plan, _reports.Select(r => r!).ToList());
     }
 
-    private LayerPlan Begin(int layerIndex, LayerKind kind, LayerTechnique technique, int outFeatures, int inFeatures, int kernelSize, bool hasBias, IWeightStorage? current)
+    private LayerPlan Begin(int layerIndex, WeightedLayer layer, LayerTechnique technique)
     {
+        var (kind, kernelSize) = layer is Conv2d conv ? (LayerKind.Conv2d, conv.KernelSize) : (LayerKind.Linear, 0);
+        int outFeatures = layer.OutFeatures, inFeatures = layer.InFeatures;
+        bool hasBias = layer.Bias is not null;
+        var current = layer.CompressedWeight;
         if (_completed) throw new InvalidOperationException("This compression session has already completed.");
         if ((uint)layerIndex >= (uint)_reports.Length)
             throw new ArgumentOutOfRangeException(nameof(layerIndex), $"The plan of {_plan.ModelName} has {_reports.Length} layers; index {layerIndex} is outside it.");

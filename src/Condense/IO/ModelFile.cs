@@ -147,21 +147,12 @@ public static class ModelFile
         if (lp.HasBias) bias = ReadF32(file, lp.Path + ".bias", [lp.OutFeatures], used, problems);
         if (problems.Count > before) return null;
 
+        var weighted = (WeightedLayer)layer;
         return () =>
         {
-            switch (layer)
-            {
-                case Linear l:
-                    if (quantized is not null) l.SetCompressedWeight(quantized);
-                    else l.LoadWeight(dense);
-                    if (bias is not null) l.LoadBias(bias);
-                    break;
-                case Conv2d c:
-                    if (quantized is not null) c.SetCompressedWeight(quantized);
-                    else c.LoadWeight(dense);
-                    if (bias is not null) c.LoadBias(bias);
-                    break;
-            }
+            if (quantized is not null) weighted.SetCompressedWeight(quantized);
+            else weighted.LoadWeight(dense);
+            if (bias is not null) weighted.LoadBias(bias);
         };
     }
 
@@ -262,12 +253,9 @@ public static class ModelFile
                 nameof(layers));
     }
 
-    private static (IWeightStorage? Storage, Tensor? Dense, Tensor? Bias) Parts(Layer layer) => layer switch
-    {
-        Linear l => (l.CompressedWeight, l.CompressedWeight is null ? l.Weight : null, l.Bias),
-        Conv2d c => (c.CompressedWeight, c.CompressedWeight is null ? c.Weight : null, c.Bias),
-        _ => throw new NotSupportedException($"{layer.GetType().Name} layers cannot be saved by this version of Condense."),
-    };
+    private static (IWeightStorage? Storage, Tensor? Dense, Tensor? Bias) Parts(Layer layer) => layer is WeightedLayer w
+        ? (w.CompressedWeight, w.CompressedWeight is null ? w.Weight : null, w.Bias)
+        : throw new NotSupportedException($"{layer.GetType().Name} layers cannot be saved by this version of Condense.");
 
     /// <summary>The plan lines of a saved file, by layer path (null when the file has none).</summary>
     private static Dictionary<string, string>? ParseSignature(string? signature)
