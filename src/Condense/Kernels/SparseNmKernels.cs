@@ -81,7 +81,10 @@ internal static unsafe class SparseNmKernels
         int chunkBytes = 2 * lb;
         uint l = (uint)lb;
         // Lanes 0..7 read fields from the low word, lanes 8..15 from the word shifted by 8 fields.
-        var shifts = Vector512.Create(0u, l, 2 * l, 3 * l, 4 * l, 5 * l, 6 * l, 7 * l, 0u, l, 2 * l, 3 * l, 4 * l, 5 * l, 6 * l, 7 * l);
+        // 2-bit positions: all 16 fields sit in one 32-bit word, broadcast to every lane.
+        var shifts = lb == 2
+            ? Vector512.Create(0u, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+            : Vector512.Create(0u, l, 2 * l, 3 * l, 4 * l, 5 * l, 6 * l, 7 * l, 0u, l, 2 * l, 3 * l, 4 * l, 5 * l, 6 * l, 7 * l);
         var bases = n == 2
             ? Vector512.Create(0, 0, m, m, 2 * m, 2 * m, 3 * m, 3 * m, 4 * m, 4 * m, 5 * m, 5 * m, 6 * m, 6 * m, 7 * m, 7 * m)
             : Vector512.Create(0, m, 2 * m, 3 * m, 4 * m, 5 * m, 6 * m, 7 * m, 8 * m, 9 * m, 10 * m, 11 * m, 12 * m, 13 * m, 14 * m, 15 * m);
@@ -91,15 +94,19 @@ internal static unsafe class SparseNmKernels
         int chunks = k / 16;
         var acc0 = Vector512<float>.Zero;
         var acc1 = Vector512<float>.Zero;
+        var acc2 = Vector512<float>.Zero;
+        var acc3 = Vector512<float>.Zero;
         int c = 0;
-        for (; c + 2 <= chunks; c += 2)
+        for (; c + 4 <= chunks; c += 4)
         {
             acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16), Gather(c), acc0);
             acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 16), Gather(c + 1), acc1);
+            acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 32), Gather(c + 2), acc2);
+            acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 48), Gather(c + 3), acc3);
         }
-        if (c < chunks)
+        for (; c < chunks; c++)
             acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16), Gather(c), acc0);
-        float sum = Vector512.Sum(acc0 + acc1);
+        float sum = Vector512.Sum((acc0 + acc1) + (acc2 + acc3));
         for (int j = chunks * 16; j < k; j++)
             sum = MathF.FusedMultiplyAdd(values[j], x[(j / n) * m + Position(positions, j, lb)], sum);
         return sum;
@@ -107,8 +114,16 @@ internal static unsafe class SparseNmKernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         Vector512<float> Gather(int chunk)
         {
-            ulong bits = ReadBits(positions + chunk * chunkBytes, positionsEnd);
-            var words = Vector512.Create(Vector256.Create((uint)bits), Vector256.Create((uint)(bits >> (8 * lb))));
+            Vector512<uint> words;
+            if (lb == 2)
+            {
+                words = Vector512.Create(Unsafe.ReadUnaligned<uint>(positions + chunk * 4));
+            }
+            else
+            {
+                ulong bits = ReadBits(positions + chunk * chunkBytes, positionsEnd);
+                words = Vector512.Create(Vector256.Create((uint)bits), Vector256.Create((uint)(bits >> (8 * lb))));
+            }
             var index = (Avx512F.ShiftRightLogicalVariable(words, shifts) & mask).AsInt32() + bases;
             float* xc = x + (nint)chunk * span;
             if (span == 32)

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Condense.Quantization;
 
 namespace Condense.Sparsity;
@@ -45,6 +46,18 @@ internal static unsafe class QuantizedRows
                 }
                 else
                 {
+                    if (Avx2.IsSupported)
+                    {
+                        var s = Vector256.Create(scale);
+                        var z = Vector256.Create(zero);
+                        var shifts = Vector256.Create(0u, 4, 8, 12, 16, 20, 24, 28);
+                        var nibble = Vector256.Create(15u);
+                        for (; i + 8 <= end; i += 8)
+                        {
+                            var q = (Avx2.ShiftRightLogicalVariable(Vector256.Create(Unsafe.ReadUnaligned<uint>(p + (i >> 1))), shifts) & nibble).AsInt32();
+                            Vector256.Store(Vector256.ConvertToSingle(q - z) * s, destination + i);
+                        }
+                    }
                     for (; i + 2 <= end; i += 2)
                     {
                         int b = p[i >> 1];
