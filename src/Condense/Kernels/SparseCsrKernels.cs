@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Condense.Kernels;
 
@@ -8,11 +6,24 @@ namespace Condense.Kernels;
 internal static unsafe class SparseCsrKernels
 {
     /// <summary>sum over j &lt; count of values[j] * x[columns[j]].</summary>
+    /// <remarks>
+    /// Four scalar chains of indexed loads: measured 1.7x faster than the AVX2 hardware gather on the target
+    /// (Zen 5); .NET 10 has no 512-bit gather. The cost is the indexed loads, which SIMD does not reduce.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float RowDot<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged
     {
-        if (Avx2.IsSupported) return RowDotAvx2(values, columns, count, x);
-        if (Vector128.IsHardwareAccelerated) return RowDotVector128(values, columns, count, x);
-        return RowDotScalar(values, columns, count, x);
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int j = 0;
+        for (; j + 4 <= count; j += 4)
+        {
+            a0 = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], a0);
+            a1 = MathF.FusedMultiplyAdd(values[j + 1], x[SparseBatched.Column(columns, j + 1)], a1);
+            a2 = MathF.FusedMultiplyAdd(values[j + 2], x[SparseBatched.Column(columns, j + 2)], a2);
+            a3 = MathF.FusedMultiplyAdd(values[j + 3], x[SparseBatched.Column(columns, j + 3)], a3);
+        }
+        for (; j < count; j++) a0 = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], a0);
+        return (a0 + a1) + (a2 + a3);
     }
 
     /// <summary>The scalar reference: one chain in storage order.</summary>
@@ -21,55 +32,6 @@ internal static unsafe class SparseCsrKernels
     {
         float sum = 0f;
         for (int j = 0; j < count; j++)
-            sum = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], sum);
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> LoadColumns<TIndex>(TIndex* columns) where TIndex : unmanaged
-    {
-        if (typeof(TIndex) == typeof(ushort)) return Avx2.ConvertToVector256Int32((ushort*)columns);
-        return Vector256.Load((int*)columns);
-    }
-
-    // .NET 10 exposes no 512-bit gather, so AVX-512 machines use the 256-bit one too, four chains deep.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowDotAvx2<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged
-    {
-        var acc0 = Vector256<float>.Zero;
-        var acc1 = Vector256<float>.Zero;
-        var acc2 = Vector256<float>.Zero;
-        var acc3 = Vector256<float>.Zero;
-        int j = 0;
-        for (; j + 32 <= count; j += 32)
-        {
-            acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j), Avx2.GatherVector256(x, LoadColumns(columns + j), 4), acc0);
-            acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j + 8), Avx2.GatherVector256(x, LoadColumns(columns + j + 8), 4), acc1);
-            acc2 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j + 16), Avx2.GatherVector256(x, LoadColumns(columns + j + 16), 4), acc2);
-            acc3 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j + 24), Avx2.GatherVector256(x, LoadColumns(columns + j + 24), 4), acc3);
-        }
-        for (; j + 8 <= count; j += 8)
-            acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j), Avx2.GatherVector256(x, LoadColumns(columns + j), 4), acc0);
-        float sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
-        for (; j < count; j++)
-            sum = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], sum);
-        return sum;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowDotVector128<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged
-    {
-        var acc = Vector128<float>.Zero;
-        int j = 0;
-        for (; j + 4 <= count; j += 4)
-        {
-            var gathered = Vector128.Create(
-                x[SparseBatched.Column(columns, j)], x[SparseBatched.Column(columns, j + 1)],
-                x[SparseBatched.Column(columns, j + 2)], x[SparseBatched.Column(columns, j + 3)]);
-            acc = Vector128.FusedMultiplyAdd(Vector128.Load(values + j), gathered, acc);
-        }
-        float sum = Vector128.Sum(acc);
-        for (; j < count; j++)
             sum = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], sum);
         return sum;
     }
