@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 
 namespace Condense.Kernels;
@@ -83,70 +82,76 @@ public sealed class Fastfood
 
     /// <summary>y = P x: d values in, D values out.</summary>
     /// <exception cref="ArgumentException">A length other than d or D (named).</exception>
-    public void Apply(ReadOnlySpan<float> x, Span<float> y)
+    public unsafe void Apply(ReadOnlySpan<float> x, Span<float> y)
     {
         CheckLength(x.Length, InputDimension, nameof(x), "InputDimension d");
         CheckLength(y.Length, OutputDimension, nameof(y), "OutputDimension D");
         int l = BlockLength, d = InputDimension;
-        float[] first = ArrayPool<float>.Shared.Rent(l), second = ArrayPool<float>.Shared.Rent(l);
-        try
+        var (first, second) = Scratch(l);
+        var a = first.AsSpan(0, l);
+        var b = second.AsSpan(0, l);
+        fixed (float* ap = first, bp = second)
         {
-            var a = first.AsSpan(0, l);
-            var b = second.AsSpan(0, l);
             for (int k = 0; k < BlockCount; k++)
             {
-                var signs = _signs[k];
-                for (int i = 0; i < d; i++) a[i] = signs[i] * x[i];
+                System.Numerics.Tensors.TensorPrimitives.Multiply(x, _signs[k].AsSpan(0, d), a.Slice(0, d));
                 a.Slice(d).Clear();
                 Hadamard.Transform(a);
-                var permutation = _permutations[k];
-                var gaussians = _gaussians[k];
-                for (int i = 0; i < l; i++) b[i] = gaussians[i] * a[permutation[i]];
+                fixed (int* permutation = _permutations[k])
+                fixed (float* gaussians = _gaussians[k])
+                {
+                    for (int i = 0; i < l; i++) bp[i] = gaussians[i] * ap[permutation[i]];
+                }
                 Hadamard.Transform(b);
                 int offset = k * l, count = Math.Min(l, OutputDimension - offset);
                 System.Numerics.Tensors.TensorPrimitives.Multiply(b.Slice(0, count), _scales[k].AsSpan(0, count), y.Slice(offset, count));
             }
         }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(first);
-            ArrayPool<float>.Shared.Return(second);
-        }
     }
 
     /// <summary>x = P^T y, the exact adjoint of <see cref="Apply"/>: D values in, d values out.</summary>
     /// <exception cref="ArgumentException">A length other than D or d (named).</exception>
-    public void ApplyTranspose(ReadOnlySpan<float> y, Span<float> x)
+    public unsafe void ApplyTranspose(ReadOnlySpan<float> y, Span<float> x)
     {
         CheckLength(y.Length, OutputDimension, nameof(y), "OutputDimension D");
         CheckLength(x.Length, InputDimension, nameof(x), "InputDimension d");
         int l = BlockLength, d = InputDimension;
         x.Clear();
-        float[] first = ArrayPool<float>.Shared.Rent(l), second = ArrayPool<float>.Shared.Rent(l);
-        try
+        var (first, second) = Scratch(l);
+        var a = first.AsSpan(0, l);
+        var b = second.AsSpan(0, l);
+        fixed (float* ap = first, bp = second)
         {
-            var a = first.AsSpan(0, l);
-            var b = second.AsSpan(0, l);
             for (int k = 0; k < BlockCount; k++)
             {
                 int offset = k * l, count = Math.Min(l, OutputDimension - offset);
                 System.Numerics.Tensors.TensorPrimitives.Multiply(y.Slice(offset, count), _scales[k].AsSpan(0, count), b.Slice(0, count));
                 b.Slice(count).Clear();
                 Hadamard.Transform(b);
-                var permutation = _permutations[k];
-                var gaussians = _gaussians[k];
-                // The transpose of "gather by Pi" is "scatter by Pi".
-                for (int i = 0; i < l; i++) a[permutation[i]] = gaussians[i] * b[i];
+                fixed (int* permutation = _permutations[k])
+                fixed (float* gaussians = _gaussians[k])
+                {
+                    // The transpose of "gather by Pi" is "scatter by Pi".
+                    for (int i = 0; i < l; i++) ap[permutation[i]] = gaussians[i] * bp[i];
+                }
                 Hadamard.Transform(a);
-                var signs = _signs[k];
-                for (int i = 0; i < d; i++) x[i] += signs[i] * a[i];
+                System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(a.Slice(0, d), _signs[k].AsSpan(0, d), x, x);
             }
         }
-        finally
+    }
+
+    // Two L-float work buffers per thread, reused across calls: a 2^20 projection would otherwise allocate 8 MiB a call.
+    [ThreadStatic] private static float[]? s_first;
+    [ThreadStatic] private static float[]? s_second;
+
+    private static (float[] First, float[] Second) Scratch(int length)
+    {
+        if (s_first is null || s_first.Length < length)
         {
-            ArrayPool<float>.Shared.Return(first);
-            ArrayPool<float>.Shared.Return(second);
+            s_first = new float[length];
+            s_second = new float[length];
         }
+        return (s_first, s_second!);
     }
 
     /// <summary>A Gamma(shape, 1) draw (Marsaglia and Tsang 2000; shape &lt; 1 boosted by U^(1/shape)).</summary>
