@@ -1,0 +1,39 @@
+namespace Condense.Sparsity;
+
+/// <summary>
+/// The one place the sparse, low-rank and transform kernels go parallel: contiguous chunks of an index range,
+/// each chunk run by one thread in increasing order, so every output is computed the same way at any thread count.
+/// </summary>
+/// <remarks>Kept behind this helper so it can be switched to the persistent worker pool in one edit.</remarks>
+internal static class SparseParallel
+{
+    // Below this much work (multiply-adds or bytes touched) a parallel hand-off costs more than it saves.
+    private const long ParallelThreshold = 1L << 17;
+
+    /// <summary>Upper bound on threads (default: processor count). Results never depend on it.</summary>
+    public static int MaxDegreeOfParallelism { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>Calls <paramref name="body"/>(start, end) over disjoint contiguous chunks covering [0, count).</summary>
+    /// <param name="count">Number of items (rows).</param>
+    /// <param name="workPerItem">Rough cost of one item, to decide whether to go parallel at all.</param>
+    /// <param name="body">Processes items [start, end); must touch only their outputs.</param>
+    public static void For(int count, long workPerItem, Action<int, int> body)
+    {
+        if (count <= 0) return;
+        int threads = Math.Max(1, MaxDegreeOfParallelism);
+        if (threads == 1 || count == 1 || count * Math.Max(1, workPerItem) < ParallelThreshold)
+        {
+            body(0, count);
+            return;
+        }
+
+        // A few chunks per thread balance a machine shared with other work; chunk bounds depend only on count.
+        int chunks = Math.Min(count, threads * 4);
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
+        {
+            int start = (int)((long)count * c / chunks);
+            int end = (int)((long)count * (c + 1) / chunks);
+            if (end > start) body(start, end);
+        });
+    }
+}
