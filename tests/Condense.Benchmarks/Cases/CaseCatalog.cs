@@ -30,7 +30,7 @@ internal static partial class CaseCatalog
         var s2Runs = new List<Run> { new(Fp32Storage.Format, 1, Hot: true), new(Fp32Storage.Format, 16) };
         s2Runs.AddRange(s2.SelectMany(f => new Run[] { new(f, 1, Hot: true), new(f, 16) }));
         var lowRank = new List<WeightFormat>();
-        AddLowRankFormats(Shape.S2, lowRank);
+        AddLowRankFormats(Shape.S2, lowRank, full: false);
         s2Runs.AddRange(lowRank.Select(f => new Run(f, 1)));
 
         var s1Runs = new List<Run>
@@ -39,7 +39,7 @@ internal static partial class CaseCatalog
             new(Fp32Storage.Format, 128), new(QuantizedFormats.Int8G32, 128), new(QuantizedFormats.Int4G64, 128),
         };
         var sparse = new List<WeightFormat>();
-        AddSparseFormats(Shape.S1, sparse);
+        AddSparseFormats(Shape.S1, sparse, full: false);
         s1Runs.AddRange(sparse.Select(f => new Run(f, 1)));
 
         var groups = new List<CaseGroup>
@@ -59,8 +59,8 @@ internal static partial class CaseCatalog
         foreach (var shape in Shape.Standard)
         {
             var formats = new List<WeightFormat>(QuantizedFormats.All);
-            AddSparseFormats(shape, formats);
-            AddLowRankFormats(shape, formats);
+            AddSparseFormats(shape, formats, full: true);
+            AddLowRankFormats(shape, formats, full: true);
             // Four formats and the fp32 baseline per group: about 2.5 GiB of cold copies at a time.
             foreach (var chunk in formats.Chunk(4))
             {
@@ -79,9 +79,9 @@ internal static partial class CaseCatalog
         return groups;
     }
 
-    static partial void AddSparseFormats(Shape shape, List<WeightFormat> formats);
+    static partial void AddSparseFormats(Shape shape, List<WeightFormat> formats, bool full);
 
-    static partial void AddLowRankFormats(Shape shape, List<WeightFormat> formats);
+    static partial void AddLowRankFormats(Shape shape, List<WeightFormat> formats, bool full);
 
     static partial void AddTransformGroups(List<CaseGroup> groups, bool full);
 

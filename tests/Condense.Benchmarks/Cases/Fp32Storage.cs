@@ -16,10 +16,11 @@ internal static class Fp32Storage
 #if CONDENSE_KERNELS_V2
         // Adjust this line if DenseWeight's factory has another shape: (dense [out, in], out, in) -> storage.
         (dense, outFeatures, inFeatures) => new DenseWeight(dense, outFeatures, inFeatures),
-        Copy: null,
+        // A copy of the array: a storage that keeps the caller's array must not make the cold copies share it.
+        Copy: (w, dense) => new DenseWeight((float[])dense.Clone(), w.OutFeatures, w.InFeatures),
 #else
         GemmDenseWeight.Create,
-        Copy: w => ((GemmDenseWeight)w).Clone(),
+        Copy: (w, _) => ((GemmDenseWeight)w).Clone(),
 #endif
         Batch1Target: Target.Bandwidth(85));
 

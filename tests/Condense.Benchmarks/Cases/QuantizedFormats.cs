@@ -39,7 +39,7 @@ internal static class QuantizedFormats
     };
 
     // A memory copy of the parts: seconds cheaper than quantizing again for every copy of the cold rotation.
-    private static IWeightStorage Copy(IWeightStorage storage)
+    private static IWeightStorage Copy(IWeightStorage storage, float[] dense)
     {
         var w = (GroupQuantizedWeight)storage;
         return GroupQuantizedWeight.FromParts(w.OutFeatures, w.InFeatures, w.Scheme,

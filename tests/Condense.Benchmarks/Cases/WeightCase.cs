@@ -11,12 +11,15 @@ internal sealed class WeightSet
 {
     private static readonly Lazy<float[]> WarmUpDense = new(() => RandomData.Weights(Shape.WarmUp, seed: 3));
 
-    public WeightSet(WeightFormat format, Shape shape, float[] dense, long coldBytes)
+    /// <param name="coldBytes">Working set of the cold rotation; 0 = hot only (one copy).</param>
+    /// <param name="slowCopies">Formats without a cheap copy: build every copy with Create (BenchmarkDotNet) instead of
+    /// keeping one copy and flushing the caches before each cold call (quick mode).</param>
+    public WeightSet(WeightFormat format, Shape shape, float[] dense, long coldBytes, bool slowCopies = false)
     {
         Format = format;
         Shape = shape;
         var first = format.Create(dense, shape.Out, shape.In);
-        if (coldBytes <= 0 || format.Copy is null)
+        if (coldBytes <= 0 || (format.Copy is null && !slowCopies))
         {
             Copies = [first];
         }
@@ -26,7 +29,8 @@ internal sealed class WeightSet
             int count = (int)Math.Max(2, (coldBytes + first.ByteCount - 1) / first.ByteCount);
             Copies = new IWeightStorage[count];
             Copies[0] = first;
-            for (int i = 1; i < count; i++) Copies[i] = format.Copy(first);
+            for (int i = 1; i < count; i++)
+                Copies[i] = format.Copy is null ? format.Create(dense, shape.Out, shape.In) : format.Copy(first, dense);
         }
         Small = format.Create(WarmUpDense.Value, Shape.WarmUp.Out, Shape.WarmUp.In);
     }
