@@ -87,7 +87,7 @@ public static class QuickMode
             table.Add(r.Name, r.Shape, r.Batch.ToString(CultureInfo.InvariantCulture), r.Mode,
                 Format.Number(r.BitsPerWeight, "0.00"), Format.Bytes(r.BytesPerCall), Format.Time(r.MedianSeconds),
                 Format.Number(r.GBps, "0.0"), Format.Number(r.PercentOfBandwidth, "0") + "%",
-                r.Name == Harness.BenchCase.Fp32Name ? "1.00x" : Format.Number(r.SpeedUpVsFp32, "0.00") + "x",
+                r.Name == BenchCase.Fp32Name ? "1.00x" : double.IsNaN(r.SpeedUpVsFp32) ? "-" : Format.Number(r.SpeedUpVsFp32, "0.00") + "x",
                 Format.Number(Timing.Spread(r.RoundMedians), "0.00"), target);
         }
         return table;

@@ -9,6 +9,9 @@ namespace Condense.Benchmarks.Cases;
 /// </summary>
 internal sealed class WeightSet
 {
+    // Only a storage far below 128 kB would need more: the rotation then is pointless anyway.
+    private const int MaxCopies = 4096;
+
     private static readonly Lazy<float[]> WarmUpDense = new(() => RandomData.Weights(Shape.WarmUp, seed: 3));
 
     /// <param name="coldBytes">Working set of the cold rotation; 0 = hot only (one copy).</param>
@@ -26,7 +29,7 @@ internal sealed class WeightSet
         else
         {
             // At least two copies, so even a matrix larger than the caches is never re-read back to back.
-            int count = (int)Math.Max(2, (coldBytes + first.ByteCount - 1) / first.ByteCount);
+            int count = (int)Math.Clamp((coldBytes + first.ByteCount - 1) / Math.Max(1, first.ByteCount), 2, MaxCopies);
             Copies = new IWeightStorage[count];
             Copies[0] = first;
             for (int i = 1; i < count; i++)

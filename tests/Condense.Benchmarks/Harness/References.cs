@@ -17,7 +17,7 @@ internal static class References
         new("fp32 linear S1, batch 128 (perf-anchors 3.2)", "19.9 ms", 19.9e-3, "fp32", "S1", 128),
         new("int4 g32 dequantize-then-multiply S1, batch 1", "41 ms", 41e-3, "int4-g32-sym", "S1", 1),
         new("2:4 sparse (gather) S1, batch 1", "15.8 ms", 15.8e-3, "2:4-fp32", "S1", 1),
-        new("FWHT 2^20 float32 (2 threads)", "2.4 ms", 2.4e-3, "fwht-1t", "2^20", 1),
+        new("FWHT 2^20 float32 (2 threads)", "2.4 ms", 2.4e-3, "fwht", "2^20", 1),
         new("Fastfood 2^20 float32", "7.1 ms", 7.1e-3, "fastfood", "2^20", 1),
         new("Fastfood 2^24 float32", "228 ms", 228e-3, "fastfood", "2^24", 1),
     ];
