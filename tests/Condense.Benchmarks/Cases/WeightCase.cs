@@ -45,8 +45,6 @@ internal sealed class WeightSet
 
     /// <summary>True when there are too few copies to rotate: cold calls flush the caches instead.</summary>
     public bool NeedsFlush => Copies.Length == 1;
-
-    public long ColdBytes => Copies.Length * Copies[0].ByteCount;
 }
 
 /// <summary>y = x W^T through <see cref="IWeightStorage.MatMulTransposed"/> at one batch, cold or hot.</summary>
@@ -65,8 +63,6 @@ internal sealed class WeightCase : BenchCase
         _xSmall = RandomData.Activations(batch, Shape.WarmUp.In);
         _ySmall = new float[batch * Shape.WarmUp.Out];
     }
-
-    public WeightSet Set => _set;
 
     public override double BitsPerWeight => _set.Copies[0].ByteCount * 8.0 / _set.Shape.Elements;
 

@@ -61,10 +61,12 @@ internal sealed class Runner(BandwidthProbe probe, int rounds, long coldBytes, d
             BitsPerWeight = c.BitsPerWeight, BytesPerCall = c.BytesPerCall, FlopsPerCall = c.FlopsPerCall, Target = c.Target,
         }).ToList();
 
-        // Tier-0 code, then tier 1 after 30 calls and a background compile: call twice with a pause between.
+        // Tier 0 first; call counting starts once no new method was jitted for 100 ms, tier 1 compiles in the
+        // background after 30 counted calls: two passes, each followed by a pause.
         foreach (var c in cases) c.WarmUp(WarmUpCalls);
         Thread.Sleep(250);
         foreach (var c in cases) c.WarmUp(WarmUpCalls);
+        Thread.Sleep(250);
         foreach (var c in cases)
         {
             c.BeforeCall?.Invoke();
