@@ -19,7 +19,7 @@ internal sealed record Run(WeightFormat Format, int Batch, bool Cold = true, boo
 internal static partial class CaseCatalog
 {
     public const string QuickDescription =
-        "S2 at batch 1 (cold + hot) and 16 (cold); S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold); " +
+        "S2 at batch 1 (cold + hot) and 16 (cold); S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold: fp32, int4-g64); " +
         "per-call overhead on 64x256 (hot)";
 
     public const string FullDescription = "S1, S2, S3 x batch 1, 16, 128, cold and hot, every format; int4-g64 on S1 at batch 2, 4, 8";
@@ -36,7 +36,7 @@ internal static partial class CaseCatalog
         var s1Runs = new List<Run>
         {
             new(Fp32Storage.Format, 1), new(QuantizedFormats.Int4G32Sym, 1),
-            new(Fp32Storage.Format, 128), new(QuantizedFormats.Int8G32, 128), new(QuantizedFormats.Int4G64, 128),
+            new(Fp32Storage.Format, 128), new(QuantizedFormats.Int4G64, 128),
         };
         var sparse = new List<WeightFormat>();
         AddSparseFormats(Shape.S1, sparse, full: false);

@@ -97,11 +97,12 @@ internal sealed class Runner(BandwidthProbe probe, int rounds, long coldBytes, d
         Rows.AddRange(rows);
     }
 
+    // Two reads of 1 GiB per thread count, before and after the kernels: four per round and thread count.
     private void MeasureProbe(List<double> oneThreadGBps, List<double> twoThreadsGBps)
     {
-        foreach (var t in Timing.Sample(() => probe.Read(1), null, 3, 3, 0))
+        foreach (var t in Timing.Sample(() => probe.Read(1), null, 2, 2, 0))
             oneThreadGBps.Add(BandwidthProbe.Bytes / t / 1e9);
-        foreach (var t in Timing.Sample(() => probe.Read(2), null, 3, 3, 0))
+        foreach (var t in Timing.Sample(() => probe.Read(2), null, 2, 2, 0))
             twoThreadsGBps.Add(BandwidthProbe.Bytes / t / 1e9);
     }
 
