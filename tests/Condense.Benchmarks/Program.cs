@@ -1,8 +1,10 @@
 // Condense benchmarks (never part of the test run). Speed is reported as ratios measured in the same run;
-// see ../shared/BENCHMARKS.md.
+// see BENCHMARKS.md (harness rules).
 //
-//   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick        one table in under a minute
-//   dotnet run -c Release --project tests/Condense.Benchmarks -- --filter '*'   BenchmarkDotNet suites
+//   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick              kernel table, under a minute
+//   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick --full       every shape, batch and format
+//   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick generator    generator on 1,000 layers
+//   dotnet run -c Release --project tests/Condense.Benchmarks -- --filter '*Gemv*'    BenchmarkDotNet suites
 using BenchmarkDotNet.Running;
 
 namespace Condense.Benchmarks;

@@ -1,11 +1,113 @@
+using System.Diagnostics;
+using System.Globalization;
+using Condense.Benchmarks.Cases;
+using Condense.Benchmarks.Generator;
+using Condense.Benchmarks.Harness;
+
 namespace Condense.Benchmarks;
 
-/// <summary>The quick kernel table (owned by the kernel benchmark work).</summary>
+/// <summary>
+/// The quick kernel table (BENCHMARKS.md harness rules): every kernel against the same-round bandwidth probe and
+/// the same-round fp32 kernel, cold and hot, after JIT warm-up.
+/// <code>
+///   --quick                     the quick subset, one table in under a minute
+///   --quick --full              every shape, batch and format (minutes)
+///   --quick generator           generator + analyzer on a 1,000-layer model: ms per full run, incremental check
+///   options: --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
+/// </code>
+/// </summary>
 public static class QuickMode
 {
     public static int Run(string[] args)
     {
-        Console.WriteLine("quick mode: not written yet");
+        if (args.Contains("generator")) return GeneratorQuick.Run();
+
+        bool full = args.Contains("--full");
+        string? csv = Option(args, "--csv");
+        int rounds = int.Parse(Option(args, "--rounds") ?? "3", CultureInfo.InvariantCulture);
+        long coldBytes = long.Parse(Option(args, "--cold-mib") ?? "512", CultureInfo.InvariantCulture) << 20;
+        double budget = double.Parse(Option(args, "--budget-ms") ?? "80", CultureInfo.InvariantCulture) / 1e3;
+
+        var clock = Stopwatch.StartNew();
+        Console.WriteLine($"Condense kernel benchmark, {(full ? "full" : "quick")} mode: {(full ? CaseCatalog.FullDescription : CaseCatalog.QuickDescription)}");
+        foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
+        Console.WriteLine($"method  : {rounds} rounds per group; each round = probe (1 GiB read, 1 and 2 threads), every case, probe again; " +
+                          $"cold = rotation over >= {coldBytes >> 20} MiB of weight copies; >= 3 calls / {budget * 1e3:0} ms per case per round; " +
+                          $"fp32 = {FormatName()}");
+
+        var groups = full ? CaseCatalog.Full() : CaseCatalog.Quick();
+        long peak = 0;
+        Runner runner;
+        using (var probe = new BandwidthProbe())
+        {
+            runner = new Runner(probe, rounds, coldBytes, budget);
+            foreach (var group in groups)
+            {
+                runner.RunGroup(group, message => Console.Error.Write($"\r  {message,-60}"));
+                peak = Math.Max(peak, Environment.WorkingSet);
+                GC.Collect();
+            }
+        }
+        Console.Error.Write($"\r{new string(' ', 64)}\r");
+
+        var table = KernelTable(runner.Rows);
+        Console.WriteLine($"probe   : read GB/s per round, 1 thread {Rounds(runner.Probe.OneThread)}; 2 threads {Rounds(runner.Probe.TwoThreads)} " +
+                          $"(median {Format.Number(Timing.Median(runner.Probe.TwoThreads), "0.0")}; '% BW' uses each round's own 2-thread median)");
+        Console.WriteLine();
+        Console.Write(table.Render(leftAligned: 4));
+        Console.WriteLine();
+        Console.WriteLine(TargetSummary(runner.Rows));
+        Console.WriteLine();
+        Console.Write(References.Render(runner.Rows, runner.Probe));
+        Console.WriteLine();
+        Console.WriteLine("bits/w = ByteCount x 8 / (Out x In), scales, zero points and indices included; bytes/call = stored weight + fp32 activations;");
+        Console.WriteLine("GB/s = bytes/call / median; % BW and x fp32 = median over rounds of the same-round ratio (fp32: same shape, batch and mode);");
+        Console.WriteLine("spread = max / min of the per-round medians; target: BENCHMARKS.md, judged on cold rows (hot for the 64x256 overhead rows);");
+        Console.WriteLine("x ref = reference time / this run's time (bandwidth: ours / theirs): a different run, so a loose comparison.");
+        Console.WriteLine($"{runner.Rows.Count} rows in {clock.Elapsed.TotalSeconds:0.0} s, peak working set {peak >> 20} MiB");
+
+        if (csv is not null)
+        {
+            File.WriteAllText(csv, table.ToCsv());
+            Console.WriteLine($"csv: {csv}");
+        }
         return 0;
+    }
+
+    private static TextTable KernelTable(IEnumerable<RowResult> rows)
+    {
+        var table = new TextTable("case", "shape", "batch", "mode", "bits/w", "bytes/call", "median", "GB/s", "% BW", "x fp32", "spread", "target");
+        foreach (var r in rows)
+        {
+            string target = r.Target is null ? "" : $"{r.Target.Text}: {(r.TargetMet == true ? "met" : "NOT met")}";
+            if (r.Target is not null && r.Target.Text.Contains("GFLOP", StringComparison.Ordinal))
+                target += $" ({Format.Number(r.Gflops, "0")})";
+            if (r.Target is not null && r.Target.Text.Contains("own b1", StringComparison.Ordinal))
+                target += $" ({Format.Number(r.VsOwnBatch1, "0.00")}x)";
+            table.Add(r.Name, r.Shape, r.Batch.ToString(CultureInfo.InvariantCulture), r.Mode,
+                Format.Number(r.BitsPerWeight, "0.00"), Format.Bytes(r.BytesPerCall), Format.Time(r.MedianSeconds),
+                Format.Number(r.GBps, "0.0"), Format.Number(r.PercentOfBandwidth, "0") + "%",
+                r.Name == BenchCase.Fp32Name ? "1.00x" : double.IsNaN(r.SpeedUpVsFp32) ? "-" : Format.Number(r.SpeedUpVsFp32, "0.00") + "x",
+                Format.Number(Timing.Spread(r.RoundMedians), "0.00"), target);
+        }
+        return table;
+    }
+
+    private static string TargetSummary(IReadOnlyList<RowResult> rows)
+    {
+        var judged = rows.Where(r => r.TargetMet is not null).ToList();
+        string Names(bool met) => string.Join(", ", judged.Where(r => r.TargetMet == met).Select(r => $"{r.Name} {r.Shape.Split(' ')[0]} b{r.Batch}").Distinct());
+        return $"targets met: {judged.Count(r => r.TargetMet == true)} of {judged.Count}" +
+               $"\n  met    : {Names(true)}\n  not met: {Names(false)}";
+    }
+
+    private static string Rounds(IEnumerable<double> values) => string.Join(" / ", values.Select(v => Format.Number(v, "0.0")));
+
+    private static string FormatName() => Fp32Storage.Format.Create(new float[16], 4, 4).Format;
+
+    private static string? Option(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }

@@ -1,0 +1,60 @@
+#if CONDENSE_KERNELS_V2
+using BenchmarkDotNet.Attributes;
+using Condense.Benchmarks.Gemv;
+using Condense.Benchmarks.Harness;
+using Condense.Quantization;
+using Condense.Sparsity;
+
+namespace Condense.Benchmarks.Cases;
+
+/// <summary>N:M and CSR storages (formats.md 3 and 4). Pruning is slow, so quick mode keeps one copy and flushes the caches.</summary>
+internal static class SparseFormats
+{
+    public static readonly WeightFormat TwoFour = Nm(2, 4, values: null, Target.SpeedUp(1.6));
+    public static readonly WeightFormat TwoFourInt8 = Nm(2, 4, new QuantizationScheme(8, 32, Symmetric: true));
+    public static readonly WeightFormat TwoFourInt4 = Nm(2, 4, new QuantizationScheme(4, 128, Symmetric: false));
+    public static readonly WeightFormat OneFour = Nm(1, 4, values: null);
+    public static readonly WeightFormat Csr10 = Csr(density: 0.10, Target.SpeedUp(4));
+    public static readonly WeightFormat Csr50 = Csr(density: 0.50);
+
+    private static WeightFormat Nm(int n, int m, QuantizationScheme? values, Target? target = null) => new(
+        $"{n}:{m}-{(values is { } v ? v.FormatName : "fp32")}",
+        (dense, outFeatures, inFeatures) => NmSparseWeight.Prune(dense, outFeatures, inFeatures, n, m, values),
+        Batch1Target: target);
+
+    // Prune's fraction is the share removed: 10% density keeps 0.10 of the weights.
+    private static WeightFormat Csr(double density, Target? target = null) => new(
+        $"csr-{density * 100:0}%",
+        (dense, outFeatures, inFeatures) => CsrWeight.Prune(dense, outFeatures, inFeatures, 1 - density),
+        Batch1Target: target);
+}
+
+internal static partial class CaseCatalog
+{
+    static partial void AddSparseFormats(Shape shape, List<WeightFormat> formats, bool full)
+    {
+        formats.Add(SparseFormats.TwoFour);
+        formats.Add(SparseFormats.Csr10);
+        if (!full) return;
+        formats.AddRange([SparseFormats.TwoFourInt8, SparseFormats.TwoFourInt4, SparseFormats.OneFour, SparseFormats.Csr50]);
+    }
+}
+
+/// <summary>Sparse GEMV/GEMM against the fp32 baseline (cold copies are built by pruning again: slow setup).</summary>
+public class SparseGemvBenchmarks : GemvBenchmarkBase
+{
+    [GlobalSetup(Target = nameof(Fp32))] public void SetupFp32() => Setup(Fp32Storage.Format);
+    [GlobalSetup(Target = nameof(TwoFour))] public void SetupTwoFour() => Setup(SparseFormats.TwoFour);
+    [GlobalSetup(Target = nameof(TwoFourInt8))] public void SetupTwoFourInt8() => Setup(SparseFormats.TwoFourInt8);
+    [GlobalSetup(Target = nameof(TwoFourInt4))] public void SetupTwoFourInt4() => Setup(SparseFormats.TwoFourInt4);
+    [GlobalSetup(Target = nameof(Csr10))] public void SetupCsr10() => Setup(SparseFormats.Csr10);
+    [GlobalSetup(Target = nameof(Csr50))] public void SetupCsr50() => Setup(SparseFormats.Csr50);
+
+    [Benchmark(Baseline = true)] public void Fp32() => Call();
+    [Benchmark] public void TwoFour() => Call();
+    [Benchmark] public void TwoFourInt8() => Call();
+    [Benchmark] public void TwoFourInt4() => Call();
+    [Benchmark] public void Csr10() => Call();
+    [Benchmark] public void Csr50() => Call();
+}
+#endif

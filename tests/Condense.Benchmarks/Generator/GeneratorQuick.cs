@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Globalization;
+using Condense.Benchmarks.Harness;
+using Microsoft.CodeAnalysis;
+
+namespace Condense.Benchmarks.Generator;
+
+/// <summary>
+/// `--quick generator`: ms per full generator + analyzer run on the 1,000-layer model (target &lt;= 100 ms),
+/// and whether an unrelated edit leaves every tracked step Cached/Unchanged (it must re-emit nothing).
+/// </summary>
+internal static class GeneratorQuick
+{
+    private const int WarmUpRuns = 5;
+    private const int Runs = 15;
+
+    public static int Run()
+    {
+        var setup = Stopwatch.StartNew();
+        var workload = new GeneratorWorkload();
+        Console.WriteLine($"Condense generator benchmark: one model, {GeneratorWorkload.Layers} annotated Linear layers (10 Quantize settings, every 50th KeepDense) + one unrelated file");
+        foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
+
+        // Correctness first: a benchmark of a run that fails or reports errors would measure the wrong thing.
+        var first = workload.RunGenerator();
+        var analyzerDiagnostics = workload.RunAnalyzer();
+        int generatorDiagnostics = first.Diagnostics.Length;
+        long generatedChars = first.GeneratedTrees.Sum(t => (long)t.Length);
+        Console.WriteLine($"setup   : {setup.Elapsed.TotalMilliseconds:0} ms; generated {first.GeneratedTrees.Length} file(s), {generatedChars / 1000.0:0} k chars; " +
+                          $"diagnostics: generator {generatorDiagnostics}, analyzer {analyzerDiagnostics.Length}" +
+                          (first.Results.Any(r => r.Exception is not null) ? "; GENERATOR THREW" : ""));
+
+        // Interleaved (one call of each per round) so a change of machine load hits every row alike.
+        var runs = new (string Name, Action Run, string Target)[]
+        {
+            ("generator + analyzer, full run (new driver, fresh clone)", () => workload.RunFull(), "<= 100 ms"),
+            ("  generator only", () => workload.RunGenerator(), ""),
+            ("  analyzer only (CompressionPlanAnalyzer)", () => workload.RunAnalyzer(), ""),
+            ("  (floor: a no-op analyzer on class declarations)", () => workload.RunNoOpAnalyzer(), ""),
+            ("incremental run after an unrelated edit", () => workload.RunAfterUnrelatedEdit(), ""),
+        };
+        var times = runs.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < WarmUpRuns + Runs; round++)
+            for (int i = 0; i < runs.Length; i++)
+            {
+                var sample = Timing.Sample(runs[i].Run, null, 1, 1, 0);
+                if (round >= WarmUpRuns) times[i].AddRange(sample);
+            }
+
+        var table = new TextTable("run", "median", "min", "runs", "target");
+        for (int i = 0; i < runs.Length; i++)
+        {
+            double median = Timing.Median(times[i]);
+            string target = runs[i].Target.Length == 0 ? "" : $"{runs[i].Target}: {(median <= 0.100 ? "met" : "NOT met")}";
+            table.Add(runs[i].Name, Format.Time(median), Format.Time(times[i].Min()), Runs.ToString(CultureInfo.InvariantCulture), target);
+        }
+        Console.WriteLine();
+        Console.Write(table.Render());
+
+        var check = IncrementalCheck(workload.RunAfterUnrelatedEdit());
+        Console.WriteLine();
+        Console.WriteLine(check.Text);
+        return check.Ok && generatorDiagnostics == 0 && analyzerDiagnostics.IsEmpty ? 0 : 1;
+    }
+
+    /// <summary>Every output of the generator's tracked steps must be Cached/Unchanged, and no source output may run.</summary>
+    public static (bool Ok, string Text) IncrementalCheck(GeneratorDriverRunResult run)
+    {
+        var result = run.Results.Single();
+        var lines = new List<string> { "incremental check after an unrelated edit (another syntax tree changed):" };
+        bool ok = true;
+        foreach (var name in GeneratorWorkload.StepNames)
+        {
+            var outputs = result.TrackedSteps.TryGetValue(name, out var steps) ? steps.SelectMany(s => s.Outputs).ToList() : [];
+            var reasons = outputs.GroupBy(o => o.Reason).Select(g => $"{g.Key} {g.Count()}");
+            bool stepOk = outputs.Count > 0 && outputs.All(o => o.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged);
+            ok &= stepOk;
+            lines.Add($"  step {name,-12} {string.Join(", ", reasons),-24} {(stepOk ? "ok" : "NOT cached")}");
+        }
+        int reEmitted = result.TrackedOutputSteps.SelectMany(s => s.Value).SelectMany(s => s.Outputs)
+            .Count(o => o.Reason is not IncrementalStepRunReason.Cached);
+        ok &= reEmitted == 0;
+        lines.Add($"  source outputs re-run: {reEmitted}");
+        lines.Add($"  result: {(ok ? "every tracked step Cached/Unchanged, nothing re-emitted (target met)" : "NOT met")}");
+        return (ok, string.Join(Environment.NewLine, lines));
+    }
+}
