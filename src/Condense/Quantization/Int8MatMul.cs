@@ -109,10 +109,14 @@ internal static unsafe class Int8MatMul
         int log2G = p.GroupSize == p.In && gpr == 1 ? 31 : System.Numerics.BitOperations.Log2((uint)p.GroupSize);
         int symmetricZero = 1 << (p.Bits - 1);
         float* dots = stackalloc float[4];
+        // Small batches at 4 bits read the nibbles straight from the packed row (no unpacked copy); larger batches
+        // unpack once and reuse the codes for every batch tile.
+        bool fused4 = p.Bits == 4 && vectorBits == 512 && p.In % 64 == 0 && p.Batch <= 4;
 
         for (int r = start; r < end; r++)
         {
-            CodeUnpack.Row(p.Packed + (nint)r * p.RowBytes, p.RowBytes, p.Bits, p.In, codes, vectorBits);
+            byte* packedRow = p.Packed + (nint)r * p.RowBytes;
+            if (!fused4) CodeUnpack.Row(packedRow, p.RowBytes, p.Bits, p.In, codes, vectorBits);
             ConvertScales(p.Scales + (nint)r * gpr, sf, gpr, vectorBits);
             byte* zeros = p.Zeros == null ? null : p.Zeros + (nint)r * gpr;
             if (zeros != null) ScaleTimesZero(sf, zeros, codeOffset, szf, gpr);
@@ -122,7 +126,7 @@ internal static unsafe class Int8MatMul
             {
                 int rows = Math.Min(4, p.Batch - b);
                 sbyte* x0 = p.Q + (nint)b * p.Padded;
-                if (vectorBits == 512) Dot512(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
+                if (vectorBits == 512) Dot512(codes, fused4 ? packedRow : null, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
                 else if (vectorBits == 256) Dot256(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, vnni256, dots);
                 else if (vectorBits == 128) Dot128(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
                 else DotScalar(codes, p.In, x0, p.Padded, rows, sf, p.GroupSize, gpr, dots);
@@ -196,41 +200,75 @@ internal static unsafe class Int8MatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot512(byte* codes, int padded, sbyte* x, int xStride, int rows, float* sf, int log2G, bool signed8, float* result)
+    private static void Dot512(byte* codes, byte* packed4, int padded, sbyte* x, int xStride, int rows, float* sf, int log2G, bool signed8, float* result)
     {
         int chunks = padded / 64;
-        Vector512<int> index = log2G <= 5 ? s_index512[log2G - 4] : Vector512<int>.Zero;
         var ones = Vector512.Create((short)1);
-        var bias = Vector512.Create((byte)0x80);
         sbyte* x0 = x, x1 = x + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
         var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
-        for (int c = 0; c < chunks; c++)
+        if (log2G >= 6)
         {
-            var u = Vector512.Load(codes + 64 * c);
-            var scale = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((c << 6) >> log2G)), index);
-            Vector512<byte> weights = u;
-            Vector512<sbyte> negative = default;
-            if (signed8)
+            // Groups of 64 codes or more: integer lanes accumulate over the whole group (or 4096 chunks of a
+            // row group, far from overflow) and are scaled once.
+            int span = log2G == 31 ? 4096 : 1 << (log2G - 6);
+            for (int c0 = 0; c0 < chunks; c0 += span)
             {
-                var s = (u ^ bias).AsSByte();
-                weights = Vector512.Abs(s).AsByte();
-                negative = Vector512.LessThan(s, Vector512<sbyte>.Zero);
+                int c1 = Math.Min(chunks, c0 + span);
+                var i0 = Vector512<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0;
+                for (int c = c0; c < c1; c++)
+                {
+                    var weights = Weights512(codes, packed4, c, signed8, out var negative);
+                    i0 += Lanes512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones);
+                    if (rows > 1) i1 += Lanes512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones);
+                    if (rows > 2) i2 += Lanes512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones);
+                    if (rows > 3) i3 += Lanes512(weights, Vector512.Load(x3 + 64 * c), signed8, negative, ones);
+                }
+                var scale = Vector512.Create(sf[(c0 << 6) >> log2G]);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i0), scale, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i1), scale, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i2), scale, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i3), scale, a3);
             }
-            a0 = Lane512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones, scale, a0);
-            if (rows > 1) a1 = Lane512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones, scale, a1);
-            if (rows > 2) a2 = Lane512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones, scale, a2);
-            if (rows > 3) a3 = Lane512(weights, Vector512.Load(x3 + 64 * c), signed8, negative, ones, scale, a3);
+        }
+        else
+        {
+            // Groups of 16 or 32 codes: each chunk's 16 lanes get their own group's scale.
+            Vector512<int> index = s_index512[log2G - 4];
+            for (int c = 0; c < chunks; c++)
+            {
+                var scale = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((c << 6) >> log2G)), index);
+                var weights = Weights512(codes, packed4, c, signed8, out var negative);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones)), scale, a0);
+                if (rows > 1) a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones)), scale, a1);
+                if (rows > 2) a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones)), scale, a2);
+                if (rows > 3) a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x3 + 64 * c), signed8, negative, ones)), scale, a3);
+            }
         }
         result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
     }
 
+    /// <summary>Chunk c's 64 codes: from the unpacked buffer, or straight from a 4-bit packed row (nibbles widened in registers).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Lane512(Vector512<byte> weights, Vector512<sbyte> x, bool signed8, Vector512<sbyte> negative, Vector512<short> ones, Vector512<float> scale, Vector512<float> acc)
+    private static Vector512<byte> Weights512(byte* codes, byte* packed4, int c, bool signed8, out Vector512<sbyte> negative)
+    {
+        negative = default;
+        if (packed4 != null)
+        {
+            Vector512<ushort> w = Vector512.WidenLower(Vector256.Load(packed4 + 32 * c).ToVector512Unsafe());
+            return ((w | (w << 4)) & Vector512.Create((ushort)0x0F0F)).AsByte();
+        }
+        var u = Vector512.Load(codes + 64 * c);
+        if (!signed8) return u;
+        var s = (u ^ Vector512.Create((byte)0x80)).AsSByte();
+        negative = Vector512.LessThan(s, Vector512<sbyte>.Zero);
+        return Vector512.Abs(s).AsByte();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Lanes512(Vector512<byte> weights, Vector512<sbyte> x, bool signed8, Vector512<sbyte> negative, Vector512<short> ones)
     {
         if (signed8) x = Vector512.ConditionalSelect(negative, -x, x);
-        var pairs = Avx512BW.MultiplyAddAdjacent(weights, x);
-        var lanes = Avx512BW.MultiplyAddAdjacent(pairs, ones);
-        return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(lanes), scale, acc);
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, x), ones);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

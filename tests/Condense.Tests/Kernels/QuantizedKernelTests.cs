@@ -116,6 +116,11 @@ public unsafe class QuantizedKernelTests
         data.Add(3, 64, false, 7, 192, 5);
         data.Add(2, 0, true, 1, 1, 2);
         data.Add(4, 16, true, 1, 16, 4);
+        // 4 bits, In a multiple of 64, batch <= 4: the AVX-512 kernel reads nibbles straight from the packed row.
+        data.Add(4, 32, true, 3, 128, 2);
+        data.Add(4, 16, false, 2, 64, 4);
+        data.Add(4, 0, false, 3, 192, 1);
+        data.Add(4, 128, true, 4, 512, 3);
         return data;
     }
 
