@@ -106,14 +106,19 @@ public static class Gemm
             RunRows(a, rsA, csA, b, ldb, c, 0, m, k, n, accumulate);
             return;
         }
-        nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
-        // Threads own disjoint row bands; each element's chain is the same whichever band it is in.
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-        {
-            int start = (int)((long)rowTiles * t / threads) * MR;
-            int end = Math.Min(m, (int)((long)rowTiles * (t + 1) / threads) * MR);
-            RunRows((float*)pa, rsA, csA, (float*)pb, ldb, (float*)pc, start, end, k, n, accumulate);
-        });
+        // Chunks own disjoint row bands; each element's chain is the same whichever band it is in.
+        var body = new RowBandBody { A = a, RsA = rsA, CsA = csA, B = b, Ldb = ldb, C = c, M = m, K = k, N = n, Accumulate = accumulate };
+        WorkerPool.Shared.For(rowTiles, ref body, threads);
+    }
+
+    private unsafe struct RowBandBody : IRangeBody
+    {
+        public float* A, B, C;
+        public int RsA, CsA, Ldb, M, K, N;
+        public bool Accumulate;
+
+        public readonly void Invoke(int start, int end) =>
+            RunRows(A, RsA, CsA, B, Ldb, C, start * MR, Math.Min(M, end * MR), K, N, Accumulate);
     }
 
     private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)

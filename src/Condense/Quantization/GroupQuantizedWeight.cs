@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Numerics.Tensors;
 using System.Runtime.ExceptionServices;
 using Condense.Catalogue;
+using Condense.Kernels;
 using Condense.Nn;
 
 namespace Condense.Quantization;
@@ -207,8 +208,19 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     public long ByteCount => _packed.LongLength + _scales.LongLength * KernelCatalogue.ScaleBytes + (_zeroPoints?.LongLength ?? 0) * KernelCatalogue.ZeroPointBytes;
 
     /// <inheritdoc/>
-    /// <remarks>Dequantizes one row at a time into a small buffer; the float32 matrix is never materialized.</remarks>
-    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch)
+    /// <remarks>
+    /// Uses <see cref="KernelOptions.QuantizedActivations"/>: int8 activations by default (integer dot products on
+    /// the packed codes), or the exact float32 path. Neither materializes the float32 matrix.
+    /// </remarks>
+    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch) =>
+        MatMulTransposed(x, y, batch, KernelOptions.QuantizedActivations);
+
+    /// <summary>
+    /// y[b, o] = sum_i x[b, i] * w'[o, i] with the given activation precision (see <see cref="ActivationPrecision"/>).
+    /// An input row with a NaN or infinity always takes the float32 path.
+    /// </summary>
+    /// <exception cref="ArgumentException">x or y with a length other than batch x InFeatures / batch x OutFeatures.</exception>
+    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationPrecision precision)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
         long expectedX = (long)batch * InFeatures;
@@ -219,6 +231,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             throw new ArgumentException(Invariant($"y has {y.Length} values; {Format} [{OutFeatures}, {InFeatures}] with batch {batch} expects batch x OutFeatures = {expectedY}"), nameof(y));
         if (batch == 0) return;
 
+        if (precision == ActivationPrecision.Int8 && MatMulInt8(x, y, batch)) return;
         switch (Scheme.Bits)
         {
             case 2: MatMulTransposed<Bits2>(x, y, batch); break;
@@ -256,6 +269,22 @@ public sealed class GroupQuantizedWeight : IWeightStorage
                 for (int r = firstRow; r < endRow; r++)
                     DequantizeRow<TBits>(r, all.Slice(r * InFeatures, InFeatures));
             });
+        }
+    }
+
+    private unsafe bool MatMulInt8(ReadOnlySpan<float> x, Span<float> y, int batch)
+    {
+        fixed (byte* packed = _packed)
+        fixed (Half* scales = _scales)
+        fixed (byte* zeros = _zeroPoints)
+        fixed (float* px = x, py = y)
+        {
+            var weight = new Int8MatMul.Weight
+            {
+                Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
+                GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
+            };
+            return Int8MatMul.Run(weight, px, py, batch);
         }
     }
 

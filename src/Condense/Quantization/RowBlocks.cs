@@ -30,6 +30,10 @@ internal static class RowBlocks
             return;
         }
 
-        Parallel.For(0, blocks, blk => body(blk, blk * rowsPerBlock, Math.Min(rows, (blk + 1) * rowsPerBlock)));
+        Kernels.WorkerPool.Shared.For(blocks, (first, end) =>
+        {
+            for (int blk = first; blk < end; blk++)
+                body(blk, blk * rowsPerBlock, Math.Min(rows, (blk + 1) * rowsPerBlock));
+        });
     }
 }

@@ -261,7 +261,7 @@ public class GroupQuantizedWeightTests
             q.Dequantize(deq);
             var y = new float[batch * o];
             y.AsSpan().Fill(float.NaN); // y is overwritten, not accumulated into
-            q.MatMulTransposed(x, y, batch);
+            q.MatMulTransposed(x, y, batch, Condense.Kernels.ActivationPrecision.Float32);
             for (int b = 0; b < batch; b++)
                 for (int r = 0; r < o; r++)
                 {

@@ -1,0 +1,42 @@
+using System.Runtime.Intrinsics;
+
+namespace Condense.Kernels;
+
+/// <summary>How a quantized weight multiplies its float32 input.</summary>
+public enum ActivationPrecision
+{
+    /// <summary>
+    /// Each input row is quantized once per call to int8 with one scale per row (max |x| / 127, round half to
+    /// even); the products are exact integer dot products of those int8 values with the weight codes, scaled by
+    /// the group scales in float32. Fast (reads only the packed weights); adds a relative error of about
+    /// 0.5 / 127 of the row's largest |x| per input value. Used only when the input is finite.
+    /// </summary>
+    Int8,
+
+    /// <summary>Exact reference semantics: each weight row is dequantized to float32 and dotted with the float32 input.</summary>
+    Float32,
+}
+
+/// <summary>Process-wide settings of the CPU kernels.</summary>
+public static class KernelOptions
+{
+    /// <summary>
+    /// The activation precision group-quantized weights use when none is given per call (default
+    /// <see cref="ActivationPrecision.Int8"/>). Set <see cref="ActivationPrecision.Float32"/> for bit-reproducible
+    /// reference results, at about 1/3 to 1/6 of the speed at 4 bits and fewer.
+    /// </summary>
+    public static ActivationPrecision QuantizedActivations { get; set; } = ActivationPrecision.Int8;
+
+    /// <summary>
+    /// Caps the SIMD width the kernels use (512, 256, 128, or 0 for the scalar reference). Tests use it to run
+    /// every path on one machine; the default uses the widest the hardware accelerates.
+    /// </summary>
+    internal static int MaxVectorBits { get; set; } = 512;
+
+    /// <summary>The widest accelerated vector width in bits allowed by <see cref="MaxVectorBits"/>, or 0.</summary>
+    internal static int VectorBits =>
+        MaxVectorBits >= 512 && Vector512.IsHardwareAccelerated ? 512
+        : MaxVectorBits >= 256 && Vector256.IsHardwareAccelerated ? 256
+        : MaxVectorBits >= 128 && Vector128.IsHardwareAccelerated ? 128
+        : 0;
+}

@@ -1,0 +1,241 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+
+namespace Condense.Kernels;
+
+/// <summary>A chunk of work for <see cref="WorkerPool.For{TBody}(int, ref TBody)"/>: runs indices [start, end).</summary>
+public interface IRangeBody
+{
+    /// <summary>Processes the indices <paramref name="start"/> (inclusive) to <paramref name="end"/> (exclusive).</summary>
+    void Invoke(int start, int end);
+}
+
+/// <summary>
+/// A persistent pool of worker threads for the kernels: <see cref="For{TBody}(int, ref TBody)"/> splits
+/// [0, count) into contiguous chunks that the calling thread and the parked workers claim.
+/// </summary>
+/// <remarks>
+/// <para>Each index is run exactly once, in exactly one chunk; chunk boundaries never depend on timing. Kernels
+/// compute every output inside one index, in a fixed order, so their results do not depend on the split.</para>
+/// <para>Workers spin briefly after a call (back-to-back kernel calls then cost a few microseconds) and then
+/// block. A call made from inside a body, or while another thread is using the pool, runs inline on the
+/// calling thread. The first exception thrown by a body is rethrown to the caller after all chunks ended.</para>
+/// <para>A call allocates nothing: the body is a struct passed by reference and lives on the caller's stack
+/// while the workers run it.</para>
+/// </remarks>
+public sealed unsafe class WorkerPool : IDisposable
+{
+    // Chunks per participating thread: small enough to keep the split cheap, large enough that a worker
+    // descheduled by a noisy neighbour does not hold back the whole call.
+    private const int ChunksPerThread = 4;
+
+    // Spinning time before a worker parks: covers the gap between consecutive layer calls.
+    private static readonly long s_spinTicks = System.Diagnostics.Stopwatch.Frequency / 10_000; // 100 us
+
+    [ThreadStatic] private static bool t_insideBody;
+
+    private static readonly Lazy<WorkerPool> s_shared = new(() => new WorkerPool(Environment.ProcessorCount));
+
+    /// <summary>The process-wide pool the kernels use (Environment.ProcessorCount threads including the caller).</summary>
+    public static WorkerPool Shared => s_shared.Value;
+
+    private readonly object _gate = new();
+    private readonly List<Thread> _threads = [];
+    private int _maxDegree;
+    private int _sleepers;
+    private int _busy;
+    private volatile bool _disposed;
+
+    // Job: high 32 bits = generation, low 32 bits = next unclaimed chunk. Claiming CASes the whole word, so a
+    // worker that woke late for an old generation can never claim a chunk of a newer job.
+    private long _state;
+    private delegate*<void*, int, int, void> _invoke;
+    private void* _body;
+    private int _count;
+    private int _chunks;
+    private int _done;
+    private ExceptionDispatchInfo? _error;
+
+    /// <summary>Creates a pool that uses at most <paramref name="maxDegreeOfParallelism"/> threads per call, the caller included.</summary>
+    public WorkerPool(int maxDegreeOfParallelism)
+    {
+        MaxDegreeOfParallelism = maxDegreeOfParallelism;
+    }
+
+    /// <summary>
+    /// Threads per call, the calling thread included (at least 1). Workers are started lazily up to this
+    /// number minus one; lowering it leaves extra workers parked.
+    /// </summary>
+    public int MaxDegreeOfParallelism
+    {
+        get => Volatile.Read(ref _maxDegree);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1, nameof(MaxDegreeOfParallelism));
+            Volatile.Write(ref _maxDegree, value);
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/> over [0, <paramref name="count"/>) split into contiguous chunks.</summary>
+    /// <remarks>The split is fixed for a given count and degree; chunks may run on any thread and in any order.</remarks>
+    public void For<TBody>(int count, ref TBody body) where TBody : struct, IRangeBody => For(count, ref body, int.MaxValue);
+
+    /// <summary>As <see cref="For{TBody}(int, ref TBody)"/>, with at most <paramref name="maxDegree"/> threads for this call.</summary>
+    public void For<TBody>(int count, ref TBody body, int maxDegree) where TBody : struct, IRangeBody
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count == 0) return;
+        int degree = Math.Min(Math.Min(MaxDegreeOfParallelism, maxDegree), count);
+        if (degree <= 1 || t_insideBody || _disposed || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        {
+            RunInline(count, ref body);
+            return;
+        }
+
+        try
+        {
+            EnsureWorkers(degree - 1);
+            int chunks = Math.Min(count, degree * ChunksPerThread);
+            _invoke = &Invoke<TBody>;
+            _body = Unsafe.AsPointer(ref body);
+            _count = count;
+            _chunks = chunks;
+            _done = 0;
+            _error = null;
+            long generation = (Volatile.Read(ref _state) >> 32) + 1;
+            // Publishing the new generation (with chunk 0 unclaimed) releases the job fields written above.
+            Interlocked.Exchange(ref _state, generation << 32);
+            if (Volatile.Read(ref _sleepers) > 0)
+                lock (_gate) Monitor.PulseAll(_gate);
+
+            Participate(generation);
+            var spinner = new SpinWait();
+            while (Volatile.Read(ref _done) < chunks) spinner.SpinOnce(sleep1Threshold: -1);
+            // Close the job before its fields are reused: a worker holding a stale view can no longer claim a chunk.
+            Interlocked.Exchange(ref _state, (generation << 32) | int.MaxValue);
+            _body = null;
+            _error?.Throw();
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) split into contiguous chunks.</summary>
+    /// <remarks>Convenience overload for code outside hot loops: the delegate is the only allocation.</remarks>
+    public void For(int count, Action<int, int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var wrapper = new ActionBody(body);
+        For(count, ref wrapper);
+    }
+
+    /// <summary>Stops the workers (they finish the current call first). The shared pool is never disposed.</summary>
+    public void Dispose()
+    {
+        if (ReferenceEquals(this, s_shared.IsValueCreated ? s_shared.Value : null)) return;
+        _disposed = true;
+        lock (_gate) Monitor.PulseAll(_gate);
+    }
+
+    private static void Invoke<TBody>(void* body, int start, int end) where TBody : struct, IRangeBody =>
+        Unsafe.AsRef<TBody>(body).Invoke(start, end);
+
+    private void RunInline<TBody>(int count, ref TBody body) where TBody : struct, IRangeBody
+    {
+        // One chunk on this thread: bodies must not depend on chunk boundaries (kernels give each output to one index).
+        bool outer = !t_insideBody;
+        t_insideBody = true;
+        try
+        {
+            body.Invoke(0, count);
+        }
+        finally
+        {
+            if (outer) t_insideBody = false;
+        }
+    }
+
+    private void Participate(long generation)
+    {
+        var invoke = _invoke;
+        void* body = _body;
+        int count = _count, chunks = _chunks;
+        while (true)
+        {
+            long state = Volatile.Read(ref _state);
+            if (state >> 32 != generation) return;
+            int chunk = (int)state;
+            if (chunk >= chunks) return;
+            if (Interlocked.CompareExchange(ref _state, state + 1, state) != state) continue;
+            int start = (int)((long)count * chunk / chunks), end = (int)((long)count * (chunk + 1) / chunks);
+            t_insideBody = true;
+            try
+            {
+                invoke(body, start, end);
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
+            }
+            finally
+            {
+                t_insideBody = false;
+                Interlocked.Increment(ref _done);
+            }
+        }
+    }
+
+    private void EnsureWorkers(int wanted)
+    {
+        if (_threads.Count >= wanted) return;
+        lock (_gate)
+        {
+            while (_threads.Count < wanted)
+            {
+                var thread = new Thread(WorkerLoop) { IsBackground = true, Name = $"Condense worker {_threads.Count + 1}" };
+                _threads.Add(thread);
+                thread.Start();
+            }
+        }
+    }
+
+    private void WorkerLoop()
+    {
+        long seen = Volatile.Read(ref _state) >> 32;
+        while (!_disposed)
+        {
+            long generation = Volatile.Read(ref _state) >> 32;
+            long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + s_spinTicks;
+            while (generation == seen && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
+            {
+                Thread.SpinWait(4);
+                generation = Volatile.Read(ref _state) >> 32;
+            }
+
+            if (generation == seen)
+            {
+                lock (_gate)
+                {
+                    // The interlocked increment orders "I am asleep" before the re-check of the generation; the
+                    // caller publishes the generation before it reads _sleepers, so no wake-up is lost.
+                    Interlocked.Increment(ref _sleepers);
+                    while ((generation = Volatile.Read(ref _state) >> 32) == seen && !_disposed)
+                        Monitor.Wait(_gate);
+                    Interlocked.Decrement(ref _sleepers);
+                }
+                if (_disposed) return;
+            }
+
+            seen = generation;
+            // Job fields were written before the generation was published; a stale read only fails the claim CAS.
+            Participate(generation);
+        }
+    }
+
+    private readonly struct ActionBody(Action<int, int> body) : IRangeBody
+    {
+        public void Invoke(int start, int end) => body(start, end);
+    }
+}

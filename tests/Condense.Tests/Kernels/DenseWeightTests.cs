@@ -1,0 +1,93 @@
+using Condense.Catalogue;
+using Condense.Kernels;
+
+namespace Condense.Tests.Kernels;
+
+public class DenseWeightTests
+{
+    public static TheoryData<int, int, int> Shapes()
+    {
+        var data = new TheoryData<int, int, int>();
+        foreach (int batch in new[] { 1, 2, 3, 4, 5, 7, 9 })
+            foreach (var (o, i) in new[] { (1, 1), (3, 5), (4, 16), (5, 17), (9, 33), (13, 100), (8, 513), (7, 1031) })
+                data.Add(batch, o, i);
+        data.Add(128, 37, 300);
+        data.Add(128, 64, 1100);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public unsafe void Every_width_matches_the_scalar_fma_chain_within_reassociation_error(int batch, int outF, int inF)
+    {
+        var rng = new Rng((ulong)(batch * 100_000 + outF * 1000 + inF));
+        var w = new float[outF * inF];
+        var x = new float[batch * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+        var expected = new float[batch * outF];
+        fixed (float* px = x, pw = w, py = expected)
+            DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+        var storage = new DenseWeight(w, outF, inF);
+        KernelWidths.ForEach(bits =>
+        {
+            var y = new float[batch * outF];
+            storage.MatMulTransposed(x, y, batch);
+            for (int b = 0; b < batch; b++)
+                for (int o = 0; o < outF; o++)
+                {
+                    double magnitude = 0;
+                    for (int i = 0; i < inF; i++) magnitude += Math.Abs((double)x[b * inF + i] * w[o * inF + i]);
+                    // Reassociating a float32 sum of n terms moves it by at most ~n * 2^-24 * sum |terms|.
+                    double tolerance = bits == 0 ? 0 : (inF + 16) * Math.Pow(2, -24) * magnitude;
+                    Assert.True(Math.Abs(y[b * outF + o] - expected[b * outF + o]) <= tolerance,
+                        $"width {bits}, b={b}, o={o}: {y[b * outF + o]} vs {expected[b * outF + o]} (tolerance {tolerance})");
+                }
+        });
+    }
+
+    [Fact]
+    public void Results_do_not_depend_on_the_thread_count()
+    {
+        var rng = new Rng(3);
+        int outF = 130, inF = 4100;
+        var w = new float[outF * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        var storage = new DenseWeight(w, outF, inF);
+        foreach (int batch in new[] { 1, 16 })
+        {
+            var x = new float[batch * inF];
+            for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+            var one = new float[batch * outF];
+            var many = new float[batch * outF];
+            int saved = WorkerPool.Shared.MaxDegreeOfParallelism;
+            try
+            {
+                WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+                storage.MatMulTransposed(x, one, batch);
+                WorkerPool.Shared.MaxDegreeOfParallelism = 3;
+                storage.MatMulTransposed(x, many, batch);
+            }
+            finally
+            {
+                WorkerPool.Shared.MaxDegreeOfParallelism = saved;
+            }
+            Assert.Equal(one, many);
+        }
+    }
+
+    [Fact]
+    public void Storage_reports_catalogue_bytes_and_validates_lengths()
+    {
+        var storage = new DenseWeight(new float[12], 3, 4);
+        Assert.Equal(KernelCatalogue.DenseBytes(3, 4), storage.ByteCount);
+        Assert.Equal("fp32", storage.Format);
+        var ex = Assert.Throws<ArgumentException>(() => storage.MatMulTransposed(new float[7], new float[6], 2));
+        Assert.Contains("expects batch x InFeatures = 8", ex.Message);
+        Assert.Throws<ArgumentException>(() => storage.MatMulTransposed(new float[8], new float[5], 2));
+        Assert.Throws<ArgumentException>(() => new DenseWeight(new float[11], 3, 4));
+        var copy = new float[12];
+        storage.Dequantize(copy);
+        Assert.Equal(storage.Weight, copy);
+    }
+}

@@ -1,0 +1,155 @@
+using Condense.Kernels;
+
+namespace Condense.Tests.Kernels;
+
+public class WorkerPoolTests
+{
+    private unsafe struct CountBody : IRangeBody
+    {
+        public int* Hits;
+        public int* Calls;
+
+        public readonly void Invoke(int start, int end)
+        {
+            Interlocked.Increment(ref *Calls);
+            for (int i = start; i < end; i++) Interlocked.Increment(ref Hits[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(2, 2)]
+    [InlineData(3, 2)]
+    [InlineData(7, 4)]
+    [InlineData(1000, 2)]
+    [InlineData(100_003, 3)]
+    public unsafe void Every_index_runs_exactly_once(int count, int degree)
+    {
+        using var pool = new WorkerPool(degree);
+        var hits = new int[count];
+        int calls = 0;
+        for (int round = 0; round < 20; round++)
+        {
+            Array.Clear(hits);
+            calls = 0;
+            fixed (int* h = hits)
+            {
+                var body = new CountBody { Hits = h, Calls = &calls };
+                pool.For(count, ref body);
+            }
+            Assert.All(hits, h => Assert.Equal(1, h));
+            Assert.InRange(calls, 1, count);
+        }
+    }
+
+    [Fact]
+    public void Zero_count_calls_nothing_and_negative_count_is_rejected()
+    {
+        bool called = false;
+        WorkerPool.Shared.For(0, (_, _) => called = true);
+        Assert.False(called);
+        Assert.Throws<ArgumentOutOfRangeException>(() => WorkerPool.Shared.For(-1, (_, _) => { }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WorkerPool(0));
+    }
+
+    [Fact]
+    public void An_exception_in_a_body_reaches_the_caller_after_all_chunks_ended_and_the_pool_still_works()
+    {
+        using var pool = new WorkerPool(2);
+        int ran = 0;
+        var ex = Assert.Throws<InvalidOperationException>(() => pool.For(64, (start, end) =>
+        {
+            Interlocked.Add(ref ran, end - start);
+            if (start <= 40 && 40 < end) throw new InvalidOperationException("chunk with 40");
+        }));
+        Assert.Equal("chunk with 40", ex.Message);
+        Assert.Equal(64, Volatile.Read(ref ran)); // the other chunks still ran to completion before the throw
+        int after = 0;
+        pool.For(64, (start, end) => Interlocked.Add(ref after, end - start));
+        Assert.Equal(64, after);
+    }
+
+    [Fact]
+    public void A_nested_call_runs_inline_and_covers_its_range()
+    {
+        using var pool = new WorkerPool(2);
+        var inner = new int[16 * 10];
+        pool.For(16, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                int outerThread = Environment.CurrentManagedThreadId;
+                int row = i;
+                pool.For(10, (s, e) =>
+                {
+                    Assert.Equal(outerThread, Environment.CurrentManagedThreadId); // inline: same thread
+                    for (int j = s; j < e; j++) Interlocked.Increment(ref inner[row * 10 + j]);
+                });
+            }
+        });
+        Assert.All(inner, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void Uses_more_than_one_thread_when_allowed_and_one_when_degree_is_one()
+    {
+        using var pool = new WorkerPool(2);
+        var threads = new HashSet<int>();
+        // Chunks that wait for each other can only finish when two threads run them.
+        using var barrier = new Barrier(2);
+        pool.For(2, (start, end) =>
+        {
+            lock (threads) threads.Add(Environment.CurrentManagedThreadId);
+            Assert.True(barrier.SignalAndWait(TimeSpan.FromSeconds(30)));
+        });
+        Assert.Equal(2, threads.Count);
+
+        pool.MaxDegreeOfParallelism = 1;
+        threads.Clear();
+        pool.For(100, (start, end) => { lock (threads) threads.Add(Environment.CurrentManagedThreadId); });
+        Assert.Equal([Environment.CurrentManagedThreadId], threads);
+    }
+
+    [Fact]
+    public async Task Concurrent_callers_from_several_threads_all_complete_correctly()
+    {
+        using var pool = new WorkerPool(2);
+        var totals = new long[4];
+        var tasks = Enumerable.Range(0, 4).Select(t => Task.Run(() =>
+        {
+            for (int round = 0; round < 200; round++)
+                pool.For(1000, (s, e) => { long sum = 0; for (int i = s; i < e; i++) sum += i; Interlocked.Add(ref totals[t], sum); });
+        })).ToArray();
+        await Task.WhenAll(tasks);
+        Assert.All(totals, total => Assert.Equal(200L * 999 * 1000 / 2, total));
+    }
+
+    [Fact]
+    public void Gemm_results_are_identical_at_every_degree()
+    {
+        var rng = new Rng(7);
+        int m = 37, k = 129, n = 70;
+        var a = new float[m * k];
+        var b = new float[k * n];
+        for (int i = 0; i < a.Length; i++) a[i] = rng.NextGaussian();
+        for (int i = 0; i < b.Length; i++) b[i] = rng.NextGaussian();
+        float[]? first = null;
+        int saved = Gemm.MaxDegreeOfParallelism;
+        try
+        {
+            foreach (int degree in new[] { 1, 2, 3, 8 })
+            {
+                Gemm.MaxDegreeOfParallelism = degree;
+                var c = new float[m * n];
+                Gemm.MatMul(a, b, c, m, k, n);
+                first ??= c;
+                Assert.Equal(first, c);
+            }
+        }
+        finally
+        {
+            Gemm.MaxDegreeOfParallelism = saved;
+        }
+    }
+}
