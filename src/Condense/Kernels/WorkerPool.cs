@@ -124,11 +124,14 @@ public sealed unsafe class WorkerPool : IDisposable
 
     /// <summary>Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) split into contiguous chunks.</summary>
     /// <remarks>Convenience overload for code outside hot loops: the delegate is the only allocation.</remarks>
-    public void For(int count, Action<int, int> body)
+    public void For(int count, Action<int, int> body) => For(count, body, int.MaxValue);
+
+    /// <summary>As <see cref="For(int, Action{int, int})"/>, with at most <paramref name="maxDegree"/> threads for this call.</summary>
+    public void For(int count, Action<int, int> body, int maxDegree)
     {
         ArgumentNullException.ThrowIfNull(body);
         var wrapper = new ActionBody(body);
-        For(count, ref wrapper);
+        For(count, ref wrapper, maxDegree);
     }
 
     /// <summary>Stops the workers (they finish the current call first). The shared pool is never disposed.</summary>

@@ -1,10 +1,12 @@
+using Condense.Kernels;
+
 namespace Condense.Sparsity;
 
 /// <summary>
 /// The one place the sparse, low-rank and transform kernels go parallel: contiguous chunks of an index range,
 /// each chunk run by one thread in increasing order, so every output is computed the same way at any thread count.
 /// </summary>
-/// <remarks>Kept behind this helper so it can be switched to the persistent worker pool in one edit.</remarks>
+/// <remarks>Runs on the persistent <see cref="WorkerPool"/>, with a threshold below which a hand-off costs more than it saves.</remarks>
 internal static class SparseParallel
 {
     // Below this much work (multiply-adds or bytes touched) a parallel hand-off costs more than it saves.
@@ -27,13 +29,7 @@ internal static class SparseParallel
             return;
         }
 
-        // A few chunks per thread balance a machine shared with other work; chunk bounds depend only on count.
-        int chunks = Math.Min(count, threads * 4);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
-        {
-            int start = (int)((long)count * c / chunks);
-            int end = (int)((long)count * (c + 1) / chunks);
-            if (end > start) body(start, end);
-        });
+        // The persistent pool splits [0, count) into contiguous chunks; each output row stays on one thread.
+        WorkerPool.Shared.For(count, body, threads);
     }
 }

@@ -13,8 +13,8 @@ internal sealed record CaseGroup(string Title, Func<long, List<BenchCase>> Build
 internal sealed record Run(WeightFormat Format, int Batch, bool Cold = true, bool Hot = false);
 
 /// <summary>
-/// Which cases quick and full mode run. Formats behind CONDENSE_KERNELS_V2 (Cases/Sparse*, LowRank*, Hadamard*)
-/// add themselves through the partial methods below; without the define those calls compile away.
+/// Which cases quick and full mode run. The sparse, low-rank and transform formats (Cases/Sparse*, LowRank*,
+/// Hadamard*) add themselves through the partial methods below.
 /// </summary>
 internal static partial class CaseCatalog
 {

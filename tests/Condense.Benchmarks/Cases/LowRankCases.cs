@@ -1,4 +1,3 @@
-#if CONDENSE_KERNELS_V2
 using BenchmarkDotNet.Attributes;
 using Condense.Benchmarks.Gemv;
 using Condense.Benchmarks.Harness;
@@ -18,11 +17,10 @@ internal static class LowRankFormats
         Copy: (w, _) => Create(w.OutFeatures, w.InFeatures, rank),
         Batch1Target: target);
 
-    // The one line that depends on LowRankWeight's API: factors U [Out, r] and V [r, In], row-major fp32.
+    // Factors U [Out, r] and V [r, In], row-major fp32.
     private static LowRankWeight Create(int outFeatures, int inFeatures, int rank) =>
-        LowRankWeight.FromFactors(
-            RandomData.Uniform((long)outFeatures * rank, seed: 11), RandomData.Uniform((long)rank * inFeatures, seed: 13),
-            outFeatures, inFeatures, rank);
+        LowRankWeight.FromFactors(outFeatures, inFeatures, rank,
+            RandomData.Uniform((long)outFeatures * rank, seed: 11), RandomData.Uniform((long)rank * inFeatures, seed: 13));
 }
 
 internal static partial class CaseCatalog
@@ -47,4 +45,3 @@ public class LowRankGemvBenchmarks : GemvBenchmarkBase
     [Benchmark] public void Rank256() => Call();
     [Benchmark] public void Rank512() => Call();
 }
-#endif

@@ -1,4 +1,3 @@
-#if CONDENSE_KERNELS_V2
 using BenchmarkDotNet.Attributes;
 using Condense.Benchmarks.Gemv;
 using Condense.Benchmarks.Harness;
@@ -57,4 +56,3 @@ public class SparseGemvBenchmarks : GemvBenchmarkBase
     [Benchmark] public void Csr10() => Call();
     [Benchmark] public void Csr50() => Call();
 }
-#endif

@@ -8,7 +8,7 @@ internal static class References
 {
     private sealed record Row(string Case, string Theirs, double TheirSeconds, string Name, string ShapeId, int Batch);
 
-    // Name/shape/batch select this run's cold row; the names of the CONDENSE_KERNELS_V2 cases are fixed here.
+    // Name/shape/batch select this run's cold row.
     private static readonly Row[] Rows =
     [
         new("fp32 linear S2, batch 1", "9.2 ms", 9.2e-3, "fp32", "S2", 1),
