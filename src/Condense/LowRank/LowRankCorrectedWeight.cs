@@ -62,11 +62,18 @@ public sealed class LowRankCorrectedWeight : IWeightStorage
     }
 
     /// <inheritdoc/>
-    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch)
+    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch) =>
+        MatMulTransposed(x, y, batch, KernelOptions.QuantizedActivations);
+
+    /// <summary>
+    /// As <see cref="MatMulTransposed(ReadOnlySpan{float}, Span{float}, int)"/>, choosing how the quantized part treats
+    /// the activations (int8 per row, or exact float32; see docs/format.md); the correction is always float32.
+    /// </summary>
+    public void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch, ActivationPrecision activations)
     {
         LowRankWeight.CheckProduct(Format, OutFeatures, InFeatures, x.Length, y.Length, batch);
         if (batch == 0) return;
-        Quantized.MatMulTransposed(x, y, batch);
+        Quantized.MatMulTransposed(x, y, batch, activations);
         Correction.MultiplyInto(x, y, batch, accumulate: true);
     }
 

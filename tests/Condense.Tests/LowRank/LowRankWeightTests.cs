@@ -1,3 +1,4 @@
+using Condense.Kernels;
 using Condense.LowRank;
 using Condense.Quantization;
 using Condense.Tests.Quantization;
@@ -160,7 +161,7 @@ public class LowRankWeightTests
         {
             var x = QuantTestData.Gaussian(10 + (ulong)batch, batch * i);
             var y = new float[batch * o];
-            corrected.MatMulTransposed(x, y, batch);
+            corrected.MatMulTransposed(x, y, batch, ActivationPrecision.Float32);
             var (expected, scale) = SparseReference.MatMulTransposed(withCorrection, o, i, x, batch);
             for (int t = 0; t < y.Length; t++)
                 Assert.True(Math.Abs(y[t] - expected[t]) <= 1e-4 * scale[t] + 1e-6, $"batch {batch}: y[{t}] = {y[t]}, expected {expected[t]}");
