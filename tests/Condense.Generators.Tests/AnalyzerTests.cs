@@ -5,7 +5,7 @@ using Microsoft.CodeAnalysis;
 namespace Condense.Generators.Tests;
 
 /// <summary>CompressionPlanAnalyzer: each v1 diagnostic at its exact span, with a message that names the fix.</summary>
-public sealed class AnalyzerTests
+public sealed partial class AnalyzerTests
 {
     private const string Usings = """
         using Condense;

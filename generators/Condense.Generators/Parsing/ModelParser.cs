@@ -63,6 +63,10 @@ internal static partial class ModelParser
         else if (mixed is not null && mixedBits.Count == 0)
             CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
 
+        // An override that breaks many layers the same way is reported once, at the override, naming the first layer.
+        var reported = new HashSet<(string, SyntaxTree?, Microsoft.CodeAnalysis.Text.TextSpan)>();
+        problems.RemoveAll(p => p.Tree is not null && !reported.Add((p.Descriptor.Id, p.Tree, p.Span)));
+
         bool canGenerate = compressible is not null
             && !resolved.HasErrors
             && !problems.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
