@@ -228,7 +228,7 @@ public sealed partial class AnalyzerTests
         """);
 
     public static TheoryData<string> ValidModels =>
-        [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric];
+        [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric, Sources.DesignMlp, Sources.VisionCnn, Sources.Transformer, Sources.Block];
 
     [Theory]
     [MemberData(nameof(ValidModels))]

@@ -116,7 +116,8 @@ internal static partial class ModelParser
 
         var compressible = FindAttribute(type, KnownTypeNames.CompressibleAttribute);
         int policy = NamedArgument(compressible, "OnIncompatible") is { Value: int p } ? p : 0;
-        ApplyOverrides(type, result.Layers, problems, cancellationToken);
+        // With a nested member that could not be listed, "matches nothing" would only repeat that error.
+        ApplyOverrides(type, result.Layers, reportUnmatched: !result.HasErrors, problems, cancellationToken);
 
         var mixedBits = MixedPrecisionBits(FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute));
         int smallest = mixedBits.Where(KernelCatalogue.IsSupportedBits).DefaultIfEmpty(0).Min();
@@ -230,7 +231,7 @@ internal static partial class ModelParser
     }
 
     /// <summary>Applies every [Override] of the model to its flattened layers (CND0018 when one matches nothing, CND0022 on conflicts).</summary>
-    private static void ApplyOverrides(INamedTypeSymbol type, List<LayerEntry> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    private static void ApplyOverrides(INamedTypeSymbol type, List<LayerEntry> layers, bool reportUnmatched, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
         var setBy = new Dictionary<(LayerEntry, string), AttributeData>();
         foreach (var attribute in type.GetAttributes())
@@ -289,7 +290,7 @@ internal static partial class ModelParser
                 layer.HasError = false;
                 layer.BytesBefore = layer.BytesAfter = 0;
             }
-            if (matched == 0)
+            if (matched == 0 && reportUnmatched)
             {
                 var nearest = layers
                     .Select(l => l.Path)

@@ -170,7 +170,7 @@ internal static class Sources
 
         namespace Samples.Vision;
 
-        [Compressible(MaxBitsPerWeight = 8)]
+        [Compressible(MaxBitsPerWeight = 12)]
         public partial class VisionCnn : Module
         {
             const int Width = 16;
