@@ -17,6 +17,9 @@ internal static partial class ModelParser
     /// <summary>A layer's shape as read from its initializer, or why it could not be read.</summary>
     private readonly record struct Shape(int OutFeatures, int InFeatures, int KernelSize, bool HasBias, string? Problem, Location? ProblemLocation);
 
+    /// <summary>Most layers a plan may list: a guard against lengths like int.MaxValue while typing.</summary>
+    private const int MaxLayers = 1 << 16;
+
     /// <summary>A layer while its model is being resolved; never part of a pipeline model.</summary>
     private sealed class LayerEntry
     {
@@ -254,6 +257,12 @@ internal static partial class ModelParser
         }
 
         var nested = ResolveNested(nestedType, context);
+        if (isArray && (long)length * nested.Layers.Count + result.Layers.Count > MaxLayers)
+        {
+            Fail("array '" + member.Name + "' of " + length.ToString(CultureInfo.InvariantCulture) + " blocks would give the model more than " +
+                 MaxLayers.ToString("N0", CultureInfo.InvariantCulture) + " layers; a plan lists every layer, so keep the length realistic");
+            return;
+        }
         result.HasErrors |= nested.HasErrors;
         string name = member.Name;
         string access = SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
