@@ -6,7 +6,24 @@ internal static class KnownTypeNames
     public const string CompressibleAttribute = "Condense.CompressibleAttribute";
     public const string QuantizeAttribute = "Condense.QuantizeAttribute";
     public const string KeepDenseAttribute = "Condense.KeepDenseAttribute";
+    public const string LowRankAttribute = "Condense.LowRankAttribute";
+    public const string LowRankCorrectionAttribute = "Condense.LowRankCorrectionAttribute";
+    public const string SparsifyAttribute = "Condense.SparsifyAttribute";
+    public const string SubspaceAttribute = "Condense.SubspaceAttribute";
+    public const string MixedPrecisionAttribute = "Condense.MixedPrecisionAttribute";
+    public const string OverrideAttribute = "Condense.OverrideAttribute";
     public const string Module = "Condense.Nn.Module";
     public const string Linear = "Condense.Nn.Linear";
     public const string Conv2d = "Condense.Nn.Conv2d";
+
+    /// <summary>Layer attributes, as (short name, metadata name), in the order their problems are reported.</summary>
+    public static readonly (string Name, string MetadataName)[] LayerAttributes =
+    {
+        ("Quantize", QuantizeAttribute),
+        ("KeepDense", KeepDenseAttribute),
+        ("LowRank", LowRankAttribute),
+        ("LowRankCorrection", LowRankCorrectionAttribute),
+        ("Sparsify", SparsifyAttribute),
+        ("Subspace", SubspaceAttribute),
+    };
 }

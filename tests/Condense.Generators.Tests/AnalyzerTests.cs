@@ -5,7 +5,7 @@ using Microsoft.CodeAnalysis;
 namespace Condense.Generators.Tests;
 
 /// <summary>CompressionPlanAnalyzer: each v1 diagnostic at its exact span, with a message that names the fix.</summary>
-public sealed class AnalyzerTests
+public sealed partial class AnalyzerTests
 {
     private const string Usings = """
         using Condense;
@@ -114,7 +114,7 @@ public sealed class AnalyzerTests
     }
 
     [Fact]
-    public void CND0006_NonConstantArgumentIsAWarningAndNothingIsGenerated()
+    public void CND0006_NonConstantArgumentIsAWarningAndTheLayerIsCheckedAtCompress()
     {
         const string Markup = """
             [Compressible]
@@ -128,10 +128,14 @@ public sealed class AnalyzerTests
             """;
         var d = Verify(Markup);
         Assert.Equal(DiagnosticSeverity.Warning, d[0].Severity);
-        Assert.Equal("The shape of layer 'hidden' is not known at compile time: argument 'outFeatures' is not a compile-time constant; Condense generates no code for model 'Mlp' until every layer's shape is a constant", Message(d[0]));
+        Assert.Equal("The shape of layer 'hidden' is not known at compile time: argument 'outFeatures' is not a compile-time constant; model 'Mlp' checks this layer when Compress runs, with the messages the build would give; give it constant arguments to check it now", Message(d[0]));
 
-        var (result, _) = TestCompilation.RunGenerator(TestCompilation.Create(Usings + Infrastructure.Markup.Parse(Markup).Source));
-        Assert.Empty(result.GeneratedTrees);
+        // The model is still generated: its plan marks the layer's shape unknown and resolves it in Compress.
+        var (result, output) = TestCompilation.RunGenerator(TestCompilation.Create(Usings + Infrastructure.Markup.Parse(Markup).Source));
+        Snapshot.AssertCompiles(output, result);
+        string generated = result.GeneratedTrees.Single().ToString();
+        Assert.Contains("ShapeKnown: false", generated, StringComparison.Ordinal);
+        Assert.Contains("new global::Condense.Compression.CompressionSession(Plan.WithShapesFrom(Layers), options, progress)", generated, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -224,7 +228,7 @@ public sealed class AnalyzerTests
         """);
 
     public static TheoryData<string> ValidModels =>
-        [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric];
+        [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric, Sources.DesignMlp, Sources.VisionCnn, Sources.Transformer, Sources.Block];
 
     [Theory]
     [MemberData(nameof(ValidModels))]
@@ -244,7 +248,7 @@ public sealed class AnalyzerTests
             .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
             .Select(f => (DiagnosticDescriptor)f.GetValue(null)!)
             .ToList();
-        Assert.Equal(9, descriptors.Count);
+        Assert.Equal(23, descriptors.Count);
         var docs = Path.Combine(RepoRoot(), "docs", "diagnostics");
         for (int i = 0; i < descriptors.Count; i++)
         {

@@ -49,6 +49,95 @@ public sealed class CodeFixTests
         Sources.FashionMlp);
 
     [Fact]
+    public void RankIsClampedToTheLargestValidRank() => VerifyFix(
+        new ClampRankCodeFixProvider(),
+        """
+        using Condense;
+        using Condense.Nn;
+
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            [LowRank(10)] readonly Linear head = new(100, 10);
+            [Quantize(4), LowRankCorrection(0)] readonly Linear hidden = new(64, 64);
+        }
+        """,
+        """
+        using Condense;
+        using Condense.Nn;
+
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            [LowRank(9)] readonly Linear head = new(100, 10);
+            [Quantize(4), LowRankCorrection(1)] readonly Linear hidden = new(64, 64);
+        }
+        """);
+
+    [Fact]
+    public void RankThatSavesNothingIsClampedToOneThatSaves() => VerifyFix(
+        new ClampRankCodeFixProvider(),
+        """
+        using Condense;
+        using Condense.Nn;
+
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            [LowRank(60)] readonly Linear hidden = new(100, 100);
+        }
+        """,
+        """
+        using Condense;
+        using Condense.Nn;
+
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            [LowRank(49)] readonly Linear hidden = new(100, 100);
+        }
+        """);
+
+    [Fact]
+    public void ConflictingAttributesAreRemoved() => VerifyFix(
+        new RemoveAttributeCodeFixProvider(),
+        """
+        using Condense;
+        using Condense.Nn;
+
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            [Quantize(4), KeepDense]
+            readonly Linear a = new(64, 64);
+
+            [LowRank(8)]
+            [LowRankCorrection(8)]
+            readonly Linear b = new(128, 128);
+
+            [Sparsify(N = 2, M = 4), Quantize(3)]
+            readonly Linear c = new(128, 100);
+        }
+        """,
+        """
+        using Condense;
+        using Condense.Nn;
+
+        [Compressible]
+        public partial class Mlp : Module
+        {
+            [Quantize(4)]
+            readonly Linear a = new(64, 64);
+
+            [LowRank(8)]
+            readonly Linear b = new(128, 128);
+
+            [Sparsify(N = 2, M = 4)]
+            readonly Linear c = new(128, 100);
+        }
+        """);
+
+    [Fact]
     public void NearestGroupSizeUsesTheCatalogue()
     {
         Assert.Equal(16, Condense.Generators.Parsing.ModelParser.NearestGroupSize(64, 784));

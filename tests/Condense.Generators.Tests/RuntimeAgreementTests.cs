@@ -31,7 +31,7 @@ public sealed class RuntimeAgreementTests
                 ModelParser.ComputeBytes(generator, outFeatures, inFeatures, bias, bits, groupSize, symmetric));
     }
 
-    public static TheoryData<string> Models => [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric];
+    public static TheoryData<string> Models => [Sources.FashionMlp, Sources.SmallCnn, Sources.ConstShapes, Sources.Nested, Sources.Asymmetric, Sources.DesignMlp, Sources.VisionCnn];
 
     /// <summary>Compiles and loads the generated code, then checks its Plan with the runtime's own CompressionPlan.</summary>
     [Theory]
@@ -53,15 +53,36 @@ public sealed class RuntimeAgreementTests
         Assert.Equal((long)model.GetField("DenseBytes")!.GetValue(null)!, plan.TotalBytesBefore);
         foreach (var layer in plan.Layers)
         {
-            Assert.Equal(
-                LayerPlan.ComputeBytes(layer.Technique, layer.OutFeatures, layer.InFeatures, layer.HasBias, layer.Bits, layer.GroupSize, layer.Symmetric),
-                (layer.BytesBefore, layer.BytesAfter));
+            Assert.Equal(layer.ComputeBytes(), (layer.BytesBefore, layer.BytesAfter));
             // The IDE table shows the runtime's own shape and technique text for each layer.
             Assert.Contains($"<term>{layer.Path}</term><description>{layer.Kind} {string.Join("x", layer.WeightShape)}: {layer.TechniqueText},", generated, StringComparison.Ordinal);
         }
         // Compress calls one typed method per layer, indexed in plan order.
-        var calls = Regex.Matches(generated, @"session\.(Quantize<global::Condense\.Quantization\.Bits(\d)>|KeepDense)\(this\.@?(\w+)!?, (\d+)\);");
-        Assert.Equal(plan.Layers.Select((l, i) => (l.Path, i, l.Technique == LayerTechnique.Quantize ? l.Bits.ToString(System.Globalization.CultureInfo.InvariantCulture) : "")),
-            calls.Select(m => (m.Groups[3].Value, int.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups[2].Value)));
+        var calls = Regex.Matches(generated, @"session\.(\w+)(<global::Condense\.Quantization\.Bits(\d)>)?\(this\.@?(\w+)!?, (\d+)\);");
+        Assert.Equal(plan.Layers.Select((l, i) => (l.Path, i, SessionMethod(l), l.Bits > 0 && l.Technique != LayerTechnique.MixedPrecision ? l.Bits.ToString(System.Globalization.CultureInfo.InvariantCulture) : "")),
+            calls.Select(m => (m.Groups[4].Value, int.Parse(m.Groups[5].Value, System.Globalization.CultureInfo.InvariantCulture), m.Groups[1].Value, m.Groups[3].Value)));
+    }
+
+    private static string SessionMethod(LayerPlan layer) => layer.Technique switch
+    {
+        LayerTechnique.Quantize => "Quantize",
+        LayerTechnique.LowRank => "LowRank",
+        LayerTechnique.QuantizeWithLowRankCorrection => "QuantizeWithLowRankCorrection",
+        LayerTechnique.SemiStructuredSparse => "SparsifySemiStructured",
+        LayerTechnique.UnstructuredSparse => "SparsifyUnstructured",
+        LayerTechnique.MixedPrecision => "MixedPrecision",
+        _ => "KeepDense",
+    };
+
+    [Fact]
+    public void TechniqueEnumsAgree()
+    {
+        // The catalogue is compiled into both assemblies; the runtime's and the generator's copies and both mirrors agree.
+        static string[] Names(Type type) => Enum.GetValues(type).Cast<object>().Select(v => Convert.ToInt32(v, System.Globalization.CultureInfo.InvariantCulture) + "=" + v).ToArray();
+        var runtimeCatalogue = typeof(LayerPlan).Assembly.GetType("Condense.Catalogue.StorageTechnique")!;
+        var generatorCatalogue = typeof(ModelParser).Assembly.GetType("Condense.Catalogue.StorageTechnique")!;
+        Assert.Equal(Names(runtimeCatalogue), Names(typeof(LayerTechnique)));
+        Assert.Equal(Names(runtimeCatalogue), Names(typeof(GeneratorTechnique)));
+        Assert.Equal(Names(runtimeCatalogue), Names(generatorCatalogue));
     }
 }

@@ -10,7 +10,7 @@ using Microsoft.CodeAnalysis.Diagnostics;
 namespace Condense.Generators.Analyzers;
 
 /// <summary>
-/// Checks every <c>[Compressible]</c> model's plan at build time (CND0001-CND0008) through the same
+/// Checks every <c>[Compressible]</c> model's plan at build time (every diagnostic except CND0009, which only the generator reports) through the same
 /// <see cref="ModelParser"/> the generator uses, so what it reports is what the generator would plan.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
@@ -24,7 +24,21 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.KeepDenseWithCompression,
         DiagnosticDescriptors.ShapeNotConstant,
         DiagnosticDescriptors.BudgetExceeded,
-        DiagnosticDescriptors.AttributeOnNonLayer);
+        DiagnosticDescriptors.AttributeOnNonLayer,
+        DiagnosticDescriptors.InvalidSparsityPattern,
+        DiagnosticDescriptors.InvalidSparsityFraction,
+        DiagnosticDescriptors.InvalidRank,
+        DiagnosticDescriptors.RankSavesNothing,
+        DiagnosticDescriptors.NoKernelForCombination,
+        DiagnosticDescriptors.SameFamilyTwice,
+        DiagnosticDescriptors.MixedPrecisionInfeasible,
+        DiagnosticDescriptors.MixedPrecisionBudgetNeedsNoCompression,
+        DiagnosticDescriptors.OverrideMatchesNothing,
+        DiagnosticDescriptors.DuplicateLayerPath,
+        DiagnosticDescriptors.InvalidSubspace,
+        DiagnosticDescriptors.IncompatibleLayerHandled,
+        DiagnosticDescriptors.OverrideConflict,
+        DiagnosticDescriptors.NestedModelUnresolvable);
 
     public override void Initialize(AnalysisContext context)
     {

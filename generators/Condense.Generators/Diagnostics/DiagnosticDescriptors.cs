@@ -1,3 +1,4 @@
+using Condense.Catalogue;
 using Microsoft.CodeAnalysis;
 
 namespace Condense.Generators.Diagnostics;
@@ -12,6 +13,10 @@ internal static class DiagnosticDescriptors
     private const string Usage = "Usage";
     private const string Quantization = "Quantization";
     private const string Budget = "Budget";
+    private const string Sparsity = "Sparsity";
+    private const string LowRank = "LowRank";
+    private const string Combination = "Combination";
+    private const string Override = "Override";
 
     public const string ModelNotPartialId = "CND0001";
     public const string ModelNotModuleId = "CND0002";
@@ -22,6 +27,20 @@ internal static class DiagnosticDescriptors
     public const string BudgetExceededId = "CND0007";
     public const string AttributeOnNonLayerId = "CND0008";
     public const string GeneratedMemberConflictId = "CND0009";
+    public const string InvalidSparsityPatternId = "CND0010";
+    public const string InvalidSparsityFractionId = "CND0011";
+    public const string InvalidRankId = "CND0012";
+    public const string RankSavesNothingId = "CND0013";
+    public const string NoKernelForCombinationId = "CND0014";
+    public const string SameFamilyTwiceId = "CND0015";
+    public const string MixedPrecisionInfeasibleId = "CND0016";
+    public const string MixedPrecisionBudgetNeedsNoCompressionId = "CND0017";
+    public const string OverrideMatchesNothingId = "CND0018";
+    public const string DuplicateLayerPathId = "CND0019";
+    public const string InvalidSubspaceId = "CND0020";
+    public const string IncompatibleLayerHandledId = "CND0021";
+    public const string OverrideConflictId = "CND0022";
+    public const string NestedModelUnresolvableId = "CND0023";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -41,36 +60,36 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor UnsupportedBits = Create(
         UnsupportedBitsId, Quantization, DiagnosticSeverity.Error,
         "Bit width has no quantization kernel",
-        "Layer '{0}' cannot be quantized: {1}",
+        CatalogueMessages.CannotQuantize,
         "Condense only plans bit widths that its kernel catalogue has packed kernels for.");
 
     /// <summary>CND0004. Message: "Layer '{0}' cannot be quantized: {1}".</summary>
     public static readonly DiagnosticDescriptor UnsupportedGroupSize = Create(
         UnsupportedGroupSizeId, Quantization, DiagnosticSeverity.Error,
         "Group size has no kernel or does not divide the layer's input size",
-        "Layer '{0}' cannot be quantized: {1}",
+        CatalogueMessages.CannotQuantize,
         "A group size must be one the kernel catalogue supports, and must divide the layer's input size (a Conv2d's InChannels x KernelSize x KernelSize) so that every group is full.");
 
     /// <summary>CND0005. Message: "Layer '{0}' is marked [KeepDense] and [{1}]: keep one of the two attributes".</summary>
     public static readonly DiagnosticDescriptor KeepDenseWithCompression = Create(
         KeepDenseWithCompressionId, Usage, DiagnosticSeverity.Error,
         "[KeepDense] combined with a compression attribute",
-        "Layer '{0}' is marked [KeepDense] and [{1}]: keep one of the two attributes",
+        CatalogueMessages.KeepDenseWithOther,
         "[KeepDense] states that a layer stays float32, which contradicts any compression attribute on the same layer.");
 
-    /// <summary>CND0006. Message: "The shape of layer '{0}' is not known at compile time: {1}; Condense generates no code for model '{2}' until every layer's shape is a constant".</summary>
+    /// <summary>CND0006. Message: "The shape of layer '{0}' is not known at compile time: {1}; model '{2}' checks this layer when Compress runs, with the messages the build would give; give it constant arguments to check it now".</summary>
     public static readonly DiagnosticDescriptor ShapeNotConstant = Create(
         ShapeNotConstantId, Usage, DiagnosticSeverity.Warning,
         "Layer shape is not known at compile time",
-        "The shape of layer '{0}' is not known at compile time: {1}; Condense generates no code for model '{2}' until every layer's shape is a constant",
-        "Condense reads each layer's shape from its initializer ('new Linear(784, 256)', 'new(inFeatures: Hidden * 4, outFeatures: Hidden)'); every argument must be a compile-time constant so that the plan and its exact byte counts can be checked at build time.");
+        "The shape of layer '{0}' is not known at compile time: {1}; model '{2}' checks this layer when Compress runs, with the messages the build would give; give it constant arguments to check it now",
+        "Condense reads each layer's shape from its initializer ('new Linear(784, 256)', 'new(inFeatures: Hidden * 4, outFeatures: Hidden)'). When an argument is not a compile-time constant, the shape-independent checks still run at build time and the rest run in Compress (CompressionPlan.WithShapesFrom), which throws with the same message the analyzer would report.");
 
     /// <summary>CND0007. Message: "Model '{0}' exceeds its budget: the plan needs {1}, but {2} allows {3}; the largest layers are {4}. Quantize more layers, use fewer bits, or raise {2}".</summary>
     public static readonly DiagnosticDescriptor BudgetExceeded = Create(
         BudgetExceededId, Budget, DiagnosticSeverity.Error,
         "Compression plan exceeds the model's budget",
-        "Model '{0}' exceeds its budget: the plan needs {1}, but {2} allows {3}; the largest layers are {4}. Quantize more layers, use fewer bits, or raise {2}",
-        "MaxBytes and MaxBitsPerWeight on [Compressible] are checked against the plan's exact byte count (packed weights, scales, zero points and biases) at build time.");
+        KernelCatalogue.BudgetExceededMessage,
+        "MaxBytes and MaxBitsPerWeight on [Compressible] are checked against the plan's exact byte count (packed weights, scales, zero points, sparsity indices, low-rank factors and biases) at build time.");
 
     /// <summary>CND0008. Message: "[{0}] on '{1}' has no effect: '{1}' is {2}, not a non-static Condense.Nn.Linear or Condense.Nn.Conv2d field or property; remove the attribute or change the member".</summary>
     public static readonly DiagnosticDescriptor AttributeOnNonLayer = Create(
@@ -85,6 +104,104 @@ internal static class DiagnosticDescriptors
         "Model declares a member that Condense generates",
         "Model '{0}' already declares '{1}', which Condense generates: rename or remove it",
         "The generator adds Plan, PlannedBytes, DenseBytes, Layers, Compress, Save and Load to every [Compressible] model; it cannot generate them next to a member with the same name.");
+
+    /// <summary>CND0010. Message: "Layer '{0}' cannot be sparsified: {1}" (N:M invalid, without kernel, or not tiling the input).</summary>
+    public static readonly DiagnosticDescriptor InvalidSparsityPattern = Create(
+        InvalidSparsityPatternId, Sparsity, DiagnosticSeverity.Error,
+        "N:M sparsity pattern is invalid, has no kernel, or does not tile the layer's input",
+        CatalogueMessages.CannotSparsify,
+        "Semi-structured sparsity keeps N of every M consecutive inputs: it needs 0 < N < M, a pattern from the kernel catalogue (2:4, 1:4, 2:8), and an input size that is a multiple of M.");
+
+    /// <summary>CND0011. Message: "Layer '{0}' cannot be sparsified: {1}" (fraction outside [0, 1), or neither/both of fraction and N:M).</summary>
+    public static readonly DiagnosticDescriptor InvalidSparsityFraction = Create(
+        InvalidSparsityFractionId, Sparsity, DiagnosticSeverity.Error,
+        "Sparsity fraction outside [0, 1) or ambiguous [Sparsify]",
+        CatalogueMessages.CannotSparsify,
+        "[Sparsify(fraction)] removes that fraction of a layer's weights, which must be in [0, 1); [Sparsify] must set either a fraction or N and M, not both and not neither.");
+
+    /// <summary>CND0012. Message: "Layer '{0}' cannot use [{1}({2})]: {3}".</summary>
+    public static readonly DiagnosticDescriptor InvalidRank = Create(
+        InvalidRankId, LowRank, DiagnosticSeverity.Error,
+        "Rank outside [1, min(in, out) - 1]",
+        CatalogueMessages.InvalidRank,
+        "Low-rank factors U [out, r] and V [r, in] need 1 <= r < min(in, out); a rank at or above that is not an approximation. The code fix clamps the rank.");
+
+    /// <summary>CND0013 (warning). Message: "Layer '{0}': [LowRank({1})] saves nothing: ...".</summary>
+    public static readonly DiagnosticDescriptor RankSavesNothing = Create(
+        RankSavesNothingId, LowRank, DiagnosticSeverity.Warning,
+        "Low-rank factors are not smaller than the dense weight",
+        CatalogueMessages.RankSavesNothing,
+        "Factors of rank r take (in + out) x r floats, the dense weight in x out: at r >= in x out / (in + out) the layer grows. The code fix clamps the rank to the largest one that saves bytes.");
+
+    /// <summary>CND0014. Message: "Layer '{0}' cannot combine {1}: {2}".</summary>
+    public static readonly DiagnosticDescriptor NoKernelForCombination = Create(
+        NoKernelForCombinationId, Combination, DiagnosticSeverity.Error,
+        "Combination of techniques has no kernel",
+        CatalogueMessages.NoKernel,
+        "Only the combinations in the kernel catalogue have kernels: [Quantize] + [LowRankCorrection], and [Sparsify(N, M)] + [Quantize(4 or 8)]. The code fix removes the conflicting attribute.");
+
+    /// <summary>CND0015. Message: "Layer '{0}' has both [{1}] and [{2}], two {3} attributes: keep one".</summary>
+    public static readonly DiagnosticDescriptor SameFamilyTwice = Create(
+        SameFamilyTwiceId, Combination, DiagnosticSeverity.Error,
+        "Two attributes of the same technique family",
+        CatalogueMessages.SameFamily,
+        "A layer has at most one attribute of each family (quantization, low rank, sparsity): [LowRank] and [LowRankCorrection] describe two different storages of the same weight. The code fix removes one.");
+
+    /// <summary>CND0016. Message: "Model '{0}': [MixedPrecision] {1}".</summary>
+    public static readonly DiagnosticDescriptor MixedPrecisionInfeasible = Create(
+        MixedPrecisionInfeasibleId, Budget, DiagnosticSeverity.Error,
+        "Mixed-precision budget cannot be reached",
+        "Model '{0}': [MixedPrecision] {1}",
+        "[MixedPrecision] chooses bits per layer under MaxBytes or AverageBits at Compress time; the build checks that its candidate bits have kernels and that the budget is reachable with the smallest of them (one group per row).");
+
+    /// <summary>CND0017 (warning). Message: "Model '{0}': [MixedPrecision] {1}".</summary>
+    public static readonly DiagnosticDescriptor MixedPrecisionBudgetNeedsNoCompression = Create(
+        MixedPrecisionBudgetNeedsNoCompressionId, Budget, DiagnosticSeverity.Warning,
+        "Mixed-precision budget needs no compression",
+        "Model '{0}': [MixedPrecision] {1}",
+        "A budget at or above the model's float32 size leaves the solver nothing to decide.");
+
+    /// <summary>CND0018. Message: "[Override(\"{0}\")] on model '{1}' {2}".</summary>
+    public static readonly DiagnosticDescriptor OverrideMatchesNothing = Create(
+        OverrideMatchesNothingId, Override, DiagnosticSeverity.Error,
+        "Override pattern is invalid or matches no layer",
+        "[Override(\"{0}\")] on model '{1}' {2}",
+        "Every [Override] must match at least one layer path of the model at build time: a rule that silently matches nothing is how plans go wrong unnoticed.");
+
+    /// <summary>CND0019. Message: "Model '{0}' names layer '{1}' twice: {2}".</summary>
+    public static readonly DiagnosticDescriptor DuplicateLayerPath = Create(
+        DuplicateLayerPathId, Usage, DiagnosticSeverity.Error,
+        "Layer reached by two paths",
+        "Model '{0}' names layer '{1}' twice: {2}",
+        "Every layer has exactly one path in the plan; a second path to the same layer would compress and save it twice.");
+
+    /// <summary>CND0020. Message: "{0} cannot be trained in a subspace of dimension {1}: {2}".</summary>
+    public static readonly DiagnosticDescriptor InvalidSubspace = Create(
+        InvalidSubspaceId, Usage, DiagnosticSeverity.Error,
+        "Subspace dimension outside [1, parameters - 1]",
+        CatalogueMessages.InvalidSubspace,
+        "[Subspace(d)] trains theta0 + P d with d of length d: it must be at least 1 and below the number of parameters it covers (the layer's, or the whole model's on the class).");
+
+    /// <summary>CND0021 (warning). Message: "{0}; OnIncompatible = {1} {2}".</summary>
+    public static readonly DiagnosticDescriptor IncompatibleLayerHandled = Create(
+        IncompatibleLayerHandledId, Usage, DiagnosticSeverity.Warning,
+        "Layer adjusted or skipped by OnIncompatible",
+        CatalogueMessages.IncompatibleHandled,
+        "With [Compressible(OnIncompatible = Skip)] a layer whose settings do not fit its shape stays float32; with Adjust the nearest setting that fits is used. Each such layer gets this warning, naming the change.");
+
+    /// <summary>CND0022. Message: "Layer '{0}' is matched by [Override(\"{1}\")] and [Override(\"{2}\")], which both set {3}: make the patterns disjoint".</summary>
+    public static readonly DiagnosticDescriptor OverrideConflict = Create(
+        OverrideConflictId, Override, DiagnosticSeverity.Error,
+        "Two overrides set the same property of a layer",
+        "Layer '{0}' is matched by [Override(\"{1}\")] and [Override(\"{2}\")], which both set {3}: make the patterns disjoint",
+        "Condense has no precedence rule between overrides (no 'first wins' or 'last wins'): two overrides that set the same property of the same layer are an error.");
+
+    /// <summary>CND0023. Message: "Nested model '{0}' of '{1}' cannot be planned: {2}".</summary>
+    public static readonly DiagnosticDescriptor NestedModelUnresolvable = Create(
+        NestedModelUnresolvableId, Usage, DiagnosticSeverity.Error,
+        "Nested model or array of blocks cannot be planned at build time",
+        "Nested model '{0}' of '{1}' cannot be planned: {2}",
+        "A nested [Compressible] model is flattened into the parent's plan at build time: an array of blocks needs a length known at compile time ('new Block[12]' with a constant, or explicit elements), and a model cannot contain itself.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Linq;
 using Condense.Generators.Models;
 
 namespace Condense.Generators.Emitting;
@@ -7,7 +8,7 @@ namespace Condense.Generators.Emitting;
 internal static class ModelEmitter
 {
     /// <summary>Members the emitter adds to every model (CND0009 when the model already declares one).</summary>
-    public static readonly string[] GeneratedMemberNames = { "PlannedBytes", "DenseBytes", "Plan", "Layers", "Compress", "Save", "Load" };
+    public static readonly string[] GeneratedMemberNames = { "PlannedBytes", "DenseBytes", "Plan", "Layers", "Compress", "CompressInto", "Save", "Load" };
 
     private static readonly string Version = typeof(ModelEmitter).Assembly.GetName().Version?.ToString() ?? "0.0.0.0";
 
@@ -52,6 +53,8 @@ internal static class ModelEmitter
             writer.WriteLine();
             WriteCompress(writer, model);
             writer.WriteLine();
+            WriteCompressInto(writer, model);
+            writer.WriteLine();
             WriteSaveLoad(writer, model);
         }
 
@@ -75,8 +78,9 @@ internal static class ModelEmitter
         writer.WriteLine("/// <list type=\"table\">");
         writer.WriteLine("/// <listheader><term>layer</term><description>kind shape: technique, bytes before -&gt; after</description></listheader>");
         foreach (var layer in model.Layers)
-            writer.WriteLine($"/// <item><term>{layer.Path}</term><description>{layer.Kind} {layer.ShapeText}: {layer.TechniqueText}, {Bytes(layer.BytesBefore)} -&gt; {Bytes(layer.BytesAfter)}</description></item>");
-        writer.WriteLine($"/// <item><term>total</term><description>{Bytes(model.DenseBytes)} -&gt; {Bytes(model.PlannedBytes)}{BudgetText(model)}</description></item>");
+            writer.WriteLine($"/// <item><term>{layer.Path}</term><description>{layer.Kind} {layer.ShapeText}: {layer.TechniqueText}, " +
+                             (layer.ShapeKnown ? $"{Bytes(layer.BytesBefore)} -&gt; {Bytes(layer.BytesAfter)}" : "sized and checked at Compress") + "</description></item>");
+        writer.WriteLine($"/// <item><term>total</term><description>{Bytes(model.DenseBytes)} -&gt; {Bytes(model.PlannedBytes)}{(model.HasUnknownShapes ? " (known layers only)" : "")}{BudgetText(model)}</description></item>");
         writer.WriteLine("/// </list>");
         writer.WriteLine("/// </remarks>");
     }
@@ -123,11 +127,16 @@ internal static class ModelEmitter
                         $"new(Path: {Literal(l.Path)}, Kind: global::Condense.Compression.LayerKind.{l.Kind}, " +
                         $"OutFeatures: {Int(l.OutFeatures)}, InFeatures: {Int(l.InFeatures)}, KernelSize: {Int(l.KernelSize)}, HasBias: {Bool(l.HasBias)}, " +
                         $"Technique: global::Condense.Compression.LayerTechnique.{l.Technique}, Bits: {Int(l.Bits)}, GroupSize: {Int(l.GroupSize)}, Symmetric: {Bool(l.Symmetric)}, " +
-                        $"BytesBefore: {Long(l.BytesBefore)}, BytesAfter: {Long(l.BytesAfter)}),");
+                        $"BytesBefore: {Long(l.BytesBefore)}, BytesAfter: {Long(l.BytesAfter)}{Extra(l)}),");
             }
         }
         writer.WriteLine("maxBytes: " + Long(model.MaxBytes) + ",");
-        writer.WriteLine("maxBitsPerWeight: " + Double(model.MaxBitsPerWeight) + ");");
+        string options = "";
+        if (model.OnIncompatible != 0) options += ",\nonIncompatible: (global::Condense.IncompatiblePolicy)" + Int(model.OnIncompatible);
+        if (model.SubspaceDimension != 0) options += ",\nsubspaceDimension: " + Int(model.SubspaceDimension);
+        if (!model.MixedPrecisionBits.IsEmpty) options += ",\nmixedPrecisionBits: new int[] { " + string.Join(", ", model.MixedPrecisionBits.Select(Int)) + " }";
+        if (model.AverageBits != 0) options += ",\naverageBits: " + Double(model.AverageBits);
+        writer.WriteLines("maxBitsPerWeight: " + Double(model.MaxBitsPerWeight) + options + ");");
         writer.Unindent();
     }
 
@@ -143,11 +152,36 @@ internal static class ModelEmitter
             writer.WriteLine(Signature + "global::System.Array.Empty<global::Condense.Nn.NamedLayer>();");
             return;
         }
-        writer.WriteLine(Signature + "new global::Condense.Nn.NamedLayer[]");
-        using (writer.WriteBlock("};"))
+        if (!model.HasNestedModels)
         {
-            foreach (var layer in model.Layers)
-                writer.WriteLine($"new({Literal(layer.Path)}, {Access(layer)}),");
+            writer.WriteLine(Signature + "new global::Condense.Nn.NamedLayer[]");
+            using (writer.WriteBlock("};"))
+            {
+                foreach (var layer in model.Layers)
+                    writer.WriteLine($"new({Literal(layer.Path)}, {Access(layer)}),");
+            }
+            return;
+        }
+        // Nested models are listed through their own generated registries; the helpers check what the build assumed.
+        writer.WriteLine(Signature.Substring(0, Signature.Length - 4));
+        using (writer.WriteBlock())
+        {
+            writer.WriteLine("get");
+            using (writer.WriteBlock())
+            {
+                writer.WriteLine($"var layers = new global::System.Collections.Generic.List<global::Condense.Nn.NamedLayer>({Int(model.Layers.Count)});");
+                foreach (var member in model.Members)
+                {
+                    string access = "this." + member.AccessName;
+                    writer.WriteLine(member.Kind switch
+                    {
+                        MemberKind.Layer => $"layers.Add(new({Literal(member.Name)}, {access}{(member.IsNullable ? "!" : "")}));",
+                        MemberKind.Nested => $"global::Condense.Compression.LayerRegistry.AddNested(layers, {Literal(model.TypeName)}, {Literal(member.Name)}, {access});",
+                        _ => $"global::Condense.Compression.LayerRegistry.AddArray(layers, {Literal(model.TypeName)}, {Literal(member.Name)}, {access}, {Int(member.ArrayLength)});",
+                    });
+                }
+                writer.WriteLine("return layers;");
+            }
         }
     }
 
@@ -163,17 +197,84 @@ internal static class ModelEmitter
             """);
         using (writer.WriteBlock())
         {
-            writer.WriteLine("var session = new global::Condense.Compression.CompressionSession(Plan, options, progress);");
-            for (int i = 0; i < model.Layers.Count; i++)
+            writer.WriteLine($"var session = new global::Condense.Compression.CompressionSession({PlanExpression(model)}, options, progress);");
+            foreach (var member in model.Members)
             {
-                var layer = model.Layers[i];
-                writer.WriteLine(layer.Technique == LayerTechnique.Quantize
-                    // The bit width becomes a type argument so the JIT specializes the packing kernel for it.
-                    ? $"session.Quantize<global::Condense.Quantization.Bits{Int(layer.Bits)}>({Access(layer)}, {Int(i)});"
-                    : $"session.KeepDense({Access(layer)}, {Int(i)});");
+                if (member.Kind == MemberKind.Layer)
+                {
+                    var layer = model.Layers[member.FirstLayer];
+                    writer.WriteLine(TypedCall(layer, Access(layer), Int(member.FirstLayer)));
+                }
+                else WriteNestedCall(writer, model, member, Int(member.FirstLayer));
             }
             writer.WriteLine("return session.Complete();");
         }
+    }
+
+    /// <summary>One typed session call; the bit width becomes a type argument so the JIT specializes the kernel for it.</summary>
+    private static string TypedCall(LayerSpec layer, string access, string index)
+    {
+        string bits = "<global::Condense.Quantization.Bits" + Int(layer.Bits) + ">";
+        return layer.Technique switch
+        {
+            LayerTechnique.Quantize => $"session.Quantize{bits}({access}, {index});",
+            LayerTechnique.LowRank => $"session.LowRank({access}, {index});",
+            LayerTechnique.QuantizeWithLowRankCorrection => $"session.QuantizeWithLowRankCorrection{bits}({access}, {index});",
+            LayerTechnique.SemiStructuredSparse => layer.Bits > 0 ? $"session.SparsifySemiStructured{bits}({access}, {index});" : $"session.SparsifySemiStructured({access}, {index});",
+            LayerTechnique.UnstructuredSparse => $"session.SparsifyUnstructured({access}, {index});",
+            LayerTechnique.MixedPrecision => $"session.MixedPrecision({access}, {index});",
+            _ => $"session.KeepDense({access}, {index});",
+        };
+    }
+
+    private static void WriteNestedCall(IndentedWriter writer, ModelSpec model, MemberSpec member, string firstIndex)
+    {
+        string access = "this." + member.AccessName;
+        if (member.Kind == MemberKind.Nested)
+        {
+            writer.WriteLine($"global::Condense.Compression.LayerRegistry.Require({access}, {Literal(model.TypeName)}, {Literal(member.Name)}).CompressInto(session, {firstIndex});");
+            return;
+        }
+        string local = "blocks_" + member.Name;
+        writer.WriteLine($"var {local} = global::Condense.Compression.LayerRegistry.RequireArray({access}, {Literal(model.TypeName)}, {Literal(member.Name)}, {Int(member.ArrayLength)});");
+        writer.WriteLine($"for (int i = 0; i < {Int(member.ArrayLength)}; i++) {local}[i].CompressInto(session, {firstIndex} + i * {Int(member.LayerCount)});");
+    }
+
+    private static void WriteCompressInto(IndentedWriter writer, ModelSpec model)
+    {
+        writer.WriteLines($$"""
+            /// <summary>Compresses this model's layers as part of a model that contains it (called by the containing model's generated Compress).</summary>
+            /// <param name="session">The containing model's session; its plan decides each layer's technique (overrides included).</param>
+            /// <param name="firstLayerIndex">Index of this model's first layer in the containing model's plan.</param>
+            {{GeneratedCode}}
+            [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+            public void CompressInto(global::Condense.Compression.CompressionSession session, int firstLayerIndex)
+            """);
+        using (writer.WriteBlock())
+        {
+            writer.WriteLine("global::System.ArgumentNullException.ThrowIfNull(session);");
+            foreach (var member in model.Members)
+            {
+                string index = "firstLayerIndex + " + Int(member.FirstLayer);
+                if (member.Kind == MemberKind.Layer)
+                    writer.WriteLine($"session.Apply({Access(model.Layers[member.FirstLayer])}, {index});");
+                else WriteNestedCall(writer, model, member, index);
+            }
+        }
+    }
+
+    /// <summary>The plan the generated code uses: <c>Plan</c>, resolved against the model's layers when some shape was unknown at build time.</summary>
+    private static string PlanExpression(ModelSpec model) => model.HasUnknownShapes ? "Plan.WithShapesFrom(Layers)" : "Plan";
+
+    private static string Extra(LayerSpec l)
+    {
+        string text = "";
+        if (l.Rank != 0) text += ", Rank: " + Int(l.Rank);
+        if (l.SparsityN != 0 || l.SparsityM != 0) text += ", SparsityN: " + Int(l.SparsityN) + ", SparsityM: " + Int(l.SparsityM);
+        if (l.SparsityFraction != 0) text += ", SparsityFraction: " + Double(l.SparsityFraction);
+        if (l.SubspaceDimension != 0) text += ", SubspaceDimension: " + Int(l.SubspaceDimension);
+        if (!l.ShapeKnown) text += ", ShapeKnown: false";
+        return text;
     }
 
     private static void WriteSaveLoad(IndentedWriter writer, ModelSpec model)
@@ -182,7 +283,7 @@ internal static class ModelEmitter
             /// <summary>Saves every layer (dense or compressed) to a safetensors file, with the plan in its metadata.</summary>
             /// <param name="path">The file to write.</param>
             {{GeneratedCode}}
-            public void Save(string path) => global::Condense.IO.ModelFile.Save(path, Plan, Layers);
+            public void Save(string path) => global::Condense.IO.ModelFile.Save(path, {{PlanExpression(model)}}, Layers);
             """);
         if (!model.HasParameterlessConstructor) return;
 
@@ -195,7 +296,7 @@ internal static class ModelEmitter
             public static {{type}} Load(string path)
             {
                 var model = new {{type}}();
-                global::Condense.IO.ModelFile.Load(path, Plan, model.Layers);
+                global::Condense.IO.ModelFile.Load(path, {{(model.HasUnknownShapes ? "Plan.WithShapesFrom(model.Layers)" : "Plan")}}, model.Layers);
                 return model;
             }
             """);

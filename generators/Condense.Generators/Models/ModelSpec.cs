@@ -7,12 +7,36 @@ internal enum LayerKind
     Conv2d = 1,
 }
 
-/// <summary>Mirrors <c>Condense.Compression.LayerTechnique</c>.</summary>
+/// <summary>Mirrors <c>Condense.Compression.LayerTechnique</c> and <c>Condense.Catalogue.StorageTechnique</c> (same values).</summary>
 internal enum LayerTechnique
 {
     Dense = 0,
     Quantize = 1,
+    LowRank = 2,
+    QuantizeWithLowRankCorrection = 3,
+    SemiStructuredSparse = 4,
+    UnstructuredSparse = 5,
+    MixedPrecision = 6,
 }
+
+/// <summary>What a member of the model contributes to its layer registry.</summary>
+internal enum MemberKind
+{
+    /// <summary>A Linear or Conv2d.</summary>
+    Layer = 0,
+    /// <summary>A field or property whose type is itself a [Compressible] model.</summary>
+    Nested = 1,
+    /// <summary>An array of [Compressible] models with a length known at build time.</summary>
+    Array = 2,
+}
+
+/// <summary>One member of the model that holds layers, in declaration order.</summary>
+/// <param name="Name">The member name as a path segment.</param>
+/// <param name="AccessName">The member name as written in C# (escaped with <c>@</c> when it is a keyword).</param>
+/// <param name="LayerCount">Layers of the member (per block for an array).</param>
+/// <param name="ArrayLength">Blocks of an array, else 0.</param>
+/// <param name="FirstLayer">Index of the member's first layer in the flattened plan.</param>
+internal sealed record MemberSpec(MemberKind Kind, string Name, string AccessName, bool IsNullable, int LayerCount, int ArrayLength, int FirstLayer);
 
 /// <summary>
 /// Everything the emitter needs to know about one <c>[Compressible]</c> model.
@@ -29,7 +53,9 @@ internal enum LayerTechnique
 /// <param name="Accessibility">The model's declared accessibility as C# keywords, e.g. <c>public</c>.</param>
 /// <param name="ContainingTypes">Outermost first.</param>
 /// <param name="HasParameterlessConstructor">Whether <c>Load</c> can create the model with <c>new T()</c>.</param>
-/// <param name="CanGenerate">False when the plan has errors or unknown shapes: the generator then emits nothing.</param>
+/// <param name="Layers">Every layer, flattened to full paths (<c>blocks[3].mlp.up</c>), in declaration order.</param>
+/// <param name="Members">The members that hold those layers: direct layers, nested models, arrays of nested models.</param>
+/// <param name="CanGenerate">False when the plan has errors: the generator then emits nothing.</param>
 /// <param name="Diagnostics">The diagnostics the generator itself reports ("cannot generate" cases only).</param>
 internal sealed record ModelSpec(
     string? Namespace,
@@ -40,8 +66,13 @@ internal sealed record ModelSpec(
     EquatableArray<ContainingTypeSpec> ContainingTypes,
     long MaxBytes,
     double MaxBitsPerWeight,
+    int OnIncompatible,
+    int SubspaceDimension,
+    EquatableArray<int> MixedPrecisionBits,
+    double AverageBits,
     bool HasParameterlessConstructor,
     EquatableArray<LayerSpec> Layers,
+    EquatableArray<MemberSpec> Members,
     bool CanGenerate,
     EquatableArray<DiagnosticInfo> Diagnostics)
 {
@@ -53,6 +84,28 @@ internal sealed record ModelSpec(
             long total = 0;
             foreach (var layer in Layers) total += layer.BytesAfter;
             return total;
+        }
+    }
+
+    /// <summary>Some layer's shape is only known at run time (CND0006): the generated code resolves the plan first.</summary>
+    public bool HasUnknownShapes
+    {
+        get
+        {
+            foreach (var layer in Layers)
+                if (!layer.ShapeKnown) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Some member is a nested model or an array of them.</summary>
+    public bool HasNestedModels
+    {
+        get
+        {
+            foreach (var member in Members)
+                if (member.Kind != MemberKind.Layer) return true;
+            return false;
         }
     }
 
@@ -74,7 +127,7 @@ internal sealed record ModelSpec(
 internal sealed record ContainingTypeSpec(string Keyword, string Name);
 
 /// <summary>One layer of the plan, with its exact byte counts computed from the kernel catalogue.</summary>
-/// <param name="Path">The layer's path in the model (its member name).</param>
+/// <param name="Path">The layer's full path in the model, e.g. <c>hidden1</c> or <c>blocks[3].mlp.up</c>.</param>
 /// <param name="AccessName">The member name as written in C# (escaped with <c>@</c> when it is a keyword).</param>
 /// <param name="IsNullable">The member's type is annotated nullable, so the emitter adds <c>!</c>.</param>
 /// <param name="ShapeKnown">False when the shape could not be read at compile time (CND0006); sizes are then 0.</param>
@@ -93,7 +146,12 @@ internal sealed record LayerSpec(
     int GroupSize,
     bool Symmetric,
     long BytesBefore,
-    long BytesAfter)
+    long BytesAfter,
+    int Rank = 0,
+    int SparsityN = 0,
+    int SparsityM = 0,
+    double SparsityFraction = 0,
+    int SubspaceDimension = 0)
 {
     /// <summary>Stored bytes of the weight alone (bias excluded), as planned.</summary>
     public long WeightBytesAfter => BytesAfter - (HasBias ? (long)OutFeatures * Condense.Catalogue.KernelCatalogue.Float32Bytes : 0);
@@ -102,14 +160,30 @@ internal sealed record LayerSpec(
     public long WeightCount => (long)OutFeatures * InFeatures;
 
     /// <summary>The weight's shape as text: <c>256x784</c>, or <c>16x3x3x3</c> for a Conv2d.</summary>
-    public string ShapeText => Kind == LayerKind.Conv2d && KernelSize > 0
+    public string ShapeText => !ShapeKnown ? "unknown"
+        : Kind == LayerKind.Conv2d && KernelSize > 0
         ? Format(OutFeatures) + "x" + Format(InFeatures / (KernelSize * KernelSize)) + "x" + Format(KernelSize) + "x" + Format(KernelSize)
         : Format(OutFeatures) + "x" + Format(InFeatures);
 
-    /// <summary>The technique as text, the same as <c>LayerPlan.TechniqueText</c>: <c>int4 g64 sym</c> or <c>fp32</c>.</summary>
-    public string TechniqueText => Technique == LayerTechnique.Quantize
-        ? "int" + Format(Bits) + " " + (GroupSize == 0 ? "per-row" : "g" + Format(GroupSize)) + " " + (Symmetric ? "sym" : "asym")
-        : "fp32";
+    /// <summary>The technique as text, the same as <c>LayerPlan.TechniqueText</c> (tests compare them): <c>int4 g64 sym</c> or <c>fp32</c>.</summary>
+    public string TechniqueText
+    {
+        get
+        {
+            string quantized = "int" + Format(Bits) + " " + (GroupSize == 0 ? "per-row" : "g" + Format(GroupSize)) + " " + (Symmetric ? "sym" : "asym");
+            string text = Technique switch
+            {
+                LayerTechnique.Quantize => quantized,
+                LayerTechnique.LowRank => "low-rank r" + Format(Rank),
+                LayerTechnique.QuantizeWithLowRankCorrection => quantized + " + low-rank r" + Format(Rank),
+                LayerTechnique.SemiStructuredSparse => Format(SparsityN) + ":" + Format(SparsityM) + " sparse " + (Bits == 0 ? "fp32" : quantized),
+                LayerTechnique.UnstructuredSparse => "csr " + SparsityFraction.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " sparse",
+                LayerTechnique.MixedPrecision => "mixed precision (from int" + Format(Bits) + ")",
+                _ => "fp32",
+            };
+            return SubspaceDimension > 0 ? text + " subspace d" + Format(SubspaceDimension) : text;
+        }
+    }
 
     private static string Format(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -17,11 +17,86 @@ internal static partial class ModelParser
     /// <summary>A layer's shape as read from its initializer, or why it could not be read.</summary>
     private readonly record struct Shape(int OutFeatures, int InFeatures, int KernelSize, bool HasBias, string? Problem, Location? ProblemLocation);
 
-    /// <summary>Resolves one member: a layer (or null), reporting misplaced attributes and invalid settings.</summary>
-    private static LayerSpec? ResolveMember(INamedTypeSymbol model, ISymbol member, SemanticModelCache models, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    /// <summary>Most layers a plan may list: a guard against lengths like int.MaxValue while typing.</summary>
+    private const int MaxLayers = 1 << 16;
+
+    /// <summary>A layer while its model is being resolved; never part of a pipeline model.</summary>
+    private sealed class LayerEntry
     {
-        var quantize = FindAttribute(member, KnownTypeNames.QuantizeAttribute);
-        var keepDense = FindAttribute(member, KnownTypeNames.KeepDenseAttribute);
+        public string Path = "";
+        public string AccessName = "";
+        public bool IsNullable;
+        public LayerKind Kind;
+        public bool ShapeKnown;
+        public int OutFeatures, InFeatures, KernelSize;
+        public bool HasBias;
+        public LayerSettings Settings = new();
+        /// <summary>The layer attributes by <see cref="KnownTypeNames.LayerAttributes"/> index; null for a nested model's layer.</summary>
+        public AttributeData?[]? Attributes;
+        /// <summary>Already checked (a nested model's layer, checked by the nested model itself).</summary>
+        public bool Checked;
+        public AttributeData? OverriddenBy;
+        public bool HasError;
+        public long BytesBefore, BytesAfter;
+
+        public bool HasAnyAttribute => Settings.KeepDense || Settings.Quantize || Settings.LowRank || Settings.LowRankCorrection || Settings.Sparsify || Settings.Subspace;
+
+        public LayerEntry Prefixed(string prefix) => new()
+        {
+            Path = prefix + Path, AccessName = AccessName, IsNullable = IsNullable, Kind = Kind, ShapeKnown = ShapeKnown,
+            OutFeatures = OutFeatures, InFeatures = InFeatures, KernelSize = KernelSize, HasBias = HasBias,
+            Settings = Settings, Checked = true, HasError = HasError, BytesBefore = BytesBefore, BytesAfter = BytesAfter,
+        };
+
+        public LayerSpec ToSpec()
+        {
+            var s = Settings;
+            return new LayerSpec(
+                Path: Path, AccessName: AccessName, IsNullable: IsNullable, Kind: Kind, ShapeKnown: ShapeKnown,
+                OutFeatures: OutFeatures, InFeatures: InFeatures, KernelSize: KernelSize, HasBias: HasBias,
+                Technique: (LayerTechnique)s.Technique,
+                Bits: s.Quantize || s.MixedPrecision ? s.Bits : 0,
+                GroupSize: s.Quantize ? s.GroupSize : 0,
+                Symmetric: !s.Quantize || s.Symmetric,
+                BytesBefore: BytesBefore, BytesAfter: BytesAfter,
+                Rank: s.LowRank ? s.Rank : s.LowRankCorrection ? s.CorrectionRank : 0,
+                SparsityN: s.Sparsify && s.HasSparsityPattern ? s.SparsityN : 0,
+                SparsityM: s.Sparsify && s.HasSparsityPattern ? s.SparsityM : 0,
+                SparsityFraction: s.Sparsify && s.HasSparsityFraction && !s.HasSparsityPattern ? s.SparsityFraction : 0,
+                SubspaceDimension: s.Subspace ? s.SubspaceDimension : 0);
+        }
+    }
+
+    /// <summary>The layers and layer-holding members of one model, flattened.</summary>
+    private sealed class ModelLayers
+    {
+        public readonly List<LayerEntry> Layers = new();
+        public readonly List<MemberSpec> Members = new();
+        public bool HasErrors;
+    }
+
+    /// <summary>State shared while resolving a model and the models nested in it.</summary>
+    private sealed class ResolveContext(SemanticModelCache models, CancellationToken cancellationToken)
+    {
+        public readonly SemanticModelCache Models = models;
+        public readonly CancellationToken CancellationToken = cancellationToken;
+        public readonly Dictionary<INamedTypeSymbol, ModelLayers> Nested = new(SymbolEqualityComparer.Default);
+        public readonly HashSet<INamedTypeSymbol> Stack = new(SymbolEqualityComparer.Default);
+    }
+
+    /// <summary>Resolves one member into layers (direct, nested or array), reporting misplaced attributes.</summary>
+    private static void ResolveMember(INamedTypeSymbol model, ISymbol member, ResolveContext context, ModelLayers result, List<DiagnosticInfo> problems)
+    {
+        var cancellationToken = context.CancellationToken;
+        var attributes = new AttributeData?[KnownTypeNames.LayerAttributes.Length];
+        bool anyAttribute = false;
+        for (int i = 0; i < attributes.Length; i++)
+        {
+            attributes[i] = FindAttribute(member, KnownTypeNames.LayerAttributes[i].MetadataName);
+            anyAttribute |= attributes[i] is not null;
+        }
+        // [Subspace] on the model class is model-wide, not a misplaced layer attribute.
+        if (member is INamedTypeSymbol) return;
 
         ITypeSymbol? memberType = member switch
         {
@@ -33,70 +108,243 @@ internal static partial class ModelParser
             : IsType(memberType, KnownTypeNames.Linear) ? LayerKind.Linear
             : IsType(memberType, KnownTypeNames.Conv2d) ? LayerKind.Conv2d
             : null;
+        var nestedType = memberType is null || member.IsStatic ? null : NestedModelType(memberType, out _);
 
         if (kind is null || member.IsStatic)
         {
-            string what = member.IsStatic && kind is not null ? "static"
-                : memberType is null ? "not a field or property"
-                : "of type '" + memberType.ToDisplayString() + "'";
-            foreach (var attribute in new[] { quantize, keepDense })
-                if (attribute is not null)
-                    problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.AttributeOnNonLayer, AttributeLocation(attribute, cancellationToken),
-                        attribute.AttributeClass!.Name.Replace("Attribute", ""), member.Name, what));
-            return null;
+            if (anyAttribute)
+            {
+                string what = member.IsStatic && (kind is not null || NestedModelType(memberType, out _) is not null) ? "static"
+                    : memberType is null ? "not a field or property"
+                    : nestedType is not null ? "a nested model (put the attributes on its layers, or use [Override] on '" + model.Name + "')"
+                    : "of type '" + memberType.ToDisplayString() + "'";
+                for (int i = 0; i < attributes.Length; i++)
+                    if (attributes[i] is { } attribute)
+                        problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.AttributeOnNonLayer, AttributeLocation(attribute, cancellationToken),
+                            KnownTypeNames.LayerAttributes[i].Name, member.Name, what));
+            }
+            if (nestedType is not null)
+                ResolveNestedMember(model, member, memberType!, nestedType, context, result, problems);
+            return;
         }
 
-        var shape = ResolveShape(member, kind.Value, models, cancellationToken);
+        if (AliasedLayer(model, member, cancellationToken) is { } aliased)
+        {
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.DuplicateLayerPath, member.Locations.FirstOrDefault(l => l.IsInSource),
+                model.Name, aliased, "'" + member.Name + "' returns '" + aliased + "', so the layer would be compressed and saved under both paths; remove '" + member.Name + "' from the model or make it a method"));
+            result.HasErrors = true;
+            return;
+        }
+
+        var shape = ResolveShape(member, kind.Value, context.Models, cancellationToken);
         if (shape.Problem is not null)
             problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ShapeNotConstant, shape.ProblemLocation, member.Name, shape.Problem, model.Name));
 
-        var technique = LayerTechnique.Dense;
-        int bits = 0, groupSize = 0;
-        bool symmetric = true;
-        if (quantize is not null && keepDense is not null)
-            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.KeepDenseWithCompression, AttributeLocation(keepDense, cancellationToken), member.Name, "Quantize"));
-        else if (quantize is not null && quantize.ConstructorArguments.Length == 1 && quantize.ConstructorArguments[0].Value is int b)
+        var entry = new LayerEntry
         {
-            technique = LayerTechnique.Quantize;
-            bits = b;
-            groupSize = NamedArgument(quantize, "GroupSize") is { Value: int g } ? g : 0;
-            symmetric = NamedArgument(quantize, "Symmetric") is not { Value: false };
-            // An unknown shape still gets the catalogue checks; 0 is divisible by every group size.
-            var problem = KernelCatalogue.QuantizationProblem(bits, groupSize, shape.Problem is null ? shape.InFeatures : 0);
-            if (problem is not null)
+            Path = member.Name,
+            AccessName = SyntaxFacts.GetKeywordKind(member.Name) != SyntaxKind.None ? "@" + member.Name : member.Name,
+            IsNullable = memberType!.NullableAnnotation == NullableAnnotation.Annotated,
+            Kind = kind.Value,
+            ShapeKnown = shape.Problem is null,
+            OutFeatures = shape.OutFeatures,
+            InFeatures = shape.InFeatures,
+            KernelSize = shape.KernelSize,
+            HasBias = shape.HasBias,
+            Settings = ReadSettings(attributes),
+            Attributes = attributes,
+        };
+        result.Members.Add(new MemberSpec(MemberKind.Layer, entry.Path, entry.AccessName, entry.IsNullable, 1, 0, result.Layers.Count));
+        result.Layers.Add(entry);
+    }
+
+    /// <summary>Reads the layer attributes into catalogue settings; an attribute the compiler rejects is left out.</summary>
+    private static LayerSettings ReadSettings(AttributeData?[] attributes)
+    {
+        var s = new LayerSettings();
+        if (attributes[0] is { } quantize && PositionalInt(quantize) is int bits)
+        {
+            s.Quantize = true;
+            s.Bits = bits;
+            s.GroupSize = NamedArgument(quantize, "GroupSize") is { Value: int g } ? g : 0;
+            s.Symmetric = NamedArgument(quantize, "Symmetric") is not { Value: false };
+        }
+        s.KeepDense = attributes[1] is not null;
+        if (attributes[2] is { } lowRank && PositionalInt(lowRank) is int rank)
+        {
+            s.LowRank = true;
+            s.Rank = rank;
+        }
+        if (attributes[3] is { } correction && PositionalInt(correction) is int correctionRank)
+        {
+            s.LowRankCorrection = true;
+            s.CorrectionRank = correctionRank;
+        }
+        if (attributes[4] is { AttributeConstructor: not null } sparsify)
+        {
+            s.Sparsify = true;
+            if (sparsify.ConstructorArguments.Length == 1 && sparsify.ConstructorArguments[0].Value is double fraction)
             {
-                bool bitsProblem = !KernelCatalogue.IsSupportedBits(bits);
-                var info = DiagnosticInfo.Create(
-                    bitsProblem ? DiagnosticDescriptors.UnsupportedBits : DiagnosticDescriptors.UnsupportedGroupSize,
-                    bitsProblem ? PositionalArgumentLocation(quantize, cancellationToken) : ArgumentLocation(quantize, "GroupSize", cancellationToken),
-                    member.Name, problem);
-                if (!bitsProblem)
-                    info = info with { SuggestedValue = NearestGroupSize(groupSize, shape.Problem is null ? shape.InFeatures : 0).ToString(CultureInfo.InvariantCulture) };
-                problems.Add(info);
+                s.HasSparsityFraction = true;
+                s.SparsityFraction = fraction;
+            }
+            var n = NamedArgument(sparsify, "N");
+            var m = NamedArgument(sparsify, "M");
+            if (n is not null || m is not null)
+            {
+                s.HasSparsityPattern = true;
+                s.SparsityN = n is { Value: int nv } ? nv : 0;
+                s.SparsityM = m is { Value: int mv } ? mv : 0;
             }
         }
+        if (attributes[5] is { } subspace && PositionalInt(subspace) is int dimension)
+        {
+            s.Subspace = true;
+            s.SubspaceDimension = dimension;
+        }
+        return s;
+    }
 
-        long before = 0, after = 0;
-        if (shape.Problem is null && (technique == LayerTechnique.Dense || KernelCatalogue.QuantizationProblem(bits, groupSize, shape.InFeatures) is null))
-            (before, after) = ComputeBytes(technique, shape.OutFeatures, shape.InFeatures, shape.HasBias, bits, groupSize, symmetric);
+    private static int? PositionalInt(AttributeData attribute) =>
+        attribute.AttributeConstructor is not null && attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is int value ? value : null;
 
-        string accessName = SyntaxFacts.GetKeywordKind(member.Name) != SyntaxKind.None ? "@" + member.Name : member.Name;
-        return new LayerSpec(
-            Path: member.Name,
-            AccessName: accessName,
-            IsNullable: memberType!.NullableAnnotation == NullableAnnotation.Annotated,
-            Kind: kind.Value,
-            ShapeKnown: shape.Problem is null,
-            OutFeatures: shape.OutFeatures,
-            InFeatures: shape.InFeatures,
-            KernelSize: shape.KernelSize,
-            HasBias: shape.HasBias,
-            Technique: technique,
-            Bits: bits,
-            GroupSize: groupSize,
-            Symmetric: symmetric,
-            BytesBefore: before,
-            BytesAfter: after);
+    /// <summary>The [Compressible] model type of a nested member (or of an array's elements), else null.</summary>
+    private static INamedTypeSymbol? NestedModelType(ITypeSymbol? type, out bool isArray)
+    {
+        isArray = false;
+        if (type is IArrayTypeSymbol { Rank: 1 } array)
+        {
+            isArray = true;
+            type = array.ElementType;
+        }
+        return type is INamedTypeSymbol named && named.TypeKind == TypeKind.Class &&
+               FindAttribute(named, KnownTypeNames.CompressibleAttribute) is not null && DerivesFrom(named, KnownTypeNames.Module)
+            ? named
+            : null;
+    }
+
+    private static void ResolveNestedMember(INamedTypeSymbol model, ISymbol member, ITypeSymbol memberType, INamedTypeSymbol nestedType, ResolveContext context, ModelLayers result, List<DiagnosticInfo> problems)
+    {
+        var cancellationToken = context.CancellationToken;
+        var location = member.Locations.FirstOrDefault(l => l.IsInSource);
+        void Fail(string why)
+        {
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NestedModelUnresolvable, location, member.Name, model.Name, why));
+            result.HasErrors = true;
+        }
+
+        if (nestedType.IsGenericType)
+        {
+            Fail("generic nested models are not supported; derive a non-generic class from '" + nestedType.Name + "'");
+            return;
+        }
+        if (context.Stack.Contains(nestedType))
+        {
+            Fail("'" + nestedType.Name + "' contains itself, so its layers cannot be listed");
+            return;
+        }
+        bool isArray = memberType is IArrayTypeSymbol;
+        int length = 0;
+        if (isArray)
+        {
+            var (known, problem) = ArrayLength(member, context);
+            if (problem is not null)
+            {
+                Fail(problem);
+                return;
+            }
+            length = known;
+        }
+
+        var nested = ResolveNested(nestedType, context);
+        if (isArray && (long)length * nested.Layers.Count + result.Layers.Count > MaxLayers)
+        {
+            Fail("array '" + member.Name + "' of " + length.ToString(CultureInfo.InvariantCulture) + " blocks would give the model more than " +
+                 MaxLayers.ToString("N0", CultureInfo.InvariantCulture) + " layers; a plan lists every layer, so keep the length realistic");
+            return;
+        }
+        result.HasErrors |= nested.HasErrors;
+        string name = member.Name;
+        string access = SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
+        bool nullable = memberType.NullableAnnotation == NullableAnnotation.Annotated;
+        result.Members.Add(new MemberSpec(isArray ? MemberKind.Array : MemberKind.Nested, name, access, nullable, nested.Layers.Count, length, result.Layers.Count));
+        if (!isArray)
+        {
+            foreach (var layer in nested.Layers) result.Layers.Add(layer.Prefixed(name + "."));
+            return;
+        }
+        for (int i = 0; i < length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            string prefix = name + "[" + i.ToString(CultureInfo.InvariantCulture) + "].";
+            foreach (var layer in nested.Layers) result.Layers.Add(layer.Prefixed(prefix));
+        }
+    }
+
+    /// <summary>A nested model's layers, resolved once per type (its own diagnostics are reported on its own declaration).</summary>
+    private static ModelLayers ResolveNested(INamedTypeSymbol type, ResolveContext context)
+    {
+        if (context.Nested.TryGetValue(type, out var cached)) return cached;
+        context.Stack.Add(type);
+        var scratch = new List<DiagnosticInfo>();
+        var layers = ResolveModelLayers(type, context, scratch);
+        layers.HasErrors |= scratch.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
+        context.Stack.Remove(type);
+        context.Nested[type] = layers;
+        return layers;
+    }
+
+    /// <summary>The length of an array of blocks from its initializer: <c>new Block[N]</c> with constant N, or explicit elements.</summary>
+    private static (int Length, string? Problem) ArrayLength(ISymbol member, ResolveContext context)
+    {
+        var syntax = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(context.CancellationToken);
+        var initializer = syntax switch
+        {
+            VariableDeclaratorSyntax variable => variable.Initializer?.Value,
+            PropertyDeclarationSyntax property => property.Initializer?.Value,
+            _ => null,
+        };
+        const string Hint = "initialize it as 'new T[N]' with a constant N (and assign the blocks in the constructor), or list the blocks ('[new(), new()]')";
+        switch (initializer)
+        {
+            case null:
+                return (0, "array '" + member.Name + "' has no initializer, so its length is not known at compile time; " + Hint);
+            case ArrayCreationExpressionSyntax creation when creation.Initializer is { } elements:
+                return (elements.Expressions.Count, null);
+            case ArrayCreationExpressionSyntax creation when creation.Type.RankSpecifiers.Count == 1 && creation.Type.RankSpecifiers[0].Sizes.Count == 1:
+                var size = creation.Type.RankSpecifiers[0].Sizes[0];
+                var constant = context.Models.For(size.SyntaxTree).GetConstantValue(size, context.CancellationToken);
+                if (constant.HasValue && constant.Value is int n && n >= 0) return (n, null);
+                return (0, "the length '" + size.ToString() + "' of array '" + member.Name + "' is not a compile-time constant; " + Hint);
+            case ImplicitArrayCreationExpressionSyntax implicitCreation:
+                return (implicitCreation.Initializer.Expressions.Count, null);
+            case CollectionExpressionSyntax collection when collection.Elements.All(e => e is ExpressionElementSyntax):
+                return (collection.Elements.Count, null);
+            default:
+                return (0, "the length of array '" + member.Name + "' is not known at compile time; " + Hint);
+        }
+    }
+
+    /// <summary>The layer a property only returns (<c>Linear Alias => hidden;</c>), else null.</summary>
+    private static string? AliasedLayer(INamedTypeSymbol model, ISymbol member, CancellationToken cancellationToken)
+    {
+        if (member is not IPropertySymbol) return null;
+        if (member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not PropertyDeclarationSyntax property || property.Initializer is not null) return null;
+        var body = property.ExpressionBody?.Expression
+                   ?? property.AccessorList?.Accessors.FirstOrDefault(a => a.IsKind(SyntaxKind.GetAccessorDeclaration))?.ExpressionBody?.Expression;
+        string? name = body switch
+        {
+            IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
+            MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name: IdentifierNameSyntax identifier } => identifier.Identifier.ValueText,
+            _ => null,
+        };
+        if (name is null || name == member.Name) return null;
+        foreach (var target in model.GetMembers(name))
+        {
+            var type = target switch { IFieldSymbol f => f.Type, IPropertySymbol p => p.Type, _ => null };
+            if (type is not null && !target.IsStatic && (IsType(type, KnownTypeNames.Linear) || IsType(type, KnownTypeNames.Conv2d))) return name;
+        }
+        return null;
     }
 
     /// <summary>A layer's exact bytes, from the kernel catalogue shared with the runtime (tests compare the two).</summary>
@@ -104,14 +352,7 @@ internal static partial class ModelParser
         KernelCatalogue.LayerBytes(outFeatures, inFeatures, hasBias, technique == LayerTechnique.Quantize, bits, groupSize, symmetric);
 
     /// <summary>The valid group size closest to the requested one (the larger on a tie: fewer scales to store).</summary>
-    internal static int NearestGroupSize(int requested, int inFeatures)
-    {
-        var candidates = inFeatures > 0 ? KernelCatalogue.ValidGroupSizes(inFeatures) : new[] { 0 }.Concat(KernelCatalogue.SupportedGroupSizes).ToArray();
-        return candidates
-            .OrderBy(g => System.Math.Abs((long)g - requested))
-            .ThenByDescending(g => g)
-            .First();
-    }
+    internal static int NearestGroupSize(int requested, int inFeatures) => KernelCatalogue.NearestGroupSize(requested, inFeatures);
 
     private static Shape ResolveShape(ISymbol member, LayerKind kind, SemanticModelCache models, CancellationToken cancellationToken)
     {

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Threading;
+using Condense.Catalogue;
 using Condense.Generators.Diagnostics;
 using Condense.Generators.Models;
 using Microsoft.CodeAnalysis;
@@ -28,33 +29,46 @@ internal static partial class ModelParser
     public static ModelResolution Resolve(INamedTypeSymbol type, SemanticModel semanticModel, CancellationToken cancellationToken)
     {
         var problems = new List<DiagnosticInfo>();
-        var models = new SemanticModelCache(semanticModel);
+        var context = new ResolveContext(new SemanticModelCache(semanticModel), cancellationToken);
 
         var compressible = FindAttribute(type, KnownTypeNames.CompressibleAttribute);
         long maxBytes = NamedArgument(compressible, "MaxBytes") is { Value: long mb } ? mb : 0;
         double maxBits = NamedArgument(compressible, "MaxBitsPerWeight") is { Value: double bpw } ? bpw : 0;
+        int policy = NamedArgument(compressible, "OnIncompatible") is { Value: int p } ? p : 0;
 
         CheckPartial(type, problems, cancellationToken);
         if (!DerivesFrom(type, KnownTypeNames.Module))
             problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModelNotModule, IdentifierLocation(type, cancellationToken), type.Name));
 
-        var layers = new List<LayerSpec>();
-        foreach (var member in type.GetMembers())
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var layer = ResolveMember(type, member, models, problems, cancellationToken);
-            if (layer is not null) layers.Add(layer);
-        }
+        context.Stack.Add(type);
+        var resolved = ResolveModelLayers(type, context, problems);
+        var layers = resolved.Layers;
 
         bool hasParameterlessConstructor = !type.IsAbstract &&
             type.InstanceConstructors.Any(c => c.Parameters.Length == 0);
         CheckGeneratedMemberConflicts(type, hasParameterlessConstructor, problems, cancellationToken);
 
-        if (!problems.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error) && layers.All(l => l.ShapeKnown))
-            CheckBudget(type, compressible, maxBytes, maxBits, layers, problems, cancellationToken);
+        int subspace = CheckModelSubspace(type, layers, problems, cancellationToken);
+        var mixed = FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute);
+        var mixedBits = MixedPrecisionBits(mixed);
+        double averageBits = NamedArgument(mixed, "AverageBits") is { Value: double ab } ? ab : 0;
+
+        bool allKnown = layers.All(l => l.ShapeKnown);
+        bool hasErrors = resolved.HasErrors || problems.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
+        if (!hasErrors && allKnown)
+        {
+            if (mixed is not null) CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
+            else CheckBudget(type, compressible, maxBytes, maxBits, layers, problems, cancellationToken);
+        }
+        else if (mixed is not null && mixedBits.Count == 0)
+            CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
+
+        // An override that breaks many layers the same way is reported once, at the override, naming the first layer.
+        var reported = new HashSet<(string, SyntaxTree?, Microsoft.CodeAnalysis.Text.TextSpan)>();
+        problems.RemoveAll(p => p.Tree is not null && !reported.Add((p.Descriptor.Id, p.Tree, p.Span)));
 
         bool canGenerate = compressible is not null
-            && layers.All(l => l.ShapeKnown)
+            && !resolved.HasErrors
             && !problems.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
 
         var spec = new ModelSpec(
@@ -66,11 +80,290 @@ internal static partial class ModelParser
             ContainingTypes: new EquatableArray<ContainingTypeSpec>(ContainingTypes(type)),
             MaxBytes: maxBytes,
             MaxBitsPerWeight: maxBits,
+            OnIncompatible: policy,
+            SubspaceDimension: subspace,
+            MixedPrecisionBits: mixed is null ? EquatableArray<int>.Empty : new EquatableArray<int>(mixedBits),
+            AverageBits: averageBits,
             HasParameterlessConstructor: hasParameterlessConstructor,
-            Layers: new EquatableArray<LayerSpec>(layers),
+            Layers: new EquatableArray<LayerSpec>(layers.Select(l => l.ToSpec())),
+            Members: new EquatableArray<MemberSpec>(resolved.Members),
             CanGenerate: canGenerate,
             Diagnostics: new EquatableArray<DiagnosticInfo>(problems.Where(p => IsReportedByGenerator(p.Descriptor))));
         return new ModelResolution(spec, problems);
+    }
+
+    /// <summary>
+    /// Resolves a model's layers: its members (nested models flattened), then its overrides, then mixed precision,
+    /// then the catalogue checks, OnIncompatible and exact bytes of every layer the model itself configures.
+    /// </summary>
+    private static ModelLayers ResolveModelLayers(INamedTypeSymbol type, ResolveContext context, List<DiagnosticInfo> problems)
+    {
+        var cancellationToken = context.CancellationToken;
+        var result = new ModelLayers();
+        foreach (var member in type.GetMembers())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ResolveMember(type, member, context, result, problems);
+        }
+
+        var seen = new HashSet<string>(System.StringComparer.Ordinal);
+        foreach (var layer in result.Layers)
+            if (!seen.Add(layer.Path))
+            {
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.DuplicateLayerPath, IdentifierLocation(type, cancellationToken), type.Name, layer.Path, "two members produce this path; rename one of them"));
+                result.HasErrors = true;
+            }
+
+        var compressible = FindAttribute(type, KnownTypeNames.CompressibleAttribute);
+        int policy = NamedArgument(compressible, "OnIncompatible") is { Value: int p } ? p : 0;
+        // With a nested member that could not be listed, "matches nothing" would only repeat that error.
+        ApplyOverrides(type, result.Layers, reportUnmatched: !result.HasErrors, problems, cancellationToken);
+
+        var mixedBits = MixedPrecisionBits(FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute));
+        int smallest = mixedBits.Where(KernelCatalogue.IsSupportedBits).DefaultIfEmpty(0).Min();
+        if (smallest > 0)
+            foreach (var layer in result.Layers)
+                if (layer.Attributes is not null && !layer.HasAnyAttribute && layer.OverriddenBy is null)
+                {
+                    layer.Settings.MixedPrecision = true;
+                    layer.Settings.Bits = smallest;
+                }
+
+        foreach (var layer in result.Layers)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!layer.Checked) CheckLayer(layer, policy, problems, cancellationToken);
+            result.HasErrors |= layer.HasError;
+        }
+        return result;
+    }
+
+    /// <summary>Runs the catalogue checks on one layer, applies OnIncompatible, and computes its exact bytes.</summary>
+    private static void CheckLayer(LayerEntry layer, int policy, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    {
+        layer.Checked = true;
+        var found = KernelCatalogue.CheckLayer(layer.Path, layer.Settings, layer.ShapeKnown ? layer.OutFeatures : 0, layer.ShapeKnown ? layer.InFeatures : 0, layer.HasBias);
+        var handled = new List<string>();
+        var settings = KernelCatalogue.ApplyIncompatiblePolicy(layer.Settings, found, policy, handled);
+        int next = 0;
+        foreach (var problem in found)
+        {
+            var location = ProblemLocation(layer, problem, cancellationToken);
+            string? suggested = problem.Suggested?.ToString(CultureInfo.InvariantCulture);
+            if (policy != 0 && problem.IsShapeDependent && !problem.IsWarning)
+            {
+                problems.Add(new DiagnosticInfo(DiagnosticDescriptors.IncompatibleLayerHandled, location?.SourceTree, location?.SourceSpan ?? default,
+                    new EquatableArray<string>(new[] { problem.Message, policy == 1 ? "Skip" : "Adjust", "" }), suggested) with
+                {
+                    // The catalogue formatted the whole warning; keep its text exactly (the runtime uses the same).
+                    Arguments = new EquatableArray<string>(SplitHandled(handled[next++], problem.Message, policy)),
+                });
+                continue;
+            }
+            if (!problem.IsWarning) layer.HasError = true;
+            problems.Add(new DiagnosticInfo(DescriptorFor(problem.Check), location?.SourceTree, location?.SourceSpan ?? default,
+                new EquatableArray<string>(problem.Arguments), suggested));
+        }
+        layer.Settings = settings;
+        if (layer.ShapeKnown && !layer.HasError)
+            (layer.BytesBefore, layer.BytesAfter) = KernelCatalogue.LayerBytes(settings.Technique, layer.OutFeatures, layer.InFeatures, layer.HasBias, settings);
+    }
+
+    /// <summary>The three arguments of CND0021 from the catalogue's formatted warning.</summary>
+    private static string[] SplitHandled(string warning, string message, int policy)
+    {
+        string prefix = message + "; OnIncompatible = " + (policy == 1 ? "Skip" : "Adjust") + " ";
+        return new[] { message, policy == 1 ? "Skip" : "Adjust", warning.StartsWith(prefix, System.StringComparison.Ordinal) ? warning.Substring(prefix.Length) : warning };
+    }
+
+    private static DiagnosticDescriptor DescriptorFor(LayerCheck check) => check switch
+    {
+        LayerCheck.Bits => DiagnosticDescriptors.UnsupportedBits,
+        LayerCheck.GroupSize => DiagnosticDescriptors.UnsupportedGroupSize,
+        LayerCheck.KeepDenseWithOther => DiagnosticDescriptors.KeepDenseWithCompression,
+        LayerCheck.SparsityPattern => DiagnosticDescriptors.InvalidSparsityPattern,
+        LayerCheck.SparsityFraction => DiagnosticDescriptors.InvalidSparsityFraction,
+        LayerCheck.Rank => DiagnosticDescriptors.InvalidRank,
+        LayerCheck.RankSavesNothing => DiagnosticDescriptors.RankSavesNothing,
+        LayerCheck.Combination => DiagnosticDescriptors.NoKernelForCombination,
+        LayerCheck.SameFamily => DiagnosticDescriptors.SameFamilyTwice,
+        _ => DiagnosticDescriptors.InvalidSubspace,
+    };
+
+    /// <summary>Where a layer problem is reported: the argument it is about, on the attribute that set it (or the override).</summary>
+    private static Location? ProblemLocation(LayerEntry layer, LayerProblem problem, CancellationToken cancellationToken)
+    {
+        if (layer.OverriddenBy is { } overrideAttribute)
+        {
+            string name = problem.Argument == "" && problem.Attribute == "Quantize" ? "Bits" : problem.Argument ?? "";
+            return ArgumentLocation(overrideAttribute, name, cancellationToken);
+        }
+        var attributes = layer.Attributes!;
+        string attributeName = problem.Attribute;
+        // A conflict between two attributes is reported on the one declared later: removing it is the fix.
+        if (problem.OtherAttribute is { } other && problem.Check != LayerCheck.KeepDenseWithOther &&
+            Position(attributes, other, cancellationToken) > Position(attributes, attributeName, cancellationToken))
+            attributeName = other;
+        var attribute = AttributeNamed(attributes, attributeName);
+        if (attribute is null) return null;
+        if (problem.Check is LayerCheck.Combination or LayerCheck.SameFamily or LayerCheck.KeepDenseWithOther || problem.Argument is null)
+            return AttributeLocation(attribute, cancellationToken);
+        return problem.Argument == "" ? PositionalArgumentLocation(attribute, cancellationToken) : ArgumentLocation(attribute, problem.Argument, cancellationToken);
+    }
+
+    private static AttributeData? AttributeNamed(AttributeData?[] attributes, string name)
+    {
+        for (int i = 0; i < KnownTypeNames.LayerAttributes.Length; i++)
+            if (KnownTypeNames.LayerAttributes[i].Name == name) return attributes[i];
+        return null;
+    }
+
+    private static int Position(AttributeData?[] attributes, string name, CancellationToken cancellationToken) =>
+        AttributeNamed(attributes, name)?.ApplicationSyntaxReference?.Span.Start ?? -1;
+
+    private static List<int> MixedPrecisionBits(AttributeData? mixed)
+    {
+        var bits = new List<int>();
+        if (mixed is { AttributeConstructor: not null } && mixed.ConstructorArguments.Length == 1 && mixed.ConstructorArguments[0].Kind == TypedConstantKind.Array)
+            foreach (var value in mixed.ConstructorArguments[0].Values)
+                if (value.Value is int b) bits.Add(b);
+        return bits;
+    }
+
+    /// <summary>Applies every [Override] of the model to its flattened layers (CND0018 when one matches nothing, CND0022 on conflicts).</summary>
+    private static void ApplyOverrides(INamedTypeSymbol type, List<LayerEntry> layers, bool reportUnmatched, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    {
+        var setBy = new Dictionary<(LayerEntry, string), AttributeData>();
+        foreach (var attribute in type.GetAttributes())
+        {
+            if (attribute.AttributeClass is not { } c || !IsType(c, KnownTypeNames.OverrideAttribute)) continue;
+            if (attribute.AttributeConstructor is null || attribute.ConstructorArguments.Length != 1 || attribute.ConstructorArguments[0].Value is not string text) continue;
+            var location = PositionalArgumentLocation(attribute, cancellationToken);
+            var pattern = PathPattern.Parse(text, out var syntaxProblem);
+            if (pattern is null)
+            {
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OverrideMatchesNothing, location, text, type.Name, "is not a valid pattern: " + syntaxProblem));
+                continue;
+            }
+            var bits = NamedArgument(attribute, "Bits");
+            var groupSize = NamedArgument(attribute, "GroupSize");
+            var symmetric = NamedArgument(attribute, "Symmetric");
+            bool keepDense = NamedArgument(attribute, "KeepDense") is { Value: true };
+            if (bits is null && groupSize is null && symmetric is null && !keepDense)
+            {
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OverrideMatchesNothing, AttributeLocation(attribute, cancellationToken), text, type.Name,
+                    "sets nothing: give it Bits, GroupSize, Symmetric or KeepDense = true"));
+                continue;
+            }
+
+            int matched = 0;
+            foreach (var layer in layers)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (!pattern.Matches(layer.Path)) continue;
+                // GroupSize or Symmetric alone only change layers that are quantized.
+                if (!keepDense && bits is null && !layer.Settings.Quantize) continue;
+                matched++;
+                foreach (var property in new[] { bits is null ? null : "Bits", groupSize is null ? null : "GroupSize", symmetric is null ? null : "Symmetric", keepDense ? "KeepDense" : null })
+                {
+                    if (property is null) continue;
+                    if (setBy.TryGetValue((layer, property), out var earlier))
+                        problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OverrideConflict, location, layer.Path, (string)earlier.ConstructorArguments[0].Value!, text, property));
+                    else setBy[(layer, property)] = attribute;
+                }
+                var s = layer.Settings.Clone();
+                if (keepDense) s = new LayerSettings { KeepDense = true };
+                else
+                {
+                    if (bits is { Value: int b })
+                    {
+                        if (!s.Quantize) { s.GroupSize = 0; s.Symmetric = true; }
+                        s.Quantize = true;
+                        s.Bits = b;
+                    }
+                    if (groupSize is { Value: int g }) s.GroupSize = g;
+                    if (symmetric is { Value: bool sym }) s.Symmetric = sym;
+                }
+                layer.Settings = s;
+                layer.OverriddenBy = attribute;
+                layer.Checked = false;
+                layer.HasError = false;
+                layer.BytesBefore = layer.BytesAfter = 0;
+            }
+            if (matched == 0 && reportUnmatched)
+            {
+                var nearest = layers
+                    .Select(l => l.Path)
+                    .OrderBy(path => PathPattern.Distance(text, path))
+                    .ThenBy(path => path, System.StringComparer.Ordinal)
+                    .Take(3)
+                    .ToList();
+                string why = layers.Count == 0 ? "matches no layer: the model has no layers"
+                    : "matches no " + (bits is null && !keepDense ? "quantized " : "") + "layer; the nearest paths are " + string.Join(", ", nearest) +
+                      " ('*' is one segment, '**' any number, '[a..b]' an index range)";
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OverrideMatchesNothing, location, text, type.Name, why));
+            }
+        }
+    }
+
+    /// <summary>[Subspace(d)] on the class covers every parameter of every layer (CND0020); returns d, or 0.</summary>
+    private static int CheckModelSubspace(INamedTypeSymbol type, List<LayerEntry> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    {
+        var attribute = FindAttribute(type, KnownTypeNames.SubspaceAttribute);
+        if (attribute is null || PositionalInt(attribute) is not int dimension) return 0;
+        long parameters = 0;
+        foreach (var layer in layers)
+        {
+            if (!layer.ShapeKnown) { parameters = 0; break; }
+            parameters += (long)layer.OutFeatures * layer.InFeatures + (layer.HasBias ? layer.OutFeatures : 0);
+        }
+        var problem = KernelCatalogue.SubspaceProblem("Model '" + type.Name + "'", dimension, parameters, "Subspace");
+        if (problem is not null)
+            problems.Add(new DiagnosticInfo(DiagnosticDescriptors.InvalidSubspace, attribute.ApplicationSyntaxReference?.SyntaxTree,
+                PositionalArgumentLocation(attribute, cancellationToken)?.SourceSpan ?? default, new EquatableArray<string>(problem.Arguments), problem.Suggested?.ToString(CultureInfo.InvariantCulture)));
+        return dimension;
+    }
+
+    /// <summary>[MixedPrecision]: candidate bits in the catalogue, a budget, reachable with the smallest bits (CND0016), not above dense (CND0017).</summary>
+    private static void CheckMixedPrecision(INamedTypeSymbol type, AttributeData mixed, List<int> bits, long maxBytes, double averageBits, List<LayerEntry> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    {
+        var location = AttributeLocation(mixed, cancellationToken);
+        void Error(string text) => problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MixedPrecisionInfeasible, location, type.Name, text));
+        var unsupported = bits.Where(b => !KernelCatalogue.IsSupportedBits(b)).ToList();
+        if (bits.Count == 0) { Error("lists no candidate bit widths; use e.g. [MixedPrecision(2, 3, 4, 8)]"); return; }
+        if (unsupported.Count > 0)
+        {
+            Error("lists bit width " + string.Join(", ", unsupported.Select(b => b.ToString(CultureInfo.InvariantCulture))) + ", which has no kernel; supported bit widths are " + string.Join(", ", KernelCatalogue.SupportedBits.Select(b => b.ToString(CultureInfo.InvariantCulture))));
+            return;
+        }
+        if (maxBytes <= 0 && averageBits <= 0) { Error("needs a budget: set MaxBytes on [Compressible] or AverageBits on [MixedPrecision]"); return; }
+
+        var candidates = layers.Where(l => l.Settings.MixedPrecision).ToList();
+        if (candidates.Count == 0)
+        {
+            Error("has no layer to choose bits for: every layer already has a compression attribute or [KeepDense]; remove [MixedPrecision] or an attribute");
+            return;
+        }
+        long minimum = layers.Sum(l => l.BytesAfter);
+        long dense = layers.Sum(l => l.BytesBefore);
+        if (maxBytes > 0 && minimum > maxBytes)
+            Error("cannot reach MaxBytes = " + Bytes(maxBytes) + ": with every candidate layer at " + bits.Min().ToString(CultureInfo.InvariantCulture) +
+                  " bits (one group per row) the plan still needs " + Bytes(minimum) + "; raise MaxBytes, add smaller bit widths, or compress more layers explicitly");
+        else if (maxBytes > 0 && maxBytes >= dense)
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MixedPrecisionBudgetNeedsNoCompression, location, type.Name,
+                "has nothing to decide: MaxBytes = " + Bytes(maxBytes) + " is at or above the float32 size of the plan (" + Bytes(dense) + "); lower MaxBytes or remove [MixedPrecision]"));
+        if (averageBits > 0)
+        {
+            long weights = candidates.Sum(l => (long)l.OutFeatures * l.InFeatures);
+            long candidateBytes = candidates.Sum(l => l.BytesAfter - (l.HasBias ? (long)l.OutFeatures * KernelCatalogue.Float32Bytes : 0));
+            double reachable = weights == 0 ? 0 : candidateBytes * 8.0 / weights;
+            if (averageBits < reachable)
+                Error("cannot reach AverageBits = " + BitsText(averageBits) + ": the smallest candidate, " + bits.Min().ToString(CultureInfo.InvariantCulture) +
+                      " bits with one scale per row, already stores " + BitsText(reachable) + " bits per weight; raise AverageBits or add smaller bit widths");
+            else if (averageBits >= 32)
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MixedPrecisionBudgetNeedsNoCompression, location, type.Name,
+                    "has nothing to decide: AverageBits = " + BitsText(averageBits) + " is at or above float32; lower AverageBits or remove [MixedPrecision]"));
+        }
     }
 
     private static void CheckPartial(INamedTypeSymbol type, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
@@ -101,8 +394,9 @@ internal static partial class ModelParser
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    private static void CheckBudget(INamedTypeSymbol type, AttributeData? compressible, long maxBytes, double maxBits, List<LayerSpec> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    private static void CheckBudget(INamedTypeSymbol type, AttributeData? compressible, long maxBytes, double maxBits, List<LayerEntry> entries, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
+        var layers = entries.Select(e => e.ToSpec()).ToList();
         long planned = layers.Sum(l => l.BytesAfter);
         long weightCount = layers.Sum(l => l.WeightCount);
         long weightBytes = layers.Sum(l => l.WeightBytesAfter);
@@ -135,7 +429,7 @@ internal static partial class ModelParser
         return null;
     }
 
-    private static TypedConstant? NamedArgument(AttributeData? attribute, string name)
+    internal static TypedConstant? NamedArgument(AttributeData? attribute, string name)
     {
         if (attribute is null) return null;
         foreach (var pair in attribute.NamedArguments)

@@ -4,7 +4,7 @@
 namespace Condense.Catalogue;
 
 /// <summary>Which compression settings Condense has kernels for, and what each one costs in bytes.</summary>
-public static class KernelCatalogue
+public static partial class KernelCatalogue
 {
     /// <summary>Bit widths with a packed group-quantized kernel.</summary>
     public static readonly int[] SupportedBits = { 2, 3, 4, 8 };
@@ -79,6 +79,8 @@ public static class KernelCatalogue
     public static long DenseBytes(int outFeatures, int inFeatures) => (long)outFeatures * inFeatures * Float32Bytes;
 
     private static string Format(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Format(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static string Join(int[] values)
     {

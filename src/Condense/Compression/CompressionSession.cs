@@ -32,6 +32,10 @@ public sealed class CompressionSession
     public CompressionSession(CompressionPlan plan, CompressionOptions? options, IProgress<CompressionProgress>? progress)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        if (plan.HasUnknownShapes)
+            throw new ArgumentException($"The plan of {plan.ModelName} has layers whose shape was not known at build time; pass plan.WithShapesFrom(model.Layers), which checks them.", nameof(plan));
+        if (plan.SubspaceDimension > 0)
+            throw NotImplemented(string.Create(CultureInfo.InvariantCulture, $"[Subspace({plan.SubspaceDimension})]"), "model '" + plan.ModelName + "'");
         _plan = plan;
         _options = options ?? new CompressionOptions();
         _progress = progress;
@@ -43,6 +47,55 @@ public sealed class CompressionSession
 
     /// <summary>Quantizes a Conv2d layer's weight (as the matrix Out x (In*K*K)) to <typeparamref name="TBits"/> bits.</summary>
     public void Quantize<TBits>(Conv2d layer, int layerIndex) where TBits : struct, IBitWidth => QuantizeLayer<TBits>(layer, layerIndex);
+
+    /// <summary>Factors a layer's weight into low-rank U V (<c>[LowRank]</c>).</summary>
+    /// <exception cref="NotSupportedException">Always, in this version: the technique is planned and sized at build time but not implemented yet.</exception>
+    public void LowRank(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+
+    /// <summary>Quantizes a layer to <typeparamref name="TBits"/> bits plus a low-rank correction (<c>[Quantize]</c> + <c>[LowRankCorrection]</c>).</summary>
+    /// <exception cref="NotSupportedException">Always, in this version.</exception>
+    public void QuantizeWithLowRankCorrection<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth => throw NotImplementedFor(layer, layerIndex);
+
+    /// <summary>Applies N:M semi-structured sparsity with float32 values (<c>[Sparsify(N = .., M = ..)]</c>).</summary>
+    /// <exception cref="NotSupportedException">Always, in this version.</exception>
+    public void SparsifySemiStructured(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+
+    /// <summary>Applies N:M semi-structured sparsity with values quantized to <typeparamref name="TBits"/> bits.</summary>
+    /// <exception cref="NotSupportedException">Always, in this version.</exception>
+    public void SparsifySemiStructured<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth => throw NotImplementedFor(layer, layerIndex);
+
+    /// <summary>Applies unstructured sparsity stored as CSR (<c>[Sparsify(fraction)]</c>).</summary>
+    /// <exception cref="NotSupportedException">Always, in this version.</exception>
+    public void SparsifyUnstructured(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+
+    /// <summary>Quantizes a layer at the bits the mixed-precision solver chooses (<c>[MixedPrecision]</c> on the model).</summary>
+    /// <exception cref="NotSupportedException">Always, in this version.</exception>
+    public void MixedPrecision(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+
+    /// <summary>
+    /// Applies whatever the plan says for this layer, choosing the typed method at run time. Nested models use it:
+    /// an <c>[Override]</c> on the parent can change a child's layers, so the child's code cannot bake the bits in.
+    /// </summary>
+    public void Apply(WeightedLayer layer, int layerIndex)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var plan = PlanAt(layerIndex);
+        switch (plan.Technique)
+        {
+            case LayerTechnique.Dense: KeepDense(layer, layerIndex); break;
+            case LayerTechnique.Quantize:
+                switch (plan.Bits)
+                {
+                    case 2: QuantizeLayer<Bits2>(layer, layerIndex); break;
+                    case 3: QuantizeLayer<Bits3>(layer, layerIndex); break;
+                    case 4: QuantizeLayer<Bits4>(layer, layerIndex); break;
+                    case 8: QuantizeLayer<Bits8>(layer, layerIndex); break;
+                    default: throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits, which has no kernel: rebuild the project.");
+                }
+                break;
+            default: throw NotImplementedFor(layer, layerIndex);
+        }
+    }
 
     /// <summary>Keeps a layer in float32; its weights are still checked to be finite.</summary>
     public void KeepDense(Layer layer, int layerIndex)
@@ -58,6 +111,12 @@ public sealed class CompressionSession
     private void QuantizeLayer<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth
     {
         ArgumentNullException.ThrowIfNull(layer);
+        // OnIncompatible = Skip/Adjust applied at run time (shape unknown at build time) may have made it dense.
+        if (PlanAt(layerIndex).Technique == LayerTechnique.Dense)
+        {
+            KeepDense(layer, layerIndex);
+            return;
+        }
         var plan = Begin(layerIndex, layer, LayerTechnique.Quantize);
         var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
         Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
@@ -76,6 +135,32 @@ public sealed class CompressionSession
         return new CompressionReport(_plan, _reports.Select(r => r!).ToList());
     }
 
+    private LayerPlan PlanAt(int layerIndex) =>
+        (uint)layerIndex < (uint)_reports.Length
+            ? _plan.Layers[layerIndex]
+            : throw new ArgumentOutOfRangeException(nameof(layerIndex), $"The plan of {_plan.ModelName} has {_reports.Length} layers; index {layerIndex} is outside it.");
+
+    private NotSupportedException NotImplementedFor(WeightedLayer layer, int layerIndex)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        var plan = PlanAt(layerIndex);
+        var inv = CultureInfo.InvariantCulture;
+        string attribute = plan.Technique switch
+        {
+            LayerTechnique.LowRank => string.Create(inv, $"[LowRank({plan.Rank})]"),
+            LayerTechnique.QuantizeWithLowRankCorrection => string.Create(inv, $"[Quantize({plan.Bits})] + [LowRankCorrection({plan.Rank})]"),
+            LayerTechnique.SemiStructuredSparse => string.Create(inv, $"[Sparsify(N = {plan.SparsityN}, M = {plan.SparsityM})]") + (plan.Bits > 0 ? string.Create(inv, $" + [Quantize({plan.Bits})]") : ""),
+            LayerTechnique.UnstructuredSparse => string.Create(inv, $"[Sparsify({plan.SparsityFraction:R})]"),
+            LayerTechnique.MixedPrecision => "[MixedPrecision]",
+            _ => plan.TechniqueText,
+        };
+        return NotImplemented(attribute, "layer '" + plan.Path + "'");
+    }
+
+    private static NotSupportedException NotImplemented(string attribute, string where) =>
+        new($"{attribute} on {where} is not implemented in this version of Condense yet; the build checked and sized the plan, " +
+            "but Compress cannot apply it: use [Quantize] or [KeepDense] on it to compress the model with this version.");
+
     private LayerPlan Begin(int layerIndex, WeightedLayer layer, LayerTechnique technique)
     {
         var (kind, kernelSize) = layer is Conv2d conv ? (LayerKind.Conv2d, conv.KernelSize) : (LayerKind.Linear, 0);
@@ -86,6 +171,8 @@ public sealed class CompressionSession
         if ((uint)layerIndex >= (uint)_reports.Length)
             throw new ArgumentOutOfRangeException(nameof(layerIndex), $"The plan of {_plan.ModelName} has {_reports.Length} layers; index {layerIndex} is outside it.");
         var plan = _plan.Layers[layerIndex];
+        if (plan.SubspaceDimension > 0)
+            throw NotImplemented(string.Create(CultureInfo.InvariantCulture, $"[Subspace({plan.SubspaceDimension})]"), "layer '" + plan.Path + "'");
         if (_reports[layerIndex] is not null)
             throw new InvalidOperationException($"Layer '{plan.Path}' was compressed twice in one session.");
         if (plan.Kind != kind || plan.Technique != technique)

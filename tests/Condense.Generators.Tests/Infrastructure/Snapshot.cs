@@ -35,6 +35,20 @@ internal static partial class Snapshot
         return result;
     }
 
+    /// <summary>Runs the analyzer and the generator and compares every Condense diagnostic with <c>{Class}.{Method}.verified.txt</c>.</summary>
+    public static IReadOnlyList<Diagnostic> VerifyDiagnostics(string[] sources, [CallerFilePath] string callerFile = "", [CallerMemberName] string method = "")
+    {
+        var compilation = TestCompilation.Create(sources);
+        var (result, _) = TestCompilation.RunGenerator(compilation);
+        var diagnostics = TestCompilation.RunAnalyzer(compilation).Concat(result.Diagnostics)
+            .Where(d => d.Id.StartsWith("CND", StringComparison.Ordinal))
+            .ToList();
+        string prefix = Path.GetFileNameWithoutExtension(callerFile) + "." + method;
+        var actual = new SortedDictionary<string, string>(StringComparer.Ordinal) { [prefix + ".verified.txt"] = FormatDiagnostics(diagnostics) };
+        Compare(Path.Combine(Path.GetDirectoryName(callerFile)!, "Snapshots"), prefix, actual);
+        return diagnostics;
+    }
+
     /// <summary>The output compilation has no errors, and the generated files not even warnings.</summary>
     public static void AssertCompiles(Compilation output, GeneratorDriverRunResult result)
     {

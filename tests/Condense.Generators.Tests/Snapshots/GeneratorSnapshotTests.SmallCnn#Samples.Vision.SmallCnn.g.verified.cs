@@ -60,6 +60,19 @@ namespace Samples.Vision
             return session.Complete();
         }
 
+        /// <summary>Compresses this model's layers as part of a model that contains it (called by the containing model's generated Compress).</summary>
+        /// <param name="session">The containing model's session; its plan decides each layer's technique (overrides included).</param>
+        /// <param name="firstLayerIndex">Index of this model's first layer in the containing model's plan.</param>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+        public void CompressInto(global::Condense.Compression.CompressionSession session, int firstLayerIndex)
+        {
+            global::System.ArgumentNullException.ThrowIfNull(session);
+            session.Apply(this.conv1, firstLayerIndex + 0);
+            session.Apply(this.conv2, firstLayerIndex + 1);
+            session.Apply(this.head, firstLayerIndex + 2);
+        }
+
         /// <summary>Saves every layer (dense or compressed) to a safetensors file, with the plan in its metadata.</summary>
         /// <param name="path">The file to write.</param>
         [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
