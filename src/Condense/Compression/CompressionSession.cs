@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Condense.Nn;
+using Condense.LowRank;
 using Condense.Quantization;
+using Condense.Sparsity;
 
 namespace Condense.Compression;
 
@@ -48,25 +50,39 @@ public sealed class CompressionSession
     /// <summary>Quantizes a Conv2d layer's weight (as the matrix Out x (In*K*K)) to <typeparamref name="TBits"/> bits.</summary>
     public void Quantize<TBits>(Conv2d layer, int layerIndex) where TBits : struct, IBitWidth => QuantizeLayer<TBits>(layer, layerIndex);
 
-    /// <summary>Factors a layer's weight into low-rank U V (<c>[LowRank]</c>).</summary>
-    /// <exception cref="NotSupportedException">Always, in this version: the technique is planned and sized at build time but not implemented yet.</exception>
-    public void LowRank(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+    /// <summary>Factors a layer's weight into low-rank U V by a seeded truncated SVD (<c>[LowRank]</c>).</summary>
+    public void LowRank(WeightedLayer layer, int layerIndex) =>
+        CompressLayer(layer, layerIndex, LayerTechnique.LowRank,
+            (plan, w) => LowRankWeight.FromDense(w, plan.OutFeatures, plan.InFeatures, plan.Rank, Rng.Derive(LowRankWeight.DefaultSeed, plan.Path)));
 
-    /// <summary>Quantizes a layer to <typeparamref name="TBits"/> bits plus a low-rank correction (<c>[Quantize]</c> + <c>[LowRankCorrection]</c>).</summary>
-    /// <exception cref="NotSupportedException">Always, in this version.</exception>
-    public void QuantizeWithLowRankCorrection<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth => throw NotImplementedFor(layer, layerIndex);
+    /// <summary>
+    /// Quantizes a layer to <typeparamref name="TBits"/> bits, then fits a rank-r correction U V to the quantization
+    /// error W - deq(Q) (LoRC / LQ-LoRA style; <c>[Quantize]</c> + <c>[LowRankCorrection]</c>).
+    /// </summary>
+    public void QuantizeWithLowRankCorrection<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth =>
+        CompressLayer(layer, layerIndex, LayerTechnique.QuantizeWithLowRankCorrection, (plan, w) =>
+        {
+            CheckBits<TBits>(plan);
+            return LowRankCorrectedWeight.Fit(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), plan.Rank, Rng.Derive(LowRankWeight.DefaultSeed, plan.Path));
+        });
 
-    /// <summary>Applies N:M semi-structured sparsity with float32 values (<c>[Sparsify(N = .., M = ..)]</c>).</summary>
-    /// <exception cref="NotSupportedException">Always, in this version.</exception>
-    public void SparsifySemiStructured(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+    /// <summary>One-shot N:M magnitude pruning with float32 values (<c>[Sparsify(N = .., M = ..)]</c>).</summary>
+    public void SparsifySemiStructured(WeightedLayer layer, int layerIndex) =>
+        CompressLayer(layer, layerIndex, LayerTechnique.SemiStructuredSparse,
+            (plan, w) => NmSparseWeight.Prune(w, plan.OutFeatures, plan.InFeatures, plan.SparsityN, plan.SparsityM));
 
-    /// <summary>Applies N:M semi-structured sparsity with values quantized to <typeparamref name="TBits"/> bits.</summary>
-    /// <exception cref="NotSupportedException">Always, in this version.</exception>
-    public void SparsifySemiStructured<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth => throw NotImplementedFor(layer, layerIndex);
+    /// <summary>One-shot N:M magnitude pruning with the kept values quantized to <typeparamref name="TBits"/> bits.</summary>
+    public void SparsifySemiStructured<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth =>
+        CompressLayer(layer, layerIndex, LayerTechnique.SemiStructuredSparse, (plan, w) =>
+        {
+            CheckBits<TBits>(plan);
+            return NmSparseWeight.Prune(w, plan.OutFeatures, plan.InFeatures, plan.SparsityN, plan.SparsityM, Scheme(plan));
+        });
 
-    /// <summary>Applies unstructured sparsity stored as CSR (<c>[Sparsify(fraction)]</c>).</summary>
-    /// <exception cref="NotSupportedException">Always, in this version.</exception>
-    public void SparsifyUnstructured(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
+    /// <summary>One-shot magnitude pruning of a fraction of the layer's weights, stored as CSR (<c>[Sparsify(fraction)]</c>).</summary>
+    public void SparsifyUnstructured(WeightedLayer layer, int layerIndex) =>
+        CompressLayer(layer, layerIndex, LayerTechnique.UnstructuredSparse,
+            (plan, w) => CsrWeight.Prune(w, plan.OutFeatures, plan.InFeatures, plan.SparsityFraction));
 
     /// <summary>Quantizes a layer at the bits the mixed-precision solver chooses (<c>[MixedPrecision]</c> on the model).</summary>
     /// <exception cref="NotSupportedException">Always, in this version.</exception>
@@ -93,6 +109,16 @@ public sealed class CompressionSession
                     default: throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits, which has no kernel: rebuild the project.");
                 }
                 break;
+            case LayerTechnique.LowRank: LowRank(layer, layerIndex); break;
+            case LayerTechnique.QuantizeWithLowRankCorrection:
+                CompressLayer(layer, layerIndex, plan.Technique,
+                    (p, w) => LowRankCorrectedWeight.Fit(w, p.OutFeatures, p.InFeatures, Scheme(p), p.Rank, Rng.Derive(LowRankWeight.DefaultSeed, p.Path)));
+                break;
+            case LayerTechnique.SemiStructuredSparse:
+                CompressLayer(layer, layerIndex, plan.Technique,
+                    (p, w) => NmSparseWeight.Prune(w, p.OutFeatures, p.InFeatures, p.SparsityN, p.SparsityM, p.Bits > 0 ? Scheme(p) : null));
+                break;
+            case LayerTechnique.UnstructuredSparse: SparsifyUnstructured(layer, layerIndex); break;
             default: throw NotImplementedFor(layer, layerIndex);
         }
     }
@@ -120,6 +146,34 @@ public sealed class CompressionSession
         var plan = Begin(layerIndex, layer, LayerTechnique.Quantize);
         var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
         Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
+    }
+
+    /// <summary>Compresses one layer with <paramref name="compress"/>; the layer itself changes only in <see cref="Complete"/>.</summary>
+    private void CompressLayer(WeightedLayer layer, int layerIndex, LayerTechnique technique, Func<LayerPlan, float[], IWeightStorage> compress)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        // OnIncompatible = Skip/Adjust applied at run time (shape unknown at build time) may have made it dense.
+        if (PlanAt(layerIndex).Technique == LayerTechnique.Dense)
+        {
+            KeepDense(layer, layerIndex);
+            return;
+        }
+        var plan = Begin(layerIndex, layer, technique);
+        var weight = layer.Weight.Data;
+        TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
+        var clock = Stopwatch.StartNew();
+        var storage = compress(plan, weight);
+        var elapsed = clock.Elapsed;
+        double error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
+        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
+    }
+
+    private static QuantizationScheme Scheme(LayerPlan plan) => new(plan.Bits, plan.GroupSize, plan.Symmetric);
+
+    private static void CheckBits<TBits>(LayerPlan plan) where TBits : struct, IBitWidth
+    {
+        if (TBits.Bits != plan.Bits)
+            throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits but the generated code asked for {TBits.Bits}: rebuild the project.");
     }
 
     /// <summary>Checks that every planned layer was handled, then swaps in all compressed weights at once.</summary>

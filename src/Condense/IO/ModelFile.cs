@@ -34,8 +34,6 @@ public static class ModelFile
     private const string ModelKey = "condense.model";
     private const string PlanKey = "condense.plan";
 
-    /// <summary>Every tensor name a layer can own, after its path.</summary>
-    private static readonly string[] LayerTensorSuffixes = [".weight", ".weight.qdata", ".weight.qscale", ".weight.qzero", ".bias"];
 
     public static void Save(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers)
     {
@@ -52,21 +50,14 @@ public static class ModelFile
         {
             var lp = plan.Layers[i];
             var (storage, dense, bias) = Parts(layers[i].Layer);
-            switch (storage)
+            if (storage is null)
             {
-                case null:
-                    TensorChecks.ThrowIfNotFinite(dense!.Data, lp.Path + ".weight", lp.WeightShape);
-                    writer.AddF32(lp.Path + ".weight", dense.Data, Longs(lp.WeightShape));
-                    break;
-                case GroupQuantizedWeight q:
-                    int groups = KernelCatalogue.GroupsPerRow(lp.InFeatures, q.Scheme.GroupSize);
-                    writer.Add(lp.Path + ".weight.qdata", SafeTensorDType.U8, [lp.OutFeatures, KernelCatalogue.PackedRowBytes(lp.InFeatures, q.Scheme.Bits)], q.Packed);
-                    writer.AddF16(lp.Path + ".weight.qscale", q.Scales, lp.OutFeatures, groups);
-                    if (q.ZeroPoints is { } zeros)
-                        writer.Add(lp.Path + ".weight.qzero", SafeTensorDType.U8, [lp.OutFeatures, groups], zeros);
-                    break;
-                default:
-                    throw new NotSupportedException($"Layer '{lp.Path}' stores its weight as {storage.Format}, which this version of Condense cannot save.");
+                TensorChecks.ThrowIfNotFinite(dense!.Data, lp.Path + ".weight", lp.WeightShape);
+                writer.AddF32(lp.Path + ".weight", dense.Data, Longs(lp.WeightShape));
+            }
+            else
+            {
+                StoredWeights.Write(writer, lp.Path + ".weight", storage, lp);
             }
             if (bias is not null)
             {
@@ -94,6 +85,7 @@ public static class ModelFile
 
         var filePlan = ParseSignature(file.Metadata.GetValueOrDefault(PlanKey));
         var used = new HashSet<string>(StringComparer.Ordinal);
+        var reader = new StoredWeights(file, used, problems);
         var assignments = new List<Action>();
         for (int i = 0; i < plan.Layers.Count; i++)
         {
@@ -102,10 +94,10 @@ public static class ModelFile
             if (filePlan is not null && filePlan.TryGetValue(lp.Path, out fileLine) && !SameShape(fileLine, lp))
             {
                 problems.Add($"layer '{lp.Path}': the file was saved from '{fileLine}', the compiled plan has '{lp.Signature}'");
-                MarkUsed(file, lp.Path, used);
+                MarkUsed(lp.Path, used);
                 continue;
             }
-            var action = LoadLayer(file, lp, fileLine, layers[i].Layer, used, problems);
+            var action = LoadLayer(file, reader, lp, fileLine, layers[i].Layer, used, problems);
             if (action is not null) assignments.Add(action);
         }
         foreach (var t in file.Tensors)
@@ -116,130 +108,53 @@ public static class ModelFile
         foreach (var assign in assignments) assign();
     }
 
-    private static Action? LoadLayer(SafeTensorsFile file, LayerPlan lp, string? fileLine, Layer layer, HashSet<string> used, List<string> problems)
+    private static Action? LoadLayer(SafeTensorsFile file, StoredWeights reader, LayerPlan lp, string? fileLine, Layer layer, HashSet<string> used, List<string> problems)
     {
         int before = problems.Count;
         string w = lp.Path + ".weight";
         float[]? dense = null;
-        GroupQuantizedWeight? quantized = null;
+        IWeightStorage? compressed = null;
         if (file.TryGet(w, out _))
         {
-            dense = ReadF32(file, w, lp.WeightShape, used, problems);
+            dense = reader.DenseF32(w, lp.WeightShape);
         }
-        else if (file.TryGet(w + ".qdata", out _))
+        else if (StoredWeights.CompressedSuffixes.Any(suffix => file.TryGet(w + suffix, out _)))
         {
-            string saved = fileLine is null ? "quantized" : fileLine[(lp.ShapeSignature.Length + 1)..];
-            if (lp.Technique != LayerTechnique.Quantize || (fileLine is not null && fileLine != lp.Signature))
+            string saved = fileLine is null ? "compressed" : fileLine[(lp.ShapeSignature.Length + 1)..];
+            if (lp.Technique == LayerTechnique.Dense || (fileLine is not null && fileLine != lp.Signature))
             {
                 problems.Add($"layer '{lp.Path}': the file stores it {saved}, the compiled plan has {lp.TechniqueText}; load the dense weights saved before Compress, or rebuild with the plan that saved this file");
-                MarkUsed(file, lp.Path, used);
+                MarkUsed(lp.Path, used);
             }
             else
-                quantized = ReadQuantized(file, lp, used, problems);
+            {
+                compressed = reader.Read(lp);
+            }
         }
         else
         {
             problems.Add($"tensor '{w}' is missing: expected F32 {ShapeText(lp.WeightShape)}" +
-                         (lp.Technique == LayerTechnique.Quantize ? $" or its {lp.TechniqueText} parts '{w}.qdata', '{w}.qscale'" : ""));
+                         (lp.Technique == LayerTechnique.Dense ? "" : $" or the parts of its {lp.TechniqueText} weight"));
         }
 
-        float[]? bias = null;
-        if (lp.HasBias) bias = ReadF32(file, lp.Path + ".bias", [lp.OutFeatures], used, problems);
+        float[]? bias = lp.HasBias ? reader.DenseF32(lp.Path + ".bias", [lp.OutFeatures]) : null;
         if (problems.Count > before) return null;
 
         var weighted = (WeightedLayer)layer;
         return () =>
         {
-            if (quantized is not null) weighted.SetCompressedWeight(quantized);
+            if (compressed is not null) weighted.SetCompressedWeight(compressed);
             else weighted.LoadWeight(dense);
             if (bias is not null) weighted.LoadBias(bias);
         };
     }
 
     /// <summary>Marks a layer's tensors as seen, so a layer reported once is not reported again tensor by tensor.</summary>
-    private static void MarkUsed(SafeTensorsFile file, string path, HashSet<string> used)
+    private static void MarkUsed(string path, HashSet<string> used)
     {
-        foreach (var suffix in LayerTensorSuffixes) used.Add(path + suffix);
-    }
-
-    private static float[]? ReadF32(SafeTensorsFile file, string name, int[] shape, HashSet<string> used, List<string> problems)
-    {
-        if (!file.TryGet(name, out var info))
-        {
-            problems.Add($"tensor '{name}' is missing: expected F32 {ShapeText(shape)}");
-            return null;
-        }
-        used.Add(name);
-        if (!Check(info, SafeTensorDType.F32, Longs(shape), problems)) return null;
-        var data = file.ReadF32(name);
-        int bad = IndexOfNonFinite(data);
-        if (bad >= 0)
-        {
-            try { TensorChecks.ThrowIfNotFinite(data, name, shape); }
-            catch (InvalidDataException e) { problems.Add(e.Message); }
-            return null;
-        }
-        return data;
-    }
-
-    private static GroupQuantizedWeight? ReadQuantized(SafeTensorsFile file, LayerPlan lp, HashSet<string> used, List<string> problems)
-    {
-        string w = lp.Path + ".weight";
-        long groups = KernelCatalogue.GroupsPerRow(lp.InFeatures, lp.GroupSize);
-        bool ok = true;
-        byte[]? packed = null, zeros = null;
-        Half[]? scales = null;
-        if (Expect(file, w + ".qdata", SafeTensorDType.U8, [lp.OutFeatures, KernelCatalogue.PackedRowBytes(lp.InFeatures, lp.Bits)], used, problems, out _))
-            packed = file.ReadU8(w + ".qdata");
-        else ok = false;
-        if (Expect(file, w + ".qscale", SafeTensorDType.F16, [lp.OutFeatures, groups], used, problems, out _))
-            scales = file.ReadF16(w + ".qscale");
-        else ok = false;
-        if (lp.Symmetric)
-        {
-            if (file.TryGet(w + ".qzero", out _))
-            {
-                used.Add(w + ".qzero");
-                problems.Add($"tensor '{w}.qzero': layer '{lp.Path}' is planned symmetric ({lp.TechniqueText}) and has no zero points");
-                ok = false;
-            }
-        }
-        else if (Expect(file, w + ".qzero", SafeTensorDType.U8, [lp.OutFeatures, groups], used, problems, out _))
-            zeros = file.ReadU8(w + ".qzero");
-        else ok = false;
-        if (!ok) return null;
-        try
-        {
-            return GroupQuantizedWeight.FromParts(lp.OutFeatures, lp.InFeatures, new QuantizationScheme(lp.Bits, lp.GroupSize, lp.Symmetric), packed!, scales!, zeros);
-        }
-        catch (ArgumentException e)
-        {
-            problems.Add($"layer '{lp.Path}': {e.Message}");
-            return null;
-        }
-    }
-
-    private static bool Expect(SafeTensorsFile file, string name, SafeTensorDType dtype, long[] shape, HashSet<string> used, List<string> problems, out SafeTensorInfo? info)
-    {
-        if (!file.TryGet(name, out var found))
-        {
-            problems.Add($"tensor '{name}' is missing: expected {dtype} {ShapeText(shape)}");
-            info = null;
-            return false;
-        }
-        used.Add(name);
-        info = found;
-        return Check(found, dtype, shape, problems);
-    }
-
-    private static bool Check(SafeTensorInfo info, SafeTensorDType dtype, long[] shape, List<string> problems)
-    {
-        if (info.DType != dtype || !info.Shape.AsSpan().SequenceEqual(shape))
-        {
-            problems.Add($"tensor '{info.Name}' is {info.DType} {ShapeText(info.Shape)}; the compiled plan expects {dtype} {ShapeText(shape)}");
-            return false;
-        }
-        return true;
+        used.Add(path + ".weight");
+        used.Add(path + ".bias");
+        foreach (var suffix in StoredWeights.CompressedSuffixes) used.Add(path + ".weight" + suffix);
     }
 
     private static void CheckRegistry(CompressionPlan plan, IReadOnlyList<NamedLayer> layers)
@@ -278,16 +193,8 @@ public static class ModelFile
                && !fileLine.AsSpan(prefix.Length).StartsWith("bias", StringComparison.Ordinal);
     }
 
-    private static int IndexOfNonFinite(ReadOnlySpan<float> values)
-    {
-        for (int i = 0; i < values.Length; i++)
-            if (!float.IsFinite(values[i])) return i;
-        return -1;
-    }
-
     private static long[] Longs(int[] shape) => Array.ConvertAll(shape, d => (long)d);
 
     private static string ShapeText(int[] shape) => "[" + string.Join(", ", shape.Select(d => d.ToString(CultureInfo.InvariantCulture))) + "]";
 
-    private static string ShapeText(long[] shape) => "[" + string.Join(", ", shape.Select(d => d.ToString(CultureInfo.InvariantCulture))) + "]";
 }
