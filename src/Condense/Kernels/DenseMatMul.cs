@@ -4,21 +4,26 @@ namespace Condense.Kernels;
 
 /// <summary>
 /// fp32 y[B, Out] = x[B, In] W[Out, In]^T for inference: a bandwidth-bound dot-product kernel for small batches
-/// and a k-blocked, register-tiled (4 W rows x 3 x rows) kernel for batches of <see cref="GemmMinBatch"/> and more.
+/// and a packed, k-blocked broadcast-FMA kernel (8 W rows x 2 vectors of batch) for batches of <see cref="GemmMinBatch"/> and more.
 /// </summary>
 /// <remarks>
-/// The scalar reference computes each output as one fused multiply-add chain over i in increasing order from 0.
-/// The SIMD paths accumulate i in vector lanes (lane l takes i = l mod width), reduce the lanes at the end and
+/// The scalar reference computes each output as one fused multiply-add chain over i in increasing order from 0;
+/// the batched kernel runs exactly that chain per output (vectorized over the batch), so it equals the reference
+/// bit for bit. The small-batch SIMD paths accumulate i in vector lanes (lane l takes i = l mod width), reduce the lanes at the end and
 /// add the tail, so they differ from the reference by float32 reassociation only. Every output is computed by
 /// one thread in a fixed order (threads split W rows), so no result depends on the thread count.
 /// </remarks>
 internal static unsafe class DenseMatMul
 {
-    /// <summary>Batches at least this large use the packed GEMM kernel.</summary>
+    /// <summary>Batches at least this large use a GEMM kernel rather than the one-pass dot products.</summary>
     public const int GemmMinBatch = 4;
 
+    // Batches of at least this many vectors use the packed broadcast kernel; below it a vector of batch would be
+    // mostly padding and the dot-product tiles (4 W rows x 3 x rows, W from L1) do fewer loads per FMA.
+    private const int PackedMinVectors = 2;
+    private const int KC = 512;       // dot-product tiles' k block: 4 W row segments of KC floats (8 KiB) stay in L1
+
     private const int GemvRows = 4;   // W rows per dot-product tile: 4 streams keep the loads busy
-    private const int KC = 512;       // k block: 4 W row segments of KC floats (8 KiB) stay in L1
     private const long SerialWork = 1 << 15; // below this many multiply-adds a thread hand-off costs more than it saves
 
     [ThreadStatic] private static float[]? t_panel;
@@ -37,6 +42,10 @@ internal static unsafe class DenseMatMul
         {
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
+        }
+        else if (batch >= PackedMinVectors * (bits / 32))
+        {
+            GemmPacked(x, w, y, batch, outF, inF, bits, degree);
         }
         else
         {
@@ -157,9 +166,9 @@ internal static unsafe class DenseMatMul
         public readonly void Invoke(int start, int end)
         {
             int r0 = start * GemvRows, r1 = Math.Min(Out, end * GemvRows);
-            if (Bits == 512) GemmTiles<F512>(X, W, Y, Batch, Out, In, r0, r1);
-            else if (Bits == 256) GemmTiles<F256>(X, W, Y, Batch, Out, In, r0, r1);
-            else GemmTiles<F128>(X, W, Y, Batch, Out, In, r0, r1);
+            if (Bits == 512) DotTiles<F512>(X, W, Y, Batch, Out, In, r0, r1);
+            else if (Bits == 256) DotTiles<F256>(X, W, Y, Batch, Out, In, r0, r1);
+            else DotTiles<F128>(X, W, Y, Batch, Out, In, r0, r1);
         }
     }
 
@@ -167,7 +176,7 @@ internal static unsafe class DenseMatMul
     // all batch rows; the unreduced vector accumulators wait in an L1 scratch between k blocks, so the 4 W row
     // segments stay in L1 while the x block streams from L2, and lanes are reduced only once at the end.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemmTiles<TV>(float* x, float* w, float* y, int batch, int outF, int inF, int r0, int r1)
+    private static void DotTiles<TV>(float* x, float* w, float* y, int batch, int outF, int inF, int r0, int r1)
         where TV : struct, IFloatVector<TV>
     {
         int v = TV.Count;
@@ -187,9 +196,9 @@ internal static unsafe class DenseMatMul
                 bool first = k0 == 0;
                 int b = 0;
                 for (; b + 3 <= batch; b += 3)
-                    Tile4x3<TV>(x + (nint)b * inF, inF, wt, k0, k1, acc + (nint)b * GemvRows * v, first);
+                    DotTile4x3<TV>(x + (nint)b * inF, inF, wt, k0, k1, acc + (nint)b * GemvRows * v, first);
                 for (; b < batch; b++)
-                    Tile4x1<TV>(x + (nint)b * inF, inF, wt, k0, k1, acc + (nint)b * GemvRows * v, first);
+                    DotTile4x1<TV>(x + (nint)b * inF, inF, wt, k0, k1, acc + (nint)b * GemvRows * v, first);
             }
             for (int b = 0; b < batch; b++)
             {
@@ -209,7 +218,7 @@ internal static unsafe class DenseMatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tile4x3<TV>(float* x0, int n, float* w0, int k0, int k1, float* acc, bool first)
+    private static void DotTile4x3<TV>(float* x0, int n, float* w0, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {
         int v = TV.Count;
@@ -241,7 +250,7 @@ internal static unsafe class DenseMatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tile4x1<TV>(float* x0, int n, float* w0, int k0, int k1, float* acc, bool first)
+    private static void DotTile4x1<TV>(float* x0, int n, float* w0, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {
         int v = TV.Count;
@@ -255,5 +264,259 @@ internal static unsafe class DenseMatMul
             a2 = TV.Fma(p, TV.Load(w2 + i), a2); a3 = TV.Fma(p, TV.Load(w3 + i), a3);
         }
         TV.Store(a0, acc); TV.Store(a1, acc + v); TV.Store(a2, acc + 2 * v); TV.Store(a3, acc + 3 * v);
+    }
+
+    // ---- Batched kernel (batch >= GemmMinBatch) ----
+    // y^T[o, b] = sum_i W[o, i] xT[i, b]: x is packed once per call as xT[i][b] (batch padded to whole vectors), so a
+    // register tile of MR W rows x 2 vectors of batch runs a broadcast-FMA chain over i in increasing order. Each
+    // output is then exactly the scalar reference's fma chain, at every width and thread count. Blocking: per
+    // thread, chunks of NC W rows keep their y^T tile in an L2 scratch; k blocks of KC keep the x panel (KC x batch)
+    // in L2 and each MR x KC W block in L1 while it is reused by every batch group.
+
+    private const int NC = 64;                  // W rows per chunk: its y^T scratch is NC x batch floats
+    private const int PanelFloats = 1 << 16;    // target floats of one k block of the packed x (256 KiB, L2)
+
+    [ThreadStatic] private static float[]? t_xPacked;
+
+    private static void GemmPacked(float* x, float* w, float* y, int batch, int outF, int inF, int bits, int degree)
+    {
+        int v = bits / 32;
+        int padded = (batch + v - 1) / v * v;
+        long packedFloats = (long)inF * padded;
+        var buffer = t_xPacked;
+        if (buffer is null || buffer.LongLength < packedFloats)
+            t_xPacked = buffer = GC.AllocateUninitializedArray<float>((int)Math.Max(packedFloats, 1 << 16), pinned: true);
+        float* xp = (float*)Unsafe.AsPointer(ref buffer[0]);
+        var pack = new PackBody { X = x, Xp = xp, Batch = batch, Padded = padded, In = inF };
+        WorkerPool.Shared.For((inF + PackRows - 1) / PackRows, ref pack, packedFloats < 1 << 16 ? 1 : degree);
+        int kc = Math.Clamp(PanelFloats / padded, 16, Math.Max(16, inF));
+        int mr = bits == 512 ? 8 : 4;
+        var body = new PackedBody { Xp = xp, W = w, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF, Bits = bits, Kc = kc, Mr = mr };
+        WorkerPool.Shared.For((outF + NC - 1) / NC, ref body, degree);
+    }
+
+    private const int PackRows = 64; // input features per packing chunk
+
+    private struct PackBody : IRangeBody
+    {
+        public float* X, Xp;
+        public int Batch, Padded, In;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke(int start, int end)
+        {
+            int i0 = start * PackRows, i1 = Math.Min(In, end * PackRows);
+            // 8 x rows at a time: 8 read streams, writes land in the same few cache lines of xT.
+            int b = 0;
+            for (; b + 8 <= Batch; b += 8)
+            {
+                float* x0 = X + (nint)b * In;
+                for (int i = i0; i < i1; i++)
+                {
+                    float* d = Xp + (nint)i * Padded + b;
+                    float* s = x0 + i;
+                    d[0] = s[0]; d[1] = s[In]; d[2] = s[2 * (nint)In]; d[3] = s[3 * (nint)In];
+                    d[4] = s[4 * (nint)In]; d[5] = s[5 * (nint)In]; d[6] = s[6 * (nint)In]; d[7] = s[7 * (nint)In];
+                }
+            }
+            for (; b < Batch; b++)
+                for (int i = i0; i < i1; i++) Xp[(nint)i * Padded + b] = X[(nint)b * In + i];
+            for (int i = i0; i < i1; i++)
+                for (int p = Batch; p < Padded; p++) Xp[(nint)i * Padded + p] = 0f;
+        }
+    }
+
+    private struct PackedBody : IRangeBody
+    {
+        public float* Xp, W, Y;
+        public int Batch, Padded, Out, In, Bits, Kc, Mr;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke(int start, int end)
+        {
+            var scratch = t_panel;
+            int need = NC * Padded;
+            if (scratch is null || scratch.Length < need)
+                t_panel = scratch = GC.AllocateArray<float>(Math.Max(need, NC * 128), pinned: true);
+            float* yt = (float*)Unsafe.AsPointer(ref scratch[0]);
+            for (int c = start; c < end; c++)
+            {
+                int r0 = c * NC, r1 = Math.Min(Out, r0 + NC);
+                if (Bits == 512) GemmChunk<F512>(Xp, W, yt, Padded, In, r0, r1, Kc, Mr);
+                else if (Bits == 256) GemmChunk<F256>(Xp, W, yt, Padded, In, r0, r1, Kc, Mr);
+                else GemmChunk<F128>(Xp, W, yt, Padded, In, r0, r1, Kc, Mr);
+                // y^T scratch -> y rows: contiguous writes, strided reads from L1/L2.
+                for (int b = 0; b < Batch; b++)
+                {
+                    float* yr = Y + (nint)b * Out;
+                    for (int o = r0; o < r1; o++) yr[o] = yt[(nint)(o - r0) * Padded + b];
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemmChunk<TV>(float* xp, float* w, float* yt, int padded, int inF, int r0, int r1, int kc, int mr)
+        where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        for (int k0 = 0; k0 < inF; k0 += kc)
+        {
+            int k1 = Math.Min(inF, k0 + kc);
+            bool first = k0 == 0;
+            int o = r0;
+            for (; o + mr <= r1; o += mr)
+            {
+                float* wt = w + (nint)o * inF;
+                float* acc = yt + (nint)(o - r0) * padded;
+                int b = 0;
+                if (mr == 8)
+                {
+                    for (; b + 2 * v <= padded; b += 2 * v) Tile8x2<TV>(xp + b, padded, wt, inF, k0, k1, acc + b, first);
+                    for (; b < padded; b += v) Tile8x1<TV>(xp + b, padded, wt, inF, k0, k1, acc + b, first);
+                }
+                else
+                {
+                    for (; b + 2 * v <= padded; b += 2 * v) Tile4x2<TV>(xp + b, padded, wt, inF, k0, k1, acc + b, first);
+                    for (; b < padded; b += v) Tile4x1<TV>(xp + b, padded, wt, inF, k0, k1, acc + b, first);
+                }
+            }
+            for (; o < r1; o++)
+                for (int b = 0; b < padded; b += v)
+                    Tile1x1<TV>(xp + b, padded, w + (nint)o * inF, k0, k1, yt + (nint)(o - r0) * padded + b, first);
+        }
+    }
+
+    // acc rows are padded floats apart (the y^T scratch); xp rows too. W rows are ldw apart.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile8x2<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
+        where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        nint ld = padded;
+        float* w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw, w4 = w3 + ldw, w5 = w4 + ldw, w6 = w5 + ldw, w7 = w6 + ldw;
+        TV c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (first)
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = TV.Zero;
+        }
+        else
+        {
+            c00 = TV.Load(acc); c01 = TV.Load(acc + v);
+            c10 = TV.Load(acc + ld); c11 = TV.Load(acc + ld + v);
+            c20 = TV.Load(acc + 2 * ld); c21 = TV.Load(acc + 2 * ld + v);
+            c30 = TV.Load(acc + 3 * ld); c31 = TV.Load(acc + 3 * ld + v);
+            c40 = TV.Load(acc + 4 * ld); c41 = TV.Load(acc + 4 * ld + v);
+            c50 = TV.Load(acc + 5 * ld); c51 = TV.Load(acc + 5 * ld + v);
+            c60 = TV.Load(acc + 6 * ld); c61 = TV.Load(acc + 6 * ld + v);
+            c70 = TV.Load(acc + 7 * ld); c71 = TV.Load(acc + 7 * ld + v);
+        }
+        float* xi = xp + (nint)k0 * ld;
+        for (nint i = k0; i < k1; i++, xi += ld)
+        {
+            TV x0 = TV.Load(xi), x1 = TV.Load(xi + v);
+            TV q = TV.Broadcast(w0[i]); c00 = TV.Fma(q, x0, c00); c01 = TV.Fma(q, x1, c01);
+            q = TV.Broadcast(w1[i]); c10 = TV.Fma(q, x0, c10); c11 = TV.Fma(q, x1, c11);
+            q = TV.Broadcast(w2[i]); c20 = TV.Fma(q, x0, c20); c21 = TV.Fma(q, x1, c21);
+            q = TV.Broadcast(w3[i]); c30 = TV.Fma(q, x0, c30); c31 = TV.Fma(q, x1, c31);
+            q = TV.Broadcast(w4[i]); c40 = TV.Fma(q, x0, c40); c41 = TV.Fma(q, x1, c41);
+            q = TV.Broadcast(w5[i]); c50 = TV.Fma(q, x0, c50); c51 = TV.Fma(q, x1, c51);
+            q = TV.Broadcast(w6[i]); c60 = TV.Fma(q, x0, c60); c61 = TV.Fma(q, x1, c61);
+            q = TV.Broadcast(w7[i]); c70 = TV.Fma(q, x0, c70); c71 = TV.Fma(q, x1, c71);
+        }
+        TV.Store(c00, acc); TV.Store(c01, acc + v);
+        TV.Store(c10, acc + ld); TV.Store(c11, acc + ld + v);
+        TV.Store(c20, acc + 2 * ld); TV.Store(c21, acc + 2 * ld + v);
+        TV.Store(c30, acc + 3 * ld); TV.Store(c31, acc + 3 * ld + v);
+        TV.Store(c40, acc + 4 * ld); TV.Store(c41, acc + 4 * ld + v);
+        TV.Store(c50, acc + 5 * ld); TV.Store(c51, acc + 5 * ld + v);
+        TV.Store(c60, acc + 6 * ld); TV.Store(c61, acc + 6 * ld + v);
+        TV.Store(c70, acc + 7 * ld); TV.Store(c71, acc + 7 * ld + v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4x2<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
+        where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        nint ld = padded;
+        float* w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+        TV c00, c01, c10, c11, c20, c21, c30, c31;
+        if (first)
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = TV.Zero;
+        }
+        else
+        {
+            c00 = TV.Load(acc); c01 = TV.Load(acc + v);
+            c10 = TV.Load(acc + ld); c11 = TV.Load(acc + ld + v);
+            c20 = TV.Load(acc + 2 * ld); c21 = TV.Load(acc + 2 * ld + v);
+            c30 = TV.Load(acc + 3 * ld); c31 = TV.Load(acc + 3 * ld + v);
+        }
+        float* xi = xp + (nint)k0 * ld;
+        for (nint i = k0; i < k1; i++, xi += ld)
+        {
+            TV x0 = TV.Load(xi), x1 = TV.Load(xi + v);
+            TV q = TV.Broadcast(w0[i]); c00 = TV.Fma(q, x0, c00); c01 = TV.Fma(q, x1, c01);
+            q = TV.Broadcast(w1[i]); c10 = TV.Fma(q, x0, c10); c11 = TV.Fma(q, x1, c11);
+            q = TV.Broadcast(w2[i]); c20 = TV.Fma(q, x0, c20); c21 = TV.Fma(q, x1, c21);
+            q = TV.Broadcast(w3[i]); c30 = TV.Fma(q, x0, c30); c31 = TV.Fma(q, x1, c31);
+        }
+        TV.Store(c00, acc); TV.Store(c01, acc + v);
+        TV.Store(c10, acc + ld); TV.Store(c11, acc + ld + v);
+        TV.Store(c20, acc + 2 * ld); TV.Store(c21, acc + 2 * ld + v);
+        TV.Store(c30, acc + 3 * ld); TV.Store(c31, acc + 3 * ld + v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4x1<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
+        where TV : struct, IFloatVector<TV>
+    {
+        nint ld = padded;
+        float* w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+        TV c0 = first ? TV.Zero : TV.Load(acc), c1 = first ? TV.Zero : TV.Load(acc + ld);
+        TV c2 = first ? TV.Zero : TV.Load(acc + 2 * ld), c3 = first ? TV.Zero : TV.Load(acc + 3 * ld);
+        float* xi = xp + (nint)k0 * ld;
+        for (nint i = k0; i < k1; i++, xi += ld)
+        {
+            TV x0 = TV.Load(xi);
+            c0 = TV.Fma(TV.Broadcast(w0[i]), x0, c0); c1 = TV.Fma(TV.Broadcast(w1[i]), x0, c1);
+            c2 = TV.Fma(TV.Broadcast(w2[i]), x0, c2); c3 = TV.Fma(TV.Broadcast(w3[i]), x0, c3);
+        }
+        TV.Store(c0, acc); TV.Store(c1, acc + ld); TV.Store(c2, acc + 2 * ld); TV.Store(c3, acc + 3 * ld);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile8x1<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
+        where TV : struct, IFloatVector<TV>
+    {
+        nint ld = padded;
+        float* w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw, w4 = w3 + ldw, w5 = w4 + ldw, w6 = w5 + ldw, w7 = w6 + ldw;
+        TV c0 = first ? TV.Zero : TV.Load(acc), c1 = first ? TV.Zero : TV.Load(acc + ld);
+        TV c2 = first ? TV.Zero : TV.Load(acc + 2 * ld), c3 = first ? TV.Zero : TV.Load(acc + 3 * ld);
+        TV c4 = first ? TV.Zero : TV.Load(acc + 4 * ld), c5 = first ? TV.Zero : TV.Load(acc + 5 * ld);
+        TV c6 = first ? TV.Zero : TV.Load(acc + 6 * ld), c7 = first ? TV.Zero : TV.Load(acc + 7 * ld);
+        float* xi = xp + (nint)k0 * ld;
+        for (nint i = k0; i < k1; i++, xi += ld)
+        {
+            TV x0 = TV.Load(xi);
+            c0 = TV.Fma(TV.Broadcast(w0[i]), x0, c0); c1 = TV.Fma(TV.Broadcast(w1[i]), x0, c1);
+            c2 = TV.Fma(TV.Broadcast(w2[i]), x0, c2); c3 = TV.Fma(TV.Broadcast(w3[i]), x0, c3);
+            c4 = TV.Fma(TV.Broadcast(w4[i]), x0, c4); c5 = TV.Fma(TV.Broadcast(w5[i]), x0, c5);
+            c6 = TV.Fma(TV.Broadcast(w6[i]), x0, c6); c7 = TV.Fma(TV.Broadcast(w7[i]), x0, c7);
+        }
+        TV.Store(c0, acc); TV.Store(c1, acc + ld); TV.Store(c2, acc + 2 * ld); TV.Store(c3, acc + 3 * ld);
+        TV.Store(c4, acc + 4 * ld); TV.Store(c5, acc + 5 * ld); TV.Store(c6, acc + 6 * ld); TV.Store(c7, acc + 7 * ld);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile1x1<TV>(float* xp, int padded, float* w0, int k0, int k1, float* acc, bool first)
+        where TV : struct, IFloatVector<TV>
+    {
+        nint ld = padded;
+        TV c0 = first ? TV.Zero : TV.Load(acc);
+        float* xi = xp + (nint)k0 * ld;
+        for (nint i = k0; i < k1; i++, xi += ld) c0 = TV.Fma(TV.Broadcast(w0[i]), TV.Load(xi), c0);
+        TV.Store(c0, acc);
     }
 }

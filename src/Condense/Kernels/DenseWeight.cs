@@ -43,8 +43,9 @@ public sealed class DenseWeight : IWeightStorage
 
     /// <inheritdoc/>
     /// <remarks>
-    /// Batches below 4 stream W once through a dot-product kernel (bandwidth-bound); larger batches use a packed,
-    /// register-tiled kernel whose results equal the scalar fma-chain reference bit for bit.
+    /// Batches below 4 stream W once through a dot-product kernel (bandwidth-bound); batches up to two SIMD vectors use
+    /// register-tiled dot products (both equal the scalar fma-chain reference up to float32 reassociation); larger
+    /// batches use a packed broadcast-FMA kernel whose results equal the scalar reference bit for bit.
     /// </remarks>
     public unsafe void MatMulTransposed(ReadOnlySpan<float> x, Span<float> y, int batch)
     {

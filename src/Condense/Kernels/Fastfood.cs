@@ -6,14 +6,22 @@ namespace Condense.Kernels;
 /// A Fastfood random projection P: R^d -> R^D (Le, Sarlos, Smola 2013), as used for random-subspace training
 /// (Li et al. 2018, intrinsic dimension): ceil(D / L) stacked blocks V = (1/sqrt(L)) S H G Pi H B of size L, the
 /// next power of two &gt;= d, with the input zero-padded to L and the output truncated to D. B is random +-1, Pi a
-/// random permutation, G Gaussian and S rescales row i to a chi(L)-distributed norm, so P's entries behave like
+/// random permutation built from cache-sized pieces (below), G Gaussian and S rescales row i to a chi(L)-distributed norm, so P's entries behave like
 /// independent N(0, 1) draws. The diagonals come from the seed alone: same seed, same projection; the D x d
 /// matrix is never formed. Each Apply costs 2 FWHTs of length L per block.
+/// <para>Pi views the vector as an R x C matrix (C = R or 2R): it shuffles each row with its own random
+/// permutation, transposes, and shuffles each row of the C x R result with its own random permutation. Output
+/// (c, r) thus reads source row beta_c(r), column alpha_row(c): every source row feeds every output row, with
+/// independent random offsets. Each step touches one or 16 rows at a time (L1/L2-resident), where a flat random
+/// permutation of 2^20 floats is a random gather over 4 MiB; it is still an exact permutation, so the adjoint
+/// applies the inverse steps.</para>
 /// </summary>
 public sealed class Fastfood
 {
     private readonly float[][] _signs;
-    private readonly int[][] _permutations;
+    private readonly ushort[][] _rowShuffles;    // alpha: R rows of C entries, tile-major (see TileMajor)
+    private readonly ushort[][] _columnShuffles; // beta: C rows of R entries
+    private readonly int _rows, _columns;
     private readonly float[][] _gaussians;
     private readonly float[][] _scales;
 
@@ -36,17 +44,20 @@ public sealed class Fastfood
 
         int l = BlockLength;
         var rng = new Rng(seed);
+        int log = System.Numerics.BitOperations.Log2((uint)l);
+        _columns = 1 << ((log + 1) / 2);
+        _rows = l / _columns;
         _signs = new float[BlockCount][];
-        _permutations = new int[BlockCount][];
+        _rowShuffles = new ushort[BlockCount][];
+        _columnShuffles = new ushort[BlockCount][];
         _gaussians = new float[BlockCount][];
         _scales = new float[BlockCount][];
         for (int k = 0; k < BlockCount; k++)
         {
             var signs = new float[l];
             for (int i = 0; i < l; i++) signs[i] = (rng.NextUInt64() & 1) == 0 ? 1f : -1f;
-            var permutation = new int[l];
-            for (int i = 0; i < l; i++) permutation[i] = i;
-            rng.Shuffle<int>(permutation);
+            var rowShuffles = TileMajor(Shuffles(rng, _rows, _columns), _rows, _columns);
+            var columnShuffles = Shuffles(rng, _columns, _rows);
             var gaussians = new float[l];
             double frobenius = 0;
             for (int i = 0; i < l; i++)
@@ -59,7 +70,8 @@ public sealed class Fastfood
             var scales = new float[l];
             for (int i = 0; i < l; i++) scales[i] = (float)(Math.Sqrt(2 * Gamma(rng, l / 2.0)) * normalize);
             _signs[k] = signs;
-            _permutations[k] = permutation;
+            _rowShuffles[k] = rowShuffles;
+            _columnShuffles[k] = columnShuffles;
             _gaussians[k] = gaussians;
             _scales[k] = scales;
         }
@@ -97,14 +109,15 @@ public sealed class Fastfood
                 System.Numerics.Tensors.TensorPrimitives.Multiply(x, _signs[k].AsSpan(0, d), a.Slice(0, d));
                 a.Slice(d).Clear();
                 Hadamard.Transform(a);
-                fixed (int* permutation = _permutations[k])
+                fixed (ushort* alpha = _rowShuffles[k], beta = _columnShuffles[k])
                 fixed (float* gaussians = _gaussians[k])
                 {
-                    for (int i = 0; i < l; i++) bp[i] = gaussians[i] * ap[permutation[i]];
+                    ShuffleRowsAndTranspose(ap, bp, alpha, _rows, _columns);
+                    GatherRows(bp, ap, beta, gaussians, _columns, _rows);
                 }
-                Hadamard.Transform(b);
+                Hadamard.Transform(a);
                 int offset = k * l, count = Math.Min(l, OutputDimension - offset);
-                System.Numerics.Tensors.TensorPrimitives.Multiply(b.Slice(0, count), _scales[k].AsSpan(0, count), y.Slice(offset, count));
+                System.Numerics.Tensors.TensorPrimitives.Multiply(a.Slice(0, count), _scales[k].AsSpan(0, count), y.Slice(offset, count));
             }
         }
     }
@@ -128,15 +141,102 @@ public sealed class Fastfood
                 System.Numerics.Tensors.TensorPrimitives.Multiply(y.Slice(offset, count), _scales[k].AsSpan(0, count), b.Slice(0, count));
                 b.Slice(count).Clear();
                 Hadamard.Transform(b);
-                fixed (int* permutation = _permutations[k])
+                fixed (ushort* alpha = _rowShuffles[k], beta = _columnShuffles[k])
                 fixed (float* gaussians = _gaussians[k])
                 {
-                    // The transpose of "gather by Pi" is "scatter by Pi".
-                    for (int i = 0; i < l; i++) ap[permutation[i]] = gaussians[i] * bp[i];
+                    // The transpose of "gather by Pi" is "scatter by Pi": the inverse steps in reverse order.
+                    ScatterRows(bp, ap, beta, gaussians, _columns, _rows);
+                    TransposeAndUnshuffleRows(ap, bp, alpha, _rows, _columns);
                 }
-                Hadamard.Transform(a);
-                System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(a.Slice(0, d), _signs[k].AsSpan(0, d), x, x);
+                Hadamard.Transform(b);
+                System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(b.Slice(0, d), _signs[k].AsSpan(0, d), x, x);
             }
+        }
+    }
+
+    // Rows of source rows per tile of the transposing steps: 16 floats fill one cache line of the transposed side.
+    private const int TileRows = 16;
+
+    private static ushort[] Shuffles(Rng rng, int count, int length)
+    {
+        var shuffles = new ushort[count * length];
+        for (int r = 0; r < count; r++)
+        {
+            var row = shuffles.AsSpan(r * length, length);
+            for (int i = 0; i < length; i++) row[i] = (ushort)i;
+            rng.Shuffle<ushort>(row);
+        }
+        return shuffles;
+    }
+
+    // alpha_r(c) for the TileRows rows of a tile and one c sit together, in the order the transposing steps read them.
+    private static ushort[] TileMajor(ushort[] shuffles, int rows, int columns)
+    {
+        int tile = Math.Min(TileRows, rows);
+        var result = new ushort[shuffles.Length];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++)
+                result[(r - r % tile) * columns + c * tile + r % tile] = shuffles[r * columns + c];
+        return result;
+    }
+
+    /// <summary>u[c, r] = a[r, alpha_r(c)]: a is rows x columns, u is columns x rows.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ShuffleRowsAndTranspose(float* a, float* u, ushort* alpha, int rows, int columns)
+    {
+        int tile = Math.Min(TileRows, rows);
+        for (int r0 = 0; r0 < rows; r0 += tile)
+        {
+            float* src = a + (nint)r0 * columns;
+            ushort* shuffle = alpha + (nint)r0 * columns;
+            for (int c = 0; c < columns; c++)
+            {
+                float* dst = u + (nint)c * rows + r0;
+                ushort* sh = shuffle + (nint)c * tile;
+                for (int t = 0; t < tile; t++) dst[t] = src[(nint)t * columns + sh[t]];
+            }
+        }
+    }
+
+    /// <summary>The inverse of <see cref="ShuffleRowsAndTranspose"/>: a[r, alpha_r(c)] = u[c, r].</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TransposeAndUnshuffleRows(float* u, float* a, ushort* alpha, int rows, int columns)
+    {
+        int tile = Math.Min(TileRows, rows);
+        for (int r0 = 0; r0 < rows; r0 += tile)
+        {
+            float* dst = a + (nint)r0 * columns;
+            ushort* shuffle = alpha + (nint)r0 * columns;
+            for (int c = 0; c < columns; c++)
+            {
+                float* src = u + (nint)c * rows + r0;
+                ushort* sh = shuffle + (nint)c * tile;
+                for (int t = 0; t < tile; t++) dst[(nint)t * columns + sh[t]] = src[t];
+            }
+        }
+    }
+
+    /// <summary>out[c, r] = g[c, r] u[c, beta_c(r)]: a gather inside each row of length rows.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void GatherRows(float* u, float* output, ushort* beta, float* g, int count, int length)
+    {
+        for (int c = 0; c < count; c++)
+        {
+            nint o = (nint)c * length;
+            float* row = u + o;
+            for (int r = 0; r < length; r++) output[o + r] = g[o + r] * row[beta[o + r]];
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="GatherRows"/>: u[c, beta_c(r)] = g[c, r] y[c, r].</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScatterRows(float* y, float* u, ushort* beta, float* g, int count, int length)
+    {
+        for (int c = 0; c < count; c++)
+        {
+            nint o = (nint)c * length;
+            float* row = u + o;
+            for (int r = 0; r < length; r++) row[beta[o + r]] = g[o + r] * y[o + r];
         }
     }
 

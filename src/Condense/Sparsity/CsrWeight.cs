@@ -187,20 +187,16 @@ public sealed class CsrWeight : IWeightStorage
         nint xa = (nint)x, ya = (nint)y;
         if (batch == 1)
         {
-            SparseParallel.For(outF, perRow * 2, (start, end) =>
+            // A struct body straight on the pool: no closure, and the arrays are pinned once per call.
+            fixed (float* values = _values)
+            fixed (ushort* c16 = _columns16)
+            fixed (uint* c32 = _columns32)
+            fixed (int* rowPointers = _rowPointers)
             {
-                fixed (float* values = _values)
-                fixed (ushort* c16 = _columns16)
-                fixed (uint* c32 = _columns32)
-                {
-                    TIndex* cols = c16 != null ? (TIndex*)c16 : (TIndex*)c32;
-                    for (int r = start; r < end; r++)
-                    {
-                        int first = _rowPointers[r];
-                        ((float*)ya)[r] = SparseCsrKernels.RowDot(values + first, cols + first, _rowPointers[r + 1] - first, (float*)xa);
-                    }
-                }
-            });
+                var body = new RowsBody<TIndex> { Values = values, Columns = c16 != null ? (TIndex*)c16 : (TIndex*)c32, RowPointers = rowPointers, X = x, Y = y };
+                int degree = outF * perRow * 2 < SparseParallel.Threshold ? 1 : SparseParallel.MaxDegreeOfParallelism;
+                WorkerPool.Shared.For(outF, ref body, Math.Max(1, degree));
+            }
             return;
         }
 
@@ -239,6 +235,15 @@ public sealed class CsrWeight : IWeightStorage
         {
             ArrayPool<float>.Shared.Return(xTBuffer);
         }
+    }
+
+    private unsafe struct RowsBody<TIndex> : IRangeBody where TIndex : unmanaged
+    {
+        public float* Values, X, Y;
+        public TIndex* Columns;
+        public int* RowPointers;
+
+        public readonly void Invoke(int start, int end) => SparseCsrKernels.Rows(Values, Columns, RowPointers, X, Y, start, end);
     }
 
     // |w| as ordered bits: for non-negative finite floats, the uint order is the value order.

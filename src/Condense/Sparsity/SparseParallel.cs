@@ -10,7 +10,7 @@ namespace Condense.Sparsity;
 internal static class SparseParallel
 {
     // Below this much work (multiply-adds or bytes touched) a parallel hand-off costs more than it saves.
-    private const long ParallelThreshold = 1L << 17;
+    internal const long Threshold = 1L << 17;
 
     /// <summary>Upper bound on threads (default: processor count). Results never depend on it.</summary>
     public static int MaxDegreeOfParallelism { get; set; } = Environment.ProcessorCount;
@@ -23,7 +23,7 @@ internal static class SparseParallel
     {
         if (count <= 0) return;
         int threads = Math.Max(1, MaxDegreeOfParallelism);
-        if (threads == 1 || count == 1 || count * Math.Max(1, workPerItem) < ParallelThreshold)
+        if (threads == 1 || count == 1 || count * Math.Max(1, workPerItem) < Threshold)
         {
             body(0, count);
             return;
