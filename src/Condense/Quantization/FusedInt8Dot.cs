@@ -97,20 +97,22 @@ internal static unsafe class FusedInt8Dot
 
     [ThreadStatic] private static float[]? t_scratch;
 
+    private const int RowBlock = 16;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TDecode, TBatch>(in Args a, int start, int end)
         where TDecode : struct, IDecode where TBatch : struct, IBatch
     {
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
-        // Scales, scale x zero terms (GroupStride + 16 each: permutes read up to 15 past the last group) and a tail.
-        int need = 2 * (stride + 16) + 64;
+        // Per row of a block: scales and scale x zero terms (GroupStride + 16 each: permutes read up to 15 past the
+        // last group), a zero-padded copy of the row's end (64 floats = 256 bytes) and 8 accumulators of 16 floats.
+        int terms = stride + 16, perRowFloats = 2 * terms + 64 + 8 * 16;
+        int need = RowBlock * perRowFloats + 16;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need)
             t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
-        float* sf = (float*)Unsafe.AsPointer(ref scratch[0]);
-        float* szf = sf + stride + 16;
-        byte* tail = (byte*)(szf + stride + 16);
-        new Span<float>(sf, need).Clear();
+        float* block = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        new Span<float>(block, need - 16).Clear();
 
         int unitCodes = 64 * TDecode.Parts, log2U = System.Numerics.BitOperations.Log2((uint)unitCodes);
         int units = a.Padded >> log2U;
@@ -130,19 +132,32 @@ internal static unsafe class FusedInt8Dot
             for (int k = 0; k < 16; k++) ix[k] = (k * lane) >> log2G;
             index = Vector512.Load(ix);
         }
+        // Units per integer accumulation: a whole group when it spans several units (a per-row group: 4096 units,
+        // far below int32 overflow), else one unit scaled lane-wise.
+        int span = permute ? 1 : perRow ? 4096 : Math.Max(1, a.GroupSize >> log2U);
         var ones = Vector512.Create((short)1);
         int symmetricZero = 1 << (a.Bits - 1);
         int n = TBatch.Count;
 
-        for (int r = start; r < end; r++)
-        {
-            byte* row = a.Packed + (nint)r * rowBytes;
-            ScaleTerms(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero, a.CodeOffset, sf, szf, gpr);
-            if (tailBytes > 0) Buffer.MemoryCopy(row + fullUnits * unitBytes, tail, 256, tailBytes);
+        // Chunks of the row keep the batch tile's activations L1-resident (at most 16 KiB); a group never straddles
+        // two chunks (chunks are a power-of-two number of units, groups at most 256 codes).
+        int chunkUnits = Math.Max(1, (16384 / TBatch.Count) >> log2U);
+        span = Math.Min(span, chunkUnits);
+        int last = a.Batch - 1;
 
+        for (int r0 = start; r0 < end; r0 += RowBlock)
+        {
+            int r1 = Math.Min(end, r0 + RowBlock);
+            for (int r = r0; r < r1; r++)
+            {
+                float* rb = block + (r - r0) * perRowFloats;
+                ScaleTerms(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero, a.CodeOffset, rb, rb + terms, gpr);
+                if (tailBytes > 0) Buffer.MemoryCopy(a.Packed + (nint)r * rowBytes + fullUnits * unitBytes, rb + 2 * terms, 256, tailBytes);
+            }
+
+            // The block's packed rows (at most 16 rows) stay in L2 while every batch tile reads them.
             for (int b0 = 0; b0 < a.Batch; b0 += n)
             {
-                int last = a.Batch - 1;
                 // Rows past the batch alias its last row; their results are not stored.
                 sbyte* x0 = a.Q + (nint)b0 * a.Padded;
                 sbyte* x1 = a.Q + (nint)Math.Min(b0 + 1, last) * a.Padded;
@@ -152,71 +167,128 @@ internal static unsafe class FusedInt8Dot
                 sbyte* x5 = a.Q + (nint)Math.Min(b0 + 5, last) * a.Padded;
                 sbyte* x6 = a.Q + (nint)Math.Min(b0 + 6, last) * a.Padded;
                 sbyte* x7 = a.Q + (nint)Math.Min(b0 + 7, last) * a.Padded;
-                var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
+                for (int r = r0; r < r1; r++) new Span<float>(block + (r - r0) * perRowFloats + 2 * terms + 64, 8 * 16).Clear();
 
-                for (int u = 0; u < units; u++)
+                for (int c0 = 0; c0 < units; c0 += chunkUnits)
                 {
-                    byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                    TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
-                    int first = u << log2U;
-                    var scale = permute
-                        ? Avx512F.PermuteVar16x32(Vector512.Load(sf + (first >> log2G)), index)
-                        : Vector512.Create(sf[first >> log2G]);
-                    a0 = Step<TDecode>(w0, w1, w2, w3, x0 + first, ones, scale, a0);
-                    if (TBatch.Count > 1) a1 = Step<TDecode>(w0, w1, w2, w3, x1 + first, ones, scale, a1);
-                    if (TBatch.Count > 2)
+                    int c1 = Math.Min(units, c0 + chunkUnits);
+                    for (int r = r0; r < r1; r++)
                     {
-                        a2 = Step<TDecode>(w0, w1, w2, w3, x2 + first, ones, scale, a2);
-                        a3 = Step<TDecode>(w0, w1, w2, w3, x3 + first, ones, scale, a3);
-                    }
-                    if (TBatch.Count > 4)
-                    {
-                        a4 = Step<TDecode>(w0, w1, w2, w3, x4 + first, ones, scale, a4);
-                        a5 = Step<TDecode>(w0, w1, w2, w3, x5 + first, ones, scale, a5);
-                        a6 = Step<TDecode>(w0, w1, w2, w3, x6 + first, ones, scale, a6);
-                        a7 = Step<TDecode>(w0, w1, w2, w3, x7 + first, ones, scale, a7);
-                    }
-                }
+                        byte* row = a.Packed + (nint)r * rowBytes;
+                        float* sf = block + (r - r0) * perRowFloats;
+                        byte* tail = (byte*)(sf + 2 * terms);
+                        float* acc = sf + 2 * terms + 64;
+                        var a0 = Vector512.Load(acc);
+                        var a1 = TBatch.Count > 1 ? Vector512.Load(acc + 16) : default;
+                        var a2 = TBatch.Count > 2 ? Vector512.Load(acc + 32) : default;
+                        var a3 = TBatch.Count > 2 ? Vector512.Load(acc + 48) : default;
+                        var a4 = TBatch.Count > 4 ? Vector512.Load(acc + 64) : default;
+                        var a5 = TBatch.Count > 4 ? Vector512.Load(acc + 80) : default;
+                        var a6 = TBatch.Count > 4 ? Vector512.Load(acc + 96) : default;
+                        var a7 = TBatch.Count > 4 ? Vector512.Load(acc + 112) : default;
 
-                // Zero points: subtract sum_g s_g (z_g - offset) Q_g, lane-wise, before the one horizontal sum.
-                float* gs = a.GroupSums + (nint)b0 * stride;
-                for (int g = 0; g < stride; g += 16)
-                {
-                    var sz = Vector512.Load(szf + g);
-                    a0 -= sz * Vector512.Load(gs + g);
-                    if (TBatch.Count > 1) a1 -= sz * Vector512.Load(gs + Math.Min(1, last - b0) * stride + g);
-                    if (TBatch.Count > 2)
-                    {
-                        a2 -= sz * Vector512.Load(gs + Math.Min(2, last - b0) * stride + g);
-                        a3 -= sz * Vector512.Load(gs + Math.Min(3, last - b0) * stride + g);
-                    }
-                    if (TBatch.Count > 4)
-                    {
-                        a4 -= sz * Vector512.Load(gs + Math.Min(4, last - b0) * stride + g);
-                        a5 -= sz * Vector512.Load(gs + Math.Min(5, last - b0) * stride + g);
-                        a6 -= sz * Vector512.Load(gs + Math.Min(6, last - b0) * stride + g);
-                        a7 -= sz * Vector512.Load(gs + Math.Min(7, last - b0) * stride + g);
+                        if (span == 1)
+                        {
+                            for (int u = c0; u < c1; u++)
+                            {
+                                byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
+                                TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
+                                int first = u << log2U;
+                                var scale = permute
+                                    ? Avx512F.PermuteVar16x32(Vector512.Load(sf + (first >> log2G)), index)
+                                    : Vector512.Create(sf[first >> log2G]);
+                                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x0 + first, ones)), scale, a0);
+                                if (TBatch.Count > 1) a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x1 + first, ones)), scale, a1);
+                                if (TBatch.Count > 2)
+                                {
+                                    a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x2 + first, ones)), scale, a2);
+                                    a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x3 + first, ones)), scale, a3);
+                                }
+                                if (TBatch.Count > 4)
+                                {
+                                    a4 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x4 + first, ones)), scale, a4);
+                                    a5 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x5 + first, ones)), scale, a5);
+                                    a6 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x6 + first, ones)), scale, a6);
+                                    a7 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x7 + first, ones)), scale, a7);
+                                }
+                            }
+                        }
+                        else
+                        {
+                            // Groups of several units: integer lanes accumulate over the group, scaled once.
+                            for (int u0 = c0; u0 < c1; u0 += span)
+                            {
+                                int u1 = Math.Min(c1, u0 + span);
+                                var i0 = Vector512<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
+                                for (int u = u0; u < u1; u++)
+                                {
+                                    byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
+                                    TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
+                                    int first = u << log2U;
+                                    i0 += Lanes<TDecode>(w0, w1, w2, w3, x0 + first, ones);
+                                    if (TBatch.Count > 1) i1 += Lanes<TDecode>(w0, w1, w2, w3, x1 + first, ones);
+                                    if (TBatch.Count > 2)
+                                    {
+                                        i2 += Lanes<TDecode>(w0, w1, w2, w3, x2 + first, ones);
+                                        i3 += Lanes<TDecode>(w0, w1, w2, w3, x3 + first, ones);
+                                    }
+                                    if (TBatch.Count > 4)
+                                    {
+                                        i4 += Lanes<TDecode>(w0, w1, w2, w3, x4 + first, ones);
+                                        i5 += Lanes<TDecode>(w0, w1, w2, w3, x5 + first, ones);
+                                        i6 += Lanes<TDecode>(w0, w1, w2, w3, x6 + first, ones);
+                                        i7 += Lanes<TDecode>(w0, w1, w2, w3, x7 + first, ones);
+                                    }
+                                }
+                                var scale = Vector512.Create(sf[(u0 << log2U) >> log2G]);
+                                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i0), scale, a0);
+                                if (TBatch.Count > 1) a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i1), scale, a1);
+                                if (TBatch.Count > 2)
+                                {
+                                    a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i2), scale, a2);
+                                    a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i3), scale, a3);
+                                }
+                                if (TBatch.Count > 4)
+                                {
+                                    a4 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i4), scale, a4);
+                                    a5 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i5), scale, a5);
+                                    a6 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i6), scale, a6);
+                                    a7 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i7), scale, a7);
+                                }
+                            }
+                        }
+
+                        a0.Store(acc);
+                        if (TBatch.Count > 1) a1.Store(acc + 16);
+                        if (TBatch.Count > 2) { a2.Store(acc + 32); a3.Store(acc + 48); }
+                        if (TBatch.Count > 4) { a4.Store(acc + 64); a5.Store(acc + 80); a6.Store(acc + 96); a7.Store(acc + 112); }
                     }
                 }
 
                 int count = Math.Min(n, a.Batch - b0);
-                float* y = a.Y + (nint)b0 * a.Out + r;
-                y[0] = a.RowScale[b0] * Vector512.Sum(a0);
-                if (TBatch.Count > 1 && count > 1) y[a.Out] = a.RowScale[b0 + 1] * Vector512.Sum(a1);
-                if (TBatch.Count > 2 && count > 2) y[2 * a.Out] = a.RowScale[b0 + 2] * Vector512.Sum(a2);
-                if (TBatch.Count > 2 && count > 3) y[3 * a.Out] = a.RowScale[b0 + 3] * Vector512.Sum(a3);
-                if (TBatch.Count > 4 && count > 4) y[4 * a.Out] = a.RowScale[b0 + 4] * Vector512.Sum(a4);
-                if (TBatch.Count > 4 && count > 5) y[5 * a.Out] = a.RowScale[b0 + 5] * Vector512.Sum(a5);
-                if (TBatch.Count > 4 && count > 6) y[6 * a.Out] = a.RowScale[b0 + 6] * Vector512.Sum(a6);
-                if (TBatch.Count > 4 && count > 7) y[7 * a.Out] = a.RowScale[b0 + 7] * Vector512.Sum(a7);
+                float* gs = a.GroupSums + (nint)b0 * stride;
+                for (int r = r0; r < r1; r++)
+                {
+                    float* szf = block + (r - r0) * perRowFloats + terms;
+                    float* acc = szf + terms + 64;
+                    float* y = a.Y + (nint)b0 * a.Out + r;
+                    for (int k = 0; k < count; k++)
+                    {
+                        // Zero points: subtract sum_g s_g (z_g - offset) Q_g, lane-wise, before the one horizontal sum.
+                        var sum = Vector512.Load(acc + 16 * k);
+                        float* gk = gs + k * stride;
+                        for (int g = 0; g < stride; g += 16) sum -= Vector512.Load(szf + g) * Vector512.Load(gk + g);
+                        y[(nint)k * a.Out] = a.RowScale[b0 + k] * Vector512.Sum(sum);
+                    }
+                }
             }
         }
     }
 
-    /// <summary>acc + scale * (16 int32 lane sums of the unit's codes times activations x).</summary>
+    /// <summary>The 16 int32 lane sums of the unit's codes times activations x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Step<TDecode>(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3,
-        sbyte* x, Vector512<short> ones, Vector512<float> scale, Vector512<float> acc) where TDecode : struct, IDecode
+    private static Vector512<int> Lanes<TDecode>(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3,
+        sbyte* x, Vector512<short> ones) where TDecode : struct, IDecode
     {
         var v0 = Vector512.Load(x);
         // 8 bits: w0 = |u - 128|, w1 = u - 128 (its sign moves onto the input).
@@ -228,7 +300,7 @@ internal static unsafe class FusedInt8Dot
             s += Avx512BW.MultiplyAddAdjacent(w2, Vector512.Load(x + 128));
             s += Avx512BW.MultiplyAddAdjacent(w3, Vector512.Load(x + 192));
         }
-        return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Avx512BW.MultiplyAddAdjacent(s, ones)), scale, acc);
+        return Avx512BW.MultiplyAddAdjacent(s, ones);
     }
 
     /// <summary>sf[g] = s_g as float32; szf[g] = s_g * (z_g - offset), z_g = 2^(b-1) when symmetric.</summary>

@@ -132,6 +132,9 @@ public unsafe class QuantizedKernelTests
         data.Add(8, 32, false, 4, 160, 8);
         data.Add(3, 16, true, 4, 144, 8);
         data.Add(3, 256, false, 2, 512, 2);
+        // Several row blocks of 16 and chunks of the row (2048 codes at a tile of 8), per-row groups across chunks.
+        data.Add(4, 64, true, 40, 2304, 9);
+        data.Add(8, 0, true, 2, 2112, 8);
         return data;
     }
 
