@@ -145,9 +145,11 @@ internal static unsafe class FusedInt8Dot
         span = Math.Min(span, chunkUnits);
         int last = a.Batch - 1;
 
-        for (int r0 = start; r0 < end; r0 += RowBlock)
+        // Row blocks only pay when several batch tiles reread the block's rows (from L2); one tile streams row by row.
+        int rowBlock = a.Batch > n ? RowBlock : 1;
+        for (int r0 = start; r0 < end; r0 += rowBlock)
         {
-            int r1 = Math.Min(end, r0 + RowBlock);
+            int r1 = Math.Min(end, r0 + rowBlock);
             for (int r = r0; r < r1; r++)
             {
                 float* rb = block + (r - r0) * perRowFloats;

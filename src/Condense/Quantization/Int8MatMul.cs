@@ -8,9 +8,10 @@ using Condense.Kernels;
 namespace Condense.Quantization;
 
 /// <summary>
-/// y = x W'^T for a group-quantized W with int8 activations: every input row is quantized once per call, every
-/// weight row is unpacked once per call into one byte per code (L1-resident), and the products are integer dot
-/// products of codes and int8 inputs; group scales and zero points are applied in float32.
+/// y = x W'^T for a group-quantized W with int8 activations: every input row is quantized once per call and the
+/// products are integer dot products of codes and int8 inputs; group scales and zero points are applied in float32.
+/// With AVX-512 <see cref="FusedInt8Dot"/> decodes the packed rows in registers; the other widths unpack every
+/// weight row once per call into one byte per code (L1-resident).
 /// </summary>
 /// <remarks>
 /// <para>With row scale sx, codes u, zero point z and group scale s:
