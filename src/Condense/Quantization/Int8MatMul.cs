@@ -8,9 +8,10 @@ using Condense.Kernels;
 namespace Condense.Quantization;
 
 /// <summary>
-/// y = x W'^T for a group-quantized W with int8 activations: every input row is quantized once per call, every
-/// weight row is unpacked once per call into one byte per code (L1-resident), and the products are integer dot
-/// products of codes and int8 inputs; group scales and zero points are applied in float32.
+/// y = x W'^T for a group-quantized W with int8 activations: every input row is quantized once per call and the
+/// products are integer dot products of codes and int8 inputs; group scales and zero points are applied in float32.
+/// With AVX-512 <see cref="FusedInt8Dot"/> decodes the packed rows in registers; the other widths unpack every
+/// weight row once per call into one byte per code (L1-resident).
 /// </summary>
 /// <remarks>
 /// <para>With row scale sx, codes u, zero point z and group scale s:
@@ -41,9 +42,14 @@ internal static unsafe class Int8MatMul
     public static bool Run(in Weight w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
-        int padded = CodeUnpack.PaddedLength(w.In);
+        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits);
+        int natural = CodeUnpack.PaddedLength(w.In);
+        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : 64;
+        int padded = (w.In + unit - 1) / unit * unit;
+        // Group sums padded to 16 with zeros: the fused kernel folds the zero points 16 groups at a time.
+        int groupStride = (w.GroupsPerRow + 15) & ~15;
         byte[] qBuffer = ArrayPool<byte>.Shared.Rent(batch * padded + 64);
-        float[] fBuffer = ArrayPool<float>.Shared.Rent(batch * (w.GroupsPerRow + 1));
+        float[] fBuffer = ArrayPool<float>.Shared.Rent(batch * (groupStride + 1));
         try
         {
             fixed (byte* qb = qBuffer)
@@ -51,19 +57,40 @@ internal static unsafe class Int8MatMul
             {
                 sbyte* q = (sbyte*)(((nint)qb + 63) & ~(nint)63);
                 float* rowScale = fb, groupSums = fb + batch;
+                new Span<float>(groupSums, batch * groupStride).Clear();
                 for (int b = 0; b < batch; b++)
                 {
-                    rowScale[b] = Int8Activations.QuantizeRow(x + (nint)b * w.In, w.In, w.GroupSize, q + (nint)b * padded, groupSums + (nint)b * w.GroupsPerRow, bits);
+                    sbyte* qr = q + (nint)b * padded;
+                    rowScale[b] = Int8Activations.QuantizeRow(x + (nint)b * w.In, w.In, w.GroupSize, qr, groupSums + (nint)b * groupStride, bits);
                     if (float.IsNaN(rowScale[b])) return false;
+                    if (fused)
+                    {
+                        new Span<sbyte>(qr + natural, padded - natural).Clear();
+                        FusedInt8Dot.Interleave(qr, padded, FusedInt8Dot.Parts(w.Bits));
+                    }
+                }
+
+                int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
+                if (fused)
+                {
+                    var args = new FusedInt8Dot.Args
+                    {
+                        Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
+                        GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch,
+                        Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride,
+                        CodeOffset = w.Bits == 8 ? 128 : 0, Y = y,
+                    };
+                    var fusedBody = new FusedBody { Args = args };
+                    WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                    return true;
                 }
 
                 var body = new Body
                 {
                     Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
                     GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In,
-                    Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, Y = y, Batch = batch, VectorBits = bits,
+                    Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride, Y = y, Batch = batch, VectorBits = bits,
                 };
-                int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
                 WorkerPool.Shared.For(w.Out, ref body, degree);
             }
         }
@@ -75,12 +102,19 @@ internal static unsafe class Int8MatMul
         return true;
     }
 
+    private struct FusedBody : IRangeBody
+    {
+        public FusedInt8Dot.Args Args;
+
+        public readonly void Invoke(int start, int end) => FusedInt8Dot.Rows(Args, start, end);
+    }
+
     private struct Body : IRangeBody
     {
         public byte* Packed;
         public Half* Scales;
         public byte* Zeros;
-        public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In, Padded, Batch, VectorBits;
+        public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In, Padded, GroupStride, Batch, VectorBits;
         public sbyte* Q;
         public float* RowScale, GroupSums, Y;
 
@@ -109,14 +143,11 @@ internal static unsafe class Int8MatMul
         int log2G = p.GroupSize == p.In && gpr == 1 ? 31 : System.Numerics.BitOperations.Log2((uint)p.GroupSize);
         int symmetricZero = 1 << (p.Bits - 1);
         float* dots = stackalloc float[4];
-        // Small batches at 4 bits read the nibbles straight from the packed row (no unpacked copy); larger batches
-        // unpack once and reuse the codes for every batch tile.
-        bool fused4 = p.Bits == 4 && vectorBits == 512 && p.In % 64 == 0 && p.Batch <= 4;
 
         for (int r = start; r < end; r++)
         {
             byte* packedRow = p.Packed + (nint)r * p.RowBytes;
-            if (!fused4) CodeUnpack.Row(packedRow, p.RowBytes, p.Bits, p.In, codes, vectorBits);
+            CodeUnpack.Row(packedRow, p.RowBytes, p.Bits, p.In, codes, vectorBits);
             ConvertScales(p.Scales + (nint)r * gpr, sf, gpr, vectorBits);
             byte* zeros = p.Zeros == null ? null : p.Zeros + (nint)r * gpr;
             if (zeros != null) ScaleTimesZero(sf, zeros, codeOffset, szf, gpr);
@@ -126,13 +157,13 @@ internal static unsafe class Int8MatMul
             {
                 int rows = Math.Min(4, p.Batch - b);
                 sbyte* x0 = p.Q + (nint)b * p.Padded;
-                if (vectorBits == 512) Dot512(codes, fused4 ? packedRow : null, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
+                if (vectorBits == 512) Dot512(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
                 else if (vectorBits == 256) Dot256(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, vnni256, dots);
                 else if (vectorBits == 128) Dot128(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
                 else DotScalar(codes, p.In, x0, p.Padded, rows, sf, p.GroupSize, gpr, dots);
                 for (int k = 0; k < rows; k++)
                 {
-                    var gs = new ReadOnlySpan<float>(p.GroupSums + (nint)(b + k) * gpr, gpr);
+                    var gs = new ReadOnlySpan<float>(p.GroupSums + (nint)(b + k) * p.GroupStride, gpr);
                     // Symmetric grids share one zero point: sum_g s_g z gs_g = z * dot(s, gs).
                     float correction = zeros == null
                         ? (symmetricZero - codeOffset) * TensorPrimitives.Dot(new ReadOnlySpan<float>(sf, gpr), gs)
@@ -200,7 +231,7 @@ internal static unsafe class Int8MatMul
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot512(byte* codes, byte* packed4, int padded, sbyte* x, int xStride, int rows, float* sf, int log2G, bool signed8, float* result)
+    private static void Dot512(byte* codes, int padded, sbyte* x, int xStride, int rows, float* sf, int log2G, bool signed8, float* result)
     {
         int chunks = padded / 64;
         var ones = Vector512.Create((short)1);
@@ -217,7 +248,7 @@ internal static unsafe class Int8MatMul
                 var i0 = Vector512<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0;
                 for (int c = c0; c < c1; c++)
                 {
-                    var weights = Weights512(codes, packed4, c, signed8, out var negative);
+                    var weights = Weights512(codes, c, signed8, out var negative);
                     i0 += Lanes512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones);
                     if (rows > 1) i1 += Lanes512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones);
                     if (rows > 2) i2 += Lanes512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones);
@@ -237,7 +268,7 @@ internal static unsafe class Int8MatMul
             for (int c = 0; c < chunks; c++)
             {
                 var scale = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((c << 6) >> log2G)), index);
-                var weights = Weights512(codes, packed4, c, signed8, out var negative);
+                var weights = Weights512(codes, c, signed8, out var negative);
                 a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones)), scale, a0);
                 if (rows > 1) a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones)), scale, a1);
                 if (rows > 2) a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones)), scale, a2);
@@ -247,16 +278,11 @@ internal static unsafe class Int8MatMul
         result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
     }
 
-    /// <summary>Chunk c's 64 codes: from the unpacked buffer, or straight from a 4-bit packed row (nibbles widened in registers).</summary>
+    /// <summary>Chunk c's 64 unpacked codes (8 bits: |u - 128| with the sign of u - 128 in <paramref name="negative"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> Weights512(byte* codes, byte* packed4, int c, bool signed8, out Vector512<sbyte> negative)
+    private static Vector512<byte> Weights512(byte* codes, int c, bool signed8, out Vector512<sbyte> negative)
     {
         negative = default;
-        if (packed4 != null)
-        {
-            Vector512<ushort> w = Vector512.WidenLower(Vector256.Load(packed4 + 32 * c).ToVector512Unsafe());
-            return ((w | (w << 4)) & Vector512.Create((ushort)0x0F0F)).AsByte();
-        }
         var u = Vector512.Load(codes + 64 * c);
         if (!signed8) return u;
         var s = (u ^ Vector512.Create((byte)0x80)).AsSByte();

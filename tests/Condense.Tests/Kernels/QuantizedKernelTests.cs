@@ -121,6 +121,20 @@ public unsafe class QuantizedKernelTests
         data.Add(4, 16, false, 2, 64, 4);
         data.Add(4, 0, false, 3, 192, 1);
         data.Add(4, 128, true, 4, 512, 3);
+        // Fused AVX-512 kernel: batch tiles of 1, 2, 4 and 8 with aliased rows past the batch, and row ends that are
+        // not a whole unit (odd In at 4 bits, In not a multiple of 256 at 2 bits, 3-bit rows ending inside a load).
+        data.Add(4, 0, true, 3, 1031, 6);
+        data.Add(4, 16, false, 5, 208, 8);
+        data.Add(4, 64, false, 3, 192, 11);
+        data.Add(2, 0, false, 2, 777, 7);
+        data.Add(2, 16, true, 3, 272, 5);
+        data.Add(8, 0, false, 2, 333, 5);
+        data.Add(8, 32, false, 4, 160, 8);
+        data.Add(3, 16, true, 4, 144, 8);
+        data.Add(3, 256, false, 2, 512, 2);
+        // Several row blocks of 16 and chunks of the row (2048 codes at a tile of 8), per-row groups across chunks.
+        data.Add(4, 64, true, 40, 2304, 9);
+        data.Add(8, 0, true, 2, 2112, 8);
         return data;
     }
 
