@@ -90,10 +90,17 @@ internal static partial class ModelParser
         var cancellationToken = context.CancellationToken;
         var attributes = new AttributeData?[KnownTypeNames.LayerAttributes.Length];
         bool anyAttribute = false;
-        for (int i = 0; i < attributes.Length; i++)
+        // One pass over the member's attributes; the first of each kind wins, as FindAttribute would return it.
+        foreach (var attribute in member.GetAttributes())
         {
-            attributes[i] = FindAttribute(member, KnownTypeNames.LayerAttributes[i].MetadataName);
-            anyAttribute |= attributes[i] is not null;
+            if (attribute.AttributeClass is not { } attributeClass) continue;
+            for (int i = 0; i < attributes.Length; i++)
+                if (attributes[i] is null && IsType(attributeClass, KnownTypeNames.LayerAttributes[i].MetadataName))
+                {
+                    attributes[i] = attribute;
+                    anyAttribute = true;
+                    break;
+                }
         }
         // [Subspace] on the model class is model-wide, not a misplaced layer attribute.
         if (member is INamedTypeSymbol) return;
@@ -108,10 +115,9 @@ internal static partial class ModelParser
             : IsType(memberType, KnownTypeNames.Linear) ? LayerKind.Linear
             : IsType(memberType, KnownTypeNames.Conv2d) ? LayerKind.Conv2d
             : null;
-        var nestedType = memberType is null || member.IsStatic ? null : NestedModelType(memberType, out _);
-
         if (kind is null || member.IsStatic)
         {
+            var nestedType = memberType is null || member.IsStatic ? null : NestedModelType(memberType, out _);
             if (anyAttribute)
             {
                 string what = member.IsStatic && (kind is not null || NestedModelType(memberType, out _) is not null) ? "static"
