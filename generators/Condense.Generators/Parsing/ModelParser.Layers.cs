@@ -90,10 +90,17 @@ internal static partial class ModelParser
         var cancellationToken = context.CancellationToken;
         var attributes = new AttributeData?[KnownTypeNames.LayerAttributes.Length];
         bool anyAttribute = false;
-        for (int i = 0; i < attributes.Length; i++)
+        // One pass over the member's attributes; the first of each kind wins, as FindAttribute would return it.
+        foreach (var attribute in member.GetAttributes())
         {
-            attributes[i] = FindAttribute(member, KnownTypeNames.LayerAttributes[i].MetadataName);
-            anyAttribute |= attributes[i] is not null;
+            if (attribute.AttributeClass is not { } attributeClass) continue;
+            for (int i = 0; i < attributes.Length; i++)
+                if (attributes[i] is null && IsType(attributeClass, KnownTypeNames.LayerAttributes[i].MetadataName))
+                {
+                    attributes[i] = attribute;
+                    anyAttribute = true;
+                    break;
+                }
         }
         // [Subspace] on the model class is model-wide, not a misplaced layer attribute.
         if (member is INamedTypeSymbol) return;
@@ -108,10 +115,9 @@ internal static partial class ModelParser
             : IsType(memberType, KnownTypeNames.Linear) ? LayerKind.Linear
             : IsType(memberType, KnownTypeNames.Conv2d) ? LayerKind.Conv2d
             : null;
-        var nestedType = memberType is null || member.IsStatic ? null : NestedModelType(memberType, out _);
-
         if (kind is null || member.IsStatic)
         {
+            var nestedType = memberType is null || member.IsStatic ? null : NestedModelType(memberType, out _);
             if (anyAttribute)
             {
                 string what = member.IsStatic && (kind is not null || NestedModelType(memberType, out _) is not null) ? "static"
@@ -136,7 +142,7 @@ internal static partial class ModelParser
             return;
         }
 
-        var shape = ResolveShape(member, kind.Value, context.Models, cancellationToken);
+        var shape = ResolveShape(member, (INamedTypeSymbol)memberType!, kind.Value, context.Models, cancellationToken);
         if (shape.Problem is not null)
             problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ShapeNotConstant, shape.ProblemLocation, member.Name, shape.Problem, model.Name));
 
@@ -313,6 +319,7 @@ internal static partial class ModelParser
                 return (elements.Expressions.Count, null);
             case ArrayCreationExpressionSyntax creation when creation.Type.RankSpecifiers.Count == 1 && creation.Type.RankSpecifiers[0].Sizes.Count == 1:
                 var size = creation.Type.RankSpecifiers[0].Sizes[0];
+                if (size is LiteralExpressionSyntax { Token.Value: int literal }) return (literal, null);
                 var constant = context.Models.For(size.SyntaxTree).GetConstantValue(size, context.CancellationToken);
                 if (constant.HasValue && constant.Value is int n && n >= 0) return (n, null);
                 return (0, "the length '" + size.ToString() + "' of array '" + member.Name + "' is not a compile-time constant; " + Hint);
@@ -354,34 +361,38 @@ internal static partial class ModelParser
     /// <summary>The valid group size closest to the requested one (the larger on a tie: fewer scales to store).</summary>
     internal static int NearestGroupSize(int requested, int inFeatures) => KernelCatalogue.NearestGroupSize(requested, inFeatures);
 
-    private static Shape ResolveShape(ISymbol member, LayerKind kind, SemanticModelCache models, CancellationToken cancellationToken)
+    private static Shape ResolveShape(ISymbol member, INamedTypeSymbol memberType, LayerKind kind, SemanticModelCache models, CancellationToken cancellationToken)
     {
-        var memberLocation = member.Locations.FirstOrDefault(l => l.IsInSource);
         var syntax = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken);
-        var initializer = syntax switch
+        var (declaredType, initializer) = syntax switch
         {
-            VariableDeclaratorSyntax variable => variable.Initializer?.Value,
-            PropertyDeclarationSyntax property => property.Initializer?.Value,
-            _ => null,
+            VariableDeclaratorSyntax variable => ((variable.Parent as VariableDeclarationSyntax)?.Type, variable.Initializer?.Value),
+            PropertyDeclarationSyntax property => (property.Type, property.Initializer?.Value),
+            _ => (null, null),
         };
         string typeName = kind == LayerKind.Linear ? "Linear" : "Conv2d";
         if (initializer is null)
-            return Unknown("it has no initializer; declare it as '" + member.Name + " = new " + typeName + "(...)' with constant arguments", memberLocation);
+            return Unknown("it has no initializer; declare it as '" + member.Name + " = new " + typeName + "(...)' with constant arguments", member.Locations.FirstOrDefault(l => l.IsInSource));
 
-        var operation = models.For(initializer.SyntaxTree).GetOperation(initializer, cancellationToken);
-        while (operation is IConversionOperation conversion) operation = conversion.Operand;
-        if (operation is not IObjectCreationOperation { Constructor: { } constructor } creation ||
-            !IsType(constructor.ContainingType, kind == LayerKind.Linear ? KnownTypeNames.Linear : KnownTypeNames.Conv2d))
-            return Unknown("its initializer is not 'new " + typeName + "(...)'", initializer.GetLocation());
-
-        var values = new Dictionary<string, object?>(System.StringComparer.Ordinal);
-        foreach (var argument in creation.Arguments)
+        // Binding an initializer costs more than everything else the parser does; literal arguments need none.
+        var values = LiteralArguments(initializer, declaredType, memberType);
+        if (values is null)
         {
-            if (argument.Parameter is not { } parameter) continue;
-            var constant = argument.Value.ConstantValue;
-            if (!constant.HasValue)
-                return Unknown("argument '" + parameter.Name + "' is not a compile-time constant", argument.Syntax.GetLocation());
-            values[parameter.Name] = constant.Value;
+            var operation = models.For(initializer.SyntaxTree).GetOperation(initializer, cancellationToken);
+            while (operation is IConversionOperation conversion) operation = conversion.Operand;
+            if (operation is not IObjectCreationOperation { Constructor: { } constructor } creation ||
+                !IsType(constructor.ContainingType, kind == LayerKind.Linear ? KnownTypeNames.Linear : KnownTypeNames.Conv2d))
+                return Unknown("its initializer is not 'new " + typeName + "(...)'", initializer.GetLocation());
+
+            values = new Dictionary<string, object?>(System.StringComparer.Ordinal);
+            foreach (var argument in creation.Arguments)
+            {
+                if (argument.Parameter is not { } parameter) continue;
+                var constant = argument.Value.ConstantValue;
+                if (!constant.HasValue)
+                    return Unknown("argument '" + parameter.Name + "' is not a compile-time constant", argument.Syntax.GetLocation());
+                values[parameter.Name] = constant.Value;
+            }
         }
 
         var location = initializer.GetLocation();
@@ -405,6 +416,110 @@ internal static partial class ModelParser
         }
 
         static Shape Unknown(string problem, Location? location) => new(0, 0, 0, false, problem, location);
+    }
+
+    /// <summary>
+    /// The constructor's argument values (defaults included) of <c>new(...)</c>, or <c>new T(...)</c> with T
+    /// written as in the declaration, when every argument is an int or bool literal and the arity and names leave
+    /// exactly one constructor: then overload resolution has only that candidate, and binding would give the same
+    /// values. Anything else returns null, and the caller binds.
+    /// </summary>
+    private static Dictionary<string, object?>? LiteralArguments(ExpressionSyntax initializer, TypeSyntax? declaredType, INamedTypeSymbol type)
+    {
+        ArgumentListSyntax? argumentList;
+        switch (initializer)
+        {
+            case ImplicitObjectCreationExpressionSyntax { Initializer: null } implicitCreation:
+                argumentList = implicitCreation.ArgumentList;
+                break;
+            case ObjectCreationExpressionSyntax { Initializer: null } creation when declaredType is not null &&
+                // Written the same in the same class, the name binds to the declared type.
+                creation.Type.IsEquivalentTo(declaredType is NullableTypeSyntax nullable ? nullable.ElementType : declaredType, topLevel: false):
+                argumentList = creation.ArgumentList;
+                break;
+            default:
+                return null;
+        }
+        if (argumentList is null) return null;
+        var arguments = argumentList.Arguments;
+
+        IMethodSymbol? match = null;
+        foreach (var constructor in type.InstanceConstructors)
+        {
+            bool? fits = Fits(constructor, arguments);
+            if (fits is null) return null;
+            if (fits == false) continue;
+            if (match is not null) return null;
+            match = constructor;
+        }
+        if (match is null || match.DeclaredAccessibility != Accessibility.Public) return null;
+
+        var values = new Dictionary<string, object?>(System.StringComparer.Ordinal);
+        var parameters = match.Parameters;
+        for (int i = 0; i < arguments.Count; i++)
+        {
+            var argument = arguments[i];
+            var parameter = argument.NameColon is { } nameColon ? Parameter(parameters, nameColon.Name.Identifier.ValueText)! : parameters[i];
+            object? value = argument.Expression switch
+            {
+                LiteralExpressionSyntax { RawKind: (int)SyntaxKind.NumericLiteralExpression, Token.Value: int number }
+                    when parameter.Type.SpecialType == SpecialType.System_Int32 => number,
+                LiteralExpressionSyntax { RawKind: (int)SyntaxKind.TrueLiteralExpression or (int)SyntaxKind.FalseLiteralExpression } literal
+                    when parameter.Type.SpecialType == SpecialType.System_Boolean => literal.IsKind(SyntaxKind.TrueLiteralExpression),
+                _ => null,
+            };
+            if (value is null) return null;
+            values[parameter.Name] = value;
+        }
+        foreach (var parameter in parameters)
+            if (!values.ContainsKey(parameter.Name)) values[parameter.Name] = parameter.ExplicitDefaultValue;
+        return values;
+
+        // False: the compiler cannot apply this constructor (too many arguments, an unknown name, a required
+        // parameter left out). Null: it might, in ways this does not model (params, ref, named before positional).
+        static bool? Fits(IMethodSymbol constructor, SeparatedSyntaxList<ArgumentSyntax> arguments)
+        {
+            var parameters = constructor.Parameters;
+            if (constructor.IsVararg || parameters.Length > 64) return null;
+            foreach (var parameter in parameters)
+                if (parameter.IsParams || parameter.RefKind != RefKind.None) return null;
+            if (arguments.Count > parameters.Length) return false;
+            ulong given = 0;
+            bool named = false;
+            for (int i = 0; i < arguments.Count; i++)
+            {
+                var argument = arguments[i];
+                if (!argument.RefKindKeyword.IsKind(SyntaxKind.None)) return null;
+                int index = i;
+                if (argument.NameColon is { } nameColon)
+                {
+                    named = true;
+                    index = -1;
+                    for (int p = 0; p < parameters.Length; p++)
+                        if (parameters[p].Name == nameColon.Name.Identifier.ValueText) index = p;
+                    if (index < 0) return false;
+                }
+                else if (named) return null;
+                if ((given & (1UL << index)) != 0) return null;
+                given |= 1UL << index;
+            }
+            for (int p = 0; p < parameters.Length; p++)
+            {
+                if ((given & (1UL << p)) != 0) continue;
+                var parameter = parameters[p];
+                if (!parameter.IsOptional) return false;
+                // Caller-info and [Optional] defaults are not the declared default.
+                if (!parameter.HasExplicitDefaultValue || !parameter.GetAttributes().IsEmpty) return null;
+            }
+            return true;
+        }
+
+        static IParameterSymbol? Parameter(System.Collections.Immutable.ImmutableArray<IParameterSymbol> parameters, string name)
+        {
+            foreach (var parameter in parameters)
+                if (parameter.Name == name) return parameter;
+            return null;
+        }
     }
 
     private static bool TryPositive(Dictionary<string, object?> values, string name, out int value, out string? problem)

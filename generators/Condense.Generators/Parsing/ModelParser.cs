@@ -437,9 +437,29 @@ internal static partial class ModelParser
         return null;
     }
 
-    internal static bool IsType(ITypeSymbol type, string metadataName) =>
-        type.TypeKind != TypeKind.Error &&
-        string.Equals(type.OriginalDefinition.ToDisplayString(), metadataName, System.StringComparison.Ordinal);
+    /// <summary>
+    /// Whether the type's definition displays as <paramref name="metadataName"/> (namespaces and containing types
+    /// joined by '.', no type arguments), compared name by name: this runs several times per member, and
+    /// ToDisplayString would build a string each time.
+    /// </summary>
+    internal static bool IsType(ITypeSymbol type, string metadataName)
+    {
+        if (type.TypeKind == TypeKind.Error || type is not INamedTypeSymbol named) return false;
+        int end = metadataName.Length;
+        ISymbol current = named.OriginalDefinition;
+        while (true)
+        {
+            if (current is INamedTypeSymbol { Arity: > 0 }) return false;
+            string name = current.Name;
+            int start = end - name.Length;
+            if (start < 0 || string.CompareOrdinal(metadataName, start, name, 0, name.Length) != 0) return false;
+            var parent = current.ContainingSymbol;
+            if (parent is null || parent is INamespaceSymbol { IsGlobalNamespace: true }) return start == 0;
+            if (start == 0 || metadataName[start - 1] != '.' || parent is not (INamespaceSymbol or INamedTypeSymbol)) return false;
+            end = start - 1;
+            current = parent;
+        }
+    }
 
     private static bool DerivesFrom(INamedTypeSymbol type, string metadataName)
     {

@@ -28,6 +28,10 @@ public class GeneratorBenchmarks
     [Benchmark]
     public int NoOpAnalyzer() => _workload.RunNoOpAnalyzer().Length;
 
+    /// <summary>The floor with the generated file in the compilation: Roslyn compiling Condense's output.</summary>
+    [Benchmark]
+    public int NoOpAnalyzerWithGenerated() => _workload.RunNoOpAnalyzerWithGenerated().Length;
+
     /// <summary>The primed driver on the compilation with another file edited: must re-emit nothing.</summary>
     [Benchmark]
     public int IncrementalAfterUnrelatedEdit() => _workload.RunAfterUnrelatedEdit().GeneratedTrees.Length;
