@@ -195,18 +195,24 @@ public sealed unsafe class WorkerPool : IDisposable
         if (_threads.Count >= wanted) return;
         lock (_gate)
         {
+            // The generation before the caller publishes its job: a worker that starts late must still take that job,
+            // so it may not read "the current generation" as already seen when it first runs.
+            long seen = Volatile.Read(ref _state) >> 32;
             while (_threads.Count < wanted)
             {
-                var thread = new Thread(WorkerLoop) { IsBackground = true, Name = $"Condense worker {_threads.Count + 1}" };
+                var thread = new Thread(() => WorkerLoop(seen)) { IsBackground = true, Name = $"Condense worker {_threads.Count + 1}" };
                 _threads.Add(thread);
                 thread.Start();
             }
         }
     }
 
-    private void WorkerLoop()
+    /// <summary>Test hook: runs on each new worker thread before it looks for work (lets tests start a worker late).</summary>
+    internal static Action? WorkerStarting { get; set; }
+
+    private void WorkerLoop(long seen)
     {
-        long seen = Volatile.Read(ref _state) >> 32;
+        WorkerStarting?.Invoke();
         while (!_disposed)
         {
             long generation = Volatile.Read(ref _state) >> 32;

@@ -112,6 +112,29 @@ public class WorkerPoolTests
     }
 
     [Fact]
+    public void A_new_pools_first_job_reaches_its_worker_even_when_the_worker_starts_late()
+    {
+        // Regression: a worker used to take the generation current when its thread first ran as "already seen", so a
+        // job published before that moment was skipped by it, and chunks waiting for each other never finished.
+        WorkerPool.WorkerStarting = () => Thread.Sleep(200);
+        try
+        {
+            using var pool = new WorkerPool(2);
+            using var barrier = new Barrier(2);
+            bool bothArrived = true;
+            pool.For(2, (start, end) =>
+            {
+                if (!barrier.SignalAndWait(TimeSpan.FromSeconds(5))) bothArrived = false;
+            });
+            Assert.True(bothArrived, "the late worker never took the second chunk");
+        }
+        finally
+        {
+            WorkerPool.WorkerStarting = null;
+        }
+    }
+
+    [Fact]
     public async Task Concurrent_callers_from_several_threads_all_complete_correctly()
     {
         using var pool = new WorkerPool(2);
