@@ -57,3 +57,18 @@ internal readonly unsafe struct F128 : IFloatVector<F128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static F128 Add(F128 x, F128 y) => new(x._v + y._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(F128 value) => Vector128.Sum(value._v);
 }
+
+/// <summary>One lane: the scalar path of the same generic kernels.</summary>
+internal readonly unsafe struct F1 : IFloatVector<F1>
+{
+    private readonly float _v;
+    private F1(float v) => _v = v;
+    public static int Count => 1;
+    public static F1 Zero => default;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static F1 Load(float* source) => new(*source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(F1 value, float* destination) => *destination = value._v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static F1 Broadcast(float value) => new(value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static F1 Fma(F1 x, F1 y, F1 addend) => new(MathF.FusedMultiplyAdd(x._v, y._v, addend._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static F1 Add(F1 x, F1 y) => new(x._v + y._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(F1 value) => value._v;
+}

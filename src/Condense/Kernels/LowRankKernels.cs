@@ -21,16 +21,16 @@ internal static unsafe class LowRankKernels
         nint xa = (nint)x, wa = (nint)w, ya = (nint)y;
         SparseParallel.For(rows, (long)k * batch, (start, end) =>
         {
-            if (Vector512.IsHardwareAccelerated) Rows<SparseV512>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
-            else if (Vector256.IsHardwareAccelerated) Rows<SparseV256>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
-            else if (Vector128.IsHardwareAccelerated) Rows<SparseV128>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
-            else Rows<SparseV1>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
+            if (Vector512.IsHardwareAccelerated) Rows<F512>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
+            else if (Vector256.IsHardwareAccelerated) Rows<F256>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
+            else if (Vector128.IsHardwareAccelerated) Rows<F128>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
+            else Rows<F1>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
         });
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TV>(float* x, int batch, int k, float* w, int start, int end, float* y, int ldy, bool accumulate)
-        where TV : struct, ISparseVec<TV>
+        where TV : struct, IFloatVector<TV>
     {
         if (batch == 1)
         {
@@ -59,7 +59,7 @@ internal static unsafe class LowRankKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tile4x2<TV>(float* x, int k, float* w, float* y, int ldy, bool accumulate) where TV : struct, ISparseVec<TV>
+    private static void Tile4x2<TV>(float* x, int k, float* w, float* y, int ldy, bool accumulate) where TV : struct, IFloatVector<TV>
     {
         int n = TV.Count;
         TV c00 = TV.Zero, c01 = TV.Zero, c10 = TV.Zero, c11 = TV.Zero, c20 = TV.Zero, c21 = TV.Zero, c30 = TV.Zero, c31 = TV.Zero;
@@ -95,7 +95,7 @@ internal static unsafe class LowRankKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Single<TV>(float* x, float* w, int k, float* y, bool accumulate) where TV : struct, ISparseVec<TV>
+    private static void Single<TV>(float* x, float* w, int k, float* y, bool accumulate) where TV : struct, IFloatVector<TV>
     {
         int n = TV.Count;
         TV c0 = TV.Zero, c1 = TV.Zero;

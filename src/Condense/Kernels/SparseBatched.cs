@@ -46,10 +46,10 @@ internal static unsafe class SparseBatched
     public static void RowProduct<TIndex>(float* values, TIndex* columns, int count, float* xT, int tile, float* acc)
         where TIndex : unmanaged
     {
-        if (Vector512.IsHardwareAccelerated) RowProduct<SparseV512, TIndex>(values, columns, count, xT, tile, acc);
-        else if (Vector256.IsHardwareAccelerated) RowProduct<SparseV256, TIndex>(values, columns, count, xT, tile, acc);
-        else if (Vector128.IsHardwareAccelerated) RowProduct<SparseV128, TIndex>(values, columns, count, xT, tile, acc);
-        else RowProduct<SparseV1, TIndex>(values, columns, count, xT, tile, acc);
+        if (Vector512.IsHardwareAccelerated) RowProduct<F512, TIndex>(values, columns, count, xT, tile, acc);
+        else if (Vector256.IsHardwareAccelerated) RowProduct<F256, TIndex>(values, columns, count, xT, tile, acc);
+        else if (Vector128.IsHardwareAccelerated) RowProduct<F128, TIndex>(values, columns, count, xT, tile, acc);
+        else RowProduct<F1, TIndex>(values, columns, count, xT, tile, acc);
     }
 
     /// <summary>Reads column <paramref name="j"/> of a u16, u32 or int32 index array.</summary>
@@ -63,7 +63,7 @@ internal static unsafe class SparseBatched
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowProduct<TV, TIndex>(float* values, TIndex* columns, int count, float* xT, int tile, float* acc)
-        where TV : struct, ISparseVec<TV>
+        where TV : struct, IFloatVector<TV>
         where TIndex : unmanaged
     {
         int w = TV.Count;
