@@ -38,7 +38,8 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.InvalidSubspace,
         DiagnosticDescriptors.IncompatibleLayerHandled,
         DiagnosticDescriptors.OverrideConflict,
-        DiagnosticDescriptors.NestedModelUnresolvable);
+        DiagnosticDescriptors.NestedModelUnresolvable,
+        DiagnosticDescriptors.AttributeOutsideModel);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -48,7 +49,13 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         {
             var compressible = start.Compilation.GetTypeByMetadataName(KnownTypeNames.CompressibleAttribute);
             if (compressible is null) return;
+            var layerAttributes = KnownTypeNames.LayerAttributes
+                .Select(a => start.Compilation.GetTypeByMetadataName(a.MetadataName))
+                .Where(a => a is not null)
+                .Select(a => a!)
+                .ToImmutableArray();
             start.RegisterSyntaxNodeAction(node => AnalyzeClass(node, compressible), SyntaxKind.ClassDeclaration);
+            start.RegisterSyntaxNodeAction(node => AnalyzeAttributesOutsideModels(node, compressible, layerAttributes), SyntaxKind.ClassDeclaration);
         });
     }
 
@@ -70,5 +77,55 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         foreach (var problem in resolution.Problems)
             if (!ModelParser.IsReportedByGenerator(problem.Descriptor))
                 context.ReportDiagnostic(problem.ToDiagnostic());
+    }
+
+    /// <summary>CND0024: a layer attribute on a member of a class that no [Compressible] declaration makes a model.</summary>
+    private static void AnalyzeAttributesOutsideModels(SyntaxNodeAnalysisContext context, INamedTypeSymbol compressible, ImmutableArray<INamedTypeSymbol> layerAttributes)
+    {
+        var declaration = (ClassDeclarationSyntax)context.Node;
+        // Cheap syntactic filter first: most classes have no attributed fields or properties.
+        bool anyAttributedMember = false;
+        foreach (var member in declaration.Members)
+            if (member is FieldDeclarationSyntax { AttributeLists.Count: > 0 } or PropertyDeclarationSyntax { AttributeLists.Count: > 0 })
+            {
+                anyAttributedMember = true;
+                break;
+            }
+        if (!anyAttributedMember) return;
+        if (context.SemanticModel.GetDeclaredSymbol(declaration, context.CancellationToken) is not { } type) return;
+        foreach (var attribute in type.GetAttributes())
+            if (SymbolEqualityComparer.Default.Equals(attribute.AttributeClass, compressible)) return;
+
+        foreach (var member in declaration.Members)
+        {
+            SyntaxList<AttributeListSyntax> lists;
+            string name;
+            switch (member)
+            {
+                case FieldDeclarationSyntax field when field.AttributeLists.Count > 0 && field.Declaration.Variables.Count > 0:
+                    lists = field.AttributeLists;
+                    name = field.Declaration.Variables[0].Identifier.ValueText;
+                    break;
+                case PropertyDeclarationSyntax property when property.AttributeLists.Count > 0:
+                    lists = property.AttributeLists;
+                    name = property.Identifier.ValueText;
+                    break;
+                default:
+                    continue;
+            }
+            foreach (var list in lists)
+                foreach (var syntax in list.Attributes)
+                {
+                    if (context.SemanticModel.GetSymbolInfo(syntax, context.CancellationToken).Symbol is not IMethodSymbol { ContainingType: { } attributeType }) continue;
+                    foreach (var known in layerAttributes)
+                        if (SymbolEqualityComparer.Default.Equals(attributeType, known))
+                        {
+                            string shortName = attributeType.Name.EndsWith("Attribute", System.StringComparison.Ordinal)
+                                ? attributeType.Name.Substring(0, attributeType.Name.Length - "Attribute".Length)
+                                : attributeType.Name;
+                            context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.AttributeOutsideModel, syntax.GetLocation(), name, shortName, type.Name));
+                        }
+                }
+        }
     }
 }

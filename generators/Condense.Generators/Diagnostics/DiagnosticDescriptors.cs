@@ -41,6 +41,7 @@ internal static class DiagnosticDescriptors
     public const string IncompatibleLayerHandledId = "CND0021";
     public const string OverrideConflictId = "CND0022";
     public const string NestedModelUnresolvableId = "CND0023";
+    public const string AttributeOutsideModelId = "CND0024";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -202,6 +203,13 @@ internal static class DiagnosticDescriptors
         "Nested model or array of blocks cannot be planned at build time",
         "Nested model '{0}' of '{1}' cannot be planned: {2}",
         "A nested [Compressible] model is flattened into the parent's plan at build time: an array of blocks needs a length known at compile time ('new Block[12]' with a constant, or explicit elements), and a model cannot contain itself.");
+
+    /// <summary>CND0024. Message: "'{0}' is marked [{1}], but '{2}' is not a [Compressible] model, so nothing would compress it: add [Compressible] to '{2}' (and make it partial), or remove the attribute".</summary>
+    public static readonly DiagnosticDescriptor AttributeOutsideModel = Create(
+        AttributeOutsideModelId, Usage, DiagnosticSeverity.Error,
+        "Compression attribute in a class that is not a [Compressible] model",
+        "'{0}' is marked [{1}], but '{2}' is not a [Compressible] model, so nothing would compress it: add [Compressible] to '{2}' (and make it partial), or remove the attribute",
+        "Only [Compressible] models are planned and compressed (a nested block must be [Compressible] itself). A layer attribute in any other class would silently do nothing, which is the failure Condense exists to prevent.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");
