@@ -124,11 +124,11 @@ public static class Gemm
     private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
     {
         if (Vector512.IsHardwareAccelerated)
-            RunRows<V512>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F512>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
         else if (Vector256.IsHardwareAccelerated)
-            RunRows<V256>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F256>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
         else if (Vector128.IsHardwareAccelerated)
-            RunRows<V128>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F128>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
         else
             ScalarColumns(a, rsA, csA, b, ldb, c, rowStart, rowEnd, 0, k, n, accumulate);
     }
@@ -136,7 +136,7 @@ public static class Gemm
     // Fully optimized on first call: tier-0 code of this loop nest is ~50x slower and would run for seconds.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
-        where TV : struct, IVec<TV>
+        where TV : struct, IFloatVector<TV>
     {
         int w = TV.Count;
         int j = 0;
@@ -158,7 +158,7 @@ public static class Gemm
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Tile4x2<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
-        where TV : struct, IVec<TV>
+        where TV : struct, IFloatVector<TV>
     {
         int w = TV.Count;
         TV c00, c01, c10, c11, c20, c21, c30, c31;
@@ -196,7 +196,7 @@ public static class Gemm
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Tile1x2<TV>(float* a, int csA, float* b, int ldb, float* c, int k, bool accumulate)
-        where TV : struct, IVec<TV>
+        where TV : struct, IFloatVector<TV>
     {
         int w = TV.Count;
         TV c0 = accumulate ? TV.Load(c) : TV.Zero, c1 = accumulate ? TV.Load(c + w) : TV.Zero;
@@ -213,7 +213,7 @@ public static class Gemm
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Tile1x1<TV>(float* a, int csA, float* b, int ldb, float* c, int k, bool accumulate)
-        where TV : struct, IVec<TV>
+        where TV : struct, IFloatVector<TV>
     {
         TV c0 = accumulate ? TV.Load(c) : TV.Zero;
         for (int p = 0; p < k; p++)
@@ -235,52 +235,5 @@ public static class Gemm
                 c[(nint)i * n + j] = sum;
             }
         }
-    }
-
-    // Vector width abstraction: generic struct parameters let the JIT specialize one kernel per width.
-    private unsafe interface IVec<TSelf> where TSelf : struct, IVec<TSelf>
-    {
-        static abstract int Count { get; }
-        static abstract TSelf Zero { get; }
-        static abstract TSelf Load(float* source);
-        static abstract void Store(TSelf value, float* destination);
-        static abstract TSelf Broadcast(float value);
-        static abstract TSelf Fma(TSelf x, TSelf y, TSelf addend);
-    }
-
-    private readonly unsafe struct V512 : IVec<V512>
-    {
-        private readonly Vector512<float> _v;
-        private V512(Vector512<float> v) => _v = v;
-        public static int Count => Vector512<float>.Count;
-        public static V512 Zero => default;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Load(float* source) => new(Vector512.Load(source));
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V512 value, float* destination) => value._v.Store(destination);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Broadcast(float value) => new(Vector512.Create(value));
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 x, V512 y, V512 addend) => new(Vector512.FusedMultiplyAdd(x._v, y._v, addend._v));
-    }
-
-    private readonly unsafe struct V256 : IVec<V256>
-    {
-        private readonly Vector256<float> _v;
-        private V256(Vector256<float> v) => _v = v;
-        public static int Count => Vector256<float>.Count;
-        public static V256 Zero => default;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Load(float* source) => new(Vector256.Load(source));
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V256 value, float* destination) => value._v.Store(destination);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Broadcast(float value) => new(Vector256.Create(value));
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 x, V256 y, V256 addend) => new(Vector256.FusedMultiplyAdd(x._v, y._v, addend._v));
-    }
-
-    private readonly unsafe struct V128 : IVec<V128>
-    {
-        private readonly Vector128<float> _v;
-        private V128(Vector128<float> v) => _v = v;
-        public static int Count => Vector128<float>.Count;
-        public static V128 Zero => default;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Load(float* source) => new(Vector128.Load(source));
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(V128 value, float* destination) => value._v.Store(destination);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Broadcast(float value) => new(Vector128.Create(value));
-        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 x, V128 y, V128 addend) => new(Vector128.FusedMultiplyAdd(x._v, y._v, addend._v));
     }
 }
