@@ -13,7 +13,7 @@ namespace Condense.Benchmarks;
 ///   --quick                     the quick subset, one table in under a minute
 ///   --quick --full              every shape, batch and format (minutes)
 ///   --quick generator           generator + analyzer on a 1,000-layer model: ms per full run, incremental check
-///   options: --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
+///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
 /// </summary>
 public static class QuickMode
@@ -28,6 +28,7 @@ public static class QuickMode
         long coldBytes = long.Parse(Option(args, "--cold-mib") ?? "512", CultureInfo.InvariantCulture) << 20;
         double budget = double.Parse(Option(args, "--budget-ms") ?? "80", CultureInfo.InvariantCulture) / 1e3;
 
+        if (Option(args, "--only") is { } only) CaseCatalog.Only = only.Split(',', StringSplitOptions.RemoveEmptyEntries);
         var clock = Stopwatch.StartNew();
         Console.WriteLine($"Condense kernel benchmark, {(full ? "full" : "quick")} mode: {(full ? CaseCatalog.FullDescription : CaseCatalog.QuickDescription)}");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);

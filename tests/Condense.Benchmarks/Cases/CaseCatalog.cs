@@ -19,16 +19,28 @@ internal sealed record Run(WeightFormat Format, int Batch, bool Cold = true, boo
 internal static partial class CaseCatalog
 {
     public const string QuickDescription =
-        "S2 at batch 1 (cold + hot) and 16 (cold); S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold: fp32, int4-g64); " +
+        "S2 at batch 1 (cold + hot) and 16 (cold), int4-g64 at batch 2, 4, 8; S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold: fp32, int4-g64); " +
         "per-call overhead on 64x256 (hot)";
 
     public const string FullDescription = "S1, S2, S3 x batch 1, 16, 128, cold and hot, every format; int4-g64 on S1 at batch 2, 4, 8";
+
+    /// <summary>
+    /// Which cases to run (--only): a case runs when its name contains one of the words; fp32 always runs, since
+    /// every ratio is against it. Null runs everything.
+    /// </summary>
+    public static string[]? Only { get; set; }
+
+    /// <summary>True when a case (or format) named <paramref name="name"/> passes the --only filter.</summary>
+    public static bool Selected(string name) =>
+        Only is null || name == BenchCase.Fp32Name || Only.Any(w => name.Contains(w, StringComparison.Ordinal));
 
     public static List<CaseGroup> Quick()
     {
         var s2 = new List<WeightFormat> { QuantizedFormats.Int8G32, QuantizedFormats.Int4G64, QuantizedFormats.Int4G128, QuantizedFormats.Int3G128, QuantizedFormats.Int2G64 };
         var s2Runs = new List<Run> { new(Fp32Storage.Format, 1, Hot: true), new(Fp32Storage.Format, 16) };
         s2Runs.AddRange(s2.SelectMany(f => new Run[] { new(f, 1, Hot: true), new(f, 16) }));
+        // The small-batch GEMM targets are relative to the same format's batch-1 row.
+        s2Runs.AddRange(new[] { 2, 4, 8 }.Select(b => new Run(QuantizedFormats.Int4G64, b)));
         var lowRank = new List<WeightFormat>();
         AddLowRankFormats(Shape.S2, lowRank, full: false);
         s2Runs.AddRange(lowRank.Select(f => new Run(f, 1)));
@@ -86,8 +98,9 @@ internal static partial class CaseCatalog
     static partial void AddTransformGroups(List<CaseGroup> groups, bool full);
 
     /// <summary>All runs on one shape, sharing one dense matrix and one cold set per format.</summary>
-    private static CaseGroup Weights(Shape shape, IReadOnlyList<Run> runs) => new(shape.Label, coldBytes =>
+    private static CaseGroup Weights(Shape shape, IReadOnlyList<Run> allRuns) => new(shape.Label, coldBytes =>
     {
+        var runs = allRuns.Where(r => Selected(r.Format.Name)).ToList();
         var dense = RandomData.Weights(shape);
         var sets = new Dictionary<string, WeightSet>();
         var cases = new List<BenchCase>();

@@ -54,7 +54,8 @@ internal sealed class Runner(BandwidthProbe probe, int rounds, long coldBytes, d
 
     public void RunGroup(CaseGroup group, Action<string> progress)
     {
-        var cases = group.Build(coldBytes);
+        var cases = group.Build(coldBytes).Where(c => CaseCatalog.Selected(c.Name)).ToList();
+        if (CaseCatalog.Only is not null && cases.All(c => c.IsBaseline)) return;
         var rows = cases.Select(c => new RowResult
         {
             Group = group.Title, Name = c.Name, Shape = c.ShapeLabel, Batch = c.Batch, Cold = c.Cold,
