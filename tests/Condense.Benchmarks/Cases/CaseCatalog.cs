@@ -20,7 +20,7 @@ internal static partial class CaseCatalog
 {
     public const string QuickDescription =
         "S2 at batch 1 (cold + hot) and 16 (cold), int4-g64 at batch 2, 4, 8; S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold: fp32, int4-g64); " +
-        "per-call overhead on 64x256 (hot)";
+        "per-call overhead on 64x256 (hot); FWHT and Fastfood at 2^20; RTN int4 quantization of S2";
 
     public const string FullDescription = "S1, S2, S3 x batch 1, 16, 128, cold and hot, every format; int4-g64 on S1 at batch 2, 4, 8";
 
@@ -61,6 +61,7 @@ internal static partial class CaseCatalog
             Weights(Shape.Tiny, [new(Fp32Storage.Format, 1, Cold: false, Hot: true), new(QuantizedFormats.Int4G64, 1, Cold: false, Hot: true)]),
         };
         AddTransformGroups(groups, full: false);
+        groups.Add(QuantizeGroup());
         return groups;
     }
 
@@ -88,6 +89,7 @@ internal static partial class CaseCatalog
         }
         groups.Add(Weights(Shape.Tiny, [new(Fp32Storage.Format, 1, Cold: false, Hot: true), new(QuantizedFormats.Int4G64, 1, Cold: false, Hot: true)]));
         AddTransformGroups(groups, full: true);
+        groups.Add(QuantizeGroup());
         return groups;
     }
 
