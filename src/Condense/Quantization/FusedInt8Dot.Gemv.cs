@@ -37,14 +37,9 @@ internal static unsafe partial class FusedInt8Dot
         bool perRow = gpr == 1;
         int log2G = perRow ? 31 : System.Numerics.BitOperations.Log2((uint)a.GroupSize);
         bool permute = !perRow && a.GroupSize < unitCodes;
-        var index = Vector512<int>.Zero;
-        if (permute)
-        {
-            int lane = unitCodes / 16;
-            int* ix = stackalloc int[16];
-            for (int k = 0; k < 16; k++) ix[k] = (k * lane) >> log2G;
-            index = Vector512.Load(ix);
-        }
+        int* indices = stackalloc int[8 * 16 + 16];
+        indices = (int*)(((nint)indices + 63) & ~(nint)63);
+        if (permute) PermuteIndices(log2U - log2G, indices);
         // Units per integer accumulation: a group, or 4096 units of a per-row group (far below int32 overflow).
         int span = permute ? 1 : perRow ? 4096 : a.GroupSize >> log2U;
         int symmetricZero = 1 << (a.Bits - 1);
@@ -57,7 +52,7 @@ internal static unsafe partial class FusedInt8Dot
                 symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
             if (tailBytes > 0) Buffer.MemoryCopy(row + fullUnits * unitBytes, tail, 256, tailBytes);
             float dot = permute
-                ? DotPermuted<TDecode>(row, tail, fullUnits, units, a.Q, sf, index, log2U, log2G)
+                ? DotPermuted<TDecode>(row, tail, fullUnits, units, a.Q, sf, indices, log2U, log2G)
                 : DotSpans<TDecode>(row, tail, fullUnits, units, a.Q, sf, span, perRow, log2U);
             a.Y[r] = rowScale * (dot - correction);
         }
@@ -67,36 +62,63 @@ internal static unsafe partial class FusedInt8Dot
     private static byte* UnitAt(byte* row, byte* tail, int fullUnits, int u, int unitBytes) =>
         u < fullUnits ? row + (nint)u * unitBytes : tail + (nint)(u - fullUnits) * unitBytes;
 
-    /// <summary>Groups smaller than a unit: each unit's 16 lanes take their groups' scales through one permute.</summary>
+    /// <summary>
+    /// Groups smaller than a unit: each unit's 16 lanes take their groups' scales through one permute of the aligned
+    /// 16-scale block holding them (no load split across cache lines), with the index for the unit's place in it.
+    /// </summary>
     // Not inlined: no call inside, so the JIT keeps every vector in a register (SysV has no callee-saved vectors).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float DotPermuted<TDecode>(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf,
-        Vector512<int> index, int log2U, int log2G) where TDecode : struct, IDecode
+        int* indices, int log2U, int log2G) where TDecode : struct, IDecode
     {
         var ones = Vector512.Create((short)1);
         var a0 = Vector512<float>.Zero;
         var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
         int ub = TDecode.UnitBytes, shift = log2U - log2G;
+        // Index table: PermuteCycle(shift) rows of 16, row j for units u with u mod cycle == j.
+        int cycleMask = PermuteCycle(shift) - 1;
         int u = 0;
-        for (; u + 2 <= fullUnits; u += 2)
+        for (; u + 4 <= fullUnits; u += 4)
         {
+            int* ix = indices + ((u & cycleMask) << 4);
+            float* block = sf + (((nint)u << shift) & ~(nint)15);
             TDecode.Decode(row + (nint)u * ub, out var w0, out var w1, out var w2, out var w3);
             var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
-            var s0 = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((nint)u << shift)), index);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), s0, a0);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix)), a0);
+            block = sf + (((nint)(u + 1) << shift) & ~(nint)15);
             TDecode.Decode(row + (nint)(u + 1) * ub, out w0, out w1, out w2, out w3);
             var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
-            var s1 = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((nint)(u + 1) << shift)), index);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), s1, a1);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 16)), a1);
+            block = sf + (((nint)(u + 2) << shift) & ~(nint)15);
+            TDecode.Decode(row + (nint)(u + 2) * ub, out w0, out w1, out w2, out w3);
+            var l2 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 2) << log2U), ones);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 32)), a2);
+            block = sf + (((nint)(u + 3) << shift) & ~(nint)15);
+            TDecode.Decode(row + (nint)(u + 3) * ub, out w0, out w1, out w2, out w3);
+            var l3 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 3) << log2U), ones);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 48)), a3);
         }
         for (; u < units; u++)
         {
+            float* block = sf + (((nint)u << shift) & ~(nint)15);
             TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), out var w0, out var w1, out var w2, out var w3);
             var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
-            var s0 = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((nint)u << shift)), index);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), s0, a0);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(indices + ((u & cycleMask) << 4))), a0);
         }
-        return Vector512.Sum(a0 + a1);
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
+    /// <summary>Units per aligned block of 16 scales (2^shift groups per unit), at least 4 so a 4-unit step has 4 index rows.</summary>
+    private static int PermuteCycle(int shift) => Math.Max(4, 16 >> shift);
+
+    /// <summary>Row j: lane k of unit u (u mod cycle = j) takes scale (j 2^shift) mod 16 + k 2^shift / 16 of its block.</summary>
+    private static void PermuteIndices(int shift, int* indices)
+    {
+        int cycle = PermuteCycle(shift), groupsPerUnit = 1 << shift;
+        for (int j = 0; j < cycle; j++)
+            for (int k = 0; k < 16; k++) indices[16 * j + k] = ((j * groupsPerUnit) & 15) + ((k * groupsPerUnit) >> 4);
     }
 
     /// <summary>Groups of one or more whole units: integer lanes accumulate over the group, scaled once by a broadcast.</summary>
