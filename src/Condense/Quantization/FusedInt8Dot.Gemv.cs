@@ -43,6 +43,7 @@ internal static unsafe partial class FusedInt8Dot
         // Units per integer accumulation: a group, or 4096 units of a per-row group (far below int32 overflow).
         int span = permute ? 1 : perRow ? 4096 : a.GroupSize >> log2U;
         int symmetricZero = 1 << (a.Bits - 1);
+        bool vnni = UsesVnni(a.Bits, a.Batch, a.GroupSize, gpr);
         float rowScale = a.RowScale[0];
 
         for (int r = start; r < end; r++)
@@ -51,11 +52,74 @@ internal static unsafe partial class FusedInt8Dot
             float correction = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
                 symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
             if (tailBytes > 0) Buffer.MemoryCopy(row + fullUnits * unitBytes, tail, 256, tailBytes);
-            float dot = permute
+            float dot = vnni
+                ? DotVnni8(row, tail, fullUnits, units, a.Q, sf, perRow ? 8192 : a.GroupSize >> 5, perRow)
+                : permute
                 ? DotPermuted<TDecode>(row, tail, fullUnits, units, a.Q, sf, indices, log2U, log2G)
                 : DotSpans<TDecode>(row, tail, fullUnits, units, a.Q, sf, span, perRow, log2U);
             a.Y[r] = rowScale * (dot - correction);
         }
+    }
+
+    /// <summary>
+    /// True when 8-bit codes take 256-bit vpdpbusd: unsigned codes times signed inputs summed in int32 without
+    /// saturation, so no |u - 128| sign trick and no widening step (groups of 32 codes or more, batch 1).
+    /// </summary>
+    public static bool UsesVnni(int bits, int batch, int groupSize, int groupsPerRow) =>
+        bits == 8 && batch == 1 && AvxVnni.IsSupported && (groupsPerRow == 1 || groupSize >= 32);
+
+    /// <summary>What the kernel subtracts from 8-bit codes (128 for the |u - 128| sign trick, else 0).</summary>
+    public static int CodeOffset(int bits, int batch, int groupSize, int groupsPerRow) =>
+        bits == 8 && !UsesVnni(bits, batch, groupSize, groupsPerRow) ? 128 : 0;
+
+    /// <summary>8 bits with vpdpbusd: each 32-code step's 8 int32 lanes accumulate over the group, scaled once.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float DotVnni8(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf, int stepsPerGroup, bool perRow)
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        int steps = 2 * units, fullSteps = 2 * fullUnits;
+        int s = 0, g = 0;
+        if (stepsPerGroup == 1)
+        {
+            // One step per group: 4 groups (2 units) per iteration on 4 accumulators.
+            for (; s + 4 <= fullSteps; s += 4)
+            {
+                byte* w = row + (nint)s * 32;
+                sbyte* xs = x + (nint)s * 32;
+                var i0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w), Vector256.Load(xs));
+                var i1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 32), Vector256.Load(xs + 32));
+                var i2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 64), Vector256.Load(xs + 64));
+                var i3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 96), Vector256.Load(xs + 96));
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(sf[s]), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(sf[s + 1]), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(sf[s + 2]), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(sf[s + 3]), a3);
+            }
+            g = s;
+        }
+        for (; s < steps; s += stepsPerGroup, g++)
+        {
+            int s1 = Math.Min(steps, s + stepsPerGroup);
+            var i0 = Vector256<int>.Zero;
+            var i1 = Vector256<int>.Zero;
+            int k = s;
+            for (; k + 2 <= s1 && k + 2 <= fullSteps; k += 2)
+            {
+                i0 = AvxVnni.MultiplyWideningAndAdd(i0, Vector256.Load(row + (nint)k * 32), Vector256.Load(x + (nint)k * 32));
+                i1 = AvxVnni.MultiplyWideningAndAdd(i1, Vector256.Load(row + (nint)k * 32 + 32), Vector256.Load(x + (nint)k * 32 + 32));
+            }
+            for (; k < s1; k++)
+            {
+                byte* w = k < fullSteps ? row + (nint)k * 32 : tail + (nint)(k - fullSteps) * 32;
+                i0 = AvxVnni.MultiplyWideningAndAdd(i0, Vector256.Load(w), Vector256.Load(x + (nint)k * 32));
+            }
+            var product = Vector256.ConvertToSingle(i0 + i1) * Vector256.Create(sf[perRow ? 0 : g]);
+            if ((g & 1) == 0) a0 += product; else a1 += product;
+        }
+        return Vector256.Sum((a0 + a1) + (a2 + a3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
