@@ -17,7 +17,7 @@ namespace Condense.Quantization;
 /// 16 int32 lanes, lane k covering codes [k*L, (k+1)*L) of the unit with L = unit / 16 &lt;= 16 &lt;= G, so each
 /// lane lies in one group and is scaled by its group's scale (a broadcast, or a permute when G &lt; unit).</para>
 /// </remarks>
-internal static unsafe class FusedInt8Dot
+internal static unsafe partial class FusedInt8Dot
 {
     /// <summary>True when this machine runs the fused kernel for <paramref name="bits"/> at 512 bits.</summary>
     public static bool IsSupported(int bits) => Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && (bits != 3 || Avx512Vbmi.IsSupported);
@@ -89,7 +89,7 @@ internal static unsafe class FusedInt8Dot
 
     private static void RowsFor<TDecode>(in Args a, int start, int end) where TDecode : struct, IDecode
     {
-        if (a.Batch == 1) Rows<TDecode, Batch1>(a, start, end);
+        if (a.Batch == 1) Gemv<TDecode>(a, start, end);
         else if (a.Batch == 2) Rows<TDecode, Batch2>(a, start, end);
         else if (a.Batch <= 4) Rows<TDecode, Batch4>(a, start, end);
         else Rows<TDecode, Batch8>(a, start, end);
@@ -342,7 +342,6 @@ internal static unsafe class FusedInt8Dot
         static abstract int Count { get; }
     }
 
-    private struct Batch1 : IBatch { public static int Count => 1; }
     private struct Batch2 : IBatch { public static int Count => 2; }
     private struct Batch4 : IBatch { public static int Count => 4; }
     private struct Batch8 : IBatch { public static int Count => 8; }
@@ -425,29 +424,14 @@ internal static unsafe class FusedInt8Dot
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
-            var gathered = Avx512Vbmi.PermuteVar64x8(Vector256.Load(p).ToVector512Unsafe(), s_gather3);
-            w0 = Avx512Vbmi.MultiShift(s_shift3, gathered.AsUInt64()) & Vector512.Create((byte)7);
+            // Literal constants (not static fields), so a method compiled before the class is initialised embeds them.
+            // Qword q gathers bytes 3q .. 3q + 2, which hold codes 8q .. 8q + 7.
+            var gather = Vector512.Create(0x020100UL, 0x050403UL, 0x080706UL, 0x0B0A09UL, 0x0E0D0CUL, 0x11100FUL, 0x141312UL, 0x171615UL);
+            // Byte k of every qword takes the 8 bits starting at bit 3k: code k in its low 3 bits.
+            var shift = Vector512.Create(0x15120F0C09060300UL);
+            var gathered = Avx512Vbmi.PermuteVar64x8(Vector256.Load(p).ToVector512Unsafe(), gather.AsByte());
+            w0 = Avx512Vbmi.MultiShift(shift.AsByte(), gathered.AsUInt64()) & Vector512.Create((byte)7);
             w1 = w2 = w3 = default;
         }
-    }
-
-    private static readonly Vector512<byte> s_gather3 = Gather3(), s_shift3 = Shift3();
-
-    // Qword q gathers bytes 3q .. 3q + 2, which hold codes 8q .. 8q + 7.
-    private static Vector512<byte> Gather3()
-    {
-        var p = new byte[64];
-        for (int q = 0; q < 8; q++)
-            for (int k = 0; k < 3; k++) p[8 * q + k] = (byte)(3 * q + k);
-        return Vector512.Create(p);
-    }
-
-    // Byte k of every qword takes the 8 bits starting at bit 3k: code k in its low 3 bits.
-    private static Vector512<byte> Shift3()
-    {
-        var c = new byte[64];
-        for (int q = 0; q < 8; q++)
-            for (int k = 0; k < 8; k++) c[8 * q + k] = (byte)(3 * k);
-        return Vector512.Create(c);
     }
 }

@@ -78,7 +78,7 @@ internal static unsafe class Int8MatMul
                         Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
                         GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch,
                         Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride,
-                        CodeOffset = w.Bits == 8 ? 128 : 0, Y = y,
+                        CodeOffset = FusedInt8Dot.CodeOffset(w.Bits, batch, w.GroupSize, w.GroupsPerRow), Y = y,
                     };
                     var fusedBody = new FusedBody { Args = args };
                     WorkerPool.Shared.For(w.Out, ref fusedBody, degree);

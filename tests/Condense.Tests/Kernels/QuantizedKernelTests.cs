@@ -135,6 +135,28 @@ public unsafe class QuantizedKernelTests
         // Several row blocks of 16 and chunks of the row (2048 codes at a tile of 8), per-row groups across chunks.
         data.Add(4, 64, true, 40, 2304, 9);
         data.Add(8, 0, true, 2, 2112, 8);
+        // Batch 1 (FusedInt8Dot.Gemv): 4-unit steps plus remainders, units read from the row's zero-padded end,
+        // permuted scale blocks of every cycle (16 / groups per unit units), odd group counts, per-row groups, and
+        // 8 bits through vpdpbusd (groups >= 32) or the sign trick (16).
+        data.Add(4, 32, true, 3, 4096, 1);
+        data.Add(4, 32, false, 5, 1056, 1);
+        data.Add(4, 64, false, 4, 2112, 1);
+        data.Add(4, 16, true, 3, 1040, 1);
+        data.Add(4, 128, false, 3, 1152, 1);
+        data.Add(4, 256, true, 2, 1280, 1);
+        data.Add(4, 0, false, 2, 1001, 1);
+        data.Add(8, 32, true, 4, 4128, 1);
+        data.Add(8, 32, false, 3, 96, 1);
+        data.Add(8, 64, false, 3, 4160, 1);
+        data.Add(8, 16, true, 2, 1040, 1);
+        data.Add(8, 0, true, 2, 1000, 1);
+        data.Add(3, 128, false, 3, 1152, 1);
+        data.Add(3, 32, true, 2, 1056, 1);
+        data.Add(3, 16, false, 2, 208, 1);
+        data.Add(2, 64, false, 3, 1088, 1);
+        data.Add(2, 32, true, 2, 1056, 1);
+        data.Add(2, 16, false, 2, 272, 1);
+        data.Add(2, 256, false, 2, 1280, 1);
         return data;
     }
 

@@ -1,0 +1,271 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Condense.Quantization;
+
+/// <summary>
+/// Batch 1 of <see cref="FusedInt8Dot"/>: one weight row at a time in a small register-only loop (no batch tile to
+/// keep alive), two float accumulators so the FMA latency does not bound a unit's throughput, and the zero-point
+/// correction of the row reduced while its scales are converted.
+/// </summary>
+internal static unsafe partial class FusedInt8Dot
+{
+    [ThreadStatic] private static float[]? t_gemvScratch;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Gemv<TDecode>(in Args a, int start, int end) where TDecode : struct, IDecode
+    {
+        int gpr = a.GroupsPerRow, stride = a.GroupStride;
+        // Row scales (GroupStride + 16: a permute reads up to 15 floats past the last group) then a zero-padded copy
+        // of the row's end (64 floats = 256 bytes).
+        int need = stride + 16 + 64 + 16;
+        var scratch = t_gemvScratch;
+        if (scratch is null || scratch.Length < need)
+            t_gemvScratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
+        float* sf = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        byte* tail = (byte*)(sf + stride + 16);
+        new Span<float>(sf, stride + 16 + 64).Clear();
+
+        int unitCodes = 64 * TDecode.Parts, log2U = System.Numerics.BitOperations.Log2((uint)unitCodes);
+        int units = a.Padded >> log2U;
+        int unitBytes = TDecode.UnitBytes, loadBytes = TDecode.LoadBytes, rowBytes = a.RowBytes;
+        // Units whose load stays inside the row read it in place; the rest read the zero-padded copy of the row's end.
+        int fullUnits = rowBytes < loadBytes ? 0 : Math.Min(units, (rowBytes - loadBytes) / unitBytes + 1);
+        int tailBytes = rowBytes - fullUnits * unitBytes;
+
+        bool perRow = gpr == 1;
+        int log2G = perRow ? 31 : System.Numerics.BitOperations.Log2((uint)a.GroupSize);
+        bool permute = !perRow && a.GroupSize < unitCodes;
+        int* indices = stackalloc int[8 * 16 + 16];
+        indices = (int*)(((nint)indices + 63) & ~(nint)63);
+        if (permute) PermuteIndices(log2U - log2G, indices);
+        // Units per integer accumulation: a group, or 4096 units of a per-row group (far below int32 overflow).
+        int span = permute ? 1 : perRow ? 4096 : a.GroupSize >> log2U;
+        int symmetricZero = 1 << (a.Bits - 1);
+        bool vnni = UsesVnni(a.Bits, a.Batch, a.GroupSize, gpr);
+        float rowScale = a.RowScale[0];
+
+        for (int r = start; r < end; r++)
+        {
+            byte* row = a.Packed + (nint)r * rowBytes;
+            float correction = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
+                symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
+            if (tailBytes > 0) Buffer.MemoryCopy(row + fullUnits * unitBytes, tail, 256, tailBytes);
+            float dot = vnni
+                ? DotVnni8(row, tail, fullUnits, units, a.Q, sf, perRow ? 8192 : a.GroupSize >> 5, perRow)
+                : permute
+                ? DotPermuted<TDecode>(row, tail, fullUnits, units, a.Q, sf, indices, log2U, log2G)
+                : DotSpans<TDecode>(row, tail, fullUnits, units, a.Q, sf, span, perRow, log2U);
+            a.Y[r] = rowScale * (dot - correction);
+        }
+    }
+
+    /// <summary>
+    /// True when 8-bit codes take 256-bit vpdpbusd: unsigned codes times signed inputs summed in int32 without
+    /// saturation, so no |u - 128| sign trick and no widening step (groups of 32 codes or more, batch 1).
+    /// </summary>
+    public static bool UsesVnni(int bits, int batch, int groupSize, int groupsPerRow) =>
+        bits == 8 && batch == 1 && AvxVnni.IsSupported && (groupsPerRow == 1 || groupSize >= 32);
+
+    /// <summary>What the kernel subtracts from 8-bit codes (128 for the |u - 128| sign trick, else 0).</summary>
+    public static int CodeOffset(int bits, int batch, int groupSize, int groupsPerRow) =>
+        bits == 8 && !UsesVnni(bits, batch, groupSize, groupsPerRow) ? 128 : 0;
+
+    /// <summary>8 bits with vpdpbusd: each 32-code step's 8 int32 lanes accumulate over the group, scaled once.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float DotVnni8(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf, int stepsPerGroup, bool perRow)
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        var a2 = Vector256<float>.Zero;
+        var a3 = Vector256<float>.Zero;
+        int steps = 2 * units, fullSteps = 2 * fullUnits;
+        int s = 0, g = 0;
+        if (stepsPerGroup == 1)
+        {
+            // One step per group: 4 groups (2 units) per iteration on 4 accumulators.
+            for (; s + 4 <= fullSteps; s += 4)
+            {
+                byte* w = row + (nint)s * 32;
+                sbyte* xs = x + (nint)s * 32;
+                var i0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w), Vector256.Load(xs));
+                var i1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 32), Vector256.Load(xs + 32));
+                var i2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 64), Vector256.Load(xs + 64));
+                var i3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 96), Vector256.Load(xs + 96));
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(sf[s]), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(sf[s + 1]), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(sf[s + 2]), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(sf[s + 3]), a3);
+            }
+            g = s;
+        }
+        for (; s < steps; s += stepsPerGroup, g++)
+        {
+            int s1 = Math.Min(steps, s + stepsPerGroup);
+            var i0 = Vector256<int>.Zero;
+            var i1 = Vector256<int>.Zero;
+            int k = s;
+            for (; k + 2 <= s1 && k + 2 <= fullSteps; k += 2)
+            {
+                i0 = AvxVnni.MultiplyWideningAndAdd(i0, Vector256.Load(row + (nint)k * 32), Vector256.Load(x + (nint)k * 32));
+                i1 = AvxVnni.MultiplyWideningAndAdd(i1, Vector256.Load(row + (nint)k * 32 + 32), Vector256.Load(x + (nint)k * 32 + 32));
+            }
+            for (; k < s1; k++)
+            {
+                byte* w = k < fullSteps ? row + (nint)k * 32 : tail + (nint)(k - fullSteps) * 32;
+                i0 = AvxVnni.MultiplyWideningAndAdd(i0, Vector256.Load(w), Vector256.Load(x + (nint)k * 32));
+            }
+            var product = Vector256.ConvertToSingle(i0 + i1) * Vector256.Create(sf[perRow ? 0 : g]);
+            if ((g & 1) == 0) a0 += product; else a1 += product;
+        }
+        return Vector256.Sum((a0 + a1) + (a2 + a3));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* UnitAt(byte* row, byte* tail, int fullUnits, int u, int unitBytes) =>
+        u < fullUnits ? row + (nint)u * unitBytes : tail + (nint)(u - fullUnits) * unitBytes;
+
+    /// <summary>
+    /// Groups smaller than a unit: each unit's 16 lanes take their groups' scales through one permute of the aligned
+    /// 16-scale block holding them (no load split across cache lines), with the index for the unit's place in it.
+    /// </summary>
+    // Not inlined: no call inside, so the JIT keeps every vector in a register (SysV has no callee-saved vectors).
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float DotPermuted<TDecode>(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf,
+        int* indices, int log2U, int log2G) where TDecode : struct, IDecode
+    {
+        var ones = Vector512.Create((short)1);
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        int ub = TDecode.UnitBytes, shift = log2U - log2G;
+        // Index table: PermuteCycle(shift) rows of 16, row j for units u with u mod cycle == j.
+        int cycleMask = PermuteCycle(shift) - 1;
+        int u = 0;
+        for (; u + 4 <= fullUnits; u += 4)
+        {
+            int* ix = indices + ((u & cycleMask) << 4);
+            float* block = sf + (((nint)u << shift) & ~(nint)15);
+            TDecode.Decode(row + (nint)u * ub, out var w0, out var w1, out var w2, out var w3);
+            var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix)), a0);
+            block = sf + (((nint)(u + 1) << shift) & ~(nint)15);
+            TDecode.Decode(row + (nint)(u + 1) * ub, out w0, out w1, out w2, out w3);
+            var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 16)), a1);
+            block = sf + (((nint)(u + 2) << shift) & ~(nint)15);
+            TDecode.Decode(row + (nint)(u + 2) * ub, out w0, out w1, out w2, out w3);
+            var l2 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 2) << log2U), ones);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 32)), a2);
+            block = sf + (((nint)(u + 3) << shift) & ~(nint)15);
+            TDecode.Decode(row + (nint)(u + 3) * ub, out w0, out w1, out w2, out w3);
+            var l3 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 3) << log2U), ones);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 48)), a3);
+        }
+        for (; u < units; u++)
+        {
+            float* block = sf + (((nint)u << shift) & ~(nint)15);
+            TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), out var w0, out var w1, out var w2, out var w3);
+            var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(indices + ((u & cycleMask) << 4))), a0);
+        }
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
+    /// <summary>Units per aligned block of 16 scales (2^shift groups per unit), at least 4 so a 4-unit step has 4 index rows.</summary>
+    private static int PermuteCycle(int shift) => Math.Max(4, 16 >> shift);
+
+    /// <summary>Row j: lane k of unit u (u mod cycle = j) takes scale (j 2^shift) mod 16 + k 2^shift / 16 of its block.</summary>
+    private static void PermuteIndices(int shift, int* indices)
+    {
+        int cycle = PermuteCycle(shift), groupsPerUnit = 1 << shift;
+        for (int j = 0; j < cycle; j++)
+            for (int k = 0; k < 16; k++) indices[16 * j + k] = ((j * groupsPerUnit) & 15) + ((k * groupsPerUnit) >> 4);
+    }
+
+    /// <summary>Groups of one or more whole units: integer lanes accumulate over the group, scaled once by a broadcast.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float DotSpans<TDecode>(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf,
+        int span, bool perRow, int log2U) where TDecode : struct, IDecode
+    {
+        var ones = Vector512.Create((short)1);
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        int ub = TDecode.UnitBytes;
+        int g = 0, u0 = 0;
+        if (span == 1)
+        {
+            // One unit per group: two groups per step on two accumulators.
+            for (; u0 + 2 <= fullUnits; u0 += 2)
+            {
+                TDecode.Decode(row + (nint)u0 * ub, out var w0, out var w1, out var w2, out var w3);
+                var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u0 << log2U), ones);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sf[u0]), a0);
+                TDecode.Decode(row + (nint)(u0 + 1) * ub, out w0, out w1, out w2, out w3);
+                var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 1) << log2U), ones);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sf[u0 + 1]), a1);
+            }
+            g = u0;
+        }
+        for (; u0 < units; u0 += span, g++)
+        {
+            int u1 = Math.Min(units, u0 + span);
+            var i0 = Vector512<int>.Zero;
+            var i1 = Vector512<int>.Zero;
+            int u = u0;
+            for (; u + 2 <= u1 && u + 2 <= fullUnits; u += 2)
+            {
+                TDecode.Decode(row + (nint)u * ub, out var w0, out var w1, out var w2, out var w3);
+                i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+                TDecode.Decode(row + (nint)(u + 1) * ub, out w0, out w1, out w2, out w3);
+                i1 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
+            }
+            for (; u < u1; u++)
+            {
+                TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), out var w0, out var w1, out var w2, out var w3);
+                i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+            }
+            var product = Vector512.ConvertToSingle(i0 + i1) * Vector512.Create(sf[perRow ? 0 : g]);
+            if ((g & 1) == 0) a0 += product; else a1 += product;
+        }
+        return Vector512.Sum(a0 + a1);
+    }
+
+    /// <summary>
+    /// Converts one row's scales to float32 into <paramref name="sf"/> and returns its zero-point correction
+    /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
+    {
+        int g = 0;
+        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves.
+        var magic = Vector512.Create(5.192297e33f);
+        var mask = Vector512.Create(0x7FFFu);
+        var off = Vector512.Create(offset);
+        var acc = Vector512<float>.Zero;
+        for (; g + 16 <= count; g += 16)
+        {
+            var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());
+            var s = ((h & mask) << 13).AsSingle() * magic;
+            s.Store(sf + g);
+            var q = Vector512.Load(groupSums + g);
+            if (zeros == null) acc = Vector512.FusedMultiplyAdd(s, q, acc);
+            else
+            {
+                var zb = Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(zeros + g).ToVector256Unsafe().ToVector512Unsafe()));
+                acc = Vector512.FusedMultiplyAdd(s * Vector512.ConvertToSingle(zb.AsInt32() - off), q, acc);
+            }
+        }
+        float sum = Vector512.Sum(acc);
+        for (; g < count; g++)
+        {
+            float s = (float)scales[g];
+            sf[g] = s;
+            sum += zeros == null ? s * groupSums[g] : s * (zeros[g] - offset) * groupSums[g];
+        }
+        return zeros == null ? symmetricTerm * sum : sum;
+    }
+}
