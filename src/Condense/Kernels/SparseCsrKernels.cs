@@ -1,44 +1,42 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Condense.Kernels;
 
 /// <summary>CSR rows at batch 1: sum over the row's non-zeros of value * x[column], with u16 or u32 columns.</summary>
+/// <remarks>
+/// The cost is one indexed load of x per non-zero (x, 16 KiB for 4096 inputs, stays in L1). With AVX2 the x values
+/// come from 8-wide hardware gathers: 8 values and 8 columns are one load each, so a non-zero costs about 1.25
+/// loads instead of the 3 of a scalar chain, and on the target (Zen 5) the gather version streams a cold matrix
+/// 10-25% faster than eight scalar chains (hot both run at about 1.2 cycles per non-zero). Without AVX2 eight scalar
+/// chains walk the row with pointers (the indexed form cost a sign extension and a move per value).
+/// </remarks>
 internal static unsafe class SparseCsrKernels
 {
-    /// <summary>sum over j &lt; count of values[j] * x[columns[j]].</summary>
-    /// <remarks>
-    /// Eight scalar chains of indexed loads: four chains left the loop FMA-latency-bound; eight keep the load ports
-    /// busy (12% faster on the target, Zen 5). Scalar chains measured 1.7x faster than the AVX2 hardware gather
-    /// there, and .NET 10 has no 512-bit gather: the cost is the indexed loads, which SIMD does not reduce.
-    /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float RowDot<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged
-    {
-        float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        int j = 0;
-        for (; j + 8 <= count; j += 8)
-        {
-            a0 = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], a0);
-            a1 = MathF.FusedMultiplyAdd(values[j + 1], x[SparseBatched.Column(columns, j + 1)], a1);
-            a2 = MathF.FusedMultiplyAdd(values[j + 2], x[SparseBatched.Column(columns, j + 2)], a2);
-            a3 = MathF.FusedMultiplyAdd(values[j + 3], x[SparseBatched.Column(columns, j + 3)], a3);
-            a4 = MathF.FusedMultiplyAdd(values[j + 4], x[SparseBatched.Column(columns, j + 4)], a4);
-            a5 = MathF.FusedMultiplyAdd(values[j + 5], x[SparseBatched.Column(columns, j + 5)], a5);
-            a6 = MathF.FusedMultiplyAdd(values[j + 6], x[SparseBatched.Column(columns, j + 6)], a6);
-            a7 = MathF.FusedMultiplyAdd(values[j + 7], x[SparseBatched.Column(columns, j + 7)], a7);
-        }
-        for (; j < count; j++) a0 = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], a0);
-        return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
-    }
+    /// <summary>sum over j &lt; count of values[j] * x[columns[j]], at the widest width <see cref="KernelOptions"/> allows.</summary>
+    public static float RowDot<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged =>
+        KernelOptions.VectorBits >= 256 && Avx2.IsSupported
+            ? RowDotGather(values, columns, count, x)
+            : RowDotChains(values, columns, count, x);
 
-    /// <summary>Rows [start, end) of y = W x at batch 1: one <see cref="RowDot{TIndex}"/> per row.</summary>
+    /// <summary>Rows [start, end) of y = W x at batch 1: one row dot product per row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows<TIndex>(float* values, TIndex* columns, int* rowPointers, float* x, float* y, int start, int end) where TIndex : unmanaged
     {
+        if (KernelOptions.VectorBits >= 256 && Avx2.IsSupported)
+        {
+            for (int r = start; r < end; r++)
+            {
+                int first = rowPointers[r];
+                y[r] = RowDotGather(values + first, columns + first, rowPointers[r + 1] - first, x);
+            }
+            return;
+        }
         for (int r = start; r < end; r++)
         {
             int first = rowPointers[r];
-            y[r] = RowDot(values + first, columns + first, rowPointers[r + 1] - first, x);
+            y[r] = RowDotChains(values + first, columns + first, rowPointers[r + 1] - first, x);
         }
     }
 
@@ -50,5 +48,65 @@ internal static unsafe class SparseCsrKernels
         for (int j = 0; j < count; j++)
             sum = MathF.FusedMultiplyAdd(values[j], x[SparseBatched.Column(columns, j)], sum);
         return sum;
+    }
+
+    /// <summary>Eight scalar chains (the FMA latency needs them), walking the row with pointers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float RowDotChains<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged
+    {
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        float* v = values, end = values + count;
+        TIndex* c = columns;
+        for (; v + 8 <= end; v += 8, c += 8)
+        {
+            a0 = MathF.FusedMultiplyAdd(v[0], x[SparseBatched.Column(c, 0)], a0);
+            a1 = MathF.FusedMultiplyAdd(v[1], x[SparseBatched.Column(c, 1)], a1);
+            a2 = MathF.FusedMultiplyAdd(v[2], x[SparseBatched.Column(c, 2)], a2);
+            a3 = MathF.FusedMultiplyAdd(v[3], x[SparseBatched.Column(c, 3)], a3);
+            a4 = MathF.FusedMultiplyAdd(v[4], x[SparseBatched.Column(c, 4)], a4);
+            a5 = MathF.FusedMultiplyAdd(v[5], x[SparseBatched.Column(c, 5)], a5);
+            a6 = MathF.FusedMultiplyAdd(v[6], x[SparseBatched.Column(c, 6)], a6);
+            a7 = MathF.FusedMultiplyAdd(v[7], x[SparseBatched.Column(c, 7)], a7);
+        }
+        for (; v < end; v++, c++) a0 = MathF.FusedMultiplyAdd(v[0], x[SparseBatched.Column(c, 0)], a0);
+        return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+    }
+
+    /// <summary>Two chains of 8-wide gathers; the last partial group of 8 uses a masked gather and a masked load.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float RowDotGather<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged
+    {
+        var a0 = Vector256<float>.Zero;
+        var a1 = Vector256<float>.Zero;
+        int j = 0;
+        for (; j + 16 <= count; j += 16)
+        {
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j), Avx2.GatherVector256(x, Columns8(columns, j), 4), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j + 8), Avx2.GatherVector256(x, Columns8(columns, j + 8), 4), a1);
+        }
+        if (j + 8 <= count)
+        {
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Load(values + j), Avx2.GatherVector256(x, Columns8(columns, j), 4), a0);
+            j += 8;
+        }
+        if (j < count)
+        {
+            // Lanes past the row are masked off: their values read as 0 and their (arbitrary) columns are never loaded.
+            var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count - j));
+            Vector256<int> index = default;
+            int* lanes = (int*)&index;
+            for (int t = 0; t < count - j; t++) lanes[t] = (int)SparseBatched.Column(columns, j + t);
+            var g = Avx2.GatherMaskVector256(Vector256<float>.Zero, x, index, mask.AsSingle(), 4);
+            a1 = Vector256.FusedMultiplyAdd(Avx.MaskLoad(values + j, mask.AsSingle()), g, a1);
+        }
+        return Vector256.Sum(a0 + a1);
+    }
+
+    /// <summary>Eight columns starting at j, widened to int32 (u32 columns are below InFeatures &lt;= int.MaxValue).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Columns8<TIndex>(TIndex* columns, int j) where TIndex : unmanaged
+    {
+        if (typeof(TIndex) == typeof(ushort)) return Avx2.ConvertToVector256Int32((ushort*)columns + j);
+        return Vector256.Load((int*)columns + j);
     }
 }
