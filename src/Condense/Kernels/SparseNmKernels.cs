@@ -25,6 +25,9 @@ internal readonly struct Nm2Of8 : INmPattern { public static int N => 2; public 
 /// </summary>
 internal static unsafe class SparseNmKernels
 {
+    /// <summary>Software prefetch distance in values (8 KiB of fp32 values; the positions are fetched as far ahead).</summary>
+    internal const int PrefetchFloats = 2048;
+
     /// <summary>sum over j &lt; k of values[j] * x[(j / N) * M + position(j)].</summary>
     public static float RowDot<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x) where TP : struct, INmPattern
     {
@@ -35,106 +38,13 @@ internal static unsafe class SparseNmKernels
         return RowDotScalar<TP>(values, positions, k, x);
     }
 
-    /// <summary>
-    /// Rows [start, end) of y = W x with fp32 values (row r: K values at values + r * K, positions at
-    /// positions + r * rowBytes). With AVX-512, four rows at a time share each chunk's x window.
-    /// </summary>
+    /// <summary>Rows [start, end) of y = W x with fp32 values: row r has K values at values + r * K and its positions at positions + r * rowBytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows<TP>(float* values, byte* positions, byte* positionsEnd, int rowBytes, int k, float* x, float* y, int start, int end)
         where TP : struct, INmPattern
     {
-        int r = start;
-        if (KernelOptions.VectorBits >= 512 && Avx512F.IsSupported)
-            for (; r + 4 <= end; r += 4)
-                Tile4Avx512<TP>(values + (nint)r * k, positions + (nint)r * rowBytes, rowBytes, positionsEnd, k, x, y + r);
-        for (; r < end; r++)
+        for (int r = start; r < end; r++)
             y[r] = RowDot<TP>(values + (nint)r * k, positions + (nint)r * rowBytes, positionsEnd, k, x);
-    }
-
-    /// <summary>
-    /// Four consecutive rows: each 16-value chunk covers the same 32 (or 64) inputs in every row, so the x window is
-    /// loaded once for the four rows and each row only decodes its positions, permutes and multiplies.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4Avx512<TP>(float* v0, byte* p0, int rowBytes, byte* positionsEnd, int k, float* x, float* y) where TP : struct, INmPattern
-    {
-        int n = TP.N, m = TP.M, lb = TP.IndexBits;
-        int span = 16 * m / n;
-        int chunkBytes = 2 * lb;
-        uint l = (uint)lb;
-        var shifts = lb == 2
-            ? Vector512.Create(0u, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-            : Vector512.Create(0u, l, 2 * l, 3 * l, 4 * l, 5 * l, 6 * l, 7 * l, 0u, l, 2 * l, 3 * l, 4 * l, 5 * l, 6 * l, 7 * l);
-        var bases = (n == 2
-            ? Vector512.Create(0, 0, m, m, 2 * m, 2 * m, 3 * m, 3 * m, 4 * m, 4 * m, 5 * m, 5 * m, 6 * m, 6 * m, 7 * m, 7 * m)
-            : Vector512.Create(0, m, 2 * m, 3 * m, 4 * m, 5 * m, 6 * m, 7 * m, 8 * m, 9 * m, 10 * m, 11 * m, 12 * m, 13 * m, 14 * m, 15 * m)).AsUInt32();
-        // The block bases are multiples of M, so their low log2(M) bits are free: (field & mask) | base in one vpternlogd.
-        var mask = Vector512.Create((uint)((1 << lb) - 1));
-        var upperLanes = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1).AsSingle();
-        float* v1 = v0 + k, v2 = v1 + k, v3 = v2 + k;
-        byte* p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
-
-        int chunks = k / 16;
-        var acc0 = Vector512<float>.Zero;
-        var acc1 = Vector512<float>.Zero;
-        var acc2 = Vector512<float>.Zero;
-        var acc3 = Vector512<float>.Zero;
-        for (int c = 0; c < chunks; c++)
-        {
-            float* xc = x + (nint)c * span;
-            nint o = (nint)c * 16;
-            var xa = Vector512.Load(xc);
-            var xb = Vector512.Load(xc + 16);
-            if (span == 32)
-            {
-                acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v0 + o), Avx512F.PermuteVar16x32x2(xa, Index(p0, c), xb), acc0);
-                acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(v1 + o), Avx512F.PermuteVar16x32x2(xa, Index(p1, c), xb), acc1);
-                acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(v2 + o), Avx512F.PermuteVar16x32x2(xa, Index(p2, c), xb), acc2);
-                acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(v3 + o), Avx512F.PermuteVar16x32x2(xa, Index(p3, c), xb), acc3);
-            }
-            else
-            {
-                // 64 inputs: lanes 0..7 pick from the first 32, lanes 8..15 from the next (vpermt2ps ignores index bit 5).
-                var xc2 = Vector512.Load(xc + 32);
-                var xd = Vector512.Load(xc + 48);
-                acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v0 + o), Pick64(xa, xb, xc2, xd, Index(p0, c)), acc0);
-                acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(v1 + o), Pick64(xa, xb, xc2, xd, Index(p1, c)), acc1);
-                acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(v2 + o), Pick64(xa, xb, xc2, xd, Index(p2, c)), acc2);
-                acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(v3 + o), Pick64(xa, xb, xc2, xd, Index(p3, c)), acc3);
-            }
-        }
-        y[0] = Vector512.Sum(acc0) + Tail(v0, p0);
-        y[1] = Vector512.Sum(acc1) + Tail(v1, p1);
-        y[2] = Vector512.Sum(acc2) + Tail(v2, p2);
-        y[3] = Vector512.Sum(acc3) + Tail(v3, p3);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        Vector512<int> Index(byte* p, int chunk)
-        {
-            Vector512<uint> words;
-            if (lb == 2)
-            {
-                words = Vector512.Create(Unsafe.ReadUnaligned<uint>(p + chunk * 4));
-            }
-            else
-            {
-                ulong bits = ReadBits(p + chunk * chunkBytes, positionsEnd);
-                words = Vector512.Create(Vector256.Create((uint)bits), Vector256.Create((uint)(bits >> (8 * lb))));
-            }
-            return Vector512.ConditionalSelect(mask, Avx512F.ShiftRightLogicalVariable(words, shifts), bases).AsInt32();
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        Vector512<float> Pick64(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, Vector512<int> index) =>
-            Vector512.ConditionalSelect(upperLanes, Avx512F.PermuteVar16x32x2(c, index, d), Avx512F.PermuteVar16x32x2(a, index, b));
-
-        float Tail(float* v, byte* p)
-        {
-            float sum = 0f;
-            for (int j = chunks * 16; j < k; j++)
-                sum = MathF.FusedMultiplyAdd(v[j], x[(j / n) * m + Position(p, j, lb)], sum);
-            return sum;
-        }
     }
 
     /// <summary>The scalar reference of <see cref="RowDot{TP}"/>: one chain in value order.</summary>
@@ -202,6 +112,14 @@ internal static unsafe class SparseNmKernels
         int c = 0;
         for (; c + 4 <= chunks; c += 4)
         {
+            // The rows of a thread are one contiguous stream: fetching 8 KiB ahead (into the next rows) keeps more
+            // DRAM reads in flight than the hardware prefetcher alone (about 1.3x on the target, Zen 5).
+            float* ahead = values + c * 16 + PrefetchFloats;
+            Sse.Prefetch0(ahead);
+            Sse.Prefetch0(ahead + 16);
+            Sse.Prefetch0(ahead + 32);
+            Sse.Prefetch0(ahead + 48);
+            Sse.Prefetch0(positions + (c * 16 + PrefetchFloats) * lb / 8);
             acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16), Gather(c), acc0);
             acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 16), Gather(c + 1), acc1);
             acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 32), Gather(c + 2), acc2);
@@ -256,6 +174,8 @@ internal static unsafe class SparseNmKernels
         int c = 0;
         for (; c + 2 <= chunks; c += 2)
         {
+            Sse.Prefetch0(values + c * 8 + PrefetchFloats);
+            Sse.Prefetch0(positions + (c * 8 + PrefetchFloats) * lb / 8);
             acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(values + c * 8), Gather(c), acc0);
             acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(values + c * 8 + 8), Gather(c + 1), acc1);
         }

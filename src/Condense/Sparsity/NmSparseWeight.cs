@@ -222,18 +222,17 @@ public sealed class NmSparseWeight : IWeightStorage
         nint xa = (nint)x, ya = (nint)y;
         if (batch == 1 && _values is not null)
         {
-            // Groups of 4 rows (the AVX-512 tile) straight on the pool: no closure, the arrays pinned once per call.
+            // A struct body straight on the pool: no closure, the arrays pinned once per call.
             fixed (byte* indices = _indices)
             fixed (float* values = _values)
             {
                 var body = new FloatRowsBody<TP>
                 {
                     Values = values, Indices = indices, IndicesEnd = indices + _indices.Length, RowBytes = _indexRowBytes,
-                    K = k, Out = outF, X = x, Y = y,
+                    K = k, X = x, Y = y,
                 };
-                int groups = (outF + RowGroup - 1) / RowGroup;
                 int degree = (long)outF * k < SparseParallel.Threshold ? 1 : SparseParallel.MaxDegreeOfParallelism;
-                WorkerPool.Shared.For(groups, ref body, Math.Max(1, degree));
+                WorkerPool.Shared.For(outF, ref body, Math.Max(1, degree));
             }
             return;
         }
@@ -323,17 +322,14 @@ public sealed class NmSparseWeight : IWeightStorage
         }
     }
 
-    // Rows per work item at batch 1: the AVX-512 kernel's tile, so a tile never straddles two threads.
-    private const int RowGroup = 4;
-
     private unsafe struct FloatRowsBody<TP> : IRangeBody where TP : struct, INmPattern
     {
         public float* Values, X, Y;
         public byte* Indices, IndicesEnd;
-        public int RowBytes, K, Out;
+        public int RowBytes, K;
 
         public readonly void Invoke(int start, int end) =>
-            SparseNmKernels.Rows<TP>(Values, Indices, IndicesEnd, RowBytes, K, X, Y, start * RowGroup, Math.Min(Out, end * RowGroup));
+            SparseNmKernels.Rows<TP>(Values, Indices, IndicesEnd, RowBytes, K, X, Y, start, end);
     }
 
     /// <summary>Keeps the N largest |w| of each block (ties to the lower index), in position order.</summary>

@@ -7,8 +7,8 @@ using Condense.Tests.Quantization;
 namespace Condense.Tests.Sparsity;
 
 /// <summary>
-/// The batch-1 sparse kernels at every SIMD width (512, 256, 128 and the scalar reference): N:M tiles of four rows
-/// and their leftover rows, chunk tails, CSR rows of every length around the 8- and 16-wide steps, empty and full
+/// The batch-1 sparse kernels at every SIMD width (512, 256, 128 and the scalar reference): N:M rows of every chunk
+/// count and tail, zero rows, CSR rows of every length around the 8- and 16-wide steps, empty and full
 /// rows, u16 and u32 columns, serial and parallel splits.
 /// </summary>
 public class SparseKernelWidthTests
@@ -21,7 +21,7 @@ public class SparseKernelWidthTests
     {
         // K = In * N / M around the 16-value chunk: below one chunk, exactly one, one plus a tail, several plus a tail.
         int[] inputs = { m, 3 * m, 8 * m, 16 * m / n, 16 * m / n + m, 48 * m / n + 3 * m, 128 * m };
-        // Rows around the 4-row tile: one, a tile minus one, a tile, a tile plus one, several plus leftovers.
+        // Row counts that split unevenly over the pool's chunks.
         int[] outputs = { 1, 3, 4, 5, 8, 9, 19 };
         KernelWidths.ForEach(bits =>
         {
@@ -51,7 +51,7 @@ public class SparseKernelWidthTests
     [MemberData(nameof(Patterns))]
     public void Nm_products_split_over_threads_match_the_reference_at_every_width(int n, int m)
     {
-        // Large enough to go parallel; 4 * 33 + 2 rows leave a partial tile at the end of the last chunk.
+        // Large enough to go parallel, with a row count that the pool's chunks do not divide.
         const int o = 134, i = 2048 + 64;
         var w = NmSparseWeight.Prune(QuantTestData.Gaussian(77, o * i), o, i, n, m);
         var dense = new float[o * i];
@@ -145,7 +145,7 @@ public class SparseKernelWidthTests
     [MemberData(nameof(Patterns))]
     public unsafe void Nm_row_kernel_matches_the_scalar_reference_at_every_width(int n, int m)
     {
-        // The row kernel alone (the tile's leftover rows and the quantized-value path use it).
+        // The row kernel alone against the scalar reference, including K = 0 and K below one 16-value chunk.
         foreach (int k in new[] { 0, 1 * n, 2 * n, 16, 16 + n, 64, 96 + 3 * n })
         {
             int inFeatures = k / n * m;
