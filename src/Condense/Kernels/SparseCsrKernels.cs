@@ -13,7 +13,6 @@ namespace Condense.Kernels;
 /// </remarks>
 internal static unsafe class SparseCsrKernels
 {
-
     /// <summary>sum over j &lt; count of values[j] * x[columns[j]], at the widest width <see cref="KernelOptions"/> allows.</summary>
     public static float RowDot<TIndex>(float* values, TIndex* columns, int count, float* x) where TIndex : unmanaged =>
         KernelOptions.VectorBits >= 256 && Avx2.IsSupported
