@@ -21,17 +21,37 @@ internal readonly struct Nm2Of8 : INmPattern { public static int N => 2; public 
 /// <summary>
 /// N:M rows: K kept values, each with its log2(M)-bit position inside its block, packed low bits first.
 /// Batch 1 gathers x by the positions: AVX-512 expands 16 positions with one variable shift and picks x with
-/// vpermt2ps from the 32 (or 2 x 32) inputs the 16 values cover; AVX2 uses a hardware gather.
+/// vpermt2ps from the 32 (or 2 x 32) inputs the 16 values cover; AVX2 uses a hardware gather. The kernel is bound by
+/// the DRAM stream, not by this decode, so it prefetches the stored values and positions 8 KiB ahead.
 /// </summary>
+/// <remarks>
+/// Tried on the target (Zen 5) and dropped: four rows at a time sharing each x window (fewer x loads, but eight
+/// streams per thread read DRAM about 15% slower than two).
+/// </remarks>
 internal static unsafe class SparseNmKernels
 {
+    /// <summary>Software prefetch distance in values (8 KiB of fp32 values; the positions are fetched as far ahead).</summary>
+    internal const int PrefetchFloats = 2048;
+
     /// <summary>sum over j &lt; k of values[j] * x[(j / N) * M + position(j)].</summary>
-    public static float RowDot<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x) where TP : struct, INmPattern
+    /// <param name="streamValues">True when the values are the stored rows (prefetched ahead into the next rows); false
+    /// for a one-row scratch buffer, where fetching past it would only pollute L1.</param>
+    public static float RowDot<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x, bool streamValues = false) where TP : struct, INmPattern
     {
-        if (Avx512F.IsSupported) return RowDotAvx512<TP>(values, positions, positionsEnd, k, x);
-        if (Avx2.IsSupported) return RowDotAvx2<TP>(values, positions, positionsEnd, k, x);
-        if (Vector128.IsHardwareAccelerated) return RowDotVector128<TP>(values, positions, k, x);
+        int bits = KernelOptions.VectorBits;
+        if (bits >= 512 && Avx512F.IsSupported) return RowDotAvx512<TP>(values, positions, positionsEnd, k, x, streamValues);
+        if (bits >= 256 && Avx2.IsSupported) return RowDotAvx2<TP>(values, positions, positionsEnd, k, x, streamValues);
+        if (bits >= 128) return RowDotVector128<TP>(values, positions, k, x);
         return RowDotScalar<TP>(values, positions, k, x);
+    }
+
+    /// <summary>Rows [start, end) of y = W x with fp32 values: row r has K values at values + r * K and its positions at positions + r * rowBytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Rows<TP>(float* values, byte* positions, byte* positionsEnd, int rowBytes, int k, float* x, float* y, int start, int end)
+        where TP : struct, INmPattern
+    {
+        for (int r = start; r < end; r++)
+            y[r] = RowDot<TP>(values + (nint)r * k, positions + (nint)r * rowBytes, positionsEnd, k, x, streamValues: true);
     }
 
     /// <summary>The scalar reference of <see cref="RowDot{TP}"/>: one chain in value order.</summary>
@@ -74,7 +94,7 @@ internal static unsafe class SparseNmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowDotAvx512<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x) where TP : struct, INmPattern
+    private static float RowDotAvx512<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x, bool streamValues) where TP : struct, INmPattern
     {
         int n = TP.N, m = TP.M, lb = TP.IndexBits;
         int span = 16 * m / n;
@@ -99,6 +119,17 @@ internal static unsafe class SparseNmKernels
         int c = 0;
         for (; c + 4 <= chunks; c += 4)
         {
+            // The rows of a thread are one contiguous stream: fetching 8 KiB ahead (into the next rows) keeps more
+            // DRAM reads in flight than the hardware prefetcher alone (about 1.3x on the target, Zen 5).
+            if (streamValues)
+            {
+                float* ahead = values + c * 16 + PrefetchFloats;
+                Sse.Prefetch0(ahead);
+                Sse.Prefetch0(ahead + 16);
+                Sse.Prefetch0(ahead + 32);
+                Sse.Prefetch0(ahead + 48);
+            }
+            Sse.Prefetch0(positions + (c * 16 + PrefetchFloats) * lb / 8);
             acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16), Gather(c), acc0);
             acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 16), Gather(c + 1), acc1);
             acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 32), Gather(c + 2), acc2);
@@ -136,7 +167,7 @@ internal static unsafe class SparseNmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowDotAvx2<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x) where TP : struct, INmPattern
+    private static float RowDotAvx2<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x, bool streamValues) where TP : struct, INmPattern
     {
         int n = TP.N, m = TP.M, lb = TP.IndexBits;
         int span = 8 * m / n;
@@ -153,6 +184,8 @@ internal static unsafe class SparseNmKernels
         int c = 0;
         for (; c + 2 <= chunks; c += 2)
         {
+            if (streamValues) Sse.Prefetch0(values + c * 8 + PrefetchFloats);
+            Sse.Prefetch0(positions + (c * 8 + PrefetchFloats) * lb / 8);
             acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(values + c * 8), Gather(c), acc0);
             acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(values + c * 8 + 8), Gather(c + 1), acc1);
         }

@@ -220,6 +220,23 @@ public sealed class NmSparseWeight : IWeightStorage
     {
         int k = CompressedWidth, outF = OutFeatures, inF = InFeatures;
         nint xa = (nint)x, ya = (nint)y;
+        if (batch == 1 && _values is not null)
+        {
+            // A struct body straight on the pool: no closure, the arrays pinned once per call.
+            fixed (byte* indices = _indices)
+            fixed (float* values = _values)
+            {
+                var body = new FloatRowsBody<TP>
+                {
+                    Values = values, Indices = indices, IndicesEnd = indices + _indices.Length, RowBytes = _indexRowBytes,
+                    K = k, X = x, Y = y,
+                };
+                int degree = (long)outF * k < SparseParallel.Threshold ? 1 : SparseParallel.MaxDegreeOfParallelism;
+                WorkerPool.Shared.For(outF, ref body, Math.Max(1, degree));
+            }
+            return;
+        }
+
         if (batch == 1)
         {
             SparseParallel.For(outF, k, (start, end) =>
@@ -303,6 +320,16 @@ public sealed class NmSparseWeight : IWeightStorage
         {
             ArrayPool<float>.Shared.Return(xTBuffer);
         }
+    }
+
+    private unsafe struct FloatRowsBody<TP> : IRangeBody where TP : struct, INmPattern
+    {
+        public float* Values, X, Y;
+        public byte* Indices, IndicesEnd;
+        public int RowBytes, K;
+
+        public readonly void Invoke(int start, int end) =>
+            SparseNmKernels.Rows<TP>(Values, Indices, IndicesEnd, RowBytes, K, X, Y, start, end);
     }
 
     /// <summary>Keeps the N largest |w| of each block (ties to the lower index), in position order.</summary>

@@ -6,7 +6,11 @@ using Condense.Sparsity;
 
 namespace Condense.Benchmarks.Cases;
 
-/// <summary>N:M and CSR storages (formats.md 3 and 4). Pruning is slow, so quick mode keeps one copy and flushes the caches.</summary>
+/// <summary>
+/// N:M and CSR storages (formats.md 3 and 4). Pruning is slow, so the cold copies are made from the first one's
+/// stored arrays (cloned and rebuilt through FromParts): cold then means the same rotation as fp32, not a cache
+/// flush whose 3 ms pause also parks the worker threads before every timed call.
+/// </summary>
 internal static class SparseFormats
 {
     public static readonly WeightFormat TwoFour = Nm(2, 4, values: null, Target.SpeedUp(1.6));
@@ -19,12 +23,27 @@ internal static class SparseFormats
     private static WeightFormat Nm(int n, int m, QuantizationScheme? values, Target? target = null) => new(
         $"{n}:{m}-{(values is { } v ? v.FormatName : "fp32")}",
         (dense, outFeatures, inFeatures) => NmSparseWeight.Prune(dense, outFeatures, inFeatures, n, m, values),
+        Copy: (w, _) => CopyNm((NmSparseWeight)w),
         Batch1Target: target);
+
+    private static NmSparseWeight CopyNm(NmSparseWeight w)
+    {
+        var indices = (byte[])w.Indices.Clone();
+        if (w.Values is { } values) return NmSparseWeight.FromParts(w.OutFeatures, w.InFeatures, w.N, w.M, indices, (float[])values.Clone());
+        var q = w.QuantizedValues!;
+        var copy = GroupQuantizedWeight.FromParts(q.OutFeatures, q.InFeatures, q.Scheme, (byte[])q.Packed.Clone(), (Half[])q.Scales.Clone(), (byte[]?)q.ZeroPoints?.Clone());
+        return NmSparseWeight.FromParts(w.OutFeatures, w.InFeatures, w.N, w.M, indices, copy);
+    }
+
+    private static CsrWeight CopyCsr(CsrWeight w) => w.ColumnIndices16 is { } c16
+        ? CsrWeight.FromParts(w.OutFeatures, w.InFeatures, (float[])w.Values.Clone(), (ushort[])c16.Clone(), (int[])w.RowPointers.Clone())
+        : CsrWeight.FromParts(w.OutFeatures, w.InFeatures, (float[])w.Values.Clone(), (uint[])w.ColumnIndices32!.Clone(), (int[])w.RowPointers.Clone());
 
     // Prune's fraction is the share removed: 10% density keeps 0.10 of the weights.
     private static WeightFormat Csr(double density, Target? target = null) => new(
         $"csr-{density * 100:0}%",
         (dense, outFeatures, inFeatures) => CsrWeight.Prune(dense, outFeatures, inFeatures, 1 - density),
+        Copy: (w, _) => CopyCsr((CsrWeight)w),
         Batch1Target: target);
 }
 
