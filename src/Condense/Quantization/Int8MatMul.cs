@@ -42,11 +42,13 @@ internal static unsafe class Int8MatMul
     public static bool Run(in Weight w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
-        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits);
+        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, batch);
+        bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
-        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : 64;
+        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : fused256 ? FusedInt8Dot256.UnitCodes(w.Bits) : 64;
         int padded = (w.In + unit - 1) / unit * unit;
-        // Group sums padded to 16 with zeros: the fused kernel folds the zero points 16 groups at a time.
+        padded = Math.Max(padded, natural); // activation quantization zero-fills up to a multiple of 64
+        // Group sums padded to 16 with zeros: the fused kernels fold the zero points 16 (8) groups at a time.
         int groupStride = (w.GroupsPerRow + 15) & ~15;
         byte[] qBuffer = ArrayPool<byte>.Shared.Rent(batch * padded + 64);
         float[] fBuffer = ArrayPool<float>.Shared.Rent(batch * (groupStride + 1));
@@ -68,6 +70,11 @@ internal static unsafe class Int8MatMul
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
                         FusedInt8Dot.Interleave(qr, padded, FusedInt8Dot.Parts(w.Bits));
                     }
+                    else if (fused256)
+                    {
+                        new Span<sbyte>(qr + natural, padded - natural).Clear();
+                        FusedInt8Dot256.Interleave(qr, padded, w.Bits);
+                    }
                 }
 
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
@@ -82,6 +89,19 @@ internal static unsafe class Int8MatMul
                     };
                     var fusedBody = new FusedBody { Args = args };
                     WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                    return true;
+                }
+
+                if (fused256)
+                {
+                    var args = new FusedInt8Dot256.Args
+                    {
+                        Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
+                        GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch,
+                        Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride, Y = y,
+                    };
+                    var body256 = new Fused256Body { Args = args };
+                    WorkerPool.Shared.For(w.Out, ref body256, degree);
                     return true;
                 }
 
@@ -100,6 +120,19 @@ internal static unsafe class Int8MatMul
             ArrayPool<float>.Shared.Return(fBuffer);
         }
         return true;
+    }
+
+    /// <summary>
+    /// True when the 256-bit kernel beats the AVX-512 one on a machine that has both (measured with the quick
+    /// benchmark; see the class remarks).
+    /// </summary>
+    internal static bool Prefers256(int bits, int groupSize, int batch) => false;
+
+    private struct Fused256Body : IRangeBody
+    {
+        public FusedInt8Dot256.Args Args;
+
+        public readonly void Invoke(int start, int end) => FusedInt8Dot256.Rows(Args, start, end);
     }
 
     private struct FusedBody : IRangeBody
