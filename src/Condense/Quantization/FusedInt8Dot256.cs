@@ -243,7 +243,20 @@ internal static unsafe class FusedInt8Dot256
                             var a5 = TBatch.Count > 4 ? Vector256.Load(acc + 40) : default;
                             var a6 = TBatch.Count > 4 ? Vector256.Load(acc + 48) : default;
                             var a7 = TBatch.Count > 4 ? Vector256.Load(acc + 56) : default;
-                            for (int u = c0; u < c1; u++)
+                            if (TBatch.Count == 1)
+                            {
+                                // One row: even and odd units feed two FMA chains, halving the latency each unit waits for.
+                                var odd = Vector256<float>.Zero;
+                                int u = c0;
+                                for (; u + 1 < c1; u += 2)
+                                {
+                                    a0 = Unit1<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, a0);
+                                    odd = Unit1<TDecode, TMul>(row, tail, u + 1, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, odd);
+                                }
+                                if (u < c1) a0 = Unit1<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, a0);
+                                a0 += odd;
+                            }
+                            else for (int u = c0; u < c1; u++)
                             {
                                 byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
                                 TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
@@ -251,20 +264,19 @@ internal static unsafe class FusedInt8Dot256
                                 var scale = permute
                                     ? Avx2.PermuteVar8x32(Vector256.Load(sf + (first >> log2G)), index)
                                     : Vector256.Create(sf[first >> log2G]);
-                                var zero = Vector256<int>.Zero;
-                                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x0 + first, ones)), scale, a0);
-                                if (TBatch.Count > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x1 + first, ones)), scale, a1);
+                                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x0 + first, ones)), scale, a0);
+                                if (TBatch.Count > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x1 + first, ones)), scale, a1);
                                 if (TBatch.Count > 2)
                                 {
-                                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x2 + first, ones)), scale, a2);
-                                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x3 + first, ones)), scale, a3);
+                                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x2 + first, ones)), scale, a2);
+                                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x3 + first, ones)), scale, a3);
                                 }
                                 if (TBatch.Count > 4)
                                 {
-                                    a4 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x4 + first, ones)), scale, a4);
-                                    a5 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x5 + first, ones)), scale, a5);
-                                    a6 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x6 + first, ones)), scale, a6);
-                                    a7 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(zero, w0, w1, w2, w3, x7 + first, ones)), scale, a7);
+                                    a4 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x4 + first, ones)), scale, a4);
+                                    a5 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x5 + first, ones)), scale, a5);
+                                    a6 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x6 + first, ones)), scale, a6);
+                                    a7 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x7 + first, ones)), scale, a7);
                                 }
                             }
                             a0.Store(acc);
@@ -275,36 +287,70 @@ internal static unsafe class FusedInt8Dot256
                         else
                         {
                             // Groups of several units: integer lanes accumulate over the group, then one float FMA per
-                            // group (the float accumulators stay in L1, leaving the 16 AVX2 registers to the integers).
+                            // group; up to 4 rows keep the float sums in registers, a tile of 8 keeps them in L1 (16 AVX2
+                            // registers hold the 8 integer sums and the decoded codes, not 8 more).
+                            var f0 = Vector256.Load(acc);
+                            var f1 = TBatch.Count is > 1 and <= 4 ? Vector256.Load(acc + 8) : default;
+                            var f2 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 16) : default;
+                            var f3 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 24) : default;
                             for (int u0 = c0; u0 < c1; u0 += span)
                             {
                                 int u1 = Math.Min(c1, u0 + span);
                                 var i0 = Vector256<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
-                                for (int u = u0; u < u1; u++)
+                                if (TBatch.Count == 1)
+                                {
+                                    // One row: even and odd units feed two integer chains.
+                                    int u = u0;
+                                    for (; u + 1 < u1; u += 2)
+                                    {
+                                        i0 += UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x0, ones);
+                                        i1 += UnitLanes<TDecode, TMul>(row, tail, u + 1, fullUnits, unitBytes, log2U, x0, ones);
+                                    }
+                                    if (u < u1) i0 += UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x0, ones);
+                                    i0 += i1;
+                                }
+                                else for (int u = u0; u < u1; u++)
                                 {
                                     byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
                                     TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
                                     int first = u << log2U;
-                                    i0 = Lanes<TDecode, TMul>(i0, w0, w1, w2, w3, x0 + first, ones);
-                                    if (TBatch.Count > 1) i1 = Lanes<TDecode, TMul>(i1, w0, w1, w2, w3, x1 + first, ones);
+                                    i0 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x0 + first, ones);
+                                    if (TBatch.Count > 1) i1 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x1 + first, ones);
                                     if (TBatch.Count > 2)
                                     {
-                                        i2 = Lanes<TDecode, TMul>(i2, w0, w1, w2, w3, x2 + first, ones);
-                                        i3 = Lanes<TDecode, TMul>(i3, w0, w1, w2, w3, x3 + first, ones);
+                                        i2 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x2 + first, ones);
+                                        i3 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x3 + first, ones);
                                     }
                                     if (TBatch.Count > 4)
                                     {
-                                        i4 = Lanes<TDecode, TMul>(i4, w0, w1, w2, w3, x4 + first, ones);
-                                        i5 = Lanes<TDecode, TMul>(i5, w0, w1, w2, w3, x5 + first, ones);
-                                        i6 = Lanes<TDecode, TMul>(i6, w0, w1, w2, w3, x6 + first, ones);
-                                        i7 = Lanes<TDecode, TMul>(i7, w0, w1, w2, w3, x7 + first, ones);
+                                        i4 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x4 + first, ones);
+                                        i5 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x5 + first, ones);
+                                        i6 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x6 + first, ones);
+                                        i7 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x7 + first, ones);
                                     }
                                 }
                                 var scale = Vector256.Create(sf[(u0 << log2U) >> log2G]);
-                                Fold(acc, i0, scale);
-                                if (TBatch.Count > 1) Fold(acc + 8, i1, scale);
-                                if (TBatch.Count > 2) { Fold(acc + 16, i2, scale); Fold(acc + 24, i3, scale); }
-                                if (TBatch.Count > 4) { Fold(acc + 32, i4, scale); Fold(acc + 40, i5, scale); Fold(acc + 48, i6, scale); Fold(acc + 56, i7, scale); }
+                                if (TBatch.Count <= 4)
+                                {
+                                    f0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), scale, f0);
+                                    if (TBatch.Count > 1) f1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), scale, f1);
+                                    if (TBatch.Count > 2)
+                                    {
+                                        f2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), scale, f2);
+                                        f3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), scale, f3);
+                                    }
+                                }
+                                else
+                                {
+                                    Fold(acc, i0, scale); Fold(acc + 8, i1, scale); Fold(acc + 16, i2, scale); Fold(acc + 24, i3, scale);
+                                    Fold(acc + 32, i4, scale); Fold(acc + 40, i5, scale); Fold(acc + 48, i6, scale); Fold(acc + 56, i7, scale);
+                                }
+                            }
+                            if (TBatch.Count <= 4)
+                            {
+                                f0.Store(acc);
+                                if (TBatch.Count > 1) f1.Store(acc + 8);
+                                if (TBatch.Count > 2) { f2.Store(acc + 16); f3.Store(acc + 24); }
                             }
                         }
                     }
@@ -330,25 +376,49 @@ internal static unsafe class FusedInt8Dot256
         }
     }
 
+    /// <summary>Unit u's lane sums with activation row x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> UnitLanes<TDecode, TMul>(byte* row, byte* tail, int u, int fullUnits, int unitBytes, int log2U, sbyte* x, Vector256<short> ones)
+        where TDecode : struct, IDecode where TMul : struct, IMultiply
+    {
+        byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
+        TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
+        return Lanes<TDecode, TMul>(w0, w1, w2, w3, x + (u << log2U), ones);
+    }
+
+    /// <summary>acc + unit u's lane sums with activation row x, scaled lane-wise by their groups' scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Unit1<TDecode, TMul>(byte* row, byte* tail, int u, int fullUnits, int unitBytes, int log2U, int log2G,
+        float* sf, bool permute, Vector256<int> index, sbyte* x, Vector256<short> ones, Vector256<float> acc)
+        where TDecode : struct, IDecode where TMul : struct, IMultiply
+    {
+        int first = u << log2U;
+        var scale = permute ? Avx2.PermuteVar8x32(Vector256.Load(sf + (first >> log2G)), index) : Vector256.Create(sf[first >> log2G]);
+        var lanes = UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x, ones);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(lanes), scale, acc);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Fold(float* acc, Vector256<int> lanes, Vector256<float> scale) =>
         Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(lanes), scale, Vector256.Load(acc)).Store(acc);
 
-    /// <summary>acc plus the 8 int32 lane sums of the unit's codes times activations x.</summary>
+    /// <summary>The 8 int32 lane sums of the unit's codes times activations x.</summary>
+    /// <remarks>VNNI chains start from zero per unit: accumulating in place would make every unit wait for the
+    /// previous unit's vpdpbusd latency; the caller's one vpaddd per unit keeps the loop-carried chain short.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Lanes<TDecode, TMul>(Vector256<int> acc, Vector256<byte> w0, Vector256<byte> w1, Vector256<byte> w2, Vector256<byte> w3,
+    private static Vector256<int> Lanes<TDecode, TMul>(Vector256<byte> w0, Vector256<byte> w1, Vector256<byte> w2, Vector256<byte> w3,
         sbyte* x, Vector256<short> ones) where TDecode : struct, IDecode where TMul : struct, IMultiply
     {
         if (TMul.IsVnni)
         {
-            acc = AvxVnni.MultiplyWideningAndAdd(acc, w0, Vector256.Load(x));
-            if (TDecode.Parts > 1) acc = AvxVnni.MultiplyWideningAndAdd(acc, w1, Vector256.Load(x + 32));
+            var t = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, w0, Vector256.Load(x));
+            if (TDecode.Parts > 1) t = AvxVnni.MultiplyWideningAndAdd(t, w1, Vector256.Load(x + 32));
             if (TDecode.Parts > 2)
             {
-                acc = AvxVnni.MultiplyWideningAndAdd(acc, w2, Vector256.Load(x + 64));
-                acc = AvxVnni.MultiplyWideningAndAdd(acc, w3, Vector256.Load(x + 96));
+                t = AvxVnni.MultiplyWideningAndAdd(t, w2, Vector256.Load(x + 64));
+                t = AvxVnni.MultiplyWideningAndAdd(t, w3, Vector256.Load(x + 96));
             }
-            return acc;
+            return t;
         }
         var v0 = Vector256.Load(x);
         // 8 bits: w0 = |u - 128|, w1 = u - 128, whose sign moves onto the input (vpsignb zeroes where u = 128: w0 is 0 there too).
@@ -360,7 +430,7 @@ internal static unsafe class FusedInt8Dot256
             s += Avx2.MultiplyAddAdjacent(w2, Vector256.Load(x + 64));
             s += Avx2.MultiplyAddAdjacent(w3, Vector256.Load(x + 96));
         }
-        return acc + Avx2.MultiplyAddAdjacent(s, ones);
+        return Avx2.MultiplyAddAdjacent(s, ones);
     }
 
     /// <summary>sf[g] = s_g as float32; szf[g] = s_g * (z_g - offset), z_g = 2^(b-1) when symmetric.</summary>

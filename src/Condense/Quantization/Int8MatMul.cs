@@ -126,7 +126,10 @@ internal static unsafe class Int8MatMul
     /// True when the 256-bit kernel beats the AVX-512 one on a machine that has both (measured with the quick
     /// benchmark; see the class remarks).
     /// </summary>
-    internal static bool Prefers256(int bits, int groupSize, int batch) => false;
+    internal static bool Prefers256(int bits, int groupSize, int batch) => Force256;
+
+    /// <summary>Measurements set it to run the 256-bit kernel where the AVX-512 one would run.</summary>
+    internal static bool Force256 { get; set; }
 
     private struct Fused256Body : IRangeBody
     {
