@@ -40,15 +40,42 @@ internal static unsafe class FusedInt8Dot256
     /// <summary>Codes per unit: the activation rows are zero-padded to a multiple of it.</summary>
     public static int UnitCodes(int bits) => 32 * Parts(bits);
 
+    /// <summary>
+    /// True when groups are exactly one unit (4 bits g64, 8 bits g32, 2 bits g128): the kernel then reads two units
+    /// at a time as [A bytes 0-15, B bytes 0-15] and [A bytes 16-31, B bytes 16-31], so lanes 0-3 hold group A and
+    /// lanes 4-7 group B and one float conversion and FMA per row serve two groups.
+    /// </summary>
+    public static bool PairedUnits(int bits, int groupSize, int groupsPerRow) => bits != 3 && groupsPerRow > 1 && groupSize == UnitCodes(bits);
+
+    /// <summary>Activation rows are zero-padded to a multiple of this many codes.</summary>
+    public static int PadCodes(int bits, int groupSize, int groupsPerRow) => UnitCodes(bits) * (PairedUnits(bits, groupSize, groupsPerRow) ? 2 : 1);
+
     /// <summary>What the kernel subtracts from 8-bit codes (128 on the AVX2 route, see remarks), else 0.</summary>
     public static int CodeOffset(int bits) => bits == 8 && !UsesVnni ? 128 : 0;
 
     /// <summary>Reorders a zero-padded row of int8 activations (length a multiple of the unit) into the kernel's code order.</summary>
-    public static void Interleave(sbyte* q, int padded, int bits)
+    public static void Interleave(sbyte* q, int padded, int bits, bool pairs)
     {
-        if (bits == 8) return;
         int parts = Parts(bits), unit = UnitCodes(bits);
-        sbyte* tmp = stackalloc sbyte[128];
+        sbyte* tmp = stackalloc sbyte[256];
+        if (pairs)
+        {
+            // Units A, B: half h of part p holds A's part-p bytes 16h..16h+15, then B's (see PairedUnits).
+            Interleave(q, padded, bits, false);
+            for (int u = 0; u < padded; u += 2 * unit)
+            {
+                Buffer.MemoryCopy(q + u, tmp, 256, 2 * unit);
+                for (int h = 0; h < 2; h++)
+                    for (int p = 0; p < parts; p++)
+                    {
+                        sbyte* d = q + u + (h * parts + p) * 32;
+                        Buffer.MemoryCopy(tmp + p * 32 + 16 * h, d, 16, 16);
+                        Buffer.MemoryCopy(tmp + unit + p * 32 + 16 * h, d + 16, 16, 16);
+                    }
+            }
+            return;
+        }
+        if (bits == 8) return;
         for (int u = 0; u < padded; u += unit)
         {
             if (bits == 4)
@@ -179,6 +206,7 @@ internal static unsafe class FusedInt8Dot256
         bool perRow = gpr == 1;
         int log2G = perRow ? 31 : System.Numerics.BitOperations.Log2((uint)a.GroupSize);
         bool permute = !perRow && a.GroupSize < unitCodes;
+        bool pairs = PairedUnits(a.Bits, a.GroupSize, gpr);
         var index = Vector256<int>.Zero;
         if (permute)
         {
@@ -233,7 +261,11 @@ internal static unsafe class FusedInt8Dot256
                         byte* tail = (byte*)(sf + 2 * terms);
                         float* acc = sf + 2 * terms + 64;
 
-                        if (span == 1)
+                        if (pairs)
+                        {
+                            PairRows<TDecode, TMul, TBatch>(row, tail, c0, c1, fullUnits, unitBytes, log2U, sf, acc, x0, x1, x2, x3, x4, x5, x6, x7, ones);
+                        }
+                        else if (span == 1)
                         {
                             var a0 = Vector256.Load(acc);
                             var a1 = TBatch.Count > 1 ? Vector256.Load(acc + 8) : default;
@@ -376,6 +408,73 @@ internal static unsafe class FusedInt8Dot256
         }
     }
 
+    private static readonly Vector256<int> s_pairIndex = Vector256.Create(0, 0, 0, 0, 1, 1, 1, 1);
+
+    /// <summary>Units [c0, c1) of one weight row in pairs (see <see cref="PairedUnits"/>): group u in lanes 0-3, u + 1 in lanes 4-7.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PairRows<TDecode, TMul, TBatch>(byte* row, byte* tail, int c0, int c1, int fullUnits, int unitBytes, int log2U,
+        float* sf, float* acc, sbyte* x0, sbyte* x1, sbyte* x2, sbyte* x3, sbyte* x4, sbyte* x5, sbyte* x6, sbyte* x7, Vector256<short> ones)
+        where TDecode : struct, IDecode where TMul : struct, IMultiply where TBatch : struct, IBatch
+    {
+        var a0 = Vector256.Load(acc);
+        var a1 = TBatch.Count > 1 ? Vector256.Load(acc + 8) : default;
+        var a2 = TBatch.Count > 2 ? Vector256.Load(acc + 16) : default;
+        var a3 = TBatch.Count > 2 ? Vector256.Load(acc + 24) : default;
+        var a4 = TBatch.Count > 4 ? Vector256.Load(acc + 32) : default;
+        var a5 = TBatch.Count > 4 ? Vector256.Load(acc + 40) : default;
+        var a6 = TBatch.Count > 4 ? Vector256.Load(acc + 48) : default;
+        var a7 = TBatch.Count > 4 ? Vector256.Load(acc + 56) : default;
+        int half = 32 * TDecode.Parts;
+        for (int u = c0; u < c1; u += 2)
+        {
+            byte* pa = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
+            byte* pb = u + 1 < fullUnits ? row + (u + 1) * unitBytes : tail + (u + 1 - fullUnits) * unitBytes;
+            TDecode.DecodeRaw<TMul>(Vector256.Create(Vector128.Load(pa), Vector128.Load(pb)), out var w0, out var w1, out var w2, out var w3);
+            TDecode.DecodeRaw<TMul>(Vector256.Create(Vector128.Load(pa + 16), Vector128.Load(pb + 16)), out var v0, out var v1, out var v2, out var v3);
+            var scale = Avx2.PermuteVar8x32(Vector256.Load(sf + u), s_pairIndex);
+            int first = u << log2U;
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x0 + first, half, ones)), scale, a0);
+            if (TBatch.Count > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x1 + first, half, ones)), scale, a1);
+            if (TBatch.Count > 2)
+            {
+                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x2 + first, half, ones)), scale, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x3 + first, half, ones)), scale, a3);
+            }
+            if (TBatch.Count > 4)
+            {
+                a4 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x4 + first, half, ones)), scale, a4);
+                a5 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x5 + first, half, ones)), scale, a5);
+                a6 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x6 + first, half, ones)), scale, a6);
+                a7 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes2<TDecode, TMul>(w0, w1, w2, w3, v0, v1, v2, v3, x7 + first, half, ones)), scale, a7);
+            }
+        }
+        a0.Store(acc);
+        if (TBatch.Count > 1) a1.Store(acc + 8);
+        if (TBatch.Count > 2) { a2.Store(acc + 16); a3.Store(acc + 24); }
+        if (TBatch.Count > 4) { a4.Store(acc + 32); a5.Store(acc + 40); a6.Store(acc + 48); a7.Store(acc + 56); }
+    }
+
+    /// <summary>Lane sums of both halves of a unit pair: half 0's registers w at x, half 1's v at x + half.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Lanes2<TDecode, TMul>(Vector256<byte> w0, Vector256<byte> w1, Vector256<byte> w2, Vector256<byte> w3,
+        Vector256<byte> v0, Vector256<byte> v1, Vector256<byte> v2, Vector256<byte> v3, sbyte* x, int half, Vector256<short> ones)
+        where TDecode : struct, IDecode where TMul : struct, IMultiply
+    {
+        if (TMul.IsVnni)
+        {
+            var t = Lanes<TDecode, TMul>(w0, w1, w2, w3, x, ones);
+            t = AvxVnni.MultiplyWideningAndAdd(t, v0, Vector256.Load(x + half));
+            if (TDecode.Parts > 1) t = AvxVnni.MultiplyWideningAndAdd(t, v1, Vector256.Load(x + half + 32));
+            if (TDecode.Parts > 2)
+            {
+                t = AvxVnni.MultiplyWideningAndAdd(t, v2, Vector256.Load(x + half + 64));
+                t = AvxVnni.MultiplyWideningAndAdd(t, v3, Vector256.Load(x + half + 96));
+            }
+            return t;
+        }
+        return Lanes<TDecode, TMul>(w0, w1, w2, w3, x, ones) + Lanes<TDecode, TMul>(v0, v1, v2, v3, x + half, ones);
+    }
+
     /// <summary>Unit u's lane sums with activation row x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> UnitLanes<TDecode, TMul>(byte* row, byte* tail, int u, int fullUnits, int unitBytes, int log2U, sbyte* x, Vector256<short> ones)
@@ -493,6 +592,9 @@ internal static unsafe class FusedInt8Dot256
         static abstract int FirstCodeOfLane(int k);
         static abstract void Decode<TMul>(byte* p, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
             where TMul : struct, IMultiply;
+        /// <summary>Decodes 32 packed bytes already in a register (byte-local widths only).</summary>
+        static abstract void DecodeRaw<TMul>(Vector256<byte> v, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
+            where TMul : struct, IMultiply;
     }
 
     /// <summary>8 bits: 32 codes as they are (VNNI), or |u - 128| in w0 with u - 128 in w1 (AVX2).</summary>
@@ -508,14 +610,21 @@ internal static unsafe class FusedInt8Dot256
         public static void Decode<TMul>(byte* p, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
             where TMul : struct, IMultiply
         {
+            DecodeRaw<TMul>(Vector256.Load(p), out w0, out w1, out w2, out w3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void DecodeRaw<TMul>(Vector256<byte> v, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
+            where TMul : struct, IMultiply
+        {
             w2 = w3 = default;
             if (TMul.IsVnni)
             {
-                w0 = Vector256.Load(p);
+                w0 = v;
                 w1 = default;
                 return;
             }
-            var s = (Vector256.Load(p) ^ Vector256.Create((byte)0x80)).AsSByte();
+            var s = (v ^ Vector256.Create((byte)0x80)).AsSByte();
             w0 = Vector256.Abs(s).AsByte();
             w1 = s.AsByte();
         }
@@ -534,7 +643,13 @@ internal static unsafe class FusedInt8Dot256
         public static void Decode<TMul>(byte* p, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
             where TMul : struct, IMultiply
         {
-            var v = Vector256.Load(p);
+            DecodeRaw<TMul>(Vector256.Load(p), out w0, out w1, out w2, out w3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void DecodeRaw<TMul>(Vector256<byte> v, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
+            where TMul : struct, IMultiply
+        {
             var mask = Vector256.Create((byte)0x0F);
             w0 = v & mask;
             w1 = (v.AsUInt16() >> 4).AsByte() & mask;
@@ -555,7 +670,13 @@ internal static unsafe class FusedInt8Dot256
         public static void Decode<TMul>(byte* p, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
             where TMul : struct, IMultiply
         {
-            var v = Vector256.Load(p);
+            DecodeRaw<TMul>(Vector256.Load(p), out w0, out w1, out w2, out w3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void DecodeRaw<TMul>(Vector256<byte> v, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
+            where TMul : struct, IMultiply
+        {
             var mask = Vector256.Create((byte)3);
             var v16 = v.AsUInt16();
             w0 = v & mask;
@@ -585,5 +706,9 @@ internal static unsafe class FusedInt8Dot256
             w0 = Avx2.PackUnsignedSaturate(lo.AsInt16(), hi.AsInt16());
             w1 = w2 = w3 = default;
         }
+
+        // 3-bit codes straddle bytes, so 3-bit units are never paired (PairedUnits).
+        public static void DecodeRaw<TMul>(Vector256<byte> v, out Vector256<byte> w0, out Vector256<byte> w1, out Vector256<byte> w2, out Vector256<byte> w3)
+            where TMul : struct, IMultiply => throw new NotSupportedException();
     }
 }

@@ -45,7 +45,8 @@ internal static unsafe class Int8MatMul
         bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, batch);
         bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
-        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : fused256 ? FusedInt8Dot256.UnitCodes(w.Bits) : 64;
+        bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
+        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : fused256 ? FusedInt8Dot256.PadCodes(w.Bits, w.GroupSize, w.GroupsPerRow) : 64;
         int padded = (w.In + unit - 1) / unit * unit;
         padded = Math.Max(padded, natural); // activation quantization zero-fills up to a multiple of 64
         // Group sums padded to 16 with zeros: the fused kernels fold the zero points 16 (8) groups at a time.
@@ -73,7 +74,7 @@ internal static unsafe class Int8MatMul
                     else if (fused256)
                     {
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
-                        FusedInt8Dot256.Interleave(qr, padded, w.Bits);
+                        FusedInt8Dot256.Interleave(qr, padded, w.Bits, pairs);
                     }
                 }
 

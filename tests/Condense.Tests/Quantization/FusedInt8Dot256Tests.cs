@@ -91,7 +91,7 @@ public class FusedInt8Dot256Tests
         for (int i = 0; i < q.Length; i++) q[i] = (sbyte)(i - 64);
         unsafe
         {
-            fixed (sbyte* p = q) FusedInt8Dot256.Interleave(p, q.Length, 4);
+            fixed (sbyte* p = q) FusedInt8Dot256.Interleave(p, q.Length, 4, pairs: false);
         }
         for (int unit = 0; unit < 2; unit++)
             for (int j = 0; j < 32; j++)
