@@ -45,7 +45,10 @@ internal static unsafe class FusedInt8Dot256
     /// at a time as [A bytes 0-15, B bytes 0-15] and [A bytes 16-31, B bytes 16-31], so lanes 0-3 hold group A and
     /// lanes 4-7 group B and one float conversion and FMA per row serve two groups.
     /// </summary>
-    public static bool PairedUnits(int bits, int groupSize, int groupsPerRow) => bits != 3 && groupsPerRow > 1 && groupSize == UnitCodes(bits);
+    public static bool PairedUnits(int bits, int groupSize, int groupsPerRow) => AllowPairs && bits != 3 && groupsPerRow > 1 && groupSize == UnitCodes(bits);
+
+    /// <summary>Tests and measurements clear it to read one unit at a time everywhere.</summary>
+    internal static bool AllowPairs { get; set; } = true;
 
     /// <summary>Activation rows are zero-padded to a multiple of this many codes.</summary>
     public static int PadCodes(int bits, int groupSize, int groupsPerRow) => UnitCodes(bits) * (PairedUnits(bits, groupSize, groupsPerRow) ? 2 : 1);
@@ -262,129 +265,11 @@ internal static unsafe class FusedInt8Dot256
                         float* acc = sf + 2 * terms + 64;
 
                         if (pairs)
-                        {
                             PairRows<TDecode, TMul, TBatch>(row, tail, c0, c1, fullUnits, unitBytes, log2U, sf, acc, x0, x1, x2, x3, x4, x5, x6, x7, ones);
-                        }
                         else if (span == 1)
-                        {
-                            var a0 = Vector256.Load(acc);
-                            var a1 = TBatch.Count > 1 ? Vector256.Load(acc + 8) : default;
-                            var a2 = TBatch.Count > 2 ? Vector256.Load(acc + 16) : default;
-                            var a3 = TBatch.Count > 2 ? Vector256.Load(acc + 24) : default;
-                            var a4 = TBatch.Count > 4 ? Vector256.Load(acc + 32) : default;
-                            var a5 = TBatch.Count > 4 ? Vector256.Load(acc + 40) : default;
-                            var a6 = TBatch.Count > 4 ? Vector256.Load(acc + 48) : default;
-                            var a7 = TBatch.Count > 4 ? Vector256.Load(acc + 56) : default;
-                            if (TBatch.Count == 1)
-                            {
-                                // One row: even and odd units feed two FMA chains, halving the latency each unit waits for.
-                                var odd = Vector256<float>.Zero;
-                                int u = c0;
-                                for (; u + 1 < c1; u += 2)
-                                {
-                                    a0 = Unit1<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, a0);
-                                    odd = Unit1<TDecode, TMul>(row, tail, u + 1, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, odd);
-                                }
-                                if (u < c1) a0 = Unit1<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, a0);
-                                a0 += odd;
-                            }
-                            else for (int u = c0; u < c1; u++)
-                            {
-                                byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                                TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
-                                int first = u << log2U;
-                                var scale = permute
-                                    ? Avx2.PermuteVar8x32(Vector256.Load(sf + (first >> log2G)), index)
-                                    : Vector256.Create(sf[first >> log2G]);
-                                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x0 + first, ones)), scale, a0);
-                                if (TBatch.Count > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x1 + first, ones)), scale, a1);
-                                if (TBatch.Count > 2)
-                                {
-                                    a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x2 + first, ones)), scale, a2);
-                                    a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x3 + first, ones)), scale, a3);
-                                }
-                                if (TBatch.Count > 4)
-                                {
-                                    a4 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x4 + first, ones)), scale, a4);
-                                    a5 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x5 + first, ones)), scale, a5);
-                                    a6 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x6 + first, ones)), scale, a6);
-                                    a7 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x7 + first, ones)), scale, a7);
-                                }
-                            }
-                            a0.Store(acc);
-                            if (TBatch.Count > 1) a1.Store(acc + 8);
-                            if (TBatch.Count > 2) { a2.Store(acc + 16); a3.Store(acc + 24); }
-                            if (TBatch.Count > 4) { a4.Store(acc + 32); a5.Store(acc + 40); a6.Store(acc + 48); a7.Store(acc + 56); }
-                        }
+                            UnitRows<TDecode, TMul, TBatch>(row, tail, c0, c1, fullUnits, unitBytes, log2U, log2G, sf, permute, index, acc, x0, x1, x2, x3, x4, x5, x6, x7, ones);
                         else
-                        {
-                            // Groups of several units: integer lanes accumulate over the group, then one float FMA per
-                            // group; up to 4 rows keep the float sums in registers, a tile of 8 keeps them in L1 (16 AVX2
-                            // registers hold the 8 integer sums and the decoded codes, not 8 more).
-                            var f0 = Vector256.Load(acc);
-                            var f1 = TBatch.Count is > 1 and <= 4 ? Vector256.Load(acc + 8) : default;
-                            var f2 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 16) : default;
-                            var f3 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 24) : default;
-                            for (int u0 = c0; u0 < c1; u0 += span)
-                            {
-                                int u1 = Math.Min(c1, u0 + span);
-                                var i0 = Vector256<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
-                                if (TBatch.Count == 1)
-                                {
-                                    // One row: even and odd units feed two integer chains.
-                                    int u = u0;
-                                    for (; u + 1 < u1; u += 2)
-                                    {
-                                        i0 += UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x0, ones);
-                                        i1 += UnitLanes<TDecode, TMul>(row, tail, u + 1, fullUnits, unitBytes, log2U, x0, ones);
-                                    }
-                                    if (u < u1) i0 += UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x0, ones);
-                                    i0 += i1;
-                                }
-                                else for (int u = u0; u < u1; u++)
-                                {
-                                    byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                                    TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
-                                    int first = u << log2U;
-                                    i0 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x0 + first, ones);
-                                    if (TBatch.Count > 1) i1 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x1 + first, ones);
-                                    if (TBatch.Count > 2)
-                                    {
-                                        i2 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x2 + first, ones);
-                                        i3 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x3 + first, ones);
-                                    }
-                                    if (TBatch.Count > 4)
-                                    {
-                                        i4 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x4 + first, ones);
-                                        i5 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x5 + first, ones);
-                                        i6 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x6 + first, ones);
-                                        i7 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x7 + first, ones);
-                                    }
-                                }
-                                var scale = Vector256.Create(sf[(u0 << log2U) >> log2G]);
-                                if (TBatch.Count <= 4)
-                                {
-                                    f0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), scale, f0);
-                                    if (TBatch.Count > 1) f1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), scale, f1);
-                                    if (TBatch.Count > 2)
-                                    {
-                                        f2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), scale, f2);
-                                        f3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), scale, f3);
-                                    }
-                                }
-                                else
-                                {
-                                    Fold(acc, i0, scale); Fold(acc + 8, i1, scale); Fold(acc + 16, i2, scale); Fold(acc + 24, i3, scale);
-                                    Fold(acc + 32, i4, scale); Fold(acc + 40, i5, scale); Fold(acc + 48, i6, scale); Fold(acc + 56, i7, scale);
-                                }
-                            }
-                            if (TBatch.Count <= 4)
-                            {
-                                f0.Store(acc);
-                                if (TBatch.Count > 1) f1.Store(acc + 8);
-                                if (TBatch.Count > 2) { f2.Store(acc + 16); f3.Store(acc + 24); }
-                            }
-                        }
+                            GroupRows<TDecode, TMul, TBatch>(row, tail, c0, c1, span, fullUnits, unitBytes, log2U, log2G, sf, acc, x0, x1, x2, x3, x4, x5, x6, x7, ones);
                     }
                 }
 
@@ -408,10 +293,144 @@ internal static unsafe class FusedInt8Dot256
         }
     }
 
+    // The three loops below are separate methods (not inlined) so that each gets the JIT's full register
+    // allocation and inlining budget; they run once per row and chunk of at least 16 units.
+
+    /// <summary>Units [c0, c1) of one weight row, one unit at a time, each lane scaled by its group's scale.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void UnitRows<TDecode, TMul, TBatch>(byte* row, byte* tail, int c0, int c1, int fullUnits, int unitBytes, int log2U, int log2G,
+        float* sf, bool permute, Vector256<int> index, float* acc, sbyte* x0, sbyte* x1, sbyte* x2, sbyte* x3, sbyte* x4, sbyte* x5, sbyte* x6, sbyte* x7,
+        Vector256<short> ones)
+        where TDecode : struct, IDecode where TMul : struct, IMultiply where TBatch : struct, IBatch
+    {
+        var a0 = Vector256.Load(acc);
+        var a1 = TBatch.Count > 1 ? Vector256.Load(acc + 8) : default;
+        var a2 = TBatch.Count > 2 ? Vector256.Load(acc + 16) : default;
+        var a3 = TBatch.Count > 2 ? Vector256.Load(acc + 24) : default;
+        var a4 = TBatch.Count > 4 ? Vector256.Load(acc + 32) : default;
+        var a5 = TBatch.Count > 4 ? Vector256.Load(acc + 40) : default;
+        var a6 = TBatch.Count > 4 ? Vector256.Load(acc + 48) : default;
+        var a7 = TBatch.Count > 4 ? Vector256.Load(acc + 56) : default;
+        if (TBatch.Count == 1)
+        {
+            // One row: even and odd units feed two FMA chains, halving the latency each unit waits for.
+            var odd = Vector256<float>.Zero;
+            int u = c0;
+            for (; u + 1 < c1; u += 2)
+            {
+                a0 = Unit1<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, a0);
+                odd = Unit1<TDecode, TMul>(row, tail, u + 1, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, odd);
+            }
+            if (u < c1) a0 = Unit1<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, log2G, sf, permute, index, x0, ones, a0);
+            a0 += odd;
+        }
+        else for (int u = c0; u < c1; u++)
+        {
+            byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
+            TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
+            int first = u << log2U;
+            var scale = permute
+                ? Avx2.PermuteVar8x32(Vector256.Load(sf + (first >> log2G)), index)
+                : Vector256.Create(sf[first >> log2G]);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x0 + first, ones)), scale, a0);
+            if (TBatch.Count > 1) a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x1 + first, ones)), scale, a1);
+            if (TBatch.Count > 2)
+            {
+                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x2 + first, ones)), scale, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x3 + first, ones)), scale, a3);
+            }
+            if (TBatch.Count > 4)
+            {
+                a4 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x4 + first, ones)), scale, a4);
+                a5 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x5 + first, ones)), scale, a5);
+                a6 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x6 + first, ones)), scale, a6);
+                a7 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Lanes<TDecode, TMul>(w0, w1, w2, w3, x7 + first, ones)), scale, a7);
+            }
+        }
+        a0.Store(acc);
+        if (TBatch.Count > 1) a1.Store(acc + 8);
+        if (TBatch.Count > 2) { a2.Store(acc + 16); a3.Store(acc + 24); }
+        if (TBatch.Count > 4) { a4.Store(acc + 32); a5.Store(acc + 40); a6.Store(acc + 48); a7.Store(acc + 56); }
+    }
+
+    /// <summary>Units [c0, c1) of one weight row in groups of <paramref name="span"/> units: integer sums per group, one FMA per group.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void GroupRows<TDecode, TMul, TBatch>(byte* row, byte* tail, int c0, int c1, int span, int fullUnits, int unitBytes, int log2U, int log2G,
+        float* sf, float* acc, sbyte* x0, sbyte* x1, sbyte* x2, sbyte* x3, sbyte* x4, sbyte* x5, sbyte* x6, sbyte* x7, Vector256<short> ones)
+        where TDecode : struct, IDecode where TMul : struct, IMultiply where TBatch : struct, IBatch
+    {
+        // Groups of several units: integer lanes accumulate over the group, then one float FMA per
+        // group; up to 4 rows keep the float sums in registers, a tile of 8 keeps them in L1 (16 AVX2
+        // registers hold the 8 integer sums and the decoded codes, not 8 more).
+        var f0 = Vector256.Load(acc);
+        var f1 = TBatch.Count is > 1 and <= 4 ? Vector256.Load(acc + 8) : default;
+        var f2 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 16) : default;
+        var f3 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 24) : default;
+        for (int u0 = c0; u0 < c1; u0 += span)
+        {
+            int u1 = Math.Min(c1, u0 + span);
+            var i0 = Vector256<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
+            if (TBatch.Count == 1)
+            {
+                // One row: even and odd units feed two integer chains.
+                int u = u0;
+                for (; u + 1 < u1; u += 2)
+                {
+                    i0 += UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x0, ones);
+                    i1 += UnitLanes<TDecode, TMul>(row, tail, u + 1, fullUnits, unitBytes, log2U, x0, ones);
+                }
+                if (u < u1) i0 += UnitLanes<TDecode, TMul>(row, tail, u, fullUnits, unitBytes, log2U, x0, ones);
+                i0 += i1;
+            }
+            else for (int u = u0; u < u1; u++)
+            {
+                byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
+                TDecode.Decode<TMul>(w, out var w0, out var w1, out var w2, out var w3);
+                int first = u << log2U;
+                i0 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x0 + first, ones);
+                if (TBatch.Count > 1) i1 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x1 + first, ones);
+                if (TBatch.Count > 2)
+                {
+                    i2 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x2 + first, ones);
+                    i3 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x3 + first, ones);
+                }
+                if (TBatch.Count > 4)
+                {
+                    i4 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x4 + first, ones);
+                    i5 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x5 + first, ones);
+                    i6 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x6 + first, ones);
+                    i7 += Lanes<TDecode, TMul>(w0, w1, w2, w3, x7 + first, ones);
+                }
+            }
+            var scale = Vector256.Create(sf[(u0 << log2U) >> log2G]);
+            if (TBatch.Count <= 4)
+            {
+                f0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), scale, f0);
+                if (TBatch.Count > 1) f1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), scale, f1);
+                if (TBatch.Count > 2)
+                {
+                    f2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), scale, f2);
+                    f3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), scale, f3);
+                }
+            }
+            else
+            {
+                Fold(acc, i0, scale); Fold(acc + 8, i1, scale); Fold(acc + 16, i2, scale); Fold(acc + 24, i3, scale);
+                Fold(acc + 32, i4, scale); Fold(acc + 40, i5, scale); Fold(acc + 48, i6, scale); Fold(acc + 56, i7, scale);
+            }
+        }
+        if (TBatch.Count <= 4)
+        {
+            f0.Store(acc);
+            if (TBatch.Count > 1) f1.Store(acc + 8);
+            if (TBatch.Count > 2) { f2.Store(acc + 16); f3.Store(acc + 24); }
+        }
+    }
+
     private static readonly Vector256<int> s_pairIndex = Vector256.Create(0, 0, 0, 0, 1, 1, 1, 1);
 
     /// <summary>Units [c0, c1) of one weight row in pairs (see <see cref="PairedUnits"/>): group u in lanes 0-3, u + 1 in lanes 4-7.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void PairRows<TDecode, TMul, TBatch>(byte* row, byte* tail, int c0, int c1, int fullUnits, int unitBytes, int log2U,
         float* sf, float* acc, sbyte* x0, sbyte* x1, sbyte* x2, sbyte* x3, sbyte* x4, sbyte* x5, sbyte* x6, sbyte* x7, Vector256<short> ones)
         where TDecode : struct, IDecode where TMul : struct, IMultiply where TBatch : struct, IBatch
