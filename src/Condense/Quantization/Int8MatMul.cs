@@ -43,7 +43,7 @@ internal static unsafe class Int8MatMul
     public static bool Run(in Weight w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
-        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, batch);
+        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
         bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
         bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
@@ -125,13 +125,26 @@ internal static unsafe class Int8MatMul
     }
 
     /// <summary>
-    /// True when the 256-bit kernel beats the AVX-512 one on a machine that has both (measured with the quick
-    /// benchmark; see the class remarks).
+    /// True when the 256-bit kernel runs where the AVX-512 one could: with AVX-VNNI, for groups of exactly one
+    /// 256-bit unit (<see cref="FusedInt8Dot256.PairedUnits"/>) at 8 bits (g32, any batch) and at 4 bits (g64) for
+    /// batches of 1 and 2.
     /// </summary>
-    internal static bool Prefers256(int bits, int groupSize, int batch) => Force256;
+    /// <remarks>
+    /// Measured on the AMD EPYC (Zen 5) development VM, one thread, 1024x4096 weights in cache, min of 75+ calls:
+    /// int4-g64 batch 1 0.085 ms (ymm VNNI) vs 0.128 ms (zmm), batch 4-16 within noise of each other; int8-g32
+    /// 0.13 vs 0.26 ms at batch 1 and 0.99 vs 1.30 ms at batch 16. Elsewhere (g128, per-row groups, 2 and 3 bits
+    /// beyond batch 1) the zmm kernel was as fast or faster: one ymm vpdpbusd costs about what one zmm vpmaddubsw
+    /// costs here, and zmm needs fewer instructions per code unless two groups share one conversion and FMA.
+    /// </remarks>
+    internal static bool Prefers256(int bits, int groupSize, int groupsPerRow, int batch) => Override256 switch
+    {
+        > 0 => true,
+        < 0 => false,
+        _ => FusedInt8Dot256.UsesVnni && FusedInt8Dot256.PairedUnits(bits, groupSize, groupsPerRow) && (bits == 8 || (bits == 4 && batch <= 2)),
+    };
 
-    /// <summary>Measurements set it to run the 256-bit kernel where the AVX-512 one would run.</summary>
-    internal static bool Force256 { get; set; }
+    /// <summary>Tests and measurements: 1 runs the 256-bit kernel wherever AVX-512 would run, -1 never, 0 follows <see cref="Prefers256"/>.</summary>
+    internal static int Override256 { get; set; }
 
     private struct Fused256Body : IRangeBody
     {

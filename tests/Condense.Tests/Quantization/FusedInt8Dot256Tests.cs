@@ -103,17 +103,43 @@ public class FusedInt8Dot256Tests
 
     private static void WithWidth(int width, Action run) => KernelWidths.ForEach(w => { if (w == width) run(); });
 
-    // Runs at every width; at 256 bits (and 512 where the batch dispatches there) once per multiply route the machine has.
+    // Runs at every width; at 256 bits once per multiply route the machine has; at 512 bits with both kernels
+    // (the 256-bit one forced, and never), whatever the dispatch would pick.
     private static void ForEachRoute(Action<string> run) => KernelWidths.ForEach(width =>
     {
+        if (width == 512)
+        {
+            try
+            {
+                foreach (int o in new[] { -1, 1 })
+                {
+                    Int8MatMul.Override256 = o;
+                    run($"width 512, {(o > 0 ? "256-bit kernel" : "AVX-512 kernel")}");
+                }
+            }
+            finally { Int8MatMul.Override256 = 0; }
+            return;
+        }
         run($"width {width}");
-        if (width >= 256 && FusedInt8Dot256.UsesVnni)
+        if (width == 256 && FusedInt8Dot256.UsesVnni)
         {
             FusedInt8Dot256.AllowVnni = false;
             try { run($"width {width} without VNNI"); }
             finally { FusedInt8Dot256.AllowVnni = true; }
         }
     });
+
+    [Fact]
+    public void Avx512_machines_run_the_256_bit_kernel_only_for_one_unit_groups_at_8_bits_or_4_bits_up_to_batch_2()
+    {
+        if (!FusedInt8Dot256.UsesVnni) return;
+        Assert.True(Int8MatMul.Prefers256(8, 32, 4, 16));
+        Assert.True(Int8MatMul.Prefers256(4, 64, 4, 2));
+        Assert.False(Int8MatMul.Prefers256(4, 64, 4, 4));
+        Assert.False(Int8MatMul.Prefers256(4, 128, 4, 1));
+        Assert.False(Int8MatMul.Prefers256(2, 128, 4, 1));
+        Assert.False(Int8MatMul.Prefers256(8, 32, 1, 1)); // one group per row: no pairs
+    }
 
     private static void AssertMatchesReference(GroupQuantizedWeight q, float[] x, int batch, string route)
     {
