@@ -366,7 +366,25 @@ internal static unsafe class FusedInt8Dot256
         var f1 = TBatch.Count is > 1 and <= 4 ? Vector256.Load(acc + 8) : default;
         var f2 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 16) : default;
         var f3 = TBatch.Count is > 2 and <= 4 ? Vector256.Load(acc + 24) : default;
-        for (int u0 = c0; u0 < c1; u0 += span)
+        int start = c0;
+        if (TBatch.Count == 1)
+        {
+            // One row: two groups per step, each with its own integer and float chain (one chain waits on latency).
+            var odd = Vector256<float>.Zero;
+            for (; start + 2 * span <= c1; start += 2 * span)
+            {
+                var ia = Vector256<int>.Zero; var ib = ia;
+                for (int k = 0; k < span; k++)
+                {
+                    ia += UnitLanes<TDecode, TMul>(row, tail, start + k, fullUnits, unitBytes, log2U, x0, ones);
+                    ib += UnitLanes<TDecode, TMul>(row, tail, start + span + k, fullUnits, unitBytes, log2U, x0, ones);
+                }
+                f0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(ia), Vector256.Create(sf[(start << log2U) >> log2G]), f0);
+                odd = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(ib), Vector256.Create(sf[((start + span) << log2U) >> log2G]), odd);
+            }
+            f0 += odd;
+        }
+        for (int u0 = start; u0 < c1; u0 += span)
         {
             int u1 = Math.Min(c1, u0 + span);
             var i0 = Vector256<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
