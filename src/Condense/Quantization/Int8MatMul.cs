@@ -10,19 +10,20 @@ namespace Condense.Quantization;
 /// <summary>
 /// y = x W'^T for a group-quantized W with int8 activations: every input row is quantized once per call and the
 /// products are integer dot products of codes and int8 inputs; group scales and zero points are applied in float32.
-/// With AVX-512 <see cref="FusedInt8Dot"/> decodes the packed rows in registers; the other widths unpack every
+/// The fused kernels decode the packed rows in registers: <see cref="FusedInt8Dot"/> with AVX-512 and
+/// <see cref="FusedInt8Dot256"/> with AVX2 (AVX-VNNI when present); the 128-bit and scalar paths unpack every
 /// weight row once per call into one byte per code (L1-resident).
 /// </summary>
 /// <remarks>
 /// <para>With row scale sx, codes u, zero point z and group scale s:
 /// y[b, o] = sx * (sum_g s_g * dot_g(u, q) - sum_g s_g * z_g * sum_g(q)), the zero point folded through the
 /// per-group input sums computed once per call.</para>
-/// <para>Every SIMD chunk of 64 (32, 16) codes yields 16 (8, 4) integer lane sums of 4 consecutive codes; each lane
-/// lies inside one group (G &gt;= 16), so the lanes are converted to float and multiplied by their group's scale
-/// (a permute of the row's float scales). Integer sums are exact; only the float accumulation order depends on
-/// the vector width. Threads split weight rows, so results do not depend on the thread count.</para>
-/// <para>8-bit codes reach 255, which would saturate the 16-bit pair sums of vpmaddubsw: those paths multiply
-/// |u - 128| by the input with u - 128's sign, and fold the 128 into the zero point.</para>
+/// <para>Every 128-bit chunk of 16 codes yields 4 integer lane sums of 4 consecutive codes; each lane lies inside
+/// one group (G &gt;= 16), so the lanes are converted to float and multiplied by their group's scale. Integer sums
+/// are exact; only the float accumulation order depends on the vector width. Threads split weight rows, so results
+/// do not depend on the thread count.</para>
+/// <para>8-bit codes reach 255, which would saturate the 16-bit pair sums of pmaddubsw: that path multiplies
+/// |u - 128| by the input with u - 128's sign, and folds the 128 into the zero point.</para>
 /// </remarks>
 internal static unsafe class Int8MatMul
 {
@@ -42,11 +43,14 @@ internal static unsafe class Int8MatMul
     public static bool Run(in Weight w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
-        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits);
+        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
+        bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
-        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : 64;
+        bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
+        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : fused256 ? FusedInt8Dot256.PadCodes(w.Bits, w.GroupSize, w.GroupsPerRow) : 64;
         int padded = (w.In + unit - 1) / unit * unit;
-        // Group sums padded to 16 with zeros: the fused kernel folds the zero points 16 groups at a time.
+        padded = Math.Max(padded, natural); // activation quantization zero-fills up to a multiple of 64
+        // Group sums padded to 16 with zeros: the fused kernels fold the zero points 16 (8) groups at a time.
         int groupStride = (w.GroupsPerRow + 15) & ~15;
         byte[] qBuffer = ArrayPool<byte>.Shared.Rent(batch * padded + 64);
         float[] fBuffer = ArrayPool<float>.Shared.Rent(batch * (groupStride + 1));
@@ -68,6 +72,11 @@ internal static unsafe class Int8MatMul
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
                         FusedInt8Dot.Interleave(qr, padded, FusedInt8Dot.Parts(w.Bits));
                     }
+                    else if (fused256)
+                    {
+                        new Span<sbyte>(qr + natural, padded - natural).Clear();
+                        FusedInt8Dot256.Interleave(qr, padded, w.Bits, pairs);
+                    }
                 }
 
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
@@ -82,6 +91,19 @@ internal static unsafe class Int8MatMul
                     };
                     var fusedBody = new FusedBody { Args = args };
                     WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                    return true;
+                }
+
+                if (fused256)
+                {
+                    var args = new FusedInt8Dot256.Args
+                    {
+                        Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
+                        GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch,
+                        Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride, Y = y,
+                    };
+                    var body256 = new Fused256Body { Args = args };
+                    WorkerPool.Shared.For(w.Out, ref body256, degree);
                     return true;
                 }
 
@@ -100,6 +122,35 @@ internal static unsafe class Int8MatMul
             ArrayPool<float>.Shared.Return(fBuffer);
         }
         return true;
+    }
+
+    /// <summary>
+    /// True when the 256-bit kernel runs where the AVX-512 one could: with AVX-VNNI, for groups of exactly one
+    /// 256-bit unit (<see cref="FusedInt8Dot256.PairedUnits"/>) at 8 bits (g32, any batch) and at 4 bits (g64) for
+    /// batches of 1 and 2.
+    /// </summary>
+    /// <remarks>
+    /// Measured on the AMD EPYC (Zen 5) development VM, one thread, 1024x4096 weights in cache, min of 75+ calls:
+    /// int4-g64 batch 1 0.085 ms (ymm VNNI) vs 0.128 ms (zmm), batch 4-16 within noise of each other; int8-g32
+    /// 0.13 vs 0.26 ms at batch 1 and 0.99 vs 1.30 ms at batch 16. Elsewhere (g128, per-row groups, 2 and 3 bits
+    /// beyond batch 1) the zmm kernel was as fast or faster: one ymm vpdpbusd costs about what one zmm vpmaddubsw
+    /// costs here, and zmm needs fewer instructions per code unless two groups share one conversion and FMA.
+    /// </remarks>
+    internal static bool Prefers256(int bits, int groupSize, int groupsPerRow, int batch) => Override256 switch
+    {
+        > 0 => true,
+        < 0 => false,
+        _ => FusedInt8Dot256.UsesVnni && FusedInt8Dot256.PairedUnits(bits, groupSize, groupsPerRow) && (bits == 8 || (bits == 4 && batch <= 2)),
+    };
+
+    /// <summary>Tests and measurements: 1 runs the 256-bit kernel wherever AVX-512 would run, -1 never, 0 follows <see cref="Prefers256"/>.</summary>
+    internal static int Override256 { get; set; }
+
+    private struct Fused256Body : IRangeBody
+    {
+        public FusedInt8Dot256.Args Args;
+
+        public readonly void Invoke(int start, int end) => FusedInt8Dot256.Rows(Args, start, end);
     }
 
     private struct FusedBody : IRangeBody
@@ -136,9 +187,8 @@ internal static unsafe class Int8MatMul
         new Span<float>(sf + gpr, 16).Clear();
 
         int vectorBits = p.VectorBits;
-        bool vnni256 = vectorBits == 256 && AvxVnni.IsSupported;
-        // Paths built on vpmaddubsw multiply |u - 128| for 8-bit codes (see remarks); the fold adds the 128 back.
-        int codeOffset = p.Bits == 8 && vectorBits >= 128 && !vnni256 ? 128 : 0;
+        // The SSSE3 path multiplies |u - 128| for 8-bit codes (see remarks); the fold adds the 128 back.
+        int codeOffset = p.Bits == 8 && vectorBits >= 128 ? 128 : 0;
         bool signed8 = codeOffset != 0;
         int log2G = p.GroupSize == p.In && gpr == 1 ? 31 : System.Numerics.BitOperations.Log2((uint)p.GroupSize);
         int symmetricZero = 1 << (p.Bits - 1);
@@ -157,9 +207,7 @@ internal static unsafe class Int8MatMul
             {
                 int rows = Math.Min(4, p.Batch - b);
                 sbyte* x0 = p.Q + (nint)b * p.Padded;
-                if (vectorBits == 512) Dot512(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
-                else if (vectorBits == 256) Dot256(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, vnni256, dots);
-                else if (vectorBits == 128) Dot128(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
+                if (vectorBits >= 128) Dot128(codes, p.Padded, x0, p.Padded, rows, sf, log2G, signed8, dots);
                 else DotScalar(codes, p.In, x0, p.Padded, rows, sf, p.GroupSize, gpr, dots);
                 for (int k = 0; k < rows; k++)
                 {
@@ -211,135 +259,6 @@ internal static unsafe class Int8MatMul
             }
         }
         for (; g < count; g++) destination[g] = (float)scales[g];
-    }
-
-    private static readonly Vector512<int>[] s_index512 = [Index512(4), Index512(5), Index512(6)];
-    private static readonly Vector256<int>[] s_index256 = [Index256(4), Index256(5)];
-
-    private static Vector512<int> Index512(int log2G)
-    {
-        var a = new int[16];
-        for (int j = 0; j < 16; j++) a[j] = (4 * j) >> log2G;
-        return Vector512.Create(a);
-    }
-
-    private static Vector256<int> Index256(int log2G)
-    {
-        var a = new int[8];
-        for (int j = 0; j < 8; j++) a[j] = (4 * j) >> log2G;
-        return Vector256.Create(a);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot512(byte* codes, int padded, sbyte* x, int xStride, int rows, float* sf, int log2G, bool signed8, float* result)
-    {
-        int chunks = padded / 64;
-        var ones = Vector512.Create((short)1);
-        sbyte* x0 = x, x1 = x + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
-        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
-        if (log2G >= 6)
-        {
-            // Groups of 64 codes or more: integer lanes accumulate over the whole group (or 4096 chunks of a
-            // row group, far from overflow) and are scaled once.
-            int span = log2G == 31 ? 4096 : 1 << (log2G - 6);
-            for (int c0 = 0; c0 < chunks; c0 += span)
-            {
-                int c1 = Math.Min(chunks, c0 + span);
-                var i0 = Vector512<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0;
-                for (int c = c0; c < c1; c++)
-                {
-                    var weights = Weights512(codes, c, signed8, out var negative);
-                    i0 += Lanes512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones);
-                    if (rows > 1) i1 += Lanes512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones);
-                    if (rows > 2) i2 += Lanes512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones);
-                    if (rows > 3) i3 += Lanes512(weights, Vector512.Load(x3 + 64 * c), signed8, negative, ones);
-                }
-                var scale = Vector512.Create(sf[(c0 << 6) >> log2G]);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i0), scale, a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i1), scale, a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i2), scale, a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i3), scale, a3);
-            }
-        }
-        else
-        {
-            // Groups of 16 or 32 codes: each chunk's 16 lanes get their own group's scale.
-            Vector512<int> index = s_index512[log2G - 4];
-            for (int c = 0; c < chunks; c++)
-            {
-                var scale = Avx512F.PermuteVar16x32(Vector512.Load(sf + ((c << 6) >> log2G)), index);
-                var weights = Weights512(codes, c, signed8, out var negative);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x0 + 64 * c), signed8, negative, ones)), scale, a0);
-                if (rows > 1) a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x1 + 64 * c), signed8, negative, ones)), scale, a1);
-                if (rows > 2) a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x2 + 64 * c), signed8, negative, ones)), scale, a2);
-                if (rows > 3) a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes512(weights, Vector512.Load(x3 + 64 * c), signed8, negative, ones)), scale, a3);
-            }
-        }
-        result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
-    }
-
-    /// <summary>Chunk c's 64 unpacked codes (8 bits: |u - 128| with the sign of u - 128 in <paramref name="negative"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> Weights512(byte* codes, int c, bool signed8, out Vector512<sbyte> negative)
-    {
-        negative = default;
-        var u = Vector512.Load(codes + 64 * c);
-        if (!signed8) return u;
-        var s = (u ^ Vector512.Create((byte)0x80)).AsSByte();
-        negative = Vector512.LessThan(s, Vector512<sbyte>.Zero);
-        return Vector512.Abs(s).AsByte();
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Lanes512(Vector512<byte> weights, Vector512<sbyte> x, bool signed8, Vector512<sbyte> negative, Vector512<short> ones)
-    {
-        if (signed8) x = Vector512.ConditionalSelect(negative, -x, x);
-        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(weights, x), ones);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot256(byte* codes, int padded, sbyte* x, int xStride, int rows, float* sf, int log2G, bool signed8, bool vnni, float* result)
-    {
-        int chunks = padded / 32;
-        Vector256<int> index = log2G == 4 ? s_index256[0] : Vector256<int>.Zero;
-        var ones = Vector256.Create((short)1);
-        var bias = Vector256.Create((byte)0x80);
-        sbyte* x0 = x, x1 = x + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
-        var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
-        for (int c = 0; c < chunks; c++)
-        {
-            var u = Vector256.Load(codes + 32 * c);
-            var scale = Avx2.PermuteVar8x32(Vector256.Load(sf + ((c << 5) >> log2G)), index);
-            Vector256<byte> weights = u;
-            Vector256<sbyte> sign = default;
-            if (signed8)
-            {
-                sign = (u ^ bias).AsSByte();
-                weights = Vector256.Abs(sign).AsByte();
-            }
-            a0 = Lane256(weights, Vector256.Load(x0 + 32 * c), signed8, sign, vnni, ones, scale, a0);
-            if (rows > 1) a1 = Lane256(weights, Vector256.Load(x1 + 32 * c), signed8, sign, vnni, ones, scale, a1);
-            if (rows > 2) a2 = Lane256(weights, Vector256.Load(x2 + 32 * c), signed8, sign, vnni, ones, scale, a2);
-            if (rows > 3) a3 = Lane256(weights, Vector256.Load(x3 + 32 * c), signed8, sign, vnni, ones, scale, a3);
-        }
-        result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Lane256(Vector256<byte> weights, Vector256<sbyte> x, bool signed8, Vector256<sbyte> sign, bool vnni, Vector256<short> ones, Vector256<float> scale, Vector256<float> acc)
-    {
-        Vector256<int> lanes;
-        if (vnni)
-        {
-            // vpdpbusd: unsigned codes times signed inputs, summed in 32 bits without saturation.
-            lanes = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, weights, x);
-        }
-        else
-        {
-            if (signed8) x = Avx2.Sign(x, sign);
-            lanes = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(weights, x), ones);
-        }
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(lanes), scale, acc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
