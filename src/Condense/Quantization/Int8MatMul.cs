@@ -125,22 +125,22 @@ internal static unsafe class Int8MatMul
     }
 
     /// <summary>
-    /// True when the 256-bit kernel runs where the AVX-512 one could: with AVX-VNNI, for groups of exactly one
-    /// 256-bit unit (<see cref="FusedInt8Dot256.PairedUnits"/>) at 8 bits (g32, any batch) and at 4 bits (g64) for
-    /// batches of 1 and 2.
+    /// True when the 256-bit kernel runs where the AVX-512 one could: with AVX-VNNI, for 8-bit groups of exactly one
+    /// 256-bit unit (g32, <see cref="FusedInt8Dot256.PairedUnits"/>) at batch 2 and more.
     /// </summary>
     /// <remarks>
-    /// Measured on the AMD EPYC (Zen 5) development VM, one thread, 1024x4096 weights in cache, min of 75+ calls:
-    /// int4-g64 batch 1 0.085 ms (ymm VNNI) vs 0.128 ms (zmm), batch 4-16 within noise of each other; int8-g32
-    /// 0.13 vs 0.26 ms at batch 1 and 0.99 vs 1.30 ms at batch 16. Elsewhere (g128, per-row groups, 2 and 3 bits
-    /// beyond batch 1) the zmm kernel was as fast or faster: one ymm vpdpbusd costs about what one zmm vpmaddubsw
-    /// costs here, and zmm needs fewer instructions per code unless two groups share one conversion and FMA.
+    /// Measured on the AMD EPYC (Zen 5) development VM, S2 (11008x4096) with 2 threads, cold, the two kernels
+    /// alternated in one process (30 rounds): int8-g32 256/512-bit time 1.06 at batch 1 (the AVX-512 batch-1 loop
+    /// itself uses 256-bit vpdpbusd), 0.86 at batch 2, 0.79 at batch 4, about 0.95 at 8 and 16; int4-g64 1.47 at
+    /// batch 1 and 1.00 at batches 2 and 4. Elsewhere (g128, per-row groups, 2 and 3 bits) the zmm kernel was as fast
+    /// or faster: one ymm vpdpbusd costs about what one zmm vpmaddubsw costs here, and zmm needs fewer instructions
+    /// per code unless two groups share one conversion and FMA.
     /// </remarks>
     internal static bool Prefers256(int bits, int groupSize, int groupsPerRow, int batch) => Override256 switch
     {
         > 0 => true,
         < 0 => false,
-        _ => FusedInt8Dot256.UsesVnni && FusedInt8Dot256.PairedUnits(bits, groupSize, groupsPerRow) && (bits == 8 || (bits == 4 && batch <= 2)),
+        _ => FusedInt8Dot256.UsesVnni && FusedInt8Dot256.PairedUnits(bits, groupSize, groupsPerRow) && bits == 8 && batch >= 2,
     };
 
     /// <summary>Tests and measurements: 1 runs the 256-bit kernel wherever AVX-512 would run, -1 never, 0 follows <see cref="Prefers256"/>.</summary>

@@ -130,11 +130,14 @@ public class FusedInt8Dot256Tests
     });
 
     [Fact]
-    public void Avx512_machines_run_the_256_bit_kernel_only_for_one_unit_groups_at_8_bits_or_4_bits_up_to_batch_2()
+    public void Avx512_machines_run_the_256_bit_kernel_only_for_one_unit_groups_at_8_bits_from_batch_2()
     {
         if (!FusedInt8Dot256.UsesVnni) return;
         Assert.True(Int8MatMul.Prefers256(8, 32, 4, 16));
-        Assert.True(Int8MatMul.Prefers256(4, 64, 4, 2));
+        Assert.True(Int8MatMul.Prefers256(8, 32, 4, 2));
+        Assert.False(Int8MatMul.Prefers256(8, 32, 4, 1));
+        Assert.False(Int8MatMul.Prefers256(4, 64, 4, 2));
+        Assert.False(Int8MatMul.Prefers256(4, 64, 4, 1));
         Assert.False(Int8MatMul.Prefers256(4, 64, 4, 4));
         Assert.False(Int8MatMul.Prefers256(4, 128, 4, 1));
         Assert.False(Int8MatMul.Prefers256(2, 128, 4, 1));
