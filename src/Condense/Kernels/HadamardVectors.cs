@@ -11,6 +11,7 @@ internal unsafe interface IHadamardVec<TSelf, T> where TSelf : struct, IHadamard
     static abstract void Store(TSelf value, T* destination);
     static abstract TSelf Add(TSelf a, TSelf b);
     static abstract TSelf Subtract(TSelf a, TSelf b);
+    static abstract TSelf Multiply(TSelf a, TSelf b);
 
     /// <summary>All stages with stride &lt; Count: per stage, lane i becomes partner + v * (bit set ? -1 : 1), the exact scalar a + b / a - b.</summary>
     static abstract TSelf InRegister(TSelf v);
@@ -25,6 +26,7 @@ internal readonly unsafe struct HadamardF512 : IHadamardVec<HadamardF512, float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardF512 value, float* destination) => value._v.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF512 Add(HadamardF512 a, HadamardF512 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF512 Subtract(HadamardF512 a, HadamardF512 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF512 Multiply(HadamardF512 a, HadamardF512 b) => new(a._v * b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static HadamardF512 InRegister(HadamardF512 value)
     {
@@ -50,6 +52,7 @@ internal readonly unsafe struct HadamardF256 : IHadamardVec<HadamardF256, float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardF256 value, float* destination) => value._v.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF256 Add(HadamardF256 a, HadamardF256 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF256 Subtract(HadamardF256 a, HadamardF256 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF256 Multiply(HadamardF256 a, HadamardF256 b) => new(a._v * b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static HadamardF256 InRegister(HadamardF256 value)
     {
@@ -70,6 +73,7 @@ internal readonly unsafe struct HadamardF128 : IHadamardVec<HadamardF128, float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardF128 value, float* destination) => value._v.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF128 Add(HadamardF128 a, HadamardF128 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF128 Subtract(HadamardF128 a, HadamardF128 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF128 Multiply(HadamardF128 a, HadamardF128 b) => new(a._v * b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static HadamardF128 InRegister(HadamardF128 value)
     {
@@ -89,6 +93,7 @@ internal readonly unsafe struct HadamardD512 : IHadamardVec<HadamardD512, double
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardD512 value, double* destination) => value._v.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD512 Add(HadamardD512 a, HadamardD512 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD512 Subtract(HadamardD512 a, HadamardD512 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD512 Multiply(HadamardD512 a, HadamardD512 b) => new(a._v * b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static HadamardD512 InRegister(HadamardD512 value)
     {
@@ -109,6 +114,7 @@ internal readonly unsafe struct HadamardD256 : IHadamardVec<HadamardD256, double
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardD256 value, double* destination) => value._v.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD256 Add(HadamardD256 a, HadamardD256 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD256 Subtract(HadamardD256 a, HadamardD256 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD256 Multiply(HadamardD256 a, HadamardD256 b) => new(a._v * b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static HadamardD256 InRegister(HadamardD256 value)
     {
@@ -128,6 +134,7 @@ internal readonly unsafe struct HadamardD128 : IHadamardVec<HadamardD128, double
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardD128 value, double* destination) => value._v.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD128 Add(HadamardD128 a, HadamardD128 b) => new(a._v + b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD128 Subtract(HadamardD128 a, HadamardD128 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardD128 Multiply(HadamardD128 a, HadamardD128 b) => new(a._v * b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static HadamardD128 InRegister(HadamardD128 value)
     {
@@ -135,4 +142,18 @@ internal readonly unsafe struct HadamardD128 : IHadamardVec<HadamardD128, double
         v = Vector128.FusedMultiplyAdd(v, Vector128.Create(1.0, -1), Vector128.Shuffle(v, Vector128.Create(1L, 0)));
         return new(v);
     }
+}
+
+/// <summary>One float: the scalar path of kernels written over <see cref="IHadamardVec{TSelf, T}"/> (no in-register stages).</summary>
+internal readonly unsafe struct HadamardF1 : IHadamardVec<HadamardF1, float>
+{
+    private readonly float _v;
+    private HadamardF1(float v) => _v = v;
+    public static int Count => 1;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF1 Load(float* source) => new(*source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(HadamardF1 value, float* destination) => *destination = value._v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF1 Add(HadamardF1 a, HadamardF1 b) => new(a._v + b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF1 Subtract(HadamardF1 a, HadamardF1 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF1 Multiply(HadamardF1 a, HadamardF1 b) => new(a._v * b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static HadamardF1 InRegister(HadamardF1 value) => value;
 }
