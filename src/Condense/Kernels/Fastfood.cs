@@ -32,9 +32,13 @@ public sealed unsafe class Fastfood
     // Shortest block length that splits its passes over the worker pool: below it a pass is a few microseconds.
     private const int ParallelLength = 1 << 16;
 
-    private readonly float[][] _signs;
-    private readonly float[][] _gaussians;
-    private readonly float[][] _scales;
+    // B as bits (1 = -1), G as bfloat16, S as a float base plus bfloat16 deviations: 4.1 MiB at L = 2^20 instead of
+    // 12 MiB of floats, which keeps the whole working set of a call in L3 (deviations are ~1e-3 of S for large L, so S
+    // keeps about 20 significant bits).
+    private readonly ulong[][] _signBits;
+    private readonly ushort[][] _gaussians;
+    private readonly float[] _scaleBase;
+    private readonly ushort[][] _scaleDeviations;
     private readonly int[][] _rowCodes;    // per row of the R x C view and block: (block order << 8) | lane table
     private readonly int[][] _columnCodes; // the same for the C x R transposed view
     private readonly int[][] _lanes;       // LaneTables permutations of W lanes
@@ -64,34 +68,40 @@ public sealed unsafe class Fastfood
         _columns = 1 << ((log + 1) / 2);
         _rows = l / _columns;
         _width = Math.Min(16, _rows);
-        _signs = new float[BlockCount][];
+        _signBits = new ulong[BlockCount][];
         _rowCodes = new int[BlockCount][];
         _columnCodes = new int[BlockCount][];
         _lanes = new int[BlockCount][];
         _lanesInverse = new int[BlockCount][];
-        _gaussians = new float[BlockCount][];
-        _scales = new float[BlockCount][];
+        _gaussians = new ushort[BlockCount][];
+        _scaleBase = new float[BlockCount];
+        _scaleDeviations = new ushort[BlockCount][];
         for (int k = 0; k < BlockCount; k++)
         {
-            var signs = new float[l];
-            for (int i = 0; i < l; i++) signs[i] = (rng.NextUInt64() & 1) == 0 ? 1f : -1f;
+            var signs = new ulong[(l + 63) / 64];
+            for (int i = 0; i < l; i++) signs[i >> 6] |= (rng.NextUInt64() & 1) << (i & 63);
             _rowCodes[k] = Codes(rng, _rows, _columns / _width);
             _columnCodes[k] = Codes(rng, _columns, _rows / _width);
             (_lanes[k], _lanesInverse[k]) = LanePermutations(rng, _width);
-            var gaussians = new float[l];
+            var gaussians = new ushort[l];
             double frobenius = 0;
             for (int i = 0; i < l; i++)
             {
-                gaussians[i] = rng.NextGaussian();
-                frobenius += (double)gaussians[i] * gaussians[i];
+                gaussians[i] = ToBFloat16(rng.NextGaussian());
+                double g = FromBFloat16(gaussians[i]);
+                frobenius += g * g;
             }
             // Row norms of H G Pi H B are sqrt(L) ||G||_F; S brings row i to s_i ~ chi(L), like a Gaussian row.
             double normalize = 1 / (Math.Sqrt(frobenius) * Math.Sqrt(l));
-            var scales = new float[l];
-            for (int i = 0; i < l; i++) scales[i] = (float)(Math.Sqrt(2 * Gamma(rng, l / 2.0)) * normalize);
-            _signs[k] = signs;
+            var scales = new double[l];
+            for (int i = 0; i < l; i++) scales[i] = Math.Sqrt(2 * Gamma(rng, l / 2.0)) * normalize;
+            float scaleBase = (float)scales.Average();
+            var deviations = new ushort[l];
+            for (int i = 0; i < l; i++) deviations[i] = ToBFloat16((float)(scales[i] - scaleBase));
+            _signBits[k] = signs;
             _gaussians[k] = gaussians;
-            _scales[k] = scales;
+            _scaleBase[k] = scaleBase;
+            _scaleDeviations[k] = deviations;
         }
     }
 
@@ -145,7 +155,29 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>The diagonals B, G and S of block <paramref name="block"/> (for tests and references).</summary>
-    internal (float[] Signs, float[] Gaussians, float[] Scales) Diagonals(int block) => (_signs[block], _gaussians[block], _scales[block]);
+    internal (float[] Signs, float[] Gaussians, float[] Scales) Diagonals(int block)
+    {
+        int l = BlockLength;
+        var signs = new float[l];
+        var gaussians = new float[l];
+        var scales = new float[l];
+        for (int i = 0; i < l; i++)
+        {
+            signs[i] = ((_signBits[block][i >> 6] >> (i & 63)) & 1) == 0 ? 1f : -1f;
+            gaussians[i] = FromBFloat16(_gaussians[block][i]);
+            scales[i] = _scaleBase[block] + FromBFloat16(_scaleDeviations[block][i]);
+        }
+        return (signs, gaussians, scales);
+    }
+
+    /// <summary>Round to nearest even bfloat16 (the high 16 bits of a float).</summary>
+    private static ushort ToBFloat16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+
+    private static float FromBFloat16(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
 
     private void Run(ReadOnlySpan<float> input, Span<float> output, bool transpose)
     {
@@ -156,7 +188,7 @@ public sealed unsafe class Fastfood
         else Run<HadamardF1>(input, output, transpose, bits);
     }
 
-    private void Run<TV>(ReadOnlySpan<float> input, Span<float> output, bool transpose, int bits) where TV : struct, IHadamardVec<TV, float>
+    private void Run<TV>(ReadOnlySpan<float> input, Span<float> output, bool transpose, int bits) where TV : struct, IFastfoodVec<TV>
     {
         int l = BlockLength;
         float* a = Scratch(l, out float* u);
@@ -164,13 +196,14 @@ public sealed unsafe class Fastfood
         {
             for (int k = 0; k < BlockCount; k++)
             {
-                fixed (float* signs = _signs[k], gaussians = _gaussians[k], scales = _scales[k])
+                fixed (ulong* signs = _signBits[k])
+                fixed (ushort* gaussians = _gaussians[k], scales = _scaleDeviations[k])
                 fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
                 {
                     int offset = k * l;
                     var job = new Job<TV>
                     {
-                        A = a, U = u, Signs = signs, Gaussians = gaussians, Scales = scales,
+                        A = a, U = u, Signs = signs, Gaussians = gaussians, Scales = scales, ScaleBase = _scaleBase[k],
                         RowCodes = rowCodes, ColumnCodes = columnCodes, Lanes = lanes, LanesInverse = lanesInverse,
                         Length = l, Rows = _rows, Columns = _columns, Width = _width,
                         Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
@@ -179,6 +212,9 @@ public sealed unsafe class Fastfood
                     job.Block = Math.Min(l, Math.Max(Hadamard.L2Bytes / sizeof(float), _width * _columns));
                     job.L1 = Math.Min(job.Block, Hadamard.L1Bytes / sizeof(float));
                     job.Unit = Math.Min(job.Block, 1024);
+                    // The output doubles as the first work buffer when it holds the whole block: one 4 MiB buffer less in cache at 2^20.
+                    if (!transpose && job.Count == l) job.A = op + offset;
+                    if (transpose && BlockCount == 1 && InputDimension == l) job.A = op;
                     if (transpose)
                     {
                         job.Source = ip + offset;
@@ -196,7 +232,7 @@ public sealed unsafe class Fastfood
                         job.Destination = op + offset;
                         Phase(ref job, Step.SignsAndTransform, l / job.Block);
                         Phase(ref job, Step.Wide, job.Block < l ? job.Block / job.Unit : 0);
-                        Phase(ref job, Step.ShuffleRows, _rows / _width);
+                        Phase(ref job, Step.ShuffleRows, job.Vector512Permute ? _columns / 16 : _rows / _width);
                         Phase(ref job, Step.ShuffleColumnsAndTransform, l / job.Block);
                         Phase(ref job, Step.WideAndScales, job.Block < l ? job.Block / job.Unit : 0);
                     }
@@ -205,7 +241,7 @@ public sealed unsafe class Fastfood
         }
     }
 
-    private static void Phase<TV>(ref Job<TV> job, Step step, int count) where TV : struct, IHadamardVec<TV, float>
+    private static void Phase<TV>(ref Job<TV> job, Step step, int count) where TV : struct, IFastfoodVec<TV>
     {
         if (count == 0) return;
         job.Step = step;
@@ -221,9 +257,12 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>One Fastfood block's passes; Invoke runs items [start, end) of the current step.</summary>
-    private struct Job<TV> : IRangeBody where TV : struct, IHadamardVec<TV, float>
+    private struct Job<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
     {
-        public float* A, U, Source, Destination, Signs, Gaussians, Scales;
+        public float* A, U, Source, Destination;
+        public ulong* Signs;
+        public ushort* Gaussians, Scales;
+        public float ScaleBase;
         public int* RowCodes, ColumnCodes, Lanes, LanesInverse;
         public int Length, Rows, Columns, Width, InputDimension, Count, Block, L1, Unit;
         public bool Vector512Permute, Accumulate;
@@ -238,7 +277,7 @@ public sealed unsafe class Fastfood
                     for (int b = start; b < end; b++)
                     {
                         int q0 = b * Block;
-                        MultiplyPadded(A + q0, Source + q0, Signs + q0, Math.Clamp(InputDimension - q0, 0, Block), Block);
+                        SignsPadded(A + q0, Source + q0, Signs, q0, Math.Clamp(InputDimension - q0, 0, Block), Block);
                         Transform(A + q0, false);
                     }
                     break;
@@ -247,7 +286,7 @@ public sealed unsafe class Fastfood
                     for (int b = start; b < end; b++)
                     {
                         int q0 = b * Block;
-                        MultiplyPadded(A + q0, Source + q0, Scales + q0, Math.Clamp(Count - q0, 0, Block), Block);
+                        ScalesPadded(A + q0, Source + q0, Scales + q0, ScaleBase, Math.Clamp(Count - q0, 0, Block), Block);
                         Transform(A + q0, false);
                     }
                     break;
@@ -285,7 +324,7 @@ public sealed unsafe class Fastfood
                     break;
                 case Step.WideAndScales:
                     {
-                        var sink = new ScaleSink(Scales, Destination, Count);
+                        var sink = new ScaleSink(Scales, ScaleBase, Destination, Count);
                         Wide(A, Length, Block, start * Unit, end * Unit, ref sink);
                     }
                     break;
@@ -312,7 +351,7 @@ public sealed unsafe class Fastfood
             if (!last || Block < Length) return;
             if (Step == Step.ShuffleColumnsAndTransform)
             {
-                var sink = new ScaleSink(Scales, Destination, Count);
+                var sink = new ScaleSink(Scales, ScaleBase, Destination, Count);
                 for (int i = 0; i < Block; i += w) sink.Put(TV.Load(block + i), block + i, i);
             }
             else
@@ -322,14 +361,28 @@ public sealed unsafe class Fastfood
             }
         }
 
-        /// <summary>destination[i] = diagonal[i] source[i] for i &lt; valid, 0 up to length.</summary>
-        private static void MultiplyPadded(float* destination, float* source, float* diagonal, int valid, int length)
+        /// <summary>destination[i] = B[q0 + i] source[i] for i &lt; valid, 0 up to length.</summary>
+        private static void SignsPadded(float* destination, float* source, ulong* signs, int q0, int valid, int length)
         {
             int w = TV.Count, i = 0;
-            for (; i + w <= valid; i += w) TV.Store(TV.Multiply(TV.Load(diagonal + i), TV.Load(source + i)), destination + i);
-            for (; i < valid; i++) destination[i] = diagonal[i] * source[i];
+            for (; i + w <= valid; i += w) TV.Store(TV.NegateWhere(TV.Load(source + i), SignBits(signs, q0 + i)), destination + i);
+            for (; i < valid; i++) destination[i] = (SignBits(signs, q0 + i) & 1) != 0 ? -source[i] : source[i];
             for (; i < length; i++) destination[i] = 0;
         }
+
+        /// <summary>destination[i] = (base + deviation[i]) source[i] for i &lt; valid, 0 up to length.</summary>
+        private static void ScalesPadded(float* destination, float* source, ushort* deviations, float scaleBase, int valid, int length)
+        {
+            int w = TV.Count, i = 0;
+            TV broadcast = TV.Create(scaleBase);
+            for (; i + w <= valid; i += w) TV.Store(TV.Multiply(TV.Add(broadcast, TV.LoadBFloat16(deviations + i)), TV.Load(source + i)), destination + i);
+            for (; i < valid; i++) destination[i] = (scaleBase + FromBFloat16(deviations[i])) * source[i];
+            for (; i < length; i++) destination[i] = 0;
+        }
+
+        /// <summary>The sign bits of indices q, q + 1, ... in the low bits (q a multiple of the width).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint SignBits(ulong* signs, int q) => (uint)(signs[q >> 6] >> (q & 63));
 
         /// <summary>The stages from, 2 from, ... &lt; n, for the offsets [j0, j1) of every from-sized group; the last radix pass goes to the sink.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -406,29 +459,30 @@ public sealed unsafe class Fastfood
         }
 
         /// <summary>Forward output: destination[i] = S[i] v[i] for i &lt; count (the last block may be cut short).</summary>
-        private readonly struct ScaleSink(float* scales, float* destination, int count) : ISink
+        private readonly struct ScaleSink(ushort* deviations, float scaleBase, float* destination, int count) : ISink
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             public void Put(TV value, float* at, int index)
             {
-                if (index + TV.Count <= count) TV.Store(TV.Multiply(TV.Load(scales + index), value), destination + index);
+                if (index + TV.Count <= count)
+                    TV.Store(TV.Multiply(TV.Add(TV.Create(scaleBase), TV.LoadBFloat16(deviations + index)), value), destination + index);
                 else if (index < count)
                 {
                     TV.Store(value, at);
-                    for (int i = index; i < count; i++) destination[i] = scales[i] * at[i - index];
+                    for (int i = index; i < count; i++) destination[i] = (scaleBase + FromBFloat16(deviations[i])) * at[i - index];
                 }
             }
         }
 
         /// <summary>Adjoint output: x[i] (+)= B[i] v[i] for i &lt; d (blocks after the first accumulate).</summary>
-        private readonly struct SignSink(float* signs, float* destination, int count, bool accumulate) : ISink
+        private readonly struct SignSink(ulong* signs, float* destination, int count, bool accumulate) : ISink
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             public void Put(TV value, float* at, int index)
             {
                 if (index + TV.Count <= count)
                 {
-                    TV product = TV.Multiply(TV.Load(signs + index), value);
+                    TV product = TV.NegateWhere(value, SignBits(signs, index));
                     TV.Store(accumulate ? TV.Add(TV.Load(destination + index), product) : product, destination + index);
                 }
                 else if (index < count)
@@ -436,7 +490,7 @@ public sealed unsafe class Fastfood
                     TV.Store(value, at);
                     for (int i = index; i < count; i++)
                     {
-                        float product = signs[i] * at[i - index];
+                        float product = (SignBits(signs, i) & 1) != 0 ? -at[i - index] : at[i - index];
                         destination[i] = accumulate ? destination[i] + product : product;
                     }
                 }
@@ -473,65 +527,71 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>out[q] = g[q] u[c, w rho_c(v) + mu_(c,v)(m)] for q = c R + w v + m in [q0, q1): shuffle each row of u, times G.</summary>
-    private static void GatherColumns(float* u, float* output, int* codes, int* lanes, float* g, int rows, int w, int q0, int q1)
+    private static void GatherColumns(float* u, float* output, int* codes, int* lanes, ushort* g, int rows, int w, int q0, int q1)
     {
         for (int q = q0; q < q1; q += w)
         {
             int code = codes[q / w];
             float* src = u + (q & ~(rows - 1)) + (code >> 8) * w;
             int* lane = lanes + (code & 255) * w;
-            for (int m = 0; m < w; m++) output[q + m] = g[q + m] * src[lane[m]];
+            for (int m = 0; m < w; m++) output[q + m] = FromBFloat16(g[q + m]) * src[lane[m]];
         }
     }
 
     /// <summary>The adjoint of <see cref="GatherColumns"/>: u[c, w rho_c(v) + mu_(c,v)(m)] = g[q] y[q] for q in [q0, q1).</summary>
-    private static void ScatterColumns(float* y, float* u, int* codes, int* lanes, float* g, int rows, int w, int q0, int q1)
+    private static void ScatterColumns(float* y, float* u, int* codes, int* lanes, ushort* g, int rows, int w, int q0, int q1)
     {
         for (int q = q0; q < q1; q += w)
         {
             int code = codes[q / w];
             float* dst = u + (q & ~(rows - 1)) + (code >> 8) * w;
             int* lane = lanes + (code & 255) * w;
-            for (int m = 0; m < w; m++) dst[lane[m]] = g[q + m] * y[q + m];
+            for (int m = 0; m < w; m++) dst[lane[m]] = FromBFloat16(g[q + m]) * y[q + m];
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> BFloat16x16(ushort* source) =>
+        Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()), 16).AsSingle();
+
     /// <summary>AVX-512 <see cref="GatherColumns"/> for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GatherColumns512(float* u, float* output, int* codes, int* lanes, float* g, int rows, int q0, int q1)
+    private static void GatherColumns512(float* u, float* output, int* codes, int* lanes, ushort* g, int rows, int q0, int q1)
     {
         for (int q = q0; q < q1; q += 16)
         {
             int code = codes[q >> 4];
             var v = Avx512F.PermuteVar16x32(Vector512.Load(u + (q & ~(rows - 1)) + ((code >> 8) << 4)), Vector512.Load(lanes + ((code & 255) << 4)));
-            (Vector512.Load(g + q) * v).Store(output + q);
+            (BFloat16x16(g + q) * v).Store(output + q);
         }
     }
 
     /// <summary>AVX-512 <see cref="ScatterColumns"/> for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScatterColumns512(float* y, float* u, int* codes, int* lanesInverse, float* g, int rows, int q0, int q1)
+    private static void ScatterColumns512(float* y, float* u, int* codes, int* lanesInverse, ushort* g, int rows, int q0, int q1)
     {
         for (int q = q0; q < q1; q += 16)
         {
             int code = codes[q >> 4];
-            var v = Vector512.Load(g + q) * Vector512.Load(y + q);
+            var v = BFloat16x16(g + q) * Vector512.Load(y + q);
             Avx512F.PermuteVar16x32(v, Vector512.Load(lanesInverse + ((code & 255) << 4))).Store(u + (q & ~(rows - 1)) + ((code >> 8) << 4));
         }
     }
 
-    /// <summary>AVX-512 <see cref="RowsToColumns"/> for 16-float blocks: one 16x16 register transpose per block column.</summary>
+    /// <summary>
+    /// AVX-512 <see cref="RowsToColumns"/> for the block columns [v0, v1), one 16x16 register transpose per tile. Each
+    /// job writes whole rows of u in order and reads scattered 64-byte blocks: loads overlap, scattered stores would not.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RowsToColumns512(float* a, float* u, int* codes, int* lanes, int rows, int columns, int s0, int s1)
+    private static void RowsToColumns512(float* a, float* u, int* codes, int* lanes, int rows, int columns, int v0, int v1)
     {
         int blocks = columns >> 4;
-        for (int s = s0; s < s1; s++)
+        for (int v = v0; v < v1; v++)
         {
-            int r0 = s << 4;
-            float* src = a + (nint)r0 * columns;
-            int* code = codes + (nint)r0 * blocks;
-            for (int v = 0; v < blocks; v++)
+            for (int r0 = 0; r0 < rows; r0 += 16)
             {
+                float* src = a + (nint)r0 * columns;
+                int* code = codes + (nint)r0 * blocks;
                 var t0 = Avx512F.PermuteVar16x32(Vector512.Load(src + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4)), Vector512.Load(lanes + ((code[0 * blocks + v] & 255) << 4)));
                 var t1 = Avx512F.PermuteVar16x32(Vector512.Load(src + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4)), Vector512.Load(lanes + ((code[1 * blocks + v] & 255) << 4)));
                 var t2 = Avx512F.PermuteVar16x32(Vector512.Load(src + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4)), Vector512.Load(lanes + ((code[2 * blocks + v] & 255) << 4)));
