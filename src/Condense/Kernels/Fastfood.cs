@@ -203,7 +203,7 @@ public sealed unsafe class Fastfood
                     int offset = k * l;
                     var job = new Job<TV>
                     {
-                        A = a, U = u, Signs = signs, Gaussians = gaussians, Scales = scales, ScaleBase = _scaleBase[k],
+                        Signs = signs, Gaussians = gaussians, Scales = scales, ScaleBase = _scaleBase[k],
                         RowCodes = rowCodes, ColumnCodes = columnCodes, Lanes = lanes, LanesInverse = lanesInverse,
                         Length = l, Rows = _rows, Columns = _columns, Width = _width,
                         Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
@@ -211,30 +211,36 @@ public sealed unsafe class Fastfood
                     };
                     job.Block = Math.Min(l, Math.Max(Hadamard.L2Bytes / sizeof(float), _width * _columns));
                     job.L1 = Math.Min(job.Block, Hadamard.L1Bytes / sizeof(float));
-                    job.Unit = Math.Min(job.Block, 1024);
-                    // The output doubles as the first work buffer when it holds the whole block: one 4 MiB buffer less in cache at 2^20.
-                    if (!transpose && job.Count == l) job.A = op + offset;
-                    if (transpose && BlockCount == 1 && InputDimension == l) job.A = op;
+                    // Whole rows of the C x R view per unit, so a unit's rows are finished when its wide stages are.
+                    job.Unit = Math.Min(job.Block, Math.Max(1024, _rows));
+                    int wideUnits = job.Block < l ? job.Block / job.Unit : 0;
                     if (transpose)
                     {
+                        // S y -> A (first H) -> U (G, Pi^T's row step) -> Out (Pi^T's transpose step, second H) -> B -> x.
                         job.Source = ip + offset;
                         job.Destination = op;
                         job.Accumulate = k > 0;
+                        job.A = a;
+                        job.U = u;
+                        // x doubles as the last work buffer when it is the whole result: one 4 MiB buffer less in cache at 2^20.
+                        job.Out = BlockCount == 1 && InputDimension == l ? op : a;
                         Phase(ref job, Step.ScaleAndTransform, l / job.Block);
-                        Phase(ref job, Step.Wide, job.Block < l ? job.Block / job.Unit : 0);
-                        Phase(ref job, Step.UnshuffleColumns, _columns);
+                        if (wideUnits > 0) Phase(ref job, Step.WideAndUnshuffleColumns, wideUnits);
+                        else Phase(ref job, Step.UnshuffleColumns, _columns);
                         Phase(ref job, Step.UnshuffleRowsAndTransform, l / job.Block);
-                        Phase(ref job, Step.WideAndSigns, job.Block < l ? job.Block / job.Unit : 0);
+                        Phase(ref job, Step.WideAndSigns, wideUnits);
                     }
                     else
                     {
+                        // B x -> A (first H) -> Out (Pi and G through a per-thread strip, second H) -> S -> y.
                         job.Source = ip;
                         job.Destination = op + offset;
+                        job.A = a;
+                        job.Out = job.Count == l ? op + offset : u;
                         Phase(ref job, Step.SignsAndTransform, l / job.Block);
-                        Phase(ref job, Step.Wide, job.Block < l ? job.Block / job.Unit : 0);
-                        Phase(ref job, Step.ShuffleRows, job.Vector512Permute ? _columns / 16 : _rows / _width);
-                        Phase(ref job, Step.ShuffleColumnsAndTransform, l / job.Block);
-                        Phase(ref job, Step.WideAndScales, job.Block < l ? job.Block / job.Unit : 0);
+                        Phase(ref job, Step.Wide, wideUnits);
+                        Phase(ref job, Step.ShuffleAndTransform, l / job.Block);
+                        Phase(ref job, Step.WideAndScales, wideUnits);
                     }
                 }
             }
@@ -251,15 +257,14 @@ public sealed unsafe class Fastfood
 
     private enum Step
     {
-        SignsAndTransform, ShuffleRows, ShuffleColumnsAndTransform, WideAndScales,
-        ScaleAndTransform, UnshuffleColumns, UnshuffleRowsAndTransform, WideAndSigns,
-        Wide,
+        SignsAndTransform, Wide, ShuffleAndTransform, WideAndScales,
+        ScaleAndTransform, UnshuffleColumns, WideAndUnshuffleColumns, UnshuffleRowsAndTransform, WideAndSigns,
     }
 
     /// <summary>One Fastfood block's passes; Invoke runs items [start, end) of the current step.</summary>
     private struct Job<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
     {
-        public float* A, U, Source, Destination;
+        public float* A, U, Out, Source, Destination;
         public ulong* Signs;
         public ushort* Gaussians, Scales;
         public float ScaleBase;
@@ -281,6 +286,43 @@ public sealed unsafe class Fastfood
                         Transform(A + q0, false);
                     }
                     break;
+                case Step.Wide:
+                    {
+                        var sink = new InPlace();
+                        Wide(A, Length, Block, start * Unit, end * Unit, ref sink);
+                    }
+                    break;
+                case Step.ShuffleAndTransform:
+                    // Forward, Pi then G then the second H: W rows of u at a time go through a small per-thread buffer
+                    // (L1/L2) straight into the row shuffle of Out, instead of through a 4 MiB transposed copy.
+                    for (int b = start; b < end; b++)
+                    {
+                        int q0 = b * Block;
+                        float* strip = StripScratch(Width * Rows);
+                        for (int c = q0 / Rows; c < (q0 + Block) / Rows; c += Width)
+                        {
+                            float* u = strip - (nint)c * Rows; // u row c lands at strip row 0
+                            int v = c / Width;
+                            if (Vector512Permute)
+                            {
+                                RowsToColumns512(A, u, RowCodes, Lanes, Rows, Columns, v, v + 1);
+                                GatherColumns512(u, Out, ColumnCodes, Lanes, Gaussians, Rows, c * Rows, (c + Width) * Rows);
+                            }
+                            else
+                            {
+                                RowsToColumns(A, u, RowCodes, Lanes, Rows, Columns, Width, v, v + 1);
+                                GatherColumns(u, Out, ColumnCodes, Lanes, Gaussians, Rows, Width, c * Rows, (c + Width) * Rows);
+                            }
+                        }
+                        Transform(Out + q0, true);
+                    }
+                    break;
+                case Step.WideAndScales:
+                    {
+                        var sink = new ScaleSink(Scales, ScaleBase, Destination, Count);
+                        Wide(Out, Length, Block, start * Unit, end * Unit, ref sink);
+                    }
+                    break;
                 case Step.ScaleAndTransform:
                     // Adjoint, first H: b = H (S y_k), y_k zero-padded to L.
                     for (int b = start; b < end; b++)
@@ -290,51 +332,41 @@ public sealed unsafe class Fastfood
                         Transform(A + q0, false);
                     }
                     break;
-                case Step.Wide:
+                case Step.UnshuffleColumns:
+                    Unshuffle(start * Rows, end * Rows);
+                    break;
+                case Step.WideAndUnshuffleColumns:
+                    // A unit's rows (one per Block) are final after its wide stages: scatter them while they are in L1.
+                    for (int unit = start; unit < end; unit++)
                     {
                         var sink = new InPlace();
-                        Wide(A, Length, Block, start * Unit, end * Unit, ref sink);
+                        Wide(A, Length, Block, unit * Unit, (unit + 1) * Unit, ref sink);
+                        for (int g = 0; g < Length; g += Block) Unshuffle(g + unit * Unit, g + (unit + 1) * Unit);
                     }
-                    break;
-                case Step.ShuffleRows:
-                    if (Vector512Permute) RowsToColumns512(A, U, RowCodes, Lanes, Rows, Columns, start, end);
-                    else RowsToColumns(A, U, RowCodes, Lanes, Rows, Columns, Width, start, end);
                     break;
                 case Step.UnshuffleRowsAndTransform:
                     for (int b = start; b < end; b++)
                     {
                         int q0 = b * Block, strip = Width * Columns;
-                        if (Vector512Permute) ColumnsToRows512(U, A, RowCodes, LanesInverse, Rows, Columns, q0 / strip, (q0 + Block) / strip);
-                        else ColumnsToRows(U, A, RowCodes, Lanes, Rows, Columns, Width, q0 / strip, (q0 + Block) / strip);
-                        Transform(A + q0, true);
-                    }
-                    break;
-                case Step.ShuffleColumnsAndTransform:
-                    for (int b = start; b < end; b++)
-                    {
-                        int q0 = b * Block;
-                        if (Vector512Permute) GatherColumns512(U, A, ColumnCodes, Lanes, Gaussians, Rows, q0, q0 + Block);
-                        else GatherColumns(U, A, ColumnCodes, Lanes, Gaussians, Rows, Width, q0, q0 + Block);
-                        Transform(A + q0, true);
-                    }
-                    break;
-                case Step.UnshuffleColumns:
-                    if (Vector512Permute) ScatterColumns512(A, U, ColumnCodes, LanesInverse, Gaussians, Rows, start * Rows, end * Rows);
-                    else ScatterColumns(A, U, ColumnCodes, Lanes, Gaussians, Rows, Width, start * Rows, end * Rows);
-                    break;
-                case Step.WideAndScales:
-                    {
-                        var sink = new ScaleSink(Scales, ScaleBase, Destination, Count);
-                        Wide(A, Length, Block, start * Unit, end * Unit, ref sink);
+                        if (Vector512Permute) ColumnsToRows512(U, Out, RowCodes, LanesInverse, Rows, Columns, q0 / strip, (q0 + Block) / strip);
+                        else ColumnsToRows(U, Out, RowCodes, Lanes, Rows, Columns, Width, q0 / strip, (q0 + Block) / strip);
+                        Transform(Out + q0, true);
                     }
                     break;
                 case Step.WideAndSigns:
                     {
                         var sink = new SignSink(Signs, Destination, InputDimension, Accumulate);
-                        Wide(A, Length, Block, start * Unit, end * Unit, ref sink);
+                        Wide(Out, Length, Block, start * Unit, end * Unit, ref sink);
                     }
                     break;
             }
+        }
+
+        /// <summary>Adjoint: G then Pi^T's row step, A rows -> U rows, for the indices [q0, q1) (whole rows).</summary>
+        private readonly void Unshuffle(int q0, int q1)
+        {
+            if (Vector512Permute) ScatterColumns512(A, U, ColumnCodes, LanesInverse, Gaussians, Rows, q0, q1);
+            else ScatterColumns(A, U, ColumnCodes, Lanes, Gaussians, Rows, Width, q0, q1);
         }
 
         /// <summary>All stages below Block on one block; when Block is L and <paramref name="last"/>, hands the result to the step's sink.</summary>
@@ -349,7 +381,7 @@ public sealed unsafe class Fastfood
             }
             Hadamard.Passes<TV, float>(block, Block, L1, Block);
             if (!last || Block < Length) return;
-            if (Step == Step.ShuffleColumnsAndTransform)
+            if (Step == Step.ShuffleAndTransform)
             {
                 var sink = new ScaleSink(Scales, ScaleBase, Destination, Count);
                 for (int i = 0; i < Block; i += w) sink.Put(TV.Load(block + i), block + i, i);
@@ -498,12 +530,12 @@ public sealed unsafe class Fastfood
         }
     }
 
-    /// <summary>u[w v + l, r] = a[r, w pi_r(v) + lambda_(r,v)(l)] for the rows of strips [s0, s1) of w rows: shuffle rows, transpose.</summary>
-    private static void RowsToColumns(float* a, float* u, int* codes, int* lanes, int rows, int columns, int w, int s0, int s1)
+    /// <summary>u[w v + l, r] = a[r, w pi_r(v) + lambda_(r,v)(l)] for the block columns [v0, v1): shuffle rows, transpose.</summary>
+    private static void RowsToColumns(float* a, float* u, int* codes, int* lanes, int rows, int columns, int w, int v0, int v1)
     {
         int blocks = columns / w;
-        for (int r = s0 * w; r < s1 * w; r++)
-            for (int v = 0; v < blocks; v++)
+        for (int v = v0; v < v1; v++)
+            for (int r = 0; r < rows; r++)
             {
                 int code = codes[r * blocks + v];
                 float* src = a + (nint)r * columns + (code >> 8) * w;
@@ -592,6 +624,13 @@ public sealed unsafe class Fastfood
             {
                 float* src = a + (nint)r0 * columns;
                 int* code = codes + (nint)r0 * blocks;
+                if (r0 + PrefetchRows < rows && Sse.IsSupported)
+                {
+                    // The blocks this loop reads are scattered one per row: request the ones PrefetchRows rows ahead now.
+                    float* ahead = src + PrefetchRows * (nint)columns;
+                    int* aheadCode = code + PrefetchRows * blocks;
+                    for (int t = 0; t < 16; t++) Sse.Prefetch0(ahead + t * (nint)columns + ((aheadCode[t * blocks + v] >> 8) << 4));
+                }
                 var t0 = Avx512F.PermuteVar16x32(Vector512.Load(src + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4)), Vector512.Load(lanes + ((code[0 * blocks + v] & 255) << 4)));
                 var t1 = Avx512F.PermuteVar16x32(Vector512.Load(src + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4)), Vector512.Load(lanes + ((code[1 * blocks + v] & 255) << 4)));
                 var t2 = Avx512F.PermuteVar16x32(Vector512.Load(src + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4)), Vector512.Load(lanes + ((code[2 * blocks + v] & 255) << 4)));
@@ -630,6 +669,9 @@ public sealed unsafe class Fastfood
         }
     }
 
+    // Software prefetch distances of the two transposing kernels (scattered loads the hardware prefetchers cannot predict).
+    private const int PrefetchRows = 32, PrefetchTiles = 2;
+
     /// <summary>AVX-512 <see cref="ColumnsToRows"/> for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ColumnsToRows512(float* u, float* a, int* codes, int* lanesInverse, int rows, int columns, int s0, int s1)
@@ -643,6 +685,12 @@ public sealed unsafe class Fastfood
             for (int v = 0; v < blocks; v++)
             {
                 float* src = u + (nint)(v << 4) * rows + r0;
+                if (v + PrefetchTiles < blocks && Sse.IsSupported)
+                {
+                    // Each tile reads 16 rows of u 4 KiB apart (at 2^20): request the tile PrefetchTiles ahead now.
+                    float* ahead = src + (nint)(PrefetchTiles << 4) * rows;
+                    for (int l = 0; l < 16; l++) Sse.Prefetch0(ahead + l * (nint)rows);
+                }
                 var t0 = Vector512.Load(src + 0 * (nint)rows);
                 var t1 = Vector512.Load(src + 1 * (nint)rows);
                 var t2 = Vector512.Load(src + 2 * (nint)rows);
@@ -770,6 +818,16 @@ public sealed unsafe class Fastfood
 
     // Two L-float work buffers per calling thread, 64-byte aligned and reused: a 2^20 projection would otherwise allocate 8 MiB a call.
     [ThreadStatic] private static float[]? t_scratch;
+
+    // W rows of the transposed view per worker thread for the forward's fused Pi (64 KiB at 2^20).
+    [ThreadStatic] private static float[]? t_strip;
+
+    private static float* StripScratch(int length)
+    {
+        if (t_strip is null || t_strip.Length < length + 16) t_strip = GC.AllocateUninitializedArray<float>(length + 16, pinned: true);
+        nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t_strip));
+        return (float*)((start + 63) & ~(nint)63);
+    }
 
     private static float* Scratch(int length, out float* second)
     {
