@@ -41,6 +41,7 @@ public sealed unsafe class Fastfood
     private readonly ushort[][] _scaleDeviations;
     private readonly int[][] _rowCodes;    // per row of the R x C view and block: (block order << 8) | lane table
     private readonly int[][] _columnCodes; // the same for the C x R transposed view
+    private readonly int[][] _columnInverse; // per row of the C x R view and target block: (source block << 8) | lane table
     private readonly int[][] _lanes;       // LaneTables permutations of W lanes
     private readonly int[][] _lanesInverse;
     private readonly int _rows, _columns, _width;
@@ -71,6 +72,7 @@ public sealed unsafe class Fastfood
         _signBits = new ulong[BlockCount][];
         _rowCodes = new int[BlockCount][];
         _columnCodes = new int[BlockCount][];
+        _columnInverse = new int[BlockCount][];
         _lanes = new int[BlockCount][];
         _lanesInverse = new int[BlockCount][];
         _gaussians = new ushort[BlockCount][];
@@ -82,6 +84,7 @@ public sealed unsafe class Fastfood
             for (int i = 0; i < l; i++) signs[i >> 6] |= (rng.NextUInt64() & 1) << (i & 63);
             _rowCodes[k] = Codes(rng, _rows, _columns / _width);
             _columnCodes[k] = Codes(rng, _columns, _rows / _width);
+            _columnInverse[k] = InverseCodes(_columnCodes[k], _columns, _rows / _width);
             (_lanes[k], _lanesInverse[k]) = LanePermutations(rng, _width);
             var gaussians = new ushort[l];
             double frobenius = 0;
@@ -198,13 +201,13 @@ public sealed unsafe class Fastfood
             {
                 fixed (ulong* signs = _signBits[k])
                 fixed (ushort* gaussians = _gaussians[k], scales = _scaleDeviations[k])
-                fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
+                fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], columnInverse = _columnInverse[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
                 {
                     int offset = k * l;
                     var job = new Job<TV>
                     {
                         Signs = signs, Gaussians = gaussians, Scales = scales, ScaleBase = _scaleBase[k],
-                        RowCodes = rowCodes, ColumnCodes = columnCodes, Lanes = lanes, LanesInverse = lanesInverse,
+                        RowCodes = rowCodes, ColumnCodes = columnCodes, ColumnInverse = columnInverse, Lanes = lanes, LanesInverse = lanesInverse,
                         Length = l, Rows = _rows, Columns = _columns, Width = _width,
                         Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
                         InputDimension = InputDimension, Count = Math.Min(l, OutputDimension - offset),
@@ -216,18 +219,16 @@ public sealed unsafe class Fastfood
                     int wideUnits = job.Block < l ? job.Block / job.Unit : 0;
                     if (transpose)
                     {
-                        // S y -> A (first H) -> U (G, Pi^T's row step) -> Out (Pi^T's transpose step, second H) -> B -> x.
+                        // S y -> A (first H) -> Out (G and Pi^T through a per-thread strip, second H) -> B -> x.
                         job.Source = ip + offset;
                         job.Destination = op;
                         job.Accumulate = k > 0;
                         job.A = a;
-                        job.U = u;
                         // x doubles as the last work buffer when it is the whole result: one 4 MiB buffer less in cache at 2^20.
-                        job.Out = BlockCount == 1 && InputDimension == l ? op : a;
+                        job.Out = BlockCount == 1 && InputDimension == l ? op : u;
                         Phase(ref job, Step.ScaleAndTransform, l / job.Block);
-                        if (wideUnits > 0) Phase(ref job, Step.WideAndUnshuffleColumns, wideUnits);
-                        else Phase(ref job, Step.UnshuffleColumns, _columns);
-                        Phase(ref job, Step.UnshuffleRowsAndTransform, l / job.Block);
+                        Phase(ref job, Step.Wide, wideUnits);
+                        Phase(ref job, Step.UnshuffleAndTransform, l / job.Block);
                         Phase(ref job, Step.WideAndSigns, wideUnits);
                     }
                     else
@@ -258,17 +259,17 @@ public sealed unsafe class Fastfood
     private enum Step
     {
         SignsAndTransform, Wide, ShuffleAndTransform, WideAndScales,
-        ScaleAndTransform, UnshuffleColumns, WideAndUnshuffleColumns, UnshuffleRowsAndTransform, WideAndSigns,
+        ScaleAndTransform, UnshuffleAndTransform, WideAndSigns,
     }
 
     /// <summary>One Fastfood block's passes; Invoke runs items [start, end) of the current step.</summary>
     private struct Job<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
     {
-        public float* A, U, Out, Source, Destination;
+        public float* A, Out, Source, Destination;
         public ulong* Signs;
         public ushort* Gaussians, Scales;
         public float ScaleBase;
-        public int* RowCodes, ColumnCodes, Lanes, LanesInverse;
+        public int* RowCodes, ColumnCodes, ColumnInverse, Lanes, LanesInverse;
         public int Length, Rows, Columns, Width, InputDimension, Count, Block, L1, Unit;
         public bool Vector512Permute, Accumulate;
         public Step Step;
@@ -332,24 +333,27 @@ public sealed unsafe class Fastfood
                         Transform(A + q0, false);
                     }
                     break;
-                case Step.UnshuffleColumns:
-                    Unshuffle(start * Rows, end * Rows);
-                    break;
-                case Step.WideAndUnshuffleColumns:
-                    // A unit's rows (one per Block) are final after its wide stages: scatter them while they are in L1.
-                    for (int unit = start; unit < end; unit++)
-                    {
-                        var sink = new InPlace();
-                        Wide(A, Length, Block, unit * Unit, (unit + 1) * Unit, ref sink);
-                        for (int g = 0; g < Length; g += Block) Unshuffle(g + unit * Unit, g + (unit + 1) * Unit);
-                    }
-                    break;
-                case Step.UnshuffleRowsAndTransform:
+                case Step.UnshuffleAndTransform:
+                    // Adjoint, G then Pi^T then the second H: for each strip of W output rows, one W-float block of every
+                    // row of the C x R view (scattered 64-byte loads) goes through a small per-thread buffer.
                     for (int b = start; b < end; b++)
                     {
-                        int q0 = b * Block, strip = Width * Columns;
-                        if (Vector512Permute) ColumnsToRows512(U, Out, RowCodes, LanesInverse, Rows, Columns, q0 / strip, (q0 + Block) / strip);
-                        else ColumnsToRows(U, Out, RowCodes, Lanes, Rows, Columns, Width, q0 / strip, (q0 + Block) / strip);
+                        int q0 = b * Block, stripLength = Width * Columns;
+                        float* strip = StripScratch(Width * Columns);
+                        for (int z = q0 / stripLength; z < (q0 + Block) / stripLength; z++)
+                        {
+                            float* u = strip - (nint)z * Width; // the C x W strip as columns [W z, W z + W) of a row stride W
+                            if (Vector512Permute)
+                            {
+                                ScatterStrip512(A, strip, ColumnInverse, LanesInverse, Gaussians, Rows, Columns, z);
+                                ColumnsToRows512(u, Out, RowCodes, LanesInverse, 16, Columns, z, z + 1);
+                            }
+                            else
+                            {
+                                ScatterStrip(A, strip, ColumnInverse, Lanes, Gaussians, Rows, Columns, Width, z);
+                                ColumnsToRows(u, Out, RowCodes, Lanes, Width, Columns, Width, z, z + 1);
+                            }
+                        }
                         Transform(Out + q0, true);
                     }
                     break;
@@ -360,13 +364,6 @@ public sealed unsafe class Fastfood
                     }
                     break;
             }
-        }
-
-        /// <summary>Adjoint: G then Pi^T's row step, A rows -> U rows, for the indices [q0, q1) (whole rows).</summary>
-        private readonly void Unshuffle(int q0, int q1)
-        {
-            if (Vector512Permute) ScatterColumns512(A, U, ColumnCodes, LanesInverse, Gaussians, Rows, q0, q1);
-            else ScatterColumns(A, U, ColumnCodes, Lanes, Gaussians, Rows, Width, q0, q1);
         }
 
         /// <summary>All stages below Block on one block; when Block is L and <paramref name="last"/>, hands the result to the step's sink.</summary>
@@ -570,15 +567,19 @@ public sealed unsafe class Fastfood
         }
     }
 
-    /// <summary>The adjoint of <see cref="GatherColumns"/>: u[c, w rho_c(v) + mu_(c,v)(m)] = g[q] y[q] for q in [q0, q1).</summary>
-    private static void ScatterColumns(float* y, float* u, int* codes, int* lanes, ushort* g, int rows, int w, int q0, int q1)
+    /// <summary>
+    /// The adjoint of <see cref="GatherColumns"/> for the columns [w z, w z + w) of u: strip[c w + mu(m)] = g[q] y[q],
+    /// q = c R + w v + m with rho_c(v) = z (<paramref name="inverseCodes"/> holds v and the lane table per (c, z)).
+    /// </summary>
+    private static void ScatterStrip(float* y, float* strip, int* inverseCodes, int* lanes, ushort* g, int rows, int columns, int w, int z)
     {
-        for (int q = q0; q < q1; q += w)
+        int blocks = rows / w;
+        for (int c = 0; c < columns; c++)
         {
-            int code = codes[q / w];
-            float* dst = u + (q & ~(rows - 1)) + (code >> 8) * w;
+            int code = inverseCodes[c * blocks + z];
+            nint q = (nint)c * rows + (code >> 8) * w;
             int* lane = lanes + (code & 255) * w;
-            for (int m = 0; m < w; m++) dst[lane[m]] = FromBFloat16(g[q + m]) * y[q + m];
+            for (int m = 0; m < w; m++) strip[c * w + lane[m]] = FromBFloat16(g[q + m]) * y[q + m];
         }
     }
 
@@ -598,15 +599,23 @@ public sealed unsafe class Fastfood
         }
     }
 
-    /// <summary>AVX-512 <see cref="ScatterColumns"/> for 16-float blocks.</summary>
+    /// <summary>AVX-512 <see cref="ScatterStrip"/> for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScatterColumns512(float* y, float* u, int* codes, int* lanesInverse, ushort* g, int rows, int q0, int q1)
+    private static void ScatterStrip512(float* y, float* strip, int* inverseCodes, int* lanesInverse, ushort* g, int rows, int columns, int z)
     {
-        for (int q = q0; q < q1; q += 16)
+        int blocks = rows >> 4;
+        for (int c = 0; c < columns; c++)
         {
-            int code = codes[q >> 4];
+            if (c + PrefetchRows < columns && Sse.IsSupported)
+            {
+                // One block per row, rows 4 KiB apart at 2^20: request the one PrefetchRows rows ahead now.
+                int ahead = inverseCodes[(c + PrefetchRows) * blocks + z];
+                Sse.Prefetch0(y + (nint)(c + PrefetchRows) * rows + ((ahead >> 8) << 4));
+            }
+            int code = inverseCodes[c * blocks + z];
+            nint q = (nint)c * rows + ((code >> 8) << 4);
             var v = BFloat16x16(g + q) * Vector512.Load(y + q);
-            Avx512F.PermuteVar16x32(v, Vector512.Load(lanesInverse + ((code & 255) << 4))).Store(u + (q & ~(rows - 1)) + ((code >> 8) << 4));
+            Avx512F.PermuteVar16x32(v, Vector512.Load(lanesInverse + ((code & 255) << 4))).Store(strip + ((nint)c << 4));
         }
     }
 
@@ -800,6 +809,19 @@ public sealed unsafe class Fastfood
             for (int v = 0; v < blocks; v++) codes[r * blocks + v] = order[v] << 8 | (int)(rng.NextUInt64() & (LaneTables - 1));
         }
         return codes;
+    }
+
+    /// <summary>Per row and target block: the source block (high bits) and its lane table, the inverse of <see cref="Codes"/>' order.</summary>
+    private static int[] InverseCodes(int[] codes, int count, int blocks)
+    {
+        var inverse = new int[codes.Length];
+        for (int r = 0; r < count; r++)
+            for (int v = 0; v < blocks; v++)
+            {
+                int code = codes[r * blocks + v];
+                inverse[r * blocks + (code >> 8)] = v << 8 | (code & (LaneTables - 1));
+            }
+        return inverse;
     }
 
     private static (int[] Lanes, int[] Inverse) LanePermutations(Rng rng, int width)
