@@ -20,9 +20,12 @@ namespace Condense.Kernels;
 /// Each step moves whole 16-float blocks through registers (a lane permutation and a 16 x 16 transpose), where a
 /// flat random permutation of 2^20 floats is a random gather over 4 MiB; it is still an exact permutation, so the
 /// adjoint applies the inverse steps.</para>
-/// <para>Every path (AVX-512, AVX2, SSE, scalar) gives the same bits: the FWHT stages run in the same order per
-/// element, Pi is exact and each diagonal is one rounded multiply. Long blocks (L &gt;= 2^16) split each pass over
-/// the shared <see cref="WorkerPool"/>.</para>
+/// <para>A block costs four passes over L floats: B and the FWHT stages that fit in L2 (512 KiB blocks); the
+/// remaining FWHT stages; Pi and G, W rows at a time through a small per-thread buffer, with the second FWHT's
+/// in-L2 stages; its remaining stages with S (B for the adjoint) on the way out. The output doubles as a work buffer
+/// when it holds the whole block. Every path (AVX-512, AVX2, SSE, scalar) gives the same bits: the FWHT stages run in
+/// the same order per element, Pi is exact and each diagonal is one rounded multiply. Long blocks (L &gt;= 2^16)
+/// split each pass over the shared <see cref="WorkerPool"/>.</para>
 /// </summary>
 public sealed unsafe class Fastfood
 {
