@@ -172,6 +172,39 @@ public class FastfoodTests
         });
     }
 
+    [Fact]
+    public void Results_do_not_depend_on_the_thread_count()
+    {
+        // L = 2^18: every pass splits over the worker pool when it has more than one thread.
+        const int d = (1 << 18) - 5, bigD = 1 << 18;
+        var p = new Fastfood(d, bigD, 8);
+        var x = QuantTestData.Gaussian(6, d);
+        var y = QuantTestData.Gaussian(7, bigD);
+        int saved = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            var results = new List<(float[] Px, float[] Pty)>();
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                var px = new float[bigD];
+                var pty = new float[d];
+                p.Apply(x, px);
+                p.ApplyTranspose(y, pty);
+                results.Add((px, pty));
+            }
+            foreach (var (px, pty) in results.Skip(1))
+            {
+                Assert.True(results[0].Px.AsSpan().SequenceEqual(px));
+                Assert.True(results[0].Pty.AsSpan().SequenceEqual(pty));
+            }
+        }
+        finally
+        {
+            WorkerPool.Shared.MaxDegreeOfParallelism = saved;
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(64)]
