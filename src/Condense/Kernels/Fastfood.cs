@@ -40,6 +40,7 @@ public sealed unsafe class Fastfood
     // keeps about 20 significant bits).
     private readonly ulong[][] _signBits;
     private readonly ushort[][] _gaussians;
+    private readonly ushort[][] _gaussiansAdjoint; // G moved through Pi^T (bfloat16): the adjoint applies it after the scatter, in order
     private readonly float[] _scaleBase;
     private readonly ushort[][] _scaleDeviations;
     private readonly int[][] _rowCodes;    // per row of the R x C view and block: (block order << 8) | lane table
@@ -79,6 +80,7 @@ public sealed unsafe class Fastfood
         _lanes = new int[BlockCount][];
         _lanesInverse = new int[BlockCount][];
         _gaussians = new ushort[BlockCount][];
+        _gaussiansAdjoint = new ushort[BlockCount][];
         _scaleBase = new float[BlockCount];
         _scaleDeviations = new ushort[BlockCount][];
         for (int k = 0; k < BlockCount; k++)
@@ -106,6 +108,10 @@ public sealed unsafe class Fastfood
             for (int i = 0; i < l; i++) deviations[i] = ToBFloat16((float)(scales[i] - scaleBase));
             _signBits[k] = signs;
             _gaussians[k] = gaussians;
+            var map = Permutation(k);
+            var adjoint = new ushort[l];
+            for (int i = 0; i < l; i++) adjoint[map[i]] = gaussians[i];
+            _gaussiansAdjoint[k] = adjoint;
             _scaleBase[k] = scaleBase;
             _scaleDeviations[k] = deviations;
         }
@@ -203,13 +209,13 @@ public sealed unsafe class Fastfood
             for (int k = 0; k < BlockCount; k++)
             {
                 fixed (ulong* signs = _signBits[k])
-                fixed (ushort* gaussians = _gaussians[k], scales = _scaleDeviations[k])
+                fixed (ushort* gaussians = _gaussians[k], gaussiansAdjoint = _gaussiansAdjoint[k], scales = _scaleDeviations[k])
                 fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], columnInverse = _columnInverse[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
                 {
                     int offset = k * l;
                     var job = new Job<TV>
                     {
-                        Signs = signs, Gaussians = gaussians, Scales = scales, ScaleBase = _scaleBase[k],
+                        Signs = signs, Gaussians = gaussians, GaussiansAdjoint = gaussiansAdjoint, Scales = scales, ScaleBase = _scaleBase[k],
                         RowCodes = rowCodes, ColumnCodes = columnCodes, ColumnInverse = columnInverse, Lanes = lanes, LanesInverse = lanesInverse,
                         Length = l, Rows = _rows, Columns = _columns, Width = _width,
                         Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
@@ -270,7 +276,7 @@ public sealed unsafe class Fastfood
     {
         public float* A, Out, Source, Destination;
         public ulong* Signs;
-        public ushort* Gaussians, Scales;
+        public ushort* Gaussians, GaussiansAdjoint, Scales;
         public float ScaleBase;
         public int* RowCodes, ColumnCodes, ColumnInverse, Lanes, LanesInverse;
         public int Length, Rows, Columns, Width, InputDimension, Count, Block, L1, Unit;
@@ -348,13 +354,13 @@ public sealed unsafe class Fastfood
                             float* u = strip - (nint)z * Width; // the C x W strip as columns [W z, W z + W) of a row stride W
                             if (Vector512Permute)
                             {
-                                ScatterStrip512(A, strip, ColumnInverse, LanesInverse, Gaussians, Rows, Columns, z);
-                                ColumnsToRows512(u, Out, RowCodes, LanesInverse, 16, Columns, z, z + 1);
+                                ScatterStrip512(A, strip, ColumnInverse, LanesInverse, Rows, Columns, z);
+                                ColumnsToRows512(u, Out, RowCodes, LanesInverse, GaussiansAdjoint, 16, Columns, z, z + 1);
                             }
                             else
                             {
-                                ScatterStrip(A, strip, ColumnInverse, Lanes, Gaussians, Rows, Columns, Width, z);
-                                ColumnsToRows(u, Out, RowCodes, Lanes, Width, Columns, Width, z, z + 1);
+                                ScatterStrip(A, strip, ColumnInverse, Lanes, Rows, Columns, Width, z);
+                                ColumnsToRows(u, Out, RowCodes, Lanes, GaussiansAdjoint, Width, Columns, Width, z, z + 1);
                             }
                         }
                         Transform(Out + q0, true);
@@ -544,17 +550,17 @@ public sealed unsafe class Fastfood
             }
     }
 
-    /// <summary>The inverse of <see cref="RowsToColumns"/>: a[r, w pi_r(v) + lambda_(r,v)(l)] = u[w v + l, r].</summary>
-    private static void ColumnsToRows(float* u, float* a, int* codes, int* lanes, int rows, int columns, int w, int s0, int s1)
+    /// <summary>The inverse of <see cref="RowsToColumns"/> times the adjoint's G: a[i] = g[i] u[w v + l, r], i = (r, w pi_r(v) + lambda_(r,v)(l)).</summary>
+    private static void ColumnsToRows(float* u, float* a, int* codes, int* lanes, ushort* g, int rows, int columns, int w, int s0, int s1)
     {
         int blocks = columns / w;
         for (int r = s0 * w; r < s1 * w; r++)
             for (int v = 0; v < blocks; v++)
             {
                 int code = codes[r * blocks + v];
-                float* dst = a + (nint)r * columns + (code >> 8) * w;
+                nint at = (nint)r * columns + (code >> 8) * w;
                 int* lane = lanes + (code & 255) * w;
-                for (int l = 0; l < w; l++) dst[lane[l]] = u[(nint)(v * w + l) * rows + r];
+                for (int l = 0; l < w; l++) a[at + lane[l]] = u[(nint)(v * w + l) * rows + r] * FromBFloat16(g[at + lane[l]]);
             }
     }
 
@@ -571,10 +577,10 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>
-    /// The adjoint of <see cref="GatherColumns"/> for the columns [w z, w z + w) of u: strip[c w + mu(m)] = g[q] y[q],
+    /// The adjoint of <see cref="GatherColumns"/>'s shuffle (G comes later) for the columns [w z, w z + w) of u: strip[c w + mu(m)] = y[q],
     /// q = c R + w v + m with rho_c(v) = z (<paramref name="inverseCodes"/> holds v and the lane table per (c, z)).
     /// </summary>
-    private static void ScatterStrip(float* y, float* strip, int* inverseCodes, int* lanes, ushort* g, int rows, int columns, int w, int z)
+    private static void ScatterStrip(float* y, float* strip, int* inverseCodes, int* lanes, int rows, int columns, int w, int z)
     {
         int blocks = rows / w;
         for (int c = 0; c < columns; c++)
@@ -582,7 +588,7 @@ public sealed unsafe class Fastfood
             int code = inverseCodes[c * blocks + z];
             nint q = (nint)c * rows + (code >> 8) * w;
             int* lane = lanes + (code & 255) * w;
-            for (int m = 0; m < w; m++) strip[c * w + lane[m]] = FromBFloat16(g[q + m]) * y[q + m];
+            for (int m = 0; m < w; m++) strip[c * w + lane[m]] = y[q + m];
         }
     }
 
@@ -604,7 +610,7 @@ public sealed unsafe class Fastfood
 
     /// <summary>AVX-512 <see cref="ScatterStrip"/> for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScatterStrip512(float* y, float* strip, int* inverseCodes, int* lanesInverse, ushort* g, int rows, int columns, int z)
+    private static void ScatterStrip512(float* y, float* strip, int* inverseCodes, int* lanesInverse, int rows, int columns, int z)
     {
         int blocks = rows >> 4;
         for (int c = 0; c < columns; c++)
@@ -617,8 +623,7 @@ public sealed unsafe class Fastfood
             }
             int code = inverseCodes[c * blocks + z];
             nint q = (nint)c * rows + ((code >> 8) << 4);
-            var v = BFloat16x16(g + q) * Vector512.Load(y + q);
-            Avx512F.PermuteVar16x32(v, Vector512.Load(lanesInverse + ((code & 255) << 4))).Store(strip + ((nint)c << 4));
+            Avx512F.PermuteVar16x32(Vector512.Load(y + q), Vector512.Load(lanesInverse + ((code & 255) << 4))).Store(strip + ((nint)c << 4));
         }
     }
 
@@ -684,15 +689,16 @@ public sealed unsafe class Fastfood
     // Software prefetch distances of the two transposing kernels (scattered loads the hardware prefetchers cannot predict).
     private const int PrefetchRows = 32, PrefetchTiles = 2;
 
-    /// <summary>AVX-512 <see cref="ColumnsToRows"/> for 16-float blocks.</summary>
+    /// <summary>AVX-512 <see cref="ColumnsToRows"/> (with the adjoint's G) for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ColumnsToRows512(float* u, float* a, int* codes, int* lanesInverse, int rows, int columns, int s0, int s1)
+    private static void ColumnsToRows512(float* u, float* a, int* codes, int* lanesInverse, ushort* g, int rows, int columns, int s0, int s1)
     {
         int blocks = columns >> 4;
         for (int s = s0; s < s1; s++)
         {
             int r0 = s << 4;
             float* dst = a + (nint)r0 * columns;
+            ushort* gDst = g + (nint)r0 * columns;
             int* code = codes + (nint)r0 * blocks;
             for (int v = 0; v < blocks; v++)
             {
@@ -720,22 +726,22 @@ public sealed unsafe class Fastfood
                 var t14 = Vector512.Load(src + 14 * (nint)rows);
                 var t15 = Vector512.Load(src + 15 * (nint)rows);
                 Transpose16(ref t0, ref t1, ref t2, ref t3, ref t4, ref t5, ref t6, ref t7, ref t8, ref t9, ref t10, ref t11, ref t12, ref t13, ref t14, ref t15);
-                Avx512F.PermuteVar16x32(t0, Vector512.Load(lanesInverse + ((code[0 * blocks + v] & 255) << 4))).Store(dst + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t1, Vector512.Load(lanesInverse + ((code[1 * blocks + v] & 255) << 4))).Store(dst + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t2, Vector512.Load(lanesInverse + ((code[2 * blocks + v] & 255) << 4))).Store(dst + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t3, Vector512.Load(lanesInverse + ((code[3 * blocks + v] & 255) << 4))).Store(dst + 3 * (nint)columns + ((code[3 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t4, Vector512.Load(lanesInverse + ((code[4 * blocks + v] & 255) << 4))).Store(dst + 4 * (nint)columns + ((code[4 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t5, Vector512.Load(lanesInverse + ((code[5 * blocks + v] & 255) << 4))).Store(dst + 5 * (nint)columns + ((code[5 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t6, Vector512.Load(lanesInverse + ((code[6 * blocks + v] & 255) << 4))).Store(dst + 6 * (nint)columns + ((code[6 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t7, Vector512.Load(lanesInverse + ((code[7 * blocks + v] & 255) << 4))).Store(dst + 7 * (nint)columns + ((code[7 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t8, Vector512.Load(lanesInverse + ((code[8 * blocks + v] & 255) << 4))).Store(dst + 8 * (nint)columns + ((code[8 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t9, Vector512.Load(lanesInverse + ((code[9 * blocks + v] & 255) << 4))).Store(dst + 9 * (nint)columns + ((code[9 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t10, Vector512.Load(lanesInverse + ((code[10 * blocks + v] & 255) << 4))).Store(dst + 10 * (nint)columns + ((code[10 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t11, Vector512.Load(lanesInverse + ((code[11 * blocks + v] & 255) << 4))).Store(dst + 11 * (nint)columns + ((code[11 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t12, Vector512.Load(lanesInverse + ((code[12 * blocks + v] & 255) << 4))).Store(dst + 12 * (nint)columns + ((code[12 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t13, Vector512.Load(lanesInverse + ((code[13 * blocks + v] & 255) << 4))).Store(dst + 13 * (nint)columns + ((code[13 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t14, Vector512.Load(lanesInverse + ((code[14 * blocks + v] & 255) << 4))).Store(dst + 14 * (nint)columns + ((code[14 * blocks + v] >> 8) << 4));
-                Avx512F.PermuteVar16x32(t15, Vector512.Load(lanesInverse + ((code[15 * blocks + v] & 255) << 4))).Store(dst + 15 * (nint)columns + ((code[15 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t0, Vector512.Load(lanesInverse + ((code[0 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4))).Store(dst + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t1, Vector512.Load(lanesInverse + ((code[1 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4))).Store(dst + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t2, Vector512.Load(lanesInverse + ((code[2 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4))).Store(dst + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t3, Vector512.Load(lanesInverse + ((code[3 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 3 * (nint)columns + ((code[3 * blocks + v] >> 8) << 4))).Store(dst + 3 * (nint)columns + ((code[3 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t4, Vector512.Load(lanesInverse + ((code[4 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 4 * (nint)columns + ((code[4 * blocks + v] >> 8) << 4))).Store(dst + 4 * (nint)columns + ((code[4 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t5, Vector512.Load(lanesInverse + ((code[5 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 5 * (nint)columns + ((code[5 * blocks + v] >> 8) << 4))).Store(dst + 5 * (nint)columns + ((code[5 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t6, Vector512.Load(lanesInverse + ((code[6 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 6 * (nint)columns + ((code[6 * blocks + v] >> 8) << 4))).Store(dst + 6 * (nint)columns + ((code[6 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t7, Vector512.Load(lanesInverse + ((code[7 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 7 * (nint)columns + ((code[7 * blocks + v] >> 8) << 4))).Store(dst + 7 * (nint)columns + ((code[7 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t8, Vector512.Load(lanesInverse + ((code[8 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 8 * (nint)columns + ((code[8 * blocks + v] >> 8) << 4))).Store(dst + 8 * (nint)columns + ((code[8 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t9, Vector512.Load(lanesInverse + ((code[9 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 9 * (nint)columns + ((code[9 * blocks + v] >> 8) << 4))).Store(dst + 9 * (nint)columns + ((code[9 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t10, Vector512.Load(lanesInverse + ((code[10 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 10 * (nint)columns + ((code[10 * blocks + v] >> 8) << 4))).Store(dst + 10 * (nint)columns + ((code[10 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t11, Vector512.Load(lanesInverse + ((code[11 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 11 * (nint)columns + ((code[11 * blocks + v] >> 8) << 4))).Store(dst + 11 * (nint)columns + ((code[11 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t12, Vector512.Load(lanesInverse + ((code[12 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 12 * (nint)columns + ((code[12 * blocks + v] >> 8) << 4))).Store(dst + 12 * (nint)columns + ((code[12 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t13, Vector512.Load(lanesInverse + ((code[13 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 13 * (nint)columns + ((code[13 * blocks + v] >> 8) << 4))).Store(dst + 13 * (nint)columns + ((code[13 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t14, Vector512.Load(lanesInverse + ((code[14 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 14 * (nint)columns + ((code[14 * blocks + v] >> 8) << 4))).Store(dst + 14 * (nint)columns + ((code[14 * blocks + v] >> 8) << 4));
+                (Avx512F.PermuteVar16x32(t15, Vector512.Load(lanesInverse + ((code[15 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 15 * (nint)columns + ((code[15 * blocks + v] >> 8) << 4))).Store(dst + 15 * (nint)columns + ((code[15 * blocks + v] >> 8) << 4));
             }
         }
     }
