@@ -40,7 +40,7 @@ public sealed unsafe class Fastfood
     // keeps about 20 significant bits).
     private readonly ulong[][] _signBits;
     private readonly ushort[][] _gaussians;
-    private readonly ushort[][] _gaussiansAdjoint; // G moved through Pi^T (bfloat16): the adjoint applies it after the scatter, in order
+    private readonly ushort[][] _gaussiansAdjoint; // G moved through Pi^T (bfloat16): the adjoint applies it after Pi^T, reading it in order
     private readonly float[] _scaleBase;
     private readonly ushort[][] _scaleDeviations;
     private readonly int[][] _rowCodes;    // per row of the R x C view and block: (block order << 8) | lane table
@@ -355,15 +355,15 @@ public sealed unsafe class Fastfood
                             if (Vector512Permute)
                             {
                                 ScatterStrip512(A, strip, ColumnInverse, LanesInverse, Rows, Columns, z);
-                                ColumnsToRows512(u, Out, RowCodes, LanesInverse, GaussiansAdjoint, 16, Columns, z, z + 1);
+                                ColumnsToRows512(u, Out, RowCodes, LanesInverse, 16, Columns, z, z + 1);
                             }
                             else
                             {
                                 ScatterStrip(A, strip, ColumnInverse, Lanes, Rows, Columns, Width, z);
-                                ColumnsToRows(u, Out, RowCodes, Lanes, GaussiansAdjoint, Width, Columns, Width, z, z + 1);
+                                ColumnsToRows(u, Out, RowCodes, Lanes, Width, Columns, Width, z, z + 1);
                             }
                         }
-                        Transform(Out + q0, true);
+                        Transform(Out + q0, true, GaussiansAdjoint + q0);
                     }
                     break;
                 case Step.WideAndSigns:
@@ -375,14 +375,18 @@ public sealed unsafe class Fastfood
             }
         }
 
-        /// <summary>All stages below Block on one block; when Block is L and <paramref name="last"/>, hands the result to the step's sink.</summary>
-        private readonly void Transform(float* block, bool last)
+        /// <summary>
+        /// All stages below Block on one block, after multiplying it by <paramref name="diagonal"/> (bfloat16) if given, in
+        /// the first pass, which reads it in order; when Block is L and <paramref name="last"/>, hands the result to the step's sink.
+        /// </summary>
+        private readonly void Transform(float* block, bool last, ushort* diagonal = null)
         {
             int w = TV.Count;
             for (int b = 0; b < Block; b += L1)
             {
                 float* p = block + b;
-                for (int i = 0; i < L1; i += w) TV.Store(TV.InRegister(TV.Load(p + i)), p + i);
+                if (diagonal is null) for (int i = 0; i < L1; i += w) TV.Store(TV.InRegister(TV.Load(p + i)), p + i);
+                else for (int i = 0; i < L1; i += w) TV.Store(TV.InRegister(TV.Multiply(TV.Load(p + i), TV.LoadBFloat16(diagonal + b + i))), p + i);
                 Hadamard.Passes<TV, float>(p, L1, w, L1);
             }
             Hadamard.Passes<TV, float>(block, Block, L1, Block);
@@ -550,8 +554,8 @@ public sealed unsafe class Fastfood
             }
     }
 
-    /// <summary>The inverse of <see cref="RowsToColumns"/> times the adjoint's G: a[i] = g[i] u[w v + l, r], i = (r, w pi_r(v) + lambda_(r,v)(l)).</summary>
-    private static void ColumnsToRows(float* u, float* a, int* codes, int* lanes, ushort* g, int rows, int columns, int w, int s0, int s1)
+    /// <summary>The inverse of <see cref="RowsToColumns"/>: a[r, w pi_r(v) + lambda_(r,v)(l)] = u[w v + l, r].</summary>
+    private static void ColumnsToRows(float* u, float* a, int* codes, int* lanes, int rows, int columns, int w, int s0, int s1)
     {
         int blocks = columns / w;
         for (int r = s0 * w; r < s1 * w; r++)
@@ -560,7 +564,7 @@ public sealed unsafe class Fastfood
                 int code = codes[r * blocks + v];
                 nint at = (nint)r * columns + (code >> 8) * w;
                 int* lane = lanes + (code & 255) * w;
-                for (int l = 0; l < w; l++) a[at + lane[l]] = u[(nint)(v * w + l) * rows + r] * FromBFloat16(g[at + lane[l]]);
+                for (int l = 0; l < w; l++) a[at + lane[l]] = u[(nint)(v * w + l) * rows + r];
             }
     }
 
@@ -689,16 +693,15 @@ public sealed unsafe class Fastfood
     // Software prefetch distances of the two transposing kernels (scattered loads the hardware prefetchers cannot predict).
     private const int PrefetchRows = 32, PrefetchTiles = 2;
 
-    /// <summary>AVX-512 <see cref="ColumnsToRows"/> (with the adjoint's G) for 16-float blocks.</summary>
+    /// <summary>AVX-512 <see cref="ColumnsToRows"/> for 16-float blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ColumnsToRows512(float* u, float* a, int* codes, int* lanesInverse, ushort* g, int rows, int columns, int s0, int s1)
+    private static void ColumnsToRows512(float* u, float* a, int* codes, int* lanesInverse, int rows, int columns, int s0, int s1)
     {
         int blocks = columns >> 4;
         for (int s = s0; s < s1; s++)
         {
             int r0 = s << 4;
             float* dst = a + (nint)r0 * columns;
-            ushort* gDst = g + (nint)r0 * columns;
             int* code = codes + (nint)r0 * blocks;
             for (int v = 0; v < blocks; v++)
             {
@@ -726,22 +729,22 @@ public sealed unsafe class Fastfood
                 var t14 = Vector512.Load(src + 14 * (nint)rows);
                 var t15 = Vector512.Load(src + 15 * (nint)rows);
                 Transpose16(ref t0, ref t1, ref t2, ref t3, ref t4, ref t5, ref t6, ref t7, ref t8, ref t9, ref t10, ref t11, ref t12, ref t13, ref t14, ref t15);
-                (Avx512F.PermuteVar16x32(t0, Vector512.Load(lanesInverse + ((code[0 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4))).Store(dst + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t1, Vector512.Load(lanesInverse + ((code[1 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4))).Store(dst + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t2, Vector512.Load(lanesInverse + ((code[2 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4))).Store(dst + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t3, Vector512.Load(lanesInverse + ((code[3 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 3 * (nint)columns + ((code[3 * blocks + v] >> 8) << 4))).Store(dst + 3 * (nint)columns + ((code[3 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t4, Vector512.Load(lanesInverse + ((code[4 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 4 * (nint)columns + ((code[4 * blocks + v] >> 8) << 4))).Store(dst + 4 * (nint)columns + ((code[4 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t5, Vector512.Load(lanesInverse + ((code[5 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 5 * (nint)columns + ((code[5 * blocks + v] >> 8) << 4))).Store(dst + 5 * (nint)columns + ((code[5 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t6, Vector512.Load(lanesInverse + ((code[6 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 6 * (nint)columns + ((code[6 * blocks + v] >> 8) << 4))).Store(dst + 6 * (nint)columns + ((code[6 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t7, Vector512.Load(lanesInverse + ((code[7 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 7 * (nint)columns + ((code[7 * blocks + v] >> 8) << 4))).Store(dst + 7 * (nint)columns + ((code[7 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t8, Vector512.Load(lanesInverse + ((code[8 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 8 * (nint)columns + ((code[8 * blocks + v] >> 8) << 4))).Store(dst + 8 * (nint)columns + ((code[8 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t9, Vector512.Load(lanesInverse + ((code[9 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 9 * (nint)columns + ((code[9 * blocks + v] >> 8) << 4))).Store(dst + 9 * (nint)columns + ((code[9 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t10, Vector512.Load(lanesInverse + ((code[10 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 10 * (nint)columns + ((code[10 * blocks + v] >> 8) << 4))).Store(dst + 10 * (nint)columns + ((code[10 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t11, Vector512.Load(lanesInverse + ((code[11 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 11 * (nint)columns + ((code[11 * blocks + v] >> 8) << 4))).Store(dst + 11 * (nint)columns + ((code[11 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t12, Vector512.Load(lanesInverse + ((code[12 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 12 * (nint)columns + ((code[12 * blocks + v] >> 8) << 4))).Store(dst + 12 * (nint)columns + ((code[12 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t13, Vector512.Load(lanesInverse + ((code[13 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 13 * (nint)columns + ((code[13 * blocks + v] >> 8) << 4))).Store(dst + 13 * (nint)columns + ((code[13 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t14, Vector512.Load(lanesInverse + ((code[14 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 14 * (nint)columns + ((code[14 * blocks + v] >> 8) << 4))).Store(dst + 14 * (nint)columns + ((code[14 * blocks + v] >> 8) << 4));
-                (Avx512F.PermuteVar16x32(t15, Vector512.Load(lanesInverse + ((code[15 * blocks + v] & 255) << 4))) * BFloat16x16(gDst + 15 * (nint)columns + ((code[15 * blocks + v] >> 8) << 4))).Store(dst + 15 * (nint)columns + ((code[15 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t0, Vector512.Load(lanesInverse + ((code[0 * blocks + v] & 255) << 4))).Store(dst + 0 * (nint)columns + ((code[0 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t1, Vector512.Load(lanesInverse + ((code[1 * blocks + v] & 255) << 4))).Store(dst + 1 * (nint)columns + ((code[1 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t2, Vector512.Load(lanesInverse + ((code[2 * blocks + v] & 255) << 4))).Store(dst + 2 * (nint)columns + ((code[2 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t3, Vector512.Load(lanesInverse + ((code[3 * blocks + v] & 255) << 4))).Store(dst + 3 * (nint)columns + ((code[3 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t4, Vector512.Load(lanesInverse + ((code[4 * blocks + v] & 255) << 4))).Store(dst + 4 * (nint)columns + ((code[4 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t5, Vector512.Load(lanesInverse + ((code[5 * blocks + v] & 255) << 4))).Store(dst + 5 * (nint)columns + ((code[5 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t6, Vector512.Load(lanesInverse + ((code[6 * blocks + v] & 255) << 4))).Store(dst + 6 * (nint)columns + ((code[6 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t7, Vector512.Load(lanesInverse + ((code[7 * blocks + v] & 255) << 4))).Store(dst + 7 * (nint)columns + ((code[7 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t8, Vector512.Load(lanesInverse + ((code[8 * blocks + v] & 255) << 4))).Store(dst + 8 * (nint)columns + ((code[8 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t9, Vector512.Load(lanesInverse + ((code[9 * blocks + v] & 255) << 4))).Store(dst + 9 * (nint)columns + ((code[9 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t10, Vector512.Load(lanesInverse + ((code[10 * blocks + v] & 255) << 4))).Store(dst + 10 * (nint)columns + ((code[10 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t11, Vector512.Load(lanesInverse + ((code[11 * blocks + v] & 255) << 4))).Store(dst + 11 * (nint)columns + ((code[11 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t12, Vector512.Load(lanesInverse + ((code[12 * blocks + v] & 255) << 4))).Store(dst + 12 * (nint)columns + ((code[12 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t13, Vector512.Load(lanesInverse + ((code[13 * blocks + v] & 255) << 4))).Store(dst + 13 * (nint)columns + ((code[13 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t14, Vector512.Load(lanesInverse + ((code[14 * blocks + v] & 255) << 4))).Store(dst + 14 * (nint)columns + ((code[14 * blocks + v] >> 8) << 4));
+                Avx512F.PermuteVar16x32(t15, Vector512.Load(lanesInverse + ((code[15 * blocks + v] & 255) << 4))).Store(dst + 15 * (nint)columns + ((code[15 * blocks + v] >> 8) << 4));
             }
         }
     }
