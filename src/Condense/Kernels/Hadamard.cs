@@ -17,8 +17,8 @@ namespace Condense.Kernels;
 /// </remarks>
 public static class Hadamard
 {
-    private const int L1Bytes = 32 << 10;
-    private const int L2Bytes = 512 << 10;
+    internal const int L1Bytes = 32 << 10;
+    internal const int L2Bytes = 512 << 10;
 
     /// <summary>Unnormalized transform in place.</summary>
     /// <exception cref="ArgumentException">The length is not a power of two (the length is named).</exception>
@@ -103,7 +103,7 @@ public static class Hadamard
     }
 
     /// <summary>Applies the stages of strides hFrom, 2 hFrom, ..., &lt; hTo to a block, up to three per pass.</summary>
-    private static unsafe void Passes<TV, T>(T* x, int length, int hFrom, int hTo) where TV : struct, IHadamardVec<TV, T> where T : unmanaged
+    internal static unsafe void Passes<TV, T>(T* x, int length, int hFrom, int hTo) where TV : struct, IHadamardVec<TV, T> where T : unmanaged
     {
         for (int h = hFrom; h < hTo;)
         {

@@ -23,14 +23,17 @@ internal sealed class FwhtCase : BenchCase
     public override void Invoke() => Hadamard.Transform(_data);
 }
 
-/// <summary>A Fastfood map S H G Pi H B x of 2^logN floats.</summary>
+/// <summary>A Fastfood map S H G Pi H B x of 2^logN floats, or its transpose B H Pi^T G H S y.</summary>
 internal sealed class FastfoodCase : BenchCase
 {
     private readonly Fastfood _map, _smallMap;
     private readonly float[] _x, _y, _xSmall, _ySmall;
+    private readonly bool _transpose;
 
-    public FastfoodCase(int logN, Target? target = null) : base("fastfood", $"2^{logN}", batch: 1, cold: false)
+    public FastfoodCase(int logN, Target? target = null, bool transpose = false)
+        : base(transpose ? "fastfood-T" : "fastfood", $"2^{logN}", batch: 1, cold: false)
     {
+        _transpose = transpose;
         int n = 1 << logN, small = 1 << Math.Min(logN, 12);
         (_map, _smallMap) = (Create(n), Create(small));
         (_x, _y) = (RandomData.Uniform(n, seed: 23, scale: 1f), new float[n]);
@@ -40,8 +43,20 @@ internal sealed class FastfoodCase : BenchCase
 
     public override double BitsPerWeight => double.NaN;
     public override long BytesPerCall => _x.LongLength * sizeof(float);
-    public override void WarmUp(int calls) { for (int i = 0; i < calls; i++) Apply(_smallMap, _xSmall, _ySmall); }
-    public override void Invoke() => Apply(_map, _x, _y);
+    public override void WarmUp(int calls)
+    {
+        for (int i = 0; i < calls; i++)
+        {
+            if (_transpose) _smallMap.ApplyTranspose(_ySmall, _xSmall);
+            else Apply(_smallMap, _xSmall, _ySmall);
+        }
+    }
+
+    public override void Invoke()
+    {
+        if (_transpose) _map.ApplyTranspose(_y, _x);
+        else Apply(_map, _x, _y);
+    }
 
     // A seeded n -> n map (the 2^20 PyTorch row is square), and y = V x.
     internal static Fastfood Create(int n) => new(n, n, seed: 31);
@@ -57,7 +72,7 @@ internal static partial class CaseCatalog
         var fastfood20 = Target.TimeAtMost(7.1 / 2.3, "<=3.1 ms (2.3x torch)");
         groups.Add(new CaseGroup("transforms", _ => full
             ? [new FwhtCase(10), new FwhtCase(16), new FwhtCase(20, fwht20), new FwhtCase(24), new FastfoodCase(20, fastfood20), new FastfoodCase(24)]
-            : [new FwhtCase(20, fwht20), new FastfoodCase(20, fastfood20)]));
+            : [new FwhtCase(20, fwht20), new FastfoodCase(20, fastfood20), new FastfoodCase(20, transpose: true)]));
     }
 }
 

@@ -1,4 +1,5 @@
 using Condense.Kernels;
+using Condense.Tests.Kernels;
 using Condense.LowRank;
 using Condense.Quantization;
 using Condense.Tests.Quantization;
@@ -60,7 +61,7 @@ public class LowRankWeightTests
     }
 
     [Fact]
-    public void Products_match_the_reference_over_many_shapes_ranks_and_batches()
+    public void Products_match_the_reference_over_many_shapes_ranks_and_batches_at_every_width() => KernelWidths.ForEach(_ =>
     {
         ulong seed = 500;
         foreach (int o in new[] { 1, 3, 17, 40 })
@@ -85,7 +86,7 @@ public class LowRankWeightTests
                             Assert.True(Math.Abs(y[t] - expected[t]) <= 1e-5 * scale[t] + 1e-30, $"[{o}, {i}] r {r} batch {batch}: y[{t}] = {y[t]}, expected {expected[t]}");
                     }
                 }
-    }
+    });
 
     [Fact]
     public void Large_products_match_the_reference_at_batch_1_and_128()
