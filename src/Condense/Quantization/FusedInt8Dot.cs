@@ -9,13 +9,15 @@ namespace Condense.Quantization;
 /// unpacked copy) and multiplies each decoded unit with up to 8 activation rows.
 /// </summary>
 /// <remarks>
-/// <para>A unit is one 64-byte load of packed codes (24 bytes at 3 bits): 64 codes at 8 and 3 bits, 128 at 4 bits,
-/// 256 at 2 bits. At 4 and 2 bits one AND (and a shift) per field gives P = 2 or 4 registers of 64 codes each,
-/// register p holding codes P*j + p of the unit; the activations are laid out once per call in the same order
+/// <para>A unit is one 64-byte load of packed codes (48 bytes used at 3 bits): 64 codes at 8 bits, 128 at 4 and 3
+/// bits, 256 at 2 bits. At 4 and 2 bits one AND (and a shift) per field gives P = 2 or 4 registers of 64 codes each,
+/// register p holding codes P*j + p of the unit; at 3 bits a permute and two multishifts give P = 2 registers, byte
+/// 8j + k of register p holding code 16j + 8p + k. The activations are laid out once per call in the same order
 /// (<see cref="Interleave"/>), so the stored format is read as it is.</para>
 /// <para>vpmaddubsw sums of the P registers stay below 2^15 (P * 2 * 15 * 127 at most), one vpmaddwd widens them to
-/// 16 int32 lanes, lane k covering codes [k*L, (k+1)*L) of the unit with L = unit / 16 &lt;= 16 &lt;= G, so each
-/// lane lies in one group and is scaled by its group's scale (a broadcast, or a permute when G &lt; unit).</para>
+/// 16 int32 lanes, lane k covering codes [k*L, (k+1)*L) of the unit with L = unit / 16 &lt;= 16 &lt;= G (at 3 bits,
+/// half of the 16 codes [16(k/2), 16(k/2) + 16)), so each lane lies in one group and is scaled by its group's scale
+/// (a broadcast, or a permute when G &lt; unit; lane k's group is k*L/G in both layouts).</para>
 /// </remarks>
 internal static unsafe partial class FusedInt8Dot
 {
@@ -23,20 +25,34 @@ internal static unsafe partial class FusedInt8Dot
     public static bool IsSupported(int bits) => Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && (bits != 3 || Avx512Vbmi.IsSupported);
 
     /// <summary>Registers (fields) per unit.</summary>
-    public static int Parts(int bits) => bits switch { 4 => 2, 2 => 4, _ => 1 };
+    public static int Parts(int bits) => bits switch { 4 or 3 => 2, 2 => 4, _ => 1 };
 
     /// <summary>Codes per unit: the activation rows are zero-padded to a multiple of it.</summary>
     public static int UnitCodes(int bits) => 64 * Parts(bits);
 
-    /// <summary>Reorders a zero-padded row of int8 activations in place: within each unit, part p holds codes parts*j + p.</summary>
-    public static void Interleave(sbyte* q, int padded, int parts)
+    /// <summary>
+    /// Reorders a zero-padded row of int8 activations in place to the decoded order of <paramref name="bits"/>-bit
+    /// units: part p holds codes parts*j + p (4 and 2 bits), or byte 8j + k of part p holds code 16j + 8p + k (3 bits).
+    /// </summary>
+    public static void Interleave(sbyte* q, int padded, int bits)
     {
+        int parts = Parts(bits);
         if (parts == 1) return;
         int unit = 64 * parts;
         sbyte* tmp = stackalloc sbyte[256];
         for (int u = 0; u < padded; u += unit)
         {
             Buffer.MemoryCopy(q + u, tmp, 256, unit);
+            if (bits == 3)
+            {
+                // Whole qwords move: even ones to part 0, odd ones to part 1.
+                for (int j = 0; j < 8; j++)
+                {
+                    ((ulong*)(q + u))[j] = ((ulong*)tmp)[2 * j];
+                    ((ulong*)(q + u + 64))[j] = ((ulong*)tmp)[2 * j + 1];
+                }
+                continue;
+            }
             if (parts == 2 && Avx512Vbmi.IsSupported)
             {
                 var a = Vector512.Load(tmp).AsByte();
@@ -413,25 +429,32 @@ internal static unsafe partial class FusedInt8Dot
         }
     }
 
-    /// <summary>3 bits: 24 bytes hold 64 codes; a byte permute gathers each 8 codes' 3 bytes into a qword, a multishift picks each code.</summary>
+    /// <summary>
+    /// 3 bits: 48 bytes hold 128 codes; one byte permute gathers each 16 codes' 6 bytes into a qword, and two
+    /// multishifts pick codes 16q + k (w0) and 16q + 8 + k (w1) into byte 8q + k.
+    /// </summary>
     private struct Triples : IDecode
     {
-        public static int Parts => 1;
-        public static int UnitBytes => 24;
-        public static int LoadBytes => 32;
+        public static int Parts => 2;
+        public static int UnitBytes => 48;
+        public static int LoadBytes => 64;
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
             // Literal constants (not static fields), so a method compiled before the class is initialised embeds them.
-            // Qword q gathers bytes 3q .. 3q + 2, which hold codes 8q .. 8q + 7.
-            var gather = Vector512.Create(0x020100UL, 0x050403UL, 0x080706UL, 0x0B0A09UL, 0x0E0D0CUL, 0x11100FUL, 0x141312UL, 0x171615UL);
-            // Byte k of every qword takes the 8 bits starting at bit 3k: code k in its low 3 bits.
-            var shift = Vector512.Create(0x15120F0C09060300UL);
-            var gathered = Avx512Vbmi.PermuteVar64x8(Vector256.Load(p).ToVector512Unsafe(), gather.AsByte());
-            w0 = Avx512Vbmi.MultiShift(shift.AsByte(), gathered.AsUInt64()) & Vector512.Create((byte)7);
-            w1 = w2 = w3 = default;
+            // Qword q gathers bytes 6q .. 6q + 7; its low 48 bits hold codes 16q .. 16q + 15.
+            var gather = Vector512.Create(0x0706050403020100UL, 0x0D0C0B0A09080706UL, 0x131211100F0E0D0CUL, 0x1918171615141312UL,
+                0x1F1E1D1C1B1A1918UL, 0x2524232221201F1EUL, 0x2B2A292827262524UL, 0x31302F2E2D2C2B2AUL);
+            // Byte k of every qword takes the 8 bits starting at bit 3k (w0) or 24 + 3k (w1): one code in its low 3 bits.
+            var low = Vector512.Create(0x15120F0C09060300UL);
+            var high = Vector512.Create(0x2D2A2724211E1B18UL);
+            var gathered = Avx512Vbmi.PermuteVar64x8(Vector512.Load(p), gather.AsByte()).AsUInt64();
+            var mask = Vector512.Create((byte)7);
+            w0 = Avx512Vbmi.MultiShift(low.AsByte(), gathered) & mask;
+            w1 = Avx512Vbmi.MultiShift(high.AsByte(), gathered) & mask;
+            w2 = w3 = default;
         }
     }
 }
