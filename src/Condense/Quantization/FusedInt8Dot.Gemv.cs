@@ -136,6 +136,7 @@ internal static unsafe partial class FusedInt8Dot
         int* indices, int log2U, int log2G) where TDecode : struct, IDecode
     {
         var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
         var a0 = Vector512<float>.Zero;
         var a1 = Vector512<float>.Zero;
         var a2 = Vector512<float>.Zero;
@@ -148,26 +149,26 @@ internal static unsafe partial class FusedInt8Dot
         {
             int* ix = indices + ((u & cycleMask) << 4);
             float* block = sf + (((nint)u << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)u * ub, out var w0, out var w1, out var w2, out var w3);
+            TDecode.Decode(row + (nint)u * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
             var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
             a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix)), a0);
             block = sf + (((nint)(u + 1) << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)(u + 1) * ub, out w0, out w1, out w2, out w3);
+            TDecode.Decode(row + (nint)(u + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
             var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
             a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 16)), a1);
             block = sf + (((nint)(u + 2) << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)(u + 2) * ub, out w0, out w1, out w2, out w3);
+            TDecode.Decode(row + (nint)(u + 2) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
             var l2 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 2) << log2U), ones);
             a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 32)), a2);
             block = sf + (((nint)(u + 3) << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)(u + 3) * ub, out w0, out w1, out w2, out w3);
+            TDecode.Decode(row + (nint)(u + 3) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
             var l3 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 3) << log2U), ones);
             a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 48)), a3);
         }
         for (; u < units; u++)
         {
             float* block = sf + (((nint)u << shift) & ~(nint)15);
-            TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), out var w0, out var w1, out var w2, out var w3);
+            TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
             var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
             a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(indices + ((u & cycleMask) << 4))), a0);
         }
@@ -191,6 +192,7 @@ internal static unsafe partial class FusedInt8Dot
         int span, bool perRow, int log2U) where TDecode : struct, IDecode
     {
         var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
         var a0 = Vector512<float>.Zero;
         var a1 = Vector512<float>.Zero;
         int ub = TDecode.UnitBytes;
@@ -200,10 +202,10 @@ internal static unsafe partial class FusedInt8Dot
             // One unit per group: two groups per step on two accumulators.
             for (; u0 + 2 <= fullUnits; u0 += 2)
             {
-                TDecode.Decode(row + (nint)u0 * ub, out var w0, out var w1, out var w2, out var w3);
+                TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u0 << log2U), ones);
                 a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sf[u0]), a0);
-                TDecode.Decode(row + (nint)(u0 + 1) * ub, out w0, out w1, out w2, out w3);
+                TDecode.Decode(row + (nint)(u0 + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
                 var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 1) << log2U), ones);
                 a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sf[u0 + 1]), a1);
             }
@@ -217,14 +219,14 @@ internal static unsafe partial class FusedInt8Dot
             int u = u0;
             for (; u + 2 <= u1 && u + 2 <= fullUnits; u += 2)
             {
-                TDecode.Decode(row + (nint)u * ub, out var w0, out var w1, out var w2, out var w3);
+                TDecode.Decode(row + (nint)u * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
-                TDecode.Decode(row + (nint)(u + 1) * ub, out w0, out w1, out w2, out w3);
+                TDecode.Decode(row + (nint)(u + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
                 i1 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
             }
             for (; u < u1; u++)
             {
-                TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), out var w0, out var w1, out var w2, out var w3);
+                TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
             }
             var product = Vector512.ConvertToSingle(i0 + i1) * Vector512.Create(sf[perRow ? 0 : g]);

@@ -152,6 +152,7 @@ internal static unsafe partial class FusedInt8Dot
         // far below int32 overflow), else one unit scaled lane-wise.
         int span = permute ? 1 : perRow ? 4096 : Math.Max(1, a.GroupSize >> log2U);
         var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var k0, out var k1, out var k2, out var k3);
         int symmetricZero = 1 << (a.Bits - 1);
         int n = TBatch.Count;
 
@@ -210,7 +211,7 @@ internal static unsafe partial class FusedInt8Dot
                             for (int u = c0; u < c1; u++)
                             {
                                 byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                                TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
+                                TDecode.Decode(w, k0, k1, k2, k3, out var w0, out var w1, out var w2, out var w3);
                                 int first = u << log2U;
                                 var scale = permute
                                     ? Avx512F.PermuteVar16x32(Vector512.Load(sf + (first >> log2G)), index)
@@ -241,7 +242,7 @@ internal static unsafe partial class FusedInt8Dot
                                 for (int u = u0; u < u1; u++)
                                 {
                                     byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                                    TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
+                                    TDecode.Decode(w, k0, k1, k2, k3, out var w0, out var w1, out var w2, out var w3);
                                     int first = u << log2U;
                                     i0 += Lanes<TDecode>(w0, w1, w2, w3, x0 + first, ones);
                                     if (TBatch.Count > 1) i1 += Lanes<TDecode>(w0, w1, w2, w3, x1 + first, ones);
@@ -368,7 +369,11 @@ internal static unsafe partial class FusedInt8Dot
         static abstract int UnitBytes { get; }
         static abstract int LoadBytes { get; }
         static abstract bool Signed { get; }
-        static abstract void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3);
+
+        /// <summary>The decode's constant vectors, made once per loop so the JIT keeps them in registers.</summary>
+        static abstract void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3);
+
+        static abstract void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3);
     }
 
     /// <summary>8 bits: 64 codes, entered as |u - 128| with the sign in w1.</summary>
@@ -380,9 +385,16 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
         {
-            var s = (Vector512.Load(p) ^ Vector512.Create((byte)0x80)).AsSByte();
+            c0 = Vector512.Create((byte)0x80);
+            c1 = c2 = c3 = default;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        {
+            var s = (Vector512.Load(p) ^ c0).AsSByte();
             w0 = Vector512.Abs(s).AsByte();
             w1 = s.AsByte();
             w2 = w3 = default;
@@ -398,12 +410,18 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
+        {
+            c0 = Vector512.Create((byte)0x0F);
+            c1 = c2 = c3 = default;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
             var v = Vector512.Load(p);
-            var mask = Vector512.Create((byte)0x0F);
-            w0 = v & mask;
-            w1 = (v.AsUInt16() >> 4).AsByte() & mask;
+            w0 = v & c0;
+            w1 = (v.AsUInt16() >> 4).AsByte() & c0;
             w2 = w3 = default;
         }
     }
@@ -417,15 +435,21 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
+        {
+            c0 = Vector512.Create((byte)3);
+            c1 = c2 = c3 = default;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
             var v = Vector512.Load(p);
-            var mask = Vector512.Create((byte)3);
             var v16 = v.AsUInt16();
-            w0 = v & mask;
-            w1 = (v16 >> 2).AsByte() & mask;
-            w2 = (v16 >> 4).AsByte() & mask;
-            w3 = (v16 >> 6).AsByte() & mask;
+            w0 = v & c0;
+            w1 = (v16 >> 2).AsByte() & c0;
+            w2 = (v16 >> 4).AsByte() & c0;
+            w3 = (v16 >> 6).AsByte() & c0;
         }
     }
 
@@ -441,19 +465,24 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
         {
             // Literal constants (not static fields), so a method compiled before the class is initialised embeds them.
             // Qword q gathers bytes 6q .. 6q + 7; its low 48 bits hold codes 16q .. 16q + 15.
-            var gather = Vector512.Create(0x0706050403020100UL, 0x0D0C0B0A09080706UL, 0x131211100F0E0D0CUL, 0x1918171615141312UL,
-                0x1F1E1D1C1B1A1918UL, 0x2524232221201F1EUL, 0x2B2A292827262524UL, 0x31302F2E2D2C2B2AUL);
-            // Byte k of every qword takes the 8 bits starting at bit 3k (w0) or 24 + 3k (w1): one code in its low 3 bits.
-            var low = Vector512.Create(0x15120F0C09060300UL);
-            var high = Vector512.Create(0x2D2A2724211E1B18UL);
-            var gathered = Avx512Vbmi.PermuteVar64x8(Vector512.Load(p), gather.AsByte()).AsUInt64();
-            var mask = Vector512.Create((byte)7);
-            w0 = Avx512Vbmi.MultiShift(low.AsByte(), gathered) & mask;
-            w1 = Avx512Vbmi.MultiShift(high.AsByte(), gathered) & mask;
+            c0 = Vector512.Create(0x0706050403020100UL, 0x0D0C0B0A09080706UL, 0x131211100F0E0D0CUL, 0x1918171615141312UL,
+                0x1F1E1D1C1B1A1918UL, 0x2524232221201F1EUL, 0x2B2A292827262524UL, 0x31302F2E2D2C2B2AUL).AsByte();
+            // Byte k of every qword takes the 8 bits starting at bit 3k (c1) or 24 + 3k (c2): one code in its low 3 bits.
+            c1 = Vector512.Create(0x15120F0C09060300UL).AsByte();
+            c2 = Vector512.Create(0x2D2A2724211E1B18UL).AsByte();
+            c3 = Vector512.Create((byte)7);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        {
+            var gathered = Avx512Vbmi.PermuteVar64x8(Vector512.Load(p), c0).AsUInt64();
+            w0 = Avx512Vbmi.MultiShift(c1, gathered) & c3;
+            w1 = Avx512Vbmi.MultiShift(c2, gathered) & c3;
             w2 = w3 = default;
         }
     }
