@@ -195,11 +195,28 @@ internal static unsafe partial class FusedInt8Dot
         TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
         var a0 = Vector512<float>.Zero;
         var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
         int ub = TDecode.UnitBytes;
         int g = 0, u0 = 0;
         if (span == 1)
         {
-            // One unit per group: two groups per step on two accumulators.
+            // One unit per group: four groups per step on four accumulators.
+            for (; u0 + 4 <= fullUnits; u0 += 4)
+            {
+                TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u0 << log2U), ones);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sf[u0]), a0);
+                TDecode.Decode(row + (nint)(u0 + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 1) << log2U), ones);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sf[u0 + 1]), a1);
+                TDecode.Decode(row + (nint)(u0 + 2) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l2 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 2) << log2U), ones);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Vector512.Create(sf[u0 + 2]), a2);
+                TDecode.Decode(row + (nint)(u0 + 3) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l3 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 3) << log2U), ones);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Vector512.Create(sf[u0 + 3]), a3);
+            }
             for (; u0 + 2 <= fullUnits; u0 += 2)
             {
                 TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
@@ -232,7 +249,7 @@ internal static unsafe partial class FusedInt8Dot
             var product = Vector512.ConvertToSingle(i0 + i1) * Vector512.Create(sf[perRow ? 0 : g]);
             if ((g & 1) == 0) a0 += product; else a1 += product;
         }
-        return Vector512.Sum(a0 + a1);
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
     }
 
     /// <summary>

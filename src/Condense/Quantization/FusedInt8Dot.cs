@@ -10,14 +10,13 @@ namespace Condense.Quantization;
 /// </summary>
 /// <remarks>
 /// <para>A unit is one 64-byte load of packed codes (48 bytes used at 3 bits): 64 codes at 8 bits, 128 at 4 and 3
-/// bits, 256 at 2 bits. At 4 and 2 bits one AND (and a shift) per field gives P = 2 or 4 registers of 64 codes each,
-/// register p holding codes P*j + p of the unit; at 3 bits a permute and two multishifts give P = 2 registers, byte
-/// 8j + k of register p holding code 16j + 8p + k. The activations are laid out once per call in the same order
-/// (<see cref="Interleave"/>), so the stored format is read as it is.</para>
+/// bits, 256 at 2 bits. One AND (and a shift) per field gives P = 2 or 4 registers of 64 codes each, register p
+/// holding codes P*j + p of the unit (at 3 bits after a byte permute and a multishift put two codes in each byte);
+/// the activations are laid out once per call in the same order (<see cref="Interleave"/>), so the stored format is
+/// read as it is.</para>
 /// <para>vpmaddubsw sums of the P registers stay below 2^15 (P * 2 * 15 * 127 at most), one vpmaddwd widens them to
-/// 16 int32 lanes, lane k covering codes [k*L, (k+1)*L) of the unit with L = unit / 16 &lt;= 16 &lt;= G (at 3 bits,
-/// half of the 16 codes [16(k/2), 16(k/2) + 16)), so each lane lies in one group and is scaled by its group's scale
-/// (a broadcast, or a permute when G &lt; unit; lane k's group is k*L/G in both layouts).</para>
+/// 16 int32 lanes, lane k covering codes [k*L, (k+1)*L) of the unit with L = unit / 16 &lt;= 16 &lt;= G, so each
+/// lane lies in one group and is scaled by its group's scale (a broadcast, or a permute when G &lt; unit).</para>
 /// </remarks>
 internal static unsafe partial class FusedInt8Dot
 {
@@ -32,7 +31,7 @@ internal static unsafe partial class FusedInt8Dot
 
     /// <summary>
     /// Reorders a zero-padded row of int8 activations in place to the decoded order of <paramref name="bits"/>-bit
-    /// units: part p holds codes parts*j + p (4 and 2 bits), or byte 8j + k of part p holds code 16j + 8p + k (3 bits).
+    /// units: within each unit, part p holds codes parts*j + p.
     /// </summary>
     public static void Interleave(sbyte* q, int padded, int bits)
     {
@@ -43,16 +42,6 @@ internal static unsafe partial class FusedInt8Dot
         for (int u = 0; u < padded; u += unit)
         {
             Buffer.MemoryCopy(q + u, tmp, 256, unit);
-            if (bits == 3)
-            {
-                // Whole qwords move: even ones to part 0, odd ones to part 1.
-                for (int j = 0; j < 8; j++)
-                {
-                    ((ulong*)(q + u))[j] = ((ulong*)tmp)[2 * j];
-                    ((ulong*)(q + u + 64))[j] = ((ulong*)tmp)[2 * j + 1];
-                }
-                continue;
-            }
             if (parts == 2 && Avx512Vbmi.IsSupported)
             {
                 var a = Vector512.Load(tmp).AsByte();
@@ -454,8 +443,9 @@ internal static unsafe partial class FusedInt8Dot
     }
 
     /// <summary>
-    /// 3 bits: 48 bytes hold 128 codes; one byte permute gathers each 16 codes' 6 bytes into a qword, and two
-    /// multishifts pick codes 16q + k (w0) and 16q + 8 + k (w1) into byte 8q + k.
+    /// 3 bits: 48 bytes hold 128 codes; one byte permute gathers each 16 codes' 6 bytes into a qword, one multishift
+    /// puts codes 16q + 2k and 16q + 2k + 1 into bits 0-2 and 3-5 of byte 8q + k, and a mask and a shift split them
+    /// (the nibble order: register p holds codes 2j + p).
     /// </summary>
     private struct Triples : IDecode
     {
@@ -471,18 +461,20 @@ internal static unsafe partial class FusedInt8Dot
             // Qword q gathers bytes 6q .. 6q + 7; its low 48 bits hold codes 16q .. 16q + 15.
             c0 = Vector512.Create(0x0706050403020100UL, 0x0D0C0B0A09080706UL, 0x131211100F0E0D0CUL, 0x1918171615141312UL,
                 0x1F1E1D1C1B1A1918UL, 0x2524232221201F1EUL, 0x2B2A292827262524UL, 0x31302F2E2D2C2B2AUL).AsByte();
-            // Byte k of every qword takes the 8 bits starting at bit 3k (c1) or 24 + 3k (c2): one code in its low 3 bits.
-            c1 = Vector512.Create(0x15120F0C09060300UL).AsByte();
-            c2 = Vector512.Create(0x2D2A2724211E1B18UL).AsByte();
-            c3 = Vector512.Create((byte)7);
+            // Byte k of every qword takes the 8 bits starting at bit 6k: codes 2k and 2k + 1 in its low 6 bits.
+            c1 = Vector512.Create(0x2A241E18120C0600UL).AsByte();
+            c2 = Vector512.Create((byte)7);
+            // GF(2) bit matrix taking bits 3-5 of each byte to bits 0-2 (row 7 - i picks the input of output bit i).
+            c3 = Vector512.Create(0x0810200000000000UL).AsByte();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
-            var gathered = Avx512Vbmi.PermuteVar64x8(Vector512.Load(p), c0).AsUInt64();
-            w0 = Avx512Vbmi.MultiShift(c1, gathered) & c3;
-            w1 = Avx512Vbmi.MultiShift(c2, gathered) & c3;
+            var pairs = Avx512Vbmi.MultiShift(c1, Avx512Vbmi.PermuteVar64x8(Vector512.Load(p), c0).AsUInt64());
+            w0 = pairs & c2;
+            // One affine transform is the shift and the mask in one instruction.
+            w1 = Gfni.V512.IsSupported ? Gfni.V512.GaloisFieldAffineTransform(pairs, c3, 0) : (pairs.AsUInt16() >> 3).AsByte() & c2;
             w2 = w3 = default;
         }
     }
