@@ -402,7 +402,9 @@ internal static unsafe partial class FusedInt8Dot
         public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
         {
             c0 = Vector512.Create((byte)0x0F);
-            c1 = c2 = c3 = default;
+            // GF(2) bit matrix taking bits 4-7 of each byte to bits 0-3 (row 7 - i picks the input of output bit i).
+            c1 = Vector512.Create(0x1020408000000000UL).AsByte();
+            c2 = c3 = default;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -410,7 +412,8 @@ internal static unsafe partial class FusedInt8Dot
         {
             var v = Vector512.Load(p);
             w0 = v & c0;
-            w1 = (v.AsUInt16() >> 4).AsByte() & c0;
+            // One affine transform is the shift and the mask in one instruction.
+            w1 = Gfni.V512.IsSupported ? Gfni.V512.GaloisFieldAffineTransform(v, c1, 0) : (v.AsUInt16() >> 4).AsByte() & c0;
             w2 = w3 = default;
         }
     }
@@ -427,18 +430,31 @@ internal static unsafe partial class FusedInt8Dot
         public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
         {
             c0 = Vector512.Create((byte)3);
-            c1 = c2 = c3 = default;
+            // GF(2) bit matrices taking bits 2-3, 4-5 and 6-7 of each byte to bits 0-1.
+            c1 = Vector512.Create(0x0408000000000000UL).AsByte();
+            c2 = Vector512.Create(0x1020000000000000UL).AsByte();
+            c3 = Vector512.Create(0x4080000000000000UL).AsByte();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
             var v = Vector512.Load(p);
-            var v16 = v.AsUInt16();
             w0 = v & c0;
-            w1 = (v16 >> 2).AsByte() & c0;
-            w2 = (v16 >> 4).AsByte() & c0;
-            w3 = (v16 >> 6).AsByte() & c0;
+            if (Gfni.V512.IsSupported)
+            {
+                // One affine transform per field is its shift and mask in one instruction.
+                w1 = Gfni.V512.GaloisFieldAffineTransform(v, c1, 0);
+                w2 = Gfni.V512.GaloisFieldAffineTransform(v, c2, 0);
+                w3 = Gfni.V512.GaloisFieldAffineTransform(v, c3, 0);
+            }
+            else
+            {
+                var v16 = v.AsUInt16();
+                w1 = (v16 >> 2).AsByte() & c0;
+                w2 = (v16 >> 4).AsByte() & c0;
+                w3 = (v16 >> 6).AsByte() & c0;
+            }
         }
     }
 
