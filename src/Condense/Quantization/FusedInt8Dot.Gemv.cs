@@ -32,7 +32,9 @@ internal static unsafe partial class FusedInt8Dot
         int unitBytes = TDecode.UnitBytes, loadBytes = TDecode.LoadBytes, rowBytes = a.RowBytes;
         // Units whose load stays inside the row read it in place; the rest read the zero-padded copy of the row's end.
         int fullUnits = rowBytes < loadBytes ? 0 : Math.Min(units, (rowBytes - loadBytes) / unitBytes + 1);
-        int tailBytes = rowBytes - fullUnits * unitBytes;
+        // A row followed by another may also read into it: the extra bytes are codes past In (zero activations) or
+        // bits the decode masks off, so no copy of the row's end is needed (3-bit rows of 4096 codes: 31 of 32 units).
+        int spillUnits = 2 * rowBytes < loadBytes ? 0 : Math.Max(fullUnits, Math.Min(units, (2 * rowBytes - loadBytes) / unitBytes + 1));
 
         bool perRow = gpr == 1;
         int log2G = perRow ? 31 : System.Numerics.BitOperations.Log2((uint)a.GroupSize);
@@ -51,12 +53,14 @@ internal static unsafe partial class FusedInt8Dot
             byte* row = a.Packed + (nint)r * rowBytes;
             float correction = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
                 symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
-            if (tailBytes > 0) Buffer.MemoryCopy(row + fullUnits * unitBytes, tail, 256, tailBytes);
+            int full = r + 1 < a.Out ? spillUnits : fullUnits;
+            int tailBytes = rowBytes - full * unitBytes;
+            if (full < units && tailBytes > 0) Buffer.MemoryCopy(row + full * unitBytes, tail, 256, tailBytes);
             float dot = vnni
-                ? DotVnni8(row, tail, fullUnits, units, a.Q, sf, perRow ? 8192 : a.GroupSize >> 5, perRow)
+                ? DotVnni8(row, tail, full, units, a.Q, sf, perRow ? 8192 : a.GroupSize >> 5, perRow)
                 : permute
-                ? DotPermuted<TDecode>(row, tail, fullUnits, units, a.Q, sf, indices, log2U, log2G)
-                : DotSpans<TDecode>(row, tail, fullUnits, units, a.Q, sf, span, perRow, log2U);
+                ? DotPermuted<TDecode>(row, tail, full, units, a.Q, sf, indices, log2U, log2G)
+                : DotSpans<TDecode>(row, tail, full, units, a.Q, sf, span, perRow, log2U);
             a.Y[r] = rowScale * (dot - correction);
         }
     }
