@@ -29,13 +29,9 @@ internal static unsafe partial class FusedInt8Dot
     /// <summary>Codes per unit: the activation rows are zero-padded to a multiple of it.</summary>
     public static int UnitCodes(int bits) => 64 * Parts(bits);
 
-    /// <summary>
-    /// Reorders a zero-padded row of int8 activations in place to the decoded order of <paramref name="bits"/>-bit
-    /// units: within each unit, part p holds codes parts*j + p.
-    /// </summary>
-    public static void Interleave(sbyte* q, int padded, int bits)
+    /// <summary>Reorders a zero-padded row of int8 activations in place: within each unit, part p holds codes parts*j + p.</summary>
+    public static void Interleave(sbyte* q, int padded, int parts)
     {
-        int parts = Parts(bits);
         if (parts == 1) return;
         int unit = 64 * parts;
         sbyte* tmp = stackalloc sbyte[256];

@@ -66,7 +66,7 @@ internal static unsafe class Int8MatMul
                     if (fused)
                     {
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
-                        FusedInt8Dot.Interleave(qr, padded, w.Bits);
+                        FusedInt8Dot.Interleave(qr, padded, FusedInt8Dot.Parts(w.Bits));
                     }
                 }
 
