@@ -88,20 +88,23 @@ internal static unsafe partial class FusedInt8Dot
         int s = 0, g = 0;
         if (stepsPerGroup == 1)
         {
-            // One step per group: 4 groups (2 units) per iteration on 4 accumulators.
-            for (; s + 4 <= fullSteps; s += 4)
+            // One step per group: 4 groups (2 units) per iteration on 4 accumulators; walking pointers keep the
+            // scalar work per iteration to a few adds.
+            byte* w = row, wEnd = row + (nint)(fullSteps & ~3) * 32;
+            sbyte* xs = x;
+            float* sc = sf;
+            for (; w < wEnd; w += 128, xs += 128, sc += 4)
             {
-                byte* w = row + (nint)s * 32;
-                sbyte* xs = x + (nint)s * 32;
                 var i0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w), Vector256.Load(xs));
                 var i1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 32), Vector256.Load(xs + 32));
                 var i2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 64), Vector256.Load(xs + 64));
                 var i3 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 96), Vector256.Load(xs + 96));
-                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(sf[s]), a0);
-                a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(sf[s + 1]), a1);
-                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(sf[s + 2]), a2);
-                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(sf[s + 3]), a3);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(sc[0]), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(sc[1]), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(sc[2]), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(sc[3]), a3);
             }
+            s = fullSteps & ~3;
             g = s;
         }
         for (; s < steps; s += stepsPerGroup, g++)
