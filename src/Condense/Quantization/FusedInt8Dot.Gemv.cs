@@ -208,22 +208,28 @@ internal static unsafe partial class FusedInt8Dot
         int g = 0, u0 = 0;
         if (span == 1)
         {
-            // One unit per group: four groups per step on four accumulators.
-            for (; u0 + 4 <= fullUnits; u0 += 4)
+            // One unit per group: four groups per step on four accumulators; walking pointers keep the scalar work
+            // per step to a few adds.
+            byte* w = row, wEnd = row + (nint)(fullUnits & ~3) * ub;
+            sbyte* xs = x;
+            float* sc = sf;
+            nint xStep = (nint)1 << log2U;
+            for (; w < wEnd; w += 4 * ub, xs += 4 * xStep, sc += 4)
             {
-                TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
-                var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u0 << log2U), ones);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sf[u0]), a0);
-                TDecode.Decode(row + (nint)(u0 + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-                var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 1) << log2U), ones);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sf[u0 + 1]), a1);
-                TDecode.Decode(row + (nint)(u0 + 2) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-                var l2 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 2) << log2U), ones);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Vector512.Create(sf[u0 + 2]), a2);
-                TDecode.Decode(row + (nint)(u0 + 3) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-                var l3 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 3) << log2U), ones);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Vector512.Create(sf[u0 + 3]), a3);
+                TDecode.Decode(w, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                var l0 = Lanes<TDecode>(w0, w1, w2, w3, xs, ones);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sc[0]), a0);
+                TDecode.Decode(w + ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l1 = Lanes<TDecode>(w0, w1, w2, w3, xs + xStep, ones);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sc[1]), a1);
+                TDecode.Decode(w + 2 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l2 = Lanes<TDecode>(w0, w1, w2, w3, xs + 2 * xStep, ones);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Vector512.Create(sc[2]), a2);
+                TDecode.Decode(w + 3 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l3 = Lanes<TDecode>(w0, w1, w2, w3, xs + 3 * xStep, ones);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Vector512.Create(sc[3]), a3);
             }
+            u0 = fullUnits & ~3;
             for (; u0 + 2 <= fullUnits; u0 += 2)
             {
                 TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
