@@ -151,26 +151,29 @@ internal static unsafe partial class FusedInt8Dot
         int ub = TDecode.UnitBytes, shift = log2U - log2G;
         // Index table: PermuteCycle(shift) rows of 16, row j for units u with u mod cycle == j.
         int cycleMask = PermuteCycle(shift) - 1;
+        // Units u .. u + 3 (u a multiple of 4) take their scales from blocks base, base + o2, base + o3 with
+        // base = (u 2^shift) rounded down to 16 and o_i = (i 2^shift) rounded down to 16; walking pointers for the rest.
+        nint o1 = ((nint)1 << shift) & ~(nint)15, o2 = ((nint)2 << shift) & ~(nint)15, o3 = ((nint)3 << shift) & ~(nint)15;
+        nint xStep = (nint)1 << log2U;
+        byte* w = row, wEnd = row + (nint)(fullUnits & ~3) * ub;
+        sbyte* xs = x;
         int u = 0;
-        for (; u + 4 <= fullUnits; u += 4)
+        for (; w < wEnd; w += 4 * ub, xs += 4 * xStep, u += 4)
         {
             int* ix = indices + ((u & cycleMask) << 4);
             float* block = sf + (((nint)u << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)u * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
-            var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+            TDecode.Decode(w, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+            var l0 = Lanes<TDecode>(w0, w1, w2, w3, xs, ones);
             a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix)), a0);
-            block = sf + (((nint)(u + 1) << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)(u + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-            var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 16)), a1);
-            block = sf + (((nint)(u + 2) << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)(u + 2) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-            var l2 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 2) << log2U), ones);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 32)), a2);
-            block = sf + (((nint)(u + 3) << shift) & ~(nint)15);
-            TDecode.Decode(row + (nint)(u + 3) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-            var l3 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 3) << log2U), ones);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix + 48)), a3);
+            TDecode.Decode(w + ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+            var l1 = Lanes<TDecode>(w0, w1, w2, w3, xs + xStep, ones);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Avx512F.PermuteVar16x32(Vector512.Load(block + o1), Vector512.Load(ix + 16)), a1);
+            TDecode.Decode(w + 2 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+            var l2 = Lanes<TDecode>(w0, w1, w2, w3, xs + 2 * xStep, ones);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Avx512F.PermuteVar16x32(Vector512.Load(block + o2), Vector512.Load(ix + 32)), a2);
+            TDecode.Decode(w + 3 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+            var l3 = Lanes<TDecode>(w0, w1, w2, w3, xs + 3 * xStep, ones);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block + o3), Vector512.Load(ix + 48)), a3);
         }
         for (; u < units; u++)
         {

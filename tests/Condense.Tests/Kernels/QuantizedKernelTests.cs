@@ -166,6 +166,10 @@ public unsafe class QuantizedKernelTests
         data.Add(3, 256, false, 3, 1280, 1);
         data.Add(2, 0, true, 3, 999, 1);
         data.Add(8, 0, false, 3, 1001, 1);
+        // Batch 1, permuted scales in 4-unit steps for every groups-per-unit shift (2 bits: 16 and 8 groups per unit).
+        data.Add(2, 16, true, 3, 1280, 1);
+        data.Add(2, 32, false, 3, 2304, 1);
+        data.Add(4, 16, false, 2, 2064, 1);
         return data;
     }
 
