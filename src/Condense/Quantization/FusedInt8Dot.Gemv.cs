@@ -13,6 +13,22 @@ internal static unsafe partial class FusedInt8Dot
 {
     [ThreadStatic] private static float[]? t_gemvScratch;
 
+    /// <summary>
+    /// Software prefetch distance of the batch-1 loops: about 6 KB ahead of the loads (it crosses the 4 KB pages the
+    /// hardware streamer stops at); cold S2 calls ran 8-23% faster with it (4-8 KB all helped).
+    /// </summary>
+    private const int PrefetchAhead = 6144;
+
+    /// <summary>Prefetches the lines <paramref name="bytes"/> (64 to 256) ahead of a loop step reading from p.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchStep(byte* p, int bytes)
+    {
+        Sse.Prefetch0(p + PrefetchAhead);
+        if (bytes > 64) Sse.Prefetch0(p + PrefetchAhead + 64);
+        if (bytes > 128) Sse.Prefetch0(p + PrefetchAhead + 128);
+        if (bytes > 192) Sse.Prefetch0(p + PrefetchAhead + 192);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemv<TDecode>(in Args a, int start, int end) where TDecode : struct, IDecode
     {
@@ -95,6 +111,7 @@ internal static unsafe partial class FusedInt8Dot
             float* sc = sf;
             for (; w < wEnd; w += 128, xs += 128, sc += 4)
             {
+                PrefetchStep(w, 128);
                 var i0 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w), Vector256.Load(xs));
                 var i1 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 32), Vector256.Load(xs + 32));
                 var i2 = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Vector256.Load(w + 64), Vector256.Load(xs + 64));
@@ -115,6 +132,7 @@ internal static unsafe partial class FusedInt8Dot
             int k = s;
             for (; k + 2 <= s1 && k + 2 <= fullSteps; k += 2)
             {
+                PrefetchStep(row + (nint)k * 32, 64);
                 i0 = AvxVnni.MultiplyWideningAndAdd(i0, Vector256.Load(row + (nint)k * 32), Vector256.Load(x + (nint)k * 32));
                 i1 = AvxVnni.MultiplyWideningAndAdd(i1, Vector256.Load(row + (nint)k * 32 + 32), Vector256.Load(x + (nint)k * 32 + 32));
             }
@@ -160,6 +178,7 @@ internal static unsafe partial class FusedInt8Dot
         int u = 0;
         for (; w < wEnd; w += 4 * ub, xs += 4 * xStep, u += 4)
         {
+            PrefetchStep(w, 4 * ub);
             int* ix = indices + ((u & cycleMask) << 4);
             float* block = sf + (((nint)u << shift) & ~(nint)15);
             TDecode.Decode(w, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
@@ -219,6 +238,7 @@ internal static unsafe partial class FusedInt8Dot
             nint xStep = (nint)1 << log2U;
             for (; w < wEnd; w += 4 * ub, xs += 4 * xStep, sc += 4)
             {
+                PrefetchStep(w, 4 * ub);
                 TDecode.Decode(w, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 var l0 = Lanes<TDecode>(w0, w1, w2, w3, xs, ones);
                 a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sc[0]), a0);
@@ -252,6 +272,7 @@ internal static unsafe partial class FusedInt8Dot
             int u = u0;
             for (; u + 2 <= u1 && u + 2 <= fullUnits; u += 2)
             {
+                PrefetchStep(row + (nint)u * ub, 2 * ub);
                 TDecode.Decode(row + (nint)u * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
                 TDecode.Decode(row + (nint)(u + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
