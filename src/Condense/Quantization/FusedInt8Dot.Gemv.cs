@@ -6,8 +6,9 @@ namespace Condense.Quantization;
 
 /// <summary>
 /// Batch 1 of <see cref="FusedInt8Dot"/>: one weight row at a time in a small register-only loop (no batch tile to
-/// keep alive), two float accumulators so the FMA latency does not bound a unit's throughput, and the zero-point
-/// correction of the row reduced while its scales are converted.
+/// keep alive), several float accumulators so the FMA latency does not bound a unit's throughput, walking pointers
+/// and a software prefetch ahead of the loads, and the zero-point correction of the row reduced while its scales
+/// are converted.
 /// </summary>
 internal static unsafe partial class FusedInt8Dot
 {

@@ -10,8 +10,9 @@ namespace Condense.Quantization;
 /// </summary>
 /// <remarks>
 /// <para>A unit is one 64-byte load of packed codes (48 bytes used at 3 bits): 64 codes at 8 bits, 128 at 4 and 3
-/// bits, 256 at 2 bits. One AND (and a shift) per field gives P = 2 or 4 registers of 64 codes each, register p
-/// holding codes P*j + p of the unit (at 3 bits after a byte permute and a multishift put two codes in each byte);
+/// bits, 256 at 2 bits. One AND, or one GFNI affine transform (a shift and an AND without GFNI), per field gives
+/// P = 2 or 4 registers of 64 codes each, register p holding codes P*j + p of the unit (at 3 bits after a byte
+/// permute and a multishift put two codes in each byte);
 /// the activations are laid out once per call in the same order (<see cref="Interleave"/>), so the stored format is
 /// read as it is.</para>
 /// <para>vpmaddubsw sums of the P registers stay below 2^15 (P * 2 * 15 * 127 at most), one vpmaddwd widens them to
