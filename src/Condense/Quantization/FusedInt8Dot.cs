@@ -9,10 +9,12 @@ namespace Condense.Quantization;
 /// unpacked copy) and multiplies each decoded unit with up to 8 activation rows.
 /// </summary>
 /// <remarks>
-/// <para>A unit is one 64-byte load of packed codes (24 bytes at 3 bits): 64 codes at 8 and 3 bits, 128 at 4 bits,
-/// 256 at 2 bits. At 4 and 2 bits one AND (and a shift) per field gives P = 2 or 4 registers of 64 codes each,
-/// register p holding codes P*j + p of the unit; the activations are laid out once per call in the same order
-/// (<see cref="Interleave"/>), so the stored format is read as it is.</para>
+/// <para>A unit is one 64-byte load of packed codes (48 bytes used at 3 bits): 64 codes at 8 bits, 128 at 4 and 3
+/// bits, 256 at 2 bits. One AND, or one GFNI affine transform (a shift and an AND without GFNI), per field gives
+/// P = 2 or 4 registers of 64 codes each, register p holding codes P*j + p of the unit (at 3 bits after a byte
+/// permute and a multishift put two codes in each byte);
+/// the activations are laid out once per call in the same order (<see cref="Interleave"/>), so the stored format is
+/// read as it is.</para>
 /// <para>vpmaddubsw sums of the P registers stay below 2^15 (P * 2 * 15 * 127 at most), one vpmaddwd widens them to
 /// 16 int32 lanes, lane k covering codes [k*L, (k+1)*L) of the unit with L = unit / 16 &lt;= 16 &lt;= G, so each
 /// lane lies in one group and is scaled by its group's scale (a broadcast, or a permute when G &lt; unit).</para>
@@ -23,7 +25,7 @@ internal static unsafe partial class FusedInt8Dot
     public static bool IsSupported(int bits) => Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && (bits != 3 || Avx512Vbmi.IsSupported);
 
     /// <summary>Registers (fields) per unit.</summary>
-    public static int Parts(int bits) => bits switch { 4 => 2, 2 => 4, _ => 1 };
+    public static int Parts(int bits) => bits switch { 4 or 3 => 2, 2 => 4, _ => 1 };
 
     /// <summary>Codes per unit: the activation rows are zero-padded to a multiple of it.</summary>
     public static int UnitCodes(int bits) => 64 * Parts(bits);
@@ -136,6 +138,7 @@ internal static unsafe partial class FusedInt8Dot
         // far below int32 overflow), else one unit scaled lane-wise.
         int span = permute ? 1 : perRow ? 4096 : Math.Max(1, a.GroupSize >> log2U);
         var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var k0, out var k1, out var k2, out var k3);
         int symmetricZero = 1 << (a.Bits - 1);
         int n = TBatch.Count;
 
@@ -194,7 +197,7 @@ internal static unsafe partial class FusedInt8Dot
                             for (int u = c0; u < c1; u++)
                             {
                                 byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                                TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
+                                TDecode.Decode(w, k0, k1, k2, k3, out var w0, out var w1, out var w2, out var w3);
                                 int first = u << log2U;
                                 var scale = permute
                                     ? Avx512F.PermuteVar16x32(Vector512.Load(sf + (first >> log2G)), index)
@@ -225,7 +228,7 @@ internal static unsafe partial class FusedInt8Dot
                                 for (int u = u0; u < u1; u++)
                                 {
                                     byte* w = u < fullUnits ? row + u * unitBytes : tail + (u - fullUnits) * unitBytes;
-                                    TDecode.Decode(w, out var w0, out var w1, out var w2, out var w3);
+                                    TDecode.Decode(w, k0, k1, k2, k3, out var w0, out var w1, out var w2, out var w3);
                                     int first = u << log2U;
                                     i0 += Lanes<TDecode>(w0, w1, w2, w3, x0 + first, ones);
                                     if (TBatch.Count > 1) i1 += Lanes<TDecode>(w0, w1, w2, w3, x1 + first, ones);
@@ -352,7 +355,11 @@ internal static unsafe partial class FusedInt8Dot
         static abstract int UnitBytes { get; }
         static abstract int LoadBytes { get; }
         static abstract bool Signed { get; }
-        static abstract void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3);
+
+        /// <summary>The decode's constant vectors, made once per loop so the JIT keeps them in registers.</summary>
+        static abstract void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3);
+
+        static abstract void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3);
     }
 
     /// <summary>8 bits: 64 codes, entered as |u - 128| with the sign in w1.</summary>
@@ -364,9 +371,16 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
         {
-            var s = (Vector512.Load(p) ^ Vector512.Create((byte)0x80)).AsSByte();
+            c0 = Vector512.Create((byte)0x80);
+            c1 = c2 = c3 = default;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        {
+            var s = (Vector512.Load(p) ^ c0).AsSByte();
             w0 = Vector512.Abs(s).AsByte();
             w1 = s.AsByte();
             w2 = w3 = default;
@@ -382,12 +396,21 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
+        {
+            c0 = Vector512.Create((byte)0x0F);
+            // GF(2) bit matrix taking bits 4-7 of each byte to bits 0-3 (row 7 - i picks the input of output bit i).
+            c1 = Vector512.Create(0x1020408000000000UL).AsByte();
+            c2 = c3 = default;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
             var v = Vector512.Load(p);
-            var mask = Vector512.Create((byte)0x0F);
-            w0 = v & mask;
-            w1 = (v.AsUInt16() >> 4).AsByte() & mask;
+            w0 = v & c0;
+            // One affine transform is the shift and the mask in one instruction.
+            w1 = Gfni.V512.IsSupported ? Gfni.V512.GaloisFieldAffineTransform(v, c1, 0) : (v.AsUInt16() >> 4).AsByte() & c0;
             w2 = w3 = default;
         }
     }
@@ -401,37 +424,71 @@ internal static unsafe partial class FusedInt8Dot
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
+        {
+            c0 = Vector512.Create((byte)3);
+            // GF(2) bit matrices taking bits 2-3, 4-5 and 6-7 of each byte to bits 0-1.
+            c1 = Vector512.Create(0x0408000000000000UL).AsByte();
+            c2 = Vector512.Create(0x1020000000000000UL).AsByte();
+            c3 = Vector512.Create(0x4080000000000000UL).AsByte();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
         {
             var v = Vector512.Load(p);
-            var mask = Vector512.Create((byte)3);
-            var v16 = v.AsUInt16();
-            w0 = v & mask;
-            w1 = (v16 >> 2).AsByte() & mask;
-            w2 = (v16 >> 4).AsByte() & mask;
-            w3 = (v16 >> 6).AsByte() & mask;
+            w0 = v & c0;
+            if (Gfni.V512.IsSupported)
+            {
+                // One affine transform per field is its shift and mask in one instruction.
+                w1 = Gfni.V512.GaloisFieldAffineTransform(v, c1, 0);
+                w2 = Gfni.V512.GaloisFieldAffineTransform(v, c2, 0);
+                w3 = Gfni.V512.GaloisFieldAffineTransform(v, c3, 0);
+            }
+            else
+            {
+                var v16 = v.AsUInt16();
+                w1 = (v16 >> 2).AsByte() & c0;
+                w2 = (v16 >> 4).AsByte() & c0;
+                w3 = (v16 >> 6).AsByte() & c0;
+            }
         }
     }
 
-    /// <summary>3 bits: 24 bytes hold 64 codes; a byte permute gathers each 8 codes' 3 bytes into a qword, a multishift picks each code.</summary>
+    /// <summary>
+    /// 3 bits: 48 bytes hold 128 codes; one byte permute gathers each 16 codes' 6 bytes into a qword, one multishift
+    /// puts codes 16q + 2k and 16q + 2k + 1 into bits 0-2 and 3-5 of byte 8q + k, and a mask and a shift split them
+    /// (the nibble order: register p holds codes 2j + p).
+    /// </summary>
     private struct Triples : IDecode
     {
-        public static int Parts => 1;
-        public static int UnitBytes => 24;
-        public static int LoadBytes => 32;
+        public static int Parts => 2;
+        public static int UnitBytes => 48;
+        public static int LoadBytes => 64;
         public static bool Signed => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Decode(byte* p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        public static void Constants(out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3)
         {
             // Literal constants (not static fields), so a method compiled before the class is initialised embeds them.
-            // Qword q gathers bytes 3q .. 3q + 2, which hold codes 8q .. 8q + 7.
-            var gather = Vector512.Create(0x020100UL, 0x050403UL, 0x080706UL, 0x0B0A09UL, 0x0E0D0CUL, 0x11100FUL, 0x141312UL, 0x171615UL);
-            // Byte k of every qword takes the 8 bits starting at bit 3k: code k in its low 3 bits.
-            var shift = Vector512.Create(0x15120F0C09060300UL);
-            var gathered = Avx512Vbmi.PermuteVar64x8(Vector256.Load(p).ToVector512Unsafe(), gather.AsByte());
-            w0 = Avx512Vbmi.MultiShift(shift.AsByte(), gathered.AsUInt64()) & Vector512.Create((byte)7);
-            w1 = w2 = w3 = default;
+            // Qword q gathers bytes 6q .. 6q + 7; its low 48 bits hold codes 16q .. 16q + 15.
+            c0 = Vector512.Create(0x0706050403020100UL, 0x0D0C0B0A09080706UL, 0x131211100F0E0D0CUL, 0x1918171615141312UL,
+                0x1F1E1D1C1B1A1918UL, 0x2524232221201F1EUL, 0x2B2A292827262524UL, 0x31302F2E2D2C2B2AUL).AsByte();
+            // Byte k of every qword takes the 8 bits starting at bit 6k: codes 2k and 2k + 1 in its low 6 bits.
+            c1 = Vector512.Create(0x2A241E18120C0600UL).AsByte();
+            c2 = Vector512.Create((byte)7);
+            // GF(2) bit matrix taking bits 3-5 of each byte to bits 0-2 (row 7 - i picks the input of output bit i).
+            c3 = Vector512.Create(0x0810200000000000UL).AsByte();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Decode(byte* p, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2, Vector512<byte> c3, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3)
+        {
+            var pairs = Avx512Vbmi.MultiShift(c1, Avx512Vbmi.PermuteVar64x8(Vector512.Load(p), c0).AsUInt64());
+            w0 = pairs & c2;
+            // One affine transform is the shift and the mask in one instruction.
+            w1 = Gfni.V512.IsSupported ? Gfni.V512.GaloisFieldAffineTransform(pairs, c3, 0) : (pairs.AsUInt16() >> 3).AsByte() & c2;
+            w2 = w3 = default;
         }
     }
 }

@@ -157,6 +157,19 @@ public unsafe class QuantizedKernelTests
         data.Add(2, 32, true, 2, 1056, 1);
         data.Add(2, 16, false, 2, 272, 1);
         data.Add(2, 256, false, 2, 1280, 1);
+        // Batch 1, 3-bit units of 128 codes (48 bytes): rows whose last loads run into the next row (4096 codes: 31
+        // of 32 units fit a 64-byte load), rows ending inside a unit (In not a multiple of 128), odd group counts.
+        data.Add(3, 128, false, 4, 4096, 1);
+        data.Add(3, 0, true, 3, 1000, 1);
+        data.Add(3, 16, true, 3, 1040, 1);
+        data.Add(3, 64, true, 5, 1216, 1);
+        data.Add(3, 256, false, 3, 1280, 1);
+        data.Add(2, 0, true, 3, 999, 1);
+        data.Add(8, 0, false, 3, 1001, 1);
+        // Batch 1, permuted scales in 4-unit steps for every groups-per-unit shift (2 bits: 16 and 8 groups per unit).
+        data.Add(2, 16, true, 3, 1280, 1);
+        data.Add(2, 32, false, 3, 2304, 1);
+        data.Add(4, 16, false, 2, 2064, 1);
         return data;
     }
 
