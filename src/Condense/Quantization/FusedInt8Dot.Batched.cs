@@ -66,9 +66,9 @@ internal static unsafe partial class FusedInt8Dot
         int span = permute ? 1 : perRow ? 4096 : Math.Max(1, a.GroupSize >> log2U);
         int symmetricZero = 1 << (a.Bits - 1);
 
-        // Chunks of the row keep the tile's activations L1-resident (at most 32 KiB); a group never straddles two
+        // Chunks of the row keep the tile's activations L1-resident (at most 16 KiB); a group never straddles two
         // chunks (chunks are a power-of-two number of units, groups at most 256 codes).
-        int chunkUnits = Math.Max(1, (32768 / n) >> log2U);
+        int chunkUnits = Math.Max(1, (16384 / n) >> log2U);
         span = Math.Min(span, chunkUnits);
 
         // Row blocks only pay when several tiles reread the block's rows (from L2); one tile streams row by row.
@@ -157,19 +157,19 @@ internal static unsafe partial class FusedInt8Dot
             TDecode.Decode(p, out var w0, out var w1, out var w2, out var w3);
             int g = (u << log2U) >> log2G;
             var scale = permute ? Avx512F.PermuteVar16x32(Vector512.Load(sf + g), ix) : Vector512.Create(sf[g]);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x, ones)), scale, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + uc, ones)), scale, a1);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x, ones)), scale, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + uc, ones)), scale, a1);
             if (TBatch.Count > 2)
             {
-                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + 2 * uc, ones)), scale, a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + 3 * uc, ones)), scale, a3);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + 2 * uc, ones)), scale, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + 3 * uc, ones)), scale, a3);
             }
             if (TBatch.Count > 4)
             {
-                a4 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + 4 * uc, ones)), scale, a4);
-                a5 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + 5 * uc, ones)), scale, a5);
-                a6 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + 6 * uc, ones)), scale, a6);
-                a7 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Lanes<TDecode>(w0, w1, w2, w3, x + 7 * uc, ones)), scale, a7);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + 4 * uc, ones)), scale, a4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + 5 * uc, ones)), scale, a5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + 6 * uc, ones)), scale, a6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x + 7 * uc, ones)), scale, a7);
             }
         }
         a0.Store(acc);
@@ -204,19 +204,19 @@ internal static unsafe partial class FusedInt8Dot
             for (int u = g0; u < g1; u++, x += step, p += TDecode.UnitBytes)
             {
                 TDecode.Decode(p, out var w0, out var w1, out var w2, out var w3);
-                i0 += Lanes<TDecode>(w0, w1, w2, w3, x, ones);
-                i1 += Lanes<TDecode>(w0, w1, w2, w3, x + uc, ones);
+                i0 += TileLanes<TDecode>(w0, w1, w2, w3, x, ones);
+                i1 += TileLanes<TDecode>(w0, w1, w2, w3, x + uc, ones);
                 if (TBatch.Count > 2)
                 {
-                    i2 += Lanes<TDecode>(w0, w1, w2, w3, x + 2 * uc, ones);
-                    i3 += Lanes<TDecode>(w0, w1, w2, w3, x + 3 * uc, ones);
+                    i2 += TileLanes<TDecode>(w0, w1, w2, w3, x + 2 * uc, ones);
+                    i3 += TileLanes<TDecode>(w0, w1, w2, w3, x + 3 * uc, ones);
                 }
                 if (TBatch.Count > 4)
                 {
-                    i4 += Lanes<TDecode>(w0, w1, w2, w3, x + 4 * uc, ones);
-                    i5 += Lanes<TDecode>(w0, w1, w2, w3, x + 5 * uc, ones);
-                    i6 += Lanes<TDecode>(w0, w1, w2, w3, x + 6 * uc, ones);
-                    i7 += Lanes<TDecode>(w0, w1, w2, w3, x + 7 * uc, ones);
+                    i4 += TileLanes<TDecode>(w0, w1, w2, w3, x + 4 * uc, ones);
+                    i5 += TileLanes<TDecode>(w0, w1, w2, w3, x + 5 * uc, ones);
+                    i6 += TileLanes<TDecode>(w0, w1, w2, w3, x + 6 * uc, ones);
+                    i7 += TileLanes<TDecode>(w0, w1, w2, w3, x + 7 * uc, ones);
                 }
             }
             var scale = Vector512.Create(sf[(g0 << log2U) >> log2G]);
@@ -240,5 +240,21 @@ internal static unsafe partial class FusedInt8Dot
         a1.Store(acc + 16);
         if (TBatch.Count > 2) { a2.Store(acc + 32); a3.Store(acc + 48); }
         if (TBatch.Count > 4) { a4.Store(acc + 64); a5.Store(acc + 80); a6.Store(acc + 96); a7.Store(acc + 112); }
+    }
+
+    /// <summary><see cref="Lanes{TDecode}"/> with every unsigned-code product reading its activations straight from memory (one instruction each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> TileLanes<TDecode>(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3,
+        sbyte* x, Vector512<short> ones) where TDecode : struct, IDecode
+    {
+        if (TDecode.Signed) return Lanes<TDecode>(w0, w1, w2, w3, x, ones);
+        var s = Avx512BW.MultiplyAddAdjacent(w0, Vector512.Load(x));
+        if (TDecode.Parts > 1) s += Avx512BW.MultiplyAddAdjacent(w1, Vector512.Load(x + 64));
+        if (TDecode.Parts > 2)
+        {
+            s += Avx512BW.MultiplyAddAdjacent(w2, Vector512.Load(x + 128));
+            s += Avx512BW.MultiplyAddAdjacent(w3, Vector512.Load(x + 192));
+        }
+        return Avx512BW.MultiplyAddAdjacent(s, ones);
     }
 }
