@@ -55,29 +55,48 @@ public class BatchedKernelTests
         ForEachWidth(width => AssertMatchesReference(q, x, batch, width));
     }
 
-    [Fact]
-    public void Batch_rows_are_independent_of_the_tile_they_fall_in()
+    [Theory]
+    [InlineData(64, 3)]  // 4-bit g64 takes the 512-code step from batch 3: tiles of 4 against tiles of 8
+    [InlineData(32, 2)]  // tiles of 2 against tiles of 8
+    public void Batch_rows_are_independent_of_the_tile_they_fall_in(int group, int small)
     {
-        // The same input row gives bit-identical outputs whether it is the only row of a tile of 2 or the 7th row of
-        // a tile of 8 (a kernel mixing up tile rows, or the aliased rows past the batch, would break this).
-        const int outF = 17, inF = 320;
-        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(11, outF * inF), outF, inF, new QuantizationScheme(4, 64, false));
-        var x = QuantTestData.Gaussian(12, 13 * inF);
+        // The same input row gives bit-identical outputs whether it fills a small batch or is one row of a tile of 8
+        // (a kernel mixing up tile rows, or the aliased rows past the batch, would break this).
+        const int outF = 17, inF = 640, batch = 13;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(11, outF * inF), outF, inF, new QuantizationScheme(4, group, false));
+        var x = QuantTestData.Gaussian(12, batch * inF);
         ForEachWidth(width =>
         {
-            var all = new float[13 * outF];
-            q.MatMulTransposed(x, all, 13, ActivationPrecision.Int8);
-            for (int b = 0; b < 13; b++)
+            var all = new float[batch * outF];
+            q.MatMulTransposed(x, all, batch, ActivationPrecision.Int8);
+            for (int b = 0; b < batch; b++)
             {
-                var pair = new float[2 * outF];
-                var xs = new float[2 * inF];
-                x.AsSpan(b * inF, inF).CopyTo(xs);
-                x.AsSpan(b * inF, inF).CopyTo(xs.AsSpan(inF));
-                q.MatMulTransposed(xs, pair, 2, ActivationPrecision.Int8);
-                Assert.Equal(all.AsSpan(b * outF, outF).ToArray(), pair.AsSpan(0, outF).ToArray());
-                Assert.Equal(all.AsSpan(b * outF, outF).ToArray(), pair.AsSpan(outF, outF).ToArray());
+                var few = new float[small * outF];
+                var xs = new float[small * inF];
+                for (int k = 0; k < small; k++) x.AsSpan(b * inF, inF).CopyTo(xs.AsSpan(k * inF));
+                q.MatMulTransposed(xs, few, small, ActivationPrecision.Int8);
+                for (int k = 0; k < small; k++)
+                    Assert.Equal(all.AsSpan(b * outF, outF).ToArray(), few.AsSpan(k * outF, outF).ToArray());
             }
         });
+    }
+
+    [Fact]
+    public void The_wide_4_bit_layout_puts_code_64q_plus_16i_plus_2b_plus_p_at_128i_plus_64p_plus_8q_plus_b()
+    {
+        var q = new sbyte[1024];
+        for (int i = 0; i < q.Length; i++) q[i] = (sbyte)(i % 251 - 125);
+        var expected = (sbyte[])q.Clone();
+        unsafe
+        {
+            fixed (sbyte* p = q) FusedInt8Dot.InterleaveWide4(p, q.Length);
+        }
+        for (int s = 0; s < 2; s++)
+            for (int i = 0; i < 4; i++)
+                for (int p = 0; p < 2; p++)
+                    for (int g = 0; g < 8; g++)
+                        for (int b = 0; b < 8; b++)
+                            Assert.Equal(expected[512 * s + 64 * g + 16 * i + 2 * b + p], q[512 * s + 128 * i + 64 * p + 8 * g + b]);
     }
 
     // Every width; at 512 bits the AVX-512 kernel, whatever the dispatch would pick.
