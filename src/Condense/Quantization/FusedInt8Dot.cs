@@ -92,9 +92,9 @@ internal static unsafe partial class FusedInt8Dot
     private static void RowsFor<TDecode>(in Args a, int start, int end) where TDecode : struct, IDecode
     {
         if (a.Batch == 1) Gemv<TDecode>(a, start, end);
-        else if (a.Batch == 2) Rows<TDecode, Batch2>(a, start, end);
-        else if (a.Batch <= 4) Rows<TDecode, Batch4>(a, start, end);
-        else Rows<TDecode, Batch8>(a, start, end);
+        else if (a.Batch == 2) Batched<TDecode, Batch2>(a, start, end);
+        else if (a.Batch <= 4) Batched<TDecode, Batch4>(a, start, end);
+        else Batched<TDecode, Batch8>(a, start, end);
     }
 
     [ThreadStatic] private static float[]? t_scratch;

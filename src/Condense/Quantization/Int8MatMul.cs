@@ -47,7 +47,8 @@ internal static unsafe class Int8MatMul
         bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
         bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
-        int unit = fused ? FusedInt8Dot.UnitCodes(w.Bits) : fused256 ? FusedInt8Dot256.PadCodes(w.Bits, w.GroupSize, w.GroupsPerRow) : 64;
+        bool wide4 = fused && FusedInt8Dot.UsesWide4(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
+        int unit = wide4 ? FusedInt8Dot.Wide4Codes : fused ? FusedInt8Dot.UnitCodes(w.Bits) : fused256 ? FusedInt8Dot256.PadCodes(w.Bits, w.GroupSize, w.GroupsPerRow) : 64;
         int padded = (w.In + unit - 1) / unit * unit;
         padded = Math.Max(padded, natural); // activation quantization zero-fills up to a multiple of 64
         // Group sums padded to 16 with zeros: the fused kernels fold the zero points 16 (8) groups at a time.
@@ -70,7 +71,8 @@ internal static unsafe class Int8MatMul
                     if (fused)
                     {
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
-                        FusedInt8Dot.Interleave(qr, padded, FusedInt8Dot.Parts(w.Bits));
+                        if (wide4) FusedInt8Dot.InterleaveWide4(qr, padded);
+                        else FusedInt8Dot.Interleave(qr, padded, FusedInt8Dot.Parts(w.Bits));
                     }
                     else if (fused256)
                     {

@@ -1,0 +1,173 @@
+using Condense.Catalogue;
+using Condense.Kernels;
+using Condense.Quantization;
+using Condense.Tests.Kernels;
+
+namespace Condense.Tests.Quantization;
+
+/// <summary>
+/// The batched (batch >= 2) int8-activation kernels against an exact integer reference at every SIMD width the machine
+/// has; at 512 bits the AVX-512 kernel is forced (never the 256-bit one), so its batch tiles of 2, 4 and 8, the rows
+/// past the batch that alias its last row, row blocks, chunks of long rows and row ends read from a padded copy are
+/// all covered.
+/// </summary>
+public class BatchedKernelTests
+{
+    public static TheoryData<int, int> Formats()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (int bits in new[] { 2, 3, 4, 8 })
+            foreach (int group in new[] { 0, 16, 32, 64, 128, 256 })
+                data.Add(bits, group);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Every_batch_from_2_to_17_matches_the_integer_reference(int bits, int group)
+    {
+        // In: an odd multiple of the group (the row ends inside a unit at most widths), or odd for one group per row;
+        // Out: 21 rows, so the tiles past the first one run over row blocks of 16 and a partial block of 5.
+        int inF = group switch { 0 => 1031, 16 => 272, 32 => 160, 64 => 448, 128 => 640, _ => 1280 };
+        const int outF = 21;
+        bool sym = (bits + group / 16) % 2 == 0;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(31 * bits + group), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(inF + 5 * bits), 17 * inF);
+        ForEachWidth(width =>
+        {
+            for (int batch = 2; batch <= 17; batch++)
+                AssertMatchesReference(q, x.AsSpan(0, batch * inF).ToArray(), batch, width);
+        });
+    }
+
+    [Theory]
+    [InlineData(4, 64, false, 8256, 8)]  // one tile over chunks of 4096 codes: scale permutes across chunk ends
+    [InlineData(4, 64, true, 4160, 11)]  // two tiles (8 + 3 aliased rows), row blocks, two chunks
+    [InlineData(4, 256, false, 8448, 9)] // groups of 2 units accumulated in integers across 3 chunks
+    [InlineData(3, 128, true, 4224, 6)]  // a 3-bit group split between the row and its padded end, two chunks
+    [InlineData(2, 0, false, 9001, 5)]   // one group per row accumulated across chunks
+    [InlineData(8, 32, false, 4160, 16)] // 8 bits (sign trick), two full tiles
+    public void Long_rows_match_the_integer_reference(int bits, int group, bool sym, int inF, int batch)
+    {
+        const int outF = 18;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + bits), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(2 * inF + group), batch * inF);
+        ForEachWidth(width => AssertMatchesReference(q, x, batch, width));
+    }
+
+    [Theory]
+    [InlineData(64, 3)]  // 4-bit g64 takes the 512-code step from batch 3: tiles of 4 against tiles of 8
+    [InlineData(32, 2)]  // tiles of 2 against tiles of 8
+    public void Batch_rows_are_independent_of_the_tile_they_fall_in(int group, int small)
+    {
+        // The same input row gives bit-identical outputs whether it fills a small batch or is one row of a tile of 8
+        // (a kernel mixing up tile rows, or the aliased rows past the batch, would break this).
+        const int outF = 17, inF = 640, batch = 13;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(11, outF * inF), outF, inF, new QuantizationScheme(4, group, false));
+        var x = QuantTestData.Gaussian(12, batch * inF);
+        ForEachWidth(width =>
+        {
+            var all = new float[batch * outF];
+            q.MatMulTransposed(x, all, batch, ActivationPrecision.Int8);
+            for (int b = 0; b < batch; b++)
+            {
+                var few = new float[small * outF];
+                var xs = new float[small * inF];
+                for (int k = 0; k < small; k++) x.AsSpan(b * inF, inF).CopyTo(xs.AsSpan(k * inF));
+                q.MatMulTransposed(xs, few, small, ActivationPrecision.Int8);
+                for (int k = 0; k < small; k++)
+                    Assert.Equal(all.AsSpan(b * outF, outF).ToArray(), few.AsSpan(k * outF, outF).ToArray());
+            }
+        });
+    }
+
+    [Fact]
+    public void The_wide_4_bit_layout_puts_code_64q_plus_16i_plus_2b_plus_p_at_128i_plus_64p_plus_8q_plus_b()
+    {
+        var q = new sbyte[1024];
+        for (int i = 0; i < q.Length; i++) q[i] = (sbyte)(i % 251 - 125);
+        var expected = (sbyte[])q.Clone();
+        unsafe
+        {
+            fixed (sbyte* p = q) FusedInt8Dot.InterleaveWide4(p, q.Length);
+        }
+        for (int s = 0; s < 2; s++)
+            for (int i = 0; i < 4; i++)
+                for (int p = 0; p < 2; p++)
+                    for (int g = 0; g < 8; g++)
+                        for (int b = 0; b < 8; b++)
+                            Assert.Equal(expected[512 * s + 64 * g + 16 * i + 2 * b + p], q[512 * s + 128 * i + 64 * p + 8 * g + b]);
+    }
+
+    // Every width; at 512 bits the AVX-512 kernel, whatever the dispatch would pick.
+    private static void ForEachWidth(Action<int> run) => KernelWidths.ForEach(width =>
+    {
+        if (width != 512) { run(width); return; }
+        try
+        {
+            Int8MatMul.Override256 = -1;
+            run(width);
+        }
+        finally { Int8MatMul.Override256 = 0; }
+    });
+
+    private static void AssertMatchesReference(GroupQuantizedWeight q, float[] x, int batch, int width)
+    {
+        int outF = q.OutFeatures, inF = q.InFeatures;
+        int g = q.Scheme.GroupSize == 0 ? inF : q.Scheme.GroupSize;
+        var expected = Reference(q, x, batch, out var magnitude);
+        var y = new float[batch * outF];
+        y.AsSpan().Fill(float.NaN);
+        q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
+        for (int k = 0; k < y.Length; k++)
+        {
+            // Integer group sums are exact; float32 rounding of the lane-wise scaling and sums remains.
+            double tolerance = (inF / 4.0 + inF / (double)g + 8) * Math.Pow(2, -24) * magnitude[k] + 1e-30;
+            Assert.True(Math.Abs(y[k] - expected[k]) <= tolerance,
+                $"{q.Format} width {width} batch {batch} [{k / outF},{k % outF}]: {y[k]} vs {expected[k]} (tolerance {tolerance})");
+        }
+    }
+
+    // sx * sum_g s_g * (sum_i u_i q_i - z_g sum_i q_i) in exact integers and doubles; q = round-half-even(x * 127 / max|x|).
+    private static double[] Reference(GroupQuantizedWeight w, float[] x, int batch, out double[] magnitude)
+    {
+        int outF = w.OutFeatures, n = w.InFeatures, bits = w.Scheme.Bits;
+        int g = w.Scheme.GroupSize == 0 ? n : w.Scheme.GroupSize, groups = n / g;
+        int rowBytes = (int)KernelCatalogue.PackedRowBytes(n, bits);
+        var result = new double[batch * outF];
+        magnitude = new double[batch * outF];
+        var levels = new int[n];
+        var qx = new int[n];
+        for (int b = 0; b < batch; b++)
+        {
+            var xr = x.AsSpan(b * n, n);
+            float absMax = 0f;
+            foreach (float v in xr) absMax = Math.Max(absMax, Math.Abs(v));
+            float inv = absMax == 0 ? 0 : 127f / absMax;
+            for (int i = 0; i < n; i++) qx[i] = (int)MathF.Round(xr[i] * inv);
+            double sx = absMax / 127f;
+            for (int r = 0; r < outF; r++)
+            {
+                var row = w.Packed.AsSpan(r * rowBytes, rowBytes);
+                for (int i = 0; i < n; i++) levels[i] = PackedBits.ReadLevel(row, i, bits);
+                double sum = 0, mag = 0;
+                for (int k = 0; k < groups; k++)
+                {
+                    long dot = 0, xs = 0;
+                    for (int i = k * g; i < (k + 1) * g; i++)
+                    {
+                        dot += (long)levels[i] * qx[i];
+                        xs += qx[i];
+                    }
+                    int zero = w.ZeroPoints?[r * groups + k] ?? 1 << (bits - 1);
+                    double s = (double)w.Scales[r * groups + k];
+                    sum += s * (dot - (double)zero * xs);
+                    mag += Math.Abs(s * dot) + Math.Abs(s * 256.0 * xs) + Math.Abs(s * zero * xs);
+                }
+                result[b * outF + r] = sx * sum;
+                magnitude[b * outF + r] = sx * mag;
+            }
+        }
+        return result;
+    }
+}
