@@ -14,9 +14,6 @@ internal static unsafe partial class FusedInt8Dot
 {
     [ThreadStatic] private static sbyte[]? t_tile;
 
-    /// <summary>Measurements only: 1 runs the previous batched loop (<c>Rows</c>), 2 this one without the wide 4-bit step, 0 the default.</summary>
-    internal static int BatchedVariant;
-
     /// <summary>Codes per step of the wide 4-bit kernel (<see cref="UsesWide4"/>): the activation rows are zero-padded to a multiple of it.</summary>
     public const int Wide4Codes = 512;
 
@@ -27,7 +24,7 @@ internal static unsafe partial class FusedInt8Dot
     /// FMA per batch row (instead of one each per 128 codes).
     /// </summary>
     public static bool UsesWide4(int bits, int groupSize, int groupsPerRow, int batch) =>
-        bits == 4 && groupSize == 64 && groupsPerRow > 1 && batch >= 3 && BatchedVariant == 0;
+        bits == 4 && groupSize == 64 && groupsPerRow > 1 && batch >= 3;
 
     /// <summary>
     /// Reorders a zero-padded row of natural-order int8 activations (a multiple of 512) for the wide 4-bit step: in each
@@ -53,7 +50,6 @@ internal static unsafe partial class FusedInt8Dot
     private static void Batched<TDecode, TBatch>(in Args a, int start, int end)
         where TDecode : struct, IDecode where TBatch : struct, IBatch
     {
-        if (BatchedVariant == 1) { Rows<TDecode, TBatch>(a, start, end); return; }
         if (typeof(TDecode) == typeof(Nibbles) && UsesWide4(a.Bits, a.GroupSize, a.GroupsPerRow, a.Batch)) { Wide4<TBatch>(a, start, end); return; }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
         int n = TBatch.Count;
@@ -177,6 +173,7 @@ internal static unsafe partial class FusedInt8Dot
     {
         var ones = Vector512.Create((short)1);
         var ix = Vector512.Load(index);
+        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
         var a0 = Vector512.Load(acc);
         var a1 = Vector512.Load(acc + 16);
         var a2 = TBatch.Count > 2 ? Vector512.Load(acc + 32) : default;
@@ -190,7 +187,7 @@ internal static unsafe partial class FusedInt8Dot
         byte* p = w + (nint)u0 * TDecode.UnitBytes;
         for (int u = u0; u < u1; u++, x += step, p += TDecode.UnitBytes)
         {
-            TDecode.Decode(p, out var w0, out var w1, out var w2, out var w3);
+            TDecode.Decode(p, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
             int g = (u << log2U) >> log2G;
             var scale = permute ? Avx512F.PermuteVar16x32(Vector512.Load(sf + g), ix) : Vector512.Create(sf[g]);
             a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(TileLanes<TDecode>(w0, w1, w2, w3, x, ones)), scale, a0);
@@ -221,6 +218,7 @@ internal static unsafe partial class FusedInt8Dot
         int log2U, int log2G, int span) where TDecode : struct, IDecode where TBatch : struct, IBatch
     {
         var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
         var a0 = Vector512.Load(acc);
         var a1 = Vector512.Load(acc + 16);
         var a2 = TBatch.Count > 2 ? Vector512.Load(acc + 32) : default;
@@ -239,7 +237,7 @@ internal static unsafe partial class FusedInt8Dot
             var i0 = Vector512<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
             for (int u = g0; u < g1; u++, x += step, p += TDecode.UnitBytes)
             {
-                TDecode.Decode(p, out var w0, out var w1, out var w2, out var w3);
+                TDecode.Decode(p, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 i0 += TileLanes<TDecode>(w0, w1, w2, w3, x, ones);
                 i1 += TileLanes<TDecode>(w0, w1, w2, w3, x + uc, ones);
                 if (TBatch.Count > 2)
