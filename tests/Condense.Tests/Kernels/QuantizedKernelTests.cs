@@ -180,7 +180,7 @@ public unsafe class QuantizedKernelTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(bits * 1000 + group + outF), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
         var x = QuantTestData.Gaussian((ulong)(inF + batch), batch * inF);
         int g = group == 0 ? inF : group;
-        var expected = IntegerReference(q, x, batch, out var magnitude);
+        var expected = Int8Reference.Product(q, x, batch, out var magnitude);
         KernelWidths.ForEach(width =>
         {
             var y = new float[batch * outF];
@@ -195,47 +195,6 @@ public unsafe class QuantizedKernelTests
                     $"{q.Format} width {width} [{k / outF},{k % outF}]: {y[k]} vs {expected[k]} (tolerance {tolerance})");
             }
         });
-    }
-
-    // sx * sum_g s_g * (sum_i u_i q_i - z_g sum_i q_i), with q the int8 activations, in exact integers and doubles.
-    private static double[] IntegerReference(GroupQuantizedWeight w, float[] x, int batch, out double[] magnitude)
-    {
-        int o = w.OutFeatures, n = w.InFeatures, bits = w.Scheme.Bits;
-        int g = w.Scheme.GroupSize == 0 ? n : w.Scheme.GroupSize, groups = n / g;
-        int rowBytes = (int)KernelCatalogue.PackedRowBytes(n, bits);
-        var result = new double[batch * o];
-        magnitude = new double[batch * o];
-        for (int b = 0; b < batch; b++)
-        {
-            var xr = x.AsSpan(b * n, n);
-            float absMax = 0f;
-            foreach (float v in xr) absMax = Math.Max(absMax, Math.Abs(v));
-            float inv = absMax == 0 ? 0 : 127f / absMax;
-            var qx = new int[n];
-            for (int i = 0; i < n; i++) qx[i] = (int)MathF.Round(xr[i] * inv);
-            double sx = absMax / 127f;
-            for (int r = 0; r < o; r++)
-            {
-                var row = w.Packed.AsSpan(r * rowBytes, rowBytes);
-                double sum = 0, mag = 0;
-                for (int k = 0; k < groups; k++)
-                {
-                    long dot = 0, xs = 0;
-                    for (int i = k * g; i < (k + 1) * g; i++)
-                    {
-                        dot += (long)PackedBits.ReadLevel(row, i, bits) * qx[i];
-                        xs += qx[i];
-                    }
-                    int zero = w.ZeroPoints?[r * groups + k] ?? 1 << (bits - 1);
-                    double s = (double)w.Scales[r * groups + k];
-                    sum += s * (dot - (double)zero * xs);
-                    mag += Math.Abs(s * dot) + Math.Abs(s * 256.0 * xs) + Math.Abs(s * zero * xs);
-                }
-                result[b * o + r] = sx * sum;
-                magnitude[b * o + r] = sx * mag;
-            }
-        }
-        return result;
     }
 
     [Theory]

@@ -36,7 +36,7 @@ public class BatchedKernelTests
         ForEachWidth(width =>
         {
             for (int batch = 2; batch <= 17; batch++)
-                AssertMatchesReference(q, x.AsSpan(0, batch * inF).ToArray(), batch, width);
+                Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"width {width}");
         });
     }
 
@@ -52,7 +52,7 @@ public class BatchedKernelTests
         const int outF = 18;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + bits), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
         var x = QuantTestData.Gaussian((ulong)(2 * inF + group), batch * inF);
-        ForEachWidth(width => AssertMatchesReference(q, x, batch, width));
+        ForEachWidth(width => Int8Reference.AssertMatches(q, x, batch, $"width {width}"));
     }
 
     [Theory]
@@ -110,64 +110,4 @@ public class BatchedKernelTests
         }
         finally { Int8MatMul.Override256 = 0; }
     });
-
-    private static void AssertMatchesReference(GroupQuantizedWeight q, float[] x, int batch, int width)
-    {
-        int outF = q.OutFeatures, inF = q.InFeatures;
-        int g = q.Scheme.GroupSize == 0 ? inF : q.Scheme.GroupSize;
-        var expected = Reference(q, x, batch, out var magnitude);
-        var y = new float[batch * outF];
-        y.AsSpan().Fill(float.NaN);
-        q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
-        for (int k = 0; k < y.Length; k++)
-        {
-            // Integer group sums are exact; float32 rounding of the lane-wise scaling and sums remains.
-            double tolerance = (inF / 4.0 + inF / (double)g + 8) * Math.Pow(2, -24) * magnitude[k] + 1e-30;
-            Assert.True(Math.Abs(y[k] - expected[k]) <= tolerance,
-                $"{q.Format} width {width} batch {batch} [{k / outF},{k % outF}]: {y[k]} vs {expected[k]} (tolerance {tolerance})");
-        }
-    }
-
-    // sx * sum_g s_g * (sum_i u_i q_i - z_g sum_i q_i) in exact integers and doubles; q = round-half-even(x * 127 / max|x|).
-    private static double[] Reference(GroupQuantizedWeight w, float[] x, int batch, out double[] magnitude)
-    {
-        int outF = w.OutFeatures, n = w.InFeatures, bits = w.Scheme.Bits;
-        int g = w.Scheme.GroupSize == 0 ? n : w.Scheme.GroupSize, groups = n / g;
-        int rowBytes = (int)KernelCatalogue.PackedRowBytes(n, bits);
-        var result = new double[batch * outF];
-        magnitude = new double[batch * outF];
-        var levels = new int[n];
-        var qx = new int[n];
-        for (int b = 0; b < batch; b++)
-        {
-            var xr = x.AsSpan(b * n, n);
-            float absMax = 0f;
-            foreach (float v in xr) absMax = Math.Max(absMax, Math.Abs(v));
-            float inv = absMax == 0 ? 0 : 127f / absMax;
-            for (int i = 0; i < n; i++) qx[i] = (int)MathF.Round(xr[i] * inv);
-            double sx = absMax / 127f;
-            for (int r = 0; r < outF; r++)
-            {
-                var row = w.Packed.AsSpan(r * rowBytes, rowBytes);
-                for (int i = 0; i < n; i++) levels[i] = PackedBits.ReadLevel(row, i, bits);
-                double sum = 0, mag = 0;
-                for (int k = 0; k < groups; k++)
-                {
-                    long dot = 0, xs = 0;
-                    for (int i = k * g; i < (k + 1) * g; i++)
-                    {
-                        dot += (long)levels[i] * qx[i];
-                        xs += qx[i];
-                    }
-                    int zero = w.ZeroPoints?[r * groups + k] ?? 1 << (bits - 1);
-                    double s = (double)w.Scales[r * groups + k];
-                    sum += s * (dot - (double)zero * xs);
-                    mag += Math.Abs(s * dot) + Math.Abs(s * 256.0 * xs) + Math.Abs(s * zero * xs);
-                }
-                result[b * outF + r] = sx * sum;
-                magnitude[b * outF + r] = sx * mag;
-            }
-        }
-        return result;
-    }
 }
