@@ -187,6 +187,7 @@ internal static unsafe partial class FusedInt8Dot
         byte* p = w + (nint)u0 * TDecode.UnitBytes;
         for (int u = u0; u < u1; u++, x += step, p += TDecode.UnitBytes)
         {
+            PrefetchStep(p, TDecode.UnitBytes);
             TDecode.Decode(p, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
             int g = (u << log2U) >> log2G;
             var scale = permute ? Avx512F.PermuteVar16x32(Vector512.Load(sf + g), ix) : Vector512.Create(sf[g]);
@@ -237,6 +238,7 @@ internal static unsafe partial class FusedInt8Dot
             var i0 = Vector512<int>.Zero; var i1 = i0; var i2 = i0; var i3 = i0; var i4 = i0; var i5 = i0; var i6 = i0; var i7 = i0;
             for (int u = g0; u < g1; u++, x += step, p += TDecode.UnitBytes)
             {
+                PrefetchStep(p, TDecode.UnitBytes);
                 TDecode.Decode(p, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
                 i0 += TileLanes<TDecode>(w0, w1, w2, w3, x, ones);
                 i1 += TileLanes<TDecode>(w0, w1, w2, w3, x + uc, ones);
@@ -409,6 +411,7 @@ internal static unsafe partial class FusedInt8Dot
         byte* p = w + (nint)s0 * (Wide4Codes / 2);
         for (int s = s0; s < s1; s++, x += tileStep, p += Wide4Codes / 2)
         {
+            PrefetchStep(p, 256);
             var l0 = Vector512.Load((long*)p);
             var l1 = Vector512.Load((long*)(p + 64));
             var l2 = Vector512.Load((long*)(p + 128));
