@@ -12,7 +12,34 @@ namespace Condense.Quantization;
 /// </summary>
 internal static unsafe partial class FusedInt8Dot
 {
-    [ThreadStatic] private static sbyte[]? t_tile;
+    /// <summary>Batch rows per tile of a batched call: 2, 4 or 8.</summary>
+    public static int TileRows(int batch) => batch == 2 ? 2 : batch <= 4 ? 4 : 8;
+
+    /// <summary>Bytes of the tile layout <see cref="BuildTiles"/> writes for a call of <paramref name="batch"/> rows (batch &gt;= 2).</summary>
+    public static long TileBytes(int batch, int padded)
+    {
+        int n = TileRows(batch);
+        return (long)(batch + n - 1) / n * n * padded;
+    }
+
+    /// <summary>
+    /// Regroups the call's interleaved activation rows into tiles of <see cref="TileRows"/> rows, once per call before
+    /// the threads start: within a tile, the n rows' pieces of each unit (or 512-code wide step) are adjacent, so one
+    /// pointer with fixed offsets reaches every row; rows past the batch repeat its last row (results not stored).
+    /// </summary>
+    public static void BuildTiles(sbyte* q, int batch, int padded, int unitCodes, sbyte* tiles)
+    {
+        int n = TileRows(batch), count = (batch + n - 1) / n, units = padded / unitCodes;
+        long tileBytes = (long)n * padded;
+        for (int t = 0; t < count; t++)
+            for (int k = 0; k < n; k++)
+            {
+                sbyte* src = q + (nint)Math.Min(t * n + k, batch - 1) * padded;
+                sbyte* dst = tiles + t * tileBytes + (nint)k * unitCodes;
+                for (int u = 0; u < units; u++)
+                    Buffer.MemoryCopy(src + (nint)u * unitCodes, dst + (nint)u * n * unitCodes, unitCodes, unitCodes);
+            }
+    }
 
     /// <summary>Codes per step of the wide 4-bit kernel (<see cref="UsesWide4"/>): the activation rows are zero-padded to a multiple of it.</summary>
     public const int Wide4Codes = 512;
@@ -23,8 +50,10 @@ internal static unsafe partial class FusedInt8Dot
     /// vpmaddubsw products then sum in 16 bits (8 x 2 x 15 x 127 &lt; 2^15) before one widening, one conversion and one
     /// FMA per batch row (instead of one each per 128 codes).
     /// </summary>
+    /// <remarks>Rows are zero-padded to whole steps of 8 groups, so rows whose padding would add more than 1/8 of
+    /// their groups (e.g. 128 or 768 inputs) keep the per-unit loop.</remarks>
     public static bool UsesWide4(int bits, int groupSize, int groupsPerRow, int batch) =>
-        bits == 4 && groupSize == 64 && groupsPerRow > 1 && batch >= 3;
+        bits == 4 && groupSize == 64 && batch >= 3 && (8 - groupsPerRow % 8) % 8 * 8 <= groupsPerRow;
 
     /// <summary>
     /// Reorders a zero-padded row of natural-order int8 activations (a multiple of 512) for the wide 4-bit step: in each
@@ -70,22 +99,9 @@ internal static unsafe partial class FusedInt8Dot
         int fullUnits = rowBytes < loadBytes ? 0 : Math.Min(units, (rowBytes - loadBytes) / unitBytes + 1);
         int tailBytes = rowBytes - fullUnits * unitBytes;
 
-        // The tiles: rows past the batch repeat its last row (their results are not stored).
         int tiles = (a.Batch + n - 1) / n;
         long tileBytes = (long)n * a.Padded;
-        long tileNeed = tiles * tileBytes + 64;
-        var tileBuffer = t_tile;
-        if (tileBuffer is null || tileBuffer.LongLength < tileNeed)
-            t_tile = tileBuffer = GC.AllocateArray<sbyte>((int)Math.Max(tileNeed, 4096), pinned: true);
-        sbyte* tileBase = (sbyte*)(((nint)Unsafe.AsPointer(ref tileBuffer[0]) + 63) & ~(nint)63);
-        for (int t = 0; t < tiles; t++)
-            for (int k = 0; k < n; k++)
-            {
-                sbyte* src = a.Q + (nint)Math.Min(t * n + k, a.Batch - 1) * a.Padded;
-                sbyte* dst = tileBase + t * tileBytes + (nint)k * unitCodes;
-                for (int u = 0; u < units; u++)
-                    Buffer.MemoryCopy(src + ((nint)u << log2U), dst + (nint)u * n * unitCodes, unitCodes, unitCodes);
-            }
+        sbyte* tileBase = a.Tiles;
 
         bool perRow = gpr == 1;
         int log2G = perRow ? 31 : System.Numerics.BitOperations.Log2((uint)a.GroupSize);
@@ -316,19 +332,7 @@ internal static unsafe partial class FusedInt8Dot
 
         int tiles = (a.Batch + n - 1) / n;
         long tileBytes = (long)n * a.Padded;
-        long tileNeed = tiles * tileBytes + 64;
-        var tileBuffer = t_tile;
-        if (tileBuffer is null || tileBuffer.LongLength < tileNeed)
-            t_tile = tileBuffer = GC.AllocateArray<sbyte>((int)Math.Max(tileNeed, 4096), pinned: true);
-        sbyte* tileBase = (sbyte*)(((nint)Unsafe.AsPointer(ref tileBuffer[0]) + 63) & ~(nint)63);
-        for (int t = 0; t < tiles; t++)
-            for (int k = 0; k < n; k++)
-            {
-                sbyte* src = a.Q + (nint)Math.Min(t * n + k, a.Batch - 1) * a.Padded;
-                sbyte* dst = tileBase + t * tileBytes + (nint)k * stepCodes;
-                for (int u = 0; u < steps; u++)
-                    Buffer.MemoryCopy(src + (nint)u * stepCodes, dst + (nint)u * n * stepCodes, stepCodes, stepCodes);
-            }
+        sbyte* tileBase = a.Tiles;
 
         int symmetricZero = 1 << (a.Bits - 1);
         // Chunks keep the tile's activations L1-resident (at most 16 KiB); row blocks pay only with several tiles.

@@ -75,6 +75,7 @@ internal static unsafe partial class FusedInt8Dot
         public int GroupStride;   // multiple of 16
         public int CodeOffset;    // 128 for 8 bits (codes enter as |u - 128|), else 0
         public float* Y;
+        public sbyte* Tiles;      // batch >= 2: Q regrouped by BuildTiles, once per call; else null
     }
 
     /// <summary>Computes output rows [start, end) for every batch row.</summary>

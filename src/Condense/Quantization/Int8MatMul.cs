@@ -91,8 +91,29 @@ internal static unsafe class Int8MatMul
                         Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride,
                         CodeOffset = FusedInt8Dot.CodeOffset(w.Bits, batch, w.GroupSize, w.GroupsPerRow), Y = y,
                     };
-                    var fusedBody = new FusedBody { Args = args };
-                    WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                    if (batch == 1)
+                    {
+                        var fusedBody = new FusedBody { Args = args };
+                        WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                        return true;
+                    }
+                    // Batches: the tile layout is built once here, not by every chunk of rows.
+                    long tileBytes = FusedInt8Dot.TileBytes(batch, padded);
+                    sbyte[] tileBuffer = ArrayPool<sbyte>.Shared.Rent(checked((int)tileBytes + 64));
+                    try
+                    {
+                        fixed (sbyte* tb = tileBuffer)
+                        {
+                            args.Tiles = (sbyte*)(((nint)tb + 63) & ~(nint)63);
+                            FusedInt8Dot.BuildTiles(q, batch, padded, unit, args.Tiles);
+                            var fusedBody = new FusedBody { Args = args };
+                            WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<sbyte>.Shared.Return(tileBuffer);
+                    }
                     return true;
                 }
 
