@@ -81,6 +81,30 @@ public class BatchedKernelTests
         });
     }
 
+    [Theory]
+    [InlineData(128, 3, false)]  // 2 groups would be padded to 8
+    [InlineData(768, 8, false)]  // 12 groups padded to 16: a third more work
+    [InlineData(4096, 3, true)]  // 64 groups: no padding
+    [InlineData(4160, 8, true)]  // 65 groups padded to 72: under 1/8
+    [InlineData(4096, 2, false)] // batch 2 keeps the per-unit loop
+    public void The_wide_4_bit_step_is_used_only_where_its_padding_is_small(int inF, int batch, bool wide)
+    {
+        Assert.Equal(wide, FusedInt8Dot.UsesWide4(4, 64, inF / 64, batch));
+        Assert.False(FusedInt8Dot.UsesWide4(4, 32, inF / 32, batch));
+        Assert.False(FusedInt8Dot.UsesWide4(8, 64, inF / 64, batch));
+    }
+
+    [Theory]
+    [InlineData(128, 5)]
+    [InlineData(768, 9)]
+    public void Small_4_bit_g64_rows_at_larger_batches_match_the_integer_reference(int inF, int batch)
+    {
+        const int outF = 10;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + 5), outF * inF), outF, inF, new QuantizationScheme(4, 64, false));
+        var x = QuantTestData.Gaussian((ulong)(3 * inF), batch * inF);
+        ForEachWidth(width => Int8Reference.AssertMatches(q, x, batch, $"width {width}"));
+    }
+
     [Fact]
     public void The_wide_4_bit_layout_puts_code_64q_plus_16i_plus_2b_plus_p_at_128i_plus_64p_plus_8q_plus_b()
     {
