@@ -82,15 +82,7 @@ internal static unsafe partial class FusedInt8Dot
         if (typeof(TDecode) == typeof(Nibbles) && UsesWide4(a.Bits, a.GroupSize, a.GroupsPerRow, a.Batch)) { Wide4<TBatch>(a, start, end); return; }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
         int n = TBatch.Count;
-        // Per row of a block: scales and scale x zero terms (GroupStride + 16 each: permutes read up to 15 past the
-        // last group), a zero-padded copy of the row's end (64 floats = 256 bytes) and n accumulators of 16 floats.
-        int terms = stride + 16, perRowFloats = 2 * terms + 64 + 8 * 16;
-        int need = RowBlock * perRowFloats + 16;
-        var scratch = t_scratch;
-        if (scratch is null || scratch.Length < need)
-            t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
-        float* block = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        new Span<float>(block, need - 16).Clear();
+        float* block = RowBlockScratch(stride, out int terms, out int perRowFloats);
 
         int unitCodes = 64 * TDecode.Parts, log2U = System.Numerics.BitOperations.Log2((uint)unitCodes);
         int units = a.Padded >> log2U;
@@ -153,22 +145,46 @@ internal static unsafe partial class FusedInt8Dot
                     }
                 }
 
-                int count = Math.Min(n, a.Batch - t * n);
-                float* gs = a.GroupSums + (nint)t * n * stride;
-                for (int r = r0; r < r1; r++)
-                {
-                    float* szf = block + (r - r0) * perRowFloats + terms;
-                    float* acc = szf + terms + 64;
-                    float* y = a.Y + (nint)t * n * a.Out + r;
-                    for (int k = 0; k < count; k++)
-                    {
-                        // Zero points: subtract sum_g s_g (z_g - offset) Q_g, lane-wise, before the one horizontal sum.
-                        var sum = Vector512.Load(acc + 16 * k);
-                        float* gk = gs + k * stride;
-                        for (int g = 0; g < stride; g += 16) sum -= Vector512.Load(szf + g) * Vector512.Load(gk + g);
-                        y[(nint)k * a.Out] = a.RowScale[t * n + k] * Vector512.Sum(sum);
-                    }
-                }
+                StoreTile(a, block, perRowFloats, terms, r0, r1, t, n);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The thread's zeroed scratch for a block of <see cref="RowBlock"/> rows. Per row: scales and scale x zero terms
+    /// (GroupStride + 16 each: permutes read up to 15 past the last group), a zero-padded copy of the row's end (64
+    /// floats = 256 bytes) and 8 accumulators of 16 floats.
+    /// </summary>
+    private static float* RowBlockScratch(int stride, out int terms, out int perRowFloats)
+    {
+        terms = stride + 16;
+        perRowFloats = 2 * terms + 64 + 8 * 16;
+        int need = RowBlock * perRowFloats + 16;
+        var scratch = t_scratch;
+        if (scratch is null || scratch.Length < need)
+            t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
+        float* block = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        new Span<float>(block, need - 16).Clear();
+        return block;
+    }
+
+    /// <summary>Writes tile <paramref name="t"/>'s outputs for rows [r0, r1) from the block's accumulators.</summary>
+    private static void StoreTile(in Args a, float* block, int perRowFloats, int terms, int r0, int r1, int t, int n)
+    {
+        int stride = a.GroupStride, count = Math.Min(n, a.Batch - t * n);
+        float* gs = a.GroupSums + (nint)t * n * stride;
+        for (int r = r0; r < r1; r++)
+        {
+            float* szf = block + (r - r0) * perRowFloats + terms;
+            float* acc = szf + terms + 64;
+            float* y = a.Y + (nint)t * n * a.Out + r;
+            for (int k = 0; k < count; k++)
+            {
+                // Zero points: subtract sum_g s_g (z_g - offset) Q_g, lane-wise, before the one horizontal sum.
+                var sum = Vector512.Load(acc + 16 * k);
+                float* gk = gs + k * stride;
+                for (int g = 0; g < stride; g += 16) sum -= Vector512.Load(szf + g) * Vector512.Load(gk + g);
+                y[(nint)k * a.Out] = a.RowScale[t * n + k] * Vector512.Sum(sum);
             }
         }
     }
@@ -316,13 +332,7 @@ internal static unsafe partial class FusedInt8Dot
     {
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
         int n = TBatch.Count;
-        int terms = stride + 16, perRowFloats = 2 * terms + 64 + 8 * 16;
-        int need = RowBlock * perRowFloats + 16;
-        var scratch = t_scratch;
-        if (scratch is null || scratch.Length < need)
-            t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
-        float* block = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        new Span<float>(block, need - 16).Clear();
+        float* block = RowBlockScratch(stride, out int terms, out int perRowFloats);
 
         const int stepCodes = Wide4Codes, stepBytes = Wide4Codes / 2;
         int steps = a.Padded / stepCodes, rowBytes = a.RowBytes;
@@ -368,21 +378,7 @@ internal static unsafe partial class FusedInt8Dot
                     }
                 }
 
-                int count = Math.Min(n, a.Batch - t * n);
-                float* gs = a.GroupSums + (nint)t * n * stride;
-                for (int r = r0; r < r1; r++)
-                {
-                    float* szf = block + (r - r0) * perRowFloats + terms;
-                    float* acc = szf + terms + 64;
-                    float* y = a.Y + (nint)t * n * a.Out + r;
-                    for (int k = 0; k < count; k++)
-                    {
-                        var sum = Vector512.Load(acc + 16 * k);
-                        float* gk = gs + k * stride;
-                        for (int g = 0; g < stride; g += 16) sum -= Vector512.Load(szf + g) * Vector512.Load(gk + g);
-                        y[(nint)k * a.Out] = a.RowScale[t * n + k] * Vector512.Sum(sum);
-                    }
-                }
+                StoreTile(a, block, perRowFloats, terms, r0, r1, t, n);
             }
         }
     }
