@@ -27,6 +27,7 @@ internal static unsafe partial class FusedInt8Dot
     /// the threads start: within a tile, the n rows' pieces of each unit (or 512-code wide step) are adjacent, so one
     /// pointer with fixed offsets reaches every row; rows past the batch repeat its last row (results not stored).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BuildTiles(sbyte* q, int batch, int padded, int unitCodes, sbyte* tiles)
     {
         int n = TileRows(batch), count = (batch + n - 1) / n, units = padded / unitCodes;
@@ -59,6 +60,7 @@ internal static unsafe partial class FusedInt8Dot
     /// Reorders a zero-padded row of natural-order int8 activations (a multiple of 512) for the wide 4-bit step: in each
     /// 512-code block, register i (0..3), nibble part p (0 low, 1 high), byte 8 q + b holds code 64 q + 16 i + 2 b + p.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void InterleaveWide4(sbyte* q, int padded)
     {
         sbyte* tmp = stackalloc sbyte[Wide4Codes];
@@ -155,6 +157,7 @@ internal static unsafe partial class FusedInt8Dot
     /// (GroupStride + 16 each: permutes read up to 15 past the last group), a zero-padded copy of the row's end (64
     /// floats = 256 bytes) and 8 accumulators of 16 floats.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float* RowBlockScratch(int stride, out int terms, out int perRowFloats)
     {
         terms = stride + 16;
@@ -169,6 +172,7 @@ internal static unsafe partial class FusedInt8Dot
     }
 
     /// <summary>Writes tile <paramref name="t"/>'s outputs for rows [r0, r1) from the block's accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StoreTile(in Args a, float* block, int perRowFloats, int terms, int r0, int r1, int t, int n)
     {
         int stride = a.GroupStride, count = Math.Min(n, a.Batch - t * n);

@@ -210,6 +210,7 @@ internal static unsafe partial class FusedInt8Dot
     private static int PermuteCycle(int shift) => Math.Max(4, 16 >> shift);
 
     /// <summary>Row j: lane k of unit u (u mod cycle = j) takes scale (j 2^shift) mod 16 + k 2^shift / 16 of its block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PermuteIndices(int shift, int* indices)
     {
         int cycle = PermuteCycle(shift), groupsPerUnit = 1 << shift;

@@ -31,6 +31,7 @@ internal static unsafe partial class FusedInt8Dot
     public static int UnitCodes(int bits) => 64 * Parts(bits);
 
     /// <summary>Reorders a zero-padded row of int8 activations in place: within each unit, part p holds codes parts*j + p.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Interleave(sbyte* q, int padded, int parts)
     {
         if (parts == 1) return;
@@ -100,7 +101,8 @@ internal static unsafe partial class FusedInt8Dot
 
     [ThreadStatic] private static float[]? t_scratch;
 
-    private const int RowBlock = 16;
+    /// <summary>Weight rows per block of the batched loops; batched calls hand the threads whole blocks.</summary>
+    internal const int RowBlock = 16;
 
     /// <summary>The 16 int32 lane sums of the unit's codes times activations x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -57,6 +57,7 @@ internal static unsafe class FusedInt8Dot256
     public static int CodeOffset(int bits) => bits == 8 && !UsesVnni ? 128 : 0;
 
     /// <summary>Reorders a zero-padded row of int8 activations (length a multiple of the unit) into the kernel's code order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Interleave(sbyte* q, int padded, int bits, bool pairs)
     {
         int parts = Parts(bits), unit = UnitCodes(bits);
