@@ -9,9 +9,9 @@ namespace Condense.Quantization;
 /// in natural order, zero-padded up to a multiple of 64 codes.
 /// </summary>
 /// <remarks>
+/// Only the 128-bit and scalar int8 paths unpack rows (the 256- and 512-bit kernels decode in registers).
 /// 4 bits: each byte is widened to 16 bits and its high nibble moved up to the next byte ((w | w &lt;&lt; 4) &amp; 0x0F0F).
-/// 2 and 3 bits with AVX-512 VBMI: a byte permute puts the bytes of every 8 codes into one qword and a
-/// multishift picks each code's 8-bit window at its bit offset; otherwise a bit deposit (BMI2) or shifts.
+/// 2 and 3 bits: a bit deposit (BMI2) or shifts.
 /// </remarks>
 internal static unsafe class CodeUnpack
 {
@@ -24,9 +24,8 @@ internal static unsafe class CodeUnpack
         int done = bits switch
         {
             8 => Copy8(row, count, codes),
-            4 => vectorBits >= 512 ? Unpack4V512(row, rowBytes, codes) : vectorBits >= 128 ? Unpack4V128(row, rowBytes, codes) : 0,
-            3 => vectorBits >= 512 && Avx512Vbmi.IsSupported ? UnpackVbmi(row, rowBytes, 3, codes) : 0,
-            _ => vectorBits >= 512 && Avx512Vbmi.IsSupported ? UnpackVbmi(row, rowBytes, 2, codes) : 0,
+            4 => vectorBits >= 128 ? Unpack4V128(row, rowBytes, codes) : 0,
+            _ => 0,
         };
         // done is a multiple of 8 codes: the rest goes through the bit-deposit / scalar path.
         done = Math.Min(done, count);
@@ -38,19 +37,6 @@ internal static unsafe class CodeUnpack
     {
         Buffer.MemoryCopy(row, codes, count, count);
         return count;
-    }
-
-    private static int Unpack4V512(byte* row, int rowBytes, byte* codes)
-    {
-        var mask = Vector512.Create((ushort)0x0F0F);
-        int j = 0;
-        for (; j + 32 <= rowBytes; j += 32)
-        {
-            // Byte j holds codes 2j (low nibble) and 2j+1 (high nibble): one 16-bit lane per byte puts them in order.
-            Vector512<ushort> w = Vector512.WidenLower(Vector256.Load(row + j).ToVector512Unsafe());
-            ((w | (w << 4)) & mask).AsByte().Store(codes + 2 * j);
-        }
-        return 2 * j;
     }
 
     private static int Unpack4V128(byte* row, int rowBytes, byte* codes)
@@ -65,43 +51,6 @@ internal static unsafe class CodeUnpack
             ((hi | (hi << 4)) & mask).AsByte().Store(codes + 2 * j + 16);
         }
         return 2 * j;
-    }
-
-    private static readonly Vector512<byte> s_perm3 = BytePermute(3), s_perm2 = BytePermute(2);
-    private static readonly Vector512<byte> s_shift3 = ShiftControl(3), s_shift2 = ShiftControl(2);
-
-    // Qword q gathers the b bytes that hold codes 8q..8q+7.
-    private static Vector512<byte> BytePermute(int bits)
-    {
-        var p = new byte[64];
-        for (int q = 0; q < 8; q++)
-            for (int k = 0; k < 8; k++) p[8 * q + k] = (byte)(k < bits ? bits * q + k : 0);
-        return Vector512.Create(p);
-    }
-
-    // Byte k of every qword takes the 8 bits starting at bit k*b: code k in its low b bits.
-    private static Vector512<byte> ShiftControl(int bits)
-    {
-        var c = new byte[64];
-        for (int q = 0; q < 8; q++)
-            for (int k = 0; k < 8; k++) c[8 * q + k] = (byte)(k * bits);
-        return Vector512.Create(c);
-    }
-
-    private static int UnpackVbmi(byte* row, int rowBytes, int bits, byte* codes)
-    {
-        Vector512<byte> perm = bits == 3 ? s_perm3 : s_perm2, shift = bits == 3 ? s_shift3 : s_shift2;
-        var mask = Vector512.Create((byte)((1 << bits) - 1));
-        int inBytes = 8 * bits; // 64 codes
-        int j = 0, c = 0;
-        // A 32-byte load covers the 24 (or 16) bytes of 64 codes; stop while it stays inside the row.
-        for (; j + 32 <= rowBytes; j += inBytes, c += 64)
-        {
-            var v = Vector256.Load(row + j).ToVector512Unsafe();
-            var gathered = Avx512Vbmi.PermuteVar64x8(v, perm);
-            (Avx512Vbmi.MultiShift(shift, gathered.AsUInt64()) & mask).Store(codes + c);
-        }
-        return c;
     }
 
     private static void UnpackScalar(byte* row, int rowBytes, int bits, int start, int count, byte* codes, bool allowBmi2)
