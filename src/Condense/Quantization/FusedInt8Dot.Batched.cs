@@ -121,7 +121,7 @@ internal static unsafe partial class FusedInt8Dot
             for (int r = r0; r < r1; r++)
             {
                 float* rb = block + (r - r0) * perRowFloats;
-                ScaleTerms(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero, a.CodeOffset, rb, rb + terms, gpr);
+                FusedInt8Dot256.ScaleTerms(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero, a.CodeOffset, rb, rb + terms, gpr);
                 if (tailBytes > 0) Buffer.MemoryCopy(a.Packed + (nint)r * rowBytes + fullUnits * unitBytes, rb + 2 * terms, 256, tailBytes);
             }
 
@@ -358,7 +358,7 @@ internal static unsafe partial class FusedInt8Dot
             for (int r = r0; r < r1; r++)
             {
                 float* rb = block + (r - r0) * perRowFloats;
-                ScaleTerms(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero, a.CodeOffset, rb, rb + terms, gpr);
+                FusedInt8Dot256.ScaleTerms(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero, a.CodeOffset, rb, rb + terms, gpr);
                 if (tailBytes > 0) Buffer.MemoryCopy(a.Packed + (nint)r * rowBytes + fullSteps * stepBytes, rb + 2 * terms, 256, tailBytes);
             }
 

@@ -122,38 +122,6 @@ internal static unsafe partial class FusedInt8Dot
         return Avx512BW.MultiplyAddAdjacent(s, ones);
     }
 
-    /// <summary>sf[g] = s_g as float32; szf[g] = s_g * (z_g - offset), z_g = 2^(b-1) when symmetric.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScaleTerms(Half* scales, byte* zeros, int symmetricZero, int offset, float* sf, float* szf, int count)
-    {
-        int g = 0;
-        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves.
-        var magic = Vector512.Create(5.192297e33f);
-        var mask = Vector512.Create(0x7FFFu);
-        var zsym = Vector512.Create((float)(symmetricZero - offset));
-        var off = Vector512.Create(offset);
-        for (; g + 16 <= count; g += 16)
-        {
-            var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());
-            var s = ((h & mask) << 13).AsSingle() * magic;
-            s.Store(sf + g);
-            Vector512<float> z;
-            if (zeros == null) z = zsym;
-            else
-            {
-                var zb = Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(zeros + g).ToVector256Unsafe().ToVector512Unsafe()));
-                z = Vector512.ConvertToSingle(zb.AsInt32() - off);
-            }
-            (s * z).Store(szf + g);
-        }
-        for (; g < count; g++)
-        {
-            float s = (float)scales[g];
-            sf[g] = s;
-            szf[g] = s * ((zeros == null ? symmetricZero : zeros[g]) - offset);
-        }
-    }
-
     private interface IBatch
     {
         static abstract int Count { get; }

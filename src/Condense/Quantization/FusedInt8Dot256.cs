@@ -581,9 +581,12 @@ internal static unsafe class FusedInt8Dot256
         return Avx2.MultiplyAddAdjacent(s, ones);
     }
 
-    /// <summary>sf[g] = s_g as float32; szf[g] = s_g * (z_g - offset), z_g = 2^(b-1) when symmetric.</summary>
+    /// <summary>
+    /// sf[g] = s_g as float32; szf[g] = s_g * (z_g - offset), z_g = 2^(b-1) when symmetric. Per-row set-up of both the
+    /// 256- and the 512-bit kernels (8 groups per step is plenty next to the row's codes).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScaleTerms(Half* scales, byte* zeros, int symmetricZero, int offset, float* sf, float* szf, int count)
+    internal static void ScaleTerms(Half* scales, byte* zeros, int symmetricZero, int offset, float* sf, float* szf, int count)
     {
         int g = 0;
         // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves.
