@@ -13,19 +13,33 @@ internal static unsafe class LowRankKernels
     private const int RowBlock = 16;
 
     /// <summary>y[b * ldy + o] (+)= sum_i x[b * k + i] * w[o * k + i] for b &lt; batch, o &lt; rows; parallel over o.</summary>
+    /// <remarks>
+    /// Threads take whole tiles: units of <see cref="TileRows"/> weight rows, fixed by the shape. A split inside a tile
+    /// would send its rows through <see cref="Single{TV}"/> instead of <see cref="Tile4x2{TV}"/>, another summation
+    /// order, so the bits would follow the thread count (or a busy pool running the call inline on one thread).
+    /// </remarks>
     public static void DotProducts(float* x, int batch, int k, float* w, int rows, float* y, int ldy, bool accumulate)
     {
         if (batch == 0 || rows == 0) return;
         nint xa = (nint)x, wa = (nint)w, ya = (nint)y;
         int bits = KernelOptions.VectorBits;
-        SparseParallel.For(rows, (long)k * batch, (start, end) =>
+        int unit = TileRows(batch);
+        SparseParallel.For((rows + unit - 1) / unit, (long)k * batch * unit, (first, last) =>
         {
+            int start = first * unit, end = Math.Min(rows, last * unit);
             if (bits >= 512) Rows<F512>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
             else if (bits >= 256) Rows<F256>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
             else if (bits >= 128) Rows<F128>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
             else Rows<F1>((float*)xa, batch, k, (float*)wa, start, end, (float*)ya, ldy, accumulate);
         });
     }
+
+    /// <summary>
+    /// Weight rows per unit of parallel work: the register tile's height (4 rows of <see cref="Rows4{TV}"/> at batch 1,
+    /// 2 rows of <see cref="Tile4x2{TV}"/> above it). Every unit but the last is whole tiles, and <see cref="RowBlock"/> is a
+    /// multiple of both, so a row's tile, and with it its summation order, depends only on the shape.
+    /// </summary>
+    private static int TileRows(int batch) => batch == 1 ? 4 : 2;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TV>(float* x, int batch, int k, float* w, int start, int end, float* y, int ldy, bool accumulate)
