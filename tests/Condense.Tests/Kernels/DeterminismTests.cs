@@ -216,8 +216,9 @@ public class DeterminismTests
 
         private static Linear[] Build()
         {
-            int[] widths = [256, 256, 512, 256, 256, 256, 128];
-            Func<float[], int, int, IWeightStorage>[] storages =
+            int[] widths = [256, 256, 512, 256, 256, 256, 192, 128];
+            // Null: a layer left dense, as layers without a compression attribute are (training GEMM forward).
+            Func<float[], int, int, IWeightStorage>?[] storages =
             [
                 (w, o, i) => LowRankWeight.FromDense(w, o, i, 8),
                 (w, o, i) => GroupQuantizedWeight.Quantize(w, o, i, new QuantizationScheme(4, 32, true)),
@@ -225,13 +226,14 @@ public class DeterminismTests
                 (w, o, i) => CsrWeight.Prune(w, o, i, 0.8),
                 (w, o, i) => LowRankCorrectedWeight.Fit(w, o, i, new QuantizationScheme(4, 64, true), 8),
                 (w, o, i) => new DenseWeight(w, o, i),
+                null,
             ];
             var layers = new Linear[storages.Length];
             for (int l = 0; l < layers.Length; l++)
             {
                 int inF = widths[l], outF = widths[l + 1];
                 layers[l] = new Linear(inF, outF);
-                layers[l].SetCompressedWeight(storages[l](layers[l].Weight.Data.ToArray(), outF, inF));
+                if (storages[l] is { } build) layers[l].SetCompressedWeight(build(layers[l].Weight.Data.ToArray(), outF, inF));
             }
             return layers;
         }
