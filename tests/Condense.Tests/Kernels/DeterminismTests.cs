@@ -162,8 +162,8 @@ public class DeterminismTests
         Assert.True(failures.Count == 0, $"{name}:\n" + string.Join("\n", failures));
     }
 
-    /// <summary>Runs <paramref name="call"/>(thread, round) on 4 threads released together, 200 rounds each.</summary>
-    private static void FromFourThreads(Action<int, int> call, int rounds = 200)
+    /// <summary>Runs <paramref name="call"/>(thread, round) on 4 threads released together, <paramref name="rounds"/> rounds each.</summary>
+    private static void FromFourThreads(Action<int, int> call, int rounds)
     {
         using var start = new Barrier(4);
         var errors = new Exception?[4];
@@ -196,6 +196,8 @@ public class DeterminismTests
         var inputs = batches.Select(b => QuantTestData.Gaussian((ulong)(b * 11), b * inF)).ToArray();
         var expected = inputs.Select((x, i) => { var y = new float[batches[i] * outF]; kind.Multiply(storage, x, y, batches[i]); return y; }).ToArray();
 
+        // 400 calls: the split-dependent low-rank kernel gave other bits in 40 to 80 of them (a busy pool runs a call inline).
+        const int rounds = 100;
         int mismatches = 0;
         string first = "";
         FromFourThreads((t, round) =>
@@ -205,8 +207,8 @@ public class DeterminismTests
             kind.Multiply(storage, inputs[i], y, batches[i]);
             string difference = FirstDifference(expected[i], y, outF);
             if (difference.Length > 0 && Interlocked.Increment(ref mismatches) == 1) first = $"batch {batches[i]}: {difference}";
-        });
-        Assert.True(mismatches == 0, $"{name}: {mismatches} of 800 concurrent calls differ from the single-threaded result; {first}");
+        }, rounds);
+        Assert.True(mismatches == 0, $"{name}: {mismatches} of {4 * rounds} concurrent calls differ from the single-threaded result; {first}");
     }
 
     /// <summary>A model of Linear layers, each on a different storage, as a compressed model's Forward runs them.</summary>
@@ -268,6 +270,7 @@ public class DeterminismTests
             var inputs = batches.Select(b => QuantTestData.Gaussian((ulong)(b * 13 + 1), b * 256)).ToArray();
             var expected = inputs.Select((x, i) => model.Forward(x, batches[i])).ToArray();
 
+            const int rounds = 200;
             int mismatches = 0;
             string first = "";
             FromFourThreads((t, round) =>
@@ -276,8 +279,8 @@ public class DeterminismTests
                 var y = model.Forward(inputs[i], batches[i]);
                 string difference = FirstDifference(expected[i], y, 128);
                 if (difference.Length > 0 && Interlocked.Increment(ref mismatches) == 1) first = $"batch {batches[i]}: {difference}";
-            });
-            Assert.True(mismatches == 0, $"{activations}: {mismatches} of 800 concurrent Forward calls differ from the single-threaded result; {first}");
+            }, rounds);
+            Assert.True(mismatches == 0, $"{activations}: {mismatches} of {4 * rounds} concurrent Forward calls differ from the single-threaded result; {first}");
         }
         finally
         {
