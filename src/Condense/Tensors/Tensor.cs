@@ -114,6 +114,16 @@ public sealed partial class Tensor
         }
     }
 
+    /// <summary>
+    /// Turns this tensor back into a leaf in place (the subspace op links a model's parameters to its coordinates
+    /// on every forward and must unlink them when the model is materialized).
+    /// </summary>
+    internal void ClearTape()
+    {
+        Parents = null;
+        BackwardFn = null;
+    }
+
     /// <summary>Drops this tensor's tape link so it becomes a leaf (its value is kept).</summary>
     public Tensor Detach() => new(Data, Shape);
 
