@@ -6,7 +6,7 @@ namespace Condense.Subspace;
 
 /// <summary>
 /// Dense Gaussian P (Li et al. 2018): every entry N(0, 1), every column then scaled to unit length. Column j is
-/// generated in chunks of 4096 rows, each from its own stream of the seed, so pieces can be regenerated in any order.
+/// generated in chunks of 32768 rows, each from its own stream of the seed, so pieces can be regenerated in any order.
 /// </summary>
 /// <remarks>
 /// <para>Memory: <see cref="ProjectionStorage.Cached"/> keeps D x d floats (4 D d bytes: 800 MB at D = 2e5,

@@ -41,7 +41,7 @@ public enum ProjectionStorage
 {
     /// <summary>
     /// Generate once and keep: Dense holds D x d floats (4 D d bytes), Sparse its non-zeros (about 2 d sqrt(D) bytes
-    /// plus 4 d D / 4096 bytes of offsets). Fast; use it when that memory is affordable.
+    /// plus 4 d D / 32768 bytes of offsets). Fast; use it when that memory is affordable.
     /// </summary>
     Cached,
 
@@ -109,8 +109,8 @@ public static class SubspaceProjections
 /// <summary>Per-(column, row chunk) random streams, so any thread can regenerate any piece of P in any order.</summary>
 internal static class ProjectionStreams
 {
-    /// <summary>Rows per chunk: P is generated in pieces of one column by 4096 rows (part of the stored format).</summary>
-    public const int ChunkLength = 4096;
+    /// <summary>Rows per chunk: P is generated in pieces of one column by 32768 rows (part of the format: it fixes the streams).</summary>
+    public const int ChunkLength = 32768;
 
     public static int ChunkCount(int fullDimension) => (fullDimension + ChunkLength - 1) / ChunkLength;
 

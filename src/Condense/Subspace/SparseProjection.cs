@@ -9,11 +9,11 @@ namespace Condense.Subspace;
 /// +-1/sqrt(nnz_j) (the same as +-sqrt(s) up to that normalization).
 /// </summary>
 /// <remarks>
-/// <para>Generation: column j, rows [4096 c, 4096 (c + 1)) come from their own stream of the seed; the non-zero
+/// <para>Generation: column j, rows [32768 c, 32768 (c + 1)) come from their own stream of the seed; the non-zero
 /// rows are found by geometric skips (O(nnz) draws, not O(D)). A column left empty (likely only for tiny D) gets
 /// one entry at a row drawn from a separate stream, so no column is zero.</para>
 /// <para>Memory: <see cref="ProjectionStorage.Cached"/> keeps each non-zero as 2 bytes (row in chunk and sign) plus
-/// 4 bytes per column and chunk, about 2 d sqrt(D) + d D / 1024 bytes; <see cref="ProjectionStorage.Streamed"/>
+/// 4 bytes per column and chunk, about 2 d sqrt(D) + d D / 8192 bytes; <see cref="ProjectionStorage.Streamed"/>
 /// keeps d counts (O(d)) and regenerates the non-zeros per call, with the same bits.</para>
 /// <para>Project splits over row chunks, ProjectTranspose over columns; each output is summed in a fixed order, so
 /// the bits do not depend on the thread count.</para>
@@ -23,6 +23,7 @@ public sealed class SparseProjection : ISubspaceProjection
     /// <summary>The name stored in files.</summary>
     public const string ProjectionName = "sparse";
 
+    // A non-zero is its row inside the chunk (15 bits: chunks hold at most 32768 rows) and its sign in bit 15.
     private const ushort SignBit = 0x8000;
 
     private readonly ulong _streamSeed;

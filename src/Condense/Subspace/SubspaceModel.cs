@@ -307,6 +307,7 @@ public class SubspaceModel : Module
         foreach (var (_, parameter) in group.Parameters)
         {
             int start = at;
+            parameter.ReusesGradBuffer = true;
             Tensor.Record(parameter, () =>
             {
                 parameter.Grad!.Data.CopyTo(group.GradientBuffer, start);

@@ -52,6 +52,9 @@ public sealed partial class Tensor
     /// <summary>The tensors this one was computed from (null for a leaf).</summary>
     internal Tensor[]? Parents { get; private set; }
 
+    /// <summary>Whether Backward zeroes this non-leaf's gradient buffer instead of dropping it (set by the subspace op).</summary>
+    internal bool ReusesGradBuffer { get; set; }
+
     /// <summary>Adds this tensor's gradient contribution into its parents' gradients.</summary>
     internal Action? BackwardFn { get; private set; }
 
@@ -105,7 +108,13 @@ public sealed partial class Tensor
         List<Tensor> order = TopologicalOrder(this);
         // Non-leaf gradients start fresh; leaf gradients accumulate across calls.
         foreach (var t in order)
-            if (t.BackwardFn != null) t.Grad = null;
+        {
+            if (t.BackwardFn == null) continue;
+            // A parameter the subspace op links keeps its zeroed buffer: a fresh weight-sized array per step would
+            // feed the large-object heap and cost gen-2 collections.
+            if (t.ReusesGradBuffer && t.Grad != null) t.Grad.Data.AsSpan().Clear();
+            else t.Grad = null;
+        }
         GradSpan()[0] += 1f;
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -122,6 +131,7 @@ public sealed partial class Tensor
     {
         Parents = null;
         BackwardFn = null;
+        ReusesGradBuffer = false;
     }
 
     /// <summary>Drops this tensor's tape link so it becomes a leaf (its value is kept).</summary>

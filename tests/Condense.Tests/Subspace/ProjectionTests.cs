@@ -21,7 +21,7 @@ public class ProjectionTests
     [MemberData(nameof(Kinds))]
     public void ProjectTranspose_is_the_adjoint_of_Project(SubspaceProjection kind, ProjectionStorage storage)
     {
-        foreach (var (bigD, d) in new[] { (1, 1), (7, 3), (100, 10), (4097, 33), (12000, 300) })
+        foreach (var (bigD, d) in new[] { (1, 1), (7, 3), (100, 10), (4097, 33), (12000, 300), (70000, 50) })
         {
             var p = SubspaceProjections.Create(kind, bigD, d, 17, storage);
             var x = QuantTestData.Gaussian(1, d);
@@ -62,7 +62,7 @@ public class ProjectionTests
     [InlineData(SubspaceProjection.Sparse)]
     public void Streamed_gives_the_same_bits_as_cached(SubspaceProjection kind)
     {
-        const int bigD = 9000, d = 40;
+        const int bigD = 70_000, d = 40;
         var cached = SubspaceProjections.Create(kind, bigD, d, 8, ProjectionStorage.Cached);
         var streamed = SubspaceProjections.Create(kind, bigD, d, 8, ProjectionStorage.Streamed);
         var x = QuantTestData.Gaussian(7, d);
@@ -84,7 +84,7 @@ public class ProjectionTests
     public void Same_seed_same_bits_at_1_and_2_threads_and_another_seed_differs(SubspaceProjection kind, ProjectionStorage storage)
     {
         // Long enough that Fastfood's blocks (L = 2^16) and the chunked projections split over the pool.
-        int bigD = kind == SubspaceProjection.Fastfood ? 200_000 : 20_000, d = kind == SubspaceProjection.Fastfood ? 40_000 : 64;
+        int bigD = kind == SubspaceProjection.Fastfood ? 200_000 : 70_000, d = kind == SubspaceProjection.Fastfood ? 40_000 : 64;
         var x = QuantTestData.Gaussian(9, d);
         var g = QuantTestData.Gaussian(10, bigD);
         (float[] Px, float[] Ptg) Run(int threads, ulong seed)

@@ -121,6 +121,23 @@ public class SubspaceModelTests
     }
 
     [Fact]
+    public void Linked_parameters_keep_their_gradient_buffers_between_steps()
+    {
+        // A fresh weight-sized gradient per step would land on the large-object heap at real sizes (gen-2 collections).
+        var mlp = new SmallMlp();
+        var subspace = SubspaceModel.Create(mlp, mlp.Forward, new SubspaceSpec(9) { Projection = SubspaceProjection.Fastfood });
+        var (x, labels) = Batch();
+        Ops.SoftmaxCrossEntropy(subspace.Forward(x), labels).Backward();
+        var buffer = mlp.Hidden.Weight.Grad;
+        var first = (float[])subspace.Coordinates.Grad!.Data.Clone();
+        subspace.Coordinates.Grad = null;
+        Ops.SoftmaxCrossEntropy(subspace.Forward(x), labels).Backward();
+        Assert.Same(buffer, mlp.Hidden.Weight.Grad);
+        // Zeroed, not accumulated: the same input gives the same gradient again.
+        Assert.Equal(first, subspace.Coordinates.Grad!.Data);
+    }
+
+    [Fact]
     public void Per_layer_subspace_freezes_or_trains_the_other_layers()
     {
         var (x, labels) = Batch();
