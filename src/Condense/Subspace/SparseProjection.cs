@@ -132,9 +132,11 @@ public sealed class SparseProjection : ISubspaceProjection
                 {
                     float coefficient = coefficients[j];
                     if (coefficient == 0f) continue; // adds nothing; d starts at 0
+                    int bits = BitConverter.SingleToInt32Bits(coefficient);
                     ReadOnlySpan<ushort> entries = Entries(j, c, buffer);
+                    // The sign flips the float's sign bit: random signs would defeat a branch predictor.
                     foreach (ushort e in entries)
-                        target[e & ~SignBit] += (e & SignBit) != 0 ? -coefficient : coefficient;
+                        target[e & ~SignBit] += BitConverter.Int32BitsToSingle(bits ^ ((e & SignBit) << 16));
                 }
             }
         });
@@ -158,10 +160,7 @@ public sealed class SparseProjection : ISubspaceProjection
                 {
                     var source = g.AsSpan(c * ProjectionStreams.ChunkLength);
                     foreach (ushort e in Entries(j, c, buffer))
-                    {
-                        float v = source[e & ~SignBit];
-                        sum += (e & SignBit) != 0 ? -v : v;
-                    }
+                        sum += BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(source[e & ~SignBit]) ^ ((e & SignBit) << 16));
                 }
                 sums[j] = sum * _values[j];
             }
