@@ -48,6 +48,21 @@ public sealed class SubspaceDigitsTests(DigitsFixture digits, ITestOutputHelper 
     }
 
     [Fact]
+    public void MeasureClassifier_brackets_d_int90_of_the_digits_MLP()
+    {
+        var training = new TrainingOptions { Epochs = 4, BatchSize = 32, LearningRate = 1e-2f, WeightDecay = 0 };
+        var result = IntrinsicDimension.MeasureClassifier(() => new DigitsInt8(), m => m.Forward, digits.Train, digits.Test, training,
+            SubspaceProjection.Fastfood, new IntrinsicDimensionOptions { Seeds = [1], MinDimension = 8, MaxDimension = 512, GridPoints = 4, RelativeTolerance = 0.25 });
+        output.WriteLine(result.ToTable());
+        Assert.True(result.Baseline > 0.85, $"baseline {result.Baseline:P1}");
+        Assert.NotNull(result.Dimension);
+        var at = result.Curve.Single(p => p.Dimension == result.Dimension);
+        Assert.True(at.Mean >= result.Target);
+        Assert.Contains(result.Curve, p => p.Dimension < result.Dimension && p.Mean < result.Target);
+        Assert.Equal(4810.0 / result.Dimension!.Value, result.CompressionRatio);
+    }
+
+    [Fact]
     public void Materialize_then_compress_keeps_the_subspace_models_accuracy_and_the_file_reloads_it()
     {
         var (subspace, accuracy, _) = Train(SubspaceProjection.Sparse, 600);
