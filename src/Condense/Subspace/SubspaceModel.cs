@@ -261,7 +261,7 @@ public class SubspaceModel : Module
             if (float.IsFinite(values[i])) continue;
             var group = Groups.Last(g => g.Offset <= i);
             throw new InvalidOperationException(
-                $"{BaseModel.GetType().Name}: {what} of subspace '{group.Name}' hold {values[i]} at index {i - group.Offset} (of d = {group.Dimension}); training diverged or the values are corrupt: lower the learning rate or restore an earlier state.");
+                $"{BaseModel.GetType().Name}: {what} of subspace '{group.Name}' hold {values[i].ToString(System.Globalization.CultureInfo.InvariantCulture)} at index {i - group.Offset} (of d = {group.Dimension}); training diverged or the values are corrupt: lower the learning rate or restore an earlier state.");
         }
     }
 
