@@ -120,6 +120,46 @@ public class SubspaceModelTests
         Assert.All(mlp.Parameters(), p => Assert.True(p.RequiresGrad));
     }
 
+    [Theory]
+    [InlineData(SubspaceProjection.Dense, 300)]
+    [InlineData(SubspaceProjection.Sparse, 300)]
+    [InlineData(SubspaceProjection.Fastfood, 40_000)] // L = 2^16: the Fastfood passes split over the pool
+    public void Training_steps_give_the_same_bits_at_1_and_2_threads(SubspaceProjection kind, int d)
+    {
+        var rng = new Rng(8);
+        var x = GradCheck.Random(rng, 16, 256);
+        var labels = Enumerable.Range(0, 16).Select(i => i % 10).ToArray();
+        float[] Run(int threads)
+        {
+            int pool = Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism, gemm = Condense.Kernels.Gemm.MaxDegreeOfParallelism;
+            try
+            {
+                Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                Condense.Kernels.Gemm.MaxDegreeOfParallelism = threads;
+                var mlp = new SmallMlp(256, 256, 10); // D = 68,362: three generation chunks
+                var subspace = SubspaceModel.Create(mlp, mlp.Forward, new SubspaceSpec(d) { Projection = kind, Seed = 6 }, new SubspaceOptions { InitializationSeed = 4 });
+                var optimizer = new AdamW(subspace.Parameters(), 1e-2f);
+                for (int step = 0; step < 3; step++)
+                {
+                    var loss = Ops.SoftmaxCrossEntropy(subspace.Forward(x), labels);
+                    optimizer.ZeroGrad();
+                    loss.Backward();
+                    optimizer.Step();
+                }
+                subspace.Forward(x);
+                return [.. subspace.Coordinates.Data, .. mlp.Parameters().SelectMany(p => p.Data)];
+            }
+            finally
+            {
+                Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = pool;
+                Condense.Kernels.Gemm.MaxDegreeOfParallelism = gemm;
+            }
+        }
+        var one = Run(1);
+        Assert.Contains(one, v => v != 0);
+        Assert.Equal(one, Run(2));
+    }
+
     [Fact]
     public void Linked_parameters_keep_their_gradient_buffers_between_steps()
     {
