@@ -15,7 +15,9 @@ namespace Condense.Tests.Compression;
 public sealed class HostileWeightTests(ITestOutputHelper output)
 {
     /// <summary>A hostile pattern: writes into a [rows, cols] weight and returns the values it wrote that an error should quote.</summary>
-    internal sealed record Pattern(string Name, bool MustFail, Func<float[], int, int, Rng, float[]> Apply)
+    /// <param name="MustFail">Non-finite weights: Compress must refuse them.</param>
+    /// <param name="ZeroesGroups">Writes whole rows of |w| &lt; 3e-8: a quantized layer must report zeroed groups (others none).</param>
+    internal sealed record Pattern(string Name, bool MustFail, Func<float[], int, int, Rng, float[]> Apply, bool ZeroesGroups = false)
     {
         public override string ToString() => Name;
     }
@@ -34,13 +36,13 @@ public sealed class HostileWeightTests(ITestOutputHelper output)
         new("all +-float.MaxValue", false, (w, r, c, rng) => All(w, rng, float.MaxValue)),
         new("one outlier 1e6", false, (w, r, c, _) => One(w, 1e6f)),
         new("one outlier -1e4", false, (w, r, c, _) => One(w, -1e4f)),
-        new("denormals", false, (w, r, c, rng) => Each(w, rng, 1e-45f, 1e-39f)),
-        new("tiny |w| < 6e-8", false, (w, r, c, rng) => Each(w, rng, 1e-9f, 2.9e-8f)),
+        new("denormals", false, (w, r, c, rng) => Each(w, rng, 1e-45f, 1e-39f), ZeroesGroups: true),
+        new("tiny |w| < 6e-8", false, (w, r, c, rng) => Each(w, rng, 1e-9f, 2.9e-8f), ZeroesGroups: true),
         new("zero row", false, (w, r, c, _) => { Array.Clear(w, 0, c); return []; }),
         new("all zero", false, (w, r, c, _) => { Array.Clear(w); return []; }),
         new("constant 0.37", false, (w, r, c, _) => { Array.Fill(w, 0.37f); return []; }),
         new("constant -1e-3", false, (w, r, c, _) => { Array.Fill(w, -1e-3f); return []; }),
-        new("half rows tiny", false, (w, r, c, rng) => Each(w.AsSpan(0, (r + 1) / 2 * c), rng, 1e-9f, 2.9e-8f)),
+        new("half rows tiny", false, (w, r, c, rng) => Each(w.AsSpan(0, (r + 1) / 2 * c), rng, 1e-9f, 2.9e-8f), ZeroesGroups: true),
     ];
 
     internal static readonly Subject[] Subjects =
@@ -136,7 +138,16 @@ public sealed class HostileWeightTests(ITestOutputHelper output)
             if (bad >= 0) issues.Add($"{layerPath} restores {restored[bad]} at {bad}");
         }
         foreach (var l in report.Layers)
+        {
             if (!double.IsFinite(l.RelativeError) || l.RelativeError < 0) issues.Add($"{l.Path} reports error {l.RelativeError}");
+            var plan = report.Plan.Find(l.Path)!;
+            bool quantized = plan.Technique is LayerTechnique.Quantize or LayerTechnique.QuantizeWithLowRankCorrection ||
+                             (plan.Technique == LayerTechnique.SemiStructuredSparse && plan.Bits > 0);
+            bool expectZeroed = quantized && pattern.ZeroesGroups && l.Path == path;
+            if (expectZeroed != l.ZeroedGroups > 0) issues.Add($"{l.Path} reports {l.ZeroedGroups} zeroed groups");
+            if (expectZeroed && !report.ToString().Contains($"warning: layer '{path}': {l.ZeroedGroups} quantization group(s)", StringComparison.Ordinal))
+                issues.Add($"{l.Path}: the report's text does not flag its zeroed groups");
+        }
         return new Outcome(name, false, false, issues.Count == 0 ? null : string.Join("; ", issues));
     }
 
@@ -152,5 +163,78 @@ public sealed class HostileWeightTests(ITestOutputHelper output)
         Assert.Equal(42 * Patterns.Length, outcomes.Count);
         Assert.True(broken.Count == 0, $"{broken.Count} of {outcomes.Count} hostile cases broke the contract, e.g.\n" +
             string.Join("\n", broken.Take(20).Select(o => $"{o.Case}: {o.Problem}")));
+    }
+}
+
+/// <summary>Single hostile cases with their exact messages and report entries.</summary>
+public sealed class HostileWeightMessageTests
+{
+    private static WeightedLayer Layer(Module model, string path) => (WeightedLayer)model.Layers.Single(l => l.Path == path).Layer;
+
+    [Fact]
+    public void A_group_scale_beyond_float16_names_the_nested_layer_the_group_the_value_and_the_fix()
+    {
+        var model = new Condense.Tests.EndToEnd.PlanStack();
+        model.Initialize(seed: 3);
+        var up = Layer(model, "blocks[0].mlp.up");
+        up.Weight.Data[3 * up.InFeatures + 5] = 1e30f;
+        var before = up.Weight.Data.ToArray();
+
+        var e = Assert.Throws<InvalidDataException>(() => model.Compress());
+        Assert.StartsWith("Layer 'blocks[0].mlp.up' (int8 g16 sym) cannot be compressed: weight row 3, columns 0..15: the weight 1E+30", e.Message);
+        Assert.Contains("above the float16 maximum 65504", e.Message);
+        Assert.Contains("or mark the layer [KeepDense]", e.Message);
+        Assert.IsType<ArgumentException>(e.InnerException);
+        Assert.All(model.Layers, l => Assert.Null(((WeightedLayer)l.Layer).CompressedWeight));
+        Assert.Equal(before, up.Weight.Data);
+    }
+
+    [Fact]
+    public void LowRank_of_weights_near_float_max_names_the_layer_instead_of_crashing_in_the_eigen_solver()
+    {
+        var model = new HostileLinears();
+        model.Initialize(seed: 3);
+        var weight = Layer(model, "lowRank").Weight.Data;
+        for (int i = 0; i < weight.Length; i++) weight[i] = i % 3 == 0 ? -3e38f : 3e38f;
+
+        var e = Assert.Throws<InvalidDataException>(() => model.Compress());
+        Assert.StartsWith("Layer 'lowRank' (low-rank r4) cannot be compressed: weight[row 0, column 0] is -3E+38", e.Message);
+        Assert.Contains("[KeepDense]", e.Message);
+    }
+
+    [Fact]
+    public void Quantized_N_M_values_say_their_columns_count_kept_values()
+    {
+        var model = new HostileLinears();
+        model.Initialize(seed: 3);
+        Layer(model, "nm24q4").Weight.Data[2 * 32 + 9] = 1e6f;
+
+        var e = Assert.Throws<InvalidDataException>(() => model.Compress());
+        Assert.StartsWith("Layer 'nm24q4' (2:4 sparse int4 g16 sym) cannot be compressed: quantizing the kept values (16 per row;", e.Message);
+        Assert.Contains("weight row 2, columns 0..15: the weight 1000000", e.Message);
+    }
+
+    [Fact]
+    public void Groups_that_quantize_to_zero_are_counted_and_flagged_in_the_report()
+    {
+        var model = new HostileLinears();
+        model.Initialize(seed: 3);
+        // q4g32: one group per row; rows 0 and 1 scaled below half the smallest float16 scale (~3e-8).
+        var weight = Layer(model, "q4g32").Weight.Data;
+        for (int i = 0; i < 2 * 32; i++) weight[i] *= 1e-8f;
+        // q4g16asym: only the second group of row 5.
+        var asym = Layer(model, "q4g16asym").Weight.Data;
+        for (int i = 5 * 32 + 16; i < 6 * 32; i++) asym[i] *= 1e-8f;
+
+        var report = model.Compress();
+        var zeroed = report.Layers.ToDictionary(l => l.Path, l => l.ZeroedGroups);
+        Assert.Equal(2, zeroed["q4g32"]);
+        Assert.Equal(1, zeroed["q4g16asym"]);
+        Assert.All(zeroed.Where(z => z.Key is not ("q4g32" or "q4g16asym")), z => Assert.Equal(0, z.Value));
+        string text = report.ToString();
+        Assert.Contains("zeroed groups", text);
+        Assert.Contains("warning: layer 'q4g32': 2 quantization group(s)", text);
+        Assert.Contains("warning: layer 'q4g16asym': 1 quantization group(s)", text);
+        Assert.DoesNotContain("warning: layer 'q8row'", text);
     }
 }
