@@ -43,6 +43,7 @@ internal static partial class ModelParser
         context.Stack.Add(type);
         var resolved = ResolveModelLayers(type, context, problems);
         var layers = resolved.Layers;
+        CheckModelOptions(type, layers, problems, cancellationToken);
 
         bool hasParameterlessConstructor = !type.IsAbstract &&
             type.InstanceConstructors.Any(c => c.Parameters.Length == 0);
@@ -132,6 +133,7 @@ internal static partial class ModelParser
         foreach (var layer in result.Layers)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (!layer.Checked) CheckDeclaredOptions(layer, problems, cancellationToken);
             if (!layer.Checked) CheckLayer(layer, policy, problems, cancellationToken);
             result.HasErrors |= layer.HasError;
         }
