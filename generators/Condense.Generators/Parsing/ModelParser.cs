@@ -43,7 +43,6 @@ internal static partial class ModelParser
         context.Stack.Add(type);
         var resolved = ResolveModelLayers(type, context, problems);
         var layers = resolved.Layers;
-        CheckModelOptions(type, layers, problems, cancellationToken);
 
         bool hasParameterlessConstructor = !type.IsAbstract &&
             type.InstanceConstructors.Any(c => c.Parameters.Length == 0);
@@ -63,6 +62,9 @@ internal static partial class ModelParser
         }
         else if (mixed is not null && mixedBits.Count == 0)
             CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
+
+        // After the sizing checks: [MixedPrecision] is refused, but its budget is still checked for when it lands.
+        CheckModelOptions(type, layers, problems, cancellationToken);
 
         // An override that breaks many layers the same way is reported once, at the override, naming the first layer.
         var reported = new HashSet<(string, SyntaxTree?, Microsoft.CodeAnalysis.Text.TextSpan)>();
