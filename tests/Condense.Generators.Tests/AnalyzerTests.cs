@@ -248,12 +248,14 @@ public sealed partial class AnalyzerTests
             .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
             .Select(f => (DiagnosticDescriptor)f.GetValue(null)!)
             .ToList();
-        Assert.Equal(24, descriptors.Count);
+        // IDs are handed out in blocks per work stream: 1-24, then 30-32 (pruning and unavailable techniques).
+        int[] expectedIds = [.. Enumerable.Range(1, 24), .. Enumerable.Range(30, 3)];
+        Assert.Equal(expectedIds.Length, descriptors.Count);
         var docs = Path.Combine(RepoRoot(), "docs", "diagnostics");
         for (int i = 0; i < descriptors.Count; i++)
         {
             var d = descriptors.OrderBy(x => x.Id, StringComparer.Ordinal).ElementAt(i);
-            Assert.Equal("CND" + (i + 1).ToString("0000", CultureInfo.InvariantCulture), d.Id);
+            Assert.Equal("CND" + expectedIds[i].ToString("0000", CultureInfo.InvariantCulture), d.Id);
             Assert.EndsWith("/docs/diagnostics/" + d.Id + ".md", d.HelpLinkUri, StringComparison.Ordinal);
             Assert.False(string.IsNullOrWhiteSpace(d.Description.ToString(CultureInfo.InvariantCulture)));
             Assert.True(File.Exists(Path.Combine(docs, d.Id + ".md")), $"docs/diagnostics/{d.Id}.md is missing");
@@ -266,7 +268,7 @@ public sealed partial class AnalyzerTests
     private static string Message(Diagnostic d) => d.GetMessage(CultureInfo.InvariantCulture);
 
     /// <summary>Runs the analyzer on the markup's source and requires exactly the marked CND diagnostics; returns them in source order.</summary>
-    private static List<Diagnostic> Verify(string markup, bool withUsings = true)
+    private static List<Diagnostic> Verify(string markup, bool withUsings = true, string? ignoredId = null)
     {
         var (source, expected) = Markup.Parse((withUsings ? Usings : "") + markup);
         var compilation = TestCompilation.Create(source);
@@ -274,7 +276,7 @@ public sealed partial class AnalyzerTests
         Assert.True(errors.Count == 0, "The test source itself does not compile:\n" + string.Join("\n", errors));
 
         var actual = TestCompilation.RunAnalyzer(compilation)
-            .Where(d => d.Id.StartsWith("CND", StringComparison.Ordinal))
+            .Where(d => d.Id.StartsWith("CND", StringComparison.Ordinal) && d.Id != ignoredId)
             .OrderBy(d => d.Location.SourceSpan.Start)
             .ToList();
         string Describe(string id, Microsoft.CodeAnalysis.Text.TextSpan span) => $"{id} at {span} '{source.Substring(span.Start, span.Length)}'";

@@ -39,7 +39,10 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.IncompatibleLayerHandled,
         DiagnosticDescriptors.OverrideConflict,
         DiagnosticDescriptors.NestedModelUnresolvable,
-        DiagnosticDescriptors.AttributeOutsideModel);
+        DiagnosticDescriptors.AttributeOutsideModel,
+        DiagnosticDescriptors.NotAvailableYet,
+        DiagnosticDescriptors.InvalidPruningSchedule,
+        DiagnosticDescriptors.InvalidGlobalSparsity);
 
     public override void Initialize(AnalysisContext context)
     {

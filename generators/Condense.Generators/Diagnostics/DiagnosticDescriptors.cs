@@ -42,6 +42,9 @@ internal static class DiagnosticDescriptors
     public const string OverrideConflictId = "CND0022";
     public const string NestedModelUnresolvableId = "CND0023";
     public const string AttributeOutsideModelId = "CND0024";
+    public const string NotAvailableYetId = "CND0030";
+    public const string InvalidPruningScheduleId = "CND0031";
+    public const string InvalidGlobalSparsityId = "CND0032";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -210,6 +213,27 @@ internal static class DiagnosticDescriptors
         "Compression attribute in a class that is not a [Compressible] model",
         "'{0}' is marked [{1}], but '{2}' is not a [Compressible] model, so nothing would compress it: add [Compressible] to '{2}' (and make it partial), or remove the attribute",
         "Only [Compressible] models are planned and compressed (a nested block must be [Compressible] itself). A layer attribute in any other class would silently do nothing, which is the failure Condense exists to prevent.");
+
+    /// <summary>CND0030. Message: "{0} on {1} is not available in this version of Condense: {2}".</summary>
+    public static readonly DiagnosticDescriptor NotAvailableYet = Create(
+        NotAvailableYetId, Usage, DiagnosticSeverity.Error,
+        "Declared technique is not available yet",
+        "{0} on {1} is not available in this version of Condense: {2}",
+        "GPTQ, activation-aware SVD, [Subspace] and [MixedPrecision] need calibration data or solvers this version does not have. Rather than compress as something else, or accept the plan and refuse it after training, the build rejects them.");
+
+    /// <summary>CND0031. Message: "Layer '{0}' cannot be pruned gradually: {1}".</summary>
+    public static readonly DiagnosticDescriptor InvalidPruningSchedule = Create(
+        InvalidPruningScheduleId, Sparsity, DiagnosticSeverity.Error,
+        "Gradual pruning schedule or criterion invalid",
+        "Layer '{0}' cannot be pruned gradually: {1}",
+        "[Sparsify(fraction, StartStep = t0, EndStep = t1, Frequency = dt)] ramps the layer's sparsity from 0 to the fraction on the cubic schedule of Zhu and Gupta between t0 and t1, recomputing the mask every dt steps: it needs 0 <= t0 < t1 and dt >= 1, applies to unstructured fractions only, and layers sharing a global threshold share one schedule.");
+
+    /// <summary>CND0032. Message: "Layer '{0}' cannot use Scope = Global: {1}".</summary>
+    public static readonly DiagnosticDescriptor InvalidGlobalSparsity = Create(
+        InvalidGlobalSparsityId, Sparsity, DiagnosticSeverity.Error,
+        "Global sparsity scope or layer floor invalid",
+        "Layer '{0}' cannot use Scope = Global: {1}",
+        "Scope = Global prunes every such layer of the model with one magnitude threshold, each keeping at least LayerFloor of its weights: it needs an unstructured fraction, at least two global layers, a LayerFloor in [0, 1) whose sum over the layers fits the weights kept, and LayerFloor only with Scope = Global.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

@@ -56,6 +56,11 @@ internal static class ModelEmitter
             WriteCompressInto(writer, model);
             writer.WriteLine();
             WriteSaveLoad(writer, model);
+            if (model.HasPruningSchedule)
+            {
+                writer.WriteLine();
+                WritePruningSchedule(writer, model);
+            }
         }
 
         for (int i = 0; i < model.ContainingTypes.Count; i++)
@@ -198,6 +203,7 @@ internal static class ModelEmitter
         using (writer.WriteBlock())
         {
             writer.WriteLine($"var session = new global::Condense.Compression.CompressionSession({PlanExpression(model)}, options, progress);");
+            if (model.HasGlobalSparsity) writer.WriteLine("session.SelectGlobalSparsity(Layers);");
             foreach (var member in model.Members)
             {
                 if (member.Kind == MemberKind.Layer)
@@ -274,6 +280,8 @@ internal static class ModelEmitter
         if (l.SparsityFraction != 0) text += ", SparsityFraction: " + Double(l.SparsityFraction);
         if (l.SubspaceDimension != 0) text += ", SubspaceDimension: " + Int(l.SubspaceDimension);
         if (!l.ShapeKnown) text += ", ShapeKnown: false";
+        if (l.GlobalSparsity) text += ", GlobalSparsity: true, LayerFloor: " + Double(l.LayerFloor);
+        if (l.PruneEndStep != 0) text += ", PruneStartStep: " + Int(l.PruneStartStep) + ", PruneEndStep: " + Int(l.PruneEndStep) + ", PruneFrequency: " + Int(l.PruneFrequency);
         return text;
     }
 
@@ -299,6 +307,50 @@ internal static class ModelEmitter
                 global::Condense.IO.ModelFile.Load(path, {{(model.HasUnknownShapes ? "Plan.WithShapesFrom(model.Layers)" : "Plan")}}, model.Layers);
                 return model;
             }
+            """);
+    }
+
+    /// <summary>Member names the emitter adds to a model with a gradual pruning schedule (CND0009 when the model declares one).</summary>
+    public static readonly string[] PruningScheduleMemberNames = { "PruningSchedule", "CreatePruningSchedule" };
+
+    /// <summary>The model's typed gradual pruning schedule: the scheduled layers as the build read them, wired to the runtime's schedule.</summary>
+    private static void WritePruningSchedule(IndentedWriter writer, ModelSpec model)
+    {
+        string self = model.TypeName + model.TypeParameters;
+        writer.WriteLines($$"""
+            /// <summary>
+            /// Gradual magnitude pruning of this model's <c>[Sparsify(fraction, StartStep, EndStep, Frequency)]</c> layers
+            /// (cubic schedule of Zhu and Gupta, from 0 to the declared fraction). Call <c>OnStep()</c> once after every
+            /// optimizer step (<c>Classifier.Train</c> takes the schedule and does); <c>Compress</c> then stores exactly the trained masks.
+            /// </summary>
+            {{GeneratedCode}}
+            public sealed class PruningSchedule : global::Condense.Sparsity.GradualPruningSchedule
+            """);
+        using (writer.WriteBlock())
+        {
+            writer.WriteLine("/// <summary>The scheduled layers, as the build read them from their attributes.</summary>");
+            writer.WriteLine("public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Sparsity.PruningTarget> Targets { get; } = new global::Condense.Sparsity.PruningTarget[]");
+            using (writer.WriteBlock("};"))
+            {
+                for (int i = 0; i < model.Layers.Count; i++)
+                {
+                    var l = model.Layers[i];
+                    if (l.PruneEndStep == 0) continue;
+                    writer.WriteLine($"new(LayerIndex: {Int(i)}, Path: {Literal(l.Path)}, Fraction: {Double(l.SparsityFraction)}, StartStep: {Int(l.PruneStartStep)}, EndStep: {Int(l.PruneEndStep)}, " +
+                                     $"Frequency: {Int(l.PruneFrequency)}, Global: {Bool(l.GlobalSparsity)}, LayerFloor: {Double(l.LayerFloor)}),");
+                }
+            }
+            writer.WriteLine();
+            writer.WriteLine("/// <param name=\"model\">The model whose layers are pruned (dense, before Compress).</param>");
+            writer.WriteLine($"public PruningSchedule({self} model) : base((model ?? throw new global::System.ArgumentNullException(nameof(model))).Layers, Targets)");
+            writer.WriteLine("{");
+            writer.WriteLine("}");
+        }
+        writer.WriteLine();
+        writer.WriteLines($$"""
+            /// <summary>Creates this model's gradual pruning schedule; pass it to <c>Classifier.Train</c> or call its <c>OnStep()</c> after every optimizer step.</summary>
+            {{GeneratedCode}}
+            public PruningSchedule CreatePruningSchedule() => new(this);
             """);
     }
 

@@ -98,6 +98,28 @@ internal sealed record ModelSpec(
         }
     }
 
+    /// <summary>Some layer prunes with Scope = Global: Compress chooses their kept weights together.</summary>
+    public bool HasGlobalSparsity
+    {
+        get
+        {
+            foreach (var layer in Layers)
+                if (layer.GlobalSparsity) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Some layer declares a gradual pruning schedule: the model gets <c>CreatePruningSchedule()</c>.</summary>
+    public bool HasPruningSchedule
+    {
+        get
+        {
+            foreach (var layer in Layers)
+                if (layer.PruneEndStep > 0) return true;
+            return false;
+        }
+    }
+
     /// <summary>Some member is a nested model or an array of them.</summary>
     public bool HasNestedModels
     {
@@ -151,7 +173,12 @@ internal sealed record LayerSpec(
     int SparsityN = 0,
     int SparsityM = 0,
     double SparsityFraction = 0,
-    int SubspaceDimension = 0)
+    int SubspaceDimension = 0,
+    bool GlobalSparsity = false,
+    double LayerFloor = 0,
+    int PruneStartStep = 0,
+    int PruneEndStep = 0,
+    int PruneFrequency = 0)
 {
     /// <summary>Stored bytes of the weight alone (bias excluded), as planned.</summary>
     public long WeightBytesAfter => BytesAfter - (HasBias ? (long)OutFeatures * Condense.Catalogue.KernelCatalogue.Float32Bytes : 0);
@@ -177,7 +204,7 @@ internal sealed record LayerSpec(
                 LayerTechnique.LowRank => "low-rank r" + Format(Rank),
                 LayerTechnique.QuantizeWithLowRankCorrection => quantized + " + low-rank r" + Format(Rank),
                 LayerTechnique.SemiStructuredSparse => Format(SparsityN) + ":" + Format(SparsityM) + " sparse " + (Bits == 0 ? "fp32" : quantized),
-                LayerTechnique.UnstructuredSparse => "csr " + SparsityFraction.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " sparse",
+                LayerTechnique.UnstructuredSparse => "csr " + SparsityFraction.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " sparse" + (GlobalSparsity ? " global" : ""),
                 LayerTechnique.MixedPrecision => "mixed precision (from int" + Format(Bits) + ")",
                 _ => "fp32",
             };

@@ -63,7 +63,12 @@ internal static partial class ModelParser
                 SparsityN: s.Sparsify && s.HasSparsityPattern ? s.SparsityN : 0,
                 SparsityM: s.Sparsify && s.HasSparsityPattern ? s.SparsityM : 0,
                 SparsityFraction: s.Sparsify && s.HasSparsityFraction && !s.HasSparsityPattern ? s.SparsityFraction : 0,
-                SubspaceDimension: s.Subspace ? s.SubspaceDimension : 0);
+                SubspaceDimension: s.Subspace ? s.SubspaceDimension : 0,
+                GlobalSparsity: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1,
+                LayerFloor: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1 ? s.LayerFloor : 0,
+                PruneStartStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneStartStep : 0,
+                PruneEndStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneEndStep : 0,
+                PruneFrequency: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneFrequency : 0);
         }
     }
 
@@ -208,6 +213,7 @@ internal static partial class ModelParser
             s.Subspace = true;
             s.SubspaceDimension = dimension;
         }
+        ReadDeclaredOptions(attributes, s);
         return s;
     }
 

@@ -63,6 +63,9 @@ internal static partial class ModelParser
         else if (mixed is not null && mixedBits.Count == 0)
             CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
 
+        // After the sizing checks: [MixedPrecision] is refused, but its budget is still checked for when it lands.
+        CheckModelOptions(type, layers, problems, cancellationToken);
+
         // An override that breaks many layers the same way is reported once, at the override, naming the first layer.
         var reported = new HashSet<(string, SyntaxTree?, Microsoft.CodeAnalysis.Text.TextSpan)>();
         problems.RemoveAll(p => p.Tree is not null && !reported.Add((p.Descriptor.Id, p.Tree, p.Span)));
@@ -132,6 +135,7 @@ internal static partial class ModelParser
         foreach (var layer in result.Layers)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (!layer.Checked) CheckDeclaredOptions(layer, problems, cancellationToken);
             if (!layer.Checked) CheckLayer(layer, policy, problems, cancellationToken);
             result.HasErrors |= layer.HasError;
         }

@@ -22,7 +22,7 @@ public readonly record struct CompressionProgress(int LayerIndex, int LayerCount
 /// Applies a plan to a model's layers. Generated <c>Compress</c> methods call one typed method per layer, then
 /// <see cref="Complete"/>; nothing in the model changes until every layer has been compressed successfully.
 /// </summary>
-public sealed class CompressionSession
+public sealed partial class CompressionSession
 {
     private readonly CompressionPlan _plan;
     private readonly CompressionOptions _options;
@@ -82,7 +82,7 @@ public sealed class CompressionSession
     /// <summary>One-shot magnitude pruning of a fraction of the layer's weights, stored as CSR (<c>[Sparsify(fraction)]</c>).</summary>
     public void SparsifyUnstructured(WeightedLayer layer, int layerIndex) =>
         CompressLayer(layer, layerIndex, LayerTechnique.UnstructuredSparse,
-            (plan, w) => CsrWeight.Prune(w, plan.OutFeatures, plan.InFeatures, plan.SparsityFraction));
+            (plan, w) => PruneUnstructured(plan, layer, layerIndex, w));
 
     /// <summary>Quantizes a layer at the bits the mixed-precision solver chooses (<c>[MixedPrecision]</c> on the model).</summary>
     /// <exception cref="NotSupportedException">Always, in this version.</exception>
@@ -212,6 +212,7 @@ public sealed class CompressionSession
         if (missing.Count > 0)
             throw new InvalidOperationException(
                 $"Compress of {_plan.ModelName} did not handle layer(s) {string.Join(", ", missing)}: the generated code is out of date with the plan; rebuild the project.");
+        CheckGlobalSparsityBytes();
         foreach (var swap in _swaps) swap();
         _completed = true;
         return new CompressionReport(_plan, _reports.Select(r => r!).ToList());
@@ -284,7 +285,8 @@ public sealed class CompressionSession
     private void Finish(LayerPlan plan, int layerIndex, IWeightStorage? storage, double error, TimeSpan elapsed, Action swap)
     {
         long bytesAfter = (storage?.ByteCount ?? plan.WeightBytesAfter) + plan.BiasBytes;
-        if (bytesAfter != plan.BytesAfter)
+        // A Scope = Global layer's share is only known now; Complete checks its group's total instead.
+        if (bytesAfter != plan.BytesAfter && !plan.GlobalSparsity)
             throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
                 $"Layer '{plan.Path}' was planned at {plan.BytesAfter} bytes but its storage takes {bytesAfter}: the generator and runtime disagree; rebuild with matching Condense versions."));
         _reports[layerIndex] = new LayerReport(plan.Path, plan.TechniqueText, plan.BytesBefore, bytesAfter, error, elapsed,

@@ -89,6 +89,10 @@ internal sealed class StoredWeights(SafeTensorsFile file, HashSet<string> used, 
                 case LayerTechnique.UnstructuredSparse:
                 {
                     long nnz = KernelCatalogue.UnstructuredKeptCount(lp.OutFeatures, lp.InFeatures, lp.SparsityFraction);
+                    // A Scope = Global layer's share of the kept weights was chosen at Compress: read it, within its floor.
+                    if (lp.GlobalSparsity && file.TryGet(w + ".csr_values", out var stored) && stored.Shape.Length == 1 &&
+                        stored.Shape[0] >= PruningRules.MinimumKeptCount(lp.WeightCount, lp.LayerFloor) && stored.Shape[0] <= lp.WeightCount)
+                        nnz = stored.Shape[0];
                     bool wide = lp.InFeatures > 65536;
                     var values = Expect(w + ".csr_values", SafeTensorDType.F32, [nnz]) ? FiniteF32(w + ".csr_values") : null;
                     bool columnsOk = Expect(w + ".csr_columns", wide ? SafeTensorDType.U32 : SafeTensorDType.U16, [nnz]);
