@@ -55,6 +55,9 @@ public static class ModelFile
     private const string ModelKey = "condense.model";
     private const string PlanKey = "condense.plan";
 
+    /// <summary>Test seam: called with the path once Load has opened (and validated the header of) a file.</summary>
+    internal static Action<string>? OpenedForTests { get; set; }
+
     /// <summary>Unexpected tensors named one by one; past this many they are counted in one line.</summary>
     internal const int MaxListedUnexpectedTensors = 50;
 
@@ -115,6 +118,7 @@ public static class ModelFile
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file {path} does not exist.", path);
 
         using var file = SafeTensorsFile.Open(path);
+        OpenedForTests?.Invoke(path);
         var problems = new List<string>();
         if (!file.Metadata.TryGetValue(FormatKey, out var version))
             problems.Add($"metadata key '{FormatKey}' is missing: this is not a Condense model file (expected format {FormatVersion})");

@@ -38,7 +38,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private const int MaxListedNames = 5;
 
     // Reads are done in chunks this large, each hashed while it is still in cache.
-    internal const int ChunkBytes = 1 << 20;
+    internal const int ChunkBytes = 1 << 18;
 
     private readonly SafeFileHandle _handle;
     private readonly long _length;
