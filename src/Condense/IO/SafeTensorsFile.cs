@@ -70,7 +70,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>The path the file was opened from.</summary>
     public string Path { get; }
 
-    /// <summary>The <c>__metadata__</c> string map (empty when the header has none).</summary>
+    /// <summary>The <c>__metadata__</c> string map (empty when the header has none), checksum keys (<see cref="ChecksumKeyPrefix"/>) included.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>Tensors in header order.</summary>

@@ -279,7 +279,11 @@ public sealed class SafeTensorsWriter
         }
         foreach (var candidate in candidates)
         {
-            var middle = Path.GetFileName(candidate.AsSpan())[prefix.Length..^".tmp".Length];
+            var fileName = Path.GetFileName(candidate.AsSpan());
+            if (fileName.Length < prefix.Length + ".tmp".Length || !fileName.StartsWith(prefix, StringComparison.Ordinal)
+                || !fileName.EndsWith(".tmp", StringComparison.Ordinal))
+                continue;
+            var middle = fileName[prefix.Length..^".tmp".Length];
             int dot = middle.IndexOf('.');
             if (dot <= 0 || !int.TryParse(middle[..dot], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
                 || !long.TryParse(middle[(dot + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out _))

@@ -88,6 +88,36 @@ public sealed class ModelFileTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(path, load.Message);
     }
 
+    [Fact]
+    public void Random_header_mutations_give_only_the_library_file_exceptions()
+    {
+        var model = new IoCorrected();
+        model.Initialize(9);
+        model.Compress();
+        var path = _dir.File("mutated-source.safetensors");
+        model.Save(path);
+        var original = File.ReadAllBytes(path);
+        int headerSize = (int)BinaryPrimitives.ReadUInt64LittleEndian(original);
+        var alphabet = Encoding.ASCII.GetBytes("\\\"{}[],:.-+eE0123456789uU dD8fF\u0000");
+        var random = new Random(17);
+        var mutated = _dir.File("mutated.safetensors");
+        for (int trial = 0; trial < 1500; trial++)
+        {
+            var bytes = (byte[])original.Clone();
+            for (int k = random.Next(1, 4); k > 0; k--)
+                bytes[8 + random.Next(headerSize)] = random.Next(4) == 0 ? (byte)random.Next(256) : alphabet[random.Next(alphabet.Length)];
+            File.WriteAllBytes(mutated, bytes);
+            try
+            {
+                IoCorrected.Load(mutated);
+            }
+            catch (Exception e) when (e is SafeTensorsFormatException or ModelFileException)
+            {
+                Assert.Contains(mutated, e.Message);
+            }
+        }
+    }
+
     // ---- problem listing ----
 
     [Fact]
