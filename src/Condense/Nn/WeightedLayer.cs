@@ -4,6 +4,8 @@ namespace Condense.Nn;
 /// A layer whose weight is a matrix [OutFeatures, InFeatures] (stored in the layer's natural tensor shape when
 /// dense) plus an optional bias [OutFeatures]. The weight's storage is swappable: compression replaces the dense
 /// tensor with an <see cref="IWeightStorage"/>, and the layer's Forward runs on whichever is present.
+/// The default initialization is deferred: the weight is allocated and drawn (always the same values) the first time
+/// anything uses the layer, so a model constructed only to be loaded from a file allocates nothing it overwrites.
 /// </summary>
 public abstract class WeightedLayer : Layer
 {

@@ -335,13 +335,19 @@ public sealed class ModelFileTests(ITestOutputHelper output) : IDisposable
             weight[(1 << 28) + 3] = -2.5f;
             weight[^1] = 3.25f;
             clock.Restart();
+            long before = GC.GetAllocatedBytesForCurrentThread();
             model.Save(path);
-            output.WriteLine($"save {clock.ElapsedMilliseconds} ms");
+            long saveAllocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            output.WriteLine($"save {clock.ElapsedMilliseconds} ms, allocated {saveAllocated:N0} bytes");
+            Assert.True(saveAllocated < 16 << 20, $"Save allocated {saveAllocated} bytes: it copied the weight");
             Assert.Equal((1L << 31) + 8, new FileInfo(path).Length - HeaderBytes(path));
 
             clock.Restart();
+            before = GC.GetAllocatedBytesForCurrentThread();
             var loaded = IoTwoGig.Load(path);
-            output.WriteLine($"load {clock.ElapsedMilliseconds} ms");
+            double ratio = (double)(GC.GetAllocatedBytesForCurrentThread() - before) / new FileInfo(path).Length;
+            output.WriteLine($"load {clock.ElapsedMilliseconds} ms, allocated {ratio:0.0000}x the file size");
+            Assert.True(ratio <= 1.2, $"Load allocated {ratio:0.000}x the file size");
             var read = Layer(loaded, 0).Weight.Data;
             Assert.Equal(1.5f, read[0]);
             Assert.Equal(-2.5f, read[(1 << 28) + 3]);
