@@ -12,7 +12,7 @@ public sealed class Conv2d : WeightedLayer
         KernelSize = kernelSize;
         Stride = stride;
         Padding = padding;
-        ResetParameters(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Conv2d({inChannels},{outChannels},{kernelSize})")));
+        InitializeOnFirstUse(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Conv2d({inChannels},{outChannels},{kernelSize})")));
     }
 
     public int InChannels { get; }

@@ -7,7 +7,7 @@ public sealed class Linear : WeightedLayer
     public Linear(int inFeatures, int outFeatures, bool bias = true)
         : base(CheckedShape(inFeatures, outFeatures), bias)
     {
-        ResetParameters(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Linear({inFeatures},{outFeatures})")));
+        InitializeOnFirstUse(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Linear({inFeatures},{outFeatures})")));
     }
 
     /// <inheritdoc/>
