@@ -7,7 +7,7 @@ namespace Condense.Generators.Tests;
 /// <summary>Each docs/diagnostics page's example reports its diagnostic and its fix reports nothing.</summary>
 public sealed partial class DocumentationTests
 {
-    public static TheoryData<string> Ids => [.. Enumerable.Range(1, 24).Select(i => "CND" + i.ToString("0000", System.Globalization.CultureInfo.InvariantCulture))];
+    public static TheoryData<string> Ids => [.. Enumerable.Range(1, 26).Select(i => "CND" + i.ToString("0000", System.Globalization.CultureInfo.InvariantCulture))];
 
     [Theory]
     [MemberData(nameof(Ids))]

@@ -42,6 +42,8 @@ internal static class DiagnosticDescriptors
     public const string OverrideConflictId = "CND0022";
     public const string NestedModelUnresolvableId = "CND0023";
     public const string AttributeOutsideModelId = "CND0024";
+    public const string LayerTooLargeId = "CND0025";
+    public const string LayersNotRegisteredId = "CND0026";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -210,6 +212,20 @@ internal static class DiagnosticDescriptors
         "Compression attribute in a class that is not a [Compressible] model",
         "'{0}' is marked [{1}], but '{2}' is not a [Compressible] model, so nothing would compress it: add [Compressible] to '{2}' (and make it partial), or remove the attribute",
         "Only [Compressible] models are planned and compressed (a nested block must be [Compressible] itself). A layer attribute in any other class would silently do nothing, which is the failure Condense exists to prevent.");
+
+    /// <summary>CND0025. Message: the catalogue's <c>LayerSizeProblem</c> text, the same the Linear and Conv2d constructors throw.</summary>
+    public static readonly DiagnosticDescriptor LayerTooLarge = Create(
+        LayerTooLargeId, Usage, DiagnosticSeverity.Error,
+        "Layer too large for the runtime",
+        "{0}",
+        "A layer's dense weight is one float array, and a .NET array holds at most 2,147,483,591 values. A larger layer cannot be created (its constructor throws the same message), and its byte counts would not fit the plan's arithmetic.");
+
+    /// <summary>CND0026. Message: "Member '{0}' of model '{1}' holds layers that Condense does not list, so they are not compressed, saved, loaded, initialized or returned by Parameters(): {2}".</summary>
+    public static readonly DiagnosticDescriptor LayersNotRegistered = Create(
+        LayersNotRegisteredId, Usage, DiagnosticSeverity.Warning,
+        "Member holds layers that Condense does not list",
+        "Member '{0}' of model '{1}' holds layers that Condense does not list, so they are not compressed, saved, loaded, initialized or returned by Parameters(): {2}",
+        "The generated layer registry lists Linear and Conv2d fields, one-dimensional arrays of them with a length known at build time, and nested [Compressible] models (and arrays of them). Any other member that holds layers, such as a custom Layer subclass, a Module that is not [Compressible], a List<Linear> or an array whose length is only known at run time, would be left out of training, compression, Save and Load; this warning says so.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

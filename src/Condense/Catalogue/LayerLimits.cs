@@ -20,6 +20,9 @@ public static partial class KernelCatalogue
     public static long SaturatingProduct(long a, long b) =>
         a <= 0 || b <= 0 ? 0 : a > long.MaxValue / b ? long.MaxValue : a * b;
 
+    /// <summary><paramref name="a"/> + <paramref name="b"/> for non-negative values, long.MaxValue when the sum does not fit.</summary>
+    public static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
+
     /// <summary>
     /// Why a layer is too large for the runtime, or null when it fits: the message names the layer, its weight
     /// count and the limit. <paramref name="layer"/> is the path (build time) or the description (run time).
