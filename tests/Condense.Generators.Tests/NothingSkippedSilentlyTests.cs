@@ -103,6 +103,7 @@ public sealed class NothingSkippedSilentlyTests
 
     private const string Heads = """
         [Compressible]
+        [Override("heads[1]", Bits = 8)]
         public partial class Heads : Module
         {
             readonly Linear trunk = new(8, 16);
@@ -126,6 +127,7 @@ public sealed class NothingSkippedSilentlyTests
         Assert.Equal(LayerTechnique.Quantize, plan.Layers[5].Technique);
         Assert.Equal(32, plan.Layers[5].GroupSize);
         Assert.Equal(LayerTechnique.Dense, plan.Layers[1].Technique);
+        Assert.Equal((LayerTechnique.Quantize, 8), (plan.Layers[2].Technique, plan.Layers[2].Bits));
         Assert.False(plan.Layers[3].HasBias);
         Assert.Equal((2, 16), (plan.Layers[3].OutFeatures, plan.Layers[3].InFeatures));
 
@@ -149,7 +151,77 @@ public sealed class NothingSkippedSilentlyTests
         loaded = (Module)type.GetMethod("Load")!.Invoke(null, [file])!;
         Assert.NotNull(((WeightedLayer)loaded.Layers[5].Layer).CompressedWeight);
         Assert.Null(((WeightedLayer)loaded.Layers[1].Layer).CompressedWeight);
+        Assert.NotNull(((WeightedLayer)loaded.Layers[2].Layer).CompressedWeight);
         Assert.Contains("RequireLayers(this.heads, \"Heads\", \"heads\", 3)", result.GeneratedTrees.Single().ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ArraysOfLayersInsideArraysOfBlocksAreFlattenedAndCompressed()
+    {
+        var (_, output) = Generate("""
+            [Compressible]
+            public partial class Block : Module
+            {
+                [Quantize(4, GroupSize = 16)] readonly Linear[] heads = { new(32, 8), new(32, 8) };
+                readonly Linear mix = new(16, 16);
+            }
+
+            [Compressible]
+            [Override("blocks[1].heads[0]", KeepDense = true)]
+            public partial class Net : Module
+            {
+                readonly Block[] blocks = { new(), new() };
+            }
+            """);
+        var type = Load(output).GetType("Net")!;
+        var model = (Module)Activator.CreateInstance(type)!;
+        Assert.Equal(["blocks[0].heads[0]", "blocks[0].heads[1]", "blocks[0].mix", "blocks[1].heads[0]", "blocks[1].heads[1]", "blocks[1].mix"], model.Layers.Select(l => l.Path));
+        var report = (CompressionReport)type.GetMethod("Compress")!.Invoke(model, [null, null])!;
+        Assert.Equal(6, report.Layers.Count);
+        Assert.Equal([true, true, false, false, true, false], model.Layers.Select(l => ((WeightedLayer)l.Layer).CompressedWeight is not null));
+    }
+
+    [Fact]
+    public void InvalidPlansOfEveryShapeCompileWithoutFollowOnErrors()
+    {
+        var (result, output) = TestCompilation.RunGenerator(TestCompilation.Create(Usings + """
+            [Compressible]
+            public partial class Plain
+            {
+                [Quantize(5)] readonly Linear layer = new(8, 8);
+            }
+
+            public partial class Outer<T>
+            {
+                [Compressible(MaxBytes = 16)]
+                internal abstract partial class Generic<U> : Module where U : class
+                {
+                    readonly Linear layer = new(8, 8);
+                }
+            }
+
+            [Compressible]
+            public partial class Inner : Module
+            {
+                [LowRank(0)] readonly Linear layer = new(8, 8);
+            }
+
+            [Compressible]
+            public partial class Holder : Module
+            {
+                readonly Inner inner = new();
+                public Holder(int unused) { }
+            }
+
+            public static class Use
+            {
+                public static object Run(Plain plain, Holder holder) => (plain.Layers, Plain.Plan, Plain.Load("x"), holder.Compress(), Holder.PlannedBytes);
+            }
+            """));
+        Assert.Empty(output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning));
+        Assert.Equal(4, result.GeneratedTrees.Length);
+        string holder = result.GeneratedTrees.Single(t => t.FilePath.EndsWith("Holder.g.cs", StringComparison.Ordinal)).ToString();
+        Assert.Contains("Model 'Holder' has no compression plan: the build reported this error: nested model 'inner' ('Inner') has build errors of its own; fix the errors reported on it.", holder, StringComparison.Ordinal);
     }
 
     [Fact]
