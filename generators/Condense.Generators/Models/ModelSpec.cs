@@ -57,7 +57,7 @@ internal sealed record MemberSpec(MemberKind Kind, string Name, string AccessNam
 /// <param name="HasParameterlessConstructor">Whether <c>Load</c> can create the model with <c>new T()</c>.</param>
 /// <param name="Layers">Every layer, flattened to full paths (<c>blocks[3].mlp.up</c>), in declaration order.</param>
 /// <param name="Members">The members that hold those layers: direct layers, nested models, arrays of nested models.</param>
-/// <param name="CanGenerate">False when the plan has errors: the generator then emits nothing.</param>
+/// <param name="CanGenerate">False when the plan has errors: the generator then emits only throwing members (<see cref="ModelSpec.InvalidPlan"/>), or nothing for a class that is not partial.</param>
 /// <param name="Diagnostics">The diagnostics the generator itself reports ("cannot generate" cases only).</param>
 internal sealed record ModelSpec(
     string? Namespace,
