@@ -64,6 +64,25 @@ public sealed class GeneratorSnapshotTests
     ]);
 
     [Fact]
+    public void ArraysOfLayers() => Snapshot.VerifyGenerator(
+    [
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Heads;
+        [Compressible]
+        [Override("heads[1]", Bits = 8)]
+        public partial class MultiHead : Module
+        {
+            readonly Linear trunk = new(8, 16);
+            readonly Linear[] heads = { new(16, 4), new(16, 4) };
+            [Quantize(4, GroupSize = 16)] readonly Linear[] @checked = new Linear[2];
+            public MultiHead() { for (int i = 0; i < 2; i++) @checked[i] = new(16, 16); }
+        }
+        """,
+    ]);
+
+    [Fact]
     public void AbstractModelGetsNoLoad()
     {
         Snapshot.VerifyGenerator(

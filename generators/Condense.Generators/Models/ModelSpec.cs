@@ -107,7 +107,7 @@ internal sealed record ModelSpec(
         }
     }
 
-    /// <summary>Some member is a nested model or an array of them.</summary>
+    /// <summary>Some member is a nested model, an array of them or an array of layers: Layers is then built as a list, with run-time checks.</summary>
     public bool HasNestedModels
     {
         get
