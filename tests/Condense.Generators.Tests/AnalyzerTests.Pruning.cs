@@ -3,20 +3,20 @@ using Microsoft.CodeAnalysis;
 
 namespace Condense.Generators.Tests;
 
-/// <summary>CND0030-CND0032: options that used to build and compress as something else.</summary>
+/// <summary>CND0027-CND0029: options that used to build and compress as something else.</summary>
 public sealed partial class AnalyzerTests
 {
     [Fact]
-    public void CND0030_GptqAndActivationAwareSvdAreRefusedAtTheBuild()
+    public void CND0027_GptqAndActivationAwareSvdAreRefusedAtTheBuild()
     {
         var d = Verify("""
             [Compressible]
             public partial class Mlp : Module
             {
-                [Quantize(4, GroupSize = 16, Method = {|CND0030:QuantizationMethod.Gptq|})]
+                [Quantize(4, GroupSize = 16, Method = {|CND0027:QuantizationMethod.Gptq|})]
                 readonly Linear hidden = new(64, 64);
 
-                [LowRank(8, Method = {|CND0030:LowRankMethod.ActivationAwareSvd|})]
+                [LowRank(8, Method = {|CND0027:LowRankMethod.ActivationAwareSvd|})]
                 readonly Linear output = new(64, 64);
             }
             """);
@@ -26,15 +26,15 @@ public sealed partial class AnalyzerTests
     }
 
     [Fact]
-    public void CND0030_SubspaceAndMixedPrecisionAreRefusedAtTheBuild()
+    public void CND0027_SubspaceAndMixedPrecisionAreRefusedAtTheBuild()
     {
         var d = Verify("""
             [Compressible]
-            [{|CND0030:MixedPrecision|}(4, 8, AverageBits = 6)]
-            [{|CND0030:Subspace|}(100)]
+            [{|CND0027:MixedPrecision|}(4, 8, AverageBits = 6)]
+            [{|CND0027:Subspace|}(100)]
             public partial class Mlp : Module
             {
-                [{|CND0030:Subspace(50)|}]
+                [{|CND0027:Subspace(50)|}]
                 readonly Linear hidden = new(64, 64);
             }
             """);
@@ -43,7 +43,7 @@ public sealed partial class AnalyzerTests
     }
 
     [Fact]
-    public void CND0030_RefusedPlansGenerateNothing()
+    public void CND0027_RefusedPlansGenerateOnlyMembersThatThrowTheError()
     {
         var compilation = TestCompilation.Create(Usings + """
             [Compressible]
@@ -54,32 +54,37 @@ public sealed partial class AnalyzerTests
             }
             """);
         var (result, _) = TestCompilation.RunGenerator(compilation);
-        Assert.Empty(result.GeneratedTrees);
+        // The plan is never accepted: the generated members exist only so the CND error is the only error, and each
+        // of them throws that error instead of compressing, saving or loading anything.
+        var text = Assert.Single(result.GeneratedTrees).ToString();
+        Assert.DoesNotContain("CompressionSession(", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("ModelFile.", text, StringComparison.Ordinal);
+        Assert.Contains("throw new global::System.InvalidOperationException(\"Model 'Mlp' has no compression plan: the build reported this error: CND0027", text, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void CND0031_ScheduleValues()
+    public void CND0028_ScheduleValues()
     {
         var d = Verify("""
             [Compressible]
             public partial class Mlp : Module
             {
-                [Sparsify(0.9, StartStep = 500, EndStep = {|CND0031:100|}, Frequency = 10)]
+                [Sparsify(0.9, StartStep = 500, EndStep = {|CND0028:100|}, Frequency = 10)]
                 readonly Linear a = new(64, 64);
 
-                [Sparsify(0.9, StartStep = 0, EndStep = 100, Frequency = {|CND0031:0|})]
+                [Sparsify(0.9, StartStep = 0, EndStep = 100, Frequency = {|CND0028:0|})]
                 readonly Linear b = new(64, 64);
 
-                [{|CND0031:Sparsify(0.9, EndStep = 100)|}]
+                [{|CND0028:Sparsify(0.9, EndStep = 100)|}]
                 readonly Linear c = new(64, 64);
 
-                [Sparsify(0.9, StartStep = {|CND0031:-5|}, EndStep = 100, Frequency = 10)]
+                [Sparsify(0.9, StartStep = {|CND0028:-5|}, EndStep = 100, Frequency = 10)]
                 readonly Linear d = new(64, 64);
 
-                [Sparsify(N = 2, M = 4, EndStep = {|CND0031:100|}, Frequency = 10)]
+                [Sparsify(N = 2, M = 4, EndStep = {|CND0028:100|}, Frequency = 10)]
                 readonly Linear e = new(64, 64);
 
-                [Sparsify(0.5, Criterion = {|CND0031:(SparsityCriterion)3|})]
+                [Sparsify(0.5, Criterion = {|CND0028:(SparsityCriterion)3|})]
                 readonly Linear f = new(64, 64);
             }
             """);
@@ -90,42 +95,42 @@ public sealed partial class AnalyzerTests
     }
 
     [Fact]
-    public void CND0031_GlobalLayersShareOneSchedule() => Verify("""
+    public void CND0028_GlobalLayersShareOneSchedule() => Verify("""
         [Compressible]
         public partial class Mlp : Module
         {
             [Sparsify(0.9, Scope = SparsityScope.Global, StartStep = 0, EndStep = 100, Frequency = 10)]
             readonly Linear a = new(64, 64);
 
-            [Sparsify(0.9, Scope = SparsityScope.Global, StartStep = 0, EndStep = {|CND0031:200|}, Frequency = 10)]
+            [Sparsify(0.9, Scope = SparsityScope.Global, StartStep = 0, EndStep = {|CND0028:200|}, Frequency = 10)]
             readonly Linear b = new(64, 64);
         }
         """);
 
     [Fact]
-    public void CND0032_ScopeAndFloor()
+    public void CND0029_ScopeAndFloor()
     {
         var d = Verify("""
             [Compressible]
             public partial class Mlp : Module
             {
-                [Sparsify(0.9, LayerFloor = {|CND0032:0.05|})]
+                [Sparsify(0.9, LayerFloor = {|CND0029:0.05|})]
                 readonly Linear a = new(64, 64);
 
-                [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = {|CND0032:1.5|})]
+                [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = {|CND0029:1.5|})]
                 readonly Linear b = new(64, 64);
 
-                [Sparsify(N = 2, M = 4, Scope = {|CND0032:SparsityScope.Global|})]
+                [Sparsify(N = 2, M = 4, Scope = {|CND0029:SparsityScope.Global|})]
                 readonly Linear c = new(64, 64);
 
-                [Sparsify(0.5, Scope = {|CND0032:(SparsityScope)7|})]
+                [Sparsify(0.5, Scope = {|CND0029:(SparsityScope)7|})]
                 readonly Linear d = new(64, 64);
             }
 
             [Compressible]
             public partial class Single : Module
             {
-                [Sparsify(0.9, Scope = {|CND0032:SparsityScope.Global|})]
+                [Sparsify(0.9, Scope = {|CND0029:SparsityScope.Global|})]
                 readonly Linear a = new(64, 64);
                 readonly Linear b = new(64, 64);
             }
@@ -136,7 +141,7 @@ public sealed partial class AnalyzerTests
                 [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = 0.05)]
                 readonly Linear a = new(64, 64);
 
-                [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = {|CND0032:0.5|})]
+                [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = {|CND0029:0.5|})]
                 readonly Linear b = new(64, 64);
             }
             """);

@@ -34,7 +34,7 @@ internal static partial class ModelParser
         s.PruneFrequency = frequency is { Value: int dt } ? dt : 0;
     }
 
-    /// <summary>CND0030, CND0031 and CND0032 for one layer the model itself declares.</summary>
+    /// <summary>CND0027, CND0028 and CND0029 for one layer the model itself declares.</summary>
     private static void CheckDeclaredOptions(LayerEntry layer, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
         if (layer.Attributes is not { } attributes) return;
@@ -94,7 +94,7 @@ internal static partial class ModelParser
     }
 
     /// <summary>
-    /// Model-wide: CND0030 for [MixedPrecision] and a model-wide [Subspace]; CND0031/CND0032 for the group of
+    /// Model-wide: CND0027 for [MixedPrecision] and a model-wide [Subspace]; CND0028/CND0029 for the group of
     /// Scope = Global layers (at least two, one schedule, floors that fit, one column-index width).
     /// </summary>
     private static void CheckModelOptions(INamedTypeSymbol type, List<LayerEntry> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
@@ -170,5 +170,4 @@ internal static partial class ModelParser
             ? syntax.Name.GetLocation()
             : null;
 
-    private static string Format(int value) => value.ToString(CultureInfo.InvariantCulture);
 }
