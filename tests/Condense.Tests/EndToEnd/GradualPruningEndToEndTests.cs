@@ -82,4 +82,21 @@ public sealed class GradualPruningEndToEndTests(DigitsFixture digits, ITestOutpu
         for (int l = 0; l < 2; l++)
             GradualPruningTests.AssertStoresExactly(Assert.IsType<CsrWeight>(((WeightedLayer)model.Layers[l].Layer).CompressedWeight), masks[l].Kept);
     }
+
+    [Fact]
+    public void An_array_of_layers_joins_the_global_schedule_and_its_elements_store_their_trained_masks()
+    {
+        var model = new GlobalGradualHeads();
+        model.Initialize(seed: 6);
+        var schedule = model.CreatePruningSchedule();
+        Assert.Equal(["heads[0]", "heads[1]", "output"], schedule.Layers.Select(l => l.Target.Path));
+        Classifier.Train(model, model.Forward, digits.Train, Options with { Epochs = 12, Seed = 6 }, schedule);
+        var masks = schedule.Layers.Select(l => l.Mask!).ToArray();
+        Assert.Equal(2 * PruningRules.KeptCount(64 * 64, 0.9) + PruningRules.KeptCount(64 * 10, 0.9), masks.Sum(m => m.KeptCount));
+
+        var report = model.Compress();
+        Assert.Equal(GlobalGradualHeads.PlannedBytes, report.TotalBytesAfter);
+        for (int l = 0; l < 3; l++)
+            GradualPruningTests.AssertStoresExactly(Assert.IsType<CsrWeight>(((WeightedLayer)model.Layers[l].Layer).CompressedWeight), masks[l].Kept);
+    }
 }

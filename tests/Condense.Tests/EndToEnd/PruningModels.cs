@@ -44,3 +44,16 @@ public sealed partial class GlobalGradual : Module
 
     public Tensor Forward(Tensor x) => output.Forward(Ops.Relu(hidden.Forward(x)));
 }
+
+/// <summary>An array of layers sharing a global, gradual schedule with a plain layer: the two features compose.</summary>
+[Compressible]
+public sealed partial class GlobalGradualHeads : Module
+{
+    [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = 0.02, StartStep = 50, EndStep = 400, Frequency = 10)]
+    private readonly Linear[] heads = { new(64, 64), new(64, 64) };
+
+    [Sparsify(0.9, Scope = SparsityScope.Global, LayerFloor = 0.02, StartStep = 50, EndStep = 400, Frequency = 10)]
+    private readonly Linear output = new(64, 10);
+
+    public Tensor Forward(Tensor x) => output.Forward(Ops.Relu(Ops.Add(heads[0].Forward(x), heads[1].Forward(x))));
+}
