@@ -15,6 +15,8 @@ internal static class KnownTypeNames
     public const string Module = "Condense.Nn.Module";
     public const string Linear = "Condense.Nn.Linear";
     public const string Conv2d = "Condense.Nn.Conv2d";
+    public const string Layer = "Condense.Nn.Layer";
+    public const string WeightedLayer = "Condense.Nn.WeightedLayer";
 
     /// <summary>Layer attributes, as (short name, metadata name), in the order their problems are reported.</summary>
     public static readonly (string Name, string MetadataName)[] LayerAttributes =

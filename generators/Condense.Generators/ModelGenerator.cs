@@ -34,13 +34,23 @@ public sealed class ModelGenerator : IIncrementalGenerator
 
     private static bool IsClassDeclaration(SyntaxNode node, CancellationToken cancellationToken) => node is ClassDeclarationSyntax;
 
-    private static ModelSpec Transform(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken) =>
-        ModelParser.Resolve((INamedTypeSymbol)context.TargetSymbol, context.SemanticModel, cancellationToken).Spec;
+    /// <returns>Null for a second partial declaration that also carries [Compressible] (the compiler reports it, CS0579).</returns>
+    private static ModelSpec? Transform(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        var type = (INamedTypeSymbol)context.TargetSymbol;
+        // One model, one file: only the declaration that carries the type's first [Compressible] generates it;
+        // a second one would add a file with the same hint name, and AddSource would throw (CS8785).
+        if (ModelParser.FindAttribute(type, KnownTypeNames.CompressibleAttribute)?.ApplicationSyntaxReference is { } first &&
+            (first.SyntaxTree != context.TargetNode.SyntaxTree || !context.TargetNode.Span.Contains(first.Span)))
+            return null;
+        return ModelParser.Resolve(type, context.SemanticModel, cancellationToken).Spec;
+    }
 
-    private static EquatableArray<DiagnosticInfo> SelectDiagnostics(ModelSpec model, CancellationToken cancellationToken) => model.Diagnostics;
+    private static EquatableArray<DiagnosticInfo> SelectDiagnostics(ModelSpec? model, CancellationToken cancellationToken) =>
+        model?.Diagnostics ?? EquatableArray<DiagnosticInfo>.Empty;
 
-    private static ModelSpec SelectOutput(ModelSpec model, CancellationToken cancellationToken) =>
-        model with { Diagnostics = EquatableArray<DiagnosticInfo>.Empty };
+    private static ModelSpec? SelectOutput(ModelSpec? model, CancellationToken cancellationToken) =>
+        model is null ? null : model with { Diagnostics = EquatableArray<DiagnosticInfo>.Empty };
 
     private static void ReportDiagnostics(SourceProductionContext context, EquatableArray<DiagnosticInfo> diagnostics)
     {
@@ -48,10 +58,12 @@ public sealed class ModelGenerator : IIncrementalGenerator
             context.ReportDiagnostic(diagnostic.ToDiagnostic());
     }
 
-    private static void Generate(SourceProductionContext context, ModelSpec model)
+    private static void Generate(SourceProductionContext context, ModelSpec? model)
     {
-        // A plan with errors is the analyzer's to report; generating anyway would only add follow-on errors.
-        if (!model.CanGenerate) return;
-        context.AddSource(model.HintName, ModelEmitter.Emit(model));
+        if (model is null) return;
+        // A plan with errors is the analyzer's to report. The members are still emitted, throwing the errors'
+        // text, so that code calling Compress, Save or Load gets no follow-on errors (CS1061, CS0117).
+        if (model.CanGenerate || model.InvalidPlan is not null)
+            context.AddSource(model.HintName, ModelEmitter.Emit(model));
     }
 }

@@ -13,6 +13,7 @@ namespace Condense.Benchmarks;
 ///   --quick                     the quick subset, one table in under a minute
 ///   --quick --full              every shape, batch and format (minutes)
 ///   --quick generator           generator + analyzer on a 1,000-layer model: ms per full run, incremental check
+///   --quick load                ModelFile.Load of a 256 MiB model: checksum cost vs load time, allocations / file size
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
 /// </summary>
@@ -21,6 +22,7 @@ public static class QuickMode
     public static int Run(string[] args)
     {
         if (args.Contains("generator")) return GeneratorQuick.Run();
+        if (args.Contains("load")) return Files.LoadQuick.Run();
 
         bool full = args.Contains("--full");
         string? csv = Option(args, "--csv");

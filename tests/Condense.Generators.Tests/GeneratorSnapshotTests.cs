@@ -64,6 +64,25 @@ public sealed class GeneratorSnapshotTests
     ]);
 
     [Fact]
+    public void ArraysOfLayers() => Snapshot.VerifyGenerator(
+    [
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Heads;
+        [Compressible]
+        [Override("heads[1]", Bits = 8)]
+        public partial class MultiHead : Module
+        {
+            readonly Linear trunk = new(8, 16);
+            readonly Linear[] heads = { new(16, 4), new(16, 4) };
+            [Quantize(4, GroupSize = 16)] readonly Linear[] @checked = new Linear[2];
+            public MultiHead() { for (int i = 0; i < 2; i++) @checked[i] = new(16, 16); }
+        }
+        """,
+    ]);
+
+    [Fact]
     public void AbstractModelGetsNoLoad()
     {
         Snapshot.VerifyGenerator(
@@ -82,7 +101,7 @@ public sealed class GeneratorSnapshotTests
     }
 
     [Fact]
-    public void MemberNamedLikeAGeneratedOneIsReportedAndNothingIsGenerated()
+    public void MemberNamedLikeAGeneratedOneIsReportedAndLeftOut()
     {
         var result = Snapshot.VerifyGenerator(
         [
@@ -97,15 +116,18 @@ public sealed class GeneratorSnapshotTests
             }
             """,
         ]);
-        Assert.Empty(result.GeneratedTrees);
+        // The other members are emitted (throwing CND0009's message), so calls to them add no error of their own.
+        Assert.DoesNotContain("void Save(", Assert.Single(result.GeneratedTrees).ToString(), StringComparison.Ordinal);
         Assert.Equal("CND0009", Assert.Single(result.Diagnostics).Id);
     }
 
     [Fact]
-    public void InvalidPlanGeneratesNothingAndTheGeneratorLeavesTheReportToTheAnalyzer()
+    public void InvalidPlanGeneratesThrowingMembersAndTheGeneratorLeavesTheReportToTheAnalyzer()
     {
-        var (result, _) = TestCompilation.RunGenerator(TestCompilation.Create(Sources.FashionMlp.Replace("GroupSize = 16", "GroupSize = 64")));
-        Assert.Empty(result.GeneratedTrees);
+        var (result, output) = TestCompilation.RunGenerator(TestCompilation.Create(Sources.FashionMlp.Replace("GroupSize = 16", "GroupSize = 64")));
+        Snapshot.AssertCompiles(output, result);
+        string generated = Assert.Single(result.GeneratedTrees).ToString();
+        Assert.Contains("public void Save(string path) => throw new global::System.InvalidOperationException(\"Model 'FashionMlp' has no compression plan: the build reported this error: CND0004: Layer 'hidden1' cannot be quantized: group size 64 does not divide the input size 784;", generated, StringComparison.Ordinal);
         Assert.Empty(result.Diagnostics);
     }
 }

@@ -14,7 +14,53 @@ public sealed class RobustnessTests
         "partial ", "static ", "[Quantize(", "[KeepDense]", ")", "(", "{", "}", "new(", "new Linear(", "Hidden", "\"", "//", "#if X\n", "=>", ";", "0", "-1",
         "2147483647", ",", "<T>", "[Compressible]", "GroupSize = ", "null!", "@", "[LowRank(", "[Sparsify(N = 2, M = ", "[Override(\"**\", Bits = 8)]",
         "[MixedPrecision(2, 4)]", "[Subspace(", "[]", "[new(), new()]", "new Block[", ".mlp", "[0..", "**", "readonly Block[] blocks = new Block[3];",
+        "Linear[] ", "{ new(4, 8), new(4, 8) }", "new Linear[", "Layer ", "List<Linear> ", "new(46341, 46341)", "new(int.MaxValue, int.MaxValue)", "[Compressible] partial class Holder : Module { }",
     ];
+
+    /// <summary>Issue 8 section 2's shapes: duplicate [Compressible], a cycle, arrays of layers, layers Condense cannot list, a layer too large.</summary>
+    private const string LayerHolders = """
+        using System.Collections.Generic;
+        using Condense;
+        using Condense.Nn;
+
+        public sealed class Norm : Layer
+        {
+            public override IReadOnlyList<Parameter> Parameters => [];
+            public override void ResetParameters(Rng rng) { }
+        }
+
+        [Compressible]
+        public partial class Ring : Module
+        {
+            readonly Linear x = new(4, 4);
+            readonly Chain chain = new();
+        }
+
+        [Compressible]
+        public partial class Chain : Module
+        {
+            readonly Ring? back;
+        }
+
+        [Compressible(MaxBytes = 1024)]
+        [Override("heads[1]", Bits = 8)]
+        public partial class Holder : Module
+        {
+            const int Count = 2;
+            readonly Linear[] heads = { new(16, 4), new Linear(16, 4) };
+            [Quantize(8)] readonly Linear[] late = new Linear[Count];
+            readonly Conv2d[] convs = [new(1, 2, 3)];
+            readonly Norm norm = new();
+            readonly List<Linear> list = new();
+            readonly Linear huge = new(46341, 46341);
+            readonly Ring[] rings = new Ring[] { new(), new() };
+        }
+
+        [Compressible]
+        public partial class Holder
+        {
+        }
+        """;
 
     /// <summary>Wrong argument types for the attributes: the compiler rejects them, the analyzers must not crash.</summary>
     private static readonly string[] WrongArguments = ["\"4\"", "4.5", "true", "null", "int.MaxValue", "-2147483648", "(short)4", "typeof(int)", "new[] { 1 }", "M", "default"];
@@ -32,6 +78,7 @@ public sealed class RobustnessTests
         Infrastructure.Sources.DesignMlp,
         Infrastructure.Sources.VisionCnn,
         Infrastructure.Sources.Transformer,
+        LayerHolders,
     ];
 
     [Fact]

@@ -39,7 +39,12 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.IncompatibleLayerHandled,
         DiagnosticDescriptors.OverrideConflict,
         DiagnosticDescriptors.NestedModelUnresolvable,
-        DiagnosticDescriptors.AttributeOutsideModel);
+        DiagnosticDescriptors.AttributeOutsideModel,
+        DiagnosticDescriptors.LayerTooLarge,
+        DiagnosticDescriptors.LayersNotRegistered,
+        DiagnosticDescriptors.NotAvailableYet,
+        DiagnosticDescriptors.InvalidPruningSchedule,
+        DiagnosticDescriptors.InvalidGlobalSparsity);
 
     public override void Initialize(AnalysisContext context)
     {
@@ -65,13 +70,11 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         if (declaration.AttributeLists.Count == 0) return;
         if (context.SemanticModel.GetDeclaredSymbol(declaration, context.CancellationToken) is not { } type) return;
 
-        // Analyze a partial model once: at the declaration that carries [Compressible], as the generator does.
-        var attribute = type.GetAttributes().FirstOrDefault(a =>
-            SymbolEqualityComparer.Default.Equals(a.AttributeClass, compressible) &&
-            a.ApplicationSyntaxReference is { } reference &&
-            reference.SyntaxTree == declaration.SyntaxTree &&
-            declaration.Span.Contains(reference.Span));
-        if (attribute is null) return;
+        // Analyze a partial model once: at the declaration that carries its first [Compressible], as the generator
+        // does (two declarations may both carry one; the compiler reports the second, CS0579).
+        var attribute = type.GetAttributes().FirstOrDefault(a => SymbolEqualityComparer.Default.Equals(a.AttributeClass, compressible));
+        if (attribute?.ApplicationSyntaxReference is not { } reference ||
+            reference.SyntaxTree != declaration.SyntaxTree || !declaration.Span.Contains(reference.Span)) return;
 
         var resolution = ModelParser.Resolve(type, context.SemanticModel, context.CancellationToken);
         foreach (var problem in resolution.Problems)

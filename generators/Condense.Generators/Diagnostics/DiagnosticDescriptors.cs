@@ -42,6 +42,11 @@ internal static class DiagnosticDescriptors
     public const string OverrideConflictId = "CND0022";
     public const string NestedModelUnresolvableId = "CND0023";
     public const string AttributeOutsideModelId = "CND0024";
+    public const string LayerTooLargeId = "CND0025";
+    public const string LayersNotRegisteredId = "CND0026";
+    public const string NotAvailableYetId = "CND0027";
+    public const string InvalidPruningScheduleId = "CND0028";
+    public const string InvalidGlobalSparsityId = "CND0029";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -210,6 +215,41 @@ internal static class DiagnosticDescriptors
         "Compression attribute in a class that is not a [Compressible] model",
         "'{0}' is marked [{1}], but '{2}' is not a [Compressible] model, so nothing would compress it: add [Compressible] to '{2}' (and make it partial), or remove the attribute",
         "Only [Compressible] models are planned and compressed (a nested block must be [Compressible] itself). A layer attribute in any other class would silently do nothing, which is the failure Condense exists to prevent.");
+
+    /// <summary>CND0025. Message: the catalogue's <c>LayerSizeProblem</c> text, the same the Linear and Conv2d constructors throw.</summary>
+    public static readonly DiagnosticDescriptor LayerTooLarge = Create(
+        LayerTooLargeId, Usage, DiagnosticSeverity.Error,
+        "Layer too large for the runtime",
+        "{0}",
+        "A layer's dense weight is one float array, and a .NET array holds at most 2,147,483,591 values. A larger layer cannot be created (its constructor throws the same message), and its byte counts would not fit the plan's arithmetic.");
+
+    /// <summary>CND0026. Message: "Member '{0}' of model '{1}' holds layers that Condense does not list, so they are not compressed, saved, loaded, initialized or returned by Parameters(): {2}".</summary>
+    public static readonly DiagnosticDescriptor LayersNotRegistered = Create(
+        LayersNotRegisteredId, Usage, DiagnosticSeverity.Warning,
+        "Member holds layers that Condense does not list",
+        "Member '{0}' of model '{1}' holds layers that Condense does not list, so they are not compressed, saved, loaded, initialized or returned by Parameters(): {2}",
+        "The generated layer registry lists Linear and Conv2d fields, one-dimensional arrays of them with a length known at build time, and nested [Compressible] models (and arrays of them). Any other member that holds layers, such as a custom Layer subclass, a Module that is not [Compressible], a List<Linear> or an array whose length is only known at run time, would be left out of training, compression, Save and Load; this warning says so.");
+
+    /// <summary>CND0027. Message: "{0} on {1} is not available in this version of Condense: {2}".</summary>
+    public static readonly DiagnosticDescriptor NotAvailableYet = Create(
+        NotAvailableYetId, Usage, DiagnosticSeverity.Error,
+        "Declared technique is not available yet",
+        "{0} on {1} is not available in this version of Condense: {2}",
+        "GPTQ, activation-aware SVD, [Subspace] and [MixedPrecision] need calibration data or solvers this version does not have. Rather than compress as something else, or accept the plan and refuse it after training, the build rejects them.");
+
+    /// <summary>CND0028. Message: "Layer '{0}' cannot be pruned gradually: {1}".</summary>
+    public static readonly DiagnosticDescriptor InvalidPruningSchedule = Create(
+        InvalidPruningScheduleId, Sparsity, DiagnosticSeverity.Error,
+        "Gradual pruning schedule or criterion invalid",
+        "Layer '{0}' cannot be pruned gradually: {1}",
+        "[Sparsify(fraction, StartStep = t0, EndStep = t1, Frequency = dt)] ramps the layer's sparsity from 0 to the fraction on the cubic schedule of Zhu and Gupta between t0 and t1, recomputing the mask every dt steps: it needs 0 <= t0 < t1 and dt >= 1, applies to unstructured fractions only, and layers sharing a global threshold share one schedule.");
+
+    /// <summary>CND0029. Message: "Layer '{0}' cannot use Scope = Global: {1}".</summary>
+    public static readonly DiagnosticDescriptor InvalidGlobalSparsity = Create(
+        InvalidGlobalSparsityId, Sparsity, DiagnosticSeverity.Error,
+        "Global sparsity scope or layer floor invalid",
+        "Layer '{0}' cannot use Scope = Global: {1}",
+        "Scope = Global prunes every such layer of the model with one magnitude threshold, each keeping at least LayerFloor of its weights: it needs an unstructured fraction, at least two global layers, a LayerFloor in [0, 1) whose sum over the layers fits the weights kept, and LayerFloor only with Scope = Global.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

@@ -38,6 +38,26 @@ internal static class ModelEmitter
             writer.Indent();
         }
 
+        if (!model.CanGenerate && model.InvalidPlan is { } invalid)
+            WriteInvalidPlan(writer, model, invalid);
+        else
+            WriteModel(writer, model);
+
+        for (int i = 0; i < model.ContainingTypes.Count; i++)
+        {
+            writer.Unindent();
+            writer.WriteLine("}");
+        }
+        if (hasNamespace)
+        {
+            writer.Unindent();
+            writer.WriteLine("}");
+        }
+        return writer.ToString();
+    }
+
+    private static void WriteModel(IndentedWriter writer, ModelSpec model)
+    {
         WritePlanRemarks(writer, model);
         // With Load available the model implements ICompressibleModel<T>, so code can be generic over models.
         string self = model.TypeName + model.TypeParameters;
@@ -56,20 +76,90 @@ internal static class ModelEmitter
             WriteCompressInto(writer, model);
             writer.WriteLine();
             WriteSaveLoad(writer, model);
+            if (model.HasPruningSchedule)
+            {
+                writer.WriteLine();
+                WritePruningSchedule(writer, model);
+            }
         }
-
-        for (int i = 0; i < model.ContainingTypes.Count; i++)
-        {
-            writer.Unindent();
-            writer.WriteLine("}");
-        }
-        if (hasNamespace)
-        {
-            writer.Unindent();
-            writer.WriteLine("}");
-        }
-        return writer.ToString();
     }
+
+    /// <summary>
+    /// The members of a model whose plan has errors: the same signatures, each throwing the errors' text. The build
+    /// already fails with the CND errors; without these members every call of Compress, Save or Load would add a
+    /// CS1061 or CS0117 of its own. Members the class declares itself (CND0009) are left out.
+    /// </summary>
+    private static void WriteInvalidPlan(IndentedWriter writer, ModelSpec model, InvalidPlanSpec invalid)
+    {
+        string self = model.TypeName + model.TypeParameters;
+        bool Emits(string name) => !invalid.ConflictingMembers.Contains(name);
+        string @throw = "throw new global::System.InvalidOperationException(" + Literal(invalid.Message) + ")";
+        writer.WriteLine("/// <remarks>Condense could not plan this model: " + XmlText(invalid.Message) + "</remarks>");
+        bool implements = invalid.IsModule && model.HasParameterlessConstructor && invalid.ConflictingMembers.IsEmpty;
+        writer.WriteLine(model.Accessibility + " partial class " + self + (implements ? " : global::Condense.Compression.ICompressibleModel<" + self + ">" : ""));
+        var members = new System.Collections.Generic.List<string>();
+        if (Emits("PlannedBytes"))
+            members.Add($$"""
+                    /// <summary>0: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public const long PlannedBytes = 0L;
+                    """);
+        if (Emits("DenseBytes"))
+            members.Add($$"""
+                    /// <summary>0: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public const long DenseBytes = 0L;
+                    """);
+        if (Emits("Plan"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public static global::Condense.Compression.CompressionPlan Plan => {{@throw}};
+                    """);
+        if (Emits("Layers"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public {{(invalid.IsModule ? "override " : "")}}global::System.Collections.Generic.IReadOnlyList<global::Condense.Nn.NamedLayer> Layers => {{@throw}};
+                    """);
+        if (Emits("Compress"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public global::Condense.Compression.CompressionReport Compress(global::Condense.Compression.CompressionOptions? options = null, global::System.IProgress<global::Condense.Compression.CompressionProgress>? progress = null) => {{@throw}};
+                    """);
+        if (Emits("CompressInto"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+                    public void CompressInto(global::Condense.Compression.CompressionSession session, int firstLayerIndex) => {{@throw}};
+                    """);
+        if (Emits("Save"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public void Save(string path) => {{@throw}};
+                    """);
+        if (Emits("Load") && model.HasParameterlessConstructor)
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public static {{self}} Load(string path) => {{@throw}};
+                    """);
+        using (writer.WriteBlock())
+        {
+            for (int i = 0; i < members.Count; i++)
+            {
+                if (i > 0) writer.WriteLine();
+                writer.WriteLines(members[i]);
+            }
+        }
+    }
+
+    /// <summary>Text for an XML doc comment on one line.</summary>
+    private static string XmlText(string value) =>
+        value.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("\r", " ").Replace("\n", " ");
 
     private static void WritePlanRemarks(IndentedWriter writer, ModelSpec model)
     {
@@ -173,6 +263,14 @@ internal static class ModelEmitter
                 foreach (var member in model.Members)
                 {
                     string access = "this." + member.AccessName;
+                    if (member.Kind == MemberKind.LayerArray)
+                    {
+                        // One entry per element, under the path the plan has for it: heads[0], heads[1], ...
+                        string local = WriteRequireLayers(writer, model, member);
+                        for (int i = 0; i < member.ArrayLength; i++)
+                            writer.WriteLine($"layers.Add(new({Literal(model.Layers[member.FirstLayer + i].Path)}, {local}[{Int(i)}]));");
+                        continue;
+                    }
                     writer.WriteLine(member.Kind switch
                     {
                         MemberKind.Layer => $"layers.Add(new({Literal(member.Name)}, {access}{(member.IsNullable ? "!" : "")}));",
@@ -198,12 +296,19 @@ internal static class ModelEmitter
         using (writer.WriteBlock())
         {
             writer.WriteLine($"var session = new global::Condense.Compression.CompressionSession({PlanExpression(model)}, options, progress);");
+            if (model.HasGlobalSparsity) writer.WriteLine("session.SelectGlobalSparsity(Layers);");
             foreach (var member in model.Members)
             {
                 if (member.Kind == MemberKind.Layer)
                 {
                     var layer = model.Layers[member.FirstLayer];
                     writer.WriteLine(TypedCall(layer, Access(layer), Int(member.FirstLayer)));
+                }
+                else if (member.Kind == MemberKind.LayerArray)
+                {
+                    string local = WriteRequireLayers(writer, model, member);
+                    for (int i = 0; i < member.ArrayLength; i++)
+                        writer.WriteLine(TypedCall(model.Layers[member.FirstLayer + i], local + "[" + Int(i) + "]", Int(member.FirstLayer + i)));
                 }
                 else WriteNestedCall(writer, model, member, Int(member.FirstLayer));
             }
@@ -240,6 +345,15 @@ internal static class ModelEmitter
         writer.WriteLine($"for (int i = 0; i < {Int(member.ArrayLength)}; i++) {local}[i].CompressInto(session, {firstIndex} + i * {Int(member.LayerCount)});");
     }
 
+    /// <summary>Checks an array of layers against the build (length, no null element) into a local; returns the local's name.</summary>
+    private static string WriteRequireLayers(IndentedWriter writer, ModelSpec model, MemberSpec member)
+    {
+        // "layers_" cannot collide with "blocks_" locals or the "layers" list, and distinct members give distinct names.
+        string local = "layers_" + member.Name;
+        writer.WriteLine($"var {local} = global::Condense.Compression.LayerRegistry.RequireLayers(this.{member.AccessName}, {Literal(model.TypeName)}, {Literal(member.Name)}, {Int(member.ArrayLength)});");
+        return local;
+    }
+
     private static void WriteCompressInto(IndentedWriter writer, ModelSpec model)
     {
         writer.WriteLines($$"""
@@ -258,6 +372,12 @@ internal static class ModelEmitter
                 string index = "firstLayerIndex + " + Int(member.FirstLayer);
                 if (member.Kind == MemberKind.Layer)
                     writer.WriteLine($"session.Apply({Access(model.Layers[member.FirstLayer])}, {index});");
+                else if (member.Kind == MemberKind.LayerArray)
+                {
+                    string local = WriteRequireLayers(writer, model, member);
+                    for (int i = 0; i < member.ArrayLength; i++)
+                        writer.WriteLine($"session.Apply({local}[{Int(i)}], firstLayerIndex + {Int(member.FirstLayer + i)});");
+                }
                 else WriteNestedCall(writer, model, member, index);
             }
         }
@@ -274,6 +394,8 @@ internal static class ModelEmitter
         if (l.SparsityFraction != 0) text += ", SparsityFraction: " + Double(l.SparsityFraction);
         if (l.SubspaceDimension != 0) text += ", SubspaceDimension: " + Int(l.SubspaceDimension);
         if (!l.ShapeKnown) text += ", ShapeKnown: false";
+        if (l.GlobalSparsity) text += ", GlobalSparsity: true, LayerFloor: " + Double(l.LayerFloor);
+        if (l.PruneEndStep != 0) text += ", PruneStartStep: " + Int(l.PruneStartStep) + ", PruneEndStep: " + Int(l.PruneEndStep) + ", PruneFrequency: " + Int(l.PruneFrequency);
         return text;
     }
 
@@ -302,6 +424,50 @@ internal static class ModelEmitter
             """);
     }
 
+    /// <summary>Member names the emitter adds to a model with a gradual pruning schedule (CND0009 when the model declares one).</summary>
+    public static readonly string[] PruningScheduleMemberNames = { "PruningSchedule", "CreatePruningSchedule" };
+
+    /// <summary>The model's typed gradual pruning schedule: the scheduled layers as the build read them, wired to the runtime's schedule.</summary>
+    private static void WritePruningSchedule(IndentedWriter writer, ModelSpec model)
+    {
+        string self = model.TypeName + model.TypeParameters;
+        writer.WriteLines($$"""
+            /// <summary>
+            /// Gradual magnitude pruning of this model's <c>[Sparsify(fraction, StartStep, EndStep, Frequency)]</c> layers
+            /// (cubic schedule of Zhu and Gupta, from 0 to the declared fraction). Call <c>OnStep()</c> once after every
+            /// optimizer step (<c>Classifier.Train</c> takes the schedule and does); <c>Compress</c> then stores exactly the trained masks.
+            /// </summary>
+            {{GeneratedCode}}
+            public sealed class PruningSchedule : global::Condense.Sparsity.GradualPruningSchedule
+            """);
+        using (writer.WriteBlock())
+        {
+            writer.WriteLine("/// <summary>The scheduled layers, as the build read them from their attributes.</summary>");
+            writer.WriteLine("public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Sparsity.PruningTarget> Targets { get; } = new global::Condense.Sparsity.PruningTarget[]");
+            using (writer.WriteBlock("};"))
+            {
+                for (int i = 0; i < model.Layers.Count; i++)
+                {
+                    var l = model.Layers[i];
+                    if (l.PruneEndStep == 0) continue;
+                    writer.WriteLine($"new(LayerIndex: {Int(i)}, Path: {Literal(l.Path)}, Fraction: {Double(l.SparsityFraction)}, StartStep: {Int(l.PruneStartStep)}, EndStep: {Int(l.PruneEndStep)}, " +
+                                     $"Frequency: {Int(l.PruneFrequency)}, Global: {Bool(l.GlobalSparsity)}, LayerFloor: {Double(l.LayerFloor)}),");
+                }
+            }
+            writer.WriteLine();
+            writer.WriteLine("/// <param name=\"model\">The model whose layers are pruned (dense, before Compress).</param>");
+            writer.WriteLine($"public PruningSchedule({self} model) : base((model ?? throw new global::System.ArgumentNullException(nameof(model))).Layers, Targets)");
+            writer.WriteLine("{");
+            writer.WriteLine("}");
+        }
+        writer.WriteLine();
+        writer.WriteLines($$"""
+            /// <summary>Creates this model's gradual pruning schedule; pass it to <c>Classifier.Train</c> or call its <c>OnStep()</c> after every optimizer step.</summary>
+            {{GeneratedCode}}
+            public PruningSchedule CreatePruningSchedule() => new(this);
+            """);
+    }
+
     private static string Access(LayerSpec layer) => "this." + layer.AccessName + (layer.IsNullable ? "!" : "");
 
     private static string Bytes(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
@@ -320,5 +486,5 @@ internal static class ModelEmitter
 
     /// <summary>A C# string literal; paths are identifiers, but escape anyway so no input can break the output.</summary>
     private static string Literal(string value) =>
-        "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+        "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\r", "\\r").Replace("\n", "\\n") + "\"";
 }

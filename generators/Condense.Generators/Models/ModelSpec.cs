@@ -28,6 +28,8 @@ internal enum MemberKind
     Nested = 1,
     /// <summary>An array of [Compressible] models with a length known at build time.</summary>
     Array = 2,
+    /// <summary>An array of Linear or Conv2d with a length known at build time: one layer per element, <c>heads[0]</c>, ...</summary>
+    LayerArray = 3,
 }
 
 /// <summary>One member of the model that holds layers, in declaration order.</summary>
@@ -55,7 +57,7 @@ internal sealed record MemberSpec(MemberKind Kind, string Name, string AccessNam
 /// <param name="HasParameterlessConstructor">Whether <c>Load</c> can create the model with <c>new T()</c>.</param>
 /// <param name="Layers">Every layer, flattened to full paths (<c>blocks[3].mlp.up</c>), in declaration order.</param>
 /// <param name="Members">The members that hold those layers: direct layers, nested models, arrays of nested models.</param>
-/// <param name="CanGenerate">False when the plan has errors: the generator then emits nothing.</param>
+/// <param name="CanGenerate">False when the plan has errors: the generator then emits only throwing members (<see cref="ModelSpec.InvalidPlan"/>), or nothing for a class that is not partial.</param>
 /// <param name="Diagnostics">The diagnostics the generator itself reports ("cannot generate" cases only).</param>
 internal sealed record ModelSpec(
     string? Namespace,
@@ -76,13 +78,20 @@ internal sealed record ModelSpec(
     bool CanGenerate,
     EquatableArray<DiagnosticInfo> Diagnostics)
 {
+    /// <summary>
+    /// Set when the plan has errors but the class can still be extended: the generator then emits the same members,
+    /// throwing this message, so that the CND error is the only error the user sees (no CS1061 on Compress).
+    /// </summary>
+    public InvalidPlanSpec? InvalidPlan { get; init; }
+
     /// <summary>Sum of the layers' bytes once compressed.</summary>
     public long PlannedBytes
     {
         get
         {
+            // Saturating, never wrapping: a sum past long.MaxValue must still exceed any budget.
             long total = 0;
-            foreach (var layer in Layers) total += layer.BytesAfter;
+            foreach (var layer in Layers) total = Condense.Catalogue.KernelCatalogue.SaturatingAdd(total, layer.BytesAfter);
             return total;
         }
     }
@@ -98,7 +107,29 @@ internal sealed record ModelSpec(
         }
     }
 
-    /// <summary>Some member is a nested model or an array of them.</summary>
+    /// <summary>Some layer prunes with Scope = Global: Compress chooses their kept weights together.</summary>
+    public bool HasGlobalSparsity
+    {
+        get
+        {
+            foreach (var layer in Layers)
+                if (layer.GlobalSparsity) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Some layer declares a gradual pruning schedule: the model gets <c>CreatePruningSchedule()</c>.</summary>
+    public bool HasPruningSchedule
+    {
+        get
+        {
+            foreach (var layer in Layers)
+                if (layer.PruneEndStep > 0) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Some member is a nested model, an array of them or an array of layers: Layers is then built as a list, with run-time checks.</summary>
     public bool HasNestedModels
     {
         get
@@ -115,11 +146,17 @@ internal sealed record ModelSpec(
         get
         {
             long total = 0;
-            foreach (var layer in Layers) total += layer.BytesBefore;
+            foreach (var layer in Layers) total = Condense.Catalogue.KernelCatalogue.SaturatingAdd(total, layer.BytesBefore);
             return total;
         }
     }
 }
+
+/// <summary>What the generator needs to emit the members of a model whose plan has errors.</summary>
+/// <param name="Message">The build errors, as the members throw them.</param>
+/// <param name="IsModule">The class derives from Module, so Layers is an override.</param>
+/// <param name="ConflictingMembers">Generated member names the class already declares (CND0009): left out.</param>
+internal sealed record InvalidPlanSpec(string Message, bool IsModule, EquatableArray<string> ConflictingMembers);
 
 /// <summary>One type around the model, e.g. <c>partial class Outer</c>.</summary>
 /// <param name="Keyword">class, struct, record, record struct or interface.</param>
@@ -151,7 +188,12 @@ internal sealed record LayerSpec(
     int SparsityN = 0,
     int SparsityM = 0,
     double SparsityFraction = 0,
-    int SubspaceDimension = 0)
+    int SubspaceDimension = 0,
+    bool GlobalSparsity = false,
+    double LayerFloor = 0,
+    int PruneStartStep = 0,
+    int PruneEndStep = 0,
+    int PruneFrequency = 0)
 {
     /// <summary>Stored bytes of the weight alone (bias excluded), as planned.</summary>
     public long WeightBytesAfter => BytesAfter - (HasBias ? (long)OutFeatures * Condense.Catalogue.KernelCatalogue.Float32Bytes : 0);
@@ -177,7 +219,7 @@ internal sealed record LayerSpec(
                 LayerTechnique.LowRank => "low-rank r" + Format(Rank),
                 LayerTechnique.QuantizeWithLowRankCorrection => quantized + " + low-rank r" + Format(Rank),
                 LayerTechnique.SemiStructuredSparse => Format(SparsityN) + ":" + Format(SparsityM) + " sparse " + (Bits == 0 ? "fp32" : quantized),
-                LayerTechnique.UnstructuredSparse => "csr " + SparsityFraction.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " sparse",
+                LayerTechnique.UnstructuredSparse => "csr " + SparsityFraction.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " sparse" + (GlobalSparsity ? " global" : ""),
                 LayerTechnique.MixedPrecision => "mixed precision (from int" + Format(Bits) + ")",
                 _ => "fp32",
             };

@@ -15,7 +15,10 @@ namespace Condense.Generators.Parsing;
 internal static partial class ModelParser
 {
     /// <summary>A layer's shape as read from its initializer, or why it could not be read.</summary>
-    private readonly record struct Shape(int OutFeatures, int InFeatures, int KernelSize, bool HasBias, string? Problem, Location? ProblemLocation);
+    /// <param name="TooLargeWeights">When the weight has more values than one array can hold (CND0025): their number, else 0.</param>
+    /// <param name="TooLargeShape">The weight's shape as text when it is too large, e.g. <c>46341 x 46341</c>.</param>
+    private readonly record struct Shape(int OutFeatures, int InFeatures, int KernelSize, bool HasBias, string? Problem, Location? ProblemLocation,
+        long TooLargeWeights = 0, string? TooLargeShape = null);
 
     /// <summary>Most layers a plan may list: a guard against lengths like int.MaxValue while typing.</summary>
     private const int MaxLayers = 1 << 16;
@@ -37,6 +40,8 @@ internal static partial class ModelParser
         public bool Checked;
         public AttributeData? OverriddenBy;
         public bool HasError;
+        /// <summary>The weight has more values than the runtime can allocate (CND0025): an error whatever the settings.</summary>
+        public bool TooLarge;
         public long BytesBefore, BytesAfter;
 
         public bool HasAnyAttribute => Settings.KeepDense || Settings.Quantize || Settings.LowRank || Settings.LowRankCorrection || Settings.Sparsify || Settings.Subspace;
@@ -45,7 +50,7 @@ internal static partial class ModelParser
         {
             Path = prefix + Path, AccessName = AccessName, IsNullable = IsNullable, Kind = Kind, ShapeKnown = ShapeKnown,
             OutFeatures = OutFeatures, InFeatures = InFeatures, KernelSize = KernelSize, HasBias = HasBias,
-            Settings = Settings, Checked = true, HasError = HasError, BytesBefore = BytesBefore, BytesAfter = BytesAfter,
+            Settings = Settings, Checked = true, HasError = HasError, TooLarge = TooLarge, BytesBefore = BytesBefore, BytesAfter = BytesAfter,
         };
 
         public LayerSpec ToSpec()
@@ -63,7 +68,12 @@ internal static partial class ModelParser
                 SparsityN: s.Sparsify && s.HasSparsityPattern ? s.SparsityN : 0,
                 SparsityM: s.Sparsify && s.HasSparsityPattern ? s.SparsityM : 0,
                 SparsityFraction: s.Sparsify && s.HasSparsityFraction && !s.HasSparsityPattern ? s.SparsityFraction : 0,
-                SubspaceDimension: s.Subspace ? s.SubspaceDimension : 0);
+                SubspaceDimension: s.Subspace ? s.SubspaceDimension : 0,
+                GlobalSparsity: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1,
+                LayerFloor: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1 ? s.LayerFloor : 0,
+                PruneStartStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneStartStep : 0,
+                PruneEndStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneEndStep : 0,
+                PruneFrequency: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneFrequency : 0);
         }
     }
 
@@ -73,6 +83,8 @@ internal static partial class ModelParser
         public readonly List<LayerEntry> Layers = new();
         public readonly List<MemberSpec> Members = new();
         public bool HasErrors;
+        /// <summary>Nested members whose model has errors of its own, as <c>member ('Type')</c>: the reason this plan is invalid when it has no error itself.</summary>
+        public readonly List<string> FailedNested = new();
     }
 
     /// <summary>State shared while resolving a model and the models nested in it.</summary>
@@ -82,6 +94,12 @@ internal static partial class ModelParser
         public readonly CancellationToken CancellationToken = cancellationToken;
         public readonly Dictionary<INamedTypeSymbol, ModelLayers> Nested = new(SymbolEqualityComparer.Default);
         public readonly HashSet<INamedTypeSymbol> Stack = new(SymbolEqualityComparer.Default);
+        /// <summary>The models being resolved, outermost first (the same set as <see cref="Stack"/>), to name a cycle.</summary>
+        public readonly List<INamedTypeSymbol> Order = new();
+        /// <summary>Via[i] is the member of Order[i] through which Order[i + 1] is being resolved.</summary>
+        public readonly List<ISymbol> Via = new();
+        /// <summary>The outermost model's problems: a cycle through it is reported there, not only inside a nested model's scratch list.</summary>
+        public List<DiagnosticInfo>? TopProblems;
     }
 
     /// <summary>Resolves one member into layers (direct, nested or array), reporting misplaced attributes.</summary>
@@ -118,7 +136,9 @@ internal static partial class ModelParser
         if (kind is null || member.IsStatic)
         {
             var nestedType = memberType is null || member.IsStatic ? null : NestedModelType(memberType, out _);
-            if (anyAttribute)
+            // An array of Linear or Conv2d stored in the model (not a computed view of other layers) is a list of layers.
+            var arrayKind = memberType is null || member.IsStatic || nestedType is not null || !IsStored(member, cancellationToken) ? null : LayerArrayKind(memberType);
+            if (anyAttribute && arrayKind is null)
             {
                 string what = member.IsStatic && (kind is not null || NestedModelType(memberType, out _) is not null) ? "static"
                     : memberType is null ? "not a field or property"
@@ -131,6 +151,10 @@ internal static partial class ModelParser
             }
             if (nestedType is not null)
                 ResolveNestedMember(model, member, memberType!, nestedType, context, result, problems);
+            else if (arrayKind is not null)
+                ResolveLayerArray(model, member, (IArrayTypeSymbol)memberType!, arrayKind.Value, attributes, context, result, problems);
+            else if (memberType is not null && !member.IsStatic && IsStored(member, cancellationToken) && UnregisteredReason(memberType, 0) is { } why)
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LayersNotRegistered, member.Locations.FirstOrDefault(l => l.IsInSource), member.Name, model.Name, why));
             return;
         }
 
@@ -143,25 +167,149 @@ internal static partial class ModelParser
         }
 
         var shape = ResolveShape(member, (INamedTypeSymbol)memberType!, kind.Value, context.Models, cancellationToken);
-        if (shape.Problem is not null)
-            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ShapeNotConstant, shape.ProblemLocation, member.Name, shape.Problem, model.Name));
+        var entry = LayerFromShape(model, member.Name, shape, kind.Value, attributes, problems);
+        entry.AccessName = SyntaxFacts.GetKeywordKind(member.Name) != SyntaxKind.None ? "@" + member.Name : member.Name;
+        entry.IsNullable = memberType!.NullableAnnotation == NullableAnnotation.Annotated;
+        result.Members.Add(new MemberSpec(MemberKind.Layer, entry.Path, entry.AccessName, entry.IsNullable, 1, 0, result.Layers.Count));
+        result.Layers.Add(entry);
+    }
 
-        var entry = new LayerEntry
+    /// <summary>A layer entry from its shape, reporting CND0006 (shape unknown) or CND0025 (too large for the runtime).</summary>
+    private static LayerEntry LayerFromShape(INamedTypeSymbol model, string path, Shape shape, LayerKind kind, AttributeData?[] attributes, List<DiagnosticInfo> problems)
+    {
+        if (shape.Problem is not null)
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ShapeNotConstant, shape.ProblemLocation, path, shape.Problem, model.Name));
+        bool tooLarge = shape.TooLargeWeights > 0;
+        if (tooLarge)
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LayerTooLarge, shape.ProblemLocation,
+                KernelCatalogue.LayerSizeProblem(path, shape.TooLargeShape ?? "", shape.TooLargeWeights) ?? ""));
+        return new LayerEntry
         {
-            Path = member.Name,
-            AccessName = SyntaxFacts.GetKeywordKind(member.Name) != SyntaxKind.None ? "@" + member.Name : member.Name,
-            IsNullable = memberType!.NullableAnnotation == NullableAnnotation.Annotated,
-            Kind = kind.Value,
-            ShapeKnown = shape.Problem is null,
-            OutFeatures = shape.OutFeatures,
-            InFeatures = shape.InFeatures,
-            KernelSize = shape.KernelSize,
+            Path = path,
+            AccessName = "",
+            Kind = kind,
+            // A too-large layer plans no bytes: they would not fit the plan's arithmetic, and the layer cannot exist.
+            ShapeKnown = shape.Problem is null && !tooLarge,
+            OutFeatures = tooLarge ? 0 : shape.OutFeatures,
+            InFeatures = tooLarge ? 0 : shape.InFeatures,
+            KernelSize = tooLarge ? 0 : shape.KernelSize,
             HasBias = shape.HasBias,
             Settings = ReadSettings(attributes),
             Attributes = attributes,
+            TooLarge = tooLarge,
+            HasError = tooLarge,
         };
-        result.Members.Add(new MemberSpec(MemberKind.Layer, entry.Path, entry.AccessName, entry.IsNullable, 1, 0, result.Layers.Count));
-        result.Layers.Add(entry);
+    }
+
+    /// <summary>Linear or Conv2d when the type is a one-dimensional array of them, else null.</summary>
+    private static LayerKind? LayerArrayKind(ITypeSymbol type) =>
+        type is IArrayTypeSymbol { Rank: 1, ElementType: var element }
+            ? IsType(element, KnownTypeNames.Linear) ? LayerKind.Linear : IsType(element, KnownTypeNames.Conv2d) ? LayerKind.Conv2d : null
+            : null;
+
+    /// <summary>
+    /// A field, or a property with storage (auto-property): what the model holds. A property with a body only
+    /// returns something held elsewhere, so it is neither registered nor reported.
+    /// </summary>
+    private static bool IsStored(ISymbol member, CancellationToken cancellationToken) => member switch
+    {
+        IFieldSymbol { IsImplicitlyDeclared: false, IsConst: false } => true,
+        IPropertySymbol { IsIndexer: false } => member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is PropertyDeclarationSyntax
+        {
+            ExpressionBody: null, AccessorList: { } accessors,
+        } && accessors.Accessors.All(a => a.Body is null && a.ExpressionBody is null),
+        _ => false,
+    };
+
+    /// <summary>
+    /// Why a member of this type holds layers that the generated registry cannot list (CND0026), or null when it
+    /// holds none: a Layer that is not Linear or Conv2d, a Module that is not [Compressible], or a collection
+    /// (other than a one-dimensional array, resolved elsewhere) of anything that holds layers.
+    /// </summary>
+    private static string? UnregisteredReason(ITypeSymbol type, int depth)
+    {
+        if (depth > 4 || type is ITypeParameterSymbol) return null;
+        if (type is INamedTypeSymbol { TypeKind: TypeKind.Class } named && !IsPlannable(named))
+        {
+            if (IsType(named, KnownTypeNames.Layer) || IsType(named, KnownTypeNames.WeightedLayer))
+                return "its declared type '" + named.Name + "' does not say which layer it is; declare it as Linear or Conv2d";
+            if (DerivesFrom(named, KnownTypeNames.Layer))
+                return "'" + named.ToDisplayString() + "' is a layer that Condense cannot plan (only Linear and Conv2d are planned); " +
+                       "build it from Linear and Conv2d layers, or train, save and load its parameters yourself and suppress CND0026 for this member";
+            if (IsType(named, KnownTypeNames.Module))
+                return "its declared type 'Module' does not say which model it is; declare it as its [Compressible] model type";
+            if (DerivesFrom(named, KnownTypeNames.Module))
+                return "'" + named.ToDisplayString() + "' is a Module that is not [Compressible]; mark '" + named.Name + "' [Compressible] and partial so its layers are planned with this model";
+        }
+        var inner = type switch
+        {
+            IArrayTypeSymbol array => System.Collections.Immutable.ImmutableArray.Create(array.ElementType),
+            INamedTypeSymbol { IsGenericType: true, TypeKind: not TypeKind.Delegate } generic => generic.TypeArguments,
+            _ => System.Collections.Immutable.ImmutableArray<ITypeSymbol>.Empty,
+        };
+        foreach (var element in inner)
+        {
+            if (UnregisteredReason(element, depth + 1) is { } reason) return reason;
+            if (IsPlannable(element))
+                return "'" + type.ToDisplayString() + "' is a collection whose layers Condense cannot list; use a one-dimensional array ('" +
+                       element.ToDisplayString() + "[]') with a length known at build time";
+        }
+        return null;
+    }
+
+    /// <summary>A Linear, a Conv2d, a [Compressible] model, or a one-dimensional array of them.</summary>
+    private static bool IsPlannable(ITypeSymbol type) =>
+        IsType(type, KnownTypeNames.Linear) || IsType(type, KnownTypeNames.Conv2d) || LayerArrayKind(type) is not null || NestedModelType(type, out _) is not null;
+
+    /// <summary>An array of Linear or Conv2d: one layer per element, <c>heads[0]</c>, <c>heads[1]</c>, ..., with the array's attributes.</summary>
+    private static void ResolveLayerArray(INamedTypeSymbol model, ISymbol member, IArrayTypeSymbol arrayType, LayerKind kind, AttributeData?[] attributes, ResolveContext context, ModelLayers result, List<DiagnosticInfo> problems)
+    {
+        var cancellationToken = context.CancellationToken;
+        var location = member.Locations.FirstOrDefault(l => l.IsInSource);
+        var initializer = ArrayInitializer(member, context, kind == LayerKind.Linear ? "Linear" : "Conv2d");
+        if (initializer.Problem is not null)
+        {
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LayersNotRegistered, location, member.Name, model.Name, initializer.Problem));
+            return;
+        }
+        int length = initializer.Length;
+        if ((long)length + result.Layers.Count > MaxLayers)
+        {
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LayersNotRegistered, location, member.Name, model.Name,
+                "its " + length.ToString(CultureInfo.InvariantCulture) + " layers would give the model more than " + MaxLayers.ToString("N0", CultureInfo.InvariantCulture) +
+                " layers; a plan lists every layer, so keep the length realistic"));
+            return;
+        }
+        var elementType = (INamedTypeSymbol)arrayType.ElementType;
+        var declaredElementType = (member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) switch
+        {
+            VariableDeclaratorSyntax variable => (variable.Parent as VariableDeclarationSyntax)?.Type,
+            PropertyDeclarationSyntax property => property.Type,
+            _ => null,
+        } as ArrayTypeSyntax)?.ElementType;
+        string name = member.Name;
+        string access = SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
+        if (initializer.Elements is null && length > 0)
+        {
+            // 'new Linear[3]': the elements are assigned at run time, so their shapes are checked when Compress runs.
+            string range = name + "[" + (length == 1 ? "0" : "0.." + (length - 1).ToString(CultureInfo.InvariantCulture)) + "]";
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ShapeNotConstant, initializer.Location ?? location, range,
+                "the elements are assigned at run time; list them in the initializer ('{ new(...), new(...) }')", model.Name));
+        }
+        result.Members.Add(new MemberSpec(MemberKind.LayerArray, name, access, arrayType.NullableAnnotation == NullableAnnotation.Annotated, 1, length, result.Layers.Count));
+        for (int i = 0; i < length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            string path = name + "[" + i.ToString(CultureInfo.InvariantCulture) + "]";
+            // Without elements the one CND0006 above covers them all.
+            var shape = initializer.Elements is { } elements
+                ? ShapeOf(elements[i], declaredElementType, elementType, kind, context.Models, cancellationToken)
+                : new Shape(0, 0, 0, false, null, null);
+            var entry = LayerFromShape(model, path, shape, kind, attributes, problems);
+            if (initializer.Elements is null) entry.ShapeKnown = false;
+            entry.AccessName = access;
+            result.Layers.Add(entry);
+        }
     }
 
     /// <summary>Reads the layer attributes into catalogue settings; an attribute the compiler rejects is left out.</summary>
@@ -208,6 +356,7 @@ internal static partial class ModelParser
             s.Subspace = true;
             s.SubspaceDimension = dimension;
         }
+        ReadDeclaredOptions(attributes, s);
         return s;
     }
 
@@ -246,14 +395,31 @@ internal static partial class ModelParser
         }
         if (context.Stack.Contains(nestedType))
         {
-            Fail("'" + nestedType.Name + "' contains itself, so its layers cannot be listed");
+            int start = context.Order.FindIndex(t => SymbolEqualityComparer.Default.Equals(t, nestedType));
+            if (start < 0 || start == context.Order.Count - 1)
+            {
+                Fail("'" + nestedType.Name + "' contains itself, so its layers cannot be listed");
+                return;
+            }
+            // Models that contain each other: name the whole cycle, e.g. A.b -> B.a -> A.
+            var steps = new List<string>();
+            for (int i = start; i < context.Order.Count - 1; i++) steps.Add(context.Order[i].Name + "." + context.Via[i].Name);
+            steps.Add(model.Name + "." + member.Name);
+            steps.Add(nestedType.Name);
+            string why = "'" + nestedType.Name + "' contains itself through " + string.Join(" -> ", steps) +
+                         ", so its layers cannot be listed; remove one of these references (a model cannot hold a model that holds it)";
+            Fail(why);
+            // Inside a nested model this lands in a scratch list; the outermost model must see it on its own member.
+            if (start == 0 && context.TopProblems is { } top && context.Via.Count > 0)
+                top.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NestedModelUnresolvable, context.Via[0].Locations.FirstOrDefault(l => l.IsInSource),
+                    context.Via[0].Name, context.Order[0].Name, why));
             return;
         }
         bool isArray = memberType is IArrayTypeSymbol;
         int length = 0;
         if (isArray)
         {
-            var (known, problem) = ArrayLength(member, context);
+            var (known, problem) = ArrayLength(member, context, nestedType.Name);
             if (problem is not null)
             {
                 Fail(problem);
@@ -262,7 +428,10 @@ internal static partial class ModelParser
             length = known;
         }
 
+        context.Via.Add(member);
         var nested = ResolveNested(nestedType, context);
+        context.Via.RemoveAt(context.Via.Count - 1);
+        if (nested.HasErrors) result.FailedNested.Add("'" + member.Name + "' ('" + nestedType.Name + "')");
         if (isArray && (long)length * nested.Layers.Count + result.Layers.Count > MaxLayers)
         {
             Fail("array '" + member.Name + "' of " + length.ToString(CultureInfo.InvariantCulture) + " blocks would give the model more than " +
@@ -292,16 +461,34 @@ internal static partial class ModelParser
     {
         if (context.Nested.TryGetValue(type, out var cached)) return cached;
         context.Stack.Add(type);
+        context.Order.Add(type);
         var scratch = new List<DiagnosticInfo>();
         var layers = ResolveModelLayers(type, context, scratch);
         layers.HasErrors |= scratch.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
         context.Stack.Remove(type);
+        context.Order.RemoveAt(context.Order.Count - 1);
         context.Nested[type] = layers;
         return layers;
     }
 
     /// <summary>The length of an array of blocks from its initializer: <c>new Block[N]</c> with constant N, or explicit elements.</summary>
-    private static (int Length, string? Problem) ArrayLength(ISymbol member, ResolveContext context)
+    private static (int Length, string? Problem) ArrayLength(ISymbol member, ResolveContext context, string elementType)
+    {
+        var initializer = ArrayInitializer(member, context, elementType);
+        return (initializer.Length, initializer.Problem);
+    }
+
+    /// <summary>An array's initializer as written.</summary>
+    /// <param name="Elements">The element expressions when they are listed, null for <c>new T[N]</c>.</param>
+    /// <param name="Location">The initializer.</param>
+    private readonly record struct ArrayInit(int Length, IReadOnlyList<ExpressionSyntax>? Elements, string? Problem, Location? Location);
+
+    /// <summary>
+    /// An array member's length and elements from its initializer: <c>new T[N]</c> with a constant N, or the
+    /// elements listed (<c>new T[] { ... }</c>, <c>new[] { ... }</c>, <c>{ ... }</c>, <c>[ ... ]</c>).
+    /// </summary>
+    /// <param name="example">The element type as the fix should spell it, e.g. <c>Block</c>.</param>
+    private static ArrayInit ArrayInitializer(ISymbol member, ResolveContext context, string example)
     {
         var syntax = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(context.CancellationToken);
         var initializer = syntax switch
@@ -310,25 +497,31 @@ internal static partial class ModelParser
             PropertyDeclarationSyntax property => property.Initializer?.Value,
             _ => null,
         };
-        const string Hint = "initialize it as 'new T[N]' with a constant N (and assign the blocks in the constructor), or list the blocks ('[new(), new()]')";
+        string hint = "initialize it as 'new " + example + "[N]' with a constant N (and assign the elements in the constructor), or list the elements ('[new(...), new(...)]')";
+        var location = initializer?.GetLocation();
+        ArrayInit Listed(IReadOnlyList<ExpressionSyntax> elements) => new(elements.Count, elements, null, location);
+        ArrayInit Problem(string text) => new(0, null, text, location);
         switch (initializer)
         {
             case null:
-                return (0, "array '" + member.Name + "' has no initializer, so its length is not known at compile time; " + Hint);
+                return Problem("array '" + member.Name + "' has no initializer, so its length is not known at compile time; " + hint);
             case ArrayCreationExpressionSyntax creation when creation.Initializer is { } elements:
-                return (elements.Expressions.Count, null);
+                return Listed(elements.Expressions);
             case ArrayCreationExpressionSyntax creation when creation.Type.RankSpecifiers.Count == 1 && creation.Type.RankSpecifiers[0].Sizes.Count == 1:
                 var size = creation.Type.RankSpecifiers[0].Sizes[0];
-                if (size is LiteralExpressionSyntax { Token.Value: int literal }) return (literal, null);
+                if (size is LiteralExpressionSyntax { Token.Value: int literal } && literal >= 0) return new(literal, null, null, location);
                 var constant = context.Models.For(size.SyntaxTree).GetConstantValue(size, context.CancellationToken);
-                if (constant.HasValue && constant.Value is int n && n >= 0) return (n, null);
-                return (0, "the length '" + size.ToString() + "' of array '" + member.Name + "' is not a compile-time constant; " + Hint);
+                if (constant.HasValue && constant.Value is int n && n >= 0) return new(n, null, null, location);
+                return Problem("the length '" + size.ToString() + "' of array '" + member.Name + "' is not a compile-time constant; " + hint);
             case ImplicitArrayCreationExpressionSyntax implicitCreation:
-                return (implicitCreation.Initializer.Expressions.Count, null);
+                return Listed(implicitCreation.Initializer.Expressions);
+            // 'Block[] blocks = { new(), new() };': an array initializer without 'new'.
+            case InitializerExpressionSyntax arrayInitializer when arrayInitializer.IsKind(SyntaxKind.ArrayInitializerExpression):
+                return Listed(arrayInitializer.Expressions);
             case CollectionExpressionSyntax collection when collection.Elements.All(e => e is ExpressionElementSyntax):
-                return (collection.Elements.Count, null);
+                return Listed(collection.Elements.Select(e => ((ExpressionElementSyntax)e).Expression).ToList());
             default:
-                return (0, "the length of array '" + member.Name + "' is not known at compile time; " + Hint);
+                return Problem("the length of array '" + member.Name + "' is not known at compile time; " + hint);
         }
     }
 
@@ -373,7 +566,13 @@ internal static partial class ModelParser
         string typeName = kind == LayerKind.Linear ? "Linear" : "Conv2d";
         if (initializer is null)
             return Unknown("it has no initializer; declare it as '" + member.Name + " = new " + typeName + "(...)' with constant arguments", member.Locations.FirstOrDefault(l => l.IsInSource));
+        return ShapeOf(initializer, declaredType, memberType, kind, models, cancellationToken);
+    }
 
+    /// <summary>A layer's shape from the expression that creates it (a member's initializer or an array element).</summary>
+    private static Shape ShapeOf(ExpressionSyntax initializer, TypeSyntax? declaredType, INamedTypeSymbol memberType, LayerKind kind, SemanticModelCache models, CancellationToken cancellationToken)
+    {
+        string typeName = kind == LayerKind.Linear ? "Linear" : "Conv2d";
         // Binding an initializer costs more than everything else the parser does; literal arguments need none.
         var values = LiteralArguments(initializer, declaredType, memberType);
         if (values is null)
@@ -401,6 +600,9 @@ internal static partial class ModelParser
         {
             if (!TryPositive(values, "inFeatures", out int inFeatures, out var problem) || !TryPositive(values, "outFeatures", out int outFeatures, out problem))
                 return Unknown(problem!, location);
+            long weights = KernelCatalogue.WeightCount(outFeatures, inFeatures);
+            if (weights > KernelCatalogue.MaxWeightsPerLayer)
+                return new Shape(outFeatures, inFeatures, 0, hasBias, null, location, weights, Format(outFeatures) + " x " + Format(inFeatures));
             return new Shape(outFeatures, inFeatures, 0, hasBias, null, null);
         }
         else
@@ -409,14 +611,18 @@ internal static partial class ModelParser
                 !TryPositive(values, "outChannels", out int outChannels, out problem) ||
                 !TryPositive(values, "kernelSize", out int kernelSize, out problem))
                 return Unknown(problem!, location);
-            long columns = (long)inChannels * kernelSize * kernelSize;
-            if (columns > int.MaxValue)
-                return Unknown("inChannels x kernelSize x kernelSize = " + columns.ToString(CultureInfo.InvariantCulture) + " is too large", location);
+            long columns = KernelCatalogue.SaturatingProduct(KernelCatalogue.SaturatingProduct(inChannels, kernelSize), kernelSize);
+            long weights = KernelCatalogue.WeightCount(outChannels, columns);
+            if (weights > KernelCatalogue.MaxWeightsPerLayer)
+                return new Shape(outChannels, 0, kernelSize, hasBias, null, location, weights,
+                    Format(outChannels) + " x " + Format(inChannels) + " x " + Format(kernelSize) + " x " + Format(kernelSize));
             return new Shape(outChannels, (int)columns, kernelSize, hasBias, null, null);
         }
-
-        static Shape Unknown(string problem, Location? location) => new(0, 0, 0, false, problem, location);
     }
+
+    private static Shape Unknown(string problem, Location? location) => new(0, 0, 0, false, problem, location);
+
+    private static string Format(int value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
     /// The constructor's argument values (defaults included) of <c>new(...)</c>, or <c>new T(...)</c> with T

@@ -41,6 +41,8 @@ internal static partial class ModelParser
             problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ModelNotModule, IdentifierLocation(type, cancellationToken), type.Name));
 
         context.Stack.Add(type);
+        context.Order.Add(type);
+        context.TopProblems = problems;
         var resolved = ResolveModelLayers(type, context, problems);
         var layers = resolved.Layers;
 
@@ -63,6 +65,9 @@ internal static partial class ModelParser
         else if (mixed is not null && mixedBits.Count == 0)
             CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
 
+        // After the sizing checks: [MixedPrecision] is refused, but its budget is still checked for when it lands.
+        CheckModelOptions(type, layers, problems, cancellationToken);
+
         // An override that breaks many layers the same way is reported once, at the override, naming the first layer.
         var reported = new HashSet<(string, SyntaxTree?, Microsoft.CodeAnalysis.Text.TextSpan)>();
         problems.RemoveAll(p => p.Tree is not null && !reported.Add((p.Descriptor.Id, p.Tree, p.Span)));
@@ -70,6 +75,17 @@ internal static partial class ModelParser
         bool canGenerate = compressible is not null
             && !resolved.HasErrors
             && !problems.Any(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error);
+
+        InvalidPlanSpec? invalidPlan = null;
+        // A class that is not partial cannot be extended at all (CND0001); anything else gets throwing members.
+        if (!canGenerate && compressible is not null && !problems.Any(p => p.Descriptor.Id == DiagnosticDescriptors.ModelNotPartialId))
+            invalidPlan = new InvalidPlanSpec(
+                InvalidPlanMessage(type, problems, resolved.FailedNested),
+                DerivesFrom(type, KnownTypeNames.Module),
+                new EquatableArray<string>(problems
+                    .Where(p => p.Descriptor.Id == DiagnosticDescriptors.GeneratedMemberConflictId && p.Arguments.Count > 1)
+                    .Select(p => p.Arguments[1])
+                    .Distinct()));
 
         var spec = new ModelSpec(
             Namespace: type.ContainingNamespace is { IsGlobalNamespace: false } ns ? ns.ToDisplayString() : null,
@@ -89,7 +105,26 @@ internal static partial class ModelParser
             Members: new EquatableArray<MemberSpec>(resolved.Members),
             CanGenerate: canGenerate,
             Diagnostics: new EquatableArray<DiagnosticInfo>(problems.Where(p => IsReportedByGenerator(p.Descriptor))));
-        return new ModelResolution(spec, problems);
+        return new ModelResolution(spec with { InvalidPlan = invalidPlan }, problems);
+    }
+
+    /// <summary>What the generated members of a model with an invalid plan throw: every build error, with its ID.</summary>
+    private static string InvalidPlanMessage(INamedTypeSymbol type, List<DiagnosticInfo> problems, List<string> failedNested)
+    {
+        var errors = problems
+            .Where(p => p.Descriptor.DefaultSeverity == DiagnosticSeverity.Error)
+            .Select(p => p.Descriptor.Id + ": " + p.ToDiagnostic().GetMessage(CultureInfo.InvariantCulture))
+            .Distinct()
+            .ToList();
+        if (errors.Count == 0 && failedNested.Count > 0)
+            errors.Add("nested model " + string.Join(", ", failedNested) + (failedNested.Count == 1 ? " has" : " have") + " build errors of its own; fix the errors reported on it");
+        if (errors.Count == 0) errors.Add("the plan has build errors");
+        const int Shown = 5;
+        string list = string.Join(" | ", errors.Take(Shown)) +
+                      (errors.Count > Shown ? " | and " + (errors.Count - Shown).ToString(CultureInfo.InvariantCulture) + " more" : "");
+        return "Model '" + type.Name + "' has no compression plan: the build reported " +
+               (errors.Count == 1 ? "this error" : errors.Count.ToString(CultureInfo.InvariantCulture) + " errors") + ": " + list +
+               ". Fix them and rebuild; this member exists only so that the errors above are the only ones reported.";
     }
 
     /// <summary>
@@ -132,6 +167,7 @@ internal static partial class ModelParser
         foreach (var layer in result.Layers)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (!layer.Checked) CheckDeclaredOptions(layer, problems, cancellationToken);
             if (!layer.Checked) CheckLayer(layer, policy, problems, cancellationToken);
             result.HasErrors |= layer.HasError;
         }
@@ -165,6 +201,8 @@ internal static partial class ModelParser
                 new EquatableArray<string>(problem.Arguments), suggested));
         }
         layer.Settings = settings;
+        // An override resets HasError; a layer too large to allocate stays an error whatever its settings (CND0025).
+        if (layer.TooLarge) layer.HasError = true;
         if (layer.ShapeKnown && !layer.HasError)
             (layer.BytesBefore, layer.BytesAfter) = KernelCatalogue.LayerBytes(settings.Technique, layer.OutFeatures, layer.InFeatures, layer.HasBias, settings);
     }
@@ -397,9 +435,15 @@ internal static partial class ModelParser
     private static void CheckBudget(INamedTypeSymbol type, AttributeData? compressible, long maxBytes, double maxBits, List<LayerEntry> entries, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
         var layers = entries.Select(e => e.ToSpec()).ToList();
-        long planned = layers.Sum(l => l.BytesAfter);
-        long weightCount = layers.Sum(l => l.WeightCount);
-        long weightBytes = layers.Sum(l => l.WeightBytesAfter);
+        // Saturating sums: LINQ's Sum would throw on overflow (a crash of the analyzer), a plain += would wrap to a
+        // negative total that passes every budget. Each layer is below KernelCatalogue.MaxWeightsPerLayer, so this is belt and braces.
+        long planned = 0, weightCount = 0, weightBytes = 0;
+        foreach (var l in layers)
+        {
+            planned = KernelCatalogue.SaturatingAdd(planned, l.BytesAfter);
+            weightCount = KernelCatalogue.SaturatingAdd(weightCount, l.WeightCount);
+            weightBytes = KernelCatalogue.SaturatingAdd(weightBytes, l.WeightBytesAfter);
+        }
         double bitsPerWeight = weightCount == 0 ? 0 : weightBytes * 8.0 / weightCount;
         var largest = string.Join(", ", layers
             .OrderByDescending(l => l.BytesAfter)

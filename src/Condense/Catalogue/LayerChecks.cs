@@ -89,6 +89,24 @@ public sealed class LayerSettings
     public int SubspaceDimension { get; set; }
     /// <summary>The layer gets its bits from [MixedPrecision] on the model.</summary>
     public bool MixedPrecision { get; set; }
+    /// <summary>Method of [Quantize] as its enum value (0 = round to nearest).</summary>
+    public int QuantizeMethod { get; set; }
+    /// <summary>Method of [LowRank] as its enum value (0 = SVD).</summary>
+    public int LowRankMethod { get; set; }
+    /// <summary>Criterion of [Sparsify] as its enum value (0 = magnitude).</summary>
+    public int SparsityCriterion { get; set; }
+    /// <summary>Scope of [Sparsify] as its enum value (0 = layer, 1 = global).</summary>
+    public int SparsityScope { get; set; }
+    /// <summary>LayerFloor of [Sparsify] (Scope = Global: fraction of its weights a layer keeps at least).</summary>
+    public double LayerFloor { get; set; }
+    /// <summary>[Sparsify] sets StartStep, EndStep or Frequency: a gradual schedule.</summary>
+    public bool HasPruningSchedule { get; set; }
+    /// <summary>StartStep of [Sparsify].</summary>
+    public int PruneStartStep { get; set; }
+    /// <summary>EndStep of [Sparsify].</summary>
+    public int PruneEndStep { get; set; }
+    /// <summary>Frequency of [Sparsify].</summary>
+    public int PruneFrequency { get; set; }
 
     /// <summary>A copy, so a policy can change settings without touching the original.</summary>
     public LayerSettings Clone() => (LayerSettings)MemberwiseClone();

@@ -46,6 +46,13 @@ public enum LayerTechnique
 /// <param name="SubspaceDimension">Dimension of the layer's <c>[Subspace]</c>, else 0.</param>
 /// <param name="ShapeKnown">False when the shape could not be read at build time: the shape fields are 0 and
 /// <see cref="CompressionPlan.WithShapesFrom"/> fills them in (running the build's checks) before use.</param>
+/// <param name="GlobalSparsity">Unstructured with <c>Scope = Global</c>: one magnitude threshold over every such layer
+/// of the model, so this layer's share of the kept weights is only known at Compress time. The planned bytes are those
+/// of <see cref="SparsityFraction"/> counted per layer; their sum over the group is exact (docs/format.md).</param>
+/// <param name="LayerFloor">With <see cref="GlobalSparsity"/>: the fraction of its weights the layer keeps at least.</param>
+/// <param name="PruneStartStep">Gradual pruning (<c>[Sparsify(StartStep, EndStep, Frequency)]</c>): the first step of the schedule, else 0.</param>
+/// <param name="PruneEndStep">Gradual pruning: the step the final sparsity is reached at; 0 = no schedule (one-shot at Compress).</param>
+/// <param name="PruneFrequency">Gradual pruning: the mask is recomputed every this many steps.</param>
 public sealed record LayerPlan(
     string Path,
     LayerKind Kind,
@@ -64,7 +71,12 @@ public sealed record LayerPlan(
     int SparsityM = 0,
     double SparsityFraction = 0,
     int SubspaceDimension = 0,
-    bool ShapeKnown = true)
+    bool ShapeKnown = true,
+    bool GlobalSparsity = false,
+    double LayerFloor = 0,
+    int PruneStartStep = 0,
+    int PruneEndStep = 0,
+    int PruneFrequency = 0)
 {
     /// <summary>Number of weights (bias excluded).</summary>
     public long WeightCount => (long)OutFeatures * InFeatures;
@@ -93,7 +105,7 @@ public sealed record LayerPlan(
                 LayerTechnique.LowRank => string.Create(inv, $"low-rank r{Rank}"),
                 LayerTechnique.QuantizeWithLowRankCorrection => string.Create(inv, $"{quantized} + low-rank r{Rank}"),
                 LayerTechnique.SemiStructuredSparse => string.Create(inv, $"{SparsityN}:{SparsityM} sparse {(Bits == 0 ? "fp32" : quantized)}"),
-                LayerTechnique.UnstructuredSparse => string.Create(inv, $"csr {SparsityFraction:0.###} sparse"),
+                LayerTechnique.UnstructuredSparse => string.Create(inv, $"csr {SparsityFraction:0.###} sparse{(GlobalSparsity ? " global" : "")}"),
                 LayerTechnique.MixedPrecision => string.Create(inv, $"mixed precision (from int{Bits})"),
                 _ => "fp32",
             };

@@ -22,7 +22,7 @@ public readonly record struct CompressionProgress(int LayerIndex, int LayerCount
 /// Applies a plan to a model's layers. Generated <c>Compress</c> methods call one typed method per layer, then
 /// <see cref="Complete"/>; nothing in the model changes until every layer has been compressed successfully.
 /// </summary>
-public sealed class CompressionSession
+public sealed partial class CompressionSession
 {
     private readonly CompressionPlan _plan;
     private readonly CompressionOptions _options;
@@ -82,7 +82,7 @@ public sealed class CompressionSession
     /// <summary>One-shot magnitude pruning of a fraction of the layer's weights, stored as CSR (<c>[Sparsify(fraction)]</c>).</summary>
     public void SparsifyUnstructured(WeightedLayer layer, int layerIndex) =>
         CompressLayer(layer, layerIndex, LayerTechnique.UnstructuredSparse,
-            (plan, w) => CsrWeight.Prune(w, plan.OutFeatures, plan.InFeatures, plan.SparsityFraction));
+            (plan, w) => PruneUnstructured(plan, layer, layerIndex, w));
 
     /// <summary>Quantizes a layer at the bits the mixed-precision solver chooses (<c>[MixedPrecision]</c> on the model).</summary>
     /// <exception cref="NotSupportedException">Always, in this version.</exception>
@@ -131,7 +131,7 @@ public sealed class CompressionSession
             $"Layer '{_plan.Layers[layerIndex].Path}' is a {layer.GetType().Name}; the plan expects a Linear or Conv2d.", nameof(layer));
         var plan = Begin(layerIndex, weighted, LayerTechnique.Dense);
         TensorChecks.ThrowIfNotFinite(weighted.Weight.Data, plan.Path + ".weight", plan.WeightShape);
-        Finish(plan, layerIndex, plan.WeightBytesAfter, 0, TimeSpan.Zero, static () => { });
+        Finish(plan, layerIndex, null, 0, TimeSpan.Zero, static () => { });
     }
 
     private void QuantizeLayer<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth
@@ -145,7 +145,7 @@ public sealed class CompressionSession
         }
         var plan = Begin(layerIndex, layer, LayerTechnique.Quantize);
         var storage = QuantizeWeight<TBits>(plan, layer.Weight.Data, out var error, out var elapsed);
-        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
+        Finish(plan, layerIndex, storage, error, elapsed, () => layer.SetCompressedWeight(storage));
     }
 
     /// <summary>Compresses one layer with <paramref name="compress"/>; the layer itself changes only in <see cref="Complete"/>.</summary>
@@ -162,11 +162,39 @@ public sealed class CompressionSession
         var weight = layer.Weight.Data;
         TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
         var clock = Stopwatch.StartNew();
-        var storage = compress(plan, weight);
+        var storage = WithLayerContext(plan, () => compress(plan, weight));
         var elapsed = clock.Elapsed;
         double error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
-        Finish(plan, layerIndex, storage.ByteCount, error, elapsed, () => layer.SetCompressedWeight(storage));
+        Finish(plan, layerIndex, storage, error, elapsed, () => layer.SetCompressedWeight(storage));
     }
+
+    /// <summary>
+    /// Runs a storage constructor. The constructors know rows, columns and values but not the layer: a data error
+    /// they raise (ArgumentException, InvalidOperationException, ArithmeticException) is rethrown as an
+    /// <see cref="InvalidDataException"/> naming the layer's path and technique, the original kept as the inner
+    /// exception. Anything else (a bug: null or out-of-range indexing) propagates untouched.
+    /// </summary>
+    private static T WithLayerContext<T>(LayerPlan plan, Func<T> build)
+    {
+        try
+        {
+            return build();
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or ArithmeticException && e is not ArgumentNullException)
+        {
+            string message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+            throw new InvalidDataException($"Layer '{plan.Path}' ({plan.TechniqueText}) cannot be compressed: {message}", e);
+        }
+    }
+
+    /// <summary>Quantization groups of the storage that held non-zero weights but dequantize to all zeros.</summary>
+    private static long ZeroedGroupsOf(IWeightStorage storage) => storage switch
+    {
+        GroupQuantizedWeight q => q.ZeroedGroups,
+        LowRankCorrectedWeight c => c.Quantized.ZeroedGroups,
+        NmSparseWeight { QuantizedValues: { } q } => q.ZeroedGroups,
+        _ => 0,
+    };
 
     private static QuantizationScheme Scheme(LayerPlan plan) => new(plan.Bits, plan.GroupSize, plan.Symmetric);
 
@@ -184,6 +212,7 @@ public sealed class CompressionSession
         if (missing.Count > 0)
             throw new InvalidOperationException(
                 $"Compress of {_plan.ModelName} did not handle layer(s) {string.Join(", ", missing)}: the generated code is out of date with the plan; rebuild the project.");
+        CheckGlobalSparsityBytes();
         foreach (var swap in _swaps) swap();
         _completed = true;
         return new CompressionReport(_plan, _reports.Select(r => r!).ToList());
@@ -246,19 +275,22 @@ public sealed class CompressionSession
             throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits but the generated code asked for {TBits.Bits}: rebuild the project.");
         TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
         var clock = Stopwatch.StartNew();
-        var storage = GroupQuantizedWeight.Quantize<TBits>(weight, plan.OutFeatures, plan.InFeatures, plan.GroupSize, plan.Symmetric);
+        var storage = WithLayerContext(plan, () => GroupQuantizedWeight.Quantize<TBits>(weight, plan.OutFeatures, plan.InFeatures, plan.GroupSize, plan.Symmetric));
         elapsed = clock.Elapsed;
         error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
         return storage;
     }
 
-    private void Finish(LayerPlan plan, int layerIndex, long weightBytes, double error, TimeSpan elapsed, Action swap)
+    /// <param name="storage">The compressed weight, or null for a layer kept dense.</param>
+    private void Finish(LayerPlan plan, int layerIndex, IWeightStorage? storage, double error, TimeSpan elapsed, Action swap)
     {
-        long bytesAfter = weightBytes + plan.BiasBytes;
-        if (bytesAfter != plan.BytesAfter)
+        long bytesAfter = (storage?.ByteCount ?? plan.WeightBytesAfter) + plan.BiasBytes;
+        // A Scope = Global layer's share is only known now; Complete checks its group's total instead.
+        if (bytesAfter != plan.BytesAfter && !plan.GlobalSparsity)
             throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
                 $"Layer '{plan.Path}' was planned at {plan.BytesAfter} bytes but its storage takes {bytesAfter}: the generator and runtime disagree; rebuild with matching Condense versions."));
-        _reports[layerIndex] = new LayerReport(plan.Path, plan.TechniqueText, plan.BytesBefore, bytesAfter, error, elapsed);
+        _reports[layerIndex] = new LayerReport(plan.Path, plan.TechniqueText, plan.BytesBefore, bytesAfter, error, elapsed,
+            storage is null ? 0 : ZeroedGroupsOf(storage));
         _swaps.Add(swap);
     }
 
@@ -283,7 +315,10 @@ public sealed class CompressionSession
 
 /// <summary>What Compress did to one layer.</summary>
 /// <param name="RelativeError">||W - W'|| / ||W|| of the weight (NaN when not measured).</param>
-public sealed record LayerReport(string Path, string Technique, long BytesBefore, long BytesAfter, double RelativeError, TimeSpan Elapsed);
+/// <param name="ZeroedGroups">Quantization groups (of the quantized part, before any low-rank correction) that held
+/// non-zero weights yet dequantize to all zeros: every |w| was at most half the smallest float16 scale (~3e-8), so
+/// their error is 100%. Flagged in <see cref="CompressionReport.ToString"/>; 0 for techniques that do not quantize.</param>
+public sealed record LayerReport(string Path, string Technique, long BytesBefore, long BytesAfter, double RelativeError, TimeSpan Elapsed, long ZeroedGroups = 0);
 
 /// <summary>What Compress did to the model.</summary>
 public sealed class CompressionReport
@@ -300,16 +335,22 @@ public sealed class CompressionReport
     public long TotalBytesAfter => Layers.Sum(l => l.BytesAfter);
     public double CompressionRatio => TotalBytesAfter == 0 ? 1 : (double)TotalBytesBefore / TotalBytesAfter;
 
-    /// <summary>A plain-text table: per layer technique, bytes and relative error; totals.</summary>
+    /// <summary>
+    /// A plain-text table: per layer technique, bytes, relative error and zeroed groups (see
+    /// <see cref="LayerReport.ZeroedGroups"/>); totals; then a warning for each layer with zeroed groups.
+    /// </summary>
     public override string ToString()
     {
         var inv = CultureInfo.InvariantCulture;
         int w = Math.Max(5, Layers.Count == 0 ? 5 : Layers.Max(l => l.Path.Length));
+        int t = Math.Max(16, Layers.Count == 0 ? 16 : Layers.Max(l => l.Technique.Length));
         var sb = new StringBuilder();
-        sb.Append(inv, $"{"layer".PadRight(w)}  {"technique",-16} {"bytes before",12} {"bytes after",12} {"rel. error",10}\n");
+        sb.Append(inv, $"{"layer".PadRight(w)}  {"technique".PadRight(t)} {"bytes before",12} {"bytes after",12} {"rel. error",10} {"zeroed groups",13}\n");
         foreach (var l in Layers)
-            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Technique,-16} {l.BytesBefore,12:N0} {l.BytesAfter,12:N0} {l.RelativeError,10:P2}\n");
-        sb.Append(inv, $"{"total".PadRight(w)}  {Plan.BitsPerWeight,10:F2} b/w   {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
+            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Technique.PadRight(t)} {l.BytesBefore,12:N0} {l.BytesAfter,12:N0} {l.RelativeError,10:P2} {l.ZeroedGroups,13:N0}\n");
+        sb.Append(inv, $"{"total".PadRight(w)}  {string.Create(inv, $"{Plan.BitsPerWeight:F2} b/w").PadRight(t)} {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
+        foreach (var l in Layers.Where(l => l.ZeroedGroups > 0))
+            sb.Append(inv, $"warning: layer '{l.Path}': {l.ZeroedGroups:N0} quantization group(s) hold only weights with |w| <= ~3e-8 (half the smallest float16 scale) and dequantize to all zeros, so their error is 100%; rescale the layer's weights up (and the next layer's down), or mark the layer [KeepDense].\n");
         return sb.ToString();
     }
 }

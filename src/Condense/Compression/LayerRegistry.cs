@@ -40,6 +40,26 @@ public static class LayerRegistry
         }
     }
 
+    /// <summary>
+    /// An array of layers (<c>Linear[] heads</c>), checked against what the build planned: the length it saw and no
+    /// null element. Used by the generated Layers, Compress and CompressInto, which list <c>heads[0]</c>, <c>heads[1]</c>, ...
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The array is null, has another length than the build saw, or holds a null layer.</exception>
+    public static T[] RequireLayers<T>(T?[]? layers, string modelName, string member, int compiledLength) where T : Layer
+    {
+        if (layers is null)
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"Model '{modelName}': layer array '{member}' is null; the compiled plan expects {compiledLength} layers."));
+        if (layers.Length != compiledLength)
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"Model '{modelName}': layer array '{member}' has {layers.Length} layers but the compiled plan expects {compiledLength}; keep its length the constant the build saw."));
+        for (int i = 0; i < layers.Length; i++)
+            if (layers[i] is null)
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Model '{modelName}': layer '{member}[{i}]' is null; assign every element of '{member}' in the initializer or the constructor."));
+        return layers!;
+    }
+
     /// <summary>The nested model, or an exception naming it (used by generated Compress).</summary>
     public static T Require<T>(T? child, string modelName, string member) where T : Module =>
         child ?? throw new InvalidOperationException($"Model '{modelName}': nested model '{member}' is null; create it in the field initializer or the constructor.");

@@ -6,17 +6,38 @@ using Condense.Quantization;
 
 namespace Condense.IO;
 
-/// <summary>A model file that does not agree with the compiled plan; the message lists every problem found.</summary>
+/// <summary>
+/// A model file that does not agree with the compiled plan. <see cref="Problems"/> has every problem found; the
+/// message lists the first <see cref="MaxListedProblems"/> and counts the rest.
+/// </summary>
 public sealed class ModelFileException : IOException
 {
+    /// <summary>How many problems the message spells out; the rest are counted (all are in <see cref="Problems"/>).</summary>
+    public const int MaxListedProblems = 20;
+
     public ModelFileException(string path, IReadOnlyList<string> problems)
-        : base($"{path} does not fit the compiled plan ({problems.Count} problem{(problems.Count == 1 ? "" : "s")}):\n  - " + string.Join("\n  - ", problems))
+        : base(BuildMessage(path, problems))
     {
+        FilePath = path;
         Problems = problems;
     }
 
+    /// <summary>The model file.</summary>
+    public string FilePath { get; }
+
     /// <summary>One line per problem, each naming the tensor or layer and what was expected.</summary>
     public IReadOnlyList<string> Problems { get; }
+
+    private static string BuildMessage(string path, IReadOnlyList<string> problems)
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"{path} does not fit the compiled plan ({problems.Count} problem{(problems.Count == 1 ? "" : "s")}):");
+        for (int i = 0; i < Math.Min(problems.Count, MaxListedProblems); i++)
+            text.Append("\n  - ").Append(problems[i]);
+        if (problems.Count > MaxListedProblems)
+            text.Append(CultureInfo.InvariantCulture, $"\n  ... and {problems.Count - MaxListedProblems} more (see Problems)");
+        return text.ToString();
+    }
 }
 
 /// <summary>
@@ -34,7 +55,17 @@ public static class ModelFile
     private const string ModelKey = "condense.model";
     private const string PlanKey = "condense.plan";
 
+    /// <summary>Test seam: called with the path once Load has opened (and validated the header of) a file.</summary>
+    internal static Action<string>? OpenedForTests { get; set; }
 
+    /// <summary>Unexpected tensors named one by one; past this many they are counted in one line.</summary>
+    internal const int MaxListedUnexpectedTensors = 50;
+
+
+    /// <summary>
+    /// Writes the layers to <paramref name="path"/> through <see cref="SafeTensorsWriter"/> (atomic, with per-tensor
+    /// checksums). The layers' arrays are written as they are, not copied first.
+    /// </summary>
     public static void Save(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -53,7 +84,7 @@ public static class ModelFile
             if (storage is null)
             {
                 TensorChecks.ThrowIfNotFinite(dense!.Data, lp.Path + ".weight", lp.WeightShape);
-                writer.AddF32(lp.Path + ".weight", dense.Data, Longs(lp.WeightShape));
+                writer.AddBorrowed(lp.Path + ".weight", SafeTensorDType.F32, dense.Data, Longs(lp.WeightShape));
             }
             else
             {
@@ -62,12 +93,22 @@ public static class ModelFile
             if (bias is not null)
             {
                 TensorChecks.ThrowIfNotFinite(bias.Data, lp.Path + ".bias", [lp.OutFeatures]);
-                writer.AddF32(lp.Path + ".bias", bias.Data, lp.OutFeatures);
+                writer.AddBorrowed(lp.Path + ".bias", SafeTensorDType.F32, bias.Data, [lp.OutFeatures]);
             }
         }
         writer.WriteTo(path);
     }
 
+    /// <summary>
+    /// Checks <paramref name="path"/> against <paramref name="plan"/> and loads it into <paramref name="layers"/>.
+    /// The file is read through its handle, never mapped (a file truncated or replaced meanwhile gives a
+    /// <see cref="SafeTensorsFormatException"/> naming it), each tensor straight into the array the layer keeps,
+    /// and verified against its checksum when the file has them. Layers whose weights were never used (a freshly
+    /// constructed model) adopt the arrays read, so they are neither initialized nor copied: a load allocates
+    /// little more than the file's size.
+    /// </summary>
+    /// <exception cref="ModelFileException">The file does not fit the plan (every problem is listed); nothing was changed.</exception>
+    /// <exception cref="SafeTensorsFormatException">The file is malformed, fails a checksum, or shrank while being read.</exception>
     public static void Load(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -77,6 +118,7 @@ public static class ModelFile
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file {path} does not exist.", path);
 
         using var file = SafeTensorsFile.Open(path);
+        OpenedForTests?.Invoke(path);
         var problems = new List<string>();
         if (!file.Metadata.TryGetValue(FormatKey, out var version))
             problems.Add($"metadata key '{FormatKey}' is missing: this is not a Condense model file (expected format {FormatVersion})");
@@ -100,9 +142,15 @@ public static class ModelFile
             var action = LoadLayer(file, reader, lp, fileLine, layers[i].Layer, used, problems);
             if (action is not null) assignments.Add(action);
         }
+        int unexpected = 0;
         foreach (var t in file.Tensors)
-            if (!used.Contains(t.Name))
+        {
+            if (used.Contains(t.Name)) continue;
+            if (++unexpected <= MaxListedUnexpectedTensors)
                 problems.Add($"tensor '{t.Name}' is not part of the compiled plan of {plan.ModelName}");
+        }
+        if (unexpected > MaxListedUnexpectedTensors)
+            problems.Add($"{unexpected - MaxListedUnexpectedTensors} more tensors are not part of the compiled plan of {plan.ModelName} ({unexpected} in all)");
 
         if (problems.Count > 0) throw new ModelFileException(path, problems);
         foreach (var assign in assignments) assign();
@@ -141,12 +189,7 @@ public static class ModelFile
         if (problems.Count > before) return null;
 
         var weighted = (WeightedLayer)layer;
-        return () =>
-        {
-            if (compressed is not null) weighted.SetCompressedWeight(compressed);
-            else weighted.LoadWeight(dense);
-            if (bias is not null) weighted.LoadBias(bias);
-        };
+        return () => weighted.AdoptLoaded(compressed, dense, bias);
     }
 
     /// <summary>Marks a layer's tensors as seen, so a layer reported once is not reported again tensor by tensor.</summary>

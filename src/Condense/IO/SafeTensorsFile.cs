@@ -1,38 +1,67 @@
 using System.Buffers.Binary;
+using System.Globalization;
+using System.IO.Hashing;
 using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 using System.Text.Unicode;
 
 namespace Condense.IO;
 
 /// <summary>
-/// A read-only, memory-mapped safetensors file. <see cref="Open"/> validates the whole header up front
-/// (sizes, JSON, dtypes, shapes, offsets, overlaps and holes), so every later read is in bounds.
+/// A read-only safetensors file. <see cref="Open"/> validates the whole header up front (sizes, JSON, dtypes,
+/// shapes, offsets, overlaps, holes and the checksum keys), so every later read is in bounds.
 /// </summary>
+/// <remarks>
+/// <para>Reads go through the file handle (<see cref="RandomAccess"/>): <see cref="Open"/>, the typed
+/// <c>Read*</c> methods and <see cref="ModelFile.Load"/> never map the file, so a file truncated or replaced
+/// by another process while it is being read gives a <see cref="SafeTensorsFormatException"/> naming it,
+/// never a crash. Only <see cref="GetBytes"/> maps the file (on its first call), to hand out zero-copy spans:
+/// it checks the file's length first, but a file truncated by another process while such a span is in use
+/// can still take the process down (the operating system's SIGBUS / access violation), so use the
+/// <c>Read*</c> methods when other processes may rewrite the file.</para>
+/// <para>Checksums: when the header's metadata has <c>xxh3:&lt;tensor&gt;</c> keys (written by
+/// <see cref="SafeTensorsWriter"/>, docs/format.md), every read of a tensor's data (<c>Read*</c>, and the
+/// first <see cref="GetBytes"/> of it) verifies the tensor's XXH3-64 and throws naming the file and tensor on a
+/// mismatch. Files without these keys (written by other tools) are read unverified.</para>
+/// </remarks>
 public sealed unsafe class SafeTensorsFile : IDisposable
 {
     /// <summary>Largest header accepted, in bytes (the reference implementation uses the same cap).</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
+    /// <summary>Prefix of the metadata keys that hold a tensor's checksum: <c>xxh3:&lt;tensor name&gt;</c>.</summary>
+    public const string ChecksumKeyPrefix = "xxh3:";
+
     private const int MaxListedNames = 5;
 
-    private readonly MemoryMappedFile _mapping;
-    private readonly MemoryMappedViewAccessor _view;
-    private readonly Dictionary<string, SafeTensorInfo> _byName;
-    private byte* _base;
-    private readonly long _dataStart;
+    // Reads are done in chunks this large, each hashed while it is still in cache.
+    internal const int ChunkBytes = 1 << 18;
 
-    private SafeTensorsFile(string path, MemoryMappedFile mapping, MemoryMappedViewAccessor view, byte* basePointer,
-        long dataStart, IReadOnlyDictionary<string, string> metadata, List<SafeTensorInfo> tensors)
+    private readonly SafeFileHandle _handle;
+    private readonly long _length;
+    private readonly Dictionary<string, SafeTensorInfo> _byName;
+    private readonly Dictionary<string, ulong> _checksums;
+    private readonly HashSet<string> _verifiedMapped = new(StringComparer.Ordinal);
+    private readonly Lock _mapLock = new();
+    private readonly long _dataStart;
+    private MemoryMappedFile? _mapping;
+    private MemoryMappedViewAccessor? _view;
+    private byte* _base;
+    private bool _disposed;
+
+    private SafeTensorsFile(string path, SafeFileHandle handle, long length, long dataStart,
+        IReadOnlyDictionary<string, string> metadata, List<SafeTensorInfo> tensors, Dictionary<string, ulong> checksums)
     {
         Path = path;
-        _mapping = mapping;
-        _view = view;
-        _base = basePointer;
+        _handle = handle;
+        _length = length;
         _dataStart = dataStart;
         Metadata = metadata;
         Tensors = tensors;
+        _checksums = checksums;
         _byName = new Dictionary<string, SafeTensorInfo>(tensors.Count, StringComparer.Ordinal);
         foreach (var tensor in tensors)
             _byName.Add(tensor.Name, tensor);
@@ -41,83 +70,82 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>The path the file was opened from.</summary>
     public string Path { get; }
 
-    /// <summary>The <c>__metadata__</c> string map (empty when the header has none).</summary>
+    /// <summary>The <c>__metadata__</c> string map (empty when the header has none), checksum keys (<see cref="ChecksumKeyPrefix"/>) included.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>Tensors in header order.</summary>
     public IReadOnlyList<SafeTensorInfo> Tensors { get; }
 
-    /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="SafeTensorsFormatException"/> if it is malformed.</summary>
+    /// <summary>Whether the header stores a checksum for every tensor (files written by <see cref="SafeTensorsWriter"/>).</summary>
+    public bool HasChecksums => _checksums.Count > 0 || Tensors.Count == 0;
+
+    /// <summary>
+    /// Opens and validates <paramref name="path"/> by reading its header through the file handle (no mapping);
+    /// throws <see cref="SafeTensorsFormatException"/> if it is malformed.
+    /// </summary>
     public static SafeTensorsFile Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
             throw new FileNotFoundException($"Safetensors file '{path}' does not exist.", path);
 
-        // FileShare.Read: nobody may write the file while it is mapped (a rename over it is still fine).
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        long length;
-        MemoryMappedFile mapping;
+        // FileShare.Read: no other .NET writer may open the file meanwhile (a rename over it is still fine).
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         try
         {
-            length = stream.Length;
+            var length = RandomAccess.GetLength(handle);
             if (length < 8)
                 throw new SafeTensorsFormatException(path, null, $"the file is {length} bytes long; expected at least 8 bytes (the little-endian u64 header size).");
-            // A zero-length file cannot be mapped, hence the size check above first.
-            mapping = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read,
-                HandleInheritability.None, leaveOpen: false);
+            Span<byte> prefix = stackalloc byte[8];
+            ReadExactly(path, handle, prefix, 0, null);
+            var headerSize = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+            if (headerSize > MaxHeaderBytes)
+                throw new SafeTensorsFormatException(path, null, $"header size {headerSize} bytes exceeds the cap of {MaxHeaderBytes} bytes; the file is corrupt or not safetensors.");
+            if (headerSize > (ulong)(length - 8))
+                throw new SafeTensorsFormatException(path, null, $"header size {headerSize} bytes is larger than the {length - 8} bytes after the size prefix (file is {length} bytes); the file is truncated or corrupt.");
+            if (headerSize == 0)
+                throw new SafeTensorsFormatException(path, null, "header size is 0; expected a JSON object.");
+            var header = new byte[(int)headerSize];
+            ReadExactly(path, handle, header, 8, null);
+            var (dataStart, metadata, tensors, checksums) = Parse(path, header, length);
+            return new SafeTensorsFile(path, handle, length, dataStart, metadata, tensors, checksums);
         }
         catch
         {
-            stream.Dispose();
-            throw;
-        }
-        MemoryMappedViewAccessor? view = null;
-        byte* pointer = null;
-        try
-        {
-            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-            // The view starts at a page boundary; PointerOffset is the file offset 0 within it.
-            var basePointer = pointer + view.PointerOffset;
-            var (dataStart, metadata, tensors) = Parse(path, basePointer, length);
-            return new SafeTensorsFile(path, mapping, view, basePointer, dataStart, metadata, tensors);
-        }
-        catch
-        {
-            if (pointer != null)
-                view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            mapping.Dispose();
+            handle.Dispose();
             throw;
         }
     }
 
-    private static (long DataStart, IReadOnlyDictionary<string, string> Metadata, List<SafeTensorInfo> Tensors) Parse(
-        string path, byte* file, long fileLength)
+    /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>; a short read means the file shrank.</summary>
+    private static void ReadExactly(string path, SafeFileHandle handle, Span<byte> buffer, long offset, string? tensor)
     {
-        var headerSize = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(file, 8));
-        if (headerSize > MaxHeaderBytes)
-            throw new SafeTensorsFormatException(path, null, $"header size {headerSize} bytes exceeds the cap of {MaxHeaderBytes} bytes; the file is corrupt or not safetensors.");
-        if (headerSize > (ulong)(fileLength - 8))
-            throw new SafeTensorsFormatException(path, null, $"header size {headerSize} bytes is larger than the {fileLength - 8} bytes after the size prefix (file is {fileLength} bytes); the file is truncated or corrupt.");
-        if (headerSize == 0)
-            throw new SafeTensorsFormatException(path, null, "header size is 0; expected a JSON object.");
+        while (!buffer.IsEmpty)
+        {
+            int read = RandomAccess.Read(handle, buffer, offset);
+            if (read <= 0)
+                throw new SafeTensorsFormatException(path, tensor,
+                    $"the file ends at byte {offset}, before the bytes its header describes; it was truncated or replaced by another process while being read.");
+            buffer = buffer[read..];
+            offset += read;
+        }
+    }
 
-        var headerBytes = new ReadOnlySpan<byte>(file + 8, (int)headerSize);
-        if (!Utf8.IsValid(headerBytes))
+    private static (long DataStart, IReadOnlyDictionary<string, string> Metadata, List<SafeTensorInfo> Tensors, Dictionary<string, ulong> Checksums) Parse(
+        string path, byte[] header, long fileLength)
+    {
+        if (!Utf8.IsValid(header))
             throw new SafeTensorsFormatException(path, null, "the header is not valid UTF-8.");
-        if (headerBytes[0] != (byte)'{')
-            throw new SafeTensorsFormatException(path, null, $"the header must start with '{{' (a JSON object); found byte 0x{headerBytes[0]:X2}.");
+        if (header[0] != (byte)'{')
+            throw new SafeTensorsFormatException(path, null, $"the header must start with '{{' (a JSON object); found byte 0x{header[0]:X2}.");
 
-        var dataStart = 8 + (long)headerSize;
+        var dataStart = 8 + (long)header.Length;
         var dataLength = fileLength - dataStart;
 
         JsonDocument document;
         try
         {
-            // The header is copied (it is capped) so the document does not outlive the mapping.
-            document = JsonDocument.Parse(headerBytes.ToArray(), new JsonDocumentOptions { MaxDepth = 16 });
+            document = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (JsonException e)
         {
@@ -133,23 +161,60 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             Dictionary<string, string>? metadata = null;
             var tensors = new List<SafeTensorInfo>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var property in root.EnumerateObject())
+            try
             {
-                if (!seen.Add(property.Name))
+                foreach (var property in root.EnumerateObject())
                 {
-                    throw property.Name == "__metadata__"
-                        ? new SafeTensorsFormatException(path, null, "'__metadata__' appears more than once; expected at most one.")
-                        : new SafeTensorsFormatException(path, property.Name, "the name appears more than once in the header; tensor names must be unique.");
+                    if (!seen.Add(property.Name))
+                    {
+                        throw property.Name == "__metadata__"
+                            ? new SafeTensorsFormatException(path, null, "'__metadata__' appears more than once; expected at most one.")
+                            : new SafeTensorsFormatException(path, property.Name, "the name appears more than once in the header; tensor names must be unique.");
+                    }
+                    if (property.Name == "__metadata__")
+                        metadata = ParseMetadata(path, property.Value);
+                    else
+                        tensors.Add(ParseTensor(path, property.Name, property.Value, dataLength));
                 }
-                if (property.Name == "__metadata__")
-                    metadata = ParseMetadata(path, property.Value);
-                else
-                    tensors.Add(ParseTensor(path, property.Name, property.Value, dataLength));
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json accepts an escaped lone surrogate ("\ud800") while parsing but cannot turn it into
+                // a .NET string; such a name, dtype, key or value is not valid Unicode.
+                throw new SafeTensorsFormatException(path, null,
+                    $"the header holds a string that is not valid Unicode (e.g. a lone surrogate escape such as \\ud800) as a name, dtype, key or value ({e.Message}).", e);
             }
 
             CheckCoverage(path, tensors, dataLength);
-            return (dataStart, (IReadOnlyDictionary<string, string>?)metadata ?? new Dictionary<string, string>(), tensors);
+            var map = (IReadOnlyDictionary<string, string>?)metadata ?? new Dictionary<string, string>();
+            return (dataStart, map, tensors, ParseChecksums(path, map, tensors));
         }
+    }
+
+    /// <summary>The <c>xxh3:&lt;name&gt;</c> keys: each names a tensor and holds 16 hex digits; all tensors have one or none do.</summary>
+    private static Dictionary<string, ulong> ParseChecksums(string path, IReadOnlyDictionary<string, string> metadata, List<SafeTensorInfo> tensors)
+    {
+        var checksums = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        HashSet<string>? names = null;
+        foreach (var (key, value) in metadata)
+        {
+            if (!key.StartsWith(ChecksumKeyPrefix, StringComparison.Ordinal))
+                continue;
+            names ??= new HashSet<string>(tensors.Select(t => t.Name), StringComparer.Ordinal);
+            var name = key[ChecksumKeyPrefix.Length..];
+            if (!names.Contains(name))
+                throw new SafeTensorsFormatException(path, null, $"metadata key '{key}' holds the checksum of tensor '{name}', which is not in the file.");
+            if (value.Length != 16 || !ulong.TryParse(value, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var hash))
+                throw new SafeTensorsFormatException(path, name, $"checksum '{value}' (metadata key '{key}') is not 16 hexadecimal digits.");
+            checksums.Add(name, hash);
+        }
+        if (checksums.Count > 0 && checksums.Count != tensors.Count)
+        {
+            var missing = tensors.First(t => !checksums.ContainsKey(t.Name));
+            throw new SafeTensorsFormatException(path, missing.Name,
+                $"the header has checksums for {checksums.Count} of its {tensors.Count} tensors but none for this one; a file with checksums has one per tensor.");
+        }
+        return checksums;
     }
 
     private static Dictionary<string, string> ParseMetadata(string path, JsonElement value)
@@ -286,35 +351,87 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     }
 
     /// <summary>
-    /// The tensor's raw little-endian bytes: a zero-copy view into the mapping, valid until <see cref="Dispose"/>.
+    /// The tensor's raw little-endian bytes: a zero-copy view into a memory mapping of the file, valid until
+    /// <see cref="Dispose"/>. This is the only API that maps the file (on first use). It checks that the file is
+    /// still long enough and verifies the tensor's checksum (if the file has one) the first time each tensor is
+    /// handed out; a file truncated by another process while the span is in use can still crash the process,
+    /// so prefer the <c>Read*</c> methods for files other processes may rewrite. Tensors of 2 GiB or more do
+    /// not fit a span: read them with <see cref="ReadF32"/> and the like.
     /// </summary>
     public ReadOnlySpan<byte> GetBytes(string name)
     {
         var info = Get(name);
-        return Bytes(info);
-    }
-
-    private ReadOnlySpan<byte> Bytes(SafeTensorInfo info)
-    {
-        ObjectDisposedException.ThrowIf(_base == null, this);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (info.ByteLength > int.MaxValue)
-            throw new NotSupportedException($"Tensor '{info.Name}' in '{Path}' is {info.ByteLength} bytes; spans are limited to {int.MaxValue} bytes.");
-        return new ReadOnlySpan<byte>(_base + _dataStart + info.Begin, (int)info.ByteLength);
+            throw new NotSupportedException($"Tensor '{info.Name}' in '{Path}' is {info.ByteLength} bytes; spans are limited to {int.MaxValue} bytes: use the Read methods, which copy into arrays of any size.");
+        lock (_mapLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var now = RandomAccess.GetLength(_handle);
+            if (now < _dataStart + info.End)
+                throw new SafeTensorsFormatException(Path, info.Name,
+                    $"the file is now {now} bytes but was {_length} when opened; it was truncated or replaced by another process.");
+            if (_base == null)
+                Map();
+            var span = new ReadOnlySpan<byte>(_base + _dataStart + info.Begin, (int)info.ByteLength);
+            if (_checksums.TryGetValue(info.Name, out var expected) && !_verifiedMapped.Contains(info.Name))
+            {
+                VerifyChecksum(info, XxHash3.HashToUInt64(span), expected);
+                _verifiedMapped.Add(info.Name);
+            }
+            return span;
+        }
     }
 
-    /// <summary>Copies a float32 tensor out of the file.</summary>
+    private void Map()
+    {
+        var mapping = MemoryMappedFile.CreateFromFile(_handle, mapName: null, capacity: 0, MemoryMappedFileAccess.Read,
+            HandleInheritability.None, leaveOpen: true);
+        MemoryMappedViewAccessor? view = null;
+        byte* pointer = null;
+        try
+        {
+            view = mapping.CreateViewAccessor(0, _length, MemoryMappedFileAccess.Read);
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+        }
+        catch
+        {
+            view?.Dispose();
+            mapping.Dispose();
+            throw;
+        }
+        _mapping = mapping;
+        _view = view;
+        // The view starts at a page boundary; PointerOffset is the file offset 0 within it.
+        _base = pointer + view.PointerOffset;
+    }
+
+    private void VerifyChecksum(SafeTensorInfo info, ulong actual, ulong expected)
+    {
+        if (actual != expected)
+            throw new SafeTensorsFormatException(Path, info.Name,
+                $"the data fails its checksum: XXH3 {actual:x16}, the header records {expected:x16} (metadata key '{ChecksumKeyPrefix}{info.Name}'); the file is corrupt, or was changed while being read.");
+    }
+
+    /// <summary>Copies a float32 tensor out of the file (through the file handle; verified against its checksum).</summary>
     public float[] ReadF32(string name) => Read<float>(name, SafeTensorDType.F32);
 
-    /// <summary>Copies a float16 tensor out of the file.</summary>
+    /// <summary>Copies a float16 tensor out of the file (through the file handle; verified against its checksum).</summary>
     public Half[] ReadF16(string name) => Read<Half>(name, SafeTensorDType.F16);
 
-    /// <summary>Copies an unsigned byte tensor out of the file.</summary>
+    /// <summary>Copies an unsigned byte tensor out of the file (through the file handle; verified against its checksum).</summary>
     public byte[] ReadU8(string name) => Read<byte>(name, SafeTensorDType.U8);
 
-    /// <summary>Copies a signed 32-bit integer tensor out of the file.</summary>
+    /// <summary>Copies a signed 32-bit integer tensor out of the file (through the file handle; verified against its checksum).</summary>
     public int[] ReadI32(string name) => Read<int>(name, SafeTensorDType.I32);
 
-    /// <summary>Reads an F32, F16 or BF16 tensor, widening to float32.</summary>
+    /// <summary>Copies an unsigned 16-bit integer tensor out of the file (through the file handle; verified against its checksum).</summary>
+    public ushort[] ReadU16(string name) => Read<ushort>(name, SafeTensorDType.U16);
+
+    /// <summary>Copies an unsigned 32-bit integer tensor out of the file (through the file handle; verified against its checksum).</summary>
+    public uint[] ReadU32(string name) => Read<uint>(name, SafeTensorDType.U32);
+
+    /// <summary>Reads an F32, F16 or BF16 tensor, widening to float32 (through the file handle; verified against its checksum).</summary>
     public float[] ReadAsF32(string name)
     {
         var info = Get(name);
@@ -332,10 +449,10 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             }
             case SafeTensorDType.BF16:
             {
-                var bytes = Bytes(info);
-                var result = new float[bytes.Length / 2];
+                var raw = Read<ushort>(name, SafeTensorDType.BF16);
+                var result = new float[raw.Length];
                 for (var i = 0; i < result.Length; i++)
-                    result[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..]) << 16);
+                    result[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
                 return result;
             }
             default:
@@ -349,27 +466,58 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var info = Get(name);
         if (info.DType != expected)
             throw new InvalidOperationException($"Tensor '{name}' in '{Path}' is {info.DType} with shape {info.ShapeText}; expected {expected}.");
-        var bytes = Bytes(info);
-        var result = new T[bytes.Length / SafeTensorDTypes.ElementSize(expected)];
-        bytes.CopyTo(MemoryMarshal.AsBytes(result.AsSpan()));
+        long count = info.ByteLength / SafeTensorDTypes.ElementSize(expected);
+        if (count > Array.MaxLength)
+            throw new NotSupportedException($"Tensor '{name}' in '{Path}' has {count} elements; .NET arrays hold at most {Array.MaxLength}.");
+        var result = new T[count];
+        ReadInto(info, ref Unsafe.As<T, byte>(ref MemoryMarshal.GetArrayDataReference(result)));
         if (!BitConverter.IsLittleEndian && sizeof(T) > 1)
         {
             // The format is little-endian; swap each element on big-endian hosts.
-            var raw = MemoryMarshal.AsBytes(result.AsSpan());
-            for (var i = 0; i < raw.Length; i += sizeof(T))
-                raw.Slice(i, sizeof(T)).Reverse();
+            for (long i = 0; i < count; i++)
+                MemoryMarshal.AsBytes(result.AsSpan((int)i, 1)).Reverse();
         }
         return result;
     }
 
-    /// <summary>Unmaps the file; spans from <see cref="GetBytes"/> must not be used afterwards.</summary>
+    /// <summary>
+    /// Reads the tensor's bytes into <paramref name="destination"/> (which holds at least <see cref="SafeTensorInfo.ByteLength"/>
+    /// bytes) in chunks through the file handle, hashing each chunk while it is in cache, then checks the checksum.
+    /// </summary>
+    private void ReadInto(SafeTensorInfo info, ref byte destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        bool verify = _checksums.TryGetValue(info.Name, out var expected);
+        XxHash3? hash = verify ? new XxHash3() : null;
+        long offset = 0;
+        while (offset < info.ByteLength)
+        {
+            int chunk = (int)Math.Min(ChunkBytes, info.ByteLength - offset);
+            var span = MemoryMarshal.CreateSpan(ref Unsafe.Add(ref destination, (nint)offset), chunk);
+            ReadExactly(Path, _handle, span, _dataStart + info.Begin + offset, info.Name);
+            hash?.Append(span);
+            offset += chunk;
+        }
+        if (hash is not null)
+            VerifyChecksum(info, hash.GetCurrentHashAsUInt64(), expected);
+    }
+
+    /// <summary>Closes the file and unmaps it if <see cref="GetBytes"/> mapped it; spans from <see cref="GetBytes"/> must not be used afterwards.</summary>
     public void Dispose()
     {
-        if (_base == null)
-            return;
-        _base = null;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _mapping.Dispose();
+        lock (_mapLock)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            if (_base != null)
+            {
+                _base = null;
+                _view!.SafeMemoryMappedViewHandle.ReleasePointer();
+                _view.Dispose();
+                _mapping!.Dispose();
+            }
+            _handle.Dispose();
+        }
     }
 }

@@ -36,17 +36,17 @@ internal sealed class StoredWeights(SafeTensorsFile file, HashSet<string> used, 
                 WriteFactors(writer, w, c.Correction);
                 break;
             case NmSparseWeight nm:
-                writer.AddU8(w + ".nm_index", nm.Indices, nm.OutFeatures, nm.Indices.Length / Math.Max(1, nm.OutFeatures));
-                if (nm.Values is { } values) writer.AddF32(w + ".nm_values", values, nm.OutFeatures, nm.CompressedWidth);
+                writer.AddBorrowed(w + ".nm_index", SafeTensorDType.U8, nm.Indices, [nm.OutFeatures, nm.Indices.Length / Math.Max(1, nm.OutFeatures)]);
+                if (nm.Values is { } values) writer.AddBorrowed(w + ".nm_values", SafeTensorDType.F32, values, [nm.OutFeatures, nm.CompressedWidth]);
                 else WriteQuantized(writer, w, nm.QuantizedValues!);
                 break;
             case CsrWeight csr:
-                writer.AddF32(w + ".csr_values", csr.Values, csr.NonZeroCount);
+                writer.AddBorrowed(w + ".csr_values", SafeTensorDType.F32, csr.Values, [csr.NonZeroCount]);
                 if (csr.ColumnIndices16 is { } c16)
-                    writer.Add(w + ".csr_columns", SafeTensorDType.U16, [c16.Length], MemoryMarshal.AsBytes(c16.AsSpan()));
+                    writer.AddBorrowed(w + ".csr_columns", SafeTensorDType.U16, c16, [c16.Length]);
                 else
-                    writer.Add(w + ".csr_columns", SafeTensorDType.U32, [csr.ColumnIndices32!.Length], MemoryMarshal.AsBytes(csr.ColumnIndices32.AsSpan()));
-                writer.AddI32(w + ".csr_rows", csr.RowPointers, csr.RowPointers.Length);
+                    writer.AddBorrowed(w + ".csr_columns", SafeTensorDType.U32, csr.ColumnIndices32!, [csr.ColumnIndices32!.Length]);
+                writer.AddBorrowed(w + ".csr_rows", SafeTensorDType.I32, csr.RowPointers, [csr.RowPointers.Length]);
                 break;
             default:
                 throw new NotSupportedException($"Layer '{lp.Path}' stores its weight as {storage.Format}, which this version of Condense cannot save.");
@@ -89,15 +89,18 @@ internal sealed class StoredWeights(SafeTensorsFile file, HashSet<string> used, 
                 case LayerTechnique.UnstructuredSparse:
                 {
                     long nnz = KernelCatalogue.UnstructuredKeptCount(lp.OutFeatures, lp.InFeatures, lp.SparsityFraction);
+                    // A Scope = Global layer's share of the kept weights was chosen at Compress: read it, within its floor.
+                    if (lp.GlobalSparsity && file.TryGet(w + ".csr_values", out var stored) && stored.Shape.Length == 1 &&
+                        stored.Shape[0] >= PruningRules.MinimumKeptCount(lp.WeightCount, lp.LayerFloor) && stored.Shape[0] <= lp.WeightCount)
+                        nnz = stored.Shape[0];
                     bool wide = lp.InFeatures > 65536;
                     var values = Expect(w + ".csr_values", SafeTensorDType.F32, [nnz]) ? FiniteF32(w + ".csr_values") : null;
                     bool columnsOk = Expect(w + ".csr_columns", wide ? SafeTensorDType.U32 : SafeTensorDType.U16, [nnz]);
                     var rows = Expect(w + ".csr_rows", SafeTensorDType.I32, [lp.OutFeatures + 1L]) ? file.ReadI32(w + ".csr_rows") : null;
                     if (values is null || !columnsOk || rows is null) return null;
-                    var bytes = file.GetBytes(w + ".csr_columns");
                     return wide
-                        ? CsrWeight.FromParts(lp.OutFeatures, lp.InFeatures, values, MemoryMarshal.Cast<byte, uint>(bytes).ToArray(), rows)
-                        : CsrWeight.FromParts(lp.OutFeatures, lp.InFeatures, values, MemoryMarshal.Cast<byte, ushort>(bytes).ToArray(), rows);
+                        ? CsrWeight.FromParts(lp.OutFeatures, lp.InFeatures, values, file.ReadU32(w + ".csr_columns"), rows)
+                        : CsrWeight.FromParts(lp.OutFeatures, lp.InFeatures, values, file.ReadU16(w + ".csr_columns"), rows);
                 }
                 default:
                     problems.Add($"layer '{lp.Path}': {lp.TechniqueText} weights cannot be loaded by this version of Condense");
@@ -107,9 +110,27 @@ internal sealed class StoredWeights(SafeTensorsFile file, HashSet<string> used, 
         catch (ArgumentException e) when (problems.Count == before)
         {
             // The parts had the right names and shapes but inconsistent contents (e.g. a zero point out of range).
+            // The layer's other parts may not have been read yet; they belong to the plan all the same.
             problems.Add($"layer '{lp.Path}': {e.Message}");
+            foreach (var suffix in PlannedSuffixes(lp))
+                if (file.Contains(w + suffix)) used.Add(w + suffix);
             return null;
         }
+    }
+
+    /// <summary>The tensors (after <c>&lt;layer&gt;.weight</c>) that the layer's planned technique stores.</summary>
+    private static IEnumerable<string> PlannedSuffixes(LayerPlan lp)
+    {
+        string[] quantized = lp.Symmetric ? [".qdata", ".qscale"] : [".qdata", ".qscale", ".qzero"];
+        return lp.Technique switch
+        {
+            LayerTechnique.Quantize => quantized,
+            LayerTechnique.LowRank => [".u", ".v"],
+            LayerTechnique.QuantizeWithLowRankCorrection => [.. quantized, ".u", ".v"],
+            LayerTechnique.SemiStructuredSparse => lp.Bits > 0 ? [".nm_index", .. quantized] : [".nm_index", ".nm_values"],
+            LayerTechnique.UnstructuredSparse => [".csr_values", ".csr_columns", ".csr_rows"],
+            _ => [],
+        };
     }
 
     /// <summary>Reads an F32 tensor of the given shape whose values must be finite, or null after recording a problem.</summary>
@@ -154,15 +175,15 @@ internal sealed class StoredWeights(SafeTensorsFile file, HashSet<string> used, 
     private static void WriteQuantized(SafeTensorsWriter writer, string w, GroupQuantizedWeight q)
     {
         int groups = KernelCatalogue.GroupsPerRow(q.InFeatures, q.Scheme.GroupSize);
-        writer.AddU8(w + ".qdata", q.Packed, q.OutFeatures, KernelCatalogue.PackedRowBytes(q.InFeatures, q.Scheme.Bits));
-        writer.AddF16(w + ".qscale", q.Scales, q.OutFeatures, groups);
-        if (q.ZeroPoints is { } zeros) writer.AddU8(w + ".qzero", zeros, q.OutFeatures, groups);
+        writer.AddBorrowed(w + ".qdata", SafeTensorDType.U8, q.Packed, [q.OutFeatures, KernelCatalogue.PackedRowBytes(q.InFeatures, q.Scheme.Bits)]);
+        writer.AddBorrowed(w + ".qscale", SafeTensorDType.F16, q.Scales, [q.OutFeatures, groups]);
+        if (q.ZeroPoints is { } zeros) writer.AddBorrowed(w + ".qzero", SafeTensorDType.U8, zeros, [q.OutFeatures, groups]);
     }
 
     private static void WriteFactors(SafeTensorsWriter writer, string w, LowRankWeight lr)
     {
-        writer.AddF32(w + ".u", lr.U, lr.OutFeatures, lr.Rank);
-        writer.AddF32(w + ".v", lr.V, lr.Rank, lr.InFeatures);
+        writer.AddBorrowed(w + ".u", SafeTensorDType.F32, lr.U, [lr.OutFeatures, lr.Rank]);
+        writer.AddBorrowed(w + ".v", SafeTensorDType.F32, lr.V, [lr.Rank, lr.InFeatures]);
     }
 
     /// <summary>Marks the tensor as part of the plan and checks its dtype and shape; records a problem otherwise.</summary>

@@ -51,7 +51,13 @@ public sealed class LowRankWeight : IWeightStorage
     /// <param name="dense">OutFeatures x InFeatures finite weights, row-major.</param>
     /// <param name="rank">1 .. min(OutFeatures, InFeatures).</param>
     /// <param name="seed">Seeds the random sketch: same inputs and seed, same factors.</param>
-    /// <exception cref="ArgumentException">A shape mismatch, a rank out of range, or a NaN/Inf weight.</exception>
+    /// <remarks>
+    /// A matrix whose largest |w| is at least 2^16 or below 2^-16 is factored divided by a power of two near it (the
+    /// SVD is scale-equivariant; only V is multiplied back), so neither huge nor denormal weights break the float32
+    /// sketch. Weights so large that |U row| |V column| could exceed float.MaxValue / 2 are refused.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A shape mismatch, a rank out of range, a NaN/Inf weight, or weights too
+    /// large for float32 factors (the value, its row and column named).</exception>
     public static LowRankWeight FromDense(ReadOnlySpan<float> dense, int outFeatures, int inFeatures, int rank, ulong seed = DefaultSeed)
     {
         ValidateShape(outFeatures, inFeatures, rank);
@@ -60,11 +66,62 @@ public sealed class LowRankWeight : IWeightStorage
         long expected = (long)outFeatures * inFeatures;
         if (dense.Length != expected)
             throw new ArgumentException(Invariant($"dense has {dense.Length} values; expected OutFeatures x InFeatures = {outFeatures} x {inFeatures} = {expected}"), nameof(dense));
+        int peak = 0;
         for (int i = 0; i < dense.Length; i++)
+        {
             if (!float.IsFinite(dense[i]))
                 throw new ArgumentException(Invariant($"dense[row {i / inFeatures}, column {i % inFeatures}] is {dense[i]}; expected finite weights"), nameof(dense));
-        var (u, v) = TruncatedSvd.Factor(dense, outFeatures, inFeatures, rank, seed);
+            if (Math.Abs(dense[i]) > Math.Abs(dense[peak])) peak = i;
+        }
+
+        // The sketch runs in float32: weights near float.MaxValue overflow it (and NaNs reach the eigen solver), tiny
+        // ones lose their digits to denormals. The SVD is scale-equivariant, so such a matrix is factored divided by
+        // the power of two nearest its largest |w| (exact for normal floats), and V is multiplied back.
+        float peakAbs = Math.Abs(dense[peak]);
+        int exponent = peakAbs > 0 && (peakAbs >= PreScaleAbove || peakAbs < 1 / PreScaleAbove) ? Math.ILogB(peakAbs) : 0;
+        float[]? scaled = null;
+        if (exponent != 0)
+        {
+            scaled = new float[dense.Length];
+            for (int i = 0; i < scaled.Length; i++) scaled[i] = MathF.ScaleB(dense[i], -exponent);
+        }
+        var (u, v) = TruncatedSvd.Factor(scaled ?? dense, outFeatures, inFeatures, rank, seed);
+
+        // |(U V)[i, j]| and every partial sum of it are at most |U row i| |V column j|: below float.MaxValue / 2 the
+        // factors (V multiplied back included) reconstruct the layer without overflowing float32.
+        double bound = Math.ScaleB(MaxRowNorm(u, outFeatures, rank) * MaxColumnNorm(v, rank, inFeatures), exponent);
+        if (!(bound <= float.MaxValue / 2.0))
+            throw new ArgumentException(Invariant(
+                $"weight[row {peak / inFeatures}, column {peak % inFeatures}] is {dense[peak]}: weights this large give rank-{rank} factors whose product U V can reach {bound:G3}, more than half float32's maximum {float.MaxValue} (the headroom its sums need); rescale the layer's weights (e.g. divide them by 2^{Math.ILogB(peakAbs) + 1} and fold that factor into the layer's bias and the next layer), or mark the layer [KeepDense]"),
+                nameof(dense));
+        if (exponent != 0)
+            for (int i = 0; i < v.Length; i++) v[i] = MathF.ScaleB(v[i], exponent);
         return new LowRankWeight(outFeatures, inFeatures, rank, u, v);
+    }
+
+    /// <summary>Largest |w| factored as is; beyond it (or below its inverse) <see cref="FromDense"/> pre-scales by a power of two.</summary>
+    private const float PreScaleAbove = 65536f;
+
+    private static double MaxRowNorm(float[] matrix, int rows, int cols)
+    {
+        double max = 0;
+        for (int i = 0; i < rows; i++)
+        {
+            double sum = 0;
+            for (int k = 0; k < cols; k++) sum += (double)matrix[i * cols + k] * matrix[i * cols + k];
+            max = Math.Max(max, sum);
+        }
+        return Math.Sqrt(max);
+    }
+
+    private static double MaxColumnNorm(float[] matrix, int rows, int cols)
+    {
+        var sums = new double[cols];
+        for (int k = 0; k < rows; k++)
+            for (int j = 0; j < cols; j++) sums[j] += (double)matrix[k * cols + j] * matrix[k * cols + j];
+        double max = 0;
+        foreach (double sum in sums) max = Math.Max(max, sum); // Math.Max keeps a NaN: the caller's check refuses it
+        return Math.Sqrt(max);
     }
 
     /// <summary>Wraps given factors (e.g. from a file), validating lengths and finiteness; the arrays are not copied.</summary>

@@ -46,6 +46,9 @@ internal static class TruncatedSvd
             {
                 double dot = 0;
                 for (int c = 0; c < n; c++) dot += (double)b[i * n + c] * b[j * n + c];
+                // The eigen solver indexes out of range on NaN/Inf (MathNet): refuse an overflowed sketch clearly.
+                if (!double.IsFinite(dot))
+                    throw new ArgumentException("the randomized SVD's sketch overflowed float32 (the weights are too large to factor); rescale the layer's weights or mark the layer [KeepDense]", nameof(a));
                 gram[i, j] = dot;
                 gram[j, i] = dot;
             }

@@ -1,3 +1,5 @@
+using Condense.Catalogue;
+
 namespace Condense.Nn;
 
 /// <summary>2-D convolution over [N, C, H, W]; the weight [Out, In, K, K] is a matrix Out x (In*K*K) for storage.</summary>
@@ -12,7 +14,7 @@ public sealed class Conv2d : WeightedLayer
         KernelSize = kernelSize;
         Stride = stride;
         Padding = padding;
-        ResetParameters(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Conv2d({inChannels},{outChannels},{kernelSize})")));
+        InitializeOnFirstUse(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Conv2d({inChannels},{outChannels},{kernelSize})")));
     }
 
     public int InChannels { get; }
@@ -39,9 +41,16 @@ public sealed class Conv2d : WeightedLayer
         return Ops.RowsToChannels(y, x.Shape[0], outH, outW);
     }
 
-    private static int[] CheckedShape(int inChannels, int outChannels, int kernelSize, int stride, int padding) =>
-        inChannels <= 0 || outChannels <= 0 || kernelSize <= 0 || stride <= 0 || padding < 0
-            ? throw new ArgumentOutOfRangeException(nameof(inChannels),
-                $"Conv2d({inChannels}, {outChannels}, kernel {kernelSize}, stride {stride}, padding {padding}): channels, kernel and stride must be positive, padding non-negative.")
-            : [outChannels, inChannels, kernelSize, kernelSize];
+    /// <exception cref="ArgumentOutOfRangeException">A size is out of range, or the weight has more values than one array can hold.</exception>
+    private static int[] CheckedShape(int inChannels, int outChannels, int kernelSize, int stride, int padding)
+    {
+        if (inChannels <= 0 || outChannels <= 0 || kernelSize <= 0 || stride <= 0 || padding < 0)
+            throw new ArgumentOutOfRangeException(nameof(inChannels),
+                $"Conv2d({inChannels}, {outChannels}, kernel {kernelSize}, stride {stride}, padding {padding}): channels, kernel and stride must be positive, padding non-negative.");
+        // Checked before In x K x K or Out x In x K x K wraps around int (the weight is one float array).
+        long columns = KernelCatalogue.SaturatingProduct(KernelCatalogue.SaturatingProduct(inChannels, kernelSize), kernelSize);
+        var tooLarge = KernelCatalogue.LayerSizeProblem($"Conv2d({inChannels}, {outChannels}, kernel {kernelSize})",
+            $"{outChannels} x {inChannels} x {kernelSize} x {kernelSize}", KernelCatalogue.WeightCount(outChannels, columns));
+        return tooLarge is null ? [outChannels, inChannels, kernelSize, kernelSize] : throw new ArgumentOutOfRangeException(nameof(outChannels), tooLarge);
+    }
 }

@@ -1,3 +1,5 @@
+using Condense.Catalogue;
+
 namespace Condense.Nn;
 
 /// <summary>y = x W^T + b, with W [OutFeatures, InFeatures]. The weight storage is swappable.</summary>
@@ -7,7 +9,7 @@ public sealed class Linear : WeightedLayer
     public Linear(int inFeatures, int outFeatures, bool bias = true)
         : base(CheckedShape(inFeatures, outFeatures), bias)
     {
-        ResetParameters(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Linear({inFeatures},{outFeatures})")));
+        InitializeOnFirstUse(new Rng(Rng.Derive(0x436F6E64656E7365UL, $"Linear({inFeatures},{outFeatures})")));
     }
 
     /// <inheritdoc/>
@@ -20,8 +22,14 @@ public sealed class Linear : WeightedLayer
         return Storage == null ? Ops.Linear(x, DenseWeight!, Bias) : Ops.StorageLinear(x, Storage, Bias, Dequantized, Description);
     }
 
-    private static int[] CheckedShape(int inFeatures, int outFeatures) =>
-        inFeatures <= 0 || outFeatures <= 0
-            ? throw new ArgumentOutOfRangeException(nameof(inFeatures), $"Linear({inFeatures}, {outFeatures}): both sizes must be positive.")
-            : [outFeatures, inFeatures];
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, or the weight has more values than one array can hold.</exception>
+    private static int[] CheckedShape(int inFeatures, int outFeatures)
+    {
+        if (inFeatures <= 0 || outFeatures <= 0)
+            throw new ArgumentOutOfRangeException(nameof(inFeatures), $"Linear({inFeatures}, {outFeatures}): both sizes must be positive.");
+        // Checked here, before out x in wraps around int and the allocation fails with a bare OverflowException.
+        var tooLarge = KernelCatalogue.LayerSizeProblem($"Linear({inFeatures}, {outFeatures})", $"{outFeatures} x {inFeatures}",
+            KernelCatalogue.WeightCount(outFeatures, inFeatures));
+        return tooLarge is null ? [outFeatures, inFeatures] : throw new ArgumentOutOfRangeException(nameof(outFeatures), tooLarge);
+    }
 }

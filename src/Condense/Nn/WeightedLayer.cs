@@ -4,6 +4,8 @@ namespace Condense.Nn;
 /// A layer whose weight is a matrix [OutFeatures, InFeatures] (stored in the layer's natural tensor shape when
 /// dense) plus an optional bias [OutFeatures]. The weight's storage is swappable: compression replaces the dense
 /// tensor with an <see cref="IWeightStorage"/>, and the layer's Forward runs on whichever is present.
+/// The default initialization is deferred: the weight is allocated and drawn (always the same values) the first time
+/// anything uses the layer, so a model constructed only to be loaded from a file allocates nothing it overwrites.
 /// </summary>
 public abstract class WeightedLayer : Layer
 {
@@ -12,6 +14,10 @@ public abstract class WeightedLayer : Layer
     private Tensor? _weight;
     private IWeightStorage? _storage;
     private float[]? _dequantized;
+    // Set while the layer's default initialization has not run yet: the weight is allocated and drawn on first
+    // use, so a model built only to be loaded (the generated Load) never allocates or draws weights it then overwrites.
+    private Rng? _pendingInit;
+    private readonly Lock _initLock = new();
 
     /// <param name="weightShape">The dense weight's shape; its first dimension is OutFeatures, the rest multiply to InFeatures.</param>
     private protected WeightedLayer(int[] weightShape, bool bias)
@@ -20,7 +26,6 @@ public abstract class WeightedLayer : Layer
         OutFeatures = weightShape[0];
         InFeatures = 1;
         for (int i = 1; i < weightShape.Length; i++) InFeatures *= weightShape[i];
-        _weight = NewWeight();
         if (bias) _bias = new Tensor(new float[OutFeatures], OutFeatures) { RequiresGrad = true };
     }
 
@@ -35,11 +40,11 @@ public abstract class WeightedLayer : Layer
 
     /// <summary>Dense trainable weight in the layer's natural shape.</summary>
     /// <exception cref="InvalidOperationException">The weight is compressed.</exception>
-    public Tensor Weight => _weight ?? throw new InvalidOperationException(
+    public Tensor Weight => Materialized()._weight ?? throw new InvalidOperationException(
         $"weight of {Description} is compressed (format {_storage!.Format}); use CompressedWeight.");
 
     /// <summary>Bias [OutFeatures], or null.</summary>
-    public Tensor? Bias => _bias;
+    public Tensor? Bias => Materialized()._bias;
 
     /// <summary>The compressed weight once <see cref="SetCompressedWeight"/> was called, else null.</summary>
     public IWeightStorage? CompressedWeight => _storage;
@@ -53,6 +58,7 @@ public abstract class WeightedLayer : Layer
             throw new ArgumentException(
                 $"{Description}: compressed weight ({storage.Format}) is [{storage.OutFeatures}, {storage.InFeatures}], expected [{OutFeatures}, {InFeatures}].",
                 nameof(storage));
+        Materialized();     // the bias keeps its initial values, which come after the weight's in the stream
         _storage = storage;
         _weight = null;
         _dequantized = null;
@@ -66,6 +72,7 @@ public abstract class WeightedLayer : Layer
                 $"{Description}: weight has {weight.Length} values, expected {Tensor.FormatShape(_weightShape)} = {OutFeatures * InFeatures}.",
                 nameof(weight));
         Ops.CheckFinite(weight, $"{Description} weight");
+        Materialized();
         _weight ??= NewWeight();
         weight.CopyTo(_weight.Data);
         _storage = null;
@@ -79,7 +86,60 @@ public abstract class WeightedLayer : Layer
         if (bias.Length != OutFeatures)
             throw new ArgumentException($"{Description}: bias has {bias.Length} values, expected {OutFeatures}.", nameof(bias));
         Ops.CheckFinite(bias, $"{Description} bias");
+        Materialized();
         bias.CopyTo(_bias.Data);
+    }
+
+    /// <summary>
+    /// Takes the weight and bias read from a model file (already checked): the dense array is adopted without a
+    /// copy when the layer has not allocated its weight yet, else copied into the existing tensor (which an
+    /// optimizer may hold). When everything is replaced, the pending default initialization is skipped.
+    /// </summary>
+    internal void AdoptLoaded(IWeightStorage? storage, float[]? dense, float[]? bias)
+    {
+        lock (_initLock)
+        {
+            if (_pendingInit != null && (_bias == null || bias != null))
+                _pendingInit = null;
+            else
+                MaterializeLocked();
+            if (dense != null)
+            {
+                if (_weight != null) dense.CopyTo(_weight.Data);
+                else _weight = new Tensor(dense, (int[])_weightShape.Clone()) { RequiresGrad = true };
+                _storage = null;
+            }
+            else if (storage != null)
+            {
+                _storage = storage;
+                _weight = null;
+            }
+            _dequantized = null;
+            if (bias != null && _bias != null) bias.CopyTo(_bias.Data);
+        }
+    }
+
+    /// <summary>Whether the default initialization is still pending (nothing has allocated the weight yet).</summary>
+    internal bool InitializationPending => Volatile.Read(ref _pendingInit) != null;
+
+    /// <summary>Called by a subclass constructor: initialize from <paramref name="rng"/> (as <see cref="ResetParameters"/>) on first use.</summary>
+    private protected void InitializeOnFirstUse(Rng rng) => _pendingInit = rng;
+
+    private WeightedLayer Materialized()
+    {
+        if (Volatile.Read(ref _pendingInit) != null)
+        {
+            lock (_initLock) MaterializeLocked();
+        }
+        return this;
+    }
+
+    private void MaterializeLocked()
+    {
+        if (_pendingInit is not { } rng) return;
+        _weight = NewWeight();
+        Fill(rng);
+        Volatile.Write(ref _pendingInit, null);
     }
 
     /// <inheritdoc/>
@@ -87,6 +147,7 @@ public abstract class WeightedLayer : Layer
     {
         get
         {
+            Materialized();
             var list = new List<Parameter>(2);
             if (_weight != null) list.Add(new Parameter("weight", _weight));
             if (_bias != null) list.Add(new Parameter("bias", _bias));
@@ -98,15 +159,29 @@ public abstract class WeightedLayer : Layer
     public override void ResetParameters(Rng rng)
     {
         ArgumentNullException.ThrowIfNull(rng);
-        if (_weight == null)
-            throw new InvalidOperationException($"{Description} is compressed ({_storage!.Format}); load a dense weight before re-initializing.");
+        lock (_initLock)
+        {
+            if (_pendingInit != null)
+            {
+                // The pending draw is replaced by this one: allocate without drawing twice.
+                _weight = NewWeight();
+                _pendingInit = null;
+            }
+            if (_weight == null)
+                throw new InvalidOperationException($"{Description} is compressed ({_storage!.Format}); load a dense weight before re-initializing.");
+            Fill(rng);
+        }
+    }
+
+    private void Fill(Rng rng)
+    {
         float bound = 1f / MathF.Sqrt(InFeatures);
-        rng.FillUniform(_weight.Data, -bound, bound);
+        rng.FillUniform(_weight!.Data, -bound, bound);
         if (_bias != null) rng.FillUniform(_bias.Data, -bound, bound);
     }
 
     /// <summary>The dense weight tensor (natural shape) when not compressed, else null.</summary>
-    private protected Tensor? DenseWeight => _weight;
+    private protected Tensor? DenseWeight => Materialized()._weight;
 
     private protected IWeightStorage? Storage => _storage;
 

@@ -70,6 +70,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
 
         int blocks = RowBlocks.BlockCount(outFeatures, inFeatures, out _);
         var errors = new ArgumentException?[blocks];
+        var zeroed = new long[blocks];
         unsafe
         {
             fixed (float* weightPointer = weight)
@@ -83,7 +84,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
                     {
                         for (int r = firstRow; r < endRow; r++)
                         {
-                            RoundToNearest.QuantizeRow<TBits>(
+                            zeroed[block] += RoundToNearest.QuantizeRow<TBits>(
                                 all.Slice(r * inFeatures, inFeatures), r, effectiveGroup, symmetric,
                                 packed.AsSpan(r * rowBytes, rowBytes),
                                 scales.AsSpan(r * groupsPerRow, groupsPerRow),
@@ -107,7 +108,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         foreach (var error in errors)
             if (error is not null) ExceptionDispatchInfo.Throw(error);
 
-        return new GroupQuantizedWeight(outFeatures, inFeatures, scheme, packed, scales, zeroPoints);
+        return new GroupQuantizedWeight(outFeatures, inFeatures, scheme, packed, scales, zeroPoints) { ZeroedGroups = zeroed.Sum() };
     }
 
     /// <summary>Quantizes with the bit width, group size and grid of <paramref name="scheme"/>.</summary>
@@ -185,6 +186,15 @@ public sealed class GroupQuantizedWeight : IWeightStorage
 
     /// <summary>Bits, group size and grid.</summary>
     public QuantizationScheme Scheme { get; }
+
+    /// <summary>
+    /// Groups that held a non-zero weight but quantized to all zeros (every |w| below half of the smallest float16
+    /// scale, ~3e-8): known when this process quantized the weight, 0 for one rebuilt by <see cref="FromParts"/>.
+    /// </summary>
+    internal long ZeroedGroups { get; private init; }
+
+    /// <summary>Number of groups (float16 scales).</summary>
+    internal long GroupCount => _scales.LongLength;
 
     /// <summary>Packed levels: OutFeatures rows of PackedRowBytes(InFeatures, Bits) bytes (the stored array; do not modify).</summary>
     public byte[] Packed => _packed;

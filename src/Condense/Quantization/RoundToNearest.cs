@@ -19,8 +19,13 @@ internal static class RoundToNearest
     /// Quantizes one row: writes its packed bytes, its groups' scales and (asymmetric) zero points.
     /// <paramref name="levels"/> is scratch of the row's length.
     /// </summary>
+    /// <returns>
+    /// How many of the row's groups hold a non-zero weight yet dequantize to all zeros: every |w| is at most half a
+    /// step of the group's scale, which happens when the scale is pinned at the smallest float16 (~6e-8) and the
+    /// weights are smaller than ~3e-8. Such a group's error is 100%; the compression report flags it.
+    /// </returns>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void QuantizeRow<TBits>(
+    public static int QuantizeRow<TBits>(
         ReadOnlySpan<float> row, int rowIndex, int groupSize, bool symmetric,
         Span<byte> packedRow, Span<Half> scales, Span<byte> zeroPoints, Span<int> levels)
         where TBits : struct, IBitWidth
@@ -28,37 +33,40 @@ internal static class RoundToNearest
         int b = TBits.Bits;
         int maxLevel = (1 << b) - 1;
         int groups = scales.Length;
+        int zeroed = 0;
         for (int g = 0; g < groups; g++)
         {
             int start = g * groupSize;
             var values = row.Slice(start, groupSize);
+            if (!MinMax(values, out float min, out float max)) throw NonFinite(values, rowIndex, start);
+            float absMax = Math.Max(max, -min);
             Half scale;
             int zero;
             if (symmetric)
             {
                 // Levels -(2^(b-1)-1)..2^(b-1)-1 around zero, so |w| <= absmax is always on the grid's span.
-                if (!MinMax(values, out float min, out float max)) throw NonFinite(values, rowIndex, start);
-                float absMax = Math.Max(max, -min);
                 int maxMagnitudeLevel = (1 << (b - 1)) - 1;
-                scale = ScaleAtLeast(absMax / (double)maxMagnitudeLevel, rowIndex, start, groupSize);
+                scale = ScaleAtLeast(absMax / (double)maxMagnitudeLevel, min, max, symmetric, b, maxMagnitudeLevel, rowIndex, start, groupSize);
                 zero = 1 << (b - 1);
             }
             else
             {
-                if (!MinMax(values, out float min, out float max)) throw NonFinite(values, rowIndex, start);
                 // Extending the range to include 0 makes zero exactly representable (q == z).
-                min = Math.Min(min, 0f);
-                max = Math.Max(max, 0f);
-                scale = ScaleAtLeast(((double)max - min) / maxLevel, rowIndex, start, groupSize);
-                zero = scale == Half.Zero ? 0 : (int)Math.Clamp(Math.Round(-min / (double)(float)scale), 0, maxLevel);
+                double low = Math.Min(min, 0f), high = Math.Max(max, 0f);
+                scale = ScaleAtLeast((high - low) / maxLevel, min, max, symmetric, b, maxLevel, rowIndex, start, groupSize);
+                zero = scale == Half.Zero ? 0 : (int)Math.Clamp(Math.Round(-low / (float)scale), 0, maxLevel);
                 zeroPoints[g] = (byte)zero;
             }
 
             scales[g] = scale;
-            QuantizeGroup(values, (float)scale, zero, maxLevel, levels.Slice(start, groupSize));
+            float s = (float)scale;
+            QuantizeGroup(values, s, zero, maxLevel, levels.Slice(start, groupSize));
+            // The same division and rounding as QuantizeGroup: the largest |w| lands on level 0 only if all of them do.
+            if (absMax > 0f && MathF.Round(absMax / s) == 0f) zeroed++;
         }
 
         PackedBits.PackRow<TBits>(levels, packedRow);
+        return zeroed;
     }
 
     /// <summary>Minimum and maximum of the values in one pass; false when any value is NaN or infinite.</summary>
@@ -140,16 +148,25 @@ internal static class RoundToNearest
 
     /// <summary>
     /// The smallest float16 &gt;= <paramref name="exact"/>: rounding the scale up (never down) keeps every
-    /// weight of the group inside the grid, so the s/2 bound holds with the stored scale.
+    /// weight of the group inside the grid, so the s/2 bound holds with the stored scale. A scale beyond the float16
+    /// maximum is an error quoting the group's extreme weights and the largest magnitude (symmetric) or span
+    /// (asymmetric) the grid can hold: <paramref name="steps"/> steps of 65504.
     /// </summary>
-    private static Half ScaleAtLeast(double exact, int row, int start, int groupSize)
+    private static Half ScaleAtLeast(double exact, float min, float max, bool symmetric, int bits, int steps, int row, int start, int groupSize)
     {
         var scale = (Half)exact;
         if ((double)scale < exact) scale = Half.BitIncrement(scale);
         if (!Half.IsFinite(scale))
-            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-                $"weight row {row}, columns {start}..{start + groupSize - 1}: the group's scale {exact:G6} exceeds the float16 maximum {(float)Half.MaxValue}; weights this large cannot be group-quantized"),
+        {
+            var inv = CultureInfo.InvariantCulture;
+            double limit = steps * (double)Half.MaxValue;
+            string values = symmetric
+                ? string.Create(inv, $"the weight {(max >= -min ? max : min)} needs a scale of {exact:G6}, above the float16 maximum {(float)Half.MaxValue}: an int{bits} symmetric group holds |w| <= {limit:G6}")
+                : string.Create(inv, $"weights from {Math.Min(min, 0f)} to {Math.Max(max, 0f)} need a scale of {exact:G6}, above the float16 maximum {(float)Half.MaxValue}: an int{bits} asymmetric group spans at most {limit:G6}");
+            throw new ArgumentException(string.Create(inv,
+                $"weight row {row}, columns {start}..{start + groupSize - 1}: {values}; rescale the layer's weights below that (e.g. fold a constant factor into the next layer), or mark the layer [KeepDense]"),
                 "weight");
+        }
         return scale;
     }
 

@@ -124,6 +124,39 @@ public sealed class CsrWeight : IWeightStorage
         return new CsrWeight(outFeatures, inFeatures, values, columns16, columns32, rowPointers);
     }
 
+    /// <summary>
+    /// Keeps exactly the positions <paramref name="kept"/> flags (a pruning mask), with their values, even a kept
+    /// value that happens to be zero: the stored non-zero pattern is the mask, not the values.
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape mismatch, a mask of the wrong length, or a NaN/Inf weight (row and column named).</exception>
+    public static CsrWeight FromMask(ReadOnlySpan<float> dense, int outFeatures, int inFeatures, ReadOnlySpan<bool> kept)
+    {
+        ValidateDense(dense, outFeatures, inFeatures);
+        if (kept.Length != dense.Length)
+            throw new ArgumentException(Invariant($"kept has {kept.Length} flags; expected one per weight, {dense.Length}"), nameof(kept));
+        int nnz = 0;
+        foreach (bool k in kept) if (k) nnz++;
+        var rowPointers = new int[outFeatures + 1];
+        var values = new float[nnz];
+        var columns16 = inFeatures <= MaxInFeaturesForU16 ? new ushort[nnz] : null;
+        var columns32 = columns16 is null ? new uint[nnz] : null;
+        int o = 0;
+        for (int r = 0; r < outFeatures; r++)
+        {
+            int start = r * inFeatures;
+            for (int c = 0; c < inFeatures; c++)
+            {
+                if (!kept[start + c]) continue;
+                values[o] = dense[start + c];
+                if (columns16 is not null) columns16[o] = (ushort)c;
+                else columns32![o] = (uint)c;
+                o++;
+            }
+            rowPointers[r + 1] = o;
+        }
+        return new CsrWeight(outFeatures, inFeatures, values, columns16, columns32, rowPointers);
+    }
+
     /// <summary>Rebuilds a CSR weight with u16 column indices (InFeatures &lt;= 65536) from its stored parts, validated (arrays not copied).</summary>
     /// <exception cref="ArgumentException">A part with the wrong length or a bad value, named with what was expected.</exception>
     public static CsrWeight FromParts(int outFeatures, int inFeatures, float[] values, ushort[] columnIndices, int[] rowPointers)

@@ -123,7 +123,19 @@ public sealed class NmSparseWeight : IWeightStorage
         }
 
         if (values is { } valueScheme)
-            return new NmSparseWeight(outFeatures, inFeatures, n, m, indices, null, GroupQuantizedWeight.Quantize(kept, outFeatures, k, valueScheme));
+        {
+            GroupQuantizedWeight quantized;
+            try
+            {
+                quantized = GroupQuantizedWeight.Quantize(kept, outFeatures, k, valueScheme);
+            }
+            catch (ArgumentException e)
+            {
+                // The quantizer sees the compressed [Out, K] rows: say so, or its column numbers would read as inputs.
+                throw new ArgumentException(Invariant($"quantizing the kept values ({k} per row; the columns below count kept values, not inputs): {e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal)}"), nameof(dense), e);
+            }
+            return new NmSparseWeight(outFeatures, inFeatures, n, m, indices, null, quantized);
+        }
         return new NmSparseWeight(outFeatures, inFeatures, n, m, indices, kept, null);
     }
 

@@ -1,6 +1,7 @@
 using Condense.Data;
 using Condense.Nn;
 using Condense.Optim;
+using Condense.Sparsity;
 
 namespace Condense.Training;
 
@@ -22,7 +23,18 @@ public static class Classifier
     /// <summary>Trains <paramref name="model"/> in place; returns the mean loss of every epoch.</summary>
     /// <param name="forward">The model's forward pass, from a [batch, features] tensor to [batch, classes] logits.</param>
     /// <param name="onEpoch">Called after each epoch with its index and mean loss.</param>
-    public static IReadOnlyList<double> Train(Module model, Func<Tensor, Tensor> forward, Dataset train, TrainingOptions options, Action<int, double>? onEpoch = null)
+    public static IReadOnlyList<double> Train(Module model, Func<Tensor, Tensor> forward, Dataset train, TrainingOptions options, Action<int, double>? onEpoch = null) =>
+        Train(model, forward, train, options, pruning: null, onEpoch);
+
+    /// <summary>
+    /// Trains <paramref name="model"/> in place while <paramref name="pruning"/> prunes it: the schedule is called once
+    /// after every optimizer step, so it recomputes its masks when due and sets the masked weights back to zero before
+    /// the next forward pass. Returns the mean loss of every epoch.
+    /// </summary>
+    /// <param name="forward">The model's forward pass, from a [batch, features] tensor to [batch, classes] logits.</param>
+    /// <param name="pruning">A pruning schedule, e.g. the model's generated <c>CreatePruningSchedule()</c>; null trains without pruning.</param>
+    /// <param name="onEpoch">Called after each epoch with its index and mean loss.</param>
+    public static IReadOnlyList<double> Train(Module model, Func<Tensor, Tensor> forward, Dataset train, TrainingOptions options, IPruningSchedule? pruning, Action<int, double>? onEpoch = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(forward);
@@ -45,6 +57,7 @@ public static class Classifier
                 optimizer.ZeroGrad();
                 loss.Backward();
                 optimizer.Step();
+                pruning?.OnStep();
                 sum += loss.Data[0];
                 batches++;
             }

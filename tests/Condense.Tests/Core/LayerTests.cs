@@ -49,6 +49,33 @@ public class LayerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new Linear(0, 3));
     }
 
+    /// <summary>
+    /// 46341 x 46341 wraps around int; the constructor used to fail with a bare OverflowException from the array
+    /// allocation. Now it names the layer, its weight count and the limit the analyzer's CND0025 uses.
+    /// </summary>
+    [Theory]
+    [InlineData(46341, 46341, "46341 x 46341 has 2,147,488,281 values")]
+    [InlineData(int.MaxValue, int.MaxValue, "has 4,611,686,014,132,420,609 values")]
+    public void Linear_too_large_for_one_array_is_a_clear_error(int inFeatures, int outFeatures, string expected)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new Linear(inFeatures, outFeatures));
+        Assert.Contains($"Layer 'Linear({inFeatures}, {outFeatures})' is too large", e.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        Assert.Contains("a layer holds at most 2,147,483,591", e.Message, StringComparison.Ordinal);
+        Assert.Equal(2_147_483_591L, Condense.Catalogue.KernelCatalogue.MaxWeightsPerLayer);
+        Assert.Equal(Condense.Catalogue.KernelCatalogue.MaxWeightsPerLayer, Array.MaxLength);
+    }
+
+    [Fact]
+    public void Conv2d_too_large_for_one_array_is_a_clear_error()
+    {
+        // In x K x K alone overflows int here; Out x In x K x K overflows long.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new Conv2d(int.MaxValue, int.MaxValue, 65536));
+        Assert.StartsWith("Layer 'Conv2d(2147483647, 2147483647, kernel 65536)' is too large: its weight 2147483647 x 2147483647 x 65536 x 65536 has more than", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentOutOfRangeException>(() => new Conv2d(5000, 5000, 10));
+        Assert.Contains("has 2,500,000,000 values", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Linear_forward_is_x_w_transposed_plus_bias()
     {

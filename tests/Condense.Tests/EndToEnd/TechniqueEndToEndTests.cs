@@ -95,15 +95,4 @@ public sealed class TechniqueEndToEndTests(DigitsFixture digits)
         Assert.Contains(e.Problems, p => p.StartsWith("tensor 'hidden.weight.u' is missing: expected F32 [64, 24]", StringComparison.Ordinal));
         Assert.Contains(e.Problems, p => p.StartsWith("layer 'unstructured':", StringComparison.Ordinal));
     }
-
-    [Fact]
-    public void Mixed_precision_without_its_solver_refuses_clearly_and_changes_nothing()
-    {
-        var model = new DigitsMixedPrecision();
-        model.Initialize(seed: 2);
-        var e = Assert.Throws<NotSupportedException>(() => model.Compress());
-        Assert.Contains("[MixedPrecision]", e.Message, StringComparison.Ordinal);
-        Assert.Contains("not implemented in this version of Condense yet", e.Message, StringComparison.Ordinal);
-        Assert.All(model.Layers, l => Assert.Null(((WeightedLayer)l.Layer).CompressedWeight));
-    }
 }

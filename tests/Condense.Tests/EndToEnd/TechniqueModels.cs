@@ -21,14 +21,3 @@ public sealed partial class DigitsAllTechniques : Module
         return output.Forward(h);
     }
 }
-
-/// <summary>The mixed-precision solver has no runtime yet: Compress must refuse it clearly.</summary>
-[Compressible]
-[MixedPrecision(4, 8, AverageBits = 6)]
-public sealed partial class DigitsMixedPrecision : Module
-{
-    private readonly Linear hidden = new(64, 64);
-    private readonly Linear output = new(64, 10);
-
-    public Tensor Forward(Tensor x) => output.Forward(Ops.Relu(hidden.Forward(x)));
-}

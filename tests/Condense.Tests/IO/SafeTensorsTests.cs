@@ -37,7 +37,9 @@ public sealed class SafeTensorsTests : IDisposable
         writer.WriteTo(path);
 
         using var file = SafeTensorsFile.Open(path);
-        Assert.Equal(2, file.Metadata.Count);
+        Assert.Equal(2, file.Metadata.Keys.Count(k => !k.StartsWith(SafeTensorsFile.ChecksumKeyPrefix, StringComparison.Ordinal)));
+        Assert.Equal(9, file.Metadata.Keys.Count(k => k.StartsWith(SafeTensorsFile.ChecksumKeyPrefix, StringComparison.Ordinal)));
+        Assert.True(file.HasChecksums);
         Assert.Equal("pt", file.Metadata["format"]);
         Assert.Equal("{\"layers\": [\"fc1\"]} ünïcode", file.Metadata["plan"]);
         Assert.Equal(["layer.weight", "layer.scales", "packed", "ints", "doubles", "bf16", "flags", "empty", "scalar"],
