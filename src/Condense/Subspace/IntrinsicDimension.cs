@@ -125,7 +125,7 @@ public static class IntrinsicDimension
 
     /// <summary>
     /// The sweep for a classifier: the baseline is <paramref name="createModel"/> trained by
-    /// <see cref="Classifier.Train"/>, each subspace model a global subspace of the same model trained the same way;
+    /// <c>Classifier.Train</c>, each subspace model a global subspace of the same model trained the same way;
     /// the score is test accuracy. Each run's model is initialized with its seed (theta0 = that initialization).
     /// </summary>
     /// <param name="forward">The forward pass of a model instance, e.g. <c>m =&gt; m.Forward</c>.</param>
