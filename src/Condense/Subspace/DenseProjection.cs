@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 using Condense.Kernels;
 
@@ -80,11 +79,11 @@ public sealed class DenseProjection : ISubspaceProjection
     public void Project(ReadOnlySpan<float> coordinates, Span<float> theta)
     {
         SubspaceProjections.CheckLengths(this, coordinates.Length, theta.Length, nameof(coordinates), nameof(theta));
-        var x = coordinates.ToArray();
-        var output = ArrayPool<float>.Shared.Rent(FullDimension);
+        var x = ProjectionStreams.RentCopy(coordinates);
+        int dimension = Dimension;
+        var output = ProjectionStreams.RentCopy(theta);
         try
         {
-            theta.CopyTo(output);
             int chunks = ProjectionStreams.ChunkCount(FullDimension);
             WorkerPool.Shared.For(chunks, (start, end) =>
             {
@@ -92,7 +91,7 @@ public sealed class DenseProjection : ISubspaceProjection
                 for (int c = start; c < end; c++)
                 {
                     var target = ChunkOf(output.AsSpan(0, FullDimension), c);
-                    for (int j = 0; j < x.Length; j++)
+                    for (int j = 0; j < dimension; j++)
                     {
                         if (x[j] == 0f) continue; // adds nothing; d starts at 0
                         ReadOnlySpan<float> entries = _columns != null ? ChunkOf(_columns[j], c) : Regenerate(j, c, scratch!);
@@ -104,7 +103,8 @@ public sealed class DenseProjection : ISubspaceProjection
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(output);
+            ProjectionStreams.Return(output);
+            ProjectionStreams.Return(x);
         }
     }
 
@@ -112,8 +112,8 @@ public sealed class DenseProjection : ISubspaceProjection
     public void ProjectTranspose(ReadOnlySpan<float> gradient, Span<float> coordinatesGradient)
     {
         SubspaceProjections.CheckLengths(this, coordinatesGradient.Length, gradient.Length, nameof(coordinatesGradient), nameof(gradient));
-        var g = gradient.ToArray();
-        var sums = new float[Dimension];
+        var g = ProjectionStreams.RentCopy(gradient);
+        var sums = ProjectionStreams.RentZeroed(Dimension);
         int chunks = ProjectionStreams.ChunkCount(FullDimension);
         WorkerPool.Shared.For(Dimension, (start, end) =>
         {
@@ -125,12 +125,14 @@ public sealed class DenseProjection : ISubspaceProjection
                 for (int c = 0; c < chunks; c++)
                 {
                     ReadOnlySpan<float> entries = _columns != null ? ChunkOf(_columns[j], c) : Regenerate(j, c, scratch!);
-                    sum += TensorPrimitives.Dot(entries, ChunkOf(g, c));
+                    sum += TensorPrimitives.Dot(entries, ChunkOf(g.AsSpan(0, FullDimension), c));
                 }
                 sums[j] = sum;
             }
         });
-        TensorPrimitives.Add(coordinatesGradient, sums, coordinatesGradient);
+        TensorPrimitives.Add(coordinatesGradient, sums.AsSpan(0, Dimension), coordinatesGradient);
+        ProjectionStreams.Return(g);
+        ProjectionStreams.Return(sums);
     }
 
     private ReadOnlySpan<float> Regenerate(int column, int chunk, float[] scratch)

@@ -121,6 +121,27 @@ internal static class ProjectionStreams
         return new Rng(projectionSeed ^ Mix(key + 0x9E3779B97F4A7C15UL));
     }
 
+    /// <summary>
+    /// A pooled copy of <paramref name="source"/> (at least its length) for the parallel bodies, which cannot capture
+    /// spans: a fresh D-float array per call would land on the large-object heap every training step.
+    /// </summary>
+    public static float[] RentCopy(ReadOnlySpan<float> source)
+    {
+        var array = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, source.Length));
+        source.CopyTo(array);
+        return array;
+    }
+
+    /// <summary>A pooled, zeroed array of at least <paramref name="length"/> floats.</summary>
+    public static float[] RentZeroed(int length)
+    {
+        var array = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, length));
+        Array.Clear(array, 0, length);
+        return array;
+    }
+
+    public static void Return(float[] array) => System.Buffers.ArrayPool<float>.Shared.Return(array);
+
     /// <summary>Standard normal draws, both outputs of each Box-Muller pair.</summary>
     public static void FillGaussian(Rng rng, Span<float> destination)
     {

@@ -119,16 +119,17 @@ public sealed class SparseProjection : ISubspaceProjection
     public void Project(ReadOnlySpan<float> coordinates, Span<float> theta)
     {
         SubspaceProjections.CheckLengths(this, coordinates.Length, theta.Length, nameof(coordinates), nameof(theta));
-        var coefficients = new float[Dimension];
-        TensorPrimitives.Multiply(coordinates, _values, coefficients);
-        var output = theta.ToArray();
+        var coefficients = ProjectionStreams.RentZeroed(Dimension);
+        TensorPrimitives.Multiply(coordinates, _values, coefficients.AsSpan(0, Dimension));
+        var output = ProjectionStreams.RentCopy(theta);
+        int dimension = Dimension;
         WorkerPool.Shared.For(ProjectionStreams.ChunkCount(FullDimension), (start, end) =>
         {
             var buffer = _entries == null ? new ushort[ProjectionStreams.ChunkLength] : null;
             for (int c = start; c < end; c++)
             {
                 var target = output.AsSpan(c * ProjectionStreams.ChunkLength);
-                for (int j = 0; j < coefficients.Length; j++)
+                for (int j = 0; j < dimension; j++)
                 {
                     float coefficient = coefficients[j];
                     if (coefficient == 0f) continue; // adds nothing; d starts at 0
@@ -140,15 +141,17 @@ public sealed class SparseProjection : ISubspaceProjection
                 }
             }
         });
-        output.CopyTo(theta);
+        output.AsSpan(0, theta.Length).CopyTo(theta);
+        ProjectionStreams.Return(output);
+        ProjectionStreams.Return(coefficients);
     }
 
     /// <inheritdoc/>
     public void ProjectTranspose(ReadOnlySpan<float> gradient, Span<float> coordinatesGradient)
     {
         SubspaceProjections.CheckLengths(this, coordinatesGradient.Length, gradient.Length, nameof(coordinatesGradient), nameof(gradient));
-        var g = gradient.ToArray();
-        var sums = new float[Dimension];
+        var g = ProjectionStreams.RentCopy(gradient);
+        var sums = ProjectionStreams.RentZeroed(Dimension);
         int chunks = ProjectionStreams.ChunkCount(FullDimension);
         WorkerPool.Shared.For(Dimension, (start, end) =>
         {
@@ -165,7 +168,9 @@ public sealed class SparseProjection : ISubspaceProjection
                 sums[j] = sum * _values[j];
             }
         });
-        TensorPrimitives.Add(coordinatesGradient, sums, coordinatesGradient);
+        TensorPrimitives.Add(coordinatesGradient, sums.AsSpan(0, Dimension), coordinatesGradient);
+        ProjectionStreams.Return(g);
+        ProjectionStreams.Return(sums);
     }
 
     private ReadOnlySpan<ushort> Entries(int column, int chunk, ushort[]? buffer)
