@@ -115,6 +115,37 @@ public class ProjectionTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
+    public void Concurrent_callers_get_the_same_bits_as_one(SubspaceProjection kind, ProjectionStorage storage)
+    {
+        const int bigD = 70_000, d = 48;
+        var p = SubspaceProjections.Create(kind, bigD, d, 12, storage);
+        var x = QuantTestData.Gaussian(13, d);
+        var g = QuantTestData.Gaussian(14, bigD);
+        var expected = new float[bigD];
+        var expectedT = new float[d];
+        p.Project(x, expected);
+        p.ProjectTranspose(g, expectedT);
+        var results = new (float[] Px, float[] Ptg)[4];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            for (int round = 0; round < 3; round++)
+            {
+                var px = new float[bigD];
+                var ptg = new float[d];
+                p.Project(x, px);
+                p.ProjectTranspose(g, ptg);
+                results[i] = (px, ptg);
+            }
+        });
+        foreach (var (px, ptg) in results)
+        {
+            Assert.Equal(expected, px);
+            Assert.Equal(expectedT, ptg);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
     public void Columns_have_unit_length(SubspaceProjection kind, ProjectionStorage storage)
     {
         const int bigD = 20_000, d = 24;
