@@ -156,17 +156,19 @@ public sealed class SparseProjection : ISubspaceProjection
         WorkerPool.Shared.For(Dimension, (start, end) =>
         {
             var buffer = _entries == null ? new ushort[ProjectionStreams.ChunkLength] : null;
-            for (int j = start; j < end; j++)
+            // Chunk-outer, so the gathers stay in one 128 KiB slice of g; each column still sums its chunks in order.
+            for (int c = 0; c < chunks; c++)
             {
-                float sum = 0;
-                for (int c = 0; c < chunks; c++)
+                var source = g.AsSpan(c * ProjectionStreams.ChunkLength);
+                for (int j = start; j < end; j++)
                 {
-                    var source = g.AsSpan(c * ProjectionStreams.ChunkLength);
+                    float sum = sums[j];
                     foreach (ushort e in Entries(j, c, buffer))
                         sum += BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(source[e & ~SignBit]) ^ ((e & SignBit) << 16));
+                    sums[j] = sum;
                 }
-                sums[j] = sum * _values[j];
             }
+            for (int j = start; j < end; j++) sums[j] *= _values[j];
         });
         TensorPrimitives.Add(coordinatesGradient, sums.AsSpan(0, Dimension), coordinatesGradient);
         ProjectionStreams.Return(g);
