@@ -207,6 +207,32 @@ public class ProjectionTests
         Assert.Equal(a, b);
     }
 
+    [Theory]
+    [InlineData(SubspaceProjection.Fastfood, ProjectionStorage.Cached)]
+    [InlineData(SubspaceProjection.Sparse, ProjectionStorage.Streamed)]
+    [InlineData(SubspaceProjection.Dense, ProjectionStorage.Streamed)]
+    public void Memory_stays_O_of_D_plus_d_where_promised(SubspaceProjection kind, ProjectionStorage storage)
+    {
+        // D x d floats would be 8 GB here (Sparse's cached non-zeros 9 MB): far above the bound of 16 bytes per D + d.
+        int bigD = 200_000, d = kind == SubspaceProjection.Dense ? 100 : 10_000;
+        var x = QuantTestData.Gaussian(15, d);
+        var g = QuantTestData.Gaussian(16, bigD);
+        var px = new float[bigD];
+        var ptg = new float[d];
+        // What the projection keeps (transient buffers of a call are pooled or collected); a first projection warms
+        // the array pool so its buffers are not counted.
+        var warm = SubspaceProjections.Create(kind, bigD, d, 2, storage);
+        warm.Project(x, px);
+        warm.ProjectTranspose(g, ptg);
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        var p = SubspaceProjections.Create(kind, bigD, d, 1, storage);
+        p.Project(x, px);
+        p.ProjectTranspose(g, ptg);
+        long retained = GC.GetTotalMemory(forceFullCollection: true) - before;
+        Assert.True(retained < 16L * (bigD + d), $"{kind} ({storage}) keeps {retained} bytes for D = {bigD}, d = {d}");
+        GC.KeepAlive(p);
+    }
+
     [Fact]
     public void Fastfood_stacks_blocks_of_the_next_power_of_two_above_d()
     {
