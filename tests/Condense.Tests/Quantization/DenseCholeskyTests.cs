@@ -10,6 +10,7 @@ public sealed class DenseCholeskyTests
     [InlineData(127)]
     [InlineData(128)]
     [InlineData(300)]
+    [InlineData(520)]
     public void Factor_and_inverse_reproduce_the_matrix_across_blocks(int n)
     {
         // A = B B^T / n + I: symmetric positive definite, well conditioned.

@@ -50,15 +50,20 @@ internal static class DenseCholesky
                 }
             });
 
-            // Trailing update A22 -= L21 L21^T through Gemm on contiguous copies.
+            // Trailing update A22 -= L21 L21^T through Gemm on contiguous copies, lower triangle only: each block of
+            // rows [s, e) needs columns [0, e), which halves the work against updating the whole square.
             var panel = new float[(long)below * kb];
             var negated = new float[panel.LongLength];
             for (int r = 0; r < below; r++) Array.Copy(a, (long)(k0 + kb + r) * n + k0, panel, (long)r * kb, kb);
             TensorPrimitives.Negate(panel, negated);
-            var trailing = new float[(long)below * below];
-            for (int r = 0; r < below; r++) Array.Copy(a, (long)(k0 + kb + r) * n + k0 + kb, trailing, (long)r * below, below);
-            Gemm.MatMulTransposedB(negated, panel, trailing, below, kb, below, accumulate: true);
-            for (int r = 0; r < below; r++) Array.Copy(trailing, (long)r * below, a, (long)(k0 + kb + r) * n + k0 + kb, r + 1);
+            var strip = new float[(long)Math.Min(Block, below) * below];
+            for (int s0 = 0; s0 < below; s0 += Block)
+            {
+                int e = Math.Min(s0 + Block, below), rows = e - s0;
+                for (int r = 0; r < rows; r++) Array.Copy(a, (long)(k0 + kb + s0 + r) * n + k0 + kb, strip, (long)r * e, e);
+                Gemm.MatMulTransposedB(negated.AsSpan(s0 * kb, rows * kb), panel.AsSpan(0, e * kb), strip.AsSpan(0, rows * e), rows, kb, e, accumulate: true);
+                for (int r = 0; r < rows; r++) Array.Copy(strip, (long)r * e, a, (long)(k0 + kb + s0 + r) * n + k0 + kb, s0 + r + 1);
+            }
         }
         for (int i = 0; i < n; i++) Array.Clear(a, (int)((long)i * n + i + 1), n - i - 1);
     }
@@ -85,17 +90,22 @@ internal static class DenseCholesky
             for (int r = 0; r < rb; r++) Array.Copy(diagonalInverse, r * rb, x, (long)(r0 + r) * n + r0, r + 1);
             if (r0 == 0) continue;
 
-            // Off-diagonal: X[i, 0:i] = -X_ii (L[i, 0:i] X[0:i, 0:i]).
-            var rows = new float[(long)rb * r0];
-            for (int r = 0; r < rb; r++) Array.Copy(l, (long)(r0 + r) * n, rows, (long)r * r0, r0);
-            var topLeft = new float[(long)r0 * r0];
-            for (int r = 0; r < r0; r++) Array.Copy(x, (long)r * n, topLeft, (long)r * r0, r + 1);
-            var product = new float[(long)rb * r0];
-            Gemm.MatMul(rows, topLeft, product, rb, r0, r0);
+            // Off-diagonal: X[i, 0:i] = -X_ii (L[i, 0:i] X[0:i, 0:i]), by column blocks [j0, j1): X[0:i, 0:i] is lower
+            // triangular, so only its rows j0.. reach those columns (half the work of the full product).
             TensorPrimitives.Negate(diagonalInverse, diagonalInverse);
-            var result = new float[(long)rb * r0];
-            Gemm.MatMul(diagonalInverse, product, result, rb, rb, r0);
-            for (int r = 0; r < rb; r++) Array.Copy(result, (long)r * r0, x, (long)(r0 + r) * n, r0);
+            var rows = new float[(long)rb * r0];
+            var lower = new float[(long)r0 * Block];
+            var product = new float[(long)rb * Block];
+            var result = new float[(long)rb * Block];
+            for (int j0 = 0; j0 < r0; j0 += Block)
+            {
+                int j1 = Math.Min(j0 + Block, r0), width = j1 - j0, depth = r0 - j0;
+                for (int r = 0; r < rb; r++) Array.Copy(l, (long)(r0 + r) * n + j0, rows, (long)r * depth, depth);
+                for (int t = 0; t < depth; t++) Array.Copy(x, (long)(j0 + t) * n + j0, lower, (long)t * width, width);
+                Gemm.MatMul(rows.AsSpan(0, rb * depth), lower.AsSpan(0, depth * width), product.AsSpan(0, rb * width), rb, depth, width);
+                Gemm.MatMul(diagonalInverse, product.AsSpan(0, rb * width), result.AsSpan(0, rb * width), rb, rb, width);
+                for (int r = 0; r < rb; r++) Array.Copy(result, (long)r * width, x, (long)(r0 + r) * n + j0, width);
+            }
         }
         return x;
     }
