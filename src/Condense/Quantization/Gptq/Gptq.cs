@@ -143,12 +143,9 @@ public static class Gptq
         inverse = null;
 
         var codes = new int[(long)n * m];   // row k = codes of column perm[k]
-        if (!options.ActOrder)
+        if (options.ActOrder)
         {
-            // wt is already in order (perm is the identity).
-        }
-        else
-        {
+            // Rows of wt in processing order (without act-order perm is the identity and wt is already in order).
             var permuted = new float[wt.LongLength];
             for (int k = 0; k < n; k++) Array.Copy(wt, (long)perm[k] * m, permuted, (long)k * m, m);
             wt = permuted;
