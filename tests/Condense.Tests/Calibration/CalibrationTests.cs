@@ -135,6 +135,32 @@ public sealed class CalibrationTests
         Assert.Contains($"Layer '{model.Layers[2].Path}'", direct.Message);
     }
 
+    [Fact]
+    public void A_session_gptq_quantizes_a_convolution_from_its_im2col_statistics()
+    {
+        var model = new CalibrationCnn();
+        model.Initialize(seed: 4);
+        var batches = Batches(90, 3, 16, 64);
+        Tensor dense;
+        using (Tensor.NoGrad()) dense = model.Forward(batches[0]);
+        var session = new CompressionSession(CalibrationCnn.Plan, new CompressionOptions { Calibration = new CalibrationData(batches) }, null);
+        session.Calibrate(model.Layers, model.Forward, [0, 1]);
+        session.QuantizeGptq<Bits8>((Conv2d)model.Layers[0].Layer, 0);
+        session.QuantizeGptq<Bits4>((Linear)model.Layers[1].Layer, 1);
+        var report = session.Complete();
+        Assert.Equal(CalibrationCnn.Plan.Layers.Sum(l => l.BytesAfter), report.TotalBytesAfter);
+        Assert.Equal("int8-row-sym", ((Conv2d)model.Layers[0].Layer).CompressedWeight!.Format);
+        Tensor compressed;
+        using (Tensor.NoGrad()) compressed = model.Forward(batches[0]);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < dense.Data.Length; i++)
+        {
+            diff += Math.Pow(dense.Data[i] - compressed.Data[i], 2);
+            norm += Math.Pow(dense.Data[i], 2);
+        }
+        Assert.True(Math.Sqrt(diff / norm) < 0.1, $"relative output change {Math.Sqrt(diff / norm)}");
+    }
+
     private sealed class SyncProgress(List<CalibrationProgress> reports) : IProgress<CalibrationProgress>
     {
         public void Report(CalibrationProgress value) => reports.Add(value);
