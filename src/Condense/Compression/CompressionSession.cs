@@ -13,6 +13,15 @@ public sealed class CompressionOptions
 {
     /// <summary>Measure each layer's relative reconstruction error ||W - W'|| / ||W|| (costs one dequantization).</summary>
     public bool MeasureError { get; init; } = true;
+
+    /// <summary>
+    /// Calibration inputs for layers quantized with <c>Method = Gptq</c>: Compress runs the model's Forward over them
+    /// and records each such layer's input statistics. Without it, such a plan is an error naming the layer.
+    /// </summary>
+    public Condense.Calibration.CalibrationData? Calibration { get; init; }
+
+    /// <summary>GPTQ's block size, damping and act-order (see <see cref="GptqOptions"/>).</summary>
+    public GptqOptions Gptq { get; init; } = new();
 }
 
 /// <summary>Progress of a <c>Compress</c> call: which layer is being compressed.</summary>

@@ -35,6 +35,8 @@ public sealed class Conv2d : WeightedLayer
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 4 || x.Shape[1] != InChannels)
             throw new ArgumentException($"{Description}: expected x [N, {InChannels}, H, W]; got {Tensor.FormatShape(x.Shape)}.", nameof(x));
+        // Calibration observes the im2col rows: the matrix the weight [Out, In*K*K] multiplies.
+        if (InputObserver is { } observe) observe(Ops.Im2Col(x, KernelSize, Stride, Padding, out _, out _));
         if (Storage == null) return Ops.Conv2d(x, DenseWeight!, Bias, Stride, Padding);
         var rows = Ops.Im2Col(x, KernelSize, Stride, Padding, out int outH, out int outW);
         var y = Ops.StorageLinear(rows, Storage, Bias, Dequantized, Description);

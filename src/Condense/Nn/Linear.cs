@@ -19,6 +19,7 @@ public sealed class Linear : WeightedLayer
     public Tensor Forward(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
+        InputObserver?.Invoke(x);
         return Storage == null ? Ops.Linear(x, DenseWeight!, Bias) : Ops.StorageLinear(x, Storage, Bias, Dequantized, Description);
     }
 

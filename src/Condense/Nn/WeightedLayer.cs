@@ -180,6 +180,13 @@ public abstract class WeightedLayer : Layer
         if (_bias != null) rng.FillUniform(_bias.Data, -bound, bound);
     }
 
+    /// <summary>
+    /// Set while calibration records this layer's inputs (Condense.Calibration): Forward hands it the batch's input
+    /// rows as a matrix [rows, InFeatures] (a convolution's im2col rows) before computing the output. Null otherwise,
+    /// so an ordinary Forward pays one null check.
+    /// </summary>
+    internal Action<Tensor>? InputObserver { get; set; }
+
     /// <summary>The dense weight tensor (natural shape) when not compressed, else null.</summary>
     private protected Tensor? DenseWeight => Materialized()._weight;
 

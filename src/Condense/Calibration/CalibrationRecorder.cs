@@ -1,0 +1,109 @@
+using System.Globalization;
+using Condense.Nn;
+
+namespace Condense.Calibration;
+
+/// <summary>
+/// Runs a model's own Forward over calibration batches and records <see cref="LayerStatistics"/> for chosen layers,
+/// observing each layer's input through its <see cref="WeightedLayer.InputObserver"/> slot.
+/// </summary>
+/// <remarks>
+/// Memory: one float32 InFeatures x InFeatures matrix per recorded layer, never per sample. Layers are taken in
+/// order and grouped so each pass's matrices fit <see cref="CalibrationData.MaxStatisticsBytes"/>; each group is one
+/// pass of Forward over all batches. Small models take one pass; a model whose matrices do not fit together is
+/// recorded a group at a time (one layer at a time at worst), trading extra Forward passes for memory.
+/// The statistics come from the dense model (every layer's input is the dense network's activation).
+/// </remarks>
+public static class CalibrationRecorder
+{
+    /// <summary>Records statistics for <paramref name="layerIndices"/> of <paramref name="layers"/> while running <paramref name="forward"/>.</summary>
+    /// <param name="layers">The model's layers (the generated <c>model.Layers</c>).</param>
+    /// <param name="forward">The model's Forward; its output is ignored.</param>
+    /// <returns>One statistics object per requested index, in the same order.</returns>
+    /// <exception cref="InvalidDataException">A batch of the wrong width for a layer, a NaN/Inf activation, or no batches: the layer is named.</exception>
+    public static IReadOnlyList<LayerStatistics> Record(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentNullException.ThrowIfNull(layerIndices);
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(data);
+        var targets = new WeightedLayer[layerIndices.Count];
+        for (int t = 0; t < targets.Length; t++)
+        {
+            int index = layerIndices[t];
+            if ((uint)index >= (uint)layers.Count)
+                throw new ArgumentOutOfRangeException(nameof(layerIndices), $"Layer index {index} is outside the model's {layers.Count} layers.");
+            targets[t] = layers[index].Layer as WeightedLayer ?? throw new ArgumentException(
+                $"Layer '{layers[index].Path}' is a {layers[index].Layer.GetType().Name}; calibration records Linear and Conv2d inputs.", nameof(layerIndices));
+        }
+
+        var results = new LayerStatistics[targets.Length];
+        int pass = 0;
+        for (int first = 0; first < targets.Length; pass++)
+        {
+            // Greedy grouping in order: at least one layer per pass.
+            long bytes = 0;
+            int end = first;
+            while (end < targets.Length)
+            {
+                long layerBytes = (long)targets[end].InFeatures * targets[end].InFeatures * sizeof(float);
+                if (end > first && bytes + layerBytes > data.MaxStatisticsBytes) break;
+                bytes += layerBytes;
+                end++;
+            }
+            RecordPass(layers, layerIndices, targets, first, end, forward, data, pass, results);
+            first = end;
+        }
+        return results;
+    }
+
+    private static void RecordPass(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> indices, WeightedLayer[] targets, int first, int end,
+        Func<Tensor, Tensor> forward, CalibrationData data, int pass, LayerStatistics[] results)
+    {
+        var accumulators = new LayerStatistics.Accumulator[end - first];
+        int batch = 0;
+        try
+        {
+            for (int t = first; t < end; t++)
+            {
+                var layer = targets[t];
+                if (layer.InputObserver is not null)
+                    throw new InvalidOperationException($"Layer '{layers[indices[t]].Path}' is already being recorded (a calibration pass is running on this model).");
+                string path = layers[indices[t]].Path;
+                int layerIndex = indices[t];
+                var accumulator = accumulators[t - first] = new LayerStatistics.Accumulator(path, layer.InFeatures);
+                layer.InputObserver = x =>
+                {
+                    int width = x.Rank == 2 ? x.Shape[1] : -1;
+                    if (width != layer.InFeatures)
+                        throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                            $"Layer '{path}' ({layer.Description}) takes inputs of width {layer.InFeatures}, but calibration batch {batch} gives it {Tensor.FormatShape(x.Shape)} (width {(width < 0 ? x.Shape[^1] : width)}): give batches of the model's input width."));
+                    accumulator.Add(x.Data, x.Shape[0], batch);
+                    data.Progress?.Report(new CalibrationProgress(path, layerIndex, batch, accumulator.Samples, pass));
+                };
+            }
+
+            using (Tensor.NoGrad())
+            {
+                foreach (var input in data.Batches())
+                {
+                    ArgumentNullException.ThrowIfNull(input, "calibration batch");
+                    forward(input);
+                    batch++;
+                }
+            }
+        }
+        finally
+        {
+            for (int t = first; t < end; t++) targets[t].InputObserver = null;
+        }
+
+        for (int t = first; t < end; t++)
+        {
+            var statistics = accumulators[t - first].ToStatistics();
+            if (statistics.SampleCount == 0)
+                throw new InvalidDataException($"Layer '{layers[indices[t]].Path}' saw no calibration rows ({batch} batch(es) ran): give at least one non-empty batch, and check that Forward uses the layer.");
+            results[t] = statistics;
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using System.Globalization;
+using Condense.Kernels;
+
+namespace Condense.Calibration;
+
+/// <summary>
+/// What calibration records for one layer: the input second moment X^T X (summed over every input row the layer
+/// saw), the per-input-channel activation norms, and the number of rows.
+/// </summary>
+public sealed class LayerStatistics
+{
+    private LayerStatistics(string path, int inFeatures, float[] xtx, long sampleCount)
+    {
+        Path = path;
+        InFeatures = inFeatures;
+        XtX = xtx;
+        SampleCount = sampleCount;
+    }
+
+    /// <summary>The layer's path in the model (for messages).</summary>
+    public string Path { get; }
+
+    /// <summary>Input width: X^T X is InFeatures x InFeatures.</summary>
+    public int InFeatures { get; }
+
+    /// <summary>sum over input rows x of x x^T, row-major [InFeatures, InFeatures] (the stored array).</summary>
+    public float[] XtX { get; }
+
+    /// <summary>Input rows accumulated (for a convolution: im2col rows, i.e. batch x output positions).</summary>
+    public long SampleCount { get; }
+
+    /// <summary>Per-input-channel activation norms: sqrt(sum over rows of x_i^2), the square roots of X^T X's diagonal.</summary>
+    public double[] ColumnNorms()
+    {
+        var norms = new double[InFeatures];
+        for (int i = 0; i < InFeatures; i++) norms[i] = Math.Sqrt(Math.Max(0f, XtX[(long)i * InFeatures + i]));
+        return norms;
+    }
+
+    /// <summary>Statistics of the rows of one matrix <paramref name="inputs"/> [rows, inFeatures] (e.g. for tests or precomputed activations).</summary>
+    /// <exception cref="ArgumentException">A length that is not a multiple of the width, or a NaN/Inf input.</exception>
+    public static LayerStatistics FromInputs(ReadOnlySpan<float> inputs, int inFeatures, string path = "layer")
+    {
+        var accumulator = new Accumulator(path, inFeatures);
+        if (inFeatures <= 0 || inputs.Length % inFeatures != 0)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"inputs has {inputs.Length} values; expected rows x InFeatures with InFeatures = {inFeatures}"), nameof(inputs));
+        accumulator.Add(inputs, inputs.Length / inFeatures, batch: 0);
+        return accumulator.ToStatistics();
+    }
+
+    /// <summary>Builds X^T X one batch at a time: memory is the one matrix, whatever the number of rows.</summary>
+    internal sealed class Accumulator(string path, int inFeatures)
+    {
+        // float32 with Gemm's accumulate: each entry is one fused multiply-add chain over all rows in order, so the
+        // result does not depend on batch boundaries' threads; float32 as GPTQ's reference implementation keeps H.
+        private readonly float[] _xtx = new float[checked((long)inFeatures * inFeatures)];
+        private long _samples;
+
+        public long Samples => _samples;
+
+        public void Add(ReadOnlySpan<float> rows, int rowCount, int batch)
+        {
+            for (int i = 0; i < rowCount * inFeatures; i++)
+            {
+                if (!float.IsFinite(rows[i]))
+                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                        $"Layer '{path}': calibration batch {batch} gives it an input of {rows[i]} at row {i / inFeatures}, column {i % inFeatures}; activations must be finite: check the batch's values (and the layers before '{path}')."));
+            }
+            Gemm.MatMulTransposedA(rows[..(rowCount * inFeatures)], rows[..(rowCount * inFeatures)], _xtx, inFeatures, rowCount, inFeatures, accumulate: true);
+            _samples += rowCount;
+        }
+
+        public LayerStatistics ToStatistics() => new(path, inFeatures, _xtx, _samples);
+    }
+}

@@ -1,0 +1,227 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+using Condense.Calibration;
+using Condense.Catalogue;
+using Condense.Kernels;
+
+namespace Condense.Quantization;
+
+/// <summary>Settings of <see cref="Gptq"/>.</summary>
+public sealed record GptqOptions
+{
+    /// <summary>Columns per lazy block: errors inside a block update its columns at once, the rest of the matrix once per block. Default 128.</summary>
+    public int BlockSize { get; init; } = 128;
+
+    /// <summary>Damping added to the Hessian's diagonal, as a fraction of its mean diagonal (GPTQ's percdamp). Default 0.01.</summary>
+    public double DampingPercent { get; init; } = 0.01;
+
+    /// <summary>
+    /// Quantize columns in decreasing order of the Hessian's diagonal (GPTQ's act-order). With groups, every group's
+    /// scale is then chosen up front from the original weights (GPTQ's static groups), so the stored format keeps
+    /// contiguous column groups and the kernels are unchanged.
+    /// </summary>
+    public bool ActOrder { get; init; }
+}
+
+/// <summary>
+/// GPTQ (Frantar et al. 2022): quantizes a weight column by column, spreading each column's rounding error over the
+/// columns not yet quantized through the inverse Hessian of the layer's reconstruction loss, H = 2 X^T X / N + damping.
+/// The result is a <see cref="GroupQuantizedWeight"/> in the same packed format as round-to-nearest.
+/// </summary>
+/// <remarks>
+/// Steps: dead inputs (H_ii = 0) get H_ii = 1 and zero weights; damping; the upper Cholesky factor U of H^-1
+/// (H^-1 = U^T U); then blocks of <see cref="GptqOptions.BlockSize"/> columns, each column quantized, its error
+/// divided by U_ii and applied to the block's later columns, the block's errors applied to the remaining columns by one
+/// matrix product. U comes from one Cholesky and one triangular inverse: with J the reversal, J H J = M M^T gives
+/// U = J M^-1 J. Both, and the lazy updates, run blocked on <see cref="Gemm"/>, which gives the same bits at any thread
+/// count. Without act-order a group's scale is chosen when its first column is reached, from the updated weights
+/// (as GPTQ does); per-row scales are chosen up front.
+/// </remarks>
+public static class Gptq
+{
+    /// <summary>Quantizes the row-major weight [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>] with GPTQ.</summary>
+    /// <exception cref="ArgumentException">A shape, scheme or statistics mismatch, or a NaN/Inf weight.</exception>
+    /// <exception cref="InvalidOperationException">The damped Hessian is not positive definite (the column is named), or holds NaN.</exception>
+    public static GroupQuantizedWeight Quantize(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, QuantizationScheme scheme,
+        LayerStatistics statistics, GptqOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(statistics);
+        options ??= new GptqOptions();
+        if (outFeatures <= 0 || inFeatures <= 0)
+            throw new ArgumentException(Invariant($"the weight is [{outFeatures}, {inFeatures}]; expected positive sizes"), nameof(outFeatures));
+        if (KernelCatalogue.QuantizationProblem(scheme.Bits, scheme.GroupSize, inFeatures) is { } problem)
+            throw new ArgumentException(problem, nameof(scheme));
+        if (weight.Length != (long)outFeatures * inFeatures)
+            throw new ArgumentException(Invariant($"weight has {weight.Length} values; expected {outFeatures} x {inFeatures}"), nameof(weight));
+        if (statistics.InFeatures != inFeatures)
+            throw new ArgumentException(Invariant($"the calibration statistics of '{statistics.Path}' are for {statistics.InFeatures} inputs; the weight has {inFeatures}"), nameof(statistics));
+        if (statistics.SampleCount <= 0)
+            throw new ArgumentException(Invariant($"the calibration statistics of '{statistics.Path}' hold no input rows"), nameof(statistics));
+        if (options.BlockSize <= 0)
+            throw new ArgumentException(Invariant($"BlockSize is {options.BlockSize}; expected a positive number of columns"), nameof(options));
+        if (!(options.DampingPercent >= 0) || !double.IsFinite(options.DampingPercent))
+            throw new ArgumentException(Invariant($"DampingPercent is {options.DampingPercent}; expected a finite fraction >= 0 (GPTQ uses 0.01)"), nameof(options));
+        for (int i = 0; i < weight.Length; i++)
+            if (!float.IsFinite(weight[i]))
+                throw new ArgumentException(Invariant($"weight[row {i / inFeatures}, column {i % inFeatures}] is {weight[i]}; quantization expects finite weights"), nameof(weight));
+
+        return scheme.Bits switch
+        {
+            2 => Run<Bits2>(weight, outFeatures, inFeatures, scheme, statistics, options),
+            3 => Run<Bits3>(weight, outFeatures, inFeatures, scheme, statistics, options),
+            4 => Run<Bits4>(weight, outFeatures, inFeatures, scheme, statistics, options),
+            _ => Run<Bits8>(weight, outFeatures, inFeatures, scheme, statistics, options),
+        };
+    }
+
+    private static GroupQuantizedWeight Run<TBits>(ReadOnlySpan<float> weight, int m, int n, QuantizationScheme scheme, LayerStatistics statistics, GptqOptions options)
+        where TBits : struct, IBitWidth
+    {
+        int bits = TBits.Bits, maxLevel = (1 << bits) - 1;
+        int groupSize = scheme.GroupSize == 0 ? n : scheme.GroupSize;
+        int groups = n / groupSize;
+        bool symmetric = scheme.Symmetric;
+
+        // H = 2 X^T X / N, in the column order GPTQ will use.
+        var xtx = statistics.XtX;
+        var diagonal = new float[n];
+        for (int i = 0; i < n; i++) diagonal[i] = xtx[(long)i * n + i];
+        for (long i = 0; i < xtx.LongLength; i++)
+            if (!float.IsFinite(xtx[i]))
+                throw new InvalidOperationException(Invariant($"the calibration statistics X^T X hold {xtx[i]} at [{i / n}, {i % n}]; the activations overflowed float32: scale the inputs down"));
+
+        // Transposed working copy: column i of W is the contiguous row i of wt, so column steps are vector operations.
+        var wt = new float[(long)n * m];
+        for (int o = 0; o < m; o++)
+            for (int i = 0; i < n; i++) wt[(long)i * m + o] = weight[o * n + i];
+        // Dead inputs (never active in calibration): GPTQ sets H_ii = 1 and zeroes the weights, which no input reaches.
+        var dead = new bool[n];
+        for (int i = 0; i < n; i++)
+        {
+            if (diagonal[i] != 0f) continue;
+            dead[i] = true;
+            Array.Clear(wt, i * m, m);
+        }
+
+        var perm = new int[n];
+        for (int i = 0; i < n; i++) perm[i] = i;
+        if (options.ActOrder)
+            Array.Sort(perm, (a, b) => diagonal[a] != diagonal[b] ? diagonal[b].CompareTo(diagonal[a]) : a.CompareTo(b));
+
+        // Group parameters, transposed [group, out] for the column loop. Chosen up front for per-row scales and for
+        // act-order (static groups); otherwise when each group's first column is reached.
+        var scales = new float[(long)groups * m];
+        var zeros = new float[(long)groups * m];
+        var storedScales = new Half[(long)m * groups];
+        var storedZeros = new byte[(long)m * groups];
+        bool upFront = groups == 1 || options.ActOrder;
+        if (upFront)
+            for (int g = 0; g < groups; g++) ChooseGroup<TBits>(wt, m, g, g * groupSize, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
+
+        // Permuted, scaled and damped Hessian, flipped (J H J) for the factorization.
+        float scale = (float)(2.0 / statistics.SampleCount);
+        var a = new float[(long)n * n];
+        double mean = 0;
+        for (int i = 0; i < n; i++) mean += dead[i] ? 1.0 : (double)diagonal[i] * scale;
+        float damping = (float)(options.DampingPercent * mean / n);
+        for (int r = 0; r < n; r++)
+        {
+            int pr = perm[n - 1 - r];
+            for (int c = 0; c <= r; c++)
+            {
+                int pc = perm[n - 1 - c];
+                float v = pr == pc ? (dead[pr] ? 1f : xtx[(long)pr * n + pr] * scale) + damping : xtx[(long)pr * n + pc] * scale;
+                a[(long)r * n + c] = v;
+            }
+        }
+        DenseCholesky.FactorLower(a, n, column => perm[n - 1 - column]);
+        var inverse = DenseCholesky.InvertLower(a, n);
+        // U = J M^-1 J, upper: U[i, j] = M^-1[n-1-i, n-1-j]; reuse a.
+        var u = a;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) u[(long)i * n + j] = j >= i ? inverse[(long)(n - 1 - i) * n + (n - 1 - j)] : 0f;
+        inverse = null;
+
+        var codes = new int[(long)n * m];   // row k = codes of column perm[k]
+        if (options.ActOrder)
+        {
+            // Rows of wt in processing order (without act-order perm is the identity and wt is already in order).
+            var permuted = new float[wt.LongLength];
+            for (int k = 0; k < n; k++) Array.Copy(wt, (long)perm[k] * m, permuted, (long)k * m, m);
+            wt = permuted;
+        }
+
+        int blockSize = options.BlockSize;
+        var negativeErrors = new float[(long)Math.Min(blockSize, n) * m];
+        var trailing = new float[(long)Math.Min(blockSize, n) * n];
+        for (int i1 = 0; i1 < n; i1 += blockSize)
+        {
+            int i2 = Math.Min(i1 + blockSize, n), count = i2 - i1;
+            for (int k = i1; k < i2; k++)
+            {
+                int column = perm[k], g = column / groupSize;
+                if (!upFront && column % groupSize == 0)
+                    ChooseGroup<TBits>(wt, m, g, k, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
+                var w = wt.AsSpan((int)((long)k * m), m);
+                var s = scales.AsSpan(g * m, m);
+                var z = zeros.AsSpan(g * m, m);
+                var q = codes.AsSpan((int)((long)k * m), m);
+                var error = negativeErrors.AsSpan((k - i1) * m, m);
+                float d = u[(long)k * n + k];
+                for (int o = 0; o < m; o++)
+                {
+                    int code = GptqGrid.Code(w[o], s[o], (int)z[o], maxLevel);
+                    q[o] = code;
+                    error[o] = (s[o] * (code - z[o]) - w[o]) / d;
+                }
+                // The block's later columns take this column's error now (GPTQ's W1[:, j] -= err * Hinv1[i, j]).
+                for (int j = k + 1; j < i2; j++)
+                {
+                    float h = u[(long)k * n + j];
+                    if (h != 0f) TensorPrimitives.MultiplyAdd(error, h, wt.AsSpan((int)((long)j * m), m), wt.AsSpan((int)((long)j * m), m));
+                }
+            }
+            // Lazy update of the columns after the block: wt[i2:] += U[i1:i2, i2:]^T (-E).
+            int rest = n - i2;
+            if (rest > 0)
+            {
+                for (int r = 0; r < count; r++) Array.Copy(u, (long)(i1 + r) * n + i2, trailing, (long)r * rest, rest);
+                Gemm.MatMulTransposedA(trailing.AsSpan(0, count * rest), negativeErrors.AsSpan(0, count * m),
+                    wt.AsSpan((int)((long)i2 * m), rest * m), rest, count, m, accumulate: true);
+            }
+        }
+
+        // Pack row by row in the original column order.
+        int rowBytes = (int)KernelCatalogue.PackedRowBytes(n, bits);
+        var packed = new byte[(long)m * rowBytes];
+        var inversePerm = new int[n];
+        for (int k = 0; k < n; k++) inversePerm[perm[k]] = k;
+        var levels = new int[n];
+        for (int o = 0; o < m; o++)
+        {
+            for (int i = 0; i < n; i++) levels[i] = codes[(long)inversePerm[i] * m + o];
+            PackedBits.PackRow<TBits>(levels, packed.AsSpan(o * rowBytes, rowBytes));
+        }
+        return GroupQuantizedWeight.FromParts(m, n, scheme, packed, storedScales, symmetric ? null : storedZeros);
+    }
+
+    /// <summary>Chooses group <paramref name="group"/>'s scale and zero for every output row from wt rows first..first+size.</summary>
+    private static void ChooseGroup<TBits>(float[] wt, int m, int group, int first, int size, bool symmetric,
+        float[] scales, float[] zeros, Half[] storedScales, byte[] storedZeros, int groups) where TBits : struct, IBitWidth
+    {
+        var values = new float[size];
+        var levels = new int[size];
+        var packed = new byte[KernelCatalogue.PackedRowBytes(size, TBits.Bits)];
+        for (int o = 0; o < m; o++)
+        {
+            for (int c = 0; c < size; c++) values[c] = wt[(long)(first + c) * m + o];
+            var (s, z) = GptqGrid.GroupParameters<TBits>(values, o, symmetric, levels, packed);
+            scales[(long)group * m + o] = (float)s;
+            zeros[(long)group * m + o] = z;
+            storedScales[(long)o * groups + group] = s;
+            storedZeros[(long)o * groups + group] = z;
+        }
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
