@@ -36,10 +36,6 @@ public enum QuantizationRounding
 /// </remarks>
 internal static class RoundToNearest
 {
-    /// <summary>Clip candidates of <see cref="QuantizationRounding.MseClip"/>: the min/max scale times 1, 1 - d, ..., 1 - (n-1) d.</summary>
-    private const int ClipSteps = 16;
-    private const float ClipStep = 0.03f;
-
     /// <summary>
     /// Quantizes one row: writes its packed bytes, its groups' scales and (asymmetric) zero points.
     /// <paramref name="levels"/> is scratch of the row's length.
@@ -67,7 +63,7 @@ internal static class RoundToNearest
             var (scale, zero) = GroupGrid(values, b, symmetric, rounding, rowIndex, start);
             if (!symmetric) zeroPoints[g] = (byte)zero;
             scales[g] = scale;
-            float s = (float)scale;
+            float s = ToFloat(scale);
             var groupLevels = levels.Slice(start, groupSize);
             QuantizeGroup(values, s, zero, maxLevel, groupLevels);
             if (s != 0f && AllAtZero(groupLevels, zero) && HasNonZero(values)) zeroed++;
@@ -89,59 +85,76 @@ internal static class RoundToNearest
         if (!MinMax(values, out float min, out float max)) throw NonFinite(values, rowIndex, start);
         int maxLevel = (1 << bits) - 1;
         int half = 1 << (bits - 1);
+        Half best;
+        int bestZero;
+        // Symmetric: the clipped range is [-absMax f, absMax f]; asymmetric: [low f, high f] (0 stays inside).
+        float low, high;
+        bool negative = false;
         if (symmetric)
         {
             float absMax = Math.Max(max, -min);
             // The signed extreme goes to level -2^(b-1): a positive extreme needs a negative scale.
             // On a tie (max == -min) the scale stays positive.
-            bool negative = max > -min;
+            negative = max > -min;
             var magnitude = ScaleAtLeast(absMax / (double)half, min, max, symmetric, bits, half, rowIndex, start, values.Length);
-            var best = negative ? -magnitude : magnitude;
-            if (rounding == QuantizationRounding.MinMax || magnitude == Half.Zero) return (best, half);
-
-            float bestError = GroupError(values, (float)best, half, maxLevel);
-            // PyTorch's observer grid (scale absmax / (2^(b-1) - 1/2), both signs): the baseline this search must not lose to.
-            var observer = (Half)(absMax / (half - 0.5));
-            Consider(values, observer, half, maxLevel, ref best, ref bestError);
-            Consider(values, -observer, half, maxLevel, ref best, ref bestError);
-            for (int k = 1; k < ClipSteps; k++)
-            {
-                var candidate = (Half)(absMax * (1f - k * ClipStep) / half);
-                Consider(values, negative ? -candidate : candidate, half, maxLevel, ref best, ref bestError);
-            }
-
-            // Least squares for the winner's levels c = q - z: s = sum(w c) / sum(c^2).
-            var refit = SymmetricRefit(values, (float)best, half, maxLevel);
-            Consider(values, refit, half, maxLevel, ref best, ref bestError);
-            return (best, half);
+            (best, bestZero) = (negative ? -magnitude : magnitude, half);
+            (low, high) = (-absMax, absMax);
         }
         else
         {
             // Extending the range to include 0 makes zero exactly representable (q == z).
-            float low = Math.Min(min, 0f), high = Math.Max(max, 0f);
-            var scale = ScaleAtLeast((high - (double)low) / maxLevel, min, max, symmetric, bits, maxLevel, rowIndex, start, values.Length);
-            int zero = ZeroFor(low, scale, maxLevel);
-            if (rounding == QuantizationRounding.MinMax || scale == Half.Zero) return (scale, zero);
-
-            float bestError = GroupError(values, (float)scale, zero, maxLevel);
-            for (int k = 1; k < ClipSteps; k++)
-            {
-                float f = 1f - k * ClipStep;
-                var candidate = (Half)((high - low) * f / maxLevel);
-                if (candidate <= Half.Zero || !Half.IsFinite(candidate)) continue;
-                int candidateZero = ZeroFor(low * f, candidate, maxLevel);
-                float error = GroupError(values, (float)candidate, candidateZero, maxLevel);
-                if (error < bestError) (scale, zero, bestError) = (candidate, candidateZero, error);
-            }
-
-            // Least squares w ~ a q + c for the winner's levels, then the nearest stored grid: s = a, z = -c / s.
-            if (AsymmetricRefit(values, (float)scale, zero, maxLevel, out var refit, out int refitZero))
-            {
-                float error = GroupError(values, (float)refit, refitZero, maxLevel);
-                if (error < bestError) (scale, zero) = (refit, refitZero);
-            }
-            return (scale, zero);
+            (low, high) = (Math.Min(min, 0f), Math.Max(max, 0f));
+            best = ScaleAtLeast((high - (double)low) / maxLevel, min, max, symmetric, bits, maxLevel, rowIndex, start, values.Length);
+            bestZero = ZeroFor(low, best, maxLevel);
         }
+        if (rounding == QuantizationRounding.MinMax || best == Half.Zero) return (best, bestZero);
+
+        float bestError = GroupError(values, ToFloat(best), bestZero, maxLevel);
+        if (symmetric)
+        {
+            // PyTorch's min/max observer grid (scale absmax / (2^(b-1) - 1/2), positive): the baseline not to lose to.
+            Consider(values, ToHalf(high / (half - 0.5f)), half, maxLevel, ref best, ref bestZero, ref bestError);
+        }
+
+        // Coarse clip factors, then the two halfway points around the best one: fixed order, first lowest error wins.
+        float bestFactor = 1f;
+        for (int k = 1; k <= CoarseSteps; k++)
+        {
+            float f = 1f - k * CoarseStep;
+            if (Consider(values, Clipped(f, low, high, symmetric, negative, half, maxLevel, out int zero), zero, maxLevel, ref best, ref bestZero, ref bestError))
+                bestFactor = f;
+        }
+        foreach (float f in (ReadOnlySpan<float>)[bestFactor + CoarseStep / 2, bestFactor - CoarseStep / 2])
+            if (f < 1f) Consider(values, Clipped(f, low, high, symmetric, negative, half, maxLevel, out int zero), zero, maxLevel, ref best, ref bestZero, ref bestError);
+
+        // Least squares for the winner's levels, then the nearest stored grid.
+        if (symmetric)
+        {
+            Consider(values, SymmetricRefit(values, ToFloat(best), half, maxLevel), half, maxLevel, ref best, ref bestZero, ref bestError);
+        }
+        else if (AsymmetricRefit(values, ToFloat(best), bestZero, maxLevel, out var refit, out int refitZero))
+        {
+            Consider(values, refit, refitZero, maxLevel, ref best, ref bestZero, ref bestError);
+        }
+        return (best, bestZero);
+    }
+
+    /// <summary>Clip candidates of <see cref="QuantizationRounding.MseClip"/>: the min/max range times 1 - k d, k = 1..n, then k +- 1/2 around the best.</summary>
+    private const int CoarseSteps = 4;
+    private const float CoarseStep = 0.08f;
+
+    /// <summary>The float16 scale (and zero point) of the range clipped by <paramref name="f"/>.</summary>
+    private static Half Clipped(float f, float low, float high, bool symmetric, bool negative, int half, int maxLevel, out int zero)
+    {
+        if (symmetric)
+        {
+            zero = half;
+            var magnitude = ToHalf(high * f / half);
+            return negative ? -magnitude : magnitude;
+        }
+        var scale = ToHalf((high - low) * f / maxLevel);
+        zero = ZeroFor(low * f, scale, maxLevel);
+        return scale;
     }
 
     /// <summary>
@@ -153,54 +166,97 @@ internal static class RoundToNearest
         scale == 0f ? zero : (int)Math.Clamp(MathF.Round(weight * (1f / scale)) + zero, 0f, maxLevel);
 
     private static int ZeroFor(float low, Half scale, int maxLevel) =>
-        scale == Half.Zero ? 0 : (int)Math.Clamp(Math.Round(-low / (float)scale), 0, maxLevel);
+        scale == Half.Zero ? 0 : (int)Math.Clamp(Math.Round(-low / ToFloat(scale)), 0, maxLevel);
 
-    private static void Consider(ReadOnlySpan<float> values, Half candidate, int zero, int maxLevel, ref Half best, ref float bestError)
+    /// <summary>
+    /// 1.5 * 2^23: (x + M) - M rounds x half-to-even to an integer exactly like MathF.Round for |x| &lt; 2^22, in two
+    /// plain additions (Vector*.Round is not always a single instruction). Larger |x| give values beyond 2^21, which the
+    /// level clamp (at most 255) maps to the same end as MathF.Round would.
+    /// </summary>
+    private const float RoundingMagic = 12582912f;
+
+    /// <summary>Takes the candidate when its error is strictly lower: on an exact tie the earlier (less clipped) one stays.</summary>
+    private static bool Consider(ReadOnlySpan<float> values, Half candidate, int zero, int maxLevel, ref Half best, ref int bestZero, ref float bestError)
     {
-        if (candidate == Half.Zero || !Half.IsFinite(candidate)) return;
-        float error = GroupError(values, (float)candidate, zero, maxLevel);
-        // Strictly lower: on an exact tie the earlier (larger, less clipped) candidate stays.
-        if (error < bestError) (best, bestError) = (candidate, error);
+        if (candidate == Half.Zero || !Half.IsFinite(candidate)) return false;
+        float error = GroupError(values, ToFloat(candidate), zero, maxLevel);
+        if (!(error < bestError)) return false;
+        (best, bestZero, bestError) = (candidate, zero, error);
+        return true;
     }
 
     private static Half SymmetricRefit(ReadOnlySpan<float> values, float scale, int zero, int maxLevel)
     {
-        double wc = 0, cc = 0;
-        foreach (float w in values)
-        {
-            int c = Level(w, scale, zero, maxLevel) - zero;
-            wc += (double)w * c;
-            cc += (double)c * c;
-        }
-        return cc == 0 ? Half.Zero : (Half)(wc / cc);
+        Moments(values, scale, zero, maxLevel, out _, out double cc, out _, out double wc);
+        return cc == 0 ? Half.Zero : ToHalf((float)(wc / cc));
     }
 
     private static bool AsymmetricRefit(ReadOnlySpan<float> values, float scale, int zero, int maxLevel, out Half refit, out int refitZero)
     {
-        double n = values.Length, sq = 0, sqq = 0, sw = 0, swq = 0;
-        foreach (float w in values)
-        {
-            int q = Level(w, scale, zero, maxLevel);
-            sq += q;
-            sqq += (double)q * q;
-            sw += w;
-            swq += (double)w * q;
-        }
+        // Sums over q = c + z from the sums over c = q - z.
+        Moments(values, scale, zero, maxLevel, out double sc, out double scc, out double sw, out double swc);
+        double n = values.Length;
+        double sq = sc + n * zero, sqq = scc + 2.0 * zero * sc + n * zero * zero, swq = swc + zero * sw;
         double det = n * sqq - sq * sq;
         refit = Half.Zero;
         refitZero = 0;
         if (det <= 0) return false;
         double a = (n * swq - sq * sw) / det;
         double c = (sw - a * sq) / n;
-        refit = (Half)a;
+        refit = ToHalf((float)a);
         if (refit <= Half.Zero || !Half.IsFinite(refit)) return false;
-        refitZero = (int)Math.Clamp(Math.Round(-c / (double)refit), 0, maxLevel);
+        refitZero = (int)Math.Clamp(Math.Round(-c / ToFloat(refit)), 0, maxLevel);
         return true;
     }
 
+    /// <summary>Sums of c, c^2, w and w c over the group, c = q - z the levels <see cref="QuantizeGroup"/> picks (fixed lane order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Moments(ReadOnlySpan<float> values, float scale, int zero, int maxLevel, out double sumC, out double sumCC, out double sumW, out double sumWC)
+    {
+        ref float src = ref MemoryMarshal.GetReference(values);
+        var vInverse = Vector256.Create(1f / scale);
+        var vMagic = Vector256.Create(RoundingMagic);
+        var vLow = Vector256.Create((float)-zero);
+        var vHigh = Vector256.Create((float)(maxLevel - zero));
+        Vector256<float> ac = default, acc = default, aw = default, awc = default;
+        int i = 0;
+        for (; i <= values.Length - 8; i += 8)
+        {
+            var w = Vector256.LoadUnsafe(ref src, (nuint)i);
+            var c = Vector256.MinNative(Vector256.MaxNative((w * vInverse + vMagic) - vMagic, vLow), vHigh);
+            ac += c;
+            acc += c * c;
+            aw += w;
+            awc += w * c;
+        }
+
+        sumC = Sum(ac);
+        sumCC = Sum(acc);
+        sumW = Sum(aw);
+        sumWC = Sum(awc);
+        for (; i < values.Length; i++)
+        {
+            float w = Unsafe.Add(ref src, i);
+            int c = Level(w, scale, zero, maxLevel) - zero;
+            sumC += c;
+            sumCC += (double)c * c;
+            sumW += w;
+            sumWC += (double)w * c;
+        }
+    }
+
+    /// <summary>The eight lanes added in a fixed tree order, the same on every machine.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Sum(Vector256<float> v)
+    {
+        var h = v.GetLower() + v.GetUpper();
+        return (h.GetElement(0) + h.GetElement(2)) + (h.GetElement(1) + h.GetElement(3));
+    }
+
     /// <summary>
-    /// Sum of (w - s (q - z))^2 over the group with q as <see cref="QuantizeGroup"/> picks it. Eight float lanes
-    /// summed in a fixed order (512-bit vectors add their two halves in turn), so every machine picks the same scale.
+    /// Sum of (w - s (q - z))^2 over the group with q as <see cref="QuantizeGroup"/> picks it. The summation order is
+    /// fixed whatever the vector width (two 8-lane accumulators taking alternate chunks of 8, then a fixed tree, then
+    /// the scalar tail), so every machine picks the same scale; two accumulators also halve the add latency chain.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float GroupError(ReadOnlySpan<float> values, float scale, int zero, int maxLevel)
@@ -208,42 +264,56 @@ internal static class RoundToNearest
         ref float src = ref MemoryMarshal.GetReference(values);
         float inverse = 1f / scale;
         int i = 0;
-        var acc = Vector256<float>.Zero;
+        Vector256<float> even, odd;
         // Levels relative to the zero point: c = clamp(round(w / s), -z, maxLevel - z), the same integers as q - z.
         float low = -zero, high = maxLevel - zero;
         if (Vector512.IsHardwareAccelerated)
         {
             var vInverse = Vector512.Create(inverse);
+            var vMagic = Vector512.Create(RoundingMagic);
             var vScale = Vector512.Create(scale);
             var vLow = Vector512.Create(low);
             var vHigh = Vector512.Create(high);
+            var acc = Vector512<float>.Zero;
             for (; i <= values.Length - 16; i += 16)
             {
                 var w = Vector512.LoadUnsafe(ref src, (nuint)i);
-                var c = Vector512.Min(Vector512.Max(Vector512.Round(w * vInverse), vLow), vHigh);
-                var d = w - c * vScale;
-                d *= d;
-                acc += d.GetLower();
-                acc += d.GetUpper();
-            }
-        }
-
-        {
-            var vInverse = Vector256.Create(inverse);
-            var vScale = Vector256.Create(scale);
-            var vLow = Vector256.Create(low);
-            var vHigh = Vector256.Create(high);
-            for (; i <= values.Length - 8; i += 8)
-            {
-                var w = Vector256.LoadUnsafe(ref src, (nuint)i);
-                var c = Vector256.Min(Vector256.Max(Vector256.Round(w * vInverse), vLow), vHigh);
+                var c = Vector512.MinNative(Vector512.MaxNative((w * vInverse + vMagic) - vMagic, vLow), vHigh);
                 var d = w - c * vScale;
                 acc += d * d;
             }
+            (even, odd) = (acc.GetLower(), acc.GetUpper());
+        }
+        else
+        {
+            var vInverse = Vector256.Create(inverse);
+            var vMagic = Vector256.Create(RoundingMagic);
+            var vScale = Vector256.Create(scale);
+            var vLow = Vector256.Create(low);
+            var vHigh = Vector256.Create(high);
+            (even, odd) = (Vector256<float>.Zero, Vector256<float>.Zero);
+            for (; i <= values.Length - 16; i += 16)
+            {
+                var w0 = Vector256.LoadUnsafe(ref src, (nuint)i);
+                var w1 = Vector256.LoadUnsafe(ref src, (nuint)(i + 8));
+                var d0 = w0 - Vector256.MinNative(Vector256.MaxNative((w0 * vInverse + vMagic) - vMagic, vLow), vHigh) * vScale;
+                var d1 = w1 - Vector256.MinNative(Vector256.MaxNative((w1 * vInverse + vMagic) - vMagic, vLow), vHigh) * vScale;
+                even += d0 * d0;
+                odd += d1 * d1;
+            }
         }
 
-        float sum = 0f;
-        for (int k = 0; k < 8; k++) sum += acc.GetElement(k);
+        if (i <= values.Length - 8)
+        {
+            var w = Vector256.LoadUnsafe(ref src, (nuint)i);
+            var c = Vector256.MinNative(Vector256.MaxNative((w * Vector256.Create(inverse) + Vector256.Create(RoundingMagic)) - Vector256.Create(RoundingMagic),
+                Vector256.Create(low)), Vector256.Create(high));
+            var d = w - c * Vector256.Create(scale);
+            even += d * d;
+            i += 8;
+        }
+
+        float sum = Sum(even + odd);
         float tail = 0f;
         for (; i < values.Length; i++)
         {
@@ -346,8 +416,9 @@ internal static class RoundToNearest
     /// </summary>
     private static Half ScaleAtLeast(double exact, float min, float max, bool symmetric, int bits, int steps, int row, int start, int groupSize)
     {
-        var scale = (Half)exact;
-        if ((double)scale < exact) scale = Half.BitIncrement(scale);
+        // Through float (exact enough: a float that rounds below is caught by the comparison) for the fast conversion.
+        var scale = ToHalf((float)exact);
+        if (ToFloat(scale) < exact) scale = Half.BitIncrement(scale);
         if (!Half.IsFinite(scale))
         {
             var inv = CultureInfo.InvariantCulture;
@@ -360,6 +431,36 @@ internal static class RoundToNearest
                 "weight");
         }
         return scale;
+    }
+
+    /// <summary>
+    /// float to float16, round to nearest even: bit arithmetic for the float16 normal range, the library conversion
+    /// (several times slower, and the scale search converts a dozen candidates per group) for the rest.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Half ToHalf(float x)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(x);
+        uint magnitude = bits & 0x7FFF_FFFFu;
+        // [2^-14, 65520): a normal float16 after rounding (65520 and up round to infinity).
+        if (magnitude - 0x3880_0000u < 0x477F_F000u - 0x3880_0000u)
+        {
+            uint rebiased = magnitude - 0x3800_0000u; // exponent bias 127 -> 15
+            rebiased += 0x0FFFu + ((rebiased >> 13) & 1u); // round the 13 dropped bits to nearest even
+            return BitConverter.UInt16BitsToHalf((ushort)(((bits >> 16) & 0x8000u) | (rebiased >> 13)));
+        }
+        return (Half)x;
+    }
+
+    /// <summary>float16 to float (exact): bit arithmetic for normal values, the library conversion for the rest.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float ToFloat(Half h)
+    {
+        uint bits = BitConverter.HalfToUInt16Bits(h);
+        uint magnitude = bits & 0x7FFFu;
+        if (magnitude - 0x0400u < 0x7C00u - 0x0400u)
+            return BitConverter.UInt32BitsToSingle(((bits & 0x8000u) << 16) | ((magnitude << 13) + 0x3800_0000u));
+        return (float)h;
     }
 
     private static ArgumentException NonFinite(ReadOnlySpan<float> values, int row, int start)
