@@ -410,7 +410,7 @@ internal static class RoundToNearest
 
     /// <summary>
     /// The smallest float16 &gt;= <paramref name="exact"/>: rounding the scale up (never down) keeps every
-    /// weight of the group inside the grid, so the s/2 bound holds with the stored scale. A scale beyond the float16
+    /// weight of the group inside the min/max grid, so its |s|/2 bound holds with the stored scale. A scale beyond the float16
     /// maximum is an error quoting the group's extreme weights and the largest magnitude (symmetric) or span
     /// (asymmetric) the grid can hold: <paramref name="steps"/> steps of 65504.
     /// </summary>
