@@ -109,39 +109,91 @@ internal static class RoundToNearest
         }
         if (rounding == QuantizationRounding.MinMax || best == Half.Zero) return (best, bestZero);
 
-        float bestError = GroupError(values, ToFloat(best), bestZero, maxLevel);
+        // Candidates in a fixed order, scored four per pass; the first strictly lowest error wins, so MinMax (first)
+        // stays on an exact tie. Pass 1: MinMax, then (symmetric) PyTorch's observer grid |s| = absmax / (2^(b-1) - 1/2)
+        // with a positive scale (asymmetric: the range times 0.96), then the range clipped by 0.88 and 0.80.
+        Span<Half> candidates = stackalloc Half[4];
+        Span<int> zeros = stackalloc int[4];
+        Span<float> factors = stackalloc float[4];
+        candidates[0] = best;
+        zeros[0] = bestZero;
+        factors[0] = 1f;
         if (symmetric)
         {
-            // PyTorch's min/max observer grid (scale absmax / (2^(b-1) - 1/2), positive): the baseline not to lose to.
-            Consider(values, ToHalf(high / (half - 0.5f)), half, maxLevel, ref best, ref bestZero, ref bestError);
+            candidates[1] = ToHalf(high / (half - 0.5f));
+            zeros[1] = half;
+            factors[1] = 1f;
         }
+        else
+        {
+            factors[1] = 0.96f;
+            candidates[1] = Clipped(factors[1], low, high, symmetric, negative, half, maxLevel, out zeros[1]);
+        }
+        for (int k = 2; k < 4; k++)
+        {
+            factors[k] = k == 2 ? 0.88f : 0.80f;
+            candidates[k] = Clipped(factors[k], low, high, symmetric, negative, half, maxLevel, out zeros[k]);
+        }
+        float bestError = float.PositiveInfinity, bestFactor = 1f;
+        Score(values, candidates, zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
 
-        // Coarse clip factors, then the two halfway points around the best one: fixed order, first lowest error wins.
-        float bestFactor = 1f;
-        for (int k = 1; k <= CoarseSteps; k++)
-        {
-            float f = 1f - k * CoarseStep;
-            if (Consider(values, Clipped(f, low, high, symmetric, negative, half, maxLevel, out int zero), zero, maxLevel, ref best, ref bestZero, ref bestError))
-                bestFactor = f;
-        }
-        foreach (float f in (ReadOnlySpan<float>)[bestFactor + CoarseStep / 2, bestFactor - CoarseStep / 2])
-            if (f < 1f) Consider(values, Clipped(f, low, high, symmetric, negative, half, maxLevel, out int zero), zero, maxLevel, ref best, ref bestZero, ref bestError);
+        // Pass 2: clipped harder (0.72, 0.64), one step finer next to pass 1's best, and a least-squares refit of its
+        // levels (symmetric s = sum(w c) / sum(c^2); asymmetric w ~ a u + b, s = a, z = round(-b / s)).
+        float firstFactor = bestFactor;
+        factors[0] = 0.72f;
+        factors[1] = 0.64f;
+        factors[2] = firstFactor >= 0.96f ? 0.92f : firstFactor - 0.04f;
+        for (int k = 0; k < 3; k++)
+            candidates[k] = Clipped(factors[k], low, high, symmetric, negative, half, maxLevel, out zeros[k]);
+        factors[3] = firstFactor;
+        candidates[3] = Refit(values, symmetric, best, bestZero, half, maxLevel, out zeros[3]);
+        Score(values, candidates, zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
 
-        // Least squares for the winner's levels, then the nearest stored grid.
-        if (symmetric)
+        // Pass 3, only when the hard clips won (heavy tails, few bits): their neighbours, 0.56 and a refit.
+        if (bestFactor <= 0.72f && bestFactor != firstFactor)
         {
-            Consider(values, SymmetricRefit(values, ToFloat(best), half, maxLevel), half, maxLevel, ref best, ref bestZero, ref bestError);
-        }
-        else if (AsymmetricRefit(values, ToFloat(best), bestZero, maxLevel, out var refit, out int refitZero))
-        {
-            Consider(values, refit, refitZero, maxLevel, ref best, ref bestZero, ref bestError);
+            factors[0] = bestFactor + 0.04f;
+            factors[1] = bestFactor - 0.04f;
+            factors[2] = 0.56f;
+            for (int k = 0; k < 3; k++)
+                candidates[k] = Clipped(factors[k], low, high, symmetric, negative, half, maxLevel, out zeros[k]);
+            factors[3] = bestFactor;
+            candidates[3] = Refit(values, symmetric, best, bestZero, half, maxLevel, out zeros[3]);
+            Score(values, candidates, zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
         }
         return (best, bestZero);
     }
 
-    /// <summary>Clip candidates of <see cref="QuantizationRounding.MseClip"/>: the min/max range times 1 - k d, k = 1..n, then k +- 1/2 around the best.</summary>
-    private const int CoarseSteps = 4;
-    private const float CoarseStep = 0.08f;
+    /// <summary>The least-squares scale (and zero point) for the levels <paramref name="scale"/> gives; zero when there is none.</summary>
+    private static Half Refit(ReadOnlySpan<float> values, bool symmetric, Half scale, int zero, int half, int maxLevel, out int refitZero)
+    {
+        if (symmetric)
+        {
+            refitZero = half;
+            return SymmetricRefit(values, ToFloat(scale), half, maxLevel);
+        }
+        return AsymmetricRefit(values, ToFloat(scale), zero, maxLevel, out var refit, out refitZero) ? refit : Half.Zero;
+    }
+
+    /// <summary>Scores four candidates in one pass (a zero or non-finite scale is skipped) and keeps the first strictly better.</summary>
+    private static void Score(ReadOnlySpan<float> values, ReadOnlySpan<Half> candidates, ReadOnlySpan<int> zeros, ReadOnlySpan<float> factors,
+        int maxLevel, ref Half best, ref int bestZero, ref float bestError, ref float bestFactor)
+    {
+        Span<float> scales = stackalloc float[4];
+        Span<float> errors = stackalloc float[4];
+        // A skipped slot is computed with the first valid scale (never with 0) and then ignored.
+        float fallback = ToFloat(best);
+        for (int k = 0; k < 4; k++)
+            scales[k] = Usable(candidates[k]) ? ToFloat(candidates[k]) : fallback;
+        GroupErrors(values, scales, zeros, maxLevel, errors);
+        for (int k = 0; k < 4; k++)
+        {
+            if (!Usable(candidates[k]) || !(errors[k] < bestError)) continue;
+            (best, bestZero, bestError, bestFactor) = (candidates[k], zeros[k], errors[k], factors[k]);
+        }
+    }
+
+    private static bool Usable(Half scale) => scale != Half.Zero && Half.IsFinite(scale);
 
     /// <summary>The float16 scale (and zero point) of the range clipped by <paramref name="f"/>.</summary>
     private static Half Clipped(float f, float low, float high, bool symmetric, bool negative, int half, int maxLevel, out int zero)
@@ -174,16 +226,6 @@ internal static class RoundToNearest
     /// level clamp (at most 255) maps to the same end as MathF.Round would.
     /// </summary>
     private const float RoundingMagic = 12582912f;
-
-    /// <summary>Takes the candidate when its error is strictly lower: on an exact tie the earlier (less clipped) one stays.</summary>
-    private static bool Consider(ReadOnlySpan<float> values, Half candidate, int zero, int maxLevel, ref Half best, ref int bestZero, ref float bestError)
-    {
-        if (candidate == Half.Zero || !Half.IsFinite(candidate)) return false;
-        float error = GroupError(values, ToFloat(candidate), zero, maxLevel);
-        if (!(error < bestError)) return false;
-        (best, bestZero, bestError) = (candidate, zero, error);
-        return true;
-    }
 
     private static Half SymmetricRefit(ReadOnlySpan<float> values, float scale, int zero, int maxLevel)
     {
@@ -255,73 +297,84 @@ internal static class RoundToNearest
 
     /// <summary>
     /// Sum of (w - s (q - z))^2 over the group with q as <see cref="QuantizeGroup"/> picks it. The summation order is
-    /// fixed whatever the vector width (two 8-lane accumulators taking alternate chunks of 8, then a fixed tree, then
-    /// the scalar tail), so every machine picks the same scale; two accumulators also halve the add latency chain.
+    /// fixed (two 8-lane accumulators taking alternate chunks of 8, one more chunk of 8 into the first, a fixed tree,
+    /// then the scalar tail), so every machine picks the same scale; <see cref="GroupErrors"/> computes the same sums.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float GroupError(ReadOnlySpan<float> values, float scale, int zero, int maxLevel)
     {
-        ref float src = ref MemoryMarshal.GetReference(values);
-        float inverse = 1f / scale;
-        int i = 0;
-        Vector256<float> even, odd;
-        // Levels relative to the zero point: c = clamp(round(w / s), -z, maxLevel - z), the same integers as q - z.
-        float low = -zero, high = maxLevel - zero;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var vInverse = Vector512.Create(inverse);
-            var vMagic = Vector512.Create(RoundingMagic);
-            var vScale = Vector512.Create(scale);
-            var vLow = Vector512.Create(low);
-            var vHigh = Vector512.Create(high);
-            var acc = Vector512<float>.Zero;
-            for (; i <= values.Length - 16; i += 16)
-            {
-                var w = Vector512.LoadUnsafe(ref src, (nuint)i);
-                var c = Vector512.MinNative(Vector512.MaxNative((w * vInverse + vMagic) - vMagic, vLow), vHigh);
-                var d = w - c * vScale;
-                acc += d * d;
-            }
-            (even, odd) = (acc.GetLower(), acc.GetUpper());
-        }
-        else
-        {
-            var vInverse = Vector256.Create(inverse);
-            var vMagic = Vector256.Create(RoundingMagic);
-            var vScale = Vector256.Create(scale);
-            var vLow = Vector256.Create(low);
-            var vHigh = Vector256.Create(high);
-            (even, odd) = (Vector256<float>.Zero, Vector256<float>.Zero);
-            for (; i <= values.Length - 16; i += 16)
-            {
-                var w0 = Vector256.LoadUnsafe(ref src, (nuint)i);
-                var w1 = Vector256.LoadUnsafe(ref src, (nuint)(i + 8));
-                var d0 = w0 - Vector256.MinNative(Vector256.MaxNative((w0 * vInverse + vMagic) - vMagic, vLow), vHigh) * vScale;
-                var d1 = w1 - Vector256.MinNative(Vector256.MaxNative((w1 * vInverse + vMagic) - vMagic, vLow), vHigh) * vScale;
-                even += d0 * d0;
-                odd += d1 * d1;
-            }
-        }
+        Span<float> scales = [scale, scale, scale, scale];
+        Span<int> zeros = [zero, zero, zero, zero];
+        Span<float> errors = stackalloc float[4];
+        GroupErrors(values, scales, zeros, maxLevel, errors);
+        return errors[0];
+    }
 
+    /// <summary>
+    /// <see cref="GroupError"/> of four candidate grids in one pass over the group (the loads, loop and latency are
+    /// shared; each candidate's sums are exactly those of a pass of its own).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GroupErrors(ReadOnlySpan<float> values, ReadOnlySpan<float> scales, ReadOnlySpan<int> zeros, int maxLevel, Span<float> errors)
+    {
+        ref float src = ref MemoryMarshal.GetReference(values);
+        var magic = Vector256.Create(RoundingMagic);
+        // Levels relative to the zero point: c = clamp(round(w / s), -z, maxLevel - z), the same integers as q - z.
+        var i0 = Vector256.Create(1f / scales[0]); var s0 = Vector256.Create(scales[0]);
+        var i1 = Vector256.Create(1f / scales[1]); var s1 = Vector256.Create(scales[1]);
+        var i2 = Vector256.Create(1f / scales[2]); var s2 = Vector256.Create(scales[2]);
+        var i3 = Vector256.Create(1f / scales[3]); var s3 = Vector256.Create(scales[3]);
+        var l0 = Vector256.Create((float)-zeros[0]); var h0 = Vector256.Create((float)(maxLevel - zeros[0]));
+        var l1 = Vector256.Create((float)-zeros[1]); var h1 = Vector256.Create((float)(maxLevel - zeros[1]));
+        var l2 = Vector256.Create((float)-zeros[2]); var h2 = Vector256.Create((float)(maxLevel - zeros[2]));
+        var l3 = Vector256.Create((float)-zeros[3]); var h3 = Vector256.Create((float)(maxLevel - zeros[3]));
+        Vector256<float> e0 = default, o0 = default, e1 = default, o1 = default, e2 = default, o2 = default, e3 = default, o3 = default;
+        int i = 0;
+        for (; i <= values.Length - 16; i += 16)
+        {
+            var wa = Vector256.LoadUnsafe(ref src, (nuint)i);
+            var wb = Vector256.LoadUnsafe(ref src, (nuint)(i + 8));
+            e0 += Squared(wa, i0, s0, l0, h0, magic); o0 += Squared(wb, i0, s0, l0, h0, magic);
+            e1 += Squared(wa, i1, s1, l1, h1, magic); o1 += Squared(wb, i1, s1, l1, h1, magic);
+            e2 += Squared(wa, i2, s2, l2, h2, magic); o2 += Squared(wb, i2, s2, l2, h2, magic);
+            e3 += Squared(wa, i3, s3, l3, h3, magic); o3 += Squared(wb, i3, s3, l3, h3, magic);
+        }
         if (i <= values.Length - 8)
         {
             var w = Vector256.LoadUnsafe(ref src, (nuint)i);
-            var c = Vector256.MinNative(Vector256.MaxNative((w * Vector256.Create(inverse) + Vector256.Create(RoundingMagic)) - Vector256.Create(RoundingMagic),
-                Vector256.Create(low)), Vector256.Create(high));
-            var d = w - c * Vector256.Create(scale);
-            even += d * d;
+            e0 += Squared(w, i0, s0, l0, h0, magic);
+            e1 += Squared(w, i1, s1, l1, h1, magic);
+            e2 += Squared(w, i2, s2, l2, h2, magic);
+            e3 += Squared(w, i3, s3, l3, h3, magic);
             i += 8;
         }
 
-        float sum = Sum(even + odd);
-        float tail = 0f;
-        for (; i < values.Length; i++)
+        errors[0] = Sum(e0 + o0);
+        errors[1] = Sum(e1 + o1);
+        errors[2] = Sum(e2 + o2);
+        errors[3] = Sum(e3 + o3);
+        for (int k = 0; k < 4; k++)
         {
-            float w = Unsafe.Add(ref src, i);
-            float d = w - (Level(w, scale, zero, maxLevel) - zero) * scale;
-            tail += d * d;
+            float tail = 0f, scale = scales[k];
+            for (int t = i; t < values.Length; t++)
+            {
+                float w = Unsafe.Add(ref src, t);
+                float d = w - (Level(w, scale, zeros[k], maxLevel) - zeros[k]) * scale;
+                tail += d * d;
+            }
+            errors[k] += tail;
         }
-        return sum + tail;
+    }
+
+    /// <summary>(w - s clamp(round(w / s), low, high))^2 lane-wise, rounding as <see cref="Level"/> does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Squared(Vector256<float> w, Vector256<float> inverse, Vector256<float> scale,
+        Vector256<float> low, Vector256<float> high, Vector256<float> magic)
+    {
+        var c = Vector256.MinNative(Vector256.MaxNative((w * inverse + magic) - magic, low), high);
+        // w - c s fused (one rounding): the same on every machine (Vector256.FusedMultiplyAdd is exact in software too).
+        var d = Vector256.FusedMultiplyAdd(-c, scale, w);
+        return d * d;
     }
 
     private static bool AllAtZero(ReadOnlySpan<int> levels, int zero)
