@@ -22,6 +22,13 @@ public sealed class CompressionOptions
 
     /// <summary>GPTQ's block size, damping and act-order (see <see cref="GptqOptions"/>).</summary>
     public GptqOptions Gptq { get; init; } = new();
+
+    /// <summary>
+    /// How round-to-nearest picks each group's scale for <c>[Quantize]</c> layers: <see cref="QuantizationRounding.MseClip"/>
+    /// (default: a per-group clipping search, never worse than min/max) or <see cref="QuantizationRounding.MinMax"/>.
+    /// N:M quantized values and <c>[LowRankCorrection]</c> layers always use the default.
+    /// </summary>
+    public QuantizationRounding Rounding { get; init; } = QuantizationRounding.MseClip;
 }
 
 /// <summary>Progress of a <c>Compress</c> call: which layer is being compressed.</summary>
@@ -284,7 +291,7 @@ public sealed partial class CompressionSession
             throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits but the generated code asked for {TBits.Bits}: rebuild the project.");
         TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
         var clock = Stopwatch.StartNew();
-        var storage = WithLayerContext(plan, () => GroupQuantizedWeight.Quantize<TBits>(weight, plan.OutFeatures, plan.InFeatures, plan.GroupSize, plan.Symmetric));
+        var storage = WithLayerContext(plan, () => GroupQuantizedWeight.Quantize<TBits>(weight, plan.OutFeatures, plan.InFeatures, plan.GroupSize, plan.Symmetric, _options.Rounding));
         elapsed = clock.Elapsed;
         error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
         return storage;

@@ -48,8 +48,15 @@ public sealed class ModelFileException : IOException
 /// </summary>
 public static class ModelFile
 {
-    /// <summary>Value of the <c>condense.format</c> metadata key.</summary>
-    public const string FormatVersion = "1";
+    /// <summary>
+    /// Value of the <c>condense.format</c> metadata key that Save writes. Format 2 lets symmetric groups use all 2^b
+    /// codes with a signed scale; format 1 files (positive scales, codes 1..2^b - 1) decode identically under the
+    /// same formula and are read too. A reader of format 1 rejects format 2 by its version, not by a negative scale.
+    /// </summary>
+    public const string FormatVersion = "2";
+
+    /// <summary>Versions Load accepts: the current one and format 1, whose layout and decoding are a subset of it.</summary>
+    private static readonly string[] ReadableVersions = ["1", FormatVersion];
 
     private const string FormatKey = "condense.format";
     private const string ModelKey = "condense.model";
@@ -122,8 +129,8 @@ public static class ModelFile
         var problems = new List<string>();
         if (!file.Metadata.TryGetValue(FormatKey, out var version))
             problems.Add($"metadata key '{FormatKey}' is missing: this is not a Condense model file (expected format {FormatVersion})");
-        else if (version != FormatVersion)
-            problems.Add($"format version {version} is not supported; this version of Condense reads format {FormatVersion}");
+        else if (Array.IndexOf(ReadableVersions, version) < 0)
+            problems.Add($"format version {version} is not supported; this version of Condense reads formats {string.Join(" and ", ReadableVersions)}: save the model again with a Condense that writes one of them");
 
         var filePlan = ParseSignature(file.Metadata.GetValueOrDefault(PlanKey));
         var used = new HashSet<string>(StringComparer.Ordinal);

@@ -300,15 +300,17 @@ internal static unsafe partial class FusedInt8Dot
     private static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
     {
         int g = 0;
-        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves.
+        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves;
+        // the sign bit moves to bit 31 (symmetric scales may be negative).
         var magic = Vector512.Create(5.192297e33f);
         var mask = Vector512.Create(0x7FFFu);
+        var sign = Vector512.Create(0x8000u);
         var off = Vector512.Create(offset);
         var acc = Vector512<float>.Zero;
         for (; g + 16 <= count; g += 16)
         {
             var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());
-            var s = ((h & mask) << 13).AsSingle() * magic;
+            var s = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
             s.Store(sf + g);
             var q = Vector512.Load(groupSums + g);
             if (zeros == null) acc = Vector512.FusedMultiplyAdd(s, q, acc);

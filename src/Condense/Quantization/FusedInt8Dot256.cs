@@ -589,15 +589,17 @@ internal static unsafe class FusedInt8Dot256
     internal static void ScaleTerms(Half* scales, byte* zeros, int symmetricZero, int offset, float* sf, float* szf, int count)
     {
         int g = 0;
-        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves.
+        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves;
+        // the sign bit moves to bit 31 (symmetric scales may be negative).
         var magic = Vector256.Create(5.192297e33f);
         var mask = Vector256.Create(0x7FFFu);
+        var sign = Vector256.Create(0x8000u);
         var zsym = Vector256.Create((float)(symmetricZero - offset));
         var off = Vector256.Create(offset);
         for (; g + 8 <= count; g += 8)
         {
             var h = Vector256.WidenLower(Vector128.Load((ushort*)scales + g).ToVector256Unsafe());
-            var s = ((h & mask) << 13).AsSingle() * magic;
+            var s = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
             s.Store(sf + g);
             Vector256<float> z;
             if (zeros == null) z = zsym;

@@ -22,7 +22,9 @@ public readonly record struct QuantizationScheme(int Bits, int GroupSize, bool S
 /// <summary>
 /// A weight matrix [OutFeatures, InFeatures] quantized group-wise to 2, 3, 4 or 8 bits by round-to-nearest,
 /// stored packed with float16 scales and (asymmetric) uint8 zero points; layout in docs/format.md.
-/// Every weight dequantizes to s * (q - z) with |w - s * (q - z)| &lt;= s / 2 for its group's stored scale s.
+/// Every weight dequantizes to s * (q - z) for its group's stored scale s (negative for a symmetric group whose
+/// largest-magnitude weight is positive) and zero point z (2^(b-1) when symmetric). How s and z are chosen is
+/// <see cref="QuantizationRounding"/>.
 /// </summary>
 public sealed class GroupQuantizedWeight : IWeightStorage
 {
@@ -50,9 +52,11 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// Quantizes a row-major float32 matrix [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>]
     /// with round-to-nearest at <typeparamref name="TBits"/> bits.
     /// </summary>
+    /// <param name="rounding">How each group's scale is picked: MSE clipping (default) or plain min/max.</param>
     /// <exception cref="ArgumentException">A shape or setting the catalogue does not support, a length that does
     /// not match the shape, a NaN/Inf weight (row and column named), or a group too large for a float16 scale.</exception>
-    public static GroupQuantizedWeight Quantize<TBits>(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, int groupSize, bool symmetric)
+    public static GroupQuantizedWeight Quantize<TBits>(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, int groupSize, bool symmetric,
+        QuantizationRounding rounding = QuantizationRounding.MseClip)
         where TBits : struct, IBitWidth
     {
         var scheme = new QuantizationScheme(TBits.Bits, groupSize, symmetric);
@@ -89,7 +93,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
                                 packed.AsSpan(r * rowBytes, rowBytes),
                                 scales.AsSpan(r * groupsPerRow, groupsPerRow),
                                 zeroPoints is null ? default : zeroPoints.AsSpan(r * groupsPerRow, groupsPerRow),
-                                levels.AsSpan(0, inFeatures));
+                                levels.AsSpan(0, inFeatures), rounding);
                         }
                     }
                     catch (ArgumentException e)
@@ -112,14 +116,20 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     }
 
     /// <summary>Quantizes with the bit width, group size and grid of <paramref name="scheme"/>.</summary>
-    /// <inheritdoc cref="Quantize{TBits}(ReadOnlySpan{float}, int, int, int, bool)" path="/exception"/>
-    public static GroupQuantizedWeight Quantize(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, QuantizationScheme scheme) =>
+    /// <param name="weight">Row-major float32 [outFeatures, inFeatures].</param>
+    /// <param name="outFeatures">Rows.</param>
+    /// <param name="inFeatures">Columns.</param>
+    /// <param name="scheme">Bits, group size and grid.</param>
+    /// <param name="rounding">How each group's scale is picked: MSE clipping (default) or plain min/max.</param>
+    /// <inheritdoc cref="Quantize{TBits}(ReadOnlySpan{float}, int, int, int, bool, QuantizationRounding)" path="/exception"/>
+    public static GroupQuantizedWeight Quantize(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, QuantizationScheme scheme,
+        QuantizationRounding rounding = QuantizationRounding.MseClip) =>
         scheme.Bits switch
         {
-            2 => Quantize<Bits2>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
-            3 => Quantize<Bits3>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
-            4 => Quantize<Bits4>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
-            8 => Quantize<Bits8>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric),
+            2 => Quantize<Bits2>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric, rounding),
+            3 => Quantize<Bits3>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric, rounding),
+            4 => Quantize<Bits4>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric, rounding),
+            8 => Quantize<Bits8>(weight, outFeatures, inFeatures, scheme.GroupSize, scheme.Symmetric, rounding),
             _ => throw new ArgumentException(KernelCatalogue.QuantizationProblem(scheme.Bits, scheme.GroupSize, inFeatures), nameof(scheme)),
         };
 
@@ -128,7 +138,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// The arrays are taken as they are, not copied.
     /// </summary>
     /// <param name="packed">OutFeatures x PackedRowBytes(InFeatures, Bits) bytes, rows byte-aligned, padding bits zero.</param>
-    /// <param name="scales">One finite float16 scale &gt;= 0 per group, row-major.</param>
+    /// <param name="scales">One finite float16 scale per group, row-major: &gt;= 0 when asymmetric, any sign when symmetric.</param>
     /// <param name="zeroPoints">One zero point in [0, 2^Bits - 1] per group (asymmetric), or null (symmetric).</param>
     /// <exception cref="ArgumentException">A part with the wrong length or an out-of-range value, named with what was expected.</exception>
     public static GroupQuantizedWeight FromParts(int outFeatures, int inFeatures, QuantizationScheme scheme, byte[] packed, Half[] scales, byte[]? zeroPoints)
@@ -162,8 +172,9 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         for (int i = 0; i < scales.Length; i++)
         {
             var s = scales[i];
-            if (!Half.IsFinite(s) || s < Half.Zero)
-                throw new ArgumentException(Invariant($"scales[{i}] (row {i / groupsPerRow}, group {i % groupsPerRow}) is {(float)s}; expected a finite scale >= 0"), nameof(scales));
+            // Symmetric scales carry the sign that puts the group's extreme on level -2^(b-1); asymmetric ones are >= 0.
+            if (!Half.IsFinite(s) || (!scheme.Symmetric && s < Half.Zero))
+                throw new ArgumentException(Invariant($"scales[{i}] (row {i / groupsPerRow}, group {i % groupsPerRow}) is {(float)s}; expected a finite scale{(scheme.Symmetric ? "" : " >= 0")}"), nameof(scales));
         }
 
         if (scheme.Symmetric)

@@ -274,7 +274,10 @@ internal static unsafe class Int8MatMul
         for (; g < count; g++) destination[g] = scales[g] * (zeros[g] - offset);
     }
 
-    /// <summary>float16 to float32: (h &amp; 0x7FFF) &lt;&lt; 13 read as float, times 2^112, is exact for normal and subnormal halves.</summary>
+    /// <summary>
+    /// float16 to float32: (h &amp; 0x7FFF) &lt;&lt; 13 read as float, times 2^112, is exact for normal and subnormal halves;
+    /// the sign bit moves to bit 31 (symmetric scales may be negative).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ConvertScales(Half* scales, float* destination, int count, int vectorBits)
     {
@@ -283,11 +286,14 @@ internal static unsafe class Int8MatMul
         {
             var magic = Vector128.Create(5.192297e33f); // 2^112
             var mask = Vector128.Create(0x7FFFu);
+            var sign = Vector128.Create(0x8000u);
             for (; g + 8 <= count; g += 8)
             {
                 var h = Vector128.Load((ushort*)scales + g);
-                var lo = (Vector128.WidenLower(h) & mask) << 13;
-                var hi = (Vector128.WidenUpper(h) & mask) << 13;
+                var wl = Vector128.WidenLower(h);
+                var wh = Vector128.WidenUpper(h);
+                var lo = ((wl & mask) << 13) | ((wl & sign) << 16);
+                var hi = ((wh & mask) << 13) | ((wh & sign) << 16);
                 (lo.AsSingle() * magic).Store(destination + g);
                 (hi.AsSingle() * magic).Store(destination + g + 4);
             }

@@ -174,7 +174,7 @@ public sealed class ModelFileTests(ITestOutputHelper output) : IDisposable
                 if (t.Name == "layer.weight.qscale")
                 {
                     var scales = source.ReadF16(t.Name);
-                    scales[0] = (Half)(-1f);                   // negative scale: FromParts rejects it
+                    scales[0] = Half.NaN;                      // non-finite scale: FromParts rejects it
                     writer.AddF16(t.Name, scales, t.Shape);
                 }
                 else
@@ -189,6 +189,38 @@ public sealed class ModelFileTests(ITestOutputHelper output) : IDisposable
         var problem = Assert.Single(e.Problems);
         Assert.StartsWith("layer 'layer':", problem, StringComparison.Ordinal);
         Assert.Contains("scales[0]", problem);
+    }
+
+    // ---- format version ----
+
+    /// <summary>Copies a saved file with its <c>condense.format</c> metadata replaced.</summary>
+    private string WithFormat(string path, string version)
+    {
+        var copy = _dir.File($"format-{version}.safetensors");
+        using var source = SafeTensorsFile.Open(path);
+        var writer = new SafeTensorsWriter();
+        foreach (var (key, value) in source.Metadata) writer.SetMetadata(key, key == "condense.format" ? version : value);
+        foreach (var t in source.Tensors) writer.Add(t.Name, t.DType, t.Shape, source.GetBytes(t.Name));
+        writer.WriteTo(copy);
+        return copy;
+    }
+
+    [Fact]
+    public void Save_writes_format_2_and_load_reads_format_1_files_and_rejects_others_by_version()
+    {
+        var model = new IoCorrected();
+        model.Initialize(3);
+        model.Compress();
+        var path = _dir.File("versioned.safetensors");
+        model.Save(path);
+        using (var saved = SafeTensorsFile.Open(path)) Assert.Equal("2", saved.Metadata["condense.format"]);
+
+        // Format 1 (positive symmetric scales, codes 1..2^b - 1) decodes with the same formula: it loads.
+        var old = IoCorrected.Load(WithFormat(path, "1"));
+        Assert.NotNull(old);
+
+        var e = Assert.Throws<ModelFileException>(() => IoCorrected.Load(WithFormat(path, "3")));
+        Assert.Contains("format version 3 is not supported; this version of Condense reads formats 1 and 2", e.Message);
     }
 
     // ---- checksums ----

@@ -28,15 +28,21 @@ public class GroupQuantizedWeightTests
         return gaussian ? QuantTestData.Gaussian(seed, o * i, 0.05f) : QuantTestData.Uniform(seed, o * i, -0.3f, 1.7f);
     }
 
-    /// <summary>The documented scale: the smallest float16 &gt;= range / levels (independent re-derivation).</summary>
+    /// <summary>
+    /// The documented min/max scale (independent re-derivation): the smallest float16 magnitude &gt;= absmax / 2^(b-1)
+    /// (symmetric; negative when the largest-magnitude weight is positive, so it lands on level -2^(b-1)) or
+    /// &gt;= (hi - lo) / (2^b - 1) (asymmetric).
+    /// </summary>
     private static Half ExpectedScale(ReadOnlySpan<float> group, int bits, bool sym)
     {
         double exact;
+        bool negative = false;
         if (sym)
         {
-            double absMax = 0;
-            foreach (float w in group) absMax = Math.Max(absMax, Math.Abs(w));
-            exact = absMax / ((1 << (bits - 1)) - 1);
+            double lo = 0, hi = 0;
+            foreach (float w in group) { lo = Math.Min(lo, w); hi = Math.Max(hi, w); }
+            exact = Math.Max(hi, -lo) / (1 << (bits - 1));
+            negative = hi > -lo;
         }
         else
         {
@@ -45,7 +51,8 @@ public class GroupQuantizedWeightTests
             exact = (hi - lo) / ((1 << bits) - 1);
         }
         var h = (Half)exact;
-        return (double)h < exact ? Half.BitIncrement(h) : h;
+        h = (double)h < exact ? Half.BitIncrement(h) : h;
+        return negative ? -h : h;
     }
 
     private static int ExpectedZeroPoint(ReadOnlySpan<float> group, int bits, float scale)
@@ -55,18 +62,23 @@ public class GroupQuantizedWeightTests
         return scale == 0 ? 0 : (int)Math.Clamp(Math.Round(-lo / scale), 0, (1 << bits) - 1);
     }
 
+    /// <summary>The documented level: clamp(round_half_even(w * (1 / s)) + z, 0, 2^b - 1), 1 / s in float32.</summary>
+    private static int ExpectedLevel(float w, float s, int zero, int bits) =>
+        s == 0 ? zero : (int)Math.Clamp(MathF.Round(w * (1f / s)) + zero, 0, (1 << bits) - 1);
+
     [Theory]
     [MemberData(nameof(AllSchemes))]
-    public void Every_weight_is_within_half_a_stored_scale_with_the_documented_scale_zero_and_level(int bits, int group, bool sym, int o, int i, bool gaussian)
+    public void Min_max_rounding_has_the_documented_scale_zero_and_level_and_half_a_step_of_error(int bits, int group, bool sym, int o, int i, bool gaussian)
     {
         var w = Data(bits, group, sym, o, i, gaussian);
-        var q = GroupQuantizedWeight.Quantize(w, o, i, new QuantizationScheme(bits, group, sym));
+        var q = GroupQuantizedWeight.Quantize(w, o, i, new QuantizationScheme(bits, group, sym), QuantizationRounding.MinMax);
         var deq = new float[o * i];
         q.Dequantize(deq);
 
         int g = group == 0 ? i : group;
         int groupsPerRow = i / g;
         int rowBytes = (int)KernelCatalogue.PackedRowBytes(i, bits);
+        int maxLevel = (1 << bits) - 1;
         Assert.Equal(o * groupsPerRow, q.Scales.Length);
         for (int r = 0; r < o; r++)
             for (int k = 0; k < groupsPerRow; k++)
@@ -81,29 +93,42 @@ public class GroupQuantizedWeightTests
                 for (int c = 0; c < g; c++)
                 {
                     int at = r * i + k * g + c;
-                    // The documented level, computed independently of the vectorized kernel.
-                    int level = s == 0 ? zero : (int)Math.Clamp(MathF.Round(w[at] / s) + zero, 0, (1 << bits) - 1);
+                    int level = ExpectedLevel(w[at], s, zero, bits);
                     Assert.Equal(level, PackedBits.ReadLevel(packedRow, k * g + c, bits));
                     float err = Math.Abs(w[at] - deq[at]);
-                    // s/2 exactly, plus float32 rounding of the division and of s * (q - z).
-                    float bound = s / 2 + 2e-7f * Math.Abs(w[at]) + 1e-30f;
-                    Assert.True(err <= bound, $"row {r} col {k * g + c}: |{w[at]} - {deq[at]}| = {err} > s/2 = {s / 2}");
+                    // |s|/2, plus float32 rounding of w / s and of s * (q - z). The one exception: a symmetric weight
+                    // opposite the extreme (on level 2^(b-1) - 1, the top code) may be up to a whole step away.
+                    float step = Math.Abs(s) * (sym && level == maxLevel ? 1f : 0.5f);
+                    float bound = step + 2e-7f * Math.Abs(w[at]) + 1e-30f;
+                    Assert.True(err <= bound, $"row {r} col {k * g + c}: |{w[at]} - {deq[at]}| = {err} > {bound}");
                 }
             }
     }
 
+    /// <summary>The default MSE clip search never has a larger squared error than min/max, group by group.</summary>
     [Theory]
     [MemberData(nameof(AllSchemes))]
-    public void Byte_count_equals_the_catalogue_and_the_real_array_sizes(int bits, int group, bool sym, int o, int i, bool gaussian)
+    public void Mse_clip_rounding_is_never_worse_than_min_max_on_any_group(int bits, int group, bool sym, int o, int i, bool gaussian)
     {
-        var q = GroupQuantizedWeight.Quantize(Data(bits, group, sym, o, i, gaussian), o, i, new QuantizationScheme(bits, group, sym));
-        long catalogue = KernelCatalogue.GroupQuantizedBytes(o, i, bits, group, sym);
-        long arrays = q.Packed.LongLength + q.Scales.LongLength * 2 + (q.ZeroPoints?.LongLength ?? 0);
-        Assert.Equal(catalogue, q.ByteCount);
-        Assert.Equal(catalogue, arrays);
-        Assert.Equal(o * KernelCatalogue.PackedRowBytes(i, bits), q.Packed.LongLength);
-        Assert.Equal(sym, q.ZeroPoints is null);
-        if (!sym) Assert.Equal(q.Scales.Length, q.ZeroPoints!.Length);
+        var w = Data(bits, group, sym, o, i, gaussian);
+        var scheme = new QuantizationScheme(bits, group, sym);
+        var minMax = new float[w.Length];
+        var clip = new float[w.Length];
+        GroupQuantizedWeight.Quantize(w, o, i, scheme, QuantizationRounding.MinMax).Dequantize(minMax);
+        GroupQuantizedWeight.Quantize(w, o, i, scheme).Dequantize(clip);
+        int g = group == 0 ? i : group;
+        for (int start = 0; start < w.Length; start += g)
+        {
+            double a = 0, b = 0, norm = 0;
+            for (int c = start; c < start + g; c++)
+            {
+                a += ((double)w[c] - minMax[c]) * (w[c] - minMax[c]);
+                b += ((double)w[c] - clip[c]) * (w[c] - clip[c]);
+                norm += (double)w[c] * w[c];
+            }
+            // The search compares float32 sums: allow their rounding (a few ulps of the group's energy).
+            Assert.True(b <= a + 1e-6 * norm + 1e-30, $"group at {start}: clip error {b} > min/max error {a}");
+        }
     }
 
     /// <summary>
@@ -126,13 +151,16 @@ public class GroupQuantizedWeightTests
         {
             // Scales span float16 normals, including small ones near the subnormal edge.
             scales[grp] = (Half)(Math.Pow(2, -14 + QuantTestData.NextInt(ref state, 20)) * (1 + QuantTestData.NextInt(ref state, 1024) / 1024.0));
+            // Symmetric scales of either sign: a negative one puts a positive extreme on level 0 (-2^(b-1)).
+            if (sym && QuantTestData.NextInt(ref state, 2) == 1) scales[grp] = -scales[grp];
             zeros[grp] = sym ? half : QuantTestData.NextInt(ref state, maxLevel + 1);
             int first = grp * g;
             for (int c = 0; c < g; c++)
-                levels[first + c] = sym ? 1 + QuantTestData.NextInt(ref state, maxLevel) : QuantTestData.NextInt(ref state, maxLevel + 1);
-            // Pin the extremes so the group's range (and so its scale) is exactly the chosen one.
-            levels[first] = sym ? maxLevel : 0;
-            levels[first + g - 1] = sym ? 1 : maxLevel;
+                levels[first + c] = QuantTestData.NextInt(ref state, maxLevel + 1);
+            // Pin the extremes so the group's range (and so its scale) is exactly the chosen one: symmetric, level 0
+            // (-2^(b-1)) is the unique largest magnitude.
+            levels[first] = 0;
+            if (!sym) levels[first + g - 1] = maxLevel;
             if (!sym) levels[first + g / 2] = zeros[grp]; // a true zero: the range includes 0 already
             for (int c = 0; c < g; c++) w[first + c] = (float)scales[grp] * (levels[first + c] - zeros[grp]);
         }
@@ -188,26 +216,42 @@ public class GroupQuantizedWeightTests
         }
     }
 
-    /// <summary>The worked example of docs/format.md: weights 0.5, -0.5, 1.5, 0, 1 at 3 bits symmetric pack to 0xDD 0x69.</summary>
+    /// <summary>
+    /// The worked example of docs/format.md: weights 0.5, -0.5, 2, 0, 1 at 3 bits symmetric: the positive extreme 2
+    /// takes level -4 with the negative scale -0.5, and the codes 3, 5, 0, 4, 2 pack to 0x2B 0x28.
+    /// </summary>
     [Fact]
     public void Three_bit_worked_example_from_the_format_doc()
     {
-        float[] w = [0.5f, -0.5f, 1.5f, 0f, 1f];
-        var q = GroupQuantizedWeight.Quantize<Bits3>(w, 1, 5, 0, true);
-        Assert.Equal([(Half)0.5f], q.Scales); // absmax 1.5 / (2^2 - 1)
-        Assert.Equal([0xDD, 0x69], q.Packed); // levels 5, 3, 7, 4, 6 (q + 4) as a 15-bit stream + 1 zero padding bit
+        float[] w = [0.5f, -0.5f, 2f, 0f, 1f];
+        foreach (var rounding in new[] { QuantizationRounding.MinMax, QuantizationRounding.MseClip })
+        {
+            var q = GroupQuantizedWeight.Quantize<Bits3>(w, 1, 5, 0, true, rounding);
+            Assert.Equal([(Half)(-0.5f)], q.Scales); // -(absmax 2 / 2^2); exact, so the search keeps it
+            Assert.Equal([0x2B, 0x28], q.Packed); // codes c + 4 = 3, 5, 0, 4, 2 as a 15-bit stream + 1 zero padding bit
+        }
 
-        var rebuilt = GroupQuantizedWeight.FromParts(1, 5, new QuantizationScheme(3, 0, true), [0xDD, 0x69], [(Half)0.5f], null);
+        var rebuilt = GroupQuantizedWeight.FromParts(1, 5, new QuantizationScheme(3, 0, true), [0x2B, 0x28], [(Half)(-0.5f)], null);
         var deq = new float[5];
         rebuilt.Dequantize(deq);
         Assert.Equal(w, deq);
     }
 
-    /// <summary>The asymmetric worked example of docs/format.md: the float16 scale is rounded up, not to nearest.</summary>
+    /// <summary>A file written before the full grid (codes 1..2^b - 1, positive scales) decodes unchanged: 0xDD 0x69 of format 1.</summary>
+    [Fact]
+    public void Codes_of_the_previous_symmetric_grid_decode_unchanged()
+    {
+        var rebuilt = GroupQuantizedWeight.FromParts(1, 5, new QuantizationScheme(3, 0, true), [0xDD, 0x69], [(Half)0.5f], null);
+        var deq = new float[5];
+        rebuilt.Dequantize(deq);
+        Assert.Equal([0.5f, -0.5f, 1.5f, 0f, 1f], deq);
+    }
+
+    /// <summary>The asymmetric worked example of docs/format.md (min/max rounding): the float16 scale is rounded up, not to nearest.</summary>
     [Fact]
     public void Four_bit_asymmetric_worked_example_from_the_format_doc()
     {
-        var q = GroupQuantizedWeight.Quantize<Bits4>([-0.5f, 0.25f, 1.0f, 2.5f], 1, 4, 0, false);
+        var q = GroupQuantizedWeight.Quantize<Bits4>([-0.5f, 0.25f, 1.0f, 2.5f], 1, 4, 0, false, QuantizationRounding.MinMax);
         Assert.Equal((ushort)0x3267, BitConverter.HalfToUInt16Bits(q.Scales[0]));
         Assert.True((double)q.Scales[0] > 0.2 && (double)BitConverter.UInt16BitsToHalf(0x3266) < 0.2);
         Assert.Equal([2], q.ZeroPoints!);
@@ -236,14 +280,15 @@ public class GroupQuantizedWeightTests
     public void Tiny_groups_keep_the_bound_with_a_subnormal_scale()
     {
         var w = QuantTestData.Gaussian(11, 32, 1e-9f);
-        var q = GroupQuantizedWeight.Quantize<Bits4>(w, 1, 32, 16, true);
+        var q = GroupQuantizedWeight.Quantize<Bits4>(w, 1, 32, 16, true, QuantizationRounding.MinMax);
         var deq = new float[32];
         q.Dequantize(deq);
         for (int k = 0; k < 2; k++)
         {
-            float s = (float)q.Scales[k];
+            float s = Math.Abs((float)q.Scales[k]);
             Assert.True(s > 0f, "a non-zero group needs a non-zero scale");
-            for (int c = 0; c < 16; c++) Assert.True(Math.Abs(w[k * 16 + c] - deq[k * 16 + c]) <= s / 2);
+            // Half a step, or a whole one for the top code opposite the extreme.
+            for (int c = 0; c < 16; c++) Assert.True(Math.Abs(w[k * 16 + c] - deq[k * 16 + c]) <= s);
         }
     }
 

@@ -130,12 +130,21 @@ public class GroupQuantizedWeightValidationTests
     {
         var (scheme, packed, scales, zeros) = Parts(true);
         AssertRejected("scales", "expects one per group: 5 rows x 1 groups = 5", scheme, packed, scales[..4], zeros);
-        foreach (var bad in new[] { Half.NaN, Half.PositiveInfinity, (Half)(-0.25f) })
+        foreach (var bad in new[] { Half.NaN, Half.PositiveInfinity })
         {
             var copy = scales.ToArray();
             copy[3] = bad;
             AssertRejected("scales", "scales[3] (row 3, group 0)", scheme, packed, copy, zeros);
         }
+
+        // A symmetric scale may be negative (it puts a positive extreme on level -2^(b-1)); an asymmetric one may not.
+        var negative = scales.ToArray();
+        negative[3] = (Half)(-0.25f);
+        Assert.Equal((Half)(-0.25f), GroupQuantizedWeight.FromParts(5, 100, scheme, packed, negative, zeros).Scales[3]);
+        var (asymScheme, asymPacked, asymScales, asymZeros) = Parts(false);
+        asymScales = asymScales.ToArray();
+        asymScales[3] = (Half)(-0.25f);
+        AssertRejected("scales", "scales[3] (row 3, group 0) is -0.25; expected a finite scale >= 0", asymScheme, asymPacked, asymScales, asymZeros);
     }
 
     [Fact]
