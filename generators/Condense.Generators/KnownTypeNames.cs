@@ -13,6 +13,7 @@ internal static class KnownTypeNames
     public const string MixedPrecisionAttribute = "Condense.MixedPrecisionAttribute";
     public const string OverrideAttribute = "Condense.OverrideAttribute";
     public const string Module = "Condense.Nn.Module";
+    public const string Tensor = "Condense.Tensor";
     public const string Linear = "Condense.Nn.Linear";
     public const string Conv2d = "Condense.Nn.Conv2d";
     public const string Layer = "Condense.Nn.Layer";

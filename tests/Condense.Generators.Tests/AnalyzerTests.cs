@@ -248,7 +248,7 @@ public sealed partial class AnalyzerTests
             .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
             .Select(f => (DiagnosticDescriptor)f.GetValue(null)!)
             .ToList();
-        Assert.Equal(29, descriptors.Count);
+        Assert.Equal(33, descriptors.Count);
         var docs = Path.Combine(RepoRoot(), "docs", "diagnostics");
         for (int i = 0; i < descriptors.Count; i++)
         {

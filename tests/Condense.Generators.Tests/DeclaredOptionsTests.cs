@@ -71,9 +71,10 @@ public sealed class DeclaredOptionsTests
         // Refused as a whole until their solvers land: any value is reported.
         ["MixedPrecision.bits"] = new Refused(null, Model("(MaxBytes = 20000)] [MixedPrecision(2, 4, 8)", ""), "CND0027"),
         ["MixedPrecision.AverageBits"] = new Refused(null, Model("[MixedPrecision(4, 8, AverageBits = 6)]", ""), "CND0027"),
-        ["Subspace.dimension"] = new Refused(null, Model("", "[Subspace(100)]"), "CND0027"),
-        ["Subspace.Projection"] = new Refused(null, Model("", "[Subspace(100, Projection = SubspaceProjection.Fastfood)]"), "CND0027"),
-        ["Subspace.Seed"] = new Refused(null, Model("", "[Subspace(100, Seed = 7)]"), "CND0027"),
+        ["Subspace.dimension"] = Layer("[Subspace(100)]", "[Subspace(200)]"),
+        ["Subspace.Projection"] = Layer("[Subspace(100, Projection = SubspaceProjection.Sparse)]", "[Subspace(100, Projection = SubspaceProjection.Fastfood)]"),
+        ["Subspace.Seed"] = Layer("[Subspace(100, Seed = 7)]", "[Subspace(100, Seed = 8)]"),
+        ["Subspace.OtherLayers"] = Layer("[Subspace(100, OtherLayers = Condense.Subspace.UncoveredLayers.Frozen)]", "[Subspace(100, OtherLayers = Condense.Subspace.UncoveredLayers.Trained)]"),
     };
 
     /// <summary>Every public constructor parameter and settable property of the runtime's attributes, as <c>Quantize.GroupSize</c>.</summary>

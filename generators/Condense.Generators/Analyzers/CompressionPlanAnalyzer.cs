@@ -44,7 +44,11 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.LayersNotRegistered,
         DiagnosticDescriptors.NotAvailableYet,
         DiagnosticDescriptors.InvalidPruningSchedule,
-        DiagnosticDescriptors.InvalidGlobalSparsity);
+        DiagnosticDescriptors.InvalidGlobalSparsity,
+        DiagnosticDescriptors.SubspaceSavesLittle,
+        DiagnosticDescriptors.DenseProjectionTooLarge,
+        DiagnosticDescriptors.SubspaceCombination,
+        DiagnosticDescriptors.SubspaceConflict);
 
     public override void Initialize(AnalysisContext context)
     {

@@ -47,6 +47,10 @@ internal static class DiagnosticDescriptors
     public const string NotAvailableYetId = "CND0027";
     public const string InvalidPruningScheduleId = "CND0028";
     public const string InvalidGlobalSparsityId = "CND0029";
+    public const string SubspaceSavesLittleId = "CND0030";
+    public const string DenseProjectionTooLargeId = "CND0031";
+    public const string SubspaceCombinationId = "CND0032";
+    public const string SubspaceConflictId = "CND0033";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -235,7 +239,7 @@ internal static class DiagnosticDescriptors
         NotAvailableYetId, Usage, DiagnosticSeverity.Error,
         "Declared technique is not available yet",
         "{0} on {1} is not available in this version of Condense: {2}",
-        "GPTQ, activation-aware SVD, [Subspace] and [MixedPrecision] need calibration data or solvers this version does not have. Rather than compress as something else, or accept the plan and refuse it after training, the build rejects them.");
+        "GPTQ, activation-aware SVD and [MixedPrecision] need calibration data or solvers this version does not have. Rather than compress as something else, or accept the plan and refuse it after training, the build rejects them.");
 
     /// <summary>CND0028. Message: "Layer '{0}' cannot be pruned gradually: {1}".</summary>
     public static readonly DiagnosticDescriptor InvalidPruningSchedule = Create(
@@ -250,6 +254,34 @@ internal static class DiagnosticDescriptors
         "Global sparsity scope or layer floor invalid",
         "Layer '{0}' cannot use Scope = Global: {1}",
         "Scope = Global prunes every such layer of the model with one magnitude threshold, each keeping at least LayerFloor of its weights: it needs an unstructured fraction, at least two global layers, a LayerFloor in [0, 1) whose sum over the layers fits the weights kept, and LayerFloor only with Scope = Global.");
+
+    /// <summary>CND0030. Message: "{0} trains a subspace of dimension {1} over {2} parameters, more than half of them, so it saves little: {3}".</summary>
+    public static readonly DiagnosticDescriptor SubspaceSavesLittle = Create(
+        SubspaceSavesLittleId, Usage, DiagnosticSeverity.Warning,
+        "Subspace dimension above half the parameters it covers",
+        "{0} trains a subspace of dimension {1} over {2} parameters, more than half of them, so it saves little: {3}",
+        "A subspace model is stored as its d coordinates (4 d bytes) and trains d numbers instead of D. With d above D / 2 the file is more than half the dense weights and the subspace constrains little, while each step still pays for the projection; a smaller d, or plain training, serves better.");
+
+    /// <summary>CND0031. Message: "{0} uses a Dense projection of {1} x {2}, which the subspace model caches in {3} bytes (D x d x 4), above the {4}-byte limit: use Projection = SubspaceProjection.Fastfood or SubspaceProjection.Sparse, which keep O(D + d)".</summary>
+    public static readonly DiagnosticDescriptor DenseProjectionTooLarge = Create(
+        DenseProjectionTooLargeId, Usage, DiagnosticSeverity.Warning,
+        "Dense subspace projection too large to cache",
+        "{0} uses a Dense projection of {1} x {2}, which the subspace model caches in {3} bytes (D x d x 4), above the {4}-byte limit: use Projection = SubspaceProjection.Fastfood or SubspaceProjection.Sparse, which keep O(D + d)",
+        "Reparameterize() caches a Dense projection P as D x d float32 numbers. Above 256 MiB that memory is likely to dominate the process; Fastfood (O(D log d) per step) and Sparse regenerate P from the seed and keep O(D + d).");
+
+    /// <summary>CND0032. Message: "Layer '{0}' cannot combine [Subspace] with its other attributes: {1}".</summary>
+    public static readonly DiagnosticDescriptor SubspaceCombination = Create(
+        SubspaceCombinationId, Combination, DiagnosticSeverity.Error,
+        "[Subspace] combined with a training-time attribute",
+        "Layer '{0}' cannot combine [Subspace] with its other attributes: {1}",
+        "[Subspace] changes how a layer trains; the layer's storage attributes ([Quantize], [LowRank], [LowRankCorrection], one-shot [Sparsify], [KeepDense]) apply when the materialized model is compressed, so they combine with it. A gradual pruning schedule also changes the weights while they train, which a subspace overwrites at every step, so the two are refused together.");
+
+    /// <summary>CND0033. Message: "Model '{0}' declares conflicting subspaces: {1}".</summary>
+    public static readonly DiagnosticDescriptor SubspaceConflict = Create(
+        SubspaceConflictId, Usage, DiagnosticSeverity.Error,
+        "Conflicting [Subspace] declarations",
+        "Model '{0}' declares conflicting subspaces: {1}",
+        "[Subspace] on the class is one global subspace over every parameter; on layers it is one subspace per layer, with one policy (OtherLayers) for the layers none covers. A model declares one or the other, and its layers agree on the policy.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

@@ -81,6 +81,11 @@ internal static class ModelEmitter
                 writer.WriteLine();
                 WritePruningSchedule(writer, model);
             }
+            if (model.HasSubspace)
+            {
+                writer.WriteLine();
+                WriteSubspace(writer, model);
+            }
         }
     }
 
@@ -147,6 +152,22 @@ internal static class ModelEmitter
                     {{GeneratedCode}}
                     public static {{self}} Load(string path) => {{@throw}};
                     """);
+        if (model.HasSubspace && invalid.IsModule)
+        {
+            string typed = "global::Condense.Subspace.SubspaceModel<" + self + ">";
+            if (Emits("Reparameterize"))
+                members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public {{typed}} Reparameterize({{(model.HasForward ? "" : "global::System.Func<global::Condense.Tensor, global::Condense.Tensor> forward, ")}}ulong? initializationSeed = null) => {{@throw}};
+                    """);
+            if (Emits("LoadSubspace") && model.HasParameterlessConstructor)
+                members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public static {{typed}} LoadSubspace(string path{{(model.HasForward ? "" : ", global::System.Func<" + self + ", global::System.Func<global::Condense.Tensor, global::Condense.Tensor>> forwardOf")}}) => {{@throw}};
+                    """);
+        }
         using (writer.WriteBlock())
         {
             for (int i = 0; i < members.Count; i++)
@@ -172,6 +193,8 @@ internal static class ModelEmitter
                              (layer.ShapeKnown ? $"{Bytes(layer.BytesBefore)} -&gt; {Bytes(layer.BytesAfter)}" : "sized and checked at Compress") + "</description></item>");
         writer.WriteLine($"/// <item><term>total</term><description>{Bytes(model.DenseBytes)} -&gt; {Bytes(model.PlannedBytes)}{(model.HasUnknownShapes ? " (known layers only)" : "")}{BudgetText(model)}</description></item>");
         writer.WriteLine("/// </list>");
+        if (model.HasSubspace)
+            writer.WriteLine($"/// <para>Trained in a random subspace: a saved subspace model holds {Bytes(model.SubspaceCoordinateBytes)} bytes of coordinates plus a header (see <c>Reparameterize</c>).</para>");
         writer.WriteLine("/// </remarks>");
     }
 
@@ -467,6 +490,101 @@ internal static class ModelEmitter
             public PruningSchedule CreatePruningSchedule() => new(this);
             """);
     }
+
+    /// <summary>
+    /// The typed subspace members: the compiled <c>SubspaceSpec</c>s (one global, or one per annotated layer, in
+    /// declaration order), the policy for the other layers, <c>Reparameterize</c> and <c>LoadSubspace</c>, which checks a
+    /// file against the compiled specs.
+    /// </summary>
+    private static void WriteSubspace(IndentedWriter writer, ModelSpec model)
+    {
+        string self = model.TypeName + model.TypeParameters;
+        string typed = "global::Condense.Subspace.SubspaceModel<" + self + ">";
+        string policy = "global::Condense.Subspace.UncoveredLayers." + (model.SubspaceOtherLayersTrained ? "Trained" : "Frozen");
+        writer.WriteLines($$"""
+            /// <summary>The subspaces declared by <c>[Subspace]</c>, as the build read them: {{(model.SubspaceDimension > 0 ? "one global subspace over every layer" : "one per annotated layer, in declaration order")}}.</summary>
+            {{GeneratedCode}}
+            public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Subspace.SubspaceSpec> SubspaceSpecs { get; } = new global::Condense.Subspace.SubspaceSpec[]
+            """);
+        using (writer.WriteBlock("};"))
+        {
+            if (model.SubspaceDimension > 0)
+                writer.WriteLine(SpecText(model.SubspaceDimension, model.SubspaceProjection, model.SubspaceSeed, null) + ",");
+            else
+                foreach (var layer in model.Layers)
+                    if (layer.SubspaceDimension > 0)
+                        writer.WriteLine(SpecText(layer.SubspaceDimension, layer.SubspaceProjection, layer.SubspaceSeed, layer.Path) + ",");
+        }
+        writer.WriteLine();
+        writer.WriteLines($$"""
+            /// <summary>What happens to the layers outside every subspace while the subspace model trains (<c>[Subspace(OtherLayers = ...)]</c>; frozen unless declared).</summary>
+            {{GeneratedCode}}
+            public static global::Condense.Subspace.UncoveredLayers SubspaceOtherLayers => {{policy}};
+            """);
+        writer.WriteLine();
+        string forwardParameter = model.HasForward ? "" : "global::System.Func<global::Condense.Tensor, global::Condense.Tensor> forward, ";
+        string forward = model.HasForward ? "this.Forward" : "forward";
+        writer.WriteLines($$"""
+            /// <summary>
+            /// Reparameterizes this model as theta = theta0 + P d over <see cref="SubspaceSpecs"/>: the returned model's only
+            /// trainable tensor is d (plus the other layers when <see cref="SubspaceOtherLayers"/> is Trained), starting at 0.
+            /// Train it with any optimizer or <c>Classifier.Train</c>, <c>Save</c> it (about {{Bytes(model.SubspaceCoordinateBytes)}} bytes of coordinates plus a header),
+            /// or <c>Materialize()</c> it back into this model{{(model.PlannedBytes != model.DenseBytes ? " and <see cref=\"Compress\"/> it" : "")}}.
+            /// </summary>
+            {{(model.HasForward ? "" : "/// <param name=\"forward\">The model's forward pass, which the subspace model calls.</param>\n")}}/// <param name="initializationSeed">Initializes this model with <c>Initialize(seed)</c> first, so theta0 is that seed (the file then stores only the seed); null keeps the current weights as theta0 (stored in the file).</param>
+            {{GeneratedCode}}
+            public {{typed}} Reparameterize({{forwardParameter}}ulong? initializationSeed = null) =>
+                global::Condense.Subspace.SubspaceModel.Create(this, {{forward}}, SubspaceSpecs,
+                    new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
+            """);
+        if (!model.HasParameterlessConstructor) return;
+        writer.WriteLine();
+        if (!model.HasForward)
+        {
+            // Without a Forward(Tensor) on the model, the caller says how to run the fresh instance.
+            writer.WriteLines($$"""
+                /// <summary>
+                /// Creates the model and loads a subspace model saved from <see cref="Reparameterize"/>: checks the file against
+                /// <see cref="SubspaceSpecs"/> (seed, d, projection, covered parameters) and throws <c>SubspaceFileException</c> naming every difference.
+                /// </summary>
+                /// <param name="path">The file to read.</param>
+                /// <param name="forwardOf">The forward pass of the created model, e.g. <c>m =&gt; m.Run</c>.</param>
+                {{GeneratedCode}}
+                public static {{typed}} LoadSubspace(string path, global::System.Func<{{self}}, global::System.Func<global::Condense.Tensor, global::Condense.Tensor>> forwardOf)
+                {
+                    global::System.ArgumentNullException.ThrowIfNull(forwardOf);
+                    var model = new {{self}}();
+                    return {{typed}}.Load(path, model, forwardOf(model), SubspaceSpecs);
+                }
+                """);
+            return;
+        }
+        writer.WriteLines($$"""
+            /// <summary>
+            /// Creates the model and loads a subspace model saved from <see cref="Reparameterize"/>: checks the file against
+            /// <see cref="SubspaceSpecs"/> (seed, d, projection, covered parameters) and throws <c>SubspaceFileException</c> naming every difference.
+            /// </summary>
+            /// <param name="path">The file to read.</param>
+            {{GeneratedCode}}
+            public static {{typed}} LoadSubspace(string path)
+            {
+                var model = new {{self}}();
+                return {{typed}}.Load(path, model, model.Forward, SubspaceSpecs);
+            }
+            """);
+    }
+
+    private static string SpecText(int dimension, int projection, ulong seed, string? layer) =>
+        "new(" + Int(dimension) + ") { Projection = " + ProjectionText(projection) + ", Seed = " + seed.ToString(CultureInfo.InvariantCulture) + "UL" +
+        (layer is null ? "" : ", Layers = new[] { " + Literal(layer) + " }") + " }";
+
+    private static string ProjectionText(int projection) => projection switch
+    {
+        0 => "global::Condense.SubspaceProjection.Dense",
+        1 => "global::Condense.SubspaceProjection.Sparse",
+        2 => "global::Condense.SubspaceProjection.Fastfood",
+        _ => "(global::Condense.SubspaceProjection)" + Int(projection),
+    };
 
     private static string Access(LayerSpec layer) => "this." + layer.AccessName + (layer.IsNullable ? "!" : "");
 

@@ -84,6 +84,41 @@ internal sealed record ModelSpec(
     /// </summary>
     public InvalidPlanSpec? InvalidPlan { get; init; }
 
+    /// <summary>[Subspace(Projection = ...)] on the class (mirrors <c>Condense.SubspaceProjection</c>).</summary>
+    public int SubspaceProjection { get; init; }
+
+    /// <summary>[Subspace(Seed = ...)] on the class.</summary>
+    public ulong SubspaceSeed { get; init; }
+
+    /// <summary>The layers outside every per-layer subspace train (<c>UncoveredLayers.Trained</c>) rather than stay frozen.</summary>
+    public bool SubspaceOtherLayersTrained { get; init; }
+
+    /// <summary>The model declares <c>Tensor Forward(Tensor)</c>: <c>Reparameterize</c> and <c>LoadSubspace</c> then use it.</summary>
+    public bool HasForward { get; init; }
+
+    /// <summary>The model declares <c>[Subspace]</c>, on the class or on some layer: it gets <c>Reparameterize</c> and <c>LoadSubspace</c>.</summary>
+    public bool HasSubspace
+    {
+        get
+        {
+            if (SubspaceDimension > 0) return true;
+            foreach (var layer in Layers)
+                if (layer.SubspaceDimension > 0) return true;
+            return false;
+        }
+    }
+
+    /// <summary>4 bytes per coordinate of every declared subspace: the payload of a saved subspace model.</summary>
+    public long SubspaceCoordinateBytes
+    {
+        get
+        {
+            long coordinates = SubspaceDimension;
+            foreach (var layer in Layers) coordinates += layer.SubspaceDimension;
+            return 4 * coordinates;
+        }
+    }
+
     /// <summary>Sum of the layers' bytes once compressed.</summary>
     public long PlannedBytes
     {
@@ -193,7 +228,9 @@ internal sealed record LayerSpec(
     double LayerFloor = 0,
     int PruneStartStep = 0,
     int PruneEndStep = 0,
-    int PruneFrequency = 0)
+    int PruneFrequency = 0,
+    int SubspaceProjection = 0,
+    ulong SubspaceSeed = 0)
 {
     /// <summary>Stored bytes of the weight alone (bias excluded), as planned.</summary>
     public long WeightBytesAfter => BytesAfter - (HasBias ? (long)OutFeatures * Condense.Catalogue.KernelCatalogue.Float32Bytes : 0);

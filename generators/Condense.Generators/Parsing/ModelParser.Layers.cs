@@ -43,6 +43,10 @@ internal static partial class ModelParser
         /// <summary>The weight has more values than the runtime can allocate (CND0025): an error whatever the settings.</summary>
         public bool TooLarge;
         public long BytesBefore, BytesAfter;
+        /// <summary>[Subspace] on the layer: Projection, Seed, and OtherLayers when set (else null).</summary>
+        public int SubspaceProjection;
+        public ulong SubspaceSeed;
+        public int? SubspaceOtherLayers;
 
         public bool HasAnyAttribute => Settings.KeepDense || Settings.Quantize || Settings.LowRank || Settings.LowRankCorrection || Settings.Sparsify || Settings.Subspace;
 
@@ -51,6 +55,7 @@ internal static partial class ModelParser
             Path = prefix + Path, AccessName = AccessName, IsNullable = IsNullable, Kind = Kind, ShapeKnown = ShapeKnown,
             OutFeatures = OutFeatures, InFeatures = InFeatures, KernelSize = KernelSize, HasBias = HasBias,
             Settings = Settings, Checked = true, HasError = HasError, TooLarge = TooLarge, BytesBefore = BytesBefore, BytesAfter = BytesAfter,
+            SubspaceProjection = SubspaceProjection, SubspaceSeed = SubspaceSeed, SubspaceOtherLayers = SubspaceOtherLayers,
         };
 
         public LayerSpec ToSpec()
@@ -69,6 +74,8 @@ internal static partial class ModelParser
                 SparsityM: s.Sparsify && s.HasSparsityPattern ? s.SparsityM : 0,
                 SparsityFraction: s.Sparsify && s.HasSparsityFraction && !s.HasSparsityPattern ? s.SparsityFraction : 0,
                 SubspaceDimension: s.Subspace ? s.SubspaceDimension : 0,
+                SubspaceProjection: s.Subspace ? SubspaceProjection : 0,
+                SubspaceSeed: s.Subspace ? SubspaceSeed : 0,
                 GlobalSparsity: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1,
                 LayerFloor: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1 ? s.LayerFloor : 0,
                 PruneStartStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneStartStep : 0,
@@ -195,6 +202,9 @@ internal static partial class ModelParser
             KernelSize = tooLarge ? 0 : shape.KernelSize,
             HasBias = shape.HasBias,
             Settings = ReadSettings(attributes),
+            SubspaceProjection = SubspaceProjectionOf(attributes[5]),
+            SubspaceSeed = SubspaceSeedOf(attributes[5]),
+            SubspaceOtherLayers = SubspaceOtherLayersOf(attributes[5]),
             Attributes = attributes,
             TooLarge = tooLarge,
             HasError = tooLarge,
@@ -359,6 +369,18 @@ internal static partial class ModelParser
         ReadDeclaredOptions(attributes, s);
         return s;
     }
+
+    /// <summary>[Subspace(Projection = ...)]: the enum's value, 0 (Dense) when absent.</summary>
+    private static int SubspaceProjectionOf(AttributeData? subspace) =>
+        NamedArgument(subspace, "Projection") is { Value: int projection } ? projection : 0;
+
+    /// <summary>[Subspace(Seed = ...)], 0 when absent.</summary>
+    private static ulong SubspaceSeedOf(AttributeData? subspace) =>
+        NamedArgument(subspace, "Seed") is { Value: ulong seed } ? seed : 0;
+
+    /// <summary>[Subspace(OtherLayers = ...)], null when absent.</summary>
+    private static int? SubspaceOtherLayersOf(AttributeData? subspace) =>
+        NamedArgument(subspace, "OtherLayers") is { Value: int other } ? other : null;
 
     private static int? PositionalInt(AttributeData attribute) =>
         attribute.AttributeConstructor is not null && attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is int value ? value : null;

@@ -10,7 +10,7 @@ using Microsoft.CodeAnalysis;
 namespace Condense.Generators.Parsing;
 
 /// <summary>
-/// The options no kernel reads directly: methods (GPTQ, activation-aware SVD), [Subspace], [MixedPrecision], and the
+/// The options no kernel reads directly: methods (GPTQ, activation-aware SVD), [MixedPrecision], and the
 /// pruning options of [Sparsify] (criterion, gradual schedule, global scope). Every one is either planned (it reaches
 /// the emitted plan) or reported here; none is silently ignored.
 /// </summary>
@@ -56,9 +56,6 @@ internal static partial class ModelParser
                 s.LowRankMethod == 1 ? "[LowRank(Method = ActivationAwareSvd)]" : "[LowRank(Method = " + Format(s.LowRankMethod) + ")]", "layer '" + path + "'",
                 (s.LowRankMethod == 1 ? "activation-aware SVD needs calibration activations, which this version does not take" : "the value is not a LowRankMethod") +
                 "; remove Method (or use Method = LowRankMethod.Svd) for a truncated SVD of the weight");
-        if (attributes[5] is { } subspace)
-            Report(DiagnosticDescriptors.NotAvailableYet, AttributeLocation(subspace, cancellationToken),
-                "[Subspace]", "layer '" + path + "'", "subspace training has no trainer yet; remove [Subspace] and train the layer directly");
 
         if (attributes[4] is not { } sparsify || !s.Sparsify) return;
         if (s.SparsityCriterion != 0)
@@ -94,7 +91,7 @@ internal static partial class ModelParser
     }
 
     /// <summary>
-    /// Model-wide: CND0027 for [MixedPrecision] and a model-wide [Subspace]; CND0028/CND0029 for the group of
+    /// Model-wide: CND0027 for [MixedPrecision]; CND0030..CND0033 for [Subspace] (ModelParser.Subspace.cs); CND0028/CND0029 for the group of
     /// Scope = Global layers (at least two, one schedule, floors that fit, one column-index width).
     /// </summary>
     private static void CheckModelOptions(INamedTypeSymbol type, List<LayerEntry> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
@@ -102,9 +99,7 @@ internal static partial class ModelParser
         if (FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute) is { } mixed)
             problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotAvailableYet, AttributeNameLocation(mixed, cancellationToken), "[MixedPrecision]", "model '" + type.Name + "'",
                 "the bit-allocation solver is not implemented yet; remove [MixedPrecision] and give the layers [Quantize(bits)] explicitly"));
-        if (FindAttribute(type, KnownTypeNames.SubspaceAttribute) is { } subspace)
-            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotAvailableYet, AttributeNameLocation(subspace, cancellationToken), "[Subspace]", "model '" + type.Name + "'",
-                "subspace training has no trainer yet; remove [Subspace] and train the model directly"));
+        CheckSubspaces(type, layers, problems, cancellationToken);
 
         if (layers.Any(l => l.Settings.Sparsify && l.Settings.HasPruningSchedule))
             foreach (var name in Emitting.ModelEmitter.PruningScheduleMemberNames)

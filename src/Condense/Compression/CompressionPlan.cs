@@ -207,6 +207,22 @@ public sealed class CompressionPlan
     /// <summary>Dimension of a model-wide <c>[Subspace]</c>, 0 = none.</summary>
     public int SubspaceDimension { get; }
 
+    /// <summary>
+    /// The payload of a saved subspace model: 4 bytes per coordinate of every declared subspace (the model's, or each
+    /// layer's), 0 without <c>[Subspace]</c>. The file adds a header (an 8-byte length and a JSON description of a few
+    /// hundred bytes per subspace, whose exact size depends on the names) and, when theta0 was not seeded or the other
+    /// layers train, their float32 weights; see docs/subspace.md.
+    /// </summary>
+    public long SubspaceCoordinateBytes
+    {
+        get
+        {
+            long coordinates = SubspaceDimension;
+            foreach (var layer in Layers) coordinates += layer.SubspaceDimension;
+            return 4 * coordinates;
+        }
+    }
+
     /// <summary>Candidate bits of <c>[MixedPrecision]</c>, null = none.</summary>
     public IReadOnlyList<int>? MixedPrecisionBits { get; }
 

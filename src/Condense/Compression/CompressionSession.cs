@@ -52,8 +52,6 @@ public sealed partial class CompressionSession
         ArgumentNullException.ThrowIfNull(plan);
         if (plan.HasUnknownShapes)
             throw new ArgumentException($"The plan of {plan.ModelName} has layers whose shape was not known at build time; pass plan.WithShapesFrom(model.Layers), which checks them.", nameof(plan));
-        if (plan.SubspaceDimension > 0)
-            throw NotImplemented(string.Create(CultureInfo.InvariantCulture, $"[Subspace({plan.SubspaceDimension})]"), "model '" + plan.ModelName + "'");
         _plan = plan;
         _options = options ?? new CompressionOptions();
         _progress = progress;
@@ -270,8 +268,8 @@ public sealed partial class CompressionSession
         if ((uint)layerIndex >= (uint)_reports.Length)
             throw new ArgumentOutOfRangeException(nameof(layerIndex), $"The plan of {_plan.ModelName} has {_reports.Length} layers; index {layerIndex} is outside it.");
         var plan = _plan.Layers[layerIndex];
-        if (plan.SubspaceDimension > 0)
-            throw NotImplemented(string.Create(CultureInfo.InvariantCulture, $"[Subspace({plan.SubspaceDimension})]"), "layer '" + plan.Path + "'");
+        // [Subspace] is a training-time reparameterization: Compress stores the (materialized) weights as the layer's
+        // other attributes say, so a subspace layer without any is kept dense.
         if (_reports[layerIndex] is not null)
             throw new InvalidOperationException($"Layer '{plan.Path}' was compressed twice in one session.");
         if (plan.Kind != kind || plan.Technique != technique)

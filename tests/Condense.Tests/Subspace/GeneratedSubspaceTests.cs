@@ -1,0 +1,93 @@
+using Condense.Nn;
+using Condense.Subspace;
+using Condense.Tests.EndToEnd;
+using Condense.Training;
+using Xunit.Abstractions;
+
+namespace Condense.Tests.Subspace;
+
+/// <summary>
+/// The generated subspace members end to end: <c>[Subspace]</c> on a model becomes <c>Reparameterize()</c>, a file of
+/// the planned payload, <c>LoadSubspace</c> checked against the compiled specs, and <c>Materialize()</c> then <c>Compress()</c>.
+/// </summary>
+[Collection(DigitsCollection.Name)]
+public sealed class GeneratedSubspaceTests(DigitsFixture digits, ITestOutputHelper output)
+{
+    private static readonly TrainingOptions Options = new() { Epochs = 8, BatchSize = 32, LearningRate = 1e-2f, WeightDecay = 0, Seed = 5 };
+
+    private double Accuracy(Func<Tensor, Tensor> forward) =>
+        Classifier.Accuracy(Classifier.Predict(forward, digits.Test), digits.Test.Labels);
+
+    [Fact]
+    public void Global_subspace_trains_saves_the_planned_payload_reloads_and_compresses()
+    {
+        // The compiled specs and the planned payload come from the attribute.
+        var spec = Assert.Single(DigitsSubspace.SubspaceSpecs);
+        Assert.Equal((200, SubspaceProjection.Fastfood, 3UL), (spec.Dimension, spec.Projection, spec.Seed));
+        Assert.Null(spec.Layers);
+        Assert.Equal(200, DigitsSubspace.Plan.SubspaceDimension);
+        Assert.Equal(4 * 200, DigitsSubspace.Plan.SubspaceCoordinateBytes);
+
+        var model = new DigitsSubspace();
+        var subspace = model.Reparameterize(initializationSeed: 5);
+        Assert.Same(model, subspace.Model);
+        Assert.Equal(4810, Assert.Single(subspace.Groups).FullDimension);
+        Assert.Equal(200, subspace.Coordinates.Length);
+        Assert.All(subspace.Coordinates.Data, v => Assert.Equal(0f, v));
+        Assert.Equal([SubspaceModel.CoordinatesPath], subspace.Layers.Select(l => l.Path));
+
+        var losses = Classifier.Train(subspace, subspace.Forward, digits.Train, Options);
+        double accuracy = Accuracy(subspace.Forward);
+        output.WriteLine($"Fastfood d = 200: accuracy {accuracy:P1} (dense {digits.DenseAccuracy:P1}), loss {losses[0]:F3} -> {losses[^1]:F3}");
+        Assert.True(losses[^1] < losses[0] * 0.5, $"loss {losses[0]} -> {losses[^1]}");
+        // Chance is 10%; the runtime tests measure about 90% at this d (d_int90 of this MLP is ~140).
+        Assert.True(accuracy > 0.75, $"accuracy {accuracy:P1}");
+
+        string path = digits.TempFile("generated.subspace.safetensors");
+        subspace.Save(path);
+        long size = new FileInfo(path).Length;
+        output.WriteLine($"file {size} bytes = {DigitsSubspace.Plan.SubspaceCoordinateBytes} planned coordinate bytes + {size - DigitsSubspace.Plan.SubspaceCoordinateBytes} header");
+        Assert.InRange(size, DigitsSubspace.Plan.SubspaceCoordinateBytes, DigitsSubspace.Plan.SubspaceCoordinateBytes + 2048);
+
+        var loaded = DigitsSubspace.LoadSubspace(path);
+        var predictions = Classifier.Predict(subspace.Forward, digits.Test);
+        Assert.Equal(predictions, Classifier.Predict(loaded.Forward, digits.Test));
+        Assert.Equal(subspace.Coordinates.Data, loaded.Coordinates.Data);
+
+        // Another projection seed regenerates another P: the file is refused, naming the subspace and both seeds.
+        var wrongSeed = Assert.Throws<SubspaceFileException>(() => DigitsSubspaceOtherSeed.LoadSubspace(path));
+        Assert.Contains("subspace 'model': the file was trained with seed 3; the model declares seed 4", wrongSeed.Message, StringComparison.Ordinal);
+
+        DigitsSubspace dense = loaded.Materialize();
+        Assert.Equal(predictions, Classifier.Predict(dense.Forward, digits.Test));
+        var report = dense.Compress();
+        Assert.Equal(DigitsSubspace.PlannedBytes, report.TotalBytesAfter);
+        Assert.All(dense.Layers, l => Assert.NotNull(((WeightedLayer)l.Layer).CompressedWeight));
+        double compressed = Accuracy(dense.Forward);
+        output.WriteLine($"materialized {accuracy:P1}, int8 {compressed:P1}");
+        Assert.True(compressed >= accuracy - 0.02, $"int8 after Materialize {compressed:P1} vs subspace {accuracy:P1}");
+    }
+
+    [Fact]
+    public void Per_layer_subspace_trains_the_other_layers_as_declared_and_reloads()
+    {
+        var spec = Assert.Single(DigitsHiddenSubspace.SubspaceSpecs);
+        Assert.Equal(["hidden"], spec.Layers!);
+        Assert.Equal(UncoveredLayers.Trained, DigitsHiddenSubspace.SubspaceOtherLayers);
+        Assert.Equal(4 * 300, DigitsHiddenSubspace.Plan.SubspaceCoordinateBytes);
+
+        var model = new DigitsHiddenSubspace();
+        var subspace = model.Reparameterize(initializationSeed: 7);
+        Assert.Equal(UncoveredLayers.Trained, subspace.UncoveredLayers);
+        // d, then the output layer (trained normally): its parameters are part of what the optimizer sees.
+        Assert.Equal([SubspaceModel.CoordinatesPath, "output"], subspace.Layers.Select(l => l.Path));
+        Assert.Equal(64 * 64 + 64, Assert.Single(subspace.Groups).FullDimension);
+
+        Classifier.Train(subspace, subspace.Forward, digits.Train, Options with { Epochs = 4 });
+        string path = digits.TempFile("generated.hidden.subspace.safetensors");
+        subspace.Save(path);
+        var loaded = DigitsHiddenSubspace.LoadSubspace(path);
+        Assert.Equal(Classifier.Predict(subspace.Forward, digits.Test), Classifier.Predict(loaded.Forward, digits.Test));
+        Assert.True(Accuracy(loaded.Forward) > 0.75);
+    }
+}
