@@ -129,4 +129,27 @@ public sealed partial class AnalyzerTests
         Assert.Equal("Model 'Disagree' declares conflicting subspaces: layer 'b' says OtherLayers = UncoveredLayers.Frozen but layer 'a' says UncoveredLayers.Trained; " +
                      "the layers outside every subspace follow one policy: give every [Subspace] the same OtherLayers, or set it on one layer only", Message(policy[1]));
     }
+
+    [Fact]
+    public void CND0033_ClassLevelSubspaceOfANestedModelIsReportedNotIgnored()
+    {
+        var d = Verify("""
+            [Compressible]
+            [Subspace(50, Projection = SubspaceProjection.Fastfood)]
+            public partial class Block : Module
+            {
+                readonly Linear up = new(64, 64);
+            }
+
+            [Compressible]
+            public partial class Outer : Module
+            {
+                readonly Block {|CND0033:block|} = new();
+                readonly Linear head = new(64, 10);
+            }
+            """);
+        Assert.Equal("Model 'Outer' declares conflicting subspaces: member 'block' holds 'Block', whose [Subspace] on the class is a global subspace of 'Block' " +
+                     "reparameterized on its own, not of 'Outer'; put [Subspace] on 'Outer' (one subspace over every layer) or on the layers of 'Block' (one per layer), " +
+                     "and remove it from the class 'Block'", Message(d[0]));
+    }
 }

@@ -450,6 +450,14 @@ internal static partial class ModelParser
             length = known;
         }
 
+        // A block's class-level [Subspace] is a global subspace of that block as a model of its own; the containing
+        // model plans its own subspaces, so it would be ignored here: say so instead.
+        if (FindAttribute(nestedType, KnownTypeNames.SubspaceAttribute) is not null)
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SubspaceConflict, location, model.Name,
+                "member '" + member.Name + "' holds '" + nestedType.Name + "', whose [Subspace] on the class is a global subspace of '" + nestedType.Name +
+                "' reparameterized on its own, not of '" + model.Name + "'; put [Subspace] on '" + model.Name + "' (one subspace over every layer) or on the layers of '" +
+                nestedType.Name + "' (one per layer), and remove it from the class '" + nestedType.Name + "'"));
+
         context.Via.Add(member);
         var nested = ResolveNested(nestedType, context);
         context.Via.RemoveAt(context.Via.Count - 1);
