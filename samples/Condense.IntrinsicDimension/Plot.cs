@@ -97,16 +97,18 @@ public static class IntrinsicDimensionPlot
             foreach (var p in result.Curve) line.Points.Add(new DataPoint(p.Dimension, p.Mean));
             model.Series.Add(line);
 
-            // Baselines of the same network are identical across projections: draw each distinct 90% line once.
+            // Baselines of the same network are identical across projections: draw each distinct 90% line once, in
+            // the color of its first curve, its label staggered along the line so several baselines stay readable.
             if (!targetsDrawn.Any(t => Math.Abs(t - result.Target) < 1e-9))
             {
                 targetsDrawn.Add(result.Target);
                 model.Annotations.Add(new LineAnnotation
                 {
                     Type = LineAnnotationType.Horizontal, Y = result.Target,
-                    Color = OxyColor.FromRgb(0x66, 0x66, 0x66), LineStyle = LineStyle.Dash, StrokeThickness = 1.2,
+                    Color = targetsDrawn.Count == 1 && series.All(s => Math.Abs(s.Result.Target - result.Target) < 1e-9) ? OxyColor.FromRgb(0x66, 0x66, 0x66) : color,
+                    LineStyle = LineStyle.Dash, StrokeThickness = 1.2,
                     Text = $"90% of baseline {result.Baseline:P1} = {result.Target:P1}",
-                    TextLinePosition = 0, TextHorizontalAlignment = HorizontalAlignment.Left,
+                    TextLinePosition = 0.22 * (targetsDrawn.Count - 1), TextHorizontalAlignment = HorizontalAlignment.Left,
                     FontSize = 11, TextColor = OxyColor.FromRgb(0x44, 0x44, 0x44),
                 });
             }
