@@ -25,7 +25,7 @@ using Condense.Training;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 const string Usage = "usage: Condense.IntrinsicDimension [--dataset auto|digits|fashion] [--projection dense|sparse|fastfood|all] " +
-    "[--widths 100,200,400] [--seeds 1,2] [--epochs N] [--train-size N] [--min-d N] [--max-d N] [--grid N] [--out DIR]";
+    "[--widths 100,200,400] [--seeds 1,2] [--epochs N] [--train-size N] [--min-d N] [--max-d N] [--grid N] [--out DIR] | --replot CSV [--title T] [--out DIR]";
 string dataset = "auto", projectionArg = "fastfood", outDir = Path.Combine("out", "intrinsic-dimension");
 int[] widths = [200];
 ulong[] seeds = [1, 2];
