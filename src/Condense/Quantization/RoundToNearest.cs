@@ -148,11 +148,21 @@ internal static class RoundToNearest
         var refit = Refit(values, symmetric, best, bestZero, half, maxLevel, out int refitZero);
         if (firstFactor > 0.80f)
         {
-            factors[0] = firstFactor >= 0.96f ? 0.92f : firstFactor - 0.04f;
-            candidates[0] = Clipped(factors[0], low, high, symmetric, negative, half, maxLevel, out zeros[0]);
+            int count = 0;
+            // Asymmetric: when the plain range beat 0.96 the error already rises with clipping, so 0.92 cannot win.
+            if (symmetric || firstFactor < 1f)
+            {
+                factors[0] = firstFactor >= 0.96f ? 0.92f : firstFactor - 0.04f;
+                candidates[0] = Clipped(factors[0], low, high, symmetric, negative, half, maxLevel, out zeros[0]);
+                count++;
+            }
             // The refit may land on the best scale itself: scoring it again could only tie, and ties keep the first.
-            (candidates[1], zeros[1], factors[1]) = (refit == best && refitZero == bestZero ? Half.Zero : refit, refitZero, firstFactor);
-            Score(values, candidates[..2], zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
+            if (refit != best || refitZero != bestZero)
+            {
+                (candidates[count], zeros[count], factors[count]) = (refit, refitZero, firstFactor);
+                count++;
+            }
+            if (count > 0) Score(values, candidates[..count], zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
             return (best, bestZero);
         }
 
@@ -201,7 +211,8 @@ internal static class RoundToNearest
         float fallback = ToFloat(best);
         for (int k = 0; k < count; k++)
             scales[k] = Usable(candidates[k]) ? ToFloat(candidates[k]) : fallback;
-        if (count == 2) GroupErrors2(values, scales, zeros, maxLevel, errors);
+        if (count == 1) errors[0] = GroupError(values, scales[0], zeros[0], maxLevel);
+        else if (count == 2) GroupErrors2(values, scales, zeros, maxLevel, errors);
         else GroupErrors(values, scales, zeros, maxLevel, errors);
         for (int k = 0; k < count; k++)
         {
@@ -320,11 +331,23 @@ internal static class RoundToNearest
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float GroupError(ReadOnlySpan<float> values, float scale, int zero, int maxLevel)
     {
-        Span<float> scales = [scale, scale, scale, scale];
-        Span<int> zeros = [zero, zero, zero, zero];
-        Span<float> errors = stackalloc float[4];
-        GroupErrors(values, scales, zeros, maxLevel, errors);
-        return errors[0];
+        ref float src = ref MemoryMarshal.GetReference(values);
+        var magic = Vector256.Create(RoundingMagic);
+        var i0 = Vector256.Create(1f / scale); var s0 = Vector256.Create(scale);
+        var l0 = Vector256.Create((float)-zero); var h0 = Vector256.Create((float)(maxLevel - zero));
+        Vector256<float> e0 = default, o0 = default;
+        int i = 0;
+        for (; i <= values.Length - 16; i += 16)
+        {
+            e0 += Squared(Vector256.LoadUnsafe(ref src, (nuint)i), i0, s0, l0, h0, magic);
+            o0 += Squared(Vector256.LoadUnsafe(ref src, (nuint)(i + 8)), i0, s0, l0, h0, magic);
+        }
+        if (i <= values.Length - 8)
+        {
+            e0 += Squared(Vector256.LoadUnsafe(ref src, (nuint)i), i0, s0, l0, h0, magic);
+            i += 8;
+        }
+        return Sum(e0 + o0) + TailError(values, i, scale, zero, maxLevel);
     }
 
     /// <summary>
