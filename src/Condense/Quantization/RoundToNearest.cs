@@ -10,8 +10,8 @@ namespace Condense.Quantization;
 public enum QuantizationRounding
 {
     /// <summary>
-    /// Mean-squared-error clipping (the default): per group, a fixed set of candidate scales, from the plain min/max
-    /// one down to about half of it (clipping outliers), plus PyTorch's min/max observer scale and a least-squares
+    /// Mean-squared-error clipping (the default): per group, candidate scales searched coarse to fine, from the plain
+    /// min/max one down to about half of it (clipping outliers), plus PyTorch's min/max observer scale and a least-squares
     /// refit of the best candidate's levels, each scored by the group's exact squared error with its stored float16
     /// scale; the first lowest error wins. Never worse than <see cref="MinMax"/> on a group, since that is a candidate.
     /// </summary>
@@ -109,7 +109,7 @@ internal static class RoundToNearest
         }
         if (rounding == QuantizationRounding.MinMax || best == Half.Zero) return (best, bestZero);
 
-        // Candidates in a fixed order, scored two or four per pass; the first strictly lowest error wins, so MinMax (first)
+        // Candidates in a fixed order, scored one to four per pass; the first strictly lowest error wins, so MinMax (first)
         // stays on an exact tie. Pass 1: MinMax, then (symmetric) PyTorch's observer grid |s| = absmax / (2^(b-1) - 1/2)
         // with a positive scale (asymmetric: the range times 0.96), then the range clipped by 0.88 and 0.80.
         Span<Half> candidates = stackalloc Half[4];
