@@ -10,8 +10,8 @@ namespace Condense.Quantization;
 public enum QuantizationRounding
 {
     /// <summary>
-    /// Mean-squared-error clipping (the default): per group, a fixed set of candidate scales, from the plain min/max
-    /// one down to about half of it (clipping outliers), plus PyTorch's min/max observer scale and a least-squares
+    /// Mean-squared-error clipping (the default): per group, candidate scales searched coarse to fine, from the plain
+    /// min/max one down to about half of it (clipping outliers), plus PyTorch's min/max observer scale and a least-squares
     /// refit of the best candidate's levels, each scored by the group's exact squared error with its stored float16
     /// scale; the first lowest error wins. Never worse than <see cref="MinMax"/> on a group, since that is a candidate.
     /// </summary>
@@ -109,7 +109,7 @@ internal static class RoundToNearest
         }
         if (rounding == QuantizationRounding.MinMax || best == Half.Zero) return (best, bestZero);
 
-        // Candidates in a fixed order, scored four per pass; the first strictly lowest error wins, so MinMax (first)
+        // Candidates in a fixed order, scored one to four per pass; the first strictly lowest error wins, so MinMax (first)
         // stays on an exact tie. Pass 1: MinMax, then (symmetric) PyTorch's observer grid |s| = absmax / (2^(b-1) - 1/2)
         // with a positive scale (asymmetric: the range times 0.96), then the range clipped by 0.88 and 0.80.
         Span<Half> candidates = stackalloc Half[4];
@@ -129,24 +129,49 @@ internal static class RoundToNearest
             factors[1] = 0.96f;
             candidates[1] = Clipped(factors[1], low, high, symmetric, negative, half, maxLevel, out zeros[1]);
         }
-        for (int k = 2; k < 4; k++)
+        // 8 bits: a step is so fine against the spread that clipping 12% or more never pays (the quality table's
+        // 8-bit search gains come from the observer grid, the small clips and the refit), so pass 1 scores two.
+        int firstCount = bits >= 8 ? 2 : 4;
+        for (int k = 2; k < firstCount; k++)
         {
             factors[k] = k == 2 ? 0.88f : 0.80f;
             candidates[k] = Clipped(factors[k], low, high, symmetric, negative, half, maxLevel, out zeros[k]);
         }
         float bestError = float.PositiveInfinity, bestFactor = 1f;
-        Score(values, candidates, zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
+        Score(values, candidates[..firstCount], zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
 
-        // Pass 2: clipped harder (0.72, 0.64), one step finer next to pass 1's best, and a least-squares refit of its
-        // levels (symmetric s = sum(w c) / sum(c^2); asymmetric w ~ a u + b, s = a, z = round(-b / s)).
+        // Pass 2. The error is close to unimodal in the clip factor, so the hard clips (0.72, 0.64) can only win when
+        // pass 1's hardest clip (0.80) won; otherwise (most groups, and nearly all 8-bit ones) only one step finer next
+        // to pass 1's best and a least-squares refit of its levels (symmetric s = sum(w c) / sum(c^2); asymmetric
+        // w ~ a u + b, s = a, z = round(-b / s)) are scored, in a two-candidate pass at half the cost.
         float firstFactor = bestFactor;
+        var refit = Refit(values, symmetric, best, bestZero, half, maxLevel, out int refitZero);
+        if (firstFactor > 0.80f)
+        {
+            int count = 0;
+            // Asymmetric: when the plain range beat 0.96 the error already rises with clipping, so 0.92 cannot win.
+            if (symmetric || firstFactor < 1f)
+            {
+                factors[0] = firstFactor >= 0.96f ? 0.92f : firstFactor - 0.04f;
+                candidates[0] = Clipped(factors[0], low, high, symmetric, negative, half, maxLevel, out zeros[0]);
+                count++;
+            }
+            // The refit may land on the best scale itself: scoring it again could only tie, and ties keep the first.
+            if (refit != best || refitZero != bestZero)
+            {
+                (candidates[count], zeros[count], factors[count]) = (refit, refitZero, firstFactor);
+                count++;
+            }
+            if (count > 0) Score(values, candidates[..count], zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
+            return (best, bestZero);
+        }
+
         factors[0] = 0.72f;
         factors[1] = 0.64f;
-        factors[2] = firstFactor >= 0.96f ? 0.92f : firstFactor - 0.04f;
+        factors[2] = firstFactor - 0.04f;
         for (int k = 0; k < 3; k++)
             candidates[k] = Clipped(factors[k], low, high, symmetric, negative, half, maxLevel, out zeros[k]);
-        factors[3] = firstFactor;
-        candidates[3] = Refit(values, symmetric, best, bestZero, half, maxLevel, out zeros[3]);
+        (candidates[3], zeros[3], factors[3]) = (refit, refitZero, firstFactor);
         Score(values, candidates, zeros, factors, maxLevel, ref best, ref bestZero, ref bestError, ref bestFactor);
 
         // Pass 3, only when the hard clips won (heavy tails, few bits): their neighbours, 0.56 and a refit.
@@ -175,18 +200,21 @@ internal static class RoundToNearest
         return AsymmetricRefit(values, ToFloat(scale), zero, maxLevel, out var refit, out refitZero) ? refit : Half.Zero;
     }
 
-    /// <summary>Scores four candidates in one pass (a zero or non-finite scale is skipped) and keeps the first strictly better.</summary>
+    /// <summary>Scores two or four candidates in one pass (a zero or non-finite scale is skipped) and keeps the first strictly better.</summary>
     private static void Score(ReadOnlySpan<float> values, ReadOnlySpan<Half> candidates, ReadOnlySpan<int> zeros, ReadOnlySpan<float> factors,
         int maxLevel, ref Half best, ref int bestZero, ref float bestError, ref float bestFactor)
     {
+        int count = candidates.Length;
         Span<float> scales = stackalloc float[4];
         Span<float> errors = stackalloc float[4];
         // A skipped slot is computed with the first valid scale (never with 0) and then ignored.
         float fallback = ToFloat(best);
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < count; k++)
             scales[k] = Usable(candidates[k]) ? ToFloat(candidates[k]) : fallback;
-        GroupErrors(values, scales, zeros, maxLevel, errors);
-        for (int k = 0; k < 4; k++)
+        if (count == 1) errors[0] = GroupError(values, scales[0], zeros[0], maxLevel);
+        else if (count == 2) GroupErrors2(values, scales, zeros, maxLevel, errors);
+        else GroupErrors(values, scales, zeros, maxLevel, errors);
+        for (int k = 0; k < count; k++)
         {
             if (!Usable(candidates[k]) || !(errors[k] < bestError)) continue;
             (best, bestZero, bestError, bestFactor) = (candidates[k], zeros[k], errors[k], factors[k]);
@@ -303,11 +331,23 @@ internal static class RoundToNearest
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float GroupError(ReadOnlySpan<float> values, float scale, int zero, int maxLevel)
     {
-        Span<float> scales = [scale, scale, scale, scale];
-        Span<int> zeros = [zero, zero, zero, zero];
-        Span<float> errors = stackalloc float[4];
-        GroupErrors(values, scales, zeros, maxLevel, errors);
-        return errors[0];
+        ref float src = ref MemoryMarshal.GetReference(values);
+        var magic = Vector256.Create(RoundingMagic);
+        var i0 = Vector256.Create(1f / scale); var s0 = Vector256.Create(scale);
+        var l0 = Vector256.Create((float)-zero); var h0 = Vector256.Create((float)(maxLevel - zero));
+        Vector256<float> e0 = default, o0 = default;
+        int i = 0;
+        for (; i <= values.Length - 16; i += 16)
+        {
+            e0 += Squared(Vector256.LoadUnsafe(ref src, (nuint)i), i0, s0, l0, h0, magic);
+            o0 += Squared(Vector256.LoadUnsafe(ref src, (nuint)(i + 8)), i0, s0, l0, h0, magic);
+        }
+        if (i <= values.Length - 8)
+        {
+            e0 += Squared(Vector256.LoadUnsafe(ref src, (nuint)i), i0, s0, l0, h0, magic);
+            i += 8;
+        }
+        return Sum(e0 + o0) + TailError(values, i, scale, zero, maxLevel);
     }
 
     /// <summary>
@@ -353,17 +393,52 @@ internal static class RoundToNearest
         errors[1] = Sum(e1 + o1);
         errors[2] = Sum(e2 + o2);
         errors[3] = Sum(e3 + o3);
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 4; k++) errors[k] += TailError(values, i, scales[k], zeros[k], maxLevel);
+    }
+
+    /// <summary>The squared error of the weights from <paramref name="start"/> on (fewer than 8), one by one.</summary>
+    private static float TailError(ReadOnlySpan<float> values, int start, float scale, int zero, int maxLevel)
+    {
+        float tail = 0f;
+        for (int t = start; t < values.Length; t++)
         {
-            float tail = 0f, scale = scales[k];
-            for (int t = i; t < values.Length; t++)
-            {
-                float w = Unsafe.Add(ref src, t);
-                float d = w - (Level(w, scale, zeros[k], maxLevel) - zeros[k]) * scale;
-                tail += d * d;
-            }
-            errors[k] += tail;
+            float w = values[t];
+            float d = w - (Level(w, scale, zero, maxLevel) - zero) * scale;
+            tail += d * d;
         }
+        return tail;
+    }
+
+    /// <summary><see cref="GroupErrors"/> of the first two candidates only (the same sums, half the work).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GroupErrors2(ReadOnlySpan<float> values, ReadOnlySpan<float> scales, ReadOnlySpan<int> zeros, int maxLevel, Span<float> errors)
+    {
+        ref float src = ref MemoryMarshal.GetReference(values);
+        var magic = Vector256.Create(RoundingMagic);
+        var i0 = Vector256.Create(1f / scales[0]); var s0 = Vector256.Create(scales[0]);
+        var i1 = Vector256.Create(1f / scales[1]); var s1 = Vector256.Create(scales[1]);
+        var l0 = Vector256.Create((float)-zeros[0]); var h0 = Vector256.Create((float)(maxLevel - zeros[0]));
+        var l1 = Vector256.Create((float)-zeros[1]); var h1 = Vector256.Create((float)(maxLevel - zeros[1]));
+        Vector256<float> e0 = default, o0 = default, e1 = default, o1 = default;
+        int i = 0;
+        for (; i <= values.Length - 16; i += 16)
+        {
+            var wa = Vector256.LoadUnsafe(ref src, (nuint)i);
+            var wb = Vector256.LoadUnsafe(ref src, (nuint)(i + 8));
+            e0 += Squared(wa, i0, s0, l0, h0, magic); o0 += Squared(wb, i0, s0, l0, h0, magic);
+            e1 += Squared(wa, i1, s1, l1, h1, magic); o1 += Squared(wb, i1, s1, l1, h1, magic);
+        }
+        if (i <= values.Length - 8)
+        {
+            var w = Vector256.LoadUnsafe(ref src, (nuint)i);
+            e0 += Squared(w, i0, s0, l0, h0, magic);
+            e1 += Squared(w, i1, s1, l1, h1, magic);
+            i += 8;
+        }
+
+        errors[0] = Sum(e0 + o0);
+        errors[1] = Sum(e1 + o1);
+        for (int k = 0; k < 2; k++) errors[k] += TailError(values, i, scales[k], zeros[k], maxLevel);
     }
 
     /// <summary>(w - s clamp(round(w / s), low, high))^2 lane-wise, rounding as <see cref="Level"/> does.</summary>
