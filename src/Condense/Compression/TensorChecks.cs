@@ -8,6 +8,9 @@ internal static class TensorChecks
     /// <summary>Throws naming the tensor and the multi-dimensional index of the first NaN or infinity.</summary>
     public static void ThrowIfNotFinite(ReadOnlySpan<float> values, string tensorName, int[] shape)
     {
+        // Every Load and Compress runs this over every weight: the vectorized test is the common path, the scalar
+        // loop only finds the index to name.
+        if (System.Numerics.Tensors.TensorPrimitives.IsFiniteAll(values)) return;
         for (int i = 0; i < values.Length; i++)
         {
             if (float.IsFinite(values[i])) continue;
