@@ -66,11 +66,7 @@ public sealed partial class CompressionSession
         {
             CheckBits<TBits>(plan);
             var quantized = Gptq.Quantize(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), statistics, _options.Gptq);
-            var residual = new float[w.Length];
-            quantized.Dequantize(residual);
-            for (int i = 0; i < residual.Length; i++) residual[i] = w[i] - residual[i];
-            var correction = LowRankWeight.FromDense(residual, plan.OutFeatures, plan.InFeatures, plan.Rank, Rng.Derive(LowRankWeight.DefaultSeed, plan.Path));
-            return LowRankCorrectedWeight.FromParts(quantized, correction);
+            return LowRankCorrectedWeight.FitCorrection(w, quantized, plan.Rank, Rng.Derive(LowRankWeight.DefaultSeed, plan.Path));
         });
     }
 

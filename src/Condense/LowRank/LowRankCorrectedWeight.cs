@@ -43,10 +43,24 @@ public sealed class LowRankCorrectedWeight : IWeightStorage
     public static LowRankCorrectedWeight Fit(ReadOnlySpan<float> dense, int outFeatures, int inFeatures, QuantizationScheme scheme, int rank, ulong seed = LowRankWeight.DefaultSeed)
     {
         var quantized = GroupQuantizedWeight.Quantize(dense, outFeatures, inFeatures, scheme);
-        var residual = new float[(long)outFeatures * inFeatures];
+        return FitCorrection(dense, quantized, rank, seed);
+    }
+
+    /// <summary>
+    /// Fits the rank-r correction U V to the error <paramref name="quantized"/> leaves, W - deq(Q), whatever produced Q
+    /// (round-to-nearest in <see cref="Fit"/>, GPTQ in a compression session).
+    /// </summary>
+    /// <param name="dense">The float32 weight Q was computed from, [Out, In] row-major.</param>
+    public static LowRankCorrectedWeight FitCorrection(ReadOnlySpan<float> dense, GroupQuantizedWeight quantized, int rank, ulong seed = LowRankWeight.DefaultSeed)
+    {
+        ArgumentNullException.ThrowIfNull(quantized);
+        var residual = new float[(long)quantized.OutFeatures * quantized.InFeatures];
+        if (dense.Length != residual.Length)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"dense has {dense.Length} values; the quantized weight is [{quantized.OutFeatures}, {quantized.InFeatures}]"), nameof(dense));
         quantized.Dequantize(residual);
         for (int i = 0; i < residual.Length; i++) residual[i] = dense[i] - residual[i];
-        return new LowRankCorrectedWeight(quantized, LowRankWeight.FromDense(residual, outFeatures, inFeatures, rank, seed));
+        return new LowRankCorrectedWeight(quantized, LowRankWeight.FromDense(residual, quantized.OutFeatures, quantized.InFeatures, rank, seed));
     }
 
     /// <summary>Combines stored parts (e.g. from a file); both must have the same shape.</summary>
