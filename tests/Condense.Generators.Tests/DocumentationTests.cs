@@ -7,7 +7,11 @@ namespace Condense.Generators.Tests;
 /// <summary>Each docs/diagnostics page's example reports its diagnostic and its fix reports nothing.</summary>
 public sealed partial class DocumentationTests
 {
-    public static TheoryData<string> Ids => [.. Enumerable.Range(1, 33).Select(i => "CND" + i.ToString("0000", System.Globalization.CultureInfo.InvariantCulture))];
+    public static TheoryData<string> Ids => [.. typeof(Condense.Generators.Diagnostics.DiagnosticDescriptors)
+        .GetFields()
+        .Where(f => f.FieldType == typeof(DiagnosticDescriptor))
+        .Select(f => ((DiagnosticDescriptor)f.GetValue(null)!).Id)
+        .Order(StringComparer.Ordinal)];
 
     [Theory]
     [MemberData(nameof(Ids))]
