@@ -40,7 +40,20 @@ public static class Program
         var dryRun = new Command("dry-run", "The exact byte table of a uniform or patterned plan, as Compress would produce it, without compressing.") { dryFile, bits, group, asymmetric, overrides };
         dryRun.SetAction(r => Guard(error, () => DryRunCommand.Run(r.GetValue(dryFile)!, r.GetValue(bits), r.GetValue(group), r.GetValue(asymmetric), r.GetValue(overrides) ?? [], console)));
 
+        var scaffoldFile = new Argument<string>("file") { Description = "A .safetensors file with Linear/Conv2d weights." };
+        var ns = new Option<string>("--namespace") { Description = "Namespace of the generated classes (default: Models)." };
+        var cls = new Option<string>("--class") { Description = "Name of the model class (default: from the file name)." };
+        var output = new Option<string>("--output", "-o") { Description = "File to write (default: CLASS.cs)." };
+        var force = new Option<bool>("--force") { Description = "Replace the output file if it exists." };
+        var scaffoldBits = new Option<int>("--bits") { Description = "Default bits of every layer's [Quantize]: 2, 3, 4 or 8.", DefaultValueFactory = _ => 4 };
+        var scaffoldGroup = new Option<int>("--group") { Description = "Preferred group size; each layer gets the largest valid one not above it.", DefaultValueFactory = _ => 64 };
+        var scaffold = new Command("scaffold", "Write an annotated C# model class for the file's Linear/Conv2d weights (repeated blocks as arrays, shapes as constants, a valid default plan).")
+            { scaffoldFile, ns, cls, output, force, scaffoldBits, scaffoldGroup };
+        scaffold.SetAction(r => Guard(error, () => ScaffoldCommand.Run(r.GetValue(scaffoldFile)!, r.GetValue(ns), r.GetValue(cls), r.GetValue(output), r.GetValue(force),
+            r.GetValue(scaffoldBits), r.GetValue(scaffoldGroup), console)));
+
         root.Subcommands.Add(inspect);
+        root.Subcommands.Add(scaffold);
         root.Subcommands.Add(dryRun);
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration { Output = console.Profile.Out.Writer, Error = error });
