@@ -16,7 +16,12 @@ public sealed class PackageFixture : IDisposable
         Version = "0.1.0-test." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture) + "." + Environment.ProcessId;
         Pack = Dotnet.Run(Dotnet.RepoRoot, "pack", "src/Condense/Condense.csproj", "-c", "Release", "-o", Feed, "-p:PackageVersion=" + Version);
         NupkgPath = Path.Combine(Feed, $"Condense.{Version}.nupkg");
+        ToolPack = Dotnet.Run(Dotnet.RepoRoot, "pack", "src/Condense.Cli/Condense.Cli.csproj", "-c", "Release", "-o", Feed, "-p:PackageVersion=" + Version);
+        ToolNupkgPath = Path.Combine(Feed, $"Condense.Cli.{Version}.nupkg");
     }
+
+    public string ToolNupkgPath { get; }
+    public ProcessResult ToolPack { get; }
 
     /// <summary>Temporary folder outside the repository holding the feed and the consumer projects.</summary>
     public string Root { get; }
@@ -80,8 +85,11 @@ public sealed class PackageFixture : IDisposable
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         string packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        try { Directory.Delete(Path.Combine(packages, "condense", Version.ToLowerInvariant()), recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
+        foreach (var id in new[] { "condense", "condense.cli" })
+        {
+            try { Directory.Delete(Path.Combine(packages, id, Version.ToLowerInvariant()), recursive: true); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
     }
 }

@@ -118,6 +118,22 @@ public sealed partial class PackageTests(PackageFixture package) : IClassFixture
         Assert.True(errors.Count == 1, "expected no other errors:\n" + string.Join("\n", errors));
     }
 
+    [Fact]
+    public void CondenseToolInstallsFromTheFeedAndRuns()
+    {
+        Assert.True(package.ToolPack.ExitCode == 0 && File.Exists(package.ToolNupkgPath), "dotnet pack of the tool failed:\n" + package.ToolPack);
+        string tools = Path.Combine(package.Root, "tools");
+        var install = Dotnet.Run(package.Root, "tool", "install", "Condense.Cli", "--tool-path", tools, "--version", package.Version, "--add-source", package.Feed);
+        Assert.True(install.ExitCode == 0, "dotnet tool install failed:\n" + install);
+        string condense = Path.Combine(tools, OperatingSystem.IsWindows() ? "condense.exe" : "condense");
+        var help = Dotnet.Exec(condense, package.Root, "--help");
+        Assert.True(help.ExitCode == 0, help.ToString());
+        foreach (var command in new[] { "inspect", "scaffold", "dry-run" }) Assert.Contains(command, help.Output, StringComparison.Ordinal);
+        var missing = Dotnet.Exec(condense, package.Root, "inspect", "no-such-file.safetensors");
+        Assert.Equal(2, missing.ExitCode);
+        Assert.DoesNotContain("   at ", missing.Output, StringComparison.Ordinal);
+    }
+
     [GeneratedRegex(@"planned (\d+) compressed (\d+)")]
     private static partial Regex PlannedAndCompressed();
 
