@@ -1,0 +1,205 @@
+using System.Globalization;
+using System.Text;
+using Condense.Cli.Plans;
+using Condense.Compression;
+
+namespace Condense.Cli.Scaffolding;
+
+/// <summary>
+/// Writes an annotated C# model for a file's Linear/Conv2d weights: one [Compressible] class per distinct block,
+/// repeated blocks (<c>layers.0.</c>, <c>layers.1.</c>, ...) as arrays, shapes as constant arguments, and a
+/// default <c>[Quantize(bits, GroupSize = ...)]</c> that is valid for each layer, so the first build checks it.
+/// </summary>
+public static class Scaffolder
+{
+    /// <summary>The generated source and what it declares.</summary>
+    /// <param name="SegmentRenames">File name segments that are not C# identifiers, and the field name used instead.</param>
+    public sealed record Result(string Source, IReadOnlyList<FileLayer> Layers, int Classes, IReadOnlyList<FileTensor> NotDeclared, IReadOnlyDictionary<string, string> SegmentRenames);
+
+    public static Result Generate(IReadOnlyList<FileTensor> tensors, string namespaceName, string className, int bits, int preferredGroup, string sourceDescription)
+    {
+        if (!SyntaxFacts.IsIdentifier(className)) throw new CliException(ExitCodes.Usage, $"--class '{className}' is not a C# identifier.");
+        if (namespaceName.Split('.').Any(p => !SyntaxFacts.IsIdentifier(p))) throw new CliException(ExitCodes.Usage, $"--namespace '{namespaceName}' is not a C# namespace name.");
+        if (!Catalogue.KernelCatalogue.IsSupportedBits(bits)) throw new CliException(ExitCodes.Usage, $"--bits {bits} has no kernel; use 2, 3, 4 or 8.");
+
+        var layers = FileLayers.Find(tensors, out var others);
+        if (layers.Count == 0)
+            throw new CliException(ExitCodes.BadFile, "the file has no Linear ([out, in]) or Conv2d ([out, in, k, k]) '.weight' tensors to declare.");
+
+        // The tree of name segments; leaves are layers.
+        var root = new Node("");
+        foreach (var layer in layers)
+        {
+            var node = root;
+            foreach (var segment in layer.FilePrefix.Split('.')) node = node.Child(segment);
+            if (node.Children.Count > 0 || node.Layer is not null)
+                throw new CliException(ExitCodes.BadFile, $"tensor '{layer.FilePrefix}.weight' is both a layer and a prefix of other layers; the scaffold cannot declare it as a field.");
+            node.Layer = layer;
+        }
+
+        var state = new State(className, bits, preferredGroup);
+        var top = Build(root, className, isRoot: true, [], state);
+
+        var text = new StringBuilder();
+        var inv = CultureInfo.InvariantCulture;
+        text.AppendLine("// Scaffolded by `condense scaffold` from " + sourceDescription + ".");
+        text.AppendLine(string.Create(inv, $"// {layers.Count} layers ({layers.Count(l => l.Kind == LayerKind.Linear)} Linear, {layers.Count(l => l.Kind == LayerKind.Conv2d)} Conv2d) in {state.Classes.Count} classes."));
+        text.AppendLine("// Edit the attributes: the build checks every change against these shapes (diagnostics CND0001..).");
+        text.AppendLine("// Forward is yours to write: the file holds the weights, not how they are wired.");
+        text.AppendLine("using Condense;");
+        text.AppendLine("using Condense.Nn;");
+        text.AppendLine();
+        text.AppendLine("namespace " + namespaceName + ";");
+        // Blocks first, the model last.
+        foreach (var spec in state.Classes.Where(c => c != top).Concat([top]))
+        {
+            text.AppendLine();
+            if (spec == top && others.Count > 0)
+            {
+                text.AppendLine("// Tensors of the file that are not Linear/Conv2d weights (not declared here):");
+                foreach (var t in others.Take(40)) text.AppendLine($"//   {t.Name} {t.DType} {t.ShapeText}");
+                if (others.Count > 40) text.AppendLine(string.Create(inv, $"//   ... and {others.Count - 40} more"));
+            }
+            text.AppendLine("[Compressible]");
+            text.AppendLine($"public sealed partial class {spec.Name} : Module");
+            text.AppendLine("{");
+            foreach (var line in spec.Fields) text.AppendLine("    " + line);
+            text.AppendLine("}");
+        }
+        return new Result(text.ToString(), layers, state.Classes.Count, others, state.SegmentRenames);
+    }
+
+    private sealed class State(string modelName, int bits, int preferredGroup)
+    {
+        public string ModelName { get; } = modelName;
+        public int Bits { get; } = bits;
+        public int PreferredGroup { get; } = preferredGroup;
+        public List<ClassSpec> Classes { get; } = [];
+        public Dictionary<string, ClassSpec> ByStructure { get; } = new(StringComparer.Ordinal);
+        public HashSet<string> UsedClassNames { get; } = new(StringComparer.Ordinal) { modelName };
+        public Dictionary<string, string> SegmentRenames { get; } = new(StringComparer.Ordinal);
+    }
+
+    private sealed class Node(string name)
+    {
+        public string Name { get; } = name;
+        public FileLayer? Layer { get; set; }
+        public List<Node> Children { get; } = [];
+        public Node Child(string segment)
+        {
+            var child = Children.FirstOrDefault(c => c.Name == segment);
+            if (child is null) { child = new Node(segment); Children.Add(child); }
+            return child;
+        }
+    }
+
+    private sealed class ClassSpec(string name)
+    {
+        public string Name { get; } = name;
+        public List<string> Fields { get; } = [];
+    }
+
+    // A subtree's names, kinds and shapes: blocks with the same structure share one class.
+    private static string Structure(Node node)
+    {
+        if (node.Layer is { } l) return string.Create(CultureInfo.InvariantCulture, $"{l.Kind}:{l.OutFeatures}x{l.InFeatures}x{l.KernelSize}:{l.HasBias}");
+        return "{" + string.Join(",", node.Children.Select(c => c.Name + "=" + Structure(c))) + "}";
+    }
+
+    // layers.0 .. layers.N-1, all of one structure: declared as an array of one block class.
+    private static bool IsUniformArray(Node node) =>
+        node.Layer is null && node.Children.Count > 0
+        && node.Children.Select((c, i) => c.Name == i.ToString(CultureInfo.InvariantCulture)).All(b => b)
+        && node.Children.Select(Structure).Distinct(StringComparer.Ordinal).Count() == 1;
+
+    private static ClassSpec Build(Node node, string className, bool isRoot, List<string> pathSegments, State state)
+    {
+        string key = Structure(node);
+        if (!isRoot && state.ByStructure.TryGetValue(key, out var existing)) return existing;
+        var spec = new ClassSpec(isRoot ? className : Unique(className, state.UsedClassNames));
+        if (!isRoot) state.ByStructure[key] = spec;
+        state.Classes.Add(spec);
+
+        var inv = CultureInfo.InvariantCulture;
+        var fieldNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var child in node.Children)
+        {
+            string field = Unique(FieldName(child.Name), fieldNames);
+            if (field != child.Name) state.SegmentRenames[child.Name] = field;
+            string declared = SyntaxFacts.IsKeyword(field) ? "@" + field : field;
+            List<string> childPath = [.. pathSegments, child.Name];
+            if (child.Layer is { } layer)
+            {
+                spec.Fields.Add(Attribute(layer, state.Bits, state.PreferredGroup));
+                spec.Fields.Add(layer.Kind == LayerKind.Conv2d
+                    ? string.Create(inv, $"private readonly Conv2d {declared} = new({layer.InChannels}, {layer.OutFeatures}, {layer.KernelSize}{(layer.HasBias ? "" : ", bias: false")});")
+                    : string.Create(inv, $"private readonly Linear {declared} = new({layer.InFeatures}, {layer.OutFeatures}{(layer.HasBias ? "" : ", bias: false")});"));
+            }
+            else if (IsUniformArray(child))
+            {
+                var element = Build(child.Children[0], state.ModelName + Pascal(childPath), false, childPath, state);
+                var news = string.Join(", ", Enumerable.Repeat("new()", child.Children.Count));
+                spec.Fields.Add($"private readonly {element.Name}[] {declared} = {{ {news} }};");
+            }
+            else
+            {
+                // Numbered children of different structures stay separate fields (e.g. a Sequential of mixed layers).
+                var nested = Build(child, state.ModelName + Pascal(childPath), false, childPath, state);
+                spec.Fields.Add($"private readonly {nested.Name} {declared} = new();");
+            }
+        }
+        return spec;
+    }
+
+    private static string Attribute(FileLayer layer, int bits, int preferredGroup)
+    {
+        int group = DryRun.ValidGroupSize(layer.InFeatures, preferredGroup);
+        return group == 0
+            ? string.Create(CultureInfo.InvariantCulture, $"[Quantize({bits})] // {layer.InFeatures} inputs: no supported group size divides it, one group per row")
+            : string.Create(CultureInfo.InvariantCulture, $"[Quantize({bits}, GroupSize = {group})]");
+    }
+
+    private static string FieldName(string segment)
+    {
+        var b = new StringBuilder();
+        foreach (char c in segment) b.Append(char.IsAsciiLetterOrDigit(c) || c == '_' ? c : '_');
+        if (b.Length == 0 || char.IsAsciiDigit(b[0])) b.Insert(0, '_');
+        return b.ToString();
+    }
+
+    private static string Pascal(IEnumerable<string> segments)
+    {
+        var b = new StringBuilder();
+        foreach (var segment in segments)
+            foreach (var word in segment.Split(['_', '-', ' ', '.'], StringSplitOptions.RemoveEmptyEntries))
+                if (!word.All(char.IsAsciiDigit)) b.Append(char.ToUpperInvariant(word[0])).Append(FieldName(word[1..]).TrimStart('_'));
+        return b.Length == 0 ? "Block" : b.ToString();
+    }
+
+    private static string Unique(string name, HashSet<string> used)
+    {
+        string candidate = name;
+        for (int i = 2; !used.Add(candidate); i++) candidate = name + i.ToString(CultureInfo.InvariantCulture);
+        return candidate;
+    }
+}
+
+/// <summary>The few C# lexical facts the scaffold needs (the tool does not depend on Roslyn).</summary>
+internal static class SyntaxFacts
+{
+    private static readonly HashSet<string> Keywords = new(StringComparer.Ordinal)
+    {
+        "abstract", "as", "base", "bool", "break", "byte", "case", "catch", "char", "checked", "class", "const", "continue",
+        "decimal", "default", "delegate", "do", "double", "else", "enum", "event", "explicit", "extern", "false", "finally",
+        "fixed", "float", "for", "foreach", "goto", "if", "implicit", "in", "int", "interface", "internal", "is", "lock",
+        "long", "namespace", "new", "null", "object", "operator", "out", "override", "params", "private", "protected",
+        "public", "readonly", "ref", "return", "sbyte", "sealed", "short", "sizeof", "stackalloc", "static", "string",
+        "struct", "switch", "this", "throw", "true", "try", "typeof", "uint", "ulong", "unchecked", "unsafe", "ushort",
+        "using", "virtual", "void", "volatile", "while",
+    };
+
+    public static bool IsKeyword(string name) => Keywords.Contains(name);
+
+    public static bool IsIdentifier(string name) =>
+        name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_') && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') && !IsKeyword(name);
+}
