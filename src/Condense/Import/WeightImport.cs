@@ -362,26 +362,37 @@ public static class WeightImport
         }
     }
 
+    /// <summary>
+    /// The left-over file tensor most like a missing one: same array indices first (<c>layer.2</c> for <c>layers[2]</c>),
+    /// then the most trailing segments in common (<c>query.weight</c>), then the same shape, then the smallest edit distance.
+    /// </summary>
     private static string? Closest(MissingTensor missing, List<(WeightTensorInfo Tensor, string Mapped)> pool)
     {
         string wanted = NamePattern.Canonical(missing.Name);
+        var wantedSegments = wanted.Split('.');
+        string wantedIndices = Indices(wantedSegments);
         string? best = null;
-        int bestDistance = int.MaxValue;
-        bool bestShape = false;
+        (int Indices, int Suffix, int Shape, int Distance) bestKey = default;
         foreach (var (tensor, mapped) in pool)
         {
-            int distance = EditDistance(wanted, NamePattern.Canonical(mapped));
-            bool shape = SameShape(tensor.ImportShape, missing.Shape);
-            if (distance < bestDistance || (distance == bestDistance && shape && !bestShape))
+            var segments = NamePattern.Canonical(mapped).Split('.');
+            int suffix = 0;
+            while (suffix < Math.Min(segments.Length, wantedSegments.Length)
+                   && segments[^(suffix + 1)] == wantedSegments[^(suffix + 1)]) suffix++;
+            var key = (Indices(segments) == wantedIndices ? 1 : 0, suffix, SameShape(tensor.ImportShape, missing.Shape) ? 1 : 0,
+                -EditDistance(wanted, string.Join('.', segments)));
+            if (best is null || key.CompareTo(bestKey) > 0)
             {
                 best = tensor.Name;
-                bestDistance = distance;
-                bestShape = shape;
+                bestKey = key;
             }
         }
-        // A suggestion further than half the name away is noise, unless the shape says it is the one.
-        return best is not null && (bestDistance <= Math.Max(3, wanted.Length / 2) || bestShape) ? best : null;
+        // A candidate with other indices and nothing in common at the end is noise unless it is a near-typo.
+        bool related = bestKey.Indices == 1 && bestKey.Suffix > 0;
+        return best is not null && (related || -bestKey.Distance <= Math.Max(3, wanted.Length / 2)) ? best : null;
     }
+
+    private static string Indices(string[] segments) => string.Join(".", segments.Where(s => s.Length > 0 && s.All(char.IsAsciiDigit)));
 
     /// <summary>Levenshtein distance (insertions, deletions and substitutions cost 1), two rows.</summary>
     internal static int EditDistance(string a, string b)
