@@ -343,3 +343,50 @@ public sealed class WeightImportTests : IDisposable
         Assert.Equal(MlpLogits(source).Data, MlpLogits(model).Data);
     }
 }
+
+/// <summary>A layer Condense does not know, with its own parameters: import fills whatever a registered layer lists.</summary>
+internal sealed class ScaleLayer : Layer
+{
+    private readonly Tensor _scale = new(new float[32], 32);
+    private readonly Tensor _shift = new(new float[32], 32);
+
+    public override IReadOnlyList<Parameter> Parameters => [new("weight", _scale), new("bias", _shift)];
+
+    public override void ResetParameters(Rng rng) => rng.FillUniform(_scale.Data, 0.5f, 1.5f);
+
+    public float[] Scale => _scale.Data;
+}
+
+public sealed class CustomLayerImportTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void ParametersOfAnyRegisteredLayerAreTargets()
+    {
+        var scale = new ScaleLayer();
+        var linear = new Linear(64, 32);
+        NamedLayer[] layers = [new("hidden1", linear), new("norm", scale)];
+        var expected = WeightImport.ExpectedTensorsOf(layers);
+        Assert.Equal(["hidden1.weight", "hidden1.bias", "norm.weight", "norm.bias"], expected.Select(t => t.Name));
+
+        var values = Enumerable.Range(0, 32).Select(i => i * 0.25f).ToArray();
+        using (var torch = SafeTensorsFile.Open(ImportFixtures.File("mlp.safetensors")))
+        {
+            var writer = new SafeTensorsWriter();
+            writer.AddF32("hidden1.weight", torch.ReadF32("hidden1.weight"), 32, 64);
+            writer.AddF32("hidden1.bias", torch.ReadF32("hidden1.bias"), 32);
+            writer.AddF32("norm.weight", values, 32);
+            writer.WriteTo(_dir.File("custom.safetensors"));
+        }
+
+        var error = Assert.Throws<WeightImportException>(() => WeightImport.Load(_dir.File("custom.safetensors"), layers, modelName: "Custom"));
+        Assert.Equal("norm.bias", Assert.Single(error.Missing).Name);
+
+        var report = WeightImport.Load(_dir.File("custom.safetensors"), layers, new() { AllowMissing = ["norm.bias"] });
+        Assert.Equal(3, report.Imported.Count);
+        Assert.Equal(values, scale.Scale);
+    }
+}
