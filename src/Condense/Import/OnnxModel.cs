@@ -418,6 +418,12 @@ public sealed class OnnxModel
             var data = bytes[raw.Start..raw.End];
             if (data.Length != count * elementBytes)
                 throw new WeightFileFormatException(Path, tensor.Name, $"raw_data holds {data.Length} bytes; {tensor.DataType} {tensor.ShapeText} needs {count * elementBytes}.");
+            if (tensor.DataType == OnnxDataType.Float && BitConverter.IsLittleEndian)
+            {
+                // The common case (every PyTorch export): one copy, no per-element decoding.
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(data).CopyTo(result);
+                return result;
+            }
             for (int i = 0; i < result.Length; i++)
                 result[i] = tensor.DataType switch
                 {
