@@ -9,7 +9,7 @@ namespace Condense.Tests.Import;
 /// LoadWeights against files torch wrote (tests/fixtures/make_import_fixtures.py): logits equal torch's within 1e-5, and
 /// every way a file can fail to fit gives one error naming all of it.
 /// </summary>
-public sealed class WeightImportTests : IDisposable
+public sealed class WeightImportTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private const float Tolerance = 1e-5f;
     private readonly TempDirectory _dir = new();
@@ -37,6 +37,7 @@ public sealed class WeightImportTests : IDisposable
         Assert.Equal(8, report.Imported.Count);
         Assert.Equal(ImportMlp.ExpectedTensors.Select(t => t.Name), report.Imported.Select(t => t.ModelName));
         float difference = ImportFixtures.MaxAbsDifference(ImportFixtures.Read("mlp_io.safetensors", expected), MlpLogits(model));
+        output.WriteLine($"{file}: max |Condense - torch| = {difference:G3}");
         Assert.True(difference <= Tolerance, $"{file}: max |Condense - torch| = {difference}");
     }
 
@@ -66,6 +67,7 @@ public sealed class WeightImportTests : IDisposable
         Tensor logits;
         using (Tensor.NoGrad()) logits = model.Forward(ImportFixtures.Read("cnn_io.safetensors", "input"));
         float difference = ImportFixtures.MaxAbsDifference(ImportFixtures.Read("cnn_io.safetensors", "logits"), logits);
+        output.WriteLine($"{file}: max |Condense - torch| = {difference:G3}");
         Assert.True(difference <= Tolerance, $"{file}: max |Condense - torch| = {difference}");
     }
 
