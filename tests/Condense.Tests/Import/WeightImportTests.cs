@@ -195,6 +195,34 @@ public sealed class WeightImportTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public void Float64IsNarrowedAndIntegersAreRefusedByName()
+    {
+        var weights = TorchMlpWeights();
+        var writer = new SafeTensorsWriter();
+        foreach (var (name, (data, shape)) in weights)
+        {
+            if (name == "output.bias")
+            {
+                var doubles = data.Select(v => (double)v).ToArray();
+                writer.Add(name, SafeTensorDType.F64, shape, System.Runtime.InteropServices.MemoryMarshal.AsBytes(doubles.AsSpan()));
+            }
+            else if (name != "hidden1.bias") writer.AddF32(name, data, shape);
+        }
+        writer.AddI32("hidden1.bias", new int[32], 32);
+        var path = _dir.File("types.safetensors");
+        writer.WriteTo(path);
+
+        var error = Assert.Throws<WeightImportException>(() => new ImportMlp().LoadWeights(path));
+        var integers = Assert.Single(error.Mismatched);
+        Assert.Equal("hidden1.bias", integers.Name);
+        Assert.Contains("the file stores it as I32 [32]; weights must be floating point", integers.Problem, StringComparison.Ordinal);
+
+        var model = new ImportMlp();
+        model.LoadWeights(path, new() { AllowMissing = ["hidden1.bias"], Map = name => name == "hidden1.bias" ? null : name });
+        Assert.Equal(weights["output.bias"].Data, model.NamedParameters().Single(p => p.Path == "output.bias").Value.Data);
+    }
+
+    [Fact]
     public void TwoFileTensorsForOneModelTensorAreReported()
     {
         var weights = TorchMlpWeights();
