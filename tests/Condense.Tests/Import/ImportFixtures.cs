@@ -56,6 +56,8 @@ internal static class ImportFixtures
                 int length = reader.ReadInt32();
                 var path = Path.Combine(Path.GetTempPath(), $"condense-minilm-{Environment.ProcessId}.onnx");
                 System.IO.File.WriteAllBytes(path, reader.ReadBytes(length));
+                // 87 MB: removed when the test process ends.
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => System.IO.File.Delete(path);
                 return s_miniLmOnnx = path;
             }
             throw new InvalidOperationException($"{dll} has no model.onnx resource.");
