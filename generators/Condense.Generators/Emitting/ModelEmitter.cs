@@ -8,7 +8,7 @@ namespace Condense.Generators.Emitting;
 internal static class ModelEmitter
 {
     /// <summary>Members the emitter adds to every model (CND0009 when the model already declares one).</summary>
-    public static readonly string[] GeneratedMemberNames = { "PlannedBytes", "DenseBytes", "Plan", "Layers", "Compress", "CompressInto", "Save", "Load" };
+    public static readonly string[] GeneratedMemberNames = { "PlannedBytes", "DenseBytes", "Plan", "Layers", "Compress", "CompressInto", "Save", "Load", "ExpectedTensors", "LoadWeights" };
 
     private static readonly string Version = typeof(ModelEmitter).Assembly.GetName().Version?.ToString() ?? "0.0.0.0";
 
@@ -76,6 +76,8 @@ internal static class ModelEmitter
             WriteCompressInto(writer, model);
             writer.WriteLine();
             WriteSaveLoad(writer, model);
+            writer.WriteLine();
+            WriteWeightImport(writer, model);
             if (model.HasPruningSchedule)
             {
                 writer.WriteLine();
@@ -151,6 +153,18 @@ internal static class ModelEmitter
                     /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
                     {{GeneratedCode}}
                     public static {{self}} Load(string path) => {{@throw}};
+                    """);
+        if (Emits("ExpectedTensors"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Import.ExpectedTensor> ExpectedTensors => {{@throw}};
+                    """);
+        if (Emits("LoadWeights"))
+            members.Add($$"""
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) => {{@throw}};
                     """);
         if (model.HasSubspace && invalid.IsModule)
         {
@@ -446,6 +460,62 @@ internal static class ModelEmitter
             }
             """);
     }
+
+    /// <summary>
+    /// The tensors the model expects from a pretrained file, as constants of the build (name in Condense's convention, shape),
+    /// and <c>LoadWeights</c>, which matches a safetensors or ONNX file's names to them at run time.
+    /// </summary>
+    private static void WriteWeightImport(IndentedWriter writer, ModelSpec model)
+    {
+        writer.WriteLines($$"""
+            /// <summary>
+            /// The tensors <see cref="LoadWeights"/> fills, known at build time: Condense's names (<c>blocks[2].up.weight</c>;
+            /// PyTorch's <c>blocks.2.up.weight</c> matches too) and shapes (Linear [out, in], Conv2d [out, in, kh, kw], bias [out];
+            /// null where the shape is only known at run time).
+            /// </summary>
+            {{GeneratedCode}}
+            public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Import.ExpectedTensor> ExpectedTensors { get; } =
+            """);
+        writer.Indent();
+        if (model.Layers.IsEmpty)
+            writer.WriteLine("global::System.Array.Empty<global::Condense.Import.ExpectedTensor>();");
+        else
+        {
+            writer.WriteLine("new global::Condense.Import.ExpectedTensor[]");
+            using (writer.WriteBlock("};"))
+            {
+                foreach (var layer in model.Layers)
+                {
+                    writer.WriteLine($"new({Literal(layer.Path + ".weight")}, {ShapeArray(layer, WeightShape(layer))}),");
+                    if (layer.HasBias) writer.WriteLine($"new({Literal(layer.Path + ".bias")}, {ShapeArray(layer, new[] { layer.OutFeatures })}),");
+                }
+            }
+        }
+        writer.Unindent();
+        writer.WriteLine();
+        writer.WriteLines($$"""
+            /// <summary>
+            /// Loads pretrained dense weights by name from a safetensors file (PyTorch / Hugging Face: F32, F16 or BF16) or an ONNX
+            /// model's initializers (MatMul weights stored [in, out] are transposed): every tensor of <see cref="ExpectedTensors"/>.
+            /// Every missing, unexpected or misshapen tensor is reported at once (<c>WeightImportException</c>, with the closest file
+            /// name for each missing one) and nothing is loaded then. Afterwards <see cref="Compress"/> works as on a trained model.
+            /// </summary>
+            /// <param name="path">A .safetensors or .onnx file (the format is read from its content).</param>
+            /// <param name="options">Name mapping (StripPrefix, Renames, Map), IgnoreExtras, AllowMissing; null for exact names.</param>
+            /// <returns>What was loaded, ignored and kept.</returns>
+            {{GeneratedCode}}
+            public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) =>
+                global::Condense.Import.WeightImport.Load(path, Layers, options, {{Literal(model.TypeName)}});
+            """);
+    }
+
+    private static int[] WeightShape(LayerSpec layer) =>
+        layer.Kind == LayerKind.Conv2d && layer.KernelSize > 0
+            ? new[] { layer.OutFeatures, layer.InFeatures / (layer.KernelSize * layer.KernelSize), layer.KernelSize, layer.KernelSize }
+            : new[] { layer.OutFeatures, layer.InFeatures };
+
+    private static string ShapeArray(LayerSpec layer, int[] shape) =>
+        layer.ShapeKnown ? "new int[] { " + string.Join(", ", shape.Select(Int)) + " }" : "null";
 
     /// <summary>Member names the emitter adds to a model with a gradual pruning schedule (CND0009 when the model declares one).</summary>
     public static readonly string[] PruningScheduleMemberNames = { "PruningSchedule", "CreatePruningSchedule" };

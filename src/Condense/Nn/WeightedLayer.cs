@@ -32,6 +32,12 @@ public abstract class WeightedLayer : Layer
     /// <summary>Rows of the weight matrix.</summary>
     public int OutFeatures { get; }
 
+    /// <summary>The dense weight's natural shape (Linear [out, in], Conv2d [out, in, k, k]), also while compressed: what weight import expects.</summary>
+    internal int[] WeightShape => (int[])_weightShape.Clone();
+
+    /// <summary>Whether the layer was created with a bias.</summary>
+    internal bool HasBias => _bias != null;
+
     /// <summary>Columns of the weight matrix (the fan-in).</summary>
     public int InFeatures { get; }
 

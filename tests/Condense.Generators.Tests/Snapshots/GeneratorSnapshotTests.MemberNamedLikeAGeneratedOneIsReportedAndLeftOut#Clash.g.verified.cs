@@ -33,4 +33,12 @@ public partial class Clash
     /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
     [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
     public static Clash Load(string path) => throw new global::System.InvalidOperationException("Model 'Clash' has no compression plan: the build reported this error: CND0009: Model 'Clash' already declares 'Save', which Condense generates: rename or remove it. Fix them and rebuild; this member exists only so that the errors above are the only ones reported.");
+
+    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+    public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Import.ExpectedTensor> ExpectedTensors => throw new global::System.InvalidOperationException("Model 'Clash' has no compression plan: the build reported this error: CND0009: Model 'Clash' already declares 'Save', which Condense generates: rename or remove it. Fix them and rebuild; this member exists only so that the errors above are the only ones reported.");
+
+    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+    public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) => throw new global::System.InvalidOperationException("Model 'Clash' has no compression plan: the build reported this error: CND0009: Model 'Clash' already declares 'Save', which Condense generates: rename or remove it. Fix them and rebuild; this member exists only so that the errors above are the only ones reported.");
 }
