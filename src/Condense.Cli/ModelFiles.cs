@@ -10,13 +10,22 @@ public enum ModelFileFormat
     SafeTensors,
     /// <summary>A safetensors file written by Condense's Save: it carries the plan and per-tensor checksums.</summary>
     Condense,
+    /// <summary>An ONNX model: its initializers (MatMul weights stored [in, out] are seen as [out, in]).</summary>
+    Onnx,
 }
 
-/// <summary>One tensor of a file: its name, element type, shape and stored bytes.</summary>
-public sealed record FileTensor(string Name, string DType, long[] Shape, long Bytes)
+/// <summary>One tensor of a file: its name, element type, shape as stored and stored bytes.</summary>
+/// <param name="Name">The name layers and imports use: the file's own, or for an ONNX weight the exporter left numbered, the name recovered from the graph.</param>
+/// <param name="IsFloat">Whether it holds real numbers (a weight can be read from it); integer tensors are buffers or graph constants.</param>
+/// <param name="LayerShape">The shape as Condense sees it ([out, in] for an ONNX MatMul weight stored [in, out]); null = as stored.</param>
+/// <param name="StoredName">The name in the file when it differs from <paramref name="Name"/>.</param>
+public sealed record FileTensor(string Name, string DType, long[] Shape, long Bytes, bool IsFloat = true, long[]? LayerShape = null, string? StoredName = null)
 {
     public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
-    public string ShapeText => "[" + string.Join(", ", Shape.Select(d => d.ToString(CultureInfo.InvariantCulture))) + "]";
+    public string ShapeText => Format(Shape);
+    /// <summary>What the layers of a model see: <see cref="LayerShape"/> or the stored shape.</summary>
+    public long[] ModelShape => LayerShape ?? Shape;
+    internal static string Format(long[] shape) => "[" + string.Join(", ", shape.Select(d => d.ToString(CultureInfo.InvariantCulture))) + "]";
 }
 
 /// <summary>A model file's tensors and metadata, read from its header only.</summary>
@@ -42,6 +51,7 @@ public sealed class ModelFileListing
     {
         if (Directory.Exists(path)) throw new CliException(ExitCodes.BadFile, $"'{path}' is a directory; give a model file (.safetensors).");
         if (!File.Exists(path)) throw new CliException(ExitCodes.BadFile, $"'{path}' does not exist.");
+        if (LooksLikeOnnx(path)) return OpenOnnx(path);
         try
         {
             using var file = SafeTensorsFile.Open(path);
@@ -66,6 +76,58 @@ public sealed class ModelFileListing
         {
             throw new CliException(ExitCodes.BadFile, $"'{path}' cannot be read: {e.Message}");
         }
+    }
+
+    // safetensors starts with a little-endian header length whose high bytes are zero, then '{'; anything else that
+    // ends in .onnx, or that the ONNX reader accepts, is read as ONNX.
+    private static bool LooksLikeOnnx(string path)
+    {
+        if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return true;
+        Span<byte> head = stackalloc byte[9];
+        using var stream = File.OpenRead(path);
+        int read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        return read == head.Length && head[8] != (byte)'{' && head[0] == 0x08; // ModelProto field 1 (ir_version), varint
+    }
+
+    private static ModelFileListing OpenOnnx(string path)
+    {
+        try
+        {
+            using var file = Import.WeightFile.Open(path, Import.WeightFileFormat.Onnx);
+            var tensors = file.Tensors.Select(t => new FileTensor(t.Name, t.DType, t.Shape, OnnxBytes(t.DType, t.Shape), t.IsFloatingPoint,
+                t.Layout == Import.StoredLayout.InOut ? t.ImportShape : null, t.Name == t.SourceName ? null : t.SourceName)).ToList();
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            var model = Import.OnnxModel.Read(path);
+            metadata["producer"] = (model.ProducerName + " " + model.ProducerVersion).Trim();
+            metadata["opset"] = model.OpsetVersion.ToString(CultureInfo.InvariantCulture);
+            metadata["nodes"] = model.Nodes.Count.ToString(CultureInfo.InvariantCulture);
+            return new ModelFileListing(path, ModelFileFormat.Onnx, tensors, metadata);
+        }
+        catch (Import.WeightFileFormatException e)
+        {
+            throw new CliException(ExitCodes.BadFile, $"'{path}' is not a readable ONNX model: {e.Message}");
+        }
+        catch (Import.WeightImportException e)
+        {
+            throw new CliException(ExitCodes.BadFile, $"'{path}' is not a readable ONNX model: {e.Message}");
+        }
+        catch (IOException e)
+        {
+            throw new CliException(ExitCodes.BadFile, $"'{path}' cannot be read: {e.Message}");
+        }
+    }
+
+    private static long OnnxBytes(string dtype, long[] shape)
+    {
+        int size = dtype switch
+        {
+            "Double" or "Int64" or "UInt64" or "Complex64" => 8,
+            "Complex128" => 16,
+            "Float" or "Int32" or "UInt32" => 4,
+            "Float16" or "BFloat16" or "Int16" or "UInt16" => 2,
+            _ => 1,
+        };
+        return shape.Aggregate(1L, (a, b) => a * b) * size;
     }
 
     /// <summary>Checks every tensor against its recorded checksum; returns the failures (tensor, message).</summary>

@@ -23,12 +23,12 @@ public static class Program
             Exit codes: 0 success, 1 usage, 2 missing or malformed file, 3 invalid plan, 4 checksum failure, 5 output exists, 70 internal error.
             """);
 
-        var file = new Argument<string>("file") { Description = "A .safetensors file (PyTorch, Hugging Face or Condense)." };
+        var file = new Argument<string>("file") { Description = "A .safetensors (PyTorch, Hugging Face or Condense) or .onnx file." };
         var verify = new Option<bool>("--no-verify") { Description = "Skip the checksum verification of Condense files." };
         var inspect = new Command("inspect", "List a file's tensors (name, dtype, shape, bytes) and totals; for a Condense file also its plan, per-layer storage and checksums.") { file, verify };
         inspect.SetAction(r => Guard(error, () => InspectCommand.Run(r.GetValue(file)!, !r.GetValue(verify), console)));
 
-        var dryFile = new Argument<string>("file") { Description = "A .safetensors file with Linear/Conv2d weights." };
+        var dryFile = new Argument<string>("file") { Description = "A .safetensors or .onnx file with Linear/Conv2d weights." };
         var bits = new Option<int>("--bits") { Description = "Bits per weight for every layer: 2, 3, 4 or 8.", DefaultValueFactory = _ => 4 };
         var group = new Option<int>("--group") { Description = "Weights per group along the input (16..256), 0 = one group per row.", DefaultValueFactory = _ => 64 };
         var asymmetric = new Option<bool>("--asymmetric") { Description = "Scale and zero point per group (default: symmetric)." };
@@ -40,7 +40,7 @@ public static class Program
         var dryRun = new Command("dry-run", "The exact byte table of a uniform or patterned plan, as Compress would produce it, without compressing.") { dryFile, bits, group, asymmetric, overrides };
         dryRun.SetAction(r => Guard(error, () => DryRunCommand.Run(r.GetValue(dryFile)!, r.GetValue(bits), r.GetValue(group), r.GetValue(asymmetric), r.GetValue(overrides) ?? [], console)));
 
-        var scaffoldFile = new Argument<string>("file") { Description = "A .safetensors file with Linear/Conv2d weights." };
+        var scaffoldFile = new Argument<string>("file") { Description = "A .safetensors or .onnx file with Linear/Conv2d weights." };
         var ns = new Option<string>("--namespace") { Description = "Namespace of the generated classes (default: Models)." };
         var cls = new Option<string>("--class") { Description = "Name of the model class (default: from the file name)." };
         var output = new Option<string>("--output", "-o") { Description = "File to write (default: CLASS.cs)." };

@@ -58,6 +58,34 @@ public sealed class ScaffoldTests
         Assert.Equal(ExitCodes.Usage, CliRunner.Run("scaffold", dir.File("convnet.safetensors"), "--class", "class", "--output", dir.File("X.cs")).ExitCode);
     }
 
+    [Fact]
+    public void OnnxMatMulWeightsAreDeclaredOutByInAndModuleListsAsLayerArrays()
+    {
+        using var dir = new TempFolder();
+        // Exported by torch.onnx.export (tests/fixtures/make_import_fixtures.py): MatMul weights stored [in, out] under
+        // numbered names; the reader recovers 'hidden1.weight' etc. from the bias each MatMul adds.
+        string onnx = Path.Combine(RepoRoot(), "tests", "fixtures", "import", "mlp_matmul.onnx");
+        var inspect = CliRunner.Run("inspect", onnx);
+        Assert.True(inspect.ExitCode == 0, inspect.Error);
+        Assert.Matches(@"hidden1\.weight\s+Float\s+\[64, 32\]\s+8,192\s+stored as 'onnx::MatMul_24'; MatMul weight \[in, out\]: a layer sees \[32, 64\]", inspect.Output);
+
+        var r = CliRunner.Run("scaffold", onnx, "--class", "Mlp", "--output", dir.File("Mlp.cs"));
+        Assert.True(r.ExitCode == 0, r.Error);
+        string source = File.ReadAllText(dir.File("Mlp.cs"));
+        Assert.Contains("private readonly Linear hidden1 = new(64, 32);", source, StringComparison.Ordinal);
+        Assert.Contains("private readonly Linear[] blocks = { new(32, 32), new(32, 32) };", source, StringComparison.Ordinal);
+        var (diagnostics, generated) = CompileWithGenerator(source, "Mlp");
+        Assert.Empty(diagnostics);
+        Assert.Contains("Path: \"blocks[1]\"", generated, StringComparison.Ordinal);
+
+        var dry = CliRunner.Run("dry-run", onnx, "--bits", "4", "--group", "32");
+        Assert.True(dry.ExitCode == 0, dry.Output + dry.Error);
+        Assert.Matches(@"hidden1\s+Linear 32x64 \+bias\s+int4 g32 sym", dry.Output);
+    }
+
+    private static string RepoRoot([System.Runtime.CompilerServices.CallerFilePath] string file = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, "..", ".."));
+
     /// <summary>Compiles <paramref name="source"/> with Condense's generator and analyzers: every warning and error, and the generated code.</summary>
     private static (IReadOnlyList<string> Diagnostics, string Generated) CompileWithGenerator(string source, string model)
     {

@@ -49,7 +49,7 @@ public static class DryRunCommand
             foreach (var p in invalid)
                 foreach (var problem in p.Problems)
                     console.MarkupLine($"[red]error[/]: {Markup.Escape(problem.Message)}");
-            console.WriteLine($"{invalid.Count} of {planned.Count} layers cannot take this plan; fix them with --group or --override (e.g. --override '{invalid[0].Layer.Path}={bits}:{DryRun.ValidGroupSize(invalid[0].Layer.InFeatures, group)}').");
+            console.WriteLine($"{invalid.Count} of {planned.Count} layers cannot take this plan; fix them with --group or --override (e.g. --override '{invalid[0].Layer.Path}={bits}:{Group(DryRun.ValidGroupSize(invalid[0].Layer.InFeatures, group))}').");
             return ExitCodes.InvalidPlan;
         }
         console.WriteLine(string.Create(inv,
@@ -62,4 +62,6 @@ public static class DryRunCommand
         }
         return ExitCodes.Success;
     }
+
+    private static string Group(int group) => group == 0 ? "row" : group.ToString(CultureInfo.InvariantCulture);
 }

@@ -10,12 +10,27 @@ public static class InspectCommand
     public static int Run(string path, bool verify, IAnsiConsole console)
     {
         var listing = ModelFileListing.Open(path);
-        console.MarkupLine($"[bold]{Markup.Escape(path)}[/]: {(listing.Format == ModelFileFormat.Condense ? "Condense model file" : "safetensors")}, {listing.Tensors.Count:N0} tensors");
+        string kind = listing.Format switch
+        {
+            ModelFileFormat.Condense => "Condense model file",
+            ModelFileFormat.Onnx => $"ONNX model (opset {listing.Metadata.GetValueOrDefault("opset")}, {listing.Metadata.GetValueOrDefault("nodes")} nodes, from {listing.Metadata.GetValueOrDefault("producer")})",
+            _ => "safetensors",
+        };
+        console.MarkupLine($"[bold]{Markup.Escape(path)}[/]: {Markup.Escape(kind)}, {listing.Tensors.Count:N0} tensors");
 
         var table = new Table().Border(TableBorder.Simple)
             .AddColumn("tensor").AddColumn("dtype").AddColumn("shape").AddColumn(new TableColumn("bytes").RightAligned());
+        bool onnx = listing.Format == ModelFileFormat.Onnx;
+        if (onnx) table.AddColumn("note");
         foreach (var t in listing.Tensors)
-            Cells.AddRow(table, t.Name, t.DType, t.ShapeText, t.Bytes.ToString("N0", CultureInfo.InvariantCulture));
+        {
+            if (!onnx) { Cells.AddRow(table, t.Name, t.DType, t.ShapeText, t.Bytes.ToString("N0", CultureInfo.InvariantCulture)); continue; }
+            var notes = new List<string>();
+            if (t.StoredName is not null) notes.Add($"stored as '{t.StoredName}'");
+            if (t.LayerShape is not null) notes.Add($"MatMul weight [in, out]: a layer sees {FileTensor.Format(t.LayerShape)}");
+            if (!t.IsFloat) notes.Add("graph constant");
+            Cells.AddRow(table, t.Name, t.DType, t.ShapeText, t.Bytes.ToString("N0", CultureInfo.InvariantCulture), string.Join("; ", notes));
+        }
         console.Write(table);
         long elements = listing.Tensors.Sum(t => t.Elements);
         long bytes = listing.Tensors.Sum(t => t.Bytes);
@@ -27,7 +42,7 @@ public static class InspectCommand
             long weights = layers.Sum(l => (long)l.OutFeatures * l.InFeatures);
             console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"layers: {layers.Count(l => l.Kind == Compression.LayerKind.Linear)} Linear, {layers.Count(l => l.Kind == Compression.LayerKind.Conv2d)} Conv2d ({weights:N0} weights); {others.Count} other tensors"));
-            if (verify) console.WriteLine("checksums: none (only files written by Condense carry them)");
+            if (verify && listing.Format == ModelFileFormat.SafeTensors) console.WriteLine("checksums: none (only files written by Condense carry them)");
             return ExitCodes.Success;
         }
         return InspectCondense(listing, verify, console);

@@ -30,18 +30,19 @@ public static class FileLayers
         var used = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in tensors)
         {
-            if (!t.Name.EndsWith(".weight", StringComparison.Ordinal) || !IsFloat(t.DType)) continue;
+            if (!t.Name.EndsWith(".weight", StringComparison.Ordinal) || !t.IsFloat) continue;
             string prefix = t.Name[..^".weight".Length];
-            bool linear = t.Shape.Length == 2 && !IsEmbeddingName(prefix);
-            bool conv = t.Shape.Length == 4 && t.Shape[2] == t.Shape[3];
+            var shape = t.ModelShape;
+            bool linear = shape.Length == 2 && !IsEmbeddingName(prefix);
+            bool conv = shape.Length == 4 && shape[2] == shape[3];
             if (!linear && !conv) continue;
-            if (t.Shape.Any(d => d <= 0 || d > int.MaxValue)) continue;
-            int outFeatures = (int)t.Shape[0];
-            int inChannels = (int)t.Shape[1];
-            int kernel = conv ? (int)t.Shape[2] : 0;
+            if (shape.Any(d => d <= 0 || d > int.MaxValue)) continue;
+            int outFeatures = (int)shape[0];
+            int inChannels = (int)shape[1];
+            int kernel = conv ? (int)shape[2] : 0;
             long inFeatures = conv ? (long)inChannels * kernel * kernel : inChannels;
             if (inFeatures > int.MaxValue) continue;
-            bool hasBias = byName.TryGetValue(prefix + ".bias", out var bias) && bias.Shape.Length == 1 && bias.Shape[0] == outFeatures;
+            bool hasBias = byName.TryGetValue(prefix + ".bias", out var bias) && bias.IsFloat && bias.Shape.Length == 1 && bias.Shape[0] == outFeatures;
             layers.Add(new FileLayer(prefix, ToLayerPath(prefix), conv ? LayerKind.Conv2d : LayerKind.Linear, outFeatures, (int)inFeatures, inChannels, kernel, hasBias));
             used.Add(t.Name);
             if (hasBias) used.Add(prefix + ".bias");
@@ -88,8 +89,6 @@ public static class FileLayers
         }
         return path.ToString();
     }
-
-    private static bool IsFloat(string dtype) => dtype is "F32" or "F16" or "BF16" or "F64";
 
     // A [vocab, hidden] table is not a Linear layer: it is looked up, not multiplied.
     private static bool IsEmbeddingName(string prefix)

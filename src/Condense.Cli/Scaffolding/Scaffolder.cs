@@ -135,6 +135,17 @@ public static class Scaffolder
                     ? string.Create(inv, $"private readonly Conv2d {declared} = new({layer.InChannels}, {layer.OutFeatures}, {layer.KernelSize}{(layer.HasBias ? "" : ", bias: false")});")
                     : string.Create(inv, $"private readonly Linear {declared} = new({layer.InFeatures}, {layer.OutFeatures}{(layer.HasBias ? "" : ", bias: false")});"));
             }
+            else if (IsUniformArray(child) && child.Children[0].Layer is { } element0)
+            {
+                // blocks.0 .. blocks.N-1 that are layers themselves (an nn.ModuleList of Linear): one Linear[] field,
+                // its attribute applying to every element.
+                spec.Fields.Add(Attribute(element0, state.Bits, state.PreferredGroup));
+                string kind = element0.Kind == LayerKind.Conv2d ? "Conv2d" : "Linear";
+                string ctor = element0.Kind == LayerKind.Conv2d
+                    ? string.Create(inv, $"new({element0.InChannels}, {element0.OutFeatures}, {element0.KernelSize}{(element0.HasBias ? "" : ", bias: false")})")
+                    : string.Create(inv, $"new({element0.InFeatures}, {element0.OutFeatures}{(element0.HasBias ? "" : ", bias: false")})");
+                spec.Fields.Add($"private readonly {kind}[] {declared} = {{ {string.Join(", ", Enumerable.Repeat(ctor, child.Children.Count))} }};");
+            }
             else if (IsUniformArray(child))
             {
                 var element = Build(child.Children[0], state.ModelName + Pascal(childPath), false, childPath, state);
