@@ -65,7 +65,8 @@ internal sealed class PeerSet : IDisposable
         }
     }
 
-    public PeerSet(PeerSpec spec, Shape shape, float[] dense, long coldBytes, SessionOptions options, IReadOnlyList<int> batches, Action<string> progress)
+    public PeerSet(PeerSpec spec, Shape shape, float[] dense, long coldBytes, SessionOptions options, IReadOnlyList<int> batches, Action<string> progress,
+        Corruption corruption = Corruption.None)
     {
         _spec = spec;
         _shape = shape;
@@ -73,7 +74,7 @@ internal sealed class PeerSet : IDisposable
         _condense = new WeightSet(spec.Format, shape, dense, coldBytes);
         var first = _condense.Copies[0];
         Peer = spec.PeerText(first);
-        var model = spec.BuildModel(first, dense, out long ortBytes);
+        var model = spec.BuildModel(first, dense, out long ortBytes, corruption);
         OrtWeightBytes = ortBytes;
         // The harness's rotation rule (WeightSet): enough copies to cover the cold working set, at least two.
         int count = (int)Math.Clamp((coldBytes + ortBytes - 1) / Math.Max(1, ortBytes), 2, MaxSessions);

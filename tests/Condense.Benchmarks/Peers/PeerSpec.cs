@@ -20,6 +20,25 @@ internal enum PeerOp
 }
 
 /// <summary>
+/// A deliberate layout mistake in the ORT model, for <c>--peers --self-check</c>: proof that the reference check
+/// catches each way the translation of Condense's codes could go wrong.
+/// </summary>
+internal enum Corruption
+{
+    None,
+    /// <summary>4-bit codes high nibble first (the opposite of both formats).</summary>
+    SwapNibbles,
+    /// <summary>4-bit zero points high nibble first.</summary>
+    ZeroPointsHighFirst,
+    /// <summary>An asymmetric grid given without zero_points (ORT then assumes 2^(bits-1)).</summary>
+    NoZeroPoints,
+    /// <summary>Each row's scales rotated by one block.</summary>
+    ScalesShifted,
+    /// <summary>B given in Condense's [N, K] order where ORT expects [K, N].</summary>
+    NotTransposed,
+}
+
+/// <summary>
 /// One side-by-side pairing: a Condense format and activation precision, and the ONNX Runtime node given the same
 /// codes. <see cref="AccuracyLevel"/> 4 (ORT quantizes A to int8 per block) pairs with Condense's int8 activations;
 /// 0 (A stays float32) pairs with <see cref="ActivationPrecision.Float32"/>, so each row compares like with like.
@@ -78,7 +97,8 @@ internal sealed record PeerSpec(string Name, WeightFormat Format, PeerOp Op, int
     /// The ONNX model that runs this peer on <paramref name="storage"/>'s codes (never re-quantized: the bytes are
     /// Condense's). <paramref name="dense"/> is only read for the fp32 MatMul.
     /// </summary>
-    public byte[] BuildModel(IWeightStorage storage, float[] dense, out long weightBytes)
+    /// <param name="corruption">A deliberate mistake (self-check only); <see cref="Corruption.None"/> for the real model.</param>
+    public byte[] BuildModel(IWeightStorage storage, float[] dense, out long weightBytes, Corruption corruption = Corruption.None)
     {
         int n = storage.OutFeatures, k = storage.InFeatures;
         switch (Op)
@@ -92,16 +112,22 @@ internal sealed record PeerSpec(string Name, WeightFormat Format, PeerOp Op, int
                 int kBlocks = k / block, blob = block * bits / 8;
                 // Condense rows are K values packed low bits first, byte-aligned per row; with K a multiple of the
                 // block, row n is exactly B[n, 0..kBlocks, 0..blob]: the same bytes, no repacking.
+                var packed = corruption == Corruption.SwapNibbles ? w.Packed.Select(b => (byte)((b << 4) | (b >> 4))).ToArray() : w.Packed;
+                var scales = w.Scales.Select(s => (float)s).ToArray();
+                if (corruption == Corruption.ScalesShifted)
+                    scales = scales.Select((_, i) => scales[i - i % kBlocks + (i + 1) % kBlocks]).ToArray();
                 var inits = new List<OnnxInitializer>
                 {
-                    new("B", OnnxType.UInt8, [n, kBlocks, blob], w.Packed),
-                    new("scales", OnnxType.Float, [n, kBlocks], FloatBytes(w.Scales.Select(s => (float)s).ToArray())),
+                    new("B", OnnxType.UInt8, [n, kBlocks, blob], packed),
+                    new("scales", OnnxType.Float, [n, kBlocks], FloatBytes(scales)),
                 };
                 var inputs = new List<string> { "A", "B", "scales" };
-                if (w.ZeroPoints is { } zp)
+                if (w.ZeroPoints is { } zp && corruption != Corruption.NoZeroPoints)
                 {
                     // Packed like B: ceil(kBlocks * bits / 8) bytes per row, block j of 4 bits in the low nibble when j is even.
-                    inits.Add(new("zero_points", OnnxType.UInt8, [n, ((long)kBlocks * bits + 7) / 8], PackZeroPoints(zp, n, kBlocks, bits)));
+                    var zpBytes = PackZeroPoints(zp, n, kBlocks, bits);
+                    if (corruption == Corruption.ZeroPointsHighFirst) zpBytes = zpBytes.Select(b => (byte)((b << 4) | (b >> 4))).ToArray();
+                    inits.Add(new("zero_points", OnnxType.UInt8, [n, ((long)kBlocks * bits + 7) / 8], zpBytes));
                     inputs.Add("zero_points");
                 }
                 // No zero_points: MatMulNBits uses 2^(bits-1), Condense's symmetric zero point (ContribOperators.md).
@@ -117,9 +143,10 @@ internal sealed record PeerSpec(string Name, WeightFormat Format, PeerOp Op, int
                 // Y = A x B with B [K, N]: Condense's row n is column n. Codes q in [0, 255] with zero point 128 become
                 // the signed q - 128 with ORT's default zero point 0: the same values, and the s8 weights MLAS is fastest on.
                 var b = new byte[(long)k * n];
+                bool transpose = corruption != Corruption.NotTransposed;
                 for (int o = 0; o < n; o++)
                     for (int i = 0; i < k; i++)
-                        b[(long)i * n + o] = unchecked((byte)(sbyte)(w.Packed[(long)o * k + i] - 128));
+                        b[transpose ? (long)i * n + o : (long)o * k + i] = unchecked((byte)(sbyte)(w.Packed[(long)o * k + i] - 128));
                 var scales = FloatBytes(w.Scales.Select(s => (float)s).ToArray());
                 weightBytes = b.LongLength + scales.LongLength;
                 return OnnxModel.Build("DynamicQuantizeMatMul", "com.microsoft", ["A", "B", "b_scale"],
@@ -129,9 +156,10 @@ internal sealed record PeerSpec(string Name, WeightFormat Format, PeerOp Op, int
             {
                 // MatMul takes B [K, N]: the transpose of the [N, K] matrix Condense's DenseWeight holds.
                 var t = new float[(long)k * n];
+                bool transpose = corruption != Corruption.NotTransposed;
                 for (int o = 0; o < n; o++)
                     for (int i = 0; i < k; i++)
-                        t[(long)i * n + o] = dense[(long)o * k + i];
+                        t[transpose ? (long)i * n + o : (long)o * k + i] = dense[(long)o * k + i];
                 var raw = FloatBytes(t);
                 weightBytes = raw.LongLength;
                 return OnnxModel.Build("MatMul", "", ["A", "B"], [new("B", OnnxType.Float, [k, n], raw)], [], k, n);

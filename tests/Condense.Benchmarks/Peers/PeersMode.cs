@@ -12,6 +12,8 @@ namespace Condense.Benchmarks.Peers;
 /// a pairing that fails is not timed and the run exits with 1.
 /// <code>
 ///   --quick --peers                       S1 and S2, batch 1 (cold + hot), 16 and 128 (cold), every pairing
+///   --quick --peers --self-check          seconds: feeds ORT deliberately mis-laid codes on a small shape and exits 1
+///                                         unless the reference check rejects every one and passes the real layouts
 ///   options: --only w1,w2 (pairings whose name contains a word, e.g. int4-g64,acc0,dqmm,fp32)   --shapes S1,S2
 ///            --batches 1,16,128   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, per side, row and round)   --csv path
 /// </code>
@@ -37,19 +39,8 @@ internal static class PeersMode
 
         var clock = Stopwatch.StartNew();
         string loadStart = LoadAverage();
-        // One process-wide intra-op pool of 2 threads (the caller + 1 worker) and no per-session pools: the cold
-        // rotation runs many sessions, and per-session pools would leave the previous session's worker spinning on
-        // one of the 2 cores while the next session runs. Equivalent to IntraOpNumThreads = 2 for a single session.
-        var env = OrtEnv.CreateInstanceWithOptions(ref EnvironmentOptions());
-        using var options = new SessionOptions
-        {
-            IntraOpNumThreads = 2,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        };
-        options.DisablePerSessionThreads();
+        using var options = CreateSessionOptions(out var env);
+        if (args.Contains("--self-check")) return SelfCheck(options);
 
         Console.WriteLine($"Condense vs ONNX Runtime {env.GetVersionString()} (CPU, MLAS), same codes, 2 threads each: " +
                           $"{string.Join(", ", shapes.Select(s => s.Label))}; batch {string.Join(", ", batches)} (batch 1 cold + hot, others cold)");
@@ -124,6 +115,67 @@ internal static class PeersMode
         Console.WriteLine($"FAILED: {problems.Count} check(s); those pairings were not timed:");
         foreach (var p in problems) Console.WriteLine("  " + p);
         return 1;
+    }
+
+    // One process-wide intra-op pool of 2 threads (the caller + 1 worker) and no per-session pools: the cold
+    // rotation runs many sessions, and per-session pools would leave the previous session's worker spinning on
+    // one of the 2 cores while the next session runs. Equivalent to IntraOpNumThreads = 2 for a single session.
+    private static SessionOptions CreateSessionOptions(out OrtEnv env)
+    {
+        env = OrtEnv.CreateInstanceWithOptions(ref EnvironmentOptions());
+        var options = new SessionOptions
+        {
+            IntraOpNumThreads = 2,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        options.DisablePerSessionThreads();
+        return options;
+    }
+
+    /// <summary>
+    /// The peers mode's own test (kept out of tests/Condense.Tests so neither Condense nor its tests depend on ONNX
+    /// Runtime): each pairing on a small shape with the real layout must pass the reference check, and with each
+    /// deliberate mistake in the ORT model must fail it. Exit 0 only when every expectation holds.
+    /// </summary>
+    private static int SelfCheck(SessionOptions options)
+    {
+        var shape = Shape.WarmUp;
+        var dense = RandomData.Weights(shape);
+        int[] batches = [1, 16];
+        var plan = new (string Name, Corruption[] Mistakes)[]
+        {
+            ("int4-g64-asym/acc4", [Corruption.SwapNibbles, Corruption.ZeroPointsHighFirst, Corruption.NoZeroPoints, Corruption.ScalesShifted]),
+            ("int4-g32-sym/acc0", [Corruption.SwapNibbles, Corruption.ScalesShifted]),
+            ("int8-g32-sym/acc4", [Corruption.ScalesShifted]),
+            ("int8-g128-sym/acc0", [Corruption.ScalesShifted]),
+            ("int8-row-sym/dqmm", [Corruption.NotTransposed]),
+            ("fp32/matmul", [Corruption.NotTransposed]),
+        };
+        var table = new TextTable("case", "ORT model", "err C", "err ORT", "check", "expected", "");
+        int wrong = 0;
+        foreach (var (name, mistakes) in plan)
+        {
+            var spec = PeerSpec.All.Single(s => s.Name == name);
+            foreach (var corruption in mistakes.Prepend(Corruption.None))
+            {
+                using var set = new PeerSet(spec, shape, dense, coldBytes: 0, options, batches, _ => { }, corruption);
+                var rows = batches.Select(b => NewRow(spec, set, shape, b, cold: false)).ToList();
+                bool passed = set.Check(rows).Count == 0;
+                bool expected = corruption == Corruption.None;
+                if (passed != expected) wrong++;
+                table.Add(name, corruption == Corruption.None ? "real layout" : corruption.ToString(),
+                    rows.Max(r => r.CondenseError).ToString("0.0e0", CultureInfo.InvariantCulture),
+                    rows.Max(r => r.OrtError).ToString("0.0e0", CultureInfo.InvariantCulture),
+                    passed ? "pass" : "fail", expected ? "pass" : "fail", passed == expected ? "ok" : "WRONG");
+            }
+        }
+        Console.WriteLine($"peers self-check on {shape.Label}, batch {string.Join(", ", batches)}: the reference check must pass real layouts and reject mistakes");
+        Console.Write(table.Render(leftAligned: 2));
+        Console.WriteLine(wrong == 0 ? "self-check: ok" : $"self-check: FAILED ({wrong} expectation(s) wrong)");
+        return wrong == 0 ? 0 : 1;
     }
 
     private static PeerRow NewRow(PeerSpec spec, PeerSet set, Shape shape, int batch, bool cold) =>
