@@ -6,6 +6,7 @@
 //   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick generator    generator on 1,000 layers
 //   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick load         model load: checksum cost, memory
 //   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick gptq         GPTQ of one 4096 x 4096 layer
+//   dotnet run -c Release --project tests/Condense.Benchmarks -- --quick --peers      vs ONNX Runtime on the same codes
 //   dotnet run -c Release --project tests/Condense.Benchmarks -- --filter '*Gemv*'    BenchmarkDotNet suites
 using BenchmarkDotNet.Running;
 
