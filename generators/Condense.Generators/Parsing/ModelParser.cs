@@ -105,7 +105,11 @@ internal static partial class ModelParser
             Members: new EquatableArray<MemberSpec>(resolved.Members),
             CanGenerate: canGenerate,
             Diagnostics: new EquatableArray<DiagnosticInfo>(problems.Where(p => IsReportedByGenerator(p.Descriptor))));
-        return new ModelResolution(WithSubspace(spec, type, layers) with { InvalidPlan = invalidPlan }, problems);
+        return new ModelResolution(WithSubspace(spec, type, layers) with
+        {
+            InvalidPlan = invalidPlan,
+            ParameterMembers = new EquatableArray<ParameterMemberSpec>(resolved.ParameterMembers),
+        }, problems);
     }
 
     /// <summary>What the generated members of a model with an invalid plan throw: every build error, with its ID.</summary>
