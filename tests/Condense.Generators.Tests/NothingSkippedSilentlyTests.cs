@@ -301,6 +301,40 @@ public sealed class NothingSkippedSilentlyTests
     }
 
     [Fact]
+    public void LayersOutsideThePlanAreListedCheckedAtRunTimeAndNeverCompressed()
+    {
+        var d = Analyze("""
+            [Compressible]
+            public partial class Normed : Module
+            {
+                readonly Linear dense = new(4, 4);
+                [{|CND0008:Quantize(8)|}] readonly LayerNorm norm = new(4);
+            }
+            """);
+        Assert.Single(d);
+
+        const string Source = """
+            [Compressible]
+            public partial class Held : Module
+            {
+                readonly Linear dense = new(4, 4);
+                LayerNorm? norm = new(4);
+                readonly Embedding[] tables = { new(3, 4), new(5, 4) };
+                public void Drop() => norm = null;
+            }
+            """;
+        var (_, output) = Generate(Source);
+        var type = Load(output).GetType("Held")!;
+        var model = (Module)Activator.CreateInstance(type)!;
+        Assert.Equal(["dense"], model.Layers.Select(l => l.Path));
+        Assert.Equal(["norm", "tables[0]", "tables[1]"], model.ParameterLayers.Select(l => l.Path));
+        Assert.Equal(["dense.weight", "dense.bias", "norm.weight", "norm.bias", "tables[0].weight", "tables[1].weight"], model.NamedParameters().Select(p => p.Path));
+        type.GetMethod("Drop")!.Invoke(model, null);
+        var e = Assert.Throws<InvalidOperationException>(() => model.ParameterLayers);
+        Assert.Equal("Model 'Held': layer 'norm' is null; create it in the field initializer or the constructor.", e.Message);
+    }
+
+    [Fact]
     public void AnInvalidPlanIsTheOnlyErrorEvenWhenCodeCallsTheGeneratedMembers()
     {
         const string Source = """
