@@ -312,6 +312,17 @@ public sealed class NothingSkippedSilentlyTests
             }
             """);
         Assert.Single(d);
+        // A model that declares ParameterLayers itself, while the generator would write it, gets CND0009.
+        d = Analyze("""
+            using System.Collections.Generic;
+            [Compressible]
+            public partial class Own : Module
+            {
+                readonly LayerNorm norm = new(4);
+                public override IReadOnlyList<NamedLayer> {|CND0009:ParameterLayers|} => [];
+            }
+            """);
+        Assert.Single(d);
 
         const string Source = """
             [Compressible]
