@@ -107,17 +107,58 @@ public class BertTests
         var r = GradCheck.Random(rng, 2 * 3, TinyBertBlock.Hidden);
         var batch = new SequenceBatch(2, 3, [1, 1, 1, 1, 1, 0]);
         Tensor Loss() => Ops.Sum(Ops.Mul(block.Forward(x, batch), r));
-        Tensor[] checkedTensors = [x, parts.Query.Weight, parts.Key.Weight, parts.Value.Bias!, parts.Value.Weight, parts.AttentionOutput.Weight, parts.AttentionNorm.Weight, parts.Intermediate.Weight, parts.OutputNorm.Bias];
-        foreach (var t in checkedTensors)
+        // Element by element for the input and the LayerNorm parameters; the weight matrices, whose single entries move
+        // the loss by less than float32 resolves, along random directions (a directional derivative sums them all).
+        foreach (var t in new[] { x, parts.Value.Bias!, parts.AttentionNorm.Weight, parts.OutputNorm.Bias })
         {
             double error = GradCheck.MaxRelativeError(Loss, [t]);
             Assert.True(error < 3e-2, $"{Tensor.FormatShape(t.Shape)}: {error}");
         }
+        foreach (var w in new[] { parts.Query.Weight, parts.Key.Weight, parts.Value.Weight, parts.AttentionOutput.Weight, parts.Intermediate.Weight, parts.Output.Weight })
+        {
+            double error = DirectionalError(Loss, w, new Rng(7));
+            Assert.True(error < 1e-2, $"{Tensor.FormatShape(w.Shape)}: {error}");
+            Assert.True(DirectionalError(Loss, w, new Rng(7), tamper: 1.05f) > 2e-2, "a 5% error in the gradient must be caught");
+        }
         // The padded row's input influences nothing but its own output row.
-        foreach (var t in checkedTensors) t.Grad = null;
+        x.Grad = null;
         var loss = Ops.Sum(Ops.Mul(block.Forward(x, batch), Masked(r, 5)));
         loss.Backward();
         Assert.All(x.Grad!.Data.AsSpan(5 * TinyBertBlock.Hidden).ToArray(), g => Assert.Equal(0f, g));
+    }
+
+    /// <summary>
+    /// |d/dh L(w + h v) - grad . v| / |grad . v| along random directions v, by central differences in float32; the
+    /// worst over three directions. <paramref name="tamper"/> scales the analytic gradient (to show the check can fail).
+    /// </summary>
+    private static double DirectionalError(Func<Tensor> loss, Tensor w, Rng rng, float tamper = 1f)
+    {
+        w.RequiresGrad = true;
+        w.Grad = null;
+        loss().Backward();
+        var gradient = w.Grad!.Data.Select(g => (double)g * tamper).ToArray();
+        double worst = 0;
+        for (int direction = 0; direction < 3; direction++)
+        {
+            var v = new float[w.Length];
+            for (int i = 0; i < v.Length; i++) v[i] = rng.NextGaussian();
+            double analytic = 0;
+            for (int i = 0; i < v.Length; i++) analytic += gradient[i] * v[i];
+            var saved = (float[])w.Data.Clone();
+            const float H = 1e-2f;
+            double plus, minus;
+            using (Tensor.NoGrad())
+            {
+                for (int i = 0; i < v.Length; i++) w.Data[i] = saved[i] + H * v[i];
+                plus = loss().Data[0];
+                for (int i = 0; i < v.Length; i++) w.Data[i] = saved[i] - H * v[i];
+                minus = loss().Data[0];
+            }
+            saved.CopyTo(w.Data, 0);
+            double numeric = (plus - minus) / (2 * H);
+            worst = Math.Max(worst, Math.Abs(numeric - analytic) / Math.Max(Math.Abs(analytic), 1e-3));
+        }
+        return worst;
     }
 
     private static Tensor Masked(Tensor r, int row)
