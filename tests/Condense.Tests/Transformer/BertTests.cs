@@ -348,6 +348,42 @@ public class BertTests
         }
     }
 
+    [Fact]
+    public void A_sparse_block_runs_its_sparse_kernels_and_matches_the_dense_model_of_its_kept_weights()
+    {
+        var block = new SparseBertBlock();
+        block.Initialize(30);
+        var x = GradCheck.Random(new Rng(30), Batch * Sequence, SparseBertBlock.Hidden);
+        var batch = new SequenceBatch(Batch, Sequence, Mask);
+        block.Compress();
+        Assert.All(block.Layers, l => Assert.NotNull(((WeightedLayer)l.Layer).CompressedWeight));
+        var reference = new SparseBertBlock();
+        for (int i = 0; i < block.Layers.Count; i++)
+        {
+            var source = (WeightedLayer)block.Layers[i].Layer;
+            var target = (WeightedLayer)reference.Layers[i].Layer;
+            var w = new float[source.OutFeatures * source.InFeatures];
+            source.CompressedWeight!.Dequantize(w);
+            Assert.True(w.Count(v => v == 0f) >= w.Length / 2, $"{block.Layers[i].Path} keeps at most half its weights");
+            target.LoadWeight(w);
+            target.LoadBias(source.Bias!.Data);
+        }
+        var saved = KernelOptions.QuantizedActivations;
+        try
+        {
+            KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
+            using var _ = Tensor.NoGrad();
+            var sparse = block.Forward(x, batch);
+            var dense = reference.Forward(x, batch);
+            double worst = sparse.Data.Zip(dense.Data, (p, q) => Math.Abs(p - q)).Max();
+            Assert.True(worst < 1e-4, $"sparse kernels differ from the dense product of the kept weights by {worst}");
+        }
+        finally
+        {
+            KernelOptions.QuantizedActivations = saved;
+        }
+    }
+
     private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double dot = 0, na = 0, nb = 0;

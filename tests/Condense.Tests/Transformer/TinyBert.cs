@@ -48,3 +48,22 @@ public partial class TinyBert : Module
         return hidden;
     }
 }
+
+/// <summary>An encoder layer whose attention projections are 2:4 sparse and whose feed-forward is CSR at 50%.</summary>
+[Compressible]
+public partial class SparseBertBlock : Module
+{
+    public const int Hidden = 32, Intermediate = 48, Heads = 4;
+
+    [Sparsify(N = 2, M = 4)] readonly Linear query = new(Hidden, Hidden);
+    [Sparsify(N = 2, M = 4)] readonly Linear key = new(Hidden, Hidden);
+    [Sparsify(N = 2, M = 4)] readonly Linear value = new(Hidden, Hidden);
+    [Sparsify(N = 2, M = 4), Quantize(8)] readonly Linear attentionOutput = new(Hidden, Hidden);
+    readonly LayerNorm attentionNorm = new(Hidden);
+    [Sparsify(0.5)] readonly Linear intermediate = new(Hidden, Intermediate);
+    [Sparsify(0.5)] readonly Linear output = new(Intermediate, Hidden);
+    readonly LayerNorm outputNorm = new(Hidden);
+
+    public Tensor Forward(Tensor hidden, SequenceBatch batch) =>
+        Bert.EncoderLayer(hidden, new(query, key, value, attentionOutput, attentionNorm, intermediate, output, outputNorm), batch, Heads);
+}
