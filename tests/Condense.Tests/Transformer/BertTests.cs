@@ -69,6 +69,16 @@ public class BertTests
     }
 
     [Fact]
+    public void A_sequence_longer_than_the_position_table_is_a_named_error()
+    {
+        var model = RandomModel(31);
+        int[] ids = Enumerable.Range(1, TinyBert.MaxPositions + 1).ToArray();
+        var ex = Assert.Throws<ArgumentException>(() => model.Forward(ids, null, new SequenceBatch(1, ids.Length)));
+        Assert.Contains($"sequences of {ids.Length} tokens are longer than the {TinyBert.MaxPositions} position embeddings; truncate them", ex.Message);
+        Assert.Contains("id 30 at position 0", Assert.Throws<ArgumentException>(() => model.Forward([30], null, new SequenceBatch(1, 1))).Message);
+    }
+
+    [Fact]
     public void Causal_attention_ignores_later_tokens_and_bidirectional_does_not()
     {
         var rng = new Rng(23);

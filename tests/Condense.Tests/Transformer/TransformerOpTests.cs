@@ -245,6 +245,25 @@ public class TransformerOpTests
     }
 
     [Fact]
+    public void MeanPool_averages_the_real_tokens_only_and_its_gradient_matches()
+    {
+        var rng = new Rng(21);
+        var hidden = GradCheck.Random(rng, 2 * 4, 3);
+        var batch = new Condense.Transformer.SequenceBatch(2, 4, [1, 1, 0, 0, 1, 1, 1, 1]);
+        var pooled = Condense.Transformer.Bert.MeanPool(hidden, batch);
+        Assert.Equal([2, 3], pooled.Shape);
+        for (int j = 0; j < 3; j++)
+        {
+            Assert.Equal((hidden.Data[0 * 3 + j] + hidden.Data[1 * 3 + j]) / 2.0, pooled.Data[j], 1e-6);
+            Assert.Equal(Enumerable.Range(4, 4).Average(r => (double)hidden.Data[r * 3 + j]), pooled.Data[3 + j], 1e-6);
+        }
+        var proj = RandomLike(rng, pooled);
+        Assert.True(GradCheck.MaxRelativeError(() => Project(Condense.Transformer.Bert.MeanPool(hidden, batch), proj), [hidden]) < Tolerance);
+        Assert.All(hidden.Grad!.Data.AsSpan(2 * 3, 2 * 3).ToArray(), g => Assert.Equal(0f, g));
+        Assert.Contains("entry 2 (sequence 0, position 2) is 2", Assert.Throws<ArgumentException>(() => new Condense.Transformer.SequenceBatch(2, 4, [1, 1, 2, 0, 1, 1, 1, 1])).Message);
+    }
+
+    [Fact]
     public void Dropout_is_seeded_scales_the_kept_values_and_has_a_matching_gradient()
     {
         var rng = new Rng(20);
