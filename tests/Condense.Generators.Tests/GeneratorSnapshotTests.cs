@@ -64,6 +64,31 @@ public sealed class GeneratorSnapshotTests
     ]);
 
     [Fact]
+    public void LayersOutsideThePlan() => Snapshot.VerifyGenerator(
+    [
+        """
+        using Condense;
+        using Condense.Nn;
+        namespace Encoder;
+        [Compressible]
+        public partial class Block : Module
+        {
+            [Quantize(8)] readonly Linear query = new(16, 16);
+            readonly LayerNorm norm = new(16);
+            readonly LayerNorm[] extra = { new(16), new(16) };
+        }
+        [Compressible]
+        public partial class Tiny : Module
+        {
+            readonly Embedding words = new(10, 16);
+            readonly LayerNorm embeddingsNorm = new(16);
+            readonly Block[] blocks = { new(), new() };
+            readonly Block last = new();
+        }
+        """,
+    ]);
+
+    [Fact]
     public void ArraysOfLayers() => Snapshot.VerifyGenerator(
     [
         """

@@ -277,25 +277,72 @@ public sealed class NothingSkippedSilentlyTests
             public partial class Mixed : Module
             {
                 readonly Linear fine = new(4, 4);
-                readonly Norm {|CND0026:norm|} = new();
+                readonly Norm norm = new();                      // a layer outside the plan: registered by ParameterLayers
+                readonly Norm[] norms = [new(), new()];          // likewise, norms[0] and norms[1]
                 readonly Encoder {|CND0026:encoder|} = new();
                 readonly List<Linear> {|CND0026:list|} = [new(4, 4)];
                 readonly Linear[] {|CND0026:sized|};
-                readonly Norm[] {|CND0026:norms|} = [new()];
+                readonly List<Norm> {|CND0026:normList|} = [new()];
+                readonly Norm[] {|CND0026:lateNorms|};
                 public Layer {|CND0026:Any|} { get; } = new Linear(4, 4);
                 public IEnumerable<Linear> Computed => list;
                 static readonly Linear shared = new(4, 4);
 
-                public Mixed(int count) => sized = new Linear[count];
+                public Mixed(int count) { sized = new Linear[count]; lateNorms = new Norm[count]; }
             }
             """);
-        Assert.Equal("Member 'norm' of model 'Mixed' holds layers that Condense does not list, so they are not compressed, saved, loaded, initialized or returned by Parameters(): 'Norm' is a layer that Condense cannot plan (only Linear and Conv2d are planned); build it from Linear and Conv2d layers, or train, save and load its parameters yourself and suppress CND0026 for this member", Message(d[0]));
-        Assert.EndsWith("'Encoder' is a Module that is not [Compressible]; mark 'Encoder' [Compressible] and partial so its layers are planned with this model", Message(d[1]), StringComparison.Ordinal);
-        Assert.EndsWith("'System.Collections.Generic.List<Condense.Nn.Linear>' is a collection whose layers Condense cannot list; use a one-dimensional array ('Condense.Nn.Linear[]') with a length known at build time", Message(d[2]), StringComparison.Ordinal);
-        Assert.EndsWith("array 'sized' has no initializer, so its length is not known at compile time; initialize it as 'new Linear[N]' with a constant N (and assign the elements in the constructor), or list the elements ('[new(...), new(...)]')", Message(d[3]), StringComparison.Ordinal);
-        Assert.Contains("'Norm' is a layer that Condense cannot plan", Message(d[4]), StringComparison.Ordinal);
+        Assert.EndsWith("'Encoder' is a Module that is not [Compressible]; mark 'Encoder' [Compressible] and partial so its layers are planned with this model", Message(d[0]), StringComparison.Ordinal);
+        Assert.EndsWith("'System.Collections.Generic.List<Condense.Nn.Linear>' is a collection whose layers Condense cannot list; use a one-dimensional array ('Condense.Nn.Linear[]') with a length known at build time", Message(d[1]), StringComparison.Ordinal);
+        Assert.EndsWith("array 'sized' has no initializer, so its length is not known at compile time; initialize it as 'new Linear[N]' with a constant N (and assign the elements in the constructor), or list the elements ('[new(...), new(...)]')", Message(d[2]), StringComparison.Ordinal);
+        Assert.EndsWith("'System.Collections.Generic.List<Norm>' is a collection whose layers Condense cannot list; use a one-dimensional array ('Norm[]') with a length known at build time", Message(d[3]), StringComparison.Ordinal);
+        Assert.EndsWith("array 'lateNorms' has no initializer, so its length is not known at compile time; initialize it as 'new Norm[N]' with a constant N (and assign the elements in the constructor), or list the elements ('[new(...), new(...)]')", Message(d[4]), StringComparison.Ordinal);
         Assert.EndsWith("its declared type 'Layer' does not say which layer it is; declare it as Linear or Conv2d", Message(d[5]), StringComparison.Ordinal);
         Assert.All(d, x => Assert.Equal(DiagnosticSeverity.Warning, x.Severity));
+    }
+
+    [Fact]
+    public void LayersOutsideThePlanAreListedCheckedAtRunTimeAndNeverCompressed()
+    {
+        var d = Analyze("""
+            [Compressible]
+            public partial class Normed : Module
+            {
+                readonly Linear dense = new(4, 4);
+                [{|CND0008:Quantize(8)|}] readonly LayerNorm norm = new(4);
+            }
+            """);
+        Assert.Single(d);
+        // A model that declares ParameterLayers itself, while the generator would write it, gets CND0009.
+        d = Analyze("""
+            using System.Collections.Generic;
+            [Compressible]
+            public partial class Own : Module
+            {
+                readonly LayerNorm norm = new(4);
+                public override IReadOnlyList<NamedLayer> {|CND0009:ParameterLayers|} => [];
+            }
+            """);
+        Assert.Single(d);
+
+        const string Source = """
+            [Compressible]
+            public partial class Held : Module
+            {
+                readonly Linear dense = new(4, 4);
+                LayerNorm? norm = new(4);
+                readonly Embedding[] tables = { new(3, 4), new(5, 4) };
+                public void Drop() => norm = null;
+            }
+            """;
+        var (_, output) = Generate(Source);
+        var type = Load(output).GetType("Held")!;
+        var model = (Module)Activator.CreateInstance(type)!;
+        Assert.Equal(["dense"], model.Layers.Select(l => l.Path));
+        Assert.Equal(["norm", "tables[0]", "tables[1]"], model.ParameterLayers.Select(l => l.Path));
+        Assert.Equal(["dense.weight", "dense.bias", "norm.weight", "norm.bias", "tables[0].weight", "tables[1].weight"], model.NamedParameters().Select(p => p.Path));
+        type.GetMethod("Drop")!.Invoke(model, null);
+        var e = Assert.Throws<InvalidOperationException>(() => model.ParameterLayers);
+        Assert.Equal("Model 'Held': layer 'norm' is null; create it in the field initializer or the constructor.", e.Message);
     }
 
     [Fact]

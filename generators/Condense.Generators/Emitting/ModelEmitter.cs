@@ -71,6 +71,11 @@ internal static class ModelEmitter
             writer.WriteLine();
             WriteLayers(writer, model);
             writer.WriteLine();
+            if (!model.ParameterMembers.IsEmpty)
+            {
+                WriteParameterLayers(writer, model);
+                writer.WriteLine();
+            }
             WriteCompress(writer, model);
             writer.WriteLine();
             WriteCompressInto(writer, model);
@@ -320,6 +325,41 @@ internal static class ModelEmitter
         }
     }
 
+    /// <summary>
+    /// The layers outside the plan (LayerNorm, Embedding, user layers), nested models' included: Parameters(),
+    /// Initialize, Save and Load use them; Compress leaves them dense.
+    /// </summary>
+    private static void WriteParameterLayers(IndentedWriter writer, ModelSpec model)
+    {
+        writer.WriteLines($$"""
+            /// <summary>Every layer outside the compression plan with its path, in declaration order: trained, saved and loaded dense, never compressed.</summary>
+            {{GeneratedCode}}
+            public override global::System.Collections.Generic.IReadOnlyList<global::Condense.Nn.NamedLayer> ParameterLayers
+            """);
+        using (writer.WriteBlock())
+        {
+            writer.WriteLine("get");
+            using (writer.WriteBlock())
+            {
+                writer.WriteLine("var layers = new global::System.Collections.Generic.List<global::Condense.Nn.NamedLayer>();");
+                string owner = Literal(model.TypeName);
+                foreach (var member in model.ParameterMembers)
+                {
+                    string access = "this." + member.AccessName;
+                    string name = Literal(member.Name);
+                    writer.WriteLine(member.Kind switch
+                    {
+                        MemberKind.Layer => $"layers.Add(new({name}, global::Condense.Compression.LayerRegistry.RequireLayer({access}, {owner}, {name})));",
+                        MemberKind.LayerArray => $"global::Condense.Compression.LayerRegistry.AddLayerArray(layers, {owner}, {name}, {access}, {Int(member.ArrayLength)});",
+                        MemberKind.Nested => $"global::Condense.Compression.LayerRegistry.AddNestedParameterLayers(layers, {owner}, {name}, {access});",
+                        _ => $"global::Condense.Compression.LayerRegistry.AddArrayParameterLayers(layers, {owner}, {name}, {access}, {Int(member.ArrayLength)});",
+                    });
+                }
+                writer.WriteLine("return layers;");
+            }
+        }
+    }
+
     private static void WriteCompress(IndentedWriter writer, ModelSpec model)
     {
         writer.WriteLines($$"""
@@ -442,7 +482,7 @@ internal static class ModelEmitter
             /// <summary>Saves every layer (dense or compressed) to a safetensors file, with the plan in its metadata.</summary>
             /// <param name="path">The file to write.</param>
             {{GeneratedCode}}
-            public void Save(string path) => global::Condense.IO.ModelFile.Save(path, {{PlanExpression(model)}}, Layers);
+            public void Save(string path) => global::Condense.IO.ModelFile.Save(path, {{PlanExpression(model)}}, Layers{{(model.ParameterMembers.IsEmpty ? "" : ", ParameterLayers")}});
             """);
         if (!model.HasParameterlessConstructor) return;
 
@@ -455,7 +495,7 @@ internal static class ModelEmitter
             public static {{type}} Load(string path)
             {
                 var model = new {{type}}();
-                global::Condense.IO.ModelFile.Load(path, {{(model.HasUnknownShapes ? "Plan.WithShapesFrom(model.Layers)" : "Plan")}}, model.Layers);
+                global::Condense.IO.ModelFile.Load(path, {{(model.HasUnknownShapes ? "Plan.WithShapesFrom(model.Layers)" : "Plan")}}, model.Layers{{(model.ParameterMembers.IsEmpty ? "" : ", model.ParameterLayers")}});
                 return model;
             }
             """);

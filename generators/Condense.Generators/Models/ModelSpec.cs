@@ -41,6 +41,14 @@ internal enum MemberKind
 internal sealed record MemberSpec(MemberKind Kind, string Name, string AccessName, bool IsNullable, int LayerCount, int ArrayLength, int FirstLayer);
 
 /// <summary>
+/// A member that holds layers outside the compression plan (LayerNorm, Embedding, a user's Layer subclass) or a
+/// nested model that has some: listed by the generated <c>ParameterLayers</c>, trained, saved and loaded dense.
+/// </summary>
+/// <param name="Kind">Layer (one layer), LayerArray, Nested or Array (of nested models).</param>
+/// <param name="ArrayLength">Elements of an array, else 0.</param>
+internal sealed record ParameterMemberSpec(MemberKind Kind, string Name, string AccessName, bool IsNullable, int ArrayLength);
+
+/// <summary>
 /// Everything the emitter needs to know about one <c>[Compressible]</c> model.
 /// </summary>
 /// <remarks>
@@ -83,6 +91,9 @@ internal sealed record ModelSpec(
     /// throwing this message, so that the CND error is the only error the user sees (no CS1061 on Compress).
     /// </summary>
     public InvalidPlanSpec? InvalidPlan { get; init; }
+
+    /// <summary>Members holding layers outside the plan, in declaration order (empty for most models: nothing extra is generated then).</summary>
+    public EquatableArray<ParameterMemberSpec> ParameterMembers { get; init; } = EquatableArray<ParameterMemberSpec>.Empty;
 
     /// <summary>[Subspace(Projection = ...)] on the class (mirrors <c>Condense.SubspaceProjection</c>).</summary>
     public int SubspaceProjection { get; init; }

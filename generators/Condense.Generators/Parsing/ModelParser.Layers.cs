@@ -89,6 +89,8 @@ internal static partial class ModelParser
     {
         public readonly List<LayerEntry> Layers = new();
         public readonly List<MemberSpec> Members = new();
+        /// <summary>Members with layers outside the plan (LayerNorm, Embedding, user layers), and nested models that have some.</summary>
+        public readonly List<ParameterMemberSpec> ParameterMembers = new();
         public bool HasErrors;
         /// <summary>Nested members whose model has errors of its own, as <c>member ('Type')</c>: the reason this plan is invalid when it has no error itself.</summary>
         public readonly List<string> FailedNested = new();
@@ -160,6 +162,8 @@ internal static partial class ModelParser
                 ResolveNestedMember(model, member, memberType!, nestedType, context, result, problems);
             else if (arrayKind is not null)
                 ResolveLayerArray(model, member, (IArrayTypeSymbol)memberType!, arrayKind.Value, attributes, context, result, problems);
+            else if (memberType is not null && !member.IsStatic && IsStored(member, cancellationToken) && IsParameterLayerOrArray(memberType))
+                ResolveParameterLayer(model, member, memberType, context, result, problems);
             else if (memberType is not null && !member.IsStatic && IsStored(member, cancellationToken) && UnregisteredReason(memberType, 0) is { } why)
                 problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LayersNotRegistered, member.Locations.FirstOrDefault(l => l.IsInSource), member.Name, model.Name, why));
             return;
@@ -243,7 +247,7 @@ internal static partial class ModelParser
         {
             if (IsType(named, KnownTypeNames.Layer) || IsType(named, KnownTypeNames.WeightedLayer))
                 return "its declared type '" + named.Name + "' does not say which layer it is; declare it as Linear or Conv2d";
-            if (DerivesFrom(named, KnownTypeNames.Layer))
+            if (DerivesFrom(named, KnownTypeNames.Layer) && !IsParameterLayer(named))
                 return "'" + named.ToDisplayString() + "' is a layer that Condense cannot plan (only Linear and Conv2d are planned); " +
                        "build it from Linear and Conv2d layers, or train, save and load its parameters yourself and suppress CND0026 for this member";
             if (IsType(named, KnownTypeNames.Module))
@@ -267,9 +271,43 @@ internal static partial class ModelParser
         return null;
     }
 
-    /// <summary>A Linear, a Conv2d, a [Compressible] model, or a one-dimensional array of them.</summary>
+    /// <summary>A Linear, a Conv2d, a [Compressible] model, a layer outside the plan, or a one-dimensional array of them.</summary>
     private static bool IsPlannable(ITypeSymbol type) =>
-        IsType(type, KnownTypeNames.Linear) || IsType(type, KnownTypeNames.Conv2d) || LayerArrayKind(type) is not null || NestedModelType(type, out _) is not null;
+        IsType(type, KnownTypeNames.Linear) || IsType(type, KnownTypeNames.Conv2d) || LayerArrayKind(type) is not null || NestedModelType(type, out _) is not null ||
+        IsParameterLayerOrArray(type);
+
+    /// <summary>
+    /// A concrete layer type the plan does not compress (LayerNorm, Embedding, a user's Layer subclass): its
+    /// parameters are registered dense through the generated <c>ParameterLayers</c>. Not Linear or Conv2d (planned),
+    /// not the base types Layer and WeightedLayer (they do not say which layer a member holds).
+    /// </summary>
+    private static bool IsParameterLayer(ITypeSymbol type) =>
+        type is INamedTypeSymbol { TypeKind: TypeKind.Class } named &&
+        DerivesFrom(named, KnownTypeNames.Layer) && !IsType(named, KnownTypeNames.WeightedLayer) &&
+        !DerivesFrom(named, KnownTypeNames.WeightedLayer);
+
+    private static bool IsParameterLayerOrArray(ITypeSymbol type) =>
+        IsParameterLayer(type) || type is IArrayTypeSymbol { Rank: 1, ElementType: var element } && IsParameterLayer(element);
+
+    /// <summary>A layer outside the plan, or an array of them with a length known at build time: listed by ParameterLayers.</summary>
+    private static void ResolveParameterLayer(INamedTypeSymbol model, ISymbol member, ITypeSymbol memberType, ResolveContext context, ModelLayers result, List<DiagnosticInfo> problems)
+    {
+        string name = member.Name;
+        string access = SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
+        bool nullable = memberType.NullableAnnotation == NullableAnnotation.Annotated;
+        if (memberType is not IArrayTypeSymbol array)
+        {
+            result.ParameterMembers.Add(new ParameterMemberSpec(MemberKind.Layer, name, access, nullable, 0));
+            return;
+        }
+        var initializer = ArrayInitializer(member, context, array.ElementType.Name);
+        if (initializer.Problem is not null)
+        {
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.LayersNotRegistered, member.Locations.FirstOrDefault(l => l.IsInSource), name, model.Name, initializer.Problem));
+            return;
+        }
+        result.ParameterMembers.Add(new ParameterMemberSpec(MemberKind.LayerArray, name, access, nullable, initializer.Length));
+    }
 
     /// <summary>An array of Linear or Conv2d: one layer per element, <c>heads[0]</c>, <c>heads[1]</c>, ..., with the array's attributes.</summary>
     private static void ResolveLayerArray(INamedTypeSymbol model, ISymbol member, IArrayTypeSymbol arrayType, LayerKind kind, AttributeData?[] attributes, ResolveContext context, ModelLayers result, List<DiagnosticInfo> problems)
@@ -473,6 +511,8 @@ internal static partial class ModelParser
         string access = SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
         bool nullable = memberType.NullableAnnotation == NullableAnnotation.Annotated;
         result.Members.Add(new MemberSpec(isArray ? MemberKind.Array : MemberKind.Nested, name, access, nullable, nested.Layers.Count, length, result.Layers.Count));
+        if (nested.ParameterMembers.Count > 0)
+            result.ParameterMembers.Add(new ParameterMemberSpec(isArray ? MemberKind.Array : MemberKind.Nested, name, access, nullable, length));
         if (!isArray)
         {
             foreach (var layer in nested.Layers) result.Layers.Add(layer.Prefixed(name + "."));

@@ -48,7 +48,7 @@ internal static partial class ModelParser
 
         bool hasParameterlessConstructor = !type.IsAbstract &&
             type.InstanceConstructors.Any(c => c.Parameters.Length == 0);
-        CheckGeneratedMemberConflicts(type, hasParameterlessConstructor, problems, cancellationToken);
+        CheckGeneratedMemberConflicts(type, hasParameterlessConstructor, resolved.ParameterMembers.Count > 0, problems, cancellationToken);
 
         int subspace = CheckModelSubspace(type, layers, problems, cancellationToken);
         var mixed = FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute);
@@ -105,7 +105,11 @@ internal static partial class ModelParser
             Members: new EquatableArray<MemberSpec>(resolved.Members),
             CanGenerate: canGenerate,
             Diagnostics: new EquatableArray<DiagnosticInfo>(problems.Where(p => IsReportedByGenerator(p.Descriptor))));
-        return new ModelResolution(WithSubspace(spec, type, layers) with { InvalidPlan = invalidPlan }, problems);
+        return new ModelResolution(WithSubspace(spec, type, layers) with
+        {
+            InvalidPlan = invalidPlan,
+            ParameterMembers = new EquatableArray<ParameterMemberSpec>(resolved.ParameterMembers),
+        }, problems);
     }
 
     /// <summary>What the generated members of a model with an invalid plan throw: every build error, with its ID.</summary>
@@ -416,9 +420,11 @@ internal static partial class ModelParser
         }
     }
 
-    private static void CheckGeneratedMemberConflicts(INamedTypeSymbol type, bool emitsLoad, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
+    private static void CheckGeneratedMemberConflicts(INamedTypeSymbol type, bool emitsLoad, bool emitsParameterLayers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
-        foreach (var name in Emitting.ModelEmitter.GeneratedMemberNames)
+        // ParameterLayers is generated only for a model with layers outside the plan.
+        var names = emitsParameterLayers ? Emitting.ModelEmitter.GeneratedMemberNames.Concat(new[] { "ParameterLayers" }) : Emitting.ModelEmitter.GeneratedMemberNames;
+        foreach (var name in names)
         {
             if (name == "Load" && !emitsLoad) continue;
             foreach (var member in type.GetMembers(name))

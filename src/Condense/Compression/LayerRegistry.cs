@@ -60,6 +60,45 @@ public static class LayerRegistry
         return layers!;
     }
 
+    /// <summary>A layer member outside the plan (LayerNorm, Embedding, a user layer), or an exception naming it (used by generated ParameterLayers).</summary>
+    /// <exception cref="InvalidOperationException">The member is null.</exception>
+    public static T RequireLayer<T>(T? layer, string modelName, string member) where T : Layer =>
+        layer ?? throw new InvalidOperationException($"Model '{modelName}': layer '{member}' is null; create it in the field initializer or the constructor.");
+
+    /// <summary>Adds every element of an array of layers outside the plan as <c>{member}[i]</c>, checked against the compiled length.</summary>
+    /// <exception cref="InvalidOperationException">The array is null, has another length than the build saw, or holds a null layer.</exception>
+    public static void AddLayerArray<T>(List<NamedLayer> layers, string modelName, string member, T?[]? array, int compiledLength) where T : Layer
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        var checkedLayers = RequireLayers(array, modelName, member, compiledLength);
+        for (int i = 0; i < checkedLayers.Length; i++)
+            layers.Add(new NamedLayer(string.Create(CultureInfo.InvariantCulture, $"{member}[{i}]"), checkedLayers[i]));
+    }
+
+    /// <summary>Adds a nested model's <see cref="Module.ParameterLayers"/> as <c>{member}.{path}</c>.</summary>
+    /// <exception cref="InvalidOperationException">The nested model is null.</exception>
+    public static void AddNestedParameterLayers(List<NamedLayer> layers, string modelName, string member, Module? child)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        var model = Require(child, modelName, member);
+        foreach (var (path, layer) in model.ParameterLayers)
+            layers.Add(new NamedLayer(member + "." + path, layer));
+    }
+
+    /// <summary>Adds every block's <see cref="Module.ParameterLayers"/> as <c>{member}[i].{path}</c>, checked against the compiled length.</summary>
+    /// <exception cref="InvalidOperationException">The array is null, has another length than the build saw, or holds a null block.</exception>
+    public static void AddArrayParameterLayers(List<NamedLayer> layers, string modelName, string member, IReadOnlyList<Module?>? blocks, int compiledLength)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        AddArray([], modelName, member, blocks, compiledLength);
+        for (int i = 0; i < compiledLength; i++)
+        {
+            string prefix = string.Create(CultureInfo.InvariantCulture, $"{member}[{i}].");
+            foreach (var (path, layer) in blocks![i]!.ParameterLayers)
+                layers.Add(new NamedLayer(prefix + path, layer));
+        }
+    }
+
     /// <summary>The nested model, or an exception naming it (used by generated Compress).</summary>
     public static T Require<T>(T? child, string modelName, string member) where T : Module =>
         child ?? throw new InvalidOperationException($"Model '{modelName}': nested model '{member}' is null; create it in the field initializer or the constructor.");

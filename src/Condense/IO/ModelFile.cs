@@ -73,11 +73,20 @@ public static class ModelFile
     /// Writes the layers to <paramref name="path"/> through <see cref="SafeTensorsWriter"/> (atomic, with per-tensor
     /// checksums). The layers' arrays are written as they are, not copied first.
     /// </summary>
-    public static void Save(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers)
+    /// <param name="path">The file to write.</param>
+    /// <param name="plan">The compiled plan.</param>
+    /// <param name="layers">The planned layers, in the plan's order.</param>
+    /// <param name="parameterLayers">
+    /// The layers outside the plan (<see cref="Module.ParameterLayers"/>: LayerNorm, Embedding, user layers), or null
+    /// for none: each parameter is written as a dense F32 tensor named <c>{path}.{parameter}</c>
+    /// (<c>blocks[0].attentionNorm.weight</c>), as Linear weights are named.
+    /// </param>
+    public static void Save(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers, IReadOnlyList<NamedLayer>? parameterLayers = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(layers);
+        parameterLayers ??= [];
         CheckRegistry(plan, layers);
 
         var writer = new SafeTensorsWriter();
@@ -103,6 +112,11 @@ public static class ModelFile
                 writer.AddBorrowed(lp.Path + ".bias", SafeTensorDType.F32, bias.Data, [lp.OutFeatures]);
             }
         }
+        foreach (var (name, tensor) in DenseParameters(parameterLayers))
+        {
+            TensorChecks.ThrowIfNotFinite(tensor.Data, name, tensor.Shape);
+            writer.AddBorrowed(name, SafeTensorDType.F32, tensor.Data, Longs(tensor.Shape));
+        }
         writer.WriteTo(path);
     }
 
@@ -116,12 +130,21 @@ public static class ModelFile
     /// </summary>
     /// <exception cref="ModelFileException">The file does not fit the plan (every problem is listed); nothing was changed.</exception>
     /// <exception cref="SafeTensorsFormatException">The file is malformed, fails a checksum, or shrank while being read.</exception>
-    public static void Load(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers)
+    /// <param name="path">The file to read.</param>
+    /// <param name="plan">The compiled plan.</param>
+    /// <param name="layers">The planned layers, in the plan's order.</param>
+    /// <param name="parameterLayers">
+    /// The layers outside the plan (<see cref="Module.ParameterLayers"/>), or null for none: each parameter is read from
+    /// its dense F32 tensor <c>{path}.{parameter}</c>, checked against the tensor's shape in the model, and copied into it.
+    /// </param>
+    public static void Load(string path, CompressionPlan plan, IReadOnlyList<NamedLayer> layers, IReadOnlyList<NamedLayer>? parameterLayers = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(layers);
+        parameterLayers ??= [];
         CheckRegistry(plan, layers);
+        var parameters = DenseParameters(parameterLayers);
         if (!File.Exists(path)) throw new FileNotFoundException($"Model file {path} does not exist.", path);
 
         using var file = SafeTensorsFile.Open(path);
@@ -148,6 +171,12 @@ public static class ModelFile
             }
             var action = LoadLayer(file, reader, lp, fileLine, layers[i].Layer, used, problems);
             if (action is not null) assignments.Add(action);
+        }
+        foreach (var (name, tensor) in parameters)
+        {
+            used.Add(name);
+            if (reader.DenseF32(name, tensor.Shape) is { } values)
+                assignments.Add(() => values.CopyTo(tensor.Data, 0));
         }
         int unexpected = 0;
         foreach (var t in file.Tensors)
@@ -205,6 +234,22 @@ public static class ModelFile
         used.Add(path + ".weight");
         used.Add(path + ".bias");
         foreach (var suffix in StoredWeights.CompressedSuffixes) used.Add(path + ".weight" + suffix);
+    }
+
+    /// <summary>The parameters of the layers outside the plan by full name; two with one name are refused (the file could hold only one).</summary>
+    private static List<(string Name, Tensor Tensor)> DenseParameters(IReadOnlyList<NamedLayer> parameterLayers)
+    {
+        var list = new List<(string, Tensor)>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (path, layer) in parameterLayers)
+            foreach (var p in layer.Parameters)
+            {
+                string name = path + "." + p.Name;
+                if (!names.Add(name))
+                    throw new ArgumentException($"Two parameters are named '{name}' ({layer.GetType().Name} at '{path}'); give each parameter of a layer its own name.", nameof(parameterLayers));
+                list.Add((name, p.Value));
+            }
+        return list;
     }
 
     private static void CheckRegistry(CompressionPlan plan, IReadOnlyList<NamedLayer> layers)

@@ -177,16 +177,40 @@ public sealed partial class Tensor
         return (int)product;
     }
 
-    /// <summary>The gradient buffer, allocated (zeroed) on first use.</summary>
-    internal Span<float> GradSpan()
+    /// <summary>
+    /// The gradient buffer, allocated (zeroed) on first use. A backward closure passed to
+    /// <see cref="Record"/> adds its contribution here (<c>+=</c>, never <c>=</c>: a tensor used twice receives both).
+    /// </summary>
+    public Span<float> GradSpan()
     {
         Grad ??= Zeros(Shape);
         return Grad.Data;
     }
 
-    /// <summary>Records the tape on <paramref name="output"/> when any parent requires gradients and grad is enabled.</summary>
-    internal static Tensor Record(Tensor output, Action backward, params Tensor?[] parents)
+    /// <summary>
+    /// The autograd extension point: makes <paramref name="output"/> (a tensor an op has just computed from
+    /// <paramref name="parents"/>) part of the tape, so <see cref="Backward"/> calls <paramref name="backward"/>.
+    /// Nothing is recorded when no parent requires gradients or under <see cref="NoGrad"/>; the output is returned
+    /// either way, so an op ends with <c>return Tensor.Record(y, () =&gt; ..., x, w);</c>.
+    /// </summary>
+    /// <param name="output">The op's result; it must be a new tensor, not one of the parents.</param>
+    /// <param name="backward">
+    /// Reads <c>output.Grad!.Data</c> (dLoss/dOutput, filled when it runs) and adds dLoss/dParent into
+    /// <see cref="GradSpan"/> of each parent whose <see cref="RequiresGrad"/> is set. It must only add, and it must
+    /// not read values the forward overwrote later; capture what it needs (saved statistics, masks) in the closure.
+    /// </param>
+    /// <param name="parents">The op's inputs (null entries, e.g. an absent bias, are skipped).</param>
+    /// <returns><paramref name="output"/>.</returns>
+    /// <exception cref="ArgumentException"><paramref name="output"/> is one of the parents (an in-place op would cycle the tape).</exception>
+    /// <remarks>docs/extending.md shows a user-written LayerNorm built on this.</remarks>
+    public static Tensor Record(Tensor output, Action backward, params Tensor?[] parents)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(backward);
+        ArgumentNullException.ThrowIfNull(parents);
+        foreach (var p in parents)
+            if (ReferenceEquals(p, output))
+                throw new ArgumentException($"Tensor.Record: the output {FormatShape(output.Shape)} is also a parent; an op must return a new tensor, not modify an input in place.", nameof(parents));
         if (!IsGradEnabled) return output;
         bool any = false;
         foreach (var p in parents) any |= p is { RequiresGrad: true };

@@ -1,0 +1,117 @@
+using System.Globalization;
+using Condense.Nn;
+
+namespace Condense.Transformer;
+
+/// <summary>The layers of one BERT encoder layer (Hugging Face names in brackets).</summary>
+/// <param name="Query">[attention.self.query] Linear(C, C).</param>
+/// <param name="Key">[attention.self.key] Linear(C, C).</param>
+/// <param name="Value">[attention.self.value] Linear(C, C).</param>
+/// <param name="AttentionOutput">[attention.output.dense] Linear(C, C).</param>
+/// <param name="AttentionNorm">[attention.output.LayerNorm] LayerNorm(C).</param>
+/// <param name="Intermediate">[intermediate.dense] Linear(C, I).</param>
+/// <param name="Output">[output.dense] Linear(I, C).</param>
+/// <param name="OutputNorm">[output.LayerNorm] LayerNorm(C).</param>
+public readonly record struct EncoderLayerParts(
+    Linear Query, Linear Key, Linear Value, Linear AttentionOutput, LayerNorm AttentionNorm,
+    Linear Intermediate, Linear Output, LayerNorm OutputNorm);
+
+/// <summary>BERT's building blocks (Devlin et al.), post-layer-norm as in the original model and its descendants (MiniLM).</summary>
+public static class Bert
+{
+    /// <summary>
+    /// Token + position + token-type embeddings, then LayerNorm (and dropout while training): hidden states
+    /// [B * T, C]. Positions count 0..T-1 in every sequence.
+    /// </summary>
+    /// <param name="tokenIds">[B * T] vocabulary ids (padding included).</param>
+    /// <param name="tokenTypeIds">[B * T] segment ids, or null for all 0 (a single-segment input).</param>
+    /// <exception cref="ArgumentException">
+    /// A sequence is longer than the position table (no truncation happens here: truncate before), or an id is out of range.
+    /// </exception>
+    public static Tensor Embed(Embedding word, Embedding position, Embedding? tokenType, LayerNorm norm, int[] tokenIds, int[]? tokenTypeIds,
+        SequenceBatch batch, float dropout = 0f, Rng? dropoutRng = null)
+    {
+        ArgumentNullException.ThrowIfNull(word);
+        ArgumentNullException.ThrowIfNull(position);
+        ArgumentNullException.ThrowIfNull(norm);
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        ArgumentNullException.ThrowIfNull(batch);
+        if (tokenIds.Length != batch.Rows)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"Bert.Embed: {tokenIds.Length} token ids for {batch.BatchSize} sequences of {batch.SequenceLength} (expected {batch.Rows})."), nameof(tokenIds));
+        if (batch.SequenceLength > position.Count)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"Bert.Embed: sequences of {batch.SequenceLength} tokens are longer than the {position.Count} position embeddings; truncate them to {position.Count} tokens."), nameof(batch));
+        if (tokenTypeIds != null && tokenTypeIds.Length != batch.Rows)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"Bert.Embed: {tokenTypeIds.Length} token type ids for {batch.Rows} tokens."), nameof(tokenTypeIds));
+        var positions = new int[batch.Rows];
+        for (int i = 0; i < positions.Length; i++) positions[i] = i % batch.SequenceLength;
+        var sum = Ops.Add(word.Forward(tokenIds), position.Forward(positions));
+        if (tokenType != null) sum = Ops.Add(sum, tokenType.Forward(tokenTypeIds ?? new int[batch.Rows]));
+        var hidden = norm.Forward(sum);
+        return dropout > 0f && dropoutRng != null ? Ops.Dropout(hidden, dropout, dropoutRng) : hidden;
+    }
+
+    /// <summary>
+    /// One encoder layer: h = LayerNorm(x + Dense(SelfAttention(x))); out = LayerNorm(h + Output(GELU(Intermediate(h)))).
+    /// GELU is the exact (erf) form BERT uses.
+    /// </summary>
+    /// <param name="hidden">[B * T, C].</param>
+    /// <param name="parts">The layer's Linear and LayerNorm layers.</param>
+    /// <param name="batch">Batch shape and padding mask.</param>
+    /// <param name="heads">Attention heads.</param>
+    /// <param name="causal">Causal attention instead of BERT's bidirectional one.</param>
+    /// <param name="dropout">Dropout probability while training (attention probabilities and both residual branches).</param>
+    /// <param name="dropoutRng">The dropout stream while training; null at inference, which skips dropout.</param>
+    public static Tensor EncoderLayer(Tensor hidden, EncoderLayerParts parts, SequenceBatch batch, int heads,
+        bool causal = false, float dropout = 0f, Rng? dropoutRng = null)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(batch);
+        bool drop = dropout > 0f && dropoutRng != null;
+        var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
+        var attended = parts.AttentionOutput.Forward(context);
+        if (drop) attended = Ops.Dropout(attended, dropout, dropoutRng!);
+        var h = parts.AttentionNorm.Forward(Ops.Add(attended, hidden));
+        var intermediate = Ops.GeluErf(parts.Intermediate.Forward(h));
+        var output = parts.Output.Forward(intermediate);
+        if (drop) output = Ops.Dropout(output, dropout, dropoutRng!);
+        return parts.OutputNorm.Forward(Ops.Add(output, h));
+    }
+
+    /// <summary>
+    /// Mean of each sequence's hidden states over its real tokens (padding excluded): [B, C], the pooling of
+    /// sentence-transformers models such as all-MiniLM-L6-v2. A sequence without tokens gets zeros.
+    /// </summary>
+    public static Tensor MeanPool(Tensor hidden, SequenceBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(batch);
+        if (hidden.Rank != 2 || hidden.Shape[0] != batch.Rows)
+            throw new ArgumentException($"Bert.MeanPool: hidden states must be [B * T, C] = [{batch.Rows}, C]; got {Tensor.FormatShape(hidden.Shape)}.", nameof(hidden));
+        int channels = hidden.Shape[1], seq = batch.SequenceLength;
+        var weights = new float[batch.Rows];
+        for (int b = 0; b < batch.BatchSize; b++)
+        {
+            int count = 0;
+            for (int t = 0; t < seq; t++) count += batch.AttentionMask?[b * seq + t] ?? 1;
+            for (int t = 0; t < seq; t++)
+                weights[b * seq + t] = count == 0 ? 0f : (batch.AttentionMask?[b * seq + t] ?? 1) / (float)count;
+        }
+        var y = Tensor.Zeros(batch.BatchSize, channels);
+        for (int r = 0; r < batch.Rows; r++)
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(hidden.Data.AsSpan(r * channels, channels), weights[r],
+                y.Data.AsSpan(r / seq * channels, channels), y.Data.AsSpan(r / seq * channels, channels));
+        return Tensor.Record(y, () =>
+        {
+            var g = hidden.GradSpan();
+            var dy = y.Grad!.Data;
+            for (int r = 0; r < batch.Rows; r++)
+            {
+                var row = g.Slice(r * channels, channels);
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(dy.AsSpan(r / seq * channels, channels), weights[r], row, row);
+            }
+        }, hidden);
+    }
+}

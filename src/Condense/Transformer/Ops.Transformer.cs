@@ -1,0 +1,478 @@
+using System.Numerics.Tensors;
+using Condense.Kernels;
+
+namespace Condense;
+
+// Transformer ops, llm.c style: one forward and its backward next to each other, each checked by finite differences
+// (tests/Condense.Tests/Transformer). Hidden states are [rows, channels] with rows = batch * sequence, so every
+// Linear runs on the existing Gemm or compressed kernel without a reshape.
+public static partial class Ops
+{
+    // Rows below this run on the calling thread: a dispatch costs more than a few short rows.
+    private const int ParallelRowElements = 1 << 15;
+
+    /// <summary>
+    /// Layer normalization over the last dimension (Ba, Kiros and Hinton; BERT's <c>LayerNorm</c>):
+    /// y = (x - mean) / sqrt(var + epsilon) * weight + bias, with the biased variance.
+    /// </summary>
+    /// <param name="x">[..., C].</param>
+    /// <param name="weight">[C] (gamma).</param>
+    /// <param name="bias">[C] (beta).</param>
+    /// <param name="epsilon">Added to the variance; BERT uses 1e-12.</param>
+    public static Tensor LayerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon = 1e-12f)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(bias);
+        int channels = x.Rank == 0 ? 0 : x.Shape[^1];
+        if (x.Rank == 0 || channels == 0 || weight.Rank != 1 || weight.Shape[0] != channels || bias.Rank != 1 || bias.Shape[0] != channels)
+            throw new ArgumentException($"LayerNorm: expected x [..., C] with C > 0, weight [C] and bias [C]; got {Tensor.FormatShape(x.Shape)}, {Tensor.FormatShape(weight.Shape)} and {Tensor.FormatShape(bias.Shape)}.");
+        if (!(epsilon >= 0f) || float.IsInfinity(epsilon))
+            throw new ArgumentOutOfRangeException(nameof(epsilon), epsilon, "LayerNorm: epsilon must be finite and >= 0.");
+        int rows = x.Length / channels;
+        var y = new Tensor(new float[x.Length], x.Shape);
+        var mean = new float[rows];
+        var rstd = new float[rows];
+        float[] xs = x.Data, ys = y.Data, w = weight.Data, b = bias.Data;
+        ForRows(rows, channels, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                var row = xs.AsSpan(r * channels, channels);
+                var output = ys.AsSpan(r * channels, channels);
+                float m = TensorPrimitives.Sum(row) / channels;
+                TensorPrimitives.Subtract(row, m, output);
+                float variance = TensorPrimitives.SumOfSquares(output) / channels;
+                float s = 1f / MathF.Sqrt(variance + epsilon);
+                TensorPrimitives.Multiply(output, s, output);
+                TensorPrimitives.FusedMultiplyAdd(output, w, b, output);
+                mean[r] = m;
+                rstd[r] = s;
+            }
+        });
+        return Tensor.Record(y, () => LayerNormBackward(x, weight, bias, y.Grad!.Data, mean, rstd, rows, channels), x, weight, bias);
+    }
+
+    private static void LayerNormBackward(Tensor x, Tensor weight, Tensor bias, float[] dy, float[] mean, float[] rstd, int rows, int channels)
+    {
+        float[] xs = x.Data, w = weight.Data;
+        if (x.RequiresGrad)
+        {
+            // Rows are independent, so splitting them over threads gives the same bits at any thread count.
+            var gx = Gradient(x);
+            ForRows(rows, channels, (start, end) =>
+            {
+                var norm = new float[channels];
+                var dnorm = new float[channels];
+                for (int r = start; r < end; r++)
+                {
+                    var row = xs.AsSpan(r * channels, channels);
+                    var d = dy.AsSpan(r * channels, channels);
+                    TensorPrimitives.Subtract(row, mean[r], norm);
+                    TensorPrimitives.Multiply(norm, rstd[r], norm);
+                    TensorPrimitives.Multiply(d, w, dnorm);
+                    float dnormMean = TensorPrimitives.Sum(dnorm) / channels;
+                    float dnormNormMean = TensorPrimitives.Dot(dnorm, norm) / channels;
+                    // dx = (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd
+                    TensorPrimitives.Subtract(dnorm, dnormMean, dnorm);
+                    TensorPrimitives.MultiplyAdd(norm, -dnormNormMean, dnorm, dnorm);
+                    var g = gx.AsSpan(r * channels, channels);
+                    TensorPrimitives.MultiplyAdd(dnorm, rstd[r], g, g);
+                }
+            });
+        }
+        // The parameter gradients sum over rows in row order on one thread: the same bits at any thread count.
+        if (weight.RequiresGrad)
+        {
+            var gw = weight.GradSpan();
+            var norm = new float[channels];
+            for (int r = 0; r < rows; r++)
+            {
+                TensorPrimitives.Subtract(xs.AsSpan(r * channels, channels), mean[r], norm);
+                TensorPrimitives.Multiply(norm, rstd[r], norm);
+                TensorPrimitives.FusedMultiplyAdd(dy.AsSpan(r * channels, channels), norm, gw, gw);
+            }
+        }
+        if (bias.RequiresGrad) SumRowsInto(dy, bias.GradSpan(), rows, channels);
+    }
+
+    /// <summary>
+    /// GELU in its exact form, x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), as BERT and PyTorch's default
+    /// <c>gelu</c> compute it (<see cref="Gelu"/> is the tanh approximation). erf is evaluated with a rational
+    /// approximation whose absolute error is below 1.5e-7 (Abramowitz and Stegun 7.1.26), under float32's resolution near 1.
+    /// </summary>
+    public static Tensor GeluErf(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var y = new Tensor(new float[x.Length], x.Shape);
+        float[] xs = x.Data, ys = y.Data;
+        ForChunks(xs.Length, (start, end) => GeluErfForward(xs.AsSpan(start, end - start), ys.AsSpan(start, end - start)));
+        return Tensor.Record(y, () =>
+        {
+            var dy = y.Grad!.Data;
+            var gx = x.GradSpan();
+            // d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
+            for (int i = 0; i < xs.Length; i++)
+            {
+                float v = xs[i];
+                float phi = MathF.Exp(-0.5f * v * v) * 0.3989422804014327f;
+                gx[i] += dy[i] * (NormalCdf(v) + v * phi);
+            }
+        }, x);
+    }
+
+    // Abramowitz and Stegun 7.1.26: erfc(z) ~ t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-z^2), t = 1 / (1 + p z), z >= 0.
+    private const float ErfP = 0.3275911f;
+    private const float ErfA1 = 0.254829592f, ErfA2 = -0.284496736f, ErfA3 = 1.421413741f, ErfA4 = -1.453152027f, ErfA5 = 1.061405429f;
+    private const float InverseSqrt2 = 0.70710678118654752f;
+
+    /// <summary>Phi(x) = 0.5 (1 + erf(x / sqrt 2)): the scalar reference of the vectorized forward.</summary>
+    internal static float NormalCdf(float x)
+    {
+        float z = MathF.Abs(x) * InverseSqrt2;
+        float t = 1f / (1f + ErfP * z);
+        float erfc = t * (ErfA1 + t * (ErfA2 + t * (ErfA3 + t * (ErfA4 + t * ErfA5)))) * MathF.Exp(-z * z);
+        float half = 0.5f - 0.5f * erfc;   // Phi(|x|) - 0.5
+        return 0.5f + MathF.CopySign(half, x);
+    }
+
+    /// <summary>y = x Phi(x) over spans, in blocks that stay in L1; each step is one vectorized pass.</summary>
+    private static void GeluErfForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        const int Block = 512;
+        Span<float> z = stackalloc float[Block];
+        Span<float> t = stackalloc float[Block];
+        for (int start = 0; start < x.Length; start += Block)
+        {
+            int n = Math.Min(Block, x.Length - start);
+            var xs = x.Slice(start, n);
+            var ys = y.Slice(start, n);
+            var zs = z[..n];
+            var ts = t[..n];
+            TensorPrimitives.Abs(xs, zs);
+            TensorPrimitives.Multiply(zs, InverseSqrt2, zs);            // z = |x| / sqrt 2
+            TensorPrimitives.Multiply(zs, ErfP, ts);
+            TensorPrimitives.Add(ts, 1f, ts);
+            TensorPrimitives.Divide(1f, ts, ts);                         // t = 1 / (1 + p z)
+            TensorPrimitives.Multiply(ts, ErfA5, ys);
+            TensorPrimitives.Add(ys, ErfA4, ys);
+            TensorPrimitives.MultiplyAdd(ys, ts, ErfA3, ys);
+            TensorPrimitives.MultiplyAdd(ys, ts, ErfA2, ys);
+            TensorPrimitives.MultiplyAdd(ys, ts, ErfA1, ys);
+            TensorPrimitives.Multiply(ys, ts, ys);                       // the polynomial
+            TensorPrimitives.Multiply(zs, zs, zs);
+            TensorPrimitives.Negate(zs, zs);
+            TensorPrimitives.Exp(zs, zs);
+            TensorPrimitives.Multiply(ys, zs, ys);                       // erfc(z)
+            TensorPrimitives.Multiply(ys, -0.5f, ys);
+            TensorPrimitives.Add(ys, 0.5f, ys);                          // Phi(|x|) - 0.5
+            TensorPrimitives.CopySign(ys, xs, ys);
+            TensorPrimitives.Add(ys, 0.5f, ys);                          // Phi(x)
+            TensorPrimitives.Multiply(ys, xs, ys);
+        }
+    }
+
+    /// <summary>tanh(x), element-wise (BERT's pooler).</summary>
+    public static Tensor Tanh(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var y = new Tensor(new float[x.Length], x.Shape);
+        TensorPrimitives.Tanh(x.Data, y.Data);
+        return Tensor.Record(y, () =>
+        {
+            var dy = y.Grad!.Data;
+            var gx = x.GradSpan();
+            var ys = y.Data;
+            for (int i = 0; i < ys.Length; i++) gx[i] += dy[i] * (1f - ys[i] * ys[i]);
+        }, x);
+    }
+
+    /// <summary>Softmax over the last dimension, shifted by the row maximum so large values do not overflow.</summary>
+    /// <param name="x">[..., N] with N > 0.</param>
+    public static Tensor Softmax(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank == 0 || x.Shape[^1] == 0)
+            throw new ArgumentException($"Softmax: expected x [..., N] with N > 0; got {Tensor.FormatShape(x.Shape)}.");
+        int n = x.Shape[^1], rows = x.Length / n;
+        var y = new Tensor(new float[x.Length], x.Shape);
+        float[] xs = x.Data, ys = y.Data;
+        ForRows(rows, n, (start, end) =>
+        {
+            for (int r = start; r < end; r++) SoftmaxRow(xs.AsSpan(r * n, n), ys.AsSpan(r * n, n));
+        });
+        return Tensor.Record(y, () => SoftmaxBackward(y, x, 1f, rows, n), x);
+    }
+
+    /// <summary>
+    /// Attention probabilities: softmax over keys of <c>scale * scores</c>, with masked keys given probability
+    /// exactly 0. A key is masked when <paramref name="keyMask"/> is 0 at it (a padded position) or, with
+    /// <paramref name="causal"/>, when it comes after the query. A query with no visible key gets a row of zeros.
+    /// </summary>
+    /// <param name="scores">[B, H, Tq, Tk] (query-key dot products).</param>
+    /// <param name="keyMask">[B * Tk], 1 for a real token and 0 for padding (a Hugging Face <c>attention_mask</c>), or null for none.</param>
+    /// <param name="causal">Whether query i sees only keys j &lt;= i (needs Tq == Tk).</param>
+    /// <param name="scale">Multiplies the scores first; 1 / sqrt(head size) in attention.</param>
+    public static Tensor AttentionSoftmax(Tensor scores, int[]? keyMask, bool causal, float scale)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        if (scores.Rank != 4)
+            throw new ArgumentException($"AttentionSoftmax: expected scores [B, H, Tq, Tk]; got {Tensor.FormatShape(scores.Shape)}.");
+        int batch = scores.Shape[0], heads = scores.Shape[1], tq = scores.Shape[2], tk = scores.Shape[3];
+        if (keyMask != null && keyMask.Length != batch * tk)
+            throw new ArgumentException($"AttentionSoftmax: the key mask has {keyMask.Length} entries; scores {Tensor.FormatShape(scores.Shape)} need B * Tk = {batch * tk}.", nameof(keyMask));
+        if (causal && tq != tk)
+            throw new ArgumentException($"AttentionSoftmax: causal attention needs as many queries as keys; scores are {Tensor.FormatShape(scores.Shape)}.", nameof(causal));
+        if (!float.IsFinite(scale))
+            throw new ArgumentOutOfRangeException(nameof(scale), scale, "AttentionSoftmax: the scale must be finite.");
+        var mask = keyMask == null ? null : (int[])keyMask.Clone();
+        var y = new Tensor(new float[scores.Length], scores.Shape);
+        float[] xs = scores.Data, ys = y.Data;
+        int rows = batch * heads * tq;
+        ForRows(rows, tk, (start, end) =>
+        {
+            var buffer = new float[tk];
+            for (int r = start; r < end; r++)
+            {
+                int b = r / (heads * tq), i = r % tq;
+                // With a causal mask only keys 0..i take part; the rest of the row stays 0.
+                int visible = causal ? i + 1 : tk;
+                var row = buffer.AsSpan(0, visible);
+                TensorPrimitives.Multiply(xs.AsSpan(r * tk, visible), scale, row);
+                if (mask != null)
+                {
+                    var m = mask.AsSpan(b * tk, visible);
+                    for (int j = 0; j < visible; j++)
+                        if (m[j] == 0) row[j] = float.NegativeInfinity;
+                }
+                SoftmaxRow(row, ys.AsSpan(r * tk, visible));
+            }
+        });
+        return Tensor.Record(y, () => SoftmaxBackward(y, scores, scale, rows, tk), scores);
+    }
+
+    /// <summary>One row: y = exp(x - max) / sum; a row of -infinity only (no visible key) gives zeros.</summary>
+    private static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y)
+    {
+        float max = TensorPrimitives.Max(x);
+        if (float.IsNegativeInfinity(max))
+        {
+            y.Clear();
+            return;
+        }
+        TensorPrimitives.Subtract(x, max, y);
+        TensorPrimitives.Exp(y, y);
+        TensorPrimitives.Multiply(y, 1f / TensorPrimitives.Sum(y), y);
+    }
+
+    /// <summary>dx += scale * p (dy - dot(dy, p)) per row; masked entries have p = 0 and get nothing.</summary>
+    private static void SoftmaxBackward(Tensor y, Tensor x, float scale, int rows, int n)
+    {
+        float[] dy = y.Grad!.Data, p = y.Data, gx = Gradient(x);
+        ForRows(rows, n, (start, end) =>
+        {
+            var tmp = new float[n];
+            for (int r = start; r < end; r++)
+            {
+                var pr = p.AsSpan(r * n, n);
+                var dr = dy.AsSpan(r * n, n);
+                float dot = TensorPrimitives.Dot(dr, pr);
+                TensorPrimitives.Subtract(dr, dot, tmp);
+                TensorPrimitives.Multiply(tmp, pr, tmp);
+                var g = gx.AsSpan(r * n, n);
+                TensorPrimitives.MultiplyAdd(tmp, scale, g, g);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Batched matrix product over the leading dimensions: c[..., M, N] = a[..., M, K] b[..., K, N], or with
+    /// <paramref name="transposeB"/> c = a b^T for b[..., N, K] (attention's Q K^T). The leading dimensions of a
+    /// and b must be equal. Each matrix runs on <see cref="Gemm"/>; the matrices are spread over threads.
+    /// </summary>
+    public static Tensor BatchedMatMul(Tensor a, Tensor b, bool transposeB = false)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (a.Rank < 3 || a.Rank != b.Rank || !a.Shape.AsSpan(0, a.Rank - 2).SequenceEqual(b.Shape.AsSpan(0, b.Rank - 2)) ||
+            a.Shape[^1] != (transposeB ? b.Shape[^1] : b.Shape[^2]))
+            throw ShapeError(nameof(BatchedMatMul), transposeB ? "a [..., M, K] and b [..., N, K] with the same leading dimensions" : "a [..., M, K] and b [..., K, N] with the same leading dimensions", a, b);
+        int m = a.Shape[^2], k = a.Shape[^1], n = transposeB ? b.Shape[^2] : b.Shape[^1];
+        int count = ShapeProductOfLeading(a.Shape);
+        var shape = (int[])a.Shape.Clone();
+        shape[^1] = n;
+        var c = Tensor.Zeros(shape);
+        float[] av = a.Data, bv = b.Data, cv = c.Data;
+        int aSize = m * k, bSize = k * n, cSize = m * n;
+        ForMatrices(count, (long)m * k * n, (start, end) =>
+        {
+            for (int i = start; i < end; i++)
+            {
+                var ai = av.AsSpan(i * aSize, aSize);
+                var bi = bv.AsSpan(i * bSize, bSize);
+                var ci = cv.AsSpan(i * cSize, cSize);
+                if (transposeB) Gemm.MatMulTransposedB(ai, bi, ci, m, k, n);
+                else Gemm.MatMul(ai, bi, ci, m, k, n);
+            }
+        });
+        return Tensor.Record(c, () =>
+        {
+            float[] dc = c.Grad!.Data;
+            float[]? ga = a.RequiresGrad ? Gradient(a) : null;
+            float[]? gb = b.RequiresGrad ? Gradient(b) : null;
+            ForMatrices(count, (long)m * k * n * 2, (start, end) =>
+            {
+                for (int i = start; i < end; i++)
+                {
+                    var ai = av.AsSpan(i * aSize, aSize);
+                    var bi = bv.AsSpan(i * bSize, bSize);
+                    var dci = dc.AsSpan(i * cSize, cSize);
+                    if (ga != null)
+                    {
+                        var g = ga.AsSpan(i * aSize, aSize);
+                        // da = dc b^T (b [K, N]) or dc b (b [N, K]).
+                        if (transposeB) Gemm.MatMul(dci, bi, g, m, n, k, accumulate: true);
+                        else Gemm.MatMulTransposedB(dci, bi, g, m, n, k, accumulate: true);
+                    }
+                    if (gb != null)
+                    {
+                        var g = gb.AsSpan(i * bSize, bSize);
+                        // db = a^T dc ([K, N]) or dc^T a ([N, K]).
+                        if (transposeB) Gemm.MatMulTransposedA(dci, ai, g, n, m, k, accumulate: true);
+                        else Gemm.MatMulTransposedA(ai, dci, g, k, m, n, accumulate: true);
+                    }
+                }
+            });
+        }, a, b);
+    }
+
+    private static int ShapeProductOfLeading(int[] shape)
+    {
+        int product = 1;
+        for (int i = 0; i < shape.Length - 2; i++) product *= shape[i];
+        return product;
+    }
+
+    /// <summary>
+    /// Splits rows of heads into a head-major tensor: x [B * T, H * D] to [B, H, T, D] (PyTorch's
+    /// <c>view(B, T, H, D).transpose(1, 2)</c>), the layout <see cref="BatchedMatMul"/> takes per head.
+    /// </summary>
+    public static Tensor SplitHeads(Tensor x, int batch, int heads)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank != 2 || batch <= 0 || heads <= 0 || x.Shape[0] % batch != 0 || x.Shape[1] % heads != 0)
+            throw new ArgumentException($"SplitHeads: expected x [B * T, H * D] with B = {batch} and H = {heads} dividing its dimensions; got {Tensor.FormatShape(x.Shape)}.");
+        int seq = x.Shape[0] / batch, size = x.Shape[1] / heads;
+        var y = Tensor.Zeros(batch, heads, seq, size);
+        Permute(x.Data, y.Data, batch, seq, heads, size, toHeads: true, accumulate: false);
+        return Tensor.Record(y, () => Permute(Gradient(x), y.Grad!.Data, batch, seq, heads, size, toHeads: false, accumulate: true), x);
+    }
+
+    /// <summary>The inverse of <see cref="SplitHeads"/>: x [B, H, T, D] to [B * T, H * D].</summary>
+    public static Tensor MergeHeads(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.Rank != 4)
+            throw new ArgumentException($"MergeHeads: expected x [B, H, T, D]; got {Tensor.FormatShape(x.Shape)}.");
+        int batch = x.Shape[0], heads = x.Shape[1], seq = x.Shape[2], size = x.Shape[3];
+        var y = Tensor.Zeros(batch * seq, heads * size);
+        Permute(y.Data, x.Data, batch, seq, heads, size, toHeads: false, accumulate: false);
+        return Tensor.Record(y, () => Permute(y.Grad!.Data, Gradient(x), batch, seq, heads, size, toHeads: true, accumulate: true), x);
+    }
+
+    /// <summary>Copies (or adds) between rows [B * T, H * D] and heads [B, H, T, D], in the direction given.</summary>
+    private static void Permute(float[] rows, float[] headMajor, int batch, int seq, int heads, int size, bool toHeads, bool accumulate)
+    {
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < seq; t++)
+                for (int h = 0; h < heads; h++)
+                {
+                    var r = rows.AsSpan(((b * seq + t) * heads + h) * size, size);
+                    var m = headMajor.AsSpan(((b * heads + h) * seq + t) * size, size);
+                    Span<float> destination = toHeads ? m : r;
+                    ReadOnlySpan<float> source = toHeads ? r : m;
+                    if (accumulate) TensorPrimitives.Add(destination, source, destination);
+                    else source.CopyTo(destination);
+                }
+    }
+
+    /// <summary>Rows of a table by index: y [N, C] = table[ids[n]] for table [V, C] (an embedding lookup).</summary>
+    /// <exception cref="ArgumentException">An id is outside [0, V); the message names its position and value.</exception>
+    public static Tensor Embedding(Tensor table, ReadOnlySpan<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (table.Rank != 2)
+            throw new ArgumentException($"Embedding: expected a table [V, C]; got {Tensor.FormatShape(table.Shape)}.", nameof(table));
+        int vocabulary = table.Shape[0], channels = table.Shape[1];
+        for (int i = 0; i < ids.Length; i++)
+            if ((uint)ids[i] >= (uint)vocabulary)
+                throw new ArgumentException($"Embedding: id {ids[i]} at position {i} is outside the table's [0, {vocabulary}).", nameof(ids));
+        var copy = ids.ToArray();
+        var y = Tensor.Zeros(copy.Length, channels);
+        for (int i = 0; i < copy.Length; i++)
+            table.Data.AsSpan(copy[i] * channels, channels).CopyTo(y.Data.AsSpan(i * channels, channels));
+        return Tensor.Record(y, () =>
+        {
+            // Scattered in position order: a repeated id accumulates in the same order at any thread count.
+            var g = table.GradSpan();
+            var dy = y.Grad!.Data;
+            for (int i = 0; i < copy.Length; i++)
+            {
+                var row = g.Slice(copy[i] * channels, channels);
+                TensorPrimitives.Add(row, dy.AsSpan(i * channels, channels), row);
+            }
+        }, table);
+    }
+
+    /// <summary>
+    /// Inverted dropout for training: each element is zeroed with probability <paramref name="probability"/> and the
+    /// rest scaled by 1 / (1 - p). The mask is drawn from <paramref name="rng"/> in element order, so a seed gives
+    /// the same bits at any thread count. Call it only while training; inference skips it.
+    /// </summary>
+    public static Tensor Dropout(Tensor x, float probability, Rng rng)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(rng);
+        if (!(probability >= 0f && probability < 1f))
+            throw new ArgumentOutOfRangeException(nameof(probability), probability, "Dropout: the probability must be in [0, 1).");
+        float keepScale = 1f / (1f - probability);
+        var factor = new float[x.Length];
+        for (int i = 0; i < factor.Length; i++) factor[i] = rng.NextFloat() < probability ? 0f : keepScale;
+        var y = new Tensor(new float[x.Length], x.Shape);
+        TensorPrimitives.Multiply(x.Data, factor, y.Data);
+        return Tensor.Record(y, () =>
+        {
+            var gx = x.GradSpan();
+            TensorPrimitives.FusedMultiplyAdd(y.Grad!.Data, factor, gx, gx);
+        }, x);
+    }
+
+    private static float[] Gradient(Tensor t)
+    {
+        t.GradSpan();
+        return t.Grad!.Data;
+    }
+
+    /// <summary>Runs body over row ranges, on several threads when the rows are long enough to pay for it.</summary>
+    private static void ForRows(int rows, int rowLength, Action<int, int> body)
+    {
+        if ((long)rows * rowLength < ParallelRowElements || rows < 2) body(0, rows);
+        else WorkerPool.Shared.For(rows, body, Gemm.MaxDegreeOfParallelism);
+    }
+
+    /// <summary>Runs body over element ranges of a flat array, in chunks that keep work per thread worthwhile.</summary>
+    private static void ForChunks(int length, Action<int, int> body)
+    {
+        const int Chunk = 4096;
+        int chunks = (length + Chunk - 1) / Chunk;
+        if (length < ParallelRowElements) body(0, length);
+        else WorkerPool.Shared.For(chunks, (s, e) => body(s * Chunk, Math.Min(length, e * Chunk)), Gemm.MaxDegreeOfParallelism);
+    }
+
+    /// <summary>Runs body over matrix indices; each matrix's Gemm then runs on its worker's thread.</summary>
+    private static void ForMatrices(int count, long workPerMatrix, Action<int, int> body)
+    {
+        if (count < 2 || workPerMatrix * count < 1L << 16) body(0, count);
+        else WorkerPool.Shared.For(count, body, Gemm.MaxDegreeOfParallelism);
+    }
+}
