@@ -146,4 +146,30 @@ public sealed class GeneratedSubspaceTests(DigitsFixture digits, ITestOutputHelp
         var tooLarge = Assert.Throws<ArgumentOutOfRangeException>(() => new DigitsSubspace().Reparameterize(s => s with { Dimension = 4810 }, initializationSeed: 1));
         Assert.Contains("d = 4810 for D = 4810", tooLarge.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(SubspaceProjection.Fastfood, ProjectionStorage.Cached)]   // the declared projection: Fastfood always keeps O(D)
+    [InlineData(SubspaceProjection.Sparse, ProjectionStorage.Streamed)]
+    [InlineData(SubspaceProjection.Dense, ProjectionStorage.Streamed)]
+    public void The_generated_subspace_model_keeps_O_of_D_plus_d_memory(SubspaceProjection kind, ProjectionStorage storage)
+    {
+        // d = 2,400 of D = 4,810: P as D x d floats would be 46 MB, far above the bound of 32 bytes per D + 2 d (theta0,
+        // theta and the gradient buffer are 12 bytes per D; Fastfood's diagonals about 16 bytes per padded row, and its
+        // blocks of L <= 2 d rows pad D by less than L).
+        const int d = 2400;
+        var model = new DigitsSubspace();
+        var warm = new DigitsSubspace().Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 2);
+        warm.Forward(new Tensor(new float[64], 1, 64));
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        var subspace = model.Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 1);
+        var loss = Ops.SoftmaxCrossEntropy(subspace.Forward(new Tensor(new float[64], 1, 64)), [3]);
+        loss.Backward();
+        long retained = GC.GetTotalMemory(forceFullCollection: true) - before;
+        int fullDimension = subspace.Groups[0].FullDimension;
+        output.WriteLine($"{kind} ({storage}): {retained} bytes retained for D = {fullDimension}, d = {d}");
+        Assert.True(retained < 32L * (fullDimension + 2 * d), $"{kind} ({storage}) keeps {retained} bytes for D = {fullDimension}, d = {d}");
+        GC.KeepAlive(subspace);
+        GC.KeepAlive(loss);
+        GC.KeepAlive(warm);
+    }
 }
