@@ -172,4 +172,27 @@ public sealed class GeneratedSubspaceTests(DigitsFixture digits, ITestOutputHelp
         GC.KeepAlive(loss);
         GC.KeepAlive(warm);
     }
+
+    [Fact]
+    public void The_sweep_over_the_generated_Reparameterize_matches_the_runtime_sweep_bit_for_bit()
+    {
+        // The sample's path: every subspace model of the sweep from the generated Reparameterize(change, seed).
+        var training = new TrainingOptions { Epochs = 2, BatchSize = 32, LearningRate = 1e-2f, WeightDecay = 0 };
+        var options = new IntrinsicDimensionOptions { Seeds = [1, 2], MinDimension = 8, MaxDimension = 256, GridPoints = 3, RelativeTolerance = 0.5 };
+        var generated = IntrinsicDimension.MeasureClassifier(() => new DigitsSubspace(), m => m.Forward,
+            (m, d, seed) => m.Reparameterize(s => s with { Dimension = d, Seed = seed, Projection = SubspaceProjection.Sparse }, initializationSeed: seed),
+            digits.Train, digits.Test, training, options);
+        // The runtime overload builds the same specs over the same 64-64-10 layers (DigitsInt8): the same curve, bit for bit.
+        var runtime = IntrinsicDimension.MeasureClassifier(() => new DigitsInt8(), m => m.Forward, digits.Train, digits.Test, training,
+            SubspaceProjection.Sparse, options);
+        output.WriteLine(generated.ToTable());
+        Assert.Equal(runtime.Dimension, generated.Dimension);
+        Assert.Equal(runtime.Curve.Select(p => (p.Dimension, p.Scores.ToArray())), generated.Curve.Select(p => (p.Dimension, p.Scores.ToArray())));
+        Assert.True(generated.Curve[^1].Mean > generated.Curve[0].Mean + 0.2, generated.ToTable());
+
+        // A delegate that ignores d is named, not silently measured.
+        var wrong = Assert.Throws<InvalidOperationException>(() => IntrinsicDimension.MeasureClassifier(() => new DigitsSubspace(), m => m.Forward,
+            (m, d, seed) => m.Reparameterize(initializationSeed: seed), digits.Train, digits.Test, training, options));
+        Assert.Contains("the subspace model of DigitsSubspace for d = 8 has 200 coordinates", wrong.Message, StringComparison.Ordinal);
+    }
 }
