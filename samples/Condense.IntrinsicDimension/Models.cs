@@ -38,6 +38,33 @@ public interface ISubspaceClassifier<TSelf> : ICompressibleModel<TSelf> where TS
 // Materialize() then Compress() store. The sweep changes d, seed and projection per run through the generated
 // Reparameterize(change, seed).
 
+/// <summary>
+/// Fashion-MNIST, hidden width 32 (D = 26,506): small enough that a Dense P at d near D / 2 fits in memory
+/// (1.4 GB cached at d = 13,000), for the quality check of every projection at a large d.
+/// </summary>
+[Compressible, Subspace(500, Projection = SubspaceProjection.Fastfood, Seed = 1)]
+public sealed partial class Fc784W32 : Module, ISubspaceClassifier<Fc784W32>
+{
+    [Quantize(8)] private readonly Linear hidden1 = new(784, 32);
+    [Quantize(8)] private readonly Linear hidden2 = new(32, 32);
+    [Quantize(8)] private readonly Linear output = new(32, 10);
+
+    /// <summary>Logits of a [batch, 784] input.</summary>
+    public Tensor Forward(Tensor x) => output.Forward(Ops.Relu(hidden2.Forward(Ops.Relu(hidden1.Forward(x)))));
+}
+
+/// <summary>8x8 digits, hidden width 32.</summary>
+[Compressible, Subspace(300, Projection = SubspaceProjection.Fastfood, Seed = 1)]
+public sealed partial class Fc64W32 : Module, ISubspaceClassifier<Fc64W32>
+{
+    [Quantize(8)] private readonly Linear hidden1 = new(64, 32);
+    [Quantize(8)] private readonly Linear hidden2 = new(32, 32);
+    [Quantize(8)] private readonly Linear output = new(32, 10);
+
+    /// <summary>Logits of a [batch, 64] input.</summary>
+    public Tensor Forward(Tensor x) => output.Forward(Ops.Relu(hidden2.Forward(Ops.Relu(hidden1.Forward(x)))));
+}
+
 /// <summary>Fashion-MNIST, hidden width 100.</summary>
 [Compressible, Subspace(600, Projection = SubspaceProjection.Fastfood, Seed = 1)]
 public sealed partial class Fc784W100 : Module, ISubspaceClassifier<Fc784W100>

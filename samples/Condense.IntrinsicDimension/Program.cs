@@ -9,7 +9,7 @@
 //     --dataset auto|digits|fashion   auto: Fashion-MNIST when installed, else the bundled 8x8 digits
 //     --network fc|lenet              the input-w-w-10 networks (default) or LeNet (28x28 images: Fashion-MNIST only)
 //     --projection dense|sparse|fastfood|all   (default fastfood)
-//     --widths 100,200,400            hidden widths of the input-w-w-10 network (default 200)
+//     --widths 32,100,200,400         hidden widths of the input-w-w-10 network (default 200)
 //     --seeds 1,2                     training seeds; every point is the mean over them
 //     --epochs N                      epochs of every run (default 3 on Fashion-MNIST, 25 on digits)
 //     --train-size N                  Fashion-MNIST training samples, a seeded subset (default 10000; 0: all 60000)
@@ -62,7 +62,7 @@ try
             default: throw new ArgumentException($"unknown option '{args[i]}'");
         }
     }
-    if (widths.Any(w => w is not (100 or 200 or 400))) throw new ArgumentException($"--widths: the sample has networks of width 100, 200 and 400, not {string.Join(",", widths)}");
+    if (widths.Any(w => w is not (32 or 100 or 200 or 400))) throw new ArgumentException($"--widths: the sample has networks of width 32, 100, 200 and 400, not {string.Join(",", widths)}");
 }
 catch (ArgumentException e)
 {
@@ -148,9 +148,11 @@ try
             {
                 results.Add((fashion, width) switch
                 {
+                    (true, 32) => run.Run<Fc784W32>(projection, checks),
                     (true, 100) => run.Run<Fc784W100>(projection, checks),
                     (true, 200) => run.Run<Fc784W200>(projection, checks),
                     (true, _) => run.Run<Fc784W400>(projection, checks),
+                    (false, 32) => run.Run<Fc64W32>(projection, checks),
                     (false, 100) => run.Run<Fc64W100>(projection, checks),
                     (false, 200) => run.Run<Fc64W200>(projection, checks),
                     (false, _) => run.Run<Fc64W400>(projection, checks),
@@ -158,9 +160,11 @@ try
             }
             results.Add((fashion, width) switch
             {
+                (true, 32) => run.Declared<Fc784W32>(),
                 (true, 100) => run.Declared<Fc784W100>(),
                 (true, 200) => run.Declared<Fc784W200>(),
                 (true, _) => run.Declared<Fc784W400>(),
+                (false, 32) => run.Declared<Fc64W32>(),
                 (false, 100) => run.Declared<Fc64W100>(),
                 (false, 200) => run.Declared<Fc64W200>(),
                 (false, _) => run.Declared<Fc64W400>(),
