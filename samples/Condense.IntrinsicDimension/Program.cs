@@ -188,7 +188,7 @@ try
         Console.WriteLine("Quality check: every projection at a large d against the baseline (same epochs, seed " + seeds[0] + "):");
         foreach (var c in checks)
             Console.WriteLine($"  {c.Network}, {c.Projection,-8} d = {c.Dimension:N0}: best accuracy {c.Best:P2} (epoch {c.BestEpoch}), last {c.Last:P2}, " +
-                $"baseline {c.Baseline:P2}: {(c.Baseline - c.Best) * 100:+0.00;-0.00} points {(c.Baseline - c.Best <= 0.02 ? "(within 2)" : "(NOT within 2)")}; losses and d finite: {(c.Finite ? "yes" : "NO")}");
+                $"baseline {c.Baseline:P2}: {(c.Best - c.Baseline) * 100:+0.00;-0.00} points {(c.Baseline - c.Best <= 0.02 ? "(within 2)" : "(NOT within 2)")}; losses and d finite: {(c.Finite ? "yes" : "NO")}");
     }
     if (declared.Count > 0)
     {
