@@ -179,12 +179,20 @@ internal static class ModelEmitter
                     /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
                     {{GeneratedCode}}
                     public {{typed}} Reparameterize({{(model.HasForward ? "" : "global::System.Func<global::Condense.Tensor, global::Condense.Tensor> forward, ")}}ulong? initializationSeed = null) => {{@throw}};
+
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public {{typed}} Reparameterize({{(model.HasForward ? "" : "global::System.Func<global::Condense.Tensor, global::Condense.Tensor> forward, ")}}{{Change}} change, ulong? initializationSeed) => {{@throw}};
                     """);
             if (Emits("LoadSubspace") && model.HasParameterlessConstructor)
                 members.Add($$"""
                     /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
                     {{GeneratedCode}}
                     public static {{typed}} LoadSubspace(string path{{(model.HasForward ? "" : ", global::System.Func<" + self + ", global::System.Func<global::Condense.Tensor, global::Condense.Tensor>> forwardOf")}}) => {{@throw}};
+
+                    /// <summary>Throws: the plan has build errors (see the remarks on the class).</summary>
+                    {{GeneratedCode}}
+                    public static {{typed}} LoadSubspace(string path{{(model.HasForward ? "" : ", global::System.Func<" + self + ", global::System.Func<global::Condense.Tensor, global::Condense.Tensor>> forwardOf")}}, {{Change}} change) => {{@throw}};
                     """);
         }
         using (writer.WriteBlock())
@@ -646,6 +654,21 @@ internal static class ModelEmitter
             public {{typed}} Reparameterize({{forwardParameter}}ulong? initializationSeed = null) =>
                 global::Condense.Subspace.SubspaceModel.Create(this, {{forward}}, SubspaceSpecs,
                     new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
+
+            /// <summary>
+            /// As the other <c>Reparameterize</c>, with each of <see cref="SubspaceSpecs"/> changed first, e.g.
+            /// <c>s =&gt; s with { Dimension = d, Seed = seed }</c> in an intrinsic-dimension sweep. The build checked only the declared specs: the
+            /// runtime checks the changed ones, and a file saved from this model loads with the same change (<c>LoadSubspace(path, change)</c>).
+            /// </summary>
+            {{(model.HasForward ? "" : "/// <param name=\"forward\">The model's forward pass, which the subspace model calls.</param>\n")}}/// <param name="change">Maps each declared spec to the one to use.</param>
+            /// <param name="initializationSeed">As for the declared specs: theta0 = <c>Initialize(seed)</c>, or the current weights when null.</param>
+            {{GeneratedCode}}
+            public {{typed}} Reparameterize({{forwardParameter}}{{Change}} change, ulong? initializationSeed)
+            {
+                global::System.ArgumentNullException.ThrowIfNull(change);
+                return global::Condense.Subspace.SubspaceModel.Create(this, {{forward}}, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)),
+                    new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
+            }
             """);
         if (!model.HasParameterlessConstructor) return;
         writer.WriteLine();
@@ -666,6 +689,19 @@ internal static class ModelEmitter
                     var model = new {{self}}();
                     return {{typed}}.Load(path, model, forwardOf(model), SubspaceSpecs);
                 }
+
+                /// <summary>Loads a subspace model saved from <c>Reparameterize(forward, change, seed)</c>: the file is checked against <see cref="SubspaceSpecs"/> changed by <paramref name="change"/>.</summary>
+                /// <param name="path">The file to read.</param>
+                /// <param name="forwardOf">The forward pass of the created model, e.g. <c>m =&gt; m.Run</c>.</param>
+                /// <param name="change">The change the model was reparameterized with.</param>
+                {{GeneratedCode}}
+                public static {{typed}} LoadSubspace(string path, global::System.Func<{{self}}, global::System.Func<global::Condense.Tensor, global::Condense.Tensor>> forwardOf, {{Change}} change)
+                {
+                    global::System.ArgumentNullException.ThrowIfNull(forwardOf);
+                    global::System.ArgumentNullException.ThrowIfNull(change);
+                    var model = new {{self}}();
+                    return {{typed}}.Load(path, model, forwardOf(model), global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)));
+                }
                 """);
             return;
         }
@@ -681,8 +717,22 @@ internal static class ModelEmitter
                 var model = new {{self}}();
                 return {{typed}}.Load(path, model, model.Forward, SubspaceSpecs);
             }
+
+            /// <summary>Loads a subspace model saved from <c>Reparameterize(change, seed)</c>: the file is checked against <see cref="SubspaceSpecs"/> changed by <paramref name="change"/>.</summary>
+            /// <param name="path">The file to read.</param>
+            /// <param name="change">The change the model was reparameterized with.</param>
+            {{GeneratedCode}}
+            public static {{typed}} LoadSubspace(string path, {{Change}} change)
+            {
+                global::System.ArgumentNullException.ThrowIfNull(change);
+                var model = new {{self}}();
+                return {{typed}}.Load(path, model, model.Forward, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)));
+            }
             """);
     }
+
+    /// <summary>The delegate type of the <c>change</c> parameter of the respecifying Reparameterize and LoadSubspace overloads.</summary>
+    private const string Change = "global::System.Func<global::Condense.Subspace.SubspaceSpec, global::Condense.Subspace.SubspaceSpec>";
 
     private static string SpecText(int dimension, int projection, ulong seed, string? layer) =>
         "new(" + Int(dimension) + ") { Projection = " + ProjectionText(projection) + ", Seed = " + seed.ToString(CultureInfo.InvariantCulture) + "UL" +

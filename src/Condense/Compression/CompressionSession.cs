@@ -279,6 +279,9 @@ public sealed partial class CompressionSession
                 $"Layer '{plan.Path}' has shape {ShapeText(kind, outFeatures, inFeatures, kernelSize, hasBias)} but the compiled plan expects {ShapeText(plan.Kind, plan.OutFeatures, plan.InFeatures, plan.KernelSize, plan.HasBias)}: construct it with the shape its declaration states."));
         if (current is not null)
             throw new InvalidOperationException($"Layer '{plan.Path}' is already compressed ({current.Format}); Compress applies the plan to a dense model once.");
+        if (layer.LiveSubspace is { } live)
+            throw new InvalidOperationException(
+                $"Layer '{plan.Path}' of {_plan.ModelName} is driven by a live subspace model (Reparameterize, d = {live.Coordinates.Length}); call Materialize() on it first: it writes theta0 + P d into the layers and ends the subspace, then Compress.");
         _progress?.Report(new CompressionProgress(layerIndex, _reports.Length, plan.Path));
         return plan;
     }

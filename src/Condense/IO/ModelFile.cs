@@ -88,6 +88,10 @@ public static class ModelFile
         ArgumentNullException.ThrowIfNull(layers);
         parameterLayers ??= [];
         CheckRegistry(plan, layers);
+        // A live subspace model may not have written its latest d into the layers yet (the optimizer steps d after the
+        // forward): write theta0 + P d now, so the file holds the weights the subspace model computes.
+        foreach (var live in layers.Select(l => l.Layer.LiveSubspace).OfType<Subspace.SubspaceModel>().Distinct())
+            live.WriteCurrentParameters();
 
         var writer = new SafeTensorsWriter();
         writer.SetMetadata(FormatKey, FormatVersion);

@@ -17,4 +17,10 @@ public abstract class Layer
 
     /// <summary>Re-initializes the parameters from <paramref name="rng"/>.</summary>
     public abstract void ResetParameters(Rng rng);
+
+    /// <summary>
+    /// The subspace model that drives this layer while it lives (set by <c>Reparameterize</c>, cleared by
+    /// <c>Materialize</c>): Compress refuses the layer then, and Save first writes theta0 + P d into it.
+    /// </summary>
+    internal Subspace.SubspaceModel? LiveSubspace { get; set; }
 }

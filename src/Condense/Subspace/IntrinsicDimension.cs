@@ -135,13 +135,39 @@ public static class IntrinsicDimension
         IntrinsicDimensionOptions? options = null, TrainingOptions? subspaceTraining = null, IProgress<IntrinsicDimensionPoint>? progress = null)
         where TModel : Module
     {
+        ArgumentNullException.ThrowIfNull(forward);
+        return MeasureClassifier(createModel, forward,
+            (model, d, seed) => SubspaceModel.Create(model, forward(model), new SubspaceSpec(d) { Projection = projection, Seed = seed },
+                new SubspaceOptions { InitializationSeed = seed }),
+            train, test, training, options, subspaceTraining, progress);
+    }
+
+    /// <summary>
+    /// The sweep for a classifier whose subspace models come from <paramref name="reparameterize"/>, typically the
+    /// generated one of a <c>[Subspace]</c> model:
+    /// <c>(m, d, seed) =&gt; m.Reparameterize(s =&gt; s with { Dimension = d, Seed = seed }, initializationSeed: seed)</c>.
+    /// The baseline is <paramref name="createModel"/> initialized with the seed and trained by <c>Classifier.Train</c>;
+    /// each subspace model is trained the same way (with <paramref name="subspaceTraining"/> when given); the score is
+    /// test accuracy. D is the parameter count of the first subspace model's groups.
+    /// </summary>
+    /// <param name="forward">The forward pass of a model instance, e.g. <c>m =&gt; m.Forward</c> (the baseline's).</param>
+    /// <param name="reparameterize">A subspace model of a fresh model with d coordinates in all, its projection drawn from the seed.</param>
+    /// <exception cref="InvalidOperationException">A subspace model has another total d than asked (named).</exception>
+    public static IntrinsicDimensionResult MeasureClassifier<TModel>(Func<TModel> createModel, Func<TModel, Func<Tensor, Tensor>> forward,
+        Func<TModel, int, ulong, SubspaceModel<TModel>> reparameterize,
+        Dataset train, Dataset test, TrainingOptions training,
+        IntrinsicDimensionOptions? options = null, TrainingOptions? subspaceTraining = null, IProgress<IntrinsicDimensionPoint>? progress = null)
+        where TModel : Module
+    {
         ArgumentNullException.ThrowIfNull(createModel);
         ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(reparameterize);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(test);
         ArgumentNullException.ThrowIfNull(training);
-        var probe = createModel();
-        int fullDimension = probe.Parameters().Sum(p => p.Length);
+        // D: every parameter for a global subspace (the covered ones are known only once reparameterized; a global
+        // subspace of the model covers all of them, which is what the sweep is for).
+        int fullDimension = createModel().Parameters().Sum(p => p.Length);
         double Score(Func<Tensor, Tensor> f) => Classifier.Accuracy(Classifier.Predict(f, test), test.Labels);
         return Measure(fullDimension,
             seed =>
@@ -154,9 +180,10 @@ public static class IntrinsicDimension
             },
             (d, seed) =>
             {
-                var model = createModel();
-                var sub = SubspaceModel.Create(model, forward(model), new SubspaceSpec(d) { Projection = projection, Seed = seed },
-                    new SubspaceOptions { InitializationSeed = seed });
+                var sub = reparameterize(createModel(), d, seed);
+                if (sub.Coordinates.Length != d)
+                    throw new InvalidOperationException(
+                        $"IntrinsicDimension: the subspace model of {typeof(TModel).Name} for d = {d} has {sub.Coordinates.Length} coordinates ({sub.DescribeGroups()}); the reparameterize delegate must give d in all.");
                 Classifier.Train(sub, sub.Forward, train, (subspaceTraining ?? training) with { Seed = seed });
                 return Score(sub.Forward);
             },

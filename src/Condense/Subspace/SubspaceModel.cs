@@ -101,6 +101,9 @@ public class SubspaceModel : Module
                         $"{modelName}: subspace '{spec.GroupName}' names layer '{path}', which the model does not have; its layers are {string.Join(", ", layers.Select(l => l.Path))}.", nameof(specs));
                 if (!owner.TryAdd(path, s))
                     throw new ArgumentException($"{modelName}: layer '{path}' is in two subspaces ('{specs[owner[path]].GroupName}' and '{spec.GroupName}'); give each layer at most one.", nameof(specs));
+                if (layer.LiveSubspace is { } live)
+                    throw new InvalidOperationException(
+                        $"{modelName}: layer '{path}' is already reparameterized by a live subspace model (d = {live.Coordinates.Length}); Materialize() that one first, or reparameterize a fresh {modelName}.");
                 if (layer is WeightedLayer { CompressedWeight: { } storage } weighted)
                     throw new ArgumentException(
                         $"{modelName}: layer '{path}' ({weighted.Description}) is compressed ({storage.Format}); a subspace reparameterizes dense weights, so reparameterize before compressing (Materialize, then Compress).", nameof(specs));
@@ -167,6 +170,9 @@ public class SubspaceModel : Module
         }
         foreach (var group in groups)
             foreach (var p in group.Parameters) p.Value.RequiresGrad = true;
+        // Every layer of the model (covered, frozen or trained beside d) now belongs to this subspace model until
+        // Materialize: compressing one would swap a tensor Forward writes into or the optimizer steps.
+        foreach (var (_, layer) in layers) layer.LiveSubspace = this;
     }
 
     /// <summary>A subspace model with one global subspace over every parameter of <paramref name="model"/>.</summary>
@@ -247,6 +253,8 @@ public class SubspaceModel : Module
                 p.Value.RequiresGrad = true;
             }
         foreach (var p in _frozen) p.Value.RequiresGrad = true;
+        foreach (var (_, layer) in BaseModel.Layers)
+            if (ReferenceEquals(layer.LiveSubspace, this)) layer.LiveSubspace = null;
         _materialized = true;
         return BaseModel;
     }
@@ -263,6 +271,17 @@ public class SubspaceModel : Module
             throw new InvalidOperationException(
                 $"{BaseModel.GetType().Name}: {what} of subspace '{group.Name}' hold {values[i].ToString(System.Globalization.CultureInfo.InvariantCulture)} at index {i - group.Offset} (of d = {group.Dimension}); training diverged or the values are corrupt: lower the learning rate or restore an earlier state.");
         }
+    }
+
+    /// <summary>
+    /// Writes theta0 + P d of the current d into the model (the layers may hold the previous step's theta: the optimizer
+    /// changed d after the last forward), so a dense Save of the model while this subspace model lives stores what it computes.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">d holds NaN or infinity (named).</exception>
+    internal void WriteCurrentParameters()
+    {
+        CheckFinite(Coordinates.Data, "the coordinates");
+        WriteParameters(force: false);
     }
 
     internal string DescribeGroups() => string.Join(", ", Groups.Select(g => $"'{g.Name}' d = {g.Dimension}"));

@@ -137,6 +137,21 @@ namespace Samples.Subspace
                 new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
 
         /// <summary>
+        /// As the other <c>Reparameterize</c>, with each of <see cref="SubspaceSpecs"/> changed first, e.g.
+        /// <c>s =&gt; s with { Dimension = d, Seed = seed }</c> in an intrinsic-dimension sweep. The build checked only the declared specs: the
+        /// runtime checks the changed ones, and a file saved from this model loads with the same change (<c>LoadSubspace(path, change)</c>).
+        /// </summary>
+        /// <param name="change">Maps each declared spec to the one to use.</param>
+        /// <param name="initializationSeed">As for the declared specs: theta0 = <c>Initialize(seed)</c>, or the current weights when null.</param>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        public global::Condense.Subspace.SubspaceModel<DigitsMlp> Reparameterize(global::System.Func<global::Condense.Subspace.SubspaceSpec, global::Condense.Subspace.SubspaceSpec> change, ulong? initializationSeed)
+        {
+            global::System.ArgumentNullException.ThrowIfNull(change);
+            return global::Condense.Subspace.SubspaceModel.Create(this, this.Forward, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)),
+                new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
+        }
+
+        /// <summary>
         /// Creates the model and loads a subspace model saved from <see cref="Reparameterize"/>: checks the file against
         /// <see cref="SubspaceSpecs"/> (seed, d, projection, covered parameters) and throws <c>SubspaceFileException</c> naming every difference.
         /// </summary>
@@ -146,6 +161,17 @@ namespace Samples.Subspace
         {
             var model = new DigitsMlp();
             return global::Condense.Subspace.SubspaceModel<DigitsMlp>.Load(path, model, model.Forward, SubspaceSpecs);
+        }
+
+        /// <summary>Loads a subspace model saved from <c>Reparameterize(change, seed)</c>: the file is checked against <see cref="SubspaceSpecs"/> changed by <paramref name="change"/>.</summary>
+        /// <param name="path">The file to read.</param>
+        /// <param name="change">The change the model was reparameterized with.</param>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        public static global::Condense.Subspace.SubspaceModel<DigitsMlp> LoadSubspace(string path, global::System.Func<global::Condense.Subspace.SubspaceSpec, global::Condense.Subspace.SubspaceSpec> change)
+        {
+            global::System.ArgumentNullException.ThrowIfNull(change);
+            var model = new DigitsMlp();
+            return global::Condense.Subspace.SubspaceModel<DigitsMlp>.Load(path, model, model.Forward, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)));
         }
     }
 }

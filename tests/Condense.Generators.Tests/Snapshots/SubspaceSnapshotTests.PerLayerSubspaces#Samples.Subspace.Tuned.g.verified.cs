@@ -145,6 +145,22 @@ namespace Samples.Subspace
                 new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
 
         /// <summary>
+        /// As the other <c>Reparameterize</c>, with each of <see cref="SubspaceSpecs"/> changed first, e.g.
+        /// <c>s =&gt; s with { Dimension = d, Seed = seed }</c> in an intrinsic-dimension sweep. The build checked only the declared specs: the
+        /// runtime checks the changed ones, and a file saved from this model loads with the same change (<c>LoadSubspace(path, change)</c>).
+        /// </summary>
+        /// <param name="forward">The model's forward pass, which the subspace model calls.</param>
+        /// <param name="change">Maps each declared spec to the one to use.</param>
+        /// <param name="initializationSeed">As for the declared specs: theta0 = <c>Initialize(seed)</c>, or the current weights when null.</param>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        public global::Condense.Subspace.SubspaceModel<Tuned> Reparameterize(global::System.Func<global::Condense.Tensor, global::Condense.Tensor> forward, global::System.Func<global::Condense.Subspace.SubspaceSpec, global::Condense.Subspace.SubspaceSpec> change, ulong? initializationSeed)
+        {
+            global::System.ArgumentNullException.ThrowIfNull(change);
+            return global::Condense.Subspace.SubspaceModel.Create(this, forward, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)),
+                new global::Condense.Subspace.SubspaceOptions { UncoveredLayers = SubspaceOtherLayers, InitializationSeed = initializationSeed });
+        }
+
+        /// <summary>
         /// Creates the model and loads a subspace model saved from <see cref="Reparameterize"/>: checks the file against
         /// <see cref="SubspaceSpecs"/> (seed, d, projection, covered parameters) and throws <c>SubspaceFileException</c> naming every difference.
         /// </summary>
@@ -156,6 +172,19 @@ namespace Samples.Subspace
             global::System.ArgumentNullException.ThrowIfNull(forwardOf);
             var model = new Tuned();
             return global::Condense.Subspace.SubspaceModel<Tuned>.Load(path, model, forwardOf(model), SubspaceSpecs);
+        }
+
+        /// <summary>Loads a subspace model saved from <c>Reparameterize(forward, change, seed)</c>: the file is checked against <see cref="SubspaceSpecs"/> changed by <paramref name="change"/>.</summary>
+        /// <param name="path">The file to read.</param>
+        /// <param name="forwardOf">The forward pass of the created model, e.g. <c>m =&gt; m.Run</c>.</param>
+        /// <param name="change">The change the model was reparameterized with.</param>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        public static global::Condense.Subspace.SubspaceModel<Tuned> LoadSubspace(string path, global::System.Func<Tuned, global::System.Func<global::Condense.Tensor, global::Condense.Tensor>> forwardOf, global::System.Func<global::Condense.Subspace.SubspaceSpec, global::Condense.Subspace.SubspaceSpec> change)
+        {
+            global::System.ArgumentNullException.ThrowIfNull(forwardOf);
+            global::System.ArgumentNullException.ThrowIfNull(change);
+            var model = new Tuned();
+            return global::Condense.Subspace.SubspaceModel<Tuned>.Load(path, model, forwardOf(model), global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Select(SubspaceSpecs, change)));
         }
     }
 }

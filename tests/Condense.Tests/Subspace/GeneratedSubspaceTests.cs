@@ -90,4 +90,109 @@ public sealed class GeneratedSubspaceTests(DigitsFixture digits, ITestOutputHelp
         Assert.Equal(Classifier.Predict(subspace.Forward, digits.Test), Classifier.Predict(loaded.Forward, digits.Test));
         Assert.True(Accuracy(loaded.Forward) > 0.75);
     }
+
+    [Fact]
+    public void Compress_while_the_subspace_model_lives_is_a_named_error_and_dense_Save_writes_its_current_weights()
+    {
+        var model = new DigitsSubspace();
+        var subspace = model.Reparameterize(initializationSeed: 5);
+        Classifier.Train(subspace, subspace.Forward, digits.Train, Options with { Epochs = 1 });
+
+        // The optimizer stepped d after the last forward, so the layers hold the previous theta; compressing them
+        // would also swap the tensors the subspace model writes into. Nothing is compressed.
+        var compress = Assert.Throws<InvalidOperationException>(() => model.Compress());
+        Assert.Contains("Layer 'hidden' of DigitsSubspace is driven by a live subspace model (Reparameterize, d = 200); call Materialize() on it first", compress.Message, StringComparison.Ordinal);
+        Assert.All(model.Layers, l => Assert.Null(((WeightedLayer)l.Layer).CompressedWeight));
+
+        // A dense Save meanwhile stores theta0 + P d of the current d: the weights Materialize() then writes.
+        string path = digits.TempFile("live.dense.safetensors");
+        model.Save(path);
+        var saved = DigitsSubspace.Load(path);
+
+        // A second subspace model over the same layers is refused too.
+        var twice = Assert.Throws<InvalidOperationException>(() => model.Reparameterize(initializationSeed: 6));
+        Assert.Contains("layer 'hidden' is already reparameterized by a live subspace model (d = 200); Materialize() that one first", twice.Message, StringComparison.Ordinal);
+
+        DigitsSubspace dense = subspace.Materialize();
+        Assert.Equal(dense.Parameters().SelectMany(p => p.Data), saved.Parameters().SelectMany(p => p.Data));
+        // Materialize ended the subspace: the same model compresses now.
+        var report = dense.Compress();
+        Assert.Equal(DigitsSubspace.PlannedBytes, report.TotalBytesAfter);
+    }
+
+    [Fact]
+    public void Reparameterize_with_a_change_sweeps_d_seed_and_projection_and_loads_only_with_the_same_change()
+    {
+        static SubspaceSpec Change(SubspaceSpec s) => s with { Dimension = 120, Seed = 9, Projection = SubspaceProjection.Sparse };
+        var model = new DigitsSubspace();
+        var subspace = model.Reparameterize(Change, initializationSeed: 5);
+        var group = Assert.Single(subspace.Groups);
+        Assert.Equal((120, "sparse", 9UL), (group.Dimension, group.Projection.Name, group.Spec.Seed));
+        Assert.Equal(UncoveredLayers.Frozen, subspace.UncoveredLayers);
+        Classifier.Train(subspace, subspace.Forward, digits.Train, Options with { Epochs = 2 });
+
+        string path = digits.TempFile("changed.subspace.safetensors");
+        subspace.Save(path);
+        // The declared spec (Fastfood, d = 200, seed 3) is not what the file holds: every difference is named.
+        var declared = Assert.Throws<SubspaceFileException>(() => DigitsSubspace.LoadSubspace(path));
+        Assert.Contains("the file was trained with seed 9; the model declares seed 3", declared.Message, StringComparison.Ordinal);
+        Assert.Contains("the file has d = 120; the model declares d = 200", declared.Message, StringComparison.Ordinal);
+        Assert.Contains("the file uses the sparse projection; the model declares fastfood", declared.Message, StringComparison.Ordinal);
+        var loaded = DigitsSubspace.LoadSubspace(path, Change);
+        Assert.Equal(subspace.Coordinates.Data, loaded.Coordinates.Data);
+        Assert.Equal(Classifier.Predict(subspace.Forward, digits.Test), Classifier.Predict(loaded.Forward, digits.Test));
+
+        // A change the runtime cannot honour is named as the declared one would be.
+        var tooLarge = Assert.Throws<ArgumentOutOfRangeException>(() => new DigitsSubspace().Reparameterize(s => s with { Dimension = 4810 }, initializationSeed: 1));
+        Assert.Contains("d = 4810 for D = 4810", tooLarge.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(SubspaceProjection.Fastfood, ProjectionStorage.Cached)]   // the declared projection: Fastfood always keeps O(D)
+    [InlineData(SubspaceProjection.Sparse, ProjectionStorage.Streamed)]
+    [InlineData(SubspaceProjection.Dense, ProjectionStorage.Streamed)]
+    public void The_generated_subspace_model_keeps_O_of_D_plus_d_memory(SubspaceProjection kind, ProjectionStorage storage)
+    {
+        // d = 2,400 of D = 4,810: P as D x d floats would be 46 MB, far above the bound of 32 bytes per D + 2 d (theta0,
+        // theta and the gradient buffer are 12 bytes per D; Fastfood's diagonals about 16 bytes per padded row, and its
+        // blocks of L <= 2 d rows pad D by less than L).
+        const int d = 2400;
+        var model = new DigitsSubspace();
+        var warm = new DigitsSubspace().Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 2);
+        warm.Forward(new Tensor(new float[64], 1, 64));
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        var subspace = model.Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 1);
+        var loss = Ops.SoftmaxCrossEntropy(subspace.Forward(new Tensor(new float[64], 1, 64)), [3]);
+        loss.Backward();
+        long retained = GC.GetTotalMemory(forceFullCollection: true) - before;
+        int fullDimension = subspace.Groups[0].FullDimension;
+        output.WriteLine($"{kind} ({storage}): {retained} bytes retained for D = {fullDimension}, d = {d}");
+        Assert.True(retained < 32L * (fullDimension + 2 * d), $"{kind} ({storage}) keeps {retained} bytes for D = {fullDimension}, d = {d}");
+        GC.KeepAlive(subspace);
+        GC.KeepAlive(loss);
+        GC.KeepAlive(warm);
+    }
+
+    [Fact]
+    public void The_sweep_over_the_generated_Reparameterize_matches_the_runtime_sweep_bit_for_bit()
+    {
+        // The sample's path: every subspace model of the sweep from the generated Reparameterize(change, seed).
+        var training = new TrainingOptions { Epochs = 2, BatchSize = 32, LearningRate = 1e-2f, WeightDecay = 0 };
+        var options = new IntrinsicDimensionOptions { Seeds = [1, 2], MinDimension = 8, MaxDimension = 256, GridPoints = 3, RelativeTolerance = 0.5 };
+        var generated = IntrinsicDimension.MeasureClassifier(() => new DigitsSubspace(), m => m.Forward,
+            (m, d, seed) => m.Reparameterize(s => s with { Dimension = d, Seed = seed, Projection = SubspaceProjection.Sparse }, initializationSeed: seed),
+            digits.Train, digits.Test, training, options);
+        // The runtime overload builds the same specs over the same 64-64-10 layers (DigitsInt8): the same curve, bit for bit.
+        var runtime = IntrinsicDimension.MeasureClassifier(() => new DigitsInt8(), m => m.Forward, digits.Train, digits.Test, training,
+            SubspaceProjection.Sparse, options);
+        output.WriteLine(generated.ToTable());
+        Assert.Equal(runtime.Dimension, generated.Dimension);
+        Assert.Equal(runtime.Curve.Select(p => (p.Dimension, p.Scores.ToArray())), generated.Curve.Select(p => (p.Dimension, p.Scores.ToArray())));
+        Assert.True(generated.Curve[^1].Mean > generated.Curve[0].Mean + 0.2, generated.ToTable());
+
+        // A delegate that ignores d is named, not silently measured.
+        var wrong = Assert.Throws<InvalidOperationException>(() => IntrinsicDimension.MeasureClassifier(() => new DigitsSubspace(), m => m.Forward,
+            (m, d, seed) => m.Reparameterize(initializationSeed: seed), digits.Train, digits.Test, training, options));
+        Assert.Contains("the subspace model of DigitsSubspace for d = 8 has 200 coordinates", wrong.Message, StringComparison.Ordinal);
+    }
 }
