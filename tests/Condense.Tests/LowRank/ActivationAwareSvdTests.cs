@@ -129,6 +129,24 @@ public sealed class ActivationAwareSvdTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_singular_second_moment_without_damping_is_damped_rather_than_refused()
+    {
+        // Every input column duplicated: X^T X has rank 16 of 32. At dampingPercent 0 the factor needs the floor (and,
+        // if rounding leaves a pivot at or below zero, the tenfold retries); the result must be finite and still beat
+        // plain SVD on these inputs.
+        int rows = 24, cols = 32, rank = 4;
+        var half = AnisotropicInputs(13, 300, cols / 2);
+        var inputs = new float[300 * cols];
+        for (int r = 0; r < 300; r++)
+            for (int c = 0; c < cols; c++) inputs[r * cols + c] = half[r * (cols / 2) + c / 2];
+        var weight = QuantTestData.Gaussian(14, rows * cols, 0.1f);
+        var asvd = ActivationAwareSvd.Factor(weight, rows, cols, rank, LayerStatistics.FromInputs(inputs, cols), dampingPercent: 0);
+        Assert.All(asvd.V, v => Assert.True(float.IsFinite(v)));
+        var svd = LowRankWeight.FromDense(weight, rows, cols, rank);
+        Assert.True(OutputError(weight, asvd, inputs, rows, cols) < OutputError(weight, svd, inputs, rows, cols));
+    }
+
+    [Fact]
     public void Statistics_of_another_width_are_rejected_with_both_widths()
     {
         var statistics = LayerStatistics.FromInputs(new float[4 * 30], 30, "encoder.q");
