@@ -97,7 +97,7 @@ public static class ActivationAwareSvd
         double damping = dampingPercent;
         for (int attempt = 0; ; attempt++)
         {
-            // Dead inputs (zero diagonal) would make the factor singular at zero damping: they get the mean's share at least.
+            // Dead inputs (zero diagonal) would make the factor singular without damping, so even dampingPercent = 0 adds 1e-6 x the mean.
             float add = (float)(Math.Max(damping, 1e-6) * mean);
             for (long i = 0; i < (long)n * n; i++) s[i] = (float)(xtx[i] * scale);
             for (int i = 0; i < n; i++) s[(long)i * n + i] += add;
