@@ -84,6 +84,7 @@ try
         ("int4 per-row", setup.Evaluate<MlpRtnInt4Row>, setup.Evaluate<MlpGptqInt4Row>),
     ]);
     failures += setup.LowRank(mlp, "MLP, hidden1 r24 and hidden2 r16", setup.Evaluate<MlpSvd>, setup.Evaluate<MlpAsvd>);
+    File.Delete(mlp.Path);
     Console.WriteLine($"({clock.Elapsed.TotalSeconds:F0} s)");
 
     var cnn = setup.Train<CnnRtnInt4G64>("cnn", cnnTraining);
@@ -96,6 +97,7 @@ try
         ("int4 per-row", setup.Evaluate<CnnRtnInt4Row>, setup.Evaluate<CnnGptqInt4Row>),
     ]);
     failures += setup.LowRank(cnn, "CNN, conv2 r8 and fc1 r16", setup.Evaluate<CnnSvd>, setup.Evaluate<CnnAsvd>);
+    File.Delete(cnn.Path);
     Console.WriteLine($"total {clock.Elapsed.TotalSeconds:F0} s; {(failures == 0 ? "the data-aware method had the lower mean layer output error in every row" : $"{failures} row(s) where the data-aware method did not have the lower mean layer output error")}");
     return 0;
 }
