@@ -18,6 +18,7 @@ internal static class KnownTypeNames
     public const string Conv2d = "Condense.Nn.Conv2d";
     public const string Layer = "Condense.Nn.Layer";
     public const string WeightedLayer = "Condense.Nn.WeightedLayer";
+    public const string CompressionOptions = "Condense.Compression.CompressionOptions";
 
     /// <summary>Layer attributes, as (short name, metadata name), in the order their problems are reported.</summary>
     public static readonly (string Name, string MetadataName)[] LayerAttributes =

@@ -7,25 +7,6 @@ namespace Condense.Generators.Tests;
 public sealed partial class AnalyzerTests
 {
     [Fact]
-    public void CND0027_GptqAndActivationAwareSvdAreRefusedAtTheBuild()
-    {
-        var d = Verify("""
-            [Compressible]
-            public partial class Mlp : Module
-            {
-                [Quantize(4, GroupSize = 16, Method = {|CND0027:QuantizationMethod.Gptq|})]
-                readonly Linear hidden = new(64, 64);
-
-                [LowRank(8, Method = {|CND0027:LowRankMethod.ActivationAwareSvd|})]
-                readonly Linear output = new(64, 64);
-            }
-            """);
-        Assert.Equal("[Quantize(Method = Gptq)] on layer 'hidden' is not available in this version of Condense: GPTQ needs calibration data, which this version does not take; remove Method (or use Method = QuantizationMethod.RoundToNearest) to round each weight to the nearest level", Message(d[0]));
-        Assert.StartsWith("[LowRank(Method = ActivationAwareSvd)] on layer 'output' is not available in this version of Condense: activation-aware SVD", Message(d[1]), StringComparison.Ordinal);
-        Assert.All(d, x => Assert.Equal(DiagnosticSeverity.Error, x.Severity));
-    }
-
-    [Fact]
     public void CND0027_MixedPrecisionIsRefusedAtTheBuildAndSubspaceIsNot()
     {
         // [Subspace] has a runtime now (Reparameterize): the same model with only it builds without CND0027.

@@ -51,6 +51,9 @@ internal static class DiagnosticDescriptors
     public const string DenseProjectionTooLargeId = "CND0031";
     public const string SubspaceCombinationId = "CND0032";
     public const string SubspaceConflictId = "CND0033";
+    public const string CalibrationMissingId = "CND0034";
+    public const string CalibrationNeedsForwardId = "CND0035";
+    public const string DataAwareMethodInvalidId = "CND0036";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -282,6 +285,27 @@ internal static class DiagnosticDescriptors
         "Conflicting [Subspace] declarations",
         "Model '{0}' declares conflicting subspaces: {1}",
         "[Subspace] on the class is one global subspace over every parameter; on layers it is one subspace per layer, with one policy (OtherLayers) for the layers none covers. A model declares one or the other, and its layers agree on the policy.");
+
+    /// <summary>CND0034. Message: "Compress of model '{0}' is called without calibration data, but data-aware {1} cannot be compressed without it: {2}".</summary>
+    public static readonly DiagnosticDescriptor CalibrationMissing = Create(
+        CalibrationMissingId, Usage, DiagnosticSeverity.Error,
+        "Compress called without calibration data on a data-aware plan",
+        "Compress of model '{0}' is called without calibration data, but data-aware {1} cannot be compressed without it: {2}",
+        "[Quantize(Method = Gptq)] and [LowRank(r, Method = ActivationAwareSvd)] choose the compressed weights from the inputs each layer sees, which Compress records by running the model's Forward over CompressionOptions.Calibration. A call with no options, null, or a new CompressionOptions { ... } that does not set Calibration is certain to throw at Compress; the build reports it at the call, naming the layers.");
+
+    /// <summary>CND0035. Message: "Compress of model '{0}' cannot record the inputs of {1}: '{0}' declares no 'public Tensor Forward(Tensor x)'; {2}".</summary>
+    public static readonly DiagnosticDescriptor CalibrationNeedsForward = Create(
+        CalibrationNeedsForwardId, Usage, DiagnosticSeverity.Error,
+        "Data-aware plan on a model without Forward(Tensor)",
+        "Compress of model '{0}' cannot record the inputs of {1}: '{0}' declares no 'public Tensor Forward(Tensor x)'; {2}",
+        "Calibration runs the model's own Tensor Forward(Tensor) over the calibration batches and observes each data-aware layer's input. A model without one can still hold such layers when a containing model, which has a Forward, compresses it; calling its own Compress is certain to throw, so the build reports the call.");
+
+    /// <summary>CND0036. Message: "Layer '{0}' cannot use {1}: {2}".</summary>
+    public static readonly DiagnosticDescriptor DataAwareMethodInvalid = Create(
+        DataAwareMethodInvalidId, Combination, DiagnosticSeverity.Error,
+        "Compression method invalid or not applicable",
+        "Layer '{0}' cannot use {1}: {2}",
+        "Method = QuantizationMethod.Gptq applies to [Quantize] alone or with [LowRankCorrection] (GPTQ's error feedback assumes every weight is kept); Method = LowRankMethod.ActivationAwareSvd applies to [LowRank]. A value outside the enum is reported too, rather than compressed as the default.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

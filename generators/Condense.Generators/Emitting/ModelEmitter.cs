@@ -220,6 +220,9 @@ internal static class ModelEmitter
                              (layer.ShapeKnown ? $"{Bytes(layer.BytesBefore)} -&gt; {Bytes(layer.BytesAfter)}" : "sized and checked at Compress") + "</description></item>");
         writer.WriteLine($"/// <item><term>total</term><description>{Bytes(model.DenseBytes)} -&gt; {Bytes(model.PlannedBytes)}{(model.HasUnknownShapes ? " (known layers only)" : "")}{BudgetText(model)}</description></item>");
         writer.WriteLine("/// </list>");
+        if (model.Layers.Any(l => l.NeedsCalibration))
+            writer.WriteLine("/// <para>Data-aware layers, whose inputs Compress records over <c>CompressionOptions.Calibration</c> first (<c>Plan.CalibratedLayers</c>): " +
+                             string.Join(", ", model.Layers.Where(l => l.NeedsCalibration).Select(l => l.Path + " (" + l.CalibratedMethodText + ")")) + ".</para>");
         if (model.HasSubspace)
             writer.WriteLine($"/// <para>Trained in a random subspace: a saved subspace model holds {Bytes(model.SubspaceCoordinateBytes)} bytes of coordinates plus a header (see <c>Reparameterize</c>).</para>");
         writer.WriteLine("/// </remarks>");
@@ -381,6 +384,7 @@ internal static class ModelEmitter
         using (writer.WriteBlock())
         {
             writer.WriteLine($"var session = new global::Condense.Compression.CompressionSession({PlanExpression(model)}, options, progress);");
+            WriteCalibrate(writer, model);
             if (model.HasGlobalSparsity) writer.WriteLine("session.SelectGlobalSparsity(Layers);");
             foreach (var member in model.Members)
             {
@@ -401,10 +405,29 @@ internal static class ModelEmitter
         }
     }
 
+    /// <summary>
+    /// Data-aware layers (GPTQ, activation-aware SVD) anywhere in the plan, nested ones included: their inputs are
+    /// recorded once, by this model's Forward (null without one: the session then names the layer and the fix), before
+    /// any layer changes.
+    /// </summary>
+    private static void WriteCalibrate(IndentedWriter writer, ModelSpec model)
+    {
+        var indices = Enumerable.Range(0, model.Layers.Count).Where(i => model.Layers[i].NeedsCalibration).Select(Int).ToList();
+        if (indices.Count == 0) return;
+        writer.WriteLine($"session.Calibrate(Layers, {(model.HasForward ? "this.Forward" : "null")}, new int[] {{ {string.Join(", ", indices)} }});");
+    }
+
     /// <summary>One typed session call; the bit width becomes a type argument so the JIT specializes the kernel for it.</summary>
     private static string TypedCall(LayerSpec layer, string access, string index)
     {
         string bits = "<global::Condense.Quantization.Bits" + Int(layer.Bits) + ">";
+        if (layer.NeedsCalibration)
+            return layer.Technique switch
+            {
+                LayerTechnique.Quantize => $"session.QuantizeGptq{bits}({access}, {index});",
+                LayerTechnique.QuantizeWithLowRankCorrection => $"session.QuantizeGptqWithLowRankCorrection{bits}({access}, {index});",
+                _ => $"session.LowRankActivationAware({access}, {index});",
+            };
         return layer.Technique switch
         {
             LayerTechnique.Quantize => $"session.Quantize{bits}({access}, {index});",
@@ -480,6 +503,9 @@ internal static class ModelEmitter
         if (l.SubspaceDimension != 0) text += ", SubspaceDimension: " + Int(l.SubspaceDimension);
         if (!l.ShapeKnown) text += ", ShapeKnown: false";
         if (l.GlobalSparsity) text += ", GlobalSparsity: true, LayerFloor: " + Double(l.LayerFloor);
+        // Only valid methods reach a plan (CND0036 refuses other values).
+        if (l.QuantizationMethod == 1) text += ", QuantizationMethod: global::Condense.QuantizationMethod.Gptq";
+        if (l.LowRankMethod == 1) text += ", LowRankMethod: global::Condense.LowRankMethod.ActivationAwareSvd";
         if (l.PruneEndStep != 0) text += ", PruneStartStep: " + Int(l.PruneStartStep) + ", PruneEndStep: " + Int(l.PruneEndStep) + ", PruneFrequency: " + Int(l.PruneFrequency);
         return text;
     }

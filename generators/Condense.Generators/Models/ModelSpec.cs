@@ -241,8 +241,21 @@ internal sealed record LayerSpec(
     int PruneEndStep = 0,
     int PruneFrequency = 0,
     int SubspaceProjection = 0,
-    ulong SubspaceSeed = 0)
+    ulong SubspaceSeed = 0,
+    int QuantizationMethod = 0,
+    int LowRankMethod = 0)
 {
+    /// <summary>
+    /// Data-aware (mirrors <c>LayerPlan.NeedsCalibration</c>): GPTQ on a quantized layer, activation-aware SVD on a
+    /// low-rank one. The generated Compress records this layer's inputs first.
+    /// </summary>
+    public bool NeedsCalibration =>
+        (Technique is LayerTechnique.Quantize or LayerTechnique.QuantizeWithLowRankCorrection && QuantizationMethod == 1)
+        || (Technique == LayerTechnique.LowRank && LowRankMethod == 1);
+
+    /// <summary>The data-aware method as text (<c>GPTQ</c>, <c>activation-aware SVD</c>), the same as <c>LayerPlan.CalibratedMethodText</c>.</summary>
+    public string? CalibratedMethodText => !NeedsCalibration ? null : Technique == LayerTechnique.LowRank ? "activation-aware SVD" : "GPTQ";
+
     /// <summary>Stored bytes of the weight alone (bias excluded), as planned.</summary>
     public long WeightBytesAfter => BytesAfter - (HasBias ? (long)OutFeatures * Condense.Catalogue.KernelCatalogue.Float32Bytes : 0);
 

@@ -80,7 +80,9 @@ internal static partial class ModelParser
                 LayerFloor: s.Technique == StorageTechnique.UnstructuredSparse && s.SparsityScope == 1 ? s.LayerFloor : 0,
                 PruneStartStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneStartStep : 0,
                 PruneEndStep: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneEndStep : 0,
-                PruneFrequency: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneFrequency : 0);
+                PruneFrequency: s.Technique == StorageTechnique.UnstructuredSparse && s.HasPruningSchedule ? s.PruneFrequency : 0,
+                QuantizationMethod: s.Technique is StorageTechnique.Quantize or StorageTechnique.QuantizeWithLowRankCorrection && s.QuantizeMethod == 1 ? 1 : 0,
+                LowRankMethod: s.Technique == StorageTechnique.LowRank && s.LowRankMethod == 1 ? 1 : 0);
         }
     }
 
@@ -131,6 +133,7 @@ internal static partial class ModelParser
         }
         // [Subspace] on the model class is model-wide, not a misplaced layer attribute.
         if (member is INamedTypeSymbol) return;
+        if (!anyAttribute && IsGeneratedByCondense(member)) return;
 
         ITypeSymbol? memberType = member switch
         {

@@ -34,7 +34,7 @@ internal static partial class ModelParser
         s.PruneFrequency = frequency is { Value: int dt } ? dt : 0;
     }
 
-    /// <summary>CND0027, CND0028 and CND0029 for one layer the model itself declares.</summary>
+    /// <summary>CND0036 (methods), CND0028 and CND0029 for one layer the model itself declares.</summary>
     private static void CheckDeclaredOptions(LayerEntry layer, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
         if (layer.Attributes is not { } attributes) return;
@@ -47,15 +47,17 @@ internal static partial class ModelParser
         }
 
         if (attributes[0] is { } quantize && s.QuantizeMethod != 0)
-            Report(DiagnosticDescriptors.NotAvailableYet, ArgumentLocation(quantize, "Method", cancellationToken),
-                s.QuantizeMethod == 1 ? "[Quantize(Method = Gptq)]" : "[Quantize(Method = " + Format(s.QuantizeMethod) + ")]", "layer '" + path + "'",
-                (s.QuantizeMethod == 1 ? "GPTQ needs calibration data, which this version does not take" : "the value is not a QuantizationMethod") +
-                "; remove Method (or use Method = QuantizationMethod.RoundToNearest) to round each weight to the nearest level");
-        if (attributes[2] is { } lowRank && s.LowRankMethod != 0)
-            Report(DiagnosticDescriptors.NotAvailableYet, ArgumentLocation(lowRank, "Method", cancellationToken),
-                s.LowRankMethod == 1 ? "[LowRank(Method = ActivationAwareSvd)]" : "[LowRank(Method = " + Format(s.LowRankMethod) + ")]", "layer '" + path + "'",
-                (s.LowRankMethod == 1 ? "activation-aware SVD needs calibration activations, which this version does not take" : "the value is not a LowRankMethod") +
-                "; remove Method (or use Method = LowRankMethod.Svd) for a truncated SVD of the weight");
+        {
+            if (s.QuantizeMethod != 1)
+                Report(DiagnosticDescriptors.DataAwareMethodInvalid, ArgumentLocation(quantize, "Method", cancellationToken), path, "[Quantize(Method = " + Format(s.QuantizeMethod) + ")]",
+                    "the value is not a QuantizationMethod; use Method = QuantizationMethod.Gptq, or remove Method to round each weight to the nearest level");
+            else if (s.Sparsify && s.HasSparsityPattern)
+                Report(DiagnosticDescriptors.DataAwareMethodInvalid, ArgumentLocation(quantize, "Method", cancellationToken), path, "[Quantize(Method = Gptq)]",
+                    "GPTQ spreads each weight's rounding error over the weights not yet quantized, which assumes every weight is kept, but [Sparsify(N = " + Format(s.SparsityN) + ", M = " + Format(s.SparsityM) + ")] removes some; remove Method to round the kept values to the nearest level, or remove [Sparsify]");
+        }
+        if (attributes[2] is { } lowRank && s.LowRankMethod is not (0 or 1))
+            Report(DiagnosticDescriptors.DataAwareMethodInvalid, ArgumentLocation(lowRank, "Method", cancellationToken), path, "[LowRank(Method = " + Format(s.LowRankMethod) + ")]",
+                "the value is not a LowRankMethod; use Method = LowRankMethod.ActivationAwareSvd, or remove Method for a truncated SVD of the weight");
 
         if (attributes[4] is not { } sparsify || !s.Sparsify) return;
         if (s.SparsityCriterion != 0)
@@ -105,7 +107,7 @@ internal static partial class ModelParser
             foreach (var name in Emitting.ModelEmitter.PruningScheduleMemberNames)
                 foreach (var member in type.GetMembers(name))
                 {
-                    if (member.IsImplicitlyDeclared) continue;
+                    if (member.IsImplicitlyDeclared || IsGeneratedByCondense(member)) continue;
                     problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GeneratedMemberConflict, member.Locations.FirstOrDefault(l => l.IsInSource), type.Name, name));
                     break;
                 }

@@ -62,7 +62,7 @@ internal static partial class ModelParser
         foreach (var name in SubspaceMemberNames)
             foreach (var member in type.GetMembers(name))
             {
-                if (member.IsImplicitlyDeclared) continue;
+                if (member.IsImplicitlyDeclared || IsGeneratedByCondense(member)) continue;
                 problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GeneratedMemberConflict, member.Locations.FirstOrDefault(l => l.IsInSource), type.Name, name));
                 break;
             }

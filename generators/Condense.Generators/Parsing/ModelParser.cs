@@ -25,7 +25,7 @@ internal static partial class ModelParser
     public static bool IsReportedByGenerator(DiagnosticDescriptor descriptor) =>
         descriptor.Id == DiagnosticDescriptors.GeneratedMemberConflictId;
 
-    /// <param name="semanticModel">A semantic model of a tree that declares <paramref name="type"/>.</param>
+    /// <param name="semanticModel">A semantic model of the compilation; one of a tree that declares <paramref name="type"/> saves a bind (other trees are bound as needed).</param>
     public static ModelResolution Resolve(INamedTypeSymbol type, SemanticModel semanticModel, CancellationToken cancellationToken)
     {
         var problems = new List<DiagnosticInfo>();
@@ -429,7 +429,7 @@ internal static partial class ModelParser
             if (name == "Load" && !emitsLoad) continue;
             foreach (var member in type.GetMembers(name))
             {
-                if (member.IsImplicitlyDeclared) continue;
+                if (member.IsImplicitlyDeclared || IsGeneratedByCondense(member)) continue;
                 var location = member.Locations.FirstOrDefault(l => l.IsInSource);
                 problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GeneratedMemberConflict, location, type.Name, name));
                 break;
@@ -471,6 +471,21 @@ internal static partial class ModelParser
     private static string Bytes(long value) => value.ToString("N0", CultureInfo.InvariantCulture) + " bytes";
 
     private static string BitsText(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// A member this generator emitted (it carries <c>[GeneratedCode("Condense.Generators", ...)]</c>). The analyzer
+    /// runs on the compilation that includes the generated code, where the model's Plan, Compress, ... exist: they are
+    /// not the user's members (no CND0009 conflict, no unlisted layers), or every analyzer check behind "no errors yet"
+    /// (budgets, calls of Compress) would be skipped in a real build.
+    /// </summary>
+    internal static bool IsGeneratedByCondense(ISymbol member)
+    {
+        foreach (var attribute in member.GetAttributes())
+            if (attribute.AttributeClass is { Name: "GeneratedCodeAttribute" } &&
+                attribute.ConstructorArguments.Length > 0 && attribute.ConstructorArguments[0].Value is "Condense.Generators")
+                return true;
+        return false;
+    }
 
     internal static AttributeData? FindAttribute(ISymbol symbol, string metadataName)
     {

@@ -5,7 +5,11 @@ public enum LowRankMethod
 {
     /// <summary>Truncated SVD of the weight.</summary>
     Svd = 0,
-    /// <summary>SVD of the weight scaled by calibration activation statistics (a later release).</summary>
+    /// <summary>
+    /// Activation-aware SVD (SVD-LLM whitening): the truncated SVD of W S, S the Cholesky factor of the calibration
+    /// inputs' X^T X, so the rank goes where the layer's inputs are. Compress needs <c>CompressionOptions.Calibration</c>.
+    /// Same stored factors as <see cref="Svd"/>.
+    /// </summary>
     ActivationAwareSvd = 1,
 }
 

@@ -5,7 +5,11 @@ public enum QuantizationMethod
 {
     /// <summary>Round each weight to the nearest level of its group's grid.</summary>
     RoundToNearest = 0,
-    /// <summary>GPTQ: second-order error feedback over calibration data (a later release).</summary>
+    /// <summary>
+    /// GPTQ: column by column, each rounding error spread over the columns not yet quantized through the inverse
+    /// Hessian of the layer's inputs. Compress needs <c>CompressionOptions.Calibration</c> (CND0034 at the build when a
+    /// call certainly has none); its settings are <c>CompressionOptions.Gptq</c>. Same stored format as round to nearest.
+    /// </summary>
     Gptq = 1,
 }
 

@@ -53,6 +53,8 @@ public enum LayerTechnique
 /// <param name="PruneStartStep">Gradual pruning (<c>[Sparsify(StartStep, EndStep, Frequency)]</c>): the first step of the schedule, else 0.</param>
 /// <param name="PruneEndStep">Gradual pruning: the step the final sparsity is reached at; 0 = no schedule (one-shot at Compress).</param>
 /// <param name="PruneFrequency">Gradual pruning: the mask is recomputed every this many steps.</param>
+/// <param name="QuantizationMethod"><c>[Quantize(Method = ...)]</c>: how the quantized values are chosen (the stored format is the same).</param>
+/// <param name="LowRankMethod"><c>[LowRank(r, Method = ...)]</c>: how the factors are chosen (the stored format is the same).</param>
 public sealed record LayerPlan(
     string Path,
     LayerKind Kind,
@@ -76,8 +78,21 @@ public sealed record LayerPlan(
     double LayerFloor = 0,
     int PruneStartStep = 0,
     int PruneEndStep = 0,
-    int PruneFrequency = 0)
+    int PruneFrequency = 0,
+    QuantizationMethod QuantizationMethod = QuantizationMethod.RoundToNearest,
+    LowRankMethod LowRankMethod = LowRankMethod.Svd)
 {
+    /// <summary>
+    /// Compress records this layer's input statistics over <c>CompressionOptions.Calibration</c> first: it is quantized
+    /// with GPTQ (<c>Method = Gptq</c>, alone or with <c>[LowRankCorrection]</c>) or factored with activation-aware SVD.
+    /// </summary>
+    public bool NeedsCalibration =>
+        (Technique is LayerTechnique.Quantize or LayerTechnique.QuantizeWithLowRankCorrection && QuantizationMethod == QuantizationMethod.Gptq)
+        || (Technique == LayerTechnique.LowRank && LowRankMethod == LowRankMethod.ActivationAwareSvd);
+
+    /// <summary>The data-aware method as text (<c>GPTQ</c>, <c>activation-aware SVD</c>), or null when the layer needs no calibration.</summary>
+    public string? CalibratedMethodText => !NeedsCalibration ? null : Technique == LayerTechnique.LowRank ? "activation-aware SVD" : "GPTQ";
+
     /// <summary>Number of weights (bias excluded).</summary>
     public long WeightCount => (long)OutFeatures * InFeatures;
 
@@ -232,6 +247,17 @@ public sealed class CompressionPlan
     /// <summary>Some layer's shape was not known at build time (CND0006): use <see cref="WithShapesFrom"/>.</summary>
     public bool HasUnknownShapes { get; }
 
+    /// <summary>
+    /// Some layer is data-aware (<see cref="LayerPlan.NeedsCalibration"/>): <c>Compress</c> needs
+    /// <c>CompressionOptions.Calibration</c>, and throws naming the first such layer without it.
+    /// </summary>
+    public bool NeedsCalibration => CalibratedLayers.Count > 0;
+
+    /// <summary>The paths of the layers that need calibration data, in plan order (empty when none does).</summary>
+    public IReadOnlyList<string> CalibratedLayers => _calibratedLayers ??= Layers.Where(l => l.NeedsCalibration).Select(l => l.Path).ToArray();
+
+    private IReadOnlyList<string>? _calibratedLayers;
+
     /// <summary>Exact bytes of all planned layers in float32 (weights and biases).</summary>
     public long TotalBytesBefore { get; }
 
@@ -350,6 +376,8 @@ public sealed class CompressionPlan
         if (MaxBitsPerWeight > 0) sb.Append(inv, $"\nBudget: {MaxBitsPerWeight:0.###} bits per weight ({(HasUnknownShapes ? "checked at Compress" : BitsPerWeight <= MaxBitsPerWeight ? "met" : "exceeded")}).\n");
         if (MixedPrecisionBits is not null) sb.Append(inv, $"\nMixed precision over {{{string.Join(", ", MixedPrecisionBits)}}} bits: the bytes shown for those layers are the smallest reachable.\n");
         if (SubspaceDimension > 0) sb.Append(inv, $"\nModel-wide subspace of dimension {SubspaceDimension}.\n");
+        if (NeedsCalibration)
+            sb.Append(inv, $"\nData-aware layers (Compress needs CompressionOptions.Calibration): {string.Join(", ", Layers.Where(l => l.NeedsCalibration).Select(l => l.Path + " (" + l.CalibratedMethodText + ")"))}.\n");
         return sb.ToString();
     }
 }

@@ -12,31 +12,48 @@ public sealed partial class CompressionSession
 
     /// <summary>
     /// Records the calibration statistics the data-aware layers need (<paramref name="layerIndices"/>: the plan's
-    /// <c>Method = Gptq</c> layers) by running <paramref name="forward"/> over <see cref="CompressionOptions.Calibration"/>.
-    /// Generated <c>Compress</c> methods call it first when the plan has such layers.
+    /// <c>Method = Gptq</c> and <c>Method = ActivationAwareSvd</c> layers) by running <paramref name="forward"/> over
+    /// <see cref="CompressionOptions.Calibration"/>. Generated <c>Compress</c> methods call it first when the plan has such layers.
     /// </summary>
     /// <param name="layers">The model's layers (<c>model.Layers</c>), in the plan's order.</param>
-    /// <param name="forward">The model's Forward.</param>
-    /// <exception cref="InvalidOperationException">No calibration data was given: the first layer that needs it is named.</exception>
+    /// <param name="forward">The model's Forward; null when the model declares no <c>Tensor Forward(Tensor)</c> (then an error names the layer).</param>
+    /// <param name="layerIndices">The layers to record; those the plan resolved to dense at run time (OnIncompatible) are skipped.</param>
+    /// <exception cref="InvalidOperationException">No calibration data was given, or no forward pass: the first layer that needs it is named.</exception>
     /// <exception cref="InvalidDataException">A batch of the wrong width for a layer, or a NaN/Inf activation (layer named).</exception>
-    public void Calibrate(IReadOnlyList<NamedLayer> layers, Func<Tensor, Tensor> forward, IReadOnlyList<int> layerIndices)
+    public void Calibrate(IReadOnlyList<NamedLayer> layers, Func<Tensor, Tensor>? forward, IReadOnlyList<int> layerIndices)
     {
         ArgumentNullException.ThrowIfNull(layers);
-        ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(layerIndices);
-        if (layerIndices.Count == 0) return;
         if (layers.Count != _plan.Layers.Count)
             throw new ArgumentException($"The plan of {_plan.ModelName} has {_plan.Layers.Count} layers; {layers.Count} were given.", nameof(layers));
+        var needed = new List<int>(layerIndices.Count);
         foreach (int index in layerIndices)
         {
             var plan = PlanAt(index);
             if (layers[index].Path != plan.Path)
                 throw new ArgumentException($"Layer {index} of {_plan.ModelName} should be '{plan.Path}', not '{layers[index].Path}': rebuild the project.", nameof(layers));
+            if (plan.Technique != LayerTechnique.Dense) needed.Add(index);
         }
-        if (_options.Calibration is null) throw MissingCalibration(PlanAt(layerIndices[0]));
-        var recorded = CalibrationRecorder.Record(layers, layerIndices, forward, _options.Calibration);
+        if (needed.Count == 0) return;
+        if (_options.Calibration is null) throw MissingCalibration(PlanAt(needed[0]));
+        if (forward is null)
+            throw new InvalidOperationException($"Layer '{PlanAt(needed[0]).Path}' of {_plan.ModelName} uses {MethodText(PlanAt(needed[0]))}, which records its inputs by running the model's Forward, but {_plan.ModelName} declares no 'public Tensor Forward(Tensor x)': add one, or compress {_plan.ModelName} as part of a model that has one.");
+        var recorded = CalibrationRecorder.Record(layers, needed, forward, _options.Calibration);
         _statistics ??= [];
-        for (int t = 0; t < layerIndices.Count; t++) _statistics[layerIndices[t]] = recorded[t];
+        for (int t = 0; t < needed.Count; t++) _statistics[needed[t]] = recorded[t];
+    }
+
+    /// <summary>
+    /// Factors a layer's weight at its planned rank with activation-aware SVD (<c>[LowRank(r, Method = ActivationAwareSvd)]</c>,
+    /// SVD-LLM whitening; see <see cref="ActivationAwareSvd"/>) from the statistics <see cref="Calibrate"/> recorded.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No calibration data was given, or this layer was not calibrated (layer named).</exception>
+    public void LowRankActivationAware(WeightedLayer layer, int layerIndex)
+    {
+        // A layer OnIncompatible made dense at run time is kept dense by CompressLayer, uncalibrated.
+        var statistics = PlanAt(layerIndex).Technique == LayerTechnique.Dense ? null : StatisticsFor(layerIndex);
+        CompressLayer(layer, layerIndex, LayerTechnique.LowRank,
+            (plan, w) => ActivationAwareSvd.Factor(w, plan.OutFeatures, plan.InFeatures, plan.Rank, statistics!, Rng.Derive(LowRankWeight.DefaultSeed, plan.Path)));
     }
 
     /// <summary>
@@ -46,11 +63,12 @@ public sealed partial class CompressionSession
     /// <exception cref="InvalidOperationException">No calibration data was given, or this layer was not calibrated (layer named).</exception>
     public void QuantizeGptq<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth
     {
-        var statistics = StatisticsFor(layerIndex);
+        // A layer OnIncompatible made dense at run time is kept dense by CompressLayer, uncalibrated.
+        var statistics = PlanAt(layerIndex).Technique == LayerTechnique.Dense ? null : StatisticsFor(layerIndex);
         CompressLayer(layer, layerIndex, LayerTechnique.Quantize, (plan, w) =>
         {
             CheckBits<TBits>(plan);
-            return Gptq.Quantize(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), statistics, _options.Gptq);
+            return Gptq.Quantize(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), statistics!, _options.Gptq);
         });
     }
 
@@ -61,13 +79,29 @@ public sealed partial class CompressionSession
     /// <inheritdoc cref="QuantizeGptq{TBits}(WeightedLayer, int)" path="/exception"/>
     public void QuantizeGptqWithLowRankCorrection<TBits>(WeightedLayer layer, int layerIndex) where TBits : struct, IBitWidth
     {
-        var statistics = StatisticsFor(layerIndex);
+        // A layer OnIncompatible made dense at run time is kept dense by CompressLayer, uncalibrated.
+        var statistics = PlanAt(layerIndex).Technique == LayerTechnique.Dense ? null : StatisticsFor(layerIndex);
         CompressLayer(layer, layerIndex, LayerTechnique.QuantizeWithLowRankCorrection, (plan, w) =>
         {
             CheckBits<TBits>(plan);
-            var quantized = Gptq.Quantize(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), statistics, _options.Gptq);
+            var quantized = Gptq.Quantize(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), statistics!, _options.Gptq);
             return LowRankCorrectedWeight.FitCorrection(w, quantized, plan.Rank, Rng.Derive(LowRankWeight.DefaultSeed, plan.Path));
         });
+    }
+
+    /// <summary><see cref="Apply"/> for a data-aware layer: the typed call the generated code would make.</summary>
+    private void ApplyCalibrated(WeightedLayer layer, int layerIndex, LayerPlan plan)
+    {
+        bool corrected = plan.Technique == LayerTechnique.QuantizeWithLowRankCorrection;
+        switch (plan.Technique == LayerTechnique.LowRank ? 0 : plan.Bits)
+        {
+            case 0: LowRankActivationAware(layer, layerIndex); break;
+            case 2: if (corrected) QuantizeGptqWithLowRankCorrection<Bits2>(layer, layerIndex); else QuantizeGptq<Bits2>(layer, layerIndex); break;
+            case 3: if (corrected) QuantizeGptqWithLowRankCorrection<Bits3>(layer, layerIndex); else QuantizeGptq<Bits3>(layer, layerIndex); break;
+            case 4: if (corrected) QuantizeGptqWithLowRankCorrection<Bits4>(layer, layerIndex); else QuantizeGptq<Bits4>(layer, layerIndex); break;
+            case 8: if (corrected) QuantizeGptqWithLowRankCorrection<Bits8>(layer, layerIndex); else QuantizeGptq<Bits8>(layer, layerIndex); break;
+            default: throw new InvalidOperationException($"Layer '{plan.Path}' is planned at {plan.Bits} bits, which has no kernel: rebuild the project.");
+        }
     }
 
     private LayerStatistics StatisticsFor(int layerIndex)
@@ -75,11 +109,15 @@ public sealed partial class CompressionSession
         var plan = PlanAt(layerIndex);
         if (_options.Calibration is null) throw MissingCalibration(plan);
         if (_statistics is null || !_statistics.TryGetValue(layerIndex, out var statistics))
-            throw new InvalidOperationException($"Layer '{plan.Path}' is quantized with GPTQ but was not calibrated: the generated Compress must call Calibrate with its index first; rebuild the project.");
+            throw new InvalidOperationException($"Layer '{plan.Path}' uses {MethodText(plan)} but was not calibrated: the generated Compress must call Calibrate with its index first; rebuild the project.");
         return statistics;
     }
 
     private static InvalidOperationException MissingCalibration(LayerPlan plan) =>
         new(string.Create(CultureInfo.InvariantCulture,
-            $"Layer '{plan.Path}' is quantized with Method = Gptq, which needs calibration data: pass Compress(new CompressionOptions {{ Calibration = new CalibrationData(batches) }}) with a few hundred input rows, or use Method = RoundToNearest on it."));
+            $"Layer '{plan.Path}' uses {MethodText(plan)}, which needs calibration data: pass Compress(new CompressionOptions {{ Calibration = new CalibrationData(batches) }}) with a few hundred input rows, or use {(plan.Technique == LayerTechnique.LowRank ? "Method = LowRankMethod.Svd" : "Method = QuantizationMethod.RoundToNearest")} on it."));
+
+    private static string MethodText(LayerPlan plan) => plan.Technique == LayerTechnique.LowRank
+        ? "[LowRank(Method = ActivationAwareSvd)]"
+        : "[Quantize(Method = Gptq)]";
 }

@@ -15,8 +15,9 @@ public sealed class CompressionOptions
     public bool MeasureError { get; init; } = true;
 
     /// <summary>
-    /// Calibration inputs for layers quantized with <c>Method = Gptq</c>: Compress runs the model's Forward over them
-    /// and records each such layer's input statistics. Without it, such a plan is an error naming the layer.
+    /// Calibration inputs for data-aware layers (<c>[Quantize(Method = Gptq)]</c>, <c>[LowRank(r, Method = ActivationAwareSvd)]</c>;
+    /// <c>Plan.CalibratedLayers</c> lists them): Compress runs the model's Forward over them and records each such layer's
+    /// input statistics. Without it, such a plan is an error naming the layer (and the build warns at the call, CND0034).
     /// </summary>
     public Condense.Calibration.CalibrationData? Calibration { get; init; }
 
@@ -110,6 +111,11 @@ public sealed partial class CompressionSession
     {
         ArgumentNullException.ThrowIfNull(layer);
         var plan = PlanAt(layerIndex);
+        if (plan.NeedsCalibration)
+        {
+            ApplyCalibrated(layer, layerIndex, plan);
+            return;
+        }
         switch (plan.Technique)
         {
             case LayerTechnique.Dense: KeepDense(layer, layerIndex); break;

@@ -218,18 +218,40 @@ public sealed class GptqTests(ITestOutputHelper output)
     {
         int cols = 4;
         var stats = LayerStatistics.FromInputs(QuantTestData.Gaussian(5, 40 * cols), cols);
-        // Indefinite: [[1, 2], [2, 1]] blocks (eigenvalue -1), beyond what 1% damping repairs.
+        // Indefinite: [[1, 3], [3, 1]] blocks (eigenvalue -2), beyond what even 100x the 1% damping (the last retry) repairs.
         Array.Clear(stats.XtX);
         for (int b = 0; b < cols; b += 2)
         {
             stats.XtX[b * cols + b] = stats.XtX[(b + 1) * cols + b + 1] = 1;
-            stats.XtX[b * cols + b + 1] = stats.XtX[(b + 1) * cols + b] = 2;
+            stats.XtX[b * cols + b + 1] = stats.XtX[(b + 1) * cols + b] = 3;
         }
         var e = Assert.Throws<InvalidOperationException>(() =>
             Gptq.Quantize(QuantTestData.Gaussian(6, 2 * cols), 2, cols, new QuantizationScheme(4, 0, true), stats));
         Assert.Contains("not positive definite", e.Message);
         Assert.Contains("input column", e.Message);
-        Assert.Contains("DampingPercent", e.Message);
+        Assert.Contains("tried DampingPercent 0.01, then 0.1 and 1", e.Message);
+    }
+
+    [Fact]
+    public void A_hessian_that_one_percent_damping_does_not_repair_is_retried_with_more()
+    {
+        int cols = 4;
+        var stats = LayerStatistics.FromInputs(QuantTestData.Gaussian(5, 40 * cols), cols);
+        // [[1, 1.05], [1.05, 1]] blocks: eigenvalue -0.05 of the mean diagonal; 1% damping leaves it negative, 10% does not.
+        Array.Clear(stats.XtX);
+        for (int b = 0; b < cols; b += 2)
+        {
+            stats.XtX[b * cols + b] = stats.XtX[(b + 1) * cols + b + 1] = 1;
+            stats.XtX[b * cols + b + 1] = stats.XtX[(b + 1) * cols + b] = 1.05f;
+        }
+        var weight = QuantTestData.Gaussian(6, 2 * cols);
+        // Undamped it is refused (0 asks for no damping, so no retry) ...
+        Assert.Throws<InvalidOperationException>(() => Gptq.Quantize(weight, 2, cols, new QuantizationScheme(4, 0, true), stats, new GptqOptions { DampingPercent = 0 }));
+        // ... at the default 1% the first factorization fails too (-0.05 + 0.01 of the mean diagonal) and the 10% retry succeeds.
+        var quantized = Gptq.Quantize(weight, 2, cols, new QuantizationScheme(4, 0, true), stats);
+        var restored = new float[weight.Length];
+        quantized.Dequantize(restored);
+        Assert.All(restored, v => Assert.True(float.IsFinite(v)));
     }
 
     [Fact]

@@ -12,7 +12,11 @@ public sealed record GptqOptions
     /// <summary>Columns per lazy block: errors inside a block update its columns at once, the rest of the matrix once per block. Default 128.</summary>
     public int BlockSize { get; init; } = 128;
 
-    /// <summary>Damping added to the Hessian's diagonal, as a fraction of its mean diagonal (GPTQ's percdamp). Default 0.01.</summary>
+    /// <summary>
+    /// Damping added to the Hessian's diagonal, as a fraction of its mean diagonal (GPTQ's percdamp). Default 0.01.
+    /// When the damped Hessian is still not positive definite, it is retried at 10x and 100x this value before the
+    /// error (0 means no damping and no retry).
+    /// </summary>
     public double DampingPercent { get; init; } = 0.01;
 
     /// <summary>
@@ -39,6 +43,9 @@ public sealed record GptqOptions
 /// </remarks>
 public static class Gptq
 {
+    /// <summary>Times the damping is raised tenfold when the damped Hessian's Cholesky factor fails, before the error.</summary>
+    private const int DampingRetries = 2;
+
     /// <summary>Quantizes the row-major weight [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>] with GPTQ.</summary>
     /// <exception cref="ArgumentException">A shape, scheme or statistics mismatch, or a NaN/Inf weight.</exception>
     /// <exception cref="InvalidOperationException">The damped Hessian is not positive definite (the column is named), or holds NaN.</exception>
@@ -123,18 +130,36 @@ public static class Gptq
         var a = new float[(long)n * n];
         double mean = 0;
         for (int i = 0; i < n; i++) mean += dead[i] ? 1.0 : (double)diagonal[i] * scale;
-        float damping = (float)(options.DampingPercent * mean / n);
-        for (int r = 0; r < n; r++)
+        double percent = options.DampingPercent;
+        for (int attempt = 0; ; attempt++)
         {
-            int pr = perm[n - 1 - r];
-            for (int c = 0; c <= r; c++)
+            float damping = (float)(percent * mean / n);
+            for (int r = 0; r < n; r++)
             {
-                int pc = perm[n - 1 - c];
-                float v = pr == pc ? (dead[pr] ? 1f : xtx[(long)pr * n + pr] * scale) + damping : xtx[(long)pr * n + pc] * scale;
-                a[(long)r * n + c] = v;
+                int pr = perm[n - 1 - r];
+                for (int c = 0; c <= r; c++)
+                {
+                    int pc = perm[n - 1 - c];
+                    float v = pr == pc ? (dead[pr] ? 1f : xtx[(long)pr * n + pr] * scale) + damping : xtx[(long)pr * n + pc] * scale;
+                    a[(long)r * n + c] = v;
+                }
+            }
+            try
+            {
+                DenseCholesky.FactorLower(a, n, column => perm[n - 1 - column]);
+                break;
+            }
+            // Nearly dependent inputs (e.g. im2col rows of a mostly blank image) can leave a float32 pivot at or below
+            // zero at the requested damping: retry at 10x and 100x before refusing (none when the caller asked for 0).
+            catch (InvalidOperationException) when (percent > 0 && attempt < DampingRetries)
+            {
+                percent *= 10;
+            }
+            catch (InvalidOperationException e) when (attempt > 0)
+            {
+                throw new InvalidOperationException(Invariant($"{e.Message} (tried DampingPercent {options.DampingPercent}, then {options.DampingPercent * 10} and {percent})"), e);
             }
         }
-        DenseCholesky.FactorLower(a, n, column => perm[n - 1 - column]);
         var inverse = DenseCholesky.InvertLower(a, n);
         // U = J M^-1 J, upper: U[i, j] = M^-1[n-1-i, n-1-j]; reuse a.
         var u = a;
