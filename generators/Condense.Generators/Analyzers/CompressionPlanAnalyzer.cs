@@ -48,7 +48,8 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.SubspaceSavesLittle,
         DiagnosticDescriptors.DenseProjectionTooLarge,
         DiagnosticDescriptors.SubspaceCombination,
-        DiagnosticDescriptors.SubspaceConflict);
+        DiagnosticDescriptors.SubspaceConflict,
+        DiagnosticDescriptors.MixedPrecisionWithoutForward);
 
     public override void Initialize(AnalysisContext context)
     {

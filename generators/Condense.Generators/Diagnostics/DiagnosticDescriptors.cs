@@ -51,6 +51,7 @@ internal static class DiagnosticDescriptors
     public const string DenseProjectionTooLargeId = "CND0031";
     public const string SubspaceCombinationId = "CND0032";
     public const string SubspaceConflictId = "CND0033";
+    public const string MixedPrecisionWithoutForwardId = "CND0037";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -282,6 +283,13 @@ internal static class DiagnosticDescriptors
         "Conflicting [Subspace] declarations",
         "Model '{0}' declares conflicting subspaces: {1}",
         "[Subspace] on the class is one global subspace over every parameter; on layers it is one subspace per layer, with one policy (OtherLayers) for the layers none covers. A model declares one or the other, and its layers agree on the policy.");
+
+    /// <summary>CND0037 (warning). Message: "Model '{0}' has [MixedPrecision] but declares no Tensor Forward(Tensor) ...".</summary>
+    public static readonly DiagnosticDescriptor MixedPrecisionWithoutForward = Create(
+        MixedPrecisionWithoutForwardId, Budget, DiagnosticSeverity.Warning,
+        "[MixedPrecision] on a model without Forward",
+        "Model '{0}' has [MixedPrecision] but declares no Tensor Forward(Tensor): Compress measures each layer's sensitivity by running the model, so it can only apply bits given in CompressionOptions.MixedPrecision.Allocation; declare Forward, or fix the bits with [Override]",
+        "[MixedPrecision] chooses bits per layer from the trace of the loss Hessian, estimated by running the model's Forward and Backward over calibration data. The generated Compress calls an instance Tensor Forward(Tensor) on the model or a base class; without one, only an allocation given at run time can be applied.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");
