@@ -28,7 +28,7 @@ public sealed partial class CompressionSession
         var options = _options.MixedPrecision;
         if (options.Allocation is { } allocation)
         {
-            _mixedPrecision = MixedPrecisionSensitivity.FromAllocation(_plan, layers, allocation);
+            _mixedPrecision = MixedPrecisionSensitivity.FromAllocation(_plan, layers, allocation, options.MaxBytes, options.AverageBits);
             return;
         }
         if (forward is null)
@@ -40,7 +40,7 @@ public sealed partial class CompressionSession
                 $"Layer '{first.Path}' gets its bits from [MixedPrecision] on {_plan.ModelName}, which measures each layer's sensitivity on calibration data: pass Compress(new CompressionOptions {{ Calibration = CalibrationData.FromDataset(train, 1024) }}) (labelled: the training loss; or new CalibrationData(batches) without labels), or fix the bits with the [Override] lines of an earlier run.");
         }
         var sensitivity = MixedPrecisionSensitivity.Measure(_plan, layers, forward, _options.Calibration, options, _options.Rounding);
-        _mixedPrecision = sensitivity.Allocate();
+        _mixedPrecision = sensitivity.Allocate(options.MaxBytes, options.AverageBits);
     }
 
     /// <summary>Quantizes a layer at the bits <see cref="ChooseMixedPrecision"/> chose (<c>[MixedPrecision]</c> on the model), one symmetric scale per row.</summary>

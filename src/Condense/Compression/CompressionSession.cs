@@ -370,7 +370,10 @@ public sealed class CompressionReport
         sb.Append(inv, $"{"layer".PadRight(w)}  {"technique".PadRight(t)} {"bytes before",12} {"bytes after",12} {"rel. error",10} {"zeroed groups",13}\n");
         foreach (var l in Layers)
             sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Technique.PadRight(t)} {l.BytesBefore,12:N0} {l.BytesAfter,12:N0} {l.RelativeError,10:P2} {l.ZeroedGroups,13:N0}\n");
-        sb.Append(inv, $"{"total".PadRight(w)}  {string.Create(inv, $"{Plan.BitsPerWeight:F2} b/w").PadRight(t)} {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
+        // From the stored bytes, not the plan: [MixedPrecision] layers are planned at their smallest width.
+        long biasBytes = Plan.Layers.Sum(l => l.BiasBytes);
+        double bitsPerWeight = Plan.WeightCount == 0 ? 0 : (TotalBytesAfter - biasBytes) * 8.0 / Plan.WeightCount;
+        sb.Append(inv, $"{"total".PadRight(w)}  {string.Create(inv, $"{bitsPerWeight:F2} b/w").PadRight(t)} {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
         if (MixedPrecision is { } mixed)
             sb.Append(inv, $"[MixedPrecision] chose {string.Join(", ", mixed.Layers.Select(l => string.Create(inv, $"{l.Path} {l.Bits}")))} bits: {mixed.PredictedBytes:N0} bytes predicted, budget {mixed.Budget}; fix them in source with:\n{mixed.OverrideAttributes}\n");
         foreach (var l in Layers.Where(l => l.ZeroedGroups > 0))

@@ -22,6 +22,15 @@ public sealed class MixedPrecisionOptions
     /// </summary>
     public IReadOnlyDictionary<string, int>? Allocation { get; init; }
 
+    /// <summary>
+    /// A whole-model byte budget for this Compress call instead of the declared <c>MaxBytes</c> (null = the plan's).
+    /// For sweeps over budgets (a Pareto front); the build checked only the declared budget.
+    /// </summary>
+    public long? MaxBytes { get; init; }
+
+    /// <summary>An average-bits budget for this Compress call instead of the declared <c>AverageBits</c> (null = the plan's; 0 = none).</summary>
+    public double? AverageBits { get; init; }
+
     /// <summary>Receives one report per Hutchinson sample.</summary>
     public IProgress<MixedPrecisionProgress>? Progress { get; init; }
 }

@@ -151,14 +151,14 @@ public sealed class MixedPrecisionSensitivity
     }
 
     /// <summary>A given allocation without a measurement (Omega and trace unknown), checked against the plan's budget.</summary>
-    internal static MixedPrecisionSolution FromAllocation(CompressionPlan plan, IReadOnlyList<NamedLayer>? layers, IReadOnlyDictionary<string, int> bits)
+    internal static MixedPrecisionSolution FromAllocation(CompressionPlan plan, IReadOnlyList<NamedLayer>? layers, IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null)
     {
         var (candidates, indices) = Candidates(plan, layers);
         var chosen = CheckAllocation(plan, candidates, indices, bits);
         var choices = indices.Select((index, t) => new LayerBitChoice(plan.Layers[index].Path, index, chosen[t],
             WeightBytes(plan.Layers[index], chosen[t]) + plan.Layers[index].BiasBytes, double.NaN, double.NaN)).ToList();
         long fixedBytes = plan.TotalBytesAfter - indices.Sum(i => plan.Layers[i].WeightBytesAfter);
-        return CheckedAllocation(plan, fixedBytes, indices.Sum(i => plan.Layers[i].WeightCount), plan.MaxBytes, plan.AverageBits, choices, null);
+        return CheckedAllocation(plan, fixedBytes, indices.Sum(i => plan.Layers[i].WeightCount), maxBytes ?? plan.MaxBytes, averageBits ?? plan.AverageBits, choices, null);
     }
 
     private static MixedPrecisionSolution CheckedAllocation(CompressionPlan plan, long fixedBytes, long weights, long maxBytes, double averageBits, List<LayerBitChoice> choices, SensitivityLoss? loss)
