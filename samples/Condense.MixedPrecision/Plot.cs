@@ -52,6 +52,7 @@ internal static class ParetoPlot
         model.Axes.Add(new LinearAxis
         {
             Position = AxisPosition.Bottom, Title = "compressed model, exact bytes (KiB; weights, scales and biases)",
+            MinimumPadding = 0.03, MaximumPadding = 0.06,
             MajorGridlineStyle = LineStyle.Solid, MajorGridlineColor = OxyColor.FromRgb(0xDD, 0xDD, 0xDD),
         });
         double lowest = results.Min(r => r.Accuracy), highest = results.Max(r => r.Accuracy);

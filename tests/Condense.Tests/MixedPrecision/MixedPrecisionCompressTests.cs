@@ -179,6 +179,18 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
     }
 
     [Fact]
+    public void LoadBeforeTheBitsAreWrittenBackSaysHowToFixIt()
+    {
+        var model = fixture.Fresh();
+        model.Compress(Options(null, new MixedPrecisionOptions { Allocation = new Dictionary<string, int> { ["hidden1"] = 4, ["hidden2"] = 2 } }));
+        string path = Path.Combine(fixture.Directory, "mixed.safetensors");
+        model.Save(path);
+        var e = Assert.Throws<Condense.IO.ModelFileException>(() => MixedDigits.Load(path));
+        Assert.Contains("layer 'hidden1' gets its bits from [MixedPrecision] at Compress", e.Message, StringComparison.Ordinal);
+        Assert.Contains("WritePartialClass", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PartialClassCarriesTheOverridesInTheModelsNamespace()
     {
         var solution = fixture.Fresh().Compress(Options(null, new MixedPrecisionOptions { Allocation = new Dictionary<string, int> { ["hidden1"] = 4, ["hidden2"] = 2 } })).MixedPrecision!;
