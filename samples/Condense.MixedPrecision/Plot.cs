@@ -71,6 +71,7 @@ internal static class ParetoPlot
         }
         model.Series.Add(Points("random allocation, any size", "random (any size)", MarkerType.Circle, Gray, 3.5));
         model.Series.Add(Points("random allocation at the uniform 3-bit bytes", "random", MarkerType.Circle, Orange, 4));
+        model.Series.Add(Points("random allocation at the 2.5-bit bytes", "random (lower budget)", MarkerType.Triangle, OxyColor.FromRgb(0xCC, 0x79, 0xA7), 4));
 
         // The Pareto front: plans no other plan beats on both bytes and accuracy.
         var front = new LineSeries { Title = "Pareto front of all plans", Color = Green, StrokeThickness = 1.5, LineStyle = LineStyle.Dash };

@@ -78,7 +78,8 @@ internal sealed class Settings
 }
 
 /// <summary>One compressed model: how its bits were chosen, its exact bytes and its test accuracy.</summary>
-internal sealed record PlanResult(ulong Seed, string Kind, string Bits, long Bytes, double AverageBits, double Accuracy);
+/// <param name="Loss">Mean test cross-entropy: the quantity the Hessian's second-order model predicts, less noisy than accuracy.</param>
+internal sealed record PlanResult(ulong Seed, string Kind, string Bits, long Bytes, double AverageBits, double Accuracy, double Loss);
 
 internal static class Experiment
 {
@@ -131,7 +132,8 @@ internal static class Experiment
                 var compressed = TModel.Load(densePath);
                 // Any size: the sweep lifts the declared budget for this call (MaxBytes far above the dense model, no AverageBits).
                 var r = compressed.Compress(new CompressionOptions { MixedPrecision = new MixedPrecisionOptions { Allocation = allocation, MaxBytes = long.MaxValue / 2, AverageBits = 0 } });
-                var result = new PlanResult(seed, kind, key, r.TotalBytesAfter, r.MixedPrecision!.AverageBits, Accuracy(compressed, test));
+                var (accuracy, loss) = Score(compressed, test);
+                var result = new PlanResult(seed, kind, key, r.TotalBytesAfter, r.MixedPrecision!.AverageBits, accuracy, loss);
                 cache[key] = result;
                 return result;
             }
@@ -156,18 +158,28 @@ internal static class Experiment
 
             // Random allocations at equal bytes: uniform draws of each layer's bits, kept when within 5% under the budget.
             var rng = new Rng(Rng.Derive(seed, "random allocations"));
-            var equal = new List<PlanResult>();
-            int tries = 0;
-            while (equal.Count < settings.Random && tries++ < 200_000)
+            List<PlanResult> RandomAt(long bytes, string kind)
             {
-                var bits = paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray();
-                var cost = sensitivity.Evaluate(paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0);
-                if (cost.PredictedBytes > budget || cost.PredictedBytes < 0.95 * budget) continue;
-                if (equal.Any(e => e.Bits == string.Join("/", bits))) continue;
-                var r = Evaluate("random", bits);
-                equal.Add(r);
-                Add(r);
+                var drawn = new List<PlanResult>();
+                int tries = 0;
+                while (drawn.Count < settings.Random && tries++ < 200_000)
+                {
+                    var bits = paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray();
+                    var cost = sensitivity.Evaluate(paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0);
+                    if (cost.PredictedBytes > bytes || cost.PredictedBytes < 0.95 * bytes) continue;
+                    if (drawn.Any(e => e.Bits == string.Join("/", bits))) continue;
+                    var r = Evaluate(kind, bits);
+                    drawn.Add(r);
+                    Add(r);
+                }
+                return drawn;
             }
+            var equal = RandomAt(budget, "random");
+            // A second budget, halfway between uniform 2- and 3-bit, where the choice matters more.
+            long lower = (uniform[0].Bytes + budget) / 2;
+            var hessianLower = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: lower, averageBits: 0)));
+            Add(hessianLower);
+            var equalLower = RandomAt(lower, "random (lower budget)");
             // A cloud of random allocations at any size, for the figure's Pareto front.
             for (int k = 0; k < settings.Random; k++)
                 Add(Evaluate("random (any size)", paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray()));
@@ -176,21 +188,20 @@ internal static class Experiment
             Console.WriteLine($"{"dense fp32",-22} {"",-44} {TModel.Plan.TotalBytesBefore,9:N0} {32,7:F2} {denseAccuracy,9:P2}");
             foreach (var r in seedResults.Where(r => r.Kind != "random (any size)").OrderBy(r => r.Kind).ThenBy(r => r.Bytes))
                 Console.WriteLine($"{r.Kind,-22} {r.Bits,-44} {r.Bytes,9:N0} {r.AverageBits,7:F3} {r.Accuracy,9:P2}");
-            double mean = equal.Count == 0 ? double.NaN : equal.Average(r => r.Accuracy);
-            double spread = equal.Count < 2 ? 0 : Math.Sqrt(equal.Sum(r => (r.Accuracy - mean) * (r.Accuracy - mean)) / (equal.Count - 1));
-            string summary = string.Create(CultureInfo.InvariantCulture,
-                $"| {seed} | {denseAccuracy:P2} | {uniform3.Accuracy:P2} ({uniform3.Bytes:N0} B) | {hessianEqual.Accuracy:P2} ({hessianEqual.Bytes:N0} B, {hessianEqual.Bits}) | {mean:P2} +- {spread * 100:F2} (n = {equal.Count}, best {(equal.Count == 0 ? double.NaN : equal.Max(r => r.Accuracy)):P2}, {equal.Count(r => r.Accuracy >= hessianEqual.Accuracy)} >= Hessian) | {hessian.Accuracy:P2} ({hessian.Bytes:N0} B) |");
-            summaries.Add(summary);
+            summaries.Add(Row(seed, denseAccuracy, "3-bit", uniform3, hessianEqual, equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit", null, hessianLower, equalLower));
+            Console.WriteLine("traces (+- standard error): " + string.Join(", ", sensitivity.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.Trace:G3} +- {l.TraceStandardError:G2}"))));
             Console.WriteLine($"seed {seed} done ({clock.Elapsed.TotalSeconds:F0} s)");
         }
 
-        Console.WriteLine("\n| seed | dense | uniform 3-bit | Hessian at the uniform 3-bit bytes (bits) | random at equal bytes: mean +- sd | Hessian at AverageBits |");
+        Console.WriteLine("\nAccuracy (test cross-entropy) at equal bytes; random: mean +- sd over the draws, and how many reach the Hessian's accuracy.");
+        Console.WriteLine("| seed | budget | dense | uniform | Hessian (bits) | random at equal bytes |");
         Console.WriteLine("|---|---|---|---|---|---|");
         summaries.ForEach(Console.WriteLine);
 
         string csv = Path.Combine(settings.Out, "plans.csv");
-        File.WriteAllLines(csv, new[] { "seed,kind,bits,bytes,average_bits,accuracy" }.Concat(results.Select(r =>
-            string.Create(CultureInfo.InvariantCulture, $"{r.Seed},{r.Kind},{r.Bits},{r.Bytes},{r.AverageBits:R},{r.Accuracy:R}"))));
+        File.WriteAllLines(csv, new[] { "seed,kind,bits,bytes,average_bits,accuracy,loss" }.Concat(results.Select(r =>
+            string.Create(CultureInfo.InvariantCulture, $"{r.Seed},{r.Kind},{r.Bits},{r.Bytes},{r.AverageBits:R},{r.Accuracy:R},{r.Loss:R}"))));
         string svg = Path.Combine(settings.Out, "pareto.svg");
         File.WriteAllText(svg, ParetoPlot.ToSvg($"{typeof(TModel).Name} on {train.Name}: test accuracy vs exact bytes (seed{(settings.Seeds.Length > 1 ? "s" : "")} {string.Join(", ", settings.Seeds)})", results));
         Console.WriteLine($"\n{csv}\n{svg}\n({clock.Elapsed.TotalSeconds:F0} s)");
@@ -199,6 +210,31 @@ internal static class Experiment
 
     private static int[] Bits(string[] paths, MixedPrecisionSolution solution) => paths.Select(p => solution.BitsByPath[p]).ToArray();
 
-    private static double Accuracy<TModel>(TModel model, Dataset test) where TModel : IMixedModel =>
-        Classifier.Accuracy(Classifier.Predict(model.Forward, test), test.Labels);
+    private static double Accuracy<TModel>(TModel model, Dataset test) where TModel : IMixedModel => Score(model, test).Accuracy;
+
+    /// <summary>Test accuracy and mean cross-entropy, in batches, without the tape.</summary>
+    private static (double Accuracy, double Loss) Score<TModel>(TModel model, Dataset test) where TModel : IMixedModel
+    {
+        long correct = 0;
+        double loss = 0;
+        using (Tensor.NoGrad())
+            foreach (var batch in test.Batches(500, shuffleSeed: null))
+            {
+                var logits = model.Forward(new Tensor(batch.Features, batch.Count, test.FeatureCount));
+                var predicted = Ops.ArgMax(logits);
+                for (int i = 0; i < batch.Count; i++) if (predicted[i] == batch.Labels[i]) correct++;
+                loss += Ops.SoftmaxCrossEntropy(logits, batch.Labels).Data[0] * (double)batch.Count;
+            }
+        return ((double)correct / test.Count, loss / test.Count);
+    }
+
+    private static string Row(ulong seed, double dense, string budget, PlanResult? uniform, PlanResult hessian, List<PlanResult> random)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Cell(PlanResult r) => string.Create(inv, $"{r.Accuracy:P2} ({r.Loss:F4}), {r.Bytes:N0} B");
+        double mean = random.Count == 0 ? double.NaN : random.Average(r => r.Accuracy);
+        double sd = random.Count < 2 ? 0 : Math.Sqrt(random.Sum(r => (r.Accuracy - mean) * (r.Accuracy - mean)) / (random.Count - 1));
+        double meanLoss = random.Count == 0 ? double.NaN : random.Average(r => r.Loss);
+        return string.Create(inv, $"| {seed} | {budget} | {dense:P2} | {(uniform is null ? "" : Cell(uniform))} | {Cell(hessian)} ({hessian.Bits}) | {mean:P2} +- {sd * 100:F2} ({meanLoss:F4}; n = {random.Count}, {random.Count(r => r.Accuracy >= hessian.Accuracy)} >= Hessian) |");
+    }
 }
