@@ -71,7 +71,7 @@ internal sealed class Settings
     public string Dataset = "auto";
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
-    public int Samples = 64;
+    public int Samples = 32;
     public int Epochs;
     public int TrainSize = 20000;
     public string Out = "out/mixed-precision";

@@ -11,7 +11,8 @@ public readonly record struct TraceEstimate(double Trace, double StandardError, 
 /// <summary>
 /// Hutchinson's estimator of the traces of the diagonal blocks of a symmetric matrix H known only through products
 /// H v: Tr(H_ii) = E[v_i^T (H v)_i] for v with independent Rademacher (+1/-1) entries. One product per sample serves
-/// every block at once: the cross terms v_i^T H_ij v_j have mean zero because the blocks' signs are independent.
+/// every block at once (the cross terms v_i^T H_ij v_j have mean zero because the blocks' signs are independent), or
+/// each block has its own product with the others zero, which removes the cross terms' variance.
 /// </summary>
 /// <remarks>
 /// Each sample's vector is drawn from a stream derived from (seed, sample, block), never from a shared generator, so
@@ -25,7 +26,12 @@ public static class HutchinsonTrace
     /// <param name="samples">Rademacher vectors to average (at least 1).</param>
     /// <param name="seed">Seeds every vector.</param>
     /// <param name="onSample">Called after each sample with its 0-based index.</param>
-    public static TraceEstimate[] Estimate(IReadOnlyList<int> blockSizes, Action<float[][], double[][]> multiply, int samples, ulong seed, Action<int>? onSample = null)
+    /// <param name="separateBlocks">
+    /// One product per block and sample, the other blocks zero (as HAWQ-V2): no cross-term variance, at L times the cost.
+    /// False: one product per sample serves every block (cheaper, noisier for blocks with small traces).
+    /// </param>
+    public static TraceEstimate[] Estimate(IReadOnlyList<int> blockSizes, Action<float[][], double[][]> multiply, int samples, ulong seed, Action<int>? onSample = null,
+        bool separateBlocks = false)
     {
         ArgumentNullException.ThrowIfNull(blockSizes);
         ArgumentNullException.ThrowIfNull(multiply);
@@ -43,20 +49,24 @@ public static class HutchinsonTrace
         var sumSquares = new double[blocks];
         for (int s = 0; s < samples; s++)
         {
-            for (int i = 0; i < blocks; i++)
+            for (int i = 0; i < blocks; i++) FillRademacher(v[i], RademacherSeed(seed, s, i));
+            if (separateBlocks)
             {
-                FillRademacher(v[i], RademacherSeed(seed, s, i));
-                Array.Clear(hv[i]);
+                // Block i alone: the same vector as the joint product would use, the others zeroed for this product.
+                var single = new float[blocks][];
+                for (int i = 0; i < blocks; i++)
+                {
+                    for (int j = 0; j < blocks; j++) single[j] = j == i ? v[j] : new float[v[j].Length];
+                    foreach (var h in hv) Array.Clear(h);
+                    multiply(single, hv);
+                    Accumulate(v[i], hv[i], ref sum[i], ref sumSquares[i]);
+                }
             }
-            multiply(v, hv);
-            for (int i = 0; i < blocks; i++)
+            else
             {
-                double q = 0;
-                var vi = v[i];
-                var hi = hv[i];
-                for (int j = 0; j < vi.Length; j++) q += vi[j] * hi[j];
-                sum[i] += q;
-                sumSquares[i] += q * q;
+                foreach (var h in hv) Array.Clear(h);
+                multiply(v, hv);
+                for (int i = 0; i < blocks; i++) Accumulate(v[i], hv[i], ref sum[i], ref sumSquares[i]);
             }
             onSample?.Invoke(s);
         }
@@ -68,6 +78,14 @@ public static class HutchinsonTrace
             result[i] = new TraceEstimate(mean, Math.Sqrt(variance / samples), samples);
         }
         return result;
+    }
+
+    private static void Accumulate(float[] v, double[] hv, ref double sum, ref double sumSquares)
+    {
+        double q = 0;
+        for (int j = 0; j < v.Length; j++) q += v[j] * hv[j];
+        sum += q;
+        sumSquares += q * q;
     }
 
     /// <summary>The seed of block <paramref name="block"/>'s vector in sample <paramref name="sample"/>.</summary>

@@ -3,8 +3,15 @@ namespace Condense.MixedPrecision;
 /// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
 public sealed class MixedPrecisionOptions
 {
-    /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data. Default 64.</summary>
-    public int Samples { get; init; } = 64;
+    /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
+    public int Samples { get; init; } = 32;
+
+    /// <summary>
+    /// One Hessian-vector product per layer and sample, the other layers' directions zero (true, the default, as HAWQ-V2),
+    /// or one product per sample for all layers (false: L times cheaper, but the cross terms between layers add variance
+    /// that can swamp the trace of a layer with little curvature).
+    /// </summary>
+    public bool SeparateLayers { get; init; } = true;
 
     /// <summary>Seeds the Rademacher vectors: the same seed and calibration data give the same bits. Default 0x4849.</summary>
     public ulong Seed { get; init; } = 0x4849;

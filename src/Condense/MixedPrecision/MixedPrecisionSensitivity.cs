@@ -78,7 +78,7 @@ public sealed class MixedPrecisionSensitivity
         var (bits, indices) = Candidates(plan, layers);
         var hessian = new LayerHessian(layers, indices, forward, data, options.Loss, options.RelativeStep);
         var traces = HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.Multiply, options.Samples, options.Seed,
-            s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples)));
+            s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples)), options.SeparateLayers);
 
         var result = new LayerSensitivity[indices.Length];
         for (int t = 0; t < indices.Length; t++)
