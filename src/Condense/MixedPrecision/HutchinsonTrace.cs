@@ -80,6 +80,22 @@ public static class HutchinsonTrace
         return result;
     }
 
+    /// <summary>Estimates Tr(A_i) for each block from quadratic forms v_i^T A_i v_i, one per block and sample.</summary>
+    /// <param name="quadraticForm">Returns v^T A_i v for block i (its first argument) and a vector of that block's length.</param>
+    public static TraceEstimate[] Estimate(IReadOnlyList<int> blockSizes, Func<int, float[], double> quadraticForm, int samples, ulong seed, Action<int>? onSample = null)
+    {
+        ArgumentNullException.ThrowIfNull(quadraticForm);
+        return Estimate(blockSizes, (v, hv) =>
+        {
+            // Only one block is non-zero per call (separate blocks): put its form where Accumulate reads it.
+            int block = Array.FindIndex(v, b => b.Any(x => x != 0));
+            if (block < 0) return;
+            double q = quadraticForm(block, v[block]);
+            Array.Clear(hv[block]);
+            hv[block][0] = q * v[block][0];
+        }, samples, seed, onSample, separateBlocks: true);
+    }
+
     private static void Accumulate(float[] v, double[] hv, ref double sum, ref double sumSquares)
     {
         double q = 0;

@@ -39,7 +39,8 @@ public sealed class LayerHessian
     private readonly IReadOnlyList<NamedLayer> _allLayers;
     private readonly Func<Tensor, Tensor> _forward;
     private readonly CalibrationData _data;
-    private readonly List<float[]>? _reference;
+    // The float32 model's outputs per batch: the KL and squared-error losses compare with them, Gauss-Newton uses their softmax.
+    private readonly List<float[]> _reference;
     private readonly long _rows;
     private readonly double[] _steps;
 
@@ -89,7 +90,7 @@ public sealed class LayerHessian
         }
 
         // Rows, and the float32 model's outputs for the losses that compare with them.
-        if (Loss != SensitivityLoss.CrossEntropy) _reference = [];
+        _reference = [];
         using (Tensor.NoGrad())
         {
             int batch = 0;
@@ -101,13 +102,11 @@ public sealed class LayerHessian
                 if (labels is not null && labels.Length != rows)
                     throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                         $"Calibration batch {batch} has {rows} rows but {labels.Length} labels: give one label per row."));
-                if (_reference is not null)
-                {
-                    var output = forward(input);
-                    CheckFinite(output, batch);
-                    _reference.Add((float[])output.Data.Clone());
-                }
+                var output = forward(input);
+                CheckFinite(output, batch);
+                _reference.Add((float[])output.Data.Clone());
                 _rows += rows;
+                _batchRows.Add(rows);
                 batch++;
             }
             if (_rows == 0) throw new InvalidDataException("The calibration data has no batches: give at least one batch of inputs.");
@@ -196,6 +195,83 @@ public sealed class LayerHessian
         }
     }
 
+    /// <summary>
+    /// v^T G_ii v for block <paramref name="block"/>, G = J^T H_out J the Gauss-Newton matrix: J v is the directional
+    /// derivative of the outputs, (f(w + e v) - f(w - e v)) / 2e from two forward passes, and H_out the loss's Hessian
+    /// with respect to the outputs at the float32 weights (diag p - p p^T per row for cross-entropy and KL, the identity
+    /// for the squared error), averaged over rows. For a network that is piecewise linear in one layer's weights (ReLU)
+    /// this is that layer's Hessian block almost everywhere, and the outputs are continuous where the gradients jump,
+    /// so ReLUs that switch within the step do not add O(1/e) noise as they do to a difference of gradients.
+    /// </summary>
+    public double GaussNewtonQuadraticForm(int block, float[] vector)
+    {
+        ArgumentNullException.ThrowIfNull(vector);
+        var layer = _layers[block];
+        var original = (float[])layer.Weight.Data.Clone();
+        if (vector.Length != original.Length) throw new ArgumentException($"Layer '{_paths[block]}' has {original.Length} weights; the vector has {vector.Length}.", nameof(vector));
+        var plus = new List<float[]>();
+        var minus = new List<float[]>();
+        try
+        {
+            using (Tensor.NoGrad())
+            {
+                foreach (int sign in new[] { +1, -1 })
+                {
+                    var w = layer.Weight.Data;
+                    float step = (float)(sign * _steps[block]);
+                    for (int j = 0; j < w.Length; j++) w[j] = original[j] + step * vector[j];
+                    var outputs = sign > 0 ? plus : minus;
+                    int batch = 0;
+                    foreach (var (input, _) in _data.LabelledBatches())
+                    {
+                        var output = _forward(input);
+                        CheckFinite(output, batch++);
+                        outputs.Add((float[])output.Data.Clone());
+                    }
+                }
+            }
+        }
+        finally
+        {
+            original.CopyTo(layer.Weight.Data, 0);
+        }
+        double total = 0;
+        for (int b = 0; b < _reference.Count; b++)
+        {
+            var reference = _reference[b];
+            if (plus[b].Length != reference.Length || minus[b].Length != reference.Length)
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"Calibration batch {b} gave an output of {plus[b].Length} values now and {reference.Length} before: the calibration data must give the same batches each time it is enumerated."));
+            int classes = reference.Length / Math.Max(1, RowsOf(b));
+            var u = new double[classes];
+            var logP = new double[classes];
+            for (int r = 0; r < reference.Length / classes; r++)
+            {
+                int o = r * classes;
+                for (int c = 0; c < classes; c++) u[c] = ((double)plus[b][o + c] - minus[b][o + c]) / (2 * _steps[block]);
+                if (Loss == SensitivityLoss.OutputSquaredError)
+                {
+                    for (int c = 0; c < classes; c++) total += u[c] * u[c];
+                    continue;
+                }
+                LogSoftmax(reference.AsSpan(o, classes), logP);
+                double mean = 0, square = 0;
+                for (int c = 0; c < classes; c++)
+                {
+                    double p = Math.Exp(logP[c]);
+                    mean += p * u[c];
+                    square += p * u[c] * u[c];
+                }
+                total += square - mean * mean;
+            }
+        }
+        return total / _rows;
+    }
+
+    private readonly List<int> _batchRows = [];
+
+    private int RowsOf(int batch) => _batchRows[batch];
+
     private void Perturb(float[][] originals, float[][] vector, int sign)
     {
         for (int t = 0; t < _layers.Length; t++)
@@ -217,7 +293,7 @@ public sealed class LayerHessian
             case SensitivityLoss.CrossEntropy:
                 return Ops.Mul(Ops.SoftmaxCrossEntropy(output, labels!), share);
             default:
-                var reference = _reference![batch];
+                var reference = _reference[batch];
                 if (reference.Length != output.Length)
                     throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                         $"Calibration batch {batch} gave an output of {output.Length} values now and {reference.Length} before: the calibration data must give the same batches each time it is enumerated."));

@@ -1,13 +1,29 @@
 namespace Condense.MixedPrecision;
 
+/// <summary>How the curvature of each layer's loss is probed for Hutchinson's estimator.</summary>
+public enum SensitivityCurvature
+{
+    /// <summary>
+    /// Gauss-Newton: v^T J^T H_out J v from two forward passes per product (directional derivatives of the outputs).
+    /// Equal to the Hessian's diagonal blocks for networks piecewise linear in each layer's weights (ReLU MLPs and
+    /// CNNs), never negative, and not disturbed by ReLUs switching inside the finite-difference step.
+    /// </summary>
+    GaussNewton = 0,
+    /// <summary>The Hessian itself, through Hessian-vector products: a central difference of two gradients (forward and backward passes).</summary>
+    Hessian = 1,
+}
+
 /// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
 public sealed class MixedPrecisionOptions
 {
     /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
     public int Samples { get; init; } = 32;
 
+    /// <summary>The curvature Hutchinson's estimator probes; default <see cref="SensitivityCurvature.GaussNewton"/> (see docs/mixed-precision.md).</summary>
+    public SensitivityCurvature Curvature { get; init; } = SensitivityCurvature.GaussNewton;
+
     /// <summary>
-    /// One Hessian-vector product per layer and sample, the other layers' directions zero (true, the default, as HAWQ-V2),
+    /// With <see cref="SensitivityCurvature.Hessian"/>: one Hessian-vector product per layer and sample, the other layers' directions zero (true, the default, as HAWQ-V2),
     /// or one product per sample for all layers (false: L times cheaper, but the cross terms between layers add variance
     /// that can swamp the trace of a layer with little curvature).
     /// </summary>

@@ -77,8 +77,10 @@ public sealed class MixedPrecisionSensitivity
         options ??= new MixedPrecisionOptions();
         var (bits, indices) = Candidates(plan, layers);
         var hessian = new LayerHessian(layers, indices, forward, data, options.Loss, options.RelativeStep);
-        var traces = HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.Multiply, options.Samples, options.Seed,
-            s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples)), options.SeparateLayers);
+        Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
+        var traces = options.Curvature == SensitivityCurvature.Hessian
+            ? HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.Multiply, options.Samples, options.Seed, progress, options.SeparateLayers)
+            : HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.GaussNewtonQuadraticForm, options.Samples, options.Seed, progress);
 
         var result = new LayerSensitivity[indices.Length];
         for (int t = 0; t < indices.Length; t++)

@@ -164,6 +164,33 @@ public sealed class LayerHessianTests
         }
     }
 
+    /// <summary>The Gauss-Newton quadratic forms equal v^T H_ii v of the exact blocks, and their traces converge to the exact ones.</summary>
+    [Theory]
+    [InlineData(SensitivityLoss.CrossEntropy)]
+    [InlineData(SensitivityLoss.OutputKl)]
+    public void GaussNewtonFormsMatchTheExactHessianBlocks(SensitivityLoss loss)
+    {
+        var (model, x, labels) = Setup();
+        var exact = ExactBlocks(model, x);
+        var hessian = new LayerHessian(model.Layers, [0, 1], model.Forward, new CalibrationData([new Tensor(x, Rows, In)], [labels]), loss);
+        for (int block = 0; block < 2; block++)
+        {
+            var v = new float[exact[block].GetLength(0)];
+            HutchinsonTrace.FillRademacher(v, (ulong)(200 + block));
+            double expected = Times(exact[block], v).Select((h, i) => h * v[i]).Sum();
+            double actual = hessian.GaussNewtonQuadraticForm(block, v);
+            Assert.True(Math.Abs(actual - expected) <= 2e-3 * Math.Abs(expected), $"{loss}, block {block}: {actual} vs exact {expected}");
+        }
+        var traces = HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.GaussNewtonQuadraticForm, samples: 300, seed: 3);
+        for (int block = 0; block < 2; block++)
+        {
+            double trace = 0;
+            for (int i = 0; i < exact[block].GetLength(0); i++) trace += exact[block][i, i];
+            Assert.True(Math.Abs(traces[block].Trace - trace) <= 4.5 * traces[block].StandardError + 1e-3 * trace,
+                $"block {block}: estimate {traces[block].Trace} +- {traces[block].StandardError}, exact {trace}");
+        }
+    }
+
     [Fact]
     public void CrossEntropyWithoutLabelsAndGradientsDisabledAreNamedErrors()
     {
