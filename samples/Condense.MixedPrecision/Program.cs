@@ -203,7 +203,7 @@ internal static class Experiment
         File.WriteAllLines(csv, new[] { "seed,kind,bits,bytes,average_bits,accuracy,loss" }.Concat(results.Select(r =>
             string.Create(CultureInfo.InvariantCulture, $"{r.Seed},{r.Kind},{r.Bits},{r.Bytes},{r.AverageBits:R},{r.Accuracy:R},{r.Loss:R}"))));
         string svg = Path.Combine(settings.Out, "pareto.svg");
-        File.WriteAllText(svg, ParetoPlot.ToSvg($"{typeof(TModel).Name} on {train.Name}: test accuracy vs exact bytes (seed{(settings.Seeds.Length > 1 ? "s" : "")} {string.Join(", ", settings.Seeds)})", results));
+        File.WriteAllText(svg, ParetoPlot.ToSvg($"{typeof(TModel).Name} on {train.Name}: test accuracy vs exact bytes (seed {settings.Seeds[0]})", results));
         Console.WriteLine($"\n{csv}\n{svg}\n({clock.Elapsed.TotalSeconds:F0} s)");
         return 0;
     }
