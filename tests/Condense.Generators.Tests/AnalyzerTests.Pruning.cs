@@ -3,35 +3,20 @@ using Microsoft.CodeAnalysis;
 
 namespace Condense.Generators.Tests;
 
-/// <summary>CND0027-CND0029: options that used to build and compress as something else.</summary>
+/// <summary>CND0028, CND0029: options that used to build and compress as something else; refused plans generate throwing members.</summary>
 public sealed partial class AnalyzerTests
 {
     [Fact]
-    public void CND0027_MixedPrecisionIsRefusedAtTheBuildAndSubspaceIsNot()
-    {
-        // [Subspace] has a runtime now (Reparameterize): the same model with only it builds without CND0027.
-        var d = Verify("""
-            [Compressible]
-            [{|CND0027:MixedPrecision|}(4, 8, AverageBits = 6)]
-            public partial class Mlp : Module
-            {
-                [Subspace(50)]
-                readonly Linear hidden = new(64, 64);
-            }
-            """, ignoredId: "CND0016");
-        Assert.Contains("[MixedPrecision] on model 'Mlp' is not available", Message(d[0]), StringComparison.Ordinal);
-        Assert.Single(d);
-    }
-
-    [Fact]
-    public void CND0027_RefusedPlansGenerateOnlyMembersThatThrowTheError()
+    public void RefusedPlansGenerateOnlyMembersThatThrowTheError()
     {
         var compilation = TestCompilation.Create(Usings + """
-            [Compressible]
-            [MixedPrecision(4, 8, AverageBits = 6)]
+            [Compressible(MaxBytes = 1000)]
+            [MixedPrecision(4, 8)]
             public partial class Mlp : Module
             {
                 readonly Linear hidden = new(64, 64);
+
+                public Tensor Forward(Tensor x) => hidden.Forward(x);
             }
             """);
         var (result, _) = TestCompilation.RunGenerator(compilation);
@@ -40,7 +25,7 @@ public sealed partial class AnalyzerTests
         var text = Assert.Single(result.GeneratedTrees).ToString();
         Assert.DoesNotContain("CompressionSession(", text, StringComparison.Ordinal);
         Assert.DoesNotContain("ModelFile.", text, StringComparison.Ordinal);
-        Assert.Contains("throw new global::System.InvalidOperationException(\"Model 'Mlp' has no compression plan: the build reported this error: CND0027", text, StringComparison.Ordinal);
+        Assert.Contains("throw new global::System.InvalidOperationException(\"Model 'Mlp' has no compression plan: the build reported this error: CND0016", text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -180,7 +180,7 @@ public sealed partial class AnalyzerTests
             {
                 readonly Linear hidden = new(256, 256);
             }
-            """, ignoredId: "CND0027");
+            """, ignoredId: "CND0037");
         Assert.Equal("Model 'Mlp': [MixedPrecision] cannot reach MaxBytes = 1,000 bytes: with every candidate layer at 2 bits (one group per row) the plan still needs 17,920 bytes; raise MaxBytes, add smaller bit widths, or compress more layers explicitly", Message(d[0]));
         Assert.Contains("lists bit width 5, which has no kernel", Message(d[1]), StringComparison.Ordinal);
     }
@@ -195,7 +195,7 @@ public sealed partial class AnalyzerTests
             {
                 readonly Linear hidden = new(256, 256);
             }
-            """, ignoredId: "CND0027");
+            """, ignoredId: "CND0037");
         Assert.Equal(DiagnosticSeverity.Warning, d[0].Severity);
         Assert.Contains("MaxBytes = 1,048,576 bytes is at or above the float32 size of the plan (263,168 bytes)", Message(d[0]), StringComparison.Ordinal);
     }

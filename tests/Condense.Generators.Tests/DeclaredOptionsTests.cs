@@ -68,9 +68,9 @@ public sealed class DeclaredOptionsTests
         ["Override.GroupSize"] = new ChangesPlan(Model("[Override(\"a\", GroupSize = 16)]", "[Quantize(4)]"), Model("[Override(\"a\", GroupSize = 32)]", "[Quantize(4)]")),
         ["Override.Symmetric"] = new ChangesPlan(Model("[Override(\"a\", Symmetric = true)]", "[Quantize(4)]"), Model("[Override(\"a\", Symmetric = false)]", "[Quantize(4)]")),
         ["Override.KeepDense"] = new ChangesPlan(Model("[Override(\"a\", Bits = 8, KeepDense = false)]", "[Quantize(4)]"), Model("[Override(\"a\", Bits = 8, KeepDense = true)]", "[Quantize(4)]")),
-        // Refused as a whole until their solvers land: any value is reported.
-        ["MixedPrecision.bits"] = new Refused(null, Model("(MaxBytes = 20000)] [MixedPrecision(2, 4, 8)", ""), "CND0027"),
-        ["MixedPrecision.AverageBits"] = new Refused(null, Model("[MixedPrecision(4, 8, AverageBits = 6)]", ""), "CND0027"),
+        // The candidates reach the plan (smallest bits, candidate list); the budget reaches it as averageBits.
+        ["MixedPrecision.bits"] = new ChangesPlan(Model("(MaxBytes = 20000)] [MixedPrecision(2, 4, 8)", ""), Model("(MaxBytes = 20000)] [MixedPrecision(3, 4, 8)", "")),
+        ["MixedPrecision.AverageBits"] = new ChangesPlan(Model("[MixedPrecision(4, 8, AverageBits = 6)]", ""), Model("[MixedPrecision(4, 8, AverageBits = 7)]", "")),
         ["Subspace.dimension"] = Layer("[Subspace(100)]", "[Subspace(200)]"),
         ["Subspace.Projection"] = Layer("[Subspace(100, Projection = SubspaceProjection.Sparse)]", "[Subspace(100, Projection = SubspaceProjection.Fastfood)]"),
         ["Subspace.Seed"] = Layer("[Subspace(100, Seed = 7)]", "[Subspace(100, Seed = 8)]"),

@@ -22,9 +22,7 @@ public sealed partial class DocumentationTests
         Assert.Equal(2, blocks.Count);
 
         Assert.Contains(id, Diagnose(blocks[0]).Select(d => d.Id));
-        // [MixedPrecision] is refused as a whole until its solver lands (CND0027), fixed or not.
-        bool refusedTechnique = id is "CND0016" or "CND0017";
-        Assert.DoesNotContain(Diagnose(blocks[1]), d => d.Id.StartsWith("CND", StringComparison.Ordinal) && !(refusedTechnique && d.Id == "CND0027"));
+        Assert.DoesNotContain(Diagnose(blocks[1]), d => d.Id.StartsWith("CND", StringComparison.Ordinal));
     }
 
     private static IEnumerable<Diagnostic> Diagnose(string snippet)

@@ -44,7 +44,6 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.AttributeOutsideModel,
         DiagnosticDescriptors.LayerTooLarge,
         DiagnosticDescriptors.LayersNotRegistered,
-        DiagnosticDescriptors.NotAvailableYet,
         DiagnosticDescriptors.InvalidPruningSchedule,
         DiagnosticDescriptors.InvalidGlobalSparsity,
         DiagnosticDescriptors.SubspaceSavesLittle,
@@ -53,7 +52,9 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.SubspaceConflict,
         DiagnosticDescriptors.CalibrationMissing,
         DiagnosticDescriptors.CalibrationNeedsForward,
-        DiagnosticDescriptors.DataAwareMethodInvalid);
+        DiagnosticDescriptors.DataAwareMethodInvalid,
+
+        DiagnosticDescriptors.MixedPrecisionWithoutForward);
 
     public override void Initialize(AnalysisContext context)
     {

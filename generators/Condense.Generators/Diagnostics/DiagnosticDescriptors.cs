@@ -44,7 +44,6 @@ internal static class DiagnosticDescriptors
     public const string AttributeOutsideModelId = "CND0024";
     public const string LayerTooLargeId = "CND0025";
     public const string LayersNotRegisteredId = "CND0026";
-    public const string NotAvailableYetId = "CND0027";
     public const string InvalidPruningScheduleId = "CND0028";
     public const string InvalidGlobalSparsityId = "CND0029";
     public const string SubspaceSavesLittleId = "CND0030";
@@ -54,6 +53,7 @@ internal static class DiagnosticDescriptors
     public const string CalibrationMissingId = "CND0034";
     public const string CalibrationNeedsForwardId = "CND0035";
     public const string DataAwareMethodInvalidId = "CND0036";
+    public const string MixedPrecisionWithoutForwardId = "CND0037";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -235,14 +235,7 @@ internal static class DiagnosticDescriptors
         LayersNotRegisteredId, Usage, DiagnosticSeverity.Warning,
         "Member holds layers that Condense does not list",
         "Member '{0}' of model '{1}' holds layers that Condense does not list, so they are not compressed, saved, loaded, initialized or returned by Parameters(): {2}",
-        "The generated layer registry lists Linear and Conv2d fields, one-dimensional arrays of them with a length known at build time, and nested [Compressible] models (and arrays of them). Any other member that holds layers, such as a custom Layer subclass, a Module that is not [Compressible], a List<Linear> or an array whose length is only known at run time, would be left out of training, compression, Save and Load; this warning says so.");
-
-    /// <summary>CND0027. Message: "{0} on {1} is not available in this version of Condense: {2}".</summary>
-    public static readonly DiagnosticDescriptor NotAvailableYet = Create(
-        NotAvailableYetId, Usage, DiagnosticSeverity.Error,
-        "Declared technique is not available yet",
-        "{0} on {1} is not available in this version of Condense: {2}",
-        "GPTQ, activation-aware SVD and [MixedPrecision] need calibration data or solvers this version does not have. Rather than compress as something else, or accept the plan and refuse it after training, the build rejects them.");
+        "The generated layer registry lists Linear and Conv2d fields, fields of other Layer subclasses (LayerNorm, Embedding, your own) as parameter layers, one-dimensional arrays of these with a length known at build time, and nested [Compressible] models (and arrays of them). Any other member that holds layers, such as a field typed as plain Layer or Module, a Module that is not [Compressible], a List<Linear> or an array whose length is only known at run time, would be left out of training, compression, Save and Load; this warning says so.");
 
     /// <summary>CND0028. Message: "Layer '{0}' cannot be pruned gradually: {1}".</summary>
     public static readonly DiagnosticDescriptor InvalidPruningSchedule = Create(
@@ -306,6 +299,12 @@ internal static class DiagnosticDescriptors
         "Compression method invalid or not applicable",
         "Layer '{0}' cannot use {1}: {2}",
         "Method = QuantizationMethod.Gptq applies to [Quantize] alone or with [LowRankCorrection] (GPTQ's error feedback assumes every weight is kept); Method = LowRankMethod.ActivationAwareSvd applies to [LowRank]. A value outside the enum is reported too, rather than compressed as the default.");
+    /// <summary>CND0037 (warning). Message: "Model '{0}' has [MixedPrecision] but declares no Tensor Forward(Tensor) ...".</summary>
+    public static readonly DiagnosticDescriptor MixedPrecisionWithoutForward = Create(
+        MixedPrecisionWithoutForwardId, Budget, DiagnosticSeverity.Warning,
+        "[MixedPrecision] on a model without Forward",
+        "Model '{0}' has [MixedPrecision] but declares no Tensor Forward(Tensor): Compress measures each layer's sensitivity by running the model, so it can only apply bits given in CompressionOptions.MixedPrecision.Allocation; declare Forward, or fix the bits with [Override]",
+        "[MixedPrecision] chooses bits per layer from the trace of the loss Hessian, estimated by running the model's Forward and Backward over calibration data. The generated Compress calls an instance Tensor Forward(Tensor) on the model or a base class; without one, only an allocation given at run time can be applied.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

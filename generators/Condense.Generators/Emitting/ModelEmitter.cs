@@ -386,6 +386,9 @@ internal static class ModelEmitter
             writer.WriteLine($"var session = new global::Condense.Compression.CompressionSession({PlanExpression(model)}, options, progress);");
             WriteCalibrate(writer, model);
             if (model.HasGlobalSparsity) writer.WriteLine("session.SelectGlobalSparsity(Layers);");
+            // [MixedPrecision]: the bits are chosen (by running the model) before any layer is compressed.
+            if (model.Layers.Any(l => l.Technique == LayerTechnique.MixedPrecision))
+                writer.WriteLine("session.ChooseMixedPrecision(Layers, " + (model.HasForward ? "this.Forward" : "null") + ");");
             foreach (var member in model.Members)
             {
                 if (member.Kind == MemberKind.Layer)

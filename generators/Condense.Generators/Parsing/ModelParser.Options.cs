@@ -93,14 +93,14 @@ internal static partial class ModelParser
     }
 
     /// <summary>
-    /// Model-wide: CND0027 for [MixedPrecision]; CND0030..CND0033 for [Subspace] (ModelParser.Subspace.cs); CND0028/CND0029 for the group of
+    /// Model-wide: CND0037 for [MixedPrecision] without Forward; CND0030..CND0033 for [Subspace] (ModelParser.Subspace.cs); CND0028/CND0029 for the group of
     /// Scope = Global layers (at least two, one schedule, floors that fit, one column-index width).
     /// </summary>
     private static void CheckModelOptions(INamedTypeSymbol type, List<LayerEntry> layers, List<DiagnosticInfo> problems, CancellationToken cancellationToken)
     {
-        if (FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute) is { } mixed)
-            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotAvailableYet, AttributeNameLocation(mixed, cancellationToken), "[MixedPrecision]", "model '" + type.Name + "'",
-                "the bit-allocation solver is not implemented yet; remove [MixedPrecision] and give the layers [Quantize(bits)] explicitly"));
+        // [MixedPrecision] measures sensitivity by running the model: without a Forward only a given allocation works (CND0037).
+        if (FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute) is { } mixed && layers.Any(l => l.Settings.MixedPrecision) && !HasForwardMethod(type))
+            problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MixedPrecisionWithoutForward, AttributeNameLocation(mixed, cancellationToken), type.Name));
         CheckSubspaces(type, layers, problems, cancellationToken);
 
         if (layers.Any(l => l.Settings.Sparsify && l.Settings.HasPruningSchedule))

@@ -65,7 +65,6 @@ internal static partial class ModelParser
         else if (mixed is not null && mixedBits.Count == 0)
             CheckMixedPrecision(type, mixed, mixedBits, maxBytes, averageBits, layers, problems, cancellationToken);
 
-        // After the sizing checks: [MixedPrecision] is refused, but its budget is still checked for when it lands.
         CheckModelOptions(type, layers, problems, cancellationToken);
 
         // An override that breaks many layers the same way is reported once, at the override, naming the first layer.
@@ -383,7 +382,24 @@ internal static partial class ModelParser
         var candidates = layers.Where(l => l.Settings.MixedPrecision).ToList();
         if (candidates.Count == 0)
         {
-            Error("has no layer to choose bits for: every layer already has a compression attribute or [KeepDense]; remove [MixedPrecision] or an attribute");
+            // Every layer it would decide has its bits from an [Override] (the lines a Compress run wrote back): the plan
+            // is fixed, so it is checked like any other, and AverageBits over those layers.
+            var decided = layers.Where(l => l.Attributes is { } own && own.All(a => a is null) && l.OverriddenBy is not null && l.Settings.Quantize).ToList();
+            if (decided.Count == 0)
+            {
+                Error("has no layer to choose bits for: every layer already has a compression attribute or [KeepDense]; remove [MixedPrecision] or an attribute");
+                return;
+            }
+            CheckBudget(type, FindAttribute(type, KnownTypeNames.CompressibleAttribute), maxBytes, 0, layers, problems, cancellationToken);
+            if (averageBits > 0)
+            {
+                long decidedWeights = decided.Sum(l => (long)l.OutFeatures * l.InFeatures);
+                long decidedBytes = decided.Sum(l => l.BytesAfter - (l.HasBias ? (long)l.OutFeatures * KernelCatalogue.Float32Bytes : 0));
+                double average = decidedWeights == 0 ? 0 : decidedBytes * 8.0 / decidedWeights;
+                if (average > averageBits)
+                    Error("has AverageBits = " + BitsText(averageBits) + ", but the bits [Override] fixes on the layers it decides (" + string.Join(", ", decided.Select(l => l.Path)) +
+                          ") store " + BitsText(average) + " bits per weight; lower their Bits, or delete the overrides so Compress chooses again");
+            }
             return;
         }
         long minimum = layers.Sum(l => l.BytesAfter);

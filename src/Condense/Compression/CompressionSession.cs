@@ -30,6 +30,9 @@ public sealed class CompressionOptions
     /// N:M quantized values and <c>[LowRankCorrection]</c> layers always use the default.
     /// </summary>
     public QuantizationRounding Rounding { get; init; } = QuantizationRounding.MseClip;
+
+    /// <summary>How the bits of <c>[MixedPrecision]</c> layers are chosen (Hutchinson samples, seed, loss, or a given allocation).</summary>
+    public Condense.MixedPrecision.MixedPrecisionOptions MixedPrecision { get; init; } = new();
 }
 
 /// <summary>Progress of a <c>Compress</c> call: which layer is being compressed.</summary>
@@ -99,10 +102,6 @@ public sealed partial class CompressionSession
         CompressLayer(layer, layerIndex, LayerTechnique.UnstructuredSparse,
             (plan, w) => PruneUnstructured(plan, layer, layerIndex, w));
 
-    /// <summary>Quantizes a layer at the bits the mixed-precision solver chooses (<c>[MixedPrecision]</c> on the model).</summary>
-    /// <exception cref="NotSupportedException">Always, in this version.</exception>
-    public void MixedPrecision(WeightedLayer layer, int layerIndex) => throw NotImplementedFor(layer, layerIndex);
-
     /// <summary>
     /// Applies whatever the plan says for this layer, choosing the typed method at run time. Nested models use it:
     /// an <c>[Override]</c> on the parent can change a child's layers, so the child's code cannot bake the bits in.
@@ -139,6 +138,7 @@ public sealed partial class CompressionSession
                     (p, w) => NmSparseWeight.Prune(w, p.OutFeatures, p.InFeatures, p.SparsityN, p.SparsityM, p.Bits > 0 ? Scheme(p) : null));
                 break;
             case LayerTechnique.UnstructuredSparse: SparsifyUnstructured(layer, layerIndex); break;
+            case LayerTechnique.MixedPrecision: MixedPrecision(layer, layerIndex); break;
             default: throw NotImplementedFor(layer, layerIndex);
         }
     }
@@ -233,9 +233,11 @@ public sealed partial class CompressionSession
             throw new InvalidOperationException(
                 $"Compress of {_plan.ModelName} did not handle layer(s) {string.Join(", ", missing)}: the generated code is out of date with the plan; rebuild the project.");
         CheckGlobalSparsityBytes();
+        var reports = _reports.Select(r => r!).ToList();
+        CheckMixedPrecisionBytes(reports.Sum(r => r.BytesAfter));
         foreach (var swap in _swaps) swap();
         _completed = true;
-        return new CompressionReport(_plan, _reports.Select(r => r!).ToList());
+        return new CompressionReport(_plan, reports) { MixedPrecision = _mixedPrecision };
     }
 
     private LayerPlan PlanAt(int layerIndex) =>
@@ -354,6 +356,12 @@ public sealed class CompressionReport
 
     public CompressionPlan Plan { get; }
     public IReadOnlyList<LayerReport> Layers { get; }
+
+    /// <summary>
+    /// The bits <c>[MixedPrecision]</c> chose per layer and the predicted bytes (equal to <see cref="TotalBytesAfter"/>),
+    /// with the <c>[Override]</c> lines that fix them in source; null without <c>[MixedPrecision]</c> layers.
+    /// </summary>
+    public Condense.MixedPrecision.MixedPrecisionSolution? MixedPrecision { get; init; }
     public long TotalBytesBefore => Layers.Sum(l => l.BytesBefore);
     public long TotalBytesAfter => Layers.Sum(l => l.BytesAfter);
     public double CompressionRatio => TotalBytesAfter == 0 ? 1 : (double)TotalBytesBefore / TotalBytesAfter;
@@ -371,7 +379,12 @@ public sealed class CompressionReport
         sb.Append(inv, $"{"layer".PadRight(w)}  {"technique".PadRight(t)} {"bytes before",12} {"bytes after",12} {"rel. error",10} {"zeroed groups",13}\n");
         foreach (var l in Layers)
             sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Technique.PadRight(t)} {l.BytesBefore,12:N0} {l.BytesAfter,12:N0} {l.RelativeError,10:P2} {l.ZeroedGroups,13:N0}\n");
-        sb.Append(inv, $"{"total".PadRight(w)}  {string.Create(inv, $"{Plan.BitsPerWeight:F2} b/w").PadRight(t)} {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
+        // From the stored bytes, not the plan: [MixedPrecision] layers are planned at their smallest width.
+        long biasBytes = Plan.Layers.Sum(l => l.BiasBytes);
+        double bitsPerWeight = Plan.WeightCount == 0 ? 0 : (TotalBytesAfter - biasBytes) * 8.0 / Plan.WeightCount;
+        sb.Append(inv, $"{"total".PadRight(w)}  {string.Create(inv, $"{bitsPerWeight:F2} b/w").PadRight(t)} {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
+        if (MixedPrecision is { } mixed)
+            sb.Append(inv, $"[MixedPrecision] chose {string.Join(", ", mixed.Layers.Select(l => string.Create(inv, $"{l.Path} {l.Bits}")))} bits: {mixed.PredictedBytes:N0} bytes predicted, budget {mixed.Budget}; fix them in source with:\n{mixed.OverrideAttributes}\n");
         foreach (var l in Layers.Where(l => l.ZeroedGroups > 0))
             sb.Append(inv, $"warning: layer '{l.Path}': {l.ZeroedGroups:N0} quantization group(s) hold only weights with |w| <= ~3e-8 (half the smallest float16 scale) and dequantize to all zeros, so their error is 100%; rescale the layer's weights up (and the next layer's down), or mark the layer [KeepDense].\n");
         return sb.ToString();

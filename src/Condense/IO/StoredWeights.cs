@@ -102,6 +102,9 @@ internal sealed class StoredWeights(SafeTensorsFile file, HashSet<string> used, 
                         ? CsrWeight.FromParts(lp.OutFeatures, lp.InFeatures, values, file.ReadU32(w + ".csr_columns"), rows)
                         : CsrWeight.FromParts(lp.OutFeatures, lp.InFeatures, values, file.ReadU16(w + ".csr_columns"), rows);
                 }
+                case LayerTechnique.MixedPrecision:
+                    problems.Add($"layer '{lp.Path}' gets its bits from [MixedPrecision] at Compress, so the compiled plan cannot say how it is stored: write the chosen bits back to source (report.MixedPrecision.WritePartialClass), rebuild, then save and load");
+                    return null;
                 default:
                     problems.Add($"layer '{lp.Path}': {lp.TechniqueText} weights cannot be loaded by this version of Condense");
                     return null;

@@ -1,0 +1,240 @@
+// Hessian-trace mixed precision (HAWQ-V2) against uniform 3-bit and random bit allocations at equal bytes.
+// The model trains dense once per seed; Compress then chooses each layer's bits under [MixedPrecision(AverageBits = ..)]
+// from the Hutchinson traces of the cross-entropy Hessian on 1,024 labelled training rows. The same measurement is
+// re-solved at other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
+//
+//   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
+//       [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+using System.Diagnostics;
+using System.Globalization;
+using Condense;
+using Condense.Calibration;
+using Condense.Compression;
+using Condense.Data;
+using Condense.MixedPrecision;
+using Condense.MixedPrecisionSample;
+using Condense.Nn;
+using Condense.Training;
+
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var settings = new Settings();
+for (int i = 0; i < args.Length; i++)
+{
+    string? Next() => i + 1 < args.Length ? args[++i] : null;
+    bool ok = args[i] switch
+    {
+        "--dataset" => (settings.Dataset = Next() ?? "") is "auto" or "digits" or "fashion",
+        "--seeds" => (settings.Seeds = ParseList(Next())) is { Length: > 0 },
+        "--random" => int.TryParse(Next(), out settings.Random) && settings.Random >= 0,
+        "--samples" => int.TryParse(Next(), out settings.Samples) && settings.Samples > 0,
+        "--epochs" => int.TryParse(Next(), out settings.Epochs) && settings.Epochs > 0,
+        "--train-size" => int.TryParse(Next(), out settings.TrainSize) && settings.TrainSize >= 0,
+        "--out" => (settings.Out = Next() ?? "") != "",
+        _ => false,
+    };
+    if (!ok)
+    {
+        Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        return 2;
+    }
+}
+bool fashion = settings.Dataset == "fashion" || (settings.Dataset == "auto" && Datasets.FashionMnistAvailable());
+if (settings.Dataset == "auto" && !fashion)
+    Console.WriteLine("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): using the bundled digits.");
+
+try
+{
+    Directory.CreateDirectory(settings.Out);
+    if (fashion)
+    {
+        var train = Datasets.FashionMnist(train: true);
+        if (settings.TrainSize > 0 && settings.TrainSize < train.Count) train = train.Shuffled(seed: 2024).Subset(0, settings.TrainSize);
+        return Experiment.Run<FashionDeep>(train, Datasets.FashionMnist(train: false), settings,
+            new TrainingOptions { Epochs = settings.Epochs > 0 ? settings.Epochs : 4, BatchSize = 128 });
+    }
+    var (digitsTrain, digitsTest) = Datasets.Digits(Datasets.DigitsDefaultPath).Shuffled(seed: 2024).Split(1400);
+    return Experiment.Run<DigitsDeep>(digitsTrain, digitsTest, settings,
+        new TrainingOptions { Epochs = settings.Epochs > 0 ? settings.Epochs : 40, BatchSize = 32, LearningRate = 2e-3f });
+}
+catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
+
+static ulong[] ParseList(string? text) =>
+    text is null ? [] : text.Split(',').Select(s => ulong.TryParse(s, out var v) ? v : ulong.MaxValue).Where(v => v != ulong.MaxValue).ToArray();
+
+internal sealed class Settings
+{
+    public string Dataset = "auto";
+    public ulong[] Seeds = [1, 2, 3];
+    public int Random = 24;
+    public int Samples = 32;
+    public int Epochs;
+    public int TrainSize = 20000;
+    public string Out = "out/mixed-precision";
+}
+
+/// <summary>One compressed model: how its bits were chosen, its exact bytes and its test accuracy.</summary>
+/// <param name="Loss">Mean test cross-entropy: the quantity the Hessian's second-order model predicts, less noisy than accuracy.</param>
+internal sealed record PlanResult(ulong Seed, string Kind, string Bits, long Bytes, double AverageBits, double Accuracy, double Loss);
+
+internal static class Experiment
+{
+    public static int Run<TModel>(Dataset train, Dataset test, Settings settings, TrainingOptions training)
+        where TModel : Module, IMixedModel, ICompressibleModel<TModel>, new()
+    {
+        Console.WriteLine($"{train.Name}: {train.Count:N0} training and {test.Count:N0} test samples; {typeof(TModel).Name}, {training.Epochs} epochs at batch {training.BatchSize}; seeds {string.Join(", ", settings.Seeds)}.");
+        var clock = Stopwatch.StartNew();
+        var results = new List<PlanResult>();
+        var summaries = new List<string>();
+        foreach (ulong seed in settings.Seeds)
+        {
+            var dense = new TModel();
+            dense.Initialize(seed);
+            Classifier.Train(dense, dense.Forward, train, training with { Seed = seed });
+            double denseAccuracy = Accuracy(dense, test);
+            string densePath = Path.Combine(settings.Out, $"{typeof(TModel).Name}.seed{seed}.dense.safetensors");
+            dense.Save(densePath);
+            Console.WriteLine($"\n== seed {seed}: dense {denseAccuracy:P2} ({clock.Elapsed.TotalSeconds:F0} s) ==");
+
+            // The calibration rows: 1,024 labelled training images, seeded and shared by every plan of this seed.
+            var calibration = CalibrationData.FromDataset(train.Shuffled(seed: seed + 100), rows: 1024, batchSize: 256);
+            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed };
+
+            // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
+            var model = TModel.Load(densePath);
+            var report = model.Compress(new CompressionOptions { Calibration = calibration, MixedPrecision = mixed });
+            var chosen = report.MixedPrecision!;
+            double hessianAccuracy = Accuracy(model, test);
+            Console.Write(report);
+            Console.Write(chosen);
+            string written = Path.Combine(settings.Out, $"{typeof(TModel).Name}.MixedPrecision.seed{seed}.cs");
+            chosen.WritePartialClass(typeof(TModel), written);
+            Console.WriteLine($"wrote {written} (add it to the project to fix these bits)");
+
+            // One measurement, re-solved at other budgets (the Pareto sweep) and used to cost the baselines.
+            var probe = TModel.Load(densePath);
+            var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
+            var sameBits = sensitivity.Allocate();
+            if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key)))
+                throw new InvalidOperationException("The same seed and calibration data gave different bits: determinism is broken.");
+
+            var paths = sensitivity.Layers.Select(l => l.Path).ToArray();
+            var cache = new Dictionary<string, PlanResult>(StringComparer.Ordinal);
+            PlanResult Evaluate(string kind, int[] bits)
+            {
+                string key = string.Join("/", bits);
+                if (cache.TryGetValue(key, out var known)) return known with { Kind = kind };
+                var allocation = paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2);
+                var compressed = TModel.Load(densePath);
+                // Any size: the sweep lifts the declared budget for this call (MaxBytes far above the dense model, no AverageBits).
+                var r = compressed.Compress(new CompressionOptions { MixedPrecision = new MixedPrecisionOptions { Allocation = allocation, MaxBytes = long.MaxValue / 2, AverageBits = 0 } });
+                var (accuracy, loss) = Score(compressed, test);
+                var result = new PlanResult(seed, kind, key, r.TotalBytesAfter, r.MixedPrecision!.AverageBits, accuracy, loss);
+                cache[key] = result;
+                return result;
+            }
+            var seedResults = new List<PlanResult>();
+            void Add(PlanResult r) { seedResults.Add(r); results.Add(r); }
+
+            var uniform = sensitivity.Bits.Select(b => Evaluate("uniform", Enumerable.Repeat(b, paths.Length).ToArray())).ToList();
+            uniform.ForEach(Add);
+            var uniform3 = uniform.Single(u => u.Bits.StartsWith("3/", StringComparison.Ordinal));
+            long budget = uniform3.Bytes;
+            var hessian = Evaluate("hessian", paths.Select(p => chosen.BitsByPath[p]).ToArray());
+            if (Math.Abs(hessian.Accuracy - hessianAccuracy) > 1e-12) throw new InvalidOperationException("The allocation replayed differs from Compress's own.");
+            Add(hessian);
+            // At the uniform 3-bit bytes exactly (the attribute's AverageBits is a little above them).
+            var hessianEqual = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: budget, averageBits: 0)));
+            Add(hessianEqual);
+            foreach (double fraction in new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
+            {
+                try { Add(Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
+                catch (MixedPrecisionBudgetException) { }
+            }
+
+            // Random allocations at equal bytes: uniform draws of each layer's bits, kept when within 5% under the budget.
+            var rng = new Rng(Rng.Derive(seed, "random allocations"));
+            List<PlanResult> RandomAt(long bytes, string kind)
+            {
+                var drawn = new List<PlanResult>();
+                int tries = 0;
+                while (drawn.Count < settings.Random && tries++ < 200_000)
+                {
+                    var bits = paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray();
+                    var cost = sensitivity.Evaluate(paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0);
+                    if (cost.PredictedBytes > bytes || cost.PredictedBytes < 0.95 * bytes) continue;
+                    if (drawn.Any(e => e.Bits == string.Join("/", bits))) continue;
+                    var r = Evaluate(kind, bits);
+                    drawn.Add(r);
+                    Add(r);
+                }
+                return drawn;
+            }
+            var equal = RandomAt(budget, "random");
+            // A second budget, halfway between uniform 2- and 3-bit, where the choice matters more.
+            long lower = (uniform[0].Bytes + budget) / 2;
+            var hessianLower = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: lower, averageBits: 0)));
+            Add(hessianLower);
+            var equalLower = RandomAt(lower, "random (lower budget)");
+            // A cloud of random allocations at any size, for the figure's Pareto front.
+            for (int k = 0; k < settings.Random; k++)
+                Add(Evaluate("random (any size)", paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray()));
+
+            Console.WriteLine($"\n{"plan",-22} {"bits (" + string.Join("/", paths) + ")",-44} {"bytes",9} {"bits/w",7} {"accuracy",9}");
+            Console.WriteLine($"{"dense fp32",-22} {"",-44} {TModel.Plan.TotalBytesBefore,9:N0} {32,7:F2} {denseAccuracy,9:P2}");
+            foreach (var r in seedResults.Where(r => r.Kind != "random (any size)").OrderBy(r => r.Kind).ThenBy(r => r.Bytes))
+                Console.WriteLine($"{r.Kind,-22} {r.Bits,-44} {r.Bytes,9:N0} {r.AverageBits,7:F3} {r.Accuracy,9:P2}");
+            summaries.Add(Row(seed, denseAccuracy, "3-bit", uniform3, hessianEqual, equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit", null, hessianLower, equalLower));
+            Console.WriteLine("traces (+- standard error): " + string.Join(", ", sensitivity.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.Trace:G3} +- {l.TraceStandardError:G2}"))));
+            Console.WriteLine($"seed {seed} done ({clock.Elapsed.TotalSeconds:F0} s)");
+        }
+
+        Console.WriteLine("\nAccuracy (test cross-entropy) at equal bytes; random: mean +- sd over the draws, and how many reach the Hessian's accuracy.");
+        Console.WriteLine("| seed | budget | dense | uniform | Hessian (bits) | random at equal bytes |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        summaries.ForEach(Console.WriteLine);
+
+        string csv = Path.Combine(settings.Out, "plans.csv");
+        File.WriteAllLines(csv, new[] { "seed,kind,bits,bytes,average_bits,accuracy,loss" }.Concat(results.Select(r =>
+            string.Create(CultureInfo.InvariantCulture, $"{r.Seed},{r.Kind},{r.Bits},{r.Bytes},{r.AverageBits:R},{r.Accuracy:R},{r.Loss:R}"))));
+        string svg = Path.Combine(settings.Out, "pareto.svg");
+        File.WriteAllText(svg, ParetoPlot.ToSvg($"{typeof(TModel).Name} on {train.Name}: test accuracy vs exact bytes (seed {settings.Seeds[0]})", results));
+        Console.WriteLine($"\n{csv}\n{svg}\n({clock.Elapsed.TotalSeconds:F0} s)");
+        return 0;
+    }
+
+    private static int[] Bits(string[] paths, MixedPrecisionSolution solution) => paths.Select(p => solution.BitsByPath[p]).ToArray();
+
+    private static double Accuracy<TModel>(TModel model, Dataset test) where TModel : IMixedModel => Score(model, test).Accuracy;
+
+    /// <summary>Test accuracy and mean cross-entropy, in batches, without the tape.</summary>
+    private static (double Accuracy, double Loss) Score<TModel>(TModel model, Dataset test) where TModel : IMixedModel
+    {
+        long correct = 0;
+        double loss = 0;
+        using (Tensor.NoGrad())
+            foreach (var batch in test.Batches(500, shuffleSeed: null))
+            {
+                var logits = model.Forward(new Tensor(batch.Features, batch.Count, test.FeatureCount));
+                var predicted = Ops.ArgMax(logits);
+                for (int i = 0; i < batch.Count; i++) if (predicted[i] == batch.Labels[i]) correct++;
+                loss += Ops.SoftmaxCrossEntropy(logits, batch.Labels).Data[0] * (double)batch.Count;
+            }
+        return ((double)correct / test.Count, loss / test.Count);
+    }
+
+    private static string Row(ulong seed, double dense, string budget, PlanResult? uniform, PlanResult hessian, List<PlanResult> random)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Cell(PlanResult r) => string.Create(inv, $"{r.Accuracy:P2} ({r.Loss:F4}), {r.Bytes:N0} B");
+        double mean = random.Count == 0 ? double.NaN : random.Average(r => r.Accuracy);
+        double sd = random.Count < 2 ? 0 : Math.Sqrt(random.Sum(r => (r.Accuracy - mean) * (r.Accuracy - mean)) / (random.Count - 1));
+        double meanLoss = random.Count == 0 ? double.NaN : random.Average(r => r.Loss);
+        return string.Create(inv, $"| {seed} | {budget} | {dense:P2} | {(uniform is null ? "" : Cell(uniform))} | {Cell(hessian)} ({hessian.Bits}) | {mean:P2} +- {sd * 100:F2} ({meanLoss:F4}; n = {random.Count}, {random.Count(r => r.Accuracy >= hessian.Accuracy)} >= Hessian) |");
+    }
+}

@@ -1,0 +1,76 @@
+namespace Condense.MixedPrecision;
+
+/// <summary>How the curvature of each layer's loss is probed for Hutchinson's estimator.</summary>
+public enum SensitivityCurvature
+{
+    /// <summary>
+    /// Gauss-Newton: v^T J^T H_out J v from two forward passes per product (directional derivatives of the outputs).
+    /// Equal to the Hessian's diagonal blocks for networks piecewise linear in each layer's weights (ReLU MLPs and
+    /// CNNs), never negative, and not disturbed by ReLUs switching inside the finite-difference step.
+    /// </summary>
+    GaussNewton = 0,
+    /// <summary>The Hessian itself, through Hessian-vector products: a central difference of two gradients (forward and backward passes).</summary>
+    Hessian = 1,
+}
+
+/// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
+public sealed class MixedPrecisionOptions
+{
+    /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
+    public int Samples { get; init; } = 32;
+
+    /// <summary>The curvature Hutchinson's estimator probes; default <see cref="SensitivityCurvature.GaussNewton"/> (see docs/mixed-precision.md).</summary>
+    public SensitivityCurvature Curvature { get; init; } = SensitivityCurvature.GaussNewton;
+
+    /// <summary>
+    /// With <see cref="SensitivityCurvature.Hessian"/>: one Hessian-vector product per layer and sample, the other layers' directions zero (true, the default, as HAWQ-V2),
+    /// or one product per sample for all layers (false: L times cheaper, but the cross terms between layers add variance
+    /// that can swamp the trace of a layer with little curvature).
+    /// </summary>
+    public bool SeparateLayers { get; init; } = true;
+
+    /// <summary>Seeds the Rademacher vectors: the same seed and calibration data give the same bits. Default 0x4849.</summary>
+    public ulong Seed { get; init; } = 0x4849;
+
+    /// <summary>The loss whose Hessian is estimated; <see cref="SensitivityLoss.Auto"/> = cross-entropy with labels, else KL to the float32 outputs.</summary>
+    public SensitivityLoss Loss { get; init; } = SensitivityLoss.Auto;
+
+    /// <summary>Finite-difference step of the Hessian-vector products, as a fraction of each layer's rms weight. Default 1e-3.</summary>
+    public double RelativeStep { get; init; } = 1e-3;
+
+    /// <summary>
+    /// Bits per layer path to use instead of measuring and solving (for example a solution kept from an earlier run, or a
+    /// baseline allocation to compare with). Every <c>[MixedPrecision]</c> layer must be listed with one of the candidate
+    /// bits, and the budget is checked as for a solved allocation.
+    /// </summary>
+    public IReadOnlyDictionary<string, int>? Allocation { get; init; }
+
+    /// <summary>
+    /// A whole-model byte budget for this Compress call instead of the declared <c>MaxBytes</c> (null = the plan's).
+    /// For sweeps over budgets (a Pareto front); the build checked only the declared budget.
+    /// </summary>
+    public long? MaxBytes { get; init; }
+
+    /// <summary>An average-bits budget for this Compress call instead of the declared <c>AverageBits</c> (null = the plan's; 0 = none).</summary>
+    public double? AverageBits { get; init; }
+
+    /// <summary>Receives one report per Hutchinson sample.</summary>
+    public IProgress<MixedPrecisionProgress>? Progress { get; init; }
+}
+
+/// <summary>Progress of the sensitivity measurement: <paramref name="Sample"/> of <paramref name="Samples"/> Rademacher vectors done (1-based).</summary>
+public readonly record struct MixedPrecisionProgress(int Sample, int Samples);
+
+/// <summary>
+/// A <c>[MixedPrecision]</c> budget that no allocation meets at run time: even with every candidate layer at its
+/// smallest bit width, the plan is <see cref="ShortfallBytes"/> over the budget.
+/// </summary>
+public sealed class MixedPrecisionBudgetException : InvalidOperationException
+{
+    /// <param name="message">The message, naming the model, the budget and the shortfall.</param>
+    /// <param name="shortfallBytes">Bytes above the budget at the smallest reachable size.</param>
+    public MixedPrecisionBudgetException(string message, long shortfallBytes) : base(message) => ShortfallBytes = shortfallBytes;
+
+    /// <summary>Bytes above the budget at the smallest reachable size.</summary>
+    public long ShortfallBytes { get; }
+}

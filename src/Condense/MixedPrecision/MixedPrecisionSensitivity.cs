@@ -1,0 +1,248 @@
+using System.Globalization;
+using Condense.Calibration;
+using Condense.Catalogue;
+using Condense.Compression;
+using Condense.Nn;
+using Condense.Quantization;
+
+namespace Condense.MixedPrecision;
+
+/// <summary>
+/// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
+/// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
+/// (b bits, one symmetric scale per row).
+/// </summary>
+/// <param name="Path">The layer's path.</param>
+/// <param name="LayerIndex">Its index in the plan.</param>
+/// <param name="WeightCount">n, the weights of the layer.</param>
+/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)).</param>
+/// <param name="TraceStandardError">The estimate's standard error.</param>
+/// <param name="Bits">The candidate bit widths, ascending.</param>
+/// <param name="WeightBytes">Exact bytes of the weight at each candidate (packed codes and scales; bias excluded).</param>
+/// <param name="SquaredError">||Q_b(W) - W||^2 at each candidate.</param>
+/// <param name="Omega">The sensitivity at each candidate.</param>
+public sealed record LayerSensitivity(string Path, int LayerIndex, long WeightCount, double Trace, double TraceStandardError,
+    IReadOnlyList<int> Bits, IReadOnlyList<long> WeightBytes, IReadOnlyList<double> SquaredError, IReadOnlyList<double> Omega);
+
+/// <summary>
+/// The measured sensitivities of a plan's <c>[MixedPrecision]</c> layers, and the exact bit allocation under any budget
+/// (<see cref="Allocate"/>). <c>Compress</c> measures once and allocates under the model's budget; a sweep over budgets
+/// (a Pareto front) can allocate many times from one measurement.
+/// </summary>
+public sealed class MixedPrecisionSensitivity
+{
+    private MixedPrecisionSensitivity(CompressionPlan plan, IReadOnlyList<int> bits, IReadOnlyList<LayerSensitivity> layers, SensitivityLoss loss)
+    {
+        Plan = plan;
+        Bits = bits;
+        Layers = layers;
+        Loss = loss;
+        FixedBytes = plan.TotalBytesAfter - layers.Sum(l => plan.Layers[l.LayerIndex].WeightBytesAfter);
+        CandidateWeightCount = layers.Sum(l => l.WeightCount);
+    }
+
+    /// <summary>The plan whose <c>[MixedPrecision]</c> layers were measured.</summary>
+    public CompressionPlan Plan { get; }
+
+    /// <summary>Candidate bit widths, ascending.</summary>
+    public IReadOnlyList<int> Bits { get; }
+
+    /// <summary>One entry per <c>[MixedPrecision]</c> layer, in plan order.</summary>
+    public IReadOnlyList<LayerSensitivity> Layers { get; }
+
+    /// <summary>The loss whose Hessian was estimated.</summary>
+    public SensitivityLoss Loss { get; }
+
+    /// <summary>Bytes of everything the allocation does not decide: the other layers, and the candidates' biases.</summary>
+    public long FixedBytes { get; }
+
+    /// <summary>Weights of the candidate layers.</summary>
+    public long CandidateWeightCount { get; }
+
+    /// <summary>
+    /// Measures every <c>[MixedPrecision]</c> layer of <paramref name="plan"/>: Hutchinson traces of the loss Hessian's
+    /// diagonal blocks over <paramref name="data"/>, and each layer's quantization error at every candidate width.
+    /// The model is left as it was (weights restored bit for bit).
+    /// </summary>
+    /// <param name="layers">The model's layers (<c>model.Layers</c>), in plan order, dense.</param>
+    /// <param name="forward">The model's Forward.</param>
+    /// <param name="rounding">The rounding Compress uses (<c>CompressionOptions.Rounding</c>).</param>
+    public static MixedPrecisionSensitivity Measure(CompressionPlan plan, IReadOnlyList<NamedLayer> layers, Func<Tensor, Tensor> forward, CalibrationData data,
+        MixedPrecisionOptions? options = null, QuantizationRounding rounding = QuantizationRounding.MseClip)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(data);
+        options ??= new MixedPrecisionOptions();
+        var (bits, indices) = Candidates(plan, layers);
+        var hessian = new LayerHessian(layers, indices, forward, data, options.Loss, options.RelativeStep);
+        Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
+        var traces = options.Curvature == SensitivityCurvature.Hessian
+            ? HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.Multiply, options.Samples, options.Seed, progress, options.SeparateLayers)
+            : HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.GaussNewtonQuadraticForm, options.Samples, options.Seed, progress);
+
+        var result = new LayerSensitivity[indices.Length];
+        for (int t = 0; t < indices.Length; t++)
+        {
+            var lp = plan.Layers[indices[t]];
+            var weight = ((WeightedLayer)layers[indices[t]].Layer).Weight.Data;
+            var bytes = new long[bits.Length];
+            var error = new double[bits.Length];
+            var omega = new double[bits.Length];
+            double curvature = Math.Max(traces[t].Trace, 0) / lp.WeightCount;
+            var restored = new float[weight.Length];
+            for (int k = 0; k < bits.Length; k++)
+            {
+                bytes[k] = WeightBytes(lp, bits[k]);
+                GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(bits[k]), rounding).Dequantize(restored);
+                double sum = 0;
+                for (int j = 0; j < weight.Length; j++)
+                {
+                    double d = (double)restored[j] - weight[j];
+                    sum += d * d;
+                }
+                error[k] = sum;
+                omega[k] = curvature * sum;
+            }
+            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, traces[t].Trace, traces[t].StandardError, bits, bytes, error, omega);
+        }
+        return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss);
+    }
+
+    /// <summary>The quantization scheme of a <c>[MixedPrecision]</c> layer at <paramref name="bits"/>: one symmetric scale per row.</summary>
+    public static QuantizationScheme Scheme(int bits) => new(bits, 0, true);
+
+    /// <summary>Exact bytes of the layer's weight at <paramref name="bits"/> (the catalogue's count, bias excluded).</summary>
+    public static long WeightBytes(LayerPlan layer, int bits) => KernelCatalogue.GroupQuantizedBytes(layer.OutFeatures, layer.InFeatures, bits, 0, true);
+
+    /// <summary>
+    /// The allocation of least total Omega whose bytes meet the budget (an exact multiple-choice knapsack over the
+    /// catalogue's byte counts).
+    /// </summary>
+    /// <param name="maxBytes">Upper bound on the whole plan's bytes (weights, scales, biases), 0 = none; by default the plan's MaxBytes.</param>
+    /// <param name="averageBits">Upper bound on the candidates' stored bits per weight, 0 = none; by default the plan's AverageBits.</param>
+    /// <exception cref="MixedPrecisionBudgetException">Even the smallest bits exceed the budget; the message says by how many bytes.</exception>
+    public MixedPrecisionSolution Allocate(long? maxBytes = null, double? averageBits = null)
+    {
+        long capacity = Capacity(Plan, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, FixedBytes, out string budget);
+        long smallest = Layers.Sum(l => l.WeightBytes[0]);
+        if (smallest > capacity)
+            throw new MixedPrecisionBudgetException(string.Create(CultureInfo.InvariantCulture,
+                $"Model '{Plan.ModelName}': the [MixedPrecision] budget ({budget}) cannot be met: with every candidate layer at {Bits[0]} bits (one scale per row) the plan takes {FixedBytes + smallest:N0} bytes, {smallest - capacity:N0} bytes over; raise the budget, add a smaller bit width, or compress more layers explicitly."),
+                smallest - capacity);
+        var choice = MultipleChoiceKnapsack.Solve(Layers.Select(l => l.WeightBytes.ToArray()).ToList(), Layers.Select(l => l.Omega.ToArray()).ToList(), capacity)
+            ?? throw new InvalidOperationException("The knapsack found no allocation although the smallest one fits: a bug in Condense.");
+        return new MixedPrecisionSolution(Plan, budget, Loss, Layers.Select((l, t) => new LayerBitChoice(l.Path, l.LayerIndex, l.Bits[choice[t]],
+            l.WeightBytes[choice[t]] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[choice[t]], l.Trace)).ToList());
+    }
+
+    /// <summary>The allocation <paramref name="bits"/> (per layer path), checked and costed like a solved one.</summary>
+    /// <exception cref="ArgumentException">A candidate layer missing, an unknown path, or bits that are not candidates.</exception>
+    /// <exception cref="MixedPrecisionBudgetException">The allocation exceeds the budget.</exception>
+    public MixedPrecisionSolution Evaluate(IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null)
+    {
+        ArgumentNullException.ThrowIfNull(bits);
+        var chosen = CheckAllocation(Plan, Bits, Layers.Select(l => l.LayerIndex).ToArray(), bits);
+        var choices = Layers.Select((l, t) =>
+        {
+            int k = IndexOf(Bits, chosen[t]);
+            return new LayerBitChoice(l.Path, l.LayerIndex, chosen[t], l.WeightBytes[k] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[k], l.Trace);
+        }).ToList();
+        return CheckedAllocation(Plan, FixedBytes, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, choices, Loss);
+    }
+
+    /// <summary>A given allocation without a measurement (Omega and trace unknown), checked against the plan's budget.</summary>
+    internal static MixedPrecisionSolution FromAllocation(CompressionPlan plan, IReadOnlyList<NamedLayer>? layers, IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null)
+    {
+        var (candidates, indices) = Candidates(plan, layers);
+        var chosen = CheckAllocation(plan, candidates, indices, bits);
+        var choices = indices.Select((index, t) => new LayerBitChoice(plan.Layers[index].Path, index, chosen[t],
+            WeightBytes(plan.Layers[index], chosen[t]) + plan.Layers[index].BiasBytes, double.NaN, double.NaN)).ToList();
+        long fixedBytes = plan.TotalBytesAfter - indices.Sum(i => plan.Layers[i].WeightBytesAfter);
+        return CheckedAllocation(plan, fixedBytes, indices.Sum(i => plan.Layers[i].WeightCount), maxBytes ?? plan.MaxBytes, averageBits ?? plan.AverageBits, choices, null);
+    }
+
+    private static MixedPrecisionSolution CheckedAllocation(CompressionPlan plan, long fixedBytes, long weights, long maxBytes, double averageBits, List<LayerBitChoice> choices, SensitivityLoss? loss)
+    {
+        long candidateBytes = choices.Sum(c => c.BytesAfter - plan.Layers[c.LayerIndex].BiasBytes);
+        long capacity = Capacity(plan, weights, maxBytes, averageBits, fixedBytes, out string budget);
+        if (candidateBytes > capacity)
+            throw new MixedPrecisionBudgetException(string.Create(CultureInfo.InvariantCulture,
+                $"Model '{plan.ModelName}': the given [MixedPrecision] allocation takes {fixedBytes + candidateBytes:N0} bytes, {candidateBytes - capacity:N0} bytes over the budget ({budget}); lower some layers' bits."),
+                candidateBytes - capacity);
+        return new MixedPrecisionSolution(plan, budget, loss, choices);
+    }
+
+    /// <summary>The bytes the candidates' weights may take under MaxBytes (whole plan) and AverageBits (candidates only).</summary>
+    private static long Capacity(CompressionPlan plan, long weights, long maxBytes, double averageBits, long fixedBytes, out string budget)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        long capacity = long.MaxValue;
+        var parts = new List<string>();
+        if (maxBytes > 0)
+        {
+            capacity = maxBytes - fixedBytes;
+            parts.Add(string.Create(inv, $"MaxBytes = {maxBytes:N0}"));
+        }
+        if (averageBits > 0)
+        {
+            capacity = Math.Min(capacity, (long)Math.Floor(averageBits * weights / 8.0));
+            parts.Add(string.Create(inv, $"AverageBits = {averageBits:0.###} over {weights:N0} weights"));
+        }
+        if (parts.Count == 0)
+            throw new InvalidOperationException($"Model '{plan.ModelName}' has [MixedPrecision] without a budget: set MaxBytes on [Compressible] or AverageBits on [MixedPrecision].");
+        budget = string.Join(" and ", parts);
+        return capacity;
+    }
+
+    /// <summary>The candidate bits (ascending) and the indices of the [MixedPrecision] layers, checked against the model's layers.</summary>
+    internal static (int[] Bits, int[] Indices) Candidates(CompressionPlan plan, IReadOnlyList<NamedLayer>? layers)
+    {
+        var indices = plan.Layers.Select((l, i) => (l, i)).Where(p => p.l.Technique == LayerTechnique.MixedPrecision).Select(p => p.i).ToArray();
+        if (indices.Length == 0)
+            throw new InvalidOperationException($"The plan of {plan.ModelName} has no [MixedPrecision] layer.");
+        if (plan.MixedPrecisionBits is not { Count: > 0 } declared)
+            throw new InvalidOperationException($"Layer '{plan.Layers[indices[0]].Path}' gets its bits from [MixedPrecision], but the plan of {plan.ModelName} lists no candidate bits: put [MixedPrecision] on the outermost model, and rebuild.");
+        var bits = declared.Distinct().Order().ToArray();
+        foreach (int b in bits)
+            if (!KernelCatalogue.IsSupportedBits(b))
+                throw new InvalidOperationException($"The plan of {plan.ModelName} lists [MixedPrecision] bit width {b}, which has no kernel: rebuild the project.");
+        if (layers is not null)
+        {
+            if (layers.Count != plan.Layers.Count)
+                throw new ArgumentException($"The plan of {plan.ModelName} has {plan.Layers.Count} layers; {layers.Count} were given.", nameof(layers));
+            foreach (int i in indices)
+                if (layers[i].Path != plan.Layers[i].Path)
+                    throw new ArgumentException($"Layer {i} of {plan.ModelName} should be '{plan.Layers[i].Path}', not '{layers[i].Path}': rebuild the project.", nameof(layers));
+        }
+        return (bits, indices);
+    }
+
+    private static int[] CheckAllocation(CompressionPlan plan, IReadOnlyList<int> candidates, int[] indices, IReadOnlyDictionary<string, int> bits)
+    {
+        var chosen = new int[indices.Length];
+        var paths = new HashSet<string>(StringComparer.Ordinal);
+        for (int t = 0; t < indices.Length; t++)
+        {
+            string path = plan.Layers[indices[t]].Path;
+            paths.Add(path);
+            if (!bits.TryGetValue(path, out int b))
+                throw new ArgumentException($"The [MixedPrecision] allocation of {plan.ModelName} gives no bits for layer '{path}': list every [MixedPrecision] layer ({string.Join(", ", indices.Select(i => plan.Layers[i].Path))}).", nameof(bits));
+            if (IndexOf(candidates, b) < 0)
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"The [MixedPrecision] allocation of {plan.ModelName} gives layer '{path}' {b} bits, which is not a candidate ({string.Join(", ", candidates)})."), nameof(bits));
+            chosen[t] = b;
+        }
+        foreach (var path in bits.Keys)
+            if (!paths.Contains(path))
+                throw new ArgumentException($"The [MixedPrecision] allocation of {plan.ModelName} names '{path}', which is not one of its [MixedPrecision] layers ({string.Join(", ", paths)}).", nameof(bits));
+        return chosen;
+    }
+
+    private static int IndexOf(IReadOnlyList<int> values, int value)
+    {
+        for (int i = 0; i < values.Count; i++) if (values[i] == value) return i;
+        return -1;
+    }
+}
