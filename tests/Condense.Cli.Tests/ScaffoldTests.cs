@@ -24,10 +24,16 @@ public sealed class ScaffoldTests
         Assert.Contains("[Quantize(4, GroupSize = 32)]\n    private readonly Linear query = new(32, 32);", source.ReplaceLineEndings("\n"), StringComparison.Ordinal);
         // One class per distinct structure: the three encoder layers share one.
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(source, "class TinyBertEncoderLayer "));
-        Assert.Contains("//   embeddings.word_embeddings.weight F32 [100, 32]", source, StringComparison.Ordinal);
+        // Norms and embedding tables are declared (kept dense); only the buffer is left to WeightOptions.
+        Assert.Contains("private readonly Embedding word_embeddings = new(100, 32);", source, StringComparison.Ordinal);
+        Assert.Contains("private readonly LayerNorm LayerNorm = new(32);", source, StringComparison.Ordinal);
+        Assert.Contains("IgnoreExtras = [\"embeddings.position_ids\"],", source, StringComparison.Ordinal);
 
         var (diagnostics, generated) = CompileWithGenerator(source, "TinyBert");
         Assert.Empty(diagnostics);
+        // The scaffold loads its own file: every tensor but the buffer lands in the model.
+        string loaded = LoadWithScaffold(source, "My.Models.TinyBert", dir.File("bert.safetensors"));
+        Assert.Contains("54 tensors", loaded, StringComparison.Ordinal);
         // The generated plan has every layer of the file, on the paths dry-run and [Override] use.
         Assert.Contains("Path: \"encoder.layer[2].attention.self.query\"", generated, StringComparison.Ordinal);
         Assert.Contains("Path: \"pooler.dense\"", generated, StringComparison.Ordinal);
@@ -50,6 +56,10 @@ public sealed class ScaffoldTests
         var (diagnostics, generated) = CompileWithGenerator(source, "Convnet");
         Assert.Empty(diagnostics);
         Assert.Contains("Path: \"head.out\"", generated, StringComparison.Ordinal);
+        // features.0 is not an identifier: the field is _0, and WeightOptions maps the file's name to it.
+        Assert.Contains("if (s.Length > 2 && s[0] == \"features\" && s[1] == \"0\") s[1] = \"_0\";", source, StringComparison.Ordinal);
+        string loaded = LoadWithScaffold(source, "Models.Convnet", dir.File("convnet.safetensors"));
+        Assert.Contains("6 tensors", loaded, StringComparison.Ordinal);
 
         // The output is never replaced silently.
         var again = CliRunner.Run("scaffold", dir.File("convnet.safetensors"), "--output", dir.File("ConvNet.cs"));
@@ -86,8 +96,31 @@ public sealed class ScaffoldTests
     private static string RepoRoot([System.Runtime.CompilerServices.CallerFilePath] string file = "") =>
         Path.GetFullPath(Path.Combine(Path.GetDirectoryName(file)!, "..", ".."));
 
+    /// <summary>Compiles the scaffold, loads it, and calls its LoadWeights on <paramref name="file"/> with its WeightOptions; returns the import report.</summary>
+    private static string LoadWithScaffold(string source, string typeName, string file)
+    {
+        string probe = "public static class ScaffoldProbe { public static string Run(string path) { var m = new " + typeName +
+            "(); return m.LoadWeights(path, " + typeName + ".WeightOptions).ToString(); } }";
+        var (compilation, diagnostics) = Generate(source + "\n" + probe);
+        Assert.Empty(diagnostics);
+        using var image = new MemoryStream();
+        var emitted = compilation.Emit(image);
+        Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics));
+        var assembly = Assembly.Load(image.ToArray());
+        // The probe lands in the scaffold's file-scoped namespace.
+        return (string)assembly.GetTypes().Single(t => t.Name == "ScaffoldProbe").GetMethod("Run")!.Invoke(null, [file])!;
+    }
+
     /// <summary>Compiles <paramref name="source"/> with Condense's generator and analyzers: every warning and error, and the generated code.</summary>
     private static (IReadOnlyList<string> Diagnostics, string Generated) CompileWithGenerator(string source, string model)
+    {
+        var (output, all) = Generate(source);
+        string generated = string.Join("\n", output.SyntaxTrees.Where(t => Path.GetFileName(t.FilePath).EndsWith("." + model + ".g.cs", StringComparison.Ordinal)).Select(t => t.ToString()));
+        Assert.False(string.IsNullOrEmpty(generated), "no generated file for " + model + ": " + string.Join(", ", output.SyntaxTrees.Select(t => t.FilePath)));
+        return (all, generated);
+    }
+
+    private static (Compilation Output, IReadOnlyList<string> Diagnostics) Generate(string source)
     {
         var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
             .Select(p => MetadataReference.CreateFromFile(p))
@@ -110,8 +143,6 @@ public sealed class ScaffoldTests
         var all = generatorDiagnostics.Concat(output.GetDiagnostics()).Concat(analyzerDiagnostics)
             .Where(d => d.Severity >= DiagnosticSeverity.Warning)
             .Select(d => d.ToString()).ToList();
-        string generated = string.Join("\n", output.SyntaxTrees.Where(t => Path.GetFileName(t.FilePath).EndsWith("." + model + ".g.cs", StringComparison.Ordinal)).Select(t => t.ToString()));
-        Assert.False(string.IsNullOrEmpty(generated), "no generated file for " + model + ": " + string.Join(", ", output.SyntaxTrees.Select(t => t.FilePath)));
-        return (all, generated);
+        return (output, all);
     }
 }

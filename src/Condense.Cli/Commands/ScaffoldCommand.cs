@@ -22,9 +22,11 @@ public static class ScaffoldCommand
         File.WriteAllText(temporary, result.Source);
         File.Move(temporary, output, overwrite: true);
 
-        console.WriteLine($"wrote {output}: {className} with {result.Layers.Count} layers in {result.Classes} classes ([Quantize({bits})] by default, group sizes valid for each layer)");
+        console.WriteLine($"wrote {output}: {className} with {result.Layers.Count} layers in {result.Classes} classes ([Quantize({bits})] by default, group sizes valid for each layer)" +
+            (result.ParameterLayers.Count > 0 ? $", {result.ParameterLayers.Count(p => p.Kind == "LayerNorm")} LayerNorm and {result.ParameterLayers.Count(p => p.Kind == "Embedding")} Embedding (kept dense)" : ""));
         if (result.NotDeclared.Count > 0)
-            console.WriteLine($"not declared: {result.NotDeclared.Count} tensors that are not Linear/Conv2d weights (listed in a comment)");
+            console.WriteLine($"not declared: {result.NotDeclared.Count} tensors (buffers, constants; listed in a comment and in WeightOptions.IgnoreExtras)");
+        console.WriteLine($"load the file with: model.LoadWeights(\"{Path.GetFileName(path)}\", {className}.WeightOptions)");
         foreach (var (from, to) in result.SegmentRenames)
             console.WriteLine($"renamed: '{from}' is not a C# identifier; the field is '{to}'");
         console.WriteLine("next: add the file to a project that references Condense, write Forward, and build: the plan is checked against these shapes.");
