@@ -20,6 +20,19 @@ public sealed class LayerStatistics
     /// <summary>The layer's path in the model (for messages).</summary>
     public string Path { get; }
 
+    /// <summary>
+    /// The check every data-aware method (GPTQ, activation-aware SVD) makes first: these statistics describe a layer of
+    /// <paramref name="inFeatures"/> inputs and hold at least one input row.
+    /// </summary>
+    /// <exception cref="ArgumentException">Another width, or no rows (the layer is named).</exception>
+    internal void ThrowIfNotFor(int inFeatures, string paramName)
+    {
+        if (InFeatures != inFeatures)
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"the calibration statistics of '{Path}' are for {InFeatures} inputs; the weight has {inFeatures}"), paramName);
+        if (SampleCount <= 0)
+            throw new ArgumentException($"the calibration statistics of '{Path}' hold no input rows", paramName);
+    }
+
     /// <summary>Input width: X^T X is InFeatures x InFeatures.</summary>
     public int InFeatures { get; }
 

@@ -40,10 +40,7 @@ public static class ActivationAwareSvd
             throw new ArgumentException(Invariant($"rank is {rank}; a [{outFeatures}, {inFeatures}] matrix expects 1..{Math.Min(outFeatures, inFeatures)}"), nameof(rank));
         if (weight.Length != (long)outFeatures * inFeatures)
             throw new ArgumentException(Invariant($"weight has {weight.Length} values; expected {outFeatures} x {inFeatures}"), nameof(weight));
-        if (statistics.InFeatures != inFeatures)
-            throw new ArgumentException(Invariant($"the calibration statistics of '{statistics.Path}' are for {statistics.InFeatures} inputs; the weight has {inFeatures}"), nameof(statistics));
-        if (statistics.SampleCount <= 0)
-            throw new ArgumentException(Invariant($"the calibration statistics of '{statistics.Path}' hold no input rows"), nameof(statistics));
+        statistics.ThrowIfNotFor(inFeatures, nameof(statistics));
         if (!(dampingPercent >= 0) || !double.IsFinite(dampingPercent))
             throw new ArgumentException(Invariant($"dampingPercent is {dampingPercent}; expected a finite fraction >= 0 (default {DefaultDampingPercent})"), nameof(dampingPercent));
         for (int i = 0; i < weight.Length; i++)

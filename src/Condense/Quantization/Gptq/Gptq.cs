@@ -60,10 +60,7 @@ public static class Gptq
             throw new ArgumentException(problem, nameof(scheme));
         if (weight.Length != (long)outFeatures * inFeatures)
             throw new ArgumentException(Invariant($"weight has {weight.Length} values; expected {outFeatures} x {inFeatures}"), nameof(weight));
-        if (statistics.InFeatures != inFeatures)
-            throw new ArgumentException(Invariant($"the calibration statistics of '{statistics.Path}' are for {statistics.InFeatures} inputs; the weight has {inFeatures}"), nameof(statistics));
-        if (statistics.SampleCount <= 0)
-            throw new ArgumentException(Invariant($"the calibration statistics of '{statistics.Path}' hold no input rows"), nameof(statistics));
+        statistics.ThrowIfNotFor(inFeatures, nameof(statistics));
         if (options.BlockSize <= 0)
             throw new ArgumentException(Invariant($"BlockSize is {options.BlockSize}; expected a positive number of columns"), nameof(options));
         if (!(options.DampingPercent >= 0) || !double.IsFinite(options.DampingPercent))
