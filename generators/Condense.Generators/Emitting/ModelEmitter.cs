@@ -582,9 +582,15 @@ internal static class ModelEmitter
             /// <returns>What was loaded, ignored and kept.</returns>
             {{GeneratedCode}}
             public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) =>
-                global::Condense.Import.WeightImport.Load(path, Layers, options, {{Literal(model.TypeName)}});
+                global::Condense.Import.WeightImport.Load(path, {{LoadTargets(model)}}, options, {{Literal(model.TypeName)}});
             """);
     }
+
+    // The parameter layers (LayerNorm, Embedding, ...) are import targets too: a pretrained file has them.
+    private static string LoadTargets(ModelSpec model) =>
+        model.ParameterMembers.IsEmpty
+            ? "Layers"
+            : "global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Concat(Layers, ParameterLayers))";
 
     private static int[] WeightShape(LayerSpec layer) =>
         layer.Kind == LayerKind.Conv2d && layer.KernelSize > 0
