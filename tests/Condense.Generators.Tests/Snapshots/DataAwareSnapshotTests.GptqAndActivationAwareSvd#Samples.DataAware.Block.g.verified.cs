@@ -84,5 +84,33 @@ namespace Samples.DataAware
             global::Condense.IO.ModelFile.Load(path, Plan, model.Layers);
             return model;
         }
+
+        /// <summary>
+        /// The tensors <see cref="LoadWeights"/> fills, known at build time: Condense's names (<c>blocks[2].up.weight</c>;
+        /// PyTorch's <c>blocks.2.up.weight</c> matches too) and shapes (Linear [out, in], Conv2d [out, in, kh, kw], bias [out];
+        /// null where the shape is only known at run time).
+        /// </summary>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Import.ExpectedTensor> ExpectedTensors { get; } =
+            new global::Condense.Import.ExpectedTensor[]
+            {
+                new("up.weight", new int[] { 128, 64 }),
+                new("up.bias", new int[] { 128 }),
+                new("down.weight", new int[] { 64, 128 }),
+                new("down.bias", new int[] { 64 }),
+            };
+
+        /// <summary>
+        /// Loads pretrained dense weights by name from a safetensors file (PyTorch / Hugging Face: F32, F16 or BF16) or an ONNX
+        /// model's initializers (MatMul weights stored [in, out] are transposed): every tensor of <see cref="ExpectedTensors"/>.
+        /// Every missing, unexpected or misshapen tensor is reported at once (<c>WeightImportException</c>, with the closest file
+        /// name for each missing one) and nothing is loaded then. Afterwards <see cref="Compress"/> works as on a trained model.
+        /// </summary>
+        /// <param name="path">A .safetensors or .onnx file (the format is read from its content).</param>
+        /// <param name="options">Name mapping (StripPrefix, Renames, Map), IgnoreExtras, AllowMissing; null for exact names.</param>
+        /// <returns>What was loaded, ignored and kept.</returns>
+        [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
+        public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) =>
+            global::Condense.Import.WeightImport.Load(path, Layers, options, "Block");
     }
 }
