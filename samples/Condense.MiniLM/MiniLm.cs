@@ -9,7 +9,7 @@ namespace Condense.MiniLM;
 /// per row on the six Linear layers; the two LayerNorms stay dense (the generator registers them as parameter layers).
 /// </summary>
 [Compressible]
-public sealed partial class Block : Module
+public sealed partial class Block : Module, IEncoderLayer
 {
     /// <summary>Hidden size, feed-forward size and attention heads of all-MiniLM-L6-v2.</summary>
     public const int Hidden = 384, Intermediate = 1536, Heads = 12;
@@ -26,6 +26,34 @@ public sealed partial class Block : Module
     /// <summary>The post-LN encoder layer (erf GELU, LayerNorm eps 1e-12, as the exported graph computes).</summary>
     public Tensor Forward(Tensor hidden, SequenceBatch batch) =>
         Bert.EncoderLayer(hidden, new(query, key, value, attentionOutput, attentionNorm, intermediate, output, outputNorm), batch, Heads);
+}
+
+/// <summary>
+/// The same encoder layer with int4, group 64, GPTQ Linear layers: Compress records each layer's inputs over
+/// <c>CompressionOptions.Calibration</c> (token batches packed by <see cref="TokenBatch.ToTensor"/>) first.
+/// </summary>
+[Compressible]
+public sealed partial class GptqBlock : Module, IEncoderLayer
+{
+    [Quantize(4, GroupSize = 64, Method = QuantizationMethod.Gptq)] private readonly Linear query = new(Block.Hidden, Block.Hidden);
+    [Quantize(4, GroupSize = 64, Method = QuantizationMethod.Gptq)] private readonly Linear key = new(Block.Hidden, Block.Hidden);
+    [Quantize(4, GroupSize = 64, Method = QuantizationMethod.Gptq)] private readonly Linear value = new(Block.Hidden, Block.Hidden);
+    [Quantize(4, GroupSize = 64, Method = QuantizationMethod.Gptq)] private readonly Linear attentionOutput = new(Block.Hidden, Block.Hidden);
+    private readonly LayerNorm attentionNorm = new(Block.Hidden);
+    [Quantize(4, GroupSize = 64, Method = QuantizationMethod.Gptq)] private readonly Linear intermediate = new(Block.Hidden, Block.Intermediate);
+    [Quantize(4, GroupSize = 64, Method = QuantizationMethod.Gptq)] private readonly Linear output = new(Block.Intermediate, Block.Hidden);
+    private readonly LayerNorm outputNorm = new(Block.Hidden);
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor hidden, SequenceBatch batch) =>
+        Bert.EncoderLayer(hidden, new(query, key, value, attentionOutput, attentionNorm, intermediate, output, outputNorm), batch, Block.Heads);
+}
+
+/// <summary>An encoder layer of any plan.</summary>
+public interface IEncoderLayer
+{
+    /// <summary>Hidden states [B * T, 384] after the layer.</summary>
+    Tensor Forward(Tensor hidden, SequenceBatch batch);
 }
 
 /// <summary>What every plan of the model can do: sentence embeddings from a token batch.</summary>
@@ -73,16 +101,34 @@ public sealed partial class MiniLmInt4G64 : Module, ISentenceEncoder
         MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
 }
 
+/// <summary>The model with GPTQ int4 g64 encoder layers; its Forward takes packed token batches so Compress can calibrate.</summary>
+[Compressible]
+public sealed partial class MiniLmGptqInt4G64 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly GptqBlock[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (the calibration pass runs this).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
 /// <summary>The forward pass shared by the plans, and the import map from the ONNX file's names.</summary>
 public static class MiniLmForward
 {
     /// <summary>embeddings -> encoder layers -> mean pooling over the mask -> L2 normalization: [Count, Hidden].</summary>
-    public static Tensor Encode(TokenBatch tokens, Embedding words, Embedding positions, Embedding tokenTypes, LayerNorm norm, IReadOnlyList<Block> layers)
+    public static Tensor Encode(TokenBatch tokens, Embedding words, Embedding positions, Embedding tokenTypes, LayerNorm norm, IEnumerable<IEncoderLayer> layers)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         ArgumentNullException.ThrowIfNull(layers);
         var batch = new SequenceBatch(tokens.Count, tokens.Length, tokens.Mask);
-        using var _ = Tensor.NoGrad();
+        using var noGrad = Tensor.NoGrad();
         var hidden = Bert.Embed(words, positions, tokenTypes, norm, tokens.Ids, null, batch);
         foreach (var layer in layers) hidden = layer.Forward(hidden, batch);
         var pooled = Bert.MeanPool(hidden, batch);

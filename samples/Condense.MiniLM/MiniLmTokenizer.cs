@@ -8,7 +8,41 @@ namespace Condense.MiniLM;
 /// <param name="Count">Sequences.</param>
 /// <param name="Length">Positions per sequence.</param>
 /// <param name="Truncated">How many sequences were cut to <see cref="MiniLmTokenizer.MaxTokens"/>.</param>
-public sealed record TokenBatch(int[] Ids, int[] Mask, int Count, int Length, int Truncated);
+public sealed record TokenBatch(int[] Ids, int[] Mask, int Count, int Length, int Truncated)
+{
+    /// <summary>
+    /// The batch as one tensor [2, Count, Length] (ids, then mask; ids up to 2^24 are exact in float32): the input form
+    /// of a model whose Forward takes a Tensor, as calibration needs.
+    /// </summary>
+    public Tensor ToTensor()
+    {
+        var data = new float[2 * Ids.Length];
+        for (int i = 0; i < Ids.Length; i++)
+        {
+            data[i] = Ids[i];
+            data[Ids.Length + i] = Mask[i];
+        }
+        return new Tensor(data, 2, Count, Length);
+    }
+
+    /// <summary>The batch back from <see cref="ToTensor"/>.</summary>
+    /// <exception cref="ArgumentException">The tensor is not [2, Count, Length].</exception>
+    public static TokenBatch FromTensor(Tensor packed)
+    {
+        ArgumentNullException.ThrowIfNull(packed);
+        if (packed.Rank != 3 || packed.Shape[0] != 2)
+            throw new ArgumentException($"TokenBatch.FromTensor: expected packed tokens [2, Count, Length] (TokenBatch.ToTensor); got {Tensor.FormatShape(packed.Shape)}.", nameof(packed));
+        int n = packed.Shape[1] * packed.Shape[2];
+        var ids = new int[n];
+        var mask = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            ids[i] = (int)packed.Data[i];
+            mask[i] = (int)packed.Data[n + i];
+        }
+        return new TokenBatch(ids, mask, packed.Shape[1], packed.Shape[2], 0);
+    }
+}
 
 /// <summary>
 /// all-MiniLM-L6-v2's tokenizer: Microsoft.ML.Tokenizers' BERT WordPiece tokenizer on the package's vocab.txt,

@@ -8,6 +8,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
+using Condense.Calibration;
 using Condense.Kernels;
 using Condense.MiniLM;
 using Condense.Compression;
@@ -71,14 +72,26 @@ var int8 = model.Compress(compression);
 var int4 = new MiniLmInt4G64();
 int4.LoadWeights(onnx, MiniLmForward.ImportOptions);
 var int4Report = int4.Compress(compression);
+// GPTQ: each layer's inputs recorded over the calibration sentences (one at a time, so no padding rows enter the statistics).
+var calibrationSentences = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "data", "calibration.txt")).Where(l => l.Length > 0 && !l.StartsWith('#')).ToArray();
+var gptq = new MiniLmGptqInt4G64();
+gptq.LoadWeights(onnx, MiniLmForward.ImportOptions);
+var gptqClock = Stopwatch.StartNew();
+var gptqReport = gptq.Compress(new CompressionOptions
+{
+    Rounding = compression.Rounding,
+    Calibration = new CalibrationData(calibrationSentences.Select(s => tokenizer.EncodeBatch([s]).ToTensor()).ToArray()),
+});
+Console.WriteLine($"GPTQ int4 g64: {calibrationSentences.Length} calibration sentences, {gptqClock.Elapsed.TotalSeconds:F1} s");
 foreach (var activations in new[] { ActivationPrecision.Float32, ActivationPrecision.Int8 })
 {
     KernelOptions.QuantizedActivations = activations;
     string suffix = activations == ActivationPrecision.Int8 ? ", int8 act." : "";
     rows.Add(Row($"int8 per row (RTN){suffix}", EncodeEach(model.Encode, sentences, tokenizer), fp32, int8, Speed(model.Encode, sentences, tokenizer)));
     rows.Add(Row($"int4 g64 (RTN){suffix}", EncodeEach(int4.Encode, sentences, tokenizer), fp32, int4Report, Speed(int4.Encode, sentences, tokenizer)));
+    rows.Add(Row($"int4 g64 (GPTQ){suffix}", EncodeEach(gptq.Encode, sentences, tokenizer), fp32, gptqReport, Speed(gptq.Encode, sentences, tokenizer)));
 }
-foreach (var (name, report) in new[] { ("int8", int8), ("int4 g64", int4Report) })
+foreach (var (name, report) in new[] { ("int8", int8), ("int4 g64", int4Report), ("GPTQ int4 g64", gptqReport) })
     Console.WriteLine($"{name}: largest relative weight errors " + string.Join(", ", report.Layers.OrderByDescending(l => l.RelativeError).Take(4).Select(l => $"{l.Path} {l.RelativeError:F4}")));
 Console.WriteLine();
 string[] header = ["plan", "mean cos", "min cos", "top-10 overlap", "Linear bytes", "bits/weight", "sent/s b1", "sent/s b32"];
