@@ -546,10 +546,9 @@ internal static class ModelEmitter
     {
         writer.WriteLines($$"""
             /// <summary>
-            /// The tensors of the plan's layers that <see cref="LoadWeights"/> fills, known at build time: Condense's names
-            /// (<c>blocks[2].up.weight</c>; PyTorch's <c>blocks.2.up.weight</c> matches too) and shapes (Linear [out, in], Conv2d
-            /// [out, in, kh, kw], bias [out]; null where the shape is only known at run time). LoadWeights also fills the
-            /// parameters of <c>ParameterLayers</c> (LayerNorm, Embedding, your own layers), listed at run time by <c>NamedParameters()</c>.
+            /// The tensors <see cref="LoadWeights"/> fills, known at build time: Condense's names (<c>blocks[2].up.weight</c>;
+            /// PyTorch's <c>blocks.2.up.weight</c> matches too) and shapes (Linear [out, in], Conv2d [out, in, kh, kw], bias [out];
+            /// null where the shape is only known at run time).
             /// </summary>
             {{GeneratedCode}}
             public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Import.ExpectedTensor> ExpectedTensors { get; } =
@@ -574,8 +573,7 @@ internal static class ModelEmitter
         writer.WriteLines($$"""
             /// <summary>
             /// Loads pretrained dense weights by name from a safetensors file (PyTorch / Hugging Face: F32, F16 or BF16) or an ONNX
-            /// model's initializers (MatMul weights stored [in, out] are transposed): every tensor of <see cref="ExpectedTensors"/> and
-            /// every parameter of <c>ParameterLayers</c>.
+            /// model's initializers (MatMul weights stored [in, out] are transposed): every tensor of <see cref="ExpectedTensors"/>.
             /// Every missing, unexpected or misshapen tensor is reported at once (<c>WeightImportException</c>, with the closest file
             /// name for each missing one) and nothing is loaded then. Afterwards <see cref="Compress"/> works as on a trained model.
             /// </summary>
@@ -584,9 +582,15 @@ internal static class ModelEmitter
             /// <returns>What was loaded, ignored and kept.</returns>
             {{GeneratedCode}}
             public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) =>
-                global::Condense.Import.WeightImport.Load(path, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Concat(Layers, ParameterLayers)), options, {{Literal(model.TypeName)}});
+                global::Condense.Import.WeightImport.Load(path, {{LoadTargets(model)}}, options, {{Literal(model.TypeName)}});
             """);
     }
+
+    // The parameter layers (LayerNorm, Embedding, ...) are import targets too: a pretrained file has them.
+    private static string LoadTargets(ModelSpec model) =>
+        model.ParameterMembers.IsEmpty
+            ? "Layers"
+            : "global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Concat(Layers, ParameterLayers))";
 
     private static int[] WeightShape(LayerSpec layer) =>
         layer.Kind == LayerKind.Conv2d && layer.KernelSize > 0

