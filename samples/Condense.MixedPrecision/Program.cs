@@ -4,7 +4,7 @@
 // re-solved at other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
 //
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--model mlp|cnn] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -31,12 +31,14 @@ for (int i = 0; i < args.Length; i++)
         "--train-size" => int.TryParse(Next(), out settings.TrainSize) && settings.TrainSize >= 0,
         "--out" => (settings.Out = Next() ?? "") != "",
         "--model" => (settings.Model = Next() ?? "") is "mlp" or "cnn",
+        "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
+        "--quick" => settings.Quick = true,
         _ => false,
     };
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -79,6 +81,8 @@ internal sealed class Settings
 {
     public string Dataset = "auto";
     public string Model = "mlp";
+    public string? DenseFrom;
+    public bool Quick;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -103,9 +107,16 @@ internal static class Experiment
         var rankings = new List<string>();
         foreach (ulong seed in settings.Seeds)
         {
-            var dense = new TModel();
-            dense.Initialize(seed);
-            Classifier.Train(dense, dense.Forward, train, training with { Seed = seed });
+            // --dense-from: the dense model a previous run of the same seed saved (Train is deterministic: same seed, same bits).
+            string? kept = settings.DenseFrom is null ? null : Path.Combine(settings.DenseFrom, $"{typeof(TModel).Name}.seed{seed}.dense.safetensors");
+            TModel dense;
+            if (kept is not null && File.Exists(kept)) dense = TModel.Load(kept);
+            else
+            {
+                dense = new TModel();
+                dense.Initialize(seed);
+                Classifier.Train(dense, dense.Forward, train, training with { Seed = seed });
+            }
             double denseAccuracy = Accuracy(dense, test);
             string densePath = Path.Combine(settings.Out, $"{typeof(TModel).Name}.seed{seed}.dense.safetensors");
             dense.Save(densePath);
@@ -117,7 +128,11 @@ internal static class Experiment
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
             var model = TModel.Load(densePath);
-            var report = model.Compress(new CompressionOptions { Calibration = calibration, MixedPrecision = mixed });
+            // --quick measures once (below) and gives Compress that allocation, instead of Compress measuring again.
+            var probe = TModel.Load(densePath);
+            var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
+            var report = model.Compress(new CompressionOptions { Calibration = calibration,
+                MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = sensitivity.Allocate().BitsByPath } : mixed });
             var chosen = report.MixedPrecision!;
             double hessianAccuracy = Accuracy(model, test);
             Console.Write(report);
@@ -127,8 +142,6 @@ internal static class Experiment
             Console.WriteLine($"wrote {written} (add it to the project to fix these bits)");
 
             // One measurement, re-solved at other budgets (the Pareto sweep) and used to cost the baselines.
-            var probe = TModel.Load(densePath);
-            var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
             var sameBits = sensitivity.Allocate();
             if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key)))
                 throw new InvalidOperationException("The same seed and calibration data gave different bits: determinism is broken.");
@@ -161,7 +174,8 @@ internal static class Experiment
             // At the uniform 3-bit bytes exactly (the attribute's AverageBits is a little above them).
             var hessianEqual = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: budget, averageBits: 0)));
             Add(hessianEqual);
-            foreach (double fraction in new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
+            // --quick: the Hessian curve only for the first seed (the figure's).
+            foreach (double fraction in settings.Quick && seed != settings.Seeds[0] ? [] : new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
             {
                 try { Add(Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
                 catch (MixedPrecisionBudgetException) { }
@@ -192,6 +206,8 @@ internal static class Experiment
             Add(hessianLower);
             var equalLower = RandomAt(lower, "random (lower budget)");
 
+            if (!settings.Quick)
+            {
             // The per-weight (diagonal) weighting from the same Rademacher vectors: its allocations at both budgets, and
             // how well each Omega ranks the test cross-entropy of every plan tried (Spearman over the plans of this seed).
             var diagonalSensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration,
@@ -212,8 +228,9 @@ internal static class Experiment
                 $"| {seed} | {ranked.Count} | {rhoTrace:F3} | {rhoDiagonal:F3} | {nearBudget.Count} | {rhoTraceNear:F3} | {rhoDiagonalNear:F3} |"));
             summaries.Add(Row(seed, denseAccuracy, "3-bit, diagonal", null, diagonalEqual, equal));
             summaries.Add(Row(seed, denseAccuracy, "2.5-bit, diagonal", null, diagonalLower, equalLower));
+            }
             // A cloud of random allocations at any size, for the figure's Pareto front (the figure shows the first seed only).
-            for (int k = 0; k < (seed == settings.Seeds[0] ? settings.Random : 0); k++)
+            for (int k = 0; k < (seed == settings.Seeds[0] && !settings.Quick ? settings.Random : 0); k++)
                 Add(Evaluate("random (any size)", paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray()));
 
             Console.WriteLine($"\n{"plan",-22} {"bits (" + string.Join("/", paths) + ")",-44} {"bytes",9} {"bits/w",7} {"accuracy",9}");
