@@ -3,6 +3,8 @@
 // from the Hutchinson traces of the cross-entropy Hessian on 1,024 labelled training rows. The same measurement is
 // re-solved at other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
 //
+// --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
+//
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
 //       [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
