@@ -3,8 +3,10 @@
 // from the Hutchinson traces of the cross-entropy Hessian on 1,024 labelled training rows. The same measurement is
 // re-solved at other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
 //
+// --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
+//
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -30,12 +32,15 @@ for (int i = 0; i < args.Length; i++)
         "--epochs" => int.TryParse(Next(), out settings.Epochs) && settings.Epochs > 0,
         "--train-size" => int.TryParse(Next(), out settings.TrainSize) && settings.TrainSize >= 0,
         "--out" => (settings.Out = Next() ?? "") != "",
+        "--model" => (settings.Model = Next() ?? "") is "mlp" or "cnn",
+        "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
+        "--quick" => settings.Quick = true,
         _ => false,
     };
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -50,8 +55,16 @@ try
     {
         var train = Datasets.FashionMnist(train: true);
         if (settings.TrainSize > 0 && settings.TrainSize < train.Count) train = train.Shuffled(seed: 2024).Subset(0, settings.TrainSize);
+        if (settings.Model == "cnn")
+            return Experiment.Run<FashionCnn>(train, Datasets.FashionMnist(train: false), settings,
+                new TrainingOptions { Epochs = settings.Epochs > 0 ? settings.Epochs : 2, BatchSize = 128 });
         return Experiment.Run<FashionDeep>(train, Datasets.FashionMnist(train: false), settings,
             new TrainingOptions { Epochs = settings.Epochs > 0 ? settings.Epochs : 4, BatchSize = 128 });
+    }
+    if (settings.Model == "cnn")
+    {
+        Console.Error.WriteLine("error: the CNN takes 28x28 images: install Fashion-MNIST (apt-get install dataset-fashion-mnist) or use --dataset fashion.");
+        return 1;
     }
     var (digitsTrain, digitsTest) = Datasets.Digits(Datasets.DigitsDefaultPath).Shuffled(seed: 2024).Split(1400);
     return Experiment.Run<DigitsDeep>(digitsTrain, digitsTest, settings,
@@ -69,6 +82,9 @@ static ulong[] ParseList(string? text) =>
 internal sealed class Settings
 {
     public string Dataset = "auto";
+    public string Model = "mlp";
+    public string? DenseFrom;
+    public bool Quick;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -90,11 +106,19 @@ internal static class Experiment
         var clock = Stopwatch.StartNew();
         var results = new List<PlanResult>();
         var summaries = new List<string>();
+        var rankings = new List<string>();
         foreach (ulong seed in settings.Seeds)
         {
-            var dense = new TModel();
-            dense.Initialize(seed);
-            Classifier.Train(dense, dense.Forward, train, training with { Seed = seed });
+            // --dense-from: the dense model a previous run of the same seed saved (Train is deterministic: same seed, same bits).
+            string? kept = settings.DenseFrom is null ? null : Path.Combine(settings.DenseFrom, $"{typeof(TModel).Name}.seed{seed}.dense.safetensors");
+            TModel dense;
+            if (kept is not null && File.Exists(kept)) dense = TModel.Load(kept);
+            else
+            {
+                dense = new TModel();
+                dense.Initialize(seed);
+                Classifier.Train(dense, dense.Forward, train, training with { Seed = seed });
+            }
             double denseAccuracy = Accuracy(dense, test);
             string densePath = Path.Combine(settings.Out, $"{typeof(TModel).Name}.seed{seed}.dense.safetensors");
             dense.Save(densePath);
@@ -106,7 +130,11 @@ internal static class Experiment
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
             var model = TModel.Load(densePath);
-            var report = model.Compress(new CompressionOptions { Calibration = calibration, MixedPrecision = mixed });
+            // --quick measures once (below) and gives Compress that allocation, instead of Compress measuring again.
+            var probe = TModel.Load(densePath);
+            var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
+            var report = model.Compress(new CompressionOptions { Calibration = calibration,
+                MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = sensitivity.Allocate().BitsByPath } : mixed });
             var chosen = report.MixedPrecision!;
             double hessianAccuracy = Accuracy(model, test);
             Console.Write(report);
@@ -116,8 +144,6 @@ internal static class Experiment
             Console.WriteLine($"wrote {written} (add it to the project to fix these bits)");
 
             // One measurement, re-solved at other budgets (the Pareto sweep) and used to cost the baselines.
-            var probe = TModel.Load(densePath);
-            var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
             var sameBits = sensitivity.Allocate();
             if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key)))
                 throw new InvalidOperationException("The same seed and calibration data gave different bits: determinism is broken.");
@@ -150,7 +176,8 @@ internal static class Experiment
             // At the uniform 3-bit bytes exactly (the attribute's AverageBits is a little above them).
             var hessianEqual = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: budget, averageBits: 0)));
             Add(hessianEqual);
-            foreach (double fraction in new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
+            // --quick: the Hessian curve only for the first seed (the figure's).
+            foreach (double fraction in settings.Quick && seed != settings.Seeds[0] ? [] : new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
             {
                 try { Add(Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
                 catch (MixedPrecisionBudgetException) { }
@@ -180,8 +207,32 @@ internal static class Experiment
             var hessianLower = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: lower, averageBits: 0)));
             Add(hessianLower);
             var equalLower = RandomAt(lower, "random (lower budget)");
-            // A cloud of random allocations at any size, for the figure's Pareto front.
-            for (int k = 0; k < settings.Random; k++)
+
+            if (!settings.Quick)
+            {
+            // The per-weight (diagonal) weighting from the same Rademacher vectors: its allocations at both budgets, and
+            // how well each Omega ranks the test cross-entropy of every plan tried (Spearman over the plans of this seed).
+            var diagonalSensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration,
+                new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Weighting = SensitivityWeighting.Diagonal });
+            var diagonalEqual = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: budget, averageBits: 0)));
+            Add(diagonalEqual);
+            var diagonalLower = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: lower, averageBits: 0)));
+            Add(diagonalLower);
+            double Omega(MixedPrecisionSensitivity s, PlanResult r) =>
+                s.Evaluate(paths.Select((p, i) => (p, int.Parse(r.Bits.Split('/')[i], CultureInfo.InvariantCulture))).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0).TotalOmega;
+            var ranked = seedResults.GroupBy(r => r.Bits).Select(g => g.First()).ToList();
+            double rhoTrace = Spearman(ranked.Select(r => Omega(sensitivity, r)).ToArray(), ranked.Select(r => r.Loss).ToArray());
+            double rhoDiagonal = Spearman(ranked.Select(r => Omega(diagonalSensitivity, r)).ToArray(), ranked.Select(r => r.Loss).ToArray());
+            var nearBudget = ranked.Where(r => r.Bytes <= budget && r.Bytes >= 0.95 * budget).ToList();
+            double rhoTraceNear = Spearman(nearBudget.Select(r => Omega(sensitivity, r)).ToArray(), nearBudget.Select(r => r.Loss).ToArray());
+            double rhoDiagonalNear = Spearman(nearBudget.Select(r => Omega(diagonalSensitivity, r)).ToArray(), nearBudget.Select(r => r.Loss).ToArray());
+            rankings.Add(string.Create(CultureInfo.InvariantCulture,
+                $"| {seed} | {ranked.Count} | {rhoTrace:F3} | {rhoDiagonal:F3} | {nearBudget.Count} | {rhoTraceNear:F3} | {rhoDiagonalNear:F3} |"));
+            summaries.Add(Row(seed, denseAccuracy, "3-bit, diagonal", null, diagonalEqual, equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit, diagonal", null, diagonalLower, equalLower));
+            }
+            // A cloud of random allocations at any size, for the figure's Pareto front (the figure shows the first seed only).
+            for (int k = 0; k < (seed == settings.Seeds[0] && !settings.Quick ? settings.Random : 0); k++)
                 Add(Evaluate("random (any size)", paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray()));
 
             Console.WriteLine($"\n{"plan",-22} {"bits (" + string.Join("/", paths) + ")",-44} {"bytes",9} {"bits/w",7} {"accuracy",9}");
@@ -198,6 +249,10 @@ internal static class Experiment
         Console.WriteLine("| seed | budget | dense | uniform | Hessian (bits) | random at equal bytes |");
         Console.WriteLine("|---|---|---|---|---|---|");
         summaries.ForEach(Console.WriteLine);
+        Console.WriteLine("\nSpearman rank correlation of the predicted total Omega with the test cross-entropy, over every distinct plan of the seed, and over those within 5% under the uniform 3-bit bytes.");
+        Console.WriteLine("| seed | plans | trace | diagonal | plans at 3-bit bytes | trace | diagonal |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        rankings.ForEach(Console.WriteLine);
 
         string csv = Path.Combine(settings.Out, "plans.csv");
         File.WriteAllLines(csv, new[] { "seed,kind,bits,bytes,average_bits,accuracy,loss" }.Concat(results.Select(r =>
@@ -206,6 +261,35 @@ internal static class Experiment
         File.WriteAllText(svg, ParetoPlot.ToSvg($"{typeof(TModel).Name} on {train.Name}: test accuracy vs exact bytes (seed {settings.Seeds[0]})", results));
         Console.WriteLine($"\n{csv}\n{svg}\n({clock.Elapsed.TotalSeconds:F0} s)");
         return 0;
+    }
+
+    /// <summary>Spearman's rank correlation (average ranks for ties); NaN with fewer than three values.</summary>
+    private static double Spearman(double[] x, double[] y)
+    {
+        if (x.Length < 3) return double.NaN;
+        double[] Ranks(double[] v)
+        {
+            var order = Enumerable.Range(0, v.Length).OrderBy(i => v[i]).ToArray();
+            var ranks = new double[v.Length];
+            for (int i = 0; i < order.Length;)
+            {
+                int j = i;
+                while (j + 1 < order.Length && v[order[j + 1]] == v[order[i]]) j++;
+                for (int k = i; k <= j; k++) ranks[order[k]] = (i + j) / 2.0;
+                i = j + 1;
+            }
+            return ranks;
+        }
+        var rx = Ranks(x);
+        var ry = Ranks(y);
+        double mx = rx.Average(), my = ry.Average(), sxy = 0, sxx = 0, syy = 0;
+        for (int i = 0; i < rx.Length; i++)
+        {
+            sxy += (rx[i] - mx) * (ry[i] - my);
+            sxx += (rx[i] - mx) * (rx[i] - mx);
+            syy += (ry[i] - my) * (ry[i] - my);
+        }
+        return sxy / Math.Sqrt(sxx * syy);
     }
 
     private static int[] Bits(string[] paths, MixedPrecisionSolution solution) => paths.Select(p => solution.BitsByPath[p]).ToArray();

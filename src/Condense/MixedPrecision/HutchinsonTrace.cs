@@ -96,6 +96,53 @@ public static class HutchinsonTrace
         }, samples, seed, onSample, separateBlocks: true);
     }
 
+    /// <summary>
+    /// Estimates each block's trace and diagonal from block products: Tr(A_i) = E[v_i^T A_i v_i] and
+    /// diag(A_i) = E[v_i ⊙ A_i v_i] over the same Rademacher vectors as the other overloads (the traces agree with theirs
+    /// up to how the product is computed).
+    /// </summary>
+    /// <param name="product">Writes A_i v (its third argument) for block i (its first) and vector v (its second); returns v^T A_i v.</param>
+    public static (TraceEstimate[] Traces, double[][] Diagonals) EstimateWithDiagonal(IReadOnlyList<int> blockSizes, Func<int, float[], double[], double> product,
+        int samples, ulong seed, Action<int>? onSample = null)
+    {
+        ArgumentNullException.ThrowIfNull(blockSizes);
+        ArgumentNullException.ThrowIfNull(product);
+        if (samples < 1) throw new ArgumentOutOfRangeException(nameof(samples), samples, "Hutchinson's estimator needs at least one sample.");
+        int blocks = blockSizes.Count;
+        var diagonals = new double[blocks][];
+        var sum = new double[blocks];
+        var sumSquares = new double[blocks];
+        for (int i = 0; i < blocks; i++)
+        {
+            if (blockSizes[i] < 0) throw new ArgumentOutOfRangeException(nameof(blockSizes), blockSizes[i], $"Block {i} has a negative size.");
+            diagonals[i] = new double[blockSizes[i]];
+        }
+        for (int s = 0; s < samples; s++)
+        {
+            for (int i = 0; i < blocks; i++)
+            {
+                var v = new float[blockSizes[i]];
+                var av = new double[blockSizes[i]];
+                FillRademacher(v, RademacherSeed(seed, s, i));
+                double q = product(i, v, av);
+                sum[i] += q;
+                sumSquares[i] += q * q;
+                var d = diagonals[i];
+                for (int j = 0; j < d.Length; j++) d[j] += v[j] * av[j];
+            }
+            onSample?.Invoke(s);
+        }
+        var traces = new TraceEstimate[blocks];
+        for (int i = 0; i < blocks; i++)
+        {
+            double mean = sum[i] / samples;
+            double variance = samples > 1 ? Math.Max(0, (sumSquares[i] - samples * mean * mean) / (samples - 1)) : 0;
+            traces[i] = new TraceEstimate(mean, Math.Sqrt(variance / samples), samples);
+            for (int j = 0; j < diagonals[i].Length; j++) diagonals[i][j] /= samples;
+        }
+        return (traces, diagonals);
+    }
+
     private static void Accumulate(float[] v, double[] hv, ref double sum, ref double sumSquares)
     {
         double q = 0;

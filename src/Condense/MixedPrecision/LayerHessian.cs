@@ -126,7 +126,14 @@ public sealed class LayerHessian
     public long Rows => _rows;
 
     /// <summary>The loss at the current weights and its gradient with respect to each block (written into <paramref name="gradient"/>).</summary>
-    public double Gradient(float[][] gradient)
+    public double Gradient(float[][] gradient) => Backward((output, labels, batch) => BatchLoss(output, labels, batch), gradient, null);
+
+    /// <summary>
+    /// One forward and backward pass over the calibration batches of the loss <paramref name="loss"/> gives per batch;
+    /// the gradients of the blocks (only <paramref name="onlyBlock"/> when given) go to <paramref name="gradient"/>,
+    /// and every parameter's own gradient is put back afterwards.
+    /// </summary>
+    private double Backward(Func<Tensor, int[]?, int, Tensor> loss, float[][] gradient, int? onlyBlock)
     {
         ArgumentNullException.ThrowIfNull(gradient);
         var saved = new List<(Tensor Parameter, Tensor? Grad)>();
@@ -144,15 +151,16 @@ public sealed class LayerHessian
             {
                 var output = _forward(input);
                 CheckFinite(output, batch);
-                var loss = BatchLoss(output, labels, batch);
-                if (!loss.RequiresGrad)
+                var value = loss(output, labels, batch);
+                if (!value.RequiresGrad)
                     throw new InvalidOperationException("The model's Forward returned an output that does not depend on its weights' gradients (computed under NoGrad or detached): sensitivity needs Forward to record the tape.");
-                loss.Backward();
-                total += loss.Data[0];
+                value.Backward();
+                total += value.Data[0];
                 batch++;
             }
             for (int t = 0; t < _layers.Length; t++)
             {
+                if (onlyBlock is int only && t != only) continue;
                 var g = _layers[t].Weight.Grad;
                 if (g is null) Array.Clear(gradient[t]);
                 else g.Data.CopyTo(gradient[t], 0);
@@ -196,6 +204,22 @@ public sealed class LayerHessian
     }
 
     /// <summary>
+    /// The Hessian product H_ii v for block <paramref name="block"/> alone (the other blocks' directions zero), written
+    /// into <paramref name="product"/>; returns v^T H_ii v. Two gradient passes (<see cref="Multiply"/>).
+    /// </summary>
+    public double BlockProduct(int block, float[] vector, double[] product)
+    {
+        ArgumentNullException.ThrowIfNull(vector);
+        ArgumentNullException.ThrowIfNull(product);
+        var vectors = _layers.Select((l, t) => t == block ? vector : new float[l.OutFeatures * l.InFeatures]).ToArray();
+        var products = _layers.Select((l, t) => t == block ? product : new double[l.OutFeatures * l.InFeatures]).ToArray();
+        Multiply(vectors, products);
+        double q = 0;
+        for (int j = 0; j < vector.Length; j++) q += vector[j] * product[j];
+        return q;
+    }
+
+    /// <summary>
     /// v^T G_ii v for block <paramref name="block"/>, G = J^T H_out J the Gauss-Newton matrix: J v is the directional
     /// derivative of the outputs, (f(w + e v) - f(w - e v)) / 2e from two forward passes, and H_out the loss's Hessian
     /// with respect to the outputs at the float32 weights (diag p - p p^T per row for cross-entropy and KL, the identity
@@ -204,6 +228,82 @@ public sealed class LayerHessian
     /// so ReLUs that switch within the step do not add O(1/e) noise as they do to a difference of gradients.
     /// </summary>
     public double GaussNewtonQuadraticForm(int block, float[] vector)
+    {
+        var directions = OutputDirections(block, vector);
+        double total = 0;
+        ForEachRow(directions, (u, p) =>
+        {
+            if (p.IsEmpty)
+            {
+                foreach (double x in u) total += x * x;
+                return;
+            }
+            double mean = 0, square = 0;
+            for (int c = 0; c < u.Length; c++)
+            {
+                mean += p[c] * u[c];
+                square += p[c] * u[c] * u[c];
+            }
+            total += square - mean * mean;
+        });
+        return total / _rows;
+    }
+
+    /// <summary>
+    /// The Gauss-Newton product G_ii v for block <paramref name="block"/>, written into <paramref name="product"/>, and
+    /// v^T G_ii v returned: J v from two forward passes as in <see cref="GaussNewtonQuadraticForm"/>, then J^T (H_out J v)
+    /// from one forward and backward pass of the loss sum over rows of c_r . f_r(w), c_r = H_out u_r / rows held constant.
+    /// Three passes instead of two, and a whole vector: E[v ⊙ G v] over Rademacher v is the diagonal of G_ii.
+    /// </summary>
+    public double GaussNewtonProduct(int block, float[] vector, double[] product)
+    {
+        ArgumentNullException.ThrowIfNull(product);
+        var directions = OutputDirections(block, vector);
+        if (product.Length != vector.Length) throw new ArgumentException($"Layer '{_paths[block]}' has {vector.Length} weights; the product array has {product.Length}.", nameof(product));
+        // c = H_out u / rows, row by row, in the batches' layout.
+        var weights = new List<float[]>();
+        double quadratic = 0;
+        int batchIndex = 0;
+        foreach (var u in directions)
+        {
+            var c = new float[u.Length];
+            int classes = u.Length / Math.Max(1, RowsOf(batchIndex));
+            var logP = new double[classes];
+            var reference = _reference[batchIndex];
+            for (int o = 0; o < u.Length; o += classes)
+            {
+                if (Loss == SensitivityLoss.OutputSquaredError)
+                {
+                    for (int k = 0; k < classes; k++) { c[o + k] = (float)(u[o + k] / _rows); quadratic += u[o + k] * u[o + k]; }
+                    continue;
+                }
+                LogSoftmax(reference.AsSpan(o, classes), logP);
+                double mean = 0;
+                for (int k = 0; k < classes; k++) mean += Math.Exp(logP[k]) * u[o + k];
+                for (int k = 0; k < classes; k++)
+                {
+                    double hu = Math.Exp(logP[k]) * (u[o + k] - mean);
+                    c[o + k] = (float)(hu / _rows);
+                    quadratic += u[o + k] * hu;
+                }
+            }
+            weights.Add(c);
+            batchIndex++;
+        }
+        var gradient = _layers.Select((l, t) => t == block ? new float[l.OutFeatures * l.InFeatures] : []).ToArray();
+        Backward((output, _, b) =>
+        {
+            if (weights[b].Length != output.Length)
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"Calibration batch {b} gave an output of {output.Length} values now and {weights[b].Length} before: the calibration data must give the same batches each time it is enumerated."));
+            return Ops.Sum(Ops.Mul(output, new Tensor(weights[b], output.Shape)));
+        }, gradient, block);
+        for (int j = 0; j < product.Length; j++) product[j] = gradient[block][j];
+        return quadratic / _rows;
+    }
+
+    /// <summary>u = J v per batch: (f(w + e v) - f(w - e v)) / 2e, block <paramref name="block"/> moved alone, flattened as the outputs.</summary>
+    private List<double[]> OutputDirections(int block, float[] vector)
     {
         ArgumentNullException.ThrowIfNull(vector);
         var layer = _layers[block];
@@ -235,38 +335,44 @@ public sealed class LayerHessian
         {
             original.CopyTo(layer.Weight.Data, 0);
         }
-        double total = 0;
+        var result = new List<double[]>(_reference.Count);
         for (int b = 0; b < _reference.Count; b++)
         {
             var reference = _reference[b];
-            if (plus[b].Length != reference.Length || minus[b].Length != reference.Length)
+            if (plus.Count <= b || plus[b].Length != reference.Length || minus[b].Length != reference.Length)
                 throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                    $"Calibration batch {b} gave an output of {plus[b].Length} values now and {reference.Length} before: the calibration data must give the same batches each time it is enumerated."));
-            int classes = reference.Length / Math.Max(1, RowsOf(b));
-            var u = new double[classes];
+                    $"Calibration batch {b} gave an output of {(plus.Count <= b ? 0 : plus[b].Length)} values now and {reference.Length} before: the calibration data must give the same batches each time it is enumerated."));
+            var u = new double[reference.Length];
+            for (int i = 0; i < u.Length; i++) u[i] = ((double)plus[b][i] - minus[b][i]) / (2 * _steps[block]);
+            result.Add(u);
+        }
+        return result;
+    }
+
+    /// <summary>Calls <paramref name="row"/> with each row's u and the float32 softmax p (empty for the squared error).</summary>
+    private void ForEachRow(List<double[]> directions, RowAction row)
+    {
+        for (int b = 0; b < directions.Count; b++)
+        {
+            var u = directions[b];
+            int classes = u.Length / Math.Max(1, RowsOf(b));
             var logP = new double[classes];
-            for (int r = 0; r < reference.Length / classes; r++)
+            var p = new double[classes];
+            for (int o = 0; o < u.Length; o += classes)
             {
-                int o = r * classes;
-                for (int c = 0; c < classes; c++) u[c] = ((double)plus[b][o + c] - minus[b][o + c]) / (2 * _steps[block]);
                 if (Loss == SensitivityLoss.OutputSquaredError)
                 {
-                    for (int c = 0; c < classes; c++) total += u[c] * u[c];
+                    row(u.AsSpan(o, classes), []);
                     continue;
                 }
-                LogSoftmax(reference.AsSpan(o, classes), logP);
-                double mean = 0, square = 0;
-                for (int c = 0; c < classes; c++)
-                {
-                    double p = Math.Exp(logP[c]);
-                    mean += p * u[c];
-                    square += p * u[c] * u[c];
-                }
-                total += square - mean * mean;
+                LogSoftmax(_reference[b].AsSpan(o, classes), logP);
+                for (int k = 0; k < classes; k++) p[k] = Math.Exp(logP[k]);
+                row(u.AsSpan(o, classes), p);
             }
         }
-        return total / _rows;
     }
+
+    private delegate void RowAction(ReadOnlySpan<double> u, ReadOnlySpan<double> p);
 
     private readonly List<int> _batchRows = [];
 

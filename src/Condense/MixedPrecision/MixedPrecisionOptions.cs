@@ -13,6 +13,20 @@ public enum SensitivityCurvature
     Hessian = 1,
 }
 
+/// <summary>How a layer's curvature weighs its quantization error in Omega.</summary>
+public enum SensitivityWeighting
+{
+    /// <summary>
+    /// The (HAWQ-V2) form: Omega_i(b) = Tr(H_ii) / n_i x ||Q_b(W_i) - W_i||^2, one average curvature per layer.
+    /// </summary>
+    Trace = 0,
+    /// <summary>
+    /// Per weight (OBD / HAWQ-V3 style): Omega_i(b) = sum_j diag(H_ii)_j (Q_b(W_i) - W_i)_j^2, with diag(H_ii) = E[v ⊙ H v]
+    /// from the same Rademacher vectors. A Gauss-Newton product costs three passes instead of two (see docs/mixed-precision.md).
+    /// </summary>
+    Diagonal = 1,
+}
+
 /// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
 public sealed class MixedPrecisionOptions
 {
@@ -28,6 +42,9 @@ public sealed class MixedPrecisionOptions
     /// that can swamp the trace of a layer with little curvature).
     /// </summary>
     public bool SeparateLayers { get; init; } = true;
+
+    /// <summary>How the curvature weighs each layer's quantization error: <see cref="SensitivityWeighting.Trace"/> (the default) or per weight.</summary>
+    public SensitivityWeighting Weighting { get; init; } = SensitivityWeighting.Trace;
 
     /// <summary>Seeds the Rademacher vectors: the same seed and calibration data give the same bits. Default 0x4849.</summary>
     public ulong Seed { get; init; } = 0x4849;

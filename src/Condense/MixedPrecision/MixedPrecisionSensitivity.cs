@@ -10,7 +10,8 @@ namespace Condense.MixedPrecision;
 /// <summary>
 /// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
 /// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
-/// (b bits, one symmetric scale per row).
+/// (b bits, one symmetric scale per row); or, with <see cref="SensitivityWeighting.Diagonal"/>,
+/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2.
 /// </summary>
 /// <param name="Path">The layer's path.</param>
 /// <param name="LayerIndex">Its index in the plan.</param>
@@ -78,9 +79,15 @@ public sealed class MixedPrecisionSensitivity
         var (bits, indices) = Candidates(plan, layers);
         var hessian = new LayerHessian(layers, indices, forward, data, options.Loss, options.RelativeStep);
         Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
-        var traces = options.Curvature == SensitivityCurvature.Hessian
-            ? HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.Multiply, options.Samples, options.Seed, progress, options.SeparateLayers)
-            : HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.GaussNewtonQuadraticForm, options.Samples, options.Seed, progress);
+        TraceEstimate[] traces;
+        double[][]? diagonals = null;
+        if (options.Weighting == SensitivityWeighting.Diagonal)
+            (traces, diagonals) = HutchinsonTrace.EstimateWithDiagonal(hessian.BlockSizes,
+                options.Curvature == SensitivityCurvature.Hessian ? hessian.BlockProduct : hessian.GaussNewtonProduct, options.Samples, options.Seed, progress);
+        else
+            traces = options.Curvature == SensitivityCurvature.Hessian
+                ? HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.Multiply, options.Samples, options.Seed, progress, options.SeparateLayers)
+                : HutchinsonTrace.Estimate(hessian.BlockSizes, hessian.GaussNewtonQuadraticForm, options.Samples, options.Seed, progress);
 
         var result = new LayerSensitivity[indices.Length];
         for (int t = 0; t < indices.Length; t++)
@@ -96,14 +103,17 @@ public sealed class MixedPrecisionSensitivity
             {
                 bytes[k] = WeightBytes(lp, bits[k]);
                 GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(bits[k]), rounding).Dequantize(restored);
-                double sum = 0;
+                double sum = 0, weighted = 0;
                 for (int j = 0; j < weight.Length; j++)
                 {
                     double d = (double)restored[j] - weight[j];
                     sum += d * d;
+                    if (diagonals is not null) weighted += diagonals[t][j] * d * d;
                 }
                 error[k] = sum;
-                omega[k] = curvature * sum;
+                // The diagonal estimates are unbiased but noisy per weight (some negative): clip the sum, not each term,
+                // so the noise averages out instead of adding a positive bias.
+                omega[k] = diagonals is null ? curvature * sum : Math.Max(weighted, 0);
             }
             result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, traces[t].Trace, traces[t].StandardError, bits, bytes, error, omega);
         }

@@ -191,6 +191,65 @@ public sealed class LayerHessianTests
         }
     }
 
+    /// <summary>
+    /// The Gauss-Newton product G_ii v (three passes) equals the exact block times v, its return value is v^T G_ii v, and
+    /// the diagonal estimate E[v ⊙ G v] converges to the exact diagonal; the Hessian block product agrees with it.
+    /// </summary>
+    [Theory]
+    [InlineData(SensitivityLoss.CrossEntropy)]
+    [InlineData(SensitivityLoss.OutputKl)]
+    public void GaussNewtonProductsAndDiagonalsMatchTheExactHessianBlocks(SensitivityLoss loss)
+    {
+        var (model, x, labels) = Setup();
+        var exact = ExactBlocks(model, x);
+        var weightsBefore = model.Parameters().Select(p => (float[])p.Data.Clone()).ToList();
+        var hessian = new LayerHessian(model.Layers, [0, 1], model.Forward, new CalibrationData([new Tensor(x, Rows, In)], [labels]), loss);
+        for (int block = 0; block < 2; block++)
+        {
+            var v = new float[exact[block].GetLength(0)];
+            HutchinsonTrace.FillRademacher(v, (ulong)(300 + block));
+            var expected = Times(exact[block], v);
+            foreach (bool gaussNewton in new[] { true, false })
+            {
+                var product = new double[v.Length];
+                double q = gaussNewton ? hessian.GaussNewtonProduct(block, v, product) : hessian.BlockProduct(block, v, product);
+                double difference = 0, norm = 0, form = 0;
+                for (int i = 0; i < v.Length; i++)
+                {
+                    difference += (product[i] - expected[i]) * (product[i] - expected[i]);
+                    norm += expected[i] * expected[i];
+                    form += v[i] * expected[i];
+                }
+                Assert.True(norm > 1e-6, "the exact product is zero: the test checks nothing");
+                Assert.True(Math.Sqrt(difference / norm) < 2e-3, $"{loss}, block {block}, Gauss-Newton {gaussNewton}: relative error {Math.Sqrt(difference / norm):E2}");
+                Assert.True(Math.Abs(q - form) <= 2e-3 * Math.Abs(form), $"{loss}, block {block}: v^T G v {q} vs exact {form}");
+            }
+        }
+        var weightsAfter = model.Parameters().Select(p => p.Data).ToList();
+        for (int i = 0; i < weightsBefore.Count; i++) Assert.Equal(weightsBefore[i], weightsAfter[i]);
+        Assert.All(model.Parameters(), p => Assert.Null(p.Grad));
+
+        // Diagonal: each entry's estimate has variance sum_{k != j} H_jk^2 / samples; allow 4.5 standard errors.
+        const int samples = 400;
+        var (traces, diagonals) = HutchinsonTrace.EstimateWithDiagonal(hessian.BlockSizes, hessian.GaussNewtonProduct, samples, seed: 5);
+        for (int block = 0; block < 2; block++)
+        {
+            var h = exact[block];
+            int n = h.GetLength(0);
+            double trace = 0;
+            for (int j = 0; j < n; j++)
+            {
+                trace += h[j, j];
+                double offDiagonal = 0;
+                for (int k = 0; k < n; k++) if (k != j) offDiagonal += h[j, k] * h[j, k];
+                double tolerance = 4.5 * Math.Sqrt(offDiagonal / samples) + 2e-3 * Math.Abs(h[j, j]) + 1e-9;
+                Assert.True(Math.Abs(diagonals[block][j] - h[j, j]) <= tolerance, $"{loss}, block {block}, weight {j}: diagonal {diagonals[block][j]} vs exact {h[j, j]} (tolerance {tolerance})");
+            }
+            Assert.True(Math.Abs(traces[block].Trace - trace) <= 4.5 * traces[block].StandardError + 1e-3 * trace,
+                $"block {block}: estimate {traces[block].Trace} +- {traces[block].StandardError}, exact {trace}");
+        }
+    }
+
     [Fact]
     public void CrossEntropyWithoutLabelsAndGradientsDisabledAreNamedErrors()
     {

@@ -105,6 +105,53 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
         Assert.Equal(report.TotalBytesAfter, best.PredictedBytes);
     }
 
+    /// <summary>
+    /// The diagonal weighting measures Omega_i(b) = sum_j diag(H)_j e_j^2: not proportional to ||e||^2 as the trace form
+    /// is, so the ratio of Omega between bit widths differs from the trace form's; the traces come from the same vectors
+    /// and agree within their errors; the allocation is still the exact optimum, and Compress applies it.
+    /// </summary>
+    [Fact]
+    public void DiagonalWeightingWeighsEachWeightsErrorByItsOwnCurvature()
+    {
+        var model = new MixedDigitsBytes();
+        var dense = fixture.Fresh();
+        for (int i = 0; i < model.Layers.Count; i++)
+        {
+            var source = (Condense.Nn.WeightedLayer)dense.Layers[i].Layer;
+            var target = (Condense.Nn.WeightedLayer)model.Layers[i].Layer;
+            target.LoadWeight(source.Weight.Data);
+            target.LoadBias(source.Bias!.Data);
+        }
+        var traceOptions = new MixedPrecisionOptions { Samples = 16 };
+        var diagonalOptions = new MixedPrecisionOptions { Samples = 16, Weighting = SensitivityWeighting.Diagonal };
+        var byTrace = MixedPrecisionSensitivity.Measure(MixedDigitsBytes.Plan, model.Layers, model.Forward, fixture.Calibration(), traceOptions);
+        var byDiagonal = MixedPrecisionSensitivity.Measure(MixedDigitsBytes.Plan, model.Layers, model.Forward, fixture.Calibration(), diagonalOptions);
+        for (int t = 0; t < byTrace.Layers.Count; t++)
+        {
+            var a = byTrace.Layers[t];
+            var b = byDiagonal.Layers[t];
+            Assert.Equal(a.SquaredError, b.SquaredError);
+            Assert.True(Math.Abs(a.Trace - b.Trace) <= 4.5 * Math.Sqrt(a.TraceStandardError * a.TraceStandardError + b.TraceStandardError * b.TraceStandardError),
+                $"{a.Path}: trace {a.Trace} +- {a.TraceStandardError} vs {b.Trace} +- {b.TraceStandardError}");
+            Assert.All(b.Omega, o => Assert.True(o > 0));
+            // The trace form's Omega(2)/Omega(8) is exactly the error ratio; the diagonal's weighs where the errors fall.
+            double traceRatio = a.Omega[0] / a.Omega[^1], diagonalRatio = b.Omega[0] / b.Omega[^1];
+            Assert.Equal(a.SquaredError[0] / a.SquaredError[^1], traceRatio, 6);
+            Assert.True(Math.Abs(diagonalRatio / traceRatio - 1) > 1e-3, $"{a.Path}: the diagonal weighting gave the trace form's ratio {traceRatio}");
+        }
+        var best = byDiagonal.Allocate();
+        double bestOmega = double.PositiveInfinity;
+        foreach (int h1 in byDiagonal.Bits)
+            foreach (int h2 in byDiagonal.Bits)
+            {
+                try { bestOmega = Math.Min(bestOmega, byDiagonal.Evaluate(new Dictionary<string, int> { ["hidden1"] = h1, ["hidden2"] = h2 }).TotalOmega); }
+                catch (MixedPrecisionBudgetException) { }
+            }
+        Assert.Equal(bestOmega, best.TotalOmega, 12);
+        var report = model.Compress(Options(fixture.Calibration(), diagonalOptions));
+        Assert.Equal(best.BitsByPath, report.MixedPrecision!.BitsByPath);
+    }
+
     /// <summary>Same seed and same calibration data give the same traces and bits, at one thread and at two.</summary>
     [Fact]
     public void SameSeedSameCalibrationSameBitsAtAnyThreadCount()
