@@ -51,7 +51,11 @@ public sealed class ModelFileListing
     {
         if (Directory.Exists(path)) throw new CliException(ExitCodes.BadFile, $"'{path}' is a directory; give a model file (.safetensors).");
         if (!File.Exists(path)) throw new CliException(ExitCodes.BadFile, $"'{path}' does not exist.");
-        if (LooksLikeOnnx(path)) return OpenOnnx(path);
+        // One detection for the tool and LoadWeights: the import reader's (content first, then extension).
+        Import.WeightFileFormat detected;
+        try { detected = Import.WeightFile.DetectFormat(path); }
+        catch (Import.WeightFileFormatException e) { throw new CliException(ExitCodes.BadFile, $"'{path}' is not a model file: {e.Message}"); }
+        if (detected == Import.WeightFileFormat.Onnx) return OpenOnnx(path);
         try
         {
             using var file = SafeTensorsFile.Open(path);
@@ -78,17 +82,6 @@ public sealed class ModelFileListing
         }
     }
 
-    // safetensors starts with a little-endian header length whose high bytes are zero, then '{'; anything else that
-    // ends in .onnx, or that the ONNX reader accepts, is read as ONNX.
-    private static bool LooksLikeOnnx(string path)
-    {
-        if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return true;
-        Span<byte> head = stackalloc byte[9];
-        using var stream = File.OpenRead(path);
-        int read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        return read == head.Length && head[8] != (byte)'{' && head[0] == 0x08; // ModelProto field 1 (ir_version), varint
-    }
-
     private static ModelFileListing OpenOnnx(string path)
     {
         try
@@ -97,7 +90,7 @@ public sealed class ModelFileListing
             var tensors = file.Tensors.Select(t => new FileTensor(t.Name, t.DType, t.Shape, OnnxBytes(t.DType, t.Shape), t.IsFloatingPoint,
                 t.Layout == Import.StoredLayout.InOut ? t.ImportShape : null, t.Name == t.SourceName ? null : t.SourceName)).ToList();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var model = Import.OnnxModel.Read(path);
+            var model = file.Onnx!;
             metadata["producer"] = (model.ProducerName + " " + model.ProducerVersion).Trim();
             metadata["opset"] = model.OpsetVersion.ToString(CultureInfo.InvariantCulture);
             metadata["nodes"] = model.Nodes.Count.ToString(CultureInfo.InvariantCulture);

@@ -99,6 +99,9 @@ public abstract class WeightFile : IDisposable
     /// <summary>Releases the file.</summary>
     public virtual void Dispose() => GC.SuppressFinalize(this);
 
+    /// <summary>The ONNX model behind an ONNX file's tensors (opset, producer, nodes); null for safetensors.</summary>
+    public virtual OnnxModel? Onnx => null;
+
     /// <summary>
     /// Opens <paramref name="path"/> as safetensors or ONNX. <see cref="WeightFileFormat.Auto"/> looks at the first bytes
     /// (an 8-byte header size then <c>{</c> is safetensors; a protobuf ModelProto is ONNX) and at the extension.
@@ -114,13 +117,15 @@ public abstract class WeightFile : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
             throw new FileNotFoundException($"Weight file '{path}' does not exist.", path);
-        if (format == WeightFileFormat.Auto) format = Detect(path);
+        if (format == WeightFileFormat.Auto) format = DetectFormat(path);
         return format == WeightFileFormat.Onnx
             ? new OnnxWeightFile(path, OnnxModel.Read(path))
             : new SafeTensorsWeightFile(path, SafeTensorsFile.Open(path), transposeWhere);
     }
 
-    private static WeightFileFormat Detect(string path)
+    /// <summary>The format <see cref="Open"/> reads <paramref name="path"/> as with <see cref="WeightFileFormat.Auto"/>.</summary>
+    /// <exception cref="WeightFileFormatException">The file is neither format (what it starts with is said).</exception>
+    public static WeightFileFormat DetectFormat(string path)
     {
         Span<byte> head = stackalloc byte[9];
         int read;
@@ -241,6 +246,8 @@ internal sealed class OnnxWeightFile : WeightFile
 
     /// <summary>The ONNX model behind the tensors (nodes, opset, producer).</summary>
     public OnnxModel Model => _model;
+
+    public override OnnxModel? Onnx => _model;
 
     public override IReadOnlyList<WeightTensorInfo> Tensors => _tensors;
 
