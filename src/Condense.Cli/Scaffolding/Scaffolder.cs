@@ -73,7 +73,9 @@ public static class Scaffolder
             if (spec == top) AppendImportOptions(text, sourceDescription, others, renames);
             text.AppendLine("}");
         }
-        return new Result(text.ToString(), layers, parameterLayers, state.Classes.Count, others, state.SegmentRenames);
+        var segmentRenames = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (pattern, to) in renames) segmentRenames.TryAdd(pattern[^1], to);
+        return new Result(text.ToString(), layers, parameterLayers, state.Classes.Count, others, segmentRenames);
     }
 
     // How LoadWeights maps this file: PyTorch's numbered segments match [i] without help; only segments renamed to be
@@ -168,7 +170,6 @@ public static class Scaffolder
         public List<ClassSpec> Classes { get; } = [];
         public Dictionary<string, ClassSpec> ByStructure { get; } = new(StringComparer.Ordinal);
         public HashSet<string> UsedClassNames { get; } = new(StringComparer.Ordinal) { modelName };
-        public Dictionary<string, string> SegmentRenames { get; } = new(StringComparer.Ordinal);
     }
 
     private sealed class Node(string name)
@@ -218,7 +219,6 @@ public static class Scaffolder
         foreach (var child in node.Children)
         {
             string field = Unique(FieldName(child.Name), fieldNames);
-            if (field != child.Name) state.SegmentRenames[child.Name] = field;
             string declared = SyntaxFacts.IsKeyword(field) ? "@" + field : field;
             List<string> childPath = [.. pathSegments, child.Name];
             if (child.Leaf?.Parameters is { } parameters)
