@@ -97,6 +97,14 @@ public static class SpeedMode
         // between rounds, so drift in the machine's load hits every runtime alike.
         var b1 = new double[runtimes.Length, rounds];
         var b32 = new double[runtimes.Length, rounds];
+        // Processor time of the whole process per sentence: at --threads 1 it is the work done, whatever the machine's
+        // load (a descheduled thread does not count); at 2 threads it includes the runtimes' spinning workers.
+        var cpu1 = new double[runtimes.Length, rounds];
+        var cpu32 = new double[runtimes.Length, rounds];
+        using var process = Process.GetCurrentProcess();
+        // Garbage collection pauses per sentence (all passes of a runtime): the ops allocate their outputs.
+        var gcPause = new double[runtimes.Length];
+        var gen2 = new int[runtimes.Length];
         var loads = new List<string>();
         for (int round = 0; round < rounds; round++)
         {
@@ -105,12 +113,23 @@ public static class SpeedMode
             {
                 int r = round % 2 == 0 ? step : runtimes.Length - 1 - step;
                 var encode = runtimes[r].Encode;
+                process.Refresh();
+                var cpu = process.TotalProcessorTime;
+                var pause = GC.GetTotalPauseDuration();
+                int collections = GC.CollectionCount(2);
                 var clock = Stopwatch.StartNew();
                 foreach (var t in singles) encode(t);
                 b1[r, round] = sentences.Length / clock.Elapsed.TotalSeconds;
+                process.Refresh();
+                cpu1[r, round] = (process.TotalProcessorTime - cpu).TotalMilliseconds / sentences.Length;
+                cpu = process.TotalProcessorTime;
                 clock.Restart();
                 foreach (var t in batches) encode(t);
                 b32[r, round] = sentences.Length / clock.Elapsed.TotalSeconds;
+                process.Refresh();
+                cpu32[r, round] = (process.TotalProcessorTime - cpu).TotalMilliseconds / sentences.Length;
+                gcPause[r] += (GC.GetTotalPauseDuration() - pause).TotalMilliseconds / (2.0 * sentences.Length * rounds);
+                gen2[r] += GC.CollectionCount(2) - collections;
             }
         }
         loads.Add(LoadAverage());
@@ -118,12 +137,15 @@ public static class SpeedMode
         Console.WriteLine();
         Console.WriteLine($"sentences/s, median of {rounds} rounds (min-max); ratio = median over rounds of (runtime / ORT fp32 in the same round)");
         Console.WriteLine($"load average (1, 5, 15 min) before each round and at the end: {string.Join(" | ", loads)}");
-        Console.WriteLine($"{"runtime",-22} | {"b1 sent/s",-20} | {"b1 vs ORT",-9} | {"b32 sent/s",-20} | {"b32 vs ORT",-10}");
-        Console.WriteLine($"{new string('-', 22)}-|-{new string('-', 20)}-|-{new string('-', 9)}-|-{new string('-', 20)}-|-{new string('-', 10)}");
+        Console.WriteLine($"{"runtime",-22} | {"b1 sent/s",-20} | {"b1 vs ORT",-9} | {"b32 sent/s",-20} | {"b32 vs ORT",-10} | {"cpu ms/sent b1",-14} | {"cpu ms/sent b32",-15}");
+        Console.WriteLine($"{new string('-', 22)}-|-{new string('-', 20)}-|-{new string('-', 9)}-|-{new string('-', 20)}-|-{new string('-', 10)}-|-{new string('-', 14)}-|-{new string('-', 15)}");
         for (int r = 0; r < runtimes.Length; r++)
         {
-            Console.WriteLine($"{runtimes[r].Name,-22} | {Summary(b1, r, rounds),-20} | {RatioText(b1, r, rounds),9} | {Summary(b32, r, rounds),-20} | {RatioText(b32, r, rounds),10}");
+            Console.WriteLine($"{runtimes[r].Name,-22} | {Summary(b1, r, rounds),-20} | {RatioText(b1, r, rounds),9} | {Summary(b32, r, rounds),-20} | {RatioText(b32, r, rounds),10} | " +
+                $"{Median(Row(cpu1, r, rounds)),14:F2} | {Median(Row(cpu32, r, rounds)),15:F2} | GC pause {gcPause[r]:F3} ms/sent, {gen2[r]} gen-2 collections");
         }
+        if (threads > 1)
+            Console.WriteLine("(processor time includes spinning worker threads at more than one thread; compare it across runtimes at --threads 1)");
 
         Breakdown(runtimes.Skip(1).ToArray(), sentences, tokenizer, singles, batches);
         return failures;
@@ -137,6 +159,8 @@ public static class SpeedMode
 
     private static string RatioText(double[,] speeds, int r, int rounds) =>
         $"{Median(Enumerable.Range(0, rounds).Select(i => speeds[r, i] / speeds[0, i]).ToArray()):F2}x";
+
+    private static double[] Row(double[,] values, int r, int rounds) => Enumerable.Range(0, rounds).Select(i => values[r, i]).ToArray();
 
     private static double Median(double[] values)
     {

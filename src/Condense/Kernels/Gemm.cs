@@ -48,17 +48,39 @@ public static class Gemm
             TransposedOutput(a, b, c, m, k, n, paddedM, accumulate);
             return;
         }
-        // B^T is packed once so the kernel streams contiguous rows of k; the chain order is unchanged.
+        // B^T is packed once, in column panels of two vectors each stored contiguously (k x 2w), so a tile
+        // streams one dense block instead of two cache lines per k-step spread over k pages; the chain order is unchanged.
         float[] packed = ArrayPool<float>.Shared.Rent(Math.Max(1, k * n));
         try
         {
-            Transpose(b, packed, n, k);
+            bool panels = width > 1;
+            if (panels) PackPanels(b, packed, n, k, 2 * width);
+            else Transpose(b, packed, n, k);
             fixed (float* pa = a, pb = packed, pc = c)
-                Run(pa, k, 1, pb, n, pc, n, m, k, n, accumulate);
+                Run(pa, k, 1, pb, n, pc, n, m, k, n, accumulate, panels);
         }
         finally
         {
             ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>
+    /// b [n, k] to B^T in column panels: the panel of columns j0..j0+w-1 (w = <paramref name="panel"/>, the last one
+    /// narrower) starts at j0 * k and holds B^T(p, j0 + jj) at p * w + jj.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanels(ReadOnlySpan<float> b, Span<float> packed, int n, int k, int panel)
+    {
+        for (int j0 = 0; j0 < n; j0 += panel)
+        {
+            int width = Math.Min(panel, n - j0);
+            var destination = packed.Slice(j0 * k, width * k);
+            for (int jj = 0; jj < width; jj++)
+            {
+                var row = b.Slice((j0 + jj) * k, k);
+                for (int p = 0; p < k; p++) destination[p * width + jj] = row[p];
+            }
         }
     }
 
@@ -162,18 +184,19 @@ public static class Gemm
             }
     }
 
-    private static unsafe void Run(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int m, int k, int n, bool accumulate)
+    /// <param name="panels">B is laid out by <see cref="PackPanels"/> with panels of two vectors (ldb unused).</param>
+    private static unsafe void Run(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int m, int k, int n, bool accumulate, bool panels = false)
     {
         if (m == 0 || n == 0) return;
         int rowTiles = (m + MR - 1) / MR;
         int threads = (long)m * k * n >= ParallelThreshold ? Math.Min(Math.Max(1, MaxDegreeOfParallelism), rowTiles) : 1;
         if (threads <= 1)
         {
-            RunRows(a, rsA, csA, b, ldb, c, ldc, 0, m, k, n, accumulate);
+            RunRows(a, rsA, csA, b, ldb, c, ldc, 0, m, k, n, accumulate, panels);
             return;
         }
         // Chunks own disjoint row bands; each element's chain is the same whichever band it is in.
-        var body = new RowBandBody { A = a, RsA = rsA, CsA = csA, B = b, Ldb = ldb, C = c, Ldc = ldc, M = m, K = k, N = n, Accumulate = accumulate };
+        var body = new RowBandBody { A = a, RsA = rsA, CsA = csA, B = b, Ldb = ldb, C = c, Ldc = ldc, M = m, K = k, N = n, Accumulate = accumulate, Panels = panels };
         WorkerPool.Shared.For(rowTiles, ref body, threads);
     }
 
@@ -181,27 +204,27 @@ public static class Gemm
     {
         public float* A, B, C;
         public int RsA, CsA, Ldb, Ldc, M, K, N;
-        public bool Accumulate;
+        public bool Accumulate, Panels;
 
         public readonly void Invoke(int start, int end) =>
-            RunRows(A, RsA, CsA, B, Ldb, C, Ldc, start * MR, Math.Min(M, end * MR), K, N, Accumulate);
+            RunRows(A, RsA, CsA, B, Ldb, C, Ldc, start * MR, Math.Min(M, end * MR), K, N, Accumulate, Panels);
     }
 
-    private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int k, int n, bool accumulate)
+    private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int k, int n, bool accumulate, bool panels = false)
     {
         if (Vector512.IsHardwareAccelerated)
-            RunRows<F512>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F512>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate, panels);
         else if (Vector256.IsHardwareAccelerated)
-            RunRows<F256>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F256>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate, panels);
         else if (Vector128.IsHardwareAccelerated)
-            RunRows<F128>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F128>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate, panels);
         else
-            ScalarColumns(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, 0, k, n, accumulate);
+            ScalarColumns(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, 0, k, n, accumulate);   // never packed in panels
     }
 
     // Fully optimized on first call: tier-0 code of this loop nest is ~50x slower and would run for seconds.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int k, int n, bool accumulate)
+    private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int k, int n, bool accumulate, bool panels)
         where TV : struct, IFloatVector<TV>
     {
         int w = TV.Count;
@@ -209,24 +232,29 @@ public static class Gemm
         // Column panels of two vectors: the panel of B (k x 2w) is reused by every row tile.
         for (; j + 2 * w <= n; j += 2 * w)
         {
+            float* bj = panels ? b + (nint)j * k : b + j;
+            int ld = panels ? 2 * w : ldb;
             int i = rowStart;
             for (; i + MR <= rowEnd; i += MR)
-                Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, b + j, ldb, c + (nint)i * ldc + j, ldc, k, accumulate);
+                Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
             for (; i < rowEnd; i++)
-                Tile1x2<TV>(a + (nint)i * rsA, csA, b + j, ldb, c + (nint)i * ldc + j, k, accumulate);
+                Tile1x2<TV>(a + (nint)i * rsA, csA, bj, ld, c + (nint)i * ldc + j, k, accumulate);
         }
+        // The remaining columns: in panel layout they form one last, narrower panel starting at column j.
+        float* tail = panels ? b + (nint)j * k - j : b;
+        int tailLd = panels ? n - j : ldb;
         // One vector of columns (e.g. C^T of a Linear at <= 16 tokens): eight rows at a time keep eight
         // independent chains in flight, where one row alone would wait on each fma's latency.
         for (; j + w <= n; j += w)
         {
             int i = rowStart;
             for (; i + 2 * MR <= rowEnd; i += 2 * MR)
-                Tile8x1<TV>(a + (nint)i * rsA, rsA, csA, b + j, ldb, c + (nint)i * ldc + j, ldc, k, accumulate);
+                Tile8x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
             for (; i < rowEnd; i++)
-                Tile1x1<TV>(a + (nint)i * rsA, csA, b + j, ldb, c + (nint)i * ldc + j, k, accumulate);
+                Tile1x1<TV>(a + (nint)i * rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, k, accumulate);
         }
         if (j < n)
-            ScalarColumns(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, j, k, n, accumulate);
+            ScalarColumns(a, rsA, csA, tail, tailLd, c, ldc, rowStart, rowEnd, j, k, n, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
