@@ -58,9 +58,19 @@ public static class TransformerProfiler
     /// <summary>Whether the transformer ops record their times.</summary>
     public static bool Enabled { get; set; }
 
+    /// <summary>
+    /// The clock, in ticks of <see cref="ClockFrequency"/> per second (default: <see cref="Stopwatch.GetTimestamp"/>,
+    /// wall time). A caller on a loaded machine can set the calling thread's processor time here (at one thread
+    /// that excludes the time the thread waited to be scheduled). Set both together, while profiling is off.
+    /// </summary>
+    public static Func<long> Clock { get; set; } = Stopwatch.GetTimestamp;
+
+    /// <summary>Ticks per second of <see cref="Clock"/>.</summary>
+    public static long ClockFrequency { get; set; } = Stopwatch.Frequency;
+
     /// <summary>Total time recorded for <paramref name="stage"/> since the last <see cref="Reset"/>.</summary>
     public static TimeSpan Elapsed(TransformerStage stage) =>
-        TimeSpan.FromSeconds(Interlocked.Read(ref s_ticks[(int)stage]) / (double)Stopwatch.Frequency);
+        TimeSpan.FromSeconds(Interlocked.Read(ref s_ticks[(int)stage]) / (double)ClockFrequency);
 
     /// <summary>Times <paramref name="stage"/> was recorded since the last <see cref="Reset"/>.</summary>
     public static long Calls(TransformerStage stage) => Interlocked.Read(ref s_calls[(int)stage]);
@@ -76,13 +86,13 @@ public static class TransformerProfiler
     }
 
     /// <summary>A start mark: the clock when profiling, else 0 (and <see cref="Stop"/> then does nothing).</summary>
-    internal static long Start() => Enabled ? Stopwatch.GetTimestamp() : 0;
+    internal static long Start() => Enabled ? Math.Max(1, Clock()) : 0;
 
     /// <summary>Adds the time since <paramref name="start"/> to <paramref name="stage"/>; returns a new start mark.</summary>
     internal static long Stop(TransformerStage stage, long start)
     {
         if (start == 0) return 0;
-        long now = Stopwatch.GetTimestamp();
+        long now = Math.Max(1, Clock());
         Interlocked.Add(ref s_ticks[(int)stage], now - start);
         Interlocked.Increment(ref s_calls[(int)stage]);
         return now;

@@ -97,6 +97,23 @@ public class InferencePathTests
     }
 
     [Fact]
+    public void Gelu_vector_kernel_gives_the_bits_of_the_step_by_step_passes()
+    {
+        // Values across the range that matters (and beyond, where exp underflows), plus signed zeros; 1003 values
+        // so a tail shorter than a vector takes the passes.
+        var rng = new Rng(10);
+        var x = new float[1003];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextGaussian() * (i % 3 == 0 ? 6f : 1.5f);
+        x[0] = 0f;
+        x[1] = -0f;
+        x[2] = 40f;
+        x[3] = -40f;
+        var expected = new float[x.Length];
+        Ops.GeluErfPasses(x, expected);
+        Assert.Equal(expected, Ops.GeluErf(new Tensor((float[])x.Clone(), x.Length)).Data);
+    }
+
+    [Fact]
     public void In_place_gelu_and_residual_layer_norm_equal_the_recorded_ops()
     {
         var rng = new Rng(9);
