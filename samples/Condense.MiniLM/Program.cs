@@ -14,6 +14,7 @@ using Condense.MiniLM;
 using Condense.Compression;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (Array.IndexOf(args, "--speed") >= 0) return SpeedMode.Run(args);
 int threads = 2;
 var compression = new CompressionOptions();
 string sentencesPath = Path.Combine(AppContext.BaseDirectory, "data", "sentences.txt");

@@ -29,7 +29,7 @@ public static class Gemm
     {
         CheckSizes(nameof(MatMul), a.Length, b.Length, c.Length, m, k, n);
         fixed (float* pa = a, pb = b, pc = c)
-            Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
+            Run(pa, k, 1, pb, n, pc, n, m, k, n, accumulate);
     }
 
     /// <summary>C[m,n] (+)= A[m,k] B[n,k]^T (a Linear forward: X W^T).</summary>
@@ -37,13 +37,27 @@ public static class Gemm
     {
         CheckSizes(nameof(MatMulTransposedB), a.Length, b.Length, c.Length, m, k, n);
         if (m == 0 || n == 0) return;
-        // B^T is packed once so the kernel streams contiguous rows of k; the chain order is unchanged.
+        // Either operand can be the one packed: C = A B^T, or C^T = B A^T with A^T packed. The kernel vectorizes
+        // over C's columns, so whichever matrix ends up as its right operand must be transposed first. Packing
+        // the smaller side (for a Linear at a few tokens: the activations, not the weight) costs O(m k) instead
+        // of O(n k) per call; each element is still one fma chain over k in order, so the bits do not change.
+        int width = VectorWidth;
+        int paddedM = (m + width - 1) / width * width;
+        if ((long)paddedM * (k + n) < (long)k * n)
+        {
+            TransposedOutput(a, b, c, m, k, n, paddedM, accumulate);
+            return;
+        }
+        // B^T is packed once, in column panels of two vectors each stored contiguously (k x 2w), so a tile
+        // streams one dense block instead of two cache lines per k-step spread over k pages; the chain order is unchanged.
         float[] packed = ArrayPool<float>.Shared.Rent(Math.Max(1, k * n));
         try
         {
-            Transpose(b, packed, n, k);
+            bool panels = width > 1;
+            if (panels) PackPanels(b, packed, n, k, 2 * width);
+            else Transpose(b, packed, n, k);
             fixed (float* pa = a, pb = packed, pc = c)
-                Run(pa, k, 1, pb, n, pc, m, k, n, accumulate);
+                Run(pa, k, 1, pb, n, pc, n, m, k, n, accumulate, panels);
         }
         finally
         {
@@ -51,12 +65,81 @@ public static class Gemm
         }
     }
 
+    /// <summary>
+    /// b [n, k] to B^T in column panels: the panel of columns j0..j0+w-1 (w = <paramref name="panel"/>, the last one
+    /// narrower) starts at j0 * k and holds B^T(p, j0 + jj) at p * w + jj.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanels(ReadOnlySpan<float> b, Span<float> packed, int n, int k, int panel)
+    {
+        for (int j0 = 0; j0 < n; j0 += panel)
+        {
+            int width = Math.Min(panel, n - j0);
+            var destination = packed.Slice(j0 * k, width * k);
+            for (int jj = 0; jj < width; jj++)
+            {
+                var row = b.Slice((j0 + jj) * k, k);
+                for (int p = 0; p < k; p++) destination[p * width + jj] = row[p];
+            }
+        }
+    }
+
+    /// <summary>Lanes of the vector type <see cref="RunRows"/> picks (1 for the scalar path).</summary>
+    private static int VectorWidth =>
+        Vector512.IsHardwareAccelerated ? Vector512<float>.Count
+        : Vector256.IsHardwareAccelerated ? Vector256<float>.Count
+        : Vector128.IsHardwareAccelerated ? Vector128<float>.Count
+        : 1;
+
+    /// <summary>
+    /// C = A B^T computed as C^T[n, paddedM] = B[n,k] A^T[k, paddedM]: B's rows are read in place (broadcast), A^T is
+    /// packed with zero columns up to a whole vector (their results are dropped), and C^T is copied back.
+    /// </summary>
+    private static unsafe void TransposedOutput(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, int paddedM, bool accumulate)
+    {
+        float[] at = ArrayPool<float>.Shared.Rent(Math.Max(1, k * paddedM));
+        float[] ct = ArrayPool<float>.Shared.Rent(n * paddedM);
+        try
+        {
+            var packedA = at.AsSpan(0, k * paddedM);
+            packedA.Clear();
+            for (int i = 0; i < m; i++)
+            {
+                var row = a.Slice(i * k, k);
+                for (int p = 0; p < k; p++) packedA[p * paddedM + i] = row[p];
+            }
+            var output = ct.AsSpan(0, n * paddedM);
+            if (accumulate)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) output[j * paddedM + i] = c[i * n + j];
+            fixed (float* pa = at, pb = b, pc = ct)
+                Run(pb, k, 1, pa, paddedM, pc, paddedM, n, k, paddedM, accumulate);
+            Transpose(output, c, n, paddedM, m);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(at);
+            ArrayPool<float>.Shared.Return(ct);
+        }
+    }
+
+    /// <summary>
+    /// C[m,n] = A B for strided operands on the calling thread: A(i,p) = a[i*rsA + p], B(p,j) = b[p*ldb + j],
+    /// C(i,j) = c[i*ldc + j]. For callers that already split their work over threads (attention heads); each element
+    /// is the same fma chain as <see cref="MatMul"/>.
+    /// </summary>
+    internal static unsafe void MatMulStrided(float* a, int rsA, float* b, int ldb, float* c, int ldc, int m, int k, int n)
+    {
+        if (m == 0 || n == 0) return;
+        RunRows(a, rsA, 1, b, ldb, c, ldc, 0, m, k, n, false);
+    }
+
     /// <summary>C[m,n] (+)= A[k,m]^T B[k,n] (a weight gradient: dY^T X).</summary>
     public static unsafe void MatMulTransposedA(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int k, int n, bool accumulate = false)
     {
         CheckSizes(nameof(MatMulTransposedA), a.Length, b.Length, c.Length, m, k, n);
         fixed (float* pa = a, pb = b, pc = c)
-            Run(pa, 1, m, pb, n, pc, m, k, n, accumulate);
+            Run(pa, 1, m, pb, n, pc, n, m, k, n, accumulate);
     }
 
     /// <summary>The scalar reference: C[i,j] = fma chain over p of A(i,p) B(p,j), A(i,p) = a[i*rsA + p*csA].</summary>
@@ -82,60 +165,66 @@ public static class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Transpose(ReadOnlySpan<float> source, Span<float> destination, int rows, int cols)
+    private static void Transpose(ReadOnlySpan<float> source, Span<float> destination, int rows, int cols) =>
+        Transpose(source, destination, rows, cols, cols);
+
+    /// <summary>destination[col, r] = source[r, col] for the first <paramref name="usedCols"/> of <paramref name="cols"/> columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose(ReadOnlySpan<float> source, Span<float> destination, int rows, int cols, int usedCols)
     {
         // Blocked so both sides stay in cache lines.
         const int Block = 32;
         for (int r0 = 0; r0 < rows; r0 += Block)
-            for (int c0 = 0; c0 < cols; c0 += Block)
+            for (int c0 = 0; c0 < usedCols; c0 += Block)
             {
-                int r1 = Math.Min(r0 + Block, rows), c1 = Math.Min(c0 + Block, cols);
+                int r1 = Math.Min(r0 + Block, rows), c1 = Math.Min(c0 + Block, usedCols);
                 for (int r = r0; r < r1; r++)
                     for (int col = c0; col < c1; col++)
                         destination[col * rows + r] = source[r * cols + col];
             }
     }
 
-    private static unsafe void Run(float* a, int rsA, int csA, float* b, int ldb, float* c, int m, int k, int n, bool accumulate)
+    /// <param name="panels">B is laid out by <see cref="PackPanels"/> with panels of two vectors (ldb unused).</param>
+    private static unsafe void Run(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int m, int k, int n, bool accumulate, bool panels = false)
     {
         if (m == 0 || n == 0) return;
         int rowTiles = (m + MR - 1) / MR;
         int threads = (long)m * k * n >= ParallelThreshold ? Math.Min(Math.Max(1, MaxDegreeOfParallelism), rowTiles) : 1;
         if (threads <= 1)
         {
-            RunRows(a, rsA, csA, b, ldb, c, 0, m, k, n, accumulate);
+            RunRows(a, rsA, csA, b, ldb, c, ldc, 0, m, k, n, accumulate, panels);
             return;
         }
         // Chunks own disjoint row bands; each element's chain is the same whichever band it is in.
-        var body = new RowBandBody { A = a, RsA = rsA, CsA = csA, B = b, Ldb = ldb, C = c, M = m, K = k, N = n, Accumulate = accumulate };
+        var body = new RowBandBody { A = a, RsA = rsA, CsA = csA, B = b, Ldb = ldb, C = c, Ldc = ldc, M = m, K = k, N = n, Accumulate = accumulate, Panels = panels };
         WorkerPool.Shared.For(rowTiles, ref body, threads);
     }
 
     private unsafe struct RowBandBody : IRangeBody
     {
         public float* A, B, C;
-        public int RsA, CsA, Ldb, M, K, N;
-        public bool Accumulate;
+        public int RsA, CsA, Ldb, Ldc, M, K, N;
+        public bool Accumulate, Panels;
 
         public readonly void Invoke(int start, int end) =>
-            RunRows(A, RsA, CsA, B, Ldb, C, start * MR, Math.Min(M, end * MR), K, N, Accumulate);
+            RunRows(A, RsA, CsA, B, Ldb, C, Ldc, start * MR, Math.Min(M, end * MR), K, N, Accumulate, Panels);
     }
 
-    private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
+    private static unsafe void RunRows(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int k, int n, bool accumulate, bool panels = false)
     {
         if (Vector512.IsHardwareAccelerated)
-            RunRows<F512>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F512>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate, panels);
         else if (Vector256.IsHardwareAccelerated)
-            RunRows<F256>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F256>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate, panels);
         else if (Vector128.IsHardwareAccelerated)
-            RunRows<F128>(a, rsA, csA, b, ldb, c, rowStart, rowEnd, k, n, accumulate);
+            RunRows<F128>(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, k, n, accumulate, panels);
         else
-            ScalarColumns(a, rsA, csA, b, ldb, c, rowStart, rowEnd, 0, k, n, accumulate);
+            ScalarColumns(a, rsA, csA, b, ldb, c, ldc, rowStart, rowEnd, 0, k, n, accumulate);   // never packed in panels
     }
 
     // Fully optimized on first call: tier-0 code of this loop nest is ~50x slower and would run for seconds.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int k, int n, bool accumulate)
+    private static unsafe void RunRows<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int k, int n, bool accumulate, bool panels)
         where TV : struct, IFloatVector<TV>
     {
         int w = TV.Count;
@@ -143,17 +232,61 @@ public static class Gemm
         // Column panels of two vectors: the panel of B (k x 2w) is reused by every row tile.
         for (; j + 2 * w <= n; j += 2 * w)
         {
+            float* bj = panels ? b + (nint)j * k : b + j;
+            int ld = panels ? 2 * w : ldb;
             int i = rowStart;
             for (; i + MR <= rowEnd; i += MR)
-                Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, b + j, ldb, c + (nint)i * n + j, n, k, accumulate);
+                Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
             for (; i < rowEnd; i++)
-                Tile1x2<TV>(a + (nint)i * rsA, csA, b + j, ldb, c + (nint)i * n + j, k, accumulate);
+                Tile1x2<TV>(a + (nint)i * rsA, csA, bj, ld, c + (nint)i * ldc + j, k, accumulate);
         }
+        // The remaining columns: in panel layout they form one last, narrower panel starting at column j.
+        float* tail = panels ? b + (nint)j * k - j : b;
+        int tailLd = panels ? n - j : ldb;
+        // One vector of columns (e.g. C^T of a Linear at <= 16 tokens): eight rows at a time keep eight
+        // independent chains in flight, where one row alone would wait on each fma's latency.
         for (; j + w <= n; j += w)
-            for (int i = rowStart; i < rowEnd; i++)
-                Tile1x1<TV>(a + (nint)i * rsA, csA, b + j, ldb, c + (nint)i * n + j, k, accumulate);
+        {
+            int i = rowStart;
+            for (; i + 2 * MR <= rowEnd; i += 2 * MR)
+                Tile8x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+            for (; i < rowEnd; i++)
+                Tile1x1<TV>(a + (nint)i * rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, k, accumulate);
+        }
         if (j < n)
-            ScalarColumns(a, rsA, csA, b, ldb, c, rowStart, rowEnd, j, k, n, accumulate);
+            ScalarColumns(a, rsA, csA, tail, tailLd, c, ldc, rowStart, rowEnd, j, k, n, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile8x1<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IFloatVector<TV>
+    {
+        TV c0, c1, c2, c3, c4, c5, c6, c7;
+        if (accumulate)
+        {
+            c0 = TV.Load(c); c1 = TV.Load(c + ldc); c2 = TV.Load(c + 2 * ldc); c3 = TV.Load(c + 3 * ldc);
+            c4 = TV.Load(c + 4 * ldc); c5 = TV.Load(c + 5 * ldc); c6 = TV.Load(c + 6 * ldc); c7 = TV.Load(c + 7 * ldc);
+        }
+        else
+        {
+            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = TV.Zero;
+        }
+        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA, a4 = a + 4 * rsA, a5 = a + 5 * rsA, a6 = a + 6 * rsA, a7 = a + 7 * rsA;
+        for (int p = 0; p < k; p++)
+        {
+            TV bp = TV.Load(b + (nint)p * ldb);
+            nint ap = (nint)p * csA;
+            c0 = TV.Fma(TV.Broadcast(a0[ap]), bp, c0);
+            c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
+            c2 = TV.Fma(TV.Broadcast(a2[ap]), bp, c2);
+            c3 = TV.Fma(TV.Broadcast(a3[ap]), bp, c3);
+            c4 = TV.Fma(TV.Broadcast(a4[ap]), bp, c4);
+            c5 = TV.Fma(TV.Broadcast(a5[ap]), bp, c5);
+            c6 = TV.Fma(TV.Broadcast(a6[ap]), bp, c6);
+            c7 = TV.Fma(TV.Broadcast(a7[ap]), bp, c7);
+        }
+        TV.Store(c0, c); TV.Store(c1, c + ldc); TV.Store(c2, c + 2 * ldc); TV.Store(c3, c + 3 * ldc);
+        TV.Store(c4, c + 4 * ldc); TV.Store(c5, c + 5 * ldc); TV.Store(c6, c + 6 * ldc); TV.Store(c7, c + 7 * ldc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -222,17 +355,17 @@ public static class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void ScalarColumns(float* a, int rsA, int csA, float* b, int ldb, float* c, int rowStart, int rowEnd, int colStart, int k, int n, bool accumulate)
+    private static unsafe void ScalarColumns(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int rowStart, int rowEnd, int colStart, int k, int n, bool accumulate)
     {
         for (int i = rowStart; i < rowEnd; i++)
         {
             float* ai = a + (nint)i * rsA;
             for (int j = colStart; j < n; j++)
             {
-                float sum = accumulate ? c[(nint)i * n + j] : 0f;
+                float sum = accumulate ? c[(nint)i * ldc + j] : 0f;
                 for (int p = 0; p < k; p++)
                     sum = MathF.FusedMultiplyAdd(ai[(nint)p * csA], b[(nint)p * ldb + j], sum);
-                c[(nint)i * n + j] = sum;
+                c[(nint)i * ldc + j] = sum;
             }
         }
     }

@@ -32,12 +32,29 @@ public static class Attention
         if (heads <= 0 || query.OutFeatures % heads != 0 || key.OutFeatures != query.OutFeatures || value.OutFeatures != query.OutFeatures)
             throw new ArgumentException($"SelfAttention: {heads} heads must divide the projections' width; query, key and value give {query.OutFeatures}, {key.OutFeatures} and {value.OutFeatures}.", nameof(heads));
         int headSize = query.OutFeatures / heads;
-        var q = Ops.SplitHeads(query.Forward(hidden), batch.BatchSize, heads);
-        var k = Ops.SplitHeads(key.Forward(hidden), batch.BatchSize, heads);
-        var v = Ops.SplitHeads(value.Forward(hidden), batch.BatchSize, heads);
-        var scores = Ops.BatchedMatMul(q, k, transposeB: true);
-        var probabilities = Ops.AttentionSoftmax(scores, batch.AttentionMask, causal, 1f / MathF.Sqrt(headSize));
-        if (dropout > 0f && dropoutRng != null) probabilities = Ops.Dropout(probabilities, dropout, dropoutRng);
-        return Ops.MergeHeads(Ops.BatchedMatMul(probabilities, v));
+        long mark = TransformerProfiler.Start();
+        var q = query.Forward(hidden);
+        var k = key.Forward(hidden);
+        var v = value.Forward(hidden);
+        mark = TransformerProfiler.Stop(TransformerStage.QkvProjection, mark);
+        Tensor context;
+        if (!Tensor.IsGradEnabled && !(dropout > 0f && dropoutRng != null))
+        {
+            // Nothing is recorded (NoGrad): the fused kernel gives the same bits without the head-major copies,
+            // the [B, H, T, T] tensors and the per-op dispatches.
+            context = Ops.SelfAttentionInference(q, k, v, batch.BatchSize, heads, batch.AttentionMask, causal);
+        }
+        else
+        {
+            var qh = Ops.SplitHeads(q, batch.BatchSize, heads);
+            var kh = Ops.SplitHeads(k, batch.BatchSize, heads);
+            var vh = Ops.SplitHeads(v, batch.BatchSize, heads);
+            var scores = Ops.BatchedMatMul(qh, kh, transposeB: true);
+            var probabilities = Ops.AttentionSoftmax(scores, batch.AttentionMask, causal, 1f / MathF.Sqrt(headSize));
+            if (dropout > 0f && dropoutRng != null) probabilities = Ops.Dropout(probabilities, dropout, dropoutRng);
+            context = Ops.MergeHeads(Ops.BatchedMatMul(probabilities, vh));
+        }
+        TransformerProfiler.Stop(TransformerStage.Attention, mark);
+        return context;
     }
 }

@@ -45,12 +45,15 @@ public static class Bert
         if (tokenTypeIds != null && tokenTypeIds.Length != batch.Rows)
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"Bert.Embed: {tokenTypeIds.Length} token type ids for {batch.Rows} tokens."), nameof(tokenTypeIds));
+        long mark = TransformerProfiler.Start();
         var positions = new int[batch.Rows];
         for (int i = 0; i < positions.Length; i++) positions[i] = i % batch.SequenceLength;
         var sum = Ops.Add(word.Forward(tokenIds), position.Forward(positions));
         if (tokenType != null) sum = Ops.Add(sum, tokenType.Forward(tokenTypeIds ?? new int[batch.Rows]));
         var hidden = norm.Forward(sum);
-        return dropout > 0f && dropoutRng != null ? Ops.Dropout(hidden, dropout, dropoutRng) : hidden;
+        if (dropout > 0f && dropoutRng != null) hidden = Ops.Dropout(hidden, dropout, dropoutRng);
+        TransformerProfiler.Stop(TransformerStage.Embeddings, mark);
+        return hidden;
     }
 
     /// <summary>
@@ -70,14 +73,30 @@ public static class Bert
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(batch);
         bool drop = dropout > 0f && dropoutRng != null;
+        // Under NoGrad nothing is recorded, so the residual adds, LayerNorms and GELU may overwrite the fresh Linear
+        // outputs in place (same arithmetic, same bits) instead of allocating a tensor per op.
+        bool inference = !Tensor.IsGradEnabled && !drop;
         var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
+        long mark = TransformerProfiler.Start();
         var attended = parts.AttentionOutput.Forward(context);
+        mark = TransformerProfiler.Stop(TransformerStage.AttentionOutput, mark);
         if (drop) attended = Ops.Dropout(attended, dropout, dropoutRng!);
-        var h = parts.AttentionNorm.Forward(Ops.Add(attended, hidden));
-        var intermediate = Ops.GeluErf(parts.Intermediate.Forward(h));
+        var h = inference
+            ? Ops.ResidualLayerNormInPlace(attended, hidden, parts.AttentionNorm.Weight, parts.AttentionNorm.Bias, parts.AttentionNorm.Epsilon)
+            : parts.AttentionNorm.Forward(Ops.Add(attended, hidden));
+        mark = TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
+        var intermediate = parts.Intermediate.Forward(h);
+        mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
+        intermediate = inference ? Ops.GeluErfInPlace(intermediate) : Ops.GeluErf(intermediate);
+        mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
         var output = parts.Output.Forward(intermediate);
+        mark = TransformerProfiler.Stop(TransformerStage.Output, mark);
         if (drop) output = Ops.Dropout(output, dropout, dropoutRng!);
-        return parts.OutputNorm.Forward(Ops.Add(output, h));
+        var result = inference
+            ? Ops.ResidualLayerNormInPlace(output, h, parts.OutputNorm.Weight, parts.OutputNorm.Bias, parts.OutputNorm.Epsilon)
+            : parts.OutputNorm.Forward(Ops.Add(output, h));
+        TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
+        return result;
     }
 
     /// <summary>
@@ -90,6 +109,7 @@ public static class Bert
         ArgumentNullException.ThrowIfNull(batch);
         if (hidden.Rank != 2 || hidden.Shape[0] != batch.Rows)
             throw new ArgumentException($"Bert.MeanPool: hidden states must be [B * T, C] = [{batch.Rows}, C]; got {Tensor.FormatShape(hidden.Shape)}.", nameof(hidden));
+        long mark = TransformerProfiler.Start();
         int channels = hidden.Shape[1], seq = batch.SequenceLength;
         var weights = new float[batch.Rows];
         for (int b = 0; b < batch.BatchSize; b++)
@@ -103,6 +123,7 @@ public static class Bert
         for (int r = 0; r < batch.Rows; r++)
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(hidden.Data.AsSpan(r * channels, channels), weights[r],
                 y.Data.AsSpan(r / seq * channels, channels), y.Data.AsSpan(r / seq * channels, channels));
+        TransformerProfiler.Stop(TransformerStage.Pooling, mark);
         return Tensor.Record(y, () =>
         {
             var g = hidden.GradSpan();

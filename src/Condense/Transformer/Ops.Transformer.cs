@@ -1,5 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Condense.Kernels;
+using Condense.Transformer;
 
 namespace Condense;
 
@@ -37,20 +39,45 @@ public static partial class Ops
         ForRows(rows, channels, (start, end) =>
         {
             for (int r = start; r < end; r++)
-            {
-                var row = xs.AsSpan(r * channels, channels);
-                var output = ys.AsSpan(r * channels, channels);
-                float m = TensorPrimitives.Sum(row) / channels;
-                TensorPrimitives.Subtract(row, m, output);
-                float variance = TensorPrimitives.SumOfSquares(output) / channels;
-                float s = 1f / MathF.Sqrt(variance + epsilon);
-                TensorPrimitives.Multiply(output, s, output);
-                TensorPrimitives.FusedMultiplyAdd(output, w, b, output);
-                mean[r] = m;
-                rstd[r] = s;
-            }
+                (mean[r], rstd[r]) = LayerNormRow(xs.AsSpan(r * channels, channels), ys.AsSpan(r * channels, channels), w, b, epsilon);
         });
         return Tensor.Record(y, () => LayerNormBackward(x, weight, bias, y.Grad!.Data, mean, rstd, rows, channels), x, weight, bias);
+    }
+
+    /// <summary>One row of <see cref="LayerNorm(Tensor, Tensor, Tensor, float)"/>; <paramref name="output"/> may be <paramref name="row"/>.</summary>
+    private static (float Mean, float Rstd) LayerNormRow(ReadOnlySpan<float> row, Span<float> output, ReadOnlySpan<float> w, ReadOnlySpan<float> b, float epsilon)
+    {
+        int channels = row.Length;
+        float m = TensorPrimitives.Sum(row) / channels;
+        TensorPrimitives.Subtract(row, m, output);
+        float variance = TensorPrimitives.SumOfSquares(output) / channels;
+        float s = 1f / MathF.Sqrt(variance + epsilon);
+        TensorPrimitives.Multiply(output, s, output);
+        TensorPrimitives.FusedMultiplyAdd(output, w, b, output);
+        return (m, s);
+    }
+
+    /// <summary>
+    /// Inference only (records nothing): x = LayerNorm(x + residual) in place, with the bits of
+    /// <c>LayerNorm(Add(x, residual))</c>. x must be a fresh tensor nothing else reads (a Linear's output).
+    /// </summary>
+    internal static Tensor ResidualLayerNormInPlace(Tensor x, Tensor residual, Tensor weight, Tensor bias, float epsilon)
+    {
+        int channels = x.Shape[^1];
+        if (!x.Shape.AsSpan().SequenceEqual(residual.Shape) || weight.Length != channels || bias.Length != channels)
+            throw ShapeError(nameof(LayerNorm), "x and residual of equal shapes [..., C], weight and bias [C]", x, residual);
+        int rows = x.Length / channels;
+        float[] xs = x.Data, rs = residual.Data, w = weight.Data, b = bias.Data;
+        ForRows(rows, channels, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                var row = xs.AsSpan(r * channels, channels);
+                TensorPrimitives.Add(row, rs.AsSpan(r * channels, channels), row);
+                LayerNormRow(row, row, w, b, epsilon);
+            }
+        });
+        return x;
     }
 
     private static void LayerNormBackward(Tensor x, Tensor weight, Tensor bias, float[] dy, float[] mean, float[] rstd, int rows, int channels)
@@ -136,16 +163,64 @@ public static partial class Ops
         return 0.5f + MathF.CopySign(half, x);
     }
 
-    /// <summary>y = x Phi(x) over spans, in blocks that stay in L1; each step is one vectorized pass.</summary>
-    private static void GeluErfForward(ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>
+    /// Inference only (records nothing): x = x Phi(x) in place, with the bits of <see cref="GeluErf"/>. x must be a
+    /// fresh tensor nothing else reads (a Linear's output).
+    /// </summary>
+    internal static Tensor GeluErfInPlace(Tensor x)
+    {
+        float[] xs = x.Data;
+        ForChunks(xs.Length, (start, end) => GeluErfForward(xs.AsSpan(start, end - start), xs.AsSpan(start, end - start)));
+        return x;
+    }
+
+    /// <summary>
+    /// y = x Phi(x) over spans; y may be x. With 512-bit vectors each vector goes through every step in registers
+    /// (one pass over memory instead of twenty); the steps and their order are those of <see cref="GeluErfPasses"/>,
+    /// so the bits are the same (tested), and the tail of fewer than 16 values takes the passes.
+    /// </summary>
+    private static unsafe void GeluErfForward(ReadOnlySpan<float> x, Span<float> y)
+    {
+        int done = 0;
+        if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
+        {
+            int count = x.Length - x.Length % Vector512<float>.Count;
+            fixed (float* px = x, py = y)
+                for (; done < count; done += Vector512<float>.Count)
+                    Vector512.Store(GeluErf512(Vector512.Load(px + done)), py + done);
+        }
+        if (done < x.Length) GeluErfPasses(x[done..], y[done..]);
+    }
+
+    /// <summary>One vector of <see cref="GeluErfPasses"/>, step for step (unfused multiply-adds, as TensorPrimitives.MultiplyAdd).</summary>
+    private static Vector512<float> GeluErf512(Vector512<float> x)
+    {
+        var z = Vector512.Abs(x) * InverseSqrt2;
+        var t = Vector512.Create(1f) / (z * ErfP + Vector512.Create(1f));
+        var y = t * ErfA5 + Vector512.Create(ErfA4);
+        y = y * t + Vector512.Create(ErfA3);
+        y = y * t + Vector512.Create(ErfA2);
+        y = y * t + Vector512.Create(ErfA1);
+        y *= t;
+        var e = Vector512.Exp(-(z * z));
+        y = y * e * -0.5f + Vector512.Create(0.5f);
+        y = Vector512.CopySign(y, x) + Vector512.Create(0.5f);
+        return y * x;
+    }
+
+    /// <summary>y = x Phi(x) over spans, in blocks that stay in L1; each step is one vectorized pass. y may be x.</summary>
+    internal static void GeluErfPasses(ReadOnlySpan<float> x, Span<float> y)
     {
         const int Block = 512;
         Span<float> z = stackalloc float[Block];
         Span<float> t = stackalloc float[Block];
+        Span<float> copy = stackalloc float[Block];
         for (int start = 0; start < x.Length; start += Block)
         {
             int n = Math.Min(Block, x.Length - start);
-            var xs = x.Slice(start, n);
+            // The last steps read x after y was written: a copy of the block keeps an in-place call exact.
+            var xs = copy[..n];
+            x.Slice(start, n).CopyTo(xs);
             var ys = y.Slice(start, n);
             var zs = z[..n];
             var ts = t[..n];
@@ -283,6 +358,73 @@ public static partial class Ops
                 TensorPrimitives.MultiplyAdd(tmp, scale, g, g);
             }
         });
+    }
+
+    /// <summary>
+    /// Inference only (records nothing): multi-head self-attention on the projections' rows, q, k, v [B * T, H * D],
+    /// to the merged context [B * T, H * D], with the bits of SplitHeads, <see cref="BatchedMatMul"/> (Q K^T),
+    /// <see cref="AttentionSoftmax"/> (scale 1 / sqrt(D)), BatchedMatMul (P V) and MergeHeads: each (sequence, head)
+    /// reads its columns in place and writes its slice of the context, on one thread, the pairs spread over threads.
+    /// </summary>
+    internal static unsafe Tensor SelfAttentionInference(Tensor q, Tensor k, Tensor v, int batch, int heads, int[]? keyMask, bool causal)
+    {
+        int rows = q.Shape[0], channels = q.Shape[1];
+        if (q.Rank != 2 || !q.Shape.AsSpan().SequenceEqual(k.Shape) || !q.Shape.AsSpan().SequenceEqual(v.Shape) || rows % batch != 0 || channels % heads != 0)
+            throw ShapeError(nameof(SelfAttentionInference), "q, k and v of one shape [B * T, H * D]", q, k);
+        int seq = rows / batch, size = channels / heads;
+        if (keyMask != null && keyMask.Length != rows)
+            throw new ArgumentException($"SelfAttentionInference: the key mask has {keyMask.Length} entries; {batch} sequences of {seq} need {rows}.", nameof(keyMask));
+        float scale = 1f / MathF.Sqrt(size);
+        var context = Tensor.Zeros(rows, channels);
+        float[] qs = q.Data, ks = k.Data, vs = v.Data, cs = context.Data;
+        int pairs = batch * heads;
+        // Score rows are padded with zero keys to whole vectors (16 floats covers every SIMD width), so Q K^T runs on
+        // the vector kernel even at a few tokens; the padded scores are never read.
+        int stride = (seq + 15) / 16 * 16;
+        Action<int, int> body = (start, end) =>
+        {
+            var keysT = new float[size * stride];     // K_h^T [D, T]: the kernel's right operand is row-major
+            var scores = new float[seq * stride];
+            fixed (float* pq = qs, pk = ks, pv = vs, pc = cs, pkt = keysT, ps = scores)
+            {
+                for (int pair = start; pair < end; pair++)
+                {
+                    int b = pair / heads, h = pair % heads;
+                    nint offset = (nint)b * seq * channels + h * size;
+                    long mark = TransformerProfiler.Start();
+                    for (int j = 0; j < seq; j++)
+                    {
+                        float* keyRow = pk + offset + (nint)j * channels;
+                        for (int d = 0; d < size; d++) pkt[d * stride + j] = keyRow[d];
+                    }
+                    Gemm.MatMulStrided(pq + offset, channels, pkt, stride, ps, stride, seq, size, stride);
+                    mark = TransformerProfiler.Stop(TransformerStage.AttentionScores, mark);
+                    for (int i = 0; i < seq; i++)
+                    {
+                        // As AttentionSoftmax: scale, mask padded (and, causal, later) keys to -infinity, softmax.
+                        int visible = causal ? i + 1 : seq;
+                        var row = scores.AsSpan(i * stride, seq);
+                        var shown = row[..visible];
+                        TensorPrimitives.Multiply(shown, scale, shown);
+                        if (keyMask != null)
+                        {
+                            var m = keyMask.AsSpan(b * seq, visible);
+                            for (int j = 0; j < visible; j++)
+                                if (m[j] == 0) shown[j] = float.NegativeInfinity;
+                        }
+                        SoftmaxRow(shown, shown);
+                        row[visible..].Clear();
+                    }
+                    mark = TransformerProfiler.Stop(TransformerStage.AttentionSoftmax, mark);
+                    Gemm.MatMulStrided(ps, stride, pv + offset, channels, pc + offset, channels, seq, seq, size);
+                    TransformerProfiler.Stop(TransformerStage.AttentionContext, mark);
+                }
+            }
+        };
+        // A pair is ~2 T^2 D multiply-adds: at a few tokens the whole layer's attention is cheaper than a dispatch.
+        if (pairs < 2 || (long)pairs * seq * seq * size < 1L << 14) body(0, pairs);
+        else WorkerPool.Shared.For(pairs, body, Gemm.MaxDegreeOfParallelism);
+        return context;
     }
 
     /// <summary>
