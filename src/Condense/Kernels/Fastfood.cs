@@ -203,56 +203,98 @@ public sealed unsafe class Fastfood
     private void Run<TV>(ReadOnlySpan<float> input, Span<float> output, bool transpose, int bits) where TV : struct, IFastfoodVec<TV>
     {
         int l = BlockLength;
-        float* a = Scratch(l, out float* u);
         fixed (float* ip = input, op = output)
         {
-            for (int k = 0; k < BlockCount; k++)
+            if (l < ParallelLength && BlockCount > 1 && WorkerPool.Shared.MaxDegreeOfParallelism > 1)
             {
-                fixed (ulong* signs = _signBits[k])
-                fixed (ushort* gaussians = _gaussians[k], gaussiansAdjoint = _gaussiansAdjoint[k], scales = _scaleDeviations[k])
-                fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], columnInverse = _columnInverse[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
+                // Short blocks (a subspace of d = 1e4 over D = 2e5 is 13 blocks of 2^14): one pass is a few microseconds,
+                // too short to split, so whole blocks go to the workers instead. The adjoint's blocks write their own
+                // d-vectors, summed afterwards in block order: the same additions in the same order as one thread.
+                float* partials = transpose ? PartialScratch(BlockCount * InputDimension) : null;
+                var blocks = new BlockJob<TV> { Owner = this, Input = ip, Output = op, Partials = partials, Transpose = transpose, Bits = bits };
+                WorkerPool.Shared.For(BlockCount, ref blocks);
+                if (transpose)
                 {
-                    int offset = k * l;
-                    var job = new Job<TV>
-                    {
-                        Signs = signs, Gaussians = gaussians, GaussiansAdjoint = gaussiansAdjoint, Scales = scales, ScaleBase = _scaleBase[k],
-                        RowCodes = rowCodes, ColumnCodes = columnCodes, ColumnInverse = columnInverse, Lanes = lanes, LanesInverse = lanesInverse,
-                        Length = l, Rows = _rows, Columns = _columns, Width = _width,
-                        Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
-                        InputDimension = InputDimension, Count = Math.Min(l, OutputDimension - offset),
-                    };
-                    job.Block = Math.Min(l, Math.Max(Hadamard.L2Bytes / sizeof(float), _width * _columns));
-                    job.L1 = Math.Min(job.Block, Hadamard.L1Bytes / sizeof(float));
-                    // Whole rows of the C x R view per unit, so a unit's rows are finished when its wide stages are.
-                    job.Unit = Math.Min(job.Block, Math.Max(1024, _rows));
-                    int wideUnits = job.Block < l ? job.Block / job.Unit : 0;
-                    if (transpose)
-                    {
-                        // S y -> A (first H) -> Out (G and Pi^T through a per-thread strip, second H) -> B -> x.
-                        job.Source = ip + offset;
-                        job.Destination = op;
-                        job.Accumulate = k > 0;
-                        job.A = a;
-                        // x doubles as the last work buffer when it is the whole result: one 4 MiB buffer less in cache at 2^20.
-                        job.Out = BlockCount == 1 && InputDimension == l ? op : u;
-                        Phase(ref job, Step.ScaleAndTransform, l / job.Block);
-                        Phase(ref job, Step.Wide, wideUnits);
-                        Phase(ref job, Step.UnshuffleAndTransform, l / job.Block);
-                        Phase(ref job, Step.WideAndSigns, wideUnits);
-                    }
-                    else
-                    {
-                        // B x -> A (first H) -> Out (Pi and G through a per-thread strip, second H) -> S -> y.
-                        job.Source = ip;
-                        job.Destination = op + offset;
-                        job.A = a;
-                        job.Out = job.Count == l ? op + offset : u;
-                        Phase(ref job, Step.SignsAndTransform, l / job.Block);
-                        Phase(ref job, Step.Wide, wideUnits);
-                        Phase(ref job, Step.ShuffleAndTransform, l / job.Block);
-                        Phase(ref job, Step.WideAndScales, wideUnits);
-                    }
+                    var x = new Span<float>(op, InputDimension);
+                    new ReadOnlySpan<float>(partials, InputDimension).CopyTo(x);
+                    for (int k = 1; k < BlockCount; k++)
+                        System.Numerics.Tensors.TensorPrimitives.Add(x, new ReadOnlySpan<float>(partials + (nint)k * InputDimension, InputDimension), x);
                 }
+                return;
+            }
+            for (int k = 0; k < BlockCount; k++)
+                RunBlock<TV>(k, ip, transpose ? op : op + (nint)k * l, transpose, accumulate: transpose && k > 0, bits);
+        }
+    }
+
+    /// <summary>Whole blocks per index, for <see cref="Run{TV}"/>'s short-block path.</summary>
+    private struct BlockJob<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
+    {
+        public Fastfood Owner;
+        public float* Input, Output, Partials;
+        public bool Transpose;
+        public int Bits;
+
+        public readonly void Invoke(int start, int end)
+        {
+            int l = Owner.BlockLength, d = Owner.InputDimension;
+            for (int k = start; k < end; k++)
+                Owner.RunBlock<TV>(k, Input, Transpose ? Partials + (nint)k * d : Output + (nint)k * l, Transpose, accumulate: false, Bits);
+        }
+    }
+
+    /// <summary>
+    /// Block <paramref name="k"/>: forward, y[kL, kL + Count) = V_k x into <paramref name="destination"/> (the block's
+    /// slice of y); adjoint, V_k^T y_k into the d values at <paramref name="destination"/>, added to them when
+    /// <paramref name="accumulate"/>. Uses the calling thread's scratch.
+    /// </summary>
+    private void RunBlock<TV>(int k, float* ip, float* destination, bool transpose, bool accumulate, int bits) where TV : struct, IFastfoodVec<TV>
+    {
+        int l = BlockLength;
+        float* a = Scratch(l, out float* u);
+        fixed (ulong* signs = _signBits[k])
+        fixed (ushort* gaussians = _gaussians[k], gaussiansAdjoint = _gaussiansAdjoint[k], scales = _scaleDeviations[k])
+        fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], columnInverse = _columnInverse[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
+        {
+            int offset = k * l;
+            var job = new Job<TV>
+            {
+                Signs = signs, Gaussians = gaussians, GaussiansAdjoint = gaussiansAdjoint, Scales = scales, ScaleBase = _scaleBase[k],
+                RowCodes = rowCodes, ColumnCodes = columnCodes, ColumnInverse = columnInverse, Lanes = lanes, LanesInverse = lanesInverse,
+                Length = l, Rows = _rows, Columns = _columns, Width = _width,
+                Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
+                InputDimension = InputDimension, Count = Math.Min(l, OutputDimension - offset),
+            };
+            job.Block = Math.Min(l, Math.Max(Hadamard.L2Bytes / sizeof(float), _width * _columns));
+            job.L1 = Math.Min(job.Block, Hadamard.L1Bytes / sizeof(float));
+            // Whole rows of the C x R view per unit, so a unit's rows are finished when its wide stages are.
+            job.Unit = Math.Min(job.Block, Math.Max(1024, _rows));
+            int wideUnits = job.Block < l ? job.Block / job.Unit : 0;
+            if (transpose)
+            {
+                // S y -> A (first H) -> Out (G and Pi^T through a per-thread strip, second H) -> B -> x.
+                job.Source = ip + offset;
+                job.Destination = destination;
+                job.Accumulate = accumulate;
+                job.A = a;
+                // x doubles as the last work buffer when it is the whole result: one 4 MiB buffer less in cache at 2^20.
+                job.Out = BlockCount == 1 && InputDimension == l ? destination : u;
+                Phase(ref job, Step.ScaleAndTransform, l / job.Block);
+                Phase(ref job, Step.Wide, wideUnits);
+                Phase(ref job, Step.UnshuffleAndTransform, l / job.Block);
+                Phase(ref job, Step.WideAndSigns, wideUnits);
+            }
+            else
+            {
+                // B x -> A (first H) -> Out (Pi and G through a per-thread strip, second H) -> S -> y.
+                job.Source = ip;
+                job.Destination = destination;
+                job.A = a;
+                job.Out = job.Count == l ? destination : u;
+                Phase(ref job, Step.SignsAndTransform, l / job.Block);
+                Phase(ref job, Step.Wide, wideUnits);
+                Phase(ref job, Step.ShuffleAndTransform, l / job.Block);
+                Phase(ref job, Step.WideAndScales, wideUnits);
             }
         }
     }
@@ -855,6 +897,16 @@ public sealed unsafe class Fastfood
 
     // W rows of the transposed view per worker thread for the forward's fused Pi (64 KiB at 2^20).
     [ThreadStatic] private static float[]? t_strip;
+
+    // The adjoint's per-block d-vectors on the short-block parallel path (BlockCount x d floats, about D).
+    [ThreadStatic] private static float[]? t_partials;
+
+    private static float* PartialScratch(int length)
+    {
+        if (t_partials is null || t_partials.Length < length + 16) t_partials = GC.AllocateUninitializedArray<float>(length + 16, pinned: true);
+        nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t_partials));
+        return (float*)((start + 63) & ~(nint)63);
+    }
 
     private static float* StripScratch(int length)
     {
