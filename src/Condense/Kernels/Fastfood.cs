@@ -235,6 +235,7 @@ public sealed unsafe class Fastfood
         public bool Transpose;
         public int Bits;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke(int start, int end)
         {
             int l = Owner.BlockLength, d = Owner.InputDimension;
@@ -248,6 +249,7 @@ public sealed unsafe class Fastfood
     /// slice of y); adjoint, V_k^T y_k into the d values at <paramref name="destination"/>, added to them when
     /// <paramref name="accumulate"/>. Uses the calling thread's scratch.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RunBlock<TV>(int k, float* ip, float* destination, bool transpose, bool accumulate, int bits) where TV : struct, IFastfoodVec<TV>
     {
         int l = BlockLength;
@@ -313,6 +315,9 @@ public sealed unsafe class Fastfood
         ScaleAndTransform, UnshuffleAndTransform, WideAndSigns,
     }
 
+    // The hot methods below are AggressiveOptimization: their Tier-0 code (every vector wrapper a call) is several
+    // times slower, and a training run's first steps, or a short benchmark, would otherwise run it for a while.
+
     /// <summary>One Fastfood block's passes; Invoke runs items [start, end) of the current step.</summary>
     private struct Job<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
     {
@@ -325,6 +330,7 @@ public sealed unsafe class Fastfood
         public bool Vector512Permute, Accumulate;
         public Step Step;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke(int start, int end)
         {
             switch (Step)
@@ -421,6 +427,7 @@ public sealed unsafe class Fastfood
         /// All stages below Block on one block, after multiplying it by <paramref name="diagonal"/> (bfloat16) if given, in
         /// the first pass, which reads it in order; when Block is L and <paramref name="last"/>, hands the result to the step's sink.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void Transform(float* block, bool last, ushort* diagonal = null)
         {
             int w = TV.Count;
@@ -446,6 +453,7 @@ public sealed unsafe class Fastfood
         }
 
         /// <summary>destination[i] = B[q0 + i] source[i] for i &lt; valid, 0 up to length.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void SignsPadded(float* destination, float* source, ulong* signs, int q0, int valid, int length)
         {
             int w = TV.Count, i = 0;
@@ -455,6 +463,7 @@ public sealed unsafe class Fastfood
         }
 
         /// <summary>destination[i] = (base + deviation[i]) source[i] for i &lt; valid, 0 up to length.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void ScalesPadded(float* destination, float* source, ushort* deviations, float scaleBase, int valid, int length)
         {
             int w = TV.Count, i = 0;
@@ -583,6 +592,7 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>u[w v + l, r] = a[r, w pi_r(v) + lambda_(r,v)(l)] for the block columns [v0, v1): shuffle rows, transpose.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsToColumns(float* a, float* u, int* codes, int* lanes, int rows, int columns, int w, int v0, int v1)
     {
         int blocks = columns / w;
@@ -597,6 +607,7 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>The inverse of <see cref="RowsToColumns"/>: a[r, w pi_r(v) + lambda_(r,v)(l)] = u[w v + l, r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ColumnsToRows(float* u, float* a, int* codes, int* lanes, int rows, int columns, int w, int s0, int s1)
     {
         int blocks = columns / w;
@@ -611,6 +622,7 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>out[q] = g[q] u[c, w rho_c(v) + mu_(c,v)(m)] for q = c R + w v + m in [q0, q1): shuffle each row of u, times G.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GatherColumns(float* u, float* output, int* codes, int* lanes, ushort* g, int rows, int w, int q0, int q1)
     {
         for (int q = q0; q < q1; q += w)
@@ -626,6 +638,7 @@ public sealed unsafe class Fastfood
     /// The adjoint of <see cref="GatherColumns"/>'s shuffle (G comes later) for the columns [w z, w z + w) of u: strip[c w + mu(m)] = y[q],
     /// q = c R + w v + m with rho_c(v) = z (<paramref name="inverseCodes"/> holds v and the lane table per (c, z)).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScatterStrip(float* y, float* strip, int* inverseCodes, int* lanes, int rows, int columns, int w, int z)
     {
         int blocks = rows / w;
