@@ -12,7 +12,9 @@ namespace Condense.Benchmarks;
 /// <code>
 ///   --quick                     the quick subset, one table in under a minute
 ///   --quick --full              every shape, batch and format (minutes)
-///   --quick generator           generator + analyzer on a 1,000-layer model: ms per full run, incremental check
+///   --quick generator           generator + analyzer on a 1,000-layer model: ms per full run, incremental check;
+///                               then growth at 1,000 / 3,000 / 10,000 layers, flat and mixture of experts
+///   --quick generator growth    only the growth table
 ///   --quick load                ModelFile.Load of a 256 MiB model: checksum cost vs load time, allocations / file size
 ///   --quick gptq                seconds to GPTQ one 4096 x 4096 layer from 128 calibration rows
 ///   --quick --peers             side by side with ONNX Runtime on the same codes (Peers/PeersMode.cs; exits 1 on a wrong output)
@@ -24,6 +26,7 @@ public static class QuickMode
 {
     public static int Run(string[] args)
     {
+        if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();
         if (args.Contains("load")) return Files.LoadQuick.Run();
         if (args.Contains("gptq")) return Gptq.GptqQuick.Run();

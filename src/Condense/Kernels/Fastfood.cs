@@ -203,56 +203,100 @@ public sealed unsafe class Fastfood
     private void Run<TV>(ReadOnlySpan<float> input, Span<float> output, bool transpose, int bits) where TV : struct, IFastfoodVec<TV>
     {
         int l = BlockLength;
-        float* a = Scratch(l, out float* u);
         fixed (float* ip = input, op = output)
         {
-            for (int k = 0; k < BlockCount; k++)
+            if (l < ParallelLength && BlockCount > 1 && WorkerPool.Shared.MaxDegreeOfParallelism > 1)
             {
-                fixed (ulong* signs = _signBits[k])
-                fixed (ushort* gaussians = _gaussians[k], gaussiansAdjoint = _gaussiansAdjoint[k], scales = _scaleDeviations[k])
-                fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], columnInverse = _columnInverse[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
+                // Short blocks (a subspace of d = 1e4 over D = 2e5 is 13 blocks of 2^14): one pass is a few microseconds,
+                // too short to split, so whole blocks go to the workers instead. The adjoint's blocks write their own
+                // d-vectors, summed afterwards in block order: the same additions in the same order as one thread.
+                float* partials = transpose ? PartialScratch(BlockCount * InputDimension) : null;
+                var blocks = new BlockJob<TV> { Owner = this, Input = ip, Output = op, Partials = partials, Transpose = transpose, Bits = bits };
+                WorkerPool.Shared.For(BlockCount, ref blocks);
+                if (transpose)
                 {
-                    int offset = k * l;
-                    var job = new Job<TV>
-                    {
-                        Signs = signs, Gaussians = gaussians, GaussiansAdjoint = gaussiansAdjoint, Scales = scales, ScaleBase = _scaleBase[k],
-                        RowCodes = rowCodes, ColumnCodes = columnCodes, ColumnInverse = columnInverse, Lanes = lanes, LanesInverse = lanesInverse,
-                        Length = l, Rows = _rows, Columns = _columns, Width = _width,
-                        Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
-                        InputDimension = InputDimension, Count = Math.Min(l, OutputDimension - offset),
-                    };
-                    job.Block = Math.Min(l, Math.Max(Hadamard.L2Bytes / sizeof(float), _width * _columns));
-                    job.L1 = Math.Min(job.Block, Hadamard.L1Bytes / sizeof(float));
-                    // Whole rows of the C x R view per unit, so a unit's rows are finished when its wide stages are.
-                    job.Unit = Math.Min(job.Block, Math.Max(1024, _rows));
-                    int wideUnits = job.Block < l ? job.Block / job.Unit : 0;
-                    if (transpose)
-                    {
-                        // S y -> A (first H) -> Out (G and Pi^T through a per-thread strip, second H) -> B -> x.
-                        job.Source = ip + offset;
-                        job.Destination = op;
-                        job.Accumulate = k > 0;
-                        job.A = a;
-                        // x doubles as the last work buffer when it is the whole result: one 4 MiB buffer less in cache at 2^20.
-                        job.Out = BlockCount == 1 && InputDimension == l ? op : u;
-                        Phase(ref job, Step.ScaleAndTransform, l / job.Block);
-                        Phase(ref job, Step.Wide, wideUnits);
-                        Phase(ref job, Step.UnshuffleAndTransform, l / job.Block);
-                        Phase(ref job, Step.WideAndSigns, wideUnits);
-                    }
-                    else
-                    {
-                        // B x -> A (first H) -> Out (Pi and G through a per-thread strip, second H) -> S -> y.
-                        job.Source = ip;
-                        job.Destination = op + offset;
-                        job.A = a;
-                        job.Out = job.Count == l ? op + offset : u;
-                        Phase(ref job, Step.SignsAndTransform, l / job.Block);
-                        Phase(ref job, Step.Wide, wideUnits);
-                        Phase(ref job, Step.ShuffleAndTransform, l / job.Block);
-                        Phase(ref job, Step.WideAndScales, wideUnits);
-                    }
+                    var x = new Span<float>(op, InputDimension);
+                    new ReadOnlySpan<float>(partials, InputDimension).CopyTo(x);
+                    for (int k = 1; k < BlockCount; k++)
+                        System.Numerics.Tensors.TensorPrimitives.Add(x, new ReadOnlySpan<float>(partials + (nint)k * InputDimension, InputDimension), x);
                 }
+                return;
+            }
+            for (int k = 0; k < BlockCount; k++)
+                RunBlock<TV>(k, ip, transpose ? op : op + (nint)k * l, transpose, accumulate: transpose && k > 0, bits);
+        }
+    }
+
+    /// <summary>Whole blocks per index, for <see cref="Run{TV}"/>'s short-block path.</summary>
+    private struct BlockJob<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
+    {
+        public Fastfood Owner;
+        public float* Input, Output, Partials;
+        public bool Transpose;
+        public int Bits;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke(int start, int end)
+        {
+            int l = Owner.BlockLength, d = Owner.InputDimension;
+            for (int k = start; k < end; k++)
+                Owner.RunBlock<TV>(k, Input, Transpose ? Partials + (nint)k * d : Output + (nint)k * l, Transpose, accumulate: false, Bits);
+        }
+    }
+
+    /// <summary>
+    /// Block <paramref name="k"/>: forward, y[kL, kL + Count) = V_k x into <paramref name="destination"/> (the block's
+    /// slice of y); adjoint, V_k^T y_k into the d values at <paramref name="destination"/>, added to them when
+    /// <paramref name="accumulate"/>. Uses the calling thread's scratch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void RunBlock<TV>(int k, float* ip, float* destination, bool transpose, bool accumulate, int bits) where TV : struct, IFastfoodVec<TV>
+    {
+        int l = BlockLength;
+        float* a = Scratch(l, out float* u);
+        fixed (ulong* signs = _signBits[k])
+        fixed (ushort* gaussians = _gaussians[k], gaussiansAdjoint = _gaussiansAdjoint[k], scales = _scaleDeviations[k])
+        fixed (int* rowCodes = _rowCodes[k], columnCodes = _columnCodes[k], columnInverse = _columnInverse[k], lanes = _lanes[k], lanesInverse = _lanesInverse[k])
+        {
+            int offset = k * l;
+            var job = new Job<TV>
+            {
+                Signs = signs, Gaussians = gaussians, GaussiansAdjoint = gaussiansAdjoint, Scales = scales, ScaleBase = _scaleBase[k],
+                RowCodes = rowCodes, ColumnCodes = columnCodes, ColumnInverse = columnInverse, Lanes = lanes, LanesInverse = lanesInverse,
+                Length = l, Rows = _rows, Columns = _columns, Width = _width,
+                Vector512Permute = bits >= 512 && _width == 16 && Avx512F.IsSupported,
+                InputDimension = InputDimension, Count = Math.Min(l, OutputDimension - offset),
+            };
+            job.Block = Math.Min(l, Math.Max(Hadamard.L2Bytes / sizeof(float), _width * _columns));
+            job.L1 = Math.Min(job.Block, Hadamard.L1Bytes / sizeof(float));
+            // Whole rows of the C x R view per unit, so a unit's rows are finished when its wide stages are.
+            job.Unit = Math.Min(job.Block, Math.Max(1024, _rows));
+            int wideUnits = job.Block < l ? job.Block / job.Unit : 0;
+            if (transpose)
+            {
+                // S y -> A (first H) -> Out (G and Pi^T through a per-thread strip, second H) -> B -> x.
+                job.Source = ip + offset;
+                job.Destination = destination;
+                job.Accumulate = accumulate;
+                job.A = a;
+                // x doubles as the last work buffer when it is the whole result: one 4 MiB buffer less in cache at 2^20.
+                job.Out = BlockCount == 1 && InputDimension == l ? destination : u;
+                Phase(ref job, Step.ScaleAndTransform, l / job.Block);
+                Phase(ref job, Step.Wide, wideUnits);
+                Phase(ref job, Step.UnshuffleAndTransform, l / job.Block);
+                Phase(ref job, Step.WideAndSigns, wideUnits);
+            }
+            else
+            {
+                // B x -> A (first H) -> Out (Pi and G through a per-thread strip, second H) -> S -> y.
+                job.Source = ip;
+                job.Destination = destination;
+                job.A = a;
+                job.Out = job.Count == l ? destination : u;
+                Phase(ref job, Step.SignsAndTransform, l / job.Block);
+                Phase(ref job, Step.Wide, wideUnits);
+                Phase(ref job, Step.ShuffleAndTransform, l / job.Block);
+                Phase(ref job, Step.WideAndScales, wideUnits);
             }
         }
     }
@@ -271,6 +315,9 @@ public sealed unsafe class Fastfood
         ScaleAndTransform, UnshuffleAndTransform, WideAndSigns,
     }
 
+    // The hot methods below are AggressiveOptimization: their Tier-0 code (every vector wrapper a call) is several
+    // times slower, and a training run's first steps, or a short benchmark, would otherwise run it for a while.
+
     /// <summary>One Fastfood block's passes; Invoke runs items [start, end) of the current step.</summary>
     private struct Job<TV> : IRangeBody where TV : struct, IFastfoodVec<TV>
     {
@@ -283,6 +330,7 @@ public sealed unsafe class Fastfood
         public bool Vector512Permute, Accumulate;
         public Step Step;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke(int start, int end)
         {
             switch (Step)
@@ -379,6 +427,7 @@ public sealed unsafe class Fastfood
         /// All stages below Block on one block, after multiplying it by <paramref name="diagonal"/> (bfloat16) if given, in
         /// the first pass, which reads it in order; when Block is L and <paramref name="last"/>, hands the result to the step's sink.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void Transform(float* block, bool last, ushort* diagonal = null)
         {
             int w = TV.Count;
@@ -404,6 +453,7 @@ public sealed unsafe class Fastfood
         }
 
         /// <summary>destination[i] = B[q0 + i] source[i] for i &lt; valid, 0 up to length.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void SignsPadded(float* destination, float* source, ulong* signs, int q0, int valid, int length)
         {
             int w = TV.Count, i = 0;
@@ -413,6 +463,7 @@ public sealed unsafe class Fastfood
         }
 
         /// <summary>destination[i] = (base + deviation[i]) source[i] for i &lt; valid, 0 up to length.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void ScalesPadded(float* destination, float* source, ushort* deviations, float scaleBase, int valid, int length)
         {
             int w = TV.Count, i = 0;
@@ -541,6 +592,7 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>u[w v + l, r] = a[r, w pi_r(v) + lambda_(r,v)(l)] for the block columns [v0, v1): shuffle rows, transpose.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowsToColumns(float* a, float* u, int* codes, int* lanes, int rows, int columns, int w, int v0, int v1)
     {
         int blocks = columns / w;
@@ -555,6 +607,7 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>The inverse of <see cref="RowsToColumns"/>: a[r, w pi_r(v) + lambda_(r,v)(l)] = u[w v + l, r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ColumnsToRows(float* u, float* a, int* codes, int* lanes, int rows, int columns, int w, int s0, int s1)
     {
         int blocks = columns / w;
@@ -569,6 +622,7 @@ public sealed unsafe class Fastfood
     }
 
     /// <summary>out[q] = g[q] u[c, w rho_c(v) + mu_(c,v)(m)] for q = c R + w v + m in [q0, q1): shuffle each row of u, times G.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GatherColumns(float* u, float* output, int* codes, int* lanes, ushort* g, int rows, int w, int q0, int q1)
     {
         for (int q = q0; q < q1; q += w)
@@ -584,6 +638,7 @@ public sealed unsafe class Fastfood
     /// The adjoint of <see cref="GatherColumns"/>'s shuffle (G comes later) for the columns [w z, w z + w) of u: strip[c w + mu(m)] = y[q],
     /// q = c R + w v + m with rho_c(v) = z (<paramref name="inverseCodes"/> holds v and the lane table per (c, z)).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScatterStrip(float* y, float* strip, int* inverseCodes, int* lanes, int rows, int columns, int w, int z)
     {
         int blocks = rows / w;
@@ -855,6 +910,16 @@ public sealed unsafe class Fastfood
 
     // W rows of the transposed view per worker thread for the forward's fused Pi (64 KiB at 2^20).
     [ThreadStatic] private static float[]? t_strip;
+
+    // The adjoint's per-block d-vectors on the short-block parallel path (BlockCount x d floats, about D).
+    [ThreadStatic] private static float[]? t_partials;
+
+    private static float* PartialScratch(int length)
+    {
+        if (t_partials is null || t_partials.Length < length + 16) t_partials = GC.AllocateUninitializedArray<float>(length + 16, pinned: true);
+        nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t_partials));
+        return (float*)((start + 63) & ~(nint)63);
+    }
 
     private static float* StripScratch(int length)
     {

@@ -18,6 +18,7 @@ public sealed class SubspaceGroup
         Theta0 = theta0;
         Theta = new float[theta0.Length];
         GradientBuffer = new float[theta0.Length];
+        GradientCopied = new bool[parameters.Count];
     }
 
     /// <summary><c>model</c> for a global subspace, else the covered layer paths joined by '+'.</summary>
@@ -44,6 +45,9 @@ public sealed class SubspaceGroup
     internal float[] Theta0 { get; }
     internal float[] Theta { get; }
     internal float[] GradientBuffer { get; }
+
+    /// <summary>Per parameter: whether its gradient was copied into <see cref="GradientBuffer"/> in the current backward.</summary>
+    internal bool[] GradientCopied { get; }
 }
 
 /// <summary>
@@ -298,6 +302,12 @@ public class SubspaceModel : Module
         if (!force && _written && current.SequenceEqual(MemoryMarshal.Cast<float, int>(_lastCoordinates.AsSpan()))) return;
         foreach (var group in Groups)
         {
+            if (group.Projection is FastfoodProjection fastfood)
+            {
+                // theta0 + P d straight into the layers (Theta is only the kernel's output buffer here).
+                fastfood.ProjectInto(Coordinates.Data.AsSpan(group.Offset, group.Dimension), group.Theta0, group.Theta, group.Parameters);
+                continue;
+            }
             group.Theta0.CopyTo(group.Theta, 0);
             group.Projection.Project(Coordinates.Data.AsSpan(group.Offset, group.Dimension), group.Theta);
             int at = 0;
@@ -313,23 +323,35 @@ public class SubspaceModel : Module
 
     // theta (a one-element stand-in: its gradient lives in the group's buffer, reused every step) <- d, and each
     // parameter <- theta. The parameters' backward copy their gradients into the buffer; theta's backward applies P^T.
+    // The buffer is not cleared after each step (a pass over D): only the slices of parameters whose backward did not
+    // run this time are zeroed, since every other slice was just overwritten.
     private void Link(SubspaceGroup group)
     {
         var theta = new Tensor(new float[1], 1);
         var coordinates = Coordinates;
+        var copied = group.GradientCopied;
         Tensor.Record(theta, () =>
         {
+            int from = 0;
+            for (int i = 0; i < copied.Length; i++)
+            {
+                int length = group.Parameters[i].Value.Length;
+                if (!copied[i]) Array.Clear(group.GradientBuffer, from, length);
+                copied[i] = false;
+                from += length;
+            }
             group.Projection.ProjectTranspose(group.GradientBuffer, coordinates.GradSpan().Slice(group.Offset, group.Dimension));
-            Array.Clear(group.GradientBuffer);
         }, coordinates);
         int at = 0;
-        foreach (var (_, parameter) in group.Parameters)
+        for (int index = 0; index < group.Parameters.Count; index++)
         {
-            int start = at;
+            var parameter = group.Parameters[index].Value;
+            int start = at, slot = index;
             parameter.ReusesGradBuffer = true;
             Tensor.Record(parameter, () =>
             {
                 parameter.Grad!.Data.CopyTo(group.GradientBuffer, start);
+                copied[slot] = true;
                 theta.GradSpan()[0] = 1f; // marks theta as reached so Backward runs its P^T
             }, theta);
             at += parameter.Length;

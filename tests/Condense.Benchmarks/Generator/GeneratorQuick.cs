@@ -6,7 +6,8 @@ using Microsoft.CodeAnalysis;
 namespace Condense.Benchmarks.Generator;
 
 /// <summary>
-/// `--quick generator`: ms per full generator + analyzer run on the 1,000-layer model (target &lt;= 100 ms),
+/// `--quick generator`: ms per full generator + analyzer run on the 1,000-layer model (target &lt;= 100 ms), the growth
+/// table up to 10,000 layers (flat and a mixture of experts; target: linear),
 /// and whether an unrelated edit leaves every tracked step Cached/Unchanged (it must re-emit nothing).
 /// </summary>
 /// <remarks>
@@ -80,8 +81,90 @@ internal static class GeneratorQuick
         var check = IncrementalCheck(workload.RunAfterUnrelatedEdit());
         Console.WriteLine();
         Console.WriteLine(check.Text);
-        return check.Ok && generatorDiagnostics == 0 && analyzerDiagnostics.IsEmpty ? 0 : 1;
+        bool scaleOk = Scale(ScaleSizes);
+        return check.Ok && scaleOk && generatorDiagnostics == 0 && analyzerDiagnostics.IsEmpty ? 0 : 1;
     }
+
+    /// <summary>Model sizes of the growth table (Linear layers).</summary>
+    public static readonly int[] ScaleSizes = [1000, 3000, 10_000];
+
+    private const int ScaleRounds = 3;
+
+    /// <summary>
+    /// Growth: the flat model and a mixture of experts (nested block arrays) at each size. After a JIT warm-up on every
+    /// workload, <see cref="ScaleRounds"/> rounds each run every (model, size) once in turn, so a change of machine load
+    /// hits every row alike: generator, analyzer and the full run (min over rounds, wall clock), the full run's process
+    /// CPU time (all threads; less sensitive to neighbours than wall time), microseconds per layer, and the growth of
+    /// the per-layer time from the smallest size (1.0 = linear). Target: the full run linear in the layer count, i.e.
+    /// the per-layer time at each larger size within 1.5x of that at the smallest (issue 13).
+    /// </summary>
+    public static bool Scale(IReadOnlyList<int> sizes)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"growth with the model size: {ScaleRounds} interleaved rounds after a warm-up, min over rounds; load average {LoadAverage()}");
+        var cases = new List<(bool Moe, int Layers, GeneratorWorkload Workload)>();
+        bool ok = true;
+        foreach (bool moe in new[] { false, true })
+            foreach (int layers in sizes)
+            {
+                var workload = new GeneratorWorkload(layers, moe);
+                // Correctness and warm-up: the model must be error-free, and the JIT must have seen every path.
+                int diagnostics = workload.RunGenerator().Diagnostics.Length + workload.RunAnalyzer().Length;
+                if (diagnostics != 0) Console.WriteLine($"  {(moe ? "mixture of experts" : "flat")} {layers}: {diagnostics} diagnostics (expected none)");
+                ok &= diagnostics == 0;
+                workload.RunFull();
+                cases.Add((moe, layers, workload));
+            }
+        var generator = cases.Select(_ => new List<double>()).ToArray();
+        var analyzer = cases.Select(_ => new List<double>()).ToArray();
+        var full = cases.Select(_ => new List<double>()).ToArray();
+        var cpu = cases.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < ScaleRounds; round++)
+            for (int c = 0; c < cases.Count; c++)
+            {
+                var workload = cases[c].Workload;
+                generator[c].Add(Timed(() => workload.RunGenerator()).Wall);
+                analyzer[c].Add(Timed(() => workload.RunAnalyzer()).Wall);
+                var (wall, processor) = Timed(() => workload.RunFull());
+                full[c].Add(wall);
+                cpu[c].Add(processor);
+                Console.Error.Write($"\r  round {round + 1}/{ScaleRounds}, case {c + 1}/{cases.Count}        ");
+            }
+        Console.Error.Write($"\r{new string(' ', 40)}\r");
+
+        var table = new TextTable("model", "layers", "generator", "analyzer", "full run", "full run CPU", "full / layer", "CPU / layer", "growth per layer (wall, CPU)", "target");
+        for (int c = 0; c < cases.Count; c++)
+        {
+            int first = cases.FindIndex(x => x.Moe == cases[c].Moe);
+            double perLayer = full[c].Min() / cases[c].Layers, cpuPerLayer = cpu[c].Min() / cases[c].Layers;
+            double growth = perLayer / (full[first].Min() / cases[first].Layers);
+            double cpuGrowth = cpuPerLayer / (cpu[first].Min() / cases[first].Layers);
+            bool met = growth <= 1.5 || cpuGrowth <= 1.5;
+            table.Add(cases[c].Moe ? "mixture of experts" : "flat", cases[c].Layers.ToString("N0", CultureInfo.InvariantCulture),
+                Format.Time(generator[c].Min()), Format.Time(analyzer[c].Min()), Format.Time(full[c].Min()), Format.Time(cpu[c].Min()),
+                $"{perLayer * 1e6:0} us", $"{cpuPerLayer * 1e6:0} us", $"{growth:0.00}x, {cpuGrowth:0.00}x",
+                c == first ? "" : $"<= 1.5x: {(met ? "met" : "NOT met")}");
+        }
+        Console.Write(table.Render());
+        Console.WriteLine($"load average at end: {LoadAverage()}");
+        return ok;
+    }
+
+    /// <summary>Wall-clock and process CPU seconds of one call, after a collection (untimed) of the previous call's garbage.</summary>
+    private static (double Wall, double Cpu) Timed(Action run)
+    {
+        GC.Collect();
+        using var process = Process.GetCurrentProcess();
+        var cpu = process.TotalProcessorTime;
+        long start = Stopwatch.GetTimestamp();
+        run();
+        double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        process.Refresh();
+        return (wall, (process.TotalProcessorTime - cpu).TotalSeconds);
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
     /// <summary>Every output of the generator's tracked steps must be Cached/Unchanged, and no source output may run.</summary>
     public static (bool Ok, string Text) IncrementalCheck(GeneratorDriverRunResult run)

@@ -38,19 +38,25 @@ public sealed class GeneratorWorkload
     private static readonly (int Out, int In)[] Shapes = [(512, 512), (256, 1024), (1024, 256), (128, 512), (512, 768)];
 
     private readonly SyntaxTree _unrelated;
-    private readonly string _generated;
+    private readonly string[] _generated;
     private int _edits;
 
-    public GeneratorWorkload(int layers = Layers)
+    /// <param name="layers">Linear layers in the model.</param>
+    /// <param name="mixtureOfExperts">
+    /// Nested blocks (<see cref="MixtureOfExpertsSource"/>) instead of one flat class: the paths, arrays and nested
+    /// plans a large real model has.
+    /// </param>
+    public GeneratorWorkload(int layers = Layers, bool mixtureOfExperts = false)
     {
         _unrelated = Unrelated(0);
+        LayerCount = layers;
         Compilation = CSharpCompilation.Create(
             "GeneratorBenchmark",
-            [CSharpSyntaxTree.ParseText(ModelSource(layers), ParseOptions, path: "LargeModel.cs"), _unrelated],
+            [CSharpSyntaxTree.ParseText(mixtureOfExperts ? MixtureOfExpertsSource(layers) : ModelSource(layers), ParseOptions, path: "LargeModel.cs"), _unrelated],
             References(),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
         Primed = CreateDriver(trackSteps: true).RunGenerators(Compilation);
-        _generated = Primed.GetRunResult().GeneratedTrees.Single().GetText().ToString();
+        _generated = Primed.GetRunResult().GeneratedTrees.Select(t => t.GetText().ToString()).ToArray();
     }
 
     /// <summary>The model and the unrelated file; never run on directly (runs use clones, which start with no semantic caches).</summary>
@@ -82,6 +88,52 @@ public sealed class GeneratorWorkload
         return text.Append("}\n").ToString();
     }
 
+    /// <summary>The number of Linear layers in the model.</summary>
+    public int LayerCount { get; }
+
+    /// <summary>Experts per mixture-of-experts block: with the router, 100 Linear layers per block.</summary>
+    public const int ExpertsPerBlock = 33;
+
+    /// <summary>
+    /// A mixture of experts: <c>LargeModel</c> holds <c>Block[] blocks</c> (layers / 100 of them, a multiple of 100 is
+    /// expected), each a router and <see cref="ExpertsPerBlock"/> <c>Expert</c>s of three annotated Linear layers
+    /// (gate, up: int4 g64; down: int8), every block and expert its own [Compressible] class in an array.
+    /// </summary>
+    public static string MixtureOfExpertsSource(int layers)
+    {
+        int perBlock = 1 + 3 * ExpertsPerBlock;
+        if (layers % perBlock != 0) throw new ArgumentException($"layers = {layers}; a multiple of {perBlock} (one router and {ExpertsPerBlock} experts of 3 layers per block) is expected", nameof(layers));
+        string Array(string type, int count) => $"{type}[] = {{ {string.Join(", ", Enumerable.Repeat("new()", count))} }};";
+        return $$"""
+            using Condense;
+            using Condense.Nn;
+
+            namespace Benchmarks.Large;
+
+            [Compressible]
+            public sealed partial class Expert : Module
+            {
+                [Quantize(4, GroupSize = 64)] readonly Linear gate = new(512, 1024);
+                [Quantize(4, GroupSize = 64)] readonly Linear up = new(512, 1024);
+                [Quantize(8)] readonly Linear down = new(1024, 512);
+            }
+
+            [Compressible]
+            public sealed partial class Block : Module
+            {
+                [KeepDense] readonly Linear router = new(512, {{ExpertsPerBlock}});
+                readonly {{Array("Expert", ExpertsPerBlock).Replace("[] =", "[] experts =")}}
+            }
+
+            [Compressible]
+            public sealed partial class LargeModel : Module
+            {
+                readonly {{Array("Block", layers / perBlock).Replace("[] =", "[] blocks =")}}
+            }
+
+            """;
+    }
+
     public static GeneratorDriver CreateDriver(bool trackSteps) =>
         CSharpGeneratorDriver.Create(
             [new ModelGenerator().AsSourceGenerator()],
@@ -105,7 +157,7 @@ public sealed class GeneratorWorkload
     /// the generated code is part of it (Roslyn's time, not the generator's or the analyzer's).
     /// </summary>
     public ImmutableArray<Diagnostic> RunNoOpAnalyzerWithGenerated() =>
-        RunAnalyzer(Compilation.Clone().AddSyntaxTrees(CSharpSyntaxTree.ParseText(_generated, ParseOptions, path: "LargeModel.g.cs")), new NoOpAnalyzer());
+        RunAnalyzer(Compilation.Clone().AddSyntaxTrees(_generated.Select((text, i) => CSharpSyntaxTree.ParseText(text, ParseOptions, path: $"Generated{i}.g.cs"))), new NoOpAnalyzer());
 
     /// <summary>Generator then analyzer on the same fresh clone: the full cost the two add to a build.</summary>
     public int RunFull()

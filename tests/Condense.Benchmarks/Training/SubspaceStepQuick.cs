@@ -9,7 +9,7 @@ namespace Condense.Benchmarks.Training;
 /// <summary>
 /// `--quick subspace`: one AdamW training step of the paper's 784-200-200-10 network (D = 199,210), plain against
 /// the same network in a subspace of d = 10,000 (BENCHMARKS.md target for Fastfood: &lt;= 1.5x the plain step), at
-/// batch 32 and 100. The plain and subspace steps alternate within each round, so a neighbour's load hits both; the
+/// batch 32, 64 and 100. The plain and subspace steps alternate within each round, so a neighbour's load hits both; the
 /// ratio is the median over rounds of the same-round ratio. Also reports what each projection keeps in memory.
 /// </summary>
 internal static class SubspaceStepQuick
@@ -17,6 +17,11 @@ internal static class SubspaceStepQuick
     private const int Dimension = 10_000;
     private const int Rounds = 11;
     private const int StepsPerRound = 10;
+    private const double TargetRatio = 1.5;
+    private static readonly int[] Batches = [32, 64, 100];
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
     /// <param name="fastfoodOnly">Skip the Sparse rows (the streamed one takes minutes).</param>
     public static int Run(bool fastfoodOnly = false)
@@ -24,9 +29,10 @@ internal static class SubspaceStepQuick
         Console.WriteLine($"Condense subspace step benchmark: 784-200-200-10 (D = 199,210), AdamW, d = {Dimension:N0}; " +
                           $"{Rounds} rounds of {StepsPerRound} steps each, plain and subspace alternating");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
-        Console.WriteLine("| batch | projection (storage) | plain step (median) | subspace step (median) | ratio (median of rounds) | ratio of the fastest rounds | rounds | projection keeps |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
-        foreach (int batch in new[] { 32, 100 })
+        Console.WriteLine($"batches : {string.Join(", ", Batches)} rows of 784 inputs; load average at start: {LoadAverage()}");
+        Console.WriteLine("| batch | projection (storage) | plain step (median) | subspace step (median) | ratio (median of rounds) | ratio of the fastest rounds | rounds | projection keeps | target |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (int batch in Batches)
         {
             foreach (var (kind, storage) in new[]
             {
@@ -37,11 +43,15 @@ internal static class SubspaceStepQuick
             {
                 if (fastfoodOnly && kind != SubspaceProjection.Fastfood) continue;
                 var (plain, subspace, ratios, kept, fastest) = Measure(batch, kind, storage);
-                Console.WriteLine($"| {batch} | {kind} ({storage}) | {plain * 1e3:F1} ms | {subspace * 1e3:F1} ms | {Timing.Median(ratios):F2}x | {fastest:F2}x | " +
-                                  $"{string.Join(" ", ratios.Select(r => r.ToString("F2")))} | {kept / 1024.0:N0} KiB |");
+                double median = Timing.Median(ratios);
+                // The target is BENCHMARKS.md's for Fastfood only; Sparse rows are reported for comparison.
+                string target = kind == SubspaceProjection.Fastfood ? $"<= {TargetRatio:F1}x: {(median <= TargetRatio ? "met" : "not met")}" : "-";
+                Console.WriteLine($"| {batch} | {kind} ({storage}) | {plain * 1e3:F2} ms | {subspace * 1e3:F2} ms | {median:F2}x | {fastest:F2}x | " +
+                                  $"{string.Join(" ", ratios.Select(r => r.ToString("F2")))} | {kept / 1024.0:N0} KiB | {target} |");
             }
         }
-        Console.WriteLine("target (BENCHMARKS.md): subspace step (Fastfood, D ~ 2e5, d = 1e4) <= 1.5x the plain step");
+        Console.WriteLine($"load average at end: {LoadAverage()}");
+        Console.WriteLine("target (BENCHMARKS.md): subspace step (Fastfood, D ~ 2e5, d = 1e4) <= 1.5x the plain step, judged per batch on the median of the same-round ratios");
         Console.WriteLine("ratio of the fastest rounds = min subspace round / min plain round: on a loaded machine the least disturbed rounds of each.");
         return 0;
     }
@@ -65,8 +75,9 @@ internal static class SubspaceStepQuick
             new SubspaceOptions { InitializationSeed = 1 });
         var subspaceOptimizer = new AdamW(subspace.Parameters(), 1e-3f);
 
-        // Warm-up (JIT, pools), then rounds.
-        for (int i = 0; i < 3; i++)
+        // Warm-up (JIT tiers, pools), then rounds: enough steps that the tiered JIT has promoted the hot methods.
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 40 || warm.Elapsed.TotalSeconds < 1.5; i++)
         {
             Step(plain.Forward, plainOptimizer, x, labels);
             Step(subspace.Forward, subspaceOptimizer, x, labels);

@@ -16,6 +16,7 @@ public class FastfoodTests
     [InlineData(100, 1000)]
     [InlineData(1000, 3000)]
     [InlineData(4096, 10000)]
+    [InlineData(10_000, 199_210)] // the subspace benchmark's shape: 13 blocks of 2^14 run whole on the worker pool
     public void ApplyTranspose_is_the_adjoint_of_Apply(int d, int bigD)
     {
         var p = new Fastfood(d, bigD, 42);
@@ -172,11 +173,11 @@ public class FastfoodTests
         });
     }
 
-    [Fact]
-    public void Results_do_not_depend_on_the_thread_count()
+    [Theory]
+    [InlineData((1 << 18) - 5, 1 << 18)] // L = 2^18: every pass splits over the worker pool when it has more than one thread
+    [InlineData(10_000, 199_210)] // L = 2^14, 13 blocks, the last cut short: whole blocks split over the pool
+    public void Results_do_not_depend_on_the_thread_count(int d, int bigD)
     {
-        // L = 2^18: every pass splits over the worker pool when it has more than one thread.
-        const int d = (1 << 18) - 5, bigD = 1 << 18;
         var p = new Fastfood(d, bigD, 8);
         var x = QuantTestData.Gaussian(6, d);
         var y = QuantTestData.Gaussian(7, bigD);

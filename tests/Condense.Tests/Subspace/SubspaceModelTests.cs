@@ -84,11 +84,14 @@ public class SubspaceModelTests
         Assert.Equal("subspace.coordinates", Assert.Single(subspace.NamedParameters()).Path);
     }
 
-    [Fact]
-    public void The_model_follows_theta0_plus_P_d()
+    [Theory]
+    [InlineData(SubspaceProjection.Dense)]
+    [InlineData(SubspaceProjection.Sparse)]
+    [InlineData(SubspaceProjection.Fastfood)] // written straight into the layers: must equal Project's bits
+    public void The_model_follows_theta0_plus_P_d(SubspaceProjection kind)
     {
         var mlp = new SmallMlp();
-        var subspace = SubspaceModel.Create(mlp, mlp.Forward, new SubspaceSpec(5) { Projection = SubspaceProjection.Dense, Seed = 3 }, new SubspaceOptions { InitializationSeed = 1 });
+        var subspace = SubspaceModel.Create(mlp, mlp.Forward, new SubspaceSpec(5) { Projection = kind, Seed = 3 }, new SubspaceOptions { InitializationSeed = 1 });
         var theta0 = mlp.Parameters().SelectMany(p => p.Data).ToArray();
         float[] d = [0.3f, -1, 0.5f, 2, -0.25f];
         subspace.SetCoordinates(d);
@@ -124,6 +127,7 @@ public class SubspaceModelTests
     [InlineData(SubspaceProjection.Dense, 300)]
     [InlineData(SubspaceProjection.Sparse, 300)]
     [InlineData(SubspaceProjection.Fastfood, 40_000)] // L = 2^16: the Fastfood passes split over the pool
+    [InlineData(SubspaceProjection.Fastfood, 3000)] // L = 2^12, 17 blocks: whole blocks split over the pool
     public void Training_steps_give_the_same_bits_at_1_and_2_threads(SubspaceProjection kind, int d)
     {
         var rng = new Rng(8);
@@ -175,6 +179,30 @@ public class SubspaceModelTests
         Assert.Same(buffer, mlp.Hidden.Weight.Grad);
         // Zeroed, not accumulated: the same input gives the same gradient again.
         Assert.Equal(first, subspace.Coordinates.Grad!.Data);
+    }
+
+    [Theory]
+    [InlineData(SubspaceProjection.Sparse)]
+    [InlineData(SubspaceProjection.Fastfood)]
+    public void A_layer_left_out_of_a_later_forward_adds_nothing_from_its_old_gradient(SubspaceProjection kind)
+    {
+        // The gradient buffer is not cleared between steps; a layer whose backward does not run must count as zero.
+        var spec = new SubspaceSpec(9) { Projection = kind, Seed = 2 };
+        var options = new SubspaceOptions { InitializationSeed = 5 };
+        var (x, labels) = Batch();
+        bool full = true;
+        var mlp = new SmallMlp(hidden: 5);
+        var subspace = SubspaceModel.Create(mlp, t => full ? mlp.Forward(t) : mlp.Hidden.Forward(t), spec, options);
+        Ops.SoftmaxCrossEntropy(subspace.Forward(x), labels).Backward();
+        Assert.Contains(mlp.Output.Weight.Grad!.Data, v => v != 0);
+        full = false;
+        subspace.Coordinates.Grad = null;
+        Ops.SoftmaxCrossEntropy(subspace.Forward(x), labels).Backward();
+
+        var fresh = new SmallMlp(hidden: 5);
+        var reference = SubspaceModel.Create(fresh, fresh.Hidden.Forward, spec, options);
+        Ops.SoftmaxCrossEntropy(reference.Forward(x), labels).Backward();
+        Assert.Equal(reference.Coordinates.Grad!.Data, subspace.Coordinates.Grad!.Data);
     }
 
     [Fact]
