@@ -44,8 +44,10 @@ internal static unsafe class Int8MatMul
     public static bool Run(in Weight w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
-        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
-        bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
+        // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.
+        bool gemm = Int8Gemm.Applies(w.Bits, w.GroupsPerRow, w.In, batch, bits);
+        bool fused = !gemm && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
+        bool fused256 = !gemm && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
         bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
         bool wide4 = fused && FusedInt8Dot.UsesWide4(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
@@ -80,6 +82,12 @@ internal static unsafe class Int8MatMul
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
                         FusedInt8Dot256.Interleave(qr, padded, w.Bits, pairs);
                     }
+                }
+
+                if (gemm)
+                {
+                    Int8Gemm.Run(w.Packed, w.Scales, w.Zeros, w.GroupSize, w.GroupsPerRow, w.RowBytes, w.Out, w.In, q, padded, rowScale, y, batch);
+                    return true;
                 }
 
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
