@@ -35,6 +35,10 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     private readonly int _groupSize;
     private readonly int _groupsPerRow;
 
+    // 8 bits: the codes repacked for Int8Gemm, made on the first int8-activation product that runs it (batches of 16
+    // and more with AVX-512BW); a runtime cache of the same codes, not part of the stored format or its byte count.
+    private byte[]? _gemmPanels;
+
     private GroupQuantizedWeight(int outFeatures, int inFeatures, QuantizationScheme scheme, byte[] packed, Half[] scales, byte[]? zeroPoints)
     {
         OutFeatures = outFeatures;
@@ -295,6 +299,8 @@ public sealed class GroupQuantizedWeight : IWeightStorage
 
     private unsafe bool MatMulInt8(ReadOnlySpan<float> x, Span<float> y, int batch)
     {
+        byte[]? panels = Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits) ? GemmPanels() : null;
+        fixed (byte* gemmPanels = panels)
         fixed (byte* packed = _packed)
         fixed (Half* scales = _scales)
         fixed (byte* zeros = _zeroPoints)
@@ -304,9 +310,22 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             {
                 Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
                 GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
+                GemmPanels = panels is null ? null : gemmPanels,
             };
             return Int8MatMul.Run(weight, px, py, batch);
         }
+    }
+
+    /// <summary>The repacked codes for <see cref="Int8Gemm"/>, made once (concurrent first callers may each build one; one is kept).</summary>
+    private unsafe byte[] GemmPanels()
+    {
+        var panels = Volatile.Read(ref _gemmPanels);
+        if (panels is not null) return panels;
+        panels = GC.AllocateUninitializedArray<byte>(checked((int)Int8Gemm.PanelBytes(OutFeatures, InFeatures)));
+        fixed (byte* source = _packed)
+        fixed (byte* destination = panels)
+            Int8Gemm.BuildPanels(source, OutFeatures, InFeatures, destination);
+        return Interlocked.CompareExchange(ref _gemmPanels, panels, null) ?? panels;
     }
 
     private unsafe void MatMulTransposed<TBits>(ReadOnlySpan<float> x, Span<float> y, int batch) where TBits : struct, IBitWidth

@@ -8,7 +8,7 @@ namespace Condense.Quantization;
 
 /// <summary>
 /// The int8-activation GEMM for 8-bit codes at larger batches (AVX-512BW): a register-blocked micro-kernel over panels
-/// of 64 weight rows, decoded once per call and chunk into signed 16-bit pairs and reused by every batch row.
+/// of 64 weight rows, widened once per call and chunk into signed 16-bit pairs and reused by every batch row.
 /// </summary>
 /// <remarks>
 /// <para>Why 16 bits: without an EVEX vpdpbusd intrinsic (.NET exposes only the VEX AvxVnni form), the 8-bit products
@@ -17,11 +17,13 @@ namespace Condense.Quantization;
 /// activation) costs a compare and a select per code and batch row. vpmaddwd on 16-bit operands is exact for any
 /// code and zero point and needs one add: 32 products per vpmaddwd + vpaddd, which measured 83 GMAC/s per Zen 4 core
 /// (vpdpbusd would do 226).</para>
-/// <para>Layout: panel[kp][o] (kp = pair of inputs 2kp, 2kp + 1; o = one of 64 rows) holds the int32 whose halves are
-/// the two codes minus their zero point, so one 64-byte load gives 16 rows' pairs; the activations are laid out as
+/// <para>Layout: the weight's codes are repacked once (<see cref="BuildPanels"/>, kept by the weight) so that the two
+/// codes of input pair kp of 64 consecutive rows are adjacent: panel p, pair kp, row o at byte 2 (kp * 64 + o). Per
+/// call and chunk of 128 inputs, 32 such bytes widen (vpmovzxbw) and lose their zero point into one vector of 16 rows'
+/// pairs in an L1 buffer, without a transpose; the activations are laid out as
 /// int32 pairs interleaved by tiles of batch rows (<see cref="BuildTiles"/>), so one broadcast gives one batch row's
 /// pair. Each vpmaddwd then adds the products of 16 rows with one batch row into 16 int32 lanes: no horizontal sums
-/// and no zero-point fold (the zero point is subtracted when the panel is decoded).</para>
+/// and no zero-point fold (the zero point is subtracted when the panel is widened).</para>
 /// <para>Rounding: integer sums are exact per group (or per row: one group, at most 65,536 inputs, so within int32);
 /// each group's sum is converted to float and accumulated as acc = fma(sum_g, s_g, acc) in group order, and the
 /// result is scaled by the row's activation scale. Every output depends only on its own row and batch row, so the
@@ -58,10 +60,10 @@ internal static unsafe class Int8Gemm
 
     private struct Args
     {
-        public byte* Packed;
+        public byte* Panels;
         public Half* Scales;
         public byte* Zeros;
-        public int GroupSize, GroupsPerRow, RowBytes, Out, In, Batch, Pairs, Tile, ChunkPairs;
+        public int GroupSize, GroupsPerRow, Out, In, Batch, Pairs, Tile, ChunkPairs;
         public int* X;            // activation tiles: tile t, pair kp, row c at X[(t * Pairs + kp) * Tile + c]
         public float* RowScale;
         public float* Y;
@@ -84,7 +86,7 @@ internal static unsafe class Int8Gemm
     /// natural order, zero beyond In) with scales <paramref name="rowScale"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(byte* packed, Half* scales, byte* zeros, int groupSize, int groupsPerRow, int rowBytes, int outF, int inF,
+    public static void Run(byte* panels, Half* scales, byte* zeros, int groupSize, int groupsPerRow, int outF, int inF,
         sbyte* q, int qStride, float* rowScale, float* y, int batch)
     {
         bool perRow = groupsPerRow == 1;
@@ -107,14 +109,14 @@ internal static unsafe class Int8Gemm
                 {
                     A = new Args
                     {
-                        Packed = packed, Scales = scales, Zeros = zeros, GroupSize = perRow ? inF : groupSize, GroupsPerRow = groupsPerRow,
-                        RowBytes = rowBytes, Out = outF, In = inF, Batch = batch, Pairs = pairs, Tile = tile, ChunkPairs = chunkPairs,
+                        Panels = panels, Scales = scales, Zeros = zeros, GroupSize = perRow ? inF : groupSize, GroupsPerRow = groupsPerRow,
+                        Out = outF, In = inF, Batch = batch, Pairs = pairs, Tile = tile, ChunkPairs = chunkPairs,
                         X = x, RowScale = rowScale, Y = y,
                     },
                 };
-                int panels = (outF + PanelRows - 1) / PanelRows;
+                int count = (outF + PanelRows - 1) / PanelRows;
                 int degree = (long)outF * inF * batch < (1 << 16) ? 1 : int.MaxValue;
-                WorkerPool.Shared.For(panels, ref body, degree);
+                WorkerPool.Shared.For(count, ref body, degree);
             }
         }
         finally
@@ -151,27 +153,34 @@ internal static unsafe class Int8Gemm
         int panelInts = chunkPairs * PanelRows;
         int scaleFloats = gpr * PanelRows;
         int accInts = tiles * tile * PanelRows * (perRow ? 1 : 2);
-        int need = panelInts + scaleFloats + accInts + 64 * 17 + 64;
+        int need = panelInts + 2 * scaleFloats + accInts + 64;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need)
             t_scratch = scratch = GC.AllocateArray<int>(Math.Max(need, 16384), pinned: true);
         int* panel = (int*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
         float* sp = (float*)(panel + panelInts);
-        int* acc = (int*)(sp + scaleFloats);
-        int* rowTmp = acc + accInts;          // 16 rows x 16 pairs for the transpose, then 64 ints of a row's end
+        int* zp = (int*)(sp + scaleFloats);
+        int* acc = zp + scaleFloats;
         new Span<int>(acc, accInts).Clear();
 
-        // Scales, transposed: sp[g * 64 + o]; rows past Out get 0.
+        // Scales and zero points, transposed: sp[g * 64 + o], zp[g * 64 + o] = z | z << 16 (one per code of a pair);
+        // rows past Out get scale 0.
         for (int o = 0; o < PanelRows; o++)
         {
             Half* s = a.Scales + (nint)(o0 + o) * gpr;
-            for (int g = 0; g < gpr; g++) sp[g * PanelRows + o] = o < rows ? HalfToFloat(((ushort*)s)[g]) : 0f;
+            byte* z = a.Zeros + (nint)(o0 + o) * gpr;
+            for (int g = 0; g < gpr; g++)
+            {
+                sp[g * PanelRows + o] = o < rows ? HalfToFloat(((ushort*)s)[g]) : 0f;
+                int zero = a.Zeros == null || o >= rows ? 128 : z[g];
+                zp[g * PanelRows + o] = zero | zero << 16;
+            }
         }
 
         for (int kp0 = 0; kp0 < a.Pairs; kp0 += chunkPairs)
         {
             int n = Math.Min(chunkPairs, a.Pairs - kp0);
-            DecodePanel(a, o0, rows, kp0, n, panel, rowTmp);
+            WidenPanel(a.Panels + (nint)p * a.Pairs * PanelRows * 2, kp0, n, perRow ? a.Pairs : a.GroupSize / 2, zp, panel);
             for (int t = 0; t < tiles; t++)
             {
                 int* xt = a.X + ((nint)t * a.Pairs + kp0) * tile;
@@ -212,94 +221,61 @@ internal static unsafe class Int8Gemm
     }
 
     /// <summary>
-    /// panel[kp * 64 + o] = (u[o, 2kp] - z) | (u[o, 2kp + 1] - z) &lt;&lt; 16 for pairs [kp0, kp0 + n) (rounded up to 16),
-    /// rows [o0, o0 + rows); rows past Out are zero. Codes past In are decoded too (their activations are zero).
+    /// panel[kp * 64 + o] = (u[o, 2kp] - z) | (u[o, 2kp + 1] - z) &lt;&lt; 16 for pairs [kp0, kp0 + n) of one repacked panel
+    /// (<paramref name="codes"/>), z from <paramref name="zp"/> (group of pair kp: kp / <paramref name="groupPairs"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DecodePanel(in Args a, int o0, int rows, int kp0, int n, int* panel, int* tmp)
+    private static void WidenPanel(byte* codes, int kp0, int n, int groupPairs, int* zp, int* panel)
     {
-        int gpr = a.GroupSize == a.In ? 1 : a.GroupsPerRow;
-        int g = a.GroupSize;
-        for (int v = 0; v < PanelRows / 16; v++)
+        byte* src = codes + (nint)kp0 * PanelRows * 2;
+        for (int j = 0; j < n; j++, src += 2 * PanelRows, panel += PanelRows)
         {
-            for (int j = 0; j < n; j += 16)
+            int* z = zp + (kp0 + j) / groupPairs * PanelRows;
+            for (int v = 0; v < PanelRows / 16; v++)
             {
-                int k = 2 * (kp0 + j);
-                var m = (Vector512<int>*)tmp;
-                for (int i = 0; i < 16; i++)
-                {
-                    int o = 16 * v + i;
-                    if (o >= rows) { m[i] = Vector512<int>.Zero; continue; }
-                    int r = o0 + o;
-                    byte* row = a.Packed + (nint)r * a.RowBytes;
-                    Vector256<byte> codes;
-                    if (k + 32 <= a.RowBytes) codes = Vector256.Load(row + k);
-                    else
-                    {
-                        // The row's end: copy what is left (reading past the buffer is not allowed).
-                        byte* end = (byte*)(tmp + 16 * 16);
-                        new Span<byte>(end, 32).Clear();
-                        Buffer.MemoryCopy(row + k, end, 32, a.RowBytes - k);
-                        codes = Vector256.Load(end);
-                    }
-                    var w = Avx512BW.ConvertToVector512Int16(codes);
-                    Vector512<short> z;
-                    if (a.Zeros == null) z = Vector512.Create((short)128);
-                    else
-                    {
-                        byte* zr = a.Zeros + (nint)r * gpr;
-                        int g0 = gpr == 1 ? 0 : k / g;
-                        if (g >= 32 || gpr == 1) z = Vector512.Create((short)zr[g0]);
-                        else
-                        {
-                            // Groups of 16: the 32 codes span two groups (the second absent past the row's last group).
-                            short z1 = g0 + 1 < gpr ? zr[g0 + 1] : (short)0;
-                            z = Vector512.Create(Vector256.Create((short)zr[g0]), Vector256.Create(z1));
-                        }
-                    }
-                    m[i] = (w - z).AsInt32();
-                }
-                Transpose16(m);
-                for (int i = 0; i < 16 && j + i < n; i++) m[i].Store(panel + (j + i) * PanelRows + 16 * v);
+                var w = Avx512BW.ConvertToVector512Int16(Vector256.Load(src + 32 * v));
+                (w - Vector512.Load(z + 16 * v).AsInt16()).AsInt32().Store(panel + 16 * v);
             }
         }
     }
 
-    /// <summary>In-place transpose of a 16 x 16 int32 matrix held as 16 vectors.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Transpose16(Vector512<int>* m)
+    /// <summary>Bytes of the repacked copy of an [<paramref name="outF"/>, <paramref name="inF"/>] 8-bit weight.</summary>
+    public static long PanelBytes(int outF, int inF) => (long)(outF + PanelRows - 1) / PanelRows * ((inF + 1) / 2) * PanelRows * 2;
+
+    /// <summary>
+    /// Repacks 8-bit rows (row o at packed + o * inF) into panels of 64 rows: panel p, pair kp, row o at byte
+    /// 2 (p * pairs * 64 + kp * 64 + o) holds codes 2kp and 2kp + 1 of row 64p + o; rows past Out and the missing
+    /// code of an odd row are zero (their activations or outputs are unused).
+    /// </summary>
+    public static void BuildPanels(byte* packed, int outF, int inF, byte* panels)
     {
-        var t = stackalloc Vector512<int>[16];
-        for (int i = 0; i < 16; i += 2)
+        int pairs = (inF + 1) / 2, count = (outF + PanelRows - 1) / PanelRows;
+        var body = new BuildBody { Packed = packed, Out = outF, In = inF, Pairs = pairs, Panels = panels };
+        WorkerPool.Shared.For(count, ref body);
+    }
+
+    private struct BuildBody : IRangeBody
+    {
+        public byte* Packed, Panels;
+        public int Out, In, Pairs;
+
+        public readonly void Invoke(int start, int end)
         {
-            t[i] = Avx512F.UnpackLow(m[i], m[i + 1]);
-            t[i + 1] = Avx512F.UnpackHigh(m[i], m[i + 1]);
-        }
-        // u: rows 4q .. 4q + 3 of column 4L + j in 128-bit lane L of u[4q + j].
-        for (int qd = 0; qd < 4; qd++)
-        {
-            var t0 = t[4 * qd].AsInt64();
-            var t1 = t[4 * qd + 1].AsInt64();
-            var t2 = t[4 * qd + 2].AsInt64();
-            var t3 = t[4 * qd + 3].AsInt64();
-            m[4 * qd] = Avx512F.UnpackLow(t0, t2).AsInt32();
-            m[4 * qd + 1] = Avx512F.UnpackHigh(t0, t2).AsInt32();
-            m[4 * qd + 2] = Avx512F.UnpackLow(t1, t3).AsInt32();
-            m[4 * qd + 3] = Avx512F.UnpackHigh(t1, t3).AsInt32();
-        }
-        for (int j = 0; j < 4; j++)
-        {
-            t[j] = Avx512F.Shuffle4x128(m[j], m[4 + j], 0x88);
-            t[4 + j] = Avx512F.Shuffle4x128(m[j], m[4 + j], 0xDD);
-            t[8 + j] = Avx512F.Shuffle4x128(m[8 + j], m[12 + j], 0x88);
-            t[12 + j] = Avx512F.Shuffle4x128(m[8 + j], m[12 + j], 0xDD);
-        }
-        for (int j = 0; j < 4; j++)
-        {
-            m[j] = Avx512F.Shuffle4x128(t[j], t[8 + j], 0x88);
-            m[8 + j] = Avx512F.Shuffle4x128(t[j], t[8 + j], 0xDD);
-            m[4 + j] = Avx512F.Shuffle4x128(t[4 + j], t[12 + j], 0x88);
-            m[12 + j] = Avx512F.Shuffle4x128(t[4 + j], t[12 + j], 0xDD);
+            for (int p = start; p < end; p++)
+            {
+                ushort* dst = (ushort*)(Panels + (nint)p * Pairs * PanelRows * 2);
+                for (int o = 0; o < PanelRows; o++)
+                {
+                    int r = p * PanelRows + o;
+                    byte* row = Packed + (nint)r * In;
+                    for (int kp = 0; kp < Pairs; kp++)
+                    {
+                        int lo = r < Out ? row[2 * kp] : 0;
+                        int hi = r < Out && 2 * kp + 1 < In ? row[2 * kp + 1] : 0;
+                        dst[(nint)kp * PanelRows + o] = (ushort)(lo | hi << 8);
+                    }
+                }
+            }
         }
     }
 

@@ -37,6 +37,7 @@ internal static unsafe class Int8MatMul
         public Half* Scales;
         public byte* Zeros; // null when symmetric
         public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
+        public byte* GemmPanels; // 8 bits: the repacked copy Int8Gemm reads (Int8Gemm.BuildPanels), or null
     }
 
     /// <summary>Runs the product; false (y untouched) when an input row holds a NaN or infinity.</summary>
@@ -45,7 +46,7 @@ internal static unsafe class Int8MatMul
     {
         int bits = KernelOptions.VectorBits;
         // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.
-        bool gemm = Int8Gemm.Applies(w.Bits, w.GroupsPerRow, w.In, batch, bits);
+        bool gemm = w.GemmPanels != null && Int8Gemm.Applies(w.Bits, w.GroupsPerRow, w.In, batch, bits);
         bool fused = !gemm && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
         bool fused256 = !gemm && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
@@ -86,7 +87,7 @@ internal static unsafe class Int8MatMul
 
                 if (gemm)
                 {
-                    Int8Gemm.Run(w.Packed, w.Scales, w.Zeros, w.GroupSize, w.GroupsPerRow, w.RowBytes, w.Out, w.In, q, padded, rowScale, y, batch);
+                    Int8Gemm.Run(w.GemmPanels, w.Scales, w.Zeros, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch);
                     return true;
                 }
 

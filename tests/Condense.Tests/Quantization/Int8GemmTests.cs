@@ -93,6 +93,27 @@ public class Int8GemmTests
         Assert.False(Int8Gemm.Applies(8, 1, 70000, 128, 512)); // one group: int32 sums need In <= 65,536
     }
 
+    [Fact]
+    public unsafe void Panels_hold_codes_2kp_and_2kp_plus_1_of_row_64p_plus_o_at_byte_2_of_p_pairs_64_plus_kp_64_plus_o()
+    {
+        const int outF = 70, inF = 7, pairs = 4;
+        var packed = new byte[outF * inF];
+        for (int i = 0; i < packed.Length; i++) packed[i] = (byte)(i * 7 + 3);
+        var panels = new byte[Int8Gemm.PanelBytes(outF, inF)];
+        Assert.Equal(2 * pairs * 64 * 2, panels.Length);
+        fixed (byte* src = packed)
+        fixed (byte* dst = panels)
+            Int8Gemm.BuildPanels(src, outF, inF, dst);
+        for (int p = 0; p < 2; p++)
+            for (int kp = 0; kp < pairs; kp++)
+                for (int o = 0; o < 64; o++)
+                {
+                    int r = 64 * p + o, at = 2 * ((p * pairs + kp) * 64 + o);
+                    Assert.Equal(r < outF ? packed[r * inF + 2 * kp] : 0, panels[at]);
+                    Assert.Equal(r < outF && 2 * kp + 1 < inF ? packed[r * inF + 2 * kp + 1] : 0, panels[at + 1]);
+                }
+    }
+
     // The GEMM at every batch on this thread, at 512 bits; skipped where the machine (or DOTNET_Enable*) has no AVX-512BW.
     private static void RunGemm(Action run) => KernelWidths.ForEach(width =>
     {
