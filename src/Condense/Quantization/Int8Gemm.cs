@@ -61,8 +61,7 @@ internal static unsafe class Int8Gemm
     private struct Args
     {
         public byte* Panels;
-        public Half* Scales;
-        public byte* Zeros;
+        public float* Terms;      // per panel: gpr x 64 float32 scales, then gpr x 64 zero-point pairs (BuildTerms)
         public int GroupSize, GroupsPerRow, Out, In, Batch, Pairs, Tile, ChunkPairs;
         public int* X;            // activation tiles: tile t, pair kp, row c at X[(t * Pairs + kp) * Tile + c]
         public float* RowScale;
@@ -86,7 +85,7 @@ internal static unsafe class Int8Gemm
     /// natural order, zero beyond In) with scales <paramref name="rowScale"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(byte* panels, Half* scales, byte* zeros, int groupSize, int groupsPerRow, int outF, int inF,
+    public static void Run(byte* panels, float* terms, int groupSize, int groupsPerRow, int outF, int inF,
         sbyte* q, int qStride, float* rowScale, float* y, int batch)
     {
         bool perRow = groupsPerRow == 1;
@@ -109,7 +108,7 @@ internal static unsafe class Int8Gemm
                 {
                     A = new Args
                     {
-                        Panels = panels, Scales = scales, Zeros = zeros, GroupSize = perRow ? inF : groupSize, GroupsPerRow = groupsPerRow,
+                        Panels = panels, Terms = terms, GroupSize = perRow ? inF : groupSize, GroupsPerRow = groupsPerRow,
                         Out = outF, In = inF, Batch = batch, Pairs = pairs, Tile = tile, ChunkPairs = chunkPairs,
                         X = x, RowScale = rowScale, Y = y,
                     },
@@ -153,29 +152,15 @@ internal static unsafe class Int8Gemm
         int panelInts = chunkPairs * PanelRows;
         int scaleFloats = gpr * PanelRows;
         int accInts = tiles * tile * PanelRows * (perRow ? 1 : 2);
-        int need = panelInts + 2 * scaleFloats + accInts + 64;
+        int need = panelInts + accInts + 64;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need)
             t_scratch = scratch = GC.AllocateArray<int>(Math.Max(need, 16384), pinned: true);
         int* panel = (int*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        float* sp = (float*)(panel + panelInts);
+        float* sp = a.Terms + (nint)p * 2 * scaleFloats;
         int* zp = (int*)(sp + scaleFloats);
-        int* acc = zp + scaleFloats;
+        int* acc = panel + panelInts;
         new Span<int>(acc, accInts).Clear();
-
-        // Scales and zero points, transposed: sp[g * 64 + o], zp[g * 64 + o] = z | z << 16 (one per code of a pair);
-        // rows past Out get scale 0.
-        for (int o = 0; o < PanelRows; o++)
-        {
-            Half* s = a.Scales + (nint)(o0 + o) * gpr;
-            byte* z = a.Zeros + (nint)(o0 + o) * gpr;
-            for (int g = 0; g < gpr; g++)
-            {
-                sp[g * PanelRows + o] = o < rows ? HalfToFloat(((ushort*)s)[g]) : 0f;
-                int zero = a.Zeros == null || o >= rows ? 128 : z[g];
-                zp[g * PanelRows + o] = zero | zero << 16;
-            }
-        }
 
         for (int kp0 = 0; kp0 < a.Pairs; kp0 += chunkPairs)
         {
@@ -235,6 +220,33 @@ internal static unsafe class Int8Gemm
             {
                 var w = Avx512BW.ConvertToVector512Int16(Vector256.Load(src + 32 * v));
                 (w - Vector512.Load(z + 16 * v).AsInt16()).AsInt32().Store(panel + 16 * v);
+            }
+        }
+    }
+
+    /// <summary>Floats of the scale and zero-point terms of an [<paramref name="outF"/>, gpr groups] weight (<see cref="BuildTerms"/>).</summary>
+    public static long TermFloats(int outF, int groupsPerRow) => (long)(outF + PanelRows - 1) / PanelRows * 2 * groupsPerRow * PanelRows;
+
+    /// <summary>
+    /// Per panel of 64 rows: the float32 scales s[g * 64 + o], then the zero points as 16-bit pairs z | z &lt;&lt; 16 at
+    /// [gpr * 64 + g * 64 + o] (128 when symmetric); rows past Out get scale 0.
+    /// </summary>
+    public static void BuildTerms(Half* scales, byte* zeros, int outF, int groupsPerRow, float* terms)
+    {
+        int gpr = groupsPerRow, count = (outF + PanelRows - 1) / PanelRows;
+        for (int p = 0; p < count; p++)
+        {
+            float* sp = terms + (nint)p * 2 * gpr * PanelRows;
+            int* zp = (int*)(sp + gpr * PanelRows);
+            for (int o = 0; o < PanelRows; o++)
+            {
+                int r = p * PanelRows + o;
+                for (int g = 0; g < gpr; g++)
+                {
+                    sp[g * PanelRows + o] = r < outF ? HalfToFloat(((ushort*)scales)[(nint)r * gpr + g]) : 0f;
+                    int zero = zeros == null || r >= outF ? 128 : zeros[(nint)r * gpr + g];
+                    zp[g * PanelRows + o] = zero | zero << 16;
+                }
             }
         }
     }

@@ -38,6 +38,7 @@ internal static unsafe class Int8MatMul
         public byte* Zeros; // null when symmetric
         public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
         public byte* GemmPanels; // 8 bits: the repacked copy Int8Gemm reads (Int8Gemm.BuildPanels), or null
+        public float* GemmTerms; // its scales and zero points by panel (Int8Gemm.BuildTerms)
     }
 
     /// <summary>Runs the product; false (y untouched) when an input row holds a NaN or infinity.</summary>
@@ -87,7 +88,7 @@ internal static unsafe class Int8MatMul
 
                 if (gemm)
                 {
-                    Int8Gemm.Run(w.GemmPanels, w.Scales, w.Zeros, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch);
+                    Int8Gemm.Run(w.GemmPanels, w.GemmTerms, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch);
                     return true;
                 }
 
