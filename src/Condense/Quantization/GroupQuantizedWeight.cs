@@ -35,6 +35,16 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     private readonly int _groupSize;
     private readonly int _groupsPerRow;
 
+    // 8 bits: the codes repacked for Int8Gemm, made on the first int8-activation product that runs it (batches of 16
+    // and more with AVX-512BW); a runtime cache of the same codes, not part of the stored format or its byte count.
+    private GemmCache? _gemm;
+
+    private sealed class GemmCache(byte[] codes, float[] terms)
+    {
+        public readonly byte[] Codes = codes;
+        public readonly float[] Terms = terms;
+    }
+
     private GroupQuantizedWeight(int outFeatures, int inFeatures, QuantizationScheme scheme, byte[] packed, Half[] scales, byte[]? zeroPoints)
     {
         OutFeatures = outFeatures;
@@ -295,6 +305,9 @@ public sealed class GroupQuantizedWeight : IWeightStorage
 
     private unsafe bool MatMulInt8(ReadOnlySpan<float> x, Span<float> y, int batch)
     {
+        var gemm = Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits) ? Gemm() : null;
+        fixed (byte* gemmPanels = gemm?.Codes)
+        fixed (float* gemmTerms = gemm?.Terms)
         fixed (byte* packed = _packed)
         fixed (Half* scales = _scales)
         fixed (byte* zeros = _zeroPoints)
@@ -304,9 +317,28 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             {
                 Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
                 GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
+                GemmPanels = gemm is null ? null : gemmPanels, GemmTerms = gemmTerms,
             };
             return Int8MatMul.Run(weight, px, py, batch);
         }
+    }
+
+    /// <summary>The repacked codes and terms for <see cref="Int8Gemm"/>, made once (concurrent first callers may each build one; one is kept).</summary>
+    private unsafe GemmCache Gemm()
+    {
+        var cache = Volatile.Read(ref _gemm);
+        if (cache is not null) return cache;
+        var codes = GC.AllocateUninitializedArray<byte>(checked((int)Int8Gemm.PanelBytes(OutFeatures, InFeatures)));
+        var terms = GC.AllocateUninitializedArray<float>(checked((int)Int8Gemm.TermFloats(OutFeatures, _groupsPerRow)));
+        fixed (byte* source = _packed)
+        fixed (byte* destination = codes)
+            Int8Gemm.BuildPanels(source, OutFeatures, InFeatures, destination);
+        fixed (Half* scales = _scales)
+        fixed (byte* zeros = _zeroPoints)
+        fixed (float* destination = terms)
+            Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination);
+        var built = new GemmCache(codes, terms);
+        return Interlocked.CompareExchange(ref _gemm, built, null) ?? built;
     }
 
     private unsafe void MatMulTransposed<TBits>(ReadOnlySpan<float> x, Span<float> y, int batch) where TBits : struct, IBitWidth

@@ -37,6 +37,8 @@ internal static unsafe class Int8MatMul
         public Half* Scales;
         public byte* Zeros; // null when symmetric
         public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
+        public byte* GemmPanels; // 8 bits: the repacked copy Int8Gemm reads (Int8Gemm.BuildPanels), or null
+        public float* GemmTerms; // its scales and zero points by panel (Int8Gemm.BuildTerms)
     }
 
     /// <summary>Runs the product; false (y untouched) when an input row holds a NaN or infinity.</summary>
@@ -44,8 +46,10 @@ internal static unsafe class Int8MatMul
     public static bool Run(in Weight w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
-        bool fused = bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
-        bool fused256 = !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
+        // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.
+        bool gemm = w.GemmPanels != null && Int8Gemm.Applies(w.Bits, w.GroupsPerRow, w.In, batch, bits);
+        bool fused = !gemm && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
+        bool fused256 = !gemm && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
         bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
         bool wide4 = fused && FusedInt8Dot.UsesWide4(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
@@ -80,6 +84,12 @@ internal static unsafe class Int8MatMul
                         new Span<sbyte>(qr + natural, padded - natural).Clear();
                         FusedInt8Dot256.Interleave(qr, padded, w.Bits, pairs);
                     }
+                }
+
+                if (gemm)
+                {
+                    Int8Gemm.Run(w.GemmPanels, w.GemmTerms, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch);
+                    return true;
                 }
 
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;

@@ -1,10 +1,34 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace Condense.Benchmarks.Harness;
 
 /// <summary>Per-call timing and the statistics the table uses.</summary>
-internal static class Timing
+internal static partial class Timing
 {
+    /// <summary>
+    /// True: calls are timed in the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not wall time. Used by
+    /// <c>--peers --cpu-time</c>, where both sides run on the calling thread only: a loaded machine then slows the
+    /// wall clock but not the time the call spent computing.
+    /// </summary>
+    public static bool ThreadCpuTime { get; set; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec
+    {
+        public long Seconds, Nanoseconds;
+    }
+
+    [LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static partial int ClockGetTime(int clock, out TimeSpec time);
+
+    private static double ThreadSeconds()
+    {
+        const int ThreadCpuClock = 3; // CLOCK_THREAD_CPUTIME_ID on Linux
+        if (ClockGetTime(ThreadCpuClock, out var t) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed: --cpu-time needs Linux");
+        return t.Seconds + t.Nanoseconds * 1e-9;
+    }
+
     /// <summary>
     /// Times calls one at a time (seconds each): at least <paramref name="minCalls"/>, then more until
     /// <paramref name="budgetSeconds"/> have passed, at most <paramref name="maxCalls"/>.
@@ -17,6 +41,13 @@ internal static class Timing
         while (times.Count < maxCalls && (times.Count < minCalls || Stopwatch.GetElapsedTime(start).TotalSeconds < budgetSeconds))
         {
             beforeCall?.Invoke();
+            if (ThreadCpuTime)
+            {
+                double c0 = ThreadSeconds();
+                call();
+                times.Add(ThreadSeconds() - c0);
+                continue;
+            }
             long t0 = Stopwatch.GetTimestamp();
             call();
             times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);

@@ -176,6 +176,11 @@ internal sealed class PeerSet : IDisposable
         }
         foreach (var (_, buf) in _buffers)
             for (int i = 0; i < 3; i++) _sessions[0].RunWithBinding(_runOptions, buf.Bindings[0]);
+        // One batched call per copy: what a weight builds on its first batched product (the 8-bit GEMM's repacked
+        // panels) is built before timing, as ORT's sessions prepack their weights when they are created.
+        foreach (var (batch, buf) in _buffers)
+            if (batch > 1)
+                foreach (var copy in _condense.Copies) CallCondense(copy, buf);
     }
 
     /// <summary>One round: each row's Condense calls and ORT calls, the order alternating by round so neither side always goes first.</summary>

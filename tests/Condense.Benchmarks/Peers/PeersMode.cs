@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Condense.Benchmarks.Cases;
 using Condense.Benchmarks.Harness;
+using Condense.Kernels;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Condense.Benchmarks.Peers;
@@ -16,6 +17,7 @@ namespace Condense.Benchmarks.Peers;
 ///                                         unless the reference check rejects every one and passes the real layouts
 ///   options: --only w1,w2 (pairings whose name contains a word, e.g. int4-g64,acc0,dqmm,fp32)   --shapes S1,S2
 ///            --batches 1,16,128   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, per side, row and round)   --csv path
+///            --cpu-time (1 thread each, both on the calling thread, timed in its CPU time: compute per core on a loaded machine)
 /// </code>
 /// </summary>
 internal static class PeersMode
@@ -37,12 +39,20 @@ internal static class PeersMode
             return 2;
         }
 
+        bool cpuTime = args.Contains("--cpu-time");
+        s_threads = cpuTime ? 1 : 2;
+        if (cpuTime)
+        {
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            Timing.ThreadCpuTime = true;
+        }
+
         var clock = Stopwatch.StartNew();
         string loadStart = LoadAverage();
         using var options = CreateSessionOptions(out var env);
         if (args.Contains("--self-check")) return SelfCheck(options);
 
-        Console.WriteLine($"Condense vs ONNX Runtime {env.GetVersionString()} (CPU, MLAS), same codes, 2 threads each: " +
+        Console.WriteLine($"Condense vs ONNX Runtime {env.GetVersionString()} (CPU, MLAS), same codes, {s_threads} thread(s) each{(cpuTime ? ", timed in the calling thread's CPU time" : "")}: " +
                           $"{string.Join(", ", shapes.Select(s => s.Label))}; batch {string.Join(", ", batches)} (batch 1 cold + hot, others cold)");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
         Console.WriteLine($"load    : {loadStart} (/proc/loadavg at start)");
@@ -125,7 +135,7 @@ internal static class PeersMode
         env = OrtEnv.CreateInstanceWithOptions(ref EnvironmentOptions());
         var options = new SessionOptions
         {
-            IntraOpNumThreads = 2,
+            IntraOpNumThreads = s_threads,
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -223,13 +233,15 @@ internal static class PeersMode
 
     private static EnvironmentCreationOptions s_environmentOptions;
 
+    private static int s_threads = 2;
+
     private static ref EnvironmentCreationOptions EnvironmentOptions()
     {
         s_environmentOptions = new EnvironmentCreationOptions
         {
             logId = "Condense.Benchmarks",
             logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-            threadOptions = new OrtThreadingOptions { GlobalIntraOpNumThreads = 2, GlobalInterOpNumThreads = 1 },
+            threadOptions = new OrtThreadingOptions { GlobalIntraOpNumThreads = s_threads, GlobalInterOpNumThreads = 1 },
         };
         return ref s_environmentOptions;
     }
