@@ -71,6 +71,22 @@ internal static unsafe class Float32ActivationKernel
     {
         int width = Width;
         if (width == 0) return false;
+        int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
+        if (batch >= GemmMinBatch && Avx2.IsSupported)
+        {
+            float* xp = DenseMatMul.PackInputs(x, batch, w.In, width, degreeAll, out int padded);
+            // Panel rows: a multiple of the 8-row micro-tile, about 256 KiB of float32 weights (L2 beside x's k block).
+            int panelRows = Math.Clamp((1 << 16) / Math.Max(1, w.In) / 8 * 8, 8, DenseMatMul.PackedRowsMax);
+            var panelBody = new PanelBody
+            {
+                Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,
+                Out = w.Out, In = w.In, Xp = xp, Padded = padded, Batch = batch, Y = y, Width = width, PanelRows = panelRows,
+                ChunksPerGroup = w.GroupsPerRow == 1 ? (w.In + 7) / 8 : w.GroupSize / 8,
+            };
+            WorkerPool.Shared.For((w.Out + panelRows - 1) / panelRows, ref panelBody, degreeAll);
+            return true;
+        }
+
         int lanes = width / 32;
         int chunks = (w.In + lanes - 1) / lanes;
         int kp = chunks * lanes;
@@ -83,7 +99,7 @@ internal static unsafe class Float32ActivationKernel
                 float* xb = (float*)(((nint)xbRaw + 63) & ~(nint)63);
                 if (xb + (nint)batch * kp > xbRaw + xBuffer.Length) xb = xbRaw; // alignment is a nicety, not a requirement
                 for (int b = 0; b < batch; b++) CopyInputs(x + (nint)b * w.In, w.In, xb + (nint)b * kp, kp, interleave4);
-                int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
+                int degree = degreeAll;
                 var body = new Body
                 {
                     Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,
@@ -143,6 +159,81 @@ internal static unsafe class Float32ActivationKernel
                 case (_, 4): Rows<Dec256x4>(this, start, end); break;
                 default: Rows<Dec256x8>(this, start, end); break;
             }
+        }
+    }
+
+    private struct PanelBody : IRangeBody
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int Bits, GroupsPerRow, RowBytes, Out, In, Padded, Batch, Width, PanelRows, ChunksPerGroup;
+        public float* Xp, Y;
+
+        public readonly void Invoke(int start, int end)
+        {
+            switch (Bits)
+            {
+                case 2: Panels<Dec256x2>(this, start, end); break;
+                case 3: Panels<Dec256x3>(this, start, end); break;
+                case 4: Panels<Dec256x4>(this, start, end); break;
+                default: Panels<Dec256x8>(this, start, end); break;
+            }
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_panel;
+
+    /// <summary>Each panel of rows: dequantized (exactly) into float32, then the dense packed GEMM chunk.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Panels<TDec>(in PanelBody p, int start, int end) where TDec : struct, IDecoder256
+    {
+        int gpr = p.GroupsPerRow;
+        var scales = t_scales;
+        if (scales is null || scales.Length < 2 * gpr + 16)
+            t_scales = scales = GC.AllocateArray<float>(Math.Max(2 * gpr + 16, 1024), pinned: true);
+        float* sf = (float*)Unsafe.AsPointer(ref scales[0]);
+        float* nz = sf + gpr;
+        // A row's last chunk is stored whole (up to 7 floats past the row): rows are decoded in order, so the next
+        // row overwrites them, and the panel has room after its last row.
+        int need = p.PanelRows * p.In + 16;
+        var panelArray = t_panel;
+        if (panelArray is null || panelArray.Length < need)
+            t_panel = panelArray = GC.AllocateArray<float>(need, pinned: true);
+        float* panel = (float*)Unsafe.AsPointer(ref panelArray[0]);
+        var stage = t_stage;
+        if (stage is null || stage.Length < p.RowBytes + 64)
+            t_stage = stage = GC.AllocateArray<byte>(Math.Max(p.RowBytes + 64, 4096), pinned: true);
+        byte* staged = (byte*)Unsafe.AsPointer(ref stage[0]);
+        int chunks = (p.In + 7) / 8;
+        long extent = (long)(chunks - 1) * TDec.ChunkBytes + TDec.ReadBytes;
+        long total = (long)p.Out * p.RowBytes;
+        int symmetricZero = 1 << (p.Bits - 1);
+        nint cb = TDec.ChunkBytes;
+        for (int panelIndex = start; panelIndex < end; panelIndex++)
+        {
+            int r0 = panelIndex * p.PanelRows, rows = Math.Min(p.PanelRows, p.Out - r0);
+            for (int k = 0; k < rows; k++)
+            {
+                int r = r0 + k;
+                byte* row = p.Packed + (nint)r * p.RowBytes;
+                if ((long)r * p.RowBytes + extent > total)
+                {
+                    Buffer.MemoryCopy(row, staged, p.RowBytes, p.RowBytes);
+                    new Span<byte>(staged + p.RowBytes, 64).Clear();
+                    row = staged;
+                }
+                RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf, nz, gpr);
+                float* dst = panel + (nint)k * p.In;
+                nint c = 0;
+                for (int g = 0; g < gpr; g++)
+                {
+                    var (a, b) = TDec.Prepare(sf[g], nz[g]);
+                    for (nint e = Math.Min(c + p.ChunksPerGroup, chunks); c < e; c++)
+                        TDec.Decode(row + c * cb, a, b).Store(dst + c * 8);
+                }
+            }
+            DenseMatMul.PackedRows(p.Xp, panel, p.Y, p.Batch, p.Padded, p.Out, p.In, r0, rows, p.Width);
         }
     }
 

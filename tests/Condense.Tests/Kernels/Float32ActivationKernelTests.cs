@@ -16,7 +16,7 @@ public unsafe class Float32ActivationKernelTests
         foreach (int bits in new[] { 2, 3, 4, 8 })
             foreach (int group in new[] { 0, 16, 32, 128 })
                 foreach (bool sym in new[] { true, false })
-                    foreach (int batch in new[] { 1, 2, 3, 5 })
+                    foreach (int batch in new[] { 1, 2, 3, 4, 5, 17 })
                         data.Add(bits, group, batch, sym);
         return data;
     }
@@ -58,6 +58,33 @@ public unsafe class Float32ActivationKernelTests
                             $"{q.Format} [{outF}, {inF}] width {width} batch {batch} y[{b},{r}] = {got}, exact {exact}, tolerance {tolerance}");
                         Assert.True(Math.Abs(reference[b * outF + r] - exact) <= tolerance, "the scalar reference itself");
                     }
+            });
+        }
+    }
+
+    [Theory]
+    [InlineData(2, 32, 19, 96)]
+    [InlineData(3, 0, 9, 100)]
+    [InlineData(4, 64, 70, 128)]
+    [InlineData(8, 16, 33, 48)]
+    public void Batches_from_four_equal_the_dense_fma_chain_on_the_dequantized_weights_bit_for_bit(int bits, int group, int outF, int inF)
+    {
+        // The panel path dequantizes exactly and runs the dense packed GEMM, whose outputs are the reference chain.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)bits, outF * inF), outF, inF, new QuantizationScheme(bits, group, false));
+        var deq = new float[outF * inF];
+        q.Dequantize(deq);
+        foreach (int batch in new[] { Float32ActivationKernel.GemmMinBatch, 16, 37 })
+        {
+            var x = QuantTestData.Gaussian((ulong)batch, batch * inF);
+            var expected = new float[batch * outF];
+            fixed (float* px = x, pw = deq, py = expected)
+                DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+            KernelWidths.ForEach(width =>
+            {
+                if (width < 256) return; // the scalar fallback dequantizes a row and dots it: not this chain
+                var y = new float[batch * outF];
+                q.MatMulTransposed(x, y, batch, ActivationPrecision.Float32);
+                Assert.Equal(expected, y);
             });
         }
     }
