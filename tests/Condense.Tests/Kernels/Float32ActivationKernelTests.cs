@@ -16,7 +16,7 @@ public unsafe class Float32ActivationKernelTests
         foreach (int bits in new[] { 2, 3, 4, 8 })
             foreach (int group in new[] { 0, 16, 32, 128 })
                 foreach (bool sym in new[] { true, false })
-                    foreach (int batch in new[] { 1, 2, 3, 4, 5, 17 })
+                    foreach (int batch in new[] { 1, 2, 3, 4, 5, 17, 33 })
                         data.Add(bits, group, batch, sym);
         return data;
     }
@@ -67,13 +67,13 @@ public unsafe class Float32ActivationKernelTests
     [InlineData(3, 0, 9, 100)]
     [InlineData(4, 64, 70, 128)]
     [InlineData(8, 16, 33, 48)]
-    public void Batches_from_four_equal_the_dense_fma_chain_on_the_dequantized_weights_bit_for_bit(int bits, int group, int outF, int inF)
+    public void Panel_path_batches_equal_the_dense_fma_chain_on_the_dequantized_weights_bit_for_bit(int bits, int group, int outF, int inF)
     {
         // The panel path dequantizes exactly and runs the dense packed GEMM, whose outputs are the reference chain.
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)bits, outF * inF), outF, inF, new QuantizationScheme(bits, group, false));
         var deq = new float[outF * inF];
         q.Dequantize(deq);
-        foreach (int batch in new[] { Float32ActivationKernel.GemmMinBatch, 16, 37 })
+        foreach (int batch in new[] { Float32ActivationKernel.GemmMinBatch, Float32ActivationKernel.GemmMinBatch + 5 })
         {
             var x = QuantTestData.Gaussian((ulong)batch, batch * inF);
             var expected = new float[batch * outF];
