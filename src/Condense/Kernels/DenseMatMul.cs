@@ -295,6 +295,54 @@ internal static unsafe class DenseMatMul
         WorkerPool.Shared.For((outF + NC - 1) / NC, ref body, degree);
     }
 
+    /// <summary>
+    /// x [batch, inF] packed for the broadcast-FMA kernel (inF rows of <paramref name="padded"/> floats, the batch
+    /// zero-padded to whole vectors) into the calling thread's buffer; valid until that thread's next packed product.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float* PackInputs(float* x, int batch, int inF, int bits, int degree, out int padded)
+    {
+        int v = bits / 32;
+        padded = (batch + v - 1) / v * v;
+        long packedFloats = (long)inF * padded;
+        var buffer = t_xPacked;
+        if (buffer is null || buffer.LongLength < packedFloats)
+            t_xPacked = buffer = GC.AllocateUninitializedArray<float>((int)Math.Max(packedFloats, 1 << 16), pinned: true);
+        float* xp = (float*)Unsafe.AsPointer(ref buffer[0]);
+        var pack = new PackBody { X = x, Xp = xp, Batch = batch, Padded = padded, In = inF };
+        WorkerPool.Shared.For((inF + PackRows - 1) / PackRows, ref pack, packedFloats < 1 << 16 ? 1 : degree);
+        return xp;
+    }
+
+    /// <summary>Most rows <see cref="PackedRows"/> takes at once (its y^T scratch).</summary>
+    internal const int PackedRowsMax = NC;
+
+    /// <summary>
+    /// y[:, r0..r0 + rows) from those weight rows given as a float32 panel (row stride inF), with x packed by
+    /// <see cref="PackInputs"/>: the packed GEMM's chunk, so each output is the reference fma chain bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackedRows(float* xp, float* panel, float* y, int batch, int padded, int outF, int inF, int r0, int rows, int bits)
+    {
+        var scratch = t_panel;
+        int need = NC * padded;
+        if (scratch is null || scratch.Length < need)
+            t_panel = scratch = GC.AllocateArray<float>(Math.Max(need, NC * 128), pinned: true);
+        float* yt = (float*)Unsafe.AsPointer(ref scratch[0]);
+        int kc = Math.Clamp(PanelFloats / padded, 16, Math.Max(16, inF));
+        int mr = bits == 512 ? 8 : 4;
+        if (bits == 512) GemmChunk<F512>(xp, panel, yt, padded, inF, 0, rows, kc, mr);
+        else if (bits == 256) GemmChunk<F256>(xp, panel, yt, padded, inF, 0, rows, kc, mr);
+        else GemmChunk<F128>(xp, panel, yt, padded, inF, 0, rows, kc, mr);
+        for (int b = 0; b < batch; b++)
+        {
+            float* yr = Y(y, b, outF) + r0;
+            for (int o = 0; o < rows; o++) yr[o] = yt[(nint)o * padded + b];
+        }
+    }
+
+    private static float* Y(float* y, int b, int outF) => y + (nint)b * outF;
+
     private const int PackRows = 64; // input features per packing chunk
 
     private struct PackBody : IRangeBody
@@ -388,7 +436,9 @@ internal static unsafe class DenseMatMul
     }
 
     // acc rows are padded floats apart (the y^T scratch); xp rows too. W rows are ldw apart.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: GemmChunk holds five tiles, and inlined together they exhaust the JIT's inlining budget, leaving
+    // the vector helpers (F512.Fma, ...) as calls (a 10x slowdown measured on the 8x1 tile).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile8x2<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {
@@ -434,7 +484,9 @@ internal static unsafe class DenseMatMul
         TV.Store(c70, acc + 7 * ld); TV.Store(c71, acc + 7 * ld + v);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: GemmChunk holds five tiles, and inlined together they exhaust the JIT's inlining budget, leaving
+    // the vector helpers (F512.Fma, ...) as calls (a 10x slowdown measured on the 8x1 tile).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x2<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {
@@ -468,7 +520,9 @@ internal static unsafe class DenseMatMul
         TV.Store(c30, acc + 3 * ld); TV.Store(c31, acc + 3 * ld + v);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: GemmChunk holds five tiles, and inlined together they exhaust the JIT's inlining budget, leaving
+    // the vector helpers (F512.Fma, ...) as calls (a 10x slowdown measured on the 8x1 tile).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x1<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {
@@ -486,7 +540,9 @@ internal static unsafe class DenseMatMul
         TV.Store(c0, acc); TV.Store(c1, acc + ld); TV.Store(c2, acc + 2 * ld); TV.Store(c3, acc + 3 * ld);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: GemmChunk holds five tiles, and inlined together they exhaust the JIT's inlining budget, leaving
+    // the vector helpers (F512.Fma, ...) as calls (a 10x slowdown measured on the 8x1 tile).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile8x1<TV>(float* xp, int padded, float* w0, int ldw, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {
@@ -509,7 +565,9 @@ internal static unsafe class DenseMatMul
         TV.Store(c4, acc + 4 * ld); TV.Store(c5, acc + 5 * ld); TV.Store(c6, acc + 6 * ld); TV.Store(c7, acc + 7 * ld);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Not inlined: GemmChunk holds five tiles, and inlined together they exhaust the JIT's inlining budget, leaving
+    // the vector helpers (F512.Fma, ...) as calls (a 10x slowdown measured on the 8x1 tile).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile1x1<TV>(float* xp, int padded, float* w0, int k0, int k1, float* acc, bool first)
         where TV : struct, IFloatVector<TV>
     {

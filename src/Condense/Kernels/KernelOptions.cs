@@ -13,7 +13,11 @@ public enum ActivationPrecision
     /// </summary>
     Int8,
 
-    /// <summary>Exact reference semantics: each weight row is dequantized to float32 and dotted with the float32 input.</summary>
+    /// <summary>
+    /// Exact reference semantics: every weight enters as its exact dequantized value s (q - z) times the float32
+    /// input, so results are dequantize-then-matmul up to the float32 summation order. The kernels decode the packed
+    /// codes in registers (nothing is materialized beyond an L2-sized panel at large batches).
+    /// </summary>
     Float32,
 }
 
@@ -22,8 +26,9 @@ public static class KernelOptions
 {
     /// <summary>
     /// The activation precision group-quantized weights use when none is given per call (default
-    /// <see cref="ActivationPrecision.Int8"/>). Set <see cref="ActivationPrecision.Float32"/> for bit-reproducible
-    /// reference results, at about 1/3 to 1/6 of the speed at 4 bits and fewer.
+    /// <see cref="ActivationPrecision.Int8"/>). Set <see cref="ActivationPrecision.Float32"/> for reference results
+    /// (no activation rounding); it reads the same packed bytes but multiplies in float32, so it costs more where the
+    /// product is compute-bound (weights in cache, large batches).
     /// </summary>
     public static ActivationPrecision QuantizedActivations { get; set; } = ActivationPrecision.Int8;
 

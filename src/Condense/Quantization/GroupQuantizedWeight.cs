@@ -263,6 +263,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         if (batch == 0) return;
 
         if (precision == ActivationPrecision.Int8 && MatMulInt8(x, y, batch)) return;
+        if (MatMulFloat32(x, y, batch)) return;
         switch (Scheme.Bits)
         {
             case 2: MatMulTransposed<Bits2>(x, y, batch); break;
@@ -339,6 +340,34 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination);
         var built = new GemmCache(codes, terms);
         return Interlocked.CompareExchange(ref _gemm, built, null) ?? built;
+    }
+
+    private unsafe bool MatMulFloat32(ReadOnlySpan<float> x, Span<float> y, int batch)
+    {
+        fixed (byte* packed = _packed)
+        fixed (Half* scales = _scales)
+        fixed (byte* zeros = _zeroPoints)
+        fixed (float* px = x, py = y)
+        {
+            var weight = new Float32ActivationKernel.Weight
+            {
+                Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
+                GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
+            };
+            return Float32ActivationKernel.Run(weight, px, py, batch);
+        }
+    }
+
+    /// <summary>The scalar reference of the float32 path: each row dequantized, then dotted with every input row.</summary>
+    internal void MatMulTransposedReference(ReadOnlySpan<float> x, Span<float> y, int batch)
+    {
+        switch (Scheme.Bits)
+        {
+            case 2: MatMulTransposed<Bits2>(x, y, batch); break;
+            case 3: MatMulTransposed<Bits3>(x, y, batch); break;
+            case 4: MatMulTransposed<Bits4>(x, y, batch); break;
+            default: MatMulTransposed<Bits8>(x, y, batch); break;
+        }
     }
 
     private unsafe void MatMulTransposed<TBits>(ReadOnlySpan<float> x, Span<float> y, int batch) where TBits : struct, IBitWidth

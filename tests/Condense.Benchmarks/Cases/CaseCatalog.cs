@@ -19,7 +19,7 @@ internal sealed record Run(WeightFormat Format, int Batch, bool Cold = true, boo
 internal static partial class CaseCatalog
 {
     public const string QuickDescription =
-        "S2 at batch 1 (cold + hot) and 16 (cold), int4-g64 at batch 2, 4, 8; S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold: fp32, int4-g64); " +
+        "S2 at batch 1 (cold + hot) and 16 (cold), int4-g64 and int8-g32 with float32 activations (/f32) at batch 1, int4-g64 at batch 2, 4, 8; S1 at batch 1 (cold: fp32, int4-g32-sym, sparse) and 128 (cold: fp32, int4-g64); " +
         "per-call overhead on 64x256 (hot); FWHT and Fastfood at 2^20; RTN int4 quantization of S2";
 
     public const string FullDescription = "S1, S2, S3 x batch 1, 16, 128, cold and hot, every format; int4-g64 on S1 at batch 2, 4, 8";
@@ -39,6 +39,8 @@ internal static partial class CaseCatalog
         var s2 = new List<WeightFormat> { QuantizedFormats.Int8G32, QuantizedFormats.Int4G64, QuantizedFormats.Int4G128, QuantizedFormats.Int3G128, QuantizedFormats.Int2G64 };
         var s2Runs = new List<Run> { new(Fp32Storage.Format, 1, Hot: true), new(Fp32Storage.Format, 16) };
         s2Runs.AddRange(s2.SelectMany(f => new Run[] { new(f, 1, Hot: true), new(f, 16) }));
+        // The exact float32-activation path on the same codes (issue 13: >= 50% of bandwidth at batch 1).
+        s2Runs.AddRange(new[] { Float32ActivationFormats.Int4G64, Float32ActivationFormats.Int8G32 }.Select(f => new Run(f, 1, Hot: true)));
         // The small-batch GEMM targets are relative to the same format's batch-1 row.
         s2Runs.AddRange(new[] { 2, 4, 8 }.Select(b => new Run(QuantizedFormats.Int4G64, b)));
         var lowRank = new List<WeightFormat>();

@@ -1,0 +1,653 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Condense.Kernels;
+
+namespace Condense.Quantization;
+
+/// <summary>
+/// y = x W'^T for a group-quantized W with float32 activations (<see cref="ActivationPrecision.Float32"/>): the
+/// packed codes are decoded in registers into the exact dequantized weights s * (q - z), which are multiplied into
+/// the float32 inputs with fused multiply-adds, four weight rows at a time.
+/// </summary>
+/// <remarks>
+/// <para>Exactness: (q - z) has at most 9 bits and s is a float16, so s * (q - z) is exact in float32; the kernel
+/// forms it either from a 16-entry table (2, 3 and 4 bits: entry j = fma(j, s, -z s), exact because the exact
+/// result is representable) picked by vpermps, or as fma(q, s, -z s) (8 bits, and 4 bits with AVX2). Each product
+/// w x is therefore the dequantize-then-matmul product; only the float32 summation order differs (lanes of one
+/// vector, then a horizontal sum), so results stay within float rounding of the reference.</para>
+/// <para>Decoding one vector of codes: the chunk's bytes are broadcast to every lane, each lane shifts its own code
+/// down (vpsrlvd; 3 bits first gather the two bytes a code spans with vpshufb), and the table lookup ignores the
+/// bits above the code (the table repeats for 2 and 3 bits). With AVX-512, 4-bit lanes take codes in the order
+/// 0, 8, 1, 9, ... (even lanes read the low 32 bits of the chunk, odd lanes the high 32), so the inputs are copied
+/// once per call into that order.</para>
+/// <para>Batches of <see cref="GemmMinBatch"/> and more dequantize a panel of rows into an L2-resident float32 buffer
+/// and run the dense GEMM micro-kernel on it, whose results equal the fma-chain reference on those weights bit for
+/// bit.</para>
+/// <para>Threads split whole row tiles, and every output is computed in one fixed order, so results do not depend
+/// on the thread count.</para>
+/// </remarks>
+internal static unsafe class Float32ActivationKernel
+{
+    /// <summary>Weight rows decoded together: each input vector loaded once feeds four rows.</summary>
+    private const int TileRows = 4;
+
+    /// <summary>Batch rows per pass of the register kernel (4 rows x 3 inputs = 12 accumulators).</summary>
+    private const int TileBatch = 3;
+
+    /// <summary>Batches at least this large take the dequantized-panel GEMM.</summary>
+    /// <remarks>
+    /// Measured on S1 (4096x4096, int4-g64 and int8-g32, 2 threads, loaded machine): the register kernel (one decode
+    /// per 3 inputs) beat the panel GEMM at batch 4, 8 and 16 (the GEMM pads the batch to a 16-lane vector) and
+    /// matched it at 32 and 128.
+    /// </remarks>
+    internal static int GemmMinBatch { get; set; } = 32;
+
+    private const long SerialWork = 1 << 15; // multiply-adds below which a thread hand-off costs more than it saves
+
+    [ThreadStatic] private static float[]? t_scales;
+    [ThreadStatic] private static byte[]? t_stage;
+
+    /// <summary>The parts of a <see cref="GroupQuantizedWeight"/> the kernel reads.</summary>
+    public ref struct Weight
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros; // null when symmetric
+        public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
+    }
+
+    /// <summary>The vector width the kernel runs at under <see cref="KernelOptions.VectorBits"/>: 512, 256, or 0 (not supported: the caller's scalar path).</summary>
+    public static int Width
+    {
+        get
+        {
+            int bits = KernelOptions.VectorBits;
+            if (bits >= 512 && Avx512F.IsSupported && Avx512BW.IsSupported) return 512;
+            if (bits >= 256 && Avx2.IsSupported && Fma.IsSupported) return 256;
+            return 0;
+        }
+    }
+
+    /// <summary>Runs y = x W'^T; false (y untouched) when no vector path applies.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static bool Run(in Weight w, float* x, float* y, int batch)
+    {
+        int width = Width;
+        if (width == 0) return false;
+        int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
+        if (batch >= GemmMinBatch && Avx2.IsSupported)
+        {
+            float* xp = DenseMatMul.PackInputs(x, batch, w.In, width, degreeAll, out int padded);
+            // Panel rows: a multiple of the 8-row micro-tile, about 256 KiB of float32 weights (L2 beside x's k block).
+            int panelRows = Math.Clamp((1 << 16) / Math.Max(1, w.In) / 8 * 8, 8, DenseMatMul.PackedRowsMax);
+            var panelBody = new PanelBody
+            {
+                Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,
+                Out = w.Out, In = w.In, Xp = xp, Padded = padded, Batch = batch, Y = y, Width = width, PanelRows = panelRows,
+                ChunksPerGroup = w.GroupsPerRow == 1 ? (w.In + 7) / 8 : w.GroupSize / 8,
+            };
+            WorkerPool.Shared.For((w.Out + panelRows - 1) / panelRows, ref panelBody, degreeAll);
+            return true;
+        }
+
+        int lanes = width / 32;
+        int chunks = (w.In + lanes - 1) / lanes;
+        int kp = chunks * lanes;
+        bool interleave4 = width == 512 && w.Bits == 4;
+        float[] xBuffer = ArrayPool<float>.Shared.Rent(batch * kp + 16);
+        try
+        {
+            fixed (float* xbRaw = xBuffer)
+            {
+                float* xb = (float*)(((nint)xbRaw + 63) & ~(nint)63);
+                if (xb + (nint)batch * kp > xbRaw + xBuffer.Length) xb = xbRaw; // alignment is a nicety, not a requirement
+                for (int b = 0; b < batch; b++) CopyInputs(x + (nint)b * w.In, w.In, xb + (nint)b * kp, kp, interleave4);
+                int degree = degreeAll;
+                var body = new Body
+                {
+                    Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,
+                    Out = w.Out, In = w.In, X = xb, Kp = kp, Batch = batch, Y = y, Width = width,
+                    ChunksPerGroup = w.GroupsPerRow == 1 ? chunks : w.GroupSize / lanes,
+                };
+                WorkerPool.Shared.For((w.Out + TileRows - 1) / TileRows, ref body, degree);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(xBuffer);
+        }
+        return true;
+    }
+
+    /// <summary>One input row into the kernel's order, zero-filled to whole vectors (zeros times finite weights add nothing).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void CopyInputs(float* x, int n, float* destination, int padded, bool interleave4)
+    {
+        if (!interleave4)
+        {
+            Buffer.MemoryCopy(x, destination, (long)padded * sizeof(float), (long)n * sizeof(float));
+            new Span<float>(destination + n, padded - n).Clear();
+            return;
+        }
+        // Lane 2m holds code m of the 16-code chunk, lane 2m + 1 code 8 + m.
+        for (int c = 0; c < padded; c += 16)
+        {
+            float* d = destination + c;
+            for (int m = 0; m < 8; m++)
+            {
+                int i0 = c + m, i1 = c + 8 + m;
+                d[2 * m] = i0 < n ? x[i0] : 0f;
+                d[2 * m + 1] = i1 < n ? x[i1] : 0f;
+            }
+        }
+    }
+
+    private struct Body : IRangeBody
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int Bits, GroupsPerRow, RowBytes, Out, In, Kp, Batch, Width, ChunksPerGroup;
+        public float* X, Y;
+
+        public readonly void Invoke(int start, int end)
+        {
+            switch (Width, Bits)
+            {
+                case (512, 2): Rows<Dec512x2>(this, start, end); break;
+                case (512, 3): Rows<Dec512x3>(this, start, end); break;
+                case (512, 4): Rows<Dec512x4>(this, start, end); break;
+                case (512, _): Rows<Dec512x8>(this, start, end); break;
+                case (_, 2): Rows<Dec256x2>(this, start, end); break;
+                case (_, 3): Rows<Dec256x3>(this, start, end); break;
+                case (_, 4): Rows<Dec256x4>(this, start, end); break;
+                default: Rows<Dec256x8>(this, start, end); break;
+            }
+        }
+    }
+
+    private struct PanelBody : IRangeBody
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int Bits, GroupsPerRow, RowBytes, Out, In, Padded, Batch, Width, PanelRows, ChunksPerGroup;
+        public float* Xp, Y;
+
+        public readonly void Invoke(int start, int end)
+        {
+            switch (Bits)
+            {
+                case 2: Panels<Dec256x2>(this, start, end); break;
+                case 3: Panels<Dec256x3>(this, start, end); break;
+                case 4: Panels<Dec256x4>(this, start, end); break;
+                default: Panels<Dec256x8>(this, start, end); break;
+            }
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_panel;
+
+    /// <summary>Each panel of rows: dequantized (exactly) into float32, then the dense packed GEMM chunk.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Panels<TDec>(in PanelBody p, int start, int end) where TDec : struct, IDecoder256
+    {
+        int gpr = p.GroupsPerRow;
+        var scales = t_scales;
+        if (scales is null || scales.Length < 2 * gpr + 16)
+            t_scales = scales = GC.AllocateArray<float>(Math.Max(2 * gpr + 16, 1024), pinned: true);
+        float* sf = (float*)Unsafe.AsPointer(ref scales[0]);
+        float* nz = sf + gpr;
+        // A row's last chunk is stored whole (up to 7 floats past the row): rows are decoded in order, so the next
+        // row overwrites them, and the panel has room after its last row.
+        int need = p.PanelRows * p.In + 16;
+        var panelArray = t_panel;
+        if (panelArray is null || panelArray.Length < need)
+            t_panel = panelArray = GC.AllocateArray<float>(need, pinned: true);
+        float* panel = (float*)Unsafe.AsPointer(ref panelArray[0]);
+        var stage = t_stage;
+        if (stage is null || stage.Length < p.RowBytes + 64)
+            t_stage = stage = GC.AllocateArray<byte>(Math.Max(p.RowBytes + 64, 4096), pinned: true);
+        byte* staged = (byte*)Unsafe.AsPointer(ref stage[0]);
+        int chunks = (p.In + 7) / 8;
+        long extent = (long)(chunks - 1) * TDec.ChunkBytes + TDec.ReadBytes;
+        long total = (long)p.Out * p.RowBytes;
+        int symmetricZero = 1 << (p.Bits - 1);
+        nint cb = TDec.ChunkBytes;
+        for (int panelIndex = start; panelIndex < end; panelIndex++)
+        {
+            int r0 = panelIndex * p.PanelRows, rows = Math.Min(p.PanelRows, p.Out - r0);
+            for (int k = 0; k < rows; k++)
+            {
+                int r = r0 + k;
+                byte* row = p.Packed + (nint)r * p.RowBytes;
+                if ((long)r * p.RowBytes + extent > total)
+                {
+                    Buffer.MemoryCopy(row, staged, p.RowBytes, p.RowBytes);
+                    new Span<byte>(staged + p.RowBytes, 64).Clear();
+                    row = staged;
+                }
+                RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf, nz, gpr);
+                float* dst = panel + (nint)k * p.In;
+                nint c = 0;
+                for (int g = 0; g < gpr; g++)
+                {
+                    var (a, b) = TDec.Prepare(sf[g], nz[g]);
+                    for (nint e = Math.Min(c + p.ChunksPerGroup, chunks); c < e; c++)
+                        TDec.Decode(row + c * cb, a, b).Store(dst + c * 8);
+                }
+            }
+            DenseMatMul.PackedRows(p.Xp, panel, p.Y, p.Batch, p.Padded, p.Out, p.In, r0, rows, p.Width);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows<TDec>(in Body p, int startTile, int endTile)
+        where TDec : struct, IDecoder
+    {
+        int gpr = p.GroupsPerRow;
+        var scales = t_scales;
+        if (scales is null || scales.Length < 2 * TileRows * gpr + 16)
+            t_scales = scales = GC.AllocateArray<float>(Math.Max(2 * TileRows * gpr + 16, 1024), pinned: true);
+        float* sf = (float*)Unsafe.AsPointer(ref scales[0]);
+        float* nz = sf + TileRows * gpr;
+
+        // A row whose last chunk would read past the end of the packed array is decoded from a zero-padded copy.
+        int lanes = TDec.Lanes;
+        long extent = (long)(p.Kp / lanes - 1) * TDec.ChunkBytes + TDec.ReadBytes;
+        long total = (long)p.Out * p.RowBytes;
+        var stage = t_stage;
+        if (stage is null || stage.Length < TileRows * (p.RowBytes + 64))
+            t_stage = stage = GC.AllocateArray<byte>(Math.Max(TileRows * (p.RowBytes + 64), 4096), pinned: true);
+        byte* staged = (byte*)Unsafe.AsPointer(ref stage[0]);
+
+        int symmetricZero = 1 << (p.Bits - 1);
+        float* result = stackalloc float[TileRows * TileBatch];
+        var rowPointers = stackalloc byte*[TileRows];
+        for (int tile = startTile; tile < endTile; tile++)
+        {
+            int r0 = tile * TileRows;
+            int rows = Math.Min(TileRows, p.Out - r0);
+            for (int k = 0; k < TileRows; k++)
+            {
+                // A short last tile repeats its last row (computed, not stored).
+                int r = r0 + Math.Min(k, rows - 1);
+                byte* row = p.Packed + (nint)r * p.RowBytes;
+                if ((long)r * p.RowBytes + extent > total)
+                {
+                    byte* copy = staged + (nint)k * (p.RowBytes + 64);
+                    Buffer.MemoryCopy(row, copy, p.RowBytes, p.RowBytes);
+                    new Span<byte>(copy + p.RowBytes, 64).Clear();
+                    row = copy;
+                }
+                rowPointers[k] = row;
+                RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf + k * gpr, nz + k * gpr, gpr);
+            }
+
+            for (int b0 = 0; b0 < p.Batch; b0 += TileBatch)
+            {
+                int n = Math.Min(TileBatch, p.Batch - b0);
+                float* xb = p.X + (nint)b0 * p.Kp;
+                switch (n)
+                {
+                    case 1: TDec.Tile<One>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
+                    case 2: TDec.Tile<Two>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
+                    default: TDec.Tile<Three>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
+                }
+                for (int k = 0; k < rows; k++)
+                    for (int j = 0; j < n; j++)
+                        p.Y[(nint)(b0 + j) * p.Out + r0 + k] = result[k * TileBatch + j];
+            }
+        }
+    }
+
+    /// <summary>Float scales and -z s per group: both exact (float16 to float32, and z &lt;= 255 times an 11-bit significand).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowScales(Half* scales, byte* zeros, int symmetricZero, float* s, float* nz, int count)
+    {
+        int g = 0;
+        if (Avx2.IsSupported)
+        {
+            // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, exact for normal and subnormal halves.
+            var magic = Vector256.Create(5.192297e33f); // 2^112
+            var mask = Vector256.Create(0x7FFFu);
+            var sign = Vector256.Create(0x8000u);
+            var zs = Vector256.Create((float)symmetricZero);
+            for (; g + 8 <= count; g += 8)
+            {
+                var h = Avx2.ConvertToVector256Int32((ushort*)scales + g).AsUInt32();
+                var f = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
+                f.Store(s + g);
+                var z = zeros == null ? zs : Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(zeros + g));
+                (-(z * f)).Store(nz + g);
+            }
+        }
+        for (; g < count; g++)
+        {
+            float f = (float)scales[g];
+            s[g] = f;
+            nz[g] = -((zeros == null ? symmetricZero : zeros[g]) * f);
+        }
+    }
+
+    private interface IBatchCount { static abstract int Count { get; } }
+    private struct One : IBatchCount { public static int Count => 1; }
+    private struct Two : IBatchCount { public static int Count => 2; }
+    private struct Three : IBatchCount { public static int Count => 3; }
+
+    /// <summary>One bit width at one vector width: how a chunk of codes becomes exact float32 weights.</summary>
+    private interface IDecoder
+    {
+        /// <summary>Codes per vector.</summary>
+        static abstract int Lanes { get; }
+        /// <summary>Packed bytes of one chunk of <see cref="Lanes"/> codes.</summary>
+        static abstract int ChunkBytes { get; }
+        /// <summary>Bytes a decode reads from the chunk's start (at least <see cref="ChunkBytes"/>).</summary>
+        static abstract int ReadBytes { get; }
+        static abstract void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount;
+    }
+
+    private interface IDecoder512 : IDecoder
+    {
+        /// <summary>Per group: a table (entry j = s (j - z) for the lookup decoders) or s and -z s.</summary>
+        static abstract (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz);
+        static abstract Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b);
+    }
+
+    private interface IDecoder256 : IDecoder
+    {
+        static abstract (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz);
+        static abstract Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b);
+    }
+
+    // 2 bits, 16 codes = 4 bytes: broadcast, lane i shifts by 2i; table entry j is for code j & 3.
+    private struct Dec512x2 : IDecoder512
+    {
+        public static int Lanes => 16;
+        public static int ChunkBytes => 4;
+        public static int ReadBytes => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) =>
+            (Vector512.FusedMultiplyAdd(Vector512.Create(0f, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3), Vector512.Create(s), Vector512.Create(nz)), default);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b)
+        {
+            var v = Vector512.Create(*(uint*)chunk);
+            var index = Avx512F.ShiftRightLogicalVariable(v, Vector512.Create(0u, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+            return Avx512F.PermuteVar16x32(a, index.AsInt32());
+        }
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile512<Dec512x2, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 3 bits, 16 codes = 6 bytes: the qword broadcast to every 128-bit lane, vpshufb gathers the two bytes code i
+    // spans into lane i, which shifts by 3i mod 8; table entry j is for code j & 7.
+    private struct Dec512x3 : IDecoder512
+    {
+        public static int Lanes => 16;
+        public static int ChunkBytes => 6;
+        public static int ReadBytes => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) =>
+            (Vector512.FusedMultiplyAdd(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7), Vector512.Create(s), Vector512.Create(nz)), default);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b)
+        {
+            var v = Vector512.Create(*(ulong*)chunk).AsByte();
+            var gathered = Avx512BW.Shuffle(v, Vector512.Create(
+                (byte)0, 1, 0x80, 0x80, 0, 1, 0x80, 0x80, 0, 1, 0x80, 0x80, 1, 2, 0x80, 0x80,
+                1, 2, 0x80, 0x80, 1, 2, 0x80, 0x80, 2, 3, 0x80, 0x80, 2, 3, 0x80, 0x80,
+                3, 4, 0x80, 0x80, 3, 4, 0x80, 0x80, 3, 4, 0x80, 0x80, 4, 5, 0x80, 0x80,
+                4, 5, 0x80, 0x80, 4, 5, 0x80, 0x80, 5, 6, 0x80, 0x80, 5, 6, 0x80, 0x80));
+            var index = Avx512F.ShiftRightLogicalVariable(gathered.AsUInt32(), Vector512.Create(0u, 3, 6, 1, 4, 7, 2, 5, 0, 3, 6, 1, 4, 7, 2, 5));
+            return Avx512F.PermuteVar16x32(a, index.AsInt32());
+        }
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile512<Dec512x3, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 4 bits, 16 codes = 8 bytes: the qword broadcast, even lanes see its low dword and odd lanes its high one; lane
+    // 2m and 2m + 1 shift by 4m, giving codes m and 8 + m (the inputs are copied in that order).
+    private struct Dec512x4 : IDecoder512
+    {
+        public static int Lanes => 16;
+        public static int ChunkBytes => 8;
+        public static int ReadBytes => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) =>
+            (Vector512.FusedMultiplyAdd(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(s), Vector512.Create(nz)), default);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b)
+        {
+            var v = Vector512.Create(*(ulong*)chunk).AsUInt32();
+            var index = Avx512F.ShiftRightLogicalVariable(v, Vector512.Create(0u, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28));
+            return Avx512F.PermuteVar16x32(a, index.AsInt32());
+        }
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile512<Dec512x4, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 8 bits: widen 16 bytes to 16 ints, convert, fma(q, s, -z s).
+    private struct Dec512x8 : IDecoder512
+    {
+        public static int Lanes => 16;
+        public static int ChunkBytes => 16;
+        public static int ReadBytes => 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) => (Vector512.Create(s), Vector512.Create(nz));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b) =>
+            Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(chunk))), a, b);
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile512<Dec512x8, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 2 bits with AVX2, 8 codes = 2 bytes; table entry j is for code j & 3.
+    private struct Dec256x2 : IDecoder256
+    {
+        public static int Lanes => 8;
+        public static int ChunkBytes => 2;
+        public static int ReadBytes => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) =>
+            (Vector256.FusedMultiplyAdd(Vector256.Create(0f, 1, 2, 3, 0, 1, 2, 3), Vector256.Create(s), Vector256.Create(nz)), default);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b)
+        {
+            var v = Vector256.Create((uint)*(ushort*)chunk);
+            var index = Avx2.ShiftRightLogicalVariable(v, Vector256.Create(0u, 2, 4, 6, 8, 10, 12, 14));
+            return Avx2.PermuteVar8x32(a, index.AsInt32());
+        }
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile256<Dec256x2, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 3 bits with AVX2, 8 codes = 3 bytes (a 4-byte read): lane i shifts by 3i; the 8-entry table is the code's.
+    private struct Dec256x3 : IDecoder256
+    {
+        public static int Lanes => 8;
+        public static int ChunkBytes => 3;
+        public static int ReadBytes => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) =>
+            (Vector256.FusedMultiplyAdd(Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(s), Vector256.Create(nz)), default);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b)
+        {
+            var v = Vector256.Create(*(uint*)chunk);
+            var index = Avx2.ShiftRightLogicalVariable(v, Vector256.Create(0u, 3, 6, 9, 12, 15, 18, 21));
+            return Avx2.PermuteVar8x32(a, index.AsInt32());
+        }
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile256<Dec256x3, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 4 bits with AVX2 (vpermps has 8 entries): lane i shifts by 4i, masks, converts, fma(q, s, -z s).
+    private struct Dec256x4 : IDecoder256
+    {
+        public static int Lanes => 8;
+        public static int ChunkBytes => 4;
+        public static int ReadBytes => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) => (Vector256.Create(s), Vector256.Create(nz));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b)
+        {
+            var v = Vector256.Create(*(uint*)chunk);
+            var q = Avx2.ShiftRightLogicalVariable(v, Vector256.Create(0u, 4, 8, 12, 16, 20, 24, 28)) & Vector256.Create(15u);
+            return Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(q.AsInt32()), a, b);
+        }
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile256<Dec256x4, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    // 8 bits with AVX2: widen 8 bytes, convert, fma(q, s, -z s).
+    private struct Dec256x8 : IDecoder256
+    {
+        public static int Lanes => 8;
+        public static int ChunkBytes => 8;
+        public static int ReadBytes => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) => (Vector256.Create(s), Vector256.Create(nz));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b) =>
+            Vector256.FusedMultiplyAdd(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(chunk)), a, b);
+
+        public static void Tile<TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result) where TB : struct, IBatchCount =>
+            Tile256<Dec256x8, TB>(rows, sf, nz, gpr, cpg, x, kp, result);
+    }
+
+    /// <summary>
+    /// Four weight rows against up to three input rows: per chunk, each row's weights are decoded once and multiplied
+    /// into every input; each (row, input) pair keeps one vector of partial sums, added up at the end.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile512<TDec, TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result)
+        where TDec : struct, IDecoder512 where TB : struct, IBatchCount
+    {
+        byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
+        float* x1 = x + kp, x2 = x1 + kp;
+        nint cb = TDec.ChunkBytes;
+        var a00 = Vector512<float>.Zero; var a10 = a00; var a20 = a00; var a30 = a00;
+        var a01 = a00; var a11 = a00; var a21 = a00; var a31 = a00;
+        var a02 = a00; var a12 = a00; var a22 = a00; var a32 = a00;
+        nint c = 0;
+        for (int g = 0; g < gpr; g++)
+        {
+            var (t0, u0) = TDec.Prepare(sf[g], nz[g]);
+            var (t1, u1) = TDec.Prepare(sf[gpr + g], nz[gpr + g]);
+            var (t2, u2) = TDec.Prepare(sf[2 * gpr + g], nz[2 * gpr + g]);
+            var (t3, u3) = TDec.Prepare(sf[3 * gpr + g], nz[3 * gpr + g]);
+            for (nint e = c + cpg; c < e; c++)
+            {
+                nint o = c * cb, i = c * 16;
+                var w0 = TDec.Decode(p0 + o, t0, u0);
+                var w1 = TDec.Decode(p1 + o, t1, u1);
+                var w2 = TDec.Decode(p2 + o, t2, u2);
+                var w3 = TDec.Decode(p3 + o, t3, u3);
+                var xv = Vector512.Load(x + i);
+                a00 = Vector512.FusedMultiplyAdd(w0, xv, a00);
+                a10 = Vector512.FusedMultiplyAdd(w1, xv, a10);
+                a20 = Vector512.FusedMultiplyAdd(w2, xv, a20);
+                a30 = Vector512.FusedMultiplyAdd(w3, xv, a30);
+                if (TB.Count > 1)
+                {
+                    xv = Vector512.Load(x1 + i);
+                    a01 = Vector512.FusedMultiplyAdd(w0, xv, a01);
+                    a11 = Vector512.FusedMultiplyAdd(w1, xv, a11);
+                    a21 = Vector512.FusedMultiplyAdd(w2, xv, a21);
+                    a31 = Vector512.FusedMultiplyAdd(w3, xv, a31);
+                }
+                if (TB.Count > 2)
+                {
+                    xv = Vector512.Load(x2 + i);
+                    a02 = Vector512.FusedMultiplyAdd(w0, xv, a02);
+                    a12 = Vector512.FusedMultiplyAdd(w1, xv, a12);
+                    a22 = Vector512.FusedMultiplyAdd(w2, xv, a22);
+                    a32 = Vector512.FusedMultiplyAdd(w3, xv, a32);
+                }
+            }
+        }
+        result[0] = Vector512.Sum(a00); result[3] = Vector512.Sum(a10); result[6] = Vector512.Sum(a20); result[9] = Vector512.Sum(a30);
+        if (TB.Count > 1) { result[1] = Vector512.Sum(a01); result[4] = Vector512.Sum(a11); result[7] = Vector512.Sum(a21); result[10] = Vector512.Sum(a31); }
+        if (TB.Count > 2) { result[2] = Vector512.Sum(a02); result[5] = Vector512.Sum(a12); result[8] = Vector512.Sum(a22); result[11] = Vector512.Sum(a32); }
+    }
+
+    /// <inheritdoc cref="Tile512{TDec, TB}"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile256<TDec, TB>(byte** rows, float* sf, float* nz, int gpr, int cpg, float* x, int kp, float* result)
+        where TDec : struct, IDecoder256 where TB : struct, IBatchCount
+    {
+        byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
+        float* x1 = x + kp, x2 = x1 + kp;
+        nint cb = TDec.ChunkBytes;
+        var a00 = Vector256<float>.Zero; var a10 = a00; var a20 = a00; var a30 = a00;
+        var a01 = a00; var a11 = a00; var a21 = a00; var a31 = a00;
+        var a02 = a00; var a12 = a00; var a22 = a00; var a32 = a00;
+        nint c = 0;
+        for (int g = 0; g < gpr; g++)
+        {
+            var (t0, u0) = TDec.Prepare(sf[g], nz[g]);
+            var (t1, u1) = TDec.Prepare(sf[gpr + g], nz[gpr + g]);
+            var (t2, u2) = TDec.Prepare(sf[2 * gpr + g], nz[2 * gpr + g]);
+            var (t3, u3) = TDec.Prepare(sf[3 * gpr + g], nz[3 * gpr + g]);
+            for (nint e = c + cpg; c < e; c++)
+            {
+                nint o = c * cb, i = c * 8;
+                var w0 = TDec.Decode(p0 + o, t0, u0);
+                var w1 = TDec.Decode(p1 + o, t1, u1);
+                var w2 = TDec.Decode(p2 + o, t2, u2);
+                var w3 = TDec.Decode(p3 + o, t3, u3);
+                var xv = Vector256.Load(x + i);
+                a00 = Vector256.FusedMultiplyAdd(w0, xv, a00);
+                a10 = Vector256.FusedMultiplyAdd(w1, xv, a10);
+                a20 = Vector256.FusedMultiplyAdd(w2, xv, a20);
+                a30 = Vector256.FusedMultiplyAdd(w3, xv, a30);
+                if (TB.Count > 1)
+                {
+                    xv = Vector256.Load(x1 + i);
+                    a01 = Vector256.FusedMultiplyAdd(w0, xv, a01);
+                    a11 = Vector256.FusedMultiplyAdd(w1, xv, a11);
+                    a21 = Vector256.FusedMultiplyAdd(w2, xv, a21);
+                    a31 = Vector256.FusedMultiplyAdd(w3, xv, a31);
+                }
+                if (TB.Count > 2)
+                {
+                    xv = Vector256.Load(x2 + i);
+                    a02 = Vector256.FusedMultiplyAdd(w0, xv, a02);
+                    a12 = Vector256.FusedMultiplyAdd(w1, xv, a12);
+                    a22 = Vector256.FusedMultiplyAdd(w2, xv, a22);
+                    a32 = Vector256.FusedMultiplyAdd(w3, xv, a32);
+                }
+            }
+        }
+        result[0] = Vector256.Sum(a00); result[3] = Vector256.Sum(a10); result[6] = Vector256.Sum(a20); result[9] = Vector256.Sum(a30);
+        if (TB.Count > 1) { result[1] = Vector256.Sum(a01); result[4] = Vector256.Sum(a11); result[7] = Vector256.Sum(a21); result[10] = Vector256.Sum(a31); }
+        if (TB.Count > 2) { result[2] = Vector256.Sum(a02); result[5] = Vector256.Sum(a12); result[8] = Vector256.Sum(a22); result[11] = Vector256.Sum(a32); }
+    }
+}

@@ -1,0 +1,137 @@
+using Condense.Kernels;
+using Condense.Quantization;
+using Condense.Tests.Quantization;
+
+namespace Condense.Tests.Kernels;
+
+/// <summary>
+/// The float32-activation kernel (<see cref="ActivationPrecision.Float32"/>) against dequantize-then-matmul in float64
+/// and against the scalar reference, over odd shapes, every bit width, group size and grid, at every vector width.
+/// </summary>
+public unsafe class Float32ActivationKernelTests
+{
+    public static TheoryData<int, int, int, bool> Formats()
+    {
+        var data = new TheoryData<int, int, int, bool>();
+        foreach (int bits in new[] { 2, 3, 4, 8 })
+            foreach (int group in new[] { 0, 16, 32, 128 })
+                foreach (bool sym in new[] { true, false })
+                    foreach (int batch in new[] { 1, 2, 3, 4, 5, 17, 33 })
+                        data.Add(bits, group, batch, sym);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Every_output_is_within_float_rounding_of_dequantize_then_matmul(int bits, int group, int batch, bool symmetric)
+    {
+        // Odd row counts (short last tiles, the staged last row), per-row groups on lengths that are not whole vectors.
+        var shapes = group == 0 ? new[] { (1, 7), (5, 37), (7, 100), (13, 1031), (6, 256) } : new[] { (1, group), (5, 3 * group), (9, 7 * group), (4, 2 * group) };
+        foreach (var (outF, inF) in shapes)
+        {
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(outF * 31 + inF), outF * inF), outF, inF, new QuantizationScheme(bits, group, symmetric));
+            var x = QuantTestData.Gaussian((ulong)(batch * 7 + inF), batch * inF);
+            var deq = new float[outF * inF];
+            q.Dequantize(deq);
+            var reference = new float[batch * outF];
+            q.MatMulTransposedReference(x, reference, batch);
+            KernelWidths.ForEach(width =>
+            {
+                var y = new float[batch * outF];
+                y.AsSpan().Fill(float.NaN); // overwritten, never accumulated into
+                q.MatMulTransposed(x, y, batch, ActivationPrecision.Float32);
+                for (int b = 0; b < batch; b++)
+                    for (int r = 0; r < outF; r++)
+                    {
+                        double exact = 0, magnitude = 0;
+                        for (int i = 0; i < inF; i++)
+                        {
+                            double p = (double)x[b * inF + i] * deq[r * inF + i];
+                            exact += p;
+                            magnitude += Math.Abs(p);
+                        }
+                        // Every product is exact in float32 (w is the dequantized weight); only the additions round:
+                        // at most In / 8 sequential ones per lane plus the lane sum, each 2^-24 of the magnitude.
+                        double tolerance = (inF / 8.0 + 8) * Math.Pow(2, -24) * magnitude + 1e-30;
+                        float got = y[b * outF + r];
+                        Assert.True(Math.Abs(got - exact) <= tolerance,
+                            $"{q.Format} [{outF}, {inF}] width {width} batch {batch} y[{b},{r}] = {got}, exact {exact}, tolerance {tolerance}");
+                        Assert.True(Math.Abs(reference[b * outF + r] - exact) <= tolerance, "the scalar reference itself");
+                    }
+            });
+        }
+    }
+
+    [Theory]
+    [InlineData(2, 32, 19, 96)]
+    [InlineData(3, 0, 9, 100)]
+    [InlineData(4, 64, 70, 128)]
+    [InlineData(8, 16, 33, 48)]
+    public void Panel_path_batches_equal_the_dense_fma_chain_on_the_dequantized_weights_bit_for_bit(int bits, int group, int outF, int inF)
+    {
+        // The panel path dequantizes exactly and runs the dense packed GEMM, whose outputs are the reference chain.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)bits, outF * inF), outF, inF, new QuantizationScheme(bits, group, false));
+        var deq = new float[outF * inF];
+        q.Dequantize(deq);
+        foreach (int batch in new[] { Float32ActivationKernel.GemmMinBatch, Float32ActivationKernel.GemmMinBatch + 5 })
+        {
+            var x = QuantTestData.Gaussian((ulong)batch, batch * inF);
+            var expected = new float[batch * outF];
+            fixed (float* px = x, pw = deq, py = expected)
+                DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+            KernelWidths.ForEach(width =>
+            {
+                if (width < 256) return; // the scalar fallback dequantizes a row and dots it: not this chain
+                var y = new float[batch * outF];
+                q.MatMulTransposed(x, y, batch, ActivationPrecision.Float32);
+                Assert.Equal(expected, y);
+            });
+        }
+    }
+
+    [Fact]
+    public void The_vector_kernel_runs_at_256_and_512_bits_and_declines_below()
+    {
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(1, 8 * 64), 8, 64, new QuantizationScheme(4, 32, false));
+        var x = QuantTestData.Gaussian(2, 64);
+        KernelWidths.ForEach(width =>
+        {
+            var y = new float[8];
+            fixed (byte* packed = q.Packed)
+            fixed (Half* scales = q.Scales)
+            fixed (byte* zeros = q.ZeroPoints)
+            fixed (float* px = x, py = y)
+            {
+                var w = new Float32ActivationKernel.Weight
+                {
+                    Packed = packed, Scales = scales, Zeros = zeros, Bits = 4, GroupSize = 32, GroupsPerRow = 2, RowBytes = 32, Out = 8, In = 64,
+                };
+                bool ran = Float32ActivationKernel.Run(w, px, py, 1);
+                Assert.Equal(width >= 256 && Float32ActivationKernel.Width == width, ran);
+            }
+        });
+    }
+
+    [Fact]
+    public void Non_finite_inputs_give_the_same_non_finite_outputs_as_the_reference()
+    {
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(3, 6 * 96), 6, 96, new QuantizationScheme(4, 32, false));
+        var x = QuantTestData.Gaussian(4, 3 * 96);
+        x[5] = float.NaN;
+        x[96 + 40] = float.PositiveInfinity;
+        var reference = new float[18];
+        q.MatMulTransposedReference(x, reference, 3);
+        KernelWidths.ForEach(width =>
+        {
+            var y = new float[18];
+            q.MatMulTransposed(x, y, 3, ActivationPrecision.Float32);
+            for (int k = 0; k < 18; k++)
+            {
+                Assert.Equal(float.IsNaN(reference[k]), float.IsNaN(y[k]));
+                Assert.Equal(float.IsInfinity(reference[k]), float.IsInfinity(y[k]));
+                if (float.IsFinite(reference[k])) Assert.Equal(reference[k], y[k], 1e-3f);
+            }
+            Assert.True(float.IsNaN(y[0]));
+        });
+    }
+}
