@@ -158,6 +158,14 @@ public static partial class RstSentences
                 i++;
                 continue;
             }
+            if (IsTableBorder(body))
+            {
+                // A simple table ("=====  =====" borders): its rows are cells, not prose.
+                if (Flush() is { } p) yield return p;
+                skipUntilBlank = true;
+                i++;
+                continue;
+            }
             if (IsAdornment(body) || body.StartsWith(">>>", StringComparison.Ordinal) || body.StartsWith('|') || body.StartsWith('+')
                 || FieldRegex().IsMatch(body))
             {
@@ -209,6 +217,10 @@ public static partial class RstSentences
     // A title over/underline or transition: one punctuation character repeated (at least 3), e.g. "=====", "-----".
     private static bool IsAdornment(string body) =>
         body.Length >= 3 && !char.IsLetterOrDigit(body[0]) && !char.IsWhiteSpace(body[0]) && body.All(c => c == body[0]);
+
+    // A simple table's border: runs of '=' (or '-') separated by spaces, e.g. "=====  ======".
+    private static bool IsTableBorder(string body) =>
+        body.Length >= 3 && (body[0] == '=' || body[0] == '-') && body.Contains(' ', StringComparison.Ordinal) && body.All(c => c == body[0] || c == ' ');
 
     // Inline markup to plain text: roles (:func:`~os.path.join` is "join", :ref:`title <target>` is "title"), ``literals``,
     // hyperlinks `text <url>`_, *emphasis*, **strong**, footnote references, escapes.
