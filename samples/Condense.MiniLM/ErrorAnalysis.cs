@@ -30,6 +30,27 @@ public static class NeighbourOverlap
         return total / a.Length;
     }
 
+    /// <summary>
+    /// Median over sentences of the cosine gap between the k-th and (k+1)-th nearest neighbour: how far an embedding must
+    /// move before its top-k list changes. Small gaps (a corpus of near-paraphrases) make top-k overlap fragile.
+    /// </summary>
+    public static double MedianGap(float[][] e, int k)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (e.Length <= k + 1) throw new ArgumentException($"{e.Length} embeddings; the gap after the top-{k} needs more than {k + 1}", nameof(e));
+        var gaps = new double[e.Length];
+        var scores = new float[e.Length - 1];
+        for (int i = 0; i < e.Length; i++)
+        {
+            int n = 0;
+            for (int j = 0; j < e.Length; j++) if (j != i) scores[n++] = TensorPrimitives.Dot(e[i], e[j]);
+            Array.Sort(scores);
+            gaps[i] = scores[^k] - scores[^(k + 1)];
+        }
+        Array.Sort(gaps);
+        return gaps[gaps.Length / 2];
+    }
+
     private static int[] Neighbours(float[][] e, int i, int k, float[] scores)
     {
         for (int j = 0; j < e.Length; j++) scores[j] = j == i ? float.NegativeInfinity : TensorPrimitives.Dot(e[i], e[j]);

@@ -20,7 +20,8 @@ using Condense.Quantization;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 int threads = 2, evalCount = 1000, calibrationCount = 256, sensitivityCount = 16, sensitivitySamples = 8, speedCount = 64;
-bool full = false, analyze = false, bundled = false, actOrder = false;
+bool full = false, analyze = false, bundled = false, actOrder = false, sequential = false;
+string? planFilter = null;
 double damping = 0.01;
 var rounding = QuantizationRounding.MseClip;
 string? sentencesPath = null;
@@ -40,12 +41,14 @@ for (int i = 0; i < args.Length; i++)
         case "--full": full = true; break;
         case "--analyze": analyze = true; break;
         case "--act-order": actOrder = true; break;
+        case "--sequential": sequential = true; break;
+        case "--plans" when Next() is { } f: planFilter = f; break;
         case "--damp" when double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d >= 0: damping = d; break;
         case "--dll" when Next() is { } d: dll = d; break;
         case "--rounding" when Enum.TryParse<QuantizationRounding>(Next(), true, out var r): rounding = r; break;
         default:
             Console.Error.WriteLine($"unknown or incomplete option '{args[i]}'");
-            Console.Error.WriteLine("usage: Condense.MiniLM [--threads N] [--eval N] [--calibration N] [--full] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--act-order] [--damp F] [--dll PATH]");
+            Console.Error.WriteLine("usage: Condense.MiniLM [--threads N] [--eval N] [--calibration N] [--full] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--act-order] [--sequential] [--damp F] [--plans TEXT] [--dll PATH]");
             return 2;
     }
 }
@@ -102,12 +105,13 @@ var agreement = Cosines(fp32, reference);
 int worst = Array.IndexOf(agreement, agreement.Min());
 Console.WriteLine($"fp32 vs ONNX Runtime (padded batches of 32): mean cosine {agreement.Average():F7}, worst {agreement[worst]:F7} over {sentences.Length} sentences ('{sentences[worst]}')");
 int failures = agreement.Min() >= 0.99999 ? 0 : 1;
+Console.WriteLine($"fp32 neighbourhoods: median cosine gap between the 10th and 11th neighbour {NeighbourOverlap.MedianGap(fp32, 10):F4} (top-10 overlap changes once embeddings move by about this much)");
 var speedSentences = sentences.Take(speedCount).ToArray();
 
 // GPTQ calibration: each sentence its own batch, so no padding rows enter the layers' input statistics.
 var calibrationBatches = calibrationSentences.Select(s => tokenizer.EncodeBatch([s]).ToTensor()).ToArray();
 var calibration = new CalibrationData(calibrationBatches);
-var gptqOptions = new GptqOptions { DampingPercent = damping, ActOrder = actOrder };
+var gptqOptions = new GptqOptions { DampingPercent = damping, ActOrder = actOrder, Sequential = sequential };
 
 if (analyze)
 {
@@ -122,25 +126,26 @@ var rows = new List<string[]>
 };
 var rtn = new CompressionOptions { Rounding = rounding };
 var gptq = new CompressionOptions { Rounding = rounding, Calibration = calibration, Gptq = gptqOptions };
-Console.WriteLine($"GPTQ: {calibrationSentences.Length} calibration sentences ({calibrationSentences.Sum(s => tokenizer.Encode(s).Length):N0} token rows), damping {damping}, act-order {actOrder}");
+Console.WriteLine($"GPTQ: {calibrationSentences.Length} calibration sentences ({calibrationSentences.Sum(s => tokenizer.Encode(s).Length):N0} token rows), damping {damping}, act-order {actOrder}, sequential {sequential}");
 
 // Each plan: built, compressed, measured with float32 activations (weight-only, the reference semantics) and, for the
 // main plans (every plan with --full), with the kernels' default int8 activations (one scale per input row).
 CompressionReport? uniform3 = null;
-var plans = new (string Name, bool Int8Activations, Func<(ISentenceEncoder, CompressionReport)> Build)[]
+// Int8Activations: also measured with int8 activations by default; Default: in the default run (the rest with --full or --plans).
+var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenceEncoder, CompressionReport)> Build)[]
 {
-    ("int8 per row (RTN)", true, () => Compressed(model, model.Compress(rtn))),
-    ("int4 g32 (RTN)", false, () => { var m = new MiniLmInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
-    ("int4 g64 (RTN)", true, () => { var m = new MiniLmInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
-    ("int4 g128 (RTN)", false, () => { var m = new MiniLmInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
-    ("int4 g64 asym (RTN)", false, () => { var m = new MiniLmInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
-    ("int4 g32 (GPTQ)", false, () => { var m = new MiniLmGptqInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
-    ("int4 g64 (GPTQ)", true, () => { var m = new MiniLmGptqInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
-    ("int4 g128 (GPTQ)", false, () => { var m = new MiniLmGptqInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
-    ("2:4 sparse, int8 values", false, () => { var m = new MiniLmSparse24Int8(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
-    ("int4 g64 + rank-16 correction", false, () => { var m = new MiniLmInt4G64Lorc(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
-    ("int3 per row (uniform)", false, () => { var m = new MiniLmInt3(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); var r = m.Compress(rtn); uniform3 = r; return (m, r); }),
-    ("mixed 2/3/4/8 per row, = int3 bytes", false, () =>
+    ("int8 per row (RTN)", true, true, () => Compressed(model, model.Compress(rtn))),
+    ("int4 g32 (RTN)", false, false, () => { var m = new MiniLmInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
+    ("int4 g64 (RTN)", true, true, () => { var m = new MiniLmInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
+    ("int4 g128 (RTN)", false, false, () => { var m = new MiniLmInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
+    ("int4 g64 asym (RTN)", false, false, () => { var m = new MiniLmInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
+    ("int4 g32 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
+    ("int4 g64 (GPTQ)", true, true, () => { var m = new MiniLmGptqInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
+    ("int4 g128 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
+    ("2:4 sparse, int8 values", false, false, () => { var m = new MiniLmSparse24Int8(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
+    ("int4 g64 + rank-16 correction", false, false, () => { var m = new MiniLmInt4G64Lorc(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
+    ("int3 per row (uniform)", false, false, () => { var m = new MiniLmInt3(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); var r = m.Compress(rtn); uniform3 = r; return (m, r); }),
+    ("mixed 2/3/4/8 per row, = int3 bytes", false, false, () =>
     {
         var m = new MiniLmMixed();
         m.LoadWeights(onnx, MiniLmMixed.ImportOptions);
@@ -168,6 +173,11 @@ var plans = new (string Name, bool Int8Activations, Func<(ISentenceEncoder, Comp
 var weightErrors = new List<string>();
 foreach (var plan in plans)
 {
+    // --plans TEXT: only the plans whose name contains TEXT (the uniform int3 plan runs anyway when mixed is asked, for its budget).
+    bool wanted = planFilter is null ? plan.Default || full
+        : plan.Name.Contains(planFilter, StringComparison.OrdinalIgnoreCase)
+          || (plan.Name.StartsWith("int3", StringComparison.Ordinal) && "mixed".Contains(planFilter, StringComparison.OrdinalIgnoreCase));
+    if (!wanted) continue;
     var clock = Stopwatch.StartNew();
     var (encoder, report) = plan.Build();
     double seconds = clock.Elapsed.TotalSeconds;
