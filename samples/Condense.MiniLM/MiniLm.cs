@@ -49,6 +49,42 @@ public sealed partial class GptqBlock : Module, IEncoderLayer
         Bert.EncoderLayer(hidden, new(query, key, value, attentionOutput, attentionNorm, intermediate, output, outputNorm), batch, Block.Heads);
 }
 
+/// <summary>The encoder layer with 2:4 semi-structured sparsity (two largest magnitudes of every four inputs kept), the kept values int8.</summary>
+[Compressible]
+public sealed partial class Sparse24Block : Module, IEncoderLayer
+{
+    [Sparsify(N = 2, M = 4), Quantize(8)] private readonly Linear query = new(Block.Hidden, Block.Hidden);
+    [Sparsify(N = 2, M = 4), Quantize(8)] private readonly Linear key = new(Block.Hidden, Block.Hidden);
+    [Sparsify(N = 2, M = 4), Quantize(8)] private readonly Linear value = new(Block.Hidden, Block.Hidden);
+    [Sparsify(N = 2, M = 4), Quantize(8)] private readonly Linear attentionOutput = new(Block.Hidden, Block.Hidden);
+    private readonly LayerNorm attentionNorm = new(Block.Hidden);
+    [Sparsify(N = 2, M = 4), Quantize(8)] private readonly Linear intermediate = new(Block.Hidden, Block.Intermediate);
+    [Sparsify(N = 2, M = 4), Quantize(8)] private readonly Linear output = new(Block.Intermediate, Block.Hidden);
+    private readonly LayerNorm outputNorm = new(Block.Hidden);
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor hidden, SequenceBatch batch) =>
+        Bert.EncoderLayer(hidden, new(query, key, value, attentionOutput, attentionNorm, intermediate, output, outputNorm), batch, Block.Heads);
+}
+
+/// <summary>The encoder layer at int4 g64 (round to nearest) with a rank-16 float32 correction U V fitted to each layer's quantization error (W ~ deq(Q) + U V).</summary>
+[Compressible]
+public sealed partial class LorcBlock : Module, IEncoderLayer
+{
+    [Quantize(4, GroupSize = 64), LowRankCorrection(16)] private readonly Linear query = new(Block.Hidden, Block.Hidden);
+    [Quantize(4, GroupSize = 64), LowRankCorrection(16)] private readonly Linear key = new(Block.Hidden, Block.Hidden);
+    [Quantize(4, GroupSize = 64), LowRankCorrection(16)] private readonly Linear value = new(Block.Hidden, Block.Hidden);
+    [Quantize(4, GroupSize = 64), LowRankCorrection(16)] private readonly Linear attentionOutput = new(Block.Hidden, Block.Hidden);
+    private readonly LayerNorm attentionNorm = new(Block.Hidden);
+    [Quantize(4, GroupSize = 64), LowRankCorrection(16)] private readonly Linear intermediate = new(Block.Hidden, Block.Intermediate);
+    [Quantize(4, GroupSize = 64), LowRankCorrection(16)] private readonly Linear output = new(Block.Intermediate, Block.Hidden);
+    private readonly LayerNorm outputNorm = new(Block.Hidden);
+
+    /// <inheritdoc/>
+    public Tensor Forward(Tensor hidden, SequenceBatch batch) =>
+        Bert.EncoderLayer(hidden, new(query, key, value, attentionOutput, attentionNorm, intermediate, output, outputNorm), batch, Block.Heads);
+}
+
 /// <summary>An encoder layer of any plan.</summary>
 public interface IEncoderLayer
 {
@@ -83,9 +119,31 @@ public sealed partial class MiniLm : Module, ISentenceEncoder
     /// <inheritdoc/>
     public Tensor Encode(TokenBatch tokens) =>
         MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/>.</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
 }
 
-/// <summary>The same model with int4, group 64, round-to-nearest Linear layers.</summary>
+/// <summary>int4, group 32, symmetric, round-to-nearest Linear layers.</summary>
+[Compressible]
+[Override("layers[*].*", Bits = 4, GroupSize = 32)]
+public sealed partial class MiniLmInt4G32 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly Block[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>int4, group 64, symmetric, round-to-nearest Linear layers.</summary>
 [Compressible]
 [Override("layers[*].*", Bits = 4, GroupSize = 64)]
 public sealed partial class MiniLmInt4G64 : Module, ISentenceEncoder
@@ -99,9 +157,69 @@ public sealed partial class MiniLmInt4G64 : Module, ISentenceEncoder
     /// <inheritdoc/>
     public Tensor Encode(TokenBatch tokens) =>
         MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
 }
 
-/// <summary>The model with GPTQ int4 g64 encoder layers; its Forward takes packed token batches so Compress can calibrate.</summary>
+/// <summary>int4, group 128, symmetric, round-to-nearest Linear layers.</summary>
+[Compressible]
+[Override("layers[*].*", Bits = 4, GroupSize = 128)]
+public sealed partial class MiniLmInt4G128 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly Block[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>int4, group 64, asymmetric (scale and zero point), round-to-nearest.</summary>
+[Compressible]
+[Override("layers[*].*", Bits = 4, GroupSize = 64, Symmetric = false)]
+public sealed partial class MiniLmInt4G64Asym : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly Block[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>int4, group 32, GPTQ Linear layers (<see cref="GptqBlock"/>; the override keeps the method).</summary>
+[Compressible]
+[Override("layers[*].*", GroupSize = 32)]
+public sealed partial class MiniLmGptqInt4G32 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly GptqBlock[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>int4, group 64, GPTQ Linear layers (<see cref="GptqBlock"/>; the override keeps the method).</summary>
 [Compressible]
 public sealed partial class MiniLmGptqInt4G64 : Module, ISentenceEncoder
 {
@@ -115,8 +233,131 @@ public sealed partial class MiniLmGptqInt4G64 : Module, ISentenceEncoder
     public Tensor Encode(TokenBatch tokens) =>
         MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
 
-    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (the calibration pass runs this).</summary>
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
     public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>int4, group 128, GPTQ Linear layers (<see cref="GptqBlock"/>; the override keeps the method).</summary>
+[Compressible]
+[Override("layers[*].*", GroupSize = 128)]
+public sealed partial class MiniLmGptqInt4G128 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly GptqBlock[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>2:4 semi-structured sparsity (magnitude) with the kept values int8.</summary>
+[Compressible]
+public sealed partial class MiniLmSparse24Int8 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly Sparse24Block[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>int4 g64 round-to-nearest plus a rank-16 float32 correction of the quantization error on every Linear layer.</summary>
+[Compressible]
+public sealed partial class MiniLmInt4G64Lorc : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly LorcBlock[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>uniform int3, one symmetric scale per row: the baseline of the mixed-precision plan at equal bytes.</summary>
+[Compressible]
+[Override("layers[*].*", Bits = 3)]
+public sealed partial class MiniLmInt3 : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly Block[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
+/// <summary>
+/// Q-BERT / HAWQ-style mixed precision: every encoder Linear layer gets 2, 3, 4 or 8 bits (one scale per row, the mixed
+/// format) from its Hessian trace, under a byte budget the sample sets to the uniform int3 model's bytes. The Hessian is
+/// the Gauss-Newton one of 1/2 ||e(x) - e_fp32(x)||^2, the squared distance between the unit-length embeddings and the
+/// fp32 ones (= 1 - cosine), on calibration sentences. The layers are declared flat (arrays of six, one per encoder layer)
+/// because <c>[MixedPrecision]</c> chooses for the model's own layers, not for those of nested blocks.
+/// </summary>
+[Compressible]
+[MixedPrecision(2, 3, 4, 8, AverageBits = 3.05)]
+public sealed partial class MiniLmMixed : Module, ISentenceEncoder
+{
+    private const int H = Block.Hidden, I = Block.Intermediate;
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly Linear[] query = { new(H, H), new(H, H), new(H, H), new(H, H), new(H, H), new(H, H) };
+    private readonly Linear[] key = { new(H, H), new(H, H), new(H, H), new(H, H), new(H, H), new(H, H) };
+    private readonly Linear[] value = { new(H, H), new(H, H), new(H, H), new(H, H), new(H, H), new(H, H) };
+    private readonly Linear[] attentionOutput = { new(H, H), new(H, H), new(H, H), new(H, H), new(H, H), new(H, H) };
+    private readonly LayerNorm[] attentionNorm = { new(H), new(H), new(H), new(H), new(H), new(H) };
+    private readonly Linear[] intermediate = { new(H, I), new(H, I), new(H, I), new(H, I), new(H, I), new(H, I) };
+    private readonly Linear[] output = { new(I, H), new(I, H), new(I, H), new(I, H), new(I, H), new(I, H) };
+    private readonly LayerNorm[] outputNorm = { new(H), new(H), new(H), new(H), new(H), new(H) };
+
+    /// <summary>The ONNX names mapped to this model's flat ones: <c>encoder.layer.3.attention.self.query.weight</c> is <c>query[3].weight</c>.</summary>
+    public static WeightImportOptions ImportOptions { get; } = new()
+    {
+        Map = name => FlatLayerRegex().Replace(MiniLmForward.MapName(name), "$2.$1.$3"),
+        IgnoreExtras = ["pooler.*"],
+    };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, Enumerable.Range(0, 6).Select(b => new EncoderLayer((hidden, batch) =>
+            Bert.EncoderLayer(hidden, new(query[b], key[b], value[b], attentionOutput[b], attentionNorm[b], intermediate[b], output[b], outputNorm[b]), batch, Block.Heads))));
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what the sensitivity measurement runs).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^layers\.(\d+)\.(\w+)\.(weight|bias)$")]
+    private static partial System.Text.RegularExpressions.Regex FlatLayerRegex();
+
+    private sealed class EncoderLayer(Func<Tensor, SequenceBatch, Tensor> forward) : IEncoderLayer
+    {
+        public Tensor Forward(Tensor hidden, SequenceBatch batch) => forward(hidden, batch);
+    }
 }
 
 /// <summary>The forward pass shared by the plans, and the import map from the ONNX file's names.</summary>

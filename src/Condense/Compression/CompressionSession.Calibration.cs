@@ -38,9 +38,53 @@ public sealed partial class CompressionSession
         if (_options.Calibration is null) throw MissingCalibration(PlanAt(needed[0]));
         if (forward is null)
             throw new InvalidOperationException($"Layer '{PlanAt(needed[0]).Path}' of {_plan.ModelName} uses {MethodText(PlanAt(needed[0]))}, which records its inputs by running the model's Forward, but {_plan.ModelName} declares no 'public Tensor Forward(Tensor x)': add one, or compress {_plan.ModelName} as part of a model that has one.");
-        var recorded = CalibrationRecorder.Record(layers, needed, forward, _options.Calibration);
         _statistics ??= [];
+        if (_options.Gptq.Sequential)
+        {
+            CalibrateSequentially(layers, forward, needed);
+            return;
+        }
+        var recorded = CalibrationRecorder.Record(layers, needed, forward, _options.Calibration);
         for (int t = 0; t < needed.Count; t++) _statistics[needed[t]] = recorded[t];
+    }
+
+    /// <summary>
+    /// <see cref="GptqOptions.Sequential"/>: the layers grouped by their parent path in plan order, each group recorded
+    /// with the earlier groups' GPTQ layers holding their dequantized GPTQ weights; the dense weights are put back at the end
+    /// (also on an error), so Compress quantizes the original weights from these statistics.
+    /// </summary>
+    private void CalibrateSequentially(IReadOnlyList<NamedLayer> layers, Func<Tensor, Tensor> forward, List<int> needed)
+    {
+        var saved = new List<(WeightedLayer Layer, float[] Weight)>();
+        try
+        {
+            foreach (var group in needed.GroupBy(i => ParentPath(PlanAt(i).Path)))
+            {
+                var indices = group.ToArray();
+                var recorded = CalibrationRecorder.Record(layers, indices, forward, _options.Calibration!);
+                for (int t = 0; t < indices.Length; t++) _statistics![indices[t]] = recorded[t];
+                foreach (int index in indices)
+                {
+                    var plan = PlanAt(index);
+                    // Only plain GPTQ layers are replaced for the later groups; corrected and low-rank layers stay dense there.
+                    if (plan.Technique != LayerTechnique.Quantize || layers[index].Layer is not WeightedLayer layer) continue;
+                    var weight = layer.Weight.Data;
+                    var quantized = Gptq.Quantize(weight, plan.OutFeatures, plan.InFeatures, Scheme(plan), _statistics![index], _options.Gptq);
+                    saved.Add((layer, weight.ToArray()));
+                    quantized.Dequantize(weight);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var (layer, weight) in saved) weight.CopyTo(layer.Weight.Data, 0);
+        }
+
+        static string ParentPath(string path)
+        {
+            int dot = path.LastIndexOf('.');
+            return dot < 0 ? "" : path[..dot];
+        }
     }
 
     /// <summary>

@@ -25,6 +25,16 @@ public sealed record GptqOptions
     /// contiguous column groups and the kernels are unchanged.
     /// </summary>
     public bool ActOrder { get; init; }
+
+    /// <summary>
+    /// Record the inputs block by block (GPTQ's sequential mode): the GPTQ layers of the first nested block (or the
+    /// model's own layers: the path's parent, <c>layers[2]</c> for <c>layers[2].query</c>) are recorded over the
+    /// dense model and quantized; the next block's inputs are then recorded with those layers replaced by their
+    /// dequantized values, so each layer corrects for the error of the blocks before it. One calibration pass per
+    /// block instead of one in all; the model's weights are restored before <c>Compress</c> stores anything.
+    /// Default false: every layer's inputs come from the dense model.
+    /// </summary>
+    public bool Sequential { get; init; }
 }
 
 /// <summary>
