@@ -30,6 +30,59 @@ public sealed partial class AnalyzerTests
         Assert.StartsWith("Model 'NoForward' has [MixedPrecision] but declares no Tensor Forward(Tensor)", Message(d[0]), StringComparison.Ordinal);
     }
 
+    /// <summary>A nested block's unannotated layers are not given bits by the outer [MixedPrecision]: the build says so (CND0040);
+    /// an [Override] reaching them, or a technique of their own, silences it.</summary>
+    [Fact]
+    public void CND0040_MixedPrecisionMissesNestedLayers()
+    {
+        const string Block = """
+            [Compressible]
+            public partial class Block : Module
+            {
+                readonly Linear up = new(64, 64);
+                readonly Linear down = new(64, 64);
+
+                public Tensor Forward(Tensor x) => down.Forward(up.Forward(x));
+            }
+
+            [Compressible]
+            public partial class QuantizedBlock : Module
+            {
+                [Quantize(4)] readonly Linear up = new(64, 64);
+
+                public Tensor Forward(Tensor x) => up.Forward(x);
+            }
+
+            """;
+        var d = Verify(Block + """
+            [Compressible(MaxBytes = 67 * 1024)]
+            [{|CND0040:MixedPrecision|}(2, 4, 8)]
+            public partial class Outer : Module
+            {
+                readonly Block[] blocks = [new(), new()];
+                readonly Linear head = new(64, 10);
+
+                public Tensor Forward(Tensor x) => head.Forward(blocks[1].Forward(blocks[0].Forward(x)));
+            }
+            """);
+        Assert.Equal(DiagnosticSeverity.Warning, d[0].Severity);
+        Assert.StartsWith("Model 'Outer': [MixedPrecision] gives no bits to 'blocks[0].up' and 3 more nested layers: a nested block's layer without a compression attribute stays float32", Message(d[0]), StringComparison.Ordinal);
+
+        Assert.Empty(Verify(Block + """
+            [Compressible(MaxBytes = 13 * 1024)]
+            [MixedPrecision(2, 4, 8)]
+            [Override("blocks[*].*", Bits = 4)]
+            public partial class Outer : Module
+            {
+                readonly Block[] blocks = [new(), new()];
+                readonly QuantizedBlock last = new();
+                readonly Linear head = new(64, 10);
+
+                public Tensor Forward(Tensor x) => head.Forward(last.Forward(blocks[1].Forward(blocks[0].Forward(x))));
+            }
+            """));
+    }
+
     [Fact]
     public void MixedPrecisionCompressChoosesTheBitsFirst()
     {

@@ -54,7 +54,8 @@ public sealed class CompressionPlanAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.CalibrationNeedsForward,
         DiagnosticDescriptors.DataAwareMethodInvalid,
 
-        DiagnosticDescriptors.MixedPrecisionWithoutForward);
+        DiagnosticDescriptors.MixedPrecisionWithoutForward,
+        DiagnosticDescriptors.MixedPrecisionMissesNestedLayers);
 
     public override void Initialize(AnalysisContext context)
     {

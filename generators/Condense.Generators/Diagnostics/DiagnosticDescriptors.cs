@@ -54,6 +54,7 @@ internal static class DiagnosticDescriptors
     public const string CalibrationNeedsForwardId = "CND0035";
     public const string DataAwareMethodInvalidId = "CND0036";
     public const string MixedPrecisionWithoutForwardId = "CND0037";
+    public const string MixedPrecisionMissesNestedLayersId = "CND0040";
 
     /// <summary>CND0001. Message: "Model '{0}' must be partial so Condense can generate its code: add 'partial' to the declaration of '{1}'".</summary>
     public static readonly DiagnosticDescriptor ModelNotPartial = Create(
@@ -305,6 +306,13 @@ internal static class DiagnosticDescriptors
         "[MixedPrecision] on a model without Forward",
         "Model '{0}' has [MixedPrecision] but declares no Tensor Forward(Tensor): Compress measures each layer's sensitivity by running the model, so it can only apply bits given in CompressionOptions.MixedPrecision.Allocation; declare Forward, or fix the bits with [Override]",
         "[MixedPrecision] chooses bits per layer from the trace of the loss Hessian, estimated by running the model's Forward and Backward over calibration data. The generated Compress calls an instance Tensor Forward(Tensor) on the model or a base class; without one, only an allocation given at run time can be applied.");
+
+    /// <summary>CND0040 (warning). Message: "Model '{0}': [MixedPrecision] gives no bits to '{1}'{2} ...".</summary>
+    public static readonly DiagnosticDescriptor MixedPrecisionMissesNestedLayers = Create(
+        MixedPrecisionMissesNestedLayersId, Budget, DiagnosticSeverity.Warning,
+        "[MixedPrecision] does not reach a nested block's unannotated layers",
+        "Model '{0}': [MixedPrecision] gives no bits to '{1}'{2}: a nested block's layer without a compression attribute stays float32; give it bits with [Override(\"{1}\", Bits = b)] on this model, annotate it in its block, or declare the layers in this model so the allocation can choose",
+        "[MixedPrecision] chooses bits for the model's own layers that have no compression attribute. Layers of a nested [Compressible] block follow that block's own plan: an unannotated one stays float32, so its bytes count against the budget and no bits are chosen for it.");
 
     private static DiagnosticDescriptor Create(string id, string category, DiagnosticSeverity severity, string title, string message, string description) =>
         new(id, title, message, category, severity, isEnabledByDefault: true, description, HelpLinkBase + id + ".md");

@@ -101,6 +101,15 @@ internal static partial class ModelParser
         // [MixedPrecision] measures sensitivity by running the model: without a Forward only a given allocation works (CND0037).
         if (FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute) is { } mixed && layers.Any(l => l.Settings.MixedPrecision) && !HasForwardMethod(type))
             problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MixedPrecisionWithoutForward, AttributeNameLocation(mixed, cancellationToken), type.Name));
+        // A nested block's layer without a technique of its own is not given bits by this model's [MixedPrecision]
+        // (the nested model's plan is compiled on its own): it stays float32, so say so rather than leave it out silently (CND0040).
+        if (FindAttribute(type, KnownTypeNames.MixedPrecisionAttribute) is { } outerMixed)
+        {
+            var left = layers.Where(l => l.Attributes is null && !l.HasAnyAttribute && !l.Settings.MixedPrecision && l.OverriddenBy is null).ToList();
+            if (left.Count > 0)
+                problems.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MixedPrecisionMissesNestedLayers, AttributeNameLocation(outerMixed, cancellationToken),
+                    type.Name, left[0].Path, left.Count == 1 ? "" : " and " + (left.Count - 1).ToString(System.Globalization.CultureInfo.InvariantCulture) + " more nested layers"));
+        }
         CheckSubspaces(type, layers, problems, cancellationToken);
 
         if (layers.Any(l => l.Settings.Sparsify && l.Settings.HasPruningSchedule))
