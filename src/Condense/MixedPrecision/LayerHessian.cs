@@ -349,6 +349,58 @@ public sealed class LayerHessian
         return result;
     }
 
+    /// <summary>
+    /// The mean loss over the calibration rows at the current weights, in double precision and without the tape (one
+    /// forward pass per batch). With the KL and squared-error losses it is 0 at the float32 weights.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A non-finite output, or a batch that changed since the float32 pass (batch named).</exception>
+    public double MeanLoss()
+    {
+        double total = 0;
+        int batch = 0;
+        using (Tensor.NoGrad())
+            foreach (var (input, labels) in _data.LabelledBatches())
+            {
+                var output = _forward(input);
+                CheckFinite(output, batch);
+                var reference = batch < _reference.Count ? _reference[batch] : [];
+                if (reference.Length != output.Length)
+                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                        $"Calibration batch {batch} gave an output of {output.Length} values now and {reference.Length} before: the calibration data must give the same batches each time it is enumerated."));
+                var data = output.Data;
+                int rows = RowsOf(batch), classes = data.Length / rows;
+                var logP = new double[classes];
+                var logQ = new double[classes];
+                for (int r = 0; r < rows; r++)
+                {
+                    int o = r * classes;
+                    if (Loss == SensitivityLoss.OutputSquaredError)
+                    {
+                        for (int k = 0; k < classes; k++)
+                        {
+                            double d = (double)data[o + k] - reference[o + k];
+                            total += 0.5 * d * d;
+                        }
+                        continue;
+                    }
+                    LogSoftmax(data.AsSpan(o, classes), logP);
+                    if (Loss == SensitivityLoss.CrossEntropy)
+                    {
+                        int label = labels![r];
+                        if ((uint)label >= (uint)classes)
+                            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                                $"Calibration batch {batch} row {r} has label {label}, but the model gives {classes} outputs: labels are 0 to {classes - 1}."));
+                        total -= logP[label];
+                        continue;
+                    }
+                    LogSoftmax(reference.AsSpan(o, classes), logQ);
+                    for (int k = 0; k < classes; k++) total += Math.Exp(logQ[k]) * (logQ[k] - logP[k]);
+                }
+                batch++;
+            }
+        return total / _rows;
+    }
+
     /// <summary>Calls <paramref name="row"/> with each row's u and the float32 softmax p (empty for the squared error).</summary>
     private void ForEachRow(List<double[]> directions, RowAction row)
     {

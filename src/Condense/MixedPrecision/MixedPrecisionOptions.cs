@@ -27,9 +27,37 @@ public enum SensitivityWeighting
     Diagonal = 1,
 }
 
+/// <summary>How a layer's sensitivity Omega_i(b) to b-bit quantization is obtained.</summary>
+public enum SensitivityMethod
+{
+    /// <summary>
+    /// HAWQ-V2's second-order model: Omega_i(b) = Tr(H_ii) / n_i x ||Q_b(W_i) - W_i||^2 (or per weight, see
+    /// <see cref="SensitivityWeighting"/>), the traces from Hutchinson's estimator. It assumes the loss is quadratic
+    /// over the whole quantization step, and that the error's direction does not matter (only its norm).
+    /// </summary>
+    HessianTrace = 0,
+    /// <summary>
+    /// The loss increase measured directly: each layer alone is quantized to each candidate width (the format Compress
+    /// stores) and the calibration data is run through the model: Omega_i(b) = L(Q_b(W_i), other layers float32) - L(float32).
+    /// With <see cref="SensitivityLoss.Auto"/> the loss is <see cref="SensitivityLoss.OutputKl"/> (ZeroQ's sensitivity,
+    /// Cai et al. 2020), labels or not. It takes one forward pass over the calibration data per layer and width, no
+    /// gradients and no random vectors, and it holds however large the step (a 2-bit layer) is: the second-order
+    /// model's error beyond the quadratic, and the direction of Q_b(W) - W against the curvature, are in the number.
+    /// </summary>
+    MeasuredLoss = 1,
+}
+
 /// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
 public sealed class MixedPrecisionOptions
 {
+    /// <summary>
+    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2, the default) or
+    /// <see cref="SensitivityMethod.MeasuredLoss"/> (the KL increase with that layer alone quantized). The options
+    /// about vectors, curvature and weighting apply to the Hessian trace only. docs/mixed-precision.md has the
+    /// measurements comparing them.
+    /// </summary>
+    public SensitivityMethod Method { get; init; } = SensitivityMethod.HessianTrace;
+
     /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
     public int Samples { get; init; } = 32;
 

@@ -11,13 +11,14 @@ namespace Condense.MixedPrecision;
 /// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
 /// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
 /// (b bits, one symmetric scale per row); or, with <see cref="SensitivityWeighting.Diagonal"/>,
-/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2.
+/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss increase
+/// measured with this layer alone at b bits.
 /// </summary>
 /// <param name="Path">The layer's path.</param>
 /// <param name="LayerIndex">Its index in the plan.</param>
 /// <param name="WeightCount">n, the weights of the layer.</param>
-/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)).</param>
-/// <param name="TraceStandardError">The estimate's standard error.</param>
+/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)); NaN when the loss was measured.</param>
+/// <param name="TraceStandardError">The estimate's standard error; NaN when the loss was measured.</param>
 /// <param name="Bits">The candidate bit widths, ascending.</param>
 /// <param name="WeightBytes">Exact bytes of the weight at each candidate (packed codes and scales; bias excluded).</param>
 /// <param name="SquaredError">||Q_b(W) - W||^2 at each candidate.</param>
@@ -32,8 +33,10 @@ public sealed record LayerSensitivity(string Path, int LayerIndex, long WeightCo
 /// </summary>
 public sealed class MixedPrecisionSensitivity
 {
-    private MixedPrecisionSensitivity(CompressionPlan plan, IReadOnlyList<int> bits, IReadOnlyList<LayerSensitivity> layers, SensitivityLoss loss)
+    private MixedPrecisionSensitivity(CompressionPlan plan, IReadOnlyList<int> bits, IReadOnlyList<LayerSensitivity> layers, SensitivityLoss loss,
+        SensitivityMethod method = SensitivityMethod.HessianTrace)
     {
+        Method = method;
         Plan = plan;
         Bits = bits;
         Layers = layers;
@@ -51,8 +54,11 @@ public sealed class MixedPrecisionSensitivity
     /// <summary>One entry per <c>[MixedPrecision]</c> layer, in plan order.</summary>
     public IReadOnlyList<LayerSensitivity> Layers { get; }
 
-    /// <summary>The loss whose Hessian was estimated.</summary>
+    /// <summary>The loss whose Hessian was estimated, or whose increase was measured.</summary>
     public SensitivityLoss Loss { get; }
+
+    /// <summary>How Omega was obtained.</summary>
+    public SensitivityMethod Method { get; }
 
     /// <summary>Bytes of everything the allocation does not decide: the other layers, and the candidates' biases.</summary>
     public long FixedBytes { get; }
@@ -62,7 +68,9 @@ public sealed class MixedPrecisionSensitivity
 
     /// <summary>
     /// Measures every <c>[MixedPrecision]</c> layer of <paramref name="plan"/>: Hutchinson traces of the loss Hessian's
-    /// diagonal blocks over <paramref name="data"/>, and each layer's quantization error at every candidate width.
+    /// diagonal blocks over <paramref name="data"/> and each layer's quantization error at every candidate width, or
+    /// (<see cref="MixedPrecisionOptions.Method"/> = <see cref="SensitivityMethod.MeasuredLoss"/>) the loss increase of
+    /// each layer alone at each width.
     /// The model is left as it was (weights restored bit for bit).
     /// </summary>
     /// <param name="layers">The model's layers (<c>model.Layers</c>), in plan order, dense.</param>
@@ -77,7 +85,12 @@ public sealed class MixedPrecisionSensitivity
         ArgumentNullException.ThrowIfNull(data);
         options ??= new MixedPrecisionOptions();
         var (bits, indices) = Candidates(plan, layers);
-        var hessian = new LayerHessian(layers, indices, forward, data, options.Loss, options.RelativeStep);
+        bool measured = options.Method == SensitivityMethod.MeasuredLoss;
+        // The measured increase defaults to KL to the float32 outputs: zero at float32 and never negative, where the
+        // labelled cross-entropy's increase also carries the first-order term, noise from the calibration labels.
+        var loss = measured && options.Loss == SensitivityLoss.Auto ? SensitivityLoss.OutputKl : options.Loss;
+        var hessian = new LayerHessian(layers, indices, forward, data, loss, options.RelativeStep);
+        if (measured) return MeasureLoss(plan, layers, bits, indices, hessian, options, rounding);
         Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
         TraceEstimate[] traces;
         double[][]? diagonals = null;
@@ -120,6 +133,50 @@ public sealed class MixedPrecisionSensitivity
         return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss);
     }
 
+    /// <summary>
+    /// <see cref="SensitivityMethod.MeasuredLoss"/>: each layer alone at each candidate width (dequantized from the stored
+    /// format, so the same rounding and scales as Compress), the mean loss over the calibration data, less the float32 loss.
+    /// </summary>
+    private static MixedPrecisionSensitivity MeasureLoss(CompressionPlan plan, IReadOnlyList<NamedLayer> layers, int[] bits, int[] indices,
+        LayerHessian hessian, MixedPrecisionOptions options, QuantizationRounding rounding)
+    {
+        double baseline = hessian.MeanLoss();
+        var result = new LayerSensitivity[indices.Length];
+        int done = 0;
+        for (int t = 0; t < indices.Length; t++)
+        {
+            var lp = plan.Layers[indices[t]];
+            var weight = ((WeightedLayer)layers[indices[t]].Layer).Weight.Data;
+            var original = (float[])weight.Clone();
+            var bytes = new long[bits.Length];
+            var error = new double[bits.Length];
+            var omega = new double[bits.Length];
+            try
+            {
+                for (int k = 0; k < bits.Length; k++)
+                {
+                    bytes[k] = WeightBytes(lp, bits[k]);
+                    GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, Scheme(bits[k]), rounding).Dequantize(weight);
+                    double sum = 0;
+                    for (int j = 0; j < weight.Length; j++)
+                    {
+                        double d = (double)weight[j] - original[j];
+                        sum += d * d;
+                    }
+                    error[k] = sum;
+                    omega[k] = hessian.MeanLoss() - baseline;
+                    options.Progress?.Report(new MixedPrecisionProgress(++done, indices.Length * bits.Length));
+                }
+            }
+            finally
+            {
+                original.CopyTo(weight, 0);
+            }
+            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, double.NaN, double.NaN, bits, bytes, error, omega);
+        }
+        return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss, SensitivityMethod.MeasuredLoss);
+    }
+
     /// <summary>The quantization scheme of a <c>[MixedPrecision]</c> layer at <paramref name="bits"/>: one symmetric scale per row.</summary>
     public static QuantizationScheme Scheme(int bits) => new(bits, 0, true);
 
@@ -143,7 +200,7 @@ public sealed class MixedPrecisionSensitivity
                 smallest - capacity);
         var choice = MultipleChoiceKnapsack.Solve(Layers.Select(l => l.WeightBytes.ToArray()).ToList(), Layers.Select(l => l.Omega.ToArray()).ToList(), capacity)
             ?? throw new InvalidOperationException("The knapsack found no allocation although the smallest one fits: a bug in Condense.");
-        return new MixedPrecisionSolution(Plan, budget, Loss, Layers.Select((l, t) => new LayerBitChoice(l.Path, l.LayerIndex, l.Bits[choice[t]],
+        return new MixedPrecisionSolution(Plan, budget, Loss, Method, Layers.Select((l, t) => new LayerBitChoice(l.Path, l.LayerIndex, l.Bits[choice[t]],
             l.WeightBytes[choice[t]] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[choice[t]], l.Trace)).ToList());
     }
 
@@ -159,7 +216,7 @@ public sealed class MixedPrecisionSensitivity
             int k = IndexOf(Bits, chosen[t]);
             return new LayerBitChoice(l.Path, l.LayerIndex, chosen[t], l.WeightBytes[k] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[k], l.Trace);
         }).ToList();
-        return CheckedAllocation(Plan, FixedBytes, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, choices, Loss);
+        return CheckedAllocation(Plan, FixedBytes, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, choices, Loss, Method);
     }
 
     /// <summary>A given allocation without a measurement (Omega and trace unknown), checked against the plan's budget.</summary>
@@ -173,7 +230,7 @@ public sealed class MixedPrecisionSensitivity
         return CheckedAllocation(plan, fixedBytes, indices.Sum(i => plan.Layers[i].WeightCount), maxBytes ?? plan.MaxBytes, averageBits ?? plan.AverageBits, choices, null);
     }
 
-    private static MixedPrecisionSolution CheckedAllocation(CompressionPlan plan, long fixedBytes, long weights, long maxBytes, double averageBits, List<LayerBitChoice> choices, SensitivityLoss? loss)
+    private static MixedPrecisionSolution CheckedAllocation(CompressionPlan plan, long fixedBytes, long weights, long maxBytes, double averageBits, List<LayerBitChoice> choices, SensitivityLoss? loss, SensitivityMethod method = SensitivityMethod.HessianTrace)
     {
         long candidateBytes = choices.Sum(c => c.BytesAfter - plan.Layers[c.LayerIndex].BiasBytes);
         long capacity = Capacity(plan, weights, maxBytes, averageBits, fixedBytes, out string budget);
@@ -181,7 +238,7 @@ public sealed class MixedPrecisionSensitivity
             throw new MixedPrecisionBudgetException(string.Create(CultureInfo.InvariantCulture,
                 $"Model '{plan.ModelName}': the given [MixedPrecision] allocation takes {fixedBytes + candidateBytes:N0} bytes, {candidateBytes - capacity:N0} bytes over the budget ({budget}); lower some layers' bits."),
                 candidateBytes - capacity);
-        return new MixedPrecisionSolution(plan, budget, loss, choices);
+        return new MixedPrecisionSolution(plan, budget, loss, method, choices);
     }
 
     /// <summary>The bytes the candidates' weights may take under MaxBytes (whole plan) and AverageBits (candidates only).</summary>

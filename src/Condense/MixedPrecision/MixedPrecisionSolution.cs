@@ -10,7 +10,7 @@ namespace Condense.MixedPrecision;
 /// <param name="Bits">The chosen bit width (one symmetric scale per row).</param>
 /// <param name="BytesAfter">Exact bytes of the layer once compressed at <paramref name="Bits"/> (bias included).</param>
 /// <param name="Omega">The layer's sensitivity at <paramref name="Bits"/>; NaN for an allocation given without a measurement.</param>
-/// <param name="Trace">The Hutchinson estimate of the trace of the layer's Hessian block; NaN without a measurement.</param>
+/// <param name="Trace">The Hutchinson estimate of the trace of the layer's Hessian block; NaN without a trace measurement.</param>
 public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long BytesAfter, double Omega, double Trace);
 
 /// <summary>
@@ -21,8 +21,9 @@ public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long 
 /// </summary>
 public sealed class MixedPrecisionSolution
 {
-    internal MixedPrecisionSolution(CompressionPlan plan, string budget, SensitivityLoss? loss, IReadOnlyList<LayerBitChoice> layers)
+    internal MixedPrecisionSolution(CompressionPlan plan, string budget, SensitivityLoss? loss, SensitivityMethod method, IReadOnlyList<LayerBitChoice> layers)
     {
+        Method = method;
         ModelName = plan.ModelName;
         Budget = budget;
         Loss = loss;
@@ -43,6 +44,9 @@ public sealed class MixedPrecisionSolution
 
     /// <summary>The loss whose Hessian ranked the layers; null for an allocation given in the options.</summary>
     public SensitivityLoss? Loss { get; }
+
+    /// <summary>How the sensitivities were obtained (meaningful when <see cref="Loss"/> is not null).</summary>
+    public SensitivityMethod Method { get; }
 
     /// <summary>One entry per <c>[MixedPrecision]</c> layer, in plan order.</summary>
     public IReadOnlyList<LayerBitChoice> Layers { get; }
@@ -84,7 +88,9 @@ public sealed class MixedPrecisionSolution
         sb.Append("// Written by Condense: the bits [MixedPrecision] chose for ").Append(ModelName).Append(string.Create(CultureInfo.InvariantCulture,
             $" ({Budget}; {PredictedBytes:N0} bytes, {AverageBits:0.###} bits per weight over its layers)")).Append(".\n");
         sb.Append("// With this file in the project the build checks these bits like any other plan; delete it to choose again.\n");
-        if (Loss is { } loss) sb.Append("// Sensitivity: Hessian trace of the ").Append(LossText(loss)).Append(" (HAWQ-V2), solved as an exact knapsack.\n");
+        if (Loss is { } loss)
+            sb.Append(Method == SensitivityMethod.MeasuredLoss ? "// Sensitivity: measured increase of the " : "// Sensitivity: Hessian trace of the ")
+                .Append(LossText(loss)).Append(Method == SensitivityMethod.MeasuredLoss ? " per layer and width" : " (HAWQ-V2)").Append(", solved as an exact knapsack.\n");
         int indent = 0;
         if (!string.IsNullOrEmpty(modelType.Namespace))
         {
