@@ -6,7 +6,7 @@
 // --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
 //
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--model mlp|cnn] [--quick] [--method trace|measured] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -37,12 +37,13 @@ for (int i = 0; i < args.Length; i++)
         "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
         "--quick" => settings.Quick = true,
         "--method" => (settings.Method = Next() ?? "") is "trace" or "measured",
+        "--group-sizes" => (settings.GroupSizes = ParseList(Next()).Select(v => (int)v).ToArray()) is { Length: > 0 },
         _ => false,
     };
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -88,6 +89,7 @@ internal sealed class Settings
     public string? DenseFrom;
     public bool Quick;
     public string Method = "trace";
+    public int[] GroupSizes = [0];
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -131,8 +133,8 @@ internal static class Experiment
 
             // The calibration rows: 1,024 labelled training images, seeded and shared by every plan of this seed.
             var calibration = CalibrationData.FromDataset(train.Shuffled(seed: seed + 100), rows: 1024, batchSize: 256);
-            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace };
-            var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss };
+            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, GroupSizes = settings.GroupSizes };
+            var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss, GroupSizes = settings.GroupSizes };
             var libraryOptions = settings.Method == "measured" ? measuredOptions : mixed;
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
@@ -144,7 +146,7 @@ internal static class Experiment
             var measured = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, measuredOptions);
             var primary = settings.Method == "measured" ? measured : sensitivity;
             var report = model.Compress(new CompressionOptions { Calibration = calibration,
-                MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = primary.Allocate().BitsByPath } : libraryOptions });
+                MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = primary.Allocate().BitsByPath, AllocationGroupSizes = primary.Allocate().GroupSizesByPath } : libraryOptions });
             var chosen = report.MixedPrecision!;
             double hessianAccuracy = Accuracy(model, test);
             Console.Write(report);
@@ -155,19 +157,22 @@ internal static class Experiment
 
             // One measurement, re-solved at other budgets (the Pareto sweep) and used to cost the baselines.
             var sameBits = primary.Allocate();
-            if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key)))
+            if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key))
+                || !sameBits.GroupSizesByPath.OrderBy(p => p.Key).SequenceEqual(chosen.GroupSizesByPath.OrderBy(p => p.Key)))
                 throw new InvalidOperationException("The same seed and calibration data gave different bits: determinism is broken.");
 
             var paths = sensitivity.Layers.Select(l => l.Path).ToArray();
             var cache = new Dictionary<string, PlanResult>(StringComparer.Ordinal);
-            PlanResult Evaluate(string kind, int[] bits)
+            // A plan is one token per layer: the bits, with the group size when there is one ("3", "3g32").
+            PlanResult Evaluate(string kind, string[] bits)
             {
                 string key = string.Join("/", bits);
                 if (cache.TryGetValue(key, out var known)) return known with { Kind = kind };
-                var allocation = paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2);
+                var allocation = paths.Select((p, i) => (p, ParseFormat(bits[i]).Bits)).ToDictionary(x => x.p, x => x.Item2);
+                var groups = paths.Select((p, i) => (p, ParseFormat(bits[i]).GroupSize)).ToDictionary(x => x.p, x => x.Item2);
                 var compressed = TModel.Load(densePath);
                 // Any size: the sweep lifts the declared budget for this call (MaxBytes far above the dense model, no AverageBits).
-                var r = compressed.Compress(new CompressionOptions { MixedPrecision = new MixedPrecisionOptions { Allocation = allocation, MaxBytes = long.MaxValue / 2, AverageBits = 0 } });
+                var r = compressed.Compress(new CompressionOptions { MixedPrecision = new MixedPrecisionOptions { Allocation = allocation, AllocationGroupSizes = groups, MaxBytes = long.MaxValue / 2, AverageBits = 0 } });
                 var (accuracy, loss) = Score(compressed, test);
                 var result = new PlanResult(seed, kind, key, r.TotalBytesAfter, r.MixedPrecision!.AverageBits, accuracy, loss);
                 cache[key] = result;
@@ -176,11 +181,11 @@ internal static class Experiment
             var seedResults = new List<PlanResult>();
             void Add(PlanResult r) { seedResults.Add(r); results.Add(r); }
 
-            var uniform = sensitivity.Bits.Select(b => Evaluate("uniform", Enumerable.Repeat(b, paths.Length).ToArray())).ToList();
+            var uniform = sensitivity.Bits.Select(b => Evaluate("uniform", Enumerable.Repeat(b.ToString(CultureInfo.InvariantCulture), paths.Length).ToArray())).ToList();
             uniform.ForEach(Add);
             var uniform3 = uniform.Single(u => u.Bits.StartsWith("3/", StringComparison.Ordinal));
             long budget = uniform3.Bytes;
-            var hessian = Evaluate(settings.Method == "measured" ? "measured" : "hessian", paths.Select(p => chosen.BitsByPath[p]).ToArray());
+            var hessian = Evaluate(settings.Method == "measured" ? "measured" : "hessian", Bits(paths, chosen));
             if (Math.Abs(hessian.Accuracy - hessianAccuracy) > 1e-12) throw new InvalidOperationException("The allocation replayed differs from Compress's own.");
             Add(hessian);
             // At the uniform 3-bit bytes exactly (the attribute's AverageBits is a little above them).
@@ -199,14 +204,16 @@ internal static class Experiment
 
             // Random allocations at equal bytes: uniform draws of each layer's bits, kept when within 5% under the budget.
             var rng = new Rng(Rng.Derive(seed, "random allocations"));
+            // Each layer's format drawn uniformly from its candidates (the widths, times the group sizes that fit it).
+            string[] Draw() => sensitivity.Layers.Select(l => { int k = (int)(rng.NextUInt64() % (ulong)l.Bits.Count); return FormatToken(l.Bits[k], l.GroupSizeAt(k)); }).ToArray();
             List<PlanResult> RandomAt(long bytes, string kind)
             {
                 var drawn = new List<PlanResult>();
                 int tries = 0;
                 while (drawn.Count < settings.Random && tries++ < 200_000)
                 {
-                    var bits = paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray();
-                    var cost = sensitivity.Evaluate(paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0);
+                    var bits = Draw();
+                    var cost = Cost(sensitivity, bits);
                     if (cost.PredictedBytes > bytes || cost.PredictedBytes < 0.95 * bytes) continue;
                     if (drawn.Any(e => e.Bits == string.Join("/", bits))) continue;
                     var r = Evaluate(kind, bits);
@@ -234,8 +241,7 @@ internal static class Experiment
             Add(diagonalEqual);
             var diagonalLower = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: lower, averageBits: 0)));
             Add(diagonalLower);
-            double Omega(MixedPrecisionSensitivity s, PlanResult r) =>
-                s.Evaluate(paths.Select((p, i) => (p, int.Parse(r.Bits.Split('/')[i], CultureInfo.InvariantCulture))).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0).TotalOmega;
+            double Omega(MixedPrecisionSensitivity s, PlanResult r) => Cost(s, r.Bits.Split('/')).TotalOmega;
             var ranked = seedResults.GroupBy(r => r.Bits).Select(g => g.First()).ToList();
             double rhoTrace = Spearman(ranked.Select(r => Omega(sensitivity, r)).ToArray(), ranked.Select(r => r.Loss).ToArray());
             double rhoDiagonal = Spearman(ranked.Select(r => Omega(diagonalSensitivity, r)).ToArray(), ranked.Select(r => r.Loss).ToArray());
@@ -249,7 +255,7 @@ internal static class Experiment
             }
             // A cloud of random allocations at any size, for the figure's Pareto front (the figure shows the first seed only).
             for (int k = 0; k < (seed == settings.Seeds[0] && !settings.Quick ? settings.Random : 0); k++)
-                Add(Evaluate("random (any size)", paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray()));
+                Add(Evaluate("random (any size)", Draw()));
 
             Console.WriteLine($"\n{"plan",-22} {"bits (" + string.Join("/", paths) + ")",-44} {"bytes",9} {"bits/w",7} {"accuracy",9}");
             Console.WriteLine($"{"dense fp32",-22} {"",-44} {TModel.Plan.TotalBytesBefore,9:N0} {32,7:F2} {denseAccuracy,9:P2}");
@@ -263,20 +269,21 @@ internal static class Experiment
             var denseScore = Score(dense, test);
             var single = new List<(double Trace, double Measured, double Delta, string Text)>();
             for (int t = 0; t < paths.Length; t++)
-                for (int k = 0; k < sensitivity.Bits.Count; k++)
+                for (int b = 0; b < sensitivity.Bits.Count; b++)
                 {
+                    // Per-row formats only: the table is about the widths.
+                    int k = sensitivity.Layers[t].IndexOf(sensitivity.Bits[b]), km = measured.Layers[t].IndexOf(sensitivity.Bits[b]);
                     var one = TModel.Load(densePath);
                     var layer = (WeightedLayer)one.Layers[sensitivity.Layers[t].LayerIndex].Layer;
                     var lp = TModel.Plan.Layers[sensitivity.Layers[t].LayerIndex];
                     var original = (float[])layer.Weight.Data.Clone();
-                    GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, MixedPrecisionSensitivity.Scheme(sensitivity.Bits[k]), QuantizationRounding.MseClip).Dequantize(layer.Weight.Data);
+                    GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, MixedPrecisionSensitivity.Scheme(sensitivity.Bits[b]), QuantizationRounding.MseClip).Dequantize(layer.Weight.Data);
                     var (a, l) = Score(one, test);
-                    single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[k], l - denseScore.Loss,
-                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[k]} | {sensitivity.Layers[t].Omega[k]:G3} | {measured.Layers[t].Omega[k]:G3} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
+                    single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[km], l - denseScore.Loss,
+                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {measured.Layers[t].Omega[km]:G3} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
                 }
             singles.AddRange(single.Select(x => x.Text));
-            double Objective(MixedPrecisionSensitivity s, string bits) =>
-                s.Evaluate(paths.Select((p, i) => (p, int.Parse(bits.Split('/')[i], CultureInfo.InvariantCulture))).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0).TotalOmega;
+            double Objective(MixedPrecisionSensitivity s, string bits) => Cost(s, bits.Split('/')).TotalOmega;
             var planRanked = seedResults.GroupBy(r => r.Bits).Select(g => g.First()).ToList();
             var planNear = planRanked.Where(r => r.Bytes <= budget && r.Bytes >= 0.95 * budget).ToList();
             proxies.Add(string.Create(CultureInfo.InvariantCulture,
@@ -342,7 +349,25 @@ internal static class Experiment
         return sxy / Math.Sqrt(sxx * syy);
     }
 
-    private static int[] Bits(string[] paths, MixedPrecisionSolution solution) => paths.Select(p => solution.BitsByPath[p]).ToArray();
+    private static string[] Bits(string[] paths, MixedPrecisionSolution solution) =>
+        paths.Select(p => FormatToken(solution.BitsByPath[p], solution.GroupSizesByPath[p])).ToArray();
+
+    private static string FormatToken(int bits, int groupSize) =>
+        groupSize == 0 ? bits.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{bits}g{groupSize}");
+
+    private static (int Bits, int GroupSize) ParseFormat(string token)
+    {
+        var parts = token.Split('g');
+        return (int.Parse(parts[0], CultureInfo.InvariantCulture), parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : 0);
+    }
+
+    /// <summary>A plan (one token per layer, in the sensitivity's layer order) costed by a measurement, without a budget.</summary>
+    private static MixedPrecisionSolution Cost(MixedPrecisionSensitivity s, string[] tokens)
+    {
+        var formats = tokens.Select(ParseFormat).ToArray();
+        return s.Evaluate(s.Layers.Select((l, i) => (l.Path, formats[i].Bits)).ToDictionary(x => x.Path, x => x.Bits),
+            maxBytes: long.MaxValue / 2, averageBits: 0, groupSizes: s.Layers.Select((l, i) => (l.Path, formats[i].GroupSize)).ToDictionary(x => x.Path, x => x.GroupSize));
+    }
 
     private static double Accuracy<TModel>(TModel model, Dataset test) where TModel : IMixedModel => Score(model, test).Accuracy;
 

@@ -91,6 +91,20 @@ public sealed class MixedPrecisionOptions
     public IReadOnlyDictionary<string, int>? Allocation { get; init; }
 
     /// <summary>
+    /// Group sizes for <see cref="Allocation"/>, per layer path (a layer not listed: 0, one scale per row). Each must
+    /// have a kernel and divide the layer's inputs.
+    /// </summary>
+    public IReadOnlyDictionary<string, int>? AllocationGroupSizes { get; init; }
+
+    /// <summary>
+    /// The formats the allocation chooses among at each candidate width: 0 (one scale per row, always included: the
+    /// format the build sizes the budget with) and any of 16, 32, 64, 128, 256 that divides a layer's inputs. Group
+    /// scales cost bytes and lower the error, so they give the knapsack steps between the widths: with only per-row
+    /// formats the step from 3 to 4 bits on a large layer cannot be paid for in small amounts. Default: [0].
+    /// </summary>
+    public IReadOnlyList<int> GroupSizes { get; init; } = [0];
+
+    /// <summary>
     /// A whole-model byte budget for this Compress call instead of the declared <c>MaxBytes</c> (null = the plan's).
     /// For sweeps over budgets (a Pareto front); the build checked only the declared budget.
     /// </summary>

@@ -11,7 +11,12 @@ namespace Condense.MixedPrecision;
 /// <param name="BytesAfter">Exact bytes of the layer once compressed at <paramref name="Bits"/> (bias included).</param>
 /// <param name="Omega">The layer's sensitivity at <paramref name="Bits"/>; NaN for an allocation given without a measurement.</param>
 /// <param name="Trace">The Hutchinson estimate of the trace of the layer's Hessian block; NaN without a trace measurement.</param>
-public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long BytesAfter, double Omega, double Trace);
+/// <param name="GroupSize">The chosen group size (0 = one scale per row).</param>
+public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long BytesAfter, double Omega, double Trace, int GroupSize = 0)
+{
+    /// <summary>The format in short: the bits, and the group size when there is one (<c>3</c>, <c>3 g32</c>).</summary>
+    public string FormatText => GroupSize == 0 ? Bits.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{Bits} g{GroupSize}");
+}
 
 /// <summary>
 /// A bit allocation of a plan's <c>[MixedPrecision]</c> layers: the chosen bits per layer, the predicted bytes of the
@@ -63,13 +68,16 @@ public sealed class MixedPrecisionSolution
     /// <summary>The chosen bits by layer path (what <see cref="MixedPrecisionOptions.Allocation"/> takes).</summary>
     public IReadOnlyDictionary<string, int> BitsByPath => Layers.ToDictionary(l => l.Path, l => l.Bits, StringComparer.Ordinal);
 
+    /// <summary>The chosen group sizes by layer path, 0 = one scale per row (what <see cref="MixedPrecisionOptions.AllocationGroupSizes"/> takes).</summary>
+    public IReadOnlyDictionary<string, int> GroupSizesByPath => Layers.ToDictionary(l => l.Path, l => l.GroupSize, StringComparer.Ordinal);
+
     /// <summary>
     /// The chosen plan as attribute lines to paste on the model class, one <c>[Override("path", Bits = b)]</c> per layer.
     /// With every <c>[MixedPrecision]</c> layer overridden, the build checks these bits and the budget like any
     /// fixed plan, and Compress no longer needs calibration data.
     /// </summary>
     public string OverrideAttributes => string.Join("\n", Layers.Select(l =>
-        string.Create(CultureInfo.InvariantCulture, $"[global::Condense.Override({Literal(l.Path)}, Bits = {l.Bits})]")));
+        string.Create(CultureInfo.InvariantCulture, $"[global::Condense.Override({Literal(l.Path)}, Bits = {l.Bits}{(l.GroupSize == 0 ? "" : $", GroupSize = {l.GroupSize}")})]")));
 
     /// <summary>
     /// A C# file declaring another part of <paramref name="modelType"/> (same namespace, same containing types) that
@@ -123,9 +131,9 @@ public sealed class MixedPrecisionSolution
         var inv = CultureInfo.InvariantCulture;
         int w = Math.Max(5, Layers.Count == 0 ? 5 : Layers.Max(l => l.Path.Length));
         var sb = new StringBuilder();
-        sb.Append(inv, $"{"layer".PadRight(w)}  {"bits",4} {"bytes",12} {"trace",12} {"omega",12}\n");
+        sb.Append(inv, $"{"layer".PadRight(w)}  {"bits",7} {"bytes",12} {"trace",12} {"omega",12}\n");
         foreach (var l in Layers)
-            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Bits,4} {l.BytesAfter,12:N0} {l.Trace,12:G4} {l.Omega,12:G4}\n");
+            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.FormatText,7} {l.BytesAfter,12:N0} {l.Trace,12:G4} {l.Omega,12:G4}\n");
         sb.Append(inv, $"predicted bytes {PredictedBytes:N0} ({AverageBits:0.###} bits per weight over the mixed layers), budget {Budget}\n");
         return sb.ToString();
     }
