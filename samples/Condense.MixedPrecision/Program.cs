@@ -6,7 +6,7 @@
 // --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
 //
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -37,13 +37,14 @@ for (int i = 0; i < args.Length; i++)
         "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
         "--quick" => settings.Quick = true,
         "--method" => (settings.Method = Next() ?? "") is "trace" or "measured",
+        "--proxy-rows" => int.TryParse(Next(), out settings.ProxyRows) && settings.ProxyRows >= 0,
         "--group-sizes" => (settings.GroupSizes = ParseList(Next()).Select(v => (int)v).ToArray()) is { Length: > 0 },
         _ => false,
     };
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -90,6 +91,7 @@ internal sealed class Settings
     public bool Quick;
     public string Method = "trace";
     public int[] GroupSizes = [0];
+    public int ProxyRows;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -266,7 +268,9 @@ internal static class Experiment
 
             // How well each proxy predicts what it stands for: every layer alone at every width, the test cross-entropy
             // increase, against the trace model's Omega and the measured calibration KL (Spearman over layers x widths).
-            var denseScore = Score(dense, test);
+            // --proxy-rows: the first N test images only, to keep the CNN's 20 extra evaluations affordable on a loaded machine.
+            var proxyTest = settings.ProxyRows > 0 && settings.ProxyRows < test.Count ? test.Subset(0, settings.ProxyRows) : test;
+            var denseScore = Score(dense, proxyTest);
             var single = new List<(double Trace, double Measured, double Delta, string Text)>();
             for (int t = 0; t < paths.Length; t++)
                 for (int b = 0; b < sensitivity.Bits.Count; b++)
@@ -278,7 +282,7 @@ internal static class Experiment
                     var lp = TModel.Plan.Layers[sensitivity.Layers[t].LayerIndex];
                     var original = (float[])layer.Weight.Data.Clone();
                     GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, MixedPrecisionSensitivity.Scheme(sensitivity.Bits[b]), QuantizationRounding.MseClip).Dequantize(layer.Weight.Data);
-                    var (a, l) = Score(one, test);
+                    var (a, l) = Score(one, proxyTest);
                     single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[km], l - denseScore.Loss,
                         string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {measured.Layers[t].Omega[km]:G3} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
                 }

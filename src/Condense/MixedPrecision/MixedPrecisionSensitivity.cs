@@ -203,7 +203,7 @@ public sealed class MixedPrecisionSensitivity
 
     /// <summary>
     /// A layer's candidate formats: every candidate width with one scale per row, and with each of
-    /// <paramref name="groupSizes"/> that has a kernel and divides the layer's inputs; by width, then per-row first,
+    /// <paramref name="groupSizes"/> that has a kernel and divides the layer's inputs (narrower than a row); by width, then per-row first,
     /// then larger groups first (so the smallest format of each width comes first).
     /// </summary>
     private static (int Bits, int GroupSize)[] Formats(LayerPlan layer, int[] bits, IReadOnlyList<int>? groupSizes)
@@ -214,7 +214,8 @@ public sealed class MixedPrecisionSensitivity
                 throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                     $"MixedPrecisionOptions.GroupSizes has {g}, which has no kernel: use 0 (one scale per row) or {string.Join(", ", KernelCatalogue.SupportedGroupSizes)}."), nameof(groupSizes));
         // Per row always: it is the format the build sized the budget with, so the smallest allocation stays reachable.
-        var usable = sizes.Where(g => g > 0 && layer.InFeatures % g == 0).OrderDescending().Prepend(0).ToArray();
+        // A group as wide as the row is the per-row format (same codes, scales and bytes): listed once.
+        var usable = sizes.Where(g => g > 0 && g < layer.InFeatures && layer.InFeatures % g == 0).OrderDescending().Prepend(0).ToArray();
         return bits.SelectMany(b => usable.Select(g => (b, g))).ToArray();
     }
 

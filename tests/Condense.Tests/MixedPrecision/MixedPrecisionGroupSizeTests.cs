@@ -15,11 +15,12 @@ public sealed class MixedPrecisionGroupSizeTests(MixedDigitsFixture fixture) : I
     public void CandidatesAreEveryWidthTimesEveryFittingGroupSizeAndTheKnapsackIsOptimalOverThem(SensitivityMethod method)
     {
         var model = fixture.Fresh();
-        // 48 has no kernel and 128 does not divide the 64 inputs: only 0, 32 and 16 are candidates.
+        // 48 has no kernel, 64 is the whole row (the per-row format, listed once) and 128 does not divide the 64
+        // inputs: only 0, 32 and 16 are candidates.
         Assert.Throws<ArgumentException>(() => MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(),
             new MixedPrecisionOptions { Method = method, Samples = 4, GroupSizes = [0, 48] }));
         var grouped = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(),
-            new MixedPrecisionOptions { Method = method, Samples = 8, GroupSizes = [16, 32, 128] });
+            new MixedPrecisionOptions { Method = method, Samples = 8, GroupSizes = [16, 32, 64, 128] });
         var perRow = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(),
             new MixedPrecisionOptions { Method = method, Samples = 8 });
         foreach (var layer in grouped.Layers)
