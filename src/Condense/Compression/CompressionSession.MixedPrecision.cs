@@ -11,8 +11,9 @@ public sealed partial class CompressionSession
     private MixedPrecisionSolution? _mixedPrecision;
 
     /// <summary>
-    /// Chooses the bits of the plan's <c>[MixedPrecision]</c> layers before they are compressed: Hutchinson traces of the
-    /// loss Hessian over <see cref="CompressionOptions.Calibration"/>, then an exact knapsack under the model's budget
+    /// Chooses the bits (and group sizes) of the plan's <c>[MixedPrecision]</c> layers before they are compressed: each
+    /// layer's sensitivity over <see cref="CompressionOptions.Calibration"/> (by default the measured KL increase of the
+    /// layer alone at each format; or Hutchinson traces of the loss Hessian), then an exact knapsack under the model's budget
     /// (or <see cref="MixedPrecisionOptions.Allocation"/> when given). Generated <c>Compress</c> methods call it first
     /// when the plan has such layers; the model is left unchanged.
     /// </summary>

@@ -51,12 +51,12 @@ public enum SensitivityMethod
 public sealed class MixedPrecisionOptions
 {
     /// <summary>
-    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2, the default) or
-    /// <see cref="SensitivityMethod.MeasuredLoss"/> (the KL increase with that layer alone quantized). The options
+    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.MeasuredLoss"/> (the default: the KL
+    /// increase with that layer alone quantized) or <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2). The options
     /// about vectors, curvature and weighting apply to the Hessian trace only. docs/mixed-precision.md has the
-    /// measurements comparing them.
+    /// measurements behind the default: the trace's quadratic model underestimates 2-bit layers several times over.
     /// </summary>
-    public SensitivityMethod Method { get; init; } = SensitivityMethod.HessianTrace;
+    public SensitivityMethod Method { get; init; } = SensitivityMethod.MeasuredLoss;
 
     /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
     public int Samples { get; init; } = 32;
@@ -100,9 +100,10 @@ public sealed class MixedPrecisionOptions
     /// The formats the allocation chooses among at each candidate width: 0 (one scale per row, always included: the
     /// format the build sizes the budget with) and any of 16, 32, 64, 128, 256 that divides a layer's inputs. Group
     /// scales cost bytes and lower the error, so they give the knapsack steps between the widths: with only per-row
-    /// formats the step from 3 to 4 bits on a large layer cannot be paid for in small amounts. Default: [0].
+    /// formats the step from 3 to 4 bits on a large layer cannot be paid for in small amounts. Default: all of them,
+    /// [0, 16, 32, 64, 128, 256]; [0] restricts the choice to one scale per row.
     /// </summary>
-    public IReadOnlyList<int> GroupSizes { get; init; } = [0];
+    public IReadOnlyList<int> GroupSizes { get; init; } = [0, 16, 32, 64, 128, 256];
 
     /// <summary>
     /// A whole-model byte budget for this Compress call instead of the declared <c>MaxBytes</c> (null = the plan's).

@@ -39,10 +39,10 @@ public sealed class MeasuredSensitivityTests(MixedDigitsFixture fixture) : IClas
                 var quantized = fixture.Fresh();
                 var weight = ((WeightedLayer)quantized.Layers[layer.LayerIndex].Layer).Weight.Data;
                 var plan = MixedDigits.Plan.Layers[layer.LayerIndex];
-                GroupQuantizedWeight.Quantize((float[])weight.Clone(), plan.OutFeatures, plan.InFeatures, MixedPrecisionSensitivity.Scheme(layer.Bits[k]), QuantizationRounding.MseClip)
+                GroupQuantizedWeight.Quantize((float[])weight.Clone(), plan.OutFeatures, plan.InFeatures, MixedPrecisionSensitivity.Scheme(layer.Bits[k], layer.GroupSizeAt(k)), QuantizationRounding.MseClip)
                     .Dequantize(weight);
                 double expected = MeanKl(reference, Outputs(quantized, inputs));
-                Assert.True(Math.Abs(layer.Omega[k] - expected) <= 1e-6 * expected + 1e-12, $"{layer.Path} at {layer.Bits[k]} bits: Omega {layer.Omega[k]}, KL {expected}");
+                Assert.True(Math.Abs(layer.Omega[k] - expected) <= 1e-6 * expected + 1e-12, $"{layer.Path} at {layer.Bits[k]} bits, group {layer.GroupSizeAt(k)}: Omega {layer.Omega[k]}, KL {expected}");
             }
             // Fewer bits, larger output change: the 2-bit layer moves the outputs far more than the 8-bit one.
             Assert.True(layer.Omega[0] > 10 * layer.Omega[^1], $"{layer.Path}: Omega {string.Join(", ", layer.Omega)}");
@@ -50,10 +50,15 @@ public sealed class MeasuredSensitivityTests(MixedDigitsFixture fixture) : IClas
         }
         var best = sensitivity.Allocate();
         double bestOmega = double.PositiveInfinity;
-        foreach (int h1 in sensitivity.Bits)
-            foreach (int h2 in sensitivity.Bits)
+        var (first, second) = (sensitivity.Layers[0], sensitivity.Layers[1]);
+        for (int i = 0; i < first.Bits.Count; i++)
+            for (int j = 0; j < second.Bits.Count; j++)
             {
-                try { bestOmega = Math.Min(bestOmega, sensitivity.Evaluate(new Dictionary<string, int> { ["hidden1"] = h1, ["hidden2"] = h2 }).TotalOmega); }
+                try
+                {
+                    bestOmega = Math.Min(bestOmega, sensitivity.Evaluate(new Dictionary<string, int> { [first.Path] = first.Bits[i], [second.Path] = second.Bits[j] }, groupSizes:
+                        new Dictionary<string, int> { [first.Path] = first.GroupSizeAt(i), [second.Path] = second.GroupSizeAt(j) }).TotalOmega);
+                }
                 catch (MixedPrecisionBudgetException) { }
             }
         Assert.Equal(bestOmega, best.TotalOmega, 15);

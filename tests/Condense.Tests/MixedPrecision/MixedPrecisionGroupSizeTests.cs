@@ -22,7 +22,7 @@ public sealed class MixedPrecisionGroupSizeTests(MixedDigitsFixture fixture) : I
         var grouped = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(),
             new MixedPrecisionOptions { Method = method, Samples = 8, GroupSizes = [16, 32, 64, 128] });
         var perRow = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(),
-            new MixedPrecisionOptions { Method = method, Samples = 8 });
+            new MixedPrecisionOptions { Method = method, Samples = 8, GroupSizes = [0] });
         foreach (var layer in grouped.Layers)
         {
             var plan = MixedDigits.Plan.Layers[layer.LayerIndex];
