@@ -89,8 +89,8 @@ internal sealed class Settings
     public string Model = "mlp";
     public string? DenseFrom;
     public bool Quick;
-    public string Method = "trace";
-    public int[] GroupSizes = [0];
+    public string Method = "measured";
+    public int[]? GroupSizes;
     public int ProxyRows;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
@@ -135,8 +135,10 @@ internal static class Experiment
 
             // The calibration rows: 1,024 labelled training images, seeded and shared by every plan of this seed.
             var calibration = CalibrationData.FromDataset(train.Shuffled(seed: seed + 100), rows: 1024, batchSize: 256);
-            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, GroupSizes = settings.GroupSizes };
-            var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss, GroupSizes = settings.GroupSizes };
+            // Both measurements choose among the same formats: the library's default group sizes unless --group-sizes says otherwise.
+            var groupSizes = settings.GroupSizes ?? new MixedPrecisionOptions().GroupSizes;
+            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, GroupSizes = groupSizes };
+            var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss, GroupSizes = groupSizes };
             var libraryOptions = settings.Method == "measured" ? measuredOptions : mixed;
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
