@@ -10,7 +10,7 @@ namespace Condense.MixedPrecision;
 /// <summary>
 /// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
 /// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
-/// (b bits, one symmetric scale per row); or, with <see cref="SensitivityWeighting.Diagonal"/>,
+/// (b bits, symmetric, one scale per row or per group); or, with <see cref="SensitivityWeighting.Diagonal"/>,
 /// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss increase
 /// measured with this layer alone at b bits.
 /// </summary>
