@@ -54,6 +54,13 @@ public sealed class LayerHessian
     /// <exception cref="InvalidDataException">A batch without rows, labels that do not match a batch, or a non-finite output (batch named).</exception>
     public LayerHessian(IReadOnlyList<NamedLayer> allLayers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data,
         SensitivityLoss loss = SensitivityLoss.Auto, double relativeStep = 1e-3)
+        : this(allLayers, layerIndices, forward, data, loss, relativeStep, requireGradients: true)
+    {
+    }
+
+    /// <param name="requireGradients">False when only <see cref="MeanLoss"/> will be called (forward passes only), so a caller inside <see cref="Tensor.NoGrad"/> is fine.</param>
+    internal LayerHessian(IReadOnlyList<NamedLayer> allLayers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data,
+        SensitivityLoss loss, double relativeStep, bool requireGradients)
     {
         ArgumentNullException.ThrowIfNull(allLayers);
         ArgumentNullException.ThrowIfNull(layerIndices);
@@ -61,7 +68,7 @@ public sealed class LayerHessian
         ArgumentNullException.ThrowIfNull(data);
         if (!(relativeStep > 0 && relativeStep < 1))
             throw new ArgumentOutOfRangeException(nameof(relativeStep), relativeStep, "The finite-difference step is a fraction of the rms weight in (0, 1), e.g. 1e-3.");
-        if (!Tensor.IsGradEnabled)
+        if (requireGradients && !Tensor.IsGradEnabled)
             throw new InvalidOperationException("Measuring layer sensitivity needs gradients, but this thread is inside Tensor.NoGrad(): call Compress outside the NoGrad scope.");
         _allLayers = allLayers;
         _forward = forward;

@@ -103,7 +103,8 @@ public sealed class MixedPrecisionSensitivity
         // The measured increase defaults to KL to the float32 outputs: zero at float32 and never negative, where the
         // labelled cross-entropy's increase also carries the first-order term, noise from the calibration labels.
         var loss = measured && options.Loss == SensitivityLoss.Auto ? SensitivityLoss.OutputKl : options.Loss;
-        var hessian = new LayerHessian(layers, indices, forward, data, loss, options.RelativeStep);
+        // The measured loss runs forward passes only, so it also works inside Tensor.NoGrad().
+        var hessian = new LayerHessian(layers, indices, forward, data, loss, options.RelativeStep, requireGradients: !measured);
         if (measured) return MeasureLoss(plan, layers, bits, indices, formats, hessian, options, rounding);
         Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
         TraceEstimate[] traces;

@@ -117,6 +117,21 @@ public sealed class MeasuredSensitivityTests(MixedDigitsFixture fixture) : IClas
         Assert.Contains("measured increase of the KL divergence", first.ToPartialClass(typeof(MixedDigits)), StringComparison.Ordinal);
     }
 
+    /// <summary>The measured loss needs forward passes only: inside Tensor.NoGrad() it gives the same numbers.</summary>
+    [Fact]
+    public void MeasuredLossWorksWithoutGradients()
+    {
+        var model = fixture.Fresh();
+        var outside = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(), Measured);
+        MixedPrecisionSensitivity inside;
+        using (Tensor.NoGrad())
+            inside = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(), Measured);
+        Assert.Equal(outside.Layers.SelectMany(l => l.Omega), inside.Layers.SelectMany(l => l.Omega));
+        using (Tensor.NoGrad())
+            Assert.Throws<InvalidOperationException>(() => MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(),
+                new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, Samples = 2 }));
+    }
+
     /// <summary>A label outside the model's outputs is a named error, not an index exception.</summary>
     [Fact]
     public void LabelOutsideTheOutputsIsANamedError()
