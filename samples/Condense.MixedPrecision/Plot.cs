@@ -92,6 +92,15 @@ internal static class ParetoPlot
         foreach (var r in results.Where(r => r.Kind == "hessian").DistinctBy(r => r.Bits).OrderBy(r => r.Bytes)) hessian.Points.Add(new DataPoint(r.Bytes / 1024.0, r.Accuracy));
         model.Series.Add(hessian);
 
+        // The measured sensitivity (each layer alone at each format, KL to the float32 outputs) + the same knapsack.
+        var measured = new LineSeries
+        {
+            Title = "measured KL per layer + knapsack, several budgets", Color = OxyColor.FromRgb(0xB2, 0x22, 0x22), StrokeThickness = 2,
+            MarkerType = MarkerType.Triangle, MarkerSize = 5, MarkerFill = OxyColor.FromRgb(0xB2, 0x22, 0x22),
+        };
+        foreach (var r in results.Where(r => r.Kind == "measured").DistinctBy(r => r.Bits).OrderBy(r => r.Bytes)) measured.Points.Add(new DataPoint(r.Bytes / 1024.0, r.Accuracy));
+        if (measured.Points.Count > 0) model.Series.Add(measured);
+
         var uniform = Points("uniform bits (2, 3, 4, 8)", "uniform", MarkerType.Square, OxyColors.Black, 5);
         model.Series.Add(uniform);
         foreach (var r in results.Where(r => r.Kind == "uniform"))

@@ -6,7 +6,7 @@
 // --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
 //
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -16,6 +16,7 @@ using Condense.Data;
 using Condense.MixedPrecision;
 using Condense.MixedPrecisionSample;
 using Condense.Nn;
+using Condense.Quantization;
 using Condense.Training;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -35,12 +36,15 @@ for (int i = 0; i < args.Length; i++)
         "--model" => (settings.Model = Next() ?? "") is "mlp" or "cnn",
         "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
         "--quick" => settings.Quick = true,
+        "--method" => (settings.Method = Next() ?? "") is "trace" or "measured",
+        "--proxy-rows" => int.TryParse(Next(), out settings.ProxyRows) && settings.ProxyRows >= 0,
+        "--group-sizes" => (settings.GroupSizes = ParseList(Next()).Select(v => (int)v).ToArray()) is { Length: > 0 },
         _ => false,
     };
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -85,6 +89,9 @@ internal sealed class Settings
     public string Model = "mlp";
     public string? DenseFrom;
     public bool Quick;
+    public string Method = "measured";
+    public int[]? GroupSizes;
+    public int ProxyRows;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -107,6 +114,8 @@ internal static class Experiment
         var results = new List<PlanResult>();
         var summaries = new List<string>();
         var rankings = new List<string>();
+        var singles = new List<string>();
+        var proxies = new List<string>();
         foreach (ulong seed in settings.Seeds)
         {
             // --dense-from: the dense model a previous run of the same seed saved (Train is deterministic: same seed, same bits).
@@ -126,15 +135,22 @@ internal static class Experiment
 
             // The calibration rows: 1,024 labelled training images, seeded and shared by every plan of this seed.
             var calibration = CalibrationData.FromDataset(train.Shuffled(seed: seed + 100), rows: 1024, batchSize: 256);
-            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed };
+            // Both measurements choose among the same formats: the library's default group sizes unless --group-sizes says otherwise.
+            var groupSizes = settings.GroupSizes ?? new MixedPrecisionOptions().GroupSizes;
+            var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, GroupSizes = groupSizes };
+            var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss, GroupSizes = groupSizes };
+            var libraryOptions = settings.Method == "measured" ? measuredOptions : mixed;
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
             var model = TModel.Load(densePath);
             // --quick measures once (below) and gives Compress that allocation, instead of Compress measuring again.
             var probe = TModel.Load(densePath);
             var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
+            // The measured loss increase of each layer alone at each width (KL to the float32 outputs on the same rows).
+            var measured = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, measuredOptions);
+            var primary = settings.Method == "measured" ? measured : sensitivity;
             var report = model.Compress(new CompressionOptions { Calibration = calibration,
-                MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = sensitivity.Allocate().BitsByPath } : mixed });
+                MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = primary.Allocate().BitsByPath, AllocationGroupSizes = primary.Allocate().GroupSizesByPath } : libraryOptions });
             var chosen = report.MixedPrecision!;
             double hessianAccuracy = Accuracy(model, test);
             Console.Write(report);
@@ -144,20 +160,23 @@ internal static class Experiment
             Console.WriteLine($"wrote {written} (add it to the project to fix these bits)");
 
             // One measurement, re-solved at other budgets (the Pareto sweep) and used to cost the baselines.
-            var sameBits = sensitivity.Allocate();
-            if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key)))
+            var sameBits = primary.Allocate();
+            if (!sameBits.BitsByPath.OrderBy(p => p.Key).SequenceEqual(chosen.BitsByPath.OrderBy(p => p.Key))
+                || !sameBits.GroupSizesByPath.OrderBy(p => p.Key).SequenceEqual(chosen.GroupSizesByPath.OrderBy(p => p.Key)))
                 throw new InvalidOperationException("The same seed and calibration data gave different bits: determinism is broken.");
 
             var paths = sensitivity.Layers.Select(l => l.Path).ToArray();
             var cache = new Dictionary<string, PlanResult>(StringComparer.Ordinal);
-            PlanResult Evaluate(string kind, int[] bits)
+            // A plan is one token per layer: the bits, with the group size when there is one ("3", "3g32").
+            PlanResult Evaluate(string kind, string[] bits)
             {
                 string key = string.Join("/", bits);
                 if (cache.TryGetValue(key, out var known)) return known with { Kind = kind };
-                var allocation = paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2);
+                var allocation = paths.Select((p, i) => (p, ParseFormat(bits[i]).Bits)).ToDictionary(x => x.p, x => x.Item2);
+                var groups = paths.Select((p, i) => (p, ParseFormat(bits[i]).GroupSize)).ToDictionary(x => x.p, x => x.Item2);
                 var compressed = TModel.Load(densePath);
                 // Any size: the sweep lifts the declared budget for this call (MaxBytes far above the dense model, no AverageBits).
-                var r = compressed.Compress(new CompressionOptions { MixedPrecision = new MixedPrecisionOptions { Allocation = allocation, MaxBytes = long.MaxValue / 2, AverageBits = 0 } });
+                var r = compressed.Compress(new CompressionOptions { MixedPrecision = new MixedPrecisionOptions { Allocation = allocation, AllocationGroupSizes = groups, MaxBytes = long.MaxValue / 2, AverageBits = 0 } });
                 var (accuracy, loss) = Score(compressed, test);
                 var result = new PlanResult(seed, kind, key, r.TotalBytesAfter, r.MixedPrecision!.AverageBits, accuracy, loss);
                 cache[key] = result;
@@ -166,33 +185,39 @@ internal static class Experiment
             var seedResults = new List<PlanResult>();
             void Add(PlanResult r) { seedResults.Add(r); results.Add(r); }
 
-            var uniform = sensitivity.Bits.Select(b => Evaluate("uniform", Enumerable.Repeat(b, paths.Length).ToArray())).ToList();
+            var uniform = sensitivity.Bits.Select(b => Evaluate("uniform", Enumerable.Repeat(b.ToString(CultureInfo.InvariantCulture), paths.Length).ToArray())).ToList();
             uniform.ForEach(Add);
             var uniform3 = uniform.Single(u => u.Bits.StartsWith("3/", StringComparison.Ordinal));
             long budget = uniform3.Bytes;
-            var hessian = Evaluate("hessian", paths.Select(p => chosen.BitsByPath[p]).ToArray());
+            var hessian = Evaluate(settings.Method == "measured" ? "measured" : "hessian", Bits(paths, chosen));
             if (Math.Abs(hessian.Accuracy - hessianAccuracy) > 1e-12) throw new InvalidOperationException("The allocation replayed differs from Compress's own.");
             Add(hessian);
             // At the uniform 3-bit bytes exactly (the attribute's AverageBits is a little above them).
             var hessianEqual = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: budget, averageBits: 0)));
             Add(hessianEqual);
+            var measuredEqual = Evaluate("measured", Bits(paths, measured.Allocate(maxBytes: budget, averageBits: 0)));
+            Add(measuredEqual);
             // --quick: the Hessian curve only for the first seed (the figure's).
             foreach (double fraction in settings.Quick && seed != settings.Seeds[0] ? [] : new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
             {
                 try { Add(Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
                 catch (MixedPrecisionBudgetException) { }
+                try { Add(Evaluate("measured", Bits(paths, measured.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
+                catch (MixedPrecisionBudgetException) { }
             }
 
             // Random allocations at equal bytes: uniform draws of each layer's bits, kept when within 5% under the budget.
             var rng = new Rng(Rng.Derive(seed, "random allocations"));
+            // Each layer's format drawn uniformly from its candidates (the widths, times the group sizes that fit it).
+            string[] Draw() => sensitivity.Layers.Select(l => { int k = (int)(rng.NextUInt64() % (ulong)l.Bits.Count); return FormatToken(l.Bits[k], l.GroupSizeAt(k)); }).ToArray();
             List<PlanResult> RandomAt(long bytes, string kind)
             {
                 var drawn = new List<PlanResult>();
                 int tries = 0;
                 while (drawn.Count < settings.Random && tries++ < 200_000)
                 {
-                    var bits = paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray();
-                    var cost = sensitivity.Evaluate(paths.Select((p, i) => (p, bits[i])).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0);
+                    var bits = Draw();
+                    var cost = Cost(sensitivity, bits);
                     if (cost.PredictedBytes > bytes || cost.PredictedBytes < 0.95 * bytes) continue;
                     if (drawn.Any(e => e.Bits == string.Join("/", bits))) continue;
                     var r = Evaluate(kind, bits);
@@ -206,6 +231,8 @@ internal static class Experiment
             long lower = (uniform[0].Bytes + budget) / 2;
             var hessianLower = Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: lower, averageBits: 0)));
             Add(hessianLower);
+            var measuredLower = Evaluate("measured", Bits(paths, measured.Allocate(maxBytes: lower, averageBits: 0)));
+            Add(measuredLower);
             var equalLower = RandomAt(lower, "random (lower budget)");
 
             if (!settings.Quick)
@@ -218,8 +245,7 @@ internal static class Experiment
             Add(diagonalEqual);
             var diagonalLower = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: lower, averageBits: 0)));
             Add(diagonalLower);
-            double Omega(MixedPrecisionSensitivity s, PlanResult r) =>
-                s.Evaluate(paths.Select((p, i) => (p, int.Parse(r.Bits.Split('/')[i], CultureInfo.InvariantCulture))).ToDictionary(x => x.p, x => x.Item2), maxBytes: long.MaxValue / 2, averageBits: 0).TotalOmega;
+            double Omega(MixedPrecisionSensitivity s, PlanResult r) => Cost(s, r.Bits.Split('/')).TotalOmega;
             var ranked = seedResults.GroupBy(r => r.Bits).Select(g => g.First()).ToList();
             double rhoTrace = Spearman(ranked.Select(r => Omega(sensitivity, r)).ToArray(), ranked.Select(r => r.Loss).ToArray());
             double rhoDiagonal = Spearman(ranked.Select(r => Omega(diagonalSensitivity, r)).ToArray(), ranked.Select(r => r.Loss).ToArray());
@@ -228,31 +254,68 @@ internal static class Experiment
             double rhoDiagonalNear = Spearman(nearBudget.Select(r => Omega(diagonalSensitivity, r)).ToArray(), nearBudget.Select(r => r.Loss).ToArray());
             rankings.Add(string.Create(CultureInfo.InvariantCulture,
                 $"| {seed} | {ranked.Count} | {rhoTrace:F3} | {rhoDiagonal:F3} | {nearBudget.Count} | {rhoTraceNear:F3} | {rhoDiagonalNear:F3} |"));
-            summaries.Add(Row(seed, denseAccuracy, "3-bit, diagonal", null, diagonalEqual, equal));
-            summaries.Add(Row(seed, denseAccuracy, "2.5-bit, diagonal", null, diagonalLower, equalLower));
+            summaries.Add(Row(seed, denseAccuracy, "3-bit, diagonal", null, diagonalEqual, null, equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit, diagonal", null, diagonalLower, null, equalLower));
             }
             // A cloud of random allocations at any size, for the figure's Pareto front (the figure shows the first seed only).
             for (int k = 0; k < (seed == settings.Seeds[0] && !settings.Quick ? settings.Random : 0); k++)
-                Add(Evaluate("random (any size)", paths.Select(_ => sensitivity.Bits[(int)(rng.NextUInt64() % (ulong)sensitivity.Bits.Count)]).ToArray()));
+                Add(Evaluate("random (any size)", Draw()));
 
             Console.WriteLine($"\n{"plan",-22} {"bits (" + string.Join("/", paths) + ")",-44} {"bytes",9} {"bits/w",7} {"accuracy",9}");
             Console.WriteLine($"{"dense fp32",-22} {"",-44} {TModel.Plan.TotalBytesBefore,9:N0} {32,7:F2} {denseAccuracy,9:P2}");
             foreach (var r in seedResults.Where(r => r.Kind != "random (any size)").OrderBy(r => r.Kind).ThenBy(r => r.Bytes))
                 Console.WriteLine($"{r.Kind,-22} {r.Bits,-44} {r.Bytes,9:N0} {r.AverageBits,7:F3} {r.Accuracy,9:P2}");
-            summaries.Add(Row(seed, denseAccuracy, "3-bit", uniform3, hessianEqual, equal));
-            summaries.Add(Row(seed, denseAccuracy, "2.5-bit", null, hessianLower, equalLower));
+            summaries.Add(Row(seed, denseAccuracy, "3-bit", uniform3, hessianEqual, measuredEqual, equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit", null, hessianLower, measuredLower, equalLower));
+
+            // How well each proxy predicts what it stands for: every layer alone at every width, the test cross-entropy
+            // increase, against the trace model's Omega and the measured calibration KL (Spearman over layers x widths).
+            // --proxy-rows: the first N test images only, to keep the CNN's 20 extra evaluations affordable on a loaded machine.
+            var proxyTest = settings.ProxyRows > 0 && settings.ProxyRows < test.Count ? test.Subset(0, settings.ProxyRows) : test;
+            var denseScore = Score(dense, proxyTest);
+            var single = new List<(double Trace, double Measured, double Delta, string Text)>();
+            for (int t = 0; t < paths.Length; t++)
+                for (int b = 0; b < sensitivity.Bits.Count; b++)
+                {
+                    // Per-row formats only: the table is about the widths.
+                    int k = sensitivity.Layers[t].IndexOf(sensitivity.Bits[b]), km = measured.Layers[t].IndexOf(sensitivity.Bits[b]);
+                    var one = TModel.Load(densePath);
+                    var layer = (WeightedLayer)one.Layers[sensitivity.Layers[t].LayerIndex].Layer;
+                    var lp = TModel.Plan.Layers[sensitivity.Layers[t].LayerIndex];
+                    var original = (float[])layer.Weight.Data.Clone();
+                    GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, MixedPrecisionSensitivity.Scheme(sensitivity.Bits[b]), QuantizationRounding.MseClip).Dequantize(layer.Weight.Data);
+                    var (a, l) = Score(one, proxyTest);
+                    single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[km], l - denseScore.Loss,
+                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {measured.Layers[t].Omega[km]:G3} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
+                }
+            singles.AddRange(single.Select(x => x.Text));
+            double Objective(MixedPrecisionSensitivity s, string bits) => Cost(s, bits.Split('/')).TotalOmega;
+            var planRanked = seedResults.GroupBy(r => r.Bits).Select(g => g.First()).ToList();
+            var planNear = planRanked.Where(r => r.Bytes <= budget && r.Bytes >= 0.95 * budget).ToList();
+            proxies.Add(string.Create(CultureInfo.InvariantCulture,
+                $"| {seed} | {Spearman(single.Select(x => x.Trace).ToArray(), single.Select(x => x.Delta).ToArray()):F3} | {Spearman(single.Select(x => x.Measured).ToArray(), single.Select(x => x.Delta).ToArray()):F3} | " +
+                $"{Spearman(planNear.Select(r => Objective(sensitivity, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray()):F3} | {Spearman(planNear.Select(r => Objective(measured, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray()):F3} ({planNear.Count}) | " +
+                $"{Objective(sensitivity, uniform3.Bits):G4} vs {Objective(sensitivity, hessianEqual.Bits):G4} | {Objective(measured, uniform3.Bits):G4} vs {Objective(measured, measuredEqual.Bits):G4} |"));
             Console.WriteLine("traces (+- standard error): " + string.Join(", ", sensitivity.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.Trace:G3} +- {l.TraceStandardError:G2}"))));
             Console.WriteLine($"seed {seed} done ({clock.Elapsed.TotalSeconds:F0} s)");
         }
 
         Console.WriteLine("\nAccuracy (test cross-entropy) at equal bytes; random: mean +- sd over the draws, and how many reach the Hessian's accuracy.");
-        Console.WriteLine("| seed | budget | dense | uniform | Hessian (bits) | random at equal bytes |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| seed | budget | dense | uniform | Hessian trace (bits) | measured KL (bits) | random at equal bytes |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
         summaries.ForEach(Console.WriteLine);
         Console.WriteLine("\nSpearman rank correlation of the predicted total Omega with the test cross-entropy, over every distinct plan of the seed, and over those within 5% under the uniform 3-bit bytes.");
         Console.WriteLine("| seed | plans | trace | diagonal | plans at 3-bit bytes | trace | diagonal |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         rankings.ForEach(Console.WriteLine);
+        Console.WriteLine("\nEach layer alone at each width: the trace model's Omega, the measured calibration KL, and the test cross-entropy and accuracy change.");
+        Console.WriteLine("| seed | layer | bits | trace Omega | measured KL | test CE delta | test acc. delta (points) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        singles.ForEach(Console.WriteLine);
+        Console.WriteLine("\nSpearman of each proxy with the test cross-entropy: over layers x widths (one layer quantized), and over the plans within 5% under the uniform 3-bit bytes (sum of Omega); the knapsack objective at uniform 3-bit vs at its optimum (3-bit bytes).");
+        Console.WriteLine("| seed | single: trace | single: measured | plans: trace | plans: measured (n) | trace objective uniform vs chosen | measured objective uniform vs chosen |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        proxies.ForEach(Console.WriteLine);
 
         string csv = Path.Combine(settings.Out, "plans.csv");
         File.WriteAllLines(csv, new[] { "seed,kind,bits,bytes,average_bits,accuracy,loss" }.Concat(results.Select(r =>
@@ -292,7 +355,25 @@ internal static class Experiment
         return sxy / Math.Sqrt(sxx * syy);
     }
 
-    private static int[] Bits(string[] paths, MixedPrecisionSolution solution) => paths.Select(p => solution.BitsByPath[p]).ToArray();
+    private static string[] Bits(string[] paths, MixedPrecisionSolution solution) =>
+        paths.Select(p => FormatToken(solution.BitsByPath[p], solution.GroupSizesByPath[p])).ToArray();
+
+    private static string FormatToken(int bits, int groupSize) =>
+        groupSize == 0 ? bits.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{bits}g{groupSize}");
+
+    private static (int Bits, int GroupSize) ParseFormat(string token)
+    {
+        var parts = token.Split('g');
+        return (int.Parse(parts[0], CultureInfo.InvariantCulture), parts.Length > 1 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : 0);
+    }
+
+    /// <summary>A plan (one token per layer, in the sensitivity's layer order) costed by a measurement, without a budget.</summary>
+    private static MixedPrecisionSolution Cost(MixedPrecisionSensitivity s, string[] tokens)
+    {
+        var formats = tokens.Select(ParseFormat).ToArray();
+        return s.Evaluate(s.Layers.Select((l, i) => (l.Path, formats[i].Bits)).ToDictionary(x => x.Path, x => x.Bits),
+            maxBytes: long.MaxValue / 2, averageBits: 0, groupSizes: s.Layers.Select((l, i) => (l.Path, formats[i].GroupSize)).ToDictionary(x => x.Path, x => x.GroupSize));
+    }
 
     private static double Accuracy<TModel>(TModel model, Dataset test) where TModel : IMixedModel => Score(model, test).Accuracy;
 
@@ -312,13 +393,13 @@ internal static class Experiment
         return ((double)correct / test.Count, loss / test.Count);
     }
 
-    private static string Row(ulong seed, double dense, string budget, PlanResult? uniform, PlanResult hessian, List<PlanResult> random)
+    private static string Row(ulong seed, double dense, string budget, PlanResult? uniform, PlanResult hessian, PlanResult? measured, List<PlanResult> random)
     {
         var inv = CultureInfo.InvariantCulture;
         string Cell(PlanResult r) => string.Create(inv, $"{r.Accuracy:P2} ({r.Loss:F4}), {r.Bytes:N0} B");
         double mean = random.Count == 0 ? double.NaN : random.Average(r => r.Accuracy);
         double sd = random.Count < 2 ? 0 : Math.Sqrt(random.Sum(r => (r.Accuracy - mean) * (r.Accuracy - mean)) / (random.Count - 1));
         double meanLoss = random.Count == 0 ? double.NaN : random.Average(r => r.Loss);
-        return string.Create(inv, $"| {seed} | {budget} | {dense:P2} | {(uniform is null ? "" : Cell(uniform))} | {Cell(hessian)} ({hessian.Bits}) | {mean:P2} +- {sd * 100:F2} ({meanLoss:F4}; n = {random.Count}, {random.Count(r => r.Accuracy >= hessian.Accuracy)} >= Hessian) |");
+        return string.Create(inv, $"| {seed} | {budget} | {dense:P2} | {(uniform is null ? "" : Cell(uniform))} | {Cell(hessian)} ({hessian.Bits}) | {(measured is null ? "" : Cell(measured) + " (" + measured.Bits + ")")} | {mean:P2} +- {sd * 100:F2} ({meanLoss:F4}; n = {random.Count}, {random.Count(r => r.Accuracy >= hessian.Accuracy)} >= trace, {(measured is null ? "-" : random.Count(r => r.Accuracy >= measured.Accuracy).ToString(inv))} >= measured) |");
     }
 }

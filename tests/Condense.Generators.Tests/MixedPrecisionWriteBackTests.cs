@@ -76,8 +76,30 @@ public sealed class MixedPrecisionWriteBackTests
             inputs.Add(new Tensor(x, 32, 16));
             labels.Add(Enumerable.Range(0, 32).Select(_ => (int)(rng.NextUInt64() % 4)).ToArray());
         }
+        WriteBackReproduces(type, new CompressionOptions { Calibration = new CalibrationData(inputs, labels), MixedPrecision = new MixedPrecisionOptions { Samples = 8 } });
+    }
+
+    /// <summary>A chosen group size goes back to source as [Override(..., GroupSize = g)] and the next build plans it.</summary>
+    [Fact]
+    public void WrittenGroupSizeCompilesAndReproducesTheChosenFormat()
+    {
+        var (type, _) = Build(Source);
+        var solution = WriteBackReproduces(type, new CompressionOptions
+        {
+            MixedPrecision = new MixedPrecisionOptions
+            {
+                Allocation = new Dictionary<string, int> { ["a"] = 4, ["b"] = 2 },
+                AllocationGroupSizes = new Dictionary<string, int> { ["b"] = 16 },
+            },
+        });
+        Assert.Equal(16, solution.Layers.Single(l => l.Path == "b").GroupSize);
+        Assert.Contains("[global::Condense.Override(\"b\", Bits = 2, GroupSize = 16)]", solution.OverrideAttributes, StringComparison.Ordinal);
+    }
+
+    private static MixedPrecisionSolution WriteBackReproduces(Type type, CompressionOptions options)
+    {
         var first = Create(type);
-        var report = Compress(first, new CompressionOptions { Calibration = new CalibrationData(inputs, labels), MixedPrecision = new MixedPrecisionOptions { Samples = 8 } });
+        var report = Compress(first, options);
         var solution = report.MixedPrecision!;
         Assert.Equal(report.TotalBytesAfter, solution.PredictedBytes);
 
@@ -93,7 +115,7 @@ public sealed class MixedPrecisionWriteBackTests
         foreach (var choice in solution.Layers)
         {
             var layer = plan.Find(choice.Path)!;
-            Assert.Equal((LayerTechnique.Quantize, choice.Bits, 0, true), (layer.Technique, layer.Bits, layer.GroupSize, layer.Symmetric));
+            Assert.Equal((LayerTechnique.Quantize, choice.Bits, choice.GroupSize, true), (layer.Technique, layer.Bits, layer.GroupSize, layer.Symmetric));
             Assert.Equal(choice.BytesAfter, layer.BytesAfter);
         }
 
@@ -110,5 +132,6 @@ public sealed class MixedPrecisionWriteBackTests
             Assert.Equal(a.Packed, b.Packed);
             Assert.Equal(a.Scales, b.Scales);
         }
+        return solution;
     }
 }

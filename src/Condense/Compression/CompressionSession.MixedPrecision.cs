@@ -11,8 +11,9 @@ public sealed partial class CompressionSession
     private MixedPrecisionSolution? _mixedPrecision;
 
     /// <summary>
-    /// Chooses the bits of the plan's <c>[MixedPrecision]</c> layers before they are compressed: Hutchinson traces of the
-    /// loss Hessian over <see cref="CompressionOptions.Calibration"/>, then an exact knapsack under the model's budget
+    /// Chooses the bits (and group sizes) of the plan's <c>[MixedPrecision]</c> layers before they are compressed: each
+    /// layer's sensitivity over <see cref="CompressionOptions.Calibration"/> (by default the measured KL increase of the
+    /// layer alone at each format; or Hutchinson traces of the loss Hessian), then an exact knapsack under the model's budget
     /// (or <see cref="MixedPrecisionOptions.Allocation"/> when given). Generated <c>Compress</c> methods call it first
     /// when the plan has such layers; the model is left unchanged.
     /// </summary>
@@ -28,7 +29,7 @@ public sealed partial class CompressionSession
         var options = _options.MixedPrecision;
         if (options.Allocation is { } allocation)
         {
-            _mixedPrecision = MixedPrecisionSensitivity.FromAllocation(_plan, layers, allocation, options.MaxBytes, options.AverageBits);
+            _mixedPrecision = MixedPrecisionSensitivity.FromAllocation(_plan, layers, allocation, options.MaxBytes, options.AverageBits, options.AllocationGroupSizes);
             return;
         }
         if (forward is null)
@@ -43,7 +44,7 @@ public sealed partial class CompressionSession
         _mixedPrecision = sensitivity.Allocate(options.MaxBytes, options.AverageBits);
     }
 
-    /// <summary>Quantizes a layer at the bits <see cref="ChooseMixedPrecision"/> chose (<c>[MixedPrecision]</c> on the model), one symmetric scale per row.</summary>
+    /// <summary>Quantizes a layer at the bits <see cref="ChooseMixedPrecision"/> chose (<c>[MixedPrecision]</c> on the model), symmetric, one scale per row or per chosen group.</summary>
     /// <exception cref="InvalidOperationException">The bits were not chosen first (out-of-date generated code).</exception>
     public void MixedPrecision(WeightedLayer layer, int layerIndex)
     {
@@ -57,14 +58,14 @@ public sealed partial class CompressionSession
         {
             Technique = LayerTechnique.Quantize,
             Bits = choice.Bits,
-            GroupSize = 0,
+            GroupSize = choice.GroupSize,
             Symmetric = true,
             BytesAfter = choice.BytesAfter,
         };
         var weight = layer.Weight.Data;
         TensorChecks.ThrowIfNotFinite(weight, plan.Path + ".weight", plan.WeightShape);
         var clock = Stopwatch.StartNew();
-        var storage = WithLayerContext(chosen, () => GroupQuantizedWeight.Quantize(weight, chosen.OutFeatures, chosen.InFeatures, MixedPrecisionSensitivity.Scheme(choice.Bits), _options.Rounding));
+        var storage = WithLayerContext(chosen, () => GroupQuantizedWeight.Quantize(weight, chosen.OutFeatures, chosen.InFeatures, MixedPrecisionSensitivity.Scheme(choice.Bits, choice.GroupSize), _options.Rounding));
         var elapsed = clock.Elapsed;
         double error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
         Finish(chosen, layerIndex, storage, error, elapsed, () => layer.SetCompressedWeight(storage));

@@ -384,7 +384,7 @@ public sealed class CompressionReport
         double bitsPerWeight = Plan.WeightCount == 0 ? 0 : (TotalBytesAfter - biasBytes) * 8.0 / Plan.WeightCount;
         sb.Append(inv, $"{"total".PadRight(w)}  {string.Create(inv, $"{bitsPerWeight:F2} b/w").PadRight(t)} {TotalBytesBefore,12:N0} {TotalBytesAfter,12:N0}   ratio {CompressionRatio:F2}x\n");
         if (MixedPrecision is { } mixed)
-            sb.Append(inv, $"[MixedPrecision] chose {string.Join(", ", mixed.Layers.Select(l => string.Create(inv, $"{l.Path} {l.Bits}")))} bits: {mixed.PredictedBytes:N0} bytes predicted, budget {mixed.Budget}; fix them in source with:\n{mixed.OverrideAttributes}\n");
+            sb.Append(inv, $"[MixedPrecision] chose {string.Join(", ", mixed.Layers.Select(l => string.Create(inv, $"{l.Path} {l.FormatText}")))} bits: {mixed.PredictedBytes:N0} bytes predicted, budget {mixed.Budget}; fix them in source with:\n{mixed.OverrideAttributes}\n");
         foreach (var l in Layers.Where(l => l.ZeroedGroups > 0))
             sb.Append(inv, $"warning: layer '{l.Path}': {l.ZeroedGroups:N0} quantization group(s) hold only weights with |w| <= ~3e-8 (half the smallest float16 scale) and dequantize to all zeros, so their error is 100%; rescale the layer's weights up (and the next layer's down), or mark the layer [KeepDense].\n");
         return sb.ToString();

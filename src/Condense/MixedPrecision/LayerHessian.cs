@@ -54,6 +54,13 @@ public sealed class LayerHessian
     /// <exception cref="InvalidDataException">A batch without rows, labels that do not match a batch, or a non-finite output (batch named).</exception>
     public LayerHessian(IReadOnlyList<NamedLayer> allLayers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data,
         SensitivityLoss loss = SensitivityLoss.Auto, double relativeStep = 1e-3)
+        : this(allLayers, layerIndices, forward, data, loss, relativeStep, requireGradients: true)
+    {
+    }
+
+    /// <param name="requireGradients">False when only <see cref="MeanLoss"/> will be called (forward passes only), so a caller inside <see cref="Tensor.NoGrad"/> is fine.</param>
+    internal LayerHessian(IReadOnlyList<NamedLayer> allLayers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data,
+        SensitivityLoss loss, double relativeStep, bool requireGradients)
     {
         ArgumentNullException.ThrowIfNull(allLayers);
         ArgumentNullException.ThrowIfNull(layerIndices);
@@ -61,7 +68,7 @@ public sealed class LayerHessian
         ArgumentNullException.ThrowIfNull(data);
         if (!(relativeStep > 0 && relativeStep < 1))
             throw new ArgumentOutOfRangeException(nameof(relativeStep), relativeStep, "The finite-difference step is a fraction of the rms weight in (0, 1), e.g. 1e-3.");
-        if (!Tensor.IsGradEnabled)
+        if (requireGradients && !Tensor.IsGradEnabled)
             throw new InvalidOperationException("Measuring layer sensitivity needs gradients, but this thread is inside Tensor.NoGrad(): call Compress outside the NoGrad scope.");
         _allLayers = allLayers;
         _forward = forward;
@@ -347,6 +354,58 @@ public sealed class LayerHessian
             result.Add(u);
         }
         return result;
+    }
+
+    /// <summary>
+    /// The mean loss over the calibration rows at the current weights, in double precision and without the tape (one
+    /// forward pass per batch). With the KL and squared-error losses it is 0 at the float32 weights.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A non-finite output, or a batch that changed since the float32 pass (batch named).</exception>
+    public double MeanLoss()
+    {
+        double total = 0;
+        int batch = 0;
+        using (Tensor.NoGrad())
+            foreach (var (input, labels) in _data.LabelledBatches())
+            {
+                var output = _forward(input);
+                CheckFinite(output, batch);
+                var reference = batch < _reference.Count ? _reference[batch] : [];
+                if (reference.Length != output.Length)
+                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                        $"Calibration batch {batch} gave an output of {output.Length} values now and {reference.Length} before: the calibration data must give the same batches each time it is enumerated."));
+                var data = output.Data;
+                int rows = RowsOf(batch), classes = data.Length / rows;
+                var logP = new double[classes];
+                var logQ = new double[classes];
+                for (int r = 0; r < rows; r++)
+                {
+                    int o = r * classes;
+                    if (Loss == SensitivityLoss.OutputSquaredError)
+                    {
+                        for (int k = 0; k < classes; k++)
+                        {
+                            double d = (double)data[o + k] - reference[o + k];
+                            total += 0.5 * d * d;
+                        }
+                        continue;
+                    }
+                    LogSoftmax(data.AsSpan(o, classes), logP);
+                    if (Loss == SensitivityLoss.CrossEntropy)
+                    {
+                        int label = labels![r];
+                        if ((uint)label >= (uint)classes)
+                            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                                $"Calibration batch {batch} row {r} has label {label}, but the model gives {classes} outputs: labels are 0 to {classes - 1}."));
+                        total -= logP[label];
+                        continue;
+                    }
+                    LogSoftmax(reference.AsSpan(o, classes), logQ);
+                    for (int k = 0; k < classes; k++) total += Math.Exp(logQ[k]) * (logQ[k] - logP[k]);
+                }
+                batch++;
+            }
+        return total / _rows;
     }
 
     /// <summary>Calls <paramref name="row"/> with each row's u and the float32 softmax p (empty for the squared error).</summary>

@@ -10,20 +10,34 @@ namespace Condense.MixedPrecision;
 /// <summary>
 /// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
 /// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
-/// (b bits, one symmetric scale per row); or, with <see cref="SensitivityWeighting.Diagonal"/>,
-/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2.
+/// (b bits, symmetric, one scale per row or per group); or, with <see cref="SensitivityWeighting.Diagonal"/>,
+/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss increase
+/// measured with this layer alone at b bits.
 /// </summary>
 /// <param name="Path">The layer's path.</param>
 /// <param name="LayerIndex">Its index in the plan.</param>
 /// <param name="WeightCount">n, the weights of the layer.</param>
-/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)).</param>
-/// <param name="TraceStandardError">The estimate's standard error.</param>
-/// <param name="Bits">The candidate bit widths, ascending.</param>
+/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)); NaN when the loss was measured.</param>
+/// <param name="TraceStandardError">The estimate's standard error; NaN when the loss was measured.</param>
+/// <param name="Bits">The bit width of each candidate format, ascending (repeated when several group sizes are candidates).</param>
 /// <param name="WeightBytes">Exact bytes of the weight at each candidate (packed codes and scales; bias excluded).</param>
 /// <param name="SquaredError">||Q_b(W) - W||^2 at each candidate.</param>
 /// <param name="Omega">The sensitivity at each candidate.</param>
+/// <param name="GroupSizes">The group size of each candidate format (0 = one scale per row); null = all 0.</param>
 public sealed record LayerSensitivity(string Path, int LayerIndex, long WeightCount, double Trace, double TraceStandardError,
-    IReadOnlyList<int> Bits, IReadOnlyList<long> WeightBytes, IReadOnlyList<double> SquaredError, IReadOnlyList<double> Omega);
+    IReadOnlyList<int> Bits, IReadOnlyList<long> WeightBytes, IReadOnlyList<double> SquaredError, IReadOnlyList<double> Omega,
+    IReadOnlyList<int>? GroupSizes = null)
+{
+    /// <summary>The group size of candidate <paramref name="k"/> (0 = one scale per row).</summary>
+    public int GroupSizeAt(int k) => GroupSizes is null ? 0 : GroupSizes[k];
+
+    /// <summary>The index of the candidate with <paramref name="bits"/> and <paramref name="groupSize"/>, or -1.</summary>
+    public int IndexOf(int bits, int groupSize = 0)
+    {
+        for (int k = 0; k < Bits.Count; k++) if (Bits[k] == bits && GroupSizeAt(k) == groupSize) return k;
+        return -1;
+    }
+}
 
 /// <summary>
 /// The measured sensitivities of a plan's <c>[MixedPrecision]</c> layers, and the exact bit allocation under any budget
@@ -32,8 +46,10 @@ public sealed record LayerSensitivity(string Path, int LayerIndex, long WeightCo
 /// </summary>
 public sealed class MixedPrecisionSensitivity
 {
-    private MixedPrecisionSensitivity(CompressionPlan plan, IReadOnlyList<int> bits, IReadOnlyList<LayerSensitivity> layers, SensitivityLoss loss)
+    private MixedPrecisionSensitivity(CompressionPlan plan, IReadOnlyList<int> bits, IReadOnlyList<LayerSensitivity> layers, SensitivityLoss loss,
+        SensitivityMethod method = SensitivityMethod.HessianTrace)
     {
+        Method = method;
         Plan = plan;
         Bits = bits;
         Layers = layers;
@@ -51,8 +67,11 @@ public sealed class MixedPrecisionSensitivity
     /// <summary>One entry per <c>[MixedPrecision]</c> layer, in plan order.</summary>
     public IReadOnlyList<LayerSensitivity> Layers { get; }
 
-    /// <summary>The loss whose Hessian was estimated.</summary>
+    /// <summary>The loss whose Hessian was estimated, or whose increase was measured.</summary>
     public SensitivityLoss Loss { get; }
+
+    /// <summary>How Omega was obtained.</summary>
+    public SensitivityMethod Method { get; }
 
     /// <summary>Bytes of everything the allocation does not decide: the other layers, and the candidates' biases.</summary>
     public long FixedBytes { get; }
@@ -62,7 +81,9 @@ public sealed class MixedPrecisionSensitivity
 
     /// <summary>
     /// Measures every <c>[MixedPrecision]</c> layer of <paramref name="plan"/>: Hutchinson traces of the loss Hessian's
-    /// diagonal blocks over <paramref name="data"/>, and each layer's quantization error at every candidate width.
+    /// diagonal blocks over <paramref name="data"/> and each layer's quantization error at every candidate width, or
+    /// (<see cref="MixedPrecisionOptions.Method"/> = <see cref="SensitivityMethod.MeasuredLoss"/>) the loss increase of
+    /// each layer alone at each width.
     /// The model is left as it was (weights restored bit for bit).
     /// </summary>
     /// <param name="layers">The model's layers (<c>model.Layers</c>), in plan order, dense.</param>
@@ -77,7 +98,14 @@ public sealed class MixedPrecisionSensitivity
         ArgumentNullException.ThrowIfNull(data);
         options ??= new MixedPrecisionOptions();
         var (bits, indices) = Candidates(plan, layers);
-        var hessian = new LayerHessian(layers, indices, forward, data, options.Loss, options.RelativeStep);
+        var formats = indices.Select(i => Formats(plan.Layers[i], bits, options.GroupSizes)).ToArray();
+        bool measured = options.Method == SensitivityMethod.MeasuredLoss;
+        // The measured increase defaults to KL to the float32 outputs: zero at float32 and never negative, where the
+        // labelled cross-entropy's increase also carries the first-order term, noise from the calibration labels.
+        var loss = measured && options.Loss == SensitivityLoss.Auto ? SensitivityLoss.OutputKl : options.Loss;
+        // The measured loss runs forward passes only, so it also works inside Tensor.NoGrad().
+        var hessian = new LayerHessian(layers, indices, forward, data, loss, options.RelativeStep, requireGradients: !measured);
+        if (measured) return MeasureLoss(plan, layers, bits, indices, formats, hessian, options, rounding);
         Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
         TraceEstimate[] traces;
         double[][]? diagonals = null;
@@ -94,15 +122,16 @@ public sealed class MixedPrecisionSensitivity
         {
             var lp = plan.Layers[indices[t]];
             var weight = ((WeightedLayer)layers[indices[t]].Layer).Weight.Data;
-            var bytes = new long[bits.Length];
-            var error = new double[bits.Length];
-            var omega = new double[bits.Length];
+            var format = formats[t];
+            var bytes = new long[format.Length];
+            var error = new double[format.Length];
+            var omega = new double[format.Length];
             double curvature = Math.Max(traces[t].Trace, 0) / lp.WeightCount;
             var restored = new float[weight.Length];
-            for (int k = 0; k < bits.Length; k++)
+            for (int k = 0; k < format.Length; k++)
             {
-                bytes[k] = WeightBytes(lp, bits[k]);
-                GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(bits[k]), rounding).Dequantize(restored);
+                bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
+                GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(restored);
                 double sum = 0, weighted = 0;
                 for (int j = 0; j < weight.Length; j++)
                 {
@@ -115,16 +144,81 @@ public sealed class MixedPrecisionSensitivity
                 // so the noise averages out instead of adding a positive bias.
                 omega[k] = diagonals is null ? curvature * sum : Math.Max(weighted, 0);
             }
-            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, traces[t].Trace, traces[t].StandardError, bits, bytes, error, omega);
+            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, traces[t].Trace, traces[t].StandardError,
+                format.Select(f => f.Bits).ToArray(), bytes, error, omega, format.Select(f => f.GroupSize).ToArray());
         }
         return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss);
     }
 
-    /// <summary>The quantization scheme of a <c>[MixedPrecision]</c> layer at <paramref name="bits"/>: one symmetric scale per row.</summary>
-    public static QuantizationScheme Scheme(int bits) => new(bits, 0, true);
+    /// <summary>
+    /// <see cref="SensitivityMethod.MeasuredLoss"/>: each layer alone at each candidate width (dequantized from the stored
+    /// format, so the same rounding and scales as Compress), the mean loss over the calibration data, less the float32 loss.
+    /// </summary>
+    private static MixedPrecisionSensitivity MeasureLoss(CompressionPlan plan, IReadOnlyList<NamedLayer> layers, int[] bits, int[] indices,
+        (int Bits, int GroupSize)[][] formats, LayerHessian hessian, MixedPrecisionOptions options, QuantizationRounding rounding)
+    {
+        double baseline = hessian.MeanLoss();
+        var result = new LayerSensitivity[indices.Length];
+        int done = 0, total = formats.Sum(f => f.Length);
+        for (int t = 0; t < indices.Length; t++)
+        {
+            var lp = plan.Layers[indices[t]];
+            var weight = ((WeightedLayer)layers[indices[t]].Layer).Weight.Data;
+            var original = (float[])weight.Clone();
+            var format = formats[t];
+            var bytes = new long[format.Length];
+            var error = new double[format.Length];
+            var omega = new double[format.Length];
+            try
+            {
+                for (int k = 0; k < format.Length; k++)
+                {
+                    bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
+                    GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(weight);
+                    double sum = 0;
+                    for (int j = 0; j < weight.Length; j++)
+                    {
+                        double d = (double)weight[j] - original[j];
+                        sum += d * d;
+                    }
+                    error[k] = sum;
+                    omega[k] = hessian.MeanLoss() - baseline;
+                    options.Progress?.Report(new MixedPrecisionProgress(++done, total));
+                }
+            }
+            finally
+            {
+                original.CopyTo(weight, 0);
+            }
+            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, double.NaN, double.NaN,
+                format.Select(f => f.Bits).ToArray(), bytes, error, omega, format.Select(f => f.GroupSize).ToArray());
+        }
+        return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss, SensitivityMethod.MeasuredLoss);
+    }
 
-    /// <summary>Exact bytes of the layer's weight at <paramref name="bits"/> (the catalogue's count, bias excluded).</summary>
-    public static long WeightBytes(LayerPlan layer, int bits) => KernelCatalogue.GroupQuantizedBytes(layer.OutFeatures, layer.InFeatures, bits, 0, true);
+    /// <summary>The quantization scheme of a <c>[MixedPrecision]</c> layer at <paramref name="bits"/>: symmetric, one scale per row by default, else per group of <paramref name="groupSize"/>.</summary>
+    public static QuantizationScheme Scheme(int bits, int groupSize = 0) => new(bits, groupSize, true);
+
+    /// <summary>Exact bytes of the layer's weight at <paramref name="bits"/> and <paramref name="groupSize"/> (the catalogue's count, bias excluded).</summary>
+    public static long WeightBytes(LayerPlan layer, int bits, int groupSize = 0) => KernelCatalogue.GroupQuantizedBytes(layer.OutFeatures, layer.InFeatures, bits, groupSize, true);
+
+    /// <summary>
+    /// A layer's candidate formats: every candidate width with one scale per row, and with each of
+    /// <paramref name="groupSizes"/> that has a kernel and divides the layer's inputs (narrower than a row); by width, then per-row first,
+    /// then larger groups first (so the smallest format of each width comes first).
+    /// </summary>
+    private static (int Bits, int GroupSize)[] Formats(LayerPlan layer, int[] bits, IReadOnlyList<int>? groupSizes)
+    {
+        var sizes = (groupSizes is { Count: > 0 } ? groupSizes : [0]).Distinct().ToArray();
+        foreach (int g in sizes)
+            if (!KernelCatalogue.IsSupportedGroupSize(g))
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"MixedPrecisionOptions.GroupSizes has {g}, which has no kernel: use 0 (one scale per row) or {string.Join(", ", KernelCatalogue.SupportedGroupSizes)}."), nameof(groupSizes));
+        // Per row always: it is the format the build sized the budget with, so the smallest allocation stays reachable.
+        // A group as wide as the row is the per-row format (same codes, scales and bytes): listed once.
+        var usable = sizes.Where(g => g > 0 && g < layer.InFeatures && layer.InFeatures % g == 0).OrderDescending().Prepend(0).ToArray();
+        return bits.SelectMany(b => usable.Select(g => (b, g))).ToArray();
+    }
 
     /// <summary>
     /// The allocation of least total Omega whose bytes meet the budget (an exact multiple-choice knapsack over the
@@ -136,44 +230,63 @@ public sealed class MixedPrecisionSensitivity
     public MixedPrecisionSolution Allocate(long? maxBytes = null, double? averageBits = null)
     {
         long capacity = Capacity(Plan, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, FixedBytes, out string budget);
-        long smallest = Layers.Sum(l => l.WeightBytes[0]);
+        long smallest = Layers.Sum(l => l.WeightBytes.Min());
         if (smallest > capacity)
             throw new MixedPrecisionBudgetException(string.Create(CultureInfo.InvariantCulture,
                 $"Model '{Plan.ModelName}': the [MixedPrecision] budget ({budget}) cannot be met: with every candidate layer at {Bits[0]} bits (one scale per row) the plan takes {FixedBytes + smallest:N0} bytes, {smallest - capacity:N0} bytes over; raise the budget, add a smaller bit width, or compress more layers explicitly."),
                 smallest - capacity);
         var choice = MultipleChoiceKnapsack.Solve(Layers.Select(l => l.WeightBytes.ToArray()).ToList(), Layers.Select(l => l.Omega.ToArray()).ToList(), capacity)
             ?? throw new InvalidOperationException("The knapsack found no allocation although the smallest one fits: a bug in Condense.");
-        return new MixedPrecisionSolution(Plan, budget, Loss, Layers.Select((l, t) => new LayerBitChoice(l.Path, l.LayerIndex, l.Bits[choice[t]],
-            l.WeightBytes[choice[t]] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[choice[t]], l.Trace)).ToList());
+        return new MixedPrecisionSolution(Plan, budget, Loss, Method, Layers.Select((l, t) => new LayerBitChoice(l.Path, l.LayerIndex, l.Bits[choice[t]],
+            l.WeightBytes[choice[t]] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[choice[t]], l.Trace, l.GroupSizeAt(choice[t]))).ToList());
     }
 
     /// <summary>The allocation <paramref name="bits"/> (per layer path), checked and costed like a solved one.</summary>
+    /// <param name="bits">Bits per layer path.</param>
+    /// <param name="maxBytes">As for <see cref="Allocate"/>.</param>
+    /// <param name="averageBits">As for <see cref="Allocate"/>.</param>
+    /// <param name="groupSizes">Group size per layer path (missing = 0, one scale per row); each must have been a measured candidate.</param>
     /// <exception cref="ArgumentException">A candidate layer missing, an unknown path, or bits that are not candidates.</exception>
     /// <exception cref="MixedPrecisionBudgetException">The allocation exceeds the budget.</exception>
-    public MixedPrecisionSolution Evaluate(IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null)
+    public MixedPrecisionSolution Evaluate(IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null, IReadOnlyDictionary<string, int>? groupSizes = null)
     {
         ArgumentNullException.ThrowIfNull(bits);
         var chosen = CheckAllocation(Plan, Bits, Layers.Select(l => l.LayerIndex).ToArray(), bits);
         var choices = Layers.Select((l, t) =>
         {
-            int k = IndexOf(Bits, chosen[t]);
-            return new LayerBitChoice(l.Path, l.LayerIndex, chosen[t], l.WeightBytes[k] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[k], l.Trace);
+            int g = groupSizes is not null && groupSizes.TryGetValue(l.Path, out int size) ? size : 0;
+            int k = l.IndexOf(chosen[t], g);
+            if (k < 0)
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"Layer '{l.Path}' was not measured at {chosen[t]} bits with group size {g}: measured group sizes are {string.Join(", ", Enumerable.Range(0, l.Bits.Count).Select(l.GroupSizeAt).Distinct())} (MixedPrecisionOptions.GroupSizes)."), nameof(groupSizes));
+            return new LayerBitChoice(l.Path, l.LayerIndex, chosen[t], l.WeightBytes[k] + Plan.Layers[l.LayerIndex].BiasBytes, l.Omega[k], l.Trace, g);
         }).ToList();
-        return CheckedAllocation(Plan, FixedBytes, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, choices, Loss);
+        return CheckedAllocation(Plan, FixedBytes, CandidateWeightCount, maxBytes ?? Plan.MaxBytes, averageBits ?? Plan.AverageBits, choices, Loss, Method);
     }
 
     /// <summary>A given allocation without a measurement (Omega and trace unknown), checked against the plan's budget.</summary>
-    internal static MixedPrecisionSolution FromAllocation(CompressionPlan plan, IReadOnlyList<NamedLayer>? layers, IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null)
+    internal static MixedPrecisionSolution FromAllocation(CompressionPlan plan, IReadOnlyList<NamedLayer>? layers, IReadOnlyDictionary<string, int> bits, long? maxBytes = null, double? averageBits = null,
+        IReadOnlyDictionary<string, int>? groupSizes = null)
     {
         var (candidates, indices) = Candidates(plan, layers);
         var chosen = CheckAllocation(plan, candidates, indices, bits);
-        var choices = indices.Select((index, t) => new LayerBitChoice(plan.Layers[index].Path, index, chosen[t],
-            WeightBytes(plan.Layers[index], chosen[t]) + plan.Layers[index].BiasBytes, double.NaN, double.NaN)).ToList();
+        if (groupSizes is not null)
+            foreach (var path in groupSizes.Keys)
+                if (!indices.Any(i => plan.Layers[i].Path == path))
+                    throw new ArgumentException($"The [MixedPrecision] group sizes of {plan.ModelName} name '{path}', which is not one of its [MixedPrecision] layers ({string.Join(", ", indices.Select(i => plan.Layers[i].Path))}).", nameof(groupSizes));
+        var choices = indices.Select((index, t) =>
+        {
+            var lp = plan.Layers[index];
+            int g = groupSizes is not null && groupSizes.TryGetValue(lp.Path, out int size) ? size : 0;
+            if (KernelCatalogue.QuantizationProblem(chosen[t], g, lp.InFeatures) is { } problem)
+                throw new ArgumentException($"The [MixedPrecision] allocation of {plan.ModelName} gives layer '{lp.Path}' {chosen[t]} bits with group size {g}: {problem}.", nameof(groupSizes));
+            return new LayerBitChoice(lp.Path, index, chosen[t], WeightBytes(lp, chosen[t], g) + lp.BiasBytes, double.NaN, double.NaN, g);
+        }).ToList();
         long fixedBytes = plan.TotalBytesAfter - indices.Sum(i => plan.Layers[i].WeightBytesAfter);
         return CheckedAllocation(plan, fixedBytes, indices.Sum(i => plan.Layers[i].WeightCount), maxBytes ?? plan.MaxBytes, averageBits ?? plan.AverageBits, choices, null);
     }
 
-    private static MixedPrecisionSolution CheckedAllocation(CompressionPlan plan, long fixedBytes, long weights, long maxBytes, double averageBits, List<LayerBitChoice> choices, SensitivityLoss? loss)
+    private static MixedPrecisionSolution CheckedAllocation(CompressionPlan plan, long fixedBytes, long weights, long maxBytes, double averageBits, List<LayerBitChoice> choices, SensitivityLoss? loss, SensitivityMethod method = SensitivityMethod.HessianTrace)
     {
         long candidateBytes = choices.Sum(c => c.BytesAfter - plan.Layers[c.LayerIndex].BiasBytes);
         long capacity = Capacity(plan, weights, maxBytes, averageBits, fixedBytes, out string budget);
@@ -181,7 +294,7 @@ public sealed class MixedPrecisionSensitivity
             throw new MixedPrecisionBudgetException(string.Create(CultureInfo.InvariantCulture,
                 $"Model '{plan.ModelName}': the given [MixedPrecision] allocation takes {fixedBytes + candidateBytes:N0} bytes, {candidateBytes - capacity:N0} bytes over the budget ({budget}); lower some layers' bits."),
                 candidateBytes - capacity);
-        return new MixedPrecisionSolution(plan, budget, loss, choices);
+        return new MixedPrecisionSolution(plan, budget, loss, method, choices);
     }
 
     /// <summary>The bytes the candidates' weights may take under MaxBytes (whole plan) and AverageBits (candidates only).</summary>

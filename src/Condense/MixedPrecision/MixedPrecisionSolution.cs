@@ -10,8 +10,13 @@ namespace Condense.MixedPrecision;
 /// <param name="Bits">The chosen bit width (one symmetric scale per row).</param>
 /// <param name="BytesAfter">Exact bytes of the layer once compressed at <paramref name="Bits"/> (bias included).</param>
 /// <param name="Omega">The layer's sensitivity at <paramref name="Bits"/>; NaN for an allocation given without a measurement.</param>
-/// <param name="Trace">The Hutchinson estimate of the trace of the layer's Hessian block; NaN without a measurement.</param>
-public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long BytesAfter, double Omega, double Trace);
+/// <param name="Trace">The Hutchinson estimate of the trace of the layer's Hessian block; NaN without a trace measurement.</param>
+/// <param name="GroupSize">The chosen group size (0 = one scale per row).</param>
+public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long BytesAfter, double Omega, double Trace, int GroupSize = 0)
+{
+    /// <summary>The format in short: the bits, and the group size when there is one (<c>3</c>, <c>3 g32</c>).</summary>
+    public string FormatText => GroupSize == 0 ? Bits.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{Bits} g{GroupSize}");
+}
 
 /// <summary>
 /// A bit allocation of a plan's <c>[MixedPrecision]</c> layers: the chosen bits per layer, the predicted bytes of the
@@ -21,8 +26,9 @@ public sealed record LayerBitChoice(string Path, int LayerIndex, int Bits, long 
 /// </summary>
 public sealed class MixedPrecisionSolution
 {
-    internal MixedPrecisionSolution(CompressionPlan plan, string budget, SensitivityLoss? loss, IReadOnlyList<LayerBitChoice> layers)
+    internal MixedPrecisionSolution(CompressionPlan plan, string budget, SensitivityLoss? loss, SensitivityMethod method, IReadOnlyList<LayerBitChoice> layers)
     {
+        Method = method;
         ModelName = plan.ModelName;
         Budget = budget;
         Loss = loss;
@@ -44,6 +50,9 @@ public sealed class MixedPrecisionSolution
     /// <summary>The loss whose Hessian ranked the layers; null for an allocation given in the options.</summary>
     public SensitivityLoss? Loss { get; }
 
+    /// <summary>How the sensitivities were obtained (meaningful when <see cref="Loss"/> is not null).</summary>
+    public SensitivityMethod Method { get; }
+
     /// <summary>One entry per <c>[MixedPrecision]</c> layer, in plan order.</summary>
     public IReadOnlyList<LayerBitChoice> Layers { get; }
 
@@ -59,13 +68,16 @@ public sealed class MixedPrecisionSolution
     /// <summary>The chosen bits by layer path (what <see cref="MixedPrecisionOptions.Allocation"/> takes).</summary>
     public IReadOnlyDictionary<string, int> BitsByPath => Layers.ToDictionary(l => l.Path, l => l.Bits, StringComparer.Ordinal);
 
+    /// <summary>The chosen group sizes by layer path, 0 = one scale per row (what <see cref="MixedPrecisionOptions.AllocationGroupSizes"/> takes).</summary>
+    public IReadOnlyDictionary<string, int> GroupSizesByPath => Layers.ToDictionary(l => l.Path, l => l.GroupSize, StringComparer.Ordinal);
+
     /// <summary>
     /// The chosen plan as attribute lines to paste on the model class, one <c>[Override("path", Bits = b)]</c> per layer.
     /// With every <c>[MixedPrecision]</c> layer overridden, the build checks these bits and the budget like any
     /// fixed plan, and Compress no longer needs calibration data.
     /// </summary>
     public string OverrideAttributes => string.Join("\n", Layers.Select(l =>
-        string.Create(CultureInfo.InvariantCulture, $"[global::Condense.Override({Literal(l.Path)}, Bits = {l.Bits})]")));
+        string.Create(CultureInfo.InvariantCulture, $"[global::Condense.Override({Literal(l.Path)}, Bits = {l.Bits}{(l.GroupSize == 0 ? "" : $", GroupSize = {l.GroupSize}")})]")));
 
     /// <summary>
     /// A C# file declaring another part of <paramref name="modelType"/> (same namespace, same containing types) that
@@ -84,7 +96,9 @@ public sealed class MixedPrecisionSolution
         sb.Append("// Written by Condense: the bits [MixedPrecision] chose for ").Append(ModelName).Append(string.Create(CultureInfo.InvariantCulture,
             $" ({Budget}; {PredictedBytes:N0} bytes, {AverageBits:0.###} bits per weight over its layers)")).Append(".\n");
         sb.Append("// With this file in the project the build checks these bits like any other plan; delete it to choose again.\n");
-        if (Loss is { } loss) sb.Append("// Sensitivity: Hessian trace of the ").Append(LossText(loss)).Append(" (HAWQ-V2), solved as an exact knapsack.\n");
+        if (Loss is { } loss)
+            sb.Append(Method == SensitivityMethod.MeasuredLoss ? "// Sensitivity: measured increase of the " : "// Sensitivity: Hessian trace of the ")
+                .Append(LossText(loss)).Append(Method == SensitivityMethod.MeasuredLoss ? " per layer and width" : " (HAWQ-V2)").Append(", solved as an exact knapsack.\n");
         int indent = 0;
         if (!string.IsNullOrEmpty(modelType.Namespace))
         {
@@ -117,9 +131,9 @@ public sealed class MixedPrecisionSolution
         var inv = CultureInfo.InvariantCulture;
         int w = Math.Max(5, Layers.Count == 0 ? 5 : Layers.Max(l => l.Path.Length));
         var sb = new StringBuilder();
-        sb.Append(inv, $"{"layer".PadRight(w)}  {"bits",4} {"bytes",12} {"trace",12} {"omega",12}\n");
+        sb.Append(inv, $"{"layer".PadRight(w)}  {"bits",7} {"bytes",12} {"trace",12} {"omega",12}\n");
         foreach (var l in Layers)
-            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.Bits,4} {l.BytesAfter,12:N0} {l.Trace,12:G4} {l.Omega,12:G4}\n");
+            sb.Append(inv, $"{l.Path.PadRight(w)}  {l.FormatText,7} {l.BytesAfter,12:N0} {l.Trace,12:G4} {l.Omega,12:G4}\n");
         sb.Append(inv, $"predicted bytes {PredictedBytes:N0} ({AverageBits:0.###} bits per weight over the mixed layers), budget {Budget}\n");
         return sb.ToString();
     }

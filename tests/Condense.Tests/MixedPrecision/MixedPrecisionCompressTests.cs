@@ -44,7 +44,7 @@ public sealed class MixedDigitsFixture : IDisposable
 public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IClassFixture<MixedDigitsFixture>
 {
     private static CompressionOptions Options(CalibrationData? data, MixedPrecisionOptions? mixed = null) =>
-        new() { Calibration = data, MixedPrecision = mixed ?? new MixedPrecisionOptions { Samples = 16 } };
+        new() { Calibration = data, MixedPrecision = mixed ?? new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 16 } };
 
     [Fact]
     public void CompressReportsTheChosenBitsAndPredictsTheExactBytes()
@@ -83,7 +83,7 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
             target.LoadWeight(source.Weight.Data);
             target.LoadBias(source.Bias!.Data);
         }
-        var sensitivity = MixedPrecisionSensitivity.Measure(MixedDigitsBytes.Plan, model.Layers, model.Forward, fixture.Calibration(), new MixedPrecisionOptions { Samples = 16 });
+        var sensitivity = MixedPrecisionSensitivity.Measure(MixedDigitsBytes.Plan, model.Layers, model.Forward, fixture.Calibration(), new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 16 });
         var best = sensitivity.Allocate();
         Assert.True(best.PredictedBytes <= 6000);
         int[] bits = [2, 3, 4, 8];
@@ -100,7 +100,7 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
         // Under this budget the answer mixes widths: uniform 8 does not fit, uniform 4 leaves bytes unused for a better mix.
         Assert.NotEqual(best.Layers[0].Bits, best.Layers[1].Bits);
 
-        var report = model.Compress(Options(fixture.Calibration(), new MixedPrecisionOptions { Samples = 16 }));
+        var report = model.Compress(Options(fixture.Calibration(), new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 16 }));
         Assert.Equal(best.BitsByPath, report.MixedPrecision!.BitsByPath);
         Assert.Equal(report.TotalBytesAfter, best.PredictedBytes);
     }
@@ -122,8 +122,8 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
             target.LoadWeight(source.Weight.Data);
             target.LoadBias(source.Bias!.Data);
         }
-        var traceOptions = new MixedPrecisionOptions { Samples = 16 };
-        var diagonalOptions = new MixedPrecisionOptions { Samples = 16, Weighting = SensitivityWeighting.Diagonal };
+        var traceOptions = new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 16 };
+        var diagonalOptions = new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 16, Weighting = SensitivityWeighting.Diagonal };
         var byTrace = MixedPrecisionSensitivity.Measure(MixedDigitsBytes.Plan, model.Layers, model.Forward, fixture.Calibration(), traceOptions);
         var byDiagonal = MixedPrecisionSensitivity.Measure(MixedDigitsBytes.Plan, model.Layers, model.Forward, fixture.Calibration(), diagonalOptions);
         for (int t = 0; t < byTrace.Layers.Count; t++)
@@ -152,6 +152,31 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
         Assert.Equal(best.BitsByPath, report.MixedPrecision!.BitsByPath);
     }
 
+    /// <summary>
+    /// The defaults are the measured sensitivity over widths x group sizes (docs/mixed-precision.md has the measurements
+    /// behind them): Compress with default options reports a measured allocation over those formats, exact in bytes,
+    /// and the allocation is the knapsack optimum of the same measurement.
+    /// </summary>
+    [Fact]
+    public void DefaultsMeasureTheLossOverWidthsAndGroupSizes()
+    {
+        var defaults = new MixedPrecisionOptions();
+        Assert.Equal(SensitivityMethod.MeasuredLoss, defaults.Method);
+        Assert.Equal([0, 16, 32, 64, 128, 256], defaults.GroupSizes);
+        var model = fixture.Fresh();
+        var report = model.Compress(new CompressionOptions { Calibration = fixture.Calibration() });
+        var solution = report.MixedPrecision!;
+        Assert.Equal(SensitivityMethod.MeasuredLoss, solution.Method);
+        Assert.Equal(SensitivityLoss.OutputKl, solution.Loss);
+        Assert.Equal(report.TotalBytesAfter, solution.PredictedBytes);
+        var probe = fixture.Fresh();
+        var measured = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, probe.Layers, probe.Forward, fixture.Calibration());
+        Assert.All(measured.Layers, l => Assert.Equal([0, 32, 16], Enumerable.Range(0, l.Bits.Count).Select(l.GroupSizeAt).Distinct()));
+        var best = measured.Allocate();
+        Assert.Equal(best.BitsByPath, solution.BitsByPath);
+        Assert.Equal(best.GroupSizesByPath, solution.GroupSizesByPath);
+    }
+
     /// <summary>Same seed and same calibration data give the same traces and bits, at one thread and at two.</summary>
     [Fact]
     public void SameSeedSameCalibrationSameBitsAtAnyThreadCount()
@@ -178,7 +203,7 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
             Assert.Equal(results[0].BitsByPath, other.BitsByPath);
             Assert.Equal(results[0].Layers.Select(l => l.Trace), other.Layers.Select(l => l.Trace));
         }
-        var reseeded = fixture.Fresh().Compress(Options(fixture.Calibration(labels: false), new MixedPrecisionOptions { Samples = 16, Seed = 99 })).MixedPrecision!;
+        var reseeded = fixture.Fresh().Compress(Options(fixture.Calibration(labels: false), new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 16, Seed = 99 })).MixedPrecision!;
         Assert.NotEqual(results[0].Layers[0].Trace, reseeded.Layers[0].Trace);
     }
 
@@ -217,7 +242,7 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
         Assert.Contains("Layer 'hidden1' gets its bits from [MixedPrecision] on MixedDigits", missing.Message, StringComparison.Ordinal);
 
         var model = fixture.Fresh();
-        var sensitivity = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(), new MixedPrecisionOptions { Samples = 4 });
+        var sensitivity = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, model.Layers, model.Forward, fixture.Calibration(), new MixedPrecisionOptions { Method = SensitivityMethod.HessianTrace, GroupSizes = [0], Samples = 4 });
         // At 2 bits the hidden layers take 64x16 + 32x16 bytes + 96 scales x 2 = 1,728; the rest (int8 output, biases) 764.
         var e = Assert.Throws<MixedPrecisionBudgetException>(() => sensitivity.Allocate(maxBytes: 2000, averageBits: 0));
         Assert.Equal(1728 + 764 - 2000, e.ShortfallBytes);
