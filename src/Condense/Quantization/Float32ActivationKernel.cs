@@ -49,15 +49,6 @@ internal static unsafe class Float32ActivationKernel
     [ThreadStatic] private static float[]? t_scales;
     [ThreadStatic] private static byte[]? t_stage;
 
-    /// <summary>The parts of a <see cref="GroupQuantizedWeight"/> the kernel reads.</summary>
-    public ref struct Weight
-    {
-        public byte* Packed;
-        public Half* Scales;
-        public byte* Zeros; // null when symmetric
-        public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
-    }
-
     /// <summary>The vector width the kernel runs at under <see cref="KernelOptions.VectorBits"/>: 512, 256, or 0 (not supported: the caller's scalar path).</summary>
     public static int Width
     {
@@ -72,7 +63,7 @@ internal static unsafe class Float32ActivationKernel
 
     /// <summary>Runs y = x W'^T; false (y untouched) when no vector path applies.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static bool Run(in Weight w, float* x, float* y, int batch)
+    public static bool Run(in PackedWeightView w, float* x, float* y, int batch)
     {
         int width = Width;
         if (width == 0) return false;

@@ -262,8 +262,8 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             throw new ArgumentException(Invariant($"y has {y.Length} values; {Format} [{OutFeatures}, {InFeatures}] with batch {batch} expects batch x OutFeatures = {expectedY}"), nameof(y));
         if (batch == 0) return;
 
-        if (precision == ActivationPrecision.Int8 && MatMulInt8(x, y, batch)) return;
-        if (MatMulFloat32(x, y, batch)) return;
+        if (precision == ActivationPrecision.Int8 && MatMulPacked(x, y, batch, float32Activations: false)) return;
+        if (MatMulPacked(x, y, batch, float32Activations: true)) return;
         switch (Scheme.Bits)
         {
             case 2: MatMulTransposed<Bits2>(x, y, batch); break;
@@ -304,9 +304,10 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         }
     }
 
-    private unsafe bool MatMulInt8(ReadOnlySpan<float> x, Span<float> y, int batch)
+    /// <summary>Pins the codes, scales and zero points (and, for the 8-bit GEMM, its repacked copy) and runs the int8- or float32-activation kernel.</summary>
+    private unsafe bool MatMulPacked(ReadOnlySpan<float> x, Span<float> y, int batch, bool float32Activations)
     {
-        var gemm = Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits) ? Gemm() : null;
+        var gemm = !float32Activations && Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits) ? Gemm() : null;
         fixed (byte* gemmPanels = gemm?.Codes)
         fixed (float* gemmTerms = gemm?.Terms)
         fixed (byte* packed = _packed)
@@ -314,13 +315,13 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         fixed (byte* zeros = _zeroPoints)
         fixed (float* px = x, py = y)
         {
-            var weight = new Int8MatMul.Weight
+            var weight = new PackedWeightView
             {
                 Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
                 GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
                 GemmPanels = gemm is null ? null : gemmPanels, GemmTerms = gemmTerms,
             };
-            return Int8MatMul.Run(weight, px, py, batch);
+            return float32Activations ? Float32ActivationKernel.Run(weight, px, py, batch) : Int8MatMul.Run(weight, px, py, batch);
         }
     }
 
@@ -340,22 +341,6 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination);
         var built = new GemmCache(codes, terms);
         return Interlocked.CompareExchange(ref _gemm, built, null) ?? built;
-    }
-
-    private unsafe bool MatMulFloat32(ReadOnlySpan<float> x, Span<float> y, int batch)
-    {
-        fixed (byte* packed = _packed)
-        fixed (Half* scales = _scales)
-        fixed (byte* zeros = _zeroPoints)
-        fixed (float* px = x, py = y)
-        {
-            var weight = new Float32ActivationKernel.Weight
-            {
-                Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
-                GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
-            };
-            return Float32ActivationKernel.Run(weight, px, py, batch);
-        }
     }
 
     /// <summary>The scalar reference of the float32 path: each row dequantized, then dotted with every input row.</summary>

@@ -31,19 +31,9 @@ internal static unsafe class Int8MatMul
 
     [ThreadStatic] private static byte[]? t_scratch;
 
-    public ref struct Weight
-    {
-        public byte* Packed;
-        public Half* Scales;
-        public byte* Zeros; // null when symmetric
-        public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
-        public byte* GemmPanels; // 8 bits: the repacked copy Int8Gemm reads (Int8Gemm.BuildPanels), or null
-        public float* GemmTerms; // its scales and zero points by panel (Int8Gemm.BuildTerms)
-    }
-
     /// <summary>Runs the product; false (y untouched) when an input row holds a NaN or infinity.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static bool Run(in Weight w, float* x, float* y, int batch)
+    public static bool Run(in PackedWeightView w, float* x, float* y, int batch)
     {
         int bits = KernelOptions.VectorBits;
         // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.

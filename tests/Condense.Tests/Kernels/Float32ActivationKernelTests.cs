@@ -102,7 +102,7 @@ public unsafe class Float32ActivationKernelTests
             fixed (byte* zeros = q.ZeroPoints)
             fixed (float* px = x, py = y)
             {
-                var w = new Float32ActivationKernel.Weight
+                var w = new PackedWeightView
                 {
                     Packed = packed, Scales = scales, Zeros = zeros, Bits = 4, GroupSize = 32, GroupsPerRow = 2, RowBytes = 32, Out = 8, In = 64,
                 };
