@@ -39,7 +39,8 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     // and more with AVX-512BW); a runtime cache of the same codes, not part of the stored format or its byte count.
     private GemmCache? _gemm;
 
-    // The same for the generated VNNI kernels (quads instead of pairs; Int8Gemm.BuildQuadPanels), where they run.
+    // The same for the generated VNNI kernels (quads instead of pairs, one byte per code; Int8Gemm.BuildQuadPanels),
+    // where they run: 8 bits, and 4 bits (then twice the packed bytes, made on the first product at batch >= 16).
     private GemmCache? _gemmVnni;
 
     private sealed class GemmCache(byte[] codes, float[] terms)
@@ -343,12 +344,12 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         var terms = GC.AllocateUninitializedArray<float>(checked((int)Int8Gemm.TermFloats(OutFeatures, _groupsPerRow)));
         fixed (byte* source = _packed)
         fixed (byte* destination = codes)
-            if (vnni) Int8Gemm.BuildQuadPanels(source, OutFeatures, InFeatures, destination);
+            if (vnni) Int8Gemm.BuildQuadPanels(source, OutFeatures, InFeatures, destination, Scheme.Bits);
             else Int8Gemm.BuildPanels(source, OutFeatures, InFeatures, destination);
         fixed (Half* scales = _scales)
         fixed (byte* zeros = _zeroPoints)
         fixed (float* destination = terms)
-            Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination, vnni);
+            Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination, vnni, Scheme.Bits);
         var built = new GemmCache(codes, terms);
         return Interlocked.CompareExchange(ref slot, built, null) ?? built;
     }

@@ -75,9 +75,13 @@ internal static unsafe class Int8Gemm
     public static bool UsesVnni(int groupSize, int groupsPerRow) =>
         !t_managedOnly && (groupsPerRow == 1 || groupSize % 4 == 0) && VnniGemmKernel.IsAvailable;
 
-    /// <summary>True when <see cref="Run"/> handles this product on this machine.</summary>
+    /// <summary>
+    /// True when <see cref="Run"/> handles this product on this machine: 8-bit codes, and 4-bit codes where the
+    /// generated VNNI kernels run (<see cref="UsesVnni"/>; their codes are expanded to bytes in the quad panels).
+    /// </summary>
     public static bool Applies(int bits, int groupsPerRow, int inFeatures, int batch, int vectorBits) =>
-        bits == 8 && batch >= MinBatch && vectorBits >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported &&
+        (bits == 8 || bits == 4 && UsesVnni(groupsPerRow == 1 ? inFeatures : inFeatures / groupsPerRow, groupsPerRow)) &&
+        batch >= MinBatch && vectorBits >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported &&
         (groupsPerRow > 1 || inFeatures <= 65536);
 
     private struct Args
@@ -266,8 +270,9 @@ internal static unsafe class Int8Gemm
     /// [gpr * 64 + g * 64 + o] (128 when symmetric); rows past Out get scale 0. With <paramref name="vnni"/> the zero
     /// points are stored as int32 -z instead (the generated kernels start each group's sum at -z sum q).
     /// </summary>
-    public static void BuildTerms(Half* scales, byte* zeros, int outF, int groupsPerRow, float* terms, bool vnni = false)
+    public static void BuildTerms(Half* scales, byte* zeros, int outF, int groupsPerRow, float* terms, bool vnni = false, int bits = 8)
     {
+        int symmetricZero = 1 << (bits - 1);
         int gpr = groupsPerRow, count = (outF + PanelRows - 1) / PanelRows;
         for (int p = 0; p < count; p++)
         {
@@ -279,7 +284,7 @@ internal static unsafe class Int8Gemm
                 for (int g = 0; g < gpr; g++)
                 {
                     sp[g * PanelRows + o] = r < outF ? HalfToFloat(((ushort*)scales)[(nint)r * gpr + g]) : 0f;
-                    int zero = zeros == null || r >= outF ? 128 : zeros[(nint)r * gpr + g];
+                    int zero = zeros == null || r >= outF ? symmetricZero : zeros[(nint)r * gpr + g];
                     zp[g * PanelRows + o] = vnni ? -zero : zero | zero << 16;
                 }
             }
@@ -420,36 +425,39 @@ internal static unsafe class Int8Gemm
     public static long QuadPanelBytes(int outF, int inF) => (long)(outF + PanelRows - 1) / PanelRows * ((inF + 3) / 4) * PanelRows * 4;
 
     /// <summary>
-    /// Repacks 8-bit rows (row o at packed + o * inF) into panels of 64 rows for the VNNI kernels: panel p, quad kq,
-    /// row o, code j at byte 4 (p * quads * 64 + kq * 64 + o) + j holds code 4kq + j of row 64p + o, so one 64-byte
-    /// load gives 16 rows' quads in 16 int32 lanes; rows past Out and codes past In are zero.
+    /// Repacks 8-bit rows (row o at packed + o * inF), or 4-bit rows (<paramref name="bits"/> 4: row o at
+    /// packed + o * ceil(inF / 2), low nibble first), into panels of 64 rows of one byte per code for the VNNI kernels:
+    /// panel p, quad kq, row o, code j at byte 4 (p * quads * 64 + kq * 64 + o) + j holds code 4kq + j of row 64p + o,
+    /// so one 64-byte load gives 16 rows' quads in 16 int32 lanes; rows past Out and codes past In are zero.
     /// </summary>
-    public static void BuildQuadPanels(byte* packed, int outF, int inF, byte* panels)
+    public static void BuildQuadPanels(byte* packed, int outF, int inF, byte* panels, int bits = 8)
     {
         int quads = (inF + 3) / 4, count = (outF + PanelRows - 1) / PanelRows;
-        var body = new QuadBuildBody { Packed = packed, Out = outF, In = inF, Quads = quads, Panels = panels };
+        var body = new QuadBuildBody { Packed = packed, Out = outF, In = inF, Quads = quads, Panels = panels, Bits = bits };
         WorkerPool.Shared.For(count, ref body);
     }
 
     private struct QuadBuildBody : IRangeBody
     {
         public byte* Packed, Panels;
-        public int Out, In, Quads;
+        public int Out, In, Quads, Bits;
 
         public readonly void Invoke(int start, int end)
         {
+            int rowBytes = Bits == 4 ? (In + 1) / 2 : In;
             for (int p = start; p < end; p++)
             {
                 byte* dst = Panels + (nint)p * Quads * PanelRows * 4;
                 for (int o = 0; o < PanelRows; o++)
                 {
                     int r = p * PanelRows + o;
-                    byte* row = Packed + (nint)r * In;
+                    byte* row = Packed + (nint)r * rowBytes;
                     for (int kq = 0; kq < Quads; kq++)
                         for (int j = 0; j < 4; j++)
                         {
                             int k = 4 * kq + j;
-                            dst[((nint)kq * PanelRows + o) * 4 + j] = r < Out && k < In ? row[k] : (byte)0;
+                            int code = r >= Out || k >= In ? 0 : Bits == 4 ? row[k >> 1] >> 4 * (k & 1) & 0xF : row[k];
+                            dst[((nint)kq * PanelRows + o) * 4 + j] = (byte)code;
                         }
                 }
             }

@@ -58,6 +58,49 @@ public class VnniGemmTests
         }
     }
 
+    public static TheoryData<int, int, bool> FourBitShapes()
+    {
+        var data = new TheoryData<int, int, bool>();
+        foreach (int group in new[] { 0, 16, 32, 64, 128 })
+            foreach (bool sym in new[] { true, false })
+                data.Add(group, group switch { 0 => 1031, 16 => 272, 32 => 160, 64 => 448, _ => 640 }, sym);
+        data.Add(0, 7, true);     // one partial quad, odd (the last byte of a row holds one code)
+        data.Add(0, 130, false);  // a chunk and a partial one
+        data.Add(32, 4128, false); // many groups and chunks
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FourBitShapes))]
+    public void Four_bit_codes_run_on_the_generated_kernels_within_rounding_of_the_integer_reference(int group, int inF, bool sym)
+    {
+        if (!VnniGemmKernel.IsAvailable) return;
+        foreach (int outF in new[] { 1, 67, 130 })
+        {
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(3 * inF + group + outF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+            var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), 33 * inF, 3f);
+            RunGemm(() =>
+            {
+                Assert.True(Int8Gemm.Applies(4, group == 0 ? 1 : inF / group, inF, 1, 512));
+                foreach (int batch in new[] { 1, 2, 3, 4, 5, 7, 9, 17, 33 })
+                    Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"vnni int4 out {outF}");
+            });
+        }
+    }
+
+    [Theory]
+    [InlineData(0, true)]
+    [InlineData(32, false)]
+    [InlineData(128, false)]
+    public void Four_bit_codes_give_the_same_bits_at_1_and_2_threads_and_wherever_a_row_falls_in_the_tiles(int group, bool sym)
+    {
+        if (!VnniGemmKernel.IsAvailable) return;
+        const int outF = 203, inF = 1536, batch = 40;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(15, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(16, batch * inF);
+        RunGemm(() => AssertThreadAndTileInvariance(q, x, outF, inF, batch));
+    }
+
     [Fact]
     public void Extreme_codes_and_activations_keep_exact_int32_sums()
     {
@@ -96,7 +139,11 @@ public class VnniGemmTests
         const int outF = 203, inF = 1536, batch = 40;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(5, outF * inF), outF, inF, new QuantizationScheme(8, group, sym));
         var x = QuantTestData.Gaussian(6, batch * inF);
-        RunGemm(() =>
+        RunGemm(() => AssertThreadAndTileInvariance(q, x, outF, inF, batch));
+    }
+
+    private static void AssertThreadAndTileInvariance(GroupQuantizedWeight q, float[] x, int outF, int inF, int batch)
+    {
         {
             var pool = WorkerPool.Shared;
             int saved = pool.MaxDegreeOfParallelism;
@@ -121,7 +168,7 @@ public class VnniGemmTests
             var shifted = new float[(batch - 1) * outF];
             q.MatMulTransposed(x.AsSpan(inF), shifted, batch - 1, ActivationPrecision.Int8);
             Assert.Equal(one.AsSpan(outF).ToArray(), shifted);
-        });
+        }
     }
 
     [Fact]
