@@ -25,6 +25,12 @@ public enum SensitivityWeighting
     /// from the same Rademacher vectors. A Gauss-Newton product costs three passes instead of two (see docs/mixed-precision.md).
     /// </summary>
     Diagonal = 1,
+    /// <summary>
+    /// Q-BERT's form: Omega_i(b) = 1/2 lambda_max(H_ii) x ||Q_b(W_i) - W_i||^2, with the block's top eigenvalue from power
+    /// iteration over Hessian-vector (or Gauss-Newton) products (<see cref="MixedPrecisionOptions.PowerIterations"/>).
+    /// An upper bound of the direction-aware 1/2 dW^T H_ii dW: it charges every error as if it lay along the stiffest direction.
+    /// </summary>
+    TopEigenvalue = 2,
 }
 
 /// <summary>How a layer's sensitivity Omega_i(b) to b-bit quantization is obtained.</summary>
@@ -45,6 +51,16 @@ public enum SensitivityMethod
     /// model's error beyond the quadratic, and the direction of Q_b(W) - W against the curvature, are in the number.
     /// </summary>
     MeasuredLoss = 1,
+    /// <summary>
+    /// The second-order term along the actual quantization error (direction-aware, not trace x norm):
+    /// Omega_i(b) = 1/2 dW^T H_ii dW with dW = Q_b(W_i) - W_i the error of the format Compress stores. With the
+    /// Gauss-Newton curvature (the default; for the KL to the float32 outputs it is that loss's exact Hessian at the
+    /// float32 weights) it is 1/2 E[(J dW)^T H_out (J dW)], J dW the directional derivative of the outputs along dW from
+    /// two forward passes per layer and format: no random vectors, no gradients. With <see cref="SensitivityCurvature.Hessian"/>,
+    /// dW^T (H dW) from one Hessian-vector product (two gradient passes). docs/mixed-precision.md compares it with the
+    /// trace and the measured loss.
+    /// </summary>
+    HessianQuadratic = 2,
 }
 
 /// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
@@ -73,6 +89,12 @@ public sealed class MixedPrecisionOptions
 
     /// <summary>How the curvature weighs each layer's quantization error: <see cref="SensitivityWeighting.Trace"/> (the default) or per weight.</summary>
     public SensitivityWeighting Weighting { get; init; } = SensitivityWeighting.Trace;
+
+    /// <summary>
+    /// Power-iteration steps per layer for <see cref="SensitivityWeighting.TopEigenvalue"/> (each one Gauss-Newton or Hessian
+    /// product); the iteration stops earlier once the Rayleigh quotient changes by less than 1e-4 of itself. Default 30.
+    /// </summary>
+    public int PowerIterations { get; init; } = 30;
 
     /// <summary>Seeds the Rademacher vectors: the same seed and calibration data give the same bits. Default 0x4849.</summary>
     public ulong Seed { get; init; } = 0x4849;
