@@ -6,7 +6,7 @@
 // --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
 //
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--model mlp|cnn] [--quick] [--method trace|measured|quadratic|eigen] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--method trace|measured|quadratic|eigen] [--group-sizes 0,16,32] [--proxy-rows N] [--power-iterations N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -37,6 +37,7 @@ for (int i = 0; i < args.Length; i++)
         "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
         "--quick" => settings.Quick = true,
         "--method" => (settings.Method = Next() ?? "") is "trace" or "measured" or "quadratic" or "eigen",
+        "--power-iterations" => int.TryParse(Next(), out settings.PowerIterations) && settings.PowerIterations >= 0,
         "--proxy-rows" => int.TryParse(Next(), out settings.ProxyRows) && settings.ProxyRows >= 0,
         "--group-sizes" => (settings.GroupSizes = ParseList(Next()).Select(v => (int)v).ToArray()) is { Length: > 0 },
         _ => false,
@@ -44,7 +45,7 @@ for (int i = 0; i < args.Length; i++)
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured|quadratic|eigen] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured|quadratic|eigen] [--group-sizes 0,16,32] [--proxy-rows N] [--power-iterations N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -92,6 +93,7 @@ internal sealed class Settings
     public string Method = "measured";
     public int[]? GroupSizes;
     public int ProxyRows;
+    public int PowerIterations = 30;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -141,7 +143,8 @@ internal static class Experiment
             var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss, GroupSizes = groupSizes };
             // The direction-aware second-order term 1/2 dW^T H dW (Gauss-Newton of the output KL), and Q-BERT's top eigenvalue.
             var quadraticOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.HessianQuadratic, GroupSizes = groupSizes };
-            var eigenOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.HessianTrace, Weighting = SensitivityWeighting.TopEigenvalue, GroupSizes = groupSizes };
+            var eigenOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.HessianTrace, Weighting = SensitivityWeighting.TopEigenvalue, GroupSizes = groupSizes,
+                PowerIterations = Math.Max(1, settings.PowerIterations) };
             var libraryOptions = settings.Method switch { "measured" => measuredOptions, "quadratic" => quadraticOptions, "eigen" => eigenOptions, _ => mixed };
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
@@ -155,10 +158,11 @@ internal static class Experiment
             var quadratic = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, quadraticOptions);
             double quadraticSeconds = measureClock.Elapsed.TotalSeconds;
             measureClock.Restart();
-            var eigen = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, eigenOptions);
+            // --power-iterations 0: no top-eigenvalue allocation (its power iteration is the costliest measurement on the CNN).
+            var eigen = settings.PowerIterations == 0 && settings.Method != "eigen" ? null : MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, eigenOptions);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"quadratic form {quadraticSeconds:F1} s, top eigenvalues {measureClock.Elapsed.TotalSeconds:F1} s: ")
-                + string.Join(", ", eigen.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.TopEigenvalue:G3}"))));
-            var primary = settings.Method switch { "measured" => measured, "quadratic" => quadratic, "eigen" => eigen, _ => sensitivity };
+                + (eigen is null ? "not measured" : string.Join(", ", eigen.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.TopEigenvalue:G3}")))));
+            var primary = settings.Method switch { "measured" => measured, "quadratic" => quadratic, "eigen" => eigen!, _ => sensitivity };
             var report = model.Compress(new CompressionOptions { Calibration = calibration,
                 MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = primary.Allocate().BitsByPath, AllocationGroupSizes = primary.Allocate().GroupSizesByPath } : libraryOptions });
             var chosen = report.MixedPrecision!;
@@ -209,8 +213,8 @@ internal static class Experiment
             Add(measuredEqual);
             var quadraticEqual = Evaluate("quadratic", Bits(paths, quadratic.Allocate(maxBytes: budget, averageBits: 0)));
             Add(quadraticEqual);
-            var eigenEqual = Evaluate("eigen", Bits(paths, eigen.Allocate(maxBytes: budget, averageBits: 0)));
-            Add(eigenEqual);
+            var eigenEqual = eigen is null ? null : Evaluate("eigen", Bits(paths, eigen.Allocate(maxBytes: budget, averageBits: 0)));
+            if (eigenEqual is not null) Add(eigenEqual);
             // --quick: the Hessian curve only for the first seed (the figure's).
             foreach (double fraction in settings.Quick && seed != settings.Seeds[0] ? [] : new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
             {
@@ -251,8 +255,8 @@ internal static class Experiment
             Add(measuredLower);
             var quadraticLower = Evaluate("quadratic", Bits(paths, quadratic.Allocate(maxBytes: lower, averageBits: 0)));
             Add(quadraticLower);
-            var eigenLower = Evaluate("eigen", Bits(paths, eigen.Allocate(maxBytes: lower, averageBits: 0)));
-            Add(eigenLower);
+            var eigenLower = eigen is null ? null : Evaluate("eigen", Bits(paths, eigen.Allocate(maxBytes: lower, averageBits: 0)));
+            if (eigenLower is not null) Add(eigenLower);
             var equalLower = RandomAt(lower, "random (lower budget)");
 
             if (!settings.Quick)
@@ -260,7 +264,7 @@ internal static class Experiment
             // The per-weight (diagonal) weighting from the same Rademacher vectors: its allocations at both budgets, and
             // how well each Omega ranks the test cross-entropy of every plan tried (Spearman over the plans of this seed).
             var diagonalSensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration,
-                new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Weighting = SensitivityWeighting.Diagonal });
+                new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, Weighting = SensitivityWeighting.Diagonal, GroupSizes = groupSizes });
             var diagonalEqual = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: budget, averageBits: 0)));
             Add(diagonalEqual);
             var diagonalLower = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: lower, averageBits: 0)));
@@ -299,15 +303,27 @@ internal static class Experiment
                 {
                     // Per-row formats only: the table is about the widths.
                     int k = sensitivity.Layers[t].IndexOf(sensitivity.Bits[b]), km = measured.Layers[t].IndexOf(sensitivity.Bits[b]);
-                    double q = quadratic.Layers[t].Omega[quadratic.Layers[t].IndexOf(sensitivity.Bits[b])], ev = eigen.Layers[t].Omega[eigen.Layers[t].IndexOf(sensitivity.Bits[b])];
+                    double q = quadratic.Layers[t].Omega[quadratic.Layers[t].IndexOf(sensitivity.Bits[b])], ev = eigen is null ? double.NaN : eigen.Layers[t].Omega[eigen.Layers[t].IndexOf(sensitivity.Bits[b])];
                     var one = TModel.Load(densePath);
                     var layer = (WeightedLayer)one.Layers[sensitivity.Layers[t].LayerIndex].Layer;
                     var lp = TModel.Plan.Layers[sensitivity.Layers[t].LayerIndex];
                     var original = (float[])layer.Weight.Data.Clone();
                     GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, MixedPrecisionSensitivity.Scheme(sensitivity.Bits[b]), QuantizationRounding.MseClip).Dequantize(layer.Weight.Data);
                     var (a, l) = Score(one, proxyTest);
+                    // Why the direction matters: how far the error points along -W (at 2 bits most weights round to 0 or
+                    // are clipped, so dW follows W, and W follows the stiff input directions), and the curvature along dW
+                    // relative to the layer's average, (dW^T H dW / ||dW||^2) / (Tr H / n) = 2 x quadratic / trace Omega.
+                    double dot = 0, dd = 0, ww = 0;
+                    for (int j = 0; j < original.Length; j++)
+                    {
+                        double d = (double)layer.Weight.Data[j] - original[j];
+                        dot -= d * original[j];
+                        dd += d * d;
+                        ww += (double)original[j] * original[j];
+                    }
+                    double cosine = dot / Math.Sqrt(dd * ww), stiffness = 2 * q / sensitivity.Layers[t].Omega[k];
                     single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[km], q, ev, l - denseScore.Loss,
-                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {q:G3} | {ev:G3} | {measured.Layers[t].Omega[km]:G3} | {measured.Layers[t].Omega[km] / q:F2} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
+                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {q:G3} | {ev:G3} | {measured.Layers[t].Omega[km]:G3} | {measured.Layers[t].Omega[km] / q:F2} | {stiffness:F2} | {cosine:F2} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
                 }
             singles.AddRange(single.Select(x => x.Text));
             double Objective(MixedPrecisionSensitivity s, string bits) => Cost(s, bits.Split('/')).TotalOmega;
@@ -315,7 +331,7 @@ internal static class Experiment
             var planNear = planRanked.Where(r => r.Bytes <= budget && r.Bytes >= 0.95 * budget).ToList();
             double SingleRho(Func<(double Trace, double Measured, double Quadratic, double Eigen, double Delta, string Text), double> proxy) =>
                 Spearman(single.Select(proxy).ToArray(), single.Select(x => x.Delta).ToArray());
-            double PlanRho(MixedPrecisionSensitivity s) => Spearman(planNear.Select(r => Objective(s, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray());
+            double PlanRho(MixedPrecisionSensitivity? s) => s is null ? double.NaN : Spearman(planNear.Select(r => Objective(s, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray());
             proxies.Add(string.Create(CultureInfo.InvariantCulture,
                 $"| {seed} | {SingleRho(x => x.Trace):F3} | {SingleRho(x => x.Quadratic):F3} | {SingleRho(x => x.Eigen):F3} | {SingleRho(x => x.Measured):F3} | " +
                 $"{PlanRho(sensitivity):F3} | {PlanRho(quadratic):F3} | {PlanRho(eigen):F3} | {PlanRho(measured):F3} ({planNear.Count}) | " +
@@ -333,8 +349,8 @@ internal static class Experiment
         Console.WriteLine("|---|---|---|---|---|---|---|");
         rankings.ForEach(Console.WriteLine);
         Console.WriteLine("\nEach layer alone at each width: the trace model's Omega, the quadratic form 1/2 dW^T H dW, the top-eigenvalue bound, the measured calibration KL (and its ratio to the quadratic form), and the test cross-entropy and accuracy change.");
-        Console.WriteLine("| seed | layer | bits | trace Omega | quadratic form | top eigenvalue | measured KL | KL / quadratic | test CE delta | test acc. delta (points) |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| seed | layer | bits | trace Omega | quadratic form | top eigenvalue | measured KL | KL / quadratic | curvature along dW / mean | cos(dW, -W) | test CE delta | test acc. delta (points) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         singles.ForEach(Console.WriteLine);
         Console.WriteLine("\nSpearman of each proxy with the test cross-entropy: over layers x widths (one layer quantized), and over the plans within 5% under the uniform 3-bit bytes (sum of Omega); the knapsack objective at uniform 3-bit vs at its optimum (3-bit bytes).");
         Console.WriteLine("| seed | single: trace | quadratic | eigenvalue | measured | plans: trace | quadratic | eigenvalue | measured (n) | trace objective uniform vs chosen | quadratic objective uniform vs chosen | measured objective uniform vs chosen |");

@@ -136,7 +136,7 @@ public sealed class MixedPrecisionOptions
     /// <summary>An average-bits budget for this Compress call instead of the declared <c>AverageBits</c> (null = the plan's; 0 = none).</summary>
     public double? AverageBits { get; init; }
 
-    /// <summary>Receives one report per Hutchinson sample.</summary>
+    /// <summary>Receives one report per Hutchinson sample, per layer and format measured (measured loss, quadratic form), or per layer (top eigenvalue).</summary>
     public IProgress<MixedPrecisionProgress>? Progress { get; init; }
 }
 

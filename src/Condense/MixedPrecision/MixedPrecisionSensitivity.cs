@@ -11,14 +11,16 @@ namespace Condense.MixedPrecision;
 /// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
 /// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
 /// (b bits, symmetric, one scale per row or per group); or, with <see cref="SensitivityWeighting.Diagonal"/>,
-/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss increase
-/// measured with this layer alone at b bits.
+/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityWeighting.TopEigenvalue"/>,
+/// Omega(b) = 1/2 lambda_max(H) ||Q_b(W) - W||^2; or, with <see cref="SensitivityMethod.HessianQuadratic"/>,
+/// Omega(b) = 1/2 dW^T H dW along dW = Q_b(W) - W; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss
+/// increase measured with this layer alone at b bits.
 /// </summary>
 /// <param name="Path">The layer's path.</param>
 /// <param name="LayerIndex">Its index in the plan.</param>
 /// <param name="WeightCount">n, the weights of the layer.</param>
-/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)); NaN when the loss was measured.</param>
-/// <param name="TraceStandardError">The estimate's standard error; NaN when the loss was measured.</param>
+/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)); NaN when no trace was estimated (measured loss, quadratic form, top eigenvalue).</param>
+/// <param name="TraceStandardError">The estimate's standard error; NaN when no trace was estimated.</param>
 /// <param name="Bits">The bit width of each candidate format, ascending (repeated when several group sizes are candidates).</param>
 /// <param name="WeightBytes">Exact bytes of the weight at each candidate (packed codes and scales; bias excluded).</param>
 /// <param name="SquaredError">||Q_b(W) - W||^2 at each candidate.</param>
