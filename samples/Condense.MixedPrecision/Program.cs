@@ -1,7 +1,8 @@
-// Hessian-trace mixed precision (HAWQ-V2) against uniform 3-bit and random bit allocations at equal bytes.
-// The model trains dense once per seed; Compress then chooses each layer's bits under [MixedPrecision(AverageBits = ..)]
-// from the Hutchinson traces of the cross-entropy Hessian on 1,024 labelled training rows. The same measurement is
-// re-solved at other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
+// Mixed precision against uniform 3-bit and random bit allocations at equal bytes, with four sensitivities: the Hessian
+// quadratic form 1/2 dW^T H dW along each format's error (the library default), the measured KL, the Hutchinson trace
+// (HAWQ-V2) and the top eigenvalue (Q-BERT), all on 1,024 labelled training rows. The model trains dense once per seed;
+// Compress chooses each layer's bits under [MixedPrecision(AverageBits = ..)]. The same measurements are re-solved at
+// other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
 //
 // --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
 //
@@ -90,7 +91,7 @@ internal sealed class Settings
     public string Model = "mlp";
     public string? DenseFrom;
     public bool Quick;
-    public string Method = "measured";
+    public string Method = "quadratic";
     public int[]? GroupSizes;
     public int ProxyRows;
     public int PowerIterations = 30;

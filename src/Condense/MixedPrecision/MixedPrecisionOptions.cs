@@ -67,12 +67,14 @@ public enum SensitivityMethod
 public sealed class MixedPrecisionOptions
 {
     /// <summary>
-    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.MeasuredLoss"/> (the default: the KL
-    /// increase with that layer alone quantized) or <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2). The options
-    /// about vectors, curvature and weighting apply to the Hessian trace only. docs/mixed-precision.md has the
-    /// measurements behind the default: the trace's quadratic model underestimates 2-bit layers several times over.
+    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.HessianQuadratic"/> (the default: 1/2 dW^T H dW
+    /// along each format's actual quantization error), <see cref="SensitivityMethod.MeasuredLoss"/> (the KL increase with
+    /// that layer alone quantized) or <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2). The options about vectors
+    /// and weighting apply to the Hessian trace only; curvature, loss and step also to the quadratic form.
+    /// docs/mixed-precision.md has the measurements behind the default: the trace charges the layer's average curvature
+    /// and underestimates 2-bit layers several times over, because their error points into the stiff directions.
     /// </summary>
-    public SensitivityMethod Method { get; init; } = SensitivityMethod.MeasuredLoss;
+    public SensitivityMethod Method { get; init; } = SensitivityMethod.HessianQuadratic;
 
     /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
     public int Samples { get; init; } = 32;
