@@ -155,9 +155,12 @@ public class WorkerPoolTests
                 Volatile.Write(ref stalled, true);
                 Thread.Sleep(300);
             }
-            else if (thread == caller)
+            else if (thread == caller && !Volatile.Read(ref stalled))
             {
-                Thread.Sleep(2); // slow enough that the worker claims a chunk before the caller has taken them all
+                // Hold the caller's first chunk until the worker has claimed one (a loaded machine may start it late),
+                // so the worker always takes part.
+                var wait = System.Diagnostics.Stopwatch.StartNew();
+                while (!Volatile.Read(ref stalled) && wait.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(1);
             }
         });
         int byWorker = ranBy.Count(t => t != caller);
