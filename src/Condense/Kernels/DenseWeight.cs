@@ -22,6 +22,8 @@ public sealed class DenseWeight : IWeightStorage
         if (weight.LongLength != (long)outFeatures * inFeatures)
             throw new ArgumentException(Invariant($"DenseWeight: weight has {weight.LongLength} values; [{outFeatures}, {inFeatures}] expects {(long)outFeatures * inFeatures}"), nameof(weight));
         _weight = weight;
+        // Every batch-1 product streams the whole weight: huge pages spare the TLB misses (see HugePages).
+        HugePages.Advise(weight);
         OutFeatures = outFeatures;
         InFeatures = inFeatures;
     }

@@ -33,8 +33,17 @@ internal static unsafe class Float32ActivationKernel
     /// <summary>Weight rows decoded together: each input vector loaded once feeds four rows.</summary>
     private const int TileRows = 4;
 
-    /// <summary>Batch rows per pass of the register kernel (4 rows x 3 inputs = 12 accumulators).</summary>
+    /// <summary>Batch rows per pass of the 256-bit register kernel (4 rows x 3 inputs = 12 accumulators, AVX2's 16 registers).</summary>
     private const int TileBatch = 3;
+
+    /// <summary>
+    /// Batch rows per pass of the 512-bit kernel: 4 rows x 4 inputs = 16 accumulators of AVX-512's 32 registers. Each
+    /// pass decodes the 4 rows again, so at batch 16 four passes decode a tile 4 times instead of 6 (5 x 3 + 1).
+    /// </summary>
+    private const int TileBatch512 = 4;
+
+    /// <summary>Floats per weight row in a tile's result block (the widest pass).</summary>
+    private const int ResultStride = TileBatch512;
 
     /// <summary>Batches at least this large take the dequantized-panel GEMM.</summary>
     /// <remarks>
@@ -255,7 +264,8 @@ internal static unsafe class Float32ActivationKernel
         byte* staged = (byte*)Unsafe.AsPointer(ref stage[0]);
 
         int symmetricZero = 1 << (p.Bits - 1);
-        float* result = stackalloc float[TileRows * TileBatch];
+        float* result = stackalloc float[TileRows * ResultStride];
+        int tileBatch = TDec.Lanes == 16 ? TileBatch512 : TileBatch;
         var rowPointers = stackalloc byte*[TileRows];
         for (int tile = startTile; tile < endTile; tile++)
         {
@@ -277,19 +287,20 @@ internal static unsafe class Float32ActivationKernel
                 RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf + k * gpr, nz + k * gpr, gpr);
             }
 
-            for (int b0 = 0; b0 < p.Batch; b0 += TileBatch)
+            for (int b0 = 0; b0 < p.Batch; b0 += tileBatch)
             {
-                int n = Math.Min(TileBatch, p.Batch - b0);
+                int n = Math.Min(tileBatch, p.Batch - b0);
                 float* xb = p.X + (nint)b0 * p.Kp;
                 switch (n)
                 {
                     case 1: TDec.Tile<One>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
                     case 2: TDec.Tile<Two>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
-                    default: TDec.Tile<Three>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
+                    case 3: TDec.Tile<Three>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
+                    default: TDec.Tile<Four>(rowPointers, sf, nz, gpr, p.ChunksPerGroup, xb, p.Kp, result); break;
                 }
                 for (int k = 0; k < rows; k++)
                     for (int j = 0; j < n; j++)
-                        p.Y[(nint)(b0 + j) * p.Out + r0 + k] = result[k * TileBatch + j];
+                        p.Y[(nint)(b0 + j) * p.Out + r0 + k] = result[k * ResultStride + j];
             }
         }
     }
@@ -327,6 +338,7 @@ internal static unsafe class Float32ActivationKernel
     private struct One : IBatchCount { public static int Count => 1; }
     private struct Two : IBatchCount { public static int Count => 2; }
     private struct Three : IBatchCount { public static int Count => 3; }
+    private struct Four : IBatchCount { public static int Count => 4; } // 512-bit tiles only
 
     /// <summary>One bit width at one vector width: how a chunk of codes becomes exact float32 weights.</summary>
     private interface IDecoder
@@ -542,11 +554,12 @@ internal static unsafe class Float32ActivationKernel
         where TDec : struct, IDecoder512 where TB : struct, IBatchCount
     {
         byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
-        float* x1 = x + kp, x2 = x1 + kp;
+        float* x1 = x + kp, x2 = x1 + kp, x3 = x2 + kp;
         nint cb = TDec.ChunkBytes;
         var a00 = Vector512<float>.Zero; var a10 = a00; var a20 = a00; var a30 = a00;
         var a01 = a00; var a11 = a00; var a21 = a00; var a31 = a00;
         var a02 = a00; var a12 = a00; var a22 = a00; var a32 = a00;
+        var a03 = a00; var a13 = a00; var a23 = a00; var a33 = a00;
         nint c = 0;
         for (int g = 0; g < gpr; g++)
         {
@@ -582,11 +595,21 @@ internal static unsafe class Float32ActivationKernel
                     a22 = Vector512.FusedMultiplyAdd(w2, xv, a22);
                     a32 = Vector512.FusedMultiplyAdd(w3, xv, a32);
                 }
+                if (TB.Count > 3)
+                {
+                    xv = Vector512.Load(x3 + i);
+                    a03 = Vector512.FusedMultiplyAdd(w0, xv, a03);
+                    a13 = Vector512.FusedMultiplyAdd(w1, xv, a13);
+                    a23 = Vector512.FusedMultiplyAdd(w2, xv, a23);
+                    a33 = Vector512.FusedMultiplyAdd(w3, xv, a33);
+                }
             }
         }
-        result[0] = Vector512.Sum(a00); result[3] = Vector512.Sum(a10); result[6] = Vector512.Sum(a20); result[9] = Vector512.Sum(a30);
-        if (TB.Count > 1) { result[1] = Vector512.Sum(a01); result[4] = Vector512.Sum(a11); result[7] = Vector512.Sum(a21); result[10] = Vector512.Sum(a31); }
-        if (TB.Count > 2) { result[2] = Vector512.Sum(a02); result[5] = Vector512.Sum(a12); result[8] = Vector512.Sum(a22); result[11] = Vector512.Sum(a32); }
+        // Row k, input j at result[k * ResultStride + j].
+        result[0] = Vector512.Sum(a00); result[4] = Vector512.Sum(a10); result[8] = Vector512.Sum(a20); result[12] = Vector512.Sum(a30);
+        if (TB.Count > 1) { result[1] = Vector512.Sum(a01); result[5] = Vector512.Sum(a11); result[9] = Vector512.Sum(a21); result[13] = Vector512.Sum(a31); }
+        if (TB.Count > 2) { result[2] = Vector512.Sum(a02); result[6] = Vector512.Sum(a12); result[10] = Vector512.Sum(a22); result[14] = Vector512.Sum(a32); }
+        if (TB.Count > 3) { result[3] = Vector512.Sum(a03); result[7] = Vector512.Sum(a13); result[11] = Vector512.Sum(a23); result[15] = Vector512.Sum(a33); }
     }
 
     /// <inheritdoc cref="Tile512{TDec, TB}"/>
@@ -637,8 +660,9 @@ internal static unsafe class Float32ActivationKernel
                 }
             }
         }
-        result[0] = Vector256.Sum(a00); result[3] = Vector256.Sum(a10); result[6] = Vector256.Sum(a20); result[9] = Vector256.Sum(a30);
-        if (TB.Count > 1) { result[1] = Vector256.Sum(a01); result[4] = Vector256.Sum(a11); result[7] = Vector256.Sum(a21); result[10] = Vector256.Sum(a31); }
-        if (TB.Count > 2) { result[2] = Vector256.Sum(a02); result[5] = Vector256.Sum(a12); result[8] = Vector256.Sum(a22); result[11] = Vector256.Sum(a32); }
+        // Row k, input j at result[k * ResultStride + j]; Rows never passes more than TileBatch (3) inputs here.
+        result[0] = Vector256.Sum(a00); result[4] = Vector256.Sum(a10); result[8] = Vector256.Sum(a20); result[12] = Vector256.Sum(a30);
+        if (TB.Count > 1) { result[1] = Vector256.Sum(a01); result[5] = Vector256.Sum(a11); result[9] = Vector256.Sum(a21); result[13] = Vector256.Sum(a31); }
+        if (TB.Count > 2) { result[2] = Vector256.Sum(a02); result[6] = Vector256.Sum(a12); result[10] = Vector256.Sum(a22); result[14] = Vector256.Sum(a32); }
     }
 }

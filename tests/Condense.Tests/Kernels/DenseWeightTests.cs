@@ -11,6 +11,13 @@ public class DenseWeightTests
         foreach (int batch in new[] { 1, 2, 3, 4, 5, 7, 9 })
             foreach (var (o, i) in new[] { (1, 1), (3, 5), (4, 16), (5, 17), (9, 33), (13, 100), (8, 513), (7, 1031) })
                 data.Add(batch, o, i);
+        // The dot-product tiles (batch 4 to 31): 4 x 4 tiles with remainders of 3, 2 and 1 rows, and rows longer
+        // than one k block (4096) so the accumulators round-trip through the scratch.
+        foreach (int batch in new[] { 8, 11, 16, 18, 19 })
+            foreach (var (o, i) in new[] { (5, 17), (9, 100), (7, 1031) })
+                data.Add(batch, o, i);
+        data.Add(16, 6, 4096 + 16 + 3);
+        data.Add(7, 5, 2 * 4096 + 33);
         data.Add(128, 37, 300);
         data.Add(128, 64, 1100);
         return data;
@@ -100,6 +107,53 @@ public class DenseWeightTests
             }
             Assert.Equal(one, many);
         }
+    }
+
+    [Fact]
+    public unsafe void A_large_weight_is_backed_by_huge_pages_and_keeps_its_values()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/sys/kernel/mm/transparent_hugepage/enabled")
+            || File.ReadAllText("/sys/kernel/mm/transparent_hugepage/enabled").Contains("[never]", StringComparison.Ordinal))
+            return; // no transparent huge pages on this system: the advice is a no-op by design
+        int outF = 1024, inF = 4096; // 16 MiB: several whole 2 MiB pages whatever the array's alignment
+        var rng = new Rng(11);
+        var w = new float[outF * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        var before = (float[])w.Clone();
+        var x = new float[inF];
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+        var expected = new float[outF];
+        new DenseWeight(before, outF, inF).MatMulTransposed(x, expected, 1);
+
+        var storage = new DenseWeight(w, outF, inF);
+        Assert.Equal(before, w);
+        var y = new float[outF];
+        storage.MatMulTransposed(x, y, 1);
+        Assert.Equal(expected, y);
+        long address;
+        fixed (float* p = w) address = (long)p + w.Length * sizeof(float) / 2;
+        Assert.True(AnonHugePagesKiB(address) >= 2048,
+            $"the 16 MiB weight's mapping has no huge page after DenseWeight advised it (smaps AnonHugePages {AnonHugePagesKiB(address)} KiB)");
+    }
+
+    // AnonHugePages of the /proc/self/smaps mapping holding address.
+    private static long AnonHugePagesKiB(long address)
+    {
+        bool inside = false;
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            int dash = line.IndexOf('-', StringComparison.Ordinal);
+            int space = line.IndexOf(' ', StringComparison.Ordinal);
+            if (dash > 0 && space > dash && long.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out long start)
+                && long.TryParse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out long end))
+            {
+                inside = address >= start && address < end;
+                continue;
+            }
+            if (inside && line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
+                return long.Parse(line["AnonHugePages:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return -1;
     }
 
     [Fact]

@@ -131,6 +131,47 @@ public class DeterminismTests
 
     [Theory]
     [MemberData(nameof(KindNames))]
+    public void Results_are_bitwise_identical_at_1_2_and_3_threads_while_a_busy_sibling_thread_competes(string name)
+    {
+        // A spinning thread per core makes the OS deschedule pool workers mid-chunk, so the caller takes over the
+        // chunks they would have run: which thread runs a chunk then varies from call to call, and must not matter.
+        var kind = Find(name);
+        const int outF = 509, inF = 768;
+        var storage = Storage(kind, outF, inF);
+        var failures = new List<string>();
+        using var stop = new CancellationTokenSource();
+        var siblings = Enumerable.Range(0, Environment.ProcessorCount).Select(_ => new Thread(() =>
+        {
+            long spins = 0;
+            while (!stop.IsCancellationRequested) spins++;
+            GC.KeepAlive(spins);
+        }) { IsBackground = true }).ToArray();
+        foreach (var sibling in siblings) sibling.Start();
+        try
+        {
+            foreach (int batch in new[] { 1, 5, 17, 64 })
+            {
+                var x = QuantTestData.Gaussian((ulong)(batch * 13 + inF), batch * inF);
+                float[] Run() { var y = new float[batch * outF]; kind.Multiply(storage, x, y, batch); return y; }
+                var one = AtDegree(1, Run);
+                for (int round = 0; round < 3; round++)
+                    foreach (int degree in new[] { 2, 3 })
+                    {
+                        string difference = FirstDifference(one, AtDegree(degree, Run), outF);
+                        if (difference.Length > 0) failures.Add($"batch {batch}, 1 vs {degree} threads, round {round}: {difference}");
+                    }
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            foreach (var sibling in siblings) sibling.Join();
+        }
+        Assert.True(failures.Count == 0, $"{name}:\n" + string.Join("\n", failures));
+    }
+
+    [Theory]
+    [MemberData(nameof(KindNames))]
     public void Results_do_not_depend_on_where_the_input_and_output_lie_in_memory(string name)
     {
         // A model's activations are fresh arrays at addresses that differ from call to call (and between callers):

@@ -16,7 +16,7 @@ public unsafe class Float32ActivationKernelTests
         foreach (int bits in new[] { 2, 3, 4, 8 })
             foreach (int group in new[] { 0, 16, 32, 128 })
                 foreach (bool sym in new[] { true, false })
-                    foreach (int batch in new[] { 1, 2, 3, 4, 5, 17, 33 })
+                    foreach (int batch in new[] { 1, 2, 3, 4, 5, 6, 7, 16, 17, 33 }) // 512-bit passes of 4 inputs: remainders 0 to 3
                         data.Add(bits, group, batch, sym);
         return data;
     }

@@ -135,6 +135,41 @@ public class WorkerPoolTests
     }
 
     [Fact]
+    public void A_stalled_worker_holds_back_one_small_chunk_while_the_caller_runs_the_rest()
+    {
+        // A worker descheduled mid-chunk (here: sleeping in its first chunk) keeps only what it claimed; the caller
+        // must run every other chunk, and the stalled share must be at most 1/16 of the call at 2 threads (4 chunks per
+        // thread held back 1/8).
+        const int count = 64;
+        using var pool = new WorkerPool(2);
+        pool.For(2, (_, _) => { }); // start the worker
+        int caller = Environment.CurrentManagedThreadId;
+        var ranBy = new int[count];
+        bool stalled = false;
+        pool.For(count, (start, end) =>
+        {
+            int thread = Environment.CurrentManagedThreadId;
+            for (int i = start; i < end; i++) ranBy[i] = thread;
+            if (thread != caller && !Volatile.Read(ref stalled))
+            {
+                Volatile.Write(ref stalled, true);
+                Thread.Sleep(300);
+            }
+            else if (thread == caller && !Volatile.Read(ref stalled))
+            {
+                // Hold the caller's first chunk until the worker has claimed one (a loaded machine may start it late),
+                // so the worker always takes part.
+                var wait = System.Diagnostics.Stopwatch.StartNew();
+                while (!Volatile.Read(ref stalled) && wait.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(1);
+            }
+        });
+        int byWorker = ranBy.Count(t => t != caller);
+        Assert.True(Volatile.Read(ref stalled), "the worker never ran a chunk, so nothing was tested");
+        Assert.InRange(byWorker, 1, count / 16);
+        Assert.Equal(count - byWorker, ranBy.Count(t => t == caller));
+    }
+
+    [Fact]
     public async Task Concurrent_callers_from_several_threads_all_complete_correctly()
     {
         using var pool = new WorkerPool(2);
