@@ -238,6 +238,25 @@ public sealed partial class MiniLmGptqInt4G64 : Module, ISentenceEncoder
     public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
 }
 
+/// <summary>int4, group 64, asymmetric (scale and zero point per group), GPTQ Linear layers.</summary>
+[Compressible]
+[Override("layers[*].*", Bits = 4, GroupSize = 64, Symmetric = false)]
+public sealed partial class MiniLmGptqInt4G64Asym : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly GptqBlock[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
 /// <summary>int4, group 128, GPTQ Linear layers (<see cref="GptqBlock"/>; the override keeps the method).</summary>
 [Compressible]
 [Override("layers[*].*", GroupSize = 128)]

@@ -5,6 +5,7 @@
 //   dotnet run -c Release --project samples/Condense.MiniLM [-- --threads 2] [--eval N] [--calibration N] [--full]
 //       [--plans TEXT] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax]
 //       [--calibration-batch N] [--[no-]act-order] [--[no-]sequential] [--damp F]
+//       [--sensitivity MeasuredLoss|HessianTrace] [--sensitivity-sentences N] [--per-row-only]
 //
 // The default run: fp32 against ONNX Runtime, int8 per row, int4 g64 round-to-nearest and GPTQ; --full: every plan.
 //
@@ -23,11 +24,14 @@ using Condense.Quantization;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (Array.IndexOf(args, "--speed") >= 0) return SpeedMode.Run(args);
-int threads = 2, calibrationBatch = 32, evalCount = 1000, calibrationCount = 256, sensitivityCount = 16, sensitivitySamples = 8, speedCount = 64;
+int threads = 2, calibrationBatch = 32, evalCount = 1000, calibrationCount = 1024, sensitivityCount = 32, sensitivitySamples = 8, speedCount = 64;
 bool full = false, analyze = false, bundled = false;
 // GPTQ: Condense's defaults unless the options say otherwise.
 bool actOrder = new GptqOptions().ActOrder, sequential = new GptqOptions().Sequential;
 string? planFilter = null;
+// Mixed precision: [MixedPrecision]'s default sensitivity (measured) unless --sensitivity says otherwise.
+var sensitivity = new MixedPrecisionOptions().Method;
+bool perRowOnly = false;
 double damping = new GptqOptions().DampingPercent;
 var rounding = QuantizationRounding.MseClip;
 string? sentencesPath = null;
@@ -50,6 +54,9 @@ for (int i = 0; i < args.Length; i++)
         case "--act-order": actOrder = true; break;
         case "--no-act-order": actOrder = false; break;
         case "--sequential": sequential = true; break;
+        case "--sensitivity" when Enum.TryParse<SensitivityMethod>(Next(), true, out var m): sensitivity = m; break;
+        case "--sensitivity-sentences" when int.TryParse(Next(), out var n) && n > 0: sensitivityCount = n; break;
+        case "--per-row-only": perRowOnly = true; break;
         case "--no-sequential": sequential = false; break;
         case "--plans" when Next() is { } f: planFilter = f; break;
         case "--damp" when double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d >= 0: damping = d; break;
@@ -57,7 +64,7 @@ for (int i = 0; i < args.Length; i++)
         case "--rounding" when Enum.TryParse<QuantizationRounding>(Next(), true, out var r): rounding = r; break;
         default:
             Console.Error.WriteLine($"unknown or incomplete option '{args[i]}'");
-            Console.Error.WriteLine("usage: Condense.MiniLM [--threads N] [--eval N] [--calibration N] [--full] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--calibration-batch N] [--[no-]act-order] [--[no-]sequential] [--damp F] [--plans TEXT] [--dll PATH]");
+            Console.Error.WriteLine("usage: Condense.MiniLM [--threads N] [--eval N] [--calibration N] [--full] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--calibration-batch N] [--[no-]act-order] [--[no-]sequential] [--damp F] [--plans TEXT] [--sensitivity MeasuredLoss|HessianTrace] [--sensitivity-sentences N] [--per-row-only] [--dll PATH]");
             return 2;
     }
 }
@@ -149,6 +156,7 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
     ("int4 g64 asym (RTN)", false, false, () => { var m = new MiniLmInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int4 g32 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("int4 g64 (GPTQ)", true, true, () => { var m = new MiniLmGptqInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
+    ("int4 g64 asym (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("int4 g128 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("2:4 sparse, int8 values", false, false, () => { var m = new MiniLmSparse24Int8(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int4 g64 + rank-16 correction", false, false, () => { var m = new MiniLmInt4G64Lorc(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
@@ -166,15 +174,20 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
             Calibration = new CalibrationData(batches),
             MixedPrecision = new MixedPrecisionOptions
             {
+                Method = sensitivity,
                 Loss = SensitivityLoss.OutputSquaredError,
                 Samples = sensitivitySamples,
+                GroupSizes = perRowOnly ? [0] : new MixedPrecisionOptions().GroupSizes,
                 MaxBytes = uniform3?.TotalBytesAfter,
                 AverageBits = uniform3 is null ? null : 0,
             },
         });
-        Console.WriteLine($"mixed precision: Gauss-Newton Hessian of 1/2 ||e - e_fp32||^2 on {Math.Min(sensitivityCount, calibrationSentences.Length)} calibration sentences, {sensitivitySamples} Hutchinson vectors per layer, {clock.Elapsed.TotalSeconds:F0} s; bytes {report.TotalBytesAfter:N0} (uniform int3 {uniform3?.TotalBytesAfter:N0})");
+        string how = sensitivity == SensitivityMethod.MeasuredLoss
+            ? "measured increase of 1/2 ||e - e_fp32||^2 with each layer alone quantized at each format"
+            : $"Gauss-Newton Hessian trace of 1/2 ||e - e_fp32||^2, {sensitivitySamples} Hutchinson vectors per layer";
+        Console.WriteLine($"mixed precision: {how}, on {Math.Min(sensitivityCount, calibrationSentences.Length)} calibration sentences, formats {(perRowOnly ? "per row" : "per row and groups 16-256")}, {clock.Elapsed.TotalSeconds:F0} s; bytes {report.TotalBytesAfter:N0} (uniform int3 {uniform3?.TotalBytesAfter:N0})");
         var bits = report.MixedPrecision!.Layers.GroupBy(l => l.Bits).OrderBy(g => g.Key).Select(g => $"{g.Count()} at {g.Key}");
-        Console.WriteLine($"  bits: {string.Join(", ", bits)}; per block and layer: " + string.Join(" ", report.MixedPrecision!.Layers.Select(l => l.Bits)));
+        Console.WriteLine($"  bits: {string.Join(", ", bits)}; per block and layer: " + string.Join(" ", report.MixedPrecision!.Layers.Select(l => l.GroupSize > 0 ? $"{l.Bits}g{l.GroupSize}" : $"{l.Bits}")));
         return (m, report);
     }),
 };
