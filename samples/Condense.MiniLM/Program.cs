@@ -161,7 +161,7 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
     ("2:4 sparse, int8 values", false, false, () => { var m = new MiniLmSparse24Int8(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int4 g64 + rank-16 correction", false, false, () => { var m = new MiniLmInt4G64Lorc(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int3 per row (uniform)", false, false, () => { var m = new MiniLmInt3(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); var r = m.Compress(rtn); uniform3 = r; return (m, r); }),
-    ("mixed 2/3/4/8 per row, = int3 bytes", false, false, () =>
+    ("mixed 2/3/4/8, = int3 bytes", false, false, () =>
     {
         var m = new MiniLmMixed();
         m.LoadWeights(onnx, MiniLmMixed.ImportOptions);
