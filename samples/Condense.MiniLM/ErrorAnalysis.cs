@@ -79,12 +79,12 @@ public static class ErrorAnalysis
     private static readonly string[] s_types = ["query", "key", "value", "attentionOutput", "intermediate", "output"];
 
     /// <summary>Prints the analysis tables.</summary>
-    public static void Run(string onnx, string[] sentences, float[][] fp32, MiniLmTokenizer tokenizer, Tensor[] calibrationBatches, GptqOptions gptq, QuantizationRounding rounding)
+    public static void Run(string onnx, string[] sentences, float[][] fp32, MiniLmTokenizer tokenizer, string[] calibrationSentences, int calibrationBatch, GptqOptions gptq, QuantizationRounding rounding)
     {
         ArgumentNullException.ThrowIfNull(sentences);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        ArgumentNullException.ThrowIfNull(calibrationBatches);
-        var calibration = new CalibrationData(calibrationBatches);
+        ArgumentNullException.ThrowIfNull(calibrationSentences);
+        var calibration = MiniLmCalibration.Batched(tokenizer, calibrationSentences, calibrationBatch);
         var model = new MiniLm();
         model.LoadWeights(onnx, MiniLmForward.ImportOptions);
         var linears = model.Layers.Select((l, i) => (l.Path, Layer: l.Layer as WeightedLayer, Index: i)).Where(l => l.Layer is Linear).ToArray();
@@ -152,9 +152,9 @@ public static class ErrorAnalysis
         Variant($"GPTQ damping {gptq.DampingPercent}, act-order {gptq.ActOrder}", gptqW);
         foreach (var options in new[] { gptq with { DampingPercent = 0.1 }, gptq with { DampingPercent = 0.001 }, gptq with { ActOrder = !gptq.ActOrder } })
             Variant($"GPTQ damping {options.DampingPercent}, act-order {options.ActOrder}", linears.ToDictionary(l => l.Path, l => Gptq(l.Path, statistics[l.Path], options), StringComparer.Ordinal));
-        int fewer = Math.Max(1, calibrationBatches.Length / 8);
-        var small = Record(model, linears.Select(l => l.Index).ToArray(), new CalibrationData(calibrationBatches.Take(fewer).ToArray()));
-        Variant($"GPTQ, {fewer} calibration sentences instead of {calibrationBatches.Length}", linears.ToDictionary(l => l.Path, l => Gptq(l.Path, small[l.Path], gptq), StringComparer.Ordinal));
+        int fewer = Math.Max(1, calibrationSentences.Length / 8);
+        var small = Record(model, linears.Select(l => l.Index).ToArray(), MiniLmCalibration.Batched(tokenizer, calibrationSentences.Take(fewer).ToArray(), calibrationBatch));
+        Variant($"GPTQ, {fewer} calibration sentences instead of {calibrationSentences.Length}", linears.ToDictionary(l => l.Path, l => Gptq(l.Path, small[l.Path], gptq), StringComparer.Ordinal));
 
         // Sequential GPTQ: block b's inputs recorded with blocks 0..b-1 already quantized (the model the later layers will see).
         var sequential = new Dictionary<string, float[]>(StringComparer.Ordinal);

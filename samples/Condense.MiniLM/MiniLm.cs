@@ -1,3 +1,4 @@
+using Condense.Calibration;
 using Condense.Import;
 using Condense.Nn;
 using Condense.Transformer;
@@ -237,6 +238,25 @@ public sealed partial class MiniLmGptqInt4G64 : Module, ISentenceEncoder
     public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
 }
 
+/// <summary>int4, group 64, asymmetric (scale and zero point per group), GPTQ Linear layers.</summary>
+[Compressible]
+[Override("layers[*].*", Bits = 4, GroupSize = 64, Symmetric = false)]
+public sealed partial class MiniLmGptqInt4G64Asym : Module, ISentenceEncoder
+{
+    private readonly Embedding words = new(MiniLm.Vocabulary, MiniLm.Hidden);
+    private readonly Embedding positions = new(MiniLm.MaxPositions, MiniLm.Hidden);
+    private readonly Embedding tokenTypes = new(MiniLm.TokenTypes, MiniLm.Hidden);
+    private readonly LayerNorm embeddingsNorm = new(MiniLm.Hidden);
+    private readonly GptqBlock[] layers = { new(), new(), new(), new(), new(), new() };
+
+    /// <inheritdoc/>
+    public Tensor Encode(TokenBatch tokens) =>
+        MiniLmForward.Encode(tokens, words, positions, tokenTypes, embeddingsNorm, layers);
+
+    /// <summary>Embeddings of a token batch packed by <see cref="TokenBatch.ToTensor"/> (what calibration and sensitivity run).</summary>
+    public Tensor Forward(Tensor packedTokens) => Encode(TokenBatch.FromTensor(packedTokens));
+}
+
 /// <summary>int4, group 128, GPTQ Linear layers (<see cref="GptqBlock"/>; the override keeps the method).</summary>
 [Compressible]
 [Override("layers[*].*", GroupSize = 128)]
@@ -357,6 +377,39 @@ public sealed partial class MiniLmMixed : Module, ISentenceEncoder
     private sealed class EncoderLayer(Func<Tensor, SequenceBatch, Tensor> forward) : IEncoderLayer
     {
         public Tensor Forward(Tensor hidden, SequenceBatch batch) => forward(hidden, batch);
+    }
+}
+
+
+/// <summary>
+/// GPTQ calibration data for every plan's Compress: sentences tokenized in padded batches (sorted by length, so
+/// little padding), the padded positions left out of each layer's X^T X by <see cref="CalibrationData.RowMask"/>
+/// (every Linear of the encoder sees the [Count * Length] token rows in the attention mask's order). The statistics
+/// equal those of the sentences one per batch, at a fraction of the forward passes.
+/// </summary>
+public static class MiniLmCalibration
+{
+    /// <summary>Calibration batches of <paramref name="batchSize"/> sentences (1: one sentence per batch, no padding).</summary>
+    public static CalibrationData Batched(MiniLmTokenizer tokenizer, IReadOnlyList<string> sentences, int batchSize = 32)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(sentences);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        var order = Enumerable.Range(0, sentences.Count).OrderBy(i => tokenizer.Encode(sentences[i]).Length).ThenBy(i => i);
+        var batches = order.Chunk(batchSize).Select(c => tokenizer.EncodeBatch(c.Select(i => sentences[i]).ToArray()).ToTensor()).ToArray();
+        return new CalibrationData(batches) { RowMask = Mask };
+    }
+
+    /// <summary>The attention mask of a batch packed by <see cref="TokenBatch.ToTensor"/>: one entry per token row.</summary>
+    public static int[] Mask(Tensor packedTokens)
+    {
+        ArgumentNullException.ThrowIfNull(packedTokens);
+        if (packedTokens.Rank != 3 || packedTokens.Shape[0] != 2)
+            throw new ArgumentException($"MiniLmCalibration.Mask: expected packed tokens [2, Count, Length] (TokenBatch.ToTensor); got {Tensor.FormatShape(packedTokens.Shape)}.", nameof(packedTokens));
+        int n = packedTokens.Shape[1] * packedTokens.Shape[2];
+        var mask = new int[n];
+        for (int i = 0; i < n; i++) mask[i] = (int)packedTokens.Data[n + i];
+        return mask;
     }
 }
 

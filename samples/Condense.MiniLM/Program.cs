@@ -4,7 +4,8 @@
 //
 //   dotnet run -c Release --project samples/Condense.MiniLM [-- --threads 2] [--eval N] [--calibration N] [--full]
 //       [--plans TEXT] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax]
-//       [--act-order] [--sequential] [--damp F]
+//       [--calibration-batch N] [--[no-]act-order] [--[no-]sequential] [--damp F]
+//       [--sensitivity MeasuredLoss|HessianTrace] [--sensitivity-sentences N] [--per-row-only]
 //
 // The default run: fp32 against ONNX Runtime, int8 per row, int4 g64 round-to-nearest and GPTQ; --full: every plan.
 //
@@ -23,10 +24,15 @@ using Condense.Quantization;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (Array.IndexOf(args, "--speed") >= 0) return SpeedMode.Run(args);
-int threads = 2, evalCount = 1000, calibrationCount = 256, sensitivityCount = 16, sensitivitySamples = 8, speedCount = 64;
-bool full = false, analyze = false, bundled = false, actOrder = false, sequential = false;
+int threads = 2, calibrationBatch = 32, evalCount = 1000, calibrationCount = 1024, sensitivityCount = 32, sensitivitySamples = 8, speedCount = 64;
+bool full = false, analyze = false, bundled = false;
+// GPTQ: Condense's defaults unless the options say otherwise.
+bool actOrder = new GptqOptions().ActOrder, sequential = new GptqOptions().Sequential;
 string? planFilter = null;
-double damping = 0.01;
+// Mixed precision: [MixedPrecision]'s default sensitivity (measured) unless --sensitivity says otherwise.
+var sensitivity = new MixedPrecisionOptions().Method;
+bool perRowOnly = false;
+double damping = new GptqOptions().DampingPercent;
 var rounding = QuantizationRounding.MseClip;
 string? sentencesPath = null;
 string corpus = RstSentences.DefaultDirectory;
@@ -39,20 +45,26 @@ for (int i = 0; i < args.Length; i++)
         case "--threads" when int.TryParse(Next(), out var t) && t > 0: threads = t; break;
         case "--eval" when int.TryParse(Next(), out var n) && n > 10: evalCount = n; break;
         case "--calibration" when int.TryParse(Next(), out var n) && n > 0: calibrationCount = n; break;
+        case "--calibration-batch" when int.TryParse(Next(), out var n) && n > 0: calibrationBatch = n; break;
         case "--sentences" when Next() is { } s: sentencesPath = s; break;
         case "--corpus" when Next() is { } c: corpus = c; break;
         case "--bundled": bundled = true; break;
         case "--full": full = true; break;
         case "--analyze": analyze = true; break;
         case "--act-order": actOrder = true; break;
+        case "--no-act-order": actOrder = false; break;
         case "--sequential": sequential = true; break;
+        case "--sensitivity" when Enum.TryParse<SensitivityMethod>(Next(), true, out var m): sensitivity = m; break;
+        case "--sensitivity-sentences" when int.TryParse(Next(), out var n) && n > 0: sensitivityCount = n; break;
+        case "--per-row-only": perRowOnly = true; break;
+        case "--no-sequential": sequential = false; break;
         case "--plans" when Next() is { } f: planFilter = f; break;
         case "--damp" when double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && d >= 0: damping = d; break;
         case "--dll" when Next() is { } d: dll = d; break;
         case "--rounding" when Enum.TryParse<QuantizationRounding>(Next(), true, out var r): rounding = r; break;
         default:
             Console.Error.WriteLine($"unknown or incomplete option '{args[i]}'");
-            Console.Error.WriteLine("usage: Condense.MiniLM [--threads N] [--eval N] [--calibration N] [--full] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--act-order] [--sequential] [--damp F] [--plans TEXT] [--dll PATH]");
+            Console.Error.WriteLine("usage: Condense.MiniLM [--threads N] [--eval N] [--calibration N] [--full] [--analyze] [--bundled] [--corpus DIR] [--sentences FILE] [--rounding MseClip|MinMax] [--calibration-batch N] [--[no-]act-order] [--[no-]sequential] [--damp F] [--plans TEXT] [--sensitivity MeasuredLoss|HessianTrace] [--sensitivity-sentences N] [--per-row-only] [--dll PATH]");
             return 2;
     }
 }
@@ -111,14 +123,14 @@ int failures = agreement.Min() >= 0.99999 ? 0 : 1;
 Console.WriteLine($"fp32 neighbourhoods: median cosine gap between the 10th and 11th neighbour {NeighbourOverlap.MedianGap(fp32, 10):F4} (top-10 overlap changes once embeddings move by about this much)");
 var speedSentences = sentences.Take(speedCount).ToArray();
 
-// GPTQ calibration: each sentence its own batch, so no padding rows enter the layers' input statistics.
-var calibrationBatches = calibrationSentences.Select(s => tokenizer.EncodeBatch([s]).ToTensor()).ToArray();
-var calibration = new CalibrationData(calibrationBatches);
+// GPTQ calibration: padded batches of similar-length sentences, the padding masked out of the layers' input
+// statistics (the same X^T X as one sentence per batch, in far fewer forward passes).
+var calibration = MiniLmCalibration.Batched(tokenizer, calibrationSentences, calibrationBatch);
 var gptqOptions = new GptqOptions { DampingPercent = damping, ActOrder = actOrder, Sequential = sequential };
 
 if (analyze)
 {
-    ErrorAnalysis.Run(onnx, sentences, fp32, tokenizer, calibrationBatches, gptqOptions, rounding);
+    ErrorAnalysis.Run(onnx, sentences, fp32, tokenizer, calibrationSentences, calibrationBatch, gptqOptions, rounding);
     return failures;
 }
 
@@ -129,7 +141,7 @@ var rows = new List<string[]>
 };
 var rtn = new CompressionOptions { Rounding = rounding };
 var gptq = new CompressionOptions { Rounding = rounding, Calibration = calibration, Gptq = gptqOptions };
-Console.WriteLine($"GPTQ: {calibrationSentences.Length} calibration sentences ({calibrationSentences.Sum(s => tokenizer.Encode(s).Length):N0} token rows), damping {damping}, act-order {actOrder}, sequential {sequential}");
+Console.WriteLine($"GPTQ: {calibrationSentences.Length} calibration sentences ({calibrationSentences.Sum(s => tokenizer.Encode(s).Length):N0} token rows) in padded batches of {calibrationBatch}, padding masked, damping {damping}, act-order {actOrder}, sequential {sequential}");
 
 // Each plan: built, compressed, measured with float32 activations (weight-only, the reference semantics) and, for the
 // three main plans, also with the kernels' default int8 activations (one scale per input row).
@@ -144,11 +156,12 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
     ("int4 g64 asym (RTN)", false, false, () => { var m = new MiniLmInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int4 g32 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("int4 g64 (GPTQ)", true, true, () => { var m = new MiniLmGptqInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
+    ("int4 g64 asym (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("int4 g128 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("2:4 sparse, int8 values", false, false, () => { var m = new MiniLmSparse24Int8(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int4 g64 + rank-16 correction", false, false, () => { var m = new MiniLmInt4G64Lorc(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int3 per row (uniform)", false, false, () => { var m = new MiniLmInt3(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); var r = m.Compress(rtn); uniform3 = r; return (m, r); }),
-    ("mixed 2/3/4/8 per row, = int3 bytes", false, false, () =>
+    ("mixed 2/3/4/8, = int3 bytes", false, false, () =>
     {
         var m = new MiniLmMixed();
         m.LoadWeights(onnx, MiniLmMixed.ImportOptions);
@@ -161,15 +174,20 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
             Calibration = new CalibrationData(batches),
             MixedPrecision = new MixedPrecisionOptions
             {
+                Method = sensitivity,
                 Loss = SensitivityLoss.OutputSquaredError,
                 Samples = sensitivitySamples,
+                GroupSizes = perRowOnly ? [0] : new MixedPrecisionOptions().GroupSizes,
                 MaxBytes = uniform3?.TotalBytesAfter,
                 AverageBits = uniform3 is null ? null : 0,
             },
         });
-        Console.WriteLine($"mixed precision: Gauss-Newton Hessian of 1/2 ||e - e_fp32||^2 on {Math.Min(sensitivityCount, calibrationSentences.Length)} calibration sentences, {sensitivitySamples} Hutchinson vectors per layer, {clock.Elapsed.TotalSeconds:F0} s; bytes {report.TotalBytesAfter:N0} (uniform int3 {uniform3?.TotalBytesAfter:N0})");
+        string how = sensitivity == SensitivityMethod.MeasuredLoss
+            ? "measured increase of 1/2 ||e - e_fp32||^2 with each layer alone quantized at each format"
+            : $"Gauss-Newton Hessian trace of 1/2 ||e - e_fp32||^2, {sensitivitySamples} Hutchinson vectors per layer";
+        Console.WriteLine($"mixed precision: {how}, on {Math.Min(sensitivityCount, calibrationSentences.Length)} calibration sentences, formats {(perRowOnly ? "per row" : "per row and groups 16-256")}, {clock.Elapsed.TotalSeconds:F0} s; bytes {report.TotalBytesAfter:N0} (uniform int3 {uniform3?.TotalBytesAfter:N0})");
         var bits = report.MixedPrecision!.Layers.GroupBy(l => l.Bits).OrderBy(g => g.Key).Select(g => $"{g.Count()} at {g.Key}");
-        Console.WriteLine($"  bits: {string.Join(", ", bits)}; per block and layer: " + string.Join(" ", report.MixedPrecision!.Layers.Select(l => l.Bits)));
+        Console.WriteLine($"  bits: {string.Join(", ", bits)}; per block and layer: " + string.Join(" ", report.MixedPrecision!.Layers.Select(l => l.GroupSize > 0 ? $"{l.Bits}g{l.GroupSize}" : $"{l.Bits}")));
         return (m, report);
     }),
 };

@@ -73,6 +73,17 @@ public sealed class CalibrationData
     /// </summary>
     public long MaxStatisticsBytes { get; init; } = 1L << 30;
 
+    /// <summary>
+    /// Which rows of each recorded layer's input count in its statistics, per batch: given a batch, an array with one
+    /// entry per input row every recorded layer sees for it, 1 for a row that counts and 0 for one to leave out (e.g. a
+    /// padded position of a token batch: the attention mask), or null for all rows. Padding rows would otherwise enter
+    /// X^T X (and the sample count), so sequences of different lengths could only be calibrated one per batch; with
+    /// the mask, batched calibration gives the same statistics as the unpadded sequences one at a time. Only the rows
+    /// that count are checked for NaN/Inf. A layer whose input has another number of rows than the mask is an error
+    /// naming the layer and the batch. Default null: every row counts.
+    /// </summary>
+    public Func<Tensor, int[]?>? RowMask { get; init; }
+
     /// <summary>Receives one report per layer and batch while statistics are recorded.</summary>
     public IProgress<CalibrationProgress>? Progress { get; init; }
 

@@ -62,6 +62,7 @@ public static class CalibrationRecorder
     {
         var accumulators = new LayerStatistics.Accumulator[end - first];
         int batch = 0;
+        int[]? mask = null;   // the current batch's row mask (CalibrationData.RowMask), read by the observers
         try
         {
             for (int t = first; t < end; t++)
@@ -78,7 +79,10 @@ public static class CalibrationRecorder
                     if (width != layer.InFeatures)
                         throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
                             $"Layer '{path}' ({layer.Description}) takes inputs of width {layer.InFeatures}, but calibration batch {batch} gives it {Tensor.FormatShape(x.Shape)} (width {(width < 0 ? x.Shape[^1] : width)}): give batches of the model's input width."));
-                    accumulator.Add(x.Data, x.Shape[0], batch);
+                    if (mask is not null && mask.Length != x.Shape[0])
+                        throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                            $"Layer '{path}' ({layer.Description}) sees {x.Shape[0]} input rows in calibration batch {batch}, but CalibrationData.RowMask gives {mask.Length} entries for it: the mask needs one entry per input row of every recorded layer (for token rows, the attention mask)."));
+                    accumulator.Add(x.Data, x.Shape[0], batch, mask);
                     data.Progress?.Report(new CalibrationProgress(path, layerIndex, batch, accumulator.Samples, pass));
                 };
             }
@@ -88,6 +92,12 @@ public static class CalibrationRecorder
                 foreach (var input in data.Batches())
                 {
                     ArgumentNullException.ThrowIfNull(input, "calibration batch");
+                    mask = data.RowMask?.Invoke(input);
+                    if (mask is not null)
+                        for (int r = 0; r < mask.Length; r++)
+                            if (mask[r] is not (0 or 1))
+                                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                                    $"CalibrationData.RowMask gives {mask[r]} for row {r} of calibration batch {batch}; use 1 for a row that counts and 0 for one to leave out (padding)."));
                     forward(input);
                     batch++;
                 }

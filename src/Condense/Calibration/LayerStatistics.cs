@@ -72,16 +72,38 @@ public sealed class LayerStatistics
 
         public long Samples => _samples;
 
-        public void Add(ReadOnlySpan<float> rows, int rowCount, int batch)
+        private float[]? _kept;
+
+        /// <param name="mask">Null, or one entry per row: only the rows at 1 are added (in order).</param>
+        public void Add(ReadOnlySpan<float> rows, int rowCount, int batch, int[]? mask = null)
         {
-            for (int i = 0; i < rowCount * inFeatures; i++)
+            for (int r = 0; r < rowCount; r++)
             {
-                if (!float.IsFinite(rows[i]))
-                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                        $"Layer '{path}': calibration batch {batch} gives it an input of {rows[i]} at row {i / inFeatures}, column {i % inFeatures}; activations must be finite: check the batch's values (and the layers before '{path}')."));
+                if (mask is not null && mask[r] == 0) continue;
+                var row = rows.Slice(r * inFeatures, inFeatures);
+                for (int c = 0; c < inFeatures; c++)
+                    if (!float.IsFinite(row[c]))
+                        throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                            $"Layer '{path}': calibration batch {batch} gives it an input of {row[c]} at row {r}, column {c}; activations must be finite: check the batch's values (and the layers before '{path}')."));
             }
-            Gemm.MatMulTransposedA(rows[..(rowCount * inFeatures)], rows[..(rowCount * inFeatures)], _xtx, inFeatures, rowCount, inFeatures, accumulate: true);
-            _samples += rowCount;
+            int count = rowCount;
+            if (mask is not null)
+            {
+                // The kept rows, packed in order: one product over them equals the product over the unpadded rows.
+                count = 0;
+                for (int r = 0; r < rowCount; r++) count += mask[r];
+                if (count == 0) return;
+                if (count < rowCount)
+                {
+                    if (_kept is null || _kept.Length < count * inFeatures) _kept = new float[count * inFeatures];
+                    int k = 0;
+                    for (int r = 0; r < rowCount; r++)
+                        if (mask[r] != 0) rows.Slice(r * inFeatures, inFeatures).CopyTo(_kept.AsSpan(k++ * inFeatures, inFeatures));
+                    rows = _kept;
+                }
+            }
+            Gemm.MatMulTransposedA(rows[..(count * inFeatures)], rows[..(count * inFeatures)], _xtx, inFeatures, count, inFeatures, accumulate: true);
+            _samples += count;
         }
 
         public LayerStatistics ToStatistics() => new(path, inFeatures, _xtx, _samples);

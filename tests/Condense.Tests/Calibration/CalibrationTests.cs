@@ -1,6 +1,7 @@
 using Condense.Calibration;
 using Condense.Compression;
 using Condense.Data;
+using Condense.Kernels;
 using Condense.Nn;
 using Condense.Quantization;
 using Condense.Tests.Quantization;
@@ -91,6 +92,78 @@ public sealed class CalibrationTests
         Assert.Equal([0, 1, 2], reports.Select(r => r.Pass).Distinct().Order());
         Assert.Equal(Enumerable.Range(0, 4), reports.Where(r => r.LayerIndex == 1).Select(r => r.Batch));
         Assert.Equal(4 * 9, reports.Last().Samples);
+    }
+
+    /// <summary>
+    /// Sequences of 1-9 rows (the unpadded calibration), and the same sequences padded to their batch's longest with
+    /// NaN rows (garbage that must neither enter X^T X nor trip the NaN check), four sequences per batch, with the mask.
+    /// </summary>
+    private static (List<Tensor> Unpadded, List<Tensor> Padded, Dictionary<Tensor, int[]> Masks) PaddedSequences(ulong seed, int sequences, int width)
+    {
+        var unpadded = Enumerable.Range(0, sequences).Select(s => new Tensor(QuantTestData.Gaussian(seed + (ulong)s, (1 + s * 5 % 9) * width), 1 + s * 5 % 9, width)).ToList();
+        var padded = new List<Tensor>();
+        var masks = new Dictionary<Tensor, int[]>(ReferenceEqualityComparer.Instance);
+        foreach (var chunk in unpadded.Chunk(4))
+        {
+            int length = chunk.Max(t => t.Shape[0]);
+            var data = new float[chunk.Length * length * width];
+            Array.Fill(data, float.NaN);
+            var mask = new int[chunk.Length * length];
+            for (int b = 0; b < chunk.Length; b++)
+            {
+                chunk[b].Data.CopyTo(data, b * length * width);
+                mask.AsSpan(b * length, chunk[b].Shape[0]).Fill(1);
+            }
+            var batch = new Tensor(data, chunk.Length * length, width);
+            padded.Add(batch);
+            masks[batch] = mask;
+        }
+        return (unpadded, padded, masks);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Masked_padded_batches_give_the_same_statistics_as_the_unpadded_sequences_one_at_a_time(int threads)
+    {
+        var model = new GptqMlp();
+        model.Initialize(seed: 3);
+        var (unpadded, padded, masks) = PaddedSequences(90, 13, 64);
+        var one = CalibrationRecorder.Record(model.Layers, [0, 1, 2], model.Forward, new CalibrationData(unpadded));
+        int saved = Gemm.MaxDegreeOfParallelism;
+        Gemm.MaxDegreeOfParallelism = threads;
+        try
+        {
+            var masked = CalibrationRecorder.Record(model.Layers, [0, 1, 2], model.Forward,
+                new CalibrationData(padded) { RowMask = batch => masks[batch] });
+            for (int t = 0; t < 3; t++)
+            {
+                Assert.Equal(one[t].SampleCount, masked[t].SampleCount);
+                Assert.True(one[t].XtX.AsSpan().SequenceEqual(masked[t].XtX), $"layer {t}: masked X^T X differs from the unpadded one");
+            }
+        }
+        finally { Gemm.MaxDegreeOfParallelism = saved; }
+        Assert.Equal(unpadded.Sum(t => t.Shape[0]), one[0].SampleCount);
+        // Without the mask the padding is data: the NaN rows are refused, naming the layer.
+        var e = Assert.Throws<InvalidDataException>(() => CalibrationRecorder.Record(model.Layers, [0], model.Forward, new CalibrationData(padded)));
+        Assert.Contains("NaN", e.Message);
+    }
+
+    [Fact]
+    public void A_row_mask_of_the_wrong_length_or_values_names_the_layer_and_the_batch()
+    {
+        var model = new GptqMlp();
+        model.Initialize(seed: 3);
+        var batches = Batches(95, 2, 5, 64);
+        var e = Assert.Throws<InvalidDataException>(() => CalibrationRecorder.Record(model.Layers, [1], model.Forward,
+            new CalibrationData(batches) { RowMask = b => ReferenceEquals(b, batches[1]) ? new int[4] : [1, 1, 1, 1, 1] }));
+        Assert.Contains($"'{model.Layers[1].Path}'", e.Message);
+        Assert.Contains("5 input rows in calibration batch 1", e.Message);
+        Assert.Contains("4 entries", e.Message);
+        var bad = Assert.Throws<InvalidDataException>(() => CalibrationRecorder.Record(model.Layers, [0], model.Forward,
+            new CalibrationData(batches) { RowMask = _ => [1, 2, 1, 1, 1] }));
+        Assert.Contains("gives 2 for row 1 of calibration batch 0", bad.Message);
+        Assert.All(model.Layers, l => Assert.Null(((WeightedLayer)l.Layer).InputObserver));
     }
 
     [Fact]

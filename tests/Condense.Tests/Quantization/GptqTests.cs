@@ -142,7 +142,8 @@ public sealed class GptqTests(ITestOutputHelper output)
         var weight = QuantTestData.Gaussian(9, rows * cols, 0.1f);
         var scheme = new QuantizationScheme(bits, groupSize, symmetric);
         var stats = LayerStatistics.FromInputs(inputs, cols);
-        var gptq = Gptq.Quantize(weight, rows, cols, scheme, stats, new GptqOptions { BlockSize = blockSize, ActOrder = actOrder });
+        // The reference is GPTQ itself: the scale refit after it is tested on its own below.
+        var gptq = Gptq.Quantize(weight, rows, cols, scheme, stats, new GptqOptions { BlockSize = blockSize, ActOrder = actOrder, RefitScales = false });
         var restored = new float[rows * cols];
         gptq.Dequantize(restored);
         var reference = Reference(weight, rows, cols, inputs, samples, scheme, 0.01, actOrder);
@@ -159,6 +160,46 @@ public sealed class GptqTests(ITestOutputHelper output)
         Assert.True(same >= restored.Length * 0.95, $"only {same} of {restored.Length} weights match the reference");
         Assert.InRange(gptqError, referenceError * 0.97, referenceError * 1.03);
         Assert.True(gptqError < rtnError, $"GPTQ {gptqError} should beat RTN {rtnError} on its calibration data");
+    }
+
+    [Theory]
+    [InlineData(4, 16, true, true)]
+    [InlineData(4, 64, false, false)]
+    [InlineData(3, 0, true, true)]
+    [InlineData(2, 32, false, true)]
+    public void Refitting_the_scales_keeps_the_codes_and_lowers_every_rows_loss(int bits, int groupSize, bool symmetric, bool actOrder)
+    {
+        int rows = 24, cols = 128, samples = 300;
+        var inputs = CorrelatedInputs(31, samples, cols);
+        var heldOut = CorrelatedInputs(32, samples, cols);
+        var weight = QuantTestData.Gaussian(33, rows * cols, 0.1f);
+        var scheme = new QuantizationScheme(bits, groupSize, symmetric);
+        var stats = LayerStatistics.FromInputs(inputs, cols);
+        var plain = Gptq.Quantize(weight, rows, cols, scheme, stats, new GptqOptions { ActOrder = actOrder, RefitScales = false });
+        var refit = Gptq.Quantize(weight, rows, cols, scheme, stats, new GptqOptions { ActOrder = actOrder, RefitScales = true });
+        Assert.True(plain.Packed.AsSpan().SequenceEqual(refit.Packed), "the refit changed codes");
+        if (!symmetric) Assert.True(plain.ZeroPoints!.AsSpan().SequenceEqual(refit.ZeroPoints), "the refit changed zero points");
+        var p = new float[rows * cols];
+        var r = new float[rows * cols];
+        plain.Dequantize(p);
+        refit.Dequantize(r);
+        int changed = 0;
+        for (int o = 0; o < rows; o++)
+        {
+            // Each row's calibration loss ||X (w - q)||^2: never higher, and lower where a scale changed.
+            double before = OutputError(weight.AsSpan(o * cols, cols).ToArray(), p.AsSpan(o * cols, cols).ToArray(), inputs, samples, 1, cols);
+            double after = OutputError(weight.AsSpan(o * cols, cols).ToArray(), r.AsSpan(o * cols, cols).ToArray(), inputs, samples, 1, cols);
+            bool rowChanged = !p.AsSpan(o * cols, cols).SequenceEqual(r.AsSpan(o * cols, cols));
+            if (rowChanged) changed++;
+            Assert.True(rowChanged ? after < before * 1.0001 : after == before, $"row {o}: loss {before} -> {after}");
+        }
+        double plainError = OutputError(weight, p, inputs, samples, rows, cols), refitError = OutputError(weight, r, inputs, samples, rows, cols);
+        double plainHeld = OutputError(weight, p, heldOut, samples, rows, cols), refitHeld = OutputError(weight, r, heldOut, samples, rows, cols);
+        output.WriteLine($"{scheme.FormatName} act-order {actOrder}: {changed}/{rows} rows refit; output error {plainError:G4} -> {refitError:G4}, held out {plainHeld:G4} -> {refitHeld:G4}");
+        Assert.True(changed > rows / 2, $"only {changed} of {rows} rows were refit");
+        Assert.True(refitError < plainError * 0.999, $"calibration error {plainError} -> {refitError}");
+        // Held out: a few scales per row fitted to 300 samples do not overfit noticeably (one scale per row can lose a little).
+        Assert.True(refitHeld < plainHeld * 1.002, $"held-out error {plainHeld} -> {refitHeld}");
     }
 
     [Fact]
