@@ -29,8 +29,9 @@ bool full = false, analyze = false, bundled = false;
 // GPTQ: Condense's defaults unless the options say otherwise.
 bool actOrder = new GptqOptions().ActOrder, sequential = new GptqOptions().Sequential;
 string? planFilter = null;
-// Mixed precision: [MixedPrecision]'s default sensitivity (measured) unless --sensitivity says otherwise.
-var sensitivity = new MixedPrecisionOptions().Method;
+// Mixed precision: the measured sensitivity (the README's table) unless --sensitivity says otherwise. The library's
+// default is now the direction-aware Hessian form (HessianQuadratic); it has not been run on MiniLM yet.
+var sensitivity = SensitivityMethod.MeasuredLoss;
 bool perRowOnly = false;
 double damping = new GptqOptions().DampingPercent;
 var rounding = QuantizationRounding.MseClip;
@@ -182,9 +183,12 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
                 AverageBits = uniform3 is null ? null : 0,
             },
         });
-        string how = sensitivity == SensitivityMethod.MeasuredLoss
-            ? "measured increase of 1/2 ||e - e_fp32||^2 with each layer alone quantized at each format"
-            : $"Gauss-Newton Hessian trace of 1/2 ||e - e_fp32||^2, {sensitivitySamples} Hutchinson vectors per layer";
+        string how = sensitivity switch
+        {
+            SensitivityMethod.MeasuredLoss => "measured increase of 1/2 ||e - e_fp32||^2 with each layer alone quantized at each format",
+            SensitivityMethod.HessianQuadratic => "1/2 dW^T H dW of 1/2 ||e - e_fp32||^2 (Gauss-Newton) along each format's quantization error",
+            _ => $"Gauss-Newton Hessian trace of 1/2 ||e - e_fp32||^2, {sensitivitySamples} Hutchinson vectors per layer",
+        };
         Console.WriteLine($"mixed precision: {how}, on {Math.Min(sensitivityCount, calibrationSentences.Length)} calibration sentences, formats {(perRowOnly ? "per row" : "per row and groups 16-256")}, {clock.Elapsed.TotalSeconds:F0} s; bytes {report.TotalBytesAfter:N0} (uniform int3 {uniform3?.TotalBytesAfter:N0})");
         var bits = report.MixedPrecision!.Layers.GroupBy(l => l.Bits).OrderBy(g => g.Key).Select(g => $"{g.Count()} at {g.Key}");
         Console.WriteLine($"  bits: {string.Join(", ", bits)}; per block and layer: " + string.Join(" ", report.MixedPrecision!.Layers.Select(l => l.GroupSize > 0 ? $"{l.Bits}g{l.GroupSize}" : $"{l.Bits}")));
