@@ -94,8 +94,9 @@ internal static unsafe class Int8MatMul
                     };
                     if (batch == 1)
                     {
-                        var fusedBody = new FusedBody { Args = args };
-                        WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                        // Whole row blocks too: the batch-1 loop takes 4 rows per pass.
+                        var gemvBody = new FusedBlockBody { Args = args };
+                        WorkerPool.Shared.For((w.Out + FusedInt8Dot.RowBlock - 1) / FusedInt8Dot.RowBlock, ref gemvBody, degree);
                         return true;
                     }
                     // Batches: the tile layout is built once here, not by every chunk of rows.
@@ -177,13 +178,6 @@ internal static unsafe class Int8MatMul
         public FusedInt8Dot256.Args Args;
 
         public readonly void Invoke(int start, int end) => FusedInt8Dot256.Rows(Args, start, end);
-    }
-
-    private struct FusedBody : IRangeBody
-    {
-        public FusedInt8Dot.Args Args;
-
-        public readonly void Invoke(int start, int end) => FusedInt8Dot.Rows(Args, start, end);
     }
 
     private struct FusedBlockBody : IRangeBody
