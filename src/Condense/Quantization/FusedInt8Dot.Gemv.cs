@@ -31,26 +31,25 @@ internal static unsafe partial class FusedInt8Dot
         if (bytes > 192) Sse.Prefetch0(p + PrefetchAhead + 192);
     }
 
-    /// <summary>
-    /// Weight rows per pass of the batch-1 loop: the activation loads, the loop and address arithmetic, the prefetches'
-    /// issue and the final horizontal sums are shared by 4 rows, and the 4 rows' integer and float chains are independent
-    /// work for the out-of-order core. Row blocks handed to threads are multiples of it (<see cref="RowBlock"/>).
-    /// </summary>
-    internal const int GemvRows = 4;
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemv<TDecode>(in Args a, int start, int end) where TDecode : struct, IDecode
     {
+        if (a.VnniKernel != 0)
+        {
+            // 8 bits with AVX512-VNNI: the emitted vpdpbusd loop (codes unshifted).
+            VnniGemv8.Run(a, start, end);
+            return;
+        }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
-        // Per row of a block: its scales (GroupStride + 16: a permute reads up to 15 floats past the last group), then
-        // a zero-padded copy of the row's end (64 floats = 256 bytes).
-        int rowFloats = stride + 16 + 64;
-        int need = GemvRows * rowFloats + 16;
+        // Row scales (GroupStride + 16: a permute reads up to 15 floats past the last group) then a zero-padded copy
+        // of the row's end (64 floats = 256 bytes).
+        int need = stride + 16 + 64 + 16;
         var scratch = t_gemvScratch;
         if (scratch is null || scratch.Length < need)
             t_gemvScratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
         float* sf = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        new Span<float>(sf, GemvRows * rowFloats).Clear();
+        byte* tail = (byte*)(sf + stride + 16);
+        new Span<float>(sf, stride + 16 + 64).Clear();
 
         int unitCodes = 64 * TDecode.Parts, log2U = System.Numerics.BitOperations.Log2((uint)unitCodes);
         int units = a.Padded >> log2U;
@@ -73,262 +72,21 @@ internal static unsafe partial class FusedInt8Dot
         bool vnni = UsesVnni(a.Bits, a.Batch, a.GroupSize, gpr);
         float rowScale = a.RowScale[0];
 
-        if (vnni)
+        for (int r = start; r < end; r++)
         {
-            byte* tail = (byte*)(sf + stride + 16);
-            for (int r = start; r < end; r++)
-            {
-                byte* row = a.Packed + (nint)r * rowBytes;
-                float correction = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
-                    symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
-                int full = r + 1 < a.Out ? spillUnits : fullUnits;
-                int tailBytes = rowBytes - full * unitBytes;
-                if (full < units && tailBytes > 0) Buffer.MemoryCopy(row + full * unitBytes, tail, 256, tailBytes);
-                float dot = DotVnni8(row, tail, full, units, a.Q, sf, perRow ? 8192 : a.GroupSize >> 5, perRow);
-                a.Y[r] = rowScale * (dot - correction);
-            }
-            return;
-        }
-
-        // One pass's rows: packed rows, the zero-padded copies of their ends, float32 scales.
-        byte** rows = stackalloc byte*[GemvRows];
-        byte** tails = stackalloc byte*[GemvRows];
-        float** scales = stackalloc float*[GemvRows];
-        float* corrections = stackalloc float[GemvRows];
-        float* dots = stackalloc float[GemvRows];
-        for (int r0 = start; r0 < end; r0 += GemvRows)
-        {
-            // A block past the last row repeats it (its results are not stored): every row runs the same code, so a
-            // row's bits do not depend on the block or thread it falls in.
-            int full = units;
-            for (int k = 0; k < GemvRows; k++)
-            {
-                int r = Math.Min(r0 + k, end - 1);
-                full = Math.Min(full, r + 1 < a.Out ? spillUnits : fullUnits);
-                float* rowScales = sf + (nint)k * rowFloats;
-                scales[k] = rowScales;
-                rows[k] = a.Packed + (nint)r * rowBytes;
-                tails[k] = (byte*)(rowScales + stride + 16);
-                corrections[k] = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
-                    symmetricZero - a.CodeOffset, a.CodeOffset, rowScales, a.GroupSums, gpr);
-            }
+            byte* row = a.Packed + (nint)r * rowBytes;
+            float correction = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
+                symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
+            int full = r + 1 < a.Out ? spillUnits : fullUnits;
             int tailBytes = rowBytes - full * unitBytes;
-            if (full < units && tailBytes > 0)
-                for (int k = 0; k < GemvRows; k++) Buffer.MemoryCopy(rows[k] + full * unitBytes, tails[k], 256, tailBytes);
-            if (permute) Dot4Permuted<TDecode>(rows, tails, scales, full, units, a.Q, indices, log2U, log2G, rowBytes, dots);
-            else Dot4Spans<TDecode>(rows, tails, scales, full, units, a.Q, span, perRow, log2U, rowBytes, dots);
-            for (int k = 0; k < GemvRows && r0 + k < end; k++) a.Y[r0 + k] = rowScale * (dots[k] - corrections[k]);
+            if (full < units && tailBytes > 0) Buffer.MemoryCopy(row + full * unitBytes, tail, 256, tailBytes);
+            float dot = vnni
+                ? DotVnni8(row, tail, full, units, a.Q, sf, perRow ? 8192 : a.GroupSize >> 5, perRow)
+                : permute
+                ? DotPermuted<TDecode>(row, tail, full, units, a.Q, sf, indices, log2U, log2G)
+                : DotSpans<TDecode>(row, tail, full, units, a.Q, sf, span, perRow, log2U);
+            a.Y[r] = rowScale * (dot - correction);
         }
-    }
-
-    /// <summary>
-    /// Prefetch distance of the batch-1 pass: the same place in the next block of <see cref="GemvRows"/> rows, so
-    /// every line of the 4 row streams is requested one pass ahead; into L2 only when that is more than 16 KB (rows
-    /// of more than 4 KB), which would crowd the 32 KB L1.
-    /// </summary>
-    private static nint GemvPrefetch(int rowBytes) => (nint)GemvRows * rowBytes;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRows(byte* p0, byte* p1, byte* p2, byte* p3, nint ahead, bool toL1)
-    {
-        if (toL1)
-        {
-            Sse.Prefetch0(p0 + ahead);
-            Sse.Prefetch0(p1 + ahead);
-            Sse.Prefetch0(p2 + ahead);
-            Sse.Prefetch0(p3 + ahead);
-        }
-        else
-        {
-            Sse.Prefetch1(p0 + ahead);
-            Sse.Prefetch1(p1 + ahead);
-            Sse.Prefetch1(p2 + ahead);
-            Sse.Prefetch1(p3 + ahead);
-        }
-    }
-
-    /// <summary>One unit's activations, loaded once for the 4 rows (8 bits: also negated, for the sign trick).</summary>
-    private struct UnitInputs
-    {
-        public Vector512<sbyte> X0, NegX0, X1, X2, X3;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static UnitInputs Load<TDecode>(sbyte* x) where TDecode : struct, IDecode
-        {
-            UnitInputs v = default;
-            v.X0 = Vector512.Load(x);
-            if (TDecode.Signed) v.NegX0 = -v.X0;
-            if (TDecode.Parts > 1) v.X1 = Vector512.Load(x + 64);
-            if (TDecode.Parts > 2)
-            {
-                v.X2 = Vector512.Load(x + 128);
-                v.X3 = Vector512.Load(x + 192);
-            }
-            return v;
-        }
-    }
-
-    /// <summary>The 16 int32 lane sums of one row's unit at p times the unit's activations.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> RowLanes<TDecode>(byte* p, in UnitInputs x, Vector512<byte> c0, Vector512<byte> c1, Vector512<byte> c2,
-        Vector512<byte> c3, Vector512<short> ones) where TDecode : struct, IDecode
-    {
-        TDecode.Decode(p, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
-        var v0 = x.X0;
-        // 8 bits: w0 = |u - 128|, w1 = u - 128 (its sign moves onto the input).
-        if (TDecode.Signed) v0 = Vector512.ConditionalSelect(Vector512.LessThan(w1.AsSByte(), Vector512<sbyte>.Zero), x.NegX0, x.X0);
-        var s = Avx512BW.MultiplyAddAdjacent(w0, v0);
-        if (TDecode.Parts > 1) s += Avx512BW.MultiplyAddAdjacent(w1, x.X1);
-        if (TDecode.Parts > 2)
-        {
-            s += Avx512BW.MultiplyAddAdjacent(w2, x.X2);
-            s += Avx512BW.MultiplyAddAdjacent(w3, x.X3);
-        }
-        return Avx512BW.MultiplyAddAdjacent(s, ones);
-    }
-
-    /// <summary>The 4 rows' float sums: halves added, then three horizontal adds leave row k in lane k.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Reduce4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* result)
-    {
-        var h0 = a0.GetLower() + a0.GetUpper();
-        var h1 = a1.GetLower() + a1.GetUpper();
-        var h2 = a2.GetLower() + a2.GetUpper();
-        var h3 = a3.GetLower() + a3.GetUpper();
-        var v = Avx.HorizontalAdd(Avx.HorizontalAdd(h0, h1), Avx.HorizontalAdd(h2, h3));
-        (v.GetLower() + v.GetUpper()).Store(result);
-    }
-
-    /// <summary>
-    /// Groups of one or more whole units, 4 rows per pass: each row's integer lanes accumulate over the group and are
-    /// scaled once by a broadcast (one unit per group: straight into the float accumulator).
-    /// </summary>
-    // Not inlined: no call inside, so the JIT keeps every vector in a register (SysV has no callee-saved vectors).
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4Spans<TDecode>(byte** rows, byte** tails, float** scales, int fullUnits, int units, sbyte* x,
-        int span, bool perRow, int log2U, int rowBytes, float* result) where TDecode : struct, IDecode
-    {
-        var ones = Vector512.Create((short)1);
-        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
-        byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
-        float* s0 = scales[0], s1 = scales[1], s2 = scales[2], s3 = scales[3];
-        var a0 = Vector512<float>.Zero;
-        var a1 = Vector512<float>.Zero;
-        var a2 = Vector512<float>.Zero;
-        var a3 = Vector512<float>.Zero;
-        nint ub = TDecode.UnitBytes, xStep = (nint)1 << log2U, ahead = GemvPrefetch(rowBytes);
-        bool toL1 = ahead <= 16384;
-        int u = 0, g = 0;
-        if (span == 1)
-        {
-            // One unit per group: no integer accumulation; walking pointers keep the scalar work per step to a few adds.
-            nint off = 0;
-            sbyte* xs = x;
-            for (; u < fullUnits; u++, off += ub, xs += xStep)
-            {
-                PrefetchRows(p0 + off, p1 + off, p2 + off, p3 + off, ahead, toL1);
-                var xv = UnitInputs.Load<TDecode>(xs);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p0 + off, xv, c0, c1, c2, c3, ones)), Vector512.Create(s0[u]), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p1 + off, xv, c0, c1, c2, c3, ones)), Vector512.Create(s1[u]), a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p2 + off, xv, c0, c1, c2, c3, ones)), Vector512.Create(s2[u]), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p3 + off, xv, c0, c1, c2, c3, ones)), Vector512.Create(s3[u]), a3);
-            }
-            g = u;
-        }
-        else
-        {
-            for (; u + span <= fullUnits; g++)
-            {
-                var i0 = Vector512<int>.Zero;
-                var i1 = Vector512<int>.Zero;
-                var i2 = Vector512<int>.Zero;
-                var i3 = Vector512<int>.Zero;
-                nint off = u * ub;
-                sbyte* xs = x + ((nint)u << log2U);
-                for (int e = u + span; u < e; u++, off += ub, xs += xStep)
-                {
-                    PrefetchRows(p0 + off, p1 + off, p2 + off, p3 + off, ahead, toL1);
-                    var xv = UnitInputs.Load<TDecode>(xs);
-                    i0 += RowLanes<TDecode>(p0 + off, xv, c0, c1, c2, c3, ones);
-                    i1 += RowLanes<TDecode>(p1 + off, xv, c0, c1, c2, c3, ones);
-                    i2 += RowLanes<TDecode>(p2 + off, xv, c0, c1, c2, c3, ones);
-                    i3 += RowLanes<TDecode>(p3 + off, xv, c0, c1, c2, c3, ones);
-                }
-                nint gi = perRow ? 0 : g;
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i0), Vector512.Create(s0[gi]), a0);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i1), Vector512.Create(s1[gi]), a1);
-                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i2), Vector512.Create(s2[gi]), a2);
-                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i3), Vector512.Create(s3[gi]), a3);
-            }
-        }
-        // The rest: units read from the rows or from the zero-padded copies of their ends.
-        for (; u < units; g++)
-        {
-            var i0 = Vector512<int>.Zero;
-            var i1 = Vector512<int>.Zero;
-            var i2 = Vector512<int>.Zero;
-            var i3 = Vector512<int>.Zero;
-            for (int e = Math.Min(units, u + span); u < e; u++)
-            {
-                var xv = UnitInputs.Load<TDecode>(x + ((nint)u << log2U));
-                i0 += RowLanes<TDecode>(UnitAt(p0, tails[0], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones);
-                i1 += RowLanes<TDecode>(UnitAt(p1, tails[1], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones);
-                i2 += RowLanes<TDecode>(UnitAt(p2, tails[2], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones);
-                i3 += RowLanes<TDecode>(UnitAt(p3, tails[3], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones);
-            }
-            nint gi = perRow ? 0 : g;
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i0), Vector512.Create(s0[gi]), a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i1), Vector512.Create(s1[gi]), a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i2), Vector512.Create(s2[gi]), a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i3), Vector512.Create(s3[gi]), a3);
-        }
-        Reduce4(a0, a1, a2, a3, result);
-    }
-
-    /// <summary>
-    /// Groups smaller than a unit, 4 rows per pass: each unit's 16 lanes take their groups' scales through one permute
-    /// of the aligned 16-scale block holding them (no load split across cache lines), the index shared by the rows.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4Permuted<TDecode>(byte** rows, byte** tails, float** scales, int fullUnits, int units, sbyte* x,
-        int* indices, int log2U, int log2G, int rowBytes, float* result) where TDecode : struct, IDecode
-    {
-        var ones = Vector512.Create((short)1);
-        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
-        byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
-        float* s0 = scales[0], s1 = scales[1], s2 = scales[2], s3 = scales[3];
-        var a0 = Vector512<float>.Zero;
-        var a1 = Vector512<float>.Zero;
-        var a2 = Vector512<float>.Zero;
-        var a3 = Vector512<float>.Zero;
-        nint ub = TDecode.UnitBytes, xStep = (nint)1 << log2U, ahead = GemvPrefetch(rowBytes);
-        bool toL1 = ahead <= 16384;
-        int shift = log2U - log2G, cycleMask = PermuteCycle(shift) - 1;
-        int u = 0;
-        nint off = 0;
-        sbyte* xs = x;
-        for (; u < fullUnits; u++, off += ub, xs += xStep)
-        {
-            PrefetchRows(p0 + off, p1 + off, p2 + off, p3 + off, ahead, toL1);
-            var xv = UnitInputs.Load<TDecode>(xs);
-            var ix = Vector512.Load(indices + ((u & cycleMask) << 4));
-            nint blockAt = ((nint)u << shift) & ~(nint)15;
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p0 + off, xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s0 + blockAt), ix), a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p1 + off, xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s1 + blockAt), ix), a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p2 + off, xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s2 + blockAt), ix), a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(p3 + off, xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s3 + blockAt), ix), a3);
-        }
-        for (; u < units; u++)
-        {
-            var xv = UnitInputs.Load<TDecode>(x + ((nint)u << log2U));
-            var ix = Vector512.Load(indices + ((u & cycleMask) << 4));
-            nint blockAt = ((nint)u << shift) & ~(nint)15;
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(UnitAt(p0, tails[0], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s0 + blockAt), ix), a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(UnitAt(p1, tails[1], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s1 + blockAt), ix), a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(UnitAt(p2, tails[2], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s2 + blockAt), ix), a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(RowLanes<TDecode>(UnitAt(p3, tails[3], fullUnits, u, (int)ub), xv, c0, c1, c2, c3, ones)), Avx512F.PermuteVar16x32(Vector512.Load(s3 + blockAt), ix), a3);
-        }
-        Reduce4(a0, a1, a2, a3, result);
     }
 
     /// <summary>
@@ -401,6 +159,59 @@ internal static unsafe partial class FusedInt8Dot
     private static byte* UnitAt(byte* row, byte* tail, int fullUnits, int u, int unitBytes) =>
         u < fullUnits ? row + (nint)u * unitBytes : tail + (nint)(u - fullUnits) * unitBytes;
 
+    /// <summary>
+    /// Groups smaller than a unit: each unit's 16 lanes take their groups' scales through one permute of the aligned
+    /// 16-scale block holding them (no load split across cache lines), with the index for the unit's place in it.
+    /// </summary>
+    // Not inlined: no call inside, so the JIT keeps every vector in a register (SysV has no callee-saved vectors).
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float DotPermuted<TDecode>(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf,
+        int* indices, int log2U, int log2G) where TDecode : struct, IDecode
+    {
+        var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        int ub = TDecode.UnitBytes, shift = log2U - log2G;
+        // Index table: PermuteCycle(shift) rows of 16, row j for units u with u mod cycle == j.
+        int cycleMask = PermuteCycle(shift) - 1;
+        // Units u .. u + 3 (u a multiple of 4) take their scales from blocks base, base + o2, base + o3 with
+        // base = (u 2^shift) rounded down to 16 and o_i = (i 2^shift) rounded down to 16; walking pointers for the rest.
+        nint o1 = ((nint)1 << shift) & ~(nint)15, o2 = ((nint)2 << shift) & ~(nint)15, o3 = ((nint)3 << shift) & ~(nint)15;
+        nint xStep = (nint)1 << log2U;
+        byte* w = row, wEnd = row + (nint)(fullUnits & ~3) * ub;
+        sbyte* xs = x;
+        int u = 0;
+        for (; w < wEnd; w += 4 * ub, xs += 4 * xStep, u += 4)
+        {
+            PrefetchStep(w, 4 * ub);
+            int* ix = indices + ((u & cycleMask) << 4);
+            float* block = sf + (((nint)u << shift) & ~(nint)15);
+            TDecode.Decode(w, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+            var l0 = Lanes<TDecode>(w0, w1, w2, w3, xs, ones);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(ix)), a0);
+            TDecode.Decode(w + ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+            var l1 = Lanes<TDecode>(w0, w1, w2, w3, xs + xStep, ones);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Avx512F.PermuteVar16x32(Vector512.Load(block + o1), Vector512.Load(ix + 16)), a1);
+            TDecode.Decode(w + 2 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+            var l2 = Lanes<TDecode>(w0, w1, w2, w3, xs + 2 * xStep, ones);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Avx512F.PermuteVar16x32(Vector512.Load(block + o2), Vector512.Load(ix + 32)), a2);
+            TDecode.Decode(w + 3 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+            var l3 = Lanes<TDecode>(w0, w1, w2, w3, xs + 3 * xStep, ones);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block + o3), Vector512.Load(ix + 48)), a3);
+        }
+        for (; u < units; u++)
+        {
+            float* block = sf + (((nint)u << shift) & ~(nint)15);
+            TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+            var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(indices + ((u & cycleMask) << 4))), a0);
+        }
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
     /// <summary>Units per aligned block of 16 scales (2^shift groups per unit), at least 4 so a 4-unit step has 4 index rows.</summary>
     private static int PermuteCycle(int shift) => Math.Max(4, 16 >> shift);
 
@@ -413,12 +224,86 @@ internal static unsafe partial class FusedInt8Dot
             for (int k = 0; k < 16; k++) indices[16 * j + k] = ((j * groupsPerUnit) & 15) + ((k * groupsPerUnit) >> 4);
     }
 
+    /// <summary>Groups of one or more whole units: integer lanes accumulate over the group, scaled once by a broadcast.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float DotSpans<TDecode>(byte* row, byte* tail, int fullUnits, int units, sbyte* x, float* sf,
+        int span, bool perRow, int log2U) where TDecode : struct, IDecode
+    {
+        var ones = Vector512.Create((short)1);
+        TDecode.Constants(out var c0, out var c1, out var c2, out var c3);
+        var a0 = Vector512<float>.Zero;
+        var a1 = Vector512<float>.Zero;
+        var a2 = Vector512<float>.Zero;
+        var a3 = Vector512<float>.Zero;
+        int ub = TDecode.UnitBytes;
+        int g = 0, u0 = 0;
+        if (span == 1)
+        {
+            // One unit per group: four groups per step on four accumulators; walking pointers keep the scalar work
+            // per step to a few adds.
+            byte* w = row, wEnd = row + (nint)(fullUnits & ~3) * ub;
+            sbyte* xs = x;
+            float* sc = sf;
+            nint xStep = (nint)1 << log2U;
+            for (; w < wEnd; w += 4 * ub, xs += 4 * xStep, sc += 4)
+            {
+                PrefetchStep(w, 4 * ub);
+                TDecode.Decode(w, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                var l0 = Lanes<TDecode>(w0, w1, w2, w3, xs, ones);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sc[0]), a0);
+                TDecode.Decode(w + ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l1 = Lanes<TDecode>(w0, w1, w2, w3, xs + xStep, ones);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sc[1]), a1);
+                TDecode.Decode(w + 2 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l2 = Lanes<TDecode>(w0, w1, w2, w3, xs + 2 * xStep, ones);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l2), Vector512.Create(sc[2]), a2);
+                TDecode.Decode(w + 3 * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l3 = Lanes<TDecode>(w0, w1, w2, w3, xs + 3 * xStep, ones);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Vector512.Create(sc[3]), a3);
+            }
+            u0 = fullUnits & ~3;
+            for (; u0 + 2 <= fullUnits; u0 += 2)
+            {
+                TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u0 << log2U), ones);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sf[u0]), a0);
+                TDecode.Decode(row + (nint)(u0 + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 1) << log2U), ones);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sf[u0 + 1]), a1);
+            }
+            g = u0;
+        }
+        for (; u0 < units; u0 += span, g++)
+        {
+            int u1 = Math.Min(units, u0 + span);
+            var i0 = Vector512<int>.Zero;
+            var i1 = Vector512<int>.Zero;
+            int u = u0;
+            for (; u + 2 <= u1 && u + 2 <= fullUnits; u += 2)
+            {
+                PrefetchStep(row + (nint)u * ub, 2 * ub);
+                TDecode.Decode(row + (nint)u * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+                TDecode.Decode(row + (nint)(u + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
+                i1 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u + 1) << log2U), ones);
+            }
+            for (; u < u1; u++)
+            {
+                TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                i0 += Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+            }
+            var product = Vector512.ConvertToSingle(i0 + i1) * Vector512.Create(sf[perRow ? 0 : g]);
+            if ((g & 1) == 0) a0 += product; else a1 += product;
+        }
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
     /// <summary>
     /// Converts one row's scales to float32 into <paramref name="sf"/> and returns its zero-point correction
     /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
+    internal static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
     {
         int g = 0;
         // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves;

@@ -85,18 +85,20 @@ internal static unsafe class Int8MatMul
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
                 if (fused)
                 {
+                    // 8-bit batch 1 with AVX512-VNNI: the emitted vpdpbusd loop, codes unshifted (VnniGemv8).
+                    nint vnni512 = VnniGemv8.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits);
                     var args = new FusedInt8Dot.Args
                     {
                         Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
                         GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch,
                         Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride,
-                        CodeOffset = FusedInt8Dot.CodeOffset(w.Bits, batch, w.GroupSize, w.GroupsPerRow), Y = y,
+                        CodeOffset = vnni512 != 0 ? 0 : FusedInt8Dot.CodeOffset(w.Bits, batch, w.GroupSize, w.GroupsPerRow), Y = y,
+                        VnniKernel = vnni512,
                     };
                     if (batch == 1)
                     {
-                        // Whole row blocks too: the batch-1 loop takes 4 rows per pass.
-                        var gemvBody = new FusedBlockBody { Args = args };
-                        WorkerPool.Shared.For((w.Out + FusedInt8Dot.RowBlock - 1) / FusedInt8Dot.RowBlock, ref gemvBody, degree);
+                        var fusedBody = new FusedBody { Args = args };
+                        WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
                         return true;
                     }
                     // Batches: the tile layout is built once here, not by every chunk of rows.
@@ -178,6 +180,13 @@ internal static unsafe class Int8MatMul
         public FusedInt8Dot256.Args Args;
 
         public readonly void Invoke(int start, int end) => FusedInt8Dot256.Rows(Args, start, end);
+    }
+
+    private struct FusedBody : IRangeBody
+    {
+        public FusedInt8Dot.Args Args;
+
+        public readonly void Invoke(int start, int end) => FusedInt8Dot.Rows(Args, start, end);
     }
 
     private struct FusedBlockBody : IRangeBody
