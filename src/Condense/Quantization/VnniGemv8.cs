@@ -20,7 +20,7 @@ namespace Condense.Quantization;
 /// group sums like the other kernels). Each group of S = G / 64 steps sums into int32 accumulators (|sum| &lt;=
 /// S * 4 * 255 * 127, far below 2^31 for S &lt;= 32), converted and added to a float accumulator with the group's
 /// scale by one FMA; two groups per iteration on two float accumulators. A per-row group is cut into equal virtual
-/// groups of at most 16 steps carrying the same scale. Integer sums are exact and every row runs the same
+/// groups of at most 4 steps carrying the same scale. Integer sums are exact and every row runs the same
 /// instructions, so results do not depend on the thread count or the block a row falls in.</para>
 /// <para>Rows are read one after another with a software prefetch 6 KB ahead, one sequential stream: reading several
 /// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM.</para>
@@ -65,12 +65,17 @@ internal static unsafe class VnniGemv8
 
     /// <summary>
     /// Steps per (virtual) group for <paramref name="units"/> 64-code steps per row: the group's own, or for a
-    /// per-row group the largest divisor of <paramref name="units"/> up to 16 that leaves at least 2 groups.
+    /// per-row group the largest divisor of <paramref name="units"/> up to 4 that leaves at least 2 groups.
     /// </summary>
+    /// <remarks>
+    /// A group's steps are one chain of dependent vpdpbusd (about 5 cycles each on Zen 4) with one other group beside
+    /// it: virtual groups of 16 steps made per-row calls latency-bound (slower than the managed loop, hot and cold);
+    /// 4 steps keep the chains short at one extra convert and FMA per 256 codes.
+    /// </remarks>
     public static int StepsPerGroup(int groupSize, int groupsPerRow, int units)
     {
         if (groupsPerRow != 1) return groupSize / 64;
-        for (int s = Math.Min(16, units / 2); s > 1; s--)
+        for (int s = Math.Min(4, units / 2); s > 1; s--)
             if (units % s == 0) return s;
         return 1;
     }
@@ -97,21 +102,21 @@ internal static unsafe class VnniGemv8
             throw new ArgumentOutOfRangeException(nameof(rowBytes), rowBytes, "Row and scale offsets must fit 32 bits and the scale stride hold a row's groups.");
         var asm = new X86Assembler();
         Zmm f0 = new(0), f1 = new(1);                           // float accumulators: even and odd groups
-        Zmm ia = new(2), ib = new(3), ia2 = new(4), ib2 = new(5); // int32 sums of groups a, b (odd steps in ia2, ib2)
+        Zmm ia = new(2), ib = new(3);                            // int32 sums of groups a and b (zeroed every iteration: the
+                                                                // out-of-order core overlaps the next iteration's chains)
         Zmm wa = new(6), wb = new(7);
         int groupBytes = 64 * steps;
 
-        void Group(Zmm acc, Zmm acc2, Zmm w, int at, int j)
+        void Group(Zmm acc, Zmm w, int at, int j)
         {
             int offset = at + 64 * j;
             asm.Prefetcht0(new Mem(Gpr.Rdi, offset + PrefetchAhead));
             asm.Vmovdqu32(w, new Mem(Gpr.Rdi, offset));
-            asm.Vpdpbusd((j & 1) == 0 ? acc : acc2, w, new Mem(Gpr.Rsi, offset));
+            asm.Vpdpbusd(acc, w, new Mem(Gpr.Rsi, offset));
         }
 
-        void Scale(Zmm f, Zmm acc, Zmm acc2, int scaleOffset)
+        void Scale(Zmm f, Zmm acc, int scaleOffset)
         {
-            if (steps > 1) asm.Vpaddd(acc, acc, acc2);
             asm.Vcvtdq2ps(acc, acc);
             asm.Vfmadd231ps(f, acc, new Mem(Gpr.Rdx, scaleOffset, Broadcast: true));
         }
@@ -122,14 +127,15 @@ internal static unsafe class VnniGemv8
         asm.Vpxord(f0, f0, f0);
         asm.Vpxord(f1, f1, f1);
         int pair = asm.Position;
-        foreach (var z in new[] { ia, ib, ia2, ib2 }) asm.Vpxord(z, z, z);
+        asm.Vpxord(ia, ia, ia);
+        asm.Vpxord(ib, ib, ib);
         for (int j = 0; j < steps; j++)
         {
-            Group(ia, ia2, wa, 0, j);
-            Group(ib, ib2, wb, groupBytes, j);
+            Group(ia, wa, 0, j);
+            Group(ib, wb, groupBytes, j);
         }
-        Scale(f0, ia, ia2, 0);
-        Scale(f1, ib, ib2, 4);
+        Scale(f0, ia, 0);
+        Scale(f1, ib, 4);
         asm.AddImm(Gpr.Rdi, 2 * groupBytes);
         asm.AddImm(Gpr.Rsi, 2 * groupBytes);
         asm.AddImm(Gpr.Rdx, 8);
@@ -138,9 +144,8 @@ internal static unsafe class VnniGemv8
         if ((groups & 1) != 0)
         {
             asm.Vpxord(ia, ia, ia);
-            asm.Vpxord(ia2, ia2, ia2);
-            for (int j = 0; j < steps; j++) Group(ia, ia2, wa, 0, j);
-            Scale(f0, ia, ia2, 0);
+            for (int j = 0; j < steps; j++) Group(ia, wa, 0, j);
+            Scale(f0, ia, 0);
             asm.AddImm(Gpr.Rdi, groupBytes);
             asm.AddImm(Gpr.Rdx, 4);
         }

@@ -20,9 +20,10 @@ public class GemvKernelTests
         data.Add(8, 64, true, 7, 640);      // 10 groups of one step; a partial block of 3
         data.Add(8, 128, false, 9, 1152);   // 9 groups of 2 steps, zero points; a partial block of 1
         data.Add(8, 256, true, 6, 1280);    // 4 steps per group
-        data.Add(8, 0, false, 5, 4096);     // per row: 64 steps as 4 virtual groups of 16
+        data.Add(8, 0, false, 5, 4096);     // per row: 64 steps as 16 virtual groups of 4
         data.Add(8, 0, true, 5, 1000);      // per row, In not a multiple of 64: the last row's reads pass its end
-        data.Add(8, 0, false, 8, 4160);     // per row: 65 steps as 5 virtual groups of 13
+        data.Add(8, 0, false, 8, 4160);     // per row: 65 steps as 65 groups of one step (an odd count)
+        data.Add(8, 0, true, 4, 960);       // per row: 15 steps as 5 virtual groups of 3
         data.Add(8, 0, true, 3, 4288);      // per row: 67 steps (prime) as 67 groups of one step
         data.Add(8, 32, true, 6, 4128);     // g32 stays on the managed loop (sign trick)
         data.Add(8, 16, false, 5, 1040);
@@ -72,10 +73,12 @@ public class GemvKernelTests
     }
 
     [Fact]
-    public void Per_row_groups_are_cut_into_equal_virtual_groups_of_at_most_16_steps()
+    public void Per_row_groups_are_cut_into_equal_virtual_groups_of_at_most_4_steps()
     {
-        Assert.Equal(16, VnniGemv8.StepsPerGroup(4096, 1, 64));
-        Assert.Equal(13, VnniGemv8.StepsPerGroup(4160, 1, 65));
+        Assert.Equal(4, VnniGemv8.StepsPerGroup(4096, 1, 64));
+        Assert.Equal(1, VnniGemv8.StepsPerGroup(4160, 1, 65));    // 5 x 13: no divisor from 2 to 4
+        Assert.Equal(3, VnniGemv8.StepsPerGroup(960, 1, 15));     // 15 = 3 x 5
+        Assert.Equal(1, VnniGemv8.StepsPerGroup(128, 1, 2));      // two groups of one step
         Assert.Equal(1, VnniGemv8.StepsPerGroup(4288, 1, 67));
         Assert.Equal(2, VnniGemv8.StepsPerGroup(128, 32, 64));
     }
