@@ -34,6 +34,12 @@ internal static unsafe partial class FusedInt8Dot
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Gemv<TDecode>(in Args a, int start, int end) where TDecode : struct, IDecode
     {
+        if (a.VnniKernel != 0)
+        {
+            // 8 bits with AVX512-VNNI: the emitted vpdpbusd loop (codes unshifted).
+            VnniGemv8.Run(a, start, end);
+            return;
+        }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
         // Row scales (GroupStride + 16: a permute reads up to 15 floats past the last group) then a zero-padded copy
         // of the row's end (64 floats = 256 bytes).
@@ -297,7 +303,7 @@ internal static unsafe partial class FusedInt8Dot
     /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
+    internal static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
     {
         int g = 0;
         // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves;

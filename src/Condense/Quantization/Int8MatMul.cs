@@ -86,12 +86,15 @@ internal static unsafe class Int8MatMul
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
                 if (fused)
                 {
+                    // 8-bit batch 1 with AVX512-VNNI: the emitted vpdpbusd loop, codes unshifted (VnniGemv8).
+                    nint vnni512 = VnniGemv8.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits);
                     var args = new FusedInt8Dot.Args
                     {
                         Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,
                         GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch,
                         Q = q, Padded = padded, RowScale = rowScale, GroupSums = groupSums, GroupStride = groupStride,
-                        CodeOffset = FusedInt8Dot.CodeOffset(w.Bits, batch, w.GroupSize, w.GroupsPerRow), Y = y,
+                        CodeOffset = vnni512 != 0 ? 0 : FusedInt8Dot.CodeOffset(w.Bits, batch, w.GroupSize, w.GroupsPerRow), Y = y,
+                        VnniKernel = vnni512,
                     };
                     if (batch == 1)
                     {

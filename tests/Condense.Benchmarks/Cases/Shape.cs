@@ -19,8 +19,15 @@ internal sealed record Shape(string Id, int Out, int In)
 
     public long Elements => (long)Out * In;
 
-    public static Shape Parse(string id) =>
-        Standard.FirstOrDefault(s => s.Id == id) ?? throw new ArgumentException($"unknown shape '{id}'; expected S1, S2 or S3");
+    /// <summary>S1, S2, S3, or OUTxIN (e.g. 512x4096: a layer that stays in L2, to time a kernel's compute alone).</summary>
+    public static Shape Parse(string id)
+    {
+        if (Standard.FirstOrDefault(s => s.Id == id) is { } standard) return standard;
+        var parts = id.Split('x');
+        if (parts.Length == 2 && int.TryParse(parts[0], out int o) && int.TryParse(parts[1], out int i) && o > 0 && i > 0 && i % 128 == 0)
+            return new Shape(id, o, i);
+        throw new ArgumentException($"unknown shape '{id}'; expected S1, S2, S3 or OUTxIN with IN a multiple of 128 (e.g. 512x4096)");
+    }
 }
 
 /// <summary>Seeded random data: the same seed gives the same bits on every run.</summary>

@@ -90,6 +90,16 @@ internal sealed class X86Assembler
         Emit(0xC0 | ((int)src & 7) << 3 | ((int)dst & 7));
     }
 
+    /// <summary>prefetcht0 [mem]: requests the line into L1 ahead of its loads (no fault on any address).</summary>
+    public void Prefetcht0(Mem mem)
+    {
+        RequireScalar(mem);
+        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
+        Emit(0x0F);
+        Emit(0x18);
+        ModRmMemory(1, mem, 1);
+    }
+
     /// <summary>dec reg (64-bit).</summary>
     public void Dec(Gpr reg)
     {
