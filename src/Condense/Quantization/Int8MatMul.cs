@@ -1,3 +1,4 @@
+using Condense.Kernels.Jit;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;

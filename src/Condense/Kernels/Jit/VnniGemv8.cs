@@ -3,9 +3,9 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Condense.Kernels;
-using Condense.Kernels.Jit;
+using Condense.Quantization;
 
-namespace Condense.Quantization;
+namespace Condense.Kernels.Jit;
 
 /// <summary>
 /// Batch 1 with 8-bit codes on CPUs with AVX512-VNNI: a run-time assembled loop of 512-bit vpdpbusd (.NET exposes
