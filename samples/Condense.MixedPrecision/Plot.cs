@@ -101,6 +101,15 @@ internal static class ParetoPlot
         foreach (var r in results.Where(r => r.Kind == "measured").DistinctBy(r => r.Bits).OrderBy(r => r.Bytes)) measured.Points.Add(new DataPoint(r.Bytes / 1024.0, r.Accuracy));
         if (measured.Points.Count > 0) model.Series.Add(measured);
 
+        // The direction-aware second-order term 1/2 dW^T H dW + the same knapsack.
+        var quadratic = new LineSeries
+        {
+            Title = "Hessian quadratic form 1/2 dW^T H dW + knapsack, several budgets", Color = OxyColor.FromRgb(0x6A, 0x3D, 0x9A), StrokeThickness = 2,
+            MarkerType = MarkerType.Circle, MarkerSize = 4, MarkerFill = OxyColor.FromRgb(0x6A, 0x3D, 0x9A),
+        };
+        foreach (var r in results.Where(r => r.Kind == "quadratic").DistinctBy(r => r.Bits).OrderBy(r => r.Bytes)) quadratic.Points.Add(new DataPoint(r.Bytes / 1024.0, r.Accuracy));
+        if (quadratic.Points.Count > 0) model.Series.Add(quadratic);
+
         var uniform = Points("uniform bits (2, 3, 4, 8)", "uniform", MarkerType.Square, OxyColors.Black, 5);
         model.Series.Add(uniform);
         foreach (var r in results.Where(r => r.Kind == "uniform"))

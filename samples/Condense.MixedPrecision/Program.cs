@@ -1,12 +1,13 @@
-// Hessian-trace mixed precision (HAWQ-V2) against uniform 3-bit and random bit allocations at equal bytes.
-// The model trains dense once per seed; Compress then chooses each layer's bits under [MixedPrecision(AverageBits = ..)]
-// from the Hutchinson traces of the cross-entropy Hessian on 1,024 labelled training rows. The same measurement is
-// re-solved at other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
+// Mixed precision against uniform 3-bit and random bit allocations at equal bytes, with four sensitivities: the Hessian
+// quadratic form 1/2 dW^T H dW along each format's error (the library default), the measured KL, the Hutchinson trace
+// (HAWQ-V2) and the top eigenvalue (Q-BERT), all on 1,024 labelled training rows. The model trains dense once per seed;
+// Compress chooses each layer's bits under [MixedPrecision(AverageBits = ..)]. The same measurements are re-solved at
+// other budgets for the accuracy-vs-bytes figure, and random allocations are drawn at the same bytes.
 //
 // --model cnn runs the same comparison on a LeNet-style CNN (FashionCnn, Models.cs).
 //
 //   dotnet run -c Release --project samples/Condense.MixedPrecision [-- --dataset auto|digits|fashion] [--seeds 1,2,3]
-//       [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
+//       [--model mlp|cnn] [--quick] [--method trace|measured|quadratic|eigen] [--group-sizes 0,16,32] [--proxy-rows N] [--power-iterations N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]
 using System.Diagnostics;
 using System.Globalization;
 using Condense;
@@ -36,7 +37,8 @@ for (int i = 0; i < args.Length; i++)
         "--model" => (settings.Model = Next() ?? "") is "mlp" or "cnn",
         "--dense-from" => (settings.DenseFrom = Next() ?? "") != "",
         "--quick" => settings.Quick = true,
-        "--method" => (settings.Method = Next() ?? "") is "trace" or "measured",
+        "--method" => (settings.Method = Next() ?? "") is "trace" or "measured" or "quadratic" or "eigen",
+        "--power-iterations" => int.TryParse(Next(), out settings.PowerIterations) && settings.PowerIterations >= 0,
         "--proxy-rows" => int.TryParse(Next(), out settings.ProxyRows) && settings.ProxyRows >= 0,
         "--group-sizes" => (settings.GroupSizes = ParseList(Next()).Select(v => (int)v).ToArray()) is { Length: > 0 },
         _ => false,
@@ -44,7 +46,7 @@ for (int i = 0; i < args.Length; i++)
     if (!ok)
     {
         Console.Error.WriteLine($"unknown or invalid option '{args[i]}'");
-        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured] [--group-sizes 0,16,32] [--proxy-rows N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
+        Console.Error.WriteLine("usage: Condense.MixedPrecision [--dataset auto|digits|fashion] [--seeds 1,2,3] [--model mlp|cnn] [--quick] [--method trace|measured|quadratic|eigen] [--group-sizes 0,16,32] [--proxy-rows N] [--power-iterations N] [--dense-from DIR] [--random N] [--samples N] [--epochs N] [--train-size N] [--out DIR]");
         return 2;
     }
 }
@@ -89,9 +91,10 @@ internal sealed class Settings
     public string Model = "mlp";
     public string? DenseFrom;
     public bool Quick;
-    public string Method = "measured";
+    public string Method = "quadratic";
     public int[]? GroupSizes;
     public int ProxyRows;
+    public int PowerIterations = 30;
     public ulong[] Seeds = [1, 2, 3];
     public int Random = 24;
     public int Samples = 32;
@@ -139,7 +142,11 @@ internal static class Experiment
             var groupSizes = settings.GroupSizes ?? new MixedPrecisionOptions().GroupSizes;
             var mixed = new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, GroupSizes = groupSizes };
             var measuredOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.MeasuredLoss, GroupSizes = groupSizes };
-            var libraryOptions = settings.Method == "measured" ? measuredOptions : mixed;
+            // The direction-aware second-order term 1/2 dW^T H dW (Gauss-Newton of the output KL), and Q-BERT's top eigenvalue.
+            var quadraticOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.HessianQuadratic, GroupSizes = groupSizes };
+            var eigenOptions = new MixedPrecisionOptions { Seed = seed, Method = SensitivityMethod.HessianTrace, Weighting = SensitivityWeighting.TopEigenvalue, GroupSizes = groupSizes,
+                PowerIterations = Math.Max(1, settings.PowerIterations) };
+            var libraryOptions = settings.Method switch { "measured" => measuredOptions, "quadratic" => quadraticOptions, "eigen" => eigenOptions, _ => mixed };
 
             // The library path: Compress chooses the bits under the attribute's AverageBits and reports them.
             var model = TModel.Load(densePath);
@@ -148,7 +155,15 @@ internal static class Experiment
             var sensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, mixed);
             // The measured loss increase of each layer alone at each width (KL to the float32 outputs on the same rows).
             var measured = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, measuredOptions);
-            var primary = settings.Method == "measured" ? measured : sensitivity;
+            var measureClock = Stopwatch.StartNew();
+            var quadratic = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, quadraticOptions);
+            double quadraticSeconds = measureClock.Elapsed.TotalSeconds;
+            measureClock.Restart();
+            // --power-iterations 0: no top-eigenvalue allocation (its power iteration is the costliest measurement on the CNN).
+            var eigen = settings.PowerIterations == 0 && settings.Method != "eigen" ? null : MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration, eigenOptions);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"quadratic form {quadraticSeconds:F1} s, top eigenvalues {measureClock.Elapsed.TotalSeconds:F1} s: ")
+                + (eigen is null ? "not measured" : string.Join(", ", eigen.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.TopEigenvalue:G3}")))));
+            var primary = settings.Method switch { "measured" => measured, "quadratic" => quadratic, "eigen" => eigen!, _ => sensitivity };
             var report = model.Compress(new CompressionOptions { Calibration = calibration,
                 MixedPrecision = settings.Quick ? new MixedPrecisionOptions { Allocation = primary.Allocate().BitsByPath, AllocationGroupSizes = primary.Allocate().GroupSizesByPath } : libraryOptions });
             var chosen = report.MixedPrecision!;
@@ -189,7 +204,7 @@ internal static class Experiment
             uniform.ForEach(Add);
             var uniform3 = uniform.Single(u => u.Bits.StartsWith("3/", StringComparison.Ordinal));
             long budget = uniform3.Bytes;
-            var hessian = Evaluate(settings.Method == "measured" ? "measured" : "hessian", Bits(paths, chosen));
+            var hessian = Evaluate(settings.Method switch { "measured" => "measured", "quadratic" => "quadratic", "eigen" => "eigen", _ => "hessian" }, Bits(paths, chosen));
             if (Math.Abs(hessian.Accuracy - hessianAccuracy) > 1e-12) throw new InvalidOperationException("The allocation replayed differs from Compress's own.");
             Add(hessian);
             // At the uniform 3-bit bytes exactly (the attribute's AverageBits is a little above them).
@@ -197,12 +212,18 @@ internal static class Experiment
             Add(hessianEqual);
             var measuredEqual = Evaluate("measured", Bits(paths, measured.Allocate(maxBytes: budget, averageBits: 0)));
             Add(measuredEqual);
+            var quadraticEqual = Evaluate("quadratic", Bits(paths, quadratic.Allocate(maxBytes: budget, averageBits: 0)));
+            Add(quadraticEqual);
+            var eigenEqual = eigen is null ? null : Evaluate("eigen", Bits(paths, eigen.Allocate(maxBytes: budget, averageBits: 0)));
+            if (eigenEqual is not null) Add(eigenEqual);
             // --quick: the Hessian curve only for the first seed (the figure's).
             foreach (double fraction in settings.Quick && seed != settings.Seeds[0] ? [] : new[] { 0.7, 0.8, 0.9, 1.1, 1.25, 1.5, 2.0 })
             {
                 try { Add(Evaluate("hessian", Bits(paths, sensitivity.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
                 catch (MixedPrecisionBudgetException) { }
                 try { Add(Evaluate("measured", Bits(paths, measured.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
+                catch (MixedPrecisionBudgetException) { }
+                try { Add(Evaluate("quadratic", Bits(paths, quadratic.Allocate(maxBytes: (long)(budget * fraction), averageBits: 0)))); }
                 catch (MixedPrecisionBudgetException) { }
             }
 
@@ -233,6 +254,10 @@ internal static class Experiment
             Add(hessianLower);
             var measuredLower = Evaluate("measured", Bits(paths, measured.Allocate(maxBytes: lower, averageBits: 0)));
             Add(measuredLower);
+            var quadraticLower = Evaluate("quadratic", Bits(paths, quadratic.Allocate(maxBytes: lower, averageBits: 0)));
+            Add(quadraticLower);
+            var eigenLower = eigen is null ? null : Evaluate("eigen", Bits(paths, eigen.Allocate(maxBytes: lower, averageBits: 0)));
+            if (eigenLower is not null) Add(eigenLower);
             var equalLower = RandomAt(lower, "random (lower budget)");
 
             if (!settings.Quick)
@@ -240,7 +265,7 @@ internal static class Experiment
             // The per-weight (diagonal) weighting from the same Rademacher vectors: its allocations at both budgets, and
             // how well each Omega ranks the test cross-entropy of every plan tried (Spearman over the plans of this seed).
             var diagonalSensitivity = MixedPrecisionSensitivity.Measure(TModel.Plan, probe.Layers, probe.Forward, calibration,
-                new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Weighting = SensitivityWeighting.Diagonal });
+                new MixedPrecisionOptions { Samples = settings.Samples, Seed = seed, Method = SensitivityMethod.HessianTrace, Weighting = SensitivityWeighting.Diagonal, GroupSizes = groupSizes });
             var diagonalEqual = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: budget, averageBits: 0)));
             Add(diagonalEqual);
             var diagonalLower = Evaluate("hessian (diagonal)", Bits(paths, diagonalSensitivity.Allocate(maxBytes: lower, averageBits: 0)));
@@ -254,8 +279,8 @@ internal static class Experiment
             double rhoDiagonalNear = Spearman(nearBudget.Select(r => Omega(diagonalSensitivity, r)).ToArray(), nearBudget.Select(r => r.Loss).ToArray());
             rankings.Add(string.Create(CultureInfo.InvariantCulture,
                 $"| {seed} | {ranked.Count} | {rhoTrace:F3} | {rhoDiagonal:F3} | {nearBudget.Count} | {rhoTraceNear:F3} | {rhoDiagonalNear:F3} |"));
-            summaries.Add(Row(seed, denseAccuracy, "3-bit, diagonal", null, diagonalEqual, null, equal));
-            summaries.Add(Row(seed, denseAccuracy, "2.5-bit, diagonal", null, diagonalLower, null, equalLower));
+            summaries.Add(Row(seed, denseAccuracy, "3-bit, diagonal", null, [diagonalEqual, null, null, null], equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit, diagonal", null, [diagonalLower, null, null, null], equalLower));
             }
             // A cloud of random allocations at any size, for the figure's Pareto front (the figure shows the first seed only).
             for (int k = 0; k < (seed == settings.Seeds[0] && !settings.Quick ? settings.Random : 0); k++)
@@ -265,56 +290,72 @@ internal static class Experiment
             Console.WriteLine($"{"dense fp32",-22} {"",-44} {TModel.Plan.TotalBytesBefore,9:N0} {32,7:F2} {denseAccuracy,9:P2}");
             foreach (var r in seedResults.Where(r => r.Kind != "random (any size)").OrderBy(r => r.Kind).ThenBy(r => r.Bytes))
                 Console.WriteLine($"{r.Kind,-22} {r.Bits,-44} {r.Bytes,9:N0} {r.AverageBits,7:F3} {r.Accuracy,9:P2}");
-            summaries.Add(Row(seed, denseAccuracy, "3-bit", uniform3, hessianEqual, measuredEqual, equal));
-            summaries.Add(Row(seed, denseAccuracy, "2.5-bit", null, hessianLower, measuredLower, equalLower));
+            summaries.Add(Row(seed, denseAccuracy, "3-bit", uniform3, [hessianEqual, measuredEqual, quadraticEqual, eigenEqual], equal));
+            summaries.Add(Row(seed, denseAccuracy, "2.5-bit", null, [hessianLower, measuredLower, quadraticLower, eigenLower], equalLower));
 
             // How well each proxy predicts what it stands for: every layer alone at every width, the test cross-entropy
             // increase, against the trace model's Omega and the measured calibration KL (Spearman over layers x widths).
             // --proxy-rows: the first N test images only, to keep the CNN's 20 extra evaluations affordable on a loaded machine.
             var proxyTest = settings.ProxyRows > 0 && settings.ProxyRows < test.Count ? test.Subset(0, settings.ProxyRows) : test;
             var denseScore = Score(dense, proxyTest);
-            var single = new List<(double Trace, double Measured, double Delta, string Text)>();
+            var single = new List<(double Trace, double Measured, double Quadratic, double Eigen, double Delta, string Text)>();
             for (int t = 0; t < paths.Length; t++)
                 for (int b = 0; b < sensitivity.Bits.Count; b++)
                 {
                     // Per-row formats only: the table is about the widths.
                     int k = sensitivity.Layers[t].IndexOf(sensitivity.Bits[b]), km = measured.Layers[t].IndexOf(sensitivity.Bits[b]);
+                    double q = quadratic.Layers[t].Omega[quadratic.Layers[t].IndexOf(sensitivity.Bits[b])], ev = eigen is null ? double.NaN : eigen.Layers[t].Omega[eigen.Layers[t].IndexOf(sensitivity.Bits[b])];
                     var one = TModel.Load(densePath);
                     var layer = (WeightedLayer)one.Layers[sensitivity.Layers[t].LayerIndex].Layer;
                     var lp = TModel.Plan.Layers[sensitivity.Layers[t].LayerIndex];
                     var original = (float[])layer.Weight.Data.Clone();
                     GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, MixedPrecisionSensitivity.Scheme(sensitivity.Bits[b]), QuantizationRounding.MseClip).Dequantize(layer.Weight.Data);
                     var (a, l) = Score(one, proxyTest);
-                    single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[km], l - denseScore.Loss,
-                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {measured.Layers[t].Omega[km]:G3} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
+                    // Why the direction matters: how far the error points along -W (at 2 bits most weights round to 0 or
+                    // are clipped, so dW follows W, and W follows the stiff input directions), and the curvature along dW
+                    // relative to the layer's average, (dW^T H dW / ||dW||^2) / (Tr H / n) = 2 x quadratic / trace Omega.
+                    double dot = 0, dd = 0, ww = 0;
+                    for (int j = 0; j < original.Length; j++)
+                    {
+                        double d = (double)layer.Weight.Data[j] - original[j];
+                        dot -= d * original[j];
+                        dd += d * d;
+                        ww += (double)original[j] * original[j];
+                    }
+                    double cosine = dot / Math.Sqrt(dd * ww), stiffness = 2 * q / sensitivity.Layers[t].Omega[k];
+                    single.Add((sensitivity.Layers[t].Omega[k], measured.Layers[t].Omega[km], q, ev, l - denseScore.Loss,
+                        string.Create(CultureInfo.InvariantCulture, $"| {seed} | {paths[t]} | {sensitivity.Bits[b]} | {sensitivity.Layers[t].Omega[k]:G3} | {q:G3} | {ev:G3} | {measured.Layers[t].Omega[km]:G3} | {measured.Layers[t].Omega[km] / q:F2} | {stiffness:F2} | {cosine:F2} | {l - denseScore.Loss:G3} | {(a - denseScore.Accuracy) * 100:+0.00;-0.00} |")));
                 }
             singles.AddRange(single.Select(x => x.Text));
             double Objective(MixedPrecisionSensitivity s, string bits) => Cost(s, bits.Split('/')).TotalOmega;
             var planRanked = seedResults.GroupBy(r => r.Bits).Select(g => g.First()).ToList();
             var planNear = planRanked.Where(r => r.Bytes <= budget && r.Bytes >= 0.95 * budget).ToList();
+            double SingleRho(Func<(double Trace, double Measured, double Quadratic, double Eigen, double Delta, string Text), double> proxy) =>
+                Spearman(single.Select(proxy).ToArray(), single.Select(x => x.Delta).ToArray());
+            double PlanRho(MixedPrecisionSensitivity? s) => s is null ? double.NaN : Spearman(planNear.Select(r => Objective(s, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray());
             proxies.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {seed} | {Spearman(single.Select(x => x.Trace).ToArray(), single.Select(x => x.Delta).ToArray()):F3} | {Spearman(single.Select(x => x.Measured).ToArray(), single.Select(x => x.Delta).ToArray()):F3} | " +
-                $"{Spearman(planNear.Select(r => Objective(sensitivity, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray()):F3} | {Spearman(planNear.Select(r => Objective(measured, r.Bits)).ToArray(), planNear.Select(r => r.Loss).ToArray()):F3} ({planNear.Count}) | " +
-                $"{Objective(sensitivity, uniform3.Bits):G4} vs {Objective(sensitivity, hessianEqual.Bits):G4} | {Objective(measured, uniform3.Bits):G4} vs {Objective(measured, measuredEqual.Bits):G4} |"));
+                $"| {seed} | {SingleRho(x => x.Trace):F3} | {SingleRho(x => x.Quadratic):F3} | {SingleRho(x => x.Eigen):F3} | {SingleRho(x => x.Measured):F3} | " +
+                $"{PlanRho(sensitivity):F3} | {PlanRho(quadratic):F3} | {PlanRho(eigen):F3} | {PlanRho(measured):F3} ({planNear.Count}) | " +
+                $"{Objective(sensitivity, uniform3.Bits):G4} vs {Objective(sensitivity, hessianEqual.Bits):G4} | {Objective(quadratic, uniform3.Bits):G4} vs {Objective(quadratic, quadraticEqual.Bits):G4} | {Objective(measured, uniform3.Bits):G4} vs {Objective(measured, measuredEqual.Bits):G4} |"));
             Console.WriteLine("traces (+- standard error): " + string.Join(", ", sensitivity.Layers.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Path} {l.Trace:G3} +- {l.TraceStandardError:G2}"))));
             Console.WriteLine($"seed {seed} done ({clock.Elapsed.TotalSeconds:F0} s)");
         }
 
         Console.WriteLine("\nAccuracy (test cross-entropy) at equal bytes; random: mean +- sd over the draws, and how many reach the Hessian's accuracy.");
-        Console.WriteLine("| seed | budget | dense | uniform | Hessian trace (bits) | measured KL (bits) | random at equal bytes |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("| seed | budget | dense | uniform | Hessian trace (bits) | measured KL (bits) | Hessian quadratic form (bits) | top eigenvalue (bits) | random at equal bytes |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         summaries.ForEach(Console.WriteLine);
         Console.WriteLine("\nSpearman rank correlation of the predicted total Omega with the test cross-entropy, over every distinct plan of the seed, and over those within 5% under the uniform 3-bit bytes.");
         Console.WriteLine("| seed | plans | trace | diagonal | plans at 3-bit bytes | trace | diagonal |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         rankings.ForEach(Console.WriteLine);
-        Console.WriteLine("\nEach layer alone at each width: the trace model's Omega, the measured calibration KL, and the test cross-entropy and accuracy change.");
-        Console.WriteLine("| seed | layer | bits | trace Omega | measured KL | test CE delta | test acc. delta (points) |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("\nEach layer alone at each width: the trace model's Omega, the quadratic form 1/2 dW^T H dW, the top-eigenvalue bound, the measured calibration KL (and its ratio to the quadratic form), and the test cross-entropy and accuracy change.");
+        Console.WriteLine("| seed | layer | bits | trace Omega | quadratic form | top eigenvalue | measured KL | KL / quadratic | curvature along dW / mean | cos(dW, -W) | test CE delta | test acc. delta (points) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         singles.ForEach(Console.WriteLine);
         Console.WriteLine("\nSpearman of each proxy with the test cross-entropy: over layers x widths (one layer quantized), and over the plans within 5% under the uniform 3-bit bytes (sum of Omega); the knapsack objective at uniform 3-bit vs at its optimum (3-bit bytes).");
-        Console.WriteLine("| seed | single: trace | single: measured | plans: trace | plans: measured (n) | trace objective uniform vs chosen | measured objective uniform vs chosen |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("| seed | single: trace | quadratic | eigenvalue | measured | plans: trace | quadratic | eigenvalue | measured (n) | trace objective uniform vs chosen | quadratic objective uniform vs chosen | measured objective uniform vs chosen |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         proxies.ForEach(Console.WriteLine);
 
         string csv = Path.Combine(settings.Out, "plans.csv");
@@ -393,13 +434,16 @@ internal static class Experiment
         return ((double)correct / test.Count, loss / test.Count);
     }
 
-    private static string Row(ulong seed, double dense, string budget, PlanResult? uniform, PlanResult hessian, PlanResult? measured, List<PlanResult> random)
+    /// <summary>One summary row: uniform, then each method's plan (trace, measured, quadratic form, top eigenvalue; null = not run), then the random draws and how many reach each method.</summary>
+    private static string Row(ulong seed, double dense, string budget, PlanResult? uniform, PlanResult?[] methods, List<PlanResult> random)
     {
         var inv = CultureInfo.InvariantCulture;
         string Cell(PlanResult r) => string.Create(inv, $"{r.Accuracy:P2} ({r.Loss:F4}), {r.Bytes:N0} B");
         double mean = random.Count == 0 ? double.NaN : random.Average(r => r.Accuracy);
         double sd = random.Count < 2 ? 0 : Math.Sqrt(random.Sum(r => (r.Accuracy - mean) * (r.Accuracy - mean)) / (random.Count - 1));
         double meanLoss = random.Count == 0 ? double.NaN : random.Average(r => r.Loss);
-        return string.Create(inv, $"| {seed} | {budget} | {dense:P2} | {(uniform is null ? "" : Cell(uniform))} | {Cell(hessian)} ({hessian.Bits}) | {(measured is null ? "" : Cell(measured) + " (" + measured.Bits + ")")} | {mean:P2} +- {sd * 100:F2} ({meanLoss:F4}; n = {random.Count}, {random.Count(r => r.Accuracy >= hessian.Accuracy)} >= trace, {(measured is null ? "-" : random.Count(r => r.Accuracy >= measured.Accuracy).ToString(inv))} >= measured) |");
+        string cells = string.Join(" | ", methods.Select(m => m is null ? "" : Cell(m) + " (" + m.Bits + ")"));
+        string reach = string.Join(", ", methods.Select(m => m is null ? "-" : random.Count(r => r.Accuracy >= m.Accuracy).ToString(inv)));
+        return string.Create(inv, $"| {seed} | {budget} | {dense:P2} | {(uniform is null ? "" : Cell(uniform))} | {cells} | {mean:P2} +- {sd * 100:F2} ({meanLoss:F4}; n = {random.Count}; >= each: {reach}) |");
     }
 }

@@ -33,6 +33,15 @@ public static class KernelOptions
     public static ActivationPrecision QuantizedActivations { get; set; } = ActivationPrecision.Int8;
 
     /// <summary>
+    /// Whether kernels may use machine code generated at run time for instructions .NET has no intrinsic for (today:
+    /// the AVX-512 VNNI vpdpbusd micro-kernels of the 8- and 4-bit GEMM at batches of 16 and more, Linux x64 only). Default
+    /// on, unless the environment variable CONDENSE_NO_JIT is 1 when the process starts. Off, or where the CPU, OS or
+    /// a security policy does not allow it, the managed kernels run instead (8 bits: bit-identical results; 4 bits: the
+    /// fused kernels, equal up to float32 rounding).
+    /// </summary>
+    public static bool GeneratedCode { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") != "1";
+
+    /// <summary>
     /// Caps the SIMD width the kernels use (512, 256, 128, or 0 for the scalar reference). Tests use it to run
     /// every path on one machine; the default uses the widest the hardware accelerates.
     /// </summary>

@@ -25,6 +25,12 @@ public enum SensitivityWeighting
     /// from the same Rademacher vectors. A Gauss-Newton product costs three passes instead of two (see docs/mixed-precision.md).
     /// </summary>
     Diagonal = 1,
+    /// <summary>
+    /// Q-BERT's form: Omega_i(b) = 1/2 lambda_max(H_ii) x ||Q_b(W_i) - W_i||^2, with the block's top eigenvalue from power
+    /// iteration over Hessian-vector (or Gauss-Newton) products (<see cref="MixedPrecisionOptions.PowerIterations"/>).
+    /// An upper bound of the direction-aware 1/2 dW^T H_ii dW: it charges every error as if it lay along the stiffest direction.
+    /// </summary>
+    TopEigenvalue = 2,
 }
 
 /// <summary>How a layer's sensitivity Omega_i(b) to b-bit quantization is obtained.</summary>
@@ -45,18 +51,30 @@ public enum SensitivityMethod
     /// model's error beyond the quadratic, and the direction of Q_b(W) - W against the curvature, are in the number.
     /// </summary>
     MeasuredLoss = 1,
+    /// <summary>
+    /// The second-order term along the actual quantization error (direction-aware, not trace x norm):
+    /// Omega_i(b) = 1/2 dW^T H_ii dW with dW = Q_b(W_i) - W_i the error of the format Compress stores. With the
+    /// Gauss-Newton curvature (the default; for the KL to the float32 outputs it is that loss's exact Hessian at the
+    /// float32 weights) it is 1/2 E[(J dW)^T H_out (J dW)], J dW the directional derivative of the outputs along dW from
+    /// two forward passes per layer and format: no random vectors, no gradients. With <see cref="SensitivityCurvature.Hessian"/>,
+    /// dW^T (H dW) from one Hessian-vector product (two gradient passes). docs/mixed-precision.md compares it with the
+    /// trace and the measured loss.
+    /// </summary>
+    HessianQuadratic = 2,
 }
 
 /// <summary>How <c>Compress</c> chooses the bits of <c>[MixedPrecision]</c> layers (<c>CompressionOptions.MixedPrecision</c>).</summary>
 public sealed class MixedPrecisionOptions
 {
     /// <summary>
-    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.MeasuredLoss"/> (the default: the KL
-    /// increase with that layer alone quantized) or <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2). The options
-    /// about vectors, curvature and weighting apply to the Hessian trace only. docs/mixed-precision.md has the
-    /// measurements behind the default: the trace's quadratic model underestimates 2-bit layers several times over.
+    /// How each layer's sensitivity is obtained: <see cref="SensitivityMethod.HessianQuadratic"/> (the default: 1/2 dW^T H dW
+    /// along each format's actual quantization error), <see cref="SensitivityMethod.MeasuredLoss"/> (the KL increase with
+    /// that layer alone quantized) or <see cref="SensitivityMethod.HessianTrace"/> (HAWQ-V2). The options about vectors
+    /// and weighting apply to the Hessian trace only; curvature, loss and step also to the quadratic form.
+    /// docs/mixed-precision.md has the measurements behind the default: the trace charges the layer's average curvature
+    /// and underestimates 2-bit layers several times over, because their error points into the stiff directions.
     /// </summary>
-    public SensitivityMethod Method { get; init; } = SensitivityMethod.MeasuredLoss;
+    public SensitivityMethod Method { get; init; } = SensitivityMethod.HessianQuadratic;
 
     /// <summary>Rademacher vectors Hutchinson's estimator averages; each costs two gradient passes over the calibration data per layer (see <see cref="SeparateLayers"/>). Default 32.</summary>
     public int Samples { get; init; } = 32;
@@ -73,6 +91,12 @@ public sealed class MixedPrecisionOptions
 
     /// <summary>How the curvature weighs each layer's quantization error: <see cref="SensitivityWeighting.Trace"/> (the default) or per weight.</summary>
     public SensitivityWeighting Weighting { get; init; } = SensitivityWeighting.Trace;
+
+    /// <summary>
+    /// Power-iteration steps per layer for <see cref="SensitivityWeighting.TopEigenvalue"/> (each one Gauss-Newton or Hessian
+    /// product); the iteration stops earlier once the Rayleigh quotient changes by less than 1e-4 of itself. Default 30.
+    /// </summary>
+    public int PowerIterations { get; init; } = 30;
 
     /// <summary>Seeds the Rademacher vectors: the same seed and calibration data give the same bits. Default 0x4849.</summary>
     public ulong Seed { get; init; } = 0x4849;
@@ -114,7 +138,7 @@ public sealed class MixedPrecisionOptions
     /// <summary>An average-bits budget for this Compress call instead of the declared <c>AverageBits</c> (null = the plan's; 0 = none).</summary>
     public double? AverageBits { get; init; }
 
-    /// <summary>Receives one report per Hutchinson sample.</summary>
+    /// <summary>Receives one report per Hutchinson sample, per layer and format measured (measured loss, quadratic form), or per layer (top eigenvalue).</summary>
     public IProgress<MixedPrecisionProgress>? Progress { get; init; }
 }
 

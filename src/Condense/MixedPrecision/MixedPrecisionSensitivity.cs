@@ -11,22 +11,25 @@ namespace Condense.MixedPrecision;
 /// One <c>[MixedPrecision]</c> layer's sensitivity (HAWQ-V2): Omega(b) = (Tr(H)/n) x ||Q_b(W) - W||^2, with Tr(H) the
 /// Hutchinson estimate of the trace of the layer's Hessian block, n its weight count and Q_b the quantizer Compress uses
 /// (b bits, symmetric, one scale per row or per group); or, with <see cref="SensitivityWeighting.Diagonal"/>,
-/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss increase
-/// measured with this layer alone at b bits.
+/// Omega(b) = sum_j diag(H)_j (Q_b(W) - W)_j^2; or, with <see cref="SensitivityWeighting.TopEigenvalue"/>,
+/// Omega(b) = 1/2 lambda_max(H) ||Q_b(W) - W||^2; or, with <see cref="SensitivityMethod.HessianQuadratic"/>,
+/// Omega(b) = 1/2 dW^T H dW along dW = Q_b(W) - W; or, with <see cref="SensitivityMethod.MeasuredLoss"/>, the loss
+/// increase measured with this layer alone at b bits.
 /// </summary>
 /// <param name="Path">The layer's path.</param>
 /// <param name="LayerIndex">Its index in the plan.</param>
 /// <param name="WeightCount">n, the weights of the layer.</param>
-/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)); NaN when the loss was measured.</param>
-/// <param name="TraceStandardError">The estimate's standard error; NaN when the loss was measured.</param>
+/// <param name="Trace">Tr(H) estimate (may be slightly negative from sampling noise; Omega uses max(Tr, 0)); NaN when no trace was estimated (measured loss, quadratic form, top eigenvalue).</param>
+/// <param name="TraceStandardError">The estimate's standard error; NaN when no trace was estimated.</param>
 /// <param name="Bits">The bit width of each candidate format, ascending (repeated when several group sizes are candidates).</param>
 /// <param name="WeightBytes">Exact bytes of the weight at each candidate (packed codes and scales; bias excluded).</param>
 /// <param name="SquaredError">||Q_b(W) - W||^2 at each candidate.</param>
 /// <param name="Omega">The sensitivity at each candidate.</param>
 /// <param name="GroupSizes">The group size of each candidate format (0 = one scale per row); null = all 0.</param>
+/// <param name="TopEigenvalue">lambda_max of the layer's curvature block (power iteration), with <see cref="SensitivityWeighting.TopEigenvalue"/>; else NaN.</param>
 public sealed record LayerSensitivity(string Path, int LayerIndex, long WeightCount, double Trace, double TraceStandardError,
     IReadOnlyList<int> Bits, IReadOnlyList<long> WeightBytes, IReadOnlyList<double> SquaredError, IReadOnlyList<double> Omega,
-    IReadOnlyList<int>? GroupSizes = null)
+    IReadOnlyList<int>? GroupSizes = null, double TopEigenvalue = double.NaN)
 {
     /// <summary>The group size of candidate <paramref name="k"/> (0 = one scale per row).</summary>
     public int GroupSizeAt(int k) => GroupSizes is null ? 0 : GroupSizes[k];
@@ -97,15 +100,22 @@ public sealed class MixedPrecisionSensitivity
         ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(data);
         options ??= new MixedPrecisionOptions();
+        CheckOptions(options);
         var (bits, indices) = Candidates(plan, layers);
         var formats = indices.Select(i => Formats(plan.Layers[i], bits, options.GroupSizes)).ToArray();
         bool measured = options.Method == SensitivityMethod.MeasuredLoss;
+        bool quadratic = options.Method == SensitivityMethod.HessianQuadratic;
         // The measured increase defaults to KL to the float32 outputs: zero at float32 and never negative, where the
-        // labelled cross-entropy's increase also carries the first-order term, noise from the calibration labels.
-        var loss = measured && options.Loss == SensitivityLoss.Auto ? SensitivityLoss.OutputKl : options.Loss;
-        // The measured loss runs forward passes only, so it also works inside Tensor.NoGrad().
-        var hessian = new LayerHessian(layers, indices, forward, data, loss, options.RelativeStep, requireGradients: !measured);
+        // labelled cross-entropy's increase also carries the first-order term, noise from the calibration labels. The
+        // quadratic form takes the same loss: its Gauss-Newton matrix is the KL's exact Hessian at the float32 weights
+        // (and the same matrix as the cross-entropy's Gauss-Newton), so a Hessian product then needs no labels either.
+        var loss = (measured || quadratic) && options.Loss == SensitivityLoss.Auto ? SensitivityLoss.OutputKl : options.Loss;
+        // The measured loss and the Gauss-Newton quadratic form run forward passes only, so they also work inside Tensor.NoGrad().
+        bool gradients = !measured && !(quadratic && options.Curvature == SensitivityCurvature.GaussNewton);
+        var hessian = new LayerHessian(layers, indices, forward, data, loss, options.RelativeStep, requireGradients: gradients);
         if (measured) return MeasureLoss(plan, layers, bits, indices, formats, hessian, options, rounding);
+        if (quadratic) return MeasureQuadratic(plan, layers, bits, indices, formats, hessian, options, rounding);
+        if (options.Weighting == SensitivityWeighting.TopEigenvalue) return MeasureTopEigenvalue(plan, layers, bits, indices, formats, hessian, options, rounding);
         Action<int> progress = s => options.Progress?.Report(new MixedPrecisionProgress(s + 1, options.Samples));
         TraceEstimate[] traces;
         double[][]? diagonals = null;
@@ -194,6 +204,136 @@ public sealed class MixedPrecisionSensitivity
                 format.Select(f => f.Bits).ToArray(), bytes, error, omega, format.Select(f => f.GroupSize).ToArray());
         }
         return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss, SensitivityMethod.MeasuredLoss);
+    }
+
+    /// <summary>Options out of range are named before any pass over the data.</summary>
+    private static void CheckOptions(MixedPrecisionOptions options)
+    {
+        if (!Enum.IsDefined(options.Method))
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"MixedPrecisionOptions.Method is {(int)options.Method}, which is not a SensitivityMethod: use MeasuredLoss, HessianQuadratic or HessianTrace."), nameof(options));
+        if (!Enum.IsDefined(options.Curvature))
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"MixedPrecisionOptions.Curvature is {(int)options.Curvature}, which is not a SensitivityCurvature: use GaussNewton or Hessian."), nameof(options));
+        if (!Enum.IsDefined(options.Weighting))
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"MixedPrecisionOptions.Weighting is {(int)options.Weighting}, which is not a SensitivityWeighting: use Trace, Diagonal or TopEigenvalue."), nameof(options));
+        if (options.Method == SensitivityMethod.HessianTrace && options.Weighting == SensitivityWeighting.TopEigenvalue && options.PowerIterations < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.PowerIterations,
+                "MixedPrecisionOptions.PowerIterations must be at least 1 for the top-eigenvalue weighting (e.g. 30).");
+    }
+
+    /// <summary>
+    /// <see cref="SensitivityMethod.HessianQuadratic"/>: Omega = 1/2 dW^T H dW along each format's actual error dW. The
+    /// direction is scaled to rms 1 before the product (the finite-difference step is a fraction of the layer's rms
+    /// weight along a unit-rms direction, as for the Rademacher probes), and the form scaled back by rms(dW)^2.
+    /// </summary>
+    private static MixedPrecisionSensitivity MeasureQuadratic(CompressionPlan plan, IReadOnlyList<NamedLayer> layers, int[] bits, int[] indices,
+        (int Bits, int GroupSize)[][] formats, LayerHessian hessian, MixedPrecisionOptions options, QuantizationRounding rounding)
+    {
+        var result = new LayerSensitivity[indices.Length];
+        int done = 0, total = formats.Sum(f => f.Length);
+        for (int t = 0; t < indices.Length; t++)
+        {
+            var lp = plan.Layers[indices[t]];
+            var weight = ((WeightedLayer)layers[indices[t]].Layer).Weight.Data;
+            var format = formats[t];
+            var bytes = new long[format.Length];
+            var error = new double[format.Length];
+            var omega = new double[format.Length];
+            var restored = new float[weight.Length];
+            var direction = new float[weight.Length];
+            var product = options.Curvature == SensitivityCurvature.Hessian ? new double[weight.Length] : null;
+            for (int k = 0; k < format.Length; k++)
+            {
+                bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
+                GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(restored);
+                double sum = 0;
+                for (int j = 0; j < weight.Length; j++)
+                {
+                    double d = (double)restored[j] - weight[j];
+                    sum += d * d;
+                }
+                error[k] = sum;
+                if (sum > 0)
+                {
+                    double rms = Math.Sqrt(sum / weight.Length);
+                    for (int j = 0; j < weight.Length; j++) direction[j] = (float)(((double)restored[j] - weight[j]) / rms);
+                    double form = product is null ? hessian.GaussNewtonQuadraticForm(t, direction) : hessian.BlockProduct(t, direction, product);
+                    // The Gauss-Newton form is never negative; the Hessian's (cross-entropy away from its minimum) can be,
+                    // and a negative Omega would make the knapsack buy error.
+                    omega[k] = Math.Max(0.5 * sum / weight.Length * form, 0);
+                }
+                options.Progress?.Report(new MixedPrecisionProgress(++done, total));
+            }
+            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, double.NaN, double.NaN,
+                format.Select(f => f.Bits).ToArray(), bytes, error, omega, format.Select(f => f.GroupSize).ToArray());
+        }
+        return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss, SensitivityMethod.HessianQuadratic);
+    }
+
+    /// <summary>
+    /// <see cref="SensitivityWeighting.TopEigenvalue"/> (Q-BERT): lambda_max of each layer's curvature block by power
+    /// iteration from a seeded Rademacher start, then Omega = 1/2 lambda_max ||dW||^2.
+    /// </summary>
+    private static MixedPrecisionSensitivity MeasureTopEigenvalue(CompressionPlan plan, IReadOnlyList<NamedLayer> layers, int[] bits, int[] indices,
+        (int Bits, int GroupSize)[][] formats, LayerHessian hessian, MixedPrecisionOptions options, QuantizationRounding rounding)
+    {
+        var result = new LayerSensitivity[indices.Length];
+        for (int t = 0; t < indices.Length; t++)
+        {
+            var lp = plan.Layers[indices[t]];
+            var weight = ((WeightedLayer)layers[indices[t]].Layer).Weight.Data;
+            double lambda = TopEigenvalue(hessian, t, weight.Length, options);
+            options.Progress?.Report(new MixedPrecisionProgress(t + 1, indices.Length));
+            var format = formats[t];
+            var bytes = new long[format.Length];
+            var error = new double[format.Length];
+            var omega = new double[format.Length];
+            var restored = new float[weight.Length];
+            for (int k = 0; k < format.Length; k++)
+            {
+                bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
+                GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(restored);
+                double sum = 0;
+                for (int j = 0; j < weight.Length; j++)
+                {
+                    double d = (double)restored[j] - weight[j];
+                    sum += d * d;
+                }
+                error[k] = sum;
+                omega[k] = 0.5 * Math.Max(lambda, 0) * sum;
+            }
+            result[t] = new LayerSensitivity(lp.Path, indices[t], lp.WeightCount, double.NaN, double.NaN,
+                format.Select(f => f.Bits).ToArray(), bytes, error, omega, format.Select(f => f.GroupSize).ToArray(), lambda);
+        }
+        return new MixedPrecisionSensitivity(plan, bits, result, hessian.Loss, SensitivityMethod.HessianTrace);
+    }
+
+    /// <summary>
+    /// Power iteration on block <paramref name="block"/>: v := G v / rms(G v), lambda = v^T G v / v^T v (the Rayleigh
+    /// quotient), from a Rademacher start seeded by (seed, block). Vectors are kept at rms 1 so the finite-difference
+    /// step stays the same fraction of the weights as for the Hutchinson probes.
+    /// </summary>
+    internal static double TopEigenvalue(LayerHessian hessian, int block, int size, MixedPrecisionOptions options)
+    {
+        var v = new float[size];
+        HutchinsonTrace.FillRademacher(v, Rng.Derive(options.Seed, string.Create(CultureInfo.InvariantCulture, $"power iteration block {block}")));
+        var product = new double[size];
+        double lambda = 0;
+        for (int iteration = 0; iteration < options.PowerIterations; iteration++)
+        {
+            double form = options.Curvature == SensitivityCurvature.Hessian ? hessian.BlockProduct(block, v, product) : hessian.GaussNewtonProduct(block, v, product);
+            double previous = lambda;
+            lambda = form / size;
+            double squares = 0;
+            foreach (double x in product) squares += x * x;
+            if (!(squares > 0)) return 0;
+            double scale = 1 / Math.Sqrt(squares / size);
+            for (int j = 0; j < size; j++) v[j] = (float)(product[j] * scale);
+            if (iteration > 0 && Math.Abs(lambda - previous) <= 1e-4 * Math.Abs(lambda)) break;
+        }
+        return lambda;
     }
 
     /// <summary>The quantization scheme of a <c>[MixedPrecision]</c> layer at <paramref name="bits"/>: symmetric, one scale per row by default, else per group of <paramref name="groupSize"/>.</summary>

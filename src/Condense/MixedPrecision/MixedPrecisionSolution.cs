@@ -97,8 +97,17 @@ public sealed class MixedPrecisionSolution
             $" ({Budget}; {PredictedBytes:N0} bytes, {AverageBits:0.###} bits per weight over its layers)")).Append(".\n");
         sb.Append("// With this file in the project the build checks these bits like any other plan; delete it to choose again.\n");
         if (Loss is { } loss)
-            sb.Append(Method == SensitivityMethod.MeasuredLoss ? "// Sensitivity: measured increase of the " : "// Sensitivity: Hessian trace of the ")
-                .Append(LossText(loss)).Append(Method == SensitivityMethod.MeasuredLoss ? " per layer and width" : " (HAWQ-V2)").Append(", solved as an exact knapsack.\n");
+            sb.Append(Method switch
+            {
+                SensitivityMethod.MeasuredLoss => "// Sensitivity: measured increase of the ",
+                SensitivityMethod.HessianQuadratic => "// Sensitivity: 1/2 dW^T H dW along each format's quantization error, H the Hessian of the ",
+                _ => "// Sensitivity: Hessian trace of the ",
+            }).Append(LossText(loss)).Append(Method switch
+            {
+                SensitivityMethod.MeasuredLoss => " per layer and width",
+                SensitivityMethod.HessianQuadratic => "",
+                _ => " (HAWQ-V2)",
+            }).Append(", solved as an exact knapsack.\n");
         int indent = 0;
         if (!string.IsNullOrEmpty(modelType.Namespace))
         {

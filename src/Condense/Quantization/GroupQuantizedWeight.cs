@@ -39,6 +39,10 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     // and more with AVX-512BW); a runtime cache of the same codes, not part of the stored format or its byte count.
     private GemmCache? _gemm;
 
+    // The same for the generated VNNI kernels (quads instead of pairs, one byte per code; Int8Gemm.BuildQuadPanels),
+    // where they run: 8 bits, and 4 bits (then twice the packed bytes, made on the first product at batch >= 16).
+    private GemmCache? _gemmVnni;
+
     private sealed class GemmCache(byte[] codes, float[] terms)
     {
         public readonly byte[] Codes = codes;
@@ -307,7 +311,9 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// <summary>Pins the codes, scales and zero points (and, for the 8-bit GEMM, its repacked copy) and runs the int8- or float32-activation kernel.</summary>
     private unsafe bool MatMulPacked(ReadOnlySpan<float> x, Span<float> y, int batch, bool float32Activations)
     {
-        var gemm = !float32Activations && Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits) ? Gemm() : null;
+        bool useGemm = !float32Activations && Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits);
+        bool vnni = useGemm && Int8Gemm.UsesVnni(_groupSize, _groupsPerRow);
+        var gemm = useGemm ? Gemm(vnni) : null;
         fixed (byte* gemmPanels = gemm?.Codes)
         fixed (float* gemmTerms = gemm?.Terms)
         fixed (byte* packed = _packed)
@@ -319,28 +325,33 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             {
                 Packed = packed, Scales = scales, Zeros = _zeroPoints is null ? null : zeros, Bits = Scheme.Bits,
                 GroupSize = _groupSize, GroupsPerRow = _groupsPerRow, RowBytes = _rowBytes, Out = OutFeatures, In = InFeatures,
-                GemmPanels = gemm is null ? null : gemmPanels, GemmTerms = gemmTerms,
+                GemmPanels = gemm is null ? null : gemmPanels, GemmTerms = gemmTerms, GemmVnni = vnni,
             };
             return float32Activations ? Float32ActivationKernel.Run(weight, px, py, batch) : Int8MatMul.Run(weight, px, py, batch);
         }
     }
 
-    /// <summary>The repacked codes and terms for <see cref="Int8Gemm"/>, made once (concurrent first callers may each build one; one is kept).</summary>
-    private unsafe GemmCache Gemm()
+    /// <summary>
+    /// The repacked codes and terms for <see cref="Int8Gemm"/> (the VNNI layouts with <paramref name="vnni"/>), made once
+    /// (concurrent first callers may each build one; one is kept).
+    /// </summary>
+    private unsafe GemmCache Gemm(bool vnni)
     {
-        var cache = Volatile.Read(ref _gemm);
+        ref GemmCache? slot = ref vnni ? ref _gemmVnni : ref _gemm;
+        var cache = Volatile.Read(ref slot);
         if (cache is not null) return cache;
-        var codes = GC.AllocateUninitializedArray<byte>(checked((int)Int8Gemm.PanelBytes(OutFeatures, InFeatures)));
+        var codes = GC.AllocateUninitializedArray<byte>(checked((int)(vnni ? Int8Gemm.QuadPanelBytes(OutFeatures, InFeatures) : Int8Gemm.PanelBytes(OutFeatures, InFeatures))));
         var terms = GC.AllocateUninitializedArray<float>(checked((int)Int8Gemm.TermFloats(OutFeatures, _groupsPerRow)));
         fixed (byte* source = _packed)
         fixed (byte* destination = codes)
-            Int8Gemm.BuildPanels(source, OutFeatures, InFeatures, destination);
+            if (vnni) Int8Gemm.BuildQuadPanels(source, OutFeatures, InFeatures, destination, Scheme.Bits);
+            else Int8Gemm.BuildPanels(source, OutFeatures, InFeatures, destination);
         fixed (Half* scales = _scales)
         fixed (byte* zeros = _zeroPoints)
         fixed (float* destination = terms)
-            Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination);
+            Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination, vnni, Scheme.Bits);
         var built = new GemmCache(codes, terms);
-        return Interlocked.CompareExchange(ref _gemm, built, null) ?? built;
+        return Interlocked.CompareExchange(ref slot, built, null) ?? built;
     }
 
     /// <summary>The scalar reference of the float32 path: each row dequantized, then dotted with every input row.</summary>

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Condense.Kernels;
+using Condense.Kernels.Jit;
 
 namespace Condense.Quantization;
 
@@ -28,6 +29,12 @@ namespace Condense.Quantization;
 /// each group's sum is converted to float and accumulated as acc = fma(sum_g, s_g, acc) in group order, and the
 /// result is scaled by the row's activation scale. Every output depends only on its own row and batch row, so the
 /// result does not depend on the thread count, the tile a batch row falls in, or the batch size.</para>
+/// <para>VNNI: where <see cref="VnniGemmKernel"/> is available (AVX-512 VNNI, Linux x64, <see cref="KernelOptions.GeneratedCode"/>),
+/// the same product runs on generated vpdpbusd micro-kernels over a second repacked copy: quads of 4 consecutive codes
+/// per row (<see cref="BuildQuadPanels"/>), read in place with no widening; the weight codes are vpdpbusd's unsigned
+/// operand and the int8 activations its signed one, and the zero point is taken out as z x (sum of the group's
+/// activations), computed once per call (see <see cref="VnniGemmKernel"/>). The integer sums are the same numbers, the
+/// float32 steps the same operations in the same order, so results are bit-identical to the managed kernels.</para>
 /// </remarks>
 internal static unsafe class Int8Gemm
 {
@@ -53,13 +60,35 @@ internal static unsafe class Int8Gemm
 
     private static int MinBatch => t_minBatch > 0 ? t_minBatch : DefaultMinBatch;
 
-    /// <summary>True when <see cref="Run"/> handles this product on this machine.</summary>
+    [ThreadStatic] private static bool t_managedOnly;
+
+    /// <summary>
+    /// Tests: true keeps the calling thread's products on the managed (vpmaddwd) kernels even where the generated VNNI
+    /// kernels are available, so both can be compared in one process. Per thread, like <see cref="MinBatchOverride"/>.
+    /// </summary>
+    internal static bool ManagedOnlyOverride { get => t_managedOnly; set => t_managedOnly = value; }
+
+    /// <summary>
+    /// True when a product with these groups runs on the generated VNNI kernels (which read the quad panels,
+    /// <see cref="BuildQuadPanels"/>): available here, not switched off for this thread, and groups of whole quads.
+    /// </summary>
+    public static bool UsesVnni(int groupSize, int groupsPerRow) =>
+        !t_managedOnly && (groupsPerRow == 1 || groupSize % 4 == 0) && VnniGemmKernel.IsAvailable;
+
+    /// <summary>
+    /// True when <see cref="Run"/> handles this product on this machine: 8-bit codes, and 4-bit codes where the
+    /// generated VNNI kernels run (<see cref="UsesVnni"/>; their codes are expanded to bytes in the quad panels).
+    /// </summary>
     public static bool Applies(int bits, int groupsPerRow, int inFeatures, int batch, int vectorBits) =>
-        bits == 8 && batch >= MinBatch && vectorBits >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported &&
+        (bits == 8 || bits == 4 && UsesVnni(groupsPerRow == 1 ? inFeatures : inFeatures / groupsPerRow, groupsPerRow)) &&
+        batch >= MinBatch && vectorBits >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported &&
         (groupsPerRow > 1 || inFeatures <= 65536);
 
     private struct Args
     {
+        public bool Vnni;         // quad panels and the generated kernels (Panels/Terms in the VNNI layouts)
+        public float* GroupSums;  // VNNI: per batch row b, the int8 sums of its groups at GroupSums[b * GroupStride + g]
+        public int GroupStride;
         public byte* Panels;
         public float* Terms;      // per panel: gpr x 64 float32 scales, then gpr x 64 zero-point pairs (BuildTerms)
         public int GroupSize, GroupsPerRow, Out, In, Batch, Pairs, Tile, ChunkPairs;
@@ -74,7 +103,8 @@ internal static unsafe class Int8Gemm
 
         public readonly void Invoke(int start, int end)
         {
-            for (int p = start; p < end; p++) Panel(A, p);
+            if (A.Vnni) for (int p = start; p < end; p++) VnniPanel(A, p);
+            else for (int p = start; p < end; p++) Panel(A, p);
         }
     }
 
@@ -82,12 +112,20 @@ internal static unsafe class Int8Gemm
 
     /// <summary>
     /// y[b, o] for 8-bit codes from int8 activation rows <paramref name="q"/> (row b at q + b * <paramref name="qStride"/>,
-    /// natural order, zero beyond In) with scales <paramref name="rowScale"/>.
+    /// natural order, zero beyond In up to a multiple of 4) with scales <paramref name="rowScale"/>. With
+    /// <paramref name="vnni"/>, <paramref name="panels"/> and <paramref name="terms"/> are the VNNI layouts
+    /// (<see cref="BuildQuadPanels"/>, <see cref="BuildTerms"/> with vnni) and <paramref name="groupSums"/> holds the
+    /// int8 sums of each row's groups (row b at groupSums + b * <paramref name="groupStride"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(byte* panels, float* terms, int groupSize, int groupsPerRow, int outF, int inF,
-        sbyte* q, int qStride, float* rowScale, float* y, int batch)
+        sbyte* q, int qStride, float* rowScale, float* y, int batch, bool vnni = false, float* groupSums = null, int groupStride = 0)
     {
+        if (vnni)
+        {
+            RunVnni(panels, terms, groupSize, groupsPerRow, outF, inF, q, qStride, rowScale, y, batch, groupSums, groupStride);
+            return;
+        }
         bool perRow = groupsPerRow == 1;
         int tile = perRow ? RowTile : GroupTile;
         int pairs = (inF + 1) / 2;
@@ -229,10 +267,12 @@ internal static unsafe class Int8Gemm
 
     /// <summary>
     /// Per panel of 64 rows: the float32 scales s[g * 64 + o], then the zero points as 16-bit pairs z | z &lt;&lt; 16 at
-    /// [gpr * 64 + g * 64 + o] (128 when symmetric); rows past Out get scale 0.
+    /// [gpr * 64 + g * 64 + o] (128 when symmetric); rows past Out get scale 0. With <paramref name="vnni"/> the zero
+    /// points are stored as int32 -z instead (the generated kernels start each group's sum at -z sum q).
     /// </summary>
-    public static void BuildTerms(Half* scales, byte* zeros, int outF, int groupsPerRow, float* terms)
+    public static void BuildTerms(Half* scales, byte* zeros, int outF, int groupsPerRow, float* terms, bool vnni = false, int bits = 8)
     {
+        int symmetricZero = 1 << (bits - 1);
         int gpr = groupsPerRow, count = (outF + PanelRows - 1) / PanelRows;
         for (int p = 0; p < count; p++)
         {
@@ -244,8 +284,8 @@ internal static unsafe class Int8Gemm
                 for (int g = 0; g < gpr; g++)
                 {
                     sp[g * PanelRows + o] = r < outF ? HalfToFloat(((ushort*)scales)[(nint)r * gpr + g]) : 0f;
-                    int zero = zeros == null || r >= outF ? 128 : zeros[(nint)r * gpr + g];
-                    zp[g * PanelRows + o] = zero | zero << 16;
+                    int zero = zeros == null || r >= outF ? symmetricZero : zeros[(nint)r * gpr + g];
+                    zp[g * PanelRows + o] = vnni ? -zero : zero | zero << 16;
                 }
             }
         }
@@ -377,5 +417,190 @@ internal static unsafe class Int8Gemm
         f00.Store(acc); f01.Store(acc + 16); f02.Store(acc + 32); f03.Store(acc + 48);
         f10.Store(acc + 64); f11.Store(acc + 80); f12.Store(acc + 96); f13.Store(acc + 112);
         f20.Store(acc + 128); f21.Store(acc + 144); f22.Store(acc + 160); f23.Store(acc + 176);
+    }
+
+    // ---- VNNI: generated vpdpbusd kernels over quad panels ----
+
+    /// <summary>Bytes of the quad-panel copy of an [<paramref name="outF"/>, <paramref name="inF"/>] 8-bit weight.</summary>
+    public static long QuadPanelBytes(int outF, int inF) => (long)(outF + PanelRows - 1) / PanelRows * ((inF + 3) / 4) * PanelRows * 4;
+
+    /// <summary>
+    /// Repacks 8-bit rows (row o at packed + o * inF), or 4-bit rows (<paramref name="bits"/> 4: row o at
+    /// packed + o * ceil(inF / 2), low nibble first), into panels of 64 rows of one byte per code for the VNNI kernels:
+    /// panel p, quad kq, row o, code j at byte 4 (p * quads * 64 + kq * 64 + o) + j holds code 4kq + j of row 64p + o,
+    /// so one 64-byte load gives 16 rows' quads in 16 int32 lanes; rows past Out and codes past In are zero.
+    /// </summary>
+    public static void BuildQuadPanels(byte* packed, int outF, int inF, byte* panels, int bits = 8)
+    {
+        int quads = (inF + 3) / 4, count = (outF + PanelRows - 1) / PanelRows;
+        var body = new QuadBuildBody { Packed = packed, Out = outF, In = inF, Quads = quads, Panels = panels, Bits = bits };
+        WorkerPool.Shared.For(count, ref body);
+    }
+
+    private struct QuadBuildBody : IRangeBody
+    {
+        public byte* Packed, Panels;
+        public int Out, In, Quads, Bits;
+
+        public readonly void Invoke(int start, int end)
+        {
+            int rowBytes = Bits == 4 ? (In + 1) / 2 : In;
+            for (int p = start; p < end; p++)
+            {
+                byte* dst = Panels + (nint)p * Quads * PanelRows * 4;
+                for (int o = 0; o < PanelRows; o++)
+                {
+                    int r = p * PanelRows + o;
+                    byte* row = Packed + (nint)r * rowBytes;
+                    for (int kq = 0; kq < Quads; kq++)
+                        for (int j = 0; j < 4; j++)
+                        {
+                            int k = 4 * kq + j;
+                            int code = r >= Out || k >= In ? 0 : Bits == 4 ? row[k >> 1] >> 4 * (k & 1) & 0xF : row[k];
+                            dst[((nint)kq * PanelRows + o) * 4 + j] = (byte)code;
+                        }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Activation quads by tiles of <paramref name="tile"/> batch rows: x[(t * quads + kq) * tile + c] holds inputs
+    /// 4kq..4kq+3 of batch row t * tile + c (its int8 bytes as one int32); rows past the batch repeat its last row.
+    /// </summary>
+    internal static void BuildQuadTiles(sbyte* q, int qStride, int batch, int quads, int tile, int* x)
+    {
+        int tiles = (batch + tile - 1) / tile;
+        for (int t = 0; t < tiles; t++)
+            for (int c = 0; c < tile; c++)
+            {
+                int* src = (int*)(q + (nint)Math.Min(t * tile + c, batch - 1) * qStride);
+                int* dst = x + (nint)t * quads * tile + c;
+                for (int kq = 0; kq < quads; kq++) dst[(nint)kq * tile] = Unsafe.ReadUnaligned<int>(src + kq);
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunVnni(byte* panels, float* terms, int groupSize, int groupsPerRow, int outF, int inF,
+        sbyte* q, int qStride, float* rowScale, float* y, int batch, float* groupSums, int groupStride)
+    {
+        bool perRow = groupsPerRow == 1;
+        int tile = perRow ? VnniGemmKernel.RowTile : VnniGemmKernel.GroupTile;
+        int quads = (inF + 3) / 4;
+        int tiles = (batch + tile - 1) / tile;
+        // Chunks of at least 32 quads (128 inputs) and whole groups: the panel chunk (8 KiB or one group) stays in L1
+        // while every tile runs over it.
+        int groupQuads = perRow ? quads : groupSize / 4;
+        int chunkQuads = perRow ? 32 : groupQuads * Math.Max(1, 32 / groupQuads);
+        long xInts = (long)tiles * quads * tile;
+        long sumInts = (long)tiles * groupsPerRow * tile;
+        int[] xBuffer = ArrayPool<int>.Shared.Rent(checked((int)(xInts + sumInts) + 16));
+        try
+        {
+            fixed (int* xb = xBuffer)
+            {
+                int* x = (int*)(((nint)xb + 63) & ~(nint)63);
+                int* sums = x + xInts;
+                BuildQuadTiles(q, qStride, batch, quads, tile, x);
+                // sums[(t * gpr + g) * tile + c]: the group sums of batch row t * tile + c (last row repeated).
+                for (int t = 0; t < tiles; t++)
+                    for (int g = 0; g < groupsPerRow; g++)
+                        for (int c = 0; c < tile; c++)
+                            sums[((nint)t * groupsPerRow + g) * tile + c] = (int)groupSums[(nint)Math.Min(t * tile + c, batch - 1) * groupStride + g];
+
+                var body = new Body
+                {
+                    A = new Args
+                    {
+                        Vnni = true, GroupSums = (float*)sums, GroupStride = groupStride,
+                        Panels = panels, Terms = terms, GroupSize = groupQuads, GroupsPerRow = groupsPerRow,
+                        Out = outF, In = inF, Batch = batch, Pairs = quads, Tile = tile, ChunkPairs = chunkQuads,
+                        X = x, RowScale = rowScale, Y = y,
+                    },
+                };
+                int count = (outF + PanelRows - 1) / PanelRows;
+                int degree = (long)outF * inF * batch < (1 << 16) ? 1 : int.MaxValue;
+                WorkerPool.Shared.For(count, ref body, degree);
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(xBuffer);
+        }
+    }
+
+    /// <summary>
+    /// Rows [64p, 64p + 64) for every batch row on the generated kernels. In <paramref name="a"/>: Pairs = quads,
+    /// ChunkPairs = quads per chunk, GroupSize = quads per group, GroupSums = the tiled int32 group sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void VnniPanel(in Args a, int p)
+    {
+        int o0 = p * PanelRows, rows = Math.Min(PanelRows, a.Out - o0);
+        int gpr = a.GroupsPerRow, tile = a.Tile, tiles = (a.Batch + tile - 1) / tile;
+        bool perRow = gpr == 1;
+        int quads = a.Pairs, chunkQuads = a.ChunkPairs, groupQuads = a.GroupSize;
+        int scaleFloats = gpr * PanelRows;
+        int accInts = tiles * tile * PanelRows;
+        int need = accInts + 16;
+        var scratch = t_scratch;
+        if (scratch is null || scratch.Length < need)
+            t_scratch = scratch = GC.AllocateArray<int>(Math.Max(need, 16384), pinned: true);
+        int* acc = (int*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        float* sp = a.Terms + (nint)p * 2 * scaleFloats;
+        int* zn = (int*)(sp + scaleFloats);
+        int* sums = (int*)a.GroupSums;
+        byte* panel = a.Panels + (nint)p * quads * PanelRows * 4;
+        new Span<int>(acc, accInts).Clear(); // int32 zeros and float32 zeros are the same bits
+
+        VnniArgs args = default;
+        for (int kq0 = 0; kq0 < quads; kq0 += chunkQuads)
+        {
+            int n = Math.Min(chunkQuads, quads - kq0);
+            args.W = panel + (nint)kq0 * PanelRows * 4;
+            for (int t = 0; t < tiles; t++)
+            {
+                args.X = a.X + ((nint)t * quads + kq0) * tile;
+                args.Acc = acc + t * tile * PanelRows;
+                if (perRow)
+                {
+                    args.Count = n;
+                    VnniGemmKernel.Row(&args);
+                }
+                else
+                {
+                    int g0 = kq0 / groupQuads;
+                    args.Scales = sp + g0 * PanelRows;
+                    args.ZeroNeg = zn + g0 * PanelRows;
+                    args.SumQ = sums + ((nint)t * gpr + g0) * tile;
+                    args.Count = n / groupQuads;
+                    args.GroupQuads = groupQuads;
+                    VnniGemmKernel.Group(&args);
+                }
+            }
+        }
+
+        // y[b, o0 + o] = sx_b * s_o * (sum u q - z sum q) (per row), or sx_b * sum_g s_g sum_g (groups): the managed
+        // kernel's expressions on the same integers.
+        for (int b = 0; b < a.Batch; b++)
+        {
+            var sx = Vector512.Create(a.RowScale[b]);
+            float* yb = a.Y + (nint)b * a.Out + o0;
+            var sumq = Vector512.Create(perRow ? sums[b] : 0); // per row: sums[(t * 1 + 0) * tile + c] = sums[b]
+            for (int v = 0; v < PanelRows / 16; v++)
+            {
+                int left = rows - 16 * v;
+                if (left <= 0) break;
+                Vector512<float> r;
+                if (perRow)
+                {
+                    var exact = Vector512.Load(acc + b * PanelRows + 16 * v) + Vector512.Load(zn + 16 * v) * sumq;
+                    r = sx * (Vector512.Load(sp + 16 * v) * Vector512.ConvertToSingle(exact));
+                }
+                else r = sx * Vector512.Load((float*)acc + b * PanelRows + 16 * v);
+                if (left >= 16) r.Store(yb + 16 * v);
+                else for (int i = 0; i < left; i++) yb[16 * v + i] = r[i];
+            }
+        }
     }
 }

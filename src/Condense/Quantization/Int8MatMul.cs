@@ -78,7 +78,8 @@ internal static unsafe class Int8MatMul
 
                 if (gemm)
                 {
-                    Int8Gemm.Run(w.GemmPanels, w.GemmTerms, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch);
+                    Int8Gemm.Run(w.GemmPanels, w.GemmTerms, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch,
+                        w.GemmVnni, groupSums, groupStride);
                     return true;
                 }
 

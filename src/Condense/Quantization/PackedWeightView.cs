@@ -13,4 +13,5 @@ internal unsafe ref struct PackedWeightView
     public int Bits, GroupSize, GroupsPerRow, RowBytes, Out, In;
     public byte* GemmPanels; // 8 bits, int8 activations: the repacked copy Int8Gemm reads (Int8Gemm.BuildPanels), or null
     public float* GemmTerms; // its scales and zero points by panel (Int8Gemm.BuildTerms)
+    public bool GemmVnni;    // GemmPanels/GemmTerms are the VNNI layouts (Int8Gemm.BuildQuadPanels), for the generated kernels
 }

@@ -153,24 +153,25 @@ public sealed class MixedPrecisionCompressTests(MixedDigitsFixture fixture) : IC
     }
 
     /// <summary>
-    /// The defaults are the measured sensitivity over widths x group sizes (docs/mixed-precision.md has the measurements
-    /// behind them): Compress with default options reports a measured allocation over those formats, exact in bytes,
-    /// and the allocation is the knapsack optimum of the same measurement.
+    /// The defaults are the Hessian quadratic form over widths x group sizes (docs/mixed-precision.md has the
+    /// measurements behind them): Compress with default options reports such an allocation over those formats, exact in
+    /// bytes, and the allocation is the knapsack optimum of the same measurement.
     /// </summary>
     [Fact]
-    public void DefaultsMeasureTheLossOverWidthsAndGroupSizes()
+    public void DefaultsUseTheHessianQuadraticFormOverWidthsAndGroupSizes()
     {
         var defaults = new MixedPrecisionOptions();
-        Assert.Equal(SensitivityMethod.MeasuredLoss, defaults.Method);
+        Assert.Equal(SensitivityMethod.HessianQuadratic, defaults.Method);
         Assert.Equal([0, 16, 32, 64, 128, 256], defaults.GroupSizes);
         var model = fixture.Fresh();
         var report = model.Compress(new CompressionOptions { Calibration = fixture.Calibration() });
         var solution = report.MixedPrecision!;
-        Assert.Equal(SensitivityMethod.MeasuredLoss, solution.Method);
+        Assert.Equal(SensitivityMethod.HessianQuadratic, solution.Method);
         Assert.Equal(SensitivityLoss.OutputKl, solution.Loss);
         Assert.Equal(report.TotalBytesAfter, solution.PredictedBytes);
         var probe = fixture.Fresh();
         var measured = MixedPrecisionSensitivity.Measure(MixedDigits.Plan, probe.Layers, probe.Forward, fixture.Calibration());
+        Assert.Equal(SensitivityMethod.HessianQuadratic, measured.Method);
         Assert.All(measured.Layers, l => Assert.Equal([0, 32, 16], Enumerable.Range(0, l.Bits.Count).Select(l.GroupSizeAt).Distinct()));
         var best = measured.Allocate();
         Assert.Equal(best.BitsByPath, solution.BitsByPath);

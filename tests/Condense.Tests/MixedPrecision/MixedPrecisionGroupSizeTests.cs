@@ -12,6 +12,7 @@ public sealed class MixedPrecisionGroupSizeTests(MixedDigitsFixture fixture) : I
     [Theory]
     [InlineData(SensitivityMethod.MeasuredLoss)]
     [InlineData(SensitivityMethod.HessianTrace)]
+    [InlineData(SensitivityMethod.HessianQuadratic)]
     public void CandidatesAreEveryWidthTimesEveryFittingGroupSizeAndTheKnapsackIsOptimalOverThem(SensitivityMethod method)
     {
         var model = fixture.Fresh();

@@ -88,7 +88,12 @@ public class Int8GemmTests
         Assert.Equal(here, Int8Gemm.Applies(8, 64, 4096, 16, 512));
         Assert.Equal(here, Int8Gemm.Applies(8, 1, 4096, 128, 512));
         Assert.False(Int8Gemm.Applies(8, 64, 4096, 15, 512));
-        Assert.False(Int8Gemm.Applies(4, 64, 4096, 128, 512));
+        // 4-bit codes only on the generated VNNI kernels (bytes in the quad panels).
+        Assert.Equal(here && Int8Gemm.UsesVnni(64, 64), Int8Gemm.Applies(4, 64, 4096, 128, 512));
+        Int8Gemm.ManagedOnlyOverride = true;
+        try { Assert.False(Int8Gemm.Applies(4, 64, 4096, 128, 512)); }
+        finally { Int8Gemm.ManagedOnlyOverride = false; }
+        Assert.False(Int8Gemm.Applies(2, 64, 4096, 128, 512));
         Assert.False(Int8Gemm.Applies(8, 64, 4096, 128, 256));
         Assert.False(Int8Gemm.Applies(8, 1, 70000, 128, 512)); // one group: int32 sums need In <= 65,536
     }

@@ -1,0 +1,226 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Condense.Kernels.Jit;
+
+/// <summary>
+/// What a generated VNNI micro-kernel reads and writes; one call covers one tile of batch rows against one 64-row
+/// panel over a chunk of inputs. Field offsets are part of the generated code (<see cref="VnniGemmKernel"/>).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct VnniArgs
+{
+    /// <summary>+0: the panel's codes from the chunk's first quad: quad kq, row o, code j at W[256 kq + 4 o + j] (unsigned).</summary>
+    public byte* W;
+
+    /// <summary>+8: the tile's activations from the chunk's first quad: X[kq * tile + c] holds inputs 4kq..4kq+3 of batch row c (signed).</summary>
+    public int* X;
+
+    /// <summary>+16: accumulators, [c][64]: int32 sums (row kernel) or float32 scaled sums (group kernel); read, added to, written.</summary>
+    public void* Acc;
+
+    /// <summary>+24, group kernel: the scales of the chunk's first group, [g][64].</summary>
+    public float* Scales;
+
+    /// <summary>+32, group kernel: the negated zero points of the chunk's first group, [g][64].</summary>
+    public int* ZeroNeg;
+
+    /// <summary>+40, group kernel: the int8 activation sums per group and batch row, [g][tile].</summary>
+    public int* SumQ;
+
+    /// <summary>+48: quads (row kernel) or groups (group kernel); at least 1.</summary>
+    public long Count;
+
+    /// <summary>+56, group kernel: quads per group; at least 1.</summary>
+    public long GroupQuads;
+}
+
+/// <summary>
+/// AVX-512 VNNI (vpdpbusd) micro-kernels for the 8-bit int8-activation GEMM, emitted as machine code at run time
+/// because .NET 10 has no EVEX vpdpbusd intrinsic (only the VEX AVX-VNNI form, which e.g. Zen 4 lacks).
+/// </summary>
+/// <remarks>
+/// <para>Operands: vpdpbusd multiplies unsigned bytes (its register operand) by signed bytes (its memory operand,
+/// here a 32-bit broadcast). The weight codes are the unsigned side (0..255, as stored, no offset); the int8
+/// activations (-127..127) are the signed side, four consecutive inputs of one batch row broadcast to all 16 lanes.
+/// So each lane accumulates sum u q, and the zero point is corrected with the per-group activation sums computed
+/// once per call: sum (u - z) q = sum u q - z sum q. int32 arithmetic wraps, so the corrected sum is exact whenever
+/// the true sum fits in int32 (|sum| &lt;= 255 x 127 x 65,536 &lt; 2^31 for a row of at most 65,536 inputs), and equals
+/// the managed kernel's sum of (u - z) q bit for bit.</para>
+/// <para>Row kernel (one group per row): 6 batch rows x 64 weight rows = 24 int32 accumulators in zmm4..zmm27, 4
+/// weight vectors in zmm0..zmm3; the zero-point correction is applied by the caller after the last chunk.</para>
+/// <para>Group kernel: 3 batch rows x 64 weight rows; per group the 12 int32 accumulators start at -z sum q
+/// (vpmulld), gain the group's vpdpbusd products, and are added as acc = fma(float(sum), s, acc) into 12 float32
+/// accumulators, in group order: the same operations as the managed Int8Gemm.GroupKernel.</para>
+/// <para>Calling convention: System V x64 (Linux), one argument (a <see cref="VnniArgs"/>* in rdi); only
+/// caller-saved registers are written (rax, rcx, rdx, rsi, rdi, r8-r11, zmm0-31), and the code ends with
+/// vzeroupper. Called through an unmanaged function pointer with the GC transition suppressed: the kernels are short,
+/// never block, call nothing and touch no managed object.</para>
+/// </remarks>
+internal static unsafe class VnniGemmKernel
+{
+    /// <summary>Batch rows per row-kernel call.</summary>
+    public const int RowTile = 6;
+
+    /// <summary>Batch rows per group-kernel call.</summary>
+    public const int GroupTile = 3;
+
+    private const int PanelVectors = 4;          // 64 weight rows = 4 x 16 int32 lanes
+    private const int QuadBytes = 64 * 4;        // one quad of 64 rows
+
+    private sealed class Code(nint row, nint group, nint peak)
+    {
+        public readonly nint Row = row, Group = group, Peak = peak;
+    }
+
+    private static readonly Lazy<Code?> s_code = new(Build);
+
+    /// <summary>
+    /// True when this CPU and OS run AVX-512 VNNI code: CPUID.(EAX=7,ECX=0):ECX[11] (AVX512_VNNI), and the runtime's
+    /// AVX-512F/BW/VL support, which also means the OS saves the zmm and opmask state (XCR0) and that no
+    /// DOTNET_EnableAVX512F=0 (or DOTNET_EnableHWIntrinsic=0) switched AVX-512 off for this process.
+    /// </summary>
+    public static bool CpuSupports =>
+        X86Base.IsSupported && Avx512F.IsSupported && Avx512BW.IsSupported && Avx512F.VL.IsSupported &&
+        Vector512.IsHardwareAccelerated && (X86Base.CpuId(7, 0).Ecx & (1 << 11)) != 0;
+
+    /// <summary>
+    /// True when the generated kernels can run here: the CPU supports them, <see cref="KernelOptions.GeneratedCode"/>
+    /// is on (CONDENSE_NO_JIT=1 turns it off) and the executable pages were made (built on first use).
+    /// </summary>
+    public static bool IsAvailable => KernelOptions.GeneratedCode && CpuSupports && s_code.Value is not null;
+
+    /// <summary>The row kernel (<see cref="RowTile"/> batch rows, int32 accumulators, no zero-point correction).</summary>
+    public static void Row(VnniArgs* args) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Row)(args);
+
+    /// <summary>The group kernel (<see cref="GroupTile"/> batch rows, float32 accumulators).</summary>
+    public static void Group(VnniArgs* args) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Group)(args);
+
+    /// <summary>
+    /// Benchmarks: <paramref name="iterations"/> x 24 register-only vpdpbusd (24 independent accumulators, 64 MACs
+    /// each), the row kernel's inner loop without its loads: the core's VNNI ceiling.
+    /// </summary>
+    public static void Peak(long iterations) =>
+        ((delegate* unmanaged[SuppressGCTransition]<long, void>)s_code.Value!.Peak)(iterations);
+
+    private static Code? Build()
+    {
+        if (!CpuSupports) return null;
+        var a = new X86Assembler();
+        int row = a.Position;
+        EmitRowKernel(a, RowTile);
+        Align(a);
+        int group = a.Position;
+        EmitGroupKernel(a, GroupTile);
+        Align(a);
+        int peak = a.Position;
+        EmitPeakLoop(a);
+        var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
+        return pages == 0 ? null : new Code(pages + row, pages + group, pages + peak);
+    }
+
+    /// <summary>Pads with ret (never executed) to a 64-byte boundary so each kernel starts on its own cache line.</summary>
+    private static void Align(X86Assembler a)
+    {
+        while (a.Position % 64 != 0) a.Ret();
+    }
+
+    private static Zmm Z(int index) => new(index);
+
+    /// <summary>
+    /// for each quad: load the 4 weight vectors, then acc[c][v] += dpbusd(w[v], broadcast X[c]); W += 256, X += 4 tile.
+    /// </summary>
+    internal static void EmitRowKernel(X86Assembler a, int tile)
+    {
+        if (PanelVectors * tile + PanelVectors > 32) throw new ArgumentOutOfRangeException(nameof(tile), tile, "Too many accumulators for 32 zmm registers.");
+        int accumulators = PanelVectors * tile;
+        a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));   // W
+        a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 8));   // X
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 16));  // Acc
+        a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 48));  // quads
+        for (int i = 0; i < accumulators; i++) a.Vmovdqu32(Z(PanelVectors + i), new Mem(Gpr.Rax, 64 * i));
+        int loop = a.Position;
+        EmitQuad(a, tile);
+        a.Dec(Gpr.Rcx);
+        a.JnzBack(loop);
+        for (int i = 0; i < accumulators; i++) a.Vmovdqu32(new Mem(Gpr.Rax, 64 * i), Z(PanelVectors + i));
+        a.Vzeroupper();
+        a.Ret();
+    }
+
+    /// <summary>
+    /// for each group: acc[c][v] = -z[v] * sumq[c]; the group's quads as in the row kernel; f[c][v] = fma(float(acc), s[v], f).
+    /// </summary>
+    internal static void EmitGroupKernel(X86Assembler a, int tile)
+    {
+        int accumulators = PanelVectors * tile;
+        int floats = PanelVectors + accumulators;     // float accumulators follow the int32 ones
+        if (floats + accumulators + 4 > 32) throw new ArgumentOutOfRangeException(nameof(tile), tile, "Too many accumulators for 32 zmm registers.");
+        a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));   // W
+        a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 8));   // X
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 16));  // Acc (float32)
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 24));   // Scales
+        a.MovLoad(Gpr.R10, new Mem(Gpr.Rdi, 32));  // ZeroNeg
+        a.MovLoad(Gpr.R11, new Mem(Gpr.Rdi, 40));  // SumQ
+        a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 48));  // groups
+        a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 56));   // quads per group
+        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(floats + i), new Mem(Gpr.Rax, 64 * i));
+
+        int groupLoop = a.Position;
+        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.R10, 64 * v));
+        for (int c = 0; c < tile; c++)
+            for (int v = 0; v < PanelVectors; v++)
+                a.Vpmulld(Z(PanelVectors + PanelVectors * c + v), Z(v), new Mem(Gpr.R11, 4 * c, Broadcast: true));
+        a.Mov(Gpr.Rdi, Gpr.R8);
+        int quadLoop = a.Position;
+        EmitQuad(a, tile);
+        a.Dec(Gpr.Rdi);
+        a.JnzBack(quadLoop);
+        // Four rotating temporaries so the conversions of one vector do not wait on the previous one's FMA reading it.
+        for (int c = 0; c < tile; c++)
+            for (int v = 0; v < PanelVectors; v++)
+            {
+                int i = PanelVectors * c + v;
+                var temp = Z(floats + accumulators + (i & 3));
+                a.Vcvtdq2ps(temp, Z(PanelVectors + i));
+                a.Vfmadd231ps(Z(floats + i), temp, new Mem(Gpr.R9, 64 * v));
+            }
+        a.AddImm(Gpr.R9, QuadBytes);
+        a.AddImm(Gpr.R10, QuadBytes);
+        a.AddImm(Gpr.R11, 4 * tile);
+        a.Dec(Gpr.Rcx);
+        a.JnzBack(groupLoop);
+
+        for (int i = 0; i < accumulators; i++) a.Vmovups(new Mem(Gpr.Rax, 64 * i), Z(floats + i));
+        a.Vzeroupper();
+        a.Ret();
+    }
+
+    /// <summary>One quad: 4 weight loads from [rsi], tile x 4 vpdpbusd with broadcasts from [rdx]; advances both.</summary>
+    private static void EmitQuad(X86Assembler a, int tile)
+    {
+        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+        for (int c = 0; c < tile; c++)
+            for (int v = 0; v < PanelVectors; v++)
+                a.Vpdpbusd(Z(PanelVectors + PanelVectors * c + v), Z(v), new Mem(Gpr.Rdx, 4 * c, Broadcast: true));
+        a.AddImm(Gpr.Rsi, QuadBytes);
+        a.AddImm(Gpr.Rdx, 4 * tile);
+    }
+
+    /// <summary>rdi iterations of 24 register-only vpdpbusd into zmm4..zmm27 (results discarded).</summary>
+    private static void EmitPeakLoop(X86Assembler a)
+    {
+        for (int i = 0; i < 28; i++) a.Vpxord(Z(i), Z(i), Z(i));
+        int loop = a.Position;
+        for (int c = 0; c < RowTile; c++)
+            for (int v = 0; v < PanelVectors; v++)
+                a.Vpdpbusd(Z(PanelVectors + PanelVectors * c + v), Z(v), Z(28 + (c & 3)));
+        a.Dec(Gpr.Rdi);
+        a.JnzBack(loop);
+        a.Vzeroupper();
+        a.Ret();
+    }
+}

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Reflection;
+using Condense.Kernels;
+using Condense.Quantization;
+
+namespace Condense.Benchmarks.Jit;
+
+/// <summary>
+/// <c>--quick vnni</c>: the generated AVX-512 VNNI code's ceiling and use of it, in GMAC per CPU-second (a per-core
+/// figure that a loaded machine disturbs far less than wall time): the register-only vpdpbusd loop
+/// (VnniGemmKernel.Peak, internal, reached by reflection), then the 8- and 4-bit GEMM on one thread with generated
+/// code on and off, alternating.
+/// </summary>
+public static class VnniQuick
+{
+    public static int Run()
+    {
+        var kernel = typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniGemmKernel")
+                     ?? throw new InvalidOperationException("Condense.Kernels.Jit.VnniGemmKernel not found in the Condense assembly.");
+        bool available = (bool)kernel.GetProperty("IsAvailable", BindingFlags.Static | BindingFlags.Public)!.GetValue(null)!;
+        Console.WriteLine($"generated VNNI kernels available: {available}; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        if (!available) return 0;
+
+        var peak = kernel.GetMethod("Peak", BindingFlags.Static | BindingFlags.Public)!;
+        for (int round = 0; round < 5; round++)
+        {
+            const long iterations = 20_000_000; // x 24 vpdpbusd x 64 MACs
+            double cpu0 = Cpu();
+            peak.Invoke(null, [iterations]);
+            Console.WriteLine($"register-only vpdpbusd loop: {iterations * 24.0 * 64 / (Cpu() - cpu0) / 1e9:F1} GMAC per CPU-second");
+        }
+
+        const int outF = 4096, inF = 4096, batch = 128;
+        var random = new Random(1);
+        var w = new float[outF * inF];
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
+        var x = new float[batch * inF];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() - 0.5);
+        var y = new float[batch * outF];
+        var pool = WorkerPool.Shared;
+        int savedDegree = pool.MaxDegreeOfParallelism;
+        bool savedGenerated = KernelOptions.GeneratedCode;
+        try
+        {
+            pool.MaxDegreeOfParallelism = 1;
+            foreach (var scheme in new[] { new QuantizationScheme(8, 0, true), new QuantizationScheme(8, 32, true), new QuantizationScheme(8, 128, true), new QuantizationScheme(4, 64, false) })
+            {
+                var q = GroupQuantizedWeight.Quantize(w, outF, inF, scheme);
+                var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+                for (int round = 0; round < 3; round++)
+                    foreach (bool generated in new[] { true, false })
+                    {
+                        KernelOptions.GeneratedCode = generated;
+                        q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
+                        int calls = 0;
+                        double cpu0 = Cpu();
+                        var clock = Stopwatch.StartNew();
+                        while (clock.ElapsedMilliseconds < 1000) { q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8); calls++; }
+                        rates[generated].Add((double)outF * inF * batch * calls / (Cpu() - cpu0) / 1e9);
+                    }
+                Console.WriteLine($"{scheme.FormatName,-16} {outF}x{inF} batch {batch}, 1 thread: generated {Median(rates[true]):F1}, managed {Median(rates[false]):F1} GMAC per CPU-second (median of 3 alternating rounds)");
+            }
+        }
+        finally
+        {
+            pool.MaxDegreeOfParallelism = savedDegree;
+            KernelOptions.GeneratedCode = savedGenerated;
+        }
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
+        return 0;
+    }
+
+    private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+}
