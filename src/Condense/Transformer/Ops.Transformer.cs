@@ -366,31 +366,39 @@ public static partial class Ops
     /// <see cref="AttentionSoftmax"/> (scale 1 / sqrt(D)), BatchedMatMul (P V) and MergeHeads: each (sequence, head)
     /// reads its columns in place and writes its slice of the context, on one thread, the pairs spread over threads.
     /// </summary>
-    internal static unsafe Tensor SelfAttentionInference(Tensor q, Tensor k, Tensor v, int batch, int heads, int[]? keyMask, bool causal)
+    /// <remarks>
+    /// A packed batch (<see cref="SequenceBatch.Pack"/>) runs each sequence over its own rows and length, with no
+    /// mask: the bits of that sequence alone in a batch of one.
+    /// </remarks>
+    internal static unsafe Tensor SelfAttentionInference(Tensor q, Tensor k, Tensor v, SequenceBatch shape, int heads, bool causal)
     {
-        int rows = q.Shape[0], channels = q.Shape[1];
-        if (q.Rank != 2 || !q.Shape.AsSpan().SequenceEqual(k.Shape) || !q.Shape.AsSpan().SequenceEqual(v.Shape) || rows % batch != 0 || channels % heads != 0)
-            throw ShapeError(nameof(SelfAttentionInference), "q, k and v of one shape [B * T, H * D]", q, k);
-        int seq = rows / batch, size = channels / heads;
-        if (keyMask != null && keyMask.Length != rows)
-            throw new ArgumentException($"SelfAttentionInference: the key mask has {keyMask.Length} entries; {batch} sequences of {seq} need {rows}.", nameof(keyMask));
+        int rows = q.Shape[0], channels = q.Shape[1], batch = shape.BatchSize;
+        if (q.Rank != 2 || !q.Shape.AsSpan().SequenceEqual(k.Shape) || !q.Shape.AsSpan().SequenceEqual(v.Shape) || rows != shape.Rows || channels % heads != 0)
+            throw ShapeError(nameof(SelfAttentionInference), "q, k and v of one shape [rows, H * D]", q, k);
+        int longest = shape.SequenceLength, size = channels / heads;
+        int[]? keyMask = shape.AttentionMask;
         float scale = 1f / MathF.Sqrt(size);
         var context = Tensor.Zeros(rows, channels);
         float[] qs = q.Data, ks = k.Data, vs = v.Data, cs = context.Data;
         int pairs = batch * heads;
         // Score rows are padded with zero keys to whole vectors (16 floats covers every SIMD width), so Q K^T runs on
         // the vector kernel even at a few tokens; the padded scores are never read.
-        int stride = (seq + 15) / 16 * 16;
+        int longestStride = (longest + 15) / 16 * 16;
+        long work = 0;
+        for (int b = 0; b < batch; b++) work += (long)shape.SequenceRows(b) * shape.SequenceRows(b) * size * heads;
         Action<int, int> body = (start, end) =>
         {
-            var keysT = new float[size * stride];     // K_h^T [D, T]: the kernel's right operand is row-major
-            var scores = new float[seq * stride];
+            var keysT = new float[size * longestStride];     // K_h^T [D, T]: the kernel's right operand is row-major
+            var scores = new float[longest * longestStride];
             fixed (float* pq = qs, pk = ks, pv = vs, pc = cs, pkt = keysT, ps = scores)
             {
                 for (int pair = start; pair < end; pair++)
                 {
                     int b = pair / heads, h = pair % heads;
-                    nint offset = (nint)b * seq * channels + h * size;
+                    int first = shape.SequenceStart(b), seq = shape.SequenceRows(b);
+                    if (seq == 0) continue;
+                    int stride = (seq + 15) / 16 * 16;
+                    nint offset = (nint)first * channels + h * size;
                     long mark = TransformerProfiler.Start();
                     for (int j = 0; j < seq; j++)
                     {
@@ -408,7 +416,7 @@ public static partial class Ops
                         TensorPrimitives.Multiply(shown, scale, shown);
                         if (keyMask != null)
                         {
-                            var m = keyMask.AsSpan(b * seq, visible);
+                            var m = keyMask.AsSpan(first, visible);
                             for (int j = 0; j < visible; j++)
                                 if (m[j] == 0) shown[j] = float.NegativeInfinity;
                         }
@@ -422,7 +430,7 @@ public static partial class Ops
             }
         };
         // A pair is ~2 T^2 D multiply-adds: at a few tokens the whole layer's attention is cheaper than a dispatch.
-        if (pairs < 2 || (long)pairs * seq * seq * size < 1L << 14) body(0, pairs);
+        if (pairs < 2 || work < 1L << 14) body(0, pairs);
         else WorkerPool.Shared.For(pairs, body, Gemm.MaxDegreeOfParallelism);
         return context;
     }
@@ -536,6 +544,39 @@ public static partial class Ops
                     if (accumulate) TensorPrimitives.Add(destination, source, destination);
                     else source.CopyTo(destination);
                 }
+    }
+
+    /// <summary>Rows of matrices [N_i, C] one after another: [sum N_i, C] (a packed batch's sequences back together).</summary>
+    internal static Tensor ConcatRows(IReadOnlyList<Tensor> parts)
+    {
+        int channels = parts[0].Shape[1], rows = 0;
+        foreach (var part in parts)
+        {
+            if (part.Rank != 2 || part.Shape[1] != channels)
+                throw ShapeError(nameof(ConcatRows), "matrices [N_i, C] of one width", parts[0], part);
+            rows += part.Shape[0];
+        }
+        var y = Tensor.Zeros(rows, channels);
+        int offset = 0;
+        foreach (var part in parts)
+        {
+            part.Data.AsSpan(0, part.Length).CopyTo(y.Data.AsSpan(offset));
+            offset += part.Length;
+        }
+        return Tensor.Record(y, () =>
+        {
+            var dy = y.Grad!.Data;
+            int at = 0;
+            foreach (var part in parts)
+            {
+                if (part.RequiresGrad)
+                {
+                    var g = part.GradSpan();
+                    TensorPrimitives.Add(g, dy.AsSpan(at, part.Length), g);
+                }
+                at += part.Length;
+            }
+        }, parts.ToArray());
     }
 
     /// <summary>Rows of a table by index: y [N, C] = table[ids[n]] for table [V, C] (an embedding lookup).</summary>

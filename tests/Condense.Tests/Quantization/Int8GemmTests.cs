@@ -120,6 +120,30 @@ public class Int8GemmTests
     }
 
     // The GEMM at every batch on this thread, at 512 bits; skipped where the machine (or DOTNET_Enable*) has no AVX-512BW.
+    [Theory]
+    [InlineData(4, 64, 384)]
+    [InlineData(4, 64, 1536)]
+    [InlineData(8, 0, 384)]
+    public void Products_of_a_few_rows_take_the_vnni_gemm_from_4_rows_and_the_managed_one_from_16(int bits, int group, int inF)
+    {
+        // One MiniLM sentence gives every Linear layer 7-21 rows: where the generated VNNI kernels run they are
+        // faster there than the batched kernels; the managed GEMM is not (its threshold stays 16).
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(11, 64 * inF), 64, inF, new QuantizationScheme(bits, group, true));
+        var x = QuantTestData.Gaussian(12, 16 * inF);
+        KernelWidths.ForEach(width =>
+        {
+            if (width != 512 || !Avx512BW.IsSupported) return;
+            int first = Int8Gemm.UsesVnni(group == 0 ? inF : group, group == 0 ? 1 : inF / group)
+                ? GroupQuantizedWeight.VnniGemmMinRows
+                : Int8Gemm.DefaultMinBatch;
+            if (bits == 4 && first == Int8Gemm.DefaultMinBatch && !Int8Gemm.Applies(4, inF / group, inF, 16, width)) return; // 4-bit codes need VNNI
+            Int8Reference.AssertMatches(q, x.AsSpan(0, (first - 1) * inF).ToArray(), first - 1, $"{bits}-bit, {first - 1} rows");
+            Assert.False(q.HasGemmCopy);
+            Int8Reference.AssertMatches(q, x.AsSpan(0, first * inF).ToArray(), first, $"{bits}-bit gemm, {first} rows");
+            Assert.True(q.HasGemmCopy);
+        });
+    }
+
     private static void RunGemm(Action run) => KernelWidths.ForEach(width =>
     {
         if (width != 512) return;

@@ -14,7 +14,7 @@ public class InferencePathTests
 {
     private const int Hidden = 64, Intermediate = 96, Heads = 4;
 
-    private static EncoderLayerParts RandomLayer(ulong seed)
+    internal static EncoderLayerParts RandomLayer(ulong seed)
     {
         var rng = new Rng(seed);
         Linear Dense(int input, int output)
@@ -157,5 +157,131 @@ public class InferencePathTests
             Gemm.Reference(a, k, 1, w, 1, k, reference, m, k, n, accumulate);
             Assert.Equal(reference, c);
         }
+    }
+}
+
+/// <summary>
+/// Packed batches (<see cref="SequenceBatch.Pack"/>): the encoder runs on the real tokens only, and each sequence is
+/// computed as it is alone, unpadded.
+/// </summary>
+public class PackedBatchTests
+{
+    private const int Hidden = 64, Heads = 4;
+
+    private static readonly int[] Lengths = [7, 1, 17, 0, 12];
+
+    private static SequenceBatch Padded(out int longest)
+    {
+        longest = Lengths.Max();
+        int sequence = longest;
+        var mask = Enumerable.Range(0, Lengths.Length * sequence).Select(i => i % sequence < Lengths[i / sequence] ? 1 : 0).ToArray();
+        return new SequenceBatch(Lengths.Length, sequence, mask);
+    }
+
+    [Fact]
+    public void Pack_keeps_the_real_tokens_in_order_with_their_positions()
+    {
+        var padded = Padded(out int longest);
+        var packed = padded.Pack();
+        Assert.True(packed.IsPacked);
+        Assert.False(padded.IsPacked);
+        Assert.Equal(Lengths.Sum(), packed.Rows);
+        Assert.Equal(longest, packed.SequenceLength);
+        Assert.Null(packed.AttentionMask);
+        int row = 0;
+        for (int b = 0; b < Lengths.Length; b++)
+        {
+            Assert.Equal(row, packed.SequenceStart(b));
+            Assert.Equal(Lengths[b], packed.SequenceRows(b));
+            for (int t = 0; t < Lengths[b]; t++) Assert.Equal(t, packed.Position(row + t));
+            row += Lengths[b];
+        }
+        // PackRows picks the entries at real tokens: here each padded index itself.
+        var expected = Enumerable.Range(0, padded.Rows).Where(i => padded.AttentionMask![i] == 1).ToArray();
+        Assert.Equal(expected, padded.PackRows(Enumerable.Range(0, padded.Rows).ToArray()));
+        Assert.Throws<InvalidOperationException>(() => packed.Pack());
+        var error = Assert.Throws<ArgumentException>(() => padded.PackRows(new int[3]));
+        Assert.Contains("expected " + padded.Rows, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_packed_no_grad_layer_gives_each_sequence_the_bits_it_gets_alone_at_one_and_two_threads(bool causal)
+    {
+        var parts = InferencePathTests.RandomLayer(21);
+        var packed = Padded(out _).Pack();
+        var input = GradCheck.Random(new Rng(22), packed.Rows, Hidden);
+        // Each sequence alone: a batch of one, unpadded, through the recorded (taped) path.
+        var alone = new float[input.Length];
+        for (int b = 0; b < Lengths.Length; b++)
+        {
+            if (Lengths[b] == 0) continue;
+            var rows = new Tensor(input.Data.AsSpan(packed.SequenceStart(b) * Hidden, Lengths[b] * Hidden).ToArray(), Lengths[b], Hidden) { RequiresGrad = true };
+            var y = Bert.EncoderLayer(rows, parts, new SequenceBatch(1, Lengths[b]), Heads, causal);
+            y.Data.AsSpan(0, y.Length).CopyTo(alone.AsSpan(packed.SequenceStart(b) * Hidden));
+        }
+        int saved = Gemm.MaxDegreeOfParallelism;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Gemm.MaxDegreeOfParallelism = threads;
+                Tensor fused;
+                using (Tensor.NoGrad()) fused = Bert.EncoderLayer(input, parts, packed, Heads, causal);
+                Assert.Equal(alone, fused.Data);
+            }
+        }
+        finally
+        {
+            Gemm.MaxDegreeOfParallelism = saved;
+        }
+        // The recorded path on the packed batch gives the same bits too.
+        var leaf = new Tensor((float[])input.Data.Clone(), input.Shape) { RequiresGrad = true };
+        Assert.Equal(alone, Bert.EncoderLayer(leaf, parts, packed, Heads, causal).Data);
+    }
+
+    [Fact]
+    public void Packed_gradients_equal_each_sequence_alone()
+    {
+        var parts = InferencePathTests.RandomLayer(31);
+        var packed = Padded(out _).Pack();
+        var input = GradCheck.Random(new Rng(32), packed.Rows, Hidden);
+        var target = GradCheck.Random(new Rng(33), packed.Rows, Hidden);
+        var leaf = new Tensor((float[])input.Data.Clone(), input.Shape) { RequiresGrad = true };
+        Ops.Sum(Ops.Mul(Bert.EncoderLayer(leaf, parts, packed, Heads), target)).Backward();
+        for (int b = 0; b < Lengths.Length; b++)
+        {
+            if (Lengths[b] == 0) continue;
+            int start = packed.SequenceStart(b) * Hidden, count = Lengths[b] * Hidden;
+            var rows = new Tensor(input.Data.AsSpan(start, count).ToArray(), Lengths[b], Hidden) { RequiresGrad = true };
+            var weights = new Tensor(target.Data.AsSpan(start, count).ToArray(), Lengths[b], Hidden);
+            Ops.Sum(Ops.Mul(Bert.EncoderLayer(rows, parts, new SequenceBatch(1, Lengths[b]), Heads), weights)).Backward();
+            var expected = rows.Grad!.Data;
+            var actual = leaf.Grad!.Data.AsSpan(start, count);
+            for (int i = 0; i < count; i++) Assert.Equal(expected[i], actual[i], 1e-5f);
+        }
+    }
+
+    [Fact]
+    public void Packed_embeddings_and_mean_pool_equal_the_padded_ones_on_real_tokens()
+    {
+        var padded = Padded(out int longest);
+        var packed = padded.Pack();
+        var rng = new Rng(41);
+        var words = new Embedding(50, Hidden);
+        var positions = new Embedding(longest, Hidden);
+        var norm = new LayerNorm(Hidden);
+        var ids = Enumerable.Range(0, padded.Rows).Select(_ => (int)(rng.NextFloat() * 50)).ToArray();
+        using var _ = Tensor.NoGrad();
+        var paddedHidden = Bert.Embed(words, positions, null, norm, ids, null, padded);
+        var packedHidden = Bert.Embed(words, positions, null, norm, padded.PackRows(ids), null, packed);
+        var realRows = Enumerable.Range(0, padded.Rows).Where(i => padded.AttentionMask![i] == 1)
+            .SelectMany(i => paddedHidden.Data.AsSpan(i * Hidden, Hidden).ToArray()).ToArray();
+        Assert.Equal(realRows, packedHidden.Data);
+        // The pools see the same real rows in the same order: the same bits, and zeros for the empty sequence.
+        var pooled = Bert.MeanPool(packedHidden, packed);
+        Assert.Equal(Bert.MeanPool(paddedHidden, padded).Data, pooled.Data);
+        Assert.All(pooled.Data.AsSpan(3 * Hidden, Hidden).ToArray(), v => Assert.Equal(0f, v));
     }
 }
