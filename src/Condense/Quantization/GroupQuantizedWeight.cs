@@ -311,7 +311,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// <summary>Pins the codes, scales and zero points (and, for the 8-bit GEMM, its repacked copy) and runs the int8- or float32-activation kernel.</summary>
     private unsafe bool MatMulPacked(ReadOnlySpan<float> x, Span<float> y, int batch, bool float32Activations)
     {
-        bool useGemm = !float32Activations && GemmApplies(Scheme.Bits, _groupSize, _groupsPerRow, InFeatures, batch);
+        bool useGemm = !float32Activations && GemmApplies(Scheme.Bits, _groupSize, _groupsPerRow, InFeatures, batch, OutFeatures);
         bool vnni = useGemm && Int8Gemm.UsesVnni(_groupSize, _groupsPerRow);
         var gemm = useGemm ? Gemm(vnni) : null;
         fixed (byte* gemmPanels = gemm?.Codes)
@@ -342,15 +342,22 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// 3.19 ms against 5.53 on the batched kernels (q/k/v 1.57 -&gt; 0.95, intermediate 1.92 -&gt; 0.92, output 1.03
     /// -&gt; 0.85 ms), int8 per row 2.48 against 5.80. The managed vpmaddwd GEMM at these rows was slower than the
     /// batched kernel on the 1536-input layer (1.00 -&gt; 1.31 ms), so without VNNI the threshold stays at 16.
+    /// The 4-row rule is for weights whose GEMM copy (one byte per code) stays in cache: a large layer at 4-15 rows is
+    /// bound by memory, where the GEMM's byte-per-code copy reads up to twice the bytes of the packed codes (11008x4096
+    /// int4 g64 at 4 / 8 rows: 3.2x / 4.2x its batch-1 time on the GEMM against 1.7x / 3.0x on the batched kernel).
     /// </remarks>
-    internal static bool GemmApplies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch) =>
+    internal static bool GemmApplies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch, int outFeatures) =>
         Int8Gemm.Applies(bits, groupsPerRow, inFeatures, batch, KernelOptions.VectorBits) ||
-        (batch >= VnniGemmMinRows && Int8Gemm.UsesVnni(groupSize, groupsPerRow) &&
+        (batch >= VnniGemmMinRows && (long)outFeatures * inFeatures <= VnniGemmMaxSmallElements &&
+         Int8Gemm.UsesVnni(groupSize, groupsPerRow) &&
          // The GEMM's own test of the codes, machine and shape, at its threshold: the rows were decided here.
          Int8Gemm.Applies(bits, groupsPerRow, inFeatures, Math.Max(batch, Int8Gemm.DefaultMinBatch), KernelOptions.VectorBits));
 
     /// <summary>The fewest rows an int8-activation product sends to the generated VNNI GEMM.</summary>
     internal const int VnniGemmMinRows = 4;
+
+    /// <summary>The largest weight (out x in) that takes the VNNI GEMM below <see cref="Int8Gemm.DefaultMinBatch"/> rows: 4 Mi codes, a 4 MiB copy.</summary>
+    internal const long VnniGemmMaxSmallElements = 4L << 20;
 
     /// <summary>Tests: whether a GEMM copy (either layout) was built, i.e. a product took <see cref="Int8Gemm"/>.</summary>
     internal bool HasGemmCopy => Volatile.Read(ref _gemm) is not null || Volatile.Read(ref _gemmVnni) is not null;

@@ -38,7 +38,7 @@ internal static unsafe class Int8MatMul
     {
         int bits = KernelOptions.VectorBits;
         // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.
-        bool gemm = w.GemmPanels != null && GroupQuantizedWeight.GemmApplies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch);
+        bool gemm = w.GemmPanels != null && GroupQuantizedWeight.GemmApplies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch, w.Out);
         bool fused = !gemm && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
         bool fused256 = !gemm && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);

@@ -144,6 +144,25 @@ public class Int8GemmTests
         });
     }
 
+    // A layer too large for cache stays on the batched kernels below 16 rows, VNNI or not: there the GEMM's
+    // byte-per-code copy doubles the bytes a 4-bit product reads.
+    [Fact]
+    public void A_large_weight_keeps_the_batched_kernel_below_16_rows()
+    {
+        int outF = 1088, inF = 4096; // 4.46 Mi codes: above the small-weight bound
+        Assert.True((long)outF * inF > GroupQuantizedWeight.VnniGemmMaxSmallElements);
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(13, outF * inF), outF, inF, new QuantizationScheme(4, 64, true));
+        var x = QuantTestData.Gaussian(14, 8 * inF);
+        KernelWidths.ForEach(width =>
+        {
+            if (width != 512 || !Avx512BW.IsSupported) return;
+            Int8Reference.AssertMatches(q, x, 8, "4-bit, 8 rows of a large weight");
+            Assert.False(q.HasGemmCopy);
+            Assert.False(GroupQuantizedWeight.GemmApplies(4, 64, inF / 64, inF, 15, outF));
+            Assert.True(GroupQuantizedWeight.GemmApplies(4, 64, inF / 64, inF, 8, 512) == Int8Gemm.UsesVnni(64, inF / 64));
+        });
+    }
+
     private static void RunGemm(Action run) => KernelWidths.ForEach(width =>
     {
         if (width != 512) return;
