@@ -382,14 +382,14 @@ public sealed partial class MiniLmMixed : Module, ISentenceEncoder
 
 
 /// <summary>
-/// GPTQ calibration data for every plan's Compress: sentences tokenized in padded batches (sorted by length, so
-/// little padding), the padded positions left out of each layer's X^T X by <see cref="CalibrationData.RowMask"/>
-/// (every Linear of the encoder sees the [Count * Length] token rows in the attention mask's order). The statistics
-/// equal those of the sentences one per batch, at a fraction of the forward passes.
+/// GPTQ calibration data for every plan's Compress: sentences tokenized in batches (sorted by length). The encoder
+/// packs each batch's real tokens (<see cref="SequenceBatch.Pack"/>), so no padding row reaches a Linear layer and
+/// the statistics equal those of the sentences one per batch, at a fraction of the forward passes. (A model that
+/// does run padded rows through its layers leaves them out with <see cref="CalibrationData.RowMask"/>.)
 /// </summary>
 public static class MiniLmCalibration
 {
-    /// <summary>Calibration batches of <paramref name="batchSize"/> sentences (1: one sentence per batch, no padding).</summary>
+    /// <summary>Calibration batches of <paramref name="batchSize"/> sentences (1: one sentence per batch).</summary>
     public static CalibrationData Batched(MiniLmTokenizer tokenizer, IReadOnlyList<string> sentences, int batchSize = 32)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -397,19 +397,7 @@ public static class MiniLmCalibration
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         var order = Enumerable.Range(0, sentences.Count).OrderBy(i => tokenizer.Encode(sentences[i]).Length).ThenBy(i => i);
         var batches = order.Chunk(batchSize).Select(c => tokenizer.EncodeBatch(c.Select(i => sentences[i]).ToArray()).ToTensor()).ToArray();
-        return new CalibrationData(batches) { RowMask = Mask };
-    }
-
-    /// <summary>The attention mask of a batch packed by <see cref="TokenBatch.ToTensor"/>: one entry per token row.</summary>
-    public static int[] Mask(Tensor packedTokens)
-    {
-        ArgumentNullException.ThrowIfNull(packedTokens);
-        if (packedTokens.Rank != 3 || packedTokens.Shape[0] != 2)
-            throw new ArgumentException($"MiniLmCalibration.Mask: expected packed tokens [2, Count, Length] (TokenBatch.ToTensor); got {Tensor.FormatShape(packedTokens.Shape)}.", nameof(packedTokens));
-        int n = packedTokens.Shape[1] * packedTokens.Shape[2];
-        var mask = new int[n];
-        for (int i = 0; i < n; i++) mask[i] = (int)packedTokens.Data[n + i];
-        return mask;
+        return new CalibrationData(batches);
     }
 }
 
