@@ -38,71 +38,11 @@ public sealed class LayerHessianTests
     /// </summary>
     private static double[][,] ExactBlocks(TwoLayer model, float[] x)
     {
-        var w1 = model.First.Weight.Data;
-        var b1 = model.First.Bias!.Data;
-        var w2 = model.Second.Weight.Data;
-        var b2 = model.Second.Bias!.Data;
-        var h1 = new double[Hidden * In, Hidden * In];
-        var h2 = new double[Classes * Hidden, Classes * Hidden];
-        for (int n = 0; n < Rows; n++)
-        {
-            var a = new double[Hidden];
-            var h = new double[Hidden];
-            for (int i = 0; i < Hidden; i++)
-            {
-                a[i] = b1[i];
-                for (int m = 0; m < In; m++) a[i] += (double)w1[i * In + m] * x[n * In + m];
-                h[i] = Math.Max(a[i], 0);
-            }
-            var z = new double[Classes];
-            for (int k = 0; k < Classes; k++)
-            {
-                z[k] = b2[k];
-                for (int i = 0; i < Hidden; i++) z[k] += (double)w2[k * Hidden + i] * h[i];
-            }
-            double max = z.Max();
-            var p = z.Select(v => Math.Exp(v - max)).ToArray();
-            double sum = p.Sum();
-            for (int k = 0; k < Classes; k++) p[k] /= sum;
-            var s = new double[Classes, Classes];
-            for (int k = 0; k < Classes; k++)
-                for (int l = 0; l < Classes; l++) s[k, l] = (k == l ? p[k] : 0) - p[k] * p[l];
-
-            // J2[k, (k', j)] = delta(k, k') h_j ; J1[k, (i, m)] = W2[k, i] 1[a_i > 0] x_m.
-            var j2 = new double[Classes, Classes * Hidden];
-            for (int k = 0; k < Classes; k++)
-                for (int j = 0; j < Hidden; j++) j2[k, k * Hidden + j] = h[j];
-            var j1 = new double[Classes, Hidden * In];
-            for (int k = 0; k < Classes; k++)
-                for (int i = 0; i < Hidden; i++)
-                    for (int m = 0; m < In; m++)
-                        j1[k, i * In + m] = a[i] > 0 ? w2[k * Hidden + i] * x[n * In + m] : 0;
-            Accumulate(h1, j1, s);
-            Accumulate(h2, j2, s);
-        }
-        Scale(h1, 1.0 / Rows);
-        Scale(h2, 1.0 / Rows);
-        return [h1, h2];
+        return ExactGaussNewton.TwoLayerBlocks(model.First.Weight.Data, model.First.Bias!.Data, model.Second.Weight.Data,
+            model.Second.Bias!.Data, x, Rows, In, Hidden, Classes);
     }
 
-    private static void Accumulate(double[,] h, double[,] j, double[,] s)
-    {
-        int n = h.GetLength(0), c = s.GetLength(0);
-        for (int u = 0; u < n; u++)
-            for (int v = 0; v < n; v++)
-            {
-                double sum = 0;
-                for (int k = 0; k < c; k++)
-                    for (int l = 0; l < c; l++) sum += j[k, u] * s[k, l] * j[l, v];
-                h[u, v] += sum;
-            }
-    }
 
-    private static void Scale(double[,] h, double factor)
-    {
-        for (int u = 0; u < h.GetLength(0); u++)
-            for (int v = 0; v < h.GetLength(1); v++) h[u, v] *= factor;
-    }
 
     private static double[] Times(double[,] h, float[] v)
     {

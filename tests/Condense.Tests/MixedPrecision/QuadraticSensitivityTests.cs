@@ -45,69 +45,11 @@ public sealed class QuadraticSensitivityTests(MixedDigitsFixture fixture) : ICla
     {
         var firstLayer = (Linear)model.Layers[0].Layer;
         var secondLayer = (Linear)model.Layers[1].Layer;
-        var (w1, b1, w2, b2) = (firstLayer.Weight.Data, firstLayer.Bias!.Data, secondLayer.Weight.Data, secondLayer.Bias!.Data);
-        var h1 = new double[Hidden * In, Hidden * In];
-        var h2 = new double[Classes * Hidden, Classes * Hidden];
-        for (int n = 0; n < Rows; n++)
-        {
-            var a = new double[Hidden];
-            var h = new double[Hidden];
-            for (int i = 0; i < Hidden; i++)
-            {
-                a[i] = b1[i];
-                for (int m = 0; m < In; m++) a[i] += (double)w1[i * In + m] * x[n * In + m];
-                h[i] = Math.Max(a[i], 0);
-            }
-            var z = new double[Classes];
-            for (int k = 0; k < Classes; k++)
-            {
-                z[k] = b2[k];
-                for (int i = 0; i < Hidden; i++) z[k] += (double)w2[k * Hidden + i] * h[i];
-            }
-            double max = z.Max();
-            var p = z.Select(v => Math.Exp(v - max)).ToArray();
-            double sum = p.Sum();
-            for (int k = 0; k < Classes; k++) p[k] /= sum;
-            var s = new double[Classes, Classes];
-            for (int k = 0; k < Classes; k++)
-                for (int l = 0; l < Classes; l++) s[k, l] = (k == l ? p[k] : 0) - p[k] * p[l];
-            var j2 = new double[Classes, Classes * Hidden];
-            for (int k = 0; k < Classes; k++)
-                for (int j = 0; j < Hidden; j++) j2[k, k * Hidden + j] = h[j];
-            var j1 = new double[Classes, Hidden * In];
-            for (int k = 0; k < Classes; k++)
-                for (int i = 0; i < Hidden; i++)
-                    for (int m = 0; m < In; m++)
-                        j1[k, i * In + m] = a[i] > 0 ? w2[k * Hidden + i] * x[n * In + m] : 0;
-            Accumulate(h1, j1, s);
-            Accumulate(h2, j2, s);
-        }
-        Scale(h1, 1.0 / Rows);
-        Scale(h2, 1.0 / Rows);
-        return [h1, h2];
+        return ExactGaussNewton.TwoLayerBlocks(firstLayer.Weight.Data, firstLayer.Bias!.Data, secondLayer.Weight.Data,
+            secondLayer.Bias!.Data, x, Rows, In, Hidden, Classes);
     }
 
-    private static void Accumulate(double[,] h, double[,] j, double[,] s)
-    {
-        int n = h.GetLength(0), c = s.GetLength(0);
-        var js = new double[c, n];
-        for (int k = 0; k < c; k++)
-            for (int u = 0; u < n; u++)
-                for (int l = 0; l < c; l++) js[k, u] += s[k, l] * j[l, u];
-        for (int u = 0; u < n; u++)
-            for (int v = 0; v < n; v++)
-            {
-                double sum = 0;
-                for (int k = 0; k < c; k++) sum += j[k, u] * js[k, v];
-                h[u, v] += sum;
-            }
-    }
 
-    private static void Scale(double[,] h, double factor)
-    {
-        for (int u = 0; u < h.GetLength(0); u++)
-            for (int v = 0; v < h.GetLength(1); v++) h[u, v] *= factor;
-    }
 
     private static double Form(double[,] h, double[] d)
     {
