@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Condense.Kernels;
 
 /// <summary>
@@ -13,7 +11,7 @@ namespace Condense.Kernels;
 /// THP disabled, kernels before 6.1 without MADV_COLLAPSE, no free huge page), and an array the GC later moves
 /// (large arrays do not move unless the large object heap is compacted explicitly) only loses the speed-up.
 /// </remarks>
-internal static unsafe partial class HugePages
+internal static unsafe class HugePages
 {
     private const int MadvHugePage = 14;
     private const int MadvCollapse = 25;
@@ -34,27 +32,18 @@ internal static unsafe partial class HugePages
     /// <summary>Advises the whole 2 MiB-aligned interior of <paramref name="array"/>; returns whether the kernel accepted the collapse.</summary>
     public static bool Advise<T>(T[] array) where T : unmanaged
     {
-        if (!Enabled || !OperatingSystem.IsLinux() || (long)array.LongLength * sizeof(T) < MinBytes) return false;
-        try
+        if (!Enabled || (long)array.LongLength * sizeof(T) < MinBytes) return false;
+        var libc = Libc.Instance;
+        if (libc is null) return false;
+        fixed (T* p = array)
         {
-            fixed (T* p = array)
-            {
-                long start = ((long)p + HugePage - 1) & ~(HugePage - 1);
-                long end = ((long)p + (long)array.LongLength * sizeof(T)) & ~(HugePage - 1);
-                if (end - start < HugePage) return false;
-                if (Madvise((nint)start, (nuint)(end - start), MadvHugePage) != 0) return false;
-                // Pages the caller already wrote are 4 KiB ones; MADV_COLLAPSE rebuilds them as huge pages now
-                // instead of waiting for khugepaged (which scans 16 MiB per 10 s by default).
-                return Madvise((nint)start, (nuint)(end - start), MadvCollapse) == 0;
-            }
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            Enabled = false;
-            return false;
+            long start = ((long)p + HugePage - 1) & ~(HugePage - 1);
+            long end = ((long)p + (long)array.LongLength * sizeof(T)) & ~(HugePage - 1);
+            if (end - start < HugePage) return false;
+            if (libc.Madvise((void*)start, (nuint)(end - start), MadvHugePage) != 0) return false;
+            // Pages the caller already wrote are 4 KiB ones; MADV_COLLAPSE rebuilds them as huge pages now
+            // instead of waiting for khugepaged (which scans 16 MiB per 10 s by default).
+            return libc.Madvise((void*)start, (nuint)(end - start), MadvCollapse) == 0;
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "madvise")]
-    private static partial int Madvise(nint address, nuint length, int advice);
 }

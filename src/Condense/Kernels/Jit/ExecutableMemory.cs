@@ -7,7 +7,7 @@ namespace Condense.Kernels.Jit;
 /// no page is ever writable and executable at once (W^X). The pages are kept for the life of the process.
 /// </summary>
 /// <remarks>
-/// Only libc's mmap/mprotect/munmap, found with NativeLibrary (no native library of our own, so NativeAOT and
+/// Only libc's mmap/mprotect/munmap, found with NativeLibrary (<see cref="Libc"/>) (no native library of our own, so NativeAOT and
 /// trimming are unaffected). Any failure (no libc, mmap refused by a policy such as SELinux execmem, a non-Linux OS)
 /// returns null and the caller keeps its managed kernel: generated code is a speed path, never something the user
 /// asked for.
@@ -21,7 +21,7 @@ internal static unsafe class ExecutableMemory
     public static void* TryCreate(ReadOnlySpan<byte> code)
     {
         if (code.IsEmpty || !OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return null;
-        var libc = s_libc.Value;
+        var libc = Libc.Instance;
         if (libc is null) return null;
         nuint length = (nuint)((code.Length + 4095) & ~4095);
         void* pages = libc.Mmap(null, length, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
@@ -33,37 +33,5 @@ internal static unsafe class ExecutableMemory
             return null;
         }
         return pages;
-    }
-
-    private static readonly Lazy<Libc?> s_libc = new(Libc.TryLoad);
-
-    /// <summary>
-    /// libc's three entry points, looked up by name: "libc.so.6" (glibc) first, then "libc" (the runtime's name
-    /// probing: musl's libc.so); a [DllImport("libc")] would depend on how each runtime (CoreCLR, NativeAOT) maps
-    /// that name.
-    /// </summary>
-    private sealed class Libc
-    {
-        public delegate* unmanaged<void*, nuint, int, int, int, nint, void*> Mmap;
-        public delegate* unmanaged<void*, nuint, int, int> Mprotect;
-        public delegate* unmanaged<void*, nuint, int> Munmap;
-
-        public static Libc? TryLoad()
-        {
-            foreach (string name in new[] { "libc.so.6", "libc" })
-            {
-                if (!NativeLibrary.TryLoad(name, out nint handle)) continue;
-                if (NativeLibrary.TryGetExport(handle, "mmap", out nint mmap) &&
-                    NativeLibrary.TryGetExport(handle, "mprotect", out nint mprotect) &&
-                    NativeLibrary.TryGetExport(handle, "munmap", out nint munmap))
-                    return new Libc
-                    {
-                        Mmap = (delegate* unmanaged<void*, nuint, int, int, int, nint, void*>)mmap,
-                        Mprotect = (delegate* unmanaged<void*, nuint, int, int>)mprotect,
-                        Munmap = (delegate* unmanaged<void*, nuint, int>)munmap,
-                    };
-            }
-            return null;
-        }
     }
 }
