@@ -185,12 +185,7 @@ public sealed class MixedPrecisionSensitivity
                 {
                     bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
                     GroupQuantizedWeight.Quantize(original, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(weight);
-                    double sum = 0;
-                    for (int j = 0; j < weight.Length; j++)
-                    {
-                        double d = (double)weight[j] - original[j];
-                        sum += d * d;
-                    }
+                    double sum = SquaredDistance(weight, original);
                     error[k] = sum;
                     omega[k] = hessian.MeanLoss() - baseline;
                     options.Progress?.Report(new MixedPrecisionProgress(++done, total));
@@ -248,12 +243,7 @@ public sealed class MixedPrecisionSensitivity
             {
                 bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
                 GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(restored);
-                double sum = 0;
-                for (int j = 0; j < weight.Length; j++)
-                {
-                    double d = (double)restored[j] - weight[j];
-                    sum += d * d;
-                }
+                double sum = SquaredDistance(restored, weight);
                 error[k] = sum;
                 if (sum > 0)
                 {
@@ -295,12 +285,7 @@ public sealed class MixedPrecisionSensitivity
             {
                 bytes[k] = WeightBytes(lp, format[k].Bits, format[k].GroupSize);
                 GroupQuantizedWeight.Quantize(weight, lp.OutFeatures, lp.InFeatures, Scheme(format[k].Bits, format[k].GroupSize), rounding).Dequantize(restored);
-                double sum = 0;
-                for (int j = 0; j < weight.Length; j++)
-                {
-                    double d = (double)restored[j] - weight[j];
-                    sum += d * d;
-                }
+                double sum = SquaredDistance(restored, weight);
                 error[k] = sum;
                 omega[k] = 0.5 * Math.Max(lambda, 0) * sum;
             }
@@ -507,5 +492,17 @@ public sealed class MixedPrecisionSensitivity
     {
         for (int i = 0; i < values.Count; i++) if (values[i] == value) return i;
         return -1;
+    }
+
+    /// <summary>||a - b||^2 in double: the squared quantization error every sensitivity starts from.</summary>
+    private static double SquaredDistance(float[] a, float[] b)
+    {
+        double sum = 0;
+        for (int j = 0; j < a.Length; j++)
+        {
+            double d = (double)a[j] - b[j];
+            sum += d * d;
+        }
+        return sum;
     }
 }
