@@ -37,8 +37,8 @@ internal static unsafe partial class FusedInt8Dot
     {
         if (a.VnniKernel != 0)
         {
-            // 8 bits with AVX512-VNNI: the emitted vpdpbusd loop (codes unshifted).
-            VnniGemv8.Run(a, start, end);
+            // 8 and 4 bits with AVX512-VNNI: the emitted vpdpbusd loop (codes unshifted).
+            VnniGemv.Run(a, start, end);
             return;
         }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
@@ -67,8 +67,9 @@ internal static unsafe partial class FusedInt8Dot
         int* indices = stackalloc int[8 * 16 + 16];
         indices = (int*)(((nint)indices + 63) & ~(nint)63);
         if (permute) PermuteIndices(log2U - log2G, indices);
-        // Units per integer accumulation: a group, or 4096 units of a per-row group (far below int32 overflow).
-        int span = permute ? 1 : perRow ? 4096 : a.GroupSize >> log2U;
+        // Units per integer accumulation: a group, or 4096 units of a per-row group (far below int32 overflow); 4 bits
+        // convert a per-row group every RowSteps units, as the generated loop does, so both give the same bits.
+        int span = permute ? 1 : perRow ? (a.Bits == 4 ? Math.Min(VnniGemv.RowSteps, units) : 4096) : a.GroupSize >> log2U;
         int symmetricZero = 1 << (a.Bits - 1);
         bool vnni = UsesVnni(a.Bits, a.Batch, a.GroupSize, gpr);
         float rowScale = a.RowScale[0];
@@ -203,14 +204,30 @@ internal static unsafe partial class FusedInt8Dot
             var l3 = Lanes<TDecode>(w0, w1, w2, w3, xs + 3 * xStep, ones);
             a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Avx512F.PermuteVar16x32(Vector512.Load(block + o3), Vector512.Load(ix + 48)), a3);
         }
+        // The rest: unit u into accumulator u mod 4 as in the 4-unit steps (the generated loop's order, VnniGemv).
         for (; u < units; u++)
         {
             float* block = sf + (((nint)u << shift) & ~(nint)15);
             TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
             var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(indices + ((u & cycleMask) << 4))), a0);
+            AddInto(u, ref a0, ref a1, ref a2, ref a3, Vector512.ConvertToSingle(l0),
+                Avx512F.PermuteVar16x32(Vector512.Load(block), Vector512.Load(indices + ((u & cycleMask) << 4))));
         }
         return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
+    /// <summary>a[u mod 4] = lanes * scales + a[u mod 4] (one FMA).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddInto(int u, ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+        Vector512<float> lanes, Vector512<float> scales)
+    {
+        switch (u & 3)
+        {
+            case 0: a0 = Vector512.FusedMultiplyAdd(lanes, scales, a0); break;
+            case 1: a1 = Vector512.FusedMultiplyAdd(lanes, scales, a1); break;
+            case 2: a2 = Vector512.FusedMultiplyAdd(lanes, scales, a2); break;
+            default: a3 = Vector512.FusedMultiplyAdd(lanes, scales, a3); break;
+        }
     }
 
     /// <summary>Units per aligned block of 16 scales (2^shift groups per unit), at least 4 so a 4-unit step has 4 index rows.</summary>
@@ -262,17 +279,15 @@ internal static unsafe partial class FusedInt8Dot
                 var l3 = Lanes<TDecode>(w0, w1, w2, w3, xs + 3 * xStep, ones);
                 a3 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l3), Vector512.Create(sc[3]), a3);
             }
-            u0 = fullUnits & ~3;
-            for (; u0 + 2 <= fullUnits; u0 += 2)
+            // The rest (and the units read from the tail copy): unit u into accumulator u mod 4 as in the 4-unit
+            // steps, the generated loop's order (VnniGemv), so both give the same bits for the same integer sums.
+            for (int u = fullUnits & ~3; u < units; u++)
             {
-                TDecode.Decode(row + (nint)u0 * ub, c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
-                var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u0 << log2U), ones);
-                a0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l0), Vector512.Create(sf[u0]), a0);
-                TDecode.Decode(row + (nint)(u0 + 1) * ub, c0, c1, c2, c3, out w0, out w1, out w2, out w3);
-                var l1 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)(u0 + 1) << log2U), ones);
-                a1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(l1), Vector512.Create(sf[u0 + 1]), a1);
+                TDecode.Decode(UnitAt(row, tail, fullUnits, u, ub), c0, c1, c2, c3, out var w0, out var w1, out var w2, out var w3);
+                var l0 = Lanes<TDecode>(w0, w1, w2, w3, x + ((nint)u << log2U), ones);
+                AddInto(u, ref a0, ref a1, ref a2, ref a3, Vector512.ConvertToSingle(l0), Vector512.Create(sf[u]));
             }
-            g = u0;
+            return Vector512.Sum((a0 + a1) + (a2 + a3));
         }
         for (; u0 < units; u0 += span, g++)
         {

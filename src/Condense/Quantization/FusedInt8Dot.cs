@@ -78,7 +78,7 @@ internal static unsafe partial class FusedInt8Dot
         public int CodeOffset;    // 128 for 8 bits (codes enter as |u - 128|), else 0
         public float* Y;
         public sbyte* Tiles;      // batch >= 2: Q regrouped by BuildTiles, once per call; else null
-        public nint VnniKernel;   // batch 1, 8 bits: VnniGemv8's emitted kernel (CodeOffset 0), else 0
+        public nint VnniKernel;   // batch 1, 8 and 4 bits: VnniGemv's emitted kernel (CodeOffset 0), else 0
     }
 
     /// <summary>Computes output rows [start, end) for every batch row.</summary>

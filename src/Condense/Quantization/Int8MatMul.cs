@@ -87,8 +87,8 @@ internal static unsafe class Int8MatMul
                 int degree = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
                 if (fused)
                 {
-                    // 8-bit batch 1 with AVX512-VNNI: the emitted vpdpbusd loop, codes unshifted (VnniGemv8).
-                    nint vnni512 = VnniGemv8.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits);
+                    // 8- and 4-bit batch 1 with AVX512-VNNI: the emitted vpdpbusd loop, codes unshifted (VnniGemv).
+                    nint vnni512 = VnniGemv.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits);
                     var args = new FusedInt8Dot.Args
                     {
                         Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,

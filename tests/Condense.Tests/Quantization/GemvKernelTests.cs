@@ -7,7 +7,7 @@ namespace Condense.Tests.Quantization;
 
 /// <summary>
 /// Batch 1 of the int8-activation product: the managed 4-rows-per-pass loop (FusedInt8Dot.Gemv) and the emitted
-/// AVX512-VNNI loop for 8-bit codes (VnniGemv8) against the exact integer reference, over odd shapes: row counts that
+/// AVX512-VNNI loop for 8- and 4-bit codes (VnniGemv) against the exact integer reference, over odd shapes: row counts that
 /// leave a partial block of 4, rows whose last 64-code step reads past the row's end, per-row groups cut into
 /// virtual groups, and group counts that are not a multiple of 16.
 /// </summary>
@@ -25,12 +25,16 @@ public class GemvKernelTests
         data.Add(8, 0, false, 8, 4160);     // per row: 65 steps as 65 groups of one step (an odd count)
         data.Add(8, 0, true, 4, 960);       // per row: 15 steps as 5 virtual groups of 3
         data.Add(8, 0, true, 3, 4288);      // per row: 67 steps (prime) as 67 groups of one step
-        data.Add(8, 32, true, 6, 4128);     // g32 stays on the managed loop (sign trick)
+        data.Add(8, 32, true, 6, 4128);     // g32: two groups per 64-code step (permuted scales)
+        data.Add(8, 32, false, 19, 1056);   // g32, zero points, a partial block of 16 rows
         data.Add(8, 16, false, 5, 1040);
         data.Add(4, 32, false, 7, 4096);    // 4 bits: permuted scales, a partial block
         data.Add(4, 128, true, 5, 1152);
         data.Add(4, 256, false, 6, 1280);
         data.Add(4, 0, true, 9, 1001);
+        data.Add(4, 64, false, 17, 1088);   // 4 bits g64: 2 groups per 128-code step, 8.5 steps
+        data.Add(4, 32, true, 5, 4000);     // 4 bits g32: 4 groups per step, In not a multiple of 128
+        data.Add(4, 0, false, 6, 4224);     // per row: 33 steps as 8 virtual groups of 4 and one of 1
         data.Add(3, 64, false, 5, 1216);
         data.Add(2, 32, true, 6, 1056);
         return data;
@@ -44,52 +48,74 @@ public class GemvKernelTests
         var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
         foreach (bool vnni in new[] { true, false })
         {
-            bool saved = VnniGemv8.Enabled;
-            VnniGemv8.Enabled = vnni;
+            bool saved = VnniGemv.Enabled;
+            VnniGemv.Enabled = vnni;
             try
             {
                 KernelWidths.ForEach(width => Int8Reference.AssertMatches(q, x, 1, $"width {width}, VNNI loop {(vnni ? "allowed" : "off")}"));
             }
             finally
             {
-                VnniGemv8.Enabled = saved;
+                VnniGemv.Enabled = saved;
             }
         }
     }
 
     [Fact]
-    public void The_VNNI_loop_takes_8_bit_groups_of_whole_64_code_steps_and_per_row_groups_only()
+    public void The_VNNI_loop_takes_4_and_8_bit_groups_that_tile_whole_steps_or_split_a_step_and_per_row_groups()
     {
-        if (!VnniGemv8.IsSupported) return; // no AVX512-VNNI here (or AVX-512 disabled): nothing to select
-        Assert.True(VnniGemv8.Applies(8, 1, 64, 64, 4096, 512));
-        Assert.True(VnniGemv8.Applies(8, 1, 256, 16, 4096, 512));
-        Assert.True(VnniGemv8.Applies(8, 1, 1000, 1, 1000, 512));
-        Assert.False(VnniGemv8.Applies(8, 1, 32, 128, 4096, 512));   // a step would span two groups
-        Assert.False(VnniGemv8.Applies(8, 1, 4096, 2, 8192, 512));   // 64 steps per group: past MaxSteps
-        Assert.False(VnniGemv8.Applies(8, 2, 64, 64, 4096, 512));    // batches take the tiled loops
-        Assert.False(VnniGemv8.Applies(4, 1, 64, 64, 4096, 512));
-        Assert.False(VnniGemv8.Applies(8, 1, 64, 64, 4096, 256));
-        Assert.NotEqual(0, VnniGemv8.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512));
+        if (!VnniGemv.IsSupported) return; // no AVX512-VNNI here (or AVX-512 or generated code off): nothing to select
+        Assert.True(VnniGemv.Applies(8, 1, 64, 64, 4096, 512));
+        Assert.True(VnniGemv.Applies(8, 1, 256, 16, 4096, 512));
+        Assert.True(VnniGemv.Applies(8, 1, 1000, 1, 1000, 512));
+        Assert.True(VnniGemv.Applies(8, 1, 32, 128, 4096, 512));    // two groups per step: permuted scales
+        Assert.True(VnniGemv.Applies(4, 1, 32, 128, 4096, 512));    // four groups per 128-code step
+        Assert.True(VnniGemv.Applies(4, 1, 64, 64, 4096, 512));
+        Assert.True(VnniGemv.Applies(4, 1, 128, 32, 4096, 512));
+        Assert.True(VnniGemv.Applies(4, 1, 1001, 1, 1001, 512));
+        Assert.False(VnniGemv.Applies(8, 1, 16, 256, 4096, 512));   // lanes of 4 codes and 16-code groups: the managed loop
+        Assert.False(VnniGemv.Applies(4, 1, 16, 256, 4096, 512));
+        Assert.False(VnniGemv.Applies(8, 1, 4096, 2, 8192, 512));   // 64 steps per group: past MaxSteps
+        Assert.False(VnniGemv.Applies(4, 1, 100, 1, 100, 512));     // a per-row group of one step
+        Assert.False(VnniGemv.Applies(8, 2, 64, 64, 4096, 512));    // batches take the tiled loops
+        Assert.False(VnniGemv.Applies(2, 1, 64, 64, 4096, 512));
+        Assert.False(VnniGemv.Applies(8, 1, 64, 64, 4096, 256));
+        Assert.NotEqual(0, VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512));
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512));
+        bool saved = KernelOptions.GeneratedCode;
+        try
+        {
+            KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512));
+        }
+        finally
+        {
+            KernelOptions.GeneratedCode = saved;
+        }
     }
 
     [Fact]
-    public void Per_row_groups_are_cut_into_equal_virtual_groups_of_at_most_4_steps()
+    public void Layouts_pick_the_float_plan_of_the_managed_loop()
     {
-        Assert.Equal(4, VnniGemv8.StepsPerGroup(4096, 1, 64));
-        Assert.Equal(1, VnniGemv8.StepsPerGroup(4160, 1, 65));    // 5 x 13: no divisor from 2 to 4
-        Assert.Equal(3, VnniGemv8.StepsPerGroup(960, 1, 15));     // 15 = 3 x 5
-        Assert.Equal(1, VnniGemv8.StepsPerGroup(128, 1, 2));      // two groups of one step
-        Assert.Equal(1, VnniGemv8.StepsPerGroup(4288, 1, 67));
-        Assert.Equal(2, VnniGemv8.StepsPerGroup(128, 32, 64));
+        var perRow = VnniGemv.LayoutFor(4, 4224, 1, 4224, 2112, 16)!.Value;
+        Assert.Equal((VnniGemv.Plan.GroupMulAdd, 33, 4, 9), (perRow.Plan, perRow.Units, perRow.Steps, perRow.ScaleCount));
+        var g32 = VnniGemv.LayoutFor(4, 32, 125, 4000, 2000, 128)!.Value;
+        Assert.Equal((VnniGemv.Plan.Permuted, 32, 4, 128), (g32.Plan, g32.Units, g32.GroupsPerStep, g32.ScaleCount));
+        var g128 = VnniGemv.LayoutFor(4, 128, 9, 1152, 576, 16)!.Value;
+        Assert.Equal((VnniGemv.Plan.StepFma, 9), (g128.Plan, g128.Units));
+        var g256 = VnniGemv.LayoutFor(8, 256, 5, 1280, 1280, 16)!.Value;
+        Assert.Equal((VnniGemv.Plan.GroupMulAdd, 4), (g256.Plan, g256.Steps));
+        Assert.Null(VnniGemv.LayoutFor(4, 48, 4, 192, 96, 16));
     }
 
     [Fact]
     public unsafe void The_emitted_loop_sums_unsigned_codes_times_signed_inputs_per_group_and_row()
     {
-        if (!VnniGemv8.IsSupported) return;
-        // 3 groups (a pair and the odd one) of 2 steps; rows padded by 64 bytes past their codes; scales 16 apart.
+        if (!VnniGemv.IsSupported) return;
+        // 8 bits, 3 groups (a pair and the odd one) of 2 steps; rows padded by 64 bytes past their codes; scales 16 apart.
         const int steps = 2, groups = 3, rows = 3, rowBytes = 64 * steps * groups + 64, scaleStride = 16;
-        var kernel = VnniGemv8.Kernel(steps, groups, rowBytes, scaleStride);
+        var layout = new VnniGemv.Layout(8, VnniGemv.Plan.GroupMulAdd, steps * groups, steps, 1, rowBytes, scaleStride);
+        var kernel = VnniGemv.Kernel(layout);
         Assert.True(kernel != null);
         var rng = new Random(7);
         var w = new byte[rows * rowBytes];
@@ -98,16 +124,16 @@ public class GemvKernelTests
         rng.NextBytes(w);
         for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
         for (int i = 0; i < scales.Length; i++) scales[i] = (1 + rng.Next(2)) * (rng.Next(2) * 2 - 1);
-        var lanes = new float[rows * 32];
+        var lanes = new float[rows * 64];
         fixed (byte* pw = w)
         fixed (sbyte* px = xs)
         fixed (float* ps = scales)
         fixed (float* pl = lanes)
-            kernel(pw, px, ps, pl, groups / 2, rows);
+            kernel(pw, px, ps, pl, VnniGemv.Constants, rows);
         for (int k = 0; k < rows; k++)
             for (int lane = 0; lane < 16; lane++)
             {
-                // Lane l of row k: even groups in the first 16 sums, odd ones in the second; each group's term is
+                // Lane l of row k: even groups in f0, odd ones in f1 (f2, f3 stay 0); each group's term is
                 // scale[k, g] times the 4 products of bytes 4l..4l+3 of every step.
                 var expected = new double[2];
                 for (int g = 0; g < groups; g++)
@@ -122,9 +148,53 @@ public class GemvKernelTests
                     expected[g & 1] += scales[k * scaleStride + g] * (double)sum;
                 }
                 // Scales of +-1 and +-2 and integer sums below 2^22: every float step is exact.
-                Assert.Equal(expected[0], lanes[32 * k + lane]);
-                Assert.Equal(expected[1], lanes[32 * k + 16 + lane]);
+                Assert.Equal(expected[0], lanes[64 * k + lane]);
+                Assert.Equal(expected[1], lanes[64 * k + 16 + lane]);
+                Assert.Equal(0f, lanes[64 * k + 32 + lane]);
+                Assert.Equal(0f, lanes[64 * k + 48 + lane]);
             }
+    }
+
+    [Fact]
+    public unsafe void The_emitted_4_bit_loop_splits_nibbles_against_even_and_odd_inputs_and_permutes_g32_scales()
+    {
+        if (!VnniGemv.IsSupported) return;
+        // 4 bits, g32: 4 groups per 128-code step; 6 steps = one 4-step chunk (one 16-scale block) and 2 more.
+        const int units = 6, rows = 2, rowBytes = 64 * units, scaleStride = 32;
+        var layout = new VnniGemv.Layout(4, VnniGemv.Plan.Permuted, units, 1, 4, rowBytes, scaleStride);
+        var kernel = VnniGemv.Kernel(layout);
+        Assert.True(kernel != null);
+        var rng = new Random(11);
+        var w = new byte[rows * rowBytes];
+        var xs = new sbyte[128 * units]; // per step: 64 inputs of the even codes, then 64 of the odd ones
+        var scales = new float[rows * scaleStride];
+        rng.NextBytes(w);
+        for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
+        for (int i = 0; i < scales.Length; i++) scales[i] = (1 + rng.Next(2)) * (rng.Next(2) * 2 - 1);
+        var lanes = new float[rows * 64];
+        fixed (byte* pw = w)
+        fixed (sbyte* px = xs)
+        fixed (float* ps = scales)
+        fixed (float* pl = lanes)
+            kernel(pw, px, ps, pl, VnniGemv.Constants, rows);
+        for (int k = 0; k < rows; k++)
+        {
+            var expected = new double[64];
+            for (int u = 0; u < units; u++)
+                for (int lane = 0; lane < 16; lane++)
+                {
+                    // Lane l of step u: bytes 4l..4l+3, i.e. codes 8l..8l+7 of the step, all in group 4u + l / 4.
+                    long sum = 0;
+                    for (int b = 4 * lane; b < 4 * lane + 4; b++)
+                    {
+                        byte code = w[k * rowBytes + 64 * u + b];
+                        sum += (code & 15) * (long)xs[128 * u + b] + (code >> 4) * (long)xs[128 * u + 64 + b];
+                    }
+                    expected[16 * (u & 3) + lane] += scales[k * scaleStride + 4 * u + lane / 4] * (double)sum;
+                }
+            // Integer sums below 2^17 and scales of +-1, +-2: every float step is exact.
+            for (int i = 0; i < 64; i++) Assert.Equal(expected[i], lanes[64 * k + i]);
+        }
     }
 
     [Fact]
@@ -151,10 +221,66 @@ public class GemvKernelTests
         Assert.Throws<ArgumentException>(() => new X86Assembler().Prefetcht0(new Mem(Gpr.Rdi, 0, Broadcast: true)));
     }
 
+    public static TheoryData<int, bool, int, int> FourBitShapes()
+    {
+        var data = new TheoryData<int, bool, int, int>();
+        // group (0 = per row), symmetric, Out, In
+        data.Add(32, false, 37, 4000);     // 4 groups per step; 31.25 steps: a chunk's partial block of scales
+        data.Add(32, true, 5, 1056);
+        data.Add(64, false, 17, 1088);     // 2 groups per step; 8.5 steps
+        data.Add(64, true, 33, 4096);
+        data.Add(128, false, 19, 1152);    // one group per step: 9 steps (two 4-step chunks and one)
+        data.Add(128, true, 4, 640);
+        data.Add(256, false, 9, 1280);     // 2 steps per group, 5 groups (2 pairs and one)
+        data.Add(256, true, 7, 1536);      // 3 pairs of groups
+        data.Add(0, false, 9, 1001);       // per row: In odd, the last row's reads pass its end
+        data.Add(0, true, 6, 4224);        // per row: 33 steps = 8 virtual groups of 4 and a partial one
+        data.Add(0, false, 3, 384);        // per row: 3 steps, one partial virtual group
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FourBitShapes))]
+    public void Four_bit_batch_1_is_bit_identical_with_and_without_the_VNNI_loop_at_1_and_2_threads(int group, bool sym, int outF, int inF)
+    {
+        // Both compute the same exact integer lane sums (codes unshifted) and the same float operations in the same
+        // order, so every output must carry the same bits.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(inF + outF), inF);
+        var results = new List<(string Route, float[] Y)>();
+        bool saved = VnniGemv.Enabled;
+        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            KernelWidths.ForEach(width =>
+            {
+                if (width != 512) return;
+                foreach (bool vnni in new[] { true, false })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        VnniGemv.Enabled = vnni;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        var y = new float[outF];
+                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                        results.Add(($"VNNI {(vnni ? "allowed" : "off")}, {threads} threads", y));
+                    }
+            });
+        }
+        finally
+        {
+            VnniGemv.Enabled = saved;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+        }
+        for (int i = 1; i < results.Count; i++)
+            for (int r = 0; r < outF; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
+                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}: {results[0].Route} gives {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+    }
+
     [Fact]
     public void Batch_1_results_do_not_depend_on_the_thread_count()
     {
-        foreach (var (bits, group) in new[] { (8, 128), (8, 0), (4, 32), (4, 128) })
+        foreach (var (bits, group) in new[] { (8, 128), (8, 0), (8, 32), (4, 32), (4, 64), (4, 128), (4, 0) })
         {
             var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(bits + group), 258 * 1024), 258, 1024, new QuantizationScheme(bits, group, false));
             var x = QuantTestData.Gaussian(11, 1024);

@@ -108,6 +108,14 @@ internal sealed class X86Assembler
         Emit(0xC0 | 1 << 3 | ((int)reg & 7));
     }
 
+    /// <summary>mov dst32, imm32 (zero-extends into the 64-bit register): loop counts known when the code is made.</summary>
+    public void MovImm32(Gpr dst, int imm)
+    {
+        if ((int)dst >= 8) Emit(0x41);
+        Emit(0xB8 + ((int)dst & 7));
+        Emit32(imm);
+    }
+
     /// <summary>push reg.</summary>
     public void Push(Gpr reg)
     {
@@ -194,6 +202,31 @@ internal sealed class X86Assembler
 
     /// <summary>vpmulld dst, a, [mem] (full or {1to16}).</summary>
     public void Vpmulld(Zmm dst, Zmm a, Mem b) => EvexMemory(Map0F38, Pp66, 0x40, dst.Index, a.Index, b);
+
+    /// <summary>vpandd dst, a, b (bitwise and).</summary>
+    public void Vpandd(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, Pp66, 0xDB, dst.Index, a.Index, b.Index);
+
+    /// <summary>
+    /// vpsrlw dst, src, imm8: each 16-bit lane shifted right logically (EVEX 71 /2: ModRM.reg is the opcode
+    /// extension, vvvv names the destination).
+    /// </summary>
+    public void Vpsrlw(Zmm dst, Zmm src, byte imm)
+    {
+        EvexRegister(Map0F, Pp66, 0x71, 2, dst.Index, src.Index);
+        Emit(imm);
+    }
+
+    /// <summary>vpermps dst, indices, [mem]: lane k of dst = the 16-float table at mem, element indices[k] mod 16.</summary>
+    public void Vpermps(Zmm dst, Zmm indices, Mem table) => EvexMemory(Map0F38, Pp66, 0x16, dst.Index, indices.Index, RequireFull(table));
+
+    /// <summary>vmulps dst, a, b.</summary>
+    public void Vmulps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x59, dst.Index, a.Index, b.Index);
+
+    /// <summary>vmulps dst, a, [mem] (full or {1to16}).</summary>
+    public void Vmulps(Zmm dst, Zmm a, Mem b) => EvexMemory(Map0F, PpNone, 0x59, dst.Index, a.Index, b);
+
+    /// <summary>vaddps dst, a, b.</summary>
+    public void Vaddps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x58, dst.Index, a.Index, b.Index);
 
     /// <summary>vcvtdq2ps dst, src (int32 to float32, round to nearest even).</summary>
     public void Vcvtdq2ps(Zmm dst, Zmm src) => EvexRegister(Map0F, PpNone, 0x5B, dst.Index, 0, src.Index);

@@ -1,0 +1,413 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Condense.Quantization;
+
+namespace Condense.Kernels.Jit;
+
+/// <summary>
+/// Batch 1 with 8- and 4-bit codes on CPUs with AVX512-VNNI: a run-time assembled loop of 512-bit vpdpbusd (.NET
+/// exposes no EVEX VNNI intrinsic) that streams the weight rows in order, as the managed loop does.
+/// </summary>
+/// <remarks>
+/// <para>Why: the managed AVX-512 loop needs vpmaddubsw + vpmaddwd per 64 codes (8 bits: plus the |u - 128| sign
+/// trick; 4 bits: two vpmaddubsw, an add and a vpmaddwd per 128 codes), multiply-port instructions where vpdpbusd
+/// needs one per 64 codes; on the Zen 4 development VM the multiply ports bound the hot (in-cache) batch-1 rows.</para>
+/// <para>A step is one 64-byte load: 64 codes at 8 bits, 128 at 4 bits. 4-bit codes are split in registers by one
+/// vpsrlw and two vpandd (low nibbles = even codes, high = odd) against activations interleaved once per call in the
+/// same order (<see cref="FusedInt8Dot.Interleave"/>: per 128 codes, 64 even then 64 odd), so the stored rows are read
+/// as they are. vpdpbusd multiplies the unsigned codes (0..255 or 0..15) by the signed int8 activations and sums four
+/// products per int32 lane without saturation: codes enter unshifted (the zero point folds through the group sums as
+/// in the other kernels). Lane k of a step covers codes [k L, (k + 1) L), L = 4 or 8: the managed loop's lanes.</para>
+/// <para>Float accumulation (four accumulators f0..f3, summed as (f0 + f1) + (f2 + f3)) follows one of three plans:
+/// a group of one step: f[u mod 4] += lanes_u * s_u by one FMA per step; groups smaller than a step (4-bit g32/g64,
+/// 8-bit g32): the same with each lane's scale taken by one vpermps from the aligned 16-scale block holding it; groups
+/// of S &gt;= 2 steps (and per-row groups, cut into virtual groups of at most 4 steps that carry the row's scale):
+/// integer sums over the group, then f[g mod 2] += float(sum) * s_g as a multiply and an add. These are the managed
+/// loop's operations in its order (FusedInt8Dot.Gemv), so where both compute the same integer sums (4-bit codes) the
+/// results are bit-identical; 8-bit codes differ from the managed sign-trick path only by float32 rounding.</para>
+/// <para>Rows are read one after another with a software prefetch 6 KB ahead, one sequential stream: reading several
+/// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM.</para>
+/// <para>The code is made once per layout and kept; without executable pages, the CPUID bit, AVX-512 or with
+/// <see cref="KernelOptions.GeneratedCode"/> off, <see cref="Prepare"/> gives 0 and the managed kernels run.</para>
+/// </remarks>
+internal static unsafe class VnniGemv
+{
+    /// <summary>Most steps per group the loop unrolls (8 bits: groups up to 2048 codes; 4 bits: up to 4096).</summary>
+    public const int MaxSteps = 32;
+
+    /// <summary>Rows per kernel call: their scales are converted first, their sums reduced after.</summary>
+    public const int BlockRows = 16;
+
+    /// <summary>Steps per virtual group of a per-row group (also the managed 4-bit loop's, so both convert alike).</summary>
+    public const int RowSteps = 4;
+
+    /// <summary>Floats each row's accumulators take in the kernel's output (f0..f3).</summary>
+    private const int LaneFloats = 64;
+
+    private const int PrefetchAhead = 6144;
+
+    private static readonly bool s_cpuHasVnni = DetectVnni();
+    private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
+
+    /// <summary>
+    /// Constants the kernels load once per call: 64 bytes of 0x0F (the nibble mask), then the vpermps index rows for 2
+    /// and for 4 groups per step (8 and 4 rows of 16 int32).
+    /// </summary>
+    private static readonly byte* s_constants = MakeConstants();
+    private const int Index2Offset = 64, Index4Offset = 64 + 8 * 64;
+
+    /// <summary>Tests: false makes <see cref="Applies"/> false, so the managed kernels run.</summary>
+    internal static bool Enabled { get; set; } = true;
+
+    /// <summary>AVX512-VNNI (CPUID.(EAX=7, ECX=0):ECX bit 11) with AVX-512 enabled in this runtime and generated code allowed.</summary>
+    public static bool IsSupported => s_cpuHasVnni && Enabled && KernelOptions.GeneratedCode;
+
+    private static bool DetectVnni()
+    {
+        if (!X86Base.IsSupported || !Avx512F.IsSupported || !Avx512BW.IsSupported) return false;
+        var (_, _, ecx, _) = X86Base.CpuId(7, 0);
+        return (ecx & (1 << 11)) != 0;
+    }
+
+    private static byte* MakeConstants()
+    {
+        // Never freed: the kernels live as long as the process.
+        byte* c = (byte*)NativeMemory.AlignedAlloc(Index4Offset + 4 * 64, 64);
+        new Span<byte>(c, 64).Fill(0x0F);
+        FillIndices((int*)(c + Index2Offset), 2);
+        FillIndices((int*)(c + Index4Offset), 4);
+        return c;
+    }
+
+    /// <summary>Row j (of 16 / P): lane k of the step j of a 16-scale block takes scale j P + floor(k P / 16).</summary>
+    private static void FillIndices(int* rows, int groupsPerStep)
+    {
+        int cycle = 16 / groupsPerStep;
+        for (int j = 0; j < cycle; j++)
+            for (int k = 0; k < 16; k++) rows[16 * j + k] = j * groupsPerStep + (k * groupsPerStep >> 4);
+    }
+
+    /// <summary>How the float sums are made (see the remarks).</summary>
+    internal enum Plan : byte
+    {
+        /// <summary>A group of one step: f[u mod 4] += lanes * broadcast scale, one FMA per step.</summary>
+        StepFma,
+        /// <summary>Groups smaller than a step: f[u mod 4] += lanes * permuted scales, one FMA per step.</summary>
+        Permuted,
+        /// <summary>Groups of 2+ steps: integer sums per group, then f[g mod 2] += float(sum) * s_g (multiply, add).</summary>
+        GroupMulAdd,
+    }
+
+    /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride)
+    {
+        /// <summary>Activation (and code) count of one step.</summary>
+        public int StepCodes => Bits == 8 ? 64 : 128;
+
+        /// <summary>Scales a row's kernel reads: groups (virtual ones for per-row) or, when permuted, whole 16-blocks.</summary>
+        public int ScaleCount => Plan switch
+        {
+            Plan.StepFma => Units,
+            Plan.Permuted => (Units * GroupsPerStep + 15) & ~15,
+            _ => (Units + Steps - 1) / Steps,
+        };
+    }
+
+    /// <summary>
+    /// The layout for this weight at batch 1, or null when the kernel does not take it: 4- or 8-bit codes; groups
+    /// that tile the row and are a multiple of a step (up to <see cref="MaxSteps"/>) or a step's half or quarter of
+    /// at least 32 codes; or one group per row of at least 2 steps (4 bits: up to 4096 steps, the managed loop's one
+    /// integer accumulation).
+    /// </summary>
+    internal static Layout? LayoutFor(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride)
+    {
+        if (bits is not (4 or 8) || inFeatures <= 0) return null;
+        int stepCodes = bits == 8 ? 64 : 128;
+        int units = (inFeatures + stepCodes - 1) / stepCodes;
+        Plan plan;
+        int steps = 1, perStep = 1;
+        if (groupsPerRow == 1)
+        {
+            if (units < 2) return null;
+            steps = Math.Min(RowSteps, units);
+            plan = GroupMulAdd;
+        }
+        else
+        {
+            if ((long)groupSize * groupsPerRow != inFeatures) return null;
+            if (groupSize % stepCodes == 0)
+            {
+                steps = groupSize / stepCodes;
+                if (steps > MaxSteps) return null;
+                plan = steps == 1 ? StepFma : GroupMulAdd;
+            }
+            else if (groupSize >= 32 && stepCodes % groupSize == 0)
+            {
+                perStep = stepCodes / groupSize;
+                plan = Permuted;
+            }
+            else return null;
+        }
+        if ((long)units * 64 > int.MaxValue / 4) return null;
+        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0);
+        // One float per (virtual) group, 16-float aligned; zero past the row's groups (permuted blocks read them).
+        return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
+    }
+
+    private const Plan StepFma = Plan.StepFma, Permuted = Plan.Permuted, GroupMulAdd = Plan.GroupMulAdd;
+
+    /// <summary>True when batch 1 of this weight takes the generated kernel here.</summary>
+    public static bool Applies(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int vectorBits) =>
+        batch == 1 && vectorBits == 512 && IsSupported
+        && LayoutFor(bits, groupSize, groupsPerRow, inFeatures, (inFeatures * bits + 7) / 8, (groupsPerRow + 15) & ~15) is not null;
+
+    /// <summary>
+    /// The kernel: (w, x, scales, out, constants, rows) runs <c>rows</c> rows from w (row r at w + r * RowBytes, its
+    /// float32 scales at scales + r * ScaleStride) and stores each row's 64 float accumulators (f0..f3) at out + 64 r.
+    /// Null when the code cannot be made here.
+    /// </summary>
+    internal static delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void> Kernel(Layout layout)
+    {
+        if (!s_cpuHasVnni) return null;
+        nint code = s_kernels.GetOrAdd(layout, static key => (nint)ExecutableMemory.TryCreate(Emit(key)));
+        return (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)code;
+    }
+
+    /// <summary>The constants pointer the kernels take (tests call kernels directly).</summary>
+    internal static byte* Constants => s_constants;
+
+    /// <summary>
+    /// The machine code (System V: rdi = w, rsi = x, rdx = scales, rcx = out, r8 = constants, r9 = rows; r10 counts
+    /// loop iterations, rax keeps x).
+    /// </summary>
+    internal static byte[] Emit(Layout l)
+    {
+        if (l.Steps < 1 || l.Steps > (l.Plan == GroupMulAdd ? MaxSteps : 1) || l.Units < 1 || l.RowBytes <= 0
+            || l.ScaleStride < l.ScaleCount)
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Steps 1..MaxSteps per group (1 unless grouped), a positive row, and a scale stride holding a row's scales.");
+        var asm = new X86Assembler();
+        bool nibbles = l.Bits == 4;
+        int xStep = l.StepCodes; // activation bytes per step
+        var mask = new Zmm(31);
+        Zmm F(int i) => new(i & 3);
+
+        // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
+        // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
+        void Step(int wo, Zmm lo, Zmm hi, int t)
+        {
+            Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
+            int xo = nibbles ? 2 * wo : wo;
+            asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchAhead));
+            asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
+            if (!nibbles)
+            {
+                asm.Vpdpbusd(lo, w, new Mem(Gpr.Rsi, xo));
+                return;
+            }
+            asm.Vpsrlw(h, w, 4);
+            asm.Vpandd(low, w, mask);
+            asm.Vpandd(h, h, mask);
+            asm.Vpdpbusd(lo, low, new Mem(Gpr.Rsi, xo));
+            asm.Vpdpbusd(hi, h, new Mem(Gpr.Rsi, xo + 64));
+        }
+
+        // One step of the per-step plans: its lanes scaled into f[u mod 4]; j is the step's place in its chunk.
+        void ScaledStep(int j)
+        {
+            var acc = new Zmm(4 + (j & 3));
+            asm.Vpxord(acc, acc, acc);
+            Step(64 * j, acc, acc, j & 3);
+            asm.Vcvtdq2ps(acc, acc);
+            if (l.Plan == StepFma) asm.Vfmadd231ps(F(j), acc, new Mem(Gpr.Rdx, 4 * j, Broadcast: true));
+            else
+            {
+                var s = new Zmm(28 + (j & 1));
+                asm.Vpermps(s, new Zmm(8 + j), new Mem(Gpr.Rdx, 0));
+                asm.Vfmadd231ps(F(j), acc, s);
+            }
+        }
+
+        // Groups of 2+ steps, two side by side (a = 0, b = 1): each keeps two integer chains, summed at its end.
+        Zmm SetLo(int group, int chain) => new(4 + 2 * group + chain);      // zmm4..7: group a chains 0/1, group b chains 0/1
+        void ZeroGroup(int group)
+        {
+            asm.Vpxord(SetLo(group, 0), SetLo(group, 0), SetLo(group, 0));
+            asm.Vpxord(SetLo(group, 1), SetLo(group, 1), SetLo(group, 1));
+        }
+        void GroupStep(int group, int j, int wo)
+        {
+            // 4 bits: chain 0 takes the low nibbles, chain 1 the high; 8 bits: steps alternate between the chains.
+            if (nibbles) Step(wo, SetLo(group, 0), SetLo(group, 1), group);
+            else Step(wo, SetLo(group, j & 1), SetLo(group, j & 1), group);
+        }
+        void FinishGroup(int group, int slot, int so)
+        {
+            var sum = SetLo(group, 0);
+            asm.Vpaddd(sum, sum, SetLo(group, 1));
+            asm.Vcvtdq2ps(sum, sum);
+            asm.Vmulps(sum, sum, new Mem(Gpr.Rdx, so, Broadcast: true));
+            asm.Vaddps(F(slot), F(slot), sum);
+        }
+
+        // Entry: the constants into registers, x kept for every row.
+        asm.Vmovdqu32(mask, new Mem(Gpr.R8, 0));
+        if (l.Plan == Permuted)
+        {
+            int cycle = 16 / l.GroupsPerStep, table = l.GroupsPerStep == 2 ? Index2Offset : Index4Offset;
+            for (int j = 0; j < cycle; j++) asm.Vmovdqu32(new Zmm(8 + j), new Mem(Gpr.R8, table + 64 * j));
+        }
+        asm.Mov(Gpr.Rax, Gpr.Rsi);
+
+        int row = asm.Position;
+        for (int i = 0; i < 4; i++) asm.Vpxord(F(i), F(i), F(i));
+        int wAdvance = 0, sAdvance = 0;
+        if (l.Plan is StepFma or Permuted)
+        {
+            // Chunks of C steps: 4 broadcast scales, or one aligned 16-scale block (16 / P steps).
+            int chunk = l.Plan == StepFma ? 4 : 16 / l.GroupsPerStep;
+            int chunkScaleBytes = l.Plan == StepFma ? 16 : 64;
+            int chunks = l.Units / chunk, rest = l.Units % chunk;
+            if (chunks > 0)
+            {
+                asm.MovImm32(Gpr.R10, chunks);
+                int loop = asm.Position;
+                for (int j = 0; j < chunk; j++) ScaledStep(j);
+                asm.AddImm(Gpr.Rdi, 64 * chunk);
+                asm.AddImm(Gpr.Rsi, xStep * chunk);
+                asm.AddImm(Gpr.Rdx, chunkScaleBytes);
+                asm.Dec(Gpr.R10);
+                asm.JnzBack(loop);
+                wAdvance = 64 * chunk * chunks;
+                sAdvance = chunkScaleBytes * chunks;
+            }
+            for (int j = 0; j < rest; j++) ScaledStep(j);
+        }
+        else
+        {
+            int s = l.Steps, full = l.Units / s, rest = l.Units % s;
+            if (full >= 2)
+            {
+                asm.MovImm32(Gpr.R10, full / 2);
+                int loop = asm.Position;
+                ZeroGroup(0);
+                ZeroGroup(1);
+                for (int j = 0; j < s; j++)
+                {
+                    GroupStep(0, j, 64 * j);
+                    GroupStep(1, j, 64 * (s + j));
+                }
+                FinishGroup(0, 0, 0);
+                FinishGroup(1, 1, 4);
+                asm.AddImm(Gpr.Rdi, 128 * s);
+                asm.AddImm(Gpr.Rsi, 2 * xStep * s);
+                asm.AddImm(Gpr.Rdx, 8);
+                asm.Dec(Gpr.R10);
+                asm.JnzBack(loop);
+                wAdvance = 128 * s * (full / 2);
+                sAdvance = 8 * (full / 2);
+            }
+            // The odd full group (an even index: f0), then a partial last group (per-row only) into f[its index mod 2].
+            int wo = 0, so = 0;
+            if ((full & 1) != 0)
+            {
+                ZeroGroup(0);
+                for (int j = 0; j < s; j++) GroupStep(0, j, 64 * j);
+                FinishGroup(0, 0, 0);
+                wo = 64 * s;
+                so = 4;
+            }
+            if (rest > 0)
+            {
+                ZeroGroup(1);
+                for (int j = 0; j < rest; j++) GroupStep(1, j, wo + 64 * j);
+                FinishGroup(1, full & 1, so);
+            }
+        }
+        for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, 64 * i), F(i));
+        asm.AddImm(Gpr.Rcx, 4 * LaneFloats);
+        if (l.RowBytes - wAdvance != 0) asm.AddImm(Gpr.Rdi, l.RowBytes - wAdvance);
+        if (4 * l.ScaleStride - sAdvance != 0) asm.AddImm(Gpr.Rdx, 4 * l.ScaleStride - sAdvance);
+        asm.Mov(Gpr.Rsi, Gpr.Rax);
+        asm.Dec(Gpr.R9);
+        asm.JnzBack(row);
+        asm.Vzeroupper();
+        asm.Ret();
+        return asm.ToArray();
+    }
+
+    /// <summary>
+    /// The kernel a batch-1 call of this weight runs (as <see cref="FusedInt8Dot.Args.VnniKernel"/>), or 0 when the
+    /// managed kernels run: the caller then keeps their code offset (the kernel's codes enter unshifted).
+    /// </summary>
+    public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits)
+    {
+        if (batch != 1 || vectorBits != 512 || !IsSupported) return 0;
+        var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
+        return layout is null ? 0 : (nint)Kernel(layout.Value);
+    }
+
+    [ThreadStatic] private static byte[]? t_scratch;
+
+    /// <summary>
+    /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
+    /// and code offset 0: y[r] = rowScale * (dot_r - correction_r), the correction the zero points folded through the
+    /// activation's group sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(in FusedInt8Dot.Args a, int start, int end)
+    {
+        int gpr = a.GroupsPerRow, rowBytes = a.RowBytes;
+        var l = LayoutFor(a.Bits, a.GroupSize, gpr, a.In, rowBytes, a.GroupStride)!.Value;
+        int scaleStride = l.ScaleStride, scaleCount = l.ScaleCount, units = l.Units;
+        var kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
+
+        // Scratch: a block's scales and accumulators, and a zero-padded copy of the last row (when its reads would
+        // pass the end of the codes).
+        long need = 64 + 4L * BlockRows * (scaleStride + LaneFloats) + (long)units * 64 + 64;
+        var scratch = t_scratch;
+        if (scratch is null || scratch.Length < need)
+            t_scratch = scratch = GC.AllocateArray<byte>((int)Math.Max(need, 64 * 1024), pinned: true);
+        float* sf = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        float* lanes = sf + BlockRows * scaleStride;
+        byte* copy = (byte*)(lanes + BlockRows * LaneFloats);
+        float* corrections = stackalloc float[BlockRows];
+        int symmetricZero = 1 << (a.Bits - 1);
+        float rowScale = a.RowScale[0];
+        // Reads run to units * 64 bytes from a row's start: past the row's end when In is not a multiple of a step
+        // (the next row's codes meet zero activations), so only the matrix's last row needs the copy.
+        bool overrun = (long)units * 64 > rowBytes;
+
+        for (int r0 = start; r0 < end; r0 += BlockRows)
+        {
+            int count = Math.Min(BlockRows, end - r0);
+            for (int k = 0; k < count; k++)
+            {
+                int r = r0 + k;
+                float* rowScales = sf + (nint)k * scaleStride;
+                corrections[k] = FusedInt8Dot.ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
+                    symmetricZero, 0, rowScales, a.GroupSums, gpr);
+                if (gpr == 1) new Span<float>(rowScales, scaleCount).Fill(rowScales[0]);
+                else if (scaleCount > gpr) new Span<float>(rowScales + gpr, scaleCount - gpr).Clear();
+            }
+            byte* w = a.Packed + (nint)r0 * rowBytes;
+            int direct = overrun && r0 + count == a.Out ? count - 1 : count;
+            if (direct > 0) kernel(w, a.Q, sf, lanes, s_constants, direct);
+            if (direct < count)
+            {
+                new Span<byte>(copy, units * 64).Clear();
+                Buffer.MemoryCopy(w + (nint)direct * rowBytes, copy, (long)units * 64, rowBytes);
+                kernel(copy, a.Q, sf + (nint)direct * scaleStride, lanes + LaneFloats * direct, s_constants, 1);
+            }
+            for (int k = 0; k < count; k++)
+            {
+                float* f = lanes + LaneFloats * k;
+                // The managed loop's reduction: (f0 + f1) + (f2 + f3), then one horizontal sum.
+                float dot = Vector512.Sum((Vector512.Load(f) + Vector512.Load(f + 16)) + (Vector512.Load(f + 32) + Vector512.Load(f + 48)));
+                a.Y[r0 + k] = rowScale * (dot - corrections[k]);
+            }
+        }
+    }
+}
