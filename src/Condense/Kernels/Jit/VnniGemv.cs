@@ -342,12 +342,24 @@ internal static unsafe class VnniGemv
     /// The kernel a batch-1 call of this weight runs (as <see cref="FusedInt8Dot.Args.VnniKernel"/>), or 0 when the
     /// managed kernels run: the caller then keeps their code offset (the kernel's codes enter unshifted).
     /// </summary>
-    public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits)
+    /// <remarks>
+    /// 8-bit codes in groups of 32 (permuted scales) take the kernel only while the weight is at most
+    /// <see cref="PermutedInt8MaxBytes"/>: in cache it ran 1.31-1.41x the managed loop's bytes per CPU-second (512x4096,
+    /// one thread), but 4096x4096 (16 MiB, from L3 and memory) ran at 0.57-0.75x in six runs with prefetch distances of
+    /// 0 to 12 KB (development VM under load 26-31; the cause was not found). Every other layout ran at least as fast
+    /// as the managed loop in cache; see docs/kernels.md.
+    /// </remarks>
+    public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
     {
         if (batch != 1 || vectorBits != 512 || !IsSupported) return 0;
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
-        return layout is null ? 0 : (nint)Kernel(layout.Value);
+        if (layout is null) return 0;
+        if (bits == 8 && layout.Value.Plan == Permuted && (long)rowBytes * outFeatures > PermutedInt8MaxBytes) return 0;
+        return (nint)Kernel(layout.Value);
     }
+
+    /// <summary>Largest 8-bit g32 weight (bytes) the kernel takes (see <see cref="Prepare"/>).</summary>
+    public const long PermutedInt8MaxBytes = 4L << 20;
 
     [ThreadStatic] private static byte[]? t_scratch;
 

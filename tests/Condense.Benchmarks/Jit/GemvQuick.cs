@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using Condense.Kernels;
+using Condense.Quantization;
+
+namespace Condense.Benchmarks.Jit;
+
+/// <summary>
+/// <c>--quick gemv1</c>: the batch-1 int8-activation GEMV with generated code (VnniGemv) on and off, on one thread,
+/// in weight bytes per CPU-second (a per-core figure a loaded machine disturbs far less than wall time): 4096x4096
+/// (S1, repeated calls: the "hot" rows) and 512x4096 (L2-resident), alternating rounds, median of 5.
+/// </summary>
+public static class GemvQuick
+{
+    public static int Run(string[] args)
+    {
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at start");
+        var pool = WorkerPool.Shared;
+        int savedDegree = pool.MaxDegreeOfParallelism;
+        bool savedGenerated = KernelOptions.GeneratedCode;
+        var schemes = new[]
+        {
+            new QuantizationScheme(4, 32, false), new QuantizationScheme(4, 64, false), new QuantizationScheme(4, 128, false),
+            new QuantizationScheme(4, 32, true), new QuantizationScheme(8, 32, true), new QuantizationScheme(8, 64, true),
+            new QuantizationScheme(8, 128, true), new QuantizationScheme(8, 0, true),
+        };
+        int threads = args.Contains("--two") ? 2 : 1;
+        try
+        {
+            pool.MaxDegreeOfParallelism = threads;
+            foreach (int outF in args.Contains("--s1-only") ? new[] { 4096 } : new[] { 4096, 512 })
+            {
+                const int inF = 4096;
+                var random = new Random(1);
+                var w = new float[outF * inF];
+                for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
+                var x = new float[inF];
+                for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() - 0.5);
+                var y = new float[outF];
+                foreach (var scheme in schemes)
+                {
+                    var q = GroupQuantizedWeight.Quantize(w, outF, inF, scheme);
+                    double bytes = (double)outF * inF * scheme.Bits / 8;
+                    var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+                    for (int round = 0; round < 5; round++)
+                        foreach (bool generated in new[] { true, false })
+                        {
+                            KernelOptions.GeneratedCode = generated;
+                            q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                            int calls = 0;
+                            double cpu0 = Cpu();
+                            var clock = Stopwatch.StartNew();
+                            while (clock.ElapsedMilliseconds < 300) { q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8); calls++; }
+                            rates[generated].Add(bytes * calls / (Cpu() - cpu0) / 1e9);
+                        }
+                    double g = Median(rates[true]), m = Median(rates[false]);
+                    Console.WriteLine($"{scheme.FormatName,-16} {outF}x{inF} batch 1, {threads} thread(s): generated {g:F1}, managed {m:F1} GB per CPU-second ({g / m:F2}x)");
+                }
+            }
+        }
+        finally
+        {
+            pool.MaxDegreeOfParallelism = savedDegree;
+            KernelOptions.GeneratedCode = savedGenerated;
+        }
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
+        return 0;
+    }
+
+    private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+}
