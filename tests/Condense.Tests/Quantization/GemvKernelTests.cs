@@ -83,12 +83,13 @@ public class GemvKernelTests
         Assert.NotEqual(0, VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512, 4096));
         Assert.NotEqual(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1024));   // 8-bit g32: in cache only
         Assert.Equal(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1025));
-        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096));
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));   // 4 MiB: in cache
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));      // larger: the managed loop
         bool saved = KernelOptions.GeneratedCode;
         try
         {
             KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096));
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));
         }
         finally
         {

@@ -343,23 +343,25 @@ internal static unsafe class VnniGemv
     /// managed kernels run: the caller then keeps their code offset (the kernel's codes enter unshifted).
     /// </summary>
     /// <remarks>
-    /// 8-bit codes in groups of 32 (permuted scales) take the kernel only while the weight is at most
-    /// <see cref="PermutedInt8MaxBytes"/>: in cache it ran 1.31-1.41x the managed loop's bytes per CPU-second (512x4096,
-    /// one thread), but 4096x4096 (16 MiB, from L3 and memory) ran at 0.57-0.75x in six runs with prefetch distances of
-    /// 0 to 12 KB (development VM under load 26-31; the cause was not found). Every other layout ran at least as fast
-    /// as the managed loop in cache; see docs/kernels.md.
+    /// 4-bit codes, and 8-bit codes in groups of 32 (permuted scales), take the kernel only while the weight is at most
+    /// <see cref="CacheResidentBytes"/>. In cache (512x4096, one thread, bytes per CPU-second, two runs) the kernel ran
+    /// 1.14-1.27x the managed loop with 4-bit codes and 1.31-1.41x with 8-bit g32; on 4096x4096 weights read from L3
+    /// and memory it was not faster and often slower (8-bit g32 0.57-0.75x in six runs at prefetch distances of 0 to
+    /// 12 KB; 4-bit cold S1 rows 0.77-1.16x ORT against 1.10-1.37x with the managed loop, one thread, CPU time), and
+    /// cold rows must not regress. The cause was not found (development VM under load 26-42); see docs/benchmarks.md
+    /// ("Generated batch-1 GEMV").
     /// </remarks>
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
     {
         if (batch != 1 || vectorBits != 512 || !IsSupported) return 0;
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return 0;
-        if (bits == 8 && layout.Value.Plan == Permuted && (long)rowBytes * outFeatures > PermutedInt8MaxBytes) return 0;
+        if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes) return 0;
         return (nint)Kernel(layout.Value);
     }
 
-    /// <summary>Largest 8-bit g32 weight (bytes) the kernel takes (see <see cref="Prepare"/>).</summary>
-    public const long PermutedInt8MaxBytes = 4L << 20;
+    /// <summary>Largest 4-bit or 8-bit g32 weight (bytes) the kernel takes (see <see cref="Prepare"/>).</summary>
+    public const long CacheResidentBytes = 4L << 20;
 
     [ThreadStatic] private static byte[]? t_scratch;
 
