@@ -34,7 +34,8 @@ public static class KernelOptions
 
     /// <summary>
     /// Whether kernels may use machine code generated at run time for instructions .NET has no intrinsic for (today:
-    /// the AVX-512 VNNI vpdpbusd micro-kernels of the 8- and 4-bit GEMM at batches of 16 and more, Linux x64 only). Default
+    /// the AVX-512 VNNI vpdpbusd micro-kernels of the 8- and 4-bit products: the batch-1 GEMV, the small-batch and the
+    /// batched GEMM, Linux x64 only). Default
     /// on, unless the environment variable CONDENSE_NO_JIT is 1 when the process starts. Off, or where the CPU, OS or
     /// a security policy does not allow it, the managed kernels run instead (8 bits: bit-identical results; 4 bits: the
     /// fused kernels, equal up to float32 rounding).
