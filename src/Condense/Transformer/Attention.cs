@@ -40,9 +40,16 @@ public static class Attention
             // dispatch instead of three), attention reading its thirds in place. The bits of the three Forward calls.
             mark = TransformerProfiler.Stop(TransformerStage.QkvProjection, mark);
             int width = query.OutFeatures;
-            var fused = Ops.SelfAttentionInference(stacked, 0, stacked, width, stacked, 2 * width, 3 * width, width, batch, heads, causal);
-            TransformerProfiler.Stop(TransformerStage.Attention, mark);
-            return fused;
+            try
+            {
+                var fused = Ops.SelfAttentionInference(stacked, 0, stacked, width, stacked, 2 * width, 3 * width, width, batch, heads, causal);
+                TransformerProfiler.Stop(TransformerStage.Attention, mark);
+                return fused;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(stacked);
+            }
         }
         var q = query.Forward(hidden);
         var k = key.Forward(hidden);

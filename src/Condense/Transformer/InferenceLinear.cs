@@ -28,7 +28,8 @@ internal static class InferenceLinear
     /// one activation quantization, one dispatch of the workers, 3x the weight rows to split between them.
     /// </summary>
     /// <returns>
-    /// Null unless the three layers hold group-quantized weights of one scheme and shape and nothing observes their
+    /// An array from <see cref="System.Buffers.ArrayPool{T}.Shared"/> (possibly longer than rows x 3C; return it when
+    /// done), or null unless the three layers hold group-quantized weights of one scheme and shape and nothing observes their
     /// inputs. Each output row of a group-quantized product depends only on its weight row and the input (threads
     /// split weight rows; the kernel choice depends on the input width, the rows and the scheme, not on the number
     /// of weight rows), so stacking gives the bits of the three calls (tested).
@@ -52,11 +53,11 @@ internal static class InferenceLinear
             s_merged.AddOrUpdate(query, merged);
         }
         int rows = hidden.Shape[0], stride = 3 * width;
-        // Not zeroed: the product overwrites every value (IWeightStorage.MatMulTransposed), and zeroing 13 x 1152
-        // floats per layer is a visible share of a short sentence's serial time.
-        var y = GC.AllocateUninitializedArray<float>(rows * stride);
+        // Rented (the caller returns it once attention has read it: a third of a layer's allocations) and not zeroed:
+        // the product overwrites every value it owns (IWeightStorage.MatMulTransposed).
+        var y = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, rows * stride));
         if (rows == 0) return y;
-        merged.Weight.MatMulTransposed(hidden.Data.AsSpan(0, rows * channels), y, rows);
+        merged.Weight.MatMulTransposed(hidden.Data.AsSpan(0, rows * channels), y.AsSpan(0, rows * stride), rows);
         // As Ops.StorageLinear's bias add (TensorPrimitives.Add per row), on each third of the row.
         Span<Tensor?> biases = [query.Bias, key.Bias, value.Bias];
         for (int part = 0; part < 3; part++)
