@@ -22,6 +22,8 @@ public static class SpeedMode
         string sentencesPath = Path.Combine(AppContext.BaseDirectory, "data", "sentences.txt");
         string? dll = MiniLmPackage.DefaultDll();
         var activations = ActivationPrecision.Int8;
+        string? loop = null;
+        double loopSeconds = 10;
         for (int i = 0; i < args.Length; i++)
         {
             string? Next() => i + 1 < args.Length ? args[++i] : null;
@@ -33,9 +35,11 @@ public static class SpeedMode
                 case "--sentences" when Next() is { } s: sentencesPath = s; break;
                 case "--dll" when Next() is { } d: dll = d; break;
                 case "--activations" when Next() is { } a && Enum.TryParse(a, true, out ActivationPrecision p): activations = p; break;
+                case "--loop" when Next() is { } l: loop = l; break;
+                case "--seconds" when double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var sec) && sec > 0: loopSeconds = sec; break;
                 default:
                     Console.Error.WriteLine($"unknown or incomplete option '{args[i]}'");
-                    Console.Error.WriteLine("usage: Condense.MiniLM --speed [--threads N] [--rounds N] [--sentences FILE] [--dll PATH] [--activations int8|float32]");
+                    Console.Error.WriteLine("usage: Condense.MiniLM --speed [--threads N] [--rounds N] [--sentences FILE] [--dll PATH] [--activations int8|float32] [--loop RUNTIME:b1|b32 [--seconds S]]");
                     return 2;
             }
         }
@@ -80,6 +84,8 @@ public static class SpeedMode
         Console.WriteLine($"tokens per sentence: mean {singles.Average(t => t.Length):F1}, min {singles.Min(t => t.Length)}, max {singles.Max(t => t.Length)}; " +
             $"{batches.Length} batches of <= 32 (padded lengths {string.Join(", ", batches.Select(b => b.Length))}): {tokens} tokens, " +
             $"{padded} padded positions (ORT computes all of them; Condense packs the real tokens)");
+
+        if (loop != null) return Loop(runtimes, loop, singles, batches, loopSeconds);
 
         // Correctness first: fp32 against ONNX Runtime on every sentence, and every plan against ORT.
         var reference = singles.Select(t => ort.Encode(t).Data).ToArray();
@@ -154,6 +160,32 @@ public static class SpeedMode
 
         Breakdown(runtimes.Skip(1).ToArray(), sentences, tokenizer, singles, batches);
         return failures;
+    }
+
+    /// <summary>
+    /// For profilers (perf): one runtime alone, at batch 1 or 32, over and over for a while, so its samples are not
+    /// mixed with the other runtimes'. RUNTIME is a case-insensitive prefix of a runtime's name ("int4", "ORT").
+    /// </summary>
+    private static int Loop((string Name, Func<TokenBatch, Tensor> Encode)[] runtimes, string spec, TokenBatch[] singles, TokenBatch[] batches, double seconds)
+    {
+        var parts = spec.Split(':');
+        var match = runtimes.Where(r => r.Name.Contains(parts[0], StringComparison.OrdinalIgnoreCase)).ToArray();
+        if (match.Length != 1 || parts.Length != 2 || parts[1] is not ("b1" or "b32"))
+        {
+            Console.Error.WriteLine($"--loop {spec}: expected RUNTIME:b1 or RUNTIME:b32 with RUNTIME naming one of {string.Join(", ", runtimes.Select(r => r.Name))}.");
+            return 2;
+        }
+        var inputs = parts[1] == "b1" ? singles : batches;
+        var encode = match[0].Encode;
+        int sentences = inputs.Sum(t => t.Count), passes = 0;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            foreach (var t in inputs) encode(t);
+            passes++;
+        }
+        Console.WriteLine($"{match[0].Name} {parts[1]}: {passes * sentences / clock.Elapsed.TotalSeconds:F1} sentences/s over {passes} passes; load average {LoadAverage()}");
+        return 0;
     }
 
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]

@@ -33,6 +33,24 @@ public static class Attention
             throw new ArgumentException($"SelfAttention: {heads} heads must divide the projections' width; query, key and value give {query.OutFeatures}, {key.OutFeatures} and {value.OutFeatures}.", nameof(heads));
         int headSize = query.OutFeatures / heads;
         long mark = TransformerProfiler.Start();
+        if (!Tensor.IsGradEnabled && !(dropout > 0f && dropoutRng != null) &&
+            InferenceLinear.ProjectQkv(hidden, query, key, value) is { } stacked)
+        {
+            // NoGrad, compressed alike: Q, K and V from one product [rows, 3C] (one activation quantization and one
+            // dispatch instead of three), attention reading its thirds in place. The bits of the three Forward calls.
+            mark = TransformerProfiler.Stop(TransformerStage.QkvProjection, mark);
+            int width = query.OutFeatures;
+            try
+            {
+                var fused = Ops.SelfAttentionInference(stacked, 0, stacked, width, stacked, 2 * width, 3 * width, width, batch, heads, causal);
+                TransformerProfiler.Stop(TransformerStage.Attention, mark);
+                return fused;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(stacked);
+            }
+        }
         var q = query.Forward(hidden);
         var k = key.Forward(hidden);
         var v = value.Forward(hidden);

@@ -78,25 +78,39 @@ public static class Bert
         bool inference = !Tensor.IsGradEnabled && !drop;
         var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
         long mark = TransformerProfiler.Start();
-        var attended = parts.AttentionOutput.Forward(context);
+        // Inference with a compressed layer: its product without the bias, which the next pass (residual +
+        // LayerNorm, GELU) adds first, row by row as Ops.StorageLinear would: the same bits, one pass fewer.
+        Tensor? attendedBias = null, intermediateBias = null, outputBias = null;
+        var attended = Product(parts.AttentionOutput, context, ref attendedBias);
         mark = TransformerProfiler.Stop(TransformerStage.AttentionOutput, mark);
         if (drop) attended = Ops.Dropout(attended, dropout, dropoutRng!);
         var h = inference
-            ? Ops.ResidualLayerNormInPlace(attended, hidden, parts.AttentionNorm.Weight, parts.AttentionNorm.Bias, parts.AttentionNorm.Epsilon)
+            ? Ops.ResidualLayerNormInPlace(attended, hidden, parts.AttentionNorm.Weight, parts.AttentionNorm.Bias, parts.AttentionNorm.Epsilon, attendedBias)
             : parts.AttentionNorm.Forward(Ops.Add(attended, hidden));
         mark = TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
-        var intermediate = parts.Intermediate.Forward(h);
+        var intermediate = Product(parts.Intermediate, h, ref intermediateBias);
         mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
-        intermediate = inference ? Ops.GeluErfInPlace(intermediate) : Ops.GeluErf(intermediate);
+        intermediate = inference ? Ops.GeluErfInPlace(intermediate, intermediateBias) : Ops.GeluErf(intermediate);
         mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
-        var output = parts.Output.Forward(intermediate);
+        var output = Product(parts.Output, intermediate, ref outputBias);
         mark = TransformerProfiler.Stop(TransformerStage.Output, mark);
         if (drop) output = Ops.Dropout(output, dropout, dropoutRng!);
         var result = inference
-            ? Ops.ResidualLayerNormInPlace(output, h, parts.OutputNorm.Weight, parts.OutputNorm.Bias, parts.OutputNorm.Epsilon)
+            ? Ops.ResidualLayerNormInPlace(output, h, parts.OutputNorm.Weight, parts.OutputNorm.Bias, parts.OutputNorm.Epsilon, outputBias)
             : parts.OutputNorm.Forward(Ops.Add(output, h));
         TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
         return result;
+
+        // layer.Forward(x), or under inference its compressed product with the bias left to the caller (bias set).
+        Tensor Product(Linear layer, Tensor x, ref Tensor? bias)
+        {
+            if (inference && InferenceLinear.ProductWithoutBias(layer, x) is { } y)
+            {
+                bias = layer.Bias;
+                return y;
+            }
+            return layer.Forward(x);
+        }
     }
 
     /// <summary>

@@ -61,18 +61,25 @@ public static partial class Ops
     /// Inference only (records nothing): x = LayerNorm(x + residual) in place, with the bits of
     /// <c>LayerNorm(Add(x, residual))</c>. x must be a fresh tensor nothing else reads (a Linear's output).
     /// </summary>
-    internal static Tensor ResidualLayerNormInPlace(Tensor x, Tensor residual, Tensor weight, Tensor bias, float epsilon)
+    /// <param name="rowBias">
+    /// A Linear layer's bias [C] added to every row of x first (x is then the layer's product without its bias,
+    /// <see cref="InferenceLinear.ProductWithoutBias"/>), or null.
+    /// </param>
+    internal static Tensor ResidualLayerNormInPlace(Tensor x, Tensor residual, Tensor weight, Tensor bias, float epsilon, Tensor? rowBias = null)
     {
         int channels = x.Shape[^1];
-        if (!x.Shape.AsSpan().SequenceEqual(residual.Shape) || weight.Length != channels || bias.Length != channels)
-            throw ShapeError(nameof(LayerNorm), "x and residual of equal shapes [..., C], weight and bias [C]", x, residual);
+        if (!x.Shape.AsSpan().SequenceEqual(residual.Shape) || weight.Length != channels || bias.Length != channels || (rowBias != null && rowBias.Length != channels))
+            throw ShapeError(nameof(LayerNorm), "x and residual of equal shapes [..., C], weight, bias and the row bias [C]", x, residual);
         int rows = x.Length / channels;
         float[] xs = x.Data, rs = residual.Data, w = weight.Data, b = bias.Data;
+        float[]? rb = rowBias?.Data;
         ForRows(rows, channels, (start, end) =>
         {
             for (int r = start; r < end; r++)
             {
                 var row = xs.AsSpan(r * channels, channels);
+                // The bits of Ops.StorageLinear's bias add, then Ops.Add, then LayerNorm: the same adds in the same order.
+                if (rb != null) TensorPrimitives.Add(row, rb, row);
                 TensorPrimitives.Add(row, rs.AsSpan(r * channels, channels), row);
                 LayerNormRow(row, row, w, b, epsilon);
             }
@@ -167,12 +174,39 @@ public static partial class Ops
     /// Inference only (records nothing): x = x Phi(x) in place, with the bits of <see cref="GeluErf"/>. x must be a
     /// fresh tensor nothing else reads (a Linear's output).
     /// </summary>
-    internal static Tensor GeluErfInPlace(Tensor x)
+    /// <param name="x">[..., N], overwritten.</param>
+    /// <param name="rowBias">
+    /// A Linear layer's bias [N] added to every row first, as Ops.StorageLinear adds it (x is then the layer's product
+    /// without its bias, <see cref="InferenceLinear.ProductWithoutBias"/>): one pass over the rows instead of two.
+    /// </param>
+    internal static Tensor GeluErfInPlace(Tensor x, Tensor? rowBias = null)
     {
         float[] xs = x.Data;
-        ForChunks(xs.Length, (start, end) => GeluErfForward(xs.AsSpan(start, end - start), xs.AsSpan(start, end - start)));
+        int width = x.Rank == 0 ? 1 : x.Shape[^1];
+        if (rowBias != null && rowBias.Length != width)
+            throw ShapeError(nameof(GeluErf), "x [..., N] and the row bias [N]", x, rowBias);
+        int rows = width == 0 ? 0 : x.Length / width;
+        float[]? rb = rowBias?.Data;
+        Action<int, int> body = (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                var row = xs.AsSpan(r * width, width);
+                if (rb != null) TensorPrimitives.Add(row, rb, row);
+                // Element-wise: any split of the rows gives the bits of one pass (the vector kernel equals the passes).
+                GeluErfForward(row, row);
+            }
+        };
+        // GELU costs ~2 ns per value (erf's polynomial, a division, exp): from a few thousand values a second thread
+        // pays for its dispatch. A sentence of 13 tokens has 13 x 1536 of them in each MiniLM layer, which ran on
+        // one thread (11-15% of the sentence's time) under the element-wise ops' threshold.
+        if ((long)rows * width < GeluParallelElements || rows < 2) body(0, rows);
+        else WorkerPool.Shared.For(rows, body, Gemm.MaxDegreeOfParallelism);
         return x;
     }
+
+    // The size from which the in-place GELU splits its rows over threads.
+    private const int GeluParallelElements = 1 << 12;
 
     /// <summary>
     /// y = x Phi(x) over spans; y may be x. With 512-bit vectors each vector goes through every step in registers
@@ -370,16 +404,34 @@ public static partial class Ops
     /// A packed batch (<see cref="SequenceBatch.Pack"/>) runs each sequence over its own rows and length, with no
     /// mask: the bits of that sequence alone in a batch of one.
     /// </remarks>
-    internal static unsafe Tensor SelfAttentionInference(Tensor q, Tensor k, Tensor v, SequenceBatch shape, int heads, bool causal)
+    internal static Tensor SelfAttentionInference(Tensor q, Tensor k, Tensor v, SequenceBatch shape, int heads, bool causal)
     {
-        int rows = q.Shape[0], channels = q.Shape[1], batch = shape.BatchSize;
+        int rows = q.Shape[0], channels = q.Shape[1];
         if (q.Rank != 2 || !q.Shape.AsSpan().SequenceEqual(k.Shape) || !q.Shape.AsSpan().SequenceEqual(v.Shape) || rows != shape.Rows || channels % heads != 0)
             throw ShapeError(nameof(SelfAttentionInference), "q, k and v of one shape [rows, H * D]", q, k);
+        return SelfAttentionInference(q.Data, 0, k.Data, 0, v.Data, 0, channels, channels, shape, heads, causal);
+    }
+
+    /// <summary>
+    /// <see cref="SelfAttentionInference(Tensor, Tensor, Tensor, SequenceBatch, int, bool)"/> on rows of
+    /// <paramref name="stride"/> floats: row r of Q is <paramref name="channels"/> floats at
+    /// <c>qOffset + r * stride</c> of <paramref name="qs"/> (K and V alike). One array [rows, 3C] with offsets 0, C, 2C holds a stacked Q/K/V
+    /// product; the bits are those of three separate [rows, C] tensors (the kernels read the same values).
+    /// </summary>
+    internal static unsafe Tensor SelfAttentionInference(float[] qs, int qOffset, float[] ks, int kOffset, float[] vs, int vOffset,
+        int stride, int channels, SequenceBatch shape, int heads, bool causal)
+    {
+        int rows = shape.Rows, batch = shape.BatchSize;
+        static bool Fits(float[] a, int offset, int rows, int stride, int channels) =>
+            offset >= 0 && (rows == 0 || offset + (long)(rows - 1) * stride + channels <= a.Length);
+        if (channels % heads != 0 || stride < channels || !Fits(qs, qOffset, rows, stride, channels) || !Fits(ks, kOffset, rows, stride, channels) ||
+            !Fits(vs, vOffset, rows, stride, channels))
+            throw new ArgumentException($"{nameof(SelfAttentionInference)}: {rows} rows of {channels} channels ({heads} heads), stride {stride}, at offsets {qOffset}, {kOffset} and {vOffset} do not fit arrays of {qs.Length}, {ks.Length} and {vs.Length} floats.");
         int longest = shape.SequenceLength, size = channels / heads;
         int[]? keyMask = shape.AttentionMask;
         float scale = 1f / MathF.Sqrt(size);
         var context = Tensor.Zeros(rows, channels);
-        float[] qs = q.Data, ks = k.Data, vs = v.Data, cs = context.Data;
+        float[] cs = context.Data;
         int pairs = batch * heads;
         // Score rows are padded with zero keys to whole vectors (16 floats covers every SIMD width), so Q K^T runs on
         // the vector kernel even at a few tokens; the padded scores are never read.
@@ -390,28 +442,29 @@ public static partial class Ops
         {
             var keysT = new float[size * longestStride];     // K_h^T [D, T]: the kernel's right operand is row-major
             var scores = new float[longest * longestStride];
-            fixed (float* pq = qs, pk = ks, pv = vs, pc = cs, pkt = keysT, ps = scores)
+            fixed (float* q0 = qs, k0 = ks, v0 = vs, pc = cs, pkt = keysT, ps = scores)
             {
+                float* pq = q0 + qOffset, pk = k0 + kOffset, pv = v0 + vOffset;
                 for (int pair = start; pair < end; pair++)
                 {
                     int b = pair / heads, h = pair % heads;
                     int first = shape.SequenceStart(b), seq = shape.SequenceRows(b);
                     if (seq == 0) continue;
-                    int stride = (seq + 15) / 16 * 16;
-                    nint offset = (nint)first * channels + h * size;
+                    int keys = (seq + 15) / 16 * 16;
+                    nint input = (nint)first * stride + h * size, output = (nint)first * channels + h * size;
                     long mark = TransformerProfiler.Start();
                     for (int j = 0; j < seq; j++)
                     {
-                        float* keyRow = pk + offset + (nint)j * channels;
-                        for (int d = 0; d < size; d++) pkt[d * stride + j] = keyRow[d];
+                        float* keyRow = pk + input + (nint)j * stride;
+                        for (int d = 0; d < size; d++) pkt[d * keys + j] = keyRow[d];
                     }
-                    Gemm.MatMulStrided(pq + offset, channels, pkt, stride, ps, stride, seq, size, stride);
+                    Gemm.MatMulStrided(pq + input, stride, pkt, keys, ps, keys, seq, size, keys);
                     mark = TransformerProfiler.Stop(TransformerStage.AttentionScores, mark);
                     for (int i = 0; i < seq; i++)
                     {
                         // As AttentionSoftmax: scale, mask padded (and, causal, later) keys to -infinity, softmax.
                         int visible = causal ? i + 1 : seq;
-                        var row = scores.AsSpan(i * stride, seq);
+                        var row = scores.AsSpan(i * keys, seq);
                         var shown = row[..visible];
                         TensorPrimitives.Multiply(shown, scale, shown);
                         if (keyMask != null)
@@ -424,7 +477,7 @@ public static partial class Ops
                         row[visible..].Clear();
                     }
                     mark = TransformerProfiler.Stop(TransformerStage.AttentionSoftmax, mark);
-                    Gemm.MatMulStrided(ps, stride, pv + offset, channels, pc + offset, channels, seq, seq, size);
+                    Gemm.MatMulStrided(ps, keys, pv + input, stride, pc + output, channels, seq, seq, size);
                     TransformerProfiler.Stop(TransformerStage.AttentionContext, mark);
                 }
             }
