@@ -48,7 +48,7 @@ internal static unsafe class DenseMatMul
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
-        else if (batch >= PackedMinVectors * (bits / 32))
+        else if (UsesPackedKernel(batch, bits))
         {
             GemmPacked(x, w, y, batch, outF, inF, bits, degree);
         }
@@ -57,6 +57,25 @@ internal static unsafe class DenseMatMul
             var body = new GemmBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
+    }
+
+    /// <summary>
+    /// Whether a batch takes the packed broadcast kernel (results equal <see cref="Reference"/> bit for bit) rather
+    /// than the dot-product tiles: from two vectors of batch on, or from one vector when the padding is at most 1/8.
+    /// </summary>
+    /// <remarks>
+    /// Batch 16 at 512 bits (one full vector) was the dot-product tiles' case until session 7: they load a W vector and
+    /// an x vector per 2 FMAs (4 x 4 tile: 8 loads per 16 FMAs) and reduce lanes at the end; the packed 8 x 1 tile loads
+    /// one x vector and 8 scalar broadcasts per 8 FMAs and reads each weight once. Measured S1 and S2 at batch 16, one
+    /// thread, CPU time, against ORT's MatMul: 0.87x / 0.90x -> 1.11x / 1.02x. A 16-row tile was slower (0.61x): its 16
+    /// W rows are inF floats apart, a multiple of 4 KiB for these shapes, so all 16 streams fall into one 8-way L1 set.
+    /// </remarks>
+    internal static bool UsesPackedKernel(int batch, int bits)
+    {
+        if (bits == 0 || batch < GemmMinBatch) return false;
+        int v = bits / 32;
+        int padded = (batch + v - 1) / v * v;
+        return batch >= PackedMinVectors * v || padded * 7 <= batch * 8;
     }
 
     /// <summary>The scalar reference: one fma chain per output.</summary>
