@@ -359,7 +359,7 @@ internal static unsafe class Float32ActivationKernel
         /// Takes pointers so the JIT folds both broadcasts into the multiply and the add as {1to16} memory operands:
         /// by value, each became a vmovss plus a register vbroadcastss on the shuffle port the decode's vpermps
         /// needs, and with groups of 64 (4 chunks) that per-group prologue doubled the cost per chunk (measured in
-        /// a register-and-L1 loop of the 4-bit tile: 4.8 -> 2.5 cycles per 16 codes and row; see docs/kernels.md).
+        /// a register-and-L1 loop of the 4-bit tile: 4.8 -> 2.5 cycles per 16 codes and row; docs/benchmarks.md, session 7).
         /// </remarks>
         static abstract (Vector512<float> A, Vector512<float> B) Prepare(float* s, float* nz);
         static abstract Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b);
