@@ -48,7 +48,7 @@ internal static unsafe class DenseMatMul
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
-        else if (batch >= PackedMinVectors * (bits / 32))
+        else if (UsesPackedKernel(batch, bits))
         {
             GemmPacked(x, w, y, batch, outF, inF, bits, degree);
         }
@@ -57,6 +57,25 @@ internal static unsafe class DenseMatMul
             var body = new GemmBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
+    }
+
+    /// <summary>
+    /// Whether a batch takes the packed broadcast kernel (results equal <see cref="Reference"/> bit for bit) rather
+    /// than the dot-product tiles: from two vectors of batch on, or from one vector when the padding is at most 1/8.
+    /// </summary>
+    /// <remarks>
+    /// Batch 16 at 512 bits (one full vector) was the dot-product tiles' case until session 7: they load a W vector and
+    /// an x vector per 2 FMAs (4 x 4 tile: 8 loads per 16 FMAs) and reduce lanes at the end; the packed 8 x 1 tile loads
+    /// one x vector and 8 scalar broadcasts per 8 FMAs and reads each weight once. Measured S1 and S2 at batch 16, one
+    /// thread, CPU time, against ORT's MatMul: 0.87x / 0.90x -> 1.11x / 1.02x. A 16-row tile was slower (0.61x): its 16
+    /// W rows are inF floats apart, a multiple of 4 KiB for these shapes, so all 16 streams fall into one 8-way L1 set.
+    /// </remarks>
+    internal static bool UsesPackedKernel(int batch, int bits)
+    {
+        if (bits == 0 || batch < GemmMinBatch) return false;
+        int v = bits / 32;
+        int padded = (batch + v - 1) / v * v;
+        return batch >= PackedMinVectors * v || padded * 7 <= batch * 8;
     }
 
     /// <summary>The scalar reference: one fma chain per output.</summary>
@@ -602,7 +621,28 @@ internal static unsafe class DenseMatMul
         TV c4 = first ? TV.Zero : TV.Load(acc + 4 * ld), c5 = first ? TV.Zero : TV.Load(acc + 5 * ld);
         TV c6 = first ? TV.Zero : TV.Load(acc + 6 * ld), c7 = first ? TV.Zero : TV.Load(acc + 7 * ld);
         float* xi = xp + (nint)k0 * ld;
-        for (nint i = k0; i < k1; i++, xi += ld)
+        nint i = k0;
+        if (Sse.IsSupported)
+        {
+            // A cache line of each of the 8 W rows per 16 features: prefetch the line PrefetchFloats ahead in every
+            // row, so the DRAM reads of this tile's streams are in flight before the FMAs reach them.
+            for (; i + 16 <= k1; )
+            {
+                Sse.Prefetch0(w0 + i + PrefetchFloats); Sse.Prefetch0(w1 + i + PrefetchFloats);
+                Sse.Prefetch0(w2 + i + PrefetchFloats); Sse.Prefetch0(w3 + i + PrefetchFloats);
+                Sse.Prefetch0(w4 + i + PrefetchFloats); Sse.Prefetch0(w5 + i + PrefetchFloats);
+                Sse.Prefetch0(w6 + i + PrefetchFloats); Sse.Prefetch0(w7 + i + PrefetchFloats);
+                for (nint e = i + 16; i < e; i++, xi += ld)
+                {
+                    TV x0 = TV.Load(xi);
+                    c0 = TV.Fma(TV.Broadcast(w0[i]), x0, c0); c1 = TV.Fma(TV.Broadcast(w1[i]), x0, c1);
+                    c2 = TV.Fma(TV.Broadcast(w2[i]), x0, c2); c3 = TV.Fma(TV.Broadcast(w3[i]), x0, c3);
+                    c4 = TV.Fma(TV.Broadcast(w4[i]), x0, c4); c5 = TV.Fma(TV.Broadcast(w5[i]), x0, c5);
+                    c6 = TV.Fma(TV.Broadcast(w6[i]), x0, c6); c7 = TV.Fma(TV.Broadcast(w7[i]), x0, c7);
+                }
+            }
+        }
+        for (; i < k1; i++, xi += ld)
         {
             TV x0 = TV.Load(xi);
             c0 = TV.Fma(TV.Broadcast(w0[i]), x0, c0); c1 = TV.Fma(TV.Broadcast(w1[i]), x0, c1);
@@ -613,6 +653,9 @@ internal static unsafe class DenseMatMul
         TV.Store(c0, acc); TV.Store(c1, acc + ld); TV.Store(c2, acc + 2 * ld); TV.Store(c3, acc + 3 * ld);
         TV.Store(c4, acc + 4 * ld); TV.Store(c5, acc + 5 * ld); TV.Store(c6, acc + 6 * ld); TV.Store(c7, acc + 7 * ld);
     }
+
+    /// <summary>How far ahead (in floats) the 8 x 1 tile prefetches each W row: 2 KiB.</summary>
+    private const int PrefetchFloats = 512;
 
     // Not inlined: GemmChunk holds five tiles, and inlined together they exhaust the JIT's inlining budget, leaving
     // the vector helpers (F512.Fma, ...) as calls (a 10x slowdown measured on the 8x1 tile).

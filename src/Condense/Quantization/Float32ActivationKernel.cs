@@ -13,8 +13,8 @@ namespace Condense.Quantization;
 /// </summary>
 /// <remarks>
 /// <para>Exactness: (q - z) has at most 9 bits and s is a float16, so s * (q - z) is exact in float32; the kernel
-/// forms it either from a 16-entry table (2, 3 and 4 bits: entry j = fma(j, s, -z s), exact because the exact
-/// result is representable) picked by vpermps, or as fma(q, s, -z s) (8 bits, and 4 bits with AVX2). Each product
+/// forms it either from a 16-entry table (2, 3 and 4 bits: entry j = j s + (-z s); j s is exact, at most 4 bits
+/// times s's 11-bit significand, and the sum rounds to the exact result, which is representable) picked by vpermps, or as fma(q, s, -z s) (8 bits, and 4 bits with AVX2). Each product
 /// w x is therefore the dequantize-then-matmul product; only the float32 summation order differs (lanes of one
 /// vector, then a horizontal sum), so results stay within float rounding of the reference.</para>
 /// <para>Decoding one vector of codes: the chunk's bytes are broadcast to every lane, each lane shifts its own code
@@ -234,7 +234,7 @@ internal static unsafe class Float32ActivationKernel
                 nint c = 0;
                 for (int g = 0; g < gpr; g++)
                 {
-                    var (a, b) = TDec.Prepare(sf[g], nz[g]);
+                    var (a, b) = TDec.Prepare(sf + g, nz + g);
                     for (nint e = Math.Min(c + p.ChunksPerGroup, chunks); c < e; c++)
                         TDec.Decode(row + c * cb, a, b).Store(dst + c * 8);
                 }
@@ -355,13 +355,19 @@ internal static unsafe class Float32ActivationKernel
     private interface IDecoder512 : IDecoder
     {
         /// <summary>Per group: a table (entry j = s (j - z) for the lookup decoders) or s and -z s.</summary>
-        static abstract (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz);
+        /// <remarks>
+        /// Takes pointers so the JIT folds both broadcasts into the multiply and the add as {1to16} memory operands:
+        /// by value, each became a vmovss plus a register vbroadcastss on the shuffle port the decode's vpermps
+        /// needs, and with groups of 64 (4 chunks) that per-group prologue doubled the cost per chunk (measured in
+        /// a register-and-L1 loop of the 4-bit tile: 4.8 -> 2.5 cycles per 16 codes and row; docs/benchmarks.md, session 7).
+        /// </remarks>
+        static abstract (Vector512<float> A, Vector512<float> B) Prepare(float* s, float* nz);
         static abstract Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b);
     }
 
     private interface IDecoder256 : IDecoder
     {
-        static abstract (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz);
+        static abstract (Vector256<float> A, Vector256<float> B) Prepare(float* s, float* nz);
         static abstract Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b);
     }
 
@@ -373,8 +379,8 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 4;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) =>
-            (Vector512.FusedMultiplyAdd(Vector512.Create(0f, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3), Vector512.Create(s), Vector512.Create(nz)), default);
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float* s, float* nz) =>
+            (Vector512.Create(0f, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3) * Vector512.Create(*s) + Vector512.Create(*nz), default);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b)
@@ -397,8 +403,8 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 8;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) =>
-            (Vector512.FusedMultiplyAdd(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7), Vector512.Create(s), Vector512.Create(nz)), default);
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float* s, float* nz) =>
+            (Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7) * Vector512.Create(*s) + Vector512.Create(*nz), default);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b)
@@ -426,8 +432,8 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 8;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) =>
-            (Vector512.FusedMultiplyAdd(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(s), Vector512.Create(nz)), default);
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float* s, float* nz) =>
+            (Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * Vector512.Create(*s) + Vector512.Create(*nz), default);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b)
@@ -449,7 +455,7 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 16;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector512<float> A, Vector512<float> B) Prepare(float s, float nz) => (Vector512.Create(s), Vector512.Create(nz));
+        public static (Vector512<float> A, Vector512<float> B) Prepare(float* s, float* nz) => (Vector512.Create(*s), Vector512.Create(*nz));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Decode(byte* chunk, Vector512<float> a, Vector512<float> b) =>
@@ -467,8 +473,8 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) =>
-            (Vector256.FusedMultiplyAdd(Vector256.Create(0f, 1, 2, 3, 0, 1, 2, 3), Vector256.Create(s), Vector256.Create(nz)), default);
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float* s, float* nz) =>
+            (Vector256.Create(0f, 1, 2, 3, 0, 1, 2, 3) * Vector256.Create(*s) + Vector256.Create(*nz), default);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b)
@@ -490,8 +496,8 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 4;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) =>
-            (Vector256.FusedMultiplyAdd(Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(s), Vector256.Create(nz)), default);
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float* s, float* nz) =>
+            (Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7) * Vector256.Create(*s) + Vector256.Create(*nz), default);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b)
@@ -513,7 +519,7 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 4;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) => (Vector256.Create(s), Vector256.Create(nz));
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float* s, float* nz) => (Vector256.Create(*s), Vector256.Create(*nz));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b)
@@ -535,7 +541,7 @@ internal static unsafe class Float32ActivationKernel
         public static int ReadBytes => 8;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static (Vector256<float> A, Vector256<float> B) Prepare(float s, float nz) => (Vector256.Create(s), Vector256.Create(nz));
+        public static (Vector256<float> A, Vector256<float> B) Prepare(float* s, float* nz) => (Vector256.Create(*s), Vector256.Create(*nz));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Decode(byte* chunk, Vector256<float> a, Vector256<float> b) =>
@@ -563,10 +569,10 @@ internal static unsafe class Float32ActivationKernel
         nint c = 0;
         for (int g = 0; g < gpr; g++)
         {
-            var (t0, u0) = TDec.Prepare(sf[g], nz[g]);
-            var (t1, u1) = TDec.Prepare(sf[gpr + g], nz[gpr + g]);
-            var (t2, u2) = TDec.Prepare(sf[2 * gpr + g], nz[2 * gpr + g]);
-            var (t3, u3) = TDec.Prepare(sf[3 * gpr + g], nz[3 * gpr + g]);
+            var (t0, u0) = TDec.Prepare(sf + g, nz + g);
+            var (t1, u1) = TDec.Prepare(sf + gpr + g, nz + gpr + g);
+            var (t2, u2) = TDec.Prepare(sf + 2 * gpr + g, nz + 2 * gpr + g);
+            var (t3, u3) = TDec.Prepare(sf + 3 * gpr + g, nz + 3 * gpr + g);
             for (nint e = c + cpg; c < e; c++)
             {
                 nint o = c * cb, i = c * 16;
@@ -626,10 +632,10 @@ internal static unsafe class Float32ActivationKernel
         nint c = 0;
         for (int g = 0; g < gpr; g++)
         {
-            var (t0, u0) = TDec.Prepare(sf[g], nz[g]);
-            var (t1, u1) = TDec.Prepare(sf[gpr + g], nz[gpr + g]);
-            var (t2, u2) = TDec.Prepare(sf[2 * gpr + g], nz[2 * gpr + g]);
-            var (t3, u3) = TDec.Prepare(sf[3 * gpr + g], nz[3 * gpr + g]);
+            var (t0, u0) = TDec.Prepare(sf + g, nz + g);
+            var (t1, u1) = TDec.Prepare(sf + gpr + g, nz + gpr + g);
+            var (t2, u2) = TDec.Prepare(sf + 2 * gpr + g, nz + 2 * gpr + g);
+            var (t3, u3) = TDec.Prepare(sf + 3 * gpr + g, nz + 3 * gpr + g);
             for (nint e = c + cpg; c < e; c++)
             {
                 nint o = c * cb, i = c * 8;

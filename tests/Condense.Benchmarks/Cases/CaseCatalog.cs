@@ -127,9 +127,29 @@ internal static partial class CaseCatalog
         if (shape == Shape.Tiny) return Target.TimeAtMost(0.020, "<=20 us/call");
         if (!cold) return null;
         if (run.Batch == 1) return run.Format.Batch1Target;
-        if (run.Format == Fp32Storage.Format && run.Batch == 128) return Target.Gflops(250);
+        if (run.Format == Fp32Storage.Format && run.Batch == 128) return Target.Gflops(CaseCatalogTargets.Fp32Batch128Gflops);
         if (run.Format.Name.StartsWith("int4-", StringComparison.Ordinal))
             return run.Batch switch { 2 => Target.RelativeToBatch1(1.3), 4 => Target.RelativeToBatch1(1.6), 8 => Target.RelativeToBatch1(2.5), _ => null };
         return null;
     }
+}
+
+/// <summary>Targets derived from the reference machine's measured ceilings.</summary>
+internal static class CaseCatalogTargets
+{
+    /// <summary>
+    /// fp32 FMA peak of the reference machine (AMD EPYC Zen 4, 2 cores), from <c>--quick fp32-peak</c>: 113-116 GFLOP
+    /// per CPU-second per core at 512 and at 256 bits alike (Zen 4 runs a 512-bit FMA as two 256-bit halves: 32 flops
+    /// a cycle at ~3.6 GHz), so 2 x 115 = 230 GFLOP/s. The old target of 250 GFLOP/s was above that ceiling.
+    /// </summary>
+    public const double Fp32PeakGflops = 230;
+
+    /// <summary>
+    /// Fraction of the peak the fp32 batch-128 GEMM must reach: 75%. ORT's MLAS SGEMM reaches 67% (155 GFLOP/s) in the
+    /// same quiet run where Condense's packed kernel reached 79% (182 GFLOP/s, S1); the wall-clock figure of a
+    /// 2-thread call also pays the thread hand-off and the x packing.
+    /// </summary>
+    public const double Fp32Batch128Fraction = 0.75;
+
+    public const double Fp32Batch128Gflops = Fp32PeakGflops * Fp32Batch128Fraction;
 }

@@ -22,7 +22,7 @@ internal static partial class Timing
     [LibraryImport("libc", EntryPoint = "clock_gettime")]
     private static partial int ClockGetTime(int clock, out TimeSpec time);
 
-    private static double ThreadSeconds()
+    internal static double ThreadSeconds()
     {
         const int ThreadCpuClock = 3; // CLOCK_THREAD_CPUTIME_ID on Linux
         if (ClockGetTime(ThreadCpuClock, out var t) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed: --cpu-time needs Linux");

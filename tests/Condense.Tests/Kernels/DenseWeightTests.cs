@@ -58,6 +58,10 @@ public class DenseWeightTests
     [InlineData(40, 9, 1031)]
     [InlineData(130, 37, 300)]
     [InlineData(64, 77, 2100)]
+    [InlineData(16, 45, 4096)]
+    [InlineData(15, 23, 333)]
+    [InlineData(8, 19, 517)]
+    [InlineData(14, 70, 129)]
     public unsafe void Large_batches_equal_the_scalar_fma_chain_bit_for_bit(int batch, int outF, int inF)
     {
         // The packed kernel runs each output's fma chain in reference order; any reordering shows up in the last bits.
@@ -72,7 +76,12 @@ public class DenseWeightTests
         var storage = new DenseWeight(w, outF, inF);
         KernelWidths.ForEach(bits =>
         {
-            if (bits != 0 && batch < 2 * bits / 32) return; // below two vectors the dot-product tiles reassociate
+            // One full vector of batch (16 at 512 bits, 8 at 256) takes the packed kernel too; smaller batches
+            // take the dot-product tiles, which reassociate.
+            int v = bits / 32;
+            bool packed = bits != 0 && (batch >= 2 * v || (batch + v - 1) / v * v * 7 <= batch * 8);
+            Assert.Equal(packed, DenseMatMul.UsesPackedKernel(batch, bits));
+            if (bits != 0 && !packed) return;
             var y = new float[batch * outF];
             storage.MatMulTransposed(x, y, batch);
             Assert.Equal(expected, y);
