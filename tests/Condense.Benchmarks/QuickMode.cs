@@ -19,6 +19,7 @@ namespace Condense.Benchmarks;
 ///   --quick gptq                seconds to GPTQ one 4096 x 4096 layer from 128 calibration rows
 ///   --quick --peers             side by side with ONNX Runtime on the same codes (Peers/PeersMode.cs; exits 1 on a wrong output)
 ///   --quick vnni                the generated VNNI code: register-only vpdpbusd GMAC per CPU-second, and the 8/4-bit GEMM on 1 thread with it on and off
+///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
@@ -34,6 +35,7 @@ public static class QuickMode
         if (args.Contains("--peers")) return Peers.PeersMode.Run(args);
         if (args.Contains("subspace")) return Training.SubspaceStepQuick.Run(fastfoodOnly: args.Contains("fastfood"));
         if (args.Contains("vnni")) return Jit.VnniQuick.Run();
+        if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);
 
         bool full = args.Contains("--full");
         string? csv = Option(args, "--csv");
