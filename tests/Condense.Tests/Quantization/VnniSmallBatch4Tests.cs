@@ -24,12 +24,15 @@ public class VnniSmallBatch4Tests
             data.Add(32, 4128, sym);  // many steps, a tail of one group
             data.Add(64, 448, sym);   // 3 steps and half a step of tail
             data.Add(128, 640, sym);  // one group per step
-            data.Add(256, 768, sym);  // two steps per group
+            data.Add(256, 768, sym);  // two steps per group (paired kernel)
+            data.Add(64, 1024, sym);  // paired kernel, 4 groups per pair of steps
+            data.Add(0, 512, sym);    // paired kernel, one group per row
         }
         data.Add(0, 128, false);      // exactly one step
         data.Add(0, 129, true);       // one step and one code (the last byte of a row holds one code)
         data.Add(256, 2304, false);   // an odd number of groups of 256 (a group ends mid-row at every other step)
         data.Add(16, 272, false);     // 2 steps and a tail of one group of 16
+        data.Add(128, 1280, false);   // paired kernel, 2 groups per pair of steps
         return data;
     }
 
@@ -74,6 +77,8 @@ public class VnniSmallBatch4Tests
     [InlineData(0, 1600, true)]
     [InlineData(64, 1600, false)]
     [InlineData(128, 1664, true)]
+    [InlineData(64, 1536, false)] // paired kernel
+    [InlineData(0, 1536, true)]   // paired kernel, one group per row
     public void Same_bits_at_1_and_2_threads_and_wherever_a_row_falls_in_the_tiles(int group, int inF, bool sym)
     {
         if (!VnniSmallBatch4.IsAvailable) return;
@@ -114,6 +119,9 @@ public class VnniSmallBatch4Tests
         const int outF = 70, inF = 4096, batch = 8;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(31, outF * inF), outF, inF, new QuantizationScheme(4, 64, false));
         var x = QuantTestData.Gaussian(32, batch * inF);
+        Assert.True(VnniSmallBatch4.UsesPairs(64, 64, inF));
+        Assert.False(VnniSmallBatch4.UsesPairs(32, 128, inF));  // groups of 32 change within a lane's two steps
+        Assert.False(VnniSmallBatch4.UsesPairs(64, 7, 448));     // 3.5 pairs of steps: the single-step kernel
         Run(() =>
         {
             var generated = new float[batch * outF];

@@ -78,10 +78,22 @@ internal static unsafe class VnniSmallBatch4
 
     private const int BlockRows = 12; // a multiple of every R (2, 3, 4)
 
-    /// <summary>Weight rows per call for a tile of <paramref name="m"/> batch rows: the most with R (M + 3) &lt;= 26, at most 4.</summary>
-    public static int RowsPerCall(int m) => Math.Min(4, 26 / (m + 3));
+    /// <summary>
+    /// Weight rows per call for a tile of <paramref name="m"/> batch rows: the most with R (M + 3) &lt;= 26 (R (M + 5)
+    /// &lt;= 26 with <paramref name="paired"/> steps, which hold four decoded vectors per row), at most 4.
+    /// </summary>
+    public static int RowsPerCall(int m, bool paired) => Math.Min(4, 26 / (m + (paired ? 5 : 3)));
 
-    private static readonly Lazy<nint[,]?> s_code = new(Build);
+    /// <summary>
+    /// True when a product takes the paired kernels: two steps (256 codes) per iteration, whose two loads are regrouped
+    /// by 128-bit chunks (vshufi32x4) so that each lane stays in one group of 64 or more for both steps, and each
+    /// output's conversion and FMA run once per 256 codes instead of once per 128. Needs groups of a multiple of 64
+    /// (or one per row) and rows of whole pairs of steps.
+    /// </summary>
+    public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
+        inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
+
+    private static readonly Lazy<nint[,,]?> s_code = new(Build);
 
     /// <summary>
     /// How far ahead of each row's loads the kernels prefetch (bytes). A call's R rows are adjacent in memory, so the R
@@ -109,23 +121,25 @@ internal static unsafe class VnniSmallBatch4
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
-    private static nint[,]? Build()
+    private static nint[,,]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[MaxTile + 1, 5];
-        for (int m = 1; m <= MaxTile; m++)
-            for (int r = 1; r <= RowsPerCall(m); r++)
-            {
-                while (a.Position % 64 != 0) a.Ret();
-                offsets[m, r] = a.Position;
-                Emit(a, r, m);
-            }
+        var offsets = new int[2, MaxTile + 1, 5];
+        for (int p = 0; p < 2; p++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
+                {
+                    while (a.Position % 64 != 0) a.Ret();
+                    offsets[p, m, r] = a.Position;
+                    Emit(a, r, m, p == 1);
+                }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[MaxTile + 1, 5];
-        for (int m = 1; m <= MaxTile; m++)
-            for (int r = 1; r <= RowsPerCall(m); r++) code[m, r] = pages + offsets[m, r];
+        var code = new nint[2, MaxTile + 1, 5];
+        for (int p = 0; p < 2; p++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[p, m, r] = pages + offsets[p, m, r];
         return code;
     }
 
@@ -138,26 +152,16 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false)
     {
+        if (paired)
+        {
+            EmitPaired(a, rows, m);
+            return;
+        }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
-        a.Push(Gpr.Rbx); a.Push(Gpr.R12); a.Push(Gpr.R13); a.Push(Gpr.R14); a.Push(Gpr.R15);
-        a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));
-        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 8));
-        a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 16));
-        a.MovLoad(Gpr.R12, new Mem(Gpr.Rdi, 24));
-        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 32));
-        a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 40));
-        a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 64));
-        for (int r = 1; r < rows; r++)
-        {
-            a.Mov(w[r], w[r - 1]); a.Add(w[r], Gpr.R9);
-            a.Mov(s[r], s[r - 1]); a.Add(s[r], Gpr.Rax);
-        }
-        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 56));
-        a.Vmovdqu32(Z(30), new Mem(Gpr.R9, 0));
-        a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 72));
+        EmitProlog(a, rows);
         int acc0 = 3 * rows, accumulators = rows * m;
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
@@ -189,7 +193,89 @@ internal static unsafe class VnniSmallBatch4
         a.AddImm(Gpr.Rdx, 128 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
+        EmitEpilog(a, acc0, accumulators);
+    }
 
+    /// <summary>
+    /// The paired kernel: per iteration two 64-byte loads A, B of each row (256 codes); V0 = [A0 A2 B0 B2] and
+    /// V1 = [A1 A3 B1 B3] by 128-bit chunks, so lane L of both holds codes of 64-code group L / 4 of the 256; each is
+    /// decoded into even and odd codes. zmm: 0..R-1 V0 even, R..2R-1 V1 even, 2R..3R-1 V0 odd, 3R..4R-1 V1 odd (the
+    /// raw loads land there first), 4R..5R-1 lane scales, 5R.. accumulators, 26..29 temporaries, 30 index, 31 mask.
+    /// </summary>
+    private static void EmitPaired(X86Assembler a, int rows, int m)
+    {
+        if (rows < 1 || rows > 4 || rows * (m + 5) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
+        Gpr[] w = s_rowPointers, s = s_scalePointers;
+        EmitProlog(a, rows);
+        int acc0 = 5 * rows, accumulators = rows * m;
+        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+
+        int loop = a.Position;
+        for (int r = 0; r < rows; r++)
+        {
+            Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
+            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
+            a.Prefetcht0(new Mem(w[r], PrefetchBytes + 64));
+            a.Vmovdqu32(hi0, new Mem(w[r], 0));
+            a.Vmovdqu32(hi1, new Mem(w[r], 64));
+            a.Vshufi32x4(lo0, hi0, hi1, 0x88);
+            a.Vshufi32x4(lo1, hi0, hi1, 0xDD);
+            a.VpsrlwImm(hi0, lo0, 4);
+            a.VpsrlwImm(hi1, lo1, 4);
+            a.Vpandd(lo0, lo0, Z(31));
+            a.Vpandd(lo1, lo1, Z(31));
+            a.Vpandd(hi0, hi0, Z(31));
+            a.Vpandd(hi1, hi1, Z(31));
+            a.Vpermps(Z(4 * rows + r), Z(30), new Mem(s[r], 0));
+        }
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < m; c++)
+            {
+                var t = Z(26 + ((r * m + c) & 3));
+                a.Vpxord(t, t, t);
+                a.Vpdpbusd(t, Z(r), new Mem(Gpr.Rdx, 256 * c));
+                a.Vpdpbusd(t, Z(2 * rows + r), new Mem(Gpr.Rdx, 256 * c + 64));
+                a.Vpdpbusd(t, Z(rows + r), new Mem(Gpr.Rdx, 256 * c + 128));
+                a.Vpdpbusd(t, Z(3 * rows + r), new Mem(Gpr.Rdx, 256 * c + 192));
+                a.Vcvtdq2ps(t, t);
+                a.Vfmadd231ps(Z(acc0 + r * m + c), t, Z(4 * rows + r));
+            }
+        for (int r = 0; r < rows; r++)
+        {
+            a.AddImm(w[r], 128);
+            a.Add(s[r], Gpr.R8);
+        }
+        a.AddImm(Gpr.Rdx, 256 * m);
+        a.Dec(Gpr.Rcx);
+        a.JnzBack(loop);
+        EmitEpilog(a, acc0, accumulators);
+    }
+
+    /// <summary>Saves rbx, r12-r15; loads the arguments; sets up the row and scale pointers, the lane index (zmm30) and the mask (zmm31).</summary>
+    private static void EmitProlog(X86Assembler a, int rows)
+    {
+        Gpr[] w = s_rowPointers, s = s_scalePointers;
+        a.Push(Gpr.Rbx); a.Push(Gpr.R12); a.Push(Gpr.R13); a.Push(Gpr.R14); a.Push(Gpr.R15);
+        a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 8));
+        a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 16));
+        a.MovLoad(Gpr.R12, new Mem(Gpr.Rdi, 24));
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 32));
+        a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 40));
+        a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 64));
+        for (int r = 1; r < rows; r++)
+        {
+            a.Mov(w[r], w[r - 1]); a.Add(w[r], Gpr.R9);
+            a.Mov(s[r], s[r - 1]); a.Add(s[r], Gpr.Rax);
+        }
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 56));
+        a.Vmovdqu32(Z(30), new Mem(Gpr.R9, 0));
+        a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 72));
+    }
+
+    /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
+    private static void EmitEpilog(X86Assembler a, int acc0, int accumulators)
+    {
         a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 48));
         for (int i = 0; i < accumulators; i++) a.Vmovups(new Mem(Gpr.Rax, 64 * i), Z(acc0 + i));
         a.Vzeroupper();
@@ -197,15 +283,34 @@ internal static unsafe class VnniSmallBatch4
         a.Ret();
     }
 
-    private static void Call(int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![m, rows])(args);
+    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![paired ? 1 : 0, m, rows])(args);
+
+    /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
+    private static readonly int[] s_pairOrder = BuildPairOrder();
+
+    private static int[] BuildPairOrder()
+    {
+        var order = new int[2 * StepCodes];
+        for (int i = 0; i < 2; i++)
+            for (int h = 0; h < 2; h++)
+                for (int lane = 0; lane < 16; lane++)
+                    for (int b = 0; b < 4; b++)
+                    {
+                        int chunk = lane / 4, e = lane % 4;
+                        // V_i lane L = load chunk/2, 128-bit chunk 2 (chunk % 2) + i, dword e: codes 32 k + 8 e + 2 b + h of that load.
+                        order[(2 * i + h) * 64 + 4 * lane + b] = StepCodes * (chunk / 2) + 32 * (2 * (chunk % 2) + i) + 8 * e + 2 * b + h;
+                    }
+        return order;
+    }
 
     private struct Args
     {
         public byte* Packed;
         public Half* Scales;
         public byte* Zeros;
-        public int GroupSize, GroupsPerRow, RowBytes, Out, In, Batch, Steps, Tiles;
+        public int GroupSize, GroupsPerRow, RowBytes, Out, In, Batch, Steps, Tiles, Unit;
+        public bool Paired;
         public sbyte* Q, X;
         public int Padded, GroupStride;
         public float* RowScale, GroupSums, Y;
@@ -240,9 +345,11 @@ internal static unsafe class VnniSmallBatch4
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(in PackedWeightView w, sbyte* q, int padded, float* rowScale, float* groupSums, int groupStride, float* y, int batch)
     {
-        int steps = w.In / StepCodes;
+        bool paired = UsesPairs(w.GroupSize, w.GroupsPerRow, w.In);
+        int unit = paired ? 2 * StepCodes : StepCodes;
+        int steps = w.In / unit;
         int tiles = (batch + MaxTile - 1) / MaxTile;
-        long xBytes = (long)batch * steps * StepCodes;
+        long xBytes = (long)batch * steps * unit;
         byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)xBytes + 64));
         try
         {
@@ -253,10 +360,20 @@ internal static unsafe class VnniSmallBatch4
                 for (int t = 0; t < tiles; t++)
                 {
                     var (b0, rows) = Tile(batch, tiles, t);
-                    sbyte* tile = x + (nint)b0 * steps * StepCodes;
+                    sbyte* tile = x + (nint)b0 * steps * unit;
                     for (int c = 0; c < rows; c++)
                     {
                         sbyte* src = q + (nint)(b0 + c) * padded;
+                        if (paired)
+                        {
+                            fixed (int* order = s_pairOrder)
+                                for (int j = 0; j < steps; j++)
+                                {
+                                    sbyte* from = src + (nint)j * unit, dst = tile + ((nint)j * rows + c) * unit;
+                                    for (int k = 0; k < 2 * StepCodes; k++) dst[k] = from[order[k]];
+                                }
+                            continue;
+                        }
                         for (int j = 0; j < steps; j++)
                         {
                             var lo = Vector512.Load((ushort*)(src + j * StepCodes));
@@ -273,6 +390,7 @@ internal static unsafe class VnniSmallBatch4
                     {
                         Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, GroupSize = w.GroupsPerRow == 1 ? w.In : w.GroupSize,
                         GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch, Steps = steps,
+                        Unit = unit, Paired = paired,
                         Tiles = tiles, Q = q, X = x, Padded = padded, GroupStride = groupStride, RowScale = rowScale,
                         GroupSums = groupSums, Y = y,
                     },
@@ -293,10 +411,11 @@ internal static unsafe class VnniSmallBatch4
     private static void Block(in Args a, int block)
     {
         int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
-        int gpr = a.GroupsPerRow, g = a.GroupSize, steps = a.Steps;
-        // Lane scales: groups dividing 128 read the row's scales as they are (advance 128 / G per step, lane l takes
-        // group 8l / G of the step); larger groups (and one group per row) get one scale per step.
-        bool small = gpr > 1 && StepCodes % g == 0;
+        int gpr = a.GroupsPerRow, g = a.GroupSize, steps = a.Steps, unit = a.Unit;
+        // Lane scales: groups dividing the step read the row's scales as they are (advance unit / G per step; lane l
+        // takes group 8l / G of the step, or (64 (l / 4)) / G when paired); larger groups (and one group per row) get one
+        // scale per step.
+        bool small = gpr > 1 && unit % g == 0;
         int laneStride = small ? gpr : steps;
         int need = MaxTile * 4 * 16 + 2 * (rows * gpr + 16) + rows * laneStride + 16 + 16;
         var scratch = t_scratch;
@@ -311,33 +430,33 @@ internal static unsafe class VnniSmallBatch4
             byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
             ScaleTimesZero(sf + r * gpr, z, szf + r * gpr, gpr);
             if (!small)
-                for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)StepCodes * j / g))];
+                for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
         }
         new Span<float>(lane + rows * laneStride, 16).Clear();
 
         int* index = stackalloc int[16];
-        for (int l = 0; l < 16; l++) index[l] = small ? 8 * l / g : 0;
+        for (int l = 0; l < 16; l++) index[l] = !small ? 0 : a.Paired ? 64 * (l / 4) / g : 8 * l / g;
         SmallBatchArgs args = default;
         args.RowBytes = a.RowBytes;
         args.ScaleStride = (long)laneStride * sizeof(float);
-        args.ScaleAdvance = (small ? StepCodes / g : 1) * sizeof(float);
+        args.ScaleAdvance = (small ? unit / g : 1) * sizeof(float);
         args.Steps = steps;
         args.Acc = acc;
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
-        int tailStart = steps * StepCodes;
+        int tailStart = steps * unit;
 
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
-            int perCall = RowsPerCall(m);
-            args.X = a.X + (nint)b0 * steps * StepCodes;
+            int perCall = RowsPerCall(m, a.Paired);
+            args.X = a.X + (nint)b0 * steps * unit;
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
-                Call(m, n, &args);
+                Call(a.Paired, m, n, &args);
                 for (int r = 0; r < n; r++)
                 {
                     int o = o0 + r0 + r;

@@ -14,6 +14,18 @@ internal sealed partial class X86Assembler
         Emit(count);
     }
 
+    private const int Map0F3A = 3;
+
+    /// <summary>
+    /// vshufi32x4 dst, a, b, imm8: 128-bit chunks; dst chunks 0 and 1 are a's chunks imm[1:0] and imm[3:2], chunks 2 and
+    /// 3 are b's chunks imm[5:4] and imm[7:6].
+    /// </summary>
+    public void Vshufi32x4(Zmm dst, Zmm a, Zmm b, byte imm)
+    {
+        EvexRegister(Map0F3A, Pp66, 0x43, dst.Index, a.Index, b.Index);
+        Emit(imm);
+    }
+
     /// <summary>vpermps dst, index, src: dst[i] = src[index[i] &amp; 15] (32-bit lanes across the whole register).</summary>
     public void Vpermps(Zmm dst, Zmm index, Zmm src) => EvexRegister(Map0F38, Pp66, 0x16, dst.Index, index.Index, src.Index);
 
