@@ -79,10 +79,10 @@ internal static unsafe class VnniSmallBatch4
     private const int BlockRows = 12; // a multiple of every R (2, 3, 4)
 
     /// <summary>
-    /// Weight rows per call for a tile of <paramref name="m"/> batch rows: the most with R (M + 3) &lt;= 26 (R (M + 5)
-    /// &lt;= 26 with <paramref name="paired"/> steps, which hold four decoded vectors per row), at most 4.
+    /// Weight rows per call for a tile of <paramref name="m"/> batch rows: the most with R (M + 3) &lt;= 26 (R (M + 6)
+    /// &lt;= 28 with <paramref name="paired"/> steps, which hold four decoded vectors and a temporary per row), at most 4.
     /// </summary>
-    public static int RowsPerCall(int m, bool paired) => Math.Min(4, 26 / (m + (paired ? 5 : 3)));
+    public static int RowsPerCall(int m, bool paired) => Math.Min(4, paired ? 28 / (m + 6) : 26 / (m + 3));
 
     /// <summary>
     /// True when a product takes the paired kernels: two steps (256 codes) per iteration, whose two loads are regrouped
@@ -200,11 +200,12 @@ internal static unsafe class VnniSmallBatch4
     /// The paired kernel: per iteration two 64-byte loads A, B of each row (256 codes); V0 = [A0 A2 B0 B2] and
     /// V1 = [A1 A3 B1 B3] by 128-bit chunks, so lane L of both holds codes of 64-code group L / 4 of the 256; each is
     /// decoded into even and odd codes. zmm: 0..R-1 V0 even, R..2R-1 V1 even, 2R..3R-1 V0 odd, 3R..4R-1 V1 odd (the
-    /// raw loads land there first), 4R..5R-1 lane scales, 5R.. accumulators, 26..29 temporaries, 30 index, 31 mask.
+    /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
+    /// activation registers; 30 index, 31 mask.
     /// </summary>
     private static void EmitPaired(X86Assembler a, int rows, int m)
     {
-        if (rows < 1 || rows > 4 || rows * (m + 5) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
+        if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 5 * rows, accumulators = rows * m;
@@ -228,18 +229,26 @@ internal static unsafe class VnniSmallBatch4
             a.Vpandd(hi1, hi1, Z(31));
             a.Vpermps(Z(4 * rows + r), Z(30), new Mem(s[r], 0));
         }
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < m; c++)
+        // Per batch row: each 64-byte activation vector is loaded once into a register and used by every weight row
+        // (a memory operand per vpdpbusd made the loads, not the multiplies, the limit: one 512-bit load per vpdpbusd).
+        int temp0 = acc0 + accumulators, x0 = temp0 + rows;
+        for (int c = 0; c < m; c++)
+        {
+            for (int r = 0; r < rows; r++) a.Vpxord(Z(temp0 + r), Z(temp0 + r), Z(temp0 + r));
+            for (int k = 0; k < 4; k++)
             {
-                var t = Z(26 + ((r * m + c) & 3));
-                a.Vpxord(t, t, t);
-                a.Vpdpbusd(t, Z(r), new Mem(Gpr.Rdx, 256 * c));
-                a.Vpdpbusd(t, Z(2 * rows + r), new Mem(Gpr.Rdx, 256 * c + 64));
-                a.Vpdpbusd(t, Z(rows + r), new Mem(Gpr.Rdx, 256 * c + 128));
-                a.Vpdpbusd(t, Z(3 * rows + r), new Mem(Gpr.Rdx, 256 * c + 192));
-                a.Vcvtdq2ps(t, t);
-                a.Vfmadd231ps(Z(acc0 + r * m + c), t, Z(4 * rows + r));
+                var xv = Z(x0 + (k & 1));
+                a.Vmovdqu32(xv, new Mem(Gpr.Rdx, 256 * c + 64 * k));
+                // k: 0 = V0 even (zmm r), 1 = V0 odd (2R + r), 2 = V1 even (R + r), 3 = V1 odd (3R + r).
+                int weights = k switch { 0 => 0, 1 => 2 * rows, 2 => rows, _ => 3 * rows };
+                for (int r = 0; r < rows; r++) a.Vpdpbusd(Z(temp0 + r), Z(weights + r), xv);
             }
+            for (int r = 0; r < rows; r++)
+            {
+                a.Vcvtdq2ps(Z(temp0 + r), Z(temp0 + r));
+                a.Vfmadd231ps(Z(acc0 + r * m + c), Z(temp0 + r), Z(4 * rows + r));
+            }
+        }
         for (int r = 0; r < rows; r++)
         {
             a.AddImm(w[r], 128);
