@@ -40,7 +40,7 @@ internal static unsafe class Int8MatMul
         // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.
         bool gemm = w.GemmPanels != null && GroupQuantizedWeight.GemmApplies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch, w.Out);
         // 4-bit codes at 2..15 rows: generated VNNI kernels over the packed codes, each weight load shared by the batch.
-        bool small4 = !gemm && VnniSmallBatch4.Applies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch, bits);
+        bool small4 = !gemm && VnniSmallBatch4.Applies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, w.Out, batch, bits);
         bool fused = !gemm && !small4 && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
         bool fused256 = !gemm && !small4 && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);

@@ -49,7 +49,7 @@ public class VnniSmallBatch4Tests
             {
                 for (int batch = 2; batch <= 15; batch++)
                 {
-                    Assert.True(VnniSmallBatch4.Applies(4, group == 0 ? inF : group, group == 0 ? 1 : (inF + group - 1) / group, inF, batch, 512));
+                    Assert.True(VnniSmallBatch4.Applies(4, group == 0 ? inF : group, group == 0 ? 1 : (inF + group - 1) / group, inF, outF, batch, 512));
                     Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"small-batch int4 out {outF}");
                 }
             });
@@ -140,20 +140,22 @@ public class VnniSmallBatch4Tests
     public void Off_for_other_codes_batches_groups_and_without_generated_code()
     {
         bool available = VnniSmallBatch4.IsAvailable;
-        Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 8, 512));
-        Assert.Equal(available, VnniSmallBatch4.Applies(4, 1031, 1, 1031, 2, 512));
-        Assert.False(VnniSmallBatch4.Applies(8, 64, 64, 4096, 8, 512));   // 8-bit codes: other kernels
-        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1, 512));   // batch 1: the GEMV
-        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 16, 512));  // 16 rows: the GEMM
-        Assert.False(VnniSmallBatch4.Applies(4, 64, 1, 64, 4, 512));      // no whole step
-        Assert.False(VnniSmallBatch4.Applies(4, 48, 8, 384, 4, 512));     // groups of 48 would change scale within a step's lane pattern
-        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 8, 256));   // AVX-512 off
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 1031, 1, 1031, 67, 2, 512));
+        Assert.False(VnniSmallBatch4.Applies(8, 64, 64, 4096, 1024, 8, 512));   // 8-bit codes: other kernels
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 1, 512));   // batch 1: the GEMV
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 4, 512));  // a large weight below 8 rows: the managed kernels (measured faster)
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 8, 512));
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 16, 512));  // 16 rows: the GEMM
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 1, 64, 1024, 4, 512));      // no whole step
+        Assert.False(VnniSmallBatch4.Applies(4, 48, 8, 384, 1024, 4, 512));     // groups of 48 would change scale within a step's lane pattern
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 256));   // AVX-512 off
         if (Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") == "1") Assert.False(available);
         bool saved = KernelOptions.GeneratedCode;
         try
         {
             KernelOptions.GeneratedCode = false;
-            Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 8, 512));
+            Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
         }
         finally { KernelOptions.GeneratedCode = saved; }
     }

@@ -74,6 +74,17 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Largest batch rows per tile.</summary>
     public const int MaxTile = 8;
 
+    /// <summary>
+    /// Weights above <see cref="MaxSmallCodes"/> take these kernels from this batch on. Measured (docs/benchmarks.md,
+    /// load 10-11, S2 11008 x 4096 cold, 2 threads, CPU per call against the managed kernels): batch 8 5.3-5.4 ms vs
+    /// 5.9, but batch 2 3.6-3.7 vs 3.0-3.1 and batch 4 3.9-4.2 vs 3.4-3.7; on 2,048 x 4,096 (one thread, from cache)
+    /// they were 15-30% faster at every batch.
+    /// </summary>
+    internal const int MinBatchLarge = 8;
+
+    /// <summary>Weights of at most this many codes (4 MiB at 4 bits, the 2,048 x 4,096 measured) take these kernels at any batch 2..15.</summary>
+    internal const long MaxSmallCodes = 8L << 20;
+
     /// <summary>Codes per step.</summary>
     public const int StepCodes = 128;
 
@@ -113,12 +124,13 @@ internal static unsafe class VnniSmallBatch4
     public static bool IsAvailable => KernelOptions.GeneratedCode && VnniGemmKernel.CpuSupports && s_code.Value is not null;
 
     /// <summary>
-    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows, at least one whole
-    /// step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
+    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows (8..15 for weights above
+    /// <see cref="MaxSmallCodes"/>), at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
     /// row, or a multiple of 8 codes that divides 128 or is a multiple of 128.
     /// </summary>
-    public static bool Applies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch, int vectorBits) =>
+    public static bool Applies(int bits, int groupSize, int groupsPerRow, int inFeatures, int outFeatures, int batch, int vectorBits) =>
         bits == 4 && batch is >= 2 and < 16 && inFeatures >= StepCodes && vectorBits >= 512 && !t_off &&
+        (batch >= MinBatchLarge || (long)outFeatures * inFeatures <= MaxSmallCodes) &&
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
