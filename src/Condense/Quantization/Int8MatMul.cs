@@ -39,8 +39,10 @@ internal static unsafe class Int8MatMul
         int bits = KernelOptions.VectorBits;
         // 8-bit codes at larger batches: the 16-bit GEMM over decoded panels (Int8Gemm), from natural-order rows.
         bool gemm = w.GemmPanels != null && GroupQuantizedWeight.GemmApplies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch, w.Out);
-        bool fused = !gemm && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
-        bool fused256 = !gemm && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
+        // 4-bit codes at 2..15 rows: generated VNNI kernels over the packed codes, each weight load shared by the batch.
+        bool small4 = !gemm && VnniSmallBatch4.Applies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, w.Out, batch, bits);
+        bool fused = !gemm && !small4 && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
+        bool fused256 = !gemm && !small4 && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
         bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
         bool wide4 = fused && FusedInt8Dot.UsesWide4(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
@@ -81,6 +83,12 @@ internal static unsafe class Int8MatMul
                 {
                     Int8Gemm.Run(w.GemmPanels, w.GemmTerms, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch,
                         w.GemmVnni, groupSums, groupStride);
+                    return true;
+                }
+
+                if (small4)
+                {
+                    VnniSmallBatch4.Run(w, q, padded, rowScale, groupSums, groupStride, y, batch);
                     return true;
                 }
 

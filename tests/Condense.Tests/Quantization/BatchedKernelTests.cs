@@ -1,5 +1,6 @@
 using Condense.Catalogue;
 using Condense.Kernels;
+using Condense.Kernels.Jit;
 using Condense.Quantization;
 using Condense.Tests.Kernels;
 
@@ -142,7 +143,16 @@ public class BatchedKernelTests
         {
             Int8MatMul.Override256 = -1;
             run(width);
+            // 4-bit batches of 2-15 take the generated small-batch kernel where it runs (VnniSmallBatch4Tests): run
+            // them again on the managed AVX-512 kernels this class covers.
+            if (!VnniSmallBatch4.IsAvailable) return;
+            VnniSmallBatch4.DisabledOverride = true;
+            run(width);
         }
-        finally { Int8MatMul.Override256 = 0; }
+        finally
+        {
+            Int8MatMul.Override256 = 0;
+            VnniSmallBatch4.DisabledOverride = false;
+        }
     });
 }

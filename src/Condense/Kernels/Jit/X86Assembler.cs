@@ -43,7 +43,7 @@ internal readonly record struct Mem(Gpr Base, int Displacement, bool Broadcast =
 /// compressed disp8*N form when they are a multiple of N (N = 64 for a full 512-bit operand, 4 for a 32-bit element
 /// or broadcast) within -128..127 steps, as the assembler does.</para>
 /// </remarks>
-internal sealed class X86Assembler
+internal sealed partial class X86Assembler
 {
     private readonly List<byte> _code = new();
 

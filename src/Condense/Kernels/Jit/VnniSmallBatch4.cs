@@ -1,0 +1,566 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Condense.Quantization;
+
+namespace Condense.Kernels.Jit;
+
+/// <summary>
+/// What one call of a generated small-batch kernel reads and writes: R weight rows (4-bit codes, packed as stored)
+/// against M batch rows over every whole 128-code step of the rows. Field offsets are part of the generated code.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct SmallBatchArgs
+{
+    /// <summary>+0: the first row's packed codes (two per byte, low nibble first); row r at W + r * RowBytes.</summary>
+    public byte* W;
+
+    /// <summary>+8: bytes between consecutive rows' codes.</summary>
+    public long RowBytes;
+
+    /// <summary>+16: the tile's activations: step j, batch row m, half h (0: even codes, 1: odd codes) at X + (j * M + m) * 128 + 64 h.</summary>
+    public sbyte* X;
+
+    /// <summary>+24: the first row's lane scales (float32); step j reads the 16 floats at S + j * ScaleAdvance and permutes them by Index.</summary>
+    public float* S;
+
+    /// <summary>+32: bytes between consecutive rows' lane scales.</summary>
+    public long ScaleStride;
+
+    /// <summary>+40: whole 128-code steps, at least 1.</summary>
+    public long Steps;
+
+    /// <summary>+48: output, [r][m][16] float32 lane sums (the caller adds the 16 lanes).</summary>
+    public float* Acc;
+
+    /// <summary>+56: 16 int32 lane indices: lane l of a step takes the scale at S[Index[l]].</summary>
+    public int* Index;
+
+    /// <summary>+64: bytes the lane-scale pointers advance per step.</summary>
+    public long ScaleAdvance;
+
+    /// <summary>+72: 0x0F0F0F0F, the nibble mask.</summary>
+    public int Mask;
+}
+
+/// <summary>
+/// Batches of 2 to 15 rows for 4-bit codes with int8 activations: generated AVX-512 VNNI kernels that read the packed
+/// codes in place (no byte-per-code copy, which would double the bytes a 4-bit product reads) and share each weight
+/// load across every batch row of a tile, so small batches stay bound by the weight stream as batch 1 is.
+/// </summary>
+/// <remarks>
+/// <para>Per 128-code step and weight row: one 64-byte load of packed codes; vpandd with 0x0F gives the even codes (low
+/// nibbles) and vpsrlw 4 + vpandd the odd ones, one per byte: unsigned operands of vpdpbusd. The activations are laid
+/// out once per call to match: for each batch row and step, its 64 even-indexed and 64 odd-indexed int8 values. Two
+/// vpdpbusd give lane l the exact integer sum of codes 8l..8l+7 of the step times their activations; every such lane
+/// lies in one group (groups are multiples of 8 codes), so vcvtdq2ps and one FMA with a vector of the lanes' group
+/// scales (vpermps of the row's float32 scales) add it into a float32 accumulator per weight row and batch row.</para>
+/// <para>The zero points are taken out after the sums, as the managed kernels do: y = sx (sum - sum_g s_g z_g sum_g q),
+/// the group sums of the activations computed once per call. A row's tail past its last whole step (In not a multiple
+/// of 128) is added in managed code, exact per group, since a whole-step load there would read past the row (and past
+/// the array for the last row).</para>
+/// <para>Register blocking: R weight rows x M batch rows of float32 accumulators (R (M + 3) &lt;= 26 with the decoded
+/// codes, the scales, four temporaries, the lane index and the mask): M = 8 takes R = 2, M = 4 R = 3, M = 2 R = 4
+/// (paired kernels, <see cref="RowsPerCall"/>: 2, 2 and 3).
+/// Batches above 8 run as two tiles of nearly equal size; a block of 12 weight rows runs every tile before the next
+/// block, so the second tile reads the rows from cache.</para>
+/// <para>Results do not depend on the thread count, R or the tile sizes: each output's operations and their order
+/// depend only on its own weight row and batch row. They differ from the managed kernels' rounding (those convert one
+/// exact sum per group), within the int8-activation tolerance of the scalar reference.</para>
+/// </remarks>
+internal static unsafe class VnniSmallBatch4
+{
+    /// <summary>Largest batch rows per tile.</summary>
+    public const int MaxTile = 8;
+
+    /// <summary>
+    /// Weights above <see cref="MaxSmallCodes"/> take these kernels from this batch on. Measured (docs/benchmarks.md,
+    /// load 10-11, S2 11008 x 4096 cold, 2 threads, CPU per call against the managed kernels): batch 8 5.3-5.4 ms vs
+    /// 5.9, but batch 2 3.6-3.7 vs 3.0-3.1 and batch 4 3.9-4.2 vs 3.4-3.7; on 2,048 x 4,096 (one thread, from cache)
+    /// they were 15-30% faster at every batch.
+    /// </summary>
+    internal const int MinBatchLarge = 8;
+
+    /// <summary>Weights of at most this many codes (4 MiB at 4 bits, the 2,048 x 4,096 measured) take these kernels at any batch 2..15.</summary>
+    internal const long MaxSmallCodes = 8L << 20;
+
+    /// <summary>Codes per step.</summary>
+    public const int StepCodes = 128;
+
+    private const int BlockRows = 12; // a multiple of every R (2, 3, 4)
+
+    /// <summary>
+    /// Weight rows per call for a tile of <paramref name="m"/> batch rows: the most with R (M + 3) &lt;= 26 (R (M + 6)
+    /// &lt;= 28 with <paramref name="paired"/> steps, which hold four decoded vectors and a temporary per row), at most 4.
+    /// </summary>
+    public static int RowsPerCall(int m, bool paired) => Math.Min(4, paired ? 28 / (m + 6) : 26 / (m + 3));
+
+    /// <summary>
+    /// True when a product takes the paired kernels: two steps (256 codes) per iteration, whose two loads are regrouped
+    /// by 128-bit chunks (vshufi32x4) so that each lane stays in one group of 64 or more for both steps, and each
+    /// output's conversion and FMA run once per 256 codes instead of once per 128. Needs groups of a multiple of 64
+    /// (or one per row) and rows of whole pairs of steps.
+    /// </summary>
+    public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
+        inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
+
+    private static readonly Lazy<nint[,,]?> s_code = new(Build);
+
+    /// <summary>
+    /// How far ahead of each row's loads the kernels prefetch (bytes). A call's R rows are adjacent in memory, so the R
+    /// streams sweep one region and this is about the bytes in flight. Without it the profile's samples sat on the
+    /// weight loads; with 4 or 8 KiB (one thread, 2,048 x 4,096, alternated with no prefetch under load 30) batch 2 took
+    /// 0.26 and 0.24 ms against 0.33 without, batch 8 0.88 and 0.95 against 1.64 (see docs/benchmarks.md).
+    /// </summary>
+    internal const int PrefetchBytes = 4096;
+
+    [ThreadStatic] private static bool t_off;
+
+    /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
+    internal static bool DisabledOverride { get => t_off; set => t_off = value; }
+
+    /// <summary>True when the generated kernels run here (<see cref="VnniGemmKernel.CpuSupports"/>, generated code on, pages made).</summary>
+    public static bool IsAvailable => KernelOptions.GeneratedCode && VnniGemmKernel.CpuSupports && s_code.Value is not null;
+
+    /// <summary>
+    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows (8..15 for weights above
+    /// <see cref="MaxSmallCodes"/>), at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
+    /// row, or a multiple of 8 codes that divides 128 or is a multiple of 128.
+    /// </summary>
+    public static bool Applies(int bits, int groupSize, int groupsPerRow, int inFeatures, int outFeatures, int batch, int vectorBits) =>
+        bits == 4 && batch is >= 2 and < 16 && inFeatures >= StepCodes && vectorBits >= 512 && !t_off &&
+        (batch >= MinBatchLarge || (long)outFeatures * inFeatures <= MaxSmallCodes) &&
+        (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
+        IsAvailable;
+
+    private static nint[,,]? Build()
+    {
+        if (!VnniGemmKernel.CpuSupports) return null;
+        var a = new X86Assembler();
+        var offsets = new int[2, MaxTile + 1, 5];
+        for (int p = 0; p < 2; p++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
+                {
+                    while (a.Position % 64 != 0) a.Ret();
+                    offsets[p, m, r] = a.Position;
+                    Emit(a, r, m, p == 1);
+                }
+        var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
+        if (pages == 0) return null;
+        var code = new nint[2, MaxTile + 1, 5];
+        for (int p = 0; p < 2; p++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[p, m, r] = pages + offsets[p, m, r];
+        return code;
+    }
+
+    private static Zmm Z(int index) => new(index);
+
+    private static readonly Gpr[] s_rowPointers = [Gpr.Rsi, Gpr.R10, Gpr.R11, Gpr.Rbx];
+    private static readonly Gpr[] s_scalePointers = [Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];
+
+    /// <summary>
+    /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
+    /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
+    /// </summary>
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false)
+    {
+        if (paired)
+        {
+            EmitPaired(a, rows, m);
+            return;
+        }
+        if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
+        Gpr[] w = s_rowPointers, s = s_scalePointers;
+        EmitProlog(a, rows);
+        int acc0 = 3 * rows, accumulators = rows * m;
+        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+
+        int loop = a.Position;
+        for (int r = 0; r < rows; r++)
+        {
+            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
+            a.Vmovdqu32(Z(r), new Mem(w[r], 0));
+            a.VpsrlwImm(Z(rows + r), Z(r), 4);
+            a.Vpandd(Z(r), Z(r), Z(31));
+            a.Vpandd(Z(rows + r), Z(rows + r), Z(31));
+            a.Vpermps(Z(2 * rows + r), Z(30), new Mem(s[r], 0));
+        }
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < m; c++)
+            {
+                var t = Z(26 + ((r * m + c) & 3));
+                a.Vpxord(t, t, t);
+                a.Vpdpbusd(t, Z(r), new Mem(Gpr.Rdx, 128 * c));
+                a.Vpdpbusd(t, Z(rows + r), new Mem(Gpr.Rdx, 128 * c + 64));
+                a.Vcvtdq2ps(t, t);
+                a.Vfmadd231ps(Z(acc0 + r * m + c), t, Z(2 * rows + r));
+            }
+        for (int r = 0; r < rows; r++)
+        {
+            a.AddImm(w[r], 64);
+            a.Add(s[r], Gpr.R8);
+        }
+        a.AddImm(Gpr.Rdx, 128 * m);
+        a.Dec(Gpr.Rcx);
+        a.JnzBack(loop);
+        EmitEpilog(a, acc0, accumulators);
+    }
+
+    /// <summary>
+    /// The paired kernel: per iteration two 64-byte loads A, B of each row (256 codes); V0 = [A0 A2 B0 B2] and
+    /// V1 = [A1 A3 B1 B3] by 128-bit chunks, so lane L of both holds codes of 64-code group L / 4 of the 256; each is
+    /// decoded into even and odd codes. zmm: 0..R-1 V0 even, R..2R-1 V1 even, 2R..3R-1 V0 odd, 3R..4R-1 V1 odd (the
+    /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
+    /// activation registers; 30 index, 31 mask.
+    /// </summary>
+    private static void EmitPaired(X86Assembler a, int rows, int m)
+    {
+        if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
+        Gpr[] w = s_rowPointers, s = s_scalePointers;
+        EmitProlog(a, rows);
+        int acc0 = 5 * rows, accumulators = rows * m;
+        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+
+        int loop = a.Position;
+        for (int r = 0; r < rows; r++)
+        {
+            Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
+            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
+            a.Prefetcht0(new Mem(w[r], PrefetchBytes + 64));
+            a.Vmovdqu32(hi0, new Mem(w[r], 0));
+            a.Vmovdqu32(hi1, new Mem(w[r], 64));
+            a.Vshufi32x4(lo0, hi0, hi1, 0x88);
+            a.Vshufi32x4(lo1, hi0, hi1, 0xDD);
+            a.VpsrlwImm(hi0, lo0, 4);
+            a.VpsrlwImm(hi1, lo1, 4);
+            a.Vpandd(lo0, lo0, Z(31));
+            a.Vpandd(lo1, lo1, Z(31));
+            a.Vpandd(hi0, hi0, Z(31));
+            a.Vpandd(hi1, hi1, Z(31));
+            a.Vpermps(Z(4 * rows + r), Z(30), new Mem(s[r], 0));
+        }
+        // Per batch row: each 64-byte activation vector is loaded once into a register and used by every weight row
+        // (a memory operand per vpdpbusd made the loads, not the multiplies, the limit: one 512-bit load per vpdpbusd).
+        int temp0 = acc0 + accumulators, x0 = temp0 + rows;
+        for (int c = 0; c < m; c++)
+        {
+            for (int r = 0; r < rows; r++) a.Vpxord(Z(temp0 + r), Z(temp0 + r), Z(temp0 + r));
+            for (int k = 0; k < 4; k++)
+            {
+                var xv = Z(x0 + (k & 1));
+                a.Vmovdqu32(xv, new Mem(Gpr.Rdx, 256 * c + 64 * k));
+                // k: 0 = V0 even (zmm r), 1 = V0 odd (2R + r), 2 = V1 even (R + r), 3 = V1 odd (3R + r).
+                int weights = k switch { 0 => 0, 1 => 2 * rows, 2 => rows, _ => 3 * rows };
+                for (int r = 0; r < rows; r++) a.Vpdpbusd(Z(temp0 + r), Z(weights + r), xv);
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                a.Vcvtdq2ps(Z(temp0 + r), Z(temp0 + r));
+                a.Vfmadd231ps(Z(acc0 + r * m + c), Z(temp0 + r), Z(4 * rows + r));
+            }
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            a.AddImm(w[r], 128);
+            a.Add(s[r], Gpr.R8);
+        }
+        a.AddImm(Gpr.Rdx, 256 * m);
+        a.Dec(Gpr.Rcx);
+        a.JnzBack(loop);
+        EmitEpilog(a, acc0, accumulators);
+    }
+
+    /// <summary>Saves rbx, r12-r15; loads the arguments; sets up the row and scale pointers, the lane index (zmm30) and the mask (zmm31).</summary>
+    private static void EmitProlog(X86Assembler a, int rows)
+    {
+        Gpr[] w = s_rowPointers, s = s_scalePointers;
+        a.Push(Gpr.Rbx); a.Push(Gpr.R12); a.Push(Gpr.R13); a.Push(Gpr.R14); a.Push(Gpr.R15);
+        a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 8));
+        a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 16));
+        a.MovLoad(Gpr.R12, new Mem(Gpr.Rdi, 24));
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 32));
+        a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 40));
+        a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 64));
+        for (int r = 1; r < rows; r++)
+        {
+            a.Mov(w[r], w[r - 1]); a.Add(w[r], Gpr.R9);
+            a.Mov(s[r], s[r - 1]); a.Add(s[r], Gpr.Rax);
+        }
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 56));
+        a.Vmovdqu32(Z(30), new Mem(Gpr.R9, 0));
+        a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 72));
+    }
+
+    /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
+    private static void EmitEpilog(X86Assembler a, int acc0, int accumulators)
+    {
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 48));
+        for (int i = 0; i < accumulators; i++) a.Vmovups(new Mem(Gpr.Rax, 64 * i), Z(acc0 + i));
+        a.Vzeroupper();
+        a.Pop(Gpr.R15); a.Pop(Gpr.R14); a.Pop(Gpr.R13); a.Pop(Gpr.R12); a.Pop(Gpr.Rbx);
+        a.Ret();
+    }
+
+    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![paired ? 1 : 0, m, rows])(args);
+
+    /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
+    private static readonly int[] s_pairOrder = BuildPairOrder();
+
+    private static int[] BuildPairOrder()
+    {
+        var order = new int[2 * StepCodes];
+        for (int i = 0; i < 2; i++)
+            for (int h = 0; h < 2; h++)
+                for (int lane = 0; lane < 16; lane++)
+                    for (int b = 0; b < 4; b++)
+                    {
+                        int chunk = lane / 4, e = lane % 4;
+                        // V_i lane L = load chunk/2, 128-bit chunk 2 (chunk % 2) + i, dword e: codes 32 k + 8 e + 2 b + h of that load.
+                        order[(2 * i + h) * 64 + 4 * lane + b] = StepCodes * (chunk / 2) + 32 * (2 * (chunk % 2) + i) + 8 * e + 2 * b + h;
+                    }
+        return order;
+    }
+
+    private struct Args
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int GroupSize, GroupsPerRow, RowBytes, Out, In, Batch, Steps, Tiles, Unit;
+        public bool Paired;
+        public sbyte* Q, X;
+        public int Padded, GroupStride;
+        public float* RowScale, GroupSums, Y;
+    }
+
+    private struct Body : IRangeBody
+    {
+        public Args A;
+
+        public readonly void Invoke(int start, int end)
+        {
+            for (int block = start; block < end; block++) Block(A, block);
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_scratch;
+
+    private static readonly int[] s_noIndex = new int[16];
+
+    /// <summary>Tile t of a batch split into <paramref name="tiles"/> tiles of nearly equal size: its first row and its rows.</summary>
+    private static (int First, int Rows) Tile(int batch, int tiles, int t)
+    {
+        int size = batch / tiles, extra = batch % tiles;
+        return (t * size + Math.Min(t, extra), size + (t < extra ? 1 : 0));
+    }
+
+    /// <summary>
+    /// y[b, o] = sx_b (sum_k s_g(k) u[o, k] q[b, k] - sum_g s_g z_g sum_g q[b]) for 4-bit codes: <paramref name="q"/> holds the
+    /// batch's int8 rows in natural order (row b at q + b * <paramref name="padded"/>), <paramref name="groupSums"/> their
+    /// group sums (row b at groupSums + b * <paramref name="groupStride"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(in PackedWeightView w, sbyte* q, int padded, float* rowScale, float* groupSums, int groupStride, float* y, int batch)
+    {
+        bool paired = UsesPairs(w.GroupSize, w.GroupsPerRow, w.In);
+        int unit = paired ? 2 * StepCodes : StepCodes;
+        int steps = w.In / unit;
+        int tiles = (batch + MaxTile - 1) / MaxTile;
+        long xBytes = (long)batch * steps * unit;
+        byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)xBytes + 64));
+        try
+        {
+            fixed (byte* xb = xBuffer)
+            {
+                sbyte* x = (sbyte*)(((nint)xb + 63) & ~(nint)63);
+                // Tile t (rows [b0, b0 + M)) at x + b0 * steps * 128: step j, row m, even then odd codes.
+                for (int t = 0; t < tiles; t++)
+                {
+                    var (b0, rows) = Tile(batch, tiles, t);
+                    sbyte* tile = x + (nint)b0 * steps * unit;
+                    for (int c = 0; c < rows; c++)
+                    {
+                        sbyte* src = q + (nint)(b0 + c) * padded;
+                        if (paired)
+                        {
+                            fixed (int* order = s_pairOrder)
+                                for (int j = 0; j < steps; j++)
+                                {
+                                    sbyte* from = src + (nint)j * unit, dst = tile + ((nint)j * rows + c) * unit;
+                                    for (int k = 0; k < 2 * StepCodes; k++) dst[k] = from[order[k]];
+                                }
+                            continue;
+                        }
+                        for (int j = 0; j < steps; j++)
+                        {
+                            var lo = Vector512.Load((ushort*)(src + j * StepCodes));
+                            var hi = Vector512.Load((ushort*)(src + j * StepCodes + 64));
+                            sbyte* dst = tile + ((nint)j * rows + c) * StepCodes;
+                            Vector512.Narrow(lo, hi).Store((byte*)dst);                                   // even codes
+                            Vector512.Narrow(Vector512.ShiftRightLogical(lo, 8), Vector512.ShiftRightLogical(hi, 8)).Store((byte*)dst + 64);                  // odd codes
+                        }
+                    }
+                }
+                var body = new Body
+                {
+                    A = new Args
+                    {
+                        Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, GroupSize = w.GroupsPerRow == 1 ? w.In : w.GroupSize,
+                        GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch, Steps = steps,
+                        Unit = unit, Paired = paired,
+                        Tiles = tiles, Q = q, X = x, Padded = padded, GroupStride = groupStride, RowScale = rowScale,
+                        GroupSums = groupSums, Y = y,
+                    },
+                };
+                int count = (w.Out + BlockRows - 1) / BlockRows;
+                int degree = (long)w.Out * w.In * batch < (1 << 16) ? 1 : int.MaxValue;
+                WorkerPool.Shared.For(count, ref body, degree);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(xBuffer);
+        }
+    }
+
+    /// <summary>Weight rows [12 block, 12 block + 12) for every batch row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block(in Args a, int block)
+    {
+        int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
+        int gpr = a.GroupsPerRow, g = a.GroupSize, steps = a.Steps, unit = a.Unit;
+        // Lane scales: groups dividing the step read the row's scales as they are (advance unit / G per step; lane l
+        // takes group 8l / G of the step, or (64 (l / 4)) / G when paired); larger groups (and one group per row) get one
+        // scale per step.
+        bool small = gpr > 1 && unit % g == 0;
+        int laneStride = small ? gpr : steps;
+        int need = MaxTile * 4 * 16 + 2 * (rows * gpr + 16) + rows * laneStride + 16 + 16;
+        var scratch = t_scratch;
+        if (scratch is null || scratch.Length < need) t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 4096), pinned: true);
+        float* acc = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        float* sf = acc + MaxTile * 4 * 16;                // [rows][gpr] float32 scales, then 16 floats of padding
+        float* szf = sf + rows * gpr + 16;                 // [rows][gpr] s_g * z_g
+        float* lane = small ? sf : szf + rows * gpr + 16;  // [rows][laneStride], then 16 floats of padding
+        for (int r = 0; r < rows; r++)
+        {
+            ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
+            byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
+            ScaleTimesZero(sf + r * gpr, z, szf + r * gpr, gpr);
+            if (!small)
+                for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
+        }
+        new Span<float>(lane + rows * laneStride, 16).Clear();
+
+        int* index = stackalloc int[16];
+        for (int l = 0; l < 16; l++) index[l] = !small ? 0 : a.Paired ? 64 * (l / 4) / g : 8 * l / g;
+        SmallBatchArgs args = default;
+        args.RowBytes = a.RowBytes;
+        args.ScaleStride = (long)laneStride * sizeof(float);
+        args.ScaleAdvance = (small ? unit / g : 1) * sizeof(float);
+        args.Steps = steps;
+        args.Acc = acc;
+        args.Index = index;
+        args.Mask = 0x0F0F0F0F;
+        int tailStart = steps * unit;
+
+        for (int t = 0; t < a.Tiles; t++)
+        {
+            var (b0, m) = Tile(a.Batch, a.Tiles, t);
+            int perCall = RowsPerCall(m, a.Paired);
+            args.X = a.X + (nint)b0 * steps * unit;
+            for (int r0 = 0; r0 < rows; r0 += perCall)
+            {
+                int n = Math.Min(perCall, rows - r0);
+                args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
+                args.S = lane + r0 * laneStride;
+                Call(a.Paired, m, n, &args);
+                for (int r = 0; r < n; r++)
+                {
+                    int o = o0 + r0 + r;
+                    for (int c = 0; c < m; c++)
+                    {
+                        int b = b0 + c;
+                        float dot = Vector512.Sum(Vector512.Load(acc + (r * m + c) * 16));
+                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + (r0 + r) * gpr);
+                        float correction = Dot(szf + (r0 + r) * gpr, a.GroupSums + (nint)b * a.GroupStride, gpr);
+                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * (dot - correction);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// sum_g a[g] b[g] in 16 float32 lanes (fixed order for a given count), then the lanes added: inlined, since a
+    /// library call per output (TensorPrimitives.Dot) cost more than the 64-group dot itself.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot(float* a, float* b, int count)
+    {
+        var sum = Vector512<float>.Zero;
+        int g = 0;
+        for (; g + 16 <= count; g += 16) sum = Vector512.FusedMultiplyAdd(Vector512.Load(a + g), Vector512.Load(b + g), sum);
+        float result = Vector512.Sum(sum);
+        for (; g < count; g++) result = MathF.FusedMultiplyAdd(a[g], b[g], result);
+        return result;
+    }
+
+    /// <summary>Codes [start, In) of row o times batch row b: exact integer sums per group, each times its scale.</summary>
+    private static float Tail(in Args a, int o, int b, int start, float* sf)
+    {
+        byte* row = a.Packed + (nint)o * a.RowBytes;
+        sbyte* x = a.Q + (nint)b * a.Padded;
+        float result = 0f;
+        for (int k = start; k < a.In;)
+        {
+            int group = a.GroupsPerRow == 1 ? 0 : k / a.GroupSize;
+            int end = a.GroupsPerRow == 1 ? a.In : Math.Min(a.In, (group + 1) * a.GroupSize);
+            int sum = 0;
+            for (; k < end; k++) sum += (row[k >> 1] >> 4 * (k & 1) & 0xF) * x[k];
+            result = MathF.FusedMultiplyAdd(sum, sf[group], result);
+        }
+        return result;
+    }
+
+    /// <summary>destination[g] = scales[g] * zeros[g], or * 8 (the symmetric 4-bit zero point) when <paramref name="zeros"/> is null.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScaleTimesZero(float* scales, byte* zeros, float* destination, int count)
+    {
+        int g = 0;
+        if (zeros == null)
+        {
+            var eight = Vector512.Create(8f);
+            for (; g + 16 <= count; g += 16) (Vector512.Load(scales + g) * eight).Store(destination + g);
+        }
+        else
+        {
+            for (; g + 16 <= count; g += 16)
+            {
+                var z = Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + g)));
+                (Vector512.Load(scales + g) * z).Store(destination + g);
+            }
+        }
+        for (; g < count; g++) destination[g] = scales[g] * (zeros == null ? 8 : zeros[g]);
+    }
+
+    /// <summary>float16 to float32 (exact): the magnitude bits shifted into a float32 times 2^112, the sign moved to bit 31.</summary>
+    private static void ConvertScales(Half* scales, float* destination, int count)
+    {
+        int g = 0;
+        var magic = Vector512.Create(5.192297e33f); // 2^112
+        var mask = Vector512.Create(0x7FFFu);
+        var sign = Vector512.Create(0x8000u);
+        for (; g + 16 <= count; g += 16)
+        {
+            var h = Vector512.WidenLower(Vector512.Create(Vector256.Load((ushort*)scales + g), Vector256<ushort>.Zero));
+            var bits = ((h & mask) << 13) | ((h & sign) << 16);
+            (bits.AsSingle() * magic).Store(destination + g);
+        }
+        for (; g < count; g++) destination[g] = (float)scales[g];
+    }
+}

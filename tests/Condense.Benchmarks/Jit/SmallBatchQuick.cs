@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Reflection;
+using Condense.Kernels;
+using Condense.Quantization;
+
+namespace Condense.Benchmarks.Jit;
+
+/// <summary>
+/// <c>--quick smallbatch</c>: int4 g64 (asymmetric) S2 11008x4096 at batch 1, 2, 4 and 8, cold (a rotation over 12
+/// copies, 300 MB), 2 threads: each batch's time over batch 1's in the same round (the quick table's own targets
+/// 1.3x / 1.6x / 2.5x), with the generated small-batch kernel (VnniSmallBatch4) and with it off (the managed batched
+/// kernels), every case alternated in each round so that a loaded machine disturbs both sides alike.
+/// </summary>
+public static class SmallBatchQuick
+{
+    public static int Run(string[] args)
+    {
+        int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(7);
+        var kernel = typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniSmallBatch4")
+                     ?? throw new InvalidOperationException("Condense.Kernels.Jit.VnniSmallBatch4 not found in the Condense assembly.");
+        var off = kernel.GetProperty("DisabledOverride", BindingFlags.Static | BindingFlags.NonPublic)!;
+        bool available = (bool)kernel.GetProperty("IsAvailable", BindingFlags.Static | BindingFlags.Public)!.GetValue(null)!;
+        Console.WriteLine($"small-batch 4-bit kernel available: {available}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
+
+        bool hot = args.Contains("--hot"); // 2,048 rows (above the 4 Mi-code GEMM rule), one copy, one thread: the kernels' compute cost, not the stream
+        int outF = hot ? 2048 : 11008, copies = hot ? 1 : 12;
+        const int inF = 4096;
+        if (hot) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        var random = new Random(1);
+        var w = new float[outF * inF];
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
+        var first = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(4, 64, false));
+        w = null;
+        var weights = new GroupQuantizedWeight[copies];
+        for (int c = 0; c < copies; c++)
+            weights[c] = GroupQuantizedWeight.FromParts(outF, inF, first.Scheme, (byte[])first.Packed.Clone(), (Half[])first.Scales.Clone(), (byte[]?)first.ZeroPoints?.Clone());
+        var x = new float[8 * inF];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() - 0.5);
+        var y = new float[8 * outF];
+
+        var cases = new List<(string Name, int Batch, bool Generated)> { ("b1", 1, true) };
+        foreach (int b in new[] { 2, 4, 8 }) { cases.Add(($"b{b} generated", b, true)); cases.Add(($"b{b} managed", b, false)); }
+        var times = cases.ToDictionary(c => c.Name, _ => new List<double>());
+        var ratios = cases.ToDictionary(c => c.Name, _ => new List<double>());
+        var cpu = cases.ToDictionary(c => c.Name, _ => new List<double>());
+        int next = 0;
+        double Time(int batch, bool generated, List<double>? cpuPerCall = null)
+        {
+            off.SetValue(null, !generated);
+            try
+            {
+                var samples = new List<double>();
+                var clock = Stopwatch.StartNew();
+                double cpu0 = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+                while (samples.Count < 5 || clock.ElapsedMilliseconds < 150 && samples.Count < 60)
+                {
+                    var q = weights[next++ % copies];
+                    long t0 = Stopwatch.GetTimestamp();
+                    q.MatMulTransposed(x.AsSpan(0, batch * inF), y.AsSpan(0, batch * outF), batch, ActivationPrecision.Int8);
+                    samples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                }
+                cpuPerCall?.Add((Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds - cpu0) / samples.Count);
+                return Median(samples);
+            }
+            finally { off.SetValue(null, false); }
+        }
+        foreach (var c in cases) Time(c.Batch, c.Generated); // warm-up: JIT, tile buffers
+        if (args.SkipWhile(a => a != "--profile").Skip(1).FirstOrDefault() is { } only)
+        {
+            // For perf record: one case only, for about 20 s of calls.
+            var c = cases.First(k => k.Name.Replace(" ", "-") == only);
+            var clock = Stopwatch.StartNew();
+            while (clock.ElapsedMilliseconds < 20000) Time(c.Batch, c.Generated);
+            return 0;
+        }
+        for (int round = 0; round < rounds; round++)
+        {
+            var now = cases.ToDictionary(c => c.Name, c => Time(c.Batch, c.Generated, cpu[c.Name]));
+            foreach (var c in cases) { times[c.Name].Add(now[c.Name]); ratios[c.Name].Add(now[c.Name] / now["b1"]); }
+            Console.Error.Write($"\r  round {round + 1} of {rounds}");
+        }
+        Console.Error.WriteLine();
+        Console.WriteLine($"int4-g64-asym {outF}x{inF} {(hot ? "hot, 1 thread" : "cold, 2 threads")}, {rounds} rounds; time / batch-1 time in the same round (median, min-max):");
+        foreach (var c in cases)
+        {
+            var r = ratios[c.Name];
+            Console.WriteLine($"  {c.Name,-14} {Median(times[c.Name]),8:F3} ms   {Median(r),5:F2}x b1  ({r.Min():F2}-{r.Max():F2})   CPU {Median(cpu[c.Name]),7:F3} ms/call");
+        }
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
+        return 0;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToList();
+        return sorted[sorted.Count / 2];
+    }
+}

@@ -1,0 +1,171 @@
+using Condense.Kernels;
+using Condense.Kernels.Jit;
+using Condense.Quantization;
+using Condense.Tests.Kernels;
+
+namespace Condense.Tests.Quantization;
+
+/// <summary>
+/// The generated small-batch 4-bit kernels (<see cref="VnniSmallBatch4"/>, 2..15 rows, packed codes read in place):
+/// within rounding of the exact integer reference over odd shapes (inputs not a multiple of 128 or of the group, rows
+/// not a multiple of the 2-4-row blocks, every batch 2..15), per-row and g8-g256 groups, symmetric and asymmetric;
+/// the same bits at 1 and 2 threads and wherever a batch row falls in the tiles; and off wherever it must be off.
+/// Without AVX-512 VNNI (or with CONDENSE_NO_JIT=1) the comparisons have nothing to compare and return.
+/// </summary>
+public class VnniSmallBatch4Tests
+{
+    public static TheoryData<int, int, bool> Shapes()
+    {
+        var data = new TheoryData<int, int, bool>();
+        foreach (bool sym in new[] { true, false })
+        {
+            data.Add(0, 1031, sym);   // one group per row, a tail of 7 codes past 8 steps, odd
+            data.Add(16, 400, sym);   // 8 groups per step, a tail of one group of 16
+            data.Add(32, 4128, sym);  // many steps, a tail of one group
+            data.Add(64, 448, sym);   // 3 steps and half a step of tail
+            data.Add(128, 640, sym);  // one group per step
+            data.Add(256, 768, sym);  // two steps per group (paired kernel)
+            data.Add(64, 1024, sym);  // paired kernel, 4 groups per pair of steps
+            data.Add(0, 512, sym);    // paired kernel, one group per row
+        }
+        data.Add(0, 128, false);      // exactly one step
+        data.Add(0, 129, true);       // one step and one code (the last byte of a row holds one code)
+        data.Add(256, 2304, false);   // an odd number of groups of 256 (a group ends mid-row at every other step)
+        data.Add(16, 272, false);     // 2 steps and a tail of one group of 16
+        data.Add(128, 1280, false);   // paired kernel, 2 groups per pair of steps
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Every_batch_from_2_to_15_is_within_rounding_of_the_integer_reference(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        foreach (int outF in new[] { 1, 13, 130 })
+        {
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * inF + group + outF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+            var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), 15 * inF, 2f);
+            Run(() =>
+            {
+                for (int batch = 2; batch <= 15; batch++)
+                {
+                    Assert.True(VnniSmallBatch4.Applies(4, group == 0 ? inF : group, group == 0 ? 1 : (inF + group - 1) / group, inF, outF, batch, 512));
+                    Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"small-batch int4 out {outF}");
+                }
+            });
+        }
+    }
+
+    [Fact]
+    public void Extreme_codes_and_activations_stay_within_rounding()
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        // Asymmetric rows whose codes sit at 0 and 15, inputs at +-max: the largest products (15 x 127).
+        const int outF = 37, inF = 2112, batch = 11; // 16 steps and a tail of 64
+        var w = new float[outF * inF];
+        for (int i = 0; i < w.Length; i++) w[i] = (i * 7 % 3 == 0 ? 10f : -10f) + (i % outF);
+        var x = new float[batch * inF];
+        for (int i = 0; i < x.Length; i++) x[i] = (i % 5 == 0 ? -1f : 1f) * (1 + i % 3);
+        foreach (int group in new[] { 0, 32, 64 })
+        {
+            var q = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(4, group, false));
+            Run(() => Int8Reference.AssertMatches(q, x, batch, $"small-batch extreme g{group}"));
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 1600, true)]
+    [InlineData(64, 1600, false)]
+    [InlineData(128, 1664, true)]
+    [InlineData(64, 1536, false)] // paired kernel
+    [InlineData(0, 1536, true)]   // paired kernel, one group per row
+    public void Same_bits_at_1_and_2_threads_and_wherever_a_row_falls_in_the_tiles(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 203, batch = 15;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(25, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(26, batch * inF);
+        Run(() =>
+        {
+            var pool = WorkerPool.Shared;
+            int saved = pool.MaxDegreeOfParallelism;
+            var one = new float[batch * outF];
+            var two = new float[batch * outF];
+            try
+            {
+                pool.MaxDegreeOfParallelism = 1;
+                q.MatMulTransposed(x, one, batch, ActivationPrecision.Int8);
+                pool.MaxDegreeOfParallelism = 2;
+                q.MatMulTransposed(x, two, batch, ActivationPrecision.Int8);
+            }
+            finally { pool.MaxDegreeOfParallelism = saved; }
+            Assert.Equal(one, two);
+
+            // Batch 15 runs as tiles of 8 and 7 rows (R = 2); smaller batches as other tiles and blocks: every row the same.
+            foreach (int size in new[] { 2, 3, 4, 5, 9 })
+                foreach (int first in new[] { 0, 6, batch - size })
+                {
+                    var part = new float[size * outF];
+                    q.MatMulTransposed(x.AsSpan(first * inF, size * inF), part, size, ActivationPrecision.Int8);
+                    Assert.Equal(one.AsSpan(first * outF, size * outF).ToArray(), part);
+                }
+        });
+    }
+
+    [Fact]
+    public void Close_to_the_managed_batched_kernels_they_replace()
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 70, inF = 4096, batch = 8;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(31, outF * inF), outF, inF, new QuantizationScheme(4, 64, false));
+        var x = QuantTestData.Gaussian(32, batch * inF);
+        Assert.True(VnniSmallBatch4.UsesPairs(64, 64, inF));
+        Assert.False(VnniSmallBatch4.UsesPairs(32, 128, inF));  // groups of 32 change within a lane's two steps
+        Assert.False(VnniSmallBatch4.UsesPairs(64, 7, 448));     // 3.5 pairs of steps: the single-step kernel
+        Run(() =>
+        {
+            var generated = new float[batch * outF];
+            var managed = new float[batch * outF];
+            q.MatMulTransposed(x, generated, batch, ActivationPrecision.Int8);
+            VnniSmallBatch4.DisabledOverride = true;
+            try { q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8); }
+            finally { VnniSmallBatch4.DisabledOverride = false; }
+            float max = managed.Max(MathF.Abs);
+            for (int i = 0; i < managed.Length; i++) Assert.True(MathF.Abs(generated[i] - managed[i]) <= 1e-5f * max, $"[{i}] {generated[i]} vs {managed[i]}");
+            Assert.NotEqual(managed, generated); // really two kernels (different float32 rounding order)
+        });
+    }
+
+    [Fact]
+    public void Off_for_other_codes_batches_groups_and_without_generated_code()
+    {
+        bool available = VnniSmallBatch4.IsAvailable;
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 1031, 1, 1031, 67, 2, 512));
+        Assert.False(VnniSmallBatch4.Applies(8, 64, 64, 4096, 1024, 8, 512));   // 8-bit codes: other kernels
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 1, 512));   // batch 1: the GEMV
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 4, 512));  // a large weight below 8 rows: the managed kernels (measured faster)
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 8, 512));
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 16, 512));  // 16 rows: the GEMM
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 1, 64, 1024, 4, 512));      // no whole step
+        Assert.False(VnniSmallBatch4.Applies(4, 48, 8, 384, 1024, 4, 512));     // groups of 48 would change scale within a step's lane pattern
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 256));   // AVX-512 off
+        if (Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") == "1") Assert.False(available);
+        bool saved = KernelOptions.GeneratedCode;
+        try
+        {
+            KernelOptions.GeneratedCode = false;
+            Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
+        }
+        finally { KernelOptions.GeneratedCode = saved; }
+    }
+
+    /// <summary>At 512 bits, with the GEMM off (small weights take it from 4 rows) so every batch 2..15 runs here.</summary>
+    private static void Run(Action run) => KernelWidths.ForEach(width =>
+    {
+        if (width != 512) return;
+        Int8Gemm.ManagedOnlyOverride = true;
+        try { run(); }
+        finally { Int8Gemm.ManagedOnlyOverride = false; }
+    });
+}
