@@ -183,7 +183,7 @@ internal static unsafe class VnniSmallBatch4
         {
             a.Prefetcht0(new Mem(w[r], PrefetchBytes));
             a.Vmovdqu32(Z(r), new Mem(w[r], 0));
-            a.VpsrlwImm(Z(rows + r), Z(r), 4);
+            a.Vpsrlw(Z(rows + r), Z(r), 4);
             a.Vpandd(Z(r), Z(r), Z(31));
             a.Vpandd(Z(rows + r), Z(rows + r), Z(31));
             a.Vpermps(Z(2 * rows + r), Z(30), new Mem(s[r], 0));
@@ -234,8 +234,8 @@ internal static unsafe class VnniSmallBatch4
             a.Vmovdqu32(hi1, new Mem(w[r], 64));
             a.Vshufi32x4(lo0, hi0, hi1, 0x88);
             a.Vshufi32x4(lo1, hi0, hi1, 0xDD);
-            a.VpsrlwImm(hi0, lo0, 4);
-            a.VpsrlwImm(hi1, lo1, 4);
+            a.Vpsrlw(hi0, lo0, 4);
+            a.Vpsrlw(hi1, lo1, 4);
             a.Vpandd(lo0, lo0, Z(31));
             a.Vpandd(lo1, lo1, Z(31));
             a.Vpandd(hi0, hi0, Z(31));

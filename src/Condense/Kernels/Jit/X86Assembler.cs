@@ -43,7 +43,7 @@ internal readonly record struct Mem(Gpr Base, int Displacement, bool Broadcast =
 /// compressed disp8*N form when they are a multiple of N (N = 64 for a full 512-bit operand, 4 for a 32-bit element
 /// or broadcast) within -128..127 steps, as the assembler does.</para>
 /// </remarks>
-internal sealed partial class X86Assembler
+internal sealed class X86Assembler
 {
     private readonly List<byte> _code = new();
 
@@ -54,7 +54,7 @@ internal sealed partial class X86Assembler
     public byte[] ToArray() => _code.ToArray();
 
     // Opcode maps and SIMD prefixes of the EVEX instructions.
-    private const int Map0F = 1, Map0F38 = 2;
+    private const int Map0F = 1, Map0F38 = 2, Map0F3A = 3;
     private const int PpNone = 0, Pp66 = 1, PpF3 = 2;
 
     // ---- scalar ----
@@ -216,8 +216,21 @@ internal sealed partial class X86Assembler
         Emit(imm);
     }
 
-    /// <summary>vpermps dst, indices, [mem]: lane k of dst = the 16-float table at mem, element indices[k] mod 16.</summary>
-    public void Vpermps(Zmm dst, Zmm indices, Mem table) => EvexMemory(Map0F38, Pp66, 0x16, dst.Index, indices.Index, RequireFull(table));
+    /// <summary>vpermps dst, indices, src: lane k of dst = src's lane indices[k] mod 16 (across the whole register).</summary>
+    public void Vpermps(Zmm dst, Zmm indices, Zmm src) => EvexRegister(Map0F38, Pp66, 0x16, dst.Index, indices.Index, src.Index);
+
+    /// <summary>vpermps dst, indices, [mem]: lane k of dst = the 16-float table at mem (full, or {1to16}), element indices[k] mod 16.</summary>
+    public void Vpermps(Zmm dst, Zmm indices, Mem table) => EvexMemory(Map0F38, Pp66, 0x16, dst.Index, indices.Index, table);
+
+    /// <summary>
+    /// vshufi32x4 dst, a, b, imm8: 128-bit chunks; dst chunks 0 and 1 are a's chunks imm[1:0] and imm[3:2], chunks 2 and
+    /// 3 are b's chunks imm[5:4] and imm[7:6].
+    /// </summary>
+    public void Vshufi32x4(Zmm dst, Zmm a, Zmm b, byte imm)
+    {
+        EvexRegister(Map0F3A, Pp66, 0x43, dst.Index, a.Index, b.Index);
+        Emit(imm);
+    }
 
     /// <summary>vmulps dst, a, b.</summary>
     public void Vmulps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x59, dst.Index, a.Index, b.Index);
