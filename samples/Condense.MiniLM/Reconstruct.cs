@@ -79,6 +79,9 @@ public sealed class ReconstructPlan
         return (plan, rest.ToArray());
     }
 
+    /// <summary>The last <see cref="Build"/>'s report per encoder block, in order.</summary>
+    public IReadOnlyList<ReconstructionReport> BlockReports { get; private set; } = [];
+
     /// <summary>One line describing the settings.</summary>
     public string Describe(int available) => string.Create(CultureInfo.InvariantCulture,
         $"reconstruction: {Math.Min(Sentences, available)} calibration sentences in batches of {BatchSize}, {Options.Steps} Adam steps per block, lr {Options.LearningRate} (scales, relative) / {Options.ParameterLearningRate} (biases, LayerNorms), tuning {Options.Parameters}, target {(ModelTarget ? "the fp32 model's hidden state" : "the fp32 block on the quantized input")}, seed {Options.Seed}");
@@ -114,6 +117,8 @@ public sealed class ReconstructPlan
             }
             var reference = quantized.ToList();    // the embeddings are not quantized: the same input to block 0
             var blocks = model.EncoderBlocks();
+            var reports = new List<ReconstructionReport>();
+            BlockReports = reports;
             for (int b = 0; b < blocks.Length; b++)
             {
                 var block = blocks[b];
@@ -127,6 +132,7 @@ public sealed class ReconstructPlan
                 }
                 var layers = block.Layers.Concat(block.ParameterLayers).ToArray();
                 var result = BlockReconstruction.Run(layers, i => block.Forward(inputs[i], batches[i]), targets, Options with { Seed = Options.Seed + (ulong)b });
+                reports.Add(result);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  reconstruction block {b}: loss {result.LossBefore:E4} -> {result.LossAfter:E4} ({(result.Kept ? "kept" : "restored")}), {result.Steps} steps, {result.TunedScales:N0} scales + {result.TunedParameters:N0} biases/norms, {result.Seconds:F1} s"));
                 using (Tensor.NoGrad())
