@@ -290,6 +290,6 @@ static string[] Row(string plan, float[][] embeddings, float[][] fp32, Compressi
         bits = "32.00";
     }
     return [plan, cos.Average().ToString("F6", CultureInfo.InvariantCulture), cos.Min().ToString("F6", CultureInfo.InvariantCulture),
-        NeighbourOverlap.TopK(embeddings, fp32, 10).ToString("F3", CultureInfo.InvariantCulture), bytes, bits,
+        NeighbourOverlap.TopK(embeddings, fp32, 10).ToString("F4", CultureInfo.InvariantCulture), bytes, bits,
         speed.Batch1.ToString("F1", CultureInfo.InvariantCulture), speed.Batch32.ToString("F1", CultureInfo.InvariantCulture)];
 }

@@ -34,13 +34,13 @@ public sealed partial class MiniLm
 public sealed class ReconstructPlan
 {
     /// <summary>Calibration sentences used for the reconstruction (the first N of the calibration set, disjoint from the evaluation sentences).</summary>
-    public int Sentences { get; private set; } = 256;
+    public int Sentences { get; private set; } = 1024;
 
     /// <summary>Sentences per Adam step.</summary>
     public int BatchSize { get; private set; } = 32;
 
     /// <summary>The library's options (steps per block, learning rates, parameters, seed).</summary>
-    public ReconstructionOptions Options { get; private set; } = new() { Steps = 64, LearningRate = 2e-3f, ParameterLearningRate = 2e-4f };
+    public ReconstructionOptions Options { get; private set; } = new() { Steps = 128, LearningRate = 2e-3f, ParameterLearningRate = 2e-4f, Parameters = ReconstructionParameters.All };
 
     /// <summary>
     /// true: each block's target is the fp32 model's own hidden state after that block (so a block also makes up for
