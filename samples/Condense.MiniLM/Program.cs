@@ -24,6 +24,8 @@ using Condense.Quantization;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 if (Array.IndexOf(args, "--speed") >= 0) return SpeedMode.Run(args);
+// --recon-* options: the GPTQ + reconstruction plan's (Reconstruct.cs).
+(var reconstruction, args) = ReconstructPlan.TakeOptions(args);
 int threads = 2, calibrationBatch = 32, evalCount = 1000, calibrationCount = 1024, sensitivityCount = 32, sensitivitySamples = 8, speedCount = 64;
 bool full = false, analyze = false, bundled = false;
 // GPTQ: Condense's defaults unless the options say otherwise.
@@ -157,6 +159,11 @@ var plans = new (string Name, bool Int8Activations, bool Default, Func<(ISentenc
     ("int4 g64 asym (RTN)", false, false, () => { var m = new MiniLmInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
     ("int4 g32 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G32(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("int4 g64 (GPTQ)", true, true, () => { var m = new MiniLmGptqInt4G64(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
+    ("int4 g64 (GPTQ + reconstruction)", true, false, () =>
+    {
+        Console.WriteLine(reconstruction.Describe(calibrationSentences.Length));
+        return reconstruction.Build(onnx, gptq, tokenizer, calibrationSentences);
+    }),
     ("int4 g64 asym (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G64Asym(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("int4 g128 (GPTQ)", false, false, () => { var m = new MiniLmGptqInt4G128(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(gptq)); }),
     ("2:4 sparse, int8 values", false, false, () => { var m = new MiniLmSparse24Int8(); m.LoadWeights(onnx, MiniLmForward.ImportOptions); return (m, m.Compress(rtn)); }),
@@ -283,6 +290,6 @@ static string[] Row(string plan, float[][] embeddings, float[][] fp32, Compressi
         bits = "32.00";
     }
     return [plan, cos.Average().ToString("F6", CultureInfo.InvariantCulture), cos.Min().ToString("F6", CultureInfo.InvariantCulture),
-        NeighbourOverlap.TopK(embeddings, fp32, 10).ToString("F3", CultureInfo.InvariantCulture), bytes, bits,
+        NeighbourOverlap.TopK(embeddings, fp32, 10).ToString("F4", CultureInfo.InvariantCulture), bytes, bits,
         speed.Batch1.ToString("F1", CultureInfo.InvariantCulture), speed.Batch32.ToString("F1", CultureInfo.InvariantCulture)];
 }
