@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using Condense.Calibration;
 using Condense.Catalogue;
 using Condense.Kernels;
+using Condense.Nn;
 
 namespace Condense.Quantization;
 
@@ -46,6 +47,24 @@ public sealed record GptqOptions
     /// weights; this one sees the inputs' correlations. Costs one Out x In x In product per layer. Default true.
     /// </summary>
     public bool RefitScales { get; init; } = true;
+
+    /// <summary>
+    /// Fold the quantized layer's mean output shift over the calibration rows into its bias (bias correction):
+    /// b += W mu_ref - Q mu, with mu the mean input the layer saw in calibration and mu_ref the dense model's (the same
+    /// as mu unless <see cref="FullPrecisionTarget"/>), so the layer's mean output over the calibration set is the dense
+    /// model's. Layers without a bias are left as they are. With <see cref="Sequential"/> the later blocks are recorded
+    /// with the corrected biases. Default false.
+    /// </summary>
+    public bool BiasCorrection { get; init; }
+
+    /// <summary>
+    /// With <see cref="Sequential"/>: each layer's target is the dense model's output on the dense model's inputs,
+    /// min ||W X_ref - Q X||^2 over the inputs X of the partly quantized model (asymmetric calibration, as GPTAQ), rather
+    /// than W X. GPTQ then runs on the least-squares weight for that target, W' = W + W C H^-1 with C = (X_ref - X) X^T,
+    /// which has the same minimiser (the two losses differ by a constant). Costs a second calibration pass per block,
+    /// over the dense model, whose inputs are kept in memory for that block. Ignored without Sequential. Default false.
+    /// </summary>
+    public bool FullPrecisionTarget { get; init; }
 }
 
 /// <summary>
@@ -140,8 +159,6 @@ public static class Gptq
         var storedScales = new Half[(long)m * groups];
         var storedZeros = new byte[(long)m * groups];
         bool upFront = groups == 1 || options.ActOrder;
-        if (upFront)
-            for (int g = 0; g < groups; g++) ChooseGroup<TBits>(wt, m, g, g * groupSize, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
 
         // Permuted, scaled and damped Hessian, flipped (J H J) for the factorization.
         float scale = (float)(2.0 / statistics.SampleCount);
@@ -184,6 +201,30 @@ public static class Gptq
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++) u[(long)i * n + j] = j >= i ? inverse[(long)(n - 1 - i) * n + (n - 1 - j)] : 0f;
         inverse = null;
+
+        // Full-precision target: W' = W + W C H^-1, here transposed and permuted, P W'^T = P W^T + U^T U (P C^T W^T).
+        float[]? target = null;
+        if (statistics.ReferenceCross is { } cross)
+        {
+            // H here is 2 X^T X / N + damping: C takes the same factor.
+            var cw = new float[(long)n * m];
+            Gemm.MatMulTransposedA(cross, wt, cw, n, n, m);
+            TensorPrimitives.Multiply(cw, scale, cw);
+            var r = new float[(long)n * m];
+            for (int k = 0; k < n; k++) Array.Copy(cw, (long)perm[k] * m, r, (long)k * m, m);
+            Gemm.MatMul(u, r, cw, n, n, m);
+            Gemm.MatMulTransposedA(u, cw, r, n, n, m);
+            for (int k = 0; k < n; k++)
+            {
+                if (dead[perm[k]]) continue;
+                TensorPrimitives.Add(wt.AsSpan((int)((long)perm[k] * m), m), r.AsSpan((int)((long)k * m), m), wt.AsSpan((int)((long)perm[k] * m), m));
+            }
+            target = new float[(long)m * n];
+            for (int o = 0; o < m; o++)
+                for (int i = 0; i < n; i++) target[(long)o * n + i] = wt[(long)i * m + o];
+        }
+        if (upFront)
+            for (int g = 0; g < groups; g++) ChooseGroup<TBits>(wt, m, g, g * groupSize, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
 
         var codes = new int[(long)n * m];   // row k = codes of column perm[k]
         if (options.ActOrder)
@@ -240,7 +281,7 @@ public static class Gptq
         var inversePerm = new int[n];
         for (int k = 0; k < n; k++) inversePerm[perm[k]] = k;
         if (options.RefitScales)
-            RefitScales(weight, m, n, groupSize, codes, inversePerm, storedScales, storedZeros, xtx, dead, percent * mean / n / scale);
+            RefitScales(target ?? weight, m, n, groupSize, codes, inversePerm, storedScales, storedZeros, xtx, dead, percent * mean / n / scale);
         var levels = new int[n];
         for (int o = 0; o < m; o++)
         {
@@ -248,6 +289,39 @@ public static class Gptq
             PackedBits.PackRow<TBits>(levels, packed.AsSpan(o * rowBytes, rowBytes));
         }
         return GroupQuantizedWeight.FromParts(m, n, scheme, packed, storedScales, symmetric ? null : storedZeros);
+    }
+
+    /// <summary>
+    /// <see cref="GptqOptions.BiasCorrection"/>: the shift to add to the layer's bias so its mean output over the
+    /// calibration rows equals the dense layer's, W mu_ref - Q mu (mu the recorded inputs' mean, mu_ref the dense
+    /// model's when <see cref="LayerStatistics.ReferenceSums"/> was recorded, else mu), in float64.
+    /// </summary>
+    /// <param name="weight">The dense weight [outFeatures, InFeatures], row-major.</param>
+    /// <param name="quantized">Its quantized form (any storage of that shape).</param>
+    /// <param name="statistics">The layer's calibration statistics.</param>
+    /// <exception cref="ArgumentException">Shapes that do not match the statistics or each other.</exception>
+    public static float[] BiasShift(ReadOnlySpan<float> weight, IWeightStorage quantized, LayerStatistics statistics)
+    {
+        ArgumentNullException.ThrowIfNull(quantized);
+        ArgumentNullException.ThrowIfNull(statistics);
+        int n = statistics.InFeatures;
+        statistics.ThrowIfNotFor(quantized.InFeatures, nameof(statistics));
+        int m = quantized.OutFeatures;
+        if (weight.Length != (long)m * n)
+            throw new ArgumentException(Invariant($"weight has {weight.Length} values; the quantized weight is {m} x {n}"), nameof(weight));
+        var q = new float[(long)m * n];
+        quantized.Dequantize(q);
+        var sums = statistics.ColumnSums;
+        var referenceSums = statistics.ReferenceSums ?? sums;
+        double count = statistics.SampleCount;
+        var shift = new float[m];
+        for (int o = 0; o < m; o++)
+        {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += weight[o * n + i] * referenceSums[i] - q[(long)o * n + i] * sums[i];
+            shift[o] = (float)(s / count);
+        }
+        return shift;
     }
 
     /// <summary>
