@@ -172,4 +172,50 @@ public sealed class GptqTargetTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(plain.Packed, paired.Packed);
         Assert.Equal(plain.Scales, paired.Scales);
     }
+
+    [Theory]
+    [InlineData(4, 16, true)]
+    [InlineData(3, 16, false)]
+    [InlineData(3, 0, true)]
+    public void More_refit_rounds_never_raise_a_rows_damped_loss_and_change_some_rows(int bits, int groupSize, bool symmetric)
+    {
+        int rows = 32, cols = 64, samples = 300;
+        var inputs = Inputs(81, samples, cols);
+        var weight = QuantTestData.Gaussian(82, rows * cols, 0.1f);
+        var statistics = LayerStatistics.FromInputs(inputs, cols);
+        var scheme = new QuantizationScheme(bits, groupSize, symmetric);
+        var one = new float[weight.Length];
+        var three = new float[weight.Length];
+        Gptq.Quantize(weight, rows, cols, scheme, statistics).Dequantize(one);
+        Gptq.Quantize(weight, rows, cols, scheme, statistics, new GptqOptions { RefitRounds = 3 }).Dequantize(three);
+        // The loss GPTQ and the refit minimise: (w - q)^T (X^T X + 1% mean diag I) (w - q), per row, in float64.
+        var xtx = statistics.XtX;
+        double damping = 0;
+        for (int i = 0; i < cols; i++) damping += xtx[i * cols + i];
+        damping *= 0.01 / cols;
+        double RowLoss(float[] q, int r)
+        {
+            double loss = 0;
+            for (int i = 0; i < cols; i++)
+            {
+                double di = weight[r * cols + i] - (double)q[r * cols + i], hd = damping * di;
+                for (int j = 0; j < cols; j++) hd += xtx[i * cols + j] * (weight[r * cols + j] - (double)q[r * cols + j]);
+                loss += di * hd;
+            }
+            return loss;
+        }
+        int changed = 0;
+        double total1 = 0, total3 = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            double l1 = RowLoss(one, r), l3 = RowLoss(three, r);
+            total1 += l1;
+            total3 += l3;
+            Assert.True(l3 <= l1 * (1 + 1e-4), $"row {r}: loss {l1} after one round, {l3} after three");
+            if (l3 < l1 * (1 - 1e-6)) changed++;
+        }
+        output.WriteLine($"{changed} of {rows} rows lower; total {total1} -> {total3}");
+        Assert.True(changed > 0, "three rounds changed no row");
+        Assert.Throws<ArgumentException>(() => Gptq.Quantize(weight, rows, cols, scheme, statistics, new GptqOptions { RefitRounds = 0 }));
+    }
 }
