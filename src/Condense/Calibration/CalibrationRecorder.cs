@@ -22,6 +22,32 @@ public static class CalibrationRecorder
     /// <returns>One statistics object per requested index, in the same order.</returns>
     /// <exception cref="InvalidDataException">A batch of the wrong width for a layer, a NaN/Inf activation, or no batches: the layer is named.</exception>
     public static IReadOnlyList<LayerStatistics> Record(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data)
+        => Record(layers, layerIndices, forward, data, references: null);
+
+    /// <summary>
+    /// Records statistics as <see cref="Record(IReadOnlyList{NamedLayer}, IReadOnlyList{int}, Func{Tensor, Tensor}, CalibrationData)"/>,
+    /// each layer's rows paired in order with <paramref name="references"/>[t] (the same layer's inputs in the dense
+    /// model, from <see cref="CaptureInputs"/>) for <see cref="LayerStatistics.ReferenceCross"/>; null: unpaired.
+    /// </summary>
+    internal static IReadOnlyList<LayerStatistics> Record(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward,
+        CalibrationData data, IReadOnlyList<float[]>? references)
+    {
+        var results = new LayerStatistics[layerIndices.Count];
+        Run(layers, layerIndices, forward, data, (t, accumulator) => { if (references is not null) accumulator.PairWith(references[t]); },
+            (t, accumulator) => results[t] = accumulator.ToStatistics(), references is null ? 1 : 2);
+        return results;
+    }
+
+    /// <summary>The input rows (concatenated, [rows, InFeatures]) each of <paramref name="layerIndices"/> sees over the calibration batches.</summary>
+    internal static IReadOnlyList<float[]> CaptureInputs(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data)
+    {
+        var results = new float[layerIndices.Count][];
+        Run(layers, layerIndices, forward, data, (_, accumulator) => accumulator.Capture(), (t, accumulator) => results[t] = accumulator.CapturedRows(), 1);
+        return results;
+    }
+
+    private static void Run(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> layerIndices, Func<Tensor, Tensor> forward, CalibrationData data,
+        Action<int, LayerStatistics.Accumulator> prepare, Action<int, LayerStatistics.Accumulator> finish, int matricesPerLayer)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(layerIndices);
@@ -37,7 +63,6 @@ public static class CalibrationRecorder
                 $"Layer '{layers[index].Path}' is a {layers[index].Layer.GetType().Name}; calibration records Linear and Conv2d inputs.", nameof(layerIndices));
         }
 
-        var results = new LayerStatistics[targets.Length];
         int pass = 0;
         for (int first = 0; first < targets.Length; pass++)
         {
@@ -46,19 +71,18 @@ public static class CalibrationRecorder
             int end = first;
             while (end < targets.Length)
             {
-                long layerBytes = (long)targets[end].InFeatures * targets[end].InFeatures * sizeof(float);
+                long layerBytes = (long)targets[end].InFeatures * targets[end].InFeatures * sizeof(float) * matricesPerLayer;
                 if (end > first && bytes + layerBytes > data.MaxStatisticsBytes) break;
                 bytes += layerBytes;
                 end++;
             }
-            RecordPass(layers, layerIndices, targets, first, end, forward, data, pass, results);
+            RecordPass(layers, layerIndices, targets, first, end, forward, data, pass, prepare, finish);
             first = end;
         }
-        return results;
     }
 
     private static void RecordPass(IReadOnlyList<NamedLayer> layers, IReadOnlyList<int> indices, WeightedLayer[] targets, int first, int end,
-        Func<Tensor, Tensor> forward, CalibrationData data, int pass, LayerStatistics[] results)
+        Func<Tensor, Tensor> forward, CalibrationData data, int pass, Action<int, LayerStatistics.Accumulator> prepare, Action<int, LayerStatistics.Accumulator> finish)
     {
         var accumulators = new LayerStatistics.Accumulator[end - first];
         int batch = 0;
@@ -73,6 +97,7 @@ public static class CalibrationRecorder
                 string path = layers[indices[t]].Path;
                 int layerIndex = indices[t];
                 var accumulator = accumulators[t - first] = new LayerStatistics.Accumulator(path, layer.InFeatures);
+                prepare(t, accumulator);
                 layer.InputObserver = x =>
                 {
                     int width = x.Rank == 2 ? x.Shape[1] : -1;
@@ -110,10 +135,9 @@ public static class CalibrationRecorder
 
         for (int t = first; t < end; t++)
         {
-            var statistics = accumulators[t - first].ToStatistics();
-            if (statistics.SampleCount == 0)
+            if (accumulators[t - first].Samples == 0)
                 throw new InvalidDataException($"Layer '{layers[indices[t]].Path}' saw no calibration rows ({batch} batch(es) ran): give at least one non-empty batch, and check that Forward uses the layer.");
-            results[t] = statistics;
+            finish(t, accumulators[t - first]);
         }
     }
 }

@@ -5,17 +5,36 @@ namespace Condense.Calibration;
 
 /// <summary>
 /// What calibration records for one layer: the input second moment X^T X (summed over every input row the layer
-/// saw), the per-input-channel activation norms, and the number of rows.
+/// saw), the inputs' sum (for the mean), the per-input-channel activation norms, and the number of rows; with a
+/// full-precision target (<see cref="Quantization.GptqOptions.FullPrecisionTarget"/>) also the cross moment of the dense
+/// model's inputs with these.
 /// </summary>
 public sealed class LayerStatistics
 {
-    private LayerStatistics(string path, int inFeatures, float[] xtx, long sampleCount)
+    private LayerStatistics(string path, int inFeatures, float[] xtx, long sampleCount, double[] sums, float[]? cross, double[]? referenceSums)
     {
         Path = path;
         InFeatures = inFeatures;
         XtX = xtx;
         SampleCount = sampleCount;
+        ColumnSums = sums;
+        ReferenceCross = cross;
+        ReferenceSums = referenceSums;
     }
+
+    /// <summary>sum over input rows of x, [InFeatures] (float64): the inputs' mean times <see cref="SampleCount"/>.</summary>
+    public double[] ColumnSums { get; }
+
+    /// <summary>
+    /// Null, or sum over input rows of (x_ref - x) x^T, row-major [InFeatures, InFeatures], where x_ref is the same
+    /// token's input in the dense (reference) model and x the input recorded here (the model with its earlier layers
+    /// quantized). GPTQ's full-precision target uses it: the least-squares weight for these inputs and the dense
+    /// model's outputs is W + W C H^-1.
+    /// </summary>
+    public float[]? ReferenceCross { get; }
+
+    /// <summary>Null, or sum over input rows of x_ref (the dense model's inputs, paired with <see cref="ReferenceCross"/>).</summary>
+    public double[]? ReferenceSums { get; }
 
     /// <summary>The layer's path in the model (for messages).</summary>
     public string Path { get; }
@@ -68,7 +87,34 @@ public sealed class LayerStatistics
         // float32 with Gemm's accumulate: each entry is one fused multiply-add chain over all rows in order, so the
         // result does not depend on batch boundaries' threads; float32 as GPTQ's reference implementation keeps H.
         private readonly float[] _xtx = new float[checked((long)inFeatures * inFeatures)];
+        private readonly double[] _sums = new double[inFeatures];
         private long _samples;
+        // Full-precision target: the dense model's input rows in the same order (CalibrationRecorder.CaptureInputs),
+        // and the cross moment and sums accumulated against them.
+        private float[]? _reference, _cross, _delta;
+        private double[]? _referenceSums;
+        // Capture mode: the rows themselves are kept (in order).
+        private List<float[]>? _captured;
+
+        /// <summary>Pairs every added row with the next row of <paramref name="reference"/> (rows x inFeatures).</summary>
+        public void PairWith(float[] reference)
+        {
+            _reference = reference;
+            _cross = new float[_xtx.LongLength];
+            _referenceSums = new double[inFeatures];
+        }
+
+        /// <summary>Keeps the added rows instead of only their moments (<see cref="CapturedRows"/>).</summary>
+        public void Capture() => _captured = [];
+
+        /// <summary>The rows added in capture mode, concatenated.</summary>
+        public float[] CapturedRows()
+        {
+            var all = new float[_captured!.Sum(c => (long)c.Length)];
+            long at = 0;
+            foreach (var chunk in _captured!) { chunk.CopyTo(all, at); at += chunk.Length; }
+            return all;
+        }
 
         public long Samples => _samples;
 
@@ -102,10 +148,42 @@ public sealed class LayerStatistics
                     rows = _kept;
                 }
             }
-            Gemm.MatMulTransposedA(rows[..(count * inFeatures)], rows[..(count * inFeatures)], _xtx, inFeatures, count, inFeatures, accumulate: true);
+            rows = rows[..(count * inFeatures)];
+            if (_captured is not null)
+            {
+                _captured.Add(rows.ToArray());
+                _samples += count;
+                return;
+            }
+            Gemm.MatMulTransposedA(rows, rows, _xtx, inFeatures, count, inFeatures, accumulate: true);
+            for (int r = 0; r < count; r++)
+            {
+                var row = rows.Slice(r * inFeatures, inFeatures);
+                for (int c = 0; c < inFeatures; c++) _sums[c] += row[c];
+            }
+            if (_reference is not null)
+            {
+                long start = _samples * inFeatures;
+                if (start + rows.Length > _reference.LongLength)
+                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                        $"Layer '{path}': calibration batch {batch} brings its rows to {_samples + count}, but the dense model gave it {_reference.LongLength / inFeatures}: the forward pass must see the same rows with and without the quantized layers."));
+                if (_delta is null || _delta.Length < rows.Length) _delta = new float[rows.Length];
+                var reference = _reference.AsSpan((int)start, rows.Length);
+                var delta = _delta.AsSpan(0, rows.Length);
+                System.Numerics.Tensors.TensorPrimitives.Subtract(reference, rows, delta);
+                Gemm.MatMulTransposedA(delta, rows, _cross, inFeatures, count, inFeatures, accumulate: true);
+                for (int r = 0; r < count; r++)
+                    for (int c = 0; c < inFeatures; c++) _referenceSums![c] += reference[r * inFeatures + c];
+            }
             _samples += count;
         }
 
-        public LayerStatistics ToStatistics() => new(path, inFeatures, _xtx, _samples);
+        public LayerStatistics ToStatistics()
+        {
+            if (_reference is not null && _samples * inFeatures != _reference.LongLength)
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"Layer '{path}' saw {_samples} calibration rows, but the dense model gave it {_reference.LongLength / inFeatures}: the forward pass must see the same rows with and without the quantized layers."));
+            return new(path, inFeatures, _xtx, _samples, _sums, _cross, _referenceSums);
+        }
     }
 }

@@ -55,13 +55,24 @@ public sealed partial class CompressionSession
     /// </summary>
     private void CalibrateSequentially(IReadOnlyList<NamedLayer> layers, Func<Tensor, Tensor> forward, List<int> needed)
     {
-        var saved = new List<(WeightedLayer Layer, float[] Weight)>();
+        var saved = new List<(WeightedLayer Layer, float[] Weight, float[]? Bias)>();
+        // The earlier groups' layers as recorded (quantized, bias-corrected) while the dense model's inputs are captured.
+        var quantizedWeights = new List<(float[] Weight, float[]? Bias)>();
         try
         {
             foreach (var group in needed.GroupBy(i => ParentPath(PlanAt(i).Path)))
             {
                 var indices = group.ToArray();
-                var recorded = CalibrationRecorder.Record(layers, indices, forward, _options.Calibration!);
+                IReadOnlyList<float[]>? references = null;
+                if (_options.Gptq.FullPrecisionTarget)
+                {
+                    // The dense model's inputs to this group (earlier groups back to dense), then the quantized ones again.
+                    Restore(saved);
+                    references = CalibrationRecorder.CaptureInputs(layers, indices, forward, _options.Calibration!);
+                    for (int s = 0; s < saved.Count; s++) Put(saved[s].Layer, quantizedWeights[s].Weight, quantizedWeights[s].Bias);
+                }
+                var recorded = CalibrationRecorder.Record(layers, indices, forward, _options.Calibration!, references);
+                references = null;
                 for (int t = 0; t < indices.Length; t++) _statistics![indices[t]] = recorded[t];
                 foreach (int index in indices)
                 {
@@ -70,14 +81,29 @@ public sealed partial class CompressionSession
                     if (plan.Technique != LayerTechnique.Quantize || layers[index].Layer is not WeightedLayer layer) continue;
                     var weight = layer.Weight.Data;
                     var quantized = Gptq.Quantize(weight, plan.OutFeatures, plan.InFeatures, Scheme(plan), _statistics![index], _options.Gptq);
-                    saved.Add((layer, weight.ToArray()));
+                    var bias = layer.Bias?.Data;
+                    saved.Add((layer, weight.ToArray(), bias?.ToArray()));
+                    if (_options.Gptq.BiasCorrection && bias is not null)
+                        System.Numerics.Tensors.TensorPrimitives.Add(bias, Gptq.BiasShift(weight, quantized, _statistics[index]), bias);
                     quantized.Dequantize(weight);
+                    if (_options.Gptq.FullPrecisionTarget) quantizedWeights.Add((weight.ToArray(), bias?.ToArray()));
                 }
             }
         }
         finally
         {
-            foreach (var (layer, weight) in saved) weight.CopyTo(layer.Weight.Data, 0);
+            Restore(saved);
+        }
+
+        static void Restore(List<(WeightedLayer Layer, float[] Weight, float[]? Bias)> saved)
+        {
+            foreach (var (layer, weight, bias) in saved) Put(layer, weight, bias);
+        }
+
+        static void Put(WeightedLayer layer, float[] weight, float[]? bias)
+        {
+            weight.CopyTo(layer.Weight.Data, 0);
+            bias?.CopyTo(layer.Bias!.Data, 0);
         }
 
         static string ParentPath(string path)
@@ -113,7 +139,7 @@ public sealed partial class CompressionSession
         {
             CheckBits<TBits>(plan);
             return Gptq.Quantize(w, plan.OutFeatures, plan.InFeatures, Scheme(plan), statistics!, _options.Gptq);
-        });
+        }, _options.Gptq.BiasCorrection && layer.Bias is not null ? (w, q) => Gptq.BiasShift(w, q, statistics!) : null);
     }
 
     /// <summary>

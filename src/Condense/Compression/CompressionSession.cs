@@ -169,7 +169,9 @@ public sealed partial class CompressionSession
     }
 
     /// <summary>Compresses one layer with <paramref name="compress"/>; the layer itself changes only in <see cref="Complete"/>.</summary>
-    private void CompressLayer(WeightedLayer layer, int layerIndex, LayerTechnique technique, Func<LayerPlan, float[], IWeightStorage> compress)
+    /// <param name="biasShift">Null, or the shift to add to the layer's bias with the swap (GPTQ's bias correction), from the weight and its storage.</param>
+    private void CompressLayer(WeightedLayer layer, int layerIndex, LayerTechnique technique, Func<LayerPlan, float[], IWeightStorage> compress,
+        Func<float[], IWeightStorage, float[]?>? biasShift = null)
     {
         ArgumentNullException.ThrowIfNull(layer);
         // OnIncompatible = Skip/Adjust applied at run time (shape unknown at build time) may have made it dense.
@@ -185,7 +187,12 @@ public sealed partial class CompressionSession
         var storage = WithLayerContext(plan, () => compress(plan, weight));
         var elapsed = clock.Elapsed;
         double error = _options.MeasureError ? RelativeError(storage, weight) : double.NaN;
-        Finish(plan, layerIndex, storage, error, elapsed, () => layer.SetCompressedWeight(storage));
+        var shift = biasShift is null ? null : WithLayerContext(plan, () => biasShift(weight, storage));
+        Finish(plan, layerIndex, storage, error, elapsed, () =>
+        {
+            layer.SetCompressedWeight(storage);
+            if (shift is not null) System.Numerics.Tensors.TensorPrimitives.Add(layer.Bias!.Data, shift, layer.Bias.Data);
+        });
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using Condense.Calibration;
 using Condense.Catalogue;
 using Condense.Kernels;
+using Condense.Nn;
 
 namespace Condense.Quantization;
 
@@ -46,6 +47,33 @@ public sealed record GptqOptions
     /// weights; this one sees the inputs' correlations. Costs one Out x In x In product per layer. Default true.
     /// </summary>
     public bool RefitScales { get; init; } = true;
+
+    /// <summary>
+    /// Rounds of (GPTQ column pass, scale refit) with static group scales (act-order or per-row scales): each round
+    /// after the first re-runs the column pass from the original weights with the scales the previous refit chose, then
+    /// refits again; each output row keeps the codes and scales of its round with the lowest damped layer loss, so more
+    /// rounds never raise a row's loss. Without act-order and with groups, or without <see cref="RefitScales"/>, one round
+    /// is run. Default 1.
+    /// </summary>
+    public int RefitRounds { get; init; } = 1;
+
+    /// <summary>
+    /// Fold the quantized layer's mean output shift over the calibration rows into its bias (bias correction):
+    /// b += W mu_ref - Q mu, with mu the mean input the layer saw in calibration and mu_ref the dense model's (the same
+    /// as mu unless <see cref="FullPrecisionTarget"/>), so the layer's mean output over the calibration set is the dense
+    /// model's. Layers without a bias are left as they are. With <see cref="Sequential"/> the later blocks are recorded
+    /// with the corrected biases. Default false.
+    /// </summary>
+    public bool BiasCorrection { get; init; }
+
+    /// <summary>
+    /// With <see cref="Sequential"/>: each layer's target is the dense model's output on the dense model's inputs,
+    /// min ||W X_ref - Q X||^2 over the inputs X of the partly quantized model (asymmetric calibration, as GPTAQ), rather
+    /// than W X. GPTQ then runs on the least-squares weight for that target, W' = W + W C H^-1 with C = (X_ref - X) X^T,
+    /// which has the same minimiser (the two losses differ by a constant). Costs a second calibration pass per block,
+    /// over the dense model, whose inputs are kept in memory for that block. Ignored without Sequential. Default false.
+    /// </summary>
+    public bool FullPrecisionTarget { get; init; }
 }
 
 /// <summary>
@@ -82,6 +110,8 @@ public static class Gptq
         if (weight.Length != (long)outFeatures * inFeatures)
             throw new ArgumentException(Invariant($"weight has {weight.Length} values; expected {outFeatures} x {inFeatures}"), nameof(weight));
         statistics.ThrowIfNotFor(inFeatures, nameof(statistics));
+        if (options.RefitRounds < 1)
+            throw new ArgumentException(Invariant($"RefitRounds is {options.RefitRounds}; expected 1 or more rounds of GPTQ and scale refit"), nameof(options));
         if (options.BlockSize <= 0)
             throw new ArgumentException(Invariant($"BlockSize is {options.BlockSize}; expected a positive number of columns"), nameof(options));
         if (!(options.DampingPercent >= 0) || !double.IsFinite(options.DampingPercent))
@@ -140,8 +170,6 @@ public static class Gptq
         var storedScales = new Half[(long)m * groups];
         var storedZeros = new byte[(long)m * groups];
         bool upFront = groups == 1 || options.ActOrder;
-        if (upFront)
-            for (int g = 0; g < groups; g++) ChooseGroup<TBits>(wt, m, g, g * groupSize, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
 
         // Permuted, scaled and damped Hessian, flipped (J H J) for the factorization.
         float scale = (float)(2.0 / statistics.SampleCount);
@@ -185,6 +213,30 @@ public static class Gptq
             for (int j = 0; j < n; j++) u[(long)i * n + j] = j >= i ? inverse[(long)(n - 1 - i) * n + (n - 1 - j)] : 0f;
         inverse = null;
 
+        // Full-precision target: W' = W + W C H^-1, here transposed and permuted, P W'^T = P W^T + U^T U (P C^T W^T).
+        float[]? target = null;
+        if (statistics.ReferenceCross is { } cross)
+        {
+            // H here is 2 X^T X / N + damping: C takes the same factor.
+            var cw = new float[(long)n * m];
+            Gemm.MatMulTransposedA(cross, wt, cw, n, n, m);
+            TensorPrimitives.Multiply(cw, scale, cw);
+            var r = new float[(long)n * m];
+            for (int k = 0; k < n; k++) Array.Copy(cw, (long)perm[k] * m, r, (long)k * m, m);
+            Gemm.MatMul(u, r, cw, n, n, m);
+            Gemm.MatMulTransposedA(u, cw, r, n, n, m);
+            for (int k = 0; k < n; k++)
+            {
+                if (dead[perm[k]]) continue;
+                TensorPrimitives.Add(wt.AsSpan((int)((long)perm[k] * m), m), r.AsSpan((int)((long)k * m), m), wt.AsSpan((int)((long)perm[k] * m), m));
+            }
+            target = new float[(long)m * n];
+            for (int o = 0; o < m; o++)
+                for (int i = 0; i < n; i++) target[(long)o * n + i] = wt[(long)i * m + o];
+        }
+        if (upFront)
+            for (int g = 0; g < groups; g++) ChooseGroup<TBits>(wt, m, g, g * groupSize, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
+
         var codes = new int[(long)n * m];   // row k = codes of column perm[k]
         if (options.ActOrder)
         {
@@ -197,50 +249,89 @@ public static class Gptq
         int blockSize = options.BlockSize;
         var negativeErrors = new float[(long)Math.Min(blockSize, n) * m];
         var trailing = new float[(long)Math.Min(blockSize, n) * n];
-        for (int i1 = 0; i1 < n; i1 += blockSize)
+        var inversePerm = new int[n];
+        for (int k = 0; k < n; k++) inversePerm[perm[k]] = k;
+        int rounds = options.RefitScales && upFront ? options.RefitRounds : 1;
+        var start = rounds > 1 ? wt.ToArray() : null;
+        int[]? bestCodes = null;
+        Half[]? bestScales = null;
+        double[]? bestLoss = null, rowLoss = rounds > 1 ? new double[m] : null;
+        for (int round = 0; round < rounds; round++)
         {
-            int i2 = Math.Min(i1 + blockSize, n), count = i2 - i1;
-            for (int k = i1; k < i2; k++)
+            if (round > 0)
             {
-                int column = perm[k], g = column / groupSize;
-                if (!upFront && column % groupSize == 0)
-                    ChooseGroup<TBits>(wt, m, g, k, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
-                var w = wt.AsSpan((int)((long)k * m), m);
-                var s = scales.AsSpan(g * m, m);
-                var z = zeros.AsSpan(g * m, m);
-                var q = codes.AsSpan((int)((long)k * m), m);
-                var error = negativeErrors.AsSpan((k - i1) * m, m);
-                float d = u[(long)k * n + k];
+                // Again from the original weights, with the refit scales of the round before.
+                start!.AsSpan().CopyTo(wt);
                 for (int o = 0; o < m; o++)
-                {
-                    int code = GptqGrid.Code(w[o], s[o], (int)z[o], maxLevel);
-                    q[o] = code;
-                    error[o] = (s[o] * (code - z[o]) - w[o]) / d;
-                }
-                // The block's later columns take this column's error now (GPTQ's W1[:, j] -= err * Hinv1[i, j]).
-                for (int j = k + 1; j < i2; j++)
-                {
-                    float h = u[(long)k * n + j];
-                    if (h != 0f) TensorPrimitives.MultiplyAdd(error, h, wt.AsSpan((int)((long)j * m), m), wt.AsSpan((int)((long)j * m), m));
-                }
+                    for (int g = 0; g < groups; g++) scales[(long)g * m + o] = (float)storedScales[(long)o * groups + g];
             }
-            // Lazy update of the columns after the block: wt[i2:] += U[i1:i2, i2:]^T (-E).
-            int rest = n - i2;
-            if (rest > 0)
+            for (int i1 = 0; i1 < n; i1 += blockSize)
             {
-                for (int r = 0; r < count; r++) Array.Copy(u, (long)(i1 + r) * n + i2, trailing, (long)r * rest, rest);
-                Gemm.MatMulTransposedA(trailing.AsSpan(0, count * rest), negativeErrors.AsSpan(0, count * m),
-                    wt.AsSpan((int)((long)i2 * m), rest * m), rest, count, m, accumulate: true);
+                int i2 = Math.Min(i1 + blockSize, n), count = i2 - i1;
+                for (int k = i1; k < i2; k++)
+                {
+                    int column = perm[k], g = column / groupSize;
+                    if (!upFront && column % groupSize == 0)
+                        ChooseGroup<TBits>(wt, m, g, k, groupSize, symmetric, scales, zeros, storedScales, storedZeros, groups);
+                    var w = wt.AsSpan((int)((long)k * m), m);
+                    var s = scales.AsSpan(g * m, m);
+                    var z = zeros.AsSpan(g * m, m);
+                    var q = codes.AsSpan((int)((long)k * m), m);
+                    var error = negativeErrors.AsSpan((k - i1) * m, m);
+                    float d = u[(long)k * n + k];
+                    for (int o = 0; o < m; o++)
+                    {
+                        int code = GptqGrid.Code(w[o], s[o], (int)z[o], maxLevel);
+                        q[o] = code;
+                        error[o] = (s[o] * (code - z[o]) - w[o]) / d;
+                    }
+                    // The block's later columns take this column's error now (GPTQ's W1[:, j] -= err * Hinv1[i, j]).
+                    for (int j = k + 1; j < i2; j++)
+                    {
+                        float h = u[(long)k * n + j];
+                        if (h != 0f) TensorPrimitives.MultiplyAdd(error, h, wt.AsSpan((int)((long)j * m), m), wt.AsSpan((int)((long)j * m), m));
+                    }
+                }
+                // Lazy update of the columns after the block: wt[i2:] += U[i1:i2, i2:]^T (-E).
+                int rest = n - i2;
+                if (rest > 0)
+                {
+                    for (int r = 0; r < count; r++) Array.Copy(u, (long)(i1 + r) * n + i2, trailing, (long)r * rest, rest);
+                    Gemm.MatMulTransposedA(trailing.AsSpan(0, count * rest), negativeErrors.AsSpan(0, count * m),
+                        wt.AsSpan((int)((long)i2 * m), rest * m), rest, count, m, accumulate: true);
+                }
             }
+
+            if (options.RefitScales)
+                RefitScales(target ?? weight, m, n, groupSize, codes, inversePerm, storedScales, storedZeros, xtx, dead, percent * mean / n / scale, rowLoss);
+            if (rowLoss is not null)
+            {
+                // Keep, per output row, the round with the lowest loss (the losses share the constant w^T H w).
+                if (bestLoss is null)
+                {
+                    bestLoss = (double[])rowLoss.Clone();
+                    bestCodes = (int[])codes.Clone();
+                    bestScales = (Half[])storedScales.Clone();
+                }
+                else
+                    for (int o = 0; o < m; o++)
+                    {
+                        if (!(rowLoss[o] < bestLoss[o])) continue;
+                        bestLoss[o] = rowLoss[o];
+                        for (int k = 0; k < n; k++) bestCodes![(long)k * m + o] = codes[(long)k * m + o];
+                        Array.Copy(storedScales, (long)o * groups, bestScales!, (long)o * groups, groups);
+                    }
+            }
+        }
+        if (bestCodes is not null)
+        {
+            codes = bestCodes;
+            storedScales = bestScales!;
         }
 
         // Pack row by row in the original column order.
         int rowBytes = (int)KernelCatalogue.PackedRowBytes(n, bits);
         var packed = new byte[(long)m * rowBytes];
-        var inversePerm = new int[n];
-        for (int k = 0; k < n; k++) inversePerm[perm[k]] = k;
-        if (options.RefitScales)
-            RefitScales(weight, m, n, groupSize, codes, inversePerm, storedScales, storedZeros, xtx, dead, percent * mean / n / scale);
         var levels = new int[n];
         for (int o = 0; o < m; o++)
         {
@@ -251,15 +342,49 @@ public static class Gptq
     }
 
     /// <summary>
+    /// <see cref="GptqOptions.BiasCorrection"/>: the shift to add to the layer's bias so its mean output over the
+    /// calibration rows equals the dense layer's, W mu_ref - Q mu (mu the recorded inputs' mean, mu_ref the dense
+    /// model's when <see cref="LayerStatistics.ReferenceSums"/> was recorded, else mu), in float64.
+    /// </summary>
+    /// <param name="weight">The dense weight [outFeatures, InFeatures], row-major.</param>
+    /// <param name="quantized">Its quantized form (any storage of that shape).</param>
+    /// <param name="statistics">The layer's calibration statistics.</param>
+    /// <exception cref="ArgumentException">Shapes that do not match the statistics or each other.</exception>
+    public static float[] BiasShift(ReadOnlySpan<float> weight, IWeightStorage quantized, LayerStatistics statistics)
+    {
+        ArgumentNullException.ThrowIfNull(quantized);
+        ArgumentNullException.ThrowIfNull(statistics);
+        int n = statistics.InFeatures;
+        statistics.ThrowIfNotFor(quantized.InFeatures, nameof(statistics));
+        int m = quantized.OutFeatures;
+        if (weight.Length != (long)m * n)
+            throw new ArgumentException(Invariant($"weight has {weight.Length} values; the quantized weight is {m} x {n}"), nameof(weight));
+        var q = new float[(long)m * n];
+        quantized.Dequantize(q);
+        var sums = statistics.ColumnSums;
+        var referenceSums = statistics.ReferenceSums ?? sums;
+        double count = statistics.SampleCount;
+        var shift = new float[m];
+        for (int o = 0; o < m; o++)
+        {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += weight[o * n + i] * referenceSums[i] - q[(long)o * n + i] * sums[i];
+            shift[o] = (float)(s / count);
+        }
+        return shift;
+    }
+
+    /// <summary>
     /// <see cref="GptqOptions.RefitScales"/>: per output row o, with c the row's centred codes (q - z) split by group,
     /// A[g, h] = c_g^T H_gh c_h and b[g] = c_g^T (H w)_g, the scales s = A^-1 b minimise (w - C s)^T H (w - C s), with
     /// H = X^T X + damping I (the loss GPTQ minimised, up to its factor 2 / N) and w the row with dead inputs zeroed.
     /// A[., .] and b come from one product per group, T = C_g H_g: (rows x size) x (size x n), on <see cref="Gemm"/>
     /// (same bits at any thread count). The solve is in float64; rows whose system is singular, or whose float16-rounded
-    /// refit does not lower the loss, keep their scales.
+    /// refit does not lower the loss, keep their scales. <paramref name="rowLoss"/>, when given, receives each row's loss
+    /// after the refit, up to the constant w^T H w.
     /// </summary>
     private static void RefitScales(ReadOnlySpan<float> weight, int m, int n, int groupSize, int[] codes, int[] inversePerm,
-        Half[] storedScales, byte[] storedZeros, float[] xtx, bool[] dead, double damping)
+        Half[] storedScales, byte[] storedZeros, float[] xtx, bool[] dead, double damping, double[]? rowLoss)
     {
         int groups = n / groupSize;
         // Centred codes [m, n] in the original column order, and the weights with dead inputs zeroed.
@@ -306,6 +431,7 @@ public static class Gptq
             var ao = a.AsSpan((int)((long)o * groups * groups), groups * groups);
             var bo = b.AsSpan(o * groups, groups);
             for (int g = 0; g < groups; g++) old[g] = (double)storedScales[(long)o * groups + g];
+            if (rowLoss is not null) rowLoss[o] = Loss(ao, bo, old, groups);
             ao.CopyTo(system);
             if (!SolveSymmetric(system, bo, solution, groups)) continue;
             bool usable = true;
@@ -320,6 +446,7 @@ public static class Gptq
             // Loss up to the constant w^T H w: s^T A s - 2 b^T s.
             if (!usable || !(Loss(ao, bo, rounded, groups) < Loss(ao, bo, old, groups))) continue;
             for (int g = 0; g < groups; g++) storedScales[(long)o * groups + g] = (Half)rounded[g];
+            if (rowLoss is not null) rowLoss[o] = Loss(ao, bo, rounded, groups);
         }
     }
 
