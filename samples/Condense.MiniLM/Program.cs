@@ -40,7 +40,7 @@ var sensitivity = SensitivityMethod.MeasuredLoss;
 bool perRowOnly = false;
 double damping = new GptqOptions().DampingPercent;
 // Three rounds of GPTQ and scale refit here (the library's default is one): +0.0003 mean cosine at 2,048 sentences (README).
-int refitRounds = 3;
+int refitRounds = 0;   // 0: 3 rounds with act-order, 1 without (rounds need act-order's fixed group scales)
 var rounding = QuantizationRounding.MseClip;
 string? sentencesPath = null;
 string corpus = RstSentences.DefaultDirectory;
@@ -139,6 +139,7 @@ var speedSentences = sentences.Take(speedCount).ToArray();
 // GPTQ calibration: padded batches of similar-length sentences, the padding masked out of the layers' input
 // statistics (the same X^T X as one sentence per batch, in far fewer forward passes).
 var calibration = MiniLmCalibration.Batched(tokenizer, calibrationSentences, calibrationBatch);
+if (refitRounds == 0) refitRounds = actOrder ? 3 : 1;
 var gptqOptions = new GptqOptions { DampingPercent = damping, ActOrder = actOrder, Sequential = sequential, BiasCorrection = biasCorrection, FullPrecisionTarget = fullPrecisionTarget, RefitRounds = refitRounds };
 
 if (analyze)

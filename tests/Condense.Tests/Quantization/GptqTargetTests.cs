@@ -217,5 +217,15 @@ public sealed class GptqTargetTests(Xunit.Abstractions.ITestOutputHelper output)
         output.WriteLine($"{changed} of {rows} rows lower; total {total1} -> {total3}");
         Assert.True(changed > 0, "three rounds changed no row");
         Assert.Throws<ArgumentException>(() => Gptq.Quantize(weight, rows, cols, scheme, statistics, new GptqOptions { RefitRounds = 0 }));
+        // Declared options that would otherwise do nothing are refused, naming the option that is missing.
+        var noRefit = Assert.Throws<ArgumentException>(() => Gptq.Quantize(weight, rows, cols, scheme, statistics, new GptqOptions { RefitRounds = 3, RefitScales = false }));
+        Assert.Contains("RefitScales", noRefit.Message);
+        if (scheme.GroupSize != 0 && scheme.GroupSize < cols)
+        {
+            var noActOrder = Assert.Throws<ArgumentException>(() => Gptq.Quantize(weight, rows, cols, scheme, statistics, new GptqOptions { RefitRounds = 3, ActOrder = false }));
+            Assert.Contains("ActOrder", noActOrder.Message);
+        }
+        var noSequential = Assert.Throws<ArgumentException>(() => Gptq.Quantize(weight, rows, cols, scheme, statistics, new GptqOptions { FullPrecisionTarget = true }));
+        Assert.Contains("Sequential", noSequential.Message);
     }
 }

@@ -52,8 +52,8 @@ public sealed record GptqOptions
     /// Rounds of (GPTQ column pass, scale refit) with static group scales (act-order or per-row scales): each round
     /// after the first re-runs the column pass from the original weights with the scales the previous refit chose, then
     /// refits again; each output row keeps the codes and scales of its round with the lowest damped layer loss, so more
-    /// rounds never raise a row's loss. Without act-order and with groups, or without <see cref="RefitScales"/>, one round
-    /// is run. Default 1.
+    /// rounds never raise a row's loss. More than one round needs <see cref="RefitScales"/> and, with groups smaller than a
+    /// row, <see cref="ActOrder"/> (<see cref="Gptq.Quantize"/> refuses the other combinations). Default 1.
     /// </summary>
     public int RefitRounds { get; init; } = 1;
 
@@ -71,7 +71,7 @@ public sealed record GptqOptions
     /// min ||W X_ref - Q X||^2 over the inputs X of the partly quantized model (asymmetric calibration, as GPTAQ), rather
     /// than W X. GPTQ then runs on the least-squares weight for that target, W' = W + W C H^-1 with C = (X_ref - X) X^T,
     /// which has the same minimiser (the two losses differ by a constant). Costs a second calibration pass per block,
-    /// over the dense model, whose inputs are kept in memory for that block. Ignored without Sequential. Default false.
+    /// over the dense model, whose inputs are kept in memory for that block. Needs Sequential (refused without it). Default false.
     /// </summary>
     public bool FullPrecisionTarget { get; init; }
 }
@@ -112,6 +112,12 @@ public static class Gptq
         statistics.ThrowIfNotFor(inFeatures, nameof(statistics));
         if (options.RefitRounds < 1)
             throw new ArgumentException(Invariant($"RefitRounds is {options.RefitRounds}; expected 1 or more rounds of GPTQ and scale refit"), nameof(options));
+        if (options.RefitRounds > 1 && !options.RefitScales)
+            throw new ArgumentException(Invariant($"RefitRounds is {options.RefitRounds} with RefitScales off: each round after the first starts from the refit scales; set RefitScales = true or RefitRounds = 1"), nameof(options));
+        if (options.RefitRounds > 1 && !options.ActOrder && scheme.GroupSize != 0 && scheme.GroupSize < inFeatures)
+            throw new ArgumentException(Invariant($"RefitRounds is {options.RefitRounds} without ActOrder on groups of {scheme.GroupSize}: rounds need the group scales fixed before the column pass (act-order or one group per row); set ActOrder = true or RefitRounds = 1"), nameof(options));
+        if (options.FullPrecisionTarget && !options.Sequential)
+            throw new ArgumentException("FullPrecisionTarget needs Sequential = true (the dense model's inputs are recorded block by block as the model is quantized); set Sequential = true or FullPrecisionTarget = false", nameof(options));
         if (options.BlockSize <= 0)
             throw new ArgumentException(Invariant($"BlockSize is {options.BlockSize}; expected a positive number of columns"), nameof(options));
         if (!(options.DampingPercent >= 0) || !double.IsFinite(options.DampingPercent))
