@@ -42,6 +42,9 @@ internal unsafe struct SmallBatchArgs
 
     /// <summary>+72: 0x0F0F0F0F, the nibble mask.</summary>
     public int Mask;
+
+    /// <summary>+80: the prefetch front: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
+    public byte* Front;
 }
 
 /// <summary>
@@ -80,13 +83,19 @@ internal static unsafe class VnniSmallBatch4
     /// 5.9, but batch 2 3.6-3.7 vs 3.0-3.1 and batch 4 3.9-4.2 vs 3.4-3.7; on 2,048 x 4,096 (one thread, from cache)
     /// they were 15-30% faster at every batch.
     /// </summary>
-    internal const int MinBatchLarge = 8;
+    internal static readonly int MinBatchLarge = int.Parse(Environment.GetEnvironmentVariable("SB4_MIN") ?? "8");
 
     /// <summary>Weights of at most this many codes (4 MiB at 4 bits, the 2,048 x 4,096 measured) take these kernels at any batch 2..15.</summary>
     internal const long MaxSmallCodes = 8L << 20;
 
     /// <summary>Codes per step.</summary>
     public const int StepCodes = 128;
+
+    internal static readonly int TileLimit = int.Parse(Environment.GetEnvironmentVariable("SB4_TILE") ?? "8");
+
+    internal static readonly int RCap = int.Parse(Environment.GetEnvironmentVariable("SB4_R") ?? "4");
+
+    internal static readonly int ChunkBytes = int.Parse(Environment.GetEnvironmentVariable("SB4_XB") ?? "8192");
 
     private const int BlockRows = 12; // a multiple of every R (2, 3, 4)
 
@@ -113,7 +122,7 @@ internal static unsafe class VnniSmallBatch4
     /// weight loads; with 4 or 8 KiB (one thread, 2,048 x 4,096, alternated with no prefetch under load 30) batch 2 took
     /// 0.26 and 0.24 ms against 0.33 without, batch 8 0.88 and 0.95 against 1.64 (see docs/benchmarks.md).
     /// </summary>
-    internal const int PrefetchBytes = 4096;
+    internal static readonly int PrefetchBytes = int.Parse(Environment.GetEnvironmentVariable("SB4_PF") ?? "4096");
 
     [ThreadStatic] private static bool t_off;
 
@@ -176,12 +185,12 @@ internal static unsafe class VnniSmallBatch4
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 3 * rows, accumulators = rows * m;
-        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        EmitLoadAccumulators(a, acc0, accumulators);
 
         int loop = a.Position;
+        EmitPrefetch(a, rows, 64);
         for (int r = 0; r < rows; r++)
         {
-            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
             a.Vmovdqu32(Z(r), new Mem(w[r], 0));
             a.Vpsrlw(Z(rows + r), Z(r), 4);
             a.Vpandd(Z(r), Z(r), Z(31));
@@ -203,6 +212,7 @@ internal static unsafe class VnniSmallBatch4
             a.AddImm(w[r], 64);
             a.Add(s[r], Gpr.R8);
         }
+        a.AddImm(Gpr.Rax, 64 * rows);
         a.AddImm(Gpr.Rdx, 128 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
@@ -222,14 +232,13 @@ internal static unsafe class VnniSmallBatch4
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 5 * rows, accumulators = rows * m;
-        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        EmitLoadAccumulators(a, acc0, accumulators);
 
         int loop = a.Position;
+        EmitPrefetch(a, rows, 128);
         for (int r = 0; r < rows; r++)
         {
             Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
-            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
-            a.Prefetcht0(new Mem(w[r], PrefetchBytes + 64));
             a.Vmovdqu32(hi0, new Mem(w[r], 0));
             a.Vmovdqu32(hi1, new Mem(w[r], 64));
             a.Vshufi32x4(lo0, hi0, hi1, 0x88);
@@ -267,6 +276,7 @@ internal static unsafe class VnniSmallBatch4
             a.AddImm(w[r], 128);
             a.Add(s[r], Gpr.R8);
         }
+        a.AddImm(Gpr.Rax, 128 * rows);
         a.AddImm(Gpr.Rdx, 256 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
@@ -290,9 +300,29 @@ internal static unsafe class VnniSmallBatch4
             a.Mov(w[r], w[r - 1]); a.Add(w[r], Gpr.R9);
             a.Mov(s[r], s[r - 1]); a.Add(s[r], Gpr.Rax);
         }
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 80)); // the prefetch front (EmitPrefetch)
         a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 56));
         a.Vmovdqu32(Z(30), new Mem(Gpr.R9, 0));
         a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 72));
+    }
+
+    /// <summary>
+    /// The software prefetches of one iteration, which reads <paramref name="bytesPerRow"/> bytes of each of R adjacent
+    /// rows: R x that many bytes of one linear front (rax, from the call's first row) at <see cref="PrefetchBytes"/> ahead.
+    /// The rows are adjacent, so the call's R x RowBytes region and the next call's are swept as one sequential stream
+    /// at the rate the loads consume them, and no line is prefetched after its load (a line at offset k of the region is
+    /// reached by the front at k / R iterations, before its load at k / RowBytes x steps).
+    /// </summary>
+    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow)
+    {
+        for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+    }
+
+    /// <summary>Loads the accumulators from Acc (the caller zeroes them before a tile's first chunk of steps).</summary>
+    private static void EmitLoadAccumulators(X86Assembler a, int acc0, int accumulators)
+    {
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 48));
+        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(acc0 + i), new Mem(Gpr.R9, 64 * i));
     }
 
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
@@ -370,7 +400,7 @@ internal static unsafe class VnniSmallBatch4
         bool paired = UsesPairs(w.GroupSize, w.GroupsPerRow, w.In);
         int unit = paired ? 2 * StepCodes : StepCodes;
         int steps = w.In / unit;
-        int tiles = (batch + MaxTile - 1) / MaxTile;
+        int tiles = (batch + TileLimit - 1) / TileLimit;
         long xBytes = (long)batch * steps * unit;
         byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)xBytes + 64));
         try
@@ -439,11 +469,11 @@ internal static unsafe class VnniSmallBatch4
         // scale per step.
         bool small = gpr > 1 && unit % g == 0;
         int laneStride = small ? gpr : steps;
-        int need = MaxTile * 4 * 16 + 2 * (rows * gpr + 16) + rows * laneStride + 16 + 16;
+        int need = BlockRows * MaxTile * 16 + 2 * (rows * gpr + 16) + rows * laneStride + 16 + 16;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need) t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 4096), pinned: true);
         float* acc = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        float* sf = acc + MaxTile * 4 * 16;                // [rows][gpr] float32 scales, then 16 floats of padding
+        float* sf = acc + BlockRows * MaxTile * 16;               // [rows][gpr] float32 scales, then 16 floats of padding
         float* szf = sf + rows * gpr + 16;                 // [rows][gpr] s_g * z_g
         float* lane = small ? sf : szf + rows * gpr + 16;  // [rows][laneStride], then 16 floats of padding
         for (int r = 0; r < rows; r++)
@@ -462,34 +492,50 @@ internal static unsafe class VnniSmallBatch4
         args.RowBytes = a.RowBytes;
         args.ScaleStride = (long)laneStride * sizeof(float);
         args.ScaleAdvance = (small ? unit / g : 1) * sizeof(float);
-        args.Steps = steps;
-        args.Acc = acc;
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
         int tailStart = steps * unit;
 
+        // Steps per call: a tile's activations for one chunk of steps stay in L1 (ChunkBytes) while the block's rows
+        // stream past them; each output's FMAs still run over the steps in order, so chunking changes no bit.
+        int scaleFloatsPerStep = small ? unit / g : 1;
+        int bytesPerStep = unit / 2;
+        byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
-            int perCall = RowsPerCall(m, a.Paired);
-            args.X = a.X + (nint)b0 * steps * unit;
-            for (int r0 = 0; r0 < rows; r0 += perCall)
+            int perCall = Math.Min(RCap, RowsPerCall(m, a.Paired));
+            int chunk = Math.Max(1, Math.Min(steps, ChunkBytes / (m * unit)));
+            sbyte* xt = a.X + (nint)b0 * steps * unit;
+            new Span<float>(acc, rows * m * 16).Clear();
+            // The front sweeps the next block (its first tile's rows) at the rate this tile reads its own.
+            byte* front = nextBlock;
+            for (int j0 = 0; j0 < steps; j0 += chunk)
             {
-                int n = Math.Min(perCall, rows - r0);
-                args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
-                args.S = lane + r0 * laneStride;
-                Call(a.Paired, m, n, &args);
-                for (int r = 0; r < n; r++)
+                int n0 = Math.Min(chunk, steps - j0);
+                args.Steps = n0;
+                args.X = xt + (nint)j0 * m * unit;
+                for (int r0 = 0; r0 < rows; r0 += perCall)
                 {
-                    int o = o0 + r0 + r;
-                    for (int c = 0; c < m; c++)
-                    {
-                        int b = b0 + c;
-                        float dot = Vector512.Sum(Vector512.Load(acc + (r * m + c) * 16));
-                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + (r0 + r) * gpr);
-                        float correction = Dot(szf + (r0 + r) * gpr, a.GroupSums + (nint)b * a.GroupStride, gpr);
-                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * (dot - correction);
-                    }
+                    int n = Math.Min(perCall, rows - r0);
+                    args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes + (nint)j0 * bytesPerStep;
+                    args.S = lane + r0 * laneStride + j0 * scaleFloatsPerStep;
+                    args.Acc = acc + r0 * m * 16;
+                    args.Front = front;
+                    front += (nint)n * n0 * bytesPerStep;
+                    Call(a.Paired, m, n, &args);
+                }
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                int o = o0 + r;
+                for (int c = 0; c < m; c++)
+                {
+                    int b = b0 + c;
+                    float dot = Vector512.Sum(Vector512.Load(acc + (r * m + c) * 16));
+                    if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                    float correction = Dot(szf + r * gpr, a.GroupSums + (nint)b * a.GroupStride, gpr);
+                    a.Y[(nint)b * a.Out + o] = a.RowScale[b] * (dot - correction);
                 }
             }
         }
