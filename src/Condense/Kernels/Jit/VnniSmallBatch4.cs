@@ -77,25 +77,8 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Largest batch rows per tile.</summary>
     public const int MaxTile = 8;
 
-    /// <summary>
-    /// Weights above <see cref="MaxSmallCodes"/> take these kernels from this batch on. Measured (docs/benchmarks.md,
-    /// load 10-11, S2 11008 x 4096 cold, 2 threads, CPU per call against the managed kernels): batch 8 5.3-5.4 ms vs
-    /// 5.9, but batch 2 3.6-3.7 vs 3.0-3.1 and batch 4 3.9-4.2 vs 3.4-3.7; on 2,048 x 4,096 (one thread, from cache)
-    /// they were 15-30% faster at every batch.
-    /// </summary>
-    internal static readonly int MinBatchLarge = int.Parse(Environment.GetEnvironmentVariable("SB4_MIN") ?? "8");
-
-    /// <summary>Weights of at most this many codes (4 MiB at 4 bits, the 2,048 x 4,096 measured) take these kernels at any batch 2..15.</summary>
-    internal const long MaxSmallCodes = 8L << 20;
-
     /// <summary>Codes per step.</summary>
     public const int StepCodes = 128;
-
-    internal static readonly int TileLimit = int.Parse(Environment.GetEnvironmentVariable("SB4_TILE") ?? "8");
-
-    internal static readonly int RCap = int.Parse(Environment.GetEnvironmentVariable("SB4_R") ?? "4");
-
-    internal static readonly int ChunkBytes = int.Parse(Environment.GetEnvironmentVariable("SB4_XB") ?? "8192");
 
     private const int BlockRows = 12; // a multiple of every R (2, 3, 4)
 
@@ -116,14 +99,6 @@ internal static unsafe class VnniSmallBatch4
 
     private static readonly Lazy<nint[,,]?> s_code = new(Build);
 
-    /// <summary>
-    /// How far ahead of each row's loads the kernels prefetch (bytes). A call's R rows are adjacent in memory, so the R
-    /// streams sweep one region and this is about the bytes in flight. Without it the profile's samples sat on the
-    /// weight loads; with 4 or 8 KiB (one thread, 2,048 x 4,096, alternated with no prefetch under load 30) batch 2 took
-    /// 0.26 and 0.24 ms against 0.33 without, batch 8 0.88 and 0.95 against 1.64 (see docs/benchmarks.md).
-    /// </summary>
-    internal static readonly int PrefetchBytes = int.Parse(Environment.GetEnvironmentVariable("SB4_PF") ?? "4096");
-
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -133,13 +108,11 @@ internal static unsafe class VnniSmallBatch4
     public static bool IsAvailable => KernelOptions.GeneratedCode && VnniGemmKernel.CpuSupports && s_code.Value is not null;
 
     /// <summary>
-    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows (8..15 for weights above
-    /// <see cref="MaxSmallCodes"/>), at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
+    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows, at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
     /// row, or a multiple of 8 codes that divides 128 or is a multiple of 128.
     /// </summary>
     public static bool Applies(int bits, int groupSize, int groupsPerRow, int inFeatures, int outFeatures, int batch, int vectorBits) =>
         bits == 4 && batch is >= 2 and < 16 && inFeatures >= StepCodes && vectorBits >= 512 && !t_off &&
-        (batch >= MinBatchLarge || (long)outFeatures * inFeatures <= MaxSmallCodes) &&
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
@@ -185,7 +158,7 @@ internal static unsafe class VnniSmallBatch4
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 3 * rows, accumulators = rows * m;
-        EmitLoadAccumulators(a, acc0, accumulators);
+        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 64);
@@ -232,7 +205,7 @@ internal static unsafe class VnniSmallBatch4
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 5 * rows, accumulators = rows * m;
-        EmitLoadAccumulators(a, acc0, accumulators);
+        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 128);
@@ -308,21 +281,20 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>
     /// The software prefetches of one iteration, which reads <paramref name="bytesPerRow"/> bytes of each of R adjacent
-    /// rows: R x that many bytes of one linear front (rax, from the call's first row) at <see cref="PrefetchBytes"/> ahead.
-    /// The rows are adjacent, so the call's R x RowBytes region and the next call's are swept as one sequential stream
-    /// at the rate the loads consume them, and no line is prefetched after its load (a line at offset k of the region is
-    /// reached by the front at k / R iterations, before its load at k / RowBytes x steps).
+    /// rows: the next R x that many bytes from the front (rax, <see cref="SmallBatchArgs.Front"/>) into L2, and the front
+    /// advanced. The caller starts the front at the next block of rows, so the block being read is requested as one
+    /// sequential stream a whole block ahead (24 KB at 4,096 inputs) at the rate its loads consume it.
     /// </summary>
+    /// <remarks>
+    /// Measured (docs/benchmarks.md): the previous prefetcht0 4 KB ahead of each of the R rows of a call left batch 2
+    /// and 4 slower than the managed row-by-row kernels on a large cold weight (one thread, thread CPU time, S2: 2.5 ms
+    /// against 2.1 at batch 2) at any distance tried (1-12 KB, R = 1 too): the R short rows (2 KB) are R streams the
+    /// hardware prefetchers barely train on, and L1 requests cover only a few lines in flight. Requesting the next block
+    /// into L2 keeps the DRAM stream going while the kernel computes (batch 2 1.9-2.0 ms against b1's 1.5-1.8).
+    /// </remarks>
     private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow)
     {
         for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
-    }
-
-    /// <summary>Loads the accumulators from Acc (the caller zeroes them before a tile's first chunk of steps).</summary>
-    private static void EmitLoadAccumulators(X86Assembler a, int acc0, int accumulators)
-    {
-        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 48));
-        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(acc0 + i), new Mem(Gpr.R9, 64 * i));
     }
 
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
@@ -400,7 +372,7 @@ internal static unsafe class VnniSmallBatch4
         bool paired = UsesPairs(w.GroupSize, w.GroupsPerRow, w.In);
         int unit = paired ? 2 * StepCodes : StepCodes;
         int steps = w.In / unit;
-        int tiles = (batch + TileLimit - 1) / TileLimit;
+        int tiles = (batch + MaxTile - 1) / MaxTile;
         long xBytes = (long)batch * steps * unit;
         byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)xBytes + 64));
         try
@@ -496,35 +468,26 @@ internal static unsafe class VnniSmallBatch4
         args.Mask = 0x0F0F0F0F;
         int tailStart = steps * unit;
 
-        // Steps per call: a tile's activations for one chunk of steps stay in L1 (ChunkBytes) while the block's rows
-        // stream past them; each output's FMAs still run over the steps in order, so chunking changes no bit.
-        int scaleFloatsPerStep = small ? unit / g : 1;
+        // Prefetch: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's rows are read,
+        // a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch.
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
+        args.Steps = steps;
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
-            int perCall = Math.Min(RCap, RowsPerCall(m, a.Paired));
-            int chunk = Math.Max(1, Math.Min(steps, ChunkBytes / (m * unit)));
-            sbyte* xt = a.X + (nint)b0 * steps * unit;
-            new Span<float>(acc, rows * m * 16).Clear();
-            // The front sweeps the next block (its first tile's rows) at the rate this tile reads its own.
+            int perCall = RowsPerCall(m, a.Paired);
+            args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
-            for (int j0 = 0; j0 < steps; j0 += chunk)
+            for (int r0 = 0; r0 < rows; r0 += perCall)
             {
-                int n0 = Math.Min(chunk, steps - j0);
-                args.Steps = n0;
-                args.X = xt + (nint)j0 * m * unit;
-                for (int r0 = 0; r0 < rows; r0 += perCall)
-                {
-                    int n = Math.Min(perCall, rows - r0);
-                    args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes + (nint)j0 * bytesPerStep;
-                    args.S = lane + r0 * laneStride + j0 * scaleFloatsPerStep;
-                    args.Acc = acc + r0 * m * 16;
-                    args.Front = front;
-                    front += (nint)n * n0 * bytesPerStep;
-                    Call(a.Paired, m, n, &args);
-                }
+                int n = Math.Min(perCall, rows - r0);
+                args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
+                args.S = lane + r0 * laneStride;
+                args.Acc = acc + r0 * m * 16;
+                args.Front = front;
+                front += (nint)n * steps * bytesPerStep;
+                Call(a.Paired, m, n, &args);
             }
             for (int r = 0; r < rows; r++)
             {
