@@ -32,8 +32,13 @@ public static class SmallBatchQuick
         var random = new Random(1);
         var w = new float[outF * inF];
         for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
-        var first = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(4, 64, false));
+        // --bits 8 --group 0|32|64|128: other formats' batch 2/4/8 over their own batch 1 (the "generated" rows then run
+        // the same kernels as "managed": the generated small-batch kernel is 4-bit only).
+        int bits = args.SkipWhile(a => a != "--bits").Skip(1).Select(int.Parse).FirstOrDefault(4);
+        int group = args.SkipWhile(a => a != "--group").Skip(1).Select(int.Parse).FirstOrDefault(64);
+        var first = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(bits, group, false));
         w = null;
+        if (!hot) copies = (int)Math.Max(4, (300L << 20) / first.Packed.Length); // about 300 MB of copies, far above L3
         var weights = new GroupQuantizedWeight[copies];
         for (int c = 0; c < copies; c++)
             weights[c] = GroupQuantizedWeight.FromParts(outF, inF, first.Scheme, (byte[])first.Packed.Clone(), (Half[])first.Scales.Clone(), (byte[]?)first.ZeroPoints?.Clone());
@@ -84,7 +89,7 @@ public static class SmallBatchQuick
             Console.Error.Write($"\r  round {round + 1} of {rounds}");
         }
         Console.Error.WriteLine();
-        Console.WriteLine($"int4-g64-asym {outF}x{inF} {(hot ? "hot, 1 thread" : one ? "cold, 1 thread, thread CPU time" : "cold, 2 threads")}, {rounds} rounds; time / batch-1 time in the same round (median, min-max):");
+        Console.WriteLine($"int{bits}-{(group == 0 ? "row" : $"g{group}")}-asym {outF}x{inF} {(hot ? "hot, 1 thread" : one ? "cold, 1 thread, thread CPU time" : "cold, 2 threads")}, {rounds} rounds; time / batch-1 time in the same round (median, min-max):");
         foreach (var c in cases)
         {
             var r = ratios[c.Name];
