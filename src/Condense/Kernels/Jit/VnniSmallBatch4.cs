@@ -469,7 +469,8 @@ internal static unsafe class VnniSmallBatch4
         int tailStart = steps * unit;
 
         // Prefetch: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's rows are read,
-        // a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch.
+        // a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch. For the last block it points past
+        // the weight: prefetches never fault, and nothing reads what they fetch.
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         args.Steps = steps;
