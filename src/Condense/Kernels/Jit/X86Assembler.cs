@@ -321,6 +321,13 @@ internal sealed class X86Assembler
         else if (mod == 2) Emit32(disp);
     }
 
+    private void Emit(int value) => _code.Add((byte)value);
+
+    private void Emit32(int value)
+    {
+        for (int i = 0; i < 4; i++) _code.Add((byte)(value >> (8 * i)));
+    }
+
     // --- VnniSmallBatch4 (small-batch 4-bit kernels): encodings added for it ---
 
     /// <summary>prefetcht1 [mem]: requests the line into L2 (not L1) ahead of its loads (no fault on any address).</summary>
@@ -331,12 +338,5 @@ internal sealed class X86Assembler
         Emit(0x0F);
         Emit(0x18);
         ModRmMemory(2, mem, 1);
-    }
-
-    private void Emit(int value) => _code.Add((byte)value);
-
-    private void Emit32(int value)
-    {
-        for (int i = 0; i < 4; i++) _code.Add((byte)(value >> (8 * i)));
     }
 }
