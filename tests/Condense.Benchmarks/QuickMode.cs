@@ -21,7 +21,7 @@ namespace Condense.Benchmarks;
 ///   --quick vnni                the generated VNNI code: register-only vpdpbusd GMAC per CPU-second, and the 8/4-bit GEMM on 1 thread with it on and off
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
-///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off
+///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off (--one: 1 thread, thread CPU time; --hot: 2,048 rows, 1 thread)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>

@@ -25,12 +25,20 @@ public static class SmallBatchQuick
         bool hot = args.Contains("--hot"); // 2,048 rows (above the 4 Mi-code GEMM rule), one copy, one thread: the kernels' compute cost, not the stream
         int outF = hot ? 2048 : 11008, copies = hot ? 1 : 12;
         const int inF = 4096;
-        if (hot) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        // --one: cold, one thread, each call timed in the thread's CPU time: the stream's cost per core, little moved by
+        // other processes on a loaded machine (wall time counts their slices, process CPU time the pool's spinning).
+        bool one = args.Contains("--one");
+        if (hot || one) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
         var random = new Random(1);
         var w = new float[outF * inF];
         for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
-        var first = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(4, 64, false));
+        // --bits 8 --group 0|32|64|128: other formats' batch 2/4/8 over their own batch 1 (the "generated" rows then run
+        // the same kernels as "managed": the generated small-batch kernel is 4-bit only).
+        int bits = args.SkipWhile(a => a != "--bits").Skip(1).Select(int.Parse).FirstOrDefault(4);
+        int group = args.SkipWhile(a => a != "--group").Skip(1).Select(int.Parse).FirstOrDefault(64);
+        var first = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(bits, group, false));
         w = null;
+        if (!hot) copies = (int)Math.Max(4, (300L << 20) / first.Packed.Length); // about 300 MB of copies, far above L3
         var weights = new GroupQuantizedWeight[copies];
         for (int c = 0; c < copies; c++)
             weights[c] = GroupQuantizedWeight.FromParts(outF, inF, first.Scheme, (byte[])first.Packed.Clone(), (Half[])first.Scales.Clone(), (byte[]?)first.ZeroPoints?.Clone());
@@ -56,8 +64,9 @@ public static class SmallBatchQuick
                 {
                     var q = weights[next++ % copies];
                     long t0 = Stopwatch.GetTimestamp();
+                    double c0 = one ? Harness.Timing.ThreadSeconds() : 0;
                     q.MatMulTransposed(x.AsSpan(0, batch * inF), y.AsSpan(0, batch * outF), batch, ActivationPrecision.Int8);
-                    samples.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    samples.Add(one ? (Harness.Timing.ThreadSeconds() - c0) * 1e3 : Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 }
                 cpuPerCall?.Add((Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds - cpu0) / samples.Count);
                 return Median(samples);
@@ -80,7 +89,7 @@ public static class SmallBatchQuick
             Console.Error.Write($"\r  round {round + 1} of {rounds}");
         }
         Console.Error.WriteLine();
-        Console.WriteLine($"int4-g64-asym {outF}x{inF} {(hot ? "hot, 1 thread" : "cold, 2 threads")}, {rounds} rounds; time / batch-1 time in the same round (median, min-max):");
+        Console.WriteLine($"int{bits}-{(group == 0 ? "row" : $"g{group}")}-asym {outF}x{inF} {(hot ? "hot, 1 thread" : one ? "cold, 1 thread, thread CPU time" : "cold, 2 threads")}, {rounds} rounds; time / batch-1 time in the same round (median, min-max):");
         foreach (var c in cases)
         {
             var r = ratios[c.Name];

@@ -137,6 +137,30 @@ public class VnniSmallBatch4Tests
     }
 
     [Fact]
+    public void Prefetcht1_encodes_to_the_bytes_GNU_as_produces()
+    {
+        // as --64 -msyntax=intel: prefetcht1 byte ptr [...]
+        var cases = new (Mem Mem, string Bytes)[]
+        {
+            (new Mem(Gpr.Rdi, 0x1800), "0f 18 97 00 18 00 00"),
+            (new Mem(Gpr.Rdi, 0x40), "0f 18 57 40"),
+            (new Mem(Gpr.Rax, 0), "0f 18 10"),
+            (new Mem(Gpr.R9, 0x1840), "41 0f 18 91 40 18 00 00"),
+            (new Mem(Gpr.R12, 0x10), "41 0f 18 54 24 10"),
+            (new Mem(Gpr.R13, 0), "41 0f 18 55 00"),
+            (new Mem(Gpr.Rsp, -8), "0f 18 54 24 f8"),
+            (new Mem(Gpr.Rbp, 0x100), "0f 18 95 00 01 00 00"),
+        };
+        foreach (var (mem, bytes) in cases)
+        {
+            var a = new X86Assembler();
+            a.Prefetcht1(mem);
+            Assert.Equal(bytes, string.Join(' ', a.ToArray().Select(b => b.ToString("x2"))));
+        }
+        Assert.Throws<ArgumentException>(() => new X86Assembler().Prefetcht1(new Mem(Gpr.Rdi, 0, Broadcast: true)));
+    }
+
+    [Fact]
     public void Off_for_other_codes_batches_groups_and_without_generated_code()
     {
         bool available = VnniSmallBatch4.IsAvailable;
@@ -144,7 +168,7 @@ public class VnniSmallBatch4Tests
         Assert.Equal(available, VnniSmallBatch4.Applies(4, 1031, 1, 1031, 67, 2, 512));
         Assert.False(VnniSmallBatch4.Applies(8, 64, 64, 4096, 1024, 8, 512));   // 8-bit codes: other kernels
         Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 1, 512));   // batch 1: the GEMV
-        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 4, 512));  // a large weight below 8 rows: the managed kernels (measured faster)
+        Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 2, 512)); // a large weight at 2 rows too (the L2 block prefetch)
         Assert.Equal(available, VnniSmallBatch4.Applies(4, 64, 64, 4096, 11008, 8, 512));
         Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 16, 512));  // 16 rows: the GEMM
         Assert.False(VnniSmallBatch4.Applies(4, 64, 1, 64, 1024, 4, 512));      // no whole step

@@ -42,6 +42,9 @@ internal unsafe struct SmallBatchArgs
 
     /// <summary>+72: 0x0F0F0F0F, the nibble mask.</summary>
     public int Mask;
+
+    /// <summary>+80: the prefetch front: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
+    public byte* Front;
 }
 
 /// <summary>
@@ -74,17 +77,6 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Largest batch rows per tile.</summary>
     public const int MaxTile = 8;
 
-    /// <summary>
-    /// Weights above <see cref="MaxSmallCodes"/> take these kernels from this batch on. Measured (docs/benchmarks.md,
-    /// load 10-11, S2 11008 x 4096 cold, 2 threads, CPU per call against the managed kernels): batch 8 5.3-5.4 ms vs
-    /// 5.9, but batch 2 3.6-3.7 vs 3.0-3.1 and batch 4 3.9-4.2 vs 3.4-3.7; on 2,048 x 4,096 (one thread, from cache)
-    /// they were 15-30% faster at every batch.
-    /// </summary>
-    internal const int MinBatchLarge = 8;
-
-    /// <summary>Weights of at most this many codes (4 MiB at 4 bits, the 2,048 x 4,096 measured) take these kernels at any batch 2..15.</summary>
-    internal const long MaxSmallCodes = 8L << 20;
-
     /// <summary>Codes per step.</summary>
     public const int StepCodes = 128;
 
@@ -107,14 +99,6 @@ internal static unsafe class VnniSmallBatch4
 
     private static readonly Lazy<nint[,,]?> s_code = new(Build);
 
-    /// <summary>
-    /// How far ahead of each row's loads the kernels prefetch (bytes). A call's R rows are adjacent in memory, so the R
-    /// streams sweep one region and this is about the bytes in flight. Without it the profile's samples sat on the
-    /// weight loads; with 4 or 8 KiB (one thread, 2,048 x 4,096, alternated with no prefetch under load 30) batch 2 took
-    /// 0.26 and 0.24 ms against 0.33 without, batch 8 0.88 and 0.95 against 1.64 (see docs/benchmarks.md).
-    /// </summary>
-    internal const int PrefetchBytes = 4096;
-
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -124,13 +108,11 @@ internal static unsafe class VnniSmallBatch4
     public static bool IsAvailable => KernelOptions.GeneratedCode && VnniGemmKernel.CpuSupports && s_code.Value is not null;
 
     /// <summary>
-    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows (8..15 for weights above
-    /// <see cref="MaxSmallCodes"/>), at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
+    /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows, at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
     /// row, or a multiple of 8 codes that divides 128 or is a multiple of 128.
     /// </summary>
     public static bool Applies(int bits, int groupSize, int groupsPerRow, int inFeatures, int outFeatures, int batch, int vectorBits) =>
         bits == 4 && batch is >= 2 and < 16 && inFeatures >= StepCodes && vectorBits >= 512 && !t_off &&
-        (batch >= MinBatchLarge || (long)outFeatures * inFeatures <= MaxSmallCodes) &&
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
@@ -179,9 +161,9 @@ internal static unsafe class VnniSmallBatch4
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
+        EmitPrefetch(a, rows, 64);
         for (int r = 0; r < rows; r++)
         {
-            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
             a.Vmovdqu32(Z(r), new Mem(w[r], 0));
             a.Vpsrlw(Z(rows + r), Z(r), 4);
             a.Vpandd(Z(r), Z(r), Z(31));
@@ -203,6 +185,7 @@ internal static unsafe class VnniSmallBatch4
             a.AddImm(w[r], 64);
             a.Add(s[r], Gpr.R8);
         }
+        a.AddImm(Gpr.Rax, 64 * rows);
         a.AddImm(Gpr.Rdx, 128 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
@@ -225,11 +208,10 @@ internal static unsafe class VnniSmallBatch4
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
+        EmitPrefetch(a, rows, 128);
         for (int r = 0; r < rows; r++)
         {
             Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
-            a.Prefetcht0(new Mem(w[r], PrefetchBytes));
-            a.Prefetcht0(new Mem(w[r], PrefetchBytes + 64));
             a.Vmovdqu32(hi0, new Mem(w[r], 0));
             a.Vmovdqu32(hi1, new Mem(w[r], 64));
             a.Vshufi32x4(lo0, hi0, hi1, 0x88);
@@ -267,6 +249,7 @@ internal static unsafe class VnniSmallBatch4
             a.AddImm(w[r], 128);
             a.Add(s[r], Gpr.R8);
         }
+        a.AddImm(Gpr.Rax, 128 * rows);
         a.AddImm(Gpr.Rdx, 256 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
@@ -290,9 +273,28 @@ internal static unsafe class VnniSmallBatch4
             a.Mov(w[r], w[r - 1]); a.Add(w[r], Gpr.R9);
             a.Mov(s[r], s[r - 1]); a.Add(s[r], Gpr.Rax);
         }
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 80)); // the prefetch front (EmitPrefetch)
         a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 56));
         a.Vmovdqu32(Z(30), new Mem(Gpr.R9, 0));
         a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 72));
+    }
+
+    /// <summary>
+    /// The software prefetches of one iteration, which reads <paramref name="bytesPerRow"/> bytes of each of R adjacent
+    /// rows: the next R x that many bytes from the front (rax, <see cref="SmallBatchArgs.Front"/>) into L2, and the front
+    /// advanced. The caller starts the front at the next block of rows, so the block being read is requested as one
+    /// sequential stream a whole block ahead (24 KB at 4,096 inputs) at the rate its loads consume it.
+    /// </summary>
+    /// <remarks>
+    /// Measured (docs/benchmarks.md): the previous prefetcht0 4 KB ahead of each of the R rows of a call left batch 2
+    /// and 4 slower than the managed row-by-row kernels on a large cold weight (one thread, thread CPU time, S2: 2.5 ms
+    /// against 2.1 at batch 2) at any distance tried (1-12 KB, R = 1 too): the R short rows (2 KB) are R streams the
+    /// hardware prefetchers barely train on, and L1 requests cover only a few lines in flight. Requesting the next block
+    /// into L2 keeps the DRAM stream going while the kernel computes (batch 2 1.9-2.0 ms against b1's 1.5-1.8).
+    /// </remarks>
+    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow)
+    {
+        for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
     }
 
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
@@ -439,11 +441,11 @@ internal static unsafe class VnniSmallBatch4
         // scale per step.
         bool small = gpr > 1 && unit % g == 0;
         int laneStride = small ? gpr : steps;
-        int need = MaxTile * 4 * 16 + 2 * (rows * gpr + 16) + rows * laneStride + 16 + 16;
+        int need = BlockRows * MaxTile * 16 + 2 * (rows * gpr + 16) + rows * laneStride + 16 + 16;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need) t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 4096), pinned: true);
         float* acc = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        float* sf = acc + MaxTile * 4 * 16;                // [rows][gpr] float32 scales, then 16 floats of padding
+        float* sf = acc + BlockRows * MaxTile * 16;               // [rows][gpr] float32 scales, then 16 floats of padding
         float* szf = sf + rows * gpr + 16;                 // [rows][gpr] s_g * z_g
         float* lane = small ? sf : szf + rows * gpr + 16;  // [rows][laneStride], then 16 floats of padding
         for (int r = 0; r < rows; r++)
@@ -462,34 +464,42 @@ internal static unsafe class VnniSmallBatch4
         args.RowBytes = a.RowBytes;
         args.ScaleStride = (long)laneStride * sizeof(float);
         args.ScaleAdvance = (small ? unit / g : 1) * sizeof(float);
-        args.Steps = steps;
-        args.Acc = acc;
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
         int tailStart = steps * unit;
 
+        // Prefetch: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's rows are read,
+        // a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch. For the last block it points past
+        // the weight: prefetches never fault, and nothing reads what they fetch.
+        int bytesPerStep = unit / 2;
+        byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
+        args.Steps = steps;
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = RowsPerCall(m, a.Paired);
             args.X = a.X + (nint)b0 * steps * unit;
+            byte* front = nextBlock;
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
+                args.Acc = acc + r0 * m * 16;
+                args.Front = front;
+                front += (nint)n * steps * bytesPerStep;
                 Call(a.Paired, m, n, &args);
-                for (int r = 0; r < n; r++)
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                int o = o0 + r;
+                for (int c = 0; c < m; c++)
                 {
-                    int o = o0 + r0 + r;
-                    for (int c = 0; c < m; c++)
-                    {
-                        int b = b0 + c;
-                        float dot = Vector512.Sum(Vector512.Load(acc + (r * m + c) * 16));
-                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + (r0 + r) * gpr);
-                        float correction = Dot(szf + (r0 + r) * gpr, a.GroupSums + (nint)b * a.GroupStride, gpr);
-                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * (dot - correction);
-                    }
+                    int b = b0 + c;
+                    float dot = Vector512.Sum(Vector512.Load(acc + (r * m + c) * 16));
+                    if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                    float correction = Dot(szf + r * gpr, a.GroupSums + (nint)b * a.GroupStride, gpr);
+                    a.Y[(nint)b * a.Out + o] = a.RowScale[b] * (dot - correction);
                 }
             }
         }

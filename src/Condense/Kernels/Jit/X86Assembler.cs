@@ -327,4 +327,16 @@ internal sealed class X86Assembler
     {
         for (int i = 0; i < 4; i++) _code.Add((byte)(value >> (8 * i)));
     }
+
+    // --- VnniSmallBatch4 (small-batch 4-bit kernels): encodings added for it ---
+
+    /// <summary>prefetcht1 [mem]: requests the line into L2 (not L1) ahead of its loads (no fault on any address).</summary>
+    public void Prefetcht1(Mem mem)
+    {
+        RequireScalar(mem);
+        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
+        Emit(0x0F);
+        Emit(0x18);
+        ModRmMemory(2, mem, 1);
+    }
 }
