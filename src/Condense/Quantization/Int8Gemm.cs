@@ -35,6 +35,12 @@ namespace Condense.Quantization;
 /// operand and the int8 activations its signed one, and the zero point is taken out as z x (sum of the group's
 /// activations), computed once per call (see <see cref="VnniGemmKernel"/>). The integer sums are the same numbers, the
 /// float32 steps the same operations in the same order, so results are bit-identical to the managed kernels.</para>
+/// <para>VNNI, one group per row (DynamicQuantizeMatMul's case): each thread takes whole 64-row panels; per panel, one
+/// generated call per tile of up to 6 batch rows runs the whole input length with its 24 accumulators in registers,
+/// reading the quantized activation rows in place (no tile copy per call) and the panel from L2 in line order, then
+/// the tile's outputs are scaled (<see cref="VnniRowPanel"/>). The activation rows are quantized on the pool's threads
+/// (rows are independent). Loop order: panels outside, tiles inside, so a panel is read from memory once and from L2
+/// by the other tiles; all batch rows' activations (128 x 4,096 bytes at 128 rows) stay in L2 across panels.</para>
 /// </remarks>
 internal static unsafe class Int8Gemm
 {
