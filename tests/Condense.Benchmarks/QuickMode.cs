@@ -18,7 +18,8 @@ namespace Condense.Benchmarks;
 ///   --quick load                ModelFile.Load of a 256 MiB model: checksum cost vs load time, allocations / file size
 ///   --quick gptq                seconds to GPTQ one 4096 x 4096 layer from 128 calibration rows
 ///   --quick --peers             side by side with ONNX Runtime on the same codes (Peers/PeersMode.cs; exits 1 on a wrong output)
-///   --quick vnni                the generated VNNI code: register-only vpdpbusd GMAC per CPU-second, and the 8/4-bit GEMM on 1 thread with it on and off
+///   --quick vnni | int8-peak    the generated VNNI code: register-only vpdpbusd GMAC per CPU-second (the int8 peak), int8 per row at S1/S2 x 16/128 rows
+///                               as a fraction of it (1 thread per CPU-second, all threads wall), and the 8/4-bit GEMM on 1 thread with it on and off
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
 ///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off (--one: 1 thread, thread CPU time; --hot: 2,048 rows, 1 thread)
@@ -36,7 +37,7 @@ public static class QuickMode
         if (args.Contains("gptq")) return Gptq.GptqQuick.Run();
         if (args.Contains("--peers")) return Peers.PeersMode.Run(args);
         if (args.Contains("subspace")) return Training.SubspaceStepQuick.Run(fastfoodOnly: args.Contains("fastfood"));
-        if (args.Contains("vnni")) return Jit.VnniQuick.Run();
+        if (args.Contains("vnni") || args.Contains("int8-peak")) return Jit.VnniQuick.Run();
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
         if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);

@@ -35,6 +35,12 @@ namespace Condense.Quantization;
 /// operand and the int8 activations its signed one, and the zero point is taken out as z x (sum of the group's
 /// activations), computed once per call (see <see cref="VnniGemmKernel"/>). The integer sums are the same numbers, the
 /// float32 steps the same operations in the same order, so results are bit-identical to the managed kernels.</para>
+/// <para>VNNI, one group per row (DynamicQuantizeMatMul's case): each thread takes whole 64-row panels; per panel, one
+/// generated call per tile of up to 6 batch rows runs the whole input length with its 24 accumulators in registers,
+/// reading the quantized activation rows in place (no tile copy per call) and the panel from L2 in line order, then
+/// the tile's outputs are scaled (<see cref="VnniRowPanel"/>). The activation rows are quantized on the pool's threads
+/// (rows are independent). Loop order: panels outside, tiles inside, so a panel is read from memory once and from L2
+/// by the other tiles; all batch rows' activations (128 x 4,096 bytes at 128 rows) stay in L2 across panels.</para>
 /// </remarks>
 internal static unsafe class Int8Gemm
 {
@@ -103,7 +109,8 @@ internal static unsafe class Int8Gemm
 
         public readonly void Invoke(int start, int end)
         {
-            if (A.Vnni) for (int p = start; p < end; p++) VnniPanel(A, p);
+            if (A.Vnni && A.GroupsPerRow == 1) for (int p = start; p < end; p++) VnniRowPanel(A, p);
+            else if (A.Vnni) for (int p = start; p < end; p++) VnniPanel(A, p);
             else for (int p = start; p < end; p++) Panel(A, p);
         }
     }
@@ -480,18 +487,86 @@ internal static unsafe class Int8Gemm
             }
     }
 
+    /// <summary>
+    /// One group per row on the generated kernels: the quantized rows are read in place (no tile copy), and each thread
+    /// takes whole 64-row panels, every batch tile of a panel in turn (<see cref="VnniRowPanel"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunVnniRows(byte* panels, float* terms, int outF, int inF, sbyte* q, int qStride, float* rowScale,
+        float* y, int batch, float* groupSums, int groupStride)
+    {
+        var body = new Body
+        {
+            A = new Args
+            {
+                Vnni = true, GroupSums = groupSums, GroupStride = groupStride, Panels = panels, Terms = terms,
+                GroupSize = (inF + 3) / 4, GroupsPerRow = 1, Out = outF, In = inF, Batch = batch, Pairs = (inF + 3) / 4,
+                Tile = VnniGemmKernel.RowTile, X = (int*)q, ChunkPairs = qStride, RowScale = rowScale, Y = y,
+            },
+        };
+        int count = (outF + PanelRows - 1) / PanelRows;
+        int degree = (long)outF * inF * batch < (1 << 16) ? 1 : int.MaxValue;
+        WorkerPool.Shared.For(count, ref body, degree);
+    }
+
+    /// <summary>
+    /// Rows [64p, 64p + 64) for every batch row, one group per row: per tile of up to 6 batch rows one generated call
+    /// over the whole panel, then y[b, o] = sx_b * (s_o * float(sum u q - z_o sum q)): the managed kernel's expression
+    /// on the same integers. In <paramref name="a"/>: Pairs = quads, X = the quantized rows, ChunkPairs = their stride.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void VnniRowPanel(in Args a, int p)
+    {
+        int o0 = p * PanelRows, rows = Math.Min(PanelRows, a.Out - o0);
+        int* accBuffer = stackalloc int[VnniGemmKernel.RowTile * PanelRows + 16];
+        int* acc = (int*)(((nint)accBuffer + 63) & ~(nint)63);
+        float* sp = a.Terms + (nint)p * 2 * PanelRows;
+        int* zn = (int*)(sp + PanelRows);
+        VnniRowArgs args = default;
+        args.W = a.Panels + (nint)p * a.Pairs * PanelRows * 4;
+        args.XStride = a.ChunkPairs;
+        args.Acc = acc;
+        args.Quads = a.Pairs;
+        for (int b0 = 0; b0 < a.Batch; b0 += VnniGemmKernel.RowTile)
+        {
+            int tile = Math.Min(VnniGemmKernel.RowTile, a.Batch - b0);
+            args.X = (sbyte*)a.X + (nint)b0 * a.ChunkPairs;
+            VnniGemmKernel.RowPanel(&args, tile);
+            for (int c = 0; c < tile; c++)
+            {
+                int b = b0 + c;
+                var sx = Vector512.Create(a.RowScale[b]);
+                var sumq = Vector512.Create((int)a.GroupSums[(nint)b * a.GroupStride]);
+                float* yb = a.Y + (nint)b * a.Out + o0;
+                for (int v = 0; v < PanelRows / 16; v++)
+                {
+                    int left = rows - 16 * v;
+                    if (left <= 0) break;
+                    var exact = Vector512.Load(acc + c * PanelRows + 16 * v) + Vector512.Load(zn + 16 * v) * sumq;
+                    var r = sx * (Vector512.Load(sp + 16 * v) * Vector512.ConvertToSingle(exact));
+                    if (left >= 16) r.Store(yb + 16 * v);
+                    else for (int i = 0; i < left; i++) yb[16 * v + i] = r[i];
+                }
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunVnni(byte* panels, float* terms, int groupSize, int groupsPerRow, int outF, int inF,
         sbyte* q, int qStride, float* rowScale, float* y, int batch, float* groupSums, int groupStride)
     {
-        bool perRow = groupsPerRow == 1;
-        int tile = perRow ? VnniGemmKernel.RowTile : VnniGemmKernel.GroupTile;
+        if (groupsPerRow == 1)
+        {
+            RunVnniRows(panels, terms, outF, inF, q, qStride, rowScale, y, batch, groupSums, groupStride);
+            return;
+        }
+        int tile = VnniGemmKernel.GroupTile;
         int quads = (inF + 3) / 4;
         int tiles = (batch + tile - 1) / tile;
         // Chunks of at least 32 quads (128 inputs) and whole groups: the panel chunk (8 KiB or one group) stays in L1
         // while every tile runs over it.
-        int groupQuads = perRow ? quads : groupSize / 4;
-        int chunkQuads = perRow ? 32 : groupQuads * Math.Max(1, 32 / groupQuads);
+        int groupQuads = groupSize / 4;
+        int chunkQuads = groupQuads * Math.Max(1, 32 / groupQuads);
         long xInts = (long)tiles * quads * tile;
         long sumInts = (long)tiles * groupsPerRow * tile;
         int[] xBuffer = ArrayPool<int>.Shared.Rent(checked((int)(xInts + sumInts) + 16));
@@ -530,7 +605,7 @@ internal static unsafe class Int8Gemm
     }
 
     /// <summary>
-    /// Rows [64p, 64p + 64) for every batch row on the generated kernels. In <paramref name="a"/>: Pairs = quads,
+    /// Rows [64p, 64p + 64) for every batch row on the generated group kernel. In <paramref name="a"/>: Pairs = quads,
     /// ChunkPairs = quads per chunk, GroupSize = quads per group, GroupSums = the tiled int32 group sums.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -538,7 +613,6 @@ internal static unsafe class Int8Gemm
     {
         int o0 = p * PanelRows, rows = Math.Min(PanelRows, a.Out - o0);
         int gpr = a.GroupsPerRow, tile = a.Tile, tiles = (a.Batch + tile - 1) / tile;
-        bool perRow = gpr == 1;
         int quads = a.Pairs, chunkQuads = a.ChunkPairs, groupQuads = a.GroupSize;
         int scaleFloats = gpr * PanelRows;
         int accInts = tiles * tile * PanelRows;
@@ -562,42 +636,26 @@ internal static unsafe class Int8Gemm
             {
                 args.X = a.X + ((nint)t * quads + kq0) * tile;
                 args.Acc = acc + t * tile * PanelRows;
-                if (perRow)
-                {
-                    args.Count = n;
-                    VnniGemmKernel.Row(&args);
-                }
-                else
-                {
-                    int g0 = kq0 / groupQuads;
-                    args.Scales = sp + g0 * PanelRows;
-                    args.ZeroNeg = zn + g0 * PanelRows;
-                    args.SumQ = sums + ((nint)t * gpr + g0) * tile;
-                    args.Count = n / groupQuads;
-                    args.GroupQuads = groupQuads;
-                    VnniGemmKernel.Group(&args);
-                }
+                int g0 = kq0 / groupQuads;
+                args.Scales = sp + g0 * PanelRows;
+                args.ZeroNeg = zn + g0 * PanelRows;
+                args.SumQ = sums + ((nint)t * gpr + g0) * tile;
+                args.Count = n / groupQuads;
+                args.GroupQuads = groupQuads;
+                VnniGemmKernel.Group(&args);
             }
         }
 
-        // y[b, o0 + o] = sx_b * s_o * (sum u q - z sum q) (per row), or sx_b * sum_g s_g sum_g (groups): the managed
-        // kernel's expressions on the same integers.
+        // y[b, o0 + o] = sx_b * sum_g s_g sum_g: the managed kernel's expression on the same integers.
         for (int b = 0; b < a.Batch; b++)
         {
             var sx = Vector512.Create(a.RowScale[b]);
             float* yb = a.Y + (nint)b * a.Out + o0;
-            var sumq = Vector512.Create(perRow ? sums[b] : 0); // per row: sums[(t * 1 + 0) * tile + c] = sums[b]
             for (int v = 0; v < PanelRows / 16; v++)
             {
                 int left = rows - 16 * v;
                 if (left <= 0) break;
-                Vector512<float> r;
-                if (perRow)
-                {
-                    var exact = Vector512.Load(acc + b * PanelRows + 16 * v) + Vector512.Load(zn + 16 * v) * sumq;
-                    r = sx * (Vector512.Load(sp + 16 * v) * Vector512.ConvertToSingle(exact));
-                }
-                else r = sx * Vector512.Load((float*)acc + b * PanelRows + 16 * v);
+                var r = sx * Vector512.Load((float*)acc + b * PanelRows + 16 * v);
                 if (left >= 16) r.Store(yb + 16 * v);
                 else for (int i = 0; i < left; i++) yb[16 * v + i] = r[i];
             }

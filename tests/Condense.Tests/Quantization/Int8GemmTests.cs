@@ -163,6 +163,38 @@ public class Int8GemmTests
         });
     }
 
+    // The GEMM path quantizes its activation rows on the pool's threads; a row with a NaN or an infinity anywhere in the
+    // batch must still send the whole product to the float32 path, as the serial loop did, at 1 and 2 threads.
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(0, 37)]
+    [InlineData(64, 21)]
+    public void A_non_finite_activation_row_at_a_GEMM_batch_takes_the_float32_path(int group, int badRow)
+    {
+        const int outF = 70, inF = 2048, batch = 40; // 40 x 2,048 inputs: quantized on 2 threads
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(21, outF * inF), outF, inF, new QuantizationScheme(8, group, true));
+        var x = QuantTestData.Gaussian(22, batch * inF);
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity })
+        {
+            x[badRow * inF + 1000] = bad;
+            var expected = new float[batch * outF];
+            q.MatMulTransposed(x, expected, batch, ActivationPrecision.Float32);
+            var pool = WorkerPool.Shared;
+            int saved = pool.MaxDegreeOfParallelism;
+            try
+            {
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    pool.MaxDegreeOfParallelism = threads;
+                    var y = new float[batch * outF];
+                    q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
+                    Assert.Equal(expected, y);
+                }
+            }
+            finally { pool.MaxDegreeOfParallelism = saved; }
+        }
+    }
+
     private static void RunGemm(Action run) => KernelWidths.ForEach(width =>
     {
         if (width != 512) return;

@@ -9,7 +9,7 @@ namespace Condense.Tests.Quantization;
 /// <summary>
 /// The generated AVX-512 VNNI kernels of <see cref="Int8Gemm"/> (<see cref="VnniGemmKernel"/>): bit-identical to the
 /// managed vpmaddwd kernels over odd shapes (inputs not a multiple of 4 or 64, rows not a multiple of the 64-row panel,
-/// batches not a multiple of the 6- and 3-row tiles), per-row and grouped, symmetric and asymmetric; within rounding of
+/// batches not a multiple of the 6- and 3-row tiles, 1 to 130 rows), per-row and grouped, symmetric and asymmetric; within rounding of
 /// the exact integer reference; the same bits at 1 and 2 threads; and off wherever it must be off. On machines without
 /// AVX-512 VNNI (or with CONDENSE_NO_JIT=1, DOTNET_EnableAVX512F=0) the comparisons have nothing to compare and return.
 /// </summary>
@@ -99,6 +99,69 @@ public class VnniGemmTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(15, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(16, batch * inF);
         RunGemm(() => AssertThreadAndTileInvariance(q, x, outF, inF, batch));
+    }
+
+    public static TheoryData<int, int, bool> RowPanelShapes()
+    {
+        var data = new TheoryData<int, int, bool>();
+        foreach (int bits in new[] { 8, 4 })
+            foreach (int inF in new[] { 7, 130, 1031 })
+                data.Add(bits, inF, bits == 4 || inF == 130); // 7: one partial quad; 130: 32 quads and a half; 1031: odd
+        data.Add(8, 4097, false); // one quad past a whole 4,096
+        return data;
+    }
+
+    /// <summary>
+    /// The per-row kernel (one generated call per 64-row panel and tile of up to 6 batch rows over the whole input, the
+    /// activation rows read in place) at the batches the dispatch sends it, 16 to 130 including tails of 1..5 rows:
+    /// the managed kernel's bits (8-bit), within rounding of the integer reference (8- and 4-bit), and the same bits on
+    /// 1 and 2 threads (rows and activation quantization then split between the threads).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RowPanelShapes))]
+    public void Per_row_panels_at_batches_16_to_130_match_the_managed_kernel_and_the_reference_at_1_and_2_threads(int bits, int inF, bool sym)
+    {
+        if (!VnniGemmKernel.IsAvailable) return;
+        foreach (int outF in new[] { 1, 67, 130 })
+        {
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(11 * inF + bits + outF), outF * inF), outF, inF, new QuantizationScheme(bits, 0, sym));
+            var x = QuantTestData.Gaussian((ulong)(inF + 5 * outF), 130 * inF, 2f);
+            foreach (int batch in new[] { 16, 17, 23, 64, 127, 128, 130 })
+            {
+                var xb = x.AsSpan(0, batch * inF).ToArray();
+                var pool = WorkerPool.Shared;
+                int saved = pool.MaxDegreeOfParallelism;
+                var one = new float[batch * outF];
+                var two = new float[batch * outF];
+                try
+                {
+                    pool.MaxDegreeOfParallelism = 1;
+                    q.MatMulTransposed(xb, one, batch, ActivationPrecision.Int8);
+                    pool.MaxDegreeOfParallelism = 2;
+                    q.MatMulTransposed(xb, two, batch, ActivationPrecision.Int8);
+                }
+                finally { pool.MaxDegreeOfParallelism = saved; }
+                Assert.Equal(one, two);
+                if (bits == 8)
+                {
+                    var managed = new float[batch * outF];
+                    Int8Gemm.ManagedOnlyOverride = true;
+                    try { q.MatMulTransposed(xb, managed, batch, ActivationPrecision.Int8); }
+                    finally { Int8Gemm.ManagedOnlyOverride = false; }
+                    Assert.Equal(managed, two);
+                }
+                if (batch is 16 or 23 or 130) Int8Reference.AssertMatches(q, xb, batch, $"vnni row panels int{bits} out {outF}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Row_kernel_takes_1_to_6_batch_rows()
+    {
+        var a = new X86Assembler();
+        for (int rows = 1; rows <= VnniGemmKernel.RowTile; rows++) VnniGemmKernel.EmitRowPanelKernel(a, rows);
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemmKernel.EmitRowPanelKernel(a, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemmKernel.EmitRowPanelKernel(a, VnniGemmKernel.RowTile + 1));
     }
 
     [Fact]
