@@ -50,7 +50,8 @@ internal static unsafe class DenseMatMul
         }
         else if (UsesPackedKernel(batch, bits))
         {
-            GemmPacked(x, w, y, batch, outF, inF, bits, degree);
+            if (PackedSgemm.Applies(batch, bits)) PackedSgemm.Run(x, w, y, batch, outF, inF, degree);
+            else GemmPacked(x, w, y, batch, outF, inF, bits, degree);
         }
         else
         {
