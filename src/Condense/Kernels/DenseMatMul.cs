@@ -50,7 +50,8 @@ internal static unsafe class DenseMatMul
         }
         else if (UsesPackedKernel(batch, bits))
         {
-            GemmPacked(x, w, y, batch, outF, inF, bits, degree);
+            if (PackedSgemm.Applies(batch, bits)) PackedSgemm.Run(x, w, y, batch, outF, inF, degree);
+            else GemmPacked(x, w, y, batch, outF, inF, bits, degree);
         }
         else
         {
@@ -335,6 +336,8 @@ internal static unsafe class DenseMatMul
     }
 
     // ---- Batched kernel (batch >= GemmMinBatch) ----
+    // With AVX-512 and a batch of 32 or more, PackedSgemm (8 x 48 tile over packed panels of both operands) runs
+    // instead; the kernel below serves AVX2/SSE, batches 4-31, and PackedRows. Both run the reference chain.
     // y^T[o, b] = sum_i W[o, i] xT[i, b]: x is packed once per call as xT[i][b] (batch padded to whole vectors), so a
     // register tile of MR W rows x 2 vectors of batch runs a broadcast-FMA chain over i in increasing order. Each
     // output is then exactly the scalar reference's fma chain, at every width and thread count. Blocking: per

@@ -1,0 +1,362 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Condense.Kernels;
+
+/// <summary>
+/// fp32 y[B, Out] = x[B, In] W[Out, In]^T at batches of two AVX-512 vectors (32 rows) and more: an 8 x 48 register
+/// tile (24 zmm accumulators; 8 W rows broadcast, 3 vectors of batch) over packed panels of both operands.
+/// </summary>
+/// <remarks>
+/// <para><b>Summation order.</b> Every output y[b, o] is one fused multiply-add chain over i = 0, 1, ..., In - 1 in
+/// increasing order, starting from +0: exactly <see cref="DenseMatMul.Reference"/>. K blocking only pauses a chain
+/// (its accumulator is stored to the y^T scratch after feature k1 - 1 and reloaded before feature k1); the thread
+/// split assigns whole chunks of W rows; the tile shape and the batch grouping only choose which lanes run side by
+/// side. So the result is the reference bit for bit at any thread count, batch grouping and block size.</para>
+/// <para><b>Blocking</b> (BLIS-like, for a 32 KiB L1 and a 1 MiB L2 per core): x is packed once per call, group-major
+/// (each group of 48 batch rows, or the last 32 or 16, is an In x width panel, so a tile reads one contiguous stream).
+/// Each thread takes whole chunks of <see cref="NC"/> W rows (no barrier inside a call but the one after x packing).
+/// Per chunk and block of <see cref="KP"/> features it packs the W block (64 x 512, 128 KiB, stays in L2) into 8-row
+/// micro-panels [k][8] with an in-register 8 x 8 transpose; then per k block of <see cref="KC"/> features it runs
+/// every batch group over it: the group's x slice (KC x 48 floats, 24 KiB) stays in L1 while the 8 micro-panels
+/// stream from L2 as sequential broadcasts. Per k step a tile issues 3 vector loads and 8 broadcasts for 24 FMAs.
+/// The next W block is prefetched into L2, spread over the first batch group's tiles.</para>
+/// <para>Before this kernel (session 7), the 8 x 32 tile broadcast from W in place: its 8 rows are In floats apart (a
+/// multiple of 4 KiB for the benchmark shapes), so they fall into one L1 set, and x was read from L2 with a stride of
+/// the whole padded batch; the profile showed the x loads stalling.</para>
+/// </remarks>
+internal static unsafe class PackedSgemm
+{
+    /// <summary>W rows per micro-panel (register tile height).</summary>
+    private const int MR = 8;
+    /// <summary>W rows per chunk: the unit of the thread split and of the y^T scratch.</summary>
+    private const int NC = 64;
+    /// <summary>Features per k block: a 48-wide x slice is KC x 48 x 4 = 24 KiB (L1).</summary>
+    private const int KC = 128;
+    /// <summary>Features per packed W block: 64 rows x 512 = 128 KiB (L2); each row segment read is 2 KiB, long enough for the hardware prefetcher.</summary>
+    private const int KP = 512;
+    /// <summary>Batch rows per group: 3 vectors.</summary>
+    private const int NB = 48;
+
+    /// <summary>Switch for tests and A/B measurements: off, the session-7 packed kernel runs instead.</summary>
+    internal static bool Enabled { get; set; } = true;
+
+
+    /// <summary>Whether this kernel takes a batch at the given vector width: AVX-512 and at least two vectors of batch.</summary>
+    internal static bool Applies(int batch, int bits) => Enabled && bits == 512 && Avx512F.IsSupported && batch >= 32;
+
+    [ThreadStatic] private static float[]? t_x;
+    [ThreadStatic] private static float[]? t_w;
+    [ThreadStatic] private static float[]? t_y;
+
+    /// <summary>64-byte aligned pointer into a thread's pinned buffer of at least <paramref name="floats"/> floats.</summary>
+    private static float* Buffer(ref float[]? buffer, long floats)
+    {
+        if (buffer is null || buffer.LongLength < floats + 16)
+            buffer = GC.AllocateUninitializedArray<float>((int)Math.Max(floats + 16, 1 << 12), pinned: true);
+        nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
+        return (float*)((p + 63) & ~(nint)63);
+    }
+
+    /// <summary>Padded batch: a whole number of 16-float vectors.</summary>
+    private static int Padded(int batch) => (batch + 15) / 16 * 16;
+
+    public static void Run(float* x, float* w, float* y, int batch, int outF, int inF, int degree)
+    {
+        int padded = Padded(batch);
+        float* xp = Buffer(ref t_x, (long)inF * padded);
+        var pack = new PackXBody { X = x, Xp = xp, Batch = batch, Padded = padded, In = inF };
+        long packedFloats = (long)inF * padded;
+        WorkerPool.Shared.For((inF + PackRows - 1) / PackRows, ref pack, packedFloats < 1 << 16 ? 1 : degree);
+        var body = new ChunkBody { Xp = xp, W = w, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF };
+        WorkerPool.Shared.For((outF + NC - 1) / NC, ref body, degree);
+    }
+
+    private const int PackRows = 64; // input features per x packing chunk
+
+    /// <summary>x [batch, In] to group-major panels: the group starting at batch row b0 with width nb holds x[b0 + j, i] at b0 * In + i * nb + j.</summary>
+    private struct PackXBody : IRangeBody
+    {
+        public float* X, Xp;
+        public int Batch, Padded, In;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke(int start, int end)
+        {
+            int i0 = start * PackRows, i1 = Math.Min(In, end * PackRows);
+            for (int b0 = 0; b0 < Padded; b0 += NB)
+            {
+                int nb = Math.Min(NB, Padded - b0);
+                float* g = Xp + (nint)b0 * In;
+                int real = Math.Min(nb, Batch - b0);
+                for (int j = 0; j < real; j++)
+                {
+                    float* s = X + (nint)(b0 + j) * In;
+                    float* d = g + j;
+                    for (int i = i0; i < i1; i++) d[(nint)i * nb] = s[i];
+                }
+                for (int j = real; j < nb; j++)
+                    for (int i = i0; i < i1; i++) g[(nint)i * nb + j] = 0f;
+            }
+        }
+    }
+
+    private struct ChunkBody : IRangeBody
+    {
+        public float* Xp, W, Y;
+        public int Batch, Padded, Out, In;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke(int start, int end)
+        {
+            float* yt = Buffer(ref t_y, (long)NC * Padded);
+            float* wp = Buffer(ref t_w, NC * KP);
+            for (int c = start; c < end; c++)
+            {
+                int r0 = c * NC, rows = Math.Min(NC, Out - r0);
+                int groups = (rows + MR - 1) / MR;
+                for (int p0 = 0; p0 < In; p0 += KP)
+                {
+                    int kp = Math.Min(KP, In - p0);
+                    PackW(W + (nint)r0 * In + p0, In, rows, kp, wp);
+                    // The next W block this thread packs: the same rows' next KP features, else the next chunk's first.
+                    float* next = p0 + KP < In ? W + (nint)r0 * In + p0 + KP
+                        : c + 1 < end ? W + (nint)(r0 + NC) * In : null;
+                    int nextRows = p0 + KP < In ? rows : Math.Min(NC, Out - r0 - NC);
+                    int nextKp = p0 + KP < In ? Math.Min(KP, In - p0 - KP) : Math.Min(KP, In);
+                    for (int k0 = p0; k0 < p0 + kp; k0 += KC)
+                    {
+                        int kc = Math.Min(KC, p0 + kp - k0);
+                        bool first = k0 == 0;
+                        for (int b0 = 0; b0 < Padded; b0 += NB)
+                        {
+                            int nb = Math.Min(NB, Padded - b0);
+                            float* xg = Xp + (nint)b0 * In + (nint)k0 * nb;
+                            for (int g = 0; g < groups; g++)
+                            {
+                                // The next block's lines, spread over the first batch group's tiles: each tile prefetches
+                                // its 8 rows' share of this k block's offset (a burst of all 2,048 lines would fill the miss queue).
+                                if (next is not null && b0 == 0)
+                                    for (int r = g * MR; r < Math.Min(nextRows, (g + 1) * MR); r++)
+                                        PrefetchRow(next + (nint)r * In + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
+                                float* acc = yt + (nint)g * MR * Padded + b0;
+                                float* panel = wp + g * MR * KP + (k0 - p0) * MR;
+                                if (nb == 48) Tile8x3(panel, xg, kc, acc, Padded, first);
+                                else if (nb == 32) Tile8x2(panel, xg, kc, acc, Padded, first);
+                                else Tile8x1(panel, xg, kc, acc, Padded, first);
+                            }
+                        }
+                    }
+                }
+                // y^T scratch -> y rows: contiguous writes, strided reads from L1/L2.
+                for (int b = 0; b < Batch; b++)
+                {
+                    float* yr = Y + (nint)b * Out + r0;
+                    float* src = yt + b;
+                    for (int o = 0; o < rows; o++) yr[o] = src[(nint)o * Padded];
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(float* row, int floats)
+    {
+        for (int i = 0; i < floats; i += 16) Sse.Prefetch1(row + i);
+    }
+
+    /// <summary>
+    /// W block (rows x kc, row stride ldw, kc &lt;= KP) into micro-panels: panel g holds W[g*8 + r, k] at g * 8 * KP + k * 8 + r;
+    /// rows past <paramref name="rows"/> (the last chunk's) are zero, their outputs are never copied out.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackW(float* w, int ldw, int rows, int kc, float* wp)
+    {
+        int g = 0;
+        for (; (g + 1) * MR <= rows; g++)
+        {
+            float* s = w + (nint)g * MR * ldw;
+            float* d = wp + g * MR * KP;
+            int k = 0;
+            for (; k + 8 <= kc; k += 8) Transpose8x8(s + k, ldw, d + k * MR);
+            for (; k < kc; k++)
+                for (int r = 0; r < MR; r++) d[k * MR + r] = s[(nint)r * ldw + k];
+        }
+        if (g * MR < rows)
+        {
+            float* s = w + (nint)g * MR * ldw;
+            float* d = wp + g * MR * KP;
+            int real = rows - g * MR;
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < MR; r++) d[k * MR + r] = r < real ? s[(nint)r * ldw + k] : 0f;
+        }
+    }
+
+    /// <summary>d[k * 8 + r] = s[r * lds + k] for an 8 x 8 block: unpack, shuffle, then swap 128-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* s, int lds, float* d)
+    {
+        nint l = lds;
+        var r0 = Avx.LoadVector256(s); var r1 = Avx.LoadVector256(s + l);
+        var r2 = Avx.LoadVector256(s + 2 * l); var r3 = Avx.LoadVector256(s + 3 * l);
+        var r4 = Avx.LoadVector256(s + 4 * l); var r5 = Avx.LoadVector256(s + 5 * l);
+        var r6 = Avx.LoadVector256(s + 6 * l); var r7 = Avx.LoadVector256(s + 7 * l);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(d + 8, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(d + 16, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(d + 24, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(d + 32, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(d + 40, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(d + 48, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(d + 56, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    // The tiles: acc rows are ld floats apart (the y^T scratch), x rows nb floats apart (the group's panel), the W
+    // micro-panel 8 floats per k. Not inlined: one body each keeps the JIT's register allocation per tile.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile8x3(float* wp, float* xg, int kc, float* acc, int ld, bool first)
+    {
+        nint l = ld;
+        Vector512<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32,
+            c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
+        if (first)
+        {
+            c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = Vector512<float>.Zero;
+            c40 = c41 = c42 = c50 = c51 = c52 = c60 = c61 = c62 = c70 = c71 = c72 = Vector512<float>.Zero;
+        }
+        else
+        {
+            c00 = Vector512.Load(acc); c01 = Vector512.Load(acc + 16); c02 = Vector512.Load(acc + 32);
+            c10 = Vector512.Load(acc + l); c11 = Vector512.Load(acc + l + 16); c12 = Vector512.Load(acc + l + 32);
+            c20 = Vector512.Load(acc + 2 * l); c21 = Vector512.Load(acc + 2 * l + 16); c22 = Vector512.Load(acc + 2 * l + 32);
+            c30 = Vector512.Load(acc + 3 * l); c31 = Vector512.Load(acc + 3 * l + 16); c32 = Vector512.Load(acc + 3 * l + 32);
+            c40 = Vector512.Load(acc + 4 * l); c41 = Vector512.Load(acc + 4 * l + 16); c42 = Vector512.Load(acc + 4 * l + 32);
+            c50 = Vector512.Load(acc + 5 * l); c51 = Vector512.Load(acc + 5 * l + 16); c52 = Vector512.Load(acc + 5 * l + 32);
+            c60 = Vector512.Load(acc + 6 * l); c61 = Vector512.Load(acc + 6 * l + 16); c62 = Vector512.Load(acc + 6 * l + 32);
+            c70 = Vector512.Load(acc + 7 * l); c71 = Vector512.Load(acc + 7 * l + 16); c72 = Vector512.Load(acc + 7 * l + 32);
+        }
+        float* end = wp + kc * MR;
+        for (; wp < end; wp += MR, xg += 48)
+        {
+            var x0 = Vector512.Load(xg); var x1 = Vector512.Load(xg + 16); var x2 = Vector512.Load(xg + 32);
+            var q = Vector512.Create(wp[0]);
+            c00 = Avx512F.FusedMultiplyAdd(x0, q, c00); c01 = Avx512F.FusedMultiplyAdd(x1, q, c01); c02 = Avx512F.FusedMultiplyAdd(x2, q, c02);
+            q = Vector512.Create(wp[1]);
+            c10 = Avx512F.FusedMultiplyAdd(x0, q, c10); c11 = Avx512F.FusedMultiplyAdd(x1, q, c11); c12 = Avx512F.FusedMultiplyAdd(x2, q, c12);
+            q = Vector512.Create(wp[2]);
+            c20 = Avx512F.FusedMultiplyAdd(x0, q, c20); c21 = Avx512F.FusedMultiplyAdd(x1, q, c21); c22 = Avx512F.FusedMultiplyAdd(x2, q, c22);
+            q = Vector512.Create(wp[3]);
+            c30 = Avx512F.FusedMultiplyAdd(x0, q, c30); c31 = Avx512F.FusedMultiplyAdd(x1, q, c31); c32 = Avx512F.FusedMultiplyAdd(x2, q, c32);
+            q = Vector512.Create(wp[4]);
+            c40 = Avx512F.FusedMultiplyAdd(x0, q, c40); c41 = Avx512F.FusedMultiplyAdd(x1, q, c41); c42 = Avx512F.FusedMultiplyAdd(x2, q, c42);
+            q = Vector512.Create(wp[5]);
+            c50 = Avx512F.FusedMultiplyAdd(x0, q, c50); c51 = Avx512F.FusedMultiplyAdd(x1, q, c51); c52 = Avx512F.FusedMultiplyAdd(x2, q, c52);
+            q = Vector512.Create(wp[6]);
+            c60 = Avx512F.FusedMultiplyAdd(x0, q, c60); c61 = Avx512F.FusedMultiplyAdd(x1, q, c61); c62 = Avx512F.FusedMultiplyAdd(x2, q, c62);
+            q = Vector512.Create(wp[7]);
+            c70 = Avx512F.FusedMultiplyAdd(x0, q, c70); c71 = Avx512F.FusedMultiplyAdd(x1, q, c71); c72 = Avx512F.FusedMultiplyAdd(x2, q, c72);
+        }
+        c00.Store(acc); c01.Store(acc + 16); c02.Store(acc + 32);
+        c10.Store(acc + l); c11.Store(acc + l + 16); c12.Store(acc + l + 32);
+        c20.Store(acc + 2 * l); c21.Store(acc + 2 * l + 16); c22.Store(acc + 2 * l + 32);
+        c30.Store(acc + 3 * l); c31.Store(acc + 3 * l + 16); c32.Store(acc + 3 * l + 32);
+        c40.Store(acc + 4 * l); c41.Store(acc + 4 * l + 16); c42.Store(acc + 4 * l + 32);
+        c50.Store(acc + 5 * l); c51.Store(acc + 5 * l + 16); c52.Store(acc + 5 * l + 32);
+        c60.Store(acc + 6 * l); c61.Store(acc + 6 * l + 16); c62.Store(acc + 6 * l + 32);
+        c70.Store(acc + 7 * l); c71.Store(acc + 7 * l + 16); c72.Store(acc + 7 * l + 32);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile8x2(float* wp, float* xg, int kc, float* acc, int ld, bool first)
+    {
+        nint l = ld;
+        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (first)
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = Vector512<float>.Zero;
+            c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = Vector512<float>.Zero;
+        }
+        else
+        {
+            c00 = Vector512.Load(acc); c01 = Vector512.Load(acc + 16);
+            c10 = Vector512.Load(acc + l); c11 = Vector512.Load(acc + l + 16);
+            c20 = Vector512.Load(acc + 2 * l); c21 = Vector512.Load(acc + 2 * l + 16);
+            c30 = Vector512.Load(acc + 3 * l); c31 = Vector512.Load(acc + 3 * l + 16);
+            c40 = Vector512.Load(acc + 4 * l); c41 = Vector512.Load(acc + 4 * l + 16);
+            c50 = Vector512.Load(acc + 5 * l); c51 = Vector512.Load(acc + 5 * l + 16);
+            c60 = Vector512.Load(acc + 6 * l); c61 = Vector512.Load(acc + 6 * l + 16);
+            c70 = Vector512.Load(acc + 7 * l); c71 = Vector512.Load(acc + 7 * l + 16);
+        }
+        float* end = wp + kc * MR;
+        for (; wp < end; wp += MR, xg += 32)
+        {
+            var x0 = Vector512.Load(xg); var x1 = Vector512.Load(xg + 16);
+            var q = Vector512.Create(wp[0]);
+            c00 = Avx512F.FusedMultiplyAdd(x0, q, c00); c01 = Avx512F.FusedMultiplyAdd(x1, q, c01);
+            q = Vector512.Create(wp[1]);
+            c10 = Avx512F.FusedMultiplyAdd(x0, q, c10); c11 = Avx512F.FusedMultiplyAdd(x1, q, c11);
+            q = Vector512.Create(wp[2]);
+            c20 = Avx512F.FusedMultiplyAdd(x0, q, c20); c21 = Avx512F.FusedMultiplyAdd(x1, q, c21);
+            q = Vector512.Create(wp[3]);
+            c30 = Avx512F.FusedMultiplyAdd(x0, q, c30); c31 = Avx512F.FusedMultiplyAdd(x1, q, c31);
+            q = Vector512.Create(wp[4]);
+            c40 = Avx512F.FusedMultiplyAdd(x0, q, c40); c41 = Avx512F.FusedMultiplyAdd(x1, q, c41);
+            q = Vector512.Create(wp[5]);
+            c50 = Avx512F.FusedMultiplyAdd(x0, q, c50); c51 = Avx512F.FusedMultiplyAdd(x1, q, c51);
+            q = Vector512.Create(wp[6]);
+            c60 = Avx512F.FusedMultiplyAdd(x0, q, c60); c61 = Avx512F.FusedMultiplyAdd(x1, q, c61);
+            q = Vector512.Create(wp[7]);
+            c70 = Avx512F.FusedMultiplyAdd(x0, q, c70); c71 = Avx512F.FusedMultiplyAdd(x1, q, c71);
+        }
+        c00.Store(acc); c01.Store(acc + 16);
+        c10.Store(acc + l); c11.Store(acc + l + 16);
+        c20.Store(acc + 2 * l); c21.Store(acc + 2 * l + 16);
+        c30.Store(acc + 3 * l); c31.Store(acc + 3 * l + 16);
+        c40.Store(acc + 4 * l); c41.Store(acc + 4 * l + 16);
+        c50.Store(acc + 5 * l); c51.Store(acc + 5 * l + 16);
+        c60.Store(acc + 6 * l); c61.Store(acc + 6 * l + 16);
+        c70.Store(acc + 7 * l); c71.Store(acc + 7 * l + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile8x1(float* wp, float* xg, int kc, float* acc, int ld, bool first)
+    {
+        nint l = ld;
+        Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7;
+        if (first)
+        {
+            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = Vector512<float>.Zero;
+        }
+        else
+        {
+            c0 = Vector512.Load(acc); c1 = Vector512.Load(acc + l); c2 = Vector512.Load(acc + 2 * l); c3 = Vector512.Load(acc + 3 * l);
+            c4 = Vector512.Load(acc + 4 * l); c5 = Vector512.Load(acc + 5 * l); c6 = Vector512.Load(acc + 6 * l); c7 = Vector512.Load(acc + 7 * l);
+        }
+        float* end = wp + kc * MR;
+        for (; wp < end; wp += MR, xg += 16)
+        {
+            var x0 = Vector512.Load(xg);
+            c0 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[0]), c0);
+            c1 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[1]), c1);
+            c2 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[2]), c2);
+            c3 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[3]), c3);
+            c4 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[4]), c4);
+            c5 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[5]), c5);
+            c6 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[6]), c6);
+            c7 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[7]), c7);
+        }
+        c0.Store(acc); c1.Store(acc + l); c2.Store(acc + 2 * l); c3.Store(acc + 3 * l);
+        c4.Store(acc + 4 * l); c5.Store(acc + 5 * l); c6.Store(acc + 6 * l); c7.Store(acc + 7 * l);
+    }
+}
