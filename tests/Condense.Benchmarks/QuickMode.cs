@@ -22,6 +22,7 @@ namespace Condense.Benchmarks;
 ///                               as a fraction of it (1 thread per CPU-second, all threads wall), and the 8/4-bit GEMM on 1 thread with it on and off
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
+///   --quick readprobe           what governs the DRAM read rate: streams per thread, prefetch type/distance, huge pages, 2-thread split, FMA vs OR per line (Gemv/ReadProbeQuick.cs)
 ///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off (--one: 1 thread, thread CPU time; --hot: 2,048 rows, 1 thread)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
@@ -38,6 +39,7 @@ public static class QuickMode
         if (args.Contains("--peers")) return Peers.PeersMode.Run(args);
         if (args.Contains("subspace")) return Training.SubspaceStepQuick.Run(fastfoodOnly: args.Contains("fastfood"));
         if (args.Contains("vnni") || args.Contains("int8-peak")) return Jit.VnniQuick.Run();
+        if (args.Contains("readprobe")) return Gemv.ReadProbeQuick.Run(args);
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
         if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);
@@ -57,7 +59,7 @@ public static class QuickMode
                           $"fp32 = {FormatName()}");
 
         var groups = full ? CaseCatalog.Full() : CaseCatalog.Quick();
-        long peak = 0;
+        long peak = 0, probeHuge = 0;
         Runner runner;
         using (var probe = new BandwidthProbe())
         {
@@ -65,6 +67,7 @@ public static class QuickMode
             foreach (var group in groups)
             {
                 runner.RunGroup(group, message => Console.Error.Write($"\r  {message,-60}"));
+                probeHuge = probe.HugePageBytes;
                 peak = Math.Max(peak, Environment.WorkingSet);
                 GC.Collect();
             }
@@ -73,7 +76,8 @@ public static class QuickMode
 
         var table = KernelTable(runner.Rows);
         Console.WriteLine($"probe   : read GB/s per round, 1 thread {Rounds(runner.Probe.OneThread)}; 2 threads {Rounds(runner.Probe.TwoThreads)} " +
-                          $"(median {Format.Number(Timing.Median(runner.Probe.TwoThreads), "0.0")}; '% BW' uses each round's own 2-thread median)");
+                          $"(median {Format.Number(Timing.Median(runner.Probe.TwoThreads), "0.0")}; '% BW' uses each round's own 2-thread median); " +
+                          $"buffer on 2 MiB pages: {probeHuge >> 20} MiB of {BandwidthProbe.Bytes >> 20}");
         Console.WriteLine();
         Console.Write(table.Render(leftAligned: 4));
         Console.WriteLine();

@@ -3,13 +3,17 @@ namespace Condense.Kernels;
 /// <summary>
 /// Asks Linux to back a large weight array with 2 MiB transparent huge pages (madvise MADV_HUGEPAGE, then
 /// MADV_COLLAPSE for pages already touched). A GEMV streams its whole weight once per call; with 4 KiB pages
-/// every 4 KiB of each row stream costs a TLB miss and restarts the hardware prefetcher, which is part of why
-/// ONNX Runtime's MatMul read faster than ours at batch 1.
+/// every 4 KiB of each row stream costs a TLB miss and restarts the hardware prefetcher. Used for every weight a
+/// batch-1 product streams: fp32 (DenseWeight), quantized codes (GroupQuantizedWeight) and low-rank factors.
 /// </summary>
 /// <remarks>
-/// Advice only: the contents and the bits of every product are unchanged, failures are ignored (other systems,
+/// <para>What it buys on the development VM (<c>--quick readprobe</c>, docs/benchmarks.md "What governs the DRAM read
+/// rate"): a plain read loop streams 1.1-1.5x more bytes per CPU-second from huge pages, and int4/int8 g128 batch-1
+/// cold calls ran 1.2-1.5x faster per core with their codes advised (ONNX Runtime's own buffers sit on 4 KiB pages).
+/// Page size was the largest single factor measured; streams per thread and software prefetch moved less.</para>
+/// <para>Advice only: the contents and the bits of every product are unchanged, failures are ignored (other systems,
 /// THP disabled, kernels before 6.1 without MADV_COLLAPSE, no free huge page), and an array the GC later moves
-/// (large arrays do not move unless the large object heap is compacted explicitly) only loses the speed-up.
+/// (large arrays do not move unless the large object heap is compacted explicitly) only loses the speed-up.</para>
 /// </remarks>
 internal static unsafe class HugePages
 {

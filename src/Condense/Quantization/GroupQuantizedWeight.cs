@@ -55,6 +55,8 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         InFeatures = inFeatures;
         Scheme = scheme;
         _packed = packed;
+        // Batch-1 products stream the codes from memory: 2 MiB pages read them faster (see HugePages).
+        HugePages.Advise(packed);
         _scales = scales;
         _zeroPoints = zeroPoints;
         _rowBytes = (int)KernelCatalogue.PackedRowBytes(inFeatures, scheme.Bits);

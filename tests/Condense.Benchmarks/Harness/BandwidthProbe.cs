@@ -8,6 +8,11 @@ namespace Condense.Benchmarks.Harness;
 /// The denominator of every "% BW": a read-only OR-reduction over 1 GiB of native memory with 1 or 2 threads
 /// (Vector512, else Vector256, else Vector128, else scalar). Nothing is written, so it measures DRAM reads only.
 /// </summary>
+/// <remarks>
+/// The buffer is advised onto 2 MiB transparent huge pages, as Condense's large weights are (Kernels/HugePages.cs):
+/// until session 8 it sat on 4 KiB pages and under-read this VM's DRAM (1 thread 0.6-0.7x, 2 threads 0.65-0.9x of the
+/// same loop on huge pages, <c>--quick readprobe</c>), so "% BW" was measured against a slower reader than the kernels.
+/// </remarks>
 internal sealed unsafe class BandwidthProbe : IDisposable
 {
     public const long Bytes = 1L << 30;
@@ -18,11 +23,16 @@ internal sealed unsafe class BandwidthProbe : IDisposable
 
     public BandwidthProbe()
     {
-        _data = (ulong*)NativeMemory.AlignedAlloc((nuint)Bytes, 64);
+        // 2 MiB-aligned and advised before the first touch, so the fill below faults in huge pages directly.
+        _data = (ulong*)NativeMemory.AlignedAlloc((nuint)Bytes, 2 << 20);
+        PageAdvice.Advise(_data, Bytes, PageAdvice.HugePage);
         // Touch every page with non-zero data so the probe reads real memory, not the shared zero page.
         new Span<ulong>(_data, (int)(Bytes / sizeof(ulong) / 2)).Fill(0x0101010101010101UL);
         new Span<ulong>(_data + Bytes / sizeof(ulong) / 2, (int)(Bytes / sizeof(ulong) / 2)).Fill(0x0202020202020202UL);
     }
+
+    /// <summary>Bytes of the buffer the kernel backs with huge pages (smaps AnonHugePages; -1 if unknown).</summary>
+    public long HugePageBytes => PageAdvice.AnonHugeBytes((nint)_data, Bytes);
 
     /// <summary>Reads the whole 1 GiB once with <paramref name="threads"/> (1 or 2) threads.</summary>
     public void Read(int threads)

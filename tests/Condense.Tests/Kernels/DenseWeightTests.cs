@@ -121,9 +121,7 @@ public class DenseWeightTests
     [Fact]
     public unsafe void A_large_weight_is_backed_by_huge_pages_and_keeps_its_values()
     {
-        if (!OperatingSystem.IsLinux() || !File.Exists("/sys/kernel/mm/transparent_hugepage/enabled")
-            || File.ReadAllText("/sys/kernel/mm/transparent_hugepage/enabled").Contains("[never]", StringComparison.Ordinal))
-            return; // no transparent huge pages on this system: the advice is a no-op by design
+        if (!Smaps.TransparentHugePagesAvailable) return; // no transparent huge pages on this system: the advice is a no-op by design
         int outF = 1024, inF = 4096; // 16 MiB: several whole 2 MiB pages whatever the array's alignment
         var rng = new Rng(11);
         var w = new float[outF * inF];
@@ -141,33 +139,13 @@ public class DenseWeightTests
         Assert.Equal(expected, y);
         long address;
         fixed (float* p = w) address = (long)p + w.Length * sizeof(float) / 2;
-        long hugeKiB = AnonHugePagesKiB(address);
+        long hugeKiB = Smaps.AnonHugePagesKiB(address);
         // The kernel may refuse the collapse (before Linux 6.1, or no free 2 MiB page): then a second advice fails
         // too, and only the values are this test's business. When it accepts, the pages must really be huge.
         if (hugeKiB < 2048 && !HugePages.Advise(w)) return;
-        hugeKiB = AnonHugePagesKiB(address);
+        hugeKiB = Smaps.AnonHugePagesKiB(address);
         Assert.True(hugeKiB >= 2048,
             $"the 16 MiB weight's mapping has no huge page after DenseWeight advised it (smaps AnonHugePages {hugeKiB} KiB)");
-    }
-
-    // AnonHugePages of the /proc/self/smaps mapping holding address.
-    private static long AnonHugePagesKiB(long address)
-    {
-        bool inside = false;
-        foreach (var line in File.ReadLines("/proc/self/smaps"))
-        {
-            int dash = line.IndexOf('-', StringComparison.Ordinal);
-            int space = line.IndexOf(' ', StringComparison.Ordinal);
-            if (dash > 0 && space > dash && long.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out long start)
-                && long.TryParse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out long end))
-            {
-                inside = address >= start && address < end;
-                continue;
-            }
-            if (inside && line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
-                return long.Parse(line["AnonHugePages:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        return -1;
     }
 
     [Fact]

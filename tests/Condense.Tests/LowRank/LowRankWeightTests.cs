@@ -177,4 +177,33 @@ public class LowRankWeightTests
         var e = Assert.Throws<ArgumentException>(() => LowRankCorrectedWeight.FromParts(q, c));
         Assert.Contains("correction is [4, 16]; the quantized weight is [4, 32]", e.Message);
     }
+
+    [Fact]
+    public unsafe void Large_factors_are_backed_by_huge_pages_and_keep_their_values()
+    {
+        // A batch-1 product streams both factors from memory: they get 2 MiB pages as the fp32 and quantized weights do.
+        if (!Smaps.TransparentHugePagesAvailable) return; // the advice is a no-op by design
+        var probe = new float[4 << 20];
+        Array.Fill(probe, 1f);
+        bool canCollapse = HugePages.Advise(probe); // false: this kernel cannot collapse (before 6.1, no free huge page)
+
+        int outF = 4096, inF = 4096, rank = 512; // U and V 8 MiB each
+        var rng = new Condense.Rng(3);
+        var u = new float[outF * rank];
+        var v = new float[rank * inF];
+        for (int k = 0; k < u.Length; k++) u[k] = rng.NextGaussian();
+        for (int k = 0; k < v.Length; k++) v[k] = rng.NextGaussian();
+        var (uCopy, vCopy) = ((float[])u.Clone(), (float[])v.Clone());
+        var weight = LowRankWeight.FromFactors(outF, inF, rank, u, v);
+        Assert.Equal(uCopy, weight.U);
+        Assert.Equal(vCopy, weight.V);
+        if (!canCollapse) return;
+        foreach (var (factor, name) in new[] { (u, "U"), (v, "V") })
+        {
+            long address;
+            fixed (float* p = factor) address = (long)p + factor.Length * sizeof(float) / 2;
+            long hugeKiB = Smaps.AnonHugePagesKiB(address);
+            Assert.True(hugeKiB >= 2048, $"the 8 MiB factor {name}'s mapping has no huge page after FromFactors (smaps AnonHugePages {hugeKiB} KiB)");
+        }
+    }
 }

@@ -390,4 +390,43 @@ public class GroupQuantizedWeightTests
         Assert.Equal(new QuantizationScheme(bits, group, sym), q.Scheme);
         Assert.Equal((2, 256), (q.OutFeatures, q.InFeatures));
     }
+
+    [Fact]
+    public unsafe void Large_packed_codes_are_backed_by_huge_pages_and_keep_their_products()
+    {
+        // Batch-1 products stream the codes from memory; on this VM 2 MiB pages read them 1.2-1.5x faster per core
+        // (docs/benchmarks.md, "What governs the DRAM read rate"). Only the fp32 weight was advised before.
+        if (!Condense.Tests.Kernels.Smaps.TransparentHugePagesAvailable) return; // the advice is a no-op by design
+        // Can this kernel collapse a touched array at all (Linux >= 6.1, a free 2 MiB page)? If not, only values matter.
+        var probe = new byte[16 << 20];
+        Array.Fill(probe, (byte)1);
+        bool canCollapse = Condense.Kernels.HugePages.Advise(probe);
+
+        int outF = 2048, inF = 4096; // 8 MiB of 8-bit codes: at least 3 whole 2 MiB pages whatever the alignment
+        var rng = new Condense.Rng(5);
+        var packed = new byte[outF * inF];
+        for (int k = 0; k < packed.Length; k++) packed[k] = (byte)rng.NextUInt64();
+        var scales = new Half[outF * (inF / 128)];
+        for (int k = 0; k < scales.Length; k++) scales[k] = (Half)(0.001f * (1 + k % 7));
+        var codes = (byte[])packed.Clone();
+        var x = new float[inF];
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+
+        var weight = GroupQuantizedWeight.FromParts(outF, inF, new QuantizationScheme(8, 128, true), packed, scales, null);
+        Assert.Equal(codes, packed);
+        var y = new float[outF];
+        weight.MatMulTransposed(x, y, 1, Condense.Kernels.ActivationPrecision.Float32);
+        // The product is the decoded codes' (advice never changes contents): spot-check rows against a float64 sum.
+        foreach (int row in new[] { 0, 1, outF / 2, outF - 1 })
+        {
+            double expected = 0;
+            for (int i = 0; i < inF; i++) expected += (double)(float)scales[row * (inF / 128) + i / 128] * (codes[(long)row * inF + i] - 128) * x[i];
+            Assert.True(Math.Abs(y[row] - expected) <= 1e-3 * (1 + Math.Abs(expected)), $"row {row}: {y[row]} vs {expected}");
+        }
+        if (!canCollapse) return;
+        long address;
+        fixed (byte* p = packed) address = (long)p + packed.Length / 2;
+        long hugeKiB = Condense.Tests.Kernels.Smaps.AnonHugePagesKiB(address);
+        Assert.True(hugeKiB >= 2048, $"the 8 MiB int8 code array's mapping has no huge page after FromParts (smaps AnonHugePages {hugeKiB} KiB)");
+    }
 }

@@ -1,0 +1,317 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Condense.Benchmarks.Harness;
+
+namespace Condense.Benchmarks.Gemv;
+
+/// <summary>
+/// <c>--quick readprobe</c>: what governs the DRAM read rate of a batch-1 GEMV on this machine. Each variant reads
+/// "calls" of one weight's size (default 64 MiB, S1 fp32) from a rotating place in a 1 GiB buffer (every call cold),
+/// split over 2 threads (the harness's helper thread + the caller) or run on 1, and reports GB/s of the median call.
+/// Variants: streams per thread (rows read side by side, as a 4-row dot-product tile does), software prefetch type and
+/// distance, the 2-thread split (contiguous halves vs interleaved blocks), 2 MiB huge pages or 4 KiB pages, and the
+/// work per cache line (an OR per load vs an fp32 FMA against an activation vector, as the GEMV does).
+/// Variants alternate within each round, so drift and other tenants' load hit all of them alike.
+/// </summary>
+/// <remarks>Options: <c>--call-mib n</c> (64), <c>--rounds n</c> (5), <c>--row-kib n</c> (16: an S1 fp32 row).</remarks>
+internal static unsafe class ReadProbeQuick
+{
+    private const long BufferBytes = 1L << 30;
+    private const long HugePage = 2L << 20;
+    private const int MadvHugePage = PageAdvice.HugePage, MadvNoHugePage = PageAdvice.NoHugePage;
+
+    private enum Pf { None, T0, T1, T2, Nta }
+
+    private enum Work { Or, Fma }
+
+    /// <summary>One way of reading a call's bytes.</summary>
+    private sealed record Variant(string Name, bool Huge, int Threads, int Streams, Pf Prefetch, int Distance, long SplitBlock, Work Work);
+
+    private static float s_sink;
+
+    public static int Run(string[] args)
+    {
+        long callBytes = long.Parse(Option(args, "--call-mib") ?? "64", CultureInfo.InvariantCulture) << 20;
+        int rounds = int.Parse(Option(args, "--rounds") ?? "5", CultureInfo.InvariantCulture);
+        int rowBytes = int.Parse(Option(args, "--row-kib") ?? "16", CultureInfo.InvariantCulture) << 10;
+        Console.WriteLine($"read-rate probe: calls of {callBytes >> 20} MiB rotating over a {BufferBytes >> 20} MiB buffer (each call cold), " +
+                          $"rows of {rowBytes >> 10} KiB for the multi-stream variants, {rounds} rounds, variants alternate within a round");
+        foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
+        Console.WriteLine($"loadavg : {File.ReadAllText("/proc/loadavg").Trim()} (start)");
+
+        byte* huge = Allocate(MadvHugePage, out long hugeAnon);
+        byte* small = Allocate(MadvNoHugePage, out long smallAnon);
+        Console.WriteLine($"pages   : huge buffer AnonHugePages {hugeAnon >> 20} MiB of {BufferBytes >> 20}; 4 KiB buffer {smallAnon >> 20} MiB");
+        float* x = (float*)NativeMemory.AlignedAlloc((nuint)rowBytes, 64);
+        for (int i = 0; i < rowBytes / 4; i++) x[i] = 1f + i % 7;
+
+        var variants = new List<Variant>
+        {
+            new("probe: 1 stream, OR, halves", true, 2, 1, Pf.None, 0, 0, Work.Or),
+            new("probe, 4 KiB pages", false, 2, 1, Pf.None, 0, 0, Work.Or),
+            new("probe, 1 thread", true, 1, 1, Pf.None, 0, 0, Work.Or),
+            new("probe, 1 thread, 4 KiB pages", false, 1, 1, Pf.None, 0, 0, Work.Or),
+        };
+        foreach (int s in new[] { 2, 4, 8 }) variants.Add(new($"{s} streams (rows side by side)", true, 2, s, Pf.None, 0, 0, Work.Or));
+        variants.Add(new("4 streams, 4 KiB pages", false, 2, 4, Pf.None, 0, 0, Work.Or));
+        foreach (int d in new[] { 512, 1024, 2048, 4096, 6144, 8192, 16384 })
+            variants.Add(new($"prefetcht0 {d} B ahead", true, 2, 1, Pf.T0, d, 0, Work.Or));
+        variants.Add(new("prefetcht0 6144, 4 KiB pages", false, 2, 1, Pf.T0, 6144, 0, Work.Or));
+        variants.Add(new("prefetcht1 2048", true, 2, 1, Pf.T1, 2048, 0, Work.Or));
+        variants.Add(new("prefetcht1 6144", true, 2, 1, Pf.T1, 6144, 0, Work.Or));
+        variants.Add(new("prefetcht2 6144", true, 2, 1, Pf.T2, 6144, 0, Work.Or));
+        variants.Add(new("prefetchnta 2048", true, 2, 1, Pf.Nta, 2048, 0, Work.Or));
+        variants.Add(new("prefetchnta 6144", true, 2, 1, Pf.Nta, 6144, 0, Work.Or));
+        variants.Add(new("4 streams + t0 1024", true, 2, 4, Pf.T0, 1024, 0, Work.Or));
+        variants.Add(new("4 streams + t0 4096", true, 2, 4, Pf.T0, 4096, 0, Work.Or));
+        foreach (long b in new[] { 64L << 10, 256L << 10, 2L << 20 })
+            variants.Add(new($"interleaved {b >> 10} KiB blocks", true, 2, 1, Pf.None, 0, b, Work.Or));
+        variants.Add(new("FMA dot, 1 stream", true, 2, 1, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 4 streams (fp32 GEMV tile)", true, 2, 4, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 4 streams, 4 KiB pages", false, 2, 4, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 1 stream + t0 2048", true, 2, 1, Pf.T0, 2048, 0, Work.Fma));
+        variants.Add(new("FMA dot, 4 streams + t0 1024", true, 2, 4, Pf.T0, 1024, 0, Work.Fma));
+        // The first variant again, last in each round: how much the position in a round alone moves a figure.
+        variants.Add(variants[0] with { Name = "probe again (position control)" });
+
+        var results = variants.Select(_ => new List<double>()).ToList();
+        var cpuResults = variants.Select(_ => new List<double>()).ToList();
+        using var helper = new HelperThread();
+        long next = 0;
+        int callsPerVariant = (int)Math.Max(4, (512L << 20) / callBytes);
+        // Warm-up: JIT every kernel once.
+        foreach (var v in variants) OneCall(v, v.Huge ? huge : small, 0, Math.Min(callBytes, 4L << 20), rowBytes, x, helper);
+        for (int round = 0; round < rounds; round++)
+        {
+            for (int k = 0; k < variants.Count; k++)
+            {
+                var v = variants[k];
+                var times = new double[callsPerVariant];
+                var cpu = new double[callsPerVariant];
+                for (int c = 0; c < callsPerVariant; c++)
+                {
+                    long offset = next;
+                    next = (next + callBytes) % (BufferBytes - callBytes + 1) / HugePage * HugePage;
+                    long t0 = Stopwatch.GetTimestamp();
+                    cpu[c] = OneCall(v, v.Huge ? huge : small, offset, callBytes, rowBytes, x, helper);
+                    times[c] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                }
+                results[k].Add(callBytes / Timing.Median(times) / 1e9);
+                cpuResults[k].Add(callBytes / Timing.Median(cpu) / 1e9);
+                Console.Error.Write($"\r  round {round + 1}/{rounds}: {v.Name,-50}");
+            }
+        }
+        Console.Error.Write($"\r{new string(' ', 72)}\r");
+        Console.WriteLine($"loadavg : {File.ReadAllText("/proc/loadavg").Trim()} (end)");
+        double baseline = Timing.Median(results[0]), cpuBaseline = Timing.Median(cpuResults[0]);
+        var table = new TextTable("variant", "threads", "pages", "wall GB/s", "per round", "vs probe", "CPU-time GB/s", "per round", "vs probe");
+        for (int k = 0; k < variants.Count; k++)
+        {
+            var v = variants[k];
+            double m = Timing.Median(results[k]);
+            table.Add(v.Name, v.Threads.ToString(CultureInfo.InvariantCulture), v.Huge ? "2 MiB" : "4 KiB", m.ToString("0.0", CultureInfo.InvariantCulture),
+                string.Join(" ", results[k].Select(r => r.ToString("0.0", CultureInfo.InvariantCulture))),
+                (m / baseline).ToString("0.00", CultureInfo.InvariantCulture) + "x",
+                Timing.Median(cpuResults[k]).ToString("0.0", CultureInfo.InvariantCulture),
+                string.Join(" ", cpuResults[k].Select(r => r.ToString("0.0", CultureInfo.InvariantCulture))),
+                (Timing.Median(cpuResults[k]) / cpuBaseline).ToString("0.00", CultureInfo.InvariantCulture) + "x");
+        }
+        Console.Write(table.Render(leftAligned: 3));
+        Console.WriteLine("wall GB/s = call bytes / median wall time of a call; CPU-time GB/s = call bytes / the slower thread's CPU time");
+        Console.WriteLine("(a thread's own CPU seconds: time stalled on memory counts, time descheduled by other tenants does not).");
+        Console.WriteLine($"sink {s_sink}");
+        NativeMemory.AlignedFree(x);
+        Release(huge);
+        Release(small);
+        return 0;
+    }
+
+    private static byte* Allocate(int advice, out long anonHuge)
+    {
+        byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)BufferBytes, (nuint)HugePage);
+        PageAdvice.Advise(p, BufferBytes, advice);
+        // Touch with non-zero data so every page is real memory (not the shared zero page).
+        new Span<byte>(p, int.MaxValue / 2).Fill(1);
+        new Span<byte>(p + int.MaxValue / 2, (int)(BufferBytes - int.MaxValue / 2)).Fill(2);
+        anonHuge = PageAdvice.AnonHugeBytes((nint)p, BufferBytes);
+        return p;
+    }
+
+    private static void Release(byte* p) => NativeMemory.AlignedFree(p);
+
+    /// <summary>One call; returns the CPU seconds of its slower thread.</summary>
+    private static double OneCall(Variant v, byte* buffer, long offset, long bytes, int rowBytes, float* x, HelperThread helper)
+    {
+        byte* p = buffer + offset;
+        double c0 = Timing.ThreadSeconds();
+        if (v.Threads == 1)
+        {
+            s_sink += Read(v, p, bytes, rowBytes, x);
+            return Timing.ThreadSeconds() - c0;
+        }
+        float a = 0, b = 0;
+        double ca = 0, cb = 0;
+        if (v.SplitBlock == 0)
+        {
+            // Contiguous halves (WorkerPool's static split), cut at a row boundary.
+            long half = bytes / 2 / rowBytes * rowBytes;
+            helper.Run(() => { double h = Timing.ThreadSeconds(); a = Read(v, p + half, bytes - half, rowBytes, x); ca = Timing.ThreadSeconds() - h; },
+                () => { b = Read(v, p, half, rowBytes, x); cb = Timing.ThreadSeconds() - c0; });
+        }
+        else
+        {
+            long block = v.SplitBlock;
+            helper.Run(() => { double h = Timing.ThreadSeconds(); a = Interleaved(v, p, bytes, block, 1, rowBytes, x); ca = Timing.ThreadSeconds() - h; },
+                () => { b = Interleaved(v, p, bytes, block, 0, rowBytes, x); cb = Timing.ThreadSeconds() - c0; });
+        }
+        s_sink += a + b;
+        return Math.Max(ca, cb);
+    }
+
+    private static float Interleaved(Variant v, byte* p, long bytes, long block, int first, int rowBytes, float* x)
+    {
+        float s = 0;
+        for (long o = first * block; o < bytes; o += 2 * block) s += Read(v, p + o, Math.Min(block, bytes - o), rowBytes, x);
+        return s;
+    }
+
+    private static float Read(Variant v, byte* p, long bytes, int rowBytes, float* x)
+    {
+        if (v.Work == Work.Fma)
+            return v.Streams == 1 ? FmaRows1(p, bytes, rowBytes, x, v.Prefetch, v.Distance) : FmaRows4(p, bytes, rowBytes, x, v.Prefetch, v.Distance);
+        if (v.Streams == 1) return Or1(p, bytes, v.Prefetch, v.Distance);
+        return OrStreams(p, bytes, rowBytes, v.Streams, v.Prefetch, v.Distance);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* p, Pf type)
+    {
+        switch (type)
+        {
+            case Pf.T0: Sse.Prefetch0(p); break;
+            case Pf.T1: Sse.Prefetch1(p); break;
+            case Pf.T2: Sse.Prefetch2(p); break;
+            case Pf.Nta: Sse.PrefetchNonTemporal(p); break;
+        }
+    }
+
+    /// <summary>One sequential stream, 4 zmm loads (256 B) per step, an OR per load; optional prefetch of the 4 lines d ahead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Or1(byte* p, long bytes, Pf pf, int d)
+    {
+        Vector512<byte> a0 = default, a1 = default, a2 = default, a3 = default;
+        byte* end = p + bytes;
+        if (pf == Pf.None)
+        {
+            for (; p < end; p += 256)
+            {
+                a0 |= Vector512.Load(p); a1 |= Vector512.Load(p + 64); a2 |= Vector512.Load(p + 128); a3 |= Vector512.Load(p + 192);
+            }
+        }
+        else
+        {
+            for (; p < end; p += 256)
+            {
+                Prefetch(p + d, pf); Prefetch(p + d + 64, pf); Prefetch(p + d + 128, pf); Prefetch(p + d + 192, pf);
+                a0 |= Vector512.Load(p); a1 |= Vector512.Load(p + 64); a2 |= Vector512.Load(p + 128); a3 |= Vector512.Load(p + 192);
+            }
+        }
+        return ((a0 | a1) | (a2 | a3)).GetElement(0);
+    }
+
+    /// <summary><paramref name="streams"/> rows side by side: one 64 B line of each row per step, rows <paramref name="rowBytes"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float OrStreams(byte* p, long bytes, int rowBytes, int streams, Pf pf, int d)
+    {
+        Vector512<byte> a0 = default, a1 = default, a2 = default, a3 = default;
+        long tile = (long)rowBytes * streams;
+        for (long t = 0; t + tile <= bytes; t += tile)
+        {
+            byte* r = p + t;
+            if (streams == 2)
+            {
+                for (int i = 0; i < rowBytes; i += 128)
+                {
+                    if (pf != Pf.None) { Prefetch(r + i + d, pf); Prefetch(r + rowBytes + i + d, pf); }
+                    a0 |= Vector512.Load(r + i); a1 |= Vector512.Load(r + rowBytes + i);
+                    a2 |= Vector512.Load(r + i + 64); a3 |= Vector512.Load(r + rowBytes + i + 64);
+                }
+            }
+            else if (streams == 4)
+            {
+                byte* r1 = r + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+                for (int i = 0; i < rowBytes; i += 64)
+                {
+                    if (pf != Pf.None) { Prefetch(r + i + d, pf); Prefetch(r1 + i + d, pf); Prefetch(r2 + i + d, pf); Prefetch(r3 + i + d, pf); }
+                    a0 |= Vector512.Load(r + i); a1 |= Vector512.Load(r1 + i); a2 |= Vector512.Load(r2 + i); a3 |= Vector512.Load(r3 + i);
+                }
+            }
+            else
+            {
+                for (int i = 0; i < rowBytes; i += 64)
+                    for (int s = 0; s < streams; s += 4)
+                    {
+                        byte* q = r + (nint)s * rowBytes + i;
+                        a0 |= Vector512.Load(q); a1 |= Vector512.Load(q + rowBytes); a2 |= Vector512.Load(q + 2 * rowBytes); a3 |= Vector512.Load(q + 3 * rowBytes);
+                    }
+            }
+        }
+        return ((a0 | a1) | (a2 | a3)).GetElement(0);
+    }
+
+    /// <summary>fp32 dot products, one row at a time (two chains), against an activation row in L1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaRows1(byte* p, long bytes, int rowBytes, float* x, Pf pf, int d)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + rowBytes <= bytes; t += rowBytes)
+        {
+            float* w = (float*)(p + t);
+            Vector512<float> a = default, b = default;
+            for (int i = 0; i < n; i += 32)
+            {
+                if (pf != Pf.None) { Prefetch((byte*)(w + i) + d, pf); Prefetch((byte*)(w + i) + d + 64, pf); }
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), b);
+            }
+            s += a + b;
+        }
+        return Vector512.Sum(s);
+    }
+
+    /// <summary>fp32 dot products of 4 rows side by side (DenseMatMul's batch-1 tile).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaRows4(byte* p, long bytes, int rowBytes, float* x, Pf pf, int d)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + 4L * rowBytes <= bytes; t += 4L * rowBytes)
+        {
+            float* w0 = (float*)(p + t), w1 = w0 + n, w2 = w1 + n, w3 = w2 + n;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+            for (int i = 0; i < n; i += 32)
+            {
+                if (pf != Pf.None) { Prefetch((byte*)(w0 + i) + d, pf); Prefetch((byte*)(w1 + i) + d, pf); Prefetch((byte*)(w2 + i) + d, pf); Prefetch((byte*)(w3 + i) + d, pf); }
+                var xa = Vector512.Load(x + i);
+                var xb = Vector512.Load(x + i + 16);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i), xa, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 16), xb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i), xa, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 16), xb, b1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + i), xa, a2); b2 = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + i + 16), xb, b2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + i), xa, a3); b3 = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + i + 16), xb, b3);
+            }
+            s += (a0 + b0) + (a1 + b1) + (a2 + b2) + (a3 + b3);
+        }
+        return Vector512.Sum(s);
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}

@@ -1,0 +1,30 @@
+namespace Condense.Tests.Kernels;
+
+/// <summary>Reads this process's /proc/self/smaps: whether an array really sits on transparent huge pages.</summary>
+internal static class Smaps
+{
+    /// <summary>Whether this system can give transparent huge pages at all (Linux, THP not "never").</summary>
+    public static bool TransparentHugePagesAvailable =>
+        OperatingSystem.IsLinux() && File.Exists("/sys/kernel/mm/transparent_hugepage/enabled")
+        && !File.ReadAllText("/sys/kernel/mm/transparent_hugepage/enabled").Contains("[never]", StringComparison.Ordinal);
+
+    /// <summary>AnonHugePages (KiB) of the mapping holding <paramref name="address"/>, or -1 when no mapping holds it.</summary>
+    public static long AnonHugePagesKiB(long address)
+    {
+        bool inside = false;
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            int dash = line.IndexOf('-', StringComparison.Ordinal);
+            int space = line.IndexOf(' ', StringComparison.Ordinal);
+            if (dash > 0 && space > dash && long.TryParse(line.AsSpan(0, dash), System.Globalization.NumberStyles.HexNumber, null, out long start)
+                && long.TryParse(line.AsSpan(dash + 1, space - dash - 1), System.Globalization.NumberStyles.HexNumber, null, out long end))
+            {
+                inside = address >= start && address < end;
+                continue;
+            }
+            if (inside && line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
+                return long.Parse(line["AnonHugePages:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return -1;
+    }
+}
