@@ -28,7 +28,7 @@ namespace Condense.Quantization;
 /// <para>Threads split whole row tiles, and every output is computed in one fixed order, so results do not depend
 /// on the thread count.</para>
 /// </remarks>
-internal static unsafe class Float32ActivationKernel
+internal static unsafe partial class Float32ActivationKernel
 {
     /// <summary>Weight rows decoded together: each input vector loaded once feeds four rows.</summary>
     private const int TileRows = 4;
@@ -77,6 +77,7 @@ internal static unsafe class Float32ActivationKernel
         int width = Width;
         if (width == 0) return false;
         int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
+        if (BitPlanesApply(w, batch, width) && RunBitPlanes(w, x, y, degreeAll)) return true;
         if (batch >= GemmMinBatch && Avx2.IsSupported)
         {
             float* xp = DenseMatMul.PackInputs(x, batch, w.In, width, degreeAll, out int padded);
