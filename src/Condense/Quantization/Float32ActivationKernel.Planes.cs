@@ -6,28 +6,31 @@ using Condense.Kernels;
 namespace Condense.Quantization;
 
 /// <summary>
-/// The batch-1 path for 4- and 8-bit codes with AVX-512 ("bit planes"): no per-code shuffle, shift or table lookup.
+/// The batch-1 path for 4-bit codes with AVX-512 ("bit planes"): no per-code shuffle, variable shift or table lookup.
 /// </summary>
 /// <remarks>
-/// <para>A 64-byte load of a row holds 16 dwords; dword j holds the codes L j .. L j + L - 1 (L = 32 / bits codes per
-/// dword, little-endian, low bits first). Plane m of the chunk is each lane's m-th code, decoded in place: for a code
-/// at bits p..p + bits - 1 with p + bits &lt;= 23, one vpternlogd forms (dword &amp; mask) | bits(2^(23 - p)), the float
-/// 2^(23 - p) + q, and one vsubps of 2^(23 - p) leaves q exactly; codes above bit 19 (4-bit) or 15 (8-bit) are shifted
-/// down once per chunk first. The inputs are copied once per call into plane order (chunk c, plane m, lane j =
-/// x[c 16 L + L j + m]), so plane m's products are q x. Per 16 codes and row: vpternlogd, vsubps, one FMA; per chunk
-/// and row one 64-byte load, a prefetch of the same columns one row tile ahead, one vpermps and one FMA for the scales.</para>
+/// <para>A 64-byte load of a row holds 16 dwords; dword j holds the codes 8 j .. 8 j + 7 (little-endian, low nibble
+/// first). Plane m of the chunk is <c>dword &amp; (0xF &lt;&lt; 4 m)</c>: each lane keeps only its m-th code, still at
+/// bit 4 m, and vcvtudq2ps (unsigned: plane 7 uses bit 31) turns it into q 2^(4 m) exactly (4 significant bits). The
+/// inputs are copied once per call into plane order (chunk c, plane m, lane j = x[128 c + 8 j + m] 2^-(4 m): exact, a
+/// power of two; inputs that are all below 2^-90 are declined, where x 2^-28 could turn subnormal), so plane m's
+/// products are q x, exact in float32. Per 16 codes and row: one vpandd, one vcvtudq2ps, one FMA, all non-destructive
+/// (no register copies); per chunk and row: one 64-byte load, one prefetch of the same columns one row tile ahead,
+/// one vpermps and one FMA for the group scales. (A vpternlogd "magic number" decode, (v &amp; mask) | bits(2^(23 - p))
+/// minus 2^(23 - p), needs no scaled inputs but measured 11-13% slower: the destructive vpternlogd costs a register copy
+/// per plane.)</para>
 /// <para>The zero point is folded into the inputs: y = sum_g s_g (q . x)_g + sum_g (-z_g s_g) X_g, with X_g the group
 /// sums of x. Summation order (fixed, so results do not depend on the thread count): per chunk, each row's plane
 /// products are summed lane-wise (plane 0 first, by FMA), multiplied by the lanes' group scales (one vpermps of the
-/// row's scales: every lane's codes lie in one group, since every supported group size is a multiple of L) and added
-/// into the row's total vector (FMA), chunk by chunk; the total's 16 lanes are summed (Vector512.Sum); then the
+/// row's scales: every lane's 8 codes lie in one group, since every supported group size is a multiple of 8) and
+/// added into the row's total vector (FMA), chunk by chunk; the total's 16 lanes are summed (Vector512.Sum); then the
 /// zero-point term is added: sum_g (-z_g s_g) X_g, 16 groups per lane lane-wise in group order, their lane sum, then
 /// the remaining groups in order; X_g itself is a 16-lane sum over the group in index order, then the lane sum, then
 /// the group's leftover inputs. Rounding: the products q x are exact; the sums round as a float32 dot product of the
 /// terms s q x and s z X_g, so the error is relative to sum |s| (q + z) |x| rather than sum |s (q - z) x|: within
-/// float32 rounding of the float64 reference (the peers check allows 1e-4 of max |y|; measured 2.4e-7).</para>
-/// <para>Non-finite inputs are declined (the decode-to-weights kernel runs): folding z would turn an infinity times a zero
-/// weight into NaN.</para>
+/// float32 rounding of the float64 reference (the peers check allows 1e-4 of max |y|; measured 2.4e-7, as before).</para>
+/// <para>Non-finite inputs are declined too (the decode-to-weights kernel runs): folding z would turn an infinity times
+/// a zero weight into NaN.</para>
 /// </remarks>
 internal static unsafe partial class Float32ActivationKernel
 {
@@ -44,8 +47,10 @@ internal static unsafe partial class Float32ActivationKernel
 
     [ThreadStatic] private static float[]? t_planeInputs;
 
+    // 8-bit codes stay on the decode-to-weights kernel: vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16 codes measured
+    // as fast as planes there (0.90-1.06x of it, 64x4096 and 11008x4096 g64, loaded machine).
     private static bool BitPlanesApply(in PackedWeightView w, int batch, int width) =>
-        BitPlanes && batch == 1 && width == 512 && (w.Bits == 4 || w.Bits == 8) && Avx512F.IsSupported;
+        BitPlanes && batch == 1 && width == 512 && w.Bits == 4 && Avx512F.IsSupported;
 
     /// <summary>The batch-1 bit-plane product; false when the inputs are not all finite normal-range values (the caller's path then runs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -62,7 +67,7 @@ internal static unsafe partial class Float32ActivationKernel
         float* xp = (float*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
         if (xp + need - 16 > (float*)Unsafe.AsPointer(ref buffer[0]) + buffer.Length) xp = (float*)Unsafe.AsPointer(ref buffer[0]);
         float* groupSums = xp + chunks * chunkCodes;
-        if (!CopyPlanes(x, w.In, xp, chunks, perLane)) return false;
+        if (!CopyPlanes(x, w.In, xp, chunks, perLane, w.Bits)) return false;
         GroupSums(x, w.In, w.GroupSize, gpr, groupSums);
         var body = new PlaneBody
         {
@@ -75,9 +80,9 @@ internal static unsafe partial class Float32ActivationKernel
         return true;
     }
 
-    /// <summary>x into plane order (chunk c, plane m, lane j = x[c chunkCodes + perLane j + m]), zero-padded; false when x is not all finite.</summary>
+    /// <summary>x into plane order (chunk c, plane m, lane j = x[c chunkCodes + perLane j + m] 2^-(scaleBits m)), zero-padded; false when x is not all finite or all tiny.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static bool CopyPlanes(float* x, int n, float* xp, int chunks, int perLane)
+    private static bool CopyPlanes(float* x, int n, float* xp, int chunks, int perLane, int scaleBits)
     {
         // x * 0 is +-0 for finite x and NaN otherwise: one NaN lane marks a non-finite input.
         var poison = Vector512<float>.Zero;
@@ -88,6 +93,17 @@ internal static unsafe partial class Float32ActivationKernel
         // Non-finite inputs are declined: folding the zero point would turn an infinity times a zero weight into
         // NaN, where the caller's path reproduces the reference's pattern of NaN and infinity.
         if (!float.IsFinite(Vector512.Sum(poison) + tail)) return false;
+        {
+            // Scaled copies (x 2^-(bits m), down to 2^-28) of inputs that are all below 2^-90 could turn subnormal and
+            // lose bits: declined. One input below 2^-98 beside larger ones loses at most 2^-149 2^28 absolute per unit
+            // of code, far below the rounding of a sum holding an input of 2^-90 or more.
+            var largest = Vector512<float>.Zero;
+            for (i = 0; i + 16 <= n; i += 16) largest = Vector512.Max(largest, Vector512.Abs(Vector512.Load(x + i)));
+            float top = 0f;
+            for (int k = 0; k < 16; k++) top = Math.Max(top, largest.GetElement(k));
+            for (; i < n; i++) top = Math.Max(top, Math.Abs(x[i]));
+            if (top < PlaneInputFloor) return false;
+        }
         int chunkCodes = 16 * perLane;
         int whole = n / chunkCodes;
         // Lanes 0-7 of plane m are x[perLane j + m], j < 8; lanes 8-15 the same 8 perLane further on.
@@ -98,8 +114,9 @@ internal static unsafe partial class Float32ActivationKernel
             float* dst = xp + (nint)c * chunkCodes;
             for (int m = 0; m < perLane; m++)
             {
-                Avx2.GatherVector256(src + m, stride, 4).Store(dst + m * 16);
-                Avx2.GatherVector256(src + 8 * perLane + m, stride, 4).Store(dst + m * 16 + 8);
+                var f = Vector256.Create(MathF.ScaleB(1f, -scaleBits * m));
+                (Avx2.GatherVector256(src + m, stride, 4) * f).Store(dst + m * 16);
+                (Avx2.GatherVector256(src + 8 * perLane + m, stride, 4) * f).Store(dst + m * 16 + 8);
             }
         }
         for (int c = whole; c < chunks; c++)
@@ -111,7 +128,7 @@ internal static unsafe partial class Float32ActivationKernel
                 for (int j = 0; j < 16; j++)
                 {
                     int k = perLane * j + m;
-                    dst[m * 16 + j] = k < left ? src[k] : 0f;
+                    dst[m * 16 + j] = k < left ? src[k] * MathF.ScaleB(1f, -scaleBits * m) : 0f;
                 }
         }
         return true;
@@ -147,8 +164,7 @@ internal static unsafe partial class Float32ActivationKernel
 
         public readonly void Invoke(int start, int end)
         {
-            if (Bits == 4) PlaneRows<Planes4>(this, start, end);
-            else PlaneRows<Planes8>(this, start, end);
+            PlaneRows<Planes4>(this, start, end);
         }
     }
 
@@ -227,72 +243,40 @@ internal static unsafe partial class Float32ActivationKernel
             out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3);
     }
 
-    /// <summary>
-    /// The codes at bits 4k..4k+3 (or 8k..8k+7) of each lane, 4k + width &lt;= 23, as exact floats: (v &amp; mask) | bits
-    /// of 2^(23 - 4k) is the float 2^(23 - 4k) + q (q fills the low mantissa bits), and subtracting 2^(23 - 4k) is exact.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Plane(Vector512<uint> v, Vector512<uint> mask, Vector512<float> magic) =>
-        Avx512F.TernaryLogic(v, mask, magic.AsUInt32(), 0xEA).AsSingle() - magic; // 0xEA: (a & b) | c
+    /// <summary>Smallest largest-|x| the scaled copy accepts: 2^-90 (x 2^-28 stays normal with margin).</summary>
+    private const float PlaneInputFloor = 8.077936e-28f;
 
-    /// <summary>One plane of four rows: the codes at one position times one input vector, added to each row's sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Plane4(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, uint mask, float magic, float* xc,
+    private static Vector512<float> CPlane(Vector512<uint> v, Vector512<uint> mask) => Avx512F.ConvertToVector512Single(v & mask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CPlane4(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, uint mask, float* xc,
         ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3)
     {
         var m = Vector512.Create(mask);
-        var f = Vector512.Create(magic);
         var xv = Vector512.Load(xc);
-        a0 = Vector512.FusedMultiplyAdd(Plane(v0, m, f), xv, a0); a1 = Vector512.FusedMultiplyAdd(Plane(v1, m, f), xv, a1);
-        a2 = Vector512.FusedMultiplyAdd(Plane(v2, m, f), xv, a2); a3 = Vector512.FusedMultiplyAdd(Plane(v3, m, f), xv, a3);
+        a0 = Vector512.FusedMultiplyAdd(CPlane(v0, m), xv, a0); a1 = Vector512.FusedMultiplyAdd(CPlane(v1, m), xv, a1);
+        a2 = Vector512.FusedMultiplyAdd(CPlane(v2, m), xv, a2); a3 = Vector512.FusedMultiplyAdd(CPlane(v3, m), xv, a3);
     }
-
-    // 2^23, 2^19, 2^15, 2^11, 2^7: the magic numbers of bit positions 0, 4, 8, 12, 16.
-    private const float Magic0 = 8388608f, Magic4 = 524288f, Magic8 = 32768f, Magic12 = 2048f, Magic16 = 128f;
 
     private struct Planes4 : IPlanes
     {
         public static int PerLane => 8;
 
-        // Codes 0-4 of a dword sit at bits 0-19; codes 5-7 (bits 20-31, past the mantissa) are first shifted down 12.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
             out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
         {
             var m = Vector512.Create(0xFu);
-            var f = Vector512.Create(Magic0);
             var xv = Vector512.Load(xc);
-            a0 = Plane(v0, m, f) * xv; a1 = Plane(v1, m, f) * xv; a2 = Plane(v2, m, f) * xv; a3 = Plane(v3, m, f) * xv;
-            Plane4(v0, v1, v2, v3, 0xF0u, Magic4, xc + 16, ref a0, ref a1, ref a2, ref a3);
-            Plane4(v0, v1, v2, v3, 0xF00u, Magic8, xc + 32, ref a0, ref a1, ref a2, ref a3);
-            Plane4(v0, v1, v2, v3, 0xF000u, Magic12, xc + 48, ref a0, ref a1, ref a2, ref a3);
-            Plane4(v0, v1, v2, v3, 0xF0000u, Magic16, xc + 64, ref a0, ref a1, ref a2, ref a3);
-            v0 = Vector512.ShiftRightLogical(v0, 12); v1 = Vector512.ShiftRightLogical(v1, 12);
-            v2 = Vector512.ShiftRightLogical(v2, 12); v3 = Vector512.ShiftRightLogical(v3, 12);
-            Plane4(v0, v1, v2, v3, 0xF00u, Magic8, xc + 80, ref a0, ref a1, ref a2, ref a3);
-            Plane4(v0, v1, v2, v3, 0xF000u, Magic12, xc + 96, ref a0, ref a1, ref a2, ref a3);
-            Plane4(v0, v1, v2, v3, 0xF0000u, Magic16, xc + 112, ref a0, ref a1, ref a2, ref a3);
-        }
-    }
-
-    private struct Planes8 : IPlanes
-    {
-        public static int PerLane => 4;
-
-        // Bytes 0-1 at bits 0-15; bytes 2-3 shifted down 16 first.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
-            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
-        {
-            var m = Vector512.Create(0xFFu);
-            var f = Vector512.Create(Magic0);
-            var xv = Vector512.Load(xc);
-            a0 = Plane(v0, m, f) * xv; a1 = Plane(v1, m, f) * xv; a2 = Plane(v2, m, f) * xv; a3 = Plane(v3, m, f) * xv;
-            Plane4(v0, v1, v2, v3, 0xFF00u, Magic8, xc + 16, ref a0, ref a1, ref a2, ref a3);
-            v0 = Vector512.ShiftRightLogical(v0, 16); v1 = Vector512.ShiftRightLogical(v1, 16);
-            v2 = Vector512.ShiftRightLogical(v2, 16); v3 = Vector512.ShiftRightLogical(v3, 16);
-            Plane4(v0, v1, v2, v3, 0xFFu, Magic0, xc + 32, ref a0, ref a1, ref a2, ref a3);
-            Plane4(v0, v1, v2, v3, 0xFF00u, Magic8, xc + 48, ref a0, ref a1, ref a2, ref a3);
+            a0 = CPlane(v0, m) * xv; a1 = CPlane(v1, m) * xv; a2 = CPlane(v2, m) * xv; a3 = CPlane(v3, m) * xv;
+            CPlane4(v0, v1, v2, v3, 0xF0u, xc + 16, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF00u, xc + 32, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF000u, xc + 48, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF0000u, xc + 64, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF00000u, xc + 80, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF000000u, xc + 96, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF0000000u, xc + 112, ref a0, ref a1, ref a2, ref a3);
         }
     }
 
