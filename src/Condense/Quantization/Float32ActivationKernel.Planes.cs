@@ -37,7 +37,7 @@ internal static unsafe partial class Float32ActivationKernel
     [ThreadStatic] private static bool t_noBitPlanes;
 
     /// <summary>
-    /// Whether batch-1 products of 4- and 8-bit codes called from this thread take the bit-plane kernel (tests and
+    /// Whether batch-1 products of 4-bit codes called from this thread take the bit-plane kernel (tests and
     /// benchmarks turn it off to compare paths; per thread, so one test's switch never reaches another's product).
     /// </summary>
     internal static bool BitPlanes { get => !t_noBitPlanes; set => t_noBitPlanes = !value; }
