@@ -22,13 +22,15 @@ namespace Condense.Quantization;
 /// bits above the code (the table repeats for 2 and 3 bits). With AVX-512, 4-bit lanes take codes in the order
 /// 0, 8, 1, 9, ... (even lanes read the low 32 bits of the chunk, odd lanes the high 32), so the inputs are copied
 /// once per call into that order.</para>
-/// <para>Batches of <see cref="GemmMinBatch"/> and more dequantize a panel of rows into an L2-resident float32 buffer
-/// and run the dense GEMM micro-kernel on it, whose results equal the fma-chain reference on those weights bit for
+/// <para>Batches of <see cref="GemmMinBatch"/> and more dequantize a panel of up to 64 rows into a float32 buffer and
+/// run the dense GEMM micro-kernel on it, whose results equal the fma-chain reference on those weights bit for
 /// bit.</para>
+/// <para>Batch 1 with 4- or 8-bit codes and AVX-512 takes the bit-plane kernel instead (Float32ActivationKernel.Planes.cs):
+/// a different summation order, with the zero point folded into group sums of x.</para>
 /// <para>Threads split whole row tiles, and every output is computed in one fixed order, so results do not depend
 /// on the thread count.</para>
 /// </remarks>
-internal static unsafe class Float32ActivationKernel
+internal static unsafe partial class Float32ActivationKernel
 {
     /// <summary>Weight rows decoded together: each input vector loaded once feeds four rows.</summary>
     private const int TileRows = 4;
@@ -52,6 +54,14 @@ internal static unsafe class Float32ActivationKernel
     /// matched it at 32 and 128.
     /// </remarks>
     internal static int GemmMinBatch { get; set; } = 32;
+
+    /// <summary>Target float32 weights of one dequantized panel (rounded to whole 8-row tiles, at most <see cref="DenseMatMul.PackedRowsMax"/> rows).</summary>
+    /// <remarks>
+    /// The dense GEMM streams every k block of the packed x once per panel, so x's traffic falls with the panel's rows:
+    /// 64-row panels (1 MiB at In = 4096) beat the earlier 16-row, L2-sized ones by 1.35x (4-bit) and 1.42x (8-bit) at
+    /// batch 128 on 1024x4096 g64 (2 threads, loaded machine, best of 15 alternating rounds); 32 rows gained nothing.
+    /// </remarks>
+    internal static int PanelFloats { get; set; } = 1 << 20;
 
     private const long SerialWork = 1 << 15; // multiply-adds below which a thread hand-off costs more than it saves
 
@@ -77,11 +87,12 @@ internal static unsafe class Float32ActivationKernel
         int width = Width;
         if (width == 0) return false;
         int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
+        if (BitPlanesApply(w, batch, width) && RunBitPlanes(w, x, y, degreeAll)) return true;
         if (batch >= GemmMinBatch && Avx2.IsSupported)
         {
             float* xp = DenseMatMul.PackInputs(x, batch, w.In, width, degreeAll, out int padded);
-            // Panel rows: a multiple of the 8-row micro-tile, about 256 KiB of float32 weights (L2 beside x's k block).
-            int panelRows = Math.Clamp((1 << 16) / Math.Max(1, w.In) / 8 * 8, 8, DenseMatMul.PackedRowsMax);
+            // Panel rows: a multiple of the 8-row micro-tile, about PanelFloats float32 weights (64 rows up to In = 16384).
+            int panelRows = Math.Clamp(PanelFloats / Math.Max(1, w.In) / 8 * 8, 8, DenseMatMul.PackedRowsMax);
             var panelBody = new PanelBody
             {
                 Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,

@@ -43,22 +43,119 @@ public unsafe class Float32ActivationKernelTests
                 for (int b = 0; b < batch; b++)
                     for (int r = 0; r < outF; r++)
                     {
-                        double exact = 0, magnitude = 0;
-                        for (int i = 0; i < inF; i++)
-                        {
-                            double p = (double)x[b * inF + i] * deq[r * inF + i];
-                            exact += p;
-                            magnitude += Math.Abs(p);
-                        }
-                        // Every product is exact in float32 (w is the dequantized weight); only the additions round:
-                        // at most In / 8 sequential ones per lane plus the lane sum, each 2^-24 of the magnitude.
-                        double tolerance = (inF / 8.0 + 8) * Math.Pow(2, -24) * magnitude + 1e-30;
+                        double exact = Exact(q, x, deq, b, r, out double magnitude);
+                        // Every product is exact in float32 (w is the dequantized weight, or q x with the zero point
+                        // folded into the group sums of x); only the additions round: at most In / 8 sequential ones
+                        // per lane plus the lane and group sums, each 2^-24 of the magnitude (that of the folded terms).
+                        double tolerance = (inF / 8.0 + 32) * Math.Pow(2, -24) * magnitude + 1e-30;
                         float got = y[b * outF + r];
                         Assert.True(Math.Abs(got - exact) <= tolerance,
                             $"{q.Format} [{outF}, {inF}] width {width} batch {batch} y[{b},{r}] = {got}, exact {exact}, tolerance {tolerance}");
                         Assert.True(Math.Abs(reference[b * outF + r] - exact) <= tolerance, "the scalar reference itself");
                     }
             });
+        }
+    }
+
+    /// <summary>
+    /// The float64 product of x row b with dequantized row r, and the magnitude its float32 sums round against:
+    /// sum |x| (|w| + 2 |s z|), which bounds both sum |s (q - z) x| and the zero-point-folded sum |s q x| + |s z x|.
+    /// </summary>
+    internal static double Exact(GroupQuantizedWeight q, float[] x, float[] deq, int b, int r, out double magnitude)
+    {
+        int inF = q.InFeatures, bits = q.Scheme.Bits;
+        int group = q.Scheme.GroupSize == 0 ? inF : q.Scheme.GroupSize, gpr = inF / group;
+        double exact = 0;
+        magnitude = 0;
+        for (int i = 0; i < inF; i++)
+        {
+            int g = r * gpr + i / group;
+            double sz = Math.Abs((double)q.Scales[g] * (q.ZeroPoints is null ? 1 << (bits - 1) : q.ZeroPoints[g]));
+            double xi = x[b * inF + i], wi = deq[r * inF + i];
+            exact += xi * wi;
+            magnitude += Math.Abs(xi) * (Math.Abs(wi) + 2 * sz);
+        }
+        return exact;
+    }
+
+    public static TheoryData<int, int, bool> PlaneFormats()
+    {
+        var data = new TheoryData<int, int, bool>();
+        foreach (int bits in new[] { 4 })
+            foreach (int group in new[] { 0, 16, 32, 64, 128, 256 })
+                foreach (bool sym in new[] { true, false })
+                    data.Add(bits, group, sym);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PlaneFormats))]
+    public void Batch_one_bit_plane_path_is_within_float_rounding_and_thread_independent(int bits, int group, bool symmetric)
+    {
+        // The bit-plane kernel reads 64-byte chunks (128 4-bit codes): lengths that are not whole chunks
+        // (the last chunk's lanes past In, scales past the row), odd row counts (short last tiles, the staged last row).
+        var shapes = group == 0
+            ? new[] { (1, 7), (5, 37), (7, 100), (13, 1031), (6, 256), (3, 130) }
+            : new[] { (1, group), (5, 3 * group), (9, 7 * group), (4, 2 * group), (11, 33 * group) };
+        bool differs = false, ran512 = false; // outputs differ from the decode-to-weights kernel's somewhere: the plane path ran
+        foreach (var (outF, inF) in shapes)
+        {
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(outF * 17 + inF), outF * inF), outF, inF, new QuantizationScheme(bits, group, symmetric));
+            // Inputs with a nonzero mean (as after GELU) make the folded zero-point term large: the case it must survive.
+            var x = QuantTestData.Gaussian((ulong)(inF + 5), inF);
+            for (int i = 0; i < inF; i++) x[i] += 0.75f;
+            var deq = new float[outF * inF];
+            q.Dequantize(deq);
+            KernelWidths.ForEach(width =>
+            {
+                float[] Run()
+                {
+                    var y = new float[outF];
+                    y.AsSpan().Fill(float.NaN);
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Float32);
+                    return y;
+                }
+                var one = DeterminismTests.AtDegree(1, Run);
+                var two = DeterminismTests.AtDegree(2, Run);
+                for (int r = 0; r < outF; r++)
+                {
+                    double exact = Exact(q, x, deq, 0, r, out double magnitude);
+                    double tolerance = (inF / 8.0 + 32) * Math.Pow(2, -24) * magnitude + 1e-30;
+                    Assert.True(Math.Abs(one[r] - exact) <= tolerance,
+                        $"{q.Format} [{outF}, {inF}] width {width} y[{r}] = {one[r]}, exact {exact}, tolerance {tolerance}");
+                    Assert.True(Math.Abs(one[r] - exact) <= 1e-4 * Math.Max(1e-3, Math.Abs(exact)) + tolerance);
+                    Assert.Equal(BitConverter.SingleToInt32Bits(one[r]), BitConverter.SingleToInt32Bits(two[r]));
+                }
+                if (width == 512 && Float32ActivationKernel.Width == 512)
+                {
+                    ran512 = true;
+                    Float32ActivationKernel.BitPlanes = false;
+                    try { differs |= !Run().AsSpan().SequenceEqual(one); }
+                    finally { Float32ActivationKernel.BitPlanes = true; }
+                }
+            });
+        }
+        Assert.True(!ran512 || differs, "the bit-plane kernel never ran (its outputs equal the other kernel's everywhere)");
+    }
+
+    [Theory]
+    [InlineData(4, 64, false)]
+    [InlineData(4, 32, true)]
+    public void Bit_plane_path_declines_inputs_it_cannot_scale_exactly(int bits, int group, bool symmetric)
+    {
+        // All inputs below 2^-90 (x 2^-28 would be subnormal and lose bits), so the decode-to-weights path runs and stays exact.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(9, 5 * 256), 5, 256, new QuantizationScheme(bits, group, symmetric));
+        var x = QuantTestData.Gaussian(10, 256);
+        for (int i = 0; i < x.Length; i++) x[i] *= 1e-35f;
+        var deq = new float[5 * 256];
+        q.Dequantize(deq);
+        var y = new float[5];
+        q.MatMulTransposed(x, y, 1, ActivationPrecision.Float32);
+        for (int r = 0; r < 5; r++)
+        {
+            double exact = 0, magnitude = 0;
+            for (int i = 0; i < 256; i++) { exact += (double)x[i] * deq[r * 256 + i]; magnitude += Math.Abs((double)x[i] * deq[r * 256 + i]); }
+            Assert.True(Math.Abs(y[r] - exact) <= 64 * Math.Pow(2, -24) * magnitude, $"y[{r}] = {y[r]}, exact {exact}");
         }
     }
 

@@ -1,0 +1,308 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Condense.Kernels;
+
+namespace Condense.Quantization;
+
+/// <summary>
+/// The batch-1 path for 4-bit codes with AVX-512 ("bit planes"): no per-code shuffle, variable shift or table lookup.
+/// </summary>
+/// <remarks>
+/// <para>A 64-byte load of a row holds 16 dwords; dword j holds the codes 8 j .. 8 j + 7 (little-endian, low nibble
+/// first). Plane m of the chunk is <c>dword &amp; (0xF &lt;&lt; 4 m)</c>: each lane keeps only its m-th code, still at
+/// bit 4 m, and vcvtudq2ps (unsigned: plane 7 uses bit 31) turns it into q 2^(4 m) exactly (4 significant bits). The
+/// inputs are copied once per call into plane order (chunk c, plane m, lane j = x[128 c + 8 j + m] 2^-(4 m): exact, a
+/// power of two; inputs that are all below 2^-90 are declined, where x 2^-28 could turn subnormal), so plane m's
+/// products are q x, exact in float32. Per 16 codes and row: one vpandd, one vcvtudq2ps, one FMA, all non-destructive
+/// (no register copies); per chunk and row: one 64-byte load, one prefetch of the same columns one row tile ahead,
+/// one vpermps and one FMA for the group scales. (A vpternlogd "magic number" decode, (v &amp; mask) | bits(2^(23 - p))
+/// minus 2^(23 - p), needs no scaled inputs but measured 11-13% slower: the destructive vpternlogd costs a register copy
+/// per plane.)</para>
+/// <para>The zero point is folded into the inputs: y = sum_g s_g (q . x)_g + sum_g (-z_g s_g) X_g, with X_g the group
+/// sums of x. Summation order (fixed, so results do not depend on the thread count): per chunk, each row's plane
+/// products are summed lane-wise (plane 0 first, by FMA), multiplied by the lanes' group scales (one vpermps of the
+/// row's scales: every lane's 8 codes lie in one group, since every supported group size is a multiple of 8) and
+/// added into the row's total vector (FMA), chunk by chunk; the total's 16 lanes are summed (Vector512.Sum); then the
+/// zero-point term is added: sum_g (-z_g s_g) X_g, 16 groups per lane lane-wise in group order, their lane sum, then
+/// the remaining groups in order; X_g itself is a 16-lane sum over the group in index order, then the lane sum, then
+/// the group's leftover inputs. Rounding: the products q x are exact; the sums round as a float32 dot product of the
+/// terms s q x and s z X_g, so the error is relative to sum |s| (q + z) |x| rather than sum |s (q - z) x|: within
+/// float32 rounding of the float64 reference (the peers check allows 1e-4 of max |y|; measured 2.4e-7, as before).</para>
+/// <para>Non-finite inputs are declined too (the decode-to-weights kernel runs): folding z would turn an infinity times
+/// a zero weight into NaN.</para>
+/// </remarks>
+internal static unsafe partial class Float32ActivationKernel
+{
+    [ThreadStatic] private static bool t_noBitPlanes;
+
+    /// <summary>
+    /// Whether batch-1 products of 4-bit codes called from this thread take the bit-plane kernel (tests and
+    /// benchmarks turn it off to compare paths; per thread, so one test's switch never reaches another's product).
+    /// </summary>
+    internal static bool BitPlanes { get => !t_noBitPlanes; set => t_noBitPlanes = !value; }
+
+    /// <summary>Row tiles ahead of the one being read that the loop prefetches (the same columns of the same row in that tile).</summary>
+    internal static int PlanePrefetchTiles { get; set; } = 1;
+
+    [ThreadStatic] private static float[]? t_planeInputs;
+
+    // 8-bit codes stay on the decode-to-weights kernel: vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16 codes measured
+    // as fast as planes there (0.90-1.06x of it, 64x4096 and 11008x4096 g64, loaded machine).
+    private static bool BitPlanesApply(in PackedWeightView w, int batch, int width) =>
+        BitPlanes && batch == 1 && width == 512 && w.Bits == 4 && Avx512F.IsSupported;
+
+    /// <summary>The batch-1 bit-plane product; false when the inputs are not all finite normal-range values (the caller's path then runs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool RunBitPlanes(in PackedWeightView w, float* x, float* y, int degree)
+    {
+        int perLane = 32 / w.Bits;                // codes per dword
+        int chunkCodes = 16 * perLane;            // codes per 64-byte load
+        int chunks = (w.In + chunkCodes - 1) / chunkCodes;
+        int gpr = w.GroupsPerRow;
+        int need = chunks * chunkCodes + gpr + 32;
+        var buffer = t_planeInputs;
+        if (buffer is null || buffer.Length < need)
+            t_planeInputs = buffer = GC.AllocateArray<float>(Math.Max(need, 4096), pinned: true);
+        float* xp = (float*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+        if (xp + need - 16 > (float*)Unsafe.AsPointer(ref buffer[0]) + buffer.Length) xp = (float*)Unsafe.AsPointer(ref buffer[0]);
+        float* groupSums = xp + chunks * chunkCodes;
+        if (!CopyPlanes(x, w.In, xp, chunks, perLane, w.Bits)) return false;
+        GroupSums(x, w.In, w.GroupSize, gpr, groupSums);
+        var body = new PlaneBody
+        {
+            Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = gpr, RowBytes = w.RowBytes,
+            Out = w.Out, Chunks = chunks, Xp = xp, GroupSums = groupSums, Y = y,
+            // Lane j of chunk c is in group (c chunkCodes + j perLane) / GroupSize: groups are powers of two, or one per row.
+            GroupShift = gpr == 1 ? 31 : System.Numerics.BitOperations.Log2((uint)w.GroupSize),
+        };
+        WorkerPool.Shared.For((w.Out + TileRows - 1) / TileRows, ref body, degree);
+        return true;
+    }
+
+    /// <summary>x into plane order (chunk c, plane m, lane j = x[c chunkCodes + perLane j + m] 2^-(scaleBits m)), zero-padded; false when x is not all finite or all tiny.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool CopyPlanes(float* x, int n, float* xp, int chunks, int perLane, int scaleBits)
+    {
+        // x * 0 is +-0 for finite x and NaN otherwise: one NaN lane marks a non-finite input.
+        var poison = Vector512<float>.Zero;
+        int i = 0;
+        for (; i + 16 <= n; i += 16) poison += Vector512.Load(x + i) * Vector512<float>.Zero;
+        float tail = 0f;
+        for (; i < n; i++) tail += x[i] * 0f;
+        // Non-finite inputs are declined: folding the zero point would turn an infinity times a zero weight into
+        // NaN, where the caller's path reproduces the reference's pattern of NaN and infinity.
+        if (!float.IsFinite(Vector512.Sum(poison) + tail)) return false;
+        {
+            // Scaled copies (x 2^-(bits m), down to 2^-28) of inputs that are all below 2^-90 could turn subnormal and
+            // lose bits: declined. One input below 2^-98 beside larger ones loses at most 2^-149 2^28 absolute per unit
+            // of code, far below the rounding of a sum holding an input of 2^-90 or more.
+            var largest = Vector512<float>.Zero;
+            for (i = 0; i + 16 <= n; i += 16) largest = Vector512.Max(largest, Vector512.Abs(Vector512.Load(x + i)));
+            float top = 0f;
+            for (int k = 0; k < 16; k++) top = Math.Max(top, largest.GetElement(k));
+            for (; i < n; i++) top = Math.Max(top, Math.Abs(x[i]));
+            if (top < PlaneInputFloor) return false;
+        }
+        int chunkCodes = 16 * perLane;
+        int whole = n / chunkCodes;
+        // Lanes 0-7 of plane m are x[perLane j + m], j < 8; lanes 8-15 the same 8 perLane further on.
+        var stride = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * perLane;
+        for (int c = 0; c < whole; c++)
+        {
+            float* src = x + (nint)c * chunkCodes;
+            float* dst = xp + (nint)c * chunkCodes;
+            for (int m = 0; m < perLane; m++)
+            {
+                var f = Vector256.Create(MathF.ScaleB(1f, -scaleBits * m));
+                (Avx2.GatherVector256(src + m, stride, 4) * f).Store(dst + m * 16);
+                (Avx2.GatherVector256(src + 8 * perLane + m, stride, 4) * f).Store(dst + m * 16 + 8);
+            }
+        }
+        for (int c = whole; c < chunks; c++)
+        {
+            float* src = x + (nint)c * chunkCodes;
+            float* dst = xp + (nint)c * chunkCodes;
+            int left = n - c * chunkCodes;
+            for (int m = 0; m < perLane; m++)
+                for (int j = 0; j < 16; j++)
+                {
+                    int k = perLane * j + m;
+                    dst[m * 16 + j] = k < left ? src[k] * MathF.ScaleB(1f, -scaleBits * m) : 0f;
+                }
+        }
+        return true;
+    }
+
+    /// <summary>X_g: the sum of x over each group (16-lane partial sums in index order, then their lane sum, then the rest in order); 16 zeros after the last.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GroupSums(float* x, int n, int groupSize, int gpr, float* sums)
+    {
+        for (int g = 0; g < gpr; g++)
+        {
+            int i = g * groupSize, end = Math.Min(n, i + groupSize);
+            float s = 0f;
+            if (i + 16 <= end)
+            {
+                var acc = Vector512.Load(x + i);
+                for (i += 16; i + 16 <= end; i += 16) acc += Vector512.Load(x + i);
+                s = Vector512.Sum(acc);
+            }
+            for (; i < end; i++) s += x[i];
+            sums[g] = s;
+        }
+        for (int g = gpr; g < gpr + 16; g++) sums[g] = 0f;
+    }
+
+    private struct PlaneBody : IRangeBody
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int Bits, GroupsPerRow, RowBytes, Out, Chunks, GroupShift;
+        public float* Xp, GroupSums, Y;
+
+        public readonly void Invoke(int start, int end)
+        {
+            PlaneRows<Planes4>(this, start, end);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PlaneRows<TP>(in PlaneBody p, int startTile, int endTile) where TP : struct, IPlanes
+    {
+        int gpr = p.GroupsPerRow;
+        // Scales of the 4 rows, then their -z s; 16 floats of slack after each row's scales for the 16-float loads.
+        int stride = gpr + 16;
+        var scales = t_scales;
+        if (scales is null || scales.Length < 2 * TileRows * stride + 16)
+            t_scales = scales = GC.AllocateArray<float>(Math.Max(2 * TileRows * stride + 16, 1024), pinned: true);
+        float* sf = (float*)Unsafe.AsPointer(ref scales[0]);
+        float* nz = sf + TileRows * stride;
+        for (int k = 0; k < TileRows; k++) new Span<float>(sf + k * stride + gpr, 16).Clear();
+
+        long extent = (long)p.Chunks * 64;
+        long total = (long)p.Out * p.RowBytes;
+        var stage = t_stage;
+        if (stage is null || stage.Length < TileRows * (extent + 64))
+            t_stage = stage = GC.AllocateArray<byte>((int)Math.Max(TileRows * (extent + 64), 4096), pinned: true);
+        byte* staged = (byte*)Unsafe.AsPointer(ref stage[0]);
+        int symmetricZero = 1 << (p.Bits - 1);
+        float* result = stackalloc float[TileRows];
+        var rowPointers = stackalloc byte*[TileRows];
+        nint ahead = (nint)TileRows * p.RowBytes * PlanePrefetchTiles;
+        for (int tile = startTile; tile < endTile; tile++)
+        {
+            int r0 = tile * TileRows;
+            int rows = Math.Min(TileRows, p.Out - r0);
+            for (int k = 0; k < TileRows; k++)
+            {
+                int r = r0 + Math.Min(k, rows - 1); // a short last tile repeats its last row (computed, not stored)
+                byte* row = p.Packed + (nint)r * p.RowBytes;
+                if ((long)r * p.RowBytes + extent > total)
+                {
+                    // The row's last load would pass the array's end: decode from a zero-padded copy.
+                    byte* copy = staged + (nint)k * (extent + 64);
+                    Buffer.MemoryCopy(row, copy, p.RowBytes, p.RowBytes);
+                    new Span<byte>(copy + p.RowBytes, (int)(extent + 64 - p.RowBytes)).Clear();
+                    row = copy;
+                }
+                rowPointers[k] = row;
+                RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf + k * stride, nz + k * stride, gpr);
+            }
+            PlaneTile<TP>(rowPointers, sf, stride, p.Chunks, p.GroupShift, p.Xp, result, ahead);
+            for (int k = 0; k < rows; k++)
+                p.Y[r0 + k] = result[k] + ZeroTerm(nz + k * stride, p.GroupSums, gpr);
+        }
+    }
+
+    /// <summary>sum_g nz_g X_g: 16 groups per vector lane-wise, the lane sum, then the remaining groups in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ZeroTerm(float* nz, float* sums, int gpr)
+    {
+        int g = 0;
+        float t = 0f;
+        if (gpr >= 16)
+        {
+            var acc = Vector512.Load(nz) * Vector512.Load(sums);
+            for (g = 16; g + 16 <= gpr; g += 16)
+                acc = Vector512.FusedMultiplyAdd(Vector512.Load(nz + g), Vector512.Load(sums + g), acc);
+            t = Vector512.Sum(acc);
+        }
+        for (; g < gpr; g++) t = MathF.FusedMultiplyAdd(nz[g], sums[g], t);
+        return t;
+    }
+
+    /// <summary>How one bit width's chunk splits into planes.</summary>
+    private interface IPlanes
+    {
+        /// <summary>Codes per dword (planes per chunk).</summary>
+        static abstract int PerLane { get; }
+        /// <summary>The chunk's plane products q x summed per lane (plane 0 first).</summary>
+        static abstract void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
+            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3);
+    }
+
+    /// <summary>Smallest largest-|x| the scaled copy accepts: 2^-90 (x 2^-28 stays normal with margin).</summary>
+    private const float PlaneInputFloor = 8.077936e-28f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> CPlane(Vector512<uint> v, Vector512<uint> mask) => Avx512F.ConvertToVector512Single(v & mask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CPlane4(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, uint mask, float* xc,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3)
+    {
+        var m = Vector512.Create(mask);
+        var xv = Vector512.Load(xc);
+        a0 = Vector512.FusedMultiplyAdd(CPlane(v0, m), xv, a0); a1 = Vector512.FusedMultiplyAdd(CPlane(v1, m), xv, a1);
+        a2 = Vector512.FusedMultiplyAdd(CPlane(v2, m), xv, a2); a3 = Vector512.FusedMultiplyAdd(CPlane(v3, m), xv, a3);
+    }
+
+    private struct Planes4 : IPlanes
+    {
+        public static int PerLane => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
+            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
+        {
+            var m = Vector512.Create(0xFu);
+            var xv = Vector512.Load(xc);
+            a0 = CPlane(v0, m) * xv; a1 = CPlane(v1, m) * xv; a2 = CPlane(v2, m) * xv; a3 = CPlane(v3, m) * xv;
+            CPlane4(v0, v1, v2, v3, 0xF0u, xc + 16, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF00u, xc + 32, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF000u, xc + 48, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF0000u, xc + 64, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF00000u, xc + 80, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF000000u, xc + 96, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xF0000000u, xc + 112, ref a0, ref a1, ref a2, ref a3);
+        }
+    }
+
+    /// <summary>Four rows' dot products with the plane-ordered inputs, group scales applied per chunk; result[k] = row k's sum_g s_g (q . x)_g.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PlaneTile<TP>(byte** rows, float* sf, int stride, int chunks, int groupShift, float* xp, float* result, nint ahead)
+        where TP : struct, IPlanes
+    {
+        byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
+        float* s0 = sf, s1 = sf + stride, s2 = s1 + stride, s3 = s2 + stride;
+        int perLane = TP.PerLane, chunkCodes = 16 * perLane;
+        // Lane j's group, relative to the chunk's first: (perLane j) >> groupShift (0 for groups of a chunk or more).
+        var laneGroup = Vector512.ShiftRightLogical(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * perLane, Math.Min(groupShift, 31));
+        var t0 = Vector512<float>.Zero; var t1 = t0; var t2 = t0; var t3 = t0;
+        for (nint c = 0; c < chunks; c++)
+        {
+            nint o = c * 64;
+            Sse.Prefetch0(p0 + o + ahead); Sse.Prefetch0(p1 + o + ahead); Sse.Prefetch0(p2 + o + ahead); Sse.Prefetch0(p3 + o + ahead);
+            TP.Dot(Vector512.Load((uint*)(p0 + o)), Vector512.Load((uint*)(p1 + o)), Vector512.Load((uint*)(p2 + o)), Vector512.Load((uint*)(p3 + o)),
+                xp + c * chunkCodes, out var a0, out var a1, out var a2, out var a3);
+            nint g = (nint)(((long)c * chunkCodes) >> groupShift);
+            t0 = Vector512.FusedMultiplyAdd(a0, Avx512F.PermuteVar16x32(Vector512.Load(s0 + g), laneGroup), t0);
+            t1 = Vector512.FusedMultiplyAdd(a1, Avx512F.PermuteVar16x32(Vector512.Load(s1 + g), laneGroup), t1);
+            t2 = Vector512.FusedMultiplyAdd(a2, Avx512F.PermuteVar16x32(Vector512.Load(s2 + g), laneGroup), t2);
+            t3 = Vector512.FusedMultiplyAdd(a3, Avx512F.PermuteVar16x32(Vector512.Load(s3 + g), laneGroup), t3);
+        }
+        result[0] = Vector512.Sum(t0); result[1] = Vector512.Sum(t1); result[2] = Vector512.Sum(t2); result[3] = Vector512.Sum(t3);
+    }
+}
