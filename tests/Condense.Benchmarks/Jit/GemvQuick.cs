@@ -5,7 +5,7 @@ using Condense.Quantization;
 namespace Condense.Benchmarks.Jit;
 
 /// <summary>
-/// <c>--quick gemv1</c>: the batch-1 int8-activation GEMV with generated code (VnniGemv) on and off, on one thread,
+/// <c>--quick gemv1</c>: the batch-1 int8-activation GEMV, managed and generated (VnniGemv, 1, 2 and 4 rows per pass), on one thread,
 /// in weight bytes per CPU-second (a per-core figure a loaded machine disturbs far less than wall time): 4096x4096
 /// (S1, repeated calls: the "hot" rows) and 512x4096 (L2-resident), alternating rounds, median of 5.
 /// </summary>
@@ -17,6 +17,9 @@ public static class GemvQuick
         var pool = WorkerPool.Shared;
         int savedDegree = pool.MaxDegreeOfParallelism;
         bool savedGenerated = KernelOptions.GeneratedCode;
+        int savedRows = GemvKnobs.Rows;
+        long savedGate = GemvKnobs.GateBytes;
+        GemvKnobs.GateBytes = long.MaxValue;
         var schemes = new[]
         {
             new QuantizationScheme(4, 32, false), new QuantizationScheme(4, 64, false), new QuantizationScheme(4, 128, false),
@@ -40,20 +43,25 @@ public static class GemvQuick
                 {
                     var q = GroupQuantizedWeight.Quantize(w, outF, inF, scheme);
                     double bytes = (double)outF * inF * scheme.Bits / 8;
-                    var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+                    // Variants: the managed loop (0) and the generated one at 1, 2 and 4 rows per pass, the
+                    // 4 MiB gate lifted so every weight takes it.
+                    int[] variants = [0, 1, 2, 4];
+                    var rates = variants.ToDictionary(v => v, _ => new List<double>());
                     for (int round = 0; round < 5; round++)
-                        foreach (bool generated in new[] { true, false })
+                        foreach (int v in variants)
                         {
-                            KernelOptions.GeneratedCode = generated;
+                            KernelOptions.GeneratedCode = v != 0;
+                            if (v != 0) GemvKnobs.Rows = v;
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             int calls = 0;
                             double cpu0 = Cpu();
                             var clock = Stopwatch.StartNew();
                             while (clock.ElapsedMilliseconds < 300) { q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8); calls++; }
-                            rates[generated].Add(bytes * calls / (Cpu() - cpu0) / 1e9);
+                            rates[v].Add(bytes * calls / (Cpu() - cpu0) / 1e9);
                         }
-                    double g = Median(rates[true]), m = Median(rates[false]);
-                    Console.WriteLine($"{scheme.FormatName,-16} {outF}x{inF} batch 1, {threads} thread(s): generated {g:F1}, managed {m:F1} GB per CPU-second ({g / m:F2}x)");
+                    double m = Median(rates[0]);
+                    Console.WriteLine($"{scheme.FormatName,-16} {outF}x{inF} batch 1, {threads} thread(s), GB per CPU-second: managed {m:F1}, "
+                        + string.Join(", ", variants.Skip(1).Select(v => $"generated {v} row(s) {Median(rates[v]):F1} ({Median(rates[v]) / m:F2}x)")));
                 }
             }
         }
@@ -61,6 +69,8 @@ public static class GemvQuick
         {
             pool.MaxDegreeOfParallelism = savedDegree;
             KernelOptions.GeneratedCode = savedGenerated;
+            GemvKnobs.Rows = savedRows;
+            GemvKnobs.GateBytes = savedGate;
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;
