@@ -30,7 +30,7 @@ public static class QuickMode
 {
     public static int Run(string[] args)
     {
-        if (args.Contains("--gemv-rows") || args.Contains("--gemv-gate-mib")) Jit.GemvKnobs.Apply(args);
+        if (args.Contains("--gemv-rows") || args.Contains("--gemv-call-rows") || args.Contains("--gemv-gate-mib")) Jit.GemvKnobs.Apply(args);
         if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();
         if (args.Contains("load")) return Files.LoadQuick.Run();

@@ -17,7 +17,7 @@ public static class GemvQuick
         var pool = WorkerPool.Shared;
         int savedDegree = pool.MaxDegreeOfParallelism;
         bool savedGenerated = KernelOptions.GeneratedCode;
-        int savedRows = GemvKnobs.Rows;
+        int savedRows = GemvKnobs.Rows, savedCall = GemvKnobs.RowsPerCall;
         long savedGate = GemvKnobs.GateBytes;
         GemvKnobs.GateBytes = long.MaxValue;
         var schemes = new[]
@@ -30,9 +30,16 @@ public static class GemvQuick
         try
         {
             pool.MaxDegreeOfParallelism = threads;
-            foreach (int outF in args.Contains("--s1-only") ? new[] { 4096 } : new[] { 4096, 512 })
+            // --shapes OUTxIN,... (default 4096x4096 and 512x4096; --s1-only: 4096x4096), --schemes int4-g64-asym,...
+            // (names as printed), --variants 0,1,2,4 (0 = managed, n = generated with n rows per pass).
+            var shapes = (Option(args, "--shapes") ?? (args.Contains("--s1-only") ? "4096x4096" : "4096x4096,512x4096"))
+                .Split(',').Select(t => t.Split('x')).Select(t => (Out: int.Parse(t[0]), In: int.Parse(t[1]))).ToArray();
+            var only = Option(args, "--schemes")?.Split(',');
+            if (only != null) schemes = schemes.Where(sc => only.Contains(sc.FormatName)).ToArray();
+            // A variant "r" or "r/c": r rows per pass (0 = the managed loop), c rows per kernel call (default 16).
+            string[] variants = (Option(args, "--variants") ?? "0,1,2,4").Split(',');
+            foreach (var (outF, inF) in shapes)
             {
-                const int inF = 4096;
                 var random = new Random(1);
                 var w = new float[outF * inF];
                 for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
@@ -45,13 +52,14 @@ public static class GemvQuick
                     double bytes = (double)outF * inF * scheme.Bits / 8;
                     // Variants: the managed loop (0) and the generated one at 1, 2 and 4 rows per pass, the
                     // 4 MiB gate lifted so every weight takes it.
-                    int[] variants = [0, 1, 2, 4];
                     var rates = variants.ToDictionary(v => v, _ => new List<double>());
                     for (int round = 0; round < 5; round++)
-                        foreach (int v in variants)
+                        foreach (string v in variants)
                         {
-                            KernelOptions.GeneratedCode = v != 0;
-                            if (v != 0) GemvKnobs.Rows = v;
+                            int rows = int.Parse(v.Split('/')[0]);
+                            KernelOptions.GeneratedCode = rows != 0;
+                            if (rows != 0) GemvKnobs.Rows = rows;
+                            GemvKnobs.RowsPerCall = v.Contains('/') ? int.Parse(v.Split('/')[1]) : 16;
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             int calls = 0;
                             double cpu0 = Cpu();
@@ -59,9 +67,9 @@ public static class GemvQuick
                             while (clock.ElapsedMilliseconds < 300) { q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8); calls++; }
                             rates[v].Add(bytes * calls / (Cpu() - cpu0) / 1e9);
                         }
-                    double m = Median(rates[0]);
-                    Console.WriteLine($"{scheme.FormatName,-16} {outF}x{inF} batch 1, {threads} thread(s), GB per CPU-second: managed {m:F1}, "
-                        + string.Join(", ", variants.Skip(1).Select(v => $"generated {v} row(s) {Median(rates[v]):F1} ({Median(rates[v]) / m:F2}x)")));
+                    double m = Median(rates[variants[0]]);
+                    Console.WriteLine($"{scheme.FormatName,-16} {outF}x{inF} batch 1, {threads} thread(s), GB per CPU-second: "
+                        + string.Join(", ", variants.Select(v => $"{(v == "0" ? "managed" : $"generated {v}")} {Median(rates[v]):F1} ({Median(rates[v]) / m:F2}x)")));
                 }
             }
         }
@@ -70,10 +78,17 @@ public static class GemvQuick
             pool.MaxDegreeOfParallelism = savedDegree;
             KernelOptions.GeneratedCode = savedGenerated;
             GemvKnobs.Rows = savedRows;
+            GemvKnobs.RowsPerCall = savedCall;
             GemvKnobs.GateBytes = savedGate;
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
     private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;

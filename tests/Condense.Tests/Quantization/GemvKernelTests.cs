@@ -412,4 +412,46 @@ public class GemvKernelTests
                         $"{multi}: row {i / 64} float {i % 64}: {actual[i]:R}, 1 row per pass {expected[i]:R}");
             }
     }
+
+    [Fact]
+    public unsafe void Scale_rows_convert_every_finite_float16_exactly_and_sum_the_zero_point_correction()
+    {
+        // Every finite half, positive and negative (normal, subnormal, zero), through the vector conversion.
+        var halves = new List<Half>();
+        for (int bits = 0; bits < 0x10000; bits++)
+        {
+            var h = BitConverter.UInt16BitsToHalf((ushort)bits);
+            if (Half.IsFinite(h)) halves.Add(h);
+        }
+        int count = halves.Count / 16 * 16;
+        var scales = halves.Take(count).ToArray();
+        var zeros = new byte[count];
+        var sums = new float[count];
+        var rng = new Random(3);
+        for (int g = 0; g < count; g++)
+        {
+            zeros[g] = (byte)rng.Next(16);
+            sums[g] = rng.Next(-50, 50);
+        }
+        var sf = new float[count];
+        fixed (Half* ps = scales)
+        fixed (byte* pz = zeros)
+        fixed (float* pq = sums)
+        fixed (float* pf = sf)
+        {
+            FusedInt8Dot.ScaleRow(ps, pz, 8, 8, pf, pq, count);
+            for (int g = 0; g < count; g++)
+                Assert.True(BitConverter.SingleToInt32Bits((float)scales[g]) == BitConverter.SingleToInt32Bits(sf[g]),
+                    $"half 0x{BitConverter.HalfToUInt16Bits(scales[g]):x4}: {sf[g]:R}, expected {(float)scales[g]:R}");
+            // 16 groups with small integer terms: the correction sum_g s_g (z_g - 8) Q_g is exact.
+            var small = Enumerable.Range(0, 16).Select(i => (Half)(i - 7)).ToArray();
+            fixed (Half* pm = small)
+            {
+                float correction = FusedInt8Dot.ScaleRow(pm, pz, 8, 8, pf, pq, 16);
+                double expected = 0;
+                for (int g = 0; g < 16; g++) expected += (g - 7) * (zeros[g] - 8) * (double)sums[g];
+                Assert.Equal(expected, correction);
+            }
+        }
+    }
 }

@@ -38,8 +38,16 @@ internal static unsafe class VnniGemv
     /// <summary>Most steps per group the loop unrolls (8 bits: groups up to 2048 codes; 4 bits: up to 4096).</summary>
     public const int MaxSteps = 32;
 
-    /// <summary>Rows per kernel call: their scales are converted first, their sums reduced after.</summary>
+    /// <summary>Most rows per kernel call (scratch sizes): their scales are converted first, their sums reduced after.</summary>
     public const int BlockRows = 16;
+
+    /// <summary>Rows per kernel call, 1..<see cref="BlockRows"/> (a multiple of the rows per pass keeps passes whole).</summary>
+    internal static int RowsPerCall
+    {
+        get => s_rowsPerCall;
+        set => s_rowsPerCall = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per call 1..{BlockRows}.");
+    }
+    private static int s_rowsPerCall = BlockRows;
 
     /// <summary>Steps per virtual group of a per-row group (also the managed 4-bit loop's, so both convert alike).</summary>
     public const int RowSteps = 4;
@@ -572,6 +580,21 @@ internal static unsafe class VnniGemv
     [ThreadStatic] private static byte[]? t_scratch;
 
     /// <summary>
+    /// Prefetches the float16 scales and zero points of rows [r0, r0 + count) (the next call's block) while this
+    /// block's kernel streams its weights: converted in one burst before the kernel, a cold block's scales were read
+    /// on demand with the weight stream idle.
+    /// </summary>
+    private static void PrefetchScales(in FusedInt8Dot.Args a, int r0, int count)
+    {
+        long groups = (long)count * a.GroupsPerRow;
+        byte* s = (byte*)(a.Scales + (nint)r0 * a.GroupsPerRow);
+        for (long o = 0; o < 2 * groups; o += 64) Sse.Prefetch0(s + o);
+        if (a.Zeros == null) return;
+        byte* z = a.Zeros + (nint)r0 * a.GroupsPerRow;
+        for (long o = 0; o < groups; o += 64) Sse.Prefetch0(z + o);
+    }
+
+    /// <summary>
     /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
     /// and code offset 0: y[r] = rowScale * (dot_r - correction_r), the correction the zero points folded through the
     /// activation's group sums.
@@ -602,9 +625,10 @@ internal static unsafe class VnniGemv
         // (the next row's codes meet zero activations), so only the matrix's last row needs the copy.
         bool overrun = (long)units * 64 > rowBytes;
 
-        for (int r0 = start; r0 < end; r0 += BlockRows)
+        int block = RowsPerCall;
+        for (int r0 = start; r0 < end; r0 += block)
         {
-            int count = Math.Min(BlockRows, end - r0);
+            int count = Math.Min(block, end - r0);
             for (int k = 0; k < count; k++)
             {
                 int r = r0 + k;
@@ -614,6 +638,7 @@ internal static unsafe class VnniGemv
                 if (gpr == 1) new Span<float>(rowScales, scaleCount).Fill(rowScales[0]);
                 else if (scaleCount > gpr) new Span<float>(rowScales + gpr, scaleCount - gpr).Clear();
             }
+            if (r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             int passes = direct / l.Rows * l.Rows;
