@@ -27,6 +27,13 @@ public static class GemvKnobs
         set => Property("RowsPerCall").SetValue(null, value);
     }
 
+    /// <summary>Software prefetch distance (bytes, 0 = none) of the generated loop.</summary>
+    public static int PrefetchDistance
+    {
+        get => (int)Property("PrefetchDistance").GetValue(null)!;
+        set => Property("PrefetchDistance").SetValue(null, value);
+    }
+
     /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
     public static long GateBytes
     {
@@ -49,4 +56,20 @@ public static class GemvKnobs
     private static PropertyInfo Property(string name) =>
         s_vnniGemv.GetProperty(name, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
         ?? throw new InvalidOperationException($"VnniGemv.{name} not found: the knob was renamed.");
+
+    /// <summary>
+    /// <c>--gemv-dump bits,plan,units,steps,groupsPerStep,rowBytes,scaleStride,rows path</c>: writes the generated kernel's
+    /// bytes (for <c>objdump -D -b binary -mi386:x86-64</c>: map perf's bare addresses to instructions).
+    /// </summary>
+    public static void Dump(string spec, string path)
+    {
+        var layoutType = s_vnniGemv.GetNestedType("Layout", BindingFlags.NonPublic)!;
+        var planType = s_vnniGemv.GetNestedType("Plan", BindingFlags.NonPublic)!;
+        var p = spec.Split(',');
+        var layout = Activator.CreateInstance(layoutType, int.Parse(p[0]), Enum.Parse(planType, p[1]), int.Parse(p[2]), int.Parse(p[3]),
+            int.Parse(p[4]), int.Parse(p[5]), int.Parse(p[6]), int.Parse(p[7]));
+        var bytes = (byte[])s_vnniGemv.GetMethod("Emit", BindingFlags.Static | BindingFlags.NonPublic)!.Invoke(null, [layout])!;
+        File.WriteAllBytes(path, bytes);
+        Console.WriteLine($"{bytes.Length} bytes of {layout} to {path}");
+    }
 }

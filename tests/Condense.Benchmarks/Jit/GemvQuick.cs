@@ -59,7 +59,11 @@ public static class GemvQuick
                             int rows = int.Parse(v.Split('/')[0]);
                             KernelOptions.GeneratedCode = rows != 0;
                             if (rows != 0) GemvKnobs.Rows = rows;
-                            GemvKnobs.RowsPerCall = v.Contains('/') ? int.Parse(v.Split('/')[1]) : 16;
+                            var parts = v.Split('/');
+                            GemvKnobs.RowsPerCall = parts.Length > 1 ? int.Parse(parts[1]) : 16;
+                            // "r/c/p": p = prefetch distance in bytes of the generated loop (default 6144)
+                            int distance = parts.Length > 2 ? int.Parse(parts[2]) : 6144;
+                            if (GemvKnobs.PrefetchDistance != distance) GemvKnobs.PrefetchDistance = distance;
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             int calls = 0;
                             double cpu0 = Cpu();

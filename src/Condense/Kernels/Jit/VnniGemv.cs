@@ -57,6 +57,22 @@ internal static unsafe class VnniGemv
 
     private const int PrefetchAhead = 6144;
 
+    /// <summary>
+    /// Software prefetch distance of the emitted loops in bytes (0: none); benchmarks vary it (setting it drops the
+    /// kernels made so far). Default <see cref="PrefetchAhead"/>.
+    /// </summary>
+    internal static int PrefetchDistance
+    {
+        get => s_prefetchDistance;
+        set
+        {
+            if (value < 0 || value % 64 != 0) throw new ArgumentOutOfRangeException(nameof(value), value, "A non-negative multiple of 64 bytes.");
+            s_prefetchDistance = value;
+            s_kernels.Clear();
+        }
+    }
+    private static int s_prefetchDistance = PrefetchAhead;
+
     private static readonly bool s_cpuHasVnni = DetectVnni();
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
 
@@ -218,7 +234,7 @@ internal static unsafe class VnniGemv
         {
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
-            asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchAhead));
+            if (PrefetchDistance > 0) asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchDistance));
             asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
             if (!nibbles)
             {
@@ -368,8 +384,9 @@ internal static unsafe class VnniGemv
     /// </summary>
     private static void EmitPrefetch(X86Assembler asm, Layout l, int rowOffset, int wo)
     {
+        if (PrefetchDistance == 0) return;
         int pass = l.Rows * l.RowBytes;
-        int ahead = (PrefetchAhead + pass - 1) / pass * pass;
+        int ahead = (PrefetchDistance + pass - 1) / pass * pass;
         asm.Prefetcht0(new Mem(Gpr.Rdi, ahead + rowOffset + wo));
     }
 
