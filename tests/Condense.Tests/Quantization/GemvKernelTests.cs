@@ -452,6 +452,29 @@ public class GemvKernelTests
                 for (int g = 0; g < 16; g++) expected += (g - 7) * (zeros[g] - 8) * (double)sums[g];
                 Assert.Equal(expected, correction);
             }
+            // Counts that leave a tail (rows of 384 codes: 6 or 12 groups; 22 = a block and 6): the tail's scales
+            // convert exactly, nothing past the count is written, and the correction is exact, with and without zero points.
+            foreach (int n in new[] { 1, 6, 12, 22 })
+            {
+                var tail = Enumerable.Range(0, n).Select(i => (Half)(0.5 * (i % 9) - 2)).ToArray();
+                var outF = Enumerable.Repeat(-1f, 48).ToArray();
+                fixed (Half* pt = tail)
+                fixed (float* po = outF)
+                {
+                    float withZeros = FusedInt8Dot.ScaleRow(pt, pz, 8, 8, po, pq, n);
+                    float symmetric = FusedInt8Dot.ScaleRow(pt, null, 8, 0, po, pq, n);
+                    double expectedZ = 0, expectedS = 0;
+                    for (int g = 0; g < n; g++)
+                    {
+                        Assert.Equal((float)tail[g], outF[g]);
+                        expectedZ += (double)tail[g] * (zeros[g] - 8) * sums[g];
+                        expectedS += (double)tail[g] * sums[g];
+                    }
+                    for (int g = n; g < 48; g++) Assert.Equal(-1f, outF[g]);
+                    Assert.Equal(expectedZ, withZeros);
+                    Assert.Equal(8 * expectedS, symmetric);
+                }
+            }
         }
     }
 }

@@ -89,7 +89,7 @@ internal static unsafe class VnniGemv
         get => s_rowsPerPass;
         set => s_rowsPerPass = value is >= 1 and <= MaxRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per pass 1..{MaxRows}.");
     }
-    private static int s_rowsPerPass = 4;
+    private static int s_rowsPerPass = 1;
 
     /// <summary>Tests: false makes <see cref="Applies"/> false, so the managed kernels run.</summary>
     internal static bool Enabled { get; set; } = true;
