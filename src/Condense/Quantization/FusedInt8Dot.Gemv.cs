@@ -315,39 +315,6 @@ internal static unsafe partial class FusedInt8Dot
     }
 
     /// <summary>
-    /// <see cref="ScaleRow"/>'s last n &lt; 16 groups as one zero-padded 16-lane block, added into acc: the scalar float16
-    /// conversion costs ~20 cycles a group, and rows of 384 codes (MiniLM) have 6 or 12 groups, all of them in this
-    /// tail. Padding (scale 0, zero point 0, sum 0) adds exact zeros; the copies keep every read inside the caller's
-    /// arrays. Not inlined: its stack buffers stay out of the callers' row loops.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static Vector512<float> ScaleTail(Half* scales, byte* zeros, int offset, float* sf, float* groupSums, int n, Vector512<float> acc)
-    {
-        short* th = stackalloc short[16];
-        byte* tz = stackalloc byte[16];
-        float* tq = stackalloc float[16];
-        float* ts = stackalloc float[16];
-        new Span<short>(th, 16).Clear();
-        new Span<byte>(tz, 16).Clear();
-        new Span<float>(tq, 16).Clear();
-        Buffer.MemoryCopy(scales, th, 32, 2 * n);
-        Buffer.MemoryCopy(groupSums, tq, 64, 4 * n);
-        var s = ((Avx512F.ConvertToVector512Int32(Vector256.Load(th)) << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle()
-            * Vector512.Create(5.192297e33f);
-        var q = Vector512.Load(tq);
-        if (zeros == null) acc = Vector512.FusedMultiplyAdd(s, q, acc);
-        else
-        {
-            Buffer.MemoryCopy(zeros, tz, 16, n);
-            var z = Avx512F.ConvertToVector512Int32(Vector128.Load(tz)) - Vector512.Create(offset);
-            acc = Vector512.FusedMultiplyAdd(s * Vector512.ConvertToSingle(z), q, acc);
-        }
-        s.Store(ts);
-        Buffer.MemoryCopy(ts, sf, 4 * n, 4 * n);
-        return acc;
-    }
-
-    /// <summary>
     /// Converts one row's scales to float32 into <paramref name="sf"/> and returns its zero-point correction
     /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
     /// </summary>
@@ -385,12 +352,6 @@ internal static unsafe partial class FusedInt8Dot
                     : Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(zeros + g).ToVector256Unsafe().ToVector512Unsafe())).AsInt32();
                 acc = Vector512.FusedMultiplyAdd(s * Vector512.ConvertToSingle(zb - off), q, acc);
             }
-        }
-        if (avx512 && g < count)
-        {
-            // The last count mod 16 groups as one more zero-padded block (see ScaleTail).
-            acc = ScaleTail(scales + g, zeros == null ? null : zeros + g, offset, sf + g, groupSums + g, count - g, acc);
-            g = count;
         }
         float sum = Vector512.Sum(acc);
         for (; g < count; g++)

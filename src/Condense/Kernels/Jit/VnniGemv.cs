@@ -29,7 +29,10 @@ namespace Condense.Kernels.Jit;
 /// loop's operations in its order (FusedInt8Dot.Gemv), so where both compute the same integer sums (4-bit codes) the
 /// results are bit-identical; 8-bit codes differ from the managed sign-trick path only by float32 rounding.</para>
 /// <para>Rows are read one after another with a software prefetch 6 KB ahead, one sequential stream: reading several
-/// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM.</para>
+/// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM. A kernel reading 2-4 rows per pass
+/// (<see cref="EmitRows"/>: each step's activations loaded once into registers for all of them, each row's floats in
+/// the 1-row order, so the bits do not change) exists behind <see cref="RowsPerPass"/> (default 1): in session 8 it
+/// measured 0.85-1.2x the 1-row kernel in cache and 0.6-1.0x on 4-16 MiB weights (docs/benchmarks.md).</para>
 /// <para>The code is made once per layout and kept; without executable pages, the CPUID bit, AVX-512 or with
 /// <see cref="KernelOptions.GeneratedCode"/> off, <see cref="Prepare"/> gives 0 and the managed kernels run.</para>
 /// </remarks>
