@@ -32,6 +32,8 @@ public static class QuickMode
 {
     public static int Run(string[] args)
     {
+        if (args.Contains("--gemv-dump")) { Jit.GemvKnobs.Dump(args[Array.IndexOf(args, "--gemv-dump") + 1], args[Array.IndexOf(args, "--gemv-dump") + 2]); return 0; }
+        if (args.Contains("--gemv-rows") || args.Contains("--gemv-call-rows") || args.Contains("--gemv-gate-mib")) Jit.GemvKnobs.Apply(args);
         if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();
         if (args.Contains("load")) return Files.LoadQuick.Run();

@@ -323,23 +323,34 @@ internal static unsafe partial class FusedInt8Dot
     {
         int g = 0;
         // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves;
-        // the sign bit moves to bit 31 (symmetric scales may be negative).
+        // the sign bit moves to bit 31 (symmetric scales may be negative). With AVX-512 the half is sign-extended to
+        // 32 bits, so one shift by 13 puts the magnitude in bits 13..27 and copies of the sign in bits 28..31, and one
+        // mask keeps bit 31 (3 operations instead of 6: the same bits; this runs once per 16 groups of every row).
         var magic = Vector512.Create(5.192297e33f);
         var mask = Vector512.Create(0x7FFFu);
         var sign = Vector512.Create(0x8000u);
+        var kept = Vector512.Create(unchecked((int)0x8FFFE000));
         var off = Vector512.Create(offset);
         var acc = Vector512<float>.Zero;
+        bool avx512 = Avx512F.IsSupported;
         for (; g + 16 <= count; g += 16)
         {
-            var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());
-            var s = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
+            Vector512<float> s;
+            if (avx512) s = ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)scales + g)) << 13) & kept).AsSingle() * magic;
+            else
+            {
+                var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());
+                s = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
+            }
             s.Store(sf + g);
             var q = Vector512.Load(groupSums + g);
             if (zeros == null) acc = Vector512.FusedMultiplyAdd(s, q, acc);
             else
             {
-                var zb = Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(zeros + g).ToVector256Unsafe().ToVector512Unsafe()));
-                acc = Vector512.FusedMultiplyAdd(s * Vector512.ConvertToSingle(zb.AsInt32() - off), q, acc);
+                var zb = avx512
+                    ? Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + g))
+                    : Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(zeros + g).ToVector256Unsafe().ToVector512Unsafe())).AsInt32();
+                acc = Vector512.FusedMultiplyAdd(s * Vector512.ConvertToSingle(zb - off), q, acc);
             }
         }
         float sum = Vector512.Sum(acc);

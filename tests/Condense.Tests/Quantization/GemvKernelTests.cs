@@ -304,4 +304,177 @@ public class GemvKernelTests
             Assert.Equal(one, three);
         }
     }
+
+    public static TheoryData<int, int, bool, int, int> MultiRowShapes()
+    {
+        var data = new TheoryData<int, int, bool, int, int>();
+        // bits, group (0 = per row), symmetric, Out, In: Out leaves passes of 2 and 4 (and blocks of 16) partial
+        data.Add(4, 32, false, 37, 4000);    // permuted scales (4 groups per step), In not a multiple of 128
+        data.Add(4, 64, false, 19, 1088);    // permuted (2 per step), 8.5 steps
+        data.Add(4, 64, true, 23, 4096);
+        data.Add(4, 128, false, 18, 1152);   // one group per step: 9 steps
+        data.Add(4, 256, true, 7, 1280);     // groups of 2 steps: 2 pairs and one
+        data.Add(4, 0, false, 9, 1001);      // per row, the last row's reads pass its end
+        data.Add(4, 0, true, 6, 4224);       // per row: 8 virtual groups of 4 and one of 1
+        data.Add(8, 32, false, 19, 1056);    // 8 bits, permuted (2 per step)
+        data.Add(8, 64, true, 21, 640);      // one group per step
+        data.Add(8, 128, false, 11, 1152);   // groups of 2 steps: 4 pairs and one
+        data.Add(8, 0, true, 5, 1000);       // per row, In not a multiple of 64
+        data.Add(8, 0, false, 13, 4160);     // per row, 65 steps
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(MultiRowShapes))]
+    public void Rows_read_side_by_side_give_the_bits_of_rows_read_one_at_a_time_at_1_and_2_threads(int bits, int group, bool sym, int outF, int inF)
+    {
+        // Each row's float sums are the 1-row kernel's operations in its order, so R rows per pass may not move a bit;
+        // 4-bit results must also equal the managed loop's (same integer sums, same order).
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(31 * group + outF + inF + bits), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(inF + 5 * outF), inF);
+        var results = new List<(string Route, float[] Y)>();
+        bool saved = VnniGemv.Enabled;
+        int savedRows = VnniGemv.RowsPerPass;
+        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            KernelWidths.ForEach(width =>
+            {
+                if (width != 512) return;
+                foreach (int rows in new[] { 1, 2, 3, 4, 0 })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        VnniGemv.Enabled = rows != 0;
+                        VnniGemv.RowsPerPass = Math.Max(1, rows);
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        if (rows == 0 && bits == 8) continue; // the managed 8-bit loop rounds differently (sign trick)
+                        Int8Reference.AssertMatches(q, x, 1, $"{rows} rows per pass, {threads} threads");
+                        var y = new float[outF];
+                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                        results.Add((rows == 0 ? $"managed, {threads} threads" : $"{rows} rows per pass, {threads} threads", y));
+                    }
+            });
+        }
+        finally
+        {
+            VnniGemv.Enabled = saved;
+            VnniGemv.RowsPerPass = savedRows;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+        }
+        for (int i = 1; i < results.Count; i++)
+            for (int r = 0; r < outF; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
+                    $"{bits}-bit g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}: {results[0].Route} gives {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+    }
+
+    [Fact]
+    public unsafe void The_emitted_multi_row_kernel_stores_each_rows_sums_as_the_1_row_kernel_does()
+    {
+        if (!VnniGemv.IsSupported) return;
+        // Raw kernels on random codes, activations and scales (no zero points): per layout, the R-row kernel's 64
+        // floats per row must carry the 1-row kernel's bits (odd unit counts leave partial chunks and groups).
+        var layouts = new[]
+        {
+            new VnniGemv.Layout(4, VnniGemv.Plan.Permuted, 7, 1, 4, 64 * 7, 32),
+            new VnniGemv.Layout(4, VnniGemv.Plan.Permuted, 11, 1, 2, 64 * 11, 32),
+            new VnniGemv.Layout(4, VnniGemv.Plan.StepFma, 9, 1, 1, 64 * 9, 16),
+            new VnniGemv.Layout(4, VnniGemv.Plan.GroupMulAdd, 7, 2, 1, 64 * 7, 16),
+            new VnniGemv.Layout(8, VnniGemv.Plan.GroupMulAdd, 10, 4, 1, 64 * 10, 16),
+            new VnniGemv.Layout(8, VnniGemv.Plan.Permuted, 9, 1, 2, 64 * 9, 32),
+            new VnniGemv.Layout(8, VnniGemv.Plan.StepFma, 6, 1, 1, 64 * 6, 16),
+        };
+        var rng = new Random(5);
+        foreach (var one in layouts)
+            foreach (int rowsPerPass in new[] { 2, 3, 4 })
+            {
+                const int rows = 12;
+                var multi = one with { Rows = rowsPerPass };
+                var w = new byte[rows * one.RowBytes + 64];
+                var xs = new sbyte[one.StepCodes * one.Units];
+                var scales = new float[rows * one.ScaleStride];
+                rng.NextBytes(w);
+                for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
+                for (int i = 0; i < scales.Length; i++) scales[i] = (float)(rng.NextDouble() - 0.5);
+                var expected = new float[rows * 64];
+                var actual = new float[rows * 64];
+                int passes = rows / rowsPerPass * rowsPerPass;
+                fixed (byte* pw = w)
+                fixed (sbyte* px = xs)
+                fixed (float* ps = scales)
+                fixed (float* pe = expected)
+                fixed (float* pa = actual)
+                {
+                    VnniGemv.Kernel(one)(pw, px, ps, pe, VnniGemv.Constants, rows);
+                    VnniGemv.Kernel(multi)(pw, px, ps, pa, VnniGemv.Constants, passes);
+                }
+                for (int i = 0; i < passes * 64; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]),
+                        $"{multi}: row {i / 64} float {i % 64}: {actual[i]:R}, 1 row per pass {expected[i]:R}");
+            }
+    }
+
+    [Fact]
+    public unsafe void Scale_rows_convert_every_finite_float16_exactly_and_sum_the_zero_point_correction()
+    {
+        // Every finite half, positive and negative (normal, subnormal, zero), through the vector conversion.
+        var halves = new List<Half>();
+        for (int bits = 0; bits < 0x10000; bits++)
+        {
+            var h = BitConverter.UInt16BitsToHalf((ushort)bits);
+            if (Half.IsFinite(h)) halves.Add(h);
+        }
+        int count = halves.Count / 16 * 16;
+        var scales = halves.Take(count).ToArray();
+        var zeros = new byte[count];
+        var sums = new float[count];
+        var rng = new Random(3);
+        for (int g = 0; g < count; g++)
+        {
+            zeros[g] = (byte)rng.Next(16);
+            sums[g] = rng.Next(-50, 50);
+        }
+        var sf = new float[count];
+        fixed (Half* ps = scales)
+        fixed (byte* pz = zeros)
+        fixed (float* pq = sums)
+        fixed (float* pf = sf)
+        {
+            FusedInt8Dot.ScaleRow(ps, pz, 8, 8, pf, pq, count);
+            for (int g = 0; g < count; g++)
+                Assert.True(BitConverter.SingleToInt32Bits((float)scales[g]) == BitConverter.SingleToInt32Bits(sf[g]),
+                    $"half 0x{BitConverter.HalfToUInt16Bits(scales[g]):x4}: {sf[g]:R}, expected {(float)scales[g]:R}");
+            // 16 groups with small integer terms: the correction sum_g s_g (z_g - 8) Q_g is exact.
+            var small = Enumerable.Range(0, 16).Select(i => (Half)(i - 7)).ToArray();
+            fixed (Half* pm = small)
+            {
+                float correction = FusedInt8Dot.ScaleRow(pm, pz, 8, 8, pf, pq, 16);
+                double expected = 0;
+                for (int g = 0; g < 16; g++) expected += (g - 7) * (zeros[g] - 8) * (double)sums[g];
+                Assert.Equal(expected, correction);
+            }
+            // Counts that leave a tail (rows of 384 codes: 6 or 12 groups; 22 = a block and 6): the tail's scales
+            // convert exactly, nothing past the count is written, and the correction is exact, with and without zero points.
+            foreach (int n in new[] { 1, 6, 12, 22 })
+            {
+                var tail = Enumerable.Range(0, n).Select(i => (Half)(0.5 * (i % 9) - 2)).ToArray();
+                var outF = Enumerable.Repeat(-1f, 48).ToArray();
+                fixed (Half* pt = tail)
+                fixed (float* po = outF)
+                {
+                    float withZeros = FusedInt8Dot.ScaleRow(pt, pz, 8, 8, po, pq, n);
+                    float symmetric = FusedInt8Dot.ScaleRow(pt, null, 8, 0, po, pq, n);
+                    double expectedZ = 0, expectedS = 0;
+                    for (int g = 0; g < n; g++)
+                    {
+                        Assert.Equal((float)tail[g], outF[g]);
+                        expectedZ += (double)tail[g] * (zeros[g] - 8) * sums[g];
+                        expectedS += (double)tail[g] * sums[g];
+                    }
+                    for (int g = n; g < 48; g++) Assert.Equal(-1f, outF[g]);
+                    Assert.Equal(expectedZ, withZeros);
+                    Assert.Equal(8 * expectedS, symmetric);
+                }
+            }
+        }
+    }
 }

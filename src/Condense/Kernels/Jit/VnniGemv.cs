@@ -29,7 +29,10 @@ namespace Condense.Kernels.Jit;
 /// loop's operations in its order (FusedInt8Dot.Gemv), so where both compute the same integer sums (4-bit codes) the
 /// results are bit-identical; 8-bit codes differ from the managed sign-trick path only by float32 rounding.</para>
 /// <para>Rows are read one after another with a software prefetch 6 KB ahead, one sequential stream: reading several
-/// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM.</para>
+/// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM. A kernel reading 2-4 rows per pass
+/// (<see cref="EmitRows"/>: each step's activations loaded once into registers for all of them, each row's floats in
+/// the 1-row order, so the bits do not change) exists behind <see cref="RowsPerPass"/> (default 1): in session 8 it
+/// measured 0.85-1.2x the 1-row kernel in cache and 0.6-1.0x on 4-16 MiB weights (docs/benchmarks.md).</para>
 /// <para>The code is made once per layout and kept; without executable pages, the CPUID bit, AVX-512 or with
 /// <see cref="KernelOptions.GeneratedCode"/> off, <see cref="Prepare"/> gives 0 and the managed kernels run.</para>
 /// </remarks>
@@ -38,8 +41,16 @@ internal static unsafe class VnniGemv
     /// <summary>Most steps per group the loop unrolls (8 bits: groups up to 2048 codes; 4 bits: up to 4096).</summary>
     public const int MaxSteps = 32;
 
-    /// <summary>Rows per kernel call: their scales are converted first, their sums reduced after.</summary>
+    /// <summary>Most rows per kernel call (scratch sizes): their scales are converted first, their sums reduced after.</summary>
     public const int BlockRows = 16;
+
+    /// <summary>Rows per kernel call, 1..<see cref="BlockRows"/> (a multiple of the rows per pass keeps passes whole).</summary>
+    internal static int RowsPerCall
+    {
+        get => s_rowsPerCall;
+        set => s_rowsPerCall = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per call 1..{BlockRows}.");
+    }
+    private static int s_rowsPerCall = BlockRows;
 
     /// <summary>Steps per virtual group of a per-row group (also the managed 4-bit loop's, so both convert alike).</summary>
     public const int RowSteps = 4;
@@ -48,6 +59,22 @@ internal static unsafe class VnniGemv
     private const int LaneFloats = 64;
 
     private const int PrefetchAhead = 6144;
+
+    /// <summary>
+    /// Software prefetch distance of the emitted loops in bytes (0: none); benchmarks vary it (setting it drops the
+    /// kernels made so far). Default <see cref="PrefetchAhead"/>.
+    /// </summary>
+    internal static int PrefetchDistance
+    {
+        get => s_prefetchDistance;
+        set
+        {
+            if (value < 0 || value % 64 != 0) throw new ArgumentOutOfRangeException(nameof(value), value, "A non-negative multiple of 64 bytes.");
+            s_prefetchDistance = value;
+            s_kernels.Clear();
+        }
+    }
+    private static int s_prefetchDistance = PrefetchAhead;
 
     private static readonly bool s_cpuHasVnni = DetectVnni();
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
@@ -58,6 +85,14 @@ internal static unsafe class VnniGemv
     /// </summary>
     private static readonly byte* s_constants = MakeConstants();
     private const int Index2Offset = 64, Index4Offset = 64 + 8 * 64;
+
+    /// <summary>Rows the kernel reads side by side (1..<see cref="MaxRows"/>; tests and benchmarks compare them).</summary>
+    internal static int RowsPerPass
+    {
+        get => s_rowsPerPass;
+        set => s_rowsPerPass = value is >= 1 and <= MaxRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per pass 1..{MaxRows}.");
+    }
+    private static int s_rowsPerPass = 1;
 
     /// <summary>Tests: false makes <see cref="Applies"/> false, so the managed kernels run.</summary>
     internal static bool Enabled { get; set; } = true;
@@ -102,7 +137,7 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1)
     {
         /// <summary>Activation (and code) count of one step.</summary>
         public int StepCodes => Bits == 8 ? 64 : 128;
@@ -152,7 +187,7 @@ internal static unsafe class VnniGemv
             else return null;
         }
         if ((long)units * 64 > int.MaxValue / 4) return null;
-        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0);
+        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, RowsPerPass);
         // One float per (virtual) group, 16-float aligned; zero past the row's groups (permuted blocks read them).
         return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
     }
@@ -188,6 +223,8 @@ internal static unsafe class VnniGemv
         if (l.Steps < 1 || l.Steps > (l.Plan == GroupMulAdd ? MaxSteps : 1) || l.Units < 1 || l.RowBytes <= 0
             || l.ScaleStride < l.ScaleCount)
             throw new ArgumentOutOfRangeException(nameof(l), l, "Steps 1..MaxSteps per group (1 unless grouped), a positive row, and a scale stride holding a row's scales.");
+        if (l.Rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(l), l, $"Rows per pass 1..{MaxRows}.");
+        if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
         int xStep = l.StepCodes; // activation bytes per step
@@ -200,7 +237,7 @@ internal static unsafe class VnniGemv
         {
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
-            asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchAhead));
+            if (PrefetchDistance > 0) asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchDistance));
             asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
             if (!nibbles)
             {
@@ -338,6 +375,203 @@ internal static unsafe class VnniGemv
         return asm.ToArray();
     }
 
+    /// <summary>Most rows one pass of the kernel reads side by side (<see cref="EmitRows"/>).</summary>
+    public const int MaxRows = 4;
+
+    /// <summary>
+    /// The multi-row kernel's software prefetch, all in one place: the load of row r at offset <paramref name="wo"/>
+    /// prefetches the same offset of row r a whole number of passes ahead (at least <see cref="PrefetchAhead"/> bytes).
+    /// Each line is then prefetched once, by the load that reads the same place of an earlier pass; a distance of
+    /// PrefetchAhead from each row's load (the 1-row kernel's rule) would land, for rows shorter than it, on lines of
+    /// the pass's other rows that are already read.
+    /// </summary>
+    private static void EmitPrefetch(X86Assembler asm, Layout l, int rowOffset, int wo)
+    {
+        if (PrefetchDistance == 0) return;
+        int pass = l.Rows * l.RowBytes;
+        int ahead = (PrefetchDistance + pass - 1) / pass * pass;
+        asm.Prefetcht0(new Mem(Gpr.Rdi, ahead + rowOffset + wo));
+    }
+
+    /// <summary>
+    /// The kernel for <see cref="Layout.Rows"/> = R &gt; 1 (same arguments; <c>rows</c> a multiple of R): R rows per
+    /// pass, each step's activations loaded once into registers for the R rows' weight loads (1 + 2/R loads per
+    /// 64 weight bytes at 4 bits instead of 3, 1 + 1/R at 8 bits instead of 2), and each row's float sums made by the
+    /// 1-row kernel's operations in its order (same accumulators f0..f3, same plan), so a row's result does not depend
+    /// on R.
+    /// </summary>
+    /// <remarks>
+    /// Registers: f0..f3 of row r in zmm(4r)..zmm(4r + 3) (grouped plans: f0, f1 in zmm(2r), zmm(2r + 1) and the
+    /// integer chains in zmm8..15); activations in zmm16..19 (two sets, alternate steps); permute indices zmm20/21;
+    /// row temporaries in zmm22..29 (two sets, alternate rows); zmm30 zero; zmm31 the nibble mask.
+    /// </remarks>
+    private static byte[] EmitRows(Layout l)
+    {
+        var asm = new X86Assembler();
+        int rows = l.Rows;
+        bool nibbles = l.Bits == 4;
+        int xStep = l.StepCodes, rowScaleBytes = 4 * l.ScaleStride;
+        var mask = new Zmm(31);
+        var zero = new Zmm(30);
+        Zmm X(int j, int half) => new(16 + 2 * (j & 1) + half);
+        Zmm Temp(int r, int k) => new(22 + 4 * (r & 1) + k); // k: 0 = w (then s), 1 = high nibbles, 2 = low, 3 = sum
+
+        // Step j's activations (at rsi + xo) into registers.
+        void LoadX(int j, int xo)
+        {
+            asm.Vmovdqu32(X(j, 0), new Mem(Gpr.Rsi, xo));
+            if (nibbles) asm.Vmovdqu32(X(j, 1), new Mem(Gpr.Rsi, xo + 64));
+        }
+        // Row r's step at weight offset wo: low/even codes into lo, high/odd into hi (the same register but for
+        // 4-bit grouped chains).
+        void RowStep(int r, int j, int wo, Zmm lo, Zmm hi)
+        {
+            Zmm w = Temp(r, 0), h = Temp(r, 1), low = Temp(r, 2);
+            EmitPrefetch(asm, l, r * l.RowBytes, wo);
+            asm.Vmovdqu32(w, new Mem(Gpr.Rdi, r * l.RowBytes + wo));
+            if (!nibbles)
+            {
+                asm.Vpdpbusd(lo, w, X(j, 0));
+                return;
+            }
+            asm.Vpsrlw(h, w, 4);
+            asm.Vpandd(low, w, mask);
+            asm.Vpandd(h, h, mask);
+            asm.Vpdpbusd(lo, low, X(j, 0));
+            asm.Vpdpbusd(hi, h, X(j, 1));
+        }
+
+        asm.Vmovdqu32(mask, new Mem(Gpr.R8, 0));
+        asm.Vpxord(zero, zero, zero);
+        asm.Mov(Gpr.Rax, Gpr.Rsi);
+        int pass = asm.Position;
+        int wAdvance = 0, sAdvance = 0;
+        if (l.Plan is StepFma or Permuted)
+        {
+            Zmm F(int r, int i) => new(4 * r + (i & 3));
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < 4; i++) asm.Vpxord(F(r, i), F(r, i), F(r, i));
+            int chunk = l.Plan == StepFma ? 4 : 16 / l.GroupsPerStep;
+            int chunkScaleBytes = l.Plan == StepFma ? 16 : 64;
+            int table = l.GroupsPerStep == 2 ? Index2Offset : Index4Offset;
+            int chunks = l.Units / chunk, rest = l.Units % chunk;
+            // Step j of a chunk for every row: f[j mod 4] += lanes * scale(s), as the 1-row kernel's ScaledStep.
+            void ScaledSteps(int j)
+            {
+                LoadX(j, xStep * j);
+                var index = new Zmm(20 + (j & 1));
+                if (l.Plan == Permuted) asm.Vmovdqu32(index, new Mem(Gpr.R8, table + 64 * j));
+                for (int r = 0; r < rows; r++)
+                {
+                    var acc = Temp(r, 3);
+                    asm.Vpxord(acc, acc, acc);
+                    RowStep(r, j, 64 * j, acc, acc);
+                    asm.Vcvtdq2ps(acc, acc);
+                    if (l.Plan == StepFma) asm.Vfmadd231ps(F(r, j), acc, new Mem(Gpr.Rdx, r * rowScaleBytes + 4 * j, Broadcast: true));
+                    else
+                    {
+                        var s = Temp(r, 0);
+                        asm.Vpermps(s, index, new Mem(Gpr.Rdx, r * rowScaleBytes));
+                        asm.Vfmadd231ps(F(r, j), acc, s);
+                    }
+                }
+            }
+            if (chunks > 0)
+            {
+                asm.MovImm32(Gpr.R10, chunks);
+                int loop = asm.Position;
+                for (int j = 0; j < chunk; j++) ScaledSteps(j);
+                asm.AddImm(Gpr.Rdi, 64 * chunk);
+                asm.AddImm(Gpr.Rsi, xStep * chunk);
+                asm.AddImm(Gpr.Rdx, chunkScaleBytes);
+                asm.Dec(Gpr.R10);
+                asm.JnzBack(loop);
+                wAdvance = 64 * chunk * chunks;
+                sAdvance = chunkScaleBytes * chunks;
+            }
+            for (int j = 0; j < rest; j++) ScaledSteps(j);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r + 64 * i), F(r, i));
+        }
+        else
+        {
+            Zmm F(int r, int slot) => new(2 * r + slot);
+            Zmm Chain(int r, int c) => new(8 + 2 * r + c);
+            for (int r = 0; r < rows; r++)
+            {
+                asm.Vpxord(F(r, 0), F(r, 0), F(r, 0));
+                asm.Vpxord(F(r, 1), F(r, 1), F(r, 1));
+            }
+            // One group of n steps at weight offset wo for every row, into f[slot] with the scale at rdx + so.
+            void Group(int slot, int wo, int so, int n)
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    asm.Vpxord(Chain(r, 0), Chain(r, 0), Chain(r, 0));
+                    asm.Vpxord(Chain(r, 1), Chain(r, 1), Chain(r, 1));
+                }
+                for (int j = 0; j < n; j++)
+                {
+                    int o = wo + 64 * j;
+                    LoadX(j, nibbles ? 2 * o : o);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        // 4 bits: chain 0 takes the low nibbles, chain 1 the high; 8 bits: steps alternate chains.
+                        if (nibbles) RowStep(r, j, o, Chain(r, 0), Chain(r, 1));
+                        else RowStep(r, j, o, Chain(r, j & 1), Chain(r, j & 1));
+                    }
+                }
+                for (int r = 0; r < rows; r++)
+                {
+                    var sum = Chain(r, 0);
+                    asm.Vpaddd(sum, sum, Chain(r, 1));
+                    asm.Vcvtdq2ps(sum, sum);
+                    asm.Vmulps(sum, sum, new Mem(Gpr.Rdx, r * rowScaleBytes + so, Broadcast: true));
+                    asm.Vaddps(F(r, slot), F(r, slot), sum);
+                }
+            }
+            int s = l.Steps, full = l.Units / s, rest = l.Units % s;
+            if (full >= 2)
+            {
+                asm.MovImm32(Gpr.R10, full / 2);
+                int loop = asm.Position;
+                Group(0, 0, 0, s);
+                Group(1, 64 * s, 4, s);
+                asm.AddImm(Gpr.Rdi, 128 * s);
+                asm.AddImm(Gpr.Rsi, 2 * xStep * s);
+                asm.AddImm(Gpr.Rdx, 8);
+                asm.Dec(Gpr.R10);
+                asm.JnzBack(loop);
+                wAdvance = 128 * s * (full / 2);
+                sAdvance = 8 * (full / 2);
+            }
+            int wo = 0, so = 0;
+            if ((full & 1) != 0)
+            {
+                Group(0, 0, 0, s);
+                wo = 64 * s;
+                so = 4;
+            }
+            if (rest > 0) Group(full & 1, wo, so, rest);
+            for (int r = 0; r < rows; r++)
+            {
+                asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r), F(r, 0));
+                asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r + 64), F(r, 1));
+                asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r + 128), zero);
+                asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r + 192), zero);
+            }
+        }
+        asm.AddImm(Gpr.Rcx, 4 * LaneFloats * rows);
+        if (rows * l.RowBytes - wAdvance != 0) asm.AddImm(Gpr.Rdi, rows * l.RowBytes - wAdvance);
+        if (rows * rowScaleBytes - sAdvance != 0) asm.AddImm(Gpr.Rdx, rows * rowScaleBytes - sAdvance);
+        asm.Mov(Gpr.Rsi, Gpr.Rax);
+        asm.SubImm(Gpr.R9, rows);
+        asm.JnzBack(pass);
+        asm.Vzeroupper();
+        asm.Ret();
+        return asm.ToArray();
+    }
+
     /// <summary>
     /// The kernel a batch-1 call of this weight runs (as <see cref="FusedInt8Dot.Args.VnniKernel"/>), or 0 when the
     /// managed kernels run: the caller then keeps their code offset (the kernel's codes enter unshifted).
@@ -361,9 +595,24 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>Largest 4-bit or 8-bit g32 weight (bytes) the kernel takes (see <see cref="Prepare"/>).</summary>
-    public const long CacheResidentBytes = 4L << 20;
+    internal static long CacheResidentBytes { get; set; } = 4L << 20;
 
     [ThreadStatic] private static byte[]? t_scratch;
+
+    /// <summary>
+    /// Prefetches the float16 scales and zero points of rows [r0, r0 + count) (the next call's block) while this
+    /// block's kernel streams its weights: converted in one burst before the kernel, a cold block's scales were read
+    /// on demand with the weight stream idle.
+    /// </summary>
+    private static void PrefetchScales(in FusedInt8Dot.Args a, int r0, int count)
+    {
+        long groups = (long)count * a.GroupsPerRow;
+        byte* s = (byte*)(a.Scales + (nint)r0 * a.GroupsPerRow);
+        for (long o = 0; o < 2 * groups; o += 64) Sse.Prefetch0(s + o);
+        if (a.Zeros == null) return;
+        byte* z = a.Zeros + (nint)r0 * a.GroupsPerRow;
+        for (long o = 0; o < groups; o += 64) Sse.Prefetch0(z + o);
+    }
 
     /// <summary>
     /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
@@ -376,7 +625,9 @@ internal static unsafe class VnniGemv
         int gpr = a.GroupsPerRow, rowBytes = a.RowBytes;
         var l = LayoutFor(a.Bits, a.GroupSize, gpr, a.In, rowBytes, a.GroupStride)!.Value;
         int scaleStride = l.ScaleStride, scaleCount = l.ScaleCount, units = l.Units;
+        // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
         var kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
+        var single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
 
         // Scratch: a block's scales and accumulators, and a zero-padded copy of the last row (when its reads would
         // pass the end of the codes).
@@ -394,9 +645,10 @@ internal static unsafe class VnniGemv
         // (the next row's codes meet zero activations), so only the matrix's last row needs the copy.
         bool overrun = (long)units * 64 > rowBytes;
 
-        for (int r0 = start; r0 < end; r0 += BlockRows)
+        int block = RowsPerCall;
+        for (int r0 = start; r0 < end; r0 += block)
         {
-            int count = Math.Min(BlockRows, end - r0);
+            int count = Math.Min(block, end - r0);
             for (int k = 0; k < count; k++)
             {
                 int r = r0 + k;
@@ -406,14 +658,18 @@ internal static unsafe class VnniGemv
                 if (gpr == 1) new Span<float>(rowScales, scaleCount).Fill(rowScales[0]);
                 else if (scaleCount > gpr) new Span<float>(rowScales + gpr, scaleCount - gpr).Clear();
             }
+            if (r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
-            if (direct > 0) kernel(w, a.Q, sf, lanes, s_constants, direct);
+            int passes = direct / l.Rows * l.Rows;
+            if (passes > 0) kernel(w, a.Q, sf, lanes, s_constants, passes);
+            if (direct > passes)
+                single(w + (nint)passes * rowBytes, a.Q, sf + (nint)passes * scaleStride, lanes + LaneFloats * passes, s_constants, direct - passes);
             if (direct < count)
             {
                 new Span<byte>(copy, units * 64).Clear();
                 Buffer.MemoryCopy(w + (nint)direct * rowBytes, copy, (long)units * 64, rowBytes);
-                kernel(copy, a.Q, sf + (nint)direct * scaleStride, lanes + LaneFloats * direct, s_constants, 1);
+                single(copy, a.Q, sf + (nint)direct * scaleStride, lanes + LaneFloats * direct, s_constants, 1);
             }
             for (int k = 0; k < count; k++)
             {

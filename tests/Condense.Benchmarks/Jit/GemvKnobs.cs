@@ -1,0 +1,75 @@
+using System.Reflection;
+using Condense.Kernels;
+
+namespace Condense.Benchmarks.Jit;
+
+/// <summary>
+/// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
+/// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16) and <c>--gemv-gate-mib n</c> (largest
+/// 4-bit / 8-bit g32 weight the generated loop takes), for A/B runs of the same build, cold and hot side by side.
+/// </summary>
+public static class GemvKnobs
+{
+    private static readonly Type s_vnniGemv =
+        typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniGemv", throwOnError: true)!;
+
+    /// <summary>Rows per pass of the generated loop.</summary>
+    public static int Rows
+    {
+        get => (int)Property("RowsPerPass").GetValue(null)!;
+        set => Property("RowsPerPass").SetValue(null, value);
+    }
+
+    /// <summary>Rows per kernel call (scales converted, then the kernel, then the sums reduced).</summary>
+    public static int RowsPerCall
+    {
+        get => (int)Property("RowsPerCall").GetValue(null)!;
+        set => Property("RowsPerCall").SetValue(null, value);
+    }
+
+    /// <summary>Software prefetch distance (bytes, 0 = none) of the generated loop.</summary>
+    public static int PrefetchDistance
+    {
+        get => (int)Property("PrefetchDistance").GetValue(null)!;
+        set => Property("PrefetchDistance").SetValue(null, value);
+    }
+
+    /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
+    public static long GateBytes
+    {
+        get => (long)Property("CacheResidentBytes").GetValue(null)!;
+        set => Property("CacheResidentBytes").SetValue(null, value);
+    }
+
+    /// <summary>Applies <c>--gemv-rows</c> and <c>--gemv-gate-mib</c> when given; prints what runs.</summary>
+    public static void Apply(string[] args)
+    {
+        int i = Array.IndexOf(args, "--gemv-rows");
+        if (i >= 0) Rows = int.Parse(args[i + 1]);
+        i = Array.IndexOf(args, "--gemv-call-rows");
+        if (i >= 0) RowsPerCall = int.Parse(args[i + 1]);
+        i = Array.IndexOf(args, "--gemv-gate-mib");
+        if (i >= 0) GateBytes = long.Parse(args[i + 1]) << 20;
+        Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB");
+    }
+
+    private static PropertyInfo Property(string name) =>
+        s_vnniGemv.GetProperty(name, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
+        ?? throw new InvalidOperationException($"VnniGemv.{name} not found: the knob was renamed.");
+
+    /// <summary>
+    /// <c>--gemv-dump bits,plan,units,steps,groupsPerStep,rowBytes,scaleStride,rows path</c>: writes the generated kernel's
+    /// bytes (for <c>objdump -D -b binary -mi386:x86-64</c>: map perf's bare addresses to instructions).
+    /// </summary>
+    public static void Dump(string spec, string path)
+    {
+        var layoutType = s_vnniGemv.GetNestedType("Layout", BindingFlags.NonPublic)!;
+        var planType = s_vnniGemv.GetNestedType("Plan", BindingFlags.NonPublic)!;
+        var p = spec.Split(',');
+        var layout = Activator.CreateInstance(layoutType, int.Parse(p[0]), Enum.Parse(planType, p[1]), int.Parse(p[2]), int.Parse(p[3]),
+            int.Parse(p[4]), int.Parse(p[5]), int.Parse(p[6]), int.Parse(p[7]));
+        var bytes = (byte[])s_vnniGemv.GetMethod("Emit", BindingFlags.Static | BindingFlags.NonPublic)!.Invoke(null, [layout])!;
+        File.WriteAllBytes(path, bytes);
+        Console.WriteLine($"{bytes.Length} bytes of {layout} to {path}");
+    }
+}
