@@ -25,6 +25,10 @@ public sealed class CsrWeight : IWeightStorage
         OutFeatures = outFeatures;
         InFeatures = inFeatures;
         _values = values;
+        // Batch-1 products stream the values and column indices from memory: 2 MiB pages read them faster (see HugePages).
+        HugePages.Advise(values);
+        if (columns16 is not null) HugePages.Advise(columns16);
+        if (columns32 is not null) HugePages.Advise(columns32);
         _columns16 = columns16;
         _columns32 = columns32;
         _rowPointers = rowPointers;

@@ -28,6 +28,9 @@ public sealed class NmSparseWeight : IWeightStorage
         CompressedWidth = inFeatures / m * n;
         _indices = indices;
         _values = values;
+        // Batch-1 products stream the kept values and their indices from memory: 2 MiB pages read them faster (see HugePages).
+        HugePages.Advise(indices);
+        if (values is not null) HugePages.Advise(values);
         _quantizedValues = quantizedValues;
         _indexRowBytes = IndexRowBytes(CompressedWidth, m);
     }

@@ -27,4 +27,18 @@ internal static class Smaps
         }
         return -1;
     }
+
+    /// <summary>Whether this kernel can collapse a touched array into huge pages at all (Linux >= 6.1, a free 2 MiB page).</summary>
+    public static bool CanCollapse()
+    {
+        var probe = new byte[16 << 20];
+        Array.Fill(probe, (byte)1);
+        return Condense.Kernels.HugePages.Advise(probe);
+    }
+
+    /// <summary>AnonHugePages (KiB) of the mapping holding the middle of <paramref name="array"/>.</summary>
+    public static unsafe long AnonHugePagesKiB(float[] array)
+    {
+        fixed (float* p = array) return AnonHugePagesKiB((long)(p + array.Length / 2));
+    }
 }

@@ -180,4 +180,23 @@ public class CsrWeightTests
         e = Assert.Throws<ArgumentException>(() => CsrWeight.Prune(w, 2, 3, 0.5));
         Assert.Contains("dense[row 1, column 1] is NaN", e.Message);
     }
+
+    [Fact]
+    public void Large_values_are_backed_by_huge_pages_and_keep_their_products()
+    {
+        // Batch-1 products stream the values and column indices from memory; 2 MiB pages read them faster (see HugePages).
+        if (!Condense.Tests.Kernels.Smaps.TransparentHugePagesAvailable) return; // the advice is a no-op by design
+        bool canCollapse = Condense.Tests.Kernels.Smaps.CanCollapse();
+        int outF = 2048, inF = 4096; // half kept: 4 Mi floats, 16 MiB
+        var sparse = CsrWeight.Prune(SparseReference.LargeDense(outF, inF, 21), outF, inF, 0.5);
+        var stored = new float[outF * inF];
+        sparse.Dequantize(stored);
+        var x = SparseReference.LargeDense(1, inF, 22);
+        var y = new float[outF];
+        sparse.MatMulTransposed(x, y, 1);
+        SparseReference.AssertRowsMatch(stored, x, y, inF);
+        if (!canCollapse) return;
+        long hugeKiB = Condense.Tests.Kernels.Smaps.AnonHugePagesKiB(sparse.Values);
+        Assert.True(hugeKiB >= 2048, $"the 16 MiB value array's mapping has no huge page after Prune (smaps AnonHugePages {hugeKiB} KiB)");
+    }
 }

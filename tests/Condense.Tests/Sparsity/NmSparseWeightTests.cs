@@ -250,4 +250,24 @@ public class NmSparseWeightTests
         e = Assert.Throws<ArgumentException>(() => NmSparseWeight.Prune(new float[64], 1, 64, 2, 4, new QuantizationScheme(4, 64, true)));
         Assert.Contains("K = 32", e.Message);
     }
+
+    [Fact]
+    public void Large_kept_values_are_backed_by_huge_pages_and_keep_their_products()
+    {
+        // Batch-1 products stream the kept values from memory; 2 MiB pages read them faster (see HugePages). Only
+        // dense, quantized and low-rank weights were advised before.
+        if (!Condense.Tests.Kernels.Smaps.TransparentHugePagesAvailable) return; // the advice is a no-op by design
+        bool canCollapse = Condense.Tests.Kernels.Smaps.CanCollapse();
+        int outF = 2048, inF = 4096; // 2:4 keeps 2048 x 2048 floats: 16 MiB
+        var sparse = NmSparseWeight.Prune(SparseReference.LargeDense(outF, inF, 11), outF, inF, 2, 4);
+        var stored = new float[outF * inF];
+        sparse.Dequantize(stored);
+        var x = SparseReference.LargeDense(1, inF, 12);
+        var y = new float[outF];
+        sparse.MatMulTransposed(x, y, 1);
+        SparseReference.AssertRowsMatch(stored, x, y, inF);
+        if (!canCollapse) return;
+        long hugeKiB = Condense.Tests.Kernels.Smaps.AnonHugePagesKiB(sparse.Values!);
+        Assert.True(hugeKiB >= 2048, $"the 16 MiB kept-value array's mapping has no huge page after Prune (smaps AnonHugePages {hugeKiB} KiB)");
+    }
 }

@@ -35,4 +35,24 @@ internal static class SparseReference
                 Assert.Fail($"{what}: y[{i / outFeatures}, {i % outFeatures}] = {y[i]}, expected {expected[i]} (tolerance {tolerance})");
         }
     }
+
+    /// <summary>An OutFeatures x InFeatures weight of seeded Gaussian values.</summary>
+    public static float[] LargeDense(int outF, int inF, ulong seed)
+    {
+        var rng = new Condense.Rng(seed);
+        var dense = new float[outF * inF];
+        for (int k = 0; k < dense.Length; k++) dense[k] = rng.NextGaussian();
+        return dense;
+    }
+
+    /// <summary>Spot-checks rows 0, 1, Out/2 and Out-1 of y = W x against a float64 sum over the stored weight's dense form.</summary>
+    public static void AssertRowsMatch(float[] denseStored, float[] x, float[] y, int inF)
+    {
+        foreach (int row in new[] { 0, 1, y.Length / 2, y.Length - 1 })
+        {
+            double expected = 0;
+            for (int i = 0; i < inF; i++) expected += (double)denseStored[(long)row * inF + i] * x[i];
+            Assert.True(Math.Abs(y[row] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"row {row}: {y[row]} vs {expected}");
+        }
+    }
 }
