@@ -17,7 +17,8 @@ namespace Condense.Benchmarks.Gemv;
 /// work per cache line (an OR per load vs an fp32 FMA against an activation vector, as the GEMV does).
 /// Variants alternate within each round, so drift and other tenants' load hit all of them alike.
 /// </summary>
-/// <remarks>Options: <c>--call-mib n</c> (64), <c>--rounds n</c> (5), <c>--row-kib n</c> (16: an S1 fp32 row).</remarks>
+/// <remarks>Options: <c>--call-mib n</c> (64), <c>--rounds n</c> (5), <c>--row-kib n</c> (16: an S1 fp32 row), <c>--hot</c>
+/// (every call reads the same bytes at the buffer's start: with <c>--call-mib 8</c>, an S1 int4 weight in L3).</remarks>
 internal static unsafe class ReadProbeQuick
 {
     private const long BufferBytes = 1L << 30;
@@ -38,7 +39,8 @@ internal static unsafe class ReadProbeQuick
         long callBytes = long.Parse(Option(args, "--call-mib") ?? "64", CultureInfo.InvariantCulture) << 20;
         int rounds = int.Parse(Option(args, "--rounds") ?? "5", CultureInfo.InvariantCulture);
         int rowBytes = int.Parse(Option(args, "--row-kib") ?? "16", CultureInfo.InvariantCulture) << 10;
-        Console.WriteLine($"read-rate probe: calls of {callBytes >> 20} MiB rotating over a {BufferBytes >> 20} MiB buffer (each call cold), " +
+        bool hot = args.Contains("--hot");
+        Console.WriteLine($"read-rate probe: calls of {callBytes >> 20} MiB " + (hot ? "always at the buffer's start (hot: in cache after the first), " : $"rotating over a {BufferBytes >> 20} MiB buffer (each call cold), ") +
                           $"rows of {rowBytes >> 10} KiB for the multi-stream variants, {rounds} rounds, variants alternate within a round");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
         Console.WriteLine($"loadavg : {File.ReadAllText("/proc/loadavg").Trim()} (start)");
@@ -95,7 +97,7 @@ internal static unsafe class ReadProbeQuick
                 for (int c = 0; c < callsPerVariant; c++)
                 {
                     long offset = next;
-                    next = (next + callBytes) % (BufferBytes - callBytes + 1) / HugePage * HugePage;
+                    next = hot ? 0 : (next + callBytes) % (BufferBytes - callBytes + 1) / HugePage * HugePage;
                     long t0 = Stopwatch.GetTimestamp();
                     cpu[c] = OneCall(v, v.Huge ? huge : small, offset, callBytes, rowBytes, x, helper);
                     times[c] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
