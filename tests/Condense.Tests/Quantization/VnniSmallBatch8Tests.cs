@@ -100,7 +100,7 @@ public class VnniSmallBatch8Tests
             finally { pool.MaxDegreeOfParallelism = saved; }
             Assert.Equal(one, two);
 
-            // Batch 15 runs as tiles of 8 and 7 rows (1 and 2 weight rows per call); smaller batches as other tiles
+            // Batch 15 runs as tiles of 8 and 7 rows per row (3 and 4 weight rows per call), 5 x 3 with groups (2); others as other tiles
             // and calls: every row the same.
             foreach (int size in new[] { 2, 3, 4, 5, 8, 9 })
                 foreach (int first in new[] { 0, 6, batch - size })
