@@ -20,13 +20,16 @@ public class VnniSmallBatch8Tests
         var data = new TheoryData<int, int, bool>();
         foreach (bool sym in new[] { true, false })
         {
-            data.Add(0, 1031, sym);   // one group per row (integer lanes, units of 256), a tail of 7 codes
+            data.Add(0, 1031, sym);   // one group per row (integer lanes, units of one step), a tail of 7 codes
             data.Add(32, 4128, sym);  // two groups per step, many steps, a tail of one group
             data.Add(64, 448, sym);   // one group per step, no tail
             data.Add(128, 640, sym);  // units of 2 steps, an odd number of units
             data.Add(256, 1280, sym); // units of 4 steps
         }
         data.Add(0, 256, false);      // exactly one unit
+        data.Add(0, 384, true);       // per row, units of 2 steps (MiniLM's inputs)
+        data.Add(0, 640, false);      // per row, units of 2 steps, an odd number of units
+        data.Add(0, 192, false);      // per row, units of one step
         data.Add(0, 257, true);       // one unit and one code
         data.Add(16, 400, false);     // four groups per step, a tail of one group of 16
         data.Add(16, 80, true);       // one step and a tail of one group
@@ -146,7 +149,12 @@ public class VnniSmallBatch8Tests
         Assert.False(VnniSmallBatch8.Applies(4, 64, 64, 4096, 8, 512));   // 4-bit codes: VnniSmallBatch4
         Assert.False(VnniSmallBatch8.Applies(8, 64, 64, 4096, 1, 512));   // batch 1: the GEMV
         Assert.False(VnniSmallBatch8.Applies(8, 64, 64, 4096, 16, 512));  // 16 rows: the GEMM
-        Assert.False(VnniSmallBatch8.Applies(8, 255, 1, 255, 4, 512));    // one group per row below one unit of 256
+        Assert.False(VnniSmallBatch8.Applies(8, 63, 1, 63, 4, 512));      // one group per row below one step
+        Assert.Equal(4, VnniSmallBatch8.UnitSteps(1536, 1, 1536));        // per row: the most steps (up to 4) dividing the row
+        Assert.Equal(2, VnniSmallBatch8.UnitSteps(384, 1, 384));
+        Assert.Equal(1, VnniSmallBatch8.UnitSteps(1031, 1, 1031));
+        Assert.Equal(2, VnniSmallBatch8.UnitSteps(128, 12, 1536));        // groups: a whole group, up to 4 steps
+        Assert.Equal(1, VnniSmallBatch8.UnitSteps(32, 48, 1536));
         Assert.False(VnniSmallBatch8.Applies(8, 48, 8, 384, 4, 512));     // groups of 48: lane scales would not repeat per step
         Assert.False(VnniSmallBatch8.Applies(8, 2, 64, 128, 4, 512));     // groups of 2 straddle a 4-code lane
         Assert.False(VnniSmallBatch8.Applies(8, 1 << 21, 1, 1 << 21, 4, 512)); // int32 lanes of one group per row could overflow

@@ -17,8 +17,9 @@ namespace Condense.Kernels.Jit;
 /// unit (no reordering: 8-bit lanes need no even/odd split). A unit is U = 1, 2 or 4 steps whose integer lanes
 /// accumulate before one vcvtdq2ps and one FMA per weight row and batch row with the lanes' group scales: U steps
 /// lie in one group when groups are 64 U codes or more, so the float work is once per group (g128: per 128 codes,
-/// g256+: per 256), not once per step. One group per row accumulates integers over the whole row (no float work
-/// in the loop at all; |lane| &lt;= In / 16 x 255 x 128 stays in int32 for rows up to a million codes).</para>
+/// g256: per 256), not once per step. One group per row accumulates integers over the whole row (no float work
+/// in the loop at all; |lane| &lt;= In / 16 x 255 x 128 stays in int32 for rows up to a million codes), in units of
+/// the most steps (up to 4) that divide the row.</para>
 /// <para>Registers: R weight rows x M batch rows of integer lanes and (unless per row) as many float32 accumulators,
 /// R weight vectors, one activation vector, the lane index: R (2M + 1) &lt;= 30, or R (M + 1) &lt;= 30 per row.
 /// With one weight row per call (M = 8 with groups) each vpdpbusd takes its activations as a memory operand.</para>
@@ -49,9 +50,14 @@ internal static unsafe class VnniSmallBatch8
     /// <summary>Most rows per call for a tile of <paramref name="m"/> batch rows; <paramref name="intOnly"/>: one group per row (no float accumulators).</summary>
     public static int RowsPerCall(int m, bool intOnly) => Math.Min(4, intOnly ? 30 / (m + 1) : 30 / (2 * m + 1));
 
-    /// <summary>Steps per unit (per conversion) for groups of <paramref name="groupSize"/> codes (<paramref name="groupsPerRow"/> 1: per row, 4).</summary>
-    public static int UnitSteps(int groupSize, int groupsPerRow) =>
-        groupsPerRow == 1 || groupSize % 256 == 0 ? 4 : groupSize % 128 == 0 ? 2 : 1;
+    /// <summary>
+    /// Steps per unit (per conversion) for groups of <paramref name="groupSize"/> codes: a whole group up to 4 steps.
+    /// One group per row (<paramref name="groupsPerRow"/> 1) has no conversion in the loop: the most steps (up to 4)
+    /// that divide the row, so that no whole step is left to the scalar tail (MiniLM's 384 inputs: 2).
+    /// </summary>
+    public static int UnitSteps(int groupSize, int groupsPerRow, int inFeatures) =>
+        groupsPerRow == 1 ? (inFeatures % 256 == 0 ? 4 : inFeatures % 128 == 0 ? 2 : 1) :
+        groupSize % 256 == 0 ? 4 : groupSize % 128 == 0 ? 2 : 1;
 
     private static readonly Lazy<nint[,,]?> s_code = new(Build);
 
@@ -70,32 +76,38 @@ internal static unsafe class VnniSmallBatch8
     /// </summary>
     public static bool Applies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch, int vectorBits) =>
         bits == 8 && batch is >= 2 and < 16 && vectorBits >= 512 && !t_off &&
-        inFeatures >= StepCodes * UnitSteps(groupSize, groupsPerRow) &&
-        (groupsPerRow == 1 ? inFeatures <= 1 << 20 : groupSize % 4 == 0 && StepCodes * UnitSteps(groupSize, groupsPerRow) % groupSize == 0) &&
+        inFeatures >= StepCodes * UnitSteps(groupSize, groupsPerRow, inFeatures) &&
+        (groupsPerRow == 1 ? inFeatures <= 1 << 20 : groupSize % 4 == 0 && StepCodes * UnitSteps(groupSize, groupsPerRow, inFeatures) % groupSize == 0) &&
         IsAvailable;
 
-    // Kernel table index: 0 = per row (int32 lanes only, U = 4), 1/2/3 = U = 1/2/4 with float accumulators.
-    private static int Variant(bool intOnly, int unitSteps) => intOnly ? 0 : unitSteps == 1 ? 1 : unitSteps == 2 ? 2 : 3;
+    // Kernel table index: 0/1/2 = U = 1/2/4 with float accumulators, 3/4/5 = the same with int32 lanes only (per row).
+    private const int Variants = 6;
+
+    private static int Variant(bool intOnly, int unitSteps) => (intOnly ? 3 : 0) + System.Numerics.BitOperations.Log2((uint)unitSteps);
+
+    private static bool IntOnly(int variant) => variant >= 3;
+
+    private static int VariantSteps(int variant) => 1 << (variant % 3);
 
     private static nint[,,]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[4, MaxTile + 1, 5];
-        for (int v = 0; v < 4; v++)
+        var offsets = new int[Variants, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
             for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, v == 0); r++)
+                for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++)
                 {
                     while (a.Position % 64 != 0) a.Ret();
                     offsets[v, m, r] = a.Position;
-                    Emit(a, r, m, v == 0 ? 4 : 1 << (v - 1), v == 0);
+                    Emit(a, r, m, VariantSteps(v), IntOnly(v));
                 }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[4, MaxTile + 1, 5];
-        for (int v = 0; v < 4; v++)
+        var code = new nint[Variants, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
             for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, v == 0); r++) code[v, m, r] = pages + offsets[v, m, r];
+                for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[v, m, r] = pages + offsets[v, m, r];
         return code;
     }
 
@@ -233,7 +245,7 @@ internal static unsafe class VnniSmallBatch8
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(in PackedWeightView w, sbyte* q, int padded, float* rowScale, float* groupSums, int groupStride, float* y, int batch)
     {
-        int unitSteps = UnitSteps(w.GroupSize, w.GroupsPerRow), unit = unitSteps * StepCodes;
+        int unitSteps = UnitSteps(w.GroupSize, w.GroupsPerRow, w.In), unit = unitSteps * StepCodes;
         int units = w.In / unit;
         int limit = TileLimit(w.GroupsPerRow == 1), tiles = (batch + limit - 1) / limit;
         long xBytes = (long)batch * units * unit;
