@@ -103,6 +103,28 @@ internal static unsafe class DenseMatMul
         public readonly void Invoke(int start, int end) => Reference(X, W, Y, Batch, Out, In, start, end);
     }
 
+    /// <summary>
+    /// Weight rows the batch-1..3 GEMV reads side by side: 0 (default) chooses by size (see <see cref="GemvStreamMinBytes"/>),
+    /// 1 streams W in address order, one row after the next; 4 is the session-8 tile (4 rows sharing each activation
+    /// load). Same bits either way (each output is the same two-chain dot product); a measurement knob for A/B runs
+    /// of one build (the benchmarks set it by reflection), not an API.
+    /// </summary>
+    internal static int GemvRowsSideBySide { get; set; }
+
+    /// <summary>
+    /// Weights of at least this many bytes take the one-row stream at batch 1-3; smaller ones (cache-resident when a
+    /// model calls them again and again) take the 4-row tile. `--quick readprobe` (8 MiB read again and again, from
+    /// L2/L3): 4 rows side by side 131 GB/s of CPU time, one row 88-114 (two FMA chains per row are latency-bound
+    /// there); from DRAM (64 MiB, cold) one row 50 GB/s, 4 rows 45.
+    /// </summary>
+    internal static long GemvStreamMinBytes { get; set; } = 8L << 20;
+
+    // Batch 1-3, one index per GemvRows rows (the pool's split is unchanged). Session 9: a weight that streams from
+    // DRAM is read one row after the next, i.e. as a single sequential stream per thread, with the activation rows
+    // in L1/L2 and no software prefetch. `--quick readprobe` on this VM (docs/benchmarks.md): several rows side by
+    // side read 10-32% slower from DRAM than one stream, and a prefetch per line never helped; ORT's MatMul also
+    // walks its packed B as one stream. Every output keeps the exact chain of Dot1 (two vector chains over alternate
+    // blocks, the leftover block into the first, lanes summed, scalar tail), so both shapes give the same bits.
     private struct GemvBody : IRangeBody
     {
         public float* X, W, Y;
@@ -111,12 +133,141 @@ internal static unsafe class DenseMatMul
         public readonly void Invoke(int start, int end)
         {
             int r0 = start * GemvRows, r1 = Math.Min(Out, end * GemvRows);
-            if (Bits == 512) GemvTile<F512>(X, W, Y, Batch, Out, In, r0, r1);
-            else if (Bits == 256) GemvTile<F256>(X, W, Y, Batch, Out, In, r0, r1);
-            else GemvTile<F128>(X, W, Y, Batch, Out, In, r0, r1);
+            int rows = GemvRowsSideBySide;
+            if (rows == 0) rows = (long)Out * In * sizeof(float) >= GemvStreamMinBytes ? 1 : 4;
+            if (rows == 4)
+            {
+                if (Bits == 512) GemvTile<F512>(X, W, Y, Batch, Out, In, r0, r1);
+                else if (Bits == 256) GemvTile<F256>(X, W, Y, Batch, Out, In, r0, r1);
+                else GemvTile<F128>(X, W, Y, Batch, Out, In, r0, r1);
+            }
+            else if (Bits == 512) GemvRows1<F512>(X, W, Y, Batch, Out, In, r0, r1);
+            else if (Bits == 256) GemvRows1<F256>(X, W, Y, Batch, Out, In, r0, r1);
+            else GemvRows1<F128>(X, W, Y, Batch, Out, In, r0, r1);
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvRows1<TV>(float* x, float* w, float* y, int batch, int outF, int inF, int r0, int r1)
+        where TV : struct, IFloatVector<TV>
+    {
+        if (batch == 1)
+        {
+            for (int o = r0; o < r1; o++) y[o] = Dot1Streamed<TV>(x, w + (nint)o * inF, inF);
+            return;
+        }
+        // Batch 2-3: each W row is read once and dotted with every x row (x rows from L1/L2).
+        for (int o = r0; o < r1; o++)
+        {
+            float* wr = w + (nint)o * inF;
+            if (batch == 2) Dot1x2<TV>(x, x + inF, wr, inF, y + o, y + outF + o);
+            else Dot1x3<TV>(x, x + inF, x + 2 * (nint)inF, wr, inF, y + o, y + outF + o, y + 2 * (nint)outF + o);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Dot1{TV}"/> with 8 vectors per loop step (4 per chain, in the same order): the same bits, a quarter
+    /// of the loop overhead per cache line, so more lines of the stream are in flight.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot1Streamed<TV>(float* x, float* w, int n) where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        TV a = TV.Zero, b = TV.Zero;
+        int i = 0;
+        for (; i + 8 * v <= n; i += 8 * v)
+        {
+            a = TV.Fma(TV.Load(w + i), TV.Load(x + i), a);
+            b = TV.Fma(TV.Load(w + i + v), TV.Load(x + i + v), b);
+            a = TV.Fma(TV.Load(w + i + 2 * v), TV.Load(x + i + 2 * v), a);
+            b = TV.Fma(TV.Load(w + i + 3 * v), TV.Load(x + i + 3 * v), b);
+            a = TV.Fma(TV.Load(w + i + 4 * v), TV.Load(x + i + 4 * v), a);
+            b = TV.Fma(TV.Load(w + i + 5 * v), TV.Load(x + i + 5 * v), b);
+            a = TV.Fma(TV.Load(w + i + 6 * v), TV.Load(x + i + 6 * v), a);
+            b = TV.Fma(TV.Load(w + i + 7 * v), TV.Load(x + i + 7 * v), b);
+        }
+        for (; i + 2 * v <= n; i += 2 * v)
+        {
+            a = TV.Fma(TV.Load(w + i), TV.Load(x + i), a);
+            b = TV.Fma(TV.Load(w + i + v), TV.Load(x + i + v), b);
+        }
+        for (; i + v <= n; i += v) a = TV.Fma(TV.Load(w + i), TV.Load(x + i), a);
+        float s = TV.Sum(TV.Add(a, b));
+        for (; i < n; i++) s = MathF.FusedMultiplyAdd(x[i], w[i], s);
+        return s;
+    }
+
+    /// <summary>Two outputs of one W row (x rows x0, x1), each exactly <see cref="Dot1{TV}"/>'s chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x2<TV>(float* x0, float* x1, float* w, int n, float* y0, float* y1) where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        TV a0 = TV.Zero, b0 = TV.Zero, a1 = TV.Zero, b1 = TV.Zero;
+        int i = 0;
+        for (; i + 4 * v <= n; i += 4 * v)
+        {
+            TV p = TV.Load(w + i), q = TV.Load(w + i + v);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0); b0 = TV.Fma(q, TV.Load(x0 + i + v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1); b1 = TV.Fma(q, TV.Load(x1 + i + v), b1);
+            p = TV.Load(w + i + 2 * v); q = TV.Load(w + i + 3 * v);
+            a0 = TV.Fma(p, TV.Load(x0 + i + 2 * v), a0); b0 = TV.Fma(q, TV.Load(x0 + i + 3 * v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i + 2 * v), a1); b1 = TV.Fma(q, TV.Load(x1 + i + 3 * v), b1);
+        }
+        for (; i + 2 * v <= n; i += 2 * v)
+        {
+            TV p = TV.Load(w + i), q = TV.Load(w + i + v);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0); b0 = TV.Fma(q, TV.Load(x0 + i + v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1); b1 = TV.Fma(q, TV.Load(x1 + i + v), b1);
+        }
+        for (; i + v <= n; i += v)
+        {
+            TV p = TV.Load(w + i);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1);
+        }
+        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1));
+        for (; i < n; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(x0[i], w[i], s0);
+            s1 = MathF.FusedMultiplyAdd(x1[i], w[i], s1);
+        }
+        *y0 = s0; *y1 = s1;
+    }
+
+    /// <summary>Three outputs of one W row, each exactly <see cref="Dot1{TV}"/>'s chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x3<TV>(float* x0, float* x1, float* x2, float* w, int n, float* y0, float* y1, float* y2)
+        where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        TV a0 = TV.Zero, b0 = TV.Zero, a1 = TV.Zero, b1 = TV.Zero, a2 = TV.Zero, b2 = TV.Zero;
+        int i = 0;
+        for (; i + 2 * v <= n; i += 2 * v)
+        {
+            TV p = TV.Load(w + i), q = TV.Load(w + i + v);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0); b0 = TV.Fma(q, TV.Load(x0 + i + v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1); b1 = TV.Fma(q, TV.Load(x1 + i + v), b1);
+            a2 = TV.Fma(p, TV.Load(x2 + i), a2); b2 = TV.Fma(q, TV.Load(x2 + i + v), b2);
+        }
+        for (; i + v <= n; i += v)
+        {
+            TV p = TV.Load(w + i);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1);
+            a2 = TV.Fma(p, TV.Load(x2 + i), a2);
+        }
+        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1)), s2 = TV.Sum(TV.Add(a2, b2));
+        for (; i < n; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(x0[i], w[i], s0);
+            s1 = MathF.FusedMultiplyAdd(x1[i], w[i], s1);
+            s2 = MathF.FusedMultiplyAdd(x2[i], w[i], s2);
+        }
+        *y0 = s0; *y1 = s1; *y2 = s2;
+    }
+
+    // The session-8 batch 1-3 tile: 4 W rows side by side sharing each activation load: 8 FMA chains in flight, the
+    // faster shape when W comes from L2/L3 (weights below GemvStreamMinBytes).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvTile<TV>(float* x, float* w, float* y, int batch, int outF, int inF, int r0, int r1)
         where TV : struct, IFloatVector<TV>

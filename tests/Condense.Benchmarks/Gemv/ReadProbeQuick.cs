@@ -27,7 +27,7 @@ internal static unsafe class ReadProbeQuick
 
     private enum Pf { None, T0, T1, T2, Nta }
 
-    private enum Work { Or, Fma }
+    private enum Work { Or, Fma, FmaUnrolled }
 
     /// <summary>One way of reading a call's bytes.</summary>
     private sealed record Variant(string Name, bool Huge, int Threads, int Streams, Pf Prefetch, int Distance, long SplitBlock, Work Work);
@@ -77,6 +77,13 @@ internal static unsafe class ReadProbeQuick
         variants.Add(new("FMA dot, 4 streams, 4 KiB pages", false, 2, 4, Pf.None, 0, 0, Work.Fma));
         variants.Add(new("FMA dot, 1 stream + t0 2048", true, 2, 1, Pf.T0, 2048, 0, Work.Fma));
         variants.Add(new("FMA dot, 4 streams + t0 1024", true, 2, 4, Pf.T0, 1024, 0, Work.Fma));
+        // Session 9: the batch-1 GEMV's candidate shapes (same two chains per row as DenseMatMul's dot, so same bits):
+        // 1 row at a time with 8 lines per loop step, and 2 rows side by side.
+        variants.Add(new("FMA dot, 1 stream, 8 lines per step", true, 2, 1, Pf.None, 0, 0, Work.FmaUnrolled));
+        variants.Add(new("FMA dot, 1 stream, 8 lines, 1 thread", true, 1, 1, Pf.None, 0, 0, Work.FmaUnrolled));
+        variants.Add(new("FMA dot, 1 stream, 1 thread", true, 1, 1, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 4 streams, 1 thread", true, 1, 4, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 2 streams", true, 2, 2, Pf.None, 0, 0, Work.FmaUnrolled));
         // The first variant again, last in each round: how much the position in a round alone moves a figure.
         variants.Add(variants[0] with { Name = "probe again (position control)" });
 
@@ -183,6 +190,8 @@ internal static unsafe class ReadProbeQuick
 
     private static float Read(Variant v, byte* p, long bytes, int rowBytes, float* x)
     {
+        if (v.Work == Work.FmaUnrolled)
+            return v.Streams == 1 ? FmaRows1Unrolled(p, bytes, rowBytes, x) : FmaRows2(p, bytes, rowBytes, x);
         if (v.Work == Work.Fma)
             return v.Streams == 1 ? FmaRows1(p, bytes, rowBytes, x, v.Prefetch, v.Distance) : FmaRows4(p, bytes, rowBytes, x, v.Prefetch, v.Distance);
         if (v.Streams == 1) return Or1(p, bytes, v.Prefetch, v.Distance);
@@ -282,6 +291,58 @@ internal static unsafe class ReadProbeQuick
                 b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), b);
             }
             s += a + b;
+        }
+        return Vector512.Sum(s);
+    }
+
+    /// <summary>fp32 dot products, one row at a time, two chains, 8 lines (4 per chain) per loop step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaRows1Unrolled(byte* p, long bytes, int rowBytes, float* x)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + rowBytes <= bytes; t += rowBytes)
+        {
+            float* w = (float*)(p + t);
+            Vector512<float> a = default, b = default;
+            for (int i = 0; i < n; i += 128)
+            {
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), b);
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 32), Vector512.Load(x + i + 32), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 48), Vector512.Load(x + i + 48), b);
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 64), Vector512.Load(x + i + 64), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 80), Vector512.Load(x + i + 80), b);
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 96), Vector512.Load(x + i + 96), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 112), Vector512.Load(x + i + 112), b);
+            }
+            s += a + b;
+        }
+        return Vector512.Sum(s);
+    }
+
+    /// <summary>fp32 dot products of 2 rows side by side, two chains per row, 4 lines per row per step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaRows2(byte* p, long bytes, int rowBytes, float* x)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + 2L * rowBytes <= bytes; t += 2L * rowBytes)
+        {
+            float* w0 = (float*)(p + t), w1 = w0 + n;
+            Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default;
+            for (int i = 0; i < n; i += 64)
+            {
+                var xa = Vector512.Load(x + i);
+                var xb = Vector512.Load(x + i + 16);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i), xa, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 16), xb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i), xa, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 16), xb, b1);
+                xa = Vector512.Load(x + i + 32);
+                xb = Vector512.Load(x + i + 48);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 32), xa, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 48), xb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 32), xa, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 48), xb, b1);
+            }
+            s += (a0 + b0) + (a1 + b1);
         }
         return Vector512.Sum(s);
     }

@@ -88,6 +88,49 @@ public class DenseWeightTests
         });
     }
 
+    [Theory]
+    [InlineData(1, 37, 1031)]
+    [InlineData(2, 37, 1031)]
+    [InlineData(3, 37, 1031)]
+    [InlineData(1, 9, 4096 + 16 * 9 + 5)]
+    [InlineData(2, 13, 300)]
+    [InlineData(3, 5, 17)]
+    [InlineData(1, 130, 4100)]
+    public unsafe void Batch_1_to_3_row_stream_equals_the_four_row_tile_bit_for_bit_at_every_width_and_thread_count(int batch, int outF, int inF)
+    {
+        // The one-row stream (weights from 8 MiB) and the 4-row tile (smaller ones) must give the same bits: which
+        // shape runs depends on the weight's size, never on what the caller sees.
+        var rng = new Rng((ulong)(batch * 31 + outF * 1000 + inF));
+        var w = new float[outF * inF];
+        var x = new float[batch * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+        var storage = new DenseWeight(w, outF, inF);
+        int savedRows = DenseMatMul.GemvRowsSideBySide, savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            KernelWidths.ForEach(bits =>
+            {
+                float[]? first = null;
+                foreach (int rows in new[] { 4, 1, 0 })
+                    foreach (int degree in new[] { 1, 2, 3 })
+                    {
+                        DenseMatMul.GemvRowsSideBySide = rows;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = degree;
+                        var y = new float[batch * outF];
+                        storage.MatMulTransposed(x, y, batch);
+                        first ??= y;
+                        Assert.True(first.AsSpan().SequenceEqual(y), $"width {bits}, {rows} row(s) side by side, {degree} thread(s): bits differ");
+                    }
+            });
+        }
+        finally
+        {
+            DenseMatMul.GemvRowsSideBySide = savedRows;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
     [Fact]
     public void Results_do_not_depend_on_the_thread_count()
     {
