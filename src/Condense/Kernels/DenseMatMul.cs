@@ -33,7 +33,15 @@ internal static unsafe class DenseMatMul
 
     [ThreadStatic] private static float[]? t_panel;
 
-    public static void MatMulTransposed(float* x, float* w, float* y, int batch, int outF, int inF)
+    public static void MatMulTransposed(float* x, float* w, float* y, int batch, int outF, int inF) =>
+        MatMulTransposed(x, w, y, batch, outF, inF, null, 0);
+
+    /// <summary>
+    /// As above; at batch 1, <paramref name="packed"/> (when not null) is W in <see cref="PackRows4"/>'s layout for
+    /// vectors of <paramref name="packedBits"/> bits, and is read instead of <paramref name="w"/> if that is the
+    /// current width. Same bits either way.
+    /// </summary>
+    public static void MatMulTransposed(float* x, float* w, float* y, int batch, int outF, int inF, float* packed, int packedBits)
     {
         if (batch == 0 || outF == 0) return;
         int bits = KernelOptions.VectorBits;
@@ -46,6 +54,7 @@ internal static unsafe class DenseMatMul
         else if (batch < GemmMinBatch)
         {
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
+            if (batch == 1 && packed != null && packedBits == bits && GemvRowsSideBySide == 0) body.Packed = packed;
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
         else if (UsesPackedKernel(batch, bits))
@@ -127,12 +136,19 @@ internal static unsafe class DenseMatMul
     // blocks, the leftover block into the first, lanes summed, scalar tail), so both shapes give the same bits.
     private struct GemvBody : IRangeBody
     {
-        public float* X, W, Y;
+        public float* X, W, Y, Packed;
         public int Batch, Out, In, Bits;
 
         public readonly void Invoke(int start, int end)
         {
             int r0 = start * GemvRows, r1 = Math.Min(Out, end * GemvRows);
+            if (Packed != null)
+            {
+                if (Bits == 512) GemvPacked<F512>(X, Packed, Y, Out, In, r0, r1);
+                else if (Bits == 256) GemvPacked<F256>(X, Packed, Y, Out, In, r0, r1);
+                else GemvPacked<F128>(X, Packed, Y, Out, In, r0, r1);
+                return;
+            }
             int rows = GemvRowsSideBySide;
             if (rows == 0) rows = (long)Out * In * sizeof(float) >= GemvStreamMinBytes ? 1 : 4;
             if (rows == 4)
@@ -145,6 +161,86 @@ internal static unsafe class DenseMatMul
             else if (Bits == 256) GemvRows1<F256>(X, W, Y, Batch, Out, In, r0, r1);
             else GemvRows1<F128>(X, W, Y, Batch, Out, In, r0, r1);
         }
+    }
+
+    /// <summary>
+    /// W [outF, inF] re-laid for the batch-1 GEMV at <paramref name="bits"/>-bit vectors: each tile of 4 rows
+    /// (GemvRows) is stored block by block, for each block k of v = bits / 32 floats the 4 rows' block k side by side
+    /// (4 x v floats, one cache line each at 512 bits), then the 4 rows' tails (inF mod v floats each); rows past the
+    /// last whole tile stay row-major. Same size as W; tile t starts at t x 4 x inF, a leftover row o at o x inF.
+    /// </summary>
+    /// <remarks>
+    /// Why: `--quick readprobe` (docs/benchmarks.md, session 9) read this layout from DRAM 1.2-1.3x faster per core
+    /// than one row at a time or 4 rows side by side: it is one sequential stream, like a plain read, and each
+    /// activation load serves 4 rows, so per 64 B line the loop issues 1.25 loads instead of 2. ORT's MatMul reads
+    /// its pre-packed B the same way.
+    /// </remarks>
+    internal static void PackRows4(float* w, float* dst, int outF, int inF, int bits)
+    {
+        int v = bits / 32, nb = inF / v, tail = inF - nb * v, tiles = outF / GemvRows;
+        for (int t = 0; t < tiles; t++)
+        {
+            float* d = dst + (nint)t * GemvRows * inF;
+            for (int r = 0; r < GemvRows; r++)
+            {
+                float* src = w + ((nint)t * GemvRows + r) * inF;
+                for (int k = 0; k < nb; k++)
+                    new ReadOnlySpan<float>(src + (nint)k * v, v).CopyTo(new Span<float>(d + ((nint)k * GemvRows + r) * v, v));
+                new ReadOnlySpan<float>(src + (nint)nb * v, tail).CopyTo(new Span<float>(d + (nint)nb * GemvRows * v + r * tail, tail));
+            }
+        }
+        long done = (long)tiles * GemvRows * inF, total = (long)outF * inF;
+        if (total > done)
+            new ReadOnlySpan<float>(w + done, (int)(total - done)).CopyTo(new Span<float>(dst + done, (int)(total - done)));
+    }
+
+    // Batch 1 over PackRows4's layout: per 4-row tile, two chains per row over alternate blocks (the leftover block
+    // into the first), lanes summed, scalar tail: Dot1's chain for every row, so the bits equal the row-major paths'.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvPacked<TV>(float* x, float* packed, float* y, int outF, int inF, int r0, int r1)
+        where TV : struct, IFloatVector<TV>
+    {
+        int tiles = outF / GemvRows;
+        int o = r0;
+        for (; o + GemvRows <= r1 && o / GemvRows < tiles; o += GemvRows)
+            DotPacked4<TV>(x, packed + (nint)o * inF, inF, y + o);
+        for (; o < r1; o++) y[o] = Dot1Streamed<TV>(x, packed + (nint)o * inF, inF);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DotPacked4<TV>(float* x, float* p, int n, float* y) where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count, nb = n / v;
+        TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, b0 = TV.Zero, b1 = TV.Zero, b2 = TV.Zero, b3 = TV.Zero;
+        int k = 0;
+        float* q = p;
+        // 8 consecutive vectors per step: block k of rows 0-3 (chain a), block k + 1 of rows 0-3 (chain b).
+        for (; k + 2 <= nb; k += 2, q += 8 * v)
+        {
+            TV xa = TV.Load(x + (nint)k * v), xb = TV.Load(x + (nint)(k + 1) * v);
+            a0 = TV.Fma(TV.Load(q), xa, a0); a1 = TV.Fma(TV.Load(q + v), xa, a1);
+            a2 = TV.Fma(TV.Load(q + 2 * v), xa, a2); a3 = TV.Fma(TV.Load(q + 3 * v), xa, a3);
+            b0 = TV.Fma(TV.Load(q + 4 * v), xb, b0); b1 = TV.Fma(TV.Load(q + 5 * v), xb, b1);
+            b2 = TV.Fma(TV.Load(q + 6 * v), xb, b2); b3 = TV.Fma(TV.Load(q + 7 * v), xb, b3);
+        }
+        if (k < nb)
+        {
+            TV xa = TV.Load(x + (nint)k * v);
+            a0 = TV.Fma(TV.Load(q), xa, a0); a1 = TV.Fma(TV.Load(q + v), xa, a1);
+            a2 = TV.Fma(TV.Load(q + 2 * v), xa, a2); a3 = TV.Fma(TV.Load(q + 3 * v), xa, a3);
+        }
+        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1)), s2 = TV.Sum(TV.Add(a2, b2)), s3 = TV.Sum(TV.Add(a3, b3));
+        int i0 = nb * v, tail = n - i0;
+        float* t = p + (nint)nb * GemvRows * v;
+        for (int j = 0; j < tail; j++)
+        {
+            float xi = x[i0 + j];
+            s0 = MathF.FusedMultiplyAdd(xi, t[j], s0);
+            s1 = MathF.FusedMultiplyAdd(xi, t[tail + j], s1);
+            s2 = MathF.FusedMultiplyAdd(xi, t[2 * tail + j], s2);
+            s3 = MathF.FusedMultiplyAdd(xi, t[3 * tail + j], s3);
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
