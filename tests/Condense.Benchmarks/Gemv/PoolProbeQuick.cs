@@ -18,6 +18,8 @@ namespace Condense.Benchmarks.Gemv;
 internal static class PoolProbeQuick
 {
     private static long s_sink;
+    private static int s_caller;
+    private static long s_chunks, s_workerChunks;
 
     private struct SpinBody : IRangeBody
     {
@@ -30,6 +32,8 @@ internal static class PoolProbeQuick
             long h = start;
             for (long k = (long)start * StepsPerIndex, e = (long)end * StepsPerIndex; k < e; k++) h = h * 6364136223846793005L + k;
             Interlocked.Add(ref s_sink, h & 1);
+            Interlocked.Increment(ref s_chunks);
+            if (Environment.CurrentManagedThreadId != s_caller) Interlocked.Increment(ref s_workerChunks);
         }
     }
 
@@ -55,20 +59,24 @@ internal static class PoolProbeQuick
             ("work w, 1024 indices", 1024, steps100),
             ("work 4w, 1024 indices", 1024, steps100 * 4),
         };
+        s_caller = Environment.CurrentManagedThreadId;
         var twoTimes = cases.Select(_ => new List<double>()).ToList();
+        var workerShare = new double[cases.Length];
         var oneTimes = cases.Select(_ => new List<double>()).ToList();
         for (int round = 0; round < rounds; round++)
             for (int c = 0; c < cases.Length; c++)
             {
                 var body = new SpinBody { StepsPerIndex = cases[c].Steps };
                 int calls = cases[c].Steps == 0 ? 2000 : 200;
+                long c0 = Interlocked.Read(ref s_chunks), w0 = Interlocked.Read(ref s_workerChunks);
                 twoTimes[c].Add(Median(() => two.For(cases[c].Count, ref body), calls));
+                workerShare[c] += (double)(Interlocked.Read(ref s_workerChunks) - w0) / Math.Max(1, Interlocked.Read(ref s_chunks) - c0) / rounds;
                 oneTimes[c].Add(Median(() => one.For(cases[c].Count, ref body), calls));
                 Console.Error.Write($"\r  round {round + 1}/{rounds}: {cases[c].Name,-40}");
             }
         Console.Error.Write($"\r{new string(' ', 64)}\r");
         Console.WriteLine($"loadavg : {File.ReadAllText("/proc/loadavg").Trim()} (end)");
-        var table = new TextTable("body", "1 thread us", "2 threads us", "per round (2 threads)", "overhead us", "overhead %");
+        var table = new TextTable("body", "1 thread us", "2 threads us", "per round (2 threads)", "overhead us", "overhead %", "worker's chunks");
         for (int c = 0; c < cases.Length; c++)
         {
             double t1 = Timing.Median(oneTimes[c]) * 1e6, t2 = Timing.Median(twoTimes[c]) * 1e6;
@@ -76,10 +84,12 @@ internal static class PoolProbeQuick
             table.Add(cases[c].Name, t1.ToString("0.00", CultureInfo.InvariantCulture), t2.ToString("0.00", CultureInfo.InvariantCulture),
                 string.Join(" ", twoTimes[c].Select(t => (t * 1e6).ToString("0.00", CultureInfo.InvariantCulture))),
                 overhead.ToString("0.00", CultureInfo.InvariantCulture),
-                t2 > 0 ? (100 * overhead / t2).ToString("0.0", CultureInfo.InvariantCulture) : "-");
+                t2 > 0 ? (100 * overhead / t2).ToString("0.0", CultureInfo.InvariantCulture) : "-",
+                (100 * workerShare[c]).ToString("0", CultureInfo.InvariantCulture) + "%");
         }
         Console.Write(table.Render(leftAligned: 1));
-        Console.WriteLine("overhead = 2-thread time - 1-thread time / 2 (dispatch, chunk claims, the wait for the last chunk, wake-ups)");
+        Console.WriteLine("overhead = 2-thread time - 1-thread time / 2 (dispatch, chunk claims, the wait for the last chunk, wake-ups);");
+        Console.WriteLine("worker's chunks = share of the 2-thread calls' chunks the worker ran (near 0%: the worker got no CPU within the calls, a loaded machine)");
         Console.WriteLine($"sink {s_sink & 1}");
         return 0;
     }
