@@ -20,7 +20,17 @@ public sealed class DenseWeight : IWeightStorage
 
     /// <summary>Wraps <paramref name="weight"/> (not copied) as a [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>] matrix.</summary>
     /// <exception cref="ArgumentException">A non-positive dimension or a length other than outFeatures x inFeatures.</exception>
-    public DenseWeight(float[] weight, int outFeatures, int inFeatures)
+    public DenseWeight(float[] weight, int outFeatures, int inFeatures) : this(weight, outFeatures, inFeatures, packForBatch1: false)
+    {
+    }
+
+    /// <summary>
+    /// Wraps <paramref name="weight"/> (not copied); with <paramref name="packForBatch1"/>, a weight of 8 MiB or more
+    /// also keeps a second copy laid out for batch-1 products (see <see cref="MatMulTransposed"/>): twice the memory
+    /// for a faster decode step. Off by default, so a weight's memory is what <see cref="ByteCount"/> says.
+    /// </summary>
+    /// <exception cref="ArgumentException">A non-positive dimension or a length other than outFeatures x inFeatures.</exception>
+    public DenseWeight(float[] weight, int outFeatures, int inFeatures, bool packForBatch1)
     {
         ArgumentNullException.ThrowIfNull(weight);
         if (outFeatures <= 0 || inFeatures <= 0)
@@ -32,7 +42,11 @@ public sealed class DenseWeight : IWeightStorage
         HugePages.Advise(weight);
         OutFeatures = outFeatures;
         InFeatures = inFeatures;
+        PacksForBatch1 = packForBatch1;
     }
+
+    /// <summary>Whether batch-1 products of a weight of 8 MiB or more read a second, GEMV-ordered copy (twice the memory).</summary>
+    public bool PacksForBatch1 { get; }
 
     /// <summary>The row-major values (the stored array; do not modify while a product runs).</summary>
     public float[] Weight => _weight;
@@ -51,7 +65,7 @@ public sealed class DenseWeight : IWeightStorage
 
     /// <inheritdoc/>
     /// <remarks>
-    /// At batch 1, a weight of 8 MiB or more is read from a second copy of W laid out for the GEMV (4 rows
+    /// At batch 1, a weight of 8 MiB or more made with packForBatch1 is read from a second copy of W laid out for the GEMV (4 rows
     /// interleaved block by block: one sequential stream whose activation loads each serve 4 rows), built at the
     /// first batch-1 product and kept with the weight: it doubles this weight's memory, for 1.2-1.3x the read rate per
     /// core measured on DRAM-bound calls. The results are the same bits as from the row-major array.
@@ -78,7 +92,7 @@ public sealed class DenseWeight : IWeightStorage
 
     private unsafe float[]? PackedFor(int bits)
     {
-        if (bits == 0 || DenseMatMul.GemvRowsSideBySide != 0 || (long)_weight.Length * sizeof(float) < DenseMatMul.GemvStreamMinBytes) return null;
+        if (!PacksForBatch1 || bits == 0 || DenseMatMul.GemvRowsSideBySide != 0 || (long)_weight.Length * sizeof(float) < DenseMatMul.GemvStreamMinBytes) return null;
         var current = _packed;
         if (current is not null && current.Bits == bits) return current.Values;
         lock (_packLock)

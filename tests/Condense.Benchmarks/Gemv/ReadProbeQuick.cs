@@ -93,7 +93,7 @@ internal static unsafe class ReadProbeQuick
         // with its W rows read 1 or 4 side by side (DenseMatMul.GemvRowsSideBySide; same bits).
         foreach (int t in new[] { 2, 1 })
             foreach (int rows in new[] { 0, 1, 4 })
-                variants.Add(new((rows == 0 ? "DenseWeight b1, packed copy (default)" : $"DenseWeight b1, {rows} row(s) side by side") + (t == 1 ? ", 1 thread" : ""), true, t, rows, Pf.None, 0, 0, Work.Kernel));
+                variants.Add(new((rows == 0 ? "DenseWeight b1, packed copy (packForBatch1)" : $"DenseWeight b1, {rows} row(s) side by side") + (t == 1 ? ", 1 thread" : ""), true, t, rows, Pf.None, 0, 0, Work.Kernel));
         // The first variant again, last in each round: how much the position in a round alone moves a figure.
         variants.Add(variants[0] with { Name = "probe again (position control)" });
 
@@ -210,7 +210,7 @@ internal static unsafe class ReadProbeQuick
             {
                 var w = new float[(long)outF * inF];
                 for (long i = 0; i < w.LongLength; i++) w[i] = 1f / (1 + (i & 15));
-                s_weights.Add(new Condense.Kernels.DenseWeight(w, outF, inF));
+                s_weights.Add(new Condense.Kernels.DenseWeight(w, outF, inF, packForBatch1: true));
             }
             s_x = new float[inF];
             for (int i = 0; i < inF; i++) s_x[i] = 1f + i % 7;

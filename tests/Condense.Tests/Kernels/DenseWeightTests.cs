@@ -159,7 +159,7 @@ public class DenseWeightTests
         var x = new float[inF];
         for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
         var before = (float[])w.Clone();
-        var storage = new DenseWeight(w, outF, inF);
+        var storage = new DenseWeight(w, outF, inF, packForBatch1: true);
         int savedRows = DenseMatMul.GemvRowsSideBySide;
         try
         {
@@ -185,8 +185,20 @@ public class DenseWeightTests
     [Fact]
     public void A_small_weight_gets_no_packed_copy()
     {
-        var storage = new DenseWeight(new float[64 * 100], 64, 100);
+        var storage = new DenseWeight(new float[64 * 100], 64, 100, packForBatch1: true);
         storage.MatMulTransposed(new float[100], new float[64], 1);
+        Assert.False(storage.HasPackedCopy);
+    }
+
+    [Fact]
+    public void A_large_weight_keeps_one_copy_unless_packing_was_asked_for()
+    {
+        // The second copy doubles the weight's memory: only a caller who asked for it pays.
+        int outF = 512, inF = 4100;
+        Assert.True((long)outF * inF * sizeof(float) >= DenseMatMul.GemvStreamMinBytes);
+        var storage = new DenseWeight(new float[outF * inF], outF, inF);
+        Assert.False(storage.PacksForBatch1);
+        storage.MatMulTransposed(new float[inF], new float[outF], 1);
         Assert.False(storage.HasPackedCopy);
     }
 
