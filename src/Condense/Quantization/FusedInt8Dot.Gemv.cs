@@ -42,18 +42,18 @@ internal static unsafe partial class FusedInt8Dot
             return;
         }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
-        // A block of 16 rows' scales (GroupStride + 16 each: a permute reads up to 15 floats past the last group, kept
-        // zero), a zero-padded copy of a row's end (64 floats = 256 bytes), then ScaleRows' work space.
-        int rowStride = stride + 16;
-        int need = ScaleBlock * rowStride + 64 + 16 + ScaleRowsWork(gpr) + 16;
+        // Row scales (GroupStride + 16: a permute reads up to 15 floats past the last group) then a zero-padded copy
+        // of the row's end (64 floats = 256 bytes). Row by row, not ScaleRows' 16-row blocks (the generated loop's):
+        // blocks ran cold S1/S2 rows of this loop 10-25% slower in session 9's A/B runs, also with the next block's
+        // scales prefetched a row at a time (the cause was not isolated: a 9 KB block of scales beside the weight
+        // stream in L1 is the suspect), while the per-row set-up they save is small next to a 2-4 KB row.
+        int need = stride + 16 + 64 + 16;
         var scratch = t_gemvScratch;
         if (scratch is null || scratch.Length < need)
             t_gemvScratch = scratch = GC.AllocateArray<float>(Math.Max(need, 1024), pinned: true);
-        float* block = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
-        byte* tail = (byte*)(block + ScaleBlock * rowStride);
-        float* work = block + ScaleBlock * rowStride + 64;
-        float* corrections = work + ScaleRowsWork(gpr);
-        new Span<float>(block, ScaleBlock * rowStride + 64).Clear();
+        float* sf = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
+        byte* tail = (byte*)(sf + stride + 16);
+        new Span<float>(sf, stride + 16 + 64).Clear();
 
         int unitCodes = 64 * TDecode.Parts, log2U = System.Numerics.BitOperations.Log2((uint)unitCodes);
         int units = a.Padded >> log2U;
@@ -79,14 +79,9 @@ internal static unsafe partial class FusedInt8Dot
 
         for (int r = start; r < end; r++)
         {
-            // Scales and zero-point corrections of 16 rows at a time (ScaleRows: the bits of ScaleRow row by row).
-            int k = (r - start) & (ScaleBlock - 1);
-            if (k == 0)
-                ScaleRows(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr, symmetricZero - a.CodeOffset,
-                    a.CodeOffset, block, rowStride, a.GroupSums, gpr, Math.Min(ScaleBlock, end - r), work, corrections);
-            float* sf = block + (nint)k * rowStride;
-            float correction = corrections[k];
             byte* row = a.Packed + (nint)r * rowBytes;
+            float correction = ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
+                symmetricZero - a.CodeOffset, a.CodeOffset, sf, a.GroupSums, gpr);
             int full = r + 1 < a.Out ? spillUnits : fullUnits;
             int tailBytes = rowBytes - full * unitBytes;
             if (full < units && tailBytes > 0) Buffer.MemoryCopy(row + full * unitBytes, tail, 256, tailBytes);
