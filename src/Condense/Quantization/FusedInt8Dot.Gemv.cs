@@ -43,7 +43,10 @@ internal static unsafe partial class FusedInt8Dot
         }
         int gpr = a.GroupsPerRow, stride = a.GroupStride;
         // Row scales (GroupStride + 16: a permute reads up to 15 floats past the last group) then a zero-padded copy
-        // of the row's end (64 floats = 256 bytes).
+        // of the row's end (64 floats = 256 bytes). Row by row, not ScaleRows' 16-row blocks (the generated loop's):
+        // blocks ran cold S1/S2 rows of this loop 10-25% slower in session 9's A/B runs, also with the next block's
+        // scales prefetched a row at a time (the cause was not isolated: a 9 KB block of scales beside the weight
+        // stream in L1 is the suspect), while the per-row set-up they save is small next to a 2-4 KB row.
         int need = stride + 16 + 64 + 16;
         var scratch = t_gemvScratch;
         if (scratch is null || scratch.Length < need)
@@ -312,6 +315,124 @@ internal static unsafe partial class FusedInt8Dot
             if ((g & 1) == 0) a0 += product; else a1 += product;
         }
         return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
+    /// <summary>Most rows <see cref="ScaleRows"/> prepares at once (one vector of corrections).</summary>
+    internal const int ScaleBlock = 16;
+
+    /// <summary>Floats of 64-byte aligned work space <see cref="ScaleRows"/> needs for rows of <paramref name="groupsPerRow"/> groups.</summary>
+    internal static int ScaleRowsWork(int groupsPerRow) => 2 * ScaleBlock * ((groupsPerRow + 15) & ~15) + ScaleBlock * 16 + 32;
+
+    /// <summary>
+    /// <see cref="ScaleRow"/> for <paramref name="count"/> (1..16) consecutive rows at once, with the same bits: row k's
+    /// scales go to <paramref name="sf"/> + k <paramref name="stride"/> (groups [0, groupsPerRow) only; the caller
+    /// keeps anything past them) and its correction to <paramref name="corrections"/>[k] (16 floats are written).
+    /// </summary>
+    /// <remarks>
+    /// Why: per row, ScaleRow's loop set-up, its horizontal sum and, for rows of fewer than 16 groups (MiniLM's 384
+    /// inputs: 3-12 groups), one scalar float16 conversion per group were a large part of a short row's time. Here
+    /// the 16 rows' lane sums are reduced together by one transpose-add (<see cref="TransposeSum"/>, the tree of
+    /// Vector512.Sum) and the groups of a row's last partial 16 are converted as one contiguous vector stream over
+    /// all the block's rows (their products then added row by row in the scalar loop's order). Work: <see cref="ScaleRowsWork"/> floats at <paramref name="work"/> (64-byte aligned).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ScaleRows(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, int stride, float* groupSums,
+        int groupsPerRow, int count, float* work, float* corrections)
+    {
+        int gpr = groupsPerRow;
+        if (!Avx512F.IsSupported)
+        {
+            for (int k = 0; k < count; k++)
+                corrections[k] = ScaleRow(scales + (nint)k * gpr, zeros == null ? null : zeros + (nint)k * gpr, symmetricTerm, offset,
+                    sf + (nint)k * stride, groupSums, gpr);
+            return;
+        }
+        var magic = Vector512.Create(5.192297e33f);
+        var kept = Vector512.Create(unchecked((int)0x8FFFE000));
+        var off = Vector512.Create(offset);
+        var acc = (Vector512<float>*)work;
+        int chunks = gpr >> 4, rest = gpr & 15;
+        if (rest == 0)
+        {
+            // Whole 16-group chunks: each row converted straight into its place, lane sums as ScaleRow makes them.
+            for (int k = 0; k < count; k++)
+            {
+                short* h = (short*)scales + (nint)k * gpr;
+                byte* z = zeros == null ? null : zeros + (nint)k * gpr;
+                float* row = sf + (nint)k * stride;
+                var a = Vector512<float>.Zero;
+                for (int g = 0; g < gpr; g += 16)
+                {
+                    var s = ((Avx512F.ConvertToVector512Int32(Vector256.Load(h + g)) << 13) & kept).AsSingle() * magic;
+                    s.Store(row + g);
+                    var t = z == null ? s : s * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(z + g)) - off);
+                    a = Vector512.FusedMultiplyAdd(t, Vector512.Load(groupSums + g), a);
+                }
+                acc[k] = a;
+            }
+            for (int k = count; k < ScaleBlock; k++) acc[k] = Vector512<float>.Zero;
+            var sums = TransposeSum(acc);
+            (zeros == null ? sums * Vector512.Create((float)symmetricTerm) : sums).Store(corrections);
+            return;
+        }
+
+        // A partial last chunk: the block's scales (and zero-point products) as one contiguous stream of count x gpr.
+        int n = count * gpr;
+        float* conv = work + ScaleBlock * 16;
+        float* terms = zeros == null ? conv : conv + ScaleBlock * ((gpr + 15) & ~15);
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            var s = ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)scales + i)) << 13) & kept).AsSingle() * magic;
+            s.Store(conv + i);
+            if (zeros != null) (s * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + i)) - off)).Store(terms + i);
+        }
+        for (; i < n; i++)
+        {
+            float s = (float)scales[i];
+            conv[i] = s;
+            if (zeros != null) terms[i] = s * (zeros[i] - offset);
+        }
+        for (int k = 0; k < count; k++)
+        {
+            Buffer.MemoryCopy(conv + (nint)k * gpr, sf + (nint)k * stride, 4L * gpr, 4L * gpr);
+            var a = Vector512<float>.Zero;
+            for (int c = 0; c < chunks; c++)
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(terms + (nint)k * gpr + 16 * c), Vector512.Load(groupSums + 16 * c), a);
+            acc[k] = a;
+        }
+        for (int k = count; k < ScaleBlock; k++) acc[k] = Vector512<float>.Zero;
+        TransposeSum(acc).Store(corrections);
+        // ScaleRow's scalar tail, row by row in group order (a multiply, then an add: no fused rounding).
+        for (int k = 0; k < count; k++)
+        {
+            float sum = corrections[k];
+            float* t = terms + (nint)k * gpr;
+            for (int g = 16 * chunks; g < gpr; g++) sum += t[g] * groupSums[g];
+            corrections[k] = zeros == null ? symmetricTerm * sum : sum;
+        }
+    }
+
+    /// <summary>
+    /// The 16 horizontal sums of v[0..15] as one vector, each by Vector512.Sum's tree (pairs of adjacent lanes, then
+    /// pairs of those, ...: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) + ...), so the bits equal a row-by-row
+    /// Vector512.Sum; 15 adds and 30 shuffles instead of 16 separate reductions.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> TransposeSum(Vector512<float>* v)
+    {
+        // Level 1: rows 2i, 2i + 1 -> per 128-bit block j: (r2i p2j, r2i p2j+1, r2i+1 p2j, r2i+1 p2j+1), p = adjacent pair sums.
+        var w0 = Pairs(v[0], v[1]); var w1 = Pairs(v[2], v[3]); var w2 = Pairs(v[4], v[5]); var w3 = Pairs(v[6], v[7]);
+        var w4 = Pairs(v[8], v[9]); var w5 = Pairs(v[10], v[11]); var w6 = Pairs(v[12], v[13]); var w7 = Pairs(v[14], v[15]);
+        // Level 2: block j of x_i holds the four rows 4i..4i + 3's sums of lanes 4j..4j + 3.
+        var x0 = Pairs(w0, w1); var x1 = Pairs(w2, w3); var x2 = Pairs(w4, w5); var x3 = Pairs(w6, w7);
+        // Level 3: adjacent 128-bit blocks (lanes 0-7 and 8-15) of rows 8i..8i + 7.
+        var y0 = Avx512F.Shuffle4x128(x0, x1, 0x88) + Avx512F.Shuffle4x128(x0, x1, 0xDD);
+        var y1 = Avx512F.Shuffle4x128(x2, x3, 0x88) + Avx512F.Shuffle4x128(x2, x3, 0xDD);
+        // Level 4: the two halves; lane r is row r's sum.
+        return Avx512F.Shuffle4x128(y0, y1, 0x88) + Avx512F.Shuffle4x128(y0, y1, 0xDD);
+
+        static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
     }
 
     /// <summary>

@@ -629,34 +629,44 @@ internal static unsafe class VnniGemv
         var kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
         var single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
 
-        // Scratch: a block's scales and accumulators, and a zero-padded copy of the last row (when its reads would
-        // pass the end of the codes).
-        long need = 64 + 4L * BlockRows * (scaleStride + LaneFloats) + (long)units * 64 + 64;
+        // Scratch: a block's scales and accumulators, a zero-padded copy of the last row (when its reads would pass the
+        // end of the codes), then ScaleRows' work space and the block's corrections.
+        int work = FusedInt8Dot.ScaleRowsWork(gpr);
+        long need = 64 + 4L * BlockRows * (scaleStride + LaneFloats) + (long)units * 64 + 64 + 4L * (work + 16);
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need)
             t_scratch = scratch = GC.AllocateArray<byte>((int)Math.Max(need, 64 * 1024), pinned: true);
         float* sf = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
         float* lanes = sf + BlockRows * scaleStride;
         byte* copy = (byte*)(lanes + BlockRows * LaneFloats);
-        float* corrections = stackalloc float[BlockRows];
+        float* scaleWork = (float*)(copy + (((long)units * 64 + 64) & ~63L));
+        float* corrections = scaleWork + work;
         int symmetricZero = 1 << (a.Bits - 1);
-        float rowScale = a.RowScale[0];
+        var rowScale = Vector512.Create(a.RowScale[0]);
         // Reads run to units * 64 bytes from a row's start: past the row's end when In is not a multiple of a step
         // (the next row's codes meet zero activations), so only the matrix's last row needs the copy.
         bool overrun = (long)units * 64 > rowBytes;
+        // Scales past a row's groups stay zero (permuted blocks read them; the scratch is shared by every layout).
+        new Span<float>(sf, BlockRows * scaleStride).Clear();
+        var sums = stackalloc Vector512<float>[BlockRows + 1];
+        sums = (Vector512<float>*)(((nint)sums + 63) & ~(nint)63);
 
         int block = RowsPerCall;
         for (int r0 = start; r0 < end; r0 += block)
         {
             int count = Math.Min(block, end - r0);
-            for (int k = 0; k < count; k++)
+            // The block's scales and zero-point corrections at once (ScaleRow's bits, row by row).
+            FusedInt8Dot.ScaleRows(a.Scales + (nint)r0 * gpr, a.Zeros == null ? null : a.Zeros + (nint)r0 * gpr,
+                symmetricZero, 0, sf, scaleStride, a.GroupSums, gpr, count, scaleWork, corrections);
+            if (gpr == 1)
             {
-                int r = r0 + k;
-                float* rowScales = sf + (nint)k * scaleStride;
-                corrections[k] = FusedInt8Dot.ScaleRow(a.Scales + (nint)r * gpr, a.Zeros == null ? null : a.Zeros + (nint)r * gpr,
-                    symmetricZero, 0, rowScales, a.GroupSums, gpr);
-                if (gpr == 1) new Span<float>(rowScales, scaleCount).Fill(rowScales[0]);
-                else if (scaleCount > gpr) new Span<float>(rowScales + gpr, scaleCount - gpr).Clear();
+                // One group per row: every virtual group carries the row's scale.
+                for (int k = 0; k < count; k++)
+                {
+                    float* rowScales = sf + (nint)k * scaleStride;
+                    var v = Vector512.Create(rowScales[0]);
+                    for (int g = 0; g < scaleCount; g += 16) v.Store(rowScales + g);
+                }
             }
             if (r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
             byte* w = a.Packed + (nint)r0 * rowBytes;
@@ -671,13 +681,17 @@ internal static unsafe class VnniGemv
                 Buffer.MemoryCopy(w + (nint)direct * rowBytes, copy, (long)units * 64, rowBytes);
                 single(copy, a.Q, sf + (nint)direct * scaleStride, lanes + LaneFloats * direct, s_constants, 1);
             }
+            // The managed loop's reduction, (f0 + f1) + (f2 + f3) then Vector512.Sum's tree, for the block's rows together.
             for (int k = 0; k < count; k++)
             {
                 float* f = lanes + LaneFloats * k;
-                // The managed loop's reduction: (f0 + f1) + (f2 + f3), then one horizontal sum.
-                float dot = Vector512.Sum((Vector512.Load(f) + Vector512.Load(f + 16)) + (Vector512.Load(f + 32) + Vector512.Load(f + 48)));
-                a.Y[r0 + k] = rowScale * (dot - corrections[k]);
+                sums[k] = (Vector512.Load(f) + Vector512.Load(f + 16)) + (Vector512.Load(f + 32) + Vector512.Load(f + 48));
             }
+            for (int k = count; k < BlockRows; k++) sums[k] = Vector512<float>.Zero;
+            var y = (FusedInt8Dot.TransposeSum(sums) - Vector512.Load(corrections)) * rowScale;
+            if (count == BlockRows) y.Store(a.Y + r0);
+            else
+                for (int k = 0; k < count; k++) a.Y[r0 + k] = y[k];
         }
     }
 }
