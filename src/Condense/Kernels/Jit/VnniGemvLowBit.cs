@@ -39,8 +39,16 @@ internal static unsafe class VnniGemvLowBit
     /// <summary>Floats each row's accumulators take in the kernel's output (f0..f3).</summary>
     private const int LaneFloats = 64;
 
-    /// <summary>Software prefetch distance (bytes ahead of each line's load), the managed loop's.</summary>
+    /// <summary>Software prefetch distance into L1 (bytes ahead of each line's load), the managed loop's.</summary>
     private const int PrefetchAhead = 6144;
+
+    /// <summary>
+    /// Prefetch distance into L2 (prefetcht1): two to three 16-row blocks ahead. Without it the loop ran cold S2 calls
+    /// 0.74-0.92x the managed loop (one thread, CPU time): between two kernel calls the next 16 rows' scales are
+    /// converted with no weight loads in flight, and L1 prefetches 6 KB ahead (4 rows) cannot cover that gap; with
+    /// it 1.1-1.3x, cold and hot (docs/kernels.md).
+    /// </summary>
+    private const int L2PrefetchAhead = 49152;
 
     private static readonly bool s_cpuHasVnni = DetectVnni();
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
@@ -49,6 +57,28 @@ internal static unsafe class VnniGemvLowBit
     private const int Mask3Offset = 0, Mask7Offset = 64, Crumb1Offset = 128, Crumb2Offset = 192, Crumb3Offset = 256,
         TripleHighOffset = 320, TriplePermuteOffset = 384, TripleShiftOffset = 448, IndexOffset = 512;
     private static readonly byte* s_constants = MakeConstants();
+
+    /// <summary>Integer chains per unit (1 or 2): the unit's vpdpbusd in one dependent chain, or two summed by a vpaddd.</summary>
+    internal static int Chains
+    {
+        get => s_chains;
+        set => s_chains = value is 1 or 2 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1 or 2 chains.");
+    }
+    private static int s_chains = 1;
+
+    /// <summary>Bytes ahead of each line's load that the loop prefetches into L1 (prefetcht0; 0 = none).</summary>
+    internal static int L1Prefetch { get; set; } = PrefetchAhead;
+
+    /// <summary>Bytes ahead of each line's load that the loop prefetches into L2 (prefetcht1; 0 = none).</summary>
+    internal static int L2Prefetch { get; set; } = L2PrefetchAhead;
+
+    /// <summary>Rows per kernel call, 1..<see cref="BlockRows"/> (benchmarks compare them).</summary>
+    internal static int RowsPerCall
+    {
+        get => s_rowsPerCall;
+        set => s_rowsPerCall = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per call 1..{BlockRows}.");
+    }
+    private static int s_rowsPerCall = BlockRows;
 
     /// <summary>Tests and benchmarks: false makes <see cref="Prepare"/> give 0, so the managed loop runs.</summary>
     internal static bool Enabled { get; set; } = true;
@@ -103,7 +133,7 @@ internal static unsafe class VnniGemvLowBit
     }
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int GroupsPerUnit, int RowBytes, int ScaleStride, bool Gfni)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int GroupsPerUnit, int RowBytes, int ScaleStride, bool Gfni, int Chains = 1, int L1Ahead = PrefetchAhead, int L2Ahead = 0)
     {
         /// <summary>Codes (and activation bytes) per unit.</summary>
         public int UnitCodes => Bits == 2 ? 256 : 128;
@@ -138,7 +168,7 @@ internal static unsafe class VnniGemvLowBit
             plan = Plan.Permuted;
         }
         else return null;
-        var layout = new Layout(bits, plan, units, perUnit, rowBytes, 0, Gfni.V512.IsSupported);
+        var layout = new Layout(bits, plan, units, perUnit, rowBytes, 0, Gfni.V512.IsSupported, Chains, L1Prefetch, L2Prefetch);
         // One float per group, 16-float aligned; zero past the row's groups (permuted blocks read them).
         return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
     }
@@ -180,7 +210,7 @@ internal static unsafe class VnniGemvLowBit
     /// </summary>
     /// <remarks>
     /// Registers: f0..f3 in zmm0..3; unit sums zmm4..7 (unit j mod 4); permute index rows zmm8..15; decoded registers
-    /// zmm16..19 and zmm20..23 (alternate units); permuted scales zmm24/25; constants zmm28..31.
+    /// zmm16..19 and zmm20..23 (alternate units); permuted scales zmm24/25; second chains zmm26/27; constants zmm28..31.
     /// </remarks>
     internal static byte[] Emit(Layout l)
     {
@@ -202,7 +232,10 @@ internal static unsafe class VnniGemvLowBit
             Zmm W(int p) => new(w.Index + p);
             // One prefetch per line: the lines whose first byte this unit's stored bytes hold.
             for (int line = (wo + 63) / 64 * 64; line < wo + unitBytes; line += 64)
-                asm.Prefetcht0(new Mem(Gpr.Rdi, line + PrefetchAhead));
+            {
+                if (l.L1Ahead > 0) asm.Prefetcht0(new Mem(Gpr.Rdi, line + l.L1Ahead));
+                if (l.L2Ahead > 0) asm.Prefetcht1(new Mem(Gpr.Rdi, line + l.L2Ahead));
+            }
             if (crumbs)
             {
                 asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
@@ -229,8 +262,22 @@ internal static unsafe class VnniGemvLowBit
                 }
                 asm.Vpandd(w, w, mask);
             }
+            int parts = crumbs ? 4 : 2;
             asm.Vpxord(acc, acc, acc);
-            for (int p = 0; p < (crumbs ? 4 : 2); p++) asm.Vpdpbusd(acc, W(p), new Mem(Gpr.Rsi, xo + 64 * p));
+            if (l.Chains == 1)
+                for (int p = 0; p < parts; p++) asm.Vpdpbusd(acc, W(p), new Mem(Gpr.Rsi, xo + 64 * p));
+            else
+            {
+                // Two independent chains (the second half of the parts in zmm26/27), summed: a shorter dependency.
+                var second = new Zmm(26 + (j & 1));
+                asm.Vpxord(second, second, second);
+                for (int p = 0; p < parts / 2; p++)
+                {
+                    asm.Vpdpbusd(acc, W(p), new Mem(Gpr.Rsi, xo + 64 * p));
+                    asm.Vpdpbusd(second, W(p + parts / 2), new Mem(Gpr.Rsi, xo + 64 * (p + parts / 2)));
+                }
+                asm.Vpaddd(acc, acc, second);
+            }
             asm.Vcvtdq2ps(acc, acc);
             if (l.Plan == Plan.UnitFma) asm.Vfmadd231ps(F(j), acc, new Mem(Gpr.Rdx, 4 * j, Broadcast: true));
             else if (perBlock == 1) asm.Vfmadd231ps(F(j), acc, new Mem(Gpr.Rdx, 64 * j));
@@ -343,9 +390,10 @@ internal static unsafe class VnniGemvLowBit
         // meeting zero activations (or bytes the 3-bit permute never reads); only the matrix's last row needs the copy.
         bool overrun = copyBytes > rowBytes;
 
-        for (int r0 = start; r0 < end; r0 += BlockRows)
+        int block = RowsPerCall;
+        for (int r0 = start; r0 < end; r0 += block)
         {
-            int count = Math.Min(BlockRows, end - r0);
+            int count = Math.Min(block, end - r0);
             for (int k = 0; k < count; k++)
             {
                 int r = r0 + k;
@@ -354,7 +402,7 @@ internal static unsafe class VnniGemvLowBit
                     symmetricZero, 0, rowScales, a.GroupSums, gpr);
                 if (scaleCount > gpr) new Span<float>(rowScales + gpr, scaleCount - gpr).Clear();
             }
-            if (r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(BlockRows, end - r0 - count));
+            if (r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             if (direct > 0) kernel(w, a.Q, sf, lanes, s_constants, direct);
