@@ -12,9 +12,8 @@ namespace Condense.Benchmarks.Jit;
 /// machine moves it far less than wall time); <c>--two</c>: 2 threads, wall time.
 /// </summary>
 /// <remarks>
-/// <c>--variants</c> lists the cases: "m" the managed loop, "g" the generated loop with its defaults, "gC/R/P1/P2" the
-/// generated loop with C integer chains per unit, R rows per kernel call, prefetcht0 P1 bytes and prefetcht1 P2 bytes
-/// ahead (0 = none). <c>--rounds n</c> (default 7).
+/// <c>--variants</c> lists the cases: "m" the managed loop, "g" the generated loop with its defaults, "gR/P1/P2" the
+/// generated loop with R rows per kernel call, prefetcht0 P1 bytes and prefetcht1 P2 bytes ahead (0 = none). <c>--rounds n</c> (default 7).
 /// </remarks>
 public static class LowBitQuick
 {
@@ -25,11 +24,10 @@ public static class LowBitQuick
         var kernel = typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniGemvLowBit", throwOnError: true)!;
         PropertyInfo Knob(string name) => kernel.GetProperty(name, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)!;
         var enabled = Knob("Enabled");
-        var chains = Knob("Chains");
         var rowsPerCall = Knob("RowsPerCall");
         var l1 = Knob("L1Prefetch");
         var l2 = Knob("L2Prefetch");
-        int savedChains = (int)chains.GetValue(null)!, savedRows = (int)rowsPerCall.GetValue(null)!;
+        int savedRows = (int)rowsPerCall.GetValue(null)!;
         int savedL1 = (int)l1.GetValue(null)!, savedL2 = (int)l2.GetValue(null)!;
         bool two = args.Contains("--two");
         WorkerPool.Shared.MaxDegreeOfParallelism = two ? 2 : 1;
@@ -58,14 +56,12 @@ public static class LowBitQuick
                 if (variant.StartsWith('g') && variant.Length > 1)
                 {
                     var parts = variant[1..].Split('/');
-                    chains.SetValue(null, int.Parse(parts[0]));
-                    rowsPerCall.SetValue(null, parts.Length > 1 ? int.Parse(parts[1]) : savedRows);
-                    l1.SetValue(null, parts.Length > 2 ? int.Parse(parts[2]) : savedL1);
-                    l2.SetValue(null, parts.Length > 3 ? int.Parse(parts[3]) : savedL2);
+                    rowsPerCall.SetValue(null, int.Parse(parts[0]));
+                    l1.SetValue(null, parts.Length > 1 ? int.Parse(parts[1]) : savedL1);
+                    l2.SetValue(null, parts.Length > 2 ? int.Parse(parts[2]) : savedL2);
                 }
                 else
                 {
-                    chains.SetValue(null, savedChains);
                     rowsPerCall.SetValue(null, savedRows);
                     l1.SetValue(null, savedL1);
                     l2.SetValue(null, savedL2);
@@ -87,7 +83,6 @@ public static class LowBitQuick
                 finally
                 {
                     enabled.SetValue(null, true);
-                    chains.SetValue(null, savedChains);
                     rowsPerCall.SetValue(null, savedRows);
                     l1.SetValue(null, savedL1);
                     l2.SetValue(null, savedL2);

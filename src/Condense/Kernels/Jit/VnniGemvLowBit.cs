@@ -27,9 +27,12 @@ namespace Condense.Kernels.Jit;
 /// broadcast scale, or with the 16 lane scales taken by one vpermps from the aligned 16-scale block that holds them;
 /// the row's dot is (f0 + f1) + (f2 + f3) summed horizontally. So results are bit-identical with the kernel on or off,
 /// at any thread count. Groups of several units and per-row groups keep the managed loop.</para>
-/// <para>Per 64 weight bytes (static count of the emitted loop, g64 2-bit / g128 3-bit): 13 / 15.3 instructions of which
-/// 4 / 2.7 vpdpbusd, against the managed loop's 15 / 13.3 vector ALU instructions with 4 / 2.7 vpmaddubsw and
-/// 1 / 1.3 vpmaddwd (docs/kernels.md).</para>
+/// <para>Per 64 weight bytes (static count from the emitter, 2-bit g64 / 3-bit g128): 11 / 10.7 vector ALU
+/// instructions, 4 / 2.7 of them vpdpbusd, 6 / 5.3 loads, 2 / 2 prefetches, 1.25 / 1.7 loop overhead; the managed
+/// loop: 15 / 13.3 vector ALU with 5 / 4 multiply-port instructions (vpmaddubsw, vpmaddwd) and 7 / 5.3 loads.</para>
+/// <para>Each line is prefetched twice: into L1 6 KB ahead (the managed loop's) and into L2 48 KB ahead (two to three
+/// 16-row blocks), which keeps the stream going while the next block's scales are converted between kernel calls
+/// (see <see cref="L2PrefetchAhead"/>).</para>
 /// </remarks>
 internal static unsafe class VnniGemvLowBit
 {
@@ -57,14 +60,6 @@ internal static unsafe class VnniGemvLowBit
     private const int Mask3Offset = 0, Mask7Offset = 64, Crumb1Offset = 128, Crumb2Offset = 192, Crumb3Offset = 256,
         TripleHighOffset = 320, TriplePermuteOffset = 384, TripleShiftOffset = 448, IndexOffset = 512;
     private static readonly byte* s_constants = MakeConstants();
-
-    /// <summary>Integer chains per unit (1 or 2): the unit's vpdpbusd in one dependent chain, or two summed by a vpaddd.</summary>
-    internal static int Chains
-    {
-        get => s_chains;
-        set => s_chains = value is 1 or 2 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1 or 2 chains.");
-    }
-    private static int s_chains = 1;
 
     /// <summary>Bytes ahead of each line's load that the loop prefetches into L1 (prefetcht0; 0 = none).</summary>
     internal static int L1Prefetch { get; set; } = PrefetchAhead;
@@ -133,7 +128,7 @@ internal static unsafe class VnniGemvLowBit
     }
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int GroupsPerUnit, int RowBytes, int ScaleStride, bool Gfni, int Chains = 1, int L1Ahead = PrefetchAhead, int L2Ahead = 0)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int GroupsPerUnit, int RowBytes, int ScaleStride, bool Gfni, int L1Ahead = PrefetchAhead, int L2Ahead = 0)
     {
         /// <summary>Codes (and activation bytes) per unit.</summary>
         public int UnitCodes => Bits == 2 ? 256 : 128;
@@ -168,7 +163,7 @@ internal static unsafe class VnniGemvLowBit
             plan = Plan.Permuted;
         }
         else return null;
-        var layout = new Layout(bits, plan, units, perUnit, rowBytes, 0, Gfni.V512.IsSupported, Chains, L1Prefetch, L2Prefetch);
+        var layout = new Layout(bits, plan, units, perUnit, rowBytes, 0, Gfni.V512.IsSupported, L1Prefetch, L2Prefetch);
         // One float per group, 16-float aligned; zero past the row's groups (permuted blocks read them).
         return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
     }
@@ -210,7 +205,7 @@ internal static unsafe class VnniGemvLowBit
     /// </summary>
     /// <remarks>
     /// Registers: f0..f3 in zmm0..3; unit sums zmm4..7 (unit j mod 4); permute index rows zmm8..15; decoded registers
-    /// zmm16..19 and zmm20..23 (alternate units); permuted scales zmm24/25; second chains zmm26/27; constants zmm28..31.
+    /// zmm16..19 and zmm20..23 (alternate units); permuted scales zmm24/25; constants zmm28..31.
     /// </remarks>
     internal static byte[] Emit(Layout l)
     {
@@ -264,20 +259,8 @@ internal static unsafe class VnniGemvLowBit
             }
             int parts = crumbs ? 4 : 2;
             asm.Vpxord(acc, acc, acc);
-            if (l.Chains == 1)
-                for (int p = 0; p < parts; p++) asm.Vpdpbusd(acc, W(p), new Mem(Gpr.Rsi, xo + 64 * p));
-            else
-            {
-                // Two independent chains (the second half of the parts in zmm26/27), summed: a shorter dependency.
-                var second = new Zmm(26 + (j & 1));
-                asm.Vpxord(second, second, second);
-                for (int p = 0; p < parts / 2; p++)
-                {
-                    asm.Vpdpbusd(acc, W(p), new Mem(Gpr.Rsi, xo + 64 * p));
-                    asm.Vpdpbusd(second, W(p + parts / 2), new Mem(Gpr.Rsi, xo + 64 * (p + parts / 2)));
-                }
-                asm.Vpaddd(acc, acc, second);
-            }
+            // One dependent chain: two chains summed by a vpaddd measured no faster (S2, 1 and 2 threads).
+            for (int p = 0; p < parts; p++) asm.Vpdpbusd(acc, W(p), new Mem(Gpr.Rsi, xo + 64 * p));
             asm.Vcvtdq2ps(acc, acc);
             if (l.Plan == Plan.UnitFma) asm.Vfmadd231ps(F(j), acc, new Mem(Gpr.Rdx, 4 * j, Broadcast: true));
             else if (perBlock == 1) asm.Vfmadd231ps(F(j), acc, new Mem(Gpr.Rdx, 64 * j));
