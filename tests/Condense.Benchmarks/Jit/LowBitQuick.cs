@@ -13,12 +13,26 @@ namespace Condense.Benchmarks.Jit;
 /// </summary>
 /// <remarks>
 /// <c>--variants</c> lists the cases: "m" the managed loop, "g" the generated loop with its defaults, "gR/P1/P2" the
-/// generated loop with R rows per kernel call, prefetcht0 P1 bytes and prefetcht1 P2 bytes ahead (0 = none). <c>--rounds n</c> (default 7).
+/// generated loop with R rows per kernel call, prefetcht0 P1 bytes and prefetcht1 P2 bytes ahead (0 = none).
+/// <c>--dump DIR</c> writes the S2 kernels' bytes for objdump. <c>--rounds n</c> (default 7).
 /// </remarks>
 public static class LowBitQuick
 {
     public static int Run(string[] args)
     {
+        if (args.SkipWhile(a => a != "--dump").Skip(1).FirstOrDefault() is { } dump)
+        {
+            // --dump DIR: the S2 kernels' machine code (int3-g128, int2-g64) for objdump -b binary -m i386:x86-64 -D.
+            var type = typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniGemvLowBit", throwOnError: true)!;
+            var layoutFor = type.GetMethod("LayoutFor", BindingFlags.Static | BindingFlags.NonPublic)!;
+            var emit = type.GetMethod("Emit", BindingFlags.Static | BindingFlags.NonPublic)!;
+            foreach (var (bits, group) in new[] { (3, 128), (2, 64) })
+            {
+                object? layout = layoutFor.Invoke(null, [bits, group, 4096 / group, 4096, 4096 * bits / 8, (4096 / group + 15) & ~15]);
+                File.WriteAllBytes(Path.Combine(dump, $"lowbit-int{bits}-g{group}.bin"), (byte[])emit.Invoke(null, [layout])!);
+            }
+            return 0;
+        }
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(7);
         string[] variants = (args.SkipWhile(a => a != "--variants").Skip(1).FirstOrDefault() ?? "m,g").Split(',');
         var kernel = typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniGemvLowBit", throwOnError: true)!;
