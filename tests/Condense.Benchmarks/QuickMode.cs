@@ -62,6 +62,7 @@ public static class QuickMode
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
         if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);
+        if (args.Contains("lowbit")) return Jit.LowBitQuick.Run(args);
 
         bool full = args.Contains("--full");
         string? csv = Option(args, "--csv");

@@ -119,6 +119,15 @@ internal static unsafe class Int8MatMul
                     };
                     if (batch == 1)
                     {
+                        // 2- and 3-bit codes with AVX512-VNNI: the emitted loop of the managed loop's decode and float
+                        // order (VnniGemvLowBit), the same bits.
+                        nint lowBit = vnni512 == 0 ? VnniGemvLowBit.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits) : 0;
+                        if (lowBit != 0)
+                        {
+                            var lowBitBody = new LowBitBody { Args = args with { VnniKernel = lowBit } };
+                            WorkerPool.Shared.For(w.Out, ref lowBitBody, degree);
+                            return true;
+                        }
                         var fusedBody = new FusedBody { Args = args };
                         WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
                         return true;
@@ -223,6 +232,13 @@ internal static unsafe class Int8MatMul
         public FusedInt8Dot.Args Args;
 
         public readonly void Invoke(int start, int end) => FusedInt8Dot.Rows(Args, start, end);
+    }
+
+    private struct LowBitBody : IRangeBody
+    {
+        public FusedInt8Dot.Args Args;
+
+        public readonly void Invoke(int start, int end) => VnniGemvLowBit.Run(Args, start, end);
     }
 
     private struct FusedBlockBody : IRangeBody

@@ -339,4 +339,33 @@ internal sealed class X86Assembler
         Emit(0x18);
         ModRmMemory(2, mem, 1);
     }
+
+    // --- VnniGemvLowBit (2- and 3-bit batch-1 kernel): encodings added for it ---
+
+    /// <summary>vpermb dst, indices, [mem]: byte k of dst = byte indices[k] mod 64 of the 64 bytes at mem (AVX512_VBMI).</summary>
+    public void Vpermb(Zmm dst, Zmm indices, Mem table) => EvexMemory(Map0F38, Pp66, 0x8D, dst.Index, indices.Index, RequireFull(table));
+
+    /// <summary>
+    /// vpmultishiftqb dst, control, src: byte k of each qword of dst = the 8 bits of src's same qword starting at bit
+    /// (control byte k mod 64), wrapping around the qword (AVX512_VBMI; EVEX.W1).
+    /// </summary>
+    public void Vpmultishiftqb(Zmm dst, Zmm control, Zmm src) => WithW1(() => EvexRegister(Map0F38, Pp66, 0x83, dst.Index, control.Index, src.Index));
+
+    /// <summary>
+    /// vgf2p8affineqb dst, src, matrix, imm8: each byte of src times the 8x8 bit matrix in the same qword of matrix
+    /// over GF(2), xor imm8 (GFNI; EVEX.W1): with a matrix that selects bits, a shift and a mask in one instruction.
+    /// </summary>
+    public void Vgf2p8affineqb(Zmm dst, Zmm src, Zmm matrix, byte imm)
+    {
+        WithW1(() => EvexRegister(Map0F3A, Pp66, 0xCE, dst.Index, src.Index, matrix.Index));
+        Emit(imm);
+    }
+
+    /// <summary>Emits one EVEX instruction with W = 1 (bit 7 of P1, the prefix's third byte); the shared prefix writes W0.</summary>
+    private void WithW1(Action emit)
+    {
+        int start = _code.Count;
+        emit();
+        _code[start + 2] |= 0x80;
+    }
 }
