@@ -127,39 +127,41 @@ internal static unsafe class SparseNmKernels
         float* xc = x;
         for (; v < vEnd4; v += 64, p += 4 * chunkBytes, xc += 4 * span)
         {
-            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Gather(p, xc), acc0);
-            acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 16), Gather(p + chunkBytes, xc + span), acc1);
-            acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 32), Gather(p + 2 * chunkBytes, xc + 2 * span), acc2);
-            acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 48), Gather(p + 3 * chunkBytes, xc + 3 * span), acc3);
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Gather(p, xc, 0), acc0);
+            acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 16), Gather(p, xc, 1), acc1);
+            acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 32), Gather(p, xc, 2), acc2);
+            acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 48), Gather(p, xc, 3), acc3);
         }
         for (; v < vEnd; v += 16, p += chunkBytes, xc += span)
-            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Gather(p, xc), acc0);
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Gather(p, xc, 0), acc0);
         float sum = Vector512.Sum((acc0 + acc1) + (acc2 + acc3));
         for (int j = chunks * 16; j < k; j++)
             sum = MathF.FusedMultiplyAdd(values[j], x[(j / n) * m + Position(positions, j, lb)], sum);
         return sum;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        Vector512<float> Gather(byte* chunkPositions, float* xc)
+        // Chunk i after the pointers: a constant offset the JIT folds into the loads' addresses.
+        Vector512<float> Gather(byte* p, float* xc, int i)
         {
             Vector512<uint> words;
             if (lb == 2)
             {
-                words = Vector512.Create(Unsafe.ReadUnaligned<uint>(chunkPositions));
+                words = Vector512.Create(Unsafe.ReadUnaligned<uint>(p + i * 4));
             }
             else
             {
-                ulong bits = ReadBits(chunkPositions, positionsEnd);
+                ulong bits = ReadBits(p + i * chunkBytes, positionsEnd);
                 words = Vector512.Create(Vector256.Create((uint)bits), Vector256.Create((uint)(bits >> (8 * lb))));
             }
             // (field & mask) | base in one vpternlogd (0xEA = A & B | C): a base is a multiple of M and a field is below
             // M, so OR is the add; one instruction less per 16 values, which is what bounds this cold loop.
             var index = Avx512F.TernaryLogic(Avx512F.ShiftRightLogicalVariable(words, shifts), mask, bases.AsUInt32(), 0xEA).AsInt32();
+            int o = i * span;
             if (span == 32)
-                return Avx512F.PermuteVar16x32x2(Vector512.Load(xc), index, Vector512.Load(xc + 16));
+                return Avx512F.PermuteVar16x32x2(Vector512.Load(xc + o), index, Vector512.Load(xc + o + 16));
             // 64 inputs: lanes 0..7 pick from the first 32, lanes 8..15 from the next (vpermt2ps ignores index bit 5).
-            var low = Avx512F.PermuteVar16x32x2(Vector512.Load(xc), index, Vector512.Load(xc + 16));
-            var high = Avx512F.PermuteVar16x32x2(Vector512.Load(xc + 32), index, Vector512.Load(xc + 48));
+            var low = Avx512F.PermuteVar16x32x2(Vector512.Load(xc + o), index, Vector512.Load(xc + o + 16));
+            var high = Avx512F.PermuteVar16x32x2(Vector512.Load(xc + o + 32), index, Vector512.Load(xc + o + 48));
             return Vector512.ConditionalSelect(upperLanes, high, low);
         }
     }
