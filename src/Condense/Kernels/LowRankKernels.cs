@@ -5,8 +5,19 @@ namespace Condense.Kernels;
 
 /// <summary>
 /// Row-major dot-product products for the low-rank factors: y[b, o] (+)= dot(x[b, :], w[o, :]), every weight row
-/// read once per call at batch 1 (four rows at a time), and register tiles of 4 batch rows x 2 weight rows, cache-blocked, above it.
+/// read once per call. Batch 1 walks the rows one after another (one sequential weight stream per thread); above it,
+/// register tiles of 4 batch rows x 2 weight rows, cache-blocked.
 /// </summary>
+/// <remarks>
+/// Batch 1 used to take four rows at a time (four weight streams, one x load per four FMAs). On U's short rows (r
+/// floats each) that read DRAM at less than half the rate of one sequential stream: measured on the development VM
+/// (Zen 4 class, one thread, cold, CPU time), 11008 x 512: 9-11 GB per CPU-second with four rows at a time against
+/// 24 with one row after another; 16384 x 256: 7 against 20; 8192 x 1024 and 4096 x 2048: 15 against 22-25; at 4096
+/// floats per row (V) the two were equal. Four streams of only 2 KiB each restart the hardware prefetcher every 8 KiB;
+/// software prefetch ahead of the four-row block did not recover it (12 GB per CPU-second). Both loops sum a row in the
+/// same order (two chains over alternate vectors, a leftover vector into the first, their lane sum, then the scalar
+/// tail), so the change kept every bit.
+/// </remarks>
 internal static unsafe class LowRankKernels
 {
     // Weight rows per cache block: 16 rows of 4096 floats (256 KiB) stay in L2 while every batch tile passes over them.
@@ -35,9 +46,10 @@ internal static unsafe class LowRankKernels
     }
 
     /// <summary>
-    /// Weight rows per unit of parallel work: the register tile's height (4 rows of <see cref="Rows4{TV}"/> at batch 1,
-    /// 2 rows of <see cref="Tile4x2{TV}"/> above it). Every unit but the last is whole tiles, and <see cref="RowBlock"/> is a
-    /// multiple of both, so a row's tile, and with it its summation order, depends only on the shape.
+    /// Weight rows per unit of parallel work: 4 rows at batch 1 (each row is summed alone there, so the unit only sets
+    /// the work per claim), the register tile's height, 2 rows of <see cref="Tile4x2{TV}"/>, above it. Every unit but the
+    /// last is whole tiles, and <see cref="RowBlock"/> is a multiple of both, so a row's tile, and with it its summation
+    /// order, depends only on the shape.
     /// </summary>
     private static int TileRows(int batch) => batch == 1 ? 4 : 2;
 
@@ -47,10 +59,9 @@ internal static unsafe class LowRankKernels
     {
         if (batch == 1)
         {
-            // Four rows at a time: four weight streams in flight and one x load per four FMAs (the x row stays in L1).
-            int o = start;
-            for (; o + 4 <= end; o += 4) Rows4<TV>(x, w + (nint)o * k, k, y + o, accumulate);
-            for (; o < end; o++) Single<TV>(x, w + (nint)o * k, k, y + o, accumulate);
+            // One row after another: the thread's rows are one contiguous block, read as a single sequential stream
+            // (x stays in L1). Several rows at a time were slower on short rows; see the class remarks.
+            for (int o = start; o < end; o++) Single<TV>(x, w + (nint)o * k, k, y + o, accumulate);
             return;
         }
 
@@ -104,42 +115,6 @@ internal static unsafe class LowRankKernels
         Put(y + ldy, s10, accumulate); Put(y + ldy + 1, s11, accumulate);
         Put(y + 2 * ldy, s20, accumulate); Put(y + 2 * ldy + 1, s21, accumulate);
         Put(y + 3 * ldy, s30, accumulate); Put(y + 3 * ldy + 1, s31, accumulate);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Rows4<TV>(float* x, float* w0, int k, float* y, bool accumulate) where TV : struct, IFloatVector<TV>
-    {
-        int n = TV.Count;
-        float* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
-        TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, b0 = TV.Zero, b1 = TV.Zero, b2 = TV.Zero, b3 = TV.Zero;
-        int i = 0;
-        // Two chains per row hide the FMA latency.
-        for (; i + 2 * n <= k; i += 2 * n)
-        {
-            TV xa = TV.Load(x + i), xb = TV.Load(x + i + n);
-            a0 = TV.Fma(xa, TV.Load(w0 + i), a0); b0 = TV.Fma(xb, TV.Load(w0 + i + n), b0);
-            a1 = TV.Fma(xa, TV.Load(w1 + i), a1); b1 = TV.Fma(xb, TV.Load(w1 + i + n), b1);
-            a2 = TV.Fma(xa, TV.Load(w2 + i), a2); b2 = TV.Fma(xb, TV.Load(w2 + i + n), b2);
-            a3 = TV.Fma(xa, TV.Load(w3 + i), a3); b3 = TV.Fma(xb, TV.Load(w3 + i + n), b3);
-        }
-        for (; i + n <= k; i += n)
-        {
-            TV xa = TV.Load(x + i);
-            a0 = TV.Fma(xa, TV.Load(w0 + i), a0);
-            a1 = TV.Fma(xa, TV.Load(w1 + i), a1);
-            a2 = TV.Fma(xa, TV.Load(w2 + i), a2);
-            a3 = TV.Fma(xa, TV.Load(w3 + i), a3);
-        }
-        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1)), s2 = TV.Sum(TV.Add(a2, b2)), s3 = TV.Sum(TV.Add(a3, b3));
-        for (; i < k; i++)
-        {
-            float xi = x[i];
-            s0 = MathF.FusedMultiplyAdd(xi, w0[i], s0);
-            s1 = MathF.FusedMultiplyAdd(xi, w1[i], s1);
-            s2 = MathF.FusedMultiplyAdd(xi, w2[i], s2);
-            s3 = MathF.FusedMultiplyAdd(xi, w3[i], s3);
-        }
-        Put(y, s0, accumulate); Put(y + 1, s1, accumulate); Put(y + 2, s2, accumulate); Put(y + 3, s3, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -21,8 +21,9 @@ internal readonly struct Nm2Of8 : INmPattern { public static int N => 2; public 
 /// <summary>
 /// N:M rows: K kept values, each with its log2(M)-bit position inside its block, packed low bits first.
 /// Batch 1 gathers x by the positions: AVX-512 expands 16 positions with one variable shift and picks x with
-/// vpermt2ps from the 32 (or 2 x 32) inputs the 16 values cover; AVX2 uses a hardware gather. The kernel is bound by
-/// the DRAM stream, not by this decode, so it prefetches the stored values and positions 8 KiB ahead.
+/// vpermt2ps from the 32 (or 2 x 32) inputs the 16 values cover; AVX2 uses a hardware gather. Cold, the kernel is
+/// bound by how many lines of the DRAM stream the core keeps in flight, which falls with the instructions per line:
+/// the AVX-512 loop spends 6 per 16 values (64 bytes) and no software prefetch; the AVX2 loop prefetches 8 KiB ahead.
 /// </summary>
 /// <remarks>
 /// Tried on the target (Zen 5) and dropped: four rows at a time sharing each x window (fewer x loads, but eight
@@ -34,12 +35,12 @@ internal static unsafe class SparseNmKernels
     internal const int PrefetchFloats = 2048;
 
     /// <summary>sum over j &lt; k of values[j] * x[(j / N) * M + position(j)].</summary>
-    /// <param name="streamValues">True when the values are the stored rows (prefetched ahead into the next rows); false
-    /// for a one-row scratch buffer, where fetching past it would only pollute L1.</param>
+    /// <param name="streamValues">True when the values are the stored rows (the AVX2 loop prefetches them ahead into the
+    /// next rows); false for a one-row scratch buffer, where fetching past it would only pollute L1.</param>
     public static float RowDot<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x, bool streamValues = false) where TP : struct, INmPattern
     {
         int bits = KernelOptions.VectorBits;
-        if (bits >= 512 && Avx512F.IsSupported) return RowDotAvx512<TP>(values, positions, positionsEnd, k, x, streamValues);
+        if (bits >= 512 && Avx512F.IsSupported) return RowDotAvx512<TP>(values, positions, positionsEnd, k, x);
         if (bits >= 256 && Avx2.IsSupported) return RowDotAvx2<TP>(values, positions, positionsEnd, k, x, streamValues);
         if (bits >= 128) return RowDotVector128<TP>(values, positions, k, x);
         return RowDotScalar<TP>(values, positions, k, x);
@@ -94,7 +95,7 @@ internal static unsafe class SparseNmKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowDotAvx512<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x, bool streamValues) where TP : struct, INmPattern
+    private static float RowDotAvx512<TP>(float* values, byte* positions, byte* positionsEnd, int k, float* x) where TP : struct, INmPattern
     {
         int n = TP.N, m = TP.M, lb = TP.IndexBits;
         int span = 16 * m / n;
@@ -116,52 +117,51 @@ internal static unsafe class SparseNmKernels
         var acc1 = Vector512<float>.Zero;
         var acc2 = Vector512<float>.Zero;
         var acc3 = Vector512<float>.Zero;
-        int c = 0;
-        for (; c + 4 <= chunks; c += 4)
+        // Pointers walk the values, positions and x windows: indexed addressing cost the JIT 6 scalar instructions per
+        // 16 values (sign extensions, shifts, leas) beside the 7 vector ones. No software prefetch: on the development VM
+        // (Zen 4 class) prefetching the values and positions 8 KiB ahead read fewer bytes per CPU-second than the
+        // hardware prefetcher alone (one thread, cold, S1; docs/kernels.md), as it did for every plain read loop
+        // --quick readprobe measured.
+        float* v = values, vEnd4 = values + (nint)(chunks & ~3) * 16, vEnd = values + (nint)chunks * 16;
+        byte* p = positions;
+        float* xc = x;
+        for (; v < vEnd4; v += 64, p += 4 * chunkBytes, xc += 4 * span)
         {
-            // The rows of a thread are one contiguous stream: fetching 8 KiB ahead (into the next rows) keeps more
-            // DRAM reads in flight than the hardware prefetcher alone (about 1.3x on the target, Zen 5).
-            if (streamValues)
-            {
-                float* ahead = values + c * 16 + PrefetchFloats;
-                Sse.Prefetch0(ahead);
-                Sse.Prefetch0(ahead + 16);
-                Sse.Prefetch0(ahead + 32);
-                Sse.Prefetch0(ahead + 48);
-            }
-            Sse.Prefetch0(positions + (c * 16 + PrefetchFloats) * lb / 8);
-            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16), Gather(c), acc0);
-            acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 16), Gather(c + 1), acc1);
-            acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 32), Gather(c + 2), acc2);
-            acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16 + 48), Gather(c + 3), acc3);
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Gather(p, xc, 0), acc0);
+            acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 16), Gather(p, xc, 1), acc1);
+            acc2 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 32), Gather(p, xc, 2), acc2);
+            acc3 = Vector512.FusedMultiplyAdd(Vector512.Load(v + 48), Gather(p, xc, 3), acc3);
         }
-        for (; c < chunks; c++)
-            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(values + c * 16), Gather(c), acc0);
+        for (; v < vEnd; v += 16, p += chunkBytes, xc += span)
+            acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(v), Gather(p, xc, 0), acc0);
         float sum = Vector512.Sum((acc0 + acc1) + (acc2 + acc3));
         for (int j = chunks * 16; j < k; j++)
             sum = MathF.FusedMultiplyAdd(values[j], x[(j / n) * m + Position(positions, j, lb)], sum);
         return sum;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        Vector512<float> Gather(int chunk)
+        // Chunk i after the pointers: a constant offset the JIT folds into the loads' addresses.
+        Vector512<float> Gather(byte* p, float* xc, int i)
         {
             Vector512<uint> words;
             if (lb == 2)
             {
-                words = Vector512.Create(Unsafe.ReadUnaligned<uint>(positions + chunk * 4));
+                words = Vector512.Create(Unsafe.ReadUnaligned<uint>(p + i * 4));
             }
             else
             {
-                ulong bits = ReadBits(positions + chunk * chunkBytes, positionsEnd);
+                ulong bits = ReadBits(p + i * chunkBytes, positionsEnd);
                 words = Vector512.Create(Vector256.Create((uint)bits), Vector256.Create((uint)(bits >> (8 * lb))));
             }
-            var index = (Avx512F.ShiftRightLogicalVariable(words, shifts) & mask).AsInt32() + bases;
-            float* xc = x + (nint)chunk * span;
+            // (field & mask) | base in one vpternlogd (0xEA = A & B | C): a base is a multiple of M and a field is below
+            // M, so OR is the add; one instruction less per 16 values, which is what bounds this cold loop.
+            var index = Avx512F.TernaryLogic(Avx512F.ShiftRightLogicalVariable(words, shifts), mask, bases.AsUInt32(), 0xEA).AsInt32();
+            int o = i * span;
             if (span == 32)
-                return Avx512F.PermuteVar16x32x2(Vector512.Load(xc), index, Vector512.Load(xc + 16));
+                return Avx512F.PermuteVar16x32x2(Vector512.Load(xc + o), index, Vector512.Load(xc + o + 16));
             // 64 inputs: lanes 0..7 pick from the first 32, lanes 8..15 from the next (vpermt2ps ignores index bit 5).
-            var low = Avx512F.PermuteVar16x32x2(Vector512.Load(xc), index, Vector512.Load(xc + 16));
-            var high = Avx512F.PermuteVar16x32x2(Vector512.Load(xc + 32), index, Vector512.Load(xc + 48));
+            var low = Avx512F.PermuteVar16x32x2(Vector512.Load(xc + o), index, Vector512.Load(xc + o + 16));
+            var high = Avx512F.PermuteVar16x32x2(Vector512.Load(xc + o + 32), index, Vector512.Load(xc + o + 48));
             return Vector512.ConditionalSelect(upperLanes, high, low);
         }
     }

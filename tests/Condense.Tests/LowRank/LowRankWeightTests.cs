@@ -88,6 +88,64 @@ public class LowRankWeightTests
                 }
     });
 
+    /// <summary>
+    /// Batch 1 sums each row of V and then of U alone, in the order docs/kernels.md states (two chains over alternate
+    /// vectors, a leftover vector into the first, their lane sum, then the scalar tail), at every vector width, on
+    /// shapes whose In, Out and rank are not multiples of any vector, large enough that both products go parallel:
+    /// the same bits at 1 and 2 threads, and the same as that order computed here row by row.
+    /// </summary>
+    [Fact]
+    public void Batch_1_sums_each_factor_row_alone_in_the_documented_order_at_1_and_2_threads() => KernelWidths.ForEach(bits =>
+    {
+        foreach (var (o, i, r) in new[] { (4099, 4127, 53), (1, 77, 5), (3001, 1000, 45) })
+        {
+            var lr = LowRankWeight.FromFactors(o, i, r, QuantTestData.Gaussian(7, o * r), QuantTestData.Gaussian(8, r * i));
+            var x = QuantTestData.Gaussian(9, i);
+            var t = new float[r];
+            for (int j = 0; j < r; j++) t[j] = RowInOrder(bits, x, lr.V.AsSpan(j * i, i));
+            var expected = new float[o];
+            for (int j = 0; j < o; j++) expected[j] = RowInOrder(bits, t, lr.U.AsSpan(j * r, r));
+            foreach (int degree in new[] { 1, 2 })
+            {
+                var y = DeterminismTests.AtDegree(degree, () =>
+                {
+                    var result = new float[o];
+                    lr.MatMulTransposed(x, result, 1);
+                    return result;
+                });
+                for (int j = 0; j < o; j++)
+                    Assert.True(BitConverter.SingleToInt32Bits(y[j]) == BitConverter.SingleToInt32Bits(expected[j]),
+                        $"{bits}-bit vectors, [{o}, {i}] r {r}, {degree} thread(s): y[{j}] = {y[j]:R}, the documented order gives {expected[j]:R}");
+            }
+        }
+    });
+
+    private static float RowInOrder(int bits, ReadOnlySpan<float> x, ReadOnlySpan<float> w) => bits switch
+    {
+        >= 512 => RowInOrder<F512>(x, w),
+        >= 256 => RowInOrder<F256>(x, w),
+        >= 128 => RowInOrder<F128>(x, w),
+        _ => RowInOrder<F1>(x, w),
+    };
+
+    private static unsafe float RowInOrder<TV>(ReadOnlySpan<float> xs, ReadOnlySpan<float> ws) where TV : struct, IFloatVector<TV>
+    {
+        int n = TV.Count, k = xs.Length, i = 0;
+        fixed (float* x = xs, w = ws)
+        {
+            TV c0 = TV.Zero, c1 = TV.Zero;
+            for (; i + 2 * n <= k; i += 2 * n)
+            {
+                c0 = TV.Fma(TV.Load(x + i), TV.Load(w + i), c0);
+                c1 = TV.Fma(TV.Load(x + i + n), TV.Load(w + i + n), c1);
+            }
+            if (i + n <= k) { c0 = TV.Fma(TV.Load(x + i), TV.Load(w + i), c0); i += n; }
+            float s = TV.Sum(TV.Add(c0, c1));
+            for (; i < k; i++) s = MathF.FusedMultiplyAdd(x[i], w[i], s);
+            return s;
+        }
+    }
+
     [Fact]
     public void Large_products_match_the_reference_at_batch_1_and_128()
     {
