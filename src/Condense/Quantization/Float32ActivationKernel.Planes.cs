@@ -50,7 +50,14 @@ internal static unsafe partial class Float32ActivationKernel
     // 8-bit codes stay on the decode-to-weights kernel: vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16 codes measured
     // as fast as planes there (0.90-1.06x of it, 64x4096 and 11008x4096 g64, loaded machine).
     private static bool BitPlanesApply(in PackedWeightView w, int batch, int width) =>
-        BitPlanes && batch == 1 && width == 512 && w.Bits == 4 && Avx512F.IsSupported;
+        BitPlanes && batch == 1 && width == 512 && (w.Bits == 4 || w.Bits == 8 && PlanesFor8Bits) && Avx512F.IsSupported;
+
+    /// <summary>Whether 8-bit codes take the bit-plane kernel at batch 1 (else the decode-to-weights tiles).</summary>
+    internal static bool PlanesFor8Bits { get; set; } = true;
+
+    /// <summary>Prefetch hint of the plane loops: 0 = prefetcht0, 1 = prefetcht1, 2 = prefetchnta.</summary>
+    internal static int PlanePrefetchKind { get; set; } = 1;
+
 
     /// <summary>The batch-1 bit-plane product; false when the inputs are not all finite normal-range values (the caller's path then runs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -164,7 +171,8 @@ internal static unsafe partial class Float32ActivationKernel
 
         public readonly void Invoke(int start, int end)
         {
-            PlaneRows<Planes4>(this, start, end);
+            if (Bits == 8) PlaneRows<Planes8>(this, start, end);
+            else PlaneRows<Planes4>(this, start, end);
         }
     }
 
@@ -243,6 +251,14 @@ internal static unsafe partial class Float32ActivationKernel
             out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* address, int kind)
+    {
+        if (kind == 0) Sse.Prefetch0(address);
+        else if (kind == 1) Sse.Prefetch1(address);
+        else Sse.PrefetchNonTemporal(address);
+    }
+
     /// <summary>Smallest largest-|x| the scaled copy accepts: 2^-90 (x 2^-28 stays normal with margin).</summary>
     private const float PlaneInputFloor = 8.077936e-28f;
 
@@ -267,8 +283,8 @@ internal static unsafe partial class Float32ActivationKernel
         public static void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
             out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
         {
-            var m = Vector512.Create(0xFu);
             var xv = Vector512.Load(xc);
+            var m = Vector512.Create(0xFu);
             a0 = CPlane(v0, m) * xv; a1 = CPlane(v1, m) * xv; a2 = CPlane(v2, m) * xv; a3 = CPlane(v3, m) * xv;
             CPlane4(v0, v1, v2, v3, 0xF0u, xc + 16, ref a0, ref a1, ref a2, ref a3);
             CPlane4(v0, v1, v2, v3, 0xF00u, xc + 32, ref a0, ref a1, ref a2, ref a3);
@@ -278,6 +294,26 @@ internal static unsafe partial class Float32ActivationKernel
             CPlane4(v0, v1, v2, v3, 0xF000000u, xc + 96, ref a0, ref a1, ref a2, ref a3);
             CPlane4(v0, v1, v2, v3, 0xF0000000u, xc + 112, ref a0, ref a1, ref a2, ref a3);
         }
+
+    }
+
+    // 8 bits: dword j of a 64-byte load holds codes 4 j .. 4 j + 3; plane m keeps byte m in place (q 2^(8 m), exact).
+    private struct Planes8 : IPlanes
+    {
+        public static int PerLane => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
+            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
+        {
+            var m = Vector512.Create(0xFFu);
+            var xv = Vector512.Load(xc);
+            a0 = CPlane(v0, m) * xv; a1 = CPlane(v1, m) * xv; a2 = CPlane(v2, m) * xv; a3 = CPlane(v3, m) * xv;
+            CPlane4(v0, v1, v2, v3, 0xFF00u, xc + 16, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xFF0000u, xc + 32, ref a0, ref a1, ref a2, ref a3);
+            CPlane4(v0, v1, v2, v3, 0xFF000000u, xc + 48, ref a0, ref a1, ref a2, ref a3);
+        }
+
     }
 
     /// <summary>Four rows' dot products with the plane-ordered inputs, group scales applied per chunk; result[k] = row k's sum_g s_g (q . x)_g.</summary>
@@ -291,10 +327,11 @@ internal static unsafe partial class Float32ActivationKernel
         // Lane j's group, relative to the chunk's first: (perLane j) >> groupShift (0 for groups of a chunk or more).
         var laneGroup = Vector512.ShiftRightLogical(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * perLane, Math.Min(groupShift, 31));
         var t0 = Vector512<float>.Zero; var t1 = t0; var t2 = t0; var t3 = t0;
+        int kind = PlanePrefetchKind;
         for (nint c = 0; c < chunks; c++)
         {
             nint o = c * 64;
-            Sse.Prefetch0(p0 + o + ahead); Sse.Prefetch0(p1 + o + ahead); Sse.Prefetch0(p2 + o + ahead); Sse.Prefetch0(p3 + o + ahead);
+            Prefetch(p0 + o + ahead, kind); Prefetch(p1 + o + ahead, kind); Prefetch(p2 + o + ahead, kind); Prefetch(p3 + o + ahead, kind);
             TP.Dot(Vector512.Load((uint*)(p0 + o)), Vector512.Load((uint*)(p1 + o)), Vector512.Load((uint*)(p2 + o)), Vector512.Load((uint*)(p3 + o)),
                 xp + c * chunkCodes, out var a0, out var a1, out var a2, out var a3);
             nint g = (nint)(((long)c * chunkCodes) >> groupShift);
