@@ -6,7 +6,7 @@ using Condense.Kernels;
 namespace Condense.Quantization;
 
 /// <summary>
-/// The batch-1 path for 4-bit codes with AVX-512 ("bit planes"): no per-code shuffle, variable shift or table lookup.
+/// The batch-1 path for 4- and 8-bit codes with AVX-512 ("bit planes"): no per-code shuffle, variable shift or table lookup.
 /// </summary>
 /// <remarks>
 /// <para>A 64-byte load of a row holds 16 dwords; dword j holds the codes 8 j .. 8 j + 7 (little-endian, low nibble
@@ -15,8 +15,10 @@ namespace Condense.Quantization;
 /// inputs are copied once per call into plane order (chunk c, plane m, lane j = x[128 c + 8 j + m] 2^-(4 m): exact, a
 /// power of two; inputs that are all below 2^-90 are declined, where x 2^-28 could turn subnormal), so plane m's
 /// products are q x, exact in float32. Per 16 codes and row: one vpandd, one vcvtudq2ps, one FMA, all non-destructive
-/// (no register copies); per chunk and row: one 64-byte load, one prefetch of the same columns one row tile ahead,
-/// one vpermps and one FMA for the group scales. (A vpternlogd "magic number" decode, (v &amp; mask) | bits(2^(23 - p))
+/// (no register copies); per chunk and row: one 64-byte load, one prefetcht1 (into L2) of the same columns one row
+/// tile ahead, one vpermps and one FMA for the group scales. 8-bit codes work the same way with 4 byte planes per dword
+/// (<c>dword &amp; (0xFF &lt;&lt; 8 m)</c>, q 2^(8 m); inputs scaled by 2^-(8 m); 64 codes per chunk, lane j's 4 codes
+/// in one group). (A vpternlogd "magic number" decode, (v &amp; mask) | bits(2^(23 - p))
 /// minus 2^(23 - p), needs no scaled inputs but measured 11-13% slower: the destructive vpternlogd costs a register copy
 /// per plane.)</para>
 /// <para>The zero point is folded into the inputs: y = sum_g s_g (q . x)_g + sum_g (-z_g s_g) X_g, with X_g the group
@@ -37,7 +39,7 @@ internal static unsafe partial class Float32ActivationKernel
     [ThreadStatic] private static bool t_noBitPlanes;
 
     /// <summary>
-    /// Whether batch-1 products of 4-bit codes called from this thread take the bit-plane kernel (tests and
+    /// Whether batch-1 products of 4- and 8-bit codes called from this thread take the bit-plane kernel (tests and
     /// benchmarks turn it off to compare paths; per thread, so one test's switch never reaches another's product).
     /// </summary>
     internal static bool BitPlanes { get => !t_noBitPlanes; set => t_noBitPlanes = !value; }
@@ -47,15 +49,21 @@ internal static unsafe partial class Float32ActivationKernel
 
     [ThreadStatic] private static float[]? t_planeInputs;
 
-    // 8-bit codes stay on the decode-to-weights kernel: vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16 codes measured
-    // as fast as planes there (0.90-1.06x of it, 64x4096 and 11008x4096 g64, loaded machine).
+    // 8-bit codes: 4 byte planes (vpandd + vcvtudq2ps + FMA per 16 codes, the scale once per 64 codes) instead of
+    // vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16: S2 int8-g32 1 thread, thread CPU time, cold 6.64 -> 4.54 ns per
+    // 64 weight bytes (with prefetcht1), hot 3.8 -> 2.9 (--quick f32act; docs/kernels.md).
     private static bool BitPlanesApply(in PackedWeightView w, int batch, int width) =>
         BitPlanes && batch == 1 && width == 512 && (w.Bits == 4 || w.Bits == 8 && PlanesFor8Bits) && Avx512F.IsSupported;
 
     /// <summary>Whether 8-bit codes take the bit-plane kernel at batch 1 (else the decode-to-weights tiles).</summary>
     internal static bool PlanesFor8Bits { get; set; } = true;
 
-    /// <summary>Prefetch hint of the plane loops: 0 = prefetcht0, 1 = prefetcht1, 2 = prefetchnta.</summary>
+    /// <summary>Prefetch hint of the plane loop: 0 = prefetcht0, 1 = prefetcht1 (default), 2 = prefetchnta.</summary>
+    /// <remarks>
+    /// prefetcht1 (into L2, one 4-row tile ahead) against t0 on S2 cold, 1 thread, thread CPU time, load 27-33: int4-g64
+    /// 7.12 -> 5.97 ns per 64 weight bytes, int8-g32 5.43 -> 4.54; nta as t0; 2 or 4 tiles ahead no better than 1; one or
+    /// two rows per pass (1-2 sequential streams per thread instead of 4) slower at every distance tried (--quick f32act).
+    /// </remarks>
     internal static int PlanePrefetchKind { get; set; } = 1;
 
 

@@ -11,7 +11,8 @@ namespace Condense.Benchmarks.Gemv;
 /// (11008x4096, int4-g64-asym and int8-g32-sym), cold (a rotation over about 300 MB of copies), 2 threads, with its
 /// loop variants (prefetch hint and distance, 8-bit planes or decode-to-weights tiles) alternated in every round next to
 /// the 1 GiB read probe, so a loaded machine disturbs all alike: "% BW" per round, then the median and range.
-/// <c>--hot</c>: 256 rows (L2), 1 thread, thread CPU time: the loops' compute cost per 64 weight bytes.
+/// <c>--hot</c>: 256 rows (L2), 1 thread, thread CPU time: the loops' compute cost per 64 weight bytes. <c>--l3</c>: S1
+/// (4096x4096), one copy, 2 threads: the peers' hot rows.
 /// <c>--rounds n</c> (7); <c>--variants a,b</c>: only the variants whose names start so.
 /// </summary>
 public static class Float32ActQuick
@@ -29,10 +30,12 @@ public static class Float32ActQuick
         // --one: cold, 1 thread, thread CPU time: the stream's cost per core, little moved by other processes' CPU use.
         bool one = args.Contains("--one");
         bool cpuTime = hot || one;
+        // --l3: S1 (4096x4096), one copy called again and again (weights in L2/L3, like the peers' hot S1 rows), 2 threads, wall time.
+        bool l3 = args.Contains("--l3");
         string? only = args.SkipWhile(a => a != "--variants").Skip(1).FirstOrDefault();
-        Console.WriteLine($"float32-activation batch 1, {(hot ? "hot (256 rows, 1 thread, thread CPU time)" : one ? "S2 cold, 1 thread, thread CPU time (% BW: of the 1-thread probe)" : "S2 cold, 2 threads")}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
+        Console.WriteLine($"float32-activation batch 1, {(hot ? "hot (256 rows, 1 thread, thread CPU time)" : l3 ? "S1 hot (one copy, 2 threads)" : one ? "S2 cold, 1 thread, thread CPU time (% BW: of the 1-thread probe)" : "S2 cold, 2 threads")}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
         if (cpuTime) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-        int outF = hot ? 256 : 11008;
+        int outF = hot ? 256 : l3 ? 4096 : 11008;
         const int inF = 4096;
         var random = new Random(1);
         var dense = new float[outF * inF];
@@ -46,7 +49,7 @@ public static class Float32ActQuick
         foreach (var (name, scheme) in formats)
         {
             var first = GroupQuantizedWeight.Quantize(dense, outF, inF, scheme);
-            int copies = hot ? 1 : (int)Math.Max(4, (300L << 20) / first.ByteCount);
+            int copies = hot || l3 ? 1 : (int)Math.Max(4, (300L << 20) / first.ByteCount);
             weights[name] = Enumerable.Range(0, copies).Select(_ => GroupQuantizedWeight.FromParts(outF, inF, scheme,
                 (byte[])first.Packed.Clone(), (Half[])first.Scales.Clone(), (byte[]?)first.ZeroPoints?.Clone())).ToArray();
         }
@@ -85,7 +88,7 @@ public static class Float32ActQuick
             return Timing.Median(samples);
         }
         foreach (var c in cases) { c.Apply(); Time(c.Format); }
-        using var probe = hot ? null : new BandwidthProbe();
+        using var probe = hot || l3 ? null : new BandwidthProbe();
         for (int round = 0; round < rounds; round++)
         {
             double rate = 0;
