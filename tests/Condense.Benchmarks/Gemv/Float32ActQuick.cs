@@ -9,7 +9,7 @@ namespace Condense.Benchmarks.Gemv;
 /// <summary>
 /// <c>--quick f32act</c>: the batch-1 float32-activation kernel (<see cref="ActivationPrecision.Float32"/>) on S2
 /// (11008x4096, int4-g64-asym and int8-g32-sym), cold (a rotation over about 300 MB of copies), 2 threads, with its
-/// loop variants (prefetch hint and distance, 8-bit planes or decode-to-weights tiles) alternated in every round next to
+/// loop variants (prefetch distance, 8-bit planes or decode-to-weights tiles) alternated in every round next to
 /// the 1 GiB read probe, so a loaded machine disturbs all alike: "% BW" per round, then the median and range.
 /// <c>--hot</c>: 256 rows (L2), 1 thread, thread CPU time: the loops' compute cost per 64 weight bytes. <c>--l3</c>: S1
 /// (4096x4096), one copy, 2 threads: the peers' hot rows.
@@ -55,14 +55,12 @@ public static class Float32ActQuick
         }
         dense = null!;
 
-        // Variant: name, formats it applies to, knob settings (8-bit planes, prefetch tiles ahead, hint); planes-t1-1t is the default.
+        // Variant: name, formats it applies to, knob settings (8-bit planes, prefetch tiles ahead); planes-1t is the default.
         var variants = new List<(string Name, bool For4, bool For8, Action Apply)>();
-        void Add(string name, bool for4, bool for8, bool planes8, int tiles, int kind) =>
-            variants.Add((name, for4, for8, () => { Set("PlanesFor8Bits", planes8); Set("PlanePrefetchTiles", tiles); Set("PlanePrefetchKind", kind); }));
-        Add("tiles", false, true, false, 1, 1);
-        foreach (int kind in new[] { 1, 0, 2 })
-            foreach (int tiles in new[] { 1, 2, 4 })
-                Add($"planes-{(kind switch { 0 => "t0", 1 => "t1", _ => "nta" })}-{tiles}t", true, true, true, tiles, kind);
+        void Add(string name, bool for4, bool for8, bool planes8, int tiles) =>
+            variants.Add((name, for4, for8, () => { Set("PlanesFor8Bits", planes8); Set("PlanePrefetchTiles", tiles); }));
+        Add("tiles", false, true, false, 1);
+        foreach (int tiles in new[] { 1, 2, 4 }) Add($"planes-{tiles}t", true, true, true, tiles);
         if (only is not null) variants = variants.Where(v => only.Split(',').Any(o => v.Name.StartsWith(o, StringComparison.Ordinal))).ToList();
         var cases = new List<(string Format, string Variant, Action Apply)>();
         foreach (var (name, scheme) in formats)
@@ -113,7 +111,7 @@ public static class Float32ActQuick
             }
             Console.Error.Write($"\r  round {round + 1} of {rounds}");
         }
-        Set("PlanesFor8Bits", true); Set("PlanePrefetchTiles", 1); Set("PlanePrefetchKind", 1);
+        Set("PlanesFor8Bits", true); Set("PlanePrefetchTiles", 1);
         Console.Error.WriteLine();
         if (probeRates.Count > 0) Console.WriteLine($"probe {(one ? "1 thread, CPU time" : "2 threads")}: {Timing.Median(probeRates):F1} GB/s median ({probeRates.Min():F1}-{probeRates.Max():F1})");
         foreach (var c in cases)
