@@ -23,18 +23,34 @@ namespace Condense.Benchmarks;
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
 ///   --quick readprobe           what governs the DRAM read rate: streams per thread, prefetch type/distance, huge pages, 2-thread split, FMA vs OR per line (Gemv/ReadProbeQuick.cs)
+///   --quick poolprobe           WorkerPool's cost per call at 2 threads beyond its work: empty and compute-only bodies vs 1 thread (Gemv/PoolProbeQuick.cs)
 ///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off (--one: 1 thread, thread CPU time; --hot: 2,048 rows, 1 thread)
 ///   --quick f32act              the batch-1 float32-activation kernel's loop variants, S2 cold, alternated next to the probe (--hot: 256 rows, 1 thread, CPU time)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
+///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: 1 from 8 MiB of weight, else 4; same bits
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
 /// </summary>
 public static class QuickMode
 {
+    /// <summary>
+    /// <c>--fp32-gemv-rows n</c>: W rows the fp32 batch-1..3 GEMV reads side by side (1 or 4, the session-8 tile; by
+    /// default 1 for weights of 8 MiB or more, else 4; same bits), an internal setting of DenseMatMul reached by reflection, for A/B runs of one build.
+    /// </summary>
+    private static void SetFp32GemvRows(int rows)
+    {
+        var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Kernels.DenseMatMul", throwOnError: true)!;
+        var property = type.GetProperty("GemvRowsSideBySide", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)
+                       ?? throw new InvalidOperationException("DenseMatMul.GemvRowsSideBySide not found");
+        property.SetValue(null, rows);
+        Console.WriteLine($"knob    : fp32 batch-1 GEMV reads {rows} W row(s) side by side");
+    }
+
     public static int Run(string[] args)
     {
         if (args.Contains("--gemv-dump")) { Jit.GemvKnobs.Dump(args[Array.IndexOf(args, "--gemv-dump") + 1], args[Array.IndexOf(args, "--gemv-dump") + 2]); return 0; }
         if (args.Contains("--gemv-rows") || args.Contains("--gemv-call-rows") || args.Contains("--gemv-gate-mib")) Jit.GemvKnobs.Apply(args);
+        if (Option(args, "--fp32-gemv-rows") is { } fp32Rows) SetFp32GemvRows(int.Parse(fp32Rows, CultureInfo.InvariantCulture));
         if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();
         if (args.Contains("load")) return Files.LoadQuick.Run();
@@ -43,6 +59,7 @@ public static class QuickMode
         if (args.Contains("subspace")) return Training.SubspaceStepQuick.Run(fastfoodOnly: args.Contains("fastfood"));
         if (args.Contains("vnni") || args.Contains("int8-peak")) return Jit.VnniQuick.Run();
         if (args.Contains("readprobe")) return Gemv.ReadProbeQuick.Run(args);
+        if (args.Contains("poolprobe")) return Gemv.PoolProbeQuick.Run(args);
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
         if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);

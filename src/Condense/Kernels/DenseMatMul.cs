@@ -33,7 +33,15 @@ internal static unsafe class DenseMatMul
 
     [ThreadStatic] private static float[]? t_panel;
 
-    public static void MatMulTransposed(float* x, float* w, float* y, int batch, int outF, int inF)
+    public static void MatMulTransposed(float* x, float* w, float* y, int batch, int outF, int inF) =>
+        MatMulTransposed(x, w, y, batch, outF, inF, null, 0);
+
+    /// <summary>
+    /// As above; at batch 1, <paramref name="packed"/> (when not null) is W in <see cref="PackRows4"/>'s layout for
+    /// vectors of <paramref name="packedBits"/> bits, and is read instead of <paramref name="w"/> if that is the
+    /// current width. Same bits either way.
+    /// </summary>
+    public static void MatMulTransposed(float* x, float* w, float* y, int batch, int outF, int inF, float* packed, int packedBits)
     {
         if (batch == 0 || outF == 0) return;
         int bits = KernelOptions.VectorBits;
@@ -46,6 +54,7 @@ internal static unsafe class DenseMatMul
         else if (batch < GemmMinBatch)
         {
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
+            if (batch == 1 && packed != null && packedBits == bits && GemvRowsSideBySide == 0) body.Packed = packed;
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
         else if (UsesPackedKernel(batch, bits))
@@ -103,20 +112,258 @@ internal static unsafe class DenseMatMul
         public readonly void Invoke(int start, int end) => Reference(X, W, Y, Batch, Out, In, start, end);
     }
 
+    /// <summary>
+    /// Weight rows the batch-1..3 GEMV reads side by side: 0 (default) chooses by size (see <see cref="GemvStreamMinBytes"/>),
+    /// 1 streams W in address order, one row after the next; 4 is the session-8 tile (4 rows sharing each activation
+    /// load). Same bits either way (each output is the same two-chain dot product); a measurement knob for A/B runs
+    /// of one build (the benchmarks set it by reflection), not an API.
+    /// </summary>
+    internal static int GemvRowsSideBySide { get; set; }
+
+    /// <summary>
+    /// Weights of at least this many bytes take the one-row stream at batch 1-3; smaller ones (cache-resident when a
+    /// model calls them again and again) take the 4-row tile. `--quick readprobe` (8 MiB read again and again, from
+    /// L2/L3): 4 rows side by side 131 GB/s of CPU time, one row 88-114 (two FMA chains per row are latency-bound
+    /// there); from DRAM (64 MiB, cold) one row 50 GB/s, 4 rows 45.
+    /// </summary>
+    internal static long GemvStreamMinBytes { get; set; } = 8L << 20;
+
+    // Batch 1-3, one index per GemvRows rows (the pool's split is unchanged). Session 9: a weight that streams from
+    // DRAM is read one row after the next, i.e. as a single sequential stream per thread, with the activation rows
+    // in L1/L2 and no software prefetch. `--quick readprobe` on this VM (docs/benchmarks.md): several rows side by
+    // side read 10-32% slower from DRAM than one stream, and a prefetch per line never helped; ORT's MatMul also
+    // walks its packed B as one stream. Every output keeps the exact chain of Dot1 (two vector chains over alternate
+    // blocks, the leftover block into the first, lanes summed, scalar tail), so both shapes give the same bits.
     private struct GemvBody : IRangeBody
     {
-        public float* X, W, Y;
+        public float* X, W, Y, Packed;
         public int Batch, Out, In, Bits;
 
         public readonly void Invoke(int start, int end)
         {
             int r0 = start * GemvRows, r1 = Math.Min(Out, end * GemvRows);
-            if (Bits == 512) GemvTile<F512>(X, W, Y, Batch, Out, In, r0, r1);
-            else if (Bits == 256) GemvTile<F256>(X, W, Y, Batch, Out, In, r0, r1);
-            else GemvTile<F128>(X, W, Y, Batch, Out, In, r0, r1);
+            if (Packed != null)
+            {
+                if (Bits == 512) GemvPacked<F512>(X, Packed, Y, Out, In, r0, r1);
+                else if (Bits == 256) GemvPacked<F256>(X, Packed, Y, Out, In, r0, r1);
+                else GemvPacked<F128>(X, Packed, Y, Out, In, r0, r1);
+                return;
+            }
+            int rows = GemvRowsSideBySide;
+            if (rows == 0) rows = (long)Out * In * sizeof(float) >= GemvStreamMinBytes ? 1 : 4;
+            if (rows == 4)
+            {
+                if (Bits == 512) GemvTile<F512>(X, W, Y, Batch, Out, In, r0, r1);
+                else if (Bits == 256) GemvTile<F256>(X, W, Y, Batch, Out, In, r0, r1);
+                else GemvTile<F128>(X, W, Y, Batch, Out, In, r0, r1);
+            }
+            else if (Bits == 512) GemvRows1<F512>(X, W, Y, Batch, Out, In, r0, r1);
+            else if (Bits == 256) GemvRows1<F256>(X, W, Y, Batch, Out, In, r0, r1);
+            else GemvRows1<F128>(X, W, Y, Batch, Out, In, r0, r1);
         }
     }
 
+    /// <summary>
+    /// W [outF, inF] re-laid for the batch-1 GEMV at <paramref name="bits"/>-bit vectors: each tile of 4 rows
+    /// (GemvRows) is stored block by block, for each block k of v = bits / 32 floats the 4 rows' block k side by side
+    /// (4 x v floats, one cache line each at 512 bits), then the 4 rows' tails (inF mod v floats each); rows past the
+    /// last whole tile stay row-major. Same size as W; tile t starts at t x 4 x inF, a leftover row o at o x inF.
+    /// </summary>
+    /// <remarks>
+    /// Why: `--quick readprobe` (docs/benchmarks.md, session 9) read this layout from DRAM 1.2-1.3x faster per core
+    /// than one row at a time or 4 rows side by side: it is one sequential stream, like a plain read, and each
+    /// activation load serves 4 rows, so per 64 B line the loop issues 1.25 loads instead of 2. ORT's MatMul reads
+    /// its pre-packed B the same way.
+    /// </remarks>
+    internal static void PackRows4(float* w, float* dst, int outF, int inF, int bits)
+    {
+        int v = bits / 32, nb = inF / v, tail = inF - nb * v, tiles = outF / GemvRows;
+        for (int t = 0; t < tiles; t++)
+        {
+            float* d = dst + (nint)t * GemvRows * inF;
+            for (int r = 0; r < GemvRows; r++)
+            {
+                float* src = w + ((nint)t * GemvRows + r) * inF;
+                for (int k = 0; k < nb; k++)
+                    new ReadOnlySpan<float>(src + (nint)k * v, v).CopyTo(new Span<float>(d + ((nint)k * GemvRows + r) * v, v));
+                new ReadOnlySpan<float>(src + (nint)nb * v, tail).CopyTo(new Span<float>(d + (nint)nb * GemvRows * v + r * tail, tail));
+            }
+        }
+        long done = (long)tiles * GemvRows * inF, total = (long)outF * inF;
+        if (total > done)
+            new ReadOnlySpan<float>(w + done, (int)(total - done)).CopyTo(new Span<float>(dst + done, (int)(total - done)));
+    }
+
+    // Batch 1 over PackRows4's layout: per 4-row tile, two chains per row over alternate blocks (the leftover block
+    // into the first), lanes summed, scalar tail: Dot1's chain for every row, so the bits equal the row-major paths'.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvPacked<TV>(float* x, float* packed, float* y, int outF, int inF, int r0, int r1)
+        where TV : struct, IFloatVector<TV>
+    {
+        int tiles = outF / GemvRows;
+        int o = r0;
+        for (; o + GemvRows <= r1 && o / GemvRows < tiles; o += GemvRows)
+            DotPacked4<TV>(x, packed + (nint)o * inF, inF, y + o);
+        for (; o < r1; o++) y[o] = Dot1Streamed<TV>(x, packed + (nint)o * inF, inF);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DotPacked4<TV>(float* x, float* p, int n, float* y) where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count, nb = n / v;
+        TV a0 = TV.Zero, a1 = TV.Zero, a2 = TV.Zero, a3 = TV.Zero, b0 = TV.Zero, b1 = TV.Zero, b2 = TV.Zero, b3 = TV.Zero;
+        int k = 0;
+        float* q = p;
+        // 8 consecutive vectors per step: block k of rows 0-3 (chain a), block k + 1 of rows 0-3 (chain b).
+        for (; k + 2 <= nb; k += 2, q += 8 * v)
+        {
+            TV xa = TV.Load(x + (nint)k * v), xb = TV.Load(x + (nint)(k + 1) * v);
+            a0 = TV.Fma(TV.Load(q), xa, a0); a1 = TV.Fma(TV.Load(q + v), xa, a1);
+            a2 = TV.Fma(TV.Load(q + 2 * v), xa, a2); a3 = TV.Fma(TV.Load(q + 3 * v), xa, a3);
+            b0 = TV.Fma(TV.Load(q + 4 * v), xb, b0); b1 = TV.Fma(TV.Load(q + 5 * v), xb, b1);
+            b2 = TV.Fma(TV.Load(q + 6 * v), xb, b2); b3 = TV.Fma(TV.Load(q + 7 * v), xb, b3);
+        }
+        if (k < nb)
+        {
+            TV xa = TV.Load(x + (nint)k * v);
+            a0 = TV.Fma(TV.Load(q), xa, a0); a1 = TV.Fma(TV.Load(q + v), xa, a1);
+            a2 = TV.Fma(TV.Load(q + 2 * v), xa, a2); a3 = TV.Fma(TV.Load(q + 3 * v), xa, a3);
+        }
+        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1)), s2 = TV.Sum(TV.Add(a2, b2)), s3 = TV.Sum(TV.Add(a3, b3));
+        int i0 = nb * v, tail = n - i0;
+        float* t = p + (nint)nb * GemvRows * v;
+        for (int j = 0; j < tail; j++)
+        {
+            float xi = x[i0 + j];
+            s0 = MathF.FusedMultiplyAdd(xi, t[j], s0);
+            s1 = MathF.FusedMultiplyAdd(xi, t[tail + j], s1);
+            s2 = MathF.FusedMultiplyAdd(xi, t[2 * tail + j], s2);
+            s3 = MathF.FusedMultiplyAdd(xi, t[3 * tail + j], s3);
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvRows1<TV>(float* x, float* w, float* y, int batch, int outF, int inF, int r0, int r1)
+        where TV : struct, IFloatVector<TV>
+    {
+        if (batch == 1)
+        {
+            for (int o = r0; o < r1; o++) y[o] = Dot1Streamed<TV>(x, w + (nint)o * inF, inF);
+            return;
+        }
+        // Batch 2-3: each W row is read once and dotted with every x row (x rows from L1/L2).
+        for (int o = r0; o < r1; o++)
+        {
+            float* wr = w + (nint)o * inF;
+            if (batch == 2) Dot1x2<TV>(x, x + inF, wr, inF, y + o, y + outF + o);
+            else Dot1x3<TV>(x, x + inF, x + 2 * (nint)inF, wr, inF, y + o, y + outF + o, y + 2 * (nint)outF + o);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Dot1{TV}"/> with 8 vectors per loop step (4 per chain, in the same order): the same bits, a quarter
+    /// of the loop overhead per cache line, so more lines of the stream are in flight.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot1Streamed<TV>(float* x, float* w, int n) where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        TV a = TV.Zero, b = TV.Zero;
+        int i = 0;
+        for (; i + 8 * v <= n; i += 8 * v)
+        {
+            a = TV.Fma(TV.Load(w + i), TV.Load(x + i), a);
+            b = TV.Fma(TV.Load(w + i + v), TV.Load(x + i + v), b);
+            a = TV.Fma(TV.Load(w + i + 2 * v), TV.Load(x + i + 2 * v), a);
+            b = TV.Fma(TV.Load(w + i + 3 * v), TV.Load(x + i + 3 * v), b);
+            a = TV.Fma(TV.Load(w + i + 4 * v), TV.Load(x + i + 4 * v), a);
+            b = TV.Fma(TV.Load(w + i + 5 * v), TV.Load(x + i + 5 * v), b);
+            a = TV.Fma(TV.Load(w + i + 6 * v), TV.Load(x + i + 6 * v), a);
+            b = TV.Fma(TV.Load(w + i + 7 * v), TV.Load(x + i + 7 * v), b);
+        }
+        for (; i + 2 * v <= n; i += 2 * v)
+        {
+            a = TV.Fma(TV.Load(w + i), TV.Load(x + i), a);
+            b = TV.Fma(TV.Load(w + i + v), TV.Load(x + i + v), b);
+        }
+        for (; i + v <= n; i += v) a = TV.Fma(TV.Load(w + i), TV.Load(x + i), a);
+        float s = TV.Sum(TV.Add(a, b));
+        for (; i < n; i++) s = MathF.FusedMultiplyAdd(x[i], w[i], s);
+        return s;
+    }
+
+    /// <summary>Two outputs of one W row (x rows x0, x1), each exactly <see cref="Dot1{TV}"/>'s chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x2<TV>(float* x0, float* x1, float* w, int n, float* y0, float* y1) where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        TV a0 = TV.Zero, b0 = TV.Zero, a1 = TV.Zero, b1 = TV.Zero;
+        int i = 0;
+        for (; i + 4 * v <= n; i += 4 * v)
+        {
+            TV p = TV.Load(w + i), q = TV.Load(w + i + v);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0); b0 = TV.Fma(q, TV.Load(x0 + i + v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1); b1 = TV.Fma(q, TV.Load(x1 + i + v), b1);
+            p = TV.Load(w + i + 2 * v); q = TV.Load(w + i + 3 * v);
+            a0 = TV.Fma(p, TV.Load(x0 + i + 2 * v), a0); b0 = TV.Fma(q, TV.Load(x0 + i + 3 * v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i + 2 * v), a1); b1 = TV.Fma(q, TV.Load(x1 + i + 3 * v), b1);
+        }
+        for (; i + 2 * v <= n; i += 2 * v)
+        {
+            TV p = TV.Load(w + i), q = TV.Load(w + i + v);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0); b0 = TV.Fma(q, TV.Load(x0 + i + v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1); b1 = TV.Fma(q, TV.Load(x1 + i + v), b1);
+        }
+        for (; i + v <= n; i += v)
+        {
+            TV p = TV.Load(w + i);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1);
+        }
+        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1));
+        for (; i < n; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(x0[i], w[i], s0);
+            s1 = MathF.FusedMultiplyAdd(x1[i], w[i], s1);
+        }
+        *y0 = s0; *y1 = s1;
+    }
+
+    /// <summary>Three outputs of one W row, each exactly <see cref="Dot1{TV}"/>'s chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x3<TV>(float* x0, float* x1, float* x2, float* w, int n, float* y0, float* y1, float* y2)
+        where TV : struct, IFloatVector<TV>
+    {
+        int v = TV.Count;
+        TV a0 = TV.Zero, b0 = TV.Zero, a1 = TV.Zero, b1 = TV.Zero, a2 = TV.Zero, b2 = TV.Zero;
+        int i = 0;
+        for (; i + 2 * v <= n; i += 2 * v)
+        {
+            TV p = TV.Load(w + i), q = TV.Load(w + i + v);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0); b0 = TV.Fma(q, TV.Load(x0 + i + v), b0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1); b1 = TV.Fma(q, TV.Load(x1 + i + v), b1);
+            a2 = TV.Fma(p, TV.Load(x2 + i), a2); b2 = TV.Fma(q, TV.Load(x2 + i + v), b2);
+        }
+        for (; i + v <= n; i += v)
+        {
+            TV p = TV.Load(w + i);
+            a0 = TV.Fma(p, TV.Load(x0 + i), a0);
+            a1 = TV.Fma(p, TV.Load(x1 + i), a1);
+            a2 = TV.Fma(p, TV.Load(x2 + i), a2);
+        }
+        float s0 = TV.Sum(TV.Add(a0, b0)), s1 = TV.Sum(TV.Add(a1, b1)), s2 = TV.Sum(TV.Add(a2, b2));
+        for (; i < n; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(x0[i], w[i], s0);
+            s1 = MathF.FusedMultiplyAdd(x1[i], w[i], s1);
+            s2 = MathF.FusedMultiplyAdd(x2[i], w[i], s2);
+        }
+        *y0 = s0; *y1 = s1; *y2 = s2;
+    }
+
+    // The session-8 batch 1-3 tile: 4 W rows side by side sharing each activation load: 8 FMA chains in flight, the
+    // faster shape when W comes from L2/L3 (weights below GemvStreamMinBytes).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvTile<TV>(float* x, float* w, float* y, int batch, int outF, int inF, int r0, int r1)
         where TV : struct, IFloatVector<TV>

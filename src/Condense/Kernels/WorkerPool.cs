@@ -32,6 +32,19 @@ public sealed unsafe class WorkerPool : IDisposable
     // difference was inside the noise of whole-call timings; the stalled-worker test checks the bound itself.)
     internal const int ChunksPerThread = 8;
 
+    // The last `degree` of those chunks are cut into up to TailPieces pieces each (when the count allows whole
+    // indices). With equal chunks, the thread that claims the last one finishes up to a whole chunk after the other
+    // (1/16 of a 2-thread call: measured 9-10% of a 128-row GEMM call's samples in that wait); with quarter chunks at
+    // the end the threads finish within a quarter chunk of each other, for 6 more claims. The pieces are smaller than
+    // the chunks before them, so the hostage bound above still holds. Boundaries depend on count and degree only.
+    internal const int TailPieces = 4;
+
+    // The caller's wait for the other threads' last chunks: spin on `pause` this long before yielding its core. The
+    // wait is normally a fraction of a chunk (microseconds); SpinWait's yields after ~10 spins made the caller a
+    // sched_yield away from noticing the end of a call. Past this, a worker was probably descheduled, and yielding
+    // may give it the core back.
+    private static readonly long s_waitSpinTicks = System.Diagnostics.Stopwatch.Frequency / 5_000; // 200 us
+
     // Spinning time before a worker parks: covers the gap between consecutive layer calls, including the serial
     // ops between them (a transformer's GELU and LayerNorm). With 100 us, MiniLM one sentence at a time (quiet
     // machine, 2 threads) ran no faster than on one thread: the workers parked between the small projections and
@@ -60,6 +73,9 @@ public sealed unsafe class WorkerPool : IDisposable
     private void* _body;
     private int _count;
     private int _chunks;
+    private int _big;
+    private int _pieces;
+    private int _degree;
     private int _done;
     private ExceptionDispatchInfo? _error;
 
@@ -102,11 +118,16 @@ public sealed unsafe class WorkerPool : IDisposable
         try
         {
             EnsureWorkers(degree - 1);
-            int chunks = Math.Min(count, degree * ChunksPerThread);
+            int big = Math.Min(count, degree * ChunksPerThread);
+            int pieces = big < degree * ChunksPerThread ? 1 : Math.Min(TailPieces, count / big);
+            int chunks = big + degree * (pieces - 1);
             _invoke = &Invoke<TBody>;
             _body = Unsafe.AsPointer(ref body);
             _count = count;
             _chunks = chunks;
+            _big = big;
+            _pieces = pieces;
+            _degree = degree;
             _done = 0;
             _error = null;
             long generation = (Volatile.Read(ref _state) >> 32) + 1;
@@ -116,8 +137,7 @@ public sealed unsafe class WorkerPool : IDisposable
                 lock (_gate) Monitor.PulseAll(_gate);
 
             Participate(generation);
-            var spinner = new SpinWait();
-            while (Volatile.Read(ref _done) < chunks) spinner.SpinOnce(sleep1Threshold: -1);
+            WaitForChunks(chunks);
             // Close the job before its fields are reused: a worker holding a stale view can no longer claim a chunk.
             Interlocked.Exchange(ref _state, (generation << 32) | int.MaxValue);
             _body = null;
@@ -167,11 +187,37 @@ public sealed unsafe class WorkerPool : IDisposable
         }
     }
 
+    private void WaitForChunks(int chunks)
+    {
+        if (Volatile.Read(ref _done) >= chunks) return;
+        long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + s_waitSpinTicks;
+        while (Volatile.Read(ref _done) < chunks)
+        {
+            Thread.SpinWait(1);
+            if (System.Diagnostics.Stopwatch.GetTimestamp() > deadline) break;
+        }
+        var spinner = new SpinWait();
+        while (Volatile.Read(ref _done) < chunks) spinner.SpinOnce(sleep1Threshold: -1);
+    }
+
+    /// <summary>
+    /// Chunk <paramref name="chunk"/>'s range: the first big - degree chunks are count / big indices each, the last
+    /// degree of them are cut into <paramref name="pieces"/> pieces. A function of (count, degree) only.
+    /// </summary>
+    internal static (int Start, int End) ChunkRange(int count, int big, int degree, int pieces, int chunk)
+    {
+        int whole = big - (pieces > 1 ? degree : 0);
+        if (chunk < whole) return ((int)((long)count * chunk / big), (int)((long)count * (chunk + 1) / big));
+        int j = chunk - whole, b = whole + j / pieces, piece = j % pieces;
+        int s = (int)((long)count * b / big), e = (int)((long)count * (b + 1) / big);
+        return (s + (int)((long)(e - s) * piece / pieces), s + (int)((long)(e - s) * (piece + 1) / pieces));
+    }
+
     private void Participate(long generation)
     {
         var invoke = _invoke;
         void* body = _body;
-        int count = _count, chunks = _chunks;
+        int count = _count, chunks = _chunks, big = _big, pieces = _pieces, degree = _degree;
         while (true)
         {
             long state = Volatile.Read(ref _state);
@@ -179,7 +225,7 @@ public sealed unsafe class WorkerPool : IDisposable
             int chunk = (int)state;
             if (chunk >= chunks) return;
             if (Interlocked.CompareExchange(ref _state, state + 1, state) != state) continue;
-            int start = (int)((long)count * chunk / chunks), end = (int)((long)count * (chunk + 1) / chunks);
+            var (start, end) = ChunkRange(count, big, degree, pieces, chunk);
             t_insideBody = true;
             try
             {

@@ -41,8 +41,10 @@ internal static unsafe class Int8MatMul
         bool gemm = w.GemmPanels != null && GroupQuantizedWeight.GemmApplies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch, w.Out);
         // 4-bit codes at 2..15 rows: generated VNNI kernels over the packed codes, each weight load shared by the batch.
         bool small4 = !gemm && VnniSmallBatch4.Applies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, w.Out, batch, bits);
-        bool fused = !gemm && !small4 && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
-        bool fused256 = !gemm && !small4 && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
+        // 8-bit codes at 2..15 rows: the same with the codes multiplied as stored (VnniSmallBatch8).
+        bool small8 = !gemm && !small4 && VnniSmallBatch8.Applies(w.Bits, w.GroupSize, w.GroupsPerRow, w.In, batch, bits);
+        bool fused = !gemm && !small4 && !small8 && bits == 512 && FusedInt8Dot.IsSupported(w.Bits) && !Prefers256(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
+        bool fused256 = !gemm && !small4 && !small8 && !fused && bits >= 256 && FusedInt8Dot256.IsSupported;
         int natural = CodeUnpack.PaddedLength(w.In);
         bool pairs = fused256 && FusedInt8Dot256.PairedUnits(w.Bits, w.GroupSize, w.GroupsPerRow);
         bool wide4 = fused && FusedInt8Dot.UsesWide4(w.Bits, w.GroupSize, w.GroupsPerRow, batch);
@@ -91,6 +93,11 @@ internal static unsafe class Int8MatMul
                     }
                 }
 
+                if (small8)
+                {
+                    VnniSmallBatch8.Run(w, q, padded, rowScale, groupSums, groupStride, y, batch);
+                    return true;
+                }
                 if (small4)
                 {
                     VnniSmallBatch4.Run(w, q, padded, rowScale, groupSums, groupStride, y, batch);

@@ -18,7 +18,9 @@ namespace Condense.Benchmarks.Gemv;
 /// Variants alternate within each round, so drift and other tenants' load hit all of them alike.
 /// </summary>
 /// <remarks>Options: <c>--call-mib n</c> (64), <c>--rounds n</c> (5), <c>--row-kib n</c> (16: an S1 fp32 row), <c>--hot</c>
-/// (every call reads the same bytes at the buffer's start: with <c>--call-mib 8</c>, an S1 int4 weight in L3).</remarks>
+/// (every call reads the same bytes at the buffer's start: with <c>--call-mib 8</c>, an S1 int4 weight in L3).
+/// Session 9 added the batch-1 fp32 GEMV's candidate loop shapes (1 row per stream unrolled, 2 rows, 4 rows packed
+/// per line) and the real kernel (DenseWeight at batch 1: packed copy, 1 row, 4 rows side by side).</remarks>
 internal static unsafe class ReadProbeQuick
 {
     private const long BufferBytes = 1L << 30;
@@ -27,7 +29,7 @@ internal static unsafe class ReadProbeQuick
 
     private enum Pf { None, T0, T1, T2, Nta }
 
-    private enum Work { Or, Fma }
+    private enum Work { Or, Fma, FmaUnrolled, Kernel, FmaPacked }
 
     /// <summary>One way of reading a call's bytes.</summary>
     private sealed record Variant(string Name, bool Huge, int Threads, int Streams, Pf Prefetch, int Distance, long SplitBlock, Work Work);
@@ -77,6 +79,21 @@ internal static unsafe class ReadProbeQuick
         variants.Add(new("FMA dot, 4 streams, 4 KiB pages", false, 2, 4, Pf.None, 0, 0, Work.Fma));
         variants.Add(new("FMA dot, 1 stream + t0 2048", true, 2, 1, Pf.T0, 2048, 0, Work.Fma));
         variants.Add(new("FMA dot, 4 streams + t0 1024", true, 2, 4, Pf.T0, 1024, 0, Work.Fma));
+        // Session 9: the batch-1 GEMV's candidate shapes (same two chains per row as DenseMatMul's dot, so same bits):
+        // 1 row at a time with 8 lines per loop step, and 2 rows side by side.
+        variants.Add(new("FMA dot, 1 stream, 8 lines per step", true, 2, 1, Pf.None, 0, 0, Work.FmaUnrolled));
+        variants.Add(new("FMA dot, 1 stream, 8 lines, 1 thread", true, 1, 1, Pf.None, 0, 0, Work.FmaUnrolled));
+        variants.Add(new("FMA dot, 1 stream, 1 thread", true, 1, 1, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 4 streams, 1 thread", true, 1, 4, Pf.None, 0, 0, Work.Fma));
+        variants.Add(new("FMA dot, 2 streams", true, 2, 2, Pf.None, 0, 0, Work.FmaUnrolled));
+        // 4 rows interleaved line by line (a packed layout: one sequential stream, each activation load serves 4 rows).
+        variants.Add(new("FMA dot, 4 rows packed per line", true, 2, 4, Pf.None, 0, 0, Work.FmaPacked));
+        variants.Add(new("FMA dot, 4 rows packed per line, 1 thread", true, 1, 4, Pf.None, 0, 0, Work.FmaPacked));
+        // The real kernel (DenseWeight batch 1 over managed copies of one call's size, through WorkerPool.Shared),
+        // with its W rows read 1 or 4 side by side (DenseMatMul.GemvRowsSideBySide; same bits).
+        foreach (int t in new[] { 2, 1 })
+            foreach (int rows in new[] { 0, 1, 4 })
+                variants.Add(new((rows == 0 ? "DenseWeight b1, packed copy (default)" : $"DenseWeight b1, {rows} row(s) side by side") + (t == 1 ? ", 1 thread" : ""), true, t, rows, Pf.None, 0, 0, Work.Kernel));
         // The first variant again, last in each round: how much the position in a round alone moves a figure.
         variants.Add(variants[0] with { Name = "probe again (position control)" });
 
@@ -149,6 +166,7 @@ internal static unsafe class ReadProbeQuick
     private static double OneCall(Variant v, byte* buffer, long offset, long bytes, int rowBytes, float* x, HelperThread helper)
     {
         byte* p = buffer + offset;
+        if (v.Work == Work.Kernel) return KernelCall(v, offset, bytes, rowBytes);
         double c0 = Timing.ThreadSeconds();
         if (v.Threads == 1)
         {
@@ -174,6 +192,57 @@ internal static unsafe class ReadProbeQuick
         return Math.Max(ca, cb);
     }
 
+    private static List<Condense.Kernels.DenseWeight>? s_weights;
+    private static float[]? s_x, s_y;
+
+    /// <summary>
+    /// One batch-1 product of the real fp32 kernel on the copy the offset selects (1 GiB of copies, so a rotating
+    /// offset is cold like the other variants); returns the calling thread's CPU seconds (at 2 threads: the caller's
+    /// share only, so read the wall column there).
+    /// </summary>
+    private static double KernelCall(Variant v, long offset, long bytes, int rowBytes)
+    {
+        int inF = rowBytes / 4, outF = (int)(bytes / rowBytes);
+        if (s_weights is null || s_weights[0].OutFeatures != outF || s_weights[0].InFeatures != inF)
+        {
+            s_weights = [];
+            for (long b = 0; b < BufferBytes; b += bytes)
+            {
+                var w = new float[(long)outF * inF];
+                for (long i = 0; i < w.LongLength; i++) w[i] = 1f / (1 + (i & 15));
+                s_weights.Add(new Condense.Kernels.DenseWeight(w, outF, inF));
+            }
+            s_x = new float[inF];
+            for (int i = 0; i < inF; i++) s_x[i] = 1f + i % 7;
+            s_y = new float[outF];
+            // Build every copy's batch-1 packed copy now (the default path makes it at the first product), untimed.
+            foreach (var w in s_weights) w.MatMulTransposed(s_x, s_y, 1);
+            long huge = 0;
+            foreach (var w in s_weights)
+                fixed (float* pw = w.Weight) huge += PageAdvice.AnonHugeBytes((nint)pw, w.Weight.LongLength * 4);
+            Console.WriteLine($"kernel  : {s_weights.Count} DenseWeight copies of [{outF}, {inF}], AnonHugePages {huge >> 20} MiB of {(long)s_weights.Count * bytes >> 20}");
+        }
+        var weight = s_weights[(int)(offset / bytes % s_weights.Count)];
+        var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Kernels.DenseMatMul", throwOnError: true)!;
+        var knob = type.GetProperty("GemvRowsSideBySide", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
+        int savedRows = (int)knob.GetValue(null)!, savedDegree = Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism;
+        knob.SetValue(null, v.Streams);
+        Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = v.Threads;
+        try
+        {
+            double c0 = Timing.ThreadSeconds();
+            weight.MatMulTransposed(s_x, s_y, 1);
+            double cpu = Timing.ThreadSeconds() - c0;
+            s_sink += s_y![0];
+            return cpu;
+        }
+        finally
+        {
+            knob.SetValue(null, savedRows);
+            Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
     private static float Interleaved(Variant v, byte* p, long bytes, long block, int first, int rowBytes, float* x)
     {
         float s = 0;
@@ -183,6 +252,9 @@ internal static unsafe class ReadProbeQuick
 
     private static float Read(Variant v, byte* p, long bytes, int rowBytes, float* x)
     {
+        if (v.Work == Work.FmaPacked) return FmaPacked4(p, bytes, rowBytes, x);
+        if (v.Work == Work.FmaUnrolled)
+            return v.Streams == 1 ? FmaRows1Unrolled(p, bytes, rowBytes, x) : FmaRows2(p, bytes, rowBytes, x);
         if (v.Work == Work.Fma)
             return v.Streams == 1 ? FmaRows1(p, bytes, rowBytes, x, v.Prefetch, v.Distance) : FmaRows4(p, bytes, rowBytes, x, v.Prefetch, v.Distance);
         if (v.Streams == 1) return Or1(p, bytes, v.Prefetch, v.Distance);
@@ -282,6 +354,82 @@ internal static unsafe class ReadProbeQuick
                 b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), b);
             }
             s += a + b;
+        }
+        return Vector512.Sum(s);
+    }
+
+    /// <summary>fp32 dot products, one row at a time, two chains, 8 lines (4 per chain) per loop step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaRows1Unrolled(byte* p, long bytes, int rowBytes, float* x)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + rowBytes <= bytes; t += rowBytes)
+        {
+            float* w = (float*)(p + t);
+            Vector512<float> a = default, b = default;
+            for (int i = 0; i < n; i += 128)
+            {
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i), Vector512.Load(x + i), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 16), Vector512.Load(x + i + 16), b);
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 32), Vector512.Load(x + i + 32), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 48), Vector512.Load(x + i + 48), b);
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 64), Vector512.Load(x + i + 64), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 80), Vector512.Load(x + i + 80), b);
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 96), Vector512.Load(x + i + 96), a);
+                b = Vector512.FusedMultiplyAdd(Vector512.Load(w + i + 112), Vector512.Load(x + i + 112), b);
+            }
+            s += a + b;
+        }
+        return Vector512.Sum(s);
+    }
+
+    /// <summary>fp32 dot products of 4 rows stored interleaved per 64 B line (row 0..3 of line k, then line k + 1), two chains per row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaPacked4(byte* p, long bytes, int rowBytes, float* x)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + 4L * rowBytes <= bytes; t += 4L * rowBytes)
+        {
+            float* w = (float*)(p + t);
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+            for (int i = 0; i < n; i += 32, w += 128)
+            {
+                var xa = Vector512.Load(x + i);
+                var xb = Vector512.Load(x + i + 16);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w), xa, a0); a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 16), xa, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 32), xa, a2); a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 48), xa, a3);
+                b0 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 64), xb, b0); b1 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 80), xb, b1);
+                b2 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 96), xb, b2); b3 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 112), xb, b3);
+            }
+            s += (a0 + b0) + (a1 + b1) + (a2 + b2) + (a3 + b3);
+        }
+        return Vector512.Sum(s);
+    }
+
+    /// <summary>fp32 dot products of 2 rows side by side, two chains per row, 4 lines per row per step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FmaRows2(byte* p, long bytes, int rowBytes, float* x)
+    {
+        var s = Vector512<float>.Zero;
+        int n = rowBytes / 4;
+        for (long t = 0; t + 2L * rowBytes <= bytes; t += 2L * rowBytes)
+        {
+            float* w0 = (float*)(p + t), w1 = w0 + n;
+            Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default;
+            for (int i = 0; i < n; i += 64)
+            {
+                var xa = Vector512.Load(x + i);
+                var xb = Vector512.Load(x + i + 16);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i), xa, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 16), xb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i), xa, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 16), xb, b1);
+                xa = Vector512.Load(x + i + 32);
+                xb = Vector512.Load(x + i + 48);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 32), xa, a0); b0 = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + i + 48), xb, b0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 32), xa, a1); b1 = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + i + 48), xb, b1);
+            }
+            s += (a0 + b0) + (a1 + b1);
         }
         return Vector512.Sum(s);
     }

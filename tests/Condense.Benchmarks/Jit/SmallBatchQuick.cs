@@ -16,12 +16,6 @@ public static class SmallBatchQuick
     public static int Run(string[] args)
     {
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(7);
-        var kernel = typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniSmallBatch4")
-                     ?? throw new InvalidOperationException("Condense.Kernels.Jit.VnniSmallBatch4 not found in the Condense assembly.");
-        var off = kernel.GetProperty("DisabledOverride", BindingFlags.Static | BindingFlags.NonPublic)!;
-        bool available = (bool)kernel.GetProperty("IsAvailable", BindingFlags.Static | BindingFlags.Public)!.GetValue(null)!;
-        Console.WriteLine($"small-batch 4-bit kernel available: {available}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
-
         bool hot = args.Contains("--hot"); // 2,048 rows (above the 4 Mi-code GEMM rule), one copy, one thread: the kernels' compute cost, not the stream
         int outF = hot ? 2048 : 11008, copies = hot ? 1 : 12;
         const int inF = 4096;
@@ -32,10 +26,17 @@ public static class SmallBatchQuick
         var random = new Random(1);
         var w = new float[outF * inF];
         for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() - 0.5);
-        // --bits 8 --group 0|32|64|128: other formats' batch 2/4/8 over their own batch 1 (the "generated" rows then run
-        // the same kernels as "managed": the generated small-batch kernel is 4-bit only).
+        // --bits 8 --group 0|32|64|128: other formats' batch 2/4/8 over their own batch 1 (8 bits: VnniSmallBatch8 on
+        // and off; other widths have no generated small-batch kernel, so "generated" and "managed" run the same code).
         int bits = args.SkipWhile(a => a != "--bits").Skip(1).Select(int.Parse).FirstOrDefault(4);
         int group = args.SkipWhile(a => a != "--group").Skip(1).Select(int.Parse).FirstOrDefault(64);
+        // The generated kernel of this width (VnniSmallBatch4 or VnniSmallBatch8) on ("generated") and off ("managed").
+        string kernelName = bits == 8 ? "Condense.Kernels.Jit.VnniSmallBatch8" : "Condense.Kernels.Jit.VnniSmallBatch4";
+        var kernel = typeof(KernelOptions).Assembly.GetType(kernelName)
+                     ?? throw new InvalidOperationException($"{kernelName} not found in the Condense assembly.");
+        var off = kernel.GetProperty("DisabledOverride", BindingFlags.Static | BindingFlags.NonPublic)!;
+        bool available = (bool)kernel.GetProperty("IsAvailable", BindingFlags.Static | BindingFlags.Public)!.GetValue(null)!;
+        Console.WriteLine($"small-batch {bits}-bit kernel available: {available}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
         var first = GroupQuantizedWeight.Quantize(w, outF, inF, new QuantizationScheme(bits, group, false));
         w = null;
         if (!hot) copies = (int)Math.Max(4, (300L << 20) / first.Packed.Length); // about 300 MB of copies, far above L3

@@ -88,6 +88,108 @@ public class DenseWeightTests
         });
     }
 
+    [Theory]
+    [InlineData(1, 37, 1031)]
+    [InlineData(2, 37, 1031)]
+    [InlineData(3, 37, 1031)]
+    [InlineData(1, 9, 4096 + 16 * 9 + 5)]
+    [InlineData(2, 13, 300)]
+    [InlineData(3, 5, 17)]
+    [InlineData(1, 130, 4100)]
+    public unsafe void Batch_1_to_3_row_stream_equals_the_four_row_tile_bit_for_bit_at_every_width_and_thread_count(int batch, int outF, int inF)
+    {
+        // The one-row stream (weights from 8 MiB) and the 4-row tile (smaller ones) must give the same bits: which
+        // shape runs depends on the weight's size, never on what the caller sees.
+        var rng = new Rng((ulong)(batch * 31 + outF * 1000 + inF));
+        var w = new float[outF * inF];
+        var x = new float[batch * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+        var storage = new DenseWeight(w, outF, inF);
+        int savedRows = DenseMatMul.GemvRowsSideBySide, savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            KernelWidths.ForEach(bits =>
+            {
+                float[]? first = null;
+                foreach (int rows in new[] { 4, 1, 0 })
+                    foreach (int degree in new[] { 1, 2, 3 })
+                    {
+                        DenseMatMul.GemvRowsSideBySide = rows;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = degree;
+                        var y = new float[batch * outF];
+                        storage.MatMulTransposed(x, y, batch);
+                        first ??= y;
+                        Assert.True(first.AsSpan().SequenceEqual(y), $"width {bits}, {rows} row(s) side by side, {degree} thread(s): bits differ");
+                    }
+                if (batch != 1 || bits == 0) return;
+                // The packed batch-1 layout (4 rows interleaved block by block) at this width, through the kernel entry.
+                DenseMatMul.GemvRowsSideBySide = 0;
+                var packed = new float[w.Length];
+                var yp = new float[outF];
+                fixed (float* pw = w, pp = packed, px = x, py = yp)
+                {
+                    DenseMatMul.PackRows4(pw, pp, outF, inF, bits);
+                    foreach (int degree in new[] { 1, 2, 3 })
+                    {
+                        WorkerPool.Shared.MaxDegreeOfParallelism = degree;
+                        Array.Clear(yp);
+                        DenseMatMul.MatMulTransposed(px, pw, py, 1, outF, inF, pp, bits);
+                        Assert.True(first!.AsSpan().SequenceEqual(yp), $"width {bits}, packed layout, {degree} thread(s): bits differ");
+                    }
+                }
+            });
+        }
+        finally
+        {
+            DenseMatMul.GemvRowsSideBySide = savedRows;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
+    [Fact]
+    public void A_large_weight_at_batch_1_reads_its_packed_copy_with_the_same_bits_at_every_width()
+    {
+        // 8.1 MiB: over the packing threshold; 517 rows (a leftover row past the last 4-row tile), 4100 columns (a tail).
+        int outF = 517, inF = 4100;
+        Assert.True((long)outF * inF * sizeof(float) >= DenseMatMul.GemvStreamMinBytes);
+        var rng = new Rng(29);
+        var w = new float[outF * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        var x = new float[inF];
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+        var before = (float[])w.Clone();
+        var storage = new DenseWeight(w, outF, inF);
+        int savedRows = DenseMatMul.GemvRowsSideBySide;
+        try
+        {
+            KernelWidths.ForEach(bits =>
+            {
+                DenseMatMul.GemvRowsSideBySide = 4; // the row-major 4-row tile: no packed copy
+                var expected = new float[outF];
+                storage.MatMulTransposed(x, expected, 1);
+                DenseMatMul.GemvRowsSideBySide = 0;
+                var y = new float[outF];
+                storage.MatMulTransposed(x, y, 1);
+                if (bits != 0) Assert.True(storage.HasPackedCopy, $"width {bits}: no packed copy was built");
+                Assert.Equal(expected, y);
+            });
+        }
+        finally
+        {
+            DenseMatMul.GemvRowsSideBySide = savedRows;
+        }
+        Assert.Equal(before, storage.Weight); // the row-major array the caller gave is untouched
+    }
+
+    [Fact]
+    public void A_small_weight_gets_no_packed_copy()
+    {
+        var storage = new DenseWeight(new float[64 * 100], 64, 100);
+        storage.MatMulTransposed(new float[100], new float[64], 1);
+        Assert.False(storage.HasPackedCopy);
+    }
+
     [Fact]
     public void Results_do_not_depend_on_the_thread_count()
     {

@@ -169,6 +169,46 @@ public class WorkerPoolTests
         Assert.Equal(count - byWorker, ranBy.Count(t => t == caller));
     }
 
+    [Theory]
+    [InlineData(64, 2)]
+    [InlineData(1024, 2)]
+    [InlineData(2752, 2)]
+    [InlineData(1000, 3)]
+    [InlineData(40, 2)]
+    [InlineData(17, 2)]
+    public void Chunks_tile_the_range_and_the_last_ones_are_smaller_so_threads_finish_together(int count, int degree)
+    {
+        // The split is recorded from the calls themselves: every range a body saw, at this count and degree.
+        using var pool = new WorkerPool(degree);
+        var ranges = new List<(int Start, int End)>();
+        pool.For(count, (start, end) => { lock (ranges) ranges.Add((start, end)); });
+        ranges.Sort();
+        Assert.Equal(0, ranges[0].Start);
+        Assert.Equal(count, ranges[^1].End);
+        for (int k = 1; k < ranges.Count; k++) Assert.Equal(ranges[k - 1].End, ranges[k].Start);
+        Assert.All(ranges, r => Assert.True(r.End > r.Start, $"empty chunk [{r.Start}, {r.End})"));
+        int big = degree * WorkerPool.ChunksPerThread;
+        // No chunk is larger than 1 / (degree x ChunksPerThread) of the call (rounded up): the stalled-worker bound.
+        Assert.All(ranges, r => Assert.InRange(r.End - r.Start, 1, (count + big - 1) / big));
+        if (count >= 2 * big)
+        {
+            // The chunk that ends the call is at most half a regular chunk (a quarter from 4 x big indices on): the
+            // thread that takes it finishes soon after the other instead of up to a whole chunk later.
+            int pieces = Math.Min(WorkerPool.TailPieces, count / big);
+            Assert.InRange(ranges[^1].End - ranges[^1].Start, 1, ((count + big - 1) / big + pieces - 1) / pieces);
+            Assert.Equal(big + degree * (pieces - 1), ranges.Count);
+        }
+        else
+        {
+            Assert.Equal(Math.Min(count, big), ranges.Count);
+        }
+        // The split is a function of (count, degree) only: a second call sees the same ranges.
+        var again = new List<(int Start, int End)>();
+        pool.For(count, (start, end) => { lock (again) again.Add((start, end)); });
+        again.Sort();
+        Assert.Equal(ranges, again);
+    }
+
     [Fact]
     public async Task Concurrent_callers_from_several_threads_all_complete_correctly()
     {

@@ -143,16 +143,18 @@ public class BatchedKernelTests
         {
             Int8MatMul.Override256 = -1;
             run(width);
-            // 4-bit batches of 2-15 take the generated small-batch kernel where it runs (VnniSmallBatch4Tests): run
-            // them again on the managed AVX-512 kernels this class covers.
-            if (!VnniSmallBatch4.IsAvailable) return;
+            // 4- and 8-bit batches of 2-15 take the generated small-batch kernels where they run (VnniSmallBatch4Tests,
+            // VnniSmallBatch8Tests): run them again on the managed AVX-512 kernels this class covers.
+            if (!VnniSmallBatch4.IsAvailable && !VnniSmallBatch8.IsAvailable) return;
             VnniSmallBatch4.DisabledOverride = true;
+            VnniSmallBatch8.DisabledOverride = true;
             run(width);
         }
         finally
         {
             Int8MatMul.Override256 = 0;
             VnniSmallBatch4.DisabledOverride = false;
+            VnniSmallBatch8.DisabledOverride = false;
         }
     });
 }
