@@ -6,7 +6,7 @@ using Condense.Kernels;
 namespace Condense.Quantization;
 
 /// <summary>
-/// The batch-1 path for 4-bit codes with AVX-512 ("bit planes"): no per-code shuffle, variable shift or table lookup.
+/// The batch-1 path for 4- and 8-bit codes with AVX-512 ("bit planes"): no per-code shuffle, variable shift or table lookup.
 /// </summary>
 /// <remarks>
 /// <para>A 64-byte load of a row holds 16 dwords; dword j holds the codes 8 j .. 8 j + 7 (little-endian, low nibble
@@ -15,8 +15,10 @@ namespace Condense.Quantization;
 /// inputs are copied once per call into plane order (chunk c, plane m, lane j = x[128 c + 8 j + m] 2^-(4 m): exact, a
 /// power of two; inputs that are all below 2^-90 are declined, where x 2^-28 could turn subnormal), so plane m's
 /// products are q x, exact in float32. Per 16 codes and row: one vpandd, one vcvtudq2ps, one FMA, all non-destructive
-/// (no register copies); per chunk and row: one 64-byte load, one prefetch of the same columns one row tile ahead,
-/// one vpermps and one FMA for the group scales. (A vpternlogd "magic number" decode, (v &amp; mask) | bits(2^(23 - p))
+/// (no register copies); per chunk and row: one 64-byte load, one prefetcht1 (into L2) of the same columns one row
+/// tile ahead, one vpermps and one FMA for the group scales. 8-bit codes work the same way with 4 byte planes per dword
+/// (<c>dword &amp; (0xFF &lt;&lt; 8 m)</c>, q 2^(8 m); inputs scaled by 2^-(8 m); 64 codes per chunk, lane j's 4 codes
+/// in one group). (A vpternlogd "magic number" decode, (v &amp; mask) | bits(2^(23 - p))
 /// minus 2^(23 - p), needs no scaled inputs but measured 11-13% slower: the destructive vpternlogd costs a register copy
 /// per plane.)</para>
 /// <para>The zero point is folded into the inputs: y = sum_g s_g (q . x)_g + sum_g (-z_g s_g) X_g, with X_g the group
@@ -37,7 +39,7 @@ internal static unsafe partial class Float32ActivationKernel
     [ThreadStatic] private static bool t_noBitPlanes;
 
     /// <summary>
-    /// Whether batch-1 products of 4-bit codes called from this thread take the bit-plane kernel (tests and
+    /// Whether batch-1 products of 4- and 8-bit codes called from this thread take the bit-plane kernel (tests and
     /// benchmarks turn it off to compare paths; per thread, so one test's switch never reaches another's product).
     /// </summary>
     internal static bool BitPlanes { get => !t_noBitPlanes; set => t_noBitPlanes = !value; }
@@ -47,10 +49,19 @@ internal static unsafe partial class Float32ActivationKernel
 
     [ThreadStatic] private static float[]? t_planeInputs;
 
-    // 8-bit codes stay on the decode-to-weights kernel: vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16 codes measured
-    // as fast as planes there (0.90-1.06x of it, 64x4096 and 11008x4096 g64, loaded machine).
+    // 8-bit codes: 4 byte planes (vpandd + vcvtudq2ps + FMA per 16 codes, the scale once per 64 codes) instead of
+    // vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16: S2 int8-g32 1 thread, thread CPU time, cold 6.64 -> 4.54 ns per
+    // 64 weight bytes (with prefetcht1), hot 3.8 -> 2.9 (--quick f32act; docs/kernels.md).
     private static bool BitPlanesApply(in PackedWeightView w, int batch, int width) =>
-        BitPlanes && batch == 1 && width == 512 && w.Bits == 4 && Avx512F.IsSupported;
+        BitPlanes && batch == 1 && width == 512 && (w.Bits == 4 || w.Bits == 8 && PlanesFor8Bits) && Avx512F.IsSupported;
+
+    /// <summary>Whether 8-bit codes take the bit-plane kernel at batch 1 (else the decode-to-weights tiles).</summary>
+    internal static bool PlanesFor8Bits { get; set; } = true;
+
+    // The loop prefetches with prefetcht1 (into L2, one 4-row tile ahead). Against prefetcht0 on S2 cold, 1 thread,
+    // thread CPU time, load 27-33: int4-g64 7.12 -> 5.97 ns per 64 weight bytes, int8-g32 5.43 -> 4.54; nta as t0; 2 or 4
+    // tiles ahead no better than 1; one or two rows per pass (1-2 sequential streams per thread instead of 4) slower at
+    // every distance tried (--quick f32act).
 
     /// <summary>The batch-1 bit-plane product; false when the inputs are not all finite normal-range values (the caller's path then runs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -164,7 +175,8 @@ internal static unsafe partial class Float32ActivationKernel
 
         public readonly void Invoke(int start, int end)
         {
-            PlaneRows<Planes4>(this, start, end);
+            if (Bits == 8) PlaneRows<Planes8>(this, start, end);
+            else PlaneRows<Planes4>(this, start, end);
         }
     }
 
@@ -236,12 +248,14 @@ internal static unsafe partial class Float32ActivationKernel
     /// <summary>How one bit width's chunk splits into planes.</summary>
     private interface IPlanes
     {
-        /// <summary>Codes per dword (planes per chunk).</summary>
+        /// <summary>Codes per dword (planes per chunk): 8 for 4-bit codes, 4 for 8-bit ones.</summary>
         static abstract int PerLane { get; }
-        /// <summary>The chunk's plane products q x summed per lane (plane 0 first).</summary>
-        static abstract void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
-            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3);
     }
+
+    private struct Planes4 : IPlanes { public static int PerLane => 8; }
+
+    // 8 bits: dword j of a 64-byte load holds codes 4 j .. 4 j + 3; plane m keeps byte m in place (q 2^(8 m), exact).
+    private struct Planes8 : IPlanes { public static int PerLane => 4; }
 
     /// <summary>Smallest largest-|x| the scaled copy accepts: 2^-90 (x 2^-28 stays normal with margin).</summary>
     private const float PlaneInputFloor = 8.077936e-28f;
@@ -249,54 +263,54 @@ internal static unsafe partial class Float32ActivationKernel
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> CPlane(Vector512<uint> v, Vector512<uint> mask) => Avx512F.ConvertToVector512Single(v & mask);
 
+    /// <summary>One plane of four rows: a_k += (v_k &amp; mask) x (vpandd, vcvtudq2ps, FMA each).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CPlane4(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, uint mask, float* xc,
+    private static void Plane(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, Vector512<uint> mask, float* xc,
         ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3)
     {
-        var m = Vector512.Create(mask);
         var xv = Vector512.Load(xc);
-        a0 = Vector512.FusedMultiplyAdd(CPlane(v0, m), xv, a0); a1 = Vector512.FusedMultiplyAdd(CPlane(v1, m), xv, a1);
-        a2 = Vector512.FusedMultiplyAdd(CPlane(v2, m), xv, a2); a3 = Vector512.FusedMultiplyAdd(CPlane(v3, m), xv, a3);
-    }
-
-    private struct Planes4 : IPlanes
-    {
-        public static int PerLane => 8;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Dot(Vector512<uint> v0, Vector512<uint> v1, Vector512<uint> v2, Vector512<uint> v3, float* xc,
-            out Vector512<float> a0, out Vector512<float> a1, out Vector512<float> a2, out Vector512<float> a3)
-        {
-            var m = Vector512.Create(0xFu);
-            var xv = Vector512.Load(xc);
-            a0 = CPlane(v0, m) * xv; a1 = CPlane(v1, m) * xv; a2 = CPlane(v2, m) * xv; a3 = CPlane(v3, m) * xv;
-            CPlane4(v0, v1, v2, v3, 0xF0u, xc + 16, ref a0, ref a1, ref a2, ref a3);
-            CPlane4(v0, v1, v2, v3, 0xF00u, xc + 32, ref a0, ref a1, ref a2, ref a3);
-            CPlane4(v0, v1, v2, v3, 0xF000u, xc + 48, ref a0, ref a1, ref a2, ref a3);
-            CPlane4(v0, v1, v2, v3, 0xF0000u, xc + 64, ref a0, ref a1, ref a2, ref a3);
-            CPlane4(v0, v1, v2, v3, 0xF00000u, xc + 80, ref a0, ref a1, ref a2, ref a3);
-            CPlane4(v0, v1, v2, v3, 0xF000000u, xc + 96, ref a0, ref a1, ref a2, ref a3);
-            CPlane4(v0, v1, v2, v3, 0xF0000000u, xc + 112, ref a0, ref a1, ref a2, ref a3);
-        }
+        a0 = Vector512.FusedMultiplyAdd(CPlane(v0, mask), xv, a0); a1 = Vector512.FusedMultiplyAdd(CPlane(v1, mask), xv, a1);
+        a2 = Vector512.FusedMultiplyAdd(CPlane(v2, mask), xv, a2); a3 = Vector512.FusedMultiplyAdd(CPlane(v3, mask), xv, a3);
     }
 
     /// <summary>Four rows' dot products with the plane-ordered inputs, group scales applied per chunk; result[k] = row k's sum_g s_g (q . x)_g.</summary>
+    /// <remarks>
+    /// The plane masks live in registers for the whole loop (locals made before it): written inside the loop as
+    /// constants, the JIT reloaded each with a vbroadcastss per plane and chunk; hoisted, the loop ran 1.08x faster from
+    /// L2 (int4-g64, 1 thread, thread CPU time, 5.92 -> 5.45 ns per 64 weight bytes, load 28; --quick f32act --hot).
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PlaneTile<TP>(byte** rows, float* sf, int stride, int chunks, int groupShift, float* xp, float* result, nint ahead)
         where TP : struct, IPlanes
     {
         byte* p0 = rows[0], p1 = rows[1], p2 = rows[2], p3 = rows[3];
         float* s0 = sf, s1 = sf + stride, s2 = s1 + stride, s3 = s2 + stride;
-        int perLane = TP.PerLane, chunkCodes = 16 * perLane;
+        int perLane = TP.PerLane, chunkCodes = 16 * perLane, planeBits = 32 / perLane;
         // Lane j's group, relative to the chunk's first: (perLane j) >> groupShift (0 for groups of a chunk or more).
         var laneGroup = Vector512.ShiftRightLogical(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * perLane, Math.Min(groupShift, 31));
+        var m0 = Vector512.Create((1u << planeBits) - 1);
+        var m1 = m0 << planeBits; var m2 = m1 << planeBits; var m3 = m2 << planeBits;
+        var m4 = m3 << planeBits; var m5 = m4 << planeBits; var m6 = m5 << planeBits; var m7 = m6 << planeBits; // 4-bit planes only
         var t0 = Vector512<float>.Zero; var t1 = t0; var t2 = t0; var t3 = t0;
         for (nint c = 0; c < chunks; c++)
         {
             nint o = c * 64;
-            Sse.Prefetch0(p0 + o + ahead); Sse.Prefetch0(p1 + o + ahead); Sse.Prefetch0(p2 + o + ahead); Sse.Prefetch0(p3 + o + ahead);
-            TP.Dot(Vector512.Load((uint*)(p0 + o)), Vector512.Load((uint*)(p1 + o)), Vector512.Load((uint*)(p2 + o)), Vector512.Load((uint*)(p3 + o)),
-                xp + c * chunkCodes, out var a0, out var a1, out var a2, out var a3);
+            Sse.Prefetch1(p0 + o + ahead); Sse.Prefetch1(p1 + o + ahead); Sse.Prefetch1(p2 + o + ahead); Sse.Prefetch1(p3 + o + ahead);
+            var v0 = Vector512.Load((uint*)(p0 + o)); var v1 = Vector512.Load((uint*)(p1 + o));
+            var v2 = Vector512.Load((uint*)(p2 + o)); var v3 = Vector512.Load((uint*)(p3 + o));
+            float* xc = xp + c * chunkCodes;
+            var xv = Vector512.Load(xc);
+            var a0 = CPlane(v0, m0) * xv; var a1 = CPlane(v1, m0) * xv; var a2 = CPlane(v2, m0) * xv; var a3 = CPlane(v3, m0) * xv;
+            Plane(v0, v1, v2, v3, m1, xc + 16, ref a0, ref a1, ref a2, ref a3);
+            Plane(v0, v1, v2, v3, m2, xc + 32, ref a0, ref a1, ref a2, ref a3);
+            Plane(v0, v1, v2, v3, m3, xc + 48, ref a0, ref a1, ref a2, ref a3);
+            if (TP.PerLane > 4)
+            {
+                Plane(v0, v1, v2, v3, m4, xc + 64, ref a0, ref a1, ref a2, ref a3);
+                Plane(v0, v1, v2, v3, m5, xc + 80, ref a0, ref a1, ref a2, ref a3);
+                Plane(v0, v1, v2, v3, m6, xc + 96, ref a0, ref a1, ref a2, ref a3);
+                Plane(v0, v1, v2, v3, m7, xc + 112, ref a0, ref a1, ref a2, ref a3);
+            }
             nint g = (nint)(((long)c * chunkCodes) >> groupShift);
             t0 = Vector512.FusedMultiplyAdd(a0, Avx512F.PermuteVar16x32(Vector512.Load(s0 + g), laneGroup), t0);
             t1 = Vector512.FusedMultiplyAdd(a1, Avx512F.PermuteVar16x32(Vector512.Load(s1 + g), laneGroup), t1);

@@ -81,7 +81,7 @@ public unsafe class Float32ActivationKernelTests
     public static TheoryData<int, int, bool> PlaneFormats()
     {
         var data = new TheoryData<int, int, bool>();
-        foreach (int bits in new[] { 4 })
+        foreach (int bits in new[] { 4, 8 })
             foreach (int group in new[] { 0, 16, 32, 64, 128, 256 })
                 foreach (bool sym in new[] { true, false })
                     data.Add(bits, group, sym);
@@ -92,7 +92,7 @@ public unsafe class Float32ActivationKernelTests
     [MemberData(nameof(PlaneFormats))]
     public void Batch_one_bit_plane_path_is_within_float_rounding_and_thread_independent(int bits, int group, bool symmetric)
     {
-        // The bit-plane kernel reads 64-byte chunks (128 4-bit codes): lengths that are not whole chunks
+        // The bit-plane kernel reads 64-byte chunks (128 4-bit or 64 8-bit codes): lengths that are not whole chunks
         // (the last chunk's lanes past In, scales past the row), odd row counts (short last tiles, the staged last row).
         var shapes = group == 0
             ? new[] { (1, 7), (5, 37), (7, 100), (13, 1031), (6, 256), (3, 130) }
@@ -141,6 +141,8 @@ public unsafe class Float32ActivationKernelTests
     [Theory]
     [InlineData(4, 64, false)]
     [InlineData(4, 32, true)]
+    [InlineData(8, 32, true)]
+    [InlineData(8, 0, false)]
     public void Bit_plane_path_declines_inputs_it_cannot_scale_exactly(int bits, int group, bool symmetric)
     {
         // All inputs below 2^-90 (x 2^-28 would be subnormal and lose bits), so the decode-to-weights path runs and stays exact.
@@ -230,5 +232,33 @@ public unsafe class Float32ActivationKernelTests
             }
             Assert.True(float.IsNaN(y[0]));
         });
+    }
+
+    [Theory]
+    [InlineData(4, 64, false)]
+    [InlineData(8, 32, true)]
+    [InlineData(8, 16, false)]
+    public void Batch_one_non_finite_inputs_give_the_reference_pattern(int bits, int group, bool symmetric)
+    {
+        // The plane path folds the zero point into group sums of x (an infinity times a zero weight would become NaN):
+        // it must decline such inputs at batch 1, for 4- and 8-bit codes alike.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(5, 7 * 192), 7, 192, new QuantizationScheme(bits, group, symmetric));
+        foreach (float bad in new[] { float.PositiveInfinity, float.NaN })
+        {
+            var x = QuantTestData.Gaussian(6, 192);
+            x[70] = bad;
+            var reference = new float[7];
+            q.MatMulTransposedReference(x, reference, 1);
+            KernelWidths.ForEach(width =>
+            {
+                var y = new float[7];
+                q.MatMulTransposed(x, y, 1, ActivationPrecision.Float32);
+                for (int k = 0; k < 7; k++)
+                {
+                    Assert.Equal(float.IsNaN(reference[k]), float.IsNaN(y[k]));
+                    Assert.Equal(float.IsInfinity(reference[k]), float.IsInfinity(y[k]));
+                }
+            });
+        }
     }
 }
