@@ -25,9 +25,10 @@ namespace Condense.Benchmarks;
 ///   --quick readprobe           what governs the DRAM read rate: streams per thread, prefetch type/distance, huge pages, 2-thread split, FMA vs OR per line (Gemv/ReadProbeQuick.cs)
 ///   --quick poolprobe           WorkerPool's cost per call at 2 threads beyond its work: empty and compute-only bodies vs 1 thread (Gemv/PoolProbeQuick.cs)
 ///   --quick smallbatch          int4-g64 S2 at batch 2, 4, 8 over batch 1 (cold), the generated small-batch kernel on and off (--one: 1 thread, thread CPU time; --hot: 2,048 rows, 1 thread)
+///   --quick lowbit              the batch-1 2- and 3-bit GEMV, generated VNNI loop vs managed, S2 cold and hot (Jit/LowBitQuick.cs)
 ///   --quick f32act              the batch-1 float32-activation kernel's loop variants, S2 cold, alternated next to the probe (--hot: 256 rows, 1 thread, CPU time)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
-///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: 1 from 8 MiB of weight, else 4; same bits
+///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: the packed copy (packForBatch1) or 1 from 8 MiB of weight, else 4; same bits
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
 /// </summary>
