@@ -452,7 +452,7 @@ internal static unsafe class VnniSmallBatch4
         {
             ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
             byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
-            ScaleTimesZero(sf + r * gpr, z, szf + r * gpr, gpr);
+            ScaleTimesZero(sf + r * gpr, z, 8f, szf + r * gpr, gpr);
             if (!small)
                 for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
         }
@@ -537,15 +537,18 @@ internal static unsafe class VnniSmallBatch4
         return result;
     }
 
-    /// <summary>destination[g] = scales[g] * zeros[g], or * 8 (the symmetric 4-bit zero point) when <paramref name="zeros"/> is null.</summary>
+    /// <summary>
+    /// destination[g] = scales[g] * zeros[g], or * <paramref name="symmetricZero"/> (8 for 4-bit codes, 128 for 8-bit)
+    /// when <paramref name="zeros"/> is null. Shared by the 4- and 8-bit small-batch kernels.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScaleTimesZero(float* scales, byte* zeros, float* destination, int count)
+    internal static void ScaleTimesZero(float* scales, byte* zeros, float symmetricZero, float* destination, int count)
     {
         int g = 0;
         if (zeros == null)
         {
-            var eight = Vector512.Create(8f);
-            for (; g + 16 <= count; g += 16) (Vector512.Load(scales + g) * eight).Store(destination + g);
+            var zero = Vector512.Create(symmetricZero);
+            for (; g + 16 <= count; g += 16) (Vector512.Load(scales + g) * zero).Store(destination + g);
         }
         else
         {
@@ -555,11 +558,11 @@ internal static unsafe class VnniSmallBatch4
                 (Vector512.Load(scales + g) * z).Store(destination + g);
             }
         }
-        for (; g < count; g++) destination[g] = scales[g] * (zeros == null ? 8 : zeros[g]);
+        for (; g < count; g++) destination[g] = scales[g] * (zeros == null ? symmetricZero : zeros[g]);
     }
 
     /// <summary>float16 to float32 (exact): the magnitude bits shifted into a float32 times 2^112, the sign moved to bit 31.</summary>
-    private static void ConvertScales(Half* scales, float* destination, int count)
+    internal static void ConvertScales(Half* scales, float* destination, int count)
     {
         int g = 0;
         var magic = Vector512.Create(5.192297e33f); // 2^112

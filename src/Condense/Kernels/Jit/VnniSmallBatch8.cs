@@ -304,9 +304,9 @@ internal static unsafe class VnniSmallBatch8
         float* szf = sf + rows * gpr + 16;                 // [rows][gpr] s_g * z_g
         for (int r = 0; r < rows; r++)
         {
-            Float16ToSingle(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
+            VnniSmallBatch4.ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
             byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
-            ScaleTimesZero(sf + r * gpr, z, szf + r * gpr, gpr);
+            VnniSmallBatch4.ScaleTimesZero(sf + r * gpr, z, 128f, szf + r * gpr, gpr);
         }
         new Span<float>(sf + rows * gpr, 16).Clear();
 
@@ -399,41 +399,5 @@ internal static unsafe class VnniSmallBatch8
             k = end;
         }
         return result;
-    }
-
-    /// <summary>destination[g] = scales[g] * zeros[g], or * 128 (the symmetric 8-bit zero point) when <paramref name="zeros"/> is null.</summary>
-    private static void ScaleTimesZero(float* scales, byte* zeros, float* destination, int count)
-    {
-        int g = 0;
-        if (zeros == null)
-        {
-            var zero = Vector512.Create(128f);
-            for (; g + 16 <= count; g += 16) (Vector512.Load(scales + g) * zero).Store(destination + g);
-        }
-        else
-        {
-            for (; g + 16 <= count; g += 16)
-            {
-                var z = Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + g)));
-                (Vector512.Load(scales + g) * z).Store(destination + g);
-            }
-        }
-        for (; g < count; g++) destination[g] = scales[g] * (zeros == null ? 128 : zeros[g]);
-    }
-
-    /// <summary>float16 to float32 (exact): the magnitude bits shifted into a float32 times 2^112, the sign moved to bit 31.</summary>
-    private static void Float16ToSingle(Half* scales, float* destination, int count)
-    {
-        int g = 0;
-        var magic = Vector512.Create(5.192297e33f); // 2^112
-        var mask = Vector512.Create(0x7FFFu);
-        var sign = Vector512.Create(0x8000u);
-        for (; g + 16 <= count; g += 16)
-        {
-            var h = Vector512.WidenLower(Vector512.Create(Vector256.Load((ushort*)scales + g), Vector256<ushort>.Zero));
-            var bits = ((h & mask) << 13) | ((h & sign) << 16);
-            (bits.AsSingle() * magic).Store(destination + g);
-        }
-        for (; g < count; g++) destination[g] = (float)scales[g];
     }
 }
