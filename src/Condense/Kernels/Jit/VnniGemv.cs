@@ -100,6 +100,9 @@ internal static unsafe class VnniGemv
     /// <summary>AVX512-VNNI (CPUID.(EAX=7, ECX=0):ECX bit 11) with AVX-512 enabled in this runtime and generated code allowed.</summary>
     public static bool IsSupported => s_cpuHasVnni && Enabled && KernelOptions.GeneratedCode;
 
+    /// <summary>The CPU has AVX512-VNNI and this runtime AVX-512F/BW (the other generated VNNI loops ask here too).</summary>
+    internal static bool CpuHasVnni => s_cpuHasVnni;
+
     private static bool DetectVnni()
     {
         if (!X86Base.IsSupported || !Avx512F.IsSupported || !Avx512BW.IsSupported) return false;

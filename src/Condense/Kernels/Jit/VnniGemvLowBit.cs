@@ -53,7 +53,7 @@ internal static unsafe class VnniGemvLowBit
     /// </summary>
     private const int L2PrefetchAhead = 49152;
 
-    private static readonly bool s_cpuHasVnni = DetectVnni();
+    private static readonly bool s_cpuHasVnni = VnniGemv.CpuHasVnni;
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
 
     // Constants the kernels load once per call (offsets into s_constants).
@@ -80,13 +80,6 @@ internal static unsafe class VnniGemvLowBit
 
     /// <summary>AVX512-VNNI (CPUID.(EAX=7, ECX=0):ECX bit 11) with AVX-512 enabled in this runtime and generated code allowed.</summary>
     public static bool IsSupported => s_cpuHasVnni && Enabled && KernelOptions.GeneratedCode;
-
-    private static bool DetectVnni()
-    {
-        if (!X86Base.IsSupported || !Avx512F.IsSupported || !Avx512BW.IsSupported) return false;
-        var (_, _, ecx, _) = X86Base.CpuId(7, 0);
-        return (ecx & (1 << 11)) != 0;
-    }
 
     /// <summary>Index rows of P groups per unit start at IndexOffset + RowsBefore(P) * 64 (P = 2, 4, 8, 16: 8, 4, 2, 1 rows).</summary>
     private static int IndexTable(int groupsPerUnit) => IndexOffset + 64 * groupsPerUnit switch { 2 => 0, 4 => 8, 8 => 12, _ => 14 };
