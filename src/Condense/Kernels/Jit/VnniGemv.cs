@@ -76,6 +76,40 @@ internal static unsafe class VnniGemv
     }
     private static int s_prefetchDistance = PrefetchAhead;
 
+    /// <summary>
+    /// Which lines the 1-row loop prefetches: every <c>PrefetchEvery</c>-th 64-byte load (1, 2 or 4), with prefetcht1
+    /// (into L2 only) when <see cref="PrefetchToL2"/>, else prefetcht0. Benchmark knobs (setting either drops the kernels
+    /// made so far); defaults 1 and false.
+    /// </summary>
+    internal static int PrefetchEvery
+    {
+        get => s_prefetchEvery;
+        set
+        {
+            if (value is not (1 or 2 or 4)) throw new ArgumentOutOfRangeException(nameof(value), value, "1, 2 or 4 loads per prefetch.");
+            s_prefetchEvery = value;
+            s_kernels.Clear();
+        }
+    }
+    private static int s_prefetchEvery = 1;
+
+    /// <summary>prefetcht1 instead of prefetcht0 in the 1-row loop (see <see cref="PrefetchEvery"/>).</summary>
+    internal static bool PrefetchToL2
+    {
+        get => s_prefetchToL2;
+        set { s_prefetchToL2 = value; s_kernels.Clear(); }
+    }
+    private static bool s_prefetchToL2;
+
+    /// <summary>The 1-row loop's software prefetch for the load at <paramref name="wo"/>, all in one place.</summary>
+    private static void EmitLinePrefetch(X86Assembler asm, int wo)
+    {
+        if (PrefetchDistance == 0 || (wo / 64) % PrefetchEvery != 0) return;
+        var at = new Mem(Gpr.Rdi, wo + PrefetchDistance);
+        if (PrefetchToL2) asm.Prefetcht1(at);
+        else asm.Prefetcht0(at);
+    }
+
     private static readonly bool s_cpuHasVnni = DetectVnni();
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
 
@@ -237,7 +271,7 @@ internal static unsafe class VnniGemv
         {
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
-            if (PrefetchDistance > 0) asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchDistance));
+            EmitLinePrefetch(asm, wo);
             asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
             if (!nibbles)
             {
