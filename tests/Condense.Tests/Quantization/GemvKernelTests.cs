@@ -434,6 +434,13 @@ public class GemvKernelTests
         };
         int savedDistance = VnniGemv.PrefetchDistance, savedEvery = VnniGemv.PrefetchEvery;
         bool savedL2 = VnniGemv.PrefetchToL2;
+        // The default since session 9: no software prefetch (measured faster cold and hot; VnniGemv.PrefetchDistance).
+        Assert.Equal(0, savedDistance);
+        foreach (var l in layouts)
+        {
+            var code = VnniGemv.Emit(l);
+            Assert.True(Count(code, 0x8F) == 0 && Count(code, 0x97) == 0, $"{l}: the default kernel prefetches");
+        }
         var rng = new Random(9);
         try
         {
