@@ -5,7 +5,8 @@ namespace Condense.Benchmarks.Jit;
 
 /// <summary>
 /// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
-/// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16) and <c>--gemv-gate-mib n</c> (largest
+/// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
+/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16) and <c>--gemv-gate-mib n</c> (largest
 /// 4-bit / 8-bit g32 weight the generated loop takes), for A/B runs of the same build, cold and hot side by side.
 /// </summary>
 public static class GemvKnobs
@@ -34,6 +35,20 @@ public static class GemvKnobs
         set => Property("PrefetchDistance").SetValue(null, value);
     }
 
+    /// <summary>Prefetch every n-th 64-byte load (1, 2 or 4) of the generated 1-row loop.</summary>
+    public static int PrefetchEvery
+    {
+        get => (int)Property("PrefetchEvery").GetValue(null)!;
+        set => Property("PrefetchEvery").SetValue(null, value);
+    }
+
+    /// <summary>prefetcht1 (into L2) instead of prefetcht0 in the generated 1-row loop.</summary>
+    public static bool PrefetchToL2
+    {
+        get => (bool)Property("PrefetchToL2").GetValue(null)!;
+        set => Property("PrefetchToL2").SetValue(null, value);
+    }
+
     /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
     public static long GateBytes
     {
@@ -41,7 +56,7 @@ public static class GemvKnobs
         set => Property("CacheResidentBytes").SetValue(null, value);
     }
 
-    /// <summary>Applies <c>--gemv-rows</c> and <c>--gemv-gate-mib</c> when given; prints what runs.</summary>
+    /// <summary>Applies the <c>--gemv-*</c> knobs when given; prints what runs.</summary>
     public static void Apply(string[] args)
     {
         int i = Array.IndexOf(args, "--gemv-rows");
@@ -50,7 +65,14 @@ public static class GemvKnobs
         if (i >= 0) RowsPerCall = int.Parse(args[i + 1]);
         i = Array.IndexOf(args, "--gemv-gate-mib");
         if (i >= 0) GateBytes = long.Parse(args[i + 1]) << 20;
-        Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB");
+        i = Array.IndexOf(args, "--gemv-prefetch");
+        if (i >= 0) PrefetchDistance = int.Parse(args[i + 1]);
+        i = Array.IndexOf(args, "--gemv-prefetch-every");
+        if (i >= 0) PrefetchEvery = int.Parse(args[i + 1]);
+        if (args.Contains("--gemv-prefetch-l2")) PrefetchToL2 = true;
+        string prefetch = PrefetchDistance == 0 ? "no prefetch"
+            : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
+        Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}");
     }
 
     private static PropertyInfo Property(string name) =>

@@ -19,6 +19,7 @@ public static class GemvQuick
         bool savedGenerated = KernelOptions.GeneratedCode;
         int savedRows = GemvKnobs.Rows, savedCall = GemvKnobs.RowsPerCall;
         long savedGate = GemvKnobs.GateBytes;
+        int savedDistance = GemvKnobs.PrefetchDistance;
         GemvKnobs.GateBytes = long.MaxValue;
         var schemes = new[]
         {
@@ -61,8 +62,8 @@ public static class GemvQuick
                             if (rows != 0) GemvKnobs.Rows = rows;
                             var parts = v.Split('/');
                             GemvKnobs.RowsPerCall = parts.Length > 1 ? int.Parse(parts[1]) : 16;
-                            // "r/c/p": p = prefetch distance in bytes of the generated loop (default 6144)
-                            int distance = parts.Length > 2 ? int.Parse(parts[2]) : 6144;
+                            // "r/c/p": p = prefetch distance in bytes of the generated loop (default: the library's, 0 since session 9)
+                            int distance = parts.Length > 2 ? int.Parse(parts[2]) : savedDistance;
                             if (GemvKnobs.PrefetchDistance != distance) GemvKnobs.PrefetchDistance = distance;
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             int calls = 0;
@@ -84,6 +85,7 @@ public static class GemvQuick
             GemvKnobs.Rows = savedRows;
             GemvKnobs.RowsPerCall = savedCall;
             GemvKnobs.GateBytes = savedGate;
+            GemvKnobs.PrefetchDistance = savedDistance;
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;

@@ -414,6 +414,88 @@ public class GemvKernelTests
     }
 
     [Fact]
+    public unsafe void The_1_row_kernels_prefetch_knobs_change_the_prefetches_emitted_and_never_the_sums()
+    {
+        if (!VnniGemv.IsSupported) return;
+        // prefetcht0/t1 [rdi + disp32] encode as 0F 18 8F / 0F 18 97 (ModRM mod 10, reg 1 or 2, rm rdi): counted in
+        // Emit's bytes per setting, and the kernel's 64 floats per row must keep their bits under every setting.
+        static int Count(byte[] code, byte modRm)
+        {
+            int n = 0;
+            for (int i = 0; i + 2 < code.Length; i++)
+                if (code[i] == 0x0F && code[i + 1] == 0x18 && code[i + 2] == modRm) n++;
+            return n;
+        }
+        var layouts = new[]
+        {
+            new VnniGemv.Layout(4, VnniGemv.Plan.Permuted, 11, 1, 2, 64 * 11, 32),
+            new VnniGemv.Layout(8, VnniGemv.Plan.GroupMulAdd, 16, 4, 1, 64 * 16, 16),
+            new VnniGemv.Layout(8, VnniGemv.Plan.StepFma, 9, 1, 1, 64 * 9, 16),
+        };
+        int savedDistance = VnniGemv.PrefetchDistance, savedEvery = VnniGemv.PrefetchEvery;
+        bool savedL2 = VnniGemv.PrefetchToL2;
+        // The default since session 9: no software prefetch (measured faster cold and hot; VnniGemv.PrefetchDistance).
+        Assert.Equal(0, savedDistance);
+        foreach (var l in layouts)
+        {
+            var code = VnniGemv.Emit(l);
+            Assert.True(Count(code, 0x8F) == 0 && Count(code, 0x97) == 0, $"{l}: the default kernel prefetches");
+        }
+        var rng = new Random(9);
+        try
+        {
+            foreach (var l in layouts)
+            {
+                const int rows = 5;
+                var w = new byte[rows * l.RowBytes + 64];
+                var xs = new sbyte[l.StepCodes * l.Units];
+                var scales = new float[rows * l.ScaleStride];
+                rng.NextBytes(w);
+                for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
+                for (int i = 0; i < scales.Length; i++) scales[i] = (float)(rng.NextDouble() - 0.5);
+                float[] Run()
+                {
+                    var y = new float[rows * 64];
+                    fixed (byte* pw = w)
+                    fixed (sbyte* px = xs)
+                    fixed (float* ps = scales)
+                    fixed (float* py = y)
+                        VnniGemv.Kernel(l)(pw, px, ps, py, VnniGemv.Constants, rows);
+                    return y;
+                }
+                (int T0, int T1, float[] Y) With(int distance, int every, bool l2)
+                {
+                    VnniGemv.PrefetchDistance = distance;
+                    VnniGemv.PrefetchEvery = every;
+                    VnniGemv.PrefetchToL2 = l2;
+                    var code = VnniGemv.Emit(l);
+                    return (Count(code, 0x8F), Count(code, 0x97), Run());
+                }
+                var all = With(6144, 1, false);
+                var none = With(0, 1, false);
+                var half = With(6144, 2, false);
+                var quarter = With(6144, 4, false);
+                var l2 = With(8192, 1, true);
+                Assert.True(all.T0 > 0 && all.T1 == 0, $"{l}: {all.T0} prefetcht0, {all.T1} prefetcht1 on every line");
+                Assert.True(none.T0 == 0 && none.T1 == 0, $"{l}: {none.T0 + none.T1} prefetches at distance 0");
+                Assert.True(half.T0 > 0 && half.T0 < all.T0, $"{l}: {half.T0} prefetches every 2nd line, {all.T0} on every line");
+                Assert.True(quarter.T0 > 0 && quarter.T0 < half.T0, $"{l}: {quarter.T0} prefetches every 4th line, {half.T0} every 2nd");
+                Assert.True(l2.T1 == all.T0 && l2.T0 == 0, $"{l}: {l2.T1} prefetcht1 and {l2.T0} prefetcht0 into L2, {all.T0} loads");
+                foreach (var other in new[] { none, half, quarter, l2 })
+                    for (int i = 0; i < all.Y.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(all.Y[i]) == BitConverter.SingleToInt32Bits(other.Y[i]),
+                            $"{l}: row {i / 64} float {i % 64}: {other.Y[i]:R}, with the default prefetch {all.Y[i]:R}");
+            }
+        }
+        finally
+        {
+            VnniGemv.PrefetchDistance = savedDistance;
+            VnniGemv.PrefetchEvery = savedEvery;
+            VnniGemv.PrefetchToL2 = savedL2;
+        }
+    }
+
+    [Fact]
     public unsafe void Scale_rows_convert_every_finite_float16_exactly_and_sum_the_zero_point_correction()
     {
         // Every finite half, positive and negative (normal, subnormal, zero), through the vector conversion.

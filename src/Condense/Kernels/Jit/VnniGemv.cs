@@ -28,7 +28,8 @@ namespace Condense.Kernels.Jit;
 /// integer sums over the group, then f[g mod 2] += float(sum) * s_g as a multiply and an add. These are the managed
 /// loop's operations in its order (FusedInt8Dot.Gemv), so where both compute the same integer sums (4-bit codes) the
 /// results are bit-identical; 8-bit codes differ from the managed sign-trick path only by float32 rounding.</para>
-/// <para>Rows are read one after another with a software prefetch 6 KB ahead, one sequential stream: reading several
+/// <para>Rows are read one after another, one sequential stream, without software prefetch (see
+/// <see cref="PrefetchDistance"/>): reading several
 /// rows at once (4 streams) ran cold calls 1.3-1.7x slower on the development VM. A kernel reading 2-4 rows per pass
 /// (<see cref="EmitRows"/>: each step's activations loaded once into registers for all of them, each row's floats in
 /// the 1-row order, so the bits do not change) exists behind <see cref="RowsPerPass"/> (default 1): in session 8 it
@@ -62,7 +63,12 @@ internal static unsafe class VnniGemv
 
     /// <summary>
     /// Software prefetch distance of the emitted loops in bytes (0: none); benchmarks vary it (setting it drops the
-    /// kernels made so far). Default <see cref="PrefetchAhead"/>.
+    /// kernels made so far). Default 0: session 9 measured the 1-row loop's prefetcht0 <see cref="PrefetchAhead"/> bytes
+    /// ahead of every 64-byte load against none, 6 alternating pairs of `--quick --peers --batches 1` (int8 g128 acc4 and
+    /// per-row/DQMM, S1 and S2, load 19 -> 5): without it the medians were better in all 16 rows, cold ones included;
+    /// CPU time per call 1102 -> 859 us (S1 g128 cold), 721 -> 632 (S1 hot), 2948 -> 2088 (S2 cold), 2640 -> 1966
+    /// (S2 hot); per-row S1 1067 -> 787 cold. The hardware prefetcher follows the one stream; the extra instruction per
+    /// line costs issue slots hot (readprobe: 8 MiB from L2/L3 185 GB/s plain, 110 with prefetcht0 on every line).
     /// </summary>
     internal static int PrefetchDistance
     {
@@ -74,7 +80,41 @@ internal static unsafe class VnniGemv
             s_kernels.Clear();
         }
     }
-    private static int s_prefetchDistance = PrefetchAhead;
+    private static int s_prefetchDistance;
+
+    /// <summary>
+    /// Which lines the 1-row loop prefetches: every <c>PrefetchEvery</c>-th 64-byte load (1, 2 or 4), with prefetcht1
+    /// (into L2 only) when <see cref="PrefetchToL2"/>, else prefetcht0. Benchmark knobs (setting either drops the kernels
+    /// made so far); defaults 1 and false.
+    /// </summary>
+    internal static int PrefetchEvery
+    {
+        get => s_prefetchEvery;
+        set
+        {
+            if (value is not (1 or 2 or 4)) throw new ArgumentOutOfRangeException(nameof(value), value, "1, 2 or 4 loads per prefetch.");
+            s_prefetchEvery = value;
+            s_kernels.Clear();
+        }
+    }
+    private static int s_prefetchEvery = 1;
+
+    /// <summary>prefetcht1 instead of prefetcht0 in the 1-row loop (see <see cref="PrefetchEvery"/>).</summary>
+    internal static bool PrefetchToL2
+    {
+        get => s_prefetchToL2;
+        set { s_prefetchToL2 = value; s_kernels.Clear(); }
+    }
+    private static bool s_prefetchToL2;
+
+    /// <summary>The 1-row loop's software prefetch for the load at <paramref name="wo"/>, all in one place.</summary>
+    private static void EmitLinePrefetch(X86Assembler asm, int wo)
+    {
+        if (PrefetchDistance == 0 || (wo / 64) % PrefetchEvery != 0) return;
+        var at = new Mem(Gpr.Rdi, wo + PrefetchDistance);
+        if (PrefetchToL2) asm.Prefetcht1(at);
+        else asm.Prefetcht0(at);
+    }
 
     private static readonly bool s_cpuHasVnni = DetectVnni();
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
@@ -240,7 +280,7 @@ internal static unsafe class VnniGemv
         {
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
-            if (PrefetchDistance > 0) asm.Prefetcht0(new Mem(Gpr.Rdi, wo + PrefetchDistance));
+            EmitLinePrefetch(asm, wo);
             asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
             if (!nibbles)
             {
@@ -383,7 +423,7 @@ internal static unsafe class VnniGemv
 
     /// <summary>
     /// The multi-row kernel's software prefetch, all in one place: the load of row r at offset <paramref name="wo"/>
-    /// prefetches the same offset of row r a whole number of passes ahead (at least <see cref="PrefetchAhead"/> bytes).
+    /// prefetches the same offset of row r a whole number of passes ahead (at least <see cref="PrefetchDistance"/> bytes).
     /// Each line is then prefetched once, by the load that reads the same place of an earlier pass; a distance of
     /// PrefetchAhead from each row's load (the 1-row kernel's rule) would land, for rows shorter than it, on lines of
     /// the pass's other rows that are already read.
