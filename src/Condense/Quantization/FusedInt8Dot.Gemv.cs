@@ -347,8 +347,6 @@ internal static unsafe partial class FusedInt8Dot
                     sf + (nint)k * stride, groupSums, gpr);
             return;
         }
-        var magic = Vector512.Create(5.192297e33f);
-        var kept = Vector512.Create(unchecked((int)0x8FFFE000));
         var off = Vector512.Create(offset);
         var acc = (Vector512<float>*)work;
         int chunks = gpr >> 4, rest = gpr & 15;
@@ -363,7 +361,7 @@ internal static unsafe partial class FusedInt8Dot
                 var a = Vector512<float>.Zero;
                 for (int g = 0; g < gpr; g += 16)
                 {
-                    var s = ((Avx512F.ConvertToVector512Int32(Vector256.Load(h + g)) << 13) & kept).AsSingle() * magic;
+                    var s = HalvesToSingle(h + g);
                     s.Store(row + g);
                     var t = z == null ? s : s * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(z + g)) - off);
                     a = Vector512.FusedMultiplyAdd(t, Vector512.Load(groupSums + g), a);
@@ -383,7 +381,7 @@ internal static unsafe partial class FusedInt8Dot
         int i = 0;
         for (; i + 16 <= n; i += 16)
         {
-            var s = ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)scales + i)) << 13) & kept).AsSingle() * magic;
+            var s = HalvesToSingle((short*)scales + i);
             s.Store(conv + i);
             if (zeros != null) (s * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + i)) - off)).Store(terms + i);
         }
@@ -436,6 +434,17 @@ internal static unsafe partial class FusedInt8Dot
     }
 
     /// <summary>
+    /// 16 float16 values at <paramref name="h"/> as float32 (AVX-512), exactly: the half sign-extended to 32 bits and
+    /// shifted left by 13 puts the magnitude in bits 13..27 (read as a float, times 2^112, exact for normal and
+    /// subnormal halves) and copies of the sign in bits 28..31, of which one mask keeps bit 31. 3 operations instead of
+    /// the portable path's 6, the same bits; the batch-1 and small-batch kernels convert every row's scales with it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> HalvesToSingle(short* h) =>
+        ((Avx512F.ConvertToVector512Int32(Vector256.Load(h)) << 13) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle()
+        * Vector512.Create(5.192297e33f);
+
+    /// <summary>
     /// Converts one row's scales to float32 into <paramref name="sf"/> and returns its zero-point correction
     /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
     /// </summary>
@@ -443,21 +452,18 @@ internal static unsafe partial class FusedInt8Dot
     internal static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
     {
         int g = 0;
-        // float16 to float32: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and subnormal halves;
-        // the sign bit moves to bit 31 (symmetric scales may be negative). With AVX-512 the half is sign-extended to
-        // 32 bits, so one shift by 13 puts the magnitude in bits 13..27 and copies of the sign in bits 28..31, and one
-        // mask keeps bit 31 (3 operations instead of 6: the same bits; this runs once per 16 groups of every row).
+        // float16 to float32 without AVX-512: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and
+        // subnormal halves; the sign bit moves to bit 31 (symmetric scales may be negative). AVX-512: HalvesToSingle.
         var magic = Vector512.Create(5.192297e33f);
         var mask = Vector512.Create(0x7FFFu);
         var sign = Vector512.Create(0x8000u);
-        var kept = Vector512.Create(unchecked((int)0x8FFFE000));
         var off = Vector512.Create(offset);
         var acc = Vector512<float>.Zero;
         bool avx512 = Avx512F.IsSupported;
         for (; g + 16 <= count; g += 16)
         {
             Vector512<float> s;
-            if (avx512) s = ((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)scales + g)) << 13) & kept).AsSingle() * magic;
+            if (avx512) s = HalvesToSingle((short*)scales + g);
             else
             {
                 var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());

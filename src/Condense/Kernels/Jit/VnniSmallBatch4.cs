@@ -565,15 +565,7 @@ internal static unsafe class VnniSmallBatch4
     internal static void ConvertScales(Half* scales, float* destination, int count)
     {
         int g = 0;
-        var magic = Vector512.Create(5.192297e33f); // 2^112
-        var mask = Vector512.Create(0x7FFFu);
-        var sign = Vector512.Create(0x8000u);
-        for (; g + 16 <= count; g += 16)
-        {
-            var h = Vector512.WidenLower(Vector512.Create(Vector256.Load((ushort*)scales + g), Vector256<ushort>.Zero));
-            var bits = ((h & mask) << 13) | ((h & sign) << 16);
-            (bits.AsSingle() * magic).Store(destination + g);
-        }
+        for (; g + 16 <= count; g += 16) FusedInt8Dot.HalvesToSingle((short*)scales + g).Store(destination + g);
         for (; g < count; g++) destination[g] = (float)scales[g];
     }
 }
