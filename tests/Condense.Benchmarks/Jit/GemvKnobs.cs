@@ -6,8 +6,9 @@ namespace Condense.Benchmarks.Jit;
 /// <summary>
 /// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
 /// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16) and <c>--gemv-gate-mib n</c> (largest
-/// 4-bit / 8-bit g32 weight the generated loop takes), for A/B runs of the same build, cold and hot side by side.
+/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-gate-mib n</c> (largest
+/// 4-bit / 8-bit g32 weight the generated loop takes) and <c>--gemv-stream-prefetch n</c> (prefetch distance of 4-bit g128+
+/// weights above the gate, which take the generated loop; 0 = the managed loop, as before session 10), for A/B runs of the same build, cold and hot side by side.
 /// </summary>
 public static class GemvKnobs
 {
@@ -49,6 +50,13 @@ public static class GemvKnobs
         set => Property("PrefetchToL2").SetValue(null, value);
     }
 
+    /// <summary>Prefetch distance (bytes) of 4-bit g128+ weights above the gate; 0 keeps them on the managed loop.</summary>
+    public static int StreamingPrefetch
+    {
+        get => (int)Property("StreamingPrefetch").GetValue(null)!;
+        set => Property("StreamingPrefetch").SetValue(null, value);
+    }
+
     /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
     public static long GateBytes
     {
@@ -70,9 +78,12 @@ public static class GemvKnobs
         i = Array.IndexOf(args, "--gemv-prefetch-every");
         if (i >= 0) PrefetchEvery = int.Parse(args[i + 1]);
         if (args.Contains("--gemv-prefetch-l2")) PrefetchToL2 = true;
+        i = Array.IndexOf(args, "--gemv-stream-prefetch");
+        if (i >= 0) StreamingPrefetch = int.Parse(args[i + 1]);
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
-        Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}");
+        Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}; "
+            + (StreamingPrefetch == 0 ? "larger 4-bit g128+ weights: the managed loop" : $"larger 4-bit g128+ weights: generated, prefetcht0 {StreamingPrefetch} B ahead"));
     }
 
     private static PropertyInfo Property(string name) =>

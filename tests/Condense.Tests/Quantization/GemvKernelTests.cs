@@ -281,6 +281,75 @@ public class GemvKernelTests
     }
 
     [Fact]
+    public unsafe void Four_bit_weights_above_the_cache_gate_stream_through_the_generated_loop_with_a_prefetch_and_the_same_bits()
+    {
+        if (!VnniGemv.IsSupported) return;
+        static int Prefetches(VnniGemv.Layout l)
+        {
+            var code = VnniGemv.Emit(l);
+            int n = 0;
+            for (int i = 0; i + 2 < code.Length; i++)
+                if (code[i] == 0x0F && code[i + 1] == 0x18 && code[i + 2] == 0x8F) n++;
+            return n;
+        }
+        long savedGate = VnniGemv.CacheResidentBytes;
+        int savedStream = VnniGemv.StreamingPrefetch;
+        bool saved = VnniGemv.Enabled;
+        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // g32 / g64: the managed loop
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+            var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
+            Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch }),
+                "a streaming 4-bit weight runs the kernel with the streaming prefetch");
+            Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch }) == 4, "a prefetcht0 before each of the loop's 4 loads (4 steps per iteration)");
+            Assert.Equal(0, Prefetches(streaming));                                           // in cache: none
+            Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2048) == (nint)VnniGemv.Kernel(streaming), "a 4 MiB weight keeps the kernel without prefetch");
+            Assert.True(VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512, 4096) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(8, 128, 32, 4096, 4096, 32)!.Value),
+                "8-bit layouts keep their kernel (no streaming prefetch)");
+            VnniGemv.StreamingPrefetch = 0;                                                       // the knob: the earlier gate
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
+            VnniGemv.StreamingPrefetch = savedStream;
+
+            // Small weights made "large" by a 1 KiB gate: the streaming kernel gives the managed loop's bits at 1 and 2 threads.
+            VnniGemv.CacheResidentBytes = 1024;
+            foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224) })
+            {
+                var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+                var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), inF);
+                var results = new List<(string Route, float[] Y)>();
+                foreach (bool vnni in new[] { true, false })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        VnniGemv.Enabled = vnni;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        var y = new float[outF];
+                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                        results.Add(($"VNNI {(vnni ? "streaming" : "off")}, {threads} threads", y));
+                    }
+                for (int i = 1; i < results.Count; i++)
+                    for (int r = 0; r < outF; r++)
+                        Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
+                            $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}: {results[0].Route} gives {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+                VnniGemv.Enabled = true;
+                Int8Reference.AssertMatches(q, x, 1, $"g{group} [{outF}, {inF}], streaming kernel");
+            }
+        }
+        finally
+        {
+            VnniGemv.CacheResidentBytes = savedGate;
+            VnniGemv.StreamingPrefetch = savedStream;
+            VnniGemv.Enabled = saved;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+        }
+    }
+
+    [Fact]
     public void Batch_1_results_do_not_depend_on_the_thread_count()
     {
         foreach (var (bits, group) in new[] { (8, 128), (8, 0), (8, 32), (4, 32), (4, 64), (4, 128), (4, 0) })

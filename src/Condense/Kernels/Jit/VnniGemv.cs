@@ -107,11 +107,29 @@ internal static unsafe class VnniGemv
     }
     private static bool s_prefetchToL2;
 
-    /// <summary>The 1-row loop's software prefetch for the load at <paramref name="wo"/>, all in one place.</summary>
-    private static void EmitLinePrefetch(X86Assembler asm, int wo)
+    /// <summary>
+    /// Software prefetch distance (bytes) of 4-bit layouts with groups of one or more steps (g128 and up, per row) above
+    /// <see cref="CacheResidentBytes"/>, which take the generated loop since session 10 (<see cref="Prepare"/>); 0 keeps
+    /// such weights on the managed loop (the earlier gate; a benchmark knob for A/B runs in one build). Default 6144,
+    /// the managed loop's distance: without it the generated loop read S1 int4 g128 cold at 0.88-1.06x ORT against
+    /// 1.20-1.22x with it (session 10, `--peers --cpu-time`); 8-bit layouts keep no prefetch (<see cref="PrefetchDistance"/>).
+    /// </summary>
+    internal static int StreamingPrefetch
     {
-        if (PrefetchDistance == 0 || (wo / 64) % PrefetchEvery != 0) return;
-        var at = new Mem(Gpr.Rdi, wo + PrefetchDistance);
+        get => s_streamingPrefetch;
+        set => s_streamingPrefetch = value >= 0 && value % 64 == 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "A non-negative multiple of 64 bytes.");
+    }
+    private static int s_streamingPrefetch = PrefetchAhead;
+
+    /// <summary>A layout's prefetch distance: its own (<see cref="Layout.Prefetch"/>, streaming 4-bit weights) or the global knob.</summary>
+    private static int DistanceOf(in Layout l) => l.Prefetch != 0 ? l.Prefetch : PrefetchDistance;
+
+    /// <summary>The 1-row loop's software prefetch for the load at <paramref name="wo"/>, all in one place.</summary>
+    private static void EmitLinePrefetch(X86Assembler asm, in Layout l, int wo)
+    {
+        int distance = DistanceOf(l);
+        if (distance == 0 || (wo / 64) % PrefetchEvery != 0) return;
+        var at = new Mem(Gpr.Rdi, wo + distance);
         if (PrefetchToL2) asm.Prefetcht1(at);
         else asm.Prefetcht0(at);
     }
@@ -180,7 +198,9 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1)
+    /// <remarks><c>Prefetch</c>: bytes ahead the loop prefetches each line (0: <see cref="PrefetchDistance"/>); <see cref="Prepare"/>
+    /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>.</remarks>
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0)
     {
         /// <summary>Activation (and code) count of one step.</summary>
         public int StepCodes => Bits == 8 ? 64 : 128;
@@ -280,7 +300,7 @@ internal static unsafe class VnniGemv
         {
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
-            EmitLinePrefetch(asm, wo);
+            EmitLinePrefetch(asm, l, wo);
             asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
             if (!nibbles)
             {
@@ -430,9 +450,10 @@ internal static unsafe class VnniGemv
     /// </summary>
     private static void EmitPrefetch(X86Assembler asm, Layout l, int rowOffset, int wo)
     {
-        if (PrefetchDistance == 0) return;
+        int distance = DistanceOf(l);
+        if (distance == 0) return;
         int pass = l.Rows * l.RowBytes;
-        int ahead = (PrefetchDistance + pass - 1) / pass * pass;
+        int ahead = (distance + pass - 1) / pass * pass;
         asm.Prefetcht0(new Mem(Gpr.Rdi, ahead + rowOffset + wo));
     }
 
@@ -633,11 +654,19 @@ internal static unsafe class VnniGemv
         if (batch != 1 || vectorBits != 512 || !IsSupported) return 0;
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return 0;
-        if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes) return 0;
+        if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
+        {
+            // 4-bit groups of a step or more stream with a software prefetch (StreamingPrefetch); the rest keep the managed loop.
+            if (bits != 4 || layout.Value.Plan == Permuted || StreamingPrefetch == 0) return 0;
+            layout = layout.Value with { Prefetch = StreamingPrefetch };
+        }
         return (nint)Kernel(layout.Value);
     }
 
-    /// <summary>Largest 4-bit or 8-bit g32 weight (bytes) the kernel takes (see <see cref="Prepare"/>).</summary>
+    /// <summary>
+    /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
+    /// weights with groups of a step or more take it with <see cref="StreamingPrefetch"/>.
+    /// </summary>
     internal static long CacheResidentBytes { get; set; } = 4L << 20;
 
     [ThreadStatic] private static byte[]? t_scratch;
