@@ -8,7 +8,7 @@ namespace Condense.Benchmarks.Jit;
 /// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
 /// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-gate-mib n</c> (largest
 /// 4-bit / 8-bit g32 weight the generated loop takes) and <c>--gemv-stream-prefetch n</c> (prefetch distance of 4-bit g128+
-/// weights above the gate, which take the generated loop; 0 = the managed loop, as before session 10), for A/B runs of the same build, cold and hot side by side.
+/// weights above the gate, which take the generated loop; 0 = the managed loop, as before session 10; <c>--gemv-stream-rows n</c> their rows per pass), for A/B runs of the same build, cold and hot side by side.
 /// </summary>
 public static class GemvKnobs
 {
@@ -57,6 +57,13 @@ public static class GemvKnobs
         set => Property("StreamingPrefetch").SetValue(null, value);
     }
 
+    /// <summary>Rows per pass of 4-bit g128+ weights above the gate (1..4).</summary>
+    public static int StreamingRows
+    {
+        get => (int)Property("StreamingRows").GetValue(null)!;
+        set => Property("StreamingRows").SetValue(null, value);
+    }
+
     /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
     public static long GateBytes
     {
@@ -80,10 +87,12 @@ public static class GemvKnobs
         if (args.Contains("--gemv-prefetch-l2")) PrefetchToL2 = true;
         i = Array.IndexOf(args, "--gemv-stream-prefetch");
         if (i >= 0) StreamingPrefetch = int.Parse(args[i + 1]);
+        i = Array.IndexOf(args, "--gemv-stream-rows");
+        if (i >= 0) StreamingRows = int.Parse(args[i + 1]);
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
         Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}; "
-            + (StreamingPrefetch == 0 ? "larger 4-bit g128+ weights: the managed loop" : $"larger 4-bit g128+ weights: generated, prefetcht0 {StreamingPrefetch} B ahead"));
+            + (StreamingPrefetch == 0 ? "larger 4-bit g128+ weights: the managed loop" : $"larger 4-bit g128+ weights: generated, {StreamingRows} row(s) per pass, prefetcht0 {StreamingPrefetch} B ahead"));
     }
 
     private static PropertyInfo Property(string name) =>

@@ -293,7 +293,7 @@ public class GemvKernelTests
             return n;
         }
         long savedGate = VnniGemv.CacheResidentBytes;
-        int savedStream = VnniGemv.StreamingPrefetch;
+        int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows;
         bool saved = VnniGemv.Enabled;
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
         try
@@ -305,9 +305,10 @@ public class GemvKernelTests
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // g32 / g64: the managed loop
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
             var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
-            Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch }),
+            Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
                 "a streaming 4-bit weight runs the kernel with the streaming prefetch");
             Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch }) == 4, "a prefetcht0 before each of the loop's 4 loads (4 steps per iteration)");
+            Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = 4 }) == 16, "4 rows per pass: a prefetcht0 before each row's load");
             Assert.Equal(0, Prefetches(streaming));                                           // in cache: none
             Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2048) == (nint)VnniGemv.Kernel(streaming), "a 4 MiB weight keeps the kernel without prefetch");
             Assert.True(VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512, 4096) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(8, 128, 32, 4096, 4096, 32)!.Value),
@@ -323,15 +324,17 @@ public class GemvKernelTests
                 var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
                 var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), inF);
                 var results = new List<(string Route, float[] Y)>();
-                foreach (bool vnni in new[] { true, false })
+                foreach (int rows in new[] { 4, 1, 2, 0 })   // 0: the managed loop
                     foreach (int threads in new[] { 1, 2 })
                     {
-                        VnniGemv.Enabled = vnni;
+                        VnniGemv.Enabled = rows != 0;
+                        if (rows != 0) VnniGemv.StreamingRows = rows;
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         var y = new float[outF];
                         q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add(($"VNNI {(vnni ? "streaming" : "off")}, {threads} threads", y));
+                        results.Add(($"{(rows != 0 ? $"streaming, {rows} rows per pass" : "managed")}, {threads} threads", y));
                     }
+                VnniGemv.StreamingRows = savedRows;
                 for (int i = 1; i < results.Count; i++)
                     for (int r = 0; r < outF; r++)
                         Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
@@ -344,6 +347,7 @@ public class GemvKernelTests
         {
             VnniGemv.CacheResidentBytes = savedGate;
             VnniGemv.StreamingPrefetch = savedStream;
+            VnniGemv.StreamingRows = savedRows;
             VnniGemv.Enabled = saved;
             WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
         }

@@ -652,16 +652,37 @@ internal static unsafe class VnniGemv
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
     {
         if (batch != 1 || vectorBits != 512 || !IsSupported) return 0;
+        var layout = Chosen(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride, outFeatures);
+        return layout is null ? 0 : (nint)Kernel(layout.Value);
+    }
+
+    /// <summary>
+    /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
+    /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
+    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass; other gated weights keep the managed loop.
+    /// </summary>
+    private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures)
+    {
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
-        if (layout is null) return 0;
+        if (layout is null) return null;
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
-            // 4-bit groups of a step or more stream with a software prefetch (StreamingPrefetch); the rest keep the managed loop.
-            if (bits != 4 || layout.Value.Plan == Permuted || StreamingPrefetch == 0) return 0;
-            layout = layout.Value with { Prefetch = StreamingPrefetch };
+            if (bits != 4 || layout.Value.Plan == Permuted || StreamingPrefetch == 0) return null;
+            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
         }
-        return (nint)Kernel(layout.Value);
+        return layout;
     }
+
+    /// <summary>
+    /// Rows per pass of the streaming 4-bit layouts (<see cref="Chosen"/>; 1..<see cref="MaxRows"/>, a benchmark knob):
+    /// default 4 (session 10: `--quick gemv1` 4096x4096 int4 g128, 1 thread, 4 rows 1.07-1.22x one row, prefetch on both).
+    /// </summary>
+    internal static int StreamingRows
+    {
+        get => s_streamingRows;
+        set => s_streamingRows = value is >= 1 and <= MaxRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per pass 1..{MaxRows}.");
+    }
+    private static int s_streamingRows = 4;
 
     /// <summary>
     /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
@@ -695,7 +716,7 @@ internal static unsafe class VnniGemv
     public static void Run(in FusedInt8Dot.Args a, int start, int end)
     {
         int gpr = a.GroupsPerRow, rowBytes = a.RowBytes;
-        var l = LayoutFor(a.Bits, a.GroupSize, gpr, a.In, rowBytes, a.GroupStride)!.Value;
+        var l = Chosen(a.Bits, a.GroupSize, gpr, a.In, rowBytes, a.GroupStride, a.Out)!.Value;
         int scaleStride = l.ScaleStride, scaleCount = l.ScaleCount, units = l.Units;
         // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
         var kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
