@@ -647,7 +647,10 @@ internal static unsafe class VnniGemv
     /// and memory it was not faster and often slower (8-bit g32 0.57-0.75x in six runs at prefetch distances of 0 to
     /// 12 KB; 4-bit cold S1 rows 0.77-1.16x ORT against 1.10-1.37x with the managed loop, one thread, CPU time), and
     /// cold rows must not regress. The cause was not found (development VM under load 26-42); see docs/benchmarks.md
-    /// ("Generated batch-1 GEMV").
+    /// ("Generated batch-1 GEMV"). Since session 10 (Zen 5 VM, ~1.8x the DRAM bandwidth) 4-bit groups of a step or more
+    /// (g128+, per row) above the gate take the kernel with a 6 KB prefetch and 4 rows per pass (<see cref="Chosen"/>):
+    /// S1 g128 hot and cold CPU time per call lower; 4-bit g32/g64 (permuted scales) still ran 0.55-0.72x ORT hot and
+    /// 0.53-0.92x cold with the gate lifted, so they keep the managed loop (docs/benchmarks.md, session 10).
     /// </remarks>
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
     {
