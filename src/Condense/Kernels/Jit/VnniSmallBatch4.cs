@@ -97,7 +97,16 @@ internal static unsafe class VnniSmallBatch4
     public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
         inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
 
-    private static readonly Lazy<nint[,,]?> s_code = new(Build);
+    private static readonly Lazy<nint[,,,]?> s_code = new(Build);
+
+    /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
+    /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern).</summary>
+    internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
+
+    private const int Variants = 6;
+
+    /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
+    internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
 
     [ThreadStatic] private static bool t_off;
 
@@ -116,25 +125,27 @@ internal static unsafe class VnniSmallBatch4
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
-    private static nint[,,]? Build()
+    private static nint[,,,]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[2, MaxTile + 1, 5];
-        for (int p = 0; p < 2; p++)
-            for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
-                {
-                    while (a.Position % 64 != 0) a.Ret();
-                    offsets[p, m, r] = a.Position;
-                    Emit(a, r, m, p == 1);
-                }
+        var offsets = new int[Variants, 2, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
+            for (int p = 0; p < 2; p++)
+                for (int m = 1; m <= MaxTile; m++)
+                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
+                    {
+                        while (a.Position % 64 != 0) a.Ret();
+                        offsets[v, p, m, r] = a.Position;
+                        Emit(a, r, m, p == 1, v);
+                    }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[2, MaxTile + 1, 5];
-        for (int p = 0; p < 2; p++)
-            for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[p, m, r] = pages + offsets[p, m, r];
+        var code = new nint[Variants, 2, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
+            for (int p = 0; p < 2; p++)
+                for (int m = 1; m <= MaxTile; m++)
+                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
         return code;
     }
 
@@ -147,11 +158,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m);
+            EmitPaired(a, rows, m, prefetch);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -161,7 +172,7 @@ internal static unsafe class VnniSmallBatch4
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
-        EmitPrefetch(a, rows, 64);
+        EmitPrefetch(a, rows, 64, prefetch);
         for (int r = 0; r < rows; r++)
         {
             a.Vmovdqu32(Z(r), new Mem(w[r], 0));
@@ -199,7 +210,7 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
@@ -208,7 +219,7 @@ internal static unsafe class VnniSmallBatch4
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
-        EmitPrefetch(a, rows, 128);
+        EmitPrefetch(a, rows, 128, prefetch);
         for (int r = 0; r < rows; r++)
         {
             Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
@@ -292,9 +303,13 @@ internal static unsafe class VnniSmallBatch4
     /// hardware prefetchers barely train on, and L1 requests cover only a few lines in flight. Requesting the next block
     /// into L2 keeps the DRAM stream going while the kernel computes (batch 2 1.9-2.0 ms against b1's 1.5-1.8).
     /// </remarks>
-    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow)
+    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant)
     {
-        for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+        if (variant == 0 || variant == 4)
+            for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+        if (variant >= 2)
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < bytesPerRow; i += 64) a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, _ => 6144 }) + i));
     }
 
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
@@ -308,7 +323,7 @@ internal static unsafe class VnniSmallBatch4
     }
 
     private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![paired ? 1 : 0, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? 1 : 0, m, rows])(args);
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
     private static readonly int[] s_pairOrder = BuildPairOrder();
@@ -478,6 +493,7 @@ internal static unsafe class VnniSmallBatch4
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = RowsPerCall(m, a.Paired);
+            if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
             args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
             for (int r0 = 0; r0 < rows; r0 += perCall)
