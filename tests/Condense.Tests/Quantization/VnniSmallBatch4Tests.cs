@@ -137,6 +137,42 @@ public class VnniSmallBatch4Tests
     }
 
     [Fact]
+    public unsafe void The_vector_pair_layout_puts_every_code_where_the_order_table_says()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        var random = new Random(7);
+        var from = new sbyte[256];
+        var to = new sbyte[256];
+        for (int round = 0; round < 4; round++)
+        {
+            for (int k = 0; k < 256; k++) from[k] = (sbyte)random.Next(-128, 128);
+            fixed (sbyte* f = from) fixed (sbyte* t = to) VnniSmallBatch4.PairBlock(f, t);
+            for (int k = 0; k < 256; k++) Assert.Equal(from[VnniSmallBatch4.s_pairOrder[k]], to[k]);
+        }
+        // The table is a permutation of the 256 codes.
+        Assert.Equal(Enumerable.Range(0, 256), VnniSmallBatch4.s_pairOrder.Order());
+    }
+
+    [Fact]
+    public void Prefetcht0_on_the_row_pointers_encodes_to_the_bytes_GNU_as_produces()
+    {
+        // as --64 -msyntax=intel: prefetcht0 byte ptr [...], the kernel's row registers (rsi, r10, r11, rbx) 6 KB ahead
+        var cases = new (Mem Mem, string Bytes)[]
+        {
+            (new Mem(Gpr.R10, 0x1800), "41 0f 18 8a 00 18 00 00"),
+            (new Mem(Gpr.Rsi, 0x1840), "0f 18 8e 40 18 00 00"),
+            (new Mem(Gpr.Rbx, 0x1800), "0f 18 8b 00 18 00 00"),
+            (new Mem(Gpr.R11, 0x1840), "41 0f 18 8b 40 18 00 00"),
+        };
+        foreach (var (mem, bytes) in cases)
+        {
+            var a = new X86Assembler();
+            a.Prefetcht0(mem);
+            Assert.Equal(bytes, string.Join(' ', a.ToArray().Select(b => b.ToString("x2"))));
+        }
+    }
+
+    [Fact]
     public void Prefetcht1_encodes_to_the_bytes_GNU_as_produces()
     {
         // as --64 -msyntax=intel: prefetcht1 byte ptr [...]

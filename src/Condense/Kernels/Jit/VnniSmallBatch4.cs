@@ -326,7 +326,7 @@ internal static unsafe class VnniSmallBatch4
         ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? 1 : 0, m, rows])(args);
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
-    private static readonly int[] s_pairOrder = BuildPairOrder();
+    internal static readonly int[] s_pairOrder = BuildPairOrder();
 
     private static int[] BuildPairOrder()
     {
@@ -341,6 +341,40 @@ internal static unsafe class VnniSmallBatch4
                         order[(2 * i + h) * 64 + 4 * lane + b] = StepCodes * (chunk / 2) + 32 * (2 * (chunk % 2) + i) + 8 * e + 2 * b + h;
                     }
         return order;
+    }
+
+    /// <summary>dword d of the paired layout's register (i, h) comes from dword s_pairDwords[i][d] of the 256 codes' 128
+    /// codes of parity h (even or odd, in order): lane L = 4 c + e takes dword 16 (c / 2) + 4 (2 (c % 2) + i) + e.</summary>
+    private static readonly Vector512<int> s_pairIndex0 = PairIndex(0), s_pairIndex1 = PairIndex(1);
+
+    private static Vector512<int> PairIndex(int i)
+    {
+        var index = new int[16];
+        for (int lane = 0; lane < 16; lane++) index[lane] = 16 * (lane / 8) + 4 * (2 * (lane / 4 % 2) + i) + lane % 4;
+        return Vector512.Create(index);
+    }
+
+    /// <summary>
+    /// One 256-code block of a batch row in the paired layout (<see cref="s_pairOrder"/>): the even and odd codes split
+    /// by two narrowings, then one two-source dword permute per 64-byte register (the scalar byte loop this replaces
+    /// cost ~5 instructions per code, serial before the threads start: ~0.05 of batch 1's time at 8 rows).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PairBlock(sbyte* from, sbyte* dst)
+    {
+        var l0 = Vector512.Load((ushort*)from);
+        var l1 = Vector512.Load((ushort*)(from + 64));
+        var l2 = Vector512.Load((ushort*)(from + 128));
+        var l3 = Vector512.Load((ushort*)(from + 192));
+        var even0 = Vector512.Narrow(l0, l1).AsInt32();
+        var even1 = Vector512.Narrow(l2, l3).AsInt32();
+        var odd0 = Vector512.Narrow(Vector512.ShiftRightLogical(l0, 8), Vector512.ShiftRightLogical(l1, 8)).AsInt32();
+        var odd1 = Vector512.Narrow(Vector512.ShiftRightLogical(l2, 8), Vector512.ShiftRightLogical(l3, 8)).AsInt32();
+        // Register 2 i + h at dst + (2 i + h) * 64.
+        Avx512F.PermuteVar16x32x2(even0, s_pairIndex0, even1).Store((int*)dst);
+        Avx512F.PermuteVar16x32x2(odd0, s_pairIndex0, odd1).Store((int*)(dst + 64));
+        Avx512F.PermuteVar16x32x2(even0, s_pairIndex1, even1).Store((int*)(dst + 128));
+        Avx512F.PermuteVar16x32x2(odd0, s_pairIndex1, odd1).Store((int*)(dst + 192));
     }
 
     private struct Args
@@ -405,12 +439,7 @@ internal static unsafe class VnniSmallBatch4
                         sbyte* src = q + (nint)(b0 + c) * padded;
                         if (paired)
                         {
-                            fixed (int* order = s_pairOrder)
-                                for (int j = 0; j < steps; j++)
-                                {
-                                    sbyte* from = src + (nint)j * unit, dst = tile + ((nint)j * rows + c) * unit;
-                                    for (int k = 0; k < 2 * StepCodes; k++) dst[k] = from[order[k]];
-                                }
+                            for (int j = 0; j < steps; j++) PairBlock(src + (nint)j * unit, tile + ((nint)j * rows + c) * unit);
                             continue;
                         }
                         for (int j = 0; j < steps; j++)
