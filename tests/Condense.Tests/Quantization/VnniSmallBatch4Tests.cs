@@ -136,6 +136,42 @@ public class VnniSmallBatch4Tests
         });
     }
 
+    [Theory]
+    [InlineData(64, 1536, false)] // paired kernel
+    [InlineData(32, 1056, true)]  // unpaired, with a tail of one group
+    public void Every_prefetch_variant_and_rows_per_call_give_the_same_bits(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 61;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(27, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(28, 8 * inF);
+        int savedPf = VnniSmallBatch4.PrefetchVariant, savedCap = VnniSmallBatch4.RowsCap;
+        try
+        {
+            foreach (int batch in new[] { 2, 4, 8 })
+            {
+                var expected = new float[batch * outF];
+                q.MatMulTransposed(x.AsSpan(0, batch * inF), expected, batch, ActivationPrecision.Int8);
+                for (int pf = 0; pf < 4; pf++)
+                    foreach (int cap in new[] { 0, 1, 2 })
+                    {
+                        VnniSmallBatch4.PrefetchVariant = pf;
+                        VnniSmallBatch4.RowsCap = cap;
+                        var y = new float[batch * outF];
+                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
+                        Assert.Equal(expected, y);
+                    }
+                VnniSmallBatch4.PrefetchVariant = savedPf;
+                VnniSmallBatch4.RowsCap = savedCap;
+            }
+        }
+        finally
+        {
+            VnniSmallBatch4.PrefetchVariant = savedPf;
+            VnniSmallBatch4.RowsCap = savedCap;
+        }
+    }
+
     [Fact]
     public unsafe void The_vector_pair_layout_puts_every_code_where_the_order_table_says()
     {

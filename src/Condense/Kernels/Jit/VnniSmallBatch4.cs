@@ -43,7 +43,7 @@ internal unsafe struct SmallBatchArgs
     /// <summary>+72: 0x0F0F0F0F, the nibble mask.</summary>
     public int Mask;
 
-    /// <summary>+80: the prefetch front: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
+    /// <summary>+80: the prefetch front of variant 0: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
     public byte* Front;
 }
 
@@ -292,16 +292,17 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>
     /// The software prefetches of one iteration, which reads <paramref name="bytesPerRow"/> bytes of each of R adjacent
-    /// rows: the next R x that many bytes from the front (rax, <see cref="SmallBatchArgs.Front"/>) into L2, and the front
-    /// advanced. The caller starts the front at the next block of rows, so the block being read is requested as one
-    /// sequential stream a whole block ahead (24 KB at 4,096 inputs) at the rate its loads consume it.
+    /// rows. Variant 2 (the default, <see cref="PrefetchVariant"/>): prefetcht0 6 KB ahead of each row's loads (3 rows
+    /// ahead at 4,096 inputs: the next call's rows), the managed batched kernels' pattern; 3: the same 12 KB ahead;
+    /// 0: the session-8 front (the next R x that many bytes from rax, <see cref="SmallBatchArgs.Front"/>, into L2, the
+    /// front starting at the next block of 12 rows); 1: none.
     /// </summary>
     /// <remarks>
-    /// Measured (docs/benchmarks.md): the previous prefetcht0 4 KB ahead of each of the R rows of a call left batch 2
-    /// and 4 slower than the managed row-by-row kernels on a large cold weight (one thread, thread CPU time, S2: 2.5 ms
-    /// against 2.1 at batch 2) at any distance tried (1-12 KB, R = 1 too): the R short rows (2 KB) are R streams the
-    /// hardware prefetchers barely train on, and L1 requests cover only a few lines in flight. Requesting the next block
-    /// into L2 keeps the DRAM stream going while the kernel computes (batch 2 1.9-2.0 ms against b1's 1.5-1.8).
+    /// Session 8 (another VM, 30 GB/s) measured prefetcht0 4 KB ahead of each row losing to the L2 block front. On
+    /// session 10's Zen 5 VM (54 GB/s) the front lost instead: cold S2 on one thread, thread CPU time over batch 1, same
+    /// rounds: b2 1.61x -> 1.32x, b4 2.00x -> 1.81x, b8 2.84x -> 2.58x with prefetcht0 6 KB ahead (12 KB: 1.38x /
+    /// 1.93x at b2 / b4; 3 KB and front + prefetcht0: no better; none: 1.84x-1.97x at b2, the worst). See
+    /// docs/benchmarks.md, "session 10: batch 2-15 prefetch".
     /// </remarks>
     private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant)
     {
@@ -512,9 +513,10 @@ internal static unsafe class VnniSmallBatch4
         args.Mask = 0x0F0F0F0F;
         int tailStart = steps * unit;
 
-        // Prefetch: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's rows are read,
-        // a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch. For the last block it points past
-        // the weight: prefetches never fault, and nothing reads what they fetch.
+        // Prefetch variant 0 only: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's
+        // rows are read, a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch. For the last block it
+        // points past the weight (as the default's 6 KB-ahead requests do past the last rows): prefetches never fault,
+        // and nothing reads what they fetch.
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         args.Steps = steps;
