@@ -47,15 +47,35 @@ public static class SmallBatchQuick
         for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() - 0.5);
         var y = new float[8 * outF];
 
-        var cases = new List<(string Name, int Batch, bool Generated)> { ("b1", 1, true) };
-        foreach (int b in new[] { 2, 4, 8 }) { cases.Add(($"b{b} generated", b, true)); cases.Add(($"b{b} managed", b, false)); }
+        // --variants: the 4-bit kernel's experiment knobs too (PrefetchVariant 1 = no software prefetch, RowsCap = rows per call).
+        var pfKnob = kernel.GetProperty("PrefetchVariant", BindingFlags.Static | BindingFlags.NonPublic);
+        var capKnob = kernel.GetProperty("RowsCap", BindingFlags.Static | BindingFlags.NonPublic);
+        bool variants = args.Contains("--variants") && pfKnob is not null && capKnob is not null;
+        int pfDefault = pfKnob is null ? 0 : (int)pfKnob.GetValue(null)!; // "generated" rows run the kernel's default
+        int[] batches = args.SkipWhile(a => a != "--batches").Skip(1).FirstOrDefault() is { } list ? list.Split(',').Select(int.Parse).ToArray() : [2, 4, 8];
+        var cases = new List<(string Name, int Batch, bool Generated, int Pf, int Cap)> { ("b1", 1, true, pfDefault, 0) };
+        foreach (int b in batches)
+        {
+            cases.Add(($"b{b} generated", b, true, pfDefault, 0));
+            if (variants)
+            {
+                foreach (var v in (Environment.GetEnvironmentVariable("SB4_VARIANTS") ?? "1:0,0:1,2:0,2:1").Split(','))
+                {
+                    int pf = int.Parse(v.Split(':')[0]), cap = int.Parse(v.Split(':')[1]);
+                    cases.Add(($"b{b} pf{pf} r{cap}", b, true, pf, cap));
+                }
+            }
+            cases.Add(($"b{b} managed", b, false, pfDefault, 0));
+        }
         var times = cases.ToDictionary(c => c.Name, _ => new List<double>());
         var ratios = cases.ToDictionary(c => c.Name, _ => new List<double>());
         var cpu = cases.ToDictionary(c => c.Name, _ => new List<double>());
         int next = 0;
-        double Time(int batch, bool generated, List<double>? cpuPerCall = null)
+        double Time(int batch, bool generated, List<double>? cpuPerCall = null, int pf = 0, int cap = 0)
         {
             off.SetValue(null, !generated);
+            pfKnob?.SetValue(null, pf);
+            capKnob?.SetValue(null, cap);
             try
             {
                 var samples = new List<double>();
@@ -72,20 +92,20 @@ public static class SmallBatchQuick
                 cpuPerCall?.Add((Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds - cpu0) / samples.Count);
                 return Median(samples);
             }
-            finally { off.SetValue(null, false); }
+            finally { off.SetValue(null, false); pfKnob?.SetValue(null, pfDefault); capKnob?.SetValue(null, 0); }
         }
-        foreach (var c in cases) Time(c.Batch, c.Generated); // warm-up: JIT, tile buffers
+        foreach (var c in cases) Time(c.Batch, c.Generated, null, c.Pf, c.Cap); // warm-up: JIT, tile buffers
         if (args.SkipWhile(a => a != "--profile").Skip(1).FirstOrDefault() is { } only)
         {
             // For perf record: one case only, for about 20 s of calls.
             var c = cases.First(k => k.Name.Replace(" ", "-") == only);
             var clock = Stopwatch.StartNew();
-            while (clock.ElapsedMilliseconds < 20000) Time(c.Batch, c.Generated);
+            while (clock.ElapsedMilliseconds < 20000) Time(c.Batch, c.Generated, null, c.Pf, c.Cap);
             return 0;
         }
         for (int round = 0; round < rounds; round++)
         {
-            var now = cases.ToDictionary(c => c.Name, c => Time(c.Batch, c.Generated, cpu[c.Name]));
+            var now = cases.ToDictionary(c => c.Name, c => Time(c.Batch, c.Generated, cpu[c.Name], c.Pf, c.Cap));
             foreach (var c in cases) { times[c.Name].Add(now[c.Name]); ratios[c.Name].Add(now[c.Name] / now["b1"]); }
             Console.Error.Write($"\r  round {round + 1} of {rounds}");
         }

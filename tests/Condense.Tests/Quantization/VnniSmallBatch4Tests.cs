@@ -136,6 +136,78 @@ public class VnniSmallBatch4Tests
         });
     }
 
+    [Theory]
+    [InlineData(64, 1536, false)] // paired kernel
+    [InlineData(32, 1056, true)]  // unpaired, with a tail of one group
+    public void Every_prefetch_variant_and_rows_per_call_give_the_same_bits(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 61;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(27, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(28, 8 * inF);
+        int savedPf = VnniSmallBatch4.PrefetchVariant, savedCap = VnniSmallBatch4.RowsCap;
+        try
+        {
+            foreach (int batch in new[] { 2, 4, 8 })
+            {
+                var expected = new float[batch * outF];
+                q.MatMulTransposed(x.AsSpan(0, batch * inF), expected, batch, ActivationPrecision.Int8);
+                for (int pf = 0; pf < 4; pf++)
+                    foreach (int cap in new[] { 0, 1, 2 })
+                    {
+                        VnniSmallBatch4.PrefetchVariant = pf;
+                        VnniSmallBatch4.RowsCap = cap;
+                        var y = new float[batch * outF];
+                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
+                        Assert.Equal(expected, y);
+                    }
+                VnniSmallBatch4.PrefetchVariant = savedPf;
+                VnniSmallBatch4.RowsCap = savedCap;
+            }
+        }
+        finally
+        {
+            VnniSmallBatch4.PrefetchVariant = savedPf;
+            VnniSmallBatch4.RowsCap = savedCap;
+        }
+    }
+
+    [Fact]
+    public unsafe void The_vector_pair_layout_puts_every_code_where_the_order_table_says()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        var random = new Random(7);
+        var from = new sbyte[256];
+        var to = new sbyte[256];
+        for (int round = 0; round < 4; round++)
+        {
+            for (int k = 0; k < 256; k++) from[k] = (sbyte)random.Next(-128, 128);
+            fixed (sbyte* f = from) fixed (sbyte* t = to) VnniSmallBatch4.PairBlock(f, t);
+            for (int k = 0; k < 256; k++) Assert.Equal(from[VnniSmallBatch4.s_pairOrder[k]], to[k]);
+        }
+        // The table is a permutation of the 256 codes.
+        Assert.Equal(Enumerable.Range(0, 256), VnniSmallBatch4.s_pairOrder.Order());
+    }
+
+    [Fact]
+    public void Prefetcht0_on_the_row_pointers_encodes_to_the_bytes_GNU_as_produces()
+    {
+        // as --64 -msyntax=intel: prefetcht0 byte ptr [...], the kernel's row registers (rsi, r10, r11, rbx) 6 KB ahead
+        var cases = new (Mem Mem, string Bytes)[]
+        {
+            (new Mem(Gpr.R10, 0x1800), "41 0f 18 8a 00 18 00 00"),
+            (new Mem(Gpr.Rsi, 0x1840), "0f 18 8e 40 18 00 00"),
+            (new Mem(Gpr.Rbx, 0x1800), "0f 18 8b 00 18 00 00"),
+            (new Mem(Gpr.R11, 0x1840), "41 0f 18 8b 40 18 00 00"),
+        };
+        foreach (var (mem, bytes) in cases)
+        {
+            var a = new X86Assembler();
+            a.Prefetcht0(mem);
+            Assert.Equal(bytes, string.Join(' ', a.ToArray().Select(b => b.ToString("x2"))));
+        }
+    }
+
     [Fact]
     public void Prefetcht1_encodes_to_the_bytes_GNU_as_produces()
     {

@@ -43,7 +43,7 @@ internal unsafe struct SmallBatchArgs
     /// <summary>+72: 0x0F0F0F0F, the nibble mask.</summary>
     public int Mask;
 
-    /// <summary>+80: the prefetch front: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
+    /// <summary>+80: the prefetch front of variant 0: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
     public byte* Front;
 }
 
@@ -97,7 +97,16 @@ internal static unsafe class VnniSmallBatch4
     public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
         inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
 
-    private static readonly Lazy<nint[,,]?> s_code = new(Build);
+    private static readonly Lazy<nint[,,,]?> s_code = new(Build);
+
+    /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
+    /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern).</summary>
+    internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
+
+    private const int Variants = 6;
+
+    /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
+    internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
 
     [ThreadStatic] private static bool t_off;
 
@@ -116,25 +125,27 @@ internal static unsafe class VnniSmallBatch4
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
-    private static nint[,,]? Build()
+    private static nint[,,,]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[2, MaxTile + 1, 5];
-        for (int p = 0; p < 2; p++)
-            for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
-                {
-                    while (a.Position % 64 != 0) a.Ret();
-                    offsets[p, m, r] = a.Position;
-                    Emit(a, r, m, p == 1);
-                }
+        var offsets = new int[Variants, 2, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
+            for (int p = 0; p < 2; p++)
+                for (int m = 1; m <= MaxTile; m++)
+                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
+                    {
+                        while (a.Position % 64 != 0) a.Ret();
+                        offsets[v, p, m, r] = a.Position;
+                        Emit(a, r, m, p == 1, v);
+                    }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[2, MaxTile + 1, 5];
-        for (int p = 0; p < 2; p++)
-            for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[p, m, r] = pages + offsets[p, m, r];
+        var code = new nint[Variants, 2, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
+            for (int p = 0; p < 2; p++)
+                for (int m = 1; m <= MaxTile; m++)
+                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
         return code;
     }
 
@@ -147,11 +158,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m);
+            EmitPaired(a, rows, m, prefetch);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -161,7 +172,7 @@ internal static unsafe class VnniSmallBatch4
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
-        EmitPrefetch(a, rows, 64);
+        EmitPrefetch(a, rows, 64, prefetch);
         for (int r = 0; r < rows; r++)
         {
             a.Vmovdqu32(Z(r), new Mem(w[r], 0));
@@ -199,7 +210,7 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
@@ -208,7 +219,7 @@ internal static unsafe class VnniSmallBatch4
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
 
         int loop = a.Position;
-        EmitPrefetch(a, rows, 128);
+        EmitPrefetch(a, rows, 128, prefetch);
         for (int r = 0; r < rows; r++)
         {
             Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
@@ -281,20 +292,25 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>
     /// The software prefetches of one iteration, which reads <paramref name="bytesPerRow"/> bytes of each of R adjacent
-    /// rows: the next R x that many bytes from the front (rax, <see cref="SmallBatchArgs.Front"/>) into L2, and the front
-    /// advanced. The caller starts the front at the next block of rows, so the block being read is requested as one
-    /// sequential stream a whole block ahead (24 KB at 4,096 inputs) at the rate its loads consume it.
+    /// rows. Variant 2 (the default, <see cref="PrefetchVariant"/>): prefetcht0 6 KB ahead of each row's loads (3 rows
+    /// ahead at 4,096 inputs: the next call's rows), the managed batched kernels' pattern; 3: the same 12 KB ahead;
+    /// 0: the session-8 front (the next R x that many bytes from rax, <see cref="SmallBatchArgs.Front"/>, into L2, the
+    /// front starting at the next block of 12 rows); 1: none.
     /// </summary>
     /// <remarks>
-    /// Measured (docs/benchmarks.md): the previous prefetcht0 4 KB ahead of each of the R rows of a call left batch 2
-    /// and 4 slower than the managed row-by-row kernels on a large cold weight (one thread, thread CPU time, S2: 2.5 ms
-    /// against 2.1 at batch 2) at any distance tried (1-12 KB, R = 1 too): the R short rows (2 KB) are R streams the
-    /// hardware prefetchers barely train on, and L1 requests cover only a few lines in flight. Requesting the next block
-    /// into L2 keeps the DRAM stream going while the kernel computes (batch 2 1.9-2.0 ms against b1's 1.5-1.8).
+    /// Session 8 (another VM, 30 GB/s) measured prefetcht0 4 KB ahead of each row losing to the L2 block front. On
+    /// session 10's Zen 5 VM (54 GB/s) the front lost instead: cold S2 on one thread, thread CPU time over batch 1, same
+    /// rounds: b2 1.61x -> 1.32x, b4 2.00x -> 1.81x, b8 2.84x -> 2.58x with prefetcht0 6 KB ahead (12 KB: 1.38x /
+    /// 1.93x at b2 / b4; 3 KB and front + prefetcht0: no better; none: 1.84x-1.97x at b2, the worst). See
+    /// docs/benchmarks.md, "session 10: batch 2-15 prefetch".
     /// </remarks>
-    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow)
+    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant)
     {
-        for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+        if (variant == 0 || variant == 4)
+            for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+        if (variant >= 2)
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < bytesPerRow; i += 64) a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, _ => 6144 }) + i));
     }
 
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
@@ -308,10 +324,10 @@ internal static unsafe class VnniSmallBatch4
     }
 
     private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![paired ? 1 : 0, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? 1 : 0, m, rows])(args);
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
-    private static readonly int[] s_pairOrder = BuildPairOrder();
+    internal static readonly int[] s_pairOrder = BuildPairOrder();
 
     private static int[] BuildPairOrder()
     {
@@ -326,6 +342,40 @@ internal static unsafe class VnniSmallBatch4
                         order[(2 * i + h) * 64 + 4 * lane + b] = StepCodes * (chunk / 2) + 32 * (2 * (chunk % 2) + i) + 8 * e + 2 * b + h;
                     }
         return order;
+    }
+
+    /// <summary>dword d of the paired layout's register (i, h) comes from dword s_pairDwords[i][d] of the 256 codes' 128
+    /// codes of parity h (even or odd, in order): lane L = 4 c + e takes dword 16 (c / 2) + 4 (2 (c % 2) + i) + e.</summary>
+    private static readonly Vector512<int> s_pairIndex0 = PairIndex(0), s_pairIndex1 = PairIndex(1);
+
+    private static Vector512<int> PairIndex(int i)
+    {
+        var index = new int[16];
+        for (int lane = 0; lane < 16; lane++) index[lane] = 16 * (lane / 8) + 4 * (2 * (lane / 4 % 2) + i) + lane % 4;
+        return Vector512.Create(index);
+    }
+
+    /// <summary>
+    /// One 256-code block of a batch row in the paired layout (<see cref="s_pairOrder"/>): the even and odd codes split
+    /// by two narrowings, then one two-source dword permute per 64-byte register (the scalar byte loop this replaces
+    /// cost ~5 instructions per code, serial before the threads start: ~0.05 of batch 1's time at 8 rows).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PairBlock(sbyte* from, sbyte* dst)
+    {
+        var l0 = Vector512.Load((ushort*)from);
+        var l1 = Vector512.Load((ushort*)(from + 64));
+        var l2 = Vector512.Load((ushort*)(from + 128));
+        var l3 = Vector512.Load((ushort*)(from + 192));
+        var even0 = Vector512.Narrow(l0, l1).AsInt32();
+        var even1 = Vector512.Narrow(l2, l3).AsInt32();
+        var odd0 = Vector512.Narrow(Vector512.ShiftRightLogical(l0, 8), Vector512.ShiftRightLogical(l1, 8)).AsInt32();
+        var odd1 = Vector512.Narrow(Vector512.ShiftRightLogical(l2, 8), Vector512.ShiftRightLogical(l3, 8)).AsInt32();
+        // Register 2 i + h at dst + (2 i + h) * 64.
+        Avx512F.PermuteVar16x32x2(even0, s_pairIndex0, even1).Store((int*)dst);
+        Avx512F.PermuteVar16x32x2(odd0, s_pairIndex0, odd1).Store((int*)(dst + 64));
+        Avx512F.PermuteVar16x32x2(even0, s_pairIndex1, even1).Store((int*)(dst + 128));
+        Avx512F.PermuteVar16x32x2(odd0, s_pairIndex1, odd1).Store((int*)(dst + 192));
     }
 
     private struct Args
@@ -390,12 +440,7 @@ internal static unsafe class VnniSmallBatch4
                         sbyte* src = q + (nint)(b0 + c) * padded;
                         if (paired)
                         {
-                            fixed (int* order = s_pairOrder)
-                                for (int j = 0; j < steps; j++)
-                                {
-                                    sbyte* from = src + (nint)j * unit, dst = tile + ((nint)j * rows + c) * unit;
-                                    for (int k = 0; k < 2 * StepCodes; k++) dst[k] = from[order[k]];
-                                }
+                            for (int j = 0; j < steps; j++) PairBlock(src + (nint)j * unit, tile + ((nint)j * rows + c) * unit);
                             continue;
                         }
                         for (int j = 0; j < steps; j++)
@@ -468,9 +513,10 @@ internal static unsafe class VnniSmallBatch4
         args.Mask = 0x0F0F0F0F;
         int tailStart = steps * unit;
 
-        // Prefetch: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's rows are read,
-        // a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch. For the last block it points past
-        // the weight: prefetches never fault, and nothing reads what they fetch.
+        // Prefetch variant 0 only: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's
+        // rows are read, a whole block (12 rows, 24 KB at 4,096 inputs) ahead; see EmitPrefetch. For the last block it
+        // points past the weight (as the default's 6 KB-ahead requests do past the last rows): prefetches never fault,
+        // and nothing reads what they fetch.
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         args.Steps = steps;
@@ -478,6 +524,7 @@ internal static unsafe class VnniSmallBatch4
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = RowsPerCall(m, a.Paired);
+            if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
             args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
             for (int r0 = 0; r0 < rows; r0 += perCall)
