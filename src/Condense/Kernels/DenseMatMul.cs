@@ -161,7 +161,7 @@ internal static unsafe class DenseMatMul
     private static float* ShiftedInputs(float* x, float* w, int outF, int inF, out int stride)
     {
         int d0 = (int)((nint)w >> 2) & 15;
-        if (inF % 16 == 0 && ((nint)x & 3) == 0 && ((int)((nint)x >> 2) & 15) == d0 && ((nint)x & 63) == d0 * 4)
+        if (inF % 16 == 0 && ((nint)x & 63) == ((nint)w & 63))
         {
             stride = 0;
             return x - d0;
