@@ -28,7 +28,7 @@ namespace Condense.Benchmarks;
 ///   --quick lowbit              the batch-1 2- and 3-bit GEMV, generated VNNI loop vs managed, S2 cold and hot (Jit/LowBitQuick.cs)
 ///   --quick f32act              the batch-1 float32-activation kernel's loop variants, S2 cold, alternated next to the probe (--hot: 256 rows, 1 thread, CPU time)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
-///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: the packed copy (packForBatch1) or 1 from 8 MiB of weight, else 4; same bits
+///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: 1 from 8 MiB of weight (the packed copy if the weight was made with packForBatch1), else 4; same bits
 ///   --fp32-gemv-unaligned       (any mode) the fp32 batch-1 row stream reads W from each row's first float, not 64 B aligned (same bits)
 ///   --gemv-prefetch n           (any mode) software prefetch distance (bytes, 0 = none) of the generated batch-1 GEMV; --gemv-prefetch-every n (1/2/4 lines), --gemv-prefetch-l2 (prefetcht1)
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
