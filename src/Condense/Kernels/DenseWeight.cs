@@ -69,8 +69,9 @@ public sealed class DenseWeight : IWeightStorage
     /// <remarks>
     /// At batch 1, a weight of 8 MiB or more made with packForBatch1 is read from a second copy of W laid out for the GEMV (4 rows
     /// interleaved block by block: one sequential stream whose activation loads each serve 4 rows), built at the
-    /// first batch-1 product and kept with the weight: it doubles this weight's memory, for 1.2-1.3x the read rate per
-    /// core measured on DRAM-bound calls. The results are the same bits as from the row-major array.
+    /// first batch-1 product and kept with the weight: it doubles this weight's memory (1.2-1.3x the read rate per core
+    /// in session 9; since the row-major stream reads with aligned loads, session 10, it is no longer faster on the
+    /// development machine). The results are the same bits as from the row-major array.
     /// Batches below 4 stream W once through a dot-product kernel (bandwidth-bound); batches up to two SIMD vectors use
     /// register-tiled dot products (both equal the scalar fma-chain reference up to float32 reassociation); larger
     /// batches use a packed broadcast-FMA kernel whose results equal the scalar reference bit for bit.
