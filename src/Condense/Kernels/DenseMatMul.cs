@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Condense.Kernels;
@@ -55,6 +56,8 @@ internal static unsafe class DenseMatMul
         {
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             if (batch == 1 && packed != null && packedBits == bits && GemvRowsSideBySide == 0) body.Packed = packed;
+            else if (batch == 1 && bits == 512 && GemvAlignedLoads && GemvRowsFor(outF, inF) == 1 && inF >= 16 && ((nint)w & 3) == 0)
+                body.XShifted = ShiftedInputs(x, w, outF, inF, out body.XStride);
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
         else if (UsesPackedKernel(batch, bits))
@@ -128,6 +131,60 @@ internal static unsafe class DenseMatMul
     /// </summary>
     internal static long GemvStreamMinBytes { get; set; } = 8L << 20;
 
+    /// <summary>W rows the batch-1..3 GEMV reads side by side for this shape: 1 (one stream) or 4 (the tile).</summary>
+    private static int GemvRowsFor(int outF, int inF)
+    {
+        int rows = GemvRowsSideBySide;
+        return rows != 0 ? rows : (long)outF * inF * sizeof(float) >= GemvStreamMinBytes ? 1 : 4;
+    }
+
+    /// <summary>
+    /// Whether the 512-bit batch-1 row stream reads W with 64-B aligned loads (<see cref="Dot1Aligned512"/>; default on).
+    /// Same bits either way; a measurement knob for A/B runs of one build (the benchmarks set it by reflection), not an API.
+    /// </summary>
+    /// <remarks>
+    /// Session 10: a managed float[]'s data starts 16 B past an 8-B aligned object header, so a W row read from its
+    /// first float splits every 64 B load over two cache lines. `--quick readprobe`, one thread, CPU time, the same
+    /// FMA loop from DRAM: 26.0 GB/s on aligned lines, 18.3 with W and x 16 B off (docs/benchmarks.md, session 10).
+    /// </remarks>
+    internal static bool GemvAlignedLoads { get; set; } = true;
+
+    [ThreadStatic] private static float[]? t_xShifted;
+
+    /// <summary>
+    /// Copies x so that for every W row's misalignment d (its first float's index mod 16 within a 64 B line) there
+    /// is a copy of x at the same misalignment: copy d starts at result + d x stride + d, 64 B aligned up to d
+    /// floats, with at least 16 floats of room before and after (what <see cref="Dot1Aligned512"/> reads beyond the
+    /// row's ends). When inF is a multiple of 16 every row has the same d; x itself is used if it already matches
+    /// (stride 0). The copies are the calling thread's and live until its next batch-1 product.
+    /// </summary>
+    private static float* ShiftedInputs(float* x, float* w, int outF, int inF, out int stride)
+    {
+        int d0 = (int)((nint)w >> 2) & 15;
+        if (inF % 16 == 0 && ((nint)x & 63) == ((nint)w & 63))
+        {
+            stride = 0;
+            return x - d0;
+        }
+        stride = (inF + 15) / 16 * 16 + 48;
+        int needed = 16 * stride + 16;
+        var buffer = t_xShifted;
+        if (buffer is null || buffer.Length < needed)
+            t_xShifted = buffer = GC.AllocateArray<float>(needed, pinned: true);
+        float* b = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(buffer));
+        b += (16 - (int)(((nint)b >> 2) & 15)) & 15; // 64 B aligned
+        b += 16;                                     // room before each copy
+        uint done = 0;
+        for (int o = 0; o < Math.Min(outF, 16); o++)
+        {
+            int d = (d0 + (int)((long)o * inF % 16)) & 15;
+            if ((done & (1u << d)) != 0) continue;
+            done |= 1u << d;
+            new ReadOnlySpan<float>(x, inF).CopyTo(new Span<float>(b + (nint)d * stride + d, inF));
+        }
+        return b;
+    }
+
     // Batch 1-3, one index per GemvRows rows (the pool's split is unchanged). Session 9: a weight that streams from
     // DRAM is read one row after the next, i.e. as a single sequential stream per thread, with the activation rows
     // in L1/L2 and no software prefetch. `--quick readprobe` on this VM (docs/benchmarks.md): several rows side by
@@ -136,8 +193,8 @@ internal static unsafe class DenseMatMul
     // blocks, the leftover block into the first, lanes summed, scalar tail), so both shapes give the same bits.
     private struct GemvBody : IRangeBody
     {
-        public float* X, W, Y, Packed;
-        public int Batch, Out, In, Bits;
+        public float* X, W, Y, Packed, XShifted;
+        public int Batch, Out, In, Bits, XStride;
 
         public readonly void Invoke(int start, int end)
         {
@@ -149,8 +206,12 @@ internal static unsafe class DenseMatMul
                 else GemvPacked<F128>(X, Packed, Y, Out, In, r0, r1);
                 return;
             }
-            int rows = GemvRowsSideBySide;
-            if (rows == 0) rows = (long)Out * In * sizeof(float) >= GemvStreamMinBytes ? 1 : 4;
+            if (XShifted != null)
+            {
+                GemvRows1Aligned512(XShifted, XStride, W, Y, In, r0, r1);
+                return;
+            }
+            int rows = GemvRowsFor(Out, In);
             if (rows == 4)
             {
                 if (Bits == 512) GemvTile<F512>(X, W, Y, Batch, Out, In, r0, r1);
@@ -259,6 +320,79 @@ internal static unsafe class DenseMatMul
             if (batch == 2) Dot1x2<TV>(x, x + inF, wr, inF, y + o, y + outF + o);
             else Dot1x3<TV>(x, x + inF, x + 2 * (nint)inF, wr, inF, y + o, y + outF + o, y + 2 * (nint)outF + o);
         }
+    }
+
+    // Batch 1, 512 bits, one row after the next with 64 B aligned loads of W (see Dot1Aligned512); xs from ShiftedInputs.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvRows1Aligned512(float* xs, int stride, float* w, float* y, int inF, int r0, int r1)
+    {
+        for (int o = r0; o < r1; o++)
+        {
+            float* wr = w + (nint)o * inF;
+            int d = (int)((nint)wr >> 2) & 15;
+            float* xd = xs + (nint)d * stride + d;
+            y[o] = d == 0 ? Dot1Streamed<F512>(xd, wr, inF) : Dot1Aligned512(xd, wr, inF, d);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Dot1{TV}"/>'s exact chain at 512 bits for a row <paramref name="w"/> that starts <paramref name="d"/>
+    /// (1-15) floats past a 64 B line, read with aligned loads (one cache line each, instead of two per load);
+    /// <paramref name="x"/> has the same misalignment. n must be at least 16.
+    /// </summary>
+    /// <remarks>
+    /// Dot1 puts element i in lane i mod 16 of chain a (even blocks i / 16) or b (odd blocks). The aligned vector m
+    /// (w - d + 16m) holds, in lane j, element 16m + j - d: for j >= d block m, lane j - d; for j &lt; d block m - 1,
+    /// lane j - d + 16. So the even-m vectors go to accumulator p and the odd ones to q, each lane in block order:
+    /// p's lanes j >= d are chain a and its lanes j &lt; d chain b, q the other way round. Vector 0 keeps only lanes
+    /// j >= d and vector nb (the whole-block count) only lanes j &lt; d, by a select that leaves the other lanes'
+    /// accumulators untouched (the bytes loaded there lie in the row's first and last line: never a fault). At the
+    /// end a and b are put together from p and q, their lanes rotated back by d, and summed as in Dot1, then the
+    /// scalar tail in index order: the same bits.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot1Aligned512(float* x, float* w, int n, int d)
+    {
+        int nb = n >> 4;
+        float* wa = w - d, xa = x - d;
+        var indices = Vector512<int>.Indices;
+        var high = Vector512.GreaterThanOrEqual(indices, Vector512.Create(d)).AsSingle();
+        Vector512<float> p = Vector512<float>.Zero, q = Vector512<float>.Zero;
+        p = Vector512.ConditionalSelect(high, Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wa), Vector512.LoadAligned(xa), p), p);
+        int m = 1;
+        for (; m + 8 <= nb; m += 8)
+        {
+            float* wm = wa + (nint)m * 16, xm = xa + (nint)m * 16;
+            q = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm), Vector512.LoadAligned(xm), q);
+            p = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 16), Vector512.LoadAligned(xm + 16), p);
+            q = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 32), Vector512.LoadAligned(xm + 32), q);
+            p = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 48), Vector512.LoadAligned(xm + 48), p);
+            q = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 64), Vector512.LoadAligned(xm + 64), q);
+            p = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 80), Vector512.LoadAligned(xm + 80), p);
+            q = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 96), Vector512.LoadAligned(xm + 96), q);
+            p = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 112), Vector512.LoadAligned(xm + 112), p);
+        }
+        for (; m + 2 <= nb; m += 2)
+        {
+            float* wm = wa + (nint)m * 16, xm = xa + (nint)m * 16;
+            q = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm), Vector512.LoadAligned(xm), q);
+            p = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wm + 16), Vector512.LoadAligned(xm + 16), p);
+        }
+        if (m < nb)
+        {
+            q = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wa + (nint)m * 16), Vector512.LoadAligned(xa + (nint)m * 16), q);
+            m++;
+        }
+        // m == nb: the last whole block's lanes below d.
+        var last = Vector512.FusedMultiplyAdd(Vector512.LoadAligned(wa + (nint)nb * 16), Vector512.LoadAligned(xa + (nint)nb * 16), (nb & 1) == 0 ? p : q);
+        if ((nb & 1) == 0) p = Vector512.ConditionalSelect(high, p, last);
+        else q = Vector512.ConditionalSelect(high, q, last);
+        var rotate = (indices + Vector512.Create(d)) & Vector512.Create(15);
+        var a = Avx512F.PermuteVar16x32(Vector512.ConditionalSelect(high, p, q), rotate);
+        var b = Avx512F.PermuteVar16x32(Vector512.ConditionalSelect(high, q, p), rotate);
+        float s = Vector512.Sum(a + b);
+        for (int i = nb * 16; i < n; i++) s = MathF.FusedMultiplyAdd(x[i], w[i], s);
+        return s;
     }
 
     /// <summary>

@@ -16,7 +16,9 @@ public sealed class DenseWeight : IWeightStorage
     // product of a weight of at least DenseMatMul.GemvStreamMinBytes (null until then, and for smaller weights).
     private volatile PackedCopy? _packed;
 
-    private sealed record PackedCopy(float[] Values, int Bits);
+    // Values holds the copy from index Offset on: a pinned array with its copy started on a 64 B line (a managed
+    // array's data is 16 B off one, which splits every 512-bit load over two lines; session 10).
+    private sealed record PackedCopy(float[] Values, int Offset, int Bits);
 
     /// <summary>Wraps <paramref name="weight"/> (not copied) as a [<paramref name="outFeatures"/>, <paramref name="inFeatures"/>] matrix.</summary>
     /// <exception cref="ArgumentException">A non-positive dimension or a length other than outFeatures x inFeatures.</exception>
@@ -67,8 +69,9 @@ public sealed class DenseWeight : IWeightStorage
     /// <remarks>
     /// At batch 1, a weight of 8 MiB or more made with packForBatch1 is read from a second copy of W laid out for the GEMV (4 rows
     /// interleaved block by block: one sequential stream whose activation loads each serve 4 rows), built at the
-    /// first batch-1 product and kept with the weight: it doubles this weight's memory, for 1.2-1.3x the read rate per
-    /// core measured on DRAM-bound calls. The results are the same bits as from the row-major array.
+    /// first batch-1 product and kept with the weight: it doubles this weight's memory (1.2-1.3x the read rate per core
+    /// in session 9; since the row-major stream reads with aligned loads, session 10, it is no longer faster on the
+    /// development machine). The results are the same bits as from the row-major array.
     /// Batches below 4 stream W once through a dot-product kernel (bandwidth-bound); batches up to two SIMD vectors use
     /// register-tiled dot products (both equal the scalar fma-chain reference up to float32 reassociation); larger
     /// batches use a packed broadcast-FMA kernel whose results equal the scalar reference bit for bit.
@@ -81,32 +84,47 @@ public sealed class DenseWeight : IWeightStorage
         if (y.Length != (long)batch * OutFeatures)
             throw new ArgumentException(Invariant($"y has {y.Length} values; fp32 [{OutFeatures}, {InFeatures}] with batch {batch} expects batch x OutFeatures = {(long)batch * OutFeatures}"), nameof(y));
         if (batch == 0) return;
-        float[]? packed = batch == 1 ? PackedFor(KernelOptions.VectorBits) : null;
+        var packed = batch == 1 ? PackedFor(KernelOptions.VectorBits) : null;
         int packedBits = packed is null ? 0 : KernelOptions.VectorBits;
-        fixed (float* px = x, pw = _weight, py = y, pp = packed)
-            DenseMatMul.MatMulTransposed(px, pw, py, batch, OutFeatures, InFeatures, pp, packedBits);
+        fixed (float* px = x, pw = _weight, py = y, pp = packed?.Values)
+            DenseMatMul.MatMulTransposed(px, pw, py, batch, OutFeatures, InFeatures, pp is null ? null : pp + packed!.Offset, packedBits);
     }
 
     /// <summary>Whether this weight holds a batch-1 packed copy now (tests and benchmarks: memory accounting).</summary>
     internal bool HasPackedCopy => _packed is not null;
 
-    private unsafe float[]? PackedFor(int bits)
+    private unsafe PackedCopy? PackedFor(int bits)
     {
         if (!PacksForBatch1 || bits == 0 || DenseMatMul.GemvRowsSideBySide != 0 || (long)_weight.Length * sizeof(float) < DenseMatMul.GemvStreamMinBytes) return null;
         var current = _packed;
-        if (current is not null && current.Bits == bits) return current.Values;
+        if (current is not null && current.Bits == bits) return current;
         lock (_packLock)
         {
             current = _packed;
-            if (current is not null && current.Bits == bits) return current.Values;
+            if (current is not null && current.Bits == bits) return current;
             // A width change (tests switch ISA paths) replaces the copy (a new array: a product running on the old one
             // keeps reading it unchanged).
-            var values = GC.AllocateUninitializedArray<float>(_weight.Length);
+            var values = GC.AllocateUninitializedArray<float>(_weight.Length + 16, pinned: true);
+            int offset;
             fixed (float* pw = _weight, pd = values)
-                DenseMatMul.PackRows4(pw, pd, OutFeatures, InFeatures, bits);
+            {
+                offset = (int)((16 - (((nint)pd >> 2) & 15)) & 15);
+                DenseMatMul.PackRows4(pw, pd + offset, OutFeatures, InFeatures, bits);
+            }
             HugePages.Advise(values);
-            _packed = new PackedCopy(values, bits);
-            return values;
+            _packed = current = new PackedCopy(values, offset, bits);
+            return current;
+        }
+    }
+
+    /// <summary>Where the batch-1 packed copy starts (tests: it must start on a 64 B line); null without a copy.</summary>
+    internal unsafe nint? PackedCopyAddress
+    {
+        get
+        {
+            var current = _packed;
+            if (current is null) return null;
+            fixed (float* p = current.Values) return (nint)(p + current.Offset);
         }
     }
 

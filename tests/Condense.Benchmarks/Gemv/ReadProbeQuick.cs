@@ -32,7 +32,14 @@ internal static unsafe class ReadProbeQuick
     private enum Work { Or, Fma, FmaUnrolled, Kernel, FmaPacked }
 
     /// <summary>One way of reading a call's bytes.</summary>
-    private sealed record Variant(string Name, bool Huge, int Threads, int Streams, Pf Prefetch, int Distance, long SplitBlock, Work Work);
+    private sealed record Variant(string Name, bool Huge, int Threads, int Streams, Pf Prefetch, int Distance, long SplitBlock, Work Work)
+    {
+        /// <summary>Bytes added to the weight and activation addresses (a managed float[]'s data is 8-B aligned, not 64).</summary>
+        public int Misalign { get; init; }
+
+        /// <summary>The real kernel with DenseMatMul.GemvAlignedLoads off (W rows read from their first float).</summary>
+        public bool UnalignedKernel { get; init; }
+    }
 
     private static float s_sink;
 
@@ -50,7 +57,7 @@ internal static unsafe class ReadProbeQuick
         byte* huge = Allocate(MadvHugePage, out long hugeAnon);
         byte* small = Allocate(MadvNoHugePage, out long smallAnon);
         Console.WriteLine($"pages   : huge buffer AnonHugePages {hugeAnon >> 20} MiB of {BufferBytes >> 20}; 4 KiB buffer {smallAnon >> 20} MiB");
-        float* x = (float*)NativeMemory.AlignedAlloc((nuint)rowBytes, 64);
+        float* x = (float*)NativeMemory.AlignedAlloc((nuint)rowBytes + 64, 64);
         for (int i = 0; i < rowBytes / 4; i++) x[i] = 1f + i % 7;
 
         var variants = new List<Variant>
@@ -92,10 +99,24 @@ internal static unsafe class ReadProbeQuick
         // The real kernel (DenseWeight batch 1 over managed copies of one call's size, through WorkerPool.Shared),
         // with its W rows read 1 or 4 side by side (DenseMatMul.GemvRowsSideBySide; same bits).
         foreach (int t in new[] { 2, 1 })
+        {
             foreach (int rows in new[] { 0, 1, 4 })
                 variants.Add(new((rows == 0 ? "DenseWeight b1, packed copy (packForBatch1)" : $"DenseWeight b1, {rows} row(s) side by side") + (t == 1 ? ", 1 thread" : ""), true, t, rows, Pf.None, 0, 0, Work.Kernel));
+            variants.Add(new("DenseWeight b1, 1 row, unaligned loads" + (t == 1 ? ", 1 thread" : ""), true, t, 1, Pf.None, 0, 0, Work.Kernel) { UnalignedKernel = true });
+        }
+        // Session 10: the loops above with W and x 16 B off a cache line, as a managed float[] is (its data starts 16 B
+        // after an 8-B aligned object): every 64 B load then spans two lines.
+        variants.Add(new("FMA dot, 1 stream, 8 lines, 1 thread, +16 B", true, 1, 1, Pf.None, 0, 0, Work.FmaUnrolled) { Misalign = 16 });
+        variants.Add(new("FMA dot, 4 rows packed per line, 1 thread, +16 B", true, 1, 4, Pf.None, 0, 0, Work.FmaPacked) { Misalign = 16 });
+        variants.Add(new("FMA dot, 1 stream, 8 lines, +16 B", true, 2, 1, Pf.None, 0, 0, Work.FmaUnrolled) { Misalign = 16 });
         // The first variant again, last in each round: how much the position in a round alone moves a figure.
         variants.Add(variants[0] with { Name = "probe again (position control)" });
+        string? only = Option(args, "--variants");
+        if (only is not null)
+        {
+            var keep = only.Split(',');
+            variants = variants.Where((v, k) => k == 0 || keep.Any(f => v.Name.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
+        }
 
         var results = variants.Select(_ => new List<double>()).ToList();
         var cpuResults = variants.Select(_ => new List<double>()).ToList();
@@ -167,6 +188,13 @@ internal static unsafe class ReadProbeQuick
     {
         byte* p = buffer + offset;
         if (v.Work == Work.Kernel) return KernelCall(v, offset, bytes, rowBytes);
+        if (v.Misalign != 0)
+        {
+            // The same bytes less one row (so the shifted read stays inside the buffer), 16 B off every line.
+            p += v.Misalign;
+            x = (float*)((byte*)x + v.Misalign);
+            bytes -= rowBytes;
+        }
         double c0 = Timing.ThreadSeconds();
         if (v.Threads == 1)
         {
@@ -220,13 +248,18 @@ internal static unsafe class ReadProbeQuick
             long huge = 0;
             foreach (var w in s_weights)
                 fixed (float* pw = w.Weight) huge += PageAdvice.AnonHugeBytes((nint)pw, w.Weight.LongLength * 4);
-            Console.WriteLine($"kernel  : {s_weights.Count} DenseWeight copies of [{outF}, {inF}], AnonHugePages {huge >> 20} MiB of {(long)s_weights.Count * bytes >> 20}");
+            var misaligned = new SortedSet<long>();
+            foreach (var w in s_weights)
+                fixed (float* pw = w.Weight) misaligned.Add((long)pw & 63);
+            Console.WriteLine($"kernel  : {s_weights.Count} DenseWeight copies of [{outF}, {inF}], AnonHugePages {huge >> 20} MiB of {(long)s_weights.Count * bytes >> 20}, data address mod 64: {string.Join("/", misaligned)}");
         }
         var weight = s_weights[(int)(offset / bytes % s_weights.Count)];
         var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Kernels.DenseMatMul", throwOnError: true)!;
         var knob = type.GetProperty("GemvRowsSideBySide", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
+        var aligned = type.GetProperty("GemvAlignedLoads", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
         int savedRows = (int)knob.GetValue(null)!, savedDegree = Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism;
         knob.SetValue(null, v.Streams);
+        aligned.SetValue(null, !v.UnalignedKernel);
         Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = v.Threads;
         try
         {
@@ -239,6 +272,7 @@ internal static unsafe class ReadProbeQuick
         finally
         {
             knob.SetValue(null, savedRows);
+            aligned.SetValue(null, true);
             Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
         }
     }

@@ -182,6 +182,85 @@ public class DenseWeightTests
         Assert.Equal(before, storage.Weight); // the row-major array the caller gave is untouched
     }
 
+    [Theory]
+    [InlineData(37, 16)]
+    [InlineData(37, 17)]
+    [InlineData(6, 32)]
+    [InlineData(7, 48)]
+    [InlineData(13, 64)]
+    [InlineData(3, 31)]
+    [InlineData(5, 1031)]
+    [InlineData(9, 4096 + 16 * 9 + 5)]
+    [InlineData(2, 15)]
+    public unsafe void Batch_1_row_stream_with_aligned_loads_gives_the_tiles_bits_at_every_misalignment_of_w_and_x(int outF, int inF)
+    {
+        // The 512-bit row stream reads W with 64 B aligned loads whatever line offset a row starts at (a managed
+        // array's data is 16 B off a line, rows of odd length start anywhere): every misalignment of W (0-15 floats)
+        // and of x must give the 4-row tile's bits (row-major loads from each row's first float) at 1-3 threads.
+        // NaN around both arrays: the aligned loads read past the row's ends within its first and last line, and
+        // those lanes must not reach any result.
+        var rng = new Rng((ulong)(outF * 7919 + inF));
+        int count = outF * inF, guard = 32;
+        float* wBase = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)((count + 2 * guard) * sizeof(float)), 64);
+        float* xBase = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)((inF + 2 * guard) * sizeof(float)), 64);
+        var values = new float[count];
+        var xv = new float[inF];
+        for (int k = 0; k < count; k++) values[k] = rng.NextGaussian();
+        for (int k = 0; k < inF; k++) xv[k] = rng.NextGaussian();
+        int savedRows = DenseMatMul.GemvRowsSideBySide, savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        bool savedAligned = DenseMatMul.GemvAlignedLoads;
+        try
+        {
+            KernelWidths.ForEach(bits =>
+            {
+                foreach (int wOff in Enumerable.Range(0, 16))
+                    foreach (int xOff in new[] { 0, 5, wOff })
+                    {
+                        new Span<float>(wBase, count + 2 * guard).Fill(float.NaN);
+                        new Span<float>(xBase, inF + 2 * guard).Fill(float.NaN);
+                        float* w = wBase + guard + wOff, x = xBase + guard + xOff;
+                        values.CopyTo(new Span<float>(w, count));
+                        xv.CopyTo(new Span<float>(x, inF));
+                        DenseMatMul.GemvRowsSideBySide = 4;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+                        var expected = new float[outF];
+                        fixed (float* pe = expected) DenseMatMul.MatMulTransposed(x, w, pe, 1, outF, inF);
+                        Assert.All(expected, e => Assert.False(float.IsNaN(e)));
+                        DenseMatMul.GemvRowsSideBySide = 1;
+                        foreach (bool aligned in new[] { true, false })
+                            foreach (int degree in new[] { 1, 2, 3 })
+                            {
+                                DenseMatMul.GemvAlignedLoads = aligned;
+                                WorkerPool.Shared.MaxDegreeOfParallelism = degree;
+                                var y = new float[outF];
+                                fixed (float* py = y) DenseMatMul.MatMulTransposed(x, w, py, 1, outF, inF);
+                                Assert.True(expected.AsSpan().SequenceEqual(y),
+                                    $"width {bits}, W +{wOff} floats, x +{xOff}, aligned loads {aligned}, {degree} thread(s): bits differ");
+                            }
+                    }
+            });
+        }
+        finally
+        {
+            DenseMatMul.GemvRowsSideBySide = savedRows;
+            DenseMatMul.GemvAlignedLoads = savedAligned;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(wBase);
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(xBase);
+        }
+    }
+
+    [Fact]
+    public void A_packed_copy_starts_on_a_cache_line()
+    {
+        int outF = 517, inF = 4100;
+        var storage = new DenseWeight(new float[outF * inF], outF, inF, packForBatch1: true);
+        storage.MatMulTransposed(new float[inF], new float[outF], 1);
+        if (KernelOptions.VectorBits == 0) return;
+        Assert.True(storage.HasPackedCopy);
+        Assert.Equal(0, storage.PackedCopyAddress!.Value & 63);
+    }
+
     [Fact]
     public void A_small_weight_gets_no_packed_copy()
     {
