@@ -6,7 +6,7 @@ namespace Condense.Benchmarks.Jit;
 /// <summary>
 /// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
 /// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1) and <c>--gemv-gate-mib n</c> (largest
+/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1) and <c>--gemv-gate-mib n</c> (largest
 /// 4-bit / 8-bit g32 weight the generated loop takes), for A/B runs of the same build, cold and hot side by side.
 /// </summary>
 public static class GemvKnobs
@@ -72,10 +72,13 @@ public static class GemvKnobs
         if (args.Contains("--gemv-prefetch-l2")) PrefetchToL2 = true;
         i = Array.IndexOf(args, "--gemv-shifted-loads");
         if (i >= 0) Property("ShiftedLoads").SetValue(null, args[i + 1] != "0");
+        i = Array.IndexOf(args, "--gemv-row-int");
+        if (i >= 0) Property("RowIntegerSums").SetValue(null, args[i + 1] != "0");
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
         Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}"
-                          + $", 8-bit rows off a cache line: {((bool)Property("ShiftedLoads").GetValue(null)! ? "whole-line loads joined by valignd" : "plain (split) loads")}");
+                          + $", 8-bit rows off a cache line: {((bool)Property("ShiftedLoads").GetValue(null)! ? "whole-line loads joined by valignd" : "plain (split) loads")}"
+                          + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}");
     }
 
     private static PropertyInfo Property(string name) =>

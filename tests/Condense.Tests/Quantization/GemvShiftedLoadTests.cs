@@ -73,6 +73,53 @@ public class GemvShiftedLoadTests
         }
     }
 
+    [Theory]
+    [InlineData(19, 0)]  // 2 loop passes of 8 steps and 3 left
+    [InlineData(5, 0)]   // no loop pass
+    [InlineData(19, 5)]  // the same, rows 20 bytes past a line
+    public unsafe void Per_row_8_bit_sums_the_whole_row_in_integers_then_scales_once(int units, int shift)
+    {
+        if (!VnniGemv.IsSupported) return;
+        const int rows = 3;
+        int rowBytes = 64 * units;
+        var layout = VnniGemv.LayoutFor(8, rowBytes, 1, rowBytes, rowBytes, 16)!.Value;
+        Assert.Equal(VnniGemv.Plan.RowInt, layout.Plan);
+        var kernel = VnniGemv.Kernel(layout with { Shift = shift });
+        Assert.True(kernel != null);
+        var rng = new Random(units);
+        var w = new byte[rows * rowBytes + 128];
+        var xs = new sbyte[rowBytes];
+        var scales = new float[rows * layout.ScaleStride];
+        rng.NextBytes(w);
+        for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
+        for (int k = 0; k < rows; k++) scales[k * layout.ScaleStride] = (1 + rng.Next(2)) * (rng.Next(2) * 2 - 1);
+        var lanes = new float[rows * 64];
+        fixed (byte* pw = w)
+        fixed (sbyte* px = xs)
+        fixed (float* ps = scales)
+        fixed (float* pl = lanes)
+        {
+            // The rows 4 x shift bytes past a line of the array (shift 0: wherever the array starts).
+            byte* start = shift == 0 ? pw : (byte*)(((nint)pw + 63) & ~(nint)63) + 4 * shift;
+            int offset = (int)(start - pw);
+            kernel(start, px, ps, pl, VnniGemv.Constants, rows);
+            for (int k = 0; k < rows; k++)
+                for (int lane = 0; lane < 16; lane++)
+                {
+                    long sum = 0;
+                    for (int u = 0; u < units; u++)
+                        for (int b = 0; b < 4; b++)
+                        {
+                            int i = 64 * u + 4 * lane + b;
+                            sum += w[offset + k * rowBytes + i] * (long)xs[i];
+                        }
+                    // |sum| < 2^22 and scales of +-1, +-2: exact.
+                    Assert.Equal(scales[k * layout.ScaleStride] * (double)sum, lanes[64 * k + lane]);
+                    for (int f = 1; f < 4; f++) Assert.Equal(0f, lanes[64 * k + 16 * f + lane]);
+                }
+        }
+    }
+
     [Fact]
     public void Shifts_are_only_made_for_8_bit_rows_of_whole_lines_read_one_at_a_time()
     {

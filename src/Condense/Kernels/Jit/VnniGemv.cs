@@ -177,6 +177,11 @@ internal static unsafe class VnniGemv
         Permuted,
         /// <summary>Groups of 2+ steps: integer sums per group, then f[g mod 2] += float(sum) * s_g (multiply, add).</summary>
         GroupMulAdd,
+        /// <summary>
+        /// 8 bits, one group per row: the whole row's integer sum in four chains (no float work inside the row), then
+        /// f0 = float(sum) * s once; f1..f3 stay 0. One row per pass (the multi-row knob does not apply).
+        /// </summary>
+        RowInt,
     }
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
@@ -190,6 +195,7 @@ internal static unsafe class VnniGemv
         {
             Plan.StepFma => Units,
             Plan.Permuted => (Units * GroupsPerStep + 15) & ~15,
+            Plan.RowInt => 1,
             _ => (Units + Steps - 1) / Steps,
         };
     }
@@ -212,6 +218,13 @@ internal static unsafe class VnniGemv
             if (units < 2) return null;
             steps = Math.Min(RowSteps, units);
             plan = GroupMulAdd;
+            // 8 bits: the row's integer sum at once while it cannot overflow (a lane gains at most 4 x 255 x 127 per
+            // step; every chain's sum and their total stay below 2^31 up to 16,000 steps, In 1,024,000).
+            if (bits == 8 && RowIntegerSums && units <= MaxRowIntUnits)
+            {
+                steps = 1;
+                plan = RowInt;
+            }
         }
         else
         {
@@ -230,12 +243,27 @@ internal static unsafe class VnniGemv
             else return null;
         }
         if ((long)units * 64 > int.MaxValue / 4) return null;
-        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, RowsPerPass);
+        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, plan == RowInt ? 1 : RowsPerPass);
         // One float per (virtual) group, 16-float aligned; zero past the row's groups (permuted blocks read them).
         return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
     }
 
-    private const Plan StepFma = Plan.StepFma, Permuted = Plan.Permuted, GroupMulAdd = Plan.GroupMulAdd;
+    private const Plan StepFma = Plan.StepFma, Permuted = Plan.Permuted, GroupMulAdd = Plan.GroupMulAdd, RowInt = Plan.RowInt;
+
+    /// <summary>Most 64-code steps of an 8-bit row summed in integers at once (<see cref="Plan.RowInt"/>).</summary>
+    internal const int MaxRowIntUnits = 16000;
+
+    /// <summary>
+    /// 8-bit per-row weights take <see cref="Plan.RowInt"/> (default) instead of virtual groups of
+    /// <see cref="RowSteps"/> steps converted one by one; false: the virtual groups (A/B runs; results differ by
+    /// float32 rounding only).
+    /// </summary>
+    internal static bool RowIntegerSums
+    {
+        get => s_rowIntegerSums;
+        set { s_rowIntegerSums = value; }
+    }
+    private static bool s_rowIntegerSums = true;
 
     /// <summary>True when batch 1 of this weight takes the generated kernel here.</summary>
     public static bool Applies(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int vectorBits) =>
@@ -269,6 +297,8 @@ internal static unsafe class VnniGemv
         if (l.Rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(l), l, $"Rows per pass 1..{MaxRows}.");
         if (l.Shift != 0 && (l.Shift is < 1 or > 15 || l.Bits != 8 || l.Rows != 1 || l.RowBytes % 64 != 0 || l.Plan == Permuted && 16 / l.GroupsPerStep % 2 != 0))
             throw new ArgumentOutOfRangeException(nameof(l), l, "A shift of 1..15 dwords: 8-bit rows of whole cache lines, 1 row per pass.");
+        if (l.Plan == RowInt && (l.Bits != 8 || l.Rows != 1 || l.Units > MaxRowIntUnits))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -380,6 +410,31 @@ internal static unsafe class VnniGemv
                 sAdvance = chunkScaleBytes * chunks;
             }
             for (int j = 0; j < rest; j++) ScaledStep(j);
+        }
+        else if (l.Plan == RowInt)
+        {
+            // Four integer chains (zmm4..7, step u into chain u mod 4), 8 steps per loop pass, then one conversion.
+            Zmm Chain(int c) => new(4 + (c & 3));
+            for (int c = 0; c < 4; c++) asm.Vpxord(Chain(c), Chain(c), Chain(c));
+            const int chunk = 8;
+            int chunks = l.Units / chunk, rest = l.Units % chunk;
+            if (chunks > 0)
+            {
+                asm.MovImm32(Gpr.R10, chunks);
+                int loop = asm.Position;
+                for (int j = 0; j < chunk; j++) Step(64 * j, Chain(j), Chain(j), j & 3);
+                asm.AddImm(Gpr.Rdi, 64 * chunk);
+                asm.AddImm(Gpr.Rsi, xStep * chunk);
+                asm.Dec(Gpr.R10);
+                asm.JnzBack(loop);
+                wAdvance = 64 * chunk * chunks;
+            }
+            for (int j = 0; j < rest; j++) Step(64 * j, Chain(j), Chain(j), j & 3);
+            asm.Vpaddd(Chain(0), Chain(0), Chain(1));
+            asm.Vpaddd(Chain(2), Chain(2), Chain(3));
+            asm.Vpaddd(Chain(0), Chain(0), Chain(2));
+            asm.Vcvtdq2ps(Chain(0), Chain(0));
+            asm.Vmulps(F(0), Chain(0), new Mem(Gpr.Rdx, 0, Broadcast: true));
         }
         else
         {
