@@ -24,7 +24,8 @@ namespace Condense.Kernels.Jit;
 /// <para>Float accumulation (four accumulators f0..f3, summed as (f0 + f1) + (f2 + f3)) follows one of three plans:
 /// a group of one step: f[u mod 4] += lanes_u * s_u by one FMA per step; groups smaller than a step (4-bit g32/g64,
 /// 8-bit g32): the same with each lane's scale taken by one vpermps from the aligned 16-scale block holding it; groups
-/// of S &gt;= 2 steps (and per-row groups, cut into virtual groups of at most 4 steps that carry the row's scale):
+/// of S &gt;= 2 steps (and 4-bit per-row groups, cut into virtual groups of at most 4 steps that carry the row's scale;
+/// 8-bit per-row groups sum the whole row in integers instead, <see cref="Plan.RowInt"/>):
 /// integer sums over the group, then f[g mod 2] += float(sum) * s_g as a multiply and an add. These are the managed
 /// loop's operations in its order (FusedInt8Dot.Gemv), so where both compute the same integer sums (4-bit codes) the
 /// results are bit-identical; 8-bit codes differ from the managed sign-trick path only by float32 rounding.</para>
