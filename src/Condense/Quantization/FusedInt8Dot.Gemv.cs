@@ -348,6 +348,17 @@ internal static unsafe partial class FusedInt8Dot
             return;
         }
         var off = Vector512.Create(offset);
+        if (gpr == 1 && count == ScaleBlock)
+        {
+            // One group per row (DynamicQuantizeMatMul's layout), a whole block: the 16 rows' scales are one vector.
+            // The same operations as the partial-chunk path below (0 + t x Q, then the symmetric term), per lane.
+            var s = HalvesToSingle((short*)scales);
+            var t = zeros == null ? s : s * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros)) - off);
+            for (int k = 0; k < ScaleBlock; k++) sf[(nint)k * stride] = s.GetElement(k);
+            var sum = Vector512<float>.Zero + t * Vector512.Create(groupSums[0]);
+            (zeros == null ? Vector512.Create((float)symmetricTerm) * sum : sum).Store(corrections);
+            return;
+        }
         var acc = (Vector512<float>*)work;
         int chunks = gpr >> 4, rest = gpr & 15;
         if (rest == 0)

@@ -24,7 +24,8 @@ namespace Condense.Kernels.Jit;
 /// <para>Float accumulation (four accumulators f0..f3, summed as (f0 + f1) + (f2 + f3)) follows one of three plans:
 /// a group of one step: f[u mod 4] += lanes_u * s_u by one FMA per step; groups smaller than a step (4-bit g32/g64,
 /// 8-bit g32): the same with each lane's scale taken by one vpermps from the aligned 16-scale block holding it; groups
-/// of S &gt;= 2 steps (and per-row groups, cut into virtual groups of at most 4 steps that carry the row's scale):
+/// of S &gt;= 2 steps (and 4-bit per-row groups, cut into virtual groups of at most 4 steps that carry the row's scale;
+/// 8-bit per-row groups sum the whole row in integers instead, <see cref="Plan.RowInt"/>):
 /// integer sums over the group, then f[g mod 2] += float(sum) * s_g as a multiply and an add. These are the managed
 /// loop's operations in its order (FusedInt8Dot.Gemv), so where both compute the same integer sums (4-bit codes) the
 /// results are bit-identical; 8-bit codes differ from the managed sign-trick path only by float32 rounding.</para>
@@ -195,12 +196,17 @@ internal static unsafe class VnniGemv
         Permuted,
         /// <summary>Groups of 2+ steps: integer sums per group, then f[g mod 2] += float(sum) * s_g (multiply, add).</summary>
         GroupMulAdd,
+        /// <summary>
+        /// 8 bits, one group per row: the whole row's integer sum in four chains (no float work inside the row), then
+        /// f0 = float(sum) * s once; f1..f3 stay 0. One row per pass (the multi-row knob does not apply).
+        /// </summary>
+        RowInt,
     }
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
     /// <remarks><c>Prefetch</c>: bytes ahead the loop prefetches each line (0: <see cref="PrefetchDistance"/>); <see cref="Prepare"/>
     /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0)
     {
         /// <summary>Activation (and code) count of one step.</summary>
         public int StepCodes => Bits == 8 ? 64 : 128;
@@ -210,6 +216,7 @@ internal static unsafe class VnniGemv
         {
             Plan.StepFma => Units,
             Plan.Permuted => (Units * GroupsPerStep + 15) & ~15,
+            Plan.RowInt => 1,
             _ => (Units + Steps - 1) / Steps,
         };
     }
@@ -232,6 +239,13 @@ internal static unsafe class VnniGemv
             if (units < 2) return null;
             steps = Math.Min(RowSteps, units);
             plan = GroupMulAdd;
+            // 8 bits: the row's integer sum at once while it cannot overflow (a lane gains at most 4 x 255 x 127 per
+            // step; every chain's sum and their total stay below 2^31 up to 16,000 steps, In 1,024,000).
+            if (bits == 8 && RowIntegerSums && units <= MaxRowIntUnits)
+            {
+                steps = 1;
+                plan = RowInt;
+            }
         }
         else
         {
@@ -250,12 +264,27 @@ internal static unsafe class VnniGemv
             else return null;
         }
         if ((long)units * 64 > int.MaxValue / 4) return null;
-        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, RowsPerPass);
+        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, plan == RowInt ? 1 : RowsPerPass);
         // One float per (virtual) group, 16-float aligned; zero past the row's groups (permuted blocks read them).
         return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
     }
 
-    private const Plan StepFma = Plan.StepFma, Permuted = Plan.Permuted, GroupMulAdd = Plan.GroupMulAdd;
+    private const Plan StepFma = Plan.StepFma, Permuted = Plan.Permuted, GroupMulAdd = Plan.GroupMulAdd, RowInt = Plan.RowInt;
+
+    /// <summary>Most 64-code steps of an 8-bit row summed in integers at once (<see cref="Plan.RowInt"/>).</summary>
+    internal const int MaxRowIntUnits = 16000;
+
+    /// <summary>
+    /// 8-bit per-row weights take <see cref="Plan.RowInt"/> (default) instead of virtual groups of
+    /// <see cref="RowSteps"/> steps converted one by one; false: the virtual groups (A/B runs; results differ by
+    /// float32 rounding only).
+    /// </summary>
+    internal static bool RowIntegerSums
+    {
+        get => s_rowIntegerSums;
+        set { s_rowIntegerSums = value; }
+    }
+    private static bool s_rowIntegerSums = true;
 
     /// <summary>True when batch 1 of this weight takes the generated kernel here.</summary>
     public static bool Applies(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int vectorBits) =>
@@ -287,12 +316,21 @@ internal static unsafe class VnniGemv
             || l.ScaleStride < l.ScaleCount)
             throw new ArgumentOutOfRangeException(nameof(l), l, "Steps 1..MaxSteps per group (1 unless grouped), a positive row, and a scale stride holding a row's scales.");
         if (l.Rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(l), l, $"Rows per pass 1..{MaxRows}.");
+        if (l.Shift != 0 && (l.Shift is < 1 or > 15 || l.Bits != 8 || l.Rows != 1 || l.RowBytes % 64 != 0 || l.Plan == Permuted && 16 / l.GroupsPerStep % 2 != 0))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "A shift of 1..15 dwords: 8-bit rows of whole cache lines, 1 row per pass.");
+        if (l.Plan == RowInt && (l.Bits != 8 || l.Rows != 1 || l.Units > MaxRowIntUnits))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
         int xStep = l.StepCodes; // activation bytes per step
         var mask = new Zmm(31);
         Zmm F(int i) => new(i & 3);
+        // Shift != 0 (8 bits): rows start Shift dwords past a cache line; every load is of a whole aligned line and
+        // valignd joins two neighbours (zmm20/21 by the line's parity: the 4-bit loop's registers), so no load splits
+        // two lines. The steps run in memory order and every loop advances rdi by an even number of lines.
+        bool shifted = l.Shift != 0;
+        Zmm Line(int q) => new(20 + (q & 1));
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
@@ -301,7 +339,15 @@ internal static unsafe class VnniGemv
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
             EmitLinePrefetch(asm, l, wo);
-            asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
+            if (shifted)
+            {
+                // The step's 64 codes straddle aligned lines q and q + 1 (q = wo / 64 from rdi's line): line q is in
+                // Line(q) from the step before (or the row's start), line q + 1 is loaded once into Line(q + 1).
+                int q = wo / 64;
+                asm.Vmovdqu32(Line(q + 1), new Mem(Gpr.Rdi, wo + 64 - 4 * l.Shift));
+                asm.Valignd(w, Line(q + 1), Line(q), (byte)l.Shift);
+            }
+            else asm.Vmovdqu32(w, new Mem(Gpr.Rdi, wo));
             if (!nibbles)
             {
                 asm.Vpdpbusd(lo, w, new Mem(Gpr.Rsi, xo));
@@ -363,6 +409,7 @@ internal static unsafe class VnniGemv
 
         int row = asm.Position;
         for (int i = 0; i < 4; i++) asm.Vpxord(F(i), F(i), F(i));
+        if (shifted) asm.Vmovdqu32(Line(0), new Mem(Gpr.Rdi, -4 * l.Shift));
         int wAdvance = 0, sAdvance = 0;
         if (l.Plan is StepFma or Permuted)
         {
@@ -385,6 +432,31 @@ internal static unsafe class VnniGemv
             }
             for (int j = 0; j < rest; j++) ScaledStep(j);
         }
+        else if (l.Plan == RowInt)
+        {
+            // Four integer chains (zmm4..7, step u into chain u mod 4), 8 steps per loop pass, then one conversion.
+            Zmm Chain(int c) => new(4 + (c & 3));
+            for (int c = 0; c < 4; c++) asm.Vpxord(Chain(c), Chain(c), Chain(c));
+            const int chunk = 8;
+            int chunks = l.Units / chunk, rest = l.Units % chunk;
+            if (chunks > 0)
+            {
+                asm.MovImm32(Gpr.R10, chunks);
+                int loop = asm.Position;
+                for (int j = 0; j < chunk; j++) Step(64 * j, Chain(j), Chain(j), j & 3);
+                asm.AddImm(Gpr.Rdi, 64 * chunk);
+                asm.AddImm(Gpr.Rsi, xStep * chunk);
+                asm.Dec(Gpr.R10);
+                asm.JnzBack(loop);
+                wAdvance = 64 * chunk * chunks;
+            }
+            for (int j = 0; j < rest; j++) Step(64 * j, Chain(j), Chain(j), j & 3);
+            asm.Vpaddd(Chain(0), Chain(0), Chain(1));
+            asm.Vpaddd(Chain(2), Chain(2), Chain(3));
+            asm.Vpaddd(Chain(0), Chain(0), Chain(2));
+            asm.Vcvtdq2ps(Chain(0), Chain(0));
+            asm.Vmulps(F(0), Chain(0), new Mem(Gpr.Rdx, 0, Broadcast: true));
+        }
         else
         {
             int s = l.Steps, full = l.Units / s, rest = l.Units % s;
@@ -394,11 +466,18 @@ internal static unsafe class VnniGemv
                 int loop = asm.Position;
                 ZeroGroup(0);
                 ZeroGroup(1);
-                for (int j = 0; j < s; j++)
+                if (shifted)
                 {
-                    GroupStep(0, j, 64 * j);
-                    GroupStep(1, j, 64 * (s + j));
+                    // Memory order (line q's register is filled by step q - 1); the same integer sums.
+                    for (int j = 0; j < s; j++) GroupStep(0, j, 64 * j);
+                    for (int j = 0; j < s; j++) GroupStep(1, j, 64 * (s + j));
                 }
+                else
+                    for (int j = 0; j < s; j++)
+                    {
+                        GroupStep(0, j, 64 * j);
+                        GroupStep(1, j, 64 * (s + j));
+                    }
                 FinishGroup(0, 0, 0);
                 FinishGroup(1, 1, 4);
                 asm.AddImm(Gpr.Rdi, 128 * s);
@@ -688,6 +767,12 @@ internal static unsafe class VnniGemv
     private static int s_streamingRows = 4;
 
     /// <summary>
+    /// 8-bit rows that start off a cache line take the kernel that loads whole lines (<see cref="Layout.Shift"/>);
+    /// false: the plain kernel (tests and A/B runs; same results either way).
+    /// </summary>
+    internal static bool ShiftedLoads { get; set; } = true;
+
+    /// <summary>
     /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
     /// weights with groups of a step or more take it with <see cref="StreamingPrefetch"/>.
     /// </summary>
@@ -724,6 +809,16 @@ internal static unsafe class VnniGemv
         // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
         var kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
         var single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
+        // 8 bits, rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one):
+        // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
+        // the plain one. Loads that split two lines ran the loop 1.3-1.5x slower in L2 and 1.2x from L3.
+        int misalign = (int)((nint)a.Packed & 63);
+        if (ShiftedLoads && l.Bits == 8 && l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
+            && (l.Plan != Permuted || 16 / l.GroupsPerStep % 2 == 0))
+        {
+            var shiftedKernel = Kernel(l with { Shift = misalign / 4 });
+            if (shiftedKernel != null) kernel = shiftedKernel;
+        }
 
         // Scratch: a block's scales and accumulators, a zero-padded copy of the last row (when its reads would pass the
         // end of the codes), then ScaleRows' work space and the block's corrections.

@@ -368,4 +368,16 @@ internal sealed class X86Assembler
         emit();
         _code[start + 2] |= 0x80;
     }
+
+    // --- VnniGemv (8-bit batch-1 kernel on rows that do not start on a cache line): encoding added for it ---
+
+    /// <summary>
+    /// valignd dst, high, low, imm8: the 32 dwords low:high (low in dwords 0..15) shifted right by imm8 dwords, the
+    /// lower 16 kept: dwords imm8..15 of low, then dwords 0..imm8 - 1 of high (AVX512F).
+    /// </summary>
+    public void Valignd(Zmm dst, Zmm high, Zmm low, byte imm)
+    {
+        EvexRegister(Map0F3A, Pp66, 0x03, dst.Index, high.Index, low.Index);
+        Emit(imm);
+    }
 }

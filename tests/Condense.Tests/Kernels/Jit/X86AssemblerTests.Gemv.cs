@@ -264,6 +264,10 @@ public partial class X86AssemblerTests
         new("mov r8d, 5", "41 b8 05 00 00 00", a => a.MovImm32(Gpr.R8, 5)),
         new("mov r8d, 300", "41 b8 2c 01 00 00", a => a.MovImm32(Gpr.R8, 300)),
         new("mov r8d, 305419896", "41 b8 78 56 34 12", a => a.MovImm32(Gpr.R8, 305419896)),
+        // valignd (the 8-bit loop on rows that do not start on a cache line); AT&T operand order reversed.
+        new("valignd zmm16, zmm21, zmm20, 4", "62 a3 55 40 03 c4 04", a => a.Valignd(new Zmm(16), new Zmm(21), new Zmm(20), 4)),
+        new("valignd zmm19, zmm31, zmm1, 12", "62 e3 05 40 03 d9 0c", a => a.Valignd(new Zmm(19), new Zmm(31), new Zmm(1), 12)),
+        new("valignd zmm7, zmm20, zmm21, 1", "62 b3 5d 40 03 fd 01", a => a.Valignd(new Zmm(7), new Zmm(20), new Zmm(21), 1)),
     ];
 
     [Fact]
