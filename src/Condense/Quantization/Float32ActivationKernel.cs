@@ -63,6 +63,13 @@ internal static unsafe partial class Float32ActivationKernel
     /// </remarks>
     internal static int PanelFloats { get; set; } = 1 << 20;
 
+    /// <summary>
+    /// Batches of <see cref="GemmMinBatch"/> and more with AVX-512: decode each 64-row x 512-feature block straight into
+    /// <see cref="PackedSgemm"/>'s micro-panels and run its 8 x 48 tiles (true), or dequantize 64-row panels and run
+    /// <see cref="DenseMatMul.PackedRows"/> (false; the AVX2 path and the session-8 kernel). Same bits either way.
+    /// </summary>
+    internal static bool PanelsOnPackedSgemm { get; set; } = true;
+
     private const long SerialWork = 1 << 15; // multiply-adds below which a thread hand-off costs more than it saves
 
     [ThreadStatic] private static float[]? t_scales;
@@ -88,6 +95,11 @@ internal static unsafe partial class Float32ActivationKernel
         if (width == 0) return false;
         int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
         if (BitPlanesApply(w, batch, width) && RunBitPlanes(w, x, y, degreeAll)) return true;
+        if (batch >= GemmMinBatch && PanelsOnPackedSgemm && PackedSgemm.Applies(batch, width))
+        {
+            RunPackedSgemm(w, x, y, batch, degreeAll);
+            return true;
+        }
         if (batch >= GemmMinBatch && Avx2.IsSupported)
         {
             float* xp = DenseMatMul.PackInputs(x, batch, w.In, width, degreeAll, out int padded);
@@ -200,6 +212,92 @@ internal static unsafe partial class Float32ActivationKernel
     }
 
     [ThreadStatic] private static float[]? t_panel;
+
+    private static void RunPackedSgemm(in PackedWeightView w, float* x, float* y, int batch, int degree)
+    {
+        switch (w.Bits)
+        {
+            case 2: RunPackedSgemm<Dec256x2>(w, x, y, batch, degree); break;
+            case 3: RunPackedSgemm<Dec256x3>(w, x, y, batch, degree); break;
+            case 4: RunPackedSgemm<Dec256x4>(w, x, y, batch, degree); break;
+            default: RunPackedSgemm<Dec256x8>(w, x, y, batch, degree); break;
+        }
+    }
+
+    private static void RunPackedSgemm<TDec>(in PackedWeightView w, float* x, float* y, int batch, int degree) where TDec : struct, IDecoder256
+    {
+        var source = new DecodedBlocks<TDec>
+        {
+            Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,
+            Out = w.Out, In = w.In, ChunksPerGroup = w.GroupsPerRow == 1 ? (w.In + 7) / 8 : w.GroupSize / 8,
+        };
+        PackedSgemm.Run(x, ref source, y, batch, w.Out, w.In, degree);
+    }
+
+    [ThreadStatic] private static float[]? t_block;
+
+    /// <summary>
+    /// <see cref="PackedSgemm"/>'s W blocks from the codes: 8 rows at a time, each row's block segment decoded (exactly,
+    /// the panel path's decoder and per-group tables) into a small row-major scratch that stays in L1, then transposed
+    /// into the 8-row micro-panel by <see cref="PackedSgemm.PackW"/>.
+    /// </summary>
+    private struct DecodedBlocks<TDec> : PackedSgemm.IWeightBlocks where TDec : struct, IDecoder256
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int Bits, GroupsPerRow, RowBytes, Out, In, ChunksPerGroup;
+
+        /// <summary>Row stride of the scratch: a block row, room for a last chunk stored whole, and not a multiple of 4 KiB.</summary>
+        private const int Ld = PackedSgemm.BlockFeatures + 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Pack(int r0, int rows, int p0, int kp, float* wp)
+        {
+            int gpr = GroupsPerRow, cpg = ChunksPerGroup;
+            var buffer = t_block;
+            int need = 8 * Ld + 2 * gpr + 64 + RowBytes + 64;
+            if (buffer is null || buffer.Length < need) t_block = buffer = GC.AllocateArray<float>(need, pinned: true);
+            float* scratch = (float*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+            float* sf = scratch + 8 * Ld, nz = sf + gpr;
+            byte* staged = (byte*)(nz + gpr);
+            int chunks = (In + 7) / 8;
+            long extent = (long)(chunks - 1) * TDec.ChunkBytes + TDec.ReadBytes;
+            long total = (long)Out * RowBytes;
+            int symmetricZero = 1 << (Bits - 1);
+            nint cb = TDec.ChunkBytes;
+            int c0 = p0 / 8, c1 = Math.Min(chunks, (p0 + kp + 7) / 8);
+            // Groups the block touches (p0 is a multiple of 512, so of every group size up to 512 and of 8).
+            int g0 = gpr == 1 ? 0 : c0 / cpg, g1 = gpr == 1 ? 1 : Math.Min(gpr, (c1 + cpg - 1) / cpg);
+            for (int t = 0; t < rows; t += 8)
+            {
+                int tileRows = Math.Min(8, rows - t);
+                for (int k = 0; k < tileRows; k++)
+                {
+                    int r = r0 + t + k;
+                    byte* row = Packed + (nint)r * RowBytes;
+                    if ((long)r * RowBytes + extent > total)
+                    {
+                        System.Buffer.MemoryCopy(row, staged, RowBytes, RowBytes);
+                        new Span<byte>(staged + RowBytes, 64).Clear();
+                        row = staged;
+                    }
+                    RowScales(Scales + (nint)r * gpr + g0, Zeros == null ? null : Zeros + (nint)r * gpr + g0, symmetricZero, sf, nz, g1 - g0);
+                    float* dst = scratch + (nint)k * Ld - p0;
+                    nint c = c0;
+                    for (int g = g0; g < g1; g++)
+                    {
+                        var (a, b) = TDec.Prepare(sf + (g - g0), nz + (g - g0));
+                        for (nint e = gpr == 1 ? c1 : Math.Min((nint)(g + 1) * cpg, c1); c < e; c++)
+                            TDec.Decode(row + c * cb, a, b).Store(dst + c * 8);
+                    }
+                }
+                PackedSgemm.PackW(scratch, Ld, tileRows, kp, wp + (nint)t * PackedSgemm.BlockFeatures);
+            }
+        }
+
+        public readonly void Prefetch(int row, int feature, int count) { }
+    }
 
     /// <summary>Each panel of rows: dequantized (exactly) into float32, then the dense packed GEMM chunk.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
