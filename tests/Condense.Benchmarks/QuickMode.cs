@@ -30,6 +30,7 @@ namespace Condense.Benchmarks;
 ///   --quick f32act              the batch-1 float32-activation kernel's loop variants, S2 cold, alternated next to the probe (--hot: 256 rows, 1 thread, CPU time)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
 ///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: the packed copy (packForBatch1) or 1 from 8 MiB of weight, else 4; same bits
+///   --f32-panels sgemm|old      (any mode) float32-activation batch >= 32: PackedSgemm's tiles (default) or session 8's dequantized panels; same bits
 ///   --gemv-prefetch n           (any mode) software prefetch distance (bytes, 0 = none) of the generated batch-1 GEMV; --gemv-prefetch-every n (1/2/4 lines), --gemv-prefetch-l2 (prefetcht1)
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
@@ -49,11 +50,21 @@ public static class QuickMode
         Console.WriteLine($"knob    : fp32 batch-1 GEMV reads {rows} W row(s) side by side");
     }
 
+    /// <summary><c>--f32-panels sgemm|old</c>: float32-activation batches >= 32 on PackedSgemm's tiles (default) or the session-8 dequantized panels; same bits.</summary>
+    private static void SetF32Panels(bool sgemm)
+    {
+        var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Quantization.Float32ActivationKernel", throwOnError: true)!;
+        (type.GetProperty("PanelsOnPackedSgemm", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)
+         ?? throw new InvalidOperationException("Float32ActivationKernel.PanelsOnPackedSgemm not found")).SetValue(null, sgemm);
+        Console.WriteLine($"knob    : float32-activation batch >= 32 on {(sgemm ? "PackedSgemm's tiles" : "the dequantized 64-row panels (session 8)")}");
+    }
+
     public static int Run(string[] args)
     {
         if (args.Contains("--gemv-dump")) { Jit.GemvKnobs.Dump(args[Array.IndexOf(args, "--gemv-dump") + 1], args[Array.IndexOf(args, "--gemv-dump") + 2]); return 0; }
         if (args.Any(a => a.StartsWith("--gemv-", StringComparison.Ordinal) && a != "--gemv-dump")) Jit.GemvKnobs.Apply(args);
         if (Option(args, "--fp32-gemv-rows") is { } fp32Rows) SetFp32GemvRows(int.Parse(fp32Rows, CultureInfo.InvariantCulture));
+        if (Option(args, "--f32-panels") is { } panels) SetF32Panels(panels == "sgemm");
         if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();
         if (args.Contains("load")) return Files.LoadQuick.Run();
