@@ -43,12 +43,6 @@ internal static unsafe class PackedSgemm
     /// <summary>Switch for tests and A/B measurements: off, the session-7 packed kernel runs instead.</summary>
     internal static bool Enabled { get; set; } = true;
 
-    /// <summary>Experiment knob: W rows per chunk (8-row multiple, at most <see cref="NCMax"/>).</summary>
-    internal static int ChunkRowsKnob { get; set; } = NC;
-    private const int NCMax = 256;
-    /// <summary>Experiment knob: prefetch the next W block into L2 during the first batch group's tiles.</summary>
-    internal static bool PrefetchNextBlock { get; set; } = true;
-
 
     /// <summary>Whether this kernel takes a batch at the given vector width: AVX-512 and at least two vectors of batch.</summary>
     internal static bool Applies(int batch, int bits) => Enabled && bits == 512 && Avx512F.IsSupported && batch >= 32;
@@ -113,9 +107,8 @@ internal static unsafe class PackedSgemm
         var pack = new PackXBody { X = x, Xp = xp, Batch = batch, Padded = padded, In = inF };
         long packedFloats = (long)inF * padded;
         WorkerPool.Shared.For((inF + PackRows - 1) / PackRows, ref pack, packedFloats < 1 << 16 ? 1 : degree);
-        int nc = ChunkRowsKnob;
-        var body = new ChunkBody<TW> { Xp = xp, Source = source, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF, Nc = nc, Prefetch = PrefetchNextBlock };
-        WorkerPool.Shared.For((outF + nc - 1) / nc, ref body, degree);
+        var body = new ChunkBody<TW> { Xp = xp, Source = source, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF };
+        WorkerPool.Shared.For((outF + NC - 1) / NC, ref body, degree);
     }
 
     private const int PackRows = 64; // input features per x packing chunk
@@ -151,16 +144,13 @@ internal static unsafe class PackedSgemm
     {
         public float* Xp, Y;
         public TW Source;
-        public int Nc;
-        public bool Prefetch;
         public int Batch, Padded, Out, In;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke(int start, int end)
         {
-            int NC = Nc;
-            float* yt = Buffer(ref t_y, (long)NCMax * Padded);
-            float* wp = Buffer(ref t_w, NCMax * KP);
+            float* yt = Buffer(ref t_y, (long)NC * Padded);
+            float* wp = Buffer(ref t_w, NC * KP);
             for (int c = start; c < end; c++)
             {
                 int r0 = c * NC, rows = Math.Min(NC, Out - r0);
@@ -170,7 +160,7 @@ internal static unsafe class PackedSgemm
                     int kp = Math.Min(KP, In - p0);
                     Source.Pack(r0, rows, p0, kp, wp);
                     // The next W block this thread packs: the same rows' next KP features, else the next chunk's first.
-                    bool hasNext = Prefetch && (p0 + KP < In || c + 1 < end);
+                    bool hasNext = p0 + KP < In || c + 1 < end;
                     int nextR0 = p0 + KP < In ? r0 : r0 + NC, nextP0 = p0 + KP < In ? p0 + KP : 0;
                     int nextRows = p0 + KP < In ? rows : Math.Min(NC, Out - r0 - NC);
                     int nextKp = p0 + KP < In ? Math.Min(KP, In - p0 - KP) : Math.Min(KP, In);

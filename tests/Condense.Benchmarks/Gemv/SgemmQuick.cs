@@ -48,10 +48,8 @@ public static class SgemmQuick
         const string Sgemm = "Condense.Kernels.PackedSgemm", F32 = "Condense.Quantization.Float32ActivationKernel";
         var variants = new List<(string Name, Action Apply, Action Call)>
         {
-            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); Set(Sgemm, "ChunkRowsKnob", 64); Set(Sgemm, "PrefetchNextBlock", true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-nc128", () => { Set(Sgemm, "Enabled", true); Set(Sgemm, "ChunkRowsKnob", 128); Set(Sgemm, "PrefetchNextBlock", true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-nopf", () => { Set(Sgemm, "Enabled", true); Set(Sgemm, "ChunkRowsKnob", 64); Set(Sgemm, "PrefetchNextBlock", false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-s7", () => { Set(Sgemm, "Enabled", false); Set(Sgemm, "ChunkRowsKnob", 64); Set(Sgemm, "PrefetchNextBlock", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-new", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-tr", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
@@ -81,7 +79,7 @@ public static class SgemmQuick
             }
             Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
         }
-        Set(Sgemm, "Enabled", true); Set(Sgemm, "ChunkRowsKnob", 64); Set(Sgemm, "PrefetchNextBlock", true);
+        Set(Sgemm, "Enabled", true);
         Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true);
         foreach (var v in variants)
         {
