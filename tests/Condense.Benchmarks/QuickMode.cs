@@ -21,6 +21,7 @@ namespace Condense.Benchmarks;
 ///   --quick vnni | int8-peak    the generated VNNI code: register-only vpdpbusd GMAC per CPU-second (the int8 peak), int8 per row at S1/S2 x 16/128 rows
 ///                               as a fraction of it (1 thread per CPU-second, all threads wall), and the 8/4-bit GEMM on 1 thread with it on and off
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
+///   --quick sgemm               fp32 GEMM and float32-activation panels, S1 batch 128, kernel variants alternated (1 thread CPU time; --two: 2 threads wall) (Gemv/SgemmQuick.cs)
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
 ///   --quick readprobe           what governs the DRAM read rate: streams per thread, prefetch type/distance, huge pages, 2-thread split, FMA vs OR per line (Gemv/ReadProbeQuick.cs)
 ///   --quick poolprobe           WorkerPool's cost per call at 2 threads beyond its work: empty and compute-only bodies vs 1 thread (Gemv/PoolProbeQuick.cs)
@@ -30,6 +31,7 @@ namespace Condense.Benchmarks;
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
 ///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: 1 from 8 MiB of weight (the packed copy if the weight was made with packForBatch1), else 4; same bits
 ///   --fp32-gemv-unaligned       (any mode) the fp32 batch-1 row stream reads W from each row's first float, not 64 B aligned (same bits)
+///   --f32-panels sgemm|old      (any mode) float32-activation batch >= 32: PackedSgemm's tiles (default) or session 8's dequantized panels; same bits
 ///   --gemv-prefetch n           (any mode) software prefetch distance (bytes, 0 = none) of the generated batch-1 GEMV; --gemv-prefetch-every n (1/2/4 lines), --gemv-prefetch-l2 (prefetcht1)
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
 /// </code>
@@ -62,12 +64,22 @@ public static class QuickMode
         Console.WriteLine("knob    : fp32 batch-1 row stream reads W unaligned (from each row's first float)");
     }
 
+    /// <summary><c>--f32-panels sgemm|old</c>: float32-activation batches >= 32 on PackedSgemm's tiles (default) or the session-8 dequantized panels; same bits.</summary>
+    private static void SetF32Panels(bool sgemm)
+    {
+        var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Quantization.Float32ActivationKernel", throwOnError: true)!;
+        (type.GetProperty("PanelsOnPackedSgemm", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)
+         ?? throw new InvalidOperationException("Float32ActivationKernel.PanelsOnPackedSgemm not found")).SetValue(null, sgemm);
+        Console.WriteLine($"knob    : float32-activation batch >= 32 on {(sgemm ? "PackedSgemm's tiles" : "the dequantized 64-row panels (session 8)")}");
+    }
+
     public static int Run(string[] args)
     {
         if (args.Contains("--gemv-dump")) { Jit.GemvKnobs.Dump(args[Array.IndexOf(args, "--gemv-dump") + 1], args[Array.IndexOf(args, "--gemv-dump") + 2]); return 0; }
         if (args.Any(a => a.StartsWith("--gemv-", StringComparison.Ordinal) && a != "--gemv-dump")) Jit.GemvKnobs.Apply(args);
         if (Option(args, "--fp32-gemv-rows") is { } fp32Rows) SetFp32GemvRows(int.Parse(fp32Rows, CultureInfo.InvariantCulture));
         if (args.Contains("--fp32-gemv-unaligned")) SetFp32GemvUnaligned();
+        if (Option(args, "--f32-panels") is { } panels) SetF32Panels(panels == "sgemm");
         if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();
         if (args.Contains("load")) return Files.LoadQuick.Run();
@@ -79,6 +91,7 @@ public static class QuickMode
         if (args.Contains("poolprobe")) return Gemv.PoolProbeQuick.Run(args);
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
+        if (args.Contains("sgemm")) return Gemv.SgemmQuick.Run(args);
         if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);
         if (args.Contains("lowbit")) return Jit.LowBitQuick.Run(args);
         if (args.Contains("f32act")) return Gemv.Float32ActQuick.Run(args);

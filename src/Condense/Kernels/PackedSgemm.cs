@@ -65,12 +65,49 @@ internal static unsafe class PackedSgemm
 
     public static void Run(float* x, float* w, float* y, int batch, int outF, int inF, int degree)
     {
+        var source = new DenseBlocks { W = w, In = inF };
+        Run(x, ref source, y, batch, outF, inF, degree);
+    }
+
+    /// <summary>
+    /// Where the W blocks come from: <see cref="Pack"/> fills micro-panels (<see cref="PackW"/>'s layout) from W rows
+    /// [r0, r0 + rows) and features [p0, p0 + kp) (kp &lt;= <see cref="KP"/>, rows &lt;= <see cref="NC"/>, p0 a multiple
+    /// of KP); <see cref="Prefetch"/> hints a row segment of a block the thread packs later. Per-thread state (scratch)
+    /// belongs in thread-static buffers: one instance serves every thread.
+    /// </summary>
+    internal interface IWeightBlocks
+    {
+        void Pack(int r0, int rows, int p0, int kp, float* wp);
+        void Prefetch(int row, int feature, int count);
+    }
+
+    /// <summary>Float32 W, row-major with row stride In.</summary>
+    private struct DenseBlocks : IWeightBlocks
+    {
+        public float* W;
+        public int In;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Pack(int r0, int rows, int p0, int kp, float* wp) => PackW(W + (nint)r0 * In + p0, In, rows, kp, wp);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Prefetch(int row, int feature, int count) => PrefetchRow(W + (nint)row * In + feature, count);
+    }
+
+    /// <summary>Features per packed W block (<see cref="IWeightBlocks.Pack"/>'s kp is at most this).</summary>
+    internal const int BlockFeatures = KP;
+    /// <summary>W rows per packed chunk (<see cref="IWeightBlocks.Pack"/>'s rows is at most this).</summary>
+    internal const int ChunkRows = NC;
+
+    /// <summary>y = x W^T with W's blocks from <paramref name="source"/>: same tiles, blocking and summation order as the dense product.</summary>
+    internal static void Run<TW>(float* x, ref TW source, float* y, int batch, int outF, int inF, int degree) where TW : struct, IWeightBlocks
+    {
         int padded = Padded(batch);
         float* xp = Buffer(ref t_x, (long)inF * padded);
         var pack = new PackXBody { X = x, Xp = xp, Batch = batch, Padded = padded, In = inF };
         long packedFloats = (long)inF * padded;
         WorkerPool.Shared.For((inF + PackRows - 1) / PackRows, ref pack, packedFloats < 1 << 16 ? 1 : degree);
-        var body = new ChunkBody { Xp = xp, W = w, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF };
+        var body = new ChunkBody<TW> { Xp = xp, Source = source, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF };
         WorkerPool.Shared.For((outF + NC - 1) / NC, ref body, degree);
     }
 
@@ -103,9 +140,10 @@ internal static unsafe class PackedSgemm
         }
     }
 
-    private struct ChunkBody : IRangeBody
+    private struct ChunkBody<TW> : IRangeBody where TW : struct, IWeightBlocks
     {
-        public float* Xp, W, Y;
+        public float* Xp, Y;
+        public TW Source;
         public int Batch, Padded, Out, In;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -120,10 +158,10 @@ internal static unsafe class PackedSgemm
                 for (int p0 = 0; p0 < In; p0 += KP)
                 {
                     int kp = Math.Min(KP, In - p0);
-                    PackW(W + (nint)r0 * In + p0, In, rows, kp, wp);
+                    Source.Pack(r0, rows, p0, kp, wp);
                     // The next W block this thread packs: the same rows' next KP features, else the next chunk's first.
-                    float* next = p0 + KP < In ? W + (nint)r0 * In + p0 + KP
-                        : c + 1 < end ? W + (nint)(r0 + NC) * In : null;
+                    bool hasNext = p0 + KP < In || c + 1 < end;
+                    int nextR0 = p0 + KP < In ? r0 : r0 + NC, nextP0 = p0 + KP < In ? p0 + KP : 0;
                     int nextRows = p0 + KP < In ? rows : Math.Min(NC, Out - r0 - NC);
                     int nextKp = p0 + KP < In ? Math.Min(KP, In - p0 - KP) : Math.Min(KP, In);
                     for (int k0 = p0; k0 < p0 + kp; k0 += KC)
@@ -138,9 +176,9 @@ internal static unsafe class PackedSgemm
                             {
                                 // The next block's lines, spread over the first batch group's tiles: each tile prefetches
                                 // its 8 rows' share of this k block's offset (a burst of all 2,048 lines would fill the miss queue).
-                                if (next is not null && b0 == 0)
+                                if (hasNext && b0 == 0)
                                     for (int r = g * MR; r < Math.Min(nextRows, (g + 1) * MR); r++)
-                                        PrefetchRow(next + (nint)r * In + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
+                                        Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
                                 float* acc = yt + (nint)g * MR * Padded + b0;
                                 float* panel = wp + g * MR * KP + (k0 - p0) * MR;
                                 if (nb == 48) Tile8x3(panel, xg, kc, acc, Padded, first);
@@ -196,7 +234,7 @@ internal static unsafe class PackedSgemm
 
     /// <summary>d[k * 8 + r] = s[r * lds + k] for an 8 x 8 block: unpack, shuffle, then swap 128-bit halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* s, int lds, float* d)
+    internal static void Transpose8x8(float* s, int lds, float* d)
     {
         nint l = lds;
         var r0 = Avx.LoadVector256(s); var r1 = Avx.LoadVector256(s + l);

@@ -63,6 +63,16 @@ internal static unsafe partial class Float32ActivationKernel
     /// </remarks>
     internal static int PanelFloats { get; set; } = 1 << 20;
 
+    /// <summary>
+    /// Batches of <see cref="GemmMinBatch"/> and more with AVX-512: decode each 64-row x 512-feature block straight into
+    /// <see cref="PackedSgemm"/>'s micro-panels and run its 8 x 48 tiles (true), or dequantize 64-row panels and run
+    /// <see cref="DenseMatMul.PackedRows"/> (false; the AVX2 path and the session-8 kernel). Same bits either way.
+    /// </summary>
+    internal static bool PanelsOnPackedSgemm { get; set; } = true;
+
+    /// <summary>On <see cref="PanelsOnPackedSgemm"/>'s path, 4-bit codes of whole 8-row tiles are decoded straight into the micro-panels' order (true) or row-major then transposed (false). Same bits.</summary>
+    internal static bool FourBitTransposed { get; set; } = true;
+
     private const long SerialWork = 1 << 15; // multiply-adds below which a thread hand-off costs more than it saves
 
     [ThreadStatic] private static float[]? t_scales;
@@ -88,6 +98,11 @@ internal static unsafe partial class Float32ActivationKernel
         if (width == 0) return false;
         int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
         if (BitPlanesApply(w, batch, width) && RunBitPlanes(w, x, y, degreeAll)) return true;
+        if (batch >= GemmMinBatch && PanelsOnPackedSgemm && PackedSgemm.Applies(batch, width))
+        {
+            RunPackedSgemm(w, x, y, batch, degreeAll);
+            return true;
+        }
         if (batch >= GemmMinBatch && Avx2.IsSupported)
         {
             float* xp = DenseMatMul.PackInputs(x, batch, w.In, width, degreeAll, out int padded);
@@ -200,6 +215,154 @@ internal static unsafe partial class Float32ActivationKernel
     }
 
     [ThreadStatic] private static float[]? t_panel;
+
+    private static void RunPackedSgemm(in PackedWeightView w, float* x, float* y, int batch, int degree)
+    {
+        switch (w.Bits)
+        {
+            case 2: RunPackedSgemm<Dec256x2>(w, x, y, batch, degree); break;
+            case 3: RunPackedSgemm<Dec256x3>(w, x, y, batch, degree); break;
+            case 4: RunPackedSgemm<Dec256x4>(w, x, y, batch, degree); break;
+            default: RunPackedSgemm<Dec256x8>(w, x, y, batch, degree); break;
+        }
+    }
+
+    private static void RunPackedSgemm<TDec>(in PackedWeightView w, float* x, float* y, int batch, int degree) where TDec : struct, IDecoder256
+    {
+        var source = new DecodedBlocks<TDec>
+        {
+            Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes,
+            Out = w.Out, In = w.In, ChunksPerGroup = w.GroupsPerRow == 1 ? (w.In + 7) / 8 : w.GroupSize / 8,
+        };
+        PackedSgemm.Run(x, ref source, y, batch, w.Out, w.In, degree);
+    }
+
+    [ThreadStatic] private static float[]? t_block;
+
+    /// <summary>
+    /// <see cref="PackedSgemm"/>'s W blocks from the codes: 8 rows at a time, each row's block segment decoded (exactly,
+    /// the panel path's decoder and per-group tables) into a small row-major scratch that stays in L1, then transposed
+    /// into the 8-row micro-panel by <see cref="PackedSgemm.PackW"/>.
+    /// </summary>
+    private struct DecodedBlocks<TDec> : PackedSgemm.IWeightBlocks where TDec : struct, IDecoder256
+    {
+        public byte* Packed;
+        public Half* Scales;
+        public byte* Zeros;
+        public int Bits, GroupsPerRow, RowBytes, Out, In, ChunksPerGroup;
+
+        /// <summary>Row stride of the scratch: a block row, room for a last chunk stored whole, and not a multiple of 4 KiB.</summary>
+        private const int Ld = PackedSgemm.BlockFeatures + 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Pack(int r0, int rows, int p0, int kp, float* wp)
+        {
+            int gpr = GroupsPerRow, cpg = ChunksPerGroup;
+            var buffer = t_block;
+            int need = 8 * Ld + 18 * gpr + 64 + RowBytes + 256;
+            if (buffer is null || buffer.Length < need) t_block = buffer = GC.AllocateArray<float>(need, pinned: true);
+            float* scratch = (float*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+            float* sf = scratch + 8 * Ld, nz = sf + 8 * gpr, tmp = nz + 8 * gpr;
+            byte* staged = (byte*)(tmp + 64);
+            int chunks = (In + 7) / 8;
+            long extent = (long)(chunks - 1) * TDec.ChunkBytes + TDec.ReadBytes;
+            long total = (long)Out * RowBytes;
+            int symmetricZero = 1 << (Bits - 1);
+            nint cb = TDec.ChunkBytes;
+            int c0 = p0 / 8, c1 = Math.Min(chunks, (p0 + kp + 7) / 8);
+            // Groups the block touches (p0 is a multiple of 512, so of every group size up to 512 and of 8).
+            int g0 = gpr == 1 ? 0 : c0 / cpg, g1 = gpr == 1 ? 1 : Math.Min(gpr, (c1 + cpg - 1) / cpg), gc = g1 - g0;
+            for (int t = 0; t < rows; t += 8)
+            {
+                int tileRows = Math.Min(8, rows - t);
+                float* panel = wp + (nint)t * PackedSgemm.BlockFeatures;
+                for (int k = 0; k < tileRows; k++)
+                {
+                    int r = r0 + t + k;
+                    RowScales(Scales + (nint)r * gpr + g0, Zeros == null ? null : Zeros + (nint)r * gpr + g0, symmetricZero, sf + k * gc, nz + k * gc, gc);
+                }
+                int cs = c0;
+                if (Bits == 4 && tileRows == 8 && FourBitTransposed && (RowBytes & 3) == 0)
+                    cs = PackFour(r0 + t, c0, Math.Min(c1, (p0 + kp) / 8), p0, g0, gc, sf, nz, tmp, panel, total);
+                if (cs >= c1) continue;
+                // The rest (all of it for other widths and short tiles): each row decoded row-major into the L1
+                // scratch (chunk cs at offset 0), then transposed into the micro-panel from feature cs * 8 on.
+                for (int k = 0; k < tileRows; k++)
+                {
+                    int r = r0 + t + k;
+                    byte* row = Packed + (nint)r * RowBytes;
+                    if ((long)r * RowBytes + extent > total)
+                    {
+                        System.Buffer.MemoryCopy(row, staged, RowBytes, RowBytes);
+                        new Span<byte>(staged + RowBytes, 64).Clear();
+                        row = staged;
+                    }
+                    float* dst = scratch + (nint)k * Ld - (nint)cs * 8;
+                    nint c = cs;
+                    for (int g = gpr == 1 ? 0 : cs / cpg; g < g1; g++)
+                    {
+                        var (a, b) = TDec.Prepare(sf + k * gc + (g - g0), nz + k * gc + (g - g0));
+                        for (nint e = gpr == 1 ? c1 : Math.Min((nint)(g + 1) * cpg, c1); c < e; c++)
+                            TDec.Decode(row + c * cb, a, b).Store(dst + c * 8);
+                    }
+                }
+                int skip = cs * 8 - p0;
+                PackedSgemm.PackW(scratch, Ld, tileRows, kp - skip, panel + (nint)skip * 8);
+            }
+        }
+
+        /// <summary>
+        /// 4-bit codes of 8 whole rows, 8 chunks (64 features) at a time: the rows' 32-byte code runs are transposed
+        /// (8 x 8 dwords) so one dword vector holds a chunk of all 8 rows; each pair of features is then one 512-bit
+        /// shift, mask, convert and fma(q, s, -z s) per 16 weights, stored straight into the micro-panel's [k][8]
+        /// order (no row-major pass). The weights are exact, so the bits equal the row-major decode's. Returns the
+        /// first chunk not done: chunks up to <paramref name="cEnd"/> (whole chunks of the block) whose 32-byte reads
+        /// stay inside the codes.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private readonly int PackFour(int r0, int c0, int cEnd, int p0, int g0, int gc, float* sf, float* nz, float* tmp, float* panel, long total)
+        {
+            byte* base0 = Packed + (nint)r0 * RowBytes;
+            long lastRow = (long)(r0 + 7) * RowBytes;
+            int lds = RowBytes / 4, cpg = ChunksPerGroup;
+            bool rowWise = GroupsPerRow == 1;
+            var gidx = Vector256.Create(0, gc, 2 * gc, 3 * gc, 4 * gc, 5 * gc, 6 * gc, 7 * gc);
+            var mask = Vector512.Create(15u);
+            var sh0 = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+            var sh1 = Vector512.Create(8u, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
+            var sh2 = Vector512.Create(16u, 16, 16, 16, 16, 16, 16, 16, 20, 20, 20, 20, 20, 20, 20, 20);
+            var sh3 = Vector512.Create(24u, 24, 24, 24, 24, 24, 24, 24, 28, 28, 28, 28, 28, 28, 28, 28);
+            int gCur = -1;
+            Vector512<float> s = default, z = default;
+            int c = c0;
+            for (; c + 8 <= cEnd && lastRow + (long)c * 4 + 32 <= total; c += 8)
+            {
+                PackedSgemm.Transpose8x8((float*)(base0 + (nint)c * 4), lds, tmp);
+                for (int j = 0; j < 8; j++)
+                {
+                    int g = rowWise ? 0 : (c + j) / cpg - g0;
+                    if (g != gCur)
+                    {
+                        var s8 = Avx2.GatherVector256(sf + g, gidx, 4);
+                        var z8 = Avx2.GatherVector256(nz + g, gidx, 4);
+                        s = Vector512.Create(s8, s8);
+                        z = Vector512.Create(z8, z8);
+                        gCur = g;
+                    }
+                    var v = Vector256.Load((uint*)tmp + j * 8);
+                    var d = Vector512.Create(v, v);
+                    float* dst = panel + ((nint)(c + j) * 8 - p0) * 8;
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh0) & mask).AsInt32()), s, z).Store(dst);
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh1) & mask).AsInt32()), s, z).Store(dst + 16);
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh2) & mask).AsInt32()), s, z).Store(dst + 32);
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh3) & mask).AsInt32()), s, z).Store(dst + 48);
+                }
+            }
+            return c;
+        }
+
+        public readonly void Prefetch(int row, int feature, int count) { }
+    }
 
     /// <summary>Each panel of rows: dequantized (exactly) into float32, then the dense packed GEMM chunk.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

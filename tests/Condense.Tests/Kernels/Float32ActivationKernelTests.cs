@@ -188,6 +188,51 @@ public unsafe class Float32ActivationKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(4, 64, false, 70, 1088)]
+    [InlineData(3, 0, false, 133, 1031)]
+    [InlineData(8, 256, true, 9, 1280)]
+    [InlineData(2, 32, false, 65, 608)]
+    [InlineData(4, 128, true, 130, 640)]
+    [InlineData(8, 16, false, 64, 1040)]
+    [InlineData(4, 0, true, 20, 1029)]
+    public void Packed_sgemm_panels_equal_the_dense_fma_chain_across_blocks_threads_and_the_old_panels(int bits, int group, bool symmetric, int outF, int inF)
+    {
+        // Batches >= 32 with AVX-512 decode 64-row x 512-feature blocks into PackedSgemm's micro-panels: In past one and
+        // several 512-feature blocks, In not a multiple of 8 (the last chunk),
+        // rows not a multiple of 8 or 64, the last row's staged read. Every output must be the reference chain on the
+        // dequantized weights, at 1 and 2 threads, and equal the dequantized-panel path it replaces.
+        if (Float32ActivationKernel.Width < 256) return; // the scalar fallback dequantizes a row and dots it: not this chain
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(bits * 31 + outF), outF * inF), outF, inF, new QuantizationScheme(bits, group, symmetric));
+        var deq = new float[outF * inF];
+        q.Dequantize(deq);
+        foreach (int batch in new[] { 32, 77, 130 })
+        {
+            var x = QuantTestData.Gaussian((ulong)(batch + inF), batch * inF);
+            var expected = new float[batch * outF];
+            fixed (float* px = x, pw = deq, py = expected)
+                DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+            int saved = WorkerPool.Shared.MaxDegreeOfParallelism;
+            try
+            {
+                foreach (bool sgemm in new[] { true, false })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        Float32ActivationKernel.PanelsOnPackedSgemm = sgemm;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        var y = new float[batch * outF];
+                        q.MatMulTransposed(x, y, batch, ActivationPrecision.Float32);
+                        Assert.Equal(expected, y);
+                    }
+            }
+            finally
+            {
+                Float32ActivationKernel.PanelsOnPackedSgemm = true;
+                WorkerPool.Shared.MaxDegreeOfParallelism = saved;
+            }
+        }
+    }
+
     [Fact]
     public void The_vector_kernel_runs_at_256_and_512_bits_and_declines_below()
     {

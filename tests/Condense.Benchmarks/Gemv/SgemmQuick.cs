@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using Condense.Benchmarks.Harness;
+using Condense.Kernels;
+using Condense.Quantization;
+
+namespace Condense.Benchmarks.Gemv;
+
+/// <summary>
+/// <c>--quick sgemm</c>: the batch >= 32 float32 GEMMs (fp32 <c>DenseMatMul</c> and the float32-activation panels, i.e.
+/// ORT's MatMul and MatMulNBits accuracy_level 0 peers) on S1 (4096x4096) at batch 128, with the kernel variants
+/// alternated in every round, so a loaded machine disturbs all alike. Default: 1 thread, thread CPU time, GFLOP per
+/// CPU-second (compare with <c>--quick fp32-peak</c>); <c>--two</c>: 2 threads, wall time.
+/// <c>--rounds n</c> (5), <c>--batch n</c> (128), <c>--shape OxI</c> (4096x4096), <c>--variants a,b</c> (names starting so).
+/// </summary>
+public static class SgemmQuick
+{
+    private static readonly Assembly s_condense = typeof(KernelOptions).Assembly;
+
+    private static void Set(string type, string name, object value) =>
+        (s_condense.GetType(type, throwOnError: true)!.GetProperty(name, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
+         ?? throw new InvalidOperationException($"{type}.{name} not found: the knob was renamed.")).SetValue(null, value);
+
+    private static string? Option(string[] args, string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+
+    public static int Run(string[] args)
+    {
+        int rounds = int.Parse(Option(args, "--rounds") ?? "5", CultureInfo.InvariantCulture);
+        int batch = int.Parse(Option(args, "--batch") ?? "128", CultureInfo.InvariantCulture);
+        var shape = (Option(args, "--shape") ?? "4096x4096").Split('x').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        int outF = shape[0], inF = shape[1];
+        bool two = args.Contains("--two");
+        string? only = Option(args, "--variants");
+        if (!two) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        Console.WriteLine($"sgemm {outF}x{inF} batch {batch}, {(two ? "2 threads, wall time" : "1 thread, thread CPU time")}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
+
+        var random = new Random(1);
+        var dense = new float[outF * inF];
+        for (int i = 0; i < dense.Length; i++) dense[i] = (float)(random.NextDouble() - 0.5);
+        var x = new float[batch * inF];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() - 0.5);
+        var y = new float[batch * outF];
+        var fp32 = new DenseWeight(dense, outF, inF);
+        var q4Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(4, 64, false)));
+        var q8Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(8, 32, true)));
+
+        const string Sgemm = "Condense.Kernels.PackedSgemm", F32 = "Condense.Quantization.Float32ActivationKernel";
+        var variants = new List<(string Name, Action Apply, Action Call)>
+        {
+            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-new", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-tr", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i8g32-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q8Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i8g32-new", () => Set(F32, "PanelsOnPackedSgemm", true), () => q8Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+        };
+        if (only is not null) variants = variants.Where(v => only.Split(',').Any(o => v.Name.StartsWith(o, StringComparison.Ordinal))).ToList();
+        double flop = 2.0 * batch * outF * inF;
+        var results = variants.ToDictionary(v => v.Name, _ => new List<double>());
+        foreach (var v in variants) { v.Apply(); for (int i = 0; i < 3; i++) v.Call(); }
+        for (int round = 0; round < rounds; round++)
+        {
+            foreach (var v in (round % 2 == 0 ? variants : Enumerable.Reverse(variants)))
+            {
+                v.Apply();
+                var samples = new List<double>();
+                var clock = Stopwatch.StartNew();
+                while (samples.Count < 3 || clock.ElapsedMilliseconds < 400 && samples.Count < 40)
+                {
+                    double c0 = two ? 0 : Timing.ThreadSeconds();
+                    long t0 = Stopwatch.GetTimestamp();
+                    v.Call();
+                    samples.Add(two ? Stopwatch.GetElapsedTime(t0).TotalSeconds : Timing.ThreadSeconds() - c0);
+                }
+                samples.Sort();
+                results[v.Name].Add(samples[samples.Count / 2]);
+            }
+            Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
+        }
+        Set(Sgemm, "Enabled", true);
+        Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true);
+        foreach (var v in variants)
+        {
+            var r = results[v.Name].OrderBy(t => t).ToList();
+            double med = r[r.Count / 2];
+            Console.WriteLine($"{v.Name,-10} median {med * 1e3,8:F2} ms  {flop / med / 1e9,6:F1} GFLOP/{(two ? "s" : "CPU-s")}  (best {r[0] * 1e3:F2}, worst {r[^1] * 1e3:F2})");
+        }
+        Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
+        return 0;
+    }
+
+}
