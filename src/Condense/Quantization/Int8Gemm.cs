@@ -642,7 +642,7 @@ internal static unsafe class Int8Gemm
                 args.SumQ = sums + ((nint)t * gpr + g0) * tile;
                 args.Count = n / groupQuads;
                 args.GroupQuads = groupQuads;
-                VnniGemmKernel.Group(&args);
+                VnniGemmKernel.Group(&args, Math.Min(tile, a.Batch - t * tile));
             }
         }
 

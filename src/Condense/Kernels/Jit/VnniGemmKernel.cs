@@ -80,9 +80,12 @@ internal unsafe struct VnniRowArgs
 /// rows (one pointer per batch row), so nothing is repacked per call. Measured on Zen 4 (one core, in-cache data):
 /// the loop runs at the register-only vpdpbusd rate (<see cref="Peak"/>, ~220 GMAC/s). The zero-point correction is
 /// applied by the caller.</para>
-/// <para>Group kernel: 3 batch rows x 64 weight rows; per group the 12 int32 accumulators start at -z sum q
-/// (vpmulld), gain the group's vpdpbusd products, and are added as acc = fma(float(sum), s, acc) into 12 float32
-/// accumulators, in group order: the same operations as the managed Int8Gemm.GroupKernel.</para>
+/// <para>Group kernel: up to 6 batch rows x 64 weight rows; per group the 24 int32 accumulators (zmm4..27) start at
+/// -z sum q (vpmulld), gain the group's vpdpbusd products (one register broadcast per batch row and quad, zmm28..31
+/// rotating), and are added as acc = fma(float(sum), s, acc) into 24 float32 accumulators kept in memory (L1, read and
+/// written once per group), in group order: the same operations as the managed Int8Gemm.GroupKernel. Session 10
+/// (Zen 5, two vpdpbusd zmm per cycle): the earlier 3-row kernel, with its 12 float32 accumulators in registers and
+/// memory-broadcast operands, reached 35-40% of the core's vpdpbusd peak at 128 rows; 6 rows reach 50-65%.</para>
 /// <para>Calling convention: System V x64 (Linux), one argument (a <see cref="VnniRowArgs"/>* or <see cref="VnniArgs"/>*
 /// in rdi); only caller-saved registers are written (rax, rcx, rdx, rsi, rdi, r8-r11, zmm0-31), and the code ends
 /// with vzeroupper. Called through an unmanaged function pointer with the GC transition suppressed: the kernels never
@@ -94,16 +97,17 @@ internal static unsafe class VnniGemmKernel
     /// <summary>The most batch rows per row-kernel call (kernels for 1..6 rows exist).</summary>
     public const int RowTile = 6;
 
-    /// <summary>Batch rows per group-kernel call.</summary>
-    public const int GroupTile = 3;
+    /// <summary>Batch rows per group-kernel tile (kernels for 1..6 rows of a tile exist).</summary>
+    public const int GroupTile = 6;
 
     private const int PanelVectors = 4;          // 64 weight rows = 4 x 16 int32 lanes
     private const int QuadBytes = 64 * 4;        // one quad of 64 rows
 
-    private sealed class Code(nint[] rows, nint group, nint peak)
+    private sealed class Code(nint[] rows, nint[] groups, nint peak)
     {
-        public readonly nint[] Rows = rows; // [r]: the row kernel for r batch rows (index 0 unused)
-        public readonly nint Group = group, Peak = peak;
+        public readonly nint[] Rows = rows;     // [r]: the row kernel for r batch rows (index 0 unused)
+        public readonly nint[] Groups = groups; // [r]: the group kernel for r batch rows of a GroupTile-row tile (index 0 unused)
+        public readonly nint Peak = peak;
     }
 
     private static readonly Lazy<Code?> s_code = new(Build);
@@ -134,9 +138,12 @@ internal static unsafe class VnniGemmKernel
     public static void RowPanel(VnniRowArgs* args, int rows) =>
         ((delegate* unmanaged[SuppressGCTransition]<VnniRowArgs*, void>)s_code.Value!.Rows[rows])(args);
 
-    /// <summary>The group kernel (<see cref="GroupTile"/> batch rows, float32 accumulators).</summary>
-    public static void Group(VnniArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Group)(args);
+    /// <summary>
+    /// The group kernel for the first <paramref name="rows"/> (1..<see cref="GroupTile"/>) batch rows of a tile laid out
+    /// for <see cref="GroupTile"/> rows (float32 accumulators in memory).
+    /// </summary>
+    public static void Group(VnniArgs* args, int rows) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Groups[rows])(args);
 
     /// <summary>
     /// Benchmarks: <paramref name="iterations"/> x 24 register-only vpdpbusd (24 independent accumulators, 64 MACs
@@ -156,16 +163,22 @@ internal static unsafe class VnniGemmKernel
             EmitRowPanelKernel(a, r);
             Align(a);
         }
-        int group = a.Position;
-        EmitGroupKernel(a, GroupTile);
-        Align(a);
+        var groups = new int[GroupTile + 1];
+        for (int r = 1; r <= GroupTile; r++)
+        {
+            groups[r] = a.Position;
+            EmitGroupKernel(a, r, GroupTile);
+            Align(a);
+        }
         int peak = a.Position;
         EmitPeakLoop(a);
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
         var entries = new nint[RowTile + 1];
         for (int r = 1; r <= RowTile; r++) entries[r] = pages + rows[r];
-        return new Code(entries, pages + group, pages + peak);
+        var groupEntries = new nint[GroupTile + 1];
+        for (int r = 1; r <= GroupTile; r++) groupEntries[r] = pages + groups[r];
+        return new Code(entries, groupEntries, pages + peak);
     }
 
     /// <summary>Pads with ret (never executed) to a 64-byte boundary so each kernel starts on its own cache line.</summary>
@@ -216,13 +229,17 @@ internal static unsafe class VnniGemmKernel
     }
 
     /// <summary>
-    /// for each group: acc[c][v] = -z[v] * sumq[c]; the group's quads as in the row kernel; f[c][v] = fma(float(acc), s[v], f).
+    /// The group kernel for the first <paramref name="rows"/> batch rows of a tile laid out for <paramref name="tile"/>
+    /// rows (X advances tile x 4 bytes per quad, SumQ tile x 4 bytes per group). For each group: acc[c][v] = -z[v] *
+    /// sumq[c]; per quad 4 weight loads, one register broadcast per batch row and rows x 4 vpdpbusd; then
+    /// f[c][v] = fma(float(acc), s[v], f[c][v]) on the float32 accumulators, which stay in memory (L1): with them out
+    /// of the registers, 6 batch rows' 24 int32 accumulators fit, and each weight vector loaded feeds 6 vpdpbusd.
     /// </summary>
-    internal static void EmitGroupKernel(X86Assembler a, int tile)
+    internal static void EmitGroupKernel(X86Assembler a, int rows, int tile)
     {
-        int accumulators = PanelVectors * tile;
-        int floats = PanelVectors + accumulators;     // float accumulators follow the int32 ones
-        if (floats + accumulators + 4 > 32) throw new ArgumentOutOfRangeException(nameof(tile), tile, "Too many accumulators for 32 zmm registers.");
+        if (tile < 1 || tile > GroupTile) throw new ArgumentOutOfRangeException(nameof(tile), tile, $"The group kernel's tile is 1..{GroupTile} batch rows.");
+        if (rows < 1 || rows > tile) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"The group kernel takes 1..{tile} batch rows.");
+        int accumulators = PanelVectors * rows;
         a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));   // W
         a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 8));   // X
         a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 16));  // Acc (float32)
@@ -231,47 +248,46 @@ internal static unsafe class VnniGemmKernel
         a.MovLoad(Gpr.R11, new Mem(Gpr.Rdi, 40));  // SumQ
         a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 48));  // groups
         a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 56));   // quads per group
-        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(floats + i), new Mem(Gpr.Rax, 64 * i));
+        int first = PanelVectors, spare = PanelVectors + accumulators; // spare: 4 registers for broadcasts and temporaries
 
         int groupLoop = a.Position;
         for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.R10, 64 * v));
-        for (int c = 0; c < tile; c++)
-            for (int v = 0; v < PanelVectors; v++)
-                a.Vpmulld(Z(PanelVectors + PanelVectors * c + v), Z(v), new Mem(Gpr.R11, 4 * c, Broadcast: true));
+        for (int c = 0; c < rows; c++)
+        {
+            a.Vpbroadcastd(Z(spare + (c & 3)), new Mem(Gpr.R11, 4 * c));
+            for (int v = 0; v < PanelVectors; v++) a.Vpmulld(Z(first + PanelVectors * c + v), Z(v), Z(spare + (c & 3)));
+        }
         a.Mov(Gpr.Rdi, Gpr.R8);
         int quadLoop = a.Position;
-        EmitQuad(a, tile);
+        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+        for (int c = 0; c < rows; c++)
+        {
+            var quad = Z(spare + (c & 3));
+            a.Vpbroadcastd(quad, new Mem(Gpr.Rdx, 4 * c));
+            for (int v = 0; v < PanelVectors; v++) a.Vpdpbusd(Z(first + PanelVectors * c + v), Z(v), quad);
+        }
+        a.AddImm(Gpr.Rsi, QuadBytes);
+        a.AddImm(Gpr.Rdx, 4 * tile);
         a.Dec(Gpr.Rdi);
         a.JnzBack(quadLoop);
-        // Four rotating temporaries so the conversions of one vector do not wait on the previous one's FMA reading it.
-        for (int c = 0; c < tile; c++)
+        for (int v = 0; v < PanelVectors; v++) a.Vmovups(Z(v), new Mem(Gpr.R9, 64 * v));
+        for (int c = 0; c < rows; c++)
             for (int v = 0; v < PanelVectors; v++)
             {
                 int i = PanelVectors * c + v;
-                var temp = Z(floats + accumulators + (i & 3));
-                a.Vcvtdq2ps(temp, Z(PanelVectors + i));
-                a.Vfmadd231ps(Z(floats + i), temp, new Mem(Gpr.R9, 64 * v));
+                var f = Z(spare + (i & 3));
+                a.Vmovups(f, new Mem(Gpr.Rax, 64 * i));
+                a.Vcvtdq2ps(Z(first + i), Z(first + i));
+                a.Vfmadd231ps(f, Z(first + i), Z(v));
+                a.Vmovups(new Mem(Gpr.Rax, 64 * i), f);
             }
         a.AddImm(Gpr.R9, QuadBytes);
         a.AddImm(Gpr.R10, QuadBytes);
         a.AddImm(Gpr.R11, 4 * tile);
         a.Dec(Gpr.Rcx);
         a.JnzBack(groupLoop);
-
-        for (int i = 0; i < accumulators; i++) a.Vmovups(new Mem(Gpr.Rax, 64 * i), Z(floats + i));
         a.Vzeroupper();
         a.Ret();
-    }
-
-    /// <summary>One quad: 4 weight loads from [rsi], tile x 4 vpdpbusd with broadcasts from [rdx]; advances both.</summary>
-    private static void EmitQuad(X86Assembler a, int tile)
-    {
-        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
-        for (int c = 0; c < tile; c++)
-            for (int v = 0; v < PanelVectors; v++)
-                a.Vpdpbusd(Z(PanelVectors + PanelVectors * c + v), Z(v), new Mem(Gpr.Rdx, 4 * c, Broadcast: true));
-        a.AddImm(Gpr.Rsi, QuadBytes);
-        a.AddImm(Gpr.Rdx, 4 * tile);
     }
 
     /// <summary>rdi iterations of 24 register-only vpdpbusd into zmm4..zmm27 (results discarded).</summary>
