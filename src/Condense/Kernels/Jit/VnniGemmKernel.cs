@@ -34,6 +34,9 @@ internal unsafe struct VnniArgs
 
     /// <summary>+56, group kernel: quads per group; at least 1.</summary>
     public long GroupQuads;
+
+    /// <summary>+64, 4-bit panels (<see cref="VnniGemmKernel.Group"/> with nibbles): 0x0F0F0F0F, the nibble mask.</summary>
+    public long NibbleMask;
 }
 
 /// <summary>
@@ -58,6 +61,9 @@ internal unsafe struct VnniRowArgs
 
     /// <summary>+32: quads (4 inputs each); at least 1.</summary>
     public long Quads;
+
+    /// <summary>+40, 4-bit panels (<see cref="VnniGemmKernel.RowPanel"/> with nibbles): 0x0F0F0F0F, the nibble mask.</summary>
+    public long NibbleMask;
 }
 
 /// <summary>
@@ -103,12 +109,15 @@ internal static unsafe class VnniGemmKernel
     private const int PanelVectors = 4;          // 64 weight rows = 4 x 16 int32 lanes
     private const int QuadBytes = 64 * 4;        // one quad of 64 rows
 
-    private sealed class Code(nint[] rows, nint[] groups, nint peak)
+    private sealed class Code(nint[][] rows, nint[][] groups, nint peak)
     {
-        public readonly nint[] Rows = rows;     // [r]: the row kernel for r batch rows (index 0 unused)
-        public readonly nint[] Groups = groups; // [r]: the group kernel for r batch rows of a GroupTile-row tile (index 0 unused)
+        public readonly nint[][] Rows = rows;     // [nibbles][r]: the row kernel for r batch rows (index 0 unused)
+        public readonly nint[][] Groups = groups; // [nibbles][r]: the group kernel for r batch rows of a GroupTile-row tile (index 0 unused)
         public readonly nint Peak = peak;
     }
+
+    /// <summary>The value of <see cref="VnniArgs.NibbleMask"/> and <see cref="VnniRowArgs.NibbleMask"/>.</summary>
+    public const long NibbleMask = 0x0F0F0F0F;
 
     private static readonly Lazy<Code?> s_code = new(Build);
 
@@ -135,15 +144,15 @@ internal static unsafe class VnniGemmKernel
     /// The row kernel for <paramref name="rows"/> (1..<see cref="RowTile"/>) batch rows: int32 sums of codes times
     /// activations over the whole panel, no zero-point correction.
     /// </summary>
-    public static void RowPanel(VnniRowArgs* args, int rows) =>
-        ((delegate* unmanaged[SuppressGCTransition]<VnniRowArgs*, void>)s_code.Value!.Rows[rows])(args);
+    public static void RowPanel(VnniRowArgs* args, int rows, bool nibbles = false) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniRowArgs*, void>)s_code.Value!.Rows[nibbles ? 1 : 0][rows])(args);
 
     /// <summary>
     /// The group kernel for the first <paramref name="rows"/> (1..<see cref="GroupTile"/>) batch rows of a tile laid out
     /// for <see cref="GroupTile"/> rows (float32 accumulators in memory).
     /// </summary>
-    public static void Group(VnniArgs* args, int rows) =>
-        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Groups[rows])(args);
+    public static void Group(VnniArgs* args, int rows, bool nibbles = false) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Groups[nibbles ? 1 : 0][rows])(args);
 
     /// <summary>
     /// Benchmarks: <paramref name="iterations"/> x 24 register-only vpdpbusd (24 independent accumulators, 64 MACs
@@ -156,29 +165,39 @@ internal static unsafe class VnniGemmKernel
     {
         if (!CpuSupports) return null;
         var a = new X86Assembler();
-        var rows = new int[RowTile + 1];
-        for (int r = 1; r <= RowTile; r++)
+        var rows = new int[2][];
+        var groups = new int[2][];
+        for (int n = 0; n < 2; n++)
         {
-            rows[r] = a.Position;
-            EmitRowPanelKernel(a, r);
-            Align(a);
-        }
-        var groups = new int[GroupTile + 1];
-        for (int r = 1; r <= GroupTile; r++)
-        {
-            groups[r] = a.Position;
-            EmitGroupKernel(a, r, GroupTile);
-            Align(a);
+            rows[n] = new int[RowTile + 1];
+            for (int r = 1; r <= RowTile; r++)
+            {
+                rows[n][r] = a.Position;
+                EmitRowPanelKernel(a, r, nibbles: n == 1);
+                Align(a);
+            }
+            groups[n] = new int[GroupTile + 1];
+            for (int r = 1; r <= GroupTile; r++)
+            {
+                groups[n][r] = a.Position;
+                EmitGroupKernel(a, r, GroupTile, nibbles: n == 1);
+                Align(a);
+            }
         }
         int peak = a.Position;
         EmitPeakLoop(a);
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var entries = new nint[RowTile + 1];
-        for (int r = 1; r <= RowTile; r++) entries[r] = pages + rows[r];
-        var groupEntries = new nint[GroupTile + 1];
-        for (int r = 1; r <= GroupTile; r++) groupEntries[r] = pages + groups[r];
-        return new Code(entries, groupEntries, pages + peak);
+        var rowEntries = new nint[2][];
+        var groupEntries = new nint[2][];
+        for (int n = 0; n < 2; n++)
+        {
+            rowEntries[n] = new nint[RowTile + 1];
+            for (int r = 1; r <= RowTile; r++) rowEntries[n][r] = pages + rows[n][r];
+            groupEntries[n] = new nint[GroupTile + 1];
+            for (int r = 1; r <= GroupTile; r++) groupEntries[n][r] = pages + groups[n][r];
+        }
+        return new Code(rowEntries, groupEntries, pages + peak);
     }
 
     /// <summary>Pads with ret (never executed) to a 64-byte boundary so each kernel starts on its own cache line.</summary>
@@ -196,7 +215,7 @@ internal static unsafe class VnniGemmKernel
     /// acc = 0; for each quad: load the 4 weight vectors; per batch row c, broadcast its quad and
     /// acc[c][v] += dpbusd(w[v], quad); W += 256, every row pointer += 4. Then the sums are stored to Acc.
     /// </summary>
-    internal static void EmitRowPanelKernel(X86Assembler a, int rows)
+    internal static void EmitRowPanelKernel(X86Assembler a, int rows, bool nibbles = false)
     {
         if (rows < 1 || rows > RowTile) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"The row kernel takes 1..{RowTile} batch rows.");
         int accumulators = PanelVectors * rows;
@@ -209,16 +228,17 @@ internal static unsafe class VnniGemmKernel
             a.Add(s_rowPointers[c], Gpr.Rcx);
         }
         a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 32));   // quads
+        if (nibbles) a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 40)); // the nibble mask (zmm30/31 are free in this kernel)
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(PanelVectors + i), Z(PanelVectors + i), Z(PanelVectors + i));
         int loop = a.Position;
-        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+        EmitWeightLoads(a, nibbles, Z(31));
         for (int c = 0; c < rows; c++)
         {
             var quad = Z(28 + (c & 1));
             a.Vpbroadcastd(quad, new Mem(s_rowPointers[c], 0));
             for (int v = 0; v < PanelVectors; v++) a.Vpdpbusd(Z(PanelVectors + PanelVectors * c + v), Z(v), quad);
         }
-        a.AddImm(Gpr.Rsi, QuadBytes);
+        a.AddImm(Gpr.Rsi, nibbles ? QuadBytes / 2 : QuadBytes);
         for (int c = 0; c < rows; c++) a.AddImm(s_rowPointers[c], 4);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
@@ -235,7 +255,7 @@ internal static unsafe class VnniGemmKernel
     /// f[c][v] = fma(float(acc), s[v], f[c][v]) on the float32 accumulators, which stay in memory (L1): with them out
     /// of the registers, 6 batch rows' 24 int32 accumulators fit, and each weight vector loaded feeds 6 vpdpbusd.
     /// </summary>
-    internal static void EmitGroupKernel(X86Assembler a, int rows, int tile)
+    internal static void EmitGroupKernel(X86Assembler a, int rows, int tile, bool nibbles = false)
     {
         if (tile < 1 || tile > GroupTile) throw new ArgumentOutOfRangeException(nameof(tile), tile, $"The group kernel's tile is 1..{GroupTile} batch rows.");
         if (rows < 1 || rows > tile) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"The group kernel takes 1..{tile} batch rows.");
@@ -248,25 +268,28 @@ internal static unsafe class VnniGemmKernel
         a.MovLoad(Gpr.R11, new Mem(Gpr.Rdi, 40));  // SumQ
         a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 48));  // groups
         a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 56));   // quads per group
-        int first = PanelVectors, spare = PanelVectors + accumulators; // spare: 4 registers for broadcasts and temporaries
+        // spare: registers for broadcasts and temporaries after the accumulators (4, or 3 when zmm31 holds the nibble mask).
+        int first = PanelVectors, spare = PanelVectors + accumulators, spares = nibbles ? 31 - spare : 32 - spare;
+        var mask = Z(31);
+        if (nibbles) a.Vpbroadcastd(mask, new Mem(Gpr.Rdi, 64));
 
         int groupLoop = a.Position;
         for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.R10, 64 * v));
         for (int c = 0; c < rows; c++)
         {
-            a.Vpbroadcastd(Z(spare + (c & 3)), new Mem(Gpr.R11, 4 * c));
-            for (int v = 0; v < PanelVectors; v++) a.Vpmulld(Z(first + PanelVectors * c + v), Z(v), Z(spare + (c & 3)));
+            a.Vpbroadcastd(Z(spare + (c % spares)), new Mem(Gpr.R11, 4 * c));
+            for (int v = 0; v < PanelVectors; v++) a.Vpmulld(Z(first + PanelVectors * c + v), Z(v), Z(spare + (c % spares)));
         }
         a.Mov(Gpr.Rdi, Gpr.R8);
         int quadLoop = a.Position;
-        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+        EmitWeightLoads(a, nibbles, mask);
         for (int c = 0; c < rows; c++)
         {
-            var quad = Z(spare + (c & 3));
+            var quad = Z(spare + (c % spares));
             a.Vpbroadcastd(quad, new Mem(Gpr.Rdx, 4 * c));
             for (int v = 0; v < PanelVectors; v++) a.Vpdpbusd(Z(first + PanelVectors * c + v), Z(v), quad);
         }
-        a.AddImm(Gpr.Rsi, QuadBytes);
+        a.AddImm(Gpr.Rsi, nibbles ? QuadBytes / 2 : QuadBytes);
         a.AddImm(Gpr.Rdx, 4 * tile);
         a.Dec(Gpr.Rdi);
         a.JnzBack(quadLoop);
@@ -275,7 +298,7 @@ internal static unsafe class VnniGemmKernel
             for (int v = 0; v < PanelVectors; v++)
             {
                 int i = PanelVectors * c + v;
-                var f = Z(spare + (i & 3));
+                var f = Z(spare + (i % spares));
                 a.Vmovups(f, new Mem(Gpr.Rax, 64 * i));
                 a.Vcvtdq2ps(Z(first + i), Z(first + i));
                 a.Vfmadd231ps(f, Z(first + i), Z(v));
@@ -288,6 +311,25 @@ internal static unsafe class VnniGemmKernel
         a.JnzBack(groupLoop);
         a.Vzeroupper();
         a.Ret();
+    }
+
+    /// <summary>
+    /// One quad's 4 weight vectors into zmm0..3 from [rsi]: 256 bytes, or with <paramref name="nibbles"/> 128 bytes
+    /// whose low and high nibbles hold vectors 0 and 1 (bytes 0..63) and 2 and 3 (bytes 64..127), split with a 16-bit
+    /// shift and the 0x0F byte mask in <paramref name="mask"/> (<see cref="Condense.Quantization.Int8Gemm.BuildQuadPanels"/>'s 4-bit layout).
+    /// </summary>
+    private static void EmitWeightLoads(X86Assembler a, bool nibbles, Zmm mask)
+    {
+        if (!nibbles)
+        {
+            for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+            return;
+        }
+        a.Vmovdqu32(Z(0), new Mem(Gpr.Rsi, 0));
+        a.Vmovdqu32(Z(2), new Mem(Gpr.Rsi, 64));
+        a.Vpsrlw(Z(1), Z(0), 4);
+        a.Vpsrlw(Z(3), Z(2), 4);
+        for (int v = 0; v < PanelVectors; v++) a.Vpandd(Z(v), Z(v), mask);
     }
 
     /// <summary>rdi iterations of 24 register-only vpdpbusd into zmm4..zmm27 (results discarded).</summary>
