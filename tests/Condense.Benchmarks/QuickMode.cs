@@ -86,6 +86,7 @@ public static class QuickMode
         if (args.Contains("gptq")) return Gptq.GptqQuick.Run();
         if (args.Contains("--peers")) return Peers.PeersMode.Run(args);
         if (args.Contains("subspace")) return Training.SubspaceStepQuick.Run(fastfoodOnly: args.Contains("fastfood"));
+        if (args.Contains("gemm-groups")) return Jit.GemmGroupQuick.Run(args);
         if (args.Contains("vnni") || args.Contains("int8-peak")) return Jit.VnniQuick.Run();
         if (args.Contains("readprobe")) return Gemv.ReadProbeQuick.Run(args);
         if (args.Contains("poolprobe")) return Gemv.PoolProbeQuick.Run(args);

@@ -39,8 +39,9 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     // and more with AVX-512BW); a runtime cache of the same codes, not part of the stored format or its byte count.
     private GemmCache? _gemm;
 
-    // The same for the generated VNNI kernels (quads instead of pairs, one byte per code; Int8Gemm.BuildQuadPanels),
-    // where they run: 8 bits, and 4 bits (then twice the packed bytes, made on the first product at batch >= 16).
+    // The same for the generated VNNI kernels (quads instead of pairs; Int8Gemm.BuildQuadPanels), where they run:
+    // 8 bits (one byte per code), and 4 bits (two codes per byte, as many bytes as the packed codes; made on the first
+    // product at batch >= 16).
     private GemmCache? _gemmVnni;
 
     private sealed class GemmCache(byte[] codes, float[] terms)
@@ -373,7 +374,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         ref GemmCache? slot = ref vnni ? ref _gemmVnni : ref _gemm;
         var cache = Volatile.Read(ref slot);
         if (cache is not null) return cache;
-        var codes = GC.AllocateUninitializedArray<byte>(checked((int)(vnni ? Int8Gemm.QuadPanelBytes(OutFeatures, InFeatures) : Int8Gemm.PanelBytes(OutFeatures, InFeatures))));
+        var codes = GC.AllocateUninitializedArray<byte>(checked((int)(vnni ? Int8Gemm.QuadPanelBytes(OutFeatures, InFeatures, Scheme.Bits) : Int8Gemm.PanelBytes(OutFeatures, InFeatures))));
         var terms = GC.AllocateUninitializedArray<float>(checked((int)Int8Gemm.TermFloats(OutFeatures, _groupsPerRow)));
         fixed (byte* source = _packed)
         fixed (byte* destination = codes)

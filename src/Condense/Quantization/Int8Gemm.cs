@@ -93,6 +93,7 @@ internal static unsafe class Int8Gemm
     private struct Args
     {
         public bool Vnni;         // quad panels and the generated kernels (Panels/Terms in the VNNI layouts)
+        public bool Nibbles;      // VNNI: 4-bit quad panels, two codes per byte (BuildQuadPanels with bits 4)
         public float* GroupSums;  // VNNI: per batch row b, the int8 sums of its groups at GroupSums[b * GroupStride + g]
         public int GroupStride;
         public byte* Panels;
@@ -126,11 +127,11 @@ internal static unsafe class Int8Gemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(byte* panels, float* terms, int groupSize, int groupsPerRow, int outF, int inF,
-        sbyte* q, int qStride, float* rowScale, float* y, int batch, bool vnni = false, float* groupSums = null, int groupStride = 0)
+        sbyte* q, int qStride, float* rowScale, float* y, int batch, bool vnni = false, float* groupSums = null, int groupStride = 0, int bits = 8)
     {
         if (vnni)
         {
-            RunVnni(panels, terms, groupSize, groupsPerRow, outF, inF, q, qStride, rowScale, y, batch, groupSums, groupStride);
+            RunVnni(panels, terms, groupSize, groupsPerRow, outF, inF, q, qStride, rowScale, y, batch, groupSums, groupStride, bits == 4);
             return;
         }
         bool perRow = groupsPerRow == 1;
@@ -428,14 +429,21 @@ internal static unsafe class Int8Gemm
 
     // ---- VNNI: generated vpdpbusd kernels over quad panels ----
 
-    /// <summary>Bytes of the quad-panel copy of an [<paramref name="outF"/>, <paramref name="inF"/>] 8-bit weight.</summary>
-    public static long QuadPanelBytes(int outF, int inF) => (long)(outF + PanelRows - 1) / PanelRows * ((inF + 3) / 4) * PanelRows * 4;
+    /// <summary>Bytes of the quad-panel copy of an [<paramref name="outF"/>, <paramref name="inF"/>] 8-bit (or 4-bit) weight.</summary>
+    public static long QuadPanelBytes(int outF, int inF, int bits = 8) =>
+        (long)(outF + PanelRows - 1) / PanelRows * ((inF + 3) / 4) * QuadPanelRowBytes(bits == 4);
+
+    /// <summary>Bytes of one quad of a 64-row panel: 256, or 128 with two 4-bit codes per byte.</summary>
+    private static int QuadPanelRowBytes(bool nibbles) => nibbles ? PanelRows * 2 : PanelRows * 4;
 
     /// <summary>
-    /// Repacks 8-bit rows (row o at packed + o * inF), or 4-bit rows (<paramref name="bits"/> 4: row o at
-    /// packed + o * ceil(inF / 2), low nibble first), into panels of 64 rows of one byte per code for the VNNI kernels:
+    /// Repacks 8-bit rows (row o at packed + o * inF) into panels of 64 rows of one byte per code for the VNNI kernels:
     /// panel p, quad kq, row o, code j at byte 4 (p * quads * 64 + kq * 64 + o) + j holds code 4kq + j of row 64p + o,
     /// so one 64-byte load gives 16 rows' quads in 16 int32 lanes; rows past Out and codes past In are zero.
+    /// 4-bit rows (<paramref name="bits"/> 4: row o at packed + o * ceil(inF / 2), low nibble first) keep two codes per
+    /// byte: quad kq of panel p takes 128 bytes at (p * quads + kq) * 128, whose byte 64h + 4o + j holds code 4kq + j of
+    /// row 64p + 32h + o (o &lt; 16) in its low nibble and of row 64p + 32h + 16 + o in its high nibble; the kernels
+    /// split each 64-byte load into two vectors with a shift and a mask (half the bytes read from memory).
     /// </summary>
     public static void BuildQuadPanels(byte* packed, int outF, int inF, byte* panels, int bits = 8)
     {
@@ -454,6 +462,24 @@ internal static unsafe class Int8Gemm
             int rowBytes = Bits == 4 ? (In + 1) / 2 : In;
             for (int p = start; p < end; p++)
             {
+                if (Bits == 4)
+                {
+                    byte* nib = Panels + (nint)p * Quads * PanelRows * 2;
+                    for (int h = 0; h < 2; h++)
+                        for (int o = 0; o < 16; o++)
+                        {
+                            int lo = p * PanelRows + 32 * h + o, hi = lo + 16;
+                            for (int kq = 0; kq < Quads; kq++)
+                                for (int j = 0; j < 4; j++)
+                                {
+                                    int k = 4 * kq + j;
+                                    int a = lo >= Out || k >= In ? 0 : Packed[(nint)lo * rowBytes + (k >> 1)] >> 4 * (k & 1) & 0xF;
+                                    int b = hi >= Out || k >= In ? 0 : Packed[(nint)hi * rowBytes + (k >> 1)] >> 4 * (k & 1) & 0xF;
+                                    nib[(nint)kq * PanelRows * 2 + 64 * h + 4 * o + j] = (byte)(a | b << 4);
+                                }
+                        }
+                    continue;
+                }
                 byte* dst = Panels + (nint)p * Quads * PanelRows * 4;
                 for (int o = 0; o < PanelRows; o++)
                 {
@@ -463,7 +489,7 @@ internal static unsafe class Int8Gemm
                         for (int j = 0; j < 4; j++)
                         {
                             int k = 4 * kq + j;
-                            int code = r >= Out || k >= In ? 0 : Bits == 4 ? row[k >> 1] >> 4 * (k & 1) & 0xF : row[k];
+                            int code = r >= Out || k >= In ? 0 : row[k];
                             dst[((nint)kq * PanelRows + o) * 4 + j] = (byte)code;
                         }
                 }
@@ -493,13 +519,13 @@ internal static unsafe class Int8Gemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunVnniRows(byte* panels, float* terms, int outF, int inF, sbyte* q, int qStride, float* rowScale,
-        float* y, int batch, float* groupSums, int groupStride)
+        float* y, int batch, float* groupSums, int groupStride, bool nibbles)
     {
         var body = new Body
         {
             A = new Args
             {
-                Vnni = true, GroupSums = groupSums, GroupStride = groupStride, Panels = panels, Terms = terms,
+                Vnni = true, Nibbles = nibbles, GroupSums = groupSums, GroupStride = groupStride, Panels = panels, Terms = terms,
                 GroupSize = (inF + 3) / 4, GroupsPerRow = 1, Out = outF, In = inF, Batch = batch, Pairs = (inF + 3) / 4,
                 Tile = VnniGemmKernel.RowTile, X = (int*)q, ChunkPairs = qStride, RowScale = rowScale, Y = y,
             },
@@ -523,15 +549,16 @@ internal static unsafe class Int8Gemm
         float* sp = a.Terms + (nint)p * 2 * PanelRows;
         int* zn = (int*)(sp + PanelRows);
         VnniRowArgs args = default;
-        args.W = a.Panels + (nint)p * a.Pairs * PanelRows * 4;
+        args.W = a.Panels + (nint)p * a.Pairs * QuadPanelRowBytes(a.Nibbles);
         args.XStride = a.ChunkPairs;
         args.Acc = acc;
         args.Quads = a.Pairs;
+        args.NibbleMask = VnniGemmKernel.NibbleMask;
         for (int b0 = 0; b0 < a.Batch; b0 += VnniGemmKernel.RowTile)
         {
             int tile = Math.Min(VnniGemmKernel.RowTile, a.Batch - b0);
             args.X = (sbyte*)a.X + (nint)b0 * a.ChunkPairs;
-            VnniGemmKernel.RowPanel(&args, tile);
+            VnniGemmKernel.RowPanel(&args, tile, a.Nibbles);
             for (int c = 0; c < tile; c++)
             {
                 int b = b0 + c;
@@ -553,11 +580,11 @@ internal static unsafe class Int8Gemm
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunVnni(byte* panels, float* terms, int groupSize, int groupsPerRow, int outF, int inF,
-        sbyte* q, int qStride, float* rowScale, float* y, int batch, float* groupSums, int groupStride)
+        sbyte* q, int qStride, float* rowScale, float* y, int batch, float* groupSums, int groupStride, bool nibbles)
     {
         if (groupsPerRow == 1)
         {
-            RunVnniRows(panels, terms, outF, inF, q, qStride, rowScale, y, batch, groupSums, groupStride);
+            RunVnniRows(panels, terms, outF, inF, q, qStride, rowScale, y, batch, groupSums, groupStride, nibbles);
             return;
         }
         int tile = VnniGemmKernel.GroupTile;
@@ -587,7 +614,7 @@ internal static unsafe class Int8Gemm
                 {
                     A = new Args
                     {
-                        Vnni = true, GroupSums = (float*)sums, GroupStride = groupStride,
+                        Vnni = true, Nibbles = nibbles, GroupSums = (float*)sums, GroupStride = groupStride,
                         Panels = panels, Terms = terms, GroupSize = groupQuads, GroupsPerRow = groupsPerRow,
                         Out = outF, In = inF, Batch = batch, Pairs = quads, Tile = tile, ChunkPairs = chunkQuads,
                         X = x, RowScale = rowScale, Y = y,
@@ -624,14 +651,16 @@ internal static unsafe class Int8Gemm
         float* sp = a.Terms + (nint)p * 2 * scaleFloats;
         int* zn = (int*)(sp + scaleFloats);
         int* sums = (int*)a.GroupSums;
-        byte* panel = a.Panels + (nint)p * quads * PanelRows * 4;
+        int quadBytes = QuadPanelRowBytes(a.Nibbles);
+        byte* panel = a.Panels + (nint)p * quads * quadBytes;
         new Span<int>(acc, accInts).Clear(); // int32 zeros and float32 zeros are the same bits
 
         VnniArgs args = default;
         for (int kq0 = 0; kq0 < quads; kq0 += chunkQuads)
         {
             int n = Math.Min(chunkQuads, quads - kq0);
-            args.W = panel + (nint)kq0 * PanelRows * 4;
+            args.W = panel + (nint)kq0 * quadBytes;
+            args.NibbleMask = VnniGemmKernel.NibbleMask;
             for (int t = 0; t < tiles; t++)
             {
                 args.X = a.X + ((nint)t * quads + kq0) * tile;
@@ -642,7 +671,7 @@ internal static unsafe class Int8Gemm
                 args.SumQ = sums + ((nint)t * gpr + g0) * tile;
                 args.Count = n / groupQuads;
                 args.GroupQuads = groupQuads;
-                VnniGemmKernel.Group(&args);
+                VnniGemmKernel.Group(&args, Math.Min(tile, a.Batch - t * tile), a.Nibbles);
             }
         }
 

@@ -72,7 +72,7 @@ internal static unsafe class Int8MatMul
                     for (int b = 0; b < batch; b++)
                         if (float.IsNaN(rowScale[b])) return false;
                     Int8Gemm.Run(w.GemmPanels, w.GemmTerms, w.GroupSize, w.GroupsPerRow, w.Out, w.In, q, padded, rowScale, y, batch,
-                        w.GemmVnni, groupSums, groupStride);
+                        w.GemmVnni, groupSums, groupStride, w.Bits);
                     return true;
                 }
                 for (int b = 0; b < batch; b++)

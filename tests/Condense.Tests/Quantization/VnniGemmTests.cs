@@ -165,6 +165,16 @@ public class VnniGemmTests
     }
 
     [Fact]
+    public void Group_kernel_takes_1_to_6_batch_rows_of_a_6_row_tile()
+    {
+        var a = new X86Assembler();
+        for (int rows = 1; rows <= VnniGemmKernel.GroupTile; rows++) VnniGemmKernel.EmitGroupKernel(a, rows, VnniGemmKernel.GroupTile);
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemmKernel.EmitGroupKernel(a, 0, VnniGemmKernel.GroupTile));
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemmKernel.EmitGroupKernel(a, VnniGemmKernel.GroupTile + 1, VnniGemmKernel.GroupTile));
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemmKernel.EmitGroupKernel(a, 1, VnniGemmKernel.GroupTile + 1));
+    }
+
+    [Fact]
     public void Extreme_codes_and_activations_keep_exact_int32_sums()
     {
         if (!VnniGemmKernel.IsAvailable) return;

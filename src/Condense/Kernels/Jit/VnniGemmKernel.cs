@@ -34,6 +34,9 @@ internal unsafe struct VnniArgs
 
     /// <summary>+56, group kernel: quads per group; at least 1.</summary>
     public long GroupQuads;
+
+    /// <summary>+64, 4-bit panels (<see cref="VnniGemmKernel.Group"/> with nibbles): 0x0F0F0F0F, the nibble mask.</summary>
+    public long NibbleMask;
 }
 
 /// <summary>
@@ -58,6 +61,9 @@ internal unsafe struct VnniRowArgs
 
     /// <summary>+32: quads (4 inputs each); at least 1.</summary>
     public long Quads;
+
+    /// <summary>+40, 4-bit panels (<see cref="VnniGemmKernel.RowPanel"/> with nibbles): 0x0F0F0F0F, the nibble mask.</summary>
+    public long NibbleMask;
 }
 
 /// <summary>
@@ -80,9 +86,12 @@ internal unsafe struct VnniRowArgs
 /// rows (one pointer per batch row), so nothing is repacked per call. Measured on Zen 4 (one core, in-cache data):
 /// the loop runs at the register-only vpdpbusd rate (<see cref="Peak"/>, ~220 GMAC/s). The zero-point correction is
 /// applied by the caller.</para>
-/// <para>Group kernel: 3 batch rows x 64 weight rows; per group the 12 int32 accumulators start at -z sum q
-/// (vpmulld), gain the group's vpdpbusd products, and are added as acc = fma(float(sum), s, acc) into 12 float32
-/// accumulators, in group order: the same operations as the managed Int8Gemm.GroupKernel.</para>
+/// <para>Group kernel: up to 6 batch rows x 64 weight rows; per group the 24 int32 accumulators (zmm4..27) start at
+/// -z sum q (vpmulld), gain the group's vpdpbusd products (one register broadcast per batch row and quad, zmm28..31
+/// rotating), and are added as acc = fma(float(sum), s, acc) into 24 float32 accumulators kept in memory (L1, read and
+/// written once per group), in group order: the same operations as the managed Int8Gemm.GroupKernel. Session 10
+/// (Zen 5, two vpdpbusd zmm per cycle): the earlier 3-row kernel, with its 12 float32 accumulators in registers and
+/// memory-broadcast operands, reached 35-40% of the core's vpdpbusd peak at 128 rows; 6 rows reach 50-65%.</para>
 /// <para>Calling convention: System V x64 (Linux), one argument (a <see cref="VnniRowArgs"/>* or <see cref="VnniArgs"/>*
 /// in rdi); only caller-saved registers are written (rax, rcx, rdx, rsi, rdi, r8-r11, zmm0-31), and the code ends
 /// with vzeroupper. Called through an unmanaged function pointer with the GC transition suppressed: the kernels never
@@ -94,17 +103,21 @@ internal static unsafe class VnniGemmKernel
     /// <summary>The most batch rows per row-kernel call (kernels for 1..6 rows exist).</summary>
     public const int RowTile = 6;
 
-    /// <summary>Batch rows per group-kernel call.</summary>
-    public const int GroupTile = 3;
+    /// <summary>Batch rows per group-kernel tile (kernels for 1..6 rows of a tile exist).</summary>
+    public const int GroupTile = 6;
 
     private const int PanelVectors = 4;          // 64 weight rows = 4 x 16 int32 lanes
     private const int QuadBytes = 64 * 4;        // one quad of 64 rows
 
-    private sealed class Code(nint[] rows, nint group, nint peak)
+    private sealed class Code(nint[][] rows, nint[][] groups, nint peak)
     {
-        public readonly nint[] Rows = rows; // [r]: the row kernel for r batch rows (index 0 unused)
-        public readonly nint Group = group, Peak = peak;
+        public readonly nint[][] Rows = rows;     // [nibbles][r]: the row kernel for r batch rows (index 0 unused)
+        public readonly nint[][] Groups = groups; // [nibbles][r]: the group kernel for r batch rows of a GroupTile-row tile (index 0 unused)
+        public readonly nint Peak = peak;
     }
+
+    /// <summary>The value of <see cref="VnniArgs.NibbleMask"/> and <see cref="VnniRowArgs.NibbleMask"/>.</summary>
+    public const long NibbleMask = 0x0F0F0F0F;
 
     private static readonly Lazy<Code?> s_code = new(Build);
 
@@ -131,12 +144,15 @@ internal static unsafe class VnniGemmKernel
     /// The row kernel for <paramref name="rows"/> (1..<see cref="RowTile"/>) batch rows: int32 sums of codes times
     /// activations over the whole panel, no zero-point correction.
     /// </summary>
-    public static void RowPanel(VnniRowArgs* args, int rows) =>
-        ((delegate* unmanaged[SuppressGCTransition]<VnniRowArgs*, void>)s_code.Value!.Rows[rows])(args);
+    public static void RowPanel(VnniRowArgs* args, int rows, bool nibbles = false) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniRowArgs*, void>)s_code.Value!.Rows[nibbles ? 1 : 0][rows])(args);
 
-    /// <summary>The group kernel (<see cref="GroupTile"/> batch rows, float32 accumulators).</summary>
-    public static void Group(VnniArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Group)(args);
+    /// <summary>
+    /// The group kernel for the first <paramref name="rows"/> (1..<see cref="GroupTile"/>) batch rows of a tile laid out
+    /// for <see cref="GroupTile"/> rows (float32 accumulators in memory).
+    /// </summary>
+    public static void Group(VnniArgs* args, int rows, bool nibbles = false) =>
+        ((delegate* unmanaged[SuppressGCTransition]<VnniArgs*, void>)s_code.Value!.Groups[nibbles ? 1 : 0][rows])(args);
 
     /// <summary>
     /// Benchmarks: <paramref name="iterations"/> x 24 register-only vpdpbusd (24 independent accumulators, 64 MACs
@@ -149,23 +165,39 @@ internal static unsafe class VnniGemmKernel
     {
         if (!CpuSupports) return null;
         var a = new X86Assembler();
-        var rows = new int[RowTile + 1];
-        for (int r = 1; r <= RowTile; r++)
+        var rows = new int[2][];
+        var groups = new int[2][];
+        for (int n = 0; n < 2; n++)
         {
-            rows[r] = a.Position;
-            EmitRowPanelKernel(a, r);
-            Align(a);
+            rows[n] = new int[RowTile + 1];
+            for (int r = 1; r <= RowTile; r++)
+            {
+                rows[n][r] = a.Position;
+                EmitRowPanelKernel(a, r, nibbles: n == 1);
+                Align(a);
+            }
+            groups[n] = new int[GroupTile + 1];
+            for (int r = 1; r <= GroupTile; r++)
+            {
+                groups[n][r] = a.Position;
+                EmitGroupKernel(a, r, GroupTile, nibbles: n == 1);
+                Align(a);
+            }
         }
-        int group = a.Position;
-        EmitGroupKernel(a, GroupTile);
-        Align(a);
         int peak = a.Position;
         EmitPeakLoop(a);
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var entries = new nint[RowTile + 1];
-        for (int r = 1; r <= RowTile; r++) entries[r] = pages + rows[r];
-        return new Code(entries, pages + group, pages + peak);
+        var rowEntries = new nint[2][];
+        var groupEntries = new nint[2][];
+        for (int n = 0; n < 2; n++)
+        {
+            rowEntries[n] = new nint[RowTile + 1];
+            for (int r = 1; r <= RowTile; r++) rowEntries[n][r] = pages + rows[n][r];
+            groupEntries[n] = new nint[GroupTile + 1];
+            for (int r = 1; r <= GroupTile; r++) groupEntries[n][r] = pages + groups[n][r];
+        }
+        return new Code(rowEntries, groupEntries, pages + peak);
     }
 
     /// <summary>Pads with ret (never executed) to a 64-byte boundary so each kernel starts on its own cache line.</summary>
@@ -183,7 +215,7 @@ internal static unsafe class VnniGemmKernel
     /// acc = 0; for each quad: load the 4 weight vectors; per batch row c, broadcast its quad and
     /// acc[c][v] += dpbusd(w[v], quad); W += 256, every row pointer += 4. Then the sums are stored to Acc.
     /// </summary>
-    internal static void EmitRowPanelKernel(X86Assembler a, int rows)
+    internal static void EmitRowPanelKernel(X86Assembler a, int rows, bool nibbles = false)
     {
         if (rows < 1 || rows > RowTile) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"The row kernel takes 1..{RowTile} batch rows.");
         int accumulators = PanelVectors * rows;
@@ -196,16 +228,17 @@ internal static unsafe class VnniGemmKernel
             a.Add(s_rowPointers[c], Gpr.Rcx);
         }
         a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 32));   // quads
+        if (nibbles) a.Vpbroadcastd(Z(31), new Mem(Gpr.Rdi, 40)); // the nibble mask (zmm30/31 are free in this kernel)
         for (int i = 0; i < accumulators; i++) a.Vpxord(Z(PanelVectors + i), Z(PanelVectors + i), Z(PanelVectors + i));
         int loop = a.Position;
-        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+        EmitWeightLoads(a, nibbles, Z(31));
         for (int c = 0; c < rows; c++)
         {
             var quad = Z(28 + (c & 1));
             a.Vpbroadcastd(quad, new Mem(s_rowPointers[c], 0));
             for (int v = 0; v < PanelVectors; v++) a.Vpdpbusd(Z(PanelVectors + PanelVectors * c + v), Z(v), quad);
         }
-        a.AddImm(Gpr.Rsi, QuadBytes);
+        a.AddImm(Gpr.Rsi, nibbles ? QuadBytes / 2 : QuadBytes);
         for (int c = 0; c < rows; c++) a.AddImm(s_rowPointers[c], 4);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
@@ -216,13 +249,17 @@ internal static unsafe class VnniGemmKernel
     }
 
     /// <summary>
-    /// for each group: acc[c][v] = -z[v] * sumq[c]; the group's quads as in the row kernel; f[c][v] = fma(float(acc), s[v], f).
+    /// The group kernel for the first <paramref name="rows"/> batch rows of a tile laid out for <paramref name="tile"/>
+    /// rows (X advances tile x 4 bytes per quad, SumQ tile x 4 bytes per group). For each group: acc[c][v] = -z[v] *
+    /// sumq[c]; per quad 4 weight loads, one register broadcast per batch row and rows x 4 vpdpbusd; then
+    /// f[c][v] = fma(float(acc), s[v], f[c][v]) on the float32 accumulators, which stay in memory (L1): with them out
+    /// of the registers, 6 batch rows' 24 int32 accumulators fit, and each weight vector loaded feeds 6 vpdpbusd.
     /// </summary>
-    internal static void EmitGroupKernel(X86Assembler a, int tile)
+    internal static void EmitGroupKernel(X86Assembler a, int rows, int tile, bool nibbles = false)
     {
-        int accumulators = PanelVectors * tile;
-        int floats = PanelVectors + accumulators;     // float accumulators follow the int32 ones
-        if (floats + accumulators + 4 > 32) throw new ArgumentOutOfRangeException(nameof(tile), tile, "Too many accumulators for 32 zmm registers.");
+        if (tile < 1 || tile > GroupTile) throw new ArgumentOutOfRangeException(nameof(tile), tile, $"The group kernel's tile is 1..{GroupTile} batch rows.");
+        if (rows < 1 || rows > tile) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"The group kernel takes 1..{tile} batch rows.");
+        int accumulators = PanelVectors * rows;
         a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));   // W
         a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 8));   // X
         a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 16));  // Acc (float32)
@@ -231,47 +268,68 @@ internal static unsafe class VnniGemmKernel
         a.MovLoad(Gpr.R11, new Mem(Gpr.Rdi, 40));  // SumQ
         a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 48));  // groups
         a.MovLoad(Gpr.R8, new Mem(Gpr.Rdi, 56));   // quads per group
-        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(floats + i), new Mem(Gpr.Rax, 64 * i));
+        // spare: registers for broadcasts and temporaries after the accumulators (4, or 3 when zmm31 holds the nibble mask).
+        int first = PanelVectors, spare = PanelVectors + accumulators, spares = nibbles ? 31 - spare : 32 - spare;
+        var mask = Z(31);
+        if (nibbles) a.Vpbroadcastd(mask, new Mem(Gpr.Rdi, 64));
 
         int groupLoop = a.Position;
         for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.R10, 64 * v));
-        for (int c = 0; c < tile; c++)
-            for (int v = 0; v < PanelVectors; v++)
-                a.Vpmulld(Z(PanelVectors + PanelVectors * c + v), Z(v), new Mem(Gpr.R11, 4 * c, Broadcast: true));
+        for (int c = 0; c < rows; c++)
+        {
+            a.Vpbroadcastd(Z(spare + (c % spares)), new Mem(Gpr.R11, 4 * c));
+            for (int v = 0; v < PanelVectors; v++) a.Vpmulld(Z(first + PanelVectors * c + v), Z(v), Z(spare + (c % spares)));
+        }
         a.Mov(Gpr.Rdi, Gpr.R8);
         int quadLoop = a.Position;
-        EmitQuad(a, tile);
+        EmitWeightLoads(a, nibbles, mask);
+        for (int c = 0; c < rows; c++)
+        {
+            var quad = Z(spare + (c % spares));
+            a.Vpbroadcastd(quad, new Mem(Gpr.Rdx, 4 * c));
+            for (int v = 0; v < PanelVectors; v++) a.Vpdpbusd(Z(first + PanelVectors * c + v), Z(v), quad);
+        }
+        a.AddImm(Gpr.Rsi, nibbles ? QuadBytes / 2 : QuadBytes);
+        a.AddImm(Gpr.Rdx, 4 * tile);
         a.Dec(Gpr.Rdi);
         a.JnzBack(quadLoop);
-        // Four rotating temporaries so the conversions of one vector do not wait on the previous one's FMA reading it.
-        for (int c = 0; c < tile; c++)
+        for (int v = 0; v < PanelVectors; v++) a.Vmovups(Z(v), new Mem(Gpr.R9, 64 * v));
+        for (int c = 0; c < rows; c++)
             for (int v = 0; v < PanelVectors; v++)
             {
                 int i = PanelVectors * c + v;
-                var temp = Z(floats + accumulators + (i & 3));
-                a.Vcvtdq2ps(temp, Z(PanelVectors + i));
-                a.Vfmadd231ps(Z(floats + i), temp, new Mem(Gpr.R9, 64 * v));
+                var f = Z(spare + (i % spares));
+                a.Vmovups(f, new Mem(Gpr.Rax, 64 * i));
+                a.Vcvtdq2ps(Z(first + i), Z(first + i));
+                a.Vfmadd231ps(f, Z(first + i), Z(v));
+                a.Vmovups(new Mem(Gpr.Rax, 64 * i), f);
             }
         a.AddImm(Gpr.R9, QuadBytes);
         a.AddImm(Gpr.R10, QuadBytes);
         a.AddImm(Gpr.R11, 4 * tile);
         a.Dec(Gpr.Rcx);
         a.JnzBack(groupLoop);
-
-        for (int i = 0; i < accumulators; i++) a.Vmovups(new Mem(Gpr.Rax, 64 * i), Z(floats + i));
         a.Vzeroupper();
         a.Ret();
     }
 
-    /// <summary>One quad: 4 weight loads from [rsi], tile x 4 vpdpbusd with broadcasts from [rdx]; advances both.</summary>
-    private static void EmitQuad(X86Assembler a, int tile)
+    /// <summary>
+    /// One quad's 4 weight vectors into zmm0..3 from [rsi]: 256 bytes, or with <paramref name="nibbles"/> 128 bytes
+    /// whose low and high nibbles hold vectors 0 and 1 (bytes 0..63) and 2 and 3 (bytes 64..127), split with a 16-bit
+    /// shift and the 0x0F byte mask in <paramref name="mask"/> (<see cref="Condense.Quantization.Int8Gemm.BuildQuadPanels"/>'s 4-bit layout).
+    /// </summary>
+    private static void EmitWeightLoads(X86Assembler a, bool nibbles, Zmm mask)
     {
-        for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
-        for (int c = 0; c < tile; c++)
-            for (int v = 0; v < PanelVectors; v++)
-                a.Vpdpbusd(Z(PanelVectors + PanelVectors * c + v), Z(v), new Mem(Gpr.Rdx, 4 * c, Broadcast: true));
-        a.AddImm(Gpr.Rsi, QuadBytes);
-        a.AddImm(Gpr.Rdx, 4 * tile);
+        if (!nibbles)
+        {
+            for (int v = 0; v < PanelVectors; v++) a.Vmovdqu32(Z(v), new Mem(Gpr.Rsi, 64 * v));
+            return;
+        }
+        a.Vmovdqu32(Z(0), new Mem(Gpr.Rsi, 0));
+        a.Vmovdqu32(Z(2), new Mem(Gpr.Rsi, 64));
+        a.Vpsrlw(Z(1), Z(0), 4);
+        a.Vpsrlw(Z(3), Z(2), 4);
+        for (int v = 0; v < PanelVectors; v++) a.Vpandd(Z(v), Z(v), mask);
     }
 
     /// <summary>rdi iterations of 24 register-only vpdpbusd into zmm4..zmm27 (results discarded).</summary>
