@@ -3,6 +3,7 @@ using System.Globalization;
 using Condense.Benchmarks.Cases;
 using Condense.Benchmarks.Generator;
 using Condense.Benchmarks.Harness;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks;
 
@@ -182,10 +183,4 @@ public static class QuickMode
     private static string Rounds(IEnumerable<double> values) => string.Join(" / ", values.Select(v => Format.Number(v, "0.0")));
 
     private static string FormatName() => Fp32Storage.Format.Create(new float[16], 4, 4).Format;
-
-    private static string? Option(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
 }

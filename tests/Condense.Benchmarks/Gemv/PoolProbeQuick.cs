@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using Condense.Benchmarks.Harness;
 using Condense.Kernels;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks.Gemv;
 
@@ -106,11 +107,5 @@ internal static class PoolProbeQuick
             blocks.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds / 10);
         }
         return Timing.Median(blocks);
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }

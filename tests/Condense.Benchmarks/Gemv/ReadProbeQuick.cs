@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Condense.Benchmarks.Harness;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks.Gemv;
 
@@ -491,11 +492,5 @@ internal static unsafe class ReadProbeQuick
             s += (a0 + b0) + (a1 + b1) + (a2 + b2) + (a3 + b3);
         }
         return Vector512.Sum(s);
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }

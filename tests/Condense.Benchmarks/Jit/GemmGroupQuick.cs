@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Condense.Kernels;
 using Condense.Quantization;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks.Jit;
 
@@ -72,19 +73,5 @@ public static class GemmGroupQuick
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToList();
-        return sorted[sorted.Count / 2];
     }
 }

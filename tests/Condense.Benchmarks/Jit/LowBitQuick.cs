@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Reflection;
 using Condense.Kernels;
 using Condense.Quantization;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks.Jit;
 
@@ -126,11 +127,5 @@ public static class LowBitQuick
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToList();
-        return sorted[sorted.Count / 2];
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Reflection;
 using Condense.Kernels;
 using Condense.Quantization;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks.Jit;
 
@@ -124,13 +125,5 @@ public static class VnniQuick
             }
         }
         finally { pool.MaxDegreeOfParallelism = savedDegree; }
-    }
-
-    private static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values[values.Count / 2];
     }
 }

@@ -4,6 +4,7 @@ using Condense.Benchmarks.Cases;
 using Condense.Benchmarks.Harness;
 using Condense.Kernels;
 using Microsoft.ML.OnnxRuntime;
+using static Condense.Benchmarks.Harness.QuickArgs;
 
 namespace Condense.Benchmarks.Peers;
 
@@ -250,11 +251,5 @@ internal static class PeersMode
     {
         const string Path = "/proc/loadavg";
         return File.Exists(Path) ? string.Join(" ", File.ReadAllText(Path).Split(' ').Take(3)) : "unknown (no /proc/loadavg)";
-    }
-
-    private static string? Option(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }
