@@ -157,19 +157,27 @@ public sealed class GeneratedSubspaceTests(DigitsFixture digits, ITestOutputHelp
         // theta and the gradient buffer are 12 bytes per D; Fastfood's diagonals about 16 bytes per padded row, and its
         // blocks of L <= 2 d rows pad D by less than L).
         const int d = 2400;
-        var model = new DigitsSubspace();
         var warm = new DigitsSubspace().Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 2);
-        warm.Forward(new Tensor(new float[64], 1, 64));
-        long before = GC.GetTotalMemory(forceFullCollection: true);
-        var subspace = model.Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 1);
-        var loss = Ops.SoftmaxCrossEntropy(subspace.Forward(new Tensor(new float[64], 1, 64)), [3]);
-        loss.Backward();
-        long retained = GC.GetTotalMemory(forceFullCollection: true) - before;
-        int fullDimension = subspace.Groups[0].FullDimension;
+        Ops.SoftmaxCrossEntropy(warm.Forward(new Tensor(new float[64], 1, 64)), [3]).Backward();
+        // GC.GetTotalMemory counts the whole process: the runtime's own threads (tiered JIT, the thread pool, the test
+        // host's output) allocate at the same time and only ever add to a reading. The least of a few readings is the
+        // model's own share.
+        long retained = long.MaxValue;
+        int fullDimension = 0;
+        for (int trial = 0; trial < 4; trial++)
+        {
+            var model = new DigitsSubspace();
+            long before = GC.GetTotalMemory(forceFullCollection: true);
+            var subspace = model.Reparameterize(s => s with { Dimension = d, Projection = kind, Storage = storage }, initializationSeed: 1);
+            var loss = Ops.SoftmaxCrossEntropy(subspace.Forward(new Tensor(new float[64], 1, 64)), [3]);
+            loss.Backward();
+            retained = Math.Min(retained, GC.GetTotalMemory(forceFullCollection: true) - before);
+            fullDimension = subspace.Groups[0].FullDimension;
+            GC.KeepAlive(subspace);
+            GC.KeepAlive(loss);
+        }
         output.WriteLine($"{kind} ({storage}): {retained} bytes retained for D = {fullDimension}, d = {d}");
         Assert.True(retained < 32L * (fullDimension + 2 * d), $"{kind} ({storage}) keeps {retained} bytes for D = {fullDimension}, d = {d}");
-        GC.KeepAlive(subspace);
-        GC.KeepAlive(loss);
         GC.KeepAlive(warm);
     }
 
