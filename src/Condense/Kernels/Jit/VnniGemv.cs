@@ -286,6 +286,19 @@ internal static unsafe class VnniGemv
     }
     private static bool s_rowIntegerSums = true;
 
+    /// <summary>
+    /// 8-bit 1-row loops with fewer instructions per weight byte (default on; session 11): groups of 2-4 steps sum in
+    /// one integer chain (no second zeroing, no vpaddd; the same integer sum, so the same bits), and one-step groups
+    /// (StepFma) run 8 steps per loop pass instead of 4 (the same operations per accumulator, so the same bits). False:
+    /// the session 10 loops (A/B runs; setting it drops the kernels made so far).
+    /// </summary>
+    internal static bool LeanInt8Loops
+    {
+        get => s_leanInt8Loops;
+        set { s_leanInt8Loops = value; s_kernels.Clear(); }
+    }
+    private static bool s_leanInt8Loops = true;
+
     /// <summary>True when batch 1 of this weight takes the generated kernel here.</summary>
     public static bool Applies(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int vectorBits) =>
         batch == 1 && vectorBits == 512 && IsSupported
@@ -331,6 +344,8 @@ internal static unsafe class VnniGemv
         // two lines. The steps run in memory order and every loop advances rdi by an even number of lines.
         bool shifted = l.Shift != 0;
         Zmm Line(int q) => new(20 + (q & 1));
+        // LeanInt8Loops: 8-bit groups of 2-4 steps in one integer chain; 8-bit one-step groups 8 steps per loop pass.
+        bool oneChain = LeanInt8Loops && !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
@@ -381,18 +396,20 @@ internal static unsafe class VnniGemv
         void ZeroGroup(int group)
         {
             asm.Vpxord(SetLo(group, 0), SetLo(group, 0), SetLo(group, 0));
-            asm.Vpxord(SetLo(group, 1), SetLo(group, 1), SetLo(group, 1));
+            if (!oneChain) asm.Vpxord(SetLo(group, 1), SetLo(group, 1), SetLo(group, 1));
         }
         void GroupStep(int group, int j, int wo)
         {
-            // 4 bits: chain 0 takes the low nibbles, chain 1 the high; 8 bits: steps alternate between the chains.
+            // 4 bits: chain 0 takes the low nibbles, chain 1 the high; 8 bits: steps alternate between the chains
+            // (oneChain: all in chain 0).
             if (nibbles) Step(wo, SetLo(group, 0), SetLo(group, 1), group);
+            else if (oneChain) Step(wo, SetLo(group, 0), SetLo(group, 0), group);
             else Step(wo, SetLo(group, j & 1), SetLo(group, j & 1), group);
         }
         void FinishGroup(int group, int slot, int so)
         {
             var sum = SetLo(group, 0);
-            asm.Vpaddd(sum, sum, SetLo(group, 1));
+            if (!oneChain) asm.Vpaddd(sum, sum, SetLo(group, 1));
             asm.Vcvtdq2ps(sum, sum);
             asm.Vmulps(sum, sum, new Mem(Gpr.Rdx, so, Broadcast: true));
             asm.Vaddps(F(slot), F(slot), sum);
@@ -413,9 +430,10 @@ internal static unsafe class VnniGemv
         int wAdvance = 0, sAdvance = 0;
         if (l.Plan is StepFma or Permuted)
         {
-            // Chunks of C steps: 4 broadcast scales, or one aligned 16-scale block (16 / P steps).
-            int chunk = l.Plan == StepFma ? 4 : 16 / l.GroupsPerStep;
-            int chunkScaleBytes = l.Plan == StepFma ? 16 : 64;
+            // Chunks of C steps: 4 broadcast scales (8 for lean 8-bit loops), or one aligned 16-scale block (16 / P steps).
+            int fmaChunk = l.Plan == StepFma && LeanInt8Loops && !nibbles ? 8 : 4;
+            int chunk = l.Plan == StepFma ? fmaChunk : 16 / l.GroupsPerStep;
+            int chunkScaleBytes = l.Plan == StepFma ? 4 * fmaChunk : 64;
             int chunks = l.Units / chunk, rest = l.Units % chunk;
             if (chunks > 0)
             {
@@ -778,6 +796,13 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static long CacheResidentBytes { get; set; } = 4L << 20;
 
+    /// <summary>
+    /// 8-bit weights: <see cref="PrefetchScales"/> for the next block before each kernel call (true) or not (false,
+    /// default since session 11: with weights in L3, a burst of 16-64 prefetcht0 per 16-row block ran S1 g32/g64/g128
+    /// products 5-30% slower; the next block's scales are read on demand by ScaleRows). A knob for A/B runs.
+    /// </summary>
+    internal static bool PrefetchInt8Scales { get; set; }
+
     [ThreadStatic] private static byte[]? t_scratch;
 
     /// <summary>
@@ -859,7 +884,7 @@ internal static unsafe class VnniGemv
                     for (int g = 0; g < scaleCount; g += 16) v.Store(rowScales + g);
                 }
             }
-            if (r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
+            if ((l.Bits != 8 || PrefetchInt8Scales) && r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             int passes = direct / l.Rows * l.Rows;
