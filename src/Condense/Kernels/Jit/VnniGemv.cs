@@ -16,7 +16,7 @@ namespace Condense.Kernels.Jit;
 /// trick; 4 bits: two vpmaddubsw, an add and a vpmaddwd per 128 codes), multiply-port instructions where vpdpbusd
 /// needs one per 64 codes; on the Zen 4 development VM the multiply ports bound the hot (in-cache) batch-1 rows.</para>
 /// <para>A step is one 64-byte load: 64 codes at 8 bits, 128 at 4 bits. 4-bit codes are split in registers by one
-/// vpsrlw and two vpandd (low nibbles = even codes, high = odd) against activations interleaved once per call in the
+/// vpandd and one vgf2p8affineqb with GFNI (<see cref="GfniNibbles"/>; else vpsrlw and two vpandd) (low nibbles = even codes, high = odd) against activations interleaved once per call in the
 /// same order (<see cref="FusedInt8Dot.Interleave"/>: per 128 codes, 64 even then 64 odd), so the stored rows are read
 /// as they are. vpdpbusd multiplies the unsigned codes (0..255 or 0..15) by the signed int8 activations and sums four
 /// products per int32 lane without saturation: codes enter unshifted (the zero point folds through the group sums as
