@@ -16,7 +16,7 @@ namespace Condense.Kernels.Jit;
 /// trick; 4 bits: two vpmaddubsw, an add and a vpmaddwd per 128 codes), multiply-port instructions where vpdpbusd
 /// needs one per 64 codes; on the Zen 4 development VM the multiply ports bound the hot (in-cache) batch-1 rows.</para>
 /// <para>A step is one 64-byte load: 64 codes at 8 bits, 128 at 4 bits. 4-bit codes are split in registers by one
-/// vpsrlw and two vpandd (low nibbles = even codes, high = odd) against activations interleaved once per call in the
+/// vpandd and one vgf2p8affineqb with GFNI (<see cref="GfniNibbles"/>; else vpsrlw and two vpandd) (low nibbles = even codes, high = odd) against activations interleaved once per call in the
 /// same order (<see cref="FusedInt8Dot.Interleave"/>: per 128 codes, 64 even then 64 odd), so the stored rows are read
 /// as they are. vpdpbusd multiplies the unsigned codes (0..255 or 0..15) by the signed int8 activations and sums four
 /// products per int32 lane without saturation: codes enter unshifted (the zero point folds through the group sums as
@@ -143,7 +143,7 @@ internal static unsafe class VnniGemv
     /// and for 4 groups per step (8 and 4 rows of 16 int32).
     /// </summary>
     private static readonly byte* s_constants = MakeConstants();
-    private const int Index2Offset = 64, Index4Offset = 64 + 8 * 64;
+    private const int Index2Offset = 64, Index4Offset = 64 + 8 * 64, HighNibbleOffset = Index4Offset + 4 * 64;
 
     /// <summary>Rows the kernel reads side by side (1..<see cref="MaxRows"/>; tests and benchmarks compare them).</summary>
     internal static int RowsPerPass
@@ -152,6 +152,13 @@ internal static unsafe class VnniGemv
         set => s_rowsPerPass = value is >= 1 and <= MaxRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Rows per pass 1..{MaxRows}.");
     }
     private static int s_rowsPerPass = 1;
+
+    /// <summary>
+    /// 4-bit layouts split the high nibbles with one vgf2p8affineqb (GFNI, 512-bit) instead of vpsrlw + vpandd: 7 vector
+    /// operations per 128 codes instead of 8 in the Permuted plan (session 11). Same integers, same bits. A benchmark and
+    /// test knob (default true; without GFNI the shift and mask run).
+    /// </summary>
+    internal static bool GfniNibbles { get; set; } = true;
 
     /// <summary>Tests: false makes <see cref="Applies"/> false, so the managed kernels run.</summary>
     internal static bool Enabled { get; set; } = true;
@@ -172,8 +179,10 @@ internal static unsafe class VnniGemv
     private static byte* MakeConstants()
     {
         // Never freed: the kernels live as long as the process.
-        byte* c = (byte*)NativeMemory.AlignedAlloc(Index4Offset + 4 * 64, 64);
+        byte* c = (byte*)NativeMemory.AlignedAlloc(HighNibbleOffset + 64, 64);
         new Span<byte>(c, 64).Fill(0x0F);
+        // GF(2) bit matrix taking bits 4-7 of each byte to bits 0-3 (vgf2p8affineqb: the high nibble in one instruction).
+        new Span<ulong>(c + HighNibbleOffset, 8).Fill(0x1020408000000000UL);
         FillIndices((int*)(c + Index2Offset), 2);
         FillIndices((int*)(c + Index4Offset), 4);
         return c;
@@ -206,7 +215,7 @@ internal static unsafe class VnniGemv
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
     /// <remarks><c>Prefetch</c>: bytes ahead the loop prefetches each line (0: <see cref="PrefetchDistance"/>); <see cref="Prepare"/>
     /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false)
     {
         /// <summary>Activation (and code) count of one step.</summary>
         public int StepCodes => Bits == 8 ? 64 : 128;
@@ -264,7 +273,8 @@ internal static unsafe class VnniGemv
             else return null;
         }
         if ((long)units * 64 > int.MaxValue / 4) return null;
-        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, plan == RowInt ? 1 : RowsPerPass);
+        var layout = new Layout(bits, plan, units, steps, perStep, rowBytes, 0, plan == RowInt ? 1 : RowsPerPass,
+            Gfni: bits == 4 && GfniNibbles && System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported);
         // One float per (virtual) group, 16-float aligned; zero past the row's groups (permuted blocks read them).
         return layout with { ScaleStride = (Math.Max(groupStride, layout.ScaleCount) + 15) & ~15 };
     }
@@ -329,21 +339,26 @@ internal static unsafe class VnniGemv
             || l.ScaleStride < l.ScaleCount)
             throw new ArgumentOutOfRangeException(nameof(l), l, "Steps 1..MaxSteps per group (1 unless grouped), a positive row, and a scale stride holding a row's scales.");
         if (l.Rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(l), l, $"Rows per pass 1..{MaxRows}.");
-        if (l.Shift != 0 && (l.Shift is < 1 or > 15 || l.Bits != 8 || l.Rows != 1 || l.RowBytes % 64 != 0 || l.Plan == Permuted && 16 / l.GroupsPerStep % 2 != 0))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "A shift of 1..15 dwords: 8-bit rows of whole cache lines, 1 row per pass.");
+        if (l.Shift != 0 && (l.Shift is < 1 or > 15 || l.Rows != 1 || l.RowBytes % 64 != 0 || l.Plan == Permuted && 16 / l.GroupsPerStep % 2 != 0))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "A shift of 1..15 dwords: rows of whole cache lines, 1 row per pass.");
         if (l.Plan == RowInt && (l.Bits != 8 || l.Rows != 1 || l.Units > MaxRowIntUnits))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
+        if (l.Gfni && (l.Bits != 4 || !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "The GFNI nibble split: 4 bits, on a CPU with 512-bit GFNI.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
         int xStep = l.StepCodes; // activation bytes per step
         var mask = new Zmm(31);
+        var highNibbles = new Zmm(30); // the GFNI matrix (l.Gfni)
         Zmm F(int i) => new(i & 3);
         // Shift != 0 (8 bits): rows start Shift dwords past a cache line; every load is of a whole aligned line and
         // valignd joins two neighbours (zmm20/21 by the line's parity: the 4-bit loop's registers), so no load splits
         // two lines. The steps run in memory order and every loop advances rdi by an even number of lines.
         bool shifted = l.Shift != 0;
-        Zmm Line(int q) => new(20 + (q & 1));
+        // 8 bits: zmm20/21 (the nibble temporaries, unused); 4 bits: zmm22/23, the temporaries then alternate between
+        // two sets (t mod 2) instead of four.
+        Zmm Line(int q) => new((nibbles ? 22 : 20) + (q & 1));
         // LeanInt8Loops: 8-bit groups of 2-4 steps in one integer chain; 8-bit one-step groups 8 steps per loop pass.
         bool oneChain = LeanInt8Loops && !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
 
@@ -351,6 +366,7 @@ internal static unsafe class VnniGemv
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
         void Step(int wo, Zmm lo, Zmm hi, int t)
         {
+            if (shifted && nibbles) t &= 1;
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
             EmitLinePrefetch(asm, l, wo);
@@ -368,9 +384,13 @@ internal static unsafe class VnniGemv
                 asm.Vpdpbusd(lo, w, new Mem(Gpr.Rsi, xo));
                 return;
             }
-            asm.Vpsrlw(h, w, 4);
+            if (l.Gfni) asm.Vgf2p8affineqb(h, w, highNibbles, 0);
+            else
+            {
+                asm.Vpsrlw(h, w, 4);
+                asm.Vpandd(h, h, mask);
+            }
             asm.Vpandd(low, w, mask);
-            asm.Vpandd(h, h, mask);
             asm.Vpdpbusd(lo, low, new Mem(Gpr.Rsi, xo));
             asm.Vpdpbusd(hi, h, new Mem(Gpr.Rsi, xo + 64));
         }
@@ -417,6 +437,7 @@ internal static unsafe class VnniGemv
 
         // Entry: the constants into registers, x kept for every row.
         asm.Vmovdqu32(mask, new Mem(Gpr.R8, 0));
+        if (l.Gfni) asm.Vmovdqu32(highNibbles, new Mem(Gpr.R8, HighNibbleOffset));
         if (l.Plan == Permuted)
         {
             int cycle = 16 / l.GroupsPerStep, table = l.GroupsPerStep == 2 ? Index2Offset : Index4Offset;
@@ -573,7 +594,9 @@ internal static unsafe class VnniGemv
         bool nibbles = l.Bits == 4;
         int xStep = l.StepCodes, rowScaleBytes = 4 * l.ScaleStride;
         var mask = new Zmm(31);
-        var zero = new Zmm(30);
+        // zmm30: zero for the grouped plans' stores, or (l.Gfni) the GFNI matrix, the zero then made in a temporary.
+        var zero = new Zmm(l.Gfni ? 22 : 30);
+        var highNibbles = new Zmm(30);
         Zmm X(int j, int half) => new(16 + 2 * (j & 1) + half);
         Zmm Temp(int r, int k) => new(22 + 4 * (r & 1) + k); // k: 0 = w (then s), 1 = high nibbles, 2 = low, 3 = sum
 
@@ -595,15 +618,20 @@ internal static unsafe class VnniGemv
                 asm.Vpdpbusd(lo, w, X(j, 0));
                 return;
             }
-            asm.Vpsrlw(h, w, 4);
+            if (l.Gfni) asm.Vgf2p8affineqb(h, w, highNibbles, 0);
+            else
+            {
+                asm.Vpsrlw(h, w, 4);
+                asm.Vpandd(h, h, mask);
+            }
             asm.Vpandd(low, w, mask);
-            asm.Vpandd(h, h, mask);
             asm.Vpdpbusd(lo, low, X(j, 0));
             asm.Vpdpbusd(hi, h, X(j, 1));
         }
 
         asm.Vmovdqu32(mask, new Mem(Gpr.R8, 0));
-        asm.Vpxord(zero, zero, zero);
+        if (l.Gfni) asm.Vmovdqu32(highNibbles, new Mem(Gpr.R8, HighNibbleOffset));
+        else asm.Vpxord(zero, zero, zero);
         asm.Mov(Gpr.Rax, Gpr.Rsi);
         int pass = asm.Position;
         int wAdvance = 0, sAdvance = 0;
@@ -714,6 +742,7 @@ internal static unsafe class VnniGemv
                 so = 4;
             }
             if (rest > 0) Group(full & 1, wo, so, rest);
+            if (l.Gfni) asm.Vpxord(zero, zero, zero); // a temporary, free here
             for (int r = 0; r < rows; r++)
             {
                 asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r), F(r, 0));
@@ -767,8 +796,8 @@ internal static unsafe class VnniGemv
         if (layout is null) return null;
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
-            if (bits != 4 || layout.Value.Plan == Permuted || StreamingPrefetch == 0) return null;
-            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
+            if (bits != 4 || layout.Value.Plan == Permuted && !StreamingPermuted || StreamingPrefetch == 0) return null;
+            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? StreamingPermutedRows : StreamingRows };
         }
         return layout;
     }
@@ -789,6 +818,18 @@ internal static unsafe class VnniGemv
     /// false: the plain kernel (tests and A/B runs; same results either way).
     /// </summary>
     internal static bool ShiftedLoads { get; set; } = true;
+
+    /// <summary>
+    /// 4-bit rows that start off a cache line take the whole-line kernel too (<see cref="Layout.Shift"/>, one row per
+    /// pass; session 11); false: the plain kernel, as before (A/B runs; same results either way).
+    /// </summary>
+    internal static bool ShiftedNibbles { get; set; } = true;
+
+    /// <summary>4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop.</summary>
+    internal static bool StreamingPermuted { get; set; } = false;
+
+    /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
+    internal static int StreamingPermutedRows { get; set; } = 1;
 
     /// <summary>
     /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
@@ -838,7 +879,7 @@ internal static unsafe class VnniGemv
         // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
         // the plain one. Loads that split two lines ran the loop 1.3-1.5x slower in L2 and 1.2x from L3.
         int misalign = (int)((nint)a.Packed & 63);
-        if (ShiftedLoads && l.Bits == 8 && l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
+        if (ShiftedLoads && (l.Bits == 8 || ShiftedNibbles) && l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
             && (l.Plan != Permuted || 16 / l.GroupsPerStep % 2 == 0))
         {
             var shiftedKernel = Kernel(l with { Shift = misalign / 4 });
