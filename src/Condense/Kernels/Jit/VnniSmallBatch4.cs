@@ -31,7 +31,8 @@ internal unsafe struct SmallBatchArgs
     /// <summary>+40: whole 128-code steps, at least 1.</summary>
     public long Steps;
 
-    /// <summary>+48: output, [r][m][16] float32 lane sums (the caller adds the 16 lanes).</summary>
+    /// <summary>+48: [r][m][16] float32 lanes: in, the accumulators' starting values (zeros, or the negated zero-point
+    /// correction lanes); out, the lane sums (the caller adds the 16 lanes). The 8-bit kernels' int32 lanes start at zero.</summary>
     public float* Acc;
 
     /// <summary>+56: 16 int32 lane indices: lane l of a step takes the scale at S[Index[l]].</summary>
@@ -108,6 +109,15 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
     internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB_EPILOGUE=0</c>: off): the zero-point correction enters the kernel as the accumulators'
+    /// starting values (16 lanes of s_g z_g x group sums per output, negated) and the 16 lanes of every 16 outputs are
+    /// added by one transposing tree (<see cref="ReduceLanes16"/>) instead of two horizontal sums (lanes, correction)
+    /// per output. Off: the session-10 epilogue (zero start, Vector512.Sum + Dot per output). The two round differently
+    /// (the lanes' addition order), both within the int8-activation tolerance.
+    /// </summary>
+    internal static bool FusedEpilogue { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB_EPILOGUE") != "0";
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -169,7 +179,7 @@ internal static unsafe class VnniSmallBatch4
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 3 * rows, accumulators = rows * m;
-        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        EmitLoadAccumulators(a, acc0, accumulators);
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 64, prefetch);
@@ -216,7 +226,7 @@ internal static unsafe class VnniSmallBatch4
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 5 * rows, accumulators = rows * m;
-        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        EmitLoadAccumulators(a, acc0, accumulators);
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 128, prefetch);
@@ -311,6 +321,16 @@ internal static unsafe class VnniSmallBatch4
         if (variant >= 2)
             for (int r = 0; r < rows; r++)
                 for (int i = 0; i < bytesPerRow; i += 64) a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, _ => 6144 }) + i));
+    }
+
+    /// <summary>
+    /// Loads the accumulators' starting values from Acc (the same [r][m][16] layout the epilog stores): zeros, or the
+    /// negated zero-point correction lanes (<see cref="FusedEpilogue"/>). r9 (the lane index pointer) is free by now.
+    /// </summary>
+    private static void EmitLoadAccumulators(X86Assembler a, int acc0, int accumulators)
+    {
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 48));
+        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(acc0 + i), new Mem(Gpr.R9, 64 * i));
     }
 
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
@@ -520,6 +540,9 @@ internal static unsafe class VnniSmallBatch4
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         args.Steps = steps;
+        bool fused = FusedEpilogue;
+        float* sums = stackalloc float[BlockRows * MaxTile];
+        if (fused) PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
@@ -527,6 +550,8 @@ internal static unsafe class VnniSmallBatch4
             if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
             args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
+            if (fused) StartCorrections(acc, szf, gpr, a.GroupSums + (nint)b0 * a.GroupStride, a.GroupStride, rows, m);
+            else new Span<float>(acc, rows * m * 16).Clear();
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
@@ -536,6 +561,24 @@ internal static unsafe class VnniSmallBatch4
                 args.Front = front;
                 front += (nint)n * steps * bytesPerStep;
                 Call(a.Paired, m, n, &args);
+            }
+            if (fused)
+            {
+                for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
+                int whole = gpr & ~15;
+                for (int r = 0; r < rows; r++)
+                {
+                    int o = o0 + r;
+                    for (int c = 0; c < m; c++)
+                    {
+                        int b = b0 + c;
+                        float dot = sums[r * m + c];
+                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                        if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
+                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
+                    }
+                }
+                continue;
             }
             for (int r = 0; r < rows; r++)
             {
@@ -565,6 +608,85 @@ internal static unsafe class VnniSmallBatch4
         float result = Vector512.Sum(sum);
         for (; g < count; g++) result = MathF.FusedMultiplyAdd(a[g], b[g], result);
         return result;
+    }
+
+    /// <summary>
+    /// The accumulators' starting values for a tile (<see cref="FusedEpilogue"/>): for weight row r and batch row c, the
+    /// negated 16 lanes of sum over whole 16-group chunks of s_g z_g x the group sums (zeros when a row has fewer than
+    /// 16 groups; the rest are taken out in scalar after the sums). Shared by the 8-bit kernels.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StartCorrections(float* acc, float* szf, int gpr, float* groupSums, int groupStride, int rows, int m)
+    {
+        int whole = gpr & ~15;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < m; c++)
+            {
+                float* sz = szf + r * gpr, gs = groupSums + (nint)c * groupStride;
+                var lanes = Vector512<float>.Zero;
+                for (int g = 0; g < whole; g += 16) lanes = Vector512.FusedMultiplyAdd(Vector512.Load(sz + g), Vector512.Load(gs + g), lanes);
+                (-lanes).Store(acc + (r * m + c) * 16);
+            }
+    }
+
+    /// <summary>sum_g a[g] b[g] in order, one fused multiply-add each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float ScalarDot(float* a, float* b, int count)
+    {
+        float result = 0f;
+        for (int g = 0; g < count; g++) result = MathF.FusedMultiplyAdd(a[g], b[g], result);
+        return result;
+    }
+
+    /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + 12) into L1 (the next block's: the
+    /// kernels prefetch only the codes, and these lines otherwise miss at the start of every block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PrefetchScales(Half* scales, byte* zeros, int first, int outFeatures, int gpr)
+    {
+        if (first >= outFeatures) return;
+        int rows = Math.Min(BlockRows, outFeatures - first);
+        byte* s = (byte*)(scales + (nint)first * gpr);
+        long bytes = (long)rows * gpr * 2;
+        for (long i = 0; i < bytes; i += 64) Sse.Prefetch0(s + i);
+        if (zeros == null) return;
+        byte* z = zeros + (nint)first * gpr;
+        for (long i = 0; i < bytes / 2; i += 64) Sse.Prefetch0(z + i);
+    }
+
+    /// <summary>Inverse of <see cref="ReduceLanes16"/>'s lane order: vector i's sum lands in lane 4 (i % 4) + i / 4.</summary>
+    private static readonly Vector512<int> s_reduceOrder = Vector512.Create(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+
+    /// <summary>
+    /// sums[i] = the 16 lanes of vector i (at v + 16 i, i &lt; 16) added, for 16 vectors at once by a transposing tree:
+    /// 15 (two shuffles + one add) in place of 16 horizontal sums. Every vector's lanes are added in the same order
+    /// whatever its position i: ((l_k + l_k+8) + (l_k+4 + l_k+12)) for k = 0..3, then (k0 + k2) + (k1 + k3). Lanes of
+    /// vectors past the ones used may hold anything: each sum depends only on its own vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ReduceLanes16(float* v, float* sums)
+    {
+        // Level 1: [a0+a2, a1+a3, b0+b2, b1+b3] by 128-bit chunks, for the pairs (a, b) = (v 2i, v 2i+1).
+        var w0 = Halves(v, 0); var w1 = Halves(v, 2); var w2 = Halves(v, 4); var w3 = Halves(v, 6);
+        var w4 = Halves(v, 8); var w5 = Halves(v, 10); var w6 = Halves(v, 12); var w7 = Halves(v, 14);
+        // Level 2: chunk q of x j = vector 4 j + q, 4 partial lanes (l_k + l_k+8) + (l_k+4 + l_k+12).
+        var x0 = Avx512F.Shuffle4x128(w0, w1, 0x88) + Avx512F.Shuffle4x128(w0, w1, 0xDD);
+        var x1 = Avx512F.Shuffle4x128(w2, w3, 0x88) + Avx512F.Shuffle4x128(w2, w3, 0xDD);
+        var x2 = Avx512F.Shuffle4x128(w4, w5, 0x88) + Avx512F.Shuffle4x128(w4, w5, 0xDD);
+        var x3 = Avx512F.Shuffle4x128(w6, w7, 0x88) + Avx512F.Shuffle4x128(w6, w7, 0xDD);
+        // Level 3: per chunk q, [p0+p2, r0+r2, p1+p3, r1+r3] for p = vector q (+8), r = vector q + 4 (+8).
+        var y0 = Avx512F.UnpackLow(x0, x1) + Avx512F.UnpackHigh(x0, x1);
+        var y1 = Avx512F.UnpackLow(x2, x3) + Avx512F.UnpackHigh(x2, x3);
+        // Level 4: lane 4 q + e = vector q + 4 e.
+        var z = Avx512F.Shuffle(y0, y1, 0x44) + Avx512F.Shuffle(y0, y1, 0xEE);
+        Avx512F.PermuteVar16x32(z, s_reduceOrder).Store(sums);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Halves(float* v, int i)
+    {
+        var a = Vector512.Load(v + 16 * i);
+        var b = Vector512.Load(v + 16 * i + 16);
+        return Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
     }
 
     /// <summary>Codes [start, In) of row o times batch row b: exact integer sums per group, each times its scale.</summary>
