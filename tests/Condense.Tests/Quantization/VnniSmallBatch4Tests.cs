@@ -146,27 +146,35 @@ public class VnniSmallBatch4Tests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(27, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(28, 8 * inF);
         int savedPf = VnniSmallBatch4.PrefetchVariant, savedCap = VnniSmallBatch4.RowsCap;
+        bool savedIl = VnniSmallBatch4.InterleaveBatchRows;
         try
         {
-            foreach (int batch in new[] { 2, 4, 8 })
+            Run(() =>
+            {
+            foreach (int batch in new[] { 2, 3, 4, 5, 7, 8 })
             {
                 var expected = new float[batch * outF];
                 q.MatMulTransposed(x.AsSpan(0, batch * inF), expected, batch, ActivationPrecision.Int8);
                 for (int pf = 0; pf < 4; pf++)
                     foreach (int cap in new[] { 0, 1, 2 })
-                    {
-                        VnniSmallBatch4.PrefetchVariant = pf;
-                        VnniSmallBatch4.RowsCap = cap;
-                        var y = new float[batch * outF];
-                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
-                        Assert.Equal(expected, y);
-                    }
+                        foreach (bool interleave in new[] { false, true })
+                        {
+                            VnniSmallBatch4.PrefetchVariant = pf;
+                            VnniSmallBatch4.RowsCap = cap;
+                            VnniSmallBatch4.InterleaveBatchRows = interleave;
+                            var y = new float[batch * outF];
+                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
+                            Assert.Equal(expected, y);
+                        }
+                VnniSmallBatch4.InterleaveBatchRows = savedIl;
                 VnniSmallBatch4.PrefetchVariant = savedPf;
                 VnniSmallBatch4.RowsCap = savedCap;
             }
+            });
         }
         finally
         {
+            VnniSmallBatch4.InterleaveBatchRows = savedIl;
             VnniSmallBatch4.PrefetchVariant = savedPf;
             VnniSmallBatch4.RowsCap = savedCap;
         }

@@ -118,6 +118,12 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     internal static bool FusedEpilogue { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB_EPILOGUE") != "0";
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_IL=0</c>: off): the paired kernels run two batch rows at a time where the registers
+    /// allow it (M = 2..5 at their R), so that 2R, not R, independent vpdpbusd chains are in flight. Same bits.
+    /// </summary>
+    internal static bool InterleaveBatchRows { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_IL") != "0";
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -139,23 +145,23 @@ internal static unsafe class VnniSmallBatch4
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[Variants, 2, MaxTile + 1, 5];
+        var offsets = new int[Variants, 3, MaxTile + 1, 5];
         for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < 2; p++)
+            for (int p = 0; p < 3; p++)
                 for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
+                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
                     {
                         while (a.Position % 64 != 0) a.Ret();
                         offsets[v, p, m, r] = a.Position;
-                        Emit(a, r, m, p == 1, v);
+                        Emit(a, r, m, p >= 1, v, p == 2);
                     }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[Variants, 2, MaxTile + 1, 5];
+        var code = new nint[Variants, 3, MaxTile + 1, 5];
         for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < 2; p++)
+            for (int p = 0; p < 3; p++)
                 for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
+                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
         return code;
     }
 
@@ -168,11 +174,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m, prefetch);
+            EmitPaired(a, rows, m, prefetch, interleave);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -220,7 +226,7 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
@@ -248,7 +254,37 @@ internal static unsafe class VnniSmallBatch4
         // Per batch row: each 64-byte activation vector is loaded once into a register and used by every weight row
         // (a memory operand per vpdpbusd made the loads, not the multiplies, the limit: one 512-bit load per vpdpbusd).
         int temp0 = acc0 + accumulators, x0 = temp0 + rows;
-        for (int c = 0; c < m; c++)
+        // Interleaved: two batch rows at a time, 2R integer temporaries, so that each weight vector's vpdpbusd feed 2R
+        // independent chains instead of R (each chain is 4 dependent vpdpbusd per 256 codes). Same operations per
+        // output in the same order: the same bits. Only where the registers allow it (5R + RM + 2R + 2 <= 30).
+        int c0 = 0;
+        if (interleave && 5 * rows + accumulators + 2 * rows + 2 <= 30)
+        {
+            int xa = temp0 + 2 * rows, xb = xa + 1;
+            for (; c0 + 2 <= m; c0 += 2)
+            {
+                for (int r = 0; r < 2 * rows; r++) a.Vpxord(Z(temp0 + r), Z(temp0 + r), Z(temp0 + r));
+                for (int k = 0; k < 4; k++)
+                {
+                    a.Vmovdqu32(Z(xa), new Mem(Gpr.Rdx, 256 * c0 + 64 * k));
+                    a.Vmovdqu32(Z(xb), new Mem(Gpr.Rdx, 256 * (c0 + 1) + 64 * k));
+                    int weights = k switch { 0 => 0, 1 => 2 * rows, 2 => rows, _ => 3 * rows };
+                    for (int r = 0; r < rows; r++)
+                    {
+                        a.Vpdpbusd(Z(temp0 + r), Z(weights + r), Z(xa));
+                        a.Vpdpbusd(Z(temp0 + rows + r), Z(weights + r), Z(xb));
+                    }
+                }
+                for (int h = 0; h < 2; h++)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        Zmm t = Z(temp0 + h * rows + r);
+                        a.Vcvtdq2ps(t, t);
+                        a.Vfmadd231ps(Z(acc0 + r * m + c0 + h), t, Z(4 * rows + r));
+                    }
+            }
+        }
+        for (int c = c0; c < m; c++)
         {
             for (int r = 0; r < rows; r++) a.Vpxord(Z(temp0 + r), Z(temp0 + r), Z(temp0 + r));
             for (int k = 0; k < 4; k++)
@@ -344,7 +380,7 @@ internal static unsafe class VnniSmallBatch4
     }
 
     private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? 1 : 0, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows])(args);
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
     internal static readonly int[] s_pairOrder = BuildPairOrder();

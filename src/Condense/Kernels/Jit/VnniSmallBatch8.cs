@@ -26,8 +26,7 @@ namespace Condense.Kernels.Jit;
 /// <para>Zero points come out after the sums, as in the managed kernels: y = sx (sum - sum_g s_g z_g sum_g q), z = 128
 /// when symmetric. The row's tail past its last whole unit is added in managed code, exact per group. Results do not
 /// depend on the thread count, R or the tiles: each output's operations and their order depend only on its weight row
-/// and batch row. Prefetch: as <see cref="VnniSmallBatch4"/>, prefetcht0 6 KB ahead of each row's loads (session 11;
-/// <see cref="PrefetchVariant"/> 0: the session-9 L2 front of the next block's rows).</para>
+/// and batch row. Prefetch: the next block of rows into L2 as one linear front (<see cref="PrefetchVariant"/>).</para>
 /// </remarks>
 internal static unsafe class VnniSmallBatch8
 {
@@ -63,11 +62,12 @@ internal static unsafe class VnniSmallBatch8
     private static readonly Lazy<nint[,,,]?> s_code = new(Build);
 
     /// <summary>
-    /// Experiment knob (env <c>CONDENSE_SB8_PF</c>): 0 = the session-9 L2 front (prefetcht1 of the next block's rows, one
-    /// linear front from <see cref="SmallBatchArgs.Front"/>), 2 = prefetcht0 6 KB ahead of each row's loads (the 4-bit
-    /// kernels' default since session 10). Prefetches change no value.
+    /// Experiment knob (env <c>CONDENSE_SB8_PF</c>): 0 (default) = the session-9 L2 front (prefetcht1 of the next block's
+    /// rows, one linear front from <see cref="SmallBatchArgs.Front"/>), 2 = prefetcht0 6 KB ahead of each row's loads (the
+    /// 4-bit kernels' default since session 10; with 4 KB rows that is inside the call's own rows at R >= 2, and it did
+    /// not win: session 11, docs/kernels.md). Prefetches change no value.
     /// </summary>
-    internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB8_PF"), out int v) ? v : 2;
+    internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB8_PF"), out int v) ? v : 0;
 
     [ThreadStatic] private static bool t_off;
 
