@@ -78,6 +78,7 @@ public class VnniSmallBatch8Tests
     [Theory]
     [InlineData(32, 1600, false)]
     [InlineData(0, 1600, true)]
+    [InlineData(128, 1536, false)] // units of 2 steps
     public void Both_prefetch_variants_give_the_same_bits(int group, int inF, bool sym)
     {
         if (!VnniSmallBatch8.IsAvailable) return;
