@@ -51,7 +51,7 @@ public static class SmallBatchQuick
         // --variants: the 4-bit kernel's experiment knobs too (PrefetchVariant 1 = no software prefetch, RowsCap = rows per call).
         var pfKnob = kernel.GetProperty("PrefetchVariant", BindingFlags.Static | BindingFlags.NonPublic);
         var capKnob = kernel.GetProperty("RowsCap", BindingFlags.Static | BindingFlags.NonPublic);
-        bool variants = args.Contains("--variants") && pfKnob is not null && capKnob is not null;
+        bool variants = args.Contains("--variants") && pfKnob is not null; // the 8-bit kernel has no RowsCap: its variants' cap is ignored
         int pfDefault = pfKnob is null ? 0 : (int)pfKnob.GetValue(null)!; // "generated" rows run the kernel's default
         int[] batches = args.SkipWhile(a => a != "--batches").Skip(1).FirstOrDefault() is { } list ? list.Split(',').Select(int.Parse).ToArray() : [2, 4, 8];
         var cases = new List<(string Name, int Batch, bool Generated, int Pf, int Cap)> { ("b1", 1, true, pfDefault, 0) };

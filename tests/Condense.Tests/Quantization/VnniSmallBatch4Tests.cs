@@ -146,27 +146,35 @@ public class VnniSmallBatch4Tests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(27, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(28, 8 * inF);
         int savedPf = VnniSmallBatch4.PrefetchVariant, savedCap = VnniSmallBatch4.RowsCap;
+        bool savedIl = VnniSmallBatch4.InterleaveBatchRows;
         try
         {
-            foreach (int batch in new[] { 2, 4, 8 })
+            Run(() =>
+            {
+            foreach (int batch in new[] { 2, 3, 4, 5, 7, 8 })
             {
                 var expected = new float[batch * outF];
                 q.MatMulTransposed(x.AsSpan(0, batch * inF), expected, batch, ActivationPrecision.Int8);
                 for (int pf = 0; pf < 4; pf++)
                     foreach (int cap in new[] { 0, 1, 2 })
-                    {
-                        VnniSmallBatch4.PrefetchVariant = pf;
-                        VnniSmallBatch4.RowsCap = cap;
-                        var y = new float[batch * outF];
-                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
-                        Assert.Equal(expected, y);
-                    }
+                        foreach (bool interleave in new[] { false, true })
+                        {
+                            VnniSmallBatch4.PrefetchVariant = pf;
+                            VnniSmallBatch4.RowsCap = cap;
+                            VnniSmallBatch4.InterleaveBatchRows = interleave;
+                            var y = new float[batch * outF];
+                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
+                            Assert.Equal(expected, y);
+                        }
+                VnniSmallBatch4.InterleaveBatchRows = savedIl;
                 VnniSmallBatch4.PrefetchVariant = savedPf;
                 VnniSmallBatch4.RowsCap = savedCap;
             }
+            });
         }
         finally
         {
+            VnniSmallBatch4.InterleaveBatchRows = savedIl;
             VnniSmallBatch4.PrefetchVariant = savedPf;
             VnniSmallBatch4.RowsCap = savedCap;
         }
@@ -254,6 +262,66 @@ public class VnniSmallBatch4Tests
             Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
         }
         finally { KernelOptions.GeneratedCode = saved; }
+    }
+
+    [Fact]
+    public unsafe void The_transposing_lane_sum_adds_every_vector_in_one_order_wherever_it_sits()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        // Lanes of very different magnitudes, so that another addition order rounds differently.
+        var random = new Random(3);
+        var v = new float[16 * 16];
+        for (int i = 0; i < v.Length; i++) v[i] = (float)((random.NextDouble() - 0.5) * Math.Pow(2, random.Next(-20, 20)));
+        static float Expected(float[] v, int i)
+        {
+            var p = new float[4];
+            for (int k = 0; k < 4; k++) p[k] = (v[16 * i + k] + v[16 * i + k + 8]) + (v[16 * i + k + 4] + v[16 * i + k + 12]);
+            return (p[0] + p[2]) + (p[1] + p[3]);
+        }
+        var sums = new float[16];
+        fixed (float* pv = v, ps = sums) VnniSmallBatch4.ReduceLanes16(pv, ps);
+        for (int i = 0; i < 16; i++) Assert.Equal(Expected(v, i), sums[i]);
+        // The same vectors in another order (reversed, vector 5 also copied into every other slot): the same bits each.
+        var w = new float[16 * 16];
+        for (int i = 0; i < 16; i++) Array.Copy(v, 16 * (i % 2 == 0 ? 15 - i : 5), w, 16 * i, 16);
+        fixed (float* pw = w, ps = sums) VnniSmallBatch4.ReduceLanes16(pw, ps);
+        for (int i = 0; i < 16; i++) Assert.Equal(Expected(v, i % 2 == 0 ? 15 - i : 5), sums[i]);
+    }
+
+    [Theory]
+    [InlineData(4, 16, 400, false)]   // 25 groups: one whole 16-group chunk in the start lanes, 9 in scalar
+    [InlineData(4, 32, 4128, true)]   // 129 groups: 8 chunks and one group in scalar, a tail
+    [InlineData(4, 64, 1024, false)]  // 16 groups: one chunk, paired kernel
+    [InlineData(4, 0, 1031, false)]   // one group per row: all of it in scalar
+    [InlineData(8, 32, 1600, false)]  // 50 groups
+    [InlineData(8, 128, 1536, true)]  // 12 groups: all in scalar
+    public void Fused_and_session_10_epilogues_both_match_the_reference_and_each_other(int bits, int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 37;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + group), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(2 * inF + bits), 15 * inF, 2f);
+        bool saved = VnniSmallBatch4.FusedEpilogue;
+        try
+        {
+            Run(() =>
+            {
+                foreach (int batch in new[] { 2, 3, 5, 8, 13 })
+                {
+                    var y = new float[2][];
+                    for (int f = 0; f < 2; f++)
+                    {
+                        VnniSmallBatch4.FusedEpilogue = f == 1;
+                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"int{bits} g{group} epilogue {f}");
+                        y[f] = new float[batch * outF];
+                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y[f], batch, ActivationPrecision.Int8);
+                    }
+                    float max = y[0].Max(MathF.Abs);
+                    for (int i = 0; i < y[0].Length; i++) Assert.True(MathF.Abs(y[0][i] - y[1][i]) <= 1e-5f * max, $"[{i}] {y[0][i]} vs {y[1][i]}");
+                }
+            });
+        }
+        finally { VnniSmallBatch4.FusedEpilogue = saved; }
     }
 
     /// <summary>At 512 bits, with the GEMM off (small weights take it from 4 rows) so every batch 2..15 runs here.</summary>

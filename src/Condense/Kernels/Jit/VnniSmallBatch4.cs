@@ -31,7 +31,8 @@ internal unsafe struct SmallBatchArgs
     /// <summary>+40: whole 128-code steps, at least 1.</summary>
     public long Steps;
 
-    /// <summary>+48: output, [r][m][16] float32 lane sums (the caller adds the 16 lanes).</summary>
+    /// <summary>+48: [r][m][16] float32 lanes: in, the accumulators' starting values (zeros, or the negated zero-point
+    /// correction lanes); out, the lane sums (the caller adds the 16 lanes). The 8-bit kernels' int32 lanes start at zero.</summary>
     public float* Acc;
 
     /// <summary>+56: 16 int32 lane indices: lane l of a step takes the scale at S[Index[l]].</summary>
@@ -108,6 +109,21 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
     internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB_EPILOGUE=0</c>: off): the zero-point correction enters the kernel as the accumulators'
+    /// starting values (16 lanes of s_g z_g x group sums per output, negated) and the 16 lanes of every 16 outputs are
+    /// added by one transposing tree (<see cref="ReduceLanes16"/>) instead of two horizontal sums (lanes, correction)
+    /// per output. Off: the session-10 epilogue (zero start, Vector512.Sum + Dot per output). The two round differently
+    /// (the lanes' addition order), both within the int8-activation tolerance.
+    /// </summary>
+    internal static bool FusedEpilogue { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB_EPILOGUE") != "0";
+
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_IL=0</c>: off): the paired kernels run two batch rows at a time where the registers
+    /// allow it (M = 2..5 at their R), so that 2R, not R, independent vpdpbusd chains are in flight. Same bits.
+    /// </summary>
+    internal static bool InterleaveBatchRows { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_IL") != "0";
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -129,23 +145,23 @@ internal static unsafe class VnniSmallBatch4
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[Variants, 2, MaxTile + 1, 5];
+        var offsets = new int[Variants, 3, MaxTile + 1, 5];
         for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < 2; p++)
+            for (int p = 0; p < 3; p++)
                 for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++)
+                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
                     {
                         while (a.Position % 64 != 0) a.Ret();
                         offsets[v, p, m, r] = a.Position;
-                        Emit(a, r, m, p == 1, v);
+                        Emit(a, r, m, p >= 1, v, p == 2);
                     }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[Variants, 2, MaxTile + 1, 5];
+        var code = new nint[Variants, 3, MaxTile + 1, 5];
         for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < 2; p++)
+            for (int p = 0; p < 3; p++)
                 for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p == 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
+                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
         return code;
     }
 
@@ -158,18 +174,18 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m, prefetch);
+            EmitPaired(a, rows, m, prefetch, interleave);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 3 * rows, accumulators = rows * m;
-        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        EmitLoadAccumulators(a, acc0, accumulators);
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 64, prefetch);
@@ -210,13 +226,13 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         EmitProlog(a, rows);
         int acc0 = 5 * rows, accumulators = rows * m;
-        for (int i = 0; i < accumulators; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        EmitLoadAccumulators(a, acc0, accumulators);
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 128, prefetch);
@@ -238,7 +254,37 @@ internal static unsafe class VnniSmallBatch4
         // Per batch row: each 64-byte activation vector is loaded once into a register and used by every weight row
         // (a memory operand per vpdpbusd made the loads, not the multiplies, the limit: one 512-bit load per vpdpbusd).
         int temp0 = acc0 + accumulators, x0 = temp0 + rows;
-        for (int c = 0; c < m; c++)
+        // Interleaved: two batch rows at a time, 2R integer temporaries, so that each weight vector's vpdpbusd feed 2R
+        // independent chains instead of R (each chain is 4 dependent vpdpbusd per 256 codes). Same operations per
+        // output in the same order: the same bits. Only where the registers allow it (5R + RM + 2R + 2 <= 30).
+        int c0 = 0;
+        if (interleave && 5 * rows + accumulators + 2 * rows + 2 <= 30)
+        {
+            int xa = temp0 + 2 * rows, xb = xa + 1;
+            for (; c0 + 2 <= m; c0 += 2)
+            {
+                for (int r = 0; r < 2 * rows; r++) a.Vpxord(Z(temp0 + r), Z(temp0 + r), Z(temp0 + r));
+                for (int k = 0; k < 4; k++)
+                {
+                    a.Vmovdqu32(Z(xa), new Mem(Gpr.Rdx, 256 * c0 + 64 * k));
+                    a.Vmovdqu32(Z(xb), new Mem(Gpr.Rdx, 256 * (c0 + 1) + 64 * k));
+                    int weights = k switch { 0 => 0, 1 => 2 * rows, 2 => rows, _ => 3 * rows };
+                    for (int r = 0; r < rows; r++)
+                    {
+                        a.Vpdpbusd(Z(temp0 + r), Z(weights + r), Z(xa));
+                        a.Vpdpbusd(Z(temp0 + rows + r), Z(weights + r), Z(xb));
+                    }
+                }
+                for (int h = 0; h < 2; h++)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        Zmm t = Z(temp0 + h * rows + r);
+                        a.Vcvtdq2ps(t, t);
+                        a.Vfmadd231ps(Z(acc0 + r * m + c0 + h), t, Z(4 * rows + r));
+                    }
+            }
+        }
+        for (int c = c0; c < m; c++)
         {
             for (int r = 0; r < rows; r++) a.Vpxord(Z(temp0 + r), Z(temp0 + r), Z(temp0 + r));
             for (int k = 0; k < 4; k++)
@@ -313,6 +359,16 @@ internal static unsafe class VnniSmallBatch4
                 for (int i = 0; i < bytesPerRow; i += 64) a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, _ => 6144 }) + i));
     }
 
+    /// <summary>
+    /// Loads the accumulators' starting values from Acc (the same [r][m][16] layout the epilog stores): zeros, or the
+    /// negated zero-point correction lanes (<see cref="FusedEpilogue"/>). r9 (the lane index pointer) is free by now.
+    /// </summary>
+    private static void EmitLoadAccumulators(X86Assembler a, int acc0, int accumulators)
+    {
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 48));
+        for (int i = 0; i < accumulators; i++) a.Vmovups(Z(acc0 + i), new Mem(Gpr.R9, 64 * i));
+    }
+
     /// <summary>Stores the accumulators to Acc, restores the saved registers and returns.</summary>
     private static void EmitEpilog(X86Assembler a, int acc0, int accumulators)
     {
@@ -324,7 +380,7 @@ internal static unsafe class VnniSmallBatch4
     }
 
     private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? 1 : 0, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows])(args);
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
     internal static readonly int[] s_pairOrder = BuildPairOrder();
@@ -520,6 +576,9 @@ internal static unsafe class VnniSmallBatch4
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         args.Steps = steps;
+        bool fused = FusedEpilogue;
+        float* sums = stackalloc float[BlockRows * MaxTile];
+        if (fused) PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
@@ -527,6 +586,8 @@ internal static unsafe class VnniSmallBatch4
             if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
             args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
+            if (fused) StartCorrections(acc, szf, gpr, a.GroupSums + (nint)b0 * a.GroupStride, a.GroupStride, rows, m);
+            else new Span<float>(acc, rows * m * 16).Clear();
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
@@ -536,6 +597,24 @@ internal static unsafe class VnniSmallBatch4
                 args.Front = front;
                 front += (nint)n * steps * bytesPerStep;
                 Call(a.Paired, m, n, &args);
+            }
+            if (fused)
+            {
+                for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
+                int whole = gpr & ~15;
+                for (int r = 0; r < rows; r++)
+                {
+                    int o = o0 + r;
+                    for (int c = 0; c < m; c++)
+                    {
+                        int b = b0 + c;
+                        float dot = sums[r * m + c];
+                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                        if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
+                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
+                    }
+                }
+                continue;
             }
             for (int r = 0; r < rows; r++)
             {
@@ -565,6 +644,85 @@ internal static unsafe class VnniSmallBatch4
         float result = Vector512.Sum(sum);
         for (; g < count; g++) result = MathF.FusedMultiplyAdd(a[g], b[g], result);
         return result;
+    }
+
+    /// <summary>
+    /// The accumulators' starting values for a tile (<see cref="FusedEpilogue"/>): for weight row r and batch row c, the
+    /// negated 16 lanes of sum over whole 16-group chunks of s_g z_g x the group sums (zeros when a row has fewer than
+    /// 16 groups; the rest are taken out in scalar after the sums). Shared by the 8-bit kernels.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StartCorrections(float* acc, float* szf, int gpr, float* groupSums, int groupStride, int rows, int m)
+    {
+        int whole = gpr & ~15;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < m; c++)
+            {
+                float* sz = szf + r * gpr, gs = groupSums + (nint)c * groupStride;
+                var lanes = Vector512<float>.Zero;
+                for (int g = 0; g < whole; g += 16) lanes = Vector512.FusedMultiplyAdd(Vector512.Load(sz + g), Vector512.Load(gs + g), lanes);
+                (-lanes).Store(acc + (r * m + c) * 16);
+            }
+    }
+
+    /// <summary>sum_g a[g] b[g] in order, one fused multiply-add each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float ScalarDot(float* a, float* b, int count)
+    {
+        float result = 0f;
+        for (int g = 0; g < count; g++) result = MathF.FusedMultiplyAdd(a[g], b[g], result);
+        return result;
+    }
+
+    /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + 12) into L1 (the next block's: the
+    /// kernels prefetch only the codes, and these lines otherwise miss at the start of every block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void PrefetchScales(Half* scales, byte* zeros, int first, int outFeatures, int gpr)
+    {
+        if (first >= outFeatures) return;
+        int rows = Math.Min(BlockRows, outFeatures - first);
+        byte* s = (byte*)(scales + (nint)first * gpr);
+        long bytes = (long)rows * gpr * 2;
+        for (long i = 0; i < bytes; i += 64) Sse.Prefetch0(s + i);
+        if (zeros == null) return;
+        byte* z = zeros + (nint)first * gpr;
+        for (long i = 0; i < bytes / 2; i += 64) Sse.Prefetch0(z + i);
+    }
+
+    /// <summary>Inverse of <see cref="ReduceLanes16"/>'s lane order: vector i's sum lands in lane 4 (i % 4) + i / 4.</summary>
+    private static readonly Vector512<int> s_reduceOrder = Vector512.Create(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+
+    /// <summary>
+    /// sums[i] = the 16 lanes of vector i (at v + 16 i, i &lt; 16) added, for 16 vectors at once by a transposing tree:
+    /// 15 (two shuffles + one add) in place of 16 horizontal sums. Every vector's lanes are added in the same order
+    /// whatever its position i: ((l_k + l_k+8) + (l_k+4 + l_k+12)) for k = 0..3, then (k0 + k2) + (k1 + k3). Lanes of
+    /// vectors past the ones used may hold anything: each sum depends only on its own vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ReduceLanes16(float* v, float* sums)
+    {
+        // Level 1: [a0+a2, a1+a3, b0+b2, b1+b3] by 128-bit chunks, for the pairs (a, b) = (v 2i, v 2i+1).
+        var w0 = Halves(v, 0); var w1 = Halves(v, 2); var w2 = Halves(v, 4); var w3 = Halves(v, 6);
+        var w4 = Halves(v, 8); var w5 = Halves(v, 10); var w6 = Halves(v, 12); var w7 = Halves(v, 14);
+        // Level 2: chunk q of x j = vector 4 j + q, 4 partial lanes (l_k + l_k+8) + (l_k+4 + l_k+12).
+        var x0 = Avx512F.Shuffle4x128(w0, w1, 0x88) + Avx512F.Shuffle4x128(w0, w1, 0xDD);
+        var x1 = Avx512F.Shuffle4x128(w2, w3, 0x88) + Avx512F.Shuffle4x128(w2, w3, 0xDD);
+        var x2 = Avx512F.Shuffle4x128(w4, w5, 0x88) + Avx512F.Shuffle4x128(w4, w5, 0xDD);
+        var x3 = Avx512F.Shuffle4x128(w6, w7, 0x88) + Avx512F.Shuffle4x128(w6, w7, 0xDD);
+        // Level 3: per chunk q, [p0+p2, r0+r2, p1+p3, r1+r3] for p = vector q (+8), r = vector q + 4 (+8).
+        var y0 = Avx512F.UnpackLow(x0, x1) + Avx512F.UnpackHigh(x0, x1);
+        var y1 = Avx512F.UnpackLow(x2, x3) + Avx512F.UnpackHigh(x2, x3);
+        // Level 4: lane 4 q + e = vector q + 4 e.
+        var z = Avx512F.Shuffle(y0, y1, 0x44) + Avx512F.Shuffle(y0, y1, 0xEE);
+        Avx512F.PermuteVar16x32(z, s_reduceOrder).Store(sums);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Halves(float* v, int i)
+    {
+        var a = Vector512.Load(v + 16 * i);
+        var b = Vector512.Load(v + 16 * i + 16);
+        return Avx512F.Shuffle4x128(a, b, 0x44) + Avx512F.Shuffle4x128(a, b, 0xEE);
     }
 
     /// <summary>Codes [start, In) of row o times batch row b: exact integer sums per group, each times its scale.</summary>

@@ -26,7 +26,7 @@ namespace Condense.Kernels.Jit;
 /// <para>Zero points come out after the sums, as in the managed kernels: y = sx (sum - sum_g s_g z_g sum_g q), z = 128
 /// when symmetric. The row's tail past its last whole unit is added in managed code, exact per group. Results do not
 /// depend on the thread count, R or the tiles: each output's operations and their order depend only on its weight row
-/// and batch row. Prefetch: as <see cref="VnniSmallBatch4"/>, the next block of rows into L2 as one linear front.</para>
+/// and batch row. Prefetch: the next block of rows into L2 as one linear front (<see cref="PrefetchVariant"/>).</para>
 /// </remarks>
 internal static unsafe class VnniSmallBatch8
 {
@@ -59,7 +59,15 @@ internal static unsafe class VnniSmallBatch8
         groupsPerRow == 1 ? (inFeatures % 256 == 0 ? 4 : inFeatures % 128 == 0 ? 2 : 1) :
         groupSize % 256 == 0 ? 4 : groupSize % 128 == 0 ? 2 : 1;
 
-    private static readonly Lazy<nint[,,]?> s_code = new(Build);
+    private static readonly Lazy<nint[,,,]?> s_code = new(Build);
+
+    /// <summary>
+    /// Experiment knob (env <c>CONDENSE_SB8_PF</c>): 0 (default) = the session-9 L2 front (prefetcht1 of the next block's
+    /// rows, one linear front from <see cref="SmallBatchArgs.Front"/>), 2 = prefetcht0 6 KB ahead of each row's loads (the
+    /// 4-bit kernels' default since session 10; with 4 KB rows that is inside the call's own rows at R >= 2, and it did
+    /// not win: session 11, docs/kernels.md). Prefetches change no value.
+    /// </summary>
+    internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB8_PF"), out int v) ? v : 0;
 
     [ThreadStatic] private static bool t_off;
 
@@ -89,25 +97,27 @@ internal static unsafe class VnniSmallBatch8
 
     private static int VariantSteps(int variant) => 1 << (variant % 3);
 
-    private static nint[,,]? Build()
+    private static nint[,,,]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[Variants, MaxTile + 1, 5];
-        for (int v = 0; v < Variants; v++)
-            for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++)
-                {
-                    while (a.Position % 64 != 0) a.Ret();
-                    offsets[v, m, r] = a.Position;
-                    Emit(a, r, m, VariantSteps(v), IntOnly(v));
-                }
+        var offsets = new int[2, Variants, MaxTile + 1, 5];
+        for (int p = 0; p < 2; p++)
+            for (int v = 0; v < Variants; v++)
+                for (int m = 1; m <= MaxTile; m++)
+                    for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++)
+                    {
+                        while (a.Position % 64 != 0) a.Ret();
+                        offsets[p, v, m, r] = a.Position;
+                        Emit(a, r, m, VariantSteps(v), IntOnly(v), 2 * p);
+                    }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[Variants, MaxTile + 1, 5];
-        for (int v = 0; v < Variants; v++)
-            for (int m = 1; m <= MaxTile; m++)
-                for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[v, m, r] = pages + offsets[v, m, r];
+        var code = new nint[2, Variants, MaxTile + 1, 5];
+        for (int p = 0; p < 2; p++)
+            for (int v = 0; v < Variants; v++)
+                for (int m = 1; m <= MaxTile; m++)
+                    for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[p, v, m, r] = pages + offsets[p, v, m, r];
         return code;
     }
 
@@ -122,7 +132,7 @@ internal static unsafe class VnniSmallBatch8
     /// weights (then the lane scales), R.. integer lanes, then float accumulators; 30 activations, 31 lane index.
     /// Output: Acc[r][m][16], float32 lane sums, or int32 lanes when <paramref name="intOnly"/>.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, int unitSteps, bool intOnly)
+    internal static void Emit(X86Assembler a, int rows, int m, int unitSteps, bool intOnly, int prefetch = 2)
     {
         int lanes = rows * m;
         if (rows < 1 || rows > 4 || rows + (intOnly ? 1 : 2) * lanes > 30)
@@ -133,11 +143,19 @@ internal static unsafe class VnniSmallBatch8
         Zmm x = Z(30), index = Z(31);
         for (int i = 0; i < lanes; i++) a.Vpxord(Z(int0 + i), Z(int0 + i), Z(int0 + i));
         if (!intOnly)
-            for (int i = 0; i < lanes; i++) a.Vpxord(Z(float0 + i), Z(float0 + i), Z(float0 + i));
+        {
+            // The float accumulators start from Acc (zeros, or the negated zero-point correction lanes: VnniSmallBatch4.FusedEpilogue).
+            a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 48));
+            for (int i = 0; i < lanes; i++) a.Vmovups(Z(float0 + i), new Mem(Gpr.R9, 64 * i));
+        }
 
         int unitBytes = StepCodes * unitSteps;
         int loop = a.Position;
-        for (int i = 0; i < rows * unitBytes; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+        if (prefetch == 0)
+            for (int i = 0; i < rows * unitBytes; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
+        else
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < unitBytes; i += 64) a.Prefetcht0(new Mem(w[r], 6144 + i));
         for (int u = 0; u < unitSteps; u++)
         {
             for (int r = 0; r < rows; r++) a.Vmovdqu32(Z(r), new Mem(w[r], 64 * u));
@@ -204,7 +222,7 @@ internal static unsafe class VnniSmallBatch8
     }
 
     private static void Call(int variant, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![variant, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant == 0 ? 0 : 1, variant, m, rows])(args);
 
     private struct Args
     {
@@ -322,12 +340,17 @@ internal static unsafe class VnniSmallBatch8
         int variant = Variant(a.IntOnly, a.UnitSteps);
 
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
+        bool fused = !a.IntOnly && VnniSmallBatch4.FusedEpilogue;
+        float* sums = stackalloc float[BlockRows * MaxTile];
+        if (fused) VnniSmallBatch4.PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = RowsPerCall(m, a.IntOnly);
             args.X = a.X + (nint)b0 * units * unit;
             byte* front = nextBlock;
+            if (fused) VnniSmallBatch4.StartCorrections(acc, szf, gpr, a.GroupSums + (nint)b0 * a.GroupStride, a.GroupStride, rows, m);
+            else if (!a.IntOnly) new Span<float>(acc, rows * m * 16).Clear();
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
@@ -337,6 +360,24 @@ internal static unsafe class VnniSmallBatch8
                 args.Front = front;
                 front += (nint)n * units * unit;
                 Call(variant, m, n, &args);
+            }
+            if (fused)
+            {
+                for (int i = 0; i < rows * m; i += 16) VnniSmallBatch4.ReduceLanes16(acc + i * 16, sums + i);
+                int whole = gpr & ~15;
+                for (int r = 0; r < rows; r++)
+                {
+                    int o = o0 + r;
+                    for (int c = 0; c < m; c++)
+                    {
+                        int b = b0 + c;
+                        float dot = sums[r * m + c];
+                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                        if (whole < gpr) dot -= VnniSmallBatch4.ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
+                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
+                    }
+                }
+                continue;
             }
             for (int r = 0; r < rows; r++)
             {
