@@ -43,6 +43,36 @@ internal static unsafe class PackedSgemm
     /// <summary>Switch for tests and A/B measurements: off, the session-7 packed kernel runs instead.</summary>
     internal static bool Enabled { get; set; } = true;
 
+    /// <summary>
+    /// Session 11 knob (A/B): x packing and the y^T-to-y copy move 8 x 8 blocks with <see cref="Transpose8x8(float*, nint, float*, nint)"/>
+    /// (off: the session-8 scalar element loops). Copies only: same bits either way.
+    /// </summary>
+    internal static bool VectorCopies { get; set; } = true;
+
+    /// <summary>
+    /// Session 11 knob (A/B): <see cref="PackW"/> transposes 8 rows x 16 features per step in zmm registers
+    /// (<see cref="Transpose8x16"/>; off: two 8 x 8 ymm transposes). Copies only: same bits either way.
+    /// </summary>
+    internal static bool WidePack { get; set; } = true;
+
+    /// <summary>Experiment knob: software prefetch of the next W block into L2 (on since session 8).</summary>
+    internal static bool PrefetchNext { get; set; } = true;
+
+    /// <summary>
+    /// Session 11 knob (A/B): the next W block's prefetches spread over every tile of a k block, a few rows each (off:
+    /// the first batch group's tiles only, 8 rows each: bursts of 64 lines that wait for the miss queue).
+    /// </summary>
+    internal static bool SpreadPrefetch { get; set; } = true;
+
+    /// <summary>
+    /// Session 11 knob (A/B): W chunks run side by side per packed W block, so one thread's pass reads the block's x
+    /// rows from L3 once for this many chunks (1: the session-8 order, every chunk streams all of x from L3).
+    /// </summary>
+    internal static int ChunksPerPass { get; set; } = 4;
+
+    /// <summary>Experiment knob: <see cref="PackW"/> prefetches its 8 rows 64 features ahead into L1.</summary>
+    internal static bool PackPrefetch { get; set; }
+
 
     /// <summary>Whether this kernel takes a batch at the given vector width: AVX-512 and at least two vectors of batch.</summary>
     internal static bool Applies(int batch, int bits) => Enabled && bits == 512 && Avx512F.IsSupported && batch >= 32;
@@ -123,12 +153,26 @@ internal static unsafe class PackedSgemm
         public readonly void Invoke(int start, int end)
         {
             int i0 = start * PackRows, i1 = Math.Min(In, end * PackRows);
+            bool vector = VectorCopies;
             for (int b0 = 0; b0 < Padded; b0 += NB)
             {
                 int nb = Math.Min(NB, Padded - b0);
                 float* g = Xp + (nint)b0 * In;
                 int real = Math.Min(nb, Batch - b0);
-                for (int j = 0; j < real; j++)
+                int j0 = 0;
+                if (vector)
+                {
+                    // 8 batch rows x 8 features per transpose: g[i * nb + j] = x[b0 + j, i]; the rest below, element by element.
+                    int i8 = i0 + (i1 - i0) / 8 * 8;
+                    for (; j0 + 8 <= real; j0 += 8)
+                    {
+                        float* s = X + (nint)(b0 + j0) * In;
+                        for (int i = i0; i < i8; i += 8) Transpose8x8(s + i, In, g + (nint)i * nb + j0, nb);
+                        for (int j = j0; j < j0 + 8; j++)
+                            for (int i = i8; i < i1; i++) g[(nint)i * nb + j] = s[(nint)(j - j0) * In + i];
+                    }
+                }
+                for (int j = j0; j < real; j++)
                 {
                     float* s = X + (nint)(b0 + j) * In;
                     float* d = g + j;
@@ -149,51 +193,92 @@ internal static unsafe class PackedSgemm
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke(int start, int end)
         {
-            float* yt = Buffer(ref t_y, (long)NC * Padded);
+            // The pass's y^T scratch stays within 128 KiB of L2 (4 chunks at batch 128, 1 from batch 512 on).
+            int pass = Math.Clamp(Math.Min(ChunksPerPass, (1 << 15) / (NC * Padded)), 1, Math.Max(1, ChunksPerPass));
+            float* yts = Buffer(ref t_y, (long)pass * NC * Padded);
             float* wp = Buffer(ref t_w, NC * KP);
-            for (int c = start; c < end; c++)
+            bool spread = SpreadPrefetch, prefetch = PrefetchNext;
+            int batchGroups = (Padded + NB - 1) / NB;
+            // A pass: up to `pass` chunks side by side per W block (session 11), so the x rows of a block (KP x batch,
+            // 256 KiB at batch 128) are read from L3 once per pass and from L2 by its other chunks. One chunk per pass
+            // is the session-8 order. Each output's chain still runs over the features in order.
+            for (int s0 = start; s0 < end; s0 += pass)
             {
-                int r0 = c * NC, rows = Math.Min(NC, Out - r0);
-                int groups = (rows + MR - 1) / MR;
+                int s1 = Math.Min(end, s0 + pass);
                 for (int p0 = 0; p0 < In; p0 += KP)
                 {
                     int kp = Math.Min(KP, In - p0);
-                    Source.Pack(r0, rows, p0, kp, wp);
-                    // The next W block this thread packs: the same rows' next KP features, else the next chunk's first.
-                    bool hasNext = p0 + KP < In || c + 1 < end;
-                    int nextR0 = p0 + KP < In ? r0 : r0 + NC, nextP0 = p0 + KP < In ? p0 + KP : 0;
-                    int nextRows = p0 + KP < In ? rows : Math.Min(NC, Out - r0 - NC);
-                    int nextKp = p0 + KP < In ? Math.Min(KP, In - p0 - KP) : Math.Min(KP, In);
-                    for (int k0 = p0; k0 < p0 + kp; k0 += KC)
+                    for (int c = s0; c < s1; c++)
                     {
-                        int kc = Math.Min(KC, p0 + kp - k0);
-                        bool first = k0 == 0;
-                        for (int b0 = 0; b0 < Padded; b0 += NB)
+                        int r0 = c * NC, rows = Math.Min(NC, Out - r0);
+                        int groups = (rows + MR - 1) / MR, tiles = batchGroups * groups;
+                        float* yt = yts + (nint)(c - s0) * NC * Padded;
+                        Source.Pack(r0, rows, p0, kp, wp);
+                        // The next W block this thread packs: the next chunk of the pass, else the pass's first chunk's
+                        // next KP features, else the next pass's first block.
+                        int nextC = c + 1 < s1 ? c + 1 : p0 + KP < In ? s0 : s1;
+                        int nextP0 = c + 1 < s1 ? p0 : p0 + KP < In ? p0 + KP : 0;
+                        bool hasNext = prefetch && nextC < end;
+                        int nextR0 = nextC * NC, nextRows = hasNext ? Math.Min(NC, Out - nextR0) : 0;
+                        int nextKp = Math.Min(KP, In - nextP0);
+                        for (int k0 = p0; k0 < p0 + kp; k0 += KC)
                         {
-                            int nb = Math.Min(NB, Padded - b0);
-                            float* xg = Xp + (nint)b0 * In + (nint)k0 * nb;
-                            for (int g = 0; g < groups; g++)
+                            int kc = Math.Min(KC, p0 + kp - k0);
+                            bool first = k0 == 0;
+                            for (int b0 = 0; b0 < Padded; b0 += NB)
                             {
-                                // The next block's lines, spread over the first batch group's tiles: each tile prefetches
-                                // its 8 rows' share of this k block's offset (a burst of all 2,048 lines would fill the miss queue).
-                                if (hasNext && b0 == 0)
-                                    for (int r = g * MR; r < Math.Min(nextRows, (g + 1) * MR); r++)
-                                        Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
-                                float* acc = yt + (nint)g * MR * Padded + b0;
-                                float* panel = wp + g * MR * KP + (k0 - p0) * MR;
-                                if (nb == 48) Tile8x3(panel, xg, kc, acc, Padded, first);
-                                else if (nb == 32) Tile8x2(panel, xg, kc, acc, Padded, first);
-                                else Tile8x1(panel, xg, kc, acc, Padded, first);
+                                int nb = Math.Min(NB, Padded - b0);
+                                float* xg = Xp + (nint)b0 * In + (nint)k0 * nb;
+                                for (int g = 0; g < groups; g++)
+                                {
+                                    // The next block's lines for this k block's offset, a few rows per tile (a burst of
+                                    // all 2,048 lines would fill the miss queue).
+                                    if (hasNext)
+                                    {
+                                        int ra, rb;
+                                        if (spread)
+                                        {
+                                            // Session 11: over every tile of the k block (tile t of T takes rows [nextRows t / T, nextRows (t + 1) / T)).
+                                            int t = b0 / NB * groups + g;
+                                            ra = nextRows * t / tiles; rb = nextRows * (t + 1) / tiles;
+                                        }
+                                        else if (b0 == 0) { ra = g * MR; rb = Math.Min(nextRows, (g + 1) * MR); }
+                                        else ra = rb = 0;
+                                        for (int r = ra; r < rb; r++)
+                                            Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
+                                    }
+                                    float* acc = yt + (nint)g * MR * Padded + b0;
+                                    float* panel = wp + g * MR * KP + (k0 - p0) * MR;
+                                    if (nb == 48) Tile8x3(panel, xg, kc, acc, Padded, first);
+                                    else if (nb == 32) Tile8x2(panel, xg, kc, acc, Padded, first);
+                                    else Tile8x1(panel, xg, kc, acc, Padded, first);
+                                }
                             }
                         }
                     }
                 }
-                // y^T scratch -> y rows: contiguous writes, strided reads from L1/L2.
-                for (int b = 0; b < Batch; b++)
+                for (int c = s0; c < s1; c++)
                 {
-                    float* yr = Y + (nint)b * Out + r0;
-                    float* src = yt + b;
-                    for (int o = 0; o < rows; o++) yr[o] = src[(nint)o * Padded];
+                    int r0 = c * NC, rows = Math.Min(NC, Out - r0);
+                    float* yt = yts + (nint)(c - s0) * NC * Padded;
+                    // y^T scratch -> y rows: contiguous writes, strided reads from L1/L2; 8 x 8 blocks, then the edges.
+                    int b8 = 0, o8 = VectorCopies ? rows / 8 * 8 : 0;
+                    if (o8 > 0)
+                    {
+                        for (; b8 + 8 <= Batch; b8 += 8)
+                        {
+                            float* yr = Y + (nint)b8 * Out + r0;
+                            for (int o = 0; o < o8; o += 8) Transpose8x8(yt + (nint)o * Padded + b8, Padded, yr + o, Out);
+                            for (int b = b8; b < b8 + 8; b++)
+                                for (int o = o8; o < rows; o++) Y[(nint)b * Out + r0 + o] = yt[(nint)o * Padded + b];
+                        }
+                    }
+                    for (int b = b8; b < Batch; b++)
+                    {
+                        float* yr = Y + (nint)b * Out + r0;
+                        float* src = yt + b;
+                        for (int o = 0; o < rows; o++) yr[o] = src[(nint)o * Padded];
+                    }
                 }
             }
         }
@@ -213,11 +298,20 @@ internal static unsafe class PackedSgemm
     internal static void PackW(float* w, int ldw, int rows, int kc, float* wp)
     {
         int g = 0;
+        bool wide = WidePack && Avx512F.IsSupported, pf = PackPrefetch;
         for (; (g + 1) * MR <= rows; g++)
         {
             float* s = w + (nint)g * MR * ldw;
             float* d = wp + g * MR * KP;
             int k = 0;
+            if (pf)
+                for (; k + 16 <= kc; k += 16)
+                {
+                    for (int r = 0; r < MR; r++) Sse.Prefetch0(s + (nint)r * ldw + k + 64);
+                    Transpose8x8(s + k, ldw, d + k * MR);
+                    Transpose8x8(s + k + 8, ldw, d + (k + 8) * MR);
+                }
+            if (wide) for (; k + 16 <= kc; k += 16) Transpose8x16(s + k, ldw, d + k * MR);
             for (; k + 8 <= kc; k += 8) Transpose8x8(s + k, ldw, d + k * MR);
             for (; k < kc; k++)
                 for (int r = 0; r < MR; r++) d[k * MR + r] = s[(nint)r * ldw + k];
@@ -234,7 +328,11 @@ internal static unsafe class PackedSgemm
 
     /// <summary>d[k * 8 + r] = s[r * lds + k] for an 8 x 8 block: unpack, shuffle, then swap 128-bit halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Transpose8x8(float* s, int lds, float* d)
+    internal static void Transpose8x8(float* s, int lds, float* d) => Transpose8x8(s, lds, d, 8);
+
+    /// <summary>d[k * ldd + r] = s[r * lds + k] for an 8 x 8 block (r, k &lt; 8): unpack, shuffle, then swap 128-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose8x8(float* s, nint lds, float* d, nint ldd)
     {
         nint l = lds;
         var r0 = Avx.LoadVector256(s); var r1 = Avx.LoadVector256(s + l);
@@ -250,13 +348,54 @@ internal static unsafe class PackedSgemm
         var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
         var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
         Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(d + 8, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(d + 16, Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(d + 24, Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(d + 32, Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(d + 40, Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(d + 48, Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(d + 56, Avx.Permute2x128(u3, u7, 0x31));
+        Avx.Store(d + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(d + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(d + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(d + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(d + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(d + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(d + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    /// <summary>
+    /// d[k * 8 + r] = s[r * lds + k] for 8 rows x 16 features (r &lt; 8, k &lt; 16): 8 zmm loads, unpack and shuffle
+    /// within 128-bit lanes (rows 0-3 and 4-7 of features 4L + m in lane L), then two lane steps; 32 shuffles per 128
+    /// floats against 48 for two <see cref="Transpose8x8(float*, int, float*)"/>, and half the loads and stores.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose8x16(float* s, nint lds, float* d)
+    {
+        var r0 = Vector512.Load(s); var r1 = Vector512.Load(s + lds);
+        var r2 = Vector512.Load(s + 2 * lds); var r3 = Vector512.Load(s + 3 * lds);
+        var r4 = Vector512.Load(s + 4 * lds); var r5 = Vector512.Load(s + 5 * lds);
+        var r6 = Vector512.Load(s + 6 * lds); var r7 = Vector512.Load(s + 7 * lds);
+        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+        // u_m (m < 4): lane L = rows 0-3 at feature 4L + m; u_{m+4}: rows 4-7.
+        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
+        // Output vector j holds features 2j, 2j + 1: (rows 0-3, rows 4-7) of each. Features 4L + m, 4L + m + 1 pair
+        // u_m with u_{m+1} (m = 0, 2): first gather lanes (L, L') of u_m and u_{m+1}, rows 0-3 and 4-7 apart ...
+        var a01 = Avx512F.Shuffle4x128(u0, u1, 0x44); var a23 = Avx512F.Shuffle4x128(u0, u1, 0xEE); // (u0.L0, u0.L1, u1.L0, u1.L1), (.. L2, L3)
+        var b01 = Avx512F.Shuffle4x128(u4, u5, 0x44); var b23 = Avx512F.Shuffle4x128(u4, u5, 0xEE);
+        var c01 = Avx512F.Shuffle4x128(u2, u3, 0x44); var c23 = Avx512F.Shuffle4x128(u2, u3, 0xEE);
+        var e01 = Avx512F.Shuffle4x128(u6, u7, 0x44); var e23 = Avx512F.Shuffle4x128(u6, u7, 0xEE);
+        // ... then interleave rows 0-3 with rows 4-7: (u0.L, u4.L, u1.L, u5.L) is features 4L, 4L + 1.
+        // vpermt2ps indices: 128-bit lanes (a0, b0, a2, b2) and (a1, b1, a3, b3) of sources a, b.
+        var even = Vector512.Create(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        var odd = Vector512.Create(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+        Avx512F.PermuteVar16x32x2(a01, even, b01).Store(d);        // features 0, 1
+        Avx512F.PermuteVar16x32x2(c01, even, e01).Store(d + 16);   // 2, 3
+        Avx512F.PermuteVar16x32x2(a01, odd, b01).Store(d + 32);    // 4, 5
+        Avx512F.PermuteVar16x32x2(c01, odd, e01).Store(d + 48);    // 6, 7
+        Avx512F.PermuteVar16x32x2(a23, even, b23).Store(d + 64);   // 8, 9
+        Avx512F.PermuteVar16x32x2(c23, even, e23).Store(d + 80);   // 10, 11
+        Avx512F.PermuteVar16x32x2(a23, odd, b23).Store(d + 96);    // 12, 13
+        Avx512F.PermuteVar16x32x2(c23, odd, e23).Store(d + 112);   // 14, 15
     }
 
     // The tiles: acc rows are ld floats apart (the y^T scratch), x rows nb floats apart (the group's panel), the W
