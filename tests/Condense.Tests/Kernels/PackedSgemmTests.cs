@@ -106,7 +106,7 @@ public class PackedSgemmTests
         }
         var storage = new DenseWeight(w, outF, inF);
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism, savedPass = PackedSgemm.ChunksPerPass;
-        bool savedCopies = PackedSgemm.VectorCopies, savedWide = PackedSgemm.WidePack, savedSpread = PackedSgemm.SpreadPrefetch;
+        bool savedCopies = PackedSgemm.VectorCopies, savedWide = PackedSgemm.WidePack, savedSpread = PackedSgemm.SpreadPrefetch, savedRows = PackedSgemm.RowPanels;
         try
         {
             foreach (int threads in new[] { 1, 2, 3 })
@@ -115,17 +115,17 @@ public class PackedSgemmTests
                     {
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         PackedSgemm.ChunksPerPass = pass;
-                        PackedSgemm.VectorCopies = PackedSgemm.WidePack = PackedSgemm.SpreadPrefetch = on;
+                        PackedSgemm.VectorCopies = PackedSgemm.WidePack = PackedSgemm.SpreadPrefetch = PackedSgemm.RowPanels = on;
                         var y = new float[batch * outF];
                         storage.MatMulTransposed(x, y, batch);
-                        Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 copies/pack/prefetch {on}");
+                        Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 copies/wide pack/spread prefetch/row panels {on}");
                     }
         }
         finally
         {
             WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
             PackedSgemm.ChunksPerPass = savedPass;
-            PackedSgemm.VectorCopies = savedCopies; PackedSgemm.WidePack = savedWide; PackedSgemm.SpreadPrefetch = savedSpread;
+            PackedSgemm.VectorCopies = savedCopies; PackedSgemm.WidePack = savedWide; PackedSgemm.SpreadPrefetch = savedSpread; PackedSgemm.RowPanels = savedRows;
         }
     }
 }
