@@ -111,14 +111,18 @@ public class PackedSgemmTests
         {
             foreach (int threads in new[] { 1, 2, 3 })
                 foreach (int pass in new[] { 1, 3, 4 })
-                    foreach (bool on in new[] { false, true })
+                    foreach (int mode in new[] { 0, 1, 2 })
                     {
+                        // 0: the session-8 copies and transposes; 1: 8x8-block copies, 8 x 16 zmm transposes, spread
+                        // prefetch; 2: as 1 with row-major panels (PackRowMajor replaces PackW).
+                        bool on = mode > 0;
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         PackedSgemm.ChunksPerPass = pass;
-                        PackedSgemm.VectorCopies = PackedSgemm.WidePack = PackedSgemm.SpreadPrefetch = PackedSgemm.RowPanels = on;
+                        PackedSgemm.VectorCopies = PackedSgemm.WidePack = PackedSgemm.SpreadPrefetch = on;
+                        PackedSgemm.RowPanels = mode == 2;
                         var y = new float[batch * outF];
                         storage.MatMulTransposed(x, y, batch);
-                        Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 copies/wide pack/spread prefetch/row panels {on}");
+                        Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 knobs mode {mode}");
                     }
         }
         finally
