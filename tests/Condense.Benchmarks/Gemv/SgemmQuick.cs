@@ -31,9 +31,11 @@ public static class SgemmQuick
         var shape = (Option(args, "--shape") ?? "4096x4096").Split('x').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         int outF = shape[0], inF = shape[1];
         bool two = args.Contains("--two");
+        // --two --cpu: process CPU time per call (both threads, their waits included) instead of wall time.
+        bool processCpu = two && args.Contains("--cpu");
         string? only = Option(args, "--variants");
         if (!two) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-        Console.WriteLine($"sgemm {outF}x{inF} batch {batch}, {(two ? "2 threads, wall time" : "1 thread, thread CPU time")}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
+        Console.WriteLine($"sgemm {outF}x{inF} batch {batch}, {(processCpu ? "2 threads, process CPU time (GFLOP per CPU-second of both)" : two ? "2 threads, wall time" : "1 thread, thread CPU time")}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
 
         var random = new Random(1);
         var dense = new float[outF * inF];
@@ -46,9 +48,23 @@ public static class SgemmQuick
         var q8Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(8, 32, true)));
 
         const string Sgemm = "Condense.Kernels.PackedSgemm", F32 = "Condense.Quantization.Float32ActivationKernel";
+        // Session 11 knobs (copies only, same bits): vectorized x packing / y copy, and the 8 x 16 zmm W transpose.
+        void S11(bool copies, bool wide, bool spread = true, bool packPf = false, int pass = 4, bool rows = false) { Set(Sgemm, "VectorCopies", copies); Set(Sgemm, "WidePack", wide); Set(Sgemm, "PrefetchNext", true); Set(Sgemm, "SpreadPrefetch", spread); Set(Sgemm, "PackPrefetch", packPf); Set(Sgemm, "ChunksPerPass", pass); Set(Sgemm, "RowPanels", rows); Set(Sgemm, "PrefetchL1", false); }
         var variants = new List<(string Name, Action Apply, Action Call)>
         {
-            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(true, true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-nopf", () => { Set(Sgemm, "Enabled", true); S11(true, false); Set(Sgemm, "PrefetchNext", false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-burst", () => { Set(Sgemm, "Enabled", true); S11(true, false); Set(Sgemm, "SpreadPrefetch", false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-ppf", () => { Set(Sgemm, "Enabled", true); S11(true, false, true, true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-rows", () => { Set(Sgemm, "Enabled", true); S11(true, true, true, false, 4, true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-t0", () => { Set(Sgemm, "Enabled", true); S11(true, true); Set(Sgemm, "PrefetchL1", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-kmaj", () => { Set(Sgemm, "Enabled", true); S11(true, true, true, false, 4, false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(true, false, true, false, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(true, false, true, false, 2); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s11c", () => { Set(Sgemm, "Enabled", true); S11(true, false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); S11(false, false, false, false, 1, false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true, true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-s10", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(false, false, false, false, 1, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-new", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
@@ -69,23 +85,23 @@ public static class SgemmQuick
                 var clock = Stopwatch.StartNew();
                 while (samples.Count < 3 || clock.ElapsedMilliseconds < 400 && samples.Count < 40)
                 {
-                    double c0 = two ? 0 : Timing.ThreadSeconds();
+                    double c0 = processCpu ? Timing.ProcessSeconds() : two ? 0 : Timing.ThreadSeconds();
                     long t0 = Stopwatch.GetTimestamp();
                     v.Call();
-                    samples.Add(two ? Stopwatch.GetElapsedTime(t0).TotalSeconds : Timing.ThreadSeconds() - c0);
+                    samples.Add(processCpu ? Timing.ProcessSeconds() - c0 : two ? Stopwatch.GetElapsedTime(t0).TotalSeconds : Timing.ThreadSeconds() - c0);
                 }
                 samples.Sort();
                 results[v.Name].Add(samples[samples.Count / 2]);
             }
             Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
         }
-        Set(Sgemm, "Enabled", true);
+        Set(Sgemm, "Enabled", true); S11(true, true);
         Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true);
         foreach (var v in variants)
         {
             var r = results[v.Name].OrderBy(t => t).ToList();
             double med = r[r.Count / 2];
-            Console.WriteLine($"{v.Name,-10} median {med * 1e3,8:F2} ms  {flop / med / 1e9,6:F1} GFLOP/{(two ? "s" : "CPU-s")}  (best {r[0] * 1e3:F2}, worst {r[^1] * 1e3:F2})");
+            Console.WriteLine($"{v.Name,-10} median {med * 1e3,8:F2} ms  {flop / med / 1e9,6:F1} GFLOP/{(two && !processCpu ? "s" : "CPU-s")}  (best {r[0] * 1e3:F2}, worst {r[^1] * 1e3:F2})");
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;

@@ -29,6 +29,14 @@ internal static partial class Timing
         return t.Seconds + t.Nanoseconds * 1e-9;
     }
 
+    /// <summary>CPU seconds of the whole process, every thread (CLOCK_PROCESS_CPUTIME_ID).</summary>
+    internal static double ProcessSeconds()
+    {
+        const int ProcessCpuClock = 2; // CLOCK_PROCESS_CPUTIME_ID on Linux
+        if (ClockGetTime(ProcessCpuClock, out var t) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed: needs Linux");
+        return t.Seconds + t.Nanoseconds * 1e-9;
+    }
+
     /// <summary>
     /// Times calls one at a time (seconds each): at least <paramref name="minCalls"/>, then more until
     /// <paramref name="budgetSeconds"/> have passed, at most <paramref name="maxCalls"/>.

@@ -90,4 +90,46 @@ public class PackedSgemmTests
         Assert.Equal(one, Run(3, true));
         Assert.Equal(one, Run(2, false));
     }
+
+    [Theory]
+    [InlineData(33, 64 * 9 + 5, 1100)]  // 10 chunks (the last 5 rows), 3 W blocks, one 48-wide group with padding
+    [InlineData(130, 64 * 7, 1029)]     // 7 whole chunks, In not a multiple of 8, groups 48 + 48 + 32 + 16
+    [InlineData(64, 64 * 5 + 63, 520)]  // x packing: 8-row blocks only; a 63-row last chunk (7 tiles + a short one)
+    public void Session_11_knobs_keep_the_reference_bits_at_every_pass_width_and_thread_count(int batch, int outF, int inF)
+    {
+        var (w, x) = Random(batch, outF, inF);
+        var expected = new float[batch * outF];
+        unsafe
+        {
+            fixed (float* px = x, pw = w, py = expected)
+                DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+        }
+        var storage = new DenseWeight(w, outF, inF);
+        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism, savedPass = PackedSgemm.ChunksPerPass;
+        bool savedCopies = PackedSgemm.VectorCopies, savedWide = PackedSgemm.WidePack, savedSpread = PackedSgemm.SpreadPrefetch, savedRows = PackedSgemm.RowPanels;
+        try
+        {
+            foreach (int threads in new[] { 1, 2, 3 })
+                foreach (int pass in new[] { 1, 3, 4 })
+                    foreach (int mode in new[] { 0, 1, 2 })
+                    {
+                        // 0: the session-8 copies and transposes; 1: 8x8-block copies, 8 x 16 zmm transposes, spread
+                        // prefetch; 2: as 1 with row-major panels (PackRowMajor replaces PackW).
+                        bool on = mode > 0;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        PackedSgemm.ChunksPerPass = pass;
+                        PackedSgemm.VectorCopies = PackedSgemm.WidePack = PackedSgemm.SpreadPrefetch = on;
+                        PackedSgemm.RowPanels = mode == 2;
+                        var y = new float[batch * outF];
+                        storage.MatMulTransposed(x, y, batch);
+                        Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 knobs mode {mode}");
+                    }
+        }
+        finally
+        {
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+            PackedSgemm.ChunksPerPass = savedPass;
+            PackedSgemm.VectorCopies = savedCopies; PackedSgemm.WidePack = savedWide; PackedSgemm.SpreadPrefetch = savedSpread; PackedSgemm.RowPanels = savedRows;
+        }
+    }
 }
