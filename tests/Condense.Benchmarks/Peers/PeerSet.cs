@@ -171,6 +171,13 @@ internal sealed class PeerSet : IDisposable
                 var x = RandomData.Activations(batch, Shape.WarmUp.In);
                 var y = new float[batch * Shape.WarmUp.Out];
                 for (int i = 0; i < 35; i++) CallCondense(_condense.Small, x, y, batch);
+                // And on the row's own weight: paths chosen by size (the managed batch-1 loop and the streaming
+                // kernel above 4 MiB, the panels at batch 128) are not the small problem's, and without this the
+                // first pairing of a run was timed partly in tier-0 code (int4 g128 S1 alone: hot 136-169 us against
+                // 74-78 us with DOTNET_TieredCompilation=0). Batch 1 makes its 35 calls; a batched call already runs
+                // its per-chunk methods dozens of times.
+                var real = _buffers[batch];
+                for (int i = 0, n = batch == 1 ? 35 : 3; i < n; i++) CallCondense(_condense.Copies[0], real);
             }
             Thread.Sleep(250);
         }
