@@ -844,6 +844,9 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static bool PrefetchInt8Scales { get; set; }
 
+    /// <summary>The same for weights of fewer than 8 bits (default true, as before session 11). A knob for A/B runs.</summary>
+    internal static bool PrefetchLowBitScales { get; set; } = true;
+
     [ThreadStatic] private static byte[]? t_scratch;
 
     /// <summary>
@@ -925,7 +928,7 @@ internal static unsafe class VnniGemv
                     for (int g = 0; g < scaleCount; g += 16) v.Store(rowScales + g);
                 }
             }
-            if ((l.Bits != 8 || PrefetchInt8Scales) && r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
+            if ((l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             int passes = direct / l.Rows * l.Rows;
