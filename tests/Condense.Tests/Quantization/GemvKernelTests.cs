@@ -84,7 +84,9 @@ public class GemvKernelTests
         Assert.NotEqual(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1024));   // 8-bit g32: in cache only
         Assert.Equal(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1025));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));   // 4 MiB: in cache
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));      // larger: the managed loop
+        Assert.NotEqual(VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048),          // larger: the streaming kernel
+                        VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
         bool saved = KernelOptions.GeneratedCode;
         try
         {
@@ -293,8 +295,8 @@ public class GemvKernelTests
             return n;
         }
         long savedGate = VnniGemv.CacheResidentBytes;
-        int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows;
-        bool saved = VnniGemv.Enabled;
+        int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows, savedPermutedRows = VnniGemv.StreamingPermutedRows;
+        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted;
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
         try
         {
@@ -302,8 +304,12 @@ public class GemvKernelTests
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // g32 / g64: the managed loop
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // g32 / g64 too (session 11)
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+            VnniGemv.StreamingPermuted = false;                                                    // the knob: the managed loop
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+            VnniGemv.StreamingPermuted = savedPermuted;
             var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
             Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
                 "a streaming 4-bit weight runs the kernel with the streaming prefetch");
@@ -319,7 +325,7 @@ public class GemvKernelTests
 
             // Small weights made "large" by a 1 KiB gate: the streaming kernel gives the managed loop's bits at 1 and 2 threads.
             VnniGemv.CacheResidentBytes = 1024;
-            foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224) })
+            foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224), (32, false, 21, 1024), (64, true, 13, 2048), (32, true, 7, 1184), (64, false, 11, 4096) })
             {
                 var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
                 var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), inF);
@@ -328,13 +334,14 @@ public class GemvKernelTests
                     foreach (int threads in new[] { 1, 2 })
                     {
                         VnniGemv.Enabled = rows != 0;
-                        if (rows != 0) VnniGemv.StreamingRows = rows;
+                        if (rows != 0) VnniGemv.StreamingRows = VnniGemv.StreamingPermutedRows = rows;
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         var y = new float[outF];
                         q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                         results.Add(($"{(rows != 0 ? $"streaming, {rows} rows per pass" : "managed")}, {threads} threads", y));
                     }
                 VnniGemv.StreamingRows = savedRows;
+                VnniGemv.StreamingPermutedRows = savedPermutedRows;
                 for (int i = 1; i < results.Count; i++)
                     for (int r = 0; r < outF; r++)
                         Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
@@ -348,6 +355,8 @@ public class GemvKernelTests
             VnniGemv.CacheResidentBytes = savedGate;
             VnniGemv.StreamingPrefetch = savedStream;
             VnniGemv.StreamingRows = savedRows;
+            VnniGemv.StreamingPermutedRows = savedPermutedRows;
+            VnniGemv.StreamingPermuted = savedPermuted;
             VnniGemv.Enabled = saved;
             WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
         }

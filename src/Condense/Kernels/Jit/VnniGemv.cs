@@ -788,7 +788,8 @@ internal static unsafe class VnniGemv
     /// <summary>
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
-    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass; other gated weights keep the managed loop.
+    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g32/g64 likewise with
+    /// <see cref="StreamingPermutedRows"/> when <see cref="StreamingPermuted"/>; 8-bit g32 keeps the managed loop.
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures)
     {
@@ -825,8 +826,13 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static bool ShiftedNibbles { get; set; } = true;
 
-    /// <summary>4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop.</summary>
-    internal static bool StreamingPermuted { get; set; } = false;
+    /// <summary>
+    /// 4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop (default
+    /// since the end of session 11) instead of the managed one. Quiet `--peers`, 3 alternating pairs after the benchmark's
+    /// tier-0 fix (ORT / Condense, batch 1): S1 hot 0.60-0.79x -> 0.86-1.02x; S2 hot 0.75-1.01x -> 0.76-1.12x; cold rows
+    /// 1.11-1.36x either way. The session's earlier verdict against it was taken under load with partly tier-0 timings.
+    /// </summary>
+    internal static bool StreamingPermuted { get; set; } = true;
 
     /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
     internal static int StreamingPermutedRows { get; set; } = 1;
