@@ -827,12 +827,13 @@ internal static unsafe class VnniGemv
     internal static bool ShiftedNibbles { get; set; } = true;
 
     /// <summary>
-    /// 4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop (default
-    /// since the end of session 11) instead of the managed one. Quiet `--peers`, 3 alternating pairs after the benchmark's
-    /// tier-0 fix (ORT / Condense, batch 1): S1 hot 0.60-0.79x -> 0.86-1.02x; S2 hot 0.75-1.01x -> 0.76-1.12x; cold rows
-    /// 1.11-1.36x either way. The session's earlier verdict against it was taken under load with partly tier-0 timings.
+    /// 4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop (true)
+    /// instead of the managed one (false, default). Quiet `--peers` at the end of session 11, after the benchmark's
+    /// tier-0 fix: 3 alternating single-pairing runs gave S1 hot 0.60-0.79x -> 0.86-1.02x ORT with cold rows equal, but
+    /// the whole table with it on had S1 cold g32/g64 at 0.92x/0.96x (1.11x/1.18x before) and S2 hot unchanged: a hot
+    /// row may not be bought with its cold row, so it stays off. A knob for A/B runs (`--gemv-stream-permuted 1`).
     /// </summary>
-    internal static bool StreamingPermuted { get; set; } = true;
+    internal static bool StreamingPermuted { get; set; } = false;
 
     /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
     internal static int StreamingPermutedRows { get; set; } = 1;
