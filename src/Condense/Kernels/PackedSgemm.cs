@@ -49,12 +49,6 @@ internal static unsafe class PackedSgemm
     /// </summary>
     internal static bool VectorCopies { get; set; } = true;
 
-    /// <summary>
-    /// Session 11 knob (A/B): <see cref="PackW"/> transposes 8 rows x 16 features per step in zmm registers
-    /// (<see cref="Transpose8x16"/>; off: two 8 x 8 ymm transposes). Copies only: same bits either way.
-    /// </summary>
-    internal static bool WidePack { get; set; }
-
     /// <summary>Experiment knob: software prefetch of the next W block into L2 (on since session 8).</summary>
     internal static bool PrefetchNext { get; set; } = true;
 
@@ -69,9 +63,6 @@ internal static unsafe class PackedSgemm
     /// rows from L3 once for this many chunks (1: the session-8 order, every chunk streams all of x from L3).
     /// </summary>
     internal static int ChunksPerPass { get; set; } = 4;
-
-    /// <summary>Experiment knob: <see cref="PackW"/> prefetches its 8 rows 64 features ahead into L1.</summary>
-    internal static bool PackPrefetch { get; set; }
 
 
     /// <summary>Whether this kernel takes a batch at the given vector width: AVX-512 and at least two vectors of batch.</summary>
@@ -95,7 +86,7 @@ internal static unsafe class PackedSgemm
 
     public static void Run(float* x, float* w, float* y, int batch, int outF, int inF, int degree)
     {
-        var source = new DenseBlocks { W = w, In = inF, Rows = RowPanels };
+        var source = new DenseBlocks { W = w, In = inF };
         Run(x, ref source, y, batch, outF, inF, degree);
     }
 
@@ -108,8 +99,6 @@ internal static unsafe class PackedSgemm
     internal interface IWeightBlocks
     {
         void Pack(int r0, int rows, int p0, int kp, float* wp);
-        /// <summary>Whether <see cref="Pack"/> writes <see cref="PackRowMajor"/>' row-major layout instead of <see cref="PackW"/>'s.</summary>
-        bool RowPanels { get; }
         void Prefetch(int row, int feature, int count);
     }
 
@@ -118,16 +107,9 @@ internal static unsafe class PackedSgemm
     {
         public float* W;
         public int In;
-        public bool Rows;
-
-        public readonly bool RowPanels => Rows;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly void Pack(int r0, int rows, int p0, int kp, float* wp)
-        {
-            if (Rows) PackRowMajor(W + (nint)r0 * In + p0, In, rows, kp, wp);
-            else PackW(W + (nint)r0 * In + p0, In, rows, kp, wp);
-        }
+        public readonly void Pack(int r0, int rows, int p0, int kp, float* wp) => PackW(W + (nint)r0 * In + p0, In, rows, kp, wp);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly void Prefetch(int row, int feature, int count) => PrefetchRow(W + (nint)row * In + feature, count);
@@ -146,7 +128,7 @@ internal static unsafe class PackedSgemm
         var pack = new PackXBody { X = x, Xp = xp, Batch = batch, Padded = padded, In = inF };
         long packedFloats = (long)inF * padded;
         WorkerPool.Shared.For((inF + PackRows - 1) / PackRows, ref pack, packedFloats < 1 << 16 ? 1 : degree);
-        var body = new ChunkBody<TW> { Xp = xp, Source = source, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF, Rows = source.RowPanels };
+        var body = new ChunkBody<TW> { Xp = xp, Source = source, Y = y, Batch = batch, Padded = padded, Out = outF, In = inF };
         WorkerPool.Shared.For((outF + NC - 1) / NC, ref body, degree);
     }
 
@@ -198,8 +180,6 @@ internal static unsafe class PackedSgemm
         public float* Xp, Y;
         public TW Source;
         public int Batch, Padded, Out, In;
-        /// <summary>The source packs row-major panels (<see cref="PackRowMajor"/>) rather than [k][8] micro-panels.</summary>
-        public bool Rows;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke(int start, int end)
@@ -207,7 +187,7 @@ internal static unsafe class PackedSgemm
             // The pass's y^T scratch stays within 128 KiB of L2 (4 chunks at batch 128, 1 from batch 512 on).
             int pass = Math.Clamp(Math.Min(ChunksPerPass, (1 << 15) / (NC * Padded)), 1, Math.Max(1, ChunksPerPass));
             float* yts = Buffer(ref t_y, (long)pass * NC * Padded);
-            float* wp = Buffer(ref t_w, NC * RowStride);
+            float* wp = Buffer(ref t_w, NC * KP);
             bool spread = SpreadPrefetch, prefetch = PrefetchNext;
             int batchGroups = (Padded + NB - 1) / NB;
             // A pass: up to `pass` chunks side by side per W block (session 11), so the x rows of a block (KP x batch,
@@ -259,20 +239,10 @@ internal static unsafe class PackedSgemm
                                             Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
                                     }
                                     float* acc = yt + (nint)g * MR * Padded + b0;
-                                    if (Rows)
-                                    {
-                                        float* panel = wp + g * MR * RowStride + (k0 - p0);
-                                        if (nb == 48) Tile8x3<RowMajor>(panel, xg, kc, acc, Padded, first);
-                                        else if (nb == 32) Tile8x2<RowMajor>(panel, xg, kc, acc, Padded, first);
-                                        else Tile8x1<RowMajor>(panel, xg, kc, acc, Padded, first);
-                                    }
-                                    else
-                                    {
-                                        float* panel = wp + g * MR * KP + (k0 - p0) * MR;
-                                        if (nb == 48) Tile8x3<KMajor>(panel, xg, kc, acc, Padded, first);
-                                        else if (nb == 32) Tile8x2<KMajor>(panel, xg, kc, acc, Padded, first);
-                                        else Tile8x1<KMajor>(panel, xg, kc, acc, Padded, first);
-                                    }
+                                    float* panel = wp + g * MR * KP + (k0 - p0) * MR;
+                                    if (nb == 48) Tile8x3(panel, xg, kc, acc, Padded, first);
+                                    else if (nb == 32) Tile8x2(panel, xg, kc, acc, Padded, first);
+                                    else Tile8x1(panel, xg, kc, acc, Padded, first);
                                 }
                             }
                         }
@@ -308,12 +278,8 @@ internal static unsafe class PackedSgemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRow(float* row, int floats)
     {
-        if (PrefetchL1) for (int i = 0; i < floats; i += 16) Sse.Prefetch0(row + i);
-        else for (int i = 0; i < floats; i += 16) Sse.Prefetch1(row + i);
+        for (int i = 0; i < floats; i += 16) Sse.Prefetch1(row + i);
     }
-
-    /// <summary>Experiment knob: the next W block's prefetches with prefetcht0 instead of prefetcht1.</summary>
-    internal static bool PrefetchL1 { get; set; }
 
     /// <summary>
     /// W block (rows x kc, row stride ldw, kc &lt;= KP) into micro-panels: panel g holds W[g*8 + r, k] at g * 8 * KP + k * 8 + r;
@@ -323,20 +289,11 @@ internal static unsafe class PackedSgemm
     internal static void PackW(float* w, int ldw, int rows, int kc, float* wp)
     {
         int g = 0;
-        bool wide = WidePack && Avx512F.IsSupported, pf = PackPrefetch;
         for (; (g + 1) * MR <= rows; g++)
         {
             float* s = w + (nint)g * MR * ldw;
             float* d = wp + g * MR * KP;
             int k = 0;
-            if (pf)
-                for (; k + 16 <= kc; k += 16)
-                {
-                    for (int r = 0; r < MR; r++) Sse.Prefetch0(s + (nint)r * ldw + k + 64);
-                    Transpose8x8(s + k, ldw, d + k * MR);
-                    Transpose8x8(s + k + 8, ldw, d + (k + 8) * MR);
-                }
-            if (wide) for (; k + 16 <= kc; k += 16) Transpose8x16(s + k, ldw, d + k * MR);
             for (; k + 8 <= kc; k += 8) Transpose8x8(s + k, ldw, d + k * MR);
             for (; k < kc; k++)
                 for (int r = 0; r < MR; r++) d[k * MR + r] = s[(nint)r * ldw + k];
@@ -349,35 +306,6 @@ internal static unsafe class PackedSgemm
             for (int k = 0; k < kc; k++)
                 for (int r = 0; r < MR; r++) d[k * MR + r] = r < real ? s[(nint)r * ldw + k] : 0f;
         }
-    }
-
-    /// <summary>Row stride of <see cref="PackRowMajor"/>' panels: a W block row plus one line, so the 8 rows a tile broadcasts from fall into different L1 sets.</summary>
-    private const int RowStride = KP + 16;
-
-    /// <summary>
-    /// Session 11 knob (A/B): the fp32 product packs W blocks as rows (<see cref="PackRowMajor"/>: a copy, the tiles
-    /// broadcast from 8 row streams) rather than [k][8] micro-panels (<see cref="PackW"/>: 8 x 8 transposes).
-    /// Same products in the same order: same bits.
-    /// </summary>
-    internal static bool RowPanels { get; set; }
-
-    /// <summary>
-    /// W block (rows x kc, row stride ldw) copied row by row: row r at wp + r * <see cref="RowStride"/>; the rows up
-    /// to the next multiple of 8 past <paramref name="rows"/> are zero (their outputs are never copied out).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackRowMajor(float* w, int ldw, int rows, int kc, float* wp)
-    {
-        int k16 = kc / 16 * 16;
-        for (int r = 0; r < rows; r++)
-        {
-            float* s = w + (nint)r * ldw, d = wp + r * RowStride;
-            int k = 0;
-            for (; k < k16; k += 16) Vector512.Store(Vector512.Load(s + k), d + k);
-            for (; k < kc; k++) d[k] = s[k];
-        }
-        for (int r = rows; r < (rows + MR - 1) / MR * MR; r++)
-            new Span<float>(wp + r * RowStride, kc).Clear();
     }
 
     /// <summary>d[k * 8 + r] = s[r * lds + k] for an 8 x 8 block: unpack, shuffle, then swap 128-bit halves.</summary>
@@ -411,73 +339,11 @@ internal static unsafe class PackedSgemm
         Avx.Store(d + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
-    /// <summary>
-    /// d[k * 8 + r] = s[r * lds + k] for 8 rows x 16 features (r &lt; 8, k &lt; 16): 8 zmm loads, unpack and shuffle
-    /// within 128-bit lanes (rows 0-3 and 4-7 of features 4L + m in lane L), then two lane steps; 32 shuffles per 128
-    /// floats against 48 for two <see cref="Transpose8x8(float*, int, float*)"/>, and half the loads and stores.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Transpose8x16(float* s, nint lds, float* d)
-    {
-        var r0 = Vector512.Load(s); var r1 = Vector512.Load(s + lds);
-        var r2 = Vector512.Load(s + 2 * lds); var r3 = Vector512.Load(s + 3 * lds);
-        var r4 = Vector512.Load(s + 4 * lds); var r5 = Vector512.Load(s + 5 * lds);
-        var r6 = Vector512.Load(s + 6 * lds); var r7 = Vector512.Load(s + 7 * lds);
-        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
-        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
-        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
-        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
-        // u_m (m < 4): lane L = rows 0-3 at feature 4L + m; u_{m+4}: rows 4-7.
-        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
-        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
-        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
-        // Output vector j holds features 2j, 2j + 1: (rows 0-3, rows 4-7) of each. Features 4L + m, 4L + m + 1 pair
-        // u_m with u_{m+1} (m = 0, 2): first gather lanes (L, L') of u_m and u_{m+1}, rows 0-3 and 4-7 apart ...
-        var a01 = Avx512F.Shuffle4x128(u0, u1, 0x44); var a23 = Avx512F.Shuffle4x128(u0, u1, 0xEE); // (u0.L0, u0.L1, u1.L0, u1.L1), (.. L2, L3)
-        var b01 = Avx512F.Shuffle4x128(u4, u5, 0x44); var b23 = Avx512F.Shuffle4x128(u4, u5, 0xEE);
-        var c01 = Avx512F.Shuffle4x128(u2, u3, 0x44); var c23 = Avx512F.Shuffle4x128(u2, u3, 0xEE);
-        var e01 = Avx512F.Shuffle4x128(u6, u7, 0x44); var e23 = Avx512F.Shuffle4x128(u6, u7, 0xEE);
-        // ... then interleave rows 0-3 with rows 4-7: (u0.L, u4.L, u1.L, u5.L) is features 4L, 4L + 1.
-        // vpermt2ps indices: 128-bit lanes (a0, b0, a2, b2) and (a1, b1, a3, b3) of sources a, b.
-        var even = Vector512.Create(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
-        var odd = Vector512.Create(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
-        Avx512F.PermuteVar16x32x2(a01, even, b01).Store(d);        // features 0, 1
-        Avx512F.PermuteVar16x32x2(c01, even, e01).Store(d + 16);   // 2, 3
-        Avx512F.PermuteVar16x32x2(a01, odd, b01).Store(d + 32);    // 4, 5
-        Avx512F.PermuteVar16x32x2(c01, odd, e01).Store(d + 48);    // 6, 7
-        Avx512F.PermuteVar16x32x2(a23, even, b23).Store(d + 64);   // 8, 9
-        Avx512F.PermuteVar16x32x2(c23, even, e23).Store(d + 80);   // 10, 11
-        Avx512F.PermuteVar16x32x2(a23, odd, b23).Store(d + 96);    // 12, 13
-        Avx512F.PermuteVar16x32x2(c23, odd, e23).Store(d + 112);   // 14, 15
-    }
-
-    /// <summary>Where a tile finds W[r, k] in its panel: at k * Step + r * Row (JIT-time constants per layout).</summary>
-    private interface IPanelLayout
-    {
-        static abstract int Step { get; }
-        static abstract int Row { get; }
-    }
-
-    /// <summary><see cref="PackW"/>'s micro-panels: [k][8].</summary>
-    private struct KMajor : IPanelLayout
-    {
-        public static int Step => MR;
-        public static int Row => 1;
-    }
-
-    /// <summary><see cref="PackRowMajor"/>' panels: 8 rows of the block, <see cref="RowStride"/> floats apart.</summary>
-    private struct RowMajor : IPanelLayout
-    {
-        public static int Step => 1;
-        public static int Row => RowStride;
-    }
-
     // The tiles: acc rows are ld floats apart (the y^T scratch), x rows nb floats apart (the group's panel), the W
     // micro-panel 8 floats per k. Not inlined: one body each keeps the JIT's register allocation per tile.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile8x3<TL>(float* wp, float* xg, int kc, float* acc, int ld, bool first) where TL : struct, IPanelLayout
+    private static void Tile8x3(float* wp, float* xg, int kc, float* acc, int ld, bool first)
     {
         nint l = ld;
         Vector512<float> c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32,
@@ -498,25 +364,25 @@ internal static unsafe class PackedSgemm
             c60 = Vector512.Load(acc + 6 * l); c61 = Vector512.Load(acc + 6 * l + 16); c62 = Vector512.Load(acc + 6 * l + 32);
             c70 = Vector512.Load(acc + 7 * l); c71 = Vector512.Load(acc + 7 * l + 16); c72 = Vector512.Load(acc + 7 * l + 32);
         }
-        float* end = wp + kc * TL.Step;
-        for (; wp < end; wp += TL.Step, xg += 48)
+        float* end = wp + kc * MR;
+        for (; wp < end; wp += MR, xg += 48)
         {
             var x0 = Vector512.Load(xg); var x1 = Vector512.Load(xg + 16); var x2 = Vector512.Load(xg + 32);
             var q = Vector512.Create(wp[0]);
             c00 = Avx512F.FusedMultiplyAdd(x0, q, c00); c01 = Avx512F.FusedMultiplyAdd(x1, q, c01); c02 = Avx512F.FusedMultiplyAdd(x2, q, c02);
-            q = Vector512.Create(wp[1 * TL.Row]);
+            q = Vector512.Create(wp[1]);
             c10 = Avx512F.FusedMultiplyAdd(x0, q, c10); c11 = Avx512F.FusedMultiplyAdd(x1, q, c11); c12 = Avx512F.FusedMultiplyAdd(x2, q, c12);
-            q = Vector512.Create(wp[2 * TL.Row]);
+            q = Vector512.Create(wp[2]);
             c20 = Avx512F.FusedMultiplyAdd(x0, q, c20); c21 = Avx512F.FusedMultiplyAdd(x1, q, c21); c22 = Avx512F.FusedMultiplyAdd(x2, q, c22);
-            q = Vector512.Create(wp[3 * TL.Row]);
+            q = Vector512.Create(wp[3]);
             c30 = Avx512F.FusedMultiplyAdd(x0, q, c30); c31 = Avx512F.FusedMultiplyAdd(x1, q, c31); c32 = Avx512F.FusedMultiplyAdd(x2, q, c32);
-            q = Vector512.Create(wp[4 * TL.Row]);
+            q = Vector512.Create(wp[4]);
             c40 = Avx512F.FusedMultiplyAdd(x0, q, c40); c41 = Avx512F.FusedMultiplyAdd(x1, q, c41); c42 = Avx512F.FusedMultiplyAdd(x2, q, c42);
-            q = Vector512.Create(wp[5 * TL.Row]);
+            q = Vector512.Create(wp[5]);
             c50 = Avx512F.FusedMultiplyAdd(x0, q, c50); c51 = Avx512F.FusedMultiplyAdd(x1, q, c51); c52 = Avx512F.FusedMultiplyAdd(x2, q, c52);
-            q = Vector512.Create(wp[6 * TL.Row]);
+            q = Vector512.Create(wp[6]);
             c60 = Avx512F.FusedMultiplyAdd(x0, q, c60); c61 = Avx512F.FusedMultiplyAdd(x1, q, c61); c62 = Avx512F.FusedMultiplyAdd(x2, q, c62);
-            q = Vector512.Create(wp[7 * TL.Row]);
+            q = Vector512.Create(wp[7]);
             c70 = Avx512F.FusedMultiplyAdd(x0, q, c70); c71 = Avx512F.FusedMultiplyAdd(x1, q, c71); c72 = Avx512F.FusedMultiplyAdd(x2, q, c72);
         }
         c00.Store(acc); c01.Store(acc + 16); c02.Store(acc + 32);
@@ -530,7 +396,7 @@ internal static unsafe class PackedSgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile8x2<TL>(float* wp, float* xg, int kc, float* acc, int ld, bool first) where TL : struct, IPanelLayout
+    private static void Tile8x2(float* wp, float* xg, int kc, float* acc, int ld, bool first)
     {
         nint l = ld;
         Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
@@ -550,25 +416,25 @@ internal static unsafe class PackedSgemm
             c60 = Vector512.Load(acc + 6 * l); c61 = Vector512.Load(acc + 6 * l + 16);
             c70 = Vector512.Load(acc + 7 * l); c71 = Vector512.Load(acc + 7 * l + 16);
         }
-        float* end = wp + kc * TL.Step;
-        for (; wp < end; wp += TL.Step, xg += 32)
+        float* end = wp + kc * MR;
+        for (; wp < end; wp += MR, xg += 32)
         {
             var x0 = Vector512.Load(xg); var x1 = Vector512.Load(xg + 16);
             var q = Vector512.Create(wp[0]);
             c00 = Avx512F.FusedMultiplyAdd(x0, q, c00); c01 = Avx512F.FusedMultiplyAdd(x1, q, c01);
-            q = Vector512.Create(wp[1 * TL.Row]);
+            q = Vector512.Create(wp[1]);
             c10 = Avx512F.FusedMultiplyAdd(x0, q, c10); c11 = Avx512F.FusedMultiplyAdd(x1, q, c11);
-            q = Vector512.Create(wp[2 * TL.Row]);
+            q = Vector512.Create(wp[2]);
             c20 = Avx512F.FusedMultiplyAdd(x0, q, c20); c21 = Avx512F.FusedMultiplyAdd(x1, q, c21);
-            q = Vector512.Create(wp[3 * TL.Row]);
+            q = Vector512.Create(wp[3]);
             c30 = Avx512F.FusedMultiplyAdd(x0, q, c30); c31 = Avx512F.FusedMultiplyAdd(x1, q, c31);
-            q = Vector512.Create(wp[4 * TL.Row]);
+            q = Vector512.Create(wp[4]);
             c40 = Avx512F.FusedMultiplyAdd(x0, q, c40); c41 = Avx512F.FusedMultiplyAdd(x1, q, c41);
-            q = Vector512.Create(wp[5 * TL.Row]);
+            q = Vector512.Create(wp[5]);
             c50 = Avx512F.FusedMultiplyAdd(x0, q, c50); c51 = Avx512F.FusedMultiplyAdd(x1, q, c51);
-            q = Vector512.Create(wp[6 * TL.Row]);
+            q = Vector512.Create(wp[6]);
             c60 = Avx512F.FusedMultiplyAdd(x0, q, c60); c61 = Avx512F.FusedMultiplyAdd(x1, q, c61);
-            q = Vector512.Create(wp[7 * TL.Row]);
+            q = Vector512.Create(wp[7]);
             c70 = Avx512F.FusedMultiplyAdd(x0, q, c70); c71 = Avx512F.FusedMultiplyAdd(x1, q, c71);
         }
         c00.Store(acc); c01.Store(acc + 16);
@@ -582,7 +448,7 @@ internal static unsafe class PackedSgemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile8x1<TL>(float* wp, float* xg, int kc, float* acc, int ld, bool first) where TL : struct, IPanelLayout
+    private static void Tile8x1(float* wp, float* xg, int kc, float* acc, int ld, bool first)
     {
         nint l = ld;
         Vector512<float> c0, c1, c2, c3, c4, c5, c6, c7;
@@ -595,18 +461,18 @@ internal static unsafe class PackedSgemm
             c0 = Vector512.Load(acc); c1 = Vector512.Load(acc + l); c2 = Vector512.Load(acc + 2 * l); c3 = Vector512.Load(acc + 3 * l);
             c4 = Vector512.Load(acc + 4 * l); c5 = Vector512.Load(acc + 5 * l); c6 = Vector512.Load(acc + 6 * l); c7 = Vector512.Load(acc + 7 * l);
         }
-        float* end = wp + kc * TL.Step;
-        for (; wp < end; wp += TL.Step, xg += 16)
+        float* end = wp + kc * MR;
+        for (; wp < end; wp += MR, xg += 16)
         {
             var x0 = Vector512.Load(xg);
             c0 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[0]), c0);
-            c1 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[1 * TL.Row]), c1);
-            c2 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[2 * TL.Row]), c2);
-            c3 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[3 * TL.Row]), c3);
-            c4 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[4 * TL.Row]), c4);
-            c5 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[5 * TL.Row]), c5);
-            c6 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[6 * TL.Row]), c6);
-            c7 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[7 * TL.Row]), c7);
+            c1 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[1]), c1);
+            c2 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[2]), c2);
+            c3 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[3]), c3);
+            c4 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[4]), c4);
+            c5 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[5]), c5);
+            c6 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[6]), c6);
+            c7 = Avx512F.FusedMultiplyAdd(x0, Vector512.Create(wp[7]), c7);
         }
         c0.Store(acc); c1.Store(acc + l); c2.Store(acc + 2 * l); c3.Store(acc + 3 * l);
         c4.Store(acc + 4 * l); c5.Store(acc + 5 * l); c6.Store(acc + 6 * l); c7.Store(acc + 7 * l);

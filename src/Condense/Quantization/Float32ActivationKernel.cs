@@ -246,9 +246,6 @@ internal static unsafe partial class Float32ActivationKernel
     /// </summary>
     private struct DecodedBlocks<TDec> : PackedSgemm.IWeightBlocks where TDec : struct, IDecoder256
     {
-        /// <summary>[k][8] micro-panels (<see cref="PackedSgemm.PackW"/>'s layout), never rows.</summary>
-        public readonly bool RowPanels => false;
-
         public byte* Packed;
         public Half* Scales;
         public byte* Zeros;

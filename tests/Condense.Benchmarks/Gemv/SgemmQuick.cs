@@ -48,23 +48,18 @@ public static class SgemmQuick
         var q8Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(8, 32, true)));
 
         const string Sgemm = "Condense.Kernels.PackedSgemm", F32 = "Condense.Quantization.Float32ActivationKernel";
-        // Session 11 knobs (copies only, same bits): vectorized x packing / y copy, and the 8 x 16 zmm W transpose.
-        void S11(bool copies, bool wide, bool spread = true, bool packPf = false, int pass = 4, bool rows = false) { Set(Sgemm, "VectorCopies", copies); Set(Sgemm, "WidePack", wide); Set(Sgemm, "PrefetchNext", true); Set(Sgemm, "SpreadPrefetch", spread); Set(Sgemm, "PackPrefetch", packPf); Set(Sgemm, "ChunksPerPass", pass); Set(Sgemm, "RowPanels", rows); Set(Sgemm, "PrefetchL1", false); }
+        // Session 11 knobs (same bits): vectorized x packing / y copy, spread next-block prefetch, chunks per pass.
+        void S11(bool copies, bool spread = true, int pass = 4) { Set(Sgemm, "VectorCopies", copies); Set(Sgemm, "PrefetchNext", true); Set(Sgemm, "SpreadPrefetch", spread); Set(Sgemm, "ChunksPerPass", pass); }
         var variants = new List<(string Name, Action Apply, Action Call)>
         {
-            ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(true, true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-nopf", () => { Set(Sgemm, "Enabled", true); S11(true, false); Set(Sgemm, "PrefetchNext", false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-burst", () => { Set(Sgemm, "Enabled", true); S11(true, false); Set(Sgemm, "SpreadPrefetch", false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-ppf", () => { Set(Sgemm, "Enabled", true); S11(true, false, true, true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-rows", () => { Set(Sgemm, "Enabled", true); S11(true, true, true, false, 4, true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-t0", () => { Set(Sgemm, "Enabled", true); S11(true, true); Set(Sgemm, "PrefetchL1", true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-kmaj", () => { Set(Sgemm, "Enabled", true); S11(true, true, true, false, 4, false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(true, false, true, false, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(true, false, true, false, 2); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-s11c", () => { Set(Sgemm, "Enabled", true); S11(true, false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); S11(false, false, false, false, 1, false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true, true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-s10", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(false, false, false, false, 1, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-nopf", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "PrefetchNext", false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-burst", () => { Set(Sgemm, "Enabled", true); S11(true, false); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(true, true, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(true, true, 2); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); S11(false, false, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-s10", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(false, false, 1); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-new", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
@@ -95,7 +90,7 @@ public static class SgemmQuick
             }
             Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
         }
-        Set(Sgemm, "Enabled", true); S11(true, true);
+        Set(Sgemm, "Enabled", true); S11(true);
         Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true);
         foreach (var v in variants)
         {

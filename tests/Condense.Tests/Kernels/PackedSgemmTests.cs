@@ -106,20 +106,18 @@ public class PackedSgemmTests
         }
         var storage = new DenseWeight(w, outF, inF);
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism, savedPass = PackedSgemm.ChunksPerPass;
-        bool savedCopies = PackedSgemm.VectorCopies, savedWide = PackedSgemm.WidePack, savedSpread = PackedSgemm.SpreadPrefetch, savedRows = PackedSgemm.RowPanels;
+        bool savedCopies = PackedSgemm.VectorCopies, savedSpread = PackedSgemm.SpreadPrefetch;
         try
         {
             foreach (int threads in new[] { 1, 2, 3 })
                 foreach (int pass in new[] { 1, 3, 4 })
-                    foreach (int mode in new[] { 0, 1, 2 })
+                    foreach (int mode in new[] { 0, 1 })
                     {
-                        // 0: the session-8 copies and transposes; 1: 8x8-block copies, 8 x 16 zmm transposes, spread
-                        // prefetch; 2: as 1 with row-major panels (PackRowMajor replaces PackW).
+                        // 0: the session-8 element copies and burst prefetch; 1: 8 x 8-block copies, spread prefetch.
                         bool on = mode > 0;
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         PackedSgemm.ChunksPerPass = pass;
-                        PackedSgemm.VectorCopies = PackedSgemm.WidePack = PackedSgemm.SpreadPrefetch = on;
-                        PackedSgemm.RowPanels = mode == 2;
+                        PackedSgemm.VectorCopies = PackedSgemm.SpreadPrefetch = on;
                         var y = new float[batch * outF];
                         storage.MatMulTransposed(x, y, batch);
                         Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 knobs mode {mode}");
@@ -129,7 +127,7 @@ public class PackedSgemmTests
         {
             WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
             PackedSgemm.ChunksPerPass = savedPass;
-            PackedSgemm.VectorCopies = savedCopies; PackedSgemm.WidePack = savedWide; PackedSgemm.SpreadPrefetch = savedSpread; PackedSgemm.RowPanels = savedRows;
+            PackedSgemm.VectorCopies = savedCopies; PackedSgemm.SpreadPrefetch = savedSpread;
         }
     }
 }
