@@ -125,16 +125,29 @@ public static class GemvKnobs
         ?? throw new InvalidOperationException($"VnniGemv.{name} not found: the knob was renamed.");
 
     /// <summary>
-    /// <c>--gemv-dump bits,plan,units,steps,groupsPerStep,rowBytes,scaleStride,rows path</c>: writes the generated kernel's
+    /// <c>--gemv-dump bits,plan,units,steps,groupsPerStep,rowBytes,scaleStride,rows[,prefetch,shift,gfni] path</c>: writes the generated kernel's
     /// bytes (for <c>objdump -D -b binary -mi386:x86-64</c>: map perf's bare addresses to instructions).
     /// </summary>
     public static void Dump(string spec, string path)
     {
         var layoutType = s_vnniGemv.GetNestedType("Layout", BindingFlags.NonPublic)!;
-        var planType = s_vnniGemv.GetNestedType("Plan", BindingFlags.NonPublic)!;
         var p = spec.Split(',');
-        var layout = Activator.CreateInstance(layoutType, int.Parse(p[0]), Enum.Parse(planType, p[1]), int.Parse(p[2]), int.Parse(p[3]),
-            int.Parse(p[4]), int.Parse(p[5]), int.Parse(p[6]), int.Parse(p[7]));
+        // The record's constructor: the fields given in order (the first 8 at least), the rest at their defaults
+        // (reflection does not fill optional parameters by itself).
+        var ctor = layoutType.GetConstructors().OrderByDescending(c => c.GetParameters().Length).First();
+        var parameters = ctor.GetParameters();
+        if (p.Length < 8 || p.Length > parameters.Length)
+            throw new ArgumentException($"--gemv-dump wants 8 to {parameters.Length} comma-separated fields ({string.Join(",", parameters.Select(q => q.Name))}), got {p.Length}.");
+        var values = new object?[parameters.Length];
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            var type = parameters[i].ParameterType;
+            values[i] = i >= p.Length ? parameters[i].DefaultValue
+                : type.IsEnum ? Enum.Parse(type, p[i])
+                : type == typeof(bool) ? p[i] is "1" or "true" or "True"
+                : Convert.ChangeType(p[i], type, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var layout = ctor.Invoke(values);
         var bytes = (byte[])s_vnniGemv.GetMethod("Emit", BindingFlags.Static | BindingFlags.NonPublic)!.Invoke(null, [layout])!;
         File.WriteAllBytes(path, bytes);
         Console.WriteLine($"{bytes.Length} bytes of {layout} to {path}");
