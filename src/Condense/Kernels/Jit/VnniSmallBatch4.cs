@@ -1008,6 +1008,7 @@ internal static unsafe class VnniSmallBatch4
     }
 
     /// <summary>float16 to float32 (exact): the magnitude bits shifted into a float32 times 2^112, the sign moved to bit 31.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void ConvertScales(Half* scales, float* destination, int count)
     {
         int g = 0;
