@@ -324,6 +324,77 @@ public class VnniSmallBatch4Tests
         finally { VnniSmallBatch4.FusedEpilogue = saved; }
     }
 
+    [Theory]
+    [InlineData(64, 4096, false)]  // paired, 64 groups (the S2 rows' format), whole chunks of 16 groups only
+    [InlineData(64, 1600, true)]   // unpaired, a tail of 64 codes and leftover groups past the last chunk of 16
+    [InlineData(0, 1031, false)]   // one group per row, a tail
+    [InlineData(32, 4128, false)]  // a tail of one group, 129 groups
+    [InlineData(256, 768, true)]   // paired, 3 groups (no whole chunk of 16)
+    public void Pipelined_blocks_give_the_same_bits_as_one_block_at_a_time(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 157; // 13 blocks of 12 and one row
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(31, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(32, 15 * inF);
+        bool saved = VnniSmallBatch4.PipelinedBlocks;
+        var pool = WorkerPool.Shared;
+        int savedDegree = pool.MaxDegreeOfParallelism;
+        try
+        {
+            Run(() =>
+            {
+                foreach (int batch in new[] { 2, 3, 4, 5, 8, 9, 15 })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        pool.MaxDegreeOfParallelism = threads;
+                        var y = new float[2][];
+                        for (int p = 0; p < 2; p++)
+                        {
+                            VnniSmallBatch4.PipelinedBlocks = p == 1;
+                            y[p] = new float[batch * outF];
+                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
+                        }
+                        Assert.Equal(y[0], y[1]);
+                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"pipelined g{group} batch {batch}");
+                    }
+            });
+        }
+        finally
+        {
+            VnniSmallBatch4.PipelinedBlocks = saved;
+            pool.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
+    [Fact]
+    public unsafe void Correction_lanes_are_one_chain_per_output_in_group_order()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        var random = new Random(11);
+        foreach (int gpr in new[] { 1, 15, 16, 33, 64, 70, 129 })
+            for (int rows = 1; rows <= 12; rows++)
+                foreach (int m in new[] { 1, 2, 3, 4, 5, 7, 8 })
+                {
+                    int stride = gpr + 5;
+                    var sz = new float[rows * gpr];
+                    var gs = new float[m * stride];
+                    for (int i = 0; i < sz.Length; i++) sz[i] = (float)(random.NextDouble() - 0.5) * 3;
+                    for (int i = 0; i < gs.Length; i++) gs[i] = random.Next(-2000, 2000);
+                    var acc = new float[rows * m * 16];
+                    fixed (float* a = acc) fixed (float* s = sz) fixed (float* g = gs)
+                        VnniSmallBatch4.StartCorrections(a, s, gpr, g, stride, rows, m);
+                    for (int r = 0; r < rows; r++)
+                        for (int c = 0; c < m; c++)
+                            for (int l = 0; l < 16; l++)
+                            {
+                                // Lane l: sum over whole chunks of 16 groups, in order, one FMA each, negated.
+                                float lane = 0f;
+                                for (int k = l; k < (gpr & ~15); k += 16) lane = MathF.FusedMultiplyAdd(sz[r * gpr + k], gs[c * stride + k], lane);
+                                Assert.Equal(-lane, acc[(r * m + c) * 16 + l]);
+                            }
+                }
+    }
+
     /// <summary>At 512 bits, with the GEMM off (small weights take it from 4 rows) so every batch 2..15 runs here.</summary>
     private static void Run(Action run) => KernelWidths.ForEach(width =>
     {

@@ -98,7 +98,10 @@ internal static unsafe class VnniSmallBatch4
     public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
         inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
 
-    private static readonly Lazy<nint[,,,]?> s_code = new(Build);
+    private static readonly Lazy<nint[]?> s_code = new(Build);
+
+    /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
+    private static int CodeIndex(int variant, int p, int m, int rows) => ((variant * 3 + p) * (MaxTile + 1) + m) * 5 + rows;
 
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern).</summary>
@@ -124,6 +127,16 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     internal static bool InterleaveBatchRows { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_IL") != "0";
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB_PIPE=0</c>: off; only with <see cref="FusedEpilogue"/>): a thread's blocks of 12 weight
+    /// rows run as a software pipeline, kernel calls of block k, then the managed set-up of block k + 1 (scales, lane
+    /// scales, correction lanes), then the lane sums and stores of block k. The set-up does not depend on the kernel's
+    /// results, so it runs while the kernel's last loads and vpdpbusd chains drain, and the lane sums read accumulators
+    /// that are long stored. Off: one block at a time (set-up, calls, sums; <see cref="Block"/>). The same operations
+    /// per output in the same order: the same bits.
+    /// </summary>
+    internal static bool PipelinedBlocks { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB_PIPE") != "0";
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -141,7 +154,7 @@ internal static unsafe class VnniSmallBatch4
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
-    private static nint[,,,]? Build()
+    private static nint[]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
@@ -157,11 +170,11 @@ internal static unsafe class VnniSmallBatch4
                     }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[Variants, 3, MaxTile + 1, 5];
+        var code = new nint[Variants * 3 * (MaxTile + 1) * 5];
         for (int v = 0; v < Variants; v++)
             for (int p = 0; p < 3; p++)
                 for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[v, p, m, r] = pages + offsets[v, p, m, r];
+                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[CodeIndex(v, p, m, r)] = pages + offsets[v, p, m, r];
         return code;
     }
 
@@ -379,8 +392,12 @@ internal static unsafe class VnniSmallBatch4
         a.Ret();
     }
 
+    /// <summary>The kernel for a tile of <paramref name="m"/> batch rows and <paramref name="rows"/> weight rows (the knobs as they are now).</summary>
+    private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows) =>
+        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows)];
+
     private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows)])(args);
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
     internal static readonly int[] s_pairOrder = BuildPairOrder();
@@ -452,6 +469,11 @@ internal static unsafe class VnniSmallBatch4
 
         public readonly void Invoke(int start, int end)
         {
+            if (FusedEpilogue && PipelinedBlocks)
+            {
+                Pipelined(A, start, end);
+                return;
+            }
             for (int block = start; block < end; block++) Block(A, block);
         }
     }
@@ -631,6 +653,151 @@ internal static unsafe class VnniSmallBatch4
         }
     }
 
+    /// <summary>Floats of one pipeline buffer (<see cref="Pipelined"/>): accumulators of every batch row, then the
+    /// scales, scale x zero and lane scales of 12 rows, with slack for the lane tree's reads past the last vector.</summary>
+    private static int PipeFloats(in Args a, out int laneStride, out bool small)
+    {
+        small = a.GroupsPerRow > 1 && a.Unit % a.GroupSize == 0;
+        laneStride = small ? a.GroupsPerRow : a.Steps;
+        int floats = BlockRows * a.Batch * 16 + 2 * (BlockRows * a.GroupsPerRow + 16) + BlockRows * laneStride + 16 + 16 * 16;
+        return (floats + 15) & ~15;
+    }
+
+    /// <summary>
+    /// Blocks [start, end) as a software pipeline (<see cref="PipelinedBlocks"/>): two buffers of set-up and
+    /// accumulators alternate, so that block k + 1's set-up runs between block k's kernel calls and its lane sums.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Pipelined(in Args a, int start, int end)
+    {
+        int per = PipeFloats(a, out _, out bool small);
+        int need = 2 * per + 16;
+        var scratch = t_scratch;
+        if (scratch is null || scratch.Length < need) t_scratch = scratch = GC.AllocateArray<float>(Math.Max(need, 4096), pinned: true);
+        float* buffer0 = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63), buffer1 = buffer0 + per;
+        int* index = stackalloc int[16];
+        for (int l = 0; l < 16; l++) index[l] = !small ? 0 : a.Paired ? 64 * (l / 4) / a.GroupSize : 8 * l / a.GroupSize;
+        float* sums = stackalloc float[BlockRows * MaxTile];
+        Prepare(a, start, buffer0);
+        for (int block = start; block < end; block++)
+        {
+            float* current = ((block - start) & 1) == 0 ? buffer0 : buffer1;
+            Compute(a, block, current, index);
+            if (block + 1 < end) Prepare(a, block + 1, current == buffer0 ? buffer1 : buffer0);
+            Finish(a, block, current, sums);
+        }
+    }
+
+    /// <summary>Where block rows' set-up lives in a pipeline buffer: accumulators (tile t at acc + rows b0 16), scales, s z, lane scales.</summary>
+    private static void PipeLayout(in Args a, float* buffer, int rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small)
+    {
+        PipeFloats(a, out laneStride, out small);
+        sf = buffer + BlockRows * a.Batch * 16;
+        szf = sf + rows * a.GroupsPerRow + 16;
+        lane = small ? sf : szf + rows * a.GroupsPerRow + 16;
+    }
+
+    /// <summary>Block set-up: float32 scales, s z, lane scales, the next block's scale prefetch, every tile's correction lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Prepare(in Args a, int block, float* buffer)
+    {
+        int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
+        int gpr = a.GroupsPerRow, g = a.GroupSize, steps = a.Steps, unit = a.Unit;
+        PipeLayout(a, buffer, rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small);
+        for (int r = 0; r < rows; r++)
+        {
+            ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
+            byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
+            ScaleTimesZero(sf + r * gpr, z, 8f, szf + r * gpr, gpr);
+            if (!small)
+                for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
+        }
+        new Span<float>(lane + rows * laneStride, 16).Clear();
+        PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
+        for (int t = 0; t < a.Tiles; t++)
+        {
+            var (b0, m) = Tile(a.Batch, a.Tiles, t);
+            StartCorrections(buffer + (nint)rows * b0 * 16, szf, gpr, a.GroupSums + (nint)b0 * a.GroupStride, a.GroupStride, rows, m);
+        }
+    }
+
+    /// <summary>Block's kernel calls, every tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Compute(in Args a, int block, float* buffer, int* index)
+    {
+        int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
+        int steps = a.Steps, unit = a.Unit;
+        PipeLayout(a, buffer, rows, out _, out _, out float* lane, out int laneStride, out bool small);
+        SmallBatchArgs args = default;
+        args.RowBytes = a.RowBytes;
+        args.ScaleStride = (long)laneStride * sizeof(float);
+        args.ScaleAdvance = (small ? unit / a.GroupSize : 1) * sizeof(float);
+        args.Index = index;
+        args.Mask = 0x0F0F0F0F;
+        args.Steps = steps;
+        int bytesPerStep = unit / 2;
+        byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
+        for (int t = 0; t < a.Tiles; t++)
+        {
+            var (b0, m) = Tile(a.Batch, a.Tiles, t);
+            int perCall = RowsPerCall(m, a.Paired);
+            if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
+            args.X = a.X + (nint)b0 * steps * unit;
+            float* acc = buffer + (nint)rows * b0 * 16;
+            byte* front = nextBlock;
+            var kernel = Kernel(a.Paired, m, perCall);
+            for (int r0 = 0; r0 < rows; r0 += perCall)
+            {
+                int n = Math.Min(perCall, rows - r0);
+                args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
+                args.S = lane + r0 * laneStride;
+                args.Acc = acc + r0 * m * 16;
+                args.Front = front;
+                front += (nint)n * steps * bytesPerStep;
+                if (n == perCall) kernel(&args);
+                else Call(a.Paired, m, n, &args);
+            }
+        }
+    }
+
+    /// <summary>Block's lane sums (the transposing tree), tails, leftover corrections and stores, every tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Finish(in Args a, int block, float* buffer, float* sums)
+    {
+        int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
+        int gpr = a.GroupsPerRow, whole = gpr & ~15, tailStart = a.Steps * a.Unit;
+        PipeLayout(a, buffer, rows, out float* sf, out float* szf, out _, out _, out _);
+        for (int t = 0; t < a.Tiles; t++)
+        {
+            var (b0, m) = Tile(a.Batch, a.Tiles, t);
+            float* acc = buffer + (nint)rows * b0 * 16;
+            for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
+            if (tailStart >= a.In && whole == gpr)
+            {
+                // No tail and no leftover groups (the common case): y = sx sum, per batch row.
+                for (int c = 0; c < m; c++)
+                {
+                    float scale = a.RowScale[b0 + c];
+                    float* yb = a.Y + (nint)(b0 + c) * a.Out + o0;
+                    for (int r = 0; r < rows; r++) yb[r] = scale * sums[r * m + c];
+                }
+                continue;
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                int o = o0 + r;
+                for (int c = 0; c < m; c++)
+                {
+                    int b = b0 + c;
+                    float dot = sums[r * m + c];
+                    if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                    if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
+                    a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// sum_g a[g] b[g] in 16 float32 lanes (fixed order for a given count), then the lanes added: inlined, since a
     /// library call per output (TensorPrimitives.Dot) cost more than the 64-group dot itself.
@@ -655,14 +822,88 @@ internal static unsafe class VnniSmallBatch4
     internal static void StartCorrections(float* acc, float* szf, int gpr, float* groupSums, int groupStride, int rows, int m)
     {
         int whole = gpr & ~15;
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < m; c++)
+        int r = 0;
+        // Two weight rows x four batch rows at a time: eight independent chains (four were still latency-bound).
+        if (m >= 4)
+            for (; r + 2 <= rows; r += 2)
             {
-                float* sz = szf + r * gpr, gs = groupSums + (nint)c * groupStride;
+                float* sz0 = szf + r * gpr, sz1 = sz0 + gpr, row0 = acc + r * m * 16, row1 = row0 + m * 16;
+                int c = 0;
+                for (; c + 4 <= m; c += 4)
+                {
+                    float* gs0 = groupSums + (nint)c * groupStride, gs1 = gs0 + groupStride, gs2 = gs1 + groupStride, gs3 = gs2 + groupStride;
+                    Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0, k0 = l0, k1 = l0, k2 = l0, k3 = l0;
+                    for (int g = 0; g < whole; g += 16)
+                    {
+                        var v = Vector512.Load(sz0 + g);
+                        var u = Vector512.Load(sz1 + g);
+                        var x0 = Vector512.Load(gs0 + g);
+                        var x1 = Vector512.Load(gs1 + g);
+                        var x2 = Vector512.Load(gs2 + g);
+                        var x3 = Vector512.Load(gs3 + g);
+                        l0 = Vector512.FusedMultiplyAdd(v, x0, l0);
+                        l1 = Vector512.FusedMultiplyAdd(v, x1, l1);
+                        l2 = Vector512.FusedMultiplyAdd(v, x2, l2);
+                        l3 = Vector512.FusedMultiplyAdd(v, x3, l3);
+                        k0 = Vector512.FusedMultiplyAdd(u, x0, k0);
+                        k1 = Vector512.FusedMultiplyAdd(u, x1, k1);
+                        k2 = Vector512.FusedMultiplyAdd(u, x2, k2);
+                        k3 = Vector512.FusedMultiplyAdd(u, x3, k3);
+                    }
+                    (-l0).Store(row0 + c * 16);
+                    (-l1).Store(row0 + c * 16 + 16);
+                    (-l2).Store(row0 + c * 16 + 32);
+                    (-l3).Store(row0 + c * 16 + 48);
+                    (-k0).Store(row1 + c * 16);
+                    (-k1).Store(row1 + c * 16 + 16);
+                    (-k2).Store(row1 + c * 16 + 32);
+                    (-k3).Store(row1 + c * 16 + 48);
+                }
+                for (; c < m; c++)
+                {
+                    float* gs = groupSums + (nint)c * groupStride;
+                    Vector512<float> l0 = Vector512<float>.Zero, k0 = l0;
+                    for (int g = 0; g < whole; g += 16)
+                    {
+                        var x = Vector512.Load(gs + g);
+                        l0 = Vector512.FusedMultiplyAdd(Vector512.Load(sz0 + g), x, l0);
+                        k0 = Vector512.FusedMultiplyAdd(Vector512.Load(sz1 + g), x, k0);
+                    }
+                    (-l0).Store(row0 + c * 16);
+                    (-k0).Store(row1 + c * 16);
+                }
+            }
+        for (; r < rows; r++)
+        {
+            float* sz = szf + r * gpr, row = acc + r * m * 16;
+            int c = 0;
+            // Four batch rows at a time: four independent chains sharing each load of s z (a single chain per output was
+            // latency-bound: ~7% of b8's samples). Each output's own chain is unchanged: the same bits.
+            for (; c + 4 <= m; c += 4)
+            {
+                float* gs0 = groupSums + (nint)c * groupStride, gs1 = gs0 + groupStride, gs2 = gs1 + groupStride, gs3 = gs2 + groupStride;
+                Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0;
+                for (int g = 0; g < whole; g += 16)
+                {
+                    var v = Vector512.Load(sz + g);
+                    l0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs0 + g), l0);
+                    l1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs1 + g), l1);
+                    l2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs2 + g), l2);
+                    l3 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs3 + g), l3);
+                }
+                (-l0).Store(row + c * 16);
+                (-l1).Store(row + c * 16 + 16);
+                (-l2).Store(row + c * 16 + 32);
+                (-l3).Store(row + c * 16 + 48);
+            }
+            for (; c < m; c++)
+            {
+                float* gs = groupSums + (nint)c * groupStride;
                 var lanes = Vector512<float>.Zero;
                 for (int g = 0; g < whole; g += 16) lanes = Vector512.FusedMultiplyAdd(Vector512.Load(sz + g), Vector512.Load(gs + g), lanes);
-                (-lanes).Store(acc + (r * m + c) * 16);
+                (-lanes).Store(row + c * 16);
             }
+        }
     }
 
     /// <summary>sum_g a[g] b[g] in order, one fused multiply-add each.</summary>
@@ -767,6 +1008,7 @@ internal static unsafe class VnniSmallBatch4
     }
 
     /// <summary>float16 to float32 (exact): the magnitude bits shifted into a float32 times 2^112, the sign moved to bit 31.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void ConvertScales(Half* scales, float* destination, int count)
     {
         int g = 0;

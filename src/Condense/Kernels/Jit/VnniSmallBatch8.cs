@@ -59,7 +59,10 @@ internal static unsafe class VnniSmallBatch8
         groupsPerRow == 1 ? (inFeatures % 256 == 0 ? 4 : inFeatures % 128 == 0 ? 2 : 1) :
         groupSize % 256 == 0 ? 4 : groupSize % 128 == 0 ? 2 : 1;
 
-    private static readonly Lazy<nint[,,,]?> s_code = new(Build);
+    private static readonly Lazy<nint[]?> s_code = new(Build);
+
+    /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub).</summary>
+    private static int CodeIndex(int p, int variant, int m, int rows) => ((p * Variants + variant) * (MaxTile + 1) + m) * 5 + rows;
 
     /// <summary>
     /// Experiment knob (env <c>CONDENSE_SB8_PF</c>): 0 (default) = the session-9 L2 front (prefetcht1 of the next block's
@@ -97,7 +100,7 @@ internal static unsafe class VnniSmallBatch8
 
     private static int VariantSteps(int variant) => 1 << (variant % 3);
 
-    private static nint[,,,]? Build()
+    private static nint[]? Build()
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
@@ -113,11 +116,11 @@ internal static unsafe class VnniSmallBatch8
                     }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[2, Variants, MaxTile + 1, 5];
+        var code = new nint[2 * Variants * (MaxTile + 1) * 5];
         for (int p = 0; p < 2; p++)
             for (int v = 0; v < Variants; v++)
                 for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[p, v, m, r] = pages + offsets[p, v, m, r];
+                    for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[CodeIndex(p, v, m, r)] = pages + offsets[p, v, m, r];
         return code;
     }
 
@@ -222,7 +225,7 @@ internal static unsafe class VnniSmallBatch8
     }
 
     private static void Call(int variant, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![PrefetchVariant == 0 ? 0 : 1, variant, m, rows])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant == 0 ? 0 : 1, variant, m, rows)])(args);
 
     private struct Args
     {
