@@ -854,6 +854,20 @@ internal static unsafe class VnniGemv
     /// <summary>The same for weights of fewer than 8 bits (default true, as before session 11). A knob for A/B runs.</summary>
     internal static bool PrefetchLowBitScales { get; set; } = true;
 
+    /// <summary>
+    /// Slices of a 16-row block's kernel call over which the next block's scale prefetch (<see cref="PrefetchScales"/>)
+    /// is spread (1..<see cref="BlockRows"/>): 1 issues it in one burst before the call (as before session 12); n &gt; 1
+    /// calls the kernel n times on a slice of the block's rows and prefetches the matching share of the next block's
+    /// scale and zero-point lines before each (4-bit g32 asym: 96 lines per block, 6 per row). Same rows, same kernel,
+    /// same order: no bits change. A knob for A/B runs (`--gemv-scale-prefetch-slices n`).
+    /// </summary>
+    internal static int ScalePrefetchSlices
+    {
+        get => s_scalePrefetchSlices;
+        set => s_scalePrefetchSlices = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Slices 1..{BlockRows}.");
+    }
+    private static int s_scalePrefetchSlices = 1;
+
     [ThreadStatic] private static byte[]? t_scratch;
 
     /// <summary>
@@ -935,11 +949,31 @@ internal static unsafe class VnniGemv
                     for (int g = 0; g < scaleCount; g += 16) v.Store(rowScales + g);
                 }
             }
-            if ((l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
+            bool prefetchNext = (l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && r0 + count < end;
+            int nextCount = Math.Min(block, end - r0 - count);
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             int passes = direct / l.Rows * l.Rows;
-            if (passes > 0) kernel(w, a.Q, sf, lanes, s_constants, passes);
+            int slices = prefetchNext ? ScalePrefetchSlices : 1;
+            if (slices <= 1 || passes <= l.Rows)
+            {
+                if (prefetchNext) PrefetchScales(a, r0 + count, nextCount);
+                if (passes > 0) kernel(w, a.Q, sf, lanes, s_constants, passes);
+            }
+            else
+            {
+                // The next block's scales spread over the call: slices of whole passes, each after its share of prefetches.
+                int sliceRows = Math.Max(l.Rows, (passes + slices - 1) / slices / l.Rows * l.Rows);
+                int fetched = 0;
+                for (int k0 = 0; k0 < passes; k0 += sliceRows)
+                {
+                    int n = Math.Min(sliceRows, passes - k0);
+                    int upTo = k0 + n == passes ? nextCount : (int)((long)nextCount * (k0 + n) / passes);
+                    if (upTo > fetched) PrefetchScales(a, r0 + count + fetched, upTo - fetched);
+                    fetched = upTo;
+                    kernel(w + (nint)k0 * rowBytes, a.Q, sf + (nint)k0 * scaleStride, lanes + LaneFloats * k0, s_constants, n);
+                }
+            }
             if (direct > passes)
                 single(w + (nint)passes * rowBytes, a.Q, sf + (nint)passes * scaleStride, lanes + LaneFloats * passes, s_constants, direct - passes);
             if (direct < count)
