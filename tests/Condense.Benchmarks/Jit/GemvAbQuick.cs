@@ -15,7 +15,7 @@ namespace Condense.Benchmarks.Jit;
 /// machine or a VM whose memory speed drifts disturbs both sides alike. Prints per side the median time per call
 /// (process CPU time with one thread; wall time with <c>--two</c>, the 2-thread pool) and the median of the paired
 /// per-round ratios A/B (&gt; 1: B faster). Options: <c>--shape OUTxIN</c> (4096x4096), <c>--rounds n</c> (40),
-/// <c>--calls n</c> (calls per side per round, 8).
+/// <c>--calls n</c> (calls per side per round, 8), <c>--modes hot,cold</c>.
 /// </summary>
 public static class GemvAbQuick
 {
@@ -52,7 +52,8 @@ public static class GemvAbQuick
                 foreach (var c in set.Copies) Call(c);
                 for (int i = 0; i < 50; i++) Call(set.Copies[0]);
             }
-            foreach (bool cold in new[] { false, true })
+            string modes = Option(args, "--modes") ?? "hot,cold";
+            foreach (bool cold in new[] { false, true }.Where(c => modes.Contains(c ? "cold" : "hot")))
             {
                 var times = new[] { new List<double>(), new List<double>() };
                 var ratios = new List<double>();

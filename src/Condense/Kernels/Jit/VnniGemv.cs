@@ -797,7 +797,8 @@ internal static unsafe class VnniGemv
         if (layout is null) return null;
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
-            if (bits != 4 || layout.Value.Plan == Permuted && !StreamingPermuted || StreamingPrefetch == 0) return null;
+            if (bits != 4 || layout.Value.Plan == Permuted && !(StreamingPermuted || StreamingPermutedG64 && layout.Value.GroupsPerStep == 2)
+                || StreamingPrefetch == 0) return null;
             layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? StreamingPermutedRows : StreamingRows };
         }
         return layout;
@@ -835,6 +836,14 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static bool StreamingPermuted { get; set; } = false;
 
+    /// <summary>
+    /// 4-bit g64 (two groups per step) above <see cref="CacheResidentBytes"/> take the streaming generated loop even with
+    /// <see cref="StreamingPermuted"/> off (default true since session 12): with the next block's scale prefetch spread
+    /// over the block's rows (<see cref="ScalePrefetchSlices"/>) it ran S1 g64 1.2x the managed loop hot and 1.1x cold
+    /// (in-process interleaved A/B, 1 thread, CPU time). g32 keeps the managed loop: 0.90-1.03x cold. False: as before.
+    /// </summary>
+    internal static bool StreamingPermutedG64 { get; set; } = true;
+
     /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
     internal static int StreamingPermutedRows { get; set; } = 1;
 
@@ -855,18 +864,32 @@ internal static unsafe class VnniGemv
     internal static bool PrefetchLowBitScales { get; set; } = true;
 
     /// <summary>
-    /// Slices of a 16-row block's kernel call over which the next block's scale prefetch (<see cref="PrefetchScales"/>)
-    /// is spread (1..<see cref="BlockRows"/>): 1 issues it in one burst before the call (as before session 12); n &gt; 1
-    /// calls the kernel n times on a slice of the block's rows and prefetches the matching share of the next block's
-    /// scale and zero-point lines before each (4-bit g32 asym: 96 lines per block, 6 per row). Same rows, same kernel,
-    /// same order: no bits change. A knob for A/B runs (`--gemv-scale-prefetch-slices n`).
+    /// Streaming g32/g64 layouts (permuted scales above <see cref="CacheResidentBytes"/>): slices of a 16-row block's
+    /// kernel call over which the next block's scale prefetch (<see cref="PrefetchScales"/>) is spread
+    /// (1..<see cref="BlockRows"/>; other layouts always issue it in one burst). 1: one burst of prefetcht0 before the
+    /// call (before session 12: 96 lines per block for 4-bit g32 asym, 48 for g64); default 16: the kernel runs row by
+    /// row, each row after its share (6 / 3 lines). The burst was most of the streaming loop's cold loss against the
+    /// managed loop (in-process interleaved A/B, S1, 1 thread, CPU time: g32 0.77-0.82x, g64 0.80-0.90x with the
+    /// burst; 0.90-1.03x and 1.11x spread; hot unchanged at 1.1-1.3x). Same rows, same kernel, same order: no bits
+    /// change. A knob for A/B runs (`--gemv-scale-prefetch-slices n`).
     /// </summary>
     internal static int ScalePrefetchSlices
     {
         get => s_scalePrefetchSlices;
         set => s_scalePrefetchSlices = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Slices 1..{BlockRows}.");
     }
-    private static int s_scalePrefetchSlices = 1;
+    private static int s_scalePrefetchSlices = BlockRows;
+
+    /// <summary>Blocks ahead the scale prefetch reads (1: the next block, as before; 2: the one after). A knob for A/B runs.</summary>
+    internal static int ScalePrefetchAhead
+    {
+        get => s_scalePrefetchAhead;
+        set => s_scalePrefetchAhead = value is >= 1 and <= 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1..4 blocks.");
+    }
+    private static int s_scalePrefetchAhead = 1;
+
+    /// <summary>The scale prefetch with prefetcht1 (into L2) instead of prefetcht0. A knob for A/B runs.</summary>
+    internal static bool ScalePrefetchToL2 { get; set; }
 
     [ThreadStatic] private static byte[]? t_scratch;
 
@@ -879,9 +902,15 @@ internal static unsafe class VnniGemv
     {
         long groups = (long)count * a.GroupsPerRow;
         byte* s = (byte*)(a.Scales + (nint)r0 * a.GroupsPerRow);
+        byte* z = a.Zeros == null ? null : a.Zeros + (nint)r0 * a.GroupsPerRow;
+        if (ScalePrefetchToL2)
+        {
+            for (long o = 0; o < 2 * groups; o += 64) Sse.Prefetch1(s + o);
+            if (z != null) for (long o = 0; o < groups; o += 64) Sse.Prefetch1(z + o);
+            return;
+        }
         for (long o = 0; o < 2 * groups; o += 64) Sse.Prefetch0(s + o);
-        if (a.Zeros == null) return;
-        byte* z = a.Zeros + (nint)r0 * a.GroupsPerRow;
+        if (z == null) return;
         for (long o = 0; o < groups; o += 64) Sse.Prefetch0(z + o);
     }
 
@@ -949,15 +978,17 @@ internal static unsafe class VnniGemv
                     for (int g = 0; g < scaleCount; g += 16) v.Store(rowScales + g);
                 }
             }
-            bool prefetchNext = (l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && r0 + count < end;
-            int nextCount = Math.Min(block, end - r0 - count);
+            // The block ScalePrefetchAhead blocks on (its rows [nextStart, nextStart + nextCount)).
+            int nextStart = r0 + count + (ScalePrefetchAhead - 1) * block;
+            bool prefetchNext = (l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && nextStart < end;
+            int nextCount = prefetchNext ? Math.Min(block, end - nextStart) : 0;
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             int passes = direct / l.Rows * l.Rows;
-            int slices = prefetchNext ? ScalePrefetchSlices : 1;
+            int slices = prefetchNext && l.Plan == Permuted && l.Prefetch != 0 ? ScalePrefetchSlices : 1;
             if (slices <= 1 || passes <= l.Rows)
             {
-                if (prefetchNext) PrefetchScales(a, r0 + count, nextCount);
+                if (prefetchNext) PrefetchScales(a, nextStart, nextCount);
                 if (passes > 0) kernel(w, a.Q, sf, lanes, s_constants, passes);
             }
             else
@@ -969,7 +1000,7 @@ internal static unsafe class VnniGemv
                 {
                     int n = Math.Min(sliceRows, passes - k0);
                     int upTo = k0 + n == passes ? nextCount : (int)((long)nextCount * (k0 + n) / passes);
-                    if (upTo > fetched) PrefetchScales(a, r0 + count + fetched, upTo - fetched);
+                    if (upTo > fetched) PrefetchScales(a, nextStart + fetched, upTo - fetched);
                     fetched = upTo;
                     kernel(w + (nint)k0 * rowBytes, a.Q, sf + (nint)k0 * scaleStride, lanes + LaneFloats * k0, s_constants, n);
                 }
