@@ -304,7 +304,7 @@ public class GemvKernelTests
                 var expected = new float[outF];
                 q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
                 VnniGemv.Enabled = true;
-                foreach (var (slices, ahead, l2, call) in new[] { (1, 1, false, 16), (16, 1, false, 16), (3, 1, false, 16), (4, 2, false, 16), (16, 2, true, 16), (2, 1, true, 5), (16, 4, false, 5) })
+                foreach (var (slices, ahead, l2, call) in new[] { (1, 1, false, 16), (16, 1, false, 16), (8, 1, false, 16), (3, 1, false, 16), (4, 2, false, 16), (16, 2, true, 16), (2, 1, true, 5), (16, 4, false, 5) })
                     foreach (int threads in new[] { 1, 2 })
                     {
                         VnniGemv.ScalePrefetchSlices = slices;

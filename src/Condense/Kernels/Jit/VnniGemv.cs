@@ -776,7 +776,8 @@ internal static unsafe class VnniGemv
     /// ("Generated batch-1 GEMV"). Since session 10 (Zen 5 VM, ~1.8x the DRAM bandwidth) 4-bit groups of a step or more
     /// (g128+, per row) above the gate take the kernel with a 6 KB prefetch and 4 rows per pass (<see cref="Chosen"/>):
     /// S1 g128 hot and cold CPU time per call lower; 4-bit g32/g64 (permuted scales) still ran 0.55-0.72x ORT hot and
-    /// 0.53-0.92x cold with the gate lifted, so they keep the managed loop (docs/benchmarks.md, session 10).
+    /// 0.53-0.92x cold with the gate lifted, so they kept the managed loop (docs/benchmarks.md, session 10). Since
+    /// session 12 g64 streams too (<see cref="StreamingPermutedG64"/>, with <see cref="ScalePrefetchSlices"/>).
     /// </remarks>
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
     {
@@ -788,8 +789,9 @@ internal static unsafe class VnniGemv
     /// <summary>
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
-    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g32/g64 likewise with
-    /// <see cref="StreamingPermutedRows"/> when <see cref="StreamingPermuted"/>; 8-bit g32 keeps the managed loop.
+    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise with
+    /// <see cref="StreamingPermutedRows"/> (<see cref="StreamingPermutedG64"/>), g32 too when <see cref="StreamingPermuted"/>;
+    /// 8-bit g32 keeps the managed loop.
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures)
     {
@@ -867,18 +869,19 @@ internal static unsafe class VnniGemv
     /// Streaming g32/g64 layouts (permuted scales above <see cref="CacheResidentBytes"/>): slices of a 16-row block's
     /// kernel call over which the next block's scale prefetch (<see cref="PrefetchScales"/>) is spread
     /// (1..<see cref="BlockRows"/>; other layouts always issue it in one burst). 1: one burst of prefetcht0 before the
-    /// call (before session 12: 96 lines per block for 4-bit g32 asym, 48 for g64); default 16: the kernel runs row by
-    /// row, each row after its share (6 / 3 lines). The burst was most of the streaming loop's cold loss against the
-    /// managed loop (in-process interleaved A/B, S1, 1 thread, CPU time: g32 0.77-0.82x, g64 0.80-0.90x with the
-    /// burst; 0.90-1.03x and 1.11x spread; hot unchanged at 1.1-1.3x). Same rows, same kernel, same order: no bits
-    /// change. A knob for A/B runs (`--gemv-scale-prefetch-slices n`).
+    /// call (before session 12: 96 lines per block for 4-bit g32 asym, 48 for g64); default 8: the kernel runs 2 rows at
+    /// a time, each pair after its share (12 / 6 lines). The burst was most of the streaming loop's cold loss against
+    /// the managed loop (in-process interleaved A/B, S1, 1 thread, CPU time: g32 0.69-0.82x, g64 0.80-1.09x with the
+    /// burst; 0.90-1.03x and 0.99-1.12x with 16 slices; hot 1.1-1.3x either way); 8 slices ran g64 hot 1.03-1.09x
+    /// the 16 (fewer calls), cold 0.94-1.04x; 4 slices lost cold (0.91-0.95x). Same rows, same kernel, same order: no
+    /// bits change. A knob for A/B runs (`--gemv-scale-prefetch-slices n`).
     /// </summary>
     internal static int ScalePrefetchSlices
     {
         get => s_scalePrefetchSlices;
         set => s_scalePrefetchSlices = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Slices 1..{BlockRows}.");
     }
-    private static int s_scalePrefetchSlices = BlockRows;
+    private static int s_scalePrefetchSlices = 8;
 
     /// <summary>Blocks ahead the scale prefetch reads (1: the next block, as before; 2: the one after). A knob for A/B runs.</summary>
     internal static int ScalePrefetchAhead
