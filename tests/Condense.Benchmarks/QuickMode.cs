@@ -91,6 +91,7 @@ public static class QuickMode
         if (args.Contains("vnni") || args.Contains("int8-peak")) return Jit.VnniQuick.Run();
         if (args.Contains("readprobe")) return Gemv.ReadProbeQuick.Run(args);
         if (args.Contains("poolprobe")) return Gemv.PoolProbeQuick.Run(args);
+        if (args.Contains("gemv-ab")) return Jit.GemvAbQuick.Run(args);
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
         if (args.Contains("sgemm")) return Gemv.SgemmQuick.Run(args);

@@ -281,6 +281,62 @@ public class GemvKernelTests
     }
 
     [Fact]
+    public void Streaming_g32_g64_give_the_managed_loops_bits_with_the_scale_prefetch_in_any_slices_and_blocks_ahead()
+    {
+        if (!VnniGemv.IsSupported) return;
+        long savedGate = VnniGemv.CacheResidentBytes;
+        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedL2 = VnniGemv.ScalePrefetchToL2;
+        int savedSlices = VnniGemv.ScalePrefetchSlices, savedAhead = VnniGemv.ScalePrefetchAhead, savedCall = VnniGemv.RowsPerCall;
+        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            // A 1 KiB gate makes these weights "large": g32 and g64 run the streaming kernel (StreamingPermuted on), the
+            // next block's scales prefetched in 1..16 slices, 1 or 2 blocks ahead, into L1 or L2; 53 rows = blocks of
+            // 16, 16, 16, 5 (and of 5 rows per call), so slices of uneven size and a last block without a next one.
+            VnniGemv.CacheResidentBytes = 1024;
+            VnniGemv.StreamingPermuted = true;
+            foreach (var (group, sym, outF, inF) in new[] { (32, false, 53, 1024), (64, false, 53, 2048), (32, true, 37, 1184), (64, true, 41, 4096) })
+            {
+                var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+                var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
+                VnniGemv.Enabled = false;
+                WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+                var expected = new float[outF];
+                q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+                VnniGemv.Enabled = true;
+                foreach (var (slices, ahead, l2, call) in new[] { (1, 1, false, 16), (16, 1, false, 16), (8, 1, false, 16), (3, 1, false, 16), (4, 2, false, 16), (16, 2, true, 16), (2, 1, true, 5), (16, 4, false, 5) })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        VnniGemv.ScalePrefetchSlices = slices;
+                        VnniGemv.ScalePrefetchAhead = ahead;
+                        VnniGemv.ScalePrefetchToL2 = l2;
+                        VnniGemv.RowsPerCall = call;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        var y = new float[outF];
+                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                        for (int r = 0; r < outF; r++)
+                            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                                $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {slices} slices, {ahead} ahead, l2 {l2}, {call} rows per call, {threads} threads: managed {expected[r]:R}, streaming {y[r]:R}");
+                    }
+            }
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = 0);
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = VnniGemv.BlockRows + 1);
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchAhead = 0);
+        }
+        finally
+        {
+            VnniGemv.CacheResidentBytes = savedGate;
+            VnniGemv.StreamingPermuted = savedPermuted;
+            VnniGemv.ScalePrefetchSlices = savedSlices;
+            VnniGemv.ScalePrefetchAhead = savedAhead;
+            VnniGemv.ScalePrefetchToL2 = savedL2;
+            VnniGemv.RowsPerCall = savedCall;
+            VnniGemv.Enabled = saved;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+        }
+    }
+
+    [Fact]
     public unsafe void Four_bit_weights_above_the_cache_gate_stream_through_the_generated_loop_with_a_prefetch_and_the_same_bits()
     {
         if (!VnniGemv.IsSupported) return;
@@ -302,9 +358,13 @@ public class GemvKernelTests
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
-            VnniGemv.StreamingPermuted = false;                                                    // g32 / g64: the managed loop
+            VnniGemv.StreamingPermuted = false;                                                    // g32: the managed loop; g64 streams
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
+            Assert.True(VnniGemv.StreamingPermutedG64, "g64 above the gate streams by default (session 12)");
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+            VnniGemv.StreamingPermutedG64 = false;                                                 // its knob off: the managed loop
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+            VnniGemv.StreamingPermutedG64 = true;
             VnniGemv.StreamingPermuted = true;                                                     // the knob: streaming too
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));

@@ -776,7 +776,8 @@ internal static unsafe class VnniGemv
     /// ("Generated batch-1 GEMV"). Since session 10 (Zen 5 VM, ~1.8x the DRAM bandwidth) 4-bit groups of a step or more
     /// (g128+, per row) above the gate take the kernel with a 6 KB prefetch and 4 rows per pass (<see cref="Chosen"/>):
     /// S1 g128 hot and cold CPU time per call lower; 4-bit g32/g64 (permuted scales) still ran 0.55-0.72x ORT hot and
-    /// 0.53-0.92x cold with the gate lifted, so they keep the managed loop (docs/benchmarks.md, session 10).
+    /// 0.53-0.92x cold with the gate lifted, so they kept the managed loop (docs/benchmarks.md, session 10). Since
+    /// session 12 g64 streams too (<see cref="StreamingPermutedG64"/>, with <see cref="ScalePrefetchSlices"/>).
     /// </remarks>
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
     {
@@ -788,8 +789,9 @@ internal static unsafe class VnniGemv
     /// <summary>
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
-    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g32/g64 likewise with
-    /// <see cref="StreamingPermutedRows"/> when <see cref="StreamingPermuted"/>; 8-bit g32 keeps the managed loop.
+    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise with
+    /// <see cref="StreamingPermutedRows"/> (<see cref="StreamingPermutedG64"/>), g32 too when <see cref="StreamingPermuted"/>;
+    /// 8-bit g32 keeps the managed loop.
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures)
     {
@@ -797,7 +799,8 @@ internal static unsafe class VnniGemv
         if (layout is null) return null;
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
-            if (bits != 4 || layout.Value.Plan == Permuted && !StreamingPermuted || StreamingPrefetch == 0) return null;
+            if (bits != 4 || layout.Value.Plan == Permuted && !(StreamingPermuted || StreamingPermutedG64 && layout.Value.GroupsPerStep == 2)
+                || StreamingPrefetch == 0) return null;
             layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? StreamingPermutedRows : StreamingRows };
         }
         return layout;
@@ -835,6 +838,14 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static bool StreamingPermuted { get; set; } = false;
 
+    /// <summary>
+    /// 4-bit g64 (two groups per step) above <see cref="CacheResidentBytes"/> take the streaming generated loop even with
+    /// <see cref="StreamingPermuted"/> off (default true since session 12): with the next block's scale prefetch spread
+    /// over the block's rows (<see cref="ScalePrefetchSlices"/>) it ran S1 g64 1.2x the managed loop hot and 1.1x cold
+    /// (in-process interleaved A/B, 1 thread, CPU time). g32 keeps the managed loop: 0.90-1.03x cold. False: as before.
+    /// </summary>
+    internal static bool StreamingPermutedG64 { get; set; } = true;
+
     /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
     internal static int StreamingPermutedRows { get; set; } = 1;
 
@@ -854,6 +865,35 @@ internal static unsafe class VnniGemv
     /// <summary>The same for weights of fewer than 8 bits (default true, as before session 11). A knob for A/B runs.</summary>
     internal static bool PrefetchLowBitScales { get; set; } = true;
 
+    /// <summary>
+    /// Streaming g32/g64 layouts (permuted scales above <see cref="CacheResidentBytes"/>): slices of a 16-row block's
+    /// kernel call over which the next block's scale prefetch (<see cref="PrefetchScales"/>) is spread
+    /// (1..<see cref="BlockRows"/>; other layouts always issue it in one burst). 1: one burst of prefetcht0 before the
+    /// call (before session 12: 96 lines per block for 4-bit g32 asym, 48 for g64); default 8: the kernel runs 2 rows at
+    /// a time, each pair after its share (12 / 6 lines). The burst was most of the streaming loop's cold loss against
+    /// the managed loop (in-process interleaved A/B, S1, 1 thread, CPU time: g32 0.69-0.82x, g64 0.80-1.09x with the
+    /// burst; 0.90-1.03x and 0.99-1.12x with 16 slices; hot 1.1-1.3x either way); 8 slices ran g64 hot 1.03-1.09x
+    /// the 16 (fewer calls), cold 0.94-1.04x; 4 slices lost cold (0.91-0.95x). Same rows, same kernel, same order: no
+    /// bits change. A knob for A/B runs (`--gemv-scale-prefetch-slices n`).
+    /// </summary>
+    internal static int ScalePrefetchSlices
+    {
+        get => s_scalePrefetchSlices;
+        set => s_scalePrefetchSlices = value is >= 1 and <= BlockRows ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"Slices 1..{BlockRows}.");
+    }
+    private static int s_scalePrefetchSlices = 8;
+
+    /// <summary>Blocks ahead the scale prefetch reads (1: the next block, as before; 2: the one after). A knob for A/B runs.</summary>
+    internal static int ScalePrefetchAhead
+    {
+        get => s_scalePrefetchAhead;
+        set => s_scalePrefetchAhead = value is >= 1 and <= 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1..4 blocks.");
+    }
+    private static int s_scalePrefetchAhead = 1;
+
+    /// <summary>The scale prefetch with prefetcht1 (into L2) instead of prefetcht0. A knob for A/B runs.</summary>
+    internal static bool ScalePrefetchToL2 { get; set; }
+
     [ThreadStatic] private static byte[]? t_scratch;
 
     /// <summary>
@@ -865,9 +905,15 @@ internal static unsafe class VnniGemv
     {
         long groups = (long)count * a.GroupsPerRow;
         byte* s = (byte*)(a.Scales + (nint)r0 * a.GroupsPerRow);
+        byte* z = a.Zeros == null ? null : a.Zeros + (nint)r0 * a.GroupsPerRow;
+        if (ScalePrefetchToL2)
+        {
+            for (long o = 0; o < 2 * groups; o += 64) Sse.Prefetch1(s + o);
+            if (z != null) for (long o = 0; o < groups; o += 64) Sse.Prefetch1(z + o);
+            return;
+        }
         for (long o = 0; o < 2 * groups; o += 64) Sse.Prefetch0(s + o);
-        if (a.Zeros == null) return;
-        byte* z = a.Zeros + (nint)r0 * a.GroupsPerRow;
+        if (z == null) return;
         for (long o = 0; o < groups; o += 64) Sse.Prefetch0(z + o);
     }
 
@@ -935,11 +981,33 @@ internal static unsafe class VnniGemv
                     for (int g = 0; g < scaleCount; g += 16) v.Store(rowScales + g);
                 }
             }
-            if ((l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && r0 + count < end) PrefetchScales(a, r0 + count, Math.Min(block, end - r0 - count));
+            // The block ScalePrefetchAhead blocks on (its rows [nextStart, nextStart + nextCount)).
+            int nextStart = r0 + count + (ScalePrefetchAhead - 1) * block;
+            bool prefetchNext = (l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && nextStart < end;
+            int nextCount = prefetchNext ? Math.Min(block, end - nextStart) : 0;
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
             int passes = direct / l.Rows * l.Rows;
-            if (passes > 0) kernel(w, a.Q, sf, lanes, s_constants, passes);
+            int slices = prefetchNext && l.Plan == Permuted && l.Prefetch != 0 ? ScalePrefetchSlices : 1;
+            if (slices <= 1 || passes <= l.Rows)
+            {
+                if (prefetchNext) PrefetchScales(a, nextStart, nextCount);
+                if (passes > 0) kernel(w, a.Q, sf, lanes, s_constants, passes);
+            }
+            else
+            {
+                // The next block's scales spread over the call: slices of whole passes, each after its share of prefetches.
+                int sliceRows = Math.Max(l.Rows, (passes + slices - 1) / slices / l.Rows * l.Rows);
+                int fetched = 0;
+                for (int k0 = 0; k0 < passes; k0 += sliceRows)
+                {
+                    int n = Math.Min(sliceRows, passes - k0);
+                    int upTo = k0 + n == passes ? nextCount : (int)((long)nextCount * (k0 + n) / passes);
+                    if (upTo > fetched) PrefetchScales(a, nextStart + fetched, upTo - fetched);
+                    fetched = upTo;
+                    kernel(w + (nint)k0 * rowBytes, a.Q, sf + (nint)k0 * scaleStride, lanes + LaneFloats * k0, s_constants, n);
+                }
+            }
             if (direct > passes)
                 single(w + (nint)passes * rowBytes, a.Q, sf + (nint)passes * scaleStride, lanes + LaneFloats * passes, s_constants, direct - passes);
             if (direct < count)
