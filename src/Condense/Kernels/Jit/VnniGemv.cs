@@ -231,7 +231,10 @@ internal static unsafe class VnniGemv
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
     /// <remarks><c>Prefetch</c>: bytes ahead the loop prefetches each line (0: <see cref="PrefetchDistance"/>); <see cref="Prepare"/>
-    /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>.</remarks>
+    /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>. <c>OwnScales</c> (8 bits, 1 row per pass, rows of whole
+    /// 16-group chunks): the kernel's scale argument is the rows' float16 scales (row stride <c>ScaleStride</c> halves) and
+    /// its constants argument an <see cref="OwnScaleOffset"/> context; each row's output is f0..f3 then its 16 zero-point
+    /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.</remarks>
     internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false)
     {
         /// <summary>Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes.</summary>
@@ -385,7 +388,7 @@ internal static unsafe class VnniGemv
         // LeanInt8Loops: 8-bit groups of 2-4 steps in one integer chain; 8-bit one-step groups 8 steps per loop pass.
         bool oneChain = LeanInt8Loops && !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
         // OwnScales: rdx is the first row's float16 scales (kept in r11); each row converts its own into the context's
-        // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; see OwnScaleContext).
+        // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; the context: OwnScaleOffset).
         bool own = l.OwnScales;
         int groups = l.ScaleCount;
         var correction = new Zmm(30);
@@ -855,7 +858,9 @@ internal static unsafe class VnniGemv
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
     /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g32/g64 likewise with
-    /// <see cref="StreamingPermutedRows"/> when <see cref="StreamingPermuted"/>; 8-bit g32 keeps the managed loop.
+    /// <see cref="StreamingPermutedRows"/> when <see cref="StreamingPermuted"/>; 8-bit g32 keeps the managed loop unless
+    /// symmetric with rows of whole 16-group chunks, which (like every such 8-bit weight) take the own-scale kernel
+    /// (<see cref="OwnInt8Scales"/>) at any size.
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures,
         bool symmetric)
