@@ -155,11 +155,24 @@ internal static unsafe class VnniGemv
     /// <summary>Bytes of an <see cref="OwnScaleOffset"/> context for rows of <paramref name="groups"/> groups.</summary>
     internal static int OwnScaleContextBytes(int groups) => OwnScaleOffset + 8 * groups;
 
-    /// <summary>Fills a context (64-byte aligned, <see cref="OwnScaleContextBytes"/>) for a call with these group sums.</summary>
-    internal static void FillOwnScaleContext(byte* context, float* groupSums, int groups)
+    [ThreadStatic] private static byte[]? t_ownContext;
+
+    /// <summary>
+    /// This thread's context (64-byte aligned, <see cref="OwnScaleContextBytes"/>) for a call with these group sums: the
+    /// constants are copied once per thread (when the context is made), the group sums on every call.
+    /// </summary>
+    internal static byte* OwnScaleContext(float* groupSums, int groups)
     {
-        Buffer.MemoryCopy(s_constants, context, OwnScaleOffset, HighNibbleOffset + 64);
+        var buffer = t_ownContext;
+        if (buffer is null || buffer.Length < OwnScaleContextBytes(groups) + 64)
+        {
+            t_ownContext = buffer = GC.AllocateArray<byte>(Math.Max(OwnScaleContextBytes(groups) + 64, 16 * 1024), pinned: true);
+            byte* fresh = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+            Buffer.MemoryCopy(s_constants, fresh, OwnScaleOffset, HighNibbleOffset + 64);
+        }
+        byte* context = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
         Buffer.MemoryCopy(groupSums, context + OwnScaleOffset + 4 * groups, 4L * groups, 4L * groups);
+        return context;
     }
 
     /// <summary>Rows the kernel reads side by side (1..<see cref="MaxRows"/>; tests and benchmarks compare them).</summary>
@@ -1013,8 +1026,7 @@ internal static unsafe class VnniGemv
         // Scratch: a block's scales and accumulators, a zero-padded copy of the last row (when its reads would pass the
         // end of the codes), then ScaleRows' work space and the block's corrections.
         int work = FusedInt8Dot.ScaleRowsWork(gpr);
-        long need = 64 + 4L * BlockRows * (scaleStride + outFloats) + (long)units * 64 + 64 + 4L * (work + 16)
-            + (own ? OwnScaleContextBytes(gpr) + 64 : 0);
+        long need = 64 + 4L * BlockRows * (scaleStride + outFloats) + (long)units * 64 + 64 + 4L * (work + 16);
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need)
             t_scratch = scratch = GC.AllocateArray<byte>((int)Math.Max(need, 64 * 1024), pinned: true);
@@ -1023,13 +1035,8 @@ internal static unsafe class VnniGemv
         byte* copy = (byte*)(lanes + BlockRows * outFloats);
         float* scaleWork = (float*)(copy + (((long)units * 64 + 64) & ~63L));
         float* corrections = scaleWork + work;
-        // OwnScales: the kernel's context (constants, one row's float scales, the group sums) after the corrections.
-        byte* constants = s_constants;
-        if (own)
-        {
-            constants = (byte*)(((nint)(corrections + 16) + 63) & ~(nint)63);
-            FillOwnScaleContext(constants, a.GroupSums, gpr);
-        }
+        // OwnScales: the kernel's context (constants, one row's float scales, the group sums) instead of the constants.
+        byte* constants = own ? OwnScaleContext(a.GroupSums, gpr) : s_constants;
         int symmetricZero = 1 << (a.Bits - 1);
         var rowScale = Vector512.Create(a.RowScale[0]);
         // Reads run to units * 64 bytes from a row's start: past the row's end when In is not a multiple of a step
