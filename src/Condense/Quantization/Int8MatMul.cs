@@ -108,7 +108,8 @@ internal static unsafe class Int8MatMul
                 if (fused)
                 {
                     // 8- and 4-bit batch 1 with AVX512-VNNI: the emitted vpdpbusd loop, codes unshifted (VnniGemv).
-                    nint vnni512 = VnniGemv.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits, w.Out);
+                    nint vnni512 = VnniGemv.Prepare(w.Bits, batch, w.GroupSize, w.GroupsPerRow, w.In, w.RowBytes, groupStride, bits, w.Out,
+                        symmetric: w.Zeros == null);
                     var args = new FusedInt8Dot.Args
                     {
                         Packed = w.Packed, Scales = w.Scales, Zeros = w.Zeros, Bits = w.Bits, GroupSize = w.GroupSize,

@@ -145,6 +145,36 @@ internal static unsafe class VnniGemv
     private static readonly byte* s_constants = MakeConstants();
     private const int Index2Offset = 64, Index4Offset = 64 + 8 * 64, HighNibbleOffset = Index4Offset + 4 * 64;
 
+    /// <summary>
+    /// <see cref="Layout.OwnScales"/> kernels take, instead of <see cref="Constants"/>, a per-thread context: the
+    /// constants (bytes [0, HighNibbleOffset + 64)), then at this offset one row's float32 scales (G floats, written by
+    /// the kernel), then the activation's G group sums (written by <see cref="Run"/> once per call).
+    /// </summary>
+    internal const int OwnScaleOffset = 1024;
+
+    /// <summary>Bytes of an <see cref="OwnScaleOffset"/> context for rows of <paramref name="groups"/> groups.</summary>
+    internal static int OwnScaleContextBytes(int groups) => OwnScaleOffset + 8 * groups;
+
+    [ThreadStatic] private static byte[]? t_ownContext;
+
+    /// <summary>
+    /// This thread's context (64-byte aligned, <see cref="OwnScaleContextBytes"/>) for a call with these group sums: the
+    /// constants are copied once per thread (when the context is made), the group sums on every call.
+    /// </summary>
+    internal static byte* OwnScaleContext(float* groupSums, int groups)
+    {
+        var buffer = t_ownContext;
+        if (buffer is null || buffer.Length < OwnScaleContextBytes(groups) + 64)
+        {
+            t_ownContext = buffer = GC.AllocateArray<byte>(Math.Max(OwnScaleContextBytes(groups) + 64, 16 * 1024), pinned: true);
+            byte* fresh = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+            Buffer.MemoryCopy(s_constants, fresh, OwnScaleOffset, HighNibbleOffset + 64);
+        }
+        byte* context = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
+        Buffer.MemoryCopy(groupSums, context + OwnScaleOffset + 4 * groups, 4L * groups, 4L * groups);
+        return context;
+    }
+
     /// <summary>Rows the kernel reads side by side (1..<see cref="MaxRows"/>; tests and benchmarks compare them).</summary>
     internal static int RowsPerPass
     {
@@ -214,9 +244,15 @@ internal static unsafe class VnniGemv
 
     /// <summary>A weight's kernel layout: everything the generated code depends on.</summary>
     /// <remarks><c>Prefetch</c>: bytes ahead the loop prefetches each line (0: <see cref="PrefetchDistance"/>); <see cref="Prepare"/>
-    /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false)
+    /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>. <c>OwnScales</c> (8 bits, 1 row per pass, rows of whole
+    /// 16-group chunks): the kernel's scale argument is the rows' float16 scales (row stride <c>ScaleStride</c> halves) and
+    /// its constants argument an <see cref="OwnScaleOffset"/> context; each row's output is f0..f3 then its 16 zero-point
+    /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.</remarks>
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false)
     {
+        /// <summary>Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes.</summary>
+        public int OutFloats => OwnScales ? LaneFloats + 16 : LaneFloats;
+
         /// <summary>Activation (and code) count of one step.</summary>
         public int StepCodes => Bits == 8 ? 64 : 128;
 
@@ -345,6 +381,9 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Gfni && (l.Bits != 4 || !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported))
             throw new ArgumentOutOfRangeException(nameof(l), l, "The GFNI nibble split: 4 bits, on a CPU with 512-bit GFNI.");
+        if (l.OwnScales && (l.Bits != 8 || l.Rows != 1 || l.Plan == RowInt || l.ScaleStride != l.ScaleCount || l.ScaleCount % 16 != 0
+            || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -361,6 +400,14 @@ internal static unsafe class VnniGemv
         Zmm Line(int q) => new((nibbles ? 22 : 20) + (q & 1));
         // LeanInt8Loops: 8-bit groups of 2-4 steps in one integer chain; 8-bit one-step groups 8 steps per loop pass.
         bool oneChain = LeanInt8Loops && !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
+        // OwnScales: rdx is the first row's float16 scales (kept in r11); each row converts its own into the context's
+        // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; the context: OwnScaleOffset).
+        bool own = l.OwnScales;
+        int groups = l.ScaleCount;
+        var correction = new Zmm(30);
+        // Permuted (8-bit g32): no float buffer at all; each chunk of 16 groups converts its scales into a register.
+        bool ownInLoop = own && l.Plan == Permuted && OwnScalesInLoop;
+        var chunkScales = new Zmm(24);
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
@@ -406,7 +453,18 @@ internal static unsafe class VnniGemv
             else
             {
                 var s = new Zmm(28 + (j & 1));
-                asm.Vpermps(s, new Zmm(8 + j), new Mem(Gpr.Rdx, 0));
+                if (ownInLoop)
+                {
+                    // The chunk's 16 float16 scales converted once, into a register (zmm24), at its first step; rdx walks
+                    // the group sums for the correction lanes.
+                    if (j == 0)
+                    {
+                        asm.Vcvtph2ps(chunkScales, new Mem(Gpr.R11, 0));
+                        asm.Vfmadd231ps(correction, chunkScales, new Mem(Gpr.Rdx, 0));
+                    }
+                    asm.Vpermps(s, new Zmm(8 + j), chunkScales);
+                }
+                else asm.Vpermps(s, new Zmm(8 + j), new Mem(Gpr.Rdx, 0));
                 asm.Vfmadd231ps(F(j), acc, s);
             }
         }
@@ -444,9 +502,31 @@ internal static unsafe class VnniGemv
             for (int j = 0; j < cycle; j++) asm.Vmovdqu32(new Zmm(8 + j), new Mem(Gpr.R8, table + 64 * j));
         }
         asm.Mov(Gpr.Rax, Gpr.Rsi);
+        if (own) asm.Mov(Gpr.R11, Gpr.Rdx);
 
         int row = asm.Position;
         for (int i = 0; i < 4; i++) asm.Vpxord(F(i), F(i), F(i));
+        if (own)
+        {
+            // ScaleRows' whole-chunk order: c = fma(s_chunk, groupSums_chunk, c) over the chunks from c = 0, so the
+            // lanes (reduced by TransposeSum in Run) are its bits; vcvtph2ps is exact, as HalvesToSingle is.
+            asm.Vpxord(correction, correction, correction);
+            // The float16 scales of the row OwnScalePrefetchRows ahead, so each row's conversion finds its scales in
+            // L1 instead of waiting on L3 with the row's FMAs behind it (a prefetch past the last row cannot fault).
+            // Not for the in-loop g32 conversion: its loads issue early in the row anyway, and the prefetch measured
+            // 1.52-1.57x (2 rows ahead) and 1.40-1.44x (4) against 1.60-1.65x without (gain over ScaleRows, one process).
+            if (OwnScalePrefetchRows > 0 && !ownInLoop)
+                for (int b = 0; b < 2 * groups; b += 64) asm.Prefetcht0(new Mem(Gpr.R11, OwnScalePrefetchRows * 2 * l.ScaleStride + b));
+            for (int c = 0; c < (ownInLoop ? 0 : groups / 16); c++)
+            {
+                var s = new Zmm(24 + (c & 3));
+                asm.Vcvtph2ps(s, new Mem(Gpr.R11, 32 * c));
+                asm.Vmovups(new Mem(Gpr.R8, OwnScaleOffset + 64 * c), s);
+                asm.Vfmadd231ps(correction, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+            }
+            asm.Mov(Gpr.Rdx, Gpr.R8);
+            asm.AddImm(Gpr.Rdx, OwnScaleOffset + (ownInLoop ? 4 * groups : 0));
+        }
         if (shifted) asm.Vmovdqu32(Line(0), new Mem(Gpr.Rdi, -4 * l.Shift));
         int wAdvance = 0, sAdvance = 0;
         if (l.Plan is StepFma or Permuted)
@@ -464,6 +544,7 @@ internal static unsafe class VnniGemv
                 asm.AddImm(Gpr.Rdi, 64 * chunk);
                 asm.AddImm(Gpr.Rsi, xStep * chunk);
                 asm.AddImm(Gpr.Rdx, chunkScaleBytes);
+                if (ownInLoop) asm.AddImm(Gpr.R11, 32);
                 asm.Dec(Gpr.R10);
                 asm.JnzBack(loop);
                 wAdvance = 64 * chunk * chunks;
@@ -545,9 +626,11 @@ internal static unsafe class VnniGemv
             }
         }
         for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, 64 * i), F(i));
-        asm.AddImm(Gpr.Rcx, 4 * LaneFloats);
+        if (own) asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats), correction);
+        asm.AddImm(Gpr.Rcx, 4 * l.OutFloats);
         if (l.RowBytes - wAdvance != 0) asm.AddImm(Gpr.Rdi, l.RowBytes - wAdvance);
-        if (4 * l.ScaleStride - sAdvance != 0) asm.AddImm(Gpr.Rdx, 4 * l.ScaleStride - sAdvance);
+        if (own && !ownInLoop) asm.AddImm(Gpr.R11, 2 * l.ScaleStride); // (in the loop: r11 walked the row's scales)
+        else if (4 * l.ScaleStride - sAdvance != 0) asm.AddImm(Gpr.Rdx, 4 * l.ScaleStride - sAdvance);
         asm.Mov(Gpr.Rsi, Gpr.Rax);
         asm.Dec(Gpr.R9);
         asm.JnzBack(row);
@@ -779,10 +862,11 @@ internal static unsafe class VnniGemv
     /// 0.53-0.92x cold with the gate lifted, so they kept the managed loop (docs/benchmarks.md, session 10). Since
     /// session 12 g64 streams too (<see cref="StreamingPermutedG64"/>, with <see cref="ScalePrefetchSlices"/>).
     /// </remarks>
-    public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures)
+    public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures,
+        bool symmetric = false)
     {
         if (batch != 1 || vectorBits != 512 || !IsSupported) return 0;
-        var layout = Chosen(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride, outFeatures);
+        var layout = Chosen(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride, outFeatures, symmetric);
         return layout is null ? 0 : (nint)Kernel(layout.Value);
     }
 
@@ -791,12 +875,16 @@ internal static unsafe class VnniGemv
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
     /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise with
     /// <see cref="StreamingPermutedRows"/> (<see cref="StreamingPermutedG64"/>), g32 too when <see cref="StreamingPermuted"/>;
-    /// 8-bit g32 keeps the managed loop.
+    /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks, which (like every such
+    /// 8-bit weight) take the own-scale kernel (<see cref="OwnInt8Scales"/>) at any size.
     /// </summary>
-    private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures)
+    private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures,
+        bool symmetric)
     {
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return null;
+        if (symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+            return layout.Value with { Rows = 1, OwnScales = true };
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
             if (bits != 4 || layout.Value.Plan == Permuted && !(StreamingPermuted || StreamingPermutedG64 && layout.Value.GroupsPerStep == 2)
@@ -805,6 +893,43 @@ internal static unsafe class VnniGemv
         }
         return layout;
     }
+
+    /// <summary>
+    /// 8-bit symmetric weights whose rows are whole chunks of 16 groups (In a multiple of 16 groups: 512 codes at g32,
+    /// 1024 at g64, 2048 at g128) take a kernel that converts its own float16 scales and sums its own zero-point
+    /// correction lanes, row by row inside the one pass over W (<see cref="Layout.OwnScales"/>), instead of
+    /// <see cref="FusedInt8Dot.ScaleRows"/> converting a 16-row block's scales into a float buffer before each call; 8-bit
+    /// g32 above <see cref="CacheResidentBytes"/> then takes the generated loop too (session 12). Same bits either way.
+    /// Default on; false: as before (A/B runs, `--gemv-own8 0|1`; setting it drops nothing: the layouts differ).
+    /// </summary>
+    internal static bool OwnInt8Scales { get; set; } = true;
+
+    /// <summary>
+    /// Rows ahead whose float16 scales an <see cref="Layout.OwnScales"/> kernel with the row buffer (g64, g128+)
+    /// prefetches (prefetcht0) at each row's start (0: none). A benchmark knob; setting it drops the kernels made so far.
+    /// </summary>
+    internal static int OwnScalePrefetchRows
+    {
+        get => s_ownScalePrefetchRows;
+        set { s_ownScalePrefetchRows = value is >= 0 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); s_kernels.Clear(); }
+    }
+    private static int s_ownScalePrefetchRows = 2;
+
+    /// <summary>
+    /// <see cref="Layout.OwnScales"/> with permuted scales (8-bit g32): convert each 16-group chunk's scales into a
+    /// register inside the loop (true, default) rather than a row's into the float buffer before it. Same bits. A
+    /// benchmark knob; setting it drops the kernels made so far.
+    /// </summary>
+    internal static bool OwnScalesInLoop
+    {
+        get => s_ownScalesInLoop;
+        set { s_ownScalesInLoop = value; s_kernels.Clear(); }
+    }
+    private static bool s_ownScalesInLoop = true;
+
+    private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
+        l.Bits == 8 && l.Plan != RowInt && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+        && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>
     /// Rows per pass of the streaming 4-bit layouts (<see cref="Chosen"/>; 1..<see cref="MaxRows"/>, a benchmark knob):
@@ -926,10 +1051,13 @@ internal static unsafe class VnniGemv
     public static void Run(in FusedInt8Dot.Args a, int start, int end)
     {
         int gpr = a.GroupsPerRow, rowBytes = a.RowBytes;
-        var l = Chosen(a.Bits, a.GroupSize, gpr, a.In, rowBytes, a.GroupStride, a.Out)!.Value;
+        var l = Chosen(a.Bits, a.GroupSize, gpr, a.In, rowBytes, a.GroupStride, a.Out, a.Zeros == null)!.Value;
         int scaleStride = l.ScaleStride, scaleCount = l.ScaleCount, units = l.Units;
+        bool own = l.OwnScales;
+        int outFloats = l.OutFloats;
         // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
-        var kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
+        // (OwnScales: the layout's own kernel, whatever Prepare was told about zero points.)
+        var kernel = own ? Kernel(l) : (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
         var single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
         // 8 bits, rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one):
         // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
@@ -945,22 +1073,24 @@ internal static unsafe class VnniGemv
         // Scratch: a block's scales and accumulators, a zero-padded copy of the last row (when its reads would pass the
         // end of the codes), then ScaleRows' work space and the block's corrections.
         int work = FusedInt8Dot.ScaleRowsWork(gpr);
-        long need = 64 + 4L * BlockRows * (scaleStride + LaneFloats) + (long)units * 64 + 64 + 4L * (work + 16);
+        long need = 64 + 4L * BlockRows * (scaleStride + outFloats) + (long)units * 64 + 64 + 4L * (work + 16);
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < need)
             t_scratch = scratch = GC.AllocateArray<byte>((int)Math.Max(need, 64 * 1024), pinned: true);
         float* sf = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
         float* lanes = sf + BlockRows * scaleStride;
-        byte* copy = (byte*)(lanes + BlockRows * LaneFloats);
+        byte* copy = (byte*)(lanes + BlockRows * outFloats);
         float* scaleWork = (float*)(copy + (((long)units * 64 + 64) & ~63L));
         float* corrections = scaleWork + work;
+        // OwnScales: the kernel's context (constants, one row's float scales, the group sums) instead of the constants.
+        byte* constants = own ? OwnScaleContext(a.GroupSums, gpr) : s_constants;
         int symmetricZero = 1 << (a.Bits - 1);
         var rowScale = Vector512.Create(a.RowScale[0]);
         // Reads run to units * 64 bytes from a row's start: past the row's end when In is not a multiple of a step
         // (the next row's codes meet zero activations), so only the matrix's last row needs the copy.
         bool overrun = (long)units * 64 > rowBytes;
         // Scales past a row's groups stay zero (permuted blocks read them; the scratch is shared by every layout).
-        new Span<float>(sf, BlockRows * scaleStride).Clear();
+        if (!own) new Span<float>(sf, BlockRows * scaleStride).Clear();
         var sums = stackalloc Vector512<float>[BlockRows + 1];
         sums = (Vector512<float>*)(((nint)sums + 63) & ~(nint)63);
 
@@ -968,6 +1098,17 @@ internal static unsafe class VnniGemv
         for (int r0 = start; r0 < end; r0 += block)
         {
             int count = Math.Min(block, end - r0);
+            if (own)
+            {
+                // The kernel converts the rows' float16 scales itself and leaves 16 correction lanes per row.
+                kernel(a.Packed + (nint)r0 * rowBytes, a.Q, (float*)(a.Scales + (nint)r0 * gpr), lanes, constants, count);
+                var acc = (Vector512<float>*)scaleWork;
+                for (int k = 0; k < count; k++) acc[k] = Vector512.Load(lanes + outFloats * k + LaneFloats);
+                for (int k = count; k < BlockRows; k++) acc[k] = Vector512<float>.Zero;
+                (FusedInt8Dot.TransposeSum(acc) * Vector512.Create((float)symmetricZero)).Store(corrections);
+            }
+            else
+            {
             // The block's scales and zero-point corrections at once (ScaleRow's bits, row by row).
             FusedInt8Dot.ScaleRows(a.Scales + (nint)r0 * gpr, a.Zeros == null ? null : a.Zeros + (nint)r0 * gpr,
                 symmetricZero, 0, sf, scaleStride, a.GroupSums, gpr, count, scaleWork, corrections);
@@ -1016,10 +1157,11 @@ internal static unsafe class VnniGemv
                 Buffer.MemoryCopy(w + (nint)direct * rowBytes, copy, (long)units * 64, rowBytes);
                 single(copy, a.Q, sf + (nint)direct * scaleStride, lanes + LaneFloats * direct, s_constants, 1);
             }
+            }
             // The managed loop's reduction, (f0 + f1) + (f2 + f3) then Vector512.Sum's tree, for the block's rows together.
             for (int k = 0; k < count; k++)
             {
-                float* f = lanes + LaneFloats * k;
+                float* f = lanes + outFloats * k;
                 sums[k] = (Vector512.Load(f) + Vector512.Load(f + 16)) + (Vector512.Load(f + 32) + Vector512.Load(f + 48));
             }
             for (int k = count; k < BlockRows; k++) sums[k] = Vector512<float>.Zero;

@@ -380,4 +380,12 @@ internal sealed class X86Assembler
         EvexRegister(Map0F3A, Pp66, 0x03, dst.Index, high.Index, low.Index);
         Emit(imm);
     }
+
+    // --- VnniGemv (8-bit batch-1 kernel converting its own float16 scales, session 12): encoding added for it ---
+
+    /// <summary>
+    /// vcvtph2ps dst, ymmword [mem]: 16 float16 values at mem to float32, exactly (AVX512F; a half-vector memory
+    /// operand, so disp8 counts 32-byte steps).
+    /// </summary>
+    public void Vcvtph2ps(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x13, dst.Index, 0, RequireFull(mem), elementBytes: 32);
 }

@@ -268,6 +268,17 @@ public partial class X86AssemblerTests
         new("valignd zmm16, zmm21, zmm20, 4", "62 a3 55 40 03 c4 04", a => a.Valignd(new Zmm(16), new Zmm(21), new Zmm(20), 4)),
         new("valignd zmm19, zmm31, zmm1, 12", "62 e3 05 40 03 d9 0c", a => a.Valignd(new Zmm(19), new Zmm(31), new Zmm(1), 12)),
         new("valignd zmm7, zmm20, zmm21, 1", "62 b3 5d 40 03 fd 01", a => a.Valignd(new Zmm(7), new Zmm(20), new Zmm(21), 1)),
+        // vcvtph2ps (the 8-bit loop converting its own float16 scales, session 12): disp8 in 32-byte steps.
+        new("vcvtph2ps zmm24, YMMWORD PTR [r11]", "62 42 7d 48 13 03", a => a.Vcvtph2ps(Z(24), new Mem(Gpr.R11, 0))),
+        new("vcvtph2ps zmm24, YMMWORD PTR [r11+32]", "62 42 7d 48 13 43 01", a => a.Vcvtph2ps(Z(24), new Mem(Gpr.R11, 32))),
+        new("vcvtph2ps zmm25, YMMWORD PTR [r11+4096]", "62 42 7d 48 13 8b 00 10 00 00", a => a.Vcvtph2ps(Z(25), new Mem(Gpr.R11, 4096))),
+        new("vcvtph2ps zmm3, YMMWORD PTR [rdx+64]", "62 f2 7d 48 13 5a 02", a => a.Vcvtph2ps(Z(3), new Mem(Gpr.Rdx, 64))),
+        new("vcvtph2ps zmm17, YMMWORD PTR [r12+32]", "62 c2 7d 48 13 4c 24 01", a => a.Vcvtph2ps(Z(17), new Mem(Gpr.R12, 32))),
+        new("vcvtph2ps zmm8, YMMWORD PTR [rax+8]", "62 72 7d 48 13 80 08 00 00 00", a => a.Vcvtph2ps(Z(8), new Mem(Gpr.Rax, 8))),
+        new("vfmadd231ps zmm30, zmm24, ZMMWORD PTR [r8+1088]", "62 42 3d 40 b8 70 11", a => a.Vfmadd231ps(Z(30), Z(24), new Mem(Gpr.R8, 1088))),
+        new("vmovups ZMMWORD PTR [r8+1024], zmm24", "62 41 7c 48 11 40 10", a => a.Vmovups(new Mem(Gpr.R8, 1024), Z(24))),
+        new("mov r11, rdx", "49 89 d3", a => a.Mov(Gpr.R11, Gpr.Rdx)),
+        new("vmovups ZMMWORD PTR [rcx+256], zmm30", "62 61 7c 48 11 71 04", a => a.Vmovups(new Mem(Gpr.Rcx, 256), Z(30))),
     ];
 
     [Fact]
