@@ -76,23 +76,67 @@ public static class Bert
         // Under NoGrad nothing is recorded, so the residual adds, LayerNorms and GELU may overwrite the fresh Linear
         // outputs in place (same arithmetic, same bits) instead of allocating a tensor per op.
         bool inference = !Tensor.IsGradEnabled && !drop;
-        var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
-        long mark = TransformerProfiler.Start();
         // Inference with a compressed layer: its product without the bias, which the next pass (residual +
         // LayerNorm, GELU) adds first, row by row as Ops.StorageLinear would: the same bits, one pass fewer.
         Tensor? attendedBias = null, intermediateBias = null, outputBias = null;
-        var attended = Product(parts.AttentionOutput, context, ref attendedBias);
+        Tensor attended;
+        long mark;
+        if (inference && InferenceLinear.PooledFeedForward && parts.AttentionOutput.InputObserver == null &&
+            parts.AttentionOutput.CompressedWeight != null && parts.AttentionOutput.InFeatures == parts.Query.OutFeatures &&
+            Attention.PooledSelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal) is { } pooledContext)
+        {
+            // The context in a pooled buffer too (no fresh zeroed [rows, C] array per layer): the same bits.
+            mark = TransformerProfiler.Start();
+            try
+            {
+                attended = InferenceLinear.ProductOfRowsWithoutBias(parts.AttentionOutput, pooledContext, hidden.Shape[0])!;
+                attendedBias = parts.AttentionOutput.Bias;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(pooledContext);
+            }
+        }
+        else
+        {
+            var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
+            mark = TransformerProfiler.Start();
+            attended = Product(parts.AttentionOutput, context, ref attendedBias);
+        }
         mark = TransformerProfiler.Stop(TransformerStage.AttentionOutput, mark);
         if (drop) attended = Ops.Dropout(attended, dropout, dropoutRng!);
         var h = inference
             ? Ops.ResidualLayerNormInPlace(attended, hidden, parts.AttentionNorm.Weight, parts.AttentionNorm.Bias, parts.AttentionNorm.Epsilon, attendedBias)
             : parts.AttentionNorm.Forward(Ops.Add(attended, hidden));
         mark = TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
-        var intermediate = Product(parts.Intermediate, h, ref intermediateBias);
-        mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
-        intermediate = inference ? Ops.GeluErfInPlace(intermediate, intermediateBias) : Ops.GeluErf(intermediate);
-        mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
-        var output = Product(parts.Output, intermediate, ref outputBias);
+        Tensor output;
+        if (inference && InferenceLinear.PooledFeedForward && parts.Output.InputObserver == null && parts.Output.CompressedWeight != null &&
+            parts.Output.InFeatures == parts.Intermediate.OutFeatures && InferenceLinear.PooledProductWithoutBias(parts.Intermediate, h) is { } inner)
+        {
+            // Both compressed: the intermediate activations in a pooled buffer (no fresh [rows, I] array per layer),
+            // the same products, bias adds and GELU as below.
+            try
+            {
+                int rows = h.Shape[0];
+                mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
+                Ops.GeluErfRowsInPlace(inner, rows, parts.Intermediate.OutFeatures, parts.Intermediate.Bias?.Data);
+                mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
+                output = InferenceLinear.ProductOfRowsWithoutBias(parts.Output, inner, rows)!;
+                outputBias = parts.Output.Bias;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(inner);
+            }
+        }
+        else
+        {
+            var intermediate = Product(parts.Intermediate, h, ref intermediateBias);
+            mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
+            intermediate = inference ? Ops.GeluErfInPlace(intermediate, intermediateBias) : Ops.GeluErf(intermediate);
+            mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
+            output = Product(parts.Output, intermediate, ref outputBias);
+        }
         mark = TransformerProfiler.Stop(TransformerStage.Output, mark);
         if (drop) output = Ops.Dropout(output, dropout, dropoutRng!);
         var result = inference
