@@ -200,53 +200,64 @@ public static class SpeedMode
     }
 
     /// <summary>
-    /// --loop RUNTIME:b1 --ab Namespace.Type.Property=A|B: passes alternate between the two values of an internal
-    /// static knob of Condense (set by reflection: a measurement aid, not an API), and the calling thread's processor
+    /// --loop RUNTIME:b1 --ab "Namespace.Type.Property=A|B[;...]": passes alternate between the two values of internal
+    /// static knobs of Condense (set by reflection: a measurement aid, not an API), and the calling thread's processor
     /// time per sentence is summed per value. At --threads 1 that is all the work, so the A/B holds on a loaded machine.
     /// </summary>
-    private static int LoopAb((string Name, Func<TokenBatch, Tensor> Encode)[] runtimes, string spec, string knob, TokenBatch[] singles,
+    private static int LoopAb((string Name, Func<TokenBatch, Tensor> Encode)[] runtimes, string spec, string knobs, TokenBatch[] singles,
         TokenBatch[] batches, double seconds)
     {
         var parts = spec.Split(':');
         var match = runtimes.Where(r => r.Name.Contains(parts[0], StringComparison.OrdinalIgnoreCase)).ToArray();
-        int eq = knob.IndexOf('='), dot = knob.LastIndexOf('.', eq < 0 ? knob.Length - 1 : eq);
-        if (match.Length != 1 || parts.Length != 2 || parts[1] is not ("b1" or "b32") || eq < 0 || dot < 0)
+        if (match.Length != 1 || parts.Length != 2 || parts[1] is not ("b1" or "b32"))
         {
-            Console.Error.WriteLine($"--loop {spec} --ab {knob}: expected RUNTIME:b1|b32 and Namespace.Type.Property=A|B.");
+            Console.Error.WriteLine($"--loop {spec}: expected RUNTIME:b1 or RUNTIME:b32.");
             return 2;
         }
-        var type = typeof(WorkerPool).Assembly.GetType(knob[..dot]);
-        var property = type?.GetProperty(knob[(dot + 1)..eq], System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic);
-        if (property is null)
+        // Several knobs: "T.P=a|b;U.Q=c|d" sets (a, c) in one setting and (b, d) in the other.
+        var settings = new List<(System.Reflection.PropertyInfo Property, object?[] Values)>();
+        foreach (var knob in knobs.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
-            Console.Error.WriteLine($"--ab {knob}: no static property {knob[(dot + 1)..eq]} on {knob[..dot]}.");
-            return 2;
+            int eq = knob.IndexOf('='), dot = eq < 0 ? -1 : knob.LastIndexOf('.', eq);
+            var property = dot < 0 ? null : typeof(WorkerPool).Assembly.GetType(knob[..dot])?.GetProperty(knob[(dot + 1)..eq],
+                System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic);
+            if (property is null)
+            {
+                Console.Error.WriteLine($"--ab {knob}: expected Namespace.Type.Property=A|B naming a static property of Condense.");
+                return 2;
+            }
+            settings.Add((property, knob[(eq + 1)..].Split('|').Select(v => Convert.ChangeType(v, property.PropertyType, CultureInfo.InvariantCulture)).ToArray()));
         }
-        var values = knob[(eq + 1)..].Split('|').Select(v => Convert.ChangeType(v, property.PropertyType, CultureInfo.InvariantCulture)).ToArray();
+        int count = settings.Min(s => s.Values.Length);
+        void Apply(int k)
+        {
+            foreach (var (property, values) in settings) property.SetValue(null, values[k]);
+        }
+        string Name(int k) => string.Join(", ", settings.Select(s => $"{s.Property.DeclaringType!.Name}.{s.Property.Name}={s.Values[k]}"));
         var inputs = parts[1] == "b1" ? singles : batches;
         var encode = match[0].Encode;
         int sentences = inputs.Sum(t => t.Count);
-        var cpu = new double[values.Length];
-        var wall = new double[values.Length];
-        var passes = new int[values.Length];
-        foreach (var v in values)
+        var cpu = new double[count];
+        var wall = new double[count];
+        var passes = new int[count];
+        for (int k = 0; k < count; k++)
         {
-            property.SetValue(null, v);
+            Apply(k);
             foreach (var t in inputs) encode(t);
         }
         var clock = Stopwatch.StartNew();
         for (int pass = 0; clock.Elapsed.TotalSeconds < seconds; pass++)
         {
-            int k = pass % values.Length;
-            property.SetValue(null, values[k]);
+            int k = pass % count;
+            Apply(k);
             long start = ThreadProcessorNanoseconds(), tick = Stopwatch.GetTimestamp();
             foreach (var t in inputs) encode(t);
             cpu[k] += (ThreadProcessorNanoseconds() - start) / 1e6;
             wall[k] += Stopwatch.GetElapsedTime(tick).TotalMilliseconds;
             passes[k]++;
         }
-        for (int k = 0; k < values.Length; k++)
-            Console.WriteLine($"{match[0].Name} {parts[1]} {knob[..eq]}={values[k]}: calling thread {cpu[k] / (passes[k] * sentences):F4} ms/sentence processor time, " +
+        for (int k = 0; k < count; k++)
+            Console.WriteLine($"{match[0].Name} {parts[1]} [{Name(k)}]: calling thread {cpu[k] / (passes[k] * sentences):F4} ms/sentence processor time, " +
                 $"{wall[k] / (passes[k] * sentences):F4} ms/sentence wall, {passes[k]} passes");
         Console.WriteLine($"load average {LoadAverage()}");
         return 0;
