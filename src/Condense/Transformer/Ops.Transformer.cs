@@ -70,9 +70,16 @@ public static partial class Ops
         int channels = x.Shape[^1];
         if (!x.Shape.AsSpan().SequenceEqual(residual.Shape) || weight.Length != channels || bias.Length != channels || (rowBias != null && rowBias.Length != channels))
             throw ShapeError(nameof(LayerNorm), "x and residual of equal shapes [..., C], weight, bias and the row bias [C]", x, residual);
-        int rows = x.Length / channels;
-        float[] xs = x.Data, rs = residual.Data, w = weight.Data, b = bias.Data;
-        float[]? rb = rowBias?.Data;
+        ResidualLayerNormRowsInPlace(x.Data, residual.Data, x.Length / channels, channels, weight.Data, bias.Data, epsilon, rowBias?.Data);
+        return x;
+    }
+
+    /// <summary>
+    /// <see cref="ResidualLayerNormInPlace"/> on the first rows x channels values of arrays (e.g. pooled buffers longer
+    /// than that): the same split and operations, so the same bits. Lengths are the caller's to check.
+    /// </summary>
+    internal static void ResidualLayerNormRowsInPlace(float[] xs, float[] rs, int rows, int channels, float[] w, float[] b, float epsilon, float[]? rb)
+    {
         ForRows(rows, channels, (start, end) =>
         {
             for (int r = start; r < end; r++)
@@ -84,7 +91,6 @@ public static partial class Ops
                 LayerNormRow(row, row, w, b, epsilon);
             }
         });
-        return x;
     }
 
     private static void LayerNormBackward(Tensor x, Tensor weight, Tensor bias, float[] dy, float[] mean, float[] rstd, int rows, int channels)

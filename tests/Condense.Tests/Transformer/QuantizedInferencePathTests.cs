@@ -83,11 +83,11 @@ public class QuantizedInferencePathTests
                 var leaf = new Tensor((float[])input.Data.Clone(), input.Shape) { RequiresGrad = true };
                 var recorded = Bert.EncoderLayer(leaf, parts, shape, Heads);
                 Assert.True(recorded.RequiresGrad);
-                // With and without the pooled context and intermediate buffers (InferenceLinear.PooledFeedForward).
-                foreach (bool pooled in new[] { true, false })
+                // With and without the pooled buffers: the whole layer, context + intermediate only, none.
+                foreach (var (pooled, layer) in new[] { (true, true), (true, false), (false, false) })
                     foreach (int threads in new[] { 1, 2 })
                     {
-                        InferenceLinear.PooledFeedForward = pooled;
+                        (InferenceLinear.PooledFeedForward, InferenceLinear.PooledLayer) = (pooled, layer);
                         Gemm.MaxDegreeOfParallelism = threads;
                         Tensor fused;
                         using (Tensor.NoGrad()) fused = Bert.EncoderLayer(input, parts, shape, Heads);
@@ -102,7 +102,7 @@ public class QuantizedInferencePathTests
         finally
         {
             Gemm.MaxDegreeOfParallelism = saved;
-            InferenceLinear.PooledFeedForward = true;
+            (InferenceLinear.PooledFeedForward, InferenceLinear.PooledLayer) = (true, true);
         }
     }
 
