@@ -22,7 +22,7 @@ public static class SpeedMode
         string sentencesPath = Path.Combine(AppContext.BaseDirectory, "data", "sentences.txt");
         string? dll = MiniLmPackage.DefaultDll();
         var activations = ActivationPrecision.Int8;
-        string? loop = null;
+        string? loop = null, abKnob = null;
         double loopSeconds = 10;
         for (int i = 0; i < args.Length; i++)
         {
@@ -36,6 +36,7 @@ public static class SpeedMode
                 case "--dll" when Next() is { } d: dll = d; break;
                 case "--activations" when Next() is { } a && Enum.TryParse(a, true, out ActivationPrecision p): activations = p; break;
                 case "--loop" when Next() is { } l: loop = l; break;
+                case "--ab" when Next() is { } k: abKnob = k; break;
                 case "--seconds" when double.TryParse(Next(), NumberStyles.Float, CultureInfo.InvariantCulture, out var sec) && sec > 0: loopSeconds = sec; break;
                 default:
                     Console.Error.WriteLine($"unknown or incomplete option '{args[i]}'");
@@ -85,6 +86,7 @@ public static class SpeedMode
             $"{batches.Length} batches of <= 32 (padded lengths {string.Join(", ", batches.Select(b => b.Length))}): {tokens} tokens, " +
             $"{padded} padded positions (ORT computes all of them; Condense packs the real tokens)");
 
+        if (loop != null && abKnob != null) return LoopAb(runtimes, loop, abKnob, singles, batches, loopSeconds);
         if (loop != null) return Loop(runtimes, loop, singles, batches, loopSeconds);
 
         // Correctness first: fp32 against ONNX Runtime on every sentence, and every plan against ORT.
@@ -178,13 +180,86 @@ public static class SpeedMode
         var inputs = parts[1] == "b1" ? singles : batches;
         var encode = match[0].Encode;
         int sentences = inputs.Sum(t => t.Count), passes = 0;
+        // One untimed pass first (JIT, pools, the GEMM copies), then processor time beside wall time: at --threads 1
+        // it is the work done whatever the machine's load.
+        foreach (var t in inputs) encode(t);
+        using var process = Process.GetCurrentProcess();
+        var cpu = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds)
         {
             foreach (var t in inputs) encode(t);
             passes++;
         }
-        Console.WriteLine($"{match[0].Name} {parts[1]}: {passes * sentences / clock.Elapsed.TotalSeconds:F1} sentences/s over {passes} passes; load average {LoadAverage()}");
+        double wall = clock.Elapsed.TotalSeconds;
+        process.Refresh();
+        double cpuMs = (process.TotalProcessorTime - cpu).TotalMilliseconds / ((double)passes * sentences);
+        Console.WriteLine($"{match[0].Name} {parts[1]}: {passes * sentences / wall:F1} sentences/s over {passes} passes, " +
+            $"processor time {cpuMs:F3} ms/sentence; load average {LoadAverage()}");
+        return 0;
+    }
+
+    /// <summary>
+    /// --loop RUNTIME:b1 --ab "Namespace.Type.Property=A|B[;...]": passes alternate between the two values of internal
+    /// static knobs of Condense (set by reflection: a measurement aid, not an API), and the calling thread's processor
+    /// time per sentence is summed per value. At --threads 1 that is all the work, so the A/B holds on a loaded machine.
+    /// </summary>
+    private static int LoopAb((string Name, Func<TokenBatch, Tensor> Encode)[] runtimes, string spec, string knobs, TokenBatch[] singles,
+        TokenBatch[] batches, double seconds)
+    {
+        var parts = spec.Split(':');
+        var match = runtimes.Where(r => r.Name.Contains(parts[0], StringComparison.OrdinalIgnoreCase)).ToArray();
+        if (match.Length != 1 || parts.Length != 2 || parts[1] is not ("b1" or "b32"))
+        {
+            Console.Error.WriteLine($"--loop {spec}: expected RUNTIME:b1 or RUNTIME:b32.");
+            return 2;
+        }
+        // Several knobs: "T.P=a|b;U.Q=c|d" sets (a, c) in one setting and (b, d) in the other.
+        var settings = new List<(System.Reflection.PropertyInfo Property, object?[] Values)>();
+        foreach (var knob in knobs.Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = knob.IndexOf('='), dot = eq < 0 ? -1 : knob.LastIndexOf('.', eq);
+            var property = dot < 0 ? null : typeof(WorkerPool).Assembly.GetType(knob[..dot])?.GetProperty(knob[(dot + 1)..eq],
+                System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic);
+            if (property is null)
+            {
+                Console.Error.WriteLine($"--ab {knob}: expected Namespace.Type.Property=A|B naming a static property of Condense.");
+                return 2;
+            }
+            settings.Add((property, knob[(eq + 1)..].Split('|').Select(v => Convert.ChangeType(v, property.PropertyType, CultureInfo.InvariantCulture)).ToArray()));
+        }
+        int count = settings.Min(s => s.Values.Length);
+        void Apply(int k)
+        {
+            foreach (var (property, values) in settings) property.SetValue(null, values[k]);
+        }
+        string Name(int k) => string.Join(", ", settings.Select(s => $"{s.Property.DeclaringType!.Name}.{s.Property.Name}={s.Values[k]}"));
+        var inputs = parts[1] == "b1" ? singles : batches;
+        var encode = match[0].Encode;
+        int sentences = inputs.Sum(t => t.Count);
+        var cpu = new double[count];
+        var wall = new double[count];
+        var passes = new int[count];
+        for (int k = 0; k < count; k++)
+        {
+            Apply(k);
+            foreach (var t in inputs) encode(t);
+        }
+        var clock = Stopwatch.StartNew();
+        for (int pass = 0; clock.Elapsed.TotalSeconds < seconds; pass++)
+        {
+            int k = pass % count;
+            Apply(k);
+            long start = ThreadProcessorNanoseconds(), tick = Stopwatch.GetTimestamp();
+            foreach (var t in inputs) encode(t);
+            cpu[k] += (ThreadProcessorNanoseconds() - start) / 1e6;
+            wall[k] += Stopwatch.GetElapsedTime(tick).TotalMilliseconds;
+            passes[k]++;
+        }
+        for (int k = 0; k < count; k++)
+            Console.WriteLine($"{match[0].Name} {parts[1]} [{Name(k)}]: calling thread {cpu[k] / (passes[k] * sentences):F4} ms/sentence processor time, " +
+                $"{wall[k] / (passes[k] * sentences):F4} ms/sentence wall, {passes[k]} passes");
+        Console.WriteLine($"load average {LoadAverage()}");
         return 0;
     }
 

@@ -356,8 +356,13 @@ public sealed class GroupQuantizedWeight : IWeightStorage
          // The GEMM's own test of the codes, machine and shape, at its threshold: the rows were decided here.
          Int8Gemm.Applies(bits, groupsPerRow, inFeatures, Math.Max(batch, Int8Gemm.DefaultMinBatch), KernelOptions.VectorBits));
 
-    /// <summary>The fewest rows an int8-activation product sends to the generated VNNI GEMM.</summary>
-    internal const int VnniGemmMinRows = 4;
+    /// <summary>
+    /// The fewest rows an int8-activation product sends to the generated VNNI GEMM (default 4); below it, and for
+    /// 4-bit codes up to 15 rows when this is raised, the small-batch kernels run. Knob for A/B runs (environment
+    /// variable CONDENSE_VNNI_GEMM_MIN_ROWS at start-up).
+    /// </summary>
+    internal static int VnniGemmMinRows { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_VNNI_GEMM_MIN_ROWS"), out int rows) && rows > 0 ? rows : 4;
 
     /// <summary>The largest weight (out x in) that takes the VNNI GEMM below <see cref="Int8Gemm.DefaultMinBatch"/> rows: 4 Mi codes, a 4 MiB copy.</summary>
     internal const long VnniGemmMaxSmallElements = 4L << 20;

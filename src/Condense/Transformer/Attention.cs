@@ -83,6 +83,38 @@ public static class Attention
         return context;
     }
 
+    /// <summary>
+    /// Inference (NoGrad) with Q, K and V from one stacked compressed product (<see cref="InferenceLinear.ProjectQkv"/>):
+    /// the context [rows, C] into an array from <see cref="System.Buffers.ArrayPool{T}.Shared"/> (its first rows x C
+    /// values; the caller returns it), the bits of <see cref="SelfAttention"/>; null where that path does not apply.
+    /// </summary>
+    internal static float[]? PooledSelfAttention(Tensor hidden, Linear query, Linear key, Linear value, SequenceBatch batch, int heads, bool causal)
+    {
+        if (Tensor.IsGradEnabled || hidden.Rank != 2 || hidden.Shape[0] != batch.Rows || heads <= 0 || query.OutFeatures % heads != 0 ||
+            key.OutFeatures != query.OutFeatures || value.OutFeatures != query.OutFeatures)
+            return null;
+        long mark = TransformerProfiler.Start();
+        if (InferenceLinear.ProjectQkv(hidden, query, key, value) is not { } stacked) return null;
+        mark = TransformerProfiler.Stop(TransformerStage.QkvProjection, mark);
+        int width = query.OutFeatures, rows = batch.Rows;
+        float[]? context = null;
+        try
+        {
+            context = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, rows * width));
+            context.AsSpan(0, rows * width).Clear();
+            Ops.SelfAttentionInferenceInto(stacked, 0, stacked, width, stacked, 2 * width, 3 * width, width, batch, heads, causal, context);
+            TransformerProfiler.Stop(TransformerStage.Attention, mark);
+            var done = context;
+            context = null;
+            return done;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(stacked);
+            if (context != null) System.Buffers.ArrayPool<float>.Shared.Return(context);
+        }
+    }
+
     /// <summary>The recorded attention: split heads, Q K^T, masked softmax, dropout, P V, merge heads.</summary>
     private static Tensor Composed(Tensor q, Tensor k, Tensor v, int batchSize, int heads, int[]? mask, bool causal, int headSize,
         float dropout, Rng? dropoutRng)

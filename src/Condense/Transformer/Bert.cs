@@ -76,23 +76,68 @@ public static class Bert
         // Under NoGrad nothing is recorded, so the residual adds, LayerNorms and GELU may overwrite the fresh Linear
         // outputs in place (same arithmetic, same bits) instead of allocating a tensor per op.
         bool inference = !Tensor.IsGradEnabled && !drop;
-        var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
-        long mark = TransformerProfiler.Start();
+        if (inference && InferenceLinear.PooledFeedForward && InferenceLinear.PooledLayer && PooledEncoderLayer(hidden, parts, batch, heads, causal) is { } pooled) return pooled;
         // Inference with a compressed layer: its product without the bias, which the next pass (residual +
         // LayerNorm, GELU) adds first, row by row as Ops.StorageLinear would: the same bits, one pass fewer.
         Tensor? attendedBias = null, intermediateBias = null, outputBias = null;
-        var attended = Product(parts.AttentionOutput, context, ref attendedBias);
+        Tensor attended;
+        long mark;
+        if (inference && InferenceLinear.PooledFeedForward && parts.AttentionOutput.InputObserver == null &&
+            parts.AttentionOutput.CompressedWeight != null && parts.AttentionOutput.InFeatures == parts.Query.OutFeatures &&
+            Attention.PooledSelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal) is { } pooledContext)
+        {
+            // The context in a pooled buffer too (no fresh zeroed [rows, C] array per layer): the same bits.
+            mark = TransformerProfiler.Start();
+            try
+            {
+                attended = InferenceLinear.ProductOfRowsWithoutBias(parts.AttentionOutput, pooledContext, hidden.Shape[0])!;
+                attendedBias = parts.AttentionOutput.Bias;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(pooledContext);
+            }
+        }
+        else
+        {
+            var context = Attention.SelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal, dropout, dropoutRng);
+            mark = TransformerProfiler.Start();
+            attended = Product(parts.AttentionOutput, context, ref attendedBias);
+        }
         mark = TransformerProfiler.Stop(TransformerStage.AttentionOutput, mark);
         if (drop) attended = Ops.Dropout(attended, dropout, dropoutRng!);
         var h = inference
             ? Ops.ResidualLayerNormInPlace(attended, hidden, parts.AttentionNorm.Weight, parts.AttentionNorm.Bias, parts.AttentionNorm.Epsilon, attendedBias)
             : parts.AttentionNorm.Forward(Ops.Add(attended, hidden));
         mark = TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
-        var intermediate = Product(parts.Intermediate, h, ref intermediateBias);
-        mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
-        intermediate = inference ? Ops.GeluErfInPlace(intermediate, intermediateBias) : Ops.GeluErf(intermediate);
-        mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
-        var output = Product(parts.Output, intermediate, ref outputBias);
+        Tensor output;
+        if (inference && InferenceLinear.PooledFeedForward && parts.Output.InputObserver == null && parts.Output.CompressedWeight != null &&
+            parts.Output.InFeatures == parts.Intermediate.OutFeatures && InferenceLinear.PooledProductWithoutBias(parts.Intermediate, h) is { } inner)
+        {
+            // Both compressed: the intermediate activations in a pooled buffer (no fresh [rows, I] array per layer),
+            // the same products, bias adds and GELU as below.
+            try
+            {
+                int rows = h.Shape[0];
+                mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
+                Ops.GeluErfRowsInPlace(inner, rows, parts.Intermediate.OutFeatures, parts.Intermediate.Bias?.Data);
+                mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
+                output = InferenceLinear.ProductOfRowsWithoutBias(parts.Output, inner, rows)!;
+                outputBias = parts.Output.Bias;
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(inner);
+            }
+        }
+        else
+        {
+            var intermediate = Product(parts.Intermediate, h, ref intermediateBias);
+            mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
+            intermediate = inference ? Ops.GeluErfInPlace(intermediate, intermediateBias) : Ops.GeluErf(intermediate);
+            mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
+            output = Product(parts.Output, intermediate, ref outputBias);
+        }
         mark = TransformerProfiler.Stop(TransformerStage.Output, mark);
         if (drop) output = Ops.Dropout(output, dropout, dropoutRng!);
         var result = inference
@@ -110,6 +155,58 @@ public static class Bert
                 return y;
             }
             return layer.Forward(x);
+        }
+    }
+
+    /// <summary>
+    /// The NoGrad layer with every Linear compressed (Q, K and V stacked): the context, the hidden state after the first
+    /// LayerNorm and the intermediate activations all in <see cref="System.Buffers.ArrayPool{T}.Shared"/> buffers, only
+    /// the layer's output a new tensor. The same products, bias adds, LayerNorms and GELU as the general path (the same
+    /// bits); null (nothing done) where it does not apply, including every shape the general path rejects.
+    /// </summary>
+    private static Tensor? PooledEncoderLayer(Tensor hidden, EncoderLayerParts parts, SequenceBatch batch, int heads, bool causal)
+    {
+        Linear ao = parts.AttentionOutput, im = parts.Intermediate, op = parts.Output;
+        if (ao.InputObserver != null || im.InputObserver != null || op.InputObserver != null) return null;
+        if (ao.CompressedWeight is not { } aoW || im.CompressedWeight is not { } imW || op.CompressedWeight is not { } opW) return null;
+        if (hidden.Rank != 2) return null;
+        int rows = hidden.Shape[0], channels = hidden.Shape[1], inner = imW.OutFeatures;
+        if (aoW.InFeatures != parts.Query.OutFeatures || aoW.OutFeatures != channels || imW.InFeatures != channels ||
+            opW.InFeatures != inner || opW.OutFeatures != channels)
+            return null;
+        LayerNorm first = parts.AttentionNorm, second = parts.OutputNorm;
+        if (first.Weight.Length != channels || first.Bias.Length != channels || second.Weight.Length != channels ||
+            second.Bias.Length != channels || (ao.Bias != null && ao.Bias.Length != channels) ||
+            (im.Bias != null && im.Bias.Length != inner) || (op.Bias != null && op.Bias.Length != channels))
+            return null;
+        if (Attention.PooledSelfAttention(hidden, parts.Query, parts.Key, parts.Value, batch, heads, causal) is not { } context) return null;
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        float[]? h = null, activations = null;
+        try
+        {
+            long mark = TransformerProfiler.Start();
+            h = pool.Rent(Math.Max(1, rows * channels));
+            if (rows > 0) aoW.MatMulTransposed(context.AsSpan(0, rows * aoW.InFeatures), h.AsSpan(0, rows * channels), rows);
+            mark = TransformerProfiler.Stop(TransformerStage.AttentionOutput, mark);
+            Ops.ResidualLayerNormRowsInPlace(h, hidden.Data, rows, channels, first.Weight.Data, first.Bias.Data, first.Epsilon, ao.Bias?.Data);
+            mark = TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
+            activations = pool.Rent(Math.Max(1, rows * inner));
+            if (rows > 0) imW.MatMulTransposed(h.AsSpan(0, rows * channels), activations.AsSpan(0, rows * inner), rows);
+            mark = TransformerProfiler.Stop(TransformerStage.Intermediate, mark);
+            Ops.GeluErfRowsInPlace(activations, rows, inner, im.Bias?.Data);
+            mark = TransformerProfiler.Stop(TransformerStage.Gelu, mark);
+            var output = new Tensor(GC.AllocateUninitializedArray<float>(rows * channels), rows, channels);   // overwritten
+            if (rows > 0) opW.MatMulTransposed(activations.AsSpan(0, rows * inner), output.Data, rows);
+            mark = TransformerProfiler.Stop(TransformerStage.Output, mark);
+            Ops.ResidualLayerNormRowsInPlace(output.Data, h, rows, channels, second.Weight.Data, second.Bias.Data, second.Epsilon, op.Bias?.Data);
+            TransformerProfiler.Stop(TransformerStage.LayerNorm, mark);
+            return output;
+        }
+        finally
+        {
+            pool.Return(context);
+            if (h != null) pool.Return(h);
+            if (activations != null) pool.Return(activations);
         }
     }
 

@@ -89,6 +89,47 @@ internal static class InferenceLinear
     }
 
     /// <summary>
+    /// Knob (A/B runs; environment variable CONDENSE_POOLED_FEED_FORWARD=0 at start-up turns it off): the encoder
+    /// layer's intermediate activations [rows, I] live in a buffer from <see cref="System.Buffers.ArrayPool{T}.Shared"/>
+    /// (product, GELU in place, output product, returned) instead of a new array per layer. The same kernels and
+    /// operations, so the same bits.
+    /// </summary>
+    internal static bool PooledFeedForward { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_POOLED_FEED_FORWARD") != "0";
+
+    /// <summary>
+    /// Knob beside <see cref="PooledFeedForward"/> (environment variable CONDENSE_POOLED_LAYER=0 at start-up turns it
+    /// off): with every Linear of the layer compressed, the hidden state after the first LayerNorm is pooled too (only
+    /// the layer's output is a new array). Same bits.
+    /// </summary>
+    internal static bool PooledLayer { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_POOLED_LAYER") != "0";
+
+    /// <summary>
+    /// x W'^T of a compressed layer without its bias into a rented array (its first rows x Out values; the caller returns
+    /// it to <see cref="System.Buffers.ArrayPool{T}.Shared"/>), or null where <see cref="ProductWithoutBias(Linear, Tensor)"/> would be.
+    /// </summary>
+    internal static float[]? PooledProductWithoutBias(Linear layer, Tensor x)
+    {
+        if (layer.InputObserver != null || layer.CompressedWeight is not { } storage) return null;
+        if (x.Rank != 2 || x.Shape[1] != storage.InFeatures) return null;
+        int rows = x.Shape[0];
+        var y = System.Buffers.ArrayPool<float>.Shared.Rent(Math.Max(1, rows * storage.OutFeatures));   // overwritten
+        if (rows > 0) storage.MatMulTransposed(x.Data.AsSpan(0, rows * storage.InFeatures), y.AsSpan(0, rows * storage.OutFeatures), rows);
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="ProductWithoutBias(Linear, Tensor)"/> of the first rows x In values of <paramref name="x"/>; null for a
+    /// dense layer or an observed input.
+    /// </summary>
+    internal static Tensor? ProductOfRowsWithoutBias(Linear layer, float[] x, int rows)
+    {
+        if (layer.InputObserver != null || layer.CompressedWeight is not { } storage) return null;
+        var y = new Tensor(GC.AllocateUninitializedArray<float>(rows * storage.OutFeatures), rows, storage.OutFeatures);   // overwritten
+        if (rows > 0) storage.MatMulTransposed(x.AsSpan(0, rows * storage.InFeatures), y.Data, rows);
+        return y;
+    }
+
+    /// <summary>
     /// x W'^T of a compressed layer without its bias (the caller adds it in its next pass, as Ops.StorageLinear
     /// would: one TensorPrimitives.Add per row, before anything else); null for a dense layer or an observed input.
     /// </summary>

@@ -70,9 +70,16 @@ public static partial class Ops
         int channels = x.Shape[^1];
         if (!x.Shape.AsSpan().SequenceEqual(residual.Shape) || weight.Length != channels || bias.Length != channels || (rowBias != null && rowBias.Length != channels))
             throw ShapeError(nameof(LayerNorm), "x and residual of equal shapes [..., C], weight, bias and the row bias [C]", x, residual);
-        int rows = x.Length / channels;
-        float[] xs = x.Data, rs = residual.Data, w = weight.Data, b = bias.Data;
-        float[]? rb = rowBias?.Data;
+        ResidualLayerNormRowsInPlace(x.Data, residual.Data, x.Length / channels, channels, weight.Data, bias.Data, epsilon, rowBias?.Data);
+        return x;
+    }
+
+    /// <summary>
+    /// <see cref="ResidualLayerNormInPlace"/> on the first rows x channels values of arrays (e.g. pooled buffers longer
+    /// than that): the same split and operations, so the same bits. Lengths are the caller's to check.
+    /// </summary>
+    internal static void ResidualLayerNormRowsInPlace(float[] xs, float[] rs, int rows, int channels, float[] w, float[] b, float epsilon, float[]? rb)
+    {
         ForRows(rows, channels, (start, end) =>
         {
             for (int r = start; r < end; r++)
@@ -84,7 +91,6 @@ public static partial class Ops
                 LayerNormRow(row, row, w, b, epsilon);
             }
         });
-        return x;
     }
 
     private static void LayerNormBackward(Tensor x, Tensor weight, Tensor bias, float[] dy, float[] mean, float[] rstd, int rows, int channels)
@@ -186,7 +192,16 @@ public static partial class Ops
         if (rowBias != null && rowBias.Length != width)
             throw ShapeError(nameof(GeluErf), "x [..., N] and the row bias [N]", x, rowBias);
         int rows = width == 0 ? 0 : x.Length / width;
-        float[]? rb = rowBias?.Data;
+        GeluErfRowsInPlace(xs, rows, width, rowBias?.Data);
+        return x;
+    }
+
+    /// <summary>
+    /// <see cref="GeluErfInPlace(Tensor, Tensor?)"/> on the first rows x width values of an array (e.g. a pooled
+    /// buffer longer than that): the same split and operations, so the same bits.
+    /// </summary>
+    internal static void GeluErfRowsInPlace(float[] xs, int rows, int width, float[]? rb)
+    {
         Action<int, int> body = (start, end) =>
         {
             for (int r = start; r < end; r++)
@@ -202,7 +217,6 @@ public static partial class Ops
         // one thread (11-15% of the sentence's time) under the element-wise ops' threshold.
         if ((long)rows * width < GeluParallelElements || rows < 2) body(0, rows);
         else WorkerPool.Shared.For(rows, body, Gemm.MaxDegreeOfParallelism);
-        return x;
     }
 
     // The size from which the in-place GELU splits its rows over threads.
@@ -236,7 +250,7 @@ public static partial class Ops
         y = y * t + Vector512.Create(ErfA2);
         y = y * t + Vector512.Create(ErfA1);
         y *= t;
-        var e = Vector512.Exp(-(z * z));
+        var e = GeluFastExp ? ExpNonPositive512(-(z * z)) : Vector512.Exp(-(z * z));
         y = y * e * -0.5f + Vector512.Create(0.5f);
         y = Vector512.CopySign(y, x) + Vector512.Create(0.5f);
         return y * x;
@@ -271,13 +285,67 @@ public static partial class Ops
             TensorPrimitives.Multiply(ys, ts, ys);                       // the polynomial
             TensorPrimitives.Multiply(zs, zs, zs);
             TensorPrimitives.Negate(zs, zs);
-            TensorPrimitives.Exp(zs, zs);
+            if (GeluFastExp) ExpNonPositive(zs);
+            else TensorPrimitives.Exp(zs, zs);
             TensorPrimitives.Multiply(ys, zs, ys);                       // erfc(z)
             TensorPrimitives.Multiply(ys, -0.5f, ys);
             TensorPrimitives.Add(ys, 0.5f, ys);                          // Phi(|x|) - 0.5
             TensorPrimitives.CopySign(ys, xs, ys);
             TensorPrimitives.Add(ys, 0.5f, ys);                          // Phi(x)
             TensorPrimitives.Multiply(ys, xs, ys);
+        }
+    }
+
+    /// <summary>
+    /// Knob (A/B runs; environment variable CONDENSE_GELU_FAST_EXP=0 at start-up turns it off): GELU's exp(-z^2) on
+    /// <see cref="ExpNonPositive512"/> (float32 throughout, ~1 ulp) instead of Vector512.Exp / TensorPrimitives.Exp,
+    /// which evaluate float exp in float64 (two 8-lane halves per vector and a narrowing). Either way the vector kernel
+    /// and the passes give the same bits; the two settings differ by exp's last-bit rounding.
+    /// </summary>
+    internal static bool GeluFastExp { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_GELU_FAST_EXP") != "0";
+
+    // exp(x) = 2^n exp(r), n = round(x log2 e), r = x - n ln 2 in two parts (Cody and Waite), exp(r) by the degree-6
+    // polynomial of Cephes' expf: 1 + r + r^2 (p0 + r (p1 + ...)). x is clamped to ln(float.MinNormal), so 2^n is a
+    // normal float built from its exponent bits and exp(x) >= 1.2e-38 where it would be smaller (GELU multiplies it by
+    // a value below 1 and adds 0.5: no visible difference).
+    private const float ExpLowest = -87.33654f, Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
+    private const float ExpP0 = 1.9875691500e-4f, ExpP1 = 1.3981999507e-3f, ExpP2 = 8.3334519073e-3f, ExpP3 = 4.1665795894e-2f,
+        ExpP4 = 1.6666665459e-1f, ExpP5 = 5.0000001201e-1f;
+
+    /// <summary>exp(x) for x &lt;= 0 (NaN stays NaN), 16 lanes; the same operations as <see cref="ExpNonPositive(Span{float})"/>.</summary>
+    private static Vector512<float> ExpNonPositive512(Vector512<float> x)
+    {
+        x = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLowest)), Vector512.Create(ExpLowest), x);
+        var n = Vector512.Round(x * Log2E);
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(ExpP0), r, Vector512.Create(ExpP1));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(ExpP2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(ExpP3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(ExpP4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(ExpP5));
+        var er = Vector512.FusedMultiplyAdd(p, r * r, r) + Vector512.Create(1f);
+        var scale = ((Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23).AsSingle();
+        return er * scale;
+    }
+
+    /// <summary>exp(x) in place for x &lt;= 0: <see cref="ExpNonPositive512"/> lane by lane (the same bits).</summary>
+    private static void ExpNonPositive(Span<float> xs)
+    {
+        for (int i = 0; i < xs.Length; i++)
+        {
+            float x = xs[i];
+            x = x < ExpLowest ? ExpLowest : x;
+            float n = MathF.Round(x * Log2E);
+            float r = MathF.FusedMultiplyAdd(n, -Ln2Hi, x);
+            r = MathF.FusedMultiplyAdd(n, -Ln2Lo, r);
+            float p = MathF.FusedMultiplyAdd(ExpP0, r, ExpP1);
+            p = MathF.FusedMultiplyAdd(p, r, ExpP2);
+            p = MathF.FusedMultiplyAdd(p, r, ExpP3);
+            p = MathF.FusedMultiplyAdd(p, r, ExpP4);
+            p = MathF.FusedMultiplyAdd(p, r, ExpP5);
+            float er = MathF.FusedMultiplyAdd(p, r * r, r) + 1f;
+            xs[i] = er * BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
         }
     }
 
@@ -427,11 +495,24 @@ public static partial class Ops
         if (channels % heads != 0 || stride < channels || !Fits(qs, qOffset, rows, stride, channels) || !Fits(ks, kOffset, rows, stride, channels) ||
             !Fits(vs, vOffset, rows, stride, channels))
             throw new ArgumentException($"{nameof(SelfAttentionInference)}: {rows} rows of {channels} channels ({heads} heads), stride {stride}, at offsets {qOffset}, {kOffset} and {vOffset} do not fit arrays of {qs.Length}, {ks.Length} and {vs.Length} floats.");
+        var context = Tensor.Zeros(rows, channels);
+        SelfAttentionInferenceInto(qs, qOffset, ks, kOffset, vs, vOffset, stride, channels, shape, heads, causal, context.Data);
+        return context;
+    }
+
+    /// <summary>
+    /// <see cref="SelfAttentionInference(float[], int, float[], int, float[], int, int, int, SequenceBatch, int, bool)"/>
+    /// into the first rows x channels values of <paramref name="cs"/>, which must be zeros there (a pooled buffer, cleared).
+    /// </summary>
+    internal static unsafe void SelfAttentionInferenceInto(float[] qs, int qOffset, float[] ks, int kOffset, float[] vs, int vOffset,
+        int stride, int channels, SequenceBatch shape, int heads, bool causal, float[] cs)
+    {
+        int rows = shape.Rows, batch = shape.BatchSize;
+        if (cs.Length < (long)rows * channels)
+            throw new ArgumentException($"{nameof(SelfAttentionInferenceInto)}: {cs.Length} floats for a context of {rows} x {channels}.", nameof(cs));
         int longest = shape.SequenceLength, size = channels / heads;
         int[]? keyMask = shape.AttentionMask;
         float scale = 1f / MathF.Sqrt(size);
-        var context = Tensor.Zeros(rows, channels);
-        float[] cs = context.Data;
         int pairs = batch * heads;
         // Score rows are padded with zero keys to whole vectors (16 floats covers every SIMD width), so Q K^T runs on
         // the vector kernel even at a few tokens; the padded scores are never read.
@@ -485,7 +566,6 @@ public static partial class Ops
         // A pair is ~2 T^2 D multiply-adds: at a few tokens the whole layer's attention is cheaper than a dispatch.
         if (pairs < 2 || work < 1L << 14) body(0, pairs);
         else WorkerPool.Shared.For(pairs, body, Gemm.MaxDegreeOfParallelism);
-        return context;
     }
 
     /// <summary>

@@ -54,6 +54,10 @@ public unsafe class QuantizedKernelTests
     [InlineData(4096, 4096)]
     [InlineData(4100, 4100)]
     [InlineData(256, 256)]
+    [InlineData(384, 64)]
+    [InlineData(1536, 1536)]
+    [InlineData(400, 32)]
+    [InlineData(208, 48)]
     public void Activation_quantization_is_round_half_even_of_x_times_127_over_max_at_every_width(int n, int groupSize)
     {
         var x = QuantTestData.Gaussian((ulong)n, n);
@@ -97,6 +101,27 @@ public unsafe class QuantizedKernelTests
             fixed (float* px = zeros, ps = sums)
             fixed (sbyte* pq = q)
                 Assert.Equal(0f, Int8Activations.QuantizeRow(px, 40, 20, pq, ps, width));
+            Assert.All(q, v => Assert.Equal(0, v));
+            // Whole 16-float vectors (the AVX-512 loop), the bad value in either of its two chains or the tail.
+            foreach (int at in new[] { 3, 20, 40 })
+            {
+                var x = new float[48];
+                var badSums = new float[3];
+                x[at] = float.NaN;
+                fixed (float* px = x, ps = badSums)
+                fixed (sbyte* pq = q)
+                    Assert.True(float.IsNaN(Int8Activations.QuantizeRow(px, 48, 16, pq, ps, width)));
+                x[at] = float.NegativeInfinity;
+                fixed (float* px = x, ps = badSums)
+                fixed (sbyte* pq = q)
+                    Assert.True(float.IsNaN(Int8Activations.QuantizeRow(px, 48, 16, pq, ps, width)));
+            }
+            var zeros48 = new float[48];
+            var sums48 = new float[3];
+            q.AsSpan().Fill(1);
+            fixed (float* px = zeros48, ps = sums48)
+            fixed (sbyte* pq = q)
+                Assert.Equal(0f, Int8Activations.QuantizeRow(px, 48, 16, pq, ps, width));
             Assert.All(q, v => Assert.Equal(0, v));
         });
     }
