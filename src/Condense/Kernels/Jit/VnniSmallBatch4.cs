@@ -623,19 +623,7 @@ internal static unsafe class VnniSmallBatch4
             if (fused)
             {
                 for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
-                int whole = gpr & ~15;
-                for (int r = 0; r < rows; r++)
-                {
-                    int o = o0 + r;
-                    for (int c = 0; c < m; c++)
-                    {
-                        int b = b0 + c;
-                        float dot = sums[r * m + c];
-                        if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
-                        if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
-                        a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
-                    }
-                }
+                StoreTile(a, o0, rows, b0, m, sums, tailStart, gpr, sf, szf);
                 continue;
             }
             for (int r = 0; r < rows; r++)
@@ -765,35 +753,45 @@ internal static unsafe class VnniSmallBatch4
     private static void Finish(in Args a, int block, float* buffer, float* sums)
     {
         int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
-        int gpr = a.GroupsPerRow, whole = gpr & ~15, tailStart = a.Steps * a.Unit;
+        int gpr = a.GroupsPerRow, tailStart = a.Steps * a.Unit;
         PipeLayout(a, buffer, rows, out float* sf, out float* szf, out _, out _, out _);
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             float* acc = buffer + (nint)rows * b0 * 16;
             for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
-            if (tailStart >= a.In && whole == gpr)
+            StoreTile(a, o0, rows, b0, m, sums, tailStart, gpr, sf, szf);
+        }
+    }
+
+    /// <summary>
+    /// The fused epilogue of one tile: y[b, o] = sx_b (sum + tail - the leftover groups' correction) for the block's
+    /// <paramref name="rows"/> rows from <paramref name="o0"/> and batch rows b0 .. b0 + m; sums holds the lane sums
+    /// [r * m + c] (the 16-group corrections already inside). Without a tail or leftover groups, a store per output.
+    /// </summary>
+    private static void StoreTile(in Args a, int o0, int rows, int b0, int m, float* sums, int tailStart, int gpr, float* sf, float* szf)
+    {
+        int whole = gpr & ~15;
+        if (tailStart >= a.In && whole == gpr)
+        {
+            for (int c = 0; c < m; c++)
             {
-                // No tail and no leftover groups (the common case): y = sx sum, per batch row.
-                for (int c = 0; c < m; c++)
-                {
-                    float scale = a.RowScale[b0 + c];
-                    float* yb = a.Y + (nint)(b0 + c) * a.Out + o0;
-                    for (int r = 0; r < rows; r++) yb[r] = scale * sums[r * m + c];
-                }
-                continue;
+                float scale = a.RowScale[b0 + c];
+                float* yb = a.Y + (nint)(b0 + c) * a.Out + o0;
+                for (int r = 0; r < rows; r++) yb[r] = scale * sums[r * m + c];
             }
-            for (int r = 0; r < rows; r++)
+            return;
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            int o = o0 + r;
+            for (int c = 0; c < m; c++)
             {
-                int o = o0 + r;
-                for (int c = 0; c < m; c++)
-                {
-                    int b = b0 + c;
-                    float dot = sums[r * m + c];
-                    if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
-                    if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
-                    a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
-                }
+                int b = b0 + c;
+                float dot = sums[r * m + c];
+                if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
+                if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
+                a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
             }
         }
     }
