@@ -571,15 +571,7 @@ internal static unsafe class VnniSmallBatch4
         float* sf = acc + BlockRows * MaxTile * 16;               // [rows][gpr] float32 scales, then 16 floats of padding
         float* szf = sf + rows * gpr + 16;                 // [rows][gpr] s_g * z_g
         float* lane = small ? sf : szf + rows * gpr + 16;  // [rows][laneStride], then 16 floats of padding
-        for (int r = 0; r < rows; r++)
-        {
-            ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
-            byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
-            ScaleTimesZero(sf + r * gpr, z, 8f, szf + r * gpr, gpr);
-            if (!small)
-                for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
-        }
-        new Span<float>(lane + rows * laneStride, 16).Clear();
+        BlockScales(a, o0, rows, sf, szf, lane, laneStride, small);
 
         int* index = stackalloc int[16];
         for (int l = 0; l < 16; l++) index[l] = !small ? 0 : a.Paired ? 64 * (l / 4) / g : 8 * l / g;
@@ -685,13 +677,14 @@ internal static unsafe class VnniSmallBatch4
         lane = small ? sf : szf + rows * a.GroupsPerRow + 16;
     }
 
-    /// <summary>Block set-up: float32 scales, s z, lane scales, the next block's scale prefetch, every tile's correction lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Prepare(in Args a, int block, float* buffer)
+    /// <summary>
+    /// A block's scales for the kernel: float32 scales sf and s z per row ([rows][gpr]), and, unless groups are smaller
+    /// than a step (<paramref name="small"/>: the kernel reads sf), one lane scale per step ([rows][laneStride]); the
+    /// 16 floats past the last row's lane scales are zero.
+    /// </summary>
+    private static void BlockScales(in Args a, int o0, int rows, float* sf, float* szf, float* lane, int laneStride, bool small)
     {
-        int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
         int gpr = a.GroupsPerRow, g = a.GroupSize, steps = a.Steps, unit = a.Unit;
-        PipeLayout(a, buffer, rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small);
         for (int r = 0; r < rows; r++)
         {
             ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
@@ -701,6 +694,16 @@ internal static unsafe class VnniSmallBatch4
                 for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
         }
         new Span<float>(lane + rows * laneStride, 16).Clear();
+    }
+
+    /// <summary>Block set-up: float32 scales, s z, lane scales, the next block's scale prefetch, every tile's correction lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Prepare(in Args a, int block, float* buffer)
+    {
+        int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
+        int gpr = a.GroupsPerRow;
+        PipeLayout(a, buffer, rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small);
+        BlockScales(a, o0, rows, sf, szf, lane, laneStride, small);
         PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
         for (int t = 0; t < a.Tiles; t++)
         {
