@@ -6,7 +6,7 @@ namespace Condense.Benchmarks.Jit;
 /// <summary>
 /// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
 /// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-shifted-nibbles 0|1</c> (the same for 4-bit rows read one per pass), <c>--gemv-stream-permuted 0|1</c> (4-bit g32/g64 above the gate: the generated streaming loop instead of the managed one; <c>--gemv-stream-permuted-rows n</c> its rows per pass; <c>--gemv-stream-permuted-g64 0|1</c> g64 alone, default 1), <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1), <c>--gemv-int8-scale-prefetch 0|1</c> (8 bits: prefetch the next 16-row block's scales, default 0 since session 11), <c>--gemv-lowbit-scale-prefetch 0|1</c> (the same for 2-4-bit weights, default 1), <c>--gemv-scale-prefetch-slices n</c> (streaming g32/g64: that prefetch spread over n kernel calls per 16-row block, default 8, 1 = one burst; <c>--gemv-scale-prefetch-ahead n</c> blocks ahead, default 1; <c>--gemv-scale-prefetch-l2 0|1</c> prefetcht1), <c>--gemv-lean8 0|1</c> (8-bit loops with fewer instructions per byte, default 1), <c>--gemv-own8 0|1</c> (8-bit symmetric: the kernel converts its own float16 scales, default 1; <c>--gemv-own8-prefetch n</c> prefetches the scales n rows ahead, default 2; <c>--gemv-own8-inloop 0|1</c>: g32 converts each chunk's scales in the loop, default 1), <c>--gemv-gate-mib n</c> (largest
+/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-shifted-nibbles 0|1</c> (the same for 4-bit rows read one per pass), <c>--gemv-stream-permuted 0|1</c> (4-bit g32/g64 above the gate: the generated streaming loop instead of the managed one; <c>--gemv-stream-permuted-rows n</c> its rows per pass; <c>--gemv-stream-permuted-g64 0|1</c> g64 alone, default 1), <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1), <c>--gemv-int8-scale-prefetch 0|1</c> (8 bits: prefetch the next 16-row block's scales, default 0 since session 11), <c>--gemv-lowbit-scale-prefetch 0|1</c> (the same for 2-4-bit weights, default 1), <c>--gemv-scale-prefetch-slices n</c> (streaming g32/g64: that prefetch spread over n kernel calls per 16-row block, default 8, 1 = one burst; <c>--gemv-scale-prefetch-ahead n</c> blocks ahead, default 1; <c>--gemv-scale-prefetch-l2 0|1</c> prefetcht1), <c>--gemv-lean8 0|1</c> (8-bit loops with fewer instructions per byte, default 1), <c>--gemv-own8 0|1</c> (8-bit symmetric: the kernel converts its own float16 scales, default 1; <c>--gemv-own8-prefetch n</c> prefetches the scales n rows ahead, default 2; <c>--gemv-own8-inloop 0|1</c>: g32 converts each chunk's scales in the loop, default 1), <c>--gemv-own4 0|1</c> (4-bit g32/g64: the kernel converts its own float16 scales and zero points; <c>--gemv-own4-large-g32 0|1</c>: g32 above the gate on that loop instead of the managed one), <c>--gemv-gate-mib n</c> (largest
 /// 4-bit / 8-bit g32 weight the generated loop takes) and <c>--gemv-stream-prefetch n</c> (prefetch distance of 4-bit g128+
 /// weights above the gate, which take the generated loop; 0 = the managed loop, as before session 10; <c>--gemv-stream-rows n</c> their rows per pass), for A/B runs of the same build, cold and hot side by side.
 /// </summary>
@@ -126,6 +126,10 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-prefetch");
         if (i >= 0) Property("OwnScalePrefetchRows").SetValue(null, int.Parse(args[i + 1]));
+        i = Array.IndexOf(args, "--gemv-own4");
+        if (i >= 0) Property("OwnInt4Scales").SetValue(null, args[i + 1] != "0");
+        i = Array.IndexOf(args, "--gemv-own4-large-g32");
+        if (i >= 0) Property("OwnInt4LargeG32").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-inloop");
         if (i >= 0) Property("OwnScalesInLoop").SetValue(null, args[i + 1] != "0");
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
@@ -140,7 +144,8 @@ public static class GemvKnobs
             + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}"
             + $", 8-bit next-block scale prefetch: {((bool)Property("PrefetchInt8Scales").GetValue(null)! ? "on" : "off")}"
             + $", 8-bit lean loops: {((bool)Property("LeanInt8Loops").GetValue(null)! ? "on" : "off")}"
-            + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}");
+            + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}"
+            + $", 4-bit g32/g64 scales: {((bool)Property("OwnInt4Scales").GetValue(null)! ? "converted by the kernel" + ((bool)Property("OwnInt4LargeG32").GetValue(null)! ? " (g32 above the gate: generated)" : "") : "ScaleRows per 16-row block")}");
     }
 
     private static PropertyInfo Property(string name) =>

@@ -285,7 +285,7 @@ public class GemvKernelTests
     {
         if (!VnniGemv.IsSupported) return;
         long savedGate = VnniGemv.CacheResidentBytes;
-        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedL2 = VnniGemv.ScalePrefetchToL2;
+        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedL2 = VnniGemv.ScalePrefetchToL2, savedOwn = VnniGemv.OwnInt4Scales;
         int savedSlices = VnniGemv.ScalePrefetchSlices, savedAhead = VnniGemv.ScalePrefetchAhead, savedCall = VnniGemv.RowsPerCall;
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
         try
@@ -295,6 +295,7 @@ public class GemvKernelTests
             // 16, 16, 16, 5 (and of 5 rows per call), so slices of uneven size and a last block without a next one.
             VnniGemv.CacheResidentBytes = 1024;
             VnniGemv.StreamingPermuted = true;
+            VnniGemv.OwnInt4Scales = false; // the ScaleRows path with its scale prefetch (own scales: GemvOwnScalesTests)
             foreach (var (group, sym, outF, inF) in new[] { (32, false, 53, 1024), (64, false, 53, 2048), (32, true, 37, 1184), (64, true, 41, 4096) })
             {
                 var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
@@ -327,6 +328,7 @@ public class GemvKernelTests
         {
             VnniGemv.CacheResidentBytes = savedGate;
             VnniGemv.StreamingPermuted = savedPermuted;
+            VnniGemv.OwnInt4Scales = savedOwn;
             VnniGemv.ScalePrefetchSlices = savedSlices;
             VnniGemv.ScalePrefetchAhead = savedAhead;
             VnniGemv.ScalePrefetchToL2 = savedL2;

@@ -134,4 +134,103 @@ public class GemvOwnScalesTests
         }
         finally { VnniGemv.CacheResidentBytes = savedGate; }
     }
+
+    public static TheoryData<int, bool, int, int> FourBitShapes()
+    {
+        var data = new TheoryData<int, bool, int, int>();
+        // group, symmetric, Out, In (4 bits: In a multiple of 16 groups)
+        data.Add(32, false, 53, 512);    // 16 groups: one chunk of 4 steps; blocks of 16, 16, 16, 5 rows
+        data.Add(32, true, 37, 1536);    // 48 groups, three chunks
+        data.Add(32, false, 19, 2048);   // 64 groups
+        data.Add(64, false, 53, 1024);   // 16 groups: one chunk of 8 steps
+        data.Add(64, true, 17, 3072);    // 48 groups
+        data.Add(64, false, 41, 2048);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FourBitShapes))]
+    public unsafe void Four_bit_own_scales_and_zero_points_give_the_managed_loops_bits_in_cache_and_above_the_gate(int group, bool sym, int outF, int inF)
+    {
+        if (!VnniGemv.IsSupported) return;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group * 31 + inF + outF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian((ulong)inF + 11, inF);
+        int gpr = inF / group;
+        // The choice: the own-scale layout (with zero points when asymmetric) in cache, the old one with the knob off.
+        var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
+        var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym };
+        bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedLarge = VnniGemv.OwnInt4LargeG32, savedNibbles = VnniGemv.ShiftedNibbles;
+        long savedGate = VnniGemv.CacheResidentBytes;
+        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            VnniGemv.OwnInt4Scales = true;
+            Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+            VnniGemv.OwnInt4Scales = false;
+            Assert.Equal((nint)VnniGemv.Kernel(layout), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+
+            VnniGemv.Enabled = false;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            var expected = new float[outF];
+            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+            VnniGemv.Enabled = true;
+            // gate 0: as configured (in cache); 1024: above the gate, g64 streaming, g32 on the own loop with the knob.
+            foreach (long gate in new[] { savedGate, 1024L })
+                foreach (bool ownOn in new[] { true, false })
+                    foreach (bool nibbles in new[] { true, false })
+                        foreach (int threads in new[] { 1, 2 })
+                        {
+                            VnniGemv.CacheResidentBytes = gate;
+                            VnniGemv.OwnInt4Scales = ownOn;
+                            VnniGemv.OwnInt4LargeG32 = true;
+                            VnniGemv.ShiftedNibbles = nibbles;
+                            WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                            var y = new float[outF];
+                            q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                            for (int r = 0; r < outF; r++)
+                                Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, own {ownOn}, whole-line loads {nibbles}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                        }
+            VnniGemv.CacheResidentBytes = savedGate;
+            VnniGemv.OwnInt4Scales = true;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+            Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales g{group} In {inF} {(sym ? "sym" : "asym")}");
+        }
+        finally
+        {
+            VnniGemv.Enabled = savedEnabled;
+            VnniGemv.OwnInt4Scales = savedOwn;
+            VnniGemv.OwnInt4LargeG32 = savedLarge;
+            VnniGemv.ShiftedNibbles = savedNibbles;
+            VnniGemv.CacheResidentBytes = savedGate;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
+    [Fact]
+    public unsafe void Four_bit_g32_above_the_gate_takes_the_own_scale_loop_only_with_its_knob()
+    {
+        if (!VnniGemv.IsSupported) return;
+        bool savedOwn = VnniGemv.OwnInt4Scales, savedLarge = VnniGemv.OwnInt4LargeG32, savedPermuted = VnniGemv.StreamingPermuted;
+        try
+        {
+            VnniGemv.StreamingPermuted = false;
+            VnniGemv.OwnInt4Scales = true;
+            VnniGemv.OwnInt4LargeG32 = false;
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));   // 8 MiB: managed
+            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 4096, symmetric: false));  // g64 streams
+            VnniGemv.OwnInt4LargeG32 = true;
+            var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch };
+            Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
+            VnniGemv.OwnInt4Scales = false;
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(own with { OwnScales = false }));
+        }
+        finally
+        {
+            VnniGemv.OwnInt4Scales = savedOwn;
+            VnniGemv.OwnInt4LargeG32 = savedLarge;
+            VnniGemv.StreamingPermuted = savedPermuted;
+        }
+    }
 }

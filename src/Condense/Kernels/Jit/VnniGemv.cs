@@ -152,6 +152,12 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal const int OwnScaleOffset = 1024;
 
+    /// <summary>
+    /// Where in an <see cref="OwnScaleOffset"/> context <see cref="Run"/> leaves the first row's zero points for a
+    /// <see cref="Layout.OwnZeros"/> kernel call (a pointer; past the constants, before the scales).
+    /// </summary>
+    internal const int OwnZerosSlot = 960;
+
     /// <summary>Bytes of an <see cref="OwnScaleOffset"/> context for rows of <paramref name="groups"/> groups.</summary>
     internal static int OwnScaleContextBytes(int groups) => OwnScaleOffset + 8 * groups;
 
@@ -247,8 +253,11 @@ internal static unsafe class VnniGemv
     /// sets it for 4-bit weights above <see cref="CacheResidentBytes"/>. <c>OwnScales</c> (8 bits, 1 row per pass, rows of whole
     /// 16-group chunks): the kernel's scale argument is the rows' float16 scales (row stride <c>ScaleStride</c> halves) and
     /// its constants argument an <see cref="OwnScaleOffset"/> context; each row's output is f0..f3 then its 16 zero-point
-    /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false)
+    /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.
+    /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
+    /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
+    /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false)
     {
         /// <summary>Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes.</summary>
         public int OutFloats => OwnScales ? LaneFloats + 16 : LaneFloats;
@@ -381,9 +390,11 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Gfni && (l.Bits != 4 || !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported))
             throw new ArgumentOutOfRangeException(nameof(l), l, "The GFNI nibble split: 4 bits, on a CPU with 512-bit GFNI.");
-        if (l.OwnScales && (l.Bits != 8 || l.Rows != 1 || l.Plan == RowInt || l.ScaleStride != l.ScaleCount || l.ScaleCount % 16 != 0
-            || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
+        if (l.OwnScales && (l.Bits == 8 ? l.Plan == RowInt : l.Bits != 4 || l.Plan != Permuted) || l.OwnScales && (l.Rows != 1
+            || l.ScaleStride != l.ScaleCount || l.ScaleCount % 16 != 0 || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
+        if (l.OwnZeros && (!l.OwnScales || l.Bits != 4))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Own zero points: a 4-bit own-scale layout.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -404,16 +415,21 @@ internal static unsafe class VnniGemv
         // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; the context: OwnScaleOffset).
         bool own = l.OwnScales;
         int groups = l.ScaleCount;
-        var correction = new Zmm(30);
-        // Permuted (8-bit g32): no float buffer at all; each chunk of 16 groups converts its scales into a register.
-        bool ownInLoop = own && l.Plan == Permuted && OwnScalesInLoop;
-        var chunkScales = new Zmm(24);
+        // 4 bits: zmm30 is the GFNI matrix and zmm24 a nibble temporary, so the correction and the chunk's scales take
+        // zmm26/27 and the zero points zmm19 (the nibble temporaries then alternate between two sets: 16/17, 20/21, 24/25).
+        var correction = new Zmm(nibbles ? 26 : 30);
+        // Permuted (8-bit g32, 4-bit g32/g64): no float buffer at all; each chunk of 16 groups converts its scales into a
+        // register (4 bits: always).
+        bool ownInLoop = own && l.Plan == Permuted && (OwnScalesInLoop || nibbles);
+        var chunkScales = new Zmm(nibbles ? 27 : 24);
+        var chunkZeros = new Zmm(19);
+        bool ownZeros = l.OwnZeros;
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
         void Step(int wo, Zmm lo, Zmm hi, int t)
         {
-            if (shifted && nibbles) t &= 1;
+            if (nibbles && (shifted || own)) t &= 1;
             Zmm w = new(16 + t), h = new(20 + t), low = new(24 + t);
             int xo = nibbles ? 2 * wo : wo;
             EmitLinePrefetch(asm, l, wo);
@@ -460,7 +476,15 @@ internal static unsafe class VnniGemv
                     if (j == 0)
                     {
                         asm.Vcvtph2ps(chunkScales, new Mem(Gpr.R11, 0));
-                        asm.Vfmadd231ps(correction, chunkScales, new Mem(Gpr.Rdx, 0));
+                        if (ownZeros)
+                        {
+                            // ScaleRows' asymmetric term: t = s * float(zero point), then c = fma(t, groupSums, c).
+                            asm.Vpmovzxbd(chunkZeros, new Mem(Gpr.Rbx, 0));
+                            asm.Vcvtdq2ps(chunkZeros, chunkZeros);
+                            asm.Vmulps(chunkZeros, chunkScales, chunkZeros);
+                            asm.Vfmadd231ps(correction, chunkZeros, new Mem(Gpr.Rdx, 0));
+                        }
+                        else asm.Vfmadd231ps(correction, chunkScales, new Mem(Gpr.Rdx, 0));
                     }
                     asm.Vpermps(s, new Zmm(8 + j), chunkScales);
                 }
@@ -503,6 +527,12 @@ internal static unsafe class VnniGemv
         }
         asm.Mov(Gpr.Rax, Gpr.Rsi);
         if (own) asm.Mov(Gpr.R11, Gpr.Rdx);
+        if (ownZeros)
+        {
+            // rbx (callee-saved) walks the zero points, from the pointer Run leaves in the context.
+            asm.Push(Gpr.Rbx);
+            asm.MovLoad(Gpr.Rbx, new Mem(Gpr.R8, OwnZerosSlot));
+        }
 
         int row = asm.Position;
         for (int i = 0; i < 4; i++) asm.Vpxord(F(i), F(i), F(i));
@@ -545,6 +575,7 @@ internal static unsafe class VnniGemv
                 asm.AddImm(Gpr.Rsi, xStep * chunk);
                 asm.AddImm(Gpr.Rdx, chunkScaleBytes);
                 if (ownInLoop) asm.AddImm(Gpr.R11, 32);
+                if (ownZeros) asm.AddImm(Gpr.Rbx, 16);
                 asm.Dec(Gpr.R10);
                 asm.JnzBack(loop);
                 wAdvance = 64 * chunk * chunks;
@@ -634,6 +665,7 @@ internal static unsafe class VnniGemv
         asm.Mov(Gpr.Rsi, Gpr.Rax);
         asm.Dec(Gpr.R9);
         asm.JnzBack(row);
+        if (ownZeros) asm.Pop(Gpr.Rbx);
         asm.Vzeroupper();
         asm.Ret();
         return asm.ToArray();
@@ -883,8 +915,17 @@ internal static unsafe class VnniGemv
     {
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return null;
-        if (symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 8 && symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
             return layout.Value with { Rows = 1, OwnScales = true };
+        if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        {
+            // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
+            // streams anyway (StreamingPermutedG64), g32 with OwnInt4LargeG32 (or StreamingPermuted); else as before.
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric };
+            if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
+            if (StreamingPrefetch != 0 && (StreamingPermuted || (layout.Value.GroupsPerStep == 2 ? StreamingPermutedG64 : OwnInt4LargeG32)))
+                return own with { Prefetch = StreamingPrefetch };
+        }
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
             if (bits != 4 || layout.Value.Plan == Permuted && !(StreamingPermuted || StreamingPermutedG64 && layout.Value.GroupsPerStep == 2)
@@ -903,6 +944,23 @@ internal static unsafe class VnniGemv
     /// Default on; false: as before (A/B runs, `--gemv-own8 0|1`; setting it drops nothing: the layouts differ).
     /// </summary>
     internal static bool OwnInt8Scales { get; set; } = true;
+
+    /// <summary>
+    /// 4-bit g32/g64 weights (permuted scales, symmetric or with zero points) whose rows are whole chunks of 16 groups
+    /// (In a multiple of 512 codes at g32, 1024 at g64) take the kernel that converts its own float16 scales and sums its
+    /// own zero-point correction lanes (<see cref="Layout.OwnScales"/>, <see cref="Layout.OwnZeros"/>; session 13), so
+    /// no <see cref="FusedInt8Dot.ScaleRows"/> and no per-block scale prefetch run for them: in cache, and above
+    /// <see cref="CacheResidentBytes"/> where they take the generated loop anyway (g64 with <see cref="StreamingPermutedG64"/>;
+    /// g32 with <see cref="OwnInt4LargeG32"/>). Same bits. A knob for A/B runs (`--gemv-own4 0|1`).
+    /// </summary>
+    internal static bool OwnInt4Scales { get; set; } = true;
+
+    /// <summary>
+    /// With <see cref="OwnInt4Scales"/>: 4-bit g32 above <see cref="CacheResidentBytes"/> takes the own-scale generated
+    /// loop (with <see cref="StreamingPrefetch"/>) instead of the managed loop. A knob for A/B runs
+    /// (`--gemv-own4-large-g32 0|1`).
+    /// </summary>
+    internal static bool OwnInt4LargeG32 { get; set; } = false;
 
     /// <summary>
     /// Rows ahead whose float16 scales an <see cref="Layout.OwnScales"/> kernel with the row buffer (g64, g128+)
@@ -928,7 +986,7 @@ internal static unsafe class VnniGemv
     private static bool s_ownScalesInLoop = true;
 
     private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
-        l.Bits == 8 && l.Plan != RowInt && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && l.Plan == Permuted) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
         && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>
@@ -1100,12 +1158,15 @@ internal static unsafe class VnniGemv
             int count = Math.Min(block, end - r0);
             if (own)
             {
-                // The kernel converts the rows' float16 scales itself and leaves 16 correction lanes per row.
+                // The kernel converts the rows' float16 scales itself and leaves 16 correction lanes per row (with zero
+                // points: sum of (s * z) * group sums, the whole correction; symmetric: times the symmetric term).
+                if (l.OwnZeros) *(byte**)(constants + OwnZerosSlot) = a.Zeros + (nint)r0 * gpr;
                 kernel(a.Packed + (nint)r0 * rowBytes, a.Q, (float*)(a.Scales + (nint)r0 * gpr), lanes, constants, count);
                 var acc = (Vector512<float>*)scaleWork;
                 for (int k = 0; k < count; k++) acc[k] = Vector512.Load(lanes + outFloats * k + LaneFloats);
                 for (int k = count; k < BlockRows; k++) acc[k] = Vector512<float>.Zero;
-                (FusedInt8Dot.TransposeSum(acc) * Vector512.Create((float)symmetricZero)).Store(corrections);
+                var lanesSum = FusedInt8Dot.TransposeSum(acc);
+                (l.OwnZeros ? lanesSum : lanesSum * Vector512.Create((float)symmetricZero)).Store(corrections);
             }
             else
             {

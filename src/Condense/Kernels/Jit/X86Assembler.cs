@@ -388,4 +388,12 @@ internal sealed class X86Assembler
     /// operand, so disp8 counts 32-byte steps).
     /// </summary>
     public void Vcvtph2ps(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x13, dst.Index, 0, RequireFull(mem), elementBytes: 32);
+
+    // --- VnniGemv (4-bit batch-1 kernel converting its own scales and zero points, session 13): encoding added for it ---
+
+    /// <summary>
+    /// vpmovzxbd dst, xmmword [mem]: 16 bytes at mem zero-extended to 16 dwords (AVX512F; a quarter-vector memory
+    /// operand, so disp8 counts 16-byte steps).
+    /// </summary>
+    public void Vpmovzxbd(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x31, dst.Index, 0, RequireFull(mem), elementBytes: 16);
 }

@@ -279,6 +279,25 @@ public partial class X86AssemblerTests
         new("vmovups ZMMWORD PTR [r8+1024], zmm24", "62 41 7c 48 11 40 10", a => a.Vmovups(new Mem(Gpr.R8, 1024), Z(24))),
         new("mov r11, rdx", "49 89 d3", a => a.Mov(Gpr.R11, Gpr.Rdx)),
         new("vmovups ZMMWORD PTR [rcx+256], zmm30", "62 61 7c 48 11 71 04", a => a.Vmovups(new Mem(Gpr.Rcx, 256), Z(30))),
+        // vpmovzxbd and the forms around it (the 4-bit loop converting its own scales and zero points, session 13):
+        // disp8 in 16-byte steps.
+        new("vpmovzxbd zmm19, XMMWORD PTR [rbx]", "62 e2 7d 48 31 1b", a => a.Vpmovzxbd(Z(19), new Mem(Gpr.Rbx, 0))),
+        new("vpmovzxbd zmm19, XMMWORD PTR [rbx+16]", "62 e2 7d 48 31 5b 01", a => a.Vpmovzxbd(Z(19), new Mem(Gpr.Rbx, 16))),
+        new("vpmovzxbd zmm19, XMMWORD PTR [rbx+2048]", "62 e2 7d 48 31 9b 00 08 00 00", a => a.Vpmovzxbd(Z(19), new Mem(Gpr.Rbx, 2048))),
+        new("vpmovzxbd zmm3, XMMWORD PTR [rdx+32]", "62 f2 7d 48 31 5a 02", a => a.Vpmovzxbd(Z(3), new Mem(Gpr.Rdx, 32))),
+        new("vpmovzxbd zmm25, XMMWORD PTR [r12+16]", "62 42 7d 48 31 4c 24 01", a => a.Vpmovzxbd(Z(25), new Mem(Gpr.R12, 16))),
+        new("vpmovzxbd zmm8, XMMWORD PTR [rax+8]", "62 72 7d 48 31 80 08 00 00 00", a => a.Vpmovzxbd(Z(8), new Mem(Gpr.Rax, 8))),
+        new("vpmovzxbd zmm31, XMMWORD PTR [r13]", "62 42 7d 48 31 7d 00", a => a.Vpmovzxbd(Z(31), new Mem(Gpr.R13, 0))),
+        new("vcvtdq2ps zmm19, zmm19", "62 a1 7c 48 5b db", a => a.Vcvtdq2ps(Z(19), Z(19))),
+        new("vmulps zmm19, zmm27, zmm19", "62 a1 24 40 59 db", a => a.Vmulps(Z(19), Z(27), Z(19))),
+        new("vfmadd231ps zmm26, zmm19, ZMMWORD PTR [rdx]", "62 62 65 40 b8 12", a => a.Vfmadd231ps(Z(26), Z(19), new Mem(Gpr.Rdx, 0))),
+        new("vcvtph2ps zmm27, YMMWORD PTR [r11]", "62 42 7d 48 13 1b", a => a.Vcvtph2ps(Z(27), new Mem(Gpr.R11, 0))),
+        new("mov rbx, QWORD PTR [r8+960]", "49 8b 98 c0 03 00 00", a => a.MovLoad(Gpr.Rbx, new Mem(Gpr.R8, 960))),
+        new("push rbx", "53", a => a.Push(Gpr.Rbx)),
+        new("pop rbx", "5b", a => a.Pop(Gpr.Rbx)),
+        new("add rbx, 16", "48 83 c3 10", a => a.AddImm(Gpr.Rbx, 16)),
+        new("vpxord zmm26, zmm26, zmm26", "62 01 2d 40 ef d2", a => a.Vpxord(Z(26), Z(26), Z(26))),
+        new("vmovups ZMMWORD PTR [rcx+256], zmm26", "62 61 7c 48 11 51 04", a => a.Vmovups(new Mem(Gpr.Rcx, 256), Z(26))),
     ];
 
     [Fact]
