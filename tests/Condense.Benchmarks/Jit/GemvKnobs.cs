@@ -128,6 +128,10 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnScalePrefetchRows").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own4");
         if (i >= 0) Property("OwnInt4Scales").SetValue(null, args[i + 1] != "0");
+        i = Array.IndexOf(args, "--gemv-own4-prefetch");
+        if (i >= 0) Property("OwnInt4PrefetchRows").SetValue(null, int.Parse(args[i + 1]));
+        i = Array.IndexOf(args, "--gemv-own4-prefetch-inloop");
+        if (i >= 0) Property("OwnInt4PrefetchInLoop").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-large-g32");
         if (i >= 0) Property("OwnInt4LargeG32").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-inloop");

@@ -424,6 +424,8 @@ internal static unsafe class VnniGemv
         var chunkScales = new Zmm(nibbles ? 27 : 24);
         var chunkZeros = new Zmm(19);
         bool ownZeros = l.OwnZeros;
+        // 4-bit g32 (4 groups per step): the scale and zero-point prefetch per chunk in the loop (OwnInt4PrefetchInLoop).
+        bool prefetch4InLoop = own && nibbles && l.GroupsPerStep == 4 && OwnInt4PrefetchInLoop;
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
@@ -476,6 +478,12 @@ internal static unsafe class VnniGemv
                     if (j == 0)
                     {
                         asm.Vcvtph2ps(chunkScales, new Mem(Gpr.R11, 0));
+                        if (prefetch4InLoop && OwnInt4PrefetchRows != 0 && (l.Prefetch != 0 || OwnInt4PrefetchRows < 0))
+                        {
+                            // The same lines as the row-start prefetch, one per chunk each (half / three quarters repeat a line).
+                            asm.Prefetcht0(new Mem(Gpr.R11, Math.Abs(OwnInt4PrefetchRows) * 2 * l.ScaleStride));
+                            if (ownZeros) asm.Prefetcht0(new Mem(Gpr.Rbx, Math.Abs(OwnInt4PrefetchRows) * l.ScaleStride));
+                        }
                         if (ownZeros)
                         {
                             // ScaleRows' asymmetric term: t = s * float(zero point), then c = fma(t, groupSums, c).
@@ -547,6 +555,15 @@ internal static unsafe class VnniGemv
             // 1.52-1.57x (2 rows ahead) and 1.40-1.44x (4) against 1.60-1.65x without (gain over ScaleRows, one process).
             if (OwnScalePrefetchRows > 0 && !ownInLoop)
                 for (int b = 0; b < 2 * groups; b += 64) asm.Prefetcht0(new Mem(Gpr.R11, OwnScalePrefetchRows * 2 * l.ScaleStride + b));
+            // 4 bits (OwnInt4PrefetchRows; streaming layouts only, or every 4-bit own layout when negative): the float16
+            // scales and zero points of the row that many rows ahead.
+            int ahead4 = Math.Abs(OwnInt4PrefetchRows);
+            if (nibbles && ahead4 > 0 && (l.Prefetch != 0 || OwnInt4PrefetchRows < 0) && !prefetch4InLoop)
+            {
+                for (int b = 0; b < 2 * groups; b += 64) asm.Prefetcht0(new Mem(Gpr.R11, ahead4 * 2 * l.ScaleStride + b));
+                if (ownZeros)
+                    for (int b = 0; b < groups; b += 64) asm.Prefetcht0(new Mem(Gpr.Rbx, ahead4 * l.ScaleStride + b));
+            }
             for (int c = 0; c < (ownInLoop ? 0 : groups / 16); c++)
             {
                 var s = new Zmm(24 + (c & 3));
@@ -961,6 +978,31 @@ internal static unsafe class VnniGemv
     /// (`--gemv-own4-large-g32 0|1`).
     /// </summary>
     internal static bool OwnInt4LargeG32 { get; set; } = false;
+
+    /// <summary>
+    /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
+    /// (prefetcht0) at each row's start, in streaming layouts (above the gate; negative: in every 4-bit own layout);
+    /// 0: none. A benchmark knob (`--gemv-own4-prefetch n`); setting it drops the kernels made so far.
+    /// </summary>
+    internal static int OwnInt4PrefetchRows
+    {
+        get => s_ownInt4PrefetchRows;
+        set { s_ownInt4PrefetchRows = value is >= -64 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); s_kernels.Clear(); }
+    }
+    private static int s_ownInt4PrefetchRows = 2;
+
+    /// <summary>
+    /// 4-bit g32: <see cref="OwnInt4PrefetchRows"/> as one prefetch of the scales (and one of the zero points) per
+    /// 16-group chunk inside the loop instead of a burst at each row's start (default true; g64 keeps the burst). In-process
+    /// A/B (S1, 1 thread, CPU time, cold, 150 rounds): g32 asym 1.05-1.06x the burst in 4 runs, g64 asym 0.91-0.99x in 3,
+    /// hot equal. A benchmark knob (`--gemv-own4-prefetch-inloop 0|1`).
+    /// </summary>
+    internal static bool OwnInt4PrefetchInLoop
+    {
+        get => s_ownInt4PrefetchInLoop;
+        set { s_ownInt4PrefetchInLoop = value; s_kernels.Clear(); }
+    }
+    private static bool s_ownInt4PrefetchInLoop = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales an <see cref="Layout.OwnScales"/> kernel with the row buffer (g64, g128+)
