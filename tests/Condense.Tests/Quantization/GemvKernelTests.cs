@@ -84,16 +84,20 @@ public class GemvKernelTests
         Assert.NotEqual(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1024));   // 8-bit g32: in cache only
         Assert.Equal(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1025));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));   // 4 MiB: in cache
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));      // larger: the managed loop
-        bool saved = KernelOptions.GeneratedCode;
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // larger: the own-scale loop (session 13)
+        bool saved = KernelOptions.GeneratedCode, savedLarge = VnniGemv.OwnInt4LargeG32;
         try
         {
+            VnniGemv.OwnInt4LargeG32 = false;
+            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));  // its knob off: the managed loop
+            VnniGemv.OwnInt4LargeG32 = savedLarge;
             KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));
         }
         finally
         {
             KernelOptions.GeneratedCode = saved;
+            VnniGemv.OwnInt4LargeG32 = savedLarge;
         }
     }
 
@@ -352,10 +356,11 @@ public class GemvKernelTests
         }
         long savedGate = VnniGemv.CacheResidentBytes;
         int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows, savedPermutedRows = VnniGemv.StreamingPermutedRows;
-        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted;
+        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedLarge = VnniGemv.OwnInt4LargeG32;
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
         try
         {
+            VnniGemv.OwnInt4LargeG32 = false; // g32 above the gate as before session 13 (own scales: GemvOwnScalesTests)
             // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
@@ -418,6 +423,7 @@ public class GemvKernelTests
             VnniGemv.StreamingRows = savedRows;
             VnniGemv.StreamingPermutedRows = savedPermutedRows;
             VnniGemv.StreamingPermuted = savedPermuted;
+            VnniGemv.OwnInt4LargeG32 = savedLarge;
             VnniGemv.Enabled = saved;
             WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
         }

@@ -977,7 +977,7 @@ internal static unsafe class VnniGemv
     /// loop (with <see cref="StreamingPrefetch"/>) instead of the managed loop. A knob for A/B runs
     /// (`--gemv-own4-large-g32 0|1`).
     /// </summary>
-    internal static bool OwnInt4LargeG32 { get; set; } = false;
+    internal static bool OwnInt4LargeG32 { get; set; } = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
