@@ -145,6 +145,8 @@ public class GemvOwnScalesTests
         data.Add(64, false, 53, 1024);   // 16 groups: one chunk of 8 steps
         data.Add(64, true, 17, 3072);    // 48 groups
         data.Add(64, false, 41, 2048);
+        data.Add(128, false, 37, 2048);  // g128 (OwnInt4G128): one group per step, 16 groups, the row buffer
+        data.Add(128, true, 19, 6144);   // 48 groups
         return data;
     }
 
@@ -160,10 +162,12 @@ public class GemvOwnScalesTests
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
         var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym };
         bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedLarge = VnniGemv.OwnInt4LargeG32, savedNibbles = VnniGemv.ShiftedNibbles;
+        bool savedG128 = VnniGemv.OwnInt4G128;
         long savedGate = VnniGemv.CacheResidentBytes;
         int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
         try
         {
+            VnniGemv.OwnInt4G128 = true;
             VnniGemv.OwnInt4Scales = true;
             Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
             VnniGemv.OwnInt4Scales = false;
@@ -201,6 +205,7 @@ public class GemvOwnScalesTests
             VnniGemv.Enabled = savedEnabled;
             VnniGemv.OwnInt4Scales = savedOwn;
             VnniGemv.OwnInt4LargeG32 = savedLarge;
+            VnniGemv.OwnInt4G128 = savedG128;
             VnniGemv.ShiftedNibbles = savedNibbles;
             VnniGemv.CacheResidentBytes = savedGate;
             WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;

@@ -390,7 +390,7 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Gfni && (l.Bits != 4 || !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported))
             throw new ArgumentOutOfRangeException(nameof(l), l, "The GFNI nibble split: 4 bits, on a CPU with 512-bit GFNI.");
-        if (l.OwnScales && (l.Bits == 8 ? l.Plan == RowInt : l.Bits != 4 || l.Plan != Permuted) || l.OwnScales && (l.Rows != 1
+        if (l.OwnScales && (l.Bits == 8 ? l.Plan == RowInt : l.Bits != 4 || l.Plan is not (Permuted or StepFma)) || l.OwnScales && (l.Rows != 1
             || l.ScaleStride != l.ScaleCount || l.ScaleCount % 16 != 0 || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
         if (l.OwnZeros && (!l.OwnScales || l.Bits != 4))
@@ -553,7 +553,7 @@ internal static unsafe class VnniGemv
             // L1 instead of waiting on L3 with the row's FMAs behind it (a prefetch past the last row cannot fault).
             // Not for the in-loop g32 conversion: its loads issue early in the row anyway, and the prefetch measured
             // 1.52-1.57x (2 rows ahead) and 1.40-1.44x (4) against 1.60-1.65x without (gain over ScaleRows, one process).
-            if (OwnScalePrefetchRows > 0 && !ownInLoop)
+            if (OwnScalePrefetchRows > 0 && !ownInLoop && !nibbles)
                 for (int b = 0; b < 2 * groups; b += 64) asm.Prefetcht0(new Mem(Gpr.R11, OwnScalePrefetchRows * 2 * l.ScaleStride + b));
             // 4 bits (OwnInt4PrefetchRows; streaming layouts only, or every 4-bit own layout when negative): the float16
             // scales and zero points of the row that many rows ahead.
@@ -566,11 +566,21 @@ internal static unsafe class VnniGemv
             }
             for (int c = 0; c < (ownInLoop ? 0 : groups / 16); c++)
             {
-                var s = new Zmm(24 + (c & 3));
+                // (4 bits, g128: the nibble temporaries zmm16/17 and 20/21 are free before the row's loop.)
+                var s = nibbles ? new Zmm(16 + (c & 1)) : new Zmm(24 + (c & 3));
                 asm.Vcvtph2ps(s, new Mem(Gpr.R11, 32 * c));
                 asm.Vmovups(new Mem(Gpr.R8, OwnScaleOffset + 64 * c), s);
-                asm.Vfmadd231ps(correction, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                if (ownZeros)
+                {
+                    var z = new Zmm(20 + (c & 1));
+                    asm.Vpmovzxbd(z, new Mem(Gpr.Rbx, 16 * c));
+                    asm.Vcvtdq2ps(z, z);
+                    asm.Vmulps(z, s, z);
+                    asm.Vfmadd231ps(correction, z, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                }
+                else asm.Vfmadd231ps(correction, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
             }
+            if (ownZeros && !ownInLoop) asm.AddImm(Gpr.Rbx, groups);
             asm.Mov(Gpr.Rdx, Gpr.R8);
             asm.AddImm(Gpr.Rdx, OwnScaleOffset + (ownInLoop ? 4 * groups : 0));
         }
@@ -592,7 +602,7 @@ internal static unsafe class VnniGemv
                 asm.AddImm(Gpr.Rsi, xStep * chunk);
                 asm.AddImm(Gpr.Rdx, chunkScaleBytes);
                 if (ownInLoop) asm.AddImm(Gpr.R11, 32);
-                if (ownZeros) asm.AddImm(Gpr.Rbx, 16);
+                if (ownZeros && ownInLoop) asm.AddImm(Gpr.Rbx, 16);
                 asm.Dec(Gpr.R10);
                 asm.JnzBack(loop);
                 wAdvance = 64 * chunk * chunks;
@@ -934,6 +944,14 @@ internal static unsafe class VnniGemv
         if (layout is null) return null;
         if (bits == 8 && symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
             return layout.Value with { Rows = 1, OwnScales = true };
+        if (bits == 4 && OwnInt4Scales && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        {
+            // 4-bit g128 (one group per step) with OwnInt4G128: the row's scales into the L1 buffer at its start, 1 row
+            // per pass also above the gate (instead of StreamingRows rows per pass).
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric };
+            if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
+            if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch };
+        }
         if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
             // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
@@ -978,6 +996,13 @@ internal static unsafe class VnniGemv
     /// (`--gemv-own4-large-g32 0|1`).
     /// </summary>
     internal static bool OwnInt4LargeG32 { get; set; } = true;
+
+    /// <summary>
+    /// With <see cref="OwnInt4Scales"/>: 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) converts
+    /// its own scales and zero points too, each row's into the context's L1 buffer at its start (the 8-bit g64/g128
+    /// scheme), 1 row per pass in cache and above the gate. A knob for A/B runs (`--gemv-own4-g128 0|1`).
+    /// </summary>
+    internal static bool OwnInt4G128 { get; set; } = false;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1028,7 +1053,7 @@ internal static unsafe class VnniGemv
     private static bool s_ownScalesInLoop = true;
 
     private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
-        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && l.Plan == Permuted) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma && OwnInt4G128)) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
         && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>
