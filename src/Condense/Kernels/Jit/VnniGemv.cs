@@ -935,7 +935,9 @@ internal static unsafe class VnniGemv
     /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise with
     /// <see cref="StreamingPermutedRows"/> (<see cref="StreamingPermutedG64"/>), g32 too when <see cref="StreamingPermuted"/>;
     /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks, which (like every such
-    /// 8-bit weight) take the own-scale kernel (<see cref="OwnInt8Scales"/>) at any size.
+    /// 8-bit weight) take the own-scale kernel (<see cref="OwnInt8Scales"/>) at any size. 4-bit g32/g64 with rows of
+    /// whole 16-group chunks take the 4-bit own-scale kernel (<see cref="OwnInt4Scales"/>, session 13): in cache, g64
+    /// above the gate (streaming), g32 above the gate too with <see cref="OwnInt4LargeG32"/> (default on).
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures,
         bool symmetric)
@@ -986,7 +988,9 @@ internal static unsafe class VnniGemv
     /// own zero-point correction lanes (<see cref="Layout.OwnScales"/>, <see cref="Layout.OwnZeros"/>; session 13), so
     /// no <see cref="FusedInt8Dot.ScaleRows"/> and no per-block scale prefetch run for them: in cache, and above
     /// <see cref="CacheResidentBytes"/> where they take the generated loop anyway (g64 with <see cref="StreamingPermutedG64"/>;
-    /// g32 with <see cref="OwnInt4LargeG32"/>). Same bits. A knob for A/B runs (`--gemv-own4 0|1`).
+    /// g32 with <see cref="OwnInt4LargeG32"/>). Same bits. In-process A/B against ScaleRows / the managed loop (S1/S2,
+    /// 1 thread, CPU time, load 10-16): hot 1.2-1.9x, cold 1.1-1.3x (docs/kernels.md, session 13). A knob for A/B runs
+    /// (`--gemv-own4 0|1`).
     /// </summary>
     internal static bool OwnInt4Scales { get; set; } = true;
 
@@ -1085,6 +1089,8 @@ internal static unsafe class VnniGemv
     /// tier-0 fix: 3 alternating single-pairing runs gave S1 hot 0.60-0.79x -> 0.86-1.02x ORT with cold rows equal, but
     /// the whole table with it on had S1 cold g32/g64 at 0.92x/0.96x (1.11x/1.18x before) and S2 hot unchanged: a hot
     /// row may not be bought with its cold row, so it stays off. A knob for A/B runs (`--gemv-stream-permuted 1`).
+    /// Since session 13 g32 rows of whole 16-group chunks (every S1/S2 row) take the own-scale streaming loop above the
+    /// gate instead (<see cref="OwnInt4LargeG32"/>): in-process A/B 1.2-1.3x the managed loop cold, 1.5-1.9x hot.
     /// </summary>
     internal static bool StreamingPermuted { get; set; } = false;
 
