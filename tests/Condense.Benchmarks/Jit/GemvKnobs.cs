@@ -126,6 +126,8 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-prefetch");
         if (i >= 0) Property("OwnScalePrefetchRows").SetValue(null, int.Parse(args[i + 1]));
+        i = Array.IndexOf(args, "--gemv-two-ended");
+        if (i >= 0) typeof(WorkerPool).GetProperty("TwoEnded", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-inloop");
         if (i >= 0) Property("OwnScalesInLoop").SetValue(null, args[i + 1] != "0");
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
