@@ -37,6 +37,7 @@ public sealed unsafe class WorkerPool : IDisposable
     // (1/16 of a 2-thread call: measured 9-10% of a 128-row GEMM call's samples in that wait); with quarter chunks at
     // the end the threads finish within a quarter chunk of each other, for 6 more claims. The pieces are smaller than
     // the chunks before them, so the hostage bound above still holds. Boundaries depend on count and degree only.
+    // (With TwoEnded claims the cut chunks are the ones where the caller's and the workers' claims meet.)
     internal const int TailPieces = 4;
 
     // The caller's wait for the other threads' last chunks: spin on `pause` this long before yielding its core. The
@@ -51,6 +52,22 @@ public sealed unsafe class WorkerPool : IDisposable
     // each call paid their wake-up; 1 ms took int4 from 1.01x to 1.26x ONNX Runtime (which spins too), int8 from
     // 1.44x to 1.64x. The cost is at most 1 ms of a spinning core after the last call of a burst.
     private static readonly long s_spinTicks = System.Diagnostics.Stopwatch.Frequency / 1_000; // 1 ms
+
+    /// <summary>
+    /// Two-ended claims (default on; the environment variable CONDENSE_POOL_TWO_ENDED=0 turns it off when the process
+    /// starts; a benchmark knob): the caller claims chunks from the start of the range upward, the workers from its end
+    /// downward, and the pieces (<see cref="TailPieces"/>) sit where they are expected to meet (after the caller's
+    /// 1 / degree share, <see cref="TwoEndedRange"/>) instead of at the end. A weight called again and again then has
+    /// most of its rows read by the same core on every call, instead of rows moving between cores with the order in
+    /// which chunks happened to be claimed. Chunk boundaries are still a function of (count, degree) only and no larger
+    /// than before, so a stalled worker still holds one chunk and results do not change (kernels do not depend on the
+    /// split).
+    /// </summary>
+    /// <remarks>
+    /// Measured (session 13, S1 int8 g32 hot, 2 threads; see docs/kernels.md "Per-call cost at 2 threads"): with one
+    /// claim counter each thread's span of a call was 145-165 us; with each thread on a fixed half 117-135 us.
+    /// </remarks>
+    internal static bool TwoEnded { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_POOL_TWO_ENDED") != "0";
 
     [ThreadStatic] private static bool t_insideBody;
 
@@ -76,6 +93,7 @@ public sealed unsafe class WorkerPool : IDisposable
     private int _big;
     private int _pieces;
     private int _degree;
+    private bool _twoEnded;
     private int _done;
     private ExceptionDispatchInfo? _error;
 
@@ -121,6 +139,7 @@ public sealed unsafe class WorkerPool : IDisposable
             int big = Math.Min(count, degree * ChunksPerThread);
             int pieces = big < degree * ChunksPerThread ? 1 : Math.Min(TailPieces, count / big);
             int chunks = big + degree * (pieces - 1);
+            _twoEnded = TwoEnded && chunks <= MaxTwoEndedChunks;
             _invoke = &Invoke<TBody>;
             _body = Unsafe.AsPointer(ref body);
             _count = count;
@@ -136,7 +155,7 @@ public sealed unsafe class WorkerPool : IDisposable
             if (Volatile.Read(ref _sleepers) > 0)
                 lock (_gate) Monitor.PulseAll(_gate);
 
-            Participate(generation);
+            Participate(generation, worker: false);
             WaitForChunks(chunks);
             // Close the job before its fields are reused: a worker holding a stale view can no longer claim a chunk.
             Interlocked.Exchange(ref _state, (generation << 32) | int.MaxValue);
@@ -213,19 +232,55 @@ public sealed unsafe class WorkerPool : IDisposable
         return (s + (int)((long)(e - s) * piece / pieces), s + (int)((long)(e - s) * (piece + 1) / pieces));
     }
 
-    private void Participate(long generation)
+    /// <summary>Most chunks a two-ended job may have: the front and back claim counts share the state's low 31 bits.</summary>
+    private const int MaxTwoEndedChunks = 0x7FFF;
+
+    /// <summary>
+    /// <see cref="TwoEnded"/> jobs: chunk <paramref name="chunk"/>'s range. As <see cref="ChunkRange"/>, big chunks of
+    /// count / big indices, but the <paramref name="degree"/> big chunks cut into <paramref name="pieces"/> pieces are
+    /// the ones after the first big / degree - 1, where the caller's claims from the start are expected to meet the
+    /// workers' claims from the end (the caller's share of the call). A function of (count, degree) only.
+    /// </summary>
+    internal static (int Start, int End) TwoEndedRange(int count, int big, int degree, int pieces, int chunk)
+    {
+        int cutAt = big / degree - 1, j = chunk - cutAt;
+        if (pieces <= 1 || j < 0) return ((int)((long)count * chunk / big), (int)((long)count * (chunk + 1) / big));
+        if (j >= degree * pieces)
+        {
+            int b = chunk - degree * (pieces - 1);
+            return ((int)((long)count * b / big), (int)((long)count * (b + 1) / big));
+        }
+        int cut = cutAt + j / pieces, piece = j % pieces;
+        int s = (int)((long)count * cut / big), e = (int)((long)count * (cut + 1) / big);
+        return (s + (int)((long)(e - s) * piece / pieces), s + (int)((long)(e - s) * (piece + 1) / pieces));
+    }
+
+    private void Participate(long generation, bool worker)
     {
         var invoke = _invoke;
         void* body = _body;
         int count = _count, chunks = _chunks, big = _big, pieces = _pieces, degree = _degree;
+        bool twoEnded = _twoEnded;
+        // Two-ended: the low 16 bits count the claims from the start, the next 15 those from the end.
+        long claim = twoEnded && worker ? 1L << 16 : 1;
         while (true)
         {
             long state = Volatile.Read(ref _state);
             if (state >> 32 != generation) return;
-            int chunk = (int)state;
-            if (chunk >= chunks) return;
-            if (Interlocked.CompareExchange(ref _state, state + 1, state) != state) continue;
-            var (start, end) = ChunkRange(count, big, degree, pieces, chunk);
+            int chunk;
+            if (twoEnded)
+            {
+                int front = (int)state & 0xFFFF, back = (int)(state >> 16) & 0x7FFF;
+                if (front + back >= chunks) return;
+                chunk = worker ? chunks - 1 - back : front;
+            }
+            else
+            {
+                chunk = (int)state;
+                if (chunk >= chunks) return;
+            }
+            if (Interlocked.CompareExchange(ref _state, state + claim, state) != state) continue;
+            var (start, end) = twoEnded ? TwoEndedRange(count, big, degree, pieces, chunk) : ChunkRange(count, big, degree, pieces, chunk);
             t_insideBody = true;
             try
             {
@@ -295,7 +350,7 @@ public sealed unsafe class WorkerPool : IDisposable
 
             seen = generation;
             // Job fields were written before the generation was published; a stale read only fails the claim CAS.
-            Participate(generation);
+            Participate(generation, worker: true);
         }
     }
 

@@ -1,0 +1,47 @@
+using Condense.Kernels;
+using Condense.Quantization;
+
+namespace Condense.Tests.Quantization;
+
+public class TwoEndedClaimTests
+{
+    [Theory]
+    [InlineData(8, 32, true, 53, 1024, 1)]
+    [InlineData(8, 128, true, 300, 2048, 1)]
+    [InlineData(8, 64, false, 97, 640, 1)]
+    [InlineData(4, 64, false, 77, 2048, 1)]
+    [InlineData(4, 32, true, 1031, 512, 1)]
+    [InlineData(4, 128, false, 129, 1024, 3)]
+    [InlineData(8, 32, true, 260, 512, 16)]
+    public void Products_carry_the_same_bits_with_one_and_two_ended_claims_at_1_and_2_threads(int bits, int group, bool sym, int outF, int inF, int batch)
+    {
+        // Two-ended claims change which thread runs which rows and the chunk boundaries at the meeting point; every
+        // output row is computed inside one index in a fixed order, so the bits may not change.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(11 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(inF + 5 * outF + batch), batch * inF);
+        bool saved = WorkerPool.TwoEnded;
+        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
+        var results = new List<(string Route, float[] Y)>();
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+                foreach (bool twoEnded in new[] { false, true })
+                {
+                    WorkerPool.TwoEnded = twoEnded;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    var y = new float[batch * outF];
+                    q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
+                    results.Add(($"{threads} threads, {(twoEnded ? "two" : "one")}-ended", y));
+                }
+        }
+        finally
+        {
+            WorkerPool.TwoEnded = saved;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+        }
+        for (int i = 1; i < results.Count; i++)
+            for (int r = 0; r < batch * outF; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
+                    $"{bits}-bit g{group} [{outF}, {inF}] batch {batch} output {r}: {results[0].Route} {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+    }
+}
