@@ -13,6 +13,9 @@ namespace Condense.Benchmarks.Gemv;
 /// alternated in every round, so a loaded machine disturbs all alike. Default: 1 thread, thread CPU time, GFLOP per
 /// CPU-second (compare with <c>--quick fp32-peak</c>); <c>--two</c>: 2 threads, wall time.
 /// <c>--rounds n</c> (5), <c>--batch n</c> (128), <c>--shape OxI</c> (4096x4096), <c>--variants a,b</c> (names starting so).
+/// Session 13: <c>--tile</c> times the micro-kernel alone (L1 and L2 operands); the <c>-packonly</c> / <c>-s12po</c>
+/// variants run a call without its tiles (x packing, W packing or decoding, prefetches: what a call spends around
+/// them), <c>-s12</c> variants the session-12 4-bit decode (<c>LeanFourBit</c> and <c>DecodePrefetch</c> off).
 /// </summary>
 public static class SgemmQuick
 {
