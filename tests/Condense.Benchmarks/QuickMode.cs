@@ -22,7 +22,7 @@ namespace Condense.Benchmarks;
 ///   --quick vnni | int8-peak    the generated VNNI code: register-only vpdpbusd GMAC per CPU-second (the int8 peak), int8 per row at S1/S2 x 16/128 rows
 ///                               as a fraction of it (1 thread per CPU-second, all threads wall), and the 8/4-bit GEMM on 1 thread with it on and off
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
-///   --quick sgemm               fp32 GEMM and float32-activation panels, S1 batch 128, kernel variants alternated (1 thread CPU time; --two: 2 threads wall) (Gemv/SgemmQuick.cs)
+///   --quick sgemm               fp32 GEMM and float32-activation panels, S1 batch 128, kernel variants alternated (1 thread CPU time; --two: 2 threads wall; --tile: the micro-kernel alone) (Gemv/SgemmQuick.cs)
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
 ///   --quick readprobe           what governs the DRAM read rate: streams per thread, prefetch type/distance, huge pages, 2-thread split, FMA vs OR per line (Gemv/ReadProbeQuick.cs)
 ///   --quick poolprobe           WorkerPool's cost per call at 2 threads beyond its work: empty and compute-only bodies vs 1 thread (Gemv/PoolProbeQuick.cs)

@@ -64,6 +64,18 @@ internal static unsafe class PackedSgemm
     /// </summary>
     internal static int ChunksPerPass { get; set; } = 4;
 
+    /// <summary>
+    /// Session 13 knob (A/B): features per k block, the length of one tile call (a multiple of 8 up to
+    /// <see cref="KP"/>; default <see cref="KC"/>). Only where the chains pause changes: same bits at any value.
+    /// </summary>
+    internal static int KBlock { get; set; } = KC;
+
+    /// <summary>
+    /// Benchmark probe only (session 13, <c>--quick sgemm</c>'s <c>-packonly</c> variants): skip the tiles and the copy-out,
+    /// so a call times x packing, W packing or decoding and the prefetches alone. The outputs are garbage while set.
+    /// </summary>
+    internal static bool ProbeSkipTiles { get; set; }
+
 
     /// <summary>Whether this kernel takes a batch at the given vector width: AVX-512 and at least two vectors of batch.</summary>
     internal static bool Applies(int batch, int bits) => Enabled && bits == 512 && Avx512F.IsSupported && batch >= 32;
@@ -189,6 +201,8 @@ internal static unsafe class PackedSgemm
             float* yts = Buffer(ref t_y, (long)pass * NC * Padded);
             float* wp = Buffer(ref t_w, NC * KP);
             bool spread = SpreadPrefetch, prefetch = PrefetchNext;
+            int kcBlock = Math.Clamp(KBlock / 8 * 8, 8, KP);
+            bool skipTiles = ProbeSkipTiles;
             int batchGroups = (Padded + NB - 1) / NB;
             // A pass: up to `pass` chunks side by side per W block (session 11), so the x rows of a block (KP x batch,
             // 256 KiB at batch 128) are read from L3 once per pass and from L2 by its other chunks. One chunk per pass
@@ -212,10 +226,13 @@ internal static unsafe class PackedSgemm
                         bool hasNext = prefetch && nextC < end;
                         int nextR0 = nextC * NC, nextRows = hasNext ? Math.Min(NC, Out - nextR0) : 0;
                         int nextKp = Math.Min(KP, In - nextP0);
-                        for (int k0 = p0; k0 < p0 + kp; k0 += KC)
+                        for (int k0 = p0; k0 < p0 + kp; k0 += kcBlock)
                         {
-                            int kc = Math.Min(KC, p0 + kp - k0);
+                            int kc = Math.Min(kcBlock, p0 + kp - k0);
                             bool first = k0 == 0;
+                            // Spread prefetch: tile t takes rows [nextRows t / T, nextRows (t + 1) / T), counted (the
+                            // two divisions per tile showed in the profile): rb = the end so far, frac = nextRows t mod T.
+                            int rbSpread = 0, frac = 0;
                             for (int b0 = 0; b0 < Padded; b0 += NB)
                             {
                                 int nb = Math.Min(NB, Padded - b0);
@@ -230,16 +247,19 @@ internal static unsafe class PackedSgemm
                                         if (spread)
                                         {
                                             // Session 11: over every tile of the k block (tile t of T takes rows [nextRows t / T, nextRows (t + 1) / T)).
-                                            int t = b0 / NB * groups + g;
-                                            ra = nextRows * t / tiles; rb = nextRows * (t + 1) / tiles;
+                                            ra = rbSpread;
+                                            frac += nextRows;
+                                            while (frac >= tiles) { frac -= tiles; rbSpread++; }
+                                            rb = rbSpread;
                                         }
                                         else if (b0 == 0) { ra = g * MR; rb = Math.Min(nextRows, (g + 1) * MR); }
                                         else ra = rb = 0;
                                         for (int r = ra; r < rb; r++)
-                                            Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(KC, nextKp - (k0 - p0)));
+                                            Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(kcBlock, nextKp - (k0 - p0)));
                                     }
                                     float* acc = yt + (nint)g * MR * Padded + b0;
                                     float* panel = wp + g * MR * KP + (k0 - p0) * MR;
+                                    if (skipTiles) continue;
                                     if (nb == 48) Tile8x3(panel, xg, kc, acc, Padded, first);
                                     else if (nb == 32) Tile8x2(panel, xg, kc, acc, Padded, first);
                                     else Tile8x1(panel, xg, kc, acc, Padded, first);
@@ -273,6 +293,31 @@ internal static unsafe class PackedSgemm
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Benchmark probe (session 13, <c>--quick sgemm --tile</c>): the micro-kernel alone, <paramref name="reps"/> times
+    /// over <paramref name="groups"/> 8-row micro-panels of <paramref name="kc"/> features and one x slice of
+    /// <paramref name="vectors"/> batch vectors (1-3), with the accumulators in a y^T scratch of batch stride 128: the
+    /// operands stay in L1 (1 panel, kc 128) or L2 (8 panels, kc 512). Returns the flops run.
+    /// </summary>
+    internal static double TileProbe(int vectors, int kc, int groups, int reps)
+    {
+        int nb = 16 * vectors;
+        float* wp = Buffer(ref t_w, (long)groups * MR * KP);
+        float* xg = Buffer(ref t_x, (long)KP * NB);
+        float* acc = Buffer(ref t_y, (long)groups * MR * 128);
+        for (int i = 0; i < groups * MR * KP; i++) wp[i] = 1e-3f * (i % 7);
+        for (int i = 0; i < KP * NB; i++) xg[i] = 1e-3f * (i % 5);
+        for (int r = 0; r < reps; r++)
+            for (int g = 0; g < groups; g++)
+            {
+                float* panel = wp + g * MR * KP, a = acc + (nint)g * MR * 128;
+                if (vectors == 3) Tile8x3(panel, xg, kc, a, 128, r == 0);
+                else if (vectors == 2) Tile8x2(panel, xg, kc, a, 128, r == 0);
+                else Tile8x1(panel, xg, kc, a, 128, r == 0);
+            }
+        return 2.0 * reps * groups * MR * nb * kc;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

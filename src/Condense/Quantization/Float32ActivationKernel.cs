@@ -73,6 +73,21 @@ internal static unsafe partial class Float32ActivationKernel
     /// <summary>On <see cref="PanelsOnPackedSgemm"/>'s path, 4-bit codes of whole 8-row tiles are decoded straight into the micro-panels' order (true) or row-major then transposed (false). Same bits.</summary>
     internal static bool FourBitTransposed { get; set; } = true;
 
+    /// <summary>
+    /// Session 13 knob (A/B): the 4-bit transposed decode as its own lean loop (true): the 8 rows' group scales
+    /// transposed once per tile to [group][row] and broadcast from memory (no <c>vgatherdps</c>), the chunk's codes
+    /// broadcast straight from the transpose scratch, the group counted instead of divided, and its own register
+    /// allocation (inlined into <c>Pack</c>, the session-10 loop kept its vectors on the stack). False: the session-10
+    /// loop. Same weights either way.
+    /// </summary>
+    internal static bool LeanFourBit { get; set; } = true;
+
+    /// <summary>
+    /// Session 13 knob (A/B): <see cref="PackedSgemm"/>'s next-block prefetch also reaches the codes, scales and zero
+    /// points the float32-activation path decodes next (false: no prefetch, the session-10 behaviour). Hints only.
+    /// </summary>
+    internal static bool DecodePrefetch { get; set; } = true;
+
     private const long SerialWork = 1 << 15; // multiply-adds below which a thread hand-off costs more than it saves
 
     [ThreadStatic] private static float[]? t_scales;
@@ -259,11 +274,12 @@ internal static unsafe partial class Float32ActivationKernel
         {
             int gpr = GroupsPerRow, cpg = ChunksPerGroup;
             var buffer = t_block;
-            int need = 8 * Ld + 18 * gpr + 64 + RowBytes + 256;
+            int need = 8 * Ld + 34 * gpr + 64 + RowBytes + 256;
             if (buffer is null || buffer.Length < need) t_block = buffer = GC.AllocateArray<float>(need, pinned: true);
             float* scratch = (float*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
             float* sf = scratch + 8 * Ld, nz = sf + 8 * gpr, tmp = nz + 8 * gpr;
-            byte* staged = (byte*)(tmp + 64);
+            float* sT = tmp + 64, nT = sT + 8 * gpr; // [group][row] copies of sf, nz (ScaleLoads)
+            byte* staged = (byte*)(nT + 8 * gpr);
             int chunks = (In + 7) / 8;
             long extent = (long)(chunks - 1) * TDec.ChunkBytes + TDec.ReadBytes;
             long total = (long)Out * RowBytes;
@@ -283,7 +299,17 @@ internal static unsafe partial class Float32ActivationKernel
                 }
                 int cs = c0;
                 if (Bits == 4 && tileRows == 8 && FourBitTransposed && (RowBytes & 3) == 0)
-                    cs = PackFour(r0 + t, c0, Math.Min(c1, (p0 + kp) / 8), p0, g0, gc, sf, nz, tmp, panel, total);
+                {
+                    int cEnd = Math.Min(c1, (p0 + kp) / 8);
+                    if (LeanFourBit)
+                    {
+                        TransposeScales(sf, nz, sT, nT, gc);
+                        bool rowWise = gpr == 1;
+                        cs = PackFourLean(Packed + (nint)(r0 + t) * RowBytes, RowBytes / 4, (long)(r0 + t + 7) * RowBytes, total, c0, cEnd, p0,
+                            rowWise ? 0 : c0 / cpg - g0, rowWise ? int.MaxValue : cpg - c0 % cpg, cpg, sT, nT, tmp, panel);
+                    }
+                    else cs = PackFour(r0 + t, c0, cEnd, p0, g0, gc, sf, nz, tmp, panel, total);
+                }
                 if (cs >= c1) continue;
                 // The rest (all of it for other widths and short tiles): each row decoded row-major into the L1
                 // scratch (chunk cs at offset 0), then transposed into the micro-panel from feature cs * 8 on.
@@ -361,7 +387,86 @@ internal static unsafe partial class Float32ActivationKernel
             return c;
         }
 
-        public readonly void Prefetch(int row, int feature, int count) { }
+        /// <summary>
+        /// <see cref="PackFour"/>'s loop, lean (session 13, <see cref="LeanFourBit"/>): 8 rows from <paramref name="base0"/>
+        /// (dword stride <paramref name="lds"/>), chunks [c0, cEnd) whose 32-byte reads stay inside the codes; scales
+        /// [group][row] in <paramref name="sT"/>, <paramref name="nT"/> from group <paramref name="g"/> (relative to the
+        /// block's first), with <paramref name="left"/> chunks of it still to come. Returns the first chunk not done.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+        private static int PackFourLean(byte* base0, int lds, long lastRow, long total, int c0, int cEnd, int p0, int g, int left, int cpg,
+            float* sT, float* nT, float* tmp, float* panel)
+        {
+            var mask = Vector512.Create(15u);
+            var sh0 = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+            var sh1 = Vector512.Create(8u, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
+            var sh2 = Vector512.Create(16u, 16, 16, 16, 16, 16, 16, 16, 20, 20, 20, 20, 20, 20, 20, 20);
+            var sh3 = Vector512.Create(24u, 24, 24, 24, 24, 24, 24, 24, 28, 28, 28, 28, 28, 28, 28, 28);
+            var s = Avx512F.BroadcastVector256ToVector512((double*)(sT + g * 8)).AsSingle();
+            var z = Avx512F.BroadcastVector256ToVector512((double*)(nT + g * 8)).AsSingle();
+            int c = c0;
+            for (; c + 8 <= cEnd && lastRow + (long)c * 4 + 32 <= total; c += 8)
+            {
+                PackedSgemm.Transpose8x8((float*)(base0 + (nint)c * 4), lds, tmp);
+                float* dst = panel + ((nint)c * 8 - p0) * 8;
+                uint* q = (uint*)tmp;
+                for (int j = 0; j < 8; j++, dst += 64, q += 8)
+                {
+                    if (left == 0)
+                    {
+                        g++;
+                        left = cpg;
+                        s = Avx512F.BroadcastVector256ToVector512((double*)(sT + g * 8)).AsSingle();
+                        z = Avx512F.BroadcastVector256ToVector512((double*)(nT + g * 8)).AsSingle();
+                    }
+                    left--;
+                    // Chunk c + j of all 8 rows in both halves; lanes 0-7 take feature 2i, lanes 8-15 feature 2i + 1.
+                    var d = Avx512F.BroadcastVector256ToVector512((double*)q).AsUInt32();
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh0) & mask).AsInt32()), s, z).Store(dst);
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh1) & mask).AsInt32()), s, z).Store(dst + 16);
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh2) & mask).AsInt32()), s, z).Store(dst + 32);
+                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh3) & mask).AsInt32()), s, z).Store(dst + 48);
+                }
+            }
+            return c;
+        }
+
+        /// <summary>8 rows' scales [row][group] (gc groups each) to [group][row]: 8 x 8 transposes, the rest element by element.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TransposeScales(float* sf, float* nz, float* sT, float* nT, int gc)
+        {
+            int g = 0;
+            for (; g + 8 <= gc; g += 8)
+            {
+                PackedSgemm.Transpose8x8(sf + g, gc, sT + g * 8, 8);
+                PackedSgemm.Transpose8x8(nz + g, gc, nT + g * 8, 8);
+            }
+            for (; g < gc; g++)
+                for (int k = 0; k < 8; k++)
+                {
+                    sT[g * 8 + k] = sf[k * gc + g];
+                    nT[g * 8 + k] = nz[k * gc + g];
+                }
+        }
+
+        /// <summary>
+        /// Hints (session 13, <see cref="DecodePrefetch"/>): the code bytes of row <paramref name="row"/>'s features
+        /// [feature, feature + count) and, at a block's first k block, the row's scale and zero-point line for the block.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Prefetch(int row, int feature, int count)
+        {
+            if (!DecodePrefetch) return;
+            byte* codes = Packed + (nint)row * RowBytes + (nint)(feature / 8) * TDec.ChunkBytes;
+            nint bytes = (nint)((count + 7) / 8) * TDec.ChunkBytes;
+            for (nint i = 0; i < bytes; i += 64) Sse.Prefetch1(codes + i);
+            if (feature % PackedSgemm.BlockFeatures == 0)
+            {
+                int g = GroupsPerRow == 1 ? 0 : feature / 8 / ChunksPerGroup;
+                Sse.Prefetch1(Scales + (nint)row * GroupsPerRow + g);
+                if (Zeros != null) Sse.Prefetch1(Zeros + (nint)row * GroupsPerRow + g);
+            }
+        }
     }
 
     /// <summary>Each panel of rows: dequantized (exactly) into float32, then the dense packed GEMM chunk.</summary>

@@ -13,6 +13,9 @@ namespace Condense.Benchmarks.Gemv;
 /// alternated in every round, so a loaded machine disturbs all alike. Default: 1 thread, thread CPU time, GFLOP per
 /// CPU-second (compare with <c>--quick fp32-peak</c>); <c>--two</c>: 2 threads, wall time.
 /// <c>--rounds n</c> (5), <c>--batch n</c> (128), <c>--shape OxI</c> (4096x4096), <c>--variants a,b</c> (names starting so).
+/// Session 13: <c>--tile</c> times the micro-kernel alone (L1 and L2 operands); the <c>-packonly</c> / <c>-s12po</c>
+/// variants run a call without its tiles (x packing, W packing or decoding, prefetches: what a call spends around
+/// them), <c>-s12</c> variants the session-12 4-bit decode (<c>LeanFourBit</c> and <c>DecodePrefetch</c> off).
 /// </summary>
 public static class SgemmQuick
 {
@@ -35,6 +38,7 @@ public static class SgemmQuick
         bool processCpu = two && args.Contains("--cpu");
         string? only = Option(args, "--variants");
         if (!two) WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        if (args.Contains("--tile")) return TileRates(rounds);
         Console.WriteLine($"sgemm {outF}x{inF} batch {batch}, {(processCpu ? "2 threads, process CPU time (GFLOP per CPU-second of both)" : two ? "2 threads, wall time" : "1 thread, thread CPU time")}; load {File.ReadAllText("/proc/loadavg").Trim()} at start");
 
         var random = new Random(1);
@@ -48,17 +52,35 @@ public static class SgemmQuick
         var q8Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(8, 32, true)));
 
         const string Sgemm = "Condense.Kernels.PackedSgemm", F32 = "Condense.Quantization.Float32ActivationKernel";
+        // Session 13 knobs (same bits): the lean 4-bit decode loop, prefetch of the codes decoded next.
+        void S13(bool lean, bool prefetch) { Set(F32, "LeanFourBit", lean); Set(F32, "DecodePrefetch", prefetch); }
+        var q4g32Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(4, 32, false)));
+        void I4() { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); }
         // Session 11 knobs (same bits): vectorized x packing / y copy, spread next-block prefetch, chunks per pass.
-        void S11(bool copies, bool spread = true, int pass = 4) { Set(Sgemm, "VectorCopies", copies); Set(Sgemm, "PrefetchNext", true); Set(Sgemm, "SpreadPrefetch", spread); Set(Sgemm, "ChunksPerPass", pass); }
+        void S11(bool copies, bool spread = true, int pass = 4) { Set(Sgemm, "KBlock", 128); Set(Sgemm, "ProbeSkipTiles", false); S13(true, true); Set(Sgemm, "VectorCopies", copies); Set(Sgemm, "PrefetchNext", true); Set(Sgemm, "SpreadPrefetch", spread); Set(Sgemm, "ChunksPerPass", pass); }
         var variants = new List<(string Name, Action Apply, Action Call)>
         {
             ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-kc256", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "KBlock", 256); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-kc512", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "KBlock", 512); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-nopf", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "PrefetchNext", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-burst", () => { Set(Sgemm, "Enabled", true); S11(true, false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(true, true, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(true, true, 2); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-s8", () => { Set(Sgemm, "Enabled", true); S11(false, false, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-s12", () => { I4(); S13(false, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-nolean", () => { I4(); S13(false, true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-nodpf", () => { I4(); S13(true, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g32-s13", () => I4(), () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g32-s12", () => { I4(); S13(false, false); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("fp32-packonly", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "ProbeSkipTiles", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("i4g64-packonly", () => { I4(); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-s12po", () => { I4(); S13(false, false); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g32-packonly", () => { I4(); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g32-s12po", () => { I4(); S13(false, false); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-kc256", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); Set(Sgemm, "KBlock", 256); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-kc512", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); Set(Sgemm, "KBlock", 512); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-s10", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(false, false, 1); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
@@ -70,12 +92,12 @@ public static class SgemmQuick
         if (only is not null) variants = variants.Where(v => only.Split(',').Any(o => v.Name.StartsWith(o, StringComparison.Ordinal))).ToList();
         double flop = 2.0 * batch * outF * inF;
         var results = variants.ToDictionary(v => v.Name, _ => new List<double>());
-        foreach (var v in variants) { v.Apply(); for (int i = 0; i < 3; i++) v.Call(); }
+        foreach (var v in variants) { Set(Sgemm, "ProbeSkipTiles", false); v.Apply(); for (int i = 0; i < 3; i++) v.Call(); }
         for (int round = 0; round < rounds; round++)
         {
             foreach (var v in (round % 2 == 0 ? variants : Enumerable.Reverse(variants)))
             {
-                v.Apply();
+                Set(Sgemm, "ProbeSkipTiles", false); v.Apply();
                 var samples = new List<double>();
                 var clock = Stopwatch.StartNew();
                 while (samples.Count < 3 || clock.ElapsedMilliseconds < 400 && samples.Count < 40)
@@ -102,4 +124,29 @@ public static class SgemmQuick
         return 0;
     }
 
+    /// <summary>
+    /// <c>--tile</c>: the micro-kernel alone (<c>PackedSgemm.TileProbe</c>), 1 thread, GFLOP per CPU-second: the 8 x 48,
+    /// 8 x 32 and 8 x 16 tiles with their operands in L1 (one 8 x 128 panel, a 128 x 48 x slice) and in L2 (8 panels of
+    /// 512 features, a 512-feature x slice). Compare with <c>--quick fp32-peak</c>.
+    /// </summary>
+    private static int TileRates(int rounds)
+    {
+        var probe = s_condense.GetType("Condense.Kernels.PackedSgemm", throwOnError: true)!
+            .GetMethod("TileProbe", BindingFlags.Static | BindingFlags.NonPublic)!;
+        double Run(int vectors, int kc, int groups, int reps) => (double)probe.Invoke(null, new object[] { vectors, kc, groups, reps })!;
+        foreach (int v in new[] { 3, 2, 1 }) { Run(v, 128, 1, 20000); Run(v, 512, 8, 500); }
+        for (int round = 0; round < rounds; round++)
+        {
+            var parts = new List<string>();
+            foreach (int v in new[] { 3, 2, 1 })
+                foreach (var (kc, groups, reps, where) in new[] { (128, 1, 200000 / v, "L1"), (512, 8, 6000 / v, "L2") })
+                {
+                    double c0 = Timing.ThreadSeconds();
+                    double flops = Run(v, kc, groups, reps);
+                    parts.Add($"8x{16 * v} {where} {flops / (Timing.ThreadSeconds() - c0) / 1e9:F1}");
+                }
+            Console.WriteLine($"round {round + 1} (GFLOP/CPU-s): " + string.Join("  ", parts));
+        }
+        return 0;
+    }
 }

@@ -233,6 +233,54 @@ public unsafe class Float32ActivationKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(64, false, 70, 1088)]
+    [InlineData(32, true, 130, 1536)]
+    [InlineData(16, false, 64, 640)]
+    [InlineData(128, false, 9, 1280)]
+    [InlineData(256, true, 72, 1024)]
+    [InlineData(0, false, 20, 1029)]
+    [InlineData(0, true, 136, 1100)]
+    public void Session_13_decode_knobs_keep_the_reference_bits_at_every_k_block_and_thread_count(int group, bool symmetric, int outF, int inF)
+    {
+        // 4-bit codes on PackedSgemm's tiles: the lean decode loop (scales transposed per tile, groups counted across
+        // 8-chunk steps and 512-feature blocks) and the session-10 loop, with and without the code prefetch, at k blocks
+        // of 128, 256 and 512 features, 1 and 2 threads: every output is the reference chain on the dequantized weights.
+        if (Float32ActivationKernel.Width < 512) return; // PackedSgemm runs with AVX-512 only
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group * 7 + outF), outF * inF), outF, inF, new QuantizationScheme(4, group, symmetric));
+        var deq = new float[outF * inF];
+        q.Dequantize(deq);
+        int saved = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            foreach (int batch in new[] { 33, 130 })
+            {
+                var x = QuantTestData.Gaussian((ulong)(batch + inF), batch * inF);
+                var expected = new float[batch * outF];
+                fixed (float* px = x, pw = deq, py = expected)
+                    DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+                foreach (var (lean, prefetch, kBlock) in new[] { (true, true, 128), (false, true, 128), (true, false, 256), (false, false, 512), (true, true, 512) })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        Float32ActivationKernel.LeanFourBit = lean;
+                        Float32ActivationKernel.DecodePrefetch = prefetch;
+                        PackedSgemm.KBlock = kBlock;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        var y = new float[batch * outF];
+                        q.MatMulTransposed(x, y, batch, ActivationPrecision.Float32);
+                        Assert.Equal(expected, y);
+                    }
+            }
+        }
+        finally
+        {
+            Float32ActivationKernel.LeanFourBit = true;
+            Float32ActivationKernel.DecodePrefetch = true;
+            PackedSgemm.KBlock = 128;
+            WorkerPool.Shared.MaxDegreeOfParallelism = saved;
+        }
+    }
+
     [Fact]
     public void The_vector_kernel_runs_at_256_and_512_bits_and_declines_below()
     {
