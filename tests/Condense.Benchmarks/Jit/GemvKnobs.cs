@@ -135,6 +135,8 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnInt4PrefetchInLoop").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-g128");
         if (i >= 0) Property("OwnInt4G128").SetValue(null, args[i + 1] != "0");
+        i = Array.IndexOf(args, "--gemv-own4-g128-rows");
+        if (i >= 0) Property("OwnInt4G128Rows").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-large-g32");
         if (i >= 0) Property("OwnInt4LargeG32").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-two-ended");

@@ -135,6 +135,80 @@ public class GemvOwnScalesTests
         finally { VnniGemv.CacheResidentBytes = savedGate; }
     }
 
+    public static TheoryData<bool, int, int> G128RowsShapes()
+    {
+        var data = new TheoryData<bool, int, int>();
+        // symmetric, Out, In (g128: In a multiple of 2048)
+        data.Add(false, 53, 4096);  // blocks of 16, 16, 16, 5 rows: 4-row passes, then a 1-row own call
+        data.Add(true, 19, 6144);   // 48 groups, three chunks per row
+        data.Add(false, 18, 2048);  // a last block of 2 rows: the 1-row own kernel only
+        data.Add(false, 35, 2048);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(G128RowsShapes))]
+    public unsafe void G128_own_scales_in_the_multi_row_streaming_kernel_give_the_managed_loops_bits(bool sym, int outF, int inF)
+    {
+        if (!VnniGemv.IsSupported) return;
+        const int group = 128;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + 7 * outF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian((ulong)inF + 5, inF);
+        int gpr = inF / group;
+        var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
+        bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedG128 = VnniGemv.OwnInt4G128, savedRows4 = VnniGemv.OwnInt4G128Rows;
+        long savedGate = VnniGemv.CacheResidentBytes;
+        int savedRows = VnniGemv.StreamingRows, savedAhead = VnniGemv.OwnInt4PrefetchRows;
+        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            VnniGemv.OwnInt4Scales = true;
+            VnniGemv.OwnInt4G128 = false;
+            VnniGemv.Enabled = false;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            var expected = new float[outF];
+            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+            VnniGemv.Enabled = true;
+            VnniGemv.CacheResidentBytes = 1024;
+            foreach (int rows in new[] { 4, 2, 3 })
+                foreach (int ahead in new[] { 2, 0, 1 })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        VnniGemv.StreamingRows = rows;
+                        VnniGemv.OwnInt4PrefetchRows = ahead;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        // The choice: the multi-row own layout with the knob, the 4-row ScaleRows kernel without it.
+                        VnniGemv.OwnInt4G128Rows = true;
+                        var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch };
+                        Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+                        var y = new float[outF];
+                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                        for (int r = 0; r < outF; r++)
+                            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                                $"g128 {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {rows} rows per pass, scales {ahead} passes ahead, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                        VnniGemv.OwnInt4G128Rows = false;
+                        Assert.Equal((nint)VnniGemv.Kernel(layout with { Rows = rows, Prefetch = VnniGemv.StreamingPrefetch }),
+                            VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+                    }
+            VnniGemv.OwnInt4G128Rows = true;
+            VnniGemv.StreamingRows = savedRows;
+            VnniGemv.OwnInt4PrefetchRows = savedAhead;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+            Int8Reference.AssertMatches(q, x, 1, $"4-bit g128 multi-row own scales In {inF} {(sym ? "sym" : "asym")}");
+        }
+        finally
+        {
+            VnniGemv.Enabled = savedEnabled;
+            VnniGemv.OwnInt4Scales = savedOwn;
+            VnniGemv.OwnInt4G128 = savedG128;
+            VnniGemv.OwnInt4G128Rows = savedRows4;
+            VnniGemv.CacheResidentBytes = savedGate;
+            VnniGemv.StreamingRows = savedRows;
+            VnniGemv.OwnInt4PrefetchRows = savedAhead;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
     public static TheoryData<int, bool, int, int> FourBitShapes()
     {
         var data = new TheoryData<int, bool, int, int>();

@@ -159,7 +159,13 @@ internal static unsafe class VnniGemv
     internal const int OwnZerosSlot = 960;
 
     /// <summary>Bytes of an <see cref="OwnScaleOffset"/> context for rows of <paramref name="groups"/> groups.</summary>
-    internal static int OwnScaleContextBytes(int groups) => OwnScaleOffset + 8 * groups;
+    internal static int OwnScaleContextBytes(int groups) => OwnRowsScaleOffset(groups) + 4 * MaxRows * groups;
+
+    /// <summary>
+    /// Where a multi-row <see cref="Layout.OwnScales"/> kernel (4-bit g128, <see cref="OwnInt4G128Rows"/>) converts its
+    /// pass's float32 scales (<see cref="Layout.Rows"/> rows of G floats): past the group sums.
+    /// </summary>
+    internal static int OwnRowsScaleOffset(int groups) => OwnScaleOffset + 8 * groups;
 
     [ThreadStatic] private static byte[]? t_ownContext;
 
@@ -390,7 +396,7 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Gfni && (l.Bits != 4 || !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported))
             throw new ArgumentOutOfRangeException(nameof(l), l, "The GFNI nibble split: 4 bits, on a CPU with 512-bit GFNI.");
-        if (l.OwnScales && (l.Bits == 8 ? l.Plan == RowInt : l.Bits != 4 || l.Plan is not (Permuted or StepFma)) || l.OwnScales && (l.Rows != 1
+        if (l.OwnScales && (l.Bits == 8 ? l.Plan == RowInt : l.Bits != 4 || l.Plan is not (Permuted or StepFma)) || l.OwnScales && (l.Rows != 1 && !(l.Bits == 4 && l.Plan == StepFma)
             || l.ScaleStride != l.ScaleCount || l.ScaleCount % 16 != 0 || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
         if (l.OwnZeros && (!l.OwnScales || l.Bits != 4))
@@ -775,7 +781,51 @@ internal static unsafe class VnniGemv
         if (l.Gfni) asm.Vmovdqu32(highNibbles, new Mem(Gpr.R8, HighNibbleOffset));
         else asm.Vpxord(zero, zero, zero);
         asm.Mov(Gpr.Rax, Gpr.Rsi);
+        // OwnScales (4-bit g128, OwnInt4G128Rows): rdx is the first row's float16 scales (kept in r11), rbx the zero
+        // points (OwnZeros); each pass converts its rows' scales into the context's rows buffer (rdx then points there)
+        // and writes each row's correction lanes (ScaleRows' chunk-by-chunk FMA chain from zero) before the loop.
+        bool own = l.OwnScales, ownZeros = l.OwnZeros;
+        int groups = l.ScaleCount, outBytes = 4 * l.OutFloats;
+        if (own) asm.Mov(Gpr.R11, Gpr.Rdx);
+        if (ownZeros)
+        {
+            asm.Push(Gpr.Rbx);
+            asm.MovLoad(Gpr.Rbx, new Mem(Gpr.R8, OwnZerosSlot));
+        }
         int pass = asm.Position;
+        if (own)
+        {
+            int ahead = Math.Abs(OwnInt4PrefetchRows) * rows;
+            if (ahead > 0 && (l.Prefetch != 0 || OwnInt4PrefetchRows < 0))
+            {
+                for (int b = 0; b < rows * 2 * l.ScaleStride; b += 64) asm.Prefetcht0(new Mem(Gpr.R11, ahead * 2 * l.ScaleStride + b));
+                if (ownZeros)
+                    for (int b = 0; b < rows * l.ScaleStride; b += 64) asm.Prefetcht0(new Mem(Gpr.Rbx, ahead * l.ScaleStride + b));
+            }
+            var corr = new Zmm(20);
+            for (int r = 0; r < rows; r++)
+            {
+                asm.Vpxord(corr, corr, corr);
+                for (int c = 0; c < groups / 16; c++)
+                {
+                    var s = new Zmm(22 + 2 * (c & 1));
+                    asm.Vcvtph2ps(s, new Mem(Gpr.R11, r * 2 * l.ScaleStride + 32 * c));
+                    asm.Vmovups(new Mem(Gpr.R8, OwnRowsScaleOffset(groups) + 4 * (r * l.ScaleStride + 16 * c)), s);
+                    if (ownZeros)
+                    {
+                        var z = new Zmm(23 + 2 * (c & 1));
+                        asm.Vpmovzxbd(z, new Mem(Gpr.Rbx, r * l.ScaleStride + 16 * c));
+                        asm.Vcvtdq2ps(z, z);
+                        asm.Vmulps(z, s, z);
+                        asm.Vfmadd231ps(corr, z, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                    }
+                    else asm.Vfmadd231ps(corr, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                }
+                asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 4 * LaneFloats), corr);
+            }
+            asm.Mov(Gpr.Rdx, Gpr.R8);
+            asm.AddImm(Gpr.Rdx, OwnRowsScaleOffset(groups));
+        }
         int wAdvance = 0, sAdvance = 0;
         if (l.Plan is StepFma or Permuted)
         {
@@ -822,7 +872,7 @@ internal static unsafe class VnniGemv
             }
             for (int j = 0; j < rest; j++) ScaledSteps(j);
             for (int r = 0; r < rows; r++)
-                for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r + 64 * i), F(r, i));
+                for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 64 * i), F(r, i));
         }
         else
         {
@@ -893,12 +943,19 @@ internal static unsafe class VnniGemv
                 asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats * r + 192), zero);
             }
         }
-        asm.AddImm(Gpr.Rcx, 4 * LaneFloats * rows);
+        asm.AddImm(Gpr.Rcx, outBytes * rows);
         if (rows * l.RowBytes - wAdvance != 0) asm.AddImm(Gpr.Rdi, rows * l.RowBytes - wAdvance);
-        if (rows * rowScaleBytes - sAdvance != 0) asm.AddImm(Gpr.Rdx, rows * rowScaleBytes - sAdvance);
+        if (own)
+        {
+            // (rdx is set again from the context at the next pass's start.)
+            asm.AddImm(Gpr.R11, rows * 2 * l.ScaleStride);
+            if (ownZeros) asm.AddImm(Gpr.Rbx, rows * l.ScaleStride);
+        }
+        else if (rows * rowScaleBytes - sAdvance != 0) asm.AddImm(Gpr.Rdx, rows * rowScaleBytes - sAdvance);
         asm.Mov(Gpr.Rsi, Gpr.Rax);
         asm.SubImm(Gpr.R9, rows);
         asm.JnzBack(pass);
+        if (ownZeros) asm.Pop(Gpr.Rbx);
         asm.Vzeroupper();
         asm.Ret();
         return asm.ToArray();
@@ -950,9 +1007,11 @@ internal static unsafe class VnniGemv
         {
             // 4-bit g128 (one group per step) with OwnInt4G128: the row's scales into the L1 buffer at its start, 1 row
             // per pass also above the gate (instead of StreamingRows rows per pass).
+            // OwnInt4G128Rows: above the gate StreamingRows rows per pass (the streaming kernel's form), each pass
+            // converting its rows' scales before its loop; in cache only with OwnInt4G128 (1 row per pass).
             var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric };
-            if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
-            if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch };
+            if ((long)rowBytes * outFeatures <= CacheResidentBytes) { if (OwnInt4G128) return own; }
+            else if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = OwnInt4G128Rows ? StreamingRows : 1 };
         }
         if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
@@ -1009,6 +1068,15 @@ internal static unsafe class VnniGemv
     internal static bool OwnInt4G128 { get; set; } = false;
 
     /// <summary>
+    /// With <see cref="OwnInt4Scales"/>: 4-bit g128 (StepFma, rows of whole 16-group chunks) above
+    /// <see cref="CacheResidentBytes"/> converts its own scales and zero points in the 4-row streaming kernel
+    /// (<see cref="StreamingRows"/> rows per pass, each pass's rows' scales into the context's rows buffer and their
+    /// correction lanes before the pass's loop), so no <see cref="FusedInt8Dot.ScaleRows"/> and no block scale prefetch.
+    /// Same bits. Default off; a knob for A/B runs (`--gemv-own4-g128-rows 0|1`, session 13, ws14/g128).
+    /// </summary>
+    internal static bool OwnInt4G128Rows { get; set; } = false;
+
+    /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
     /// (prefetcht0) at each row's start, in streaming layouts (above the gate; negative: in every 4-bit own layout);
     /// 0: none. A benchmark knob (`--gemv-own4-prefetch n`); setting it drops the kernels made so far.
@@ -1057,7 +1125,7 @@ internal static unsafe class VnniGemv
     private static bool s_ownScalesInLoop = true;
 
     private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
-        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma && OwnInt4G128)) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma && (OwnInt4G128 || OwnInt4G128Rows))) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
         && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>
@@ -1234,7 +1302,15 @@ internal static unsafe class VnniGemv
                 // The kernel converts the rows' float16 scales itself and leaves 16 correction lanes per row (with zero
                 // points: sum of (s * z) * group sums, the whole correction; symmetric: times the symmetric term).
                 if (l.OwnZeros) *(byte**)(constants + OwnZerosSlot) = a.Zeros + (nint)r0 * gpr;
-                kernel(a.Packed + (nint)r0 * rowBytes, a.Q, (float*)(a.Scales + (nint)r0 * gpr), lanes, constants, count);
+                int ownPasses = count / l.Rows * l.Rows;
+                if (ownPasses > 0) kernel(a.Packed + (nint)r0 * rowBytes, a.Q, (float*)(a.Scales + (nint)r0 * gpr), lanes, constants, ownPasses);
+                if (ownPasses < count)
+                {
+                    // Multi-row own layouts (g128): the block's last rows on the 1-row own kernel.
+                    int r1 = r0 + ownPasses;
+                    if (l.OwnZeros) *(byte**)(constants + OwnZerosSlot) = a.Zeros + (nint)r1 * gpr;
+                    single(a.Packed + (nint)r1 * rowBytes, a.Q, (float*)(a.Scales + (nint)r1 * gpr), lanes + outFloats * ownPasses, constants, count - ownPasses);
+                }
                 var acc = (Vector512<float>*)scaleWork;
                 for (int k = 0; k < count; k++) acc[k] = Vector512.Load(lanes + outFloats * k + LaneFloats);
                 for (int k = count; k < BlockRows; k++) acc[k] = Vector512<float>.Zero;
