@@ -356,11 +356,12 @@ public class GemvKernelTests
         }
         long savedGate = VnniGemv.CacheResidentBytes;
         int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows, savedPermutedRows = VnniGemv.StreamingPermutedRows;
-        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedLarge = VnniGemv.OwnInt4LargeG32;
+        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedLarge = VnniGemv.OwnInt4LargeG32, savedG128Rows = VnniGemv.OwnInt4G128Rows;
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
         try
         {
             VnniGemv.OwnInt4LargeG32 = false; // g32 above the gate as before session 13 (own scales: GemvOwnScalesTests)
+            VnniGemv.OwnInt4G128Rows = false; // g128 likewise: the streaming kernel with ScaleRows (own scales: GemvOwnScalesTests)
             // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
@@ -418,6 +419,7 @@ public class GemvKernelTests
         }
         finally
         {
+            VnniGemv.OwnInt4G128Rows = savedG128Rows;
             VnniGemv.CacheResidentBytes = savedGate;
             VnniGemv.StreamingPrefetch = savedStream;
             VnniGemv.StreamingRows = savedRows;

@@ -1072,9 +1072,10 @@ internal static unsafe class VnniGemv
     /// <see cref="CacheResidentBytes"/> converts its own scales and zero points in the 4-row streaming kernel
     /// (<see cref="StreamingRows"/> rows per pass, each pass's rows' scales into the context's rows buffer and their
     /// correction lanes before the pass's loop), so no <see cref="FusedInt8Dot.ScaleRows"/> and no block scale prefetch.
-    /// Same bits. Default off; a knob for A/B runs (`--gemv-own4-g128-rows 0|1`, session 13, ws14/g128).
+    /// Same bits. Default on since the lead's quiet peers pairs (session 13: S1 hot and cold, S2 hot and cold no worse
+    /// in any of 3 pairs); `--gemv-own4-g128-rows 0|1` for A/B runs.
     /// </summary>
-    internal static bool OwnInt4G128Rows { get; set; } = false;
+    internal static bool OwnInt4G128Rows { get; set; } = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
