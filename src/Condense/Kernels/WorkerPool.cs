@@ -223,14 +223,8 @@ public sealed unsafe class WorkerPool : IDisposable
     /// Chunk <paramref name="chunk"/>'s range: the first big - degree chunks are count / big indices each, the last
     /// degree of them are cut into <paramref name="pieces"/> pieces. A function of (count, degree) only.
     /// </summary>
-    internal static (int Start, int End) ChunkRange(int count, int big, int degree, int pieces, int chunk)
-    {
-        int whole = big - (pieces > 1 ? degree : 0);
-        if (chunk < whole) return ((int)((long)count * chunk / big), (int)((long)count * (chunk + 1) / big));
-        int j = chunk - whole, b = whole + j / pieces, piece = j % pieces;
-        int s = (int)((long)count * b / big), e = (int)((long)count * (b + 1) / big);
-        return (s + (int)((long)(e - s) * piece / pieces), s + (int)((long)(e - s) * (piece + 1) / pieces));
-    }
+    internal static (int Start, int End) ChunkRange(int count, int big, int degree, int pieces, int chunk) =>
+        CutRange(count, big, degree, pieces, big - degree, chunk);
 
     /// <summary>Most chunks a two-ended job may have: the front and back claim counts share the state's low 31 bits.</summary>
     private const int MaxTwoEndedChunks = 0x7FFF;
@@ -241,9 +235,14 @@ public sealed unsafe class WorkerPool : IDisposable
     /// the ones after the first big / degree - 1, where the caller's claims from the start are expected to meet the
     /// workers' claims from the end (the caller's share of the call). A function of (count, degree) only.
     /// </summary>
-    internal static (int Start, int End) TwoEndedRange(int count, int big, int degree, int pieces, int chunk)
+    internal static (int Start, int End) TwoEndedRange(int count, int big, int degree, int pieces, int chunk) =>
+        CutRange(count, big, degree, pieces, big / degree - 1, chunk);
+
+    // Big chunks of count / big indices, except the degree big chunks from cutAt on, each cut into pieces pieces
+    // (chunk indices past the pieces continue with the big chunks after them).
+    private static (int Start, int End) CutRange(int count, int big, int degree, int pieces, int cutAt, int chunk)
     {
-        int cutAt = big / degree - 1, j = chunk - cutAt;
+        int j = chunk - cutAt;
         if (pieces <= 1 || j < 0) return ((int)((long)count * chunk / big), (int)((long)count * (chunk + 1) / big));
         if (j >= degree * pieces)
         {
