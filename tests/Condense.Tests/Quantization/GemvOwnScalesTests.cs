@@ -179,7 +179,7 @@ public class GemvOwnScalesTests
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         // The choice: the multi-row own layout with the knob, the 4-row ScaleRows kernel without it.
                         VnniGemv.OwnInt4G128Rows = true;
-                        var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch };
+                        var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
                         Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
                         var y = new float[outF];
                         q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
@@ -234,7 +234,7 @@ public class GemvOwnScalesTests
         int gpr = inF / group;
         // The choice: the own-scale layout (with zero points when asymmetric) in cache, the old one with the knob off.
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
-        var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym };
+        var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym, Sums = VnniGemv.OwnInt4RowSums };
         bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedLarge = VnniGemv.OwnInt4LargeG32, savedNibbles = VnniGemv.ShiftedNibbles;
         bool savedG128 = VnniGemv.OwnInt4G128;
         long savedGate = VnniGemv.CacheResidentBytes;
@@ -299,11 +299,11 @@ public class GemvOwnScalesTests
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));   // 8 MiB: managed
             Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 4096, symmetric: false));  // g64 streams
             VnniGemv.OwnInt4LargeG32 = true;
-            var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch };
+            var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
             Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
             VnniGemv.OwnInt4Scales = false;
             Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(own with { OwnScales = false }));
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(own with { OwnScales = false, Sums = false }));
         }
         finally
         {
@@ -311,5 +311,124 @@ public class GemvOwnScalesTests
             VnniGemv.OwnInt4LargeG32 = savedLarge;
             VnniGemv.StreamingPermuted = savedPermuted;
         }
+    }
+
+    public static TheoryData<int, bool, int, int> RowSumShapes()
+    {
+        var data = new TheoryData<int, bool, int, int>();
+        // group, symmetric, Out, In
+        data.Add(32, false, 53, 512);    // g32: blocks of 16, 16, 16, 5 rows
+        data.Add(32, true, 19, 1536);
+        data.Add(64, false, 37, 1024);   // g64
+        data.Add(64, true, 17, 3072);
+        data.Add(128, false, 53, 4096);  // g128: 4-row passes then the 1-row own kernel for a block's last rows
+        data.Add(128, true, 19, 6144);
+        data.Add(128, false, 18, 2048);  // a last block of 2 rows
+        return data;
+    }
+
+    /// <summary>
+    /// Session 14: the 4-bit own-scale kernels reducing each row's accumulators themselves (VnniGemv.OwnInt4RowSums,
+    /// Layout.Sums) and Run transposing their rows in place give the managed loop's bits, in cache and above the gate
+    /// (g32/g64 streaming 1 row per pass, g128 on 2-4 rows per pass), at 1 and 2 threads; so do the streaming layouts'
+    /// weight prefetch hints (VnniGemv.StreamingPrefetchHint: t0, t1, t2, nta, none). The choice takes the Sums layout
+    /// with the knob.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RowSumShapes))]
+    public unsafe void Row_sums_in_the_kernel_and_prefetch_hints_give_the_managed_loops_bits(int group, bool sym, int outF, int inF)
+    {
+        if (!VnniGemv.IsSupported) return;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group * 17 + inF + 3 * outF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian((ulong)inF + 23, inF);
+        int gpr = inF / group;
+        var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
+        bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedG128 = VnniGemv.OwnInt4G128, savedRows4 = VnniGemv.OwnInt4G128Rows;
+        bool savedSums = VnniGemv.OwnInt4RowSums, savedLarge = VnniGemv.OwnInt4LargeG32;
+        long savedGate = VnniGemv.CacheResidentBytes;
+        int savedRows = VnniGemv.StreamingRows, savedHint = VnniGemv.StreamingPrefetchHint;
+        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        try
+        {
+            VnniGemv.OwnInt4Scales = true;
+            VnniGemv.OwnInt4G128 = true;   // g128 in cache: the 1-row own kernel
+            VnniGemv.OwnInt4G128Rows = true;
+            VnniGemv.OwnInt4LargeG32 = true;
+            VnniGemv.Enabled = false;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            var expected = new float[outF];
+            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+            VnniGemv.Enabled = true;
+            foreach (long gate in new[] { savedGate, 1024L })
+                foreach (bool sums in new[] { true, false })
+                    foreach (int rows in group == 128 && gate == 1024 ? new[] { 4, 2, 3 } : new[] { 4 })
+                        foreach (int hint in gate == 1024 ? new[] { 0, 1, 2, 3, 4 } : new[] { 0 })
+                            foreach (int threads in new[] { 1, 2 })
+                            {
+                                VnniGemv.CacheResidentBytes = gate;
+                                VnniGemv.OwnInt4RowSums = sums;
+                                VnniGemv.StreamingRows = rows;
+                                VnniGemv.StreamingPrefetchHint = hint;
+                                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                                var own = layout with
+                                {
+                                    Rows = group == 128 && gate == 1024 ? rows : 1, OwnScales = true, OwnZeros = !sym, Sums = sums,
+                                    Prefetch = gate == 1024 ? VnniGemv.StreamingPrefetch : 0,
+                                };
+                                Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+                                var y = new float[outF];
+                                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                                for (int r = 0; r < outF; r++)
+                                    Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                                        $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, row sums {sums}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                            }
+            VnniGemv.CacheResidentBytes = savedGate;
+            VnniGemv.StreamingPrefetchHint = savedHint;
+            VnniGemv.StreamingRows = savedRows;
+            VnniGemv.OwnInt4RowSums = true;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+            Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales, row sums in the kernel, g{group} In {inF} {(sym ? "sym" : "asym")}");
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Sums = true }));
+        }
+        finally
+        {
+            VnniGemv.Enabled = savedEnabled;
+            VnniGemv.OwnInt4Scales = savedOwn;
+            VnniGemv.OwnInt4G128 = savedG128;
+            VnniGemv.OwnInt4G128Rows = savedRows4;
+            VnniGemv.OwnInt4RowSums = savedSums;
+            VnniGemv.OwnInt4LargeG32 = savedLarge;
+            VnniGemv.CacheResidentBytes = savedGate;
+            VnniGemv.StreamingRows = savedRows;
+            VnniGemv.StreamingPrefetchHint = savedHint;
+            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
+    [Fact]
+    public void Prefetcht2_and_prefetchnta_encode_to_the_bytes_GNU_as_produces()
+    {
+        // as --64 -msyntax=intel: prefetcht2 / prefetchnta byte ptr [...]
+        var cases = new (bool Nta, Mem Mem, string Bytes)[]
+        {
+            (false, new Mem(Gpr.Rdi, 0x1800), "0f 18 9f 00 18 00 00"),
+            (false, new Mem(Gpr.Rdi, 0x40), "0f 18 5f 40"),
+            (false, new Mem(Gpr.R9, 0x1840), "41 0f 18 99 40 18 00 00"),
+            (false, new Mem(Gpr.R12, 0x10), "41 0f 18 5c 24 10"),
+            (false, new Mem(Gpr.R13, 0), "41 0f 18 5d 00"),
+            (true, new Mem(Gpr.Rdi, 0x1800), "0f 18 87 00 18 00 00"),
+            (true, new Mem(Gpr.Rdi, 0x40), "0f 18 47 40"),
+            (true, new Mem(Gpr.R9, 0x1840), "41 0f 18 81 40 18 00 00"),
+            (true, new Mem(Gpr.R12, 0x10), "41 0f 18 44 24 10"),
+            (true, new Mem(Gpr.R13, 0), "41 0f 18 45 00"),
+        };
+        foreach (var (nta, mem, bytes) in cases)
+        {
+            var a = new X86Assembler();
+            if (nta) a.Prefetchnta(mem);
+            else a.Prefetcht2(mem);
+            Assert.Equal(bytes, string.Join(' ', a.ToArray().Select(b => b.ToString("x2"))));
+        }
+        Assert.Throws<ArgumentException>(() => new X86Assembler().Prefetcht2(new Mem(Gpr.Rdi, 0, Broadcast: true)));
     }
 }

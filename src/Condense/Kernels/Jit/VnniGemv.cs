@@ -131,8 +131,38 @@ internal static unsafe class VnniGemv
         int distance = DistanceOf(l);
         if (distance == 0 || (wo / 64) % PrefetchEvery != 0) return;
         var at = new Mem(Gpr.Rdi, wo + distance);
-        if (PrefetchToL2) asm.Prefetcht1(at);
+        if (l.Prefetch != 0 && StreamingPrefetchHint != 0) EmitHintedPrefetch(asm, at);
+        else if (PrefetchToL2) asm.Prefetcht1(at);
         else asm.Prefetcht0(at);
+    }
+
+    /// <summary>
+    /// The weight prefetch instruction of streaming layouts (<see cref="Layout.Prefetch"/> != 0): 0 prefetcht0 (default),
+    /// 1 prefetcht1, 2 prefetcht2, 3 prefetchnta, 4 none (the hardware prefetcher alone). A benchmark knob for A/B runs
+    /// (`--gemv-stream-hint n`; setting it drops the kernels made so far): the 6 KB prefetcht0 was decided on weights
+    /// read from DRAM; weights read again from L3 (hot calls of an 8 MiB layer) may want another hint or none.
+    /// </summary>
+    internal static int StreamingPrefetchHint
+    {
+        get => s_streamingPrefetchHint;
+        set
+        {
+            s_streamingPrefetchHint = value is >= 0 and <= 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "0..4: t0, t1, t2, nta, none.");
+            s_kernels.Clear();
+        }
+    }
+    private static int s_streamingPrefetchHint;
+
+    private static void EmitHintedPrefetch(X86Assembler asm, Mem at)
+    {
+        switch (StreamingPrefetchHint)
+        {
+            case 1: asm.Prefetcht1(at); break;
+            case 2: asm.Prefetcht2(at); break;
+            case 3: asm.Prefetchnta(at); break;
+            case 4: break;
+            default: asm.Prefetcht0(at); break;
+        }
     }
 
     private static readonly bool s_cpuHasVnni = DetectVnni();
@@ -263,10 +293,17 @@ internal static unsafe class VnniGemv
     /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
     /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
     /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false)
     {
-        /// <summary>Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes.</summary>
-        public int OutFloats => OwnScales ? LaneFloats + 16 : LaneFloats;
+        /// <summary>
+        /// Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes; with
+        /// <see cref="Sums"/> (4-bit own layouts, <see cref="OwnInt4RowSums"/>) the row's lane sums (f0 + f1) + (f2 + f3)
+        /// made by the kernel, then the correction lanes: 32 floats.
+        /// </summary>
+        public int OutFloats => Sums ? 32 : OwnScales ? LaneFloats + 16 : LaneFloats;
+
+        /// <summary>Byte offset of a row's correction lanes in its output (<see cref="OwnScales"/>).</summary>
+        public int CorrectionOffset => Sums ? 64 : 4 * LaneFloats;
 
         /// <summary>Activation (and code) count of one step.</summary>
         public int StepCodes => Bits == 8 ? 64 : 128;
@@ -401,6 +438,8 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
         if (l.OwnZeros && (!l.OwnScales || l.Bits != 4))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own zero points: a 4-bit own-scale layout.");
+        if (l.Sums && (!l.OwnScales || l.Bits != 4))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: a 4-bit own-scale layout.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -689,8 +728,17 @@ internal static unsafe class VnniGemv
                 FinishGroup(1, full & 1, so);
             }
         }
-        for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, 64 * i), F(i));
-        if (own) asm.Vmovups(new Mem(Gpr.Rcx, 4 * LaneFloats), correction);
+        if (l.Sums)
+        {
+            // Run's reduction of the four accumulators, (f0 + f1) + (f2 + f3), here: one vector per row instead of four.
+            asm.Vaddps(F(0), F(0), F(1));
+            asm.Vaddps(F(2), F(2), F(3));
+            asm.Vaddps(F(0), F(0), F(2));
+            asm.Vmovups(new Mem(Gpr.Rcx, 0), F(0));
+        }
+        else
+            for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, 64 * i), F(i));
+        if (own) asm.Vmovups(new Mem(Gpr.Rcx, l.CorrectionOffset), correction);
         asm.AddImm(Gpr.Rcx, 4 * l.OutFloats);
         if (l.RowBytes - wAdvance != 0) asm.AddImm(Gpr.Rdi, l.RowBytes - wAdvance);
         if (own && !ownInLoop) asm.AddImm(Gpr.R11, 2 * l.ScaleStride); // (in the loop: r11 walked the row's scales)
@@ -720,7 +768,9 @@ internal static unsafe class VnniGemv
         if (distance == 0) return;
         int pass = l.Rows * l.RowBytes;
         int ahead = (distance + pass - 1) / pass * pass;
-        asm.Prefetcht0(new Mem(Gpr.Rdi, ahead + rowOffset + wo));
+        var at = new Mem(Gpr.Rdi, ahead + rowOffset + wo);
+        if (l.Prefetch != 0) EmitHintedPrefetch(asm, at);
+        else asm.Prefetcht0(at);
     }
 
     /// <summary>
@@ -821,7 +871,7 @@ internal static unsafe class VnniGemv
                     }
                     else asm.Vfmadd231ps(corr, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
                 }
-                asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 4 * LaneFloats), corr);
+                asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + l.CorrectionOffset), corr);
             }
             asm.Mov(Gpr.Rdx, Gpr.R8);
             asm.AddImm(Gpr.Rdx, OwnRowsScaleOffset(groups));
@@ -872,7 +922,18 @@ internal static unsafe class VnniGemv
             }
             for (int j = 0; j < rest; j++) ScaledSteps(j);
             for (int r = 0; r < rows; r++)
-                for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 64 * i), F(r, i));
+            {
+                if (l.Sums)
+                {
+                    // (f0 + f1) + (f2 + f3), Run's order, one vector per row.
+                    asm.Vaddps(F(r, 0), F(r, 0), F(r, 1));
+                    asm.Vaddps(F(r, 2), F(r, 2), F(r, 3));
+                    asm.Vaddps(F(r, 0), F(r, 0), F(r, 2));
+                    asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r), F(r, 0));
+                }
+                else
+                    for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 64 * i), F(r, i));
+            }
         }
         else
         {
@@ -1009,7 +1070,7 @@ internal static unsafe class VnniGemv
             // per pass also above the gate (instead of StreamingRows rows per pass).
             // OwnInt4G128Rows: above the gate StreamingRows rows per pass (the streaming kernel's form), each pass
             // converting its rows' scales before its loop; in cache only with OwnInt4G128 (1 row per pass).
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric };
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) { if (OwnInt4G128) return own; }
             else if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = OwnInt4G128Rows ? StreamingRows : 1 };
         }
@@ -1017,7 +1078,7 @@ internal static unsafe class VnniGemv
         {
             // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
             // streams anyway (StreamingPermutedG64), g32 with OwnInt4LargeG32 (or StreamingPermuted); else as before.
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric };
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
             if (StreamingPrefetch != 0 && (StreamingPermuted || (layout.Value.GroupsPerStep == 2 ? StreamingPermutedG64 : OwnInt4LargeG32)))
                 return own with { Prefetch = StreamingPrefetch };
@@ -1076,6 +1137,15 @@ internal static unsafe class VnniGemv
     /// in any of 3 pairs); `--gemv-own4-g128-rows 0|1` for A/B runs.
     /// </summary>
     internal static bool OwnInt4G128Rows { get; set; } = true;
+
+    /// <summary>
+    /// 4-bit own-scale layouts (<see cref="OwnInt4Scales"/>, <see cref="OwnInt4G128Rows"/>) reduce each row's four
+    /// accumulators in the kernel, (f0 + f1) + (f2 + f3) as <see cref="Run"/> did, and leave one vector of lane sums
+    /// and one of correction lanes per row (<see cref="Layout.Sums"/>), which Run transposes and adds in place instead
+    /// of loading five vectors per row into two 16-row arrays first (session 14). Same operations, same bits. A knob
+    /// for A/B runs (`--gemv-own4-sums 0|1`).
+    /// </summary>
+    internal static bool OwnInt4RowSums { get; set; }
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1243,6 +1313,24 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
+    /// <see cref="FusedInt8Dot.TransposeSum"/> (the same shuffles and adds in the same tree, so the same bits) of the 16
+    /// vectors at <paramref name="v"/>, <paramref name="stride"/> floats apart: lane r is the sum of vector r's lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> TransposeSum(float* v, int stride)
+    {
+        Vector512<float> V(int i) => Vector512.Load(v + (nint)i * stride);
+        var w0 = Pairs(V(0), V(1)); var w1 = Pairs(V(2), V(3)); var w2 = Pairs(V(4), V(5)); var w3 = Pairs(V(6), V(7));
+        var w4 = Pairs(V(8), V(9)); var w5 = Pairs(V(10), V(11)); var w6 = Pairs(V(12), V(13)); var w7 = Pairs(V(14), V(15));
+        var x0 = Pairs(w0, w1); var x1 = Pairs(w2, w3); var x2 = Pairs(w4, w5); var x3 = Pairs(w6, w7);
+        var y0 = Avx512F.Shuffle4x128(x0, x1, 0x88) + Avx512F.Shuffle4x128(x0, x1, 0xDD);
+        var y1 = Avx512F.Shuffle4x128(x2, x3, 0x88) + Avx512F.Shuffle4x128(x2, x3, 0xDD);
+        return Avx512F.Shuffle4x128(y0, y1, 0x88) + Avx512F.Shuffle4x128(y0, y1, 0xDD);
+
+        static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
+    }
+
+    /// <summary>
     /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
     /// and code offset 0: y[r] = rowScale * (dot_r - correction_r), the correction the zero points folded through the
     /// activation's group sums.
@@ -1311,6 +1399,18 @@ internal static unsafe class VnniGemv
                     int r1 = r0 + ownPasses;
                     if (l.OwnZeros) *(byte**)(constants + OwnZerosSlot) = a.Zeros + (nint)r1 * gpr;
                     single(a.Packed + (nint)r1 * rowBytes, a.Q, (float*)(a.Scales + (nint)r1 * gpr), lanes + outFloats * ownPasses, constants, count - ownPasses);
+                }
+                if (l.Sums)
+                {
+                    // The kernel left per row its lane sums and correction lanes (32 floats): transposed in place. A
+                    // partial block's rows past count hold stale floats; lane k of a transpose-sum reads row k only.
+                    var rowSums = TransposeSum(lanes, 32);
+                    var correctionSums = TransposeSum(lanes + 16, 32);
+                    var yb = (rowSums - (l.OwnZeros ? correctionSums : correctionSums * Vector512.Create((float)symmetricZero))) * rowScale;
+                    if (count == BlockRows) yb.Store(a.Y + r0);
+                    else
+                        for (int k = 0; k < count; k++) a.Y[r0 + k] = yb[k];
+                    continue;
                 }
                 var acc = (Vector512<float>*)scaleWork;
                 for (int k = 0; k < count; k++) acc[k] = Vector512.Load(lanes + outFloats * k + LaneFloats);

@@ -396,4 +396,26 @@ internal sealed class X86Assembler
     /// operand, so disp8 counts 16-byte steps).
     /// </summary>
     public void Vpmovzxbd(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x31, dst.Index, 0, RequireFull(mem), elementBytes: 16);
+
+    // --- VnniGemv (streaming batch-1 kernels' prefetch hint, session 14): encodings added for it ---
+
+    /// <summary>prefetcht2 [mem]: requests the line toward the outer caches (0F 18 /3; no fault on any address).</summary>
+    public void Prefetcht2(Mem mem)
+    {
+        RequireScalar(mem);
+        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
+        Emit(0x0F);
+        Emit(0x18);
+        ModRmMemory(3, mem, 1);
+    }
+
+    /// <summary>prefetchnta [mem]: requests the line with a non-temporal hint (0F 18 /0; no fault on any address).</summary>
+    public void Prefetchnta(Mem mem)
+    {
+        RequireScalar(mem);
+        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
+        Emit(0x0F);
+        Emit(0x18);
+        ModRmMemory(0, mem, 1);
+    }
 }
