@@ -78,7 +78,7 @@ internal static unsafe class VnniGemv
         {
             if (value < 0 || value % 64 != 0) throw new ArgumentOutOfRangeException(nameof(value), value, "A non-negative multiple of 64 bytes.");
             s_prefetchDistance = value;
-            s_kernels.Clear();
+            DropKernels();
         }
     }
     private static int s_prefetchDistance;
@@ -95,7 +95,7 @@ internal static unsafe class VnniGemv
         {
             if (value is not (1 or 2 or 4)) throw new ArgumentOutOfRangeException(nameof(value), value, "1, 2 or 4 loads per prefetch.");
             s_prefetchEvery = value;
-            s_kernels.Clear();
+            DropKernels();
         }
     }
     private static int s_prefetchEvery = 1;
@@ -104,7 +104,7 @@ internal static unsafe class VnniGemv
     internal static bool PrefetchToL2
     {
         get => s_prefetchToL2;
-        set { s_prefetchToL2 = value; s_kernels.Clear(); }
+        set { s_prefetchToL2 = value; DropKernels(); }
     }
     private static bool s_prefetchToL2;
 
@@ -148,7 +148,7 @@ internal static unsafe class VnniGemv
         set
         {
             s_streamingPrefetchHint = value is >= 0 and <= 4 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "0..4: t0, t1, t2, nta, none.");
-            s_kernels.Clear();
+            DropKernels();
         }
     }
     private static int s_streamingPrefetchHint;
@@ -167,6 +167,33 @@ internal static unsafe class VnniGemv
 
     private static readonly bool s_cpuHasVnni = DetectVnni();
     private static readonly ConcurrentDictionary<Layout, nint> s_kernels = new();
+
+    /// <summary>Counts <see cref="DropKernels"/> calls: a thread's <see cref="KernelMemo"/> holds only while it is unchanged.</summary>
+    private static int s_kernelsVersion;
+
+    /// <summary>Drops the kernels made so far (a knob that changes the emitted code was set).</summary>
+    private static void DropKernels()
+    {
+        s_kernels.Clear();
+        Interlocked.Increment(ref s_kernelsVersion);
+    }
+
+    /// <summary>
+    /// The last own-scale layout a thread's <see cref="Run"/> looked up and its kernels (the pass kernel and the 1-row
+    /// one): a 2-thread call runs Run once per claimed chunk (~20 per call), and the two dictionary lookups of a
+    /// 14-field layout each time took ~2% of a hot S1 call's samples (session 14).
+    /// </summary>
+    private sealed class KernelMemo
+    {
+        public Layout Layout;
+        public int Version = -1;
+        public nint Kernel, Single;
+    }
+
+    [ThreadStatic] private static KernelMemo? t_kernelMemo;
+
+    /// <summary>Whether <see cref="Run"/> memoizes its own-scale kernels per thread (default on; a knob for A/B runs, `--gemv-memo 0|1`).</summary>
+    internal static bool MemoizeKernels { get; set; } = true;
 
     /// <summary>
     /// Constants the kernels load once per call: 64 bytes of 0x0F (the nibble mask), then the vpermps index rows for 2
@@ -393,7 +420,7 @@ internal static unsafe class VnniGemv
     internal static bool LeanInt8Loops
     {
         get => s_leanInt8Loops;
-        set { s_leanInt8Loops = value; s_kernels.Clear(); }
+        set { s_leanInt8Loops = value; DropKernels(); }
     }
     private static bool s_leanInt8Loops = true;
 
@@ -1142,10 +1169,11 @@ internal static unsafe class VnniGemv
     /// 4-bit own-scale layouts (<see cref="OwnInt4Scales"/>, <see cref="OwnInt4G128Rows"/>) reduce each row's four
     /// accumulators in the kernel, (f0 + f1) + (f2 + f3) as <see cref="Run"/> did, and leave one vector of lane sums
     /// and one of correction lanes per row (<see cref="Layout.Sums"/>), which Run transposes and adds in place instead
-    /// of loading five vectors per row into two 16-row arrays first (session 14). Same operations, same bits. A knob
-    /// for A/B runs (`--gemv-own4-sums 0|1`).
+    /// of loading five vectors per row into two 16-row arrays first (session 14: Run was 11-13% of a hot S1 g128 call's
+    /// samples, 4.6% after; in-process A/B, 1 thread CPU, S1/S2 g32/g64/g128 hot and cold and 512x4096 in cache,
+    /// 1.01-1.14x). Same operations, same bits. Default on; a knob for A/B runs (`--gemv-own4-sums 0|1`).
     /// </summary>
-    internal static bool OwnInt4RowSums { get; set; }
+    internal static bool OwnInt4RowSums { get; set; } = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1155,7 +1183,7 @@ internal static unsafe class VnniGemv
     internal static int OwnInt4PrefetchRows
     {
         get => s_ownInt4PrefetchRows;
-        set { s_ownInt4PrefetchRows = value is >= -64 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); s_kernels.Clear(); }
+        set { s_ownInt4PrefetchRows = value is >= -64 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); DropKernels(); }
     }
     private static int s_ownInt4PrefetchRows = 2;
 
@@ -1168,7 +1196,7 @@ internal static unsafe class VnniGemv
     internal static bool OwnInt4PrefetchInLoop
     {
         get => s_ownInt4PrefetchInLoop;
-        set { s_ownInt4PrefetchInLoop = value; s_kernels.Clear(); }
+        set { s_ownInt4PrefetchInLoop = value; DropKernels(); }
     }
     private static bool s_ownInt4PrefetchInLoop = true;
 
@@ -1179,7 +1207,7 @@ internal static unsafe class VnniGemv
     internal static int OwnScalePrefetchRows
     {
         get => s_ownScalePrefetchRows;
-        set { s_ownScalePrefetchRows = value is >= 0 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); s_kernels.Clear(); }
+        set { s_ownScalePrefetchRows = value is >= 0 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); DropKernels(); }
     }
     private static int s_ownScalePrefetchRows = 2;
 
@@ -1191,7 +1219,7 @@ internal static unsafe class VnniGemv
     internal static bool OwnScalesInLoop
     {
         get => s_ownScalesInLoop;
-        set { s_ownScalesInLoop = value; s_kernels.Clear(); }
+        set { s_ownScalesInLoop = value; DropKernels(); }
     }
     private static bool s_ownScalesInLoop = true;
 
@@ -1345,8 +1373,26 @@ internal static unsafe class VnniGemv
         int outFloats = l.OutFloats;
         // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
         // (OwnScales: the layout's own kernel, whatever Prepare was told about zero points.)
-        var kernel = own ? Kernel(l) : (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
-        var single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
+        delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void> kernel, single;
+        var memo = own && MemoizeKernels ? t_kernelMemo ??= new KernelMemo() : null;
+        if (memo != null && memo.Version == Volatile.Read(ref s_kernelsVersion) && memo.Layout == l)
+        {
+            kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)memo.Kernel;
+            single = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)memo.Single;
+        }
+        else
+        {
+            int version = Volatile.Read(ref s_kernelsVersion);
+            kernel = own ? Kernel(l) : (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
+            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
+            if (memo != null && kernel != null && single != null)
+            {
+                memo.Layout = l;
+                memo.Kernel = (nint)kernel;
+                memo.Single = (nint)single;
+                memo.Version = version;
+            }
+        }
         // 8 bits, rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one):
         // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
         // the plain one. Loads that split two lines ran the loop 1.3-1.5x slower in L2 and 1.2x from L3.
