@@ -409,6 +409,16 @@ internal sealed class X86Assembler
         ModRmMemory(3, mem, 1);
     }
 
+    /// <summary>
+    /// vshufps dst, a, b, imm (512-bit): in each 128-bit block, dst's floats 0-1 are a's picked by imm bits 0-3 and
+    /// floats 2-3 are b's picked by imm bits 4-7 (AVX512F).
+    /// </summary>
+    public void Vshufps(Zmm dst, Zmm a, Zmm b, byte imm)
+    {
+        EvexRegister(Map0F, PpNone, 0xC6, dst.Index, a.Index, b.Index);
+        Emit(imm);
+    }
+
     /// <summary>prefetchnta [mem]: requests the line with a non-temporal hint (0F 18 /0; no fault on any address).</summary>
     public void Prefetchnta(Mem mem)
     {
