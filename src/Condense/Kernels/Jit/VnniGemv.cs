@@ -1400,8 +1400,6 @@ internal static unsafe class VnniGemv
         var y0 = Avx512F.Shuffle4x128(x0, x1, 0x88) + Avx512F.Shuffle4x128(x0, x1, 0xDD);
         var y1 = Avx512F.Shuffle4x128(x2, x3, 0x88) + Avx512F.Shuffle4x128(x2, x3, 0xDD);
         return Avx512F.Shuffle4x128(y0, y1, 0x88) + Avx512F.Shuffle4x128(y0, y1, 0xDD);
-
-        static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
     }
 
     /// <summary>
@@ -1421,6 +1419,7 @@ internal static unsafe class VnniGemv
     private static Vector512<float> QuadPairs(float* p) =>
         Pairs(Pairs(Vector512.Load(p), Vector512.Load(p + 32)), Pairs(Vector512.Load(p + 64), Vector512.Load(p + 96)));
 
+    /// <summary>One level of the transpose-sum: <c>vshufps(a, b, 0x88) + vshufps(a, b, 0xDD)</c> (FusedInt8Dot.TransposeSum's pairs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
 
