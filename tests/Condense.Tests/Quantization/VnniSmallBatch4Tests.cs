@@ -366,6 +366,51 @@ public class VnniSmallBatch4Tests
         }
     }
 
+    [Theory]
+    [InlineData(64, 4096, false)]  // the S2 rows' format: 64 groups, 4 chunks of 16
+    [InlineData(64, 4096, true)]   // symmetric (zero points 8)
+    [InlineData(64, 1024, false)]  // one chunk per row
+    [InlineData(128, 6144, false)] // g128: 48 groups, 3 chunks
+    [InlineData(256, 4096, true)]  // g256: one chunk, symmetric
+    [InlineData(64, 1536, false)]  // 24 groups: not whole chunks, stays on the managed set-up
+    public void Own_scale_kernels_give_the_same_bits_as_the_managed_set_up(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 157; // 13 blocks of 12 and one row: every rows-per-call remainder
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(41, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(42, 15 * inF);
+        bool saved = VnniSmallBatch4.OwnScales;
+        var pool = WorkerPool.Shared;
+        int savedDegree = pool.MaxDegreeOfParallelism;
+        try
+        {
+            Run(() =>
+            {
+                foreach (int batch in new[] { 2, 3, 4, 5, 7, 8, 9, 15 })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        pool.MaxDegreeOfParallelism = threads;
+                        var y = new float[2][];
+                        for (int p = 0; p < 2; p++)
+                        {
+                            VnniSmallBatch4.OwnScales = p == 1;
+                            y[p] = new float[batch * outF];
+                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
+                        }
+                        for (int i = 0; i < y[0].Length; i++)
+                            Assert.True(BitConverter.SingleToInt32Bits(y[0][i]) == BitConverter.SingleToInt32Bits(y[1][i]),
+                                $"g{group} in {inF} batch {batch} threads {threads} [{i}]: {y[0][i]} vs {y[1][i]}");
+                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"own scales g{group} batch {batch}");
+                    }
+            });
+        }
+        finally
+        {
+            VnniSmallBatch4.OwnScales = saved;
+            pool.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
     [Fact]
     public unsafe void Correction_lanes_are_one_chain_per_output_in_group_order()
     {
