@@ -402,6 +402,20 @@ public class VnniSmallBatch4Tests
                                 $"g{group} in {inF} batch {batch} threads {threads} [{i}]: {y[0][i]} vs {y[1][i]}");
                         Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"own scales g{group} batch {batch}");
                     }
+                // Corrections that are exactly zero (zero points 0, and a batch row of zeros: zero group sums), where
+                // only the sign of a zero could differ between the kernel's sign flip and the managed negation.
+                var zero = GroupQuantizedWeight.FromParts(outF, inF, q.Scheme, q.Packed, q.Scales, sym ? null : new byte[q.ZeroPoints!.Length]);
+                var x0 = x.AsSpan(0, 3 * inF).ToArray();
+                Array.Clear(x0, inF, inF);
+                var z = new float[2][];
+                for (int p = 0; p < 2; p++)
+                {
+                    VnniSmallBatch4.OwnScales = p == 1;
+                    z[p] = new float[3 * outF];
+                    zero.MatMulTransposed(x0, z[p], 3, ActivationPrecision.Int8);
+                }
+                for (int i = 0; i < z[0].Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(z[0][i]) == BitConverter.SingleToInt32Bits(z[1][i]), $"zero corrections [{i}]: {z[0][i]} vs {z[1][i]}");
             });
         }
         finally

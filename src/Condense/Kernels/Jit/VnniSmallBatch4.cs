@@ -165,6 +165,10 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     internal static bool OwnScales { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_OWN") != "0";
 
+    /// <summary>Experiment knob (env <c>CONDENSE_SB4_TILE</c>, 2..8, default 8): most batch rows per tile; a batch above it
+    /// runs as tiles of nearly equal size, every tile over a block of 12 rows before the next block. Same bits.</summary>
+    internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -578,7 +582,8 @@ internal static unsafe class VnniSmallBatch4
         bool paired = UsesPairs(w.GroupSize, w.GroupsPerRow, w.In);
         int unit = paired ? 2 * StepCodes : StepCodes;
         int steps = w.In / unit;
-        int tiles = (batch + MaxTile - 1) / MaxTile;
+        int tileCap = TileCap is >= 2 and <= MaxTile ? TileCap : MaxTile;
+        int tiles = (batch + tileCap - 1) / tileCap;
         long xBytes = (long)batch * steps * unit;
         int gpr0 = w.GroupsPerRow;
         bool own = OwnScales && FusedEpilogue && PipelinedBlocks && paired && gpr0 % 16 == 0 && gpr0 >= 16 && 2 * StepCodes % w.GroupSize == 0;
