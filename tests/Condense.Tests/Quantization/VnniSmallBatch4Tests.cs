@@ -379,7 +379,7 @@ public class VnniSmallBatch4Tests
         const int outF = 157; // 13 blocks of 12 and one row: every rows-per-call remainder
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(41, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(42, 15 * inF);
-        bool saved = VnniSmallBatch4.OwnScales;
+        bool saved = VnniSmallBatch4.OwnScales, savedTree = VnniSmallBatch4.OwnLaneTree;
         var pool = WorkerPool.Shared;
         int savedDegree = pool.MaxDegreeOfParallelism;
         try
@@ -390,16 +390,19 @@ public class VnniSmallBatch4Tests
                     foreach (int threads in new[] { 1, 2 })
                     {
                         pool.MaxDegreeOfParallelism = threads;
-                        var y = new float[2][];
-                        for (int p = 0; p < 2; p++)
+                        // 0: managed set-up; 1: own scales, managed lane tree; 2: own scales, lane tree in the kernel (tiles of 6+).
+                        var y = new float[3][];
+                        for (int p = 0; p < 3; p++)
                         {
-                            VnniSmallBatch4.OwnScales = p == 1;
+                            VnniSmallBatch4.OwnScales = p >= 1;
+                            VnniSmallBatch4.OwnLaneTree = p == 2;
                             y[p] = new float[batch * outF];
                             q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
                         }
-                        for (int i = 0; i < y[0].Length; i++)
-                            Assert.True(BitConverter.SingleToInt32Bits(y[0][i]) == BitConverter.SingleToInt32Bits(y[1][i]),
-                                $"g{group} in {inF} batch {batch} threads {threads} [{i}]: {y[0][i]} vs {y[1][i]}");
+                        for (int p = 1; p < 3; p++)
+                            for (int i = 0; i < y[0].Length; i++)
+                                Assert.True(BitConverter.SingleToInt32Bits(y[0][i]) == BitConverter.SingleToInt32Bits(y[p][i]),
+                                    $"g{group} in {inF} batch {batch} threads {threads} variant {p} [{i}]: {y[0][i]} vs {y[p][i]}");
                         Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"own scales g{group} batch {batch}");
                     }
                 // Corrections that are exactly zero (zero points 0, and a batch row of zeros: zero group sums), where
@@ -411,6 +414,7 @@ public class VnniSmallBatch4Tests
                 for (int p = 0; p < 2; p++)
                 {
                     VnniSmallBatch4.OwnScales = p == 1;
+                    VnniSmallBatch4.OwnLaneTree = true;
                     z[p] = new float[3 * outF];
                     zero.MatMulTransposed(x0, z[p], 3, ActivationPrecision.Int8);
                 }
@@ -421,6 +425,7 @@ public class VnniSmallBatch4Tests
         finally
         {
             VnniSmallBatch4.OwnScales = saved;
+            VnniSmallBatch4.OwnLaneTree = savedTree;
             pool.MaxDegreeOfParallelism = savedDegree;
         }
     }

@@ -62,6 +62,9 @@ internal unsafe struct SmallBatchArgs
 
     /// <summary>+120 (own-scale kernels): 0x80000000, the float32 sign bit.</summary>
     public int SignMask;
+
+    /// <summary>+128 (lane-tree kernels, <see cref="VnniSmallBatch4.OwnLaneTree"/>): 16 int32, the lane tree's final order (ReduceLanes16's).</summary>
+    public int* ReduceOrder;
 }
 
 /// <summary>
@@ -119,8 +122,9 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
     private static int CodeIndex(int variant, int p, int m, int rows) => ((variant * Kinds + p) * (MaxTile + 1) + m) * 5 + rows;
 
-    /// <summary>Kernel kinds: 0 unpaired, 1 paired, 2 paired interleaved, 3 paired own-scale, 4 paired own-scale interleaved.</summary>
-    private const int Kinds = 5;
+    /// <summary>Kernel kinds: 0 unpaired, 1 paired, 2 paired interleaved, 3 paired own-scale, 4 paired own-scale
+    /// interleaved, 5 / 6: 3 / 4 adding their lanes (<see cref="OwnLaneTree"/>).</summary>
+    private const int Kinds = 7;
 
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern).</summary>
@@ -165,6 +169,17 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     internal static bool OwnScales { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_OWN") != "0";
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_TREE=0</c>: off; only with <see cref="OwnScales"/>): own-scale kernels of tiles of at
+    /// least <see cref="LaneTreeMinRows"/> batch rows add each output's 16 lanes themselves (<see cref="EmitLaneTree"/>:
+    /// <see cref="ReduceLanes16"/> in registers, the same order) and store the sums, not the accumulators: the block's
+    /// managed lane tree and the accumulators' round trip through memory are gone. Same bits.
+    /// </summary>
+    internal static bool OwnLaneTree { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_TREE") != "0";
+
+    /// <summary>Fewest tile rows for <see cref="OwnLaneTree"/> (env <c>CONDENSE_SB4_TREE_MIN</c>): a call adds 16 vectors whatever its R x M outputs.</summary>
+    internal static int LaneTreeMinRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TREE_MIN"), out int tm) ? tm : 6;
+
     /// <summary>Experiment knob (env <c>CONDENSE_SB4_TILE</c>, 2..8, default 8): most batch rows per tile; a batch above it
     /// runs as tiles of nearly equal size, every tile over a block of 12 rows before the next block. Same bits.</summary>
     internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
@@ -198,7 +213,7 @@ internal static unsafe class VnniSmallBatch4
                     {
                         while (a.Position % 64 != 0) a.Ret();
                         offsets[v, p, m, r] = a.Position;
-                        Emit(a, r, m, p >= 1, v, p is 2 or 4, p >= 3);
+                        Emit(a, r, m, p >= 1, v, p is 2 or 4 or 6, p >= 3, p >= 5);
                     }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
@@ -219,11 +234,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false, bool tree = false)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m, prefetch, interleave, own);
+            EmitPaired(a, rows, m, prefetch, interleave, own, tree);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -271,7 +286,7 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false, bool tree = false)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
@@ -363,7 +378,47 @@ internal static unsafe class VnniSmallBatch4
         a.AddImm(Gpr.Rdx, 256 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
-        EmitEpilog(a, acc0, accumulators);
+        if (tree) EmitLaneTree(a, acc0, accumulators);
+        EmitEpilog(a, acc0, tree ? 0 : accumulators);
+    }
+
+    /// <summary>
+    /// The lane-tree kernels' end (<see cref="OwnLaneTree"/>): <see cref="ReduceLanes16"/> on the accumulators in
+    /// registers (vector j = accumulator j, r M + c; past the last one any register), the same shuffles and additions
+    /// in the same order, and its 16 sums stored to Acc: sums[r M + c] at Acc, lanes past R M hold anything.
+    /// </summary>
+    private static void EmitLaneTree(X86Assembler a, int acc0, int accumulators)
+    {
+        var f = new List<int>();
+        for (int i = 0; i < 32; i++) if (i < acc0 || i >= acc0 + accumulators) f.Add(i);
+        Zmm F(int i) => Z(f[i]);
+        Zmm V(int j) => j < accumulators ? Z(acc0 + j) : F(10);
+        for (int i = 0; i < 8; i++) // level 1: w_i = [a0+a2, a1+a3, b0+b2, b1+b3] by 128-bit chunks, a = v 2i, b = v 2i+1
+        {
+            a.Vshufi32x4(F(8), V(2 * i), V(2 * i + 1), 0x44);
+            a.Vshufi32x4(F(9), V(2 * i), V(2 * i + 1), 0xEE);
+            a.Vaddps(F(i), F(8), F(9));
+        }
+        for (int j = 0; j < 4; j++) // level 2: x_j
+        {
+            a.Vshufi32x4(F(8), F(2 * j), F(2 * j + 1), 0x88);
+            a.Vshufi32x4(F(9), F(2 * j), F(2 * j + 1), 0xDD);
+            a.Vaddps(F(10 + j), F(8), F(9));
+        }
+        for (int k = 0; k < 2; k++) // level 3: y_k
+        {
+            a.Vunpcklps(F(8), F(10 + 2 * k), F(11 + 2 * k));
+            a.Vunpckhps(F(9), F(10 + 2 * k), F(11 + 2 * k));
+            a.Vaddps(F(k), F(8), F(9));
+        }
+        a.Vshufps(F(8), F(0), F(1), 0x44); // level 4
+        a.Vshufps(F(9), F(0), F(1), 0xEE);
+        a.Vaddps(F(2), F(8), F(9));
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 128));
+        a.Vmovdqu32(F(3), new Mem(Gpr.Rax, 0));
+        a.Vpermps(F(4), F(3), F(2));
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 48));
+        a.Vmovups(new Mem(Gpr.Rax, 0), F(4));
     }
 
     /// <summary>Saves rbx, r12-r15; loads the arguments; sets up the row and scale pointers, the lane index (zmm30) and the mask (zmm31).</summary>
@@ -470,13 +525,26 @@ internal static unsafe class VnniSmallBatch4
     }
 
     /// <summary>The kernel for a tile of <paramref name="m"/> batch rows and <paramref name="rows"/> weight rows (the knobs as they are now).</summary>
-    private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false) =>
-        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own), m, rows)];
+    private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false, bool tree = false) =>
+        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own, tree), m, rows)];
 
-    private static int Kind(bool paired, bool own) => !paired ? 0 : (own ? 3 : 1) + (InterleaveBatchRows ? 1 : 0);
+    private static int Kind(bool paired, bool own, bool tree) => !paired ? 0 : (tree ? 5 : own ? 3 : 1) + (InterleaveBatchRows ? 1 : 0);
 
-    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args, bool own = false) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own), m, rows)])(args);
+    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args, bool own = false, bool tree = false) =>
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own, tree), m, rows)])(args);
+
+    /// <summary>ReduceLanes16's final order as an int32 table the lane-tree kernels load (pinned: its address is passed to them).</summary>
+    private static readonly int[] s_reduceOrderTable = BuildReduceOrder();
+
+    private static int[] BuildReduceOrder()
+    {
+        var t = GC.AllocateArray<int>(16, pinned: true);
+        for (int i = 0; i < 16; i++) t[i] = 4 * (i % 4) + i / 4; // s_reduceOrder (declared later: static fields initialize in order)
+        return t;
+    }
+
+    /// <summary>True when tile rows <paramref name="m"/> of an own-scale product add their lanes in the kernel.</summary>
+    private static bool TileTree(in Args a, int m) => a.Own && OwnLaneTree && m >= LaneTreeMinRows;
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
     internal static readonly int[] s_pairOrder = BuildPairOrder();
@@ -839,6 +907,7 @@ internal static unsafe class VnniSmallBatch4
         int gpr = a.GroupsPerRow;
         args.Chunks = gpr / 16;
         args.SignMask = int.MinValue;
+        args.ReduceOrder = (int*)Unsafe.AsPointer(ref s_reduceOrderTable[0]);
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
@@ -848,13 +917,14 @@ internal static unsafe class VnniSmallBatch4
             args.GroupSums = a.OwnSums + (nint)b0 * gpr;
             float* acc = buffer + (nint)rows * b0 * 16;
             byte* front = nextBlock;
-            var kernel = Kernel(a.Paired, m, perCall, own);
+            bool tree = TileTree(a, m);
+            var kernel = Kernel(a.Paired, m, perCall, own, tree);
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
-                args.Acc = acc + r0 * m * 16;
+                args.Acc = tree ? acc + r0 * m : acc + r0 * m * 16; // lane-tree kernels: sums [r M + c], each call's 16 past the last
                 args.Front = front;
                 if (own)
                 {
@@ -863,7 +933,7 @@ internal static unsafe class VnniSmallBatch4
                 }
                 front += (nint)n * steps * bytesPerStep;
                 if (n == perCall) kernel(&args);
-                else Call(a.Paired, m, n, &args, own);
+                else Call(a.Paired, m, n, &args, own, tree);
             }
         }
     }
@@ -879,6 +949,11 @@ internal static unsafe class VnniSmallBatch4
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             float* acc = buffer + (nint)rows * b0 * 16;
+            if (TileTree(a, m))
+            {
+                StoreTile(a, o0, rows, b0, m, acc, tailStart, gpr, sf, szf); // the kernels stored the sums
+                continue;
+            }
             for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
             StoreTile(a, o0, rows, b0, m, sums, tailStart, gpr, sf, szf);
         }

@@ -396,4 +396,19 @@ internal sealed class X86Assembler
     /// operand, so disp8 counts 16-byte steps).
     /// </summary>
     public void Vpmovzxbd(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x31, dst.Index, 0, RequireFull(mem), elementBytes: 16);
+
+    // --- VnniSmallBatch4 (own-scale kernels adding their 16 lanes, session 14): encodings added for it ---
+
+    /// <summary>vunpcklps dst, a, b: per 128-bit chunk [a0, b0, a1, b1] (AVX512F).</summary>
+    public void Vunpcklps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x14, dst.Index, a.Index, b.Index);
+
+    /// <summary>vunpckhps dst, a, b: per 128-bit chunk [a2, b2, a3, b3] (AVX512F).</summary>
+    public void Vunpckhps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x15, dst.Index, a.Index, b.Index);
+
+    /// <summary>vshufps dst, a, b, imm8: per 128-bit chunk [a[imm 1:0], a[imm 3:2], b[imm 5:4], b[imm 7:6]] (AVX512F).</summary>
+    public void Vshufps(Zmm dst, Zmm a, Zmm b, byte imm)
+    {
+        EvexRegister(Map0F, PpNone, 0xC6, dst.Index, a.Index, b.Index);
+        Emit(imm);
+    }
 }
