@@ -366,6 +366,70 @@ public class VnniSmallBatch4Tests
         }
     }
 
+    [Theory]
+    [InlineData(64, 4096, false)]  // the S2 rows' format: 64 groups, 4 chunks of 16
+    [InlineData(64, 4096, true)]   // symmetric (zero points 8)
+    [InlineData(64, 1024, false)]  // one chunk per row
+    [InlineData(128, 6144, false)] // g128: 48 groups, 3 chunks
+    [InlineData(256, 4096, true)]  // g256: one chunk, symmetric
+    [InlineData(64, 1536, false)]  // 24 groups: not whole chunks, stays on the managed set-up
+    public void Own_scale_kernels_give_the_same_bits_as_the_managed_set_up(int group, int inF, bool sym)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        const int outF = 157; // 13 blocks of 12 and one row: every rows-per-call remainder
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(41, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(42, 15 * inF);
+        bool saved = VnniSmallBatch4.OwnScales, savedTree = VnniSmallBatch4.OwnLaneTree;
+        var pool = WorkerPool.Shared;
+        int savedDegree = pool.MaxDegreeOfParallelism;
+        try
+        {
+            Run(() =>
+            {
+                foreach (int batch in new[] { 2, 3, 4, 5, 7, 8, 9, 15 })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        pool.MaxDegreeOfParallelism = threads;
+                        // 0: managed set-up; 1: own scales, managed lane tree; 2: own scales, lane tree in the kernel (tiles of 6+).
+                        var y = new float[3][];
+                        for (int p = 0; p < 3; p++)
+                        {
+                            VnniSmallBatch4.OwnScales = p >= 1;
+                            VnniSmallBatch4.OwnLaneTree = p == 2;
+                            y[p] = new float[batch * outF];
+                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
+                        }
+                        for (int p = 1; p < 3; p++)
+                            for (int i = 0; i < y[0].Length; i++)
+                                Assert.True(BitConverter.SingleToInt32Bits(y[0][i]) == BitConverter.SingleToInt32Bits(y[p][i]),
+                                    $"g{group} in {inF} batch {batch} threads {threads} variant {p} [{i}]: {y[0][i]} vs {y[p][i]}");
+                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"own scales g{group} batch {batch}");
+                    }
+                // Corrections that are exactly zero (zero points 0, and a batch row of zeros: zero group sums), where
+                // only the sign of a zero could differ between the kernel's sign flip and the managed negation.
+                var zero = GroupQuantizedWeight.FromParts(outF, inF, q.Scheme, q.Packed, q.Scales, sym ? null : new byte[q.ZeroPoints!.Length]);
+                var x0 = x.AsSpan(0, 3 * inF).ToArray();
+                Array.Clear(x0, inF, inF);
+                var z = new float[2][];
+                for (int p = 0; p < 2; p++)
+                {
+                    VnniSmallBatch4.OwnScales = p == 1;
+                    VnniSmallBatch4.OwnLaneTree = true;
+                    z[p] = new float[3 * outF];
+                    zero.MatMulTransposed(x0, z[p], 3, ActivationPrecision.Int8);
+                }
+                for (int i = 0; i < z[0].Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(z[0][i]) == BitConverter.SingleToInt32Bits(z[1][i]), $"zero corrections [{i}]: {z[0][i]} vs {z[1][i]}");
+            });
+        }
+        finally
+        {
+            VnniSmallBatch4.OwnScales = saved;
+            VnniSmallBatch4.OwnLaneTree = savedTree;
+            pool.MaxDegreeOfParallelism = savedDegree;
+        }
+    }
+
     [Fact]
     public unsafe void Correction_lanes_are_one_chain_per_output_in_group_order()
     {

@@ -46,6 +46,25 @@ internal unsafe struct SmallBatchArgs
 
     /// <summary>+80: the prefetch front of variant 0: each iteration requests the next R x (bytes read per row) bytes from here into L2 (see EmitPrefetch).</summary>
     public byte* Front;
+
+    /// <summary>+88 (own-scale kernels, <see cref="VnniSmallBatch4.OwnScales"/>): the first row's float16 scales; the R
+    /// rows' scales are contiguous (Chunks x 16 per row), and the kernel writes them as float32 to S (ScaleStride = Chunks x 64 bytes).</summary>
+    public Half* HalfScales;
+
+    /// <summary>+96 (own-scale kernels): the first row's zero points (Chunks x 16 bytes per row, contiguous), or bytes of 8 (symmetric).</summary>
+    public byte* Zeros;
+
+    /// <summary>+104 (own-scale kernels): the tile's group sums of the activations, chunk k of batch row c at GroupSums + (k M + c) 16 floats.</summary>
+    public float* GroupSums;
+
+    /// <summary>+112 (own-scale kernels): whole chunks of 16 groups per row, at least 1 (the row has no other groups).</summary>
+    public long Chunks;
+
+    /// <summary>+120 (own-scale kernels): 0x80000000, the float32 sign bit.</summary>
+    public int SignMask;
+
+    /// <summary>+128 (lane-tree kernels, <see cref="VnniSmallBatch4.OwnLaneTree"/>): 16 int32, the lane tree's final order (ReduceLanes16's).</summary>
+    public int* ReduceOrder;
 }
 
 /// <summary>
@@ -101,7 +120,11 @@ internal static unsafe class VnniSmallBatch4
     private static readonly Lazy<nint[]?> s_code = new(Build);
 
     /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
-    private static int CodeIndex(int variant, int p, int m, int rows) => ((variant * 3 + p) * (MaxTile + 1) + m) * 5 + rows;
+    private static int CodeIndex(int variant, int p, int m, int rows) => ((variant * Kinds + p) * (MaxTile + 1) + m) * 5 + rows;
+
+    /// <summary>Kernel kinds: 0 unpaired, 1 paired, 2 paired interleaved, 3 paired own-scale, 4 paired own-scale
+    /// interleaved, 5 / 6: 3 / 4 adding their lanes (<see cref="OwnLaneTree"/>).</summary>
+    private const int Kinds = 7;
 
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern).</summary>
@@ -137,6 +160,30 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     internal static bool PipelinedBlocks { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB_PIPE") != "0";
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_OWN=0</c>: off; only with <see cref="PipelinedBlocks"/>): paired kernels whose groups
+    /// divide the 256-code step (g64, g128, g256) and whose rows are whole chunks of 16 groups convert their own float16
+    /// scales and zero points and start their own accumulators (<see cref="EmitOwnScales"/>), as the batch-1 kernel
+    /// does (VnniGemv's OwnInt4Scales): the managed <see cref="BlockScales"/> and <see cref="StartCorrections"/> per
+    /// block are gone. The same operations per output in the same order: the same bits.
+    /// </summary>
+    internal static bool OwnScales { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_OWN") != "0";
+
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_TREE=0</c>: off; only with <see cref="OwnScales"/>): own-scale kernels of tiles of at
+    /// least <see cref="LaneTreeMinRows"/> batch rows add each output's 16 lanes themselves (<see cref="EmitLaneTree"/>:
+    /// <see cref="ReduceLanes16"/> in registers, the same order) and store the sums, not the accumulators: the block's
+    /// managed lane tree and the accumulators' round trip through memory are gone. Same bits.
+    /// </summary>
+    internal static bool OwnLaneTree { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_TREE") != "0";
+
+    /// <summary>Fewest tile rows for <see cref="OwnLaneTree"/> (env <c>CONDENSE_SB4_TREE_MIN</c>): a call adds 16 vectors whatever its R x M outputs.</summary>
+    internal static int LaneTreeMinRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TREE_MIN"), out int tm) ? tm : 6;
+
+    /// <summary>Experiment knob (env <c>CONDENSE_SB4_TILE</c>, 2..8, default 8): most batch rows per tile; a batch above it
+    /// runs as tiles of nearly equal size, every tile over a block of 12 rows before the next block. Same bits.</summary>
+    internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -158,21 +205,21 @@ internal static unsafe class VnniSmallBatch4
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[Variants, 3, MaxTile + 1, 5];
+        var offsets = new int[Variants, Kinds, MaxTile + 1, 5];
         for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < 3; p++)
+            for (int p = 0; p < Kinds; p++)
                 for (int m = 1; m <= MaxTile; m++)
                     for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
                     {
                         while (a.Position % 64 != 0) a.Ret();
                         offsets[v, p, m, r] = a.Position;
-                        Emit(a, r, m, p >= 1, v, p == 2);
+                        Emit(a, r, m, p >= 1, v, p is 2 or 4 or 6, p >= 3, p >= 5);
                     }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[Variants * 3 * (MaxTile + 1) * 5];
+        var code = new nint[Variants * Kinds * (MaxTile + 1) * 5];
         for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < 3; p++)
+            for (int p = 0; p < Kinds; p++)
                 for (int m = 1; m <= MaxTile; m++)
                     for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[CodeIndex(v, p, m, r)] = pages + offsets[v, p, m, r];
         return code;
@@ -187,11 +234,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false, bool tree = false)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m, prefetch, interleave);
+            EmitPaired(a, rows, m, prefetch, interleave, own, tree);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -239,13 +286,21 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false, bool tree = false)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
-        EmitProlog(a, rows);
         int acc0 = 5 * rows, accumulators = rows * m;
-        EmitLoadAccumulators(a, acc0, accumulators);
+        if (own)
+        {
+            EmitOwnScales(a, rows, m, acc0);
+            EmitProlog(a, rows, pushed: true);
+        }
+        else
+        {
+            EmitProlog(a, rows);
+            EmitLoadAccumulators(a, acc0, accumulators);
+        }
 
         int loop = a.Position;
         EmitPrefetch(a, rows, 128, prefetch);
@@ -323,14 +378,54 @@ internal static unsafe class VnniSmallBatch4
         a.AddImm(Gpr.Rdx, 256 * m);
         a.Dec(Gpr.Rcx);
         a.JnzBack(loop);
-        EmitEpilog(a, acc0, accumulators);
+        if (tree) EmitLaneTree(a, acc0, accumulators);
+        EmitEpilog(a, acc0, tree ? 0 : accumulators);
+    }
+
+    /// <summary>
+    /// The lane-tree kernels' end (<see cref="OwnLaneTree"/>): <see cref="ReduceLanes16"/> on the accumulators in
+    /// registers (vector j = accumulator j, r M + c; past the last one any register), the same shuffles and additions
+    /// in the same order, and its 16 sums stored to Acc: sums[r M + c] at Acc, lanes past R M hold anything.
+    /// </summary>
+    private static void EmitLaneTree(X86Assembler a, int acc0, int accumulators)
+    {
+        var f = new List<int>();
+        for (int i = 0; i < 32; i++) if (i < acc0 || i >= acc0 + accumulators) f.Add(i);
+        Zmm F(int i) => Z(f[i]);
+        Zmm V(int j) => j < accumulators ? Z(acc0 + j) : F(10);
+        for (int i = 0; i < 8; i++) // level 1: w_i = [a0+a2, a1+a3, b0+b2, b1+b3] by 128-bit chunks, a = v 2i, b = v 2i+1
+        {
+            a.Vshufi32x4(F(8), V(2 * i), V(2 * i + 1), 0x44);
+            a.Vshufi32x4(F(9), V(2 * i), V(2 * i + 1), 0xEE);
+            a.Vaddps(F(i), F(8), F(9));
+        }
+        for (int j = 0; j < 4; j++) // level 2: x_j
+        {
+            a.Vshufi32x4(F(8), F(2 * j), F(2 * j + 1), 0x88);
+            a.Vshufi32x4(F(9), F(2 * j), F(2 * j + 1), 0xDD);
+            a.Vaddps(F(10 + j), F(8), F(9));
+        }
+        for (int k = 0; k < 2; k++) // level 3: y_k
+        {
+            a.Vunpcklps(F(8), F(10 + 2 * k), F(11 + 2 * k));
+            a.Vunpckhps(F(9), F(10 + 2 * k), F(11 + 2 * k));
+            a.Vaddps(F(k), F(8), F(9));
+        }
+        a.Vshufps(F(8), F(0), F(1), 0x44); // level 4
+        a.Vshufps(F(9), F(0), F(1), 0xEE);
+        a.Vaddps(F(2), F(8), F(9));
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 128));
+        a.Vmovdqu32(F(3), new Mem(Gpr.Rax, 0));
+        a.Vpermps(F(4), F(3), F(2));
+        a.MovLoad(Gpr.Rax, new Mem(Gpr.Rdi, 48));
+        a.Vmovups(new Mem(Gpr.Rax, 0), F(4));
     }
 
     /// <summary>Saves rbx, r12-r15; loads the arguments; sets up the row and scale pointers, the lane index (zmm30) and the mask (zmm31).</summary>
-    private static void EmitProlog(X86Assembler a, int rows)
+    private static void EmitProlog(X86Assembler a, int rows, bool pushed = false)
     {
         Gpr[] w = s_rowPointers, s = s_scalePointers;
-        a.Push(Gpr.Rbx); a.Push(Gpr.R12); a.Push(Gpr.R13); a.Push(Gpr.R14); a.Push(Gpr.R15);
+        if (!pushed) { a.Push(Gpr.Rbx); a.Push(Gpr.R12); a.Push(Gpr.R13); a.Push(Gpr.R14); a.Push(Gpr.R15); }
         a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 0));
         a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 8));
         a.MovLoad(Gpr.Rdx, new Mem(Gpr.Rdi, 16));
@@ -373,6 +468,43 @@ internal static unsafe class VnniSmallBatch4
     }
 
     /// <summary>
+    /// The own-scale kernels' set-up (<see cref="OwnScales"/>; saves rbx, r12-r15 first): per weight row r, chunk by
+    /// chunk of 16 groups, vcvtph2ps of the float16 scales, stored as float32 to S for the loop's lane scales, and
+    /// v = s x float(z) (vpmovzxbd, vcvtdq2ps, vmulps: <see cref="ScaleTimesZero"/>'s product; bytes of 8 when
+    /// symmetric); each accumulator (r, c) starts at zero and takes fma(v, group sums of chunk k of batch row c, acc) in
+    /// chunk order, then its sign is flipped: <see cref="StartCorrections"/>'s chain and negation, the same bits.
+    /// Leaves the accumulators in zmm acc0.. for the loop.
+    /// </summary>
+    private static void EmitOwnScales(X86Assembler a, int rows, int m, int acc0)
+    {
+        a.Push(Gpr.Rbx); a.Push(Gpr.R12); a.Push(Gpr.R13); a.Push(Gpr.R14); a.Push(Gpr.R15);
+        a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 88));   // float16 scales, row after row
+        a.MovLoad(Gpr.R10, new Mem(Gpr.Rdi, 96));  // zero points (or 8s), row after row
+        a.MovLoad(Gpr.R11, new Mem(Gpr.Rdi, 24));  // float32 scales out (the loop's S), row after row
+        for (int i = 0; i < rows * m; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(acc0 + i));
+        for (int r = 0; r < rows; r++)
+        {
+            a.MovLoad(Gpr.Rsi, new Mem(Gpr.Rdi, 104)); // the tile's group sums, [chunk][c][16]
+            a.MovLoad(Gpr.Rcx, new Mem(Gpr.Rdi, 112));
+            int loop = a.Position;
+            a.Vcvtph2ps(Z(0), new Mem(Gpr.R9, 0));
+            a.Vmovups(new Mem(Gpr.R11, 0), Z(0));
+            a.Vpmovzxbd(Z(1), new Mem(Gpr.R10, 0));
+            a.Vcvtdq2ps(Z(1), Z(1));
+            a.Vmulps(Z(2), Z(0), Z(1));
+            for (int c = 0; c < m; c++) a.Vfmadd231ps(Z(acc0 + r * m + c), Z(2), new Mem(Gpr.Rsi, 64 * c));
+            a.AddImm(Gpr.R9, 32);
+            a.AddImm(Gpr.R10, 16);
+            a.AddImm(Gpr.R11, 64);
+            a.AddImm(Gpr.Rsi, 64 * m);
+            a.Dec(Gpr.Rcx);
+            a.JnzBack(loop);
+        }
+        a.Vpbroadcastd(Z(3), new Mem(Gpr.Rdi, 120));
+        for (int i = 0; i < rows * m; i++) a.Vpxord(Z(acc0 + i), Z(acc0 + i), Z(3));
+    }
+
+    /// <summary>
     /// Loads the accumulators' starting values from Acc (the same [r][m][16] layout the epilog stores): zeros, or the
     /// negated zero-point correction lanes (<see cref="FusedEpilogue"/>). r9 (the lane index pointer) is free by now.
     /// </summary>
@@ -393,11 +525,26 @@ internal static unsafe class VnniSmallBatch4
     }
 
     /// <summary>The kernel for a tile of <paramref name="m"/> batch rows and <paramref name="rows"/> weight rows (the knobs as they are now).</summary>
-    private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows) =>
-        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows)];
+    private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false, bool tree = false) =>
+        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own, tree), m, rows)];
 
-    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, paired ? (InterleaveBatchRows ? 2 : 1) : 0, m, rows)])(args);
+    private static int Kind(bool paired, bool own, bool tree) => !paired ? 0 : (tree ? 5 : own ? 3 : 1) + (InterleaveBatchRows ? 1 : 0);
+
+    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args, bool own = false, bool tree = false) =>
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own, tree), m, rows)])(args);
+
+    /// <summary>ReduceLanes16's final order as an int32 table the lane-tree kernels load (pinned: its address is passed to them).</summary>
+    private static readonly int[] s_reduceOrderTable = BuildReduceOrder();
+
+    private static int[] BuildReduceOrder()
+    {
+        var t = GC.AllocateArray<int>(16, pinned: true);
+        for (int i = 0; i < 16; i++) t[i] = 4 * (i % 4) + i / 4; // s_reduceOrder (declared later: static fields initialize in order)
+        return t;
+    }
+
+    /// <summary>True when tile rows <paramref name="m"/> of an own-scale product add their lanes in the kernel.</summary>
+    private static bool TileTree(in Args a, int m) => a.Own && OwnLaneTree && m >= LaneTreeMinRows;
 
     /// <summary>Paired layout: position (2i + h) * 64 + 4L + b of a 256-code block holds code s_pairOrder[...] (see <see cref="EmitPaired"/>).</summary>
     internal static readonly int[] s_pairOrder = BuildPairOrder();
@@ -461,6 +608,9 @@ internal static unsafe class VnniSmallBatch4
         public sbyte* Q, X;
         public int Padded, GroupStride;
         public float* RowScale, GroupSums, Y;
+        public bool Own;
+        public float* OwnSums; // own-scale kernels: tile t's group sums at OwnSums + b0 gpr, [chunk][c][16]
+        public byte* Eights;   // own-scale kernels, symmetric: 4 rows of 8s
     }
 
     private struct Body : IRangeBody
@@ -500,14 +650,33 @@ internal static unsafe class VnniSmallBatch4
         bool paired = UsesPairs(w.GroupSize, w.GroupsPerRow, w.In);
         int unit = paired ? 2 * StepCodes : StepCodes;
         int steps = w.In / unit;
-        int tiles = (batch + MaxTile - 1) / MaxTile;
+        int tileCap = TileCap is >= 2 and <= MaxTile ? TileCap : MaxTile;
+        int tiles = (batch + tileCap - 1) / tileCap;
         long xBytes = (long)batch * steps * unit;
-        byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)xBytes + 64));
+        int gpr0 = w.GroupsPerRow;
+        bool own = OwnScales && FusedEpilogue && PipelinedBlocks && paired && gpr0 % 16 == 0 && gpr0 >= 16 && 2 * StepCodes % w.GroupSize == 0;
+        // Own-scale kernels: the group sums by chunk of 16 groups (then batch row) per tile, and 4 rows of 8s (symmetric zero points).
+        long ownBytes = own ? (long)batch * gpr0 * sizeof(float) + (w.Zeros == null ? 4L * gpr0 : 0) : 0;
+        byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)(xBytes + ownBytes) + 128));
         try
         {
             fixed (byte* xb = xBuffer)
             {
                 sbyte* x = (sbyte*)(((nint)xb + 63) & ~(nint)63);
+                float* ownSums = (float*)(((nint)x + (nint)xBytes + 63) & ~(nint)63);
+                byte* eights = (byte*)(ownSums + (nint)batch * gpr0);
+                if (own)
+                {
+                    for (int t = 0; t < tiles; t++)
+                    {
+                        var (b0, rows) = Tile(batch, tiles, t);
+                        float* dst = ownSums + (nint)b0 * gpr0;
+                        for (int k = 0; k < gpr0 / 16; k++)
+                            for (int c = 0; c < rows; c++)
+                                Vector512.Load(groupSums + (nint)(b0 + c) * groupStride + 16 * k).Store(dst + ((nint)k * rows + c) * 16);
+                    }
+                    if (w.Zeros == null) new Span<byte>(eights, 4 * gpr0).Fill(8);
+                }
                 // Tile t (rows [b0, b0 + M)) at x + b0 * steps * 128: step j, row m, even then odd codes.
                 for (int t = 0; t < tiles; t++)
                 {
@@ -539,7 +708,7 @@ internal static unsafe class VnniSmallBatch4
                         GroupsPerRow = w.GroupsPerRow, RowBytes = w.RowBytes, Out = w.Out, In = w.In, Batch = batch, Steps = steps,
                         Unit = unit, Paired = paired,
                         Tiles = tiles, Q = q, X = x, Padded = padded, GroupStride = groupStride, RowScale = rowScale,
-                        GroupSums = groupSums, Y = y,
+                        GroupSums = groupSums, Y = y, Own = own, OwnSums = ownSums, Eights = eights,
                     },
                 };
                 int count = (w.Out + BlockRows - 1) / BlockRows;
@@ -702,6 +871,12 @@ internal static unsafe class VnniSmallBatch4
     {
         int o0 = block * BlockRows, rows = Math.Min(BlockRows, a.Out - o0);
         int gpr = a.GroupsPerRow;
+        if (a.Own)
+        {
+            // The kernels convert the scales and start the accumulators themselves (EmitOwnScales).
+            PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
+            return;
+        }
         PipeLayout(a, buffer, rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small);
         BlockScales(a, o0, rows, sf, szf, lane, laneStride, small);
         PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
@@ -728,25 +903,37 @@ internal static unsafe class VnniSmallBatch4
         args.Steps = steps;
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
+        bool own = a.Own;
+        int gpr = a.GroupsPerRow;
+        args.Chunks = gpr / 16;
+        args.SignMask = int.MinValue;
+        args.ReduceOrder = (int*)Unsafe.AsPointer(ref s_reduceOrderTable[0]);
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = RowsPerCall(m, a.Paired);
             if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
             args.X = a.X + (nint)b0 * steps * unit;
+            args.GroupSums = a.OwnSums + (nint)b0 * gpr;
             float* acc = buffer + (nint)rows * b0 * 16;
             byte* front = nextBlock;
-            var kernel = Kernel(a.Paired, m, perCall);
+            bool tree = TileTree(a, m);
+            var kernel = Kernel(a.Paired, m, perCall, own, tree);
             for (int r0 = 0; r0 < rows; r0 += perCall)
             {
                 int n = Math.Min(perCall, rows - r0);
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
-                args.Acc = acc + r0 * m * 16;
+                args.Acc = tree ? acc + r0 * m : acc + r0 * m * 16; // lane-tree kernels: sums [r M + c], each call's 16 past the last
                 args.Front = front;
+                if (own)
+                {
+                    args.HalfScales = a.Scales + (nint)(o0 + r0) * gpr;
+                    args.Zeros = a.Zeros == null ? a.Eights : a.Zeros + (nint)(o0 + r0) * gpr;
+                }
                 front += (nint)n * steps * bytesPerStep;
                 if (n == perCall) kernel(&args);
-                else Call(a.Paired, m, n, &args);
+                else Call(a.Paired, m, n, &args, own, tree);
             }
         }
     }
@@ -762,6 +949,11 @@ internal static unsafe class VnniSmallBatch4
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             float* acc = buffer + (nint)rows * b0 * 16;
+            if (TileTree(a, m))
+            {
+                StoreTile(a, o0, rows, b0, m, acc, tailStart, gpr, sf, szf); // the kernels stored the sums
+                continue;
+            }
             for (int i = 0; i < rows * m; i += 16) ReduceLanes16(acc + i * 16, sums + i);
             StoreTile(a, o0, rows, b0, m, sums, tailStart, gpr, sf, szf);
         }

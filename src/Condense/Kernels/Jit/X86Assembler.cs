@@ -397,7 +397,8 @@ internal sealed class X86Assembler
     /// </summary>
     public void Vpmovzxbd(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x31, dst.Index, 0, RequireFull(mem), elementBytes: 16);
 
-    // --- VnniGemv (streaming batch-1 kernels' prefetch hint, session 14): encodings added for it ---
+    // --- VnniGemv (streaming batch-1 kernels' prefetch hint) and VnniSmallBatch4 (own-scale kernels adding their 16
+    // lanes), session 14: encodings added for them ---
 
     /// <summary>prefetcht2 [mem]: requests the line toward the outer caches (0F 18 /3; no fault on any address).</summary>
     public void Prefetcht2(Mem mem)
@@ -409,10 +410,13 @@ internal sealed class X86Assembler
         ModRmMemory(3, mem, 1);
     }
 
-    /// <summary>
-    /// vshufps dst, a, b, imm (512-bit): in each 128-bit block, dst's floats 0-1 are a's picked by imm bits 0-3 and
-    /// floats 2-3 are b's picked by imm bits 4-7 (AVX512F).
-    /// </summary>
+    /// <summary>vunpcklps dst, a, b: per 128-bit chunk [a0, b0, a1, b1] (AVX512F).</summary>
+    public void Vunpcklps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x14, dst.Index, a.Index, b.Index);
+
+    /// <summary>vunpckhps dst, a, b: per 128-bit chunk [a2, b2, a3, b3] (AVX512F).</summary>
+    public void Vunpckhps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x15, dst.Index, a.Index, b.Index);
+
+    /// <summary>vshufps dst, a, b, imm8: per 128-bit chunk [a[imm 1:0], a[imm 3:2], b[imm 5:4], b[imm 7:6]] (AVX512F).</summary>
     public void Vshufps(Zmm dst, Zmm a, Zmm b, byte imm)
     {
         EvexRegister(Map0F, PpNone, 0xC6, dst.Index, a.Index, b.Index);
