@@ -48,16 +48,9 @@ public class GemvKernelTests
         var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
         foreach (bool vnni in new[] { true, false })
         {
-            bool saved = VnniGemv.Enabled;
+            using var knobs = KernelKnobs.Save();
             VnniGemv.Enabled = vnni;
-            try
-            {
-                KernelWidths.ForEach(width => Int8Reference.AssertMatches(q, x, 1, $"width {width}, VNNI loop {(vnni ? "allowed" : "off")}"));
-            }
-            finally
-            {
-                VnniGemv.Enabled = saved;
-            }
+            KernelWidths.ForEach(width => Int8Reference.AssertMatches(q, x, 1, $"width {width}, VNNI loop {(vnni ? "allowed" : "off")}"));
         }
     }
 
@@ -85,20 +78,13 @@ public class GemvKernelTests
         Assert.Equal(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 1025));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));   // 4 MiB: in cache
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // larger: the own-scale loop (session 13)
-        bool saved = KernelOptions.GeneratedCode, savedLarge = VnniGemv.OwnInt4LargeG32;
-        try
-        {
-            VnniGemv.OwnInt4LargeG32 = false;
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));  // its knob off: the managed loop
-            VnniGemv.OwnInt4LargeG32 = savedLarge;
-            KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));
-        }
-        finally
-        {
-            KernelOptions.GeneratedCode = saved;
-            VnniGemv.OwnInt4LargeG32 = savedLarge;
-        }
+        using var knobs = KernelKnobs.Save();
+        bool savedLarge = VnniGemv.OwnInt4LargeG32;
+        VnniGemv.OwnInt4LargeG32 = false;
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));  // its knob off: the managed loop
+        VnniGemv.OwnInt4LargeG32 = savedLarge;
+        KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));
     }
 
     [Fact]
@@ -255,29 +241,20 @@ public class GemvKernelTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian((ulong)(inF + outF), inF);
         var results = new List<(string Route, float[] Y)>();
-        bool saved = VnniGemv.Enabled;
-        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
+        using var knobs = KernelKnobs.Save();
+        KernelWidths.ForEach(width =>
         {
-            KernelWidths.ForEach(width =>
-            {
-                if (width != 512) return;
-                foreach (bool vnni in new[] { true, false })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.Enabled = vnni;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add(($"VNNI {(vnni ? "allowed" : "off")}, {threads} threads", y));
-                    }
-            });
-        }
-        finally
-        {
-            VnniGemv.Enabled = saved;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
-        }
+            if (width != 512) return;
+            foreach (bool vnni in new[] { true, false })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    VnniGemv.Enabled = vnni;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    results.Add(($"VNNI {(vnni ? "allowed" : "off")}, {threads} threads", y));
+                }
+        });
         for (int i = 1; i < results.Count; i++)
             for (int r = 0; r < outF; r++)
                 Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
@@ -288,58 +265,40 @@ public class GemvKernelTests
     public void Streaming_g32_g64_give_the_managed_loops_bits_with_the_scale_prefetch_in_any_slices_and_blocks_ahead()
     {
         if (!VnniGemv.IsSupported) return;
-        long savedGate = VnniGemv.CacheResidentBytes;
-        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedL2 = VnniGemv.ScalePrefetchToL2, savedOwn = VnniGemv.OwnInt4Scales;
-        int savedSlices = VnniGemv.ScalePrefetchSlices, savedAhead = VnniGemv.ScalePrefetchAhead, savedCall = VnniGemv.RowsPerCall;
-        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
+        using var knobs = KernelKnobs.Save();
+        // A 1 KiB gate makes these weights "large": g32 and g64 run the streaming kernel (StreamingPermuted on), the
+        // next block's scales prefetched in 1..16 slices, 1 or 2 blocks ahead, into L1 or L2; 53 rows = blocks of
+        // 16, 16, 16, 5 (and of 5 rows per call), so slices of uneven size and a last block without a next one.
+        VnniGemv.CacheResidentBytes = 1024;
+        VnniGemv.StreamingPermuted = true;
+        VnniGemv.OwnInt4Scales = false; // the ScaleRows path with its scale prefetch (own scales: GemvOwnScalesTests)
+        foreach (var (group, sym, outF, inF) in new[] { (32, false, 53, 1024), (64, false, 53, 2048), (32, true, 37, 1184), (64, true, 41, 4096) })
         {
-            // A 1 KiB gate makes these weights "large": g32 and g64 run the streaming kernel (StreamingPermuted on), the
-            // next block's scales prefetched in 1..16 slices, 1 or 2 blocks ahead, into L1 or L2; 53 rows = blocks of
-            // 16, 16, 16, 5 (and of 5 rows per call), so slices of uneven size and a last block without a next one.
-            VnniGemv.CacheResidentBytes = 1024;
-            VnniGemv.StreamingPermuted = true;
-            VnniGemv.OwnInt4Scales = false; // the ScaleRows path with its scale prefetch (own scales: GemvOwnScalesTests)
-            foreach (var (group, sym, outF, inF) in new[] { (32, false, 53, 1024), (64, false, 53, 2048), (32, true, 37, 1184), (64, true, 41, 4096) })
-            {
-                var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
-                var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
-                VnniGemv.Enabled = false;
-                WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-                var expected = new float[outF];
-                q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
-                VnniGemv.Enabled = true;
-                foreach (var (slices, ahead, l2, call) in new[] { (1, 1, false, 16), (16, 1, false, 16), (8, 1, false, 16), (3, 1, false, 16), (4, 2, false, 16), (16, 2, true, 16), (2, 1, true, 5), (16, 4, false, 5) })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.ScalePrefetchSlices = slices;
-                        VnniGemv.ScalePrefetchAhead = ahead;
-                        VnniGemv.ScalePrefetchToL2 = l2;
-                        VnniGemv.RowsPerCall = call;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        for (int r = 0; r < outF; r++)
-                            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {slices} slices, {ahead} ahead, l2 {l2}, {call} rows per call, {threads} threads: managed {expected[r]:R}, streaming {y[r]:R}");
-                    }
-            }
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = 0);
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = VnniGemv.BlockRows + 1);
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchAhead = 0);
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+            var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
+            VnniGemv.Enabled = false;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            var expected = new float[outF];
+            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+            VnniGemv.Enabled = true;
+            foreach (var (slices, ahead, l2, call) in new[] { (1, 1, false, 16), (16, 1, false, 16), (8, 1, false, 16), (3, 1, false, 16), (4, 2, false, 16), (16, 2, true, 16), (2, 1, true, 5), (16, 4, false, 5) })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    VnniGemv.ScalePrefetchSlices = slices;
+                    VnniGemv.ScalePrefetchAhead = ahead;
+                    VnniGemv.ScalePrefetchToL2 = l2;
+                    VnniGemv.RowsPerCall = call;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    for (int r = 0; r < outF; r++)
+                        Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                            $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {slices} slices, {ahead} ahead, l2 {l2}, {call} rows per call, {threads} threads: managed {expected[r]:R}, streaming {y[r]:R}");
+                }
         }
-        finally
-        {
-            VnniGemv.CacheResidentBytes = savedGate;
-            VnniGemv.StreamingPermuted = savedPermuted;
-            VnniGemv.OwnInt4Scales = savedOwn;
-            VnniGemv.ScalePrefetchSlices = savedSlices;
-            VnniGemv.ScalePrefetchAhead = savedAhead;
-            VnniGemv.ScalePrefetchToL2 = savedL2;
-            VnniGemv.RowsPerCall = savedCall;
-            VnniGemv.Enabled = saved;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
-        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = VnniGemv.BlockRows + 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchAhead = 0);
     }
 
     [Fact]
@@ -354,80 +313,63 @@ public class GemvKernelTests
                 if (code[i] == 0x0F && code[i + 1] == 0x18 && code[i + 2] == 0x8F) n++;
             return n;
         }
-        long savedGate = VnniGemv.CacheResidentBytes;
+        using var knobs = KernelKnobs.Save();
         int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows, savedPermutedRows = VnniGemv.StreamingPermutedRows;
-        bool saved = VnniGemv.Enabled, savedPermuted = VnniGemv.StreamingPermuted, savedLarge = VnniGemv.OwnInt4LargeG32, savedG128Rows = VnniGemv.OwnInt4G128Rows;
-        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
-        {
-            VnniGemv.OwnInt4LargeG32 = false; // g32 above the gate as before session 13 (own scales: GemvOwnScalesTests)
-            VnniGemv.OwnInt4G128Rows = false; // g128 likewise: the streaming kernel with ScaleRows (own scales: GemvOwnScalesTests)
-            // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
-            VnniGemv.StreamingPermuted = false;                                                    // g32: the managed loop; g64 streams
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
-            Assert.True(VnniGemv.StreamingPermutedG64, "g64 above the gate streams by default (session 12)");
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
-            VnniGemv.StreamingPermutedG64 = false;                                                 // its knob off: the managed loop
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
-            VnniGemv.StreamingPermutedG64 = true;
-            VnniGemv.StreamingPermuted = true;                                                     // the knob: streaming too
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
-            // With it on, the bit checks below cover the g32 / g64 streaming kernels as well.
-            var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
-            Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
-                "a streaming 4-bit weight runs the kernel with the streaming prefetch");
-            Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch }) == 4, "a prefetcht0 before each of the loop's 4 loads (4 steps per iteration)");
-            Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = 4 }) == 16, "4 rows per pass: a prefetcht0 before each row's load");
-            Assert.Equal(0, Prefetches(streaming));                                           // in cache: none
-            Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2048) == (nint)VnniGemv.Kernel(streaming), "a 4 MiB weight keeps the kernel without prefetch");
-            Assert.True(VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512, 4096) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(8, 128, 32, 4096, 4096, 32)!.Value),
-                "8-bit layouts keep their kernel (no streaming prefetch)");
-            VnniGemv.StreamingPrefetch = 0;                                                       // the knob: the earlier gate
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
-            VnniGemv.StreamingPrefetch = savedStream;
+        VnniGemv.OwnInt4LargeG32 = false; // g32 above the gate as before session 13 (own scales: GemvOwnScalesTests)
+        VnniGemv.OwnInt4G128Rows = false; // g128 likewise: the streaming kernel with ScaleRows (own scales: GemvOwnScalesTests)
+        // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
+        VnniGemv.StreamingPermuted = false;                                                    // g32: the managed loop; g64 streams
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
+        Assert.True(VnniGemv.StreamingPermutedG64, "g64 above the gate streams by default (session 12)");
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+        VnniGemv.StreamingPermutedG64 = false;                                                 // its knob off: the managed loop
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+        VnniGemv.StreamingPermutedG64 = true;
+        VnniGemv.StreamingPermuted = true;                                                     // the knob: streaming too
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
+        // With it on, the bit checks below cover the g32 / g64 streaming kernels as well.
+        var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
+        Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
+            "a streaming 4-bit weight runs the kernel with the streaming prefetch");
+        Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch }) == 4, "a prefetcht0 before each of the loop's 4 loads (4 steps per iteration)");
+        Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = 4 }) == 16, "4 rows per pass: a prefetcht0 before each row's load");
+        Assert.Equal(0, Prefetches(streaming));                                           // in cache: none
+        Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2048) == (nint)VnniGemv.Kernel(streaming), "a 4 MiB weight keeps the kernel without prefetch");
+        Assert.True(VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512, 4096) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(8, 128, 32, 4096, 4096, 32)!.Value),
+            "8-bit layouts keep their kernel (no streaming prefetch)");
+        VnniGemv.StreamingPrefetch = 0;                                                       // the knob: the earlier gate
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
+        VnniGemv.StreamingPrefetch = savedStream;
 
-            // Small weights made "large" by a 1 KiB gate: the streaming kernel gives the managed loop's bits at 1 and 2 threads.
-            VnniGemv.CacheResidentBytes = 1024;
-            foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224), (32, false, 21, 1024), (64, true, 13, 2048), (32, true, 7, 1184), (64, false, 11, 4096) })
-            {
-                var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
-                var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), inF);
-                var results = new List<(string Route, float[] Y)>();
-                foreach (int rows in new[] { 4, 1, 2, 0 })   // 0: the managed loop
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.Enabled = rows != 0;
-                        if (rows != 0) VnniGemv.StreamingRows = VnniGemv.StreamingPermutedRows = rows;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add(($"{(rows != 0 ? $"streaming, {rows} rows per pass" : "managed")}, {threads} threads", y));
-                    }
-                VnniGemv.StreamingRows = savedRows;
-                VnniGemv.StreamingPermutedRows = savedPermutedRows;
-                for (int i = 1; i < results.Count; i++)
-                    for (int r = 0; r < outF; r++)
-                        Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
-                            $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}: {results[0].Route} gives {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
-                VnniGemv.Enabled = true;
-                Int8Reference.AssertMatches(q, x, 1, $"g{group} [{outF}, {inF}], streaming kernel");
-            }
-        }
-        finally
+        // Small weights made "large" by a 1 KiB gate: the streaming kernel gives the managed loop's bits at 1 and 2 threads.
+        VnniGemv.CacheResidentBytes = 1024;
+        foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224), (32, false, 21, 1024), (64, true, 13, 2048), (32, true, 7, 1184), (64, false, 11, 4096) })
         {
-            VnniGemv.OwnInt4G128Rows = savedG128Rows;
-            VnniGemv.CacheResidentBytes = savedGate;
-            VnniGemv.StreamingPrefetch = savedStream;
+            var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+            var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), inF);
+            var results = new List<(string Route, float[] Y)>();
+            foreach (int rows in new[] { 4, 1, 2, 0 })   // 0: the managed loop
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    VnniGemv.Enabled = rows != 0;
+                    if (rows != 0) VnniGemv.StreamingRows = VnniGemv.StreamingPermutedRows = rows;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    results.Add(($"{(rows != 0 ? $"streaming, {rows} rows per pass" : "managed")}, {threads} threads", y));
+                }
             VnniGemv.StreamingRows = savedRows;
             VnniGemv.StreamingPermutedRows = savedPermutedRows;
-            VnniGemv.StreamingPermuted = savedPermuted;
-            VnniGemv.OwnInt4LargeG32 = savedLarge;
-            VnniGemv.Enabled = saved;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+            for (int i = 1; i < results.Count; i++)
+                for (int r = 0; r < outF; r++)
+                    Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
+                        $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}: {results[0].Route} gives {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+            VnniGemv.Enabled = true;
+            Int8Reference.AssertMatches(q, x, 1, $"g{group} [{outF}, {inF}], streaming kernel");
         }
     }
 
@@ -440,18 +382,11 @@ public class GemvKernelTests
             var x = QuantTestData.Gaussian(11, 1024);
             var one = new float[258];
             var three = new float[258];
-            int saved = WorkerPool.Shared.MaxDegreeOfParallelism;
-            try
-            {
-                WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-                q.MatMulTransposed(x, one, 1, ActivationPrecision.Int8);
-                WorkerPool.Shared.MaxDegreeOfParallelism = 3;
-                q.MatMulTransposed(x, three, 1, ActivationPrecision.Int8);
-            }
-            finally
-            {
-                WorkerPool.Shared.MaxDegreeOfParallelism = saved;
-            }
+            using var knobs = KernelKnobs.Save();
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            q.MatMulTransposed(x, one, 1, ActivationPrecision.Int8);
+            WorkerPool.Shared.MaxDegreeOfParallelism = 3;
+            q.MatMulTransposed(x, three, 1, ActivationPrecision.Int8);
             Assert.Equal(one, three);
         }
     }
@@ -484,34 +419,23 @@ public class GemvKernelTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(31 * group + outF + inF + bits), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
         var x = QuantTestData.Gaussian((ulong)(inF + 5 * outF), inF);
         var results = new List<(string Route, float[] Y)>();
-        bool saved = VnniGemv.Enabled;
-        int savedRows = VnniGemv.RowsPerPass;
-        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
+        using var knobs = KernelKnobs.Save();
+        KernelWidths.ForEach(width =>
         {
-            KernelWidths.ForEach(width =>
-            {
-                if (width != 512) return;
-                foreach (int rows in new[] { 1, 2, 3, 4, 0 })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.Enabled = rows != 0;
-                        VnniGemv.RowsPerPass = Math.Max(1, rows);
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        if (rows == 0 && bits == 8) continue; // the managed 8-bit loop rounds differently (sign trick)
-                        Int8Reference.AssertMatches(q, x, 1, $"{rows} rows per pass, {threads} threads");
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add((rows == 0 ? $"managed, {threads} threads" : $"{rows} rows per pass, {threads} threads", y));
-                    }
-            });
-        }
-        finally
-        {
-            VnniGemv.Enabled = saved;
-            VnniGemv.RowsPerPass = savedRows;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
-        }
+            if (width != 512) return;
+            foreach (int rows in new[] { 1, 2, 3, 4, 0 })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    VnniGemv.Enabled = rows != 0;
+                    VnniGemv.RowsPerPass = Math.Max(1, rows);
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    if (rows == 0 && bits == 8) continue; // the managed 8-bit loop rounds differently (sign trick)
+                    Int8Reference.AssertMatches(q, x, 1, $"{rows} rows per pass, {threads} threads");
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    results.Add((rows == 0 ? $"managed, {threads} threads" : $"{rows} rows per pass, {threads} threads", y));
+                }
+        });
         for (int i = 1; i < results.Count; i++)
             for (int r = 0; r < outF; r++)
                 Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
@@ -583,8 +507,8 @@ public class GemvKernelTests
             new VnniGemv.Layout(8, VnniGemv.Plan.GroupMulAdd, 16, 4, 1, 64 * 16, 16),
             new VnniGemv.Layout(8, VnniGemv.Plan.StepFma, 9, 1, 1, 64 * 9, 16),
         };
-        int savedDistance = VnniGemv.PrefetchDistance, savedEvery = VnniGemv.PrefetchEvery;
-        bool savedL2 = VnniGemv.PrefetchToL2;
+        using var knobs = KernelKnobs.Save();
+        int savedDistance = VnniGemv.PrefetchDistance;
         // The default since session 9: no software prefetch (measured faster cold and hot; VnniGemv.PrefetchDistance).
         Assert.Equal(0, savedDistance);
         foreach (var l in layouts)
@@ -593,56 +517,47 @@ public class GemvKernelTests
             Assert.True(Count(code, 0x8F) == 0 && Count(code, 0x97) == 0, $"{l}: the default kernel prefetches");
         }
         var rng = new Random(9);
-        try
+        foreach (var l in layouts)
         {
-            foreach (var l in layouts)
+            const int rows = 5;
+            var w = new byte[rows * l.RowBytes + 64];
+            var xs = new sbyte[l.StepCodes * l.Units];
+            var scales = new float[rows * l.ScaleStride];
+            rng.NextBytes(w);
+            for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
+            for (int i = 0; i < scales.Length; i++) scales[i] = (float)(rng.NextDouble() - 0.5);
+            float[] Run()
             {
-                const int rows = 5;
-                var w = new byte[rows * l.RowBytes + 64];
-                var xs = new sbyte[l.StepCodes * l.Units];
-                var scales = new float[rows * l.ScaleStride];
-                rng.NextBytes(w);
-                for (int i = 0; i < xs.Length; i++) xs[i] = (sbyte)rng.Next(-127, 128);
-                for (int i = 0; i < scales.Length; i++) scales[i] = (float)(rng.NextDouble() - 0.5);
-                float[] Run()
-                {
-                    var y = new float[rows * 64];
-                    fixed (byte* pw = w)
-                    fixed (sbyte* px = xs)
-                    fixed (float* ps = scales)
-                    fixed (float* py = y)
-                        VnniGemv.Kernel(l)(pw, px, ps, py, VnniGemv.Constants, rows);
-                    return y;
-                }
-                (int T0, int T1, float[] Y) With(int distance, int every, bool l2)
-                {
-                    VnniGemv.PrefetchDistance = distance;
-                    VnniGemv.PrefetchEvery = every;
-                    VnniGemv.PrefetchToL2 = l2;
-                    var code = VnniGemv.Emit(l);
-                    return (Count(code, 0x8F), Count(code, 0x97), Run());
-                }
-                var all = With(6144, 1, false);
-                var none = With(0, 1, false);
-                var half = With(6144, 2, false);
-                var quarter = With(6144, 4, false);
-                var l2 = With(8192, 1, true);
-                Assert.True(all.T0 > 0 && all.T1 == 0, $"{l}: {all.T0} prefetcht0, {all.T1} prefetcht1 on every line");
-                Assert.True(none.T0 == 0 && none.T1 == 0, $"{l}: {none.T0 + none.T1} prefetches at distance 0");
-                Assert.True(half.T0 > 0 && half.T0 < all.T0, $"{l}: {half.T0} prefetches every 2nd line, {all.T0} on every line");
-                Assert.True(quarter.T0 > 0 && quarter.T0 < half.T0, $"{l}: {quarter.T0} prefetches every 4th line, {half.T0} every 2nd");
-                Assert.True(l2.T1 == all.T0 && l2.T0 == 0, $"{l}: {l2.T1} prefetcht1 and {l2.T0} prefetcht0 into L2, {all.T0} loads");
-                foreach (var other in new[] { none, half, quarter, l2 })
-                    for (int i = 0; i < all.Y.Length; i++)
-                        Assert.True(BitConverter.SingleToInt32Bits(all.Y[i]) == BitConverter.SingleToInt32Bits(other.Y[i]),
-                            $"{l}: row {i / 64} float {i % 64}: {other.Y[i]:R}, with the default prefetch {all.Y[i]:R}");
+                var y = new float[rows * 64];
+                fixed (byte* pw = w)
+                fixed (sbyte* px = xs)
+                fixed (float* ps = scales)
+                fixed (float* py = y)
+                    VnniGemv.Kernel(l)(pw, px, ps, py, VnniGemv.Constants, rows);
+                return y;
             }
-        }
-        finally
-        {
-            VnniGemv.PrefetchDistance = savedDistance;
-            VnniGemv.PrefetchEvery = savedEvery;
-            VnniGemv.PrefetchToL2 = savedL2;
+            (int T0, int T1, float[] Y) With(int distance, int every, bool l2)
+            {
+                VnniGemv.PrefetchDistance = distance;
+                VnniGemv.PrefetchEvery = every;
+                VnniGemv.PrefetchToL2 = l2;
+                var code = VnniGemv.Emit(l);
+                return (Count(code, 0x8F), Count(code, 0x97), Run());
+            }
+            var all = With(6144, 1, false);
+            var none = With(0, 1, false);
+            var half = With(6144, 2, false);
+            var quarter = With(6144, 4, false);
+            var l2 = With(8192, 1, true);
+            Assert.True(all.T0 > 0 && all.T1 == 0, $"{l}: {all.T0} prefetcht0, {all.T1} prefetcht1 on every line");
+            Assert.True(none.T0 == 0 && none.T1 == 0, $"{l}: {none.T0 + none.T1} prefetches at distance 0");
+            Assert.True(half.T0 > 0 && half.T0 < all.T0, $"{l}: {half.T0} prefetches every 2nd line, {all.T0} on every line");
+            Assert.True(quarter.T0 > 0 && quarter.T0 < half.T0, $"{l}: {quarter.T0} prefetches every 4th line, {half.T0} every 2nd");
+            Assert.True(l2.T1 == all.T0 && l2.T0 == 0, $"{l}: {l2.T1} prefetcht1 and {l2.T0} prefetcht0 into L2, {all.T0} loads");
+            foreach (var other in new[] { none, half, quarter, l2 })
+                for (int i = 0; i < all.Y.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(all.Y[i]) == BitConverter.SingleToInt32Bits(other.Y[i]),
+                        $"{l}: row {i / 64} float {i % 64}: {other.Y[i]:R}, with the default prefetch {all.Y[i]:R}");
         }
     }
 

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Condense.Kernels;
 using Condense.Kernels.Jit;
 using Condense.Quantization;
+using Condense.Tests.Kernels;
 
 namespace Condense.Tests.Quantization;
 
@@ -35,7 +36,8 @@ public class GemvLeanInt8Tests
     {
         if (!VnniGemv.IsSupported) return; // no AVX512-VNNI here: the managed loop runs
         int gpr = group == 0 ? 1 : inF / group;
-        bool savedLean = VnniGemv.LeanInt8Loops, savedRowInt = VnniGemv.RowIntegerSums;
+        using var knobs = KernelKnobs.Save();
+        bool savedRowInt = VnniGemv.RowIntegerSums;
         VnniGemv.RowIntegerSums = false;
         var layout = VnniGemv.LayoutFor(8, group == 0 ? inF : group, gpr, inF, inF, (gpr + 15) & ~15)!.Value with { Shift = shift };
         VnniGemv.RowIntegerSums = savedRowInt;
@@ -69,8 +71,6 @@ public class GemvLeanInt8Tests
         }
         finally
         {
-            VnniGemv.LeanInt8Loops = savedLean;
-            VnniGemv.RowIntegerSums = savedRowInt;
             NativeMemory.AlignedFree(wBase);
             NativeMemory.AlignedFree(x);
             NativeMemory.AlignedFree(scales);
@@ -90,31 +90,21 @@ public class GemvLeanInt8Tests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group * 7 + inF), outF * inF), outF, inF, new QuantizationScheme(8, group, true));
         var x = QuantTestData.Gaussian((ulong)inF + 1, inF);
         var results = new List<float[]>();
-        bool savedLean = VnniGemv.LeanInt8Loops, savedPrefetch = VnniGemv.PrefetchInt8Scales;
-        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
-        {
-            foreach (bool lean in new[] { true, false })
-                foreach (bool prefetch in new[] { false, true })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.LeanInt8Loops = lean;
-                        VnniGemv.PrefetchInt8Scales = prefetch;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add(y);
-                    }
-            VnniGemv.LeanInt8Loops = true;
-            VnniGemv.PrefetchInt8Scales = false;
-            Int8Reference.AssertMatches(q, x, 1, "lean 8-bit loops");
-        }
-        finally
-        {
-            VnniGemv.LeanInt8Loops = savedLean;
-            VnniGemv.PrefetchInt8Scales = savedPrefetch;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
-        }
+        using var knobs = KernelKnobs.Save();
+        foreach (bool lean in new[] { true, false })
+            foreach (bool prefetch in new[] { false, true })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    VnniGemv.LeanInt8Loops = lean;
+                    VnniGemv.PrefetchInt8Scales = prefetch;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    results.Add(y);
+                }
+        VnniGemv.LeanInt8Loops = true;
+        VnniGemv.PrefetchInt8Scales = false;
+        Int8Reference.AssertMatches(q, x, 1, "lean 8-bit loops");
         for (int i = 1; i < results.Count; i++) Assert.Equal(results[0], results[i]);
     }
 }

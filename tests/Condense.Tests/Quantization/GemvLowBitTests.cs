@@ -41,33 +41,25 @@ public class GemvLowBitTests
         if (VnniGemvLowBit.IsSupported && (bits == 2 || System.Runtime.Intrinsics.X86.Avx512Vbmi.IsSupported))
             Assert.NotEqual(0, VnniGemvLowBit.Prepare(bits, 1, group, groupsPerRow, inF, (inF * bits + 7) / 8, (groupsPerRow + 15) & ~15, 512));
         var results = new List<(string Route, float[] Y)>();
-        bool saved = VnniGemvLowBit.Enabled;
+        using var knobs = KernelKnobs.Save();
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
+        KernelWidths.ForEach(width =>
         {
-            KernelWidths.ForEach(width =>
+            foreach (bool generated in new[] { true, false })
             {
-                foreach (bool generated in new[] { true, false })
+                VnniGemvLowBit.Enabled = generated;
+                Int8Reference.AssertMatches(q, x, 1, $"width {width}, generated loop {(generated ? "allowed" : "off")}");
+                if (width != 512) continue;
+                foreach (int threads in new[] { 1, 2 })
                 {
-                    VnniGemvLowBit.Enabled = generated;
-                    Int8Reference.AssertMatches(q, x, 1, $"width {width}, generated loop {(generated ? "allowed" : "off")}");
-                    if (width != 512) continue;
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add(($"generated {(generated ? "allowed" : "off")}, {threads} threads", y));
-                    }
-                    WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    results.Add(($"generated {(generated ? "allowed" : "off")}, {threads} threads", y));
                 }
-            });
-        }
-        finally
-        {
-            VnniGemvLowBit.Enabled = saved;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
-        }
+                WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
+            }
+        });
         // Both compute the same exact integer lane sums and the same float operations in the same order.
         for (int i = 1; i < results.Count; i++)
             for (int r = 0; r < outF; r++)
@@ -100,16 +92,9 @@ public class GemvLowBitTests
         Assert.Equal((6, 16, 8), (g128.Units, g128.ScaleCount, g128.Chunk));
         var t128 = VnniGemvLowBit.LayoutFor(3, 128, 9, 1152, 432, 16)!.Value;
         Assert.Equal((VnniGemvLowBit.Plan.UnitFma, 9, 9, 48), (t128.Plan, t128.Units, t128.ScaleCount, t128.UnitBytes));
-        bool saved = KernelOptions.GeneratedCode;
-        try
-        {
-            KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loop runs
-            Assert.Equal(0, VnniGemvLowBit.Prepare(2, 1, 64, 64, 4096, 1024, 64, 512));
-        }
-        finally
-        {
-            KernelOptions.GeneratedCode = saved;
-        }
+        using var knobs = KernelKnobs.Save();
+        KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loop runs
+        Assert.Equal(0, VnniGemvLowBit.Prepare(2, 1, 64, 64, 4096, 1024, 64, 512));
     }
 
     [Theory]

@@ -1,6 +1,7 @@
 using Condense.Kernels;
 using Condense.Kernels.Jit;
 using Condense.Quantization;
+using Condense.Tests.Kernels;
 
 namespace Condense.Tests.Quantization;
 
@@ -36,41 +37,28 @@ public class GemvOwnScalesTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group * 13 + inF), outF * inF), outF, inF, new QuantizationScheme(8, group, true));
         var x = QuantTestData.Gaussian((ulong)inF + 5, inF);
         Assert.NotEqual(0, VnniGemv.Prepare(8, 1, group, inF / group, inF, inF, (inF / group + 15) & ~15, 512, outF, symmetric: true));
-        bool savedOwn = VnniGemv.OwnInt8Scales, savedInLoop = VnniGemv.OwnScalesInLoop, savedShift = VnniGemv.ShiftedLoads;
-        int savedPrefetch = VnniGemv.OwnScalePrefetchRows;
-        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        using var knobs = KernelKnobs.Save();
         var results = new List<(string Name, float[] Y)>();
-        try
-        {
-            foreach (bool shifted in new[] { true, false })
-                foreach (int threads in new[] { 1, 2 })
+        foreach (bool shifted in new[] { true, false })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                VnniGemv.ShiftedLoads = shifted;
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                foreach (var (own, inLoop, prefetch) in new[] { (false, true, 2), (true, true, 2), (true, false, 0), (true, true, 5) })
                 {
-                    VnniGemv.ShiftedLoads = shifted;
-                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                    foreach (var (own, inLoop, prefetch) in new[] { (false, true, 2), (true, true, 2), (true, false, 0), (true, true, 5) })
-                    {
-                        VnniGemv.OwnInt8Scales = own;
-                        VnniGemv.OwnScalesInLoop = inLoop;
-                        VnniGemv.OwnScalePrefetchRows = prefetch;
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} shifted {shifted} threads {threads}", y));
-                    }
+                    VnniGemv.OwnInt8Scales = own;
+                    VnniGemv.OwnScalesInLoop = inLoop;
+                    VnniGemv.OwnScalePrefetchRows = prefetch;
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} shifted {shifted} threads {threads}", y));
                 }
-            VnniGemv.OwnInt8Scales = true;
-            VnniGemv.OwnScalesInLoop = true;
-            VnniGemv.OwnScalePrefetchRows = 2;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
-            Int8Reference.AssertMatches(q, x, 1, $"own scales g{group} In {inF}");
-        }
-        finally
-        {
-            VnniGemv.OwnInt8Scales = savedOwn;
-            VnniGemv.OwnScalesInLoop = savedInLoop;
-            VnniGemv.OwnScalePrefetchRows = savedPrefetch;
-            VnniGemv.ShiftedLoads = savedShift;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
-        }
+            }
+        VnniGemv.OwnInt8Scales = true;
+        VnniGemv.OwnScalesInLoop = true;
+        VnniGemv.OwnScalePrefetchRows = 2;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+        Int8Reference.AssertMatches(q, x, 1, $"own scales g{group} In {inF}");
         for (int r = 1; r < results.Count; r++)
             for (int i = 0; i < outF; i++)
                 Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[i]) == BitConverter.SingleToInt32Bits(results[r].Y[i]),
@@ -86,27 +74,22 @@ public class GemvOwnScalesTests
         const int outF = 29;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group + inF), outF * inF), outF, inF, new QuantizationScheme(8, group, symmetric));
         var x = QuantTestData.Gaussian((ulong)inF + 9, inF);
-        bool savedOwn = VnniGemv.OwnInt8Scales;
-        try
-        {
-            VnniGemv.OwnInt8Scales = false;
-            var off = new float[outF];
-            q.MatMulTransposed(x, off, 1, ActivationPrecision.Int8);
-            VnniGemv.OwnInt8Scales = true;
-            var on = new float[outF];
-            q.MatMulTransposed(x, on, 1, ActivationPrecision.Int8);
-            Assert.Equal(off, on);
-            Int8Reference.AssertMatches(q, x, 1, $"g{group} In {inF} symmetric {symmetric}");
-        }
-        finally { VnniGemv.OwnInt8Scales = savedOwn; }
+        using var knobs = KernelKnobs.Save();
+        VnniGemv.OwnInt8Scales = false;
+        var off = new float[outF];
+        q.MatMulTransposed(x, off, 1, ActivationPrecision.Int8);
+        VnniGemv.OwnInt8Scales = true;
+        var on = new float[outF];
+        q.MatMulTransposed(x, on, 1, ActivationPrecision.Int8);
+        Assert.Equal(off, on);
+        Int8Reference.AssertMatches(q, x, 1, $"g{group} In {inF} symmetric {symmetric}");
     }
 
     [Fact]
     public void Eight_bit_g32_above_the_gate_takes_the_generated_loop_only_when_symmetric_with_own_scales()
     {
         if (!VnniGemv.IsSupported) return;
-        bool savedOwn = VnniGemv.OwnInt8Scales;
-        try
+        using (KernelKnobs.Save())
         {
             VnniGemv.OwnInt8Scales = true;
             Assert.NotEqual(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 4096, symmetric: true));
@@ -115,24 +98,19 @@ public class GemvOwnScalesTests
             VnniGemv.OwnInt8Scales = false;
             Assert.Equal(0, VnniGemv.Prepare(8, 1, 32, 128, 4096, 4096, 128, 512, 4096, symmetric: true));
         }
-        finally { VnniGemv.OwnInt8Scales = savedOwn; }
 
         // Above the gate (lowered here) the own-scale g32 loop gives the bits it gives below it.
         const int outF = 45, inF = 1024;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(77, outF * inF), outF, inF, new QuantizationScheme(8, 32, true));
         var x = QuantTestData.Gaussian(78, inF);
-        long savedGate = VnniGemv.CacheResidentBytes;
-        try
-        {
-            var below = new float[outF];
-            q.MatMulTransposed(x, below, 1, ActivationPrecision.Int8);
-            VnniGemv.CacheResidentBytes = 1024;
-            var above = new float[outF];
-            q.MatMulTransposed(x, above, 1, ActivationPrecision.Int8);
-            Assert.Equal(below, above);
-            Int8Reference.AssertMatches(q, x, 1, "8-bit g32 above the gate");
-        }
-        finally { VnniGemv.CacheResidentBytes = savedGate; }
+        using var knobs = KernelKnobs.Save();
+        var below = new float[outF];
+        q.MatMulTransposed(x, below, 1, ActivationPrecision.Int8);
+        VnniGemv.CacheResidentBytes = 1024;
+        var above = new float[outF];
+        q.MatMulTransposed(x, above, 1, ActivationPrecision.Int8);
+        Assert.Equal(below, above);
+        Int8Reference.AssertMatches(q, x, 1, "8-bit g32 above the gate");
     }
 
     public static TheoryData<bool, int, int> G128RowsShapes()
@@ -156,57 +134,41 @@ public class GemvOwnScalesTests
         var x = QuantTestData.Gaussian((ulong)inF + 5, inF);
         int gpr = inF / group;
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
-        bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedG128 = VnniGemv.OwnInt4G128, savedRows4 = VnniGemv.OwnInt4G128Rows;
-        long savedGate = VnniGemv.CacheResidentBytes;
+        using var knobs = KernelKnobs.Save();
         int savedRows = VnniGemv.StreamingRows, savedAhead = VnniGemv.OwnInt4PrefetchRows;
-        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
-        {
-            VnniGemv.OwnInt4Scales = true;
-            VnniGemv.OwnInt4G128 = false;
-            VnniGemv.Enabled = false;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-            var expected = new float[outF];
-            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
-            VnniGemv.Enabled = true;
-            VnniGemv.CacheResidentBytes = 1024;
-            foreach (int rows in new[] { 4, 2, 3 })
-                foreach (int ahead in new[] { 2, 0, 1 })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.StreamingRows = rows;
-                        VnniGemv.OwnInt4PrefetchRows = ahead;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        // The choice: the multi-row own layout with the knob, the 4-row ScaleRows kernel without it.
-                        VnniGemv.OwnInt4G128Rows = true;
-                        var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
-                        Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        for (int r = 0; r < outF; r++)
-                            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                $"g128 {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {rows} rows per pass, scales {ahead} passes ahead, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
-                        VnniGemv.OwnInt4G128Rows = false;
-                        Assert.Equal((nint)VnniGemv.Kernel(layout with { Rows = rows, Prefetch = VnniGemv.StreamingPrefetch }),
-                            VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
-                    }
-            VnniGemv.OwnInt4G128Rows = true;
-            VnniGemv.StreamingRows = savedRows;
-            VnniGemv.OwnInt4PrefetchRows = savedAhead;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
-            Int8Reference.AssertMatches(q, x, 1, $"4-bit g128 multi-row own scales In {inF} {(sym ? "sym" : "asym")}");
-        }
-        finally
-        {
-            VnniGemv.Enabled = savedEnabled;
-            VnniGemv.OwnInt4Scales = savedOwn;
-            VnniGemv.OwnInt4G128 = savedG128;
-            VnniGemv.OwnInt4G128Rows = savedRows4;
-            VnniGemv.CacheResidentBytes = savedGate;
-            VnniGemv.StreamingRows = savedRows;
-            VnniGemv.OwnInt4PrefetchRows = savedAhead;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
-        }
+        VnniGemv.OwnInt4Scales = true;
+        VnniGemv.OwnInt4G128 = false;
+        VnniGemv.Enabled = false;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        var expected = new float[outF];
+        q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+        VnniGemv.Enabled = true;
+        VnniGemv.CacheResidentBytes = 1024;
+        foreach (int rows in new[] { 4, 2, 3 })
+            foreach (int ahead in new[] { 2, 0, 1 })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    VnniGemv.StreamingRows = rows;
+                    VnniGemv.OwnInt4PrefetchRows = ahead;
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    // The choice: the multi-row own layout with the knob, the 4-row ScaleRows kernel without it.
+                    VnniGemv.OwnInt4G128Rows = true;
+                    var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
+                    Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+                    var y = new float[outF];
+                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                    for (int r = 0; r < outF; r++)
+                        Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                            $"g128 {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {rows} rows per pass, scales {ahead} passes ahead, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                    VnniGemv.OwnInt4G128Rows = false;
+                    Assert.Equal((nint)VnniGemv.Kernel(layout with { Rows = rows, Prefetch = VnniGemv.StreamingPrefetch }),
+                        VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+                }
+        VnniGemv.OwnInt4G128Rows = true;
+        VnniGemv.StreamingRows = savedRows;
+        VnniGemv.OwnInt4PrefetchRows = savedAhead;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+        Int8Reference.AssertMatches(q, x, 1, $"4-bit g128 multi-row own scales In {inF} {(sym ? "sym" : "asym")}");
     }
 
     public static TheoryData<int, bool, int, int> FourBitShapes()
@@ -235,82 +197,58 @@ public class GemvOwnScalesTests
         // The choice: the own-scale layout (with zero points when asymmetric) in cache, the old one with the knob off.
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
         var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym, Sums = VnniGemv.OwnInt4RowSums };
-        bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedLarge = VnniGemv.OwnInt4LargeG32, savedNibbles = VnniGemv.ShiftedNibbles;
-        bool savedG128 = VnniGemv.OwnInt4G128;
+        using var knobs = KernelKnobs.Save();
         long savedGate = VnniGemv.CacheResidentBytes;
-        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
-        {
-            VnniGemv.OwnInt4G128 = true;
-            VnniGemv.OwnInt4Scales = true;
-            Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
-            VnniGemv.OwnInt4Scales = false;
-            Assert.Equal((nint)VnniGemv.Kernel(layout), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+        VnniGemv.OwnInt4G128 = true;
+        VnniGemv.OwnInt4Scales = true;
+        Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+        VnniGemv.OwnInt4Scales = false;
+        Assert.Equal((nint)VnniGemv.Kernel(layout), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
 
-            VnniGemv.Enabled = false;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-            var expected = new float[outF];
-            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
-            VnniGemv.Enabled = true;
-            // gate 0: as configured (in cache); 1024: above the gate, g64 streaming, g32 on the own loop with the knob.
-            foreach (long gate in new[] { savedGate, 1024L })
-                foreach (bool ownOn in new[] { true, false })
-                    foreach (bool nibbles in new[] { true, false })
-                        foreach (int threads in new[] { 1, 2 })
-                        {
-                            VnniGemv.CacheResidentBytes = gate;
-                            VnniGemv.OwnInt4Scales = ownOn;
-                            VnniGemv.OwnInt4LargeG32 = true;
-                            VnniGemv.ShiftedNibbles = nibbles;
-                            WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                            var y = new float[outF];
-                            q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                            for (int r = 0; r < outF; r++)
-                                Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, own {ownOn}, whole-line loads {nibbles}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
-                        }
-            VnniGemv.CacheResidentBytes = savedGate;
-            VnniGemv.OwnInt4Scales = true;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
-            Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales g{group} In {inF} {(sym ? "sym" : "asym")}");
-        }
-        finally
-        {
-            VnniGemv.Enabled = savedEnabled;
-            VnniGemv.OwnInt4Scales = savedOwn;
-            VnniGemv.OwnInt4LargeG32 = savedLarge;
-            VnniGemv.OwnInt4G128 = savedG128;
-            VnniGemv.ShiftedNibbles = savedNibbles;
-            VnniGemv.CacheResidentBytes = savedGate;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
-        }
+        VnniGemv.Enabled = false;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        var expected = new float[outF];
+        q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+        VnniGemv.Enabled = true;
+        // gate 0: as configured (in cache); 1024: above the gate, g64 streaming, g32 on the own loop with the knob.
+        foreach (long gate in new[] { savedGate, 1024L })
+            foreach (bool ownOn in new[] { true, false })
+                foreach (bool nibbles in new[] { true, false })
+                    foreach (int threads in new[] { 1, 2 })
+                    {
+                        VnniGemv.CacheResidentBytes = gate;
+                        VnniGemv.OwnInt4Scales = ownOn;
+                        VnniGemv.OwnInt4LargeG32 = true;
+                        VnniGemv.ShiftedNibbles = nibbles;
+                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                        var y = new float[outF];
+                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                        for (int r = 0; r < outF; r++)
+                            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                                $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, own {ownOn}, whole-line loads {nibbles}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                    }
+        VnniGemv.CacheResidentBytes = savedGate;
+        VnniGemv.OwnInt4Scales = true;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+        Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales g{group} In {inF} {(sym ? "sym" : "asym")}");
     }
 
     [Fact]
     public unsafe void Four_bit_g32_above_the_gate_takes_the_own_scale_loop_only_with_its_knob()
     {
         if (!VnniGemv.IsSupported) return;
-        bool savedOwn = VnniGemv.OwnInt4Scales, savedLarge = VnniGemv.OwnInt4LargeG32, savedPermuted = VnniGemv.StreamingPermuted;
-        try
-        {
-            VnniGemv.StreamingPermuted = false;
-            VnniGemv.OwnInt4Scales = true;
-            VnniGemv.OwnInt4LargeG32 = false;
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));   // 8 MiB: managed
-            Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 4096, symmetric: false));  // g64 streams
-            VnniGemv.OwnInt4LargeG32 = true;
-            var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
-            Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
-            VnniGemv.OwnInt4Scales = false;
-            Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(own with { OwnScales = false, Sums = false }));
-        }
-        finally
-        {
-            VnniGemv.OwnInt4Scales = savedOwn;
-            VnniGemv.OwnInt4LargeG32 = savedLarge;
-            VnniGemv.StreamingPermuted = savedPermuted;
-        }
+        using var knobs = KernelKnobs.Save();
+        VnniGemv.StreamingPermuted = false;
+        VnniGemv.OwnInt4Scales = true;
+        VnniGemv.OwnInt4LargeG32 = false;
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));   // 8 MiB: managed
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 4096, symmetric: false));  // g64 streams
+        VnniGemv.OwnInt4LargeG32 = true;
+        var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
+        Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
+        VnniGemv.OwnInt4Scales = false;
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(own with { OwnScales = false, Sums = false }));
     }
 
     public static TheoryData<int, bool, int, int> RowSumShapes()
@@ -343,71 +281,52 @@ public class GemvOwnScalesTests
         var x = QuantTestData.Gaussian((ulong)inF + 23, inF);
         int gpr = inF / group;
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
-        bool savedEnabled = VnniGemv.Enabled, savedOwn = VnniGemv.OwnInt4Scales, savedG128 = VnniGemv.OwnInt4G128, savedRows4 = VnniGemv.OwnInt4G128Rows;
-        bool savedSums = VnniGemv.OwnInt4RowSums, savedLarge = VnniGemv.OwnInt4LargeG32, savedQuads = VnniGemv.OwnInt4QuadSums;
+        using var knobs = KernelKnobs.Save();
         long savedGate = VnniGemv.CacheResidentBytes;
         int savedRows = VnniGemv.StreamingRows, savedHint = VnniGemv.StreamingPrefetchHint;
-        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
-        {
-            VnniGemv.OwnInt4Scales = true;
-            VnniGemv.OwnInt4G128 = true;   // g128 in cache: the 1-row own kernel
-            VnniGemv.OwnInt4G128Rows = true;
-            VnniGemv.OwnInt4LargeG32 = true;
-            VnniGemv.Enabled = false;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-            var expected = new float[outF];
-            q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
-            VnniGemv.Enabled = true;
-            foreach (long gate in new[] { savedGate, 1024L })
-                foreach (bool sums in new[] { true, false })
-                foreach (bool quads in new[] { true, false })
-                    foreach (int rows in group == 128 && gate == 1024 ? new[] { 4, 2, 3 } : new[] { 4 })
-                        foreach (int hint in gate == 1024 ? new[] { 0, 1, 2, 3, 4 } : new[] { 0 })
-                            foreach (int threads in new[] { 1, 2 })
+        VnniGemv.OwnInt4Scales = true;
+        VnniGemv.OwnInt4G128 = true;   // g128 in cache: the 1-row own kernel
+        VnniGemv.OwnInt4G128Rows = true;
+        VnniGemv.OwnInt4LargeG32 = true;
+        VnniGemv.Enabled = false;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+        var expected = new float[outF];
+        q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
+        VnniGemv.Enabled = true;
+        foreach (long gate in new[] { savedGate, 1024L })
+            foreach (bool sums in new[] { true, false })
+            foreach (bool quads in new[] { true, false })
+                foreach (int rows in group == 128 && gate == 1024 ? new[] { 4, 2, 3 } : new[] { 4 })
+                    foreach (int hint in gate == 1024 ? new[] { 0, 1, 2, 3, 4 } : new[] { 0 })
+                        foreach (int threads in new[] { 1, 2 })
+                        {
+                            VnniGemv.CacheResidentBytes = gate;
+                            VnniGemv.OwnInt4RowSums = sums;
+                            VnniGemv.OwnInt4QuadSums = quads;
+                            VnniGemv.StreamingRows = rows;
+                            VnniGemv.StreamingPrefetchHint = hint;
+                            WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                            var own = layout with
                             {
-                                VnniGemv.CacheResidentBytes = gate;
-                                VnniGemv.OwnInt4RowSums = sums;
-                                VnniGemv.OwnInt4QuadSums = quads;
-                                VnniGemv.StreamingRows = rows;
-                                VnniGemv.StreamingPrefetchHint = hint;
-                                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                                var own = layout with
-                                {
-                                    Rows = group == 128 && gate == 1024 ? rows : 1, OwnScales = true, OwnZeros = !sym, Sums = sums,
-                                    Prefetch = gate == 1024 ? VnniGemv.StreamingPrefetch : 0, Quads = quads && sums && group == 128 && gate == 1024 && rows == 4,
-                                };
-                                Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
-                                var y = new float[outF];
-                                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                                for (int r = 0; r < outF; r++)
-                                    Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                        $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, row sums {sums}, quads {quads}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
-                            }
-            VnniGemv.CacheResidentBytes = savedGate;
-            VnniGemv.StreamingPrefetchHint = savedHint;
-            VnniGemv.StreamingRows = savedRows;
-            VnniGemv.OwnInt4RowSums = true;
-            WorkerPool.Shared.MaxDegreeOfParallelism = 2;
-            Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales, row sums in the kernel, g{group} In {inF} {(sym ? "sym" : "asym")}");
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Sums = true }));
-            if (group == 128)
-                Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Rows = 1, OwnScales = true, Sums = true, Quads = true }));
-        }
-        finally
-        {
-            VnniGemv.Enabled = savedEnabled;
-            VnniGemv.OwnInt4Scales = savedOwn;
-            VnniGemv.OwnInt4G128 = savedG128;
-            VnniGemv.OwnInt4G128Rows = savedRows4;
-            VnniGemv.OwnInt4RowSums = savedSums;
-            VnniGemv.OwnInt4QuadSums = savedQuads;
-            VnniGemv.OwnInt4LargeG32 = savedLarge;
-            VnniGemv.CacheResidentBytes = savedGate;
-            VnniGemv.StreamingRows = savedRows;
-            VnniGemv.StreamingPrefetchHint = savedHint;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
-        }
+                                Rows = group == 128 && gate == 1024 ? rows : 1, OwnScales = true, OwnZeros = !sym, Sums = sums,
+                                Prefetch = gate == 1024 ? VnniGemv.StreamingPrefetch : 0, Quads = quads && sums && group == 128 && gate == 1024 && rows == 4,
+                            };
+                            Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
+                            var y = new float[outF];
+                            q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                            for (int r = 0; r < outF; r++)
+                                Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
+                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, row sums {sums}, quads {quads}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                        }
+        VnniGemv.CacheResidentBytes = savedGate;
+        VnniGemv.StreamingPrefetchHint = savedHint;
+        VnniGemv.StreamingRows = savedRows;
+        VnniGemv.OwnInt4RowSums = true;
+        WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+        Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales, row sums in the kernel, g{group} In {inF} {(sym ? "sym" : "asym")}");
+        Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Sums = true }));
+        if (group == 128)
+            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Rows = 1, OwnScales = true, Sums = true, Quads = true }));
     }
 
     [Fact]

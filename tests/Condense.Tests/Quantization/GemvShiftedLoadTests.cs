@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Condense.Kernels;
 using Condense.Kernels.Jit;
 using Condense.Quantization;
+using Condense.Tests.Kernels;
 
 namespace Condense.Tests.Quantization;
 
@@ -123,18 +124,13 @@ public class GemvShiftedLoadTests
     [Fact]
     public void Four_bit_layouts_take_the_GFNI_split_where_the_CPU_has_it_and_the_knob_allows()
     {
-        bool saved = VnniGemv.GfniNibbles;
-        try
+        using (KernelKnobs.Save())
         {
             VnniGemv.GfniNibbles = true;
             Assert.Equal(System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported, VnniGemv.LayoutFor(4, 64, 16, 1024, 512, 16)!.Value.Gfni);
             Assert.False(VnniGemv.LayoutFor(8, 64, 16, 1024, 1024, 16)!.Value.Gfni);
             VnniGemv.GfniNibbles = false;
             Assert.False(VnniGemv.LayoutFor(4, 64, 16, 1024, 512, 16)!.Value.Gfni);
-        }
-        finally
-        {
-            VnniGemv.GfniNibbles = saved;
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(VnniGemv.LayoutFor(8, 64, 16, 1024, 1024, 16)!.Value with { Gfni = true }));
     }
@@ -221,37 +217,27 @@ public class GemvShiftedLoadTests
         var q = GroupQuantizedWeight.FromParts(outF, inF, source.Scheme, packed, source.Scales, source.ZeroPoints);
         var x = QuantTestData.Gaussian((ulong)inF, inF);
         var results = new List<float[]>();
-        bool savedShift = VnniGemv.ShiftedLoads, savedNibbles = VnniGemv.ShiftedNibbles, savedGenerated = KernelOptions.GeneratedCode;
-        int savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
-        try
-        {
-            foreach (bool shifted in new[] { true, false })
-                foreach (int threads in new[] { 1, 2 })
-                {
-                    VnniGemv.ShiftedLoads = VnniGemv.ShiftedNibbles = shifted;
-                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                    var y = new float[outF];
-                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    results.Add(y);
-                }
-            if (bits == 4)
+        using var knobs = KernelKnobs.Save();
+        bool savedGenerated = KernelOptions.GeneratedCode;
+        foreach (bool shifted in new[] { true, false })
+            foreach (int threads in new[] { 1, 2 })
             {
-                KernelOptions.GeneratedCode = false;
-                var managed = new float[outF];
-                q.MatMulTransposed(x, managed, 1, ActivationPrecision.Int8);
-                results.Add(managed);
-                KernelOptions.GeneratedCode = savedGenerated;
+                VnniGemv.ShiftedLoads = VnniGemv.ShiftedNibbles = shifted;
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                var y = new float[outF];
+                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                results.Add(y);
             }
-            VnniGemv.ShiftedLoads = VnniGemv.ShiftedNibbles = true;
-            Int8Reference.AssertMatches(q, x, 1, "shifted loads");
-        }
-        finally
+        if (bits == 4)
         {
-            VnniGemv.ShiftedLoads = savedShift;
-            VnniGemv.ShiftedNibbles = savedNibbles;
+            KernelOptions.GeneratedCode = false;
+            var managed = new float[outF];
+            q.MatMulTransposed(x, managed, 1, ActivationPrecision.Int8);
+            results.Add(managed);
             KernelOptions.GeneratedCode = savedGenerated;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
         }
+        VnniGemv.ShiftedLoads = VnniGemv.ShiftedNibbles = true;
+        Int8Reference.AssertMatches(q, x, 1, "shifted loads");
         for (int i = 1; i < results.Count; i++) Assert.Equal(results[0], results[i]);
     }
 
