@@ -1,6 +1,7 @@
 using System.Reflection;
 using Condense.Kernels;
 using Condense.Kernels.Jit;
+using Condense.Quantization;
 
 namespace Condense.Tests.Kernels;
 
@@ -10,13 +11,13 @@ namespace Condense.Tests.Kernels;
 /// them all back on Dispose: <c>using var knobs = KernelKnobs.Save();</c> in place of a save and a finally per knob,
 /// so a test that sets a knob cannot leak it into later tests. Restores run in a fixed order (<see cref="Classes"/>'
 /// order, then property name, ordinal; the pool's degree last); a setter that drops compiled kernels may drop them.
-/// Thread-static knobs (VnniSmallBatch4/8.DisabledOverride) are saved and restored on the calling thread.
+/// Thread-static knobs (VnniSmallBatch4/8.DisabledOverride, Int8Gemm's overrides) are saved and restored on the calling thread.
 /// </summary>
 internal sealed class KernelKnobs : IDisposable
 {
     /// <summary>The classes whose static knobs are saved.</summary>
     internal static readonly Type[] Classes =
-        [typeof(KernelOptions), typeof(WorkerPool), typeof(VnniGemv), typeof(VnniGemvLowBit), typeof(VnniSmallBatch4), typeof(VnniSmallBatch8)];
+        [typeof(KernelOptions), typeof(WorkerPool), typeof(VnniGemv), typeof(VnniGemvLowBit), typeof(VnniSmallBatch4), typeof(VnniSmallBatch8), typeof(Int8Gemm), typeof(Int8MatMul)];
 
     /// <summary>The static knobs, in restore order.</summary>
     internal static readonly PropertyInfo[] Knobs = Classes.SelectMany(KnobsOf).ToArray();

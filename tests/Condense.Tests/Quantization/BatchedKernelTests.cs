@@ -67,15 +67,9 @@ public class BatchedKernelTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(11, outF * inF), outF, inF, new QuantizationScheme(4, group, false));
         var x = QuantTestData.Gaussian(12, batch * inF);
         // 13 rows would take the VNNI GEMM where it runs (from 4 rows): keep them on the batched kernel this checks.
+        using var knobs = KernelKnobs.Save();
         Int8Gemm.ManagedOnlyOverride = true;
-        try
-        {
-            ForEachWidth(width => AssertRowsIndependent(q, x, outF, inF, batch, small));
-        }
-        finally
-        {
-            Int8Gemm.ManagedOnlyOverride = false;
-        }
+        ForEachWidth(width => AssertRowsIndependent(q, x, outF, inF, batch, small));
     }
 
     private static void AssertRowsIndependent(GroupQuantizedWeight q, float[] x, int outF, int inF, int batch, int small)
@@ -139,22 +133,14 @@ public class BatchedKernelTests
     private static void ForEachWidth(Action<int> run) => KernelWidths.ForEach(width =>
     {
         if (width != 512) { run(width); return; }
-        try
-        {
-            Int8MatMul.Override256 = -1;
-            run(width);
-            // 4- and 8-bit batches of 2-15 take the generated small-batch kernels where they run (VnniSmallBatch4Tests,
-            // VnniSmallBatch8Tests): run them again on the managed AVX-512 kernels this class covers.
-            if (!VnniSmallBatch4.IsAvailable && !VnniSmallBatch8.IsAvailable) return;
-            VnniSmallBatch4.DisabledOverride = true;
-            VnniSmallBatch8.DisabledOverride = true;
-            run(width);
-        }
-        finally
-        {
-            Int8MatMul.Override256 = 0;
-            VnniSmallBatch4.DisabledOverride = false;
-            VnniSmallBatch8.DisabledOverride = false;
-        }
+        using var knobs = KernelKnobs.Save();
+        Int8MatMul.Override256 = -1;
+        run(width);
+        // 4- and 8-bit batches of 2-15 take the generated small-batch kernels where they run (VnniSmallBatch4Tests,
+        // VnniSmallBatch8Tests): run them again on the managed AVX-512 kernels this class covers.
+        if (!VnniSmallBatch4.IsAvailable && !VnniSmallBatch8.IsAvailable) return;
+        VnniSmallBatch4.DisabledOverride = true;
+        VnniSmallBatch8.DisabledOverride = true;
+        run(width);
     });
 }

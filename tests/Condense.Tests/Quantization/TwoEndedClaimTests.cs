@@ -1,5 +1,6 @@
 using Condense.Kernels;
 using Condense.Quantization;
+using Condense.Tests.Kernels;
 
 namespace Condense.Tests.Quantization;
 
@@ -19,26 +20,17 @@ public class TwoEndedClaimTests
         // output row is computed inside one index in a fixed order, so the bits may not change.
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(11 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
         var x = QuantTestData.Gaussian((ulong)(inF + 5 * outF + batch), batch * inF);
-        bool saved = WorkerPool.TwoEnded;
-        int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism;
+        using var knobs = KernelKnobs.Save();
         var results = new List<(string Route, float[] Y)>();
-        try
-        {
-            foreach (int threads in new[] { 1, 2 })
-                foreach (bool twoEnded in new[] { false, true })
-                {
-                    WorkerPool.TwoEnded = twoEnded;
-                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                    var y = new float[batch * outF];
-                    q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
-                    results.Add(($"{threads} threads, {(twoEnded ? "two" : "one")}-ended", y));
-                }
-        }
-        finally
-        {
-            WorkerPool.TwoEnded = saved;
-            WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
-        }
+        foreach (int threads in new[] { 1, 2 })
+            foreach (bool twoEnded in new[] { false, true })
+            {
+                WorkerPool.TwoEnded = twoEnded;
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                var y = new float[batch * outF];
+                q.MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
+                results.Add(($"{threads} threads, {(twoEnded ? "two" : "one")}-ended", y));
+            }
         for (int i = 1; i < results.Count; i++)
             for (int r = 0; r < batch * outF; r++)
                 Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),

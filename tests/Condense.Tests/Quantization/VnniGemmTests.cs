@@ -130,17 +130,15 @@ public class VnniGemmTests
             {
                 var xb = x.AsSpan(0, batch * inF).ToArray();
                 var pool = WorkerPool.Shared;
-                int saved = pool.MaxDegreeOfParallelism;
                 var one = new float[batch * outF];
                 var two = new float[batch * outF];
-                try
+                using (KernelKnobs.Save())
                 {
                     pool.MaxDegreeOfParallelism = 1;
                     q.MatMulTransposed(xb, one, batch, ActivationPrecision.Int8);
                     pool.MaxDegreeOfParallelism = 2;
                     q.MatMulTransposed(xb, two, batch, ActivationPrecision.Int8);
                 }
-                finally { pool.MaxDegreeOfParallelism = saved; }
                 Assert.Equal(one, two);
                 if (bits == 8)
                 {
@@ -219,17 +217,15 @@ public class VnniGemmTests
     {
         {
             var pool = WorkerPool.Shared;
-            int saved = pool.MaxDegreeOfParallelism;
             var one = new float[batch * outF];
             var two = new float[batch * outF];
-            try
+            using (KernelKnobs.Save())
             {
                 pool.MaxDegreeOfParallelism = 1;
                 q.MatMulTransposed(x, one, batch, ActivationPrecision.Int8);
                 pool.MaxDegreeOfParallelism = 2;
                 q.MatMulTransposed(x, two, batch, ActivationPrecision.Int8);
             }
-            finally { pool.MaxDegreeOfParallelism = saved; }
             Assert.Equal(one, two);
 
             foreach (int b in new[] { 0, 2, 3, 5, 6, 20, 39 })
@@ -256,14 +252,10 @@ public class VnniGemmTests
         try { Assert.False(Int8Gemm.UsesVnni(64, 16)); }
         finally { Int8Gemm.ManagedOnlyOverride = false; }
         if (Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") == "1") Assert.False(available);
-        bool saved = KernelOptions.GeneratedCode;
-        try
-        {
-            KernelOptions.GeneratedCode = false;
-            Assert.False(VnniGemmKernel.IsAvailable);
-            Assert.False(Int8Gemm.UsesVnni(64, 16));
-        }
-        finally { KernelOptions.GeneratedCode = saved; }
+        using var knobs = KernelKnobs.Save();
+        KernelOptions.GeneratedCode = false;
+        Assert.False(VnniGemmKernel.IsAvailable);
+        Assert.False(Int8Gemm.UsesVnni(64, 16));
     }
 
     [Fact]

@@ -88,17 +88,15 @@ public class VnniSmallBatch4Tests
         Run(() =>
         {
             var pool = WorkerPool.Shared;
-            int saved = pool.MaxDegreeOfParallelism;
             var one = new float[batch * outF];
             var two = new float[batch * outF];
-            try
+            using (KernelKnobs.Save())
             {
                 pool.MaxDegreeOfParallelism = 1;
                 q.MatMulTransposed(x, one, batch, ActivationPrecision.Int8);
                 pool.MaxDegreeOfParallelism = 2;
                 q.MatMulTransposed(x, two, batch, ActivationPrecision.Int8);
             }
-            finally { pool.MaxDegreeOfParallelism = saved; }
             Assert.Equal(one, two);
 
             // Batch 15 runs as tiles of 8 and 7 rows (R = 2); smaller batches as other tiles and blocks: every row the same.
@@ -127,9 +125,11 @@ public class VnniSmallBatch4Tests
             var generated = new float[batch * outF];
             var managed = new float[batch * outF];
             q.MatMulTransposed(x, generated, batch, ActivationPrecision.Int8);
-            VnniSmallBatch4.DisabledOverride = true;
-            try { q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8); }
-            finally { VnniSmallBatch4.DisabledOverride = false; }
+            using (KernelKnobs.Save())
+            {
+                VnniSmallBatch4.DisabledOverride = true;
+                q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8);
+            }
             float max = managed.Max(MathF.Abs);
             for (int i = 0; i < managed.Length; i++) Assert.True(MathF.Abs(generated[i] - managed[i]) <= 1e-5f * max, $"[{i}] {generated[i]} vs {managed[i]}");
             Assert.NotEqual(managed, generated); // really two kernels (different float32 rounding order)
@@ -147,7 +147,7 @@ public class VnniSmallBatch4Tests
         var x = QuantTestData.Gaussian(28, 8 * inF);
         int savedPf = VnniSmallBatch4.PrefetchVariant, savedCap = VnniSmallBatch4.RowsCap;
         bool savedIl = VnniSmallBatch4.InterleaveBatchRows;
-        try
+        using (KernelKnobs.Save())
         {
             Run(() =>
             {
@@ -171,12 +171,6 @@ public class VnniSmallBatch4Tests
                 VnniSmallBatch4.RowsCap = savedCap;
             }
             });
-        }
-        finally
-        {
-            VnniSmallBatch4.InterleaveBatchRows = savedIl;
-            VnniSmallBatch4.PrefetchVariant = savedPf;
-            VnniSmallBatch4.RowsCap = savedCap;
         }
     }
 
@@ -255,13 +249,9 @@ public class VnniSmallBatch4Tests
         Assert.False(VnniSmallBatch4.Applies(4, 48, 8, 384, 1024, 4, 512));     // groups of 48 would change scale within a step's lane pattern
         Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 256));   // AVX-512 off
         if (Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") == "1") Assert.False(available);
-        bool saved = KernelOptions.GeneratedCode;
-        try
-        {
-            KernelOptions.GeneratedCode = false;
-            Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
-        }
-        finally { KernelOptions.GeneratedCode = saved; }
+        using var knobs = KernelKnobs.Save();
+        KernelOptions.GeneratedCode = false;
+        Assert.False(VnniSmallBatch4.Applies(4, 64, 64, 4096, 1024, 8, 512));
     }
 
     [Fact]
@@ -301,27 +291,23 @@ public class VnniSmallBatch4Tests
         const int outF = 37;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + group), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
         var x = QuantTestData.Gaussian((ulong)(2 * inF + bits), 15 * inF, 2f);
-        bool saved = VnniSmallBatch4.FusedEpilogue;
-        try
+        using var knobs = KernelKnobs.Save();
+        Run(() =>
         {
-            Run(() =>
+            foreach (int batch in new[] { 2, 3, 5, 8, 13 })
             {
-                foreach (int batch in new[] { 2, 3, 5, 8, 13 })
+                var y = new float[2][];
+                for (int f = 0; f < 2; f++)
                 {
-                    var y = new float[2][];
-                    for (int f = 0; f < 2; f++)
-                    {
-                        VnniSmallBatch4.FusedEpilogue = f == 1;
-                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"int{bits} g{group} epilogue {f}");
-                        y[f] = new float[batch * outF];
-                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y[f], batch, ActivationPrecision.Int8);
-                    }
-                    float max = y[0].Max(MathF.Abs);
-                    for (int i = 0; i < y[0].Length; i++) Assert.True(MathF.Abs(y[0][i] - y[1][i]) <= 1e-5f * max, $"[{i}] {y[0][i]} vs {y[1][i]}");
+                    VnniSmallBatch4.FusedEpilogue = f == 1;
+                    Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"int{bits} g{group} epilogue {f}");
+                    y[f] = new float[batch * outF];
+                    q.MatMulTransposed(x.AsSpan(0, batch * inF), y[f], batch, ActivationPrecision.Int8);
                 }
-            });
-        }
-        finally { VnniSmallBatch4.FusedEpilogue = saved; }
+                float max = y[0].Max(MathF.Abs);
+                for (int i = 0; i < y[0].Length; i++) Assert.True(MathF.Abs(y[0][i] - y[1][i]) <= 1e-5f * max, $"[{i}] {y[0][i]} vs {y[1][i]}");
+            }
+        });
     }
 
     [Theory]
@@ -336,34 +322,25 @@ public class VnniSmallBatch4Tests
         const int outF = 157; // 13 blocks of 12 and one row
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(31, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(32, 15 * inF);
-        bool saved = VnniSmallBatch4.PipelinedBlocks;
+        using var knobs = KernelKnobs.Save();
         var pool = WorkerPool.Shared;
-        int savedDegree = pool.MaxDegreeOfParallelism;
-        try
+        Run(() =>
         {
-            Run(() =>
-            {
-                foreach (int batch in new[] { 2, 3, 4, 5, 8, 9, 15 })
-                    foreach (int threads in new[] { 1, 2 })
+            foreach (int batch in new[] { 2, 3, 4, 5, 8, 9, 15 })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    pool.MaxDegreeOfParallelism = threads;
+                    var y = new float[2][];
+                    for (int p = 0; p < 2; p++)
                     {
-                        pool.MaxDegreeOfParallelism = threads;
-                        var y = new float[2][];
-                        for (int p = 0; p < 2; p++)
-                        {
-                            VnniSmallBatch4.PipelinedBlocks = p == 1;
-                            y[p] = new float[batch * outF];
-                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
-                        }
-                        Assert.Equal(y[0], y[1]);
-                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"pipelined g{group} batch {batch}");
+                        VnniSmallBatch4.PipelinedBlocks = p == 1;
+                        y[p] = new float[batch * outF];
+                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
                     }
-            });
-        }
-        finally
-        {
-            VnniSmallBatch4.PipelinedBlocks = saved;
-            pool.MaxDegreeOfParallelism = savedDegree;
-        }
+                    Assert.Equal(y[0], y[1]);
+                    Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"pipelined g{group} batch {batch}");
+                }
+        });
     }
 
     [Theory]
@@ -379,55 +356,45 @@ public class VnniSmallBatch4Tests
         const int outF = 157; // 13 blocks of 12 and one row: every rows-per-call remainder
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(41, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(42, 15 * inF);
-        bool saved = VnniSmallBatch4.OwnScales, savedTree = VnniSmallBatch4.OwnLaneTree;
+        using var knobs = KernelKnobs.Save();
         var pool = WorkerPool.Shared;
-        int savedDegree = pool.MaxDegreeOfParallelism;
-        try
+        Run(() =>
         {
-            Run(() =>
-            {
-                foreach (int batch in new[] { 2, 3, 4, 5, 7, 8, 9, 15 })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        pool.MaxDegreeOfParallelism = threads;
-                        // 0: managed set-up; 1: own scales, managed lane tree; 2: own scales, lane tree in the kernel (tiles of 6+).
-                        var y = new float[3][];
-                        for (int p = 0; p < 3; p++)
-                        {
-                            VnniSmallBatch4.OwnScales = p >= 1;
-                            VnniSmallBatch4.OwnLaneTree = p == 2;
-                            y[p] = new float[batch * outF];
-                            q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
-                        }
-                        for (int p = 1; p < 3; p++)
-                            for (int i = 0; i < y[0].Length; i++)
-                                Assert.True(BitConverter.SingleToInt32Bits(y[0][i]) == BitConverter.SingleToInt32Bits(y[p][i]),
-                                    $"g{group} in {inF} batch {batch} threads {threads} variant {p} [{i}]: {y[0][i]} vs {y[p][i]}");
-                        Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"own scales g{group} batch {batch}");
-                    }
-                // Corrections that are exactly zero (zero points 0, and a batch row of zeros: zero group sums), where
-                // only the sign of a zero could differ between the kernel's sign flip and the managed negation.
-                var zero = GroupQuantizedWeight.FromParts(outF, inF, q.Scheme, q.Packed, q.Scales, sym ? null : new byte[q.ZeroPoints!.Length]);
-                var x0 = x.AsSpan(0, 3 * inF).ToArray();
-                Array.Clear(x0, inF, inF);
-                var z = new float[2][];
-                for (int p = 0; p < 2; p++)
+            foreach (int batch in new[] { 2, 3, 4, 5, 7, 8, 9, 15 })
+                foreach (int threads in new[] { 1, 2 })
                 {
-                    VnniSmallBatch4.OwnScales = p == 1;
-                    VnniSmallBatch4.OwnLaneTree = true;
-                    z[p] = new float[3 * outF];
-                    zero.MatMulTransposed(x0, z[p], 3, ActivationPrecision.Int8);
+                    pool.MaxDegreeOfParallelism = threads;
+                    // 0: managed set-up; 1: own scales, managed lane tree; 2: own scales, lane tree in the kernel (tiles of 6+).
+                    var y = new float[3][];
+                    for (int p = 0; p < 3; p++)
+                    {
+                        VnniSmallBatch4.OwnScales = p >= 1;
+                        VnniSmallBatch4.OwnLaneTree = p == 2;
+                        y[p] = new float[batch * outF];
+                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
+                    }
+                    for (int p = 1; p < 3; p++)
+                        for (int i = 0; i < y[0].Length; i++)
+                            Assert.True(BitConverter.SingleToInt32Bits(y[0][i]) == BitConverter.SingleToInt32Bits(y[p][i]),
+                                $"g{group} in {inF} batch {batch} threads {threads} variant {p} [{i}]: {y[0][i]} vs {y[p][i]}");
+                    Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"own scales g{group} batch {batch}");
                 }
-                for (int i = 0; i < z[0].Length; i++)
-                    Assert.True(BitConverter.SingleToInt32Bits(z[0][i]) == BitConverter.SingleToInt32Bits(z[1][i]), $"zero corrections [{i}]: {z[0][i]} vs {z[1][i]}");
-            });
-        }
-        finally
-        {
-            VnniSmallBatch4.OwnScales = saved;
-            VnniSmallBatch4.OwnLaneTree = savedTree;
-            pool.MaxDegreeOfParallelism = savedDegree;
-        }
+            // Corrections that are exactly zero (zero points 0, and a batch row of zeros: zero group sums), where
+            // only the sign of a zero could differ between the kernel's sign flip and the managed negation.
+            var zero = GroupQuantizedWeight.FromParts(outF, inF, q.Scheme, q.Packed, q.Scales, sym ? null : new byte[q.ZeroPoints!.Length]);
+            var x0 = x.AsSpan(0, 3 * inF).ToArray();
+            Array.Clear(x0, inF, inF);
+            var z = new float[2][];
+            for (int p = 0; p < 2; p++)
+            {
+                VnniSmallBatch4.OwnScales = p == 1;
+                VnniSmallBatch4.OwnLaneTree = true;
+                z[p] = new float[3 * outF];
+                zero.MatMulTransposed(x0, z[p], 3, ActivationPrecision.Int8);
+            }
+            for (int i = 0; i < z[0].Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(z[0][i]) == BitConverter.SingleToInt32Bits(z[1][i]), $"zero corrections [{i}]: {z[0][i]} vs {z[1][i]}");
+        });
     }
 
     [Fact]

@@ -85,25 +85,21 @@ public class VnniSmallBatch8Tests
         const int outF = 61;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(45, outF * inF), outF, inF, new QuantizationScheme(8, group, sym));
         var x = QuantTestData.Gaussian(46, 8 * inF);
-        int saved = VnniSmallBatch8.PrefetchVariant;
-        try
+        using var knobs = KernelKnobs.Save();
+        Run(() =>
         {
-            Run(() =>
+            foreach (int batch in new[] { 2, 4, 8 })
             {
-                foreach (int batch in new[] { 2, 4, 8 })
+                var y = new float[2][];
+                for (int p = 0; p < 2; p++)
                 {
-                    var y = new float[2][];
-                    for (int p = 0; p < 2; p++)
-                    {
-                        VnniSmallBatch8.PrefetchVariant = 2 * p;
-                        y[p] = new float[batch * outF];
-                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
-                    }
-                    Assert.Equal(y[0], y[1]);
+                    VnniSmallBatch8.PrefetchVariant = 2 * p;
+                    y[p] = new float[batch * outF];
+                    q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
                 }
-            });
-        }
-        finally { VnniSmallBatch8.PrefetchVariant = saved; }
+                Assert.Equal(y[0], y[1]);
+            }
+        });
     }
 
     [Theory]
@@ -121,17 +117,15 @@ public class VnniSmallBatch8Tests
         Run(() =>
         {
             var pool = WorkerPool.Shared;
-            int saved = pool.MaxDegreeOfParallelism;
             var one = new float[batch * outF];
             var two = new float[batch * outF];
-            try
+            using (KernelKnobs.Save())
             {
                 pool.MaxDegreeOfParallelism = 1;
                 q.MatMulTransposed(x, one, batch, ActivationPrecision.Int8);
                 pool.MaxDegreeOfParallelism = 2;
                 q.MatMulTransposed(x, two, batch, ActivationPrecision.Int8);
             }
-            finally { pool.MaxDegreeOfParallelism = saved; }
             Assert.Equal(one, two);
 
             // Batch 15 runs as tiles of 8 and 7 rows per row (3 and 4 weight rows per call), 5 x 3 with groups (2); others as other tiles
@@ -162,9 +156,11 @@ public class VnniSmallBatch8Tests
             var generated = new float[batch * outF];
             var managed = new float[batch * outF];
             q.MatMulTransposed(x, generated, batch, ActivationPrecision.Int8);
-            VnniSmallBatch8.DisabledOverride = true;
-            try { q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8); }
-            finally { VnniSmallBatch8.DisabledOverride = false; }
+            using (KernelKnobs.Save())
+            {
+                VnniSmallBatch8.DisabledOverride = true;
+                q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8);
+            }
             float max = managed.Max(MathF.Abs);
             for (int i = 0; i < managed.Length; i++) Assert.True(MathF.Abs(generated[i] - managed[i]) <= 1e-5f * max, $"g{group} [{i}] {generated[i]} vs {managed[i]}");
         });
@@ -191,13 +187,9 @@ public class VnniSmallBatch8Tests
         Assert.False(VnniSmallBatch8.Applies(8, 1 << 21, 1, 1 << 21, 4, 512)); // int32 lanes of one group per row could overflow
         Assert.False(VnniSmallBatch8.Applies(8, 64, 64, 4096, 8, 256));   // AVX-512 off
         if (Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") == "1") Assert.False(available);
-        bool saved = KernelOptions.GeneratedCode;
-        try
-        {
-            KernelOptions.GeneratedCode = false;
-            Assert.False(VnniSmallBatch8.Applies(8, 64, 64, 4096, 8, 512));
-        }
-        finally { KernelOptions.GeneratedCode = saved; }
+        using var knobs = KernelKnobs.Save();
+        KernelOptions.GeneratedCode = false;
+        Assert.False(VnniSmallBatch8.Applies(8, 64, 64, 4096, 8, 512));
     }
 
     /// <summary>At 512 bits, with the GEMM off (small weights take it from 4 rows) so every batch 2..15 runs here.</summary>
