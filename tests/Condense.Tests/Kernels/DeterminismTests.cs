@@ -302,31 +302,24 @@ public class DeterminismTests
     [InlineData(ActivationPrecision.Float32)]
     public void Forward_of_one_compressed_model_from_4_threads_equals_the_single_threaded_result(ActivationPrecision activations)
     {
-        var saved = KernelOptions.QuantizedActivations;
+        using var knobs = KernelKnobs.Save();
         KernelOptions.QuantizedActivations = activations;
-        try
-        {
-            var model = new Stack();
-            int[] batches = [1, 2, 17, 64];
-            var inputs = batches.Select(b => QuantTestData.Gaussian((ulong)(b * 13 + 1), b * 256)).ToArray();
-            var expected = inputs.Select((x, i) => model.Forward(x, batches[i])).ToArray();
+        var model = new Stack();
+        int[] batches = [1, 2, 17, 64];
+        var inputs = batches.Select(b => QuantTestData.Gaussian((ulong)(b * 13 + 1), b * 256)).ToArray();
+        var expected = inputs.Select((x, i) => model.Forward(x, batches[i])).ToArray();
 
-            const int rounds = 200;
-            int mismatches = 0;
-            string first = "";
-            FromFourThreads((t, round) =>
-            {
-                int i = (t + round) % batches.Length;
-                var y = model.Forward(inputs[i], batches[i]);
-                string difference = FirstDifference(expected[i], y, 128);
-                if (difference.Length > 0 && Interlocked.Increment(ref mismatches) == 1) first = $"batch {batches[i]}: {difference}";
-            }, rounds);
-            Assert.True(mismatches == 0, $"{activations}: {mismatches} of {4 * rounds} concurrent Forward calls differ from the single-threaded result; {first}");
-        }
-        finally
+        const int rounds = 200;
+        int mismatches = 0;
+        string first = "";
+        FromFourThreads((t, round) =>
         {
-            KernelOptions.QuantizedActivations = saved;
-        }
+            int i = (t + round) % batches.Length;
+            var y = model.Forward(inputs[i], batches[i]);
+            string difference = FirstDifference(expected[i], y, 128);
+            if (difference.Length > 0 && Interlocked.Increment(ref mismatches) == 1) first = $"batch {batches[i]}: {difference}";
+        }, rounds);
+        Assert.True(mismatches == 0, $"{activations}: {mismatches} of {4 * rounds} concurrent Forward calls differ from the single-threaded result; {first}");
     }
 
     [Fact]

@@ -116,22 +116,16 @@ public class WorkerPoolTests
     {
         // Regression: a worker used to take the generation current when its thread first ran as "already seen", so a
         // job published before that moment was skipped by it, and chunks waiting for each other never finished.
+        using var knobs = KernelKnobs.Save();
         WorkerPool.WorkerStarting = () => Thread.Sleep(200);
-        try
+        using var pool = new WorkerPool(2);
+        using var barrier = new Barrier(2);
+        bool bothArrived = true;
+        pool.For(2, (start, end) =>
         {
-            using var pool = new WorkerPool(2);
-            using var barrier = new Barrier(2);
-            bool bothArrived = true;
-            pool.For(2, (start, end) =>
-            {
-                if (!barrier.SignalAndWait(TimeSpan.FromSeconds(5))) bothArrived = false;
-            });
-            Assert.True(bothArrived, "the late worker never took the second chunk");
-        }
-        finally
-        {
-            WorkerPool.WorkerStarting = null;
-        }
+            if (!barrier.SignalAndWait(TimeSpan.FromSeconds(5))) bothArrived = false;
+        });
+        Assert.True(bothArrived, "the late worker never took the second chunk");
     }
 
     [Fact]
@@ -186,48 +180,41 @@ public class WorkerPoolTests
     public void Chunks_tile_the_range_and_the_last_ones_are_smaller_so_threads_finish_together(int count, int degree, bool twoEnded)
     {
         // The split is recorded from the calls themselves: every range a body saw, at this count and degree.
-        bool saved = WorkerPool.TwoEnded;
+        using var knobs = KernelKnobs.Save();
         WorkerPool.TwoEnded = twoEnded;
-        try
+        using var pool = new WorkerPool(degree);
+        var ranges = new List<(int Start, int End)>();
+        pool.For(count, (start, end) => { lock (ranges) ranges.Add((start, end)); });
+        ranges.Sort();
+        Assert.Equal(0, ranges[0].Start);
+        Assert.Equal(count, ranges[^1].End);
+        for (int k = 1; k < ranges.Count; k++) Assert.Equal(ranges[k - 1].End, ranges[k].Start);
+        Assert.All(ranges, r => Assert.True(r.End > r.Start, $"empty chunk [{r.Start}, {r.End})"));
+        int big = degree * WorkerPool.ChunksPerThread;
+        // No chunk is larger than 1 / (degree x ChunksPerThread) of the call (rounded up): the stalled-worker bound.
+        Assert.All(ranges, r => Assert.InRange(r.End - r.Start, 1, (count + big - 1) / big));
+        if (count >= 2 * big)
         {
-            using var pool = new WorkerPool(degree);
-            var ranges = new List<(int Start, int End)>();
-            pool.For(count, (start, end) => { lock (ranges) ranges.Add((start, end)); });
-            ranges.Sort();
-            Assert.Equal(0, ranges[0].Start);
-            Assert.Equal(count, ranges[^1].End);
-            for (int k = 1; k < ranges.Count; k++) Assert.Equal(ranges[k - 1].End, ranges[k].Start);
-            Assert.All(ranges, r => Assert.True(r.End > r.Start, $"empty chunk [{r.Start}, {r.End})"));
-            int big = degree * WorkerPool.ChunksPerThread;
-            // No chunk is larger than 1 / (degree x ChunksPerThread) of the call (rounded up): the stalled-worker bound.
-            Assert.All(ranges, r => Assert.InRange(r.End - r.Start, 1, (count + big - 1) / big));
-            if (count >= 2 * big)
-            {
-                // The chunks claimed last are at most half a regular chunk (a quarter from 4 x big indices on): the
-                // thread that takes one finishes soon after the other instead of up to a whole chunk later. One-ended,
-                // they end the range; two-ended, they sit where the caller's share (1 / degree of the range, claimed from
-                // the start) meets the workers' (claimed from the end).
-                int pieces = Math.Min(WorkerPool.TailPieces, count / big);
-                int pieceBound = ((count + big - 1) / big + pieces - 1) / pieces;
-                var last = twoEnded ? ranges.First(r => r.Start <= count / degree && count / degree < r.End) : ranges[^1];
-                Assert.InRange(last.End - last.Start, 1, pieceBound);
-                if (twoEnded) Assert.True(ranges[^1].End - ranges[^1].Start > pieceBound, "two-ended: the range's end is a whole chunk");
-                Assert.Equal(big + degree * (pieces - 1), ranges.Count);
-            }
-            else
-            {
-                Assert.Equal(Math.Min(count, big), ranges.Count);
-            }
-            // The split is a function of (count, degree) only: a second call sees the same ranges.
-            var again = new List<(int Start, int End)>();
-            pool.For(count, (start, end) => { lock (again) again.Add((start, end)); });
-            again.Sort();
-            Assert.Equal(ranges, again);
+            // The chunks claimed last are at most half a regular chunk (a quarter from 4 x big indices on): the
+            // thread that takes one finishes soon after the other instead of up to a whole chunk later. One-ended,
+            // they end the range; two-ended, they sit where the caller's share (1 / degree of the range, claimed from
+            // the start) meets the workers' (claimed from the end).
+            int pieces = Math.Min(WorkerPool.TailPieces, count / big);
+            int pieceBound = ((count + big - 1) / big + pieces - 1) / pieces;
+            var last = twoEnded ? ranges.First(r => r.Start <= count / degree && count / degree < r.End) : ranges[^1];
+            Assert.InRange(last.End - last.Start, 1, pieceBound);
+            if (twoEnded) Assert.True(ranges[^1].End - ranges[^1].Start > pieceBound, "two-ended: the range's end is a whole chunk");
+            Assert.Equal(big + degree * (pieces - 1), ranges.Count);
         }
-        finally
+        else
         {
-            WorkerPool.TwoEnded = saved;
+            Assert.Equal(Math.Min(count, big), ranges.Count);
         }
+        // The split is a function of (count, degree) only: a second call sees the same ranges.
+        var again = new List<(int Start, int End)>();
+        pool.For(count, (start, end) => { lock (again) again.Add((start, end)); });
+        again.Sort();
+        Assert.Equal(ranges, again);
     }
 
     [Fact]
@@ -236,39 +223,32 @@ public class WorkerPoolTests
         // Each thread's first chunk: the caller's must start the range, the worker's end it (so a weight called again
         // and again is read by the same core in the same rows). The caller holds its first chunk until the worker has
         // run one, so both take part however late the worker starts.
-        bool saved = WorkerPool.TwoEnded;
+        using var knobs = KernelKnobs.Save();
         WorkerPool.TwoEnded = true;
-        try
+        const int count = 4096;
+        using var pool = new WorkerPool(2);
+        pool.For(2, (_, _) => { }); // start the worker
+        for (int round = 0; round < 5; round++)
         {
-            const int count = 4096;
-            using var pool = new WorkerPool(2);
-            pool.For(2, (_, _) => { }); // start the worker
-            for (int round = 0; round < 5; round++)
+            int caller = Environment.CurrentManagedThreadId;
+            (int Start, int End) callerFirst = (-1, -1), workerFirst = (-1, -1);
+            bool workerRan = false;
+            pool.For(count, (start, end) =>
             {
-                int caller = Environment.CurrentManagedThreadId;
-                (int Start, int End) callerFirst = (-1, -1), workerFirst = (-1, -1);
-                bool workerRan = false;
-                pool.For(count, (start, end) =>
+                if (Environment.CurrentManagedThreadId != caller)
                 {
-                    if (Environment.CurrentManagedThreadId != caller)
-                    {
-                        lock (pool) if (workerFirst.Start < 0) workerFirst = (start, end);
-                        Volatile.Write(ref workerRan, true);
-                        return;
-                    }
-                    if (callerFirst.Start >= 0) return;
-                    callerFirst = (start, end);
-                    var wait = System.Diagnostics.Stopwatch.StartNew();
-                    while (!Volatile.Read(ref workerRan) && wait.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(1);
-                });
-                Assert.True(workerRan, "the worker never ran a chunk, so nothing was tested");
-                Assert.Equal(0, callerFirst.Start);
-                Assert.Equal(count, workerFirst.End);
-            }
-        }
-        finally
-        {
-            WorkerPool.TwoEnded = saved;
+                    lock (pool) if (workerFirst.Start < 0) workerFirst = (start, end);
+                    Volatile.Write(ref workerRan, true);
+                    return;
+                }
+                if (callerFirst.Start >= 0) return;
+                callerFirst = (start, end);
+                var wait = System.Diagnostics.Stopwatch.StartNew();
+                while (!Volatile.Read(ref workerRan) && wait.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(1);
+            });
+            Assert.True(workerRan, "the worker never ran a chunk, so nothing was tested");
+            Assert.Equal(0, callerFirst.Start);
+            Assert.Equal(count, workerFirst.End);
         }
     }
 

@@ -3,6 +3,7 @@ using Condense.Nn;
 using Condense.Quantization;
 using Condense.Reconstruction;
 using Condense.Tests.Core;
+using Condense.Tests.Kernels;
 using Condense.Tests.Transformer;
 using Condense.Transformer;
 
@@ -194,24 +195,17 @@ public class BlockReconstructionTests
 
     private static double KernelError(TinyBertBlock block, Tensor[] inputs, Tensor[] targets, SequenceBatch batch)
     {
-        var saved = KernelOptions.QuantizedActivations;
-        try
+        using var knobs = KernelKnobs.Save();
+        KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
+        using var _ = Tensor.NoGrad();
+        double sum = 0;
+        for (int i = 0; i < inputs.Length; i++)
         {
-            KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
-            using var _ = Tensor.NoGrad();
-            double sum = 0;
-            for (int i = 0; i < inputs.Length; i++)
-            {
-                var y = block.Forward(inputs[i], batch);
-                double s = 0;
-                for (int j = 0; j < y.Length; j++) { double d = (double)y.Data[j] - targets[i].Data[j]; s += d * d; }
-                sum += s / y.Length;
-            }
-            return sum / inputs.Length;
+            var y = block.Forward(inputs[i], batch);
+            double s = 0;
+            for (int j = 0; j < y.Length; j++) { double d = (double)y.Data[j] - targets[i].Data[j]; s += d * d; }
+            sum += s / y.Length;
         }
-        finally
-        {
-            KernelOptions.QuantizedActivations = saved;
-        }
+        return sum / inputs.Length;
     }
 }

@@ -2,6 +2,7 @@ using Condense.Kernels;
 using Condense.Nn;
 using Condense.Quantization;
 using Condense.Tests.Core;
+using Condense.Tests.Kernels;
 using Condense.Tests.IO;
 using Condense.Transformer;
 
@@ -334,28 +335,21 @@ public class BertTests
         for (int i = 0; i < sourceParameters.Count; i++) sourceParameters[i].Value.Data.CopyTo(targetParameters[i].Value.Data, 0);
         var dequantized = Run(reference);
 
-        var saved = KernelOptions.QuantizedActivations;
-        try
-        {
-            // Float32 activations: the quantized kernel computes exactly the dequantized product, up to summation order.
-            KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
-            var exact = Run(model);
-            double worst = exact.Data.Zip(dequantized.Data, (p, q) => Math.Abs(p - q)).Max();
-            Assert.True(worst < 1e-4, $"float32 activations differ by {worst}");
-            // Compression changed the model: the comparison above is not against the original weights.
-            Assert.True(exact.Data.Zip(dense.Data, (p, q) => Math.Abs(p - q)).Max() > 1e-3);
+        using var knobs = KernelKnobs.Save();
+        // Float32 activations: the quantized kernel computes exactly the dequantized product, up to summation order.
+        KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
+        var exact = Run(model);
+        double worst = exact.Data.Zip(dequantized.Data, (p, q) => Math.Abs(p - q)).Max();
+        Assert.True(worst < 1e-4, $"float32 activations differ by {worst}");
+        // Compression changed the model: the comparison above is not against the original weights.
+        Assert.True(exact.Data.Zip(dense.Data, (p, q) => Math.Abs(p - q)).Max() > 1e-3);
 
-            // The default int8 activations add their own rounding; each token's vector stays aligned.
-            KernelOptions.QuantizedActivations = ActivationPrecision.Int8;
-            var fast = Run(model);
-            int c = TinyBert.Hidden;
-            for (int row = 0; row < Batch * Sequence; row++)
-                Assert.True(Cosine(fast.Data.AsSpan(row * c, c), dequantized.Data.AsSpan(row * c, c)) > 0.999, $"row {row}");
-        }
-        finally
-        {
-            KernelOptions.QuantizedActivations = saved;
-        }
+        // The default int8 activations add their own rounding; each token's vector stays aligned.
+        KernelOptions.QuantizedActivations = ActivationPrecision.Int8;
+        var fast = Run(model);
+        int c = TinyBert.Hidden;
+        for (int row = 0; row < Batch * Sequence; row++)
+            Assert.True(Cosine(fast.Data.AsSpan(row * c, c), dequantized.Data.AsSpan(row * c, c)) > 0.999, $"row {row}");
     }
 
     [Fact]
@@ -378,20 +372,13 @@ public class BertTests
             target.LoadWeight(w);
             target.LoadBias(source.Bias!.Data);
         }
-        var saved = KernelOptions.QuantizedActivations;
-        try
-        {
-            KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
-            using var _ = Tensor.NoGrad();
-            var sparse = block.Forward(x, batch);
-            var dense = reference.Forward(x, batch);
-            double worst = sparse.Data.Zip(dense.Data, (p, q) => Math.Abs(p - q)).Max();
-            Assert.True(worst < 1e-4, $"sparse kernels differ from the dense product of the kept weights by {worst}");
-        }
-        finally
-        {
-            KernelOptions.QuantizedActivations = saved;
-        }
+        using var knobs = KernelKnobs.Save();
+        KernelOptions.QuantizedActivations = ActivationPrecision.Float32;
+        using var _ = Tensor.NoGrad();
+        var sparse = block.Forward(x, batch);
+        var dense = reference.Forward(x, batch);
+        double worst = sparse.Data.Zip(dense.Data, (p, q) => Math.Abs(p - q)).Max();
+        Assert.True(worst < 1e-4, $"sparse kernels differ from the dense product of the kept weights by {worst}");
     }
 
     private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
