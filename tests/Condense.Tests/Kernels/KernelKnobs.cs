@@ -12,6 +12,7 @@ namespace Condense.Tests.Kernels;
 /// so a test that sets a knob cannot leak it into later tests. Restores run in a fixed order (<see cref="Classes"/>'
 /// order, then property name, ordinal; the pool's degree last); a setter that drops compiled kernels may drop them.
 /// Thread-static knobs (VnniSmallBatch4/8.DisabledOverride, Int8Gemm's overrides) are saved and restored on the calling thread.
+/// The knobs are process-wide: this is safe because AssemblyInfo.cs runs test classes one at a time (no parallel tests).
 /// </summary>
 internal sealed class KernelKnobs : IDisposable
 {

@@ -48,9 +48,11 @@ public class VnniGemmTests
                     var vnni = new float[batch * outF];
                     var managed = new float[batch * outF];
                     q.MatMulTransposed(xb, vnni, batch, ActivationPrecision.Int8);
-                    Int8Gemm.ManagedOnlyOverride = true;
-                    try { q.MatMulTransposed(xb, managed, batch, ActivationPrecision.Int8); }
-                    finally { Int8Gemm.ManagedOnlyOverride = false; }
+                    using (KernelKnobs.Save())
+                    {
+                        Int8Gemm.ManagedOnlyOverride = true;
+                        q.MatMulTransposed(xb, managed, batch, ActivationPrecision.Int8);
+                    }
                     Assert.Equal(managed, vnni);
                     Int8Reference.AssertMatches(q, xb, batch, $"vnni out {outF}");
                 }
@@ -143,9 +145,11 @@ public class VnniGemmTests
                 if (bits == 8)
                 {
                     var managed = new float[batch * outF];
-                    Int8Gemm.ManagedOnlyOverride = true;
-                    try { q.MatMulTransposed(xb, managed, batch, ActivationPrecision.Int8); }
-                    finally { Int8Gemm.ManagedOnlyOverride = false; }
+                    using (KernelKnobs.Save())
+                    {
+                        Int8Gemm.ManagedOnlyOverride = true;
+                        q.MatMulTransposed(xb, managed, batch, ActivationPrecision.Int8);
+                    }
                     Assert.Equal(managed, two);
                 }
                 if (batch is 16 or 23 or 130) Int8Reference.AssertMatches(q, xb, batch, $"vnni row panels int{bits} out {outF}");
@@ -191,9 +195,11 @@ public class VnniGemmTests
                 var vnni = new float[batch * outF];
                 var managed = new float[batch * outF];
                 q.MatMulTransposed(x, vnni, batch, ActivationPrecision.Int8);
-                Int8Gemm.ManagedOnlyOverride = true;
-                try { q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8); }
-                finally { Int8Gemm.ManagedOnlyOverride = false; }
+                using (KernelKnobs.Save())
+                {
+                    Int8Gemm.ManagedOnlyOverride = true;
+                    q.MatMulTransposed(x, managed, batch, ActivationPrecision.Int8);
+                }
                 Assert.Equal(managed, vnni);
                 Int8Reference.AssertMatches(q, x, batch, $"vnni extreme g{group}");
             });
@@ -248,9 +254,11 @@ public class VnniGemmTests
         Assert.Equal(available, Int8Gemm.UsesVnni(64, 16));
         Assert.Equal(available, Int8Gemm.UsesVnni(1031, 1)); // one group per row: any input count
         Assert.False(Int8Gemm.UsesVnni(18, 10));             // groups of 18 would split a quad between two groups
-        Int8Gemm.ManagedOnlyOverride = true;
-        try { Assert.False(Int8Gemm.UsesVnni(64, 16)); }
-        finally { Int8Gemm.ManagedOnlyOverride = false; }
+        using (KernelKnobs.Save())
+        {
+            Int8Gemm.ManagedOnlyOverride = true;
+            Assert.False(Int8Gemm.UsesVnni(64, 16));
+        }
         if (Environment.GetEnvironmentVariable("CONDENSE_NO_JIT") == "1") Assert.False(available);
         using var knobs = KernelKnobs.Save();
         KernelOptions.GeneratedCode = false;
