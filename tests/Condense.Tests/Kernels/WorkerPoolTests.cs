@@ -221,8 +221,9 @@ public class WorkerPoolTests
     public void Two_ended_the_caller_claims_from_the_start_and_the_worker_from_the_end()
     {
         // Each thread's first chunk: the caller's must start the range, the worker's end it (so a weight called again
-        // and again is read by the same core in the same rows). The caller holds its first chunk until the worker has
-        // run one, so both take part however late the worker starts.
+        // and again is read by the same core in the same rows). Each thread holds its first chunk until the other has
+        // claimed one, so both take part however late either is scheduled (on a loaded machine the worker could
+        // otherwise run every chunk before the caller claims its first).
         using var knobs = KernelKnobs.Save();
         WorkerPool.TwoEnded = true;
         const int count = 4096;
@@ -232,21 +233,26 @@ public class WorkerPoolTests
         {
             int caller = Environment.CurrentManagedThreadId;
             (int Start, int End) callerFirst = (-1, -1), workerFirst = (-1, -1);
-            bool workerRan = false;
+            bool workerRan = false, callerRan = false;
             pool.For(count, (start, end) =>
             {
                 if (Environment.CurrentManagedThreadId != caller)
                 {
-                    lock (pool) if (workerFirst.Start < 0) workerFirst = (start, end);
+                    bool first;
+                    lock (pool) if (first = workerFirst.Start < 0) workerFirst = (start, end);
                     Volatile.Write(ref workerRan, true);
+                    var held = System.Diagnostics.Stopwatch.StartNew();
+                    while (first && !Volatile.Read(ref callerRan) && held.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(1);
                     return;
                 }
                 if (callerFirst.Start >= 0) return;
                 callerFirst = (start, end);
+                Volatile.Write(ref callerRan, true);
                 var wait = System.Diagnostics.Stopwatch.StartNew();
                 while (!Volatile.Read(ref workerRan) && wait.Elapsed < TimeSpan.FromSeconds(20)) Thread.Sleep(1);
             });
             Assert.True(workerRan, "the worker never ran a chunk, so nothing was tested");
+            Assert.True(callerRan, "the caller never ran a chunk, so nothing was tested");
             Assert.Equal(0, callerFirst.Start);
             Assert.Equal(count, workerFirst.End);
         }
