@@ -91,13 +91,16 @@ internal sealed class X86Assembler
     }
 
     /// <summary>prefetcht0 [mem]: requests the line into L1 ahead of its loads (no fault on any address).</summary>
-    public void Prefetcht0(Mem mem)
+    public void Prefetcht0(Mem mem) => Prefetch(hint: 1, mem);
+
+    /// <summary>The prefetch group 0F 18 /hint [mem] (/0 nta, /1 t0, /2 t1, /3 t2; no fault on any address).</summary>
+    private void Prefetch(int hint, Mem mem)
     {
         RequireScalar(mem);
         Rex(w: false, reg: 0, rmBase: (int)mem.Base);
         Emit(0x0F);
         Emit(0x18);
-        ModRmMemory(1, mem, 1);
+        ModRmMemory(hint, mem, 1);
     }
 
     /// <summary>dec reg (64-bit).</summary>
@@ -331,14 +334,7 @@ internal sealed class X86Assembler
     // --- VnniSmallBatch4 (small-batch 4-bit kernels): encodings added for it ---
 
     /// <summary>prefetcht1 [mem]: requests the line into L2 (not L1) ahead of its loads (no fault on any address).</summary>
-    public void Prefetcht1(Mem mem)
-    {
-        RequireScalar(mem);
-        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
-        Emit(0x0F);
-        Emit(0x18);
-        ModRmMemory(2, mem, 1);
-    }
+    public void Prefetcht1(Mem mem) => Prefetch(hint: 2, mem);
 
     // --- VnniGemvLowBit (2- and 3-bit batch-1 kernel): encodings added for it ---
 
@@ -401,14 +397,7 @@ internal sealed class X86Assembler
     // lanes), session 14: encodings added for them ---
 
     /// <summary>prefetcht2 [mem]: requests the line toward the outer caches (0F 18 /3; no fault on any address).</summary>
-    public void Prefetcht2(Mem mem)
-    {
-        RequireScalar(mem);
-        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
-        Emit(0x0F);
-        Emit(0x18);
-        ModRmMemory(3, mem, 1);
-    }
+    public void Prefetcht2(Mem mem) => Prefetch(hint: 3, mem);
 
     /// <summary>vunpcklps dst, a, b: per 128-bit chunk [a0, b0, a1, b1] (AVX512F).</summary>
     public void Vunpcklps(Zmm dst, Zmm a, Zmm b) => EvexRegister(Map0F, PpNone, 0x14, dst.Index, a.Index, b.Index);
@@ -424,12 +413,5 @@ internal sealed class X86Assembler
     }
 
     /// <summary>prefetchnta [mem]: requests the line with a non-temporal hint (0F 18 /0; no fault on any address).</summary>
-    public void Prefetchnta(Mem mem)
-    {
-        RequireScalar(mem);
-        Rex(w: false, reg: 0, rmBase: (int)mem.Base);
-        Emit(0x0F);
-        Emit(0x18);
-        ModRmMemory(0, mem, 1);
-    }
+    public void Prefetchnta(Mem mem) => Prefetch(hint: 0, mem);
 }
