@@ -331,7 +331,7 @@ internal static unsafe partial class FusedInt8Dot
     /// <remarks>
     /// Why: per row, ScaleRow's loop set-up, its horizontal sum and, for rows of fewer than 16 groups (MiniLM's 384
     /// inputs: 3-12 groups), one scalar float16 conversion per group were a large part of a short row's time. Here
-    /// the 16 rows' lane sums are reduced together by one transpose-add (<see cref="TransposeSum"/>, the tree of
+    /// the 16 rows' lane sums are reduced together by one transpose-add (<see cref="TransposeSum(float*, int)"/>, the tree of
     /// Vector512.Sum) and the groups of a row's last partial 16 are converted as one contiguous vector stream over
     /// all the block's rows (their products then added row by row in the scalar loop's order). Work: <see cref="ScaleRowsWork"/> floats at <paramref name="work"/> (64-byte aligned).
     /// </remarks>
@@ -428,21 +428,37 @@ internal static unsafe partial class FusedInt8Dot
     /// Vector512.Sum; 15 adds and 30 shuffles instead of 16 separate reductions.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> TransposeSum(Vector512<float>* v)
+    internal static Vector512<float> TransposeSum(Vector512<float>* v) => TransposeSum((float*)v, 16);
+
+    /// <summary>
+    /// <see cref="TransposeSum(Vector512{float}*)"/> of the 16 vectors at <paramref name="v"/>, <paramref name="stride"/>
+    /// floats apart (the generated 4-bit kernels leave each row's lane sums 32 floats apart).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> TransposeSum(float* v, int stride)
     {
+        Vector512<float> V(int i) => Vector512.Load(v + (nint)i * stride);
         // Level 1: rows 2i, 2i + 1 -> per 128-bit block j: (r2i p2j, r2i p2j+1, r2i+1 p2j, r2i+1 p2j+1), p = adjacent pair sums.
-        var w0 = Pairs(v[0], v[1]); var w1 = Pairs(v[2], v[3]); var w2 = Pairs(v[4], v[5]); var w3 = Pairs(v[6], v[7]);
-        var w4 = Pairs(v[8], v[9]); var w5 = Pairs(v[10], v[11]); var w6 = Pairs(v[12], v[13]); var w7 = Pairs(v[14], v[15]);
+        var w0 = Pairs(V(0), V(1)); var w1 = Pairs(V(2), V(3)); var w2 = Pairs(V(4), V(5)); var w3 = Pairs(V(6), V(7));
+        var w4 = Pairs(V(8), V(9)); var w5 = Pairs(V(10), V(11)); var w6 = Pairs(V(12), V(13)); var w7 = Pairs(V(14), V(15));
         // Level 2: block j of x_i holds the four rows 4i..4i + 3's sums of lanes 4j..4j + 3.
-        var x0 = Pairs(w0, w1); var x1 = Pairs(w2, w3); var x2 = Pairs(w4, w5); var x3 = Pairs(w6, w7);
+        return FinishTransposeSum(Pairs(w0, w1), Pairs(w2, w3), Pairs(w4, w5), Pairs(w6, w7));
+    }
+
+    /// <summary>Levels 3-4 of <see cref="TransposeSum(float*, int)"/> from its four level-2 vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> FinishTransposeSum(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3)
+    {
         // Level 3: adjacent 128-bit blocks (lanes 0-7 and 8-15) of rows 8i..8i + 7.
         var y0 = Avx512F.Shuffle4x128(x0, x1, 0x88) + Avx512F.Shuffle4x128(x0, x1, 0xDD);
         var y1 = Avx512F.Shuffle4x128(x2, x3, 0x88) + Avx512F.Shuffle4x128(x2, x3, 0xDD);
         // Level 4: the two halves; lane r is row r's sum.
         return Avx512F.Shuffle4x128(y0, y1, 0x88) + Avx512F.Shuffle4x128(y0, y1, 0xDD);
-
-        static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
     }
+
+    /// <summary>One level of the transpose-sum: <c>vshufps(a, b, 0x88) + vshufps(a, b, 0xDD)</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
 
     /// <summary>
     /// 16 float16 values at <paramref name="h"/> as float32 (AVX-512), exactly: the half sign-extended to 32 bits and

@@ -558,15 +558,7 @@ internal static unsafe class VnniGemv
                             asm.Prefetcht0(new Mem(Gpr.R11, Math.Abs(OwnInt4PrefetchRows) * 2 * l.ScaleStride));
                             if (ownZeros) asm.Prefetcht0(new Mem(Gpr.Rbx, Math.Abs(OwnInt4PrefetchRows) * l.ScaleStride));
                         }
-                        if (ownZeros)
-                        {
-                            // ScaleRows' asymmetric term: t = s * float(zero point), then c = fma(t, groupSums, c).
-                            asm.Vpmovzxbd(chunkZeros, new Mem(Gpr.Rbx, 0));
-                            asm.Vcvtdq2ps(chunkZeros, chunkZeros);
-                            asm.Vmulps(chunkZeros, chunkScales, chunkZeros);
-                            asm.Vfmadd231ps(correction, chunkZeros, new Mem(Gpr.Rdx, 0));
-                        }
-                        else asm.Vfmadd231ps(correction, chunkScales, new Mem(Gpr.Rdx, 0));
+                        EmitCorrection(asm, correction, chunkScales, chunkZeros, ownZeros, new Mem(Gpr.Rbx, 0), new Mem(Gpr.Rdx, 0));
                     }
                     asm.Vpermps(s, new Zmm(8 + j), chunkScales);
                 }
@@ -644,15 +636,7 @@ internal static unsafe class VnniGemv
                 var s = nibbles ? new Zmm(16 + (c & 1)) : new Zmm(24 + (c & 3));
                 asm.Vcvtph2ps(s, new Mem(Gpr.R11, 32 * c));
                 asm.Vmovups(new Mem(Gpr.R8, OwnScaleOffset + 64 * c), s);
-                if (ownZeros)
-                {
-                    var z = new Zmm(20 + (c & 1));
-                    asm.Vpmovzxbd(z, new Mem(Gpr.Rbx, 16 * c));
-                    asm.Vcvtdq2ps(z, z);
-                    asm.Vmulps(z, s, z);
-                    asm.Vfmadd231ps(correction, z, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
-                }
-                else asm.Vfmadd231ps(correction, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                EmitCorrection(asm, correction, s, new Zmm(20 + (c & 1)), ownZeros, new Mem(Gpr.Rbx, 16 * c), new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
             }
             if (ownZeros && !ownInLoop) asm.AddImm(Gpr.Rbx, groups);
             asm.Mov(Gpr.Rdx, Gpr.R8);
@@ -803,7 +787,24 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// <see cref="Layout.Quads"/>: levels 1 and 2 of <see cref="FusedInt8Dot.TransposeSum"/> for rows 0-3 of a pass,
+    /// One 16-group chunk's term of a row's correction lanes, ScaleRows' FMA chain: symmetric c = fma(s, groupSums, c);
+    /// with zero points (<paramref name="ownZeros"/>) t = s * float(zero point) in <paramref name="z"/> (the chunk's 16
+    /// bytes at <paramref name="zeros"/>), then c = fma(t, groupSums, c).
+    /// </summary>
+    private static void EmitCorrection(X86Assembler asm, Zmm correction, Zmm s, Zmm z, bool ownZeros, Mem zeros, Mem groupSums)
+    {
+        if (ownZeros)
+        {
+            asm.Vpmovzxbd(z, zeros);
+            asm.Vcvtdq2ps(z, z);
+            asm.Vmulps(z, s, z);
+            asm.Vfmadd231ps(correction, z, groupSums);
+        }
+        else asm.Vfmadd231ps(correction, s, groupSums);
+    }
+
+    /// <summary>
+    /// <see cref="Layout.Quads"/>: levels 1 and 2 of <see cref="FusedInt8Dot.TransposeSum(float*, int)"/> for rows 0-3 of a pass,
     /// their vectors in zmm0, zmm4, zmm8, zmm12: Pairs(Pairs(v0, v1), Pairs(v2, v3)) into zmm0, Pairs(a, b) being
     /// vshufps(a, b, 0x88) + vshufps(a, b, 0xDD), the same operations on the same operands, so the same bits (zmm16/17
     /// are the temporaries: the activations, free before and after a pass's loop).
@@ -912,15 +913,8 @@ internal static unsafe class VnniGemv
                     var s = new Zmm(22 + 2 * (c & 1));
                     asm.Vcvtph2ps(s, new Mem(Gpr.R11, r * 2 * l.ScaleStride + 32 * c));
                     asm.Vmovups(new Mem(Gpr.R8, OwnRowsScaleOffset(groups) + 4 * (r * l.ScaleStride + 16 * c)), s);
-                    if (ownZeros)
-                    {
-                        var z = new Zmm(23 + 2 * (c & 1));
-                        asm.Vpmovzxbd(z, new Mem(Gpr.Rbx, r * l.ScaleStride + 16 * c));
-                        asm.Vcvtdq2ps(z, z);
-                        asm.Vmulps(z, s, z);
-                        asm.Vfmadd231ps(corr, z, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
-                    }
-                    else asm.Vfmadd231ps(corr, s, new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                    EmitCorrection(asm, corr, s, new Zmm(23 + 2 * (c & 1)), ownZeros, new Mem(Gpr.Rbx, r * l.ScaleStride + 16 * c),
+                        new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
                 }
                 if (!l.Quads) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + l.CorrectionOffset), corr);
             }
@@ -1387,22 +1381,6 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// <see cref="FusedInt8Dot.TransposeSum"/> (the same shuffles and adds in the same tree, so the same bits) of the 16
-    /// vectors at <paramref name="v"/>, <paramref name="stride"/> floats apart: lane r is the sum of vector r's lanes.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> TransposeSum(float* v, int stride)
-    {
-        Vector512<float> V(int i) => Vector512.Load(v + (nint)i * stride);
-        var w0 = Pairs(V(0), V(1)); var w1 = Pairs(V(2), V(3)); var w2 = Pairs(V(4), V(5)); var w3 = Pairs(V(6), V(7));
-        var w4 = Pairs(V(8), V(9)); var w5 = Pairs(V(10), V(11)); var w6 = Pairs(V(12), V(13)); var w7 = Pairs(V(14), V(15));
-        var x0 = Pairs(w0, w1); var x1 = Pairs(w2, w3); var x2 = Pairs(w4, w5); var x3 = Pairs(w6, w7);
-        var y0 = Avx512F.Shuffle4x128(x0, x1, 0x88) + Avx512F.Shuffle4x128(x0, x1, 0xDD);
-        var y1 = Avx512F.Shuffle4x128(x2, x3, 0x88) + Avx512F.Shuffle4x128(x2, x3, 0xDD);
-        return Avx512F.Shuffle4x128(y0, y1, 0x88) + Avx512F.Shuffle4x128(y0, y1, 0xDD);
-    }
-
-    /// <summary>
     /// Quad q (rows 4q..4q + 3) of a <see cref="Layout.Quads"/> block at level 2 (sums, corrections): as the 4-row kernel
     /// left it in row 4q's slot when the quad was one of its passes (the first <paramref name="passRows"/> rows), else
     /// made here from the rows' own vectors.
@@ -1414,23 +1392,10 @@ internal static unsafe class VnniGemv
         return 4 * q + 4 <= passRows ? (Vector512.Load(p), Vector512.Load(p + 16)) : (QuadPairs(p), QuadPairs(p + 16));
     }
 
-    /// <summary>Levels 1-2 of <see cref="TransposeSum(float*, int)"/> for the 4 row vectors at <paramref name="p"/>, 32 floats apart.</summary>
+    /// <summary>Levels 1-2 of <see cref="FusedInt8Dot.TransposeSum(float*, int)"/> for the 4 row vectors at <paramref name="p"/>, 32 floats apart.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> QuadPairs(float* p) =>
-        Pairs(Pairs(Vector512.Load(p), Vector512.Load(p + 32)), Pairs(Vector512.Load(p + 64), Vector512.Load(p + 96)));
-
-    /// <summary>One level of the transpose-sum: <c>vshufps(a, b, 0x88) + vshufps(a, b, 0xDD)</c> (FusedInt8Dot.TransposeSum's pairs).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Pairs(Vector512<float> a, Vector512<float> b) => Avx512F.Shuffle(a, b, 0x88) + Avx512F.Shuffle(a, b, 0xDD);
-
-    /// <summary>Levels 3-4 of <see cref="FusedInt8Dot.TransposeSum"/> from the four level-2 vectors.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> FinishTransposeSum(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3)
-    {
-        var y0 = Avx512F.Shuffle4x128(x0, x1, 0x88) + Avx512F.Shuffle4x128(x0, x1, 0xDD);
-        var y1 = Avx512F.Shuffle4x128(x2, x3, 0x88) + Avx512F.Shuffle4x128(x2, x3, 0xDD);
-        return Avx512F.Shuffle4x128(y0, y1, 0x88) + Avx512F.Shuffle4x128(y0, y1, 0xDD);
-    }
+        FusedInt8Dot.Pairs(FusedInt8Dot.Pairs(Vector512.Load(p), Vector512.Load(p + 32)), FusedInt8Dot.Pairs(Vector512.Load(p + 64), Vector512.Load(p + 96)));
 
     /// <summary>
     /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
@@ -1533,13 +1498,13 @@ internal static unsafe class VnniGemv
                         var (s1, c1) = QuadLevel2(lanes, 1, ownPasses);
                         var (s2, c2) = QuadLevel2(lanes, 2, ownPasses);
                         var (s3, c3) = QuadLevel2(lanes, 3, ownPasses);
-                        rowSums = FinishTransposeSum(s0, s1, s2, s3);
-                        correctionSums = FinishTransposeSum(c0, c1, c2, c3);
+                        rowSums = FusedInt8Dot.FinishTransposeSum(s0, s1, s2, s3);
+                        correctionSums = FusedInt8Dot.FinishTransposeSum(c0, c1, c2, c3);
                     }
                     else
                     {
-                        rowSums = TransposeSum(lanes, 32);
-                        correctionSums = TransposeSum(lanes + 16, 32);
+                        rowSums = FusedInt8Dot.TransposeSum(lanes, 32);
+                        correctionSums = FusedInt8Dot.TransposeSum(lanes + 16, 32);
                     }
                     var yb = (rowSums - (l.OwnZeros ? correctionSums : correctionSums * Vector512.Create((float)symmetricZero))) * rowScale;
                     if (count == BlockRows) yb.Store(a.Y + r0);
