@@ -22,7 +22,7 @@ namespace Condense.Kernels;
 /// micro-panels [k][8] with an in-register 8 x 8 transpose; then per k block of <see cref="KC"/> features it runs
 /// every batch group over it: the group's x slice (KC x 48 floats, 24 KiB) stays in L1 while the 8 micro-panels
 /// stream from L2 as sequential broadcasts. Per k step a tile issues 3 vector loads and 8 broadcasts for 24 FMAs.
-/// The next W block is prefetched into L2, spread over the first batch group's tiles.</para>
+/// The next W block is prefetched into L2, a few rows per tile over every tile of a k block.</para>
 /// <para>Before this kernel (session 7), the 8 x 32 tile broadcast from W in place: its 8 rows are In floats apart (a
 /// multiple of 4 KiB for the benchmark shapes), so they fall into one L1 set, and x was read from L2 with a stride of
 /// the whole padded batch; the profile showed the x loads stalling.</para>
@@ -42,21 +42,6 @@ internal static unsafe class PackedSgemm
 
     /// <summary>Switch for tests and A/B measurements: off, the session-7 packed kernel runs instead.</summary>
     internal static bool Enabled { get; set; } = true;
-
-    /// <summary>
-    /// Session 11 knob (A/B): x packing and the y^T-to-y copy move 8 x 8 blocks with <see cref="Transpose8x8(float*, nint, float*, nint)"/>
-    /// (off: the session-8 scalar element loops). Copies only: same bits either way.
-    /// </summary>
-    internal static bool VectorCopies { get; set; } = true;
-
-    /// <summary>Experiment knob: software prefetch of the next W block into L2 (on since session 8).</summary>
-    internal static bool PrefetchNext { get; set; } = true;
-
-    /// <summary>
-    /// Session 11 knob (A/B): the next W block's prefetches spread over every tile of a k block, a few rows each (off:
-    /// the first batch group's tiles only, 8 rows each: bursts of 64 lines that wait for the miss queue).
-    /// </summary>
-    internal static bool SpreadPrefetch { get; set; } = true;
 
     /// <summary>
     /// Session 11 knob (A/B): W chunks run side by side per packed W block, so one thread's pass reads the block's x
@@ -156,24 +141,20 @@ internal static unsafe class PackedSgemm
         public readonly void Invoke(int start, int end)
         {
             int i0 = start * PackRows, i1 = Math.Min(In, end * PackRows);
-            bool vector = VectorCopies;
             for (int b0 = 0; b0 < Padded; b0 += NB)
             {
                 int nb = Math.Min(NB, Padded - b0);
                 float* g = Xp + (nint)b0 * In;
                 int real = Math.Min(nb, Batch - b0);
                 int j0 = 0;
-                if (vector)
+                // 8 batch rows x 8 features per transpose: g[i * nb + j] = x[b0 + j, i]; the rest below, element by element.
+                int i8 = i0 + (i1 - i0) / 8 * 8;
+                for (; j0 + 8 <= real; j0 += 8)
                 {
-                    // 8 batch rows x 8 features per transpose: g[i * nb + j] = x[b0 + j, i]; the rest below, element by element.
-                    int i8 = i0 + (i1 - i0) / 8 * 8;
-                    for (; j0 + 8 <= real; j0 += 8)
-                    {
-                        float* s = X + (nint)(b0 + j0) * In;
-                        for (int i = i0; i < i8; i += 8) Transpose8x8(s + i, In, g + (nint)i * nb + j0, nb);
-                        for (int j = j0; j < j0 + 8; j++)
-                            for (int i = i8; i < i1; i++) g[(nint)i * nb + j] = s[(nint)(j - j0) * In + i];
-                    }
+                    float* s = X + (nint)(b0 + j0) * In;
+                    for (int i = i0; i < i8; i += 8) Transpose8x8(s + i, In, g + (nint)i * nb + j0, nb);
+                    for (int j = j0; j < j0 + 8; j++)
+                        for (int i = i8; i < i1; i++) g[(nint)i * nb + j] = s[(nint)(j - j0) * In + i];
                 }
                 for (int j = j0; j < real; j++)
                 {
@@ -200,7 +181,6 @@ internal static unsafe class PackedSgemm
             int pass = Math.Clamp(Math.Min(ChunksPerPass, (1 << 15) / (NC * Padded)), 1, Math.Max(1, ChunksPerPass));
             float* yts = Buffer(ref t_y, (long)pass * NC * Padded);
             float* wp = Buffer(ref t_w, NC * KP);
-            bool spread = SpreadPrefetch, prefetch = PrefetchNext;
             int kcBlock = Math.Clamp(KBlock / 8 * 8, 8, KP);
             bool skipTiles = ProbeSkipTiles;
             int batchGroups = (Padded + NB - 1) / NB;
@@ -223,15 +203,17 @@ internal static unsafe class PackedSgemm
                         // next KP features, else the next pass's first block.
                         int nextC = c + 1 < s1 ? c + 1 : p0 + KP < In ? s0 : s1;
                         int nextP0 = c + 1 < s1 ? p0 : p0 + KP < In ? p0 + KP : 0;
-                        bool hasNext = prefetch && nextC < end;
+                        bool hasNext = nextC < end;
                         int nextR0 = nextC * NC, nextRows = hasNext ? Math.Min(NC, Out - nextR0) : 0;
                         int nextKp = Math.Min(KP, In - nextP0);
                         for (int k0 = p0; k0 < p0 + kp; k0 += kcBlock)
                         {
                             int kc = Math.Min(kcBlock, p0 + kp - k0);
                             bool first = k0 == 0;
-                            // Spread prefetch: tile t takes rows [nextRows t / T, nextRows (t + 1) / T), counted (the
-                            // two divisions per tile showed in the profile): rb = the end so far, frac = nextRows t mod T.
+                            // The next block's prefetch spread over every tile of the k block (session 11; a burst of
+                            // 64 lines per tile over the first batch group's tiles waited for the miss queue): tile t
+                            // takes rows [nextRows t / T, nextRows (t + 1) / T), counted (the two divisions per tile
+                            // showed in the profile): rb = the end so far, frac = nextRows t mod T.
                             int rbSpread = 0, frac = 0;
                             for (int b0 = 0; b0 < Padded; b0 += NB)
                             {
@@ -240,20 +222,13 @@ internal static unsafe class PackedSgemm
                                 for (int g = 0; g < groups; g++)
                                 {
                                     // The next block's lines for this k block's offset, a few rows per tile (a burst of
-                                    // all 2,048 lines would fill the miss queue).
+                                    // all 2,048 lines would fill the miss queue; without this prefetch a call ran ~2% slower).
                                     if (hasNext)
                                     {
-                                        int ra, rb;
-                                        if (spread)
-                                        {
-                                            // Session 11: over every tile of the k block (tile t of T takes rows [nextRows t / T, nextRows (t + 1) / T)).
-                                            ra = rbSpread;
-                                            frac += nextRows;
-                                            while (frac >= tiles) { frac -= tiles; rbSpread++; }
-                                            rb = rbSpread;
-                                        }
-                                        else if (b0 == 0) { ra = g * MR; rb = Math.Min(nextRows, (g + 1) * MR); }
-                                        else ra = rb = 0;
+                                        int ra = rbSpread;
+                                        frac += nextRows;
+                                        while (frac >= tiles) { frac -= tiles; rbSpread++; }
+                                        int rb = rbSpread;
                                         for (int r = ra; r < rb; r++)
                                             Source.Prefetch(nextR0 + r, nextP0 + (k0 - p0), Math.Min(kcBlock, nextKp - (k0 - p0)));
                                     }
@@ -273,7 +248,7 @@ internal static unsafe class PackedSgemm
                     int r0 = c * NC, rows = Math.Min(NC, Out - r0);
                     float* yt = yts + (nint)(c - s0) * NC * Padded;
                     // y^T scratch -> y rows: contiguous writes, strided reads from L1/L2; 8 x 8 blocks, then the edges.
-                    int b8 = 0, o8 = VectorCopies ? rows / 8 * 8 : 0;
+                    int b8 = 0, o8 = rows / 8 * 8;
                     if (o8 > 0)
                     {
                         for (; b8 + 8 <= Batch; b8 += 8)

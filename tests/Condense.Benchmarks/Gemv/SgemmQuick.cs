@@ -55,33 +55,29 @@ public static class SgemmQuick
         // Session 13 knobs (same bits): the lean 4-bit decode loop, prefetch of the codes decoded next.
         void S13(bool lean, bool prefetch) { Set(F32, "LeanFourBit", lean); Set(F32, "DecodePrefetch", prefetch); }
         var q4g32Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(4, 32, false)));
-        void I4() { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); }
-        // Session 11 knobs (same bits): vectorized x packing / y copy, spread next-block prefetch, chunks per pass.
-        void S11(bool copies, bool spread = true, int pass = 4) { Set(Sgemm, "KBlock", 128); Set(Sgemm, "ProbeSkipTiles", false); S13(true, true); Set(Sgemm, "VectorCopies", copies); Set(Sgemm, "PrefetchNext", true); Set(Sgemm, "SpreadPrefetch", spread); Set(Sgemm, "ChunksPerPass", pass); }
+        void I4() { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); }
+        // Session 11 knob (same bits): chunks per pass; the k block at its default.
+        void S11(int pass = 4) { Set(Sgemm, "KBlock", 128); Set(Sgemm, "ProbeSkipTiles", false); S13(true, true); Set(Sgemm, "ChunksPerPass", pass); }
         var variants = new List<(string Name, Action Apply, Action Call)>
         {
-            ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(true); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-kc256", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "KBlock", 256); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-kc512", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "KBlock", 512); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-nopf", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "PrefetchNext", false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-burst", () => { Set(Sgemm, "Enabled", true); S11(true, false); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(true, true, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(true, true, 2); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("fp32-s8", () => { Set(Sgemm, "Enabled", true); S11(false, false, 1); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-kc256", () => { Set(Sgemm, "Enabled", true); S11(); Set(Sgemm, "KBlock", 256); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-kc512", () => { Set(Sgemm, "Enabled", true); S11(); Set(Sgemm, "KBlock", 512); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(1); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(2); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-s12", () => { I4(); S13(false, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-nolean", () => { I4(); S13(false, true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-nodpf", () => { I4(); S13(true, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g32-s13", () => I4(), () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g32-s12", () => { I4(); S13(false, false); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("fp32-packonly", () => { Set(Sgemm, "Enabled", true); S11(true); Set(Sgemm, "ProbeSkipTiles", true); }, () => fp32.MatMulTransposed(x, y, batch)),
+            ("fp32-packonly", () => { Set(Sgemm, "Enabled", true); S11(); Set(Sgemm, "ProbeSkipTiles", true); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-packonly", () => { I4(); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-s12po", () => { I4(); S13(false, false); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g32-packonly", () => { I4(); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g32-s12po", () => { I4(); S13(false, false); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-kc256", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); Set(Sgemm, "KBlock", 256); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-kc512", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(true); Set(Sgemm, "KBlock", 512); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-s10", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(false, false, 1); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-kc256", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); Set(Sgemm, "KBlock", 256); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-kc512", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); Set(Sgemm, "KBlock", 512); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g64-new", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
@@ -112,7 +108,7 @@ public static class SgemmQuick
             }
             Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
         }
-        Set(Sgemm, "Enabled", true); S11(true);
+        Set(Sgemm, "Enabled", true); S11();
         Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true);
         foreach (var v in variants)
         {

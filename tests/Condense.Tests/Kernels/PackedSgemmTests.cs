@@ -95,7 +95,7 @@ public class PackedSgemmTests
     [InlineData(33, 64 * 9 + 5, 1100)]  // 10 chunks (the last 5 rows), 3 W blocks, one 48-wide group with padding
     [InlineData(130, 64 * 7, 1029)]     // 7 whole chunks, In not a multiple of 8, groups 48 + 48 + 32 + 16
     [InlineData(64, 64 * 5 + 63, 520)]  // x packing: 8-row blocks only; a 63-row last chunk (7 tiles + a short one)
-    public void Session_11_knobs_keep_the_reference_bits_at_every_pass_width_and_thread_count(int batch, int outF, int inF)
+    public void Chunk_passes_keep_the_reference_bits_at_every_pass_width_and_thread_count(int batch, int outF, int inF)
     {
         var (w, x) = Random(batch, outF, inF);
         var expected = new float[batch * outF];
@@ -106,28 +106,22 @@ public class PackedSgemmTests
         }
         var storage = new DenseWeight(w, outF, inF);
         int savedThreads = WorkerPool.Shared.MaxDegreeOfParallelism, savedPass = PackedSgemm.ChunksPerPass;
-        bool savedCopies = PackedSgemm.VectorCopies, savedSpread = PackedSgemm.SpreadPrefetch;
         try
         {
             foreach (int threads in new[] { 1, 2, 3 })
                 foreach (int pass in new[] { 1, 3, 4 })
-                    foreach (int mode in new[] { 0, 1 })
-                    {
-                        // 0: the session-8 element copies and burst prefetch; 1: 8 x 8-block copies, spread prefetch.
-                        bool on = mode > 0;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        PackedSgemm.ChunksPerPass = pass;
-                        PackedSgemm.VectorCopies = PackedSgemm.SpreadPrefetch = on;
-                        var y = new float[batch * outF];
-                        storage.MatMulTransposed(x, y, batch);
-                        Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}, session-11 knobs mode {mode}");
-                    }
+                {
+                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                    PackedSgemm.ChunksPerPass = pass;
+                    var y = new float[batch * outF];
+                    storage.MatMulTransposed(x, y, batch);
+                    Assert.True(expected.AsSpan().SequenceEqual(y), $"threads {threads}, pass {pass}");
+                }
         }
         finally
         {
             WorkerPool.Shared.MaxDegreeOfParallelism = savedThreads;
             PackedSgemm.ChunksPerPass = savedPass;
-            PackedSgemm.VectorCopies = savedCopies; PackedSgemm.SpreadPrefetch = savedSpread;
         }
     }
 }
