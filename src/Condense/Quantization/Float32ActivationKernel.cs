@@ -70,24 +70,6 @@ internal static unsafe partial class Float32ActivationKernel
     /// </summary>
     internal static bool PanelsOnPackedSgemm { get; set; } = true;
 
-    /// <summary>On <see cref="PanelsOnPackedSgemm"/>'s path, 4-bit codes of whole 8-row tiles are decoded straight into the micro-panels' order (true) or row-major then transposed (false). Same bits.</summary>
-    internal static bool FourBitTransposed { get; set; } = true;
-
-    /// <summary>
-    /// Session 13 knob (A/B): the 4-bit transposed decode as its own lean loop (true): the 8 rows' group scales
-    /// transposed once per tile to [group][row] and broadcast from memory (no <c>vgatherdps</c>), the chunk's codes
-    /// broadcast straight from the transpose scratch, the group counted instead of divided, and its own register
-    /// allocation (inlined into <c>Pack</c>, the session-10 loop kept its vectors on the stack). False: the session-10
-    /// loop. Same weights either way.
-    /// </summary>
-    internal static bool LeanFourBit { get; set; } = true;
-
-    /// <summary>
-    /// Session 13 knob (A/B): <see cref="PackedSgemm"/>'s next-block prefetch also reaches the codes, scales and zero
-    /// points the float32-activation path decodes next (false: no prefetch, the session-10 behaviour). Hints only.
-    /// </summary>
-    internal static bool DecodePrefetch { get; set; } = true;
-
     private const long SerialWork = 1 << 15; // multiply-adds below which a thread hand-off costs more than it saves
 
     [ThreadStatic] private static float[]? t_scales;
@@ -298,17 +280,15 @@ internal static unsafe partial class Float32ActivationKernel
                     RowScales(Scales + (nint)r * gpr + g0, Zeros == null ? null : Zeros + (nint)r * gpr + g0, symmetricZero, sf + k * gc, nz + k * gc, gc);
                 }
                 int cs = c0;
-                if (Bits == 4 && tileRows == 8 && FourBitTransposed && (RowBytes & 3) == 0)
+                if (Bits == 4 && tileRows == 8 && (RowBytes & 3) == 0)
                 {
+                    // 4-bit whole tiles straight into the micro-panels' order (session 10: 26.9 ms against 29.4 for
+                    // the row-major decode below, S1 b128), in the lean loop (session 13).
                     int cEnd = Math.Min(c1, (p0 + kp) / 8);
-                    if (LeanFourBit)
-                    {
-                        TransposeScales(sf, nz, sT, nT, gc);
-                        bool rowWise = gpr == 1;
-                        cs = PackFourLean(Packed + (nint)(r0 + t) * RowBytes, RowBytes / 4, (long)(r0 + t + 7) * RowBytes, total, c0, cEnd, p0,
-                            rowWise ? 0 : c0 / cpg - g0, rowWise ? int.MaxValue : cpg - c0 % cpg, cpg, sT, nT, tmp, panel);
-                    }
-                    else cs = PackFour(r0 + t, c0, cEnd, p0, g0, gc, sf, nz, tmp, panel, total);
+                    TransposeScales(sf, nz, sT, nT, gc);
+                    bool rowWise = gpr == 1;
+                    cs = PackFourLean(Packed + (nint)(r0 + t) * RowBytes, RowBytes / 4, (long)(r0 + t + 7) * RowBytes, total, c0, cEnd, p0,
+                        rowWise ? 0 : c0 / cpg - g0, rowWise ? int.MaxValue : cpg - c0 % cpg, cpg, sT, nT, tmp, panel);
                 }
                 if (cs >= c1) continue;
                 // The rest (all of it for other widths and short tiles): each row decoded row-major into the L1
@@ -341,57 +321,13 @@ internal static unsafe partial class Float32ActivationKernel
         /// 4-bit codes of 8 whole rows, 8 chunks (64 features) at a time: the rows' 32-byte code runs are transposed
         /// (8 x 8 dwords) so one dword vector holds a chunk of all 8 rows; each pair of features is then one 512-bit
         /// shift, mask, convert and fma(q, s, -z s) per 16 weights, stored straight into the micro-panel's [k][8]
-        /// order (no row-major pass). The weights are exact, so the bits equal the row-major decode's. Returns the
-        /// first chunk not done: chunks up to <paramref name="cEnd"/> (whole chunks of the block) whose 32-byte reads
-        /// stay inside the codes.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private readonly int PackFour(int r0, int c0, int cEnd, int p0, int g0, int gc, float* sf, float* nz, float* tmp, float* panel, long total)
-        {
-            byte* base0 = Packed + (nint)r0 * RowBytes;
-            long lastRow = (long)(r0 + 7) * RowBytes;
-            int lds = RowBytes / 4, cpg = ChunksPerGroup;
-            bool rowWise = GroupsPerRow == 1;
-            var gidx = Vector256.Create(0, gc, 2 * gc, 3 * gc, 4 * gc, 5 * gc, 6 * gc, 7 * gc);
-            var mask = Vector512.Create(15u);
-            var sh0 = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-            var sh1 = Vector512.Create(8u, 8, 8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 12, 12, 12);
-            var sh2 = Vector512.Create(16u, 16, 16, 16, 16, 16, 16, 16, 20, 20, 20, 20, 20, 20, 20, 20);
-            var sh3 = Vector512.Create(24u, 24, 24, 24, 24, 24, 24, 24, 28, 28, 28, 28, 28, 28, 28, 28);
-            int gCur = -1;
-            Vector512<float> s = default, z = default;
-            int c = c0;
-            for (; c + 8 <= cEnd && lastRow + (long)c * 4 + 32 <= total; c += 8)
-            {
-                PackedSgemm.Transpose8x8((float*)(base0 + (nint)c * 4), lds, tmp);
-                for (int j = 0; j < 8; j++)
-                {
-                    int g = rowWise ? 0 : (c + j) / cpg - g0;
-                    if (g != gCur)
-                    {
-                        var s8 = Avx2.GatherVector256(sf + g, gidx, 4);
-                        var z8 = Avx2.GatherVector256(nz + g, gidx, 4);
-                        s = Vector512.Create(s8, s8);
-                        z = Vector512.Create(z8, z8);
-                        gCur = g;
-                    }
-                    var v = Vector256.Load((uint*)tmp + j * 8);
-                    var d = Vector512.Create(v, v);
-                    float* dst = panel + ((nint)(c + j) * 8 - p0) * 8;
-                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh0) & mask).AsInt32()), s, z).Store(dst);
-                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh1) & mask).AsInt32()), s, z).Store(dst + 16);
-                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh2) & mask).AsInt32()), s, z).Store(dst + 32);
-                    Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogicalVariable(d, sh3) & mask).AsInt32()), s, z).Store(dst + 48);
-                }
-            }
-            return c;
-        }
-
-        /// <summary>
-        /// <see cref="PackFour"/>'s loop, lean (session 13, <see cref="LeanFourBit"/>): 8 rows from <paramref name="base0"/>
-        /// (dword stride <paramref name="lds"/>), chunks [c0, cEnd) whose 32-byte reads stay inside the codes; scales
-        /// [group][row] in <paramref name="sT"/>, <paramref name="nT"/> from group <paramref name="g"/> (relative to the
-        /// block's first), with <paramref name="left"/> chunks of it still to come. Returns the first chunk not done.
+        /// order (no row-major pass). The weights are exact, so the bits equal the row-major decode's.
+        /// 8 rows from <paramref name="base0"/> (dword stride <paramref name="lds"/>), chunks [c0, cEnd) whose 32-byte
+        /// reads stay inside the codes; scales [group][row] in <paramref name="sT"/>, <paramref name="nT"/> from group
+        /// <paramref name="g"/> (relative to the block's first), with <paramref name="left"/> chunks of it still to come.
+        /// Returns the first chunk not done. Lean (session 13): the scales broadcast from memory on a group change (no
+        /// <c>vgatherdps</c>), the group counted instead of divided, and its own register allocation (not inlined: inlined
+        /// into <c>Pack</c>, the session-10 loop kept its vectors on the stack).
         /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static int PackFourLean(byte* base0, int lds, long lastRow, long total, int c0, int cEnd, int p0, int g, int left, int cpg,
@@ -450,13 +386,12 @@ internal static unsafe partial class Float32ActivationKernel
         }
 
         /// <summary>
-        /// Hints (session 13, <see cref="DecodePrefetch"/>): the code bytes of row <paramref name="row"/>'s features
+        /// Hints (session 13; before, the decoded source had no prefetch): the code bytes of row <paramref name="row"/>'s features
         /// [feature, feature + count) and, at a block's first k block, the row's scale and zero-point line for the block.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly void Prefetch(int row, int feature, int count)
         {
-            if (!DecodePrefetch) return;
             byte* codes = Packed + (nint)row * RowBytes + (nint)(feature / 8) * TDec.ChunkBytes;
             nint bytes = (nint)((count + 7) / 8) * TDec.ChunkBytes;
             for (nint i = 0; i < bytes; i += 64) Sse.Prefetch1(codes + i);

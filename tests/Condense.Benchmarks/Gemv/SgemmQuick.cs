@@ -13,9 +13,9 @@ namespace Condense.Benchmarks.Gemv;
 /// alternated in every round, so a loaded machine disturbs all alike. Default: 1 thread, thread CPU time, GFLOP per
 /// CPU-second (compare with <c>--quick fp32-peak</c>); <c>--two</c>: 2 threads, wall time.
 /// <c>--rounds n</c> (5), <c>--batch n</c> (128), <c>--shape OxI</c> (4096x4096), <c>--variants a,b</c> (names starting so).
-/// Session 13: <c>--tile</c> times the micro-kernel alone (L1 and L2 operands); the <c>-packonly</c> / <c>-s12po</c>
+/// Session 13: <c>--tile</c> times the micro-kernel alone (L1 and L2 operands); the <c>-packonly</c>
 /// variants run a call without its tiles (x packing, W packing or decoding, prefetches: what a call spends around
-/// them), <c>-s12</c> variants the session-12 4-bit decode (<c>LeanFourBit</c> and <c>DecodePrefetch</c> off).
+/// them).
 /// </summary>
 public static class SgemmQuick
 {
@@ -52,12 +52,10 @@ public static class SgemmQuick
         var q8Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(8, 32, true)));
 
         const string Sgemm = "Condense.Kernels.PackedSgemm", F32 = "Condense.Quantization.Float32ActivationKernel";
-        // Session 13 knobs (same bits): the lean 4-bit decode loop, prefetch of the codes decoded next.
-        void S13(bool lean, bool prefetch) { Set(F32, "LeanFourBit", lean); Set(F32, "DecodePrefetch", prefetch); }
         var q4g32Lazy = new Lazy<GroupQuantizedWeight>(() => GroupQuantizedWeight.Quantize(dense, outF, inF, new QuantizationScheme(4, 32, false)));
-        void I4() { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); }
+        void I4() { Set(F32, "PanelsOnPackedSgemm", true); S11(); }
         // Session 11 knob (same bits): chunks per pass; the k block at its default.
-        void S11(int pass = 4) { Set(Sgemm, "KBlock", 128); Set(Sgemm, "ProbeSkipTiles", false); S13(true, true); Set(Sgemm, "ChunksPerPass", pass); }
+        void S11(int pass = 4) { Set(Sgemm, "KBlock", 128); Set(Sgemm, "ProbeSkipTiles", false); Set(Sgemm, "ChunksPerPass", pass); }
         var variants = new List<(string Name, Action Apply, Action Call)>
         {
             ("fp32-s11", () => { Set(Sgemm, "Enabled", true); S11(); }, () => fp32.MatMulTransposed(x, y, batch)),
@@ -65,23 +63,15 @@ public static class SgemmQuick
             ("fp32-kc512", () => { Set(Sgemm, "Enabled", true); S11(); Set(Sgemm, "KBlock", 512); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-p1", () => { Set(Sgemm, "Enabled", true); S11(1); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("fp32-p2", () => { Set(Sgemm, "Enabled", true); S11(2); }, () => fp32.MatMulTransposed(x, y, batch)),
-            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-s12", () => { I4(); S13(false, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-nolean", () => { I4(); S13(false, true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-nodpf", () => { I4(); S13(true, false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-s11", () => { Set(F32, "PanelsOnPackedSgemm", true); S11(); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g32-s13", () => I4(), () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g32-s12", () => { I4(); S13(false, false); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("fp32-packonly", () => { Set(Sgemm, "Enabled", true); S11(); Set(Sgemm, "ProbeSkipTiles", true); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-packonly", () => { I4(); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-s12po", () => { I4(); S13(false, false); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i4g32-packonly", () => { I4(); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g32-s12po", () => { I4(); S13(false, false); Set(Sgemm, "ProbeSkipTiles", true); }, () => q4g32Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-kc256", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); Set(Sgemm, "KBlock", 256); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-kc512", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); S11(); Set(Sgemm, "KBlock", 512); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-kc256", () => { Set(F32, "PanelsOnPackedSgemm", true); S11(); Set(Sgemm, "KBlock", 256); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
+            ("i4g64-kc512", () => { Set(F32, "PanelsOnPackedSgemm", true); S11(); Set(Sgemm, "KBlock", 512); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("fp32-s7", () => { Set(Sgemm, "Enabled", false); }, () => fp32.MatMulTransposed(x, y, batch)),
             ("i4g64-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-new", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", false); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
-            ("i4g64-tr", () => { Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true); }, () => q4Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i8g32-old", () => Set(F32, "PanelsOnPackedSgemm", false), () => q8Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
             ("i8g32-new", () => Set(F32, "PanelsOnPackedSgemm", true), () => q8Lazy.Value.MatMulTransposed(x, y, batch, ActivationPrecision.Float32)),
         };
@@ -109,7 +99,7 @@ public static class SgemmQuick
             Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
         }
         Set(Sgemm, "Enabled", true); S11();
-        Set(F32, "PanelsOnPackedSgemm", true); Set(F32, "FourBitTransposed", true);
+        Set(F32, "PanelsOnPackedSgemm", true);
         foreach (var v in variants)
         {
             var r = results[v.Name].OrderBy(t => t).ToList();

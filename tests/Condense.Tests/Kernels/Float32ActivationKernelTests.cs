@@ -241,11 +241,11 @@ public unsafe class Float32ActivationKernelTests
     [InlineData(256, true, 72, 1024)]
     [InlineData(0, false, 20, 1029)]
     [InlineData(0, true, 136, 1100)]
-    public void Session_13_decode_knobs_keep_the_reference_bits_at_every_k_block_and_thread_count(int group, bool symmetric, int outF, int inF)
+    public void Four_bit_decode_keeps_the_reference_bits_at_every_k_block_and_thread_count(int group, bool symmetric, int outF, int inF)
     {
         // 4-bit codes on PackedSgemm's tiles: the lean decode loop (scales transposed per tile, groups counted across
-        // 8-chunk steps and 512-feature blocks) and the session-10 loop, with and without the code prefetch, at k blocks
-        // of 128, 256 and 512 features, 1 and 2 threads: every output is the reference chain on the dequantized weights.
+        // 8-chunk steps and 512-feature blocks) with the code prefetch, at k blocks of 128, 256 and 512 features, 1 and
+        // 2 threads: every output is the reference chain on the dequantized weights.
         if (Float32ActivationKernel.Width < 512) return; // PackedSgemm runs with AVX-512 only
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group * 7 + outF), outF * inF), outF, inF, new QuantizationScheme(4, group, symmetric));
         var deq = new float[outF * inF];
@@ -259,11 +259,9 @@ public unsafe class Float32ActivationKernelTests
                 var expected = new float[batch * outF];
                 fixed (float* px = x, pw = deq, py = expected)
                     DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
-                foreach (var (lean, prefetch, kBlock) in new[] { (true, true, 128), (false, true, 128), (true, false, 256), (false, false, 512), (true, true, 512) })
+                foreach (int kBlock in new[] { 128, 256, 512 })
                     foreach (int threads in new[] { 1, 2 })
                     {
-                        Float32ActivationKernel.LeanFourBit = lean;
-                        Float32ActivationKernel.DecodePrefetch = prefetch;
                         PackedSgemm.KBlock = kBlock;
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         var y = new float[batch * outF];
@@ -274,8 +272,6 @@ public unsafe class Float32ActivationKernelTests
         }
         finally
         {
-            Float32ActivationKernel.LeanFourBit = true;
-            Float32ActivationKernel.DecodePrefetch = true;
             PackedSgemm.KBlock = 128;
             WorkerPool.Shared.MaxDegreeOfParallelism = saved;
         }
