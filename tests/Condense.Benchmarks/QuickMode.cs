@@ -31,7 +31,6 @@ namespace Condense.Benchmarks;
 ///   --quick f32act              the batch-1 float32-activation kernel's loop variants, S2 cold, alternated next to the probe (--hot: 256 rows, 1 thread, CPU time)
 ///   --quick subspace [fastfood] one training step in a d = 10,000 subspace (Fastfood, Sparse) against the plain step, D = 199,210
 ///   --fp32-gemv-rows n          (any mode) W rows the fp32 batch-1..3 GEMV reads side by side: 1 or 4 (session 8's tile); default: 1 from 8 MiB of weight (the packed copy if the weight was made with packForBatch1), else 4; same bits
-///   --fp32-gemv-unaligned       (any mode) the fp32 batch-1 row stream reads W from each row's first float, not 64 B aligned (same bits)
 ///   --f32-panels sgemm|old      (any mode) float32-activation batch >= 32: PackedSgemm's tiles (default) or session 8's dequantized panels; same bits
 ///   --gemv-prefetch n           (any mode) software prefetch distance (bytes, 0 = none) of the generated batch-1 GEMV; --gemv-prefetch-every n (1/2/4 lines), --gemv-prefetch-l2 (prefetcht1)
 ///   options: --only w1,w2 (cases whose name contains a word, and fp32)   --csv path   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, time per case per round)
@@ -52,19 +51,6 @@ public static class QuickMode
         Console.WriteLine($"knob    : fp32 batch-1 GEMV reads {rows} W row(s) side by side");
     }
 
-    /// <summary>
-    /// <c>--fp32-gemv-unaligned</c>: the fp32 batch-1 row stream reads W from each row's first float (2 lines per
-    /// 512-bit load on a managed array) instead of 64 B aligned (DenseMatMul.GemvAlignedLoads; same bits), for A/B runs.
-    /// </summary>
-    private static void SetFp32GemvUnaligned()
-    {
-        var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Kernels.DenseMatMul", throwOnError: true)!;
-        var property = type.GetProperty("GemvAlignedLoads", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)
-                       ?? throw new InvalidOperationException("DenseMatMul.GemvAlignedLoads not found");
-        property.SetValue(null, false);
-        Console.WriteLine("knob    : fp32 batch-1 row stream reads W unaligned (from each row's first float)");
-    }
-
     /// <summary><c>--f32-panels sgemm|old</c>: float32-activation batches >= 32 on PackedSgemm's tiles (default) or the session-8 dequantized panels; same bits.</summary>
     private static void SetF32Panels(bool sgemm)
     {
@@ -79,7 +65,6 @@ public static class QuickMode
         if (args.Contains("--gemv-dump")) { Jit.GemvKnobs.Dump(args[Array.IndexOf(args, "--gemv-dump") + 1], args[Array.IndexOf(args, "--gemv-dump") + 2]); return 0; }
         if (args.Any(a => a.StartsWith("--gemv-", StringComparison.Ordinal) && a != "--gemv-dump")) Jit.GemvKnobs.Apply(args);
         if (Option(args, "--fp32-gemv-rows") is { } fp32Rows) SetFp32GemvRows(int.Parse(fp32Rows, CultureInfo.InvariantCulture));
-        if (args.Contains("--fp32-gemv-unaligned")) SetFp32GemvUnaligned();
         if (Option(args, "--f32-panels") is { } panels) SetF32Panels(panels == "sgemm");
         if (args.Contains("generator") && args.Contains("growth")) return GeneratorQuick.Scale(GeneratorQuick.ScaleSizes) ? 0 : 1;
         if (args.Contains("generator")) return GeneratorQuick.Run();

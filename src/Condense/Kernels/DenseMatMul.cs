@@ -56,7 +56,7 @@ internal static unsafe class DenseMatMul
         {
             var body = new GemvBody { X = x, W = w, Y = y, Batch = batch, Out = outF, In = inF, Bits = bits };
             if (batch == 1 && packed != null && packedBits == bits && GemvRowsSideBySide == 0) body.Packed = packed;
-            else if (batch == 1 && bits == 512 && GemvAlignedLoads && GemvRowsFor(outF, inF) == 1 && inF >= 16 && ((nint)w & 3) == 0)
+            else if (batch == 1 && bits == 512 && GemvRowsFor(outF, inF) == 1 && inF >= 16 && ((nint)w & 3) == 0)
                 body.XShifted = ShiftedInputs(x, w, outF, inF, out body.XStride);
             WorkerPool.Shared.For((outF + GemvRows - 1) / GemvRows, ref body, degree);
         }
@@ -137,17 +137,6 @@ internal static unsafe class DenseMatMul
         int rows = GemvRowsSideBySide;
         return rows != 0 ? rows : (long)outF * inF * sizeof(float) >= GemvStreamMinBytes ? 1 : 4;
     }
-
-    /// <summary>
-    /// Whether the 512-bit batch-1 row stream reads W with 64-B aligned loads (<see cref="Dot1Aligned512"/>; default on).
-    /// Same bits either way; a measurement knob for A/B runs of one build (the benchmarks set it by reflection), not an API.
-    /// </summary>
-    /// <remarks>
-    /// Session 10: a managed float[]'s data starts 16 B past an 8-B aligned object header, so a W row read from its
-    /// first float splits every 64 B load over two cache lines. `--quick readprobe`, one thread, CPU time, the same
-    /// FMA loop from DRAM: 26.0 GB/s on aligned lines, 18.3 with W and x 16 B off (docs/benchmarks.md, session 10).
-    /// </remarks>
-    internal static bool GemvAlignedLoads { get; set; } = true;
 
     [ThreadStatic] private static float[]? t_xShifted;
 
@@ -323,6 +312,8 @@ internal static unsafe class DenseMatMul
     }
 
     // Batch 1, 512 bits, one row after the next with 64 B aligned loads of W (see Dot1Aligned512); xs from ShiftedInputs.
+    // A managed float[]'s data starts 16 B past a line, so loads from each row's first float split two lines: the same
+    // FMA loop from DRAM read 26.0 GB/s aligned against 18.3 16 B off (session 10, docs/benchmarks.md; one thread).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvRows1Aligned512(float* xs, int stride, float* w, float* y, int inF, int r0, int r1)
     {

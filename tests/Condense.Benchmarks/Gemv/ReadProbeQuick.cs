@@ -37,9 +37,6 @@ internal static unsafe class ReadProbeQuick
     {
         /// <summary>Bytes added to the weight and activation addresses (a managed float[]'s data is 8-B aligned, not 64).</summary>
         public int Misalign { get; init; }
-
-        /// <summary>The real kernel with DenseMatMul.GemvAlignedLoads off (W rows read from their first float).</summary>
-        public bool UnalignedKernel { get; init; }
     }
 
     private static float s_sink;
@@ -100,11 +97,8 @@ internal static unsafe class ReadProbeQuick
         // The real kernel (DenseWeight batch 1 over managed copies of one call's size, through WorkerPool.Shared),
         // with its W rows read 1 or 4 side by side (DenseMatMul.GemvRowsSideBySide; same bits).
         foreach (int t in new[] { 2, 1 })
-        {
             foreach (int rows in new[] { 0, 1, 4 })
                 variants.Add(new((rows == 0 ? "DenseWeight b1, packed copy (packForBatch1)" : $"DenseWeight b1, {rows} row(s) side by side") + (t == 1 ? ", 1 thread" : ""), true, t, rows, Pf.None, 0, 0, Work.Kernel));
-            variants.Add(new("DenseWeight b1, 1 row, unaligned loads" + (t == 1 ? ", 1 thread" : ""), true, t, 1, Pf.None, 0, 0, Work.Kernel) { UnalignedKernel = true });
-        }
         // Session 10: the loops above with W and x 16 B off a cache line, as a managed float[] is (its data starts 16 B
         // after an 8-B aligned object): every 64 B load then spans two lines.
         variants.Add(new("FMA dot, 1 stream, 8 lines, 1 thread, +16 B", true, 1, 1, Pf.None, 0, 0, Work.FmaUnrolled) { Misalign = 16 });
@@ -257,10 +251,8 @@ internal static unsafe class ReadProbeQuick
         var weight = s_weights[(int)(offset / bytes % s_weights.Count)];
         var type = typeof(Condense.Kernels.KernelOptions).Assembly.GetType("Condense.Kernels.DenseMatMul", throwOnError: true)!;
         var knob = type.GetProperty("GemvRowsSideBySide", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
-        var aligned = type.GetProperty("GemvAlignedLoads", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!;
         int savedRows = (int)knob.GetValue(null)!, savedDegree = Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism;
         knob.SetValue(null, v.Streams);
-        aligned.SetValue(null, !v.UnalignedKernel);
         Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = v.Threads;
         try
         {
@@ -273,7 +265,6 @@ internal static unsafe class ReadProbeQuick
         finally
         {
             knob.SetValue(null, savedRows);
-            aligned.SetValue(null, true);
             Condense.Kernels.WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
         }
     }

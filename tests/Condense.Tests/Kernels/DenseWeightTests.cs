@@ -208,7 +208,6 @@ public class DenseWeightTests
         for (int k = 0; k < count; k++) values[k] = rng.NextGaussian();
         for (int k = 0; k < inF; k++) xv[k] = rng.NextGaussian();
         int savedRows = DenseMatMul.GemvRowsSideBySide, savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
-        bool savedAligned = DenseMatMul.GemvAlignedLoads;
         try
         {
             KernelWidths.ForEach(bits =>
@@ -227,23 +226,20 @@ public class DenseWeightTests
                         fixed (float* pe = expected) DenseMatMul.MatMulTransposed(x, w, pe, 1, outF, inF);
                         Assert.All(expected, e => Assert.False(float.IsNaN(e)));
                         DenseMatMul.GemvRowsSideBySide = 1;
-                        foreach (bool aligned in new[] { true, false })
-                            foreach (int degree in new[] { 1, 2, 3 })
-                            {
-                                DenseMatMul.GemvAlignedLoads = aligned;
-                                WorkerPool.Shared.MaxDegreeOfParallelism = degree;
-                                var y = new float[outF];
-                                fixed (float* py = y) DenseMatMul.MatMulTransposed(x, w, py, 1, outF, inF);
-                                Assert.True(expected.AsSpan().SequenceEqual(y),
-                                    $"width {bits}, W +{wOff} floats, x +{xOff}, aligned loads {aligned}, {degree} thread(s): bits differ");
-                            }
+                        foreach (int degree in new[] { 1, 2, 3 })
+                        {
+                            WorkerPool.Shared.MaxDegreeOfParallelism = degree;
+                            var y = new float[outF];
+                            fixed (float* py = y) DenseMatMul.MatMulTransposed(x, w, py, 1, outF, inF);
+                            Assert.True(expected.AsSpan().SequenceEqual(y),
+                                $"width {bits}, W +{wOff} floats, x +{xOff}, {degree} thread(s): bits differ");
+                        }
                     }
             });
         }
         finally
         {
             DenseMatMul.GemvRowsSideBySide = savedRows;
-            DenseMatMul.GemvAlignedLoads = savedAligned;
             WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
             System.Runtime.InteropServices.NativeMemory.AlignedFree(wBase);
             System.Runtime.InteropServices.NativeMemory.AlignedFree(xBase);
