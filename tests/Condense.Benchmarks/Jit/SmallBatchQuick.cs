@@ -48,7 +48,8 @@ public static class SmallBatchQuick
         for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() - 0.5);
         var y = new float[8 * outF];
 
-        // --variants: the 4-bit kernel's experiment knobs too (PrefetchVariant 1 = no software prefetch, RowsCap = rows per call).
+        // --variants: the 4-bit kernel's experiment knobs too (PrefetchVariant 1 = no software prefetch, RowsCap = rows per
+        // call); the 8-bit kernel has none (its PrefetchVariant was retired in session 15).
         var pfKnob = kernel.GetProperty("PrefetchVariant", BindingFlags.Static | BindingFlags.NonPublic);
         var capKnob = kernel.GetProperty("RowsCap", BindingFlags.Static | BindingFlags.NonPublic);
         bool variants = args.Contains("--variants") && pfKnob is not null; // the 8-bit kernel has no RowsCap: its variants' cap is ignored

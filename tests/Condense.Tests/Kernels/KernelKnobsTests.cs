@@ -36,7 +36,7 @@ public class KernelKnobsTests
         foreach (var name in new[] { "KernelOptions.GeneratedCode", "KernelOptions.MaxVectorBits", "KernelOptions.QuantizedActivations",
                      "WorkerPool.TwoEnded", "WorkerPool.WorkerStarting", "VnniGemv.Enabled", "VnniGemv.OwnInt4Scales", "VnniGemv.StreamingRows",
                      "VnniGemv.CacheResidentBytes", "VnniGemvLowBit.Enabled", "VnniSmallBatch4.DisabledOverride", "VnniSmallBatch4.OwnLaneTree",
-                     "VnniSmallBatch8.DisabledOverride", "VnniSmallBatch8.PrefetchVariant" })
+                     "VnniSmallBatch8.DisabledOverride" })
             Assert.Contains(name, names);
 
         var before = KernelKnobs.Current();

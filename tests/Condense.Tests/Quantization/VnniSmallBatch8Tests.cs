@@ -76,33 +76,6 @@ public class VnniSmallBatch8Tests
     }
 
     [Theory]
-    [InlineData(32, 1600, false)]
-    [InlineData(0, 1600, true)]
-    [InlineData(128, 1536, false)] // units of 2 steps
-    public void Both_prefetch_variants_give_the_same_bits(int group, int inF, bool sym)
-    {
-        if (!VnniSmallBatch8.IsAvailable) return;
-        const int outF = 61;
-        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(45, outF * inF), outF, inF, new QuantizationScheme(8, group, sym));
-        var x = QuantTestData.Gaussian(46, 8 * inF);
-        using var knobs = KernelKnobs.Save();
-        Run(() =>
-        {
-            foreach (int batch in new[] { 2, 4, 8 })
-            {
-                var y = new float[2][];
-                for (int p = 0; p < 2; p++)
-                {
-                    VnniSmallBatch8.PrefetchVariant = 2 * p;
-                    y[p] = new float[batch * outF];
-                    q.MatMulTransposed(x.AsSpan(0, batch * inF), y[p], batch, ActivationPrecision.Int8);
-                }
-                Assert.Equal(y[0], y[1]);
-            }
-        });
-    }
-
-    [Theory]
     [InlineData(0, 1600, true)]
     [InlineData(32, 1600, false)]
     [InlineData(64, 1664, true)]

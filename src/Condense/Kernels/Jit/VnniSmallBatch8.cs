@@ -26,7 +26,7 @@ namespace Condense.Kernels.Jit;
 /// <para>Zero points come out after the sums, as in the managed kernels: y = sx (sum - sum_g s_g z_g sum_g q), z = 128
 /// when symmetric. The row's tail past its last whole unit is added in managed code, exact per group. Results do not
 /// depend on the thread count, R or the tiles: each output's operations and their order depend only on its weight row
-/// and batch row. Prefetch: the next block of rows into L2 as one linear front (<see cref="PrefetchVariant"/>).</para>
+/// and batch row. Prefetch: the next block of rows into L2 as one linear front.</para>
 /// </remarks>
 internal static unsafe class VnniSmallBatch8
 {
@@ -62,15 +62,7 @@ internal static unsafe class VnniSmallBatch8
     private static readonly Lazy<nint[]?> s_code = new(Build);
 
     /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub).</summary>
-    private static int CodeIndex(int p, int variant, int m, int rows) => ((p * Variants + variant) * (MaxTile + 1) + m) * 5 + rows;
-
-    /// <summary>
-    /// Experiment knob (env <c>CONDENSE_SB8_PF</c>): 0 (default) = the session-9 L2 front (prefetcht1 of the next block's
-    /// rows, one linear front from <see cref="SmallBatchArgs.Front"/>), 2 = prefetcht0 6 KB ahead of each row's loads (the
-    /// 4-bit kernels' default since session 10; with 4 KB rows that is inside the call's own rows at R >= 2, and it did
-    /// not win: session 11, docs/kernels.md). Prefetches change no value.
-    /// </summary>
-    internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB8_PF"), out int v) ? v : 0;
+    private static int CodeIndex(int variant, int m, int rows) => (variant * (MaxTile + 1) + m) * 5 + rows;
 
     [ThreadStatic] private static bool t_off;
 
@@ -104,23 +96,21 @@ internal static unsafe class VnniSmallBatch8
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[2, Variants, MaxTile + 1, 5];
-        for (int p = 0; p < 2; p++)
-            for (int v = 0; v < Variants; v++)
-                for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++)
-                    {
-                        while (a.Position % 64 != 0) a.Ret();
-                        offsets[p, v, m, r] = a.Position;
-                        Emit(a, r, m, VariantSteps(v), IntOnly(v), 2 * p);
-                    }
+        var offsets = new int[Variants, MaxTile + 1, 5];
+        for (int v = 0; v < Variants; v++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++)
+                {
+                    while (a.Position % 64 != 0) a.Ret();
+                    offsets[v, m, r] = a.Position;
+                    Emit(a, r, m, VariantSteps(v), IntOnly(v));
+                }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[2 * Variants * (MaxTile + 1) * 5];
-        for (int p = 0; p < 2; p++)
-            for (int v = 0; v < Variants; v++)
-                for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[CodeIndex(p, v, m, r)] = pages + offsets[p, v, m, r];
+        var code = new nint[Variants * (MaxTile + 1) * 5];
+        for (int v = 0; v < Variants; v++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, IntOnly(v)); r++) code[CodeIndex(v, m, r)] = pages + offsets[v, m, r];
         return code;
     }
 
@@ -135,7 +125,7 @@ internal static unsafe class VnniSmallBatch8
     /// weights (then the lane scales), R.. integer lanes, then float accumulators; 30 activations, 31 lane index.
     /// Output: Acc[r][m][16], float32 lane sums, or int32 lanes when <paramref name="intOnly"/>.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, int unitSteps, bool intOnly, int prefetch = 2)
+    internal static void Emit(X86Assembler a, int rows, int m, int unitSteps, bool intOnly)
     {
         int lanes = rows * m;
         if (rows < 1 || rows > 4 || rows + (intOnly ? 1 : 2) * lanes > 30)
@@ -154,11 +144,9 @@ internal static unsafe class VnniSmallBatch8
 
         int unitBytes = StepCodes * unitSteps;
         int loop = a.Position;
-        if (prefetch == 0)
-            for (int i = 0; i < rows * unitBytes; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
-        else
-            for (int r = 0; r < rows; r++)
-                for (int i = 0; i < unitBytes; i += 64) a.Prefetcht0(new Mem(w[r], 6144 + i));
+        // The next block's rows into L2 as one linear front (session 9). prefetcht0 6 KB ahead of each row (the 4-bit
+        // kernels' choice) did not win here (session 11: with 4 KB rows it lands inside the call's own rows).
+        for (int i = 0; i < rows * unitBytes; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
         for (int u = 0; u < unitSteps; u++)
         {
             for (int r = 0; r < rows; r++) a.Vmovdqu32(Z(r), new Mem(w[r], 64 * u));
@@ -225,7 +213,7 @@ internal static unsafe class VnniSmallBatch8
     }
 
     private static void Call(int variant, int m, int rows, SmallBatchArgs* args) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant == 0 ? 0 : 1, variant, m, rows)])(args);
+        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(variant, m, rows)])(args);
 
     private struct Args
     {
