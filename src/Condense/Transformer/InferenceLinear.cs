@@ -89,21 +89,6 @@ internal static class InferenceLinear
     }
 
     /// <summary>
-    /// Knob (A/B runs; environment variable CONDENSE_POOLED_FEED_FORWARD=0 at start-up turns it off): the encoder
-    /// layer's intermediate activations [rows, I] live in a buffer from <see cref="System.Buffers.ArrayPool{T}.Shared"/>
-    /// (product, GELU in place, output product, returned) instead of a new array per layer. The same kernels and
-    /// operations, so the same bits.
-    /// </summary>
-    internal static bool PooledFeedForward { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_POOLED_FEED_FORWARD") != "0";
-
-    /// <summary>
-    /// Knob beside <see cref="PooledFeedForward"/> (environment variable CONDENSE_POOLED_LAYER=0 at start-up turns it
-    /// off): with every Linear of the layer compressed, the hidden state after the first LayerNorm is pooled too (only
-    /// the layer's output is a new array). Same bits.
-    /// </summary>
-    internal static bool PooledLayer { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_POOLED_LAYER") != "0";
-
-    /// <summary>
     /// x W'^T of a compressed layer without its bias into a rented array (its first rows x Out values; the caller returns
     /// it to <see cref="System.Buffers.ArrayPool{T}.Shared"/>), or null where <see cref="ProductWithoutBias(Linear, Tensor)"/> would be.
     /// </summary>
