@@ -18,7 +18,7 @@ internal static unsafe class Int8Activations
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float QuantizeRow(float* x, int n, int groupSize, sbyte* q, float* groupSums, int vectorBits)
     {
-        if (vectorBits >= 512 && Wide && Avx512F.IsSupported && n % 16 == 0 && groupSize % 16 == 0 && n > 0)
+        if (vectorBits >= 512 && Avx512F.IsSupported && n % 16 == 0 && groupSize % 16 == 0 && n > 0)
             return QuantizeRow512(x, n, groupSize, q, groupSums);
         float absMax = 0f;
         int i = 0;
@@ -88,14 +88,12 @@ internal static unsafe class Int8Activations
         return absMax / 127f;
     }
 
-    /// <summary>Knob: false sends every row through the 256-bit loops (A/B runs; the bytes, sums and scale are the same).</summary>
-    internal static bool Wide { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_QUANTIZE_512") != "0";
-
     /// <summary>
     /// <see cref="QuantizeRow"/> for rows and groups of whole 16-float vectors with AVX-512: two independent max and
     /// check chains, and the group sums taken from the int32 codes before they are narrowed (one pass instead of two).
     /// The same bytes, sums and scale: max and the integer sums are exact, and x * (127 / max) is rounded half to even
-    /// as the 256-bit loop and MathF.Round do.
+    /// as the 256-bit loop and MathF.Round do. Session 12: -2% per MiniLM sentence (docs/kernels.md); the 256-bit loops
+    /// remain for other widths and for rows or groups that are not whole vectors.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float QuantizeRow512(float* x, int n, int groupSize, sbyte* q, float* groupSums)
