@@ -53,10 +53,7 @@ internal static unsafe partial class Float32ActivationKernel
     // vpmovzxbd + cvt + fma(q, s, -z s) + FMA per 16: S2 int8-g32 1 thread, thread CPU time, cold 6.64 -> 4.54 ns per
     // 64 weight bytes (with prefetcht1), hot 3.8 -> 2.9 (--quick f32act; docs/kernels.md).
     private static bool BitPlanesApply(in PackedWeightView w, int batch, int width) =>
-        BitPlanes && batch == 1 && width == 512 && (w.Bits == 4 || w.Bits == 8 && PlanesFor8Bits) && Avx512F.IsSupported;
-
-    /// <summary>Whether 8-bit codes take the bit-plane kernel at batch 1 (else the decode-to-weights tiles).</summary>
-    internal static bool PlanesFor8Bits { get; set; } = true;
+        BitPlanes && batch == 1 && width == 512 && (w.Bits == 4 || w.Bits == 8) && Avx512F.IsSupported;
 
     // The loop prefetches with prefetcht1 (into L2, one 4-row tile ahead). Against prefetcht0 on S2 cold, 1 thread,
     // thread CPU time, load 27-33: int4-g64 7.12 -> 5.97 ns per 64 weight bytes, int8-g32 5.43 -> 4.54; nta as t0; 2 or 4

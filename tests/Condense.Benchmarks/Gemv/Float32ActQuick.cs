@@ -55,10 +55,11 @@ public static class Float32ActQuick
         }
         dense = null!;
 
-        // Variant: name, formats it applies to, knob settings (8-bit planes, prefetch tiles ahead); planes-1t is the default.
+        // Variant: name, formats it applies to, knob settings (bit planes or the decode-to-weights tiles, prefetch tiles
+        // ahead); planes-1t is the default. BitPlanes is the calling thread's switch, and the path is chosen on it.
         var variants = new List<(string Name, bool For4, bool For8, Action Apply)>();
-        void Add(string name, bool for4, bool for8, bool planes8, int tiles) =>
-            variants.Add((name, for4, for8, () => { Set("PlanesFor8Bits", planes8); Set("PlanePrefetchTiles", tiles); }));
+        void Add(string name, bool for4, bool for8, bool planes, int tiles) =>
+            variants.Add((name, for4, for8, () => { Set("BitPlanes", planes); Set("PlanePrefetchTiles", tiles); }));
         Add("tiles", false, true, false, 1);
         foreach (int tiles in new[] { 1, 2, 4 }) Add($"planes-{tiles}t", true, true, true, tiles);
         if (only is not null) variants = variants.Where(v => only.Split(',').Any(o => v.Name.StartsWith(o, StringComparison.Ordinal))).ToList();
@@ -111,7 +112,7 @@ public static class Float32ActQuick
             }
             Console.Error.Write($"\r  round {round + 1} of {rounds}");
         }
-        Set("PlanesFor8Bits", true); Set("PlanePrefetchTiles", 1);
+        Set("BitPlanes", true); Set("PlanePrefetchTiles", 1);
         Console.Error.WriteLine();
         if (probeRates.Count > 0) Console.WriteLine($"probe {(one ? "1 thread, CPU time" : "2 threads")}: {Timing.Median(probeRates):F1} GB/s median ({probeRates.Min():F1}-{probeRates.Max():F1})");
         foreach (var c in cases)
