@@ -44,19 +44,23 @@ public class GemvOwnScalesTests
             {
                 VnniGemv.ShiftedLoads = shifted;
                 WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                foreach (var (own, inLoop, prefetch) in new[] { (false, true, 2), (true, true, 2), (true, false, 0), (true, true, 5) })
+                // sums: OwnInt8RowSums (session 15), the kernel adding each row's accumulators.
+                foreach (var (own, inLoop, prefetch, sums) in new[] { (false, true, 2, false), (true, true, 2, false), (true, false, 0, false), (true, true, 5, false),
+                             (true, true, 2, true), (true, false, 0, true) })
                 {
                     VnniGemv.OwnInt8Scales = own;
                     VnniGemv.OwnScalesInLoop = inLoop;
                     VnniGemv.OwnScalePrefetchRows = prefetch;
+                    VnniGemv.OwnInt8RowSums = sums;
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} shifted {shifted} threads {threads}", y));
+                    results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} sums {sums} shifted {shifted} threads {threads}", y));
                 }
             }
         VnniGemv.OwnInt8Scales = true;
         VnniGemv.OwnScalesInLoop = true;
         VnniGemv.OwnScalePrefetchRows = 2;
+        VnniGemv.OwnInt8RowSums = true;
         WorkerPool.Shared.MaxDegreeOfParallelism = 2;
         Int8Reference.AssertMatches(q, x, 1, $"own scales g{group} In {inF}");
         for (int r = 1; r < results.Count; r++)

@@ -465,8 +465,8 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
         if (l.OwnZeros && (!l.OwnScales || l.Bits != 4))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own zero points: a 4-bit own-scale layout.");
-        if (l.Sums && (!l.OwnScales || l.Bits != 4))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: a 4-bit own-scale layout.");
+        if (l.Sums && (!l.OwnScales || l.Bits == 8 && l.Rows != 1))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: an own-scale layout (8 bits: 1 row per pass).");
         if (l.Quads && (!l.Sums || l.Rows != 4 || l.Plan != StepFma))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Quad sums: row sums in the 4-row kernel.");
         if (l.Interleaved && (l.Rows == 1 || l.Plan != StepFma)) throw new ArgumentException("Interleaved rows: the multi-row StepFma kernel only.", nameof(l));
@@ -1123,7 +1123,7 @@ internal static unsafe class VnniGemv
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return null;
         if (bits == 8 && symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
-            return layout.Value with { Rows = 1, OwnScales = true };
+            return layout.Value with { Rows = 1, OwnScales = true, Sums = OwnInt8RowSums };
         if (bits == 4 && OwnInt4Scales && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
             // 4-bit g128 (one group per step) with OwnInt4G128: the row's scales into the L1 buffer at its start, 1 row
@@ -1169,6 +1169,15 @@ internal static unsafe class VnniGemv
     /// Default on; false: as before (A/B runs, `--gemv-own8 0|1`; setting it drops nothing: the layouts differ).
     /// </summary>
     internal static bool OwnInt8Scales { get; set; } = true;
+
+    /// <summary>
+    /// With <see cref="OwnInt8Scales"/>: the 8-bit own-scale kernel adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
+    /// as <see cref="Run"/> did, and leaves one vector of lane sums and one of correction lanes per row
+    /// (<see cref="Layout.Sums"/>, <see cref="OwnInt4RowSums"/>' scheme, session 15): a hot 1-thread S1 int8 g128 call spent
+    /// 6.8% of its samples in Run against ~87% in the kernel. Same operations, same bits. Default off (an experiment for
+    /// the lead's quiet runs; `--gemv-own8-sums 0|1`).
+    /// </summary>
+    internal static bool OwnInt8RowSums { get; set; }
 
     /// <summary>
     /// 4-bit g32/g64 weights (permuted scales, symmetric or with zero points) whose rows are whole chunks of 16 groups
