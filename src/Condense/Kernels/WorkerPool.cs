@@ -30,7 +30,15 @@ public sealed unsafe class WorkerPool : IDisposable
     // 1 / (degree x ChunksPerThread) of the call. 8 halves the old 4's hostage (a GEMV on 4096 x 4096 at 2 threads:
     // 4 MiB of weight instead of 8) for 16 claims per call, a few hundred nanoseconds. (At load 20-28 the 4-versus-8
     // difference was inside the noise of whole-call timings; the stalled-worker test checks the bound itself.)
-    internal const int ChunksPerThread = 8;
+    // A knob since session 15 (`--gemv-chunks n` in the benchmarks; tests restore it): a hot 2-thread GEMV call pays
+    // per chunk a claim, a Run set-up and a restart of the weight stream, and a row read by the other core than last
+    // time; quiet A/B runs decide whether 8 is still the right count there.
+    internal static int ChunksPerThread
+    {
+        get => s_chunksPerThread;
+        set => s_chunksPerThread = value is >= 1 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1..64 chunks per thread.");
+    }
+    private static int s_chunksPerThread = 8;
 
     // The last `degree` of those chunks are cut into up to TailPieces pieces each (when the count allows whole
     // indices). With equal chunks, the thread that claims the last one finishes up to a whole chunk after the other
@@ -38,7 +46,14 @@ public sealed unsafe class WorkerPool : IDisposable
     // the end the threads finish within a quarter chunk of each other, for 6 more claims. The pieces are smaller than
     // the chunks before them, so the hostage bound above still holds. Boundaries depend on count and degree only.
     // (With TwoEnded claims the cut chunks are the ones where the caller's and the workers' claims meet.)
-    internal const int TailPieces = 4;
+    // A knob since session 15 (`--gemv-pieces n`): finer pieces where the two-ended claims meet move fewer rows between
+    // the cores from call to call (the meeting point varies with timing) for a few more claims.
+    internal static int TailPieces
+    {
+        get => s_tailPieces;
+        set => s_tailPieces = value is >= 1 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1..64 pieces.");
+    }
+    private static int s_tailPieces = 4;
 
     // The caller's wait for the other threads' last chunks: spin on `pause` this long before yielding its core. The
     // wait is normally a fraction of a chunk (microseconds); SpinWait's yields after ~10 spins made the caller a
@@ -136,8 +151,9 @@ public sealed unsafe class WorkerPool : IDisposable
         try
         {
             EnsureWorkers(degree - 1);
-            int big = Math.Min(count, degree * ChunksPerThread);
-            int pieces = big < degree * ChunksPerThread ? 1 : Math.Min(TailPieces, count / big);
+            int perThread = ChunksPerThread;
+            int big = Math.Min(count, degree * perThread);
+            int pieces = big < degree * perThread ? 1 : Math.Min(TailPieces, count / big);
             int chunks = big + degree * (pieces - 1);
             _twoEnded = TwoEnded && chunks <= MaxTwoEndedChunks;
             _invoke = &Invoke<TBody>;
