@@ -319,9 +319,7 @@ internal static unsafe class VnniGemv
     /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.
     /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
     /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
-    /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context. <c>Interleaved</c>
-    /// (an experiment, <see cref="InterleavedRows"/>): the multi-row kernel's w is a group of <c>Rows</c> rows stored line
-    /// by line interleaved.</remarks>
+    /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
     internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false, bool Quads = false, bool Interleaved = false)
     {
         /// <summary>
@@ -471,8 +469,7 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: an own-scale layout (8 bits: 1 row per pass).");
         if (l.Quads && (!l.Sums || l.Rows != 4 || l.Plan != StepFma))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Quad sums: row sums in the 4-row kernel.");
-        if (l.Interleaved && (l.Rows == 1 || l.Plan != StepFma || (long)l.Units * 64 != l.RowBytes))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "Interleaved rows: the multi-row StepFma kernel, rows of whole lines.");
+        if (l.Interleaved && (l.Rows == 1 || l.Plan != StepFma)) throw new ArgumentException("Interleaved rows: the multi-row StepFma kernel only.", nameof(l));
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
