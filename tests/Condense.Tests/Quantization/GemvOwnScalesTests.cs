@@ -175,58 +175,6 @@ public class GemvOwnScalesTests
         Int8Reference.AssertMatches(q, x, 1, $"4-bit g128 multi-row own scales In {inF} {(sym ? "sym" : "asym")}");
     }
 
-    [Theory]
-    [MemberData(nameof(G128RowsShapes))]
-    public unsafe void G128_interleaved_rows_give_the_managed_loops_bits(bool sym, int outF, int inF)
-    {
-        if (!VnniGemv.IsSupported) return;
-        const int group = 128;
-        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(inF + 11 * outF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
-        var x = QuantTestData.Gaussian((ulong)inF + 9, inF);
-        int gpr = inF / group;
-        var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
-        using var knobs = KernelKnobs.Save();
-        VnniGemv.OwnInt4Scales = true;
-        VnniGemv.OwnInt4G128 = false;
-        VnniGemv.OwnInt4G128Rows = true;
-        VnniGemv.Enabled = false;
-        WorkerPool.Shared.MaxDegreeOfParallelism = 1;
-        var expected = new float[outF];
-        q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
-        VnniGemv.Enabled = true;
-        VnniGemv.CacheResidentBytes = 1024;
-        VnniGemv.InterleavedRows = true;
-        try
-        {
-            // 2 and 3 rows per pass: groups that end before the block does; 2 threads: ranges that start off a group
-            // (the plain kernel) and on one; 8 or 6 rows per call: blocks of whole groups or not.
-            foreach (int rows in new[] { 4, 2, 3 })
-                foreach (int perCall in new[] { 16, 8, 6 })
-                    foreach (int threads in new[] { 1, 2 })
-                    {
-                        VnniGemv.StreamingRows = rows;
-                        VnniGemv.RowsPerCall = perCall;
-                        WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                        var own = layout with
-                        {
-                            Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums,
-                            Quads = VnniGemv.OwnInt4QuadSums && rows == 4, Interleaved = true,
-                        };
-                        Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
-                        var y = new float[outF];
-                        q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                        for (int r = 0; r < outF; r++)
-                            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                $"g128 {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, interleaved by {rows}, {perCall} rows per call, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
-                    }
-        }
-        finally
-        {
-            VnniGemv.DropInterleavedCopies();
-        }
-        GC.KeepAlive(q);
-    }
-
     public static TheoryData<int, bool, int, int> FourBitShapes()
     {
         var data = new TheoryData<int, bool, int, int>();
