@@ -320,7 +320,7 @@ internal static unsafe class VnniGemv
     /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
     /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
     /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false, bool Quads = false, bool Interleaved = false)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false, bool Quads = false)
     {
         /// <summary>
         /// Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes; with
@@ -469,7 +469,6 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: an own-scale layout (8 bits: 1 row per pass).");
         if (l.Quads && (!l.Sums || l.Rows != 4 || l.Plan != StepFma))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Quad sums: row sums in the 4-row kernel.");
-        if (l.Interleaved && (l.Rows == 1 || l.Plan != StepFma)) throw new ArgumentException("Interleaved rows: the multi-row StepFma kernel only.", nameof(l));
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -770,19 +769,19 @@ internal static unsafe class VnniGemv
     public const int MaxRows = 4;
 
     /// <summary>
-    /// The multi-row kernel's software prefetch, all in one place: the load at <paramref name="offset"/> (from rdi)
-    /// prefetches the same offset a whole number of passes ahead (at least <see cref="PrefetchDistance"/> bytes).
+    /// The multi-row kernel's software prefetch, all in one place: the load of row r at offset <paramref name="wo"/>
+    /// prefetches the same offset of row r a whole number of passes ahead (at least <see cref="PrefetchDistance"/> bytes).
     /// Each line is then prefetched once, by the load that reads the same place of an earlier pass; a distance of
     /// PrefetchAhead from each row's load (the 1-row kernel's rule) would land, for rows shorter than it, on lines of
     /// the pass's other rows that are already read.
     /// </summary>
-    private static void EmitPrefetch(X86Assembler asm, Layout l, int offset)
+    private static void EmitPrefetch(X86Assembler asm, Layout l, int rowOffset, int wo)
     {
         int distance = DistanceOf(l);
         if (distance == 0) return;
         int pass = l.Rows * l.RowBytes;
         int ahead = (distance + pass - 1) / pass * pass;
-        var at = new Mem(Gpr.Rdi, ahead + offset);
+        var at = new Mem(Gpr.Rdi, ahead + rowOffset + wo);
         if (l.Prefetch != 0) EmitHintedPrefetch(asm, at);
         else asm.Prefetcht0(at);
     }
@@ -860,11 +859,8 @@ internal static unsafe class VnniGemv
         void RowStep(int r, int j, int wo, Zmm lo, Zmm hi)
         {
             Zmm w = Temp(r, 0), h = Temp(r, 1), low = Temp(r, 2);
-            // Interleaved: the pass's rows' lines one after another (row r's line at step offset wo is line
-            // rows * wo / 64 + r of the pass), one stream instead of R streams RowBytes apart.
-            int at = l.Interleaved ? rows * wo + 64 * r : r * l.RowBytes + wo;
-            EmitPrefetch(asm, l, at);
-            asm.Vmovdqu32(w, new Mem(Gpr.Rdi, at));
+            EmitPrefetch(asm, l, r * l.RowBytes, wo);
+            asm.Vmovdqu32(w, new Mem(Gpr.Rdi, r * l.RowBytes + wo));
             if (!nibbles)
             {
                 asm.Vpdpbusd(lo, w, X(j, 0));
@@ -966,13 +962,12 @@ internal static unsafe class VnniGemv
                 asm.MovImm32(Gpr.R10, chunks);
                 int loop = asm.Position;
                 for (int j = 0; j < chunk; j++) ScaledSteps(j);
-                int wStep = 64 * chunk * (l.Interleaved ? rows : 1);
-                asm.AddImm(Gpr.Rdi, wStep);
+                asm.AddImm(Gpr.Rdi, 64 * chunk);
                 asm.AddImm(Gpr.Rsi, xStep * chunk);
                 asm.AddImm(Gpr.Rdx, chunkScaleBytes);
                 asm.Dec(Gpr.R10);
                 asm.JnzBack(loop);
-                wAdvance = wStep * chunks;
+                wAdvance = 64 * chunk * chunks;
                 sAdvance = chunkScaleBytes * chunks;
             }
             for (int j = 0; j < rest; j++) ScaledSteps(j);
@@ -1135,11 +1130,7 @@ internal static unsafe class VnniGemv
             else if (StreamingPrefetch != 0)
             {
                 int rows = OwnInt4G128Rows ? StreamingRows : 1;
-                return own with
-                {
-                    Prefetch = StreamingPrefetch, Rows = rows, Quads = OwnInt4QuadSums && own.Sums && rows == 4,
-                    Interleaved = InterleavedRows && rows > 1 && (long)own.Units * 64 == rowBytes,
-                };
+                return own with { Prefetch = StreamingPrefetch, Rows = rows, Quads = OwnInt4QuadSums && own.Sums && rows == 4 };
             }
         }
         if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
@@ -1224,51 +1215,6 @@ internal static unsafe class VnniGemv
     /// 1.01-1.14x). Same operations, same bits. Default on; a knob for A/B runs (`--gemv-own4-sums 0|1`).
     /// </summary>
     internal static bool OwnInt4RowSums { get; set; } = true;
-
-    /// <summary>
-    /// Experiment (session 15; default off, `--gemv-interleave 0|1`): the 4-bit g128 multi-row streaming kernel
-    /// (<see cref="OwnInt4G128Rows"/>) reads a copy of the codes in which each aligned group of <see cref="StreamingRows"/>
-    /// rows is interleaved line by line (<see cref="Layout.Interleaved"/>: line u of row r at (u R + r) x 64 bytes from
-    /// the group's start), one sequential stream per pass instead of R streams a row apart, as ONNX Runtime's MLAS reads
-    /// its repacked B at M = 1. The copy is made on first use and kept by the codes' address (<see cref="InterleavedCodes"/>),
-    /// which only a measurement may do (tests drop them, <see cref="DropInterleavedCopies"/>). Same operations on the same codes, same bits.
-    /// </summary>
-    internal static bool InterleavedRows { get; set; }
-
-    /// <summary>Frees <see cref="InterleavedRows"/>' copies (tests, between calls: a copy is keyed by an address that a later weight may reuse).</summary>
-    internal static void DropInterleavedCopies()
-    {
-        lock (s_interleaved)
-        {
-            foreach (var copy in s_interleaved.Values) NativeMemory.AlignedFree((void*)copy);
-            s_interleaved.Clear();
-        }
-    }
-    private static readonly Dictionary<(nint Packed, int RowBytes, int Rows, int Group), nint> s_interleaved = new();
-
-    /// <summary>
-    /// <see cref="InterleavedRows"/>' copy of the codes at <paramref name="packed"/> (<paramref name="rows"/> rows of
-    /// <paramref name="rowBytes"/>): each group of <paramref name="group"/> rows from row 0 interleaved by 64-byte lines,
-    /// the rows past the last whole group as they are (the 1-row kernel reads those from the original anyway).
-    /// </summary>
-    private static byte* InterleavedCodes(byte* packed, int rowBytes, int rows, int group)
-    {
-        var key = ((nint)packed, rowBytes, rows, group);
-        lock (s_interleaved)
-        {
-            if (s_interleaved.TryGetValue(key, out nint found)) return (byte*)found;
-            long bytes = (long)rows * rowBytes;
-            byte* copy = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
-            int whole = rows / group * group, lines = rowBytes / 64;
-            for (long g = 0; g < whole; g += group)
-                for (int u = 0; u < lines; u++)
-                    for (int r = 0; r < group; r++)
-                        Buffer.MemoryCopy(packed + (g + r) * rowBytes + 64L * u, copy + g * rowBytes + 64L * (u * group + r), 64, 64);
-            Buffer.MemoryCopy(packed + (long)whole * rowBytes, copy + (long)whole * rowBytes, bytes - (long)whole * rowBytes, bytes - (long)whole * rowBytes);
-            s_interleaved[key] = (nint)copy;
-            return copy;
-        }
-    }
 
     /// <summary>
     /// With <see cref="OwnInt4RowSums"/>: the 4-row g128 streaming kernel (<see cref="OwnInt4G128Rows"/>, 4 rows per pass)
@@ -1486,7 +1432,7 @@ internal static unsafe class VnniGemv
         {
             int version = Volatile.Read(ref s_kernelsVersion);
             kernel = own ? Kernel(l) : (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
-            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1, Quads = false, Interleaved = false });
+            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1, Quads = false });
             if (memo != null && kernel != null && single != null)
             {
                 memo.Layout = l;
@@ -1494,14 +1440,6 @@ internal static unsafe class VnniGemv
                 memo.Single = (nint)single;
                 memo.Version = version;
             }
-        }
-        // Interleaved (an experiment): passes read the interleaved copy when they start on its groups' boundaries; a
-        // range that does not takes the plain kernel (a block's last rows read the original codes either way).
-        byte* packed = a.Packed;
-        if (l.Interleaved)
-        {
-            if (start % l.Rows == 0 && RowsPerCall % l.Rows == 0) packed = InterleavedCodes(a.Packed, rowBytes, a.Out, l.Rows);
-            else kernel = Kernel(l with { Interleaved = false });
         }
         // 8 bits, rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one):
         // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
@@ -1548,7 +1486,7 @@ internal static unsafe class VnniGemv
                 // points: sum of (s * z) * group sums, the whole correction; symmetric: times the symmetric term).
                 if (l.OwnZeros) *(byte**)(constants + OwnZerosSlot) = a.Zeros + (nint)r0 * gpr;
                 ownPasses = count / l.Rows * l.Rows;
-                if (ownPasses > 0) kernel(packed + (nint)r0 * rowBytes, a.Q, (float*)(a.Scales + (nint)r0 * gpr), lanes, constants, ownPasses);
+                if (ownPasses > 0) kernel(a.Packed + (nint)r0 * rowBytes, a.Q, (float*)(a.Scales + (nint)r0 * gpr), lanes, constants, ownPasses);
                 if (ownPasses < count)
                 {
                     // Multi-row own layouts (g128): the block's last rows on the 1-row own kernel.
