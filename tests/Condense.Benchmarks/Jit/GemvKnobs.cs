@@ -151,6 +151,15 @@ public static class GemvKnobs
         if (i >= 0) Property("StreamingPrefetchHint").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own8-inloop");
         if (i >= 0) Property("OwnScalesInLoop").SetValue(null, args[i + 1] != "0");
+        // Batch 2-15, 4-bit (VnniSmallBatch4): --gemv-sb4-gfni 0|1 (paired kernels' high nibbles by vgf2p8affineqb, default 1),
+        // --gemv-sb4-tree-min n (fewest tile rows whose own-scale kernels add their own lanes, default 6), --gemv-sb4-tile n
+        // (most batch rows per tile, default 8).
+        i = Array.IndexOf(args, "--gemv-sb4-gfni");
+        if (i >= 0) SmallBatch4("GfniNibbles").SetValue(null, args[i + 1] != "0");
+        i = Array.IndexOf(args, "--gemv-sb4-tree-min");
+        if (i >= 0) SmallBatch4("LaneTreeMinRows").SetValue(null, int.Parse(args[i + 1]));
+        i = Array.IndexOf(args, "--gemv-sb4-tile");
+        if (i >= 0) SmallBatch4("TileCap").SetValue(null, int.Parse(args[i + 1]));
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
         Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}; "
@@ -166,6 +175,13 @@ public static class GemvKnobs
             + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}"
             + $", 4-bit g32/g64 scales: {((bool)Property("OwnInt4Scales").GetValue(null)! ? "converted by the kernel" + ((bool)Property("OwnInt4LargeG32").GetValue(null)! ? " (g32 above the gate: generated)" : "") : "ScaleRows per 16-row block")}");
     }
+
+    private static readonly Type s_smallBatch4 =
+        typeof(KernelOptions).Assembly.GetType("Condense.Kernels.Jit.VnniSmallBatch4", throwOnError: true)!;
+
+    private static PropertyInfo SmallBatch4(string name) =>
+        s_smallBatch4.GetProperty(name, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
+        ?? throw new InvalidOperationException($"VnniSmallBatch4.{name} not found: the knob was renamed.");
 
     private static PropertyInfo Property(string name) =>
         s_vnniGemv.GetProperty(name, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)

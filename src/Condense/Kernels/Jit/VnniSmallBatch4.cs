@@ -65,6 +65,10 @@ internal unsafe struct SmallBatchArgs
 
     /// <summary>+128 (lane-tree kernels, <see cref="VnniSmallBatch4.OwnLaneTree"/>): 16 int32, the lane tree's final order (ReduceLanes16's).</summary>
     public int* ReduceOrder;
+
+    /// <summary>+136 (GFNI kernels, <see cref="VnniSmallBatch4.GfniNibbles"/>): 8 qwords of 0x1020408000000000, the bit
+    /// matrix that moves bits 4-7 of each byte to 0-3 and clears the rest.</summary>
+    public ulong* NibbleMatrix;
 }
 
 /// <summary>
@@ -120,7 +124,7 @@ internal static unsafe class VnniSmallBatch4
     private static readonly Lazy<nint[]?> s_code = new(Build);
 
     /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
-    private static int CodeIndex(int variant, int p, int m, int rows) => ((variant * Kinds + p) * (MaxTile + 1) + m) * 5 + rows;
+    private static int CodeIndex(int gfni, int variant, int p, int m, int rows) => (((gfni * Variants + variant) * Kinds + p) * (MaxTile + 1) + m) * 5 + rows;
 
     /// <summary>Kernel kinds: 0 unpaired, 1 paired, 2 paired interleaved, 3 paired own-scale, 4 paired own-scale
     /// interleaved, 5 / 6: 3 / 4 adding their lanes (<see cref="OwnLaneTree"/>).</summary>
@@ -184,6 +188,14 @@ internal static unsafe class VnniSmallBatch4
     /// runs as tiles of nearly equal size, every tile over a block of 12 rows before the next block. Same bits.</summary>
     internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_GFNI=0</c>: off; only where GFNI is supported): the paired kernels take each vector's
+    /// high nibbles by one vgf2p8affineqb (bits 4-7 to 0-3, the rest cleared) instead of vpsrlw + vpandd, where a register
+    /// is free for the bit matrix (5R + RM + temporaries + 2 &lt;= 29: M = 2..7 at their R, not M = 8): 2 instructions
+    /// fewer per row and 256 codes. The same bytes enter vpdpbusd: the same bits.
+    /// </summary>
+    internal static bool GfniNibbles { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_GFNI") != "0";
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -205,23 +217,28 @@ internal static unsafe class VnniSmallBatch4
     {
         if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
-        var offsets = new int[Variants, Kinds, MaxTile + 1, 5];
-        for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < Kinds; p++)
-                for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
-                    {
-                        while (a.Position % 64 != 0) a.Ret();
-                        offsets[v, p, m, r] = a.Position;
-                        Emit(a, r, m, p >= 1, v, p is 2 or 4 or 6, p >= 3, p >= 5);
-                    }
+        // GFNI kernels (the second half of the table) only where the CPU has GFNI; without it the table's GFNI half
+        // repeats the plain kernels (Kernel picks the plain half anyway).
+        int gfnis = Gfni.V512.IsSupported ? 2 : 1;
+        var offsets = new int[2, Variants, Kinds, MaxTile + 1, 5];
+        for (int g = 0; g < gfnis; g++)
+            for (int v = 0; v < Variants; v++)
+                for (int p = 0; p < Kinds; p++)
+                    for (int m = 1; m <= MaxTile; m++)
+                        for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
+                        {
+                            while (a.Position % 64 != 0) a.Ret();
+                            offsets[g, v, p, m, r] = a.Position;
+                            Emit(a, r, m, p >= 1, v, p is 2 or 4 or 6, p >= 3, p >= 5, g == 1);
+                        }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[Variants * Kinds * (MaxTile + 1) * 5];
-        for (int v = 0; v < Variants; v++)
-            for (int p = 0; p < Kinds; p++)
-                for (int m = 1; m <= MaxTile; m++)
-                    for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[CodeIndex(v, p, m, r)] = pages + offsets[v, p, m, r];
+        var code = new nint[2 * Variants * Kinds * (MaxTile + 1) * 5];
+        for (int g = 0; g < 2; g++)
+            for (int v = 0; v < Variants; v++)
+                for (int p = 0; p < Kinds; p++)
+                    for (int m = 1; m <= MaxTile; m++)
+                        for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[CodeIndex(g, v, p, m, r)] = pages + offsets[g % gfnis, v, p, m, r];
         return code;
     }
 
@@ -234,11 +251,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false, bool tree = false)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false, bool tree = false, bool gfni = false)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m, prefetch, interleave, own, tree);
+            EmitPaired(a, rows, m, prefetch, interleave, own, tree, gfni);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -286,11 +303,17 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false, bool tree = false)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false, bool tree = false, bool gfni = false)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         int acc0 = 5 * rows, accumulators = rows * m;
+        // Registers below 30 the loop uses: decoded codes and lane scales, accumulators, integer temporaries (2R when
+        // interleaved) and two activation registers. The GFNI matrix takes zmm29 when that is free.
+        bool interleaved = interleave && 5 * rows + accumulators + 2 * rows + 2 <= 30;
+        int used = 5 * rows + accumulators + (interleaved ? 2 * rows : rows) + 2;
+        bool split = gfni && used <= 29;
+        var matrix = Z(29);
         if (own)
         {
             EmitOwnScales(a, rows, m, acc0);
@@ -302,6 +325,12 @@ internal static unsafe class VnniSmallBatch4
             EmitLoadAccumulators(a, acc0, accumulators);
         }
 
+        if (split)
+        {
+            a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 136)); // r9 is free once the prolog has loaded the lane index
+            a.Vmovdqu32(matrix, new Mem(Gpr.R9, 0));
+        }
+
         int loop = a.Position;
         EmitPrefetch(a, rows, 128, prefetch);
         for (int r = 0; r < rows; r++)
@@ -311,12 +340,23 @@ internal static unsafe class VnniSmallBatch4
             a.Vmovdqu32(hi1, new Mem(w[r], 64));
             a.Vshufi32x4(lo0, hi0, hi1, 0x88);
             a.Vshufi32x4(lo1, hi0, hi1, 0xDD);
-            a.Vpsrlw(hi0, lo0, 4);
-            a.Vpsrlw(hi1, lo1, 4);
+            if (split)
+            {
+                a.Vgf2p8affineqb(hi0, lo0, matrix, 0);
+                a.Vgf2p8affineqb(hi1, lo1, matrix, 0);
+            }
+            else
+            {
+                a.Vpsrlw(hi0, lo0, 4);
+                a.Vpsrlw(hi1, lo1, 4);
+            }
             a.Vpandd(lo0, lo0, Z(31));
             a.Vpandd(lo1, lo1, Z(31));
-            a.Vpandd(hi0, hi0, Z(31));
-            a.Vpandd(hi1, hi1, Z(31));
+            if (!split)
+            {
+                a.Vpandd(hi0, hi0, Z(31));
+                a.Vpandd(hi1, hi1, Z(31));
+            }
             a.Vpermps(Z(4 * rows + r), Z(30), new Mem(s[r], 0));
         }
         // Per batch row: each 64-byte activation vector is loaded once into a register and used by every weight row
@@ -326,7 +366,7 @@ internal static unsafe class VnniSmallBatch4
         // independent chains instead of R (each chain is 4 dependent vpdpbusd per 256 codes). Same operations per
         // output in the same order: the same bits. Only where the registers allow it (5R + RM + 2R + 2 <= 30).
         int c0 = 0;
-        if (interleave && 5 * rows + accumulators + 2 * rows + 2 <= 30)
+        if (interleaved)
         {
             int xa = temp0 + 2 * rows, xb = xa + 1;
             for (; c0 + 2 <= m; c0 += 2)
@@ -526,12 +566,24 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>The kernel for a tile of <paramref name="m"/> batch rows and <paramref name="rows"/> weight rows (the knobs as they are now).</summary>
     private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false, bool tree = false) =>
-        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own, tree), m, rows)];
+        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(GfniHalf, PrefetchVariant, Kind(paired, own, tree), m, rows)];
+
+    /// <summary>1: the GFNI half of the code table (<see cref="GfniNibbles"/> on a CPU with GFNI).</summary>
+    private static int GfniHalf => GfniNibbles && Gfni.V512.IsSupported ? 1 : 0;
+
+    /// <summary>The GFNI bit matrix the GFNI kernels load (pinned: its address is passed to them).</summary>
+    private static readonly ulong[] s_nibbleMatrix = BuildNibbleMatrix();
+
+    private static ulong[] BuildNibbleMatrix()
+    {
+        var t = GC.AllocateArray<ulong>(8, pinned: true);
+        t.AsSpan().Fill(0x1020408000000000UL);
+        return t;
+    }
 
     private static int Kind(bool paired, bool own, bool tree) => !paired ? 0 : (tree ? 5 : own ? 3 : 1) + (InterleaveBatchRows ? 1 : 0);
 
-    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args, bool own = false, bool tree = false) =>
-        ((delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(PrefetchVariant, Kind(paired, own, tree), m, rows)])(args);
+    private static void Call(bool paired, int m, int rows, SmallBatchArgs* args, bool own = false, bool tree = false) => Kernel(paired, m, rows, own, tree)(args);
 
     /// <summary>ReduceLanes16's final order as an int32 table the lane-tree kernels load (pinned: its address is passed to them).</summary>
     private static readonly int[] s_reduceOrderTable = BuildReduceOrder();
@@ -750,6 +802,7 @@ internal static unsafe class VnniSmallBatch4
         args.ScaleAdvance = (small ? unit / g : 1) * sizeof(float);
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
+        args.NibbleMatrix = (ulong*)Unsafe.AsPointer(ref s_nibbleMatrix[0]);
         int tailStart = steps * unit;
 
         // Prefetch variant 0 only: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's
@@ -900,6 +953,7 @@ internal static unsafe class VnniSmallBatch4
         args.ScaleAdvance = (small ? unit / a.GroupSize : 1) * sizeof(float);
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
+        args.NibbleMatrix = (ulong*)Unsafe.AsPointer(ref s_nibbleMatrix[0]);
         args.Steps = steps;
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
