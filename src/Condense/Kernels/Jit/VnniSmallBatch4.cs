@@ -121,20 +121,26 @@ internal static unsafe class VnniSmallBatch4
     public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
         inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
 
-    private static readonly Lazy<nint[]?> s_code = new(Build);
+    /// <summary>The kernels of one (GFNI, prefetch variant) pair, made when first used: the experiment variants cost no
+    /// code until a benchmark picks them.</summary>
+    private static readonly Lazy<nint[]?>[] s_slices = Enumerable.Range(0, 2 * Variants).Select(i => new Lazy<nint[]?>(() => Build(i / Variants == 1, i % Variants))).ToArray();
 
-    /// <summary>Index of a kernel in the flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
-    private static int CodeIndex(int gfni, int variant, int p, int m, int rows) => (((gfni * Variants + variant) * Kinds + p) * (MaxTile + 1) + m) * 5 + rows;
+    /// <summary>The default kernels (plain split, prefetch variant 2): present when the generated code runs here at all.</summary>
+    private static nint[]? DefaultSlice => s_slices[2].Value;
+
+    /// <summary>Index of a kernel in a slice's flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
+    private static int CodeIndex(int p, int m, int rows) => (p * (MaxTile + 1) + m) * 5 + rows;
 
     /// <summary>Kernel kinds: 0 unpaired, 1 paired, 2 paired interleaved, 3 paired own-scale, 4 paired own-scale
     /// interleaved, 5 / 6: 3 / 4 adding their lanes (<see cref="OwnLaneTree"/>).</summary>
     private const int Kinds = 7;
 
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
-    /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern).</summary>
+    /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern), 4 = 0 and 2 together, 5 = prefetcht0 3 KB,
+    /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB (<see cref="EmitPrefetch"/>).</summary>
     internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
 
-    private const int Variants = 6;
+    private const int Variants = 10;
 
     /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
     internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
@@ -196,13 +202,21 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     internal static bool GfniNibbles { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_GFNI") != "0";
 
+    /// <summary>
+    /// Knob (env <c>CONDENSE_SB4_SPREAD=1</c>: on; own-scale products only): the next block's float16 scales and zero
+    /// points are requested a kernel call at a time (before the call for rows r0.., the next block's rows r0..), not as
+    /// one burst of 36 prefetches per block in <see cref="Prepare"/> (the burst sat on ~3% of a cold b2 call's samples:
+    /// the prefetches wait for free miss buffers behind the weight stream). Prefetches change no value.
+    /// </summary>
+    internal static bool SpreadScalePrefetch { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_SPREAD") == "1";
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
     internal static bool DisabledOverride { get => t_off; set => t_off = value; }
 
     /// <summary>True when the generated kernels run here (<see cref="VnniGemmKernel.CpuSupports"/>, generated code on, pages made).</summary>
-    public static bool IsAvailable => KernelOptions.GeneratedCode && VnniGemmKernel.CpuSupports && s_code.Value is not null;
+    public static bool IsAvailable => KernelOptions.GeneratedCode && VnniGemmKernel.CpuSupports && DefaultSlice is not null;
 
     /// <summary>
     /// True when a product of <paramref name="batch"/> rows runs here: 4-bit codes, 2..15 rows, at least one whole step, and groups whose 8-code lanes never straddle two groups and whose scales repeat per step: one group per
@@ -213,32 +227,25 @@ internal static unsafe class VnniSmallBatch4
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
-    private static nint[]? Build()
+    private static nint[]? Build(bool gfni, int variant)
     {
-        if (!VnniGemmKernel.CpuSupports) return null;
+        if (!VnniGemmKernel.CpuSupports || gfni && !Gfni.V512.IsSupported) return null;
         var a = new X86Assembler();
-        // GFNI kernels (the second half of the table) only where the CPU has GFNI; without it the table's GFNI half
-        // repeats the plain kernels (Kernel picks the plain half anyway).
-        int gfnis = Gfni.V512.IsSupported ? 2 : 1;
-        var offsets = new int[2, Variants, Kinds, MaxTile + 1, 5];
-        for (int g = 0; g < gfnis; g++)
-            for (int v = 0; v < Variants; v++)
-                for (int p = 0; p < Kinds; p++)
-                    for (int m = 1; m <= MaxTile; m++)
-                        for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
-                        {
-                            while (a.Position % 64 != 0) a.Ret();
-                            offsets[g, v, p, m, r] = a.Position;
-                            Emit(a, r, m, p >= 1, v, p is 2 or 4 or 6, p >= 3, p >= 5, g == 1);
-                        }
+        var offsets = new int[Kinds, MaxTile + 1, 5];
+        for (int p = 0; p < Kinds; p++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, p >= 1); r++)
+                {
+                    while (a.Position % 64 != 0) a.Ret();
+                    offsets[p, m, r] = a.Position;
+                    Emit(a, r, m, p >= 1, variant, p is 2 or 4 or 6, p >= 3, p >= 5, gfni);
+                }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
-        var code = new nint[2 * Variants * Kinds * (MaxTile + 1) * 5];
-        for (int g = 0; g < 2; g++)
-            for (int v = 0; v < Variants; v++)
-                for (int p = 0; p < Kinds; p++)
-                    for (int m = 1; m <= MaxTile; m++)
-                        for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[CodeIndex(g, v, p, m, r)] = pages + offsets[g % gfnis, v, p, m, r];
+        var code = new nint[Kinds * (MaxTile + 1) * 5];
+        for (int p = 0; p < Kinds; p++)
+            for (int m = 1; m <= MaxTile; m++)
+                for (int r = 1; r <= RowsPerCall(m, p >= 1); r++) code[CodeIndex(p, m, r)] = pages + offsets[p, m, r];
         return code;
     }
 
@@ -504,7 +511,8 @@ internal static unsafe class VnniSmallBatch4
             for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
         if (variant >= 2)
             for (int r = 0; r < rows; r++)
-                for (int i = 0; i < bytesPerRow; i += 64) a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, _ => 6144 }) + i));
+                for (int i = 0; i < bytesPerRow; i += 64)
+                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 => 9216, _ => 6144 }) + i));
     }
 
     /// <summary>
@@ -566,10 +574,10 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>The kernel for a tile of <paramref name="m"/> batch rows and <paramref name="rows"/> weight rows (the knobs as they are now).</summary>
     private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false, bool tree = false) =>
-        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)s_code.Value![CodeIndex(GfniHalf, PrefetchVariant, Kind(paired, own, tree), m, rows)];
+        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)Slice()[CodeIndex(Kind(paired, own, tree), m, rows)];
 
-    /// <summary>1: the GFNI half of the code table (<see cref="GfniNibbles"/> on a CPU with GFNI).</summary>
-    private static int GfniHalf => GfniNibbles && Gfni.V512.IsSupported ? 1 : 0;
+    /// <summary>The kernels of the knobs as they are now (<see cref="GfniNibbles"/> on a CPU with GFNI, <see cref="PrefetchVariant"/>).</summary>
+    private static nint[] Slice() => s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + PrefetchVariant].Value!;
 
     /// <summary>The GFNI bit matrix the GFNI kernels load (pinned: its address is passed to them).</summary>
     private static readonly ulong[] s_nibbleMatrix = BuildNibbleMatrix();
@@ -926,8 +934,9 @@ internal static unsafe class VnniSmallBatch4
         int gpr = a.GroupsPerRow;
         if (a.Own)
         {
-            // The kernels convert the scales and start the accumulators themselves (EmitOwnScales).
-            PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
+            // The kernels convert the scales and start the accumulators themselves (EmitOwnScales); with
+            // SpreadScalePrefetch the next block's scales are requested call by call in Compute instead.
+            if (!SpreadScalePrefetch) PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
             return;
         }
         PipeLayout(a, buffer, rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small);
@@ -958,6 +967,7 @@ internal static unsafe class VnniSmallBatch4
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         bool own = a.Own;
+        bool spread = own && SpreadScalePrefetch;
         int gpr = a.GroupsPerRow;
         args.Chunks = gpr / 16;
         args.SignMask = int.MinValue;
@@ -986,6 +996,7 @@ internal static unsafe class VnniSmallBatch4
                     args.Zeros = a.Zeros == null ? a.Eights : a.Zeros + (nint)(o0 + r0) * gpr;
                 }
                 front += (nint)n * steps * bytesPerStep;
+                if (spread && t == 0) PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows + r0, a.Out, gpr, n);
                 if (n == perCall) kernel(&args);
                 else Call(a.Paired, m, n, &args, own, tree);
             }
@@ -1162,19 +1173,22 @@ internal static unsafe class VnniSmallBatch4
         return result;
     }
 
-    /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + 12) into L1 (the next block's: the
-    /// kernels prefetch only the codes, and these lines otherwise miss at the start of every block).</summary>
+    /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + count) into L1 (the next block's: the
+    /// kernels prefetch only the codes, and these lines otherwise miss at the start of every block): every line the
+    /// rows' bytes touch.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void PrefetchScales(Half* scales, byte* zeros, int first, int outFeatures, int gpr)
+    internal static void PrefetchScales(Half* scales, byte* zeros, int first, int outFeatures, int gpr, int count = BlockRows)
     {
         if (first >= outFeatures) return;
-        int rows = Math.Min(BlockRows, outFeatures - first);
-        byte* s = (byte*)(scales + (nint)first * gpr);
-        long bytes = (long)rows * gpr * 2;
-        for (long i = 0; i < bytes; i += 64) Sse.Prefetch0(s + i);
-        if (zeros == null) return;
-        byte* z = zeros + (nint)first * gpr;
-        for (long i = 0; i < bytes / 2; i += 64) Sse.Prefetch0(z + i);
+        int rows = Math.Min(count, outFeatures - first);
+        PrefetchLines((byte*)(scales + (nint)first * gpr), (long)rows * gpr * 2);
+        if (zeros != null) PrefetchLines(zeros + (nint)first * gpr, (long)rows * gpr);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchLines(byte* start, long bytes)
+    {
+        for (byte* p = (byte*)((nint)start & ~(nint)63), end = start + bytes; p < end; p += 64) Sse.Prefetch0(p);
     }
 
     /// <summary>Inverse of <see cref="ReduceLanes16"/>'s lane order: vector i's sum lands in lane 4 (i % 4) + i / 4.</summary>
