@@ -195,12 +195,12 @@ internal static unsafe class VnniSmallBatch4
     internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
 
     /// <summary>
-    /// Knob (env <c>CONDENSE_SB4_GFNI=0</c>: off; only where GFNI is supported): the paired kernels take each vector's
+    /// Knob (env <c>CONDENSE_SB4_GFNI=1</c>: on, default off; only where GFNI is supported): the paired kernels take each vector's
     /// high nibbles by one vgf2p8affineqb (bits 4-7 to 0-3, the rest cleared) instead of vpsrlw + vpandd, where a register
     /// is free for the bit matrix (5R + RM + temporaries + 2 &lt;= 29: M = 2..7 at their R, not M = 8): 2 instructions
     /// fewer per row and 256 codes. The same bytes enter vpdpbusd: the same bits.
     /// </summary>
-    internal static bool GfniNibbles { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_GFNI") != "0";
+    internal static bool GfniNibbles { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_GFNI") == "1";
 
     /// <summary>
     /// Knob (env <c>CONDENSE_SB4_SPREAD=1</c>: on; own-scale products only): the next block's float16 scales and zero
