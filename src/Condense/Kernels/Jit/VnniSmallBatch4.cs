@@ -142,6 +142,14 @@ internal static unsafe class VnniSmallBatch4
 
     private const int Variants = 10;
 
+    /// <summary>
+    /// Experiment knob (env <c>CONDENSE_SB4_PF4</c>; default -1: <see cref="PrefetchVariant"/>): the prefetch variant of
+    /// tiles of 4 or more batch rows, whose paired calls take 2 weight rows (b2's take 3). Session 15 (cold S2, one
+    /// thread, in-process pairs): 9 KB ahead (variant 9) ran b4 1.08-1.15x faster than 6 KB and b8 1.04x, while b2 was
+    /// 0.97x with it: the best distance depends on the rows per call. Prefetches change no value.
+    /// </summary>
+    internal static int PrefetchVariantWide { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF4"), out int w) ? w : -1;
+
     /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
     internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
 
@@ -574,10 +582,12 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>The kernel for a tile of <paramref name="m"/> batch rows and <paramref name="rows"/> weight rows (the knobs as they are now).</summary>
     private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false, bool tree = false) =>
-        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)Slice()[CodeIndex(Kind(paired, own, tree), m, rows)];
+        (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)Slice(m)[CodeIndex(Kind(paired, own, tree), m, rows)];
 
-    /// <summary>The kernels of the knobs as they are now (<see cref="GfniNibbles"/> on a CPU with GFNI, <see cref="PrefetchVariant"/>).</summary>
-    private static nint[] Slice() => s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + PrefetchVariant].Value!;
+    /// <summary>The kernels of the knobs as they are now for tiles of <paramref name="m"/> batch rows (<see cref="GfniNibbles"/>
+    /// on a CPU with GFNI, <see cref="PrefetchVariant"/> or, from 4 rows, <see cref="PrefetchVariantWide"/>).</summary>
+    private static nint[] Slice(int m) =>
+        s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + (m >= 4 && PrefetchVariantWide >= 0 ? PrefetchVariantWide : PrefetchVariant)].Value!;
 
     /// <summary>The GFNI bit matrix the GFNI kernels load (pinned: its address is passed to them).</summary>
     private static readonly ulong[] s_nibbleMatrix = BuildNibbleMatrix();
