@@ -137,10 +137,11 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern), 4 = 0 and 2 together, 5 = prefetcht0 3 KB,
-    /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB (<see cref="EmitPrefetch"/>).</summary>
+    /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB, 10 / 11 = one linear prefetcht0 front 6 / 12 KB past the call's
+    /// first row (its R rows are contiguous: one sequential stream instead of R; <see cref="EmitPrefetch"/>).</summary>
     internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
 
-    private const int Variants = 10;
+    private const int Variants = 12;
 
     /// <summary>
     /// Experiment knob (env <c>CONDENSE_SB4_PF4</c>; default -1: <see cref="PrefetchVariant"/>): the prefetch variant of
@@ -217,6 +218,18 @@ internal static unsafe class VnniSmallBatch4
     /// the prefetches wait for free miss buffers behind the weight stream). Prefetches change no value.
     /// </summary>
     internal static bool SpreadScalePrefetch { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_SPREAD") == "1";
+
+    /// <summary>
+    /// Experiment knob (env <c>CONDENSE_SB4_SHARED_R</c>, default 0 = <see cref="RowsPerCall"/>): weight rows per kernel
+    /// call for tiles of at most <see cref="SharedSmallTileMaxRows"/> batch rows when the product runs on more than one
+    /// thread. Session 15 (cold S2, b2, in-process pairs): 1 row per call ran 1.13-1.15x faster than 3 at 2 threads (wall)
+    /// and 0.97x at one thread (CPU time); b4 and b8 lost with it. Rows per call change no value (each output's
+    /// operations depend only on its weight row and batch row).
+    /// </summary>
+    internal static int SharedSmallTileRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_SHARED_R"), out int sr) ? sr : 0;
+
+    /// <summary>Most tile rows <see cref="SharedSmallTileRows"/> applies to (env <c>CONDENSE_SB4_SHARED_M</c>, default 2).</summary>
+    internal static int SharedSmallTileMaxRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_SHARED_M"), out int sm) ? sm : 2;
 
     [ThreadStatic] private static bool t_off;
 
@@ -514,14 +527,21 @@ internal static unsafe class VnniSmallBatch4
     /// docs/benchmarks.md, "session 10: batch 2-15 prefetch".
     /// </remarks>
     private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant)
+
     {
         if (variant == 0 || variant == 4)
             for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
-        if (variant >= 2)
+        if (variant >= 10) // one linear front (the call's R rows are contiguous): LinearAhead bytes past the call's first row
+            for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht0(new Mem(Gpr.Rax, i));
+        else if (variant >= 2)
             for (int r = 0; r < rows; r++)
                 for (int i = 0; i < bytesPerRow; i += 64)
                     a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 => 9216, _ => 6144 }) + i));
     }
+
+    /// <summary>Variants 10 / 11: the linear front starts this many bytes past the call's first row (other variants: 0, the
+    /// front is the next block's rows, variant 0's).</summary>
+    private static int LinearAhead(int variant) => variant switch { 10 => 6144, 11 => 12288, _ => 0 };
 
     /// <summary>
     /// The own-scale kernels' set-up (<see cref="OwnScales"/>; saves rbx, r12-r15 first): per weight row r, chunk by
@@ -586,8 +606,10 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>The kernels of the knobs as they are now for tiles of <paramref name="m"/> batch rows (<see cref="GfniNibbles"/>
     /// on a CPU with GFNI, <see cref="PrefetchVariant"/> or, from 4 rows, <see cref="PrefetchVariantWide"/>).</summary>
-    private static nint[] Slice(int m) =>
-        s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + (m >= 4 && PrefetchVariantWide >= 0 ? PrefetchVariantWide : PrefetchVariant)].Value!;
+    private static nint[] Slice(int m) => s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + VariantOf(m)].Value!;
+
+    /// <summary>The prefetch variant of tiles of <paramref name="m"/> batch rows.</summary>
+    private static int VariantOf(int m) => m >= 4 && PrefetchVariantWide >= 0 ? PrefetchVariantWide : PrefetchVariant;
 
     /// <summary>The GFNI bit matrix the GFNI kernels load (pinned: its address is passed to them).</summary>
     private static readonly ulong[] s_nibbleMatrix = BuildNibbleMatrix();
@@ -681,6 +703,7 @@ internal static unsafe class VnniSmallBatch4
         public bool Own;
         public float* OwnSums; // own-scale kernels: tile t's group sums at OwnSums + b0 gpr, [chunk][c][16]
         public byte* Eights;   // own-scale kernels, symmetric: 4 rows of 8s
+        public bool Shared;    // the call runs on more than one thread (SharedSmallTileRows)
     }
 
     private struct Body : IRangeBody
@@ -783,6 +806,7 @@ internal static unsafe class VnniSmallBatch4
                 };
                 int count = (w.Out + BlockRows - 1) / BlockRows;
                 int degree = (long)w.Out * w.In * batch < (1 << 16) ? 1 : int.MaxValue;
+                body.A.Shared = Math.Min(Math.Min(WorkerPool.Shared.MaxDegreeOfParallelism, degree), count) > 1;
                 WorkerPool.Shared.For(count, ref body, degree);
             }
         }
@@ -836,8 +860,8 @@ internal static unsafe class VnniSmallBatch4
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
-            int perCall = RowsPerCall(m, a.Paired);
-            if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
+            int perCall = PerCall(a, m);
+            int ahead = LinearAhead(VariantOf(m));
             args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
             if (fused) StartCorrections(acc, szf, gpr, a.GroupSums + (nint)b0 * a.GroupStride, a.GroupStride, rows, m);
@@ -848,7 +872,7 @@ internal static unsafe class VnniSmallBatch4
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
                 args.Acc = acc + r0 * m * 16;
-                args.Front = front;
+                args.Front = ahead > 0 ? args.W + ahead : front;
                 front += (nint)n * steps * bytesPerStep;
                 Call(a.Paired, m, n, &args);
             }
@@ -985,8 +1009,8 @@ internal static unsafe class VnniSmallBatch4
         for (int t = 0; t < a.Tiles; t++)
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
-            int perCall = RowsPerCall(m, a.Paired);
-            if (RowsCap > 0) perCall = Math.Min(perCall, RowsCap);
+            int perCall = PerCall(a, m);
+            int ahead = LinearAhead(VariantOf(m));
             args.X = a.X + (nint)b0 * steps * unit;
             args.GroupSums = a.OwnSums + (nint)b0 * gpr;
             float* acc = buffer + (nint)rows * b0 * 16;
@@ -999,7 +1023,7 @@ internal static unsafe class VnniSmallBatch4
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
                 args.Acc = tree ? acc + r0 * m : acc + r0 * m * 16; // lane-tree kernels: sums [r M + c], each call's 16 past the last
-                args.Front = front;
+                args.Front = ahead > 0 ? args.W + ahead : front;
                 if (own)
                 {
                     args.HalfScales = a.Scales + (nint)(o0 + r0) * gpr;
@@ -1011,6 +1035,15 @@ internal static unsafe class VnniSmallBatch4
                 else Call(a.Paired, m, n, &args, own, tree);
             }
         }
+    }
+
+    /// <summary>Weight rows per kernel call for a tile of <paramref name="m"/> batch rows (<see cref="RowsPerCall"/>, <see cref="RowsCap"/>, <see cref="SharedSmallTileRows"/>).</summary>
+    private static int PerCall(in Args a, int m)
+    {
+        int perCall = RowsPerCall(m, a.Paired);
+        if (RowsCap > 0) return Math.Min(perCall, RowsCap);
+        if (a.Shared && m <= SharedSmallTileMaxRows && SharedSmallTileRows > 0) return Math.Min(perCall, SharedSmallTileRows);
+        return perCall;
     }
 
     /// <summary>Block's lane sums (the transposing tree), tails, leftover corrections and stores, every tile.</summary>
