@@ -138,10 +138,11 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern), 4 = 0 and 2 together, 5 = prefetcht0 3 KB,
     /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB, 10 / 11 = one linear prefetcht0 front 6 / 12 KB past the call's
-    /// first row (its R rows are contiguous: one sequential stream instead of R; <see cref="EmitPrefetch"/>).</summary>
+    /// first row (its R rows are contiguous: one sequential stream instead of R), 12 / 13 = 6 / 9 KB with each row's
+    /// prefetches right after its loads (paired kernels; elsewhere as 2 / 9) instead of all at the loop's top (<see cref="EmitPrefetch"/>).</summary>
     internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
 
-    private const int Variants = 12;
+    private const int Variants = 14;
 
     /// <summary>
     /// Experiment knob (env <c>CONDENSE_SB4_PF4</c>; default -1: <see cref="PrefetchVariant"/>): the prefetch variant of
@@ -360,12 +361,14 @@ internal static unsafe class VnniSmallBatch4
         }
 
         int loop = a.Position;
-        EmitPrefetch(a, rows, 128, prefetch);
+        bool perRow = prefetch is 12 or 13; // each row's prefetches right after its loads, not all at the loop's top
+        if (!perRow) EmitPrefetch(a, rows, 128, prefetch);
         for (int r = 0; r < rows; r++)
         {
             Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
             a.Vmovdqu32(hi0, new Mem(w[r], 0));
             a.Vmovdqu32(hi1, new Mem(w[r], 64));
+            if (perRow) EmitPrefetch(a, rows, 128, prefetch, r);
             a.Vshufi32x4(lo0, hi0, hi1, 0x88);
             a.Vshufi32x4(lo1, hi0, hi1, 0xDD);
             if (split)
@@ -526,17 +529,16 @@ internal static unsafe class VnniSmallBatch4
     /// 1.93x at b2 / b4; 3 KB and front + prefetcht0: no better; none: 1.84x-1.97x at b2, the worst). See
     /// docs/benchmarks.md, "session 10: batch 2-15 prefetch".
     /// </remarks>
-    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant)
-
+    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant, int onlyRow = -1)
     {
         if (variant == 0 || variant == 4)
             for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
-        if (variant >= 10) // one linear front (the call's R rows are contiguous): LinearAhead bytes past the call's first row
+        if (variant is 10 or 11) // one linear front (the call's R rows are contiguous): LinearAhead bytes past the call's first row
             for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht0(new Mem(Gpr.Rax, i));
         else if (variant >= 2)
-            for (int r = 0; r < rows; r++)
+            for (int r = onlyRow < 0 ? 0 : onlyRow; r < (onlyRow < 0 ? rows : onlyRow + 1); r++)
                 for (int i = 0; i < bytesPerRow; i += 64)
-                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 => 9216, _ => 6144 }) + i));
+                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 or 13 => 9216, _ => 6144 }) + i));
     }
 
     /// <summary>Variants 10 / 11: the linear front starts this many bytes past the call's first row (other variants: 0, the
@@ -609,7 +611,11 @@ internal static unsafe class VnniSmallBatch4
     private static nint[] Slice(int m) => s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + VariantOf(m)].Value!;
 
     /// <summary>The prefetch variant of tiles of <paramref name="m"/> batch rows.</summary>
-    private static int VariantOf(int m) => m >= 4 && PrefetchVariantWide >= 0 ? PrefetchVariantWide : PrefetchVariant;
+    private static int VariantOf(int m)
+    {
+        int v = m >= 4 && PrefetchVariantWide >= 0 ? PrefetchVariantWide : PrefetchVariant;
+        return (uint)v < Variants ? v : throw new ArgumentOutOfRangeException(nameof(PrefetchVariant), v, $"Prefetch variants 0..{Variants - 1}.");
+    }
 
     /// <summary>The GFNI bit matrix the GFNI kernels load (pinned: its address is passed to them).</summary>
     private static readonly ulong[] s_nibbleMatrix = BuildNibbleMatrix();
