@@ -139,10 +139,11 @@ internal static unsafe class VnniSmallBatch4
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern), 4 = 0 and 2 together, 5 = prefetcht0 3 KB,
     /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB, 10 / 11 = one linear prefetcht0 front 6 / 12 KB past the call's
     /// first row (its R rows are contiguous: one sequential stream instead of R), 12 / 13 = 6 / 9 KB with each row's
-    /// prefetches right after its loads (paired kernels; elsewhere as 2 / 9) instead of all at the loop's top (<see cref="EmitPrefetch"/>).</summary>
+    /// prefetches right after its loads (paired kernels; elsewhere as 2 / 9) instead of all at the loop's top, 14 / 15 =
+    /// 6 / 9 KB on the first line of each 128-byte pair only (<see cref="EmitPrefetch"/>).</summary>
     internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
 
-    private const int Variants = 14;
+    private const int Variants = 16;
 
     /// <summary>
     /// Experiment knob (env <c>CONDENSE_SB4_PF4</c>; default -1: <see cref="PrefetchVariant"/>): the prefetch variant of
@@ -537,8 +538,8 @@ internal static unsafe class VnniSmallBatch4
             for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht0(new Mem(Gpr.Rax, i));
         else if (variant >= 2)
             for (int r = onlyRow < 0 ? 0 : onlyRow; r < (onlyRow < 0 ? rows : onlyRow + 1); r++)
-                for (int i = 0; i < bytesPerRow; i += 64)
-                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 or 13 => 9216, _ => 6144 }) + i));
+                for (int i = 0; i < bytesPerRow; i += variant >= 14 ? 128 : 64) // 14 / 15: the first line of each 128-byte pair
+                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 or 13 or 15 => 9216, _ => 6144 }) + i));
     }
 
     /// <summary>Variants 10 / 11: the linear front starts this many bytes past the call's first row (other variants: 0, the
