@@ -41,9 +41,11 @@ public static class GemvAbQuick
         {
             var dense = RandomData.Weights(shape, seed: 1);
             var set = new WeightSet(format, shape, dense, coldBytes);
-            var x = RandomData.Activations(1, shape.In);
-            var y = new float[shape.Out];
-            Console.WriteLine($"{format.Name} {shape.Out}x{shape.In}, {set.Copies.Length} cold copies, {(two ? "2 threads, wall" : "1 thread, CPU")} time per call; A: {string.Join(' ', a)}; B: {string.Join(' ', b)}");
+            // --batch n: n activation rows (batch 2-15 runs VnniSmallBatch4 / 8; knobs --gemv-sb4-*).
+            int batch = int.Parse(Option(args, "--batch") ?? "1", CultureInfo.InvariantCulture);
+            var x = RandomData.Activations(batch, shape.In);
+            var y = new float[batch * shape.Out];
+            Console.WriteLine($"{format.Name} {shape.Out}x{shape.In}, batch {batch}, {set.Copies.Length} cold copies, {(two ? "2 threads, wall" : "1 thread, CPU")} time per call; A: {string.Join(' ', a)}; B: {string.Join(' ', b)}");
             var sides = new[] { a, b };
             // Warm both sides on every copy (tier-1 code, the per-weight kernels made).
             foreach (var side in sides)
@@ -79,7 +81,7 @@ public static class GemvAbQuick
                     + $"A/B paired median {Median(ratios):F3} (quartiles {Quantile(ratios, 0.25):F3}-{Quantile(ratios, 0.75):F3})");
             }
 
-            void Call(IWeightStorage w) => ((GroupQuantizedWeight)w).MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+            void Call(IWeightStorage w) => ((GroupQuantizedWeight)w).MatMulTransposed(x, y, batch, ActivationPrecision.Int8);
         }
         finally
         {

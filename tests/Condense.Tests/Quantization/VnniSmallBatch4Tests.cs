@@ -397,6 +397,70 @@ public class VnniSmallBatch4Tests
         });
     }
 
+    [Theory]
+    [InlineData(64, 4096, false, 158)] // own-scale kernels (the S2 rows' format); the last block ends in 2 rows
+    [InlineData(64, 1536, true, 159)]  // paired, managed set-up; the last block ends in 3 rows
+    [InlineData(0, 512, true, 161)]    // paired, one group per row; the last block ends in 5 rows
+    [InlineData(256, 768, false, 158)] // paired g256, no whole chunk of 16 groups
+    [InlineData(32, 1056, true, 161)]  // unpaired (the GFNI knob leaves it as it is), a tail of one group
+    public void Gfni_split_prefetch_variants_and_rows_per_call_give_the_same_bits(int group, int inF, bool sym, int outF)
+    {
+        if (!VnniSmallBatch4.IsAvailable) return;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(51, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
+        var x = QuantTestData.Gaussian(52, 15 * inF);
+        using var knobs = KernelKnobs.Save();
+        var pool = WorkerPool.Shared;
+        // Each setting on top of the defaults: GFNI split, prefetch 8 KB / 9 KB for 4+ rows / the linear front, one row per
+        // call on 2 threads for tiles of up to 3 rows, the scale prefetch call by call, and all of them at once.
+        var settings = new (string Name, Action Set)[]
+        {
+            ("gfni", () => VnniSmallBatch4.GfniNibbles = true),
+            ("pf 8 KB", () => VnniSmallBatch4.PrefetchVariant = 6),
+            ("pf4 9 KB", () => VnniSmallBatch4.PrefetchVariantWide = 9),
+            ("linear front", () => VnniSmallBatch4.PrefetchVariant = 10),
+            ("shared rows 1", () => { VnniSmallBatch4.SharedSmallTileRows = 1; VnniSmallBatch4.SharedSmallTileMaxRows = 3; }),
+            ("spread", () => VnniSmallBatch4.SpreadScalePrefetch = true),
+            ("all", () =>
+            {
+                VnniSmallBatch4.GfniNibbles = true;
+                VnniSmallBatch4.PrefetchVariantWide = 9;
+                VnniSmallBatch4.SharedSmallTileRows = 1;
+                VnniSmallBatch4.SpreadScalePrefetch = true;
+            }),
+        };
+        void Defaults()
+        {
+            VnniSmallBatch4.GfniNibbles = false;
+            VnniSmallBatch4.PrefetchVariant = 2;
+            VnniSmallBatch4.PrefetchVariantWide = -1;
+            VnniSmallBatch4.SharedSmallTileRows = 0;
+            VnniSmallBatch4.SharedSmallTileMaxRows = 2;
+            VnniSmallBatch4.SpreadScalePrefetch = false;
+        }
+        Run(() =>
+        {
+            foreach (int batch in new[] { 2, 3, 4, 5, 8, 9, 15 })
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    pool.MaxDegreeOfParallelism = threads;
+                    Defaults();
+                    var expected = new float[batch * outF];
+                    q.MatMulTransposed(x.AsSpan(0, batch * inF), expected, batch, ActivationPrecision.Int8);
+                    foreach (var (name, set) in settings)
+                    {
+                        Defaults();
+                        set();
+                        var y = new float[batch * outF];
+                        q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
+                        for (int i = 0; i < y.Length; i++)
+                            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(y[i]),
+                                $"g{group} in {inF} out {outF} batch {batch} threads {threads} {name} [{i}]: {expected[i]} vs {y[i]}");
+                    }
+                    if (threads == 1) Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"g{group} batch {batch}");
+                }
+        });
+    }
+
     [Fact]
     public unsafe void Correction_lanes_are_one_chain_per_output_in_group_order()
     {
