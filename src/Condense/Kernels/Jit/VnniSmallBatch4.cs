@@ -146,12 +146,13 @@ internal static unsafe class VnniSmallBatch4
     private const int Variants = 16;
 
     /// <summary>
-    /// Experiment knob (env <c>CONDENSE_SB4_PF4</c>; default -1: <see cref="PrefetchVariant"/>): the prefetch variant of
-    /// tiles of 4 or more batch rows, whose paired calls take 2 weight rows (b2's take 3). Session 15 (cold S2, one
-    /// thread, in-process pairs): 9 KB ahead (variant 9) ran b4 1.08-1.15x faster than 6 KB and b8 1.04x, while b2 was
-    /// 0.97x with it: the best distance depends on the rows per call. Prefetches change no value.
+    /// Knob (env <c>CONDENSE_SB4_PF4</c>; default 9; -1: <see cref="PrefetchVariant"/>): the prefetch variant of tiles of
+    /// 4 or more batch rows, whose paired calls take 2 weight rows (b2's take 3). Session 15 (cold S2, one thread,
+    /// in-process pairs): 9 KB ahead (variant 9) ran b4 1.08-1.15x faster than 6 KB and b8 1.04x, while b2 was 0.97x
+    /// with it: the best distance depends on the rows per call. The batch targets (int4-g64 S2, 2 threads) with it:
+    /// b4 1.49 / 1.53x -> 1.20 / 1.27x of batch 1 (lead, alternating runs). Prefetches change no value.
     /// </summary>
-    internal static int PrefetchVariantWide { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF4"), out int w) ? w : -1;
+    internal static int PrefetchVariantWide { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF4"), out int w) ? w : 9;
 
     /// <summary>Experiment knob: at most this many weight rows per kernel call (0: <see cref="RowsPerCall"/>).</summary>
     internal static int RowsCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_R"), out int r) ? r : 0;
