@@ -157,16 +157,12 @@ public static class GemvKnobs
         if (i >= 0) typeof(WorkerPool).GetProperty("TailPieces", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own8-inloop");
         if (i >= 0) Property("OwnScalesInLoop").SetValue(null, args[i + 1] != "0");
-        // Batch 2-15, 4-bit (VnniSmallBatch4): --gemv-sb4-gfni 0|1 (paired kernels' high nibbles by vgf2p8affineqb, default 0),
-        // --gemv-sb4-tree-min n (fewest tile rows whose own-scale kernels add their own lanes, default 6), --gemv-sb4-tile n
-        // (most batch rows per tile, default 8), --gemv-sb4-spread 0|1 (the next block's
-        // scale prefetch a kernel call at a time instead of one burst per block), --gemv-sb4-pf n (prefetch
+        // Batch 2-15, 4-bit (VnniSmallBatch4): --gemv-sb4-tree-min n (fewest tile rows whose own-scale kernels add their own
+        // lanes, default 6), --gemv-sb4-tile n (most batch rows per tile, default 8), --gemv-sb4-pf n (prefetch
         // variant: 2 prefetcht0 6 KB ahead, the default; 6 / 7 / 8 / 9: 8 / 7 / 10 / 9 KB; see VnniSmallBatch4.PrefetchVariant),
-        // --gemv-sb4-pf4 n (the variant of tiles of 4+ rows, -1: the same as --gemv-sb4-pf; default -1), --gemv-sb4-rows n
+        // --gemv-sb4-pf4 n (the variant of tiles of 4+ rows, -1: the same as --gemv-sb4-pf; default 9), --gemv-sb4-rows n
         // (at most n weight rows per kernel call, 0: RowsPerCall), --gemv-sb4-shared-rows n (rows per call of tiles of at most
         // --gemv-sb4-shared-m rows, default 2, on more than one thread; 0: off, the default).
-        i = Array.IndexOf(args, "--gemv-sb4-gfni");
-        if (i >= 0) SmallBatch4("GfniNibbles").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-sb4-tree-min");
         if (i >= 0) SmallBatch4("LaneTreeMinRows").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-sb4-pf");
@@ -179,8 +175,6 @@ public static class GemvKnobs
         if (i >= 0) SmallBatch4("SharedSmallTileRows").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-sb4-shared-m");
         if (i >= 0) SmallBatch4("SharedSmallTileMaxRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-sb4-spread");
-        if (i >= 0) SmallBatch4("SpreadScalePrefetch").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-sb4-tile");
         if (i >= 0) SmallBatch4("TileCap").SetValue(null, int.Parse(args[i + 1]));
         string prefetch = PrefetchDistance == 0 ? "no prefetch"

@@ -402,40 +402,34 @@ public class VnniSmallBatch4Tests
     [InlineData(64, 1536, true, 159)]  // paired, managed set-up; the last block ends in 3 rows
     [InlineData(0, 512, true, 161)]    // paired, one group per row; the last block ends in 5 rows
     [InlineData(256, 768, false, 158)] // paired g256, no whole chunk of 16 groups
-    [InlineData(32, 1056, true, 161)]  // unpaired (the GFNI knob leaves it as it is), a tail of one group
-    public void Gfni_split_prefetch_variants_and_rows_per_call_give_the_same_bits(int group, int inF, bool sym, int outF)
+    [InlineData(32, 1056, true, 161)]  // unpaired, a tail of one group
+    public void Prefetch_variants_and_rows_per_call_give_the_same_bits(int group, int inF, bool sym, int outF)
     {
         if (!VnniSmallBatch4.IsAvailable) return;
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(51, outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
         var x = QuantTestData.Gaussian(52, 15 * inF);
         using var knobs = KernelKnobs.Save();
         var pool = WorkerPool.Shared;
-        // Each setting on top of the defaults: GFNI split, prefetch 8 KB / 9 KB for 4+ rows / the linear front, one row per
-        // call on 2 threads for tiles of up to 3 rows, the scale prefetch call by call, and all of them at once.
+        // Each setting on top of the defaults: prefetch 8 KB / 6 KB for 4+ rows (the default before session 15: 9 KB), one
+        // row per call on 2 threads for tiles of up to 3 rows, and all of them at once.
         var settings = new (string Name, Action Set)[]
         {
-            ("gfni", () => VnniSmallBatch4.GfniNibbles = true),
             ("pf 8 KB", () => VnniSmallBatch4.PrefetchVariant = 6),
-            ("pf4 9 KB", () => VnniSmallBatch4.PrefetchVariantWide = 9),
-            ("linear front", () => VnniSmallBatch4.PrefetchVariant = 10),
+            ("pf4 6 KB", () => VnniSmallBatch4.PrefetchVariantWide = -1),
             ("shared rows 1", () => { VnniSmallBatch4.SharedSmallTileRows = 1; VnniSmallBatch4.SharedSmallTileMaxRows = 3; }),
-            ("spread", () => VnniSmallBatch4.SpreadScalePrefetch = true),
             ("all", () =>
             {
-                VnniSmallBatch4.GfniNibbles = true;
-                VnniSmallBatch4.PrefetchVariantWide = 9;
+                VnniSmallBatch4.PrefetchVariant = 6;
+                VnniSmallBatch4.PrefetchVariantWide = -1;
                 VnniSmallBatch4.SharedSmallTileRows = 1;
-                VnniSmallBatch4.SpreadScalePrefetch = true;
             }),
         };
         void Defaults()
         {
-            VnniSmallBatch4.GfniNibbles = false;
             VnniSmallBatch4.PrefetchVariant = 2;
-            VnniSmallBatch4.PrefetchVariantWide = -1;
+            VnniSmallBatch4.PrefetchVariantWide = 9;
             VnniSmallBatch4.SharedSmallTileRows = 0;
             VnniSmallBatch4.SharedSmallTileMaxRows = 2;
-            VnniSmallBatch4.SpreadScalePrefetch = false;
         }
         Run(() =>
         {

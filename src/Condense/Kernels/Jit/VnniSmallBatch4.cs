@@ -65,10 +65,6 @@ internal unsafe struct SmallBatchArgs
 
     /// <summary>+128 (lane-tree kernels, <see cref="VnniSmallBatch4.OwnLaneTree"/>): 16 int32, the lane tree's final order (ReduceLanes16's).</summary>
     public int* ReduceOrder;
-
-    /// <summary>+136 (GFNI kernels, <see cref="VnniSmallBatch4.GfniNibbles"/>): 8 qwords of 0x1020408000000000, the bit
-    /// matrix that moves bits 4-7 of each byte to 0-3 and clears the rest.</summary>
-    public ulong* NibbleMatrix;
 }
 
 /// <summary>
@@ -121,11 +117,10 @@ internal static unsafe class VnniSmallBatch4
     public static bool UsesPairs(int groupSize, int groupsPerRow, int inFeatures) =>
         inFeatures % (2 * StepCodes) == 0 && (groupsPerRow == 1 || groupSize % 64 == 0);
 
-    /// <summary>The kernels of one (GFNI, prefetch variant) pair, made when first used: the experiment variants cost no
-    /// code until a benchmark picks them.</summary>
-    private static readonly Lazy<nint[]?>[] s_slices = Enumerable.Range(0, 2 * Variants).Select(i => new Lazy<nint[]?>(() => Build(i / Variants == 1, i % Variants))).ToArray();
+    /// <summary>The kernels of one prefetch variant, made when first used: the variants a run does not pick cost no code.</summary>
+    private static readonly Lazy<nint[]?>[] s_slices = Enumerable.Range(0, Variants).Select(i => new Lazy<nint[]?>(() => Build(i))).ToArray();
 
-    /// <summary>The default kernels (plain split, prefetch variant 2): present when the generated code runs here at all.</summary>
+    /// <summary>The kernels of prefetch variant 2: present when the generated code runs here at all.</summary>
     private static nint[]? DefaultSlice => s_slices[2].Value;
 
     /// <summary>Index of a kernel in a slice's flat code table (a multi-dimensional array's element access is a call through an IL stub, ~2% of b8's time).</summary>
@@ -137,13 +132,12 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>Experiment knob: 0 = L2 block prefetch (prefetcht1 front), 1 = no software prefetch, 2 / 3 = prefetcht0
     /// 6 / 12 KB ahead of each row's loads (the managed kernels' pattern), 4 = 0 and 2 together, 5 = prefetcht0 3 KB,
-    /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB, 10 / 11 = one linear prefetcht0 front 6 / 12 KB past the call's
-    /// first row (its R rows are contiguous: one sequential stream instead of R), 12 / 13 = 6 / 9 KB with each row's
-    /// prefetches right after its loads (paired kernels; elsewhere as 2 / 9) instead of all at the loop's top, 14 / 15 =
-    /// 6 / 9 KB on the first line of each 128-byte pair only (<see cref="EmitPrefetch"/>).</summary>
+    /// 6 / 7 / 8 / 9 = prefetcht0 8 / 7 / 10 / 9 KB (<see cref="EmitPrefetch"/>; session 15 also tried a linear front
+    /// past the call's first row, each row's prefetches right after its loads, and one prefetch per 128 bytes: none
+    /// better, docs/kernels.md).</summary>
     internal static int PrefetchVariant { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_PF"), out int v) ? v : 2;
 
-    private const int Variants = 16;
+    private const int Variants = 10;
 
     /// <summary>
     /// Knob (env <c>CONDENSE_SB4_PF4</c>; default 9; -1: <see cref="PrefetchVariant"/>): the prefetch variant of tiles of
@@ -207,22 +201,6 @@ internal static unsafe class VnniSmallBatch4
     internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
 
     /// <summary>
-    /// Knob (env <c>CONDENSE_SB4_GFNI=1</c>: on, default off; only where GFNI is supported): the paired kernels take each vector's
-    /// high nibbles by one vgf2p8affineqb (bits 4-7 to 0-3, the rest cleared) instead of vpsrlw + vpandd, where a register
-    /// is free for the bit matrix (5R + RM + temporaries + 2 &lt;= 29: M = 2..7 at their R, not M = 8): 2 instructions
-    /// fewer per row and 256 codes. The same bytes enter vpdpbusd: the same bits.
-    /// </summary>
-    internal static bool GfniNibbles { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_GFNI") == "1";
-
-    /// <summary>
-    /// Knob (env <c>CONDENSE_SB4_SPREAD=1</c>: on; own-scale products only): the next block's float16 scales and zero
-    /// points are requested a kernel call at a time (before the call for rows r0.., the next block's rows r0..), not as
-    /// one burst of 36 prefetches per block in <see cref="Prepare"/> (the burst sat on ~3% of a cold b2 call's samples:
-    /// the prefetches wait for free miss buffers behind the weight stream). Prefetches change no value.
-    /// </summary>
-    internal static bool SpreadScalePrefetch { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_SPREAD") == "1";
-
-    /// <summary>
     /// Experiment knob (env <c>CONDENSE_SB4_SHARED_R</c>, default 0 = <see cref="RowsPerCall"/>): weight rows per kernel
     /// call for tiles of at most <see cref="SharedSmallTileMaxRows"/> batch rows when the product runs on more than one
     /// thread. Session 15 (cold S2, b2, in-process pairs): 1 row per call ran 1.13-1.15x faster than 3 at 2 threads (wall)
@@ -251,9 +229,9 @@ internal static unsafe class VnniSmallBatch4
         (groupsPerRow == 1 || groupSize % 8 == 0 && (StepCodes % groupSize == 0 || groupSize % StepCodes == 0)) &&
         IsAvailable;
 
-    private static nint[]? Build(bool gfni, int variant)
+    private static nint[]? Build(int variant)
     {
-        if (!VnniGemmKernel.CpuSupports || gfni && !Gfni.V512.IsSupported) return null;
+        if (!VnniGemmKernel.CpuSupports) return null;
         var a = new X86Assembler();
         var offsets = new int[Kinds, MaxTile + 1, 5];
         for (int p = 0; p < Kinds; p++)
@@ -262,7 +240,7 @@ internal static unsafe class VnniSmallBatch4
                 {
                     while (a.Position % 64 != 0) a.Ret();
                     offsets[p, m, r] = a.Position;
-                    Emit(a, r, m, p >= 1, variant, p is 2 or 4 or 6, p >= 3, p >= 5, gfni);
+                    Emit(a, r, m, p >= 1, variant, p is 2 or 4 or 6, p >= 3, p >= 5);
                 }
         var pages = (nint)ExecutableMemory.TryCreate(a.ToArray());
         if (pages == 0) return null;
@@ -282,11 +260,11 @@ internal static unsafe class VnniSmallBatch4
     /// The kernel for <paramref name="rows"/> weight rows x <paramref name="m"/> batch rows. zmm: 0..R-1 even codes,
     /// R..2R-1 odd codes, 2R..3R-1 lane scales, 3R.. accumulators, 26..29 temporaries, 30 lane index, 31 mask.
     /// </summary>
-    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false, bool tree = false, bool gfni = false)
+    internal static void Emit(X86Assembler a, int rows, int m, bool paired = false, int prefetch = 0, bool interleave = false, bool own = false, bool tree = false)
     {
         if (paired)
         {
-            EmitPaired(a, rows, m, prefetch, interleave, own, tree, gfni);
+            EmitPaired(a, rows, m, prefetch, interleave, own, tree);
             return;
         }
         if (rows < 1 || rows > 4 || rows * (m + 3) > 26) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
@@ -334,17 +312,14 @@ internal static unsafe class VnniSmallBatch4
     /// raw loads land there first), 4R..5R-1 lane scales, then R x M accumulators, R integer temporaries and two
     /// activation registers; 30 index, 31 mask.
     /// </summary>
-    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false, bool tree = false, bool gfni = false)
+    private static void EmitPaired(X86Assembler a, int rows, int m, int prefetch, bool interleave = false, bool own = false, bool tree = false)
     {
         if (rows < 1 || rows > 4 || rows * (m + 6) > 28) throw new ArgumentOutOfRangeException(nameof(rows), rows, "Too many accumulators for the registers.");
         Gpr[] w = s_rowPointers, s = s_scalePointers;
         int acc0 = 5 * rows, accumulators = rows * m;
-        // Registers below 30 the loop uses: decoded codes and lane scales, accumulators, integer temporaries (2R when
-        // interleaved) and two activation registers. The GFNI matrix takes zmm29 when that is free.
+        // Interleaving needs 2R integer temporaries besides the decoded codes and lane scales (5R), the accumulators and
+        // two activation registers, below zmm30.
         bool interleaved = interleave && 5 * rows + accumulators + 2 * rows + 2 <= 30;
-        int used = 5 * rows + accumulators + (interleaved ? 2 * rows : rows) + 2;
-        bool split = gfni && used <= 29;
-        var matrix = Z(29);
         if (own)
         {
             EmitOwnScales(a, rows, m, acc0);
@@ -356,40 +331,21 @@ internal static unsafe class VnniSmallBatch4
             EmitLoadAccumulators(a, acc0, accumulators);
         }
 
-        if (split)
-        {
-            a.MovLoad(Gpr.R9, new Mem(Gpr.Rdi, 136)); // r9 is free once the prolog has loaded the lane index
-            a.Vmovdqu32(matrix, new Mem(Gpr.R9, 0));
-        }
-
         int loop = a.Position;
-        bool perRow = prefetch is 12 or 13; // each row's prefetches right after its loads, not all at the loop's top
-        if (!perRow) EmitPrefetch(a, rows, 128, prefetch);
+        EmitPrefetch(a, rows, 128, prefetch);
         for (int r = 0; r < rows; r++)
         {
             Zmm lo0 = Z(r), lo1 = Z(rows + r), hi0 = Z(2 * rows + r), hi1 = Z(3 * rows + r);
             a.Vmovdqu32(hi0, new Mem(w[r], 0));
             a.Vmovdqu32(hi1, new Mem(w[r], 64));
-            if (perRow) EmitPrefetch(a, rows, 128, prefetch, r);
             a.Vshufi32x4(lo0, hi0, hi1, 0x88);
             a.Vshufi32x4(lo1, hi0, hi1, 0xDD);
-            if (split)
-            {
-                a.Vgf2p8affineqb(hi0, lo0, matrix, 0);
-                a.Vgf2p8affineqb(hi1, lo1, matrix, 0);
-            }
-            else
-            {
-                a.Vpsrlw(hi0, lo0, 4);
-                a.Vpsrlw(hi1, lo1, 4);
-            }
+            a.Vpsrlw(hi0, lo0, 4);
+            a.Vpsrlw(hi1, lo1, 4);
             a.Vpandd(lo0, lo0, Z(31));
             a.Vpandd(lo1, lo1, Z(31));
-            if (!split)
-            {
-                a.Vpandd(hi0, hi0, Z(31));
-                a.Vpandd(hi1, hi1, Z(31));
-            }
+            a.Vpandd(hi0, hi0, Z(31));
+            a.Vpandd(hi1, hi1, Z(31));
             a.Vpermps(Z(4 * rows + r), Z(30), new Mem(s[r], 0));
         }
         // Per batch row: each 64-byte activation vector is loaded once into a register and used by every weight row
@@ -531,21 +487,15 @@ internal static unsafe class VnniSmallBatch4
     /// 1.93x at b2 / b4; 3 KB and front + prefetcht0: no better; none: 1.84x-1.97x at b2, the worst). See
     /// docs/benchmarks.md, "session 10: batch 2-15 prefetch".
     /// </remarks>
-    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant, int onlyRow = -1)
+    private static void EmitPrefetch(X86Assembler a, int rows, int bytesPerRow, int variant)
     {
         if (variant == 0 || variant == 4)
             for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht1(new Mem(Gpr.Rax, i));
-        if (variant is 10 or 11) // one linear front (the call's R rows are contiguous): LinearAhead bytes past the call's first row
-            for (int i = 0; i < rows * bytesPerRow; i += 64) a.Prefetcht0(new Mem(Gpr.Rax, i));
-        else if (variant >= 2)
-            for (int r = onlyRow < 0 ? 0 : onlyRow; r < (onlyRow < 0 ? rows : onlyRow + 1); r++)
-                for (int i = 0; i < bytesPerRow; i += variant >= 14 ? 128 : 64) // 14 / 15: the first line of each 128-byte pair
-                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 or 13 or 15 => 9216, _ => 6144 }) + i));
+        if (variant >= 2)
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < bytesPerRow; i += 64)
+                    a.Prefetcht0(new Mem(s_rowPointers[r], (variant switch { 3 => 12288, 5 => 3072, 6 => 8192, 7 => 7168, 8 => 10240, 9 => 9216, _ => 6144 }) + i));
     }
-
-    /// <summary>Variants 10 / 11: the linear front starts this many bytes past the call's first row (other variants: 0, the
-    /// front is the next block's rows, variant 0's).</summary>
-    private static int LinearAhead(int variant) => variant switch { 10 => 6144, 11 => 12288, _ => 0 };
 
     /// <summary>
     /// The own-scale kernels' set-up (<see cref="OwnScales"/>; saves rbx, r12-r15 first): per weight row r, chunk by
@@ -608,25 +558,15 @@ internal static unsafe class VnniSmallBatch4
     private static delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void> Kernel(bool paired, int m, int rows, bool own = false, bool tree = false) =>
         (delegate* unmanaged[SuppressGCTransition]<SmallBatchArgs*, void>)Slice(m)[CodeIndex(Kind(paired, own, tree), m, rows)];
 
-    /// <summary>The kernels of the knobs as they are now for tiles of <paramref name="m"/> batch rows (<see cref="GfniNibbles"/>
-    /// on a CPU with GFNI, <see cref="PrefetchVariant"/> or, from 4 rows, <see cref="PrefetchVariantWide"/>).</summary>
-    private static nint[] Slice(int m) => s_slices[(GfniNibbles && Gfni.V512.IsSupported ? Variants : 0) + VariantOf(m)].Value!;
+    /// <summary>The kernels of the knobs as they are now for tiles of <paramref name="m"/> batch rows (<see cref="PrefetchVariant"/>
+    /// or, from 4 rows, <see cref="PrefetchVariantWide"/>).</summary>
+    private static nint[] Slice(int m) => s_slices[VariantOf(m)].Value!;
 
     /// <summary>The prefetch variant of tiles of <paramref name="m"/> batch rows.</summary>
     private static int VariantOf(int m)
     {
         int v = m >= 4 && PrefetchVariantWide >= 0 ? PrefetchVariantWide : PrefetchVariant;
         return (uint)v < Variants ? v : throw new ArgumentOutOfRangeException(nameof(PrefetchVariant), v, $"Prefetch variants 0..{Variants - 1}.");
-    }
-
-    /// <summary>The GFNI bit matrix the GFNI kernels load (pinned: its address is passed to them).</summary>
-    private static readonly ulong[] s_nibbleMatrix = BuildNibbleMatrix();
-
-    private static ulong[] BuildNibbleMatrix()
-    {
-        var t = GC.AllocateArray<ulong>(8, pinned: true);
-        t.AsSpan().Fill(0x1020408000000000UL);
-        return t;
     }
 
     private static int Kind(bool paired, bool own, bool tree) => !paired ? 0 : (tree ? 5 : own ? 3 : 1) + (InterleaveBatchRows ? 1 : 0);
@@ -852,7 +792,6 @@ internal static unsafe class VnniSmallBatch4
         args.ScaleAdvance = (small ? unit / g : 1) * sizeof(float);
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
-        args.NibbleMatrix = (ulong*)Unsafe.AsPointer(ref s_nibbleMatrix[0]);
         int tailStart = steps * unit;
 
         // Prefetch variant 0 only: the front sweeps the next block of rows into L2 (prefetcht1) at the rate this block's
@@ -869,7 +808,6 @@ internal static unsafe class VnniSmallBatch4
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = PerCall(a, m);
-            int ahead = LinearAhead(VariantOf(m));
             args.X = a.X + (nint)b0 * steps * unit;
             byte* front = nextBlock;
             if (fused) StartCorrections(acc, szf, gpr, a.GroupSums + (nint)b0 * a.GroupStride, a.GroupStride, rows, m);
@@ -880,7 +818,7 @@ internal static unsafe class VnniSmallBatch4
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
                 args.Acc = acc + r0 * m * 16;
-                args.Front = ahead > 0 ? args.W + ahead : front;
+                args.Front = front;
                 front += (nint)n * steps * bytesPerStep;
                 Call(a.Paired, m, n, &args);
             }
@@ -976,9 +914,8 @@ internal static unsafe class VnniSmallBatch4
         int gpr = a.GroupsPerRow;
         if (a.Own)
         {
-            // The kernels convert the scales and start the accumulators themselves (EmitOwnScales); with
-            // SpreadScalePrefetch the next block's scales are requested call by call in Compute instead.
-            if (!SpreadScalePrefetch) PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
+            // The kernels convert the scales and start the accumulators themselves (EmitOwnScales).
+            PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows, a.Out, gpr);
             return;
         }
         PipeLayout(a, buffer, rows, out float* sf, out float* szf, out float* lane, out int laneStride, out bool small);
@@ -1004,12 +941,10 @@ internal static unsafe class VnniSmallBatch4
         args.ScaleAdvance = (small ? unit / a.GroupSize : 1) * sizeof(float);
         args.Index = index;
         args.Mask = 0x0F0F0F0F;
-        args.NibbleMatrix = (ulong*)Unsafe.AsPointer(ref s_nibbleMatrix[0]);
         args.Steps = steps;
         int bytesPerStep = unit / 2;
         byte* nextBlock = a.Packed + (nint)(o0 + BlockRows) * a.RowBytes;
         bool own = a.Own;
-        bool spread = own && SpreadScalePrefetch;
         int gpr = a.GroupsPerRow;
         args.Chunks = gpr / 16;
         args.SignMask = int.MinValue;
@@ -1018,7 +953,6 @@ internal static unsafe class VnniSmallBatch4
         {
             var (b0, m) = Tile(a.Batch, a.Tiles, t);
             int perCall = PerCall(a, m);
-            int ahead = LinearAhead(VariantOf(m));
             args.X = a.X + (nint)b0 * steps * unit;
             args.GroupSums = a.OwnSums + (nint)b0 * gpr;
             float* acc = buffer + (nint)rows * b0 * 16;
@@ -1031,14 +965,13 @@ internal static unsafe class VnniSmallBatch4
                 args.W = a.Packed + (nint)(o0 + r0) * a.RowBytes;
                 args.S = lane + r0 * laneStride;
                 args.Acc = tree ? acc + r0 * m : acc + r0 * m * 16; // lane-tree kernels: sums [r M + c], each call's 16 past the last
-                args.Front = ahead > 0 ? args.W + ahead : front;
+                args.Front = front;
                 if (own)
                 {
                     args.HalfScales = a.Scales + (nint)(o0 + r0) * gpr;
                     args.Zeros = a.Zeros == null ? a.Eights : a.Zeros + (nint)(o0 + r0) * gpr;
                 }
                 front += (nint)n * steps * bytesPerStep;
-                if (spread && t == 0) PrefetchScales(a.Scales, a.Zeros, o0 + BlockRows + r0, a.Out, gpr, n);
                 if (n == perCall) kernel(&args);
                 else Call(a.Paired, m, n, &args, own, tree);
             }
@@ -1224,14 +1157,14 @@ internal static unsafe class VnniSmallBatch4
         return result;
     }
 
-    /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + count) into L1 (the next block's: the
+    /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + 12) into L1 (the next block's: the
     /// kernels prefetch only the codes, and these lines otherwise miss at the start of every block): every line the
     /// rows' bytes touch.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void PrefetchScales(Half* scales, byte* zeros, int first, int outFeatures, int gpr, int count = BlockRows)
+    internal static void PrefetchScales(Half* scales, byte* zeros, int first, int outFeatures, int gpr)
     {
         if (first >= outFeatures) return;
-        int rows = Math.Min(count, outFeatures - first);
+        int rows = Math.Min(BlockRows, outFeatures - first);
         PrefetchLines((byte*)(scales + (nint)first * gpr), (long)rows * gpr * 2);
         if (zeros != null) PrefetchLines(zeros + (nint)first * gpr, (long)rows * gpr);
     }
