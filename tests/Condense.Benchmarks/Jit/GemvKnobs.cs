@@ -143,8 +143,6 @@ public static class GemvKnobs
         if (i >= 0) typeof(WorkerPool).GetProperty("TwoEnded", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-sums");
         if (i >= 0) Property("OwnInt4RowSums").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-quads");
-        if (i >= 0) Property("OwnInt4QuadSums").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-memo");
         if (i >= 0) Property("MemoizeKernels").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-stream-hint");

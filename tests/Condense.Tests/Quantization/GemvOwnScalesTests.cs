@@ -299,28 +299,26 @@ public class GemvOwnScalesTests
         VnniGemv.Enabled = true;
         foreach (long gate in new[] { savedGate, 1024L })
             foreach (bool sums in new[] { true, false })
-            foreach (bool quads in new[] { true, false })
                 foreach (int rows in group == 128 && gate == 1024 ? new[] { 4, 2, 3 } : new[] { 4 })
                     foreach (int hint in gate == 1024 ? new[] { 0, 1, 2, 3, 4 } : new[] { 0 })
                         foreach (int threads in new[] { 1, 2 })
                         {
                             VnniGemv.CacheResidentBytes = gate;
                             VnniGemv.OwnInt4RowSums = sums;
-                            VnniGemv.OwnInt4QuadSums = quads;
                             VnniGemv.StreamingRows = rows;
                             VnniGemv.StreamingPrefetchHint = hint;
                             WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                             var own = layout with
                             {
                                 Rows = group == 128 && gate == 1024 ? rows : 1, OwnScales = true, OwnZeros = !sym, Sums = sums,
-                                Prefetch = gate == 1024 ? VnniGemv.StreamingPrefetch : 0, Quads = quads && sums && group == 128 && gate == 1024 && rows == 4,
+                                Prefetch = gate == 1024 ? VnniGemv.StreamingPrefetch : 0,
                             };
                             Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
                             var y = new float[outF];
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             for (int r = 0; r < outF; r++)
                                 Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, row sums {sums}, quads {quads}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, row sums {sums}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
                         }
         VnniGemv.CacheResidentBytes = savedGate;
         VnniGemv.StreamingPrefetchHint = savedHint;
@@ -329,8 +327,6 @@ public class GemvOwnScalesTests
         WorkerPool.Shared.MaxDegreeOfParallelism = 2;
         Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales, row sums in the kernel, g{group} In {inF} {(sym ? "sym" : "asym")}");
         Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Sums = true }));
-        if (group == 128)
-            Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Rows = 1, OwnScales = true, Sums = true, Quads = true }));
     }
 
     [Fact]
@@ -358,7 +354,7 @@ public class GemvOwnScalesTests
             Assert.Equal(bytes, string.Join(' ', a.ToArray().Select(b => b.ToString("x2"))));
         }
         Assert.Throws<ArgumentException>(() => new X86Assembler().Prefetcht2(new Mem(Gpr.Rdi, 0, Broadcast: true)));
-        // as --64 -msyntax=intel: vshufps zmm, zmm, zmm, imm (Layout.Quads' transpose levels in the 4-row kernel)
+        // as --64 -msyntax=intel: vshufps zmm, zmm, zmm, imm (VnniSmallBatch4's lane tree)
         var shuffles = new (int Dst, int A, int B, byte Imm, string Bytes)[]
         {
             (16, 0, 4, 0x88, "62 e1 7c 48 c6 c4 88"),

@@ -320,7 +320,7 @@ internal static unsafe class VnniGemv
     /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
     /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
     /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false, bool Quads = false)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false)
     {
         /// <summary>
         /// Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes; with
@@ -467,8 +467,6 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own zero points: a 4-bit own-scale layout.");
         if (l.Sums && (!l.OwnScales || l.Bits == 8 && l.Rows != 1))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: an own-scale layout (8 bits: 1 row per pass).");
-        if (l.Quads && (!l.Sums || l.Rows != 4 || l.Plan != StepFma))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "Quad sums: row sums in the 4-row kernel.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -804,26 +802,6 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// <see cref="Layout.Quads"/>: levels 1 and 2 of <see cref="FusedInt8Dot.TransposeSum(float*, int)"/> for rows 0-3 of a pass,
-    /// their vectors in zmm0, zmm4, zmm8, zmm12: Pairs(Pairs(v0, v1), Pairs(v2, v3)) into zmm0, Pairs(a, b) being
-    /// vshufps(a, b, 0x88) + vshufps(a, b, 0xDD), the same operations on the same operands, so the same bits (zmm16/17
-    /// are the temporaries: the activations, free before and after a pass's loop).
-    /// </summary>
-    private static void EmitQuad(X86Assembler asm)
-    {
-        Zmm t0 = new(16), t1 = new(17);
-        void Pairs(Zmm dst, Zmm a, Zmm b)
-        {
-            asm.Vshufps(t0, a, b, 0x88);
-            asm.Vshufps(t1, a, b, 0xDD);
-            asm.Vaddps(dst, t0, t1);
-        }
-        Pairs(new Zmm(0), new Zmm(0), new Zmm(4));
-        Pairs(new Zmm(8), new Zmm(8), new Zmm(12));
-        Pairs(new Zmm(0), new Zmm(0), new Zmm(8));
-    }
-
-    /// <summary>
     /// The kernel for <see cref="Layout.Rows"/> = R &gt; 1 (same arguments; <c>rows</c> a multiple of R): R rows per
     /// pass, each step's activations loaded once into registers for the R rows' weight loads (1 + 2/R loads per
     /// 64 weight bytes at 4 bits instead of 3, 1 + 1/R at 8 bits instead of 2), and each row's float sums made by the
@@ -905,8 +883,6 @@ internal static unsafe class VnniGemv
             var corr = new Zmm(20);
             for (int r = 0; r < rows; r++)
             {
-                // Quads: row r's correction lanes stay in zmm(4r) (f0 of row r, zeroed after) for the pass's transpose.
-                if (l.Quads) corr = new Zmm(4 * r);
                 asm.Vpxord(corr, corr, corr);
                 for (int c = 0; c < groups / 16; c++)
                 {
@@ -916,12 +892,7 @@ internal static unsafe class VnniGemv
                     EmitCorrection(asm, corr, s, new Zmm(23 + 2 * (c & 1)), ownZeros, new Mem(Gpr.Rbx, r * l.ScaleStride + 16 * c),
                         new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
                 }
-                if (!l.Quads) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + l.CorrectionOffset), corr);
-            }
-            if (l.Quads)
-            {
-                EmitQuad(asm);
-                asm.Vmovups(new Mem(Gpr.Rcx, l.CorrectionOffset), new Zmm(0));
+                asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + l.CorrectionOffset), corr);
             }
             asm.Mov(Gpr.Rdx, Gpr.R8);
             asm.AddImm(Gpr.Rdx, OwnRowsScaleOffset(groups));
@@ -979,15 +950,10 @@ internal static unsafe class VnniGemv
                     asm.Vaddps(F(r, 0), F(r, 0), F(r, 1));
                     asm.Vaddps(F(r, 2), F(r, 2), F(r, 3));
                     asm.Vaddps(F(r, 0), F(r, 0), F(r, 2));
-                    if (!l.Quads) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r), F(r, 0));
+                    asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r), F(r, 0));
                 }
                 else
                     for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 64 * i), F(r, i));
-            }
-            if (l.Quads)
-            {
-                EmitQuad(asm);
-                asm.Vmovups(new Mem(Gpr.Rcx, 0), new Zmm(0));
             }
         }
         else
@@ -1130,7 +1096,7 @@ internal static unsafe class VnniGemv
             else if (StreamingPrefetch != 0)
             {
                 int rows = OwnInt4G128Rows ? StreamingRows : 1;
-                return own with { Prefetch = StreamingPrefetch, Rows = rows, Quads = OwnInt4QuadSums && own.Sums && rows == 4 };
+                return own with { Prefetch = StreamingPrefetch, Rows = rows };
             }
         }
         if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
@@ -1215,14 +1181,6 @@ internal static unsafe class VnniGemv
     /// 1.01-1.14x). Same operations, same bits. Default on; a knob for A/B runs (`--gemv-own4-sums 0|1`).
     /// </summary>
     internal static bool OwnInt4RowSums { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt4RowSums"/>: the 4-row g128 streaming kernel (<see cref="OwnInt4G128Rows"/>, 4 rows per pass)
-    /// also runs the first two levels of Run's transpose-sum for its pass's 4 rows (<see cref="Layout.Quads"/>) and
-    /// leaves one vector of sums and one of corrections per pass; Run finishes levels 3-4. Same operations, same bits.
-    /// A knob for A/B runs (`--gemv-own4-quads 0|1`).
-    /// </summary>
-    internal static bool OwnInt4QuadSums { get; set; }
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1390,23 +1348,6 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// Quad q (rows 4q..4q + 3) of a <see cref="Layout.Quads"/> block at level 2 (sums, corrections): as the 4-row kernel
-    /// left it in row 4q's slot when the quad was one of its passes (the first <paramref name="passRows"/> rows), else
-    /// made here from the rows' own vectors.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<float> Sums, Vector512<float> Corrections) QuadLevel2(float* lanes, int q, int passRows)
-    {
-        float* p = lanes + 32 * 4 * q;
-        return 4 * q + 4 <= passRows ? (Vector512.Load(p), Vector512.Load(p + 16)) : (QuadPairs(p), QuadPairs(p + 16));
-    }
-
-    /// <summary>Levels 1-2 of <see cref="FusedInt8Dot.TransposeSum(float*, int)"/> for the 4 row vectors at <paramref name="p"/>, 32 floats apart.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> QuadPairs(float* p) =>
-        FusedInt8Dot.Pairs(FusedInt8Dot.Pairs(Vector512.Load(p), Vector512.Load(p + 32)), FusedInt8Dot.Pairs(Vector512.Load(p + 64), Vector512.Load(p + 96)));
-
-    /// <summary>
     /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
     /// and code offset 0: y[r] = rowScale * (dot_r - correction_r), the correction the zero points folded through the
     /// activation's group sums.
@@ -1432,7 +1373,7 @@ internal static unsafe class VnniGemv
         {
             int version = Volatile.Read(ref s_kernelsVersion);
             kernel = own ? Kernel(l) : (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
-            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1, Quads = false });
+            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
             if (memo != null && kernel != null && single != null)
             {
                 memo.Layout = l;
@@ -1498,23 +1439,8 @@ internal static unsafe class VnniGemv
                 {
                     // The kernel left per row its lane sums and correction lanes (32 floats): transposed in place. A
                     // partial block's rows past count hold stale floats; lane k of a transpose-sum reads row k only.
-                    Vector512<float> rowSums, correctionSums;
-                    if (l.Quads)
-                    {
-                        // Whole 4-row passes left levels 1-2 of the transpose in their first row's slot; the block's
-                        // last rows (the 1-row kernel's, or stale past count) are brought to that level here.
-                        var (s0, c0) = QuadLevel2(lanes, 0, ownPasses);
-                        var (s1, c1) = QuadLevel2(lanes, 1, ownPasses);
-                        var (s2, c2) = QuadLevel2(lanes, 2, ownPasses);
-                        var (s3, c3) = QuadLevel2(lanes, 3, ownPasses);
-                        rowSums = FusedInt8Dot.FinishTransposeSum(s0, s1, s2, s3);
-                        correctionSums = FusedInt8Dot.FinishTransposeSum(c0, c1, c2, c3);
-                    }
-                    else
-                    {
-                        rowSums = FusedInt8Dot.TransposeSum(lanes, 32);
-                        correctionSums = FusedInt8Dot.TransposeSum(lanes + 16, 32);
-                    }
+                    var rowSums = FusedInt8Dot.TransposeSum(lanes, 32);
+                    var correctionSums = FusedInt8Dot.TransposeSum(lanes + 16, 32);
                     var yb = (rowSums - (l.OwnZeros ? correctionSums : correctionSums * Vector512.Create((float)symmetricZero))) * rowScale;
                     if (count == BlockRows) yb.Store(a.Y + r0);
                     else
