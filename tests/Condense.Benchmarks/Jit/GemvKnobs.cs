@@ -103,12 +103,6 @@ public static class GemvKnobs
         if (i >= 0) Property("ShiftedNibbles").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-gfni");
         if (i >= 0) Property("GfniNibbles").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-stream-permuted-rows");
-        if (i >= 0) Property("StreamingPermutedRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-stream-permuted-g64");
-        if (i >= 0) Property("StreamingPermutedG64").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-stream-permuted");
-        if (i >= 0) Property("StreamingPermuted").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-row-int");
         if (i >= 0) Property("RowIntegerSums").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-int8-scale-prefetch");
@@ -162,7 +156,7 @@ public static class GemvKnobs
             + $", 8-bit rows off a cache line: {((bool)Property("ShiftedLoads").GetValue(null)! ? "whole-line loads joined by valignd" : "plain (split) loads")}"
             + $", 4-bit rows off a cache line: {((bool)Property("ShiftedNibbles").GetValue(null)! ? "whole-line loads (1 row per pass)" : "plain (split) loads")}"
             + $", 4-bit nibble split: {((bool)Property("GfniNibbles").GetValue(null)! ? "vgf2p8affineqb when GFNI" : "vpsrlw + vpandd")}"
-            + $", larger 4-bit g32/g64: {((bool)Property("StreamingPermuted").GetValue(null)! ? "generated (streaming)" : (bool)Property("StreamingPermutedG64").GetValue(null)! ? "g64 generated (streaming), g32 the managed loop" : "the managed loop")}"
+            + ", larger 4-bit g64 not in whole 16-group chunks: generated (streaming); g32: the managed loop"
             + $", their next-block scale prefetch in {Property("ScalePrefetchSlices").GetValue(null)} slice(s)"
             + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}"
             + $", 8-bit next-block scale prefetch: {((bool)Property("PrefetchInt8Scales").GetValue(null)! ? "on" : "off")}"

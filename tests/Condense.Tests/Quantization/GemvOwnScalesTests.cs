@@ -242,7 +242,6 @@ public class GemvOwnScalesTests
     {
         if (!VnniGemv.IsSupported) return;
         using var knobs = KernelKnobs.Save();
-        VnniGemv.StreamingPermuted = false;
         VnniGemv.OwnInt4Scales = true;
         VnniGemv.OwnInt4LargeG32 = false;
         Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));   // 8 MiB: managed

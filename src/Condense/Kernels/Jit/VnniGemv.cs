@@ -1058,7 +1058,7 @@ internal static unsafe class VnniGemv
     /// (g128+, per row) above the gate take the kernel with a 6 KB prefetch and 4 rows per pass (<see cref="Chosen"/>):
     /// S1 g128 hot and cold CPU time per call lower; 4-bit g32/g64 (permuted scales) still ran 0.55-0.72x ORT hot and
     /// 0.53-0.92x cold with the gate lifted, so they kept the managed loop (docs/benchmarks.md, session 10). Since
-    /// session 12 g64 streams too (<see cref="StreamingPermutedG64"/>, with <see cref="ScalePrefetchSlices"/>).
+    /// session 12 g64 streams too (with <see cref="ScalePrefetchSlices"/>).
     /// </remarks>
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures,
         bool symmetric = false)
@@ -1071,8 +1071,7 @@ internal static unsafe class VnniGemv
     /// <summary>
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
-    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise with
-    /// <see cref="StreamingPermutedRows"/> (<see cref="StreamingPermutedG64"/>), g32 too when <see cref="StreamingPermuted"/>;
+    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise 1 row per pass;
     /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks, which (like every such
     /// 8-bit weight) take the own-scale kernel (<see cref="OwnInt8Scales"/>) at any size. 4-bit g32/g64 with rows of
     /// whole 16-group chunks take the 4-bit own-scale kernel (<see cref="OwnInt4Scales"/>, session 13): in cache, g64
@@ -1102,17 +1101,18 @@ internal static unsafe class VnniGemv
         if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
             // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
-            // streams anyway (StreamingPermutedG64), g32 with OwnInt4LargeG32 (or StreamingPermuted); else as before.
+            // streams anyway, g32 with OwnInt4LargeG32; else as before.
             var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
-            if (StreamingPrefetch != 0 && (StreamingPermuted || (layout.Value.GroupsPerStep == 2 ? StreamingPermutedG64 : OwnInt4LargeG32)))
+            if (StreamingPrefetch != 0 && (layout.Value.GroupsPerStep == 2 || OwnInt4LargeG32))
                 return own with { Prefetch = StreamingPrefetch };
         }
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
-            if (bits != 4 || layout.Value.Plan == Permuted && !(StreamingPermuted || StreamingPermutedG64 && layout.Value.GroupsPerStep == 2)
-                || StreamingPrefetch == 0) return null;
-            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? StreamingPermutedRows : StreamingRows };
+            // 4-bit g64 streams 1 row per pass with its scale prefetch in slices (ScalePrefetchSlices; session 12: 1.2x the
+            // managed loop hot, 1.1x cold); g32 keeps the managed loop (session 11's quiet peers: its cold rows lost).
+            if (bits != 4 || layout.Value.Plan == Permuted && layout.Value.GroupsPerStep != 2 || StreamingPrefetch == 0) return null;
+            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? 1 : StreamingRows };
         }
         return layout;
     }
@@ -1141,7 +1141,7 @@ internal static unsafe class VnniGemv
     /// (In a multiple of 512 codes at g32, 1024 at g64) take the kernel that converts its own float16 scales and sums its
     /// own zero-point correction lanes (<see cref="Layout.OwnScales"/>, <see cref="Layout.OwnZeros"/>; session 13), so
     /// no <see cref="FusedInt8Dot.ScaleRows"/> and no per-block scale prefetch run for them: in cache, and above
-    /// <see cref="CacheResidentBytes"/> where they take the generated loop anyway (g64 with <see cref="StreamingPermutedG64"/>;
+    /// <see cref="CacheResidentBytes"/> where they take the generated loop anyway (g64;
     /// g32 with <see cref="OwnInt4LargeG32"/>). Same bits. In-process A/B against ScaleRows / the managed loop (S1/S2,
     /// 1 thread, CPU time, load 10-16): hot 1.2-1.9x, cold 1.1-1.3x (docs/kernels.md, session 13). A knob for A/B runs
     /// (`--gemv-own4 0|1`).
@@ -1256,28 +1256,6 @@ internal static unsafe class VnniGemv
     /// pass; session 11); false: the plain kernel, as before (A/B runs; same results either way).
     /// </summary>
     internal static bool ShiftedNibbles { get; set; } = true;
-
-    /// <summary>
-    /// 4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop (true)
-    /// instead of the managed one (false, default). Quiet `--peers` at the end of session 11, after the benchmark's
-    /// tier-0 fix: 3 alternating single-pairing runs gave S1 hot 0.60-0.79x -> 0.86-1.02x ORT with cold rows equal, but
-    /// the whole table with it on had S1 cold g32/g64 at 0.92x/0.96x (1.11x/1.18x before) and S2 hot unchanged: a hot
-    /// row may not be bought with its cold row, so it stays off. A knob for A/B runs (`--gemv-stream-permuted 1`).
-    /// Since session 13 g32 rows of whole 16-group chunks (every S1/S2 row) take the own-scale streaming loop above the
-    /// gate instead (<see cref="OwnInt4LargeG32"/>): in-process A/B 1.2-1.3x the managed loop cold, 1.5-1.9x hot.
-    /// </summary>
-    internal static bool StreamingPermuted { get; set; } = false;
-
-    /// <summary>
-    /// 4-bit g64 (two groups per step) above <see cref="CacheResidentBytes"/> take the streaming generated loop even with
-    /// <see cref="StreamingPermuted"/> off (default true since session 12): with the next block's scale prefetch spread
-    /// over the block's rows (<see cref="ScalePrefetchSlices"/>) it ran S1 g64 1.2x the managed loop hot and 1.1x cold
-    /// (in-process interleaved A/B, 1 thread, CPU time). g32 keeps the managed loop: 0.90-1.03x cold. False: as before.
-    /// </summary>
-    internal static bool StreamingPermutedG64 { get; set; } = true;
-
-    /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
-    internal static int StreamingPermutedRows { get; set; } = 1;
 
     /// <summary>
     /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
