@@ -105,8 +105,6 @@ public static class GemvKnobs
         if (i >= 0) Property("GfniNibbles").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-row-int");
         if (i >= 0) Property("RowIntegerSums").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-int8-scale-prefetch");
-        if (i >= 0) Property("PrefetchInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-lowbit-scale-prefetch");
         if (i >= 0) Property("PrefetchLowBitScales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-scale-prefetch-slices");
@@ -159,7 +157,6 @@ public static class GemvKnobs
             + ", larger 4-bit g64 not in whole 16-group chunks: generated (streaming); g32: the managed loop"
             + $", their next-block scale prefetch in {Property("ScalePrefetchSlices").GetValue(null)} slice(s)"
             + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}"
-            + $", 8-bit next-block scale prefetch: {((bool)Property("PrefetchInt8Scales").GetValue(null)! ? "on" : "off")}"
             + $", 8-bit lean loops: {((bool)Property("LeanInt8Loops").GetValue(null)! ? "on" : "off")}"
             + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}"
             + $", 4-bit g32/g64 scales: {((bool)Property("OwnInt4Scales").GetValue(null)! ? "converted by the kernel" + ((bool)Property("OwnInt4LargeG32").GetValue(null)! ? " (g32 above the gate: generated)" : "") : "ScaleRows per 16-row block")}");

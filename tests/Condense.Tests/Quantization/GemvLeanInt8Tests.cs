@@ -7,9 +7,9 @@ using Condense.Tests.Kernels;
 namespace Condense.Tests.Quantization;
 
 /// <summary>
-/// Session 11's 8-bit batch-1 changes (VnniGemv.LeanInt8Loops, VnniGemv.PrefetchInt8Scales): the lean loops (groups
+/// Session 11's 8-bit batch-1 change (VnniGemv.LeanInt8Loops): the lean loops (groups
 /// of 2-4 steps in one integer chain, one-step groups 8 steps per loop pass) give the bits of the session 10 loops at
-/// every plan they touch, with and without shifted loads; the whole product gives the same bits with either knob on or
+/// every plan they touch, with and without shifted loads; the whole product gives the same bits with the knob on or
 /// off, at 1 and 2 threads, and matches the reference.
 /// </summary>
 public class GemvLeanInt8Tests
@@ -92,18 +92,15 @@ public class GemvLeanInt8Tests
         var results = new List<float[]>();
         using var knobs = KernelKnobs.Save();
         foreach (bool lean in new[] { true, false })
-            foreach (bool prefetch in new[] { false, true })
-                foreach (int threads in new[] { 1, 2 })
-                {
-                    VnniGemv.LeanInt8Loops = lean;
-                    VnniGemv.PrefetchInt8Scales = prefetch;
-                    WorkerPool.Shared.MaxDegreeOfParallelism = threads;
-                    var y = new float[outF];
-                    q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    results.Add(y);
-                }
+            foreach (int threads in new[] { 1, 2 })
+            {
+                VnniGemv.LeanInt8Loops = lean;
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                var y = new float[outF];
+                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                results.Add(y);
+            }
         VnniGemv.LeanInt8Loops = true;
-        VnniGemv.PrefetchInt8Scales = false;
         Int8Reference.AssertMatches(q, x, 1, "lean 8-bit loops");
         for (int i = 1; i < results.Count; i++) Assert.Equal(results[0], results[i]);
     }

@@ -1264,13 +1264,10 @@ internal static unsafe class VnniGemv
     internal static long CacheResidentBytes { get; set; } = 4L << 20;
 
     /// <summary>
-    /// 8-bit weights: <see cref="PrefetchScales"/> for the next block before each kernel call (true) or not (false,
-    /// default since session 11: with weights in L3, a burst of 16-64 prefetcht0 per 16-row block ran S1 g32/g64/g128
-    /// products 5-30% slower; the next block's scales are read on demand by ScaleRows). A knob for A/B runs.
+    /// 4-bit weights: <see cref="PrefetchScales"/> for the next block before each kernel call (default true). A knob for
+    /// A/B runs. 8-bit weights never prefetch them (session 11: with weights in L3, a burst of 16-64 prefetcht0 per 16-row
+    /// block ran S1 g32/g64/g128 products 5-30% slower; the next block's scales are read on demand by ScaleRows).
     /// </summary>
-    internal static bool PrefetchInt8Scales { get; set; }
-
-    /// <summary>The same for weights of fewer than 8 bits (default true, as before session 11). A knob for A/B runs.</summary>
     internal static bool PrefetchLowBitScales { get; set; } = true;
 
     /// <summary>
@@ -1448,7 +1445,7 @@ internal static unsafe class VnniGemv
             }
             // The block ScalePrefetchAhead blocks on (its rows [nextStart, nextStart + nextCount)).
             int nextStart = r0 + count + (ScalePrefetchAhead - 1) * block;
-            bool prefetchNext = (l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && nextStart < end;
+            bool prefetchNext = l.Bits != 8 && PrefetchLowBitScales && nextStart < end;
             int nextCount = prefetchNext ? Math.Min(block, end - nextStart) : 0;
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
