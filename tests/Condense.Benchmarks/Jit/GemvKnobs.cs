@@ -113,8 +113,6 @@ public static class GemvKnobs
         if (i >= 0) Property("ScalePrefetchAhead").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-scale-prefetch-l2");
         if (i >= 0) Property("ScalePrefetchToL2").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-lean8");
-        if (i >= 0) Property("LeanInt8Loops").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8");
         if (i >= 0) Property("OwnInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-prefetch");
@@ -157,7 +155,6 @@ public static class GemvKnobs
             + ", larger 4-bit g64 not in whole 16-group chunks: generated (streaming); g32: the managed loop"
             + $", their next-block scale prefetch in {Property("ScalePrefetchSlices").GetValue(null)} slice(s)"
             + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}"
-            + $", 8-bit lean loops: {((bool)Property("LeanInt8Loops").GetValue(null)! ? "on" : "off")}"
             + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}"
             + $", 4-bit g32/g64 scales: {((bool)Property("OwnInt4Scales").GetValue(null)! ? "converted by the kernel" + ((bool)Property("OwnInt4LargeG32").GetValue(null)! ? " (g32 above the gate: generated)" : "") : "ScaleRows per 16-row block")}");
     }

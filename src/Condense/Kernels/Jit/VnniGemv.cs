@@ -411,19 +411,6 @@ internal static unsafe class VnniGemv
     }
     private static bool s_rowIntegerSums = true;
 
-    /// <summary>
-    /// 8-bit 1-row loops with fewer instructions per weight byte (default on; session 11): groups of 2-4 steps sum in
-    /// one integer chain (no second zeroing, no vpaddd; the same integer sum, so the same bits), and one-step groups
-    /// (StepFma) run 8 steps per loop pass instead of 4 (the same operations per accumulator, so the same bits). False:
-    /// the session 10 loops (A/B runs; setting it drops the kernels made so far).
-    /// </summary>
-    internal static bool LeanInt8Loops
-    {
-        get => s_leanInt8Loops;
-        set { s_leanInt8Loops = value; DropKernels(); }
-    }
-    private static bool s_leanInt8Loops = true;
-
     /// <summary>True when batch 1 of this weight takes the generated kernel here.</summary>
     public static bool Applies(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int vectorBits) =>
         batch == 1 && vectorBits == 512 && IsSupported
@@ -481,8 +468,9 @@ internal static unsafe class VnniGemv
         // 8 bits: zmm20/21 (the nibble temporaries, unused); 4 bits: zmm22/23, the temporaries then alternate between
         // two sets (t mod 2) instead of four.
         Zmm Line(int q) => new((nibbles ? 22 : 20) + (q & 1));
-        // LeanInt8Loops: 8-bit groups of 2-4 steps in one integer chain; 8-bit one-step groups 8 steps per loop pass.
-        bool oneChain = LeanInt8Loops && !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
+        // 8-bit groups of 2-4 steps sum in one integer chain (no second zeroing, no vpaddd; the same integer sum), and
+        // 8-bit one-step groups run 8 steps per loop pass (session 11, 'lean loops': fewer instructions per weight byte).
+        bool oneChain = !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
         // OwnScales: rdx is the first row's float16 scales (kept in r11); each row converts its own into the context's
         // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; the context: OwnScaleOffset).
         bool own = l.OwnScales;
@@ -644,8 +632,8 @@ internal static unsafe class VnniGemv
         int wAdvance = 0, sAdvance = 0;
         if (l.Plan is StepFma or Permuted)
         {
-            // Chunks of C steps: 4 broadcast scales (8 for lean 8-bit loops), or one aligned 16-scale block (16 / P steps).
-            int fmaChunk = l.Plan == StepFma && LeanInt8Loops && !nibbles ? 8 : 4;
+            // Chunks of C steps: 4 broadcast scales (8 at 8 bits), or one aligned 16-scale block (16 / P steps).
+            int fmaChunk = l.Plan == StepFma && !nibbles ? 8 : 4;
             int chunk = l.Plan == StepFma ? fmaChunk : 16 / l.GroupsPerStep;
             int chunkScaleBytes = l.Plan == StepFma ? 4 * fmaChunk : 64;
             int chunks = l.Units / chunk, rest = l.Units % chunk;
