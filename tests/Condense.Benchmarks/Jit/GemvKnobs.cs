@@ -97,10 +97,6 @@ public static class GemvKnobs
         if (i >= 0) StreamingPrefetch = int.Parse(args[i + 1]);
         i = Array.IndexOf(args, "--gemv-stream-rows");
         if (i >= 0) StreamingRows = int.Parse(args[i + 1]);
-        i = Array.IndexOf(args, "--gemv-shifted-loads");
-        if (i >= 0) Property("ShiftedLoads").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-shifted-nibbles");
-        if (i >= 0) Property("ShiftedNibbles").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-gfni");
         if (i >= 0) Property("GfniNibbles").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-row-int");
@@ -149,8 +145,6 @@ public static class GemvKnobs
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
         Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}; "
             + (StreamingPrefetch == 0 ? "larger 4-bit g128+ weights: the managed loop" : $"larger 4-bit g128+ weights: generated, {StreamingRows} row(s) per pass, prefetcht0 {StreamingPrefetch} B ahead")
-            + $", 8-bit rows off a cache line: {((bool)Property("ShiftedLoads").GetValue(null)! ? "whole-line loads joined by valignd" : "plain (split) loads")}"
-            + $", 4-bit rows off a cache line: {((bool)Property("ShiftedNibbles").GetValue(null)! ? "whole-line loads (1 row per pass)" : "plain (split) loads")}"
             + $", 4-bit nibble split: {((bool)Property("GfniNibbles").GetValue(null)! ? "vgf2p8affineqb when GFNI" : "vpsrlw + vpandd")}"
             + ", larger 4-bit g64 not in whole 16-group chunks: generated (streaming); g32: the managed loop"
             + $", their next-block scale prefetch in {Property("ScalePrefetchSlices").GetValue(null)} slice(s)"

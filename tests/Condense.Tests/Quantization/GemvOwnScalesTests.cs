@@ -39,10 +39,8 @@ public class GemvOwnScalesTests
         Assert.NotEqual(0, VnniGemv.Prepare(8, 1, group, inF / group, inF, inF, (inF / group + 15) & ~15, 512, outF, symmetric: true));
         using var knobs = KernelKnobs.Save();
         var results = new List<(string Name, float[] Y)>();
-        foreach (bool shifted in new[] { true, false })
-            foreach (int threads in new[] { 1, 2 })
+        foreach (int threads in new[] { 1, 2 })
             {
-                VnniGemv.ShiftedLoads = shifted;
                 WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                 // sums: OwnInt8RowSums (session 15), the kernel adding each row's accumulators.
                 foreach (var (own, inLoop, prefetch, sums) in new[] { (false, true, 2, false), (true, true, 2, false), (true, false, 0, false), (true, true, 5, false),
@@ -54,7 +52,7 @@ public class GemvOwnScalesTests
                     VnniGemv.OwnInt8RowSums = sums;
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} sums {sums} shifted {shifted} threads {threads}", y));
+                    results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} sums {sums} threads {threads}", y));
                 }
             }
         VnniGemv.OwnInt8Scales = true;
@@ -217,19 +215,17 @@ public class GemvOwnScalesTests
         // gate 0: as configured (in cache); 1024: above the gate, g64 streaming, g32 on the own loop with the knob.
         foreach (long gate in new[] { savedGate, 1024L })
             foreach (bool ownOn in new[] { true, false })
-                foreach (bool nibbles in new[] { true, false })
                     foreach (int threads in new[] { 1, 2 })
                     {
                         VnniGemv.CacheResidentBytes = gate;
                         VnniGemv.OwnInt4Scales = ownOn;
                         VnniGemv.OwnInt4LargeG32 = true;
-                        VnniGemv.ShiftedNibbles = nibbles;
                         WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                         var y = new float[outF];
                         q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                         for (int r = 0; r < outF; r++)
                             Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, own {ownOn}, whole-line loads {nibbles}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                                $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, own {ownOn}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
                     }
         VnniGemv.CacheResidentBytes = savedGate;
         VnniGemv.OwnInt4Scales = true;

@@ -1234,18 +1234,6 @@ internal static unsafe class VnniGemv
     private static int s_streamingRows = 4;
 
     /// <summary>
-    /// 8-bit rows that start off a cache line take the kernel that loads whole lines (<see cref="Layout.Shift"/>);
-    /// false: the plain kernel (tests and A/B runs; same results either way).
-    /// </summary>
-    internal static bool ShiftedLoads { get; set; } = true;
-
-    /// <summary>
-    /// 4-bit rows that start off a cache line take the whole-line kernel too (<see cref="Layout.Shift"/>, one row per
-    /// pass; session 11); false: the plain kernel, as before (A/B runs; same results either way).
-    /// </summary>
-    internal static bool ShiftedNibbles { get; set; } = true;
-
-    /// <summary>
     /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
     /// weights with groups of a step or more take it with <see cref="StreamingPrefetch"/>.
     /// </summary>
@@ -1345,11 +1333,12 @@ internal static unsafe class VnniGemv
                 memo.Version = version;
             }
         }
-        // 8 bits, rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one):
-        // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
-        // the plain one. Loads that split two lines ran the loop 1.3-1.5x slower in L2 and 1.2x from L3.
+        // Rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one), read one per
+        // pass: the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
+        // the plain one. Loads that split two lines ran the 8-bit loop 1.3-1.5x slower in L2 and 1.2x from L3 (session
+        // 10); 4 bits since session 11.
         int misalign = (int)((nint)a.Packed & 63);
-        if (ShiftedLoads && (l.Bits == 8 || ShiftedNibbles) && l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
+        if (l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
             && (l.Plan != Permuted || 16 / l.GroupsPerStep % 2 == 0))
         {
             var shiftedKernel = Kernel(l with { Shift = misalign / 4 });
