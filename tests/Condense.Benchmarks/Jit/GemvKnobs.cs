@@ -127,10 +127,6 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnInt4LargeG32").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-two-ended");
         if (i >= 0) typeof(WorkerPool).GetProperty("TwoEnded", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-sums");
-        if (i >= 0) Property("OwnInt4RowSums").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-memo");
-        if (i >= 0) Property("MemoizeKernels").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-stream-hint");
         if (i >= 0) Property("StreamingPrefetchHint").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own8-sums");

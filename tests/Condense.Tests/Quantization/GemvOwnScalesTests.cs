@@ -155,7 +155,7 @@ public class GemvOwnScalesTests
                     WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                     // The choice: the multi-row own layout with the knob, the 4-row ScaleRows kernel without it.
                     VnniGemv.OwnInt4G128Rows = true;
-                    var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
+                    var own = layout with { Rows = rows, OwnScales = true, OwnZeros = !sym, Prefetch = VnniGemv.StreamingPrefetch, Sums = true };
                     Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
@@ -198,7 +198,7 @@ public class GemvOwnScalesTests
         int gpr = inF / group;
         // The choice: the own-scale layout (with zero points when asymmetric) in cache, the old one with the knob off.
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
-        var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym, Sums = VnniGemv.OwnInt4RowSums };
+        var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym, Sums = true };
         using var knobs = KernelKnobs.Save();
         long savedGate = VnniGemv.CacheResidentBytes;
         VnniGemv.OwnInt4G128 = true;
@@ -243,7 +243,7 @@ public class GemvOwnScalesTests
         Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));   // 8 MiB: managed
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 4096, symmetric: false));  // g64 streams
         VnniGemv.OwnInt4LargeG32 = true;
-        var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch, Sums = VnniGemv.OwnInt4RowSums };
+        var own = VnniGemv.LayoutFor(4, 32, 128, 4096, 2048, 128)!.Value with { Rows = 1, OwnScales = true, OwnZeros = true, Prefetch = VnniGemv.StreamingPrefetch, Sums = true };
         Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
         VnniGemv.OwnInt4Scales = false;
         Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 4096, symmetric: false));
@@ -265,11 +265,10 @@ public class GemvOwnScalesTests
     }
 
     /// <summary>
-    /// Session 14: the 4-bit own-scale kernels reducing each row's accumulators themselves (VnniGemv.OwnInt4RowSums,
-    /// Layout.Sums) and Run transposing their rows in place give the managed loop's bits, in cache and above the gate
+    /// Session 14: the 4-bit own-scale kernels reducing each row's accumulators themselves (Layout.Sums, always since
+    /// session 15) and Run transposing their rows in place give the managed loop's bits, in cache and above the gate
     /// (g32/g64 streaming 1 row per pass, g128 on 2-4 rows per pass), at 1 and 2 threads; so do the streaming layouts'
-    /// weight prefetch hints (VnniGemv.StreamingPrefetchHint: t0, t1, t2, nta, none). The choice takes the Sums layout
-    /// with the knob.
+    /// weight prefetch hints (VnniGemv.StreamingPrefetchHint: t0, t1, t2, nta, none). The choice takes the Sums layout.
     /// </summary>
     [Theory]
     [MemberData(nameof(RowSumShapes))]
@@ -293,19 +292,17 @@ public class GemvOwnScalesTests
         q.MatMulTransposed(x, expected, 1, ActivationPrecision.Int8);   // the managed loop
         VnniGemv.Enabled = true;
         foreach (long gate in new[] { savedGate, 1024L })
-            foreach (bool sums in new[] { true, false })
                 foreach (int rows in group == 128 && gate == 1024 ? new[] { 4, 2, 3 } : new[] { 4 })
                     foreach (int hint in gate == 1024 ? new[] { 0, 1, 2, 3, 4 } : new[] { 0 })
                         foreach (int threads in new[] { 1, 2 })
                         {
                             VnniGemv.CacheResidentBytes = gate;
-                            VnniGemv.OwnInt4RowSums = sums;
                             VnniGemv.StreamingRows = rows;
                             VnniGemv.StreamingPrefetchHint = hint;
                             WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                             var own = layout with
                             {
-                                Rows = group == 128 && gate == 1024 ? rows : 1, OwnScales = true, OwnZeros = !sym, Sums = sums,
+                                Rows = group == 128 && gate == 1024 ? rows : 1, OwnScales = true, OwnZeros = !sym, Sums = true,
                                 Prefetch = gate == 1024 ? VnniGemv.StreamingPrefetch : 0,
                             };
                             Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
@@ -313,12 +310,11 @@ public class GemvOwnScalesTests
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             for (int r = 0; r < outF; r++)
                                 Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, row sums {sums}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
                         }
         VnniGemv.CacheResidentBytes = savedGate;
         VnniGemv.StreamingPrefetchHint = savedHint;
         VnniGemv.StreamingRows = savedRows;
-        VnniGemv.OwnInt4RowSums = true;
         WorkerPool.Shared.MaxDegreeOfParallelism = 2;
         Int8Reference.AssertMatches(q, x, 1, $"4-bit own scales, row sums in the kernel, g{group} In {inF} {(sym ? "sym" : "asym")}");
         Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.Emit(layout with { Sums = true }));

@@ -192,9 +192,6 @@ internal static unsafe class VnniGemv
 
     [ThreadStatic] private static KernelMemo? t_kernelMemo;
 
-    /// <summary>Whether <see cref="Run"/> memoizes its own-scale kernels per thread (default on; a knob for A/B runs, `--gemv-memo 0|1`).</summary>
-    internal static bool MemoizeKernels { get; set; } = true;
-
     /// <summary>
     /// Constants the kernels load once per call: 64 bytes of 0x0F (the nibble mask), then the vpermps index rows for 2
     /// and for 4 groups per step (8 and 4 rows of 16 int32).
@@ -324,7 +321,7 @@ internal static unsafe class VnniGemv
     {
         /// <summary>
         /// Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes; with
-        /// <see cref="Sums"/> (4-bit own layouts, <see cref="OwnInt4RowSums"/>) the row's lane sums (f0 + f1) + (f2 + f3)
+        /// <see cref="Sums"/> (every 4-bit own layout since session 14; 8 bits with <see cref="OwnInt8RowSums"/>) the row's lane sums (f0 + f1) + (f2 + f3)
         /// made by the kernel, then the correction lanes: 32 floats.
         /// </summary>
         public int OutFloats => Sums ? 32 : OwnScales ? LaneFloats + 16 : LaneFloats;
@@ -1078,7 +1075,7 @@ internal static unsafe class VnniGemv
             // per pass also above the gate (instead of StreamingRows rows per pass).
             // OwnInt4G128Rows: above the gate StreamingRows rows per pass (the streaming kernel's form), each pass
             // converting its rows' scales before its loop; in cache only with OwnInt4G128 (1 row per pass).
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) { if (OwnInt4G128) return own; }
             else if (StreamingPrefetch != 0)
             {
@@ -1090,7 +1087,7 @@ internal static unsafe class VnniGemv
         {
             // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
             // streams anyway, g32 with OwnInt4LargeG32; else as before.
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
             if (StreamingPrefetch != 0 && (layout.Value.GroupsPerStep == 2 || OwnInt4LargeG32))
                 return own with { Prefetch = StreamingPrefetch };
@@ -1118,7 +1115,7 @@ internal static unsafe class VnniGemv
     /// <summary>
     /// With <see cref="OwnInt8Scales"/>: the 8-bit own-scale kernel adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
     /// as <see cref="Run"/> did, and leaves one vector of lane sums and one of correction lanes per row
-    /// (<see cref="Layout.Sums"/>, <see cref="OwnInt4RowSums"/>' scheme, session 15): a hot 1-thread S1 int8 g128 call spent
+    /// (<see cref="Layout.Sums"/>, the 4-bit own layouts' scheme of session 14; session 15): a hot 1-thread S1 int8 g128 call spent
     /// 6.8% of its samples in Run against ~87% in the kernel. Same operations, same bits. Default off (an experiment for
     /// the lead's quiet runs; `--gemv-own8-sums 0|1`).
     /// </summary>
@@ -1159,16 +1156,6 @@ internal static unsafe class VnniGemv
     /// in any of 3 pairs); `--gemv-own4-g128-rows 0|1` for A/B runs.
     /// </summary>
     internal static bool OwnInt4G128Rows { get; set; } = true;
-
-    /// <summary>
-    /// 4-bit own-scale layouts (<see cref="OwnInt4Scales"/>, <see cref="OwnInt4G128Rows"/>) reduce each row's four
-    /// accumulators in the kernel, (f0 + f1) + (f2 + f3) as <see cref="Run"/> did, and leave one vector of lane sums
-    /// and one of correction lanes per row (<see cref="Layout.Sums"/>), which Run transposes and adds in place instead
-    /// of loading five vectors per row into two 16-row arrays first (session 14: Run was 11-13% of a hot S1 g128 call's
-    /// samples, 4.6% after; in-process A/B, 1 thread CPU, S1/S2 g32/g64/g128 hot and cold and 512x4096 in cache,
-    /// 1.01-1.14x). Same operations, same bits. Default on; a knob for A/B runs (`--gemv-own4-sums 0|1`).
-    /// </summary>
-    internal static bool OwnInt4RowSums { get; set; } = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1314,7 +1301,7 @@ internal static unsafe class VnniGemv
         // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
         // (OwnScales: the layout's own kernel, whatever Prepare was told about zero points.)
         delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void> kernel, single;
-        var memo = own && MemoizeKernels ? t_kernelMemo ??= new KernelMemo() : null;
+        var memo = own ? t_kernelMemo ??= new KernelMemo() : null;
         if (memo != null && memo.Version == Volatile.Read(ref s_kernelsVersion) && memo.Layout == l)
         {
             kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)memo.Kernel;
