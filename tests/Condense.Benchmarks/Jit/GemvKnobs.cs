@@ -135,8 +135,6 @@ public static class GemvKnobs
         if (i >= 0) typeof(WorkerPool).GetProperty("ChunksPerThread", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-pieces");
         if (i >= 0) typeof(WorkerPool).GetProperty("TailPieces", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own8-inloop");
-        if (i >= 0) Property("OwnScalesInLoop").SetValue(null, args[i + 1] != "0");
         string prefetch = PrefetchDistance == 0 ? "no prefetch"
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
         Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}; "

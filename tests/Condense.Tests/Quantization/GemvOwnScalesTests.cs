@@ -43,20 +43,18 @@ public class GemvOwnScalesTests
             {
                 WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                 // sums: OwnInt8RowSums (session 15), the kernel adding each row's accumulators.
-                foreach (var (own, inLoop, prefetch, sums) in new[] { (false, true, 2, false), (true, true, 2, false), (true, false, 0, false), (true, true, 5, false),
-                             (true, true, 2, true), (true, false, 0, true) })
+                foreach (var (own, prefetch, sums) in new[] { (false, 2, false), (true, 2, false), (true, 0, false), (true, 5, false),
+                             (true, 2, true), (true, 0, true) })
                 {
                     VnniGemv.OwnInt8Scales = own;
-                    VnniGemv.OwnScalesInLoop = inLoop;
                     VnniGemv.OwnScalePrefetchRows = prefetch;
                     VnniGemv.OwnInt8RowSums = sums;
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    results.Add(($"own {own} in-loop {inLoop} prefetch {prefetch} sums {sums} threads {threads}", y));
+                    results.Add(($"own {own} prefetch {prefetch} sums {sums} threads {threads}", y));
                 }
             }
         VnniGemv.OwnInt8Scales = true;
-        VnniGemv.OwnScalesInLoop = true;
         VnniGemv.OwnScalePrefetchRows = 2;
         VnniGemv.OwnInt8RowSums = true;
         WorkerPool.Shared.MaxDegreeOfParallelism = 2;

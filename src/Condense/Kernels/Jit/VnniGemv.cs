@@ -476,8 +476,8 @@ internal static unsafe class VnniGemv
         // zmm26/27 and the zero points zmm19 (the nibble temporaries then alternate between two sets: 16/17, 20/21, 24/25).
         var correction = new Zmm(nibbles ? 26 : 30);
         // Permuted (8-bit g32, 4-bit g32/g64): no float buffer at all; each chunk of 16 groups converts its scales into a
-        // register (4 bits: always).
-        bool ownInLoop = own && l.Plan == Permuted && (OwnScalesInLoop || nibbles);
+        // register inside the loop (session 12: 8-bit g32 faster than the row's scales into the buffer before it).
+        bool ownInLoop = own && l.Plan == Permuted;
         var chunkScales = new Zmm(nibbles ? 27 : 24);
         var chunkZeros = new Zmm(19);
         bool ownZeros = l.OwnZeros;
@@ -1192,18 +1192,6 @@ internal static unsafe class VnniGemv
         set { s_ownScalePrefetchRows = value is >= 0 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); DropKernels(); }
     }
     private static int s_ownScalePrefetchRows = 2;
-
-    /// <summary>
-    /// <see cref="Layout.OwnScales"/> with permuted scales (8-bit g32): convert each 16-group chunk's scales into a
-    /// register inside the loop (true, default) rather than a row's into the float buffer before it. Same bits. A
-    /// benchmark knob; setting it drops the kernels made so far.
-    /// </summary>
-    internal static bool OwnScalesInLoop
-    {
-        get => s_ownScalesInLoop;
-        set { s_ownScalesInLoop = value; DropKernels(); }
-    }
-    private static bool s_ownScalesInLoop = true;
 
     private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
         (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma && (OwnInt4G128 || OwnInt4G128Rows))) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
