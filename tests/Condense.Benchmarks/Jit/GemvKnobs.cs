@@ -117,8 +117,6 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnInt4Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-prefetch");
         if (i >= 0) Property("OwnInt4PrefetchRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own4-prefetch-inloop");
-        if (i >= 0) Property("OwnInt4PrefetchInLoop").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-g128");
         if (i >= 0) Property("OwnInt4G128").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-g128-rows");

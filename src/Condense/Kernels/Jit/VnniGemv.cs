@@ -481,8 +481,11 @@ internal static unsafe class VnniGemv
         var chunkScales = new Zmm(nibbles ? 27 : 24);
         var chunkZeros = new Zmm(19);
         bool ownZeros = l.OwnZeros;
-        // 4-bit g32 (4 groups per step): the scale and zero-point prefetch per chunk in the loop (OwnInt4PrefetchInLoop).
-        bool prefetch4InLoop = own && nibbles && l.GroupsPerStep == 4 && OwnInt4PrefetchInLoop;
+        // 4-bit g32 (4 groups per step): OwnInt4PrefetchRows as one prefetch of the scales (and one of the zero points)
+        // per 16-group chunk in the loop instead of a burst at each row's start; g64 keeps the burst. In-process A/B
+        // (session 13, S1, 1 thread, CPU time, cold, 150 rounds): g32 asym 1.05-1.06x the burst in 4 runs, g64 asym
+        // 0.91-0.99x in 3, hot equal.
+        bool prefetch4InLoop = own && nibbles && l.GroupsPerStep == 4;
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
@@ -1168,19 +1171,6 @@ internal static unsafe class VnniGemv
         set { s_ownInt4PrefetchRows = value is >= -64 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value)); DropKernels(); }
     }
     private static int s_ownInt4PrefetchRows = 2;
-
-    /// <summary>
-    /// 4-bit g32: <see cref="OwnInt4PrefetchRows"/> as one prefetch of the scales (and one of the zero points) per
-    /// 16-group chunk inside the loop instead of a burst at each row's start (default true; g64 keeps the burst). In-process
-    /// A/B (S1, 1 thread, CPU time, cold, 150 rounds): g32 asym 1.05-1.06x the burst in 4 runs, g64 asym 0.91-0.99x in 3,
-    /// hot equal. A benchmark knob (`--gemv-own4-prefetch-inloop 0|1`).
-    /// </summary>
-    internal static bool OwnInt4PrefetchInLoop
-    {
-        get => s_ownInt4PrefetchInLoop;
-        set { s_ownInt4PrefetchInLoop = value; DropKernels(); }
-    }
-    private static bool s_ownInt4PrefetchInLoop = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales an <see cref="Layout.OwnScales"/> kernel with the row buffer (g64, g128+)
