@@ -65,13 +65,6 @@ public static class GemvKnobs
         set => Property("StreamingRows").SetValue(null, value);
     }
 
-    /// <summary>8-bit symmetric weights: the kernel converts its own float16 scales (VnniGemv.OwnInt8Scales).</summary>
-    public static bool OwnInt8Scales
-    {
-        get => (bool)Property("OwnInt8Scales").GetValue(null)!;
-        set => Property("OwnInt8Scales").SetValue(null, value);
-    }
-
     /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
     public static long GateBytes
     {
@@ -109,20 +102,12 @@ public static class GemvKnobs
         if (i >= 0) Property("ScalePrefetchAhead").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-scale-prefetch-l2");
         if (i >= 0) Property("ScalePrefetchToL2").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own8");
-        if (i >= 0) Property("OwnInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-prefetch");
         if (i >= 0) Property("OwnScalePrefetchRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own4");
-        if (i >= 0) Property("OwnInt4Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-prefetch");
         if (i >= 0) Property("OwnInt4PrefetchRows").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own4-g128");
         if (i >= 0) Property("OwnInt4G128").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-g128-rows");
-        if (i >= 0) Property("OwnInt4G128Rows").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-large-g32");
-        if (i >= 0) Property("OwnInt4LargeG32").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-two-ended");
         if (i >= 0) typeof(WorkerPool).GetProperty("TwoEnded", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-stream-hint");
@@ -141,8 +126,7 @@ public static class GemvKnobs
             + ", larger 4-bit g64 not in whole 16-group chunks: generated (streaming); g32: the managed loop"
             + $", their next-block scale prefetch in {Property("ScalePrefetchSlices").GetValue(null)} slice(s)"
             + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}"
-            + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}"
-            + $", 4-bit g32/g64 scales: {((bool)Property("OwnInt4Scales").GetValue(null)! ? "converted by the kernel" + ((bool)Property("OwnInt4LargeG32").GetValue(null)! ? " (g32 above the gate: generated)" : "") : "ScaleRows per 16-row block")}");
+            + ", scales of rows of whole 16-group chunks (8-bit symmetric, 4-bit g32/g64, 4-bit g128 above the gate): converted by the kernel");
     }
 
     private static PropertyInfo Property(string name) =>

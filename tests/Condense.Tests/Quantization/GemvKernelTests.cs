@@ -79,10 +79,6 @@ public class GemvKernelTests
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));   // 4 MiB: in cache
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // larger: the own-scale loop (session 13)
         using var knobs = KernelKnobs.Save();
-        bool savedLarge = VnniGemv.OwnInt4LargeG32;
-        VnniGemv.OwnInt4LargeG32 = false;
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));  // its knob off: the managed loop
-        VnniGemv.OwnInt4LargeG32 = savedLarge;
         KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
         Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));
     }
@@ -269,11 +265,10 @@ public class GemvKernelTests
         // A 1 KiB gate makes these weights "large": g64 runs the streaming kernel, the next block's scales prefetched
         // in 1..16 slices, 1 or 2 blocks ahead, into L1 or L2; 53 rows = blocks of 16, 16, 16, 5 (and of 5 rows per
         // call), so slices of uneven size and a last block without a next one. (g32 above the gate: the own-scale loop
-        // or the managed one.) Rows of 24, 33, 49 groups are not whole 16-group chunks, so they keep the ScaleRows path
-        // with its scale prefetch (own scales: GemvOwnScalesTests).
+        // or the managed one.) Rows of 24, 33, 49, 17 groups are not whole 16-group chunks, so they keep the ScaleRows
+        // path with its scale prefetch (own scales: GemvOwnScalesTests).
         VnniGemv.CacheResidentBytes = 1024;
-        VnniGemv.OwnInt4Scales = false;
-        foreach (var (group, sym, outF, inF) in new[] { (64, false, 53, 2048), (64, false, 53, 1536), (64, true, 37, 2112), (64, true, 41, 3136) })
+        foreach (var (group, sym, outF, inF) in new[] { (64, false, 53, 1088), (64, false, 53, 1536), (64, true, 37, 2112), (64, true, 41, 3136) })
         {
             var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
             var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
@@ -316,18 +311,18 @@ public class GemvKernelTests
         }
         using var knobs = KernelKnobs.Save();
         int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows;
-        VnniGemv.OwnInt4LargeG32 = false; // g32 above the gate as before session 13 (own scales: GemvOwnScalesTests)
-        VnniGemv.OwnInt4G128Rows = false; // g128 likewise: the streaming kernel with ScaleRows (own scales: GemvOwnScalesTests)
-        // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
+        // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching
+        // (g128 rows of whole 16-group chunks with own scales: GemvOwnScalesTests).
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // g32: the managed loop; g64 streams
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049)); // g32 and g64 of whole chunks: own scales
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 24, 1536, 768, 32, 512, 8192));   // g64 rows of 24 groups: streaming, ScaleRows
         Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 40, 1280, 640, 48, 512, 8192));      // g32 rows of 40 groups: the managed loop
         var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
-        Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
+        // Rows of 33 groups (not whole 16-group chunks): the ScaleRows streaming kernel.
+        Assert.True(VnniGemv.Prepare(4, 1, 128, 33, 4224, 2112, 48, 512, 2049) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(4, 128, 33, 4224, 2112, 48)!.Value with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
             "a streaming 4-bit weight runs the kernel with the streaming prefetch");
         Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch }) == 4, "a prefetcht0 before each of the loop's 4 loads (4 steps per iteration)");
         Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = 4 }) == 16, "4 rows per pass: a prefetcht0 before each row's load");

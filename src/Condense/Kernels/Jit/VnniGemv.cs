@@ -216,7 +216,7 @@ internal static unsafe class VnniGemv
     internal static int OwnScaleContextBytes(int groups) => OwnRowsScaleOffset(groups) + 4 * MaxRows * groups;
 
     /// <summary>
-    /// Where a multi-row <see cref="Layout.OwnScales"/> kernel (4-bit g128, <see cref="OwnInt4G128Rows"/>) converts its
+    /// Where a multi-row <see cref="Layout.OwnScales"/> kernel (4-bit g128 above the gate) converts its
     /// pass's float32 scales (<see cref="Layout.Rows"/> rows of G floats): past the group sums.
     /// </summary>
     internal static int OwnRowsScaleOffset(int groups) => OwnScaleOffset + 8 * groups;
@@ -314,7 +314,7 @@ internal static unsafe class VnniGemv
     /// 16-group chunks): the kernel's scale argument is the rows' float16 scales (row stride <c>ScaleStride</c> halves) and
     /// its constants argument an <see cref="OwnScaleOffset"/> context; each row's output is f0..f3 then its 16 zero-point
     /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.
-    /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
+    /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13), with <c>OwnZeros</c> for
     /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
     /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
     internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false)
@@ -847,7 +847,7 @@ internal static unsafe class VnniGemv
         if (l.Gfni) asm.Vmovdqu32(highNibbles, new Mem(Gpr.R8, HighNibbleOffset));
         else asm.Vpxord(zero, zero, zero);
         asm.Mov(Gpr.Rax, Gpr.Rsi);
-        // OwnScales (4-bit g128, OwnInt4G128Rows): rdx is the first row's float16 scales (kept in r11), rbx the zero
+        // OwnScales (4-bit g128 above the gate): rdx is the first row's float16 scales (kept in r11), rbx the zero
         // points (OwnZeros); each pass converts its rows' scales into the context's rows buffer (rdx then points there)
         // and writes each row's correction lanes (ScaleRows' chunk-by-chunk FMA chain from zero) before the loop.
         bool own = l.OwnScales, ownZeros = l.OwnZeros;
@@ -1060,40 +1060,40 @@ internal static unsafe class VnniGemv
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
     /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise 1 row per pass;
-    /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks, which (like every such
-    /// 8-bit weight) take the own-scale kernel (<see cref="OwnInt8Scales"/>) at any size. 4-bit g32/g64 with rows of
-    /// whole 16-group chunks take the 4-bit own-scale kernel (<see cref="OwnInt4Scales"/>, session 13): in cache, g64
-    /// above the gate (streaming), g32 above the gate too with <see cref="OwnInt4LargeG32"/> (default on).
+    /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks.
+    /// <para>Own scales (<see cref="Layout.OwnScales"/>; the knobs that switched them were retired in session 15, their
+    /// evidence here). Symmetric 8-bit weights whose rows are whole chunks of 16 groups (512 codes at g32, 1024 at g64,
+    /// 2048 at g128) take, at any size, the kernel that converts its own float16 scales and sums its own correction
+    /// lanes instead of <see cref="FusedInt8Dot.ScaleRows"/> per 16-row block (session 12: S1 1 thread g32 1.5x, g64
+    /// 1.06-1.13x, g128 1.02-1.09x). 4-bit g32/g64 with rows of whole 16-group chunks take the 4-bit own-scale kernel
+    /// with zero points (session 13: in-process A/B against ScaleRows / the managed loop, S1/S2, 1 thread CPU, hot
+    /// 1.2-1.9x, cold 1.1-1.3x), in cache and above the gate (g32 there before: the managed loop). 4-bit g128 above the
+    /// gate converts its own scales in the <see cref="StreamingRows"/>-row streaming kernel (session 13, the lead's 3 quiet
+    /// peers pairs: S1/S2 hot and cold no worse). Same bits as ScaleRows in every case (same float scales, same FMA chain).</para>
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures,
         bool symmetric)
     {
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return null;
-        if (bits == 8 && symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 8 && symmetric && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
             return layout.Value with { Rows = 1, OwnScales = true, Sums = OwnInt8RowSums };
-        if (bits == 4 && OwnInt4Scales && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 4 && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
-            // 4-bit g128 (one group per step) with OwnInt4G128: the row's scales into the L1 buffer at its start, 1 row
-            // per pass also above the gate (instead of StreamingRows rows per pass).
-            // OwnInt4G128Rows: above the gate StreamingRows rows per pass (the streaming kernel's form), each pass
-            // converting its rows' scales before its loop; in cache only with OwnInt4G128 (1 row per pass).
+            // 4-bit g128 (one group per step): above the gate StreamingRows rows per pass (the streaming kernel's form),
+            // each pass converting its rows' scales before its loop (session 13); in cache only with OwnInt4G128 (the
+            // row's scales into the L1 buffer at its start, 1 row per pass), else the plain kernel and ScaleRows.
             var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) { if (OwnInt4G128) return own; }
-            else if (StreamingPrefetch != 0)
-            {
-                int rows = OwnInt4G128Rows ? StreamingRows : 1;
-                return own with { Prefetch = StreamingPrefetch, Rows = rows };
-            }
+            else if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
         }
-        if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 4 && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
-            // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
-            // streams anyway, g32 with OwnInt4LargeG32; else as before.
+            // 4-bit g32/g64 converting their own scales (and zero points; session 13): in cache, and above the gate
+            // streaming (g32 there before: the managed loop).
             var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
-            if (StreamingPrefetch != 0 && (layout.Value.GroupsPerStep == 2 || OwnInt4LargeG32))
-                return own with { Prefetch = StreamingPrefetch };
+            if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch };
         }
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
@@ -1106,17 +1106,7 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// 8-bit symmetric weights whose rows are whole chunks of 16 groups (In a multiple of 16 groups: 512 codes at g32,
-    /// 1024 at g64, 2048 at g128) take a kernel that converts its own float16 scales and sums its own zero-point
-    /// correction lanes, row by row inside the one pass over W (<see cref="Layout.OwnScales"/>), instead of
-    /// <see cref="FusedInt8Dot.ScaleRows"/> converting a 16-row block's scales into a float buffer before each call; 8-bit
-    /// g32 above <see cref="CacheResidentBytes"/> then takes the generated loop too (session 12). Same bits either way.
-    /// Default on; false: as before (A/B runs, `--gemv-own8 0|1`; setting it drops nothing: the layouts differ).
-    /// </summary>
-    internal static bool OwnInt8Scales { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt8Scales"/>: the 8-bit own-scale kernel adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
+    /// The 8-bit own-scale kernel (<see cref="Layout.OwnScales"/>) adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
     /// as <see cref="Run"/> did, and leaves one vector of lane sums and one of correction lanes per row
     /// (<see cref="Layout.Sums"/>, the 4-bit own layouts' scheme of session 14; session 15): a hot 1-thread S1 int8 g128 call spent
     /// 6.8% of its samples in Run against ~87% in the kernel. Same operations, same bits. Default off (an experiment for
@@ -1125,40 +1115,11 @@ internal static unsafe class VnniGemv
     internal static bool OwnInt8RowSums { get; set; }
 
     /// <summary>
-    /// 4-bit g32/g64 weights (permuted scales, symmetric or with zero points) whose rows are whole chunks of 16 groups
-    /// (In a multiple of 512 codes at g32, 1024 at g64) take the kernel that converts its own float16 scales and sums its
-    /// own zero-point correction lanes (<see cref="Layout.OwnScales"/>, <see cref="Layout.OwnZeros"/>; session 13), so
-    /// no <see cref="FusedInt8Dot.ScaleRows"/> and no per-block scale prefetch run for them: in cache, and above
-    /// <see cref="CacheResidentBytes"/> where they take the generated loop anyway (g64;
-    /// g32 with <see cref="OwnInt4LargeG32"/>). Same bits. In-process A/B against ScaleRows / the managed loop (S1/S2,
-    /// 1 thread, CPU time, load 10-16): hot 1.2-1.9x, cold 1.1-1.3x (docs/kernels.md, session 13). A knob for A/B runs
-    /// (`--gemv-own4 0|1`).
-    /// </summary>
-    internal static bool OwnInt4Scales { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt4Scales"/>: 4-bit g32 above <see cref="CacheResidentBytes"/> takes the own-scale generated
-    /// loop (with <see cref="StreamingPrefetch"/>) instead of the managed loop. A knob for A/B runs
-    /// (`--gemv-own4-large-g32 0|1`).
-    /// </summary>
-    internal static bool OwnInt4LargeG32 { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt4Scales"/>: 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) converts
-    /// its own scales and zero points too, each row's into the context's L1 buffer at its start (the 8-bit g64/g128
-    /// scheme), 1 row per pass in cache and above the gate. A knob for A/B runs (`--gemv-own4-g128 0|1`).
+    /// 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) in cache converts its own scales and zero
+    /// points too, each row's into the context's L1 buffer at its start (the 8-bit g64/g128 scheme), 1 row per pass
+    /// (above the gate g128 takes the multi-row own kernel anyway). A knob for A/B runs (`--gemv-own4-g128 0|1`).
     /// </summary>
     internal static bool OwnInt4G128 { get; set; } = false;
-
-    /// <summary>
-    /// With <see cref="OwnInt4Scales"/>: 4-bit g128 (StepFma, rows of whole 16-group chunks) above
-    /// <see cref="CacheResidentBytes"/> converts its own scales and zero points in the 4-row streaming kernel
-    /// (<see cref="StreamingRows"/> rows per pass, each pass's rows' scales into the context's rows buffer and their
-    /// correction lanes before the pass's loop), so no <see cref="FusedInt8Dot.ScaleRows"/> and no block scale prefetch.
-    /// Same bits. Default on since the lead's quiet peers pairs (session 13: S1 hot and cold, S2 hot and cold no worse
-    /// in any of 3 pairs); `--gemv-own4-g128-rows 0|1` for A/B runs.
-    /// </summary>
-    internal static bool OwnInt4G128Rows { get; set; } = true;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1184,7 +1145,7 @@ internal static unsafe class VnniGemv
     private static int s_ownScalePrefetchRows = 2;
 
     private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
-        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma && (OwnInt4G128 || OwnInt4G128Rows))) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma)) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
         && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>
