@@ -5,11 +5,33 @@ namespace Condense.Benchmarks.Jit;
 
 /// <summary>
 /// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
-/// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-shifted-nibbles 0|1</c> (the same for 4-bit rows read one per pass), <c>--gemv-stream-permuted 0|1</c> (4-bit g32/g64 above the gate: the generated streaming loop instead of the managed one; <c>--gemv-stream-permuted-rows n</c> its rows per pass; <c>--gemv-stream-permuted-g64 0|1</c> g64 alone, default 1), <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1), <c>--gemv-int8-scale-prefetch 0|1</c> (8 bits: prefetch the next 16-row block's scales, default 0 since session 11), <c>--gemv-lowbit-scale-prefetch 0|1</c> (the same for 2-4-bit weights, default 1), <c>--gemv-scale-prefetch-slices n</c> (streaming g32/g64: that prefetch spread over n kernel calls per 16-row block, default 8, 1 = one burst; <c>--gemv-scale-prefetch-ahead n</c> blocks ahead, default 1; <c>--gemv-scale-prefetch-l2 0|1</c> prefetcht1), <c>--gemv-lean8 0|1</c> (8-bit loops with fewer instructions per byte, default 1), <c>--gemv-own8 0|1</c> (8-bit symmetric: the kernel converts its own float16 scales, default 1; <c>--gemv-own8-prefetch n</c> prefetches the scales n rows ahead, default 2; <c>--gemv-own8-inloop 0|1</c>: g32 converts each chunk's scales in the loop, default 1), <c>--gemv-own4-g128-rows 0|1</c> (4-bit g128 above the gate: the 4-row streaming kernel converts its own scales and zero points, default 0), <c>--gemv-own4 0|1</c> (4-bit g32/g64: the kernel converts its own float16 scales and zero points; <c>--gemv-own4-large-g32 0|1</c>: g32 above the gate on that loop instead of the managed one), <c>--gemv-gate-mib n</c> (largest
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-shifted-nibbles 0|1</c> (the same for 4-bit rows read one per pass), <c>--gemv-stream-permuted 0|1</c> (4-bit g32/g64 above the gate: the generated streaming loop instead of the managed one; <c>--gemv-stream-permuted-rows n</c> its rows per pass; <c>--gemv-stream-permuted-g64 0|1</c> g64 alone, default 1), <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1), <c>--gemv-int8-scale-prefetch 0|1</c> (8 bits: prefetch the next 16-row block's scales, default 0 since session 11), <c>--gemv-lowbit-scale-prefetch 0|1</c> (the same for 2-4-bit weights, default 1), <c>--gemv-scale-prefetch-slices n</c> (streaming g32/g64: that prefetch spread over n kernel calls per 16-row block, default 8, 1 = one burst; <c>--gemv-scale-prefetch-ahead n</c> blocks ahead, default 1; <c>--gemv-scale-prefetch-l2 0|1</c> prefetcht1), <c>--gemv-lean8 0|1</c> (8-bit loops with fewer instructions per byte, default 1), <c>--gemv-own8 0|1</c> (8-bit symmetric: the kernel converts its own float16 scales, default 1; <c>--gemv-own8-prefetch n</c> prefetches the scales n rows ahead, default 2; <c>--gemv-own8-inloop 0|1</c>: g32 converts each chunk's scales in the loop, default 1), <c>--gemv-two-ended 0|1</c> (WorkerPool: the caller claims chunks from the start, workers from the end, default 1), <c>--gemv-own4-sums 0|1</c> (4-bit own-scale kernels leave one vector of lane sums per row, default 0), <c>--gemv-own4-quads 0|1</c> (the 4-row g128 kernel also runs levels 1-2 of the transpose-sum, default 0), <c>--gemv-memo 0|1</c> (Run keeps each thread's last own-scale kernels, default 1), <c>--gemv-stream-hint n</c> (streaming layouts' weight prefetch: 0 prefetcht0, 1 t1, 2 t2, 3 nta, 4 none; default 0), <c>--gemv-own8-sums 0|1</c> (8-bit own-scale kernels add each row's accumulators themselves, default 0), <c>--gemv-chunks n</c> / <c>--gemv-pieces n</c> (WorkerPool: chunks per thread, default 8; pieces where the claims meet, default 4), <c>--gemv-gate-mib n</c> (largest
-/// 4-bit / 8-bit g32 weight the generated loop takes) and <c>--gemv-stream-prefetch n</c> (prefetch distance of 4-bit g128+
-/// weights above the gate, which take the generated loop; 0 = the managed loop, as before session 10; <c>--gemv-stream-rows n</c> their rows per pass), for A/B runs of the same build, cold and hot side by side.
+/// library exposes no tuning API), for A/B runs of the same build, cold and hot side by side:
+/// <list type="bullet">
+/// <item>Shape of the loop: <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16),
+/// <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row:
+/// whole-row integer sums, default 1).</item>
+/// <item>Gate and streaming: <c>--gemv-gate-mib n</c> (largest 4-bit / 8-bit g32 weight taken as in cache), <c>--gemv-stream-prefetch n</c>
+/// (prefetch distance of 4-bit weights above the gate, which take the generated loop; 0 = the managed loop, as before
+/// session 10), <c>--gemv-stream-rows n</c> (their rows per pass), <c>--gemv-stream-hint n</c> (their weight prefetch: 0
+/// prefetcht0, 1 t1, 2 t2, 3 nta, 4 none; default 0).</item>
+/// <item>Weight prefetch in cache: <c>--gemv-prefetch n</c> (distance in bytes, 0 = none), <c>--gemv-prefetch-every n</c> (every
+/// n-th line, 1/2/4), <c>--gemv-prefetch-l2</c> (prefetcht1).</item>
+/// <item>ScaleRows layouts (rows not of whole 16-group chunks, asymmetric 8-bit): <c>--gemv-lowbit-scale-prefetch 0|1</c> (4 bits:
+/// prefetch the next 16-row block's scales, default 1; 8 bits never), <c>--gemv-scale-prefetch-slices n</c> (streaming g64:
+/// that prefetch spread over n kernel calls per block, default 8, 1 = one burst), <c>--gemv-scale-prefetch-ahead n</c>
+/// (blocks ahead, default 1), <c>--gemv-scale-prefetch-l2 0|1</c> (prefetcht1).</item>
+/// <item>Own-scale layouts (rows of whole 16-group chunks): <c>--gemv-own8-prefetch n</c> (8-bit g64+: float16 scales n rows
+/// ahead, default 2), <c>--gemv-own4-prefetch n</c> (4 bits: scales and zero points n rows ahead, default 2),
+/// <c>--gemv-own4-g128 0|1</c> (4-bit g128 in cache on the 1-row own kernel, default 0), <c>--gemv-own8-sums 0|1</c> (8-bit
+/// own kernels add each row's accumulators themselves, default 0).</item>
+/// <item>WorkerPool: <c>--gemv-two-ended 0|1</c> (the caller claims chunks from the start, workers from the end, default 1),
+/// <c>--gemv-chunks n</c> (chunks per thread, default 8), <c>--gemv-pieces n</c> (pieces where the claims meet, default 4).</item>
+/// </list>
+/// Retired in session 15 (defaults inlined; docs/kernels.md "Retired knobs of VnniGemv.cs"): <c>--gemv-shifted-loads</c>,
+/// <c>--gemv-shifted-nibbles</c>, <c>--gemv-stream-permuted[-rows|-g64]</c>, <c>--gemv-int8-scale-prefetch</c>,
+/// <c>--gemv-lean8</c>, <c>--gemv-own8</c>, <c>--gemv-own8-inloop</c>, <c>--gemv-own4</c>, <c>--gemv-own4-large-g32</c>,
+/// <c>--gemv-own4-g128-rows</c>, <c>--gemv-own4-sums</c>, <c>--gemv-own4-quads</c>, <c>--gemv-own4-prefetch-inloop</c>,
+/// <c>--gemv-memo</c>.
 /// </summary>
 public static class GemvKnobs
 {
