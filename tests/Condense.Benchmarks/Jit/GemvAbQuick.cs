@@ -9,7 +9,7 @@ using static Condense.Benchmarks.Harness.QuickArgs;
 namespace Condense.Benchmarks.Jit;
 
 /// <summary>
-/// <c>--quick gemv-ab --format int4-g32-asym --a "--gemv-stream-permuted 0" --b "--gemv-stream-permuted 1"</c>: two
+/// <c>--quick gemv-ab --format int4-g32-asym --a "--gemv-stream-hint 0" --b "--gemv-stream-hint 3"</c>: two
 /// knob settings of the batch-1 int8-activation product, interleaved in one process every few calls (order swapped
 /// each round), hot (one copy, repeated) and cold (a rotation over <c>--cold-mib</c> MiB of copies), so a loaded
 /// machine or a VM whose memory speed drifts disturbs both sides alike. Prints per side the median time per call

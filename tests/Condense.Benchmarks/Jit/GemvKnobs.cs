@@ -5,11 +5,33 @@ namespace Condense.Benchmarks.Jit;
 
 /// <summary>
 /// Measurement knobs of the batch-1 generated GEMV (internal settings of VnniGemv, reached by reflection so the
-/// library exposes no tuning API): <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-prefetch n</c> (software prefetch distance in bytes, 0 = none;
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-shifted-nibbles 0|1</c> (the same for 4-bit rows read one per pass), <c>--gemv-stream-permuted 0|1</c> (4-bit g32/g64 above the gate: the generated streaming loop instead of the managed one; <c>--gemv-stream-permuted-rows n</c> its rows per pass; <c>--gemv-stream-permuted-g64 0|1</c> g64 alone, default 1), <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1), <c>--gemv-int8-scale-prefetch 0|1</c> (8 bits: prefetch the next 16-row block's scales, default 0 since session 11), <c>--gemv-lowbit-scale-prefetch 0|1</c> (the same for 2-4-bit weights, default 1), <c>--gemv-scale-prefetch-slices n</c> (streaming g32/g64: that prefetch spread over n kernel calls per 16-row block, default 8, 1 = one burst; <c>--gemv-scale-prefetch-ahead n</c> blocks ahead, default 1; <c>--gemv-scale-prefetch-l2 0|1</c> prefetcht1), <c>--gemv-lean8 0|1</c> (8-bit loops with fewer instructions per byte, default 1), <c>--gemv-own8 0|1</c> (8-bit symmetric: the kernel converts its own float16 scales, default 1; <c>--gemv-own8-prefetch n</c> prefetches the scales n rows ahead, default 2; <c>--gemv-own8-inloop 0|1</c>: g32 converts each chunk's scales in the loop, default 1), <c>--gemv-own4-g128-rows 0|1</c> (4-bit g128 above the gate: the 4-row streaming kernel converts its own scales and zero points, default 0), <c>--gemv-own4 0|1</c> (4-bit g32/g64: the kernel converts its own float16 scales and zero points; <c>--gemv-own4-large-g32 0|1</c>: g32 above the gate on that loop instead of the managed one), <c>--gemv-gate-mib n</c> (largest
-/// <c>--gemv-prefetch-every n</c> prefetches every n-th line, 1/2/4; <c>--gemv-prefetch-l2</c> uses prefetcht1), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16), <c>--gemv-shifted-loads 0|1</c> (8-bit rows off a cache line: whole-line loads joined by valignd, default 1), <c>--gemv-shifted-nibbles 0|1</c> (the same for 4-bit rows read one per pass), <c>--gemv-stream-permuted 0|1</c> (4-bit g32/g64 above the gate: the generated streaming loop instead of the managed one; <c>--gemv-stream-permuted-rows n</c> its rows per pass; <c>--gemv-stream-permuted-g64 0|1</c> g64 alone, default 1), <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row: whole-row integer sums, default 1), <c>--gemv-int8-scale-prefetch 0|1</c> (8 bits: prefetch the next 16-row block's scales, default 0 since session 11), <c>--gemv-lowbit-scale-prefetch 0|1</c> (the same for 2-4-bit weights, default 1), <c>--gemv-scale-prefetch-slices n</c> (streaming g32/g64: that prefetch spread over n kernel calls per 16-row block, default 8, 1 = one burst; <c>--gemv-scale-prefetch-ahead n</c> blocks ahead, default 1; <c>--gemv-scale-prefetch-l2 0|1</c> prefetcht1), <c>--gemv-lean8 0|1</c> (8-bit loops with fewer instructions per byte, default 1), <c>--gemv-own8 0|1</c> (8-bit symmetric: the kernel converts its own float16 scales, default 1; <c>--gemv-own8-prefetch n</c> prefetches the scales n rows ahead, default 2; <c>--gemv-own8-inloop 0|1</c>: g32 converts each chunk's scales in the loop, default 1), <c>--gemv-two-ended 0|1</c> (WorkerPool: the caller claims chunks from the start, workers from the end, default 1), <c>--gemv-own4-sums 0|1</c> (4-bit own-scale kernels leave one vector of lane sums per row, default 0), <c>--gemv-own4-quads 0|1</c> (the 4-row g128 kernel also runs levels 1-2 of the transpose-sum, default 0), <c>--gemv-memo 0|1</c> (Run keeps each thread's last own-scale kernels, default 1), <c>--gemv-stream-hint n</c> (streaming layouts' weight prefetch: 0 prefetcht0, 1 t1, 2 t2, 3 nta, 4 none; default 0), <c>--gemv-own8-sums 0|1</c> (8-bit own-scale kernels add each row's accumulators themselves, default 0), <c>--gemv-chunks n</c> / <c>--gemv-pieces n</c> (WorkerPool: chunks per thread, default 8; pieces where the claims meet, default 4), <c>--gemv-gate-mib n</c> (largest
-/// 4-bit / 8-bit g32 weight the generated loop takes) and <c>--gemv-stream-prefetch n</c> (prefetch distance of 4-bit g128+
-/// weights above the gate, which take the generated loop; 0 = the managed loop, as before session 10; <c>--gemv-stream-rows n</c> their rows per pass), for A/B runs of the same build, cold and hot side by side.
+/// library exposes no tuning API), for A/B runs of the same build, cold and hot side by side:
+/// <list type="bullet">
+/// <item>Shape of the loop: <c>--gemv-rows n</c> (rows per pass, 1..4), <c>--gemv-call-rows n</c> (rows per kernel call, 1..16),
+/// <c>--gemv-gfni 0|1</c> (4-bit high nibbles by one vgf2p8affineqb, default 1), <c>--gemv-row-int 0|1</c> (8-bit per-row:
+/// whole-row integer sums, default 1).</item>
+/// <item>Gate and streaming: <c>--gemv-gate-mib n</c> (largest 4-bit / 8-bit g32 weight taken as in cache), <c>--gemv-stream-prefetch n</c>
+/// (prefetch distance of 4-bit weights above the gate, which take the generated loop; 0 = the managed loop, as before
+/// session 10), <c>--gemv-stream-rows n</c> (their rows per pass), <c>--gemv-stream-hint n</c> (their weight prefetch: 0
+/// prefetcht0, 1 t1, 2 t2, 3 nta, 4 none; default 0).</item>
+/// <item>Weight prefetch in cache: <c>--gemv-prefetch n</c> (distance in bytes, 0 = none), <c>--gemv-prefetch-every n</c> (every
+/// n-th line, 1/2/4), <c>--gemv-prefetch-l2</c> (prefetcht1).</item>
+/// <item>ScaleRows layouts (rows not of whole 16-group chunks, asymmetric 8-bit): <c>--gemv-lowbit-scale-prefetch 0|1</c> (4 bits:
+/// prefetch the next 16-row block's scales, default 1; 8 bits never), <c>--gemv-scale-prefetch-slices n</c> (streaming g64:
+/// that prefetch spread over n kernel calls per block, default 8, 1 = one burst), <c>--gemv-scale-prefetch-ahead n</c>
+/// (blocks ahead, default 1), <c>--gemv-scale-prefetch-l2 0|1</c> (prefetcht1).</item>
+/// <item>Own-scale layouts (rows of whole 16-group chunks): <c>--gemv-own8-prefetch n</c> (8-bit g64+: float16 scales n rows
+/// ahead, default 2), <c>--gemv-own4-prefetch n</c> (4 bits: scales and zero points n rows ahead, default 2),
+/// <c>--gemv-own4-g128 0|1</c> (4-bit g128 in cache on the 1-row own kernel, default 0), <c>--gemv-own8-sums 0|1</c> (8-bit
+/// own kernels add each row's accumulators themselves, default 0).</item>
+/// <item>WorkerPool: <c>--gemv-two-ended 0|1</c> (the caller claims chunks from the start, workers from the end, default 1),
+/// <c>--gemv-chunks n</c> (chunks per thread, default 8), <c>--gemv-pieces n</c> (pieces where the claims meet, default 4).</item>
+/// </list>
+/// Retired in session 15 (defaults inlined; docs/kernels.md "Retired knobs of VnniGemv.cs"): <c>--gemv-shifted-loads</c>,
+/// <c>--gemv-shifted-nibbles</c>, <c>--gemv-stream-permuted[-rows|-g64]</c>, <c>--gemv-int8-scale-prefetch</c>,
+/// <c>--gemv-lean8</c>, <c>--gemv-own8</c>, <c>--gemv-own8-inloop</c>, <c>--gemv-own4</c>, <c>--gemv-own4-large-g32</c>,
+/// <c>--gemv-own4-g128-rows</c>, <c>--gemv-own4-sums</c>, <c>--gemv-own4-quads</c>, <c>--gemv-own4-prefetch-inloop</c>,
+/// <c>--gemv-memo</c>.
 /// </summary>
 public static class GemvKnobs
 {
@@ -65,13 +87,6 @@ public static class GemvKnobs
         set => Property("StreamingRows").SetValue(null, value);
     }
 
-    /// <summary>8-bit symmetric weights: the kernel converts its own float16 scales (VnniGemv.OwnInt8Scales).</summary>
-    public static bool OwnInt8Scales
-    {
-        get => (bool)Property("OwnInt8Scales").GetValue(null)!;
-        set => Property("OwnInt8Scales").SetValue(null, value);
-    }
-
     /// <summary>Largest 4-bit weight (bytes) the generated loop takes.</summary>
     public static long GateBytes
     {
@@ -97,22 +112,10 @@ public static class GemvKnobs
         if (i >= 0) StreamingPrefetch = int.Parse(args[i + 1]);
         i = Array.IndexOf(args, "--gemv-stream-rows");
         if (i >= 0) StreamingRows = int.Parse(args[i + 1]);
-        i = Array.IndexOf(args, "--gemv-shifted-loads");
-        if (i >= 0) Property("ShiftedLoads").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-shifted-nibbles");
-        if (i >= 0) Property("ShiftedNibbles").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-gfni");
         if (i >= 0) Property("GfniNibbles").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-stream-permuted-rows");
-        if (i >= 0) Property("StreamingPermutedRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-stream-permuted-g64");
-        if (i >= 0) Property("StreamingPermutedG64").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-stream-permuted");
-        if (i >= 0) Property("StreamingPermuted").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-row-int");
         if (i >= 0) Property("RowIntegerSums").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-int8-scale-prefetch");
-        if (i >= 0) Property("PrefetchInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-lowbit-scale-prefetch");
         if (i >= 0) Property("PrefetchLowBitScales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-scale-prefetch-slices");
@@ -121,32 +124,14 @@ public static class GemvKnobs
         if (i >= 0) Property("ScalePrefetchAhead").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-scale-prefetch-l2");
         if (i >= 0) Property("ScalePrefetchToL2").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-lean8");
-        if (i >= 0) Property("LeanInt8Loops").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own8");
-        if (i >= 0) Property("OwnInt8Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own8-prefetch");
         if (i >= 0) Property("OwnScalePrefetchRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own4");
-        if (i >= 0) Property("OwnInt4Scales").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-prefetch");
         if (i >= 0) Property("OwnInt4PrefetchRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own4-prefetch-inloop");
-        if (i >= 0) Property("OwnInt4PrefetchInLoop").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-own4-g128");
         if (i >= 0) Property("OwnInt4G128").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-g128-rows");
-        if (i >= 0) Property("OwnInt4G128Rows").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-large-g32");
-        if (i >= 0) Property("OwnInt4LargeG32").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-two-ended");
         if (i >= 0) typeof(WorkerPool).GetProperty("TwoEnded", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-sums");
-        if (i >= 0) Property("OwnInt4RowSums").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-own4-quads");
-        if (i >= 0) Property("OwnInt4QuadSums").SetValue(null, args[i + 1] != "0");
-        i = Array.IndexOf(args, "--gemv-memo");
-        if (i >= 0) Property("MemoizeKernels").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-stream-hint");
         if (i >= 0) Property("StreamingPrefetchHint").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own8-sums");
@@ -155,8 +140,6 @@ public static class GemvKnobs
         if (i >= 0) typeof(WorkerPool).GetProperty("ChunksPerThread", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-pieces");
         if (i >= 0) typeof(WorkerPool).GetProperty("TailPieces", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own8-inloop");
-        if (i >= 0) Property("OwnScalesInLoop").SetValue(null, args[i + 1] != "0");
         // Batch 2-15, 4-bit (VnniSmallBatch4): --gemv-sb4-tree-min n (fewest tile rows whose own-scale kernels add their own
         // lanes, default 6), --gemv-sb4-tile n (most batch rows per tile, default 8), --gemv-sb4-pf n (prefetch
         // variant: 2 prefetcht0 6 KB ahead, the default; 6 / 7 / 8 / 9: 8 / 7 / 10 / 9 KB; see VnniSmallBatch4.PrefetchVariant),
@@ -181,16 +164,11 @@ public static class GemvKnobs
             : $"{(PrefetchToL2 ? "prefetcht1" : "prefetcht0")} {PrefetchDistance} B ahead on every {(PrefetchEvery == 1 ? "" : PrefetchEvery + "th ")}line";
         Console.WriteLine($"generated batch-1 GEMV: {Rows} row(s) per pass, {RowsPerCall} per call, taken by 4-bit weights up to {GateBytes >> 20} MiB, {prefetch}; "
             + (StreamingPrefetch == 0 ? "larger 4-bit g128+ weights: the managed loop" : $"larger 4-bit g128+ weights: generated, {StreamingRows} row(s) per pass, prefetcht0 {StreamingPrefetch} B ahead")
-            + $", 8-bit rows off a cache line: {((bool)Property("ShiftedLoads").GetValue(null)! ? "whole-line loads joined by valignd" : "plain (split) loads")}"
-            + $", 4-bit rows off a cache line: {((bool)Property("ShiftedNibbles").GetValue(null)! ? "whole-line loads (1 row per pass)" : "plain (split) loads")}"
             + $", 4-bit nibble split: {((bool)Property("GfniNibbles").GetValue(null)! ? "vgf2p8affineqb when GFNI" : "vpsrlw + vpandd")}"
-            + $", larger 4-bit g32/g64: {((bool)Property("StreamingPermuted").GetValue(null)! ? "generated (streaming)" : (bool)Property("StreamingPermutedG64").GetValue(null)! ? "g64 generated (streaming), g32 the managed loop" : "the managed loop")}"
+            + ", larger 4-bit g64 not in whole 16-group chunks: generated (streaming); g32: the managed loop"
             + $", their next-block scale prefetch in {Property("ScalePrefetchSlices").GetValue(null)} slice(s)"
             + $", 8-bit per-row: {((bool)Property("RowIntegerSums").GetValue(null)! ? "whole-row integer sums" : "virtual groups of 4 steps")}"
-            + $", 8-bit next-block scale prefetch: {((bool)Property("PrefetchInt8Scales").GetValue(null)! ? "on" : "off")}"
-            + $", 8-bit lean loops: {((bool)Property("LeanInt8Loops").GetValue(null)! ? "on" : "off")}"
-            + $", 8-bit symmetric scales: {((bool)Property("OwnInt8Scales").GetValue(null)! ? "converted by the kernel (g32 above the gate: generated)" : "ScaleRows per 16-row block")}"
-            + $", 4-bit g32/g64 scales: {((bool)Property("OwnInt4Scales").GetValue(null)! ? "converted by the kernel" + ((bool)Property("OwnInt4LargeG32").GetValue(null)! ? " (g32 above the gate: generated)" : "") : "ScaleRows per 16-row block")}");
+            + ", scales of rows of whole 16-group chunks (8-bit symmetric, 4-bit g32/g64, 4-bit g128 above the gate): converted by the kernel");
     }
 
     private static readonly Type s_smallBatch4 =

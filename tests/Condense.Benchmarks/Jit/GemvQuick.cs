@@ -21,7 +21,6 @@ public static class GemvQuick
         int savedRows = GemvKnobs.Rows, savedCall = GemvKnobs.RowsPerCall;
         long savedGate = GemvKnobs.GateBytes;
         int savedDistance = GemvKnobs.PrefetchDistance;
-        bool savedOwn = GemvKnobs.OwnInt8Scales;
         GemvKnobs.GateBytes = long.MaxValue;
         var schemes = new[]
         {
@@ -67,8 +66,6 @@ public static class GemvQuick
                             // "r/c/p": p = prefetch distance in bytes of the generated loop (default: the library's, 0 since session 9)
                             int distance = parts.Length > 2 ? int.Parse(parts[2]) : savedDistance;
                             if (GemvKnobs.PrefetchDistance != distance) GemvKnobs.PrefetchDistance = distance;
-                            // "r/c/p/o": o = 1 or 0, the 8-bit kernel converting its own scales on or off (VnniGemv.OwnInt8Scales).
-                            GemvKnobs.OwnInt8Scales = parts.Length > 3 ? parts[3] != "0" : savedOwn;
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                             int calls = 0;
                             double cpu0 = Cpu();
@@ -90,7 +87,6 @@ public static class GemvQuick
             GemvKnobs.RowsPerCall = savedCall;
             GemvKnobs.GateBytes = savedGate;
             GemvKnobs.PrefetchDistance = savedDistance;
-            GemvKnobs.OwnInt8Scales = savedOwn;
         }
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at end");
         return 0;

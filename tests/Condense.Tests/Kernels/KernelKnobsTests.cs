@@ -34,7 +34,7 @@ public class KernelKnobsTests
         // The knobs the kernel tests set are all covered.
         var names = KernelKnobs.Knobs.Select(p => $"{p.DeclaringType!.Name}.{p.Name}").ToHashSet();
         foreach (var name in new[] { "KernelOptions.GeneratedCode", "KernelOptions.MaxVectorBits", "KernelOptions.QuantizedActivations",
-                     "WorkerPool.TwoEnded", "WorkerPool.WorkerStarting", "VnniGemv.Enabled", "VnniGemv.OwnInt4Scales", "VnniGemv.StreamingRows",
+                     "WorkerPool.TwoEnded", "WorkerPool.WorkerStarting", "VnniGemv.Enabled", "VnniGemv.OwnInt8RowSums", "VnniGemv.StreamingRows",
                      "VnniGemv.CacheResidentBytes", "VnniGemvLowBit.Enabled", "VnniSmallBatch4.DisabledOverride", "VnniSmallBatch4.OwnLaneTree",
                      "VnniSmallBatch8.DisabledOverride" })
             Assert.Contains(name, names);

@@ -79,10 +79,6 @@ public class GemvKernelTests
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));   // 4 MiB: in cache
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));   // larger: the own-scale loop (session 13)
         using var knobs = KernelKnobs.Save();
-        bool savedLarge = VnniGemv.OwnInt4LargeG32;
-        VnniGemv.OwnInt4LargeG32 = false;
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));  // its knob off: the managed loop
-        VnniGemv.OwnInt4LargeG32 = savedLarge;
         KernelOptions.GeneratedCode = false; // CONDENSE_NO_JIT=1 or the option: the managed loops run
         Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2048));
     }
@@ -266,13 +262,13 @@ public class GemvKernelTests
     {
         if (!VnniGemv.IsSupported) return;
         using var knobs = KernelKnobs.Save();
-        // A 1 KiB gate makes these weights "large": g32 and g64 run the streaming kernel (StreamingPermuted on), the
-        // next block's scales prefetched in 1..16 slices, 1 or 2 blocks ahead, into L1 or L2; 53 rows = blocks of
-        // 16, 16, 16, 5 (and of 5 rows per call), so slices of uneven size and a last block without a next one.
+        // A 1 KiB gate makes these weights "large": g64 runs the streaming kernel, the next block's scales prefetched
+        // in 1..16 slices, 1 or 2 blocks ahead, into L1 or L2; 53 rows = blocks of 16, 16, 16, 5 (and of 5 rows per
+        // call), so slices of uneven size and a last block without a next one. (g32 above the gate: the own-scale loop
+        // or the managed one.) Rows of 24, 33, 49, 17 groups are not whole 16-group chunks, so they keep the ScaleRows
+        // path with its scale prefetch (own scales: GemvOwnScalesTests).
         VnniGemv.CacheResidentBytes = 1024;
-        VnniGemv.StreamingPermuted = true;
-        VnniGemv.OwnInt4Scales = false; // the ScaleRows path with its scale prefetch (own scales: GemvOwnScalesTests)
-        foreach (var (group, sym, outF, inF) in new[] { (32, false, 53, 1024), (64, false, 53, 2048), (32, true, 37, 1184), (64, true, 41, 4096) })
+        foreach (var (group, sym, outF, inF) in new[] { (64, false, 53, 1088), (64, false, 53, 1536), (64, true, 37, 2112), (64, true, 41, 3136) })
         {
             var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
             var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
@@ -314,26 +310,19 @@ public class GemvKernelTests
             return n;
         }
         using var knobs = KernelKnobs.Save();
-        int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows, savedPermutedRows = VnniGemv.StreamingPermutedRows;
-        VnniGemv.OwnInt4LargeG32 = false; // g32 above the gate as before session 13 (own scales: GemvOwnScalesTests)
-        VnniGemv.OwnInt4G128Rows = false; // g128 likewise: the streaming kernel with ScaleRows (own scales: GemvOwnScalesTests)
-        // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching.
+        int savedStream = VnniGemv.StreamingPrefetch, savedRows = VnniGemv.StreamingRows;
+        // 4096 x 2049 rows of 2 KiB: past the 4 MiB gate. g128 / g256 / per row take the generated loop, prefetching
+        // (g128 rows of whole 16-group chunks with own scales: GemvOwnScalesTests).
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 256, 16, 4096, 2048, 16, 512, 2049));
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 4096, 1, 4096, 2048, 16, 512, 2049));
-        VnniGemv.StreamingPermuted = false;                                                    // g32: the managed loop; g64 streams
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
-        Assert.True(VnniGemv.StreamingPermutedG64, "g64 above the gate streams by default (session 12)");
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049)); // g32 and g64 of whole chunks: own scales
         Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
-        VnniGemv.StreamingPermutedG64 = false;                                                 // its knob off: the managed loop
-        Assert.Equal(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
-        VnniGemv.StreamingPermutedG64 = true;
-        VnniGemv.StreamingPermuted = true;                                                     // the knob: streaming too
-        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 32, 128, 4096, 2048, 128, 512, 2049));
-        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 64, 4096, 2048, 64, 512, 2049));
-        // With it on, the bit checks below cover the g32 / g64 streaming kernels as well.
+        Assert.NotEqual(0, VnniGemv.Prepare(4, 1, 64, 24, 1536, 768, 32, 512, 8192));   // g64 rows of 24 groups: streaming, ScaleRows
+        Assert.Equal(0, VnniGemv.Prepare(4, 1, 32, 40, 1280, 640, 48, 512, 8192));      // g32 rows of 40 groups: the managed loop
         var streaming = VnniGemv.LayoutFor(4, 128, 32, 4096, 2048, 32)!.Value;
-        Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2049) == (nint)VnniGemv.Kernel(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
+        // Rows of 33 groups (not whole 16-group chunks): the ScaleRows streaming kernel.
+        Assert.True(VnniGemv.Prepare(4, 1, 128, 33, 4224, 2112, 48, 512, 2049) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(4, 128, 33, 4224, 2112, 48)!.Value with { Prefetch = VnniGemv.StreamingPrefetch, Rows = VnniGemv.StreamingRows }),
             "a streaming 4-bit weight runs the kernel with the streaming prefetch");
         Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch }) == 4, "a prefetcht0 before each of the loop's 4 loads (4 steps per iteration)");
         Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = 4 }) == 16, "4 rows per pass: a prefetcht0 before each row's load");
@@ -347,7 +336,7 @@ public class GemvKernelTests
 
         // Small weights made "large" by a 1 KiB gate: the streaming kernel gives the managed loop's bits at 1 and 2 threads.
         VnniGemv.CacheResidentBytes = 1024;
-        foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224), (32, false, 21, 1024), (64, true, 13, 2048), (32, true, 7, 1184), (64, false, 11, 4096) })
+        foreach (var (group, sym, outF, inF) in new[] { (128, false, 37, 1152), (128, true, 19, 4096), (256, false, 9, 1280), (0, false, 9, 1001), (0, true, 6, 4224), (32, false, 21, 1024), (64, true, 13, 2048), (64, true, 7, 1536), (64, false, 11, 2112) })
         {
             var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(5 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(4, group, sym));
             var x = QuantTestData.Gaussian((ulong)(inF + 2 * outF), inF);
@@ -356,14 +345,13 @@ public class GemvKernelTests
                 foreach (int threads in new[] { 1, 2 })
                 {
                     VnniGemv.Enabled = rows != 0;
-                    if (rows != 0) VnniGemv.StreamingRows = VnniGemv.StreamingPermutedRows = rows;
+                    if (rows != 0) VnniGemv.StreamingRows = rows;
                     WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                     results.Add(($"{(rows != 0 ? $"streaming, {rows} rows per pass" : "managed")}, {threads} threads", y));
                 }
             VnniGemv.StreamingRows = savedRows;
-            VnniGemv.StreamingPermutedRows = savedPermutedRows;
             for (int i = 1; i < results.Count; i++)
                 for (int r = 0; r < outF; r++)
                     Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),

@@ -206,26 +206,31 @@ public class GemvShiftedLoadTests
     [InlineData(4, 128, 1152)]
     [InlineData(4, 256, 1280)]
     [InlineData(4, 0, 1152)]
-    public unsafe void Codes_that_start_off_a_line_give_the_same_bits_with_and_without_shifted_loads_at_1_and_2_threads(int bits, int group, int inF)
+    public unsafe void Codes_that_start_off_a_line_give_the_bits_of_codes_on_a_line_at_1_and_2_threads(int bits, int group, int inF)
     {
         const int outF = 37; // two blocks of 16 and a partial one
         // 4 bits: asymmetric (zero points), and the managed loop's bits too (the generated loop's 4-bit results are its).
         var source = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(group + inF), outF * inF), outF, inF, new QuantizationScheme(bits, group, bits == 8));
-        // Codes on the pinned heap (never moved) at an address off a line: the layout managed arrays usually get.
-        var packed = PinnedOffLine(source.Packed.Length);
-        source.Packed.CopyTo(packed, 0);
-        var q = GroupQuantizedWeight.FromParts(outF, inF, source.Scheme, packed, source.Scales, source.ZeroPoints);
+        // Codes on the pinned heap (never moved) at an address off a line (the layout managed arrays usually get: the
+        // shifted whole-line kernel where the layout allows one) and on a line (the plain kernel).
+        GroupQuantizedWeight Placed(bool onLine)
+        {
+            var packed = PinnedAt(source.Packed.Length, onLine);
+            source.Packed.CopyTo(packed, 0);
+            return GroupQuantizedWeight.FromParts(outF, inF, source.Scheme, packed, source.Scales, source.ZeroPoints);
+        }
+        var q = Placed(onLine: false);
+        var aligned = Placed(onLine: true);
         var x = QuantTestData.Gaussian((ulong)inF, inF);
         var results = new List<float[]>();
         using var knobs = KernelKnobs.Save();
         bool savedGenerated = KernelOptions.GeneratedCode;
-        foreach (bool shifted in new[] { true, false })
+        foreach (var weight in new[] { q, aligned })
             foreach (int threads in new[] { 1, 2 })
             {
-                VnniGemv.ShiftedLoads = VnniGemv.ShiftedNibbles = shifted;
                 WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                 var y = new float[outF];
-                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                weight.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
                 results.Add(y);
             }
         if (bits == 4)
@@ -236,22 +241,21 @@ public class GemvShiftedLoadTests
             results.Add(managed);
             KernelOptions.GeneratedCode = savedGenerated;
         }
-        VnniGemv.ShiftedLoads = VnniGemv.ShiftedNibbles = true;
         Int8Reference.AssertMatches(q, x, 1, "shifted loads");
         for (int i = 1; i < results.Count; i++) Assert.Equal(results[0], results[i]);
     }
 
-    /// <summary>A pinned array of <paramref name="length"/> bytes whose data does not start on a 64-byte line.</summary>
-    private static unsafe byte[] PinnedOffLine(int length)
+    /// <summary>A pinned array of <paramref name="length"/> bytes whose data starts on a 64-byte line or not.</summary>
+    private static unsafe byte[] PinnedAt(int length, bool onLine)
     {
         var tried = new List<byte[]>(); // kept alive so the next one lands elsewhere
-        for (int attempt = 0; attempt < 64; attempt++)
+        for (int attempt = 0; attempt < 256; attempt++)
         {
             var candidate = GC.AllocateArray<byte>(length, pinned: true);
             fixed (byte* p = candidate)
-                if ((nint)p % 64 != 0) return candidate;
+                if (((nint)p % 64 == 0) == onLine) return candidate;
             tried.Add(candidate);
         }
-        throw new InvalidOperationException("no pinned array off a cache line in 64 tries");
+        throw new InvalidOperationException($"no pinned array {(onLine ? "on" : "off")} a cache line in 256 tries");
     }
 }

@@ -192,9 +192,6 @@ internal static unsafe class VnniGemv
 
     [ThreadStatic] private static KernelMemo? t_kernelMemo;
 
-    /// <summary>Whether <see cref="Run"/> memoizes its own-scale kernels per thread (default on; a knob for A/B runs, `--gemv-memo 0|1`).</summary>
-    internal static bool MemoizeKernels { get; set; } = true;
-
     /// <summary>
     /// Constants the kernels load once per call: 64 bytes of 0x0F (the nibble mask), then the vpermps index rows for 2
     /// and for 4 groups per step (8 and 4 rows of 16 int32).
@@ -219,7 +216,7 @@ internal static unsafe class VnniGemv
     internal static int OwnScaleContextBytes(int groups) => OwnRowsScaleOffset(groups) + 4 * MaxRows * groups;
 
     /// <summary>
-    /// Where a multi-row <see cref="Layout.OwnScales"/> kernel (4-bit g128, <see cref="OwnInt4G128Rows"/>) converts its
+    /// Where a multi-row <see cref="Layout.OwnScales"/> kernel (4-bit g128 above the gate) converts its
     /// pass's float32 scales (<see cref="Layout.Rows"/> rows of G floats): past the group sums.
     /// </summary>
     internal static int OwnRowsScaleOffset(int groups) => OwnScaleOffset + 8 * groups;
@@ -317,14 +314,14 @@ internal static unsafe class VnniGemv
     /// 16-group chunks): the kernel's scale argument is the rows' float16 scales (row stride <c>ScaleStride</c> halves) and
     /// its constants argument an <see cref="OwnScaleOffset"/> context; each row's output is f0..f3 then its 16 zero-point
     /// correction lanes (sum over chunks of s * group sums, ScaleRows' FMA chain), <see cref="Layout.OutFloats"/> floats.
-    /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13, <see cref="OwnInt4Scales"/>), with <c>OwnZeros</c> for
+    /// 4-bit g32/g64 (Permuted) take <c>OwnScales</c> too (session 13), with <c>OwnZeros</c> for
     /// asymmetric weights: the correction lanes then sum (s * zero point) * group sums, the zero points (one byte per group,
     /// row stride = the groups) read from the pointer at <see cref="OwnZerosSlot"/> of the context.</remarks>
-    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false, bool Quads = false)
+    internal readonly record struct Layout(int Bits, Plan Plan, int Units, int Steps, int GroupsPerStep, int RowBytes, int ScaleStride, int Rows = 1, int Prefetch = 0, int Shift = 0, bool Gfni = false, bool OwnScales = false, bool OwnZeros = false, bool Sums = false)
     {
         /// <summary>
         /// Floats each row's output takes: f0..f3, and with <see cref="OwnScales"/> the 16 correction lanes; with
-        /// <see cref="Sums"/> (4-bit own layouts, <see cref="OwnInt4RowSums"/>) the row's lane sums (f0 + f1) + (f2 + f3)
+        /// <see cref="Sums"/> (every 4-bit own layout since session 14; 8 bits with <see cref="OwnInt8RowSums"/>) the row's lane sums (f0 + f1) + (f2 + f3)
         /// made by the kernel, then the correction lanes: 32 floats.
         /// </summary>
         public int OutFloats => Sums ? 32 : OwnScales ? LaneFloats + 16 : LaneFloats;
@@ -411,19 +408,6 @@ internal static unsafe class VnniGemv
     }
     private static bool s_rowIntegerSums = true;
 
-    /// <summary>
-    /// 8-bit 1-row loops with fewer instructions per weight byte (default on; session 11): groups of 2-4 steps sum in
-    /// one integer chain (no second zeroing, no vpaddd; the same integer sum, so the same bits), and one-step groups
-    /// (StepFma) run 8 steps per loop pass instead of 4 (the same operations per accumulator, so the same bits). False:
-    /// the session 10 loops (A/B runs; setting it drops the kernels made so far).
-    /// </summary>
-    internal static bool LeanInt8Loops
-    {
-        get => s_leanInt8Loops;
-        set { s_leanInt8Loops = value; DropKernels(); }
-    }
-    private static bool s_leanInt8Loops = true;
-
     /// <summary>True when batch 1 of this weight takes the generated kernel here.</summary>
     public static bool Applies(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int vectorBits) =>
         batch == 1 && vectorBits == 512 && IsSupported
@@ -467,8 +451,6 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own zero points: a 4-bit own-scale layout.");
         if (l.Sums && (!l.OwnScales || l.Bits == 8 && l.Rows != 1))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Row sums in the kernel: an own-scale layout (8 bits: 1 row per pass).");
-        if (l.Quads && (!l.Sums || l.Rows != 4 || l.Plan != StepFma))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "Quad sums: row sums in the 4-row kernel.");
         if (l.Rows > 1) return EmitRows(l);
         var asm = new X86Assembler();
         bool nibbles = l.Bits == 4;
@@ -483,8 +465,9 @@ internal static unsafe class VnniGemv
         // 8 bits: zmm20/21 (the nibble temporaries, unused); 4 bits: zmm22/23, the temporaries then alternate between
         // two sets (t mod 2) instead of four.
         Zmm Line(int q) => new((nibbles ? 22 : 20) + (q & 1));
-        // LeanInt8Loops: 8-bit groups of 2-4 steps in one integer chain; 8-bit one-step groups 8 steps per loop pass.
-        bool oneChain = LeanInt8Loops && !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
+        // 8-bit groups of 2-4 steps sum in one integer chain (no second zeroing, no vpaddd; the same integer sum), and
+        // 8-bit one-step groups run 8 steps per loop pass (session 11, 'lean loops': fewer instructions per weight byte).
+        bool oneChain = !nibbles && l.Plan == GroupMulAdd && l.Steps <= 4;
         // OwnScales: rdx is the first row's float16 scales (kept in r11); each row converts its own into the context's
         // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; the context: OwnScaleOffset).
         bool own = l.OwnScales;
@@ -493,13 +476,16 @@ internal static unsafe class VnniGemv
         // zmm26/27 and the zero points zmm19 (the nibble temporaries then alternate between two sets: 16/17, 20/21, 24/25).
         var correction = new Zmm(nibbles ? 26 : 30);
         // Permuted (8-bit g32, 4-bit g32/g64): no float buffer at all; each chunk of 16 groups converts its scales into a
-        // register (4 bits: always).
-        bool ownInLoop = own && l.Plan == Permuted && (OwnScalesInLoop || nibbles);
+        // register inside the loop (session 12: 8-bit g32 faster than the row's scales into the buffer before it).
+        bool ownInLoop = own && l.Plan == Permuted;
         var chunkScales = new Zmm(nibbles ? 27 : 24);
         var chunkZeros = new Zmm(19);
         bool ownZeros = l.OwnZeros;
-        // 4-bit g32 (4 groups per step): the scale and zero-point prefetch per chunk in the loop (OwnInt4PrefetchInLoop).
-        bool prefetch4InLoop = own && nibbles && l.GroupsPerStep == 4 && OwnInt4PrefetchInLoop;
+        // 4-bit g32 (4 groups per step): OwnInt4PrefetchRows as one prefetch of the scales (and one of the zero points)
+        // per 16-group chunk in the loop instead of a burst at each row's start; g64 keeps the burst. In-process A/B
+        // (session 13, S1, 1 thread, CPU time, cold, 150 rounds): g32 asym 1.05-1.06x the burst in 4 runs, g64 asym
+        // 0.91-0.99x in 3, hot equal.
+        bool prefetch4InLoop = own && nibbles && l.GroupsPerStep == 4;
 
         // One step: codes at rdi + wo, activations at rsi + 2 wo (4 bits) or rsi + wo, into accumulators lo/hi
         // (the same register unless the plan keeps the nibble halves apart); t picks the temporaries.
@@ -646,8 +632,8 @@ internal static unsafe class VnniGemv
         int wAdvance = 0, sAdvance = 0;
         if (l.Plan is StepFma or Permuted)
         {
-            // Chunks of C steps: 4 broadcast scales (8 for lean 8-bit loops), or one aligned 16-scale block (16 / P steps).
-            int fmaChunk = l.Plan == StepFma && LeanInt8Loops && !nibbles ? 8 : 4;
+            // Chunks of C steps: 4 broadcast scales (8 at 8 bits), or one aligned 16-scale block (16 / P steps).
+            int fmaChunk = l.Plan == StepFma && !nibbles ? 8 : 4;
             int chunk = l.Plan == StepFma ? fmaChunk : 16 / l.GroupsPerStep;
             int chunkScaleBytes = l.Plan == StepFma ? 4 * fmaChunk : 64;
             int chunks = l.Units / chunk, rest = l.Units % chunk;
@@ -804,26 +790,6 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// <see cref="Layout.Quads"/>: levels 1 and 2 of <see cref="FusedInt8Dot.TransposeSum(float*, int)"/> for rows 0-3 of a pass,
-    /// their vectors in zmm0, zmm4, zmm8, zmm12: Pairs(Pairs(v0, v1), Pairs(v2, v3)) into zmm0, Pairs(a, b) being
-    /// vshufps(a, b, 0x88) + vshufps(a, b, 0xDD), the same operations on the same operands, so the same bits (zmm16/17
-    /// are the temporaries: the activations, free before and after a pass's loop).
-    /// </summary>
-    private static void EmitQuad(X86Assembler asm)
-    {
-        Zmm t0 = new(16), t1 = new(17);
-        void Pairs(Zmm dst, Zmm a, Zmm b)
-        {
-            asm.Vshufps(t0, a, b, 0x88);
-            asm.Vshufps(t1, a, b, 0xDD);
-            asm.Vaddps(dst, t0, t1);
-        }
-        Pairs(new Zmm(0), new Zmm(0), new Zmm(4));
-        Pairs(new Zmm(8), new Zmm(8), new Zmm(12));
-        Pairs(new Zmm(0), new Zmm(0), new Zmm(8));
-    }
-
-    /// <summary>
     /// The kernel for <see cref="Layout.Rows"/> = R &gt; 1 (same arguments; <c>rows</c> a multiple of R): R rows per
     /// pass, each step's activations loaded once into registers for the R rows' weight loads (1 + 2/R loads per
     /// 64 weight bytes at 4 bits instead of 3, 1 + 1/R at 8 bits instead of 2), and each row's float sums made by the
@@ -881,7 +847,7 @@ internal static unsafe class VnniGemv
         if (l.Gfni) asm.Vmovdqu32(highNibbles, new Mem(Gpr.R8, HighNibbleOffset));
         else asm.Vpxord(zero, zero, zero);
         asm.Mov(Gpr.Rax, Gpr.Rsi);
-        // OwnScales (4-bit g128, OwnInt4G128Rows): rdx is the first row's float16 scales (kept in r11), rbx the zero
+        // OwnScales (4-bit g128 above the gate): rdx is the first row's float16 scales (kept in r11), rbx the zero
         // points (OwnZeros); each pass converts its rows' scales into the context's rows buffer (rdx then points there)
         // and writes each row's correction lanes (ScaleRows' chunk-by-chunk FMA chain from zero) before the loop.
         bool own = l.OwnScales, ownZeros = l.OwnZeros;
@@ -905,8 +871,6 @@ internal static unsafe class VnniGemv
             var corr = new Zmm(20);
             for (int r = 0; r < rows; r++)
             {
-                // Quads: row r's correction lanes stay in zmm(4r) (f0 of row r, zeroed after) for the pass's transpose.
-                if (l.Quads) corr = new Zmm(4 * r);
                 asm.Vpxord(corr, corr, corr);
                 for (int c = 0; c < groups / 16; c++)
                 {
@@ -916,12 +880,7 @@ internal static unsafe class VnniGemv
                     EmitCorrection(asm, corr, s, new Zmm(23 + 2 * (c & 1)), ownZeros, new Mem(Gpr.Rbx, r * l.ScaleStride + 16 * c),
                         new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
                 }
-                if (!l.Quads) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + l.CorrectionOffset), corr);
-            }
-            if (l.Quads)
-            {
-                EmitQuad(asm);
-                asm.Vmovups(new Mem(Gpr.Rcx, l.CorrectionOffset), new Zmm(0));
+                asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + l.CorrectionOffset), corr);
             }
             asm.Mov(Gpr.Rdx, Gpr.R8);
             asm.AddImm(Gpr.Rdx, OwnRowsScaleOffset(groups));
@@ -979,15 +938,10 @@ internal static unsafe class VnniGemv
                     asm.Vaddps(F(r, 0), F(r, 0), F(r, 1));
                     asm.Vaddps(F(r, 2), F(r, 2), F(r, 3));
                     asm.Vaddps(F(r, 0), F(r, 0), F(r, 2));
-                    if (!l.Quads) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r), F(r, 0));
+                    asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r), F(r, 0));
                 }
                 else
                     for (int i = 0; i < 4; i++) asm.Vmovups(new Mem(Gpr.Rcx, outBytes * r + 64 * i), F(r, i));
-            }
-            if (l.Quads)
-            {
-                EmitQuad(asm);
-                asm.Vmovups(new Mem(Gpr.Rcx, 0), new Zmm(0));
             }
         }
         else
@@ -1092,7 +1046,7 @@ internal static unsafe class VnniGemv
     /// (g128+, per row) above the gate take the kernel with a 6 KB prefetch and 4 rows per pass (<see cref="Chosen"/>):
     /// S1 g128 hot and cold CPU time per call lower; 4-bit g32/g64 (permuted scales) still ran 0.55-0.72x ORT hot and
     /// 0.53-0.92x cold with the gate lifted, so they kept the managed loop (docs/benchmarks.md, session 10). Since
-    /// session 12 g64 streams too (<see cref="StreamingPermutedG64"/>, with <see cref="ScalePrefetchSlices"/>).
+    /// session 12 g64 streams too (with <see cref="ScalePrefetchSlices"/>).
     /// </remarks>
     public static nint Prepare(int bits, int batch, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int vectorBits, int outFeatures,
         bool symmetric = false)
@@ -1105,124 +1059,67 @@ internal static unsafe class VnniGemv
     /// <summary>
     /// The layout a batch-1 call of this weight runs (<see cref="Prepare"/> and <see cref="Run"/> agree through it), or
     /// null for the managed loop: 4-bit groups of a step or more above <see cref="CacheResidentBytes"/> stream with
-    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise with
-    /// <see cref="StreamingPermutedRows"/> (<see cref="StreamingPermutedG64"/>), g32 too when <see cref="StreamingPermuted"/>;
-    /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks, which (like every such
-    /// 8-bit weight) take the own-scale kernel (<see cref="OwnInt8Scales"/>) at any size. 4-bit g32/g64 with rows of
-    /// whole 16-group chunks take the 4-bit own-scale kernel (<see cref="OwnInt4Scales"/>, session 13): in cache, g64
-    /// above the gate (streaming), g32 above the gate too with <see cref="OwnInt4LargeG32"/> (default on).
+    /// <see cref="StreamingPrefetch"/> and <see cref="StreamingRows"/> rows per pass, 4-bit g64 likewise 1 row per pass;
+    /// 8-bit g32 keeps the managed loop unless symmetric with rows of whole 16-group chunks.
+    /// <para>Own scales (<see cref="Layout.OwnScales"/>; the knobs that switched them were retired in session 15, their
+    /// evidence here). Symmetric 8-bit weights whose rows are whole chunks of 16 groups (512 codes at g32, 1024 at g64,
+    /// 2048 at g128) take, at any size, the kernel that converts its own float16 scales and sums its own correction
+    /// lanes instead of <see cref="FusedInt8Dot.ScaleRows"/> per 16-row block (session 12: S1 1 thread g32 1.5x, g64
+    /// 1.06-1.13x, g128 1.02-1.09x). 4-bit g32/g64 with rows of whole 16-group chunks take the 4-bit own-scale kernel
+    /// with zero points (session 13: in-process A/B against ScaleRows / the managed loop, S1/S2, 1 thread CPU, hot
+    /// 1.2-1.9x, cold 1.1-1.3x), in cache and above the gate (g32 there before: the managed loop). 4-bit g128 above the
+    /// gate converts its own scales in the <see cref="StreamingRows"/>-row streaming kernel (session 13, the lead's 3 quiet
+    /// peers pairs: S1/S2 hot and cold no worse). Same bits as ScaleRows in every case (same float scales, same FMA chain).</para>
     /// </summary>
     private static Layout? Chosen(int bits, int groupSize, int groupsPerRow, int inFeatures, int rowBytes, int groupStride, int outFeatures,
         bool symmetric)
     {
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return null;
-        if (bits == 8 && symmetric && OwnInt8Scales && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 8 && symmetric && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
             return layout.Value with { Rows = 1, OwnScales = true, Sums = OwnInt8RowSums };
-        if (bits == 4 && OwnInt4Scales && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 4 && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
-            // 4-bit g128 (one group per step) with OwnInt4G128: the row's scales into the L1 buffer at its start, 1 row
-            // per pass also above the gate (instead of StreamingRows rows per pass).
-            // OwnInt4G128Rows: above the gate StreamingRows rows per pass (the streaming kernel's form), each pass
-            // converting its rows' scales before its loop; in cache only with OwnInt4G128 (1 row per pass).
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
+            // 4-bit g128 (one group per step): above the gate StreamingRows rows per pass (the streaming kernel's form),
+            // each pass converting its rows' scales before its loop (session 13); in cache only with OwnInt4G128 (the
+            // row's scales into the L1 buffer at its start, 1 row per pass), else the plain kernel and ScaleRows.
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) { if (OwnInt4G128) return own; }
-            else if (StreamingPrefetch != 0)
-            {
-                int rows = OwnInt4G128Rows ? StreamingRows : 1;
-                return own with { Prefetch = StreamingPrefetch, Rows = rows, Quads = OwnInt4QuadSums && own.Sums && rows == 4 };
-            }
+            else if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
         }
-        if (bits == 4 && OwnInt4Scales && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 4 && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
-            // 4-bit g32/g64 converting their own scales (and zero points): in cache always; above the gate g64 where it
-            // streams anyway (StreamingPermutedG64), g32 with OwnInt4LargeG32 (or StreamingPermuted); else as before.
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = OwnInt4RowSums };
+            // 4-bit g32/g64 converting their own scales (and zero points; session 13): in cache, and above the gate
+            // streaming (g32 there before: the managed loop).
+            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
             if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
-            if (StreamingPrefetch != 0 && (StreamingPermuted || (layout.Value.GroupsPerStep == 2 ? StreamingPermutedG64 : OwnInt4LargeG32)))
-                return own with { Prefetch = StreamingPrefetch };
+            if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch };
         }
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
         {
-            if (bits != 4 || layout.Value.Plan == Permuted && !(StreamingPermuted || StreamingPermutedG64 && layout.Value.GroupsPerStep == 2)
-                || StreamingPrefetch == 0) return null;
-            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? StreamingPermutedRows : StreamingRows };
+            // 4-bit g64 streams 1 row per pass with its scale prefetch in slices (ScalePrefetchSlices; session 12: 1.2x the
+            // managed loop hot, 1.1x cold); g32 keeps the managed loop (session 11's quiet peers: its cold rows lost).
+            if (bits != 4 || layout.Value.Plan == Permuted && layout.Value.GroupsPerStep != 2 || StreamingPrefetch == 0) return null;
+            layout = layout.Value with { Prefetch = StreamingPrefetch, Rows = layout.Value.Plan == Permuted ? 1 : StreamingRows };
         }
         return layout;
     }
 
     /// <summary>
-    /// 8-bit symmetric weights whose rows are whole chunks of 16 groups (In a multiple of 16 groups: 512 codes at g32,
-    /// 1024 at g64, 2048 at g128) take a kernel that converts its own float16 scales and sums its own zero-point
-    /// correction lanes, row by row inside the one pass over W (<see cref="Layout.OwnScales"/>), instead of
-    /// <see cref="FusedInt8Dot.ScaleRows"/> converting a 16-row block's scales into a float buffer before each call; 8-bit
-    /// g32 above <see cref="CacheResidentBytes"/> then takes the generated loop too (session 12). Same bits either way.
-    /// Default on; false: as before (A/B runs, `--gemv-own8 0|1`; setting it drops nothing: the layouts differ).
-    /// </summary>
-    internal static bool OwnInt8Scales { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt8Scales"/>: the 8-bit own-scale kernel adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
+    /// The 8-bit own-scale kernel (<see cref="Layout.OwnScales"/>) adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
     /// as <see cref="Run"/> did, and leaves one vector of lane sums and one of correction lanes per row
-    /// (<see cref="Layout.Sums"/>, <see cref="OwnInt4RowSums"/>' scheme, session 15): a hot 1-thread S1 int8 g128 call spent
+    /// (<see cref="Layout.Sums"/>, the 4-bit own layouts' scheme of session 14; session 15): a hot 1-thread S1 int8 g128 call spent
     /// 6.8% of its samples in Run against ~87% in the kernel. Same operations, same bits. Default off (an experiment for
     /// the lead's quiet runs; `--gemv-own8-sums 0|1`).
     /// </summary>
     internal static bool OwnInt8RowSums { get; set; }
 
     /// <summary>
-    /// 4-bit g32/g64 weights (permuted scales, symmetric or with zero points) whose rows are whole chunks of 16 groups
-    /// (In a multiple of 512 codes at g32, 1024 at g64) take the kernel that converts its own float16 scales and sums its
-    /// own zero-point correction lanes (<see cref="Layout.OwnScales"/>, <see cref="Layout.OwnZeros"/>; session 13), so
-    /// no <see cref="FusedInt8Dot.ScaleRows"/> and no per-block scale prefetch run for them: in cache, and above
-    /// <see cref="CacheResidentBytes"/> where they take the generated loop anyway (g64 with <see cref="StreamingPermutedG64"/>;
-    /// g32 with <see cref="OwnInt4LargeG32"/>). Same bits. In-process A/B against ScaleRows / the managed loop (S1/S2,
-    /// 1 thread, CPU time, load 10-16): hot 1.2-1.9x, cold 1.1-1.3x (docs/kernels.md, session 13). A knob for A/B runs
-    /// (`--gemv-own4 0|1`).
-    /// </summary>
-    internal static bool OwnInt4Scales { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt4Scales"/>: 4-bit g32 above <see cref="CacheResidentBytes"/> takes the own-scale generated
-    /// loop (with <see cref="StreamingPrefetch"/>) instead of the managed loop. A knob for A/B runs
-    /// (`--gemv-own4-large-g32 0|1`).
-    /// </summary>
-    internal static bool OwnInt4LargeG32 { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt4Scales"/>: 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) converts
-    /// its own scales and zero points too, each row's into the context's L1 buffer at its start (the 8-bit g64/g128
-    /// scheme), 1 row per pass in cache and above the gate. A knob for A/B runs (`--gemv-own4-g128 0|1`).
+    /// 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) in cache converts its own scales and zero
+    /// points too, each row's into the context's L1 buffer at its start (the 8-bit g64/g128 scheme), 1 row per pass
+    /// (above the gate g128 takes the multi-row own kernel anyway). A knob for A/B runs (`--gemv-own4-g128 0|1`).
     /// </summary>
     internal static bool OwnInt4G128 { get; set; } = false;
-
-    /// <summary>
-    /// With <see cref="OwnInt4Scales"/>: 4-bit g128 (StepFma, rows of whole 16-group chunks) above
-    /// <see cref="CacheResidentBytes"/> converts its own scales and zero points in the 4-row streaming kernel
-    /// (<see cref="StreamingRows"/> rows per pass, each pass's rows' scales into the context's rows buffer and their
-    /// correction lanes before the pass's loop), so no <see cref="FusedInt8Dot.ScaleRows"/> and no block scale prefetch.
-    /// Same bits. Default on since the lead's quiet peers pairs (session 13: S1 hot and cold, S2 hot and cold no worse
-    /// in any of 3 pairs); `--gemv-own4-g128-rows 0|1` for A/B runs.
-    /// </summary>
-    internal static bool OwnInt4G128Rows { get; set; } = true;
-
-    /// <summary>
-    /// 4-bit own-scale layouts (<see cref="OwnInt4Scales"/>, <see cref="OwnInt4G128Rows"/>) reduce each row's four
-    /// accumulators in the kernel, (f0 + f1) + (f2 + f3) as <see cref="Run"/> did, and leave one vector of lane sums
-    /// and one of correction lanes per row (<see cref="Layout.Sums"/>), which Run transposes and adds in place instead
-    /// of loading five vectors per row into two 16-row arrays first (session 14: Run was 11-13% of a hot S1 g128 call's
-    /// samples, 4.6% after; in-process A/B, 1 thread CPU, S1/S2 g32/g64/g128 hot and cold and 512x4096 in cache,
-    /// 1.01-1.14x). Same operations, same bits. Default on; a knob for A/B runs (`--gemv-own4-sums 0|1`).
-    /// </summary>
-    internal static bool OwnInt4RowSums { get; set; } = true;
-
-    /// <summary>
-    /// With <see cref="OwnInt4RowSums"/>: the 4-row g128 streaming kernel (<see cref="OwnInt4G128Rows"/>, 4 rows per pass)
-    /// also runs the first two levels of Run's transpose-sum for its pass's 4 rows (<see cref="Layout.Quads"/>) and
-    /// leaves one vector of sums and one of corrections per pass; Run finishes levels 3-4. Same operations, same bits.
-    /// A knob for A/B runs (`--gemv-own4-quads 0|1`).
-    /// </summary>
-    internal static bool OwnInt4QuadSums { get; set; }
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
@@ -1237,19 +1134,6 @@ internal static unsafe class VnniGemv
     private static int s_ownInt4PrefetchRows = 2;
 
     /// <summary>
-    /// 4-bit g32: <see cref="OwnInt4PrefetchRows"/> as one prefetch of the scales (and one of the zero points) per
-    /// 16-group chunk inside the loop instead of a burst at each row's start (default true; g64 keeps the burst). In-process
-    /// A/B (S1, 1 thread, CPU time, cold, 150 rounds): g32 asym 1.05-1.06x the burst in 4 runs, g64 asym 0.91-0.99x in 3,
-    /// hot equal. A benchmark knob (`--gemv-own4-prefetch-inloop 0|1`).
-    /// </summary>
-    internal static bool OwnInt4PrefetchInLoop
-    {
-        get => s_ownInt4PrefetchInLoop;
-        set { s_ownInt4PrefetchInLoop = value; DropKernels(); }
-    }
-    private static bool s_ownInt4PrefetchInLoop = true;
-
-    /// <summary>
     /// Rows ahead whose float16 scales an <see cref="Layout.OwnScales"/> kernel with the row buffer (g64, g128+)
     /// prefetches (prefetcht0) at each row's start (0: none). A benchmark knob; setting it drops the kernels made so far.
     /// </summary>
@@ -1260,20 +1144,8 @@ internal static unsafe class VnniGemv
     }
     private static int s_ownScalePrefetchRows = 2;
 
-    /// <summary>
-    /// <see cref="Layout.OwnScales"/> with permuted scales (8-bit g32): convert each 16-group chunk's scales into a
-    /// register inside the loop (true, default) rather than a row's into the float buffer before it. Same bits. A
-    /// benchmark knob; setting it drops the kernels made so far.
-    /// </summary>
-    internal static bool OwnScalesInLoop
-    {
-        get => s_ownScalesInLoop;
-        set { s_ownScalesInLoop = value; DropKernels(); }
-    }
-    private static bool s_ownScalesInLoop = true;
-
     private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
-        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma && (OwnInt4G128 || OwnInt4G128Rows))) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma)) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
         && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>
@@ -1288,53 +1160,16 @@ internal static unsafe class VnniGemv
     private static int s_streamingRows = 4;
 
     /// <summary>
-    /// 8-bit rows that start off a cache line take the kernel that loads whole lines (<see cref="Layout.Shift"/>);
-    /// false: the plain kernel (tests and A/B runs; same results either way).
-    /// </summary>
-    internal static bool ShiftedLoads { get; set; } = true;
-
-    /// <summary>
-    /// 4-bit rows that start off a cache line take the whole-line kernel too (<see cref="Layout.Shift"/>, one row per
-    /// pass; session 11); false: the plain kernel, as before (A/B runs; same results either way).
-    /// </summary>
-    internal static bool ShiftedNibbles { get; set; } = true;
-
-    /// <summary>
-    /// 4-bit g32/g64 (permuted scales) above <see cref="CacheResidentBytes"/> take the streaming generated loop (true)
-    /// instead of the managed one (false, default). Quiet `--peers` at the end of session 11, after the benchmark's
-    /// tier-0 fix: 3 alternating single-pairing runs gave S1 hot 0.60-0.79x -> 0.86-1.02x ORT with cold rows equal, but
-    /// the whole table with it on had S1 cold g32/g64 at 0.92x/0.96x (1.11x/1.18x before) and S2 hot unchanged: a hot
-    /// row may not be bought with its cold row, so it stays off. A knob for A/B runs (`--gemv-stream-permuted 1`).
-    /// Since session 13 g32 rows of whole 16-group chunks (every S1/S2 row) take the own-scale streaming loop above the
-    /// gate instead (<see cref="OwnInt4LargeG32"/>): in-process A/B 1.2-1.3x the managed loop cold, 1.5-1.9x hot.
-    /// </summary>
-    internal static bool StreamingPermuted { get; set; } = false;
-
-    /// <summary>
-    /// 4-bit g64 (two groups per step) above <see cref="CacheResidentBytes"/> take the streaming generated loop even with
-    /// <see cref="StreamingPermuted"/> off (default true since session 12): with the next block's scale prefetch spread
-    /// over the block's rows (<see cref="ScalePrefetchSlices"/>) it ran S1 g64 1.2x the managed loop hot and 1.1x cold
-    /// (in-process interleaved A/B, 1 thread, CPU time). g32 keeps the managed loop: 0.90-1.03x cold. False: as before.
-    /// </summary>
-    internal static bool StreamingPermutedG64 { get; set; } = true;
-
-    /// <summary>Rows per pass of <see cref="StreamingPermuted"/> layouts (1..<see cref="MaxRows"/>).</summary>
-    internal static int StreamingPermutedRows { get; set; } = 1;
-
-    /// <summary>
     /// Largest 8-bit g32 and 4-bit g32/g64 weight (bytes) the kernel takes (see <see cref="Prepare"/>); larger 4-bit
     /// weights with groups of a step or more take it with <see cref="StreamingPrefetch"/>.
     /// </summary>
     internal static long CacheResidentBytes { get; set; } = 4L << 20;
 
     /// <summary>
-    /// 8-bit weights: <see cref="PrefetchScales"/> for the next block before each kernel call (true) or not (false,
-    /// default since session 11: with weights in L3, a burst of 16-64 prefetcht0 per 16-row block ran S1 g32/g64/g128
-    /// products 5-30% slower; the next block's scales are read on demand by ScaleRows). A knob for A/B runs.
+    /// 4-bit weights: <see cref="PrefetchScales"/> for the next block before each kernel call (default true). A knob for
+    /// A/B runs. 8-bit weights never prefetch them (session 11: with weights in L3, a burst of 16-64 prefetcht0 per 16-row
+    /// block ran S1 g32/g64/g128 products 5-30% slower; the next block's scales are read on demand by ScaleRows).
     /// </summary>
-    internal static bool PrefetchInt8Scales { get; set; }
-
-    /// <summary>The same for weights of fewer than 8 bits (default true, as before session 11). A knob for A/B runs.</summary>
     internal static bool PrefetchLowBitScales { get; set; } = true;
 
     /// <summary>
@@ -1390,23 +1225,6 @@ internal static unsafe class VnniGemv
     }
 
     /// <summary>
-    /// Quad q (rows 4q..4q + 3) of a <see cref="Layout.Quads"/> block at level 2 (sums, corrections): as the 4-row kernel
-    /// left it in row 4q's slot when the quad was one of its passes (the first <paramref name="passRows"/> rows), else
-    /// made here from the rows' own vectors.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<float> Sums, Vector512<float> Corrections) QuadLevel2(float* lanes, int q, int passRows)
-    {
-        float* p = lanes + 32 * 4 * q;
-        return 4 * q + 4 <= passRows ? (Vector512.Load(p), Vector512.Load(p + 16)) : (QuadPairs(p), QuadPairs(p + 16));
-    }
-
-    /// <summary>Levels 1-2 of <see cref="FusedInt8Dot.TransposeSum(float*, int)"/> for the 4 row vectors at <paramref name="p"/>, 32 floats apart.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> QuadPairs(float* p) =>
-        FusedInt8Dot.Pairs(FusedInt8Dot.Pairs(Vector512.Load(p), Vector512.Load(p + 32)), FusedInt8Dot.Pairs(Vector512.Load(p + 64), Vector512.Load(p + 96)));
-
-    /// <summary>
     /// Output rows [start, end) of batch 1 with <see cref="FusedInt8Dot.Args.VnniKernel"/> from <see cref="Prepare"/>
     /// and code offset 0: y[r] = rowScale * (dot_r - correction_r), the correction the zero points folded through the
     /// activation's group sums.
@@ -1422,7 +1240,7 @@ internal static unsafe class VnniGemv
         // a.VnniKernel reads l.Rows rows per pass; a block's leftover rows take the 1-row kernel.
         // (OwnScales: the layout's own kernel, whatever Prepare was told about zero points.)
         delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void> kernel, single;
-        var memo = own && MemoizeKernels ? t_kernelMemo ??= new KernelMemo() : null;
+        var memo = own ? t_kernelMemo ??= new KernelMemo() : null;
         if (memo != null && memo.Version == Volatile.Read(ref s_kernelsVersion) && memo.Layout == l)
         {
             kernel = (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)memo.Kernel;
@@ -1432,7 +1250,7 @@ internal static unsafe class VnniGemv
         {
             int version = Volatile.Read(ref s_kernelsVersion);
             kernel = own ? Kernel(l) : (delegate* unmanaged[SuppressGCTransition]<byte*, sbyte*, float*, float*, byte*, long, void>)a.VnniKernel;
-            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1, Quads = false });
+            single = l.Rows == 1 ? kernel : Kernel(l with { Rows = 1 });
             if (memo != null && kernel != null && single != null)
             {
                 memo.Layout = l;
@@ -1441,11 +1259,12 @@ internal static unsafe class VnniGemv
                 memo.Version = version;
             }
         }
-        // 8 bits, rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one):
-        // the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
-        // the plain one. Loads that split two lines ran the loop 1.3-1.5x slower in L2 and 1.2x from L3.
+        // Rows of whole cache lines that start off a line (a managed array's codes: 16-48 bytes past one), read one per
+        // pass: the kernel that loads whole lines and joins them (see Layout.Shift); the aligned copy of a last row keeps
+        // the plain one. Loads that split two lines ran the 8-bit loop 1.3-1.5x slower in L2 and 1.2x from L3 (session
+        // 10); 4 bits since session 11.
         int misalign = (int)((nint)a.Packed & 63);
-        if (ShiftedLoads && (l.Bits == 8 || ShiftedNibbles) && l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
+        if (l.Rows == 1 && misalign != 0 && misalign % 4 == 0 && rowBytes % 64 == 0
             && (l.Plan != Permuted || 16 / l.GroupsPerStep % 2 == 0))
         {
             var shiftedKernel = Kernel(l with { Shift = misalign / 4 });
@@ -1498,23 +1317,8 @@ internal static unsafe class VnniGemv
                 {
                     // The kernel left per row its lane sums and correction lanes (32 floats): transposed in place. A
                     // partial block's rows past count hold stale floats; lane k of a transpose-sum reads row k only.
-                    Vector512<float> rowSums, correctionSums;
-                    if (l.Quads)
-                    {
-                        // Whole 4-row passes left levels 1-2 of the transpose in their first row's slot; the block's
-                        // last rows (the 1-row kernel's, or stale past count) are brought to that level here.
-                        var (s0, c0) = QuadLevel2(lanes, 0, ownPasses);
-                        var (s1, c1) = QuadLevel2(lanes, 1, ownPasses);
-                        var (s2, c2) = QuadLevel2(lanes, 2, ownPasses);
-                        var (s3, c3) = QuadLevel2(lanes, 3, ownPasses);
-                        rowSums = FusedInt8Dot.FinishTransposeSum(s0, s1, s2, s3);
-                        correctionSums = FusedInt8Dot.FinishTransposeSum(c0, c1, c2, c3);
-                    }
-                    else
-                    {
-                        rowSums = FusedInt8Dot.TransposeSum(lanes, 32);
-                        correctionSums = FusedInt8Dot.TransposeSum(lanes + 16, 32);
-                    }
+                    var rowSums = FusedInt8Dot.TransposeSum(lanes, 32);
+                    var correctionSums = FusedInt8Dot.TransposeSum(lanes + 16, 32);
                     var yb = (rowSums - (l.OwnZeros ? correctionSums : correctionSums * Vector512.Create((float)symmetricZero))) * rowScale;
                     if (count == BlockRows) yb.Store(a.Y + r0);
                     else
@@ -1544,7 +1348,7 @@ internal static unsafe class VnniGemv
             }
             // The block ScalePrefetchAhead blocks on (its rows [nextStart, nextStart + nextCount)).
             int nextStart = r0 + count + (ScalePrefetchAhead - 1) * block;
-            bool prefetchNext = (l.Bits == 8 ? PrefetchInt8Scales : PrefetchLowBitScales) && nextStart < end;
+            bool prefetchNext = l.Bits != 8 && PrefetchLowBitScales && nextStart < end;
             int nextCount = prefetchNext ? Math.Min(block, end - nextStart) : 0;
             byte* w = a.Packed + (nint)r0 * rowBytes;
             int direct = overrun && r0 + count == a.Out ? count - 1 : count;
