@@ -1109,10 +1109,11 @@ internal static unsafe class VnniGemv
     /// The 8-bit own-scale kernel (<see cref="Layout.OwnScales"/>) adds each row's accumulators itself, (f0 + f1) + (f2 + f3)
     /// as <see cref="Run"/> did, and leaves one vector of lane sums and one of correction lanes per row
     /// (<see cref="Layout.Sums"/>, the 4-bit own layouts' scheme of session 14; session 15): a hot 1-thread S1 int8 g128 call spent
-    /// 6.8% of its samples in Run against ~87% in the kernel. Same operations, same bits. Default off (an experiment for
-    /// the lead's quiet runs; `--gemv-own8-sums 0|1`).
+    /// 6.8% of its samples in Run against ~87% in the kernel. Same operations, same bits. Default on (`--gemv-own8-sums 0|1`):
+    /// 1-thread in-process pairs 1.04-1.15x on every int8 own-scale row, hot and cold, quartiles above 1; 2 threads hot
+    /// 1.030, cold 1.043 (docs/kernels.md, session 15, ws16/hot1).
     /// </summary>
-    internal static bool OwnInt8RowSums { get; set; }
+    internal static bool OwnInt8RowSums { get; set; } = true;
 
     /// <summary>
     /// 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) in cache converts its own scales and zero

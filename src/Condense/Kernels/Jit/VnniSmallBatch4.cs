@@ -180,7 +180,7 @@ internal static unsafe class VnniSmallBatch4
     /// Knob (env <c>CONDENSE_SB4_OWN=0</c>: off; only with <see cref="PipelinedBlocks"/>): paired kernels whose groups
     /// divide the 256-code step (g64, g128, g256) and whose rows are whole chunks of 16 groups convert their own float16
     /// scales and zero points and start their own accumulators (<see cref="EmitOwnScales"/>), as the batch-1 kernel
-    /// does (VnniGemv's OwnInt4Scales): the managed <see cref="BlockScales"/> and <see cref="StartCorrections"/> per
+    /// does (VnniGemv's own-scale kernels): the managed <see cref="BlockScales"/> and <see cref="StartCorrections"/> per
     /// block are gone. The same operations per output in the same order: the same bits.
     /// </summary>
     internal static bool OwnScales { get; set; } = Environment.GetEnvironmentVariable("CONDENSE_SB4_OWN") != "0";
