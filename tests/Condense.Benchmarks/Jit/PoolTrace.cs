@@ -9,7 +9,8 @@ namespace Condense.Benchmarks.Jit;
 /// call (times from the caller publishing the job, in us; p10 / p50 / p90 over the calls): when the caller and the worker
 /// start their first chunk, how many chunks each runs, their spans, how far apart their last chunks end (worker - caller),
 /// how long the caller takes to notice the end, the call inside the pool and the gap between calls (the serial work
-/// outside the pool: quantization, Run's set-up before For).
+/// outside the pool: quantization, Run's set-up before For), and the call in the pool over the calls in which both
+/// threads kept their cores ("both": the worker started within 5 us and the two ended within 5 us of each other).
 /// </summary>
 internal static class PoolTrace
 {
@@ -54,6 +55,12 @@ internal static class PoolTrace
             if (worker.Count > 0) Add("end skew w-c", (workerEnd - callerEnd) * us);
             Add("notice", (waited - Math.Max(callerEnd, workerEnd)) * us);
             Add("in pool", (waited - enter) * us);
+            // The calls in which the worker had its core: it started within 5 us of the job and ended within 5 us of the caller.
+            if (worker.Count > 0 && (worker.Min() - pub) * us < 5 && Math.Abs(workerEnd - callerEnd) * us < 5)
+            {
+                Add("both: in pool", (waited - enter) * us);
+                Add("both: c chunks", caller.Count);
+            }
             prevWaited = waited;
         }
         Console.WriteLine($"pool trace {label}: {calls.Count} calls; per call p10 / p50 / p90 (us, chunks)");
