@@ -35,8 +35,10 @@ internal static unsafe class Int8MatMul
     // 3.6 us on one thread (one chunk) and 4.3-4.6 us on two threads in 22 chunks of ~12 rows, 7.0 us when the caller
     // ran them all. With a floor, small weights get fewer, larger chunks, and the ones below two chunks stay on the
     // calling thread. Chunk boundaries do not change a row's result (rows are computed alone), so no bits change.
-    // Session 15 (ws16/hot2): an experiment, `--gemv-min-chunk-kib n` in the benchmarks.
-    internal static int MinChunkBytes { get; set; }
+    // Session 15 (ws16/hot2): an experiment, `--gemv-min-chunk-kib n` in the benchmarks, CONDENSE_GEMV_MIN_CHUNK_KIB=n
+    // at process start (for whole-model runs such as MiniLM's --speed).
+    internal static int MinChunkBytes { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_GEMV_MIN_CHUNK_KIB"), out int kib) && kib > 0 ? kib * 1024 : 0;
 
     private static int MinChunkRows(in PackedWeightView w) =>
         MinChunkBytes <= 0 ? 1 : (int)Math.Max(1, (MinChunkBytes + (long)w.RowBytes - 1) / w.RowBytes);
