@@ -86,6 +86,39 @@ public sealed unsafe class WorkerPool : IDisposable
 
     [ThreadStatic] private static bool t_insideBody;
 
+    // A timeline of the calls for the benchmarks (`--pool-trace n` in gemv-ab): off (null) by default, then each mark is
+    // one static read and a branch. On, every mark stores (Stopwatch timestamp, code) into the array: code = kind |
+    // thread << 4 (0 caller, 1 worker) | chunk << 8 | generation << 32. Marks past the array's end are dropped.
+    internal enum TraceKind { Enter = 0, Published = 1, WorkerSeen = 2, ChunkStart = 3, ChunkEnd = 4, Waited = 5 }
+    private static long[]? s_trace;
+    private static int s_traceNext;
+
+    /// <summary>Benchmark hook: starts a trace of up to <paramref name="marks"/> marks (0 stops tracing).</summary>
+    internal static void StartTrace(int marks)
+    {
+        s_trace = marks > 0 ? new long[2 * marks] : null;
+        s_traceNext = 0;
+    }
+
+    /// <summary>Benchmark hook: the marks so far, (timestamp, code) pairs; see <see cref="TraceKind"/>.</summary>
+    internal static long[] TraceMarks() => s_trace is { } t ? t.AsSpan(0, Math.Min(Volatile.Read(ref s_traceNext), t.Length)).ToArray() : [];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Mark(TraceKind kind, bool worker, int chunk, long generation)
+    {
+        if (s_trace is { } t) MarkSlow(t, kind, worker, chunk, generation);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void MarkSlow(long[] t, TraceKind kind, bool worker, int chunk, long generation)
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        int i = Interlocked.Add(ref s_traceNext, 2) - 2;
+        if (i + 1 >= t.Length) return;
+        t[i] = now;
+        t[i + 1] = (long)kind | (worker ? 1L << 4 : 0) | (long)(chunk & 0xFFFFFF) << 8 | generation << 32;
+    }
+
     private static readonly Lazy<WorkerPool> s_shared = new(() => new WorkerPool(Environment.ProcessorCount));
 
     /// <summary>The process-wide pool the kernels use (Environment.ProcessorCount threads including the caller).</summary>
@@ -137,11 +170,21 @@ public sealed unsafe class WorkerPool : IDisposable
     public void For<TBody>(int count, ref TBody body) where TBody : struct, IRangeBody => For(count, ref body, int.MaxValue);
 
     /// <summary>As <see cref="For{TBody}(int, ref TBody)"/>, with at most <paramref name="maxDegree"/> threads for this call.</summary>
-    public void For<TBody>(int count, ref TBody body, int maxDegree) where TBody : struct, IRangeBody
+    public void For<TBody>(int count, ref TBody body, int maxDegree) where TBody : struct, IRangeBody => For(count, ref body, maxDegree, 1);
+
+    /// <summary>
+    /// As <see cref="For{TBody}(int, ref TBody, int)"/>, with no chunk (piece) smaller than <paramref name="minChunk"/>
+    /// indices where the count allows: fewer chunks, and fewer threads when the count has fewer than two such chunks
+    /// (then the call runs inline). For callers whose indices are cheap (a hot GEMV on a small weight: each chunk pays a
+    /// claim and the kernel's set-up, ~0.15 us, against ~0.2 us of rows). Boundaries depend on (count, degree, minChunk)
+    /// only.
+    /// </summary>
+    internal void For<TBody>(int count, ref TBody body, int maxDegree, int minChunk) where TBody : struct, IRangeBody
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         if (count == 0) return;
-        int degree = Math.Min(Math.Min(MaxDegreeOfParallelism, maxDegree), count);
+        minChunk = Math.Max(1, minChunk);
+        int degree = Math.Min(Math.Min(MaxDegreeOfParallelism, maxDegree), count / minChunk);
         if (degree <= 1 || t_insideBody || _disposed || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
             RunInline(count, ref body);
@@ -150,10 +193,11 @@ public sealed unsafe class WorkerPool : IDisposable
 
         try
         {
+            if (s_trace is not null) Mark(TraceKind.Enter, false, 0, (Volatile.Read(ref _state) >> 32) + 1);
             EnsureWorkers(degree - 1);
             int perThread = ChunksPerThread;
-            int big = Math.Min(count, degree * perThread);
-            int pieces = big < degree * perThread ? 1 : Math.Min(TailPieces, count / big);
+            int big = Math.Min(count / minChunk, degree * perThread);
+            int pieces = big < degree * perThread ? 1 : (int)Math.Min(TailPieces, count / ((long)big * minChunk));
             int chunks = big + degree * (pieces - 1);
             _twoEnded = TwoEnded && chunks <= MaxTwoEndedChunks;
             _invoke = &Invoke<TBody>;
@@ -168,11 +212,13 @@ public sealed unsafe class WorkerPool : IDisposable
             long generation = (Volatile.Read(ref _state) >> 32) + 1;
             // Publishing the new generation (with chunk 0 unclaimed) releases the job fields written above.
             Interlocked.Exchange(ref _state, generation << 32);
+            Mark(TraceKind.Published, false, 0, generation);
             if (Volatile.Read(ref _sleepers) > 0)
                 lock (_gate) Monitor.PulseAll(_gate);
 
             Participate(generation, worker: false);
             WaitForChunks(chunks);
+            Mark(TraceKind.Waited, false, 0, generation);
             // Close the job before its fields are reused: a worker holding a stale view can no longer claim a chunk.
             Interlocked.Exchange(ref _state, (generation << 32) | int.MaxValue);
             _body = null;
@@ -297,6 +343,7 @@ public sealed unsafe class WorkerPool : IDisposable
             if (Interlocked.CompareExchange(ref _state, state + claim, state) != state) continue;
             var (start, end) = twoEnded ? TwoEndedRange(count, big, degree, pieces, chunk) : ChunkRange(count, big, degree, pieces, chunk);
             t_insideBody = true;
+            Mark(TraceKind.ChunkStart, worker, chunk, generation);
             try
             {
                 invoke(body, start, end);
@@ -308,6 +355,7 @@ public sealed unsafe class WorkerPool : IDisposable
             finally
             {
                 t_insideBody = false;
+                Mark(TraceKind.ChunkEnd, worker, chunk, generation);
                 // Reported per chunk, at once: a worker descheduled after its chunk then holds nothing back.
                 Interlocked.Increment(ref _done);
             }
@@ -364,6 +412,7 @@ public sealed unsafe class WorkerPool : IDisposable
             }
 
             seen = generation;
+            Mark(TraceKind.WorkerSeen, true, 0, generation);
             // Job fields were written before the generation was published; a stale read only fails the claim CAS.
             Participate(generation, worker: true);
         }

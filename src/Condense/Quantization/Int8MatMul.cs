@@ -30,6 +30,19 @@ internal static unsafe class Int8MatMul
 {
     private const long SerialWork = 1 << 16;
 
+    // Batch 1 on the pool: the fewest bytes of packed codes per chunk (0: no floor, the pool's 8 chunks per thread and
+    // 4 pieces). A hot call on a small weight spends more on its chunks than on its rows: 256 x 1024 8-bit, hot, was
+    // 3.6 us on one thread (one chunk) and 4.3-4.6 us on two threads in 22 chunks of ~12 rows, 7.0 us when the caller
+    // ran them all. With a floor, small weights get fewer, larger chunks, and the ones below two chunks stay on the
+    // calling thread. Chunk boundaries do not change a row's result (rows are computed alone), so no bits change.
+    // Session 15 (ws16/hot2): an experiment, `--gemv-min-chunk-kib n` in the benchmarks, CONDENSE_GEMV_MIN_CHUNK_KIB=n
+    // at process start (for whole-model runs such as MiniLM's --speed).
+    internal static int MinChunkBytes { get; set; } =
+        int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_GEMV_MIN_CHUNK_KIB"), out int kib) && kib > 0 ? kib * 1024 : 0;
+
+    private static int MinChunkRows(in PackedWeightView w) =>
+        MinChunkBytes <= 0 ? 1 : (int)Math.Max(1, (MinChunkBytes + (long)w.RowBytes - 1) / w.RowBytes);
+
     [ThreadStatic] private static byte[]? t_scratch;
 
     /// <summary>Runs the product; false (y untouched) when an input row holds a NaN or infinity.</summary>
@@ -126,11 +139,11 @@ internal static unsafe class Int8MatMul
                         if (lowBit != 0)
                         {
                             var lowBitBody = new LowBitBody { Args = args with { VnniKernel = lowBit } };
-                            WorkerPool.Shared.For(w.Out, ref lowBitBody, degree);
+                            WorkerPool.Shared.For(w.Out, ref lowBitBody, degree, MinChunkRows(w));
                             return true;
                         }
                         var fusedBody = new FusedBody { Args = args };
-                        WorkerPool.Shared.For(w.Out, ref fusedBody, degree);
+                        WorkerPool.Shared.For(w.Out, ref fusedBody, degree, MinChunkRows(w));
                         return true;
                     }
                     // Batches: the tile layout is built once here, not by every chunk of rows.

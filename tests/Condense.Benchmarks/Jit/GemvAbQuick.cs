@@ -15,7 +15,7 @@ namespace Condense.Benchmarks.Jit;
 /// machine or a VM whose memory speed drifts disturbs both sides alike. Prints per side the median time per call
 /// (process CPU time with one thread; wall time with <c>--two</c>, the 2-thread pool) and the median of the paired
 /// per-round ratios A/B (&gt; 1: B faster). Options: <c>--shape OUTxIN</c> (4096x4096), <c>--rounds n</c> (40),
-/// <c>--calls n</c> (calls per side per round, 8), <c>--modes hot,cold</c>.
+/// <c>--calls n</c> (calls per side per round, 8), <c>--modes hot,cold</c>, <c>--pool-trace n</c> (then n traced hot calls per side, see PoolTrace).
 /// </summary>
 public static class GemvAbQuick
 {
@@ -79,6 +79,20 @@ public static class GemvAbQuick
                 }
                 Console.WriteLine($"{(cold ? "cold" : "hot "),-5} A {Median(times[0]) * 1e6,8:F1} us  B {Median(times[1]) * 1e6,8:F1} us  "
                     + $"A/B paired median {Median(ratios):F3} (quartiles {Quantile(ratios, 0.25):F3}-{Quantile(ratios, 0.75):F3})");
+            }
+
+            // --pool-trace n: n hot calls per side with the pool's timeline marks on (PoolTrace).
+            if (Option(args, "--pool-trace") is { } traceCalls)
+            {
+                for (int s = 0; s < 2; s++)
+                {
+                    Quiet(() => GemvKnobs.Apply(sides[s]));
+                    for (int i = 0; i < 20; i++) Call(set.Copies[0]);
+                    int n = int.Parse(traceCalls, CultureInfo.InvariantCulture);
+                    PoolTrace.Start(n * 200);
+                    for (int i = 0; i < n; i++) Call(set.Copies[0]);
+                    PoolTrace.Print(s == 0 ? "A" : "B");
+                }
             }
 
             void Call(IWeightStorage w) => ((GroupQuantizedWeight)w).MatMulTransposed(x, y, batch, ActivationPrecision.Int8);

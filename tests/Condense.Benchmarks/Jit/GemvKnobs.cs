@@ -23,9 +23,11 @@ namespace Condense.Benchmarks.Jit;
 /// <item>Own-scale layouts (rows of whole 16-group chunks): <c>--gemv-own8-prefetch n</c> (8-bit g64+: float16 scales n rows
 /// ahead, default 2), <c>--gemv-own4-prefetch n</c> (4 bits: scales and zero points n rows ahead, default 2),
 /// <c>--gemv-own4-g128 0|1</c> (4-bit g128 in cache on the 1-row own kernel, default 0), <c>--gemv-own8-sums 0|1</c> (8-bit
-/// own kernels add each row's accumulators themselves, default 0).</item>
+/// own kernels add each row's accumulators themselves, default 1).</item>
 /// <item>WorkerPool: <c>--gemv-two-ended 0|1</c> (the caller claims chunks from the start, workers from the end, default 1),
-/// <c>--gemv-chunks n</c> (chunks per thread, default 8), <c>--gemv-pieces n</c> (pieces where the claims meet, default 4).</item>
+/// <c>--gemv-chunks n</c> (chunks per thread, default 8), <c>--gemv-pieces n</c> (pieces where the claims meet, default 4),
+/// <c>--gemv-min-chunk-kib n</c> (batch 1 on the pool: chunks of at least n KiB of codes, fewer threads below two such
+/// chunks; 0 = no floor).</item>
 /// </list>
 /// Retired in session 15 (defaults inlined; docs/kernels.md "Retired knobs of VnniGemv.cs"): <c>--gemv-shifted-loads</c>,
 /// <c>--gemv-shifted-nibbles</c>, <c>--gemv-stream-permuted[-rows|-g64]</c>, <c>--gemv-int8-scale-prefetch</c>,
@@ -138,6 +140,8 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnInt8RowSums").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-chunks");
         if (i >= 0) typeof(WorkerPool).GetProperty("ChunksPerThread", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
+        i = Array.IndexOf(args, "--gemv-min-chunk-kib");
+        if (i >= 0) typeof(WorkerPool).Assembly.GetType("Condense.Quantization.Int8MatMul")!.GetProperty("MinChunkBytes", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]) * 1024);
         i = Array.IndexOf(args, "--gemv-pieces");
         if (i >= 0) typeof(WorkerPool).GetProperty("TailPieces", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, int.Parse(args[i + 1]));
         // Batch 2-15, 4-bit (VnniSmallBatch4): --gemv-sb4-tree-min n (fewest tile rows whose own-scale kernels add their own

@@ -258,6 +258,65 @@ public class WorkerPoolTests
         }
     }
 
+    private unsafe struct RangeLogBody : IRangeBody
+    {
+        public int* Hits;
+        public System.Collections.Concurrent.ConcurrentBag<(int Start, int End, int Thread)> Ranges;
+
+        public readonly void Invoke(int start, int end)
+        {
+            Ranges.Add((start, end, Environment.CurrentManagedThreadId));
+            for (int i = start; i < end; i++) Interlocked.Increment(ref Hits[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(256, 2, 64, false)]
+    [InlineData(256, 2, 64, true)]
+    [InlineData(255, 2, 128, true)] // below two chunks: inline
+    [InlineData(257, 2, 128, true)]
+    [InlineData(4096, 2, 32, true)] // S1 8-bit at 128 KiB: the default split
+    [InlineData(1000, 3, 7, false)]
+    [InlineData(11008, 2, 512, true)]
+    [InlineData(50, 2, 100, false)]
+    public unsafe void A_minimum_chunk_gives_no_smaller_chunk_and_runs_every_index_once(int count, int degree, int minChunk, bool twoEnded)
+    {
+        using var knobs = KernelKnobs.Save();
+        WorkerPool.TwoEnded = twoEnded;
+        using var pool = new WorkerPool(degree);
+        var hits = new int[count];
+        for (int round = 0; round < 20; round++)
+        {
+            Array.Clear(hits);
+            var ranges = new System.Collections.Concurrent.ConcurrentBag<(int Start, int End, int Thread)>();
+            fixed (int* h = hits)
+            {
+                var body = new RangeLogBody { Hits = h, Ranges = ranges };
+                pool.For(count, ref body, int.MaxValue, minChunk);
+            }
+            Assert.All(hits, h => Assert.Equal(1, h));
+            if (count < 2 * minChunk)
+            {
+                // Fewer than two chunks' worth: one range on the calling thread.
+                Assert.Equal((0, count, Environment.CurrentManagedThreadId), Assert.Single(ranges));
+                continue;
+            }
+            Assert.All(ranges, r => Assert.True(r.End - r.Start >= minChunk, $"chunk [{r.Start}, {r.End}) of {count} is below {minChunk}"));
+            Assert.InRange(ranges.Count, 2, count / minChunk);
+            if (minChunk * 16 * degree <= count)
+            {
+                // Room for the default split: the same chunks as without a minimum.
+                var plain = new System.Collections.Concurrent.ConcurrentBag<(int Start, int End, int Thread)>();
+                fixed (int* h = hits)
+                {
+                    var body = new RangeLogBody { Hits = h, Ranges = plain };
+                    pool.For(count, ref body, int.MaxValue);
+                }
+                Assert.Equal(plain.Select(r => (r.Start, r.End)).Order(), ranges.Select(r => (r.Start, r.End)).Order());
+            }
+        }
+    }
+
     [Fact]
     public async Task Concurrent_callers_from_several_threads_all_complete_correctly()
     {

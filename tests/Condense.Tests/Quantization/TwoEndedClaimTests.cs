@@ -36,4 +36,38 @@ public class TwoEndedClaimTests
                 Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
                     $"{bits}-bit g{group} [{outF}, {inF}] batch {batch} output {r}: {results[0].Route} {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
     }
+
+    [Theory]
+    [InlineData(8, 128, true, 53, 1024)]
+    [InlineData(8, 32, true, 300, 512)]
+    [InlineData(8, 64, false, 97, 640)]
+    [InlineData(4, 128, false, 130, 2048)]
+    [InlineData(4, 64, false, 35, 4096)]
+    [InlineData(4, 32, true, 1031, 512)]
+    [InlineData(4, 128, true, 19, 6144)]
+    [InlineData(2, 64, false, 261, 1024)]
+    public void Batch_1_products_carry_the_same_bits_with_a_minimum_chunk_at_1_and_2_threads(int bits, int group, bool sym, int outF, int inF)
+    {
+        // Int8MatMul.MinChunkBytes changes the chunk boundaries of batch-1 calls and sends small weights to one thread;
+        // every output row is computed alone, so the bits may not change and every row must be written.
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(7 * group + outF + inF), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)(inF + 3 * outF), inF);
+        using var knobs = KernelKnobs.Save();
+        var results = new List<(string Route, float[] Y)>();
+        foreach (int threads in new[] { 1, 2 })
+            foreach (int minBytes in new[] { 0, 1024, 8192, 65536, 1 << 20 })
+            {
+                Int8MatMul.MinChunkBytes = minBytes;
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                var y = new float[outF];
+                Array.Fill(y, float.NaN);
+                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                results.Add(($"{threads} threads, min chunk {minBytes} B", y));
+            }
+        for (int i = 1; i < results.Count; i++)
+            for (int r = 0; r < outF; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
+                    $"{bits}-bit g{group} [{outF}, {inF}] output {r}: {results[0].Route} {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+        Assert.DoesNotContain(results[0].Y, float.IsNaN);
+    }
 }
