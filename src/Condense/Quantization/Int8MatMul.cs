@@ -35,10 +35,12 @@ internal static unsafe class Int8MatMul
     // 3.6 us on one thread (one chunk) and 4.3-4.6 us on two threads in 22 chunks of ~12 rows, 7.0 us when the caller
     // ran them all. With a floor, small weights get fewer, larger chunks, and the ones below two chunks stay on the
     // calling thread. Chunk boundaries do not change a row's result (rows are computed alone), so no bits change.
-    // Session 15 (ws16/hot2): an experiment, `--gemv-min-chunk-kib n` in the benchmarks, CONDENSE_GEMV_MIN_CHUNK_KIB=n
-    // at process start (for whole-model runs such as MiniLM's --speed).
+    // Session 15 (ws16/hot2): default 128 KiB; `--gemv-min-chunk-kib n` in the benchmarks, CONDENSE_GEMV_MIN_CHUNK_KIB=n
+    // at process start (0: no floor). 2 threads, hot, int4 g64 (paired in one process, the lead): 256 x 1024 1.53x,
+    // 384 x 1536 1.37x, 1536 x 384 1.19x, 1024 x 2048 1.13x; 2048 x 2048 and 512 x 4096 hot and cold 1.01-1.08x; the S1
+    // and S2 splits are the same as without the floor.
     internal static int MinChunkBytes { get; set; } =
-        int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_GEMV_MIN_CHUNK_KIB"), out int kib) && kib > 0 ? kib * 1024 : 0;
+        int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_GEMV_MIN_CHUNK_KIB"), out int kib) && kib >= 0 ? kib * 1024 : 128 * 1024;
 
     private static int MinChunkRows(in PackedWeightView w) =>
         MinChunkBytes <= 0 ? 1 : (int)Math.Max(1, (MinChunkBytes + (long)w.RowBytes - 1) / w.RowBytes);
