@@ -149,7 +149,7 @@ public static class GemvKnobs
         // variant: 2 prefetcht0 6 KB ahead, the default; 6 / 7 / 8 / 9: 8 / 7 / 10 / 9 KB; see VnniSmallBatch4.PrefetchVariant),
         // --gemv-sb4-pf4 n (the variant of tiles of 4+ rows, -1: the same as --gemv-sb4-pf; default 9), --gemv-sb4-rows n
         // (at most n weight rows per kernel call, 0: RowsPerCall), --gemv-sb4-shared-rows n (rows per call of tiles of at most
-        // --gemv-sb4-shared-m rows, default 2, on more than one thread; 0: off, the default).
+        // --gemv-sb4-shared-m rows, default 2, on more than one thread; default 1, 0: RowsPerCall).
         i = Array.IndexOf(args, "--gemv-sb4-tree-min");
         if (i >= 0) SmallBatch4("LaneTreeMinRows").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-sb4-pf");

@@ -417,6 +417,7 @@ public class VnniSmallBatch4Tests
             ("pf 8 KB", () => VnniSmallBatch4.PrefetchVariant = 6),
             ("pf4 6 KB", () => VnniSmallBatch4.PrefetchVariantWide = -1),
             ("shared rows 1", () => { VnniSmallBatch4.SharedSmallTileRows = 1; VnniSmallBatch4.SharedSmallTileMaxRows = 3; }),
+            ("shared rows off", () => VnniSmallBatch4.SharedSmallTileRows = 0),
             ("all", () =>
             {
                 VnniSmallBatch4.PrefetchVariant = 6;
@@ -428,7 +429,7 @@ public class VnniSmallBatch4Tests
         {
             VnniSmallBatch4.PrefetchVariant = 2;
             VnniSmallBatch4.PrefetchVariantWide = 9;
-            VnniSmallBatch4.SharedSmallTileRows = 0;
+            VnniSmallBatch4.SharedSmallTileRows = 1;
             VnniSmallBatch4.SharedSmallTileMaxRows = 2;
         }
         Run(() =>

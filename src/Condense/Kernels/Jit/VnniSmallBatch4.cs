@@ -201,13 +201,15 @@ internal static unsafe class VnniSmallBatch4
     internal static int TileCap { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_TILE"), out int tc) ? tc : MaxTile;
 
     /// <summary>
-    /// Experiment knob (env <c>CONDENSE_SB4_SHARED_R</c>, default 0 = <see cref="RowsPerCall"/>): weight rows per kernel
-    /// call for tiles of at most <see cref="SharedSmallTileMaxRows"/> batch rows when the product runs on more than one
-    /// thread. Session 15 (cold S2, b2, in-process pairs): 1 row per call ran 1.13-1.15x faster than 3 at 2 threads (wall)
-    /// and 0.97x at one thread (CPU time); b4 and b8 lost with it. Rows per call change no value (each output's
-    /// operations depend only on its weight row and batch row).
+    /// Knob (env <c>CONDENSE_SB4_SHARED_R</c>, default 1; 0 = <see cref="RowsPerCall"/>): weight rows per kernel call for
+    /// tiles of at most <see cref="SharedSmallTileMaxRows"/> batch rows when the product runs on more than one thread.
+    /// Session 15 (cold S2, b2, in-process pairs): 1 row per call ran 1.13-1.15x faster than 3 at 2 threads (wall) and
+    /// 0.97x at one thread (CPU time, where it does not apply); b4 and b8 lost with it. The lead's quiet target runs
+    /// (int4-g64 S2, 2 threads, 3 alternating pairs, load 1.7-2.2): b2 1.25 / 1.28 / 1.25x -> 1.09 / 1.11 / 1.11x of
+    /// batch 1, b4 and b8 unchanged. Rows per call change no value (each output's operations depend only on its weight
+    /// row and batch row).
     /// </summary>
-    internal static int SharedSmallTileRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_SHARED_R"), out int sr) ? sr : 0;
+    internal static int SharedSmallTileRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_SHARED_R"), out int sr) ? sr : 1;
 
     /// <summary>Most tile rows <see cref="SharedSmallTileRows"/> applies to (env <c>CONDENSE_SB4_SHARED_M</c>, default 2).</summary>
     internal static int SharedSmallTileMaxRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_SHARED_M"), out int sm) ? sm : 2;
