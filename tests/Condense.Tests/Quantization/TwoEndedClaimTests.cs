@@ -55,7 +55,7 @@ public class TwoEndedClaimTests
         using var knobs = KernelKnobs.Save();
         var results = new List<(string Route, float[] Y)>();
         foreach (int threads in new[] { 1, 2 })
-            foreach (int minBytes in new[] { 0, 1024, 8192, 65536, 1 << 20 })
+            foreach (int minBytes in new[] { 0, 1024, 8192, 65536, 128 * 1024, 1 << 20 })
             {
                 Int8MatMul.MinChunkBytes = minBytes;
                 WorkerPool.Shared.MaxDegreeOfParallelism = threads;
