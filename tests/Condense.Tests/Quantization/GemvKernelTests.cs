@@ -287,9 +287,7 @@ public class GemvKernelTests
                     WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    for (int r = 0; r < outF; r++)
-                        Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                            $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {slices} slices, {ahead} ahead, l2 {l2}, {call} rows per call, {threads} threads: managed {expected[r]:R}, streaming {y[r]:R}");
+                    SameBits.Equal(expected, y, r => $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {slices} slices, {ahead} ahead, l2 {l2}, {call} rows per call, {threads} threads, streaming against managed");
                 }
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => VnniGemv.ScalePrefetchSlices = 0);

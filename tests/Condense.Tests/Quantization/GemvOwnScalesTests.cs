@@ -60,10 +60,8 @@ public class GemvOwnScalesTests
         VnniGemv.OwnInt8RowSums = true;
         WorkerPool.Shared.MaxDegreeOfParallelism = 2;
         Int8Reference.AssertMatches(q, x, 1, $"own scales g{group} In {inF}");
-        for (int r = 1; r < results.Count; r++)
-            for (int i = 0; i < outF; i++)
-                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[i]) == BitConverter.SingleToInt32Bits(results[r].Y[i]),
-                    $"g{group} In {inF}: {results[r].Name}: output {i} {results[r].Y[i]} vs {results[0].Y[i]} ({results[0].Name})");
+        foreach (var (name, y) in results.Skip(1))
+            SameBits.Equal(results[0].Y, y, i => $"g{group} In {inF}: {name}: output {i} against {results[0].Name}");
     }
 
     [Theory]
@@ -153,9 +151,7 @@ public class GemvOwnScalesTests
                     Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
                     var y = new float[outF];
                     q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                    for (int r = 0; r < outF; r++)
-                        Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                            $"g128 {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {rows} rows per pass, scales {ahead} passes ahead, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                    SameBits.Equal(expected, y, r => $"g128 {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, {rows} rows per pass, scales {ahead} passes ahead, {threads} threads, generated against managed");
                 }
         VnniGemv.StreamingRows = savedRows;
         VnniGemv.OwnInt4PrefetchRows = savedAhead;
@@ -207,9 +203,7 @@ public class GemvOwnScalesTests
                 WorkerPool.Shared.MaxDegreeOfParallelism = threads;
                 var y = new float[outF];
                 q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                for (int r = 0; r < outF; r++)
-                    Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                        $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                SameBits.Equal(expected, y, r => $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, {threads} threads, generated against managed");
             }
         VnniGemv.CacheResidentBytes = savedGate;
         WorkerPool.Shared.MaxDegreeOfParallelism = 2;
@@ -281,9 +275,7 @@ public class GemvOwnScalesTests
                             Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
                             var y = new float[outF];
                             q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
-                            for (int r = 0; r < outF; r++)
-                                Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(y[r]),
-                                    $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, {rows} rows, hint {hint}, {threads} threads: managed {expected[r]:R}, generated {y[r]:R}");
+                            SameBits.Equal(expected, y, r => $"g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}, gate {gate}, {rows} rows, hint {hint}, {threads} threads, generated against managed");
                         }
         VnniGemv.CacheResidentBytes = savedGate;
         VnniGemv.StreamingPrefetchHint = savedHint;

@@ -447,9 +447,7 @@ public class VnniSmallBatch4Tests
                         set();
                         var y = new float[batch * outF];
                         q.MatMulTransposed(x.AsSpan(0, batch * inF), y, batch, ActivationPrecision.Int8);
-                        for (int i = 0; i < y.Length; i++)
-                            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(y[i]),
-                                $"g{group} in {inF} out {outF} batch {batch} threads {threads} {name} [{i}]: {expected[i]} vs {y[i]}");
+                        SameBits.Equal(expected, y, i => $"g{group} in {inF} out {outF} batch {batch} threads {threads} {name} [{i}]");
                     }
                     if (threads == 1) Int8Reference.AssertMatches(q, x.AsSpan(0, batch * inF).ToArray(), batch, $"g{group} batch {batch}");
                 }
