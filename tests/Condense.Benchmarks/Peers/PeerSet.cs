@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Condense.Benchmarks.Cases;
 using Condense.Benchmarks.Harness;
 using Condense.Nn;
@@ -190,8 +191,15 @@ internal sealed class PeerSet : IDisposable
                 foreach (var copy in _condense.Copies) CallCondense(copy, buf);
     }
 
-    /// <summary>One round: each row's Condense calls and ORT calls, the order alternating by round so neither side always goes first.</summary>
-    public void TimeRound(IReadOnlyList<PeerRow> rows, int round, double budgetSeconds)
+    /// <summary>
+    /// One round: each row's Condense calls and ORT calls, the order alternating by round so neither side always goes
+    /// first. A hot row's side first runs untimed calls for <paramref name="warmSeconds"/>: a hot row follows a cold one
+    /// (hundreds of MiB streamed through the caches), and without them both sides' per-call times fell for the whole
+    /// timed window (session 16, per-call dumps of S1 int4 g32 hot: ORT 150 -> 88 us, Condense 140 -> 70 us over 60
+    /// calls; the round medians then differed by 2x, the spread column's ~2). After 60 ms both are flat (ORT 82 us,
+    /// Condense 60 us) and the spread is 1.02-1.06. The same warm-up on both sides.
+    /// </summary>
+    public void TimeRound(IReadOnlyList<PeerRow> rows, int round, double budgetSeconds, double warmSeconds)
     {
         foreach (var row in rows)
         {
@@ -207,7 +215,13 @@ internal sealed class PeerSet : IDisposable
                 bool ortTurn = (side + round) % 2 == 1;
                 // Both pools spin for a moment after a call; let the other side's workers park before timing this side.
                 Thread.Sleep(20);
-                var times = Timing.Sample(ortTurn ? ort : condense, null, 3, 60, budgetSeconds);
+                var call = ortTurn ? ort : condense;
+                if (!row.Cold && warmSeconds > 0)
+                {
+                    long until = Stopwatch.GetTimestamp() + (long)(warmSeconds * Stopwatch.Frequency);
+                    do call(); while (Stopwatch.GetTimestamp() < until);
+                }
+                var times = Timing.Sample(call, null, 3, 60, budgetSeconds);
                 (ortTurn ? row.OrtTimes : row.CondenseTimes).AddRange(times);
                 (ortTurn ? row.OrtRoundMedians : row.CondenseRoundMedians).Add(Timing.Median(times));
             }

@@ -18,6 +18,7 @@ namespace Condense.Benchmarks.Peers;
 ///                                         unless the reference check rejects every one and passes the real layouts
 ///   options: --only w1,w2 (pairings whose name contains a word, e.g. int4-g64,acc0,dqmm,fp32)   --shapes S1,S2
 ///            --batches 1,16,128   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, per side, row and round)   --csv path
+///            --warm-ms n (60: untimed calls per side of a hot row before its timed ones; see PeerSet.TimeRound)
 ///            --cpu-time (1 thread each, both on the calling thread, timed in its CPU time: compute per core on a loaded machine)
 /// </code>
 /// </summary>
@@ -28,6 +29,7 @@ internal static class PeersMode
         int rounds = int.Parse(Option(args, "--rounds") ?? "3", CultureInfo.InvariantCulture);
         long coldBytes = long.Parse(Option(args, "--cold-mib") ?? "512", CultureInfo.InvariantCulture) << 20;
         double budget = double.Parse(Option(args, "--budget-ms") ?? "80", CultureInfo.InvariantCulture) / 1e3;
+        double warm = double.Parse(Option(args, "--warm-ms") ?? "60", CultureInfo.InvariantCulture) / 1e3;
         string? csv = Option(args, "--csv");
         string[]? only = Option(args, "--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries);
         var shapes = (Option(args, "--shapes") ?? "S1,S2").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Shape.Parse).ToList();
@@ -57,7 +59,7 @@ internal static class PeersMode
                           $"{string.Join(", ", shapes.Select(s => s.Label))}; batch {string.Join(", ", batches)} (batch 1 cold + hot, others cold)");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
         Console.WriteLine($"load    : {loadStart} (/proc/loadavg at start)");
-        Console.WriteLine($"method  : {rounds} rounds; per row and round, Condense and ORT each >= 3 calls / {budget * 1e3:0} ms, order alternating by round; " +
+        Console.WriteLine($"method  : {rounds} rounds; per row and round, Condense and ORT each >= 3 calls / {budget * 1e3:0} ms, order alternating by round; hot rows after {warm * 1e3:0} ms of untimed calls per side; " +
                           $"cold = rotation over >= {coldBytes >> 20} MiB of copies on both sides (ORT: one session per copy); " +
                           "ORT: one global intra-op pool of 2 threads, sequential, all graph optimizations, IOBinding on pre-allocated buffers");
 
@@ -90,7 +92,7 @@ internal static class PeersMode
                     {
                         Console.Error.Write($"\r  {spec.Name} {shape.Id}: round {round + 1}/{rounds}{"",-30}");
                         GC.Collect();
-                        set.TimeRound(specRows, round, budget);
+                        set.TimeRound(specRows, round, budget, warm);
                     }
                     rows.AddRange(specRows);
                 }
