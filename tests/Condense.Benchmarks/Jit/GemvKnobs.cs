@@ -22,7 +22,7 @@ namespace Condense.Benchmarks.Jit;
 /// (blocks ahead, default 1), <c>--gemv-scale-prefetch-l2 0|1</c> (prefetcht1).</item>
 /// <item>Own-scale layouts (rows of whole 16-group chunks): <c>--gemv-own8-prefetch n</c> (8-bit g64+: float16 scales n rows
 /// ahead, default 2), <c>--gemv-own4-prefetch n</c> (4 bits: scales and zero points n rows ahead, default 2),
-/// <c>--gemv-own4-g128 0|1</c> (4-bit g128 in cache on the 1-row own kernel, default 0), <c>--gemv-own8-sums 0|1</c> (8-bit
+/// <c>--gemv-own8-sums 0|1</c> (8-bit
 /// own kernels add each row's accumulators themselves, default 1).</item>
 /// <item>WorkerPool: <c>--gemv-two-ended 0|1</c> (the caller claims chunks from the start, workers from the end, default 1),
 /// <c>--gemv-chunks n</c> (chunks per thread, default 8), <c>--gemv-pieces n</c> (pieces where the claims meet, default 4),
@@ -33,7 +33,7 @@ namespace Condense.Benchmarks.Jit;
 /// <c>--gemv-shifted-nibbles</c>, <c>--gemv-stream-permuted[-rows|-g64]</c>, <c>--gemv-int8-scale-prefetch</c>,
 /// <c>--gemv-lean8</c>, <c>--gemv-own8</c>, <c>--gemv-own8-inloop</c>, <c>--gemv-own4</c>, <c>--gemv-own4-large-g32</c>,
 /// <c>--gemv-own4-g128-rows</c>, <c>--gemv-own4-sums</c>, <c>--gemv-own4-quads</c>, <c>--gemv-own4-prefetch-inloop</c>,
-/// <c>--gemv-memo</c>.
+/// <c>--gemv-memo</c>; in session 16: <c>--gemv-own4-g128</c> (4-bit g128 in cache always converts its own scales).
 /// </summary>
 public static class GemvKnobs
 {
@@ -130,8 +130,6 @@ public static class GemvKnobs
         if (i >= 0) Property("OwnScalePrefetchRows").SetValue(null, int.Parse(args[i + 1]));
         i = Array.IndexOf(args, "--gemv-own4-prefetch");
         if (i >= 0) Property("OwnInt4PrefetchRows").SetValue(null, int.Parse(args[i + 1]));
-        i = Array.IndexOf(args, "--gemv-own4-g128");
-        if (i >= 0) Property("OwnInt4G128").SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-two-ended");
         if (i >= 0) typeof(WorkerPool).GetProperty("TwoEnded", BindingFlags.Static | BindingFlags.NonPublic)!.SetValue(null, args[i + 1] != "0");
         i = Array.IndexOf(args, "--gemv-stream-hint");

@@ -132,7 +132,6 @@ public class GemvOwnScalesTests
         var layout = VnniGemv.LayoutFor(4, group, gpr, inF, inF / 2, (gpr + 15) & ~15)!.Value;
         using var knobs = KernelKnobs.Save();
         int savedRows = VnniGemv.StreamingRows, savedAhead = VnniGemv.OwnInt4PrefetchRows;
-        VnniGemv.OwnInt4G128 = false;
         VnniGemv.Enabled = false;
         WorkerPool.Shared.MaxDegreeOfParallelism = 1;
         var expected = new float[outF];
@@ -169,7 +168,7 @@ public class GemvOwnScalesTests
         data.Add(64, false, 53, 1024);   // 16 groups: one chunk of 8 steps
         data.Add(64, true, 17, 3072);    // 48 groups
         data.Add(64, false, 41, 2048);
-        data.Add(128, false, 37, 2048);  // g128 (OwnInt4G128): one group per step, 16 groups, the row buffer
+        data.Add(128, false, 37, 2048);  // g128: one group per step, 16 groups, the row buffer
         data.Add(128, true, 19, 6144);   // 48 groups
         return data;
     }
@@ -187,7 +186,6 @@ public class GemvOwnScalesTests
         var own = layout with { Rows = 1, OwnScales = true, OwnZeros = !sym, Sums = true };
         using var knobs = KernelKnobs.Save();
         long savedGate = VnniGemv.CacheResidentBytes;
-        VnniGemv.OwnInt4G128 = true;
         Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(4, 1, group, gpr, inF, inF / 2, (gpr + 15) & ~15, 512, outF, symmetric: sym));
 
         VnniGemv.Enabled = false;
@@ -252,7 +250,6 @@ public class GemvOwnScalesTests
         using var knobs = KernelKnobs.Save();
         long savedGate = VnniGemv.CacheResidentBytes;
         int savedRows = VnniGemv.StreamingRows, savedHint = VnniGemv.StreamingPrefetchHint;
-        VnniGemv.OwnInt4G128 = true;   // g128 in cache: the 1-row own kernel
         VnniGemv.Enabled = false;
         WorkerPool.Shared.MaxDegreeOfParallelism = 1;
         var expected = new float[outF];

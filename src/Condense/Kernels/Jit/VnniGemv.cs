@@ -1081,11 +1081,13 @@ internal static unsafe class VnniGemv
         if (bits == 4 && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
             // 4-bit g128 (one group per step): above the gate StreamingRows rows per pass (the streaming kernel's form),
-            // each pass converting its rows' scales before its loop (session 13); in cache only with OwnInt4G128 (the
-            // row's scales into the L1 buffer at its start, 1 row per pass), else the plain kernel and ScaleRows.
+            // each pass converting its rows' scales before its loop (session 13); in cache 1 row per pass, each row's
+            // scales into the context's L1 buffer at its start (the 8-bit g64/g128 scheme; session 16, against the
+            // plain kernel and ScaleRows: in-process A/B, 1024x2048 / 2048x2048 / 512x4096 hot 1.13-1.21x on 1 thread
+            // and 1.10-1.13x on 2, cold 0.97-1.17x, 384x1536 and 1536x384 1.00x).
             var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
-            if ((long)rowBytes * outFeatures <= CacheResidentBytes) { if (OwnInt4G128) return own; }
-            else if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
+            if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
+            if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
         }
         if (bits == 4 && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
         {
@@ -1115,12 +1117,6 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static bool OwnInt8RowSums { get; set; } = true;
 
-    /// <summary>
-    /// 4-bit g128 (one group per 128-code step, rows of whole 16-group chunks) in cache converts its own scales and zero
-    /// points too, each row's into the context's L1 buffer at its start (the 8-bit g64/g128 scheme), 1 row per pass
-    /// (above the gate g128 takes the multi-row own kernel anyway). A knob for A/B runs (`--gemv-own4-g128 0|1`).
-    /// </summary>
-    internal static bool OwnInt4G128 { get; set; } = false;
 
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
