@@ -213,8 +213,8 @@ internal sealed class PeerSet : IDisposable
             for (int side = 0; side < 2; side++)
             {
                 bool ortTurn = (side + round) % 2 == 1;
-                // Both pools spin for a moment after a call; let the other side's workers park before timing this side.
-                Thread.Sleep(20);
+                // Both pools spin after a call: wait until the other side's workers have parked before timing this side.
+                WaitForIdle();
                 var call = ortTurn ? ort : condense;
                 if (!row.Cold && warmSeconds > 0)
                 {
@@ -225,6 +225,26 @@ internal sealed class PeerSet : IDisposable
                 (ortTurn ? row.OrtTimes : row.CondenseTimes).AddRange(times);
                 (ortTurn ? row.OrtRoundMedians : row.CondenseRoundMedians).Add(Timing.Median(times));
             }
+        }
+    }
+
+    /// <summary>
+    /// Sleeps in 5 ms slices until one slice costs the process under 0.5 ms of CPU (every pool thread parked), at least
+    /// 20 ms and at most 250 ms. Session 16: ORT's intra-op worker spins ~30 ms after its last call (process CPU per
+    /// 10 ms slice after ORT's side: 8-14 ms for three slices, then 0; after Condense's side, whose workers spin 1 ms:
+    /// 0-2 ms), so the fixed 20 ms pause before it started Condense's timed calls with ORT's worker still spinning on
+    /// one of the two cores: calls shorter than that window ran on one core (fp32 384x384 batch 4: 10.0 us against 5.1 us
+    /// with ORT's spinning off). ORT's side did not suffer the same, as Condense's workers park within 1 ms.
+    /// </summary>
+    internal static void WaitForIdle()
+    {
+        Thread.Sleep(20);
+        long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 4;
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            double cpu = Timing.ProcessSeconds();
+            Thread.Sleep(5);
+            if (Timing.ProcessSeconds() - cpu < 0.5e-3) return;
         }
     }
 

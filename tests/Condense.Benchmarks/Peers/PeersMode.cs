@@ -59,7 +59,7 @@ internal static class PeersMode
                           $"{string.Join(", ", shapes.Select(s => s.Label))}; batch {string.Join(", ", batches)} (batch 1 cold + hot, others cold)");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
         Console.WriteLine($"load    : {loadStart} (/proc/loadavg at start)");
-        Console.WriteLine($"method  : {rounds} rounds; per row and round, Condense and ORT each >= 3 calls / {budget * 1e3:0} ms, order alternating by round; hot rows after {warm * 1e3:0} ms of untimed calls per side; " +
+        Console.WriteLine($"method  : {rounds} rounds; per row and round, Condense and ORT each >= 3 calls / {budget * 1e3:0} ms, order alternating by round; each side after the other's pool threads parked (a 5 ms slice under 0.5 ms of process CPU); hot rows after {warm * 1e3:0} ms of untimed calls per side; " +
                           $"cold = rotation over >= {coldBytes >> 20} MiB of copies on both sides (ORT: one session per copy); " +
                           "ORT: one global intra-op pool of 2 threads, sequential, all graph optimizations, IOBinding on pre-allocated buffers");
 
