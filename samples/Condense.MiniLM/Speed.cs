@@ -126,6 +126,7 @@ public static class SpeedMode
             {
                 int r = round % 2 == 0 ? step : runtimes.Length - 1 - step;
                 var encode = runtimes[r].Encode;
+                WaitForIdle(process);
                 process.Refresh();
                 var cpu = process.TotalProcessorTime;
                 var pause = GC.GetTotalPauseDuration();
@@ -295,6 +296,25 @@ public static class SpeedMode
     {
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>
+    /// Waits (at least 20 ms, at most 250 ms) until a 5 ms slice costs the process under 0.5 ms of CPU: the previous
+    /// runtime's pool threads have parked. ONNX Runtime's intra-op worker spins ~30 ms after its last call, so without
+    /// this the runtime timed right after it shared a core with that worker (and its processor time counted ORT's spin).
+    /// </summary>
+    private static void WaitForIdle(Process process)
+    {
+        Thread.Sleep(20);
+        var deadline = Stopwatch.StartNew();
+        while (deadline.ElapsedMilliseconds < 250)
+        {
+            process.Refresh();
+            var before = process.TotalProcessorTime;
+            Thread.Sleep(5);
+            process.Refresh();
+            if ((process.TotalProcessorTime - before).TotalMilliseconds < 0.5) return;
+        }
     }
 
     private static string LoadAverage()
