@@ -96,8 +96,8 @@ internal static class GeneratorQuick
     /// hits every row alike: generator, analyzer and the full run (min over rounds, wall clock), the full run's process
     /// CPU time (all threads; less sensitive to neighbours than wall time), the no-op analyzer's time (the binding Roslyn
     /// does for any analyzer on class declarations, nullable analysis included: in a flat class of 10,000 initialized
-    /// fields it grew 15x for 10x the layers in session 16, most of the analyzer's own growth), microseconds per layer, and the growth of
-    /// the per-layer time from the smallest size (1.0 = linear). Target: the full run linear in the layer count, i.e.
+    /// fields it grew 15x for 10x the layers in session 16, most of the analyzer's own growth), microseconds per layer,
+    /// and the growth of the per-layer time from the smallest size (1.0 = linear). Target: the full run linear in the layer count, i.e.
     /// the per-layer time at each larger size within 1.5x of that at the smallest (issue 13).
     /// </summary>
     public static bool Scale(IReadOnlyList<int> sizes)

@@ -1117,7 +1117,6 @@ internal static unsafe class VnniGemv
     /// </summary>
     internal static bool OwnInt8RowSums { get; set; } = true;
 
-
     /// <summary>
     /// Rows ahead whose float16 scales and zero points a 4-bit <see cref="Layout.OwnScales"/> kernel prefetches
     /// (prefetcht0) at each row's start, in streaming layouts (above the gate; negative: in every 4-bit own layout);
