@@ -32,9 +32,7 @@ public class TwoEndedClaimTests
                 results.Add(($"{threads} threads, {(twoEnded ? "two" : "one")}-ended", y));
             }
         for (int i = 1; i < results.Count; i++)
-            for (int r = 0; r < batch * outF; r++)
-                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
-                    $"{bits}-bit g{group} [{outF}, {inF}] batch {batch} output {r}: {results[0].Route} {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+            SameBits.Equal(results[0].Y, results[i].Y, r => $"{bits}-bit g{group} [{outF}, {inF}] batch {batch} output {r}: {results[0].Route} (expected) against {results[i].Route}");
     }
 
     [Theory]
@@ -65,9 +63,7 @@ public class TwoEndedClaimTests
                 results.Add(($"{threads} threads, min chunk {minBytes} B", y));
             }
         for (int i = 1; i < results.Count; i++)
-            for (int r = 0; r < outF; r++)
-                Assert.True(BitConverter.SingleToInt32Bits(results[0].Y[r]) == BitConverter.SingleToInt32Bits(results[i].Y[r]),
-                    $"{bits}-bit g{group} [{outF}, {inF}] output {r}: {results[0].Route} {results[0].Y[r]:R}, {results[i].Route} {results[i].Y[r]:R}");
+            SameBits.Equal(results[0].Y, results[i].Y, r => $"{bits}-bit g{group} [{outF}, {inF}] output {r}: {results[0].Route} (expected) against {results[i].Route}");
         Assert.DoesNotContain(results[0].Y, float.IsNaN);
     }
 }
