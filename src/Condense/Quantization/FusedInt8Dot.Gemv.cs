@@ -332,8 +332,8 @@ internal static unsafe partial class FusedInt8Dot
     /// Why: per row, ScaleRow's loop set-up, its horizontal sum and, for rows of fewer than 16 groups (MiniLM's 384
     /// inputs: 3-12 groups), one scalar float16 conversion per group were a large part of a short row's time. Here
     /// the 16 rows' lane sums are reduced together by one transpose-add (<see cref="TransposeSum(float*, int)"/>, the tree of
-    /// Vector512.Sum) and the groups of a row's last partial 16 are converted as one contiguous vector stream over
-    /// all the block's rows (their products then added row by row in the scalar loop's order). Work: <see cref="ScaleRowsWork"/> floats at <paramref name="work"/> (64-byte aligned).
+    /// Vector512.Sum) and, when a row ends in a partial chunk of 16, the block's scales are converted as one contiguous
+    /// vector stream over all its rows (each row's last chunk then masked to its groups, ScaleRow's zero-padded chunk). Work: <see cref="ScaleRowsWork"/> floats at <paramref name="work"/> (64-byte aligned).
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void ScaleRows(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, int stride, float* groupSums,
@@ -385,7 +385,8 @@ internal static unsafe partial class FusedInt8Dot
             return;
         }
 
-        // A partial last chunk: the block's scales (and zero-point products) as one contiguous stream of count x gpr.
+        // A partial last chunk: the block's scales (and zero-point products) as one contiguous stream of count x gpr,
+        // then per row its whole chunks and the last one with the lanes past the row's groups zero (ScaleRow's chain).
         int n = count * gpr;
         float* conv = work + ScaleBlock * 16;
         float* terms = zeros == null ? conv : conv + ScaleBlock * ((gpr + 15) & ~15);
@@ -402,24 +403,22 @@ internal static unsafe partial class FusedInt8Dot
             conv[i] = s;
             if (zeros != null) terms[i] = s * (zeros[i] - offset);
         }
+        // The last chunk's lanes [rest, 16) read the next row's terms (or the buffer's unused end) and the padding of the
+        // group sums: both are masked to +0, as ScaleRow's zero-padded chunk gives.
+        var inRow = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(rest)).AsSingle();
+        var lastSums = Vector512.ConditionalSelect(inRow, Vector512.Load(groupSums + 16 * chunks), Vector512<float>.Zero);
         for (int k = 0; k < count; k++)
         {
             Buffer.MemoryCopy(conv + (nint)k * gpr, sf + (nint)k * stride, 4L * gpr, 4L * gpr);
+            float* t = terms + (nint)k * gpr;
             var a = Vector512<float>.Zero;
             for (int c = 0; c < chunks; c++)
-                a = Vector512.FusedMultiplyAdd(Vector512.Load(terms + (nint)k * gpr + 16 * c), Vector512.Load(groupSums + 16 * c), a);
-            acc[k] = a;
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(t + 16 * c), Vector512.Load(groupSums + 16 * c), a);
+            acc[k] = Vector512.FusedMultiplyAdd(Vector512.ConditionalSelect(inRow, Vector512.Load(t + 16 * chunks), Vector512<float>.Zero), lastSums, a);
         }
         for (int k = count; k < ScaleBlock; k++) acc[k] = Vector512<float>.Zero;
-        TransposeSum(acc).Store(corrections);
-        // ScaleRow's scalar tail, row by row in group order (a multiply, then an add: no fused rounding).
-        for (int k = 0; k < count; k++)
-        {
-            float sum = corrections[k];
-            float* t = terms + (nint)k * gpr;
-            for (int g = 16 * chunks; g < gpr; g++) sum += t[g] * groupSums[g];
-            corrections[k] = zeros == null ? symmetricTerm * sum : sum;
-        }
+        var rowSums = TransposeSum(acc);
+        (zeros == null ? rowSums * Vector512.Create((float)symmetricTerm) : rowSums).Store(corrections);
     }
 
     /// <summary>
@@ -475,10 +474,15 @@ internal static unsafe partial class FusedInt8Dot
     /// Converts one row's scales to float32 into <paramref name="sf"/> and returns its zero-point correction
     /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
     /// </summary>
+    /// <remarks>
+    /// The sum's order: lane l of one vector chain takes the groups l, l + 16, ... by fma, then Vector512.Sum. A last
+    /// chunk of fewer than 16 groups is the same vector step with its missing lanes zero (scale, zero point and group
+    /// sum), so every group takes the same path and a generated kernel can make the same bits with one masked load per
+    /// chunk (since session 17; before, the tail groups were added one by one after the sum).
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float ScaleRow(Half* scales, byte* zeros, int symmetricTerm, int offset, float* sf, float* groupSums, int count)
     {
-        int g = 0;
         // float16 to float32 without AVX-512: (h & 0x7FFF) << 13 read as float, times 2^112, is exact for normal and
         // subnormal halves; the sign bit moves to bit 31 (symmetric scales may be negative). AVX-512: HalvesToSingle.
         var magic = Vector512.Create(5.192297e33f);
@@ -487,33 +491,51 @@ internal static unsafe partial class FusedInt8Dot
         var off = Vector512.Create(offset);
         var acc = Vector512<float>.Zero;
         bool avx512 = Avx512F.IsSupported;
-        for (; g + 16 <= count; g += 16)
+        // The last partial chunk's halves, zero points and group sums, zero-padded to a whole chunk.
+        short* th = stackalloc short[16];
+        byte* tz = stackalloc byte[16];
+        float* tq = stackalloc float[16];
+        for (int g = 0; g < count; g += 16)
         {
+            int n = Math.Min(16, count - g);
+            short* h = (short*)scales + g;
+            byte* z = zeros == null ? null : zeros + g;
+            float* q = groupSums + g;
+            if (n < 16)
+            {
+                new Span<short>(th, 16).Clear();
+                new Span<byte>(tz, 16).Clear();
+                new Span<float>(tq, 16).Clear();
+                new ReadOnlySpan<short>(h, n).CopyTo(new Span<short>(th, n));
+                if (z != null) new ReadOnlySpan<byte>(z, n).CopyTo(new Span<byte>(tz, n));
+                new ReadOnlySpan<float>(q, n).CopyTo(new Span<float>(tq, n));
+                h = th;
+                z = z == null ? null : tz;
+                q = tq;
+            }
             Vector512<float> s;
-            if (avx512) s = HalvesToSingle((short*)scales + g);
+            if (avx512) s = HalvesToSingle(h);
             else
             {
-                var h = Vector512.WidenLower(Vector256.Load((ushort*)scales + g).ToVector512Unsafe());
-                s = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
+                var hv = Vector512.WidenLower(Vector256.Load((ushort*)h).ToVector512Unsafe());
+                s = (((hv & mask) << 13) | ((hv & sign) << 16)).AsSingle() * magic;
             }
-            s.Store(sf + g);
-            var q = Vector512.Load(groupSums + g);
-            if (zeros == null) acc = Vector512.FusedMultiplyAdd(s, q, acc);
+            if (n == 16) s.Store(sf + g);
+            else
+                for (int i = 0; i < n; i++) sf[g + i] = s.GetElement(i);
+            if (z == null) acc = Vector512.FusedMultiplyAdd(s, Vector512.Load(q), acc);
             else
             {
                 var zb = avx512
-                    ? Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + g))
-                    : Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(zeros + g).ToVector256Unsafe().ToVector512Unsafe())).AsInt32();
-                acc = Vector512.FusedMultiplyAdd(s * Vector512.ConvertToSingle(zb - off), q, acc);
+                    ? Avx512F.ConvertToVector512Int32(Vector128.Load(z))
+                    : Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(z).ToVector256Unsafe().ToVector512Unsafe())).AsInt32();
+                var t = s * Vector512.ConvertToSingle(zb - off);
+                // Missing lanes' terms are +0 whatever the offset (0 x -offset would be -0), as ScaleRows masks them.
+                if (n < 16) t = Vector512.ConditionalSelect(Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n)).AsSingle(), t, Vector512<float>.Zero);
+                acc = Vector512.FusedMultiplyAdd(t, Vector512.Load(q), acc);
             }
         }
         float sum = Vector512.Sum(acc);
-        for (; g < count; g++)
-        {
-            float s = (float)scales[g];
-            sf[g] = s;
-            sum += zeros == null ? s * groupSums[g] : s * (zeros[g] - offset) * groupSums[g];
-        }
         return zeros == null ? symmetricTerm * sum : sum;
     }
 }

@@ -19,6 +19,7 @@ namespace Condense.Benchmarks.Peers;
 ///   options: --only w1,w2 (pairings whose name contains a word, e.g. int4-g64,acc0,dqmm,fp32)   --shapes S1,S2
 ///            --batches 1,16,128   --rounds n (3)   --cold-mib n (512)   --budget-ms n (80, per side, row and round)   --csv path
 ///            --warm-ms n (60: untimed calls per side of a hot row before its timed ones; see PeerSet.TimeRound)
+///            --hot-all (every batch cold + hot, not batch 1 only: small weights that stay in cache between calls)
 ///            --cpu-time (1 thread each, both on the calling thread, timed in its CPU time: compute per core on a loaded machine)
 /// </code>
 /// </summary>
@@ -43,6 +44,7 @@ internal static class PeersMode
         }
 
         bool cpuTime = args.Contains("--cpu-time");
+        bool hotAll = args.Contains("--hot-all");
         s_threads = cpuTime ? 1 : 2;
         if (cpuTime)
         {
@@ -56,7 +58,7 @@ internal static class PeersMode
         if (args.Contains("--self-check")) return SelfCheck(options);
 
         Console.WriteLine($"Condense vs ONNX Runtime {env.GetVersionString()} (CPU, MLAS), same codes, {s_threads} thread(s) each{(cpuTime ? ", timed in the calling thread's CPU time" : "")}: " +
-                          $"{string.Join(", ", shapes.Select(s => s.Label))}; batch {string.Join(", ", batches)} (batch 1 cold + hot, others cold)");
+                          $"{string.Join(", ", shapes.Select(s => s.Label))}; batch {string.Join(", ", batches)} (batch 1{(hotAll ? " and every other batch" : "")} cold + hot{(hotAll ? "" : ", others cold")})");
         foreach (var line in MachineInfo.Lines()) Console.WriteLine(line);
         Console.WriteLine($"load    : {loadStart} (/proc/loadavg at start)");
         Console.WriteLine($"method  : {rounds} rounds; per row and round, Condense and ORT each >= 3 calls / {budget * 1e3:0} ms, order alternating by round; each side after the other's pool threads parked (a 5 ms slice under 0.5 ms of process CPU); hot rows after {warm * 1e3:0} ms of untimed calls per side; " +
@@ -76,8 +78,8 @@ internal static class PeersMode
                     using var set = new PeerSet(spec, shape, dense, coldBytes, options, batches, m => Console.Error.Write($"\r  {m,-70}"));
                     foreach (int batch in batches)
                     {
-                        if (batch == 1) specRows.Add(NewRow(spec, set, shape, batch, cold: true));
-                        specRows.Add(NewRow(spec, set, shape, batch, cold: batch != 1));
+                        if (batch == 1 || hotAll) specRows.Add(NewRow(spec, set, shape, batch, cold: true));
+                        specRows.Add(NewRow(spec, set, shape, batch, cold: batch != 1 && !hotAll));
                     }
                     Console.Error.Write($"\r  {spec.Name} {shape.Id}: checking against the float64 reference{"",-20}");
                     var found = set.Check(specRows);
