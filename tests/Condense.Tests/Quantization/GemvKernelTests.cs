@@ -326,11 +326,12 @@ public class GemvKernelTests
         Assert.True(Prefetches(streaming with { Prefetch = VnniGemv.StreamingPrefetch, Rows = 4 }) == 16, "4 rows per pass: a prefetcht0 before each row's load");
         Assert.Equal(0, Prefetches(streaming));                                           // in cache: none
         // At the gate (4 MiB) the weight is in cache: g128 rows of whole 16-group chunks take the 1-row own-scale kernel
-        // (session 16), without the streaming prefetch; rows of 33 groups the plain kernel, without it too.
+        // (session 16), without the streaming prefetch; rows of 33 groups too, their last chunk masked (session 17).
         Assert.True(VnniGemv.Prepare(4, 1, 128, 32, 4096, 2048, 32, 512, 2048) == (nint)VnniGemv.Kernel(streaming with { OwnScales = true, OwnZeros = true, Sums = true }),
             "a 4 MiB g128 weight takes the in-cache own-scale kernel without prefetch");
-        Assert.True(VnniGemv.Prepare(4, 1, 128, 33, 4224, 2112, 48, 512, 1985) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(4, 128, 33, 4224, 2112, 48)!.Value),
-            "a 4-bit weight in cache whose rows are not whole chunks keeps the plain kernel without prefetch");
+        Assert.True(VnniGemv.Prepare(4, 1, 128, 33, 4224, 2112, 48, 512, 1985) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(4, 128, 33, 4224, 2112, 48)!.Value
+                with { ScaleStride = 33, OwnScales = true, OwnZeros = true, Sums = true }),
+            "a 4-bit weight in cache whose rows end in a partial chunk takes the own-scale kernel without prefetch");
         Assert.True(VnniGemv.Prepare(8, 1, 128, 32, 4096, 4096, 32, 512, 4096) == (nint)VnniGemv.Kernel(VnniGemv.LayoutFor(8, 128, 32, 4096, 4096, 32)!.Value),
             "8-bit layouts keep their kernel (no streaming prefetch)");
         VnniGemv.StreamingPrefetch = 0;                                                       // the knob: the earlier gate

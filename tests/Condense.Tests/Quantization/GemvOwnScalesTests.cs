@@ -10,8 +10,9 @@ namespace Condense.Tests.Quantization;
 /// 15): symmetric 8-bit weights whose rows are whole chunks of 16 groups give the same bits in every variant (scale
 /// prefetch, row sums) at every plan (g32 permuted, in the loop; g64 one step per group; g128/g256 grouped), at 1 and 2
 /// threads, a partial last block of rows included, within the reference's rounding; weights it does not take
-/// (asymmetric, rows not whole 16-group chunks) keep the ScaleRows kernel; and 8-bit g32 above the cache gate takes the
-/// generated loop only when symmetric. The 4-bit own-scale kernels (session 13/14) give the managed loop's bits.
+/// (asymmetric) keep the ScaleRows kernel; and 8-bit g32 above the cache gate takes the generated loop only when
+/// symmetric. The 4-bit own-scale kernels (session 13/14) give the managed loop's bits. Since session 17 rows that end in
+/// a partial 16-group chunk take the own-scale kernels in cache, with the same bits.
 /// </summary>
 public class GemvOwnScalesTests
 {
@@ -65,7 +66,6 @@ public class GemvOwnScalesTests
     }
 
     [Theory]
-    [InlineData(32, 1088, true)]    // 34 groups: not whole 16-group chunks
     [InlineData(64, 1024, false)]   // asymmetric: zero points
     [InlineData(32, 1024, false)]
     public unsafe void Weights_the_kernel_does_not_take_keep_the_ScaleRows_kernel(int group, int inF, bool symmetric)
@@ -321,5 +321,70 @@ public class GemvOwnScalesTests
             a.Vshufps(new Zmm(dst), new Zmm(a0), new Zmm(b0), imm);
             Assert.Equal(bytes, string.Join(' ', a.ToArray().Select(b => b.ToString("x2"))));
         }
+    }
+    public static TheoryData<int, int, bool, int, int> PartialChunkShapes()
+    {
+        var data = new TheoryData<int, int, bool, int, int>();
+        // bits, group, symmetric, Out, In: rows whose last 16-group chunk is partial
+        data.Add(4, 32, false, 53, 384);   // MiniLM's In: 12 groups, blocks of 16, 16, 16, 5 rows
+        data.Add(4, 64, false, 37, 384);   // 6 groups
+        data.Add(4, 64, true, 19, 768);    // 12 groups
+        data.Add(4, 128, false, 53, 384);  // g128 (the row buffer): 3 groups
+        data.Add(4, 128, true, 29, 1152);  // 9 groups
+        data.Add(4, 32, true, 17, 1152);   // 36 groups: two whole chunks and 4 groups
+        data.Add(4, 64, false, 21, 2304);  // 36 groups
+        data.Add(8, 32, true, 53, 384);    // 8 bits (symmetric): g32 permuted, 12 groups
+        data.Add(8, 64, true, 37, 384);    // one step per group, 6 groups
+        data.Add(8, 128, true, 19, 384);   // 2 steps per group, 3 groups
+        data.Add(8, 32, true, 17, 1088);   // 34 groups
+        data.Add(8, 64, true, 29, 1088);   // 17 groups
+        return data;
+    }
+
+    /// <summary>
+    /// Session 17: rows ending in a partial 16-group chunk (In 384 at g32/g64/g128, ...) take the 1-row own-scale kernels
+    /// in cache, their last chunk's scales and zero points loaded under a mask. 4 bits give the managed loop's bits; both
+    /// widths give the same bits at 1 and 2 threads as the ScaleRows kernel that runs them above the cache gate (8-bit
+    /// g32: 1 and 2 threads only), and match the reference.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(PartialChunkShapes))]
+    public unsafe void Rows_ending_in_a_partial_chunk_take_the_own_scale_kernel_in_cache_with_the_same_bits(int bits, int group, bool sym, int outF, int inF)
+    {
+        if (!VnniGemv.IsSupported) return;
+        var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(bits * 1000 + group * 31 + inF + outF), outF * inF), outF, inF, new QuantizationScheme(bits, group, sym));
+        var x = QuantTestData.Gaussian((ulong)inF + 23, inF);
+        int gpr = inF / group, rowBytes = inF * bits / 8, stride = (gpr + 15) & ~15;
+        var own = VnniGemv.LayoutFor(bits, group, gpr, inF, rowBytes, stride)!.Value
+            with { Rows = 1, ScaleStride = gpr, OwnScales = true, OwnZeros = bits == 4 && !sym, Sums = bits == 4 || VnniGemv.OwnInt8RowSums };
+        Assert.Equal((nint)VnniGemv.Kernel(own), VnniGemv.Prepare(bits, 1, group, gpr, inF, rowBytes, stride, 512, outF, symmetric: sym));
+        using var knobs = KernelKnobs.Save();
+        long savedGate = VnniGemv.CacheResidentBytes;
+        var runs = new List<(string Name, float[] Y)>();
+        if (bits == 4)
+        {
+            VnniGemv.Enabled = false;
+            WorkerPool.Shared.MaxDegreeOfParallelism = 1;
+            var managed = new float[outF];
+            q.MatMulTransposed(x, managed, 1, ActivationPrecision.Int8);
+            runs.Add(("the managed loop", managed));
+            VnniGemv.Enabled = true;
+        }
+        // The gate as configured (in cache: the own kernel), then 1 KiB (above it: ScaleRows and the plain kernel; 8-bit g32
+        // there runs the managed loop, which sums in another order, so the reference bounds it instead).
+        foreach (long gate in bits == 8 && group == 32 ? new[] { savedGate } : new[] { savedGate, 1024L })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                VnniGemv.CacheResidentBytes = gate;
+                WorkerPool.Shared.MaxDegreeOfParallelism = threads;
+                var y = new float[outF];
+                q.MatMulTransposed(x, y, 1, ActivationPrecision.Int8);
+                runs.Add(($"gate {gate}, {threads} threads", y));
+            }
+        VnniGemv.CacheResidentBytes = savedGate;
+        foreach (var (name, y) in runs.Skip(1))
+            SameBits.Equal(runs[0].Y, y, r => $"{bits}-bit g{group} {(sym ? "sym" : "asym")} [{outF}, {inF}] row {r}: {name} against {runs[0].Name}");
+        WorkerPool.Shared.MaxDegreeOfParallelism = 2;
+        Int8Reference.AssertMatches(q, x, 1, $"{bits}-bit g{group} partial chunk In {inF} {(sym ? "sym" : "asym")}");
     }
 }

@@ -213,13 +213,16 @@ internal static unsafe class VnniGemv
     internal const int OwnZerosSlot = 960;
 
     /// <summary>Bytes of an <see cref="OwnScaleOffset"/> context for rows of <paramref name="groups"/> groups.</summary>
-    internal static int OwnScaleContextBytes(int groups) => OwnRowsScaleOffset(groups) + 4 * MaxRows * groups;
+    internal static int OwnScaleContextBytes(int groups) => OwnRowsScaleOffset(groups) + 4 * MaxRows * Padded(groups);
 
     /// <summary>
     /// Where a multi-row <see cref="Layout.OwnScales"/> kernel (4-bit g128 above the gate) converts its
     /// pass's float32 scales (<see cref="Layout.Rows"/> rows of G floats): past the group sums.
     /// </summary>
-    internal static int OwnRowsScaleOffset(int groups) => OwnScaleOffset + 8 * groups;
+    internal static int OwnRowsScaleOffset(int groups) => OwnScaleOffset + 8 * Padded(groups);
+
+    /// <summary>Groups rounded up to whole 16-group chunks: the context's scale buffer and group sums take this many floats.</summary>
+    private static int Padded(int groups) => (groups + 15) & ~15;
 
     [ThreadStatic] private static byte[]? t_ownContext;
 
@@ -237,7 +240,10 @@ internal static unsafe class VnniGemv
             Buffer.MemoryCopy(s_constants, fresh, OwnScaleOffset, HighNibbleOffset + 64);
         }
         byte* context = (byte*)(((nint)Unsafe.AsPointer(ref buffer[0]) + 63) & ~(nint)63);
-        Buffer.MemoryCopy(groupSums, context + OwnScaleOffset + 4 * groups, 4L * groups, 4L * groups);
+        // The group sums past a row's groups (a last partial chunk) are zero: the kernel's masked chunk reads them.
+        float* sums = (float*)(context + OwnScaleOffset + 4 * Padded(groups));
+        Buffer.MemoryCopy(groupSums, sums, 4L * groups, 4L * groups);
+        new Span<float>(sums + groups, Padded(groups) - groups).Clear();
         return context;
     }
 
@@ -435,7 +441,7 @@ internal static unsafe class VnniGemv
     internal static byte[] Emit(Layout l)
     {
         if (l.Steps < 1 || l.Steps > (l.Plan == GroupMulAdd ? MaxSteps : 1) || l.Units < 1 || l.RowBytes <= 0
-            || l.ScaleStride < l.ScaleCount)
+            || l.ScaleStride < (l.OwnScales ? 1 : l.ScaleCount)) // (own scales: the stride is the row's groups; checked below)
             throw new ArgumentOutOfRangeException(nameof(l), l, "Steps 1..MaxSteps per group (1 unless grouped), a positive row, and a scale stride holding a row's scales.");
         if (l.Rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(l), l, $"Rows per pass 1..{MaxRows}.");
         if (l.Shift != 0 && (l.Shift is < 1 or > 15 || l.Rows != 1 || l.RowBytes % 64 != 0 || l.Plan == Permuted && 16 / l.GroupsPerStep % 2 != 0))
@@ -444,9 +450,12 @@ internal static unsafe class VnniGemv
             throw new ArgumentOutOfRangeException(nameof(l), l, "Whole-row integer sums: 8 bits, 1 row per pass, at most MaxRowIntUnits steps.");
         if (l.Gfni && (l.Bits != 4 || !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported))
             throw new ArgumentOutOfRangeException(nameof(l), l, "The GFNI nibble split: 4 bits, on a CPU with 512-bit GFNI.");
+        // Own scales: ScaleStride is the row's groups (its float16 scales' row stride); a last partial 16-group chunk only
+        // on the 1-row kernel (its loads masked to the row's groups).
         if (l.OwnScales && (l.Bits == 8 ? l.Plan == RowInt : l.Bits != 4 || l.Plan is not (Permuted or StepFma)) || l.OwnScales && (l.Rows != 1 && !(l.Bits == 4 && l.Plan == StepFma)
-            || l.ScaleStride != l.ScaleCount || l.ScaleCount % 16 != 0 || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
-            throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass, whole groups in whole 16-group chunks, rows of whole steps.");
+            || l.ScaleCount != (l.Plan == Permuted ? Padded(l.ScaleStride) : l.ScaleStride) || l.ScaleStride % 16 != 0 && l.Rows != 1
+            || l.Plan == GroupMulAdd && l.Units % l.Steps != 0 || (long)l.Units * 64 != l.RowBytes))
+            throw new ArgumentOutOfRangeException(nameof(l), l, "Own scales: 8 bits or 4-bit permuted scales, 1 row per pass (whole 16-group chunks for more), whole groups, rows of whole steps.");
         if (l.OwnZeros && (!l.OwnScales || l.Bits != 4))
             throw new ArgumentOutOfRangeException(nameof(l), l, "Own zero points: a 4-bit own-scale layout.");
         if (l.Sums && (!l.OwnScales || l.Bits == 8 && l.Rows != 1))
@@ -471,7 +480,10 @@ internal static unsafe class VnniGemv
         // OwnScales: rdx is the first row's float16 scales (kept in r11); each row converts its own into the context's
         // float buffer (rdx then points there) and sums its correction lanes on the way (zmm30; the context: OwnScaleOffset).
         bool own = l.OwnScales;
-        int groups = l.ScaleCount;
+        // Own scales: the row's groups, and those of its last partial 16-group chunk (0: whole chunks), whose scale and
+        // zero-point loads are masked by k1 to the row's groups (the rest of the chunk zero, ScaleRow's padded chunk).
+        int groups = own ? l.ScaleStride : l.ScaleCount, tail = own ? groups % 16 : 0, padded = Padded(groups);
+        var tailMask = new KReg(1);
         // 4 bits: zmm30 is the GFNI matrix and zmm24 a nibble temporary, so the correction and the chunk's scales take
         // zmm26/27 and the zero points zmm19 (the nibble temporaries then alternate between two sets: 16/17, 20/21, 24/25).
         var correction = new Zmm(nibbles ? 26 : 30);
@@ -521,7 +533,7 @@ internal static unsafe class VnniGemv
         }
 
         // One step of the per-step plans: its lanes scaled into f[u mod 4]; j is the step's place in its chunk.
-        void ScaledStep(int j)
+        void ScaledStep(int j, bool last = false)
         {
             var acc = new Zmm(4 + (j & 3));
             asm.Vpxord(acc, acc, acc);
@@ -537,14 +549,17 @@ internal static unsafe class VnniGemv
                     // the group sums for the correction lanes.
                     if (j == 0)
                     {
-                        asm.Vcvtph2ps(chunkScales, new Mem(Gpr.R11, 0));
+                        // (The last, partial chunk of a row: masked to its groups.)
+                        bool masked = last && tail != 0;
+                        if (masked) asm.Vcvtph2ps(chunkScales, new Mem(Gpr.R11, 0), tailMask);
+                        else asm.Vcvtph2ps(chunkScales, new Mem(Gpr.R11, 0));
                         if (prefetch4InLoop && OwnInt4PrefetchRows != 0 && (l.Prefetch != 0 || OwnInt4PrefetchRows < 0))
                         {
                             // The same lines as the row-start prefetch, one per chunk each (half / three quarters repeat a line).
                             asm.Prefetcht0(new Mem(Gpr.R11, Math.Abs(OwnInt4PrefetchRows) * 2 * l.ScaleStride));
                             if (ownZeros) asm.Prefetcht0(new Mem(Gpr.Rbx, Math.Abs(OwnInt4PrefetchRows) * l.ScaleStride));
                         }
-                        EmitCorrection(asm, correction, chunkScales, chunkZeros, ownZeros, new Mem(Gpr.Rbx, 0), new Mem(Gpr.Rdx, 0));
+                        EmitCorrection(asm, correction, chunkScales, chunkZeros, ownZeros, new Mem(Gpr.Rbx, 0), new Mem(Gpr.Rdx, 0), masked ? tailMask : null);
                     }
                     asm.Vpermps(s, new Zmm(8 + j), chunkScales);
                 }
@@ -587,6 +602,11 @@ internal static unsafe class VnniGemv
         }
         asm.Mov(Gpr.Rax, Gpr.Rsi);
         if (own) asm.Mov(Gpr.R11, Gpr.Rdx);
+        if (tail != 0)
+        {
+            asm.MovImm32(Gpr.R10, (1 << tail) - 1);
+            asm.Kmovw(tailMask, Gpr.R10);
+        }
         if (ownZeros)
         {
             // rbx (callee-saved) walks the zero points, from the pointer Run leaves in the context.
@@ -616,17 +636,20 @@ internal static unsafe class VnniGemv
                 if (ownZeros)
                     for (int b = 0; b < groups; b += 64) asm.Prefetcht0(new Mem(Gpr.Rbx, ahead4 * l.ScaleStride + b));
             }
-            for (int c = 0; c < (ownInLoop ? 0 : groups / 16); c++)
+            for (int c = 0; c < (ownInLoop ? 0 : padded / 16); c++)
             {
                 // (4 bits, g128: the nibble temporaries zmm16/17 and 20/21 are free before the row's loop.)
                 var s = nibbles ? new Zmm(16 + (c & 1)) : new Zmm(24 + (c & 3));
-                asm.Vcvtph2ps(s, new Mem(Gpr.R11, 32 * c));
+                bool masked = tail != 0 && c == padded / 16 - 1;
+                if (masked) asm.Vcvtph2ps(s, new Mem(Gpr.R11, 32 * c), tailMask);
+                else asm.Vcvtph2ps(s, new Mem(Gpr.R11, 32 * c));
                 asm.Vmovups(new Mem(Gpr.R8, OwnScaleOffset + 64 * c), s);
-                EmitCorrection(asm, correction, s, new Zmm(20 + (c & 1)), ownZeros, new Mem(Gpr.Rbx, 16 * c), new Mem(Gpr.R8, OwnScaleOffset + 4 * groups + 64 * c));
+                EmitCorrection(asm, correction, s, new Zmm(20 + (c & 1)), ownZeros, new Mem(Gpr.Rbx, 16 * c), new Mem(Gpr.R8, OwnScaleOffset + 4 * padded + 64 * c),
+                    masked ? tailMask : null);
             }
             if (ownZeros && !ownInLoop) asm.AddImm(Gpr.Rbx, groups);
             asm.Mov(Gpr.Rdx, Gpr.R8);
-            asm.AddImm(Gpr.Rdx, OwnScaleOffset + (ownInLoop ? 4 * groups : 0));
+            asm.AddImm(Gpr.Rdx, OwnScaleOffset + (ownInLoop ? 4 * padded : 0));
         }
         if (shifted) asm.Vmovdqu32(Line(0), new Mem(Gpr.Rdi, -4 * l.Shift));
         int wAdvance = 0, sAdvance = 0;
@@ -652,7 +675,7 @@ internal static unsafe class VnniGemv
                 wAdvance = 64 * chunk * chunks;
                 sAdvance = chunkScaleBytes * chunks;
             }
-            for (int j = 0; j < rest; j++) ScaledStep(j);
+            for (int j = 0; j < rest; j++) ScaledStep(j, last: true);
         }
         else if (l.Plan == RowInt)
         {
@@ -740,8 +763,14 @@ internal static unsafe class VnniGemv
         if (own) asm.Vmovups(new Mem(Gpr.Rcx, l.CorrectionOffset), correction);
         asm.AddImm(Gpr.Rcx, 4 * l.OutFloats);
         if (l.RowBytes - wAdvance != 0) asm.AddImm(Gpr.Rdi, l.RowBytes - wAdvance);
-        if (own && !ownInLoop) asm.AddImm(Gpr.R11, 2 * l.ScaleStride); // (in the loop: r11 walked the row's scales)
+        if (own && !ownInLoop) asm.AddImm(Gpr.R11, 2 * l.ScaleStride); // (in the loop: r11 walked the row's whole chunks)
         else if (4 * l.ScaleStride - sAdvance != 0) asm.AddImm(Gpr.Rdx, 4 * l.ScaleStride - sAdvance);
+        if (ownInLoop && tail != 0)
+        {
+            // Past the row's partial chunk, which the loop's chunk steps did not walk.
+            asm.AddImm(Gpr.R11, 2 * tail);
+            if (ownZeros) asm.AddImm(Gpr.Rbx, tail);
+        }
         asm.Mov(Gpr.Rsi, Gpr.Rax);
         asm.Dec(Gpr.R9);
         asm.JnzBack(row);
@@ -777,11 +806,13 @@ internal static unsafe class VnniGemv
     /// with zero points (<paramref name="ownZeros"/>) t = s * float(zero point) in <paramref name="z"/> (the chunk's 16
     /// bytes at <paramref name="zeros"/>), then c = fma(t, groupSums, c).
     /// </summary>
-    private static void EmitCorrection(X86Assembler asm, Zmm correction, Zmm s, Zmm z, bool ownZeros, Mem zeros, Mem groupSums)
+    private static void EmitCorrection(X86Assembler asm, Zmm correction, Zmm s, Zmm z, bool ownZeros, Mem zeros, Mem groupSums, KReg? mask = null)
     {
         if (ownZeros)
         {
-            asm.Vpmovzxbd(z, zeros);
+            // (A row's partial last chunk: its zero points masked, so nothing past the array's end is read.)
+            if (mask is { } k) asm.Vpmovzxbd(z, zeros, k);
+            else asm.Vpmovzxbd(z, zeros);
             asm.Vcvtdq2ps(z, z);
             asm.Vmulps(z, s, z);
             asm.Vfmadd231ps(correction, z, groupSums);
@@ -1076,25 +1107,31 @@ internal static unsafe class VnniGemv
     {
         var layout = LayoutFor(bits, groupSize, groupsPerRow, inFeatures, rowBytes, groupStride);
         if (layout is null) return null;
-        if (bits == 8 && symmetric && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
-            return layout.Value with { Rows = 1, OwnScales = true, Sums = OwnInt8RowSums };
-        if (bits == 4 && layout.Value.Plan == StepFma && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        // Rows ending in a partial 16-group chunk (In 384 at g32/g64/g128, 768 at g64/g128, ...) take the own-scale
+        // kernels in cache only (session 17): their short rows spent most of a call in ScaleRows and Run's per-row sums
+        // (1536x384 int4 g64, 1 thread: 14.4 us against 11.0 for 1536x1024 on the own kernel).
+        bool inCache = (long)rowBytes * outFeatures <= CacheResidentBytes;
+        // (ScaleStride: the float16 scales' row stride, the row's groups.)
+        var ownFit = layout.Value with { Rows = 1, OwnScales = true, ScaleStride = groupsPerRow };
+        if (bits == 8 && symmetric && OwnScalesFit(ownFit, groupsPerRow, inCache))
+            return ownFit with { Sums = OwnInt8RowSums };
+        if (bits == 4 && layout.Value.Plan == StepFma && OwnScalesFit(ownFit, groupsPerRow, inCache))
         {
             // 4-bit g128 (one group per step): above the gate StreamingRows rows per pass (the streaming kernel's form),
             // each pass converting its rows' scales before its loop (session 13); in cache 1 row per pass, each row's
             // scales into the context's L1 buffer at its start (the 8-bit g64/g128 scheme; session 16, against the
             // plain kernel and ScaleRows: in-process A/B, 1024x2048 / 2048x2048 / 512x4096 hot 1.13-1.21x on 1 thread
             // and 1.10-1.13x on 2, cold 0.97-1.17x, 384x1536 and 1536x384 1.00x).
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
-            if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
+            var own = ownFit with { OwnZeros = !symmetric, Sums = true };
+            if (inCache) return own;
             if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch, Rows = StreamingRows };
         }
-        if (bits == 4 && layout.Value.Plan == Permuted && OwnScalesFit(layout.Value with { Rows = 1, OwnScales = true }, groupsPerRow))
+        if (bits == 4 && layout.Value.Plan == Permuted && OwnScalesFit(ownFit, groupsPerRow, inCache))
         {
             // 4-bit g32/g64 converting their own scales (and zero points; session 13): in cache, and above the gate
             // streaming (g32 there before: the managed loop).
-            var own = layout.Value with { Rows = 1, OwnScales = true, OwnZeros = !symmetric, Sums = true };
-            if ((long)rowBytes * outFeatures <= CacheResidentBytes) return own;
+            var own = ownFit with { OwnZeros = !symmetric, Sums = true };
+            if (inCache) return own;
             if (StreamingPrefetch != 0) return own with { Prefetch = StreamingPrefetch };
         }
         if ((bits == 4 || layout.Value.Plan == Permuted) && (long)rowBytes * outFeatures > CacheResidentBytes)
@@ -1140,8 +1177,14 @@ internal static unsafe class VnniGemv
     }
     private static int s_ownScalePrefetchRows = 2;
 
-    private static bool OwnScalesFit(in Layout l, int groupsPerRow) =>
-        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma)) && groupsPerRow % 16 == 0 && l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+    /// <summary>
+    /// Whether an own-scale kernel can take this layout: rows of whole 16-group chunks, or with
+    /// <paramref name="partialChunk"/> (1 row per pass; session 17) rows whose last chunk is partial.
+    /// </summary>
+    private static bool OwnScalesFit(in Layout l, int groupsPerRow, bool partialChunk) =>
+        (l.Bits == 8 ? l.Plan != RowInt : l.Bits == 4 && (l.Plan == Permuted || l.Plan == StepFma))
+        && (groupsPerRow % 16 == 0 ? l.ScaleCount == groupsPerRow && l.ScaleStride == groupsPerRow
+            : partialChunk && l.ScaleCount == (l.Plan == Permuted ? Padded(groupsPerRow) : groupsPerRow))
         && (l.Plan != GroupMulAdd || l.Units % l.Steps == 0) && (long)l.Units * 64 == l.RowBytes;
 
     /// <summary>

@@ -20,6 +20,20 @@ internal readonly record struct Zmm
     public override string ToString() => "zmm" + Index;
 }
 
+/// <summary>An AVX-512 opmask register k1..k7 (k0 means "no mask" in an EVEX prefix, so it is not one here).</summary>
+internal readonly record struct KReg
+{
+    public KReg(int index)
+    {
+        if (index is < 1 or > 7) throw new ArgumentOutOfRangeException(nameof(index), index, "Opmask registers k1..k7.");
+        Index = index;
+    }
+
+    public int Index { get; }
+
+    public override string ToString() => "k" + Index;
+}
+
 /// <summary>
 /// A memory operand [base + displacement]; <see cref="Broadcast"/> makes it an AVX-512 m32bcst operand (one 32-bit
 /// element repeated in all 16 lanes, written {1to16}).
@@ -36,7 +50,7 @@ internal readonly record struct Mem(Gpr Base, int Displacement, bool Broadcast =
 /// moves, adds and loop branches around them. Every encoding is checked against GNU as in X86AssemblerTests.
 /// </summary>
 /// <remarks>
-/// <para>Only what the kernels use: no index registers, no masking, no rounding control, backward branches only.
+/// <para>Only what the kernels use: no index registers, zero-masking on two loads only, no rounding control, backward branches only.
 /// Anything else is rejected rather than encoded wrongly.</para>
 /// <para>EVEX layout (Intel SDM vol. 2, 2.7): 62, P0 = [R X B R' 0 m m m] with R, X, B, R' stored inverted,
 /// P1 = [W vvvv 1 pp] with vvvv inverted, P2 = [z L'L b V' aaa] with V' inverted. Memory displacements use the
@@ -288,21 +302,23 @@ internal sealed class X86Assembler
     }
 
     /// <param name="elementBytes">N of disp8*N when the operand is not a full vector (scalar element loads); 0 = 64, or 4 when broadcast.</param>
-    private void EvexMemory(int map, int pp, int opcode, int reg, int vvvv, Mem mem, int elementBytes = 0)
+    /// <param name="zeroMask">k1..k7: lanes whose mask bit is clear are zeroed ({k}{z}) and their memory is not read; 0: no mask.</param>
+    private void EvexMemory(int map, int pp, int opcode, int reg, int vvvv, Mem mem, int elementBytes = 0, int zeroMask = 0)
     {
         int b = (int)mem.Base;
-        EvexPrefix(map, pp, reg, vvvv, bExtension: b >> 3 & 1, xExtension: 0, broadcast: mem.Broadcast);
+        EvexPrefix(map, pp, reg, vvvv, bExtension: b >> 3 & 1, xExtension: 0, broadcast: mem.Broadcast, zeroMask: zeroMask);
         Emit(opcode);
         ModRmMemory(reg, mem, elementBytes != 0 ? elementBytes : mem.Broadcast ? 4 : 64);
     }
 
     /// <param name="bExtension">bit 3 of the r/m register or base; <paramref name="xExtension"/>: bit 4 of an r/m vector register.</param>
-    private void EvexPrefix(int map, int pp, int reg, int vvvv, int bExtension, int xExtension, bool broadcast)
+    private void EvexPrefix(int map, int pp, int reg, int vvvv, int bExtension, int xExtension, bool broadcast, int zeroMask = 0)
     {
         Emit(0x62);
         int p0 = (~reg >> 3 & 1) << 7 | (~xExtension & 1) << 6 | (~bExtension & 1) << 5 | (~reg >> 4 & 1) << 4 | map;
         int p1 = 0 << 7 | (~vvvv & 15) << 3 | 1 << 2 | pp; // W0 for every instruction here
-        int p2 = 0 << 7 | 0b10 << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | 0; // z = 0, L'L = 512, k0
+        // z (zeroing) with a mask, L'L = 512, aaa = the mask (k0: none).
+        int p2 = (zeroMask != 0 ? 1 : 0) << 7 | 0b10 << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | zeroMask;
         Emit(p0);
         Emit(p1);
         Emit(p2);
@@ -384,6 +400,33 @@ internal sealed class X86Assembler
     /// operand, so disp8 counts 32-byte steps).
     /// </summary>
     public void Vcvtph2ps(Zmm dst, Mem mem) => EvexMemory(Map0F38, Pp66, 0x13, dst.Index, 0, RequireFull(mem), elementBytes: 32);
+
+    // --- VnniGemv (own-scale kernels for rows ending in a partial 16-group chunk, session 17): encodings added for it ---
+
+    /// <summary>vcvtph2ps dst{k}{z}, ymmword [mem]: as above, lanes whose bit in <paramref name="k"/> is clear zero (and not read: no fault past an array's end).</summary>
+    public void Vcvtph2ps(Zmm dst, Mem mem, KReg k) => EvexMemory(Map0F38, Pp66, 0x13, dst.Index, 0, RequireFull(mem), elementBytes: 32, zeroMask: k.Index);
+
+    /// <summary>vpmovzxbd dst{k}{z}, xmmword [mem]: as <see cref="Vpmovzxbd(Zmm, Mem)"/>, lanes whose bit in <paramref name="k"/> is clear zero (and not read).</summary>
+    public void Vpmovzxbd(Zmm dst, Mem mem, KReg k) => EvexMemory(Map0F38, Pp66, 0x31, dst.Index, 0, RequireFull(mem), elementBytes: 16, zeroMask: k.Index);
+
+    /// <summary>kmovw k, r32 (VEX.L0.0F.W0 92 /r; the 2-byte VEX form when the register is eax..edi, as GNU as picks).</summary>
+    public void Kmovw(KReg k, Gpr src)
+    {
+        int r = (int)src;
+        if (r < 8)
+        {
+            Emit(0xC5);
+            Emit(0xF8);          // R (inverted) = 1, vvvv = 1111, L = 0, pp = none
+        }
+        else
+        {
+            Emit(0xC4);
+            Emit(0xC1);          // R, X inverted = 1, B inverted = 0 (r8..r15), map 0F
+            Emit(0x78);          // W0, vvvv = 1111, L = 0, pp = none
+        }
+        Emit(0x92);
+        Emit(0xC0 | k.Index << 3 | (r & 7));
+    }
 
     // --- VnniGemv (4-bit batch-1 kernel converting its own scales and zero points, session 13): encoding added for it ---
 

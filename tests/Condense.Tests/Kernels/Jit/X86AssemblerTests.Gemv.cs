@@ -298,6 +298,17 @@ public partial class X86AssemblerTests
         new("add rbx, 16", "48 83 c3 10", a => a.AddImm(Gpr.Rbx, 16)),
         new("vpxord zmm26, zmm26, zmm26", "62 01 2d 40 ef d2", a => a.Vpxord(Z(26), Z(26), Z(26))),
         new("vmovups ZMMWORD PTR [rcx+256], zmm26", "62 61 7c 48 11 51 04", a => a.Vmovups(new Mem(Gpr.Rcx, 256), Z(26))),
+        // kmovw and the zero-masked loads (own-scale kernels on rows ending in a partial 16-group chunk, session 17).
+        new("kmovw k1, eax", "c5 f8 92 c8", a => a.Kmovw(new KReg(1), Gpr.Rax)),
+        new("kmovw k1, r10d", "c4 c1 78 92 ca", a => a.Kmovw(new KReg(1), Gpr.R10)),
+        new("kmovw k7, edi", "c5 f8 92 ff", a => a.Kmovw(new KReg(7), Gpr.Rdi)),
+        new("kmovw k3, r15d", "c4 c1 78 92 df", a => a.Kmovw(new KReg(3), Gpr.R15)),
+        new("vcvtph2ps zmm27{k1}{z}, YMMWORD PTR [r11]", "62 42 7d c9 13 1b", a => a.Vcvtph2ps(Z(27), new Mem(Gpr.R11, 0), new KReg(1))),
+        new("vcvtph2ps zmm16{k1}{z}, YMMWORD PTR [r11+32]", "62 c2 7d c9 13 43 01", a => a.Vcvtph2ps(Z(16), new Mem(Gpr.R11, 32), new KReg(1))),
+        new("vcvtph2ps zmm5{k2}{z}, YMMWORD PTR [r11+4096]", "62 d2 7d ca 13 ab 00 10 00 00", a => a.Vcvtph2ps(Z(5), new Mem(Gpr.R11, 4096), new KReg(2))),
+        new("vpmovzxbd zmm19{k1}{z}, XMMWORD PTR [rbx]", "62 e2 7d c9 31 1b", a => a.Vpmovzxbd(Z(19), new Mem(Gpr.Rbx, 0), new KReg(1))),
+        new("vpmovzxbd zmm20{k1}{z}, XMMWORD PTR [rbx+16]", "62 e2 7d c9 31 63 01", a => a.Vpmovzxbd(Z(20), new Mem(Gpr.Rbx, 16), new KReg(1))),
+        new("vpmovzxbd zmm3{k7}{z}, XMMWORD PTR [r12+16]", "62 d2 7d cf 31 5c 24 01", a => a.Vpmovzxbd(Z(3), new Mem(Gpr.R12, 16), new KReg(7))),
     ];
 
     [Fact]
