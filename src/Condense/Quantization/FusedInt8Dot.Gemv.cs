@@ -471,6 +471,27 @@ internal static unsafe partial class FusedInt8Dot
         * Vector512.Create(5.192297e33f);
 
     /// <summary>
+    /// <paramref name="count"/> float16 values at <paramref name="h"/> as float32 at <paramref name="destination"/>
+    /// (AVX-512), exactly: whole vectors by <see cref="HalvesToSingle(short*)"/>, the last partial one from a zero-padded
+    /// copy. Why not a scalar loop for the rest: <c>(float)Half</c> is a software conversion, and rows of fewer than 16
+    /// groups (In 384 or 768) made it most of a small-batch call (session 17: 3072x768 int4 g64 at batch 2, one
+    /// thread, 243 us, against 22 us on the GEMM).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void HalvesToSingle(Half* h, float* destination, int count)
+    {
+        int g = 0;
+        for (; g + 16 <= count; g += 16) HalvesToSingle((short*)h + g).Store(destination + g);
+        if (g == count) return;
+        var padded = Vector256<short>.Zero;
+        short* p = (short*)&padded;
+        for (int i = 0; g + i < count; i++) p[i] = ((short*)h)[g + i];
+        var v = HalvesToSingle(p);
+        float* f = (float*)&v;
+        for (int i = 0; g + i < count; i++) destination[g + i] = f[i];
+    }
+
+    /// <summary>
     /// Converts one row's scales to float32 into <paramref name="sf"/> and returns its zero-point correction
     /// sum_g s_g (z_g - offset) Q_g, Q the group sums of the (single) activation row.
     /// </summary>

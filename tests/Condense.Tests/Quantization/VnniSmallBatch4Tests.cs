@@ -464,9 +464,10 @@ public class VnniSmallBatch4Tests
                 foreach (int m in new[] { 1, 2, 3, 4, 5, 7, 8 })
                 {
                     int stride = gpr + 5;
-                    var sz = new float[rows * gpr];
+                    var sz = new float[rows * gpr + 16]; // StartCorrections reads up to 16 floats past the last row
                     var gs = new float[m * stride];
-                    for (int i = 0; i < sz.Length; i++) sz[i] = (float)(random.NextDouble() - 0.5) * 3;
+                    for (int i = 0; i < rows * gpr; i++) sz[i] = (float)(random.NextDouble() - 0.5) * 3;
+                    for (int i = rows * gpr; i < sz.Length; i++) sz[i] = float.NaN; // past the rows: must not count
                     for (int i = 0; i < gs.Length; i++) gs[i] = random.Next(-2000, 2000);
                     var acc = new float[rows * m * 16];
                     fixed (float* a = acc) fixed (float* s = sz) fixed (float* g = gs)
@@ -475,9 +476,10 @@ public class VnniSmallBatch4Tests
                         for (int c = 0; c < m; c++)
                             for (int l = 0; l < 16; l++)
                             {
-                                // Lane l: sum over whole chunks of 16 groups, in order, one FMA each, negated.
+                                // Lane l: sum over the row's groups l, l + 16, ... (a partial last chunk included, since
+                                // session 17), in order, one FMA each, negated.
                                 float lane = 0f;
-                                for (int k = l; k < (gpr & ~15); k += 16) lane = MathF.FusedMultiplyAdd(sz[r * gpr + k], gs[c * stride + k], lane);
+                                for (int k = l; k < gpr; k += 16) lane = MathF.FusedMultiplyAdd(sz[r * gpr + k], gs[c * stride + k], lane);
                                 Assert.Equal(-lane, acc[(r * m + c) * 16 + l]);
                             }
                 }

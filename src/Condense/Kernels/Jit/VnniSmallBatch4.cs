@@ -897,14 +897,13 @@ internal static unsafe class VnniSmallBatch4
     private static void BlockScales(in Args a, int o0, int rows, float* sf, float* szf, float* lane, int laneStride, bool small)
     {
         int gpr = a.GroupsPerRow, g = a.GroupSize, steps = a.Steps, unit = a.Unit;
-        for (int r = 0; r < rows; r++)
-        {
-            ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
-            byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
-            ScaleTimesZero(sf + r * gpr, z, 8f, szf + r * gpr, gpr);
-            if (!small)
+        // sf and szf are [rows][gpr] with no gap, as the block's float16 scales and zero points are: one stream each
+        // (rows of fewer than 16 groups then convert in whole vectors too, not a short tail per row).
+        ConvertScales(a.Scales + (nint)o0 * gpr, sf, rows * gpr);
+        ScaleTimesZero(sf, a.Zeros == null ? null : a.Zeros + (nint)o0 * gpr, 8f, szf, rows * gpr);
+        if (!small)
+            for (int r = 0; r < rows; r++)
                 for (int j = 0; j < steps; j++) lane[r * laneStride + j] = sf[r * gpr + (gpr == 1 ? 0 : (int)((long)unit * j / g))];
-        }
         new Span<float>(lane + rows * laneStride, 16).Clear();
     }
 
@@ -1017,8 +1016,8 @@ internal static unsafe class VnniSmallBatch4
     /// </summary>
     private static void StoreTile(in Args a, int o0, int rows, int b0, int m, float* sums, int tailStart, int gpr, float* sf, float* szf)
     {
-        int whole = gpr & ~15;
-        if (tailStart >= a.In && whole == gpr)
+        // (Every group's correction is in the sums: StartCorrections takes a row's partial chunk too.)
+        if (tailStart >= a.In)
         {
             for (int c = 0; c < m; c++)
             {
@@ -1036,7 +1035,6 @@ internal static unsafe class VnniSmallBatch4
                 int b = b0 + c;
                 float dot = sums[r * m + c];
                 if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
-                if (whole < gpr) dot -= ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
                 a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
             }
         }
@@ -1059,13 +1057,18 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>
     /// The accumulators' starting values for a tile (<see cref="FusedEpilogue"/>): for weight row r and batch row c, the
-    /// negated 16 lanes of sum over whole 16-group chunks of s_g z_g x the group sums (zeros when a row has fewer than
-    /// 16 groups; the rest are taken out in scalar after the sums). Shared by the 8-bit kernels.
+    /// negated 16 lanes of sum over 16-group chunks of s_g z_g x the group sums; a row's last partial chunk is one more
+    /// chunk with its lanes past the row's groups zero (since session 17; before, those groups were taken out in scalar
+    /// per output after the sums, most of a batch-2 call on rows of 12 groups). Shared by the 8-bit kernels. Reads up to
+    /// 16 floats past the last row's s z (the callers' padding) and the group sums' zero padding.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void StartCorrections(float* acc, float* szf, int gpr, float* groupSums, int groupStride, int rows, int m)
     {
         int whole = gpr & ~15;
+        // The partial chunk's lanes in the row (all ones) and past it (zero); whole chunks only: no partial step.
+        bool partial = whole < gpr;
+        var inRow = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(gpr - whole)).AsSingle();
         int r = 0;
         // Two weight rows x four batch rows at a time: eight independent chains (four were still latency-bound).
         if (m >= 4)
@@ -1077,10 +1080,15 @@ internal static unsafe class VnniSmallBatch4
                 {
                     float* gs0 = groupSums + (nint)c * groupStride, gs1 = gs0 + groupStride, gs2 = gs1 + groupStride, gs3 = gs2 + groupStride;
                     Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0, k0 = l0, k1 = l0, k2 = l0, k3 = l0;
-                    for (int g = 0; g < whole; g += 16)
+                    for (int g = 0; g < whole + (partial ? 16 : 0); g += 16)
                     {
                         var v = Vector512.Load(sz0 + g);
                         var u = Vector512.Load(sz1 + g);
+                        if (g == whole)
+                        {
+                            v = Vector512.ConditionalSelect(inRow, v, Vector512<float>.Zero);
+                            u = Vector512.ConditionalSelect(inRow, u, Vector512<float>.Zero);
+                        }
                         var x0 = Vector512.Load(gs0 + g);
                         var x1 = Vector512.Load(gs1 + g);
                         var x2 = Vector512.Load(gs2 + g);
@@ -1107,11 +1115,18 @@ internal static unsafe class VnniSmallBatch4
                 {
                     float* gs = groupSums + (nint)c * groupStride;
                     Vector512<float> l0 = Vector512<float>.Zero, k0 = l0;
-                    for (int g = 0; g < whole; g += 16)
+                    for (int g = 0; g < whole + (partial ? 16 : 0); g += 16)
                     {
                         var x = Vector512.Load(gs + g);
-                        l0 = Vector512.FusedMultiplyAdd(Vector512.Load(sz0 + g), x, l0);
-                        k0 = Vector512.FusedMultiplyAdd(Vector512.Load(sz1 + g), x, k0);
+                        var v = Vector512.Load(sz0 + g);
+                        var u = Vector512.Load(sz1 + g);
+                        if (g == whole)
+                        {
+                            v = Vector512.ConditionalSelect(inRow, v, Vector512<float>.Zero);
+                            u = Vector512.ConditionalSelect(inRow, u, Vector512<float>.Zero);
+                        }
+                        l0 = Vector512.FusedMultiplyAdd(v, x, l0);
+                        k0 = Vector512.FusedMultiplyAdd(u, x, k0);
                     }
                     (-l0).Store(row0 + c * 16);
                     (-k0).Store(row1 + c * 16);
@@ -1127,9 +1142,10 @@ internal static unsafe class VnniSmallBatch4
             {
                 float* gs0 = groupSums + (nint)c * groupStride, gs1 = gs0 + groupStride, gs2 = gs1 + groupStride, gs3 = gs2 + groupStride;
                 Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0;
-                for (int g = 0; g < whole; g += 16)
+                for (int g = 0; g < whole + (partial ? 16 : 0); g += 16)
                 {
                     var v = Vector512.Load(sz + g);
+                    if (g == whole) v = Vector512.ConditionalSelect(inRow, v, Vector512<float>.Zero);
                     l0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs0 + g), l0);
                     l1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs1 + g), l1);
                     l2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs2 + g), l2);
@@ -1144,19 +1160,15 @@ internal static unsafe class VnniSmallBatch4
             {
                 float* gs = groupSums + (nint)c * groupStride;
                 var lanes = Vector512<float>.Zero;
-                for (int g = 0; g < whole; g += 16) lanes = Vector512.FusedMultiplyAdd(Vector512.Load(sz + g), Vector512.Load(gs + g), lanes);
+                for (int g = 0; g < whole + (partial ? 16 : 0); g += 16)
+                {
+                    var v = Vector512.Load(sz + g);
+                    if (g == whole) v = Vector512.ConditionalSelect(inRow, v, Vector512<float>.Zero);
+                    lanes = Vector512.FusedMultiplyAdd(v, Vector512.Load(gs + g), lanes);
+                }
                 (-lanes).Store(row + c * 16);
             }
         }
-    }
-
-    /// <summary>sum_g a[g] b[g] in order, one fused multiply-add each.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float ScalarDot(float* a, float* b, int count)
-    {
-        float result = 0f;
-        for (int g = 0; g < count; g++) result = MathF.FusedMultiplyAdd(a[g], b[g], result);
-        return result;
     }
 
     /// <summary>Requests the float16 scales (and zero points) of weight rows [first, first + 12) into L1 (the next block's: the
@@ -1256,10 +1268,5 @@ internal static unsafe class VnniSmallBatch4
 
     /// <summary>float16 to float32 (exact): the magnitude bits shifted into a float32 times 2^112, the sign moved to bit 31.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void ConvertScales(Half* scales, float* destination, int count)
-    {
-        int g = 0;
-        for (; g + 16 <= count; g += 16) FusedInt8Dot.HalvesToSingle((short*)scales + g).Store(destination + g);
-        for (; g < count; g++) destination[g] = (float)scales[g];
-    }
+    internal static void ConvertScales(Half* scales, float* destination, int count) => FusedInt8Dot.HalvesToSingle(scales, destination, count);
 }

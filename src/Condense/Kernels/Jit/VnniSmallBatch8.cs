@@ -311,12 +311,9 @@ internal static unsafe class VnniSmallBatch8
         float* acc = (float*)(((nint)Unsafe.AsPointer(ref scratch[0]) + 63) & ~(nint)63);
         float* sf = acc + BlockRows * MaxTile * 16;        // [rows][gpr] float32 scales, then 16 floats of padding (vpermps reads 16)
         float* szf = sf + rows * gpr + 16;                 // [rows][gpr] s_g * z_g
-        for (int r = 0; r < rows; r++)
-        {
-            VnniSmallBatch4.ConvertScales(a.Scales + (nint)(o0 + r) * gpr, sf + r * gpr, gpr);
-            byte* z = a.Zeros == null ? null : a.Zeros + (nint)(o0 + r) * gpr;
-            VnniSmallBatch4.ScaleTimesZero(sf + r * gpr, z, 128f, szf + r * gpr, gpr);
-        }
+        // [rows][gpr] with no gap, as the block's float16 scales and zero points are: one stream each.
+        VnniSmallBatch4.ConvertScales(a.Scales + (nint)o0 * gpr, sf, rows * gpr);
+        VnniSmallBatch4.ScaleTimesZero(sf, a.Zeros == null ? null : a.Zeros + (nint)o0 * gpr, 128f, szf, rows * gpr);
         new Span<float>(sf + rows * gpr, 16).Clear();
 
         int* index = stackalloc int[16];
@@ -355,7 +352,7 @@ internal static unsafe class VnniSmallBatch8
             if (fused)
             {
                 for (int i = 0; i < rows * m; i += 16) VnniSmallBatch4.ReduceLanes16(acc + i * 16, sums + i);
-                int whole = gpr & ~15;
+                // (Every group's correction is in the sums: StartCorrections takes a row's partial chunk too.)
                 for (int r = 0; r < rows; r++)
                 {
                     int o = o0 + r;
@@ -364,7 +361,6 @@ internal static unsafe class VnniSmallBatch8
                         int b = b0 + c;
                         float dot = sums[r * m + c];
                         if (tailStart < a.In) dot += Tail(a, o, b, tailStart, sf + r * gpr);
-                        if (whole < gpr) dot -= VnniSmallBatch4.ScalarDot(szf + r * gpr + whole, a.GroupSums + (nint)b * a.GroupStride + whole, gpr - whole);
                         a.Y[(nint)b * a.Out + o] = a.RowScale[b] * dot;
                     }
                 }
