@@ -351,7 +351,7 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// </remarks>
     internal static bool GemmApplies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch, int outFeatures) =>
         Int8Gemm.Applies(bits, groupsPerRow, inFeatures, batch, KernelOptions.VectorBits) ||
-        (batch >= VnniGemmMinRows && (long)outFeatures * inFeatures <= VnniGemmMaxSmallElements &&
+        (batch >= SmallWeightGemmMinRows(bits, groupSize, groupsPerRow, inFeatures) && (long)outFeatures * inFeatures <= VnniGemmMaxSmallElements &&
          Int8Gemm.UsesVnni(groupSize, groupsPerRow) &&
          // The GEMM's own test of the codes, machine and shape, at its threshold: the rows were decided here.
          Int8Gemm.Applies(bits, groupsPerRow, inFeatures, Math.Max(batch, Int8Gemm.DefaultMinBatch), KernelOptions.VectorBits));
@@ -363,6 +363,28 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// </summary>
     internal static int VnniGemmMinRows { get; set; } =
         int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_VNNI_GEMM_MIN_ROWS"), out int rows) && rows > 0 ? rows : 4;
+
+    /// <summary>
+    /// The fewest rows a weight of at most <see cref="VnniGemmMaxSmallElements"/> codes sends to the VNNI GEMM:
+    /// <see cref="VnniGemmMinRows"/>, or 2 for 8-bit codes and for 4-bit codes the small-batch kernels would run without
+    /// their own-scale kernels (rows not of whole pairs of steps or not of whole 16-group chunks: In 384 or 768 at g64).
+    /// </summary>
+    /// <remarks>
+    /// Session 17, batch 2, one thread, CPU time per call (small-batch kernels -&gt; GEMM), hot / cold: int4 g64
+    /// 1536x384 21.0 / 22.5 -&gt; 4.5 / 16.8 us, 3072x768 47.8 / 112 -&gt; 21.8 / 95.4, 2048x512 25.8 / 37.7 -&gt; 7.8 / 36.3;
+    /// int8 g64 1536x384 28.9 / 35.0 -&gt; 6.0 / 32.7, 768x3072 52.1 / 176 -&gt; 38.6 / 96.4, 2048x2048 142 / 240 -&gt; 51.0 /
+    /// 227. 4-bit weights on the own-scale small-batch kernels stay there below 4 rows: their cold calls read half the
+    /// GEMM copy's bytes (768x3072 27.6 / 63.8 against 23.2 / 157, 1024x1024 13.6 / 30.9 against 7.1 / 42.5).
+    /// An explicit CONDENSE_VNNI_GEMM_MIN_ROWS applies to every weight.
+    /// </remarks>
+    internal static int SmallWeightGemmMinRows(int bits, int groupSize, int groupsPerRow, int inFeatures)
+    {
+        if (s_minRowsFromEnvironment) return VnniGemmMinRows;
+        bool ownSmallBatch = bits == 4 && Kernels.Jit.VnniSmallBatch4.TakesOwnScales(groupSize, groupsPerRow, inFeatures);
+        return ownSmallBatch ? VnniGemmMinRows : Math.Min(2, VnniGemmMinRows);
+    }
+
+    private static readonly bool s_minRowsFromEnvironment = Environment.GetEnvironmentVariable("CONDENSE_VNNI_GEMM_MIN_ROWS") is not null;
 
     /// <summary>The largest weight (out x in) that takes the VNNI GEMM below <see cref="Int8Gemm.DefaultMinBatch"/> rows: 4 Mi codes, a 4 MiB copy.</summary>
     internal const long VnniGemmMaxSmallElements = 4L << 20;

@@ -121,20 +121,24 @@ public class Int8GemmTests
 
     // The GEMM at every batch on this thread, at 512 bits; skipped where the machine (or DOTNET_Enable*) has no AVX-512BW.
     [Theory]
-    [InlineData(4, 64, 384)]
-    [InlineData(4, 64, 1536)]
-    [InlineData(8, 0, 384)]
-    public void Products_of_a_few_rows_take_the_vnni_gemm_from_4_rows_and_the_managed_one_from_16(int bits, int group, int inF)
+    [InlineData(4, 64, 384, 2)]    // rows the own-scale small-batch kernels cannot take (unpaired, 6 groups): from 2 rows
+    [InlineData(4, 64, 1536, 2)]   // 24 groups: not whole 16-group chunks
+    [InlineData(4, 64, 1024, 4)]   // 16 groups, paired: the own-scale small-batch kernels up to 3 rows
+    [InlineData(8, 0, 384, 2)]     // 8-bit codes: from 2 rows
+    public void Products_of_a_few_rows_take_the_vnni_gemm_from_2_or_4_rows_and_the_managed_one_from_16(int bits, int group, int inF, int vnniFirst)
     {
         // One MiniLM sentence gives every Linear layer 7-21 rows: where the generated VNNI kernels run they are
-        // faster there than the batched kernels; the managed GEMM is not (its threshold stays 16).
+        // faster there than the batched kernels; the managed GEMM is not (its threshold stays 16). Since session 17
+        // small weights take it from 2 rows unless the 4-bit own-scale small-batch kernels run them.
+        if (Environment.GetEnvironmentVariable("CONDENSE_VNNI_GEMM_MIN_ROWS") is null)
+            Assert.Equal(vnniFirst, GroupQuantizedWeight.SmallWeightGemmMinRows(bits, group == 0 ? inF : group, group == 0 ? 1 : inF / group, inF));
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian(11, 64 * inF), 64, inF, new QuantizationScheme(bits, group, true));
         var x = QuantTestData.Gaussian(12, 16 * inF);
         KernelWidths.ForEach(width =>
         {
             if (width != 512 || !Avx512BW.IsSupported) return;
             int first = Int8Gemm.UsesVnni(group == 0 ? inF : group, group == 0 ? 1 : inF / group)
-                ? GroupQuantizedWeight.VnniGemmMinRows
+                ? GroupQuantizedWeight.SmallWeightGemmMinRows(bits, group == 0 ? inF : group, group == 0 ? 1 : inF / group, inF)
                 : Int8Gemm.DefaultMinBatch;
             if (bits == 4 && first == Int8Gemm.DefaultMinBatch && !Int8Gemm.Applies(4, inF / group, inF, 16, width)) return; // 4-bit codes need VNNI
             Int8Reference.AssertMatches(q, x.AsSpan(0, (first - 1) * inF).ToArray(), first - 1, $"{bits}-bit, {first - 1} rows");

@@ -214,6 +214,14 @@ internal static unsafe class VnniSmallBatch4
     /// <summary>Most tile rows <see cref="SharedSmallTileRows"/> applies to (env <c>CONDENSE_SB4_SHARED_M</c>, default 2).</summary>
     internal static int SharedSmallTileMaxRows { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_SB4_SHARED_M"), out int sm) ? sm : 2;
 
+    /// <summary>
+    /// Whether a product of this weight runs the own-scale kernels (<see cref="OwnScales"/>): paired steps, groups that
+    /// divide the 256-code pair, rows of whole 16-group chunks (at least one).
+    /// </summary>
+    internal static bool TakesOwnScales(int groupSize, int groupsPerRow, int inFeatures) =>
+        OwnScales && FusedEpilogue && PipelinedBlocks && UsesPairs(groupSize, groupsPerRow, inFeatures)
+        && groupsPerRow % 16 == 0 && groupsPerRow >= 16 && 2 * StepCodes % groupSize == 0;
+
     [ThreadStatic] private static bool t_off;
 
     /// <summary>Tests: true keeps the calling thread's products off these kernels (on the managed batched kernels).</summary>
@@ -697,7 +705,7 @@ internal static unsafe class VnniSmallBatch4
         int tiles = (batch + tileCap - 1) / tileCap;
         long xBytes = (long)batch * steps * unit;
         int gpr0 = w.GroupsPerRow;
-        bool own = OwnScales && FusedEpilogue && PipelinedBlocks && paired && gpr0 % 16 == 0 && gpr0 >= 16 && 2 * StepCodes % w.GroupSize == 0;
+        bool own = TakesOwnScales(w.GroupSize, gpr0, w.In);
         // Own-scale kernels: the group sums by chunk of 16 groups (then batch row) per tile, and 4 rows of 8s (symmetric zero points).
         long ownBytes = own ? (long)batch * gpr0 * sizeof(float) + (w.Zeros == null ? 4L * gpr0 : 0) : 0;
         byte[] xBuffer = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)(xBytes + ownBytes) + 128));
