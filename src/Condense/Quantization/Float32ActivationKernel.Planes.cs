@@ -199,6 +199,17 @@ internal static unsafe partial class Float32ActivationKernel
         int symmetricZero = 1 << (p.Bits - 1);
         float* result = stackalloc float[TileRows];
         var rowPointers = stackalloc byte*[TileRows];
+        // Rows of fewer than 16 groups (In 512 or 768 at g128): a whole tile's scales convert as one stream (its rows'
+        // float16 scales are adjacent) instead of RowScales per row, whose call and short tail were more than the row's
+        // products (session 17: 2048x512 int4 g128, 1 thread, hot, RowScales 19% of the samples against PlaneTile's 11%).
+        // Converted ShortBlockRows rows at a time (s, then -z s, each [rows][gpr] with no gap), so the stream's partial
+        // last vector comes once per block, not once per tile.
+        bool shortRows = gpr < 16;
+        const int ShortBlockRows = 16 * TileRows;
+        float* blockScales = stackalloc float[shortRows ? 2 * (ShortBlockRows * 16 + 16) : 1];
+        float* blockTerms = blockScales + ShortBlockRows * 16 + 16;
+        int blockFirst = int.MinValue;
+        var inRow = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(gpr)).AsSingle();
         nint ahead = (nint)TileRows * p.RowBytes * PlanePrefetchTiles;
         for (int tile = startTile; tile < endTile; tile++)
         {
@@ -217,11 +228,53 @@ internal static unsafe partial class Float32ActivationKernel
                     row = copy;
                 }
                 rowPointers[k] = row;
-                RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf + k * stride, nz + k * stride, gpr);
+                if (!shortRows || rows < TileRows)
+                    RowScales(p.Scales + (nint)r * gpr, p.Zeros == null ? null : p.Zeros + (nint)r * gpr, symmetricZero, sf + k * stride, nz + k * stride, gpr);
+            }
+            if (shortRows && rows == TileRows)
+            {
+                if (r0 >= blockFirst + ShortBlockRows)
+                {
+                    blockFirst = r0;
+                    ShortRowScales(p.Scales + (nint)r0 * gpr, p.Zeros == null ? null : p.Zeros + (nint)r0 * gpr, symmetricZero,
+                        blockScales, blockTerms, Math.Min(ShortBlockRows, p.Out - r0) * gpr);
+                }
+                int at = (r0 - blockFirst) * gpr;
+                for (int k = 0; k < TileRows; k++)
+                {
+                    // Lanes past the row's groups stay the zero slack the 16-float loads read.
+                    Vector512.ConditionalSelect(inRow, Vector512.Load(blockScales + at + k * gpr), Vector512<float>.Zero).Store(sf + k * stride);
+                    Vector512.Load(blockTerms + at + k * gpr).Store(nz + k * stride);
+                }
             }
             PlaneTile<TP>(rowPointers, sf, stride, p.Chunks, p.GroupShift, p.Xp, result, ahead);
             for (int k = 0; k < rows; k++)
                 p.Y[r0 + k] = result[k] + ZeroTerm(nz + k * stride, p.GroupSums, gpr);
+        }
+    }
+
+    /// <summary>
+    /// RowScales' values for <paramref name="count"/> consecutive groups (whole rows of fewer than 16 groups): s exactly
+    /// from float16, -(z s) one float multiply each, both as 16-lane vectors; 16 floats past the count are written.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ShortRowScales(Half* scales, byte* zeros, int symmetricZero, float* s, float* nz, int count)
+    {
+        FusedInt8Dot.HalvesToSingle(scales, s, count);
+        var zs = Vector512.Create((float)symmetricZero);
+        for (int g = 0; g < count; g += 16)
+        {
+            Vector512<float> z;
+            if (zeros == null) z = zs;
+            else if (g + 16 <= count) z = Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + g)));
+            else
+            {
+                // The last partial vector's zero points from a padded copy (a load of 16 could pass the array's end).
+                var padded = Vector128<byte>.Zero;
+                for (int i = 0; g + i < count; i++) ((byte*)&padded)[i] = zeros[g + i];
+                z = Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(padded));
+            }
+            (-(z * Vector512.Load(s + g))).Store(nz + g);
         }
     }
 

@@ -539,6 +539,29 @@ internal static unsafe partial class Float32ActivationKernel
                 var z = zeros == null ? zs : Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(zeros + g));
                 (-(z * f)).Store(nz + g);
             }
+            if (g < count)
+            {
+                // The last 1-7 groups as one more vector from zero-padded copies: (float)Half is a software conversion,
+                // and rows of 4-6 groups (In 512 or 768 at g128) spent a large part of a batch-1 call in it (session 17).
+                int n = count - g;
+                var hv = Vector128<ushort>.Zero;
+                ulong zv = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    ((ushort*)&hv)[i] = ((ushort*)scales)[g + i];
+                    if (zeros != null) ((byte*)&zv)[i] = zeros[g + i];
+                }
+                var h = Avx2.ConvertToVector256Int32((ushort*)&hv).AsUInt32();
+                var f = (((h & mask) << 13) | ((h & sign) << 16)).AsSingle() * magic;
+                var z = zeros == null ? zs : Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32((byte*)&zv));
+                var t = -(z * f);
+                for (int i = 0; i < n; i++)
+                {
+                    s[g + i] = f.GetElement(i);
+                    nz[g + i] = t.GetElement(i);
+                }
+                return;
+            }
         }
         for (; g < count; g++)
         {
