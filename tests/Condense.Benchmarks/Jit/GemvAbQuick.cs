@@ -23,9 +23,13 @@ public static class GemvAbQuick
     {
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()} at start");
         string formatName = Option(args, "--format") ?? "int4-g32-asym";
-        var format = new[] { QuantizedFormats.Int4G32, QuantizedFormats.Int4G64, QuantizedFormats.Int4G128, QuantizedFormats.Int4G32Sym,
-                QuantizedFormats.Int8G32, QuantizedFormats.Of(8, 64, symmetric: true), QuantizedFormats.Of(8, 128, symmetric: true) }
-            .First(f => f.Name == formatName);
+        var formats = QuantizedFormats.All.Concat([QuantizedFormats.Of(8, 64, symmetric: true), QuantizedFormats.Of(8, 128, symmetric: true)]).ToList();
+        var format = formats.FirstOrDefault(f => f.Name == formatName);
+        if (format is null)
+        {
+            Console.Error.WriteLine($"--format {formatName}: no such format; names are {string.Join(", ", formats.Select(f => f.Name))}");
+            return 2;
+        }
         var dims = (Option(args, "--shape") ?? "4096x4096").Split('x').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToArray();
         var shape = new Shape("ab", dims[0], dims[1]);
         string[] a = (Option(args, "--a") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
