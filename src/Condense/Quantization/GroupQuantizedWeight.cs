@@ -350,7 +350,9 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// int4 g64 at 4 / 8 rows: 3.2x / 4.2x its batch-1 time on the GEMM against 1.7x / 3.0x on the batched kernel).
     /// </remarks>
     internal static bool GemmApplies(int bits, int groupSize, int groupsPerRow, int inFeatures, int batch, int outFeatures) =>
-        Int8Gemm.Applies(bits, groupsPerRow, inFeatures, batch, KernelOptions.VectorBits) ||
+        // 2- and 3-bit codes only while small: their byte copy is 4x / 2.7x the codes, and above the cache the batched
+        // kernels were faster (11008x4096 2-bit g64 at 16 rows, 1 thread: 3.29 ms against 3.58 on the GEMM; session 17).
+        bits is 4 or 8 && Int8Gemm.Applies(bits, groupsPerRow, inFeatures, batch, KernelOptions.VectorBits) ||
         (batch >= SmallWeightGemmMinRows(bits, groupSize, groupsPerRow, inFeatures) && (long)outFeatures * inFeatures <= VnniGemmMaxSmallElements &&
          Int8Gemm.UsesVnni(groupSize, groupsPerRow) &&
          // The GEMM's own test of the codes, machine and shape, at its threshold: the rows were decided here.
@@ -374,7 +376,9 @@ public sealed class GroupQuantizedWeight : IWeightStorage
     /// 1536x384 21.0 / 22.5 -&gt; 4.5 / 16.8 us, 3072x768 47.8 / 112 -&gt; 21.8 / 95.4, 2048x512 25.8 / 37.7 -&gt; 7.8 / 36.3;
     /// int8 g64 1536x384 28.9 / 35.0 -&gt; 6.0 / 32.7, 768x3072 52.1 / 176 -&gt; 38.6 / 96.4, 2048x2048 142 / 240 -&gt; 51.0 /
     /// 227. 4-bit weights on the own-scale small-batch kernels stay there below 4 rows: their cold calls read half the
-    /// GEMM copy's bytes (768x3072 27.6 / 63.8 against 23.2 / 157, 1024x1024 13.6 / 30.9 against 7.1 / 42.5).
+    /// GEMM copy's bytes (768x3072 27.6 / 63.8 against 23.2 / 157, 1024x1024 13.6 / 30.9 against 7.1 / 42.5). 2- and
+    /// 3-bit codes (expanded to bytes in the copy) left the managed batched kernels: 1536x384 2-bit g64 b2 / b4 / b8
+    /// 64 / 71 / 193 -&gt; 5.6 / 7.1 / 13.6 us hot, 3-bit g128 52 / 59 / 82 -&gt; 4.6 / 6.6 / 12.6.
     /// An explicit CONDENSE_VNNI_GEMM_MIN_ROWS applies to every weight.
     /// </remarks>
     internal static int SmallWeightGemmMinRows(int bits, int groupSize, int groupsPerRow, int inFeatures)
@@ -401,11 +405,14 @@ public sealed class GroupQuantizedWeight : IWeightStorage
         ref GemmCache? slot = ref vnni ? ref _gemmVnni : ref _gemm;
         var cache = Volatile.Read(ref slot);
         if (cache is not null) return cache;
-        var codes = GC.AllocateUninitializedArray<byte>(checked((int)(vnni ? Int8Gemm.QuadPanelBytes(OutFeatures, InFeatures, Scheme.Bits) : Int8Gemm.PanelBytes(OutFeatures, InFeatures))));
+        // 2- and 3-bit codes enter the panels as bytes (the 8-bit layout); their terms keep their own symmetric zero point.
+        byte[]? expanded = Scheme.Bits is 2 or 3 ? ExpandedCodes() : null;
+        int panelBits = expanded is null ? Scheme.Bits : 8;
+        var codes = GC.AllocateUninitializedArray<byte>(checked((int)(vnni ? Int8Gemm.QuadPanelBytes(OutFeatures, InFeatures, panelBits) : Int8Gemm.PanelBytes(OutFeatures, InFeatures))));
         var terms = GC.AllocateUninitializedArray<float>(checked((int)Int8Gemm.TermFloats(OutFeatures, _groupsPerRow)));
-        fixed (byte* source = _packed)
+        fixed (byte* source = expanded ?? _packed)
         fixed (byte* destination = codes)
-            if (vnni) Int8Gemm.BuildQuadPanels(source, OutFeatures, InFeatures, destination, Scheme.Bits);
+            if (vnni) Int8Gemm.BuildQuadPanels(source, OutFeatures, InFeatures, destination, panelBits);
             else Int8Gemm.BuildPanels(source, OutFeatures, InFeatures, destination);
         fixed (Half* scales = _scales)
         fixed (byte* zeros = _zeroPoints)
@@ -413,6 +420,22 @@ public sealed class GroupQuantizedWeight : IWeightStorage
             Int8Gemm.BuildTerms(scales, _zeroPoints is null ? null : zeros, OutFeatures, _groupsPerRow, destination, vnni, Scheme.Bits);
         var built = new GemmCache(codes, terms);
         return Interlocked.CompareExchange(ref slot, built, null) ?? built;
+    }
+
+    /// <summary>The codes one byte each, row-major [OutFeatures, InFeatures] (the GEMM's panels of 2- and 3-bit weights are built from it).</summary>
+    private unsafe byte[] ExpandedCodes()
+    {
+        var expanded = GC.AllocateUninitializedArray<byte>(checked(OutFeatures * InFeatures));
+        var row = new byte[CodeUnpack.PaddedLength(InFeatures)];
+        fixed (byte* source = _packed)
+        fixed (byte* destination = expanded)
+        fixed (byte* codes = row)
+            for (int o = 0; o < OutFeatures; o++)
+            {
+                CodeUnpack.Row(source + (nint)o * _rowBytes, _rowBytes, Scheme.Bits, InFeatures, codes, KernelOptions.VectorBits);
+                Buffer.MemoryCopy(codes, destination + (nint)o * InFeatures, InFeatures, InFeatures);
+            }
+        return expanded;
     }
 
     /// <summary>The scalar reference of the float32 path: each row dequantized, then dotted with every input row.</summary>

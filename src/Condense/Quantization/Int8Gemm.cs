@@ -97,11 +97,12 @@ internal static unsafe class Int8Gemm
         !t_managedOnly && (groupsPerRow == 1 || groupSize % 4 == 0) && VnniGemmKernel.IsAvailable;
 
     /// <summary>
-    /// True when <see cref="Run"/> handles this product on this machine: 8-bit codes, and 4-bit codes where the
-    /// generated VNNI kernels run (<see cref="UsesVnni"/>; their codes are expanded to bytes in the quad panels).
+    /// True when <see cref="Run"/> handles this product on this machine: 8-bit codes, and 2-, 3- and 4-bit codes where
+    /// the generated VNNI kernels run (<see cref="UsesVnni"/>; their codes are expanded to bytes in the quad panels, 2 and
+    /// 3 bits by the caller before <see cref="BuildQuadPanels"/>).
     /// </summary>
     public static bool Applies(int bits, int groupsPerRow, int inFeatures, int batch, int vectorBits) =>
-        (bits == 8 || bits == 4 && UsesVnni(groupsPerRow == 1 ? inFeatures : inFeatures / groupsPerRow, groupsPerRow)) &&
+        (bits == 8 || bits is 2 or 3 or 4 && UsesVnni(groupsPerRow == 1 ? inFeatures : inFeatures / groupsPerRow, groupsPerRow)) &&
         batch >= MinBatch && vectorBits >= 512 && Vector512.IsHardwareAccelerated && Avx512BW.IsSupported &&
         (groupsPerRow > 1 || inFeatures <= 65536);
 

@@ -93,7 +93,10 @@ public class Int8GemmTests
         Int8Gemm.ManagedOnlyOverride = true;
         try { Assert.False(Int8Gemm.Applies(4, 64, 4096, 128, 512)); }
         finally { Int8Gemm.ManagedOnlyOverride = false; }
-        Assert.False(Int8Gemm.Applies(2, 64, 4096, 128, 512));
+        // 2- and 3-bit codes as 4-bit ones (expanded to bytes), but the dispatch takes them only while the weight is small.
+        Assert.Equal(here && Int8Gemm.UsesVnni(64, 64), Int8Gemm.Applies(2, 64, 4096, 128, 512));
+        Assert.False(GroupQuantizedWeight.GemmApplies(2, 64, 64, 4096, 128, 11008));
+        Assert.Equal(here && Int8Gemm.UsesVnni(64, 6), GroupQuantizedWeight.GemmApplies(3, 64, 6, 384, 2, 1536));
         Assert.False(Int8Gemm.Applies(8, 64, 4096, 128, 256));
         Assert.False(Int8Gemm.Applies(8, 1, 70000, 128, 512)); // one group: int32 sums need In <= 65,536
     }
