@@ -390,18 +390,13 @@ internal static unsafe partial class FusedInt8Dot
         int n = count * gpr;
         float* conv = work + ScaleBlock * 16;
         float* terms = zeros == null ? conv : conv + ScaleBlock * ((gpr + 15) & ~15);
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
+        HalvesToSingle(scales, conv, n);
+        if (zeros != null)
         {
-            var s = HalvesToSingle((short*)scales + i);
-            s.Store(conv + i);
-            if (zeros != null) (s * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + i)) - off)).Store(terms + i);
-        }
-        for (; i < n; i++)
-        {
-            float s = (float)scales[i];
-            conv[i] = s;
-            if (zeros != null) terms[i] = s * (zeros[i] - offset);
+            int i = 0;
+            for (; i + 16 <= n; i += 16)
+                (Vector512.Load(conv + i) * Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load(zeros + i)) - off)).Store(terms + i);
+            for (; i < n; i++) terms[i] = conv[i] * (zeros[i] - offset);
         }
         // The last chunk's lanes [rest, 16) read the next row's terms (or the buffer's unused end) and the padding of the
         // group sums: both are masked to +0, as ScaleRow's zero-padded chunk gives.
