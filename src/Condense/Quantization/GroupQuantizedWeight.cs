@@ -336,8 +336,8 @@ public sealed class GroupQuantizedWeight : IWeightStorage
 
     /// <summary>
     /// Whether an int8-activation product of <paramref name="batch"/> rows runs on <see cref="Int8Gemm"/>: where
-    /// <see cref="Int8Gemm.Applies"/> says so (from 16 rows), and from <see cref="VnniGemmMinRows"/> rows where the
-    /// generated VNNI kernels run.
+    /// <see cref="Int8Gemm.Applies"/> says so (4- and 8-bit codes, from 16 rows), and for small weights from
+    /// <see cref="SmallWeightGemmMinRows"/> rows where the generated VNNI kernels run.
     /// </summary>
     /// <remarks>
     /// Measured on MiniLM one sentence at a time (7-21 tokens, so every Linear layer sees 7-21 rows; Zen 4, one
@@ -359,9 +359,10 @@ public sealed class GroupQuantizedWeight : IWeightStorage
          Int8Gemm.Applies(bits, groupsPerRow, inFeatures, Math.Max(batch, Int8Gemm.DefaultMinBatch), KernelOptions.VectorBits));
 
     /// <summary>
-    /// The fewest rows an int8-activation product sends to the generated VNNI GEMM (default 4); below it, and for
-    /// 4-bit codes up to 15 rows when this is raised, the small-batch kernels run. Knob for A/B runs (environment
-    /// variable CONDENSE_VNNI_GEMM_MIN_ROWS at start-up).
+    /// The fewest rows an int8-activation product of a small weight sends to the generated VNNI GEMM when the 4-bit
+    /// own-scale small-batch kernels would run it (default 4; other small weights from 2, <see cref="SmallWeightGemmMinRows"/>);
+    /// below it, and for 4-bit codes up to 15 rows when this is raised, the small-batch kernels run. Knob for A/B runs
+    /// (environment variable CONDENSE_VNNI_GEMM_MIN_ROWS at start-up, then for every weight).
     /// </summary>
     internal static int VnniGemmMinRows { get; set; } =
         int.TryParse(Environment.GetEnvironmentVariable("CONDENSE_VNNI_GEMM_MIN_ROWS"), out int rows) && rows > 0 ? rows : 4;
