@@ -23,6 +23,7 @@ namespace Condense.Benchmarks;
 ///                               as a fraction of it (1 thread per CPU-second, all threads wall), and the 8/4-bit GEMM on 1 thread with it on and off
 ///   --quick gemv1               the batch-1 GEMV with generated code on and off, 1 thread (--two: 2; --s1-only: 4096x4096 only), weight GB per CPU-second
 ///   --quick sgemm               fp32 GEMM and float32-activation panels, S1 batch 128, kernel variants alternated (1 thread CPU time; --two: 2 threads wall; --tile: the micro-kernel alone) (Gemv/SgemmQuick.cs)
+///   --quick linear              the fp32 Linear forward (Gemm.MatMulTransposedB, what Ops.Linear runs) beside DenseWeight, MiniLM shapes in cache, batch 1-416 (Gemv/LinearQuick.cs)
 ///   --quick fp32-peak           the machine's fp32 FMA ceiling: register-only loop, GFLOP per CPU-second per core (the fp32 b128 target is 75% of 2 cores x it)
 ///   --quick readprobe           what governs the DRAM read rate: streams per thread, prefetch type/distance, huge pages, 2-thread split, FMA vs OR per line (Gemv/ReadProbeQuick.cs)
 ///   --quick poolprobe           WorkerPool's cost per call at 2 threads beyond its work: empty and compute-only bodies vs 1 thread (Gemv/PoolProbeQuick.cs)
@@ -80,6 +81,7 @@ public static class QuickMode
         if (args.Contains("gemv1")) return Jit.GemvQuick.Run(args);
         if (args.Contains("fp32-peak")) return Gemv.FloatPeakQuick.Run();
         if (args.Contains("sgemm")) return Gemv.SgemmQuick.Run(args);
+        if (args.Contains("linear")) return Gemv.LinearQuick.Run(args);
         if (args.Contains("smallbatch")) return Jit.SmallBatchQuick.Run(args);
         if (args.Contains("lowbit")) return Jit.LowBitQuick.Run(args);
         if (args.Contains("f32act")) return Gemv.Float32ActQuick.Run(args);

@@ -30,7 +30,7 @@ internal static unsafe class DenseMatMul
     private const int KC = 4096;
 
     private const int GemvRows = 4;   // W rows per dot-product tile: 4 streams keep the loads busy
-    private const long SerialWork = 1 << 15; // below this many multiply-adds a thread hand-off costs more than it saves
+    internal const long SerialWork = 1 << 15; // below this many multiply-adds a thread hand-off costs more than it saves
 
     [ThreadStatic] private static float[]? t_panel;
 

@@ -15,6 +15,9 @@ public sealed class DenseWeight : IWeightStorage
     // The batch-1 copy of W in DenseMatMul.PackRows4's layout for one vector width, built at the first batch-1
     // product of a weight of at least DenseMatMul.GemvStreamMinBytes (null until then, and for smaller weights).
     private volatile PackedCopy? _packed;
+    // W as OutputLanesSgemm's k-major panels of 32 outputs, built at the first product of 2-31 rows of a weight of at
+    // most PanelCopyMaxValues values with AVX-512 (null until then): those batches read it instead of the array.
+    private volatile PackedCopy? _panels;
 
     // Values holds the copy from index Offset on: a pinned array with its copy started on a 64 B line (a managed
     // array's data is 16 B off one, which splits every 512-bit load over two lines; session 10).
@@ -84,6 +87,13 @@ public sealed class DenseWeight : IWeightStorage
         if (y.Length != (long)batch * OutFeatures)
             throw new ArgumentException(Invariant($"y has {y.Length} values; fp32 [{OutFeatures}, {InFeatures}] with batch {batch} expects batch x OutFeatures = {(long)batch * OutFeatures}"), nameof(y));
         if (batch == 0) return;
+        if (PanelsFor(batch) is { } panels)
+        {
+            int degree = (long)batch * OutFeatures * InFeatures < DenseMatMul.SerialWork ? 1 : int.MaxValue;
+            fixed (float* px = x, pp = panels.Values, py = y)
+                OutputLanesSgemm.Run(px, new OutputLanesSgemm.PackedPanels(pp + panels.Offset, InFeatures), py, batch, OutFeatures, InFeatures, accumulate: false, degree);
+            return;
+        }
         var packed = batch == 1 ? PackedFor(KernelOptions.VectorBits) : null;
         int packedBits = packed is null ? 0 : KernelOptions.VectorBits;
         fixed (float* px = x, pw = _weight, py = y, pp = packed?.Values)
@@ -113,6 +123,37 @@ public sealed class DenseWeight : IWeightStorage
             }
             HugePages.Advise(values);
             _packed = current = new PackedCopy(values, offset, bits);
+            return current;
+        }
+    }
+
+    /// <summary>Largest weight (values) that keeps a panel copy for batches of 2-31 rows: 4 Mi, 16 MiB of floats.</summary>
+    internal const long PanelCopyMaxValues = 4L << 20;
+
+    /// <summary>Switch for A/B measurements and tests: off, batches of 2-31 rows run DenseMatMul's tiles on the row-major array.</summary>
+    internal static bool PanelCopies { get; set; } = true;
+
+    /// <summary>Whether this weight holds the small-batch panel copy now (tests and benchmarks: memory accounting).</summary>
+    internal bool HasPanelCopy => _panels is not null;
+
+    private unsafe PackedCopy? PanelsFor(int batch)
+    {
+        if (!PanelCopies || batch < 2 || !OutputLanesSgemm.Applies(batch) || _weight.LongLength > PanelCopyMaxValues) return null;
+        var current = _panels;
+        if (current is not null) return current;
+        lock (_packLock)
+        {
+            current = _panels;
+            if (current is not null) return current;
+            long floats = OutputLanesSgemm.PackedFloats(OutFeatures, InFeatures);
+            var values = GC.AllocateUninitializedArray<float>((int)floats + 16, pinned: true);
+            int offset;
+            fixed (float* pw = _weight, pd = values)
+            {
+                offset = (int)((16 - (((nint)pd >> 2) & 15)) & 15);
+                OutputLanesSgemm.Pack(pw, OutFeatures, InFeatures, pd + offset);
+            }
+            _panels = current = new PackedCopy(values, offset, 512);
             return current;
         }
     }

@@ -37,6 +37,23 @@ public static class Gemm
     {
         CheckSizes(nameof(MatMulTransposedB), a.Length, b.Length, c.Length, m, k, n);
         if (m == 0 || n == 0) return;
+        // Under 32 rows with AVX-512: outputs in the lanes over B's rows transposed per call (a batch of 7 would fill
+        // 7 of 16 lanes here); from 32 rows: PackedSgemm's tiles. Both run each element's chain in the same order
+        // from the same start, so the bits are this class's.
+        if (k > 0 && OutputLanesSgemm.Applies(m))
+        {
+            int threads = (long)m * k * n >= ParallelThreshold ? Math.Max(1, MaxDegreeOfParallelism) : 1;
+            fixed (float* pa = a, pb = b, pc = c)
+                OutputLanesSgemm.Run(pa, new OutputLanesSgemm.RowMajorPanels(pb, n, k), pc, m, n, k, accumulate, threads);
+            return;
+        }
+        if (k > 0 && !accumulate && PackedSgemm.Applies(m, KernelOptions.VectorBits))
+        {
+            int threads = (long)m * k * n >= ParallelThreshold ? Math.Max(1, MaxDegreeOfParallelism) : 1;
+            fixed (float* pa = a, pb = b, pc = c)
+                PackedSgemm.Run(pa, pb, pc, m, n, k, threads);
+            return;
+        }
         // Either operand can be the one packed: C = A B^T, or C^T = B A^T with A^T packed. The kernel vectorizes
         // over C's columns, so whichever matrix ends up as its right operand must be transposed first. Packing
         // the smaller side (for a Linear at a few tokens: the activations, not the weight) costs O(m k) instead

@@ -1,0 +1,136 @@
+using Condense.Kernels;
+
+namespace Condense.Tests.Kernels;
+
+/// <summary>
+/// The small-batch fp32 kernel with the outputs in the lanes (<see cref="OutputLanesSgemm"/>, AVX-512, batch 1-31):
+/// every output is the reference fma chain over the features in order, so it must equal
+/// <see cref="DenseMatMul.Reference"/> bit for bit, whether its panels are W's rows transposed per call (the Linear
+/// forward, <see cref="Gemm.MatMulTransposedB"/>) or a packed copy; over shapes that cut every panel (Out not a
+/// multiple of 16 or 32, Out below 16), every 16 x 16 transpose (In not a multiple of 16, In below 16) and k block
+/// (In across 128), every row grouping (batch 1-31: groups of up to 12), and with accumulation.
+/// </summary>
+public class OutputLanesSgemmTests
+{
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 1, 1, 1 }, { 1, 37, 384 }, { 2, 16, 16 }, { 3, 5, 17 }, { 4, 32, 128 }, { 5, 33, 129 }, { 6, 48, 31 },
+        { 7, 384, 384 }, { 8, 63, 200 }, { 9, 70, 257 }, { 11, 100, 15 }, { 12, 96, 300 }, { 13, 130, 385 },
+        { 16, 64, 640 }, { 21, 47, 130 }, { 24, 31, 1 }, { 25, 129, 96 }, { 31, 200, 517 },
+    };
+
+    private static (float[] W, float[] X) Random(int batch, int outF, int inF)
+    {
+        var rng = new Rng((ulong)(batch * 1_000_003 + outF * 1009 + inF + 7));
+        var w = new float[outF * inF];
+        var x = new float[batch * inF];
+        for (int k = 0; k < w.Length; k++) w[k] = rng.NextGaussian();
+        for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
+        // Zeros of both signs: the chain must start from +0 as the reference's does.
+        if (w.Length > 3) { w[0] = -0f; w[3] = 0f; }
+        if (x.Length > 2) x[1] = -0f;
+        return (w, x);
+    }
+
+    private static unsafe float[] Reference(float[] x, float[] w, int batch, int outF, int inF, float[]? start = null)
+    {
+        var y = new float[batch * outF];
+        fixed (float* px = x, pw = w, py = y)
+            DenseMatMul.Reference(px, pw, py, batch, outF, inF, 0, outF);
+        if (start is null) return y;
+        // Accumulating: each chain starts from the old value instead of +0.
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < outF; o++)
+            {
+                float sum = start[b * outF + o];
+                for (int i = 0; i < inF; i++) sum = MathF.FusedMultiplyAdd(x[b * inF + i], w[o * inF + i], sum);
+                y[b * outF + o] = sum;
+            }
+        return y;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void The_linear_forward_equals_the_scalar_fma_chain_bit_for_bit(int batch, int outF, int inF)
+    {
+        // Without AVX-512 Gemm's own tiles run: the same bits are its contract too.
+        var (w, x) = Random(batch, outF, inF);
+        var y = new float[batch * outF];
+        Gemm.MatMulTransposedB(x, w, y, batch, inF, outF);
+        AssertBits(Reference(x, w, batch, outF, inF), y);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Accumulating_continues_each_chain_from_the_old_output(int batch, int outF, int inF)
+    {
+        var (w, x) = Random(batch, outF, inF);
+        var start = new float[batch * outF];
+        var rng = new Rng(99);
+        for (int i = 0; i < start.Length; i++) start[i] = rng.NextGaussian();
+        var y = (float[])start.Clone();
+        Gemm.MatMulTransposedB(x, w, y, batch, inF, outF, accumulate: true);
+        AssertBits(Reference(x, w, batch, outF, inF, start), y);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public unsafe void A_packed_copy_gives_the_same_bits_as_the_per_call_transpose(int batch, int outF, int inF)
+    {
+        if (!OutputLanesSgemm.Applies(batch)) return; // the copy is made with AVX-512 transposes
+        var (w, x) = Random(batch, outF, inF);
+        var packed = new float[OutputLanesSgemm.PackedFloats(outF, inF)];
+        var y = new float[batch * outF];
+        fixed (float* pw = w, pp = packed, px = x, py = y)
+        {
+            OutputLanesSgemm.Pack(pw, outF, inF, pp);
+            OutputLanesSgemm.Run(px, new OutputLanesSgemm.PackedPanels(pp, inF), py, batch, outF, inF, accumulate: false, degree: 2);
+        }
+        // The padding outputs of the last panel are +0 in the copy.
+        for (int o = outF; o < (outF + 31) / 32 * 32; o++)
+            for (int k = 0; k < inF; k++)
+                Assert.Equal(0f, packed[(long)(o / 32 * inF + k) * 32 + o % 32]);
+        AssertBits(Reference(x, w, batch, outF, inF), y);
+    }
+
+    [Fact]
+    public void Results_do_not_depend_on_the_thread_count()
+    {
+        int batch = 13, outF = 390, inF = 700;
+        var (w, x) = Random(batch, outF, inF);
+        float[] Run(int threads)
+        {
+            int saved = Gemm.MaxDegreeOfParallelism;
+            try
+            {
+                Gemm.MaxDegreeOfParallelism = threads;
+                var y = new float[batch * outF];
+                Gemm.MatMulTransposedB(x, w, y, batch, inF, outF);
+                return y;
+            }
+            finally { Gemm.MaxDegreeOfParallelism = saved; }
+        }
+        var one = Run(1);
+        AssertBits(one, Run(2));
+        AssertBits(one, Run(3));
+        AssertBits(Reference(x, w, batch, outF, inF), one);
+    }
+
+    [Fact]
+    public void Takes_batches_of_1_to_31_rows_with_avx512_only()
+    {
+        bool avx512 = KernelOptions.VectorBits == 512 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
+        Assert.False(OutputLanesSgemm.Applies(0));
+        Assert.False(OutputLanesSgemm.Applies(32));
+        Assert.Equal(avx512, OutputLanesSgemm.Applies(1));
+        Assert.Equal(avx512, OutputLanesSgemm.Applies(31));
+    }
+
+    private static void AssertBits(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+                Assert.Fail($"element {i}: expected {expected[i]:R} ({BitConverter.SingleToInt32Bits(expected[i]):X8}), got {actual[i]:R} ({BitConverter.SingleToInt32Bits(actual[i]):X8})");
+    }
+}
