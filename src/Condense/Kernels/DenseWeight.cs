@@ -138,7 +138,7 @@ public sealed class DenseWeight : IWeightStorage
 
     private unsafe PackedCopy? PanelsFor(int batch)
     {
-        if (!PanelCopies || batch < 2 || !OutputLanesSgemm.Applies(batch) || _weight.LongLength > PanelCopyMaxValues) return null;
+        if (!PanelCopies || !OutputLanesSgemm.Applies(batch) || _weight.LongLength > PanelCopyMaxValues || (batch == 1 && PacksForBatch1)) return null;
         var current = _panels;
         if (current is not null) return current;
         lock (_packLock)

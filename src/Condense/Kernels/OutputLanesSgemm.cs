@@ -110,7 +110,7 @@ internal static unsafe class OutputLanesSgemm
             }
             float* src = w + (nint)r0 * inF + k0;
             for (int k = 0; k < whole; k += 16)
-                Transpose16(src + k, inF, rows, d + (nint)k * PanelOutputs);
+                Transpose16(src + k, inF, rows, d + (nint)k * PanelOutputs, PanelOutputs);
             for (int k = whole; k < kb; k++)
             {
                 float* o = d + (nint)k * PanelOutputs;
@@ -119,9 +119,9 @@ internal static unsafe class OutputLanesSgemm
         }
     }
 
-    /// <summary>16 rows (the first <paramref name="rows"/> from src with stride ld, the rest zero) x 16 features to dst[k][0..16) with stride 32.</summary>
+    /// <summary>16 rows (the first <paramref name="rows"/> from src with stride ld, the rest zero) x 16 features to dst[k][0..16) with stride <paramref name="S"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose16(float* src, int ld, int rows, float* dst)
+    private static void Transpose16(float* src, int ld, int rows, float* dst, int S)
     {
         Vector512<float> r0 = Row(src, ld, 0, rows), r1 = Row(src, ld, 1, rows), r2 = Row(src, ld, 2, rows), r3 = Row(src, ld, 3, rows);
         Vector512<float> r4 = Row(src, ld, 4, rows), r5 = Row(src, ld, 5, rows), r6 = Row(src, ld, 6, rows), r7 = Row(src, ld, 7, rows);
@@ -158,7 +158,6 @@ internal static unsafe class OutputLanesSgemm
         var vc = Avx512F.Shuffle4x128(u8, uc, 0xDD); var vd = Avx512F.Shuffle4x128(u9, ud, 0xDD);
         var ve = Avx512F.Shuffle4x128(ua, ue, 0xDD); var vf = Avx512F.Shuffle4x128(ub, uf, 0xDD);
 
-        const int S = PanelOutputs;
         Avx512F.Shuffle4x128(v0, v8, 0x88).Store(dst + 0 * S);
         Avx512F.Shuffle4x128(v1, v9, 0x88).Store(dst + 1 * S);
         Avx512F.Shuffle4x128(v2, va, 0x88).Store(dst + 2 * S);
@@ -201,20 +200,28 @@ internal static unsafe class OutputLanesSgemm
         // x rows in groups of at most 12 (sizes within one of each other), each packed k-major: group g's feature k
         // at xp[start_g x In + k x rows_g + r], so a tile broadcasts from one pointer with constant offsets.
         int groups = (batch + MaxRows - 1) / MaxRows;
-        float* xp = Aligned(ref t_x, (long)batch * inF);
+        // 16 x 16 transposes; each k's full 16-float store runs past its rows into the next k's (written next) or,
+        // at the very end, into the 256 floats of slack, which also hold the transpose's block.
+        float* xp = Aligned(ref t_x, (long)batch * inF + 512);
+        float* block = xp + (long)batch * inF + 256;
+        int whole = inF & ~15;
         for (int g = 0, b0 = 0; g < groups; g++)
         {
             int rows = GroupRows(batch, groups, g);
             float* dst = xp + (nint)b0 * inF;
-            for (int r = 0; r < rows; r++)
+            float* src = x + (nint)b0 * inF;
+            for (int k = 0; k < whole; k += 16)
             {
-                float* src = x + (nint)(b0 + r) * inF;
-                for (int k = 0; k < inF; k++) dst[(nint)k * rows + r] = src[k];
+                Transpose16(src + k, inF, rows, block, 16);
+                for (int kk = 0; kk < 16; kk++) Vector512.Load(block + kk * 16).Store(dst + (nint)(k + kk) * rows);
             }
+            for (int r = 0; r < rows; r++)
+                for (int k = whole; k < inF; k++) dst[(nint)k * rows + r] = src[(nint)r * inF + k];
             b0 += rows;
         }
         var body = new Body<TSource> { Xp = xp, Source = source, Y = y, Batch = batch, Out = outF, In = inF, Accumulate = accumulate, Groups = groups };
-        WorkerPool.Shared.For(Panels(outF), ref body, degree);
+        // Batches of up to 4 rows pair panels: a thread gets at least two.
+        WorkerPool.Shared.For(Panels(outF), ref body, degree, batch <= PairedMaxRows ? 2 : 1);
     }
 
     private static int GroupRows(int batch, int groups, int g) => batch / groups + (g < batch % groups ? 1 : 0);
@@ -228,24 +235,29 @@ internal static unsafe class OutputLanesSgemm
 
         public readonly void Invoke(int start, int end)
         {
-            // Per thread: the transposed k block (KB x 32) and the paused accumulators of every batch row (32 each).
-            float* scratch = Aligned(ref t_scratch, KB * PanelOutputs + (long)Batch * PanelOutputs);
-            float* acc = scratch + KB * PanelOutputs;
-            for (int p = start; p < end; p++)
+            // Per thread: two transposed k blocks (KB x 32 each) and the paused accumulators of every batch row (32
+            // per panel, two panels).
+            float* scratch = Aligned(ref t_scratch, 2 * KB * PanelOutputs + 2L * Batch * PanelOutputs);
+            float* scratch1 = scratch + KB * PanelOutputs;
+            float* acc = scratch1 + KB * PanelOutputs;
+            float* acc1 = acc + Batch * PanelOutputs;
+            for (int p = start; p < end;)
             {
-                int o0 = p * PanelOutputs, valid = Math.Min(PanelOutputs, Out - o0);
-                if (Accumulate)
-                    for (int b = 0; b < Batch; b++)
-                    {
-                        float* a = acc + b * PanelOutputs;
-                        float* yr = Y + (nint)b * Out + o0;
-                        for (int j = 0; j < PanelOutputs; j++) a[j] = j < valid ? yr[j] : 0f;
-                    }
+                // Up to 4 rows, two panels side by side: 8-16 accumulators keep both FMA pipes busy (one panel at
+                // batch 2 would be 4 chains, half the latency-bound rate).
+                bool pair = Batch <= PairedMaxRows && p + 1 < end;
+                CopyIn(p, acc);
+                if (pair) CopyIn(p + 1, acc1);
                 for (int k0 = 0; k0 < In; k0 += KB)
                 {
                     int kb = Math.Min(KB, In - k0);
                     float* panel = Source.Block(p, k0, kb, scratch);
                     bool first = k0 == 0 && !Accumulate;
+                    if (pair)
+                    {
+                        TilePair(Batch, Xp + (nint)k0 * Batch, panel, Source.Block(p + 1, k0, kb, scratch1), kb, acc, acc1, first);
+                        continue;
+                    }
                     for (int g = 0, b0 = 0; g < Groups; g++)
                     {
                         int rows = GroupRows(Batch, Groups, g);
@@ -253,15 +265,101 @@ internal static unsafe class OutputLanesSgemm
                         b0 += rows;
                     }
                 }
-                for (int b = 0; b < Batch; b++)
-                {
-                    float* a = acc + b * PanelOutputs;
-                    float* yr = Y + (nint)b * Out + o0;
-                    if (valid == PanelOutputs) { Vector512.Load(a).Store(yr); Vector512.Load(a + 16).Store(yr + 16); }
-                    else for (int j = 0; j < valid; j++) yr[j] = a[j];
-                }
+                CopyOut(p, acc);
+                if (pair) CopyOut(p + 1, acc1);
+                p += pair ? 2 : 1;
             }
         }
+
+        private readonly void CopyIn(int p, float* acc)
+        {
+            if (!Accumulate) return;
+            int o0 = p * PanelOutputs, valid = Math.Min(PanelOutputs, Out - o0);
+            for (int b = 0; b < Batch; b++)
+            {
+                float* a = acc + b * PanelOutputs;
+                float* yr = Y + (nint)b * Out + o0;
+                for (int j = 0; j < PanelOutputs; j++) a[j] = j < valid ? yr[j] : 0f;
+            }
+        }
+
+        private readonly void CopyOut(int p, float* acc)
+        {
+            int o0 = p * PanelOutputs, valid = Math.Min(PanelOutputs, Out - o0);
+            for (int b = 0; b < Batch; b++)
+            {
+                float* a = acc + b * PanelOutputs;
+                float* yr = Y + (nint)b * Out + o0;
+                if (valid == PanelOutputs) { Vector512.Load(a).Store(yr); Vector512.Load(a + 16).Store(yr + 16); }
+                else for (int j = 0; j < valid; j++) yr[j] = a[j];
+            }
+        }
+    }
+
+    /// <summary>Batches up to this many rows run two panels per tile.</summary>
+    private const int PairedMaxRows = 4;
+
+    private static void TilePair(int rows, float* xp, float* panel0, float* panel1, int kb, float* acc0, float* acc1, bool first)
+    {
+        switch (rows)
+        {
+            case 1: TilePair<R1>(xp, panel0, panel1, kb, acc0, acc1, first); break;
+            case 2: TilePair<R2>(xp, panel0, panel1, kb, acc0, acc1, first); break;
+            case 3: TilePair<R3>(xp, panel0, panel1, kb, acc0, acc1, first); break;
+            default: TilePair<R4>(xp, panel0, panel1, kb, acc0, acc1, first); break;
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="Tile{R}"/> for up to 4 rows over two panels (64 outputs): 4 panel loads and R broadcasts per
+    /// 4R FMAs; acc0 / acc1 hold the two panels' accumulators, row r at r x 32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TilePair<R>(float* xp, float* panel0, float* panel1, int kb, float* acc0, float* acc1, bool first) where R : struct, IRows
+    {
+        int n = R.N;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
+        if (!first)
+        {
+            a00 = Vector512.Load(acc0); a01 = Vector512.Load(acc0 + 16); a02 = Vector512.Load(acc1); a03 = Vector512.Load(acc1 + 16);
+            if (n > 1) { a10 = Vector512.Load(acc0 + 32); a11 = Vector512.Load(acc0 + 48); a12 = Vector512.Load(acc1 + 32); a13 = Vector512.Load(acc1 + 48); }
+            if (n > 2) { a20 = Vector512.Load(acc0 + 64); a21 = Vector512.Load(acc0 + 80); a22 = Vector512.Load(acc1 + 64); a23 = Vector512.Load(acc1 + 80); }
+            if (n > 3) { a30 = Vector512.Load(acc0 + 96); a31 = Vector512.Load(acc0 + 112); a32 = Vector512.Load(acc1 + 96); a33 = Vector512.Load(acc1 + 112); }
+        }
+        nint step = 0, end = (nint)kb * PanelOutputs;
+        for (; step < end; step += PanelOutputs, xp += n)
+        {
+            var w0 = Vector512.Load(panel0 + step);
+            var w1 = Vector512.Load(panel0 + step + 16);
+            var w2 = Vector512.Load(panel1 + step);
+            var w3 = Vector512.Load(panel1 + step + 16);
+            var b = Vector512.Create(xp[0]);
+            a00 = Vector512.FusedMultiplyAdd(b, w0, a00); a01 = Vector512.FusedMultiplyAdd(b, w1, a01);
+            a02 = Vector512.FusedMultiplyAdd(b, w2, a02); a03 = Vector512.FusedMultiplyAdd(b, w3, a03);
+            if (n > 1)
+            {
+                b = Vector512.Create(xp[1]);
+                a10 = Vector512.FusedMultiplyAdd(b, w0, a10); a11 = Vector512.FusedMultiplyAdd(b, w1, a11);
+                a12 = Vector512.FusedMultiplyAdd(b, w2, a12); a13 = Vector512.FusedMultiplyAdd(b, w3, a13);
+            }
+            if (n > 2)
+            {
+                b = Vector512.Create(xp[2]);
+                a20 = Vector512.FusedMultiplyAdd(b, w0, a20); a21 = Vector512.FusedMultiplyAdd(b, w1, a21);
+                a22 = Vector512.FusedMultiplyAdd(b, w2, a22); a23 = Vector512.FusedMultiplyAdd(b, w3, a23);
+            }
+            if (n > 3)
+            {
+                b = Vector512.Create(xp[3]);
+                a30 = Vector512.FusedMultiplyAdd(b, w0, a30); a31 = Vector512.FusedMultiplyAdd(b, w1, a31);
+                a32 = Vector512.FusedMultiplyAdd(b, w2, a32); a33 = Vector512.FusedMultiplyAdd(b, w3, a33);
+            }
+        }
+        a00.Store(acc0); a01.Store(acc0 + 16); a02.Store(acc1); a03.Store(acc1 + 16);
+        if (n > 1) { a10.Store(acc0 + 32); a11.Store(acc0 + 48); a12.Store(acc1 + 32); a13.Store(acc1 + 48); }
+        if (n > 2) { a20.Store(acc0 + 64); a21.Store(acc0 + 80); a22.Store(acc1 + 64); a23.Store(acc1 + 80); }
+        if (n > 3) { a30.Store(acc0 + 96); a31.Store(acc0 + 112); a32.Store(acc1 + 96); a33.Store(acc1 + 112); }
     }
 
     private static void Tile(int rows, float* xp, float* panel, int kb, float* acc, bool first)

@@ -107,8 +107,11 @@ public class DenseWeightTests
         for (int k = 0; k < x.Length; k++) x[k] = rng.NextGaussian();
         var storage = new DenseWeight(w, outF, inF);
         int savedRows = DenseMatMul.GemvRowsSideBySide, savedDegree = WorkerPool.Shared.MaxDegreeOfParallelism;
+        bool savedPanels = DenseWeight.PanelCopies;
         try
         {
+            // The GEMV's shapes, not the panel copy small weights take at 512 bits (OutputLanesSgemmTests).
+            DenseWeight.PanelCopies = false;
             KernelWidths.ForEach(bits =>
             {
                 float[]? first = null;
@@ -144,6 +147,7 @@ public class DenseWeightTests
         {
             DenseMatMul.GemvRowsSideBySide = savedRows;
             WorkerPool.Shared.MaxDegreeOfParallelism = savedDegree;
+            DenseWeight.PanelCopies = savedPanels;
         }
     }
 
