@@ -116,6 +116,45 @@ public class OutputLanesSgemmTests
         AssertBits(Reference(x, w, batch, outF, inF), one);
     }
 
+    [Theory]
+    [InlineData(1, 70, 385)]
+    [InlineData(2, 33, 100)]
+    [InlineData(4, 384, 384)]
+    [InlineData(13, 130, 257)]
+    [InlineData(31, 64, 40)]
+    public void A_small_dense_weight_reads_its_panel_copy_at_1_to_31_rows_with_the_reference_bits(int batch, int outF, int inF)
+    {
+        var (w, x) = Random(batch, outF, inF);
+        var storage = new DenseWeight(w, outF, inF);
+        var y = new float[batch * outF];
+        storage.MatMulTransposed(x, y, batch);
+        if (!OutputLanesSgemm.Applies(batch)) return; // DenseMatMul's tiles: DenseWeightTests
+        Assert.True(storage.HasPanelCopy);
+        AssertBits(Reference(x, w, batch, outF, inF), y);
+        // The copy is made once; a second product reads it and gives the same bits.
+        var again = new float[batch * outF];
+        storage.MatMulTransposed(x, again, batch);
+        AssertBits(y, again);
+    }
+
+    [Fact]
+    public void Large_dense_weights_and_batches_of_32_rows_get_no_panel_copy()
+    {
+        // Above PanelCopyMaxValues the copy would cost more memory than the in-cache gain is worth: DenseMatMul's tiles.
+        int outF = 1025, inF = 4096;
+        Assert.True((long)outF * inF > DenseWeight.PanelCopyMaxValues);
+        var large = new DenseWeight(new float[outF * inF], outF, inF);
+        large.MatMulTransposed(new float[4 * inF], new float[4 * outF], 4);
+        Assert.False(large.HasPanelCopy);
+        var small = new DenseWeight(new float[64 * 64], 64, 64);
+        small.MatMulTransposed(new float[32 * 64], new float[32 * 64], 32);
+        Assert.False(small.HasPanelCopy);
+        // Batch 1 of a weight made with packForBatch1 reads the batch-1 copy it asked for, not the panels.
+        var packed = new DenseWeight(new float[64 * 64], 64, 64, packForBatch1: true);
+        packed.MatMulTransposed(new float[64], new float[64], 1);
+        Assert.False(packed.HasPanelCopy);
+    }
+
     [Fact]
     public void Takes_batches_of_1_to_31_rows_with_avx512_only()
     {
