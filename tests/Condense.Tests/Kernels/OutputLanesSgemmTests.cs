@@ -7,7 +7,7 @@ namespace Condense.Tests.Kernels;
 /// every output is the reference fma chain over the features in order, so it must equal
 /// <see cref="DenseMatMul.Reference"/> bit for bit, whether its panels are W's rows transposed per call (the Linear
 /// forward, <see cref="Gemm.MatMulTransposedB"/>) or a packed copy; over shapes that cut every panel (Out not a
-/// multiple of 16 or 32, Out below 16), every 16 x 16 transpose (In not a multiple of 16, In below 16) and k block
+/// multiple of 16 or 32, Out below 16; panels in pairs up to 4 rows, an odd one left), every 16 x 16 transpose (In not a multiple of 16, In below 16) and k block
 /// (In across 128), every row grouping (batch 1-31: groups of up to 12), and with accumulation.
 /// </summary>
 public class OutputLanesSgemmTests
@@ -15,6 +15,7 @@ public class OutputLanesSgemmTests
     public static TheoryData<int, int, int> Shapes() => new()
     {
         { 1, 1, 1 }, { 1, 37, 384 }, { 2, 16, 16 }, { 3, 5, 17 }, { 4, 32, 128 }, { 5, 33, 129 }, { 6, 48, 31 },
+        { 2, 100, 70 }, { 3, 130, 33 }, { 4, 97, 200 }, { 1, 200, 129 },
         { 7, 384, 384 }, { 8, 63, 200 }, { 9, 70, 257 }, { 11, 100, 15 }, { 12, 96, 300 }, { 13, 130, 385 },
         { 16, 64, 640 }, { 21, 47, 130 }, { 24, 31, 1 }, { 25, 129, 96 }, { 31, 200, 517 },
     };
