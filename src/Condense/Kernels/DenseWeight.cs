@@ -8,6 +8,14 @@ namespace Condense.Kernels;
 /// A dense float32 weight [OutFeatures, InFeatures], row-major, as an <see cref="IWeightStorage"/>: the
 /// uncompressed baseline of benchmarks and layers. <see cref="MatMulTransposed"/> runs the fp32 GEMV/GEMM kernels.
 /// </summary>
+/// <remarks>
+/// With AVX-512, a weight of at most 4 Mi values (16 MiB) keeps a second copy of W laid out for products of 1-31 rows
+/// (k-major panels of 32 outputs, <c>OutputLanesSgemm</c>), made at the first such product: those products then run
+/// with the outputs in the vector lanes, as ONNX Runtime's MatMul does over the B it packs once per session. The copy
+/// takes as much memory as the weight; <see cref="ByteCount"/> counts the stored format only, as for the quantized
+/// storages' GEMM copies. Products read the copies, not the array: after changing <see cref="Weight"/>'s values, call
+/// <see cref="WeightsChanged"/>.
+/// </remarks>
 public sealed class DenseWeight : IWeightStorage
 {
     private readonly float[] _weight;
@@ -53,8 +61,24 @@ public sealed class DenseWeight : IWeightStorage
     /// <summary>Whether batch-1 products of a weight of 8 MiB or more read a second, GEMV-ordered copy (twice the memory).</summary>
     public bool PacksForBatch1 { get; }
 
-    /// <summary>The row-major values (the stored array; do not modify while a product runs).</summary>
+    /// <summary>
+    /// The row-major values (the stored array; do not modify while a product runs, and call <see cref="WeightsChanged"/>
+    /// after modifying it).
+    /// </summary>
     public float[] Weight => _weight;
+
+    /// <summary>
+    /// Drops the copies made for batch-1 and small-batch products, so the next product reads <see cref="Weight"/>'s
+    /// current values (and makes its copy again). Call it after changing the array's values; not while a product runs.
+    /// </summary>
+    public void WeightsChanged()
+    {
+        lock (_packLock)
+        {
+            _packed = null;
+            _panels = null;
+        }
+    }
 
     /// <inheritdoc/>
     public int OutFeatures { get; }
@@ -70,6 +94,9 @@ public sealed class DenseWeight : IWeightStorage
 
     /// <inheritdoc/>
     /// <remarks>
+    /// With AVX-512, products of 1-31 rows on a weight of at most 4 Mi values read its small-batch panel copy (see the
+    /// class remarks; batch 1 only when the weight was not made with packForBatch1): every output is one fma chain over
+    /// the features in order from +0, the scalar reference bit for bit.
     /// At batch 1, a weight of 8 MiB or more made with packForBatch1 is read from a second copy of W laid out for the GEMV (4 rows
     /// interleaved block by block: one sequential stream whose activation loads each serve 4 rows), built at the
     /// first batch-1 product and kept with the weight: it doubles this weight's memory (1.2-1.3x the read rate per core

@@ -139,6 +139,33 @@ public class OutputLanesSgemmTests
     }
 
     [Fact]
+    public void After_WeightsChanged_a_product_reads_the_new_values()
+    {
+        int batch = 5, outF = 40, inF = 24;
+        var (w, x) = Random(batch, outF, inF);
+        var storage = new DenseWeight(w, outF, inF);
+        var y = new float[batch * outF];
+        storage.MatMulTransposed(x, y, batch);
+        for (int i = 0; i < w.Length; i++) w[i] = -w[i] * 0.5f;
+        storage.WeightsChanged();
+        Assert.False(storage.HasPanelCopy);
+        storage.MatMulTransposed(x, y, batch);
+        AssertBits(Reference(x, w, batch, outF, inF), y);
+        // Batch 1 of a large weight made with packForBatch1 reads its batch-1 copy: dropped the same way.
+        int bigOut = 517, bigIn = 4100;
+        var big = new float[bigOut * bigIn];
+        var ones = new float[bigIn];
+        Array.Fill(ones, 1f);
+        var packed = new DenseWeight(big, bigOut, bigIn, packForBatch1: true);
+        var y1 = new float[bigOut];
+        packed.MatMulTransposed(ones, y1, 1);
+        Array.Fill(big, 1f);
+        packed.WeightsChanged();
+        packed.MatMulTransposed(ones, y1, 1);
+        Assert.All(y1, v => Assert.Equal(bigIn, v));
+    }
+
+    [Fact]
     public void Large_dense_weights_and_batches_of_32_rows_get_no_panel_copy()
     {
         // Above PanelCopyMaxValues the copy would cost more memory than the in-cache gain is worth: DenseMatMul's tiles.
