@@ -114,6 +114,12 @@ public class OutputLanesSgemmTests
         var one = Run(1);
         AssertBits(one, Run(2));
         AssertBits(one, Run(3));
+        try
+        {
+            OutputLanesSgemm.PrefetchNext = false;
+            AssertBits(one, Run(2));
+        }
+        finally { OutputLanesSgemm.PrefetchNext = true; }
         AssertBits(Reference(x, w, batch, outF, inF), one);
     }
 
