@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -203,14 +202,6 @@ internal static unsafe class OutputLanesSgemm
     [ThreadStatic] private static float[]? t_x;
     [ThreadStatic] private static float[]? t_scratch;
 
-    private static float* Aligned(ref float[]? buffer, long floats)
-    {
-        if (buffer is null || buffer.LongLength < floats + 16)
-            buffer = GC.AllocateUninitializedArray<float>((int)Math.Max(floats + 16, 1 << 12), pinned: true);
-        nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
-        return (float*)((p + 63) & ~(nint)63);
-    }
-
     /// <summary>
     /// y (+)= x W^T over panels from <paramref name="source"/>, [batch, outF] and [batch, inF] row-major;
     /// <paramref name="degree"/> bounds the threads (the panels are split between them). Caller checks <see cref="Applies"/>.
@@ -223,7 +214,7 @@ internal static unsafe class OutputLanesSgemm
         int groups = (batch + MaxRows - 1) / MaxRows;
         // 16 x 16 transposes; each k's full 16-float store runs past its rows into the next k's (written next) or,
         // at the very end, into the 256 floats of slack, which also hold the transpose's block.
-        float* xp = Aligned(ref t_x, (long)batch * inF + 512);
+        float* xp = PackedSgemm.Buffer(ref t_x, (long)batch * inF + 512);
         float* block = xp + (long)batch * inF + 256;
         int whole = inF & ~15;
         for (int g = 0, b0 = 0; g < groups; g++)
@@ -258,7 +249,7 @@ internal static unsafe class OutputLanesSgemm
         {
             // Per thread: two transposed k blocks (KB x 32 each) and the paused accumulators of every batch row (32
             // per panel, two panels).
-            float* scratch = Aligned(ref t_scratch, 2 * KB * PanelOutputs + 2L * Batch * PanelOutputs);
+            float* scratch = PackedSgemm.Buffer(ref t_scratch, 2 * KB * PanelOutputs + 2L * Batch * PanelOutputs);
             float* scratch1 = scratch + KB * PanelOutputs;
             float* acc = scratch1 + KB * PanelOutputs;
             float* acc1 = acc + Batch * PanelOutputs;

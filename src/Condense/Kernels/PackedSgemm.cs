@@ -69,8 +69,8 @@ internal static unsafe class PackedSgemm
     [ThreadStatic] private static float[]? t_w;
     [ThreadStatic] private static float[]? t_y;
 
-    /// <summary>64-byte aligned pointer into a thread's pinned buffer of at least <paramref name="floats"/> floats.</summary>
-    private static float* Buffer(ref float[]? buffer, long floats)
+    /// <summary>64-byte aligned pointer into a thread's pinned buffer of at least <paramref name="floats"/> floats (also <see cref="OutputLanesSgemm"/>'s).</summary>
+    internal static float* Buffer(ref float[]? buffer, long floats)
     {
         if (buffer is null || buffer.LongLength < floats + 16)
             buffer = GC.AllocateUninitializedArray<float>((int)Math.Max(floats + 16, 1 << 12), pinned: true);
