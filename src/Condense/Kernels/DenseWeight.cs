@@ -9,7 +9,7 @@ namespace Condense.Kernels;
 /// uncompressed baseline of benchmarks and layers. <see cref="MatMulTransposed"/> runs the fp32 GEMV/GEMM kernels.
 /// </summary>
 /// <remarks>
-/// With AVX-512, a weight of at most 4 Mi values (16 MiB) keeps a second copy of W laid out for products of 1-31 rows
+/// With AVX-512, a weight of at most 4 Mi values (16 MiB) keeps a second copy of W laid out for products of 1-64 rows
 /// (k-major panels of 32 outputs, <c>OutputLanesSgemm</c>), made at the first such product: those products then run
 /// with the outputs in the vector lanes, as ONNX Runtime's MatMul does over the B it packs once per session. The copy
 /// takes as much memory as the weight; <see cref="ByteCount"/> counts the stored format only, as for the quantized
@@ -23,7 +23,7 @@ public sealed class DenseWeight : IWeightStorage
     // The batch-1 copy of W in DenseMatMul.PackRows4's layout for one vector width, built at the first batch-1
     // product of a weight of at least DenseMatMul.GemvStreamMinBytes (null until then, and for smaller weights).
     private volatile PackedCopy? _packed;
-    // W as OutputLanesSgemm's k-major panels of 32 outputs, built at the first product of 2-31 rows of a weight of at
+    // W as OutputLanesSgemm's k-major panels of 32 outputs, built at the first product of 1-64 rows of a weight of at
     // most PanelCopyMaxValues values with AVX-512 (null until then): those batches read it instead of the array.
     private volatile PackedCopy? _panels;
 
@@ -94,7 +94,7 @@ public sealed class DenseWeight : IWeightStorage
 
     /// <inheritdoc/>
     /// <remarks>
-    /// With AVX-512, products of 1-31 rows on a weight of at most 4 Mi values read its small-batch panel copy (see the
+    /// With AVX-512, products of 1-64 rows on a weight of at most 4 Mi values read its small-batch panel copy (see the
     /// class remarks; batch 1 only when the weight was not made with packForBatch1): every output is one fma chain over
     /// the features in order from +0, the scalar reference bit for bit.
     /// At batch 1, a weight of 8 MiB or more made with packForBatch1 is read from a second copy of W laid out for the GEMV (4 rows
@@ -154,10 +154,10 @@ public sealed class DenseWeight : IWeightStorage
         }
     }
 
-    /// <summary>Largest weight (values) that keeps a panel copy for batches of 2-31 rows: 4 Mi, 16 MiB of floats.</summary>
+    /// <summary>Largest weight (values) that keeps a panel copy for batches of 1-64 rows: 4 Mi, 16 MiB of floats.</summary>
     internal const long PanelCopyMaxValues = 4L << 20;
 
-    /// <summary>Switch for A/B measurements and tests: off, batches of 2-31 rows run DenseMatMul's tiles on the row-major array.</summary>
+    /// <summary>Switch for A/B measurements and tests: off, batches of 1-64 rows run DenseMatMul's tiles on the row-major array.</summary>
     internal static bool PanelCopies { get; set; } = true;
 
     /// <summary>Whether this weight holds the small-batch panel copy now (tests and benchmarks: memory accounting).</summary>

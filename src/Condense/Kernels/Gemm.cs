@@ -37,8 +37,8 @@ public static class Gemm
     {
         CheckSizes(nameof(MatMulTransposedB), a.Length, b.Length, c.Length, m, k, n);
         if (m == 0 || n == 0) return;
-        // Under 32 rows with AVX-512: outputs in the lanes over B's rows transposed per call (a batch of 7 would fill
-        // 7 of 16 lanes here); from 32 rows: PackedSgemm's tiles. Both run each element's chain in the same order
+        // Up to 64 rows with AVX-512: outputs in the lanes over B's rows transposed per call (a batch of 7 would fill
+        // 7 of 16 lanes here); from 65 rows: PackedSgemm's tiles. Both run each element's chain in the same order
         // from the same start, so the bits are this class's.
         if (k > 0 && OutputLanesSgemm.Applies(m))
         {

@@ -3,12 +3,12 @@ using Condense.Kernels;
 namespace Condense.Tests.Kernels;
 
 /// <summary>
-/// The small-batch fp32 kernel with the outputs in the lanes (<see cref="OutputLanesSgemm"/>, AVX-512, batch 1-31):
+/// The small-batch fp32 kernel with the outputs in the lanes (<see cref="OutputLanesSgemm"/>, AVX-512, batch 1-64):
 /// every output is the reference fma chain over the features in order, so it must equal
 /// <see cref="DenseMatMul.Reference"/> bit for bit, whether its panels are W's rows transposed per call (the Linear
 /// forward, <see cref="Gemm.MatMulTransposedB"/>) or a packed copy; over shapes that cut every panel (Out not a
 /// multiple of 16 or 32, Out below 16; panels in pairs up to 4 rows, an odd one left), every 16 x 16 transpose (In not a multiple of 16, In below 16) and k block
-/// (In across 128), every row grouping (batch 1-31: groups of up to 12), and with accumulation.
+/// (In across 128), every row grouping (batch 1-64: groups of up to 12), and with accumulation.
 /// </summary>
 public class OutputLanesSgemmTests
 {
@@ -17,7 +17,7 @@ public class OutputLanesSgemmTests
         { 1, 1, 1 }, { 1, 37, 384 }, { 2, 16, 16 }, { 3, 5, 17 }, { 4, 32, 128 }, { 5, 33, 129 }, { 6, 48, 31 },
         { 2, 100, 70 }, { 3, 130, 33 }, { 4, 97, 200 }, { 1, 200, 129 },
         { 7, 384, 384 }, { 8, 63, 200 }, { 9, 70, 257 }, { 11, 100, 15 }, { 12, 96, 300 }, { 13, 130, 385 },
-        { 16, 64, 640 }, { 21, 47, 130 }, { 24, 31, 1 }, { 25, 129, 96 }, { 31, 200, 517 },
+        { 16, 64, 640 }, { 21, 47, 130 }, { 24, 31, 1 }, { 25, 129, 96 }, { 31, 200, 517 }, { 32, 33, 70 }, { 49, 96, 129 }, { 64, 65, 300 },
     };
 
     private static (float[] W, float[] X) Random(int batch, int outF, int inF)
@@ -129,7 +129,8 @@ public class OutputLanesSgemmTests
     [InlineData(4, 384, 384)]
     [InlineData(13, 130, 257)]
     [InlineData(31, 64, 40)]
-    public void A_small_dense_weight_reads_its_panel_copy_at_1_to_31_rows_with_the_reference_bits(int batch, int outF, int inF)
+    [InlineData(64, 97, 130)]
+    public void A_small_dense_weight_reads_its_panel_copy_at_1_to_64_rows_with_the_reference_bits(int batch, int outF, int inF)
     {
         var (w, x) = Random(batch, outF, inF);
         var storage = new DenseWeight(w, outF, inF);
@@ -172,7 +173,7 @@ public class OutputLanesSgemmTests
     }
 
     [Fact]
-    public void Large_dense_weights_and_batches_of_32_rows_get_no_panel_copy()
+    public void Large_dense_weights_and_batches_of_65_rows_get_no_panel_copy()
     {
         // Above PanelCopyMaxValues the copy would cost more memory than the in-cache gain is worth: DenseMatMul's tiles.
         int outF = 1025, inF = 4096;
@@ -181,7 +182,7 @@ public class OutputLanesSgemmTests
         large.MatMulTransposed(new float[4 * inF], new float[4 * outF], 4);
         Assert.False(large.HasPanelCopy);
         var small = new DenseWeight(new float[64 * 64], 64, 64);
-        small.MatMulTransposed(new float[32 * 64], new float[32 * 64], 32);
+        small.MatMulTransposed(new float[65 * 64], new float[65 * 64], 65);
         Assert.False(small.HasPanelCopy);
         // Batch 1 of a weight made with packForBatch1 reads the batch-1 copy it asked for, not the panels.
         var packed = new DenseWeight(new float[64 * 64], 64, 64, packForBatch1: true);
@@ -190,13 +191,13 @@ public class OutputLanesSgemmTests
     }
 
     [Fact]
-    public void Takes_batches_of_1_to_31_rows_with_avx512_only()
+    public void Takes_batches_of_1_to_64_rows_with_avx512_only()
     {
         bool avx512 = KernelOptions.VectorBits == 512 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         Assert.False(OutputLanesSgemm.Applies(0));
-        Assert.False(OutputLanesSgemm.Applies(32));
+        Assert.False(OutputLanesSgemm.Applies(65));
         Assert.Equal(avx512, OutputLanesSgemm.Applies(1));
-        Assert.Equal(avx512, OutputLanesSgemm.Applies(31));
+        Assert.Equal(avx512, OutputLanesSgemm.Applies(64));
     }
 
     private static void AssertBits(float[] expected, float[] actual)
