@@ -11,7 +11,9 @@ namespace Condense.Kernels;
 /// Every output element is one fused multiply-add chain over k in increasing order, starting from 0
 /// (or from the old C when accumulating). The SIMD paths vectorize over output columns only, so each
 /// lane runs exactly that chain: results are bit-identical across Vector512/256/128, the scalar
-/// reference, and any thread count.
+/// reference, and any thread count. With AVX-512, <see cref="MatMulTransposedB"/> (the Linear forward) hands
+/// 1-64 rows to <see cref="OutputLanesSgemm"/> (B's rows transposed into output panels per call) and 65 or more,
+/// not accumulating, to <see cref="PackedSgemm"/>: both run the same chains, so the bits are the same.
 /// </remarks>
 public static class Gemm
 {
