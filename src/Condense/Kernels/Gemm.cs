@@ -31,7 +31,53 @@ public static class Gemm
     {
         CheckSizes(nameof(MatMul), a.Length, b.Length, c.Length, m, k, n);
         fixed (float* pa = a, pb = b, pc = c)
+        {
+            if (m > 0 && n > 0 && k > 0 && OutputLanesSgemm.Applies(1))
+            {
+                // B's rows run along C's columns: output panels without transposes.
+                int threads = (long)m * k * n >= ParallelThreshold ? Math.Max(1, MaxDegreeOfParallelism) : 1;
+                OutputLanesRows(pa, transposedA: false, pb, pc, m, k, n, accumulate, threads);
+                return;
+            }
             Run(pa, k, 1, pb, n, pc, n, m, k, n, accumulate);
+        }
+    }
+
+    /// <summary>
+    /// C (+)= A B or A^T B on <see cref="OutputLanesSgemm"/> (AVX-512): B [k, n] row-major is already k-major along C's
+    /// columns. Up to 64 rows read B's panels in place; more rows pack B once (one strided pass) and run row blocks of
+    /// <see cref="OutputLanesSgemm.RowBlock"/>, whose packed A stays in L2 while B's packed panels stream past.
+    /// </summary>
+    private static unsafe void OutputLanesRows(float* a, bool transposedA, float* b, float* c, int m, int k, int n, bool accumulate, int threads)
+    {
+        if (m <= OutputLanesSgemm.MaxBatch)
+        {
+            var direct = new OutputLanesSgemm.KMajorPanels(b, n, n);
+            if (transposedA) OutputLanesSgemm.RunTransposedX(a, m, direct, c, m, n, k, accumulate, threads);
+            else OutputLanesSgemm.Run(a, direct, c, m, n, k, accumulate, threads);
+            return;
+        }
+        long floats = OutputLanesSgemm.PackedFloats(n, k);
+        float[] buffer = ArrayPool<float>.Shared.Rent((int)floats + 16);
+        try
+        {
+            fixed (float* raw = buffer)
+            {
+                float* packed = (float*)(((nint)raw + 63) & ~(nint)63);
+                OutputLanesSgemm.PackKMajor(b, n, n, k, packed, threads);
+                var panels = new OutputLanesSgemm.PackedPanels(packed, k);
+                for (int i0 = 0; i0 < m; i0 += OutputLanesSgemm.RowBlock)
+                {
+                    int rows = Math.Min(OutputLanesSgemm.RowBlock, m - i0);
+                    if (transposedA) OutputLanesSgemm.RunTransposedX(a + i0, m, panels, c + (nint)i0 * n, rows, n, k, accumulate, threads);
+                    else OutputLanesSgemm.Run(a + (nint)i0 * k, panels, c + (nint)i0 * n, rows, n, k, accumulate, threads);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>C[m,n] (+)= A[m,k] B[n,k]^T (a Linear forward: X W^T).</summary>
@@ -158,7 +204,17 @@ public static class Gemm
     {
         CheckSizes(nameof(MatMulTransposedA), a.Length, b.Length, c.Length, m, k, n);
         fixed (float* pa = a, pb = b, pc = c)
+        {
+            if (m > 0 && n > 0 && k > 0 && OutputLanesSgemm.Applies(1))
+            {
+                // C's rows are A's columns (k-major already) and B's rows run along C's columns: output panels need no
+                // transposes.
+                int threads = (long)m * k * n >= ParallelThreshold ? Math.Max(1, MaxDegreeOfParallelism) : 1;
+                OutputLanesRows(pa, transposedA: true, pb, pc, m, k, n, accumulate, threads);
+                return;
+            }
             Run(pa, 1, m, pb, n, pc, n, m, k, n, accumulate);
+        }
     }
 
     /// <summary>The scalar reference: C[i,j] = fma chain over p of A(i,p) B(p,j), A(i,p) = a[i*rsA + p*csA].</summary>

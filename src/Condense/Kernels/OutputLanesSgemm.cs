@@ -104,6 +104,72 @@ internal static unsafe class OutputLanesSgemm
     }
 
     /// <summary>
+    /// Packs W^T given row-major (W[o, k] = b[k x ld + o], the B of C = A B) into <paramref name="destination"/>
+    /// (<see cref="PackedFloats"/>(outF, inF) floats) in <see cref="PackedPanels"/>' layout: a product of many rows
+    /// reads B's strided rows once instead of once per row block.
+    /// </summary>
+    internal static void PackKMajor(float* b, int ld, int outF, int inF, float* destination, int degree)
+    {
+        var body = new PackKMajorBody { B = b, Ld = ld, Out = outF, In = inF, Destination = destination };
+        WorkerPool.Shared.For(Panels(outF), ref body, degree);
+    }
+
+    private struct PackKMajorBody : IRangeBody
+    {
+        public float* B, Destination;
+        public int Ld, Out, In;
+        public readonly void Invoke(int start, int end)
+        {
+            var source = new KMajorPanels(B, Ld, Out);
+            for (int p = start; p < end; p++)
+                for (int k0 = 0; k0 < In; k0 += KB)
+                {
+                    float* d = Destination + ((nint)p * In + k0) * PanelOutputs;
+                    float* got = source.Block(p, k0, Math.Min(KB, In - k0), d);
+                    System.Diagnostics.Debug.Assert(got == d);
+                }
+        }
+    }
+
+    /// <summary>Rows per block when a product of many rows reads a packed B: the block's packed A (rows x 128 features) stays in L2.</summary>
+    internal const int RowBlock = 256;
+
+    /// <summary>
+    /// W^T given row-major: W[o, k] = <see cref="B"/>[k x <see cref="Ld"/> + o] (the B of C = A B, whose rows already run
+    /// along the outputs), each k block's 32 columns copied into the scratch (zero past Out).
+    /// </summary>
+    internal readonly struct KMajorPanels : IPanelSource
+    {
+        public readonly float* B;
+        public readonly int Ld, Out;
+        public KMajorPanels(float* b, int ld, int outF) { B = b; Ld = ld; Out = outF; }
+        public int BlockFeatures => KB;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float* Block(int panel, int k0, int kb, float* scratch)
+        {
+            int o0 = panel * PanelOutputs, valid = Math.Min(PanelOutputs, Out - o0);
+            float* src = B + (nint)k0 * Ld + o0;
+            if (valid == PanelOutputs)
+            {
+                for (int k = 0; k < kb; k++)
+                {
+                    float* s = src + (nint)k * Ld;
+                    Vector512.Load(s).Store(scratch + k * PanelOutputs);
+                    Vector512.Load(s + 16).Store(scratch + k * PanelOutputs + 16);
+                }
+                return scratch;
+            }
+            for (int k = 0; k < kb; k++)
+            {
+                float* s = src + (nint)k * Ld;
+                float* d = scratch + k * PanelOutputs;
+                for (int j = 0; j < PanelOutputs; j++) d[j] = j < valid ? s[j] : 0f;
+            }
+            return scratch;
+        }
+    }
+
+    /// <summary>
     /// Packs W [outF, inF] into <paramref name="destination"/> (<see cref="PackedFloats"/> floats): panels of 32
     /// outputs, each [k][32] over all features; outputs past outF are +0. Needs AVX-512 (the same transposes as a call).
     /// </summary>
@@ -235,6 +301,35 @@ internal static unsafe class OutputLanesSgemm
                 for (int k = whole; k < inF; k++) dst[(nint)k * rows + r] = src[(nint)r * inF + k];
             b0 += rows;
         }
+        Execute(xp, source, y, batch, outF, inF, accumulate, degree, groups);
+    }
+
+    /// <summary>
+    /// As <see cref="Run{TSource}"/> with x given k-major: x[b, k] = <paramref name="xt"/>[k x <paramref name="ldx"/> + b]
+    /// (a product A^T B, whose rows are A's columns), so packing a group copies runs of its rows.
+    /// </summary>
+    internal static void RunTransposedX<TSource>(float* xt, int ldx, TSource source, float* y, int batch, int outF, int inF, bool accumulate, int degree)
+        where TSource : struct, IPanelSource
+    {
+        int groups = (batch + MaxRows - 1) / MaxRows;
+        float* xp = PackedSgemm.Buffer(ref t_x, (long)batch * inF + 512);
+        for (int g = 0, b0 = 0; g < groups; g++)
+        {
+            int rows = GroupRows(batch, groups, g);
+            float* dst = xp + (nint)b0 * inF;
+            for (int k = 0; k < inF; k++)
+            {
+                float* src = xt + (nint)k * ldx + b0;
+                for (int r = 0; r < rows; r++) dst[(nint)k * rows + r] = src[r];
+            }
+            b0 += rows;
+        }
+        Execute(xp, source, y, batch, outF, inF, accumulate, degree, groups);
+    }
+
+    private static void Execute<TSource>(float* xp, TSource source, float* y, int batch, int outF, int inF, bool accumulate, int degree, int groups)
+        where TSource : struct, IPanelSource
+    {
         var body = new Body<TSource> { Xp = xp, Source = source, Y = y, Batch = batch, Out = outF, In = inF, Accumulate = accumulate, Groups = groups };
         // Batches of up to 4 rows pair panels: a thread gets at least two.
         WorkerPool.Shared.For(Panels(outF), ref body, degree, batch <= PairedMaxRows ? 2 : 1);
@@ -295,7 +390,8 @@ internal static unsafe class OutputLanesSgemm
             {
                 float* a = acc + b * PanelOutputs;
                 float* yr = Y + (nint)b * Out + o0;
-                for (int j = 0; j < PanelOutputs; j++) a[j] = j < valid ? yr[j] : 0f;
+                if (valid == PanelOutputs) { Vector512.Load(yr).Store(a); Vector512.Load(yr + 16).Store(a + 16); }
+                else for (int j = 0; j < PanelOutputs; j++) a[j] = j < valid ? yr[j] : 0f;
             }
         }
 

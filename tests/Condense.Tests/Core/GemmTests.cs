@@ -13,6 +13,8 @@ public class GemmTests
                 foreach (int n in sizes)
                     if ((m + k + n) % 3 == 0 || m == 0 || n == 1) data.Add(m, k, n);
         data.Add(130, 300, 257);
+        // More rows than OutputLanesSgemm.RowBlock (two row blocks over B packed once), a last panel of 13 columns.
+        data.Add(300, 70, 45);
         return data;
     }
 
