@@ -5,9 +5,10 @@ using System.Runtime.Intrinsics.X86;
 namespace Condense.Kernels;
 
 /// <summary>
-/// fp32 y[B, Out] (+)= x[B, In] W[Out, In]^T for small batches (1-64 rows) with the outputs in the vector lanes: W as
-/// k-major panels of 32 outputs ([k][32], two AVX-512 vectors), x rows broadcast, up to 12 x rows x 32 outputs per
-/// register tile (24 zmm accumulators; per k step 2 panel loads and 12 broadcasts for 24 FMAs).
+/// fp32 y[B, Out] (+)= x[B, In] W[Out, In]^T with the outputs in the vector lanes: W as k-major panels of 32 outputs
+/// ([k][32], two AVX-512 vectors), x rows broadcast, up to 12 x rows x 32 outputs per register tile (24 zmm
+/// accumulators; per k step 2 panel loads and 12 broadcasts for 24 FMAs). <see cref="Applies"/> says where it serves
+/// as the small-batch kernel (1-64 rows); <see cref="Gemm"/>'s A B and A^T B run it at every size in row blocks.
 /// </summary>
 /// <remarks>
 /// <para><b>Why.</b> With the batch in the lanes (<see cref="PackedSgemm"/>, <c>DenseMatMul</c>'s packed tiles) a batch
@@ -18,7 +19,8 @@ namespace Condense.Kernels;
 /// (<see cref="PackedPanels"/>, <see cref="DenseWeight"/>'s small weights), or W's rows transposed per call, k block by
 /// k block, 16 x 16 in registers (<see cref="RowMajorPanels"/>, for weights that may change between calls: the Linear
 /// forward of <see cref="Gemm.MatMulTransposedB"/>). The per-call transpose costs 4 shuffles per 16 weights, so it pays
-/// off once a few rows share it.</para>
+/// off once a few rows share it. A row-major B of C = A B is already k-major along the outputs: its panels are copies
+/// (<see cref="KMajorPanels"/>, or packed once by <see cref="PackKMajor"/> for many rows).</para>
 /// <para><b>Summation order.</b> Every output is one fused multiply-add chain over k = 0, 1, ..., In - 1 in increasing
 /// order, starting from +0 (or the old y when accumulating): <see cref="DenseMatMul.Reference"/> bit for bit, at any
 /// thread count, batch grouping and k block. A k block only pauses a chain (its accumulators go to a per-thread
