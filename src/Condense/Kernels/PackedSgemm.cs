@@ -63,7 +63,10 @@ internal static unsafe class PackedSgemm
 
 
     /// <summary>Whether this kernel takes a batch at the given vector width: AVX-512 and at least two vectors of batch.</summary>
-    internal static bool Applies(int batch, int bits) => Enabled && bits == 512 && Avx512F.IsSupported && batch >= 32;
+    internal static bool Applies(int batch, int bits) => Applies(batch, bits, 32);
+
+    /// <summary>As <see cref="Applies(int, int)"/> from <paramref name="minBatch"/> rows (at least 16: the last batch group is 16 or 32 rows, padded).</summary>
+    internal static bool Applies(int batch, int bits, int minBatch) => Enabled && bits == 512 && Avx512F.IsSupported && batch >= Math.Max(16, minBatch);
 
     [ThreadStatic] private static float[]? t_x;
     [ThreadStatic] private static float[]? t_w;

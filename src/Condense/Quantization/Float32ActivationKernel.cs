@@ -51,9 +51,12 @@ internal static unsafe partial class Float32ActivationKernel
     /// <remarks>
     /// Measured on S1 (4096x4096, int4-g64 and int8-g32, 2 threads, loaded machine): the register kernel (one decode
     /// per 3 inputs) beat the panel GEMM at batch 4, 8 and 16 (the GEMM pads the batch to a 16-lane vector) and
-    /// matched it at 32 and 128.
+    /// matched it at 32 and 128. Session 18 (peers, 1 thread CPU time, 384x384, 1536x384, 384x1536, 3072x768): from 24
+    /// rows PackedSgemm's tiles (the last batch group padded to 32) win: int4 g64 batch 24 / 28 cold 0.77-0.87 /
+    /// 0.73-0.82 -> 0.98-1.02 / 1.06-1.14x ORT, hot 0.64-0.71 / 0.62-0.69 -> 0.82-0.84 / 0.90-0.93x; g128 about even;
+    /// at 17-20 the register kernel is still ahead (b17 0.88-1.05 against 0.81-0.85).
     /// </remarks>
-    internal static int GemmMinBatch { get; set; } = 32;
+    internal static int GemmMinBatch { get; set; } = 24;
 
     /// <summary>Target float32 weights of one dequantized panel (rounded to whole 8-row tiles, at most <see cref="DenseMatMul.PackedRowsMax"/> rows).</summary>
     /// <remarks>
@@ -95,7 +98,7 @@ internal static unsafe partial class Float32ActivationKernel
         if (width == 0) return false;
         int degreeAll = (long)w.Out * w.In * batch < SerialWork ? 1 : int.MaxValue;
         if (BitPlanesApply(w, batch, width) && RunBitPlanes(w, x, y, degreeAll)) return true;
-        if (batch >= GemmMinBatch && PanelsOnPackedSgemm && PackedSgemm.Applies(batch, width))
+        if (batch >= GemmMinBatch && PanelsOnPackedSgemm && PackedSgemm.Applies(batch, width, GemmMinBatch))
         {
             RunPackedSgemm(w, x, y, batch, degreeAll);
             return true;

@@ -201,7 +201,7 @@ public unsafe class Float32ActivationKernelTests
     [InlineData(4, 0, true, 20, 1029)]
     public void Packed_sgemm_panels_equal_the_dense_fma_chain_across_blocks_threads_and_the_old_panels(int bits, int group, bool symmetric, int outF, int inF)
     {
-        // Batches >= 32 with AVX-512 decode 64-row x 512-feature blocks into PackedSgemm's micro-panels: In past one and
+        // Batches from GemmMinBatch (24; a last batch group under 32 rows is padded) with AVX-512 decode 64-row x 512-feature blocks into PackedSgemm's micro-panels: In past one and
         // several 512-feature blocks, In not a multiple of 8 (the last chunk),
         // rows not a multiple of 8 or 64, the last row's staged read. Every output must be the reference chain on the
         // dequantized weights, at 1 and 2 threads, and equal the dequantized-panel path it replaces.
@@ -209,7 +209,7 @@ public unsafe class Float32ActivationKernelTests
         var q = GroupQuantizedWeight.Quantize(QuantTestData.Gaussian((ulong)(bits * 31 + outF), outF * inF), outF, inF, new QuantizationScheme(bits, group, symmetric));
         var deq = new float[outF * inF];
         q.Dequantize(deq);
-        foreach (int batch in new[] { 32, 77, 130 })
+        foreach (int batch in new[] { Float32ActivationKernel.GemmMinBatch, 31, 32, 77, 130 })
         {
             var x = QuantTestData.Gaussian((ulong)(batch + inF), batch * inF);
             var expected = new float[batch * outF];
