@@ -47,7 +47,36 @@ internal static unsafe class HugePages
             if (libc.Madvise((void*)start, (nuint)(end - start), MadvHugePage) != 0) return false;
             // Pages the caller already wrote are 4 KiB ones; MADV_COLLAPSE rebuilds them as huge pages now
             // instead of waiting for khugepaged (which scans 16 MiB per 10 s by default).
-            return libc.Madvise((void*)start, (nuint)(end - start), MadvCollapse) == 0;
+            bool collapsed = libc.Madvise((void*)start, (nuint)(end - start), MadvCollapse) == 0;
+            Record(start, end, collapsed);
+            return collapsed;
+        }
+    }
+
+    /// <summary>One advice given: the range and whether the kernel collapsed it then.</summary>
+    internal readonly record struct Attempt(long Start, long End, bool Collapsed);
+
+    // The last advices given (a weight is advised once, when it is built): lets a test tell "never advised" from
+    // "advised while the kernel had no free 2 MiB page", which a later probe cannot.
+    private static readonly Attempt[] s_recent = new Attempt[64];
+    private static int s_next;
+
+    private static void Record(long start, long end, bool collapsed)
+    {
+        lock (s_recent) s_recent[s_next++ % s_recent.Length] = new Attempt(start, end, collapsed);
+    }
+
+    /// <summary>The most recent advice whose range holds <paramref name="address"/>, if it is among the last 64.</summary>
+    internal static Attempt? LastAttemptCovering(long address)
+    {
+        lock (s_recent)
+        {
+            for (int i = 1; i <= Math.Min(s_next, s_recent.Length); i++)
+            {
+                var a = s_recent[(s_next - i) % s_recent.Length];
+                if (address >= a.Start && address < a.End) return a;
+            }
+            return null;
         }
     }
 }

@@ -36,6 +36,20 @@ internal static class Smaps
         return Condense.Kernels.HugePages.Advise(probe);
     }
 
+    /// <summary>
+    /// Whether a weight holding <paramref name="address"/> was advised but the kernel could not collapse it then (no free
+    /// 2 MiB page at that moment): its 4 KiB pages say nothing about the code under test. False when it was never
+    /// advised, so a missing advice still fails the caller's assertion.
+    /// </summary>
+    public static bool AdvisedWithoutCollapse(long address) =>
+        Condense.Kernels.HugePages.LastAttemptCovering(address) is { Collapsed: false };
+
+    /// <summary>As <see cref="AdvisedWithoutCollapse(long)"/> for the middle of <paramref name="array"/>.</summary>
+    public static unsafe bool AdvisedWithoutCollapse(float[] array)
+    {
+        fixed (float* p = array) return AdvisedWithoutCollapse((long)(p + array.Length / 2));
+    }
+
     /// <summary>AnonHugePages (KiB) of the mapping holding the middle of <paramref name="array"/>.</summary>
     public static unsafe long AnonHugePagesKiB(float[] array)
     {
