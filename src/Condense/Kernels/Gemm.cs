@@ -32,7 +32,7 @@ public static class Gemm
         CheckSizes(nameof(MatMul), a.Length, b.Length, c.Length, m, k, n);
         fixed (float* pa = a, pb = b, pc = c)
         {
-            if (m > 0 && n > 0 && k > 0 && OutputLanesSgemm.Applies(1))
+            if (m > 0 && n > 0 && k > 0 && OutputLanesSgemm.Available)
             {
                 // B's rows run along C's columns: output panels without transposes.
                 int threads = (long)m * k * n >= ParallelThreshold ? Math.Max(1, MaxDegreeOfParallelism) : 1;
@@ -205,7 +205,7 @@ public static class Gemm
         CheckSizes(nameof(MatMulTransposedA), a.Length, b.Length, c.Length, m, k, n);
         fixed (float* pa = a, pb = b, pc = c)
         {
-            if (m > 0 && n > 0 && k > 0 && OutputLanesSgemm.Applies(1))
+            if (m > 0 && n > 0 && k > 0 && OutputLanesSgemm.Available)
             {
                 // C's rows are A's columns (k-major already) and B's rows run along C's columns: output panels need no
                 // transposes.

@@ -53,8 +53,10 @@ internal static unsafe class OutputLanesSgemm
     internal static bool Enabled { get; set; } = true;
 
     /// <summary>Whether this kernel takes a batch: AVX-512 in use and 1..<see cref="MaxBatch"/> rows.</summary>
-    internal static bool Applies(int batch) =>
-        Enabled && batch is >= 1 and <= MaxBatch && KernelOptions.VectorBits == 512 && Avx512F.IsSupported;
+    internal static bool Applies(int batch) => Available && batch is >= 1 and <= MaxBatch;
+
+    /// <summary>Whether the kernel runs here at all: enabled, AVX-512 in use (<see cref="Gemm"/>'s A B and A^T B take it at every size then).</summary>
+    internal static bool Available => Enabled && KernelOptions.VectorBits == 512 && Avx512F.IsSupported;
 
     /// <summary>Floats of a packed copy of a [outF, inF] weight: whole panels of 32 outputs, each In x 32.</summary>
     internal static long PackedFloats(int outF, int inF) => (long)Panels(outF) * PanelOutputs * inF;
@@ -122,14 +124,35 @@ internal static unsafe class OutputLanesSgemm
         public int Ld, Out, In;
         public readonly void Invoke(int start, int end)
         {
-            var source = new KMajorPanels(B, Ld, Out);
+            // A packed panel is [k][32] over all features: one copy of its columns.
             for (int p = start; p < end; p++)
-                for (int k0 = 0; k0 < In; k0 += KB)
-                {
-                    float* d = Destination + ((nint)p * In + k0) * PanelOutputs;
-                    float* got = source.Block(p, k0, Math.Min(KB, In - k0), d);
-                    System.Diagnostics.Debug.Assert(got == d);
-                }
+                CopyColumns(B, Ld, Out, p, 0, In, Destination + (nint)p * In * PanelOutputs);
+        }
+    }
+
+    /// <summary>
+    /// dst[k][j] = b[(k0 + k) x ld + panel x 32 + j] for k &lt; kb, j &lt; 32 (0 past outF): a panel of a row-major B
+    /// of C = A B, whose rows already run along the outputs.
+    /// </summary>
+    private static void CopyColumns(float* b, int ld, int outF, int panel, int k0, int kb, float* dst)
+    {
+        int o0 = panel * PanelOutputs, valid = Math.Min(PanelOutputs, outF - o0);
+        float* src = b + (nint)k0 * ld + o0;
+        if (valid == PanelOutputs)
+        {
+            for (int k = 0; k < kb; k++)
+            {
+                float* s = src + (nint)k * ld;
+                Vector512.Load(s).Store(dst + (nint)k * PanelOutputs);
+                Vector512.Load(s + 16).Store(dst + (nint)k * PanelOutputs + 16);
+            }
+            return;
+        }
+        for (int k = 0; k < kb; k++)
+        {
+            float* s = src + (nint)k * ld;
+            float* d = dst + (nint)k * PanelOutputs;
+            for (int j = 0; j < PanelOutputs; j++) d[j] = j < valid ? s[j] : 0f;
         }
     }
 
@@ -145,28 +168,10 @@ internal static unsafe class OutputLanesSgemm
         public readonly float* B;
         public readonly int Ld, Out;
         public KMajorPanels(float* b, int ld, int outF) { B = b; Ld = ld; Out = outF; }
-        public int BlockFeatures => KB;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float* Block(int panel, int k0, int kb, float* scratch)
         {
-            int o0 = panel * PanelOutputs, valid = Math.Min(PanelOutputs, Out - o0);
-            float* src = B + (nint)k0 * Ld + o0;
-            if (valid == PanelOutputs)
-            {
-                for (int k = 0; k < kb; k++)
-                {
-                    float* s = src + (nint)k * Ld;
-                    Vector512.Load(s).Store(scratch + k * PanelOutputs);
-                    Vector512.Load(s + 16).Store(scratch + k * PanelOutputs + 16);
-                }
-                return scratch;
-            }
-            for (int k = 0; k < kb; k++)
-            {
-                float* s = src + (nint)k * Ld;
-                float* d = scratch + k * PanelOutputs;
-                for (int j = 0; j < PanelOutputs; j++) d[j] = j < valid ? s[j] : 0f;
-            }
+            CopyColumns(B, Ld, Out, panel, k0, kb, scratch);
             return scratch;
         }
     }
