@@ -15,7 +15,8 @@ namespace Condense.Benchmarks.Gemv;
 /// <c>--rounds n</c> (5), <c>--batch n</c> (128), <c>--shape OxI</c> (4096x4096), <c>--variants a,b</c> (names starting so).
 /// Session 13: <c>--tile</c> times the micro-kernel alone (L1 and L2 operands); the <c>-packonly</c>
 /// variants run a call without its tiles (x packing, W packing or decoding, prefetches: what a call spends around
-/// them).
+/// them). Session 19: <c>--two --pool-trace n</c> ends with n traced calls per variant (WorkerPool's timeline: when each
+/// thread starts, how far apart they end; see <c>Jit/PoolTrace</c>).
 /// </summary>
 public static class SgemmQuick
 {
@@ -97,6 +98,19 @@ public static class SgemmQuick
                 results[v.Name].Add(samples[samples.Count / 2]);
             }
             Console.WriteLine($"round {round + 1}: " + string.Join("  ", variants.Select(v => $"{v.Name} {results[v.Name][^1] * 1e3:F2} ms")));
+        }
+        // --pool-trace n (with --two): n more calls per variant with WorkerPool's timeline marks on (Jit/PoolTrace);
+        // every call is two pool jobs, x packing (short) and the chunks.
+        if (two && Option(args, "--pool-trace") is { } traced)
+        {
+            int n = int.Parse(traced, CultureInfo.InvariantCulture);
+            foreach (var v in variants)
+            {
+                Set(Sgemm, "ProbeSkipTiles", false); v.Apply();
+                Jit.PoolTrace.Start(n * 400);
+                for (int i = 0; i < n; i++) v.Call();
+                Jit.PoolTrace.Print(v.Name);
+            }
         }
         Set(Sgemm, "Enabled", true); S11();
         Set(F32, "PanelsOnPackedSgemm", true);
