@@ -9,9 +9,10 @@ namespace Condense.Kernels;
 /// uncompressed baseline of benchmarks and layers. <see cref="MatMulTransposed"/> runs the fp32 GEMV/GEMM kernels.
 /// </summary>
 /// <remarks>
-/// With AVX-512, a weight of at most 4 Mi values (16 MiB) keeps a second copy of W laid out for products of 1-64 rows
-/// (k-major panels of 32 outputs, <c>OutputLanesSgemm</c>), made at the first such product: those products then run
-/// with the outputs in the vector lanes, as ONNX Runtime's MatMul does over the B it packs once per session. The copy
+/// With AVX-512, a weight of at most 4 Mi values (16 MiB) keeps a second copy of W laid out for its products (k-major
+/// panels of 32 outputs, <c>OutputLanesSgemm</c>), made at the first product (batch 1 only without packForBatch1):
+/// products then run with the outputs in the vector lanes, in row blocks of 256 from 257 rows, as ONNX Runtime's
+/// MatMul does over the B it packs once per session. The copy
 /// takes as much memory as the weight; <see cref="ByteCount"/> counts the stored format only, as for the quantized
 /// storages' GEMM copies. Products read the copies, not the array: after changing <see cref="Weight"/>'s values, call
 /// <see cref="WeightsChanged"/>.
@@ -23,8 +24,8 @@ public sealed class DenseWeight : IWeightStorage
     // The batch-1 copy of W in DenseMatMul.PackRows4's layout for one vector width, built at the first batch-1
     // product of a weight of at least DenseMatMul.GemvStreamMinBytes (null until then, and for smaller weights).
     private volatile PackedCopy? _packed;
-    // W as OutputLanesSgemm's k-major panels of 32 outputs, built at the first product of 1-64 rows of a weight of at
-    // most PanelCopyMaxValues values with AVX-512 (null until then): those batches read it instead of the array.
+    // W as OutputLanesSgemm's k-major panels of 32 outputs, built at the first product of a weight of at most
+    // PanelCopyMaxValues values with AVX-512 (null until then): products read it instead of the array.
     private volatile PackedCopy? _panels;
 
     // Values holds the copy from index Offset on: a pinned array with its copy started on a 64 B line (a managed
@@ -68,7 +69,7 @@ public sealed class DenseWeight : IWeightStorage
     public float[] Weight => _weight;
 
     /// <summary>
-    /// Drops the copies made for batch-1 and small-batch products, so the next product reads <see cref="Weight"/>'s
+    /// Drops the copies made for batch-1 and panel products, so the next product reads <see cref="Weight"/>'s
     /// current values (and makes its copy again). Call it after changing the array's values; not while a product runs.
     /// </summary>
     public void WeightsChanged()
@@ -94,9 +95,11 @@ public sealed class DenseWeight : IWeightStorage
 
     /// <inheritdoc/>
     /// <remarks>
-    /// With AVX-512, products of 1-64 rows on a weight of at most 4 Mi values read its small-batch panel copy (see the
-    /// class remarks; batch 1 only when the weight was not made with packForBatch1): every output is one fma chain over
-    /// the features in order from +0, the scalar reference bit for bit.
+    /// With AVX-512, products on a weight of at most 4 Mi values read its panel copy (see the class remarks; batch 1
+    /// only when the weight was not made with packForBatch1): every output is one fma chain over the features in order
+    /// from +0, the scalar reference bit for bit. (Session 19: from 65 rows too, where PackedSgemm's tiles over W packed
+    /// per call ran before; --quick linear, MiniLM shapes, 1 thread, batch 96 / 128 / 300: 1.09-1.10 / 1.06-1.07 /
+    /// 1.03-1.05x.)
     /// At batch 1, a weight of 8 MiB or more made with packForBatch1 is read from a second copy of W laid out for the GEMV (4 rows
     /// interleaved block by block: one sequential stream whose activation loads each serve 4 rows), built at the
     /// first batch-1 product and kept with the weight: it doubles this weight's memory (1.2-1.3x the read rate per core
@@ -118,7 +121,7 @@ public sealed class DenseWeight : IWeightStorage
         {
             int degree = (long)batch * OutFeatures * InFeatures < DenseMatMul.SerialWork ? 1 : int.MaxValue;
             fixed (float* px = x, pp = panels.Values, py = y)
-                OutputLanesSgemm.Run(px, new OutputLanesSgemm.PackedPanels(pp + panels.Offset, InFeatures), py, batch, OutFeatures, InFeatures, accumulate: false, degree);
+                OutputLanesSgemm.RunRowBlocks(px, new OutputLanesSgemm.PackedPanels(pp + panels.Offset, InFeatures), py, batch, OutFeatures, InFeatures, accumulate: false, degree);
             return;
         }
         var packed = batch == 1 ? PackedFor(KernelOptions.VectorBits) : null;
@@ -154,18 +157,18 @@ public sealed class DenseWeight : IWeightStorage
         }
     }
 
-    /// <summary>Largest weight (values) that keeps a panel copy for batches of 1-64 rows: 4 Mi, 16 MiB of floats.</summary>
+    /// <summary>Largest weight (values) that keeps a panel copy: 4 Mi, 16 MiB of floats.</summary>
     internal const long PanelCopyMaxValues = 4L << 20;
 
-    /// <summary>Switch for A/B measurements and tests: off, batches of 1-64 rows run DenseMatMul's tiles on the row-major array.</summary>
+    /// <summary>Switch for A/B measurements and tests: off, products run DenseMatMul's kernels on the row-major array (PackedSgemm from 32 rows).</summary>
     internal static bool PanelCopies { get; set; } = true;
 
-    /// <summary>Whether this weight holds the small-batch panel copy now (tests and benchmarks: memory accounting).</summary>
+    /// <summary>Whether this weight holds the panel copy now (tests and benchmarks: memory accounting).</summary>
     internal bool HasPanelCopy => _panels is not null;
 
     private unsafe PackedCopy? PanelsFor(int batch)
     {
-        if (!PanelCopies || !OutputLanesSgemm.Applies(batch) || _weight.LongLength > PanelCopyMaxValues || (batch == 1 && PacksForBatch1)) return null;
+        if (!PanelCopies || !OutputLanesSgemm.Available || _weight.LongLength > PanelCopyMaxValues || (batch == 1 && PacksForBatch1)) return null;
         var current = _panels;
         if (current is not null) return current;
         lock (_packLock)

@@ -312,6 +312,17 @@ internal static unsafe class OutputLanesSgemm
     }
 
     /// <summary>
+    /// y (+)= x W^T as <see cref="Run{TSource}"/> in row blocks of <see cref="RowBlock"/> (one call up to that many rows):
+    /// a block's packed x stays in L2 while the panels stream past, for products of any batch.
+    /// </summary>
+    internal static void RunRowBlocks<TSource>(float* x, TSource source, float* y, int batch, int outF, int inF, bool accumulate, int degree)
+        where TSource : struct, IPanelSource
+    {
+        for (int i0 = 0; i0 < batch; i0 += RowBlock)
+            Run(x + (nint)i0 * inF, source, y + (nint)i0 * outF, Math.Min(RowBlock, batch - i0), outF, inF, accumulate, degree);
+    }
+
+    /// <summary>
     /// As <see cref="Run{TSource}"/> with x given k-major: x[b, k] = <paramref name="xt"/>[k x <paramref name="ldx"/> + b]
     /// (a product A^T B, whose rows are A's columns), so packing a group copies runs of its rows.
     /// </summary>
