@@ -8,7 +8,8 @@ namespace Condense.Kernels;
 /// fp32 y[B, Out] (+)= x[B, In] W[Out, In]^T with the outputs in the vector lanes: W as k-major panels of 32 outputs
 /// ([k][32], two AVX-512 vectors), x rows broadcast, up to 12 x rows x 32 outputs per register tile (24 zmm
 /// accumulators; per k step 2 panel loads and 12 broadcasts for 24 FMAs). <see cref="Applies"/> says where it serves
-/// as the small-batch kernel (1-64 rows); <see cref="Gemm"/>'s A B and A^T B run it at every size in row blocks.
+/// as the small-batch kernel of the Linear forward (1-64 rows); <see cref="Gemm"/>'s A B and A^T B and
+/// <see cref="DenseWeight"/>'s products over its panel copy run it at every size in row blocks.
 /// </summary>
 /// <remarks>
 /// <para><b>Why.</b> With the batch in the lanes (<see cref="PackedSgemm"/>, <c>DenseMatMul</c>'s packed tiles) a batch
