@@ -186,6 +186,8 @@ public static class SpeedMode
         foreach (var t in inputs) encode(t);
         using var process = Process.GetCurrentProcess();
         var cpu = process.TotalProcessorTime;
+        int[] collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        long allocated = GC.GetTotalAllocatedBytes();
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds)
         {
@@ -196,7 +198,8 @@ public static class SpeedMode
         process.Refresh();
         double cpuMs = (process.TotalProcessorTime - cpu).TotalMilliseconds / ((double)passes * sentences);
         Console.WriteLine($"{match[0].Name} {parts[1]}: {passes * sentences / wall:F1} sentences/s over {passes} passes, " +
-            $"processor time {cpuMs:F3} ms/sentence; load average {LoadAverage()}");
+            $"processor time {cpuMs:F3} ms/sentence; allocated {(GC.GetTotalAllocatedBytes() - allocated) / (double)passes / (1 << 20):F2} MiB per pass, " +
+            $"collections gen0/1/2 {GC.CollectionCount(0) - collections[0]}/{GC.CollectionCount(1) - collections[1]}/{GC.CollectionCount(2) - collections[2]}; load average {LoadAverage()}");
         return 0;
     }
 
