@@ -312,6 +312,11 @@ public static class Gemm
             int i = rowStart;
             for (; i + MR <= rowEnd; i += MR)
                 Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
+            if (PairedTailRows && i + 2 <= rowEnd)
+            {
+                Tile2x2<TV>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
+                i += 2;
+            }
             for (; i < rowEnd; i++)
                 Tile1x2<TV>(a + (nint)i * rsA, csA, bj, ld, c + (nint)i * ldc + j, k, accumulate);
         }
@@ -325,6 +330,20 @@ public static class Gemm
             int i = rowStart;
             for (; i + 2 * MR <= rowEnd; i += 2 * MR)
                 Tile8x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+            if (PairedTailRows)
+            {
+                // The last 1-7 rows: 4 and 2 side by side before single ones (a single row waits on each fma's latency).
+                if (i + MR <= rowEnd)
+                {
+                    Tile4x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+                    i += MR;
+                }
+                if (i + 2 <= rowEnd)
+                {
+                    Tile2x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+                    i += 2;
+                }
+            }
             for (; i < rowEnd; i++)
                 Tile1x1<TV>(a + (nint)i * rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, k, accumulate);
         }
@@ -362,6 +381,71 @@ public static class Gemm
         }
         TV.Store(c0, c); TV.Store(c1, c + ldc); TV.Store(c2, c + 2 * ldc); TV.Store(c3, c + 3 * ldc);
         TV.Store(c4, c + 4 * ldc); TV.Store(c5, c + 5 * ldc); TV.Store(c6, c + 6 * ldc); TV.Store(c7, c + 7 * ldc);
+    }
+
+    /// <summary>
+    /// A/B knob (session 19; same bits either way): the rows left after a register-tile loop run 4 and 2 side by side
+    /// instead of one at a time, whose k-long fma chain waits on each fma's latency (attention's score products at 13
+    /// tokens: 8 rows tiled, 5 rows alone).
+    /// </summary>
+    internal static bool PairedTailRows { get; set; } = true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile4x1<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IFloatVector<TV>
+    {
+        TV c0, c1, c2, c3;
+        if (accumulate) { c0 = TV.Load(c); c1 = TV.Load(c + ldc); c2 = TV.Load(c + 2 * ldc); c3 = TV.Load(c + 3 * ldc); }
+        else c0 = c1 = c2 = c3 = TV.Zero;
+        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA;
+        for (int p = 0; p < k; p++)
+        {
+            TV bp = TV.Load(b + (nint)p * ldb);
+            nint ap = (nint)p * csA;
+            c0 = TV.Fma(TV.Broadcast(a0[ap]), bp, c0);
+            c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
+            c2 = TV.Fma(TV.Broadcast(a2[ap]), bp, c2);
+            c3 = TV.Fma(TV.Broadcast(a3[ap]), bp, c3);
+        }
+        TV.Store(c0, c); TV.Store(c1, c + ldc); TV.Store(c2, c + 2 * ldc); TV.Store(c3, c + 3 * ldc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile2x1<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IFloatVector<TV>
+    {
+        TV c0 = accumulate ? TV.Load(c) : TV.Zero, c1 = accumulate ? TV.Load(c + ldc) : TV.Zero;
+        float* a1 = a + rsA;
+        for (int p = 0; p < k; p++)
+        {
+            TV bp = TV.Load(b + (nint)p * ldb);
+            nint ap = (nint)p * csA;
+            c0 = TV.Fma(TV.Broadcast(a[ap]), bp, c0);
+            c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
+        }
+        TV.Store(c0, c); TV.Store(c1, c + ldc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile2x2<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IFloatVector<TV>
+    {
+        int w = TV.Count;
+        TV c00 = accumulate ? TV.Load(c) : TV.Zero, c01 = accumulate ? TV.Load(c + w) : TV.Zero;
+        TV c10 = accumulate ? TV.Load(c + ldc) : TV.Zero, c11 = accumulate ? TV.Load(c + ldc + w) : TV.Zero;
+        float* a1 = a + rsA;
+        for (int p = 0; p < k; p++)
+        {
+            float* bp = b + (nint)p * ldb;
+            TV b0 = TV.Load(bp), b1 = TV.Load(bp + w);
+            nint ap = (nint)p * csA;
+            TV x = TV.Broadcast(a[ap]);
+            c00 = TV.Fma(x, b0, c00); c01 = TV.Fma(x, b1, c01);
+            x = TV.Broadcast(a1[ap]);
+            c10 = TV.Fma(x, b0, c10); c11 = TV.Fma(x, b1, c11);
+        }
+        TV.Store(c00, c); TV.Store(c01, c + w);
+        TV.Store(c10, c + ldc); TV.Store(c11, c + ldc + w);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
