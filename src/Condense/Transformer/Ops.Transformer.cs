@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Condense.Kernels;
 using Condense.Transformer;
 
@@ -327,9 +328,13 @@ public static partial class Ops
     /// <summary>exp(x) in place for x &lt;= 0: <see cref="ExpNonPositive512"/> lane by lane (the same bits).</summary>
     private static void ExpNonPositive(Span<float> xs)
     {
-        for (int i = 0; i < xs.Length; i++)
+        for (int i = 0; i < xs.Length; i++) xs[i] = ExpNonPositiveScalar(xs[i]);
+    }
+
+    /// <summary>One lane of <see cref="ExpNonPositive512"/>.</summary>
+    private static float ExpNonPositiveScalar(float x)
+    {
         {
-            float x = xs[i];
             x = x < ExpLowest ? ExpLowest : x;
             float n = MathF.Round(x * Log2E);
             float r = MathF.FusedMultiplyAdd(n, -Ln2Hi, x);
@@ -340,7 +345,7 @@ public static partial class Ops
             p = MathF.FusedMultiplyAdd(p, r, ExpP4);
             p = MathF.FusedMultiplyAdd(p, r, ExpP5);
             float er = MathF.FusedMultiplyAdd(p, r * r, r) + 1f;
-            xs[i] = er * BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
+            return er * BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
         }
     }
 
@@ -423,19 +428,103 @@ public static partial class Ops
         return Tensor.Record(y, () => SoftmaxBackward(y, scores, scale, rows, tk), scores);
     }
 
-    /// <summary>One row: y = exp(x - max) / sum; a row of -infinity only (no visible key) gives zeros.</summary>
+    /// <summary>
+    /// One row: y = exp(x - max) / sum; a row of -infinity only (no visible key) gives zeros; y may be x. exp is the
+    /// float32 <see cref="ExpNonPositive512"/> (~1 ulp, GELU's; a difference below -87.3, where exp is under
+    /// float32's smallest normal, gives exactly 0, so masked keys get probability 0), and the sum runs in 16 lanes
+    /// (element i into lane i mod 16, in order) and then over the lanes in order: the 512-bit path and the scalar one
+    /// (<see cref="SoftmaxRowLanes"/>) give the same bits. Session 19: masked vector passes instead of five
+    /// TensorPrimitives calls on a row of a few keys (MiniLM's attention softmax at 13 tokens was half its attention
+    /// time): 1 thread, alternating A/B, 1-2% per sentence (int8 b1 0.511 -> 0.502 ms, int4 b1 0.612 -> 0.602, int8 b32
+    /// 0.528 -> 0.522). A first version with scalar tails and lane-by-lane reductions was 6-11% slower than the calls.
+    /// </summary>
     private static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y)
     {
-        float max = TensorPrimitives.Max(x);
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) SoftmaxRow512(x, y);
+        else SoftmaxRowLanes(x, y);
+    }
+
+    /// <summary>The 512-bit <see cref="SoftmaxRow"/>; the last partial vector through masked loads and stores.</summary>
+    internal static unsafe void SoftmaxRow512(ReadOnlySpan<float> x, Span<float> y)
+    {
+        int n = x.Length, whole = n & ~15, rest = n - whole;
+        var lanes = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(rest)).AsSingle();
+        var negativeInfinity = Vector512.Create(float.NegativeInfinity);
+        fixed (float* px = x, py = y)
+        {
+            var top = negativeInfinity;
+            for (int i = 0; i < whole; i += 16) top = Vector512.Max(top, Vector512.Load(px + i));
+            var last = rest > 0 ? Avx512F.MaskLoad(px + whole, lanes, negativeInfinity) : negativeInfinity;
+            top = Vector512.Max(top, last);
+            var top8 = Vector256.Max(top.GetLower(), top.GetUpper());
+            var top4 = Vector128.Max(top8.GetLower(), top8.GetUpper());
+            float max = MathF.Max(MathF.Max(top4[0], top4[1]), MathF.Max(top4[2], top4[3]));
+            if (float.IsNegativeInfinity(max))
+            {
+                y.Clear();
+                return;
+            }
+            var shift = Vector512.Create(max);
+            var sum = Vector512<float>.Zero;
+            for (int i = 0; i < whole; i += 16)
+            {
+                var e = SoftmaxExp512(Vector512.Load(px + i) - shift);
+                e.Store(py + i);
+                sum += e;
+            }
+            var lastExp = SoftmaxExp512(last - shift);   // masked-off lanes hold -inf: exactly 0
+            sum += lastExp;
+            var inverse = Vector512.Create(1f / SumLanes(sum));
+            for (int i = 0; i < whole; i += 16) (Vector512.Load(py + i) * inverse).Store(py + i);
+            if (rest > 0) Avx512F.MaskStore(py + whole, lanes, lastExp * inverse);
+        }
+    }
+
+    /// <summary>The 16 lanes' sum in a fixed tree: lanes l and l + 8, then k and k + 4, then (0 + 1) + (2 + 3).</summary>
+    private static float SumLanes(Vector512<float> sum)
+    {
+        var s8 = sum.GetLower() + sum.GetUpper();
+        var s4 = s8.GetLower() + s8.GetUpper();
+        return (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    }
+
+    /// <summary>exp(d) for d &lt;= 0 as <see cref="ExpNonPositive512"/>, and exactly 0 below its clamp (-inf included).</summary>
+    private static Vector512<float> SoftmaxExp512(Vector512<float> d) =>
+        Vector512.ConditionalSelect(Vector512.LessThan(d, Vector512.Create(ExpLowest)), Vector512<float>.Zero, ExpNonPositive512(d));
+
+    /// <summary><see cref="SoftmaxRow"/> lane by lane: the same operations and summation order as <see cref="SoftmaxRow512"/>.</summary>
+    internal static void SoftmaxRowLanes(ReadOnlySpan<float> x, Span<float> y)
+    {
+        int n = x.Length;
+        float max = float.NegativeInfinity;
+        Span<float> top = stackalloc float[16];
+        top.Fill(float.NegativeInfinity);
+        for (int i = 0; i < n; i++) top[i & 15] = MaxLane(top[i & 15], x[i]);
+        for (int j = 0; j < 16; j++) max = MathF.Max(max, top[j]);
         if (float.IsNegativeInfinity(max))
         {
             y.Clear();
             return;
         }
-        TensorPrimitives.Subtract(x, max, y);
-        TensorPrimitives.Exp(y, y);
-        TensorPrimitives.Multiply(y, 1f / TensorPrimitives.Sum(y), y);
+        Span<float> sum = stackalloc float[16];
+        sum.Clear();
+        for (int i = 0; i < n; i++)
+        {
+            float d = x[i] - max;
+            float e = d < ExpLowest ? 0f : ExpNonPositiveScalar(d);
+            y[i] = e;
+            sum[i & 15] += e;
+        }
+        // SumLanes' tree.
+        Span<float> s8 = stackalloc float[8];
+        for (int k = 0; k < 8; k++) s8[k] = sum[k] + sum[k + 8];
+        float s40 = s8[0] + s8[4], s41 = s8[1] + s8[5], s42 = s8[2] + s8[6], s43 = s8[3] + s8[7];
+        float inverse = 1f / ((s40 + s41) + (s42 + s43));
+        for (int i = 0; i < n; i++) y[i] *= inverse;
     }
+
+    // Vector512.Max's lane operation: NaN if either is NaN, +0 over -0, else the larger.
+    private static float MaxLane(float a, float b) => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : MathF.Max(a, b);
 
     /// <summary>dx += scale * p (dy - dot(dy, p)) per row; masked entries have p = 0 and get nothing.</summary>
     private static void SoftmaxBackward(Tensor y, Tensor x, float scale, int rows, int n)

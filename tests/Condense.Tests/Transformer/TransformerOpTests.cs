@@ -148,6 +148,43 @@ public class TransformerOpTests
     }
 
     [Fact]
+    public void Softmax_rows_give_the_same_bits_on_the_512_bit_and_the_lane_by_lane_path()
+    {
+        // Rows of 1-50 keys (whole vectors and tails), with masked (-infinity) keys, a fully masked row, very
+        // negative differences (exp under float32's smallest normal: exactly 0) and a NaN row.
+        var rng = new Rng(23);
+        for (int n = 1; n <= 50; n++)
+            for (int trial = 0; trial < 4; trial++)
+            {
+                var x = new float[n];
+                for (int j = 0; j < n; j++) x[j] = 8f * (float)rng.NextGaussian();
+                if (trial == 1) for (int j = 0; j < n; j += 3) x[j] = float.NegativeInfinity;
+                if (trial == 2) x[rng.NextInt(n)] = 200f;
+                if (trial == 3 && n % 7 == 0) Array.Fill(x, float.NegativeInfinity);
+                if (trial == 3 && n % 11 == 0) x[n / 2] = float.NaN;
+                var lanes = new float[n];
+                Ops.SoftmaxRowLanes(x, lanes);
+                double max = x.Max(v => (double)v), sum = x.Sum(v => Math.Exp(v - max));
+                for (int j = 0; j < n; j++)
+                {
+                    if (float.IsNaN(x[n / 2]) && n % 11 == 0 && trial == 3) { Assert.True(float.IsNaN(lanes[j])); continue; }
+                    if (double.IsNegativeInfinity(max)) { Assert.Equal(0f, lanes[j]); continue; }
+                    double expected = Math.Exp(x[j] - max) / sum;
+                    if (x[j] - max < -87.4) Assert.Equal(0f, lanes[j]);
+                    else Assert.Equal(expected, lanes[j], 1e-6 * Math.Max(1, expected * 10));
+                }
+                if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) continue;
+                var wide = new float[n];
+                Ops.SoftmaxRow512(x, wide);
+                Assert.True(wide.AsSpan().SequenceEqual(lanes), $"n={n} trial {trial}: the paths differ");
+                // In place, as the fused attention calls it.
+                var inPlace = (float[])x.Clone();
+                Ops.SoftmaxRow512(inPlace, inPlace);
+                Assert.True(inPlace.AsSpan().SequenceEqual(lanes), $"n={n} trial {trial}: in place differs");
+            }
+    }
+
+    [Fact]
     public void AttentionSoftmax_gives_masked_and_future_keys_exactly_zero_and_gradients_match()
     {
         var rng = new Rng(16);
