@@ -311,14 +311,14 @@ public static class Gemm
             int ld = panels ? 2 * w : ldb;
             int i = rowStart;
             for (; i + MR <= rowEnd; i += MR)
-                Tile4x2<TV>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
+                TwoVectors<TV, Rows4>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
             if (PairedTailRows && i + 2 <= rowEnd)
             {
-                Tile2x2<TV>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
+                TwoVectors<TV, Rows2>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
                 i += 2;
             }
             for (; i < rowEnd; i++)
-                Tile1x2<TV>(a + (nint)i * rsA, csA, bj, ld, c + (nint)i * ldc + j, k, accumulate);
+                TwoVectors<TV, Rows1>(a + (nint)i * rsA, rsA, csA, bj, ld, c + (nint)i * ldc + j, ldc, k, accumulate);
         }
         // The remaining columns: in panel layout they form one last, narrower panel starting at column j.
         float* tail = panels ? b + (nint)j * k - j : b;
@@ -329,58 +329,26 @@ public static class Gemm
         {
             int i = rowStart;
             for (; i + 2 * MR <= rowEnd; i += 2 * MR)
-                Tile8x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+                OneVector<TV, Rows8>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
             if (PairedTailRows)
             {
                 // The last 1-7 rows: 4 and 2 side by side before single ones (a single row waits on each fma's latency).
                 if (i + MR <= rowEnd)
                 {
-                    Tile4x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+                    OneVector<TV, Rows4>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
                     i += MR;
                 }
                 if (i + 2 <= rowEnd)
                 {
-                    Tile2x1<TV>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
+                    OneVector<TV, Rows2>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
                     i += 2;
                 }
             }
             for (; i < rowEnd; i++)
-                Tile1x1<TV>(a + (nint)i * rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, k, accumulate);
+                OneVector<TV, Rows1>(a + (nint)i * rsA, rsA, csA, tail + j, tailLd, c + (nint)i * ldc + j, ldc, k, accumulate);
         }
         if (j < n)
             ScalarColumns(a, rsA, csA, tail, tailLd, c, ldc, rowStart, rowEnd, j, k, n, accumulate);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile8x1<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
-    {
-        TV c0, c1, c2, c3, c4, c5, c6, c7;
-        if (accumulate)
-        {
-            c0 = TV.Load(c); c1 = TV.Load(c + ldc); c2 = TV.Load(c + 2 * ldc); c3 = TV.Load(c + 3 * ldc);
-            c4 = TV.Load(c + 4 * ldc); c5 = TV.Load(c + 5 * ldc); c6 = TV.Load(c + 6 * ldc); c7 = TV.Load(c + 7 * ldc);
-        }
-        else
-        {
-            c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = TV.Zero;
-        }
-        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA, a4 = a + 4 * rsA, a5 = a + 5 * rsA, a6 = a + 6 * rsA, a7 = a + 7 * rsA;
-        for (int p = 0; p < k; p++)
-        {
-            TV bp = TV.Load(b + (nint)p * ldb);
-            nint ap = (nint)p * csA;
-            c0 = TV.Fma(TV.Broadcast(a0[ap]), bp, c0);
-            c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
-            c2 = TV.Fma(TV.Broadcast(a2[ap]), bp, c2);
-            c3 = TV.Fma(TV.Broadcast(a3[ap]), bp, c3);
-            c4 = TV.Fma(TV.Broadcast(a4[ap]), bp, c4);
-            c5 = TV.Fma(TV.Broadcast(a5[ap]), bp, c5);
-            c6 = TV.Fma(TV.Broadcast(a6[ap]), bp, c6);
-            c7 = TV.Fma(TV.Broadcast(a7[ap]), bp, c7);
-        }
-        TV.Store(c0, c); TV.Store(c1, c + ldc); TV.Store(c2, c + 2 * ldc); TV.Store(c3, c + 3 * ldc);
-        TV.Store(c4, c + 4 * ldc); TV.Store(c5, c + 5 * ldc); TV.Store(c6, c + 6 * ldc); TV.Store(c7, c + 7 * ldc);
     }
 
     /// <summary>
@@ -390,50 +358,74 @@ public static class Gemm
     /// </summary>
     internal static bool PairedTailRows { get; set; } = true;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile4x1<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
-    {
-        TV c0, c1, c2, c3;
-        if (accumulate) { c0 = TV.Load(c); c1 = TV.Load(c + ldc); c2 = TV.Load(c + 2 * ldc); c3 = TV.Load(c + 3 * ldc); }
-        else c0 = c1 = c2 = c3 = TV.Zero;
-        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA;
-        for (int p = 0; p < k; p++)
-        {
-            TV bp = TV.Load(b + (nint)p * ldb);
-            nint ap = (nint)p * csA;
-            c0 = TV.Fma(TV.Broadcast(a0[ap]), bp, c0);
-            c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
-            c2 = TV.Fma(TV.Broadcast(a2[ap]), bp, c2);
-            c3 = TV.Fma(TV.Broadcast(a3[ap]), bp, c3);
-        }
-        TV.Store(c0, c); TV.Store(c1, c + ldc); TV.Store(c2, c + 2 * ldc); TV.Store(c3, c + 3 * ldc);
-    }
+    /// <summary>Rows of a register tile: a constant of each instantiation, so the JIT keeps only that many rows' code.</summary>
+    private interface ITileRows { static abstract int N { get; } }
+    private struct Rows1 : ITileRows { public static int N => 1; }
+    private struct Rows2 : ITileRows { public static int N => 2; }
+    private struct Rows4 : ITileRows { public static int N => 4; }
+    private struct Rows8 : ITileRows { public static int N => 8; }
 
+    /// <summary>
+    /// R rows (1, 2, 4 or 8) x one vector of C in registers over the whole k loop: each output one fma chain over p
+    /// from +0 (or its old value when accumulating). Eight rows keep eight independent chains in flight.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile2x1<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
+    private static unsafe void OneVector<TV, R>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IFloatVector<TV> where R : struct, ITileRows
     {
-        TV c0 = accumulate ? TV.Load(c) : TV.Zero, c1 = accumulate ? TV.Load(c + ldc) : TV.Zero;
-        float* a1 = a + rsA;
+        int n = R.N;
+        TV c0 = TV.Zero, c1 = TV.Zero, c2 = TV.Zero, c3 = TV.Zero, c4 = TV.Zero, c5 = TV.Zero, c6 = TV.Zero, c7 = TV.Zero;
+        if (accumulate)
+        {
+            c0 = TV.Load(c);
+            if (n > 1) c1 = TV.Load(c + ldc);
+            if (n > 2) { c2 = TV.Load(c + 2 * ldc); c3 = TV.Load(c + 3 * ldc); }
+            if (n > 4) { c4 = TV.Load(c + 4 * ldc); c5 = TV.Load(c + 5 * ldc); c6 = TV.Load(c + 6 * ldc); c7 = TV.Load(c + 7 * ldc); }
+        }
+        float* a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA, a4 = a + 4 * rsA, a5 = a + 5 * rsA, a6 = a + 6 * rsA, a7 = a + 7 * rsA;
         for (int p = 0; p < k; p++)
         {
             TV bp = TV.Load(b + (nint)p * ldb);
             nint ap = (nint)p * csA;
             c0 = TV.Fma(TV.Broadcast(a[ap]), bp, c0);
-            c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
+            if (n > 1) c1 = TV.Fma(TV.Broadcast(a1[ap]), bp, c1);
+            if (n > 2)
+            {
+                c2 = TV.Fma(TV.Broadcast(a2[ap]), bp, c2);
+                c3 = TV.Fma(TV.Broadcast(a3[ap]), bp, c3);
+            }
+            if (n > 4)
+            {
+                c4 = TV.Fma(TV.Broadcast(a4[ap]), bp, c4);
+                c5 = TV.Fma(TV.Broadcast(a5[ap]), bp, c5);
+                c6 = TV.Fma(TV.Broadcast(a6[ap]), bp, c6);
+                c7 = TV.Fma(TV.Broadcast(a7[ap]), bp, c7);
+            }
         }
-        TV.Store(c0, c); TV.Store(c1, c + ldc);
+        TV.Store(c0, c);
+        if (n > 1) TV.Store(c1, c + ldc);
+        if (n > 2) { TV.Store(c2, c + 2 * ldc); TV.Store(c3, c + 3 * ldc); }
+        if (n > 4) { TV.Store(c4, c + 4 * ldc); TV.Store(c5, c + 5 * ldc); TV.Store(c6, c + 6 * ldc); TV.Store(c7, c + 7 * ldc); }
     }
 
+    /// <summary>As <see cref="OneVector{TV, R}"/> with two vectors of C per row, R = 1, 2 or 4 (a B panel of 2 vectors reused by every row).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile2x2<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
+    private static unsafe void TwoVectors<TV, R>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
+        where TV : struct, IFloatVector<TV> where R : struct, ITileRows
     {
-        int w = TV.Count;
-        TV c00 = accumulate ? TV.Load(c) : TV.Zero, c01 = accumulate ? TV.Load(c + w) : TV.Zero;
-        TV c10 = accumulate ? TV.Load(c + ldc) : TV.Zero, c11 = accumulate ? TV.Load(c + ldc + w) : TV.Zero;
-        float* a1 = a + rsA;
+        int n = R.N, w = TV.Count;
+        TV c00 = TV.Zero, c01 = TV.Zero, c10 = TV.Zero, c11 = TV.Zero, c20 = TV.Zero, c21 = TV.Zero, c30 = TV.Zero, c31 = TV.Zero;
+        if (accumulate)
+        {
+            c00 = TV.Load(c); c01 = TV.Load(c + w);
+            if (n > 1) { c10 = TV.Load(c + ldc); c11 = TV.Load(c + ldc + w); }
+            if (n > 2)
+            {
+                c20 = TV.Load(c + 2 * ldc); c21 = TV.Load(c + 2 * ldc + w);
+                c30 = TV.Load(c + 3 * ldc); c31 = TV.Load(c + 3 * ldc + w);
+            }
+        }
+        float* a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA;
         for (int p = 0; p < k; p++)
         {
             float* bp = b + (nint)p * ldb;
@@ -441,76 +433,26 @@ public static class Gemm
             nint ap = (nint)p * csA;
             TV x = TV.Broadcast(a[ap]);
             c00 = TV.Fma(x, b0, c00); c01 = TV.Fma(x, b1, c01);
-            x = TV.Broadcast(a1[ap]);
-            c10 = TV.Fma(x, b0, c10); c11 = TV.Fma(x, b1, c11);
+            if (n > 1)
+            {
+                x = TV.Broadcast(a1[ap]);
+                c10 = TV.Fma(x, b0, c10); c11 = TV.Fma(x, b1, c11);
+            }
+            if (n > 2)
+            {
+                x = TV.Broadcast(a2[ap]);
+                c20 = TV.Fma(x, b0, c20); c21 = TV.Fma(x, b1, c21);
+                x = TV.Broadcast(a3[ap]);
+                c30 = TV.Fma(x, b0, c30); c31 = TV.Fma(x, b1, c31);
+            }
         }
         TV.Store(c00, c); TV.Store(c01, c + w);
-        TV.Store(c10, c + ldc); TV.Store(c11, c + ldc + w);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile4x2<TV>(float* a, int rsA, int csA, float* b, int ldb, float* c, int ldc, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
-    {
-        int w = TV.Count;
-        TV c00, c01, c10, c11, c20, c21, c30, c31;
-        if (accumulate)
+        if (n > 1) { TV.Store(c10, c + ldc); TV.Store(c11, c + ldc + w); }
+        if (n > 2)
         {
-            c00 = TV.Load(c); c01 = TV.Load(c + w);
-            c10 = TV.Load(c + ldc); c11 = TV.Load(c + ldc + w);
-            c20 = TV.Load(c + 2 * ldc); c21 = TV.Load(c + 2 * ldc + w);
-            c30 = TV.Load(c + 3 * ldc); c31 = TV.Load(c + 3 * ldc + w);
+            TV.Store(c20, c + 2 * ldc); TV.Store(c21, c + 2 * ldc + w);
+            TV.Store(c30, c + 3 * ldc); TV.Store(c31, c + 3 * ldc + w);
         }
-        else
-        {
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = TV.Zero;
-        }
-        float* a0 = a, a1 = a + rsA, a2 = a + 2 * rsA, a3 = a + 3 * rsA;
-        for (int p = 0; p < k; p++)
-        {
-            float* bp = b + (nint)p * ldb;
-            TV b0 = TV.Load(bp), b1 = TV.Load(bp + w);
-            nint ap = (nint)p * csA;
-            TV x = TV.Broadcast(a0[ap]);
-            c00 = TV.Fma(x, b0, c00); c01 = TV.Fma(x, b1, c01);
-            x = TV.Broadcast(a1[ap]);
-            c10 = TV.Fma(x, b0, c10); c11 = TV.Fma(x, b1, c11);
-            x = TV.Broadcast(a2[ap]);
-            c20 = TV.Fma(x, b0, c20); c21 = TV.Fma(x, b1, c21);
-            x = TV.Broadcast(a3[ap]);
-            c30 = TV.Fma(x, b0, c30); c31 = TV.Fma(x, b1, c31);
-        }
-        TV.Store(c00, c); TV.Store(c01, c + w);
-        TV.Store(c10, c + ldc); TV.Store(c11, c + ldc + w);
-        TV.Store(c20, c + 2 * ldc); TV.Store(c21, c + 2 * ldc + w);
-        TV.Store(c30, c + 3 * ldc); TV.Store(c31, c + 3 * ldc + w);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile1x2<TV>(float* a, int csA, float* b, int ldb, float* c, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
-    {
-        int w = TV.Count;
-        TV c0 = accumulate ? TV.Load(c) : TV.Zero, c1 = accumulate ? TV.Load(c + w) : TV.Zero;
-        for (int p = 0; p < k; p++)
-        {
-            float* bp = b + (nint)p * ldb;
-            TV x = TV.Broadcast(a[(nint)p * csA]);
-            c0 = TV.Fma(x, TV.Load(bp), c0);
-            c1 = TV.Fma(x, TV.Load(bp + w), c1);
-        }
-        TV.Store(c0, c);
-        TV.Store(c1, c + w);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile1x1<TV>(float* a, int csA, float* b, int ldb, float* c, int k, bool accumulate)
-        where TV : struct, IFloatVector<TV>
-    {
-        TV c0 = accumulate ? TV.Load(c) : TV.Zero;
-        for (int p = 0; p < k; p++)
-            c0 = TV.Fma(TV.Broadcast(a[(nint)p * csA]), TV.Load(b + (nint)p * ldb), c0);
-        TV.Store(c0, c);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
