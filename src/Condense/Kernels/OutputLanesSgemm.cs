@@ -217,9 +217,9 @@ internal static unsafe class OutputLanesSgemm
         }
     }
 
-    /// <summary>16 rows (the first <paramref name="rows"/> from src with stride ld, the rest zero) x 16 features to dst[k][0..16) with stride <paramref name="S"/>.</summary>
+    /// <summary>16 rows (the first <paramref name="rows"/> from src with stride ld, the rest zero) x 16 features to dst[k][0..16) with stride <paramref name="S"/>. Needs AVX-512.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose16(float* src, int ld, int rows, float* dst, int S)
+    internal static void Transpose16(float* src, int ld, int rows, float* dst, int S)
     {
         Vector512<float> r0 = Row(src, ld, 0, rows), r1 = Row(src, ld, 1, rows), r2 = Row(src, ld, 2, rows), r3 = Row(src, ld, 3, rows);
         Vector512<float> r4 = Row(src, ld, 4, rows), r5 = Row(src, ld, 5, rows), r6 = Row(src, ld, 6, rows), r7 = Row(src, ld, 7, rows);

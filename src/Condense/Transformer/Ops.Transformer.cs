@@ -438,23 +438,31 @@ public static partial class Ops
     /// time): 1 thread, alternating A/B, 1-2% per sentence (int8 b1 0.511 -> 0.502 ms, int4 b1 0.612 -> 0.602, int8 b32
     /// 0.528 -> 0.522). A first version with scalar tails and lane-by-lane reductions was 6-11% slower than the calls.
     /// </summary>
-    private static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y)
+    /// <param name="x">The row.</param>
+    /// <param name="y">The probabilities (may be <paramref name="x"/>).</param>
+    /// <param name="scale">
+    /// Multiplies each value as it is read (IEEE products: the bits of scaling the row first; 1 changes nothing):
+    /// the fused attention's 1 / sqrt(D) without its own pass.
+    /// </param>
+    private static void SoftmaxRow(ReadOnlySpan<float> x, Span<float> y, float scale = 1f)
     {
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) SoftmaxRow512(x, y);
-        else SoftmaxRowLanes(x, y);
+        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) SoftmaxRow512(x, y, scale);
+        else SoftmaxRowLanes(x, y, scale);
     }
 
     /// <summary>The 512-bit <see cref="SoftmaxRow"/>; the last partial vector through masked loads and stores.</summary>
-    internal static unsafe void SoftmaxRow512(ReadOnlySpan<float> x, Span<float> y)
+    internal static unsafe void SoftmaxRow512(ReadOnlySpan<float> x, Span<float> y, float scale = 1f)
     {
+        var factor = Vector512.Create(scale);
         int n = x.Length, whole = n & ~15, rest = n - whole;
         var lanes = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(rest)).AsSingle();
         var negativeInfinity = Vector512.Create(float.NegativeInfinity);
         fixed (float* px = x, py = y)
         {
             var top = negativeInfinity;
-            for (int i = 0; i < whole; i += 16) top = Vector512.Max(top, Vector512.Load(px + i));
-            var last = rest > 0 ? Avx512F.MaskLoad(px + whole, lanes, negativeInfinity) : negativeInfinity;
+            for (int i = 0; i < whole; i += 16) top = Vector512.Max(top, Vector512.Load(px + i) * factor);
+            // The masked-off lanes stay -infinity whatever the scale (they are not multiplied).
+            var last = rest > 0 ? Vector512.ConditionalSelect(lanes, Avx512F.MaskLoad(px + whole, lanes, negativeInfinity) * factor, negativeInfinity) : negativeInfinity;
             top = Vector512.Max(top, last);
             var top8 = Vector256.Max(top.GetLower(), top.GetUpper());
             var top4 = Vector128.Max(top8.GetLower(), top8.GetUpper());
@@ -468,7 +476,7 @@ public static partial class Ops
             var sum = Vector512<float>.Zero;
             for (int i = 0; i < whole; i += 16)
             {
-                var e = SoftmaxExp512(Vector512.Load(px + i) - shift);
+                var e = SoftmaxExp512(Vector512.Load(px + i) * factor - shift);
                 e.Store(py + i);
                 sum += e;
             }
@@ -493,13 +501,13 @@ public static partial class Ops
         Vector512.ConditionalSelect(Vector512.LessThan(d, Vector512.Create(ExpLowest)), Vector512<float>.Zero, ExpNonPositive512(d));
 
     /// <summary><see cref="SoftmaxRow"/> lane by lane: the same operations and summation order as <see cref="SoftmaxRow512"/>.</summary>
-    internal static void SoftmaxRowLanes(ReadOnlySpan<float> x, Span<float> y)
+    internal static void SoftmaxRowLanes(ReadOnlySpan<float> x, Span<float> y, float scale = 1f)
     {
         int n = x.Length;
         float max = float.NegativeInfinity;
         Span<float> top = stackalloc float[16];
         top.Fill(float.NegativeInfinity);
-        for (int i = 0; i < n; i++) top[i & 15] = MaxLane(top[i & 15], x[i]);
+        for (int i = 0; i < n; i++) top[i & 15] = MaxLane(top[i & 15], x[i] * scale);
         for (int j = 0; j < 16; j++) max = MathF.Max(max, top[j]);
         if (float.IsNegativeInfinity(max))
         {
@@ -510,7 +518,7 @@ public static partial class Ops
         sum.Clear();
         for (int i = 0; i < n; i++)
         {
-            float d = x[i] - max;
+            float d = x[i] * scale - max;
             float e = d < ExpLowest ? 0f : ExpNonPositiveScalar(d);
             y[i] = e;
             sum[i & 15] += e;
@@ -603,6 +611,11 @@ public static partial class Ops
         int longestStride = (longest + 15) / 16 * 16;
         long work = 0;
         for (int b = 0; b < batch; b++) work += (long)shape.SequenceRows(b) * shape.SequenceRows(b) * size * heads;
+        // K_h^T by 16 x 16 register transposes where the head size is whole vectors (MiniLM's and BERT's 32 and 64),
+        // and each softmax row scaled as it is read when there is no mask (session 19: MiniLM one sentence at a time,
+        // 1 thread, alternating A/B, each about 5% of the sentence, the two 5.5-7%: a TensorPrimitives call or a
+        // scalar copy loop per row of 13 keys cost more than the row's arithmetic).
+        bool transposeBlocks = size % 16 == 0 && Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
         Action<int, int> body = (start, end) =>
         {
             var keysT = new float[size * longestStride];     // K_h^T [D, T]: the kernel's right operand is row-major
@@ -618,10 +631,20 @@ public static partial class Ops
                     int keys = (seq + 15) / 16 * 16;
                     nint input = (nint)first * stride + h * size, output = (nint)first * channels + h * size;
                     long mark = TransformerProfiler.Start();
-                    for (int j = 0; j < seq; j++)
+                    if (transposeBlocks)
                     {
-                        float* keyRow = pk + input + (nint)j * stride;
-                        for (int d = 0; d < size; d++) pkt[d * keys + j] = keyRow[d];
+                        // 16 keys x 16 dimensions per in-register transpose (keys past seq written as zeros, into the padding).
+                        for (int j0 = 0; j0 < seq; j0 += 16)
+                            for (int d0 = 0; d0 < size; d0 += 16)
+                                OutputLanesSgemm.Transpose16(pk + input + (nint)j0 * stride + d0, stride, Math.Min(16, seq - j0), pkt + (nint)d0 * keys + j0, keys);
+                    }
+                    else
+                    {
+                        for (int j = 0; j < seq; j++)
+                        {
+                            float* keyRow = pk + input + (nint)j * stride;
+                            for (int d = 0; d < size; d++) pkt[d * keys + j] = keyRow[d];
+                        }
                     }
                     Gemm.MatMulStrided(pq + input, stride, pkt, keys, ps, keys, seq, size, keys);
                     mark = TransformerProfiler.Stop(TransformerStage.AttentionScores, mark);
@@ -631,14 +654,15 @@ public static partial class Ops
                         int visible = causal ? i + 1 : seq;
                         var row = scores.AsSpan(i * keys, seq);
                         var shown = row[..visible];
-                        TensorPrimitives.Multiply(shown, scale, shown);
                         if (keyMask != null)
                         {
+                            TensorPrimitives.Multiply(shown, scale, shown);
                             var m = keyMask.AsSpan(first, visible);
                             for (int j = 0; j < visible; j++)
                                 if (m[j] == 0) shown[j] = float.NegativeInfinity;
+                            SoftmaxRow(shown, shown);
                         }
-                        SoftmaxRow(shown, shown);
+                        else SoftmaxRow(shown, shown, scale);   // the same products, read once
                         row[visible..].Clear();
                     }
                     mark = TransformerProfiler.Stop(TransformerStage.AttentionSoftmax, mark);
