@@ -164,6 +164,14 @@ public class TransformerOpTests
                 if (trial == 3 && n % 11 == 0) x[n / 2] = float.NaN;
                 var lanes = new float[n];
                 Ops.SoftmaxRowLanes(x, lanes);
+                // A scale multiplies each value as it is read: the bits of scaling the row first.
+                const float Scale = 0.1767767f;
+                var scaledFirst = x.Select(v => v * Scale).ToArray();
+                var expectedScaled = new float[n];
+                Ops.SoftmaxRowLanes(scaledFirst, expectedScaled);
+                var scaledLanes = new float[n];
+                Ops.SoftmaxRowLanes(x, scaledLanes, Scale);
+                Assert.True(scaledLanes.AsSpan().SequenceEqual(expectedScaled), $"n={n} trial {trial}: the scaled lanes differ");
                 double max = x.Max(v => (double)v), sum = x.Sum(v => Math.Exp(v - max));
                 for (int j = 0; j < n; j++)
                 {
@@ -177,6 +185,12 @@ public class TransformerOpTests
                 var wide = new float[n];
                 Ops.SoftmaxRow512(x, wide);
                 Assert.True(wide.AsSpan().SequenceEqual(lanes), $"n={n} trial {trial}: the paths differ");
+                var scaledWide = new float[n];
+                Ops.SoftmaxRow512(x, scaledWide, Scale);
+                Assert.True(scaledWide.AsSpan().SequenceEqual(expectedScaled), $"n={n} trial {trial}: the scaled paths differ");
+                Ops.SoftmaxRow512(x, scaledWide, -Scale);
+                Ops.SoftmaxRowLanes(x, scaledLanes, -Scale);
+                Assert.True(scaledWide.AsSpan().SequenceEqual(scaledLanes), $"n={n} trial {trial}: a negative scale differs between the paths");
                 // In place, as the fused attention calls it.
                 var inPlace = (float[])x.Clone();
                 Ops.SoftmaxRow512(inPlace, inPlace);
