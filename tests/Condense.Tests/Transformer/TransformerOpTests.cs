@@ -148,6 +148,38 @@ public class TransformerOpTests
     }
 
     [Fact]
+    public void LayerNorm_rows_give_the_same_bits_on_the_512_bit_and_the_lane_by_lane_path()
+    {
+        // Rows of 1-80 channels (whole vectors and tails), in place and not, with an offset mean and a wide range.
+        var rng = new Rng(29);
+        for (int n = 1; n <= 80; n++)
+        {
+            var x = new float[n];
+            var w = new float[n];
+            var b = new float[n];
+            for (int j = 0; j < n; j++)
+            {
+                x[j] = 3f + 5f * rng.NextGaussian();
+                w[j] = 1f + 0.3f * rng.NextGaussian();
+                b[j] = 0.2f * rng.NextGaussian();
+            }
+            var lanes = new float[n];
+            var (mean, rstd) = Ops.LayerNormRowLanes(x, lanes, w, b, 1e-5f);
+            double m = x.Average(v => (double)v), variance = x.Sum(v => (v - m) * (v - m)) / n;
+            Assert.Equal(m, mean, 1e-5);
+            Assert.Equal(1 / Math.Sqrt(variance + 1e-5), rstd, 1e-4 / Math.Sqrt(variance + 1e-5));
+            for (int j = 0; j < n; j++) Assert.Equal((x[j] - m) / Math.Sqrt(variance + 1e-5) * w[j] + b[j], lanes[j], 1e-4);
+            if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) continue;
+            var wide = new float[n];
+            var (mean512, rstd512) = Ops.LayerNormRow512(x, wide, w, b, 1e-5f);
+            Assert.True(wide.AsSpan().SequenceEqual(lanes) && mean512 == mean && rstd512 == rstd, $"n={n}: the paths differ");
+            var inPlace = (float[])x.Clone();
+            Ops.LayerNormRow512(inPlace, inPlace, w, b, 1e-5f);
+            Assert.True(inPlace.AsSpan().SequenceEqual(lanes), $"n={n}: in place differs");
+        }
+    }
+
+    [Fact]
     public void Softmax_rows_give_the_same_bits_on_the_512_bit_and_the_lane_by_lane_path()
     {
         // Rows of 1-50 keys (whole vectors and tails), with masked (-infinity) keys, a fully masked row, very
