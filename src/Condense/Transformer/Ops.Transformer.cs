@@ -269,8 +269,7 @@ public static partial class Ops
             {
                 var row = xs.AsSpan(r * width, width);
                 // Element-wise: any split of the rows gives the bits of one pass (the vector kernel equals the passes).
-                if (rb != null) GeluErfForwardWithBias(row, rb);
-                else GeluErfForward(row, row);
+                GeluErfForward(row, row, rb);
             }
         };
         // GELU costs ~2 ns per value (erf's polynomial, a division, exp): from a few thousand values a second thread
@@ -284,44 +283,36 @@ public static partial class Ops
     private const int GeluParallelElements = 1 << 12;
 
     /// <summary>
-    /// y = x Phi(x) over spans; y may be x. With 512-bit vectors each vector goes through every step in registers
-    /// (one pass over memory instead of twenty); the steps and their order are those of <see cref="GeluErfPasses"/>,
-    /// so the bits are the same (tested), and the tail of fewer than 16 values takes the passes.
+    /// y = GELU(x + bias) over spans (no bias: <paramref name="bias"/> empty); y may be x. With 512-bit vectors each vector
+    /// goes through every step in registers (one pass over memory instead of twenty); the steps and their order are those
+    /// of <see cref="GeluErfPasses"/>, so the bits are the same (tested), and the tail of fewer than 16 values takes the
+    /// passes. The bias is added as each vector is read: the IEEE sums of a separate add, one pass over the row fewer
+    /// (session 19, a compressed intermediate layer's bias: MiniLM 1 thread, alternating A/B, 1-2% per sentence).
     /// </summary>
-    private static unsafe void GeluErfForward(ReadOnlySpan<float> x, Span<float> y)
+    private static unsafe void GeluErfForward(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<float> bias = default)
     {
+        bool biased = !bias.IsEmpty;
         int done = 0;
         if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
         {
             int count = x.Length - x.Length % Vector512<float>.Count;
-            fixed (float* px = x, py = y)
+            fixed (float* px = x, py = y, pb = bias)
                 for (; done < count; done += Vector512<float>.Count)
-                    Vector512.Store(GeluErf512(Vector512.Load(px + done)), py + done);
+                {
+                    var v = Vector512.Load(px + done);
+                    if (biased) v += Vector512.Load(pb + done);
+                    Vector512.Store(GeluErf512(v), py + done);
+                }
         }
-        if (done < x.Length) GeluErfPasses(x[done..], y[done..]);
-    }
-
-    /// <summary>
-    /// x = GELU(x + bias) in place, the bias added as each vector is read (the IEEE sums of a separate add, one pass
-    /// over the row fewer: session 19, MiniLM's intermediate activations, 1 thread, alternating A/B, 1-2% per sentence
-    /// one at a time); the tail as the add, then the passes.
-    /// </summary>
-    private static unsafe void GeluErfForwardWithBias(Span<float> x, ReadOnlySpan<float> bias)
-    {
-        int done = 0;
-        if (Vector512.IsHardwareAccelerated && x.Length >= Vector512<float>.Count)
+        if (done == x.Length) return;
+        if (!biased)
         {
-            int count = x.Length - x.Length % Vector512<float>.Count;
-            fixed (float* px = x, pb = bias)
-                for (; done < count; done += Vector512<float>.Count)
-                    Vector512.Store(GeluErf512(Vector512.Load(px + done) + Vector512.Load(pb + done)), px + done);
+            GeluErfPasses(x[done..], y[done..]);
+            return;
         }
-        if (done < x.Length)
-        {
-            var tail = x[done..];
-            TensorPrimitives.Add(tail, bias[done..], tail);
-            GeluErfPasses(tail, tail);
-        }
+        var tail = y[done..];
+        TensorPrimitives.Add(x[done..], bias[done..], tail);
+        GeluErfPasses(tail, tail);
     }
 
     /// <summary>One vector of <see cref="GeluErfPasses"/>, step for step (unfused multiply-adds, as TensorPrimitives.MultiplyAdd).</summary>
