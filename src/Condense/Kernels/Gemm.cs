@@ -66,12 +66,14 @@ public static class Gemm
                 float* packed = (float*)(((nint)raw + 63) & ~(nint)63);
                 OutputLanesSgemm.PackKMajor(b, n, n, k, packed, threads);
                 var panels = new OutputLanesSgemm.PackedPanels(packed, k);
-                for (int i0 = 0; i0 < m; i0 += OutputLanesSgemm.RowBlock)
+                if (!transposedA)
                 {
-                    int rows = Math.Min(OutputLanesSgemm.RowBlock, m - i0);
-                    if (transposedA) OutputLanesSgemm.RunTransposedX(a + i0, m, panels, c + (nint)i0 * n, rows, n, k, accumulate, threads);
-                    else OutputLanesSgemm.Run(a + (nint)i0 * k, panels, c + (nint)i0 * n, rows, n, k, accumulate, threads);
+                    OutputLanesSgemm.RunRowBlocks(a, panels, c, m, n, k, accumulate, threads);
+                    return;
                 }
+                // A^T's rows are A's columns: a block of them starts i0 columns in, with A's row stride m.
+                for (int i0 = 0; i0 < m; i0 += OutputLanesSgemm.RowBlock)
+                    OutputLanesSgemm.RunTransposedX(a + i0, m, panels, c + (nint)i0 * n, Math.Min(OutputLanesSgemm.RowBlock, m - i0), n, k, accumulate, threads);
             }
         }
         finally

@@ -590,7 +590,8 @@ public static partial class Ops
         float max = float.NegativeInfinity;
         Span<float> top = stackalloc float[16];
         top.Fill(float.NegativeInfinity);
-        for (int i = 0; i < n; i++) top[i & 15] = MaxLane(top[i & 15], x[i] * scale);
+        // MathF.Max is Vector512.Max's lane operation: NaN if either is NaN, +0 over -0, else the larger.
+        for (int i = 0; i < n; i++) top[i & 15] = MathF.Max(top[i & 15], x[i] * scale);
         for (int j = 0; j < 16; j++) max = MathF.Max(max, top[j]);
         if (float.IsNegativeInfinity(max))
         {
@@ -609,9 +610,6 @@ public static partial class Ops
         float inverse = 1f / SumLanes(sum);
         for (int i = 0; i < n; i++) y[i] *= inverse;
     }
-
-    // Vector512.Max's lane operation: NaN if either is NaN, +0 over -0, else the larger.
-    private static float MaxLane(float a, float b) => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : MathF.Max(a, b);
 
     /// <summary>dx += scale * p (dy - dot(dy, p)) per row; masked entries have p = 0 and get nothing.</summary>
     private static void SoftmaxBackward(Tensor y, Tensor x, float scale, int rows, int n)
